@@ -1,0 +1,411 @@
+/* shoal-agent.c: the per-device deployment agent
+ *
+ * Loads its drivers, brings up the network, tells the server it runs
+ * ("agent-running"), then long-polls <server>/agent/v1/next for its
+ * instructions and carries them out: "unicast-receive" (write the image
+ * from the manifest and chunks over HTTP, every chunk verified),
+ * "multicast-receive" (through plugins/multicast/proto when built in),
+ * "reboot" and "poweroff". Progress and results go to
+ * <server>/agent/v1/event as {"event": name, "data": {...}}.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sa-config.h"
+#include "sa-http.h"
+#include "sa-image.h"
+#include "sa-json.h"
+#include "sa-modload.h"
+#include "sa-util.h"
+
+#ifdef SHOAL_AGENT_HAVE_MULTICAST
+#include "sa-multicast.h"
+#endif
+
+typedef struct {
+  SaConfig  config;
+  char     *modules_dir;
+  uint64_t  serial;
+  uint64_t  last_progress_ms;
+  double    last_fraction;
+  bool      once;        /* tests: stop after the first instruction */
+  unsigned  max_polls;   /* 0: forever */
+} Agent;
+
+/* Posts {"event": name, "data": data_json}; bounded retries */
+static bool
+post_event (Agent *a, const char *name, const char *data_json)
+{
+  char url[2300], err[512];
+  SaBuf body;
+  bool ok = false;
+
+  snprintf (url, sizeof url, "%s/agent/v1/event", a->config.server);
+  sa_buf_init (&body);
+  sa_buf_append_str (&body, "{\"event\":");
+  sa_json_append_string (&body, name);
+  sa_buf_printf (&body, ",\"data\":%s}", data_json ? data_json : "{}");
+  for (unsigned attempt = 1, delay = 500; attempt <= 5 && !ok; attempt++, delay *= 2)
+    {
+      SaHttpRequest req = { .method = "POST", .url = url, .token = a->config.token,
+                            .body = body.data, .body_len = body.len, .timeout_ms = 15000 };
+      SaHttpResponse resp;
+
+      if (sa_http_do (&req, &resp, err, sizeof err) == 0)
+        {
+          ok = resp.status >= 200 && resp.status < 300;
+          if (!ok)
+            snprintf (err, sizeof err, "HTTP %d %s", resp.status, resp.body.data);
+        }
+      sa_http_response_clear (&resp);
+      if (!ok)
+        {
+          sa_log ("event %s not posted (attempt %u): %s", name, attempt, err);
+          sa_sleep_ms (delay);
+        }
+    }
+  sa_buf_clear (&body);
+  return ok;
+}
+
+static void
+post_error (Agent *a, const char *action, const char *message)
+{
+  SaBuf data;
+
+  sa_log ("%s failed: %s", action, message);
+  sa_buf_init (&data);
+  sa_buf_append_str (&data, "{\"action\":");
+  sa_json_append_string (&data, action);
+  sa_buf_append_str (&data, ",\"message\":");
+  sa_json_append_string (&data, message);
+  sa_buf_append_str (&data, "}");
+  post_event (a, "error", data.data);
+  sa_buf_clear (&data);
+}
+
+static bool
+has_ipv4 (void)
+{
+  struct ifaddrs *ifa = NULL;
+  bool found = false;
+
+  if (getifaddrs (&ifa) < 0)
+    return false;
+  for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
+    found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK);
+  freeifaddrs (ifa);
+  return found;
+}
+
+static int
+run (const char *const argv[])
+{
+  pid_t pid = fork ();
+  int status = 0;
+
+  if (pid == 0)
+    {
+      execvp (argv[0], (char *const *) argv);
+      _exit (127);
+    }
+  if (pid < 0 || waitpid (pid, &status, 0) < 0)
+    return -1;
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+/* The loader's init already configured the network; only if no interface
+ * has an IPv4 address does the agent run busybox udhcpc on each NIC */
+static void
+network_up (void)
+{
+  struct dirent **names = NULL;
+  int n;
+
+  for (int i = 0; i < 50 && !has_ipv4 (); i++)
+    sa_sleep_ms (100);
+  if (has_ipv4 ())
+    return;
+  n = scandir ("/sys/class/net", &names, NULL, alphasort);
+  for (int i = 0; i < n; i++)
+    {
+      char dev[512];
+      struct stat st;
+      const char *name = names[i]->d_name;
+
+      snprintf (dev, sizeof dev, "/sys/class/net/%s/device", name);
+      if (name[0] != '.' && stat (dev, &st) == 0 && !has_ipv4 ())
+        {
+          const char *up[] = { "ip", "link", "set", name, "up", NULL };
+          const char *dhcp[] = { "udhcpc", "-i", name, "-n", "-q", "-t", "5", "-T", "2", NULL };
+
+          run (up);
+          sa_log ("udhcpc on %s: exit %d", name, run (dhcp));
+        }
+      free (names[i]);
+    }
+  free (names);
+}
+
+static void
+progress_cb (void *user_data, uint64_t done, uint64_t total)
+{
+  Agent *a = user_data;
+  double fraction = total ? (double) done / (double) total : 1.0;
+  uint64_t now = sa_now_ms ();
+  char data[256];
+
+  if (fraction < 1.0 && fraction - a->last_fraction < 0.05 && now - a->last_progress_ms < 2000)
+    return;
+  a->last_fraction = fraction;
+  a->last_progress_ms = now;
+  snprintf (data, sizeof data, "{\"fraction\":%.4f,\"bytes\":%llu,\"total\":%llu}", fraction,
+            (unsigned long long) done, (unsigned long long) total);
+  post_event (a, "progress", data);
+}
+
+/* The first fixed disk in /sys/block: /dev/<name> */
+static char *
+default_disk (void)
+{
+  struct dirent **names = NULL;
+  char *disk = NULL;
+  int n = scandir ("/sys/block", &names, NULL, alphasort);
+
+  for (int i = 0; i < n; i++)
+    {
+      const char *name = names[i]->d_name;
+      char *removable = sa_read_filef (true, "/sys/block/%s/removable", name);
+      char dev[512];
+      struct stat st;
+
+      snprintf (dev, sizeof dev, "/sys/block/%s/device", name);
+      if (disk == NULL && name[0] != '.' && stat (dev, &st) == 0 && strncmp (name, "sr", 2) != 0
+          && (removable == NULL || strcmp (removable, "0") == 0))
+        {
+          disk = sa_malloc0 (strlen (name) + 6);
+          sprintf (disk, "/dev/%s", name);
+        }
+      free (removable);
+      free (names[i]);
+    }
+  free (names);
+  return disk;
+}
+
+static void
+do_unicast (Agent *a, const SaJson *ins)
+{
+  const char *manifest = sa_json_get_string (ins, "manifest");
+  const char *disk = sa_json_get_string (ins, "disk");
+  char *fallback = NULL;
+  SaImageJob job = { 0 };
+  SaImageResult result;
+  char err[1024], data[512];
+
+  if (manifest == NULL)
+    manifest = sa_json_get_string (ins, "manifest_url");
+  if (disk == NULL && a->config.disk && *a->config.disk)
+    disk = a->config.disk;
+  if (disk == NULL)
+    disk = fallback = default_disk ();
+  if (manifest == NULL || disk == NULL)
+    {
+      post_error (a, "unicast-receive", manifest ? "no disk found to write" : "the instruction names no manifest");
+      free (fallback);
+      return;
+    }
+  job = (SaImageJob) { a->config.server, a->config.token, manifest,
+                       sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a };
+  a->last_fraction = 0;
+  a->last_progress_ms = 0;
+  if (!sa_image_unicast_receive (&job, &result, err, sizeof err))
+    post_error (a, "unicast-receive", err);
+  else
+    {
+      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%zu,\"mode\":\"unicast\"}",
+                disk, (unsigned long long) result.bytes, result.chunks);
+      sa_log ("image written to %s: %llu bytes", disk, (unsigned long long) result.bytes);
+      post_event (a, "image-written", data);
+    }
+  free (fallback);
+}
+
+static void
+do_multicast (Agent *a, const SaJson *ins)
+{
+#ifdef SHOAL_AGENT_HAVE_MULTICAST
+  sa_multicast_receive (a->config.server, a->config.token, ins, post_event_cb, a);
+#else
+  const char *fallback = sa_json_get_string (ins, "fallback");
+
+  if (fallback != NULL && strcmp (fallback, "unicast") == 0)
+    {
+      sa_log ("multicast receiver not built in: falling back to unicast");
+      do_unicast (a, ins);
+      return;
+    }
+  post_error (a, "multicast-receive", "this agent was built without the multicast receiver");
+#endif
+}
+
+static void
+do_reboot (Agent *a, bool poweroff)
+{
+  post_event (a, poweroff ? "powering-off" : "rebooting", "{}");
+  sync ();
+  if (a->once)
+    return;
+  sa_log ("%s", poweroff ? "powering off" : "rebooting");
+  reboot (poweroff ? RB_POWER_OFF : RB_AUTOBOOT);
+  sa_log ("reboot failed: %s", strerror (errno));
+}
+
+static void
+execute (Agent *a, const SaJson *ins)
+{
+  const char *action = sa_json_get_string (ins, "action");
+
+  if (action == NULL)
+    action = sa_json_get_string (ins, "type");
+  if (action == NULL)
+    action = sa_json_get_string (ins, "op");
+  sa_log ("instruction %llu: %s", (unsigned long long) a->serial, action ? action : "(none)");
+  if (action == NULL)
+    post_error (a, "(none)", "the instruction has no \"action\"");
+  else if (strcmp (action, "unicast-receive") == 0)
+    do_unicast (a, ins);
+  else if (strcmp (action, "multicast-receive") == 0)
+    do_multicast (a, ins);
+  else if (strcmp (action, "reboot") == 0)
+    do_reboot (a, false);
+  else if (strcmp (action, "poweroff") == 0)
+    do_reboot (a, true);
+  else if (strcmp (action, "wait") != 0)
+    post_error (a, action, "unknown instruction");
+}
+
+/* One long poll: true if an instruction was handled */
+static bool
+poll_next (Agent *a)
+{
+  char url[2400], err[512], perr[256];
+  SaHttpRequest req = { .url = url, .token = a->config.token, .timeout_ms = 45000 };
+  SaHttpResponse resp;
+  SaJson *root = NULL;
+  bool handled = false;
+
+  snprintf (url, sizeof url, "%s/agent/v1/next?after=%llu", a->config.server, (unsigned long long) a->serial);
+  if (sa_http_do (&req, &resp, err, sizeof err) < 0)
+    {
+      sa_log ("next: %s", err);
+      sa_http_response_clear (&resp);
+      sa_sleep_ms (2000);
+      return false;
+    }
+  if (resp.status == 200)
+    root = sa_json_parse (resp.body.data, resp.body.len, perr, sizeof perr);
+  else if (resp.status != 204)
+    {
+      sa_log ("next: HTTP %d %s", resp.status, resp.body.data);
+      sa_sleep_ms (2000);
+    }
+  if (resp.status == 200 && root == NULL)
+    sa_log ("next: bad JSON: %s", perr);
+  if (root != NULL)
+    {
+      int64_t serial = sa_json_get_int (root, "serial", -1);
+      SaJson *ins = sa_json_get (root, "instruction");
+
+      if (serial > (int64_t) a->serial && ins != NULL && ins->type == SA_JSON_OBJECT)
+        {
+          a->serial = (uint64_t) serial;
+          execute (a, ins);
+          handled = true;
+        }
+      else if (serial > (int64_t) a->serial)
+        a->serial = (uint64_t) serial;
+      sa_json_free (root);
+    }
+  sa_http_response_clear (&resp);
+  return handled;
+}
+
+static void
+announce (Agent *a, int failed_modules)
+{
+  SaBuf data;
+
+  sa_buf_init (&data);
+  sa_buf_append_str (&data, "{\"modules\":");
+  sa_json_append_string (&data, a->config.modules ? a->config.modules : "");
+  sa_buf_append_str (&data, ",\"kernel\":");
+  sa_json_append_string (&data, a->config.kernel ? a->config.kernel : "");
+  sa_buf_printf (&data, ",\"failed_modules\":%d}", failed_modules);
+  post_event (a, "agent-running", data.data);
+  sa_buf_clear (&data);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "modules", required_argument, NULL, 'm' },
+    { "no-modules", no_argument, NULL, 'N' },
+    { "once", no_argument, NULL, 'o' },
+    { "max-polls", required_argument, NULL, 'p' },
+    { NULL, 0, NULL, 0 },
+  };
+  Agent a = { .modules_dir = "/lib/modules" };
+  const char *config = "/etc/shoal/agent.conf";
+  bool load_modules = true;
+  char err[512];
+  int c, failed = 0;
+
+  sa_log_set_prog ("shoal-agent");
+  while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1)
+    {
+      switch (c)
+        {
+        case 'c': config = optarg; break;
+        case 'm': a.modules_dir = optarg; break;
+        case 'N': load_modules = false; break;
+        case 'o': a.once = true; break;
+        case 'p': a.max_polls = (unsigned) strtoul (optarg, NULL, 10); break;
+        default:
+          fprintf (stderr, "usage: shoal-agent [--config FILE] [--modules DIR] [--no-modules] [--once] [--max-polls N]\n");
+          return 2;
+        }
+    }
+  if (!sa_config_load (config, &a.config, err, sizeof err))
+    {
+      sa_log ("%s", err);
+      return 1;
+    }
+  sa_log ("device %s, server %s", a.config.device ? a.config.device : "?", a.config.server);
+  if (load_modules)
+    failed = sa_modload_all (a.modules_dir, a.config.kernel, a.config.modules);
+  network_up ();
+  announce (&a, failed);
+  for (unsigned polls = 0; a.max_polls == 0 || polls < a.max_polls; polls++)
+    {
+      if (poll_next (&a) && a.once)
+        break;
+    }
+  sa_config_clear (&a.config);
+  return 0;
+}

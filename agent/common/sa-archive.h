@@ -1,0 +1,18 @@
+/* sa-archive.h: unpacks a (gzip- or zstd-compressed) newc initramfs
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "sa-util.h"
+
+/* Decompresses @data if it starts with the gzip or zstd magic, else
+ * copies it; returns false with @err set on failure */
+bool sa_decompress     (const void *data, size_t len, size_t max_out, SaBuf *out, char *err, size_t errlen);
+
+/* Extracts a newc ("070701") archive into @dest: directories, regular
+ * files and symlinks; refuses absolute names and "..". Returns the number
+ * of entries extracted, or -1 with @err set. */
+long sa_newc_extract   (const void *data, size_t len, const char *dest, char *err, size_t errlen);

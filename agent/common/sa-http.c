@@ -1,0 +1,442 @@
+/* sa-http.c: a minimal HTTP/1.1 client over sockets for the target programs
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "sa-http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SA_HTTP_MAX_HEADER (64 * 1024)
+
+typedef struct {
+  int    fd;
+  int    timeout_ms;
+  char   buf[65536];
+  size_t pos;
+  size_t len;
+  bool   eof;
+} SaConn;
+
+int
+sa_url_parse (const char *url, SaUrl *out)
+{
+  const char *p, *host_end, *path;
+  size_t hlen;
+
+  memset (out, 0, sizeof *out);
+  if (strncmp (url, "http://", 7) != 0)
+    return -1;
+  p = url + 7;
+  path = strchr (p, '/');
+  if (path == NULL)
+    path = p + strlen (p);
+  out->port = 80;
+  if (*p == '[')
+    {
+      host_end = memchr (p, ']', (size_t) (path - p));
+      if (host_end == NULL)
+        return -1;
+      p++;
+      hlen = (size_t) (host_end - p);
+      host_end++;
+    }
+  else
+    {
+      host_end = memchr (p, ':', (size_t) (path - p));
+      if (host_end == NULL)
+        host_end = path;
+      hlen = (size_t) (host_end - p);
+    }
+  if (hlen == 0 || hlen >= sizeof out->host)
+    return -1;
+  memcpy (out->host, p, hlen);
+  if (*host_end == ':')
+    {
+      char *endp = NULL;
+      long port = strtol (host_end + 1, &endp, 10);
+
+      if (endp != path || port <= 0 || port > 65535)
+        return -1;
+      out->port = (int) port;
+    }
+  else if (host_end != path)
+    return -1;
+  snprintf (out->path, sizeof out->path, "%s", *path ? path : "/");
+  return 0;
+}
+
+static int
+wait_fd (int fd, short events, int timeout_ms)
+{
+  struct pollfd pfd = { fd, events, 0 };
+  int r;
+
+  do
+    r = poll (&pfd, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r == 0)
+    errno = ETIMEDOUT;
+  return r > 0 ? 0 : -1;
+}
+
+static int
+connect_to (const SaUrl *url, int timeout_ms)
+{
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+  const char *host = strcmp (url->host, "localhost") == 0 ? "127.0.0.1" : url->host;
+  int fd, one = 1, soerr = 0;
+  socklen_t errlen = sizeof soerr;
+
+  memset (&ss, 0, sizeof ss);
+  if (inet_pton (AF_INET, host, &sin->sin_addr) == 1)
+    {
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons ((uint16_t) url->port);
+      sslen = sizeof *sin;
+    }
+  else if (inet_pton (AF_INET6, host, &sin6->sin6_addr) == 1)
+    {
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons ((uint16_t) url->port);
+      sslen = sizeof *sin6;
+    }
+  else
+    {
+      errno = EINVAL;
+      return -1;
+    }
+  fd = socket (ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -1;
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect (fd, (struct sockaddr *) &ss, sslen) < 0 && errno != EINPROGRESS)
+    {
+      close (fd);
+      return -1;
+    }
+  if (wait_fd (fd, POLLOUT, timeout_ms) < 0
+      || getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &errlen) < 0 || soerr != 0)
+    {
+      if (soerr != 0)
+        errno = soerr;
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+static int
+send_all (SaConn *c, const void *data, size_t len)
+{
+  const char *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = send (c->fd, p, len, MSG_NOSIGNAL);
+
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        {
+          if (wait_fd (c->fd, POLLOUT, c->timeout_ms) < 0)
+            return -1;
+          continue;
+        }
+      if (n <= 0)
+        return -1;
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+static int
+fill (SaConn *c)
+{
+  ssize_t n;
+
+  if (c->pos < c->len)
+    return 0;
+  c->pos = c->len = 0;
+  if (c->eof)
+    return -1;
+  for (;;)
+    {
+      n = recv (c->fd, c->buf, sizeof c->buf, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        {
+          if (wait_fd (c->fd, POLLIN, c->timeout_ms) < 0)
+            return -1;
+          continue;
+        }
+      break;
+    }
+  if (n <= 0)
+    {
+      c->eof = true;
+      if (n == 0)
+        errno = ECONNRESET;
+      return -1;
+    }
+  c->len = (size_t) n;
+  return 0;
+}
+
+/* Reads one CRLF- or LF-terminated line without the terminator */
+static int
+read_line (SaConn *c, SaBuf *line, size_t max)
+{
+  line->len = 0;
+  sa_buf_append (line, "", 0);
+  for (;;)
+    {
+      char ch;
+
+      if (fill (c) < 0)
+        return -1;
+      ch = c->buf[c->pos++];
+      if (ch == '\n')
+        break;
+      if (line->len >= max)
+        {
+          errno = E2BIG;
+          return -1;
+        }
+      sa_buf_append (line, &ch, 1);
+    }
+  if (line->len > 0 && line->data[line->len - 1] == '\r')
+    line->data[--line->len] = '\0';
+  return 0;
+}
+
+typedef struct {
+  const SaHttpRequest *req;
+  SaHttpResponse      *resp;
+  bool                 to_sink;
+  size_t               limit;
+  bool                 truncated;
+} SaBody;
+
+static int
+deliver (SaBody *b, const void *data, size_t len)
+{
+  if (b->to_sink)
+    return b->req->sink (b->req->sink_data, data, len);
+  if (b->resp->body.len + len > b->limit)
+    {
+      b->truncated = true;
+      errno = EFBIG;
+      return -1;
+    }
+  sa_buf_append (&b->resp->body, data, len);
+  return 0;
+}
+
+static int
+read_exact (SaConn *c, SaBody *b, unsigned long long remaining)
+{
+  while (remaining > 0)
+    {
+      size_t n;
+
+      if (fill (c) < 0)
+        return -1;
+      n = c->len - c->pos;
+      if (n > remaining)
+        n = (size_t) remaining;
+      if (deliver (b, c->buf + c->pos, n) < 0)
+        return -1;
+      c->pos += n;
+      remaining -= n;
+    }
+  return 0;
+}
+
+static int
+read_chunked (SaConn *c, SaBody *b)
+{
+  SaBuf line;
+  int ret = -1;
+
+  sa_buf_init (&line);
+  for (;;)
+    {
+      char *endp = NULL;
+      unsigned long long size;
+
+      if (read_line (c, &line, 256) < 0)
+        break;
+      size = strtoull (line.data, &endp, 16);
+      if (endp == line.data)
+        break;
+      if (size == 0)
+        {
+          /* trailers until the empty line */
+          while (read_line (c, &line, 8192) == 0 && line.len > 0)
+            ;
+          ret = 0;
+          break;
+        }
+      if (read_exact (c, b, size) < 0 || read_line (c, &line, 2) < 0)
+        break;
+    }
+  sa_buf_clear (&line);
+  return ret;
+}
+
+static int
+read_until_eof (SaConn *c, SaBody *b)
+{
+  while (fill (c) == 0)
+    {
+      if (deliver (b, c->buf + c->pos, c->len - c->pos) < 0)
+        return -1;
+      c->pos = c->len;
+    }
+  return c->eof ? 0 : -1;
+}
+
+static void
+parse_header (const char *line, SaHttpResponse *resp, bool *chunked)
+{
+  const char *colon = strchr (line, ':');
+  const char *v;
+  size_t klen;
+
+  if (colon == NULL)
+    return;
+  klen = (size_t) (colon - line);
+  v = colon + 1;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (klen == 14 && strncasecmp (line, "Content-Length", klen) == 0)
+    resp->content_length = strtoll (v, NULL, 10);
+  else if (klen == 17 && strncasecmp (line, "Transfer-Encoding", klen) == 0)
+    *chunked = strcasestr (v, "chunked") != NULL;
+  else if (klen == 12 && strncasecmp (line, "Content-Type", klen) == 0)
+    snprintf (resp->content_type, sizeof resp->content_type, "%s", v);
+}
+
+static int
+read_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
+{
+  SaBuf line;
+  size_t total = 0;
+  int ret = -1;
+
+  sa_buf_init (&line);
+  if (read_line (c, &line, 8192) == 0 && strncmp (line.data, "HTTP/1.", 7) == 0 && line.len >= 12)
+    {
+      resp->status = atoi (line.data + 9);
+      while (read_line (c, &line, 8192) == 0)
+        {
+          total += line.len;
+          if (line.len == 0)
+            {
+              ret = 0;
+              break;
+            }
+          if (total > SA_HTTP_MAX_HEADER)
+            break;
+          parse_header (line.data, resp, chunked);
+        }
+    }
+  sa_buf_clear (&line);
+  return ret;
+}
+
+static void
+send_request (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaBuf *head)
+{
+  sa_buf_printf (head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: shoal-agent\r\n"
+                 "Connection: close\r\nAccept-Encoding: identity\r\n",
+                 req->method ? req->method : "GET", url->path, url->host, url->port);
+  if (req->token != NULL)
+    sa_buf_printf (head, "Authorization: Bearer %s\r\n", req->token);
+  if (req->range != NULL)
+    sa_buf_printf (head, "Range: %s\r\n", req->range);
+  if (req->body != NULL)
+    sa_buf_printf (head, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                   req->content_type ? req->content_type : "application/json", req->body_len);
+  sa_buf_append_str (head, "\r\n");
+}
+
+static int
+exchange (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaHttpResponse *resp)
+{
+  SaBuf head;
+  bool chunked = false;
+  int r;
+  SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
+
+  sa_buf_init (&head);
+  send_request (c, req, url, &head);
+  r = send_all (c, head.data, head.len);
+  sa_buf_clear (&head);
+  if (r < 0 || (req->body != NULL && send_all (c, req->body, req->body_len) < 0))
+    return -1;
+  if (read_head (c, resp, &chunked) < 0)
+    return -1;
+  if (resp->status == 204 || resp->status == 304 || (req->method && strcmp (req->method, "HEAD") == 0))
+    return 0;
+  b.to_sink = req->sink != NULL && resp->status >= 200 && resp->status < 300;
+  if (!b.to_sink && b.limit > (1u << 20) && !(resp->status >= 200 && resp->status < 300))
+    b.limit = 1u << 20;
+  if (chunked)
+    return read_chunked (c, &b);
+  if (resp->content_length >= 0)
+    return read_exact (c, &b, (unsigned long long) resp->content_length);
+  return read_until_eof (c, &b);
+}
+
+int
+sa_http_do (const SaHttpRequest *req, SaHttpResponse *resp, char *err, size_t errlen)
+{
+  SaUrl url;
+  SaConn *c;
+  int ret;
+
+  memset (resp, 0, sizeof *resp);
+  resp->content_length = -1;
+  sa_buf_init (&resp->body);
+  sa_buf_append (&resp->body, "", 0);
+  if (sa_url_parse (req->url, &url) < 0)
+    {
+      snprintf (err, errlen, "cannot parse URL %s (want http://<address>[:port]/path)", req->url);
+      return -1;
+    }
+  c = sa_malloc0 (sizeof *c);
+  c->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 30000;
+  c->fd = connect_to (&url, c->timeout_ms);
+  if (c->fd < 0)
+    {
+      snprintf (err, errlen, "connecting to %s:%d: %s", url.host, url.port, strerror (errno));
+      free (c);
+      return -1;
+    }
+  ret = exchange (c, req, &url, resp);
+  if (ret < 0)
+    snprintf (err, errlen, "%s %s: %s", req->method ? req->method : "GET", req->url,
+              resp->status ? strerror (errno) : "no valid answer");
+  close (c->fd);
+  free (c);
+  return ret;
+}
+
+void
+sa_http_response_clear (SaHttpResponse *resp)
+{
+  sa_buf_clear (&resp->body);
+}
