@@ -1,0 +1,20 @@
+/* shoal-image-files-private.h: helpers shared by the files of the store
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+int      shoal_image_files_lock       (const gchar  *root,
+                                       int           operation,
+                                       GError      **error);
+gboolean shoal_image_files_read_exact (const gchar  *path,
+                                       guint8       *buffer,
+                                       gsize         length,
+                                       gsize        *got,
+                                       GError      **error);
+
+G_END_DECLS

@@ -1,0 +1,124 @@
+/* shoal-image-files.h: the image store on disk (no GType, blocking calls)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The store is a folder (by default <state dir>/image-store):
+ *
+ *   chunks/<first 2 hex digits>/<64 hex digits>   bytes of one chunk, named by its SHA-256
+ *   images/<image id>.manifest                     a manifest; the id is its SHA-256
+ *   tmp/                                           scratch space of imports in progress
+ *   store.lock                                     flock: shared while importing, exclusive
+ *                                                  while removing (garbage collection)
+ *
+ * Chunks are shared by every image that contains them (deduplication); zero
+ * chunks are recorded in the manifest only. Every function here blocks: call
+ * them from a worker thread (ShoalImageStore does) or from a command-line tool.
+ * This layer registers no GType, so several modules (image-store, unicast,
+ * multicast) may link it into one process.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "shoal-manifest.h"
+
+G_BEGIN_DECLS
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalManifest, shoal_manifest_free)
+
+/**
+ * ShoalImageInfo:
+ * @id: the image id (SHA-256 of the manifest, 64 hex digits)
+ * @name: the image name from the manifest
+ * @size: bytes in the image
+ * @chunk_size: bytes per chunk
+ * @n_chunks: number of chunks
+ * @n_zero_chunks: chunks that are all zeros (not stored)
+ * @data_bytes: bytes in the chunks that are not zero
+ * @image_sha256: SHA-256 of the whole image (64 hex digits)
+ * @imported: when the image was imported (Unix time, seconds)
+ */
+typedef struct {
+  gchar   *id;
+  gchar   *name;
+  guint64  size;
+  guint32  chunk_size;
+  guint64  n_chunks;
+  guint64  n_zero_chunks;
+  guint64  data_bytes;
+  gchar   *image_sha256;
+  gint64   imported;
+} ShoalImageInfo;
+
+void            shoal_image_info_free        (ShoalImageInfo *info);
+GVariant       *shoal_image_info_to_variant  (const ShoalImageInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalImageInfo, shoal_image_info_free)
+
+/**
+ * ShoalImportStats:
+ * What an import did: chunks in the image, zero chunks, chunks written,
+ * chunks already in the store, bytes written, bytes read from the source.
+ */
+typedef struct {
+  guint64 n_chunks;
+  guint64 n_zero;
+  guint64 n_written;
+  guint64 n_deduplicated;
+  guint64 bytes_written;
+  guint64 bytes_read;
+} ShoalImportStats;
+
+/* Called from the importing thread: @done of @total source bytes read
+ * (@total is 0 when unknown). */
+typedef void (*ShoalImportProgressFunc) (guint64  done,
+                                         guint64  total,
+                                         gpointer user_data);
+
+gboolean        shoal_image_files_ensure        (const gchar       *root,
+                                                 GError           **error);
+gchar          *shoal_image_files_default_root  (const gchar       *state_dir);
+gchar          *shoal_image_files_chunk_path    (const gchar       *root,
+                                                 const gchar       *chunk_hex);
+gchar          *shoal_image_files_manifest_path (const gchar       *root,
+                                                 const gchar       *id);
+GBytes         *shoal_image_files_load_manifest_bytes (const gchar *root,
+                                                 const gchar       *id,
+                                                 GError           **error);
+ShoalManifest  *shoal_image_files_load_manifest (const gchar       *root,
+                                                 const gchar       *id,
+                                                 GError           **error);
+ShoalImageInfo *shoal_image_files_inspect       (const gchar       *root,
+                                                 const gchar       *id_or_name,
+                                                 GError           **error);
+GPtrArray      *shoal_image_files_list          (const gchar       *root,
+                                                 GError           **error);
+gchar          *shoal_image_files_resolve       (const gchar       *root,
+                                                 const gchar       *id_or_name,
+                                                 GError           **error);
+gchar          *shoal_image_files_import        (const gchar       *root,
+                                                 const gchar       *path,
+                                                 const gchar       *name,
+                                                 guint32            chunk_size,
+                                                 ShoalImportStats  *stats,
+                                                 ShoalImportProgressFunc progress,
+                                                 gpointer           progress_data,
+                                                 GCancellable      *cancellable,
+                                                 GError           **error);
+gboolean        shoal_image_files_remove        (const gchar       *root,
+                                                 const gchar       *id,
+                                                 guint64           *freed_bytes,
+                                                 GError           **error);
+gboolean        shoal_image_files_gc            (const gchar       *root,
+                                                 guint64           *freed_bytes,
+                                                 GError           **error);
+gboolean        shoal_image_files_verify        (const gchar       *root,
+                                                 const gchar       *id,
+                                                 GCancellable      *cancellable,
+                                                 GError           **error);
+gboolean        shoal_image_files_read_chunk    (const gchar       *root,
+                                                 const ShoalManifest *manifest,
+                                                 guint64            index,
+                                                 guint8            *buffer,
+                                                 GError           **error);
+
+G_END_DECLS

@@ -1,0 +1,180 @@
+/* shoal-image-gc.c: removing images and the chunks no image uses any more
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "shoal-error.h"
+#include "shoal-image-files.h"
+#include "shoal-image-files-private.h"
+
+/* Adds the hex digest of every data chunk of every image to @used. */
+static gboolean
+collect_used (const gchar  *root,
+              GHashTable   *used,
+              GError      **error)
+{
+  g_autoptr(GPtrArray) images = shoal_image_files_list (root, error);
+
+  if (images == NULL)
+    return FALSE;
+  for (guint i = 0; i < images->len; i++)
+    {
+      ShoalImageInfo *info = g_ptr_array_index (images, i);
+      g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (root, info->id, error);
+
+      if (m == NULL)
+        return FALSE;
+      for (guint64 c = 0; c < m->n_chunks; c++)
+        {
+          const guint8 *digest = shoal_manifest_chunk_digest (m, c);
+          gchar *hex;
+
+          if (digest == NULL)
+            continue;
+          hex = g_malloc (SHOAL_MANIFEST_HEX_LEN + 1);
+          shoal_manifest_digest_to_hex (digest, hex);
+          g_hash_table_add (used, hex);
+        }
+    }
+  return TRUE;
+}
+
+static void
+sweep_dir (const gchar *dir_path,
+           GHashTable  *used,
+           guint64     *freed)
+{
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const gchar *entry;
+
+  if (dir == NULL)
+    return;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *path = NULL;
+      GStatBuf st;
+
+      /* leftovers of an interrupted import start with ".tmp-" */
+      if (g_hash_table_contains (used, entry))
+        continue;
+      path = g_build_filename (dir_path, entry, NULL);
+      if (g_stat (path, &st) == 0 && g_unlink (path) == 0)
+        *freed += (guint64) st.st_size;
+    }
+  g_rmdir (dir_path);
+}
+
+static void
+sweep_chunks (const gchar *root,
+              GHashTable  *used,
+              guint64     *freed)
+{
+  g_autofree gchar *chunks = g_build_filename (root, "chunks", NULL);
+  g_autoptr(GDir) dir = g_dir_open (chunks, 0, NULL);
+  const gchar *entry;
+
+  if (dir == NULL)
+    return;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *sub = g_build_filename (chunks, entry, NULL);
+
+      if (strlen (entry) == 2 && g_file_test (sub, G_FILE_TEST_IS_DIR))
+        sweep_dir (sub, used, freed);
+    }
+}
+
+/* Deletes every chunk no image uses; the caller holds the lock exclusively. */
+static gboolean
+gc_locked (const gchar  *root,
+           guint64      *freed,
+           GError      **error)
+{
+  g_autoptr(GHashTable) used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  /* If a manifest cannot be read, keep every chunk rather than guess */
+  if (!collect_used (root, used, error))
+    return FALSE;
+  sweep_chunks (root, used, freed);
+  return TRUE;
+}
+
+/**
+ * shoal_image_files_gc:
+ * @freed_bytes: (out) (optional): bytes of chunks deleted
+ *
+ * Deletes the chunks no image uses (left by failed or interrupted imports).
+ * Waits for imports in progress.
+ */
+gboolean
+shoal_image_files_gc (const gchar  *root,
+                      guint64      *freed_bytes,
+                      GError      **error)
+{
+  guint64 freed = 0;
+  gboolean ok;
+  int lock_fd = shoal_image_files_lock (root, LOCK_EX, error);
+
+  if (lock_fd < 0)
+    return FALSE;
+  ok = gc_locked (root, &freed, error);
+  close (lock_fd);
+  if (freed_bytes != NULL)
+    *freed_bytes = freed;
+  return ok;
+}
+
+/**
+ * shoal_image_files_remove:
+ * @freed_bytes: (out) (optional): bytes of chunks deleted
+ *
+ * Removes image @id, then deletes every chunk no other image uses. Waits
+ * for imports in progress (they hold the store lock shared).
+ */
+gboolean
+shoal_image_files_remove (const gchar  *root,
+                          const gchar  *id,
+                          guint64      *freed_bytes,
+                          GError      **error)
+{
+  g_autofree gchar *path = NULL;
+  g_autoptr(GError) local_error = NULL;
+  guint64 freed = 0;
+  gboolean ok;
+  int lock_fd;
+  int saved;
+
+  if (!shoal_manifest_is_valid_id (id))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("“%s” is not an image id (64 lowercase hex digits)"), id);
+      return FALSE;
+    }
+  lock_fd = shoal_image_files_lock (root, LOCK_EX, error);
+  if (lock_fd < 0)
+    return FALSE;
+  path = shoal_image_files_manifest_path (root, id);
+  if (g_unlink (path) < 0)
+    {
+      saved = errno;
+      close (lock_fd);
+      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_STORE,
+                   _("Cannot remove image %s: %s"), id, g_strerror (saved));
+      return FALSE;
+    }
+  ok = gc_locked (root, &freed, &local_error);
+  close (lock_fd);
+  if (freed_bytes != NULL)
+    *freed_bytes = freed;
+  if (!ok)
+    g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                _("Image %s removed, but its chunks were kept: "), id);
+  return ok;
+}

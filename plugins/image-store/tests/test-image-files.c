@@ -1,0 +1,439 @@
+/* test-image-files.c: the image store on disk: import (raw, zstd), sparse
+ * chunks, deduplication, verification, removal and the shoal-image tool
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "shoal-error.h"
+#include "shoal-image-files.h"
+
+#define CHUNK 65536
+
+typedef struct {
+  gchar *dir;
+  gchar *root;
+} Fixture;
+
+static void
+rm_rf (const gchar *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const gchar *entry;
+
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *child = g_build_filename (path, entry, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        rm_rf (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->dir = g_dir_make_tmp ("shoal-image-files-XXXXXX", NULL);
+  g_assert_nonnull (f->dir);
+  f->root = g_build_filename (f->dir, "store", NULL);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  rm_rf (f->dir);
+  g_free (f->dir);
+  g_free (f->root);
+}
+
+static void
+fill_random (guint8 *p,
+             gsize   len,
+             guint32 seed)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+
+  for (gsize i = 0; i < len; i += 4)
+    {
+      guint32 v = g_rand_int (rand);
+
+      memcpy (p + i, &v, MIN (4, len - i));
+    }
+}
+
+/* Chunks: A 0 B A 0 C, then a tail of 1000 random bytes: 7 chunks, 2 zero,
+ * 4 distinct data chunks (A twice). */
+static GBytes *
+make_image (guint32 seed_c)
+{
+  gsize len = 6 * CHUNK + 1000;
+  guint8 *p = g_malloc0 (len);
+
+  fill_random (p, CHUNK, 1);
+  fill_random (p + 2 * CHUNK, CHUNK, 2);
+  memcpy (p + 3 * CHUNK, p, CHUNK);
+  fill_random (p + 5 * CHUNK, CHUNK, seed_c);
+  fill_random (p + 6 * CHUNK, 1000, seed_c + 1);
+  return g_bytes_new_take (p, len);
+}
+
+static gchar *
+write_file (Fixture     *f,
+            const gchar *name,
+            const void  *data,
+            gsize        len)
+{
+  gchar *path = g_build_filename (f->dir, name, NULL);
+
+  g_assert_true (g_file_set_contents (path, data, (gssize) len, NULL));
+  return path;
+}
+
+static gchar *
+write_zstd (Fixture     *f,
+            const gchar *name,
+            GBytes      *image,
+            guint        frames)
+{
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (image, &len);
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  gsize part = len / frames;
+
+  for (guint i = 0; i < frames; i++)
+    {
+      gsize in_len = i + 1 == frames ? len - i * part : part;
+      gsize cap = ZSTD_compressBound (in_len);
+      gsize old = out->len;
+      gsize n;
+
+      g_byte_array_set_size (out, (guint) (old + cap));
+      n = ZSTD_compress (out->data + old, cap, data + i * part, in_len, 3);
+      g_assert_false (ZSTD_isError (n));
+      g_byte_array_set_size (out, (guint) (old + n));
+    }
+  return write_file (f, name, out->data, out->len);
+}
+
+static guint
+count_chunk_files (Fixture *f)
+{
+  g_autofree gchar *chunks = g_build_filename (f->root, "chunks", NULL);
+  g_autoptr(GDir) dir = g_dir_open (chunks, 0, NULL);
+  const gchar *entry;
+  guint n = 0;
+
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *sub = g_build_filename (chunks, entry, NULL);
+      g_autoptr(GDir) subdir = g_dir_open (sub, 0, NULL);
+
+      while (subdir != NULL && g_dir_read_name (subdir) != NULL)
+        n++;
+    }
+  return n;
+}
+
+static void
+check_whole_image (const gchar *id,
+                   Fixture     *f,
+                   GBytes      *image)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (f->root, id, &error);
+  g_autofree guint8 *buf = g_malloc (CHUNK);
+  const guint8 *data = g_bytes_get_data (image, NULL);
+  guint8 digest[32];
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (m->size, ==, g_bytes_get_size (image));
+  for (guint64 i = 0; i < m->n_chunks; i++)
+    {
+      g_assert_true (shoal_image_files_read_chunk (f->root, m, i, buf, &error));
+      g_assert_no_error (error);
+      g_assert_cmpmem (buf, shoal_manifest_chunk_length (m, i),
+                       data + i * CHUNK, shoal_manifest_chunk_length (m, i));
+    }
+  shoal_manifest_digest (data, g_bytes_get_size (image), digest);
+  g_assert_cmpmem (digest, 32, m->image_sha256, 32);
+  g_assert_true (shoal_image_files_verify (f->root, id, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_import_raw (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (3);
+  g_autofree gchar *path = write_file (f, "disk.img", g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autoptr(GError) error = NULL;
+  ShoalImportStats stats = { 0 };
+  g_autofree gchar *id = shoal_image_files_import (f->root, path, NULL, CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_autoptr(ShoalImageInfo) info = NULL;
+  g_autofree gchar *again = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (shoal_manifest_is_valid_id (id));
+  g_assert_cmpuint (stats.n_chunks, ==, 7);
+  g_assert_cmpuint (stats.n_zero, ==, 2);
+  g_assert_cmpuint (stats.n_written, ==, 4);
+  g_assert_cmpuint (stats.n_deduplicated, ==, 1);
+  g_assert_cmpuint (stats.bytes_written, ==, 3 * CHUNK + 1000);
+  g_assert_cmpuint (count_chunk_files (f), ==, 4);
+
+  info = shoal_image_files_inspect (f->root, "disk", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->id, ==, id);
+  g_assert_cmpstr (info->name, ==, "disk");
+  g_assert_cmpuint (info->n_zero_chunks, ==, 2);
+  g_assert_cmpuint (info->data_bytes, ==, 4 * CHUNK + 1000);
+  check_whole_image (id, f, image);
+
+  /* again: same id, nothing written */
+  again = shoal_image_files_import (f->root, path, "disk", CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (again, ==, id);
+  g_assert_cmpuint (stats.n_written, ==, 0);
+  g_assert_cmpuint (stats.n_deduplicated, ==, 5);
+}
+
+static void
+test_import_zstd (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (3);
+  g_autofree gchar *raw = write_file (f, "disk.img", g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autofree gchar *zst = write_zstd (f, "disk.img.zst", image, 1);
+  g_autofree gchar *zst3 = write_zstd (f, "three-frames.zst", image, 3);
+  g_autoptr(GError) error = NULL;
+  ShoalImportStats stats = { 0 };
+  g_autofree gchar *id_zst = NULL;
+  g_autofree gchar *id_raw = NULL;
+  g_autofree gchar *id_zst3 = NULL;
+
+  id_zst = shoal_image_files_import (f->root, zst, NULL, CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (stats.n_zero, ==, 2);
+  g_assert_cmpuint (stats.n_written, ==, 4);
+  g_assert_cmpuint (stats.bytes_read, <, g_bytes_get_size (image));
+  check_whole_image (id_zst, f, image);
+
+  /* the same image, raw, under the same name: the same id */
+  id_raw = shoal_image_files_import (f->root, raw, "disk", CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id_raw, ==, id_zst);
+  g_assert_cmpuint (stats.n_written, ==, 0);
+
+  id_zst3 = shoal_image_files_import (f->root, zst3, "disk", CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id_zst3, ==, id_zst);
+}
+
+static void
+test_dedup_and_remove (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GBytes) one = make_image (3);
+  g_autoptr(GBytes) two = make_image (7);  /* shares A and B, differs in C and the tail */
+  g_autofree gchar *p1 = write_file (f, "one.raw", g_bytes_get_data (one, NULL), g_bytes_get_size (one));
+  g_autofree gchar *p2 = write_file (f, "two.raw", g_bytes_get_data (two, NULL), g_bytes_get_size (two));
+  g_autoptr(GError) error = NULL;
+  ShoalImportStats stats = { 0 };
+  g_autofree gchar *id1 = shoal_image_files_import (f->root, p1, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_autofree gchar *id2 = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  guint64 freed = 0;
+
+  g_assert_no_error (error);
+  id2 = shoal_image_files_import (f->root, p2, NULL, CHUNK, &stats, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id1, !=, id2);
+  g_assert_cmpuint (stats.n_written, ==, 2);       /* C and the tail */
+  g_assert_cmpuint (stats.n_deduplicated, ==, 3);  /* A, B, A */
+  g_assert_cmpuint (count_chunk_files (f), ==, 6);
+
+  list = shoal_image_files_list (f->root, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 2);
+
+  g_assert_true (shoal_image_files_remove (f->root, id1, &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, CHUNK + 1000);
+  g_assert_cmpuint (count_chunk_files (f), ==, 4);
+  check_whole_image (id2, f, two);
+
+  g_assert_false (shoal_image_files_remove (f->root, id1, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_assert_true (shoal_image_files_remove (f->root, id2, &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_chunk_files (f), ==, 0);
+}
+
+static void
+test_bad_input (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (3);
+  g_autofree gchar *zst = write_zstd (f, "disk.zst", image, 1);
+  g_autofree gchar *empty = write_file (f, "empty.img", "", 0);
+  g_autofree gchar *raw = write_file (f, "disk.img", g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autofree gchar *zst_data = NULL;
+  g_autofree gchar *truncated = NULL;
+  g_autofree gchar *garbage = NULL;
+  gsize zst_len = 0;
+  g_autoptr(GError) error = NULL;
+  gchar *id;
+
+  id = shoal_image_files_import (f->root, "/nonexistent/disk.img", NULL, 0, NULL, NULL, NULL, NULL, &error);
+  g_assert_null (id);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  id = shoal_image_files_import (f->root, empty, NULL, 0, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+
+  g_assert_true (g_file_get_contents (zst, &zst_data, &zst_len, NULL));
+  truncated = write_file (f, "truncated.zst", zst_data, zst_len / 2);
+  id = shoal_image_files_import (f->root, truncated, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "truncated"));
+  g_clear_error (&error);
+
+  memset (zst_data + 8, 0xff, 64);
+  garbage = write_file (f, "garbage.zst", zst_data, zst_len);
+  id = shoal_image_files_import (f->root, garbage, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+
+  id = shoal_image_files_import (f->root, raw, "no spaces", CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  id = shoal_image_files_import (f->root, raw, NULL, 1000, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  id = shoal_image_files_import (f->root, f->dir, NULL, 0, NULL, NULL, NULL, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_null (shoal_image_files_inspect (f->root, "../../etc/passwd", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (shoal_image_files_remove (f->root, "../x", NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  /* the failed zstd imports left chunks no manifest names: gc deletes them */
+  g_assert_cmpuint (count_chunk_files (f), >, 0);
+  g_assert_true (shoal_image_files_gc (f->root, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_chunk_files (f), ==, 0);
+}
+
+static void
+test_corrupt (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (3);
+  g_autofree gchar *raw = write_file (f, "disk.img", g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id = shoal_image_files_import (f->root, raw, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (f->root, id, &error);
+  g_autofree gchar *chunk_path = NULL;
+  g_autofree gchar *manifest_path = NULL;
+  char hex[65];
+
+  g_assert_no_error (error);
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (m, 2), hex);
+  chunk_path = shoal_image_files_chunk_path (f->root, hex);
+  g_assert_true (g_file_set_contents (chunk_path, "not the chunk", -1, NULL));
+  g_assert_false (shoal_image_files_verify (f->root, id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "corrupt"));
+  g_clear_error (&error);
+
+  /* a manifest whose content is not its name */
+  manifest_path = shoal_image_files_manifest_path (f->root, id);
+  g_assert_true (g_file_set_contents (manifest_path, "shoal-manifest 1\n", -1, NULL));
+  g_assert_null (shoal_image_files_load_manifest (f->root, id, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+}
+
+static gchar *
+run_tool (Fixture     *f,
+          gint         expect_status,
+          const gchar *arg1,
+          const gchar *arg2)
+{
+  const gchar *tool = g_getenv ("SHOAL_IMAGE_TOOL");
+  const gchar *argv[] = { tool, "--store", f->root, arg1, arg2, NULL };
+  g_autoptr(GError) error = NULL;
+  gchar *out = NULL;
+  gint status = 0;
+
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
+                               NULL, NULL, &out, NULL, &status, &error));
+  g_assert_no_error (error);
+  if (expect_status == 0)
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+  else
+    g_assert_false (g_spawn_check_wait_status (status, NULL));
+  return out;
+}
+
+static void
+test_tool (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (3);
+  g_autofree gchar *zst = write_zstd (f, "tool.img.zst", image, 1);
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *list = NULL;
+  g_autofree gchar *inspect = NULL;
+  g_autofree gchar *verify = NULL;
+  g_autofree gchar *rm = NULL;
+  g_autofree gchar *after = NULL;
+  g_autofree gchar *bad = NULL;
+
+  if (g_getenv ("SHOAL_IMAGE_TOOL") == NULL)
+    {
+      g_test_skip ("SHOAL_IMAGE_TOOL is not set");
+      return;
+    }
+  id = run_tool (f, 0, "import", zst);
+  g_strstrip (id);
+  g_assert_true (shoal_manifest_is_valid_id (id));
+  list = run_tool (f, 0, "list", NULL);
+  g_assert_nonnull (strstr (list, id));
+  g_assert_nonnull (strstr (list, "tool"));
+  inspect = run_tool (f, 0, "inspect", "tool");
+  g_assert_nonnull (strstr (inspect, "zero-chunks: 0"));  /* 1 MiB default chunk: no zero chunk */
+  verify = run_tool (f, 0, "verify", id);
+  rm = run_tool (f, 0, "rm", "tool");
+  after = run_tool (f, 0, "list", NULL);
+  g_assert_cmpstr (after, ==, "");
+  bad = run_tool (f, 1, "inspect", "tool");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/image-store/import-raw", Fixture, NULL, fixture_setup, test_import_raw, fixture_teardown);
+  g_test_add ("/shoal/image-store/import-zstd", Fixture, NULL, fixture_setup, test_import_zstd, fixture_teardown);
+  g_test_add ("/shoal/image-store/dedup-and-remove", Fixture, NULL, fixture_setup, test_dedup_and_remove, fixture_teardown);
+  g_test_add ("/shoal/image-store/bad-input", Fixture, NULL, fixture_setup, test_bad_input, fixture_teardown);
+  g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
+  g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
+  return g_test_run ();
+}
