@@ -1,0 +1,424 @@
+/* shoal-agent-api.c: the HTTP API agents on the devices talk to
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-controller-private.h"
+#include "shoal-error.h"
+#include "shoal-json-schema.h"
+
+/*
+ * Routes (every request carries the device's token, as
+ * "Authorization: Bearer <token>" or "?token=<token>"):
+ *
+ *   POST /agent/v1/inventory   body: inventory JSON (inventory.schema.json)
+ *   POST /agent/v1/event       body: {"event": "<name>", "data": {...}}
+ *   GET  /agent/v1/next?after=<serial>[&wait=<s>]
+ *        long poll: {"serial": n, "instruction": {...}} once the device's
+ *        instruction serial exceeds <serial>; 204 after <wait> seconds.
+ *
+ * Special events: "progress" {"fraction": 0..1}, "log" {"operation",
+ * "result", "message"}. Any other event is handed to the step waiting for
+ * it (shoal_device_wait_event_async()).
+ */
+
+#define MAX_BODY (1024 * 1024)
+#define MAX_WAIT 120
+
+typedef struct {
+  ShoalController   *controller;   /* unowned: lives as long as the server */
+} AgentApi;
+
+static void
+respond_json (SoupServerMessage *msg,
+              guint              status,
+              JsonNode          *node)
+{
+  g_autofree gchar *text = json_to_string (node, FALSE);
+
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY,
+                                    text, strlen (text));
+}
+
+static void
+respond_error (SoupServerMessage *msg,
+               guint              status,
+               const gchar       *reason)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, reason);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, status, node);
+  g_debug ("agent API: %u %s", status, reason);
+}
+
+static const gchar *
+request_token (SoupServerMessage *msg,
+               GHashTable        *query)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const gchar *auth = soup_message_headers_get_one (headers, "Authorization");
+
+  if (auth != NULL && g_ascii_strncasecmp (auth, "Bearer ", 7) == 0)
+    return auth + 7;
+  if (query != NULL)
+    return g_hash_table_lookup (query, "token");
+  return NULL;
+}
+
+/* Returns the device, or NULL after answering 401 and journalling the
+ * refusal on the device the request claims to be */
+static ShoalDevice *
+authenticate (AgentApi          *api,
+              SoupServerMessage *msg,
+              GHashTable        *query,
+              const gchar       *path)
+{
+  const gchar *token = request_token (msg, query);
+  ShoalDevice *device = shoal_controller_lookup_device_by_token (api->controller, token);
+  const gchar *claimed;
+  ShoalDevice *claimed_device;
+
+  if (device != NULL)
+    return device;
+  claimed = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                          "X-Shoal-Device");
+  if (claimed == NULL && query != NULL)
+    claimed = g_hash_table_lookup (query, "device");
+  claimed_device = shoal_controller_lookup_device (api->controller, claimed);
+  if (claimed_device != NULL)
+    shoal_device_log (claimed_device, "agent-api", "auth", SHOAL_JOURNAL_RESULT_FAILED,
+                      "request to %s from %s refused: %s token", path,
+                      g_inet_address_to_string (g_inet_socket_address_get_address (
+                        G_INET_SOCKET_ADDRESS (soup_server_message_get_remote_address (msg)))),
+                      token == NULL ? "no" : "wrong");
+  respond_error (msg, SOUP_STATUS_UNAUTHORIZED,
+                 token == NULL ? "missing device token" : "unknown device token");
+  return NULL;
+}
+
+static JsonNode *
+read_json_body (SoupServerMessage  *msg,
+                GError            **error)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  gsize size;
+  const gchar *data;
+
+  if (body->length > MAX_BODY)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   "body of %" G_GINT64_FORMAT " bytes exceeds the limit of %d bytes",
+                   body->length, MAX_BODY);
+      return NULL;
+    }
+  bytes = soup_message_body_flatten (body);
+  data = g_bytes_get_data (bytes, &size);
+  if (size == 0)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "empty body");
+      return NULL;
+    }
+  if (!g_utf8_validate (data, (gssize) size, NULL))
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "body is not UTF-8");
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, (gssize) size, error))
+    {
+      g_prefix_error (error, "malformed JSON: ");
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                           "body must be a JSON object");
+      return NULL;
+    }
+  return json_node_ref (json_parser_get_root (parser));
+}
+
+static gboolean
+require_method (SoupServerMessage *msg,
+                const gchar       *method)
+{
+  if (g_strcmp0 (soup_server_message_get_method (msg), method) == 0)
+    return TRUE;
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", method);
+  respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+  return FALSE;
+}
+
+static void
+respond_accepted (SoupServerMessage *msg)
+{
+  g_autoptr(JsonNode) node = json_from_string ("{\"status\":\"accepted\"}", NULL);
+
+  respond_json (msg, SOUP_STATUS_ACCEPTED, node);
+}
+
+static void
+inventory_cb (SoupServer        *server,
+              SoupServerMessage *msg,
+              const char        *path,
+              GHashTable        *query,
+              gpointer           user_data)
+{
+  AgentApi *api = user_data;
+  ShoalDevice *device;
+  g_autoptr(JsonNode) inventory = NULL;
+  g_autoptr(ShoalJsonSchema) schema = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!require_method (msg, "POST") || (device = authenticate (api, msg, query, path)) == NULL)
+    return;
+  inventory = read_json_body (msg, &error);
+  schema = inventory != NULL ? shoal_json_schema_new_for_name ("inventory", NULL) : NULL;
+  if (inventory != NULL && schema != NULL &&
+      !shoal_json_schema_validate (schema, inventory, &error))
+    g_clear_pointer (&inventory, json_node_unref);
+  if (inventory == NULL)
+    {
+      shoal_device_log (device, "agent-api", "inventory", SHOAL_JOURNAL_RESULT_FAILED,
+                        "inventory refused: %s", error->message);
+      respond_error (msg, error->code == SHOAL_ERROR_INVALID_DATA &&
+                     g_str_has_prefix (error->message, "body of")
+                     ? SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE : SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                     error->message);
+      return;
+    }
+  shoal_device_log (device, "agent-api", "inventory", SHOAL_JOURNAL_RESULT_OK,
+                    "inventory received (%" G_GINT64_FORMAT " bytes)",
+                    soup_server_message_get_request_body (msg)->length);
+  shoal_device_post_event (device, "inventory", inventory);
+  respond_accepted (msg);
+}
+
+static gboolean
+valid_event_name (const gchar *name)
+{
+  gsize len = name != NULL ? strlen (name) : 0;
+
+  if (len == 0 || len > 64)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (name[i]) && strchr ("._-", name[i]) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+static void
+handle_progress (ShoalDevice *device,
+                 JsonObject  *data)
+{
+  gdouble fraction = data != NULL ? json_object_get_double_member_with_default (data, "fraction", -1) : -1;
+  gdouble before = shoal_device_get_progress (device);
+
+  if (fraction < 0.0 || fraction > 1.0)
+    return;
+  shoal_device_set_progress (device, fraction);
+  if ((gint) (fraction * 10) != (gint) (before * 10))
+    shoal_device_log (device, "agent", "progress", SHOAL_JOURNAL_RESULT_INFO,
+                      "%s %.0f %%", shoal_device_get_current_step (device) != NULL
+                        ? shoal_device_get_current_step (device) : "", fraction * 100);
+}
+
+static void
+handle_log (ShoalDevice *device,
+            JsonObject  *data)
+{
+  const gchar *operation = data != NULL ? json_object_get_string_member_with_default (data, "operation", "agent") : "agent";
+  const gchar *result = data != NULL ? json_object_get_string_member_with_default (data, "result", "info") : "info";
+  const gchar *message = data != NULL ? json_object_get_string_member_with_default (data, "message", "") : "";
+
+  shoal_device_log_literal (device, "agent", operation != NULL ? operation : "agent",
+                            shoal_journal_result_from_string (result), message);
+}
+
+static void
+event_cb (SoupServer        *server,
+          SoupServerMessage *msg,
+          const char        *path,
+          GHashTable        *query,
+          gpointer           user_data)
+{
+  AgentApi *api = user_data;
+  ShoalDevice *device;
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(GError) error = NULL;
+  JsonObject *object;
+  const gchar *name;
+  JsonNode *data;
+
+  if (!require_method (msg, "POST") || (device = authenticate (api, msg, query, path)) == NULL)
+    return;
+  body = read_json_body (msg, &error);
+  if (body == NULL)
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, error->message);
+      return;
+    }
+  object = json_node_get_object (body);
+  name = json_object_get_string_member_with_default (object, "event", NULL);
+  if (!valid_event_name (name))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "member “event” must be a name of 1 to 64 letters, digits or ._-");
+      return;
+    }
+  data = json_object_get_member (object, "data");
+  if (g_strcmp0 (name, "progress") == 0)
+    handle_progress (device, data != NULL && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL);
+  else if (g_strcmp0 (name, "log") == 0)
+    handle_log (device, data != NULL && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL);
+  else
+    {
+      shoal_device_log (device, "agent", name, SHOAL_JOURNAL_RESULT_INFO, "agent reported %s", name);
+      shoal_device_post_event (device, name, data);
+    }
+  respond_accepted (msg);
+}
+
+/* --- long poll ---------------------------------------------------------- */
+
+typedef struct {
+  SoupServerMessage *msg;
+  ShoalDevice       *device;
+  guint64            after;
+  gulong             notify_id;
+  gulong             finished_id;
+  guint              timeout_id;
+} NextWait;
+
+static void
+next_wait_free (NextWait *wait)
+{
+  g_clear_signal_handler (&wait->notify_id, wait->device);
+  g_clear_signal_handler (&wait->finished_id, wait->msg);
+  g_clear_handle_id (&wait->timeout_id, g_source_remove);
+  g_clear_object (&wait->device);
+  g_clear_object (&wait->msg);
+  g_free (wait);
+}
+
+static void
+respond_instruction (SoupServerMessage *msg,
+                     ShoalDevice       *device)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "serial");
+  json_builder_add_int_value (builder, (gint64) shoal_device_get_instruction_serial (device));
+  json_builder_set_member_name (builder, "instruction");
+  json_builder_add_value (builder, json_node_copy (shoal_device_get_instruction (device)));
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, node);
+}
+
+static gboolean
+instruction_ready (ShoalDevice *device,
+                   guint64      after)
+{
+  return shoal_device_get_instruction (device) != NULL &&
+         shoal_device_get_instruction_serial (device) > after;
+}
+
+static void
+next_instruction_cb (ShoalDevice *device,
+                     GParamSpec  *pspec,
+                     NextWait    *wait)
+{
+  if (!instruction_ready (device, wait->after))
+    return;
+  respond_instruction (wait->msg, device);
+  soup_server_message_unpause (wait->msg);
+  next_wait_free (wait);
+}
+
+static gboolean
+next_timeout_cb (gpointer user_data)
+{
+  NextWait *wait = user_data;
+
+  wait->timeout_id = 0;
+  soup_server_message_set_status (wait->msg, SOUP_STATUS_NO_CONTENT, NULL);
+  soup_server_message_unpause (wait->msg);
+  next_wait_free (wait);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+next_finished_cb (SoupServerMessage *msg,
+                  NextWait          *wait)
+{
+  /* The client went away while waiting */
+  next_wait_free (wait);
+}
+
+static void
+next_cb (SoupServer        *server,
+         SoupServerMessage *msg,
+         const char        *path,
+         GHashTable        *query,
+         gpointer           user_data)
+{
+  AgentApi *api = user_data;
+  ShoalDevice *device;
+  const gchar *after_str = query != NULL ? g_hash_table_lookup (query, "after") : NULL;
+  const gchar *wait_str = query != NULL ? g_hash_table_lookup (query, "wait") : NULL;
+  guint64 after = 0, wait_s = 30;
+  NextWait *wait;
+
+  if (!require_method (msg, "GET") || (device = authenticate (api, msg, query, path)) == NULL)
+    return;
+  if ((after_str != NULL && !g_ascii_string_to_unsigned (after_str, 10, 0, G_MAXUINT64, &after, NULL)) ||
+      (wait_str != NULL && !g_ascii_string_to_unsigned (wait_str, 10, 0, MAX_WAIT, &wait_s, NULL)))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                     "“after” must be an unsigned integer and “wait” at most 120");
+      return;
+    }
+  if (instruction_ready (device, after))
+    {
+      respond_instruction (msg, device);
+      return;
+    }
+  if (wait_s == 0)
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+      return;
+    }
+  wait = g_new0 (NextWait, 1);
+  wait->msg = g_object_ref (msg);
+  wait->device = g_object_ref (device);
+  wait->after = after;
+  wait->notify_id = g_signal_connect (device, "notify::instruction",
+                                      G_CALLBACK (next_instruction_cb), wait);
+  wait->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (next_finished_cb), wait);
+  wait->timeout_id = g_timeout_add_seconds ((guint) wait_s, next_timeout_cb, wait);
+  soup_server_message_pause (msg);
+}
+
+void
+shoal_agent_api_register (ShoalController *controller,
+                          SoupServer      *server)
+{
+  AgentApi *api = g_new0 (AgentApi, 1);
+
+  api->controller = controller;
+  soup_server_add_handler (server, "/agent/v1/inventory", inventory_cb, api, g_free);
+  soup_server_add_handler (server, "/agent/v1/event", event_cb, api, NULL);
+  soup_server_add_handler (server, "/agent/v1/next", next_cb, api, NULL);
+}

@@ -1,0 +1,395 @@
+/* shoal-context.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-context.h"
+#include "shoal-controller-private.h"
+#include "shoal-error.h"
+
+/**
+ * ShoalContext:
+ *
+ * What the daemon offers plugins, and all they may use of it: the HTTP
+ * server agents talk to, device look-ups, the first-contact registration
+ * of devices, boot decisions, recipes, a persisted key/value store, the
+ * configuration, and the state and data directories.
+ */
+struct _ShoalContext
+{
+  GObject          parent_instance;
+
+  ShoalController *controller;    /* unowned: the controller owns us */
+  GHashTable      *paths;         /* registered HTTP paths */
+};
+
+G_DEFINE_FINAL_TYPE (ShoalContext, shoal_context, G_TYPE_OBJECT)
+
+static void
+shoal_context_finalize (GObject *object)
+{
+  ShoalContext *self = SHOAL_CONTEXT (object);
+
+  g_clear_pointer (&self->paths, g_hash_table_unref);
+  G_OBJECT_CLASS (shoal_context_parent_class)->finalize (object);
+}
+
+static void
+shoal_context_class_init (ShoalContextClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = shoal_context_finalize;
+}
+
+static void
+shoal_context_init (ShoalContext *self)
+{
+  self->paths = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
+
+ShoalContext *
+shoal_context_new (ShoalController *controller)
+{
+  ShoalContext *self = g_object_new (SHOAL_TYPE_CONTEXT, NULL);
+
+  self->controller = controller;
+  return self;
+}
+
+/**
+ * shoal_context_get_server_url:
+ * @self: a context
+ *
+ * Returns: (nullable): the base URL of the daemon's HTTP server, as agents reach it
+ */
+const gchar *
+shoal_context_get_server_url (ShoalContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_get_server_url (self->controller);
+}
+
+/**
+ * shoal_context_get_state_dir:
+ * @self: a context
+ *
+ * Returns: the daemon's state directory; plugins use a folder of their own in it
+ */
+const gchar *
+shoal_context_get_state_dir (ShoalContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_get_state_dir (self->controller);
+}
+
+/**
+ * shoal_context_get_data_dir:
+ * @self: a context
+ *
+ * Returns: the directory of shoal's installed data (templates, examples)
+ */
+const gchar *
+shoal_context_get_data_dir (ShoalContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_get_data_dir (self->controller);
+}
+
+/**
+ * shoal_context_get_config_string:
+ * @self: a context
+ * @group: a group of the configuration file, usually the plugin's name
+ * @key: a key
+ * @default_value: (nullable): what to return if it is not set
+ *
+ * Returns: (transfer full) (nullable): the value
+ */
+gchar *
+shoal_context_get_config_string (ShoalContext *self,
+                                 const gchar  *group,
+                                 const gchar  *key,
+                                 const gchar  *default_value)
+{
+  GKeyFile *config;
+  gchar *value;
+
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  config = shoal_controller_get_config (self->controller);
+  value = g_key_file_get_string (config, group, key, NULL);
+  return value != NULL ? value : g_strdup (default_value);
+}
+
+gint64
+shoal_context_get_config_int (ShoalContext *self,
+                              const gchar  *group,
+                              const gchar  *key,
+                              gint64        default_value)
+{
+  g_autoptr(GError) error = NULL;
+  GKeyFile *config;
+  gint64 value;
+
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), default_value);
+  config = shoal_controller_get_config (self->controller);
+  value = g_key_file_get_int64 (config, group, key, &error);
+  return error != NULL ? default_value : value;
+}
+
+/**
+ * shoal_context_add_http_handler:
+ * @self: a context
+ * @path: the path prefix to serve, such as "/boot"
+ * @callback: (scope notified): the handler
+ * @user_data: (closure callback): data for @callback
+ * @destroy: (destroy user_data) (nullable): frees @user_data
+ * @error: return location for a #GError
+ *
+ * Serves @path on the daemon's HTTP server.
+ *
+ * Returns: %FALSE if there is no server or @path is taken
+ */
+gboolean
+shoal_context_add_http_handler (ShoalContext        *self,
+                                const gchar         *path,
+                                SoupServerCallback   callback,
+                                gpointer             user_data,
+                                GDestroyNotify       destroy,
+                                GError             **error)
+{
+  SoupServer *server;
+
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), FALSE);
+  g_return_val_if_fail (path != NULL && path[0] == '/', FALSE);
+  g_return_val_if_fail (callback != NULL, FALSE);
+
+  server = shoal_controller_get_http_server (self->controller);
+  if (server == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
+                   "the daemon runs no HTTP server");
+      return FALSE;
+    }
+  if (g_hash_table_contains (self->paths, path) || g_str_has_prefix (path, "/agent/v1/inventory") ||
+      g_strcmp0 (path, "/agent/v1/event") == 0 || g_strcmp0 (path, "/agent/v1/next") == 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "HTTP path %s is already served", path);
+      return FALSE;
+    }
+  g_hash_table_add (self->paths, g_strdup (path));
+  soup_server_add_handler (server, path, callback, user_data, destroy);
+  return TRUE;
+}
+
+void
+shoal_context_remove_http_handler (ShoalContext *self,
+                                   const gchar  *path)
+{
+  SoupServer *server;
+
+  g_return_if_fail (SHOAL_IS_CONTEXT (self));
+  server = shoal_controller_get_http_server (self->controller);
+  if (server != NULL && g_hash_table_remove (self->paths, path))
+    soup_server_remove_handler (server, path);
+}
+
+/**
+ * shoal_context_lookup_device:
+ * @self: a context
+ * @id: a device id
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_context_lookup_device (ShoalContext *self,
+                             const gchar  *id)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_lookup_device (self->controller, id);
+}
+
+/**
+ * shoal_context_lookup_device_by_mac:
+ * @self: a context
+ * @mac: a MAC address, any case
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_context_lookup_device_by_mac (ShoalContext *self,
+                                    const gchar  *mac)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_lookup_device_by_mac (self->controller, mac);
+}
+
+/**
+ * shoal_context_lookup_device_by_uuid:
+ * @self: a context
+ * @uuid: an SMBIOS UUID
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_context_lookup_device_by_uuid (ShoalContext *self,
+                                     const gchar  *uuid)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_lookup_device_by_uuid (self->controller, uuid);
+}
+
+/**
+ * shoal_context_lookup_device_by_token:
+ * @self: a context
+ * @token: the token an agent presented
+ *
+ * Returns: (transfer none) (nullable): the device the token belongs to
+ */
+ShoalDevice *
+shoal_context_lookup_device_by_token (ShoalContext *self,
+                                      const gchar  *token)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_lookup_device_by_token (self->controller, token);
+}
+
+/**
+ * shoal_context_device_seen:
+ * @self: a context
+ * @mac: the MAC address the device used
+ * @uuid: (nullable): its SMBIOS UUID
+ * @source: what saw it, such as "dhcp"
+ * @error: return location for a #GError
+ *
+ * Reports a device's sign of life; a new device is registered, matched
+ * to a recipe and, with auto-deploy on, starts its deployment (claim 15).
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_context_device_seen (ShoalContext  *self,
+                           const gchar   *mac,
+                           const gchar   *uuid,
+                           const gchar   *source,
+                           GError       **error)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  g_return_val_if_fail (mac != NULL, NULL);
+  return shoal_controller_device_seen (self->controller, mac, uuid,
+                                       source != NULL ? source : "network", error);
+}
+
+ShoalBootAction
+shoal_context_get_boot_action (ShoalContext *self,
+                               ShoalDevice  *device)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), SHOAL_BOOT_ACTION_IGNORE);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (device), SHOAL_BOOT_ACTION_IGNORE);
+  return shoal_controller_get_boot_action (self->controller, device);
+}
+
+/**
+ * shoal_context_lookup_recipe:
+ * @self: a context
+ * @name: a recipe name
+ *
+ * Returns: (transfer none) (nullable): the recipe
+ */
+ShoalRecipe *
+shoal_context_lookup_recipe (ShoalContext *self,
+                             const gchar  *name)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_lookup_recipe (self->controller, name);
+}
+
+/**
+ * shoal_context_get_devices:
+ * @self: a context
+ *
+ * Returns: (transfer container) (element-type ShoalDevice): every device
+ */
+GPtrArray *
+shoal_context_get_devices (ShoalContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_get_devices (self->controller);
+}
+
+/**
+ * shoal_context_kv_get:
+ * @self: a context
+ * @ns: a namespace, usually the plugin's name
+ * @key: a key
+ *
+ * Returns: (transfer full) (nullable): the value
+ */
+gchar *
+shoal_context_kv_get (ShoalContext *self,
+                      const gchar  *ns,
+                      const gchar  *key)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_kv_get (self->controller, ns, key);
+}
+
+/**
+ * shoal_context_kv_set:
+ * @self: a context
+ * @ns: a namespace
+ * @key: a key
+ * @value: (nullable): the value, or %NULL to remove the key
+ *
+ * Stores a value; it is durable after the next commit
+ * (shoal_context_commit_async()).
+ */
+void
+shoal_context_kv_set (ShoalContext *self,
+                      const gchar  *ns,
+                      const gchar  *key,
+                      const gchar  *value)
+{
+  g_return_if_fail (SHOAL_IS_CONTEXT (self));
+  g_return_if_fail (ns != NULL && key != NULL);
+  shoal_controller_kv_set (self->controller, ns, key, value);
+}
+
+/**
+ * shoal_context_kv_list:
+ * @self: a context
+ * @ns: a namespace
+ *
+ * Returns: (transfer full) (element-type utf8 utf8): key -> value
+ */
+GHashTable *
+shoal_context_kv_list (ShoalContext *self,
+                       const gchar  *ns)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  return shoal_controller_kv_list (self->controller, ns);
+}
+
+/**
+ * shoal_context_commit_async:
+ * @self: a context
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once everything so far is durable
+ * @user_data: (closure callback): data for @callback
+ */
+void
+shoal_context_commit_async (ShoalContext        *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_return_if_fail (SHOAL_IS_CONTEXT (self));
+  shoal_controller_commit_async (self->controller, cancellable, callback, user_data);
+}
+
+gboolean
+shoal_context_commit_finish (ShoalContext  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), FALSE);
+  return shoal_controller_commit_finish (self->controller, result, error);
+}

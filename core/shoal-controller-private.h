@@ -1,0 +1,46 @@
+/* shoal-controller-private.h: controller API for the context, the agent API and tests
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "shoal-controller.h"
+#include "shoal-store-private.h"
+
+G_BEGIN_DECLS
+
+ShoalDevice    *shoal_controller_device_seen      (ShoalController *self,
+                                                   const gchar     *mac,
+                                                   const gchar     *uuid,
+                                                   const gchar     *source,
+                                                   GError         **error);
+ShoalBootAction shoal_controller_get_boot_action  (ShoalController *self,
+                                                   ShoalDevice     *device);
+const gchar    *shoal_controller_get_server_url   (ShoalController *self);
+const gchar    *shoal_controller_get_state_dir    (ShoalController *self);
+const gchar    *shoal_controller_get_data_dir     (ShoalController *self);
+GKeyFile       *shoal_controller_get_config       (ShoalController *self);
+SoupServer     *shoal_controller_get_http_server  (ShoalController *self);
+ShoalStore     *shoal_controller_get_store        (ShoalController *self);
+gchar          *shoal_controller_kv_get           (ShoalController *self,
+                                                   const gchar     *ns,
+                                                   const gchar     *key);
+void            shoal_controller_kv_set           (ShoalController *self,
+                                                   const gchar     *ns,
+                                                   const gchar     *key,
+                                                   const gchar     *value);
+GHashTable     *shoal_controller_kv_list          (ShoalController *self,
+                                                   const gchar     *ns);
+ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
+                                                   const gchar     *uuid);
+void            shoal_controller_set_auto_deploy  (ShoalController *self,
+                                                   gboolean         auto_deploy);
+
+/* shoal-context.c */
+ShoalContext   *shoal_context_new                 (ShoalController *controller);
+
+/* shoal-agent-api.c */
+void            shoal_agent_api_register          (ShoalController *controller,
+                                                   SoupServer      *server);
+
+G_END_DECLS

@@ -1,0 +1,1830 @@
+/* shoal-controller.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/random.h>
+
+#include "shoal-controller-private.h"
+#include "shoal-enums.h"
+#include "shoal-error.h"
+
+/**
+ * ShoalController:
+ *
+ * The record of every device the daemon manages (claim 7) and the driver
+ * of their installations: it registers devices on first contact, assigns
+ * recipes, and runs the pipelines of thousands of devices on one main
+ * loop, without a thread per device. Per-device steps run for each device
+ * whenever it gets there (asynchronously across devices); group steps run
+ * once for each group a rendezvous forms (concurrently for its members).
+ *
+ * Every transition is written to the store and acknowledged (the next
+ * step starts) only once it is durable. After a crash, shoal_controller_open()
+ * and shoal_controller_start_services() resume every device at its last
+ * completed step.
+ */
+
+typedef struct {
+  ShoalController *controller;      /* unowned */
+  ShoalDevice     *device;
+  ShoalPipeline   *pipeline;        /* of the current or last run */
+  guint            step_index;      /* steps completed in the current run */
+  gint64           run_no;
+  guint64          journal_seq;
+  GCancellable    *cancellable;
+  guint            attempt;
+  guint            timeout_id;
+  gboolean         waiting;         /* at a rendezvous */
+  gboolean         queued;          /* waiting for a concurrency slot */
+  gboolean         counted;         /* counted as expected at the rendezvous */
+  gchar           *inventory_json;  /* cache for the store */
+} DeviceRecord;
+
+typedef struct {
+  guint   running;
+  GQueue  waiting;                  /* DeviceRecord* */
+} Slot;
+
+struct _ShoalController
+{
+  GObject            parent_instance;
+
+  ShoalPluginEngine *engine;
+  ShoalStore        *store;
+  ShoalContext      *context;
+  gchar             *state_dir;
+  gchar             *data_dir;
+  GKeyFile          *config;
+  SoupServer        *http_server;
+  gchar             *server_url;
+  gboolean           auto_deploy;
+  gboolean           services_started;
+
+  GHashTable        *devices;       /* id -> DeviceRecord* */
+  GHashTable        *by_mac;        /* mac -> DeviceRecord* (unowned) */
+  GHashTable        *by_token;      /* token -> DeviceRecord* (unowned) */
+  GHashTable        *recipes;       /* name -> ShoalRecipe* */
+  GHashTable        *pipelines;     /* name -> ShoalPipeline* */
+  GHashTable        *expected;      /* ShoalPipeline* -> GUINT count */
+  GHashTable        *slots;         /* "ptr:index" -> Slot* */
+  GHashTable        *kv;            /* "ns\x1fkey" -> value */
+  GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
+  guint64            transitions;
+};
+
+enum {
+  SIGNAL_DEVICE_ADDED,
+  SIGNAL_DEVICE_REMOVED,
+  SIGNAL_JOURNAL_APPENDED,
+  SIGNAL_RECIPES_CHANGED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (ShoalController, shoal_controller, G_TYPE_OBJECT)
+
+static void advance (DeviceRecord *rec);
+static void persist (DeviceRecord *rec);
+
+/* --- records ------------------------------------------------------------ */
+
+static void
+device_record_free (DeviceRecord *rec)
+{
+  g_signal_handlers_disconnect_by_data (rec->device, rec);
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  if (rec->cancellable != NULL)
+    g_cancellable_cancel (rec->cancellable);
+  g_clear_object (&rec->cancellable);
+  g_clear_object (&rec->pipeline);
+  g_clear_object (&rec->device);
+  g_free (rec->inventory_json);
+  g_free (rec);
+}
+
+static void
+slot_free (Slot *slot)
+{
+  g_queue_clear (&slot->waiting);
+  g_free (slot);
+}
+
+static void
+shoal_controller_dispose (GObject *object)
+{
+  ShoalController *self = SHOAL_CONTROLLER (object);
+
+  shoal_controller_close (self);
+  g_clear_pointer (&self->to_resume, g_ptr_array_unref);
+  g_clear_pointer (&self->by_mac, g_hash_table_unref);
+  g_clear_pointer (&self->by_token, g_hash_table_unref);
+  g_clear_pointer (&self->devices, g_hash_table_unref);
+  g_clear_pointer (&self->slots, g_hash_table_unref);
+  g_clear_pointer (&self->expected, g_hash_table_unref);
+  g_clear_pointer (&self->pipelines, g_hash_table_unref);
+  g_clear_pointer (&self->recipes, g_hash_table_unref);
+  g_clear_object (&self->context);
+  g_clear_object (&self->http_server);
+  G_OBJECT_CLASS (shoal_controller_parent_class)->dispose (object);
+}
+
+static void
+shoal_controller_finalize (GObject *object)
+{
+  ShoalController *self = SHOAL_CONTROLLER (object);
+
+  g_clear_object (&self->store);
+  g_clear_object (&self->engine);
+  g_clear_pointer (&self->kv, g_hash_table_unref);
+  g_clear_pointer (&self->config, g_key_file_unref);
+  g_free (self->state_dir);
+  g_free (self->data_dir);
+  g_free (self->server_url);
+  G_OBJECT_CLASS (shoal_controller_parent_class)->finalize (object);
+}
+
+static void
+shoal_controller_class_init (ShoalControllerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = shoal_controller_dispose;
+  object_class->finalize = shoal_controller_finalize;
+
+  signals[SIGNAL_DEVICE_ADDED] =
+    g_signal_new ("device-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, SHOAL_TYPE_DEVICE);
+  signals[SIGNAL_DEVICE_REMOVED] =
+    g_signal_new ("device-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, SHOAL_TYPE_DEVICE);
+  /**
+   * ShoalController::journal-appended:
+   * @self: the controller
+   * @device: the device
+   * @entry: the entry, numbered and durable
+   */
+  signals[SIGNAL_JOURNAL_APPENDED] =
+    g_signal_new ("journal-appended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2, SHOAL_TYPE_DEVICE,
+                  SHOAL_TYPE_JOURNAL_ENTRY | G_SIGNAL_TYPE_STATIC_SCOPE);
+  signals[SIGNAL_RECIPES_CHANGED] =
+    g_signal_new ("recipes-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+shoal_controller_init (ShoalController *self)
+{
+  self->devices = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) device_record_free);
+  self->by_mac = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->by_token = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->pipelines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->expected = g_hash_table_new (NULL, NULL);
+  self->slots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) slot_free);
+  self->kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->to_resume = g_ptr_array_new ();
+  self->config = g_key_file_new ();
+  self->auto_deploy = TRUE;
+  self->store = shoal_store_new ();
+}
+
+/**
+ * shoal_controller_new:
+ * @engine: the plugin engine, with its plugins loaded
+ * @state_dir: where the store and generated artifacts live
+ *
+ * Returns: (transfer full): a new controller
+ */
+ShoalController *
+shoal_controller_new (ShoalPluginEngine *engine,
+                      const gchar       *state_dir)
+{
+  ShoalController *self;
+
+  g_return_val_if_fail (SHOAL_IS_PLUGIN_ENGINE (engine), NULL);
+  g_return_val_if_fail (state_dir != NULL, NULL);
+
+  self = g_object_new (SHOAL_TYPE_CONTROLLER, NULL);
+  self->engine = g_object_ref (engine);
+  self->state_dir = g_strdup (state_dir);
+  self->data_dir = g_strdup (g_getenv ("SHOAL_UNINSTALLED") != NULL
+                             ? SHOAL_SOURCE_DATADIR : SHOAL_PKGDATADIR);
+  self->context = shoal_context_new (self);
+  return self;
+}
+
+/* --- persistence -------------------------------------------------------- */
+
+static gchar *
+metadata_to_json (ShoalDevice *device)
+{
+  g_autoptr(GHashTable) metadata = shoal_device_get_metadata_all (device);
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  if (g_hash_table_size (metadata) == 0)
+    return NULL;
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  g_hash_table_iter_init (&iter, metadata);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      json_builder_set_member_name (builder, key);
+      json_builder_add_string_value (builder, value);
+    }
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+static void
+persist (DeviceRecord *rec)
+{
+  ShoalDevice *device = rec->device;
+  ShoalStoreDevice *row = g_new0 (ShoalStoreDevice, 1);
+
+  row->id = g_strdup (shoal_device_get_id (device));
+  row->macs = g_strjoinv (",", (gchar **) shoal_device_get_macs (device));
+  row->uuid = g_strdup (shoal_device_get_uuid (device));
+  row->token = g_strdup (shoal_device_get_token (device));
+  row->state = shoal_device_get_state (device);
+  row->boot_action = shoal_device_get_boot_action (device);
+  row->recipe = g_strdup (shoal_device_get_recipe (device));
+  row->recipe_commit = g_strdup (shoal_device_get_recipe_commit (device));
+  row->group_id = g_strdup (shoal_device_get_group (device));
+  row->current_step = g_strdup (shoal_device_get_current_step (device));
+  row->step_index = (gint) rec->step_index;
+  row->progress = shoal_device_get_progress (device);
+  row->inventory = g_strdup (rec->inventory_json);
+  row->metadata = metadata_to_json (device);
+  row->run_no = rec->run_no;
+  row->updated_us = g_get_real_time ();
+  shoal_store_put_device (rec->controller->store, row);
+  rec->controller->transitions++;
+}
+
+static void
+journal_entry_cb (ShoalDevice       *device,
+                  ShoalJournalEntry *entry,
+                  DeviceRecord      *rec)
+{
+  shoal_journal_entry_set_seq (entry, ++rec->journal_seq);
+  shoal_store_append_journal (rec->controller->store, entry);
+  if (shoal_journal_entry_get_result (entry) == SHOAL_JOURNAL_RESULT_FAILED)
+    g_info ("%s: %s: %s: %s", shoal_device_get_id (device),
+            shoal_journal_entry_get_source (entry),
+            shoal_journal_entry_get_operation (entry),
+            shoal_journal_entry_get_message (entry));
+}
+
+static void
+committed_cb (GPtrArray *entries,
+              gpointer   user_data)
+{
+  ShoalController *self = user_data;
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+      DeviceRecord *rec = g_hash_table_lookup (self->devices,
+                                               shoal_journal_entry_get_device_id (entry));
+
+      if (rec != NULL)
+        g_signal_emit (self, signals[SIGNAL_JOURNAL_APPENDED], 0, rec->device, entry);
+    }
+}
+
+static void
+inventory_changed_cb (ShoalDevice  *device,
+                      GParamSpec   *pspec,
+                      DeviceRecord *rec)
+{
+  JsonNode *inventory = shoal_device_get_inventory (device);
+
+  g_clear_pointer (&rec->inventory_json, g_free);
+  if (inventory != NULL)
+    rec->inventory_json = json_to_string (inventory, FALSE);
+  persist (rec);
+}
+
+/* --- device records ----------------------------------------------------- */
+
+static gchar *
+new_token (void)
+{
+  guint8 bytes[16] = { 0 };
+  GString *str = g_string_sized_new (33);
+
+  if (getrandom (bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
+    {
+      for (guint i = 0; i < sizeof bytes; i++)
+        bytes[i] = (guint8) g_random_int ();
+    }
+  for (guint i = 0; i < sizeof bytes; i++)
+    g_string_append_printf (str, "%02x", bytes[i]);
+  return g_string_free (str, FALSE);
+}
+
+static DeviceRecord *
+add_record (ShoalController *self,
+            ShoalDevice     *device)
+{
+  DeviceRecord *rec = g_new0 (DeviceRecord, 1);
+  const gchar * const *macs = shoal_device_get_macs (device);
+
+  rec->controller = self;
+  rec->device = g_object_ref (device);
+  g_hash_table_insert (self->devices, (gpointer) shoal_device_get_id (device), rec);
+  for (guint i = 0; macs[i] != NULL; i++)
+    g_hash_table_replace (self->by_mac, g_strdup (macs[i]), rec);
+  if (shoal_device_get_token (device) != NULL)
+    g_hash_table_replace (self->by_token, g_strdup (shoal_device_get_token (device)), rec);
+  g_signal_connect (device, "journal-entry", G_CALLBACK (journal_entry_cb), rec);
+  g_signal_connect (device, "notify::inventory", G_CALLBACK (inventory_changed_cb), rec);
+  return rec;
+}
+
+static DeviceRecord *
+lookup_record (ShoalController *self,
+               ShoalDevice     *device)
+{
+  if (device == NULL)
+    return NULL;
+  return g_hash_table_lookup (self->devices, shoal_device_get_id (device));
+}
+
+static gboolean
+valid_device_id (const gchar  *id,
+                 GError      **error)
+{
+  gsize len = id != NULL ? strlen (id) : 0;
+
+  if (len == 0 || len > 64)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   "device id must have 1 to 64 characters");
+      return FALSE;
+    }
+  for (gsize i = 0; i < len; i++)
+    {
+      if (!g_ascii_isalnum (id[i]) && strchr ("._:-", id[i]) == NULL)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                       "device id “%s” has character “%c”: only letters, digits and . _ : - are allowed",
+                       id, id[i]);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+valid_mac (const gchar *mac)
+{
+  guint octets[6];
+  gchar rest;
+
+  return mac != NULL && strlen (mac) == 17 &&
+         sscanf (mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &octets[0], &octets[1], &octets[2],
+                 &octets[3], &octets[4], &octets[5], &rest) == 6;
+}
+
+/**
+ * shoal_controller_enroll_device:
+ * @self: a controller
+ * @id: a unique id (letters, digits, `._:-`)
+ * @macs: (array zero-terminated=1) (nullable): its MAC addresses
+ * @uuid: (nullable): its SMBIOS UUID
+ * @error: return location for a #GError
+ *
+ * Registers a device. Durable once the next commit completes.
+ *
+ * Returns: (transfer none): the device
+ */
+ShoalDevice *
+shoal_controller_enroll_device (ShoalController     *self,
+                                const gchar         *id,
+                                const gchar * const *macs,
+                                const gchar         *uuid,
+                                GError             **error)
+{
+  g_autoptr(ShoalDevice) device = NULL;
+  g_autofree gchar *token = NULL;
+  DeviceRecord *rec;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  if (!valid_device_id (id, error))
+    return NULL;
+  if (g_hash_table_contains (self->devices, id))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "device %s already exists", id);
+      return NULL;
+    }
+  for (guint i = 0; macs != NULL && macs[i] != NULL; i++)
+    {
+      g_autofree gchar *mac = g_ascii_strdown (macs[i], -1);
+      DeviceRecord *other;
+
+      if (!valid_mac (mac))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                       "“%s” is not a MAC address (expected six hex pairs separated by colons)",
+                       macs[i]);
+          return NULL;
+        }
+      other = g_hash_table_lookup (self->by_mac, mac);
+      if (other != NULL)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "MAC %s already belongs to device %s",
+                       mac, shoal_device_get_id (other->device));
+          return NULL;
+        }
+    }
+
+  device = shoal_device_new (id);
+  shoal_device_set_macs (device, macs);
+  shoal_device_set_uuid (device, uuid != NULL && *uuid != '\0' ? uuid : NULL);
+  token = new_token ();
+  shoal_device_set_token (device, token);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  rec = add_record (self, device);
+  shoal_device_log (device, "controller", "enroll", SHOAL_JOURNAL_RESULT_OK,
+                    "device enrolled%s%s", uuid != NULL ? ", uuid " : "", uuid != NULL ? uuid : "");
+  persist (rec);
+  g_signal_emit (self, signals[SIGNAL_DEVICE_ADDED], 0, device);
+  return device;
+}
+
+/* --- pipelines ---------------------------------------------------------- */
+
+static ShoalDeviceState
+state_for_phase (ShoalStepPhase phase)
+{
+  if (phase < SHOAL_STEP_PHASE_INVENTORY)
+    return SHOAL_DEVICE_STATE_BOOTING;
+  if (phase < SHOAL_STEP_PHASE_DRIVERS)
+    return SHOAL_DEVICE_STATE_INVENTORY;
+  if (phase < SHOAL_STEP_PHASE_AGENT)
+    return SHOAL_DEVICE_STATE_DRIVERS;
+  if (phase < SHOAL_STEP_PHASE_TRANSFER)
+    return SHOAL_DEVICE_STATE_AGENT;
+  if (phase < SHOAL_STEP_PHASE_VERIFY)
+    return SHOAL_DEVICE_STATE_TRANSFER;
+  if (phase < SHOAL_STEP_PHASE_FINISH)
+    return SHOAL_DEVICE_STATE_VERIFY;
+  return SHOAL_DEVICE_STATE_FINISHING;
+}
+
+static void
+set_expected (ShoalController *self,
+              ShoalPipeline   *pipeline,
+              gint             delta)
+{
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->expected, pipeline));
+
+  count = (delta < 0 && count < (guint) -delta) ? 0 : count + delta;
+  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (count));
+  shoal_pipeline_set_expected (pipeline, count);
+}
+
+static void
+uncount (DeviceRecord *rec)
+{
+  if (!rec->counted)
+    return;
+  rec->counted = FALSE;
+  set_expected (rec->controller, rec->pipeline, -1);
+}
+
+static gchar *
+slot_key (ShoalPipeline *pipeline,
+          guint          index)
+{
+  return g_strdup_printf ("%p:%u", (gpointer) pipeline, index);
+}
+
+static Slot *
+get_slot (ShoalController *self,
+          ShoalPipeline   *pipeline,
+          guint            index)
+{
+  g_autofree gchar *key = slot_key (pipeline, index);
+  Slot *slot = g_hash_table_lookup (self->slots, key);
+
+  if (slot == NULL)
+    {
+      slot = g_new0 (Slot, 1);
+      g_queue_init (&slot->waiting);
+      g_hash_table_insert (self->slots, g_steal_pointer (&key), slot);
+    }
+  return slot;
+}
+
+typedef struct {
+  ShoalController *controller;
+  gchar           *device_id;
+  gint64           run_no;
+  guint            attempt;
+  guint            index;
+  ShoalPipeline   *pipeline;
+} StepCall;
+
+static void
+step_call_free (StepCall *call)
+{
+  g_object_unref (call->controller);
+  g_object_unref (call->pipeline);
+  g_free (call->device_id);
+  g_free (call);
+}
+
+static void run_device_step (DeviceRecord *rec);
+
+static void
+release_slot (ShoalController *self,
+              ShoalPipeline   *pipeline,
+              guint            index)
+{
+  Slot *slot = get_slot (self, pipeline, index);
+  DeviceRecord *next;
+
+  if (slot->running > 0)
+    slot->running--;
+  next = g_queue_pop_head (&slot->waiting);
+  if (next != NULL)
+    {
+      next->queued = FALSE;
+      slot->running++;
+      run_device_step (next);
+    }
+}
+
+static void
+flush_then_advance_cb (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  StepCall *call = user_data;
+  g_autoptr(GError) error = NULL;
+  DeviceRecord *rec;
+
+  if (!shoal_store_flush_finish (SHOAL_STORE (source), result, &error))
+    g_warning ("device %s: the store failed: %s", call->device_id, error->message);
+  rec = g_hash_table_lookup (call->controller->devices, call->device_id);
+  if (rec != NULL && error == NULL && rec->run_no == call->run_no && rec->attempt == call->attempt &&
+      shoal_device_state_is_active (shoal_device_get_state (rec->device)))
+    advance (rec);
+  step_call_free (call);
+}
+
+static StepCall *
+step_call_new (DeviceRecord *rec)
+{
+  StepCall *call = g_new0 (StepCall, 1);
+
+  call->controller = g_object_ref (rec->controller);
+  call->device_id = g_strdup (shoal_device_get_id (rec->device));
+  call->run_no = rec->run_no;
+  call->attempt = rec->attempt;
+  call->index = rec->step_index;
+  call->pipeline = g_object_ref (rec->pipeline);
+  return call;
+}
+
+/* Acknowledges a transition: the next step starts once it is durable */
+static void
+commit_then_advance (DeviceRecord *rec)
+{
+  shoal_store_flush_async (rec->controller->store, NULL, flush_then_advance_cb,
+                           step_call_new (rec));
+}
+
+static void
+fail_device (DeviceRecord *rec,
+             const gchar  *source,
+             const GError *error)
+{
+  ShoalDevice *device = rec->device;
+
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  rec->attempt++;
+  uncount (rec);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  shoal_device_log_literal (device, source, "step-failed", SHOAL_JOURNAL_RESULT_FAILED,
+                            error->message);
+  persist (rec);
+  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
+}
+
+static void
+finish_device (DeviceRecord *rec)
+{
+  ShoalDevice *device = rec->device;
+
+  uncount (rec);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_INSTALLED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  shoal_device_set_current_step (device, NULL);
+  shoal_device_set_progress (device, 1.0);
+  shoal_device_log (device, "controller", "installed", SHOAL_JOURNAL_RESULT_OK,
+                    "installation complete: recipe %s at commit %s",
+                    shoal_device_get_recipe (device),
+                    shoal_device_get_recipe_commit (device) != NULL
+                      ? shoal_device_get_recipe_commit (device) : "(none)");
+  persist (rec);
+  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
+}
+
+static void
+step_done (ShoalController *self,
+           StepCall        *call,
+           const GError    *error)
+{
+  DeviceRecord *rec = g_hash_table_lookup (self->devices, call->device_id);
+  const gchar *step_id = shoal_pipeline_get_step_id (call->pipeline, call->index);
+
+  if (rec == NULL || rec->run_no != call->run_no || rec->attempt != call->attempt)
+    return;   /* cancelled, timed out or removed meanwhile */
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  if (error != NULL)
+    {
+      fail_device (rec, step_id, error);
+      return;
+    }
+  rec->step_index++;
+  shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
+                    "step %s (%s) finished", step_id,
+                    shoal_pipeline_get_step_name (call->pipeline, call->index));
+  persist (rec);
+  commit_then_advance (rec);
+}
+
+static void
+device_step_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  StepCall *call = user_data;
+  g_autoptr(GError) error = NULL;
+
+  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
+  release_slot (call->controller, call->pipeline, call->index);
+  step_done (call->controller, call, error);
+  step_call_free (call);
+}
+
+static gboolean
+step_timeout_cb (gpointer user_data)
+{
+  StepCall *call = user_data;
+  DeviceRecord *rec = g_hash_table_lookup (call->controller->devices, call->device_id);
+  g_autoptr(GError) error = NULL;
+
+  if (rec == NULL || rec->attempt != call->attempt)
+    return G_SOURCE_REMOVE;
+  rec->timeout_id = 0;
+  g_cancellable_cancel (rec->cancellable);
+  g_clear_object (&rec->cancellable);
+  rec->cancellable = g_cancellable_new ();
+  /* A step that ignores cancellation must not hold the device for ever */
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, "step %s did not finish within %d s",
+               shoal_pipeline_get_step_id (call->pipeline, call->index),
+               shoal_pipeline_get_step_timeout (call->pipeline, call->index));
+  step_done (call->controller, call, error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_device_step (DeviceRecord *rec)
+{
+  ShoalPipeline *pipeline = rec->pipeline;
+  guint index = rec->step_index;
+  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
+  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
+
+  rec->attempt++;
+  shoal_device_set_state (rec->device, state_for_phase (shoal_step_get_phase (step)));
+  shoal_device_set_current_step (rec->device, step_id);
+  shoal_device_set_progress (rec->device, 0.0);
+  shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
+                    "step %s (%s) started", step_id, shoal_pipeline_get_step_name (pipeline, index));
+  persist (rec);
+
+  g_ptr_array_add (devices, rec->device);
+  ctx = shoal_step_context_new (rec->controller->context, shoal_pipeline_get_recipe (pipeline),
+                                step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                devices, NULL);
+  if (timeout > 0)
+    rec->timeout_id = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, (guint) timeout,
+                                                  step_timeout_cb, step_call_new (rec),
+                                                  (GDestroyNotify) step_call_free);
+  shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, step_call_new (rec));
+}
+
+static void
+acquire_slot_and_run (DeviceRecord *rec)
+{
+  ShoalController *self = rec->controller;
+  gint max = shoal_pipeline_get_step_max_parallel (rec->pipeline, rec->step_index);
+  Slot *slot = get_slot (self, rec->pipeline, rec->step_index);
+
+  if (max > 0 && slot->running >= (guint) max)
+    {
+      rec->queued = TRUE;
+      g_queue_push_tail (&slot->waiting, rec);
+      return;
+    }
+  slot->running++;
+  run_device_step (rec);
+}
+
+static void
+advance (DeviceRecord *rec)
+{
+  ShoalPipeline *pipeline = rec->pipeline;
+  ShoalStep *step;
+
+  if (rec->step_index >= shoal_pipeline_get_n_steps (pipeline))
+    {
+      finish_device (rec);
+      return;
+    }
+  step = shoal_pipeline_get_step (pipeline, rec->step_index);
+  if (shoal_step_get_scope (step) == SHOAL_STEP_SCOPE_GROUP)
+    {
+      const gchar *step_id = shoal_pipeline_get_step_id (pipeline, rec->step_index);
+
+      rec->waiting = TRUE;
+      shoal_device_set_state (rec->device, SHOAL_DEVICE_STATE_WAITING);
+      shoal_device_set_current_step (rec->device, step_id);
+      shoal_device_log (rec->device, step_id, "rendezvous", SHOAL_JOURNAL_RESULT_INFO,
+                        "waiting for the group of step %s", step_id);
+      persist (rec);
+      shoal_pipeline_rendezvous_join (pipeline, rec->step_index, rec->device);
+      return;
+    }
+  acquire_slot_and_run (rec);
+}
+
+/* --- groups ------------------------------------------------------------- */
+
+typedef struct {
+  ShoalController  *controller;
+  ShoalPipeline    *pipeline;
+  guint             index;
+  gchar            *group_id;
+  GPtrArray        *calls;        /* StepCall* per member */
+  ShoalStepContext *context;
+} GroupRun;
+
+static void
+group_run_free (GroupRun *run)
+{
+  g_ptr_array_unref (run->calls);
+  g_object_unref (run->context);
+  g_object_unref (run->pipeline);
+  g_object_unref (run->controller);
+  g_free (run->group_id);
+  g_free (run);
+}
+
+static void
+group_step_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GroupRun *run = user_data;
+  g_autoptr(GError) error = NULL;
+
+  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
+  for (guint i = 0; i < run->calls->len; i++)
+    {
+      StepCall *call = g_ptr_array_index (run->calls, i);
+      DeviceRecord *rec = g_hash_table_lookup (run->controller->devices, call->device_id);
+      const GError *dropped = NULL;
+
+      if (rec != NULL && error == NULL &&
+          shoal_step_context_is_dropped (run->context, rec->device, &dropped))
+        {
+          step_done (run->controller, call, dropped);
+          continue;
+        }
+      step_done (run->controller, call, error);
+    }
+  group_run_free (run);
+}
+
+static void
+group_formed_cb (ShoalPipeline   *pipeline,
+                 guint            index,
+                 const gchar     *group_id,
+                 GPtrArray       *devices,
+                 ShoalController *self)
+{
+  GroupRun *run = g_new0 (GroupRun, 1);
+  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
+  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  ShoalDeviceState state = state_for_phase (shoal_step_get_phase (step));
+
+  run->controller = g_object_ref (self);
+  run->pipeline = g_object_ref (pipeline);
+  run->index = index;
+  run->group_id = g_strdup (group_id);
+  run->calls = g_ptr_array_new_with_free_func ((GDestroyNotify) step_call_free);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      DeviceRecord *rec = lookup_record (self, g_ptr_array_index (devices, i));
+
+      if (rec == NULL)
+        continue;
+      rec->waiting = FALSE;
+      rec->attempt++;
+      uncount (rec);
+      shoal_device_set_state (rec->device, state);
+      shoal_device_set_group (rec->device, group_id);
+      shoal_device_set_progress (rec->device, 0.0);
+      shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
+                        "step %s (%s) started for group %s of %u devices", step_id,
+                        shoal_pipeline_get_step_name (pipeline, index), group_id, devices->len);
+      persist (rec);
+      g_ptr_array_add (run->calls, step_call_new (rec));
+    }
+  run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
+                                         step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                         devices, group_id);
+  shoal_step_run_async (step, run->context, NULL, group_step_cb, run);
+}
+
+/* --- public: recipes ---------------------------------------------------- */
+
+/**
+ * shoal_controller_add_recipe:
+ * @self: a controller
+ * @recipe: a recipe
+ * @error: return location for a #GError
+ *
+ * Adds or replaces a recipe. Devices already running keep the pipeline
+ * they started with.
+ */
+gboolean
+shoal_controller_add_recipe (ShoalController  *self,
+                             ShoalRecipe      *recipe,
+                             GError          **error)
+{
+  g_autoptr(ShoalPipeline) pipeline = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (SHOAL_IS_RECIPE (recipe), FALSE);
+
+  pipeline = shoal_pipeline_new (recipe, self->engine, error);
+  if (pipeline == NULL)
+    return FALSE;
+  g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (group_formed_cb), self, 0);
+  shoal_pipeline_set_expected (pipeline, 0);
+  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
+  g_hash_table_replace (self->recipes, g_strdup (shoal_recipe_get_name (recipe)),
+                        g_object_ref (recipe));
+  g_hash_table_replace (self->pipelines, g_strdup (shoal_recipe_get_name (recipe)),
+                        g_steal_pointer (&pipeline));
+  g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
+  return TRUE;
+}
+
+gboolean
+shoal_controller_remove_recipe (ShoalController  *self,
+                                const gchar      *name,
+                                GError          **error)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  if (!g_hash_table_remove (self->recipes, name))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no recipe named %s", name);
+      return FALSE;
+    }
+  g_hash_table_remove (self->pipelines, name);
+  g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
+  return TRUE;
+}
+
+/**
+ * shoal_controller_lookup_recipe:
+ * @self: a controller
+ * @name: a recipe name
+ *
+ * Returns: (transfer none) (nullable): the recipe
+ */
+ShoalRecipe *
+shoal_controller_lookup_recipe (ShoalController *self,
+                                const gchar     *name)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  return name != NULL ? g_hash_table_lookup (self->recipes, name) : NULL;
+}
+
+/**
+ * shoal_controller_lookup_pipeline:
+ * @self: a controller
+ * @recipe: a recipe name
+ *
+ * Returns: (transfer none) (nullable): the pipeline of @recipe
+ */
+ShoalPipeline *
+shoal_controller_lookup_pipeline (ShoalController *self,
+                                  const gchar     *recipe)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  return recipe != NULL ? g_hash_table_lookup (self->pipelines, recipe) : NULL;
+}
+
+static gint
+compare_recipes (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (shoal_recipe_get_name (*(ShoalRecipe **) a),
+                    shoal_recipe_get_name (*(ShoalRecipe **) b));
+}
+
+/**
+ * shoal_controller_get_recipes:
+ * @self: a controller
+ *
+ * Returns: (transfer container) (element-type ShoalRecipe): the recipes, by name
+ */
+GPtrArray *
+shoal_controller_get_recipes (ShoalController *self)
+{
+  GPtrArray *recipes = g_ptr_array_new_with_free_func (g_object_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), recipes);
+  g_hash_table_iter_init (&iter, self->recipes);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (recipes, g_object_ref (value));
+  g_ptr_array_sort (recipes, compare_recipes);
+  return recipes;
+}
+
+/* --- public: devices ---------------------------------------------------- */
+
+/**
+ * shoal_controller_lookup_device:
+ * @self: a controller
+ * @id: a device id
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_controller_lookup_device (ShoalController *self,
+                                const gchar     *id)
+{
+  DeviceRecord *rec;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  rec = id != NULL ? g_hash_table_lookup (self->devices, id) : NULL;
+  return rec != NULL ? rec->device : NULL;
+}
+
+/**
+ * shoal_controller_lookup_device_by_mac:
+ * @self: a controller
+ * @mac: a MAC address
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_controller_lookup_device_by_mac (ShoalController *self,
+                                       const gchar     *mac)
+{
+  g_autofree gchar *lower = NULL;
+  DeviceRecord *rec;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  if (mac == NULL)
+    return NULL;
+  lower = g_ascii_strdown (mac, -1);
+  rec = g_hash_table_lookup (self->by_mac, lower);
+  return rec != NULL ? rec->device : NULL;
+}
+
+/**
+ * shoal_controller_lookup_device_by_token:
+ * @self: a controller
+ * @token: a device token
+ *
+ * Returns: (transfer none) (nullable): the device
+ */
+ShoalDevice *
+shoal_controller_lookup_device_by_token (ShoalController *self,
+                                         const gchar     *token)
+{
+  DeviceRecord *rec;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  rec = token != NULL ? g_hash_table_lookup (self->by_token, token) : NULL;
+  return rec != NULL ? rec->device : NULL;
+}
+
+ShoalDevice *
+shoal_controller_lookup_device_by_uuid (ShoalController *self,
+                                        const gchar     *uuid)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (uuid == NULL || *uuid == '\0')
+    return NULL;
+  g_hash_table_iter_init (&iter, self->devices);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      DeviceRecord *rec = value;
+
+      if (g_ascii_strcasecmp (uuid, shoal_device_get_uuid (rec->device) != NULL
+                                    ? shoal_device_get_uuid (rec->device) : "") == 0)
+        return rec->device;
+    }
+  return NULL;
+}
+
+static gint
+compare_devices (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (shoal_device_get_id (*(ShoalDevice **) a),
+                    shoal_device_get_id (*(ShoalDevice **) b));
+}
+
+/**
+ * shoal_controller_get_devices:
+ * @self: a controller
+ *
+ * Returns: (transfer container) (element-type ShoalDevice): every device, by id
+ */
+GPtrArray *
+shoal_controller_get_devices (ShoalController *self)
+{
+  GPtrArray *devices = g_ptr_array_new_with_free_func (g_object_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), devices);
+  g_hash_table_iter_init (&iter, self->devices);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (devices, g_object_ref (((DeviceRecord *) value)->device));
+  g_ptr_array_sort (devices, compare_devices);
+  return devices;
+}
+
+/**
+ * shoal_controller_assign_recipe:
+ * @self: a controller
+ * @device: a device
+ * @recipe: (nullable): a recipe name, or %NULL to select one by matching
+ * @error: return location for a #GError
+ */
+gboolean
+shoal_controller_assign_recipe (ShoalController  *self,
+                                ShoalDevice      *device,
+                                const gchar      *recipe,
+                                GError          **error)
+{
+  DeviceRecord *rec = lookup_record (self, device);
+  ShoalRecipe *chosen;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      return FALSE;
+    }
+  if (shoal_device_state_is_active (shoal_device_get_state (device)))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   "device %s is being deployed; cancel it first", shoal_device_get_id (device));
+      return FALSE;
+    }
+  if (recipe == NULL || *recipe == '\0')
+    {
+      g_autoptr(GPtrArray) recipes = shoal_controller_get_recipes (self);
+
+      chosen = shoal_recipe_select (recipes, device);
+      if (chosen == NULL)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                       "no recipe matches device %s", shoal_device_get_id (device));
+          return FALSE;
+        }
+    }
+  else if ((chosen = g_hash_table_lookup (self->recipes, recipe)) == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no recipe named “%s”", recipe);
+      return FALSE;
+    }
+  shoal_device_set_recipe (device, shoal_recipe_get_name (chosen));
+  if (shoal_device_get_state (device) == SHOAL_DEVICE_STATE_DISCOVERED)
+    shoal_device_set_state (device, SHOAL_DEVICE_STATE_ASSIGNED);
+  shoal_device_log (device, "controller", "assign", SHOAL_JOURNAL_RESULT_OK,
+                    "recipe %s assigned (commit %s)", shoal_recipe_get_name (chosen),
+                    shoal_recipe_get_commit (chosen) != NULL ? shoal_recipe_get_commit (chosen) : "none");
+  persist (rec);
+  return TRUE;
+}
+
+static void
+start_run (DeviceRecord  *rec,
+           ShoalPipeline *pipeline)
+{
+  ShoalRecipe *recipe = shoal_pipeline_get_recipe (pipeline);
+  ShoalDevice *device = rec->device;
+
+  g_set_object (&rec->pipeline, pipeline);
+  g_clear_object (&rec->cancellable);
+  rec->cancellable = g_cancellable_new ();
+  rec->run_no++;
+  rec->step_index = 0;
+  rec->attempt++;
+  shoal_device_set_recipe_commit (device, shoal_recipe_get_commit (recipe));
+  shoal_device_set_group (device, NULL);
+  shoal_device_set_current_step (device, NULL);
+  shoal_device_set_progress (device, 0.0);
+  shoal_device_set_instruction (device, NULL);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
+  shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,
+                    "deployment %" G_GINT64_FORMAT " of recipe %s at commit %s, %u steps",
+                    rec->run_no, shoal_recipe_get_name (recipe),
+                    shoal_recipe_get_commit (recipe) != NULL ? shoal_recipe_get_commit (recipe) : "none",
+                    shoal_pipeline_get_n_steps (pipeline));
+  if (shoal_pipeline_get_first_group_step (pipeline) >= 0)
+    {
+      rec->counted = TRUE;
+      set_expected (rec->controller, pipeline, +1);
+    }
+  persist (rec);
+  commit_then_advance (rec);
+}
+
+/**
+ * shoal_controller_deploy:
+ * @self: a controller
+ * @device: a device with a recipe
+ * @error: return location for a #GError
+ *
+ * Starts the installation of @device with its recipe.
+ */
+gboolean
+shoal_controller_deploy (ShoalController  *self,
+                         ShoalDevice      *device,
+                         GError          **error)
+{
+  DeviceRecord *rec = lookup_record (self, device);
+  ShoalPipeline *pipeline;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      return FALSE;
+    }
+  if (shoal_device_state_is_active (shoal_device_get_state (device)))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, "device %s is already being deployed",
+                   shoal_device_get_id (device));
+      return FALSE;
+    }
+  if (shoal_device_get_recipe (device) == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   "device %s has no recipe; assign one first", shoal_device_get_id (device));
+      return FALSE;
+    }
+  pipeline = g_hash_table_lookup (self->pipelines, shoal_device_get_recipe (device));
+  if (pipeline == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "recipe %s of device %s is not loaded",
+                   shoal_device_get_recipe (device), shoal_device_get_id (device));
+      return FALSE;
+    }
+  start_run (rec, pipeline);
+  return TRUE;
+}
+
+/**
+ * shoal_controller_cancel:
+ * @self: a controller
+ * @device: a device being deployed
+ * @error: return location for a #GError
+ */
+gboolean
+shoal_controller_cancel (ShoalController  *self,
+                         ShoalDevice      *device,
+                         GError          **error)
+{
+  DeviceRecord *rec = lookup_record (self, device);
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      return FALSE;
+    }
+  if (!shoal_device_state_is_active (shoal_device_get_state (device)))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, "device %s is not being deployed",
+                   shoal_device_get_id (device));
+      return FALSE;
+    }
+  rec->attempt++;
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  g_cancellable_cancel (rec->cancellable);
+  if (rec->waiting)
+    shoal_pipeline_rendezvous_leave (rec->pipeline, rec->step_index, device);
+  rec->waiting = FALSE;
+  if (rec->queued)
+    {
+      g_queue_remove (&get_slot (self, rec->pipeline, rec->step_index)->waiting, rec);
+      rec->queued = FALSE;
+    }
+  uncount (rec);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_CANCELLED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  shoal_device_log (device, "controller", "cancel", SHOAL_JOURNAL_RESULT_WARNING,
+                    "deployment cancelled at step %s",
+                    shoal_device_get_current_step (device) != NULL
+                      ? shoal_device_get_current_step (device) : "(none)");
+  persist (rec);
+  shoal_store_flush_async (self->store, NULL, NULL, NULL);
+  return TRUE;
+}
+
+/**
+ * shoal_controller_remove_device:
+ * @self: a controller
+ * @id: a device id
+ * @error: return location for a #GError
+ */
+gboolean
+shoal_controller_remove_device (ShoalController  *self,
+                                const gchar      *id,
+                                GError          **error)
+{
+  DeviceRecord *rec;
+  g_autoptr(ShoalDevice) device = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  rec = id != NULL ? g_hash_table_lookup (self->devices, id) : NULL;
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no device %s", id);
+      return FALSE;
+    }
+  if (shoal_device_state_is_active (shoal_device_get_state (rec->device)) &&
+      !shoal_controller_cancel (self, rec->device, error))
+    return FALSE;
+  device = g_object_ref (rec->device);
+  for (const gchar * const *mac = shoal_device_get_macs (device); *mac != NULL; mac++)
+    g_hash_table_remove (self->by_mac, *mac);
+  if (shoal_device_get_token (device) != NULL)
+    g_hash_table_remove (self->by_token, shoal_device_get_token (device));
+  g_ptr_array_remove (self->to_resume, rec);
+  g_hash_table_remove (self->devices, id);
+  shoal_store_delete_device (self->store, shoal_device_get_id (device));
+  shoal_store_flush_async (self->store, NULL, NULL, NULL);
+  g_signal_emit (self, signals[SIGNAL_DEVICE_REMOVED], 0, device);
+  return TRUE;
+}
+
+/**
+ * shoal_controller_get_journal:
+ * @self: a controller
+ * @device: a device
+ * @since_seq: return entries after this sequence number
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full) (element-type ShoalJournalEntry): the durable entries
+ */
+GPtrArray *
+shoal_controller_get_journal (ShoalController  *self,
+                              ShoalDevice      *device,
+                              guint64           since_seq,
+                              GError          **error)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (device), NULL);
+  return shoal_store_get_journal (self->store, shoal_device_get_id (device), since_seq, error);
+}
+
+guint64
+shoal_controller_get_transitions (ShoalController *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), 0);
+  return self->transitions;
+}
+
+static void
+commit_cb (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!shoal_store_flush_finish (SHOAL_STORE (source), result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * shoal_controller_commit_async:
+ * @self: a controller
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once everything so far is durable
+ * @user_data: (closure callback): data for @callback
+ */
+void
+shoal_controller_commit_async (ShoalController     *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, shoal_controller_commit_async);
+  shoal_store_flush_async (self->store, cancellable, commit_cb, task);
+}
+
+gboolean
+shoal_controller_commit_finish (ShoalController  *self,
+                                GAsyncResult     *result,
+                                GError          **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* --- open, resume, services --------------------------------------------- */
+
+static void
+restore_record (ShoalController   *self,
+                ShoalStoreDevice  *row,
+                GHashTable        *seqs)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new (row->id);
+  g_auto(GStrv) macs = g_strsplit (row->macs != NULL ? row->macs : "", ",", -1);
+  guint64 *seq = g_hash_table_lookup (seqs, row->id);
+  DeviceRecord *rec;
+
+  shoal_device_set_macs (device, (const gchar * const *) (macs[0] != NULL && *macs[0] != '\0'
+                                                          ? macs : &macs[g_strv_length (macs)]));
+  shoal_device_set_uuid (device, row->uuid);
+  shoal_device_set_token (device, row->token);
+  shoal_device_set_state (device, (ShoalDeviceState) row->state);
+  shoal_device_set_boot_action (device, (ShoalBootAction) row->boot_action);
+  shoal_device_set_recipe (device, row->recipe);
+  shoal_device_set_recipe_commit (device, row->recipe_commit);
+  shoal_device_set_group (device, row->group_id);
+  shoal_device_set_current_step (device, row->current_step);
+  shoal_device_set_progress (device, row->progress);
+  if (row->inventory != NULL)
+    {
+      g_autoptr(JsonNode) inventory = json_from_string (row->inventory, NULL);
+
+      if (inventory != NULL)
+        shoal_device_set_inventory (device, inventory);
+    }
+  if (row->metadata != NULL)
+    {
+      g_autoptr(JsonNode) metadata = json_from_string (row->metadata, NULL);
+
+      if (metadata != NULL && JSON_NODE_HOLDS_OBJECT (metadata))
+        {
+          JsonObject *object = json_node_get_object (metadata);
+          g_autoptr(GList) members = json_object_get_members (object);
+
+          for (GList *l = members; l != NULL; l = l->next)
+            shoal_device_set_metadata (device, l->data,
+                                       json_object_get_string_member_with_default (object, l->data, NULL));
+        }
+    }
+  rec = add_record (self, device);
+  rec->step_index = (guint) MAX (row->step_index, 0);
+  rec->run_no = row->run_no;
+  rec->journal_seq = seq != NULL ? *seq : 0;
+  rec->inventory_json = g_strdup (row->inventory);
+  if (shoal_device_state_is_active (shoal_device_get_state (device)))
+    g_ptr_array_add (self->to_resume, rec);
+}
+
+static gboolean
+load_store (ShoalController  *self,
+            GError          **error)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GHashTable) seqs = NULL;
+  g_autoptr(GHashTable) kv = NULL;
+
+  rows = shoal_store_load_devices (self->store, error);
+  if (rows == NULL)
+    return FALSE;
+  seqs = shoal_store_load_journal_seqs (self->store, error);
+  if (seqs == NULL)
+    return FALSE;
+  kv = shoal_store_load_kv (self->store, error);
+  if (kv == NULL)
+    return FALSE;
+  g_clear_pointer (&self->kv, g_hash_table_unref);
+  self->kv = g_steal_pointer (&kv);
+  for (guint i = 0; i < rows->len; i++)
+    restore_record (self, g_ptr_array_index (rows, i), seqs);
+  g_info ("store: %u devices, %u to resume", rows->len, self->to_resume->len);
+  return TRUE;
+}
+
+/**
+ * shoal_controller_open:
+ * @self: a controller
+ * @error: return location for a #GError
+ *
+ * Opens the store in the state directory and loads every device. Devices
+ * whose deployment was interrupted resume when
+ * shoal_controller_start_services() runs, once the recipes are added.
+ */
+gboolean
+shoal_controller_open (ShoalController  *self,
+                       GError          **error)
+{
+  g_autofree gchar *path = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  if (g_mkdir_with_parents (self->state_dir, 0700) != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "creating state directory %s: %s",
+                   self->state_dir, g_strerror (errno));
+      return FALSE;
+    }
+  path = g_build_filename (self->state_dir, "shoal.db", NULL);
+  if (!shoal_store_open (self->store, path, error))
+    return FALSE;
+  shoal_store_set_committed_func (self->store, committed_cb, self);
+  return load_store (self, error);
+}
+
+/**
+ * shoal_controller_close:
+ * @self: a controller
+ *
+ * Stops every service and makes everything durable.
+ */
+void
+shoal_controller_close (ShoalController *self)
+{
+  g_return_if_fail (SHOAL_IS_CONTROLLER (self));
+  if (self->services_started)
+    {
+      GPtrArray *services = shoal_plugin_engine_get_services (self->engine);
+
+      for (guint i = 0; services != NULL && i < services->len; i++)
+        shoal_service_stop (g_ptr_array_index (services, i));
+      self->services_started = FALSE;
+    }
+  if (self->store != NULL)
+    shoal_store_close (self->store);
+}
+
+static void
+resume_record (DeviceRecord *rec)
+{
+  ShoalController *self = rec->controller;
+  ShoalDevice *device = rec->device;
+  ShoalPipeline *pipeline = g_hash_table_lookup (self->pipelines,
+                                                 shoal_device_get_recipe (device) != NULL
+                                                   ? shoal_device_get_recipe (device) : "");
+  ShoalRecipe *recipe;
+  g_autoptr(GError) error = NULL;
+
+  if (pipeline == NULL)
+    {
+      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                   "cannot resume after restart: recipe %s is not loaded",
+                   shoal_device_get_recipe (device));
+      fail_device (rec, "controller", error);
+      return;
+    }
+  recipe = shoal_pipeline_get_recipe (pipeline);
+  if (g_strcmp0 (shoal_recipe_get_commit (recipe), shoal_device_get_recipe_commit (device)) != 0)
+    shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_WARNING,
+                      "recipe %s is now at commit %s, the deployment started at %s",
+                      shoal_recipe_get_name (recipe), shoal_recipe_get_commit (recipe),
+                      shoal_device_get_recipe_commit (device));
+  g_set_object (&rec->pipeline, pipeline);
+  g_clear_object (&rec->cancellable);
+  rec->cancellable = g_cancellable_new ();
+  if (rec->step_index > shoal_pipeline_get_n_steps (pipeline))
+    rec->step_index = shoal_pipeline_get_n_steps (pipeline);
+  if (shoal_pipeline_get_first_group_step (pipeline) >= (gint) rec->step_index)
+    {
+      rec->counted = TRUE;
+      set_expected (self, pipeline, +1);
+    }
+  shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
+                    "resuming deployment %" G_GINT64_FORMAT " after a restart at step %u of %u (%s)",
+                    rec->run_no, rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
+                    rec->step_index < shoal_pipeline_get_n_steps (pipeline)
+                      ? shoal_pipeline_get_step_id (pipeline, rec->step_index) : "done");
+  advance (rec);
+}
+
+static void
+resume_all (ShoalController *self)
+{
+  g_autoptr(GPtrArray) records = g_steal_pointer (&self->to_resume);
+
+  self->to_resume = g_ptr_array_new ();
+  for (guint i = 0; i < records->len; i++)
+    resume_record (g_ptr_array_index (records, i));
+}
+
+/**
+ * shoal_controller_start_services:
+ * @self: a controller
+ * @error: return location for a #GError
+ *
+ * Starts the services of every loaded plugin and resumes interrupted
+ * deployments. A service that fails to start is reported and skipped.
+ */
+gboolean
+shoal_controller_start_services (ShoalController  *self,
+                                 GError          **error)
+{
+  GPtrArray *services;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  services = shoal_plugin_engine_get_services (self->engine);
+  if (!self->services_started)
+    {
+      for (guint i = 0; services != NULL && i < services->len; i++)
+        {
+          ShoalService *service = g_ptr_array_index (services, i);
+          g_autoptr(GError) local_error = NULL;
+
+          if (!shoal_service_start (service, self->context, &local_error))
+            g_warning ("service %s did not start: %s", G_OBJECT_TYPE_NAME (service),
+                       local_error->message);
+        }
+      self->services_started = TRUE;
+    }
+  resume_all (self);
+  return TRUE;
+}
+
+/* --- for the context and the agent API ---------------------------------- */
+
+/**
+ * shoal_controller_set_http_server:
+ * @self: a controller
+ * @server: the daemon's HTTP server
+ * @base_url: the URL agents reach it at
+ *
+ * Registers the agent API on @server; plugins add their routes through
+ * their #ShoalContext.
+ */
+void
+shoal_controller_set_http_server (ShoalController *self,
+                                  SoupServer      *server,
+                                  const gchar     *base_url)
+{
+  g_return_if_fail (SHOAL_IS_CONTROLLER (self));
+  g_return_if_fail (SOUP_IS_SERVER (server));
+  g_set_object (&self->http_server, server);
+  g_free (self->server_url);
+  self->server_url = g_strdup (base_url);
+  shoal_agent_api_register (self, server);
+}
+
+/**
+ * shoal_controller_set_config:
+ * @self: a controller
+ * @config: the daemon's configuration
+ */
+void
+shoal_controller_set_config (ShoalController *self,
+                             GKeyFile        *config)
+{
+  g_return_if_fail (SHOAL_IS_CONTROLLER (self));
+  g_return_if_fail (config != NULL);
+  g_clear_pointer (&self->config, g_key_file_unref);
+  self->config = g_key_file_ref (config);
+  if (g_key_file_has_key (config, "controller", "auto-deploy", NULL))
+    self->auto_deploy = g_key_file_get_boolean (config, "controller", "auto-deploy", NULL);
+}
+
+void
+shoal_controller_set_data_dir (ShoalController *self,
+                               const gchar     *data_dir)
+{
+  g_return_if_fail (SHOAL_IS_CONTROLLER (self));
+  g_free (self->data_dir);
+  self->data_dir = g_strdup (data_dir);
+}
+
+void
+shoal_controller_set_auto_deploy (ShoalController *self,
+                                  gboolean         auto_deploy)
+{
+  self->auto_deploy = auto_deploy;
+}
+
+/**
+ * shoal_controller_get_context:
+ * @self: a controller
+ *
+ * Returns: (transfer none): what the daemon offers plugins
+ */
+ShoalContext *
+shoal_controller_get_context (ShoalController *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  return self->context;
+}
+
+/**
+ * shoal_controller_get_engine:
+ * @self: a controller
+ *
+ * Returns: (transfer none): the plugin engine
+ */
+ShoalPluginEngine *
+shoal_controller_get_engine (ShoalController *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  return self->engine;
+}
+
+const gchar *
+shoal_controller_get_server_url (ShoalController *self)
+{
+  return self->server_url;
+}
+
+const gchar *
+shoal_controller_get_state_dir (ShoalController *self)
+{
+  return self->state_dir;
+}
+
+const gchar *
+shoal_controller_get_data_dir (ShoalController *self)
+{
+  return self->data_dir;
+}
+
+GKeyFile *
+shoal_controller_get_config (ShoalController *self)
+{
+  return self->config;
+}
+
+SoupServer *
+shoal_controller_get_http_server (ShoalController *self)
+{
+  return self->http_server;
+}
+
+ShoalStore *
+shoal_controller_get_store (ShoalController *self)
+{
+  return self->store;
+}
+
+gchar *
+shoal_controller_kv_get (ShoalController *self,
+                         const gchar     *ns,
+                         const gchar     *key)
+{
+  g_autofree gchar *full = g_strdup_printf ("%s\x1f%s", ns, key);
+
+  return g_strdup (g_hash_table_lookup (self->kv, full));
+}
+
+void
+shoal_controller_kv_set (ShoalController *self,
+                         const gchar     *ns,
+                         const gchar     *key,
+                         const gchar     *value)
+{
+  g_autofree gchar *full = g_strdup_printf ("%s\x1f%s", ns, key);
+
+  if (value == NULL)
+    g_hash_table_remove (self->kv, full);
+  else
+    g_hash_table_replace (self->kv, g_steal_pointer (&full), g_strdup (value));
+  shoal_store_kv_set (self->store, ns, key, value);
+}
+
+GHashTable *
+shoal_controller_kv_list (ShoalController *self,
+                          const gchar     *ns)
+{
+  GHashTable *list = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autofree gchar *prefix = g_strdup_printf ("%s\x1f", ns);
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, self->kv);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      if (g_str_has_prefix (key, prefix))
+        g_hash_table_insert (list, g_strdup ((const gchar *) key + strlen (prefix)),
+                             g_strdup (value));
+    }
+  return list;
+}
+
+static gchar *
+id_for_mac (const gchar *mac)
+{
+  g_autofree gchar *lower = g_ascii_strdown (mac, -1);
+
+  return g_strdelimit (g_steal_pointer (&lower), ":", '-');
+}
+
+/**
+ * shoal_controller_device_seen:
+ * @self: a controller
+ * @mac: the MAC address the device used
+ * @uuid: (nullable): its SMBIOS UUID, if it sent one
+ * @source: what saw it ("dhcp", "tftp", "http")
+ * @error: return location for a #GError
+ *
+ * A device's first sign of life (claim 15): registers it if it is new,
+ * assigns the recipe that matches it, and starts its deployment when
+ * auto-deploy is on (the default).
+ *
+ * Returns: (transfer none): the device
+ */
+ShoalDevice *
+shoal_controller_device_seen (ShoalController  *self,
+                              const gchar      *mac,
+                              const gchar      *uuid,
+                              const gchar      *source,
+                              GError          **error)
+{
+  ShoalDevice *device = shoal_controller_lookup_device_by_mac (self, mac);
+  const gchar *macs[] = { mac, NULL };
+  g_autoptr(GError) local_error = NULL;
+
+  if (device == NULL && uuid != NULL)
+    device = shoal_controller_lookup_device_by_uuid (self, uuid);
+  if (device != NULL)
+    return device;
+  {
+    g_autofree gchar *id = id_for_mac (mac != NULL ? mac : "");
+
+    device = shoal_controller_enroll_device (self, id, macs, uuid, error);
+  }
+  if (device == NULL)
+    return NULL;
+  shoal_device_log (device, source, "discovered", SHOAL_JOURNAL_RESULT_INFO,
+                    "first seen by %s as %s", source, mac);
+  if (!shoal_controller_assign_recipe (self, device, NULL, &local_error))
+    {
+      shoal_device_log (device, "controller", "assign", SHOAL_JOURNAL_RESULT_WARNING,
+                        "%s", local_error->message);
+      return device;
+    }
+  if (self->auto_deploy && !shoal_controller_deploy (self, device, &local_error))
+    shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_FAILED,
+                      "%s", local_error->message);
+  return device;
+}
+
+/**
+ * shoal_controller_get_boot_action:
+ * @self: a controller
+ * @device: a device
+ *
+ * Returns: how the network boot service is to boot @device
+ */
+ShoalBootAction
+shoal_controller_get_boot_action (ShoalController *self,
+                                  ShoalDevice     *device)
+{
+  /* Deploy sets DEPLOY; installed, failed and cancelled set LOCAL; a finish
+   * step may set LOCAL before it reboots the device into its new system;
+   * an operator may set IGNORE. */
+  return shoal_device_get_boot_action (device);
+}

@@ -1,0 +1,360 @@
+/* shoal-step-context.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-step-context.h"
+
+/**
+ * ShoalStepContext:
+ *
+ * What a step is handed when it runs: the device (or the group of
+ * devices), the step's options from the recipe, the recipe itself, and the
+ * daemon's #ShoalContext. A group step may drop single members that fail
+ * (shoal_step_context_drop_device()) without failing the rest.
+ */
+struct _ShoalStepContext
+{
+  GObject       parent_instance;
+
+  ShoalContext *context;
+  ShoalRecipe  *recipe;
+  gchar        *step_id;
+  JsonObject   *options;
+  GPtrArray    *devices;
+  gchar        *group_id;
+  GHashTable   *dropped;    /* ShoalDevice* -> GError* */
+  GMutex        mutex;
+};
+
+G_DEFINE_FINAL_TYPE (ShoalStepContext, shoal_step_context, G_TYPE_OBJECT)
+
+static void
+shoal_step_context_finalize (GObject *object)
+{
+  ShoalStepContext *self = SHOAL_STEP_CONTEXT (object);
+
+  g_clear_object (&self->context);
+  g_clear_object (&self->recipe);
+  g_free (self->step_id);
+  g_clear_pointer (&self->options, json_object_unref);
+  g_clear_pointer (&self->devices, g_ptr_array_unref);
+  g_free (self->group_id);
+  g_clear_pointer (&self->dropped, g_hash_table_unref);
+  g_mutex_clear (&self->mutex);
+
+  G_OBJECT_CLASS (shoal_step_context_parent_class)->finalize (object);
+}
+
+static void
+shoal_step_context_class_init (ShoalStepContextClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = shoal_step_context_finalize;
+}
+
+static void
+shoal_step_context_init (ShoalStepContext *self)
+{
+  g_mutex_init (&self->mutex);
+  self->dropped = g_hash_table_new_full (NULL, NULL, g_object_unref,
+                                         (GDestroyNotify) g_error_free);
+}
+
+/**
+ * shoal_step_context_new:
+ * @context: (nullable): the daemon's context
+ * @recipe: (nullable): the recipe being deployed
+ * @step_id: the step's id in the recipe
+ * @options: (nullable): the step's options
+ * @devices: (element-type ShoalDevice): the device, or the group
+ * @group_id: (nullable): the group's id for a group step
+ *
+ * Returns: (transfer full): a new context
+ */
+ShoalStepContext *
+shoal_step_context_new (ShoalContext *context,
+                        ShoalRecipe  *recipe,
+                        const gchar  *step_id,
+                        JsonObject   *options,
+                        GPtrArray    *devices,
+                        const gchar  *group_id)
+{
+  ShoalStepContext *self;
+
+  g_return_val_if_fail (context == NULL || SHOAL_IS_CONTEXT (context), NULL);
+  g_return_val_if_fail (recipe == NULL || SHOAL_IS_RECIPE (recipe), NULL);
+  g_return_val_if_fail (step_id != NULL, NULL);
+  g_return_val_if_fail (devices != NULL, NULL);
+
+  self = g_object_new (SHOAL_TYPE_STEP_CONTEXT, NULL);
+  self->context = context != NULL ? g_object_ref (context) : NULL;
+  self->recipe = recipe != NULL ? g_object_ref (recipe) : NULL;
+  self->step_id = g_strdup (step_id);
+  self->options = options != NULL ? json_object_ref (options) : json_object_new ();
+  self->devices = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < devices->len; i++)
+    g_ptr_array_add (self->devices, g_object_ref (g_ptr_array_index (devices, i)));
+  self->group_id = g_strdup (group_id);
+  return self;
+}
+
+/**
+ * shoal_step_context_get_context:
+ * @self: a step context
+ *
+ * Returns: (transfer none) (nullable): what the daemon offers plugins
+ */
+ShoalContext *
+shoal_step_context_get_context (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->context;
+}
+
+/**
+ * shoal_step_context_get_recipe:
+ * @self: a step context
+ *
+ * Returns: (transfer none) (nullable): the recipe being deployed
+ */
+ShoalRecipe *
+shoal_step_context_get_recipe (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->recipe;
+}
+
+const gchar *
+shoal_step_context_get_step_id (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->step_id;
+}
+
+/**
+ * shoal_step_context_get_options:
+ * @self: a step context
+ *
+ * Returns: (transfer none): the step's options from the recipe, never %NULL
+ */
+JsonObject *
+shoal_step_context_get_options (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->options;
+}
+
+/**
+ * shoal_step_context_get_device:
+ * @self: a step context
+ *
+ * Returns: (transfer none) (nullable): the device of a per-device step,
+ *   the first member of a group
+ */
+ShoalDevice *
+shoal_step_context_get_device (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  if (self->devices->len == 0)
+    return NULL;
+  return g_ptr_array_index (self->devices, 0);
+}
+
+/**
+ * shoal_step_context_get_devices:
+ * @self: a step context
+ *
+ * Returns: (transfer none) (element-type ShoalDevice): every device the step works on
+ */
+GPtrArray *
+shoal_step_context_get_devices (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->devices;
+}
+
+/**
+ * shoal_step_context_get_group_id:
+ * @self: a step context
+ *
+ * Returns: (nullable): the group's id
+ */
+const gchar *
+shoal_step_context_get_group_id (ShoalStepContext *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  return self->group_id;
+}
+
+gint64
+shoal_step_context_get_option_int (ShoalStepContext *self,
+                                   const gchar      *name,
+                                   gint64            default_value)
+{
+  JsonNode *node;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), default_value);
+  node = json_object_get_member (self->options, name);
+  if (node == NULL || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      if (node != NULL && json_node_get_value_type (node) == G_TYPE_DOUBLE)
+        return (gint64) json_node_get_double (node);
+      return default_value;
+    }
+  return json_node_get_int (node);
+}
+
+gdouble
+shoal_step_context_get_option_double (ShoalStepContext *self,
+                                      const gchar      *name,
+                                      gdouble           default_value)
+{
+  JsonNode *node;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), default_value);
+  node = json_object_get_member (self->options, name);
+  if (node == NULL || JSON_NODE_TYPE (node) != JSON_NODE_VALUE)
+    return default_value;
+  if (json_node_get_value_type (node) == G_TYPE_INT64)
+    return (gdouble) json_node_get_int (node);
+  if (json_node_get_value_type (node) == G_TYPE_DOUBLE)
+    return json_node_get_double (node);
+  return default_value;
+}
+
+const gchar *
+shoal_step_context_get_option_string (ShoalStepContext *self,
+                                      const gchar      *name,
+                                      const gchar      *default_value)
+{
+  JsonNode *node;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), default_value);
+  node = json_object_get_member (self->options, name);
+  if (node == NULL || json_node_get_value_type (node) != G_TYPE_STRING)
+    return default_value;
+  return json_node_get_string (node);
+}
+
+gboolean
+shoal_step_context_get_option_bool (ShoalStepContext *self,
+                                    const gchar      *name,
+                                    gboolean          default_value)
+{
+  JsonNode *node;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), default_value);
+  node = json_object_get_member (self->options, name);
+  if (node == NULL || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    return default_value;
+  return json_node_get_boolean (node);
+}
+
+/**
+ * shoal_step_context_log:
+ * @self: a step context
+ * @device: (nullable): the device concerned, or %NULL for every device
+ * @operation: what was performed
+ * @result: the outcome
+ * @format: printf-style details
+ * @...: arguments
+ *
+ * Appends an entry, with the step id as its source, to the journal of
+ * @device or of every device of the context. Safe from any thread.
+ */
+void
+shoal_step_context_log (ShoalStepContext   *self,
+                        ShoalDevice        *device,
+                        const gchar        *operation,
+                        ShoalJournalResult  result,
+                        const gchar        *format,
+                        ...)
+{
+  g_autofree gchar *message = NULL;
+  va_list args;
+
+  g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
+  g_return_if_fail (device == NULL || SHOAL_IS_DEVICE (device));
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (device != NULL)
+    {
+      shoal_device_log_literal (device, self->step_id, operation, result, message);
+      return;
+    }
+  for (guint i = 0; i < self->devices->len; i++)
+    shoal_device_log_literal (g_ptr_array_index (self->devices, i),
+                              self->step_id, operation, result, message);
+}
+
+/**
+ * shoal_step_context_set_progress:
+ * @self: a step context
+ * @device: (nullable): the device, or %NULL for every device
+ * @fraction: the step's progress, 0 to 1
+ */
+void
+shoal_step_context_set_progress (ShoalStepContext *self,
+                                 ShoalDevice      *device,
+                                 gdouble           fraction)
+{
+  g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
+  if (device != NULL)
+    {
+      shoal_device_set_progress (device, fraction);
+      return;
+    }
+  for (guint i = 0; i < self->devices->len; i++)
+    shoal_device_set_progress (g_ptr_array_index (self->devices, i), fraction);
+}
+
+/**
+ * shoal_step_context_drop_device:
+ * @self: a step context
+ * @device: a member of the group
+ * @error: why it was dropped
+ *
+ * Marks one member of a group as failed; the step goes on for the others,
+ * and the controller fails @device with @error when the step finishes.
+ */
+void
+shoal_step_context_drop_device (ShoalStepContext *self,
+                                ShoalDevice      *device,
+                                const GError     *error)
+{
+  g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
+  g_return_if_fail (SHOAL_IS_DEVICE (device));
+  g_return_if_fail (error != NULL);
+
+  g_mutex_lock (&self->mutex);
+  if (!g_hash_table_contains (self->dropped, device))
+    g_hash_table_insert (self->dropped, g_object_ref (device), g_error_copy (error));
+  g_mutex_unlock (&self->mutex);
+}
+
+/**
+ * shoal_step_context_is_dropped:
+ * @self: a step context
+ * @device: a member of the group
+ * @error: (out) (optional) (transfer none): why it was dropped
+ *
+ * Returns: whether @device was dropped from the group
+ */
+gboolean
+shoal_step_context_is_dropped (ShoalStepContext  *self,
+                               ShoalDevice       *device,
+                               const GError     **error)
+{
+  GError *reason;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), FALSE);
+  g_mutex_lock (&self->mutex);
+  reason = g_hash_table_lookup (self->dropped, device);
+  g_mutex_unlock (&self->mutex);
+  if (error != NULL)
+    *error = reason;
+  return reason != NULL;
+}

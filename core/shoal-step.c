@@ -1,0 +1,246 @@
+/* shoal-step.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-enums.h"
+#include "shoal-error.h"
+#include "shoal-step.h"
+
+/**
+ * ShoalStep:
+ *
+ * One step of an installation, supplied by a plugin and known to the core
+ * only by the name its `.plugin` file gives in `X-Shoal-Step`. A recipe
+ * names steps; the pipeline runs them.
+ *
+ * A step of scope %SHOAL_STEP_SCOPE_DEVICE runs for one device whenever
+ * that device gets there; one of scope %SHOAL_STEP_SCOPE_GROUP runs once
+ * for a group of devices that the pipeline's rendezvous formed. The
+ * same instance serves every device and every recipe: keep per-run state
+ * in the task, not in the instance.
+ *
+ * Implement @run_async/@run_finish, or only the blocking @run, which the
+ * default @run_async calls in a worker thread.
+ */
+
+G_DEFINE_INTERFACE (ShoalStep, shoal_step, G_TYPE_OBJECT)
+
+static ShoalStepScope
+shoal_step_real_get_scope (ShoalStep *self)
+{
+  return SHOAL_STEP_SCOPE_DEVICE;
+}
+
+static ShoalStepPhase
+shoal_step_real_get_phase (ShoalStep *self)
+{
+  return SHOAL_STEP_PHASE_BOOT;
+}
+
+static gboolean
+shoal_step_real_validate_options (ShoalStep   *self,
+                                  JsonObject  *options,
+                                  GError     **error)
+{
+  return TRUE;
+}
+
+static void
+run_in_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  ShoalStep *self = source_object;
+  ShoalStepContext *context = task_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!SHOAL_STEP_GET_IFACE (self)->run (self, context, cancellable, &error))
+    {
+      if (error == NULL)
+        g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
+                     "step %s failed without saying why",
+                     G_OBJECT_TYPE_NAME (self));
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+shoal_step_real_run_async (ShoalStep           *self,
+                           ShoalStepContext    *context,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, shoal_step_real_run_async);
+  g_task_set_task_data (task, g_object_ref (context), g_object_unref);
+  if (SHOAL_STEP_GET_IFACE (self)->run == NULL)
+    {
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
+                               "step %s implements neither run_async nor run",
+                               G_OBJECT_TYPE_NAME (self));
+      return;
+    }
+  g_task_run_in_thread (task, run_in_thread);
+}
+
+static gboolean
+shoal_step_real_run_finish (ShoalStep     *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+shoal_step_default_init (ShoalStepInterface *iface)
+{
+  iface->get_scope = shoal_step_real_get_scope;
+  iface->get_phase = shoal_step_real_get_phase;
+  iface->validate_options = shoal_step_real_validate_options;
+  iface->run_async = shoal_step_real_run_async;
+  iface->run_finish = shoal_step_real_run_finish;
+}
+
+/**
+ * shoal_step_get_scope:
+ * @self: a step
+ *
+ * Returns: whether the step runs per device or once per group
+ */
+ShoalStepScope
+shoal_step_get_scope (ShoalStep *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP (self), SHOAL_STEP_SCOPE_DEVICE);
+  return SHOAL_STEP_GET_IFACE (self)->get_scope (self);
+}
+
+/**
+ * shoal_step_get_phase:
+ * @self: a step
+ *
+ * Returns: where the step stands in an installation
+ */
+ShoalStepPhase
+shoal_step_get_phase (ShoalStep *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP (self), SHOAL_STEP_PHASE_BOOT);
+  return SHOAL_STEP_GET_IFACE (self)->get_phase (self);
+}
+
+/**
+ * shoal_step_validate_options:
+ * @self: a step
+ * @options: the options a recipe gives the step
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE if the step accepts @options
+ */
+gboolean
+shoal_step_validate_options (ShoalStep   *self,
+                             JsonObject  *options,
+                             GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_STEP (self), FALSE);
+  g_return_val_if_fail (options != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (SHOAL_STEP_GET_IFACE (self)->validate_options (self, options, &local_error))
+    return TRUE;
+  if (local_error == NULL)
+    g_set_error_literal (&local_error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                         "the step refused its options");
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
+/**
+ * shoal_step_run_async:
+ * @self: a step
+ * @context: what the step works on
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the step finished
+ * @user_data: (closure callback): data for @callback
+ *
+ * Runs the step for the device, or the group, of @context.
+ */
+void
+shoal_step_run_async (ShoalStep           *self,
+                      ShoalStepContext    *context,
+                      GCancellable        *cancellable,
+                      GAsyncReadyCallback  callback,
+                      gpointer             user_data)
+{
+  g_return_if_fail (SHOAL_IS_STEP (self));
+  g_return_if_fail (SHOAL_IS_STEP_CONTEXT (context));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  g_return_if_fail (callback != NULL);
+
+  SHOAL_STEP_GET_IFACE (self)->run_async (self, context, cancellable, callback, user_data);
+}
+
+/**
+ * shoal_step_run_finish:
+ * @self: a step
+ * @result: the result
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE if the step succeeded
+ */
+gboolean
+shoal_step_run_finish (ShoalStep     *self,
+                       GAsyncResult  *result,
+                       GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_STEP (self), FALSE);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (SHOAL_STEP_GET_IFACE (self)->run_finish (self, result, &local_error))
+    return TRUE;
+  /* A Python plugin raising a plain exception gives FALSE with no error */
+  if (local_error == NULL)
+    g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
+                 "step %s failed without saying why", G_OBJECT_TYPE_NAME (self));
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
+const gchar *
+shoal_step_scope_to_string (ShoalStepScope scope)
+{
+  return scope == SHOAL_STEP_SCOPE_GROUP ? "group" : "device";
+}
+
+const gchar *
+shoal_step_phase_to_string (ShoalStepPhase phase)
+{
+  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_STEP_PHASE);
+  GEnumValue *value = g_enum_get_value (klass, phase);
+
+  return value != NULL ? value->value_nick : "unknown";
+}
+
+gboolean
+shoal_step_phase_from_string (const gchar    *str,
+                              ShoalStepPhase *phase)
+{
+  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_STEP_PHASE);
+  GEnumValue *value = str != NULL ? g_enum_get_value_by_nick (klass, str) : NULL;
+
+  if (value == NULL)
+    return FALSE;
+  if (phase != NULL)
+    *phase = value->value;
+  return TRUE;
+}

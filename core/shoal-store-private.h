@@ -1,0 +1,82 @@
+/* shoal-store-private.h: the durable store (SQLite, WAL)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "shoal-journal-entry.h"
+
+G_BEGIN_DECLS
+
+#define SHOAL_TYPE_STORE (shoal_store_get_type ())
+
+G_DECLARE_FINAL_TYPE (ShoalStore, shoal_store, SHOAL, STORE, GObject)
+
+/* One device as it is persisted; every string is owned */
+typedef struct {
+  gchar   *id;
+  gchar   *macs;            /* comma-separated */
+  gchar   *uuid;
+  gchar   *token;
+  gint     state;
+  gint     boot_action;
+  gchar   *recipe;
+  gchar   *recipe_commit;
+  gchar   *group_id;
+  gchar   *current_step;
+  gint     step_index;      /* steps completed in the current run */
+  gdouble  progress;
+  gchar   *inventory;       /* JSON text */
+  gchar   *metadata;        /* JSON object text */
+  gint64   run_no;
+  gint64   updated_us;
+} ShoalStoreDevice;
+
+void              shoal_store_device_free   (ShoalStoreDevice *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalStoreDevice, shoal_store_device_free)
+
+typedef void (*ShoalStoreCommittedFunc) (GPtrArray *entries,
+                                         gpointer   user_data);
+
+ShoalStore *shoal_store_new               (void);
+gboolean    shoal_store_open              (ShoalStore              *self,
+                                           const gchar             *path,
+                                           GError                 **error);
+void        shoal_store_close             (ShoalStore              *self);
+void        shoal_store_set_committed_func (ShoalStore             *self,
+                                           ShoalStoreCommittedFunc  func,
+                                           gpointer                 user_data);
+void        shoal_store_put_device        (ShoalStore              *self,
+                                           ShoalStoreDevice        *row);
+void        shoal_store_delete_device     (ShoalStore              *self,
+                                           const gchar             *id);
+void        shoal_store_append_journal    (ShoalStore              *self,
+                                           ShoalJournalEntry       *entry);
+void        shoal_store_kv_set            (ShoalStore              *self,
+                                           const gchar             *ns,
+                                           const gchar             *key,
+                                           const gchar             *value);
+void        shoal_store_flush_async       (ShoalStore              *self,
+                                           GCancellable            *cancellable,
+                                           GAsyncReadyCallback      callback,
+                                           gpointer                 user_data);
+gboolean    shoal_store_flush_finish      (ShoalStore              *self,
+                                           GAsyncResult            *result,
+                                           GError                 **error);
+gboolean    shoal_store_flush             (ShoalStore              *self,
+                                           GError                 **error);
+guint64     shoal_store_get_commits       (ShoalStore              *self);
+GPtrArray  *shoal_store_load_devices      (ShoalStore              *self,
+                                           GError                 **error);
+GHashTable *shoal_store_load_journal_seqs (ShoalStore              *self,
+                                           GError                 **error);
+GPtrArray  *shoal_store_get_journal       (ShoalStore              *self,
+                                           const gchar             *device_id,
+                                           guint64                  since_seq,
+                                           GError                 **error);
+GHashTable *shoal_store_load_kv           (ShoalStore              *self,
+                                           GError                 **error);
+
+G_END_DECLS

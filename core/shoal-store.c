@@ -1,0 +1,831 @@
+/* shoal-store.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <sqlite3.h>
+
+#include "shoal-error.h"
+#include "shoal-store-private.h"
+
+/*
+ * ShoalStore: devices, their runs and the operations journal in SQLite
+ * (WAL, synchronous=FULL). Writes are queued from the main context and
+ * applied by one writer thread, which commits everything queued so far in
+ * one transaction (group commit). A flush completes once everything queued
+ * before it is durable: the controller acknowledges a transition only
+ * then. Reads use their own connection (WAL readers never block the
+ * writer).
+ */
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+
+#define MAX_BATCH 20000
+
+typedef enum {
+  OP_PUT_DEVICE,
+  OP_DELETE_DEVICE,
+  OP_JOURNAL,
+  OP_KV,
+  OP_FLUSH,
+  OP_QUIT,
+} OpKind;
+
+typedef struct {
+  OpKind             kind;
+  ShoalStoreDevice  *device;
+  gchar             *id;
+  ShoalJournalEntry *entry;
+  gchar             *ns;
+  gchar             *key;
+  gchar             *value;
+  GTask             *task;
+} Op;
+
+struct _ShoalStore
+{
+  GObject                  parent_instance;
+
+  gchar                   *path;
+  sqlite3                 *writer;
+  sqlite3                 *reader;
+  GThread                 *thread;
+  GAsyncQueue             *queue;
+  GMainContext            *context;
+  ShoalStoreCommittedFunc  committed_func;
+  gpointer                 committed_data;
+  gint                     commits;     /* atomic */
+  GError                  *fatal;       /* set by the writer, under mutex */
+  GMutex                   mutex;
+};
+
+G_DEFINE_FINAL_TYPE (ShoalStore, shoal_store, G_TYPE_OBJECT)
+
+static const gchar *schema_sql =
+  "CREATE TABLE IF NOT EXISTS devices ("
+  "  id TEXT PRIMARY KEY, macs TEXT NOT NULL DEFAULT '', uuid TEXT, token TEXT,"
+  "  state INTEGER NOT NULL, boot_action INTEGER NOT NULL, recipe TEXT,"
+  "  recipe_commit TEXT, group_id TEXT, current_step TEXT,"
+  "  step_index INTEGER NOT NULL DEFAULT 0, progress REAL NOT NULL DEFAULT 0,"
+  "  inventory TEXT, metadata TEXT, run_no INTEGER NOT NULL DEFAULT 0,"
+  "  updated INTEGER NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS journal ("
+  "  device TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL,"
+  "  source TEXT NOT NULL, operation TEXT NOT NULL, result TEXT NOT NULL,"
+  "  message TEXT NOT NULL, PRIMARY KEY (device, seq)) WITHOUT ROWID;"
+  "CREATE TABLE IF NOT EXISTS kv ("
+  "  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+  "  PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+  "PRAGMA user_version = 1;";
+
+void
+shoal_store_device_free (ShoalStoreDevice *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->id);
+  g_free (row->macs);
+  g_free (row->uuid);
+  g_free (row->token);
+  g_free (row->recipe);
+  g_free (row->recipe_commit);
+  g_free (row->group_id);
+  g_free (row->current_step);
+  g_free (row->inventory);
+  g_free (row->metadata);
+  g_free (row);
+}
+
+static void
+op_free (Op *op)
+{
+  shoal_store_device_free (op->device);
+  g_free (op->id);
+  g_clear_pointer (&op->entry, shoal_journal_entry_unref);
+  g_free (op->ns);
+  g_free (op->key);
+  g_free (op->value);
+  g_clear_object (&op->task);
+  g_free (op);
+}
+
+static gboolean
+set_sqlite_error (GError      **error,
+                  sqlite3      *db,
+                  const gchar  *doing)
+{
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "%s: %s", doing,
+               db != NULL ? sqlite3_errmsg (db) : "out of memory");
+  return FALSE;
+}
+
+static gboolean
+exec_sql (sqlite3      *db,
+          const gchar  *sql,
+          GError      **error)
+{
+  g_autofree gchar *message = NULL;
+  char *errmsg = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &errmsg) == SQLITE_OK)
+    return TRUE;
+  message = g_strdup (errmsg != NULL ? errmsg : "unknown error");
+  sqlite3_free (errmsg);
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "running %.40s…: %s", sql, message);
+  return FALSE;
+}
+
+static sqlite3 *
+open_connection (const gchar  *path,
+                 GError      **error)
+{
+  sqlite3 *db = NULL;
+
+  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    {
+      g_autofree gchar *doing = g_strdup_printf ("opening store %s", path);
+      set_sqlite_error (error, db, doing);
+      sqlite3_close (db);
+      return NULL;
+    }
+  sqlite3_busy_timeout (db, 10000);
+  if (!exec_sql (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                 "PRAGMA foreign_keys=OFF;", error))
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+  return db;
+}
+
+static void
+shoal_store_finalize (GObject *object)
+{
+  ShoalStore *self = SHOAL_STORE (object);
+
+  shoal_store_close (self);
+  g_free (self->path);
+  g_clear_pointer (&self->queue, g_async_queue_unref);
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_error (&self->fatal);
+  g_mutex_clear (&self->mutex);
+  G_OBJECT_CLASS (shoal_store_parent_class)->finalize (object);
+}
+
+static void
+shoal_store_class_init (ShoalStoreClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = shoal_store_finalize;
+}
+
+static void
+shoal_store_init (ShoalStore *self)
+{
+  g_mutex_init (&self->mutex);
+  self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
+  self->context = g_main_context_ref_thread_default ();
+}
+
+ShoalStore *
+shoal_store_new (void)
+{
+  return g_object_new (SHOAL_TYPE_STORE, NULL);
+}
+
+/* --- writer thread ------------------------------------------------------ */
+
+typedef struct {
+  sqlite3_stmt *put_device;
+  sqlite3_stmt *delete_device;
+  sqlite3_stmt *delete_journal;
+  sqlite3_stmt *journal;
+  sqlite3_stmt *kv_set;
+  sqlite3_stmt *kv_delete;
+} Statements;
+
+static void
+statements_clear (Statements *st)
+{
+  g_clear_pointer (&st->put_device, sqlite3_finalize);
+  g_clear_pointer (&st->delete_device, sqlite3_finalize);
+  g_clear_pointer (&st->delete_journal, sqlite3_finalize);
+  g_clear_pointer (&st->journal, sqlite3_finalize);
+  g_clear_pointer (&st->kv_set, sqlite3_finalize);
+  g_clear_pointer (&st->kv_delete, sqlite3_finalize);
+}
+
+static gboolean
+prepare (sqlite3        *db,
+         const gchar    *sql,
+         sqlite3_stmt  **stmt,
+         GError        **error)
+{
+  if (sqlite3_prepare_v2 (db, sql, -1, stmt, NULL) == SQLITE_OK)
+    return TRUE;
+  return set_sqlite_error (error, db, "preparing a statement");
+}
+
+static gboolean
+statements_prepare (Statements  *st,
+                    sqlite3     *db,
+                    GError     **error)
+{
+  return prepare (db, "INSERT OR REPLACE INTO devices (id, macs, uuid, token, state,"
+                  " boot_action, recipe, recipe_commit, group_id, current_step,"
+                  " step_index, progress, inventory, metadata, run_no, updated)"
+                  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st->put_device, error) &&
+         prepare (db, "DELETE FROM devices WHERE id = ?", &st->delete_device, error) &&
+         prepare (db, "DELETE FROM journal WHERE device = ?", &st->delete_journal, error) &&
+         prepare (db, "INSERT INTO journal (device, seq, time, source, operation, result,"
+                  " message) VALUES (?,?,?,?,?,?,?)", &st->journal, error) &&
+         prepare (db, "INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?,?,?)",
+                  &st->kv_set, error) &&
+         prepare (db, "DELETE FROM kv WHERE ns = ? AND key = ?", &st->kv_delete, error);
+}
+
+static void
+bind_text (sqlite3_stmt *stmt,
+           gint          index,
+           const gchar  *text)
+{
+  if (text == NULL)
+    sqlite3_bind_null (stmt, index);
+  else
+    sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+}
+
+static gboolean
+step_statement (sqlite3       *db,
+                sqlite3_stmt  *stmt,
+                const gchar   *doing,
+                GError       **error)
+{
+  gint rc = sqlite3_step (stmt);
+
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+    return TRUE;
+  return set_sqlite_error (error, db, doing);
+}
+
+static gboolean
+apply_put_device (sqlite3            *db,
+                  Statements         *st,
+                  ShoalStoreDevice   *row,
+                  GError            **error)
+{
+  sqlite3_stmt *stmt = st->put_device;
+
+  bind_text (stmt, 1, row->id);
+  bind_text (stmt, 2, row->macs != NULL ? row->macs : "");
+  bind_text (stmt, 3, row->uuid);
+  bind_text (stmt, 4, row->token);
+  sqlite3_bind_int (stmt, 5, row->state);
+  sqlite3_bind_int (stmt, 6, row->boot_action);
+  bind_text (stmt, 7, row->recipe);
+  bind_text (stmt, 8, row->recipe_commit);
+  bind_text (stmt, 9, row->group_id);
+  bind_text (stmt, 10, row->current_step);
+  sqlite3_bind_int (stmt, 11, row->step_index);
+  sqlite3_bind_double (stmt, 12, row->progress);
+  bind_text (stmt, 13, row->inventory);
+  bind_text (stmt, 14, row->metadata);
+  sqlite3_bind_int64 (stmt, 15, row->run_no);
+  sqlite3_bind_int64 (stmt, 16, row->updated_us);
+  return step_statement (db, stmt, "saving a device", error);
+}
+
+static gboolean
+apply_journal (sqlite3            *db,
+               Statements         *st,
+               ShoalJournalEntry  *entry,
+               GError            **error)
+{
+  sqlite3_stmt *stmt = st->journal;
+
+  bind_text (stmt, 1, shoal_journal_entry_get_device_id (entry));
+  sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) shoal_journal_entry_get_seq (entry));
+  sqlite3_bind_int64 (stmt, 3, shoal_journal_entry_get_time (entry));
+  bind_text (stmt, 4, shoal_journal_entry_get_source (entry));
+  bind_text (stmt, 5, shoal_journal_entry_get_operation (entry));
+  bind_text (stmt, 6, shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)));
+  bind_text (stmt, 7, shoal_journal_entry_get_message (entry));
+  return step_statement (db, stmt, "appending to the journal", error);
+}
+
+static gboolean
+apply_op (sqlite3     *db,
+          Statements  *st,
+          Op          *op,
+          GError     **error)
+{
+  switch (op->kind)
+    {
+    case OP_PUT_DEVICE:
+      return apply_put_device (db, st, op->device, error);
+    case OP_DELETE_DEVICE:
+      bind_text (st->delete_device, 1, op->id);
+      if (!step_statement (db, st->delete_device, "removing a device", error))
+        return FALSE;
+      bind_text (st->delete_journal, 1, op->id);
+      return step_statement (db, st->delete_journal, "removing a journal", error);
+    case OP_JOURNAL:
+      return apply_journal (db, st, op->entry, error);
+    case OP_KV:
+      {
+        sqlite3_stmt *stmt = op->value != NULL ? st->kv_set : st->kv_delete;
+
+        bind_text (stmt, 1, op->ns);
+        bind_text (stmt, 2, op->key);
+        if (op->value != NULL)
+          bind_text (stmt, 3, op->value);
+        return step_statement (db, stmt, "saving a key", error);
+      }
+    case OP_FLUSH:
+    case OP_QUIT:
+    default:
+      return TRUE;
+    }
+}
+
+typedef struct {
+  ShoalStore *store;
+  GPtrArray  *entries;
+} CommittedInvoke;
+
+static gboolean
+committed_cb (gpointer user_data)
+{
+  CommittedInvoke *invoke = user_data;
+
+  if (invoke->store->committed_func != NULL)
+    invoke->store->committed_func (invoke->entries, invoke->store->committed_data);
+  g_ptr_array_unref (invoke->entries);
+  g_object_unref (invoke->store);
+  g_free (invoke);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+writer_fail (ShoalStore   *self,
+             const GError *error)
+{
+  g_mutex_lock (&self->mutex);
+  if (self->fatal == NULL)
+    self->fatal = g_error_copy (error);
+  g_mutex_unlock (&self->mutex);
+  g_critical ("store: %s", error->message);
+}
+
+/* Applies one batch in one transaction; returns FALSE on OP_QUIT */
+static gboolean
+writer_batch (ShoalStore *self,
+              Statements *st,
+              Op         *first)
+{
+  g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
+  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_journal_entry_unref);
+  g_autoptr(GError) error = NULL;
+  gboolean quit = FALSE;
+  Op *op = first;
+
+  while (op != NULL)
+    {
+      g_ptr_array_add (ops, op);
+      if (op->kind == OP_QUIT)
+        {
+          quit = TRUE;
+          break;
+        }
+      if (ops->len >= MAX_BATCH)
+        break;
+      op = g_async_queue_try_pop (self->queue);
+    }
+
+  if (!exec_sql (self->writer, "BEGIN IMMEDIATE", &error))
+    writer_fail (self, error);
+  for (guint i = 0; error == NULL && i < ops->len; i++)
+    {
+      Op *o = g_ptr_array_index (ops, i);
+
+      if (!apply_op (self->writer, st, o, &error))
+        {
+          writer_fail (self, error);
+          exec_sql (self->writer, "ROLLBACK", NULL);
+          break;
+        }
+      if (o->kind == OP_JOURNAL)
+        g_ptr_array_add (entries, shoal_journal_entry_ref (o->entry));
+    }
+  if (error == NULL && !exec_sql (self->writer, "COMMIT", &error))
+    writer_fail (self, error);
+  if (error == NULL)
+    g_atomic_int_inc (&self->commits);
+
+  if (error == NULL && entries->len > 0)
+    {
+      CommittedInvoke *invoke = g_new0 (CommittedInvoke, 1);
+
+      invoke->store = g_object_ref (self);
+      invoke->entries = g_steal_pointer (&entries);
+      g_main_context_invoke (self->context, committed_cb, invoke);
+    }
+  for (guint i = 0; i < ops->len; i++)
+    {
+      Op *o = g_ptr_array_index (ops, i);
+
+      if (o->task == NULL)
+        continue;
+      if (error != NULL)
+        g_task_return_error (o->task, g_error_copy (error));
+      else
+        g_task_return_boolean (o->task, TRUE);
+    }
+  return !quit;
+}
+
+static gpointer
+writer_thread (gpointer user_data)
+{
+  ShoalStore *self = user_data;
+  Statements st = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  if (!statements_prepare (&st, self->writer, &error))
+    writer_fail (self, error);
+  while (TRUE)
+    {
+      Op *op = g_async_queue_pop (self->queue);
+
+      if (!writer_batch (self, &st, op))
+        break;
+    }
+  statements_clear (&st);
+  return NULL;
+}
+
+/* --- public ------------------------------------------------------------- */
+
+/**
+ * shoal_store_open:
+ * @self: a store
+ * @path: the database file, created if missing
+ * @error: return location for a #GError
+ *
+ * Opens (or creates) the store and starts its writer.
+ */
+gboolean
+shoal_store_open (ShoalStore   *self,
+                  const gchar  *path,
+                  GError      **error)
+{
+  g_return_val_if_fail (SHOAL_IS_STORE (self), FALSE);
+  g_return_val_if_fail (self->writer == NULL, FALSE);
+
+  self->writer = open_connection (path, error);
+  if (self->writer == NULL)
+    return FALSE;
+  if (!exec_sql (self->writer, schema_sql, error))
+    {
+      g_clear_pointer (&self->writer, sqlite3_close);
+      return FALSE;
+    }
+  self->reader = open_connection (path, error);
+  if (self->reader == NULL)
+    {
+      g_clear_pointer (&self->writer, sqlite3_close);
+      return FALSE;
+    }
+  self->path = g_strdup (path);
+  self->thread = g_thread_new ("shoal-store", writer_thread, self);
+  return TRUE;
+}
+
+/**
+ * shoal_store_close:
+ * @self: a store
+ *
+ * Commits everything queued and stops the writer.
+ */
+void
+shoal_store_close (ShoalStore *self)
+{
+  Op *op;
+
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  if (self->thread == NULL)
+    return;
+  op = g_new0 (Op, 1);
+  op->kind = OP_QUIT;
+  g_async_queue_push (self->queue, op);
+  g_thread_join (g_steal_pointer (&self->thread));
+  g_clear_pointer (&self->writer, sqlite3_close);
+  g_clear_pointer (&self->reader, sqlite3_close);
+}
+
+void
+shoal_store_set_committed_func (ShoalStore              *self,
+                                ShoalStoreCommittedFunc  func,
+                                gpointer                 user_data)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  self->committed_func = func;
+  self->committed_data = user_data;
+}
+
+static void
+push_op (ShoalStore *self,
+         Op         *op)
+{
+  if (self->thread == NULL)
+    {
+      op_free (op);
+      return;
+    }
+  g_async_queue_push (self->queue, op);
+}
+
+/**
+ * shoal_store_put_device: (skip)
+ * @self: a store
+ * @row: (transfer full): the device's row
+ */
+void
+shoal_store_put_device (ShoalStore       *self,
+                        ShoalStoreDevice *row)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->kind = OP_PUT_DEVICE;
+  op->device = row;
+  push_op (self, op);
+}
+
+void
+shoal_store_delete_device (ShoalStore  *self,
+                           const gchar *id)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->kind = OP_DELETE_DEVICE;
+  op->id = g_strdup (id);
+  push_op (self, op);
+}
+
+void
+shoal_store_append_journal (ShoalStore        *self,
+                            ShoalJournalEntry *entry)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->kind = OP_JOURNAL;
+  op->entry = shoal_journal_entry_ref (entry);
+  push_op (self, op);
+}
+
+void
+shoal_store_kv_set (ShoalStore  *self,
+                    const gchar *ns,
+                    const gchar *key,
+                    const gchar *value)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->kind = OP_KV;
+  op->ns = g_strdup (ns);
+  op->key = g_strdup (key);
+  op->value = g_strdup (value);
+  push_op (self, op);
+}
+
+/**
+ * shoal_store_flush_async:
+ * @self: a store
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called once everything queued before is durable
+ * @user_data: data for @callback
+ */
+void
+shoal_store_flush_async (ShoalStore          *self,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  Op *op;
+
+  g_task_set_source_tag (task, shoal_store_flush_async);
+  g_mutex_lock (&self->mutex);
+  if (self->fatal != NULL)
+    {
+      g_task_return_error (task, g_error_copy (self->fatal));
+      g_mutex_unlock (&self->mutex);
+      return;
+    }
+  g_mutex_unlock (&self->mutex);
+  if (self->thread == NULL)
+    {
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_STORE, "the store is closed");
+      return;
+    }
+  op = g_new0 (Op, 1);
+  op->kind = OP_FLUSH;
+  op->task = g_steal_pointer (&task);
+  g_async_queue_push (self->queue, op);
+}
+
+gboolean
+shoal_store_flush_finish (ShoalStore    *self,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+flush_sync_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+/**
+ * shoal_store_flush:
+ * @self: a store
+ * @error: return location for a #GError
+ *
+ * Blocks until everything queued is durable. For tests and shutdown.
+ */
+gboolean
+shoal_store_flush (ShoalStore  *self,
+                   GError     **error)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  gboolean ret;
+
+  g_main_context_push_thread_default (context);
+  shoal_store_flush_async (self, NULL, flush_sync_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  ret = shoal_store_flush_finish (self, result, error);
+  g_main_context_pop_thread_default (context);
+  return ret;
+}
+
+guint64
+shoal_store_get_commits (ShoalStore *self)
+{
+  return (guint64) g_atomic_int_get (&self->commits);
+}
+
+/* --- reads -------------------------------------------------------------- */
+
+static gchar *
+column_dup (sqlite3_stmt *stmt,
+            gint          col)
+{
+  const guchar *text = sqlite3_column_text (stmt, col);
+
+  return text != NULL ? g_strdup ((const gchar *) text) : NULL;
+}
+
+/**
+ * shoal_store_load_devices: (skip)
+ */
+GPtrArray *
+shoal_store_load_devices (ShoalStore  *self,
+                          GError     **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_store_device_free);
+  gint rc;
+
+  if (!prepare (self->reader, "SELECT id, macs, uuid, token, state, boot_action, recipe,"
+                " recipe_commit, group_id, current_step, step_index, progress, inventory,"
+                " metadata, run_no, updated FROM devices ORDER BY id", &stmt, error))
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      ShoalStoreDevice *row = g_new0 (ShoalStoreDevice, 1);
+
+      row->id = column_dup (stmt, 0);
+      row->macs = column_dup (stmt, 1);
+      row->uuid = column_dup (stmt, 2);
+      row->token = column_dup (stmt, 3);
+      row->state = sqlite3_column_int (stmt, 4);
+      row->boot_action = sqlite3_column_int (stmt, 5);
+      row->recipe = column_dup (stmt, 6);
+      row->recipe_commit = column_dup (stmt, 7);
+      row->group_id = column_dup (stmt, 8);
+      row->current_step = column_dup (stmt, 9);
+      row->step_index = sqlite3_column_int (stmt, 10);
+      row->progress = sqlite3_column_double (stmt, 11);
+      row->inventory = column_dup (stmt, 12);
+      row->metadata = column_dup (stmt, 13);
+      row->run_no = sqlite3_column_int64 (stmt, 14);
+      row->updated_us = sqlite3_column_int64 (stmt, 15);
+      g_ptr_array_add (rows, row);
+    }
+  if (rc != SQLITE_DONE)
+    return set_sqlite_error (error, self->reader, "loading devices"), NULL;
+  return g_steal_pointer (&rows);
+}
+
+/**
+ * shoal_store_load_journal_seqs: (skip)
+ *
+ * Returns: device id -> (guint64 *) highest sequence number
+ */
+GHashTable *
+shoal_store_load_journal_seqs (ShoalStore  *self,
+                               GError     **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GHashTable) seqs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  gint rc;
+
+  if (!prepare (self->reader, "SELECT device, MAX(seq) FROM journal GROUP BY device",
+                &stmt, error))
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      guint64 *seq = g_new (guint64, 1);
+
+      *seq = (guint64) sqlite3_column_int64 (stmt, 1);
+      g_hash_table_insert (seqs, column_dup (stmt, 0), seq);
+    }
+  if (rc != SQLITE_DONE)
+    return set_sqlite_error (error, self->reader, "loading the journal"), NULL;
+  return g_steal_pointer (&seqs);
+}
+
+/**
+ * shoal_store_get_journal: (skip)
+ */
+GPtrArray *
+shoal_store_get_journal (ShoalStore   *self,
+                         const gchar  *device_id,
+                         guint64       since_seq,
+                         GError      **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_journal_entry_unref);
+  gint rc;
+
+  if (!prepare (self->reader, "SELECT seq, time, source, operation, result, message"
+                " FROM journal WHERE device = ? AND seq > ? ORDER BY seq", &stmt, error))
+    return NULL;
+  bind_text (stmt, 1, device_id);
+  sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) since_seq);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      ShoalJournalEntry *entry =
+        shoal_journal_entry_new (device_id, sqlite3_column_int64 (stmt, 1),
+                                 (const gchar *) sqlite3_column_text (stmt, 2),
+                                 (const gchar *) sqlite3_column_text (stmt, 3),
+                                 shoal_journal_result_from_string ((const gchar *) sqlite3_column_text (stmt, 4)),
+                                 (const gchar *) sqlite3_column_text (stmt, 5));
+
+      shoal_journal_entry_set_seq (entry, (guint64) sqlite3_column_int64 (stmt, 0));
+      g_ptr_array_add (entries, entry);
+    }
+  if (rc != SQLITE_DONE)
+    return set_sqlite_error (error, self->reader, "reading the journal"), NULL;
+  return g_steal_pointer (&entries);
+}
+
+/**
+ * shoal_store_load_kv: (skip)
+ *
+ * Returns: "ns\x1fkey" -> value
+ */
+GHashTable *
+shoal_store_load_kv (ShoalStore  *self,
+                     GError     **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GHashTable) kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  gint rc;
+
+  if (!prepare (self->reader, "SELECT ns, key, value FROM kv", &stmt, error))
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      g_hash_table_insert (kv,
+                           g_strdup_printf ("%s\x1f%s", sqlite3_column_text (stmt, 0),
+                                            sqlite3_column_text (stmt, 1)),
+                           column_dup (stmt, 2));
+    }
+  if (rc != SQLITE_DONE)
+    return set_sqlite_error (error, self->reader, "loading keys"), NULL;
+  return g_steal_pointer (&kv);
+}
