@@ -40,6 +40,13 @@ gunzip (const unsigned char *data, size_t len, size_t max_out, SaBuf *out, char 
       sa_buf_append (out, tmp, sizeof tmp - zs.avail_out);
       if (out->len > max_out)
         break;
+      if (r == Z_STREAM_END && zs.avail_in > 0 && zs.next_in[0] == 0x1f)
+        {
+          /* concatenated members (a cached base archive + the device's part) */
+          inflateReset (&zs);
+          r = Z_OK;
+          continue;
+        }
       if (r == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
         break;
     }
@@ -221,7 +228,15 @@ sa_newc_extract (const void *data, size_t len, const char *dest, char *err, size
         }
       name = base + name_off;
       if (strcmp (name, "TRAILER!!!") == 0)
-        return count;
+        {
+          /* another archive may follow (after zero padding), as the kernel allows */
+          off = (data_off + f[6] + 3) & ~(size_t) 3;
+          while (off < len && base[off] == '\0')
+            off++;
+          if (off >= len)
+            return count;
+          continue;
+        }
       if (!safe_name (name))
         {
           snprintf (err, errlen, "newc: refusing entry name %s", name);

@@ -68,14 +68,20 @@ sa_buf_append_str (SaBuf *buf, const char *str)
 void
 sa_buf_printf (SaBuf *buf, const char *fmt, ...)
 {
+  char tmp[256];
   va_list ap;
   int n;
 
   va_start (ap, fmt);
-  n = vsnprintf (NULL, 0, fmt, ap);
+  n = vsnprintf (tmp, sizeof tmp, fmt, ap);
   va_end (ap);
   if (n < 0)
     return;
+  if ((size_t) n < sizeof tmp)
+    {
+      sa_buf_append (buf, tmp, (size_t) n);
+      return;
+    }
   sa_buf_reserve (buf, (size_t) n);
   va_start (ap, fmt);
   vsnprintf (buf->data + buf->len, (size_t) n + 1, fmt, ap);

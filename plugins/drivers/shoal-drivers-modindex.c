@@ -1,0 +1,416 @@
+/* shoal-drivers-modindex.c: a kernel's modules.alias, modules.dep and
+ * modules.builtin
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-drivers-modindex.h"
+
+#include <fnmatch.h>
+#include <string.h>
+
+#include "shoal-error.h"
+
+typedef struct {
+  gchar *pattern;
+  gsize  literal_len;   /* bytes before the first wildcard */
+  gchar *module;
+} ShoalModAlias;
+
+typedef struct {
+  gchar     *name;
+  gchar     *path;      /* relative to the release dir */
+  GPtrArray *deps;      /* names, as modules.dep lists them */
+} ShoalModEntry;
+
+struct _ShoalModIndex {
+  gchar      *dir;
+  gchar      *release;
+  GArray     *aliases;   /* ShoalModAlias */
+  GHashTable *modules;   /* name -> ShoalModEntry */
+  GHashTable *builtin;   /* name set */
+};
+
+static void
+mod_alias_clear (gpointer data)
+{
+  ShoalModAlias *a = data;
+
+  g_free (a->pattern);
+  g_free (a->module);
+}
+
+static void
+mod_entry_free (gpointer data)
+{
+  ShoalModEntry *e = data;
+
+  g_free (e->name);
+  g_free (e->path);
+  g_ptr_array_unref (e->deps);
+  g_free (e);
+}
+
+gchar *
+shoal_mod_index_normalize_name (const gchar *name)
+{
+  gchar *norm = g_strdup (name);
+
+  g_strdelimit (norm, "-", '_');
+  return norm;
+}
+
+/* kernel/drivers/net/e1000.ko[.xz] -> e1000 */
+static gchar *
+name_of_path (const gchar *path)
+{
+  g_autofree gchar *base = g_path_get_basename (path);
+  gchar *ko = strstr (base, ".ko");
+
+  if (ko != NULL)
+    *ko = '\0';
+  return shoal_mod_index_normalize_name (base);
+}
+
+static gchar *
+read_index_file (ShoalModIndex *self, const gchar *name, gboolean required, GError **error)
+{
+  g_autofree gchar *path = g_build_filename (self->dir, name, NULL);
+  gchar *contents = NULL;
+
+  if (!required && !g_file_test (path, G_FILE_TEST_EXISTS))
+    return g_strdup ("");
+  if (!g_file_get_contents (path, &contents, NULL, error))
+    {
+      g_prefix_error (error, "reading the kernel's %s: ", name);
+      return NULL;
+    }
+  return contents;
+}
+
+static void
+parse_aliases (ShoalModIndex *self, gchar *text)
+{
+  gchar *save = NULL;
+
+  for (gchar *line = strtok_r (text, "\n", &save); line != NULL; line = strtok_r (NULL, "\n", &save))
+    {
+      g_auto(GStrv) words = NULL;
+      ShoalModAlias a;
+
+      if (!g_str_has_prefix (line, "alias "))
+        continue;
+      words = g_strsplit_set (line, " \t", -1);
+      if (g_strv_length (words) != 3 || *words[1] == '\0' || *words[2] == '\0')
+        continue;
+      a.pattern = g_strdup (words[1]);
+      a.literal_len = strcspn (a.pattern, "*?[\\");
+      a.module = shoal_mod_index_normalize_name (words[2]);
+      g_array_append_val (self->aliases, a);
+    }
+}
+
+static void
+parse_deps (ShoalModIndex *self, gchar *text)
+{
+  gchar *save = NULL;
+
+  for (gchar *line = strtok_r (text, "\n", &save); line != NULL; line = strtok_r (NULL, "\n", &save))
+    {
+      gchar *colon = strchr (line, ':');
+      g_auto(GStrv) deps = NULL;
+      ShoalModEntry *e;
+
+      if (colon == NULL)
+        continue;
+      *colon = '\0';
+      e = g_new0 (ShoalModEntry, 1);
+      e->path = g_strdup (g_strstrip (line));
+      e->name = name_of_path (e->path);
+      e->deps = g_ptr_array_new_with_free_func (g_free);
+      deps = g_strsplit_set (colon + 1, " \t", -1);
+      for (guint i = 0; deps[i] != NULL; i++)
+        {
+          if (*deps[i] != '\0')
+            g_ptr_array_add (e->deps, name_of_path (deps[i]));
+        }
+      g_hash_table_replace (self->modules, e->name, e);
+    }
+}
+
+static void
+parse_builtin (ShoalModIndex *self, gchar *text)
+{
+  gchar *save = NULL;
+
+  for (gchar *line = strtok_r (text, "\n", &save); line != NULL; line = strtok_r (NULL, "\n", &save))
+    {
+      if (*g_strstrip (line) != '\0')
+        g_hash_table_add (self->builtin, name_of_path (line));
+    }
+}
+
+/**
+ * shoal_mod_index_new:
+ * @release_dir: a lib/modules/<release> directory holding modules.alias
+ *   and modules.dep (modules.builtin is optional)
+ */
+ShoalModIndex *
+shoal_mod_index_new (const gchar *release_dir, GError **error)
+{
+  g_autoptr(ShoalModIndex) self = g_new0 (ShoalModIndex, 1);
+  g_autofree gchar *alias = NULL;
+  g_autofree gchar *dep = NULL;
+  g_autofree gchar *builtin = NULL;
+
+  self->dir = g_strdup (release_dir);
+  self->release = g_path_get_basename (release_dir);
+  self->aliases = g_array_new (FALSE, FALSE, sizeof (ShoalModAlias));
+  g_array_set_clear_func (self->aliases, mod_alias_clear);
+  self->modules = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, mod_entry_free);
+  self->builtin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  alias = read_index_file (self, "modules.alias", TRUE, error);
+  if (alias == NULL)
+    return NULL;
+  dep = read_index_file (self, "modules.dep", TRUE, error);
+  if (dep == NULL)
+    return NULL;
+  builtin = read_index_file (self, "modules.builtin", FALSE, error);
+  if (builtin == NULL)
+    return NULL;
+  parse_aliases (self, alias);
+  parse_deps (self, dep);
+  parse_builtin (self, builtin);
+  return g_steal_pointer (&self);
+}
+
+void
+shoal_mod_index_free (ShoalModIndex *self)
+{
+  if (self == NULL)
+    return;
+  g_free (self->dir);
+  g_free (self->release);
+  g_clear_pointer (&self->aliases, g_array_unref);
+  g_clear_pointer (&self->modules, g_hash_table_unref);
+  g_clear_pointer (&self->builtin, g_hash_table_unref);
+  g_free (self);
+}
+
+const gchar *
+shoal_mod_index_get_dir (ShoalModIndex *self)
+{
+  return self->dir;
+}
+
+const gchar *
+shoal_mod_index_get_release (ShoalModIndex *self)
+{
+  return self->release;
+}
+
+guint
+shoal_mod_index_get_n_aliases (ShoalModIndex *self)
+{
+  return self->aliases->len;
+}
+
+/**
+ * shoal_mod_index_match:
+ *
+ * The modules whose modules.alias patterns match @modalias, as modprobe
+ * matches them (fnmatch), each once, in the order of modules.alias.
+ *
+ * Returns: (transfer container): module names
+ */
+GPtrArray *
+shoal_mod_index_match (ShoalModIndex *self, const gchar *modalias)
+{
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < self->aliases->len; i++)
+    {
+      ShoalModAlias *a = &g_array_index (self->aliases, ShoalModAlias, i);
+
+      if (strncmp (a->pattern, modalias, a->literal_len) != 0)
+        continue;
+      if (fnmatch (a->pattern, modalias, 0) != 0)
+        continue;
+      if (!g_ptr_array_find_with_equal_func (out, a->module, g_str_equal, NULL))
+        g_ptr_array_add (out, g_strdup (a->module));
+    }
+  return g_steal_pointer (&out);
+}
+
+gboolean
+shoal_mod_index_has_module (ShoalModIndex *self, const gchar *name)
+{
+  g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
+
+  return g_hash_table_contains (self->modules, norm);
+}
+
+gboolean
+shoal_mod_index_is_builtin (ShoalModIndex *self, const gchar *name)
+{
+  g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
+
+  return g_hash_table_contains (self->builtin, norm);
+}
+
+const gchar *
+shoal_mod_index_get_path (ShoalModIndex *self, const gchar *name)
+{
+  g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
+  ShoalModEntry *e = g_hash_table_lookup (self->modules, norm);
+
+  return e != NULL ? e->path : NULL;
+}
+
+static gboolean
+resolve_one (ShoalModIndex *self, const gchar *name, GHashTable *state, GPtrArray *out,
+             guint depth, GError **error)
+{
+  g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
+  ShoalModEntry *e;
+  gint st = GPOINTER_TO_INT (g_hash_table_lookup (state, norm));
+
+  if (st == 2)
+    return TRUE;
+  if (st == 1 || depth > 64)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   "modules.dep has a dependency cycle through %s", norm);
+      return FALSE;
+    }
+  e = g_hash_table_lookup (self->modules, norm);
+  if (e == NULL)
+    {
+      if (g_hash_table_contains (self->builtin, norm))
+        return TRUE;
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                   "kernel %s has no module named %s", self->release, norm);
+      return FALSE;
+    }
+  g_hash_table_insert (state, g_strdup (norm), GINT_TO_POINTER (1));
+  /* modules.dep lists the deepest dependencies last: load them first */
+  for (guint i = e->deps->len; i > 0; i--)
+    {
+      if (!resolve_one (self, g_ptr_array_index (e->deps, i - 1), state, out, depth + 1, error))
+        return FALSE;
+    }
+  g_hash_table_insert (state, g_strdup (norm), GINT_TO_POINTER (2));
+  g_ptr_array_add (out, g_steal_pointer (&norm));
+  return TRUE;
+}
+
+/**
+ * shoal_mod_index_resolve:
+ * @names: (element-type utf8): module names
+ *
+ * The modules to load for @names, with every modules.dep dependency, each
+ * once, dependencies before the modules that need them. Built-in modules
+ * are left out.
+ *
+ * Returns: (transfer container): module names in load order
+ */
+GPtrArray *
+shoal_mod_index_resolve (ShoalModIndex *self, GPtrArray *names, GError **error)
+{
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) state = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < names->len; i++)
+    {
+      if (!resolve_one (self, g_ptr_array_index (names, i), state, out, 0, error))
+        return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+/**
+ * shoal_mod_index_find_release_dir:
+ * @kernel: a kernel release ("6.1.0-56-amd64"), or a path: a
+ *   lib/modules/<release> directory, or a tree holding lib/modules/<release>
+ *   (the unpacked package) or kernel/<release>/modules/lib/modules/<release>
+ *   (scripts/fetch-kernel.sh's cache)
+ * @roots: (nullable): directories searched for a release name, each laid
+ *   out as <root>/<release>/, <root>/<release>/modules/lib/modules/<release>/
+ *   (scripts/fetch-kernel.sh's kernel/ folder) or <root>/lib/modules/<release>/;
+ *   /lib/modules is searched last
+ *
+ * Returns: the lib/modules/<release> directory
+ */
+gchar *
+shoal_mod_index_find_release_dir (const gchar         *kernel,
+                                  const gchar * const *roots,
+                                  GError             **error)
+{
+  g_autofree gchar *dep = NULL;
+
+  if (kernel == NULL || *kernel == '\0')
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, "no kernel named");
+      return NULL;
+    }
+  if (g_path_is_absolute (kernel))
+    {
+      g_autofree gchar *direct = g_build_filename (kernel, "modules.dep", NULL);
+      g_autoptr(GDir) dir = NULL;
+      g_autofree gchar *mods = g_build_filename (kernel, "lib", "modules", NULL);
+      const gchar *name;
+
+      if (g_file_test (direct, G_FILE_TEST_EXISTS))
+        return g_strdup (kernel);
+      if (!g_file_test (mods, G_FILE_TEST_IS_DIR))
+        {
+          g_free (mods);
+          mods = g_build_filename (kernel, "modules", "lib", "modules", NULL);
+        }
+      dir = g_dir_open (mods, 0, NULL);
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree gchar *candidate = g_build_filename (mods, name, "modules.dep", NULL);
+
+          if (g_file_test (candidate, G_FILE_TEST_EXISTS))
+            return g_build_filename (mods, name, NULL);
+        }
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                   "no modules.dep under %s (run scripts/fetch-kernel.sh?)", kernel);
+      return NULL;
+    }
+  if (strchr (kernel, '/') != NULL || g_strcmp0 (kernel, "..") == 0 || g_strcmp0 (kernel, ".") == 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   "kernel \"%s\" is neither a release name nor an absolute path", kernel);
+      return NULL;
+    }
+  for (guint i = 0; roots != NULL && roots[i] != NULL; i++)
+    {
+      const gchar *layouts[][4] = {
+        { roots[i], kernel, NULL },
+        { roots[i], kernel, "modules/lib/modules", kernel },
+        { roots[i], "lib/modules", kernel, NULL },
+      };
+
+      for (guint j = 0; j < G_N_ELEMENTS (layouts); j++)
+        {
+          g_autofree gchar *dir = layouts[j][3] != NULL
+            ? g_build_filename (layouts[j][0], layouts[j][1], layouts[j][2], layouts[j][3], NULL)
+            : g_build_filename (layouts[j][0], layouts[j][1], layouts[j][2], NULL);
+
+          g_free (dep);
+          dep = g_build_filename (dir, "modules.dep", NULL);
+          if (g_file_test (dep, G_FILE_TEST_EXISTS))
+            return g_steal_pointer (&dir);
+        }
+    }
+  g_free (dep);
+  dep = g_build_filename ("/lib/modules", kernel, "modules.dep", NULL);
+  if (g_file_test (dep, G_FILE_TEST_EXISTS))
+    return g_build_filename ("/lib/modules", kernel, NULL);
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+               "no modules for kernel %s (looked in the kernel directories and /lib/modules)", kernel);
+  return NULL;
+}

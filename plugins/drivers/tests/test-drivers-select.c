@@ -1,0 +1,363 @@
+/* test-drivers-select.c: modalias matching, dependency order and driver
+ * selection, against a synthetic index and the real Debian kernel's
+ * modules.alias/modules.dep (from scripts/fetch-kernel.sh)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "shoal-drivers-modindex.h"
+#include "shoal-drivers-select.h"
+#include "shoal-error.h"
+
+/* The real kernel's lib/modules/<release>, or NULL (then the test skips) */
+static gchar *
+real_release_dir (void)
+{
+  const gchar *cache = g_getenv ("SHOAL_KERNEL_CACHE");
+  g_autofree gchar *kernels = NULL;
+  const gchar *roots[2] = { NULL, NULL };
+  g_autofree gchar *release = NULL;
+  g_autofree gchar *current = NULL;
+
+  if (cache == NULL)
+    return NULL;
+  kernels = g_build_filename (cache, "kernel", NULL);
+  current = g_build_filename (kernels, "current", "version", NULL);
+  if (!g_file_get_contents (current, &release, NULL, NULL))
+    return NULL;
+  g_strstrip (release);
+  roots[0] = kernels;
+  return shoal_mod_index_find_release_dir (release, roots, NULL);
+}
+
+static ShoalModIndex *
+real_index (void)
+{
+  g_autofree gchar *dir = real_release_dir ();
+  g_autoptr(GError) error = NULL;
+  ShoalModIndex *index;
+
+  if (dir == NULL)
+    {
+      g_test_skip ("no kernel in the build cache: run scripts/fetch-kernel.sh (SHOAL_KERNEL_CACHE)");
+      return NULL;
+    }
+  index = shoal_mod_index_new (dir, &error);
+  g_assert_no_error (error);
+  return index;
+}
+
+static gboolean
+contains (GPtrArray *array, const gchar *str)
+{
+  return g_ptr_array_find_with_equal_func (array, str, g_str_equal, NULL);
+}
+
+static guint
+position (GPtrArray *array, const gchar *str)
+{
+  guint idx = G_MAXUINT;
+
+  g_assert_true (g_ptr_array_find_with_equal_func (array, str, g_str_equal, &idx));
+  return idx;
+}
+
+static void
+test_match_real (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  struct { const gchar *alias; const gchar *module; } cases[] = {
+    { "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00", "e1000" },
+    { "pci:v000010ECd00008139sv00001AF4sd00001100bc02sc00i00", "8139cp" },
+    { "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio_pci" },
+    { "virtio:d00000001v00001AF4", "virtio_net" },
+    { "virtio:d00000002v00001AF4", "virtio_blk" },
+    { "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80", "ata_piix" },
+    { "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", "ahci" },
+    { "scsi:t-0x00", "sd_mod" },
+  };
+
+  if (index == NULL)
+    return;
+  g_assert_cmpuint (shoal_mod_index_get_n_aliases (index), >, 10000);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GPtrArray) mods = shoal_mod_index_match (index, cases[i].alias);
+
+      g_test_message ("%s -> %u modules", cases[i].alias, mods->len);
+      g_assert_true (contains (mods, cases[i].module));
+    }
+  /* e1000 matches exactly one module, not e1000e */
+  {
+    g_autoptr(GPtrArray) mods = shoal_mod_index_match (index, cases[0].alias);
+
+    g_assert_cmpuint (mods->len, ==, 1);
+  }
+  /* a made-up device matches nothing */
+  {
+    g_autoptr(GPtrArray) mods = shoal_mod_index_match (index, "pci:v0000ABCDd00001234sv00000000sd00000000bc02sc00i00");
+
+    g_assert_cmpuint (mods->len, ==, 0);
+  }
+}
+
+static void
+test_resolve_real (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  g_autoptr(GPtrArray) order = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (index == NULL)
+    return;
+  g_ptr_array_add (names, "virtio_net");
+  g_ptr_array_add (names, "virtio_pci");
+  g_ptr_array_add (names, "8139cp");
+  order = shoal_mod_index_resolve (index, names, &error);
+  g_assert_no_error (error);
+  /* dependencies first */
+  g_assert_cmpuint (position (order, "virtio_ring"), <, position (order, "virtio"));
+  g_assert_cmpuint (position (order, "virtio"), <, position (order, "virtio_net"));
+  g_assert_cmpuint (position (order, "failover"), <, position (order, "net_failover"));
+  g_assert_cmpuint (position (order, "net_failover"), <, position (order, "virtio_net"));
+  g_assert_cmpuint (position (order, "mii"), <, position (order, "8139cp"));
+  g_assert_cmpuint (position (order, "virtio_pci_modern_dev"), <, position (order, "virtio_pci"));
+  g_assert_nonnull (shoal_mod_index_get_path (index, "virtio-net"));
+  /* each once */
+  for (guint i = 0; i < order->len; i++)
+    g_assert_cmpuint (position (order, g_ptr_array_index (order, i)), ==, i);
+}
+
+static gchar *
+synthetic_dir (void)
+{
+  g_autoptr(GError) error = NULL;
+  gchar *dir = g_dir_make_tmp ("shoal-modindex-XXXXXX", &error);
+  g_autofree gchar *alias = g_build_filename (dir, "modules.alias", NULL);
+  g_autofree gchar *dep = g_build_filename (dir, "modules.dep", NULL);
+  g_autofree gchar *builtin = g_build_filename (dir, "modules.builtin", NULL);
+
+  g_assert_no_error (error);
+  g_file_set_contents (alias,
+                       "# Aliases extracted from modules themselves.\n"
+                       "alias pci:v00001111d*sv*sd*bc*sc*i* top_mod\n"
+                       "alias pci:v*d*sv*sd*bc02sc*i* generic_net\n"
+                       "alias pci:v00001111d0000000[1-3]sv*sd*bc*sc*i* range-mod\n"
+                       "alias broken-line\n", -1, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (dep,
+                       "kernel/top_mod.ko: kernel/mid.ko kernel/leaf.ko\n"
+                       "kernel/mid.ko: kernel/leaf.ko\n"
+                       "kernel/leaf.ko:\n"
+                       "kernel/generic_net.ko.xz:\n"
+                       "kernel/range-mod.ko:\n"
+                       "kernel/cyc_a.ko: kernel/cyc_b.ko\n"
+                       "kernel/cyc_b.ko: kernel/cyc_a.ko\n"
+                       "kernel/needs_builtin.ko: kernel/in_kernel.ko\n", -1, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (builtin, "kernel/in_kernel.ko\n", -1, &error);
+  g_assert_no_error (error);
+  return dir;
+}
+
+static void
+remove_synthetic (const gchar *dir)
+{
+  const gchar *files[] = { "modules.alias", "modules.dep", "modules.builtin" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree gchar *path = g_build_filename (dir, files[i], NULL);
+
+      g_unlink (path);
+    }
+  g_rmdir (dir);
+}
+
+static void
+test_synthetic (void)
+{
+  g_autofree gchar *dir = synthetic_dir ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalModIndex) index = shoal_mod_index_new (dir, &error);
+  g_autoptr(GPtrArray) mods = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  g_autoptr(GPtrArray) order = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_mod_index_get_n_aliases (index), ==, 3);
+  mods = shoal_mod_index_match (index, "pci:v00001111d00000002sv00000000sd00000000bc02sc00i00");
+  g_assert_cmpuint (mods->len, ==, 3);
+  g_assert_cmpstr (g_ptr_array_index (mods, 0), ==, "top_mod");
+  g_assert_cmpstr (g_ptr_array_index (mods, 2), ==, "range_mod");
+  g_clear_pointer (&mods, g_ptr_array_unref);
+  mods = shoal_mod_index_match (index, "pci:v00001111d00000009sv00000000sd00000000bc03sc00i00");
+  g_assert_cmpuint (mods->len, ==, 1);
+
+  g_ptr_array_add (names, "top_mod");
+  g_ptr_array_add (names, "mid");
+  g_ptr_array_add (names, "needs_builtin");
+  order = shoal_mod_index_resolve (index, names, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (order->len, ==, 4);
+  g_assert_cmpstr (g_ptr_array_index (order, 0), ==, "leaf");
+  g_assert_cmpstr (g_ptr_array_index (order, 1), ==, "mid");
+  g_assert_cmpstr (g_ptr_array_index (order, 2), ==, "top_mod");
+  g_assert_cmpstr (g_ptr_array_index (order, 3), ==, "needs_builtin");
+  g_assert_cmpstr (shoal_mod_index_get_path (index, "generic-net"), ==, "kernel/generic_net.ko.xz");
+
+  g_ptr_array_set_size (names, 0);
+  g_ptr_array_add (names, "cyc_a");
+  g_clear_pointer (&order, g_ptr_array_unref);
+  order = shoal_mod_index_resolve (index, names, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_null (order);
+  g_clear_error (&error);
+
+  g_ptr_array_set_size (names, 0);
+  g_ptr_array_add (names, "no_such_mod");
+  order = shoal_mod_index_resolve (index, names, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "no_such_mod"));
+  g_clear_error (&error);
+
+  g_clear_pointer (&index, shoal_mod_index_free);
+  remove_synthetic (dir);
+  index = shoal_mod_index_new (dir, &error);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+  g_assert_nonnull (strstr (error->message, "modules.alias"));
+}
+
+/* A QEMU i440fx machine's PCI functions with the given NIC */
+static JsonNode *
+vm_inventory (const gchar *nic_vendor, const gchar *nic_device, const gchar *nic_subdev)
+{
+  g_autofree gchar *json = g_strdup_printf (
+    "{\"version\":1,\"firmware\":{\"type\":\"bios\"},\"cpu\":{\"count\":1},"
+    "\"memory\":{\"total_bytes\":268435456},\"disks\":[],\"nics\":[],"
+    "\"pci\":["
+    "{\"slot\":\"0000:00:00.0\",\"vendor\":\"8086\",\"device\":\"1237\",\"class\":\"060000\","
+    " \"modalias\":\"pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00\"},"
+    "{\"slot\":\"0000:00:01.1\",\"vendor\":\"8086\",\"device\":\"7010\",\"class\":\"010180\","
+    " \"modalias\":\"pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80\"},"
+    "{\"slot\":\"0000:00:02.0\",\"vendor\":\"1234\",\"device\":\"1111\",\"class\":\"030000\","
+    " \"modalias\":\"pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00\"},"
+    "{\"slot\":\"0000:00:03.0\",\"vendor\":\"%s\",\"device\":\"%s\",\"subsystem_vendor\":\"1af4\","
+    " \"subsystem_device\":\"%s\",\"class\":\"020000\"}"
+    "]}", nic_vendor, nic_device, nic_subdev);
+  g_autoptr(GError) error = NULL;
+  JsonNode *node = json_from_string (json, &error);
+
+  g_assert_no_error (error);
+  return node;
+}
+
+static ShoalDriversSelection *
+select_for (ShoalModIndex *index, JsonNode *inv, const ShoalDriversOptions *options)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDriversSelection *sel = shoal_drivers_select (index, inv, options, &error);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < sel->modules->len; i++)
+    g_test_message ("module %s", (const gchar *) g_ptr_array_index (sel->modules, i));
+  return sel;
+}
+
+static void
+test_select_three_nics (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) e1000 = vm_inventory ("8086", "100e", "1100");
+  g_autoptr(JsonNode) virtio = vm_inventory ("1af4", "1000", "0001");
+  g_autoptr(JsonNode) rtl = vm_inventory ("10ec", "8139", "1100");
+  ShoalDriversOptions options = { 0 };
+  g_autoptr(ShoalDriversSelection) a = NULL;
+  g_autoptr(ShoalDriversSelection) b = NULL;
+  g_autoptr(ShoalDriversSelection) c = NULL;
+
+  if (index == NULL)
+    return;
+  a = select_for (index, e1000, &options);
+  b = select_for (index, virtio, &options);
+  c = select_for (index, rtl, &options);
+  g_assert_true (contains (a->modules, "e1000"));
+  g_assert_false (contains (a->modules, "virtio_net"));
+  g_assert_true (contains (b->modules, "virtio_net"));
+  g_assert_true (contains (b->modules, "virtio_pci"));
+  g_assert_false (contains (b->modules, "e1000"));
+  g_assert_true (contains (c->modules, "8139cp"));
+  g_assert_true (contains (c->modules, "mii"));
+  /* the IDE controller: ata_piix and the SCSI disk driver, for every VM */
+  g_assert_true (contains (a->modules, "ata_piix"));
+  g_assert_true (contains (a->modules, "sd_mod"));
+  g_assert_cmpuint (position (a->modules, "libata"), <, position (a->modules, "ata_piix"));
+  /* the VGA adapter is not of a wanted class: no drm */
+  g_assert_false (contains (a->modules, "bochs"));
+  g_assert_cmpuint (a->unmatched->len, ==, 0);
+  g_assert_true (contains (a->matched, "8086:100e e1000"));
+}
+
+static void
+test_select_options (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) rtl = vm_inventory ("10ec", "8139", "1100");
+  g_autoptr(JsonNode) unknown = vm_inventory ("abcd", "1234", "0000");
+  const gchar *forbid[] = { "8139too", "ata_*", NULL };
+  const gchar *add[] = { "virtio-blk", NULL };
+  const gchar *bad_add[] = { "no_such_driver", NULL };
+  ShoalDriversOptions options = { add, forbid, NULL };
+  g_autoptr(ShoalDriversSelection) sel = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (index == NULL)
+    return;
+  sel = select_for (index, rtl, &options);
+  g_assert_false (contains (sel->modules, "8139too"));
+  g_assert_false (contains (sel->modules, "ata_generic"));
+  g_assert_true (contains (sel->modules, "8139cp"));
+  g_assert_true (contains (sel->modules, "virtio_blk"));
+  g_assert_true (contains (sel->forbidden, "8139too (10ec:8139)"));
+  g_clear_pointer (&sel, shoal_drivers_selection_free);
+
+  options = (ShoalDriversOptions) { NULL, NULL, NULL };
+  sel = select_for (index, unknown, &options);
+  g_assert_cmpuint (sel->unmatched->len, ==, 1);
+  g_assert_true (g_str_has_prefix (g_ptr_array_index (sel->unmatched, 0), "abcd:1234"));
+  g_clear_pointer (&sel, shoal_drivers_selection_free);
+
+  options = (ShoalDriversOptions) { bad_add, NULL, NULL };
+  sel = shoal_drivers_select (index, rtl, &options, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "no_such_driver"));
+  g_assert_null (sel);
+}
+
+static void
+test_modalias_from_ids (void)
+{
+  g_autoptr(JsonNode) node = json_from_string ("{\"vendor\":\"8086\",\"device\":\"100e\","
+                                               "\"subsystem_vendor\":\"1af4\",\"subsystem_device\":\"1100\","
+                                               "\"class\":\"020000\"}", NULL);
+  g_autofree gchar *alias = shoal_drivers_pci_modalias (json_node_get_object (node));
+
+  g_assert_cmpstr (alias, ==, "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/drivers/modalias-from-ids", test_modalias_from_ids);
+  g_test_add_func ("/shoal/drivers/synthetic-index", test_synthetic);
+  g_test_add_func ("/shoal/drivers/match-real-kernel", test_match_real);
+  g_test_add_func ("/shoal/drivers/resolve-real-kernel", test_resolve_real);
+  g_test_add_func ("/shoal/drivers/select-three-nics", test_select_three_nics);
+  g_test_add_func ("/shoal/drivers/select-options", test_select_options);
+  return g_test_run ();
+}
