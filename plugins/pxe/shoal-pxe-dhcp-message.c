@@ -170,6 +170,12 @@ parse_overloaded (const guint8 *data, GByteArray **acc, GError **error)
     return FALSE;
   if ((overload & 2) && !parse_options_area (data + 44, 64, acc, FALSE, "sname", error))
     return FALSE;
+  if (acc[SHOAL_PXE_OPT_OVERLOAD]->len != 1)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                           "DHCP option 52 (overload) repeated in an overloaded field");
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -299,6 +305,12 @@ append_option (GByteArray *out, guint8 code, GBytes *value)
   gsize len = 0;
   const guint8 *p = g_bytes_get_data (value, &len);
 
+  if (len == 0)
+    {
+      guint8 head[2] = { code, 0 };
+      g_byte_array_append (out, head, 2);
+      return;
+    }
   do
     {
       guint8 piece = (guint8) MIN (len, 255);
