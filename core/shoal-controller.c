@@ -716,7 +716,7 @@ run_device_step (DeviceRecord *rec)
   gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
 
   rec->attempt++;
-  shoal_device_set_state (rec->device, state_for_phase (shoal_step_get_phase (step)));
+  shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
   shoal_device_set_current_step (rec->device, step_id);
   shoal_device_set_progress (rec->device, 0.0);
   shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
@@ -837,7 +837,7 @@ group_formed_cb (ShoalPipeline   *pipeline,
   GroupRun *run = g_new0 (GroupRun, 1);
   ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
   const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
-  ShoalDeviceState state = state_for_phase (shoal_step_get_phase (step));
+  ShoalDeviceState state = state_for_phase (shoal_pipeline_get_step_phase (pipeline, index));
 
   run->controller = g_object_ref (self);
   run->pipeline = g_object_ref (pipeline);

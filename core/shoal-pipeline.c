@@ -132,6 +132,26 @@ compare_steps (gconstpointer a,
   return (gint) sa->recipe_index - (gint) sb->recipe_index;
 }
 
+/* A recipe may place a step in another phase with the option "phase" */
+static gboolean
+pipeline_step_phase (PipelineStep  *ps,
+                     ShoalRecipe   *recipe,
+                     guint          index,
+                     GError       **error)
+{
+  const gchar *nick = json_object_get_string_member_with_default (ps->options, "phase", NULL);
+
+  ps->phase = shoal_step_get_phase (ps->step);
+  if (!json_object_has_member (ps->options, "phase"))
+    return TRUE;
+  if (nick != NULL && shoal_step_phase_from_string (nick, &ps->phase))
+    return TRUE;
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+               "recipe %s, step %s: option “phase” must be one of boot, inventory, drivers, "
+               "agent, transfer, verify, finish", shoal_recipe_get_name (recipe), ps->id);
+  return FALSE;
+}
+
 /**
  * shoal_pipeline_new:
  * @recipe: a recipe
@@ -185,7 +205,11 @@ shoal_pipeline_new (ShoalRecipe        *recipe,
       ps.options = json_object_ref (shoal_recipe_get_step_options (recipe, i));
       ps.max_parallel = shoal_recipe_get_step_max_parallel (recipe, i);
       ps.timeout = shoal_recipe_get_step_timeout (recipe, i);
-      ps.phase = shoal_step_get_phase (ps.step);
+      if (!pipeline_step_phase (&ps, recipe, i, error))
+        {
+          pipeline_step_clear (&ps);
+          return NULL;
+        }
       ps.recipe_index = i;
       g_array_append_val (self->steps, ps);
     }
@@ -309,6 +333,24 @@ shoal_pipeline_get_step_timeout (ShoalPipeline *self,
  *
  * Returns: the step's index, or -1
  */
+/**
+ * shoal_pipeline_get_step_phase:
+ * @self: a pipeline
+ * @index: a step index
+ *
+ * Returns: the step's phase: its own, or the one its recipe gives it
+ */
+ShoalStepPhase
+shoal_pipeline_get_step_phase (ShoalPipeline *self,
+                               guint          index)
+{
+  PipelineStep *ps;
+
+  g_return_val_if_fail (SHOAL_IS_PIPELINE (self), SHOAL_STEP_PHASE_BOOT);
+  ps = get_step (self, index);
+  return ps != NULL ? ps->phase : SHOAL_STEP_PHASE_BOOT;
+}
+
 gint
 shoal_pipeline_find_step (ShoalPipeline *self,
                           const gchar   *step_id)

@@ -34,6 +34,8 @@ gint           shoal_pipeline_get_step_max_parallel (ShoalPipeline   *self,
                                                    guint              index);
 gint           shoal_pipeline_get_step_timeout    (ShoalPipeline     *self,
                                                    guint              index);
+ShoalStepPhase shoal_pipeline_get_step_phase      (ShoalPipeline     *self,
+                                                   guint              index);
 gint           shoal_pipeline_find_step           (ShoalPipeline     *self,
                                                    const gchar       *step_id);
 gint           shoal_pipeline_get_first_group_step (ShoalPipeline    *self);

@@ -1,0 +1,3 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Test fixture: a Python plugin whose import fails.
+raise ImportError("this fixture fails on purpose")

@@ -1,0 +1,389 @@
+/* test-controller.c: the scheduler, the rendezvous and the store
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-controller-private.h"
+#include "shoal-test-util.h"
+
+#define FAST_RECIPE(name, group_max, fail) \
+  "{\"name\": \"" name "\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 20, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": 1, \"max-ms\": 20, \"phase\": \"inventory\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 5, \"max-ms\": 10, \"fail-rate\": " fail "}}," \
+  " {\"step\": \"sim\", \"id\": \"finish\", \"options\": {\"min-ms\": 1, \"max-ms\": 5, \"phase\": \"finish\"}}]," \
+  " \"group\": {\"min-devices\": 1, \"max-devices\": " group_max ", \"max-wait\": 2, \"wait-for-all\": true}}"
+
+typedef struct {
+  gchar             *state_dir;
+  ShoalPluginEngine *engine;
+  ShoalController   *controller;
+  GHashTable        *groups;      /* group id -> member count */
+  guint              appended;
+} Fixture;
+
+static void
+journal_appended_cb (ShoalController   *controller,
+                     ShoalDevice       *device,
+                     ShoalJournalEntry *entry,
+                     Fixture           *fixture)
+{
+  fixture->appended++;
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture->state_dir = shoal_test_mkdtemp ();
+  fixture->engine = shoal_test_engine_new (FALSE);
+  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
+  fixture->groups = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_assert_true (shoal_controller_open (fixture->controller, &error));
+  g_assert_no_error (error);
+  g_signal_connect (fixture->controller, "journal-appended", G_CALLBACK (journal_appended_cb), fixture);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  shoal_controller_close (fixture->controller);
+  g_clear_object (&fixture->controller);
+  g_clear_object (&fixture->engine);
+  g_clear_pointer (&fixture->groups, g_hash_table_unref);
+  shoal_test_rm_rf (fixture->state_dir);
+  g_free (fixture->state_dir);
+}
+
+static void
+add_recipe (Fixture     *fixture,
+            const gchar *json)
+{
+  g_autoptr(ShoalRecipe) recipe = shoal_test_recipe_new (json);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+}
+
+static void
+enroll_and_deploy (Fixture     *fixture,
+                   guint        n,
+                   const gchar *recipe)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+      g_autofree gchar *mac = g_strdup_printf ("52:54:00:00:%02x:%02x", i / 256, i % 256);
+      const gchar *macs[] = { mac, NULL };
+      g_autoptr(GError) error = NULL;
+      ShoalDevice *device;
+
+      device = shoal_controller_enroll_device (fixture->controller, id, macs, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (shoal_controller_assign_recipe (fixture->controller, device, recipe, &error));
+      g_assert_no_error (error);
+      g_assert_true (shoal_controller_deploy (fixture->controller, device, &error));
+      g_assert_no_error (error);
+    }
+}
+
+static gboolean
+all_settled (gpointer data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (fixture->controller);
+
+  for (guint i = 0; i < devices->len; i++)
+    if (shoal_device_state_is_active (shoal_device_get_state (g_ptr_array_index (devices, i))))
+      return FALSE;
+  /* what is visible is durable once the store has caught up */
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  return TRUE;
+}
+
+static guint
+count_state (Fixture          *fixture,
+             ShoalDeviceState  state)
+{
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (fixture->controller);
+  guint count = 0;
+
+  for (guint i = 0; i < devices->len; i++)
+    if (shoal_device_get_state (g_ptr_array_index (devices, i)) == state)
+      count++;
+  return count;
+}
+
+/* Sequence numbers 1..n without gaps or duplicates, every step finished once */
+static void
+assert_journal_complete (Fixture     *fixture,
+                         ShoalDevice *device,
+                         guint        n_steps)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) entries = shoal_controller_get_journal (fixture->controller, device, 0, &error);
+  g_autoptr(GHashTable) finished = g_hash_table_new (g_str_hash, g_str_equal);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < entries->len; i++)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+
+      g_assert_cmpuint (shoal_journal_entry_get_seq (entry), ==, i + 1);
+      if (g_strcmp0 (shoal_journal_entry_get_operation (entry), "step-finished") == 0)
+        {
+          g_assert_false (g_hash_table_contains (finished, shoal_journal_entry_get_source (entry)));
+          g_hash_table_add (finished, (gpointer) shoal_journal_entry_get_source (entry));
+        }
+    }
+  g_assert_cmpuint (g_hash_table_size (finished), ==, n_steps);
+}
+
+static void
+group_seen_cb (ShoalDevice *device,
+               GParamSpec  *pspec,
+               Fixture     *fixture)
+{
+  const gchar *group = shoal_device_get_group (device);
+
+  if (group != NULL)
+    g_hash_table_insert (fixture->groups, g_strdup (group),
+                         GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (fixture->groups, group)) + 1));
+}
+
+static void
+test_controller_fleet (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+  GHashTableIter iter;
+  gpointer size;
+
+  add_recipe (fixture, FAST_RECIPE ("fast", "10", "0"));
+  enroll_and_deploy (fixture, 35, "fast");
+  devices = shoal_controller_get_devices (fixture->controller);
+  for (guint i = 0; i < devices->len; i++)
+    g_signal_connect (g_ptr_array_index (devices, i), "notify::group", G_CALLBACK (group_seen_cb), fixture);
+
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 30000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 35);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+
+      g_assert_cmpint (shoal_device_get_boot_action (device), ==, SHOAL_BOOT_ACTION_LOCAL);
+      g_assert_nonnull (shoal_device_get_group (device));
+      assert_journal_complete (fixture, device, 4);
+    }
+  /* groups hold at most 10 and cover everyone: 35 = 10+10+10+5 at least 4 groups */
+  g_assert_cmpuint (g_hash_table_size (fixture->groups), >=, 4);
+  g_hash_table_iter_init (&iter, fixture->groups);
+  while (g_hash_table_iter_next (&iter, NULL, &size))
+    g_assert_cmpuint (GPOINTER_TO_UINT (size), <=, 10);
+  g_assert_cmpuint (fixture->appended, >, 35 * 8);
+}
+
+static void
+test_controller_group_drop (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+
+  add_recipe (fixture, FAST_RECIPE ("lossy", "0", "1"));
+  enroll_and_deploy (fixture, 6, "lossy");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 30000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_FAILED), ==, 6);
+  devices = shoal_controller_get_devices (fixture->controller);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      g_autoptr(GPtrArray) entries =
+        shoal_controller_get_journal (fixture->controller, g_ptr_array_index (devices, i), 0, NULL);
+      ShoalJournalEntry *last = g_ptr_array_index (entries, entries->len - 1);
+
+      g_assert_cmpstr (shoal_journal_entry_get_operation (last), ==, "step-failed");
+      g_assert_cmpstr (shoal_journal_entry_get_source (last), ==, "multicast");
+      g_assert_nonnull (strstr (shoal_journal_entry_get_message (last), "simulated receiver failure"));
+    }
+}
+
+static void
+test_controller_unknown_step (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = shoal_test_recipe_new (
+    "{\"name\": \"bad\", \"steps\": [{\"step\": \"no-such-step\", \"id\": \"x\"}]}");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_UNKNOWN_STEP);
+  g_assert_nonnull (strstr (error->message, "no-such-step"));
+  g_assert_nonnull (strstr (error->message, "recipe bad"));
+  g_assert_null (shoal_controller_lookup_recipe (fixture->controller, "bad"));
+}
+
+static void
+test_controller_bad_options (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = shoal_test_recipe_new (
+    "{\"name\": \"bad\", \"steps\": [{\"step\": \"sim\", \"options\": {\"fail-rate\": 7}}]}");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+  g_assert_nonnull (strstr (error->message, "fail-rate"));
+}
+
+static void
+test_controller_bad_arguments (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  const gchar *bad_macs[] = { "not-a-mac", NULL };
+  const gchar *macs[] = { "52:54:00:aa:bb:cc", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+
+  g_assert_null (shoal_controller_enroll_device (fixture->controller, "a/b", NULL, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_null (shoal_controller_enroll_device (fixture->controller, "x", bad_macs, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  device = shoal_controller_enroll_device (fixture->controller, "x", macs, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (shoal_controller_enroll_device (fixture->controller, "y", macs, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_clear_error (&error);
+  g_assert_false (shoal_controller_deploy (fixture->controller, device, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (shoal_controller_assign_recipe (fixture->controller, device, "nope", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_true (shoal_controller_lookup_device_by_mac (fixture->controller, "52:54:00:AA:BB:CC") == device);
+}
+
+static void
+test_controller_cancel (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  ShoalDevice *device;
+  g_autoptr(GError) error = NULL;
+
+  add_recipe (fixture,
+              "{\"name\": \"slow\", \"steps\": [{\"step\": \"sim\", \"options\": {\"min-ms\": 60000, \"max-ms\": 60000}}]}");
+  enroll_and_deploy (fixture, 1, "slow");
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  while (shoal_device_get_state (device) == SHOAL_DEVICE_STATE_QUEUED)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_BOOTING);
+  g_assert_true (shoal_controller_cancel (fixture->controller, device, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_CANCELLED);
+  g_assert_false (shoal_controller_cancel (fixture->controller, device, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  /* the cancelled step must not come back to life */
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_CANCELLED);
+}
+
+static void
+test_controller_max_parallel (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+  guint max_seen = 0;
+
+  add_recipe (fixture,
+              "{\"name\": \"limited\", \"steps\": [{\"step\": \"sim\", \"max-parallel\": 3,"
+              " \"options\": {\"min-ms\": 20, \"max-ms\": 30}}]}");
+  enroll_and_deploy (fixture, 12, "limited");
+  devices = shoal_controller_get_devices (fixture->controller);
+  while (!all_settled (fixture))
+    {
+      guint running = 0;
+
+      /* running: in the step and not yet at its end (progress 1) */
+      for (guint i = 0; i < devices->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (devices, i);
+
+          if (shoal_device_get_state (device) == SHOAL_DEVICE_STATE_BOOTING &&
+              shoal_device_get_progress (device) < 1.0)
+            running++;
+        }
+
+      max_seen = MAX (max_seen, running);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_cmpuint (max_seen, ==, 3);
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 12);
+}
+
+static void
+test_controller_device_seen (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+
+  add_recipe (fixture, "{\"name\": \"default\", \"default\": true, \"steps\": [{\"step\": \"sim\","
+                       " \"options\": {\"min-ms\": 1, \"max-ms\": 2}}]}");
+  device = shoal_controller_device_seen (fixture->controller, "52:54:00:12:34:56", NULL, "dhcp", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_id (device), ==, "52-54-00-12-34-56");
+  g_assert_cmpstr (shoal_device_get_recipe (device), ==, "default");
+  g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, device), ==, SHOAL_BOOT_ACTION_DEPLOY);
+  g_assert_true (shoal_controller_device_seen (fixture->controller, "52:54:00:12:34:56", NULL, "tftp", NULL) == device);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, device), ==, SHOAL_BOOT_ACTION_LOCAL);
+}
+
+static void
+test_controller_reopen (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+
+  add_recipe (fixture, FAST_RECIPE ("fast", "0", "0"));
+  enroll_and_deploy (fixture, 3, "fast");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  shoal_controller_close (fixture->controller);
+
+  again = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (again, &error));
+  g_assert_no_error (error);
+  device = shoal_controller_lookup_device (again, "dev-0001");
+  g_assert_nonnull (device);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (shoal_device_get_recipe (device), ==, "fast");
+  g_assert_nonnull (shoal_controller_lookup_device_by_mac (again, "52:54:00:00:00:01"));
+  g_assert_true (shoal_controller_lookup_device_by_token (again, shoal_device_get_token (device)) == device);
+  shoal_controller_close (again);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/shoal/controller/fleet", test_controller_fleet);
+  ADD ("/shoal/controller/group-drop", test_controller_group_drop);
+  ADD ("/shoal/controller/unknown-step", test_controller_unknown_step);
+  ADD ("/shoal/controller/bad-options", test_controller_bad_options);
+  ADD ("/shoal/controller/bad-arguments", test_controller_bad_arguments);
+  ADD ("/shoal/controller/cancel", test_controller_cancel);
+  ADD ("/shoal/controller/max-parallel", test_controller_max_parallel);
+  ADD ("/shoal/controller/device-seen", test_controller_device_seen);
+  ADD ("/shoal/controller/reopen", test_controller_reopen);
+#undef ADD
+  return g_test_run ();
+}
