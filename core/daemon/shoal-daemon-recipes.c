@@ -1,0 +1,551 @@
+/* shoal-daemon-recipes.c: where shoald's recipes come from
+ *
+ * Two sources, from the [recipes] group of the configuration:
+ *   dir=  a directory of *.json recipes, read once at start-up;
+ *   url=, ref=, sync-interval=  a git repository (ShoalRecipeRepo), fetched
+ *         at start-up, every sync-interval seconds and when asked; after a
+ *         successful fetch the controller's recipes are replaced by the
+ *         repository's. A ref pinned over D-Bus is kept in the store (key
+ *         "recipe-ref" of namespace "shoald") and wins over the file.
+ * One git operation runs at a time; another request meanwhile gets
+ * SHOAL_ERROR_BUSY.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "shoal-daemon-recipes.h"
+#include "shoal-error.h"
+#include "shoal-recipe-repo.h"
+
+#define KV_NAMESPACE "shoald"
+#define KV_RECIPE_REF "recipe-ref"
+
+struct _ShoalDaemonRecipes
+{
+  GObject          parent_instance;
+
+  ShoalController *controller;
+  ShoalRecipeRepo *repo;        /* nullable */
+  gchar           *dir;         /* nullable */
+  guint            sync_interval_s;
+  guint            timer_id;
+  gboolean         busy;
+};
+
+G_DEFINE_TYPE (ShoalDaemonRecipes, shoal_daemon_recipes, G_TYPE_OBJECT)
+
+static void
+shoal_daemon_recipes_dispose (GObject *object)
+{
+  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (object);
+
+  g_clear_handle_id (&self->timer_id, g_source_remove);
+  g_clear_object (&self->repo);
+  g_clear_object (&self->controller);
+  G_OBJECT_CLASS (shoal_daemon_recipes_parent_class)->dispose (object);
+}
+
+static void
+shoal_daemon_recipes_finalize (GObject *object)
+{
+  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (object);
+
+  g_free (self->dir);
+  G_OBJECT_CLASS (shoal_daemon_recipes_parent_class)->finalize (object);
+}
+
+static void
+shoal_daemon_recipes_class_init (ShoalDaemonRecipesClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = shoal_daemon_recipes_dispose;
+  object_class->finalize = shoal_daemon_recipes_finalize;
+}
+
+static void
+shoal_daemon_recipes_init (ShoalDaemonRecipes *self)
+{
+}
+
+static gchar *
+config_get_string (GKeyFile *config, const gchar *key)
+{
+  g_autofree gchar *value = NULL;
+
+  if (config == NULL)
+    return NULL;
+  value = g_key_file_get_string (config, "recipes", key, NULL);
+  if (value != NULL)
+    g_strstrip (value);
+  if (value == NULL || value[0] == '\0')
+    return NULL;
+  return g_steal_pointer (&value);
+}
+
+/**
+ * shoal_daemon_recipes_new:
+ * @controller: the controller, opened
+ * @config: (nullable): the daemon's configuration
+ * @state_dir: where the repository's clone is kept
+ *
+ * Returns: (transfer full): a new #ShoalDaemonRecipes
+ */
+ShoalDaemonRecipes *
+shoal_daemon_recipes_new (ShoalController *controller,
+                          GKeyFile        *config,
+                          const gchar     *state_dir)
+{
+  ShoalDaemonRecipes *self = g_object_new (SHOAL_TYPE_DAEMON_RECIPES, NULL);
+  g_autofree gchar *url = config_get_string (config, "url");
+  g_autofree gchar *ref = config_get_string (config, "ref");
+  g_autofree gchar *pinned = NULL;
+
+  self->controller = g_object_ref (controller);
+  self->dir = config_get_string (config, "dir");
+  if (config != NULL && g_key_file_has_key (config, "recipes", "sync-interval", NULL))
+    {
+      gint64 interval = g_key_file_get_int64 (config, "recipes", "sync-interval", NULL);
+
+      self->sync_interval_s = (guint) CLAMP (interval, 0, G_MAXINT);
+    }
+  if (url != NULL)
+    {
+      g_autofree gchar *cache_dir = g_build_filename (state_dir, "recipes-git", NULL);
+
+      pinned = shoal_context_kv_get (shoal_controller_get_context (controller),
+                                     KV_NAMESPACE, KV_RECIPE_REF);
+      self->repo = shoal_recipe_repo_new (url, pinned != NULL ? pinned : ref, cache_dir);
+    }
+  return self;
+}
+
+static gboolean
+shoal_daemon_recipes_load_file (ShoalDaemonRecipes *self,
+                                const gchar        *path,
+                                GError            **error)
+{
+  g_autoptr(ShoalRecipe) recipe = shoal_recipe_new_from_file (path, error);
+
+  if (recipe == NULL)
+    return FALSE;
+  return shoal_controller_add_recipe (self->controller, recipe, error);
+}
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
+/**
+ * shoal_daemon_recipes_load_dir:
+ * @self: a #ShoalDaemonRecipes
+ * @error: a #GError
+ *
+ * Reads every *.json recipe of the [recipes] dir= directory. A recipe that
+ * does not load is reported in the log and skipped.
+ *
+ * Returns: how many recipes were added, or %G_MAXUINT with @error set if
+ *   the directory cannot be read
+ */
+guint
+shoal_daemon_recipes_load_dir (ShoalDaemonRecipes *self, GError **error)
+{
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const gchar *name;
+  guint n_loaded = 0;
+
+  g_return_val_if_fail (SHOAL_IS_DAEMON_RECIPES (self), G_MAXUINT);
+
+  if (self->dir == NULL)
+    return 0;
+  dir = g_dir_open (self->dir, 0, error);
+  if (dir == NULL)
+    {
+      g_prefix_error (error, "reading the recipe directory: ");
+      return G_MAXUINT;
+    }
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      if (g_str_has_suffix (name, ".json"))
+        g_ptr_array_add (names, g_strdup (name));
+    }
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      g_autofree gchar *path = g_build_filename (self->dir, g_ptr_array_index (names, i), NULL);
+      g_autoptr(GError) error_local = NULL;
+
+      if (!shoal_daemon_recipes_load_file (self, path, &error_local))
+        {
+          g_warning ("skipping recipe %s: %s", path, error_local->message);
+          continue;
+        }
+      n_loaded++;
+    }
+  g_info ("loaded %u recipes from %s", n_loaded, self->dir);
+  return n_loaded;
+}
+
+/**
+ * shoal_daemon_recipes_has_repo:
+ * @self: a #ShoalDaemonRecipes
+ *
+ * Returns: whether a recipe repository is configured
+ */
+gboolean
+shoal_daemon_recipes_has_repo (ShoalDaemonRecipes *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DAEMON_RECIPES (self), FALSE);
+  return self->repo != NULL;
+}
+
+static gboolean
+shoal_daemon_recipes_check_repo (ShoalDaemonRecipes *self, GError **error)
+{
+  if (self->repo == NULL)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
+                           _("No recipe repository is configured ([recipes] url= in shoald.conf)"));
+      return FALSE;
+    }
+  if (self->busy)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                           _("The recipe repository is busy with another operation; try again"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
+{
+  g_autoptr(GPtrArray) wanted = shoal_recipe_repo_get_recipes (self->repo);
+  g_autoptr(GPtrArray) current = shoal_controller_get_recipes (self->controller);
+  g_autoptr(GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GString) refused = g_string_new (NULL);
+  guint n_refused = 0;
+
+  for (guint i = 0; wanted != NULL && i < wanted->len; i++)
+    g_hash_table_add (names, (gpointer) shoal_recipe_get_name (g_ptr_array_index (wanted, i)));
+  for (guint i = 0; current != NULL && i < current->len; i++)
+    {
+      const gchar *name = shoal_recipe_get_name (g_ptr_array_index (current, i));
+      g_autoptr(GError) error_local = NULL;
+
+      if (g_hash_table_contains (names, name))
+        continue;
+      if (!shoal_controller_remove_recipe (self->controller, name, &error_local))
+        g_warning ("keeping recipe %s, gone from the repository: %s", name, error_local->message);
+    }
+  for (guint i = 0; wanted != NULL && i < wanted->len; i++)
+    {
+      ShoalRecipe *recipe = g_ptr_array_index (wanted, i);
+      g_autoptr(GError) error_local = NULL;
+
+      if (shoal_controller_add_recipe (self->controller, recipe, &error_local))
+        continue;
+      n_refused++;
+      g_string_append_printf (refused, "%s%s", refused->len > 0 ? "; " : "", error_local->message);
+    }
+  if (n_refused > 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   g_dngettext (GETTEXT_PACKAGE,
+                                "%u recipe of commit %s was refused: %s",
+                                "%u recipes of commit %s were refused: %s", n_refused),
+                   n_refused, shoal_recipe_repo_get_commit (self->repo), refused->str);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+shoal_daemon_recipes_synced_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ShoalDaemonRecipes *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+
+  self->busy = FALSE;
+  if (!shoal_recipe_repo_sync_finish (SHOAL_RECIPE_REPO (source), result, &error))
+    {
+      g_prefix_error (&error, "fetching recipes from %s: ", shoal_recipe_repo_get_url (self->repo));
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_info ("recipes at commit %s", shoal_recipe_repo_get_commit (self->repo));
+  if (!shoal_daemon_recipes_replace (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * shoal_daemon_recipes_sync_async:
+ * @self: a #ShoalDaemonRecipes
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when done
+ * @user_data: for @callback
+ *
+ * Fetches the repository and replaces the controller's recipes with its.
+ */
+void
+shoal_daemon_recipes_sync_async (ShoalDaemonRecipes  *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, shoal_daemon_recipes_sync_async);
+  if (!shoal_daemon_recipes_check_repo (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  self->busy = TRUE;
+  shoal_recipe_repo_sync_async (self->repo, cancellable,
+                                shoal_daemon_recipes_synced_cb, g_steal_pointer (&task));
+}
+
+/**
+ * shoal_daemon_recipes_sync_finish:
+ * @self: a #ShoalDaemonRecipes
+ * @result: the result
+ * @error: a #GError
+ *
+ * Returns: %TRUE if the recipes are those of the repository's ref
+ */
+gboolean
+shoal_daemon_recipes_sync_finish (ShoalDaemonRecipes *self,
+                                  GAsyncResult       *result,
+                                  GError            **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * shoal_daemon_recipes_set_ref_async:
+ * @self: a #ShoalDaemonRecipes
+ * @ref: a branch, tag or commit
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when done
+ * @user_data: for @callback
+ *
+ * Pins the repository to @ref, remembers it across restarts, then syncs.
+ */
+void
+shoal_daemon_recipes_set_ref_async (ShoalDaemonRecipes  *self,
+                                    const gchar         *ref,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, shoal_daemon_recipes_set_ref_async);
+  if (!shoal_daemon_recipes_check_repo (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  shoal_recipe_repo_set_ref (self->repo, ref);
+  shoal_context_kv_set (shoal_controller_get_context (self->controller),
+                        KV_NAMESPACE, KV_RECIPE_REF, ref);
+  self->busy = TRUE;
+  shoal_recipe_repo_sync_async (self->repo, cancellable,
+                                shoal_daemon_recipes_synced_cb, g_steal_pointer (&task));
+}
+
+/**
+ * shoal_daemon_recipes_set_ref_finish:
+ * @self: a #ShoalDaemonRecipes
+ * @result: the result
+ * @error: a #GError
+ *
+ * Returns: %TRUE if the recipes are now those of the new ref
+ */
+gboolean
+shoal_daemon_recipes_set_ref_finish (ShoalDaemonRecipes *self,
+                                     GAsyncResult       *result,
+                                     GError            **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+typedef struct
+{
+  gchar *name;
+  gchar *from_commit;
+  gchar *to_commit;
+} DiffData;
+
+static void
+diff_data_free (DiffData *data)
+{
+  g_free (data->name);
+  g_free (data->from_commit);
+  g_free (data->to_commit);
+  g_free (data);
+}
+
+static void
+shoal_daemon_recipes_diff_thread (GTask        *task,
+                                  gpointer      source_object,
+                                  gpointer      task_data,
+                                  GCancellable *cancellable)
+{
+  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (source_object);
+  DiffData *data = task_data;
+  g_autoptr(GError) error = NULL;
+  gchar *diff;
+
+  diff = shoal_recipe_repo_diff (self->repo, data->name, data->from_commit,
+                                 data->to_commit, &error);
+  if (diff == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, diff, g_free);
+}
+
+static void
+shoal_daemon_recipes_diff_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (source);
+  g_autoptr(GTask) outer = user_data;
+  g_autoptr(GError) error = NULL;
+  gchar *diff;
+
+  self->busy = FALSE;
+  diff = g_task_propagate_pointer (G_TASK (result), &error);
+  if (diff == NULL)
+    {
+      g_task_return_error (outer, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (outer, diff, g_free);
+}
+
+/**
+ * shoal_daemon_recipes_diff_async:
+ * @self: a #ShoalDaemonRecipes
+ * @name: a recipe's name
+ * @from_commit: a git revision
+ * @to_commit: another one
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when done
+ * @user_data: for @callback
+ *
+ * Computes the unified diff of recipe @name between two commits, in a
+ * worker thread.
+ */
+void
+shoal_daemon_recipes_diff_async (ShoalDaemonRecipes  *self,
+                                 const gchar         *name,
+                                 const gchar         *from_commit,
+                                 const gchar         *to_commit,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_autoptr(GTask) outer = NULL;
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  DiffData *data;
+
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+
+  outer = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (outer, shoal_daemon_recipes_diff_async);
+  if (!shoal_daemon_recipes_check_repo (self, &error))
+    {
+      g_task_return_error (outer, g_steal_pointer (&error));
+      return;
+    }
+  data = g_new0 (DiffData, 1);
+  data->name = g_strdup (name);
+  data->from_commit = g_strdup (from_commit);
+  data->to_commit = g_strdup (to_commit);
+  self->busy = TRUE;
+  /* the worker's task completes on the main loop, where busy is cleared */
+  task = g_task_new (self, cancellable, shoal_daemon_recipes_diff_done_cb, g_steal_pointer (&outer));
+  g_task_set_task_data (task, data, (GDestroyNotify) diff_data_free);
+  g_task_run_in_thread (task, shoal_daemon_recipes_diff_thread);
+}
+
+/**
+ * shoal_daemon_recipes_diff_finish:
+ * @self: a #ShoalDaemonRecipes
+ * @result: the result
+ * @error: a #GError
+ *
+ * Returns: (transfer full): the unified diff, or %NULL on error
+ */
+gchar *
+shoal_daemon_recipes_diff_finish (ShoalDaemonRecipes *self,
+                                  GAsyncResult       *result,
+                                  GError            **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+shoal_daemon_recipes_background_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_daemon_recipes_sync_finish (SHOAL_DAEMON_RECIPES (source), result, &error))
+    g_warning ("recipe sync: %s", error->message);
+}
+
+static gboolean
+shoal_daemon_recipes_timer_cb (gpointer user_data)
+{
+  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (user_data);
+
+  if (!self->busy)
+    shoal_daemon_recipes_sync_async (self, NULL, shoal_daemon_recipes_background_cb, NULL);
+  return G_SOURCE_CONTINUE;
+}
+
+/**
+ * shoal_daemon_recipes_start:
+ * @self: a #ShoalDaemonRecipes
+ *
+ * Starts the first fetch of the repository, and the periodic ones if
+ * sync-interval= asks for them. Does nothing without a repository.
+ */
+void
+shoal_daemon_recipes_start (ShoalDaemonRecipes *self)
+{
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+
+  if (self->repo == NULL)
+    return;
+  shoal_daemon_recipes_sync_async (self, NULL, shoal_daemon_recipes_background_cb, NULL);
+  if (self->sync_interval_s > 0 && self->timer_id == 0)
+    self->timer_id = g_timeout_add_seconds (self->sync_interval_s,
+                                            shoal_daemon_recipes_timer_cb, self);
+}

@@ -1,0 +1,414 @@
+/* shoal-dbus-device-exporter.c: one device on the bus
+ *
+ * Mirrors a ShoalDevice onto an org.shoal.Shoal1.Device skeleton. The
+ * device's notify:: signals only mark the exporter dirty; the owner calls
+ * shoal_dbus_device_exporter_flush() on its own schedule (every 100 ms),
+ * which copies every property and sends one PropertiesChanged signal with
+ * what differs, so a device that changes a thousand times a second costs
+ * the bus ten signals.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "shoal-dbus-device-exporter.h"
+#include "shoal-dbus-util.h"
+#include "shoal-error.h"
+
+struct _ShoalDBusDeviceExporter
+{
+  GObject                     parent_instance;
+
+  ShoalController            *controller;   /* owned */
+  ShoalDevice                *device;       /* owned */
+  ShoalDBusObjectSkeleton    *object;
+  ShoalDBusDevice            *skeleton;
+  gchar                      *path;
+  gulong                      notify_id;
+  ShoalDBusDeviceChangedFunc  changed_func;
+  gpointer                    changed_data;
+  gboolean                    dirty;
+  gboolean                    inventory_dirty;
+  gboolean                    detached;
+};
+
+G_DEFINE_TYPE (ShoalDBusDeviceExporter, shoal_dbus_device_exporter, G_TYPE_OBJECT)
+
+static void
+shoal_dbus_device_exporter_dispose (GObject *object)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (object);
+
+  shoal_dbus_device_exporter_detach (self);
+  g_clear_object (&self->skeleton);
+  g_clear_object (&self->object);
+  g_clear_object (&self->device);
+  g_clear_object (&self->controller);
+  G_OBJECT_CLASS (shoal_dbus_device_exporter_parent_class)->dispose (object);
+}
+
+static void
+shoal_dbus_device_exporter_finalize (GObject *object)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (object);
+
+  g_free (self->path);
+  G_OBJECT_CLASS (shoal_dbus_device_exporter_parent_class)->finalize (object);
+}
+
+static void
+shoal_dbus_device_exporter_class_init (ShoalDBusDeviceExporterClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = shoal_dbus_device_exporter_dispose;
+  object_class->finalize = shoal_dbus_device_exporter_finalize;
+}
+
+static void
+shoal_dbus_device_exporter_init (ShoalDBusDeviceExporter *self)
+{
+}
+
+static const gchar *
+nonnull (const gchar *str)
+{
+  return str != NULL ? str : "";
+}
+
+static void
+shoal_dbus_device_exporter_sync_inventory (ShoalDBusDeviceExporter *self)
+{
+  JsonNode *inventory = shoal_device_get_inventory (self->device);
+  g_autofree gchar *text = NULL;
+
+  if (inventory != NULL)
+    text = json_to_string (inventory, FALSE);
+  shoal_dbus_device_set_inventory (self->skeleton, nonnull (text));
+  self->inventory_dirty = FALSE;
+}
+
+static void
+shoal_dbus_device_exporter_sync (ShoalDBusDeviceExporter *self)
+{
+  ShoalDevice *dev = self->device;
+  const gchar * const empty[] = { NULL };
+  const gchar * const *macs = shoal_device_get_macs (dev);
+
+  shoal_dbus_device_set_id (self->skeleton, shoal_device_get_id (dev));
+  shoal_dbus_device_set_macs (self->skeleton, macs != NULL ? macs : empty);
+  shoal_dbus_device_set_uuid (self->skeleton, nonnull (shoal_device_get_uuid (dev)));
+  shoal_dbus_device_set_state (self->skeleton,
+                               shoal_device_state_to_string (shoal_device_get_state (dev)));
+  shoal_dbus_device_set_current_step (self->skeleton, nonnull (shoal_device_get_current_step (dev)));
+  shoal_dbus_device_set_progress (self->skeleton, shoal_device_get_progress (dev));
+  shoal_dbus_device_set_recipe (self->skeleton, nonnull (shoal_device_get_recipe (dev)));
+  shoal_dbus_device_set_recipe_commit (self->skeleton, nonnull (shoal_device_get_recipe_commit (dev)));
+  shoal_dbus_device_set_group (self->skeleton, nonnull (shoal_device_get_group (dev)));
+  shoal_dbus_device_set_boot_action (self->skeleton,
+                                     shoal_boot_action_to_string (shoal_device_get_boot_action (dev)));
+  if (self->inventory_dirty)
+    shoal_dbus_device_exporter_sync_inventory (self);
+}
+
+static void
+shoal_dbus_device_exporter_on_notify (GObject    *object,
+                                      GParamSpec *pspec,
+                                      gpointer    user_data)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+
+  if (g_strcmp0 (g_param_spec_get_name (pspec), "inventory") == 0)
+    self->inventory_dirty = TRUE;
+  if (self->dirty || self->detached)
+    return;
+  self->dirty = TRUE;
+  if (self->changed_func != NULL)
+    self->changed_func (self, self->changed_data);
+}
+
+static void
+shoal_dbus_device_exporter_flush_cb (gpointer user_data)
+{
+  shoal_dbus_device_exporter_flush (SHOAL_DBUS_DEVICE_EXPORTER (user_data));
+}
+
+static gboolean
+shoal_dbus_device_exporter_handle_get_journal (ShoalDBusDevice       *skeleton,
+                                               GDBusMethodInvocation *invocation,
+                                               guint64                since_seq,
+                                               gpointer               user_data)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  g_autoptr(GPtrArray) entries = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder builder;
+
+  entries = shoal_controller_get_journal (self->controller, self->device, since_seq, &error);
+  if (entries == NULL)
+    {
+      shoal_dbus_return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(txssss)"));
+  for (guint i = 0; i < entries->len; i++)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+
+      g_variant_builder_add (&builder, "(txssss)",
+                             shoal_journal_entry_get_seq (entry),
+                             shoal_journal_entry_get_time (entry),
+                             nonnull (shoal_journal_entry_get_source (entry)),
+                             nonnull (shoal_journal_entry_get_operation (entry)),
+                             shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
+                             nonnull (shoal_journal_entry_get_message (entry)));
+    }
+  shoal_dbus_device_complete_get_journal (skeleton, invocation,
+                                          g_variant_builder_end (&builder));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+shoal_dbus_device_exporter_commit_and_return (ShoalDBusDeviceExporter *self,
+                                              GDBusMethodInvocation   *invocation)
+{
+  shoal_dbus_commit_and_return (self->controller, invocation, NULL,
+                                shoal_dbus_device_exporter_flush_cb,
+                                g_object_ref (self), g_object_unref);
+}
+
+static gboolean
+shoal_dbus_device_exporter_handle_deploy (ShoalDBusDevice       *skeleton,
+                                          GDBusMethodInvocation *invocation,
+                                          gpointer               user_data)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_controller_deploy (self->controller, self->device, &error))
+    {
+      shoal_dbus_return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  shoal_dbus_device_exporter_commit_and_return (self, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+shoal_dbus_device_exporter_handle_cancel (ShoalDBusDevice       *skeleton,
+                                          GDBusMethodInvocation *invocation,
+                                          gpointer               user_data)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_controller_cancel (self->controller, self->device, &error))
+    {
+      shoal_dbus_return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  shoal_dbus_device_exporter_commit_and_return (self, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skeleton,
+                                                   GDBusMethodInvocation *invocation,
+                                                   const gchar           *action_str,
+                                                   gpointer               user_data)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  ShoalBootAction action;
+
+  if (!shoal_boot_action_from_string (action_str, &action))
+    {
+      g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR,
+                                             SHOAL_ERROR_INVALID_ARGUMENT,
+                                             _("action: “%s” is not one of deploy, local, ignore"),
+                                             action_str);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (shoal_device_get_boot_action (self->device) != action)
+    {
+      shoal_device_set_boot_action (self->device, action);
+      shoal_device_log (self->device, "dbus", "set-boot-action", SHOAL_JOURNAL_RESULT_OK,
+                        "boot action set to %s by %s", action_str,
+                        g_dbus_method_invocation_get_sender (invocation));
+    }
+  shoal_dbus_device_exporter_commit_and_return (self, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/**
+ * shoal_dbus_device_exporter_new:
+ * @controller: the controller
+ * @device: the device to export
+ * @changed_func: (nullable): called when the device first changes after a flush
+ * @user_data: for @changed_func
+ *
+ * Returns: (transfer full): a new exporter, with every property set; the
+ *   caller exports its object
+ */
+ShoalDBusDeviceExporter *
+shoal_dbus_device_exporter_new (ShoalController           *controller,
+                                ShoalDevice               *device,
+                                ShoalDBusDeviceChangedFunc changed_func,
+                                gpointer                   user_data)
+{
+  ShoalDBusDeviceExporter *self;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (controller), NULL);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (device), NULL);
+
+  self = g_object_new (SHOAL_TYPE_DBUS_DEVICE_EXPORTER, NULL);
+  self->controller = g_object_ref (controller);
+  self->device = g_object_ref (device);
+  self->changed_func = changed_func;
+  self->changed_data = user_data;
+  self->path = shoal_dbus_device_path (shoal_device_get_id (device));
+  self->object = shoal_dbus_object_skeleton_new (self->path);
+  self->skeleton = shoal_dbus_device_skeleton_new ();
+  self->inventory_dirty = TRUE;
+  shoal_dbus_device_exporter_sync (self);
+  shoal_dbus_object_skeleton_set_device (self->object, self->skeleton);
+
+  g_signal_connect_object (self->skeleton, "handle-get-journal",
+                           G_CALLBACK (shoal_dbus_device_exporter_handle_get_journal), self, 0);
+  g_signal_connect_object (self->skeleton, "handle-deploy",
+                           G_CALLBACK (shoal_dbus_device_exporter_handle_deploy), self, 0);
+  g_signal_connect_object (self->skeleton, "handle-cancel",
+                           G_CALLBACK (shoal_dbus_device_exporter_handle_cancel), self, 0);
+  g_signal_connect_object (self->skeleton, "handle-set-boot-action",
+                           G_CALLBACK (shoal_dbus_device_exporter_handle_set_boot_action), self, 0);
+  self->notify_id = g_signal_connect (device, "notify",
+                                      G_CALLBACK (shoal_dbus_device_exporter_on_notify), self);
+  return self;
+}
+
+/**
+ * shoal_dbus_device_exporter_get_device:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: (transfer none): the device
+ */
+ShoalDevice *
+shoal_dbus_device_exporter_get_device (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
+  return self->device;
+}
+
+/**
+ * shoal_dbus_device_exporter_get_path:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: the device's object path
+ */
+const gchar *
+shoal_dbus_device_exporter_get_path (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
+  return self->path;
+}
+
+/**
+ * shoal_dbus_device_exporter_get_object:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: (transfer none): the object to export on an object manager
+ */
+GDBusObjectSkeleton *
+shoal_dbus_device_exporter_get_object (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
+  return G_DBUS_OBJECT_SKELETON (self->object);
+}
+
+/**
+ * shoal_dbus_device_exporter_get_skeleton:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: (transfer none): the org.shoal.Shoal1.Device skeleton
+ */
+GDBusInterfaceSkeleton *
+shoal_dbus_device_exporter_get_skeleton (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
+  return G_DBUS_INTERFACE_SKELETON (self->skeleton);
+}
+
+/**
+ * shoal_dbus_device_exporter_is_dirty:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: whether the device changed since the last flush
+ */
+gboolean
+shoal_dbus_device_exporter_is_dirty (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), FALSE);
+  return self->dirty;
+}
+
+/**
+ * shoal_dbus_device_exporter_flush:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Copies the device's properties to the bus and sends the changes now.
+ *
+ * Returns: %TRUE if the device had changed
+ */
+gboolean
+shoal_dbus_device_exporter_flush (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), FALSE);
+
+  if (!self->dirty || self->detached)
+    return FALSE;
+  self->dirty = FALSE;
+  shoal_dbus_device_exporter_sync (self);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (self->skeleton));
+  return TRUE;
+}
+
+/**
+ * shoal_dbus_device_exporter_emit_journal_entry:
+ * @self: a #ShoalDBusDeviceExporter
+ * @entry: an entry of the device's journal, durable
+ *
+ * Sends the JournalEntry signal.
+ */
+void
+shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
+                                               ShoalJournalEntry       *entry)
+{
+  g_return_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self));
+
+  if (self->detached)
+    return;
+  shoal_dbus_device_emit_journal_entry (self->skeleton,
+                                        shoal_journal_entry_get_seq (entry),
+                                        shoal_journal_entry_get_time (entry),
+                                        nonnull (shoal_journal_entry_get_source (entry)),
+                                        nonnull (shoal_journal_entry_get_operation (entry)),
+                                        shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
+                                        nonnull (shoal_journal_entry_get_message (entry)));
+}
+
+/**
+ * shoal_dbus_device_exporter_detach:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Stops following the device (it was removed); flushes become no-ops.
+ */
+void
+shoal_dbus_device_exporter_detach (ShoalDBusDeviceExporter *self)
+{
+  g_return_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self));
+
+  self->detached = TRUE;
+  if (self->notify_id != 0 && self->device != NULL)
+    g_clear_signal_handler (&self->notify_id, self->device);
+}

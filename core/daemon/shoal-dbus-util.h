@@ -1,0 +1,46 @@
+/* shoal-dbus-util.h: helpers shared by the D-Bus objects of shoald
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "shoal-controller.h"
+
+G_BEGIN_DECLS
+
+/**
+ * SHOAL_DBUS_NAME:
+ *
+ * The well-known bus name of shoald.
+ */
+#define SHOAL_DBUS_NAME "org.shoal.Shoal1"
+
+/**
+ * SHOAL_DBUS_PATH:
+ *
+ * The path of the manager object and of the object manager.
+ */
+#define SHOAL_DBUS_PATH "/org/shoal/Shoal1"
+
+/**
+ * SHOAL_DBUS_DEVICES_PATH:
+ *
+ * The parent path of the device objects.
+ */
+#define SHOAL_DBUS_DEVICES_PATH "/org/shoal/Shoal1/devices"
+
+typedef void (*ShoalDBusBeforeReplyFunc) (gpointer user_data);
+
+gchar   *shoal_dbus_device_path          (const gchar             *id);
+void     shoal_dbus_commit_and_return    (ShoalController         *controller,
+                                          GDBusMethodInvocation   *invocation,
+                                          GVariant                *reply,
+                                          ShoalDBusBeforeReplyFunc before_reply,
+                                          gpointer                 user_data,
+                                          GDestroyNotify           destroy);
+void     shoal_dbus_return_error         (GDBusMethodInvocation   *invocation,
+                                          const GError            *error);
+
+G_END_DECLS
