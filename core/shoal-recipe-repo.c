@@ -390,7 +390,20 @@ fetch_remote (git_repository  *repo,
                      (gchar *) "+refs/tags/*:refs/tags/*" };
   git_strarray refspecs = { specs, G_N_ELEMENTS (specs) };
 
-  if (git_remote_create_anonymous (&remote, repo, url) != 0)
+  git_remote_create_options create_opts = GIT_REMOTE_CREATE_OPTIONS_INIT;
+
+  /* Anonymous, with explicit refspecs. url.insteadOf rewriting is skipped:
+   * the URL is used as configured (and libgit2 1.5 leaks memory in its
+   * regex matching of config entries on that path). */
+  if (strstr (url, "://") == NULL && !g_file_test (url, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                   _("Fetching recipes from %s: no such directory"), url);
+      return NULL;
+    }
+  create_opts.repository = repo;
+  create_opts.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  if (git_remote_create_with_opts (&remote, url, &create_opts) != 0)
     {
       set_git_error (error, SHOAL_ERROR_INVALID_ARGUMENT, _("Using the recipe repository %s"), url);
       return NULL;
