@@ -275,11 +275,33 @@ shoal_step_context_log (ShoalStepContext   *self,
   va_list args;
 
   g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
-  g_return_if_fail (device == NULL || SHOAL_IS_DEVICE (device));
 
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
+  shoal_step_context_log_literal (self, device, operation, result, message);
+}
+
+/**
+ * shoal_step_context_log_literal:
+ * @self: a step context
+ * @device: (nullable): the device concerned, or %NULL for every device
+ * @operation: what was performed
+ * @result: the outcome
+ * @message: details
+ *
+ * Like shoal_step_context_log(), for bindings. Safe from any thread.
+ */
+void
+shoal_step_context_log_literal (ShoalStepContext   *self,
+                                ShoalDevice        *device,
+                                const gchar        *operation,
+                                ShoalJournalResult  result,
+                                const gchar        *message)
+{
+  g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
+  g_return_if_fail (device == NULL || SHOAL_IS_DEVICE (device));
+
   if (device != NULL)
     {
       shoal_device_log_literal (device, self->step_id, operation, result, message);

@@ -48,6 +48,11 @@ void              shoal_step_context_log           (ShoalStepContext   *self,
                                                     ShoalJournalResult  result,
                                                     const gchar        *format,
                                                     ...) G_GNUC_PRINTF (5, 6);
+void              shoal_step_context_log_literal   (ShoalStepContext   *self,
+                                                    ShoalDevice        *device,
+                                                    const gchar        *operation,
+                                                    ShoalJournalResult  result,
+                                                    const gchar        *message);
 void              shoal_step_context_set_progress  (ShoalStepContext   *self,
                                                     ShoalDevice        *device,
                                                     gdouble             fraction);
