@@ -273,6 +273,7 @@ test_for_name_env (void)
   g_autofree gchar *path = NULL;
   g_autoptr(ShoalJsonSchema) schema = NULL;
   g_autoptr(JsonNode) instance = json_from_string ("\"x\"", NULL);
+  g_autofree gchar *saved = NULL;
 
   g_assert_no_error (error);
   path = g_build_filename (dir, "recipe.schema.json", NULL);
@@ -280,9 +281,13 @@ test_for_name_env (void)
   g_assert_no_error (error);
 
   /* $SHOAL_SCHEMA_DIR comes first */
+  saved = g_strdup (g_getenv ("SHOAL_SCHEMA_DIR"));
   g_setenv ("SHOAL_SCHEMA_DIR", dir, TRUE);
   schema = shoal_json_schema_new_for_name ("recipe", &error);
-  g_unsetenv ("SHOAL_SCHEMA_DIR");
+  if (saved != NULL)
+    g_setenv ("SHOAL_SCHEMA_DIR", saved, TRUE);
+  else
+    g_unsetenv ("SHOAL_SCHEMA_DIR");
   g_assert_no_error (error);
   g_assert_false (shoal_json_schema_validate (schema, instance, &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
