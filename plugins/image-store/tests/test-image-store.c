@@ -1,0 +1,171 @@
+/* test-image-store.c: ShoalImageStore, the async GObject over the store
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "shoal-error.h"
+#include "shoal-image-store.h"
+
+typedef struct {
+  gchar        *dir;
+  GMainLoop    *loop;
+  GAsyncResult *result;
+  guint         n_changed;
+  guint         n_progress;
+} Fixture;
+
+static void
+rm_rf (const gchar *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const gchar *entry;
+
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *child = g_build_filename (path, entry, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        rm_rf (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+got_result (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Fixture *f = user_data;
+
+  f->result = g_object_ref (result);
+  g_main_loop_quit (f->loop);
+}
+
+static GAsyncResult *
+wait_result (Fixture *f)
+{
+  guint timeout = g_timeout_add_seconds (30, (GSourceFunc) g_main_loop_quit, f->loop);
+
+  g_clear_object (&f->result);
+  g_main_loop_run (f->loop);
+  g_source_remove (timeout);
+  g_assert_nonnull (f->result);
+  return f->result;
+}
+
+static void
+on_changed (ShoalImageStore *store,
+            Fixture         *f)
+{
+  f->n_changed++;
+}
+
+static void
+on_progress (ShoalImageStore *store,
+             const gchar     *path,
+             guint64          done,
+             guint64          total,
+             Fixture         *f)
+{
+  g_assert_cmpuint (done, <=, total);
+  f->n_progress++;
+}
+
+static void
+test_store (void)
+{
+  Fixture f = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageStore) store = NULL;
+  g_autofree gchar *root = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree guint8 *data = g_malloc0 (3 * 65536);
+  g_autofree gchar *id = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(ShoalImageInfo) info = NULL;
+  g_autoptr(GVariant) variant = NULL;
+  ShoalImportStats stats = { 0 };
+  guint64 freed = 0;
+
+  f.dir = g_dir_make_tmp ("shoal-image-store-XXXXXX", NULL);
+  f.loop = g_main_loop_new (NULL, FALSE);
+  root = g_build_filename (f.dir, "store", NULL);
+  path = g_build_filename (f.dir, "web.img", NULL);
+  memset (data + 65536, 0x5a, 65536);
+  g_assert_true (g_file_set_contents (path, (gchar *) data, 3 * 65536, NULL));
+
+  store = shoal_image_store_new (root, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_image_store_get_root (store), ==, root);
+  g_signal_connect (store, "changed", G_CALLBACK (on_changed), &f);
+  g_signal_connect (store, "import-progress", G_CALLBACK (on_progress), &f);
+
+  shoal_image_store_import_async (store, path, NULL, 65536, NULL, got_result, &f);
+  id = shoal_image_store_import_finish (store, wait_result (&f), &stats, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (stats.n_zero, ==, 2);
+  g_assert_cmpuint (stats.n_written, ==, 1);
+
+  shoal_image_store_list_async (store, NULL, got_result, &f);
+  list = shoal_image_store_list_finish (store, wait_result (&f), &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 1);
+
+  shoal_image_store_inspect_async (store, "web", NULL, got_result, &f);
+  info = shoal_image_store_inspect_finish (store, wait_result (&f), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->id, ==, id);
+  variant = g_variant_ref_sink (shoal_image_info_to_variant (info));
+  g_assert_true (g_variant_is_of_type (variant, G_VARIANT_TYPE_VARDICT));
+
+  shoal_image_store_verify_async (store, id, NULL, got_result, &f);
+  g_assert_true (shoal_image_store_verify_finish (store, wait_result (&f), &error));
+  g_assert_no_error (error);
+
+  shoal_image_store_remove_async (store, "web", NULL, got_result, &f);
+  g_assert_true (shoal_image_store_remove_finish (store, wait_result (&f), &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, 65536);
+
+  shoal_image_store_inspect_async (store, id, NULL, got_result, &f);
+  g_assert_null (shoal_image_store_inspect_finish (store, wait_result (&f), &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* a cancelled import fails with G_IO_ERROR_CANCELLED and stores nothing */
+  {
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+    g_autofree gchar *none = NULL;
+
+    g_cancellable_cancel (cancellable);
+    shoal_image_store_import_async (store, path, NULL, 65536, cancellable, got_result, &f);
+    none = shoal_image_store_import_finish (store, wait_result (&f), NULL, &error);
+    g_assert_null (none);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  }
+
+  /* let the idle "changed" emissions run */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (f.n_changed, ==, 2);
+  g_assert_cmpuint (f.n_progress, >=, 1);
+
+  g_clear_object (&f.result);
+  g_main_loop_unref (f.loop);
+  rm_rf (f.dir);
+  g_free (f.dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/image-store/gobject", test_store);
+  return g_test_run ();
+}
