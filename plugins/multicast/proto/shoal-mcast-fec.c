@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-fec.c: Cauchy Reed-Solomon over GF(2^8), ISA-L or portable */
+#include "shoal-mcast-fec.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_ISAL
+#include <isa-l/erasure_code.h>
+#endif
+
+static uint8_t gf_exp[512];
+static uint8_t gf_log[256];
+static uint8_t smc_gf_mul_tbl[256][256];
+static pthread_once_t gf_once = PTHREAD_ONCE_INIT;
+static int force_portable;
+
+static void
+gf_init (void)
+{
+  unsigned x = 1;
+  for (int i = 0; i < 255; i++) {
+    gf_exp[i] = (uint8_t) x;
+    gf_log[x] = (uint8_t) i;
+    x <<= 1;
+    if (x & 0x100)
+      x ^= 0x11d;
+  }
+  for (int i = 255; i < 512; i++)
+    gf_exp[i] = gf_exp[i - 255];
+  for (int a = 0; a < 256; a++)
+    for (int b = 0; b < 256; b++)
+      smc_gf_mul_tbl[a][b] = (a == 0 || b == 0) ? 0 : gf_exp[gf_log[a] + gf_log[b]];
+}
+
+static inline uint8_t smc_gf_mul (uint8_t a, uint8_t b) { return smc_gf_mul_tbl[a][b]; }
+static inline uint8_t smc_gf_inv (uint8_t a) { return a == 0 ? 0 : gf_exp[255 - gf_log[a]]; }
+
+int smc_fec_have_isal (void)
+{
+#ifdef HAVE_ISAL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+void smc_fec_force_portable (int on) { force_portable = on; }
+
+/* out[r] = sum_c coef[r*k + c] * in[c] */
+static void
+region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
+                uint8_t *const *out, size_t len)
+{
+#ifdef HAVE_ISAL
+  if (!force_portable) {
+    uint8_t *tbl = malloc ((size_t) 32 * k * rows);
+    if (tbl != NULL) {
+      ec_init_tables (k, rows, (unsigned char *) coef, tbl);
+      ec_encode_data ((int) len, k, rows, tbl, (unsigned char **) in, (unsigned char **) out);
+      free (tbl);
+      return;
+    }
+  }
+#endif
+  for (int r = 0; r < rows; r++) {
+    uint8_t *o = out[r];
+    memset (o, 0, len);
+    for (int c = 0; c < k; c++) {
+      const uint8_t *t = smc_gf_mul_tbl[coef[r * k + c]];
+      const uint8_t *s = in[c];
+      if (coef[r * k + c] == 0)
+        continue;
+      for (size_t i = 0; i < len; i++)
+        o[i] ^= t[s[i]];
+    }
+  }
+}
+
+static inline uint8_t
+cauchy (int k, int j, int c)
+{
+  return smc_gf_inv ((uint8_t) ((k + j) ^ c));
+}
+
+int
+smc_fec_encode (int k, const uint8_t *const *src, int j0, int rows,
+                uint8_t *const *out, size_t len)
+{
+  uint8_t *coef;
+  pthread_once (&gf_once, gf_init);
+  if (k < 1 || rows < 1 || j0 < 0 || k + j0 + rows > 256)
+    return -1;
+  coef = malloc ((size_t) rows * k);
+  if (coef == NULL)
+    return -1;
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < k; c++)
+      coef[r * k + c] = cauchy (k, j0 + r, c);
+  region_combine (k, rows, coef, src, out, len);
+  free (coef);
+  return 0;
+}
+
+/* invert the e x e matrix a in place; -1 if singular */
+static int
+smc_gf_invert (uint8_t *a, int e)
+{
+  uint8_t *b = calloc ((size_t) e * e, 1);
+  if (b == NULL)
+    return -1;
+  for (int i = 0; i < e; i++)
+    b[i * e + i] = 1;
+  for (int col = 0; col < e; col++) {
+    int piv = col;
+    uint8_t f;
+    while (piv < e && a[piv * e + col] == 0)
+      piv++;
+    if (piv == e) {
+      free (b);
+      return -1;
+    }
+    for (int c = 0; c < e && piv != col; c++) {
+      uint8_t t = a[col * e + c]; a[col * e + c] = a[piv * e + c]; a[piv * e + c] = t;
+      t = b[col * e + c]; b[col * e + c] = b[piv * e + c]; b[piv * e + c] = t;
+    }
+    f = smc_gf_inv (a[col * e + col]);
+    for (int c = 0; c < e; c++) {
+      a[col * e + c] = smc_gf_mul (a[col * e + c], f);
+      b[col * e + c] = smc_gf_mul (b[col * e + c], f);
+    }
+    for (int r = 0; r < e; r++) {
+      uint8_t m = a[r * e + col];
+      if (r == col || m == 0)
+        continue;
+      for (int c = 0; c < e; c++) {
+        a[r * e + c] ^= smc_gf_mul (m, a[col * e + c]);
+        b[r * e + c] ^= smc_gf_mul (m, b[col * e + c]);
+      }
+    }
+  }
+  memcpy (a, b, (size_t) e * e);
+  free (b);
+  return 0;
+}
+
+/* s_E = A^-1 (p_P + C[P][notE] s_notE), A = C[P][E]: decode is one e x k combine */
+int
+smc_fec_decode (int k, const uint8_t *const *src, int e, const uint8_t *pidx,
+                const uint8_t *const *par, uint8_t *const *out, size_t len)
+{
+  int miss[256], have[256], nm = 0, nh = 0, rc = -1;
+  uint8_t *a, *coef;
+  const uint8_t **in;
+  pthread_once (&gf_once, gf_init);
+  if (k < 1 || k > 255 || e < 0 || e > k)
+    return -1;
+  for (int c = 0; c < k; c++) {
+    if (src[c] == NULL)
+      miss[nm++] = c;
+    else
+      have[nh++] = c;
+  }
+  if (nm != e)
+    return -1;
+  if (e == 0)
+    return 0;
+  for (int i = 0; i < e; i++)
+    if (k + pidx[i] > 255)
+      return -1;
+  a = malloc ((size_t) e * e);
+  coef = calloc ((size_t) e * k, 1);
+  in = malloc (sizeof *in * (size_t) k);
+  if (a != NULL && coef != NULL && in != NULL) {
+    for (int r = 0; r < e; r++)
+      for (int c = 0; c < e; c++)
+        a[r * e + c] = cauchy (k, pidx[r], miss[c]);
+    if (smc_gf_invert (a, e) == 0) {
+      /* inputs: e parity symbols, then the k - e present source symbols */
+      for (int i = 0; i < e; i++)
+        in[i] = par[i];
+      for (int i = 0; i < nh; i++)
+        in[e + i] = src[have[i]];
+      for (int r = 0; r < e; r++) {
+        for (int i = 0; i < e; i++)
+          coef[r * k + i] = a[r * e + i];
+        for (int h = 0; h < nh; h++) {
+          uint8_t acc = 0;
+          for (int i = 0; i < e; i++)
+            acc ^= smc_gf_mul (a[r * e + i], cauchy (k, pidx[i], have[h]));
+          coef[r * k + e + h] = acc;
+        }
+      }
+      region_combine (k, e, coef, in, out, len);
+      rc = 0;
+    }
+  }
+  free (a);
+  free (coef);
+  free (in);
+  return rc;
+}

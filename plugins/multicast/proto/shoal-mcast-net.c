@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-net.c: UDP multicast sockets, recvmmsg/sendmmsg, UDP GSO */
+#include "shoal-mcast-net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef IP_MULTICAST_ALL
+#define IP_MULTICAST_ALL 49
+#endif
+
+static void
+set_buf (int fd, int force_opt, int opt, int size)
+{
+  if (size <= 0)
+    return;
+  if (setsockopt (fd, SOL_SOCKET, force_opt, &size, sizeof size) < 0)
+    setsockopt (fd, SOL_SOCKET, opt, &size, sizeof size);
+}
+
+static int
+sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf)
+{
+  struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct ip_mreqn mr = { 0 };
+  int one = 1, zero = 0, ttl = 4, seg = 1400;
+  setsockopt (s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  set_buf (s->fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf);
+  set_buf (s->fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf);
+  setsockopt (s->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  if (bind (s->fd, (struct sockaddr *) &any, sizeof any) < 0)
+    return -1;
+  mr.imr_multiaddr = s->group.sin_addr;
+  mr.imr_ifindex = s->ifindex;
+  if (setsockopt (s->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+    return -1;
+  if (s->ifindex != 0)
+    setsockopt (s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
+  setsockopt (s->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof zero);
+  setsockopt (s->fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+  setsockopt (s->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+  s->gso = setsockopt (s->fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg) == 0;
+  seg = 0;
+  setsockopt (s->fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof seg);
+  return 0;
+}
+
+int
+smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
+               int sndbuf, int rcvbuf)
+{
+  memset (s, 0, sizeof *s);
+  s->fd = -1;
+  s->group.sin_family = AF_INET;
+  s->group.sin_port = htons (port);
+  if (inet_pton (AF_INET, group, &s->group.sin_addr) != 1 || !IN_MULTICAST (ntohl (s->group.sin_addr.s_addr)))
+    return -1;
+  s->ifindex = iface != NULL && iface[0] ? (int) if_nametoindex (iface) : 0;
+  if (iface != NULL && iface[0] && s->ifindex == 0)
+    return -1;
+  s->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->fd < 0)
+    return -1;
+  if (sock_setup (s, port, sndbuf, rcvbuf) < 0) {
+    close (s->fd);
+    s->fd = -1;
+    return -1;
+  }
+  return 0;
+}
+
+void
+smc_sock_close (smc_sock *s)
+{
+  if (s->fd >= 0)
+    close (s->fd);
+  s->fd = -1;
+}
+
+int
+smc_rxbatch_init (smc_rxbatch *b, size_t bufsize)
+{
+  memset (b, 0, sizeof *b);
+  b->bufsize = bufsize;
+  for (int i = 0; i < SMC_BATCH; i++) {
+    b->bufs[i] = malloc (bufsize);
+    if (b->bufs[i] == NULL)
+      return -1;
+  }
+  return 0;
+}
+
+void
+smc_rxbatch_free (smc_rxbatch *b)
+{
+  for (int i = 0; i < SMC_BATCH; i++)
+    free (b->bufs[i]);
+  memset (b, 0, sizeof *b);
+}
+
+int
+smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b)
+{
+  int n;
+  for (int i = 0; i < SMC_BATCH; i++) {
+    b->iov[i].iov_base = b->bufs[i];
+    b->iov[i].iov_len = b->bufsize;
+    memset (&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
+    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+    b->msgs[i].msg_hdr.msg_iovlen = 1;
+    b->msgs[i].msg_hdr.msg_name = &b->from[i];
+    b->msgs[i].msg_hdr.msg_namelen = sizeof b->from[i];
+    b->msgs[i].msg_hdr.msg_control = b->ctl[i];
+    b->msgs[i].msg_hdr.msg_controllen = sizeof b->ctl[i];
+  }
+  n = recvmmsg (s->fd, b->msgs, SMC_BATCH, MSG_DONTWAIT, NULL);
+  if (n < 0)
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+  if (n > 0) {
+    struct msghdr *mh = &b->msgs[n - 1].msg_hdr;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR (mh); c != NULL; c = CMSG_NXTHDR (mh, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL)
+        memcpy (&b->overflow, CMSG_DATA (c), sizeof b->overflow);
+  }
+  return n;
+}
+
+int
+smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
+                const struct sockaddr_in *dst)
+{
+  struct mmsghdr msgs[SMC_BATCH];
+  struct iovec iov[SMC_BATCH];
+  int sent = 0;
+  if (n > SMC_BATCH)
+    n = SMC_BATCH;
+  for (int i = 0; i < n; i++) {
+    iov[i].iov_base = pkts[i];
+    iov[i].iov_len = lens[i];
+    memset (&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = (void *) (dst != NULL ? dst : &s->group);
+    msgs[i].msg_hdr.msg_namelen = sizeof s->group;
+  }
+  while (sent < n) {
+    int r = sendmmsg (s->fd, msgs + sent, (unsigned) (n - sent), 0);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+        /* socket buffer full: wait for the qdisc to drain (back-pressure) */
+        usleep (200);
+        continue;
+      }
+      if (errno == EINTR)
+        continue;
+      return sent;
+    }
+    sent += r;
+  }
+  return sent;
+}
+
+int
+smc_send_gso (smc_sock *s, const uint8_t *buf, size_t total, size_t seglen)
+{
+  char ctl[CMSG_SPACE (sizeof (uint16_t))] = { 0 };
+  struct iovec iov = { .iov_base = (void *) buf, .iov_len = total };
+  struct msghdr mh = { .msg_name = &s->group, .msg_namelen = sizeof s->group,
+                       .msg_iov = &iov, .msg_iovlen = 1,
+                       .msg_control = ctl, .msg_controllen = sizeof ctl };
+  struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
+  uint16_t seg = (uint16_t) seglen;
+  c->cmsg_level = IPPROTO_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN (sizeof seg);
+  memcpy (CMSG_DATA (c), &seg, sizeof seg);
+  for (int tries = 0; tries < 10000; tries++) {
+    if (sendmsg (s->fd, &mh, 0) >= 0)
+      return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
+      return -1;
+    usleep (200);
+  }
+  return -1;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-net.h: UDP multicast socket setup and batched I/O (internal) */
+#pragma once
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define SMC_BATCH 64
+
+typedef struct {
+  int fd;
+  struct sockaddr_in group;
+  int ifindex;
+  int gso;               /* UDP_SEGMENT usable */
+} smc_sock;
+
+/* bind 0.0.0.0:port, join group on iface (NULL: any), no loopback of own
+ * packets, IP_MULTICAST_ALL off, non-blocking; bufsize for SO_SNDBUF/RCVBUF */
+int smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
+                   int sndbuf, int rcvbuf);
+void smc_sock_close (smc_sock *s);
+
+typedef struct {
+  struct mmsghdr msgs[SMC_BATCH];
+  struct iovec iov[SMC_BATCH];
+  struct sockaddr_in from[SMC_BATCH];
+  uint8_t *bufs[SMC_BATCH];
+  char ctl[SMC_BATCH][64];
+  size_t bufsize;
+  uint32_t overflow;     /* last SO_RXQ_OVFL value seen */
+} smc_rxbatch;
+
+int  smc_rxbatch_init (smc_rxbatch *b, size_t bufsize);
+void smc_rxbatch_free (smc_rxbatch *b);
+/* non-blocking recvmmsg; returns count (0 when nothing), -1 on error */
+int  smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b);
+
+/* send n packets (to dst, or the group when dst is NULL); returns sent count */
+int smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
+                    const struct sockaddr_in *dst);
+/* one GSO super-packet: n segments of seglen (last may be shorter) in buf */
+int smc_send_gso (smc_sock *s, const uint8_t *buf, size_t total, size_t seglen);

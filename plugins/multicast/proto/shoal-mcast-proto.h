@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-proto.h: wire format of the shoal reliable multicast protocol
+ * (see plugins/multicast/PROTOCOL.md), image manifest, session parameters.
+ *
+ * Plain C (no GLib): this code links statically into the agent that runs in
+ * a busybox-only initramfs. Only libcrypto (SHA-256, AES-GCM) is needed. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SMC_VERSION          1
+#define SMC_HDR_LEN          8      /* ver/type, flags, session, seq */
+#define SMC_TAG_LEN          8      /* truncated AES-GMAC tag, last bytes of every packet */
+#define SMC_DATA_HDR_LEN     (SMC_HDR_LEN + 6)
+#define SMC_DATA_OVERHEAD    (SMC_DATA_HDR_LEN + SMC_TAG_LEN)   /* 22 bytes */
+#define SMC_IPUDP_OVERHEAD   28
+#define SMC_MAX_PACKET       65507
+#define SMC_MAX_BLOCKS       128    /* FEC blocks per chunk */
+#define SMC_MAX_K            200    /* source symbols per FEC block (GF(256): k + parity <= 256) */
+#define SMC_DEFAULT_K        128
+#define SMC_MAX_SRC_SYMBOLS  0x7fff /* source symbols per chunk */
+#define SMC_PARITY_FLAG      0x8000
+#define SMC_KEY_LEN          16
+#define SMC_HASH_LEN         32
+#define SMC_NACK_ENTRY_LEN   8
+#define SMC_DEFAULT_CHUNK    (1u << 20)
+
+typedef enum {
+  SMC_PKT_DATA = 1,      /* sender -> group: one source or parity symbol */
+  SMC_PKT_ANNOUNCE = 2,  /* sender -> group: session description and state, periodic */
+  SMC_PKT_NACK = 3,      /* receiver -> group: FEC blocks that still need symbols */
+  SMC_PKT_STATUS = 4,    /* receiver -> sender (unicast): progress, loss, outcome */
+  SMC_PKT_CONTROL = 5,   /* sender -> one receiver (unicast): ack completion, evict */
+} smc_pkt_type;
+
+typedef enum {
+  SMC_STATE_WAITING = 0, /* announce: waiting for receivers to join */
+  SMC_STATE_SENDING = 1,
+  SMC_STATE_DRAIN = 2,   /* every source symbol sent once; only repairs now */
+  SMC_STATE_END = 3,     /* session over: finish what is missing by unicast */
+} smc_session_state;
+
+typedef enum {
+  SMC_RX_JOINING = 0,
+  SMC_RX_RECEIVING = 1,
+  SMC_RX_COMPLETE = 2,   /* multicast part done (ext_missing chunks left for unicast) */
+  SMC_RX_EVICTED = 3,    /* acknowledges an eviction: finishing by unicast */
+  SMC_RX_FAILED = 4,
+} smc_rx_state;
+
+typedef enum {
+  SMC_CTL_ACK_COMPLETE = 1,
+  SMC_CTL_EVICT = 2,
+} smc_ctl_op;
+
+typedef struct {
+  uint8_t type;
+  uint8_t flags;
+  uint16_t session;
+  uint32_t seq;
+} smc_hdr;
+
+typedef struct {
+  uint32_t chunk;
+  uint16_t esi;          /* < 0x8000: source symbol index in chunk; else parity */
+  const uint8_t *payload;
+  size_t payload_len;
+} smc_data;
+
+typedef struct {
+  uint8_t manifest_hash[SMC_HASH_LEN];
+  uint64_t image_size;
+  uint32_t chunk_size;
+  uint32_t n_chunks;
+  uint16_t symbol_size;
+  uint8_t max_k;
+  uint8_t state;         /* smc_session_state */
+  uint32_t position;     /* chunk being sent (or n_chunks when drained) */
+  uint32_t rate_kbps;
+} smc_announce;
+
+typedef struct {
+  uint32_t chunk;
+  uint8_t block;
+  uint8_t need;          /* symbols still needed to decode the block */
+  uint8_t pnext;         /* highest parity index received + 1 */
+} smc_nack_entry;
+
+typedef struct {
+  uint32_t node;
+  uint16_t count;
+  const uint8_t *entries; /* count * SMC_NACK_ENTRY_LEN bytes, read with smc_nack_entry_get */
+} smc_nack;
+
+typedef struct {
+  uint32_t node;
+  uint8_t state;         /* smc_rx_state */
+  uint8_t reason;
+  uint16_t loss_permille;
+  uint32_t chunks_done;
+  uint32_t chunks_pending;
+  uint32_t ext_missing;  /* chunks this receiver will fetch by unicast */
+  uint32_t rx_overflow;  /* cumulative socket drops (SO_RXQ_OVFL) */
+  uint64_t bytes_written;
+  uint32_t nacks_sent;
+  uint32_t forged;
+} smc_status;
+
+typedef struct {
+  uint32_t node;
+  uint8_t op;            /* smc_ctl_op */
+} smc_control;
+
+/* ---- packet build/parse (pure functions, no I/O) ---- */
+/* Each builder writes header + body (tag space zeroed) into buf and returns the
+ * packet length including the tag, or 0 when buf is too small. */
+size_t smc_build_data     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t chunk,
+                           uint16_t esi, const uint8_t *payload, size_t len);
+size_t smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announce *a);
+size_t smc_build_nack     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
+                           const smc_nack_entry *e, uint16_t count);
+size_t smc_build_status   (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s);
+size_t smc_build_control  (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_control *c);
+
+/* Parse: return 0 on success, -1 if the packet is malformed. The parsed
+ * structs point into buf. */
+int smc_parse_hdr      (const uint8_t *buf, size_t len, smc_hdr *h);
+int smc_parse_data     (const uint8_t *buf, size_t len, smc_data *d);
+int smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a);
+int smc_parse_nack     (const uint8_t *buf, size_t len, smc_nack *n);
+int smc_parse_status   (const uint8_t *buf, size_t len, smc_status *s);
+int smc_parse_control  (const uint8_t *buf, size_t len, smc_control *c);
+void smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e);
+/* node id of a receiver packet (NACK/STATUS/CONTROL), 0 for sender packets */
+uint32_t smc_packet_node (const uint8_t *buf, size_t len);
+
+/* ---- packet authentication: AES-128-GMAC, truncated to 8 bytes ----
+ * The AAD is manifest_hash || packet-without-tag, so a packet only verifies
+ * for the session key *and* the image the session is bound to. Nonce:
+ * session | type | node | seq (unique per key as long as seq does not wrap). */
+typedef struct smc_auth smc_auth;
+smc_auth *smc_auth_new  (const uint8_t key[SMC_KEY_LEN], const uint8_t manifest_hash[SMC_HASH_LEN]);
+void      smc_auth_free (smc_auth *a);
+int       smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len);          /* fills the tag */
+int       smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len);  /* 0 if genuine */
+
+/* ---- chunk / FEC geometry ---- */
+typedef struct {
+  uint32_t len;          /* bytes in this chunk */
+  uint16_t n_src;        /* source symbols */
+  uint8_t n_blocks;
+  uint8_t base_k;        /* blocks [0, rem) have base_k + 1 symbols, the rest base_k */
+  uint8_t rem;
+} smc_geom;
+
+int  smc_geom_init (smc_geom *g, uint32_t chunk_len, uint16_t symbol_size, uint8_t max_k);
+static inline uint8_t smc_geom_k (const smc_geom *g, uint8_t b) { return (uint8_t) (g->base_k + (b < g->rem)); }
+static inline uint16_t smc_geom_start (const smc_geom *g, uint8_t b)
+{ return (uint16_t) (b * g->base_k + (b < g->rem ? b : g->rem)); }
+uint8_t smc_geom_block_of (const smc_geom *g, uint16_t src_index);
+static inline uint16_t smc_parity_esi (uint8_t block, uint8_t j) { return (uint16_t) (SMC_PARITY_FLAG | (block << 8) | j); }
+
+/* ---- manifest: the chunk table a session is bound to ---- */
+#define SMC_CHUNK_ZERO 1
+typedef struct {
+  uint64_t image_size;
+  uint32_t chunk_size;
+  uint32_t n_chunks;
+  uint8_t (*hashes)[SMC_HASH_LEN];  /* n_chunks SHA-256 */
+  uint8_t *flags;                   /* n_chunks, SMC_CHUNK_ZERO */
+  uint8_t id[SMC_HASH_LEN];         /* manifest hash: sessions are bound to it */
+} smc_manifest;
+
+smc_manifest *smc_manifest_new (uint64_t image_size, uint32_t chunk_size);
+void smc_manifest_free (smc_manifest *m);
+uint32_t smc_manifest_chunk_len (const smc_manifest *m, uint32_t idx);
+/* hash one chunk (detects all-zero) into the table */
+void smc_manifest_set_chunk (smc_manifest *m, uint32_t idx, const uint8_t *data, size_t len);
+/* canonical binary form ("SHMCMAN1", sizes, flags+hash per chunk); id = SHA-256 of it */
+uint8_t *smc_manifest_serialize (const smc_manifest *m, size_t *len);
+smc_manifest *smc_manifest_parse (const uint8_t *buf, size_t len);
+void smc_manifest_compute_id (smc_manifest *m);
+/* builds the manifest of a file (reads it in chunk_size pieces) */
+smc_manifest *smc_manifest_from_fd (int fd, uint32_t chunk_size);
+int smc_manifest_verify_chunk (const smc_manifest *m, uint32_t idx, const uint8_t *data, size_t len);
+
+void smc_sha256 (const uint8_t *data, size_t len, uint8_t out[SMC_HASH_LEN]);
+void smc_hex (const uint8_t *in, size_t len, char *out);       /* out: 2*len+1 */
+int  smc_unhex (const char *in, uint8_t *out, size_t len);     /* 0 on success */
+
+/* ---- join instruction: the session parameters a receiver needs ----
+ * Serialized as "key=value;key=value" (group, port, session, manifest, key,
+ * sender, mtu, node, iface); the core wraps the same fields in JSON. */
+typedef struct {
+  char group[64];
+  uint16_t port;
+  uint16_t session;
+  uint8_t manifest_hash[SMC_HASH_LEN];
+  int has_key;
+  uint8_t key[SMC_KEY_LEN];
+  char sender[64];       /* sender's unicast address (where STATUS goes); optional */
+  char iface[32];
+  uint32_t node;         /* receiver node id (0: pick at random) */
+} smc_join;
+
+int  smc_join_format (const smc_join *j, char *out, size_t cap);   /* bytes written or -1 */
+int  smc_join_parse  (const char *str, smc_join *j);              /* 0 on success */
+
+uint64_t smc_now_ns (void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,794 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-receiver.c: receive, FEC-decode, verify and hand over chunks */
+#include "shoal-mcast-receiver.h"
+
+#include "shoal-mcast-fec.h"
+#include "shoal-mcast-net.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MS 1000000ull
+
+typedef struct {
+  uint8_t k, src_have, n_par, pnext, done;
+  uint8_t pj[256];
+  uint8_t *pbuf[256];
+  uint64_t due;             /* 0: no NACK scheduled */
+} blk;
+
+typedef struct {
+  uint32_t idx;
+  smc_geom g;
+  uint8_t *buf;
+  uint8_t *have;
+  blk *blocks;
+  uint8_t blocks_done;
+} pend;
+
+struct smc_receiver {
+  smc_receiver_config cfg;
+  const smc_manifest *m;
+  smc_sock sock;
+  smc_auth *auth;
+  smc_rxbatch rx;
+  uint32_t node;
+  int have_ann;
+  smc_announce ann;
+  uint16_t S;
+  struct sockaddr_in sender;
+  uint8_t *cstate;
+  pend **by_idx;
+  pend **plist;
+  uint32_t np;
+  uint32_t n_settled;       /* DONE + SKIP + EXTERNAL */
+  uint32_t n_done;
+  uint32_t n_ext;
+  int cursor_valid;
+  uint32_t cursor_chunk;
+  uint8_t cursor_block;
+  int drained;
+  int rx_state;
+  int finished;
+  int rc;
+  uint64_t start, last_sender, next_status, complete_since, next_nack_scan;
+  int acked;
+  uint32_t seq_first, seq_max, seq_got;
+  int seq_valid;
+  uint16_t loss_permille;
+  uint64_t rng;
+  uint32_t mc_seq, uc_seq;
+  uint8_t *nack_buf;
+  smc_nack_entry *nack_entries;
+  size_t nack_max;
+  smc_receiver_stats st;
+  volatile int cancelled;
+};
+
+static void
+vlog (smc_receiver *r, const char *fmt, ...)
+{
+  va_list ap;
+  if (!r->cfg.verbose)
+    return;
+  va_start (ap, fmt);
+  fprintf (stderr, "smc-receiver[%u]: ", r->node);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+  va_end (ap);
+}
+
+static uint64_t
+rnd (smc_receiver *r)
+{
+  r->rng ^= r->rng << 13;
+  r->rng ^= r->rng >> 7;
+  r->rng ^= r->rng << 17;
+  return r->rng;
+}
+
+void
+smc_receiver_config_init (smc_receiver_config *c)
+{
+  memset (c, 0, sizeof *c);
+  c->window_chunks = 64;
+  c->idle_timeout_ms = 5000;
+  c->join_timeout_ms = 15000;
+  c->status_ms = 100;
+  c->nack_backoff_us = 1500;
+  c->nack_retry_ms = 30;
+}
+
+smc_receiver *
+smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
+{
+  smc_receiver *r;
+  if (c->manifest == NULL || c->write_chunk == NULL) {
+    snprintf (err, errlen, "manifest and write_chunk are required");
+    return NULL;
+  }
+  if (memcmp (c->manifest->id, c->join.manifest_hash, SMC_HASH_LEN) != 0) {
+    snprintf (err, errlen, "the manifest does not match the session's manifest hash");
+    return NULL;
+  }
+  r = calloc (1, sizeof *r);
+  r->cfg = *c;
+  if (r->cfg.window_chunks == 0)
+    r->cfg.window_chunks = 64;
+  r->m = c->manifest;
+  r->rng = (uint64_t) smc_now_ns () ^ ((uint64_t) getpid () << 32) ^ 0x9e3779b97f4a7c15ull;
+  r->node = c->join.node;
+  while (r->node == 0)
+    r->node = (uint32_t) rnd (r);
+  r->rng ^= r->node;
+  r->cstate = calloc (r->m->n_chunks, 1);
+  r->by_idx = calloc (r->m->n_chunks, sizeof *r->by_idx);
+  r->plist = calloc (r->cfg.window_chunks, sizeof *r->plist);
+  if (r->cstate == NULL || r->by_idx == NULL || r->plist == NULL || smc_rxbatch_init (&r->rx, 65536) < 0) {
+    snprintf (err, errlen, "out of memory");
+    smc_receiver_free (r);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < r->m->n_chunks; i++)
+    if (r->m->flags[i] & SMC_CHUNK_ZERO) {
+      r->cstate[i] = SMC_CHUNK_SKIP;
+      r->n_settled++;
+    }
+  if (smc_sock_open (&r->sock, c->join.group, c->join.port, c->join.iface[0] ? c->join.iface : NULL,
+                     1 << 20, 32 << 20) < 0) {
+    snprintf (err, errlen, "cannot join %s:%u", c->join.group, c->join.port);
+    smc_receiver_free (r);
+    return NULL;
+  }
+  if (c->join.has_key && (r->auth = smc_auth_new (c->join.key, r->m->id)) == NULL) {
+    snprintf (err, errlen, "cannot set up packet authentication");
+    smc_receiver_free (r);
+    return NULL;
+  }
+  return r;
+}
+
+static void
+pend_free (smc_receiver *r, pend *p)
+{
+  for (uint32_t i = 0; i < r->np; i++)
+    if (r->plist[i] == p) {
+      r->plist[i] = r->plist[--r->np];
+      break;
+    }
+  r->by_idx[p->idx] = NULL;
+  for (int b = 0; b < p->g.n_blocks; b++)
+    for (int j = 0; j < p->blocks[b].n_par; j++)
+      free (p->blocks[b].pbuf[j]);
+  free (p->blocks);
+  free (p->have);
+  free (p->buf);
+  free (p);
+}
+
+void
+smc_receiver_free (smc_receiver *r)
+{
+  if (r == NULL)
+    return;
+  while (r->np > 0)
+    pend_free (r, r->plist[0]);
+  smc_sock_close (&r->sock);
+  smc_auth_free (r->auth);
+  smc_rxbatch_free (&r->rx);
+  free (r->cstate);
+  free (r->by_idx);
+  free (r->plist);
+  free (r->nack_buf);
+  free (r->nack_entries);
+  free (r);
+}
+
+void smc_receiver_cancel (smc_receiver *r) { __atomic_store_n (&r->cancelled, 1, __ATOMIC_SEQ_CST); }
+const smc_receiver_stats *smc_receiver_get_stats (smc_receiver *r) { return &r->st; }
+int smc_receiver_is_complete (smc_receiver *r) { return r->n_settled == r->m->n_chunks && r->n_ext == 0; }
+
+uint8_t
+smc_receiver_chunk_state (smc_receiver *r, uint32_t idx)
+{
+  return idx < r->m->n_chunks ? r->cstate[idx] : SMC_CHUNK_NEEDED;
+}
+
+static void
+settle (smc_receiver *r, uint32_t idx, uint8_t state)
+{
+  pend *p = r->by_idx[idx];
+  uint8_t old = r->cstate[idx];
+  if (old == SMC_CHUNK_DONE || old == SMC_CHUNK_SKIP || old == state)
+    return;
+  if (p != NULL)
+    pend_free (r, p);
+  if (old == SMC_CHUNK_EXTERNAL) {
+    r->n_ext--;
+    r->n_settled--;
+  }
+  r->cstate[idx] = state;
+  r->n_settled++;
+  if (state == SMC_CHUNK_DONE)
+    r->n_done++;
+  if (state == SMC_CHUNK_EXTERNAL) {
+    r->n_ext++;
+    r->st.chunks_external++;
+    if (r->cfg.on_missing != NULL)
+      r->cfg.on_missing (r->cfg.user, idx);
+  }
+}
+
+void
+smc_receiver_mark_done (smc_receiver *r, uint32_t idx)
+{
+  if (idx < r->m->n_chunks)
+    settle (r, idx, SMC_CHUNK_DONE);
+}
+
+uint32_t
+smc_receiver_missing (smc_receiver *r, uint32_t *idx, uint32_t cap)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < r->m->n_chunks; i++)
+    if (r->cstate[i] == SMC_CHUNK_EXTERNAL || r->cstate[i] == SMC_CHUNK_NEEDED ||
+        r->cstate[i] == SMC_CHUNK_PENDING) {
+      if (n < cap && idx != NULL)
+        idx[n] = i;
+      n++;
+    }
+  return n;
+}
+
+static int
+write_verified (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
+{
+  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0) {
+    r->st.chunks_hash_fail++;
+    return -1;
+  }
+  if (r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0) {
+    vlog (r, "writing chunk %u failed", idx);
+    r->rx_state = SMC_RX_FAILED;
+    return -2;
+  }
+  r->st.bytes_written += len;
+  r->st.chunks_done++;
+  return 0;
+}
+
+int
+smc_receiver_supply_chunk (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
+{
+  if (idx >= r->m->n_chunks || r->cstate[idx] == SMC_CHUNK_DONE || r->cstate[idx] == SMC_CHUNK_SKIP)
+    return idx < r->m->n_chunks ? 0 : -1;
+  if (write_verified (r, idx, data, len) != 0)
+    return -1;
+  settle (r, idx, SMC_CHUNK_DONE);
+  return 0;
+}
+
+/* ---------------- chunk assembly ---------------- */
+
+static pend *
+pend_alloc (smc_receiver *r, uint32_t idx)
+{
+  pend *p;
+  if (r->np >= r->cfg.window_chunks) {
+    /* window full: the oldest chunk goes to unicast */
+    pend *old = r->plist[0];
+    for (uint32_t i = 1; i < r->np; i++)
+      if (r->plist[i]->idx < old->idx)
+        old = r->plist[i];
+    vlog (r, "window full: chunk %u left for unicast", old->idx);
+    settle (r, old->idx, SMC_CHUNK_EXTERNAL);
+  }
+  p = calloc (1, sizeof *p);
+  if (p == NULL || smc_geom_init (&p->g, smc_manifest_chunk_len (r->m, idx), r->S, r->ann.max_k) < 0) {
+    free (p);
+    return NULL;
+  }
+  p->idx = idx;
+  p->buf = calloc (p->g.n_src, r->S);
+  p->have = calloc (p->g.n_src, 1);
+  p->blocks = calloc (p->g.n_blocks, sizeof *p->blocks);
+  if (p->buf == NULL || p->have == NULL || p->blocks == NULL) {
+    free (p->buf);
+    free (p->have);
+    free (p->blocks);
+    free (p);
+    return NULL;
+  }
+  for (int b = 0; b < p->g.n_blocks; b++)
+    p->blocks[b].k = smc_geom_k (&p->g, (uint8_t) b);
+  r->plist[r->np++] = p;
+  r->by_idx[idx] = p;
+  r->cstate[idx] = SMC_CHUNK_PENDING;
+  return p;
+}
+
+static void
+finish_chunk (smc_receiver *r, pend *p)
+{
+  uint32_t idx = p->idx;
+  int rc = write_verified (r, idx, p->buf, p->g.len);
+  if (rc == 0) {
+    settle (r, idx, SMC_CHUNK_DONE);
+  } else {
+    vlog (r, "chunk %u: %s", idx, rc == -1 ? "hash mismatch, left for unicast" : "write failed");
+    settle (r, idx, SMC_CHUNK_EXTERNAL);
+  }
+}
+
+static void
+decode_block (smc_receiver *r, pend *p, uint8_t b)
+{
+  blk *bk = &p->blocks[b];
+  uint16_t start = smc_geom_start (&p->g, b);
+  const uint8_t *src[256];
+  uint8_t *out[256];
+  int e = 0;
+  for (int i = 0; i < bk->k; i++) {
+    if (p->have[start + i]) {
+      src[i] = p->buf + (size_t) (start + i) * r->S;
+    } else {
+      src[i] = NULL;
+      out[e++] = p->buf + (size_t) (start + i) * r->S;
+    }
+  }
+  if (e > 0) {
+    if (smc_fec_decode (bk->k, src, e, bk->pj, (const uint8_t *const *) bk->pbuf, out, r->S) < 0)
+      return;
+    r->st.decodes++;
+    r->st.parity_used += (uint64_t) e;
+    for (int i = 0; i < bk->k; i++)
+      p->have[start + i] = 1;
+  }
+  for (int j = 0; j < bk->n_par; j++)
+    free (bk->pbuf[j]);
+  bk->n_par = 0;
+  bk->src_have = bk->k;
+  bk->done = 1;
+  bk->due = 0;
+  if (++p->blocks_done == p->g.n_blocks)
+    finish_chunk (r, p);
+}
+
+static void
+schedule (smc_receiver *r, blk *bk, uint64_t now)
+{
+  if (bk->done || bk->due != 0)
+    return;
+  bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 + 1);
+}
+
+/* every block sent before (c, b) that is incomplete gets a NACK timer */
+static void
+advance_cursor (smc_receiver *r, uint32_t c, uint8_t b, uint64_t now)
+{
+  uint32_t from;
+  if (r->cursor_valid && (c < r->cursor_chunk || (c == r->cursor_chunk && b <= r->cursor_block)))
+    return;
+  from = r->cursor_valid ? r->cursor_chunk : 0;
+  r->cursor_valid = 1;
+  r->cursor_chunk = c;
+  r->cursor_block = b;
+  /* chunks skipped entirely (every packet lost) */
+  for (uint32_t i = from; i < c; i++)
+    if (r->cstate[i] == SMC_CHUNK_NEEDED && pend_alloc (r, i) == NULL)
+      settle (r, i, SMC_CHUNK_EXTERNAL);
+  for (uint32_t i = 0; i < r->np; i++) {
+    pend *p = r->plist[i];
+    int upto = p->idx < c ? p->g.n_blocks : (p->idx == c ? b : 0);
+    for (int k = 0; k < upto; k++)
+      schedule (r, &p->blocks[k], now);
+  }
+}
+
+static void
+handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_data d;
+  pend *p;
+  blk *bk;
+  uint8_t b, j = 0;
+  int parity;
+  if (!r->have_ann || smc_parse_data (buf, len, &d) < 0 || d.chunk >= r->m->n_chunks) {
+    r->st.bad++;
+    return;
+  }
+  r->st.data_pkts++;
+  if (r->cstate[d.chunk] != SMC_CHUNK_NEEDED && r->cstate[d.chunk] != SMC_CHUNK_PENDING) {
+    r->st.dup++;
+    return;
+  }
+  p = r->by_idx[d.chunk];
+  if (p == NULL && (p = pend_alloc (r, d.chunk)) == NULL)
+    return;
+  parity = (d.esi & SMC_PARITY_FLAG) != 0;
+  if (parity) {
+    b = (uint8_t) ((d.esi >> 8) & 0x7f);
+    j = (uint8_t) d.esi;
+    if (b >= p->g.n_blocks || j >= smc_fec_max_parity (p->blocks[b].k) || d.payload_len != r->S) {
+      r->st.bad++;
+      return;
+    }
+  } else {
+    uint32_t off = (uint32_t) d.esi * r->S;
+    if (d.esi >= p->g.n_src || d.payload_len != (p->g.len - off < r->S ? p->g.len - off : r->S)) {
+      r->st.bad++;
+      return;
+    }
+    b = smc_geom_block_of (&p->g, d.esi);
+    advance_cursor (r, d.chunk, b, now);
+  }
+  bk = &p->blocks[b];
+  if (bk->done) {
+    r->st.dup++;
+    return;
+  }
+  if (!parity) {
+    if (p->have[d.esi]) {
+      r->st.dup++;
+      return;
+    }
+    memcpy (p->buf + (size_t) d.esi * r->S, d.payload, d.payload_len);
+    p->have[d.esi] = 1;
+    bk->src_have++;
+  } else {
+    for (int i = 0; i < bk->n_par; i++)
+      if (bk->pj[i] == j) {
+        r->st.dup++;
+        return;
+      }
+    if (bk->pnext < j + 1)
+      bk->pnext = (uint8_t) (j + 1);
+    if (bk->src_have + bk->n_par >= bk->k)
+      return;
+    bk->pbuf[bk->n_par] = malloc (r->S);
+    if (bk->pbuf[bk->n_par] == NULL)
+      return;
+    memcpy (bk->pbuf[bk->n_par], d.payload, r->S);
+    bk->pj[bk->n_par++] = j;
+  }
+  if (bk->src_have + bk->n_par >= bk->k)
+    decode_block (r, p, b);
+}
+
+/* ---------------- control ---------------- */
+
+static void
+settle_all_external (smc_receiver *r, uint32_t from)
+{
+  for (uint32_t i = from; i < r->m->n_chunks; i++)
+    if (r->cstate[i] == SMC_CHUNK_NEEDED || r->cstate[i] == SMC_CHUNK_PENDING)
+      settle (r, i, SMC_CHUNK_EXTERNAL);
+}
+
+static void
+drain_schedule (smc_receiver *r, uint64_t now)
+{
+  for (uint32_t i = 0; i < r->m->n_chunks; i++) {
+    if (r->cstate[i] != SMC_CHUNK_NEEDED)
+      continue;
+    if (r->np >= r->cfg.window_chunks || pend_alloc (r, i) == NULL)
+      settle (r, i, SMC_CHUNK_EXTERNAL);
+  }
+  for (uint32_t i = 0; i < r->np; i++)
+    for (int b = 0; b < r->plist[i]->g.n_blocks; b++)
+      schedule (r, &r->plist[i]->blocks[b], now);
+}
+
+static void
+handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  smc_announce a;
+  if (smc_parse_announce (buf, len, &a) < 0) {
+    r->st.bad++;
+    return;
+  }
+  if (memcmp (a.manifest_hash, r->m->id, SMC_HASH_LEN) != 0 || a.image_size != r->m->image_size ||
+      a.chunk_size != r->m->chunk_size) {
+    r->st.wrong_image++;
+    return;
+  }
+  if (!r->have_ann) {
+    r->have_ann = 1;
+    r->ann = a;
+    r->S = a.symbol_size;
+    r->sender = *from;
+    r->sender.sin_port = htons (r->cfg.join.port);
+    r->rx_state = SMC_RX_RECEIVING;
+    r->next_status = now;
+    vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);
+    if (a.state >= SMC_STATE_SENDING) {
+      /* late joiner: what was already sent comes by unicast */
+      uint32_t upto = a.state >= SMC_STATE_DRAIN ? r->m->n_chunks : a.position + 1;
+      for (uint32_t i = 0; i < upto && i < r->m->n_chunks; i++)
+        if (r->cstate[i] == SMC_CHUNK_NEEDED)
+          settle (r, i, SMC_CHUNK_EXTERNAL);
+      r->cursor_valid = 1;
+      r->cursor_chunk = upto;
+      r->cursor_block = 0;
+    }
+  }
+  r->ann.state = a.state;
+  r->ann.position = a.position;
+  if (a.state == SMC_STATE_DRAIN && !r->drained) {
+    r->drained = 1;
+    drain_schedule (r, now);
+  } else if (a.state == SMC_STATE_END) {
+    settle_all_external (r, 0);
+    r->finished = 1;
+  }
+}
+
+static void
+handle_nack_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_nack n;
+  if (smc_parse_nack (buf, len, &n) < 0 || n.node == r->node)
+    return;
+  for (uint16_t i = 0; i < n.count; i++) {
+    smc_nack_entry e;
+    pend *p;
+    blk *bk;
+    smc_nack_entry_get (&n, i, &e);
+    if (e.chunk >= r->m->n_chunks || (p = r->by_idx[e.chunk]) == NULL || e.block >= p->g.n_blocks)
+      continue;
+    bk = &p->blocks[e.block];
+    if (bk->done || bk->due == 0 || bk->due <= now)
+      continue;
+    if (e.need >= bk->k - bk->src_have - bk->n_par) {
+      bk->due = now + r->cfg.nack_retry_ms * MS;
+      r->st.nacks_suppressed++;
+    }
+  }
+}
+
+static void send_status (smc_receiver *r);
+
+static void
+handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
+{
+  smc_control c;
+  if (smc_parse_control (buf, len, &c) < 0 || c.node != r->node)
+    return;
+  if (c.op == SMC_CTL_ACK_COMPLETE && r->rx_state == SMC_RX_COMPLETE) {
+    r->acked = 1;
+    r->finished = 1;
+  } else if (c.op == SMC_CTL_EVICT && r->rx_state == SMC_RX_RECEIVING) {
+    vlog (r, "evicted: finishing by unicast");
+    settle_all_external (r, 0);
+    r->rx_state = SMC_RX_EVICTED;
+    for (int i = 0; i < 3; i++)
+      send_status (r);
+    r->finished = 1;
+  }
+}
+
+static void
+track_seq (smc_receiver *r, uint32_t seq)
+{
+  if (!r->seq_valid) {
+    r->seq_valid = 1;
+    r->seq_first = seq;
+    r->seq_max = seq;
+    r->seq_got = 0;
+  }
+  if ((int32_t) (seq - r->seq_max) > 0)
+    r->seq_max = seq;
+  r->seq_got++;
+}
+
+static void
+handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  smc_hdr h;
+  r->st.pkts++;
+  if (smc_parse_hdr (buf, len, &h) < 0) {
+    r->st.bad++;
+    return;
+  }
+  if (h.session != r->cfg.join.session) {
+    r->st.wrong_session++;
+    return;
+  }
+  if (r->auth != NULL && smc_auth_verify (r->auth, buf, len) < 0) {
+    r->st.forged++;
+    return;
+  }
+  if (h.type == SMC_PKT_DATA || h.type == SMC_PKT_ANNOUNCE || h.type == SMC_PKT_CONTROL) {
+    if (r->have_ann && from->sin_addr.s_addr != r->sender.sin_addr.s_addr && r->auth == NULL) {
+      r->st.forged++;  /* without a key, only the announcing sender is trusted */
+      return;
+    }
+    r->last_sender = now;
+  }
+  switch (h.type) {
+  case SMC_PKT_DATA:
+    track_seq (r, h.seq);
+    handle_data (r, buf, len, now);
+    break;
+  case SMC_PKT_ANNOUNCE:
+    track_seq (r, h.seq);
+    handle_announce (r, buf, len, from, now);
+    break;
+  case SMC_PKT_NACK:
+    handle_nack_overheard (r, buf, len, now);
+    break;
+  case SMC_PKT_CONTROL:
+    handle_control (r, buf, len);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---------------- feedback ---------------- */
+
+static void
+send_status (smc_receiver *r)
+{
+  uint8_t buf[128], *p = buf;
+  smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->uc_seq };
+  smc_status s = { 0 };
+  size_t len;
+  uint32_t expected;
+  if (!r->have_ann)
+    return;
+  if (r->seq_valid) {
+    expected = r->seq_max - r->seq_first + 1;
+    if (expected >= 50) {
+      r->loss_permille = (uint16_t) (r->seq_got >= expected ? 0 : (expected - r->seq_got) * 1000ull / expected);
+      r->seq_first = r->seq_max + 1;
+      r->seq_got = 0;
+    }
+  }
+  s.node = r->node;
+  s.state = (uint8_t) r->rx_state;
+  s.loss_permille = r->loss_permille;
+  s.chunks_done = r->n_done;
+  s.chunks_pending = r->np;
+  s.ext_missing = r->n_ext;
+  s.rx_overflow = r->rx.overflow;
+  s.bytes_written = r->st.bytes_written;
+  s.nacks_sent = (uint32_t) r->st.nacks_sent;
+  s.forged = (uint32_t) r->st.forged;
+  len = smc_build_status (buf, sizeof buf, &h, &s);
+  if (r->auth != NULL)
+    smc_auth_sign (r->auth, buf, len);
+  smc_send_batch (&r->sock, &p, &len, 1, &r->sender);
+}
+
+static void
+flush_nacks (smc_receiver *r, size_t n)
+{
+  smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
+  size_t len = smc_build_nack (r->nack_buf, 65536, &h, r->node, r->nack_entries, (uint16_t) n);
+  uint8_t *p = r->nack_buf;
+  if (r->auth != NULL)
+    smc_auth_sign (r->auth, r->nack_buf, len);
+  smc_send_batch (&r->sock, &p, &len, 1, NULL);
+  r->st.nacks_sent++;
+  r->st.nack_entries_sent += n;
+}
+
+static void
+nack_scan (smc_receiver *r, uint64_t now)
+{
+  size_t n = 0;
+  if (r->nack_buf == NULL) {
+    r->nack_max = (size_t) (r->ann.symbol_size + SMC_DATA_HDR_LEN - SMC_HDR_LEN - 6) / SMC_NACK_ENTRY_LEN;
+    r->nack_buf = malloc (65536);
+    r->nack_entries = calloc (r->nack_max, sizeof *r->nack_entries);
+    if (r->nack_buf == NULL || r->nack_entries == NULL)
+      return;
+  }
+  for (uint32_t i = 0; i < r->np; i++) {
+    pend *p = r->plist[i];
+    for (int b = 0; b < p->g.n_blocks; b++) {
+      blk *bk = &p->blocks[b];
+      int need;
+      if (bk->done || bk->due == 0 || bk->due > now)
+        continue;
+      need = bk->k - bk->src_have - bk->n_par;
+      if (bk->pnext >= smc_fec_max_parity (bk->k)) {
+        /* parity exhausted for this block: the chunk goes to unicast */
+        settle (r, p->idx, SMC_CHUNK_EXTERNAL);
+        i--;
+        break;
+      }
+      r->nack_entries[n++] = (smc_nack_entry) { .chunk = p->idx, .block = (uint8_t) b,
+                                                .need = (uint8_t) need, .pnext = bk->pnext };
+      bk->due = now + r->cfg.nack_retry_ms * MS;
+      if (n == r->nack_max) {
+        flush_nacks (r, n);
+        n = 0;
+      }
+    }
+  }
+  if (n > 0)
+    flush_nacks (r, n);
+}
+
+static uint64_t
+timers (smc_receiver *r, uint64_t now)
+{
+  uint64_t next = now + 20 * MS;
+  if (r->have_ann && now >= r->next_status) {
+    send_status (r);
+    r->next_status = now + r->cfg.status_ms * MS;
+  }
+  if (r->next_status < next && r->have_ann)
+    next = r->next_status;
+  for (uint32_t i = 0; i < r->np; i++)
+    for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
+      uint64_t due = r->plist[i]->blocks[b].due;
+      if (due != 0 && !r->plist[i]->blocks[b].done && due < next)
+        next = due;
+    }
+  if (next <= now) {
+    nack_scan (r, now);
+    next = now + MS;
+  }
+  if (r->rx_state == SMC_RX_RECEIVING && r->n_settled == r->m->n_chunks) {
+    r->rx_state = SMC_RX_COMPLETE;
+    r->complete_since = now;
+    r->st.complete_ns = now;
+    vlog (r, "complete: %u chunks by multicast, %u for unicast", r->n_done, r->n_ext);
+    send_status (r);
+    r->next_status = now + 20 * MS;
+  }
+  if (r->rx_state == SMC_RX_COMPLETE && now - r->complete_since > 2000 * MS)
+    r->finished = 1;  /* no ack: the sender is gone or the acks were lost */
+  if (!r->have_ann && now - r->start > r->cfg.join_timeout_ms * MS) {
+    vlog (r, "no sender seen: giving up");
+    r->rc = -1;
+    r->finished = 1;
+  } else if (r->have_ann && r->rx_state == SMC_RX_RECEIVING && now - r->last_sender > r->cfg.idle_timeout_ms * MS) {
+    vlog (r, "sender silent for %u ms: giving up", r->cfg.idle_timeout_ms);
+    r->rx_state = SMC_RX_FAILED;
+    send_status (r);
+    r->rc = -1;
+    r->finished = 1;
+  }
+  if (__atomic_load_n (&r->cancelled, __ATOMIC_SEQ_CST)) {
+    r->rc = -1;
+    r->finished = 1;
+  }
+  return next;
+}
+
+int
+smc_receiver_run (smc_receiver *r)
+{
+  r->start = smc_now_ns ();
+  r->last_sender = r->start;
+  while (!r->finished) {
+    int n = smc_rxbatch_recv (&r->sock, &r->rx);
+    uint64_t now = smc_now_ns (), next;
+    for (int i = 0; i < n; i++)
+      handle_packet (r, r->rx.bufs[i], r->rx.msgs[i].msg_len, &r->rx.from[i], now);
+    if (n > 0 && r->st.first_pkt_ns == 0)
+      r->st.first_pkt_ns = now;
+    r->st.rx_overflow = r->rx.overflow;
+    next = timers (r, now);
+    if (n < SMC_BATCH && !r->finished) {
+      struct pollfd pf = { .fd = r->sock.fd, .events = POLLIN };
+      uint64_t wait = next > now ? next - now : 0;
+      struct timespec ts = { .tv_sec = (time_t) (wait / 1000000000ull), .tv_nsec = (long) (wait % 1000000000ull) };
+      if (n == 0)
+        ppoll (&pf, 1, &ts, NULL);
+    }
+  }
+  if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)
+    settle_all_external (r, 0);
+  return r->rc;
+}

@@ -1,0 +1,779 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-sender.c: paced multicast sender with NACK-driven FEC repair */
+#include "shoal-mcast-sender.h"
+
+#include "shoal-mcast-fec.h"
+#include "shoal-mcast-net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_N 8
+#define WIRE_OVERHEAD 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
+#define MS 1000000ull
+#define INFLIGHT_MS 10
+
+typedef struct {
+  uint32_t idx;
+  int valid;
+  uint64_t used;
+  uint8_t *buf;
+} cache_ent;
+
+typedef struct {
+  uint32_t chunk;
+  uint8_t block, j0, count, proactive;
+} repair;
+
+struct smc_sender {
+  smc_sender_config cfg;
+  const smc_manifest *m;
+  smc_sock sock;
+  smc_auth *auth;
+  smc_rxbatch rx;
+  uint16_t S;
+  uint8_t nbmax;
+  uint8_t *next_parity;        /* n_chunks * nbmax */
+  uint32_t *parity_ms;         /* n_chunks * nbmax: when parity was last queued or sent */
+  cache_ent cache[CACHE_N];
+  uint64_t cache_clock;
+  size_t cache_len;
+  /* position of the first pass */
+  int state;
+  uint32_t cur_chunk;
+  uint16_t cur_src;
+  smc_geom cur_g;
+  /* repair FIFO */
+  repair *rq;
+  size_t rq_head, rq_len, rq_cap;
+  /* outgoing batch */
+  uint8_t *pkt[SMC_BATCH];
+  size_t plen[SMC_BATCH];
+  uint32_t seq_mc, seq_ctl;
+  /* pacing */
+  double rate_Bps, cap_Bps, tokens;
+  uint64_t last_refill, last_signal, last_increase;
+  /* timers */
+  uint64_t next_announce, state_since, end_announces;
+  smc_node_info *nodes;
+  uint8_t *strikes;
+  size_t n_nodes, nodes_cap;
+  smc_sender_stats st;
+  volatile int cancelled;
+};
+
+static void
+vlog (smc_sender *s, const char *fmt, ...)
+{
+  va_list ap;
+  if (!s->cfg.verbose)
+    return;
+  va_start (ap, fmt);
+  fprintf (stderr, "smc-sender: ");
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+  va_end (ap);
+}
+
+const char *
+smc_node_outcome_str (int o)
+{
+  switch (o) {
+  case 0: return "receiving";
+  case SMC_NODE_JOINED: return "joined";
+  case SMC_NODE_COMPLETE: return "complete";
+  case SMC_NODE_EVICTED: return "evicted-to-unicast";
+  case SMC_NODE_FAILED: return "failed";
+  case SMC_NODE_NEVER_JOINED: return "never-joined";
+  default: return "unknown";
+  }
+}
+
+void
+smc_sender_config_init (smc_sender_config *c)
+{
+  memset (c, 0, sizeof *c);
+  c->mtu = 1500;
+  c->max_k = SMC_DEFAULT_K;
+  c->join_wait_ms = 5000;
+  c->node_timeout_ms = 3000;
+  c->drain_timeout_ms = 60000;
+  c->max_loss_permille = 250;
+}
+
+static int
+geom_of (smc_sender *s, uint32_t c, smc_geom *g)
+{
+  return smc_geom_init (g, smc_manifest_chunk_len (s->m, c), s->S, s->cfg.max_k);
+}
+
+smc_sender *
+smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
+{
+  smc_sender *s;
+  smc_geom g;
+  int mtu = c->mtu ? c->mtu : 1500;
+  if (c->manifest == NULL || c->read_chunk == NULL || c->group == NULL) {
+    snprintf (err, errlen, "manifest, read_chunk and group are required");
+    return NULL;
+  }
+  if (mtu < 576 || mtu > 65535 || c->max_k < 2 || c->max_k > SMC_MAX_K) {
+    snprintf (err, errlen, "bad mtu %d or FEC block size %u", mtu, c->max_k);
+    return NULL;
+  }
+  s = calloc (1, sizeof *s);
+  s->cfg = *c;
+  s->m = c->manifest;
+  s->S = (uint16_t) (mtu - SMC_IPUDP_OVERHEAD - SMC_DATA_OVERHEAD);
+  if (smc_geom_init (&g, s->m->chunk_size, s->S, c->max_k) < 0) {
+    snprintf (err, errlen, "chunk size %u too large for symbol size %u", s->m->chunk_size, s->S);
+    free (s);
+    return NULL;
+  }
+  s->nbmax = g.n_blocks;
+  s->cache_len = (size_t) g.n_src * s->S;
+  s->next_parity = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
+  s->parity_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->parity_ms);
+  for (int i = 0; i < CACHE_N; i++)
+    s->cache[i].buf = malloc (s->cache_len);
+  for (int i = 0; i < SMC_BATCH; i++)
+    s->pkt[i] = malloc ((size_t) mtu);
+  s->rq_cap = 1024;
+  s->rq = malloc (s->rq_cap * sizeof *s->rq);
+  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL) {
+    snprintf (err, errlen, "out of memory");
+    smc_sender_free (s);
+    return NULL;
+  }
+  if (smc_sock_open (&s->sock, c->group, c->port, c->iface, 4 << 20, 8 << 20) < 0) {
+    snprintf (err, errlen, "cannot open multicast socket %s:%u on %s: %s", c->group, c->port,
+              c->iface ? c->iface : "(default)", strerror (errno));
+    smc_sender_free (s);
+    return NULL;
+  }
+  if (c->has_key && (s->auth = smc_auth_new (c->key, s->m->id)) == NULL) {
+    snprintf (err, errlen, "cannot set up packet authentication");
+    smc_sender_free (s);
+    return NULL;
+  }
+  s->cap_Bps = (double) (c->rate_max_bps ? c->rate_max_bps : 10000000000ull) / 8.0;
+  s->rate_Bps = c->rate_start_bps ? (double) c->rate_start_bps / 8.0 : s->cap_Bps;
+  if (s->rate_Bps > s->cap_Bps)
+    s->rate_Bps = s->cap_Bps;
+  s->cur_chunk = UINT32_MAX;
+  return s;
+}
+
+void
+smc_sender_free (smc_sender *s)
+{
+  if (s == NULL)
+    return;
+  smc_sock_close (&s->sock);
+  smc_auth_free (s->auth);
+  smc_rxbatch_free (&s->rx);
+  for (int i = 0; i < CACHE_N; i++)
+    free (s->cache[i].buf);
+  for (int i = 0; i < SMC_BATCH; i++)
+    free (s->pkt[i]);
+  free (s->rq);
+  free (s->next_parity);
+  free (s->parity_ms);
+  free (s->nodes);
+  free (s->strikes);
+  free (s);
+}
+
+void smc_sender_cancel (smc_sender *s) { __atomic_store_n (&s->cancelled, 1, __ATOMIC_SEQ_CST); }
+const smc_sender_stats *smc_sender_get_stats (smc_sender *s) { return &s->st; }
+uint16_t smc_sender_symbol_size (smc_sender *s) { return s->S; }
+
+size_t
+smc_sender_get_nodes (smc_sender *s, const smc_node_info **nodes)
+{
+  *nodes = s->nodes;
+  return s->n_nodes;
+}
+
+int
+smc_sender_join_string (smc_sender *s, uint32_t node, char *out, size_t cap)
+{
+  smc_join j;
+  memset (&j, 0, sizeof j);
+  snprintf (j.group, sizeof j.group, "%s", s->cfg.group);
+  j.port = s->cfg.port;
+  j.session = s->cfg.session;
+  memcpy (j.manifest_hash, s->m->id, SMC_HASH_LEN);
+  j.has_key = s->cfg.has_key;
+  memcpy (j.key, s->cfg.key, SMC_KEY_LEN);
+  j.node = node;
+  return smc_join_format (&j, out, cap);
+}
+
+static inline uint32_t
+ms_of (smc_sender *s, uint64_t now)
+{
+  return (uint32_t) ((now - s->st.start_ns) / MS) + 1;
+}
+
+/* ---------------- chunk cache ---------------- */
+
+static const uint8_t *
+chunk_data (smc_sender *s, uint32_t idx)
+{
+  cache_ent *victim = &s->cache[0];
+  uint32_t len = smc_manifest_chunk_len (s->m, idx);
+  for (int i = 0; i < CACHE_N; i++) {
+    if (s->cache[i].valid && s->cache[i].idx == idx) {
+      s->cache[i].used = ++s->cache_clock;
+      return s->cache[i].buf;
+    }
+    if (!s->cache[i].valid || s->cache[i].used < victim->used)
+      victim = &s->cache[i];
+  }
+  victim->valid = 0;
+  if (s->cfg.read_chunk (s->cfg.user, idx, victim->buf, len) != 0)
+    return NULL;
+  memset (victim->buf + len, 0, s->cache_len - len);
+  victim->idx = idx;
+  victim->valid = 1;
+  victim->used = ++s->cache_clock;
+  return victim->buf;
+}
+
+/* ---------------- nodes ---------------- */
+
+static smc_node_info *
+node_find (smc_sender *s, uint32_t id, size_t *index)
+{
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].node == id) {
+      if (index != NULL)
+        *index = i;
+      return &s->nodes[i];
+    }
+  return NULL;
+}
+
+static smc_node_info *
+node_add (smc_sender *s, uint32_t id, const struct sockaddr_in *from, uint64_t now)
+{
+  smc_node_info *n;
+  if (s->n_nodes == s->nodes_cap) {
+    size_t cap = s->nodes_cap ? s->nodes_cap * 2 : 16;
+    smc_node_info *nn = realloc (s->nodes, cap * sizeof *nn);
+    uint8_t *ns = realloc (s->strikes, cap);
+    if (nn == NULL || ns == NULL)
+      return NULL;
+    s->nodes = nn;
+    s->strikes = ns;
+    s->nodes_cap = cap;
+  }
+  s->strikes[s->n_nodes] = 0;
+  n = &s->nodes[s->n_nodes++];
+  memset (n, 0, sizeof *n);
+  n->node = id;
+  inet_ntop (AF_INET, &from->sin_addr, n->addr, sizeof n->addr);
+  n->joined_ns = now;
+  n->last_heard_ns = now;
+  vlog (s, "node %u joined from %s", id, n->addr);
+  if (s->cfg.on_node != NULL) {
+    n->outcome = SMC_NODE_JOINED;
+    s->cfg.on_node (s->cfg.user, n);
+    n->outcome = 0;
+  }
+  return n;
+}
+
+static void
+node_finish (smc_sender *s, smc_node_info *n, int outcome, uint64_t now)
+{
+  if (n->outcome != 0)
+    return;
+  n->outcome = outcome;
+  n->finished_ns = now;
+  vlog (s, "node %u: %s (done %u chunks, %u for unicast, loss %u/1000)", n->node,
+        smc_node_outcome_str (outcome), n->last.chunks_done, n->last.ext_missing, n->last.loss_permille);
+  if (s->cfg.on_node != NULL)
+    s->cfg.on_node (s->cfg.user, n);
+}
+
+/* ---------------- sending ---------------- */
+
+static void
+sign (smc_sender *s, uint8_t *pkt, size_t len)
+{
+  if (s->auth != NULL)
+    smc_auth_sign (s->auth, pkt, len);
+}
+
+static void
+send_control (smc_sender *s, uint32_t node, uint8_t op, const char *addr)
+{
+  uint8_t buf[64];
+  smc_hdr h = { .session = s->cfg.session, .seq = ++s->seq_ctl };
+  smc_control c = { .node = node, .op = op };
+  struct sockaddr_in dst = s->sock.group;
+  size_t len = smc_build_control (buf, sizeof buf, &h, &c);
+  uint8_t *p = buf;
+  inet_pton (AF_INET, addr, &dst.sin_addr);
+  sign (s, buf, len);
+  smc_send_batch (&s->sock, &p, &len, 1, &dst);
+  s->st.control_pkts++;
+  s->st.bytes += len + WIRE_OVERHEAD;
+}
+
+static void
+send_announce (smc_sender *s)
+{
+  uint8_t buf[128], *p = buf;
+  smc_hdr h = { .session = s->cfg.session, .seq = ++s->seq_mc };
+  smc_announce a;
+  size_t len;
+  memcpy (a.manifest_hash, s->m->id, SMC_HASH_LEN);
+  a.image_size = s->m->image_size;
+  a.chunk_size = s->m->chunk_size;
+  a.n_chunks = s->m->n_chunks;
+  a.symbol_size = s->S;
+  a.max_k = s->cfg.max_k;
+  a.state = (uint8_t) s->state;
+  a.position = s->state >= SMC_STATE_DRAIN ? s->m->n_chunks
+             : (s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk);
+  a.rate_kbps = (uint32_t) (s->rate_Bps * 8 / 1000);
+  len = smc_build_announce (buf, sizeof buf, &h, &a);
+  sign (s, buf, len);
+  smc_send_batch (&s->sock, &p, &len, 1, NULL);
+  s->st.control_pkts++;
+  s->st.bytes += len + WIRE_OVERHEAD;
+}
+
+static void
+set_state (smc_sender *s, int state, uint64_t now)
+{
+  vlog (s, "state %d -> %d", s->state, state);
+  s->state = state;
+  s->state_since = now;
+  s->next_announce = now;
+  if (state == SMC_STATE_SENDING)
+    s->st.data_start_ns = now;
+  else if (state == SMC_STATE_DRAIN)
+    s->st.drain_ns = now;
+  else if (state == SMC_STATE_END)
+    s->st.end_ns = now;
+}
+
+/* advance to the next chunk that is not all-zero; 0 when none left */
+static int
+next_chunk (smc_sender *s)
+{
+  uint32_t c = s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk + 1;
+  while (c < s->m->n_chunks && (s->m->flags[c] & SMC_CHUNK_ZERO))
+    c++;
+  s->cur_chunk = c;
+  s->cur_src = 0;
+  if (c >= s->m->n_chunks)
+    return 0;
+  return geom_of (s, c, &s->cur_g) == 0;
+}
+
+static void
+rq_push (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t j0, uint8_t count, int proactive)
+{
+  if (s->rq_len == s->rq_cap) {
+    repair *n = malloc (2 * s->rq_cap * sizeof *n);
+    if (n == NULL)
+      return;
+    for (size_t i = 0; i < s->rq_len; i++)
+      n[i] = s->rq[(s->rq_head + i) % s->rq_cap];
+    free (s->rq);
+    s->rq = n;
+    s->rq_head = 0;
+    s->rq_cap *= 2;
+  }
+  s->rq[(s->rq_head + s->rq_len++) % s->rq_cap] =
+    (repair) { .chunk = chunk, .block = block, .j0 = j0, .count = count, .proactive = (uint8_t) proactive };
+}
+
+/* emits up to room parity packets of the head repair into the batch */
+static int
+emit_repair (smc_sender *s, int at, int room)
+{
+  repair *r = &s->rq[s->rq_head];
+  smc_geom g;
+  const uint8_t *data, *src[256];
+  uint8_t *out[SMC_BATCH];
+  int rows = r->count < room ? r->count : room;
+  uint8_t k;
+  if (geom_of (s, r->chunk, &g) < 0 || (data = chunk_data (s, r->chunk)) == NULL) {
+    r->count = 0;
+    rows = 0;
+  } else {
+    k = smc_geom_k (&g, r->block);
+    for (int i = 0; i < k; i++)
+      src[i] = data + (size_t) (smc_geom_start (&g, r->block) + i) * s->S;
+    for (int i = 0; i < rows; i++)
+      out[i] = s->pkt[at + i] + SMC_DATA_HDR_LEN;
+    smc_fec_encode (k, src, r->j0, rows, out, s->S);
+    for (int i = 0; i < rows; i++) {
+      smc_hdr h = { .session = s->cfg.session, .seq = ++s->seq_mc };
+      s->plen[at + i] = smc_build_data (s->pkt[at + i], s->cfg.mtu, &h, r->chunk,
+                                        smc_parity_esi (r->block, (uint8_t) (r->j0 + i)),
+                                        out[i], s->S);
+      sign (s, s->pkt[at + i], s->plen[at + i]);
+    }
+    s->st.parity_pkts += (uint64_t) rows;
+    if (r->proactive)
+      s->st.parity_proactive += (uint64_t) rows;
+    s->parity_ms[(size_t) r->chunk * s->nbmax + r->block] = ms_of (s, smc_now_ns ());
+    r->j0 = (uint8_t) (r->j0 + rows);
+    r->count = (uint8_t) (r->count - rows);
+  }
+  if (r->count == 0) {
+    s->rq_head = (s->rq_head + 1) % s->rq_cap;
+    s->rq_len--;
+  }
+  return rows;
+}
+
+static void
+block_done_proactive (smc_sender *s, uint8_t block)
+{
+  uint8_t k = smc_geom_k (&s->cur_g, block);
+  uint32_t n = (k * s->cfg.proactive_permille + 999) / 1000;
+  uint8_t *np = &s->next_parity[(size_t) s->cur_chunk * s->nbmax + block];
+  if (n == 0)
+    return;
+  if (n > (uint32_t) smc_fec_max_parity (k) - *np)
+    n = (uint32_t) smc_fec_max_parity (k) - *np;
+  rq_push (s, s->cur_chunk, block, *np, (uint8_t) n, 1);
+  *np = (uint8_t) (*np + n);
+}
+
+/* one source symbol of the first pass into slot at; 0 when the pass is over */
+static int
+emit_source (smc_sender *s, int at, uint64_t now)
+{
+  const uint8_t *data;
+  uint32_t off, len;
+  smc_hdr h = { .session = s->cfg.session };
+  uint8_t b;
+  if (s->cur_chunk == UINT32_MAX || s->cur_src >= s->cur_g.n_src) {
+    if (!next_chunk (s)) {
+      set_state (s, SMC_STATE_DRAIN, now);
+      return 0;
+    }
+  }
+  data = chunk_data (s, s->cur_chunk);
+  if (data == NULL) {
+    vlog (s, "cannot read chunk %u", s->cur_chunk);
+    s->cur_src = s->cur_g.n_src;
+    return 0;
+  }
+  off = (uint32_t) s->cur_src * s->S;
+  len = s->cur_g.len - off < s->S ? s->cur_g.len - off : s->S;
+  h.seq = ++s->seq_mc;
+  s->plen[at] = smc_build_data (s->pkt[at], s->cfg.mtu, &h, s->cur_chunk, s->cur_src, data + off, len);
+  sign (s, s->pkt[at], s->plen[at]);
+  s->st.data_pkts++;
+  b = smc_geom_block_of (&s->cur_g, s->cur_src);
+  s->cur_src++;
+  if (s->cur_src == s->cur_g.n_src || smc_geom_block_of (&s->cur_g, s->cur_src) != b)
+    block_done_proactive (s, b);
+  return 1;
+}
+
+static void
+refill (smc_sender *s, uint64_t now)
+{
+  double burst = (double) SMC_BATCH * (s->cfg.mtu + WIRE_OVERHEAD);
+  s->tokens += s->rate_Bps * (double) (now - s->last_refill) / 1e9;
+  if (s->tokens > burst)
+    s->tokens = burst;
+  s->last_refill = now;
+}
+
+/* fills and sends one batch; returns packets sent */
+static int
+send_some (smc_sender *s, uint64_t now)
+{
+  int n = 0;
+  double need = s->cfg.mtu + WIRE_OVERHEAD;
+  refill (s, now);
+  while (n < SMC_BATCH && s->tokens >= need) {
+    int got = 0;
+    if (s->rq_len > 0) {
+      int room = SMC_BATCH - n;
+      got = emit_repair (s, n, (int) (s->tokens / need) < room ? (int) (s->tokens / need) : room);
+      if (got == 0 && s->rq_len > 0)
+        continue;
+    } else if (s->state == SMC_STATE_SENDING) {
+      got = emit_source (s, n, now);
+    }
+    if (got == 0)
+      break;
+    for (int i = n; i < n + got; i++)
+      s->tokens -= (double) (s->plen[i] + WIRE_OVERHEAD);
+    n += got;
+  }
+  if (n > 0) {
+    smc_send_batch (&s->sock, s->pkt, s->plen, n, NULL);
+    for (int i = 0; i < n; i++)
+      s->st.bytes += s->plen[i] + WIRE_OVERHEAD;
+  }
+  return n;
+}
+
+/* ---------------- feedback ---------------- */
+
+static int
+block_sent (smc_sender *s, uint32_t chunk, uint8_t block)
+{
+  if (s->state >= SMC_STATE_DRAIN || s->cur_chunk == UINT32_MAX)
+    return s->state >= SMC_STATE_DRAIN;
+  if (chunk < s->cur_chunk)
+    return 1;
+  if (chunk > s->cur_chunk || s->cur_src == 0)
+    return 0;
+  return block < smc_geom_block_of (&s->cur_g, (uint16_t) (s->cur_src - 1)) ||
+         s->cur_src == s->cur_g.n_src;
+}
+
+static void
+handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_nack n;
+  smc_node_info *node;
+  if (smc_parse_nack (buf, len, &n) < 0) {
+    s->st.bad++;
+    return;
+  }
+  s->st.nacks_rx++;
+  node = node_find (s, n.node, NULL);
+  if (node != NULL) {
+    node->nacks++;
+    if (node->outcome != 0)
+      return;  /* evicted or failed: it finishes by unicast */
+  }
+  for (uint16_t i = 0; i < n.count; i++) {
+    smc_nack_entry e;
+    smc_geom g;
+    uint8_t *np, k;
+    uint32_t *pms;
+    int inflight, add, room;
+    smc_nack_entry_get (&n, i, &e);
+    s->st.nack_entries++;
+    if (e.chunk >= s->m->n_chunks || (s->m->flags[e.chunk] & SMC_CHUNK_ZERO) ||
+        geom_of (s, e.chunk, &g) < 0 || e.block >= g.n_blocks || !block_sent (s, e.chunk, e.block))
+      continue;
+    k = smc_geom_k (&g, e.block);
+    np = &s->next_parity[(size_t) e.chunk * s->nbmax + e.block];
+    pms = &s->parity_ms[(size_t) e.chunk * s->nbmax + e.block];
+    /* parity sent recently may still be on its way; older parity the
+     * receiver has not seen was lost */
+    inflight = e.pnext <= *np && ms_of (s, now) - *pms < INFLIGHT_MS ? *np - e.pnext : 0;
+    add = (int) e.need - inflight;
+    room = smc_fec_max_parity (k) - *np;
+    if (add > room)
+      add = room;
+    if (add <= 0)
+      continue;
+    rq_push (s, e.chunk, e.block, *np, (uint8_t) add, 0);
+    *np = (uint8_t) (*np + add);
+    *pms = ms_of (s, now);
+  }
+}
+
+static void
+congestion (smc_sender *s, uint64_t now)
+{
+  if (now - s->last_signal < 100 * MS)
+    return;
+  s->last_signal = now;
+  s->rate_Bps *= 0.75;
+  if (s->rate_Bps < 1.25e6)
+    s->rate_Bps = 1.25e6;
+  vlog (s, "congestion: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
+}
+
+static void
+handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  smc_status st;
+  smc_node_info *n;
+  size_t idx = 0;
+  if (smc_parse_status (buf, len, &st) < 0) {
+    s->st.bad++;
+    return;
+  }
+  n = node_find (s, st.node, &idx);
+  if (n == NULL) {
+    n = node_add (s, st.node, from, now);
+    if (n == NULL)
+      return;
+    idx = s->n_nodes - 1;
+    n->last = st;
+  }
+  n->last_heard_ns = now;
+  if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow)
+    congestion (s, now);
+  if (n->outcome == 0 && s->state >= SMC_STATE_SENDING && st.loss_permille > s->cfg.max_loss_permille) {
+    if (s->cfg.slow_policy == SMC_SLOW_WAIT)
+      congestion (s, now);
+    else if (++s->strikes[idx] >= 2) {
+      n->evict_sent = 1;
+      node_finish (s, n, SMC_NODE_EVICTED, now);
+    }
+  } else if (s->strikes[idx] > 0 && n->outcome == 0) {
+    s->strikes[idx] = 0;
+  }
+  if (s->cfg.max_behind_chunks && n->outcome == 0 && s->state == SMC_STATE_SENDING &&
+      s->cur_chunk != UINT32_MAX && st.chunks_done + st.chunks_pending + s->cfg.max_behind_chunks < s->cur_chunk &&
+      st.chunks_pending >= s->cfg.max_behind_chunks) {
+    n->evict_sent = 1;
+    node_finish (s, n, SMC_NODE_EVICTED, now);
+  }
+  n->last = st;
+  if (st.state == SMC_RX_COMPLETE) {
+    node_finish (s, n, SMC_NODE_COMPLETE, now);
+    send_control (s, n->node, SMC_CTL_ACK_COMPLETE, n->addr);
+  } else if (st.state == SMC_RX_FAILED) {
+    node_finish (s, n, SMC_NODE_FAILED, now);
+  } else if (n->evict_sent && st.state != SMC_RX_EVICTED) {
+    send_control (s, n->node, SMC_CTL_EVICT, n->addr);
+  }
+}
+
+static void
+receive_feedback (smc_sender *s, uint64_t now)
+{
+  for (int round = 0; round < 8; round++) {
+    int n = smc_rxbatch_recv (&s->sock, &s->rx);
+    for (int i = 0; i < n; i++) {
+      const uint8_t *buf = s->rx.bufs[i];
+      size_t len = s->rx.msgs[i].msg_len;
+      smc_hdr h;
+      if (smc_parse_hdr (buf, len, &h) < 0 || h.session != s->cfg.session) {
+        s->st.bad++;
+        continue;
+      }
+      if (h.type != SMC_PKT_NACK && h.type != SMC_PKT_STATUS)
+        continue;
+      if (s->auth != NULL && smc_auth_verify (s->auth, buf, len) < 0) {
+        s->st.forged++;
+        continue;
+      }
+      if (h.type == SMC_PKT_NACK)
+        handle_nack (s, buf, len, now);
+      else
+        handle_status (s, buf, len, &s->rx.from[i], now);
+    }
+    if (n < SMC_BATCH)
+      break;
+  }
+}
+
+/* ---------------- timers and state ---------------- */
+
+static size_t
+count_active (smc_sender *s)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    n += s->nodes[i].outcome == 0;
+  return n;
+}
+
+static void
+timers (smc_sender *s, uint64_t now)
+{
+  uint64_t interval;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].outcome == 0 && now - s->nodes[i].last_heard_ns > s->cfg.node_timeout_ms * MS)
+      node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
+  if (now - s->last_signal > 200 * MS && now - s->last_increase > 50 * MS && s->rate_Bps < s->cap_Bps) {
+    s->rate_Bps += s->cap_Bps / 200 > 125000 ? s->cap_Bps / 200 : 125000;
+    if (s->rate_Bps > s->cap_Bps)
+      s->rate_Bps = s->cap_Bps;
+    s->last_increase = now;
+  }
+  if (s->state == SMC_STATE_WAITING &&
+      (s->n_nodes >= s->cfg.expected && s->cfg.expected > 0 ? 1 : now - s->state_since > s->cfg.join_wait_ms * MS))
+    set_state (s, SMC_STATE_SENDING, now);
+  if (s->state == SMC_STATE_DRAIN && s->rq_len == 0 && count_active (s) == 0 &&
+      (s->n_nodes >= s->cfg.expected || now - s->state_since > s->cfg.node_timeout_ms * MS))
+    set_state (s, SMC_STATE_END, now);
+  if (s->state == SMC_STATE_DRAIN && now - s->state_since > s->cfg.drain_timeout_ms * MS) {
+    for (size_t i = 0; i < s->n_nodes; i++)
+      node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
+    set_state (s, SMC_STATE_END, now);
+  }
+  if (__atomic_load_n (&s->cancelled, __ATOMIC_SEQ_CST) && s->state != SMC_STATE_END)
+    set_state (s, SMC_STATE_END, now);
+  if (now >= s->next_announce) {
+    send_announce (s);
+    if (s->state == SMC_STATE_END)
+      s->end_announces++;
+    interval = s->state == SMC_STATE_SENDING ? 200 : (s->state == SMC_STATE_WAITING ? 50 : 20);
+    if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
+      interval = 100;
+    if (s->state == SMC_STATE_END)
+      interval = 10;
+    s->next_announce = now + interval * MS;
+  }
+}
+
+static void
+wait_io (smc_sender *s, uint64_t now, int can_send)
+{
+  struct pollfd p = { .fd = s->sock.fd, .events = POLLIN };
+  struct timespec ts;
+  uint64_t wait = s->next_announce > now ? s->next_announce - now : 0;
+  if (wait > 10 * MS)
+    wait = 10 * MS;
+  if (can_send) {
+    double need = (double) SMC_BATCH / 2 * (s->cfg.mtu + WIRE_OVERHEAD) - s->tokens;
+    uint64_t t = need > 0 ? (uint64_t) (need / s->rate_Bps * 1e9) : 0;
+    if (t < wait)
+      wait = t;
+  }
+  ts.tv_sec = (time_t) (wait / 1000000000ull);
+  ts.tv_nsec = (long) (wait % 1000000000ull);
+  ppoll (&p, 1, &ts, NULL);
+}
+
+static int
+outcome (smc_sender *s)
+{
+  int rc = s->n_nodes >= s->cfg.expected ? 0 : 1;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].outcome != SMC_NODE_COMPLETE)
+      rc = 1;
+  return rc;
+}
+
+int
+smc_sender_run (smc_sender *s)
+{
+  uint64_t now = smc_now_ns ();
+  s->st.start_ns = now;
+  s->last_refill = now;
+  set_state (s, SMC_STATE_WAITING, now);
+  while (s->state != SMC_STATE_END || s->end_announces < 3) {
+    int can_send, sent = 0;
+    now = smc_now_ns ();
+    receive_feedback (s, now);
+    timers (s, now);
+    can_send = s->state != SMC_STATE_END && (s->rq_len > 0 || s->state == SMC_STATE_SENDING);
+    if (can_send)
+      sent = send_some (s, now);
+    s->st.rate_bps = (uint64_t) (s->rate_Bps * 8);
+    if (sent < SMC_BATCH / 2)
+      wait_io (s, smc_now_ns (), can_send);
+  }
+  return outcome (s);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-sender.h: one multicast session sending one image to a group */
+#pragma once
+
+#include "shoal-mcast-proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  SMC_NODE_JOINED = 1,
+  SMC_NODE_COMPLETE = 2,    /* multicast part done (ext_missing left for unicast) */
+  SMC_NODE_EVICTED = 3,     /* told to finish by unicast */
+  SMC_NODE_FAILED = 4,      /* went silent (timeout) or reported failure */
+  SMC_NODE_NEVER_JOINED = 5,
+} smc_node_outcome;
+
+typedef struct {
+  uint32_t node;
+  char addr[48];
+  int outcome;              /* 0 while receiving, else smc_node_outcome */
+  uint64_t joined_ns, last_heard_ns, finished_ns;
+  smc_status last;          /* last STATUS received */
+  uint32_t nacks;           /* NACK packets from this node */
+  int evict_sent;
+} smc_node_info;
+
+typedef struct {
+  uint64_t data_pkts, parity_pkts, parity_proactive, control_pkts, bytes;
+  uint64_t nacks_rx, nack_entries, forged, bad;
+  uint64_t rate_bps;        /* current paced rate (wire bits/s) */
+  uint64_t start_ns, data_start_ns, drain_ns, end_ns;
+} smc_sender_stats;
+
+typedef enum {
+  SMC_SLOW_EVICT = 0,       /* a receiver losing > max_loss finishes by unicast */
+  SMC_SLOW_WAIT = 1,        /* the group slows down to the slowest receiver */
+} smc_slow_policy;
+
+typedef struct {
+  const char *group;
+  uint16_t port;
+  const char *iface;
+  uint16_t session;
+  int has_key;
+  uint8_t key[SMC_KEY_LEN];
+  const smc_manifest *manifest;
+  uint16_t mtu;             /* 1500 default */
+  uint8_t max_k;            /* FEC block size, SMC_DEFAULT_K */
+  uint64_t rate_max_bps;    /* configured cap (wire bits/s), 0: 10 Gbit/s */
+  uint64_t rate_start_bps;  /* 0: the cap */
+  uint32_t expected;        /* receivers to wait for before sending */
+  uint32_t join_wait_ms;    /* start anyway after this (default 5000) */
+  uint32_t node_timeout_ms; /* silent receiver -> failed (default 3000) */
+  uint32_t drain_timeout_ms;/* give up on stragglers after this in drain (default 60000) */
+  uint32_t max_loss_permille; /* evict threshold for SMC_SLOW_EVICT (default 250) */
+  uint32_t max_behind_chunks; /* evict a receiver this many chunks behind (default 0: off) */
+  int slow_policy;
+  uint32_t proactive_permille; /* parity sent with every block (default 0) */
+  int gso;                  /* UDP GSO super-packets */
+  int verbose;
+  /* copies chunk idx (len bytes) into buf; 0 on success */
+  int (*read_chunk) (void *user, uint32_t idx, uint8_t *buf, size_t len);
+  /* a receiver joined / completed / was evicted / failed (sender thread) */
+  void (*on_node) (void *user, const smc_node_info *node);
+  void *user;
+} smc_sender_config;
+
+typedef struct smc_sender smc_sender;
+
+void smc_sender_config_init (smc_sender_config *c);
+smc_sender *smc_sender_new (const smc_sender_config *c, char *err, size_t errlen);
+void smc_sender_free (smc_sender *s);
+/* Runs the session to its end (blocking). 0: every receiver completed;
+ * 1: some failed or were evicted; -1: fatal error. */
+int smc_sender_run (smc_sender *s);
+/* thread-safe: makes run() end soon (announces END to the group) */
+void smc_sender_cancel (smc_sender *s);
+const smc_sender_stats *smc_sender_get_stats (smc_sender *s);
+size_t smc_sender_get_nodes (smc_sender *s, const smc_node_info **nodes);
+/* the join instruction for one receiver (node id) */
+int smc_sender_join_string (smc_sender *s, uint32_t node, char *out, size_t cap);
+uint16_t smc_sender_symbol_size (smc_sender *s);
+const char *smc_node_outcome_str (int outcome);
+
+#ifdef __cplusplus
+}
+#endif

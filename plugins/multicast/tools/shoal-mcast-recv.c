@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* shoal-mcast-recv: receive one image from a shoal multicast session into a
+ * file; chunks missed by multicast are read from --unicast-file (standing in
+ * for the HTTP fetch the agent does). Plain C, no GLib. */
+#include "shoal-mcast-receiver.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static smc_receiver *the_receiver;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  if (the_receiver != NULL)
+    smc_receiver_cancel (the_receiver);
+}
+
+typedef struct {
+  int fd;
+  uint32_t chunk_size;
+} sink;
+
+static int
+write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
+{
+  sink *s = user;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = pwrite (s->fd, data + off, len - off, (off_t) idx * s->chunk_size + (off_t) off);
+    if (n <= 0)
+      return -1;
+    off += (size_t) n;
+  }
+  return 0;
+}
+
+static uint8_t *
+read_all (const char *path, size_t *len)
+{
+  FILE *f = fopen (path, "rb");
+  uint8_t *buf = NULL;
+  long n;
+  if (f == NULL)
+    return NULL;
+  if (fseek (f, 0, SEEK_END) == 0 && (n = ftell (f)) > 0 && fseek (f, 0, SEEK_SET) == 0) {
+    buf = malloc ((size_t) n);
+    if (buf != NULL && fread (buf, 1, (size_t) n, f) != (size_t) n) {
+      free (buf);
+      buf = NULL;
+    }
+    *len = (size_t) n;
+  }
+  fclose (f);
+  return buf;
+}
+
+static uint32_t
+resume (smc_receiver *r, const smc_manifest *m, int fd)
+{
+  uint8_t *buf = malloc (m->chunk_size);
+  uint32_t n = 0;
+  for (uint32_t i = 0; buf != NULL && i < m->n_chunks; i++) {
+    uint32_t len = smc_manifest_chunk_len (m, i);
+    if (m->flags[i] & SMC_CHUNK_ZERO)
+      continue;
+    if (pread (fd, buf, len, (off_t) i * m->chunk_size) == (ssize_t) len &&
+        smc_manifest_verify_chunk (m, i, buf, len) == 0) {
+      smc_receiver_mark_done (r, i);
+      n++;
+    }
+  }
+  free (buf);
+  return n;
+}
+
+static uint32_t
+fetch_unicast (smc_receiver *r, const smc_manifest *m, const char *path)
+{
+  uint32_t count = smc_receiver_missing (r, NULL, 0), got = 0;
+  uint32_t *idx = calloc (count + 1, sizeof *idx);
+  uint8_t *buf = malloc (m->chunk_size);
+  int fd = open (path, O_RDONLY);
+  smc_receiver_missing (r, idx, count);
+  for (uint32_t i = 0; fd >= 0 && buf != NULL && i < count; i++) {
+    uint32_t len = smc_manifest_chunk_len (m, idx[i]);
+    if (pread (fd, buf, len, (off_t) idx[i] * m->chunk_size) == (ssize_t) len &&
+        smc_receiver_supply_chunk (r, idx[i], buf, len) == 0)
+      got++;
+  }
+  if (fd >= 0)
+    close (fd);
+  free (buf);
+  free (idx);
+  return got;
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "join", 1, 0, 'j' }, { "join-file", 1, 0, 'J' }, { "manifest", 1, 0, 'm' },
+    { "output", 1, 0, 'o' }, { "iface", 1, 0, 'i' }, { "node", 1, 0, 'n' },
+    { "unicast-file", 1, 0, 'u' }, { "resume", 0, 0, 'R' }, { "window", 1, 0, 'w' },
+    { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 } };
+  smc_receiver_config cfg;
+  const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
+  uint32_t node = 0, resumed = 0, unicast = 0;
+  int opt, rc, do_resume = 0;
+  uint8_t *mbuf;
+  size_t mlen = 0;
+  smc_manifest *m;
+  sink snk;
+  char err[256];
+  const smc_receiver_stats *st;
+  struct rusage ru;
+  uint64_t t0 = smc_now_ns ();
+
+  smc_receiver_config_init (&cfg);
+  while ((opt = getopt_long (argc, argv, "", opts, NULL)) != -1) {
+    switch (opt) {
+    case 'j': join = optarg; break;
+    case 'J': join_file = optarg; break;
+    case 'm': man_path = optarg; break;
+    case 'o': out = optarg; break;
+    case 'i': iface = optarg; break;
+    case 'n': node = (uint32_t) strtoul (optarg, NULL, 0); break;
+    case 'u': uni = optarg; break;
+    case 'R': do_resume = 1; break;
+    case 'w': cfg.window_chunks = (uint32_t) atoi (optarg); break;
+    case 't': cfg.idle_timeout_ms = (uint32_t) atoi (optarg); break;
+    case 'v': cfg.verbose = 1; break;
+    default: return 2;
+    }
+  }
+  if (join_file != NULL) {
+    size_t jl;
+    char *j = (char *) read_all (join_file, &jl);
+    if (j == NULL)
+      return 2;
+    j = realloc (j, jl + 1);
+    j[jl] = '\0';
+    join = j;
+  }
+  if (join == NULL || man_path == NULL || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
+    fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F --output F "
+                     "[--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N]\n");
+    return 2;
+  }
+  if (iface != NULL)
+    snprintf (cfg.join.iface, sizeof cfg.join.iface, "%s", iface);
+  if (node != 0)
+    cfg.join.node = node;
+  mbuf = read_all (man_path, &mlen);
+  m = mbuf != NULL ? smc_manifest_parse (mbuf, mlen) : NULL;
+  if (m == NULL) {
+    fprintf (stderr, "shoal-mcast-recv: cannot read manifest %s\n", man_path);
+    return 2;
+  }
+  snk.fd = open (out, O_RDWR | O_CREAT, 0644);
+  snk.chunk_size = m->chunk_size;
+  if (snk.fd < 0 || ftruncate (snk.fd, (off_t) m->image_size) < 0) {
+    perror (out);
+    return 2;
+  }
+  cfg.manifest = m;
+  cfg.write_chunk = write_chunk;
+  cfg.user = &snk;
+  the_receiver = smc_receiver_new (&cfg, err, sizeof err);
+  if (the_receiver == NULL) {
+    fprintf (stderr, "shoal-mcast-recv: %s\n", err);
+    return 2;
+  }
+  signal (SIGINT, on_signal);
+  signal (SIGTERM, on_signal);
+  if (do_resume)
+    resumed = resume (the_receiver, m, snk.fd);
+  rc = smc_receiver_run (the_receiver);
+  st = smc_receiver_get_stats (the_receiver);
+  if (uni != NULL)
+    unicast = fetch_unicast (the_receiver, m, uni);
+  fsync (snk.fd);
+  close (snk.fd);
+  getrusage (RUSAGE_SELF, &ru);
+  printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
+          "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
+          "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu suppressed=%llu overflow=%u "
+          "mcast_s=%.3f cpu_s=%.2f\n",
+          cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
+          (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
+          (unsigned long long) st->chunks_external, (unsigned long long) st->pkts,
+          (unsigned long long) st->parity_used, (unsigned long long) st->decodes,
+          (unsigned long long) st->dup, (unsigned long long) st->forged, (unsigned long long) st->bad,
+          (unsigned long long) st->wrong_image, (unsigned long long) st->chunks_hash_fail,
+          (unsigned long long) st->nacks_sent, (unsigned long long) st->nack_entries_sent,
+          (unsigned long long) st->nacks_suppressed, st->rx_overflow,
+          ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
+          ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+  rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
+  smc_receiver_free (the_receiver);
+  smc_manifest_free (m);
+  free (mbuf);
+  return rc;
+}
