@@ -226,7 +226,8 @@ shoal_daemon_recipes_check_repo (ShoalDaemonRecipes *self, GError **error)
 static gboolean
 shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
 {
-  g_autoptr(GPtrArray) wanted = shoal_recipe_repo_get_recipes (self->repo);
+  GPtrArray *repo_recipes = shoal_recipe_repo_get_recipes (self->repo);
+  g_autoptr(GPtrArray) wanted = repo_recipes != NULL ? g_ptr_array_ref (repo_recipes) : NULL;
   g_autoptr(GPtrArray) current = shoal_controller_get_recipes (self->controller);
   g_autoptr(GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GString) refused = g_string_new (NULL);

@@ -539,7 +539,7 @@ handle_list_steps (ShoalDBusManager      *skeleton,
   for (guint i = 0; names != NULL && names[i] != NULL; i++)
     {
       const gchar *module = shoal_plugin_engine_get_step_module (engine, names[i]);
-      g_autoptr(ShoalStep) step = shoal_plugin_engine_lookup_step (engine, names[i], NULL);
+      ShoalStep *step = shoal_plugin_engine_lookup_step (engine, names[i], NULL);
 
       if (step == NULL)
         continue;

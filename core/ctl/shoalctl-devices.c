@@ -1,0 +1,414 @@
+/* shoalctl-devices.c: the device commands of shoalctl
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+#include <json-glib/json-glib.h>
+
+#include "shoalctl.h"
+
+typedef struct
+{
+  const gchar *id;
+  const gchar *state;
+  const gchar *step;
+  gdouble      progress;
+  const gchar *recipe;
+} DeviceRow;
+
+static gint
+compare_rows (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (((const DeviceRow *) a)->id, ((const DeviceRow *) b)->id);
+}
+
+static void
+read_row (GVariant *props, DeviceRow *row)
+{
+  row->id = row->state = row->step = row->recipe = "";
+  row->progress = 0.0;
+  g_variant_lookup (props, "Id", "&s", &row->id);
+  g_variant_lookup (props, "State", "&s", &row->state);
+  g_variant_lookup (props, "CurrentStep", "&s", &row->step);
+  g_variant_lookup (props, "Progress", "d", &row->progress);
+  g_variant_lookup (props, "Recipe", "&s", &row->recipe);
+}
+
+gboolean
+shoalctl_cmd_devices (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autoptr(GVariant) objects = NULL;
+  g_autoptr(GArray) rows = g_array_new (FALSE, TRUE, sizeof (DeviceRow));
+  g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  g_autoptr(ShoalCtlTable) table = NULL;
+  GVariantIter iter;
+  GVariant *ifaces;
+
+  if (!shoalctl_check_args (args, 0, 0, "devices", error))
+    return FALSE;
+  objects = shoalctl_get_managed_objects (ctl, error);
+  if (objects == NULL)
+    return FALSE;
+  g_variant_iter_init (&iter, objects);
+  while (g_variant_iter_next (&iter, "{&o@a{sa{sv}}}", NULL, &ifaces))
+    {
+      GVariant *props = g_variant_lookup_value (ifaces, SHOALCTL_DEVICE_IFACE, G_VARIANT_TYPE ("a{sv}"));
+      DeviceRow row;
+
+      g_variant_unref (ifaces);
+      if (props == NULL)
+        continue;
+      g_ptr_array_add (keep, props);
+      read_row (props, &row);
+      g_array_append_val (rows, row);
+    }
+  g_array_sort (rows, compare_rows);
+
+  table = shoalctl_table_new (_("ID"), _("STATE"), _("STEP"), _("PROGRESS"), _("RECIPE"), NULL);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      DeviceRow *row = &g_array_index (rows, DeviceRow, i);
+      g_autofree gchar *progress = g_strdup_printf ("%3.0f%%", row->progress * 100.0);
+
+      shoalctl_table_add_row (table, row->id, row->state,
+                              row->step[0] != '\0' ? row->step : "-", progress,
+                              row->recipe[0] != '\0' ? row->recipe : "-", NULL);
+    }
+  shoalctl_table_print (table);
+  g_print (g_dngettext (GETTEXT_PACKAGE, "%u device\n", "%u devices\n", rows->len), rows->len);
+  return TRUE;
+}
+
+static GVariant *
+get_device_properties (ShoalCtl *ctl, const gchar *id, GError **error)
+{
+  g_autofree gchar *path = shoalctl_device_path (id);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error_local = NULL;
+
+  reply = g_dbus_connection_call_sync (ctl->connection, SHOALCTL_BUS_NAME, path,
+                                       "org.freedesktop.DBus.Properties", "GetAll",
+                                       g_variant_new ("(s)", SHOALCTL_DEVICE_IFACE),
+                                       G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error_local);
+  if (reply == NULL)
+    {
+      if (g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
+          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
+          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE) ||
+          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No device “%s”"), id);
+          return NULL;
+        }
+      g_propagate_error (error, g_steal_pointer (&error_local));
+      return NULL;
+    }
+  return g_variant_get_child_value (reply, 0);
+}
+
+static gchar *
+summarize_json (JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_VALUE (node))
+    {
+      GValue value = G_VALUE_INIT;
+      g_autofree gchar *str = NULL;
+
+      json_node_get_value (node, &value);
+      if (G_VALUE_HOLDS_STRING (&value))
+        str = g_value_dup_string (&value);
+      else
+        str = g_strdup_value_contents (&value);
+      g_value_unset (&value);
+      return g_steal_pointer (&str);
+    }
+  if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      guint n = json_array_get_length (json_node_get_array (node));
+
+      return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u item", "%u items", n), n);
+    }
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_autoptr(GList) members = json_object_get_members (json_node_get_object (node));
+      g_autoptr(GString) keys = g_string_new (NULL);
+
+      for (GList *l = members; l != NULL; l = l->next)
+        g_string_append_printf (keys, "%s%s", keys->len > 0 ? ", " : "", (const gchar *) l->data);
+      return g_strdup_printf ("{ %s }", keys->str);
+    }
+  return g_strdup ("null");
+}
+
+static void
+print_inventory (const gchar *text)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GList) members = NULL;
+  JsonObject *obj;
+
+  if (text == NULL || text[0] == '\0')
+    {
+      g_print ("  %s\n", _("(no inventory reported)"));
+      return;
+    }
+  root = json_from_string (text, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_print ("  %s\n", text);
+      return;
+    }
+  obj = json_node_get_object (root);
+  members = json_object_get_members (obj);
+  for (GList *l = members; l != NULL; l = l->next)
+    {
+      g_autofree gchar *summary = summarize_json (json_object_get_member (obj, l->data));
+
+      g_print ("  %-14s %s\n", (const gchar *) l->data, summary);
+    }
+}
+
+gboolean
+shoalctl_cmd_show (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autoptr(GVariant) props = NULL;
+  g_autofree const gchar **macs = NULL;
+  g_autofree gchar *macs_str = NULL;
+  g_autofree gchar *bar = NULL;
+  const gchar *commit = "", *inventory = "", *uuid = "", *group = "", *boot = "";
+  DeviceRow row;
+
+  if (!shoalctl_check_args (args, 1, 1, "show <id>", error))
+    return FALSE;
+  props = get_device_properties (ctl, args[0], error);
+  if (props == NULL)
+    return FALSE;
+  read_row (props, &row);
+  g_variant_lookup (props, "Macs", "^a&s", &macs);
+  g_variant_lookup (props, "Uuid", "&s", &uuid);
+  g_variant_lookup (props, "RecipeCommit", "&s", &commit);
+  g_variant_lookup (props, "Group", "&s", &group);
+  g_variant_lookup (props, "BootAction", "&s", &boot);
+  g_variant_lookup (props, "Inventory", "&s", &inventory);
+  macs_str = macs != NULL && macs[0] != NULL ? g_strjoinv (", ", (gchar **) macs) : g_strdup ("-");
+  bar = shoalctl_progress_bar (row.progress, 30);
+
+  g_print ("%-14s %s\n", _("Id:"), row.id);
+  g_print ("%-14s %s\n", _("MACs:"), macs_str);
+  g_print ("%-14s %s\n", _("UUID:"), uuid[0] != '\0' ? uuid : "-");
+  g_print ("%-14s %s\n", _("State:"), row.state);
+  g_print ("%-14s %s\n", _("Step:"), row.step[0] != '\0' ? row.step : "-");
+  g_print ("%-14s %s\n", _("Progress:"), bar);
+  g_print ("%-14s %s\n", _("Recipe:"), row.recipe[0] != '\0' ? row.recipe : "-");
+  g_print ("%-14s %s\n", _("Commit:"), commit[0] != '\0' ? commit : "-");
+  g_print ("%-14s %s\n", _("Group:"), group[0] != '\0' ? group : "-");
+  g_print ("%-14s %s\n", _("Boot action:"), boot);
+  g_print ("%s\n", _("Inventory:"));
+  print_inventory (inventory);
+  return TRUE;
+}
+
+/* a locally administered MAC derived from the id, stable across runs */
+static gchar *
+mac_for_id (const gchar *id)
+{
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  guint8 digest[32];
+  gsize len = sizeof (digest);
+
+  g_checksum_update (sum, (const guchar *) id, -1);
+  g_checksum_get_digest (sum, digest, &len);
+  return g_strdup_printf ("02:%02x:%02x:%02x:%02x:%02x",
+                          digest[0], digest[1], digest[2], digest[3], digest[4]);
+}
+
+static GVariant *
+build_batch (ShoalCtl *ctl)
+{
+  GVariantBuilder builder;
+  guint digits = 1;
+
+  for (gint n = ctl->count; n >= 10; n /= 10)
+    digits++;
+  digits = MAX (digits, 4);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  for (gint i = 1; i <= ctl->count; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("%s%0*d", ctl->prefix, (gint) digits, i);
+      g_autofree gchar *mac = mac_for_id (id);
+      const gchar *macs[] = { mac, NULL };
+
+      g_variant_builder_add (&builder, "(s^ass)", id, macs, "");
+    }
+  return g_variant_builder_end (&builder);
+}
+
+gboolean
+shoalctl_cmd_enroll (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autoptr(GVariant) devices = NULL;
+  g_auto(GStrv) paths = NULL;
+  const gchar * const no_macs[] = { NULL };
+
+  if (ctl->count > 0)
+    {
+      if (!shoalctl_check_args (args, 0, 0, "enroll --count N --prefix PREFIX", error))
+        return FALSE;
+      if (ctl->prefix == NULL)
+        ctl->prefix = g_strdup ("sim-");
+      devices = g_variant_ref_sink (build_batch (ctl));
+    }
+  else
+    {
+      if (!shoalctl_check_args (args, 1, 1, "enroll <id> [--mac MAC]... [--uuid UUID]", error))
+        return FALSE;
+      devices = g_variant_ref_sink (g_variant_new_parsed ("[(%s, %^as, %s)]", args[0],
+                                                          ctl->macs != NULL ? (const gchar * const *) ctl->macs : no_macs,
+                                                          ctl->uuid != NULL ? ctl->uuid : ""));
+    }
+  if (!shoal_dbus_manager_call_enroll_devices_sync (ctl->manager, devices, &paths, NULL, error))
+    return FALSE;
+  if (ctl->count > 0)
+    g_print (g_dngettext (GETTEXT_PACKAGE, "Enrolled %u device\n", "Enrolled %u devices\n",
+                          g_strv_length (paths)), g_strv_length (paths));
+  else
+    g_print (_("Enrolled %s at %s\n"), args[0], paths[0]);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_remove (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  if (!shoalctl_check_args (args, 1, 1, "remove <id>", error))
+    return FALSE;
+  if (!shoal_dbus_manager_call_remove_device_sync (ctl->manager, args[0], NULL, error))
+    return FALSE;
+  g_print (_("Removed %s\n"), args[0]);
+  return TRUE;
+}
+
+/* the ids named, or every device with --all */
+static gchar **
+resolve_ids (ShoalCtl *ctl, gchar **ids, const gchar *usage, GError **error)
+{
+  guint n = ids != NULL ? g_strv_length (ids) : 0;
+
+  if (ctl->all && n > 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("Name devices or give --all, not both (usage: shoalctl %s)"), usage);
+      return NULL;
+    }
+  if (ctl->all)
+    return shoalctl_list_device_ids (ctl, error);
+  if (n == 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("Name the devices, or give --all (usage: shoalctl %s)"), usage);
+      return NULL;
+    }
+  return g_strdupv (ids);
+}
+
+gboolean
+shoalctl_cmd_assign (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  const gchar *usage = "assign <recipe|--auto> <id...|--all>";
+  const gchar *recipe = "";
+  g_auto(GStrv) ids = NULL;
+
+  if (!ctl->auto_recipe)
+    {
+      if (!shoalctl_check_args (args, 1, G_MAXUINT, usage, error))
+        return FALSE;
+      recipe = args[0];
+      args++;
+    }
+  ids = resolve_ids (ctl, args, usage, error);
+  if (ids == NULL)
+    return FALSE;
+  if (ids[0] == NULL)
+    {
+      g_print ("%s\n", _("No device to assign"));
+      return TRUE;
+    }
+  if (!shoal_dbus_manager_call_assign_recipe_sync (ctl->manager, (const gchar * const *) ids,
+                                                   recipe, NULL, error))
+    return FALSE;
+  if (recipe[0] != '\0')
+    g_print (g_dngettext (GETTEXT_PACKAGE, "Assigned %s to %u device\n",
+                          "Assigned %s to %u devices\n", g_strv_length (ids)),
+             recipe, g_strv_length (ids));
+  else
+    g_print (g_dngettext (GETTEXT_PACKAGE, "Assigned the matching recipe to %u device\n",
+                          "Assigned the matching recipes to %u devices\n", g_strv_length (ids)),
+             g_strv_length (ids));
+  return TRUE;
+}
+
+static gboolean
+run_on_devices (ShoalCtl *ctl, gchar **args, gboolean deploy, GError **error)
+{
+  const gchar *usage = deploy ? "deploy <id...|--all>" : "cancel <id...|--all>";
+  const gchar * const none[] = { NULL };
+  guint n = args != NULL ? g_strv_length (args) : 0;
+  gboolean ok;
+
+  if ((ctl->all && n > 0) || (!ctl->all && n == 0))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("Name the devices, or give --all (usage: shoalctl %s)"), usage);
+      return FALSE;
+    }
+  /* an empty list asks shoald for every eligible device */
+  if (deploy)
+    ok = shoal_dbus_manager_call_deploy_sync (ctl->manager, ctl->all ? none : (const gchar * const *) args,
+                                              NULL, error);
+  else
+    ok = shoal_dbus_manager_call_cancel_sync (ctl->manager, ctl->all ? none : (const gchar * const *) args,
+                                              NULL, error);
+  if (!ok)
+    return FALSE;
+  if (ctl->all)
+    g_print ("%s\n", deploy ? _("Deploying every device that has a recipe")
+                            : _("Cancelling every running deployment"));
+  else
+    g_print (deploy ? g_dngettext (GETTEXT_PACKAGE, "Deploying %u device\n", "Deploying %u devices\n", n)
+                    : g_dngettext (GETTEXT_PACKAGE, "Cancelled %u device\n", "Cancelled %u devices\n", n),
+             n);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_deploy (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  return run_on_devices (ctl, args, TRUE, error);
+}
+
+gboolean
+shoalctl_cmd_cancel (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  return run_on_devices (ctl, args, FALSE, error);
+}
+
+gboolean
+shoalctl_cmd_boot_action (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autofree gchar *path = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  if (!shoalctl_check_args (args, 2, 2, "boot-action <id> <deploy|local|ignore>", error))
+    return FALSE;
+  path = shoalctl_device_path (args[0]);
+  reply = g_dbus_connection_call_sync (ctl->connection, SHOALCTL_BUS_NAME, path,
+                                       SHOALCTL_DEVICE_IFACE, "SetBootAction",
+                                       g_variant_new ("(s)", args[1]), NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
+  if (reply == NULL)
+    return FALSE;
+  g_print (_("Boot action of %s set to %s\n"), args[0], args[1]);
+  return TRUE;
+}

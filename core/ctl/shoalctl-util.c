@@ -1,0 +1,285 @@
+/* shoalctl-util.c: helpers of shoalctl (tables, bars, the object list)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "shoalctl.h"
+
+/**
+ * shoalctl_device_path:
+ * @id: a device id
+ *
+ * Returns: (transfer full): the object path shoald exports device @id at
+ */
+gchar *
+shoalctl_device_path (const gchar *id)
+{
+  g_autofree gchar *escaped = g_dbus_escape_object_path (id);
+
+  return g_strconcat (SHOALCTL_DEVICES_PATH "/", escaped, NULL);
+}
+
+/**
+ * shoalctl_get_managed_objects:
+ * @ctl: the client
+ * @error: a #GError
+ *
+ * Returns: (transfer full): the a{oa{sa{sv}}} of every object of shoald
+ */
+GVariant *
+shoalctl_get_managed_objects (ShoalCtl *ctl, GError **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_sync (ctl->connection, SHOALCTL_BUS_NAME, SHOALCTL_PATH,
+                                       "org.freedesktop.DBus.ObjectManager",
+                                       "GetManagedObjects", NULL,
+                                       G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                                       G_DBUS_CALL_FLAGS_NONE, SHOALCTL_TIMEOUT_MS,
+                                       NULL, error);
+  if (reply == NULL)
+    return NULL;
+  return g_variant_get_child_value (reply, 0);
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
+/**
+ * shoalctl_list_device_ids:
+ * @ctl: the client
+ * @error: a #GError
+ *
+ * Returns: (transfer full): the ids of every device, sorted
+ */
+gchar **
+shoalctl_list_device_ids (ShoalCtl *ctl, GError **error)
+{
+  g_autoptr(GVariant) objects = shoalctl_get_managed_objects (ctl, error);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GVariant) ifaces = NULL;
+  GVariantIter iter;
+
+  if (objects == NULL)
+    return NULL;
+  g_variant_iter_init (&iter, objects);
+  while (g_variant_iter_next (&iter, "{&o@a{sa{sv}}}", NULL, &ifaces))
+    {
+      g_autoptr(GVariant) props = g_variant_lookup_value (ifaces, SHOALCTL_DEVICE_IFACE,
+                                                          G_VARIANT_TYPE ("a{sv}"));
+      const gchar *id = NULL;
+
+      g_clear_pointer (&ifaces, g_variant_unref);
+      if (props != NULL && g_variant_lookup (props, "Id", "&s", &id))
+        g_ptr_array_add (ids, g_strdup (id));
+    }
+  g_ptr_array_sort (ids, compare_strings);
+  g_ptr_array_add (ids, NULL);
+  return (gchar **) g_ptr_array_free (g_steal_pointer (&ids), FALSE);
+}
+
+/**
+ * shoalctl_state_is_final:
+ * @state: a device state
+ *
+ * Returns: whether a deployment ended in @state
+ */
+gboolean
+shoalctl_state_is_final (const gchar *state)
+{
+  return g_strcmp0 (state, "installed") == 0 ||
+         g_strcmp0 (state, "failed") == 0 ||
+         g_strcmp0 (state, "cancelled") == 0;
+}
+
+/**
+ * shoalctl_state_is_active:
+ * @state: a device state
+ *
+ * Returns: whether a deployment is running in @state
+ */
+gboolean
+shoalctl_state_is_active (const gchar *state)
+{
+  if (state == NULL || state[0] == '\0')
+    return FALSE;
+  return !shoalctl_state_is_final (state) &&
+         g_strcmp0 (state, "discovered") != 0 &&
+         g_strcmp0 (state, "assigned") != 0;
+}
+
+/**
+ * shoalctl_format_time:
+ * @time_us: microseconds since the epoch
+ *
+ * Returns: (transfer full): the local time, to the millisecond
+ */
+gchar *
+shoalctl_format_time (gint64 time_us)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (time_us / G_USEC_PER_SEC);
+  g_autofree gchar *base = NULL;
+
+  if (dt == NULL)
+    return g_strdup ("?");
+  base = g_date_time_format (dt, "%Y-%m-%d %H:%M:%S");
+  return g_strdup_printf ("%s.%03d", base, (gint) ((time_us % G_USEC_PER_SEC) / 1000));
+}
+
+/**
+ * shoalctl_progress_bar:
+ * @fraction: from 0.0 to 1.0
+ * @width: the number of cells between the brackets
+ *
+ * Returns: (transfer full): e.g. "[#####.....]  50%"
+ */
+gchar *
+shoalctl_progress_bar (gdouble fraction, guint width)
+{
+  g_autoptr(GString) bar = g_string_new ("[");
+  guint filled;
+
+  fraction = CLAMP (fraction, 0.0, 1.0);
+  filled = (guint) (fraction * width + 0.5);
+  for (guint i = 0; i < width; i++)
+    g_string_append_c (bar, i < filled ? '#' : '.');
+  g_string_append_printf (bar, "] %3u%%", (guint) (fraction * 100.0 + 0.5));
+  return g_string_free (g_steal_pointer (&bar), FALSE);
+}
+
+/**
+ * shoalctl_check_args:
+ * @args: the arguments after the command
+ * @min: how many are needed
+ * @max: how many are allowed (G_MAXUINT for any)
+ * @usage: the command's usage, for the error
+ * @error: a #GError
+ *
+ * Returns: whether the number of arguments fits
+ */
+gboolean
+shoalctl_check_args (gchar      **args,
+                     guint        min,
+                     guint        max,
+                     const gchar *usage,
+                     GError     **error)
+{
+  guint n = args != NULL ? g_strv_length (args) : 0;
+
+  if (n >= min && n <= max)
+    return TRUE;
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, _("Usage: shoalctl %s"), usage);
+  return FALSE;
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+struct _ShoalCtlTable
+{
+  guint      n_columns;
+  GPtrArray *rows;  /* GStrv; the first is the header */
+};
+
+static GStrv
+collect_cells (const gchar *first, va_list args, guint limit)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  guint n = 0;
+
+  for (const gchar *cell = first; cell != NULL && n < limit; cell = va_arg (args, const gchar *))
+    {
+      g_strv_builder_add (builder, cell);
+      n++;
+    }
+  return g_strv_builder_end (builder);
+}
+
+/**
+ * shoalctl_table_new:
+ * @first_header: the first column's header, then the others, then %NULL
+ *
+ * Returns: (transfer full): a table to print aligned
+ */
+ShoalCtlTable *
+shoalctl_table_new (const gchar *first_header, ...)
+{
+  ShoalCtlTable *table = g_new0 (ShoalCtlTable, 1);
+  va_list args;
+  GStrv header;
+
+  va_start (args, first_header);
+  header = collect_cells (first_header, args, G_MAXUINT);
+  va_end (args);
+  table->n_columns = g_strv_length (header);
+  table->rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  g_ptr_array_add (table->rows, header);
+  return table;
+}
+
+/**
+ * shoalctl_table_add_row:
+ * @table: a table
+ * @first_cell: the first cell, then the others, then %NULL
+ */
+void
+shoalctl_table_add_row (ShoalCtlTable *table, const gchar *first_cell, ...)
+{
+  va_list args;
+
+  va_start (args, first_cell);
+  g_ptr_array_add (table->rows, collect_cells (first_cell, args, table->n_columns));
+  va_end (args);
+}
+
+/**
+ * shoalctl_table_print:
+ * @table: a table
+ *
+ * Prints the table with its columns aligned; the last one is not padded.
+ */
+void
+shoalctl_table_print (ShoalCtlTable *table)
+{
+  g_autofree guint *widths = g_new0 (guint, table->n_columns);
+  g_autoptr(GString) line = g_string_new (NULL);
+
+  for (guint r = 0; r < table->rows->len; r++)
+    {
+      GStrv row = g_ptr_array_index (table->rows, r);
+
+      for (guint c = 0; row[c] != NULL; c++)
+        widths[c] = MAX (widths[c], (guint) g_utf8_strlen (row[c], -1));
+    }
+  for (guint r = 0; r < table->rows->len; r++)
+    {
+      GStrv row = g_ptr_array_index (table->rows, r);
+
+      g_string_truncate (line, 0);
+      for (guint c = 0; row[c] != NULL; c++)
+        {
+          g_string_append (line, row[c]);
+          if (row[c + 1] == NULL)
+            break;
+          for (guint pad = g_utf8_strlen (row[c], -1); pad < widths[c] + 2; pad++)
+            g_string_append_c (line, ' ');
+        }
+      g_print ("%s\n", line->str);
+    }
+}
+
+/**
+ * shoalctl_table_free:
+ * @table: a table
+ */
+void
+shoalctl_table_free (ShoalCtlTable *table)
+{
+  g_ptr_array_unref (table->rows);
+  g_free (table);
+}

@@ -1,0 +1,168 @@
+/* shoalctl.c: the command-line client of shoald
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+#include <locale.h>
+#include <stdlib.h>
+
+#include "shoal-error.h"
+#include "shoalctl.h"
+
+static const struct
+{
+  const gchar         *name;
+  ShoalCtlCommandFunc  func;
+  const gchar         *usage;
+  const gchar         *summary;
+} commands[] = {
+  { "devices", shoalctl_cmd_devices, "", N_("List the devices") },
+  { "show", shoalctl_cmd_show, "<id>", N_("Show a device, its inventory and recipe commit") },
+  { "enroll", shoalctl_cmd_enroll, "<id> [--mac MAC]... [--uuid UUID] | --count N [--prefix P]", N_("Enroll devices") },
+  { "remove", shoalctl_cmd_remove, "<id>", N_("Forget a device") },
+  { "assign", shoalctl_cmd_assign, "<recipe|--auto> <id...|--all>", N_("Assign a recipe") },
+  { "deploy", shoalctl_cmd_deploy, "<id...|--all>", N_("Start deployments") },
+  { "cancel", shoalctl_cmd_cancel, "<id...|--all>", N_("Cancel deployments") },
+  { "boot-action", shoalctl_cmd_boot_action, "<id> <deploy|local|ignore>", N_("Set what a device's next network boot does") },
+  { "log", shoalctl_cmd_log, "<id> [--follow] [--until-done]", N_("Show a device's journal") },
+  { "watch", shoalctl_cmd_watch, "[--until-done]", N_("Watch every device live") },
+  { "steps", shoalctl_cmd_steps, "", N_("List the steps plugins provide") },
+  { "plugins", shoalctl_cmd_plugins, "", N_("List the plugins, loaded or not") },
+  { "recipes", shoalctl_cmd_recipes, "", N_("List the recipes") },
+  { "recipe-add", shoalctl_cmd_recipe_add, "<file.json>", N_("Add or replace a recipe") },
+  { "recipe-sync", shoalctl_cmd_recipe_sync, "", N_("Fetch the recipe repository") },
+  { "recipe-diff", shoalctl_cmd_recipe_diff, "<name> <from> <to>", N_("Show how a recipe changed between commits") },
+  { "recipe-pin", shoalctl_cmd_recipe_pin, "<ref>", N_("Pin the recipe repository to a branch, tag or commit") },
+  { "stats", shoalctl_cmd_stats, "", N_("Show the daemon's figures") },
+};
+
+static gchar *
+shoalctl_describe_commands (void)
+{
+  GString *text = g_string_new (_("Commands:"));
+
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (text, "\n  %-12s %s\n      %s", commands[i].name,
+                            commands[i].usage, _(commands[i].summary));
+  return g_string_free (text, FALSE);
+}
+
+static gboolean
+shoalctl_connect (ShoalCtl *ctl, GError **error)
+{
+  if (ctl->session && ctl->system)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--session and --system exclude each other"));
+      return FALSE;
+    }
+  if (ctl->address != NULL)
+    ctl->connection = g_dbus_connection_new_for_address_sync (ctl->address,
+                                                              G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                              G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                              NULL, NULL, error);
+  else
+    ctl->connection = g_bus_get_sync (ctl->session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
+                                      NULL, error);
+  if (ctl->connection == NULL)
+    return FALSE;
+  ctl->manager = shoal_dbus_manager_proxy_new_sync (ctl->connection,
+                                                    G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES,
+                                                    SHOALCTL_BUS_NAME, SHOALCTL_PATH, NULL, error);
+  if (ctl->manager == NULL)
+    return FALSE;
+  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (ctl->manager), SHOALCTL_TIMEOUT_MS);
+  return TRUE;
+}
+
+static void
+shoalctl_clear (ShoalCtl *ctl)
+{
+  g_free (ctl->address);
+  g_strfreev (ctl->macs);
+  g_free (ctl->uuid);
+  g_free (ctl->prefix);
+  g_clear_object (&ctl->manager);
+  g_clear_object (&ctl->connection);
+}
+
+static void
+shoalctl_print_error (GError *error)
+{
+  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER))
+    {
+      g_printerr ("shoalctl: %s\n", _("shoald is not running on this bus"));
+      return;
+    }
+  g_dbus_error_strip_remote_error (error);
+  g_printerr ("shoalctl: %s\n", error->message);
+}
+
+int
+main (int argc, char **argv)
+{
+  ShoalCtl ctl = { 0 };
+  const GOptionEntry entries[] = {
+    { "address", 0, 0, G_OPTION_ARG_STRING, &ctl.address, N_("Talk to shoald on the bus at this address"), N_("ADDRESS") },
+    { "session", 0, 0, G_OPTION_ARG_NONE, &ctl.session, N_("Talk to shoald on the session bus"), NULL },
+    { "system", 0, 0, G_OPTION_ARG_NONE, &ctl.system, N_("Talk to shoald on the system bus (the default)"), NULL },
+    { "mac", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ctl.macs, N_("enroll: a MAC address of the device (repeatable)"), N_("MAC") },
+    { "uuid", 0, 0, G_OPTION_ARG_STRING, &ctl.uuid, N_("enroll: the SMBIOS UUID of the device"), N_("UUID") },
+    { "count", 0, 0, G_OPTION_ARG_INT, &ctl.count, N_("enroll: enroll N devices at once"), N_("N") },
+    { "prefix", 0, 0, G_OPTION_ARG_STRING, &ctl.prefix, N_("enroll: the id prefix of a batch (default sim-)"), N_("PREFIX") },
+    { "auto", 0, 0, G_OPTION_ARG_NONE, &ctl.auto_recipe, N_("assign: pick each device's recipe by matching"), NULL },
+    { "all", 0, 0, G_OPTION_ARG_NONE, &ctl.all, N_("assign, deploy, cancel: every device"), NULL },
+    { "follow", 'f', 0, G_OPTION_ARG_NONE, &ctl.follow, N_("log: print new entries as they come"), NULL },
+    { "until-done", 0, 0, G_OPTION_ARG_NONE, &ctl.until_done, N_("log, watch: stop when the deployments ended"), NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *description = NULL;
+  gint status = EXIT_FAILURE;
+
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+  /* map org.shoal.Shoal1.Error.* to SHOAL_ERROR */
+  (void) SHOAL_ERROR;
+
+  context = g_option_context_new (_("COMMAND [ARGUMENTS...]"));
+  g_option_context_set_summary (context, _("Drives shoald, the fleet OS deployment daemon."));
+  description = shoalctl_describe_commands ();
+  g_option_context_set_description (context, description);
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      shoalctl_print_error (error);
+      shoalctl_clear (&ctl);
+      return EXIT_FAILURE;
+    }
+  if (argc < 2)
+    {
+      g_autofree gchar *help = g_option_context_get_help (context, TRUE, NULL);
+
+      g_printerr ("%s", help);
+      shoalctl_clear (&ctl);
+      return EXIT_FAILURE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      if (g_strcmp0 (argv[1], commands[i].name) != 0)
+        continue;
+      if (shoalctl_connect (&ctl, &error) && commands[i].func (&ctl, argv + 2, &error))
+        status = EXIT_SUCCESS;
+      break;
+    }
+  if (status != EXIT_SUCCESS && error == NULL)
+    g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                 _("Unknown command “%s” (see shoalctl --help)"), argv[1]);
+  if (error != NULL)
+    shoalctl_print_error (error);
+  shoalctl_clear (&ctl);
+  return status;
+}
