@@ -60,6 +60,7 @@ struct _ShoalRecipeRepo
   gchar     *commit;      /* last good commit, full id */
   GPtrArray *recipes;     /* of ShoalRecipe, from the last good commit */
   gchar     *last_error;  /* why the last sync failed, NULL after a good one */
+  gboolean   syncing;     /* a sync_async is running */
 };
 
 G_DEFINE_TYPE (ShoalRecipeRepo, shoal_recipe_repo, G_TYPE_OBJECT)
@@ -554,6 +555,12 @@ sync_fetch_and_read (GMutex        *git_lock,
   git_oid commit;
 
   ensure_libgit2 ();
+  if (g_cancellable_is_cancelled (cancellable))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                   _("Fetching recipes from %s was cancelled"), data->url);
+      return NULL;
+    }
   repo = open_cache (data->cache_dir, TRUE, error);
   if (repo == NULL)
     return NULL;
@@ -645,6 +652,7 @@ sync_thread_done (GObject      *source_object,
   g_autoptr(GError) error = NULL;
   g_autoptr(SyncResult) result = g_task_propagate_pointer (G_TASK (res), &error);
 
+  self->syncing = FALSE;
   if (!shoal_recipe_repo_apply (self, result, error, NULL))
     {
       g_task_return_error (task, g_steal_pointer (&error));
@@ -665,7 +673,10 @@ sync_thread_done (GObject      *source_object,
  * main context of the caller: on success the commit becomes the last
  * good one (::changed is emitted if it differs from the previous one);
  * on failure the last good commit stays and the error is kept for
- * shoal_recipe_repo_get_last_error().
+ * shoal_recipe_repo_get_last_error(). While a sync_async is running,
+ * another one fails at once with %SHOAL_ERROR_BUSY (so a hung remote
+ * cannot pile up worker threads); keep the object alive until the
+ * callback runs.
  */
 void
 shoal_recipe_repo_sync_async (ShoalRecipeRepo     *self,
@@ -681,9 +692,20 @@ shoal_recipe_repo_sync_async (ShoalRecipeRepo     *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, shoal_recipe_repo_sync_async);
+  if (self->syncing)
+    {
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                               _("A sync of %s is already running"), self->url);
+      return;
+    }
+  self->syncing = TRUE;
   worker = g_task_new (self, cancellable, sync_thread_done, g_object_ref (task));
   g_task_set_source_tag (worker, sync_thread);
   g_task_set_task_data (worker, sync_data_new (self), (GDestroyNotify) sync_data_free);
+  /* The outcome of a finished fetch is applied even if cancelled late;
+   * a cancelled fetch reports SHOAL_ERROR_CANCELLED itself. */
+  g_task_set_check_cancellable (task, FALSE);
+  g_task_set_check_cancellable (worker, FALSE);
   g_task_set_return_on_cancel (worker, FALSE);
   g_task_run_in_thread (worker, sync_thread);
 }

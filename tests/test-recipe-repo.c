@@ -770,6 +770,67 @@ test_sync_async (Fixture       *fixture,
   g_clear_error (&data.error);
 }
 
+typedef struct
+{
+  GMainLoop *loop;
+  guint      pending;
+  guint      ok;
+  guint      busy;
+  guint      cancelled;
+} MultiData;
+
+static void
+multi_cb (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  MultiData *data = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (shoal_recipe_repo_sync_finish (SHOAL_RECIPE_REPO (source), result, &error))
+    data->ok++;
+  else if (g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_BUSY))
+    data->busy++;
+  else if (g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED))
+    data->cancelled++;
+  if (--data->pending == 0)
+    g_main_loop_quit (data->loop);
+}
+
+static void
+test_busy_and_cancel (Fixture       *fixture,
+                      gconstpointer  data_)
+{
+  g_autoptr(ShoalRecipeRepo) repo = make_repo (fixture, fixture->upstream, "main");
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  MultiData data = { loop, 0, 0, 0, 0 };
+  g_autofree gchar *c1 = NULL;
+
+  write_recipe (fixture, "alpha", 1);
+  c1 = commit_all (fixture, "one");
+  push (fixture, "main");
+
+  /* a second sync while one runs is refused, not queued */
+  data.pending = 2;
+  shoal_recipe_repo_sync_async (repo, NULL, multi_cb, &data);
+  shoal_recipe_repo_sync_async (repo, NULL, multi_cb, &data);
+  g_main_loop_run (loop);
+  g_assert_cmpuint (data.ok, ==, 1);
+  g_assert_cmpuint (data.busy, ==, 1);
+  assert_serving (repo, c1, 1);
+
+  /* a cancelled sync changes nothing and is not a sync error */
+  g_cancellable_cancel (cancellable);
+  data.pending = 1;
+  shoal_recipe_repo_sync_async (repo, cancellable, multi_cb, &data);
+  g_main_loop_run (loop);
+  g_assert_cmpuint (data.cancelled, ==, 1);
+  g_assert_null (shoal_recipe_repo_get_last_error (repo));
+  assert_serving (repo, c1, 1);
+  g_assert_cmpuint (fixture->n_changed, ==, 1);
+}
+
 static void
 test_examples_as_repository (Fixture       *fixture,
                              gconstpointer  data)
@@ -826,6 +887,7 @@ main (int    argc,
   ADD ("unreachable", test_unreachable);
   ADD ("git-daemon", test_git_daemon);
   ADD ("sync-async", test_sync_async);
+  ADD ("busy-and-cancel", test_busy_and_cancel);
   ADD ("examples-as-repository", test_examples_as_repository);
 #undef ADD
 
