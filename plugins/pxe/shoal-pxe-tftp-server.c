@@ -6,6 +6,10 @@
  * TFTP error; files come from a virtual file hook or from below the root
  * directory (see shoal-pxe-path.c).
  *
+ * Transfers run on a small pool of worker event loops (one per CPU, see
+ * shoal-pxe-workers.c), never a thread per transfer; requests, the
+ * virtual file hook and the signals stay on the caller's main context.
+ *
  * Signals: "transfer-started" (client, path) and "transfer-finished"
  * (client, path, bytes, error message or NULL).
  *
@@ -27,6 +31,7 @@
 #include "shoal-pxe-tftp-packet.h"
 #include "shoal-pxe-tftp-server.h"
 #include "shoal-pxe-tftp-transfer.h"
+#include "shoal-pxe-workers.h"
 
 #define MAX_TRANSFERS 4096
 
@@ -42,6 +47,9 @@ struct _ShoalPxeTftpServer
   GSocket                 *socket;
   GSource                 *source;
   GHashTable              *transfers;   /* "ip:port" -> Entry */
+  gint                     n_workers;   /* -1: one per CPU */
+  ShoalPxeWorkers         *workers;
+  GMainContext            *main_context;
   ShoalPxeTftpVirtualFunc  virtual_func;
   gpointer                 virtual_data;
   GDestroyNotify           virtual_destroy;
@@ -54,6 +62,14 @@ typedef struct {
   gchar                *client;
   gchar                *path;
 } Entry;
+
+/* a finished transfer, reported from a worker to the main context */
+typedef struct {
+  ShoalPxeTftpServer *server;
+  gchar              *key;
+  guint64             bytes;
+  gchar              *error;
+} Finished;
 
 enum { SIGNAL_STARTED, SIGNAL_FINISHED, N_SIGNALS };
 static guint signals[N_SIGNALS];
@@ -110,6 +126,7 @@ shoal_pxe_tftp_server_init (ShoalPxeTftpServer *self)
   self->limits.max_windowsize = 64;
   self->limits.default_timeout_ms = 1000;
   self->max_retries = 5;
+  self->n_workers = -1;
   self->transfers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, entry_free);
 }
 
@@ -144,6 +161,17 @@ shoal_pxe_tftp_server_set_limits (ShoalPxeTftpServer *self,
   self->limits.max_windowsize = CLAMP (max_windowsize, 1, 65535);
   self->limits.default_timeout_ms = MAX (timeout_ms, 10);
   self->max_retries = max_retries;
+}
+
+/**
+ * shoal_pxe_tftp_server_set_workers:
+ * @n_workers: threads that run transfers; 0 runs them on the main
+ *   context, -1 (the default) means one per CPU on machines with several
+ */
+void
+shoal_pxe_tftp_server_set_workers (ShoalPxeTftpServer *self, gint n_workers)
+{
+  self->n_workers = n_workers;
 }
 
 void
@@ -184,18 +212,39 @@ error_code_for (const GError *error)
   return SHOAL_PXE_TFTP_ERR_UNDEFINED;
 }
 
+static gboolean
+finish_in_main (gpointer data)
+{
+  Finished *fin = data;
+  ShoalPxeTftpServer *self = fin->server;
+  Entry *e = g_hash_table_lookup (self->transfers, fin->key);
+
+  if (e != NULL)
+    {
+      if (fin->error != NULL)
+        g_info ("TFTP %s to %s failed: %s", e->path, e->client, fin->error);
+      g_signal_emit (self, signals[SIGNAL_FINISHED], 0, e->client, e->path, fin->bytes, fin->error);
+      g_hash_table_remove (self->transfers, fin->key);
+    }
+  g_object_unref (fin->server);
+  g_free (fin->key);
+  g_free (fin->error);
+  g_free (fin);
+  return G_SOURCE_REMOVE;
+}
+
+/* runs on the transfer's context, a worker's maybe */
 static void
 on_transfer_done (ShoalPxeTftpTransfer *transfer, const GError *error, gpointer user_data)
 {
   Entry *e = user_data;
-  ShoalPxeTftpServer *self = e->server;
+  Finished *fin = g_new0 (Finished, 1);
 
-  if (error != NULL)
-    g_info ("TFTP %s to %s failed: %s", e->path, e->client, error->message);
-  g_signal_emit (self, signals[SIGNAL_FINISHED], 0, e->client, e->path,
-                 shoal_pxe_tftp_transfer_get_acked_bytes (transfer),
-                 error != NULL ? error->message : NULL);
-  g_hash_table_remove (self->transfers, e->key);
+  fin->server = g_object_ref (e->server);
+  fin->key = g_strdup (e->key);
+  fin->bytes = shoal_pxe_tftp_transfer_get_acked_bytes (transfer);
+  fin->error = error != NULL ? g_strdup (error->message) : NULL;
+  g_main_context_invoke (e->server->main_context, finish_in_main, fin);
 }
 
 static GBytes *
@@ -267,7 +316,7 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
                                              on_transfer_done, e);
   g_hash_table_replace (self->transfers, e->key, e);
   g_signal_emit (self, signals[SIGNAL_STARTED], 0, client, e->path);
-  shoal_pxe_tftp_transfer_start (e->transfer);
+  shoal_pxe_tftp_transfer_start (e->transfer, shoal_pxe_workers_next (self->workers));
 }
 
 static void
@@ -360,6 +409,10 @@ shoal_pxe_tftp_server_start (ShoalPxeTftpServer *self,
     }
   g_free (self->address);
   self->address = g_strdup (address);
+  self->main_context = g_main_context_ref_thread_default ();
+  if (self->n_workers < 0)
+    self->n_workers = g_get_num_processors () > 1 ? (gint) MIN (g_get_num_processors (), 8) : 0;
+  self->workers = shoal_pxe_workers_new ((guint) self->n_workers);
   self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
   g_source_set_callback (self->source, G_SOURCE_FUNC (on_request), self, NULL);
   g_source_attach (self->source, NULL);
@@ -375,5 +428,8 @@ shoal_pxe_tftp_server_stop (ShoalPxeTftpServer *self)
       g_clear_pointer (&self->source, g_source_unref);
     }
   g_clear_object (&self->socket);
+  /* join the workers before their transfers go */
+  g_clear_pointer (&self->workers, shoal_pxe_workers_free);
   g_hash_table_remove_all (self->transfers);
+  g_clear_pointer (&self->main_context, g_main_context_unref);
 }

@@ -33,6 +33,8 @@ void                shoal_pxe_tftp_server_set_limits   (ShoalPxeTftpServer *self
                                                         guint               max_windowsize,
                                                         guint               timeout_ms,
                                                         guint               max_retries);
+void                shoal_pxe_tftp_server_set_workers  (ShoalPxeTftpServer *self,
+                                                        gint                n_workers);
 void                shoal_pxe_tftp_server_set_virtual_func (ShoalPxeTftpServer     *self,
                                                             ShoalPxeTftpVirtualFunc func,
                                                             gpointer                user_data,

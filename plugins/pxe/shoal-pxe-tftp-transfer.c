@@ -20,13 +20,24 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 
 #include <glib-unix.h>
 
 #include "shoal-error.h"
 #include "shoal-pxe-tftp-transfer.h"
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
 #define MAX_BATCH 64
+#define MAX_GSO_SEGMENTS 64
+#define MAX_GSO_BYTES 65000
 
 struct _ShoalPxeTftpTransfer
 {
@@ -41,6 +52,8 @@ struct _ShoalPxeTftpTransfer
   guint64                  sent_upto;    /* highest block sent */
   gboolean                 oack_pending;
   gboolean                 dup_resent;
+  gboolean                 no_gso;
+  guint8                  *gso_buf;
   guint                    retries;
   guint                    max_retries;
   guint64                  packets_sent;
@@ -82,6 +95,7 @@ shoal_pxe_tftp_transfer_free (ShoalPxeTftpTransfer *t)
     }
   g_object_unref (t->socket);
   g_bytes_unref (t->contents);
+  g_free (t->gso_buf);
   g_free (t);
 }
 
@@ -168,6 +182,80 @@ send_blocks (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
   t->sent_upto = MAX (t->sent_upto, last);
 }
 
+/* blocks first..last in one UDP GSO send (UDP_SEGMENT): the kernel cuts
+ * the buffer into one datagram per block, so a window costs one pass
+ * through the stack. Returns the number of blocks sent, 0 if GSO failed. */
+static guint64
+send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
+{
+  gsize seg = 4 + t->options.blksize;
+  guint64 n = MIN (last - first + 1, MIN (MAX_GSO_SEGMENTS, MAX_GSO_BYTES / seg));
+  guint8 *p;
+  gsize total = 0;
+  union { gchar buf[CMSG_SPACE (sizeof (guint16))]; struct cmsghdr align; } control;
+  struct iovec iov;
+  struct msghdr msg = { 0 };
+  struct cmsghdr *cmsg;
+
+  if (n < 2)
+    return 0;
+  if (t->gso_buf == NULL)
+    t->gso_buf = g_malloc (MAX_GSO_BYTES);
+  p = t->gso_buf;
+  for (guint64 b = first; b < first + n; b++)
+    {
+      gsize offset = (gsize) ((b - 1) * t->options.blksize);
+      gsize len = MIN (t->options.blksize, t->size - offset);
+
+      p[0] = 0;
+      p[1] = SHOAL_PXE_TFTP_DATA;
+      p[2] = (guint8) (b >> 8);
+      p[3] = (guint8) b;
+      memcpy (p + 4, t->data + offset, len);
+      p += 4 + len;
+      total += 4 + len;
+    }
+  iov = (struct iovec) { t->gso_buf, total };
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  cmsg = CMSG_FIRSTHDR (&msg);
+  cmsg->cmsg_level = SOL_UDP;
+  cmsg->cmsg_type = UDP_SEGMENT;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (guint16));
+  *(guint16 *) (gpointer) CMSG_DATA (cmsg) = (guint16) seg;
+  for (guint tries = 0; tries < 100; tries++)
+    {
+      if (sendmsg (g_socket_get_fd (t->socket), &msg, 0) >= 0)
+        {
+          t->packets_sent += n;
+          return n;
+        }
+      if (errno != EAGAIN && errno != EINTR)
+        break;
+      wait_writable (t);
+    }
+  g_debug ("UDP GSO send failed (%s), using sendmmsg", g_strerror (errno));
+  t->no_gso = TRUE;
+  return 0;
+}
+
+static void
+send_range (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
+{
+  while (first <= last && !t->no_gso)
+    {
+      guint64 n = send_blocks_gso (t, first, last);
+      if (n == 0)
+        break;
+      first += n;
+    }
+  if (first <= last)
+    send_blocks (t, first, last);
+  t->sent_upto = MAX (t->sent_upto, last);
+}
+
 static void
 send_window (ShoalPxeTftpTransfer *t)
 {
@@ -179,7 +267,7 @@ send_window (ShoalPxeTftpTransfer *t)
       send_raw (t, oack);
     }
   else
-    send_blocks (t, t->acked + 1, MIN (t->acked + t->options.windowsize, t->n_blocks));
+    send_range (t, t->acked + 1, MIN (t->acked + t->options.windowsize, t->n_blocks));
   arm_timer (t);
 }
 
@@ -210,7 +298,7 @@ handle_ack (ShoalPxeTftpTransfer *t, guint16 block)
       if (t->options.windowsize > 1 && !t->dup_resent && t->sent_upto > t->acked)
         {
           t->dup_resent = TRUE;
-          send_blocks (t, t->acked + 1, t->sent_upto);
+          send_range (t, t->acked + 1, t->sent_upto);
         }
       return FALSE;
     }
@@ -247,7 +335,11 @@ drain_socket (ShoalPxeTftpTransfer *t)
 {
   guint8 buf[1500];
 
-  for (guint i = 0; i < 64; i++)
+  /* in lockstep one ACK is due per dispatch: a second recv would only
+   * return EAGAIN */
+  guint max = t->options.windowsize > 1 ? 64 : 1;
+
+  for (guint i = 0; i < max; i++)
     {
       gssize len = recv (g_socket_get_fd (t->socket), buf, sizeof buf, MSG_DONTWAIT);
       GError *error;
@@ -308,13 +400,15 @@ on_socket (gint fd, GIOCondition condition, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* sends the OACK (or the first window) and starts listening for ACKs */
+/* sends the OACK (or the first window) and starts listening for ACKs on
+ * @context (a worker's, or %NULL for the default one); from then on only
+ * that context's thread touches the transfer until it is done */
 void
-shoal_pxe_tftp_transfer_start (ShoalPxeTftpTransfer *t)
+shoal_pxe_tftp_transfer_start (ShoalPxeTftpTransfer *t, GMainContext *context)
 {
   /* a GUnixFDSource keeps the ready time we set (a GSocketSource resets it) */
   t->source = g_unix_fd_source_new (g_socket_get_fd (t->socket), G_IO_IN);
   g_source_set_callback (t->source, G_SOURCE_FUNC (on_socket), t, NULL);
-  g_source_attach (t->source, NULL);
   send_window (t);
+  g_source_attach (t->source, context);
 }

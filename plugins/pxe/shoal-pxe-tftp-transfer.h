@@ -24,7 +24,8 @@ ShoalPxeTftpTransfer *shoal_pxe_tftp_transfer_new     (GSocket                  
                                                        guint                      max_retries,
                                                        ShoalPxeTftpTransferDone   done,
                                                        gpointer                   user_data);
-void                  shoal_pxe_tftp_transfer_start   (ShoalPxeTftpTransfer      *transfer);
+void                  shoal_pxe_tftp_transfer_start   (ShoalPxeTftpTransfer      *transfer,
+                                                       GMainContext              *context);
 void                  shoal_pxe_tftp_transfer_free    (ShoalPxeTftpTransfer      *transfer);
 guint64               shoal_pxe_tftp_transfer_get_acked_bytes (ShoalPxeTftpTransfer *transfer);
 guint64               shoal_pxe_tftp_transfer_get_packets_sent (ShoalPxeTftpTransfer *transfer);
