@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Network tests of the multicast protocol: each case builds its own
+ * namespaces + bridge (bench/multicast/topo.sh) and runs the CLI tools
+ * through test-mcast-net.sh. Needs root; skipped otherwise. */
+#include <glib.h>
+#include <unistd.h>
+
+static void
+run_case (gconstpointer data)
+{
+  const gchar *name = data;
+  g_autofree gchar *script = g_test_build_filename (G_TEST_DIST, "test-mcast-net.sh", NULL);
+  g_autofree gchar *topo = g_test_build_filename (G_TEST_DIST, "..", "..", "..", "bench", "multicast", "topo.sh", NULL);
+  g_autofree gchar *send = g_test_build_filename (G_TEST_BUILT, "..", "shoal-mcast-send", NULL);
+  g_autofree gchar *recv = g_test_build_filename (G_TEST_BUILT, "..", "shoal-mcast-recv", NULL);
+  g_autofree gchar *out = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *argv[] = { script, name, send, recv, topo, NULL };
+  gint status = 0;
+  if (geteuid () != 0) {
+    g_test_skip ("network namespaces need root");
+    return;
+  }
+  g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                               &out, NULL, &status, &error));
+  g_assert_no_error (error);
+  g_test_message ("%s", out);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 77) {
+    g_test_skip (out);
+    return;
+  }
+  if (!g_spawn_check_wait_status (status, &error))
+    g_printerr ("%s\n", out);
+  g_assert_no_error (error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  /* 4 receivers, 5% loss each: every output bit-exact, FEC repair used */
+  g_test_add_data_func ("/shoal/multicast/net/loss-4-receivers", "loss4", run_case);
+  /* packets with the right session but no key: counted, dropped, never written */
+  g_test_add_data_func ("/shoal/multicast/net/forged-packets", "forged", run_case);
+  /* one receiver killed (reported failed), one killed and restarted (resumes) */
+  g_test_add_data_func ("/shoal/multicast/net/receiver-killed", "killed", run_case);
+  /* a receiver joining mid-session: rest by multicast, the missed part by unicast */
+  g_test_add_data_func ("/shoal/multicast/net/late-joiner", "late", run_case);
+  /* a receiver behind a 100 Mbit/s port is evicted to unicast; the others finish */
+  g_test_add_data_func ("/shoal/multicast/net/slow-receiver", "slow", run_case);
+  return g_test_run ();
+}

@@ -1,0 +1,128 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# test-mcast-net.sh CASE SEND RECV TOPO
+# One network test of the multicast tools, in namespaces joined by a bridge
+# (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
+# CASE: loss4 | forged | killed | late | slow
+set -u
+CASE=$1; SEND=$2; RECV=$3; TOPO=$4
+[ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
+for t in ip nft tc python3 sha256sum; do command -v $t >/dev/null || { echo "missing $t"; exit 77; }; done
+P="mcnt${CASE:0:2}$$"
+W=$(mktemp -d /tmp/mcast-nettest.XXXXXX)
+N=4
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  "$TOPO" down "$P" 6
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$W"/*.out "$W"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
+
+loss=0; [ "$CASE" = loss4 ] && loss=5
+nhosts=$N; [ "$CASE" = forged ] && nhosts=3
+"$TOPO" up "$P" "$nhosts" 1500 "$loss" 0 || exit 77
+head -c $((24 * 1048576 + 12345)) /dev/urandom > "$W/src"
+# a sparse stretch: all-zero chunks are never sent
+dd if=/dev/zero of="$W/src" bs=1M seek=4 count=3 conv=notrunc status=none
+ref=$(sha256sum < "$W/src" | cut -c1-64)
+
+nrecv=$N; rate=300; extra=()
+case "$CASE" in
+  forged) nrecv=2 ;;
+  late) nrecv=3 ;;
+  slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
+esac
+timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
+  --receivers "$nrecv" --rate-mbit "$rate" --manifest-out "$W/manifest" --join-out "$W/join" \
+  --join-wait 3000 --verbose "${extra[@]}" > "$W/send.out" 2> "$W/send.err" &
+spid=$!
+for _ in $(seq 1 100); do [ -f "$W/join" ] && break; sleep 0.05; done
+[ -f "$W/join" ] || fail "sender did not start"
+start_recv() {  # host node [args]
+  local h=$1 node=$2; shift 2
+  timeout -k 3 60 ip netns exec "${P}$h" "$RECV" --join-file "$W/join" --manifest "$W/manifest" \
+    --output "$W/out.$h" --iface eth0 --node "$node" --unicast-file "$W/src" --verbose "$@" \
+    > "$W/recv.$h.out" 2> "$W/recv.$h.err" &
+  pids+=($!)
+}
+check_out() {  # host
+  [ "$(sha256sum < "$W/out.$1" | cut -c1-64)" = "$ref" ] || fail "output of $1 differs from the input"
+}
+field() { grep RESULT "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
+
+case "$CASE" in
+loss4|slow)
+  for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
+  wait $spid; src=$?
+  wait
+  for i in $(seq 1 $N); do check_out r$i; done
+  if [ "$CASE" = loss4 ]; then
+    [ "$src" = 0 ] || fail "sender rc $src"
+    [ "$(grep -c 'outcome=complete' "$W/send.out")" = $N ] || fail "not every receiver reported complete"
+    [ "$(field "$W/send.out" parity_pkts)" -gt 0 ] || fail "no FEC repair at 5% loss"
+  else
+    grep -q 'node 101 .*outcome=evicted' "$W/send.out" || fail "the slow receiver was not evicted"
+    [ "$(grep -c 'outcome=complete' "$W/send.out")" = 3 ] || fail "the fast receivers did not complete"
+    [ "$(field "$W/recv.r1.out" unicast_chunks)" -gt 0 ] || fail "the slow receiver fetched nothing by unicast"
+  fi
+  ;;
+forged)
+  start_recv r1 101; start_recv r2 102
+  session=$(sed 's/.*session=\([0-9]*\).*/\1/' "$W/join")
+  # r3 is the forger: right session, well-formed packets, no key
+  inns r3 python3 - "$session" <<'PY' &
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.13"))
+sess = int(sys.argv[1]); end = time.time() + 3; n = 0
+while time.time() < end and n < 40000:
+    chunk = n % 24; esi = n % 724
+    pkt = struct.pack(">BBHIIH", 0x11, 0, sess, n, chunk, esi) + os.urandom(1450) + os.urandom(8)
+    s.sendto(pkt, ("239.77.9.1", 6200)); n += 1
+    if n % 200 == 0: time.sleep(0.002)
+PY
+  pids+=($!)
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  f=$(( $(field "$W/recv.r1.out" forged) + $(field "$W/recv.r2.out" forged) ))
+  [ "$f" -gt 100 ] || fail "forged packets not counted ($f)"
+  [ "$(field "$W/recv.r1.out" hash_fail)" = 0 ] || fail "a forged packet reached chunk assembly"
+  echo "forged packets dropped: $f"
+  ;;
+killed)
+  for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
+  sleep 0.4
+  # r2 dies for good; r3 dies and its agent restarts, resuming from disk
+  ip netns pids "${P}r2" | xargs -r kill -9
+  ip netns pids "${P}r3" | xargs -r kill -9
+  sleep 0.2
+  start_recv r3 103 --resume
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r4; check_out r3
+  [ "$src" = 1 ] || fail "sender rc $src (expected 1: one receiver failed)"
+  grep -q 'node 102 .*outcome=failed' "$W/send.out" || fail "the killed receiver was not reported failed"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 3 ] || fail "the others did not complete"
+  [ "$(field "$W/recv.r3.out" resumed)" -gt 0 ] || fail "the restarted receiver resumed nothing"
+  ;;
+late)
+  for i in 1 2 3; do start_recv r$i $((100 + i)); done
+  sleep 0.3
+  start_recv r4 104
+  wait $spid; src=$?
+  wait
+  for i in 1 2 3 4; do check_out r$i; done
+  [ "$(field "$W/recv.r4.out" unicast_chunks)" -gt 0 ] || fail "the late joiner fetched nothing by unicast"
+  [ "$(field "$W/recv.r4.out" mcast_chunks)" -gt 0 ] || fail "the late joiner got nothing by multicast"
+  grep -q 'node 104 .*outcome=complete' "$W/send.out" || fail "the late joiner was not tracked"
+  ;;
+*) echo "unknown case $CASE"; exit 2 ;;
+esac
+echo "PASS $CASE"
+exit 0

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unit tests of the multicast wire format, FEC, manifest binding and join string */
+#include <glib.h>
+#include <string.h>
+
+#include "shoal-mcast-fec.h"
+#include "shoal-mcast-proto.h"
+
+static void
+test_data_roundtrip (void)
+{
+  uint8_t buf[2000], payload[1450];
+  smc_hdr h = { .session = 0xbeef, .seq = 77 }, h2;
+  smc_data d;
+  size_t len;
+  for (size_t i = 0; i < sizeof payload; i++)
+    payload[i] = (uint8_t) i;
+  len = smc_build_data (buf, sizeof buf, &h, 12345, smc_parity_esi (3, 9), payload, sizeof payload);
+  g_assert_cmpuint (len, ==, sizeof payload + SMC_DATA_OVERHEAD);
+  g_assert_cmpint (smc_parse_hdr (buf, len, &h2), ==, 0);
+  g_assert_cmpuint (h2.type, ==, SMC_PKT_DATA);
+  g_assert_cmpuint (h2.session, ==, 0xbeef);
+  g_assert_cmpuint (h2.seq, ==, 77);
+  g_assert_cmpint (smc_parse_data (buf, len, &d), ==, 0);
+  g_assert_cmpuint (d.chunk, ==, 12345);
+  g_assert_cmpuint (d.esi, ==, 0x8000 | (3 << 8) | 9);
+  g_assert_cmpmem (d.payload, d.payload_len, payload, sizeof payload);
+  /* too small a buffer, truncated packets, wrong version, unknown type */
+  g_assert_cmpuint (smc_build_data (buf, 100, &h, 1, 1, payload, sizeof payload), ==, 0);
+  g_assert_cmpint (smc_parse_data (buf, SMC_DATA_OVERHEAD, &d), <, 0);
+  g_assert_cmpint (smc_parse_hdr (buf, 10, &h2), <, 0);
+  buf[0] = 0x21;
+  g_assert_cmpint (smc_parse_hdr (buf, len, &h2), <, 0);
+  buf[0] = 0x1f;
+  g_assert_cmpint (smc_parse_hdr (buf, len, &h2), <, 0);
+}
+
+static void
+test_control_roundtrip (void)
+{
+  uint8_t buf[4096];
+  smc_hdr h = { .session = 9, .seq = 1 };
+  smc_announce a = { .image_size = 5000000, .chunk_size = 1 << 20, .n_chunks = 5,
+                     .symbol_size = 1450, .max_k = 128, .state = SMC_STATE_DRAIN, .position = 5 }, a2;
+  smc_status s = { .node = 42, .state = SMC_RX_COMPLETE, .loss_permille = 51, .chunks_done = 5,
+                   .bytes_written = 5000000, .ext_missing = 1 }, s2;
+  smc_nack_entry e[3] = { { 1, 2, 3, 4 }, { 7, 0, 10, 0 }, { 9, 1, 1, 255 } }, e2;
+  smc_nack n;
+  smc_control c = { .node = 42, .op = SMC_CTL_EVICT }, c2;
+  size_t len;
+  memset (a.manifest_hash, 0xab, sizeof a.manifest_hash);
+  len = smc_build_announce (buf, sizeof buf, &h, &a);
+  g_assert_cmpint (smc_parse_announce (buf, len, &a2), ==, 0);
+  g_assert_cmpmem (a2.manifest_hash, 32, a.manifest_hash, 32);
+  g_assert_cmpuint (a2.image_size, ==, a.image_size);
+  g_assert_cmpuint (a2.n_chunks, ==, 5);
+  g_assert_cmpuint (a2.state, ==, SMC_STATE_DRAIN);
+  /* inconsistent geometry is refused */
+  a.n_chunks = 6;
+  len = smc_build_announce (buf, sizeof buf, &h, &a);
+  g_assert_cmpint (smc_parse_announce (buf, len, &a2), <, 0);
+
+  len = smc_build_status (buf, sizeof buf, &h, &s);
+  g_assert_cmpint (smc_parse_status (buf, len, &s2), ==, 0);
+  g_assert_cmpuint (s2.node, ==, 42);
+  g_assert_cmpuint (s2.bytes_written, ==, 5000000);
+  g_assert_cmpuint (s2.loss_permille, ==, 51);
+  g_assert_cmpuint (smc_packet_node (buf, len), ==, 42);
+
+  len = smc_build_nack (buf, sizeof buf, &h, 42, e, 3);
+  g_assert_cmpint (smc_parse_nack (buf, len, &n), ==, 0);
+  g_assert_cmpuint (n.count, ==, 3);
+  smc_nack_entry_get (&n, 2, &e2);
+  g_assert_cmpuint (e2.chunk, ==, 9);
+  g_assert_cmpuint (e2.pnext, ==, 255);
+  /* a count that disagrees with the length is refused */
+  g_assert_cmpint (smc_parse_nack (buf, len - 8, &n), <, 0);
+
+  len = smc_build_control (buf, sizeof buf, &h, &c);
+  g_assert_cmpint (smc_parse_control (buf, len, &c2), ==, 0);
+  g_assert_cmpuint (c2.op, ==, SMC_CTL_EVICT);
+  /* a packet of one type never parses as another */
+  g_assert_cmpint (smc_parse_status (buf, len, &s2), <, 0);
+}
+
+static void
+test_auth (void)
+{
+  uint8_t key[SMC_KEY_LEN] = { 1, 2, 3 }, hash[32] = { 9 }, other[32] = { 8 };
+  uint8_t buf[256], payload[100] = { 0 };
+  smc_hdr h = { .session = 1, .seq = 5 };
+  smc_auth *a = smc_auth_new (key, hash), *b = smc_auth_new (key, other);
+  size_t len = smc_build_data (buf, sizeof buf, &h, 1, 2, payload, sizeof payload);
+  g_assert_nonnull (a);
+  g_assert_cmpint (smc_auth_sign (a, buf, len), ==, 0);
+  g_assert_cmpint (smc_auth_verify (a, buf, len), ==, 0);
+  /* the same key bound to another image refuses the packet */
+  g_assert_cmpint (smc_auth_verify (b, buf, len), <, 0);
+  /* any flipped bit is refused */
+  for (size_t i = 0; i < len; i += 7) {
+    buf[i] ^= 0x10;
+    g_assert_cmpint (smc_auth_verify (a, buf, len), <, 0);
+    buf[i] ^= 0x10;
+  }
+  smc_auth_free (a);
+  smc_auth_free (b);
+}
+
+static void
+test_geom (void)
+{
+  smc_geom g;
+  uint32_t total = 0;
+  g_assert_cmpint (smc_geom_init (&g, 1 << 20, 1450, 128), ==, 0);
+  g_assert_cmpuint (g.n_src, ==, 724);
+  g_assert_cmpuint (g.n_blocks, ==, 6);
+  for (uint8_t b = 0; b < g.n_blocks; b++) {
+    g_assert_cmpuint (smc_geom_start (&g, b), ==, total);
+    for (uint16_t i = 0; i < smc_geom_k (&g, b); i++)
+      g_assert_cmpuint (smc_geom_block_of (&g, (uint16_t) (total + i)), ==, b);
+    total += smc_geom_k (&g, b);
+  }
+  g_assert_cmpuint (total, ==, 724);
+  g_assert_cmpint (smc_geom_init (&g, 1u << 30, 1450, 128), <, 0);
+  g_assert_cmpint (smc_geom_init (&g, 0, 1450, 128), <, 0);
+}
+
+static void
+run_fec (int k, int S, int portable)
+{
+  GRand *rng = g_rand_new_with_seed ((guint32) (k * 31 + S));
+  g_autofree uint8_t *data = g_malloc ((size_t) k * S);
+  g_autofree uint8_t *par = g_malloc ((size_t) 40 * S);
+  g_autofree uint8_t *rec = g_malloc ((size_t) k * S);
+  const uint8_t *src[256];
+  uint8_t *out[256];
+  uint8_t pidx[256];
+  const uint8_t *pp[256];
+  int e = k < 20 ? k : 20;
+  smc_fec_force_portable (portable);
+  for (int i = 0; i < k * S; i++)
+    data[i] = (uint8_t) g_rand_int (rng);
+  for (int i = 0; i < k; i++)
+    src[i] = data + (size_t) i * S;
+  for (int j = 0; j < 40; j++)
+    out[j] = par + (size_t) j * S;
+  g_assert_cmpint (smc_fec_encode (k, src, 0, 40, out, (size_t) S), ==, 0);
+  /* lose e random source symbols, recover them from e random parity symbols */
+  for (int trial = 0; trial < 5; trial++) {
+    int miss = 0;
+    uint8_t lost[256] = { 0 };
+    while (miss < e) {
+      int c = g_rand_int_range (rng, 0, k);
+      if (!lost[c]) {
+        lost[c] = 1;
+        miss++;
+      }
+    }
+    for (int i = 0, m = 0; i < k; i++) {
+      src[i] = lost[i] ? NULL : data + (size_t) i * S;
+      if (lost[i])
+        out[m++] = rec + (size_t) i * S;
+    }
+    for (int i = 0; i < e; i++) {
+      pidx[i] = (uint8_t) (39 - 2 * i + (i >= 20 ? 40 : 0)) % 40;
+      pp[i] = par + (size_t) pidx[i] * S;
+    }
+    g_assert_cmpint (smc_fec_decode (k, src, e, pidx, pp, out, (size_t) S), ==, 0);
+    for (int i = 0; i < k; i++)
+      if (lost[i])
+        g_assert_cmpmem (rec + (size_t) i * S, S, data + (size_t) i * S, S);
+  }
+  g_rand_free (rng);
+  smc_fec_force_portable (0);
+}
+
+static void
+test_fec (void)
+{
+  run_fec (1, 64, 0);
+  run_fec (10, 100, 0);
+  run_fec (128, 1450, 0);
+  run_fec (200, 333, 0);
+  run_fec (128, 1450, 1);
+  run_fec (7, 8950, 1);
+}
+
+static void
+test_fec_backends_agree (void)
+{
+  uint8_t data[16][256], p1[4][256], p2[4][256];
+  const uint8_t *src[16];
+  uint8_t *o1[4], *o2[4];
+  if (!smc_fec_have_isal ()) {
+    g_test_skip ("built without ISA-L");
+    return;
+  }
+  for (int i = 0; i < 16; i++) {
+    for (int j = 0; j < 256; j++)
+      data[i][j] = (uint8_t) (i * 37 + j * 11);
+    src[i] = data[i];
+  }
+  for (int i = 0; i < 4; i++) {
+    o1[i] = p1[i];
+    o2[i] = p2[i];
+  }
+  smc_fec_encode (16, src, 3, 4, o1, 256);
+  smc_fec_force_portable (1);
+  smc_fec_encode (16, src, 3, 4, o2, 256);
+  smc_fec_force_portable (0);
+  g_assert_cmpmem (p1, sizeof p1, p2, sizeof p2);
+}
+
+static void
+test_manifest_binding (void)
+{
+  smc_manifest *m = smc_manifest_new (3 * 1000 + 10, 1000), *m2, *m3;
+  uint8_t chunk[1000], zero[1000] = { 0 };
+  g_autofree uint8_t *ser = NULL;
+  size_t len;
+  memset (chunk, 7, sizeof chunk);
+  g_assert_cmpuint (m->n_chunks, ==, 4);
+  g_assert_cmpuint (smc_manifest_chunk_len (m, 3), ==, 10);
+  smc_manifest_set_chunk (m, 0, chunk, 1000);
+  smc_manifest_set_chunk (m, 1, zero, 1000);
+  smc_manifest_set_chunk (m, 2, chunk, 1000);
+  smc_manifest_set_chunk (m, 3, chunk, 10);
+  g_assert_cmpuint (m->flags[1], ==, SMC_CHUNK_ZERO);
+  g_assert_cmpuint (m->flags[0], ==, 0);
+  smc_manifest_compute_id (m);
+  ser = smc_manifest_serialize (m, &len);
+  m2 = smc_manifest_parse (ser, len);
+  g_assert_nonnull (m2);
+  g_assert_cmpmem (m2->id, 32, m->id, 32);
+  g_assert_cmpint (smc_manifest_verify_chunk (m2, 2, chunk, 1000), ==, 0);
+  /* a chunk is only accepted at its own index, with its own length and bytes */
+  g_assert_cmpint (smc_manifest_verify_chunk (m2, 1, chunk, 1000), <, 0);
+  g_assert_cmpint (smc_manifest_verify_chunk (m2, 3, chunk, 1000), <, 0);
+  chunk[500] ^= 1;
+  g_assert_cmpint (smc_manifest_verify_chunk (m2, 2, chunk, 1000), <, 0);
+  /* any change to the manifest changes its id (the session binding) */
+  ser[30] ^= 1;
+  m3 = smc_manifest_parse (ser, len);
+  g_assert_nonnull (m3);
+  g_assert_cmpint (memcmp (m3->id, m->id, 32), !=, 0);
+  g_assert_null (smc_manifest_parse (ser, len - 1));
+  smc_manifest_free (m);
+  smc_manifest_free (m2);
+  smc_manifest_free (m3);
+}
+
+static void
+test_join (void)
+{
+  smc_join j = { .group = "239.1.2.3", .port = 6100, .session = 77, .has_key = 1, .node = 5 }, j2;
+  char buf[1024];
+  memset (j.manifest_hash, 0xcd, 32);
+  memset (j.key, 0x11, SMC_KEY_LEN);
+  g_assert_cmpint (smc_join_format (&j, buf, sizeof buf), >, 0);
+  g_assert_cmpint (smc_join_parse (buf, &j2), ==, 0);
+  g_assert_cmpstr (j2.group, ==, "239.1.2.3");
+  g_assert_cmpuint (j2.port, ==, 6100);
+  g_assert_cmpuint (j2.session, ==, 77);
+  g_assert_cmpuint (j2.node, ==, 5);
+  g_assert_true (j2.has_key);
+  g_assert_cmpmem (j2.key, SMC_KEY_LEN, j.key, SMC_KEY_LEN);
+  g_assert_cmpmem (j2.manifest_hash, 32, j.manifest_hash, 32);
+  g_assert_cmpint (smc_join_parse ("group=239.1.1.1;port=1;session=1", &j2), <, 0);
+  g_assert_cmpint (smc_join_parse ("v=2;group=239.1.1.1;port=1;session=1;manifest=00", &j2), <, 0);
+  g_assert_cmpint (smc_join_parse ("garbage", &j2), <, 0);
+  g_assert_cmpint (smc_join_parse ("v=1;group=239.1.1.1;port=99999;session=1;manifest=", &j2), <, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/multicast/proto/data", test_data_roundtrip);
+  g_test_add_func ("/shoal/multicast/proto/control", test_control_roundtrip);
+  g_test_add_func ("/shoal/multicast/proto/auth", test_auth);
+  g_test_add_func ("/shoal/multicast/proto/geometry", test_geom);
+  g_test_add_func ("/shoal/multicast/fec/roundtrip", test_fec);
+  g_test_add_func ("/shoal/multicast/fec/backends-agree", test_fec_backends_agree);
+  g_test_add_func ("/shoal/multicast/manifest/binding", test_manifest_binding);
+  g_test_add_func ("/shoal/multicast/join/roundtrip", test_join);
+  return g_test_run ();
+}
