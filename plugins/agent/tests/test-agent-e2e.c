@@ -1,0 +1,473 @@
+/* test-agent-e2e.c: three QEMU virtual machines (TCG) with e1000,
+ * virtio-net and rtl8139 NICs boot the agent loader against a controller
+ * with the inventory, drivers and agent plugins, in a network namespace
+ * this test creates and deletes. Their inventories differ accordingly, so
+ * do their agents' module sets, and each reaches "agent running".
+ *
+ * Needs root, ip, qemu-system-x86_64, busybox-static (udhcpd and the
+ * initramfs), cpio, gzip, depmod and the kernel cache of
+ * scripts/fetch-kernel.sh; skips with the reason otherwise.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <shoal.h>
+
+#define N_VMS        3
+#define VM_TIMEOUT_S 240
+#define TEST_TIMEOUT_S 300
+
+typedef struct {
+  const gchar *id;
+  const gchar *nic;       /* QEMU -device */
+  const gchar *mac;
+  const gchar *uuid;
+  const gchar *driver;    /* the module that must be picked */
+} Vm;
+
+static const Vm vms[N_VMS] = {
+  { "vm-e1000", "e1000", "52:54:00:5a:00:01", "5a5a0001-0000-4000-8000-000000000001", "e1000" },
+  { "vm-virtio", "virtio-net-pci", "52:54:00:5a:00:02", "5a5a0002-0000-4000-8000-000000000002", "virtio_net" },
+  { "vm-rtl8139", "rtl8139", "52:54:00:5a:00:03", "5a5a0003-0000-4000-8000-000000000003", "8139cp" },
+};
+
+typedef struct {
+  gchar           *tmp;
+  gchar           *netns;
+  gchar           *subnet;      /* "10.N.M" */
+  GPid             pids[N_VMS + 1];
+  int              orig_netns;
+  ShoalController *controller;
+  SoupServer      *server;
+} Fixture;
+
+static gboolean
+run (const gchar *cmdline, GError **error)
+{
+  g_autofree gchar *err = NULL;
+  gint status = 0;
+
+  g_test_message ("$ %s", cmdline);
+  if (!g_spawn_command_line_sync (cmdline, NULL, &err, &status, error))
+    return FALSE;
+  if (!g_spawn_check_wait_status (status, error))
+    {
+      g_prefix_error (error, "%s: %s", cmdline, err);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *del = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (f->pids); i++)
+    {
+      if (f->pids[i] > 0)
+        {
+          kill (f->pids[i], SIGTERM);
+          waitpid (f->pids[i], NULL, 0);
+          f->pids[i] = 0;
+        }
+    }
+  if (f->server != NULL)
+    soup_server_disconnect (f->server);
+  g_clear_object (&f->server);
+  if (f->controller != NULL)
+    shoal_controller_close (f->controller);
+  g_clear_object (&f->controller);
+  if (f->orig_netns >= 0)
+    {
+      setns (f->orig_netns, CLONE_NEWNET);
+      close (f->orig_netns);
+      f->orig_netns = -1;
+    }
+  if (f->netns != NULL)
+    {
+      del = g_strdup_printf ("ip netns del %s", f->netns);
+      run (del, NULL);
+    }
+  if (f->tmp != NULL && g_getenv ("SHOAL_E2E_KEEP") == NULL)
+    {
+      g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", f->tmp);
+
+      run (rm, NULL);
+    }
+  g_free (f->tmp);
+  g_free (f->netns);
+  g_free (f->subnet);
+}
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data)
+{
+  memset (f, 0, sizeof *f);
+  f->orig_netns = -1;
+}
+
+static gchar *
+kernel_dir (void)
+{
+  const gchar *cache = g_getenv ("SHOAL_KERNEL_CACHE");
+  gchar *dir = cache != NULL ? g_build_filename (cache, "kernel", "current", NULL) : NULL;
+  g_autofree gchar *vmlinuz = dir != NULL ? g_build_filename (dir, "vmlinuz", NULL) : NULL;
+
+  if (vmlinuz == NULL || !g_file_test (vmlinuz, G_FILE_TEST_EXISTS))
+    {
+      g_free (dir);
+      return NULL;
+    }
+  return dir;
+}
+
+static gboolean
+can_run (void)
+{
+  const gchar *tools[] = { "ip", "qemu-system-x86_64", "busybox", "cpio", "gzip", "depmod" };
+  const gchar *envs[] = { "SHOAL_LOADER", "SHOAL_AGENT_BINARY", "SHOAL_LOADER_INITRAMFS_SCRIPT" };
+  g_autofree gchar *kernel = kernel_dir ();
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (network namespaces, tap devices)");
+      return FALSE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (tools); i++)
+    {
+      g_autofree gchar *path = g_find_program_in_path (tools[i]);
+
+      if (path == NULL)
+        {
+          g_test_skip_printf ("%s is missing", tools[i]);
+          return FALSE;
+        }
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (envs); i++)
+    {
+      const gchar *v = g_getenv (envs[i]);
+
+      if (v == NULL || *v == '\0' || !g_file_test (v, G_FILE_TEST_EXISTS))
+        {
+          g_test_skip_printf ("%s not built (target_programs disabled or sanitized build)", envs[i]);
+          return FALSE;
+        }
+    }
+  if (kernel == NULL)
+    {
+      g_test_skip ("no kernel in the build cache: run scripts/fetch-kernel.sh (SHOAL_KERNEL_CACHE)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Namespace with a bridge, one tap per VM and busybox udhcpd on the bridge */
+static void
+make_network (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *conf = g_build_filename (f->tmp, "udhcpd.conf", NULL);
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *cmd = NULL;
+  g_autofree gchar *nspath = NULL;
+  int fd;
+
+  f->netns = g_strdup_printf ("shagt%d", (gint) getpid ());
+  f->subnet = g_strdup_printf ("10.%d.%d", 100 + (gint) (getpid () % 100), (gint) (getpid () / 100 % 250));
+  cmd = g_strdup_printf ("ip netns add %s", f->netns);
+  g_assert_true (run (cmd, &error));
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s link add br0 type bridge", f->netns);
+  g_assert_true (run (cmd, &error));
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s addr add %s.1/24 dev br0", f->netns, f->subnet);
+  g_assert_true (run (cmd, &error));
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      g_free (cmd);
+      cmd = g_strdup_printf ("ip -n %s tuntap add dev tap%u mode tap", f->netns, i);
+      g_assert_true (run (cmd, &error));
+      g_free (cmd);
+      cmd = g_strdup_printf ("ip -n %s link set tap%u master br0 up", f->netns, i);
+      g_assert_true (run (cmd, &error));
+    }
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s link set br0 up", f->netns);
+  g_assert_true (run (cmd, &error));
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s link set lo up", f->netns);
+  g_assert_true (run (cmd, &error));
+  g_assert_no_error (error);
+
+  text = g_strdup_printf ("start %s.100\nend %s.150\ninterface br0\nmax_leases 50\n"
+                          "lease_file %s/udhcpd.leases\npidfile %s/udhcpd.pid\n"
+                          "option subnet 255.255.255.0\noption router %s.1\noption lease 3600\n",
+                          f->subnet, f->subnet, f->tmp, f->tmp, f->subnet);
+  g_file_set_contents (conf, text, -1, &error);
+  g_assert_no_error (error);
+  {
+    const gchar *full[] = { "ip", "netns", "exec", f->netns, "busybox", "udhcpd", "-f", conf, NULL };
+
+    g_spawn_async (NULL, (gchar **) full, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                   G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[N_VMS], &error);
+    g_assert_no_error (error);
+  }
+  /* this test's own sockets live in the namespace from now on */
+  nspath = g_strdup_printf ("/run/netns/%s", f->netns);
+  f->orig_netns = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  fd = open (nspath, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (setns (fd, CLONE_NEWNET), ==, 0);
+  close (fd);
+}
+
+static gchar *
+build_loader_initramfs (Fixture *f, const gchar *kernel)
+{
+  g_autofree gchar *version = NULL;
+  g_autofree gchar *vfile = g_build_filename (kernel, "version", NULL);
+  g_autofree gchar *reldir = NULL;
+  gchar *out = g_build_filename (f->tmp, "loader.img", NULL);
+  g_autofree gchar *cmd = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_file_get_contents (vfile, &version, NULL, NULL));
+  g_strstrip (version);
+  reldir = g_build_filename (kernel, "modules", "lib", "modules", version, NULL);
+  cmd = g_strdup_printf ("%s %s %s %s", g_getenv ("SHOAL_LOADER_INITRAMFS_SCRIPT"), out,
+                         g_getenv ("SHOAL_LOADER"), reldir);
+  g_assert_true (run (cmd, &error));
+  g_assert_no_error (error);
+  return out;
+}
+
+/* Only this test's three plugins: a folder of links to their build folders */
+static ShoalPluginEngine *
+engine_new (Fixture *f)
+{
+  const gchar *names[] = { "inventory", "drivers", "agent" };
+  g_autofree gchar *dir = g_build_filename (f->tmp, "plugins", NULL);
+  ShoalPluginEngine *engine = shoal_plugin_engine_new ();
+
+  g_mkdir_with_parents (dir, 0755);
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree gchar *target = g_build_filename (SHOAL_BUILD_PLUGINDIR, names[i], NULL);
+      g_autofree gchar *link = g_build_filename (dir, names[i], NULL);
+
+      g_assert_cmpint (symlink (target, link), ==, 0);
+    }
+  shoal_plugin_engine_add_search_path (engine, dir);
+  shoal_plugin_engine_load_all (engine);
+  return engine;
+}
+
+static void
+start_controller (Fixture *f, const gchar *kernel)
+{
+  g_autoptr(ShoalPluginEngine) engine = engine_new (f);
+  g_autofree gchar *state = g_build_filename (f->tmp, "state", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSList) uris = NULL;
+  g_autofree gchar *url = NULL;
+  g_autofree gchar *recipe_json = NULL;
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autoptr(GInetAddress) addr = NULL;
+  g_autoptr(GSocketAddress) sa = NULL;
+  g_autofree gchar *ip = g_strdup_printf ("%s.1", f->subnet);
+
+  f->controller = shoal_controller_new (engine, state);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  g_assert_no_error (error);
+  f->server = soup_server_new (NULL, NULL);
+  addr = g_inet_address_new_from_string (ip);
+  sa = g_inet_socket_address_new (addr, 0);
+  g_assert_true (soup_server_listen (f->server, sa, 0, &error));
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (f->server);
+  url = g_strdup_printf ("http://%s:%d", ip, g_uri_get_port (uris->data));
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (f->controller, f->server, url);
+  g_assert_true (shoal_controller_start_services (f->controller, &error));
+  g_assert_no_error (error);
+  recipe_json = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
+                                 "{\"step\":\"inventory\",\"timeout\":%d},"
+                                 "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                                 "{\"step\":\"agent\",\"timeout\":%d}]}",
+                                 VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
+  recipe = shoal_recipe_new_from_data (recipe_json, -1, "e2e-agent.json", &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_add_recipe (f->controller, recipe, &error));
+  g_assert_no_error (error);
+}
+
+static void
+start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
+{
+  ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[i].id);
+  g_autofree gchar *vmlinuz = g_build_filename (kernel, "vmlinuz", NULL);
+  g_autofree gchar *disk = g_strdup_printf ("%s/%s.img", f->tmp, vms[i].id);
+  g_autofree gchar *append = g_strdup_printf ("console=ttyS0 panic=5 quiet shoal.server=%s shoal.token=%s shoal.device=%s",
+                                              shoal_context_get_server_url (shoal_controller_get_context (f->controller)),
+                                              shoal_device_get_token (device), vms[i].id);
+  g_autofree gchar *netdev = g_strdup_printf ("tap,id=n0,ifname=tap%u,script=no,downscript=no", i);
+  g_autofree gchar *nic = g_strdup_printf ("%s,netdev=n0,mac=%s", vms[i].nic, vms[i].mac);
+  g_autofree gchar *drive = g_strdup_printf ("file=%s,if=virtio,format=raw", disk);
+  g_autofree gchar *serial = g_strdup_printf ("file:%s/%s.log", f->tmp, vms[i].id);
+  g_autofree gchar *timeout = g_strdup_printf ("%d", VM_TIMEOUT_S);
+  const gchar *argv[] = { "ip", "netns", "exec", f->netns, "timeout", timeout, "qemu-system-x86_64",
+                          "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
+                          "-no-reboot", "-uuid", vms[i].uuid, "-kernel", vmlinuz, "-initrd", initrd,
+                          "-append", append, "-netdev", netdev, "-device", nic, "-drive", drive,
+                          "-serial", serial, NULL };
+  g_autoptr(GError) error = NULL;
+  int fd = open (disk, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+  g_assert_cmpint (ftruncate (fd, 8 << 20), ==, 0);
+  close (fd);
+  g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                 G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[i], &error);
+  g_assert_no_error (error);
+}
+
+static gboolean
+all_done (Fixture *f)
+{
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      ShoalDeviceState state = shoal_device_get_state (shoal_controller_lookup_device (f->controller, vms[i].id));
+
+      if (state != SHOAL_DEVICE_STATE_INSTALLED && state != SHOAL_DEVICE_STATE_FAILED)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+dump_journal (Fixture *f, ShoalDevice *device)
+{
+  g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+
+  for (guint j = 0; journal != NULL && j < journal->len; j++)
+    {
+      ShoalJournalEntry *e = g_ptr_array_index (journal, j);
+
+      g_test_message ("%s [%s/%s %s] %s", shoal_device_get_id (device), shoal_journal_entry_get_source (e),
+                      shoal_journal_entry_get_operation (e),
+                      shoal_journal_result_to_string (shoal_journal_entry_get_result (e)),
+                      shoal_journal_entry_get_message (e));
+    }
+}
+
+static gboolean
+journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
+{
+  g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+
+  for (guint j = 0; journal != NULL && j < journal->len; j++)
+    {
+      if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, j)), needle) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static const gchar *
+nic_driver (ShoalDevice *device)
+{
+  JsonNode *inv = shoal_device_get_inventory (device);
+  JsonObject *root = inv != NULL ? json_node_get_object (inv) : NULL;
+  JsonArray *nics = root != NULL ? json_object_get_array_member (root, "nics") : NULL;
+
+  if (nics == NULL || json_array_get_length (nics) == 0)
+    return NULL;
+  return json_object_get_string_member_with_default (json_array_get_object_element (nics, 0), "driver", NULL);
+}
+
+static void
+check_vm (Fixture *f, guint i)
+{
+  ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[i].id);
+  g_auto(GStrv) modules = NULL;
+
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (nic_driver (device), ==, vms[i].driver);
+  modules = g_strsplit (shoal_device_get_metadata (device, "drivers"), " ", -1);
+  g_assert_true (g_strv_contains ((const gchar * const *) modules, vms[i].driver));
+  for (guint j = 0; j < N_VMS; j++)
+    {
+      if (j != i)
+        g_assert_false (g_strv_contains ((const gchar * const *) modules, vms[j].driver));
+    }
+  g_assert_true (journal_has (f, device, "agent running"));
+  g_assert_true (journal_has (f, device, "agent sent"));
+}
+
+static void
+test_three_vms (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *kernel = NULL;
+  g_autofree gchar *initrd = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline;
+  gint64 start;
+
+  if (!can_run ())
+    return;
+  kernel = kernel_dir ();
+  f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
+  g_assert_no_error (error);
+  initrd = build_loader_initramfs (f, kernel);
+  make_network (f);
+  start_controller (f, kernel);
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      const gchar *macs[] = { vms[i].mac, NULL };
+      ShoalDevice *device = shoal_controller_enroll_device (f->controller, vms[i].id, macs, vms[i].uuid, &error);
+
+      g_assert_no_error (error);
+      g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
+      g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+      g_assert_no_error (error);
+    }
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < N_VMS; i++)
+    start_vm (f, i, kernel, initrd);
+  deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
+  while (!all_done (f) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("three VMs done in %.1f s", (g_get_monotonic_time () - start) / 1e6);
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[i].id);
+
+      g_test_message ("%s: %s, drivers [%s]", vms[i].id, shoal_device_state_to_string (shoal_device_get_state (device)),
+                      shoal_device_get_metadata (device, "drivers"));
+      dump_journal (f, device);
+    }
+  for (guint i = 0; i < N_VMS; i++)
+    check_vm (f, i);
+  /* three different agents */
+  for (guint i = 0; i < N_VMS; i++)
+    for (guint j = i + 1; j < N_VMS; j++)
+      g_assert_cmpstr (shoal_device_get_metadata (shoal_controller_lookup_device (f->controller, vms[i].id), "agent.sha256"), !=,
+                       shoal_device_get_metadata (shoal_controller_lookup_device (f->controller, vms[j].id), "agent.sha256"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
+  return g_test_run ();
+}
