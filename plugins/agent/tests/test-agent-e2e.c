@@ -2,7 +2,10 @@
  * virtio-net and rtl8139 NICs boot the agent loader against a controller
  * with the inventory, drivers and agent plugins, in a network namespace
  * this test creates and deletes. Their inventories differ accordingly, so
- * do their agents' module sets, and each reaches "agent running".
+ * do their agents' module sets, and each reaches "agent running". Then
+ * each agent is told to write an image over unicast HTTP (a manifest of
+ * the image store's format and its chunks, served by this test), reports
+ * "image-written", is told to power off, and its disk holds the image.
  *
  * Needs root, ip, qemu-system-x86_64, busybox-static (udhcpd and the
  * initramfs), cpio, gzip, depmod and the kernel cache of
@@ -22,6 +25,8 @@
 #include <glib/gstdio.h>
 #include <shoal.h>
 
+#include "shoal-manifest.h"
+
 #define N_VMS        3
 #define VM_TIMEOUT_S 240
 #define TEST_TIMEOUT_S 300
@@ -40,8 +45,14 @@ static const Vm vms[N_VMS] = {
   { "vm-rtl8139", "rtl8139", "52:54:00:5a:00:03", "5a5a0003-0000-4000-8000-000000000003", "8139cp" },
 };
 
+#define IMAGE_CHUNK  65536
+#define IMAGE_CHUNKS 40
+
 typedef struct {
   gchar           *tmp;
+  GBytes          *image;
+  gchar           *manifest;
+  gchar           *image_id;
   gchar           *netns;
   gchar           *subnet;      /* "10.N.M" */
   GPid             pids[N_VMS + 1];
@@ -105,6 +116,9 @@ fixture_tear_down (Fixture *f, gconstpointer data)
       run (rm, NULL);
     }
   g_free (f->tmp);
+  g_clear_pointer (&f->image, g_bytes_unref);
+  g_free (f->manifest);
+  g_free (f->image_id);
   g_free (f->netns);
   g_free (f->subnet);
 }
@@ -251,6 +265,75 @@ build_loader_initramfs (Fixture *f, const gchar *kernel)
   return out;
 }
 
+/* 40 chunks of 64 KiB: a pattern, with chunks 10 to 19 all zeros */
+static void
+make_image (Fixture *f)
+{
+  gsize size = IMAGE_CHUNK * IMAGE_CHUNKS - 1000;
+  guint8 *data = g_malloc0 (size);
+  ShoalManifestError merr = { 0 };
+  ShoalManifest *m = shoal_manifest_new ("e2e-image", size, IMAGE_CHUNK, &merr);
+  uint8_t digest[SHOAL_MANIFEST_DIGEST_LEN];
+  char id[SHOAL_MANIFEST_HEX_LEN + 1];
+  gsize len = 0;
+
+  g_assert_nonnull (m);
+  for (gsize i = 0; i < size; i++)
+    data[i] = (i / IMAGE_CHUNK >= 10 && i / IMAGE_CHUNK < 20) ? 0 : (guint8) (i * 7 + i / 4096);
+  for (guint c = 0; c < IMAGE_CHUNKS; c++)
+    {
+      gsize off = (gsize) c * IMAGE_CHUNK;
+      gsize n = MIN (IMAGE_CHUNK, size - off);
+
+      if (shoal_manifest_is_zero (data + off, n))
+        shoal_manifest_set_chunk (m, c, NULL);
+      else
+        {
+          shoal_manifest_digest (data + off, n, digest);
+          shoal_manifest_set_chunk (m, c, digest);
+        }
+    }
+  shoal_manifest_digest (data, size, digest);
+  shoal_manifest_set_image_sha256 (m, digest);
+  f->manifest = shoal_manifest_serialize (m, &len);
+  shoal_manifest_compute_id (f->manifest, len, id);
+  f->image_id = g_strdup (id);
+  f->image = g_bytes_new_take (data, size);
+  shoal_manifest_free (m);
+}
+
+/* GET /e2e-image/manifest and /e2e-image/chunks/<sha256> */
+static void
+image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  Fixture *f = user_data;
+  const guint8 *data = g_bytes_get_data (f->image, NULL);
+  gsize size = g_bytes_get_size (f->image);
+
+  if (g_strcmp0 (path, "/e2e-image/manifest") == 0)
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+      soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, f->manifest, strlen (f->manifest));
+      return;
+    }
+  for (gsize off = 0; g_str_has_prefix (path, "/e2e-image/chunks/") && off < size; off += IMAGE_CHUNK)
+    {
+      gsize n = MIN (IMAGE_CHUNK, size - off);
+      uint8_t digest[SHOAL_MANIFEST_DIGEST_LEN];
+      char hex[SHOAL_MANIFEST_HEX_LEN + 1];
+
+      shoal_manifest_digest (data + off, n, digest);
+      shoal_manifest_digest_to_hex (digest, hex);
+      if (g_str_equal (path + strlen ("/e2e-image/chunks/"), hex))
+        {
+          soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+          soup_server_message_set_response (msg, "application/octet-stream", SOUP_MEMORY_COPY, (const char *) data + off, n);
+          return;
+        }
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+}
+
 /* Only this test's three plugins: a folder of links to their build folders */
 static ShoalPluginEngine *
 engine_new (Fixture *f)
@@ -298,6 +381,7 @@ start_controller (Fixture *f, const gchar *kernel)
   url = g_strdup_printf ("http://%s:%d", ip, g_uri_get_port (uris->data));
   g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
   shoal_controller_set_http_server (f->controller, f->server, url);
+  soup_server_add_handler (f->server, "/e2e-image", image_cb, f, NULL);
   g_assert_true (shoal_controller_start_services (f->controller, &error));
   g_assert_no_error (error);
   recipe_json = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
@@ -413,6 +497,8 @@ check_vm (Fixture *f, guint i)
   g_assert_true (journal_has (f, device, "agent sent"));
 }
 
+static void write_images (Fixture *f);
+
 static void
 test_three_vms (Fixture *f, gconstpointer data)
 {
@@ -428,6 +514,7 @@ test_three_vms (Fixture *f, gconstpointer data)
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
   g_assert_no_error (error);
   initrd = build_loader_initramfs (f, kernel);
+  make_image (f);
   make_network (f);
   start_controller (f, kernel);
   for (guint i = 0; i < N_VMS; i++)
@@ -462,6 +549,92 @@ test_three_vms (Fixture *f, gconstpointer data)
     for (guint j = i + 1; j < N_VMS; j++)
       g_assert_cmpstr (shoal_device_get_metadata (shoal_controller_lookup_device (f->controller, vms[i].id), "agent.sha256"), !=,
                        shoal_device_get_metadata (shoal_controller_lookup_device (f->controller, vms[j].id), "agent.sha256"));
+  start = g_get_monotonic_time ();
+  write_images (f);
+  g_test_message ("images written and VMs powered off in %.1f s", (g_get_monotonic_time () - start) / 1e6);
+}
+
+static void
+event_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  JsonNode **out = user_data;
+
+  *out = shoal_device_wait_event_finish (SHOAL_DEVICE (source), result, NULL);
+  if (*out == NULL)
+    *out = json_node_new (JSON_NODE_NULL);
+}
+
+static void
+instruct (Fixture *f, guint i, const gchar *json)
+{
+  g_autoptr(JsonNode) node = json_from_string (json, NULL);
+
+  g_assert_nonnull (node);
+  shoal_device_set_instruction (shoal_controller_lookup_device (f->controller, vms[i].id), node);
+}
+
+static gboolean
+vm_exited (Fixture *f, guint i)
+{
+  int status = 0;
+
+  if (f->pids[i] == 0)
+    return TRUE;
+  if (waitpid (f->pids[i], &status, WNOHANG) != f->pids[i])
+    return FALSE;
+  f->pids[i] = 0;
+  return TRUE;
+}
+
+/* Every agent writes the image to its disk, reports it, and powers off */
+static void
+write_images (Fixture *f)
+{
+  JsonNode *written[N_VMS] = { NULL };
+  g_autofree gchar *ins = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/e2e-image/manifest\","
+                                           "\"image_id\":\"%s\"}", f->image_id);
+  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  gboolean done = FALSE;
+
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      shoal_device_wait_event_async (shoal_controller_lookup_device (f->controller, vms[i].id), "image-written",
+                                     NULL, event_cb, &written[i]);
+      instruct (f, i, ins);
+    }
+  while (!done && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      done = written[0] != NULL && written[1] != NULL && written[2] != NULL;
+    }
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      g_assert_nonnull (written[i]);
+      g_assert_true (JSON_NODE_HOLDS_OBJECT (written[i]));
+      g_assert_cmpint (json_object_get_int_member (json_node_get_object (written[i]), "bytes"), ==,
+                       g_bytes_get_size (f->image));
+      g_assert_cmpint (json_object_get_int_member (json_node_get_object (written[i]), "zero_chunks"), ==, 10);
+      json_node_unref (written[i]);
+      instruct (f, i, "{\"action\":\"poweroff\"}");
+    }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (!(vm_exited (f, 0) && vm_exited (f, 1) && vm_exited (f, 2)) && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (20000);
+    }
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      g_autofree gchar *disk = g_strdup_printf ("%s/%s.img", f->tmp, vms[i].id);
+      g_autofree gchar *contents = NULL;
+      gsize len = 0;
+
+      g_assert_true (vm_exited (f, i));
+      g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+      g_assert_cmpuint (len, ==, 8 << 20);
+      g_assert_cmpmem (contents, g_bytes_get_size (f->image), g_bytes_get_data (f->image, NULL),
+                       g_bytes_get_size (f->image));
+    }
 }
 
 int
