@@ -7,6 +7,11 @@
  * what differs, so a device that changes a thousand times a second costs
  * the bus ten signals.
  *
+ * The exporter is the org.shoal.Shoal1.Device skeleton itself (a subclass
+ * overriding the method vfuncs and g-authorize-method) rather than an
+ * object holding a skeleton and connecting to its signals: with tens of
+ * thousands of devices every closure per device counts.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -19,12 +24,12 @@
 
 struct _ShoalDBusDeviceExporter
 {
-  GObject                     parent_instance;
+  ShoalDBusDeviceSkeleton     parent_instance;
 
   ShoalController            *controller;   /* owned */
   ShoalDevice                *device;       /* owned */
-  ShoalDBusObjectSkeleton    *object;
-  ShoalDBusDevice            *skeleton;
+  ShoalDBusAuth              *auth;         /* owned */
+  GDBusObjectSkeleton        *object;       /* owned until detached: it owns us too */
   gchar                      *path;
   gulong                      notify_id;
   ShoalDBusDeviceChangedFunc  changed_func;
@@ -34,7 +39,12 @@ struct _ShoalDBusDeviceExporter
   gboolean                    detached;
 };
 
-G_DEFINE_TYPE (ShoalDBusDeviceExporter, shoal_dbus_device_exporter, G_TYPE_OBJECT)
+static void shoal_dbus_device_exporter_iface_init (ShoalDBusDeviceIface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (ShoalDBusDeviceExporter, shoal_dbus_device_exporter,
+                         SHOAL_DBUS_TYPE_DEVICE_SKELETON,
+                         G_IMPLEMENT_INTERFACE (SHOAL_DBUS_TYPE_DEVICE,
+                                                shoal_dbus_device_exporter_iface_init))
 
 static void
 shoal_dbus_device_exporter_dispose (GObject *object)
@@ -42,10 +52,9 @@ shoal_dbus_device_exporter_dispose (GObject *object)
   ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (object);
 
   shoal_dbus_device_exporter_detach (self);
-  g_clear_object (&self->skeleton);
-  g_clear_object (&self->object);
   g_clear_object (&self->device);
   g_clear_object (&self->controller);
+  g_clear_object (&self->auth);
   G_OBJECT_CLASS (shoal_dbus_device_exporter_parent_class)->dispose (object);
 }
 
@@ -58,13 +67,23 @@ shoal_dbus_device_exporter_finalize (GObject *object)
   G_OBJECT_CLASS (shoal_dbus_device_exporter_parent_class)->finalize (object);
 }
 
+/* runs in a GDBus worker thread; reads only what is fixed */
+static gboolean
+shoal_dbus_device_exporter_authorize (GDBusInterfaceSkeleton *skeleton,
+                                      GDBusMethodInvocation  *invocation)
+{
+  return shoal_dbus_auth_check (SHOAL_DBUS_DEVICE_EXPORTER (skeleton)->auth, invocation);
+}
+
 static void
 shoal_dbus_device_exporter_class_init (ShoalDBusDeviceExporterClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GDBusInterfaceSkeletonClass *skeleton_class = G_DBUS_INTERFACE_SKELETON_CLASS (klass);
 
   object_class->dispose = shoal_dbus_device_exporter_dispose;
   object_class->finalize = shoal_dbus_device_exporter_finalize;
+  skeleton_class->g_authorize_method = shoal_dbus_device_exporter_authorize;
 }
 
 static void
@@ -81,33 +100,35 @@ nonnull (const gchar *str)
 static void
 shoal_dbus_device_exporter_sync_inventory (ShoalDBusDeviceExporter *self)
 {
+  ShoalDBusDevice *skeleton = SHOAL_DBUS_DEVICE (self);
   JsonNode *inventory = shoal_device_get_inventory (self->device);
   g_autofree gchar *text = NULL;
 
   if (inventory != NULL)
     text = json_to_string (inventory, FALSE);
-  shoal_dbus_device_set_inventory (self->skeleton, nonnull (text));
+  shoal_dbus_device_set_inventory (skeleton, nonnull (text));
   self->inventory_dirty = FALSE;
 }
 
 static void
 shoal_dbus_device_exporter_sync (ShoalDBusDeviceExporter *self)
 {
+  ShoalDBusDevice *skeleton = SHOAL_DBUS_DEVICE (self);
   ShoalDevice *dev = self->device;
   const gchar * const empty[] = { NULL };
   const gchar * const *macs = shoal_device_get_macs (dev);
 
-  shoal_dbus_device_set_id (self->skeleton, shoal_device_get_id (dev));
-  shoal_dbus_device_set_macs (self->skeleton, macs != NULL ? macs : empty);
-  shoal_dbus_device_set_uuid (self->skeleton, nonnull (shoal_device_get_uuid (dev)));
-  shoal_dbus_device_set_state (self->skeleton,
+  shoal_dbus_device_set_id (skeleton, shoal_device_get_id (dev));
+  shoal_dbus_device_set_macs (skeleton, macs != NULL ? macs : empty);
+  shoal_dbus_device_set_uuid (skeleton, nonnull (shoal_device_get_uuid (dev)));
+  shoal_dbus_device_set_state (skeleton,
                                shoal_device_state_to_string (shoal_device_get_state (dev)));
-  shoal_dbus_device_set_current_step (self->skeleton, nonnull (shoal_device_get_current_step (dev)));
-  shoal_dbus_device_set_progress (self->skeleton, shoal_device_get_progress (dev));
-  shoal_dbus_device_set_recipe (self->skeleton, nonnull (shoal_device_get_recipe (dev)));
-  shoal_dbus_device_set_recipe_commit (self->skeleton, nonnull (shoal_device_get_recipe_commit (dev)));
-  shoal_dbus_device_set_group (self->skeleton, nonnull (shoal_device_get_group (dev)));
-  shoal_dbus_device_set_boot_action (self->skeleton,
+  shoal_dbus_device_set_current_step (skeleton, nonnull (shoal_device_get_current_step (dev)));
+  shoal_dbus_device_set_progress (skeleton, shoal_device_get_progress (dev));
+  shoal_dbus_device_set_recipe (skeleton, nonnull (shoal_device_get_recipe (dev)));
+  shoal_dbus_device_set_recipe_commit (skeleton, nonnull (shoal_device_get_recipe_commit (dev)));
+  shoal_dbus_device_set_group (skeleton, nonnull (shoal_device_get_group (dev)));
+  shoal_dbus_device_set_boot_action (skeleton,
                                      shoal_boot_action_to_string (shoal_device_get_boot_action (dev)));
   if (self->inventory_dirty)
     shoal_dbus_device_exporter_sync_inventory (self);
@@ -138,10 +159,9 @@ shoal_dbus_device_exporter_flush_cb (gpointer user_data)
 static gboolean
 shoal_dbus_device_exporter_handle_get_journal (ShoalDBusDevice       *skeleton,
                                                GDBusMethodInvocation *invocation,
-                                               guint64                since_seq,
-                                               gpointer               user_data)
+                                               guint64                since_seq)
 {
-  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
   g_autoptr(GPtrArray) entries = NULL;
   g_autoptr(GError) error = NULL;
   GVariantBuilder builder;
@@ -181,10 +201,9 @@ shoal_dbus_device_exporter_commit_and_return (ShoalDBusDeviceExporter *self,
 
 static gboolean
 shoal_dbus_device_exporter_handle_deploy (ShoalDBusDevice       *skeleton,
-                                          GDBusMethodInvocation *invocation,
-                                          gpointer               user_data)
+                                          GDBusMethodInvocation *invocation)
 {
-  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
   g_autoptr(GError) error = NULL;
 
   if (!shoal_controller_deploy (self->controller, self->device, &error))
@@ -198,10 +217,9 @@ shoal_dbus_device_exporter_handle_deploy (ShoalDBusDevice       *skeleton,
 
 static gboolean
 shoal_dbus_device_exporter_handle_cancel (ShoalDBusDevice       *skeleton,
-                                          GDBusMethodInvocation *invocation,
-                                          gpointer               user_data)
+                                          GDBusMethodInvocation *invocation)
 {
-  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
   g_autoptr(GError) error = NULL;
 
   if (!shoal_controller_cancel (self->controller, self->device, &error))
@@ -216,10 +234,9 @@ shoal_dbus_device_exporter_handle_cancel (ShoalDBusDevice       *skeleton,
 static gboolean
 shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skeleton,
                                                    GDBusMethodInvocation *invocation,
-                                                   const gchar           *action_str,
-                                                   gpointer               user_data)
+                                                   const gchar           *action_str)
 {
-  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
   ShoalBootAction action;
 
   if (!shoal_boot_action_from_string (action_str, &action))
@@ -241,10 +258,20 @@ shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skelet
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static void
+shoal_dbus_device_exporter_iface_init (ShoalDBusDeviceIface *iface)
+{
+  iface->handle_get_journal = shoal_dbus_device_exporter_handle_get_journal;
+  iface->handle_deploy = shoal_dbus_device_exporter_handle_deploy;
+  iface->handle_cancel = shoal_dbus_device_exporter_handle_cancel;
+  iface->handle_set_boot_action = shoal_dbus_device_exporter_handle_set_boot_action;
+}
+
 /**
  * shoal_dbus_device_exporter_new:
  * @controller: the controller
  * @device: the device to export
+ * @auth: decides who may call the mutating methods
  * @changed_func: (nullable): called when the device first changes after a flush
  * @user_data: for @changed_func
  *
@@ -254,6 +281,7 @@ shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skelet
 ShoalDBusDeviceExporter *
 shoal_dbus_device_exporter_new (ShoalController           *controller,
                                 ShoalDevice               *device,
+                                ShoalDBusAuth             *auth,
                                 ShoalDBusDeviceChangedFunc changed_func,
                                 gpointer                   user_data)
 {
@@ -265,23 +293,14 @@ shoal_dbus_device_exporter_new (ShoalController           *controller,
   self = g_object_new (SHOAL_TYPE_DBUS_DEVICE_EXPORTER, NULL);
   self->controller = g_object_ref (controller);
   self->device = g_object_ref (device);
+  self->auth = g_object_ref (auth);
   self->changed_func = changed_func;
   self->changed_data = user_data;
   self->path = shoal_dbus_device_path (shoal_device_get_id (device));
-  self->object = shoal_dbus_object_skeleton_new (self->path);
-  self->skeleton = shoal_dbus_device_skeleton_new ();
   self->inventory_dirty = TRUE;
   shoal_dbus_device_exporter_sync (self);
-  shoal_dbus_object_skeleton_set_device (self->object, self->skeleton);
-
-  g_signal_connect_object (self->skeleton, "handle-get-journal",
-                           G_CALLBACK (shoal_dbus_device_exporter_handle_get_journal), self, 0);
-  g_signal_connect_object (self->skeleton, "handle-deploy",
-                           G_CALLBACK (shoal_dbus_device_exporter_handle_deploy), self, 0);
-  g_signal_connect_object (self->skeleton, "handle-cancel",
-                           G_CALLBACK (shoal_dbus_device_exporter_handle_cancel), self, 0);
-  g_signal_connect_object (self->skeleton, "handle-set-boot-action",
-                           G_CALLBACK (shoal_dbus_device_exporter_handle_set_boot_action), self, 0);
+  self->object = g_dbus_object_skeleton_new (self->path);
+  g_dbus_object_skeleton_add_interface (self->object, G_DBUS_INTERFACE_SKELETON (self));
   self->notify_id = g_signal_connect (device, "notify",
                                       G_CALLBACK (shoal_dbus_device_exporter_on_notify), self);
   return self;
@@ -323,20 +342,7 @@ GDBusObjectSkeleton *
 shoal_dbus_device_exporter_get_object (ShoalDBusDeviceExporter *self)
 {
   g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
-  return G_DBUS_OBJECT_SKELETON (self->object);
-}
-
-/**
- * shoal_dbus_device_exporter_get_skeleton:
- * @self: a #ShoalDBusDeviceExporter
- *
- * Returns: (transfer none): the org.shoal.Shoal1.Device skeleton
- */
-GDBusInterfaceSkeleton *
-shoal_dbus_device_exporter_get_skeleton (ShoalDBusDeviceExporter *self)
-{
-  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
-  return G_DBUS_INTERFACE_SKELETON (self->skeleton);
+  return self->object;
 }
 
 /**
@@ -369,7 +375,7 @@ shoal_dbus_device_exporter_flush (ShoalDBusDeviceExporter *self)
     return FALSE;
   self->dirty = FALSE;
   shoal_dbus_device_exporter_sync (self);
-  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (self->skeleton));
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (self));
   return TRUE;
 }
 
@@ -388,7 +394,7 @@ shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
 
   if (self->detached)
     return;
-  shoal_dbus_device_emit_journal_entry (self->skeleton,
+  shoal_dbus_device_emit_journal_entry (SHOAL_DBUS_DEVICE (self),
                                         shoal_journal_entry_get_seq (entry),
                                         shoal_journal_entry_get_time (entry),
                                         nonnull (shoal_journal_entry_get_source (entry)),
@@ -401,7 +407,9 @@ shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
  * shoal_dbus_device_exporter_detach:
  * @self: a #ShoalDBusDeviceExporter
  *
- * Stops following the device (it was removed); flushes become no-ops.
+ * Stops following the device (it was removed, or the daemon stops);
+ * flushes become no-ops. Drops the object, which holds the exporter: call
+ * it once the object is unexported, or the two keep each other alive.
  */
 void
 shoal_dbus_device_exporter_detach (ShoalDBusDeviceExporter *self)
@@ -411,4 +419,5 @@ shoal_dbus_device_exporter_detach (ShoalDBusDeviceExporter *self)
   self->detached = TRUE;
   if (self->notify_id != 0 && self->device != NULL)
     g_clear_signal_handler (&self->notify_id, self->device);
+  g_clear_object (&self->object);
 }

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "shoal-controller.h"
+#include "shoal-dbus-auth.h"
 #include "shoal-dbus-generated.h"
 
 G_BEGIN_DECLS
@@ -14,7 +15,7 @@ G_BEGIN_DECLS
 #define SHOAL_TYPE_DBUS_DEVICE_EXPORTER (shoal_dbus_device_exporter_get_type ())
 
 G_DECLARE_FINAL_TYPE (ShoalDBusDeviceExporter, shoal_dbus_device_exporter,
-                      SHOAL, DBUS_DEVICE_EXPORTER, GObject)
+                      SHOAL, DBUS_DEVICE_EXPORTER, ShoalDBusDeviceSkeleton)
 
 /**
  * ShoalDBusDeviceChangedFunc:
@@ -29,12 +30,12 @@ typedef void (*ShoalDBusDeviceChangedFunc) (ShoalDBusDeviceExporter *exporter,
 
 ShoalDBusDeviceExporter *shoal_dbus_device_exporter_new         (ShoalController           *controller,
                                                                  ShoalDevice               *device,
+                                                                 ShoalDBusAuth             *auth,
                                                                  ShoalDBusDeviceChangedFunc changed_func,
                                                                  gpointer                   user_data);
 ShoalDevice             *shoal_dbus_device_exporter_get_device  (ShoalDBusDeviceExporter   *self);
 const gchar             *shoal_dbus_device_exporter_get_path    (ShoalDBusDeviceExporter   *self);
 GDBusObjectSkeleton     *shoal_dbus_device_exporter_get_object  (ShoalDBusDeviceExporter   *self);
-GDBusInterfaceSkeleton  *shoal_dbus_device_exporter_get_skeleton (ShoalDBusDeviceExporter  *self);
 gboolean                 shoal_dbus_device_exporter_is_dirty    (ShoalDBusDeviceExporter   *self);
 gboolean                 shoal_dbus_device_exporter_flush       (ShoalDBusDeviceExporter   *self);
 void                     shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,

@@ -146,9 +146,8 @@ shoal_dbus_fleet_export (ShoalDBusFleet *self, ShoalDevice *device)
 
   if (g_hash_table_contains (self->exporters, id))
     return;
-  exporter = shoal_dbus_device_exporter_new (self->controller, device,
+  exporter = shoal_dbus_device_exporter_new (self->controller, device, self->auth,
                                              shoal_dbus_fleet_on_device_changed, self);
-  shoal_dbus_auth_watch (self->auth, shoal_dbus_device_exporter_get_skeleton (exporter));
   g_dbus_object_manager_server_export (self->manager,
                                        shoal_dbus_device_exporter_get_object (exporter));
   g_hash_table_insert (self->exporters, g_strdup (id), g_steal_pointer (&exporter));
