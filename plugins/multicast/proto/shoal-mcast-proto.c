@@ -137,9 +137,14 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   if (a->chunk_size == 0 || a->symbol_size < 64 || a->max_k == 0 || a->max_k > SMC_MAX_K ||
       a->state > SMC_STATE_END)
     return -1;
-  if (a->image_size == 0 ||
+  if (a->image_size == 0 || a->image_size > UINT64_MAX / 2 ||
       (a->image_size + a->chunk_size - 1) / a->chunk_size != a->n_chunks)
     return -1;
+  {
+    smc_geom g;
+    if (smc_geom_init (&g, a->chunk_size, a->symbol_size, a->max_k) < 0)
+      return -1;
+  }
   return 0;
 }
 
@@ -363,10 +368,10 @@ smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len)
 int
 smc_geom_init (smc_geom *g, uint32_t chunk_len, uint16_t symbol_size, uint8_t max_k)
 {
-  uint32_t n_src, nb;
+  uint64_t n_src, nb;
   if (chunk_len == 0 || symbol_size == 0 || max_k == 0)
     return -1;
-  n_src = (chunk_len + symbol_size - 1) / symbol_size;
+  n_src = ((uint64_t) chunk_len + symbol_size - 1) / symbol_size;
   if (n_src > SMC_MAX_SRC_SYMBOLS)
     return -1;
   nb = (n_src + max_k - 1) / max_k;
@@ -403,7 +408,7 @@ smc_manifest_new (uint64_t image_size, uint32_t chunk_size)
 {
   smc_manifest *m;
   uint64_t n;
-  if (image_size == 0 || chunk_size == 0)
+  if (image_size == 0 || chunk_size == 0 || image_size > UINT64_MAX / 2)
     return NULL;
   n = (image_size + chunk_size - 1) / chunk_size;
   if (n > UINT32_MAX / 2)
@@ -492,6 +497,9 @@ smc_manifest_parse (const uint8_t *buf, size_t len)
   smc_manifest *m;
   const uint8_t *p;
   if (len < 24 || memcmp (buf, MAN_MAGIC, 8) != 0)
+    return NULL;
+  /* check the length before allocating the table */
+  if (len != 24 + (size_t) get32 (buf + 20) * (1 + SMC_HASH_LEN))
     return NULL;
   m = smc_manifest_new (get64 (buf + 8), get32 (buf + 16));
   if (m == NULL)

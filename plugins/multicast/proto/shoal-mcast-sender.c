@@ -284,7 +284,7 @@ node_add (smc_sender *s, uint32_t id, const struct sockaddr_in *from, uint64_t n
   vlog (s, "node %u joined from %s", id, n->addr);
   if (s->cfg.on_node != NULL) {
     n->outcome = SMC_NODE_JOINED;
-    s->cfg.on_node (s->cfg.user, n);
+    s->cfg.on_node (s->cfg.node_user, n);
     n->outcome = 0;
   }
   return n;
@@ -300,7 +300,7 @@ node_finish (smc_sender *s, smc_node_info *n, int outcome, uint64_t now)
   vlog (s, "node %u: %s (done %u chunks, %u for unicast, loss %u/1000)", n->node,
         smc_node_outcome_str (outcome), n->last.chunks_done, n->last.ext_missing, n->last.loss_permille);
   if (s->cfg.on_node != NULL)
-    s->cfg.on_node (s->cfg.user, n);
+    s->cfg.on_node (s->cfg.node_user, n);
 }
 
 /* ---------------- sending ---------------- */

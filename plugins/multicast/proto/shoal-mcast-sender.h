@@ -63,8 +63,9 @@ typedef struct {
   /* copies chunk idx (len bytes) into buf; 0 on success */
   int (*read_chunk) (void *user, uint32_t idx, uint8_t *buf, size_t len);
   /* a receiver joined / completed / was evicted / failed (sender thread) */
-  void (*on_node) (void *user, const smc_node_info *node);
-  void *user;
+  void (*on_node) (void *node_user, const smc_node_info *node);
+  void *user;               /* for read_chunk */
+  void *node_user;          /* for on_node */
 } smc_sender_config;
 
 typedef struct smc_sender smc_sender;

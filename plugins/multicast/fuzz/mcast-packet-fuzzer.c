@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libFuzzer harness: multicast packet parsers, manifest parser, join string */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shoal-mcast-proto.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static void
+fuzz_packet (const uint8_t *data, size_t size)
+{
+  smc_hdr h;
+  smc_data d;
+  smc_announce a;
+  smc_nack n;
+  smc_status s;
+  smc_control c;
+  if (smc_parse_hdr (data, size, &h) < 0)
+    return;
+  (void) smc_packet_node (data, size);
+  if (smc_parse_data (data, size, &d) == 0) {
+    volatile uint8_t x = 0;
+    for (size_t i = 0; i < d.payload_len; i += 97)
+      x ^= d.payload[i];
+    (void) x;
+  }
+  if (smc_parse_announce (data, size, &a) == 0) {
+    smc_geom g;
+    if (smc_geom_init (&g, a.chunk_size, a.symbol_size, a.max_k) == 0)
+      for (uint16_t i = 0; i < g.n_src; i += 13)
+        (void) smc_geom_block_of (&g, i);
+  }
+  if (smc_parse_nack (data, size, &n) == 0)
+    for (uint16_t i = 0; i < n.count; i++) {
+      smc_nack_entry e;
+      smc_nack_entry_get (&n, i, &e);
+    }
+  (void) smc_parse_status (data, size, &s);
+  (void) smc_parse_control (data, size, &c);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  smc_manifest *m;
+  char *str;
+  smc_join j;
+  if (size == 0)
+    return 0;
+  switch (data[0] % 3) {
+  case 0:
+    fuzz_packet (data + 1, size - 1);
+    break;
+  case 1:
+    m = smc_manifest_parse (data + 1, size - 1);
+    smc_manifest_free (m);
+    break;
+  default:
+    str = malloc (size);
+    memcpy (str, data + 1, size - 1);
+    str[size - 1] = '\0';
+    (void) smc_join_parse (str, &j);
+    free (str);
+    break;
+  }
+  return 0;
+}

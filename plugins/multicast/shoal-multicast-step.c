@@ -1,0 +1,539 @@
+/* shoal-multicast-step.c: the "multicast" step: one session sends the
+ * recipe's image to every device of the group at once
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Scope GROUP, phase TRANSFER. Resolves the image (the recipe's image in
+ * the image store, or the step option "image-path" for tests), opens a
+ * sender session (plugins/multicast/proto), tells every device's agent
+ *   {"action": "multicast-receive", "group": "239.77.x.y", "port": 6100,
+ *    "session": n, "node": n, "key": "<hex>", "image": "<id>",
+ *    "manifest": "<server>/images/<id>/manifest" (store images only),
+ *    "size": bytes, "chunk-size": bytes, "join": "<key=value string>"}
+ * then sends. Each device's membership, outcome, and the session's rate and
+ * repairs go to its journal; a device that fails (silent, never joined) is
+ * dropped from the group; one evicted to unicast (too slow, too lossy)
+ * finishes by HTTP and stays. The step ends when every member completed,
+ * was evicted, or was dropped.
+ *
+ * Options: "image-path", "chunk-size" (image-path only), "store",
+ * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
+ * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
+ * "max-loss-permille", "join-wait-ms", "node-timeout-ms".
+ * Config [multicast]: interface, rate-mbit, mtu (defaults for the options).
+ * Device metadata set: multicast.session, multicast.node, multicast.outcome.
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+#include <openssl/rand.h>
+
+#include "shoal-mcast-sender.h"
+#include "shoal-multicast-source.h"
+#include "shoal-multicast-step.h"
+
+#define SOURCE_NAME "multicast"
+
+struct _ShoalMulticastStep
+{
+  GObject parent_instance;
+};
+
+static void shoal_multicast_step_iface_init (ShoalStepInterface *iface);
+
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalMulticastStep, shoal_multicast_step, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (SHOAL_TYPE_STEP, shoal_multicast_step_iface_init))
+
+typedef struct {
+  ShoalStepContext     *ctx;
+  GPtrArray            *devices;        /* ShoalDevice, index = node id - 1 */
+  GMainContext         *main_context;
+  GCancellable         *cancellable;
+  gulong                cancel_id;
+  ShoalMulticastSource *source;
+  smc_sender           *sender;
+  smc_sender_config     cfg;
+  gchar                *group;
+  gchar                *iface;
+  gchar                *root;
+  gchar                *server_url;
+  gchar                *image_path;
+  JsonObject           *image;
+  guint32               chunk_size;
+  gint                  sender_rc;
+} Run;
+
+static void
+run_free (Run *run)
+{
+  if (run->cancellable != NULL && run->cancel_id != 0)
+    g_cancellable_disconnect (run->cancellable, run->cancel_id);
+  g_clear_object (&run->cancellable);
+  g_clear_pointer (&run->sender, smc_sender_free);
+  g_clear_pointer (&run->source, shoal_multicast_source_free);
+  g_clear_pointer (&run->devices, g_ptr_array_unref);
+  g_clear_pointer (&run->main_context, g_main_context_unref);
+  g_clear_pointer (&run->image, json_object_unref);
+  g_clear_object (&run->ctx);
+  g_free (run->group);
+  g_free (run->iface);
+  g_free (run->root);
+  g_free (run->server_url);
+  g_free (run->image_path);
+  g_free (run);
+}
+
+static ShoalDevice *
+run_device (Run     *run,
+            guint32  node)
+{
+  if (node == 0 || node > run->devices->len)
+    return NULL;
+  return g_ptr_array_index (run->devices, node - 1);
+}
+
+/* --- per-node events, marshalled from the sender thread ------------------- */
+
+typedef struct {
+  Run           *run;
+  GTask         *task;
+  smc_node_info  info;
+} NodeEvent;
+
+static void
+node_event_free (NodeEvent *ev)
+{
+  g_object_unref (ev->task);
+  g_free (ev);
+}
+
+static void
+journal_outcome (Run                 *run,
+                 ShoalDevice         *device,
+                 const smc_node_info *n)
+{
+  const gchar *what = smc_node_outcome_str (n->outcome);
+
+  shoal_device_set_metadata (device, "multicast.outcome", what);
+  switch (n->outcome)
+    {
+    case SMC_NODE_JOINED:
+      shoal_step_context_log (run->ctx, device, "multicast-join", SHOAL_JOURNAL_RESULT_INFO,
+                              _("Joined multicast session %u from %s"), run->cfg.session, n->addr);
+      break;
+    case SMC_NODE_COMPLETE:
+      shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
+                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u NACKs"),
+                              n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks);
+      shoal_step_context_set_progress (run->ctx, device, 1.0);
+      break;
+    case SMC_NODE_EVICTED:
+      shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
+                              _("Too slow or too lossy for the group (loss %.1f%%, %u chunks done): "
+                                "finishing by unicast"), n->last.loss_permille / 10.0, n->last.chunks_done);
+      break;
+    default:
+      shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,
+                              _("Multicast receiver %s (last heard after %u chunks)"), what, n->last.chunks_done);
+      break;
+    }
+}
+
+static gboolean
+node_event_main (gpointer data)
+{
+  NodeEvent *ev = data;
+  ShoalDevice *device = run_device (ev->run, ev->info.node);
+
+  if (device != NULL)
+    journal_outcome (ev->run, device, &ev->info);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_node (void                *user,
+         const smc_node_info *n)
+{
+  GTask *task = user;
+  Run *run = g_task_get_task_data (task);
+  NodeEvent *ev = g_new0 (NodeEvent, 1);
+
+  ev->run = run;
+  ev->task = g_object_ref (task);
+  ev->info = *n;
+  g_main_context_invoke_full (run->main_context, G_PRIORITY_DEFAULT, node_event_main, ev,
+                              (GDestroyNotify) node_event_free);
+}
+
+/* --- the end of the session ------------------------------------------------ */
+
+static void
+journal_summary (Run *run)
+{
+  const smc_sender_stats *st = smc_sender_get_stats (run->sender);
+  const smc_node_info *nodes;
+  gsize n_nodes = smc_sender_get_nodes (run->sender, &nodes);
+  gdouble secs = (st->end_ns - st->data_start_ns) / 1e9;
+  guint64 image = run->cfg.manifest->image_size;
+
+  for (guint i = 0; i < run->devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (run->devices, i);
+      const smc_node_info *n = NULL;
+
+      for (gsize j = 0; j < n_nodes; j++)
+        if (nodes[j].node == i + 1)
+          n = &nodes[j];
+      shoal_step_context_log (run->ctx, device, "multicast-session", SHOAL_JOURNAL_RESULT_INFO,
+                              _("Session %u: %.1f s, final rate %.0f Mbit/s, egress %.3f× the image, "
+                                "%" G_GUINT64_FORMAT " repair packets for %" G_GUINT64_FORMAT " NACKs"),
+                              run->cfg.session, secs, st->rate_bps / 1e6, image ? (gdouble) st->bytes / image : 0.0,
+                              st->parity_pkts, st->nacks_rx);
+      if (n == NULL || n->outcome == SMC_NODE_FAILED || n->outcome == 0)
+        {
+          g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
+                                                 n == NULL ? _("The device never joined multicast session %u")
+                                                           : _("The device's multicast receiver failed in session %u"),
+                                                 run->cfg.session);
+          if (n == NULL)
+            shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,
+                                    "%s", error->message);
+          shoal_step_context_drop_device (run->ctx, device, error);
+        }
+    }
+}
+
+static void
+send_thread (GTask        *task,
+             gpointer      source_object,
+             gpointer      task_data,
+             GCancellable *cancellable)
+{
+  Run *run = task_data;
+
+  run->sender_rc = smc_sender_run (run->sender);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+sent_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Run *run = g_task_get_task_data (task);
+  guint kept = 0;
+
+  g_task_propagate_boolean (G_TASK (result), NULL);
+  journal_summary (run);
+  for (guint i = 0; i < run->devices->len; i++)
+    kept += !shoal_step_context_is_dropped (run->ctx, g_ptr_array_index (run->devices, i), NULL);
+  if (kept == 0)
+    g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                             _("No device of the group received the image (multicast session %u)"),
+                             run->cfg.session);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* --- starting ---------------------------------------------------------------- */
+
+static JsonNode *
+build_instruction (Run     *run,
+                   guint32  node)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  gchar key[2 * SMC_KEY_LEN + 1], join[1024];
+  const gchar *id = shoal_multicast_source_get_id (run->source);
+
+  smc_hex (run->cfg.key, SMC_KEY_LEN, key);
+  smc_sender_join_string (run->sender, node, join, sizeof join);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "action");
+  json_builder_add_string_value (b, "multicast-receive");
+  json_builder_set_member_name (b, "group");
+  json_builder_add_string_value (b, run->group);
+  json_builder_set_member_name (b, "port");
+  json_builder_add_int_value (b, run->cfg.port);
+  json_builder_set_member_name (b, "session");
+  json_builder_add_int_value (b, run->cfg.session);
+  json_builder_set_member_name (b, "node");
+  json_builder_add_int_value (b, node);
+  json_builder_set_member_name (b, "key");
+  json_builder_add_string_value (b, key);
+  json_builder_set_member_name (b, "image");
+  json_builder_add_string_value (b, id);
+  if (shoal_multicast_source_is_store (run->source) && run->server_url != NULL)
+    {
+      g_autofree gchar *url = g_strdup_printf ("%s/images/%s/manifest", run->server_url, id);
+      json_builder_set_member_name (b, "manifest");
+      json_builder_add_string_value (b, url);
+    }
+  json_builder_set_member_name (b, "size");
+  json_builder_add_int_value (b, (gint64) run->cfg.manifest->image_size);
+  json_builder_set_member_name (b, "chunk-size");
+  json_builder_add_int_value (b, run->cfg.manifest->chunk_size);
+  json_builder_set_member_name (b, "mtu");
+  json_builder_add_int_value (b, run->cfg.mtu);
+  json_builder_set_member_name (b, "join");
+  json_builder_add_string_value (b, join);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static void
+announce_to_devices (Run *run)
+{
+  for (guint i = 0; i < run->devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (run->devices, i);
+      g_autoptr(JsonNode) instruction = build_instruction (run, i + 1);
+      g_autofree gchar *session = g_strdup_printf ("%u", run->cfg.session);
+      g_autofree gchar *node = g_strdup_printf ("%u", i + 1);
+
+      shoal_device_set_metadata (device, "multicast.session", session);
+      shoal_device_set_metadata (device, "multicast.node", node);
+      shoal_device_set_instruction (device, instruction);
+      shoal_step_context_log (run->ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                              _("Member %u of %u of multicast session %u (%s:%u, image %s, rate cap %.0f Mbit/s)"),
+                              i + 1, run->devices->len, run->cfg.session, run->group, run->cfg.port,
+                              shoal_multicast_source_get_id (run->source), run->cfg.rate_max_bps / 1e6);
+    }
+}
+
+static void
+prepare_thread (GTask        *task,
+                gpointer      source_object,
+                gpointer      task_data,
+                GCancellable *cancellable)
+{
+  Run *run = task_data;
+  GError *error = NULL;
+  gchar err[256];
+
+  if (run->image_path != NULL)
+    run->source = shoal_multicast_source_open_file (run->image_path, run->chunk_size, &error);
+  else
+    run->source = shoal_multicast_source_open_store (run->root, run->image, &error);
+  if (run->source == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  run->cfg.manifest = shoal_multicast_source_get_manifest (run->source);
+  run->cfg.read_chunk = shoal_multicast_source_read_chunk;
+  run->cfg.user = run->source;
+  run->sender = smc_sender_new (&run->cfg, err, sizeof err);
+  if (run->sender == NULL)
+    {
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_FAILED, _("Starting multicast session: %s"), err);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+cancelled_cb (GCancellable *cancellable,
+              gpointer      user_data)
+{
+  Run *run = user_data;
+
+  /* the sender announces the end to the group and returns */
+  if (run->sender != NULL)
+    smc_sender_cancel (run->sender);
+}
+
+static void
+prepared_cb (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GTask) send = NULL;
+  Run *run = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  announce_to_devices (run);
+  if (g_task_get_cancellable (task) != NULL)
+    {
+      run->cancellable = g_object_ref (g_task_get_cancellable (task));
+      run->cancel_id = g_cancellable_connect (run->cancellable, G_CALLBACK (cancelled_cb), run, NULL);
+    }
+  send = g_task_new (object, NULL, sent_cb, g_object_ref (task));
+  g_task_set_task_data (send, run, NULL);
+  g_task_run_in_thread (send, send_thread);
+}
+
+static gboolean
+setup_session (Run               *run,
+               ShoalStepContext  *ctx,
+               GError           **error)
+{
+  ShoalContext *context = shoal_step_context_get_context (ctx);
+  g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
+  gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
+  gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
+  const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
+  const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
+  smc_sender_config *c = &run->cfg;
+
+  smc_sender_config_init (c);
+  if (RAND_bytes ((unsigned char *) &c->session, sizeof c->session) != 1 ||
+      RAND_bytes (c->key, SMC_KEY_LEN) != 1)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, _("No randomness for the session key"));
+      return FALSE;
+    }
+  c->has_key = TRUE;
+  c->session |= 1;
+  /* one group per session: several sessions (images) run side by side */
+  run->group = group != NULL ? g_strdup (group)
+                             : g_strdup_printf ("239.77.%u.%u", (c->session >> 8) & 0xff, c->session & 0xff);
+  run->iface = g_strdup (shoal_step_context_get_option_string (ctx, "interface", cfg_iface));
+  c->group = run->group;
+  c->iface = run->iface;
+  c->port = (uint16_t) shoal_step_context_get_option_int (ctx, "port", 6100);
+  c->mtu = (uint16_t) shoal_step_context_get_option_int (ctx, "mtu", cfg_mtu);
+  c->rate_max_bps = (uint64_t) shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate) * 1000000;
+  c->max_k = (uint8_t) shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
+  c->proactive_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
+  c->max_loss_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);
+  c->join_wait_ms = (uint32_t) shoal_step_context_get_option_int (ctx, "join-wait-ms", 30000);
+  c->node_timeout_ms = (uint32_t) shoal_step_context_get_option_int (ctx, "node-timeout-ms", 5000);
+  c->slow_policy = g_strcmp0 (policy, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT;
+  c->expected = run->devices->len;
+  c->on_node = on_node;
+  if (g_strcmp0 (policy, "wait") != 0 && g_strcmp0 (policy, "evict") != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("Unknown slow-policy “%s” (expected “evict” or “wait”)"), policy);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+setup_run (Run               *run,
+           ShoalStepContext  *ctx,
+           GError           **error)
+{
+  ShoalContext *context = shoal_step_context_get_context (ctx);
+  ShoalRecipe *recipe = shoal_step_context_get_recipe (ctx);
+  JsonObject *image = recipe != NULL ? shoal_recipe_get_image (recipe) : NULL;
+  const gchar *path = shoal_step_context_get_option_string (ctx, "image-path", NULL);
+  const gchar *store = shoal_step_context_get_option_string (ctx, "store", NULL);
+  const gchar *url = shoal_step_context_get_option_string (ctx, "server-url", NULL);
+  GPtrArray *devices = shoal_step_context_get_devices (ctx);
+
+  if (devices == NULL || devices->len == 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("The multicast step needs a group of devices"));
+      return FALSE;
+    }
+  run->devices = g_ptr_array_ref (devices);
+  run->image_path = g_strdup (path);
+  run->chunk_size = (guint32) shoal_step_context_get_option_int (ctx, "chunk-size", SMC_DEFAULT_CHUNK);
+  if (path == NULL && (image == NULL || !json_object_has_member (image, "name")))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("The recipe names no image and the step has no “image-path”"));
+      return FALSE;
+    }
+  if (image != NULL)
+    run->image = json_object_ref (image);
+  if (store != NULL)
+    run->root = g_strdup (store);
+  else if (context != NULL)
+    {
+      g_autofree gchar *fallback = g_build_filename (shoal_context_get_state_dir (context), "image-store", NULL);
+      run->root = shoal_context_get_config_string (context, "image-store", "path", fallback);
+    }
+  run->server_url = g_strdup (url != NULL ? url : context != NULL ? shoal_context_get_server_url (context) : NULL);
+  if (run->server_url != NULL && g_str_has_suffix (run->server_url, "/"))
+    run->server_url[strlen (run->server_url) - 1] = '\0';
+  return setup_session (run, ctx, error);
+}
+
+static void
+shoal_multicast_step_run_async (ShoalStep           *step,
+                                ShoalStepContext    *ctx,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (step, cancellable, callback, user_data);
+  g_autoptr(GTask) prepare = NULL;
+  GError *error = NULL;
+  Run *run = g_new0 (Run, 1);
+
+  g_task_set_source_tag (task, shoal_multicast_step_run_async);
+  g_task_set_task_data (task, run, (GDestroyNotify) run_free);
+  run->ctx = g_object_ref (ctx);
+  run->main_context = g_main_context_ref_thread_default ();
+  if (!setup_run (run, ctx, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  /* on_node runs in the sender thread and never outlives the task */
+  run->cfg.node_user = task;
+  prepare = g_task_new (step, cancellable, prepared_cb, g_object_ref (task));
+  g_task_set_task_data (prepare, run, NULL);
+  g_task_run_in_thread (prepare, prepare_thread);
+}
+
+static gboolean
+shoal_multicast_step_run_finish (ShoalStep     *step,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static ShoalStepScope
+shoal_multicast_step_get_scope (ShoalStep *step)
+{
+  return SHOAL_STEP_SCOPE_GROUP;
+}
+
+static ShoalStepPhase
+shoal_multicast_step_get_phase (ShoalStep *step)
+{
+  return SHOAL_STEP_PHASE_TRANSFER;
+}
+
+static void
+shoal_multicast_step_iface_init (ShoalStepInterface *iface)
+{
+  iface->get_scope = shoal_multicast_step_get_scope;
+  iface->get_phase = shoal_multicast_step_get_phase;
+  iface->run_async = shoal_multicast_step_run_async;
+  iface->run_finish = shoal_multicast_step_run_finish;
+}
+
+static void
+shoal_multicast_step_class_init (ShoalMulticastStepClass *klass)
+{
+}
+
+static void
+shoal_multicast_step_class_finalize (ShoalMulticastStepClass *klass)
+{
+}
+
+static void
+shoal_multicast_step_init (ShoalMulticastStep *self)
+{
+}
+
+void
+shoal_multicast_step_register_types (GTypeModule *module)
+{
+  shoal_multicast_step_register_type (module);
+}
