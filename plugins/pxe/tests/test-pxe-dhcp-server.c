@@ -1,0 +1,313 @@
+/* test-pxe-dhcp-server.c: DHCP decisions (both modes) and the lease pool,
+ * without sockets
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "shoal-error.h"
+#include "shoal-pxe-dhcp-server.h"
+#include "shoal-pxe-net.h"
+
+static const ShoalPxeBootConfig boot = { (gchar *) "undionly.kpxe", (gchar *) "ipxe.efi",
+                                         (gchar *) "http://10.9.0.1:8080" };
+
+typedef enum { CLIENT_PLAIN, CLIENT_BIOS, CLIENT_UEFI, CLIENT_IPXE, CLIENT_HTTP } Client;
+
+static GBytes *
+make_request (Client client, ShoalPxeDhcpType type, guint8 last_mac, guint32 requested, guint32 server_id)
+{
+  g_autoptr(ShoalPxeDhcpMessage) msg = shoal_pxe_dhcp_message_new ();
+  const guint8 mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, last_mac };
+  guint8 arch[2] = { 0, client == CLIENT_UEFI ? 7 : (client == CLIENT_HTTP ? 16 : 0) };
+
+  msg->op = 1;
+  msg->htype = 1;
+  msg->hlen = 6;
+  msg->xid = 42;
+  memcpy (msg->chaddr, mac, 6);
+  shoal_pxe_dhcp_message_set_u8 (msg, SHOAL_PXE_OPT_MESSAGE_TYPE, type);
+  if (client != CLIENT_PLAIN)
+    shoal_pxe_dhcp_message_set_option (msg, SHOAL_PXE_OPT_CLIENT_ARCH, arch, 2);
+  if (client == CLIENT_BIOS || client == CLIENT_UEFI || client == CLIENT_IPXE)
+    shoal_pxe_dhcp_message_set_string (msg, SHOAL_PXE_OPT_VENDOR_CLASS, "PXEClient:Arch:00000:UNDI:002001");
+  if (client == CLIENT_HTTP)
+    shoal_pxe_dhcp_message_set_string (msg, SHOAL_PXE_OPT_VENDOR_CLASS, "HTTPClient:Arch:00016:UNDI:003001");
+  if (client == CLIENT_IPXE)
+    shoal_pxe_dhcp_message_set_string (msg, SHOAL_PXE_OPT_USER_CLASS, "iPXE");
+  if (client == CLIENT_PLAIN)
+    shoal_pxe_dhcp_message_set_string (msg, SHOAL_PXE_OPT_VENDOR_CLASS, "e2e-initramfs");
+  if (requested != 0)
+    shoal_pxe_dhcp_message_set_u32 (msg, SHOAL_PXE_OPT_REQUESTED_IP, requested);
+  if (server_id != 0)
+    shoal_pxe_dhcp_message_set_u32 (msg, SHOAL_PXE_OPT_SERVER_ID, server_id);
+  return shoal_pxe_dhcp_message_to_bytes (msg, 1472, NULL);
+}
+
+static ShoalPxeDhcpMessage *
+exchange (ShoalPxeDhcpServer *server, GBytes *request, gboolean proxy_port, guint32 *dest)
+{
+  g_autoptr(GError) error = NULL;
+  guint32 d = 0;
+  guint16 port = 0;
+  g_autoptr(GBytes) reply = shoal_pxe_dhcp_server_handle (server, g_bytes_get_data (request, NULL),
+                                                          g_bytes_get_size (request), proxy_port,
+                                                          proxy_port ? inet_addr ("10.9.0.77") : 0, 68,
+                                                          &d, &port, &error);
+  g_assert_no_error (error);
+  if (dest != NULL)
+    *dest = d;
+  if (reply == NULL)
+    return NULL;
+  return shoal_pxe_dhcp_message_parse (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), NULL);
+}
+
+static gchar *
+bootfile (const ShoalPxeDhcpMessage *msg)
+{
+  gsize len;
+  const guint8 *p = shoal_pxe_dhcp_message_get_option (msg, SHOAL_PXE_OPT_BOOTFILE, &len);
+
+  return p != NULL ? g_strndup ((const gchar *) p, len) : NULL;
+}
+
+static void
+store_lease (const gchar *mac, const gchar *value, gpointer user_data)
+{
+  GHashTable *kv = user_data;
+
+  if (value != NULL)
+    g_hash_table_replace (kv, g_strdup (mac), g_strdup (value));
+  else
+    g_hash_table_remove (kv, mac);
+}
+
+static ShoalPxeDhcpServer *
+new_server (ShoalPxeDhcpMode mode, GHashTable *kv)
+{
+  ShoalPxeDhcpServer *server = shoal_pxe_dhcp_server_new (mode);
+  g_autoptr(GError) error = NULL;
+
+  shoal_pxe_dhcp_server_set_address (server, "10.9.0.1");
+  shoal_pxe_dhcp_server_set_boot_config (server, &boot);
+  shoal_pxe_dhcp_server_set_ports (server, 0, 0, 68);
+  if (mode == SHOAL_PXE_DHCP_MODE_AUTHORITATIVE)
+    {
+      ShoalPxeLeasePool *pool = shoal_pxe_lease_pool_new (inet_addr ("10.9.0.100"), inet_addr ("10.9.0.102"), 600);
+      if (kv != NULL)
+        {
+          GHashTableIter iter;
+          gpointer k, v;
+          shoal_pxe_lease_pool_set_store (pool, store_lease, kv);
+          g_hash_table_iter_init (&iter, kv);
+          while (g_hash_table_iter_next (&iter, &k, &v))
+            g_assert_true (shoal_pxe_lease_pool_load (pool, k, v));
+        }
+      shoal_pxe_dhcp_server_set_pool (server, pool);
+    }
+  /* port 0: the test only calls handle(); start binds real ports */
+  return server;
+}
+
+static void
+assert_boot (ShoalPxeDhcpMessage *reply, const gchar *file, const gchar *vendor)
+{
+  g_autofree gchar *f = bootfile (reply);
+  g_autofree gchar *v = shoal_pxe_dhcp_message_get_vendor_class (reply);
+
+  g_assert_cmpstr (f, ==, file);
+  g_assert_cmpstr (v, ==, vendor);
+}
+
+static void
+test_boot_choice (void)
+{
+  struct { Client client; const gchar *file; const gchar *vendor; } cases[] = {
+    { CLIENT_BIOS, "undionly.kpxe", "PXEClient" },
+    { CLIENT_UEFI, "ipxe.efi", "PXEClient" },
+    { CLIENT_IPXE, "http://10.9.0.1:8080/boot/ipxe?mac=52:54:00:12:34:02", "PXEClient" },
+    { CLIENT_HTTP, "http://10.9.0.1:8080/boot/files/ipxe.efi", "HTTPClient" },
+    { CLIENT_PLAIN, NULL, NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+      g_autoptr(GBytes) req = make_request (cases[i].client, SHOAL_PXE_DHCP_DISCOVER, (guint8) i, 0, 0);
+      g_autoptr(ShoalPxeDhcpMessage) reply = exchange (server, req, FALSE, NULL);
+      gsize len;
+      const guint8 *encap;
+
+      g_assert_nonnull (reply);
+      g_assert_cmpint (shoal_pxe_dhcp_message_get_type (reply), ==, SHOAL_PXE_DHCP_OFFER);
+      g_assert_cmpuint (reply->yiaddr, !=, 0);
+      assert_boot (reply, cases[i].file, cases[i].vendor);
+      encap = shoal_pxe_dhcp_message_get_option (reply, SHOAL_PXE_OPT_IPXE, &len);
+      if (cases[i].client == CLIENT_IPXE)
+        g_assert_cmpmem (encap, len, "\xb0\x01\x01", 3);
+      else
+        g_assert_null (encap);
+    }
+}
+
+static void
+test_proxy (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_PROXY, NULL);
+  g_autoptr(GBytes) plain = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(GBytes) pxe = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_DISCOVER, 2, 0, 0);
+  g_autoptr(GBytes) req67 = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_REQUEST, 2, inet_addr ("10.9.0.77"), 0);
+  g_autoptr(ShoalPxeDhcpMessage) none = exchange (server, plain, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) offer = exchange (server, pxe, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) none67 = exchange (server, req67, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) ack = NULL;
+  g_autofree gchar *mac = NULL;
+  guint32 dest = 0;
+
+  g_assert_null (none);
+  g_assert_null (none67);
+  g_assert_nonnull (offer);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (offer), ==, SHOAL_PXE_DHCP_OFFER);
+  g_assert_cmpuint (offer->yiaddr, ==, 0);
+  g_assert_cmpuint (offer->siaddr, ==, inet_addr ("10.9.0.1"));
+  g_assert_cmpstr (offer->file, ==, "undionly.kpxe");
+  assert_boot (offer, "undionly.kpxe", "PXEClient");
+  ack = exchange (server, req67, TRUE, &dest);
+  g_assert_nonnull (ack);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (ack), ==, SHOAL_PXE_DHCP_ACK);
+  g_assert_cmpuint (ack->yiaddr, ==, 0);
+  g_assert_cmpuint (dest, ==, inet_addr ("10.9.0.77"));
+  assert_boot (ack, "undionly.kpxe", "PXEClient");
+  mac = shoal_pxe_dhcp_server_lookup_mac (server, "10.9.0.77");
+  g_assert_cmpstr (mac, ==, "52:54:00:12:34:02");
+}
+
+static void
+test_lease_cycle (void)
+{
+  g_autoptr(GHashTable) kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, kv);
+  g_autoptr(GBytes) discover = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(ShoalPxeDhcpMessage) offer = exchange (server, discover, FALSE, NULL);
+  g_autoptr(GBytes) request = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 1, offer->yiaddr, inet_addr ("10.9.0.1"));
+  g_autoptr(ShoalPxeDhcpMessage) ack = exchange (server, request, FALSE, NULL);
+  g_autoptr(GBytes) other = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 2, offer->yiaddr, inet_addr ("10.9.0.1"));
+  g_autoptr(ShoalPxeDhcpMessage) nak = exchange (server, other, FALSE, NULL);
+  g_autoptr(GBytes) foreign = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 3, inet_addr ("10.9.0.101"), inet_addr ("10.9.0.99"));
+  g_autoptr(ShoalPxeDhcpMessage) silent = exchange (server, foreign, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpServer) restarted = NULL;
+  g_autoptr(ShoalPxeDhcpMessage) again = NULL;
+  guint32 lease;
+
+  g_assert_cmpuint (offer->yiaddr, ==, inet_addr ("10.9.0.100"));
+  g_assert_nonnull (ack);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (ack), ==, SHOAL_PXE_DHCP_ACK);
+  g_assert_true (shoal_pxe_dhcp_message_get_u32 (ack, SHOAL_PXE_OPT_LEASE_TIME, &lease));
+  g_assert_cmpuint (ntohl (lease), ==, 600);
+  g_assert_null (shoal_pxe_dhcp_message_get_option (ack, SHOAL_PXE_OPT_BOOTFILE, NULL));
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (nak), ==, SHOAL_PXE_DHCP_NAK);
+  g_assert_null (silent);   /* it chose another server */
+  g_assert_nonnull (g_hash_table_lookup (kv, "52:54:00:12:34:01"));
+  /* a new server with the same store remembers the lease */
+  restarted = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, kv);
+  {
+    g_autoptr(GBytes) d2 = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 9, 0, 0);
+    again = exchange (restarted, d2, FALSE, NULL);
+    g_assert_cmpuint (again->yiaddr, ==, inet_addr ("10.9.0.101"));
+  }
+  {
+    g_autoptr(GBytes) release = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_RELEASE, 1, 0, 0);
+    g_autoptr(ShoalPxeDhcpMessage) r = exchange (restarted, release, FALSE, NULL);
+    g_assert_null (r);
+    g_assert_null (g_hash_table_lookup (kv, "52:54:00:12:34:01"));
+  }
+}
+
+static void
+test_decline_inform_exhaust (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  g_autoptr(GBytes) decline = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DECLINE, 1, inet_addr ("10.9.0.100"), 0);
+  g_autoptr(ShoalPxeDhcpMessage) none = exchange (server, decline, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) inform_ack = NULL;
+  g_autoptr(ShoalPxeDhcpMessage) inform = shoal_pxe_dhcp_message_new ();
+  g_autoptr(GBytes) inform_bytes = NULL;
+
+  g_assert_null (none);
+  /* 10.9.0.100 is declined: the pool offers .101, .102, then runs out */
+  for (guint8 i = 10; i < 13; i++)
+    {
+      g_autoptr(GBytes) d = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_DISCOVER, i, 0, 0);
+      g_autoptr(ShoalPxeDhcpMessage) o = exchange (server, d, FALSE, NULL);
+      if (i < 12)
+        g_assert_cmpuint (o->yiaddr, ==, inet_addr (i == 10 ? "10.9.0.101" : "10.9.0.102"));
+      else
+        g_assert_null (o);
+    }
+  inform->op = 1;
+  inform->htype = 1;
+  inform->hlen = 6;
+  inform->ciaddr = inet_addr ("10.9.0.200");
+  shoal_pxe_dhcp_message_set_u8 (inform, SHOAL_PXE_OPT_MESSAGE_TYPE, SHOAL_PXE_DHCP_INFORM);
+  inform_bytes = shoal_pxe_dhcp_message_to_bytes (inform, 576, NULL);
+  {
+    guint32 dest = 0;
+    guint32 lease;
+    inform_ack = exchange (server, inform_bytes, FALSE, &dest);
+    g_assert_cmpint (shoal_pxe_dhcp_message_get_type (inform_ack), ==, SHOAL_PXE_DHCP_ACK);
+    g_assert_cmpuint (inform_ack->yiaddr, ==, 0);
+    g_assert_false (shoal_pxe_dhcp_message_get_u32 (inform_ack, SHOAL_PXE_OPT_LEASE_TIME, &lease));
+    g_assert_cmpuint (dest, ==, inet_addr ("10.9.0.200"));
+  }
+}
+
+static gboolean
+ignore_all (ShoalPxeDhcpServer *server, const ShoalPxeDhcpMessage *request,
+            ShoalPxeBootChoice *choice, gpointer user_data)
+{
+  return FALSE;
+}
+
+static void
+test_bad_input (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  g_autoptr(GBytes) ok = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(GBytes) offer_type = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_OFFER, 1, 0, 0);
+  g_autoptr(GBytes) unknown = make_request (CLIENT_BIOS, 77, 1, 0, 0);
+  guint32 dest;
+  guint16 port;
+  struct { GBytes *b; gsize len; gint code; } cases[] = {
+    { ok, 100, SHOAL_ERROR_INVALID_DATA },       /* truncated */
+    { offer_type, 0, SHOAL_ERROR_NOT_SUPPORTED },
+    { unknown, 0, SHOAL_ERROR_NOT_SUPPORTED },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gsize len = cases[i].len ? cases[i].len : g_bytes_get_size (cases[i].b);
+      g_autoptr(GBytes) r = shoal_pxe_dhcp_server_handle (server, g_bytes_get_data (cases[i].b, NULL), len,
+                                                          FALSE, 0, 0, &dest, &port, &error);
+      g_assert_null (r);
+      g_assert_error (error, SHOAL_ERROR, cases[i].code);
+    }
+  /* the policy can ignore a device entirely */
+  shoal_pxe_dhcp_server_set_policy (server, ignore_all, NULL, NULL);
+  g_assert_null (exchange (server, ok, FALSE, NULL));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/pxe/dhcp-server/boot-choice", test_boot_choice);
+  g_test_add_func ("/shoal/pxe/dhcp-server/proxy", test_proxy);
+  g_test_add_func ("/shoal/pxe/dhcp-server/lease-cycle", test_lease_cycle);
+  g_test_add_func ("/shoal/pxe/dhcp-server/decline-inform-exhaust", test_decline_inform_exhaust);
+  g_test_add_func ("/shoal/pxe/dhcp-server/bad-input", test_bad_input);
+  return g_test_run ();
+}
