@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,87 +14,16 @@
 
 #include "sa-http.h"
 #include "sa-util.h"
+#include "shoal-manifest.h"
 
-static bool
-is_sha256 (const char *s)
-{
-  if (s == NULL || strlen (s) != 64)
-    return false;
-  for (const char *p = s; *p; p++)
-    {
-      if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-        return false;
-    }
-  return true;
-}
-
-static bool
-parse_chunk (const SaJson *c, size_t index, uint64_t *next_offset, SaChunk *out, char *err, size_t errlen)
-{
-  const char *sha = sa_json_get_string (c, "sha256");
-  int64_t size = sa_json_get_int (c, "size", -1);
-  int64_t offset = sa_json_get_int (c, "offset", (int64_t) *next_offset);
-
-  if (sha == NULL)
-    sha = sa_json_get_string (c, "digest");
-  if (!is_sha256 (sha) || size < 0 || offset < 0)
-    {
-      snprintf (err, errlen, "manifest: chunk %zu lacks a valid sha256, size or offset", index);
-      return false;
-    }
-  out->offset = (uint64_t) offset;
-  out->size = (uint64_t) size;
-  memcpy (out->sha256, sha, 65);
-  *next_offset = out->offset + out->size;
-  return true;
-}
-
-bool
-sa_manifest_parse (const char *data, size_t len, SaManifest *m, char *err, size_t errlen)
-{
-  char perr[256];
-  SaJson *root = sa_json_parse (data, len, perr, sizeof perr);
-  SaJson *chunks;
-  uint64_t next = 0;
-
-  memset (m, 0, sizeof *m);
-  if (root == NULL)
-    {
-      snprintf (err, errlen, "manifest: %s", perr);
-      return false;
-    }
-  chunks = sa_json_get (root, "chunks");
-  if (chunks == NULL || chunks->type != SA_JSON_ARRAY)
-    {
-      snprintf (err, errlen, "manifest: no \"chunks\" array");
-      sa_json_free (root);
-      return false;
-    }
-  m->name = sa_strdup (sa_json_get_string (root, "name") ? sa_json_get_string (root, "name")
-                                                         : sa_json_get_string (root, "image"));
-  m->chunks = sa_malloc0 (chunks->n * sizeof *m->chunks);
-  for (size_t i = 0; i < chunks->n; i++)
-    {
-      if (!parse_chunk (chunks->values[i], i, &next, &m->chunks[i], err, errlen))
-        {
-          sa_json_free (root);
-          sa_manifest_clear (m);
-          return false;
-        }
-      m->n_chunks++;
-    }
-  m->size = (uint64_t) sa_json_get_int (root, "size", (int64_t) next);
-  sa_json_free (root);
-  return true;
-}
-
-void
-sa_manifest_clear (SaManifest *m)
-{
-  free (m->name);
-  free (m->chunks);
-  memset (m, 0, sizeof *m);
-}
+typedef struct {
+  const SaImageJob  *job;
+  const char        *manifest_url;
+  ShoalManifest     *m;
+  ShoalManifestHash *image_hash;
+  int                fd;
+  char              *zeros;
+} SaReceive;
 
 char *
 sa_image_resolve_url (const char *server, const char *ref)
@@ -109,7 +39,7 @@ sa_image_resolve_url (const char *server, const char *ref)
 
 /* {sha256} and {index} substituted; without a template: <manifest dir>/chunks/<sha256> */
 static char *
-chunk_url (const SaImageJob *job, const char *manifest_url, size_t index, const SaChunk *c)
+chunk_url (const SaImageJob *job, const char *manifest_url, uint64_t index, const char *hex)
 {
   SaBuf buf;
   const char *tpl = job->chunk_url;
@@ -120,19 +50,19 @@ chunk_url (const SaImageJob *job, const char *manifest_url, size_t index, const 
       const char *slash = strrchr (manifest_url, '/');
 
       sa_buf_append (&buf, manifest_url, (size_t) (slash - manifest_url));
-      sa_buf_printf (&buf, "/chunks/%s", c->sha256);
+      sa_buf_printf (&buf, "/chunks/%s", hex);
       return sa_buf_steal (&buf);
     }
   for (const char *p = tpl; *p; p++)
     {
       if (strncmp (p, "{sha256}", 8) == 0)
         {
-          sa_buf_append_str (&buf, c->sha256);
+          sa_buf_append_str (&buf, hex);
           p += 7;
         }
       else if (strncmp (p, "{index}", 7) == 0)
         {
-          sa_buf_printf (&buf, "%zu", index);
+          sa_buf_printf (&buf, "%" PRIu64, index);
           p += 6;
         }
       else
@@ -158,16 +88,17 @@ fetch (const char *url, const char *token, size_t max, SaBuf *out, char *err, si
       SaHttpRequest req = { .url = url, .token = token, .timeout_ms = 30000, .max_body = max };
       SaHttpResponse resp;
       int r = sa_http_do (&req, &resp, err, errlen);
+      int status = resp.status;
 
-      if (r == 0 && resp.status == 200)
+      if (r == 0 && status == 200)
         {
           *out = resp.body;
           return true;
         }
       if (r == 0)
-        snprintf (err, errlen, "GET %s: HTTP %d", url, resp.status);
+        snprintf (err, errlen, "GET %s: HTTP %d", url, status);
       sa_http_response_clear (&resp);
-      if (r == 0 && resp.status >= 400 && resp.status < 500 && resp.status != 404 && resp.status != 429)
+      if (r == 0 && status >= 400 && status < 500 && status != 404 && status != 408 && status != 429)
         return false;
       sa_log ("%s (attempt %d)", err, attempt);
       sa_sleep_ms (delay);
@@ -176,8 +107,8 @@ fetch (const char *url, const char *token, size_t max, SaBuf *out, char *err, si
   return false;
 }
 
-static bool
-write_at (int fd, const char *data, size_t len, uint64_t offset)
+bool
+sa_image_write_at (int fd, const char *data, size_t len, uint64_t offset)
 {
   while (len > 0)
     {
@@ -194,103 +125,141 @@ write_at (int fd, const char *data, size_t len, uint64_t offset)
   return true;
 }
 
-static bool
-receive_chunk (const SaImageJob *job, const char *manifest_url, int fd, size_t i, const SaChunk *c,
-               char *err, size_t errlen)
+/* Fetches data chunk @i until it verifies (3 attempts) */
+bool
+sa_image_get_chunk (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m, uint64_t i,
+                    SaBuf *data, char *err, size_t errlen)
 {
-  char *url = chunk_url (job, manifest_url, i, c);
-  char digest[65];
-  SaBuf data;
+  uint32_t len = shoal_manifest_chunk_length (m, i);
+  char hex[SHOAL_MANIFEST_HEX_LEN + 1];
+  char *url;
   bool ok = false;
 
-  sa_buf_init (&data);
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (m, i), hex);
+  url = chunk_url (job, manifest_url, i, hex);
   for (int attempt = 1; attempt <= 3 && !ok; attempt++)
     {
-      sa_buf_clear (&data);
-      if (!fetch (url, job->token, (size_t) c->size + 1, &data, err, errlen))
+      ShoalManifestError merr = { 0 };
+
+      sa_buf_clear (data);
+      if (!fetch (url, job->token, (size_t) len + 1, data, err, errlen))
         break;
-      sa_sha256_hex (data.data, data.len, digest);
-      if (data.len != c->size || strcmp (digest, c->sha256) != 0)
+      ok = shoal_manifest_verify_chunk (m, i, data->data, data->len, &merr) == 0;
+      if (!ok)
         {
-          snprintf (err, errlen, "chunk %zu: got %zu bytes with sha256 %s, manifest says %llu bytes %s",
-                    i, data.len, digest, (unsigned long long) c->size, c->sha256);
+          snprintf (err, errlen, "chunk %" PRIu64 " from %s does not verify: %s", i, url, merr.message);
           sa_log ("%s (attempt %d)", err, attempt);
-          continue;
         }
-      ok = true;
     }
   free (url);
-  if (ok && !write_at (fd, data.data, data.len, c->offset))
-    {
-      snprintf (err, errlen, "chunk %zu: writing %s at %llu: %s", i, job->disk,
-                (unsigned long long) c->offset, strerror (errno));
-      ok = false;
-    }
-  sa_buf_clear (&data);
   return ok;
 }
 
 static bool
-write_all_chunks (const SaImageJob *job, const char *manifest_url, const SaManifest *m, int fd,
-                  SaImageResult *result, char *err, size_t errlen)
+write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
 {
   uint64_t done = 0;
+  uint8_t digest[SHOAL_MANIFEST_DIGEST_LEN];
 
-  for (size_t i = 0; i < m->n_chunks; i++)
+  for (uint64_t i = 0; i < r->m->n_chunks; i++)
     {
-      if (!receive_chunk (job, manifest_url, fd, i, &m->chunks[i], err, errlen))
+      SaBuf data;
+      bool ok;
+
+      sa_buf_init (&data);
+      if (shoal_manifest_chunk_is_zero (r->m, i))
+        {
+          sa_buf_append (&data, r->zeros, shoal_manifest_chunk_length (r->m, i));
+          ok = true;
+        }
+      else
+        ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
+      if (ok && !sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i)))
+        {
+          snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));
+          ok = false;
+        }
+      if (ok)
+        shoal_manifest_hash_update (r->image_hash, data.data, data.len);
+      sa_buf_clear (&data);
+      if (!ok)
         return false;
-      done += m->chunks[i].size;
-      if (job->progress != NULL)
-        job->progress (job->progress_data, done, m->size);
+      done += shoal_manifest_chunk_length (r->m, i);
+      result->zero_chunks += shoal_manifest_chunk_is_zero (r->m, i) ? 1 : 0;
+      if (r->job->progress != NULL)
+        r->job->progress (r->job->progress_data, done, r->m->size);
     }
-  if (fsync (fd) < 0 && errno != EINVAL)
+  shoal_manifest_hash_final (r->image_hash, digest);
+  if (memcmp (digest, r->m->image_sha256, sizeof digest) != 0)
     {
-      snprintf (err, errlen, "syncing %s: %s", job->disk, strerror (errno));
+      snprintf (err, errlen, "the image written does not match the manifest's image-sha256");
+      return false;
+    }
+  if (fsync (r->fd) < 0 && errno != EINVAL)
+    {
+      snprintf (err, errlen, "syncing %s: %s", r->job->disk, strerror (errno));
       return false;
     }
   result->bytes = done;
-  result->chunks = m->n_chunks;
-  snprintf (result->name, sizeof result->name, "%s", m->name ? m->name : "");
+  result->chunks = r->m->n_chunks;
+  snprintf (result->name, sizeof result->name, "%s", r->m->name);
+  shoal_manifest_digest_to_hex (digest, result->image_sha256);
   return true;
+}
+
+ShoalManifest *
+sa_image_get_manifest (const SaImageJob *job, const char *url, char *err, size_t errlen)
+{
+  SaBuf text;
+  ShoalManifestError merr = { 0 };
+  ShoalManifest *m;
+  char id[SHOAL_MANIFEST_HEX_LEN + 1];
+
+  sa_buf_init (&text);
+  if (!fetch (url, job->token, 64u << 20, &text, err, errlen))
+    return NULL;
+  shoal_manifest_compute_id (text.data, text.len, id);
+  if (job->image_id != NULL && strcmp (id, job->image_id) != 0)
+    {
+      snprintf (err, errlen, "manifest %s hashes to %s, not to the image id %s", url, id, job->image_id);
+      sa_buf_clear (&text);
+      return NULL;
+    }
+  m = shoal_manifest_parse (text.data, text.len, &merr);
+  sa_buf_clear (&text);
+  if (m == NULL)
+    snprintf (err, errlen, "manifest %s, line %u: %s", url, merr.line, merr.message);
+  return m;
 }
 
 bool
 sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *err, size_t errlen)
 {
   char *url = sa_image_resolve_url (job->server, job->manifest_url);
-  SaBuf text;
-  SaManifest m;
-  int fd;
-  bool ok;
+  SaReceive r = { .job = job, .manifest_url = url, .fd = -1 };
+  bool ok = false;
 
   memset (result, 0, sizeof *result);
-  sa_buf_init (&text);
-  if (!fetch (url, job->token, 64u << 20, &text, err, errlen))
+  r.m = sa_image_get_manifest (job, url, err, errlen);
+  if (r.m != NULL)
     {
-      free (url);
-      return false;
+      sa_log ("manifest %s: %s, %" PRIu64 " chunks, %" PRIu64 " bytes -> %s", url, r.m->name,
+              r.m->n_chunks, r.m->size, job->disk);
+      r.fd = open (job->disk, O_WRONLY | O_CLOEXEC);
+      if (r.fd < 0)
+        snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
     }
-  ok = sa_manifest_parse (text.data, text.len, &m, err, errlen);
-  sa_buf_clear (&text);
-  if (!ok)
+  if (r.fd >= 0)
     {
-      free (url);
-      return false;
+      r.zeros = sa_malloc0 (r.m->chunk_size);
+      r.image_hash = shoal_manifest_hash_new ();
+      ok = write_all_chunks (&r, result, err, errlen);
+      shoal_manifest_hash_free (r.image_hash);
+      free (r.zeros);
+      close (r.fd);
     }
-  sa_log ("manifest %s: %zu chunks, %llu bytes -> %s", url, m.n_chunks, (unsigned long long) m.size, job->disk);
-  fd = open (job->disk, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    {
-      snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
-      ok = false;
-    }
-  else
-    {
-      ok = write_all_chunks (job, url, &m, fd, result, err, errlen);
-      close (fd);
-    }
-  sa_manifest_clear (&m);
+  if (r.m != NULL)
+    shoal_manifest_free (r.m);
   free (url);
   return ok;
 }

@@ -1,50 +1,47 @@
 /* sa-image.h: writes an image to a disk, chunk by chunk, verifying each
- * chunk's SHA-256 against the manifest before it is written
+ * chunk against the manifest (plugins/image-store/manifest) before it is
+ * written
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "sa-json.h"
-
-typedef struct {
-  uint64_t offset;
-  uint64_t size;
-  char     sha256[65];
-} SaChunk;
-
-typedef struct {
-  char     *name;
-  uint64_t  size;
-  SaChunk  *chunks;
-  size_t    n_chunks;
-} SaManifest;
+#include "sa-util.h"
+#include "shoal-manifest.h"
 
 /* Progress callback: bytes written so far of @total */
 typedef void (*SaImageProgress) (void *user_data, uint64_t done, uint64_t total);
 
-bool sa_manifest_parse (const char *data, size_t len, SaManifest *m, char *err, size_t errlen);
-void sa_manifest_clear (SaManifest *m);
-
 typedef struct {
-  const char      *server;      /* for relative URLs */
+  const char      *server;       /* for relative URLs */
   const char      *token;
-  const char      *manifest_url;
-  const char      *chunk_url;   /* template with {sha256} / {index}; NULL: derived */
-  const char      *disk;        /* block device or file */
+  const char      *manifest_url; /* absolute, or relative to the server */
+  const char      *image_id;     /* if set: the manifest text must hash to it */
+  const char      *chunk_url;    /* template with {sha256} / {index}; NULL:
+                                    <manifest URL's folder>/chunks/{sha256} */
+  const char      *disk;         /* block device or file */
   SaImageProgress  progress;
   void            *progress_data;
 } SaImageJob;
 
 typedef struct {
   uint64_t bytes;
-  size_t   chunks;
-  char     name[256];
+  uint64_t chunks;
+  uint64_t zero_chunks;
+  char     name[160];
+  char     image_sha256[65];
 } SaImageResult;
 
-bool sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *err, size_t errlen);
+bool  sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *err, size_t errlen);
+/* The pieces, for other transports (multicast): the manifest at @url (absolute),
+ * checked against job->image_id; one data chunk, fetched until it verifies */
+ShoalManifest *sa_image_get_manifest (const SaImageJob *job, const char *url, char *err, size_t errlen);
+bool  sa_image_get_chunk       (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m,
+                                uint64_t index, SaBuf *out, char *err, size_t errlen);
+bool  sa_image_write_at        (int fd, const char *data, size_t len, uint64_t offset);
 /* An absolute URL for @ref: as is if it starts with http://, else @server + @ref */
-char *sa_image_resolve_url   (const char *server, const char *ref);
+char *sa_image_resolve_url     (const char *server, const char *ref);

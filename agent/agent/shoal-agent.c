@@ -206,6 +206,18 @@ default_disk (void)
   return disk;
 }
 
+/* The image id the manifest must hash to: "image_id", or "image" when it is an id */
+static const char *
+image_id_of (const SaJson *ins)
+{
+  const char *id = sa_json_get_string (ins, "image_id");
+  const char *image = sa_json_get_string (ins, "image");
+
+  if (id != NULL)
+    return id;
+  return image != NULL && shoal_manifest_is_valid_id (image) ? image : NULL;
+}
+
 static void
 do_unicast (Agent *a, const SaJson *ins)
 {
@@ -229,6 +241,7 @@ do_unicast (Agent *a, const SaJson *ins)
       return;
     }
   job = (SaImageJob) { a->config.server, a->config.token, manifest,
+                       image_id_of (ins),
                        sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a };
   a->last_fraction = 0;
   a->last_progress_ms = 0;
@@ -236,8 +249,10 @@ do_unicast (Agent *a, const SaJson *ins)
     post_error (a, "unicast-receive", err);
   else
     {
-      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%zu,\"mode\":\"unicast\"}",
-                disk, (unsigned long long) result.bytes, result.chunks);
+      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%llu,"
+                "\"zero_chunks\":%llu,\"image_sha256\":\"%s\",\"mode\":\"unicast\"}",
+                disk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
+                (unsigned long long) result.zero_chunks, result.image_sha256);
       sa_log ("image written to %s: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
     }
@@ -248,7 +263,38 @@ static void
 do_multicast (Agent *a, const SaJson *ins)
 {
 #ifdef SHOAL_AGENT_HAVE_MULTICAST
-  sa_multicast_receive (a->config.server, a->config.token, ins, post_event_cb, a);
+  const char *manifest = sa_json_get_string (ins, "manifest");
+  const char *disk = sa_json_get_string (ins, "disk");
+  char *fallback = NULL;
+  SaImageJob job;
+  SaMulticastResult result;
+  char err[1024], data[512];
+
+  if (disk == NULL && a->config.disk && *a->config.disk)
+    disk = a->config.disk;
+  if (disk == NULL)
+    disk = fallback = default_disk ();
+  if (disk == NULL)
+    {
+      post_error (a, "multicast-receive", "no disk found to write");
+      return;
+    }
+  job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),
+                       sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL };
+  post_event (a, "multicast-joined", "{}");
+  if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), &result, err, sizeof err))
+    post_error (a, "multicast-receive", err);
+  else
+    {
+      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
+                "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"packets\":%llu,\"mode\":\"multicast\"}",
+                disk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
+                (unsigned long long) result.zero_chunks, (unsigned long long) result.multicast_chunks,
+                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets);
+      sa_log ("image written to %s by multicast: %llu bytes", disk, (unsigned long long) result.bytes);
+      post_event (a, "image-written", data);
+    }
+  free (fallback);
 #else
   const char *fallback = sa_json_get_string (ins, "fallback");
 
@@ -366,6 +412,7 @@ main (int argc, char **argv)
     { "config", required_argument, NULL, 'c' },
     { "modules", required_argument, NULL, 'm' },
     { "no-modules", no_argument, NULL, 'N' },
+    { "no-network", no_argument, NULL, 'W' },
     { "once", no_argument, NULL, 'o' },
     { "max-polls", required_argument, NULL, 'p' },
     { NULL, 0, NULL, 0 },
@@ -373,6 +420,7 @@ main (int argc, char **argv)
   Agent a = { .modules_dir = "/lib/modules" };
   const char *config = "/etc/shoal/agent.conf";
   bool load_modules = true;
+  bool network = true;
   char err[512];
   int c, failed = 0;
 
@@ -384,10 +432,11 @@ main (int argc, char **argv)
         case 'c': config = optarg; break;
         case 'm': a.modules_dir = optarg; break;
         case 'N': load_modules = false; break;
+        case 'W': network = false; break;
         case 'o': a.once = true; break;
         case 'p': a.max_polls = (unsigned) strtoul (optarg, NULL, 10); break;
         default:
-          fprintf (stderr, "usage: shoal-agent [--config FILE] [--modules DIR] [--no-modules] [--once] [--max-polls N]\n");
+          fprintf (stderr, "usage: shoal-agent [--config FILE] [--modules DIR] [--no-modules] [--no-network] [--once] [--max-polls N]\n");
           return 2;
         }
     }
@@ -399,7 +448,8 @@ main (int argc, char **argv)
   sa_log ("device %s, server %s", a.config.device ? a.config.device : "?", a.config.server);
   if (load_modules)
     failed = sa_modload_all (a.modules_dir, a.config.kernel, a.config.modules);
-  network_up ();
+  if (network)
+    network_up ();
   announce (&a, failed);
   for (unsigned polls = 0; a.max_polls == 0 || polls < a.max_polls; polls++)
     {

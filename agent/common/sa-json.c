@@ -161,6 +161,7 @@ static char *
 parse_string_raw (SaParser *ps)
 {
   SaBuf buf;
+  bool bad = false;
 
   if (!accept (ps, '"'))
     {
@@ -169,18 +170,19 @@ parse_string_raw (SaParser *ps)
     }
   sa_buf_init (&buf);
   sa_buf_append (&buf, "", 0);
-  while (ps->p < ps->end && *ps->p != '"')
+
+  while (!bad && ps->p < ps->end && *ps->p != '"')
     {
       char c = *ps->p++;
 
       if ((unsigned char) c < 0x20)
-        break;
-      if (c != '\\')
+        bad = true;
+      else if (c != '\\')
         sa_buf_append (&buf, &c, 1);
-      else if (!parse_escape (ps, &buf))
-        break;
+      else
+        bad = !parse_escape (ps, &buf);
     }
-  if (ps->p >= ps->end || *ps->p != '"')
+  if (bad || ps->p >= ps->end || *ps->p != '"')
     {
       sa_buf_clear (&buf);
       fail (ps, "bad string");

@@ -1,0 +1,191 @@
+/* sa-multicast.c: "multicast-receive" with the receiver of
+ * plugins/multicast/proto, the missing chunks by unicast HTTP
+ *
+ * The session is bound to the image store's manifest: its chunk table is
+ * converted to the protocol's (zero chunks flagged, never sent: written
+ * here as zeros) with the image id as the session's manifest hash, as the
+ * multicast step does on the sending side.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "sa-multicast.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sa-util.h"
+#include "shoal-mcast-receiver.h"
+
+typedef struct {
+  int      fd;
+  uint32_t chunk_size;
+  uint64_t written;
+  int      failed_errno;
+} SaMcastDisk;
+
+static int
+write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
+{
+  SaMcastDisk *d = user;
+
+  if (!sa_image_write_at (d->fd, (const char *) data, len, (uint64_t) idx * d->chunk_size))
+    {
+      d->failed_errno = errno;
+      return -1;
+    }
+  d->written++;
+  return 0;
+}
+
+static smc_manifest *
+convert (const ShoalManifest *sm, const uint8_t id[SMC_HASH_LEN])
+{
+  smc_manifest *m = smc_manifest_new (sm->size, sm->chunk_size);
+
+  if (m == NULL)
+    return NULL;
+  for (uint64_t i = 0; i < sm->n_chunks; i++)
+    {
+      if (shoal_manifest_chunk_is_zero (sm, i))
+        m->flags[i] = SMC_CHUNK_ZERO;
+      else
+        memcpy (m->hashes[i], shoal_manifest_chunk_digest (sm, i), SMC_HASH_LEN);
+    }
+  memcpy (m->id, id, SMC_HASH_LEN);
+  return m;
+}
+
+static bool
+write_zeros (const ShoalManifest *sm, int fd, SaMulticastResult *result, char *err, size_t errlen)
+{
+  char *zeros = sa_malloc0 (sm->chunk_size);
+  bool ok = true;
+
+  for (uint64_t i = 0; i < sm->n_chunks && ok; i++)
+    {
+      if (!shoal_manifest_chunk_is_zero (sm, i))
+        continue;
+      ok = sa_image_write_at (fd, zeros, shoal_manifest_chunk_length (sm, i), shoal_manifest_chunk_offset (sm, i));
+      result->zero_chunks++;
+    }
+  if (!ok)
+    snprintf (err, errlen, "writing zeros: %s", strerror (errno));
+  free (zeros);
+  return ok;
+}
+
+/* The chunks the session left out, by HTTP, each verified by the receiver too */
+static bool
+fetch_missing (const SaImageJob *job, const char *url, const ShoalManifest *sm, smc_receiver *r,
+               SaMulticastResult *result, char *err, size_t errlen)
+{
+  uint32_t n = smc_receiver_missing (r, NULL, 0);
+  uint32_t *idx = sa_malloc0 ((n ? n : 1) * sizeof *idx);
+  bool ok = true;
+
+  n = smc_receiver_missing (r, idx, n);
+  if (n > 0)
+    sa_log ("multicast: %u chunks by unicast", n);
+  for (uint32_t i = 0; i < n && ok; i++)
+    {
+      SaBuf data;
+
+      sa_buf_init (&data);
+      ok = sa_image_get_chunk (job, url, sm, idx[i], &data, err, errlen)
+           && smc_receiver_supply_chunk (r, idx[i], (const uint8_t *) data.data, data.len) == 0;
+      if (!ok && err[0] == '\0')
+        snprintf (err, errlen, "chunk %u could not be written", idx[i]);
+      result->unicast_chunks += ok ? 1 : 0;
+      sa_buf_clear (&data);
+    }
+  free (idx);
+  return ok;
+}
+
+static bool
+run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, smc_join *join, int fd,
+             SaMulticastResult *result, char *err, size_t errlen)
+{
+  smc_receiver_config cfg;
+  smc_manifest *m = convert (sm, join->manifest_hash);
+  SaMcastDisk disk = { fd, sm->chunk_size, 0, 0 };
+  smc_receiver *r;
+  bool ok;
+
+  smc_receiver_config_init (&cfg);
+  cfg.join = *join;
+  cfg.manifest = m;
+  cfg.write_chunk = write_chunk;
+  cfg.user = &disk;
+  r = m != NULL ? smc_receiver_new (&cfg, err, errlen) : NULL;
+  if (r == NULL)
+    {
+      if (m == NULL)
+        snprintf (err, errlen, "cannot build the session's chunk table");
+      smc_manifest_free (m);
+      return false;
+    }
+  if (smc_receiver_run (r) < 0)
+    sa_log ("multicast session failed: the missing chunks come by unicast");
+  ok = fetch_missing (job, url, sm, r, result, err, errlen) && smc_receiver_is_complete (r);
+  if (!ok && err[0] == '\0')
+    snprintf (err, errlen, "the image is incomplete after the session%s%s",
+              disk.failed_errno ? ": " : "", disk.failed_errno ? strerror (disk.failed_errno) : "");
+  result->multicast_chunks = smc_receiver_get_stats (r)->chunks_done - result->unicast_chunks;
+  result->packets = smc_receiver_get_stats (r)->pkts;
+  result->parity_used = smc_receiver_get_stats (r)->parity_used;
+  result->nacks_sent = smc_receiver_get_stats (r)->nacks_sent;
+  smc_receiver_free (r);
+  smc_manifest_free (m);
+  return ok;
+}
+
+bool
+sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastResult *result,
+                      char *err, size_t errlen)
+{
+  smc_join join;
+  char *url;
+  ShoalManifest *sm;
+  int fd;
+  bool ok = false;
+
+  memset (result, 0, sizeof *result);
+  err[0] = '\0';
+  if (join_str == NULL || smc_join_parse (join_str, &join) < 0 || job->manifest_url == NULL)
+    {
+      snprintf (err, errlen, "the instruction needs a valid \"join\" and a \"manifest\" URL");
+      return false;
+    }
+  /* the sender's interface name means nothing here unless we have one of that name */
+  if (join.iface[0] != '\0' && if_nametoindex (join.iface) == 0)
+    join.iface[0] = '\0';
+  url = sa_image_resolve_url (job->server, job->manifest_url);
+  sm = sa_image_get_manifest (job, url, err, errlen);
+  fd = sm != NULL ? open (job->disk, O_WRONLY | O_CLOEXEC) : -1;
+  if (sm != NULL && fd < 0)
+    snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
+  if (fd >= 0 && write_zeros (sm, fd, result, err, errlen))
+    ok = run_session (job, url, sm, &join, fd, result, err, errlen);
+  if (ok && fsync (fd) < 0 && errno != EINVAL)
+    {
+      snprintf (err, errlen, "syncing %s: %s", job->disk, strerror (errno));
+      ok = false;
+    }
+  if (ok)
+    {
+      result->bytes = sm->size;
+      result->chunks = sm->n_chunks;
+    }
+  if (fd >= 0)
+    close (fd);
+  if (sm != NULL)
+    shoal_manifest_free (sm);
+  free (url);
+  return ok;
+}

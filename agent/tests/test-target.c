@@ -1,0 +1,655 @@
+/* test-target.c: the target programs' pieces (JSON, HTTP client, newc
+ * extraction, inventory collection, unicast image write) and the agent
+ * itself against a loopback HTTP server
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <libsoup/soup.h>
+#include <shoal.h>
+#include <unistd.h>
+
+#include "sa-archive.h"
+#include "sa-config.h"
+#include "sa-http.h"
+#include "sa-image.h"
+#include "sa-inventory.h"
+#include "sa-json.h"
+#include "shoal-manifest.h"
+
+/* --- a loopback server in its own thread ------------------------------- */
+
+typedef struct {
+  GThread      *thread;
+  GMainContext *context;
+  GMainLoop    *loop;
+  SoupServer   *server;
+  guint         port;
+  GMutex        lock;
+  GCond         cond;
+  GPtrArray    *events;      /* "name data-json" */
+  gchar        *instruction; /* served once on /agent/v1/next */
+  GBytes       *image;
+  gchar        *manifest;
+  gint          corrupt_chunk;
+  guint         chunk_requests;
+} TestServer;
+
+static void
+reply (SoupServerMessage *msg, guint status, const gchar *type, const void *data, gsize len)
+{
+  soup_server_message_set_status (msg, status, NULL);
+  if (data != NULL)
+    soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, data, len);
+}
+
+static void
+misc_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  const gchar *auth = soup_message_headers_get_one (req, "Authorization");
+
+  if (g_strcmp0 (path, "/plain") == 0)
+    reply (msg, 200, "text/plain", "hello", 5);
+  else if (g_strcmp0 (path, "/chunked") == 0)
+    {
+      SoupMessageBody *out = soup_server_message_get_response_body (msg);
+
+      soup_message_headers_set_encoding (soup_server_message_get_response_headers (msg), SOUP_ENCODING_CHUNKED);
+      soup_server_message_set_status (msg, 200, NULL);
+      soup_message_body_append (out, SOUP_MEMORY_STATIC, "chunk-one,", 10);
+      soup_message_body_append (out, SOUP_MEMORY_STATIC, "chunk-two", 9);
+      soup_message_body_complete (out);
+    }
+  else if (g_strcmp0 (path, "/echo") == 0)
+    {
+      g_autofree gchar *text = g_strdup_printf ("%s|%.*s", auth ? auth : "-", (int) body->length, body->data);
+
+      reply (msg, 201, "text/plain", text, strlen (text));
+    }
+  else if (g_strcmp0 (path, "/empty") == 0)
+    reply (msg, 204, NULL, NULL, 0);
+  else if (g_strcmp0 (path, "/big") == 0)
+    {
+      g_autofree gchar *big = g_malloc0 (3 << 20);
+
+      reply (msg, 200, "application/octet-stream", big, 3 << 20);
+    }
+  else
+    reply (msg, 404, "text/plain", "nope", 4);
+}
+
+static void
+image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  TestServer *s = user_data;
+  const guint8 *data = g_bytes_get_data (s->image, NULL);
+  gsize size = g_bytes_get_size (s->image);
+  guint index = 0;
+
+  if (g_str_has_suffix (path, "/manifest"))
+    {
+      reply (msg, 200, "text/plain", s->manifest, strlen (s->manifest));
+      return;
+    }
+  for (gsize off = 0; off < size; off += 4096, index++)
+    {
+      gsize n = MIN (4096, size - off);
+      uint8_t digest[32];
+      char hex[65];
+
+      shoal_manifest_digest (data + off, n, digest);
+      shoal_manifest_digest_to_hex (digest, hex);
+      if (g_str_has_suffix (path, hex))
+        {
+          g_autofree guint8 *copy = g_memdup2 (data + off, n);
+
+          g_mutex_lock (&s->lock);
+          s->chunk_requests++;
+          g_mutex_unlock (&s->lock);
+          if ((gint) index == s->corrupt_chunk)
+            copy[0] ^= 0xff;
+          reply (msg, 200, "application/octet-stream", copy, n);
+          return;
+        }
+    }
+  reply (msg, 404, NULL, NULL, 0);
+}
+
+static void
+agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
+{
+  TestServer *s = user_data;
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  const gchar *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
+
+  if (g_strcmp0 (auth, "Bearer tok-1") != 0)
+    {
+      reply (msg, 401, "text/plain", "bad token", 9);
+      return;
+    }
+  g_mutex_lock (&s->lock);
+  if (g_str_equal (path, "/agent/v1/event"))
+    {
+      g_autoptr(JsonNode) node = json_from_string (body->data, NULL);
+      JsonObject *o = node != NULL ? json_node_get_object (node) : NULL;
+      g_autofree gchar *data = o ? json_to_string (json_object_get_member (o, "data"), FALSE) : NULL;
+
+      g_ptr_array_add (s->events, g_strdup_printf ("%s %s", o ? json_object_get_string_member (o, "event") : "?", data));
+      g_cond_broadcast (&s->cond);
+      reply (msg, 202, "application/json", "{}", 2);
+    }
+  else if (g_str_equal (path, "/agent/v1/next") && s->instruction != NULL
+           && g_strcmp0 (g_hash_table_lookup (query, "after"), "0") == 0)
+    {
+      g_autofree gchar *text = g_strdup_printf ("{\"serial\":1,\"instruction\":%s}", s->instruction);
+
+      reply (msg, 200, "application/json", text, strlen (text));
+    }
+  else
+    reply (msg, 204, NULL, NULL, 0);
+  g_mutex_unlock (&s->lock);
+}
+
+static gpointer
+server_thread (gpointer data)
+{
+  TestServer *s = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, 0);
+  GSList *uris;
+
+  g_main_context_push_thread_default (s->context);
+  s->server = soup_server_new (NULL, NULL);
+  soup_server_add_handler (s->server, "/agent", agent_cb, s, NULL);
+  soup_server_add_handler (s->server, "/images", image_cb, s, NULL);
+  soup_server_add_handler (s->server, NULL, misc_cb, s, NULL);
+  g_assert_true (soup_server_listen (s->server, sa, 0, &error));
+  uris = soup_server_get_uris (s->server);
+  g_mutex_lock (&s->lock);
+  s->port = (guint) g_uri_get_port (uris->data);
+  g_cond_broadcast (&s->cond);
+  g_mutex_unlock (&s->lock);
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  g_main_loop_run (s->loop);
+  soup_server_disconnect (s->server);
+  g_clear_object (&s->server);
+  g_main_context_pop_thread_default (s->context);
+  return NULL;
+}
+
+static TestServer *
+test_server_new (void)
+{
+  TestServer *s = g_new0 (TestServer, 1);
+
+  g_mutex_init (&s->lock);
+  g_cond_init (&s->cond);
+  s->events = g_ptr_array_new_with_free_func (g_free);
+  s->corrupt_chunk = -1;
+  s->context = g_main_context_new ();
+  s->loop = g_main_loop_new (s->context, FALSE);
+  s->thread = g_thread_new ("test-server", server_thread, s);
+  g_mutex_lock (&s->lock);
+  while (s->port == 0)
+    g_cond_wait (&s->cond, &s->lock);
+  g_mutex_unlock (&s->lock);
+  return s;
+}
+
+static gboolean
+quit_cb (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_server_free (TestServer *s)
+{
+  g_main_context_invoke (s->context, quit_cb, s->loop);
+  g_thread_join (s->thread);
+  g_main_loop_unref (s->loop);
+  g_main_context_unref (s->context);
+  g_ptr_array_unref (s->events);
+  g_clear_pointer (&s->image, g_bytes_unref);
+  g_free (s->manifest);
+  g_free (s->instruction);
+  g_mutex_clear (&s->lock);
+  g_cond_clear (&s->cond);
+  g_free (s);
+}
+
+static gchar *
+url_of (TestServer *s, const gchar *path)
+{
+  return g_strdup_printf ("http://127.0.0.1:%u%s", s->port, path);
+}
+
+/* --- JSON ---------------------------------------------------------------- */
+
+static void
+test_json (void)
+{
+  const gchar *good = " {\"a\": [1, 2.5, -3e2, true, false, null], \"s\": \"x\\u00e9\\ud83d\\ude00\\n\\\"\","
+                      " \"o\": {\"k\": \"v\"}, \"a\": 7} ";
+  const gchar *bad[] = { "", "{", "{\"a\" 1}", "[1,]", "\"\\ud800\"", "tru", "{\"a\":1} x", "\"a\x01\"",
+                         "01x", "{\"a\":\"\\u0000\"}" };
+  char err[128];
+  SaJson *root = sa_json_parse (good, strlen (good), err, sizeof err);
+  g_autoptr(GString) deep = g_string_new (NULL);
+
+  g_assert_nonnull (root);
+  g_assert_cmpint (sa_json_get_int (root, "a", 0), ==, 7);  /* the last duplicate wins */
+  g_assert_cmpstr (sa_json_get_string (root, "s"), ==, "x\xc3\xa9\xf0\x9f\x98\x80\n\"");
+  g_assert_cmpstr (sa_json_get_string (sa_json_get (root, "o"), "k"), ==, "v");
+  g_assert_null (sa_json_get_string (root, "missing"));
+  sa_json_free (root);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      root = sa_json_parse (bad[i], strlen (bad[i]), err, sizeof err);
+      g_test_message ("%s -> %s", bad[i], err);
+      g_assert_null (root);
+      g_assert_cmpstr (err, !=, "");
+    }
+  for (guint i = 0; i < 200; i++)
+    g_string_append_c (deep, '[');
+  g_assert_null (sa_json_parse (deep->str, deep->len, err, sizeof err));
+  g_assert_nonnull (strstr (err, "deeply"));
+}
+
+static void
+test_json_writer (void)
+{
+  SaBuf buf;
+  g_autoptr(JsonNode) node = NULL;
+
+  sa_buf_init (&buf);
+  sa_json_append_string (&buf, "a\"b\\c\n\x01\x7f");
+  node = json_from_string (buf.data, NULL);
+  g_assert_cmpstr (json_node_get_string (node), ==, "a\"b\\c\n\x01\x7f");
+  sa_buf_clear (&buf);
+}
+
+/* --- HTTP --------------------------------------------------------------- */
+
+static void
+test_http (void)
+{
+  TestServer *s = test_server_new ();
+  g_autofree gchar *plain = url_of (s, "/plain");
+  g_autofree gchar *chunked = url_of (s, "/chunked");
+  g_autofree gchar *echo = url_of (s, "/echo");
+  g_autofree gchar *empty = url_of (s, "/empty");
+  g_autofree gchar *big = url_of (s, "/big");
+  g_autofree gchar *missing = url_of (s, "/missing");
+  SaHttpResponse resp;
+  char err[256];
+  SaUrl u;
+
+  {
+    SaHttpRequest req = { .url = plain };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+    g_assert_cmpint (resp.status, ==, 200);
+    g_assert_cmpstr (resp.body.data, ==, "hello");
+    sa_http_response_clear (&resp);
+  }
+  {
+    SaHttpRequest req = { .url = chunked };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+    g_assert_cmpstr (resp.body.data, ==, "chunk-one,chunk-two");
+    sa_http_response_clear (&resp);
+  }
+  {
+    SaHttpRequest req = { .method = "POST", .url = echo, .token = "t0k", .body = "{\"x\":1}", .body_len = 7 };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+    g_assert_cmpint (resp.status, ==, 201);
+    g_assert_cmpstr (resp.body.data, ==, "Bearer t0k|{\"x\":1}");
+    sa_http_response_clear (&resp);
+  }
+  {
+    SaHttpRequest req = { .url = empty };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+    g_assert_cmpint (resp.status, ==, 204);
+    sa_http_response_clear (&resp);
+  }
+  {
+    SaHttpRequest req = { .url = big, .max_body = 1 << 20 };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, -1);
+    g_test_message ("%s", err);
+    sa_http_response_clear (&resp);
+  }
+  {
+    SaHttpRequest req = { .url = missing };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+    g_assert_cmpint (resp.status, ==, 404);
+    sa_http_response_clear (&resp);
+  }
+  test_server_free (s);
+  {
+    SaHttpRequest req = { .url = "http://127.0.0.1:1/x", .timeout_ms = 2000 };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, -1);
+    g_assert_nonnull (strstr (err, "connecting to 127.0.0.1:1"));
+    sa_http_response_clear (&resp);
+  }
+  g_assert_cmpint (sa_url_parse ("http://[::1]:8080/a/b", &u), ==, 0);
+  g_assert_cmpstr (u.host, ==, "::1");
+  g_assert_cmpint (u.port, ==, 8080);
+  g_assert_cmpstr (u.path, ==, "/a/b");
+  g_assert_cmpint (sa_url_parse ("http://10.0.0.1", &u), ==, 0);
+  g_assert_cmpstr (u.path, ==, "/");
+  g_assert_cmpint (sa_url_parse ("https://10.0.0.1/", &u), ==, -1);
+  g_assert_cmpint (sa_url_parse ("http://10.0.0.1:99999/", &u), ==, -1);
+  g_assert_cmpint (sa_url_parse ("http://:80/", &u), ==, -1);
+}
+
+/* --- newc ------------------------------------------------------------------ */
+
+static void
+newc_entry (GString *out, const gchar *name, guint mode, const gchar *data)
+{
+  gsize size = data ? strlen (data) : 0;
+
+  g_string_append_printf (out, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+                          1u, mode, 0u, 0u, 1u, 0u, (guint) size, 0u, 0u, 0u, 0u, (guint) strlen (name) + 1, 0u);
+  g_string_append_len (out, name, (gssize) strlen (name) + 1);
+  while (out->len % 4)
+    g_string_append_c (out, '\0');
+  if (size)
+    g_string_append_len (out, data, (gssize) size);
+  while (out->len % 4)
+    g_string_append_c (out, '\0');
+}
+
+static void
+test_newc (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-newc-XXXXXX", NULL);
+  g_autoptr(GString) a = g_string_new (NULL);
+  g_autoptr(GString) evil = g_string_new (NULL);
+  g_autofree gchar *path = g_build_filename (dir, "etc/shoal/agent.conf", NULL);
+  g_autofree gchar *link = g_build_filename (dir, "bin/sh", NULL);
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *target = NULL;
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dir);
+  char err[256];
+
+  newc_entry (a, "etc", 040755, NULL);
+  newc_entry (a, "etc/shoal/agent.conf", 0100600, "server=x\n");
+  newc_entry (a, "bin/sh", 0120777, "busybox");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_string_append_len (a, "\0\0\0\0\0\0\0\0", 8);
+  newc_entry (a, "second", 0100644, "2");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, 4);
+  g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, "server=x\n");
+  target = g_file_read_link (link, NULL);
+  g_assert_cmpstr (target, ==, "busybox");
+
+  newc_entry (evil, "../escape", 0100644, "x");
+  newc_entry (evil, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, -1);
+  g_assert_nonnull (strstr (err, "refusing"));
+  g_string_truncate (evil, 0);
+  newc_entry (evil, "/abs", 0100644, "x");
+  g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, -1);
+  /* truncated */
+  g_assert_cmpint (sa_newc_extract (a->str, 150, dir, err, sizeof err), ==, -1);
+  g_assert_cmpint (sa_newc_extract ("070701zz", 8, dir, err, sizeof err), ==, -1);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+static void
+test_config (void)
+{
+  SaConfig c;
+  char err[128];
+
+  g_assert_true (sa_config_parse ("# comment\nserver=http://10.0.0.1:8080\ntoken=abc\nmodules=a b c\nunknown=1\ndisk=",
+                                  &c, err, sizeof err));
+  g_assert_cmpstr (c.server, ==, "http://10.0.0.1:8080");
+  g_assert_cmpstr (c.modules, ==, "a b c");
+  g_assert_cmpstr (c.disk, ==, "");
+  g_assert_null (c.image);
+  sa_config_clear (&c);
+  g_assert_false (sa_config_parse ("token=abc\n", &c, err, sizeof err));
+  g_assert_nonnull (strstr (err, "server="));
+}
+
+/* --- inventory from a fake /sys and /proc ---------------------------------- */
+
+static void
+put (const gchar *root, const gchar *rel, const gchar *text)
+{
+  g_autofree gchar *path = g_build_filename (root, rel, NULL);
+  g_autofree gchar *dir = g_path_get_dirname (path);
+
+  g_mkdir_with_parents (dir, 0755);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+static void
+put_link (const gchar *root, const gchar *rel, const gchar *target)
+{
+  g_autofree gchar *path = g_build_filename (root, rel, NULL);
+  g_autofree gchar *dir = g_path_get_dirname (path);
+
+  g_mkdir_with_parents (dir, 0755);
+  g_assert_cmpint (symlink (target, path), ==, 0);
+}
+
+static void
+test_inventory_fake (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", root);
+  g_autofree gchar *json = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(ShoalJsonSchema) schema = NULL;
+  g_autoptr(GError) error = NULL;
+  JsonObject *o;
+  const gchar *pci = "sys/devices/pci0000:00/0000:00:03.0";
+
+  put (root, "proc/cpuinfo", "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU @ 2GHz\n\n"
+                             "processor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU @ 2GHz\n");
+  put (root, "proc/meminfo", "MemTotal:        2048000 kB\nMemFree: 1 kB\n");
+  put (root, "proc/sys/kernel/osrelease", "6.1.0-test\n");
+  put (root, "sys/class/dmi/id/sys_vendor", "Acme\n");
+  put (root, "sys/class/dmi/id/product_uuid", "5a5a0001-0000-4000-8000-000000000001\n");
+  put (root, "sys/class/dmi/id/product_serial", "\n");
+  put (root, "sys/firmware/efi/fw_platform_size", "64\n");
+  put (root, "sys/bus/pci/drivers/e1000/.keep", "");
+  put (root, g_strconcat (pci, "/vendor", NULL), "0x8086\n");
+  put (root, g_strconcat (pci, "/device", NULL), "0x100e\n");
+  put (root, g_strconcat (pci, "/subsystem_vendor", NULL), "0x1af4\n");
+  put (root, g_strconcat (pci, "/subsystem_device", NULL), "0x1100\n");
+  put (root, g_strconcat (pci, "/class", NULL), "0x020000\n");
+  put (root, g_strconcat (pci, "/modalias", NULL), "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n");
+  put_link (root, g_strconcat (pci, "/driver", NULL), "../../../bus/pci/drivers/e1000");
+  put_link (root, "sys/bus/pci/devices/0000:00:03.0", "../../../devices/pci0000:00/0000:00:03.0");
+  put (root, g_strconcat (pci, "/net/eth0/address", NULL), "52:54:00:12:34:56\n");
+  put (root, g_strconcat (pci, "/net/eth0/operstate", NULL), "up\n");
+  put (root, g_strconcat (pci, "/net/eth0/carrier", NULL), "1\n");
+  put (root, g_strconcat (pci, "/net/eth0/speed", NULL), "1000\n");
+  put_link (root, g_strconcat (pci, "/net/eth0/device", NULL), "../../../0000:00:03.0");
+  put_link (root, "sys/class/net/eth0", "../../devices/pci0000:00/0000:00:03.0/net/eth0");
+  put (root, "sys/class/net/lo/address", "00:00:00:00:00:00\n");
+  put (root, "sys/block/sda/size", "16384\n");
+  put (root, "sys/block/sda/removable", "0\n");
+  put (root, "sys/block/sda/queue/rotational", "0\n");
+  put (root, "sys/block/sda/device/model", "QEMU HARDDISK   \n");
+  put (root, "sys/block/sda/device/vendor", "ATA     \n");
+  put (root, "sys/block/loop0/size", "0\n");
+  json = sa_inventory_collect (root);
+  g_test_message ("%s", json);
+  node = json_from_string (json, &error);
+  g_assert_no_error (error);
+  schema = shoal_json_schema_new_for_name ("inventory", &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_json_schema_validate (schema, node, &error));
+  g_assert_no_error (error);
+  o = json_node_get_object (node);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (o, "firmware"), "type"), ==, "uefi");
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "cpu"), "count"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "memory"), "total_bytes"), ==, 2048000 * 1024LL);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (o, "dmi"), "product_uuid"), ==,
+                   "5a5a0001-0000-4000-8000-000000000001");
+  g_assert_false (json_object_has_member (json_object_get_object_member (o, "dmi"), "product_serial"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_object_get_array_member (o, "pci"), 0), "driver"), ==, "e1000");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o, "nics")), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_object_get_array_member (o, "nics"), 0), "link"), ==, "up");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o, "disks")), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_object_get_array_member (o, "disks"), 0), "model"), ==, "QEMU HARDDISK");
+  g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (json_object_get_array_member (o, "disks"), 0), "size_bytes"), ==, 16384 * 512);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+/* --- unicast image write --------------------------------------------------- */
+
+static void
+serve_image (TestServer *s, gsize size)
+{
+  guint8 *data = g_malloc0 (size);
+  ShoalManifestError merr = { 0 };
+  ShoalManifest *m = shoal_manifest_new ("test-image", size, 4096, &merr);
+  uint8_t digest[32];
+  gsize len;
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (i / 4096 == 2) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
+  for (guint64 c = 0; c < m->n_chunks; c++)
+    {
+      gsize off = c * 4096, n = MIN (4096, size - off);
+
+      shoal_manifest_digest (data + off, n, digest);
+      shoal_manifest_set_chunk (m, c, shoal_manifest_is_zero (data + off, n) ? NULL : digest);
+    }
+  shoal_manifest_digest (data, size, digest);
+  shoal_manifest_set_image_sha256 (m, digest);
+  s->manifest = shoal_manifest_serialize (m, &len);
+  s->image = g_bytes_new_take (data, size);
+  shoal_manifest_free (m);
+}
+
+static void
+test_unicast_receive (void)
+{
+  TestServer *s = test_server_new ();
+  g_autofree gchar *server = url_of (s, "");
+  g_autofree gchar *disk = NULL;
+  g_autofree gchar *contents = NULL;
+  gsize len = 0;
+  gint fd = g_file_open_tmp ("shoal-disk-XXXXXX", &disk, NULL);
+  SaImageJob job = { server, "tok-1", "/images/x/manifest", NULL, NULL, disk, NULL, NULL };
+  SaImageResult result;
+  char err[512], id[65];
+
+  g_assert_cmpint (ftruncate (fd, 1 << 20), ==, 0);
+  memset (err, 0, sizeof err);
+  serve_image (s, 5 * 4096 + 100);
+  shoal_manifest_compute_id (s->manifest, strlen (s->manifest), id);
+  job.image_id = id;
+  g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_assert_cmpuint (result.bytes, ==, 5 * 4096 + 100);
+  g_assert_cmpuint (result.chunks, ==, 6);
+  g_assert_cmpuint (result.zero_chunks, ==, 1);
+  g_assert_cmpuint (s->chunk_requests, ==, 5);
+  g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+  g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
+
+  /* a corrupt chunk is refused, and nothing of it is written */
+  s->corrupt_chunk = 3;
+  g_assert_false (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "chunk 3"));
+  /* a manifest that is not the image named */
+  job.image_id = "0000000000000000000000000000000000000000000000000000000000000000";
+  g_assert_false (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_assert_nonnull (strstr (err, "not to the image id"));
+  close (fd);
+  g_unlink (disk);
+  test_server_free (s);
+}
+
+/* --- the agent program ------------------------------------------------------ */
+
+static gboolean
+has_event (TestServer *s, const gchar *prefix)
+{
+  gboolean found = FALSE;
+
+  g_mutex_lock (&s->lock);
+  for (guint i = 0; i < s->events->len && !found; i++)
+    found = g_str_has_prefix (g_ptr_array_index (s->events, i), prefix);
+  g_mutex_unlock (&s->lock);
+  return found;
+}
+
+static void
+test_agent_program (void)
+{
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  TestServer *s = NULL;
+  g_autofree gchar *server = NULL;
+  g_autofree gchar *disk = NULL;
+  g_autofree gchar *conf = NULL;
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *contents = NULL;
+  gint status = 0;
+  gint fd;
+  g_autoptr(GError) error = NULL;
+
+  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the static agent was not built (target_programs)");
+      return;
+    }
+  s = test_server_new ();
+  server = url_of (s, "");
+  serve_image (s, 3 * 4096);
+  fd = g_file_open_tmp ("shoal-disk-XXXXXX", &disk, NULL);
+  g_assert_cmpint (ftruncate (fd, 65536), ==, 0);
+  close (fd);
+  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}", disk);
+  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL);
+  close (fd);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  {
+    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &out, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s", out);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_true (has_event (s, "agent-running {\"modules\":\"\",\"kernel\":\"0.0.0\",\"failed_modules\":0}"));
+  g_assert_true (has_event (s, "progress "));
+  g_assert_true (has_event (s, "image-written "));
+  g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
+  g_assert_cmpmem (contents, 3 * 4096, g_bytes_get_data (s->image, NULL), 3 * 4096);
+  g_unlink (disk);
+  g_unlink (conf);
+  test_server_free (s);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/target/json", test_json);
+  g_test_add_func ("/shoal/target/json-writer", test_json_writer);
+  g_test_add_func ("/shoal/target/http", test_http);
+  g_test_add_func ("/shoal/target/newc", test_newc);
+  g_test_add_func ("/shoal/target/config", test_config);
+  g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
+  g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
+  g_test_add_func ("/shoal/target/agent-program", test_agent_program);
+  return g_test_run ();
+}
