@@ -200,7 +200,7 @@ shoal_daemon_load_plugins (ShoalDaemon *self)
     shoal_plugin_engine_add_search_path (self->engine, self->options.plugin_dirs[i]);
   if (self->options.uninstalled)
     shoal_plugin_engine_add_search_path (self->engine, SHOAL_BUILD_PLUGINDIR);
-  shoal_plugin_engine_add_search_path (self->engine, SHOAL_PLUGINDIR);
+  /* the engine adds $SHOAL_PLUGIN_PATH and the system directory itself */
   shoal_plugin_engine_load_all (self->engine);
 }
 

@@ -1,0 +1,661 @@
+/* test-dbus.c: the org.shoal.Shoal1 API of the real shoald on a private bus
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <unistd.h>
+
+#include "shoal-error.h"
+#include "shoal-test-daemon.h"
+
+#define DEVICE_IFACE "org.shoal.Shoal1.Device"
+
+static GVariant *
+make_devices (const gchar *prefix, guint n)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("%s%u", prefix, i);
+      g_autofree gchar *mac = g_strdup_printf ("52:54:%02x:%02x:%02x:%02x",
+                                               (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+      const gchar *macs[] = { mac, NULL };
+
+      g_variant_builder_add (&builder, "(s^ass)", id, macs, "");
+    }
+  return g_variant_builder_end (&builder);
+}
+
+static gchar **
+enroll (ShoalTestDaemon *td, const gchar *prefix, guint n)
+{
+  g_autoptr(GError) error = NULL;
+  gchar **paths = NULL;
+
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, make_devices (prefix, n),
+                                               &paths, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (paths), ==, n);
+  return paths;
+}
+
+static gchar **
+ids_of (const gchar *prefix, guint n)
+{
+  gchar **ids = g_new0 (gchar *, n + 1);
+
+  for (guint i = 0; i < n; i++)
+    ids[i] = g_strdup_printf ("%s%u", prefix, i + 1);
+  return ids;
+}
+
+static GVariant *
+get_property (ShoalTestDaemon *td, const gchar *path, const gchar *iface, const gchar *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *value = NULL;
+
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", path,
+                                       "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", iface, name), G_VARIANT_TYPE ("(v)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+static gchar *
+get_string (ShoalTestDaemon *td, const gchar *path, const gchar *name)
+{
+  g_autoptr(GVariant) value = get_property (td, path, DEVICE_IFACE, name);
+
+  return g_variant_dup_string (value, NULL);
+}
+
+/* the message of a remote error, without the "GDBus.Error:name: " prefix */
+static void
+assert_error (GError *error, gint code, const gchar *needle)
+{
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("error: %s", error->message);
+  g_assert_error (error, SHOAL_ERROR, code);
+  if (needle != NULL && strstr (error->message, needle) == NULL)
+    g_error ("“%s” does not name “%s”", error->message, needle);
+}
+
+static void
+test_dbus_manager_properties (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GVariant) count = NULL;
+  g_autoptr(GVariant) state = NULL;
+  g_autoptr(GVariant) url = NULL;
+  g_autoptr(GVariant) version = NULL;
+
+  shoal_test_daemon_start (td, FALSE);
+  version = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "Version");
+  g_assert_cmpstr (g_variant_get_string (version, NULL), ==, PACKAGE_VERSION);
+  state = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DaemonState");
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "running");
+  url = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "ServerUrl");
+  g_assert_true (g_str_has_prefix (g_variant_get_string (url, NULL), "http://127.0.0.1:"));
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 0);
+}
+
+static void
+test_dbus_enroll (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) again = NULL;
+  g_autoptr(GVariant) devices = NULL;
+  g_autoptr(GVariant) macs = NULL;
+  g_autoptr(GVariant) count = NULL;
+  g_autofree gchar *expected_path = NULL;
+  g_autofree gchar *state = NULL;
+  g_autofree gchar *uuid = NULL;
+  g_autofree gchar *escaped = g_dbus_escape_object_path ("rack1.node:7");
+  g_autofree gchar *macs_text = NULL;
+  const gchar *node_macs[] = { "52:54:00:AA:BB:0C", "52-54-00-aa-bb-0d", NULL };
+  const gchar *no_macs[] = { NULL };
+  GVariantBuilder builder;
+
+  shoal_test_daemon_start (td, FALSE);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "rack1.node:7", node_macs,
+                         "4c4c4544-0042-3010-8052-b2c04f333232");
+  g_variant_builder_add (&builder, "(s^ass)", "bare", no_macs, "");
+  devices = g_variant_ref_sink (g_variant_builder_end (&builder));
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, devices, &paths, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (paths), ==, 2);
+  expected_path = g_strconcat ("/org/shoal/Shoal1/devices/", escaped, NULL);
+  g_assert_cmpstr (paths[0], ==, expected_path);
+  g_assert_cmpstr (paths[1], ==, "/org/shoal/Shoal1/devices/bare");
+
+  /* the object carries the device, its MACs normalized */
+  state = get_string (td, paths[0], "State");
+  g_assert_cmpstr (state, ==, "discovered");
+  uuid = get_string (td, paths[0], "Uuid");
+  g_assert_cmpstr (uuid, ==, "4c4c4544-0042-3010-8052-b2c04f333232");
+  macs = get_property (td, paths[0], DEVICE_IFACE, "Macs");
+  macs_text = g_variant_print (macs, FALSE);
+  g_assert_cmpstr (macs_text, ==, "['52:54:00:aa:bb:0c', '52:54:00:aa:bb:0d']");
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 2);
+
+  /* enrolling it again names the entry; nothing of the batch is enrolled */
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, make_devices ("fresh-", 1), &again, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&again, g_strfreev);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "new-one", no_macs, "");
+  g_variant_builder_add (&builder, "(s^ass)", "bare", no_macs, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder),
+                                               &again, NULL, &error);
+  assert_error (error, SHOAL_ERROR_EXISTS, "devices[1].id");
+  g_clear_error (&error);
+  g_clear_pointer (&count, g_variant_unref);
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 3);
+
+  /* removing it takes its object away */
+  shoal_dbus_manager_call_remove_device_sync (td->manager, "bare", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_remove_device_sync (td->manager, "bare", NULL, &error);
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, "bare");
+  g_clear_error (&error);
+
+  /* a restart on the same state directory exports the same devices */
+  shoal_test_daemon_stop (td);
+  shoal_test_daemon_start (td, FALSE);
+  g_clear_pointer (&state, g_free);
+  state = get_string (td, paths[0], "State");
+  g_assert_cmpstr (state, ==, "discovered");
+  g_clear_pointer (&count, g_variant_unref);
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 2);
+}
+
+static void
+test_dbus_enroll_batch (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GVariant) count = NULL;
+  g_autoptr(GVariant) objects = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autoptr(GError) error = NULL;
+  const guint n = 10000;
+  gint64 start;
+  gdouble seconds;
+
+  shoal_test_daemon_start (td, FALSE);
+  start = g_get_monotonic_time ();
+  paths = enroll (td, "batch-", n);
+  seconds = (g_get_monotonic_time () - start) / 1e6;
+  g_test_message ("enrolled %u devices in one call in %.2f s", n, seconds);
+  g_assert_cmpfloat (seconds, <, 60.0);
+  g_assert_cmpstr (paths[n - 1], ==, "/org/shoal/Shoal1/devices/batch_2d10000");
+
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, n);
+  objects = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", "/org/shoal/Shoal1",
+                                         "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                                         NULL, G_VARIANT_TYPE ("(a{oa{sa{sv}}})"),
+                                         G_DBUS_CALL_FLAGS_NONE, 120000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (g_variant_get_child_value (objects, 0)), ==, n);
+}
+
+static void
+test_dbus_bad_arguments (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) steps = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const gchar *bad_mac[] = { "52:54:00:00:00:01", "zz", NULL };
+  const gchar *no_macs[] = { NULL };
+  const gchar *unknown[] = { "bad-1", "nope", NULL };
+  const gchar *none[] = { NULL };
+  GVariantBuilder builder;
+
+  shoal_test_daemon_start (td, FALSE);
+  g_strfreev (enroll (td, "bad-", 1));
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "ok-1", no_macs, "");
+  g_variant_builder_add (&builder, "(s^ass)", "ok-2", bad_mac, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "devices[1].macs[1]");
+  g_clear_error (&error);
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "has space", no_macs, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "devices[0].id");
+  g_clear_error (&error);
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "uuid-1", no_macs, "not-a-uuid");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "devices[0].uuid");
+  g_clear_error (&error);
+
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, none, "fast-sim", NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "ids");
+  g_clear_error (&error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, unknown, "fast-sim", NULL, &error);
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, "ids[1]");
+  g_clear_error (&error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, unknown, "no-such-recipe", NULL, &error);
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, NULL);
+  g_clear_error (&error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, unknown, NULL, &error);
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, "ids[1]: no device “nope”");
+  g_clear_error (&error);
+  shoal_dbus_manager_call_remove_device_sync (td->manager, "", NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "id");
+  g_clear_error (&error);
+
+  /* a device with no recipe cannot deploy: the error names it */
+  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar *[]) { "bad-1", NULL }, NULL, &error);
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("deploy without recipe: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "bad-1"));
+  g_clear_error (&error);
+
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", "/org/shoal/Shoal1/devices/bad_2d1",
+                                       DEVICE_IFACE, "SetBootAction", g_variant_new ("(s)", "sideways"),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "action");
+  g_clear_error (&error);
+
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, "{ \"name\": ", NULL, &error);
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager,
+                                           "{ \"name\": \"x\", \"image\": { \"name\": \"i\" }, "
+                                           "\"steps\": [ { \"step\": \"no-such-step\", \"id\": \"a\" } ] }",
+                                           NULL, &error);
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("unknown step: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "no-such-step"));
+  g_clear_error (&error);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, "{ \"name\": 42 }", NULL, &error);
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("bad recipe: %s", error->message);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+  g_clear_error (&error);
+  shoal_dbus_manager_call_sync_recipes_sync (td->manager, NULL, &error);
+  assert_error (error, SHOAL_ERROR_NOT_SUPPORTED, "[recipes] url=");
+  g_clear_error (&error);
+
+  /* wrong signature: GDBus refuses it before shoald sees it */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", "/org/shoal/Shoal1",
+                                       "org.shoal.Shoal1.Manager", "Deploy", g_variant_new ("(s)", "x"),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+
+  /* the daemon is still there and lost nothing */
+  g_assert_true (shoal_test_daemon_is_running (td));
+  shoal_dbus_manager_call_list_steps_sync (td->manager, &steps, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (steps), >=, 2);
+}
+
+typedef struct
+{
+  GHashTable *seqs;   /* path → GArray of guint64 */
+  guint       n_signals;
+} JournalSignals;
+
+static void
+on_journal_entry (GDBusConnection *connection, const gchar *sender, const gchar *path,
+                  const gchar *iface, const gchar *signal, GVariant *params, gpointer user_data)
+{
+  JournalSignals *js = user_data;
+  GArray *seqs = g_hash_table_lookup (js->seqs, path);
+  guint64 seq;
+
+  g_variant_get_child (params, 0, "t", &seq);
+  if (seqs == NULL)
+    {
+      seqs = g_array_new (FALSE, FALSE, sizeof (guint64));
+      g_hash_table_insert (js->seqs, g_strdup (path), seqs);
+    }
+  g_array_append_val (seqs, seq);
+  js->n_signals++;
+}
+
+typedef struct
+{
+  GDBusObjectManager *om;
+  gchar             **paths;
+  const gchar        *state;
+} WaitState;
+
+static gboolean
+all_in_state (gpointer user_data)
+{
+  WaitState *ws = user_data;
+
+  for (guint i = 0; ws->paths[i] != NULL; i++)
+    {
+      g_autoptr(GDBusInterface) iface = g_dbus_object_manager_get_interface (ws->om, ws->paths[i], DEVICE_IFACE);
+
+      if (iface == NULL || g_strcmp0 (shoal_dbus_device_get_state (SHOAL_DBUS_DEVICE (iface)), ws->state) != 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static GVariant *
+get_journal (ShoalTestDaemon *td, const gchar *path, guint64 since)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", path, DEVICE_IFACE,
+                                       "GetJournal", g_variant_new ("(t)", since),
+                                       G_VARIANT_TYPE ("(a(txssss))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  return g_variant_get_child_value (reply, 0);
+}
+
+static gboolean
+signals_caught_up (gpointer user_data)
+{
+  gpointer *args = user_data;
+  JournalSignals *js = args[0];
+
+  return js->n_signals >= GPOINTER_TO_UINT (args[1]);
+}
+
+static void
+check_journal (ShoalTestDaemon *td, JournalSignals *js, const gchar *path)
+{
+  g_autoptr(GVariant) entries = get_journal (td, path, 0);
+  g_autoptr(GVariant) tail = NULL;
+  GArray *seqs = g_hash_table_lookup (js->seqs, path);
+  guint n = g_variant_n_children (entries);
+  guint64 seq, prev = 0, mid = 0;
+  gint64 time_us;
+  const gchar *source, *op, *result, *message;
+
+  g_assert_cmpuint (n, >=, 5);
+  for (guint i = 0; i < n; i++)
+    {
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", &seq, &time_us, &source, &op, &result, &message);
+      g_assert_cmpuint (seq, >, prev);
+      g_assert_cmpint (time_us, >, 0);
+      prev = seq;
+      if (i == n / 2)
+        mid = seq;
+    }
+  g_assert_cmpstr (op, ==, "installed");
+  g_assert_cmpstr (result, ==, "ok");
+
+  /* every entry came as a JournalEntry signal too, once */
+  g_assert_nonnull (seqs);
+  g_assert_cmpuint (seqs->len, ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", &seq, NULL, NULL, NULL, NULL, NULL);
+      g_assert_cmpuint (g_array_index (seqs, guint64, i), ==, seq);
+    }
+
+  /* since_seq returns only what is newer */
+  tail = get_journal (td, path, mid);
+  g_assert_cmpuint (g_variant_n_children (tail), ==, n - n / 2 - 1);
+}
+
+static void
+test_dbus_deploy (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) seqs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                      (GDestroyNotify) g_array_unref);
+  g_autoptr(GVariant) stats = NULL;
+  g_autoptr(GVariant) states = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("d-", 8);
+  JournalSignals js = { seqs, 0 };
+  WaitState ws = { 0 };
+  const gchar *none[] = { NULL };
+  guint sub, total = 0, installed = 0;
+  guint64 flushes = 0;
+  gpointer args[2];
+
+  shoal_test_daemon_start (td, FALSE);
+  sub = g_dbus_connection_signal_subscribe (td->connection, "org.shoal.Shoal1", DEVICE_IFACE,
+                                            "JournalEntry", NULL, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                            on_journal_entry, &js, NULL);
+  paths = enroll (td, "d-", 8);
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+
+  /* "" picks the recipe by matching: fast-sim is the default */
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "", NULL, &error);
+  g_assert_no_error (error);
+  ws.om = om;
+  ws.paths = paths;
+  ws.state = "assigned";
+  g_assert_true (shoal_test_wait_for (all_in_state, &ws, 5000));
+
+  shoal_dbus_manager_call_deploy_sync (td->manager, none, NULL, &error);
+  g_assert_no_error (error);
+  ws.state = "installed";
+  if (!shoal_test_wait_for (all_in_state, &ws, 60000))
+    g_error ("the fleet did not reach “installed” within 60 s");
+
+  for (guint i = 0; paths[i] != NULL; i++)
+    {
+      g_autoptr(GVariant) entries = get_journal (td, paths[i], 0);
+      g_autoptr(GDBusInterface) iface = g_dbus_object_manager_get_interface (om, paths[i], DEVICE_IFACE);
+
+      total += g_variant_n_children (entries);
+      g_assert_cmpstr (shoal_dbus_device_get_recipe (SHOAL_DBUS_DEVICE (iface)), ==, "fast-sim");
+      g_assert_cmpfloat (shoal_dbus_device_get_progress (SHOAL_DBUS_DEVICE (iface)), ==, 1.0);
+    }
+  args[0] = &js;
+  args[1] = GUINT_TO_POINTER (total);
+  g_assert_true (shoal_test_wait_for (signals_caught_up, args, 10000));
+  for (guint i = 0; paths[i] != NULL; i++)
+    check_journal (td, &js, paths[i]);
+  g_dbus_connection_signal_unsubscribe (td->connection, sub);
+
+  shoal_dbus_manager_call_get_stats_sync (td->manager, &stats, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (stats, "property-flushes", "t", &flushes));
+  g_assert_cmpuint (flushes, >, 0);
+  states = g_variant_lookup_value (stats, "states", G_VARIANT_TYPE ("a{su}"));
+  g_assert_nonnull (states);
+  g_assert_true (g_variant_lookup (states, "installed", "u", &installed));
+  g_assert_cmpuint (installed, ==, 8);
+  g_test_message ("%u journal entries, %" G_GUINT64_FORMAT " property flushes", total, flushes);
+}
+
+static void
+test_dbus_cancel (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) entries = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("c-", 3);
+  const gchar *first_two[] = { "c-1", "c-2", NULL };
+  WaitState ws = { 0 };
+  gboolean found = FALSE;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "c-", 3);
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "slow-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar * const *) ids, NULL, &error);
+  g_assert_no_error (error);
+  ws.om = om;
+  ws.paths = paths;
+  ws.state = "booting";
+  g_assert_true (shoal_test_wait_for (all_in_state, &ws, 10000));
+
+  /* two through the manager, one through its own object */
+  shoal_dbus_manager_call_cancel_sync (td->manager, first_two, NULL, &error);
+  g_assert_no_error (error);
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", paths[2], DEVICE_IFACE,
+                                       "Cancel", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  ws.state = "cancelled";
+  g_assert_true (shoal_test_wait_for (all_in_state, &ws, 10000));
+
+  entries = get_journal (td, paths[0], 0);
+  for (guint i = 0; i < g_variant_n_children (entries); i++)
+    {
+      const gchar *op, *message;
+
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", NULL, NULL, NULL, &op, NULL, &message);
+      g_test_message ("journal: %s %s", op, message);
+      found |= strstr (op, "cancel") != NULL;
+    }
+  g_assert_true (found);
+}
+
+static void
+test_dbus_plugins (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) plugins = NULL;
+  g_autoptr(GVariant) steps = NULL;
+  const gchar *module, *name, *description, *load_error, *scope, *phase;
+  gboolean loaded, sim_loaded = FALSE, broken_refused = FALSE, missing_refused = FALSE;
+  gboolean has_sim = FALSE, has_group = FALSE, has_broken = FALSE;
+  GVariantIter iter;
+
+  shoal_test_daemon_start (td, TRUE);
+  shoal_dbus_manager_call_list_plugins_sync (td->manager, &plugins, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_iter_init (&iter, plugins);
+  while (g_variant_iter_next (&iter, "(&s&s&sb&s)", &module, &name, &description, &loaded, &load_error))
+    {
+      g_test_message ("plugin %s loaded=%d error=%s", module, loaded, load_error);
+      if (g_strcmp0 (module, "shoal-sim") == 0)
+        sim_loaded = loaded && load_error[0] == '\0';
+      if (g_strcmp0 (module, "shoal-test-broken-symbol") == 0)
+        broken_refused = !loaded && load_error[0] != '\0';
+      if (g_strcmp0 (module, "shoal-test-missing-module") == 0)
+        missing_refused = !loaded && load_error[0] != '\0';
+    }
+  g_assert_true (sim_loaded);
+  g_assert_true (broken_refused);
+  g_assert_true (missing_refused);
+
+  shoal_dbus_manager_call_list_steps_sync (td->manager, &steps, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_iter_init (&iter, steps);
+  while (g_variant_iter_next (&iter, "(&s&s&s&s&s)", &name, &module, &scope, &phase, &description))
+    {
+      has_sim |= g_strcmp0 (name, "sim") == 0 && g_strcmp0 (scope, "device") == 0;
+      has_group |= g_strcmp0 (name, "sim-group") == 0 && g_strcmp0 (scope, "group") == 0 &&
+                   g_strcmp0 (module, "shoal-sim-group") == 0;
+      has_broken |= g_strcmp0 (name, "test-broken") == 0;
+    }
+  g_assert_true (has_sim);
+  g_assert_true (has_group);
+  g_assert_false (has_broken);
+}
+
+static gint
+run_as_nobody (ShoalTestDaemon *td, const gchar *path, const gchar *method, const gchar *arg, gchar **err)
+{
+  g_autofree gchar *address = g_strconcat ("--address=", td->address, NULL);
+  const gchar *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "gdbus", "call", address, "--dest", "org.shoal.Shoal1",
+                          "--object-path", path, "--method", method, arg, NULL };
+
+  return shoal_test_run (argv, NULL, err, 30);
+}
+
+static void
+test_dbus_unauthorized (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) stats = NULL;
+  g_autoptr(GVariant) count = NULL;
+  g_autofree gchar *err = NULL;
+  g_autofree gchar *setpriv = g_find_program_in_path ("setpriv");
+  g_autofree gchar *gdbus = g_find_program_in_path ("gdbus");
+  g_auto(GStrv) paths = NULL;
+  guint64 denied = 0;
+
+  if (getuid () != 0 || setpriv == NULL || gdbus == NULL)
+    {
+      g_test_skip ("needs root, setpriv and gdbus to call as another user");
+      return;
+    }
+  td = shoal_test_daemon_new ();
+  shoal_test_daemon_set_open_bus (td);
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "mine-", 1);
+
+  /* another user may read... */
+  g_assert_cmpint (run_as_nobody (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager.ListSteps",
+                                  NULL, &err), ==, 0);
+  g_clear_pointer (&err, g_free);
+  /* ...but change nothing, on the manager or on a device */
+  g_assert_cmpint (run_as_nobody (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager.EnrollDevices",
+                                  "[('intruder', @as [], '')]", &err), !=, 0);
+  g_test_message ("as nobody: %s", err);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, paths[0], "org.shoal.Shoal1.Device.Deploy", NULL, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+
+  shoal_dbus_manager_call_get_stats_sync (td->manager, &stats, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (stats, "denied-calls", "t", &denied));
+  g_assert_cmpuint (denied, ==, 2);
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  /* map org.shoal.Shoal1.Error.* back to SHOAL_ERROR */
+  (void) SHOAL_ERROR;
+
+  g_test_add_func ("/shoal/dbus/manager-properties", test_dbus_manager_properties);
+  g_test_add_func ("/shoal/dbus/enroll", test_dbus_enroll);
+  g_test_add_func ("/shoal/dbus/enroll-batch", test_dbus_enroll_batch);
+  g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
+  g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
+  g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
+  g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
+  g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
+  return g_test_run ();
+}

@@ -1,0 +1,164 @@
+/* test-shoalctl.c: shoalctl against the real shoald on a private bus
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-test-daemon.h"
+
+typedef struct
+{
+  ShoalTestDaemon *td;
+  gchar           *out;
+  gchar           *err;
+  gint             status;
+} Ctl;
+
+/* runs shoalctl --address=<bus> ARGS...; keeps its output in @ctl */
+static gint
+ctl_run (Ctl *ctl, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  const gchar *arg;
+  va_list args;
+
+  g_clear_pointer (&ctl->out, g_free);
+  g_clear_pointer (&ctl->err, g_free);
+  g_ptr_array_add (argv, g_strdup (g_getenv ("SHOALCTL")));
+  g_ptr_array_add (argv, g_strconcat ("--address=", ctl->td->address, NULL));
+  va_start (args, ctl);
+  while ((arg = va_arg (args, const gchar *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  ctl->status = shoal_test_run ((const gchar * const *) argv->pdata, &ctl->out, &ctl->err, 120);
+  g_test_message ("stdout:\n%sstderr:\n%s", ctl->out, ctl->err);
+  return ctl->status;
+}
+
+static void
+assert_has (const gchar *text, const gchar *needle)
+{
+  if (text == NULL || strstr (text, needle) == NULL)
+    g_error ("“%s” not found in:\n%s", needle, text);
+}
+
+static void
+ctl_clear (Ctl *ctl)
+{
+  g_free (ctl->out);
+  g_free (ctl->err);
+  shoal_test_daemon_free (ctl->td);
+}
+
+static void
+test_shoalctl_errors (void)
+{
+  Ctl ctl = { shoal_test_daemon_new () };
+
+  shoal_test_daemon_start (ctl.td, FALSE);
+  g_assert_cmpint (ctl_run (&ctl, "frobnicate", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: ");
+  assert_has (ctl.err, "frobnicate");
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "bad", "--mac", "zz", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: devices[0].macs[0]: “zz” is not a MAC address");
+  g_assert_cmpint (ctl_run (&ctl, "show", "nosuch", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nosuch”");
+  g_assert_cmpint (ctl_run (&ctl, "deploy", NULL), ==, 1);
+  assert_has (ctl.err, "--all");
+  g_assert_cmpint (ctl_run (&ctl, "recipe-sync", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No recipe repository is configured");
+  g_assert_cmpint (ctl_run (&ctl, "assign", "no-such-recipe", "x", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: ");
+  ctl_clear (&ctl);
+}
+
+static void
+test_shoalctl_no_daemon (void)
+{
+  g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_autofree gchar *address = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  const gchar *argv[] = { g_getenv ("SHOALCTL"), NULL, "devices", NULL };
+
+  g_test_dbus_up (bus);
+  address = g_strconcat ("--address=", g_test_dbus_get_bus_address (bus), NULL);
+  argv[1] = address;
+  g_assert_cmpint (shoal_test_run (argv, &out, &err, 30), ==, 1);
+  assert_has (err, "shoalctl: shoald is not running on this bus");
+  g_test_dbus_down (bus);
+}
+
+static void
+test_shoalctl_fleet (void)
+{
+  Ctl ctl = { shoal_test_daemon_new () };
+
+  shoal_test_daemon_start (ctl.td, FALSE);
+  g_assert_cmpint (ctl_run (&ctl, "steps", NULL), ==, 0);
+  assert_has (ctl.out, "sim-group");
+  assert_has (ctl.out, "transfer");
+  g_assert_cmpint (ctl_run (&ctl, "plugins", NULL), ==, 0);
+  assert_has (ctl.out, "shoal-sim");
+  g_assert_cmpint (ctl_run (&ctl, "recipes", NULL), ==, 0);
+  assert_has (ctl.out, "fast-sim");
+  assert_has (ctl.out, "test-os");
+
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "--count", "5", "--prefix", "t-", NULL), ==, 0);
+  assert_has (ctl.out, "Enrolled 5 devices");
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "one", "--mac", "52:54:00:12:34:56",
+                            "--uuid", "4c4c4544-0042-3010-8052-b2c04f333232", NULL), ==, 0);
+  assert_has (ctl.out, "Enrolled one");
+  g_assert_cmpint (ctl_run (&ctl, "devices", NULL), ==, 0);
+  assert_has (ctl.out, "ID");
+  assert_has (ctl.out, "t-0005");
+  assert_has (ctl.out, "discovered");
+  assert_has (ctl.out, "6 devices");
+
+  g_assert_cmpint (ctl_run (&ctl, "assign", "fast-sim", "--all", NULL), ==, 0);
+  assert_has (ctl.out, "Assigned fast-sim to 6 devices");
+  g_assert_cmpint (ctl_run (&ctl, "deploy", "--all", NULL), ==, 0);
+  g_assert_cmpint (ctl_run (&ctl, "watch", "--until-done", NULL), ==, 0);
+  assert_has (ctl.out, "6 devices: installed 6");
+
+  g_assert_cmpint (ctl_run (&ctl, "show", "one", NULL), ==, 0);
+  assert_has (ctl.out, "52:54:00:12:34:56");
+  assert_has (ctl.out, "4c4c4544-0042-3010-8052-b2c04f333232");
+  assert_has (ctl.out, "installed");
+  assert_has (ctl.out, "fast-sim");
+  assert_has (ctl.out, "100%");
+  g_assert_cmpint (ctl_run (&ctl, "log", "one", NULL), ==, 0);
+  assert_has (ctl.out, "enroll");
+  assert_has (ctl.out, "installed");
+  g_assert_cmpint (ctl_run (&ctl, "log", "one", "--follow", "--until-done", NULL), ==, 0);
+  assert_has (ctl.out, "installed");
+  g_assert_cmpint (ctl_run (&ctl, "stats", NULL), ==, 0);
+  assert_has (ctl.out, "transitions");
+  assert_has (ctl.out, "installed");
+
+  /* a second deployment of one device, followed live */
+  g_assert_cmpint (ctl_run (&ctl, "deploy", "t-0001", NULL), ==, 0);
+  assert_has (ctl.out, "Deploying 1 device");
+  g_assert_cmpint (ctl_run (&ctl, "log", "t-0001", "--follow", "--until-done", NULL), ==, 0);
+  assert_has (ctl.out, "deployment 2");
+
+  g_assert_cmpint (ctl_run (&ctl, "boot-action", "one", "ignore", NULL), ==, 0);
+  g_assert_cmpint (ctl_run (&ctl, "show", "one", NULL), ==, 0);
+  assert_has (ctl.out, "ignore");
+  g_assert_cmpint (ctl_run (&ctl, "remove", "one", NULL), ==, 0);
+  g_assert_cmpint (ctl_run (&ctl, "devices", NULL), ==, 0);
+  assert_has (ctl.out, "5 devices");
+  ctl_clear (&ctl);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/shoal/shoalctl/errors", test_shoalctl_errors);
+  g_test_add_func ("/shoal/shoalctl/no-daemon", test_shoalctl_no_daemon);
+  g_test_add_func ("/shoal/shoalctl/fleet", test_shoalctl_fleet);
+  return g_test_run ();
+}
