@@ -6,9 +6,13 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
+#include <sched.h>
 #include <shoal.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sa-archive.h"
@@ -34,6 +38,7 @@ typedef struct {
   GBytes       *image;
   gchar        *manifest;
   gint          corrupt_chunk;
+  guint32       chunk;
   guint         chunk_requests;
 } TestServer;
 
@@ -95,9 +100,9 @@ image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
       reply (msg, 200, "text/plain", s->manifest, strlen (s->manifest));
       return;
     }
-  for (gsize off = 0; off < size; off += 4096, index++)
+  for (gsize off = 0; off < size; off += s->chunk, index++)
     {
-      gsize n = MIN (4096, size - off);
+      gsize n = MIN (s->chunk, size - off);
       uint8_t digest[32];
       char hex[65];
 
@@ -512,19 +517,19 @@ test_inventory_fake (void)
 /* --- unicast image write --------------------------------------------------- */
 
 static void
-serve_image (TestServer *s, gsize size)
+serve_image_chunked (TestServer *s, gsize size, guint32 chunk)
 {
   guint8 *data = g_malloc0 (size);
   ShoalManifestError merr = { 0 };
-  ShoalManifest *m = shoal_manifest_new ("test-image", size, 4096, &merr);
+  ShoalManifest *m = shoal_manifest_new ("test-image", size, chunk, &merr);
   uint8_t digest[32];
   gsize len;
 
   for (gsize i = 0; i < size; i++)
-    data[i] = (i / 4096 == 2) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
+    data[i] = (i / chunk == 2) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
   for (guint64 c = 0; c < m->n_chunks; c++)
     {
-      gsize off = c * 4096, n = MIN (4096, size - off);
+      gsize off = c * chunk, n = MIN (chunk, size - off);
 
       shoal_manifest_digest (data + off, n, digest);
       shoal_manifest_set_chunk (m, c, shoal_manifest_is_zero (data + off, n) ? NULL : digest);
@@ -533,7 +538,14 @@ serve_image (TestServer *s, gsize size)
   shoal_manifest_set_image_sha256 (m, digest);
   s->manifest = shoal_manifest_serialize (m, &len);
   s->image = g_bytes_new_take (data, size);
+  s->chunk = chunk;
   shoal_manifest_free (m);
+}
+
+static void
+serve_image (TestServer *s, gsize size)
+{
+  serve_image_chunked (s, size, 4096);
 }
 
 static void
@@ -639,6 +651,103 @@ test_agent_program (void)
   test_server_free (s);
 }
 
+/* --- multicast-receive (suite net: a namespace of its own) ------------------ */
+
+static gboolean
+sh (const gchar *cmd)
+{
+  gint status = 0;
+
+  g_test_message ("$ %s", cmd);
+  return g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && g_spawn_check_wait_status (status, NULL);
+}
+
+static void
+test_multicast_receive (void)
+{
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const gchar *sender = g_getenv ("SHOAL_MCAST_SEND");
+  g_autofree gchar *ns = g_strdup_printf ("shmc%d", (gint) getpid ());
+  g_autofree gchar *tmp = NULL, *cmd = NULL, *img = NULL, *joinf = NULL, *join = NULL, *disk = NULL;
+  g_autofree gchar *conf = NULL, *text = NULL, *nspath = NULL, *out = NULL, *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  TestServer *s;
+  GPid pid = 0;
+  int orig, fd, status = 0;
+
+  if (geteuid () != 0 || agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE)
+      || sender == NULL || !g_file_test (sender, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("needs root, the static agent and plugins/multicast's shoal-mcast-send");
+      return;
+    }
+  tmp = g_dir_make_tmp ("shoal-mcast-agent-XXXXXX", NULL);
+  cmd = g_strdup_printf ("ip netns add %s", ns);
+  g_assert_true (sh (cmd));
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s link set lo up multicast on", ns);
+  sh (cmd);
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s route add 224.0.0.0/4 dev lo", ns);
+  sh (cmd);
+  nspath = g_strdup_printf ("/run/netns/%s", ns);
+  orig = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  fd = open (nspath, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (setns (fd, CLONE_NEWNET), ==, 0);
+  close (fd);
+
+  s = test_server_new ();
+  serve_image_chunked (s, 6 * 65536 + 5000, 65536);
+  img = g_build_filename (tmp, "image.raw", NULL);
+  g_assert_true (g_file_set_contents (img, g_bytes_get_data (s->image, NULL), (gssize) g_bytes_get_size (s->image), NULL));
+  joinf = g_build_filename (tmp, "join.txt", NULL);
+  {
+    const gchar *argv[] = { "timeout", "60", sender, "--file", img, "--group", "239.77.7.7", "--port", "47011",
+                            "--iface", "lo", "--receivers", "1", "--chunk-size", "65536", "--join-out", joinf,
+                            "--join-wait", "20000", NULL };
+
+    g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &error);
+    g_assert_no_error (error);
+  }
+  for (guint i = 0; i < 200 && !g_file_get_contents (joinf, &join, NULL, NULL); i++)
+    g_usleep (50000);
+  g_assert_nonnull (join);
+  g_strstrip (join);
+  disk = g_build_filename (tmp, "disk.raw", NULL);
+  g_assert_true (g_file_set_contents (disk, "", 0, NULL));
+  s->instruction = g_strdup_printf ("{\"action\":\"multicast-receive\",\"join\":\"%s\",\"manifest\":\"/images/x/manifest\","
+                                    "\"disk\":\"%s\"}", join, disk);
+  conf = g_build_filename (tmp, "agent.conf", NULL);
+  text = g_strdup_printf ("server=http://127.0.0.1:%u\ntoken=tok-1\ndevice=dev-1\n", s->port);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  {
+    const gchar *argv[] = { "timeout", "60", agent, "--config", conf, "--no-modules", "--no-network", "--once",
+                            "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &out, &status, &error);
+  }
+  g_test_message ("%s", out);
+  kill (pid, SIGTERM);
+  waitpid (pid, NULL, 0);
+  g_assert_true (has_event (s, "image-written "));
+  g_assert_true (has_event (s, "image-written {\"disk\""));
+  g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
+  g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
+  for (guint i = 0; i < s->events->len; i++)
+    g_test_message ("event %s", (const gchar *) g_ptr_array_index (s->events, i));
+  /* every data chunk came by multicast: none by HTTP */
+  g_assert_cmpuint (s->chunk_requests, ==, 0);
+  test_server_free (s);
+  g_assert_cmpint (setns (orig, CLONE_NEWNET), ==, 0);
+  close (orig);
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip netns del %s", ns);
+  sh (cmd);
+  g_free (cmd);
+  cmd = g_strdup_printf ("rm -rf %s", tmp);
+  sh (cmd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -651,5 +760,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
+  g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
   return g_test_run ();
 }
