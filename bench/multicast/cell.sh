@@ -84,7 +84,11 @@ run_uftp() {
     mv "$W/d$i/$(basename "$SRC")" "$W/out$i" 2>/dev/null
   done
   # uftpd daemons do not exit by themselves: stop the ones this cell started
-  for i in $(hosts); do ip netns pids "${P}r$i" | xargs -r kill 2>/dev/null; done
+  for i in $(hosts); do
+    for pid in $(ip netns pids "${P}r$i"); do
+      [ "$(cat /proc/$pid/comm 2>/dev/null)" = uftpd ] && kill "$pid" 2>/dev/null
+    done
+  done
   wait
   notes="rc=$RC"
 }
@@ -117,12 +121,12 @@ esac
 tx1=$("$here/topo.sh" txbytes $P)
 drops=$("$here/topo.sh" drops $P "$N")
 wall=$(echo "$T1 - $T0" | bc -l)
-scpu=$(awk '{printf "%.2f", $1 + $2}' "$W/cpu.s" 2>/dev/null)
+scpu=$(tail -1 "$W/cpu.s" 2>/dev/null | awk '{printf "%.2f", $1 + $2}')
 if [ "$TOOL" = iperf ]; then
   # per-receiver MB/s from the iperf server reports (bytes received / duration)
   rates=$(for i in $(hosts); do
-            grep -E '0\.0+-[0-9.]+ sec' "$W/recv.$i" | tail -1 | awk '{for(i=1;i<=NF;i++) if($i ~ /Bytes$/){v=$(i-1); u=$i; if(u=="GBytes")v*=1024; if(u=="KBytes")v/=1024; print v*1048576/1e6} }' ; done)
-  avg=$(echo "$rates" | awk '{s+=$1; n++} END {if(n) printf "%.1f", s/n/5; else print "0"}')
+            grep -E '0\.0+-[0-9.]+ sec .*Bytes' "$W/recv.$i" | tail -1 | awk '{split($3, t, "-"); d = t[2]; for(i=1;i<=NF;i++) if($i ~ /Bytes$/){v=$(i-1); u=$i; if(u=="GBytes")v*=1024; if(u=="KBytes")v/=1024; if (d > 0) print v*1048576/1e6/d} }' ; done)
+  avg=$(echo "$rates" | awk '{s+=$1; n++} END {if(n) printf "%.1f", s/n; else print "0"}')
   printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=-    wall=%6.2fs MB/s/rcv=%6s egress/file=-     cpu_s=%s cpu_r=-    drops=%s %s\n' \
     iperf "$N" "$LOSS" "$RATE" "$MTU" "$wall" "$avg" "$scpu" "$drops" "limit-line(5s blast)"
   exit 0
@@ -133,7 +137,7 @@ for i in $(hosts); do
   s=$( [ -f "$W/out$i" ] && sha256sum < "$W/out$i" | cut -c1-64 || echo missing)
   [ "$s" = "$ref" ] && ok=$((ok + 1))
   sums="$sums ${s:0:8}"
-  c=$(awk '{printf "%.2f", $1 + $2}' "$W/cpu.$i" 2>/dev/null); rcpu=$(echo "$rcpu + ${c:-0}" | bc -l)
+  c=$(tail -1 "$W/cpu.$i" 2>/dev/null | awk '{printf "%.2f", $1 + $2}'); rcpu=$(echo "$rcpu + ${c:-0}" | bc -l)
 done
 printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=%s/%s wall=%6.2fs MB/s/rcv=%6.1f egress/file=%.3f cpu_s=%s cpu_r=%.2f drops=%s %s sha256[%s ] ref=%s\n' \
   "$TOOL" "$N" "$LOSS" "$RATE" "$MTU" "$ok" "$N" "$wall" "$(echo "$size / $wall / 1000000" | bc -l)" \

@@ -498,8 +498,10 @@ smc_manifest_parse (const uint8_t *buf, size_t len)
   const uint8_t *p;
   if (len < 24 || memcmp (buf, MAN_MAGIC, 8) != 0)
     return NULL;
-  /* check the length before allocating the table */
-  if (len != 24 + (size_t) get32 (buf + 20) * (1 + SMC_HASH_LEN))
+  /* check the sizes and the length before allocating the table */
+  if (len != 24 + (size_t) get32 (buf + 20) * (1 + SMC_HASH_LEN) || get32 (buf + 16) == 0 ||
+      get64 (buf + 8) == 0 || get64 (buf + 8) > UINT64_MAX / 2 ||
+      (get64 (buf + 8) + get32 (buf + 16) - 1) / get32 (buf + 16) != get32 (buf + 20))
     return NULL;
   m = smc_manifest_new (get64 (buf + 8), get32 (buf + 16));
   if (m == NULL)

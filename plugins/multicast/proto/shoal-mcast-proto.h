@@ -22,7 +22,7 @@ extern "C" {
 #define SMC_MAX_PACKET       65507
 #define SMC_MAX_BLOCKS       128    /* FEC blocks per chunk */
 #define SMC_MAX_K            200    /* source symbols per FEC block (GF(256): k + parity <= 256) */
-#define SMC_DEFAULT_K        128
+#define SMC_DEFAULT_K        200
 #define SMC_MAX_SRC_SYMBOLS  0x7fff /* source symbols per chunk */
 #define SMC_PARITY_FLAG      0x8000
 #define SMC_KEY_LEN          16

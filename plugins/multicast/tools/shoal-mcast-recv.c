@@ -110,9 +110,12 @@ main (int argc, char **argv)
     { "join", 1, 0, 'j' }, { "join-file", 1, 0, 'J' }, { "manifest", 1, 0, 'm' },
     { "output", 1, 0, 'o' }, { "iface", 1, 0, 'i' }, { "node", 1, 0, 'n' },
     { "unicast-file", 1, 0, 'u' }, { "resume", 0, 0, 'R' }, { "window", 1, 0, 'w' },
-    { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 } };
+    { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { "manifest-from", 1, 0, 'F' },
+    { "chunk-size", 1, 0, 'c' }, { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
+  const char *man_from = NULL;
+  uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   uint32_t node = 0, resumed = 0, unicast = 0;
   int opt, rc, do_resume = 0;
   uint8_t *mbuf;
@@ -138,6 +141,8 @@ main (int argc, char **argv)
     case 'w': cfg.window_chunks = (uint32_t) atoi (optarg); break;
     case 't': cfg.idle_timeout_ms = (uint32_t) atoi (optarg); break;
     case 'v': cfg.verbose = 1; break;
+    case 'F': man_from = optarg; break;
+    case 'c': chunk_size = (uint32_t) strtoul (optarg, NULL, 0); break;
     default: return 2;
     }
   }
@@ -150,19 +155,28 @@ main (int argc, char **argv)
     j[jl] = '\0';
     join = j;
   }
-  if (join == NULL || man_path == NULL || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
-    fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F --output F "
-                     "[--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N]\n");
+  if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
+    fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
+                     "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N]\n");
     return 2;
   }
   if (iface != NULL)
     snprintf (cfg.join.iface, sizeof cfg.join.iface, "%s", iface);
   if (node != 0)
     cfg.join.node = node;
-  mbuf = read_all (man_path, &mlen);
-  m = mbuf != NULL ? smc_manifest_parse (mbuf, mlen) : NULL;
+  if (man_from != NULL) {
+    /* tests: the manifest is computed from a copy of the image */
+    int sfd = open (man_from, O_RDONLY);
+    mbuf = NULL;
+    m = sfd >= 0 ? smc_manifest_from_fd (sfd, chunk_size) : NULL;
+    if (sfd >= 0)
+      close (sfd);
+  } else {
+    mbuf = read_all (man_path, &mlen);
+    m = mbuf != NULL ? smc_manifest_parse (mbuf, mlen) : NULL;
+  }
   if (m == NULL) {
-    fprintf (stderr, "shoal-mcast-recv: cannot read manifest %s\n", man_path);
+    fprintf (stderr, "shoal-mcast-recv: cannot read the manifest\n");
     return 2;
   }
   snk.fd = open (out, O_RDWR | O_CREAT, 0644);

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The "multicast" group step end to end: run by test-multicast-step.sh
+ * inside the sender's namespace of a bench/multicast/topo.sh topology
+ * (MCAST_NS_PREFIX); receivers are the shoal-mcast-recv tool in r1, r2.
+ * Three devices: two receive, the third never joins and is dropped. */
+#include "config.h"
+
+#include <shoal.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+
+#include "shoal-multicast-step.h"
+
+G_DECLARE_FINAL_TYPE (TestModule, test_module, TEST, MODULE, GTypeModule)
+struct _TestModule { GTypeModule parent_instance; };
+G_DEFINE_TYPE (TestModule, test_module, G_TYPE_TYPE_MODULE)
+static gboolean test_module_load (GTypeModule *module) { return TRUE; }
+static void test_module_unload (GTypeModule *module) { }
+static void test_module_class_init (TestModuleClass *klass)
+{
+  G_TYPE_MODULE_CLASS (klass)->load = test_module_load;
+  G_TYPE_MODULE_CLASS (klass)->unload = test_module_unload;
+}
+static void test_module_init (TestModule *self) { }
+
+typedef struct {
+  GMainLoop *loop;
+  gboolean ok;
+  GError *error;
+  GPtrArray *devices;
+  gchar *src;
+  gchar *dir;
+  GPtrArray *children;
+} Fixture;
+
+static void
+run_cb (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  f->ok = shoal_step_run_finish (SHOAL_STEP (object), result, &f->error);
+  g_main_loop_quit (f->loop);
+}
+
+static void
+spawn_receiver (Fixture *f, guint i)
+{
+  ShoalDevice *device = g_ptr_array_index (f->devices, i);
+  JsonNode *instr = shoal_device_get_instruction (device);
+  JsonObject *o = json_node_get_object (instr);
+  g_autofree gchar *ns = g_strdup_printf ("%sr%u", g_getenv ("MCAST_NS_PREFIX"), i + 1);
+  g_autofree gchar *out = g_strdup_printf ("%s/out%u", f->dir, i);
+  g_autofree gchar *chunk = g_strdup_printf ("%" G_GINT64_FORMAT, json_object_get_int_member (o, "chunk-size"));
+  const gchar *argv[] = { "ip", "netns", "exec", ns, g_getenv ("MCAST_RECV"), "--join",
+                          json_object_get_string_member (o, "join"), "--manifest-from", f->src,
+                          "--chunk-size", chunk, "--output", out, "--iface", "eth0", NULL };
+  g_autoptr(GError) error = NULL;
+  GSubprocess *p = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error);
+
+  g_assert_no_error (error);
+  g_ptr_array_add (f->children, p);
+}
+
+static gboolean
+start_receivers (gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  for (guint i = 0; i < 2; i++)
+    spawn_receiver (f, i);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+check_instruction (ShoalDevice *device, guint node)
+{
+  JsonNode *instr = shoal_device_get_instruction (device);
+  JsonObject *o;
+
+  g_assert_nonnull (instr);
+  o = json_node_get_object (instr);
+  g_assert_cmpstr (json_object_get_string_member (o, "action"), ==, "multicast-receive");
+  g_assert_cmpstr (json_object_get_string_member (o, "group"), ==, "239.77.8.1");
+  g_assert_cmpint (json_object_get_int_member (o, "port"), ==, 6300);
+  g_assert_cmpint (json_object_get_int_member (o, "node"), ==, node);
+  g_assert_cmpuint (strlen (json_object_get_string_member (o, "key")), ==, 32);
+  g_assert_cmpuint (strlen (json_object_get_string_member (o, "image")), ==, 64);
+  g_assert_nonnull (strstr (json_object_get_string_member (o, "join"), "manifest="));
+}
+
+static void
+test_step_group (void)
+{
+  Fixture f = { 0 };
+  TestModule *module; /* a type module stays loaded: never unreffed */
+  g_autoptr(ShoalStep) step = NULL;
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  g_autoptr(JsonNode) options = NULL;
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *data = NULL;
+  g_autofree gchar *expect = NULL;
+
+  if (g_getenv ("MCAST_NS_PREFIX") == NULL)
+    {
+      g_test_skip ("run through test-multicast-step.sh (needs root and namespaces)");
+      return;
+    }
+  module = g_object_new (test_module_get_type (), NULL);
+  shoal_multicast_step_register_types (G_TYPE_MODULE (module));
+  step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+  g_assert_cmpint (shoal_step_get_scope (step), ==, SHOAL_STEP_SCOPE_GROUP);
+  g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_TRANSFER);
+
+  f.dir = g_dir_make_tmp ("mcast-step-XXXXXX", NULL);
+  f.src = g_build_filename (f.dir, "image", NULL);
+  data = g_malloc (5 * 1048576 + 777);
+  for (gsize i = 0; i < 5 * 1048576 + 777; i++)
+    data[i] = (gchar) g_random_int ();
+  g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
+  json = g_strdup_printf ("{\"image-path\": \"%s\", \"interface\": \"eth0\", \"group\": \"239.77.8.1\","
+                          " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
+                          " \"rate-mbit\": 300}", f.src);
+  options = json_from_string (json, NULL);
+  f.devices = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < 3; i++)
+    g_ptr_array_add (f.devices, shoal_device_new (i == 0 ? "dev-a" : i == 1 ? "dev-b" : "dev-c"));
+  f.children = g_ptr_array_new_with_free_func (g_object_unref);
+  ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options), f.devices, "group-1");
+  f.loop = g_main_loop_new (NULL, FALSE);
+  shoal_step_run_async (step, ctx, NULL, run_cb, &f);
+  g_timeout_add (300, start_receivers, &f);
+  g_main_loop_run (f.loop);
+
+  g_assert_no_error (f.error);
+  g_assert_true (f.ok);
+  for (guint i = 0; i < 3; i++)
+    check_instruction (g_ptr_array_index (f.devices, i), i + 1);
+  g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 0), NULL));
+  g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 1), NULL));
+  g_assert_true (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 2), NULL));
+  g_assert_cmpstr (shoal_device_get_metadata (g_ptr_array_index (f.devices, 0), "multicast.outcome"), ==, "complete");
+  for (guint i = 0; i < f.children->len; i++)
+    {
+      g_autofree gchar *out = g_strdup_printf ("%s/out%u", f.dir, i);
+      g_autofree gchar *got = NULL;
+      gsize len = 0;
+
+      g_assert_true (g_subprocess_wait_check (g_ptr_array_index (f.children, i), NULL, NULL));
+      g_assert_true (g_file_get_contents (out, &got, &len, NULL));
+      g_assert_cmpmem (got, len, data, 5 * 1048576 + 777);
+      g_unlink (out);
+    }
+  g_unlink (f.src);
+  g_rmdir (f.dir);
+  g_main_loop_unref (f.loop);
+  g_ptr_array_unref (f.devices);
+  g_ptr_array_unref (f.children);
+  g_free (f.src);
+  g_free (f.dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/multicast/step/group", test_step_group);
+  return g_test_run ();
+}
