@@ -373,13 +373,13 @@ send_request (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaBuf *head
   sa_buf_append_str (head, "\r\n");
 }
 
+static int read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp);
+
 static int
 exchange (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaHttpResponse *resp)
 {
   SaBuf head;
-  bool chunked = false;
   int r;
-  SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
 
   sa_buf_init (&head);
   send_request (c, req, url, &head);
@@ -387,6 +387,15 @@ exchange (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaHttpResponse 
   sa_buf_clear (&head);
   if (r < 0 || (req->body != NULL && send_all (c, req->body, req->body_len) < 0))
     return -1;
+  return read_response (c, req, resp);
+}
+
+static int
+read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
+{
+  bool chunked = false;
+  SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
+
   if (read_head (c, resp, &chunked) < 0)
     return -1;
   if (resp->status == 204 || resp->status == 304 || (req->method && strcmp (req->method, "HEAD") == 0))
@@ -431,6 +440,23 @@ sa_http_do (const SaHttpRequest *req, SaHttpResponse *resp, char *err, size_t er
     snprintf (err, errlen, "%s %s: %s", req->method ? req->method : "GET", req->url,
               resp->status ? strerror (errno) : "no valid answer");
   close (c->fd);
+  free (c);
+  return ret;
+}
+
+int
+sa_http_read_response_fd (int fd, const SaHttpRequest *req, SaHttpResponse *resp)
+{
+  SaConn *c = sa_malloc0 (sizeof *c);
+  int ret;
+
+  memset (resp, 0, sizeof *resp);
+  resp->content_length = -1;
+  sa_buf_init (&resp->body);
+  sa_buf_append (&resp->body, "", 0);
+  c->fd = fd;
+  c->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 30000;
+  ret = read_response (c, req, resp);
   free (c);
   return ret;
 }

@@ -47,3 +47,5 @@ int  sa_url_parse          (const char *url, SaUrl *out);
  * when the transport failed */
 int  sa_http_do            (const SaHttpRequest *req, SaHttpResponse *resp, char *err, size_t errlen);
 void sa_http_response_clear (SaHttpResponse *resp);
+/* Reads one answer to @req from the connected @fd (for the fuzzer and tests) */
+int  sa_http_read_response_fd (int fd, const SaHttpRequest *req, SaHttpResponse *resp);
