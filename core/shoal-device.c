@@ -718,8 +718,11 @@ waiter_cancelled_cb (GCancellable *cancellable,
 {
   GTask *task = user_data;
   ShoalDevice *self = g_task_get_source_object (task);
+  g_autoptr(GSource) source = g_idle_source_new ();
 
-  g_main_context_invoke (self->context, waiter_cancel_idle_cb, g_object_ref (task));
+  /* Never finish from inside the handler: disconnecting there deadlocks */
+  g_source_set_callback (source, waiter_cancel_idle_cb, g_object_ref (task), NULL);
+  g_source_attach (source, self->context);
 }
 
 /**

@@ -377,7 +377,7 @@ writer_fail (ShoalStore   *self,
   if (self->fatal == NULL)
     self->fatal = g_error_copy (error);
   g_mutex_unlock (&self->mutex);
-  g_critical ("store: %s", error->message);
+  g_warning ("store: %s", error->message);
 }
 
 /* Applies one batch in one transaction; returns FALSE on OP_QUIT */

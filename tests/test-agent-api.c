@@ -1,0 +1,238 @@
+/* test-agent-api.c: the HTTP API agents use, on loopback
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-controller-private.h"
+#include "shoal-test-util.h"
+
+#define GOOD_INVENTORY \
+  "{\"version\": 1, \"firmware\": {\"type\": \"bios\"}, \"cpu\": {\"count\": 2}," \
+  " \"memory\": {\"total_bytes\": 1073741824}, \"pci\": [], \"disks\": [], " \
+  " \"nics\": [{\"name\": \"eth0\", \"mac\": \"52:54:00:00:00:01\"}]}"
+
+typedef struct {
+  gchar             *state_dir;
+  ShoalPluginEngine *engine;
+  ShoalController   *controller;
+  SoupServer        *server;
+  SoupSession       *session;
+  gchar             *base;
+  ShoalDevice       *device;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSList) uris = NULL;
+  const gchar *macs[] = { "52:54:00:00:00:01", NULL };
+
+  fixture->state_dir = shoal_test_mkdtemp ();
+  fixture->engine = shoal_test_engine_new (FALSE);
+  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (fixture->controller, &error));
+  fixture->server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen_local (fixture->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (fixture->server);
+  fixture->base = g_uri_to_string (uris->data);
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (fixture->controller, fixture->server, fixture->base);
+  fixture->session = soup_session_new ();
+  soup_session_set_proxy_resolver (fixture->session, NULL);
+  fixture->device = shoal_controller_enroll_device (fixture->controller, "d1", macs, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_object (&fixture->session);
+  shoal_controller_close (fixture->controller);
+  g_clear_object (&fixture->server);
+  g_clear_object (&fixture->controller);
+  g_clear_object (&fixture->engine);
+  shoal_test_rm_rf (fixture->state_dir);
+  g_free (fixture->state_dir);
+  g_free (fixture->base);
+}
+
+static void
+sent_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  GBytes **out = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *out = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
+  g_assert_no_error (error);
+}
+
+static gboolean
+is_set (gpointer data)
+{
+  return *(gpointer *) data != NULL;
+}
+
+/* Sends a request and returns the status; the body goes to @body_out */
+static guint
+request (Fixture      *fixture,
+         const gchar  *method,
+         const gchar  *path,
+         const gchar  *token,
+         const gchar  *body,
+         gchar       **body_out)
+{
+  g_autofree gchar *uri = g_strconcat (fixture->base, path + 1, NULL);
+  g_autoptr(SoupMessage) msg = soup_message_new (method, uri);
+  g_autoptr(GBytes) response = NULL;
+
+  if (token != NULL)
+    {
+      g_autofree gchar *auth = g_strdup_printf ("Bearer %s", token);
+
+      soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+    }
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "X-Shoal-Device", "d1");
+  if (body != NULL)
+    {
+      g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+
+      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+    }
+  soup_session_send_and_read_async (fixture->session, msg, G_PRIORITY_DEFAULT, NULL,
+                                    sent_cb, &response);
+  /* the server runs on this thread's main context: iterate it */
+  g_assert_true (shoal_test_wait_until (is_set, &response, 10000));
+  if (body_out != NULL)
+    *body_out = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+  return soup_message_get_status (msg);
+}
+
+static gboolean
+journal_has (Fixture     *fixture,
+             const gchar *text)
+{
+  g_autoptr(GPtrArray) entries = NULL;
+
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, fixture->device, 0, NULL);
+  for (guint i = 0; i < entries->len; i++)
+    if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (entries, i)), text) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_agent_api_auth (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autofree gchar *body = NULL;
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", NULL, GOOD_INVENTORY, &body), ==, 401);
+  g_assert_nonnull (strstr (body, "missing device token"));
+  g_assert_true (journal_has (fixture, "no token"));
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", "forged", GOOD_INVENTORY, NULL), ==, 401);
+  g_assert_true (journal_has (fixture, "wrong token"));
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/inventory",
+                             shoal_device_get_token (fixture->device), NULL, NULL), ==, 405);
+}
+
+static void
+test_agent_api_inventory (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  g_autofree gchar *body = NULL;
+  g_autofree gchar *huge = NULL;
+  GString *big = g_string_new ("{\"x\": \"");
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, "{not json", &body), ==, 422);
+  g_assert_nonnull (strstr (body, "malformed JSON"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, "{\"version\": 1}", &body), ==, 422);
+  g_assert_nonnull (strstr (body, "$"));
+  while (big->len < 2 * 1024 * 1024)
+    g_string_append (big, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  g_string_append (big, "\"}");
+  huge = g_string_free (big, FALSE);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, huge, NULL), ==, 413);
+  g_assert_true (journal_has (fixture, "inventory refused"));
+  g_assert_null (shoal_device_get_inventory (fixture->device));
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, GOOD_INVENTORY, NULL), ==, 202);
+  g_assert_true (journal_has (fixture, "inventory received"));
+}
+
+static void
+test_agent_api_events (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token, "{\"event\": \"bad name!\"}", NULL), ==, 400);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"progress\", \"data\": {\"fraction\": 0.5}}", NULL), ==, 202);
+  g_assert_cmpfloat (shoal_device_get_progress (fixture->device), ==, 0.5);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"log\", \"data\": {\"operation\": \"disk\", \"result\": \"ok\","
+                             " \"message\": \"wrote sda\"}}", NULL), ==, 202);
+  g_assert_true (journal_has (fixture, "wrote sda"));
+}
+
+static gboolean
+give_instruction_cb (gpointer data)
+{
+  Fixture *fixture = data;
+  g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
+
+  shoal_device_set_instruction (fixture->device, instruction);
+  return G_SOURCE_REMOVE;
+}
+
+
+static void
+test_agent_api_next (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  g_autofree gchar *uri = NULL;
+  g_autoptr(SoupMessage) msg = NULL;
+  g_autoptr(GBytes) response = NULL;
+  g_autofree gchar *body = NULL;
+
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=0&wait=0", token, NULL, NULL), ==, 204);
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=x", token, NULL, NULL), ==, 400);
+
+  /* long poll answered when the instruction arrives */
+  uri = g_strdup_printf ("%sagent/v1/next?after=0&wait=10&token=%s", fixture->base, token);
+  msg = soup_message_new ("GET", uri);
+  soup_session_send_and_read_async (fixture->session, msg, G_PRIORITY_DEFAULT, NULL, sent_cb, &response);
+  g_timeout_add (200, give_instruction_cb, fixture);
+  g_assert_true (shoal_test_wait_until (is_set, &response, 5000));
+  g_assert_cmpuint (soup_message_get_status (msg), ==, 200);
+  body = g_strndup (g_bytes_get_data (response, NULL), g_bytes_get_size (response));
+  g_assert_nonnull (strstr (body, "\"reboot\""));
+  g_assert_nonnull (strstr (body, "\"serial\":1"));
+  g_clear_pointer (&body, g_free);
+  /* already delivered: after=1 waits again and times out */
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=1&wait=1", token, NULL, NULL), ==, 204);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/shoal/agent-api/auth", test_agent_api_auth);
+  ADD ("/shoal/agent-api/inventory", test_agent_api_inventory);
+  ADD ("/shoal/agent-api/events", test_agent_api_events);
+  ADD ("/shoal/agent-api/next", test_agent_api_next);
+#undef ADD
+  return g_test_run ();
+}

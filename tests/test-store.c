@@ -1,0 +1,125 @@
+/* test-store.c: group commit, durability and reads
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include "shoal-store-private.h"
+#include "shoal-test-util.h"
+
+static ShoalStoreDevice *
+make_row (const gchar *id,
+          gint         state)
+{
+  ShoalStoreDevice *row = g_new0 (ShoalStoreDevice, 1);
+
+  row->id = g_strdup (id);
+  row->macs = g_strdup ("52:54:00:00:00:01,52:54:00:00:00:02");
+  row->token = g_strdup ("secret");
+  row->state = state;
+  row->recipe = g_strdup ("r");
+  row->step_index = 2;
+  row->inventory = g_strdup ("{\"cpu\": 4}");
+  row->updated_us = g_get_real_time ();
+  return row;
+}
+
+static void
+test_store_roundtrip (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GPtrArray) journal = NULL;
+  g_autoptr(GHashTable) seqs = NULL;
+  g_autoptr(GHashTable) kv = NULL;
+  ShoalStoreDevice *row;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  g_assert_no_error (error);
+  shoal_store_put_device (store, make_row ("a", 3));
+  shoal_store_put_device (store, make_row ("b", 4));
+  shoal_store_put_device (store, make_row ("a", 5));   /* replaces */
+  for (guint i = 1; i <= 100; i++)
+    {
+      g_autoptr(ShoalJournalEntry) entry =
+        shoal_journal_entry_new ("a", 0, "test", "op", SHOAL_JOURNAL_RESULT_OK, "message");
+
+      shoal_journal_entry_set_seq (entry, i);
+      shoal_store_append_journal (store, entry);
+    }
+  shoal_store_kv_set (store, "pxe-leases", "10.0.0.5", "52:54:00:00:00:01");
+  shoal_store_kv_set (store, "pxe-leases", "10.0.0.6", "x");
+  shoal_store_kv_set (store, "pxe-leases", "10.0.0.6", NULL);
+  shoal_store_delete_device (store, "b");
+  g_assert_true (shoal_store_flush (store, &error));
+  g_assert_cmpuint (shoal_store_get_commits (store), >=, 1);
+  shoal_store_close (store);
+
+  g_assert_true (shoal_store_open (again, path, &error));
+  rows = shoal_store_load_devices (again, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (rows->len, ==, 1);
+  row = g_ptr_array_index (rows, 0);
+  g_assert_cmpstr (row->id, ==, "a");
+  g_assert_cmpint (row->state, ==, 5);
+  g_assert_cmpint (row->step_index, ==, 2);
+  g_assert_cmpstr (row->inventory, ==, "{\"cpu\": 4}");
+  seqs = shoal_store_load_journal_seqs (again, &error);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 100);
+  journal = shoal_store_get_journal (again, "a", 90, &error);
+  g_assert_cmpuint (journal->len, ==, 10);
+  g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (journal, 0)), ==, 91);
+  kv = shoal_store_load_kv (again, &error);
+  g_assert_cmpuint (g_hash_table_size (kv), ==, 1);
+  g_assert_cmpstr (g_hash_table_lookup (kv, "pxe-leases\x1f" "10.0.0.5"), ==, "52:54:00:00:00:01");
+  shoal_store_close (again);
+  shoal_test_rm_rf (dir);
+}
+
+static void
+test_store_duplicate_seq_fails (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalJournalEntry) entry = shoal_journal_entry_new ("a", 0, "t", "op", SHOAL_JOURNAL_RESULT_OK, "m");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_journal_entry_set_seq (entry, 1);
+  shoal_store_append_journal (store, entry);
+  g_assert_true (shoal_store_flush (store, &error));
+  /* the journal never takes two entries with one number */
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*UNIQUE*");
+  shoal_store_append_journal (store, entry);
+  g_assert_false (shoal_store_flush (store, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_test_assert_expected_messages ();
+  shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+static void
+test_store_open_error (void)
+{
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (shoal_store_open (store, "/nonexistent-dir/x/s.db", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "/nonexistent-dir/x/s.db"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/store/roundtrip", test_store_roundtrip);
+  g_test_add_func ("/shoal/store/duplicate-seq-fails", test_store_duplicate_seq_fails);
+  g_test_add_func ("/shoal/store/open-error", test_store_open_error);
+  return g_test_run ();
+}
