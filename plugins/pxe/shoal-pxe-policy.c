@@ -1,0 +1,134 @@
+/* shoal-pxe-policy.c: the controller's word on every DHCP and TFTP request
+ *
+ * A PXE request is a device's "install me" (claim 15): the device is
+ * registered if new (shoal_context_device_seen), then its boot action
+ * decides: deploy and local boot both chain into iPXE (whose script then
+ * deploys or boots the disk), ignore gets no answer at all. A plain DHCP
+ * client (an installed OS, an initramfs) registers nothing; in
+ * authoritative mode it gets an address, unless its device is ignored.
+ * Every answer goes to the device's journal.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "shoal-pxe-net.h"
+#include "shoal-pxe-path.h"
+#include "shoal-pxe-state.h"
+
+static ShoalDevice *
+device_for_request (ShoalPxeState *state, const ShoalPxeDhcpMessage *request,
+                    const ShoalPxeBootChoice *choice, const gchar *mac)
+{
+  g_autofree gchar *uuid = shoal_pxe_dhcp_message_get_uuid (request);
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+
+  if (choice->kind == SHOAL_PXE_CLIENT_PLAIN)
+    return shoal_context_lookup_device_by_mac (state->context, mac);
+  device = shoal_context_device_seen (state->context, mac, uuid, "dhcp", &error);
+  if (device == NULL)
+    g_warning ("cannot register %s: %s", mac, error->message);
+  return device;
+}
+
+static void
+note_client (ShoalDevice *device, const ShoalPxeBootChoice *choice)
+{
+  g_autofree gchar *arch = g_strdup_printf ("%d", choice->arch);
+
+  shoal_device_set_metadata (device, "pxe.client", shoal_pxe_boot_kind_to_string (choice->kind));
+  if (choice->arch >= 0)
+    shoal_device_set_metadata (device, "pxe.arch", arch);
+}
+
+gboolean
+shoal_pxe_policy_dhcp (ShoalPxeDhcpServer        *server,
+                       const ShoalPxeDhcpMessage *request,
+                       ShoalPxeBootChoice        *choice,
+                       gpointer                   user_data)
+{
+  ShoalPxeState *state = user_data;
+  g_autofree gchar *mac = shoal_pxe_dhcp_message_get_mac (request);
+  const gchar *type = shoal_pxe_dhcp_type_to_string (shoal_pxe_dhcp_message_get_type (request));
+  ShoalDevice *device = device_for_request (state, request, choice, mac);
+  ShoalBootAction action;
+
+  if (device == NULL)
+    return choice->kind == SHOAL_PXE_CLIENT_PLAIN;
+  action = shoal_context_get_boot_action (state->context, device);
+  if (action == SHOAL_BOOT_ACTION_IGNORE)
+    {
+      shoal_device_log (device, "pxe", "dhcp", SHOAL_JOURNAL_RESULT_INFO,
+                        "%s from %s ignored: the device is set to be ignored", type, mac);
+      return FALSE;
+    }
+  note_client (device, choice);
+  shoal_device_log (device, "pxe", "dhcp", SHOAL_JOURNAL_RESULT_OK,
+                    "%s from %s (%s client, arch %d, action %s): boot file %s", type, mac,
+                    shoal_pxe_boot_kind_to_string (choice->kind), choice->arch,
+                    shoal_boot_action_to_string (action),
+                    choice->filename != NULL ? choice->filename : "none");
+  return TRUE;
+}
+
+ShoalDevice *
+shoal_pxe_policy_device_for_ip (ShoalPxeState *state, const gchar *ip)
+{
+  g_autofree gchar *mac = state->dhcp != NULL ? shoal_pxe_dhcp_server_lookup_mac (state->dhcp, ip) : NULL;
+
+  if (mac == NULL)
+    return NULL;
+  return shoal_context_lookup_device_by_mac (state->context, mac);
+}
+
+static void
+on_tftp_finished (ShoalPxeTftpServer *server, const gchar *client, const gchar *path,
+                  guint64 bytes, const gchar *error, gpointer user_data)
+{
+  ShoalPxeState *state = user_data;
+  ShoalDevice *device = shoal_pxe_policy_device_for_ip (state, client);
+
+  if (device == NULL)
+    {
+      g_info ("TFTP %s to %s (no known device): %s", path, client, error != NULL ? error : "done");
+      return;
+    }
+  shoal_device_set_metadata (device, "pxe.ip", client);
+  if (error != NULL)
+    shoal_device_log (device, "pxe", "tftp", SHOAL_JOURNAL_RESULT_FAILED,
+                      "%s to %s: %s", path, client, error);
+  else
+    shoal_device_log (device, "pxe", "tftp", SHOAL_JOURNAL_RESULT_OK,
+                      "%s to %s: %" G_GUINT64_FORMAT " bytes", path, client, bytes);
+}
+
+void
+shoal_pxe_policy_connect_tftp (ShoalPxeState *state)
+{
+  g_signal_connect (state->tftp, "transfer-finished", G_CALLBACK (on_tftp_finished), state);
+}
+
+/* the iPXE loaders come from Debian's ipxe package, wherever it is; the
+ * rest from the boot files directory */
+GBytes *
+shoal_pxe_policy_tftp_file (ShoalPxeTftpServer *server, const gchar *path,
+                            const gchar *client, gpointer user_data)
+{
+  ShoalPxeState *state = user_data;
+
+  if (g_strcmp0 (path, "boot.ipxe") == 0)
+    {
+      /* for clients configured to ask for boot.ipxe: chain to the script */
+      gchar *script = g_strdup_printf ("#!ipxe\nchain %s/boot/ipxe?mac=${net0/mac}&uuid=${uuid}\n",
+                                       state->http_base);
+      return g_bytes_new_take (script, strlen (script));
+    }
+  if (state->ipxe_fd < 0)
+    return NULL;
+  if (g_strcmp0 (path, state->boot.bios_file) != 0 && g_strcmp0 (path, state->boot.uefi_file) != 0)
+    return NULL;
+  return shoal_pxe_path_map_beneath (state->ipxe_fd, path, NULL);
+}

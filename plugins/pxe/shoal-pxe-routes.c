@@ -1,0 +1,235 @@
+/* shoal-pxe-routes.c: the HTTP side of network boot
+ *
+ *   /boot/ipxe?mac=M[&uuid=U]  the device's iPXE script: deploy (kernel,
+ *                              initrd and command line of its recipe's
+ *                              "boot" object), local disk, or wait
+ *   /boot/files/NAME           boot files (Range supported); the kernel
+ *                              and initrd URLs carry ?token=T&part=P so
+ *                              the device's "booted" event can be posted
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "shoal-pxe-http.h"
+#include "shoal-pxe-ipxe.h"
+#include "shoal-pxe-state.h"
+
+static void
+respond_text (SoupServerMessage *msg, guint status, const gchar *text)
+{
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, text, strlen (text));
+}
+
+static gchar *
+render (ShoalPxeState *state, const gchar *name, const gchar * const *vars, GError **error)
+{
+  g_autofree gchar *text = shoal_pxe_ipxe_load_template (state->template_dir, name, error);
+
+  if (text == NULL)
+    return NULL;
+  return shoal_pxe_ipxe_render (text, vars, error);
+}
+
+/* a boot file URL: ours carry the device's token and which part it is */
+static gchar *
+part_url (ShoalPxeState *state, const gchar *path, ShoalDevice *device, const gchar *part)
+{
+  g_autofree gchar *files = g_strdup_printf ("%s/boot/files", state->http_base);
+  g_autofree gchar *url = shoal_pxe_ipxe_file_url (files, path);
+  g_autofree gchar *token = g_uri_escape_string (shoal_device_get_token (device) ?: "", NULL, FALSE);
+
+  if (!g_str_has_prefix (url, files))
+    return g_steal_pointer (&url);
+  return g_strdup_printf ("%s?token=%s&part=%s", url, token, part);
+}
+
+static gchar *
+cmdline_for (ShoalPxeState *state, JsonObject *boot, ShoalDevice *device)
+{
+  const gchar *extra = json_object_get_string_member_with_default (boot, "cmdline", "");
+
+  return g_strdup_printf ("%s%sshoal.server=%s shoal.token=%s shoal.device=%s", extra,
+                          extra[0] != '\0' ? " " : "", shoal_context_get_server_url (state->context),
+                          shoal_device_get_token (device) ?: "", shoal_device_get_id (device));
+}
+
+static gchar *
+deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_url, GError **error)
+{
+  const gchar *recipe_name = shoal_device_get_recipe (device);
+  ShoalRecipe *recipe = recipe_name != NULL ? shoal_context_lookup_recipe (state->context, recipe_name) : NULL;
+  JsonObject *boot = recipe != NULL ? shoal_recipe_get_boot (recipe) : NULL;
+  const gchar *kernel = boot != NULL ? json_object_get_string_member_with_default (boot, "kernel", NULL) : NULL;
+  const gchar *initrd = boot != NULL ? json_object_get_string_member_with_default (boot, "initrd", NULL) : NULL;
+  g_autofree gchar *kernel_url = NULL;
+  g_autofree gchar *initrd_url = NULL;
+  g_autofree gchar *initrd_name = NULL;
+  g_autofree gchar *cmdline = NULL;
+
+  if (kernel == NULL || initrd == NULL)
+    {
+      const gchar *reason = recipe == NULL ? "no recipe assigned" : "the recipe has no boot kernel and initrd";
+      const gchar *vars[] = { "DEVICE", shoal_device_get_id (device), "REASON", reason,
+                              "SCRIPT_URL", script_url, NULL };
+      return render (state, "wait", vars, error);
+    }
+  kernel_url = part_url (state, kernel, device, "kernel");
+  initrd_url = part_url (state, initrd, device, "initrd");
+  initrd_name = shoal_pxe_ipxe_basename (initrd_url);
+  cmdline = cmdline_for (state, boot, device);
+  {
+    const gchar *vars[] = { "DEVICE", shoal_device_get_id (device), "RECIPE", recipe_name,
+                            "KERNEL_URL", kernel_url, "INITRD_URL", initrd_url,
+                            "INITRD_NAME", initrd_name, "CMDLINE", cmdline,
+                            "SCRIPT_URL", script_url, NULL };
+    return render (state, "deploy", vars, error);
+  }
+}
+
+static gchar *
+script_for (ShoalPxeState *state, ShoalDevice *device, ShoalBootAction action,
+            const gchar *script_url, GError **error)
+{
+  const gchar *vars[] = { "DEVICE", shoal_device_get_id (device), NULL };
+
+  if (action == SHOAL_BOOT_ACTION_LOCAL)
+    return render (state, "local", vars, error);
+  return deploy_script (state, device, script_url, error);
+}
+
+static void
+on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
+         GHashTable *query, gpointer user_data)
+{
+  ShoalPxeState *state = user_data;
+  const gchar *mac = query != NULL ? g_hash_table_lookup (query, "mac") : NULL;
+  const gchar *uuid = query != NULL ? g_hash_table_lookup (query, "uuid") : NULL;
+  g_autofree gchar *lower = mac != NULL ? g_ascii_strdown (mac, -1) : NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *script_url = NULL;
+  g_autofree gchar *script = NULL;
+  ShoalDevice *device;
+  ShoalBootAction action;
+
+  if (lower == NULL || strlen (lower) != 17)
+    {
+      respond_text (msg, SOUP_STATUS_BAD_REQUEST, "#!ipxe\necho shoal: the request names no MAC address\n");
+      return;
+    }
+  if (uuid != NULL && strlen (uuid) != 36)
+    uuid = NULL;   /* ${uuid} unset in iPXE expands to nothing useful */
+  device = shoal_context_device_seen (state->context, lower, uuid, "http", &error);
+  if (device == NULL)
+    {
+      respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
+      return;
+    }
+  action = shoal_context_get_boot_action (state->context, device);
+  if (action == SHOAL_BOOT_ACTION_IGNORE)
+    {
+      shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_INFO, "iPXE script refused: ignored device");
+      respond_text (msg, SOUP_STATUS_FORBIDDEN, "#!ipxe\nexit\n");
+      return;
+    }
+  script_url = shoal_pxe_boot_script_url (&state->boot, lower, uuid);
+  script = script_for (state, device, action, script_url, &error);
+  if (script == NULL)
+    {
+      shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_FAILED, "iPXE script: %s", error->message);
+      respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
+      return;
+    }
+  shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, "iPXE script served (%s)",
+                    shoal_boot_action_to_string (action));
+  respond_text (msg, SOUP_STATUS_OK, script);
+}
+
+static void
+note_fetched (ShoalDevice *device, const gchar *part, const gchar *name)
+{
+  g_autofree gchar *key = g_strdup_printf ("pxe.%s", part);
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonNode) payload = NULL;
+
+  shoal_device_set_metadata (device, key, name);
+  if (shoal_device_get_metadata (device, "pxe.kernel") == NULL ||
+      shoal_device_get_metadata (device, "pxe.initrd") == NULL)
+    return;
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "kernel");
+  json_builder_add_string_value (builder, shoal_device_get_metadata (device, "pxe.kernel"));
+  json_builder_set_member_name (builder, "initrd");
+  json_builder_add_string_value (builder, shoal_device_get_metadata (device, "pxe.initrd"));
+  json_builder_end_object (builder);
+  payload = json_builder_get_root (builder);
+  shoal_device_log (device, "pxe", "boot", SHOAL_JOURNAL_RESULT_OK, "agent loader fetched");
+  shoal_device_set_metadata (device, "pxe.kernel", NULL);
+  shoal_device_set_metadata (device, "pxe.initrd", NULL);
+  shoal_device_post_event (device, "booted", payload);
+}
+
+static ShoalDevice *
+device_for_file_request (ShoalPxeState *state, SoupServerMessage *msg, GHashTable *query)
+{
+  const gchar *token = query != NULL ? g_hash_table_lookup (query, "token") : NULL;
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autofree gchar *ip = NULL;
+
+  if (token != NULL && token[0] != '\0')
+    return shoal_context_lookup_device_by_token (state->context, token);
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return NULL;
+  ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+  return shoal_pxe_policy_device_for_ip (state, ip);
+}
+
+static void
+on_files (SoupServer *server, SoupServerMessage *msg, const char *path,
+          GHashTable *query, gpointer user_data)
+{
+  ShoalPxeState *state = user_data;
+  const gchar *name = path + strlen ("/boot/files");
+  const gchar *part = query != NULL ? g_hash_table_lookup (query, "part") : NULL;
+  ShoalDevice *device = device_for_file_request (state, msg, query);
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  while (*name == '/')
+    name++;
+  ok = shoal_pxe_http_serve_file (msg, state->files_fd, name, &error);
+  if (!ok && state->ipxe_fd >= 0 &&
+      (g_strcmp0 (name, state->boot.uefi_file) == 0 || g_strcmp0 (name, state->boot.bios_file) == 0))
+    {
+      g_clear_error (&error);
+      ok = shoal_pxe_http_serve_file (msg, state->ipxe_fd, name, &error);
+    }
+  if (!ok)
+    respond_text (msg, g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND)
+                       ? SOUP_STATUS_NOT_FOUND : SOUP_STATUS_FORBIDDEN, error->message);
+  if (device == NULL)
+    return;
+  shoal_device_log (device, "pxe", "http", ok ? SHOAL_JOURNAL_RESULT_OK : SHOAL_JOURNAL_RESULT_FAILED,
+                    "GET /boot/files/%s: %u", name, soup_server_message_get_status (msg));
+  if (ok && soup_server_message_get_status (msg) == SOUP_STATUS_OK &&
+      (g_strcmp0 (part, "kernel") == 0 || g_strcmp0 (part, "initrd") == 0))
+    note_fetched (device, part, name);
+}
+
+gboolean
+shoal_pxe_routes_register (ShoalPxeState *state, GError **error)
+{
+  return shoal_context_add_http_handler (state->context, "/boot/ipxe", on_ipxe, state, NULL, error) &&
+         shoal_context_add_http_handler (state->context, "/boot/files", on_files, state, NULL, error);
+}
+
+void
+shoal_pxe_routes_unregister (ShoalPxeState *state)
+{
+  shoal_context_remove_http_handler (state->context, "/boot/ipxe");
+  shoal_context_remove_http_handler (state->context, "/boot/files");
+}
