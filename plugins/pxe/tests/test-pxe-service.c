@@ -1,0 +1,247 @@
+/* test-pxe-service.c: the shoal-pxe plugin loaded by the plugin engine
+ * into a real controller: iPXE scripts, boot files with Range (curl),
+ * the pxe-boot step and the journal
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "pxe-netns.h"
+#include "shoal.h"
+
+static const gchar *recipe_json =
+  "{ \"name\": \"pxe-test\", \"default\": true, \"steps\": [\"pxe-boot\"],"
+  "  \"boot\": { \"kernel\": \"vmlinuz\", \"initrd\": \"initrd.gz\", \"cmdline\": \"console=ttyS0\" } }";
+
+typedef struct {
+  gchar             *state_dir;
+  gchar             *files;
+  ShoalPluginEngine *engine;
+  ShoalController   *controller;
+  SoupServer        *server;
+  gchar             *base_url;
+} Fixture;
+
+static void
+write_file (const gchar *dir, const gchar *name, gsize size)
+{
+  g_autofree gchar *path = g_build_filename (dir, name, NULL);
+  g_autofree gchar *data = g_malloc (size);
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (gchar) (i * 7);
+  g_assert_true (g_file_set_contents (path, data, (gssize) size, NULL));
+}
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSList) uris = NULL;
+  g_autoptr(GKeyFile) config = g_key_file_new ();
+  g_autoptr(ShoalRecipe) recipe = NULL;
+
+  f->state_dir = g_dir_make_tmp ("shoal-pxe-service-XXXXXX", NULL);
+  f->files = g_build_filename (f->state_dir, "boot", NULL);
+  g_mkdir (f->files, 0755);
+  write_file (f->files, "vmlinuz", 300000);
+  write_file (f->files, "initrd.gz", 100000);
+  f->engine = shoal_plugin_engine_new ();
+  shoal_plugin_engine_add_search_path (f->engine, SHOAL_BUILD_PLUGINDIR);
+  shoal_plugin_engine_load_all (f->engine);
+  f->controller = shoal_controller_new (f->engine, f->state_dir);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  g_assert_no_error (error);
+  g_key_file_set_string (config, "pxe", "mode", "off");
+  g_key_file_set_string (config, "pxe", "tftp-port", "0");
+  g_key_file_set_string (config, "pxe", "boot-files", f->files);
+  shoal_controller_set_config (f->controller, config);
+  f->server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen_local (f->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+  uris = soup_server_get_uris (f->server);
+  f->base_url = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (f->controller, f->server, f->base_url);
+  recipe = shoal_recipe_new_from_data (recipe_json, -1, "pxe-test.json", &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_add_recipe (f->controller, recipe, &error));
+  g_assert_true (shoal_controller_start_services (f->controller, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", f->state_dir);
+
+  shoal_controller_close (f->controller);
+  g_clear_object (&f->controller);
+  g_clear_object (&f->engine);
+  soup_server_disconnect (f->server);
+  g_clear_object (&f->server);
+  (void) g_spawn_command_line_sync (cmd, NULL, NULL, NULL, NULL);
+  g_free (f->state_dir);
+  g_free (f->files);
+  g_free (f->base_url);
+}
+
+/* curl, with the main loop running meanwhile; returns the body */
+static gchar *
+curl (const gchar *url, const gchar *range, gint *status, gsize *len)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *body_path = g_build_filename (g_get_tmp_dir (), "shoal-pxe-curl-XXXXXX", NULL);
+  gint fd = g_mkstemp (body_path);
+  const gchar *argv[] = { "curl", "-s", "--max-time", "20", "-o", body_path, "-w", "%{http_code}",
+                          range != NULL ? "-r" : url, range, range != NULL ? url : NULL, NULL };
+  g_autoptr(GSubprocess) proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  gchar *body = NULL;
+
+  close (fd);
+  g_assert_no_error (error);
+  g_assert_true (pxe_netns_wait (proc, 30, &out, &error));
+  *status = atoi (out);
+  g_assert_true (g_file_get_contents (body_path, &body, len, NULL));
+  g_unlink (body_path);
+  return body;
+}
+
+static gboolean
+skip_without_curl (void)
+{
+  if (g_find_program_in_path ("curl") != NULL)
+    return FALSE;
+  g_test_skip ("curl is not installed");
+  return TRUE;
+}
+
+static gchar *
+fetch_script (Fixture *f, const gchar *mac, gint *status)
+{
+  g_autofree gchar *url = g_strdup_printf ("%s/boot/ipxe?mac=%s", f->base_url, mac);
+  gsize len;
+
+  return curl (url, NULL, status, &len);
+}
+
+static gboolean
+journal_has (Fixture *f, ShoalDevice *device, const gchar *operation)
+{
+  g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+
+  for (guint i = 0; journal != NULL && i < journal->len; i++)
+    {
+      ShoalJournalEntry *e = g_ptr_array_index (journal, i);
+      if (g_strcmp0 (shoal_journal_entry_get_source (e), "pxe") == 0 &&
+          g_strcmp0 (shoal_journal_entry_get_operation (e), operation) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gchar *
+url_after (const gchar *script, const gchar *command)
+{
+  const gchar *p = strstr (script, command);
+
+  g_assert_nonnull (p);
+  p += strlen (command);
+  return g_strndup (p, strcspn (p, " \n"));
+}
+
+static void
+test_deploy (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *script = NULL;
+  g_autofree gchar *kernel = NULL;
+  g_autofree gchar *initrd = NULL;
+  g_autofree gchar *expected = NULL;
+  g_autofree gchar *body = NULL;
+  ShoalDevice *device;
+  gint status = 0;
+  gsize len = 0;
+
+  if (skip_without_curl ())
+    return;
+  script = fetch_script (f, "52:54:00:AA:00:01", &status);
+  g_assert_cmpint (status, ==, 200);
+  /* the first request registered the device (claim 15) */
+  device = shoal_controller_lookup_device_by_mac (f->controller, "52:54:00:aa:00:01");
+  g_assert_nonnull (device);
+  g_test_message ("%s", script);
+  g_assert_true (g_str_has_prefix (script, "#!ipxe"));
+  expected = g_strdup_printf ("initrd=initrd.gz console=ttyS0 shoal.server=%s shoal.token=%s shoal.device=%s || goto failed\n",
+                              f->base_url, shoal_device_get_token (device), shoal_device_get_id (device));
+  g_assert_nonnull (strstr (script, expected));
+  kernel = url_after (script, "kernel ");
+  initrd = url_after (script, "initrd ");
+  g_assert_true (g_str_has_prefix (kernel, f->base_url));
+  /* ranges: a part, and one past the end */
+  body = curl (kernel, "100-199", &status, &len);
+  g_assert_cmpint (status, ==, 206);
+  g_assert_cmpuint (len, ==, 100);
+  g_assert_cmpint (body[0], ==, (gchar) (100 * 7));
+  g_clear_pointer (&body, g_free);
+  body = curl (kernel, "900000-", &status, &len);
+  g_assert_cmpint (status, ==, 416);
+  g_clear_pointer (&body, g_free);
+  /* both files fetched: the pxe-boot step completes */
+  body = curl (kernel, NULL, &status, &len);
+  g_assert_cmpuint (len, ==, 300000);
+  g_clear_pointer (&body, g_free);
+  body = curl (initrd, NULL, &status, &len);
+  g_assert_cmpuint (len, ==, 100000);
+  for (guint i = 0; i < 200 && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED; i++)
+    pxe_netns_iterate_until ((gboolean[]) { FALSE }, 20);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_true (journal_has (f, device, "http"));
+  g_assert_true (journal_has (f, device, "boot"));
+}
+
+static void
+test_local_and_ignore (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *first = NULL;
+  g_autofree gchar *local = NULL;
+  g_autofree gchar *ignored = NULL;
+  g_autofree gchar *bad = NULL;
+  g_autofree gchar *escape = NULL;
+  g_autofree gchar *url = g_strdup_printf ("%s/boot/files/../../etc/passwd", f->base_url);
+  ShoalDevice *device;
+  gint status = 0;
+  gsize len;
+
+  if (skip_without_curl ())
+    return;
+  first = fetch_script (f, "52:54:00:aa:00:02", &status);
+  device = shoal_controller_lookup_device_by_mac (f->controller, "52:54:00:aa:00:02");
+  g_assert_nonnull (device);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  local = fetch_script (f, "52:54:00:aa:00:02", &status);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_nonnull (strstr (local, "sanboot --no-describe --drive 0x80 || exit"));
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_IGNORE);
+  ignored = fetch_script (f, "52:54:00:aa:00:02", &status);
+  g_assert_cmpint (status, ==, 403);
+  bad = fetch_script (f, "nonsense", &status);
+  g_assert_cmpint (status, ==, 400);
+  escape = curl (url, NULL, &status, &len);
+  g_assert_cmpint (status, >=, 400);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/pxe/service/deploy", Fixture, NULL, fixture_setup, test_deploy, fixture_teardown);
+  g_test_add ("/shoal/pxe/service/local-and-ignore", Fixture, NULL, fixture_setup, test_local_and_ignore,
+              fixture_teardown);
+  return g_test_run ();
+}
