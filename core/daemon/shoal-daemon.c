@@ -42,7 +42,7 @@ struct _ShoalDaemon
   SoupServer               *http;
   GDBusConnection          *connection;
   ShoalDBusAuth            *auth;
-  GDBusObjectManagerServer *object_manager;
+  ShoalDBusObjectManager   *object_manager;
   ShoalDBusFleet           *fleet;
   ShoalDBusManagerExporter *manager;
   guint                     owner_id;
@@ -405,10 +405,11 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
                                    read_only_methods[i].method);
 
   /* devices are added before the connection: no InterfacesAdded storm */
-  self->object_manager = g_dbus_object_manager_server_new (SHOAL_DBUS_PATH);
+  self->object_manager = shoal_dbus_object_manager_new (SHOAL_DBUS_PATH);
   self->fleet = shoal_dbus_fleet_new (self->controller, self->object_manager, self->auth);
   shoal_dbus_fleet_start (self->fleet);
-  g_dbus_object_manager_server_set_connection (self->object_manager, self->connection);
+  if (!shoal_dbus_object_manager_set_connection (self->object_manager, self->connection, error))
+    return FALSE;
 
   self->manager = shoal_dbus_manager_exporter_new (self->controller, self->fleet,
                                                    self->recipes, self->auth);

@@ -29,7 +29,6 @@ struct _ShoalDBusDeviceExporter
   ShoalController            *controller;   /* owned */
   ShoalDevice                *device;       /* owned */
   ShoalDBusAuth              *auth;         /* owned */
-  GDBusObjectSkeleton        *object;       /* owned until detached: it owns us too */
   gchar                      *path;
   gulong                      notify_id;
   ShoalDBusDeviceChangedFunc  changed_func;
@@ -275,8 +274,8 @@ shoal_dbus_device_exporter_iface_init (ShoalDBusDeviceIface *iface)
  * @changed_func: (nullable): called when the device first changes after a flush
  * @user_data: for @changed_func
  *
- * Returns: (transfer full): a new exporter, with every property set; the
- *   caller exports its object
+ * Returns: (transfer full): a new exporter (the skeleton itself), with
+ *   every property set; the caller exports it at its path
  */
 ShoalDBusDeviceExporter *
 shoal_dbus_device_exporter_new (ShoalController           *controller,
@@ -299,8 +298,6 @@ shoal_dbus_device_exporter_new (ShoalController           *controller,
   self->path = shoal_dbus_device_path (shoal_device_get_id (device));
   self->inventory_dirty = TRUE;
   shoal_dbus_device_exporter_sync (self);
-  self->object = g_dbus_object_skeleton_new (self->path);
-  g_dbus_object_skeleton_add_interface (self->object, G_DBUS_INTERFACE_SKELETON (self));
   self->notify_id = g_signal_connect (device, "notify",
                                       G_CALLBACK (shoal_dbus_device_exporter_on_notify), self);
   return self;
@@ -330,19 +327,6 @@ shoal_dbus_device_exporter_get_path (ShoalDBusDeviceExporter *self)
 {
   g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
   return self->path;
-}
-
-/**
- * shoal_dbus_device_exporter_get_object:
- * @self: a #ShoalDBusDeviceExporter
- *
- * Returns: (transfer none): the object to export on an object manager
- */
-GDBusObjectSkeleton *
-shoal_dbus_device_exporter_get_object (ShoalDBusDeviceExporter *self)
-{
-  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), NULL);
-  return self->object;
 }
 
 /**
@@ -408,8 +392,7 @@ shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
  * @self: a #ShoalDBusDeviceExporter
  *
  * Stops following the device (it was removed, or the daemon stops);
- * flushes become no-ops. Drops the object, which holds the exporter: call
- * it once the object is unexported, or the two keep each other alive.
+ * flushes and journal signals become no-ops.
  */
 void
 shoal_dbus_device_exporter_detach (ShoalDBusDeviceExporter *self)
@@ -419,5 +402,4 @@ shoal_dbus_device_exporter_detach (ShoalDBusDeviceExporter *self)
   self->detached = TRUE;
   if (self->notify_id != 0 && self->device != NULL)
     g_clear_signal_handler (&self->notify_id, self->device);
-  g_clear_object (&self->object);
 }

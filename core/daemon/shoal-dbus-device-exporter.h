@@ -35,7 +35,6 @@ ShoalDBusDeviceExporter *shoal_dbus_device_exporter_new         (ShoalController
                                                                  gpointer                   user_data);
 ShoalDevice             *shoal_dbus_device_exporter_get_device  (ShoalDBusDeviceExporter   *self);
 const gchar             *shoal_dbus_device_exporter_get_path    (ShoalDBusDeviceExporter   *self);
-GDBusObjectSkeleton     *shoal_dbus_device_exporter_get_object  (ShoalDBusDeviceExporter   *self);
 gboolean                 shoal_dbus_device_exporter_is_dirty    (ShoalDBusDeviceExporter   *self);
 gboolean                 shoal_dbus_device_exporter_flush       (ShoalDBusDeviceExporter   *self);
 void                     shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,

@@ -19,7 +19,7 @@ struct _ShoalDBusFleet
   GObject                   parent_instance;
 
   ShoalController          *controller;
-  GDBusObjectManagerServer *manager;
+  ShoalDBusObjectManager   *manager;
   ShoalDBusAuth            *auth;
   GHashTable               *exporters;  /* id → ShoalDBusDeviceExporter */
   GPtrArray                *dirty;      /* ShoalDBusDeviceExporter, refs */
@@ -82,7 +82,7 @@ shoal_dbus_fleet_init (ShoalDBusFleet *self)
  */
 ShoalDBusFleet *
 shoal_dbus_fleet_new (ShoalController          *controller,
-                      GDBusObjectManagerServer *manager,
+                      ShoalDBusObjectManager   *manager,
                       ShoalDBusAuth            *auth)
 {
   ShoalDBusFleet *self = g_object_new (SHOAL_TYPE_DBUS_FLEET, NULL);
@@ -148,8 +148,9 @@ shoal_dbus_fleet_export (ShoalDBusFleet *self, ShoalDevice *device)
     return;
   exporter = shoal_dbus_device_exporter_new (self->controller, device, self->auth,
                                              shoal_dbus_fleet_on_device_changed, self);
-  g_dbus_object_manager_server_export (self->manager,
-                                       shoal_dbus_device_exporter_get_object (exporter));
+  shoal_dbus_object_manager_export (self->manager,
+                                    shoal_dbus_device_exporter_get_path (exporter),
+                                    G_DBUS_INTERFACE_SKELETON (exporter));
   g_hash_table_insert (self->exporters, g_strdup (id), g_steal_pointer (&exporter));
 }
 
@@ -173,8 +174,8 @@ shoal_dbus_fleet_on_device_removed (ShoalController *controller,
   if (exporter == NULL)
     return;
   shoal_dbus_device_exporter_detach (exporter);
-  g_dbus_object_manager_server_unexport (self->manager,
-                                         shoal_dbus_device_exporter_get_path (exporter));
+  shoal_dbus_object_manager_unexport (self->manager,
+                                      shoal_dbus_device_exporter_get_path (exporter));
   g_hash_table_remove (self->exporters, shoal_device_get_id (device));
 }
 

@@ -9,6 +9,7 @@
 #include "shoal-controller.h"
 #include "shoal-dbus-auth.h"
 #include "shoal-dbus-device-exporter.h"
+#include "shoal-dbus-object-manager.h"
 
 G_BEGIN_DECLS
 
@@ -17,7 +18,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (ShoalDBusFleet, shoal_dbus_fleet, SHOAL, DBUS_FLEET, GObject)
 
 ShoalDBusFleet          *shoal_dbus_fleet_new              (ShoalController          *controller,
-                                                            GDBusObjectManagerServer *manager,
+                                                            ShoalDBusObjectManager   *manager,
                                                             ShoalDBusAuth            *auth);
 void                     shoal_dbus_fleet_start            (ShoalDBusFleet           *self);
 void                     shoal_dbus_fleet_stop             (ShoalDBusFleet           *self);
