@@ -1,0 +1,236 @@
+/* test-pxe-e2e.c: a QEMU VM (TCG, BIOS, iPXE ROM from ipxe-qemu, e1000)
+ * network-boots from the shoal-pxe plugin running in a real controller,
+ * in a network namespace: DHCP (authoritative), the HTTP iPXE script,
+ * kernel and initrd over HTTP, and the kernel runs an /init that prints
+ * a marker on the serial console.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "pxe-netns.h"
+#include "shoal.h"
+
+#define VM_TIMEOUT 150
+#define VM_MAC "52:54:00:e2:e0:01"
+#define MARKER "SHOAL-PXE-E2E: the kernel ran"
+
+static const gchar *recipe_json =
+  "{ \"name\": \"pxe-e2e\", \"default\": true, \"steps\": [\"pxe-boot\"],"
+  "  \"boot\": { \"kernel\": \"vmlinuz\", \"initrd\": \"initrd.gz\","
+  "              \"cmdline\": \"console=ttyS0 panic=5\" } }";
+
+typedef struct {
+  PxeNetns          *ns;
+  gchar             *dir;
+  ShoalPluginEngine *engine;
+  ShoalController   *controller;
+  SoupServer        *server;
+  GSubprocess       *radvd;
+} Fixture;
+
+static gchar *
+missing_tool (void)
+{
+  const gchar *tools[] = { "qemu-system-x86_64", "busybox", "cpio", "gzip", "apt-get", "dpkg-deb", NULL };
+  g_autofree gchar *reason = NULL;
+
+  if (!pxe_netns_available (&reason))
+    return g_steal_pointer (&reason);
+  for (guint i = 0; tools[i] != NULL; i++)
+    if (g_find_program_in_path (tools[i]) == NULL)
+      return g_strdup_printf ("%s is not installed", tools[i]);
+  if (!g_file_test ("/usr/lib/ipxe/qemu/efi-e1000.rom", G_FILE_TEST_EXISTS) &&
+      !g_file_test ("/usr/share/qemu/efi-e1000.rom", G_FILE_TEST_EXISTS))
+    return g_strdup ("the ipxe-qemu ROMs are not installed");
+  return NULL;
+}
+
+static gboolean
+prepare_files (Fixture *f, GError **error)
+{
+  g_autofree gchar *script = g_test_build_filename (G_TEST_DIST, "pxe-e2e-setup.sh", NULL);
+  g_autofree gchar *boot = g_build_filename (f->dir, "boot", NULL);
+  const gchar *argv[] = { script, boot, NULL };
+  g_autoptr(GSubprocess) proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, error);
+
+  return proc != NULL && g_subprocess_wait_check (proc, NULL, error);
+}
+
+/* router advertisements, so iPXE's IPv6 autoconfiguration ends at once
+ * (see pxe-clients.md, pitfall 1) */
+static void
+start_radvd (Fixture *f)
+{
+  const gchar *argv[] = { "dnsmasq", "--keep-in-foreground", "--no-daemon", "--conf-file=/dev/null",
+                          "--port=0", "--interface=br0", "--bind-interfaces", "--enable-ra",
+                          "--dhcp-range=::,constructor:br0,ra-only", "--pid-file=", NULL };
+
+  if (g_find_program_in_path ("dnsmasq") == NULL)
+    return;
+  f->radvd = pxe_netns_spawn (f->ns->server_ns, argv, NULL);
+}
+
+static void
+start_controller (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GKeyFile) config = g_key_file_new ();
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new_from_string (PXE_NETNS_SERVER_IP, 0);
+  g_autoptr(GSList) uris = NULL;
+  g_autofree gchar *state = g_build_filename (f->dir, "state", NULL);
+  g_autofree gchar *boot = g_build_filename (f->dir, "boot", NULL);
+  g_autofree gchar *base_url = NULL;
+
+  f->engine = shoal_plugin_engine_new ();
+  shoal_plugin_engine_add_search_path (f->engine, SHOAL_BUILD_PLUGINDIR);
+  shoal_plugin_engine_load_all (f->engine);
+  f->controller = shoal_controller_new (f->engine, state);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  g_key_file_set_string (config, "pxe", "mode", "authoritative");
+  g_key_file_set_string (config, "pxe", "interface", "br0");
+  g_key_file_set_string (config, "pxe", "range-start", "10.77.0.150");
+  g_key_file_set_string (config, "pxe", "range-end", "10.77.0.160");
+  g_key_file_set_string (config, "pxe", "boot-files", boot);
+  shoal_controller_set_config (f->controller, config);
+  f->server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen (f->server, addr, 0, &error));
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (f->server);
+  base_url = g_strdup_printf ("http://" PXE_NETNS_SERVER_IP ":%d", g_uri_get_port (uris->data));
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (f->controller, f->server, base_url);
+  recipe = shoal_recipe_new_from_data (recipe_json, -1, "pxe-e2e.json", &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_add_recipe (f->controller, recipe, &error));
+  g_assert_true (shoal_controller_start_services (f->controller, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *reason = missing_tool ();
+
+  if (reason != NULL)
+    return;
+  f->dir = pxe_netns_tmpdir ("shoal-pxe-e2e");
+  if (!prepare_files (f, &error))
+    {
+      g_test_message ("cannot prepare the kernel and initrd: %s", error->message);
+      return;
+    }
+  f->ns = pxe_netns_new ("shoal-e2e", 0, FALSE, &error);
+  g_assert_no_error (error);
+  g_assert_true (pxe_netns_sh (f->ns->server_ns,
+                               "ip tuntap add dev tap0 mode tap; ip link set tap0 master br0 up; "
+                               "ip -6 addr add fd77::1/64 dev br0 nodad", &error));
+  g_assert_no_error (error);
+  start_radvd (f);
+  start_controller (f);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  if (f->controller != NULL)
+    shoal_controller_close (f->controller);
+  g_clear_object (&f->controller);
+  g_clear_object (&f->engine);
+  if (f->server != NULL)
+    soup_server_disconnect (f->server);
+  g_clear_object (&f->server);
+  if (f->radvd != NULL)
+    {
+      g_subprocess_force_exit (f->radvd);
+      g_subprocess_wait (f->radvd, NULL, NULL);
+      g_clear_object (&f->radvd);
+    }
+  g_clear_pointer (&f->ns, pxe_netns_free);
+  if (f->dir != NULL)
+    {
+      g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", f->dir);
+      (void) g_spawn_command_line_sync (cmd, NULL, NULL, NULL, NULL);
+    }
+  g_free (f->dir);
+}
+
+static gboolean
+journal_has (Fixture *f, ShoalDevice *device, const gchar *operation)
+{
+  g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+
+  for (guint i = 0; journal != NULL && i < journal->len; i++)
+    {
+      ShoalJournalEntry *e = g_ptr_array_index (journal, i);
+      g_test_message ("journal: %s %s %s", shoal_journal_entry_get_source (e),
+                      shoal_journal_entry_get_operation (e), shoal_journal_entry_get_message (e));
+      if (g_strcmp0 (shoal_journal_entry_get_source (e), "pxe") == 0 &&
+          g_strcmp0 (shoal_journal_entry_get_operation (e), operation) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+test_bios_boot (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *reason = missing_tool ();
+  g_autofree gchar *serial = NULL;
+  g_autofree gchar *serial_arg = NULL;
+  g_autofree gchar *log = NULL;
+  g_autoptr(GSubprocess) vm = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *timeout = g_strdup_printf ("%d", VM_TIMEOUT);
+  ShoalDevice *device;
+  gint64 start = g_get_monotonic_time ();
+
+  if (reason != NULL || f->ns == NULL)
+    {
+      g_test_skip (reason != NULL ? reason : "no kernel (scripts/fetch-kernel.sh failed)");
+      return;
+    }
+  serial = g_build_filename (f->dir, "serial.log", NULL);
+  serial_arg = g_strdup_printf ("file:%s", serial);
+  {
+    const gchar *argv[] = { "timeout", "-s", "KILL", timeout, "qemu-system-x86_64",
+                            "-machine", "pc,accel=tcg", "-m", "256", "-display", "none",
+                            "-monitor", "none", "-serial", serial_arg, "-no-reboot", "-boot", "n",
+                            "-uuid", "5a1e0000-0000-4000-8000-00000000e2e0",
+                            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+                            "-device", "e1000,netdev=n0,mac=" VM_MAC, NULL };
+    vm = pxe_netns_spawn (f->ns->server_ns, argv, &error);
+    g_assert_no_error (error);
+  }
+  (void) pxe_netns_wait (vm, VM_TIMEOUT + 10, NULL, NULL);
+  g_test_message ("VM ran %.1f s", (g_get_monotonic_time () - start) / 1e6);
+  (void) g_file_get_contents (serial, &log, NULL, NULL);
+  if (log == NULL || strstr (log, MARKER) == NULL)
+    g_test_message ("serial log:\n%s", log != NULL ? log : "(none)");
+  g_assert_nonnull (log);
+  g_assert_nonnull (strstr (log, MARKER));
+  g_assert_nonnull (strstr (log, "shoal.token="));
+  device = shoal_controller_lookup_device_by_mac (f->controller, VM_MAC);
+  g_assert_nonnull (device);
+  g_assert_true (journal_has (f, device, "dhcp"));
+  g_assert_true (journal_has (f, device, "boot"));
+  for (guint i = 0; i < 100 && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED; i++)
+    pxe_netns_iterate_until ((gboolean[]) { FALSE }, 20);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/pxe/e2e/bios-boot", Fixture, NULL, fixture_setup, test_bios_boot, fixture_teardown);
+  return g_test_run ();
+}
