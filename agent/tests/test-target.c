@@ -449,6 +449,22 @@ put_link (const gchar *root, const gchar *rel, const gchar *target)
 }
 
 static void
+put_pci (const gchar *root, const gchar *dev, const gchar *rel, const gchar *text)
+{
+  g_autofree gchar *path = g_strconcat (dev, rel, NULL);
+
+  put (root, path, text);
+}
+
+static void
+put_pci_link (const gchar *root, const gchar *dev, const gchar *rel, const gchar *target)
+{
+  g_autofree gchar *path = g_strconcat (dev, rel, NULL);
+
+  put_link (root, path, target);
+}
+
+static void
 test_inventory_fake (void)
 {
   g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
@@ -469,19 +485,19 @@ test_inventory_fake (void)
   put (root, "sys/class/dmi/id/product_serial", "\n");
   put (root, "sys/firmware/efi/fw_platform_size", "64\n");
   put (root, "sys/bus/pci/drivers/e1000/.keep", "");
-  put (root, g_strconcat (pci, "/vendor", NULL), "0x8086\n");
-  put (root, g_strconcat (pci, "/device", NULL), "0x100e\n");
-  put (root, g_strconcat (pci, "/subsystem_vendor", NULL), "0x1af4\n");
-  put (root, g_strconcat (pci, "/subsystem_device", NULL), "0x1100\n");
-  put (root, g_strconcat (pci, "/class", NULL), "0x020000\n");
-  put (root, g_strconcat (pci, "/modalias", NULL), "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n");
-  put_link (root, g_strconcat (pci, "/driver", NULL), "../../../bus/pci/drivers/e1000");
+  put_pci (root, pci, "/vendor", "0x8086\n");
+  put_pci (root, pci, "/device", "0x100e\n");
+  put_pci (root, pci, "/subsystem_vendor", "0x1af4\n");
+  put_pci (root, pci, "/subsystem_device", "0x1100\n");
+  put_pci (root, pci, "/class", "0x020000\n");
+  put_pci (root, pci, "/modalias", "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n");
+  put_pci_link (root, pci, "/driver", "../../../bus/pci/drivers/e1000");
   put_link (root, "sys/bus/pci/devices/0000:00:03.0", "../../../devices/pci0000:00/0000:00:03.0");
-  put (root, g_strconcat (pci, "/net/eth0/address", NULL), "52:54:00:12:34:56\n");
-  put (root, g_strconcat (pci, "/net/eth0/operstate", NULL), "up\n");
-  put (root, g_strconcat (pci, "/net/eth0/carrier", NULL), "1\n");
-  put (root, g_strconcat (pci, "/net/eth0/speed", NULL), "1000\n");
-  put_link (root, g_strconcat (pci, "/net/eth0/device", NULL), "../../../0000:00:03.0");
+  put_pci (root, pci, "/net/eth0/address", "52:54:00:12:34:56\n");
+  put_pci (root, pci, "/net/eth0/operstate", "up\n");
+  put_pci (root, pci, "/net/eth0/carrier", "1\n");
+  put_pci (root, pci, "/net/eth0/speed", "1000\n");
+  put_pci_link (root, pci, "/net/eth0/device", "../../../0000:00:03.0");
   put_link (root, "sys/class/net/eth0", "../../devices/pci0000:00/0000:00:03.0/net/eth0");
   put (root, "sys/class/net/lo/address", "00:00:00:00:00:00\n");
   put (root, "sys/block/sda/size", "16384\n");
