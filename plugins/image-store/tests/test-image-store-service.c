@@ -1,0 +1,196 @@
+/* test-image-store-service.c: the /image-store management routes inside a
+ * real controller, with curl on loopback
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <shoal.h>
+#include <string.h>
+
+#include "shoal-controller-private.h"
+#include "shoal-image-store-service.h"
+
+#define TEST_TYPE_MODULE (test_module_get_type ())
+G_DECLARE_FINAL_TYPE (TestModule, test_module, TEST, MODULE, GTypeModule)
+struct _TestModule { GTypeModule parent_instance; };
+G_DEFINE_TYPE (TestModule, test_module, G_TYPE_TYPE_MODULE)
+
+static gboolean test_module_load (GTypeModule *module) { return TRUE; }
+static void test_module_unload (GTypeModule *module) { }
+static void test_module_init (TestModule *self) { }
+
+static void
+test_module_class_init (TestModuleClass *klass)
+{
+  G_TYPE_MODULE_CLASS (klass)->load = test_module_load;
+  G_TYPE_MODULE_CLASS (klass)->unload = test_module_unload;
+}
+
+static void
+rm_rf (const gchar *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const gchar *entry;
+
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *child = g_build_filename (path, entry, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        rm_rf (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+curl_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+/* Returns the HTTP status; *body gets the response body */
+static guint
+curl (const gchar  *out_path,
+      gchar       **body,
+      const gchar  *method,
+      const gchar  *auth,
+      const gchar  *data,
+      const gchar  *url)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *out = NULL;
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  g_unlink (out_path);
+  g_ptr_array_add (argv, "curl");
+  g_ptr_array_add (argv, "-s");
+  g_ptr_array_add (argv, "--max-time");
+  g_ptr_array_add (argv, "50");
+  g_ptr_array_add (argv, "-o");
+  g_ptr_array_add (argv, (gpointer) out_path);
+  g_ptr_array_add (argv, "-w");
+  g_ptr_array_add (argv, "%{http_code}");
+  g_ptr_array_add (argv, "-X");
+  g_ptr_array_add (argv, (gpointer) method);
+  g_ptr_array_add (argv, "-H");
+  g_ptr_array_add (argv, (gpointer) (auth != NULL ? auth : "X-None: 1"));
+  if (data != NULL)
+    {
+      g_ptr_array_add (argv, "--data-binary");
+      g_ptr_array_add (argv, (gpointer) data);
+    }
+  g_ptr_array_add (argv, (gpointer) url);
+  g_ptr_array_add (argv, NULL);
+  proc = g_subprocess_newv ((const gchar * const *) argv->pdata, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, curl_done, &result);
+  while (result == NULL && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (g_subprocess_communicate_utf8_finish (proc, result, &out, NULL, &error));
+  if (body != NULL)
+    g_file_get_contents (out_path, body, NULL, NULL);
+  return (guint) g_ascii_strtoull (out, NULL, 10);
+}
+
+static void
+test_service (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-image-store-service-XXXXXX", NULL);
+  g_autofree gchar *out = g_build_filename (dir, "out.json", NULL);
+  g_autofree gchar *image = g_build_filename (dir, "db.img", NULL);
+  g_autofree gchar *token_path = NULL;
+  g_autofree gchar *token = NULL;
+  g_autofree gchar *auth = NULL;
+  g_autofree gchar *base = NULL;
+  g_autofree gchar *list_url = NULL;
+  g_autofree gchar *one_url = NULL;
+  g_autofree gchar *post = NULL;
+  g_autofree gchar *body = NULL;
+  g_autofree gchar *bin = g_find_program_in_path ("curl");
+  g_autofree guint8 *bytes = g_malloc0 (3 * 4096);
+  g_autoptr(ShoalPluginEngine) engine = NULL;
+  g_autoptr(ShoalController) controller = NULL;
+  g_autoptr(SoupServer) server = NULL;
+  g_autoptr(ShoalService) service = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSList) uris = NULL;
+
+  if (bin == NULL)
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+  memset (bytes, 7, 4096);
+  g_assert_true (g_file_set_contents (image, (gchar *) bytes, 3 * 4096, NULL));
+  engine = shoal_plugin_engine_new ();
+  controller = shoal_controller_new (engine, dir);
+  g_assert_true (shoal_controller_open (controller, &error));
+  server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+  uris = soup_server_get_uris (server);
+  base = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (controller, server, base);
+
+  service = g_object_new (SHOAL_TYPE_IMAGE_STORE_SERVICE, NULL);
+  g_assert_true (shoal_service_start (service, shoal_controller_get_context (controller), &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (shoal_image_store_service_get_store (SHOAL_IMAGE_STORE_SERVICE (service)));
+
+  token_path = g_build_filename (dir, "image-store", "admin-token", NULL);
+  g_assert_true (g_file_get_contents (token_path, &token, NULL, NULL));
+  auth = g_strdup_printf ("Authorization: Bearer %s", token);
+  list_url = g_strdup_printf ("%s/image-store/images", base);
+  one_url = g_strdup_printf ("%s/image-store/images/db", base);
+
+  g_assert_cmpuint (curl (out, NULL, "GET", NULL, NULL, list_url), ==, 401);
+  g_assert_cmpuint (curl (out, NULL, "GET", "Authorization: Bearer nope", NULL, list_url), ==, 401);
+  g_assert_cmpuint (curl (out, &body, "GET", auth, NULL, list_url), ==, 200);
+  g_assert_cmpstr (body, ==, "[]");
+  g_clear_pointer (&body, g_free);
+
+  post = g_strdup_printf ("{\"path\": \"%s\", \"chunk-size\": 4096}", image);
+  g_assert_cmpuint (curl (out, &body, "POST", auth, post, list_url), ==, 201);
+  g_assert_nonnull (strstr (body, "\"name\":\"db\""));
+  g_assert_nonnull (strstr (body, "\"zero-chunks\":2"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"relative.img\"}", list_url), ==, 400);
+  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"/nonexistent.img\"}", list_url), ==, 404);
+  g_assert_cmpuint (curl (out, NULL, "POST", auth, "not json", list_url), ==, 400);
+
+  g_assert_cmpuint (curl (out, &body, "GET", auth, NULL, one_url), ==, 200);
+  g_assert_nonnull (strstr (body, "\"size\":12288"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (curl (out, &body, "DELETE", auth, NULL, one_url), ==, 200);
+  g_assert_nonnull (strstr (body, "\"freed-bytes\":4096"));
+  g_assert_cmpuint (curl (out, NULL, "GET", auth, NULL, one_url), ==, 404);
+
+  shoal_service_stop (service);
+  shoal_controller_close (controller);
+  soup_server_disconnect (server);
+  rm_rf (dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  GTypeModule *module;
+
+  g_test_init (&argc, &argv, NULL);
+  module = g_object_new (TEST_TYPE_MODULE, NULL);
+  g_type_module_use (module);
+  shoal_image_store_service_register_types (module);
+  g_test_add_func ("/shoal/image-store/service", test_service);
+  return g_test_run ();
+}
