@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "sa-archive.h"
+#include "shoal-agent-gen.h"
 #include "shoal-agent-initramfs.h"
 #include "shoal-drivers-modindex.h"
+#include "shoal-error.h"
 
 typedef struct {
   gchar *tmp;
@@ -245,6 +247,58 @@ test_cache_key (Fixture *f, gconstpointer data)
   g_assert_cmpuint (strlen (ka), ==, 64);
 }
 
+static ShoalAgentGenJob *
+gen_job (Fixture *f, ShoalModIndex *index, const gchar *device, const gchar *modules)
+{
+  ShoalAgentGenJob *job = shoal_agent_gen_job_new ();
+
+  job->state_dir = g_build_filename (f->tmp, "state", NULL);
+  job->agent_binary = g_build_filename (f->tmp, "shoal-agent", NULL);
+  job->release_dir = g_strdup (shoal_mod_index_get_dir (index));
+  job->modules = g_strdup (modules);
+  job->device_id = g_strdup (device);
+  job->config_text = shoal_agent_gen_config ("http://10.0.0.1:8080", device, device, "img", "", "", "9.9.9-test", modules);
+  job->compression = SHOAL_AGENT_COMPRESSION_ZSTD;
+  return job;
+}
+
+/* Identical hardware and recipe: one cached base part, two device parts */
+static void
+test_cache_reuse (Fixture *f, gconstpointer data)
+{
+  g_autoptr(ShoalModIndex) index = fake_index (f);
+  g_autoptr(ShoalAgentGenJob) a = gen_job (f, index, "dev-a", "base helper nic_drv");
+  g_autoptr(ShoalAgentGenJob) b = gen_job (f, index, "dev-b", "base helper nic_drv");
+  g_autoptr(ShoalAgentGenJob) c = gen_job (f, index, "dev-c", "base");
+  g_autoptr(ShoalAgentGenJob) bad = gen_job (f, index, "dev-d", "base no_such_module");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) conf = NULL;
+  g_autofree gchar *text = NULL;
+
+  if (!have_tools ())
+    return;
+  g_assert_true (shoal_agent_gen_run (a, &error));
+  g_assert_no_error (error);
+  g_assert_false (a->reused);
+  g_assert_true (shoal_agent_gen_run (b, &error));
+  g_assert_true (b->reused);
+  g_assert_cmpstr (a->base_path, ==, b->base_path);
+  g_assert_cmpstr (a->device_path, !=, b->device_path);
+  g_assert_cmpstr (a->sha256, !=, b->sha256);
+  g_assert_cmpuint (a->size, >, 0);
+  g_assert_true (shoal_agent_gen_run (c, &error));
+  g_assert_false (c->reused);
+  g_assert_cmpstr (c->base_path, !=, a->base_path);
+  g_assert_false (shoal_agent_gen_run (bad, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "no_such_module"));
+  /* the device part is the device's configuration, listed by cpio */
+  conf = cpio_list (a->device_path, "zstd");
+  g_assert_true (has (conf, "etc/shoal/agent.conf"));
+  text = shoal_agent_gen_config ("http://s", "t\nx=1", "d", NULL, NULL, NULL, "r", "m");
+  g_assert_nonnull (strstr (text, "token=t x=1\n"));
+}
+
 static void
 test_real_kernel (Fixture *f, gconstpointer data)
 {
@@ -295,6 +349,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/agent-gen/initramfs/fake-kernel", Fixture, NULL, fixture_set_up, test_fake_kernel, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/unpack-concatenated", Fixture, NULL, fixture_set_up, test_unpack_concatenated, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-key", Fixture, NULL, fixture_set_up, test_cache_key, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/initramfs/cache-reuse", Fixture, NULL, fixture_set_up, test_cache_reuse, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/real-kernel", Fixture, NULL, fixture_set_up, test_real_kernel, fixture_tear_down);
   return g_test_run ();
 }
