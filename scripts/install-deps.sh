@@ -1,0 +1,39 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Installs, from Debian 12's repository, everything shoal needs to build,
+# to run its demo and to pass its tests (real network-boot clients, QEMU
+# and its firmware, the multicast peers the benchmarks compare with).
+# Run as root. Nothing is downloaded from anywhere else.
+set -eu
+
+packages="
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev gettext
+  libglib2.0-dev libpeas-dev libsoup-3.0-dev libjson-glib-dev libgit2-dev
+  libsqlite3-dev sqlite3 libssl-dev libarchive-dev libzstd-dev libisal-dev
+  libpolkit-gobject-1-dev libnorm-dev
+  gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 gir1.2-peas-1.0
+  python3 python3-gi python3-dev
+  dbus dbus-daemon git curl cpio kmod iproute2 nftables
+  busybox-static dnsmasq-base tftp-hpa tftpd-hpa atftp
+  qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf
+  udpcast uftp iperf
+"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps.sh: run as root (apt-get install)" >&2
+  exit 1
+fi
+
+missing=
+for p in $packages; do
+  dpkg -s "$p" > /dev/null 2>&1 || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+  echo "install-deps.sh: everything is installed"
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
