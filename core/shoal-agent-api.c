@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-controller-private.h"
 #include "shoal-error.h"
 #include "shoal-json-schema.h"
@@ -117,31 +119,31 @@ read_json_body (SoupServerMessage  *msg,
   if (body->length > MAX_BODY)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                   "body of %" G_GINT64_FORMAT " bytes exceeds the limit of %d bytes",
-                   body->length, MAX_BODY);
+                   _("body of %lld bytes exceeds the limit of %d bytes"),
+                   (long long) body->length, MAX_BODY);
       return NULL;
     }
   bytes = soup_message_body_flatten (body);
   data = g_bytes_get_data (bytes, &size);
   if (size == 0)
     {
-      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "empty body");
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("empty body"));
       return NULL;
     }
   if (!g_utf8_validate (data, (gssize) size, NULL))
     {
-      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "body is not UTF-8");
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("body is not UTF-8"));
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, (gssize) size, error))
     {
-      g_prefix_error (error, "malformed JSON: ");
+      g_prefix_error (error, _("malformed JSON: "));
       return NULL;
     }
   if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
       g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                           "body must be a JSON object");
+                           _("body must be a JSON object"));
       return NULL;
     }
   return json_node_ref (json_parser_get_root (parser));
@@ -154,7 +156,7 @@ require_method (SoupServerMessage *msg,
   if (g_strcmp0 (soup_server_message_get_method (msg), method) == 0)
     return TRUE;
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", method);
-  respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method not allowed");
+  respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, _("method not allowed"));
   return FALSE;
 }
 
@@ -191,7 +193,7 @@ inventory_cb (SoupServer        *server,
       shoal_device_log (device, "agent-api", "inventory", SHOAL_JOURNAL_RESULT_FAILED,
                         "inventory refused: %s", error->message);
       respond_error (msg, error->code == SHOAL_ERROR_INVALID_DATA &&
-                     g_str_has_prefix (error->message, "body of")
+                     g_str_has_prefix (error->message, _("body of"))
                      ? SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE : SOUP_STATUS_UNPROCESSABLE_ENTITY,
                      error->message);
       return;
@@ -272,7 +274,7 @@ event_cb (SoupServer        *server,
   if (!valid_event_name (name))
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "member “event” must be a name of 1 to 64 letters, digits or ._-");
+                     _("member “event” must be a name of 1 to 64 letters, digits or ._-"));
       return;
     }
   data = json_object_get_member (object, "data");
@@ -387,7 +389,7 @@ next_cb (SoupServer        *server,
       (wait_str != NULL && !g_ascii_string_to_unsigned (wait_str, 10, 0, MAX_WAIT, &wait_s, NULL)))
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST,
-                     "“after” must be an unsigned integer and “wait” at most 120");
+                     _("“after” must be an unsigned integer and “wait” at most 120"));
       return;
     }
   if (instruction_ready (device, after))

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-context.h"
 #include "shoal-controller-private.h"
 #include "shoal-error.h"
@@ -166,13 +168,13 @@ shoal_context_add_http_handler (ShoalContext        *self,
   if (server == NULL)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
-                   "the daemon runs no HTTP server");
+                   _("the daemon runs no HTTP server"));
       return FALSE;
     }
   if (g_hash_table_contains (self->paths, path) || g_str_has_prefix (path, "/agent/v1/inventory") ||
       g_strcmp0 (path, "/agent/v1/event") == 0 || g_strcmp0 (path, "/agent/v1/next") == 0)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "HTTP path %s is already served", path);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, _("HTTP path %s is already served"), path);
       return FALSE;
     }
   g_hash_table_add (self->paths, g_strdup (path));

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -371,7 +373,7 @@ valid_device_id (const gchar  *id,
   if (len == 0 || len > 64)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   "device id must have 1 to 64 characters");
+                   _("device id must have 1 to 64 characters"));
       return FALSE;
     }
   for (gsize i = 0; i < len; i++)
@@ -379,7 +381,7 @@ valid_device_id (const gchar  *id,
       if (!g_ascii_isalnum (id[i]) && strchr ("._:-", id[i]) == NULL)
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                       "device id “%s” has character “%c”: only letters, digits and . _ : - are allowed",
+                       _("device id “%s” has character “%c”: only letters, digits and . _ : - are allowed"),
                        id, id[i]);
           return FALSE;
         }
@@ -426,7 +428,7 @@ shoal_controller_enroll_device (ShoalController     *self,
     return NULL;
   if (g_hash_table_contains (self->devices, id))
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "device %s already exists", id);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, _("device %s already exists"), id);
       return NULL;
     }
   for (guint i = 0; macs != NULL && macs[i] != NULL; i++)
@@ -437,14 +439,14 @@ shoal_controller_enroll_device (ShoalController     *self,
       if (!valid_mac (mac))
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                       "“%s” is not a MAC address (expected six hex pairs separated by colons)",
+                       _("“%s” is not a MAC address (expected six hex pairs separated by colons)"),
                        macs[i]);
           return NULL;
         }
       other = g_hash_table_lookup (self->by_mac, mac);
       if (other != NULL)
         {
-          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, "MAC %s already belongs to device %s",
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, _("MAC %s already belongs to device %s"),
                        mac, shoal_device_get_id (other->device));
           return NULL;
         }
@@ -697,7 +699,7 @@ step_timeout_cb (gpointer user_data)
   g_clear_object (&rec->cancellable);
   rec->cancellable = g_cancellable_new ();
   /* A step that ignores cancellation must not hold the device for ever */
-  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, "step %s did not finish within %d s",
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, _("step %s did not finish within %d s"),
                shoal_pipeline_get_step_id (call->pipeline, call->index),
                shoal_pipeline_get_step_timeout (call->pipeline, call->index));
   step_done (call->controller, call, error);
@@ -911,7 +913,7 @@ shoal_controller_remove_recipe (ShoalController  *self,
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (!g_hash_table_remove (self->recipes, name))
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no recipe named %s", name);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no recipe named %s"), name);
       return FALSE;
     }
   g_hash_table_remove (self->pipelines, name);
@@ -1107,13 +1109,13 @@ shoal_controller_assign_recipe (ShoalController  *self,
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (rec == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("unknown device"));
       return FALSE;
     }
   if (shoal_device_state_is_active (shoal_device_get_state (device)))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
-                   "device %s is being deployed; cancel it first", shoal_device_get_id (device));
+                   _("device %s is being deployed; cancel it first"), shoal_device_get_id (device));
       return FALSE;
     }
   if (recipe == NULL || *recipe == '\0')
@@ -1124,13 +1126,13 @@ shoal_controller_assign_recipe (ShoalController  *self,
       if (chosen == NULL)
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
-                       "no recipe matches device %s", shoal_device_get_id (device));
+                       _("no recipe matches device %s"), shoal_device_get_id (device));
           return FALSE;
         }
     }
   else if ((chosen = g_hash_table_lookup (self->recipes, recipe)) == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no recipe named “%s”", recipe);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no recipe named “%s”"), recipe);
       return FALSE;
     }
   shoal_device_set_recipe (device, shoal_recipe_get_name (chosen));
@@ -1196,25 +1198,25 @@ shoal_controller_deploy (ShoalController  *self,
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (rec == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("unknown device"));
       return FALSE;
     }
   if (shoal_device_state_is_active (shoal_device_get_state (device)))
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, "device %s is already being deployed",
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, _("device %s is already being deployed"),
                    shoal_device_get_id (device));
       return FALSE;
     }
   if (shoal_device_get_recipe (device) == NULL)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   "device %s has no recipe; assign one first", shoal_device_get_id (device));
+                   _("device %s has no recipe; assign one first"), shoal_device_get_id (device));
       return FALSE;
     }
   pipeline = g_hash_table_lookup (self->pipelines, shoal_device_get_recipe (device));
   if (pipeline == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "recipe %s of device %s is not loaded",
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("recipe %s of device %s is not loaded"),
                    shoal_device_get_recipe (device), shoal_device_get_id (device));
       return FALSE;
     }
@@ -1238,12 +1240,12 @@ shoal_controller_cancel (ShoalController  *self,
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (rec == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "unknown device");
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("unknown device"));
       return FALSE;
     }
   if (!shoal_device_state_is_active (shoal_device_get_state (device)))
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, "device %s is not being deployed",
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, _("device %s is not being deployed"),
                    shoal_device_get_id (device));
       return FALSE;
     }
@@ -1288,7 +1290,7 @@ shoal_controller_remove_device (ShoalController  *self,
   rec = id != NULL ? g_hash_table_lookup (self->devices, id) : NULL;
   if (rec == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no device %s", id);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no device %s"), id);
       return FALSE;
     }
   if (shoal_device_state_is_active (shoal_device_get_state (rec->device)) &&
@@ -1472,7 +1474,7 @@ shoal_controller_open (ShoalController  *self,
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (g_mkdir_with_parents (self->state_dir, 0700) != 0)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "creating state directory %s: %s",
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("creating state directory %s: %s"),
                    self->state_dir, g_strerror (errno));
       return FALSE;
     }
@@ -1519,7 +1521,7 @@ resume_record (DeviceRecord *rec)
   if (pipeline == NULL)
     {
       g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
-                   "cannot resume after restart: recipe %s is not loaded",
+                   _("cannot resume after restart: recipe %s is not loaded"),
                    shoal_device_get_recipe (device));
       fail_device (rec, "controller", error);
       return;

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-device.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
@@ -112,7 +114,7 @@ shoal_device_finalize (GObject *object)
 
       self->waiters = g_list_delete_link (self->waiters, self->waiters);
       g_task_return_new_error (waiter->task, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
-                               "device %s was removed", self->id);
+                               _("device %s was removed"), self->id);
       event_waiter_free (waiter);
     }
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -705,7 +707,7 @@ waiter_cancel_idle_cb (gpointer user_data)
         continue;
       self->waiters = g_list_delete_link (self->waiters, l);
       g_task_return_new_error (waiter->task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                               "waiting for event %s was cancelled", waiter->name);
+                               _("waiting for event %s was cancelled"), waiter->name);
       event_waiter_free (waiter);
       break;
     }

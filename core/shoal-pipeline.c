@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-error.h"
 #include "shoal-pipeline.h"
 
@@ -147,8 +149,8 @@ pipeline_step_phase (PipelineStep  *ps,
   if (nick != NULL && shoal_step_phase_from_string (nick, &ps->phase))
     return TRUE;
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-               "recipe %s, step %s: option “phase” must be one of boot, inventory, drivers, "
-               "agent, transfer, verify, finish", shoal_recipe_get_name (recipe), ps->id);
+               _("recipe %s, step %s: option “phase” must be one of boot, inventory, drivers, "
+               "agent, transfer, verify, finish"), shoal_recipe_get_name (recipe), ps->id);
   return FALSE;
 }
 
@@ -180,7 +182,7 @@ shoal_pipeline_new (ShoalRecipe        *recipe,
   if (n_steps == 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   "recipe %s has no steps", shoal_recipe_get_name (recipe));
+                   _("recipe %s has no steps"), shoal_recipe_get_name (recipe));
       return NULL;
     }
   for (guint i = 0; i < n_steps; i++)
@@ -195,7 +197,7 @@ shoal_pipeline_new (ShoalRecipe        *recipe,
                                         &local_error))
         {
           g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                      "recipe %s, step %s: ",
+                                      _("recipe %s, step %s: "),
                                       shoal_recipe_get_name (recipe),
                                       shoal_recipe_get_step_id (recipe, i));
           return NULL;

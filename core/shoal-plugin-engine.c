@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <libpeas/peas.h>
 
 #include "shoal-error.h"
@@ -236,13 +238,13 @@ shoal_plugin_engine_lookup_step (ShoalPluginEngine  *self,
           g_hash_table_contains (self->errors, module))
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_UNKNOWN_STEP,
-                       "step “%s” is unavailable: plugin %s failed to load: %s",
+                       _("step “%s” is unavailable: plugin %s failed to load: %s"),
                        name, module, (const gchar *) g_hash_table_lookup (self->errors, module));
           return NULL;
         }
     }
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_UNKNOWN_STEP,
-               "no loaded plugin provides the step “%s”", name);
+               _("no loaded plugin provides the step “%s”"), name);
   return NULL;
 }
 

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-error.h"
 #include "shoal-service.h"
 
@@ -47,7 +49,7 @@ shoal_service_start (ShoalService  *self,
     return TRUE;
   if (local_error == NULL)
     g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                 "service %s failed to start without saying why",
+                 _("service %s failed to start without saying why"),
                  G_OBJECT_TYPE_NAME (self));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;

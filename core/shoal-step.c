@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "shoal-enums.h"
 #include "shoal-error.h"
 #include "shoal-step.h"
@@ -61,7 +63,7 @@ run_in_thread (GTask        *task,
     {
       if (error == NULL)
         g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                     "step %s failed without saying why",
+                     _("step %s failed without saying why"),
                      G_OBJECT_TYPE_NAME (self));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -83,7 +85,7 @@ shoal_step_real_run_async (ShoalStep           *self,
   if (SHOAL_STEP_GET_IFACE (self)->run == NULL)
     {
       g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                               "step %s implements neither run_async nor run",
+                               _("step %s implements neither run_async nor run"),
                                G_OBJECT_TYPE_NAME (self));
       return;
     }
@@ -157,7 +159,7 @@ shoal_step_validate_options (ShoalStep   *self,
     return TRUE;
   if (local_error == NULL)
     g_set_error_literal (&local_error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                         "the step refused its options");
+                         _("the step refused its options"));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
 }
@@ -211,7 +213,7 @@ shoal_step_run_finish (ShoalStep     *self,
   /* A Python plugin raising a plain exception gives FALSE with no error */
   if (local_error == NULL)
     g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                 "step %s failed without saying why", G_OBJECT_TYPE_NAME (self));
+                 _("step %s failed without saying why"), G_OBJECT_TYPE_NAME (self));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
 }

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <sqlite3.h>
 
 #include "shoal-error.h"
@@ -115,7 +117,7 @@ set_sqlite_error (GError      **error,
                   sqlite3      *db,
                   const gchar  *doing)
 {
-  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "%s: %s", doing,
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("%s: %s"), doing,
                db != NULL ? sqlite3_errmsg (db) : "out of memory");
   return FALSE;
 }
@@ -132,7 +134,7 @@ exec_sql (sqlite3      *db,
     return TRUE;
   message = g_strdup (errmsg != NULL ? errmsg : "unknown error");
   sqlite3_free (errmsg);
-  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, "running %.40s…: %s", sql, message);
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("running %.40s…: %s"), sql, message);
   return FALSE;
 }
 
@@ -628,7 +630,7 @@ shoal_store_flush_async (ShoalStore          *self,
   g_mutex_unlock (&self->mutex);
   if (self->thread == NULL)
     {
-      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_STORE, "the store is closed");
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_STORE, _("the store is closed"));
       return;
     }
   op = g_new0 (Op, 1);
