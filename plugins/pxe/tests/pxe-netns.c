@@ -58,6 +58,14 @@ track (const gchar *name, gboolean live)
 }
 
 gboolean
+pxe_netns_have_program (const gchar *program)
+{
+  g_autofree gchar *path = g_find_program_in_path (program);
+
+  return path != NULL;
+}
+
+gboolean
 pxe_netns_available (gchar **reason)
 {
   if (geteuid () != 0)
@@ -65,7 +73,7 @@ pxe_netns_available (gchar **reason)
       *reason = g_strdup ("needs root for network namespaces");
       return FALSE;
     }
-  if (g_find_program_in_path ("ip") == NULL)
+  if (!pxe_netns_have_program ("ip"))
     {
       *reason = g_strdup ("needs iproute2 (ip)");
       return FALSE;

@@ -17,6 +17,7 @@ typedef struct {
 } PxeNetns;
 
 gboolean  pxe_netns_available  (gchar       **reason);
+gboolean  pxe_netns_have_program (const gchar *program);
 PxeNetns *pxe_netns_new        (const gchar  *prefix,
                                 guint         n_clients,
                                 gboolean      client_addresses,

@@ -44,7 +44,7 @@ missing_tool (void)
   if (!pxe_netns_available (&reason))
     return g_steal_pointer (&reason);
   for (guint i = 0; tools[i] != NULL; i++)
-    if (g_find_program_in_path (tools[i]) == NULL)
+    if (!pxe_netns_have_program (tools[i]))
       return g_strdup_printf ("%s is not installed", tools[i]);
   if (!g_file_test ("/usr/lib/ipxe/qemu/efi-e1000.rom", G_FILE_TEST_EXISTS) &&
       !g_file_test ("/usr/share/qemu/efi-e1000.rom", G_FILE_TEST_EXISTS))
@@ -72,7 +72,7 @@ start_radvd (Fixture *f)
                           "--port=0", "--interface=br0", "--bind-interfaces", "--enable-ra",
                           "--dhcp-range=::,constructor:br0,ra-only", "--pid-file=", NULL };
 
-  if (g_find_program_in_path ("dnsmasq") == NULL)
+  if (!pxe_netns_have_program ("dnsmasq"))
     return;
   f->radvd = pxe_netns_spawn (f->ns->server_ns, argv, NULL);
 }

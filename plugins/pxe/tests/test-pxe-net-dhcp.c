@@ -81,7 +81,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree gchar *path = NULL;
 
   f->kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (!pxe_netns_available (&reason) || g_find_program_in_path ("busybox") == NULL)
+  if (!pxe_netns_available (&reason) || !pxe_netns_have_program ("busybox"))
     return;
   f->ns = pxe_netns_new ("shoal-dhcp", 2, FALSE, &error);
   g_assert_no_error (error);
@@ -124,7 +124,7 @@ skip_without (Fixture *f, const gchar *program)
       g_test_skip ("needs root, iproute2 and busybox");
       return TRUE;
     }
-  if (program != NULL && g_find_program_in_path (program) == NULL)
+  if (program != NULL && !pxe_netns_have_program (program))
     {
       g_autofree gchar *msg = g_strdup_printf ("%s is not installed", program);
       g_test_skip (msg);

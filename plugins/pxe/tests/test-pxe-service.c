@@ -116,7 +116,7 @@ curl (const gchar *url, const gchar *range, gint *status, gsize *len)
 static gboolean
 skip_without_curl (void)
 {
-  if (g_find_program_in_path ("curl") != NULL)
+  if (pxe_netns_have_program ("curl"))
     return FALSE;
   g_test_skip ("curl is not installed");
   return TRUE;
