@@ -22,6 +22,8 @@ LLVMFuzzerTestOneInput (const guint8 *data, gsize size)
       shoal_pxe_tftp_options_negotiate (packet, &limits, &options, NULL))
     {
       g_autoptr(GBytes) oack = shoal_pxe_tftp_build_oack (&options, size);
+      if (g_bytes_get_size (oack) < 2)
+        __builtin_trap ();
       if (options.blksize < 8 || options.blksize > 65464 || options.windowsize < 1 || options.windowsize > 64)
         __builtin_trap ();
     }
