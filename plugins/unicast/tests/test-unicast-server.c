@@ -338,6 +338,7 @@ test_raw_ranges (Fixture       *f,
   g_assert_nonnull (strstr (headers, "Accept-Ranges: bytes"));
 
   /* across a data chunk, the zero chunk and into the next */
+  g_clear_pointer (&headers, g_free);
   g_assert_cmpuint (curl (f, &part, &headers, AUTH, "-r", "65000-140000", raw, NULL), ==, 206);
   g_assert_cmpmem (g_bytes_get_data (part, NULL), g_bytes_get_size (part), image + 65000, 75001);
   g_clear_pointer (&headers, g_free);
