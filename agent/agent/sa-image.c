@@ -208,7 +208,7 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
 }
 
 ShoalManifest *
-sa_image_get_manifest (const SaImageJob *job, const char *url, char *err, size_t errlen)
+sa_image_get_manifest (const SaImageJob *job, const char *url, char id_out[65], char *err, size_t errlen)
 {
   SaBuf text;
   ShoalManifestError merr = { 0 };
@@ -219,6 +219,8 @@ sa_image_get_manifest (const SaImageJob *job, const char *url, char *err, size_t
   if (!fetch (url, job->token, 64u << 20, &text, err, errlen))
     return NULL;
   shoal_manifest_compute_id (text.data, text.len, id);
+  if (id_out != NULL)
+    memcpy (id_out, id, sizeof id);
   if (job->image_id != NULL && strcmp (id, job->image_id) != 0)
     {
       snprintf (err, errlen, "manifest %s hashes to %s, not to the image id %s", url, id, job->image_id);
@@ -240,7 +242,7 @@ sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *er
   bool ok = false;
 
   memset (result, 0, sizeof *result);
-  r.m = sa_image_get_manifest (job, url, err, errlen);
+  r.m = sa_image_get_manifest (job, url, result->image_id, err, errlen);
   if (r.m != NULL)
     {
       sa_log ("manifest %s: %s, %" PRIu64 " chunks, %" PRIu64 " bytes -> %s", url, r.m->name,

@@ -34,12 +34,14 @@ typedef struct {
   uint64_t zero_chunks;
   char     name[160];
   char     image_sha256[65];
+  char     image_id[65];     /* SHA-256 of the manifest text */
 } SaImageResult;
 
 bool  sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *err, size_t errlen);
 /* The pieces, for other transports (multicast): the manifest at @url (absolute),
  * checked against job->image_id; one data chunk, fetched until it verifies */
-ShoalManifest *sa_image_get_manifest (const SaImageJob *job, const char *url, char *err, size_t errlen);
+ShoalManifest *sa_image_get_manifest (const SaImageJob *job, const char *url, char id_out[65],
+                                      char *err, size_t errlen);
 bool  sa_image_get_chunk       (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m,
                                 uint64_t index, SaBuf *out, char *err, size_t errlen);
 bool  sa_image_write_at        (int fd, const char *data, size_t len, uint64_t offset);

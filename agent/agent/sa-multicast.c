@@ -166,7 +166,7 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
   if (join.iface[0] != '\0' && if_nametoindex (join.iface) == 0)
     join.iface[0] = '\0';
   url = sa_image_resolve_url (job->server, job->manifest_url);
-  sm = sa_image_get_manifest (job, url, err, errlen);
+  sm = sa_image_get_manifest (job, url, result->image_id, err, errlen);
   fd = sm != NULL ? open (job->disk, O_WRONLY | O_CLOEXEC) : -1;
   if (sm != NULL && fd < 0)
     snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));

@@ -20,6 +20,7 @@ typedef struct {
   uint64_t packets;
   uint64_t parity_used;
   uint64_t nacks_sent;
+  char     image_id[65];
 } SaMulticastResult;
 
 /* @join: the instruction's "join" string; @job: as for unicast (the

@@ -206,6 +206,17 @@ default_disk (void)
   return disk;
 }
 
+/* @str as a JSON string literal (malloc'd) */
+static char *
+json_quote (const char *str)
+{
+  SaBuf buf;
+
+  sa_buf_init (&buf);
+  sa_json_append_string (&buf, str);
+  return sa_buf_steal (&buf);
+}
+
 /* The image id the manifest must hash to: "image_id", or "image" when it is an id */
 static const char *
 image_id_of (const SaJson *ins)
@@ -226,7 +237,7 @@ do_unicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job = { 0 };
   SaImageResult result;
-  char err[1024], data[512];
+  char err[1024], data[1024];
 
   if (manifest == NULL)
     manifest = sa_json_get_string (ins, "manifest_url");
@@ -249,10 +260,13 @@ do_unicast (Agent *a, const SaJson *ins)
     post_error (a, "unicast-receive", err);
   else
     {
-      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%llu,"
-                "\"zero_chunks\":%llu,\"image_sha256\":\"%s\",\"mode\":\"unicast\"}",
-                disk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
-                (unsigned long long) result.zero_chunks, result.image_sha256);
+      char *qdisk = json_quote (disk);
+
+      snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
+                "\"zero_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\",\"mode\":\"unicast\"}",
+                qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
+                (unsigned long long) result.zero_chunks, result.image_id, result.image_sha256);
+      free (qdisk);
       sa_log ("image written to %s: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
     }
@@ -268,7 +282,7 @@ do_multicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job;
   SaMulticastResult result;
-  char err[1024], data[512];
+  char err[1024], data[1024];
 
   if (disk == NULL && a->config.disk && *a->config.disk)
     disk = a->config.disk;
@@ -286,11 +300,15 @@ do_multicast (Agent *a, const SaJson *ins)
     post_error (a, "multicast-receive", err);
   else
     {
-      snprintf (data, sizeof data, "{\"disk\":\"%s\",\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
-                "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"packets\":%llu,\"mode\":\"multicast\"}",
-                disk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
+      char *qdisk = json_quote (disk);
+
+      snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
+                "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"packets\":%llu,\"image\":\"%s\","
+                "\"mode\":\"multicast\"}",
+                qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
                 (unsigned long long) result.zero_chunks, (unsigned long long) result.multicast_chunks,
-                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets);
+                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets, result.image_id);
+      free (qdisk);
       sa_log ("image written to %s by multicast: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
     }
