@@ -407,6 +407,12 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
   /* devices are added before the connection: no InterfacesAdded storm */
   self->object_manager = shoal_dbus_object_manager_new (SHOAL_DBUS_PATH);
   self->fleet = shoal_dbus_fleet_new (self->controller, self->object_manager, self->auth);
+  if (g_key_file_has_key (self->config, "daemon", "property-interval-ms", NULL))
+    {
+      gint64 ms = g_key_file_get_int64 (self->config, "daemon", "property-interval-ms", NULL);
+
+      shoal_dbus_fleet_set_flush_interval (self->fleet, (guint) CLAMP (ms, 0, 60000));
+    }
   shoal_dbus_fleet_start (self->fleet);
   if (!shoal_dbus_object_manager_set_connection (self->object_manager, self->connection, error))
     return FALSE;

@@ -16,7 +16,7 @@
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
 
-#define SHOAL_DEVICE_ID_MAX 128
+#define SHOAL_DEVICE_ID_MAX 64
 
 struct _ShoalDBusManagerExporter
 {
@@ -109,7 +109,7 @@ device_id_is_valid (const gchar *id)
     return FALSE;
   for (gsize i = 0; i < len; i++)
     {
-      if (!g_ascii_isalnum (id[i]) && strchr ("._:@+-", id[i]) == NULL)
+      if (!g_ascii_isalnum (id[i]) && strchr ("._:-", id[i]) == NULL)
         return FALSE;
     }
   return TRUE;
@@ -168,11 +168,11 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
   if (!device_id_is_valid (entry->id))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   _("devices[%u].id: “%s” is not a valid device id (1 to %u letters, digits or ._:@+-)"),
+                   _("devices[%u].id: “%s” is not a valid device id (1 to %u letters, digits or . _ : -)"),
                    index, entry->id, (guint) SHOAL_DEVICE_ID_MAX);
       return FALSE;
     }
-  if (!g_hash_table_add (seen, (gpointer) entry->id))
+  if (!g_hash_table_add (seen, g_strdup (entry->id)))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("devices[%u].id: “%s” is given twice"), index, entry->id);
@@ -188,6 +188,8 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
     {
       gchar *mac = normalize_mac (macs[i]);
 
+      ShoalDevice *owner;
+
       if (mac == NULL)
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
@@ -195,6 +197,15 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
           return FALSE;
         }
       g_ptr_array_add (normalized, mac);
+      owner = shoal_controller_lookup_device_by_mac (self->controller, mac);
+      /* "/" cannot start an id: MACs and ids share the table */
+      if (owner != NULL || !g_hash_table_add (seen, g_strconcat ("/", mac, NULL)))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS,
+                       _("devices[%u].macs[%u]: %s already belongs to device “%s”"), index, i, mac,
+                       owner != NULL ? shoal_device_get_id (owner) : _("another device of this batch"));
+          return FALSE;
+        }
     }
   g_ptr_array_add (normalized, NULL);
   entry->macs = (gchar **) g_ptr_array_free (g_steal_pointer (&normalized), FALSE);
@@ -242,7 +253,7 @@ handle_enroll_devices (ShoalDBusManager      *skeleton,
 {
   ShoalDBusManagerExporter *self = SHOAL_DBUS_MANAGER_EXPORTER (user_data);
   gsize n = g_variant_n_children (devices);
-  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GArray) entries = g_array_sized_new (FALSE, TRUE, sizeof (EnrollEntry), n);
   g_autoptr(GError) error = NULL;
   GVariantBuilder paths;

@@ -12,6 +12,7 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include "shoal-test-daemon.h"
 
@@ -71,6 +72,13 @@ rm_rf (const gchar *path)
         g_unlink (child);
     }
   g_rmdir (path);
+}
+
+/* in the child: die with the test, even if it aborts on a failed assertion */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
 static const gchar *
@@ -219,13 +227,15 @@ shoal_test_daemon_set_open_bus (ShoalTestDaemon *td)
   g_autofree gchar *config_arg = g_strconcat ("--config-file=", conf_path, NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GDataInputStream) in = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autofree gchar *line = NULL;
 
   g_file_set_contents (conf_path, OPEN_BUS_CONFIG, -1, &error);
   g_assert_no_error (error);
-  td->bus_process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                                      &error, "dbus-daemon", config_arg, "--nofork",
-                                      "--print-address=1", NULL);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  td->bus_process = g_subprocess_launcher_spawn (launcher, &error, "dbus-daemon", config_arg,
+                                                 "--nofork", "--print-address=1", NULL);
   g_assert_no_error (error);
   in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (td->bus_process));
   line = g_data_input_stream_read_line (in, NULL, NULL, &error);
@@ -301,6 +311,7 @@ shoal_test_daemon_start (ShoalTestDaemon *td, gboolean with_fixtures)
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   g_subprocess_launcher_set_stdout_file_path (launcher, td->log_path);
   g_subprocess_launcher_set_stderr_file_path (launcher, td->log_path);
   td->daemon = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv->pdata, &error);

@@ -222,7 +222,8 @@ test_dbus_bad_arguments (void)
   g_autoptr(GVariant) steps = NULL;
   g_auto(GStrv) paths = NULL;
   g_autoptr(GVariant) reply = NULL;
-  const gchar *bad_mac[] = { "52:54:00:00:00:01", "zz", NULL };
+  const gchar *bad_mac[] = { "52:54:00:00:99:01", "zz", NULL };
+  const gchar *taken_mac[] = { "52:54:00:00:00:01", NULL };
   const gchar *no_macs[] = { NULL };
   const gchar *unknown[] = { "bad-1", "nope", NULL };
   const gchar *none[] = { NULL };
@@ -248,6 +249,19 @@ test_dbus_bad_arguments (void)
   g_variant_builder_add (&builder, "(s^ass)", "uuid-1", no_macs, "not-a-uuid");
   shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
   assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "devices[0].uuid");
+  g_clear_error (&error);
+
+  /* bad-1 has 52:54:00:00:00:01 (make_devices): a MAC belongs to one device */
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "copy", taken_mac, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_EXISTS, "devices[0].macs[0]: 52:54:00:00:00:01 already belongs to device “bad-1”");
+  g_clear_error (&error);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "twin-1", (const gchar *[]) { "02:00:00:00:00:09", NULL }, "");
+  g_variant_builder_add (&builder, "(s^ass)", "twin-2", (const gchar *[]) { "02:00:00:00:00:09", NULL }, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_EXISTS, "devices[1].macs[0]");
   g_clear_error (&error);
 
   shoal_dbus_manager_call_assign_recipe_sync (td->manager, none, "fast-sim", NULL, &error);
