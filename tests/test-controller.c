@@ -370,6 +370,53 @@ test_controller_reopen (Fixture       *fixture,
   shoal_controller_close (again);
 }
 
+/* Claims 28-29: subsets matched to different recipes form separate groups */
+static void
+test_controller_two_recipes (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+  g_autoptr(GError) error = NULL;
+
+  add_recipe (fixture,
+              "{\"name\": \"os-a\", \"match\": {\"macs\": [\"52:54:00:00:00:0*\"]}, \"steps\": ["
+              " {\"step\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 5}},"
+              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1, \"max-ms\": 5}}],"
+              " \"group\": {\"wait-for-all\": true, \"max-wait\": 5}}");
+  add_recipe (fixture,
+              "{\"name\": \"os-b\", \"default\": true, \"steps\": ["
+              " {\"step\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 5}},"
+              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1, \"max-ms\": 5}}],"
+              " \"group\": {\"wait-for-all\": true, \"max-wait\": 5}}");
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+      g_autofree gchar *mac = g_strdup_printf ("52:54:00:00:00:%02x", i);
+      const gchar *macs[] = { mac, NULL };
+      ShoalDevice *device = shoal_controller_enroll_device (fixture->controller, id, macs, NULL, &error);
+
+      g_assert_true (shoal_controller_assign_recipe (fixture->controller, device, NULL, &error));
+      g_assert_true (shoal_controller_deploy (fixture->controller, device, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 20000));
+  devices = shoal_controller_get_devices (fixture->controller);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      const gchar *expected = i < 16 ? "os-a" : "os-b";   /* 52:54:00:00:00:00-0f */
+
+      g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+      g_assert_cmpstr (shoal_device_get_recipe (device), ==, expected);
+      g_assert_true (g_str_has_prefix (shoal_device_get_group (device), expected));
+    }
+  /* wait-for-all: each recipe's devices ended up in one group of their own */
+  g_assert_cmpstr (shoal_device_get_group (g_ptr_array_index (devices, 0)), ==,
+                   shoal_device_get_group (g_ptr_array_index (devices, 15)));
+  g_assert_cmpstr (shoal_device_get_group (g_ptr_array_index (devices, 16)), ==,
+                   shoal_device_get_group (g_ptr_array_index (devices, 19)));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -384,6 +431,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/max-parallel", test_controller_max_parallel);
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
+  ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
 #undef ADD
   return g_test_run ();
 }
