@@ -620,6 +620,18 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     n->last = st;
   }
   n->last_heard_ns = now;
+  if (n->outcome == SMC_NODE_FAILED && st.state != SMC_RX_FAILED && s->state < SMC_STATE_END) {
+    /* a receiver that went silent is back (restarted agent): track it again */
+    vlog (s, "node %u is back", n->node);
+    n->outcome = 0;
+    n->finished_ns = 0;
+    n->last = st;
+    if (s->cfg.on_node != NULL) {
+      n->outcome = SMC_NODE_JOINED;
+      s->cfg.on_node (s->cfg.node_user, n);
+      n->outcome = 0;
+    }
+  }
   if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow)
     congestion (s, now);
   if (n->outcome == 0 && s->state >= SMC_STATE_SENDING && st.loss_permille > s->cfg.max_loss_permille) {

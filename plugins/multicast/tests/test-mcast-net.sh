@@ -34,6 +34,7 @@ nrecv=$N; rate=300; extra=()
 case "$CASE" in
   forged) nrecv=2 ;;
   late) nrecv=3 ;;
+  killed) rate=100 ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
 esac
 timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
@@ -97,7 +98,11 @@ PY
   ;;
 killed)
   for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
-  sleep 0.4
+  # kill once r3 has written a few MiB (sparse output: count allocated blocks)
+  for _ in $(seq 1 100); do
+    [ -f "$W/out.r3" ] && [ "$(du -k "$W/out.r3" | cut -f1)" -ge 3072 ] && break
+    sleep 0.05
+  done
   # r2 dies for good; r3 dies and its agent restarts, resuming from disk
   ip netns pids "${P}r2" | xargs -r kill -9
   ip netns pids "${P}r3" | xargs -r kill -9

@@ -115,6 +115,7 @@ main (int argc, char **argv)
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
   const char *man_from = NULL;
+  char *join_buf = NULL;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   uint32_t node = 0, resumed = 0, unicast = 0;
   int opt, rc, do_resume = 0;
@@ -153,7 +154,7 @@ main (int argc, char **argv)
       return 2;
     j = realloc (j, jl + 1);
     j[jl] = '\0';
-    join = j;
+    join = join_buf = j;
   }
   if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
@@ -222,5 +223,6 @@ main (int argc, char **argv)
   smc_receiver_free (the_receiver);
   smc_manifest_free (m);
   free (mbuf);
+  free (join_buf);
   return rc;
 }
