@@ -336,14 +336,13 @@ image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
 
 /* Only this test's three plugins: a folder of links to their build folders */
 static ShoalPluginEngine *
-engine_new (Fixture *f)
+engine_new (Fixture *f, const gchar * const *names)
 {
-  const gchar *names[] = { "inventory", "drivers", "agent" };
   g_autofree gchar *dir = g_build_filename (f->tmp, "plugins", NULL);
   ShoalPluginEngine *engine = shoal_plugin_engine_new ();
 
   g_mkdir_with_parents (dir, 0755);
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+  for (guint i = 0; names[i] != NULL; i++)
     {
       g_autofree gchar *target = g_build_filename (SHOAL_BUILD_PLUGINDIR, names[i], NULL);
       g_autofree gchar *link = g_build_filename (dir, names[i], NULL);
@@ -355,15 +354,16 @@ engine_new (Fixture *f)
   return engine;
 }
 
+static const gchar * const agent_plugins[] = { "inventory", "drivers", "agent", NULL };
+
 static void
-start_controller (Fixture *f, const gchar *kernel)
+start_controller (Fixture *f, const gchar *kernel, const gchar * const *plugins, const gchar *recipe_json)
 {
-  g_autoptr(ShoalPluginEngine) engine = engine_new (f);
+  g_autoptr(ShoalPluginEngine) engine = engine_new (f, plugins);
   g_autofree gchar *state = g_build_filename (f->tmp, "state", NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GSList) uris = NULL;
   g_autofree gchar *url = NULL;
-  g_autofree gchar *recipe_json = NULL;
   g_autoptr(ShoalRecipe) recipe = NULL;
   g_autoptr(GInetAddress) addr = NULL;
   g_autoptr(GSocketAddress) sa = NULL;
@@ -384,11 +384,6 @@ start_controller (Fixture *f, const gchar *kernel)
   soup_server_add_handler (f->server, "/e2e-image", image_cb, f, NULL);
   g_assert_true (shoal_controller_start_services (f->controller, &error));
   g_assert_no_error (error);
-  recipe_json = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
-                                 "{\"step\":\"inventory\",\"timeout\":%d},"
-                                 "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
-                                 "{\"step\":\"agent\",\"timeout\":%d}]}",
-                                 VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
   recipe = shoal_recipe_new_from_data (recipe_json, -1, "e2e-agent.json", &error);
   g_assert_no_error (error);
   g_assert_true (shoal_controller_add_recipe (f->controller, recipe, &error));
@@ -425,9 +420,9 @@ start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
 }
 
 static gboolean
-all_done (Fixture *f)
+all_done (Fixture *f, guint n)
 {
-  for (guint i = 0; i < N_VMS; i++)
+  for (guint i = 0; i < n; i++)
     {
       ShoalDeviceState state = shoal_device_get_state (shoal_controller_lookup_device (f->controller, vms[i].id));
 
@@ -498,10 +493,13 @@ check_vm (Fixture *f, guint i)
 }
 
 static void write_images (Fixture *f);
+static void instruct (Fixture *f, guint i, const gchar *json);
+static gboolean vm_exited (Fixture *f, guint i);
 
 static void
 test_three_vms (Fixture *f, gconstpointer data)
 {
+  g_autofree gchar *recipe = NULL;
   g_autofree gchar *kernel = NULL;
   g_autofree gchar *initrd = NULL;
   g_autoptr(GError) error = NULL;
@@ -516,7 +514,12 @@ test_three_vms (Fixture *f, gconstpointer data)
   initrd = build_loader_initramfs (f, kernel);
   make_image (f);
   make_network (f);
-  start_controller (f, kernel);
+  recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
+                            "{\"step\":\"inventory\",\"timeout\":%d},"
+                            "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                            "{\"step\":\"agent\",\"timeout\":%d}]}",
+                            VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
+  start_controller (f, kernel, agent_plugins, recipe);
   for (guint i = 0; i < N_VMS; i++)
     {
       const gchar *macs[] = { vms[i].mac, NULL };
@@ -531,7 +534,7 @@ test_three_vms (Fixture *f, gconstpointer data)
   for (guint i = 0; i < N_VMS; i++)
     start_vm (f, i, kernel, initrd);
   deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
-  while (!all_done (f) && g_get_monotonic_time () < deadline)
+  while (!all_done (f, N_VMS) && g_get_monotonic_time () < deadline)
     g_main_context_iteration (NULL, TRUE);
   g_test_message ("three VMs done in %.1f s", (g_get_monotonic_time () - start) / 1e6);
   for (guint i = 0; i < N_VMS; i++)
@@ -637,10 +640,75 @@ write_images (Fixture *f)
     }
 }
 
+/* The whole chain with plugins/unicast: inventory, drivers, agent, then the
+ * unicast step serves the recipe's image from the image store and the
+ * agent writes it */
+static void
+test_unicast_plugin (Fixture *f, gconstpointer data)
+{
+  const gchar * const plugins[] = { "inventory", "drivers", "agent", "unicast", NULL };
+  g_autofree gchar *unicast = g_build_filename (SHOAL_BUILD_PLUGINDIR, "unicast", "unicast.plugin", NULL);
+  g_autofree gchar *kernel = NULL, *initrd = NULL, *recipe = NULL, *img = NULL;
+  g_autofree gchar *disk = NULL, *contents = NULL;
+  const gchar *macs[] = { vms[1].mac, NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+  gint64 deadline, start;
+
+  if (!can_run ())
+    return;
+  if (!g_file_test (unicast, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("plugins/unicast is not built");
+      return;
+    }
+  kernel = kernel_dir ();
+  f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
+  initrd = build_loader_initramfs (f, kernel);
+  make_image (f);
+  img = g_build_filename (f->tmp, "e2e-image.raw", NULL);
+  g_assert_true (g_file_set_contents (img, g_bytes_get_data (f->image, NULL), (gssize) g_bytes_get_size (f->image), NULL));
+  make_network (f);
+  recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"image\":{\"name\":\"e2e-image\",\"file\":\"%s\"},\"steps\":["
+                            "{\"step\":\"inventory\",\"timeout\":%d},"
+                            "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                            "{\"step\":\"agent\",\"timeout\":%d},"
+                            "{\"step\":\"unicast\",\"timeout\":%d}]}",
+                            img, VM_TIMEOUT_S, kernel, VM_TIMEOUT_S, VM_TIMEOUT_S);
+  start_controller (f, kernel, plugins, recipe);
+  device = shoal_controller_enroll_device (f->controller, vms[1].id, macs, vms[1].uuid, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
+  g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+  g_assert_no_error (error);
+  start = g_get_monotonic_time ();
+  start_vm (f, 1, kernel, initrd);
+  deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
+  while (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED
+         && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_FAILED && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("%s %s in %.1f s", vms[1].id, shoal_device_state_to_string (shoal_device_get_state (device)),
+                  (g_get_monotonic_time () - start) / 1e6);
+  dump_journal (f, device);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  instruct (f, 1, "{\"action\":\"poweroff\"}");
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (!vm_exited (f, 1) && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (20000);
+    }
+  g_assert_true (vm_exited (f, 1));
+  disk = g_strdup_printf ("%s/%s.img", f->tmp, vms[1].id);
+  g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
+  g_assert_cmpmem (contents, g_bytes_get_size (f->image), g_bytes_get_data (f->image, NULL), g_bytes_get_size (f->image));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/e2e/with-unicast-plugin", Fixture, NULL, fixture_set_up, test_unicast_plugin, fixture_tear_down);
   return g_test_run ();
 }
