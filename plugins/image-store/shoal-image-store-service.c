@@ -362,6 +362,20 @@ shoal_image_store_service_root (ShoalContext *context)
   return shoal_context_get_config_string (context, "image-store", "path", fallback);
 }
 
+static void
+gc_done (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  guint64 freed = 0;
+
+  if (!shoal_image_store_gc_finish (SHOAL_IMAGE_STORE (source), result, &freed, &error))
+    g_warning ("Cannot clean the image store: %s", error->message);
+  else if (freed > 0)
+    g_info ("Deleted %" G_GUINT64_FORMAT " bytes of chunks no image uses", freed);
+}
+
 static gboolean
 shoal_image_store_service_start (ShoalService  *service,
                                  ShoalContext  *context,
@@ -386,6 +400,8 @@ shoal_image_store_service_start (ShoalService  *service,
   self->store = g_steal_pointer (&store);
   self->admin_token = g_steal_pointer (&token);
   g_info ("Image store at %s", root);
+  /* chunks of imports a crash interrupted */
+  shoal_image_store_gc_async (self->store, NULL, gc_done, NULL);
   return TRUE;
 }
 

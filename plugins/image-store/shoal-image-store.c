@@ -542,3 +542,62 @@ shoal_image_store_verify_finish (ShoalImageStore  *self,
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == shoal_image_store_verify_async, FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
 }
+
+/* --- garbage collection --------------------------------------------------- */
+
+static void
+gc_thread (GTask        *task,
+           gpointer      source_object,
+           gpointer      task_data,
+           GCancellable *cancellable)
+{
+  ShoalImageStore *self = source_object;
+  Call *call = task_data;
+  GError *error = NULL;
+
+  if (!shoal_image_files_gc (self->root, &call->freed, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * shoal_image_store_gc_async:
+ *
+ * Deletes the chunks no image uses (left by failed or interrupted imports).
+ */
+void
+shoal_image_store_gc_async (ShoalImageStore     *self,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  Call *call = NULL;
+
+  g_return_if_fail (SHOAL_IS_IMAGE_STORE (self));
+
+  task = call_task (self, shoal_image_store_gc_async, cancellable, callback, user_data, &call);
+  g_task_run_in_thread (task, gc_thread);
+}
+
+/**
+ * shoal_image_store_gc_finish:
+ * @freed_bytes: (out) (optional): bytes of chunks deleted
+ */
+gboolean
+shoal_image_store_gc_finish (ShoalImageStore  *self,
+                             GAsyncResult     *result,
+                             guint64          *freed_bytes,
+                             GError          **error)
+{
+  Call *call;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == shoal_image_store_gc_async, FALSE);
+
+  call = g_task_get_task_data (G_TASK (result));
+  if (freed_bytes != NULL)
+    *freed_bytes = call->freed;
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

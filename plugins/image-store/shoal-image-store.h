@@ -62,4 +62,13 @@ gboolean         shoal_image_store_verify_finish  (ShoalImageStore      *self,
                                                    GAsyncResult         *result,
                                                    GError              **error);
 
+void             shoal_image_store_gc_async       (ShoalImageStore      *self,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+gboolean         shoal_image_store_gc_finish      (ShoalImageStore      *self,
+                                                   GAsyncResult         *result,
+                                                   guint64              *freed_bytes,
+                                                   GError              **error);
+
 G_END_DECLS

@@ -148,7 +148,13 @@ test_store (void)
     none = shoal_image_store_import_finish (store, wait_result (&f), NULL, &error);
     g_assert_null (none);
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error (&error);
   }
+
+  shoal_image_store_gc_async (store, NULL, got_result, &f);
+  g_assert_true (shoal_image_store_gc_finish (store, wait_result (&f), &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, 0);
 
   /* let the idle "changed" emissions run */
   while (g_main_context_iteration (NULL, FALSE))
