@@ -31,9 +31,9 @@ set_buf (int fd, int force_opt, int opt, int size)
 }
 
 static int
-sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf)
+sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf, int join)
 {
-  struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons (join ? port : 0) };
   struct ip_mreqn mr = { 0 };
   int one = 1, zero = 0, ttl = 4, seg = 1400;
   setsockopt (s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -44,7 +44,7 @@ sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf)
     return -1;
   mr.imr_multiaddr = s->group.sin_addr;
   mr.imr_ifindex = s->ifindex;
-  if (setsockopt (s->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
+  if (join && setsockopt (s->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) < 0)
     return -1;
   if (s->ifindex != 0)
     setsockopt (s->fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr);
@@ -57,9 +57,9 @@ sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf)
   return 0;
 }
 
-int
-smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
-               int sndbuf, int rcvbuf)
+static int
+sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
+           int sndbuf, int rcvbuf, int join)
 {
   memset (s, 0, sizeof *s);
   s->fd = -1;
@@ -73,12 +73,26 @@ smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
   s->fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s->fd < 0)
     return -1;
-  if (sock_setup (s, port, sndbuf, rcvbuf) < 0) {
+  if (sock_setup (s, port, sndbuf, rcvbuf, join) < 0) {
     close (s->fd);
     s->fd = -1;
     return -1;
   }
   return 0;
+}
+
+int
+smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
+               int sndbuf, int rcvbuf)
+{
+  return sock_open (s, group, port, iface, sndbuf, rcvbuf, 1);
+}
+
+int
+smc_sock_open_tx (smc_sock *s, const char *group, uint16_t port, const char *iface,
+                  int sndbuf, int rcvbuf)
+{
+  return sock_open (s, group, port, iface, sndbuf, rcvbuf, 0);
 }
 
 void

@@ -20,6 +20,10 @@ typedef struct {
  * packets, IP_MULTICAST_ALL off, non-blocking; bufsize for SO_SNDBUF/RCVBUF */
 int smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
                    int sndbuf, int rcvbuf);
+/* the same without membership, bound to an ephemeral port: a sender's
+ * transmit socket, which also gets the unicast replies to that port */
+int smc_sock_open_tx (smc_sock *s, const char *group, uint16_t port, const char *iface,
+                      int sndbuf, int rcvbuf);
 void smc_sock_close (smc_sock *s);
 
 typedef struct {

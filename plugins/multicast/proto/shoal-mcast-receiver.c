@@ -502,8 +502,8 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     r->have_ann = 1;
     r->ann = a;
     r->S = a.symbol_size;
+    /* STATUS goes back to the sender's transmit port (one per session) */
     r->sender = *from;
-    r->sender.sin_port = htons (r->cfg.join.port);
     r->rx_state = SMC_RX_RECEIVING;
     r->next_status = now;
     vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);

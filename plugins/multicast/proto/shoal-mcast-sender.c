@@ -33,7 +33,8 @@ typedef struct {
 struct smc_sender {
   smc_sender_config cfg;
   const smc_manifest *m;
-  smc_sock sock;
+  smc_sock sock;               /* group:port, joined: NACKs */
+  smc_sock tx;                 /* ephemeral port: everything sent, STATUS replies */
   smc_auth *auth;
   smc_rxbatch rx;
   uint16_t S;
@@ -150,7 +151,8 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     smc_sender_free (s);
     return NULL;
   }
-  if (smc_sock_open (&s->sock, c->group, c->port, c->iface, 4 << 20, 8 << 20) < 0) {
+  if (smc_sock_open (&s->sock, c->group, c->port, c->iface, 0, 8 << 20) < 0 ||
+      smc_sock_open_tx (&s->tx, c->group, c->port, c->iface, 4 << 20, 4 << 20) < 0) {
     snprintf (err, errlen, "cannot open multicast socket %s:%u on %s: %s", c->group, c->port,
               c->iface ? c->iface : "(default)", strerror (errno));
     smc_sender_free (s);
@@ -175,6 +177,7 @@ smc_sender_free (smc_sender *s)
   if (s == NULL)
     return;
   smc_sock_close (&s->sock);
+  smc_sock_close (&s->tx);
   smc_auth_free (s->auth);
   smc_rxbatch_free (&s->rx);
   for (int i = 0; i < CACHE_N; i++)
@@ -323,7 +326,7 @@ send_control (smc_sender *s, uint32_t node, uint8_t op, const char *addr)
   uint8_t *p = buf;
   inet_pton (AF_INET, addr, &dst.sin_addr);
   sign (s, buf, len);
-  smc_send_batch (&s->sock, &p, &len, 1, &dst);
+  smc_send_batch (&s->tx, &p, &len, 1, &dst);
   s->st.control_pkts++;
   s->st.bytes += len + WIRE_OVERHEAD;
 }
@@ -347,7 +350,7 @@ send_announce (smc_sender *s)
   a.rate_kbps = (uint32_t) (s->rate_Bps * 8 / 1000);
   len = smc_build_announce (buf, sizeof buf, &h, &a);
   sign (s, buf, len);
-  smc_send_batch (&s->sock, &p, &len, 1, NULL);
+  smc_send_batch (&s->tx, &p, &len, 1, NULL);
   s->st.control_pkts++;
   s->st.bytes += len + WIRE_OVERHEAD;
 }
@@ -522,7 +525,7 @@ send_some (smc_sender *s, uint64_t now)
     n += got;
   }
   if (n > 0) {
-    smc_send_batch (&s->sock, s->pkt, s->plen, n, NULL);
+    smc_send_batch (&s->tx, s->pkt, s->plen, n, NULL);
     for (int i = 0; i < n; i++)
       s->st.bytes += s->plen[i] + WIRE_OVERHEAD;
   }
@@ -662,10 +665,10 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
 }
 
 static void
-receive_feedback (smc_sender *s, uint64_t now)
+receive_from (smc_sender *s, smc_sock *sock, uint64_t now)
 {
   for (int round = 0; round < 8; round++) {
-    int n = smc_rxbatch_recv (&s->sock, &s->rx);
+    int n = smc_rxbatch_recv (sock, &s->rx);
     for (int i = 0; i < n; i++) {
       const uint8_t *buf = s->rx.bufs[i];
       size_t len = s->rx.msgs[i].msg_len;
@@ -688,6 +691,13 @@ receive_feedback (smc_sender *s, uint64_t now)
     if (n < SMC_BATCH)
       break;
   }
+}
+
+static void
+receive_feedback (smc_sender *s, uint64_t now)
+{
+  receive_from (s, &s->sock, now);
+  receive_from (s, &s->tx, now);
 }
 
 /* ---------------- timers and state ---------------- */
@@ -743,7 +753,7 @@ timers (smc_sender *s, uint64_t now)
 static void
 wait_io (smc_sender *s, uint64_t now, int can_send)
 {
-  struct pollfd p = { .fd = s->sock.fd, .events = POLLIN };
+  struct pollfd p[2] = { { .fd = s->sock.fd, .events = POLLIN }, { .fd = s->tx.fd, .events = POLLIN } };
   struct timespec ts;
   uint64_t wait = s->next_announce > now ? s->next_announce - now : 0;
   if (wait > 10 * MS)
@@ -756,7 +766,7 @@ wait_io (smc_sender *s, uint64_t now, int can_send)
   }
   ts.tv_sec = (time_t) (wait / 1000000000ull);
   ts.tv_nsec = (long) (wait % 1000000000ull);
-  ppoll (&p, 1, &ts, NULL);
+  ppoll (p, 2, &ts, NULL);
 }
 
 static int

@@ -46,7 +46,7 @@ for _ in $(seq 1 100); do [ -f "$W/join" ] && break; sleep 0.05; done
 start_recv() {  # host node [args]
   local h=$1 node=$2; shift 2
   timeout -k 3 60 ip netns exec "${P}$h" "$RECV" --join-file "$W/join" --manifest "$W/manifest" \
-    --output "$W/out.$h" --iface eth0 --node "$node" --unicast-file "$W/src" --verbose "$@" \
+    --output "$W/out.$h" --iface eth0 --node "$node" --unicast-file "$W/src" --idle-timeout 15000 --verbose "$@" \
     > "$W/recv.$h.out" 2> "$W/recv.$h.err" &
   pids+=($!)
 }
