@@ -187,7 +187,7 @@ can_run (void)
 
 /* Namespace with a bridge, one tap per VM and busybox udhcpd on the bridge */
 static void
-make_network (Fixture *f)
+make_network (Fixture *f, gboolean with_dhcpd)
 {
   g_autoptr(GError) error = NULL;
   g_autofree gchar *conf = g_build_filename (f->tmp, "udhcpd.conf", NULL);
@@ -229,6 +229,7 @@ make_network (Fixture *f)
                           f->subnet, f->subnet, f->tmp, f->tmp, f->subnet);
   g_file_set_contents (conf, text, -1, &error);
   g_assert_no_error (error);
+  if (with_dhcpd)
   {
     const gchar *full[] = { "ip", "netns", "exec", f->netns, "busybox", "udhcpd", "-f", conf, NULL };
 
@@ -357,7 +358,8 @@ engine_new (Fixture *f, const gchar * const *names)
 static const gchar * const agent_plugins[] = { "inventory", "drivers", "agent", NULL };
 
 static void
-start_controller (Fixture *f, const gchar *kernel, const gchar * const *plugins, const gchar *recipe_json)
+start_controller (Fixture *f, const gchar *kernel, const gchar * const *plugins, const gchar *recipe_json,
+                  GKeyFile *config)
 {
   g_autoptr(ShoalPluginEngine) engine = engine_new (f, plugins);
   g_autofree gchar *state = g_build_filename (f->tmp, "state", NULL);
@@ -370,6 +372,8 @@ start_controller (Fixture *f, const gchar *kernel, const gchar * const *plugins,
   g_autofree gchar *ip = g_strdup_printf ("%s.1", f->subnet);
 
   f->controller = shoal_controller_new (engine, state);
+  if (config != NULL)
+    shoal_controller_set_config (f->controller, config);
   g_assert_true (shoal_controller_open (f->controller, &error));
   g_assert_no_error (error);
   f->server = soup_server_new (NULL, NULL);
@@ -390,6 +394,7 @@ start_controller (Fixture *f, const gchar *kernel, const gchar * const *plugins,
   g_assert_no_error (error);
 }
 
+/* @initrd NULL: a network boot through the NIC's iPXE ROM */
 static void
 start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
 {
@@ -404,16 +409,23 @@ start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
   g_autofree gchar *drive = g_strdup_printf ("file=%s,if=virtio,format=raw", disk);
   g_autofree gchar *serial = g_strdup_printf ("file:%s/%s.log", f->tmp, vms[i].id);
   g_autofree gchar *timeout = g_strdup_printf ("%d", VM_TIMEOUT_S);
-  const gchar *argv[] = { "ip", "netns", "exec", f->netns, "timeout", timeout, "qemu-system-x86_64",
-                          "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
-                          "-no-reboot", "-uuid", vms[i].uuid, "-kernel", vmlinuz, "-initrd", initrd,
-                          "-append", append, "-netdev", netdev, "-device", nic, "-drive", drive,
-                          "-serial", serial, NULL };
+  const gchar *direct[] = { "ip", "netns", "exec", f->netns, "timeout", timeout, "qemu-system-x86_64",
+                            "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
+                            "-no-reboot", "-uuid", vms[i].uuid, "-netdev", netdev, "-device", nic, "-drive", drive,
+                            "-serial", serial, "-kernel", vmlinuz, "-initrd", initrd, "-append", append, NULL };
+  const gchar **argv = (const gchar **) direct;
   g_autoptr(GError) error = NULL;
   int fd = open (disk, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 
   g_assert_cmpint (ftruncate (fd, 8 << 20), ==, 0);
   close (fd);
+  if (initrd == NULL)
+    {
+      /* BIOS network boot: -boot n (the default order has no network) */
+      direct[G_N_ELEMENTS (direct) - 7] = "-boot";
+      direct[G_N_ELEMENTS (direct) - 6] = "n";
+      direct[G_N_ELEMENTS (direct) - 5] = NULL;
+    }
   g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                  G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[i], &error);
   g_assert_no_error (error);
@@ -493,6 +505,20 @@ check_vm (Fixture *f, guint i)
 }
 
 static void write_images (Fixture *f);
+
+/* One VM went through: its NIC's driver reported and picked, its agent ran */
+static void
+check_vm_one (Fixture *f, guint i)
+{
+  ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[i].id);
+  g_auto(GStrv) modules = NULL;
+
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (nic_driver (device), ==, vms[i].driver);
+  modules = g_strsplit (shoal_device_get_metadata (device, "drivers"), " ", -1);
+  g_assert_true (g_strv_contains ((const gchar * const *) modules, vms[i].driver));
+  g_assert_true (journal_has (f, device, "agent running"));
+}
 static void instruct (Fixture *f, guint i, const gchar *json);
 static gboolean vm_exited (Fixture *f, guint i);
 
@@ -513,13 +539,13 @@ test_three_vms (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   initrd = build_loader_initramfs (f, kernel);
   make_image (f);
-  make_network (f);
+  make_network (f, TRUE);
   recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
                             "{\"step\":\"inventory\",\"timeout\":%d},"
                             "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
                             "{\"step\":\"agent\",\"timeout\":%d}]}",
                             VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
-  start_controller (f, kernel, agent_plugins, recipe);
+  start_controller (f, kernel, agent_plugins, recipe, NULL);
   for (guint i = 0; i < N_VMS; i++)
     {
       const gchar *macs[] = { vms[i].mac, NULL };
@@ -668,14 +694,14 @@ test_unicast_plugin (Fixture *f, gconstpointer data)
   make_image (f);
   img = g_build_filename (f->tmp, "e2e-image.raw", NULL);
   g_assert_true (g_file_set_contents (img, g_bytes_get_data (f->image, NULL), (gssize) g_bytes_get_size (f->image), NULL));
-  make_network (f);
+  make_network (f, TRUE);
   recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"image\":{\"name\":\"e2e-image\",\"file\":\"%s\"},\"steps\":["
                             "{\"step\":\"inventory\",\"timeout\":%d},"
                             "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
                             "{\"step\":\"agent\",\"timeout\":%d},"
                             "{\"step\":\"unicast\",\"timeout\":%d}]}",
                             img, VM_TIMEOUT_S, kernel, VM_TIMEOUT_S, VM_TIMEOUT_S);
-  start_controller (f, kernel, plugins, recipe);
+  start_controller (f, kernel, plugins, recipe, NULL);
   device = shoal_controller_enroll_device (f->controller, vms[1].id, macs, vms[1].uuid, &error);
   g_assert_no_error (error);
   g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
@@ -704,11 +730,84 @@ test_unicast_plugin (Fixture *f, gconstpointer data)
   g_assert_cmpmem (contents, g_bytes_get_size (f->image), g_bytes_get_data (f->image, NULL), g_bytes_get_size (f->image));
 }
 
+/* The whole chain from the network boot: the NIC's iPXE ROM DHCPs from the
+ * pxe plugin (authoritative, in the namespace), chains to its iPXE script,
+ * loads the loader kernel and initramfs over HTTP with shoal.server/token/
+ * device on the command line; then inventory, drivers and agent */
+static void
+test_pxe_boot (Fixture *f, gconstpointer data)
+{
+  const gchar * const plugins[] = { "pxe", "inventory", "drivers", "agent", NULL };
+  g_autofree gchar *pxe = g_build_filename (SHOAL_BUILD_PLUGINDIR, "pxe", "pxe.plugin", NULL);
+  g_autofree gchar *kernel = NULL, *initrd = NULL, *recipe = NULL, *boot = NULL, *vmlinuz = NULL, *cmd = NULL;
+  g_autoptr(GKeyFile) config = g_key_file_new ();
+  const gchar *macs[] = { vms[0].mac, NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+  gint64 deadline, start;
+
+  if (!can_run ())
+    return;
+  if (!g_file_test (pxe, G_FILE_TEST_EXISTS) || !g_file_test ("/usr/lib/ipxe/qemu/efi-e1000.rom", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("plugins/pxe is not built or ipxe-qemu is missing");
+      return;
+    }
+  kernel = kernel_dir ();
+  f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
+  initrd = build_loader_initramfs (f, kernel);
+  boot = g_build_filename (f->tmp, "state", "boot", "loader", NULL);
+  g_mkdir_with_parents (boot, 0755);
+  vmlinuz = g_build_filename (kernel, "vmlinuz", NULL);
+  cmd = g_strdup_printf ("cp %s %s/vmlinuz", vmlinuz, boot);
+  g_assert_true (run (cmd, &error));
+  g_free (cmd);
+  cmd = g_strdup_printf ("cp %s %s/initrd.img", initrd, boot);
+  g_assert_true (run (cmd, &error));
+  make_network (f, FALSE);
+  g_key_file_set_string (config, "pxe", "mode", "authoritative");
+  g_key_file_set_string (config, "pxe", "interface", "br0");
+  {
+    g_autofree gchar *addr = g_strdup_printf ("%s.1", f->subnet);
+    g_autofree gchar *lo = g_strdup_printf ("%s.100", f->subnet);
+    g_autofree gchar *hi = g_strdup_printf ("%s.150", f->subnet);
+
+    g_key_file_set_string (config, "pxe", "address", addr);
+    g_key_file_set_string (config, "pxe", "range-start", lo);
+    g_key_file_set_string (config, "pxe", "range-end", hi);
+    g_key_file_set_string (config, "pxe", "router", addr);
+  }
+  recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"boot\":{\"kernel\":\"loader/vmlinuz\","
+                            "\"initrd\":\"loader/initrd.img\",\"cmdline\":\"console=ttyS0 panic=5 quiet\"},"
+                            "\"steps\":[{\"step\":\"pxe-boot\",\"timeout\":%d},"
+                            "{\"step\":\"inventory\",\"timeout\":%d},"
+                            "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                            "{\"step\":\"agent\",\"timeout\":%d}]}",
+                            VM_TIMEOUT_S, VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
+  start_controller (f, kernel, plugins, recipe, config);
+  device = shoal_controller_enroll_device (f->controller, vms[0].id, macs, vms[0].uuid, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
+  g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+  g_assert_no_error (error);
+  start = g_get_monotonic_time ();
+  start_vm (f, 0, kernel, NULL);
+  deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
+  while (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED
+         && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_FAILED && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("%s %s in %.1f s", vms[0].id, shoal_device_state_to_string (shoal_device_get_state (device)),
+                  (g_get_monotonic_time () - start) / 1e6);
+  dump_journal (f, device);
+  check_vm_one (f, 0);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/e2e/pxe-boot", Fixture, NULL, fixture_set_up, test_pxe_boot, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/with-unicast-plugin", Fixture, NULL, fixture_set_up, test_unicast_plugin, fixture_tear_down);
   return g_test_run ();
 }
