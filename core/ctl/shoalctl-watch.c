@@ -5,7 +5,8 @@
  * many lines as the terminal has, then one line per state with its count.
  * When standard output is not a terminal it prints the per-state summary
  * when it changes, at most once a second. --until-done stops once every
- * device that was deploying is installed, failed or cancelled.
+ * device that was deploying is installed, failed or cancelled (if none is
+ * deploying when it starts, it waits up to five seconds for one to start).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -22,6 +23,7 @@
 
 #define WATCH_REDRAW_MS 100
 #define WATCH_TEXT_INTERVAL_US (1 * G_USEC_PER_SEC)
+#define WATCH_START_GRACE_US (5 * G_USEC_PER_SEC)
 
 static const gchar *state_order[] = {
   "discovered", "assigned", "queued", "booting", "inventory", "drivers", "agent",
@@ -49,6 +51,8 @@ typedef struct
   GHashTable         *seen_active;  /* ids */
   gchar              *last_summary;
   gint64              last_text_us;
+  gint64              started_us;
+  guint               grace_id;
   GError             *error;
 } Watch;
 
@@ -139,7 +143,8 @@ watch_draw_tty (Watch *w, GArray *rows, GHashTable *counts)
   watch_terminal_size (&term_rows, &cols);
   for (guint s = 0; s < G_N_ELEMENTS (state_order); s++)
     n_states += g_hash_table_contains (counts, state_order[s]) ? 1 : 0;
-  room = term_rows > n_states + 3 ? term_rows - n_states - 3 : 0;
+  /* the summary, a blank line, the states, and one line spare */
+  room = term_rows > n_states + 4 ? term_rows - n_states - 4 : 0;
   for (guint i = 0; i < rows->len && i < room; i++)
     id_width = MAX (id_width, (gint) strlen (g_array_index (rows, WatchRow, i).id));
 
@@ -194,7 +199,10 @@ watch_refresh (Watch *w)
   g_autoptr(GArray) rows = watch_snapshot (w, counts);
   gboolean any_active = rows->len > 0 && g_array_index (rows, WatchRow, 0).active;
 
-  if (w->until_done && !any_active)
+  /* done once nothing runs, when something ran or the grace time is over */
+  if (w->until_done && !any_active &&
+      (g_hash_table_size (w->seen_active) > 0 ||
+       g_get_monotonic_time () - w->started_us >= WATCH_START_GRACE_US))
     w->done = TRUE;
   if (w->tty)
     watch_draw_tty (w, rows, counts);
@@ -219,6 +227,16 @@ watch_schedule (Watch *w)
 {
   if (w->redraw_id == 0 && !w->done)
     w->redraw_id = g_timeout_add (WATCH_REDRAW_MS, watch_redraw_cb, w);
+}
+
+static gboolean
+watch_grace_over_cb (gpointer user_data)
+{
+  Watch *w = user_data;
+
+  w->grace_id = 0;
+  watch_refresh (w);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -277,6 +295,7 @@ shoalctl_cmd_watch (ShoalCtl *ctl, gchar **args, GError **error)
   w.tty = isatty (STDOUT_FILENO);
   w.until_done = ctl->until_done;
   w.seen_active = seen;
+  w.started_us = g_get_monotonic_time ();
   g_signal_connect (om, "interface-proxy-properties-changed", G_CALLBACK (on_properties_changed), &w);
   g_signal_connect (om, "object-added", G_CALLBACK (on_object_changed), &w);
   g_signal_connect (om, "object-removed", G_CALLBACK (on_object_changed), &w);
@@ -286,12 +305,15 @@ shoalctl_cmd_watch (ShoalCtl *ctl, gchar **args, GError **error)
   if (w.tty)
     g_print ("\033[?25l\033[H\033[2J");
   watch_refresh (&w);
+  if (!w.done && w.until_done)
+    w.grace_id = g_timeout_add (WATCH_START_GRACE_US / 1000 + 50, watch_grace_over_cb, &w);
   if (!w.done)
     g_main_loop_run (loop);
   if (w.tty)
     g_print ("\033[?25h");
 
   g_clear_handle_id (&w.redraw_id, g_source_remove);
+  g_clear_handle_id (&w.grace_id, g_source_remove);
   g_source_remove (sigint_id);
   g_signal_handlers_disconnect_by_data (om, &w);
   g_free (w.last_summary);
@@ -301,8 +323,8 @@ shoalctl_cmd_watch (ShoalCtl *ctl, gchar **args, GError **error)
       return FALSE;
     }
   if (w.until_done)
-    g_print (g_dngettext (GETTEXT_PACKAGE, "%u device deployed in this run\n",
-                          "%u devices deployed in this run\n", g_hash_table_size (seen)),
+    g_print (g_dngettext (GETTEXT_PACKAGE, "%u device was deploying\n",
+                          "%u devices were deploying\n", g_hash_table_size (seen)),
              g_hash_table_size (seen));
   return TRUE;
 }
