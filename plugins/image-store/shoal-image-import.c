@@ -288,6 +288,7 @@ store_chunk (const gchar   *root,
   g_autofree gchar *dir = g_path_get_dirname (path);
   g_autofree gchar *tmp = NULL;
   GStatBuf st;
+  gboolean written_ok;
   int fd;
   int saved;
 
@@ -303,12 +304,24 @@ store_chunk (const gchar   *root,
     }
   tmp = g_strdup_printf ("%s/.tmp-%s-%08x", dir, hex, g_random_int ());
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd >= 0 && write_all (fd, data, len) && close (fd) == 0 && g_rename (tmp, path) == 0)
+  written_ok = fd >= 0 && write_all (fd, data, len);
+  /* a hint: start the writeback now, so the disk works while the next chunks
+   * are hashed and the syncfs before the manifest has little left to do */
+  if (written_ok)
+    sync_file_range (fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  saved = errno;
+  if (fd >= 0 && close (fd) != 0 && written_ok)
+    {
+      written_ok = FALSE;
+      saved = errno;
+    }
+  if (written_ok && g_rename (tmp, path) == 0)
     {
       *written = TRUE;
       return TRUE;
     }
-  saved = errno;
+  if (written_ok)
+    saved = errno;
   if (fd >= 0)
     g_unlink (tmp);
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
