@@ -9,7 +9,7 @@
  *                  the authoritative mode's pool; leases persist in the
  *                  key/value store, namespace "pxe-leases", key = MAC
  *   dhcp-port (67), proxy-port (4011), tftp-port (69, 0 = no TFTP)
- *   tftp-workers   threads moving TFTP data (-1: one per CPU)
+ *   tftp-workers   threads moving TFTP data (-1: four per CPU, at most 16)
  *   boot-files     directory of kernels and initrds (<state dir>/boot)
  *   ipxe-dir       Debian's iPXE binaries (default: /usr/lib/ipxe)
  *   http-base      URL devices reach the daemon at (default: its server URL)

@@ -6,8 +6,10 @@
  * TFTP error; files come from a virtual file hook or from below the root
  * directory (see shoal-pxe-path.c).
  *
- * Transfers run on a small pool of worker event loops (one per CPU, see
- * shoal-pxe-workers.c), never a thread per transfer; requests, the
+ * Transfers run on a small pool of worker event loops (four per CPU, at
+ * most 16, see shoal-pxe-workers.c), never a thread per transfer: with
+ * several loops per CPU, a loop preempted by another process stalls only
+ * its share of the transfers; requests, the
  * virtual file hook and the signals stay on the caller's main context.
  *
  * Signals: "transfer-started" (client, path) and "transfer-finished"
@@ -47,7 +49,7 @@ struct _ShoalPxeTftpServer
   GSocket                 *socket;
   GSource                 *source;
   GHashTable              *transfers;   /* "ip:port" -> Entry */
-  gint                     n_workers;   /* -1: one per CPU */
+  gint                     n_workers;   /* -1: four per CPU, at most 16 */
   ShoalPxeWorkers         *workers;
   GMainContext            *main_context;
   ShoalPxeTftpVirtualFunc  virtual_func;
@@ -166,7 +168,7 @@ shoal_pxe_tftp_server_set_limits (ShoalPxeTftpServer *self,
 /**
  * shoal_pxe_tftp_server_set_workers:
  * @n_workers: threads that run transfers; 0 runs them on the main
- *   context, -1 (the default) means one per CPU on machines with several
+ *   context, -1 (the default) means four per CPU, at most 16
  */
 void
 shoal_pxe_tftp_server_set_workers (ShoalPxeTftpServer *self, gint n_workers)
@@ -411,7 +413,7 @@ shoal_pxe_tftp_server_start (ShoalPxeTftpServer *self,
   self->address = g_strdup (address);
   self->main_context = g_main_context_ref_thread_default ();
   if (self->n_workers < 0)
-    self->n_workers = g_get_num_processors () > 1 ? (gint) MIN (g_get_num_processors (), 8) : 0;
+    self->n_workers = (gint) MIN (4 * g_get_num_processors (), 16);
   self->workers = shoal_pxe_workers_new ((guint) self->n_workers);
   self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
   g_source_set_callback (self->source, G_SOURCE_FUNC (on_request), self, NULL);

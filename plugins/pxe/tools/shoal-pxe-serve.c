@@ -27,7 +27,7 @@ static GOptionEntry entries[] = {
   { "interface", 0, 0, G_OPTION_ARG_STRING, &opt_interface, "Interface to bind to", "IFNAME" },
   { "tftp-port", 0, 0, G_OPTION_ARG_INT, &opt_tftp_port, "TFTP port (69)", "PORT" },
   { "max-windowsize", 0, 0, G_OPTION_ARG_INT, &opt_max_window, "Largest TFTP window (64)", "N" },
-  { "workers", 0, 0, G_OPTION_ARG_INT, &opt_workers, "TFTP worker threads (-1: one per CPU)", "N" },
+  { "workers", 0, 0, G_OPTION_ARG_INT, &opt_workers, "TFTP worker threads (-1: four per CPU, at most 16)", "N" },
   { "timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms, "TFTP retransmission timeout", "MS" },
   { NULL }
 };
