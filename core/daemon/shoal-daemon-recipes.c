@@ -339,6 +339,35 @@ shoal_daemon_recipes_sync_finish (ShoalDaemonRecipes *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+static void
+shoal_daemon_recipes_ref_synced_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ShoalDaemonRecipes *self = g_task_get_source_object (task);
+  const gchar *previous = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+
+  self->busy = FALSE;
+  if (!shoal_recipe_repo_sync_finish (SHOAL_RECIPE_REPO (source), result, &error))
+    {
+      /* the recipes in service are still those of the previous ref */
+      g_prefix_error (&error, "fetching recipes from %s: ", shoal_recipe_repo_get_url (self->repo));
+      shoal_recipe_repo_set_ref (self->repo, previous);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  shoal_context_kv_set (shoal_controller_get_context (self->controller),
+                        KV_NAMESPACE, KV_RECIPE_REF, shoal_recipe_repo_get_ref (self->repo));
+  g_info ("recipes pinned to %s, commit %s", shoal_recipe_repo_get_ref (self->repo),
+          shoal_recipe_repo_get_commit (self->repo));
+  if (!shoal_daemon_recipes_replace (self, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
 /**
  * shoal_daemon_recipes_set_ref_async:
  * @self: a #ShoalDaemonRecipes
@@ -347,7 +376,8 @@ shoal_daemon_recipes_sync_finish (ShoalDaemonRecipes *self,
  * @callback: called when done
  * @user_data: for @callback
  *
- * Pins the repository to @ref, remembers it across restarts, then syncs.
+ * Pins the repository to @ref and syncs; if that succeeds, the pin is kept
+ * across restarts, otherwise the previous ref stays in service.
  */
 void
 shoal_daemon_recipes_set_ref_async (ShoalDaemonRecipes  *self,
@@ -368,12 +398,12 @@ shoal_daemon_recipes_set_ref_async (ShoalDaemonRecipes  *self,
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
+  /* remember the ref in service, to go back to it if the new one fails */
+  g_task_set_task_data (task, g_strdup (shoal_recipe_repo_get_ref (self->repo)), g_free);
   shoal_recipe_repo_set_ref (self->repo, ref);
-  shoal_context_kv_set (shoal_controller_get_context (self->controller),
-                        KV_NAMESPACE, KV_RECIPE_REF, ref);
   self->busy = TRUE;
   shoal_recipe_repo_sync_async (self->repo, cancellable,
-                                shoal_daemon_recipes_synced_cb, g_steal_pointer (&task));
+                                shoal_daemon_recipes_ref_synced_cb, g_steal_pointer (&task));
 }
 
 /**
@@ -393,61 +423,6 @@ shoal_daemon_recipes_set_ref_finish (ShoalDaemonRecipes *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
-typedef struct
-{
-  gchar *name;
-  gchar *from_commit;
-  gchar *to_commit;
-} DiffData;
-
-static void
-diff_data_free (DiffData *data)
-{
-  g_free (data->name);
-  g_free (data->from_commit);
-  g_free (data->to_commit);
-  g_free (data);
-}
-
-static void
-shoal_daemon_recipes_diff_thread (GTask        *task,
-                                  gpointer      source_object,
-                                  gpointer      task_data,
-                                  GCancellable *cancellable)
-{
-  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (source_object);
-  DiffData *data = task_data;
-  g_autoptr(GError) error = NULL;
-  gchar *diff;
-
-  diff = shoal_recipe_repo_diff (self->repo, data->name, data->from_commit,
-                                 data->to_commit, &error);
-  if (diff == NULL)
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  g_task_return_pointer (task, diff, g_free);
-}
-
-static void
-shoal_daemon_recipes_diff_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (source);
-  g_autoptr(GTask) outer = user_data;
-  g_autoptr(GError) error = NULL;
-  gchar *diff;
-
-  self->busy = FALSE;
-  diff = g_task_propagate_pointer (G_TASK (result), &error);
-  if (diff == NULL)
-    {
-      g_task_return_error (outer, g_steal_pointer (&error));
-      return;
-    }
-  g_task_return_pointer (outer, diff, g_free);
-}
-
 /**
  * shoal_daemon_recipes_diff_async:
  * @self: a #ShoalDaemonRecipes
@@ -458,8 +433,8 @@ shoal_daemon_recipes_diff_done_cb (GObject *source, GAsyncResult *result, gpoint
  * @callback: called when done
  * @user_data: for @callback
  *
- * Computes the unified diff of recipe @name between two commits, in a
- * worker thread.
+ * Computes the unified diff of recipe @name between two commits of the
+ * local clone.
  */
 void
 shoal_daemon_recipes_diff_async (ShoalDaemonRecipes  *self,
@@ -470,29 +445,28 @@ shoal_daemon_recipes_diff_async (ShoalDaemonRecipes  *self,
                                  GAsyncReadyCallback  callback,
                                  gpointer             user_data)
 {
-  g_autoptr(GTask) outer = NULL;
   g_autoptr(GTask) task = NULL;
   g_autoptr(GError) error = NULL;
-  DiffData *data;
+  gchar *diff;
 
   g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
 
-  outer = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (outer, shoal_daemon_recipes_diff_async);
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, shoal_daemon_recipes_diff_async);
   if (!shoal_daemon_recipes_check_repo (self, &error))
     {
-      g_task_return_error (outer, g_steal_pointer (&error));
+      g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  data = g_new0 (DiffData, 1);
-  data->name = g_strdup (name);
-  data->from_commit = g_strdup (from_commit);
-  data->to_commit = g_strdup (to_commit);
-  self->busy = TRUE;
-  /* the worker's task completes on the main loop, where busy is cleared */
-  task = g_task_new (self, cancellable, shoal_daemon_recipes_diff_done_cb, g_steal_pointer (&outer));
-  g_task_set_task_data (task, data, (GDestroyNotify) diff_data_free);
-  g_task_run_in_thread (task, shoal_daemon_recipes_diff_thread);
+  /* ShoalRecipeRepo is used from one thread; a diff reads the local cache
+   * and takes milliseconds */
+  diff = shoal_recipe_repo_diff (self->repo, name, from_commit, to_commit, &error);
+  if (diff == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, diff, g_free);
 }
 
 /**

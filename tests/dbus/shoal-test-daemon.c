@@ -213,6 +213,37 @@ shoal_test_daemon_new (void)
 }
 
 /**
+ * shoal_test_fast_recipe:
+ *
+ * Returns: the JSON of the "fast-sim" recipe the tests use
+ */
+const gchar *
+shoal_test_fast_recipe (void)
+{
+  return FAST_RECIPE;
+}
+
+/**
+ * shoal_test_daemon_set_recipe_repo:
+ * @td: a test daemon, not started
+ * @url: a git repository
+ * @ref: the ref to follow
+ *
+ * Makes shoald take its recipes from @url instead of a directory.
+ */
+void
+shoal_test_daemon_set_recipe_repo (ShoalTestDaemon *td, const gchar *url, const gchar *ref)
+{
+  g_autofree gchar *conf = g_strdup_printf ("[daemon]\nhttp-address=127.0.0.1\nhttp-port=0\n\n"
+                                            "[recipes]\nurl=%s\nref=%s\n", url, ref);
+  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents (conf_path, conf, -1, &error);
+  g_assert_no_error (error);
+}
+
+/**
  * shoal_test_daemon_set_open_bus:
  * @td: a test daemon, not started
  *

@@ -24,6 +24,10 @@ typedef struct
 
 ShoalTestDaemon *shoal_test_daemon_new          (void);
 void             shoal_test_daemon_set_open_bus (ShoalTestDaemon  *td);
+void             shoal_test_daemon_set_recipe_repo (ShoalTestDaemon *td,
+                                                 const gchar      *url,
+                                                 const gchar      *ref);
+const gchar     *shoal_test_fast_recipe         (void);
 void             shoal_test_daemon_start        (ShoalTestDaemon  *td,
                                                  gboolean          with_fixtures);
 void             shoal_test_daemon_stop         (ShoalTestDaemon  *td);

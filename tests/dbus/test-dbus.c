@@ -656,6 +656,147 @@ test_dbus_unauthorized (void)
   g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
 }
 
+/* runs git in @dir; returns its stripped output */
+static gchar *
+git (const gchar *dir, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  const gchar *arg;
+  va_list args;
+
+  g_ptr_array_add (argv, (gpointer) "git");
+  g_ptr_array_add (argv, (gpointer) "-C");
+  g_ptr_array_add (argv, (gpointer) dir);
+  va_start (args, dir);
+  while ((arg = va_arg (args, const gchar *)) != NULL)
+    g_ptr_array_add (argv, (gpointer) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  if (shoal_test_run ((const gchar * const *) argv->pdata, &out, &err, 60) != 0)
+    g_error ("git failed: %s", err);
+  return g_strdup (g_strstrip (out));
+}
+
+static void
+commit_recipe (const gchar *repo, const gchar *description)
+{
+  g_autofree gchar *dir = g_build_filename (repo, "recipes", NULL);
+  g_autofree gchar *path = g_build_filename (dir, "fast-sim.json", NULL);
+  g_autoptr(GString) json = g_string_new (shoal_test_fast_recipe ());
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *out = NULL;
+
+  g_string_replace (json, "Fast simulated deployment for the D-Bus tests", description, 1);
+  g_mkdir_with_parents (dir, 0700);
+  g_file_set_contents (path, json->str, -1, &error);
+  g_assert_no_error (error);
+  g_free (git (repo, "add", "recipes/fast-sim.json", NULL));
+  out = git (repo, "-c", "user.name=shoal test", "-c", "user.email=test@example.invalid",
+             "commit", "-q", "-m", description, NULL);
+}
+
+/* the commit ListRecipes gives for fast-sim, or NULL */
+static gchar *
+listed_commit (ShoalTestDaemon *td)
+{
+  g_autoptr(GVariant) recipes = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *name, *commit, *image, *source, *description;
+  GVariantIter iter;
+
+  shoal_dbus_manager_call_list_recipes_sync (td->manager, &recipes, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_iter_init (&iter, recipes);
+  while (g_variant_iter_next (&iter, "(&s&s&s&s&s)", &name, &commit, &image, &source, &description))
+    {
+      if (g_strcmp0 (name, "fast-sim") == 0)
+        return g_strdup (commit);
+    }
+  return NULL;
+}
+
+typedef struct
+{
+  ShoalTestDaemon *td;
+  const gchar     *commit;
+} WaitCommit;
+
+static gboolean
+commit_listed (gpointer user_data)
+{
+  WaitCommit *wc = user_data;
+  g_autofree gchar *commit = listed_commit (wc->td);
+
+  return g_strcmp0 (commit, wc->commit) == 0;
+}
+
+static void
+test_dbus_recipe_repo (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *gitpath = g_find_program_in_path ("git");
+  g_autofree gchar *repo = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  g_autofree gchar *diff = NULL;
+  g_autofree gchar *commit = NULL;
+  WaitCommit wc;
+
+  if (gitpath == NULL)
+    {
+      g_test_skip ("needs git to make a recipe repository");
+      return;
+    }
+  td = shoal_test_daemon_new ();
+  repo = g_build_filename (td->tmpdir, "recipes.git", NULL);
+  g_mkdir_with_parents (repo, 0700);
+  g_free (git (repo, "init", "-q", "-b", "main", NULL));
+  commit_recipe (repo, "first version");
+  c1 = git (repo, "rev-parse", "HEAD", NULL);
+  commit_recipe (repo, "second version");
+  c2 = git (repo, "rev-parse", "HEAD", NULL);
+  shoal_test_daemon_set_recipe_repo (td, repo, "main");
+  shoal_test_daemon_start (td, FALSE);
+
+  /* the start-up sync serves the branch's head */
+  wc.td = td;
+  wc.commit = c2;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+  shoal_dbus_manager_call_diff_recipe_sync (td->manager, "fast-sim", c1, c2, &diff, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("diff:\n%s", diff);
+  g_assert_nonnull (strstr (diff, "-  \"description\": \"first version\""));
+  g_assert_nonnull (strstr (diff, "+  \"description\": \"second version\""));
+
+  /* pinning an older commit rolls back; a bad ref changes nothing */
+  shoal_dbus_manager_call_set_recipe_ref_sync (td->manager, c1, NULL, &error);
+  g_assert_no_error (error);
+  commit = listed_commit (td);
+  g_assert_cmpstr (commit, ==, c1);
+  shoal_dbus_manager_call_set_recipe_ref_sync (td->manager, "no-such-branch", NULL, &error);
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("bad ref: %s", error->message);
+  g_clear_error (&error);
+  g_clear_pointer (&commit, g_free);
+  commit = listed_commit (td);
+  g_assert_cmpstr (commit, ==, c1);
+  shoal_dbus_manager_call_sync_recipes_sync (td->manager, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&commit, g_free);
+  commit = listed_commit (td);
+  g_assert_cmpstr (commit, ==, c1);
+
+  /* the pin outlives a restart */
+  shoal_test_daemon_stop (td);
+  shoal_test_daemon_start (td, FALSE);
+  wc.commit = c1;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -670,6 +811,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
+  g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   return g_test_run ();
 }
