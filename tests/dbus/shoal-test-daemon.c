@@ -41,6 +41,20 @@
   "  ]\n" \
   "}\n"
 
+#define MEDIUM_RECIPE \
+  "{\n" \
+  "  \"name\": \"medium-sim\",\n" \
+  "  \"description\": \"Steps of a few hundred milliseconds, to be interrupted\",\n" \
+  "  \"image\": { \"name\": \"test-os\" },\n" \
+  "  \"steps\": [\n" \
+  "    { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 100, \"max-ms\": 400, \"phase\": \"boot\" } },\n" \
+  "    { \"step\": \"sim\", \"id\": \"inventory\", \"options\": { \"min-ms\": 100, \"max-ms\": 400, \"phase\": \"inventory\" } },\n" \
+  "    { \"step\": \"sim\", \"id\": \"agent\", \"options\": { \"min-ms\": 100, \"max-ms\": 400, \"phase\": \"agent\" } },\n" \
+  "    { \"step\": \"sim-group\", \"id\": \"transfer\", \"options\": { \"min-ms\": 200, \"max-ms\": 400 } }\n" \
+  "  ],\n" \
+  "  \"group\": { \"min-devices\": 1, \"max-devices\": 100, \"max-wait\": 2, \"wait-for-all\": true }\n" \
+  "}\n"
+
 #define OPEN_BUS_CONFIG \
   "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n" \
   " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n" \
@@ -193,6 +207,7 @@ shoal_test_daemon_new (void)
   g_autofree gchar *conf_path = NULL;
   g_autofree gchar *fast = NULL;
   g_autofree gchar *slow = NULL;
+  g_autofree gchar *medium = NULL;
 
   td->tmpdir = g_dir_make_tmp ("shoal-test-dbus-XXXXXX", &error);
   g_assert_no_error (error);
@@ -203,6 +218,9 @@ shoal_test_daemon_new (void)
   g_file_set_contents (fast, FAST_RECIPE, -1, &error);
   g_assert_no_error (error);
   g_file_set_contents (slow, SLOW_RECIPE, -1, &error);
+  g_assert_no_error (error);
+  medium = g_build_filename (recipes, "medium-sim.json", NULL);
+  g_file_set_contents (medium, MEDIUM_RECIPE, -1, &error);
   g_assert_no_error (error);
   conf = g_strdup_printf ("[daemon]\nhttp-address=127.0.0.1\nhttp-port=0\n\n[recipes]\ndir=%s\n", recipes);
   conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
@@ -412,6 +430,22 @@ shoal_test_daemon_stop (ShoalTestDaemon *td)
       shoal_test_daemon_dump_log (td);
       g_test_fail_printf ("shoald did not exit cleanly");
     }
+  g_clear_object (&td->daemon);
+}
+
+/**
+ * shoal_test_daemon_kill:
+ * @td: a test daemon
+ *
+ * Kills shoald with SIGKILL, as a crash would, and waits until it is gone.
+ */
+void
+shoal_test_daemon_kill (ShoalTestDaemon *td)
+{
+  if (td->daemon == NULL)
+    return;
+  g_subprocess_force_exit (td->daemon);
+  g_assert_true (shoal_test_wait_for (shoal_test_daemon_exited, td, 10000));
   g_clear_object (&td->daemon);
 }
 

@@ -31,6 +31,7 @@ const gchar     *shoal_test_fast_recipe         (void);
 void             shoal_test_daemon_start        (ShoalTestDaemon  *td,
                                                  gboolean          with_fixtures);
 void             shoal_test_daemon_stop         (ShoalTestDaemon  *td);
+void             shoal_test_daemon_kill         (ShoalTestDaemon  *td);
 void             shoal_test_daemon_free         (ShoalTestDaemon  *td);
 gboolean         shoal_test_daemon_is_running   (ShoalTestDaemon  *td);
 gboolean         shoal_test_wait_for            (gboolean        (*done) (gpointer),

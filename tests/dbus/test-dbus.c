@@ -656,6 +656,104 @@ test_dbus_unauthorized (void)
   g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
 }
 
+typedef struct
+{
+  ShoalTestDaemon *td;
+  gchar          **paths;
+  const gchar     *state;
+  guint            at_least;
+} WaitCount;
+
+/* at least @at_least devices in @state, asked over the bus (no cache) */
+static gboolean
+count_in_state (gpointer user_data)
+{
+  WaitCount *wc = user_data;
+  guint n = 0;
+
+  for (guint i = 0; wc->paths[i] != NULL; i++)
+    {
+      g_autofree gchar *state = get_string (wc->td, wc->paths[i], "State");
+
+      n += g_strcmp0 (state, wc->state) == 0 ? 1 : 0;
+    }
+  return n >= wc->at_least;
+}
+
+static gboolean
+any_step_finished (gpointer user_data)
+{
+  WaitCount *wc = user_data;
+  g_autoptr(GVariant) stats = NULL;
+  guint64 transitions = 0;
+
+  shoal_dbus_manager_call_get_stats_sync (wc->td->manager, &stats, NULL, NULL);
+  if (stats != NULL)
+    g_variant_lookup (stats, "transitions", "t", &transitions);
+  /* enroll + assign + a few steps of a few devices */
+  return transitions >= 3 * g_strv_length (wc->paths) + 10;
+}
+
+static void
+test_dbus_crash_resume (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("k-", 30);
+  const gchar *none[] = { NULL };
+  WaitCount wc = { 0 };
+  guint installed_before = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "k-", 30);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "medium-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, none, NULL, &error);
+  g_assert_no_error (error);
+  wc.td = td;
+  wc.paths = paths;
+  g_assert_true (shoal_test_wait_for (any_step_finished, &wc, 20000));
+
+  /* kill -9 in the middle of the run, then start again */
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  for (guint i = 0; paths[i] != NULL; i++)
+    {
+      g_autofree gchar *state = get_string (td, paths[i], "State");
+
+      installed_before += g_strcmp0 (state, "installed") == 0 ? 1 : 0;
+    }
+  g_test_message ("%u of 30 installed before the crash", installed_before);
+  g_assert_cmpuint (installed_before, <, 30);
+
+  wc.state = "installed";
+  wc.at_least = 30;
+  if (!shoal_test_wait_for (count_in_state, &wc, 60000))
+    g_error ("the fleet did not finish after the restart");
+
+  /* each journal: increasing, and every step finished once */
+  for (guint i = 0; paths[i] != NULL; i++)
+    {
+      g_autoptr(GVariant) entries = get_journal (td, paths[i], 0);
+      g_autoptr(GHashTable) finished = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      guint64 prev = 0;
+
+      for (guint j = 0; j < g_variant_n_children (entries); j++)
+        {
+          const gchar *source, *op, *message;
+          guint64 seq;
+
+          g_variant_get_child (entries, j, "(tx&s&s&s&s)", &seq, NULL, &source, &op, NULL, &message);
+          g_assert_cmpuint (seq, >, prev);
+          prev = seq;
+          if (g_strcmp0 (op, "step-finished") == 0 && !g_hash_table_add (finished, g_strdup (source)))
+            g_error ("%s: step %s finished twice", paths[i], source);
+        }
+      g_assert_cmpuint (g_hash_table_size (finished), ==, 4);
+    }
+}
+
 /* runs git in @dir; returns its stripped output */
 static gchar *
 git (const gchar *dir, ...)
@@ -810,6 +908,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
+  g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
