@@ -66,12 +66,31 @@ shoal_pxe_policy_dhcp (ShoalPxeDhcpServer        *server,
       return FALSE;
     }
   note_client (device, choice);
-  shoal_device_log (device, "pxe", "dhcp", SHOAL_JOURNAL_RESULT_OK,
-                    "%s from %s (%s client, arch %d, action %s): boot file %s", type, mac,
-                    shoal_pxe_boot_kind_to_string (choice->kind), choice->arch,
-                    shoal_boot_action_to_string (action),
-                    choice->filename != NULL ? choice->filename : "none");
+  g_debug ("%s from %s (%s client, arch %d, action %s)", type, mac,
+           shoal_pxe_boot_kind_to_string (choice->kind), choice->arch,
+           shoal_boot_action_to_string (action));
   return TRUE;
+}
+
+/* what was actually sent goes to the journal */
+static void
+on_dhcp_replied (ShoalPxeDhcpServer *server, const gchar *mac, const gchar *type,
+                 const gchar *address, const gchar *file, gpointer user_data)
+{
+  ShoalPxeState *state = user_data;
+  ShoalDevice *device = shoal_context_lookup_device_by_mac (state->context, mac);
+
+  if (device == NULL)
+    return;
+  shoal_device_log (device, "pxe", "dhcp", SHOAL_JOURNAL_RESULT_OK,
+                    "%s to %s: address %s, boot file %s", type, mac,
+                    address != NULL ? address : "none", file != NULL ? file : "none");
+}
+
+void
+shoal_pxe_policy_connect_dhcp (ShoalPxeState *state)
+{
+  g_signal_connect (state->dhcp, "replied", G_CALLBACK (on_dhcp_replied), state);
 }
 
 ShoalDevice *

@@ -172,6 +172,7 @@ start_dhcp (ShoalPxeState *state, GError **error)
     (guint16) shoal_context_get_config_int (state->context, "pxe", "proxy-port", 4011), 68);
   shoal_pxe_dhcp_server_set_boot_config (state->dhcp, &state->boot);
   shoal_pxe_dhcp_server_set_policy (state->dhcp, shoal_pxe_policy_dhcp, state, NULL);
+  shoal_pxe_policy_connect_dhcp (state);
   if (mode == SHOAL_PXE_DHCP_MODE_AUTHORITATIVE)
     {
       ShoalPxeLeasePool *pool = make_pool (state, error);

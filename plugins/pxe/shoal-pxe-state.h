@@ -44,6 +44,7 @@ gboolean shoal_pxe_policy_dhcp         (ShoalPxeDhcpServer        *server,
                                         ShoalPxeBootChoice        *choice,
                                         gpointer                   user_data);
 void     shoal_pxe_policy_connect_tftp (ShoalPxeState *state);
+void     shoal_pxe_policy_connect_dhcp (ShoalPxeState *state);
 GBytes  *shoal_pxe_policy_tftp_file    (ShoalPxeTftpServer *server,
                                         const gchar        *path,
                                         const gchar        *client,
