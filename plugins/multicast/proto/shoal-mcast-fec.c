@@ -14,7 +14,57 @@ static uint8_t gf_exp[512];
 static uint8_t gf_log[256];
 static uint8_t smc_gf_mul_tbl[256][256];
 static pthread_once_t gf_once = PTHREAD_ONCE_INIT;
-static int force_portable;
+static int force_portable;   /* 1: no ISA-L; 2: no ISA-L, no GFNI (plain tables) */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_GFNI_KERNEL 1
+
+/* x -> c*x is linear over GF(2): one 8x8 bit matrix per coefficient, applied
+ * to 32 bytes at once by GF2P8AFFINEQB (any polynomial, here 0x11d) */
+static uint64_t
+gfni_matrix (uint8_t c)
+{
+  uint64_t m = 0;
+  for (int i = 0; i < 8; i++) {
+    uint64_t row = 0;
+    for (int j = 0; j < 8; j++)
+      row |= (uint64_t) ((smc_gf_mul_tbl[c][1u << j] >> i) & 1) << j;
+    m |= row << (8 * (7 - i));
+  }
+  return m;
+}
+
+__attribute__ ((target ("avx2,gfni"))) static void
+gfni_muladd (uint8_t *dst, const uint8_t *src, uint64_t mat, size_t len)
+{
+  __m256i a = _mm256_set1_epi64x ((long long) mat);
+  size_t i = 0;
+  for (; i + 32 <= len; i += 32) {
+    __m256i x = _mm256_loadu_si256 ((const __m256i *) (src + i));
+    __m256i d = _mm256_loadu_si256 ((const __m256i *) (dst + i));
+    d = _mm256_xor_si256 (d, _mm256_gf2p8affine_epi64_epi8 (x, a, 0));
+    _mm256_storeu_si256 ((__m256i *) (dst + i), d);
+  }
+  for (; i < len; i++) {
+    uint8_t x = src[i], y = 0;
+    for (int b = 0; b < 8; b++)
+      y |= (uint8_t) (__builtin_parity ((unsigned) ((mat >> (8 * (7 - b))) & 0xff) & x) << b);
+    dst[i] ^= y;
+  }
+}
+
+static int
+have_gfni (void)
+{
+  static int cached = -1;
+  if (cached < 0) {
+    __builtin_cpu_init ();
+    cached = __builtin_cpu_supports ("gfni") && __builtin_cpu_supports ("avx2");
+  }
+  return cached;
+}
+#endif
 
 static void
 gf_init (void)
@@ -62,6 +112,17 @@ region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
       free (tbl);
       return;
     }
+  }
+#endif
+#ifdef HAVE_GFNI_KERNEL
+  if (force_portable < 2 && have_gfni ()) {
+    for (int r = 0; r < rows; r++) {
+      memset (out[r], 0, len);
+      for (int c = 0; c < k; c++)
+        if (coef[r * k + c] != 0)
+          gfni_muladd (out[r], in[c], gfni_matrix (coef[r * k + c]), len);
+    }
+    return;
   }
 #endif
   for (int r = 0; r < rows; r++) {

@@ -28,8 +28,9 @@ int smc_fec_encode (int k, const uint8_t *const *src, int j0, int rows,
 int smc_fec_decode (int k, const uint8_t *const *src, int e, const uint8_t *pidx,
                     const uint8_t *const *par, uint8_t *const *out, size_t len);
 
-/* 1 when the ISA-L backend is compiled in; smc_fec_force_portable(1) makes
- * the portable backend run even then (for tests). */
+/* 1 when the ISA-L backend is compiled in. smc_fec_force_portable(1)
+ * skips ISA-L (then AVX2+GFNI affine kernels run when the CPU has them,
+ * which the static agent uses), (2) also skips GFNI (plain tables). */
 int  smc_fec_have_isal (void);
 void smc_fec_force_portable (int on);
 
