@@ -83,7 +83,7 @@ printf 'enroll (one call)       %s s\n' "$(calc "$t1 - $t0")"
 printf 'deploy wall time        %s s\n' "$(calc "$t3 - $t2")"
 printf 'step transitions        %s (%s/s)\n' "$((transitions - transitions0))" \
   "$(calc "($transitions - $transitions0) / ($t3 - $t2)")"
-printf 'PropertiesChanged sent  %s\n' "$(get property-flushes)"
+printf 'PropertiesChanged sent  %s (for %s property changes)\n' "$(get property-flushes)" "$(get property-changes)"
 printf 'JournalEntry sent       %s\n' "$(get journal-signals)"
 printf 'shoald CPU              %s s\n' "$(cpu_seconds "$daemon_pid")"
 printf 'dbus-daemon CPU         %s s\n' "$(calc "$(cpu_seconds "$bus_pid") - $bus_cpu0")"

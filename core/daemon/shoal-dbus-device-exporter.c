@@ -33,6 +33,7 @@ struct _ShoalDBusDeviceExporter
   gulong                      notify_id;
   ShoalDBusDeviceChangedFunc  changed_func;
   gpointer                    changed_data;
+  guint                       n_changes;    /* notify:: received */
   gboolean                    dirty;
   gboolean                    inventory_dirty;
   gboolean                    detached;
@@ -140,6 +141,7 @@ shoal_dbus_device_exporter_on_notify (GObject    *object,
 {
   ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (user_data);
 
+  self->n_changes++;
   if (g_strcmp0 (g_param_spec_get_name (pspec), "inventory") == 0)
     self->inventory_dirty = TRUE;
   if (self->dirty || self->detached)
@@ -340,6 +342,20 @@ shoal_dbus_device_exporter_is_dirty (ShoalDBusDeviceExporter *self)
 {
   g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), FALSE);
   return self->dirty;
+}
+
+/**
+ * shoal_dbus_device_exporter_get_n_changes:
+ * @self: a #ShoalDBusDeviceExporter
+ *
+ * Returns: how many property changes of the device it saw (each would have
+ *   been a PropertiesChanged signal without coalescing)
+ */
+guint
+shoal_dbus_device_exporter_get_n_changes (ShoalDBusDeviceExporter *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self), 0);
+  return self->n_changes;
 }
 
 /**

@@ -36,6 +36,7 @@ ShoalDBusDeviceExporter *shoal_dbus_device_exporter_new         (ShoalController
 ShoalDevice             *shoal_dbus_device_exporter_get_device  (ShoalDBusDeviceExporter   *self);
 const gchar             *shoal_dbus_device_exporter_get_path    (ShoalDBusDeviceExporter   *self);
 gboolean                 shoal_dbus_device_exporter_is_dirty    (ShoalDBusDeviceExporter   *self);
+guint                    shoal_dbus_device_exporter_get_n_changes (ShoalDBusDeviceExporter *self);
 gboolean                 shoal_dbus_device_exporter_flush       (ShoalDBusDeviceExporter   *self);
 void                     shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
                                                                  ShoalJournalEntry         *entry);

@@ -303,6 +303,27 @@ shoal_dbus_fleet_get_n_flushes (ShoalDBusFleet *self)
 }
 
 /**
+ * shoal_dbus_fleet_get_n_changes:
+ * @self: a #ShoalDBusFleet
+ *
+ * Returns: how many device property changes were seen (of devices still
+ *   exported), to compare with shoal_dbus_fleet_get_n_flushes()
+ */
+guint64
+shoal_dbus_fleet_get_n_changes (ShoalDBusFleet *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint64 n = 0;
+
+  g_return_val_if_fail (SHOAL_IS_DBUS_FLEET (self), 0);
+  g_hash_table_iter_init (&iter, self->exporters);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    n += shoal_dbus_device_exporter_get_n_changes (value);
+  return n;
+}
+
+/**
  * shoal_dbus_fleet_get_n_journal_signals:
  * @self: a #ShoalDBusFleet
  *

@@ -29,6 +29,7 @@ ShoalDBusDeviceExporter *shoal_dbus_fleet_lookup           (ShoalDBusFleet      
 guint                    shoal_dbus_fleet_get_n_devices    (ShoalDBusFleet           *self);
 void                     shoal_dbus_fleet_flush            (ShoalDBusFleet           *self);
 guint64                  shoal_dbus_fleet_get_n_flushes    (ShoalDBusFleet           *self);
+guint64                  shoal_dbus_fleet_get_n_changes    (ShoalDBusFleet           *self);
 guint64                  shoal_dbus_fleet_get_n_journal_signals (ShoalDBusFleet      *self);
 
 G_END_DECLS

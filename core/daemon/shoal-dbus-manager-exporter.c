@@ -788,6 +788,8 @@ handle_get_stats (ShoalDBusManager      *skeleton,
                          g_variant_new_uint64 (read_proc_status_kb (status, "VmHWM:")));
   g_variant_builder_add (&builder, "{sv}", "property-flushes",
                          g_variant_new_uint64 (shoal_dbus_fleet_get_n_flushes (self->fleet)));
+  g_variant_builder_add (&builder, "{sv}", "property-changes",
+                         g_variant_new_uint64 (shoal_dbus_fleet_get_n_changes (self->fleet)));
   g_variant_builder_add (&builder, "{sv}", "journal-signals",
                          g_variant_new_uint64 (shoal_dbus_fleet_get_n_journal_signals (self->fleet)));
   g_variant_builder_add (&builder, "{sv}", "denied-calls",
