@@ -1,0 +1,245 @@
+/* test-agent-service.c: the "agent" step and GET /agent/v1/agent inside a
+ * real controller (module loaded by the plugin engine), on loopback
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <shoal.h>
+
+#include "sa-http.h"
+
+typedef struct {
+  gchar           *tmp;
+  ShoalController *controller;
+  SoupServer      *server;
+  gchar           *url;
+} Fixture;
+
+static void
+write_file (const gchar *dir, const gchar *name, const gchar *text)
+{
+  g_autofree gchar *path = g_build_filename (dir, name, NULL);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+
+  g_mkdir_with_parents (parent, 0755);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data)
+{
+  g_autoptr(ShoalPluginEngine) engine = shoal_plugin_engine_new ();
+  g_autofree gchar *plugins = NULL;
+  g_autofree gchar *link = NULL;
+  g_autofree gchar *target = g_build_filename (SHOAL_BUILD_PLUGINDIR, "agent", NULL);
+  g_autofree gchar *state = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) sa = g_inet_socket_address_new (lo, 0);
+  GSList *uris;
+
+  f->tmp = g_dir_make_tmp ("shoal-agent-service-XXXXXX", &error);
+  g_assert_no_error (error);
+  plugins = g_build_filename (f->tmp, "plugins", NULL);
+  link = g_build_filename (plugins, "agent", NULL);
+  g_mkdir_with_parents (plugins, 0755);
+  g_assert_cmpint (symlink (target, link), ==, 0);
+  shoal_plugin_engine_add_search_path (engine, plugins);
+  shoal_plugin_engine_load_all (engine);
+  state = g_build_filename (f->tmp, "state", NULL);
+  f->controller = shoal_controller_new (engine, state);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  f->server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen (f->server, sa, 0, &error));
+  uris = soup_server_get_uris (f->server);
+  f->url = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (f->controller, f->server, f->url);
+  g_assert_true (shoal_controller_start_services (f->controller, &error));
+  g_assert_no_error (error);
+
+  /* a fake kernel and agent binary */
+  write_file (f->tmp, "kernel/lib/modules/9.9.9-test/modules.alias", "alias pci:v00001111d*sv*sd*bc*sc*i* nic_drv\n");
+  write_file (f->tmp, "kernel/lib/modules/9.9.9-test/modules.dep", "kernel/nic_drv.ko: kernel/base.ko\nkernel/base.ko:\n");
+  write_file (f->tmp, "kernel/lib/modules/9.9.9-test/kernel/nic_drv.ko", "NIC");
+  write_file (f->tmp, "kernel/lib/modules/9.9.9-test/kernel/base.ko", "BASE");
+  write_file (f->tmp, "shoal-agent", "fake agent");
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", f->tmp);
+
+  soup_server_disconnect (f->server);
+  g_clear_object (&f->server);
+  shoal_controller_close (f->controller);
+  g_clear_object (&f->controller);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+  g_free (f->tmp);
+  g_free (f->url);
+}
+
+typedef struct {
+  SaHttpRequest  req;
+  SaHttpResponse resp;
+  int            rc;
+  gboolean       done;
+} Fetch;
+
+static gpointer
+fetch_thread (gpointer data)
+{
+  Fetch *fetch = data;
+  char err[256];
+
+  fetch->rc = sa_http_do (&fetch->req, &fetch->resp, err, sizeof err);
+  g_atomic_int_set (&fetch->done, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+/* The blocking client in a thread while the main loop serves */
+static void
+fetch_agent (Fixture *f, const gchar *method, const gchar *token, Fetch *fetch)
+{
+  g_autofree gchar *url = g_strdup_printf ("%s/agent/v1/agent", f->url);
+  GThread *thread;
+
+  memset (fetch, 0, sizeof *fetch);
+  fetch->req = (SaHttpRequest) { .method = method, .url = url, .token = token, .timeout_ms = 10000 };
+  thread = g_thread_new ("fetch", fetch_thread, fetch);
+  while (!g_atomic_int_get (&fetch->done))
+    g_main_context_iteration (NULL, TRUE);
+  g_thread_join (thread);
+  fetch->req.url = NULL;
+  g_assert_cmpint (fetch->rc, ==, 0);
+}
+
+typedef struct {
+  gboolean  done;
+  gboolean  ok;
+  GError   *error;
+} RunData;
+
+static void
+run_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  RunData *data = user_data;
+
+  data->ok = shoal_step_run_finish (SHOAL_STEP (source), result, &data->error);
+  data->done = TRUE;
+}
+
+static void
+commit_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  gboolean *done = user_data;
+
+  shoal_controller_commit_finish (SHOAL_CONTROLLER (source), result, NULL);
+  *done = TRUE;
+}
+
+static gboolean
+journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
+{
+  g_autoptr(GPtrArray) journal = NULL;
+  gboolean committed = FALSE;
+
+  /* the journal is written to the store asynchronously */
+  shoal_controller_commit_async (f->controller, NULL, commit_cb, &committed);
+  while (!committed)
+    g_main_context_iteration (NULL, TRUE);
+  journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+  for (guint j = 0; journal != NULL && j < journal->len; j++)
+    {
+      if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, j)), needle) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+test_step_and_service (Fixture *f, gconstpointer data)
+{
+  ShoalPluginEngine *engine = shoal_controller_get_engine (f->controller);
+  ShoalStep *step = shoal_plugin_engine_lookup_step (engine, "agent", NULL);
+  const gchar *macs[] = { "52:54:00:aa:bb:01", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, "dev-1", macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *agent = g_build_filename (f->tmp, "shoal-agent", NULL);
+  g_autofree gchar *options_json = g_strdup_printf ("{\"agent-binary\":\"%s\",\"disk\":\"/dev/vdz\"}", agent);
+  g_autoptr(JsonNode) options = json_from_string (options_json, NULL);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  g_autofree gchar *expected = NULL;
+  RunData run = { FALSE, FALSE, NULL };
+  Fetch fetch;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (step);
+  g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_AGENT);
+
+  /* refusals */
+  fetch_agent (f, "GET", NULL, &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 401);
+  g_assert_cmpstr (fetch.resp.body.data, ==, "missing device token");
+  sa_http_response_clear (&fetch.resp);
+  fetch_agent (f, "GET", "not-a-token", &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 401);
+  sa_http_response_clear (&fetch.resp);
+  fetch_agent (f, "POST", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 405);
+  sa_http_response_clear (&fetch.resp);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 503);
+  sa_http_response_clear (&fetch.resp);
+
+  /* the step: no driver selection yet is an error */
+  g_ptr_array_add (devices, device);
+  ctx = shoal_step_context_new (shoal_controller_get_context (f->controller), NULL, "agent",
+                                json_node_get_object (options), devices, NULL);
+  shoal_step_run_async (step, ctx, NULL, run_done_cb, &run);
+  while (!run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (run.ok);
+  g_assert_error (run.error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_clear_error (&run.error);
+
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  run.done = FALSE;
+  shoal_step_run_async (step, ctx, NULL, run_done_cb, &run);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL && !run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (run.done);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  g_assert_cmpuint (fetch.resp.body.len, ==, g_ascii_strtoull (shoal_device_get_metadata (device, "agent.size"), NULL, 10));
+  expected = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) fetch.resp.body.data, fetch.resp.body.len);
+  g_assert_cmpstr (expected, ==, shoal_device_get_metadata (device, "agent.sha256"));
+  sa_http_response_clear (&fetch.resp);
+  /* the step waits for the agent to run */
+  for (guint i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_false (run.done);
+  shoal_device_post_event (device, "agent-running", NULL);
+  while (!run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (run.error);
+  g_assert_true (run.ok);
+  g_assert_true (journal_has (f, device, "agent generated: sha256 "));
+  g_assert_true (journal_has (f, device, "agent sent ("));
+  g_assert_true (journal_has (f, device, "agent running"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/agent-gen/service/step-and-route", Fixture, NULL, fixture_set_up, test_step_and_service, fixture_tear_down);
+  return g_test_run ();
+}
