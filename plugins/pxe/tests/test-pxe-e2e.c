@@ -35,7 +35,11 @@ typedef struct {
   GSubprocess       *radvd;
   GSubprocess       *dnsmasq;
   gboolean           proxy;
+  gboolean           uefi;
 } Fixture;
+
+#define OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 static gchar *
 missing_tool (void)
@@ -151,7 +155,10 @@ fixture_setup (Fixture *f, gconstpointer data)
       return;
     }
   f->proxy = g_strcmp0 (data, "proxy") == 0;
+  f->uefi = g_strcmp0 (data, "uefi") == 0;
   if (f->proxy && !pxe_netns_have_program ("dnsmasq"))
+    return;
+  if (f->uefi && (!g_file_test (OVMF_CODE, G_FILE_TEST_EXISTS) || !g_file_test (OVMF_VARS, G_FILE_TEST_EXISTS)))
     return;
   f->ns = pxe_netns_new ("shoal-e2e", f->proxy ? 1 : 0, FALSE, &error);
   g_assert_no_error (error);
@@ -210,36 +217,63 @@ journal_has (Fixture *f, ShoalDevice *device, const gchar *operation, const gcha
   return FALSE;
 }
 
+/* BIOS: SeaBIOS runs the iPXE ROM (-boot n); UEFI: OVMF runs the EFI
+ * iPXE driver of the same ROM (bootindex on the NIC; see pxe-clients.md) */
+static GSubprocess *
+start_vm (Fixture *f, const gchar *serial, GError **error)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *vars = g_build_filename (f->dir, "OVMF_VARS.fd", NULL);
+  const gchar *common[] = { "timeout", "-s", "KILL", G_STRINGIFY (VM_TIMEOUT), "qemu-system-x86_64",
+                            "-machine", "pc,accel=tcg", "-m", "256", "-display", "none",
+                            "-monitor", "none", "-no-reboot",
+                            "-uuid", "5a1e0000-0000-4000-8000-00000000e2e0",
+                            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", NULL };
+
+  for (guint i = 0; common[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (common[i]));
+  g_ptr_array_add (argv, g_strdup ("-serial"));
+  g_ptr_array_add (argv, g_strdup_printf ("file:%s", serial));
+  g_ptr_array_add (argv, g_strdup ("-device"));
+  if (f->uefi)
+    {
+      g_autofree gchar *copy = g_strdup_printf ("cp " OVMF_VARS " %s", vars);
+      (void) g_spawn_command_line_sync (copy, NULL, NULL, NULL, NULL);
+      g_ptr_array_add (argv, g_strdup ("e1000,netdev=n0,bootindex=1,mac=" VM_MAC));
+      g_ptr_array_add (argv, g_strdup ("-drive"));
+      g_ptr_array_add (argv, g_strdup ("if=pflash,format=raw,readonly=on,file=" OVMF_CODE));
+      g_ptr_array_add (argv, g_strdup ("-drive"));
+      g_ptr_array_add (argv, g_strdup_printf ("if=pflash,format=raw,file=%s", vars));
+    }
+  else
+    {
+      g_ptr_array_add (argv, g_strdup ("e1000,netdev=n0,mac=" VM_MAC));
+      g_ptr_array_add (argv, g_strdup ("-boot"));
+      g_ptr_array_add (argv, g_strdup ("n"));
+    }
+  g_ptr_array_add (argv, NULL);
+  return pxe_netns_spawn (f->ns->server_ns, (const gchar * const *) argv->pdata, error);
+}
+
 static void
-test_bios_boot (Fixture *f, gconstpointer data)
+test_vm_boot (Fixture *f, gconstpointer data)
 {
   g_autofree gchar *reason = missing_tool ();
   g_autofree gchar *serial = NULL;
-  g_autofree gchar *serial_arg = NULL;
   g_autofree gchar *log = NULL;
   g_autoptr(GSubprocess) vm = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *timeout = g_strdup_printf ("%d", VM_TIMEOUT);
   ShoalDevice *device;
   gint64 start = g_get_monotonic_time ();
 
   if (reason != NULL || f->ns == NULL)
     {
-      g_test_skip (reason != NULL ? reason : "no kernel (scripts/fetch-kernel.sh failed) or no dnsmasq");
+      g_test_skip (reason != NULL ? reason : "no kernel (scripts/fetch-kernel.sh failed), dnsmasq or OVMF");
       return;
     }
   serial = g_build_filename (f->dir, "serial.log", NULL);
-  serial_arg = g_strdup_printf ("file:%s", serial);
-  {
-    const gchar *argv[] = { "timeout", "-s", "KILL", timeout, "qemu-system-x86_64",
-                            "-machine", "pc,accel=tcg", "-m", "256", "-display", "none",
-                            "-monitor", "none", "-serial", serial_arg, "-no-reboot", "-boot", "n",
-                            "-uuid", "5a1e0000-0000-4000-8000-00000000e2e0",
-                            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-                            "-device", "e1000,netdev=n0,mac=" VM_MAC, NULL };
-    vm = pxe_netns_spawn (f->ns->server_ns, argv, &error);
-    g_assert_no_error (error);
-  }
+  vm = start_vm (f, serial, &error);
+  g_assert_no_error (error);
   (void) pxe_netns_wait (vm, VM_TIMEOUT + 10, NULL, NULL);
   g_test_message ("VM ran %.1f s", (g_get_monotonic_time () - start) / 1e6);
   (void) g_file_get_contents (serial, &log, NULL, NULL);
@@ -260,7 +294,14 @@ test_bios_boot (Fixture *f, gconstpointer data)
       g_assert_false (journal_has (f, device, "dhcp", "address 10."));
     }
   else
-    g_assert_true (journal_has (f, device, "dhcp", "ACK to " VM_MAC ": address 10.77.0.15"));
+    {
+      g_autofree gchar *lease = shoal_context_kv_get (shoal_controller_get_context (f->controller),
+                                                      "pxe-leases", VM_MAC);
+      g_assert_true (journal_has (f, device, "dhcp", "ACK to " VM_MAC ": address 10.77.0.15"));
+      g_assert_nonnull (lease);   /* persisted */
+    }
+  if (f->uefi)
+    g_assert_cmpstr (shoal_device_get_metadata (device, "pxe.arch"), ==, "7");
   g_assert_true (journal_has (f, device, "boot", NULL));
   for (guint i = 0; i < 100 && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED; i++)
     pxe_netns_iterate_until ((gboolean[]) { FALSE }, 20);
@@ -271,9 +312,11 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add ("/shoal/pxe/e2e/bios-authoritative", Fixture, "authoritative", fixture_setup, test_bios_boot,
+  g_test_add ("/shoal/pxe/e2e/bios-authoritative", Fixture, "authoritative", fixture_setup, test_vm_boot,
               fixture_teardown);
-  g_test_add ("/shoal/pxe/e2e/bios-proxydhcp", Fixture, "proxy", fixture_setup, test_bios_boot,
+  g_test_add ("/shoal/pxe/e2e/bios-proxydhcp", Fixture, "proxy", fixture_setup, test_vm_boot,
+              fixture_teardown);
+  g_test_add ("/shoal/pxe/e2e/uefi-authoritative", Fixture, "uefi", fixture_setup, test_vm_boot,
               fixture_teardown);
   return g_test_run ();
 }
