@@ -99,7 +99,7 @@ curl (const gchar *url, const gchar *range, gint *status, gsize *len)
   g_autofree gchar *out = NULL;
   g_autofree gchar *body_path = g_build_filename (g_get_tmp_dir (), "shoal-pxe-curl-XXXXXX", NULL);
   gint fd = g_mkstemp (body_path);
-  const gchar *argv[] = { "curl", "-s", "--max-time", "20", "-o", body_path, "-w", "%{http_code}",
+  const gchar *argv[] = { "curl", "-s", "--path-as-is", "--max-time", "20", "-o", body_path, "-w", "%{http_code}",
                           range != NULL ? "-r" : url, range, range != NULL ? url : NULL, NULL };
   g_autoptr(GSubprocess) proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
   gchar *body = NULL;
@@ -233,7 +233,16 @@ test_local_and_ignore (Fixture *f, gconstpointer data)
   bad = fetch_script (f, "nonsense", &status);
   g_assert_cmpint (status, ==, 400);
   escape = curl (url, NULL, &status, &len);
+  g_test_message ("GET /boot/files/../../etc/passwd: %d", status);
   g_assert_cmpint (status, >=, 400);
+  g_assert_null (strstr (escape, "root:"));
+  {
+    g_autofree gchar *encoded = g_strdup_printf ("%s/boot/files/..%%2f..%%2f..%%2fetc%%2fpasswd", f->base_url);
+    g_autofree gchar *body = curl (encoded, NULL, &status, &len);
+    g_test_message ("GET /boot/files/..%%2f..%%2f..%%2fetc%%2fpasswd: %d", status);
+    g_assert_cmpint (status, >=, 400);
+    g_assert_null (strstr (body, "root:"));
+  }
 }
 
 int
