@@ -22,7 +22,8 @@
 #include "shoalctl.h"
 
 #define WATCH_REDRAW_MS 100
-#define WATCH_TEXT_INTERVAL_US (1 * G_USEC_PER_SEC)
+#define WATCH_TEXT_REFRESH_MS 1000
+#define WATCH_TEXT_INTERVAL_US (900 * G_TIME_SPAN_MILLISECOND)
 #define WATCH_START_GRACE_US (5 * G_USEC_PER_SEC)
 
 static const gchar *state_order[] = {
@@ -226,7 +227,8 @@ static void
 watch_schedule (Watch *w)
 {
   if (w->redraw_id == 0 && !w->done)
-    w->redraw_id = g_timeout_add (WATCH_REDRAW_MS, watch_redraw_cb, w);
+    w->redraw_id = g_timeout_add (w->tty ? WATCH_REDRAW_MS : WATCH_TEXT_REFRESH_MS,
+                                  watch_redraw_cb, w);
 }
 
 static gboolean
