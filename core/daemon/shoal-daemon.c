@@ -357,7 +357,8 @@ shoal_daemon_on_name_lost (GDBusConnection *connection,
   if (self->name_acquired)
     reason = g_strdup_printf (_("Lost the bus name %s"), name);
   else
-    reason = g_strdup_printf (_("Could not own the bus name %s: is another shoald running?"), name);
+    reason = g_strdup_printf (_("Could not own the bus name %s: another shoald owns it, "
+                                "or the bus does not let this user own it"), name);
   shoal_daemon_quit (self, reason);
 }
 
