@@ -65,6 +65,7 @@ struct _ShoalController
   gchar             *server_url;
   gboolean           auto_deploy;
   gboolean           services_started;
+  guint              default_timeout; /* s; for steps whose recipe sets none */
 
   GHashTable        *devices;       /* id -> DeviceRecord* */
   GHashTable        *by_mac;        /* mac -> DeviceRecord* (unowned) */
@@ -194,6 +195,7 @@ shoal_controller_init (ShoalController *self)
   self->to_resume = g_ptr_array_new ();
   self->config = g_key_file_new ();
   self->auto_deploy = TRUE;
+  self->default_timeout = 3600;
   self->store = shoal_store_new ();
 }
 
@@ -699,9 +701,8 @@ step_timeout_cb (gpointer user_data)
   g_clear_object (&rec->cancellable);
   rec->cancellable = g_cancellable_new ();
   /* A step that ignores cancellation must not hold the device for ever */
-  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, _("step %s did not finish within %d s"),
-               shoal_pipeline_get_step_id (call->pipeline, call->index),
-               shoal_pipeline_get_step_timeout (call->pipeline, call->index));
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, _("step %s did not finish in time"),
+               shoal_pipeline_get_step_id (call->pipeline, call->index));
   step_done (call->controller, call, error);
   return G_SOURCE_REMOVE;
 }
@@ -717,6 +718,10 @@ run_device_step (DeviceRecord *rec)
   g_autoptr(ShoalStepContext) ctx = NULL;
   gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
 
+  /* A step that never completes (a Python exception escaping run_async,
+   * a lost device) must not hold its device for ever */
+  if (timeout <= 0)
+    timeout = (gint) rec->controller->default_timeout;
   rec->attempt++;
   shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
   shoal_device_set_current_step (rec->device, step_id);
@@ -1632,6 +1637,9 @@ shoal_controller_set_config (ShoalController *self,
   self->config = g_key_file_ref (config);
   if (g_key_file_has_key (config, "controller", "auto-deploy", NULL))
     self->auto_deploy = g_key_file_get_boolean (config, "controller", "auto-deploy", NULL);
+  if (g_key_file_has_key (config, "controller", "step-timeout", NULL))
+    self->default_timeout = (guint) CLAMP (g_key_file_get_int64 (config, "controller", "step-timeout", NULL),
+                                           0, G_MAXINT);
 }
 
 void

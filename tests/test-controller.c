@@ -370,6 +370,24 @@ test_controller_reopen (Fixture       *fixture,
   shoal_controller_close (again);
 }
 
+static void
+test_controller_step_timeout (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GPtrArray) entries = NULL;
+  ShoalDevice *device;
+
+  add_recipe (fixture, "{\"name\": \"stuck\", \"steps\": [{\"step\": \"sim\", \"timeout\": 1,"
+                       " \"options\": {\"min-ms\": 600000, \"max-ms\": 600000}}]}");
+  enroll_and_deploy (fixture, 1, "stuck");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_FAILED);
+  entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  g_assert_nonnull (strstr (shoal_journal_entry_get_message (g_ptr_array_index (entries, entries->len - 1)),
+                            "did not finish in time"));
+}
+
 /* Claims 28-29: subsets matched to different recipes form separate groups */
 static void
 test_controller_two_recipes (Fixture       *fixture,
@@ -432,6 +450,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
+  ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
 #undef ADD
   return g_test_run ();
 }
