@@ -143,11 +143,108 @@ summarize_json (JsonNode *node)
   return g_strdup ("null");
 }
 
+static JsonObject *
+member_object (JsonObject *obj, const gchar *name)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
+static JsonArray *
+member_array (JsonObject *obj, const gchar *name)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+}
+
+/* "sda 512.1 GB Samsung SSD, sdb ..." from the members @keys of each element */
+static gchar *
+summarize_items (JsonArray *items, const gchar * const *keys)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  for (guint i = 0; i < json_array_get_length (items); i++)
+    {
+      JsonNode *node = json_array_get_element (items, i);
+      JsonObject *item = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+
+      if (item == NULL)
+        continue;
+      g_string_append (out, out->len > 0 ? "; " : "");
+      for (guint k = 0; keys[k] != NULL; k++)
+        {
+          JsonNode *value = json_object_get_member (item, keys[k]);
+          g_autofree gchar *text = NULL;
+
+          if (value == NULL || !JSON_NODE_HOLDS_VALUE (value))
+            continue;
+          if (g_str_has_suffix (keys[k], "_bytes"))
+            text = g_format_size (json_node_get_int (value));
+          else
+            text = summarize_json (value);
+          g_string_append_printf (out, "%s%s", k > 0 ? " " : "", text);
+        }
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/* the well-known parts of an inventory (schemas/inventory.schema.json) */
+static void
+print_known_inventory (JsonObject *obj, GHashTable *shown)
+{
+  JsonObject *dmi = member_object (obj, "dmi");
+  JsonObject *firmware = member_object (obj, "firmware");
+  JsonObject *cpu = member_object (obj, "cpu");
+  JsonObject *memory = member_object (obj, "memory");
+  JsonArray *disks = member_array (obj, "disks");
+  JsonArray *nics = member_array (obj, "nics");
+  JsonArray *pci = member_array (obj, "pci");
+  const gchar *disk_keys[] = { "name", "size_bytes", "model", NULL };
+  const gchar *nic_keys[] = { "name", "mac", "driver", NULL };
+
+  if (dmi != NULL)
+    g_print ("  %-14s %s %s\n", _("system"),
+             json_object_get_string_member_with_default (dmi, "sys_vendor", ""),
+             json_object_get_string_member_with_default (dmi, "product_name", ""));
+  if (firmware != NULL)
+    g_print ("  %-14s %s\n", _("firmware"), json_object_get_string_member_with_default (firmware, "type", "?"));
+  if (cpu != NULL)
+    g_print ("  %-14s %" G_GINT64_FORMAT " × %s\n", _("cpu"),
+             json_object_get_int_member_with_default (cpu, "count", 0),
+             json_object_get_string_member_with_default (cpu, "model", "?"));
+  if (memory != NULL)
+    {
+      g_autofree gchar *size = g_format_size (json_object_get_int_member_with_default (memory, "total_bytes", 0));
+
+      g_print ("  %-14s %s\n", _("memory"), size);
+    }
+  if (disks != NULL)
+    {
+      g_autofree gchar *text = summarize_items (disks, disk_keys);
+
+      g_print ("  %-14s %s\n", _("disks"), text);
+    }
+  if (nics != NULL)
+    {
+      g_autofree gchar *text = summarize_items (nics, nic_keys);
+
+      g_print ("  %-14s %s\n", _("nics"), text);
+    }
+  if (pci != NULL)
+    g_print ("  %-14s %u\n", _("pci devices"), json_array_get_length (pci));
+  for (const gchar * const *k = (const gchar *[]) { "dmi", "firmware", "cpu", "memory", "disks", "nics", "pci", NULL };
+       *k != NULL; k++)
+    g_hash_table_add (shown, (gpointer) *k);
+}
+
 static void
 print_inventory (const gchar *text)
 {
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(GList) members = NULL;
+  g_autoptr(GHashTable) shown = g_hash_table_new (g_str_hash, g_str_equal);
   JsonObject *obj;
 
   if (text == NULL || text[0] == '\0')
@@ -162,11 +259,15 @@ print_inventory (const gchar *text)
       return;
     }
   obj = json_node_get_object (root);
+  print_known_inventory (obj, shown);
   members = json_object_get_members (obj);
   for (GList *l = members; l != NULL; l = l->next)
     {
-      g_autofree gchar *summary = summarize_json (json_object_get_member (obj, l->data));
+      g_autofree gchar *summary = NULL;
 
+      if (g_hash_table_contains (shown, l->data))
+        continue;
+      summary = summarize_json (json_object_get_member (obj, l->data));
       g_print ("  %-14s %s\n", (const gchar *) l->data, summary);
     }
 }
