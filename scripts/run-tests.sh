@@ -2,33 +2,52 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # run-tests.sh: installs what is needed, builds shoal and runs its whole
-# test suite (core, plugins, D-Bus, network namespaces, QEMU end to end).
+# test suite (core, plugins, D-Bus, network namespaces, QEMU end to end),
+# then the core, plugin and D-Bus suites again in a build with
+# AddressSanitizer and UndefinedBehaviorSanitizer (SHOAL_ASAN=0 skips it).
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SHOAL_BUILD_DIR:-$src/build}
+asan_build=${SHOAL_ASAN_BUILD_DIR:-$src/build-asan}
+logs=()
 
-"$src/scripts/install-deps.sh" || exit 1
+"$src/scripts/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
 "$src/scripts/fetch-kernel.sh" > /dev/null || echo "run-tests.sh: no kernel cache: the QEMU tests will skip" >&2
 "$src/scripts/build.sh" "$build" || { echo "0 passed, 1 failed"; exit 1; }
 
+status=0
 meson test -C "$build" --print-errorlogs --num-processes "${SHOAL_TEST_JOBS:-2}" \
-  ${SHOAL_TEST_ARGS:-} 2>&1 | tee "$build/test-output.txt"
-status=${PIPESTATUS[0]}
+  ${SHOAL_TEST_ARGS:-} || status=1
+logs+=("$build/meson-logs/testlog.json")
 
-python3 - "$build/meson-logs/testlog.json" <<'PY'
+if [ "${SHOAL_ASAN:-1}" != 0 ]; then
+  if "$src/scripts/build.sh" "$asan_build" -Db_sanitize=address,undefined -Db_lundef=false \
+       -Dtarget_programs=disabled; then
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      meson test -C "$asan_build" --print-errorlogs --num-processes "${SHOAL_TEST_JOBS:-2}" \
+      --suite core --suite plugins --suite dbus || status=1
+    logs+=("$asan_build/meson-logs/testlog.json")
+  else
+    echo "run-tests.sh: the sanitizer build failed" >&2
+    status=1
+  fi
+fi
+
+python3 - "${logs[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
-with open(sys.argv[1]) as f:
-    for line in f:
-        r = json.loads(line).get("result")
-        if r in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif r == "SKIP":
-            skipped += 1
-        else:
-            failed += 1
+for path in sys.argv[1:]:
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line).get("result")
+            if r in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif r == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 PY
 exit "$status"
