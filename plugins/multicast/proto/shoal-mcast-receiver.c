@@ -127,6 +127,10 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   while (r->node == 0)
     r->node = (uint32_t) rnd (r);
   r->rng ^= r->node;
+  /* random counters: a restarted receiver with the same node id must not
+   * reuse GMAC nonces (node, seq) */
+  r->mc_seq = (uint32_t) rnd (r);
+  r->uc_seq = (uint32_t) rnd (r);
   r->cstate = calloc (r->m->n_chunks, 1);
   r->by_idx = calloc (r->m->n_chunks, sizeof *r->by_idx);
   r->plist = calloc (r->cfg.window_chunks, sizeof *r->plist);

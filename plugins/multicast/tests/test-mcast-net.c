@@ -48,5 +48,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/late-joiner", "late", run_case);
   /* a receiver behind a 100 Mbit/s port is evicted to unicast; the others finish */
   g_test_add_data_func ("/shoal/multicast/net/slow-receiver", "slow", run_case);
+  /* two sessions (two images, two groups, one port) side by side */
+  g_test_add_data_func ("/shoal/multicast/net/two-sessions", "two", run_case);
   return g_test_run ();
 }

@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow
+# CASE: loss4 | forged | killed | late | slow | two
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -34,6 +34,7 @@ nrecv=$N; rate=300; extra=()
 case "$CASE" in
   forged) nrecv=2 ;;
   late) nrecv=3 ;;
+  two) nrecv=2 ;;
   killed) rate=100 ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
 esac
@@ -126,6 +127,30 @@ late)
   [ "$(field "$W/recv.r4.out" unicast_chunks)" -gt 0 ] || fail "the late joiner fetched nothing by unicast"
   [ "$(field "$W/recv.r4.out" mcast_chunks)" -gt 0 ] || fail "the late joiner got nothing by multicast"
   grep -q 'node 104 .*outcome=complete' "$W/send.out" || fail "the late joiner was not tracked"
+  ;;
+two)
+  # a second session (another image, another group, same port) at the same time
+  head -c $((9 * 1048576 + 1)) /dev/urandom > "$W/src2"
+  ref2=$(sha256sum < "$W/src2" | cut -c1-64)
+  timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src2" --group 239.77.9.2 --port 6200 --iface eth0 \
+    --receivers 2 --rate-mbit 300 --manifest-out "$W/manifest2" --join-out "$W/join2" --join-wait 3000 \
+    > "$W/send2.out" 2> "$W/send2.err" &
+  spid2=$!
+  for _ in $(seq 1 100); do [ -f "$W/join2" ] && break; sleep 0.05; done
+  start_recv r1 101; start_recv r2 102
+  for h in r3 r4; do
+    timeout -k 3 60 ip netns exec "${P}$h" "$RECV" --join-file "$W/join2" --manifest "$W/manifest2" \
+      --output "$W/out.$h" --iface eth0 --node "2${h#r}" --idle-timeout 15000 > "$W/recv.$h.out" 2>&1 &
+    pids+=($!)
+  done
+  wait $spid; src=$?
+  wait $spid2; src2=$?
+  wait
+  check_out r1; check_out r2
+  for h in r3 r4; do
+    [ "$(sha256sum < "$W/out.$h" | cut -c1-64)" = "$ref2" ] || fail "session 2: output of $h differs"
+  done
+  [ "$src" = 0 ] && [ "$src2" = 0 ] || fail "sender rc $src / $src2"
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac
