@@ -78,10 +78,56 @@ run (const gchar *cmdline, GError **error)
   return TRUE;
 }
 
+/* A failed assertion aborts the test before its tear-down: the abort
+ * handler still stops this test's processes and deletes its namespace */
+static Fixture *current;
+
+static void
+abort_handler (int sig)
+{
+  pid_t pid;
+
+  for (guint i = 0; current != NULL && i < G_N_ELEMENTS (current->pids); i++)
+    {
+      if (current->pids[i] > 0)
+        kill (current->pids[i], SIGTERM);
+    }
+  if (current != NULL && current->netns != NULL && (pid = fork ()) == 0)
+    {
+      execlp ("ip", "ip", "netns", "del", current->netns, (char *) NULL);
+      _exit (127);
+    }
+  else if (current != NULL && current->netns != NULL && pid > 0)
+    waitpid (pid, NULL, 0);
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* On failure, the end of each VM's serial console goes to the test log */
+static void
+dump_serial_logs (Fixture *f)
+{
+  for (guint i = 0; f->tmp != NULL && i < N_VMS; i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("%s/%s.log", f->tmp, vms[i].id);
+      g_autofree gchar *text = NULL;
+      gsize len = 0;
+
+      if (!g_file_get_contents (path, &text, &len, NULL))
+        continue;
+      g_test_message ("--- serial console of %s (last 3000 bytes) ---\n%s", vms[i].id,
+                      len > 3000 ? text + len - 3000 : text);
+    }
+}
+
 static void
 fixture_tear_down (Fixture *f, gconstpointer data)
 {
   g_autofree gchar *del = NULL;
+
+  if (g_test_failed ())
+    dump_serial_logs (f);
+  current = NULL;
 
   for (guint i = 0; i < G_N_ELEMENTS (f->pids); i++)
     {
@@ -128,6 +174,9 @@ fixture_set_up (Fixture *f, gconstpointer data)
 {
   memset (f, 0, sizeof *f);
   f->orig_netns = -1;
+  current = f;
+  signal (SIGABRT, abort_handler);
+  signal (SIGTRAP, abort_handler);
 }
 
 static gchar *
@@ -231,7 +280,7 @@ make_network (Fixture *f, gboolean with_dhcpd)
   g_assert_no_error (error);
   if (with_dhcpd)
   {
-    const gchar *full[] = { "ip", "netns", "exec", f->netns, "busybox", "udhcpd", "-f", conf, NULL };
+    const gchar *full[] = { "ip", "netns", "exec", f->netns, "timeout", "600", "busybox", "udhcpd", "-f", conf, NULL };
 
     g_spawn_async (NULL, (gchar **) full, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                    G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[N_VMS], &error);
@@ -460,11 +509,26 @@ dump_journal (Fixture *f, ShoalDevice *device)
     }
 }
 
+static void
+commit_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  gboolean *done = user_data;
+
+  shoal_controller_commit_finish (SHOAL_CONTROLLER (source), result, NULL);
+  *done = TRUE;
+}
+
 static gboolean
 journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
 {
-  g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+  g_autoptr(GPtrArray) journal = NULL;
+  gboolean committed = FALSE;
 
+  /* the journal is written to the store asynchronously */
+  shoal_controller_commit_async (f->controller, NULL, commit_cb, &committed);
+  while (!committed)
+    g_main_context_iteration (NULL, TRUE);
+  journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
   for (guint j = 0; journal != NULL && j < journal->len; j++)
     {
       if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, j)), needle) != NULL)
@@ -570,6 +634,11 @@ test_three_vms (Fixture *f, gconstpointer data)
       g_test_message ("%s: %s, drivers [%s]", vms[i].id, shoal_device_state_to_string (shoal_device_get_state (device)),
                       shoal_device_get_metadata (device, "drivers"));
       dump_journal (f, device);
+    }
+  for (guint i = 0; i < N_VMS; i++)
+    {
+      if (shoal_device_get_state (shoal_controller_lookup_device (f->controller, vms[i].id)) != SHOAL_DEVICE_STATE_INSTALLED)
+        dump_serial_logs (f);
     }
   for (guint i = 0; i < N_VMS; i++)
     check_vm (f, i);
@@ -716,6 +785,8 @@ test_unicast_plugin (Fixture *f, gconstpointer data)
   g_test_message ("%s %s in %.1f s", vms[1].id, shoal_device_state_to_string (shoal_device_get_state (device)),
                   (g_get_monotonic_time () - start) / 1e6);
   dump_journal (f, device);
+  if (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED)
+    dump_serial_logs (f);
   g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
   instruct (f, 1, "{\"action\":\"poweroff\"}");
   deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
@@ -799,6 +870,8 @@ test_pxe_boot (Fixture *f, gconstpointer data)
   g_test_message ("%s %s in %.1f s", vms[0].id, shoal_device_state_to_string (shoal_device_get_state (device)),
                   (g_get_monotonic_time () - start) / 1e6);
   dump_journal (f, device);
+  if (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED)
+    dump_serial_logs (f);
   check_vm_one (f, 0);
 }
 
