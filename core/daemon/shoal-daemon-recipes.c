@@ -3,9 +3,10 @@
  * Two sources, from the [recipes] group of the configuration:
  *   dir=  a directory of *.json recipes, read once at start-up;
  *   url=, ref=, sync-interval=  a git repository (ShoalRecipeRepo), fetched
- *         at start-up, every sync-interval seconds and when asked; after a
- *         successful fetch the controller's recipes are replaced by the
- *         repository's. A ref pinned over D-Bus is kept in the store (key
+ *         at start-up (before interrupted deployments resume: if that
+ *         fails, their recipes come from the local clone), every
+ *         sync-interval seconds and when asked; after a successful fetch
+ *         the controller's recipes are replaced by the repository's. A ref pinned over D-Bus is kept in the store (key
  *         "recipe-ref" of namespace "shoald") and wins over the file.
  * One git operation runs at a time; another request meanwhile gets
  * SHOAL_ERROR_BUSY.
@@ -506,21 +507,64 @@ shoal_daemon_recipes_timer_cb (gpointer user_data)
 }
 
 /**
- * shoal_daemon_recipes_start:
+ * shoal_daemon_recipes_start_timer:
  * @self: a #ShoalDaemonRecipes
  *
- * Starts the first fetch of the repository, and the periodic ones if
- * sync-interval= asks for them. Does nothing without a repository.
+ * Fetches the repository every sync-interval= seconds, if asked to. Does
+ * nothing without a repository.
  */
 void
-shoal_daemon_recipes_start (ShoalDaemonRecipes *self)
+shoal_daemon_recipes_start_timer (ShoalDaemonRecipes *self)
 {
   g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
 
-  if (self->repo == NULL)
+  if (self->repo == NULL || self->sync_interval_s == 0 || self->timer_id != 0)
     return;
-  shoal_daemon_recipes_sync_async (self, NULL, shoal_daemon_recipes_background_cb, NULL);
-  if (self->sync_interval_s > 0 && self->timer_id == 0)
-    self->timer_id = g_timeout_add_seconds (self->sync_interval_s,
-                                            shoal_daemon_recipes_timer_cb, self);
+  self->timer_id = g_timeout_add_seconds (self->sync_interval_s,
+                                          shoal_daemon_recipes_timer_cb, self);
+}
+
+/**
+ * shoal_daemon_recipes_load_for_resume:
+ * @self: a #ShoalDaemonRecipes
+ *
+ * When the repository cannot be fetched at start-up, loads from its local
+ * clone, at the commit each one started with, the recipes of the
+ * deployments to resume, so that they can finish.
+ *
+ * Returns: how many recipes were loaded
+ */
+guint
+shoal_daemon_recipes_load_for_resume (ShoalDaemonRecipes *self)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+  guint n_loaded = 0;
+
+  g_return_val_if_fail (SHOAL_IS_DAEMON_RECIPES (self), 0);
+
+  if (self->repo == NULL)
+    return 0;
+  devices = shoal_controller_get_devices (self->controller);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      const gchar *name = shoal_device_get_recipe (device);
+      const gchar *commit = shoal_device_get_recipe_commit (device);
+      g_autoptr(ShoalRecipe) recipe = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (!shoal_device_state_is_active (shoal_device_get_state (device)) || name == NULL ||
+          commit == NULL || shoal_controller_lookup_recipe (self->controller, name) != NULL)
+        continue;
+      recipe = shoal_recipe_repo_load_at (self->repo, name, commit, &error);
+      if (recipe == NULL || !shoal_controller_add_recipe (self->controller, recipe, &error))
+        {
+          g_warning ("cannot load recipe %s at %s to resume %s: %s", name, commit,
+                     shoal_device_get_id (device), error->message);
+          continue;
+        }
+      g_info ("loaded recipe %s at %s from the local clone", name, commit);
+      n_loaded++;
+    }
+  return n_loaded;
 }

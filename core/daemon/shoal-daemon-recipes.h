@@ -20,7 +20,8 @@ ShoalDaemonRecipes *shoal_daemon_recipes_new           (ShoalController     *con
 guint               shoal_daemon_recipes_load_dir      (ShoalDaemonRecipes  *self,
                                                         GError             **error);
 gboolean            shoal_daemon_recipes_has_repo      (ShoalDaemonRecipes  *self);
-void                shoal_daemon_recipes_start         (ShoalDaemonRecipes  *self);
+void                shoal_daemon_recipes_start_timer   (ShoalDaemonRecipes  *self);
+guint               shoal_daemon_recipes_load_for_resume (ShoalDaemonRecipes *self);
 void                shoal_daemon_recipes_sync_async    (ShoalDaemonRecipes  *self,
                                                         GCancellable        *cancellable,
                                                         GAsyncReadyCallback  callback,

@@ -432,12 +432,49 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
   return TRUE;
 }
 
+/* the HTTP server, the plugins' services (which resume interrupted
+ * deployments), then the bus */
+static gboolean
+shoal_daemon_serve (ShoalDaemon *self, GError **error)
+{
+  if (!shoal_daemon_start_http (self, error))
+    return FALSE;
+  if (!shoal_daemon_connect (self, error))
+    return FALSE;
+  if (!shoal_daemon_export (self, error))
+    return FALSE;
+  shoal_daemon_recipes_start_timer (self->recipes);
+  return TRUE;
+}
+
+static void
+shoal_daemon_first_sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(ShoalDaemon) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_daemon_recipes_sync_finish (SHOAL_DAEMON_RECIPES (source), result, &error))
+    {
+      g_warning ("recipe sync at start-up: %s; deployments resume with the local clone's recipes",
+                 error->message);
+      g_clear_error (&error);
+      shoal_daemon_recipes_load_for_resume (self->recipes);
+    }
+  if (self->stopping)
+    return;
+  if (!shoal_daemon_serve (self, &error))
+    shoal_daemon_quit (self, error->message);
+}
+
 /**
  * shoal_daemon_start:
  * @self: a #ShoalDaemon
  * @error: a #GError
  *
- * Starts everything; the daemon then serves from the main loop.
+ * Starts everything; the daemon then serves from the main loop. With a
+ * recipe repository, the first fetch completes before the services start
+ * and interrupted deployments resume, so the end of the start-up happens
+ * on the main loop; a failure there emits ::quit.
  *
  * Returns: %TRUE on success
  */
@@ -451,14 +488,13 @@ shoal_daemon_start (ShoalDaemon *self, GError **error)
   shoal_daemon_load_plugins (self);
   if (!shoal_daemon_open_controller (self, error))
     return FALSE;
-  if (!shoal_daemon_start_http (self, error))
-    return FALSE;
-  if (!shoal_daemon_connect (self, error))
-    return FALSE;
-  if (!shoal_daemon_export (self, error))
-    return FALSE;
-  shoal_daemon_recipes_start (self->recipes);
-  return TRUE;
+  if (shoal_daemon_recipes_has_repo (self->recipes))
+    {
+      shoal_daemon_recipes_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
+                                       g_object_ref (self));
+      return TRUE;
+    }
+  return shoal_daemon_serve (self, error);
 }
 
 static void

@@ -242,6 +242,17 @@ shoal_test_fast_recipe (void)
 }
 
 /**
+ * shoal_test_medium_recipe:
+ *
+ * Returns: the JSON of the "medium-sim" recipe (steps of 100 to 400 ms)
+ */
+const gchar *
+shoal_test_medium_recipe (void)
+{
+  return MEDIUM_RECIPE;
+}
+
+/**
  * shoal_test_daemon_set_recipe_repo:
  * @td: a test daemon, not started
  * @url: a git repository

@@ -28,6 +28,7 @@ void             shoal_test_daemon_set_recipe_repo (ShoalTestDaemon *td,
                                                  const gchar      *url,
                                                  const gchar      *ref);
 const gchar     *shoal_test_fast_recipe         (void);
+const gchar     *shoal_test_medium_recipe       (void);
 void             shoal_test_daemon_start        (ShoalTestDaemon  *td,
                                                  gboolean          with_fixtures);
 void             shoal_test_daemon_stop         (ShoalTestDaemon  *td);

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -778,21 +779,30 @@ git (const gchar *dir, ...)
 }
 
 static void
-commit_recipe (const gchar *repo, const gchar *description)
+commit_file (const gchar *repo, const gchar *name, const gchar *json, const gchar *message)
 {
   g_autofree gchar *dir = g_build_filename (repo, "recipes", NULL);
-  g_autofree gchar *path = g_build_filename (dir, "fast-sim.json", NULL);
-  g_autoptr(GString) json = g_string_new (shoal_test_fast_recipe ());
+  g_autofree gchar *file = g_strconcat (name, ".json", NULL);
+  g_autofree gchar *path = g_build_filename (dir, file, NULL);
+  g_autofree gchar *relative = g_build_filename ("recipes", file, NULL);
   g_autoptr(GError) error = NULL;
   g_autofree gchar *out = NULL;
 
-  g_string_replace (json, "Fast simulated deployment for the D-Bus tests", description, 1);
   g_mkdir_with_parents (dir, 0700);
-  g_file_set_contents (path, json->str, -1, &error);
+  g_file_set_contents (path, json, -1, &error);
   g_assert_no_error (error);
-  g_free (git (repo, "add", "recipes/fast-sim.json", NULL));
+  g_free (git (repo, "add", relative, NULL));
   out = git (repo, "-c", "user.name=shoal test", "-c", "user.email=test@example.invalid",
-             "commit", "-q", "-m", description, NULL);
+             "commit", "-q", "-m", message, NULL);
+}
+
+static void
+commit_recipe (const gchar *repo, const gchar *description)
+{
+  g_autoptr(GString) json = g_string_new (shoal_test_fast_recipe ());
+
+  g_string_replace (json, "Fast simulated deployment for the D-Bus tests", description, 1);
+  commit_file (repo, "fast-sim", json->str, description);
 }
 
 /* the commit ListRecipes gives for fast-sim, or NULL */
@@ -895,6 +905,63 @@ test_dbus_recipe_repo (void)
   g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
 }
 
+/* a restart while the repository is out of reach: the deployments resume
+ * with the recipes of the local clone */
+static void
+test_dbus_recipe_repo_resume (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *gitpath = g_find_program_in_path ("git");
+  g_autofree gchar *repo = NULL;
+  g_autofree gchar *gone = NULL;
+  g_autofree gchar *head = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("r-", 12);
+  const gchar *none[] = { NULL };
+  WaitCount wc = { 0 };
+  WaitCommit wcm;
+
+  if (gitpath == NULL)
+    {
+      g_test_skip ("needs git to make a recipe repository");
+      return;
+    }
+  td = shoal_test_daemon_new ();
+  repo = g_build_filename (td->tmpdir, "recipes.git", NULL);
+  gone = g_build_filename (td->tmpdir, "recipes-moved.git", NULL);
+  g_mkdir_with_parents (repo, 0700);
+  g_free (git (repo, "init", "-q", "-b", "main", NULL));
+  commit_recipe (repo, "fast");
+  commit_file (repo, "medium-sim", shoal_test_medium_recipe (), "medium");
+  head = git (repo, "rev-parse", "HEAD", NULL);
+  shoal_test_daemon_set_recipe_repo (td, repo, "main");
+  shoal_test_daemon_start (td, FALSE);
+  wcm.td = td;
+  wcm.commit = head;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wcm, 20000));
+
+  paths = enroll (td, "r-", 12);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "medium-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, none, NULL, &error);
+  g_assert_no_error (error);
+  wc.td = td;
+  wc.paths = paths;
+  g_assert_true (shoal_test_wait_for (any_step_finished, &wc, 20000));
+
+  shoal_test_daemon_kill (td);
+  g_assert_cmpint (g_rename (repo, gone), ==, 0);
+  g_test_message ("restarting without the repository");
+  shoal_test_daemon_start (td, FALSE);
+  g_test_message ("restarted");
+  wc.state = "installed";
+  wc.at_least = 12;
+  if (!shoal_test_wait_for (count_in_state, &wc, 60000))
+    g_error ("the fleet did not finish after a restart without its repository");
+  g_test_message ("finished");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -911,6 +978,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
+  g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   return g_test_run ();
 }
