@@ -152,6 +152,79 @@ test_shoalctl_fleet (void)
   ctl_clear (&ctl);
 }
 
+static gchar *
+git (const gchar *dir, const gchar *a1, const gchar *a2, const gchar *a3, const gchar *a4)
+{
+  const gchar *argv[] = { "git", "-C", dir, "-c", "user.name=shoal test",
+                          "-c", "user.email=test@example.invalid", a1, a2, a3, a4, NULL };
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+
+  if (shoal_test_run (argv, &out, &err, 60) != 0)
+    g_error ("git %s failed: %s", a1, err);
+  return g_strdup (g_strstrip (out));
+}
+
+static gchar *
+commit_version (const gchar *repo, const gchar *description)
+{
+  g_autofree gchar *dir = g_build_filename (repo, "recipes", NULL);
+  g_autofree gchar *path = g_build_filename (dir, "fast-sim.json", NULL);
+  g_autoptr(GString) json = g_string_new (shoal_test_fast_recipe ());
+  g_autoptr(GError) error = NULL;
+
+  g_string_replace (json, "Fast simulated deployment for the D-Bus tests", description, 1);
+  g_mkdir_with_parents (dir, 0700);
+  g_file_set_contents (path, json->str, -1, &error);
+  g_assert_no_error (error);
+  g_free (git (repo, "add", "recipes/fast-sim.json", NULL, NULL));
+  g_free (git (repo, "commit", "-q", "-m", description));
+  return git (repo, "rev-parse", "HEAD", NULL, NULL);
+}
+
+static void
+test_shoalctl_recipes (void)
+{
+  Ctl ctl = { NULL };
+  g_autofree gchar *gitpath = g_find_program_in_path ("git");
+  g_autofree gchar *repo = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  g_autofree gchar *c1_short = NULL;
+  g_autofree gchar *c2_short = NULL;
+
+  if (gitpath == NULL)
+    {
+      g_test_skip ("needs git to make a recipe repository");
+      return;
+    }
+  ctl.td = shoal_test_daemon_new ();
+  repo = g_build_filename (ctl.td->tmpdir, "recipes.git", NULL);
+  g_mkdir_with_parents (repo, 0700);
+  g_free (git (repo, "init", "-q", "-b", "main"));
+  c1 = commit_version (repo, "first version");
+  c2 = commit_version (repo, "second version");
+  c1_short = g_strndup (c1, 12);
+  c2_short = g_strndup (c2, 12);
+  shoal_test_daemon_set_recipe_repo (ctl.td, repo, "main");
+  shoal_test_daemon_start (ctl.td, FALSE);
+
+  g_assert_cmpint (ctl_run (&ctl, "recipe-sync", NULL), ==, 0);
+  assert_has (ctl.out, "Recipes synchronized");
+  assert_has (ctl.out, c2_short);
+  g_assert_cmpint (ctl_run (&ctl, "recipe-diff", "fast-sim", c1, c2, NULL), ==, 0);
+  assert_has (ctl.out, "+  \"description\": \"second version\"");
+  g_assert_cmpint (ctl_run (&ctl, "recipe-pin", c1, NULL), ==, 0);
+  assert_has (ctl.out, "Recipes pinned to");
+  assert_has (ctl.out, c1_short);
+  g_assert_cmpint (ctl_run (&ctl, "recipe-pin", "no-such-tag", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: ");
+  assert_has (ctl.err, "no-such-tag");
+  g_assert_cmpint (ctl_run (&ctl, "recipes", NULL), ==, 0);
+  assert_has (ctl.out, c1_short);
+  ctl_clear (&ctl);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -160,5 +233,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/shoalctl/errors", test_shoalctl_errors);
   g_test_add_func ("/shoal/shoalctl/no-daemon", test_shoalctl_no_daemon);
   g_test_add_func ("/shoal/shoalctl/fleet", test_shoalctl_fleet);
+  g_test_add_func ("/shoal/shoalctl/recipes", test_shoalctl_recipes);
   return g_test_run ();
 }
