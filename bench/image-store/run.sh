@@ -31,6 +31,7 @@ for t in "$TOOL" "$SERVE"; do
 done
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 
+echo "== $(uptime)"
 echo "== images: $SIZE_MIB MiB"
 head -c "${SIZE_MIB}M" /dev/urandom > "$WORK/random.img"
 # half-zero: every other MiB is zeros (sparse-aware import records them only)
@@ -49,13 +50,19 @@ PY
 zstd -q -1 -T2 "$WORK/half-zero.img" -o "$WORK/half-zero.img.zst"
 ls -l "$WORK" | sed 1d
 
-# import FILE: prints MB/s of image bytes per second (fresh store each run)
+# import FILE: prints the wall time and MB/s of image bytes, and the CPU time
+# (user + system, both threads), on a fresh store each run. The stores are
+# deleted only at the end: ext4 makes inode allocation right after a mass
+# deletion expensive (recently_deleted), which is not what a server sees.
+STORE_N=0
 import () {
   for run in $(seq "$RUNS"); do
-    rm -rf "$WORK/store"
+    STORE_N=$((STORE_N + 1))
     sync
-    secs=$("$TOOL" --store "$WORK/store" import --name bench "$1" 2>&1 >/dev/null | sed -n 's/.*; \([0-9.]*\) s$/\1/p')
-    python3 -c "import sys; print('  %-22s run %s: %6.3f s  %7.1f MB/s' % (sys.argv[1], sys.argv[2], float(sys.argv[3]), $SIZE_MIB * 1048576 / 1e6 / float(sys.argv[3])))" "$(basename "$1")" "$run" "$secs"
+    /usr/bin/time -f "%e %U %S" -o "$WORK/time" "$TOOL" --store "$WORK/store$STORE_N" import --name bench "$1" >/dev/null 2>&1
+    read -r wall user sys < "$WORK/time"
+    python3 -c "import sys; w,u,s=map(float,sys.argv[3:6]); print('  %-22s run %s: %6.2f s  %7.1f MB/s   cpu %5.2f s (user %.2f, sys %.2f)' % (sys.argv[1], sys.argv[2], w, $SIZE_MIB * 1048576 / 1e6 / w, u+s, u, s))" \
+      "$(basename "$1")" "$run" "$wall" "$user" "$sys"
   done
 }
 
@@ -65,15 +72,17 @@ import "$WORK/half-zero.img"
 import "$WORK/half-zero.img.zst"
 
 echo "== import again into the same store (everything deduplicated: hashing only)"
-"$TOOL" --store "$WORK/store" import --name bench "$WORK/random.img" >/dev/null 2>&1
 for run in $(seq "$RUNS"); do
-  "$TOOL" --store "$WORK/store" import --name bench "$WORK/random.img" 2>&1 >/dev/null | sed 's/^/  /'
+  /usr/bin/time -f "%e %U %S" -o "$WORK/time" "$TOOL" --store "$WORK/store1" import --name bench "$WORK/random.img" >/dev/null 2>&1
+  read -r wall user sys < "$WORK/time"
+  python3 -c "import sys; w,u,s=map(float,sys.argv[2:5]); print('  run %s: %6.2f s  %7.1f MB/s   cpu %5.2f s (user %.2f, sys %.2f)' % (sys.argv[1], w, $SIZE_MIB * 1048576 / 1e6 / w, u+s, u, s))" \
+    "$run" "$wall" "$user" "$sys"
 done
 
+echo "== $(uptime)"
 echo "== HTTP serving on loopback, $CLIENTS concurrent curl clients"
-rm -rf "$WORK/store"
-ID=$("$TOOL" --store "$WORK/store" import --name bench "$WORK/random.img" 2>/dev/null)
-"$SERVE" --store "$WORK/store" --token bench --port "$PORT" >"$WORK/serve.log" 2>&1 &
+ID=$("$TOOL" --store "$WORK/store1" import --name bench "$WORK/random.img" 2>/dev/null)
+"$SERVE" --store "$WORK/store1" --token bench --port "$PORT" >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 for i in $(seq 50); do
   curl -s -o /dev/null -H "Authorization: Bearer bench" "http://127.0.0.1:$PORT/images/$ID/manifest" && break
