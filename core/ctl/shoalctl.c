@@ -44,8 +44,11 @@ shoalctl_describe_commands (void)
   GString *text = g_string_new (_("Commands:"));
 
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    g_string_append_printf (text, "\n  %-12s %s\n      %s", commands[i].name,
-                            commands[i].usage, _(commands[i].summary));
+    {
+      g_autofree gchar *line = g_strdup_printf ("%-12s %s", commands[i].name, commands[i].usage);
+
+      g_string_append_printf (text, "\n  %s\n      %s", g_strchomp (line), _(commands[i].summary));
+    }
   return g_string_free (text, FALSE);
 }
 
