@@ -351,7 +351,9 @@ shoal_mod_index_find_release_dir (const gchar         *kernel,
 
   if (kernel == NULL || *kernel == '\0')
     {
-      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, "no kernel named");
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                           "no kernel named (step option \"kernel\", the recipe's drivers.kernel "
+                           "or the config key [drivers] kernel)");
       return NULL;
     }
   if (g_path_is_absolute (kernel))
