@@ -8,8 +8,9 @@
  *         sync-interval seconds and when asked; after a successful fetch
  *         the controller's recipes are replaced by the repository's. A ref pinned over D-Bus is kept in the store (key
  *         "recipe-ref" of namespace "shoald") and wins over the file.
- * One git operation runs at a time; another request meanwhile gets
- * SHOAL_ERROR_BUSY.
+ * One git operation runs at a time: a sync asked for while a sync runs
+ * gets that sync's outcome; pinning a ref or a diff asked for meanwhile
+ * gets SHOAL_ERROR_BUSY.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -34,6 +35,8 @@ struct _ShoalDaemonRecipes
   guint            sync_interval_s;
   guint            timer_id;
   gboolean         busy;
+  gboolean         syncing;       /* busy with a plain sync */
+  GPtrArray       *sync_waiters;  /* GTask: SyncRecipes calls joining the running sync */
 };
 
 G_DEFINE_TYPE (ShoalDaemonRecipes, shoal_daemon_recipes, G_TYPE_OBJECT)
@@ -55,6 +58,7 @@ shoal_daemon_recipes_finalize (GObject *object)
   ShoalDaemonRecipes *self = SHOAL_DAEMON_RECIPES (object);
 
   g_free (self->dir);
+  g_ptr_array_unref (self->sync_waiters);
   G_OBJECT_CLASS (shoal_daemon_recipes_parent_class)->finalize (object);
 }
 
@@ -70,6 +74,7 @@ shoal_daemon_recipes_class_init (ShoalDaemonRecipesClass *klass)
 static void
 shoal_daemon_recipes_init (ShoalDaemonRecipes *self)
 {
+  self->sync_waiters = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
 static gchar *
@@ -268,6 +273,26 @@ shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
   return TRUE;
 }
 
+/* gives the outcome of a sync to the task that started it and to every
+ * task that joined it */
+static void
+shoal_daemon_recipes_return_sync (ShoalDaemonRecipes *self, GTask *task, const GError *error)
+{
+  g_autoptr(GPtrArray) waiters = g_steal_pointer (&self->sync_waiters);
+
+  self->sync_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_insert (waiters, 0, g_object_ref (task));
+  for (guint i = 0; i < waiters->len; i++)
+    {
+      GTask *waiter = g_ptr_array_index (waiters, i);
+
+      if (error != NULL)
+        g_task_return_error (waiter, g_error_copy (error));
+      else
+        g_task_return_boolean (waiter, TRUE);
+    }
+}
+
 static void
 shoal_daemon_recipes_synced_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -276,19 +301,15 @@ shoal_daemon_recipes_synced_cb (GObject *source, GAsyncResult *result, gpointer 
   g_autoptr(GError) error = NULL;
 
   self->busy = FALSE;
+  self->syncing = FALSE;
   if (!shoal_recipe_repo_sync_finish (SHOAL_RECIPE_REPO (source), result, &error))
+    g_prefix_error (&error, "fetching recipes from %s: ", shoal_recipe_repo_get_url (self->repo));
+  else
     {
-      g_prefix_error (&error, "fetching recipes from %s: ", shoal_recipe_repo_get_url (self->repo));
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
+      g_info ("recipes at commit %s", shoal_recipe_repo_get_commit (self->repo));
+      shoal_daemon_recipes_replace (self, &error);
     }
-  g_info ("recipes at commit %s", shoal_recipe_repo_get_commit (self->repo));
-  if (!shoal_daemon_recipes_replace (self, &error))
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  g_task_return_boolean (task, TRUE);
+  shoal_daemon_recipes_return_sync (self, task, error);
 }
 
 /**
@@ -313,12 +334,18 @@ shoal_daemon_recipes_sync_async (ShoalDaemonRecipes  *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, shoal_daemon_recipes_sync_async);
+  if (self->repo != NULL && self->busy && self->syncing)
+    {
+      g_ptr_array_add (self->sync_waiters, g_steal_pointer (&task));
+      return;
+    }
   if (!shoal_daemon_recipes_check_repo (self, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
   self->busy = TRUE;
+  self->syncing = TRUE;
   shoal_recipe_repo_sync_async (self->repo, cancellable,
                                 shoal_daemon_recipes_synced_cb, g_steal_pointer (&task));
 }

@@ -27,6 +27,8 @@
 #include "shoal-plugin-engine.h"
 
 #define SHOAL_DAEMON_HTTP_PORT_DEFAULT 8070
+/* how long interrupted deployments wait for the first fetch of the recipes */
+#define SHOAL_DAEMON_FIRST_SYNC_TIMEOUT_S 30
 
 struct _ShoalDaemon
 {
@@ -47,6 +49,8 @@ struct _ShoalDaemon
   ShoalDBusManagerExporter *manager;
   guint                     owner_id;
   gulong                    closed_id;
+  guint                     first_sync_timeout_id;
+  gboolean                  served;
   gboolean                  name_acquired;
   gboolean                  stopping;
   gboolean                  closed;
@@ -69,6 +73,7 @@ shoal_daemon_dispose (GObject *object)
   if (self->owner_id != 0)
     g_bus_unown_name (self->owner_id);
   self->owner_id = 0;
+  g_clear_handle_id (&self->first_sync_timeout_id, g_source_remove);
   if (self->connection != NULL)
     g_clear_signal_handler (&self->closed_id, self->connection);
   g_clear_object (&self->manager);
@@ -437,6 +442,8 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
 static gboolean
 shoal_daemon_serve (ShoalDaemon *self, GError **error)
 {
+  self->served = TRUE;
+  g_clear_handle_id (&self->first_sync_timeout_id, g_source_remove);
   if (!shoal_daemon_start_http (self, error))
     return FALSE;
   if (!shoal_daemon_connect (self, error))
@@ -447,6 +454,32 @@ shoal_daemon_serve (ShoalDaemon *self, GError **error)
   return TRUE;
 }
 
+/* serves with the recipes at hand: those of the local clone for the
+ * deployments to resume */
+static void
+shoal_daemon_serve_offline (ShoalDaemon *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->served || self->stopping)
+    return;
+  shoal_daemon_recipes_load_for_resume (self->recipes);
+  if (!shoal_daemon_serve (self, &error))
+    shoal_daemon_quit (self, error->message);
+}
+
+static gboolean
+shoal_daemon_first_sync_timeout_cb (gpointer user_data)
+{
+  ShoalDaemon *self = SHOAL_DAEMON (user_data);
+
+  self->first_sync_timeout_id = 0;
+  g_warning ("no answer from the recipe repository after %u s: resuming with the local clone's recipes",
+             (guint) SHOAL_DAEMON_FIRST_SYNC_TIMEOUT_S);
+  shoal_daemon_serve_offline (self);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 shoal_daemon_first_sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -455,15 +488,27 @@ shoal_daemon_first_sync_cb (GObject *source, GAsyncResult *result, gpointer user
 
   if (!shoal_daemon_recipes_sync_finish (SHOAL_DAEMON_RECIPES (source), result, &error))
     {
-      g_warning ("recipe sync at start-up: %s; deployments resume with the local clone's recipes",
-                 error->message);
-      g_clear_error (&error);
-      shoal_daemon_recipes_load_for_resume (self->recipes);
+      g_warning ("recipe sync at start-up: %s", error->message);
+      shoal_daemon_serve_offline (self);
+      return;
     }
-  if (self->stopping)
+  if (self->served || self->stopping)
     return;
   if (!shoal_daemon_serve (self, &error))
     shoal_daemon_quit (self, error->message);
+}
+
+static gboolean
+shoal_daemon_has_deployments_to_resume (ShoalDaemon *self)
+{
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (self->controller);
+
+  for (guint i = 0; i < devices->len; i++)
+    {
+      if (shoal_device_state_is_active (shoal_device_get_state (g_ptr_array_index (devices, i))))
+        return TRUE;
+    }
+  return FALSE;
 }
 
 /**
@@ -471,10 +516,13 @@ shoal_daemon_first_sync_cb (GObject *source, GAsyncResult *result, gpointer user
  * @self: a #ShoalDaemon
  * @error: a #GError
  *
- * Starts everything; the daemon then serves from the main loop. With a
- * recipe repository, the first fetch completes before the services start
- * and interrupted deployments resume, so the end of the start-up happens
- * on the main loop; a failure there emits ::quit.
+ * Starts everything; the daemon then serves from the main loop.
+ *
+ * With a recipe repository and deployments to resume, the first fetch
+ * completes (or fails, or takes more than 30 s, and the local clone's
+ * recipes are used) before the services start and those deployments
+ * resume, so the end of the start-up happens on the main loop; a failure
+ * there emits ::quit.
  *
  * Returns: %TRUE on success
  */
@@ -488,13 +536,19 @@ shoal_daemon_start (ShoalDaemon *self, GError **error)
   shoal_daemon_load_plugins (self);
   if (!shoal_daemon_open_controller (self, error))
     return FALSE;
-  if (shoal_daemon_recipes_has_repo (self->recipes))
+  if (!shoal_daemon_recipes_has_repo (self->recipes))
+    return shoal_daemon_serve (self, error);
+  if (!shoal_daemon_has_deployments_to_resume (self))
     {
       shoal_daemon_recipes_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
                                        g_object_ref (self));
-      return TRUE;
+      return shoal_daemon_serve (self, error);
     }
-  return shoal_daemon_serve (self, error);
+  shoal_daemon_recipes_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
+                                   g_object_ref (self));
+  self->first_sync_timeout_id = g_timeout_add_seconds (SHOAL_DAEMON_FIRST_SYNC_TIMEOUT_S,
+                                                       shoal_daemon_first_sync_timeout_cb, self);
+  return TRUE;
 }
 
 static void
