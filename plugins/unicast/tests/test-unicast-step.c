@@ -314,6 +314,12 @@ post_error (ShoalDevice *device,
   shoal_device_post_event (device, "error", payload);
 }
 
+static void
+post_disk_error (gpointer device)
+{
+  post_error (device, "unicast-receive", "no disk found to write");
+}
+
 /* The agent: reads its instruction, fetches the raw image with curl */
 static void
 instruction_cb (ShoalDevice *device,
@@ -335,8 +341,9 @@ instruction_cb (ShoalDevice *device,
   g_assert_cmpint (json_object_get_int_member (ins, "size"), ==, (gint64) f->size);
   if (g_strcmp0 (f->agent_mode, "fail") == 0)
     {
+      /* an error of another action first (ignored), ours a little later */
       post_error (device, "inventory", "an older error of another action");
-      post_error (device, "unicast-receive", "no disk found to write");
+      g_timeout_add_once (100, post_disk_error, device);
       return;
     }
   raw = g_strdup_printf ("%s/images/%s/raw", f->base_url, f->id);
