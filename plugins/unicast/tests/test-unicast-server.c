@@ -286,6 +286,23 @@ test_manifest_and_chunks (Fixture       *f,
     g_assert_nonnull (strstr (headers, "Content-Range: bytes 10-19/5000"));
   }
 
+  /* several ranges of a body held in memory (the manifest) */
+  {
+    g_autoptr(GBytes) multi = NULL;
+    g_autofree gchar *headers = NULL;
+    g_autofree gchar *part0 = NULL;
+    gsize mlen = g_bytes_get_size (expected);
+    g_autofree gchar *tail_range = g_strdup_printf ("Content-Range: bytes %" G_GSIZE_FORMAT "-%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT,
+                                                    mlen - 4, mlen - 1, mlen);
+
+    g_assert_cmpuint (curl (f, &multi, &headers, AUTH, "-r", "0-15,-4", manifest_url, NULL), ==, 206);
+    g_assert_nonnull (strstr (headers, "multipart/byteranges; boundary="));
+    part0 = g_strndup (g_bytes_get_data (multi, NULL), g_bytes_get_size (multi));
+    g_assert_nonnull (strstr (part0, "\r\n\r\nshoal-manifest 1\r\n--"));
+    g_assert_nonnull (strstr (part0, tail_range));
+    g_assert_nonnull (strstr (part0, "\r\n\r\nend\n\r\n--"));
+  }
+
   /* digests that are not chunks of this image */
   {
     g_autofree gchar *other = g_strdup_printf ("%s/chunks/%064d", f->base, 0);
