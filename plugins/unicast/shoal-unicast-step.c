@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 
 #include "shoal-image-files.h"
 #include "shoal-unicast-service.h"
@@ -97,6 +98,41 @@ run_return (GTask  *task,
 
 /* --- resolving (and maybe importing) the image, in a worker thread ------------- */
 
+/* Files imported by this process: "<root>\n<path>\n<name>\n<size>\n<mtime>" → id,
+ * so that the devices of a recipe naming a file do not each import it again
+ * (the lock also makes the second device wait for the first import). */
+static GMutex import_lock;
+static GHashTable *imported_files;
+
+static gchar *
+import_file (const gchar   *root,
+             const gchar   *path,
+             const gchar   *name,
+             GCancellable  *cancellable,
+             GError       **error)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&import_lock);
+  g_autofree gchar *key = NULL;
+  g_autofree gchar *manifest = NULL;
+  const gchar *known;
+  GStatBuf st;
+  gchar *id;
+
+  if (g_stat (path, &st) == 0)
+    key = g_strdup_printf ("%s\n%s\n%s\n%" G_GINT64_FORMAT "\n%" G_GINT64_FORMAT, root, path,
+                           name != NULL ? name : "", (gint64) st.st_size, (gint64) st.st_mtime);
+  if (imported_files == NULL)
+    imported_files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  known = key != NULL ? g_hash_table_lookup (imported_files, key) : NULL;
+  manifest = known != NULL ? shoal_image_files_manifest_path (root, known) : NULL;
+  if (known != NULL && g_file_test (manifest, G_FILE_TEST_EXISTS))
+    return g_strdup (known);
+  id = shoal_image_files_import (root, path, name, 0, NULL, NULL, NULL, cancellable, error);
+  if (id != NULL && key != NULL)
+    g_hash_table_replace (imported_files, g_steal_pointer (&key), g_strdup (id));
+  return id;
+}
+
 static ShoalImageInfo *
 resolve_image (const gchar   *root,
                JsonObject    *image,
@@ -113,7 +149,7 @@ resolve_image (const gchar   *root,
   if (file != NULL && id == NULL)
     {
       path = g_path_is_absolute (file) ? g_strdup (file) : g_build_filename (root, file, NULL);
-      imported = shoal_image_files_import (root, path, name, 0, NULL, NULL, NULL, cancellable, error);
+      imported = import_file (root, path, name, cancellable, error);
       if (imported == NULL)
         return NULL;
       id = imported;

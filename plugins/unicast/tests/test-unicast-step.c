@@ -451,6 +451,9 @@ test_step_pinned_and_file (Fixture       *f,
   }
   g_assert_true (run_step (f, file, &error));
   g_assert_no_error (error);
+  /* the next device of the recipe: the file is known, not imported again */
+  g_assert_true (run_step (f, file, &error));
+  g_assert_no_error (error);
 }
 
 static void
