@@ -72,13 +72,26 @@ fetch() {
       > "$WORK/out/log-$i" 2>&1 &
     cpids+=($!)
   done
-  for pid in "${cpids[@]}"; do wait "$pid" || { echo "client failed: $(cat "$WORK"/out/log-* | head -3)" >&2; return 1; }; done
+  local failed=0 i=0
+  for pid in "${cpids[@]}"; do
+    i=$((i + 1))
+    if ! wait "$pid"; then
+      failed=$((failed + 1))
+      echo "client $i failed: $(tail -n 3 "$WORK/out/log-$i" | tr '\n' ' ')" >&2
+    fi
+  done
+  [ "$failed" -eq 0 ] || return 1
   end=$(date +%s.%N)
   for i in $(seq 1 "$CLIENTS"); do
     [ "$(sha256sum < "$WORK/out/$i" | cut -d' ' -f1)" = "$SUM" ] || { echo "corrupt copy $i" >&2; return 1; }
   done
   echo "$end - $start" | bc -l
 }
+
+# warm-up, not timed: one fetch from each server
+for addr in 10.88.0.1 10.88.0.2; do
+  ip netns exec $CLI timeout 120 atftp --option "blksize $BLKSIZE" -g -r file.bin -l /dev/null $addr >/dev/null 2>&1 || true
+done
 
 printf '%d concurrent fetches of %d MiB, blksize %d, client atftp %s\n' "$CLIENTS" "$SIZE_MIB" "$BLKSIZE" \
   "$(atftp --version 2>&1 | head -1)"
@@ -87,9 +100,12 @@ for round in $(seq 1 "$ROUNDS"); do
   for window in $WINDOWS; do
     for server in $SERVERS; do
       addr=10.88.0.1; [ $server = tftp-hpa ] && addr=10.88.0.2
-      secs=$(fetch $addr "$window")
-      printf '%-12s %-10s %10.2f %12.1f\n' $server "$window" "$secs" \
-        "$(echo "$CLIENTS * $SIZE_MIB / $secs" | bc -l)"
+      if secs=$(fetch $addr "$window"); then
+        printf '%-12s %-10s %10.2f %12.1f\n' $server "$window" "$secs" \
+          "$(echo "$CLIENTS * $SIZE_MIB / $secs" | bc -l)"
+      else
+        printf '%-12s %-10s %10s %12s\n' $server "$window" failed -
+      fi
     done
   done
 done
