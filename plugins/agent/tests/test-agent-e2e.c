@@ -27,7 +27,9 @@
 
 #include "shoal-manifest.h"
 
-#define N_VMS        3
+#define N_VMS        3   /* the three-NIC cases */
+#define N_TAPS       4   /* vms[3]: a second e1000 machine for the group */
+#define DHCPD_SLOT   N_TAPS
 #define VM_TIMEOUT_S 240
 #define TEST_TIMEOUT_S 300
 
@@ -39,10 +41,11 @@ typedef struct {
   const gchar *driver;    /* the module that must be picked */
 } Vm;
 
-static const Vm vms[N_VMS] = {
+static const Vm vms[N_TAPS] = {
   { "vm-e1000", "e1000", "52:54:00:5a:00:01", "5a5a0001-0000-4000-8000-000000000001", "e1000" },
   { "vm-virtio", "virtio-net-pci", "52:54:00:5a:00:02", "5a5a0002-0000-4000-8000-000000000002", "virtio_net" },
   { "vm-rtl8139", "rtl8139", "52:54:00:5a:00:03", "5a5a0003-0000-4000-8000-000000000003", "8139cp" },
+  { "vm-e1000-b", "e1000", "52:54:00:5a:00:04", "5a5a0004-0000-4000-8000-000000000004", "e1000" },
 };
 
 #define IMAGE_CHUNK  65536
@@ -55,7 +58,7 @@ typedef struct {
   gchar           *image_id;
   gchar           *netns;
   gchar           *subnet;      /* "10.N.M" */
-  GPid             pids[N_VMS + 1];
+  GPid             pids[N_TAPS + 1];
   int              orig_netns;
   ShoalController *controller;
   SoupServer      *server;
@@ -107,7 +110,7 @@ abort_handler (int sig)
 static void
 dump_serial_logs (Fixture *f)
 {
-  for (guint i = 0; f->tmp != NULL && i < N_VMS; i++)
+  for (guint i = 0; f->tmp != NULL && i < N_TAPS; i++)
     {
       g_autofree gchar *path = g_strdup_printf ("%s/%s.log", f->tmp, vms[i].id);
       g_autofree gchar *text = NULL;
@@ -255,7 +258,7 @@ make_network (Fixture *f, gboolean with_dhcpd)
   g_free (cmd);
   cmd = g_strdup_printf ("ip -n %s addr add %s.1/24 dev br0", f->netns, f->subnet);
   g_assert_true (run (cmd, &error));
-  for (guint i = 0; i < N_VMS; i++)
+  for (guint i = 0; i < N_TAPS; i++)
     {
       g_free (cmd);
       cmd = g_strdup_printf ("ip -n %s tuntap add dev tap%u mode tap", f->netns, i);
@@ -283,7 +286,7 @@ make_network (Fixture *f, gboolean with_dhcpd)
     const gchar *full[] = { "ip", "netns", "exec", f->netns, "timeout", "600", "busybox", "udhcpd", "-f", conf, NULL };
 
     g_spawn_async (NULL, (gchar **) full, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
-                   G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[N_VMS], &error);
+                   G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[DHCPD_SLOT], &error);
     g_assert_no_error (error);
   }
   /* this test's own sockets live in the namespace from now on */
@@ -569,6 +572,7 @@ check_vm (Fixture *f, guint i)
 }
 
 static void write_images (Fixture *f);
+static void event_cb (GObject *source, GAsyncResult *result, gpointer user_data);
 
 /* One VM went through: its NIC's driver reported and picked, its agent ran */
 static void
@@ -875,12 +879,139 @@ test_pxe_boot (Fixture *f, gconstpointer data)
   check_vm_one (f, 0);
 }
 
+/* The group: three VMs through inventory, drivers and agent meet at the
+ * rendezvous, then plugins/multicast sends the recipe's image (imported
+ * into the store with plugins/image-store's tool; manifest and missing
+ * chunks from plugins/unicast's /images) to all three at once */
+static gboolean
+members_done (Fixture *f, const guint *members)
+{
+  for (guint k = 0; k < N_VMS; k++)
+    {
+      ShoalDeviceState state = shoal_device_get_state (shoal_controller_lookup_device (f->controller, vms[members[k]].id));
+
+      if (state != SHOAL_DEVICE_STATE_INSTALLED && state != SHOAL_DEVICE_STATE_FAILED)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+test_multicast_group (Fixture *f, gconstpointer data)
+{
+  const gchar * const plugins[] = { "inventory", "drivers", "agent", "unicast", "multicast", NULL };
+  g_autofree gchar *mcast = g_build_filename (SHOAL_BUILD_PLUGINDIR, "multicast", "multicast.plugin", NULL);
+  g_autofree gchar *ucast = g_build_filename (SHOAL_BUILD_PLUGINDIR, "unicast", "unicast.plugin", NULL);
+  const gchar *tool = g_getenv ("SHOAL_IMAGE_TOOL");
+  g_autofree gchar *kernel = NULL, *initrd = NULL, *recipe = NULL, *img = NULL, *cmd = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline, start;
+  gboolean done = FALSE;
+  /* a homogeneous-enough group; SHOAL_E2E_MCAST_THIRD=2 puts the rtl8139 machine in it */
+  guint members[N_VMS] = { 0, 1, 3 };
+
+  if (!can_run ())
+    return;
+  if (!g_file_test (mcast, G_FILE_TEST_EXISTS) || !g_file_test (ucast, G_FILE_TEST_EXISTS)
+      || tool == NULL || !g_file_test (tool, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("plugins/multicast, plugins/unicast or plugins/image-store's tool is not built");
+      return;
+    }
+  kernel = kernel_dir ();
+  f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
+  initrd = build_loader_initramfs (f, kernel);
+  make_image (f);
+  img = g_build_filename (f->tmp, "e2e-image.raw", NULL);
+  g_assert_true (g_file_set_contents (img, g_bytes_get_data (f->image, NULL), (gssize) g_bytes_get_size (f->image), NULL));
+  cmd = g_strdup_printf ("%s --store %s/state/image-store import --name e2e-image --chunk-size 65536 %s", tool, f->tmp, img);
+  g_assert_true (run (cmd, &error));
+  g_assert_no_error (error);
+  if (g_strcmp0 (g_getenv ("SHOAL_E2E_MCAST_THIRD"), "2") == 0)
+    members[2] = 2;
+  make_network (f, TRUE);
+  recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"image\":{\"name\":\"e2e-image\"},"
+                            "\"group\":{\"min-devices\":%d,\"max-wait\":%d},\"steps\":["
+                            "{\"step\":\"inventory\",\"timeout\":%d},"
+                            "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                            "{\"step\":\"agent\",\"timeout\":%d},"
+                            "{\"step\":\"multicast\",\"timeout\":%d,\"options\":{\"interface\":\"br0\"}}]}",
+                            N_VMS, VM_TIMEOUT_S, VM_TIMEOUT_S, kernel, VM_TIMEOUT_S, VM_TIMEOUT_S);
+  start_controller (f, kernel, plugins, recipe, NULL);
+  for (guint k = 0; k < N_VMS; k++)
+    {
+      guint i = members[k];
+      const gchar *macs[] = { vms[i].mac, NULL };
+      ShoalDevice *device = shoal_controller_enroll_device (f->controller, vms[i].id, macs, vms[i].uuid, &error);
+
+      g_assert_no_error (error);
+      g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
+      g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+      g_assert_no_error (error);
+    }
+  start = g_get_monotonic_time ();
+  for (guint k = 0; k < N_VMS; k++)
+    start_vm (f, members[k], kernel, initrd);
+  deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
+  while (!members_done (f, members) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("group done in %.1f s", (g_get_monotonic_time () - start) / 1e6);
+  for (guint k = 0; k < N_VMS; k++)
+    {
+      ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[members[k]].id);
+
+      dump_journal (f, device);
+      if (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED)
+        dump_serial_logs (f);
+    }
+  for (guint k = 0; k < N_VMS; k++)
+    check_vm_one (f, members[k]);
+  /* a member evicted to unicast finishes after the step: its agent says when */
+  {
+    JsonNode *written[N_VMS] = { NULL };
+
+    for (guint k = 0; k < N_VMS; k++)
+      shoal_device_wait_event_async (shoal_controller_lookup_device (f->controller, vms[members[k]].id),
+                                     "image-written", NULL, event_cb, &written[k]);
+    deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+    while (!(written[0] && written[1] && written[2]) && g_get_monotonic_time () < deadline)
+      g_main_context_iteration (NULL, TRUE);
+    for (guint k = 0; k < N_VMS; k++)
+      {
+        g_autofree gchar *text = written[k] != NULL ? json_to_string (written[k], FALSE) : NULL;
+
+        g_test_message ("%s image-written %s", vms[members[k]].id, text);
+        g_assert_nonnull (written[k]);
+        json_node_unref (written[k]);
+        instruct (f, members[k], "{\"action\":\"poweroff\"}");
+      }
+  }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (!done && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (20000);
+      done = vm_exited (f, members[0]) && vm_exited (f, members[1]) && vm_exited (f, members[2]);
+    }
+  for (guint k = 0; k < N_VMS; k++)
+    {
+      g_autofree gchar *disk = g_strdup_printf ("%s/%s.img", f->tmp, vms[members[k]].id);
+      g_autofree gchar *contents = NULL;
+
+      g_assert_true (vm_exited (f, members[k]));
+      g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
+      g_assert_cmpmem (contents, g_bytes_get_size (f->image), g_bytes_get_data (f->image, NULL),
+                       g_bytes_get_size (f->image));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/pxe-boot", Fixture, NULL, fixture_set_up, test_pxe_boot, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/e2e/multicast-group", Fixture, NULL, fixture_set_up, test_multicast_group, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/with-unicast-plugin", Fixture, NULL, fixture_set_up, test_unicast_plugin, fixture_tear_down);
   return g_test_run ();
 }
