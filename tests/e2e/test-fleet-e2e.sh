@@ -216,12 +216,13 @@ start_vm () {
     # OVMF's own PXE and HTTP boot options (IPv4 and IPv6) would run after
     # iPXE exits to the firmware ("boot local") and before the disk; PXEv6
     # alone waits ~60 s for DHCPv6. A real machine's boot order lists the
-    # NIC, then the disk: these fw_cfg knobs leave OVMF about that order
-    # (its HTTPv4 boot option stays; shoal answers it at once).
+    # NIC, then the disk: these fw_cfg knobs turn OVMF's own network stack
+    # off (iPXE, from the NIC's option ROM, has its own).
     args+=(-drive "if=pflash,format=raw,readonly=on,file=$ovmf_code"
            -drive "if=pflash,format=raw,file=$work/vm-$name.vars"
            -fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n
            -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n
+           -fw_cfg name=opt/org.tianocore/IPv4Support,string=n
            -fw_cfg name=opt/org.tianocore/IPv6Support,string=n
            -device "$nic,netdev=n0,mac=$mac,bootindex=1")
   else
@@ -266,12 +267,23 @@ done
 # through isa-debug-exit (qemu exit status 33); anything else is a failure
 deadline=$(($(date +%s) + fleet_timeout))
 left=$n_vms
+tick=0
 while [ "$left" -gt 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
   sleep 1
+  tick=$((tick + 1))
+  # a deployment that failed ends its VM at once (every 3 s)
+  [ $((tick % 3)) = 0 ] && ctl devices > "$work/devices-now.txt" 2> /dev/null
   for i in $(seq 0 $((n_vms - 1))); do
     [ -n "${vm_done[$i]:-}" ] && continue
     read -r name recipe _ <<< "${fleet[$i]}"
-    if grep -qa "SHOAL-E2E-INSTALLED image e2e-$recipe" "$work/vm-$name.serial" 2> /dev/null; then
+    if grep -qE "^$(id_of "$name") +(failed|cancelled) " "$work/devices-now.txt" 2> /dev/null; then
+      kill "${vm_pids[$i]}" 2> /dev/null
+      wait "${vm_pids[$i]}"; vm_rc[$i]=$?
+      vm_done[$i]=failed
+      left=$((left - 1))
+      fail "vm-$name: its deployment failed ($(grep "^$(id_of "$name") " "$work/devices-now.txt" | tr -s ' '))"
+      dump_vm "$name"
+    elif grep -qa "SHOAL-E2E-INSTALLED image e2e-$recipe" "$work/vm-$name.serial" 2> /dev/null; then
       vm_done[$i]=$(now)
       left=$((left - 1))
       say "vm-$name: installed system booted after $(elapsed "${vm_start[$i]}" "${vm_done[$i]}") s"
@@ -280,6 +292,7 @@ while [ "$left" -gt 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
       vm_done[$i]=failed
       left=$((left - 1))
       fail "vm-$name stopped (status ${vm_rc[$i]}) without booting its installed system"
+      dump_vm "$name"
     fi
   done
 done
@@ -310,7 +323,7 @@ check_journal () {
   local ok=1 want
   # every step, in the journal with its time (shoalctl prints one line per entry)
   for want in "pxe.*dhcp" "pxe.*http" "pxe-boot" "inventory" "drivers" "agent running" \
-              "multicast-member" "multicast-receive" "multicast-session" "image-written" \
+              "rendezvous" "multicast-member" "multicast-receive" "multicast-session" "image-written" \
               "reboot" "installed"; do
     grep -qiE -- "$want" "$j" || { fail "$id: no journal entry matching '$want'"; ok=0; }
   done
