@@ -22,6 +22,8 @@
 
 #include "pxe-netns.h"
 
+static void kill_inside (const gchar *ns);
+
 /* namespaces to delete if an assertion aborts the test */
 static GPtrArray *live_names;
 
@@ -31,8 +33,9 @@ on_abort (gint sig)
   for (guint i = 0; live_names != NULL && i < live_names->len; i++)
     {
       gchar cmd[256];
-      g_snprintf (cmd, sizeof cmd, "ip netns del %s 2>/dev/null",
-                  (const gchar *) g_ptr_array_index (live_names, i));
+      g_snprintf (cmd, sizeof cmd,
+                  "for p in $(ip netns pids %1$s); do [ $p = %2$d ] || kill -9 $p; done; ip netns del %1$s 2>/dev/null",
+                  (const gchar *) g_ptr_array_index (live_names, i), (gint) getpid ());
       if (system (cmd) != 0)
         continue;
     }
@@ -204,12 +207,14 @@ pxe_netns_free (PxeNetns *ns)
   for (guint i = 0; ns->client_ns != NULL && i < ns->client_ns->len; i++)
     {
       const gchar *argv[] = { "ip", "netns", "del", g_ptr_array_index (ns->client_ns, i), NULL };
+      kill_inside (argv[3]);
       (void) run_argv (argv, NULL);
       track (argv[3], FALSE);
     }
   if (ns->server_ns != NULL)
     {
       const gchar *argv[] = { "ip", "netns", "del", ns->server_ns, NULL };
+      kill_inside (ns->server_ns);
       (void) run_argv (argv, NULL);
       track (ns->server_ns, FALSE);
     }
@@ -218,20 +223,53 @@ pxe_netns_free (PxeNetns *ns)
   g_free (ns);
 }
 
+static void
+enter_in_child (gpointer user_data)
+{
+  if (setns (GPOINTER_TO_INT (user_data), CLONE_NEWNET) != 0)
+    _exit (127);
+}
+
+/* runs @argv inside namespace @ns: the child enters it itself (setns
+ * before exec), so the returned process is the program, and killing it
+ * kills the program (`ip netns exec` would leave it orphaned) */
 GSubprocess *
 pxe_netns_spawn (const gchar *ns, const gchar * const *argv, GError **error)
 {
-  g_autoptr(GPtrArray) full = g_ptr_array_new ();
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  g_autofree gchar *path = g_strdup_printf ("/var/run/netns/%s", ns);
+  gint fd = open (path, O_RDONLY | O_CLOEXEC);
+  GSubprocess *proc;
 
-  g_ptr_array_add (full, (gpointer) "ip");
-  g_ptr_array_add (full, (gpointer) "netns");
-  g_ptr_array_add (full, (gpointer) "exec");
-  g_ptr_array_add (full, (gpointer) ns);
-  for (guint i = 0; argv[i] != NULL; i++)
-    g_ptr_array_add (full, (gpointer) argv[i]);
-  g_ptr_array_add (full, NULL);
-  return g_subprocess_newv ((const gchar * const *) full->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE, error);
+  if (fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no namespace %s", ns);
+      return NULL;
+    }
+  g_subprocess_launcher_set_child_setup (launcher, enter_in_child, GINT_TO_POINTER (fd), NULL);
+  proc = g_subprocess_launcher_spawnv (launcher, argv, error);
+  close (fd);
+  return proc;
+}
+
+/* kills what still runs in namespace @ns (never this process) */
+static void
+kill_inside (const gchar *ns)
+{
+  g_autofree gchar *cmd = g_strdup_printf ("ip netns pids %s", ns);
+  g_autofree gchar *out = NULL;
+  g_auto(GStrv) pids = NULL;
+
+  if (!g_spawn_command_line_sync (cmd, &out, NULL, NULL, NULL) || out == NULL)
+    return;
+  pids = g_strsplit (out, "\n", -1);
+  for (guint i = 0; pids[i] != NULL; i++)
+    {
+      gint pid = atoi (pids[i]);
+      if (pid > 1 && pid != getpid ())
+        kill (pid, SIGKILL);
+    }
 }
 
 static void

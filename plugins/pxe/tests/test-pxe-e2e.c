@@ -183,8 +183,10 @@ fixture_teardown (Fixture *f, gconstpointer data)
   if (f->server != NULL)
     soup_server_disconnect (f->server);
   g_clear_object (&f->server);
-  for (GSubprocess **p = (GSubprocess *[]) { f->radvd, f->dnsmasq, NULL }; *p != NULL; p++)
+  for (GSubprocess **p = (GSubprocess *[]) { f->radvd, f->dnsmasq }, **e = p + 2; p < e; p++)
     {
+      if (*p == NULL)
+        continue;
       g_subprocess_force_exit (*p);
       g_subprocess_wait (*p, NULL, NULL);
     }
