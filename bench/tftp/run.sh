@@ -32,6 +32,10 @@ done
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # anything still inside our namespaces was started by this script
+  for pid in $(ip netns pids $SRV 2>/dev/null) $(ip netns pids $CLI 2>/dev/null); do
+    kill "$pid" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   ip netns del $SRV 2>/dev/null || true
   ip netns del $CLI 2>/dev/null || true
