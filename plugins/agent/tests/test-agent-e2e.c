@@ -88,7 +88,7 @@ static Fixture *current;
 static void
 abort_handler (int sig)
 {
-  pid_t pid;
+  pid_t pid = 0;
 
   for (guint i = 0; current != NULL && i < G_N_ELEMENTS (current->pids); i++)
     {
@@ -101,6 +101,13 @@ abort_handler (int sig)
       _exit (127);
     }
   else if (current != NULL && current->netns != NULL && pid > 0)
+    waitpid (pid, NULL, 0);
+  if (current != NULL && current->tmp != NULL && g_getenv ("SHOAL_E2E_KEEP") == NULL && (pid = fork ()) == 0)
+    {
+      execlp ("rm", "rm", "-rf", current->tmp, (char *) NULL);
+      _exit (127);
+    }
+  else if (current != NULL && current->tmp != NULL && pid > 0)
     waitpid (pid, NULL, 0);
   signal (sig, SIG_DFL);
   raise (sig);
