@@ -23,6 +23,7 @@ field (SaConfig *c, const char *key, size_t klen)
     { "disk", offsetof (SaConfig, disk) },
     { "kernel", offsetof (SaConfig, kernel) },
     { "modules", offsetof (SaConfig, modules) },
+    { "serial", offsetof (SaConfig, serial) },
   };
 
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -96,5 +97,6 @@ sa_config_clear (SaConfig *config)
   free (config->disk);
   free (config->kernel);
   free (config->modules);
+  free (config->serial);
   memset (config, 0, sizeof *config);
 }

@@ -9,6 +9,9 @@
  *   disk=/dev/vda                 the disk to write (empty: first fixed disk)
  *   kernel=6.1.0-56-amd64         the kernel the modules were picked for
  *   modules=a b c                 the modules to load, in load order
+ *   serial=12                     the device's instruction serial when the
+ *                                 agent was generated: older instructions
+ *                                 (of an earlier deployment) are not run
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -25,6 +28,7 @@ typedef struct {
   char *disk;
   char *kernel;
   char *modules;
+  char *serial;
 } SaConfig;
 
 bool sa_config_parse (const char *text, SaConfig *config, char *err, unsigned errlen);

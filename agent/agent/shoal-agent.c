@@ -463,7 +463,10 @@ main (int argc, char **argv)
       sa_log ("%s", err);
       return 1;
     }
-  sa_log ("device %s, server %s", a.config.device ? a.config.device : "?", a.config.server);
+  if (a.config.serial != NULL)
+    a.serial = strtoull (a.config.serial, NULL, 10);
+  sa_log ("device %s, server %s, instructions after %llu", a.config.device ? a.config.device : "?",
+          a.config.server, (unsigned long long) a.serial);
   if (load_modules)
     failed = sa_modload_all (a.modules_dir, a.config.kernel, a.config.modules);
   if (network)

@@ -662,6 +662,25 @@ test_agent_program (void)
   g_assert_true (has_event (s, "image-written "));
   g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
   g_assert_cmpmem (contents, 3 * 4096, g_bytes_get_data (s->image, NULL), 3 * 4096);
+
+  /* an agent generated after instruction 1 does not run it again */
+  g_free (text);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nserial=1\n", server);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  g_mutex_lock (&s->lock);
+  g_ptr_array_set_size (s->events, 0);
+  g_mutex_unlock (&s->lock);
+  {
+    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "2", NULL };
+
+    g_clear_pointer (&out, g_free);
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &out, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_true (has_event (s, "agent-running "));
+  g_assert_false (has_event (s, "image-written "));
+  g_assert_nonnull (strstr (out, "instructions after 1"));
   g_unlink (disk);
   g_unlink (conf);
   test_server_free (s);

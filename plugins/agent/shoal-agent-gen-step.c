@@ -7,6 +7,10 @@
  * device events "agent-fetched" (posted by that service) and
  * "agent-running" (posted by the agent itself).
  *
+ * The configuration carries the device's instruction serial at generation
+ * time, so the agent never runs an instruction left from an earlier
+ * deployment (a "reboot" would loop).
+ *
  * Options: "disk" (the block device the agent writes; default: its first
  * fixed disk), "compression" ("zstd", default, or "gzip"), "agent-binary"
  * (default: [agent] binary in the config, $SHOAL_AGENT_BINARY, the build
@@ -183,7 +187,7 @@ make_job (ShoalStepContext *ctx, ShoalDevice *device, GError **error)
                                              shoal_step_context_get_option_string (ctx, "session",
                                                                                    shoal_device_get_group (device)),
                                              shoal_step_context_get_option_string (ctx, "disk", NULL),
-                                             release, modules);
+                                             release, modules, shoal_device_get_instruction_serial (device));
   return g_steal_pointer (&job);
 }
 

@@ -40,7 +40,8 @@ gchar            *shoal_agent_gen_config    (const gchar      *server,
                                              const gchar      *session,
                                              const gchar      *disk,
                                              const gchar      *release,
-                                             const gchar      *modules);
+                                             const gchar      *modules,
+                                             guint64           serial);
 gchar            *shoal_agent_gen_default_binary (void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalAgentGenJob, shoal_agent_gen_job_free)

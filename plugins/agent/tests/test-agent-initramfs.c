@@ -257,7 +257,7 @@ gen_job (Fixture *f, ShoalModIndex *index, const gchar *device, const gchar *mod
   job->release_dir = g_strdup (shoal_mod_index_get_dir (index));
   job->modules = g_strdup (modules);
   job->device_id = g_strdup (device);
-  job->config_text = shoal_agent_gen_config ("http://10.0.0.1:8080", device, device, "img", "", "", "9.9.9-test", modules);
+  job->config_text = shoal_agent_gen_config ("http://10.0.0.1:8080", device, device, "img", "", "", "9.9.9-test", modules, 7);
   job->compression = SHOAL_AGENT_COMPRESSION_ZSTD;
   return job;
 }
@@ -295,8 +295,9 @@ test_cache_reuse (Fixture *f, gconstpointer data)
   /* the device part is the device's configuration, listed by cpio */
   conf = cpio_list (a->device_path, "zstd");
   g_assert_true (has (conf, "etc/shoal/agent.conf"));
-  text = shoal_agent_gen_config ("http://s", "t\nx=1", "d", NULL, NULL, NULL, "r", "m");
+  text = shoal_agent_gen_config ("http://s", "t\nx=1", "d", NULL, NULL, NULL, "r", "m", 42);
   g_assert_nonnull (strstr (text, "token=t x=1\n"));
+  g_assert_nonnull (strstr (text, "serial=42\n"));
 }
 
 static void
