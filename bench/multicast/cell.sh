@@ -128,7 +128,7 @@ if [ "$TOOL" = iperf ]; then
             grep -E '0\.0+-[0-9.]+ sec .*Bytes' "$W/recv.$i" | tail -1 | awk '{split($3, t, "-"); d = t[2]; for(i=1;i<=NF;i++) if($i ~ /Bytes$/){v=$(i-1); u=$i; if(u=="GBytes")v*=1024; if(u=="KBytes")v/=1024; if (d > 0) print v*1048576/1e6/d} }' ; done)
   avg=$(echo "$rates" | awk '{s+=$1; n++} END {if(n) printf "%.1f", s/n; else print "0"}')
   printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=-    wall=%6.2fs MB/s/rcv=%6s egress/file=-     cpu_s=%s cpu_r=-    drops=%s %s\n' \
-    iperf "$N" "$LOSS" "$RATE" "$MTU" "$wall" "$avg" "$scpu" "$drops" "limit-line(5s blast)"
+    iperf "$N" "$LOSS" "$RATE" "$MTU" "$wall" "$avg" "$scpu" "$drops" "limit-line"
   exit 0
 fi
 ok=0; sums=""

@@ -16,8 +16,10 @@
 
 #define MS 1000000ull
 
+#define MAX_NACKS_PER_BLOCK 40
+
 typedef struct {
-  uint8_t k, src_have, n_par, pnext, done;
+  uint8_t k, src_have, n_par, pnext, done, nacks;
   uint8_t pj[256];
   uint8_t *pbuf[256];
   uint64_t due;             /* 0: no NACK scheduled */
@@ -59,6 +61,8 @@ struct smc_receiver {
   int rc;
   uint64_t start, last_sender, next_status, complete_since, next_nack_scan;
   int acked;
+  uint32_t reported_overflow;
+  uint64_t last_overflow_report;
   uint32_t seq_first, seq_max, seq_got;
   int seq_valid;
   uint16_t loss_permille;
@@ -703,8 +707,10 @@ nack_scan (smc_receiver *r, uint64_t now)
       if (bk->done || bk->due == 0 || bk->due > now)
         continue;
       need = bk->k - bk->src_have - bk->n_par;
-      if (bk->pnext >= smc_fec_max_parity (bk->k)) {
-        /* parity exhausted for this block: the chunk goes to unicast */
+      if (++bk->nacks > MAX_NACKS_PER_BLOCK) {
+        /* repair does not get through (about a second of NACKs): the
+         * chunk goes to unicast rather than holding the session */
+        vlog (r, "chunk %u block %d: no repair after %d NACKs, left for unicast", p->idx, b, MAX_NACKS_PER_BLOCK);
         settle (r, p->idx, SMC_CHUNK_EXTERNAL);
         i--;
         break;
@@ -726,6 +732,12 @@ static uint64_t
 timers (smc_receiver *r, uint64_t now)
 {
   uint64_t next = now + 20 * MS;
+  if (r->have_ann && r->rx.overflow != r->reported_overflow && now >= r->last_overflow_report + 20 * MS) {
+    /* the socket overflowed: tell the sender now, it slows down */
+    r->reported_overflow = r->rx.overflow;
+    r->last_overflow_report = now;
+    r->next_status = now;
+  }
   if (r->have_ann && now >= r->next_status) {
     send_status (r);
     r->next_status = now + r->cfg.status_ms * MS;

@@ -41,6 +41,7 @@ struct smc_sender {
   uint8_t nbmax;
   uint8_t *next_parity;        /* n_chunks * nbmax */
   uint32_t *parity_ms;         /* n_chunks * nbmax: when parity was last queued or sent */
+  uint8_t *cycle;              /* n_chunks * nbmax: next parity to resend once all were used */
   cache_ent cache[CACHE_N];
   uint64_t cache_clock;
   size_t cache_len;
@@ -58,6 +59,7 @@ struct smc_sender {
   uint32_t seq_mc, seq_ctl;
   /* pacing */
   double rate_Bps, cap_Bps, tokens;
+  int slow_start;
   uint64_t last_refill, last_signal, last_increase;
   /* timers */
   uint64_t next_announce, state_since, end_announces;
@@ -140,13 +142,14 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->cache_len = (size_t) g.n_src * s->S;
   s->next_parity = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->parity_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->parity_ms);
+  s->cycle = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   for (int i = 0; i < CACHE_N; i++)
     s->cache[i].buf = malloc (s->cache_len);
   for (int i = 0; i < SMC_BATCH; i++)
     s->pkt[i] = malloc ((size_t) mtu);
   s->rq_cap = 1024;
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
-  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL) {
+  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL) {
     snprintf (err, errlen, "out of memory");
     smc_sender_free (s);
     return NULL;
@@ -164,7 +167,10 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     return NULL;
   }
   s->cap_Bps = (double) (c->rate_max_bps ? c->rate_max_bps : 10000000000ull) / 8.0;
-  s->rate_Bps = c->rate_start_bps ? (double) c->rate_start_bps / 8.0 : s->cap_Bps;
+  /* slow start from 500 Mbit/s (or the configured start): receivers that
+   * cannot take the cap are not flooded before their first report */
+  s->rate_Bps = c->rate_start_bps ? (double) c->rate_start_bps / 8.0 : 62.5e6;
+  s->slow_start = 1;
   if (s->rate_Bps > s->cap_Bps)
     s->rate_Bps = s->cap_Bps;
   s->cur_chunk = UINT32_MAX;
@@ -187,6 +193,7 @@ smc_sender_free (smc_sender *s)
   free (s->rq);
   free (s->next_parity);
   free (s->parity_ms);
+  free (s->cycle);
   free (s->nodes);
   free (s->strikes);
   free (s);
@@ -547,6 +554,21 @@ block_sent (smc_sender *s, uint32_t chunk, uint8_t block)
          s->cur_src == s->cur_g.n_src;
 }
 
+/* Every parity index of the block is used (k + j reached 256): resend
+ * parity symbols round-robin; each is new to the receivers that lost it. */
+static void
+resend_cycle (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, int count)
+{
+  uint8_t *cyc = &s->cycle[(size_t) chunk * s->nbmax + block];
+  int max = smc_fec_max_parity (k);
+  while (count > 0) {
+    int run = max - *cyc < count ? max - *cyc : count;
+    rq_push (s, chunk, block, *cyc, (uint8_t) run, 0);
+    *cyc = (uint8_t) ((*cyc + run) % max);
+    count -= run;
+  }
+}
+
 static void
 handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
@@ -582,12 +604,16 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     inflight = e.pnext <= *np && ms_of (s, now) - *pms < INFLIGHT_MS ? *np - e.pnext : 0;
     add = (int) e.need - inflight;
     room = smc_fec_max_parity (k) - *np;
-    if (add > room)
-      add = room;
     if (add <= 0)
       continue;
-    rq_push (s, e.chunk, e.block, *np, (uint8_t) add, 0);
-    *np = (uint8_t) (*np + add);
+    if (room > 0) {
+      int fresh = add < room ? add : room;
+      rq_push (s, e.chunk, e.block, *np, (uint8_t) fresh, 0);
+      *np = (uint8_t) (*np + fresh);
+      add -= fresh;
+    }
+    if (add > 0)
+      resend_cycle (s, e.chunk, e.block, k, add);
     *pms = ms_of (s, now);
   }
 }
@@ -595,10 +621,11 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 static void
 congestion (smc_sender *s, uint64_t now)
 {
-  if (now - s->last_signal < 100 * MS)
+  if (now - s->last_signal < 50 * MS)
     return;
   s->last_signal = now;
-  s->rate_Bps *= 0.75;
+  s->slow_start = 0;
+  s->rate_Bps *= 0.7;
   if (s->rate_Bps < 1.25e6)
     s->rate_Bps = 1.25e6;
   vlog (s, "congestion: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
@@ -718,8 +745,11 @@ timers (smc_sender *s, uint64_t now)
   for (size_t i = 0; i < s->n_nodes; i++)
     if (s->nodes[i].outcome == 0 && now - s->nodes[i].last_heard_ns > s->cfg.node_timeout_ms * MS)
       node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
-  if (now - s->last_signal > 200 * MS && now - s->last_increase > 50 * MS && s->rate_Bps < s->cap_Bps) {
-    s->rate_Bps += s->cap_Bps / 200 > 125000 ? s->cap_Bps / 200 : 125000;
+  /* slow start doubles the rate every 50 ms until the first overflow
+   * report; then +3 % per 50 ms without reports for 200 ms */
+  if (s->state == SMC_STATE_SENDING && now - s->last_increase > 50 * MS && s->rate_Bps < s->cap_Bps &&
+      (s->slow_start || now - s->last_signal > 200 * MS)) {
+    s->rate_Bps *= s->slow_start ? 2.0 : 1.03;
     if (s->rate_Bps > s->cap_Bps)
       s->rate_Bps = s->cap_Bps;
     s->last_increase = now;
