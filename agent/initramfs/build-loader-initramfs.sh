@@ -8,8 +8,9 @@
 # and the common NIC drivers of the kernel in RELEASE_DIR (its
 # lib/modules/<release>, as scripts/fetch-kernel.sh lays it out): e1000,
 # e1000e, virtio_net + virtio_pci, 8139cp, 8139too and their
-# dependencies, with a modules.dep/modules.alias made by depmod for
-# busybox modprobe.
+# dependencies, and the common disk drivers (ahci, ata_piix, sd_mod, nvme,
+# virtio_blk, virtio_scsi) so that the inventory lists the disks, with a
+# modules.dep/modules.alias made by depmod for busybox modprobe.
 set -eu
 
 out=$1
@@ -18,7 +19,7 @@ reldir=$3
 busybox=${4:-/bin/busybox}
 here=$(cd "$(dirname "$0")" && pwd)
 release=$(basename "$reldir")
-modules="e1000 e1000e virtio_net virtio_pci virtio_blk 8139cp 8139too"
+modules="e1000 e1000e virtio_net virtio_pci 8139cp 8139too virtio_blk virtio_scsi ahci ata_piix sd_mod nvme"
 
 for tool in cpio gzip depmod; do
   command -v $tool >/dev/null || { echo "build-loader-initramfs: $tool is missing" >&2; exit 1; }

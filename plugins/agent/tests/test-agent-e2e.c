@@ -39,12 +39,13 @@ typedef struct {
   const gchar *mac;
   const gchar *uuid;
   const gchar *driver;    /* the module that must be picked */
+  gboolean     ide_disk;  /* a second disk on the IDE controller */
 } Vm;
 
 static const Vm vms[N_TAPS] = {
   { "vm-e1000", "e1000", "52:54:00:5a:00:01", "5a5a0001-0000-4000-8000-000000000001", "e1000" },
   { "vm-virtio", "virtio-net-pci", "52:54:00:5a:00:02", "5a5a0002-0000-4000-8000-000000000002", "virtio_net" },
-  { "vm-rtl8139", "rtl8139", "52:54:00:5a:00:03", "5a5a0003-0000-4000-8000-000000000003", "8139cp" },
+  { "vm-rtl8139", "rtl8139", "52:54:00:5a:00:03", "5a5a0003-0000-4000-8000-000000000003", "8139cp", TRUE },
   { "vm-e1000-b", "e1000", "52:54:00:5a:00:04", "5a5a0004-0000-4000-8000-000000000004", "e1000" },
 };
 
@@ -460,32 +461,54 @@ start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
   ShoalDevice *device = shoal_controller_lookup_device (f->controller, vms[i].id);
   g_autofree gchar *vmlinuz = g_build_filename (kernel, "vmlinuz", NULL);
   g_autofree gchar *disk = g_strdup_printf ("%s/%s.img", f->tmp, vms[i].id);
+  g_autofree gchar *extra = g_strdup_printf ("%s/%s-ide.img", f->tmp, vms[i].id);
   g_autofree gchar *append = g_strdup_printf ("console=ttyS0 panic=5 quiet shoal.server=%s shoal.token=%s shoal.device=%s",
                                               shoal_context_get_server_url (shoal_controller_get_context (f->controller)),
                                               shoal_device_get_token (device), vms[i].id);
   g_autofree gchar *netdev = g_strdup_printf ("tap,id=n0,ifname=tap%u,script=no,downscript=no", i);
   g_autofree gchar *nic = g_strdup_printf ("%s,netdev=n0,mac=%s", vms[i].nic, vms[i].mac);
   g_autofree gchar *drive = g_strdup_printf ("file=%s,if=virtio,format=raw", disk);
+  g_autofree gchar *ide = g_strdup_printf ("file=%s,if=ide,format=raw", extra);
   g_autofree gchar *serial = g_strdup_printf ("file:%s/%s.log", f->tmp, vms[i].id);
   g_autofree gchar *timeout = g_strdup_printf ("%d", VM_TIMEOUT_S);
-  const gchar *direct[] = { "ip", "netns", "exec", f->netns, "timeout", timeout, "qemu-system-x86_64",
+  const gchar *common[] = { "ip", "netns", "exec", f->netns, "timeout", timeout, "qemu-system-x86_64",
                             "-accel", "tcg", "-m", "256", "-smp", "1", "-display", "none", "-monitor", "none",
                             "-no-reboot", "-uuid", vms[i].uuid, "-netdev", netdev, "-device", nic, "-drive", drive,
-                            "-serial", serial, "-kernel", vmlinuz, "-initrd", initrd, "-append", append, NULL };
-  const gchar **argv = (const gchar **) direct;
+                            "-serial", serial };
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  int fd = open (disk, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  const gchar *files[] = { disk, extra };
 
-  g_assert_cmpint (ftruncate (fd, 8 << 20), ==, 0);
-  close (fd);
+  for (guint k = 0; k < G_N_ELEMENTS (files); k++)
+    {
+      int fd = open (files[k], O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+      g_assert_cmpint (ftruncate (fd, (k + 1) * (8 << 20)), ==, 0);
+      close (fd);
+    }
+  for (guint k = 0; k < G_N_ELEMENTS (common); k++)
+    g_ptr_array_add (argv, (gpointer) common[k]);
+  if (vms[i].ide_disk)
+    {
+      /* a second, IDE disk: ata_piix and sd_mod in the loader, "sda" in the inventory */
+      g_ptr_array_add (argv, "-drive");
+      g_ptr_array_add (argv, ide);
+    }
   if (initrd == NULL)
     {
       /* BIOS network boot: -boot n (the default order has no network) */
-      direct[G_N_ELEMENTS (direct) - 7] = "-boot";
-      direct[G_N_ELEMENTS (direct) - 6] = "n";
-      direct[G_N_ELEMENTS (direct) - 5] = NULL;
+      g_ptr_array_add (argv, "-boot");
+      g_ptr_array_add (argv, "n");
     }
-  g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+  else
+    {
+      const gchar *direct[] = { "-kernel", vmlinuz, "-initrd", initrd, "-append", append };
+
+      for (guint k = 0; k < G_N_ELEMENTS (direct); k++)
+        g_ptr_array_add (argv, (gpointer) direct[k]);
+    }
+  g_ptr_array_add (argv, NULL);
+  g_spawn_async (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
                  G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &f->pids[i], &error);
   g_assert_no_error (error);
 }
@@ -559,6 +582,24 @@ nic_driver (ShoalDevice *device)
   return json_object_get_string_member_with_default (json_array_get_object_element (nics, 0), "driver", NULL);
 }
 
+/* How many disks the inventory lists; 0 if @name is given and not among them */
+static guint
+n_disks (ShoalDevice *device, const gchar *name)
+{
+  JsonObject *root = json_node_get_object (shoal_device_get_inventory (device));
+  JsonArray *disks = json_object_get_array_member (root, "disks");
+  gboolean found = name == NULL;
+
+  for (guint k = 0; k < json_array_get_length (disks); k++)
+    {
+      JsonObject *disk = json_array_get_object_element (disks, k);
+
+      if (g_strcmp0 (json_object_get_string_member_with_default (disk, "name", ""), name) == 0)
+        found = g_strcmp0 (json_object_get_string_member_with_default (disk, "model", ""), "QEMU HARDDISK") == 0;
+    }
+  return found ? json_array_get_length (disks) : 0;
+}
+
 static void
 check_vm (Fixture *f, guint i)
 {
@@ -576,6 +617,7 @@ check_vm (Fixture *f, guint i)
     }
   g_assert_true (journal_has (f, device, "agent running"));
   g_assert_true (journal_has (f, device, "agent sent"));
+  g_assert_cmpuint (n_disks (device, vms[i].ide_disk ? "sda" : NULL), ==, vms[i].ide_disk ? 2 : 1);
 }
 
 static void write_images (Fixture *f);
@@ -618,7 +660,7 @@ test_three_vms (Fixture *f, gconstpointer data)
   recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
                             "{\"step\":\"inventory\",\"timeout\":%d},"
                             "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
-                            "{\"step\":\"agent\",\"timeout\":%d}]}",
+                            "{\"step\":\"agent\",\"timeout\":%d,\"options\":{\"disk\":\"/dev/vda\"}}]}",
                             VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
   start_controller (f, kernel, agent_plugins, recipe, NULL);
   for (guint i = 0; i < N_VMS; i++)
