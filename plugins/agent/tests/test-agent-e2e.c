@@ -60,6 +60,8 @@ typedef struct {
   gchar           *netns;
   gchar           *subnet;      /* "10.N.M" */
   GPid             pids[N_TAPS + 1];
+  gboolean         uefi;        /* OVMF firmware and an AHCI disk */
+  gchar           *uefi_args[2];
   int              orig_netns;
   ShoalController *controller;
   SoupServer      *server;
@@ -173,6 +175,8 @@ fixture_tear_down (Fixture *f, gconstpointer data)
       run (rm, NULL);
     }
   g_free (f->tmp);
+  g_free (f->uefi_args[0]);
+  g_free (f->uefi_args[1]);
   g_clear_pointer (&f->image, g_bytes_unref);
   g_free (f->manifest);
   g_free (f->image_id);
@@ -488,6 +492,22 @@ start_vm (Fixture *f, guint i, const gchar *kernel, const gchar *initrd)
     }
   for (guint k = 0; k < G_N_ELEMENTS (common); k++)
     g_ptr_array_add (argv, (gpointer) common[k]);
+  if (f->uefi)
+    {
+      g_autofree gchar *vars = g_strdup_printf ("%s/%s.vars", f->tmp, vms[i].id);
+      g_autofree gchar *cp = g_strdup_printf ("cp /usr/share/OVMF/OVMF_VARS_4M.fd %s", vars);
+      const gchar *uefi[] = { "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                              "-drive", NULL, "-device", "ahci,id=ahci", "-drive", NULL,
+                              "-device", "ide-hd,drive=d1,bus=ahci.0" };
+
+      g_assert_true (run (cp, NULL));
+      f->uefi_args[0] = g_strdup_printf ("if=pflash,format=raw,file=%s", vars);
+      f->uefi_args[1] = g_strdup_printf ("id=d1,if=none,file=%s,format=raw", extra);
+      uefi[3] = f->uefi_args[0];
+      uefi[7] = f->uefi_args[1];
+      for (guint k = 0; k < G_N_ELEMENTS (uefi); k++)
+        g_ptr_array_add (argv, (gpointer) uefi[k]);
+    }
   if (vms[i].ide_disk)
     {
       /* a second, IDE disk: ata_piix and sd_mod in the loader, "sda" in the inventory */
@@ -1054,11 +1074,67 @@ test_multicast_group (Fixture *f, gconstpointer data)
     }
 }
 
+/* UEFI: OVMF boots the loader (direct kernel boot), the inventory says
+ * "uefi" and lists the AHCI disk, and ahci is picked for the agent */
+static void
+test_uefi (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *kernel = NULL, *initrd = NULL, *recipe = NULL;
+  const gchar *macs[] = { vms[1].mac, NULL };
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) modules = NULL;
+  ShoalDevice *device;
+  JsonObject *fw;
+  gint64 deadline, start;
+
+  if (!can_run ())
+    return;
+  if (!g_file_test ("/usr/share/OVMF/OVMF_CODE_4M.fd", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("ovmf is missing");
+      return;
+    }
+  kernel = kernel_dir ();
+  f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
+  f->uefi = TRUE;
+  initrd = build_loader_initramfs (f, kernel);
+  make_network (f, TRUE);
+  recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
+                            "{\"step\":\"inventory\",\"timeout\":%d},"
+                            "{\"step\":\"drivers\",\"options\":{\"kernel\":\"%s\"}},"
+                            "{\"step\":\"agent\",\"timeout\":%d}]}",
+                            VM_TIMEOUT_S, kernel, VM_TIMEOUT_S);
+  start_controller (f, kernel, agent_plugins, recipe, NULL);
+  device = shoal_controller_enroll_device (f->controller, vms[1].id, macs, vms[1].uuid, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (f->controller, device, "e2e-agent", &error));
+  g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+  g_assert_no_error (error);
+  start = g_get_monotonic_time ();
+  start_vm (f, 1, kernel, initrd);
+  deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
+  while (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED
+         && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_FAILED && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("%s %s in %.1f s", vms[1].id, shoal_device_state_to_string (shoal_device_get_state (device)),
+                  (g_get_monotonic_time () - start) / 1e6);
+  dump_journal (f, device);
+  if (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED)
+    dump_serial_logs (f);
+  check_vm_one (f, 1);
+  fw = json_object_get_object_member (json_node_get_object (shoal_device_get_inventory (device)), "firmware");
+  g_assert_cmpstr (json_object_get_string_member (fw, "type"), ==, "uefi");
+  g_assert_cmpuint (n_disks (device, "sda"), ==, 2);
+  modules = g_strsplit (shoal_device_get_metadata (device, "drivers"), " ", -1);
+  g_assert_true (g_strv_contains ((const gchar * const *) modules, "ahci"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/e2e/uefi", Fixture, NULL, fixture_set_up, test_uefi, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/pxe-boot", Fixture, NULL, fixture_set_up, test_pxe_boot, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/multicast-group", Fixture, NULL, fixture_set_up, test_multicast_group, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/with-unicast-plugin", Fixture, NULL, fixture_set_up, test_unicast_plugin, fixture_tear_down);
