@@ -40,6 +40,10 @@ url=$work/recipes.git
 ref=main
 [controller]
 auto-deploy=false
+# simulated devices need no network boot service
+[pxe]
+mode=off
+tftp-port=0
 CONF
 
 export SHOAL_UNINSTALLED=1 SHOAL_NO_SYSTEM_PLUGINS=1 GI_TYPELIB_PATH="$build/core"

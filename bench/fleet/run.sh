@@ -36,6 +36,9 @@ http-address=127.0.0.1
 dir=$here/recipes
 [controller]
 auto-deploy=false
+[pxe]
+mode=off
+tftp-port=0
 CONF
 
 export SHOAL_UNINSTALLED=1 SHOAL_NO_SYSTEM_PLUGINS=1 GI_TYPELIB_PATH="$build/core"
