@@ -548,7 +548,7 @@ sync_fetch_and_read (GMutex        *git_lock,
                      GCancellable  *cancellable,
                      GError       **error)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (git_lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (git_lock);
   g_autoptr(git_repository) repo = NULL;
   g_autoptr(git_remote) remote = NULL;
   g_autoptr(SyncResult) result = g_new0 (SyncResult, 1);
