@@ -748,6 +748,7 @@ shoal_device_wait_event_async (ShoalDevice         *self,
   g_autoptr(GTask) task = NULL;
   EventWaiter *waiter;
   JsonNode *pending;
+  gchar *key;
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (name != NULL);
@@ -759,8 +760,9 @@ shoal_device_wait_event_async (ShoalDevice         *self,
     return;
 
   if (self->events != NULL &&
-      g_hash_table_steal_extended (self->events, name, NULL, (gpointer *) &pending))
+      g_hash_table_steal_extended (self->events, name, (gpointer *) &key, (gpointer *) &pending))
     {
+      g_free (key);
       g_task_return_pointer (task, pending, (GDestroyNotify) json_node_unref);
       return;
     }

@@ -224,8 +224,8 @@ check_written (Run      *run,
                         _("The agent wrote image %s, not %s"), image, run->info->id);
   if (bytes >= 0 && (guint64) bytes != run->info->size)
     return g_error_new (SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                        _("The agent wrote %" G_GINT64_FORMAT " bytes, the image has %" G_GUINT64_FORMAT),
-                        bytes, run->info->size);
+                        _("The agent wrote %lld bytes, the image has %llu"),
+                        (long long) bytes, (unsigned long long) run->info->size);
   return NULL;
 }
 
@@ -257,8 +257,8 @@ written_cb (GObject      *source,
     }
   shoal_step_context_set_progress (run->ctx, run->device, 1.0);
   shoal_step_context_log (run->ctx, run->device, "unicast", SHOAL_JOURNAL_RESULT_OK,
-                          _("Image %s (%s) written: %" G_GUINT64_FORMAT " bytes in %.1f s, %.1f MB/s"),
-                          run->info->name, run->info->id, run->info->size,
+                          _("Image %s (%s) written: %llu bytes in %.1f s, %.1f MB/s"),
+                          run->info->name, run->info->id, (unsigned long long) run->info->size,
                           (gdouble) (g_get_monotonic_time () - run->started) / G_USEC_PER_SEC,
                           rate_mb_s (run, run->info->size));
   run_return (task, NULL);
@@ -356,10 +356,10 @@ resolved_cb (GObject      *source,
   instruction = build_instruction (run);
   size = g_format_size (run->info->size);
   shoal_step_context_log (run->ctx, run->device, "unicast", SHOAL_JOURNAL_RESULT_INFO,
-                          _("Sending image %s (%s, %s, %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-                            " chunks to fetch) by unicast from %s/images/%s"),
-                          run->info->name, run->info->id, size, run->info->n_chunks - run->info->n_zero_chunks,
-                          run->info->n_chunks, run->server_url, run->info->id);
+                          _("Sending image %s (%s, %s, %llu of %llu chunks to fetch) by unicast from %s/images/%s"),
+                          run->info->name, run->info->id, size,
+                          (unsigned long long) (run->info->n_chunks - run->info->n_zero_chunks),
+                          (unsigned long long) run->info->n_chunks, run->server_url, run->info->id);
   run->started = g_get_monotonic_time ();
   run->progress_id = g_signal_connect (run->device, "notify::progress", G_CALLBACK (progress_cb), task);
   wait_written (g_object_ref (task));

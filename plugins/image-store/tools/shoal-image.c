@@ -59,9 +59,9 @@ cmd_import (const gchar *path)
       return 1;
     }
   secs = (gdouble) (g_get_monotonic_time () - start) / G_USEC_PER_SEC;
-  g_printerr (_("%" G_GUINT64_FORMAT " chunks: %" G_GUINT64_FORMAT " zero, %" G_GUINT64_FORMAT
-                " written, %" G_GUINT64_FORMAT " already stored; %.3f s\n"),
-              stats.n_chunks, stats.n_zero, stats.n_written, stats.n_deduplicated, secs);
+  g_printerr (_("%llu chunks: %llu zero, %llu written, %llu already stored; %.3f s\n"),
+              (unsigned long long) stats.n_chunks, (unsigned long long) stats.n_zero,
+              (unsigned long long) stats.n_written, (unsigned long long) stats.n_deduplicated, secs);
   g_print ("%s\n", id);
   return 0;
 }
@@ -136,7 +136,7 @@ cmd_verify_or_rm (const gchar *cmd,
   if (id != NULL && g_strcmp0 (cmd, "rm") == 0 &&
       shoal_image_files_remove (opt_store, id, &freed, &error))
     {
-      g_print (_("Removed %s, freed %" G_GUINT64_FORMAT " bytes\n"), id, freed);
+      g_print (_("Removed %s, freed %llu bytes\n"), id, (unsigned long long) freed);
       return 0;
     }
   g_printerr ("%s\n", error->message);
