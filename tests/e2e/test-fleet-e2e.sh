@@ -110,12 +110,12 @@ elapsed () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 say "building the disk images and the agent loader initramfs"
 mkdir -p "$work/boot" "$work/state" "$work/images"
 for x in a b; do
-  "$here/make-disk-image.sh" "$work/e2e-$x.img" "SHOAL-E2E-INSTALLED image e2e-$x" "$image_mib" "e2e-$x" || exit 1
-  "$shoal_image" --store "$work/images" import --name "e2e-$x" "$work/e2e-$x.img" > "$work/import-$x.log" || {
+  "$here/make-disk-image.sh" "$work/e2e-$x.img" "SHOAL-E2E-INSTALLED image e2e-$x" "$image_mib" "e2e-$x" || exit $?
+  "$shoal_image" --store "$work/images" import --name "e2e-$x" "$work/e2e-$x.img" > "$work/import-$x.log" 2>&1 || {
     cat "$work/import-$x.log"; echo "FAIL: import of e2e-$x"; exit 1; }
   sha256sum "$work/e2e-$x.img" | cut -d' ' -f1 > "$work/e2e-$x.sha256"
 done
-"$here/make-disk-image.sh" "$work/old-os.img" "SHOAL-E2E-OLD-OS still here" 4 old || exit 1
+"$here/make-disk-image.sh" "$work/old-os.img" "SHOAL-E2E-OLD-OS still here" 4 old || exit $?
 cp "$kernel/vmlinuz" "$work/boot/vmlinuz"
 "$src/agent/initramfs/build-loader-initramfs.sh" "$work/boot/shoal-loader.img" "$loader" \
   "$kernel/modules/lib/modules/$release" > "$work/initramfs.log" 2>&1 || {
