@@ -1168,6 +1168,7 @@ start_run (DeviceRecord  *rec,
   shoal_device_set_current_step (device, NULL);
   shoal_device_set_progress (device, 0.0);
   shoal_device_set_instruction (device, NULL);
+  shoal_device_clear_events (device);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,

@@ -801,6 +801,21 @@ shoal_device_wait_event_finish (ShoalDevice   *self,
 }
 
 /**
+ * shoal_device_clear_events:
+ * @self: a device
+ *
+ * Forgets events nobody waited for, so that an event of an earlier
+ * deployment cannot satisfy a step of the next one.
+ */
+void
+shoal_device_clear_events (ShoalDevice *self)
+{
+  g_return_if_fail (SHOAL_IS_DEVICE (self));
+  if (self->events != NULL)
+    g_hash_table_remove_all (self->events);
+}
+
+/**
  * shoal_device_get_instruction:
  * @self: a device
  *

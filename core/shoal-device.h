@@ -133,6 +133,7 @@ JsonNode            *shoal_device_wait_event_finish (ShoalDevice         *self,
                                                      GAsyncResult        *result,
                                                      GError             **error);
 
+void                 shoal_device_clear_events      (ShoalDevice         *self);
 JsonNode            *shoal_device_get_instruction   (ShoalDevice         *self);
 void                 shoal_device_set_instruction   (ShoalDevice         *self,
                                                      JsonNode            *instruction);

@@ -77,6 +77,14 @@ test_device_events (void)
   g_assert_true (JSON_NODE_HOLDS_OBJECT (got));
   g_clear_pointer (&got, json_node_unref);
 
+  /* cleared events are gone */
+  shoal_device_post_event (device, "stale", payload);
+  shoal_device_clear_events (device);
+  shoal_device_wait_event_async (device, "stale", cancellable, event_cb, &got);
+  for (guint i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_null (got);
+
   /* cancelled */
   shoal_device_wait_event_async (device, "never", cancellable, event_cb, &got);
   g_cancellable_cancel (cancellable);
