@@ -36,6 +36,10 @@ static const struct
   { "recipe-diff", shoalctl_cmd_recipe_diff, "<name> <from> <to>", N_("Show how a recipe changed between commits") },
   { "recipe-pin", shoalctl_cmd_recipe_pin, "<ref>", N_("Pin the recipe repository to a branch, tag or commit") },
   { "stats", shoalctl_cmd_stats, "", N_("Show the daemon's figures") },
+  { "images", shoalctl_cmd_images, "", N_("List the images of the image store") },
+  { "image-import", shoalctl_cmd_image_import, "<path> [--name NAME] [--chunk-size BYTES]", N_("Import a raw or zstd-compressed disk image (the daemon reads the file)") },
+  { "image-show", shoalctl_cmd_image_show, "<id|name>", N_("Show an image") },
+  { "image-rm", shoalctl_cmd_image_rm, "<id|name>", N_("Remove an image and the chunks no other image uses") },
 };
 
 static gchar *
@@ -87,6 +91,7 @@ shoalctl_clear (ShoalCtl *ctl)
   g_strfreev (ctl->macs);
   g_free (ctl->uuid);
   g_free (ctl->prefix);
+  g_free (ctl->name);
   g_clear_object (&ctl->manager);
   g_clear_object (&ctl->connection);
 }
@@ -120,6 +125,8 @@ main (int argc, char **argv)
     { "all", 0, 0, G_OPTION_ARG_NONE, &ctl.all, N_("assign, deploy, cancel: every device"), NULL },
     { "follow", 'f', 0, G_OPTION_ARG_NONE, &ctl.follow, N_("log: print new entries as they come"), NULL },
     { "until-done", 0, 0, G_OPTION_ARG_NONE, &ctl.until_done, N_("log, watch: stop when the deployments ended"), NULL },
+    { "name", 0, 0, G_OPTION_ARG_STRING, &ctl.name, N_("image-import: the image name (default: from the file name)"), N_("NAME") },
+    { "chunk-size", 0, 0, G_OPTION_ARG_INT, &ctl.chunk_size, N_("image-import: bytes per chunk, a power of two (default 1 MiB)"), N_("BYTES") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = NULL;

@@ -31,6 +31,8 @@ typedef struct
   gboolean          all;
   gboolean          follow;
   gboolean          until_done;
+  gchar            *name;
+  gint              chunk_size;
 
   /* state */
   GDBusConnection  *connection;
@@ -83,6 +85,12 @@ gboolean    shoalctl_cmd_log              (ShoalCtl *ctl, gchar **args, GError *
 
 /* shoalctl-watch.c */
 gboolean    shoalctl_cmd_watch            (ShoalCtl *ctl, gchar **args, GError **error);
+
+/* shoalctl-images.c: the image store */
+gboolean    shoalctl_cmd_images           (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_import     (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_show       (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_rm         (ShoalCtl *ctl, gchar **args, GError **error);
 
 /* shoalctl-daemon.c: steps, plugins, recipes, stats */
 gboolean    shoalctl_cmd_steps            (ShoalCtl *ctl, gchar **args, GError **error);

@@ -24,6 +24,7 @@
 #include "shoal-dbus-manager-exporter.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
+#include "shoal-image-store.h"
 #include "shoal-plugin-engine.h"
 
 #define SHOAL_DAEMON_HTTP_PORT_DEFAULT 8070
@@ -336,6 +337,8 @@ static const struct
   { "org.shoal.Shoal1.Manager", "ListRecipes" },
   { "org.shoal.Shoal1.Manager", "DiffRecipe" },
   { "org.shoal.Shoal1.Manager", "GetStats" },
+  { "org.shoal.Shoal1.Manager", "ListImages" },
+  { "org.shoal.Shoal1.Manager", "InspectImage" },
   { "org.shoal.Shoal1.Device", "GetJournal" },
 };
 
@@ -397,9 +400,33 @@ shoal_daemon_connect (ShoalDaemon *self, GError **error)
   return TRUE;
 }
 
+/* The image store of libshoal, as the image plugins find it: [image-store]
+ * path= or <state dir>/image-store. A store that cannot be opened does not
+ * stop the daemon: the image methods then answer NotSupported. */
+static ShoalImageStore *
+shoal_daemon_open_image_store (ShoalDaemon *self)
+{
+  g_autofree gchar *root = shoal_daemon_config_string (self, "image-store", "path");
+  g_autoptr(ShoalImageStore) store = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (root == NULL)
+    root = shoal_image_files_default_root (self->state_dir);
+  store = shoal_image_store_new (root, &error);
+  if (store == NULL)
+    {
+      g_warning ("opening the image store %s: %s", root, error->message);
+      return NULL;
+    }
+  g_debug ("image store in %s", root);
+  return g_steal_pointer (&store);
+}
+
 static gboolean
 shoal_daemon_export (ShoalDaemon *self, GError **error)
 {
+  g_autoptr(ShoalImageStore) image_store = NULL;
+
   gboolean system_bus = self->options.address == NULL &&
                         self->options.bus_type == G_BUS_TYPE_SYSTEM;
 
@@ -426,6 +453,8 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
   self->manager = shoal_dbus_manager_exporter_new (self->controller, self->fleet,
                                                    self->recipes, self->auth);
   shoal_dbus_manager_exporter_set_server_url (self->manager, self->server_url);
+  image_store = shoal_daemon_open_image_store (self);
+  shoal_dbus_manager_exporter_set_image_store (self->manager, image_store);
   if (!shoal_dbus_manager_exporter_export (self->manager, self->connection, error))
     return FALSE;
 

@@ -12,6 +12,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-dbus-images.h"
 #include "shoal-dbus-manager-exporter.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
@@ -27,6 +28,7 @@ struct _ShoalDBusManagerExporter
   ShoalDaemonRecipes *recipes;
   ShoalDBusAuth      *auth;
   ShoalDBusManager   *skeleton;
+  ShoalDBusImages    *images;
   guint               n_devices;
   gint64              started_us;
 };
@@ -40,6 +42,7 @@ shoal_dbus_manager_exporter_dispose (GObject *object)
 
   if (self->skeleton != NULL)
     shoal_dbus_manager_exporter_unexport (self);
+  g_clear_object (&self->images);
   g_clear_object (&self->skeleton);
   g_clear_object (&self->controller);
   g_clear_object (&self->fleet);
@@ -945,4 +948,24 @@ shoal_dbus_manager_exporter_set_server_url (ShoalDBusManagerExporter *self,
 {
   g_return_if_fail (SHOAL_IS_DBUS_MANAGER_EXPORTER (self));
   shoal_dbus_manager_set_server_url (self->skeleton, nonnull (url));
+}
+
+/**
+ * shoal_dbus_manager_exporter_set_image_store:
+ * @self: a #ShoalDBusManagerExporter
+ * @store: (nullable): the image store, or %NULL if it could not be opened
+ *
+ * Answers ImportImage, ListImages, InspectImage and RemoveImage with
+ * @store (with NotSupported when it is %NULL). Call it once, before the
+ * manager is exported.
+ */
+void
+shoal_dbus_manager_exporter_set_image_store (ShoalDBusManagerExporter *self,
+                                             ShoalImageStore          *store)
+{
+  g_return_if_fail (SHOAL_IS_DBUS_MANAGER_EXPORTER (self));
+  g_return_if_fail (self->images == NULL);
+
+  self->images = shoal_dbus_images_new (store);
+  shoal_dbus_images_attach (self->images, self->skeleton);
 }

@@ -11,6 +11,7 @@
 #include "shoal-dbus-auth.h"
 #include "shoal-dbus-fleet.h"
 #include "shoal-dbus-generated.h"
+#include "shoal-image-store.h"
 
 G_BEGIN_DECLS
 
@@ -31,5 +32,7 @@ void                      shoal_dbus_manager_exporter_set_daemon_state (ShoalDBu
                                                                     const gchar              *state);
 void                      shoal_dbus_manager_exporter_set_server_url (ShoalDBusManagerExporter *self,
                                                                     const gchar              *url);
+void                      shoal_dbus_manager_exporter_set_image_store (ShoalDBusManagerExporter *self,
+                                                                    ShoalImageStore          *store);
 
 G_END_DECLS

@@ -1,0 +1,140 @@
+/* shoalctl-images.c: the image store commands of shoalctl (images,
+ * image-import, image-show, image-rm)
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "shoalctl.h"
+
+static const gchar *
+lookup_string (GVariant *image, const gchar *key)
+{
+  const gchar *value = NULL;
+
+  if (!g_variant_lookup (image, key, "&s", &value))
+    return "?";
+  return value;
+}
+
+static guint64
+lookup_uint64 (GVariant *image, const gchar *key)
+{
+  guint64 value = 0;
+
+  g_variant_lookup (image, key, "t", &value);
+  return value;
+}
+
+static gchar *
+format_imported (GVariant *image)
+{
+  g_autoptr(GDateTime) dt = NULL;
+  gint64 imported = 0;
+
+  if (!g_variant_lookup (image, "imported", "x", &imported))
+    return g_strdup ("?");
+  dt = g_date_time_new_from_unix_local (imported);
+  return dt != NULL ? g_date_time_format (dt, "%Y-%m-%d %H:%M:%S") : g_strdup ("?");
+}
+
+gboolean
+shoalctl_cmd_images (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autoptr(GVariant) images = NULL;
+  g_autoptr(ShoalCtlTable) table = NULL;
+  GVariantIter iter;
+  GVariant *image;
+
+  if (!shoalctl_check_args (args, 0, 0, "images", error))
+    return FALSE;
+  if (!shoal_dbus_manager_call_list_images_sync (ctl->manager, &images, NULL, error))
+    return FALSE;
+  table = shoalctl_table_new (_("ID"), _("NAME"), _("SIZE"), _("STORED"), _("IMPORTED"), NULL);
+  g_variant_iter_init (&iter, images);
+  while ((image = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      g_autoptr(GVariant) owned = image;
+      g_autofree gchar *short_id = g_strndup (lookup_string (image, "id"), 12);
+      g_autofree gchar *size = g_format_size (lookup_uint64 (image, "size"));
+      g_autofree gchar *stored = g_format_size (lookup_uint64 (image, "data-bytes"));
+      g_autofree gchar *imported = format_imported (image);
+
+      shoalctl_table_add_row (table, short_id, lookup_string (image, "name"), size, stored,
+                              imported, NULL);
+    }
+  shoalctl_table_print (table);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *id = NULL;
+
+  if (!shoalctl_check_args (args, 1, 1, "image-import <path> [--name NAME] [--chunk-size BYTES]",
+                            error))
+    return FALSE;
+  if (ctl->chunk_size < 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("--chunk-size must not be negative"));
+      return FALSE;
+    }
+  /* the daemon reads the file: give it an absolute path */
+  path = g_canonicalize_filename (args[0], NULL);
+  if (!shoal_dbus_manager_call_import_image_sync (ctl->manager, path,
+                                                  ctl->name != NULL ? ctl->name : "",
+                                                  (guint32) ctl->chunk_size, &id, NULL, error))
+    return FALSE;
+  g_print ("%s\n", id);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_image_show (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autoptr(GVariant) image = NULL;
+  g_autofree gchar *size = NULL;
+  g_autofree gchar *stored = NULL;
+  g_autofree gchar *imported = NULL;
+  guint32 chunk_size = 0;
+
+  if (!shoalctl_check_args (args, 1, 1, "image-show <id|name>", error))
+    return FALSE;
+  if (!shoal_dbus_manager_call_inspect_image_sync (ctl->manager, args[0], &image, NULL, error))
+    return FALSE;
+  size = g_format_size_full (lookup_uint64 (image, "size"), G_FORMAT_SIZE_LONG_FORMAT);
+  stored = g_format_size_full (lookup_uint64 (image, "data-bytes"), G_FORMAT_SIZE_LONG_FORMAT);
+  imported = format_imported (image);
+  g_variant_lookup (image, "chunk-size", "u", &chunk_size);
+  g_print ("%-14s %s\n", _("Id:"), lookup_string (image, "id"));
+  g_print ("%-14s %s\n", _("Name:"), lookup_string (image, "name"));
+  g_print ("%-14s %s\n", _("Size:"), size);
+  g_print ("%-14s %s\n", _("Stored:"), stored);
+  g_print ("%-14s %u\n", _("Chunk size:"), chunk_size);
+  g_print ("%-14s %" G_GUINT64_FORMAT "\n", _("Chunks:"), lookup_uint64 (image, "chunks"));
+  g_print ("%-14s %" G_GUINT64_FORMAT "\n", _("Zero chunks:"), lookup_uint64 (image, "zero-chunks"));
+  g_print ("%-14s %s\n", _("SHA-256:"), lookup_string (image, "image-sha256"));
+  g_print ("%-14s %s\n", _("Imported:"), imported);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_image_rm (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autofree gchar *freed_text = NULL;
+  guint64 freed = 0;
+
+  if (!shoalctl_check_args (args, 1, 1, "image-rm <id|name>", error))
+    return FALSE;
+  if (!shoal_dbus_manager_call_remove_image_sync (ctl->manager, args[0], &freed, NULL, error))
+    return FALSE;
+  freed_text = g_format_size (freed);
+  /* TRANSLATORS: %s is an image id or name, then a size such as "12.3 MB" */
+  g_print (_("Removed %s, freed %s\n"), args[0], freed_text);
+  return TRUE;
+}

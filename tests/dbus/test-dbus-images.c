@@ -1,0 +1,314 @@
+/* test-dbus-images.c: the image store of the real shoald, over D-Bus
+ * (ImportImage, ListImages, InspectImage, RemoveImage) and with shoalctl
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include "shoal-error.h"
+#include "shoal-test-daemon.h"
+
+#define CHUNK 4096
+#define IMAGE_SIZE (2 * CHUNK + 1000)
+#define DATA_BYTES (CHUNK + 1000)
+
+/* a raw image of three 4 KiB chunks: zeros, 'a's, then 1000 'b's */
+static gchar *
+write_image (ShoalTestDaemon *td, const gchar *basename)
+{
+  g_autofree guint8 *data = g_malloc0 (IMAGE_SIZE);
+  g_autoptr(GError) error = NULL;
+  gchar *path = g_build_filename (td->tmpdir, basename, NULL);
+
+  memset (data + CHUNK, 'a', CHUNK);
+  memset (data + 2 * CHUNK, 'b', 1000);
+  g_file_set_contents (path, (const gchar *) data, IMAGE_SIZE, &error);
+  g_assert_no_error (error);
+  return path;
+}
+
+static guint64
+lookup_t (GVariant *dict, const gchar *key)
+{
+  guint64 value = G_MAXUINT64;
+
+  g_assert_true (g_variant_lookup (dict, key, "t", &value));
+  return value;
+}
+
+static const gchar *
+lookup_s (GVariant *dict, const gchar *key)
+{
+  const gchar *value = NULL;
+
+  g_assert_true (g_variant_lookup (dict, key, "&s", &value));
+  return value;
+}
+
+static void
+check_image (GVariant *image, const gchar *id, const gchar *name)
+{
+  guint32 chunk_size = 0;
+
+  g_assert_cmpstr (lookup_s (image, "id"), ==, id);
+  g_assert_cmpstr (lookup_s (image, "name"), ==, name);
+  g_assert_cmpuint (lookup_t (image, "size"), ==, IMAGE_SIZE);
+  g_assert_cmpuint (lookup_t (image, "chunks"), ==, 3);
+  g_assert_cmpuint (lookup_t (image, "zero-chunks"), ==, 1);
+  g_assert_cmpuint (lookup_t (image, "data-bytes"), ==, DATA_BYTES);
+  g_assert_true (g_variant_lookup (image, "chunk-size", "u", &chunk_size));
+  g_assert_cmpuint (chunk_size, ==, CHUNK);
+  g_assert_cmpuint (strlen (lookup_s (image, "image-sha256")), ==, 64);
+}
+
+static void
+test_images_lifecycle (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) images = NULL;
+  g_autoptr(GVariant) first = NULL;
+  g_autoptr(GVariant) image = NULL;
+  g_autoptr(GVariant) empty = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *again = NULL;
+  g_autofree gchar *store_chunks = NULL;
+  guint64 freed = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "disk.img");
+
+  shoal_dbus_manager_call_import_image_sync (td->manager, path, "test-os", CHUNK, &id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (strlen (id), ==, 64);
+  /* the same image again: the same id, nothing new */
+  shoal_dbus_manager_call_import_image_sync (td->manager, path, "test-os", CHUNK, &again, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (again, ==, id);
+
+  shoal_dbus_manager_call_list_images_sync (td->manager, &images, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (images), ==, 1);
+  first = g_variant_get_child_value (images, 0);
+  check_image (first, id, "test-os");
+
+  /* by name and by id; the store is in <state dir>/image-store */
+  shoal_dbus_manager_call_inspect_image_sync (td->manager, "test-os", &image, NULL, &error);
+  g_assert_no_error (error);
+  check_image (image, id, "test-os");
+  g_clear_pointer (&image, g_variant_unref);
+  shoal_dbus_manager_call_inspect_image_sync (td->manager, id, &image, NULL, &error);
+  g_assert_no_error (error);
+  check_image (image, id, "test-os");
+  store_chunks = g_build_filename (td->tmpdir, "state", "image-store", "chunks", NULL);
+  g_assert_true (g_file_test (store_chunks, G_FILE_TEST_IS_DIR));
+
+  shoal_dbus_manager_call_remove_image_sync (td->manager, "test-os", &freed, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, DATA_BYTES);
+  shoal_dbus_manager_call_list_images_sync (td->manager, &empty, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (empty), ==, 0);
+
+  g_clear_pointer (&image, g_variant_unref);
+  g_assert_false (shoal_dbus_manager_call_inspect_image_sync (td->manager, id, &image, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "id_or_name: "));
+}
+
+static void
+assert_import_fails (ShoalTestDaemon *td,
+                     const gchar     *path,
+                     const gchar     *name,
+                     guint32          chunk_size,
+                     gint             code,
+                     const gchar     *argument)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id = NULL;
+
+  g_assert_false (shoal_dbus_manager_call_import_image_sync (td->manager, path, name, chunk_size,
+                                                             &id, NULL, &error));
+  g_test_message ("ImportImage (%s, %s, %u): %s", path, name, chunk_size, error->message);
+  g_assert_error (error, SHOAL_ERROR, code);
+  g_assert_nonnull (strstr (error->message, argument));
+}
+
+static void
+test_images_bad_arguments (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) image = NULL;
+  g_autoptr(GVariant) images = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *missing = NULL;
+  guint64 freed = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "disk.img");
+  missing = g_build_filename (td->tmpdir, "no-such.img", NULL);
+
+  assert_import_fails (td, "disk.img", "", 0, SHOAL_ERROR_INVALID_ARGUMENT, "path: ");
+  assert_import_fails (td, missing, "", 0, SHOAL_ERROR_NOT_FOUND, "path: ");
+  assert_import_fails (td, td->tmpdir, "", 0, SHOAL_ERROR_INVALID_ARGUMENT, "path: ");
+  assert_import_fails (td, path, "bad name", 0, SHOAL_ERROR_INVALID_ARGUMENT, "name: ");
+  assert_import_fails (td, path, "-x", 0, SHOAL_ERROR_INVALID_ARGUMENT, "name: ");
+  assert_import_fails (td, path, "", 1000, SHOAL_ERROR_INVALID_ARGUMENT, "chunk_size: ");
+  assert_import_fails (td, path, "", 128u * 1024 * 1024, SHOAL_ERROR_INVALID_ARGUMENT, "chunk_size: ");
+
+  g_assert_false (shoal_dbus_manager_call_inspect_image_sync (td->manager, "", &image, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "id_or_name: "));
+  g_clear_error (&error);
+  g_assert_false (shoal_dbus_manager_call_remove_image_sync (td->manager, "nosuch", &freed, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "id_or_name: "));
+  g_clear_error (&error);
+
+  /* nothing was imported by the failed calls */
+  shoal_dbus_manager_call_list_images_sync (td->manager, &images, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (images), ==, 0);
+}
+
+/* calls a manager method with gdbus as user nobody; @args: its arguments */
+static gint
+run_as_nobody (ShoalTestDaemon *td, const gchar *method, const gchar * const *args, gchar **err)
+{
+  g_autofree gchar *address = g_strconcat ("--address=", td->address, NULL);
+  g_autoptr(GStrvBuilder) argv = g_strv_builder_new ();
+  g_auto(GStrv) strv = NULL;
+  const gchar *head[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          "gdbus", "call", address, "--dest", "org.shoal.Shoal1",
+                          "--object-path", "/org/shoal/Shoal1", "--method", method, NULL };
+
+  g_strv_builder_addv (argv, head);
+  if (args != NULL)
+    g_strv_builder_addv (argv, (const gchar **) args);
+  strv = g_strv_builder_end (argv);
+  return shoal_test_run ((const gchar * const *) strv, NULL, err, 30);
+}
+
+static void
+test_images_unauthorized (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autofree gchar *setpriv = g_find_program_in_path ("setpriv");
+  g_autofree gchar *gdbus = g_find_program_in_path ("gdbus");
+  g_autofree gchar *err = NULL;
+  const gchar *import_args[] = { "'/etc/hostname'", "'x'", "0", NULL };
+  const gchar *nosuch[] = { "'nosuch'", NULL };
+
+  if (getuid () != 0 || setpriv == NULL || gdbus == NULL)
+    {
+      g_test_skip ("needs root, setpriv and gdbus to call as another user");
+      return;
+    }
+  td = shoal_test_daemon_new ();
+  shoal_test_daemon_set_open_bus (td);
+  shoal_test_daemon_start (td, FALSE);
+
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.ListImages", NULL, &err), ==, 0);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.InspectImage", nosuch, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.NotFound"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.ImportImage", import_args, &err), !=, 0);
+  g_test_message ("as nobody: %s", err);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.RemoveImage", nosuch, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+}
+
+/* ---- shoalctl ------------------------------------------------------------- */
+
+static gint
+ctl_run (ShoalTestDaemon *td, gchar **out, gchar **err, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  const gchar *arg;
+  va_list args;
+  gint status;
+
+  g_clear_pointer (out, g_free);
+  g_clear_pointer (err, g_free);
+  g_ptr_array_add (argv, g_strdup (g_getenv ("SHOALCTL")));
+  g_ptr_array_add (argv, g_strconcat ("--address=", td->address, NULL));
+  va_start (args, err);
+  while ((arg = va_arg (args, const gchar *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  status = shoal_test_run ((const gchar * const *) argv->pdata, out, err, 120);
+  g_test_message ("stdout:\n%sstderr:\n%s", *out, *err);
+  return status;
+}
+
+static void
+assert_has (const gchar *text, const gchar *needle)
+{
+  if (text == NULL || strstr (text, needle) == NULL)
+    g_error ("“%s” not found in:\n%s", needle, text);
+}
+
+static void
+test_images_shoalctl (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *short_id = NULL;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "ctl.img");
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-import", path, "--name", "ctl-os",
+                            "--chunk-size", "4096", NULL), ==, 0);
+  id = g_strstrip (g_strdup (out));
+  g_assert_cmpuint (strlen (id), ==, 64);
+  short_id = g_strndup (id, 12);
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "images", NULL), ==, 0);
+  assert_has (out, "NAME");
+  assert_has (out, "ctl-os");
+  assert_has (out, short_id);
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-show", "ctl-os", NULL), ==, 0);
+  assert_has (out, id);
+  assert_has (out, "Zero chunks:   1");
+  assert_has (out, "Chunks:        3");
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", short_id, NULL), ==, 1);
+  assert_has (err, "shoalctl: id_or_name: ");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", "ctl-os", NULL), ==, 0);
+  assert_has (out, "Removed ctl-os");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-show", id, NULL), ==, 1);
+  assert_has (err, "shoalctl: id_or_name: ");
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-import", "/nonexistent/disk.img", NULL), ==, 1);
+  assert_has (err, "shoalctl: path: /nonexistent/disk.img does not exist");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-import", NULL), ==, 1);
+  assert_has (err, "Usage: shoalctl image-import");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  /* map org.shoal.Shoal1.Error.* back to SHOAL_ERROR */
+  (void) SHOAL_ERROR;
+
+  g_test_add_func ("/shoal/dbus/images/lifecycle", test_images_lifecycle);
+  g_test_add_func ("/shoal/dbus/images/bad-arguments", test_images_bad_arguments);
+  g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
+  g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
+  return g_test_run ();
+}
