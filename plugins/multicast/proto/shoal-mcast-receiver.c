@@ -62,6 +62,7 @@ struct smc_receiver {
   uint64_t start, last_sender, next_status, complete_since, next_nack_scan;
   int acked;
   uint32_t reported_overflow;
+  uint32_t loss_overflow_base;
   uint64_t last_overflow_report;
   uint32_t seq_first, seq_max, seq_got;
   int seq_valid;
@@ -654,9 +655,16 @@ send_status (smc_receiver *r)
   if (r->seq_valid) {
     expected = r->seq_max - r->seq_first + 1;
     if (expected >= 50) {
-      r->loss_permille = (uint16_t) (r->seq_got >= expected ? 0 : (expected - r->seq_got) * 1000ull / expected);
+      /* wire loss only: drops in our own socket (the sender outran us) are
+       * reported as overflow, which slows the sender, not as loss, which
+       * could get us evicted */
+      uint64_t missing = r->seq_got >= expected ? 0 : expected - r->seq_got;
+      uint32_t ovfl = r->rx.overflow - r->loss_overflow_base;
+      missing = missing > ovfl ? missing - ovfl : 0;
+      r->loss_permille = (uint16_t) (missing * 1000ull / expected);
       r->seq_first = r->seq_max + 1;
       r->seq_got = 0;
+      r->loss_overflow_base = r->rx.overflow;
     }
   }
   s.node = r->node;

@@ -17,6 +17,7 @@
 #define WIRE_OVERHEAD 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define MS 1000000ull
 #define INFLIGHT_MS 10
+#define CYCLE_MS 60
 
 typedef struct {
   uint32_t idx;
@@ -42,6 +43,7 @@ struct smc_sender {
   uint8_t *next_parity;        /* n_chunks * nbmax */
   uint32_t *parity_ms;         /* n_chunks * nbmax: when parity was last queued or sent */
   uint8_t *cycle;              /* n_chunks * nbmax: next parity to resend once all were used */
+  uint16_t *queued;            /* n_chunks * nbmax: parity symbols queued, not sent yet */
   cache_ent cache[CACHE_N];
   uint64_t cache_clock;
   size_t cache_len;
@@ -143,13 +145,14 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->next_parity = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->parity_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->parity_ms);
   s->cycle = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
+  s->queued = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->queued);
   for (int i = 0; i < CACHE_N; i++)
     s->cache[i].buf = malloc (s->cache_len);
   for (int i = 0; i < SMC_BATCH; i++)
     s->pkt[i] = malloc ((size_t) mtu);
   s->rq_cap = 1024;
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
-  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL) {
+  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL) {
     snprintf (err, errlen, "out of memory");
     smc_sender_free (s);
     return NULL;
@@ -194,6 +197,7 @@ smc_sender_free (smc_sender *s)
   free (s->next_parity);
   free (s->parity_ms);
   free (s->cycle);
+  free (s->queued);
   free (s->nodes);
   free (s->strikes);
   free (s);
@@ -407,6 +411,7 @@ rq_push (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t j0, uint8_t count
   }
   s->rq[(s->rq_head + s->rq_len++) % s->rq_cap] =
     (repair) { .chunk = chunk, .block = block, .j0 = j0, .count = count, .proactive = (uint8_t) proactive };
+  s->queued[(size_t) chunk * s->nbmax + block] += count;
 }
 
 /* emits up to room parity packets of the head repair into the batch */
@@ -420,9 +425,11 @@ emit_repair (smc_sender *s, int at, int room)
   int rows = r->count < room ? r->count : room;
   uint8_t k;
   if (geom_of (s, r->chunk, &g) < 0 || (data = chunk_data (s, r->chunk)) == NULL) {
+    s->queued[(size_t) r->chunk * s->nbmax + r->block] -= r->count;
     r->count = 0;
     rows = 0;
   } else {
+    s->queued[(size_t) r->chunk * s->nbmax + r->block] -= (uint16_t) rows;
     k = smc_geom_k (&g, r->block);
     for (int i = 0; i < k; i++)
       src[i] = data + (size_t) (smc_geom_start (&g, r->block) + i) * s->S;
@@ -590,7 +597,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     smc_geom g;
     uint8_t *np, k;
     uint32_t *pms;
-    int inflight, add, room;
+    int inflight, add, room, q;
     smc_nack_entry_get (&n, i, &e);
     s->st.nack_entries++;
     if (e.chunk >= s->m->n_chunks || (s->m->flags[e.chunk] & SMC_CHUNK_ZERO) ||
@@ -601,7 +608,14 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     pms = &s->parity_ms[(size_t) e.chunk * s->nbmax + e.block];
     /* parity sent recently may still be on its way; older parity the
      * receiver has not seen was lost */
-    inflight = e.pnext <= *np && ms_of (s, now) - *pms < INFLIGHT_MS ? *np - e.pnext : 0;
+    /* in flight: everything still queued, plus what was sent lately above
+     * what this receiver has seen (older parity it has not seen was lost) */
+    q = s->queued[(size_t) e.chunk * s->nbmax + e.block];
+    inflight = q;
+    if (ms_of (s, now) - *pms < INFLIGHT_MS && e.pnext + q < *np)
+      inflight += *np - q - e.pnext;
+    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < CYCLE_MS)
+      continue;  /* parity used up and resent lately: wait for that round */
     add = (int) e.need - inflight;
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)
@@ -624,8 +638,9 @@ congestion (smc_sender *s, uint64_t now)
   if (now - s->last_signal < 50 * MS)
     return;
   s->last_signal = now;
+  /* slow start overshoots by at most 2x: halve; later cut by 30 % */
+  s->rate_Bps *= s->slow_start ? 0.5 : 0.7;
   s->slow_start = 0;
-  s->rate_Bps *= 0.7;
   if (s->rate_Bps < 1.25e6)
     s->rate_Bps = 1.25e6;
   vlog (s, "congestion: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
