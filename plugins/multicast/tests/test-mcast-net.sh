@@ -33,7 +33,7 @@ ref=$(sha256sum < "$W/src" | cut -c1-64)
 nrecv=$N; rate=300; extra=()
 case "$CASE" in
   forged) nrecv=2 ;;
-  late) nrecv=3 ;;
+  late) nrecv=3; rate=100 ;;
   two) nrecv=2 ;;
   killed) rate=100 ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
@@ -119,7 +119,11 @@ killed)
   ;;
 late)
   for i in 1 2 3; do start_recv r$i $((100 + i)); done
-  sleep 0.3
+  # join once the session is under way (r1 has written a few MiB)
+  for _ in $(seq 1 100); do
+    [ -f "$W/out.r1" ] && [ "$(du -k "$W/out.r1" | cut -f1)" -ge 3072 ] && break
+    sleep 0.05
+  done
   start_recv r4 104
   wait $spid; src=$?
   wait
