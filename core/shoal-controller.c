@@ -94,6 +94,11 @@ G_DEFINE_FINAL_TYPE (ShoalController, shoal_controller, G_TYPE_OBJECT)
 static void advance (DeviceRecord *rec);
 static void persist (DeviceRecord *rec);
 
+/* A transition's journal entries and the device row that records it are
+ * committed in one transaction: durable together or not at all */
+#define TRANSITION_BEGIN(controller) shoal_store_begin_group ((controller)->store)
+#define TRANSITION_END(controller)   shoal_store_end_group ((controller)->store)
+
 /* --- records ------------------------------------------------------------ */
 
 static void
@@ -461,9 +466,11 @@ shoal_controller_enroll_device (ShoalController     *self,
   shoal_device_set_token (device, token);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   rec = add_record (self, device);
+  TRANSITION_BEGIN (self);
   shoal_device_log (device, "controller", "enroll", SHOAL_JOURNAL_RESULT_OK,
                     "device enrolled%s%s", uuid != NULL ? ", uuid " : "", uuid != NULL ? uuid : "");
   persist (rec);
+  TRANSITION_END (self);
   g_signal_emit (self, signals[SIGNAL_DEVICE_ADDED], 0, device);
   return device;
 }
@@ -622,11 +629,13 @@ fail_device (DeviceRecord *rec,
   g_clear_handle_id (&rec->timeout_id, g_source_remove);
   rec->attempt++;
   uncount (rec);
+  TRANSITION_BEGIN (rec->controller);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_log_literal (device, source, "step-failed", SHOAL_JOURNAL_RESULT_FAILED,
                             error->message);
   persist (rec);
+  TRANSITION_END (rec->controller);
   shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
 }
 
@@ -636,6 +645,7 @@ finish_device (DeviceRecord *rec)
   ShoalDevice *device = rec->device;
 
   uncount (rec);
+  TRANSITION_BEGIN (rec->controller);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_INSTALLED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_set_current_step (device, NULL);
@@ -646,6 +656,7 @@ finish_device (DeviceRecord *rec)
                     shoal_device_get_recipe_commit (device) != NULL
                       ? shoal_device_get_recipe_commit (device) : "(none)");
   persist (rec);
+  TRANSITION_END (rec->controller);
   shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
 }
 
@@ -665,11 +676,13 @@ step_done (ShoalController *self,
       fail_device (rec, step_id, error);
       return;
     }
+  TRANSITION_BEGIN (self);
   rec->step_index++;
   shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
                     "step %s (%s) finished", step_id,
                     shoal_pipeline_get_step_name (call->pipeline, call->index));
   persist (rec);
+  TRANSITION_END (self);
   commit_then_advance (rec);
 }
 
@@ -723,12 +736,14 @@ run_device_step (DeviceRecord *rec)
   if (timeout <= 0)
     timeout = (gint) rec->controller->default_timeout;
   rec->attempt++;
+  TRANSITION_BEGIN (rec->controller);
   shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
   shoal_device_set_current_step (rec->device, step_id);
   shoal_device_set_progress (rec->device, 0.0);
   shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
                     "step %s (%s) started", step_id, shoal_pipeline_get_step_name (pipeline, index));
   persist (rec);
+  TRANSITION_END (rec->controller);
 
   g_ptr_array_add (devices, rec->device);
   ctx = shoal_step_context_new (rec->controller->context, shoal_pipeline_get_recipe (pipeline),
@@ -775,11 +790,13 @@ advance (DeviceRecord *rec)
       const gchar *step_id = shoal_pipeline_get_step_id (pipeline, rec->step_index);
 
       rec->waiting = TRUE;
+      TRANSITION_BEGIN (rec->controller);
       shoal_device_set_state (rec->device, SHOAL_DEVICE_STATE_WAITING);
       shoal_device_set_current_step (rec->device, step_id);
       shoal_device_log (rec->device, step_id, "rendezvous", SHOAL_JOURNAL_RESULT_INFO,
                         "waiting for the group of step %s", step_id);
       persist (rec);
+      TRANSITION_END (rec->controller);
       shoal_pipeline_rendezvous_join (pipeline, rec->step_index, rec->device);
       return;
     }
@@ -860,6 +877,7 @@ group_formed_cb (ShoalPipeline   *pipeline,
       rec->waiting = FALSE;
       rec->attempt++;
       uncount (rec);
+      TRANSITION_BEGIN (self);
       shoal_device_set_state (rec->device, state);
       shoal_device_set_group (rec->device, group_id);
       shoal_device_set_progress (rec->device, 0.0);
@@ -867,6 +885,7 @@ group_formed_cb (ShoalPipeline   *pipeline,
                         "step %s (%s) started for group %s of %u devices", step_id,
                         shoal_pipeline_get_step_name (pipeline, index), group_id, devices->len);
       persist (rec);
+      TRANSITION_END (self);
       g_ptr_array_add (run->calls, step_call_new (rec));
     }
   run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
@@ -1140,6 +1159,7 @@ shoal_controller_assign_recipe (ShoalController  *self,
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no recipe named “%s”"), recipe);
       return FALSE;
     }
+  TRANSITION_BEGIN (self);
   shoal_device_set_recipe (device, shoal_recipe_get_name (chosen));
   if (shoal_device_get_state (device) == SHOAL_DEVICE_STATE_DISCOVERED)
     shoal_device_set_state (device, SHOAL_DEVICE_STATE_ASSIGNED);
@@ -1147,6 +1167,7 @@ shoal_controller_assign_recipe (ShoalController  *self,
                     "recipe %s assigned (commit %s)", shoal_recipe_get_name (chosen),
                     shoal_recipe_get_commit (chosen) != NULL ? shoal_recipe_get_commit (chosen) : "none");
   persist (rec);
+  TRANSITION_END (self);
   return TRUE;
 }
 
@@ -1157,6 +1178,7 @@ start_run (DeviceRecord  *rec,
   ShoalRecipe *recipe = shoal_pipeline_get_recipe (pipeline);
   ShoalDevice *device = rec->device;
 
+  TRANSITION_BEGIN (rec->controller);
   g_set_object (&rec->pipeline, pipeline);
   g_clear_object (&rec->cancellable);
   rec->cancellable = g_cancellable_new ();
@@ -1182,6 +1204,7 @@ start_run (DeviceRecord  *rec,
       set_expected (rec->controller, pipeline, +1);
     }
   persist (rec);
+  TRANSITION_END (rec->controller);
   commit_then_advance (rec);
 }
 
@@ -1267,6 +1290,7 @@ shoal_controller_cancel (ShoalController  *self,
       rec->queued = FALSE;
     }
   uncount (rec);
+  TRANSITION_BEGIN (self);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_CANCELLED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_log (device, "controller", "cancel", SHOAL_JOURNAL_RESULT_WARNING,
@@ -1274,6 +1298,7 @@ shoal_controller_cancel (ShoalController  *self,
                     shoal_device_get_current_step (device) != NULL
                       ? shoal_device_get_current_step (device) : "(none)");
   persist (rec);
+  TRANSITION_END (self);
   shoal_store_flush_async (self->store, NULL, NULL, NULL);
   return TRUE;
 }

@@ -48,6 +48,8 @@ void        shoal_store_close             (ShoalStore              *self);
 void        shoal_store_set_committed_func (ShoalStore             *self,
                                            ShoalStoreCommittedFunc  func,
                                            gpointer                 user_data);
+void        shoal_store_begin_group       (ShoalStore              *self);
+void        shoal_store_end_group         (ShoalStore              *self);
 void        shoal_store_put_device        (ShoalStore              *self,
                                            ShoalStoreDevice        *row);
 void        shoal_store_delete_device     (ShoalStore              *self,

@@ -23,8 +23,6 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
 
-#define MAX_BATCH 20000
-
 typedef enum {
   OP_PUT_DEVICE,
   OP_DELETE_DEVICE,
@@ -60,6 +58,8 @@ struct _ShoalStore
   gint                     commits;     /* atomic */
   GError                  *fatal;       /* set by the writer, under mutex */
   GMutex                   mutex;
+  GMutex                   group_lock;  /* a group of ops is committed together */
+  guint                    group_depth; /* owner thread only */
 };
 
 G_DEFINE_FINAL_TYPE (ShoalStore, shoal_store, G_TYPE_OBJECT)
@@ -173,6 +173,7 @@ shoal_store_finalize (GObject *object)
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_error (&self->fatal);
   g_mutex_clear (&self->mutex);
+  g_mutex_clear (&self->group_lock);
   G_OBJECT_CLASS (shoal_store_parent_class)->finalize (object);
 }
 
@@ -186,6 +187,7 @@ static void
 shoal_store_init (ShoalStore *self)
 {
   g_mutex_init (&self->mutex);
+  g_mutex_init (&self->group_lock);
   self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
   self->context = g_main_context_ref_thread_default ();
 }
@@ -394,6 +396,8 @@ writer_batch (ShoalStore *self,
   gboolean quit = FALSE;
   Op *op = first;
 
+  /* Drain everything queued, never half of a group (see shoal_store_begin_group()) */
+  g_mutex_lock (&self->group_lock);
   while (op != NULL)
     {
       g_ptr_array_add (ops, op);
@@ -402,10 +406,9 @@ writer_batch (ShoalStore *self,
           quit = TRUE;
           break;
         }
-      if (ops->len >= MAX_BATCH)
-        break;
       op = g_async_queue_try_pop (self->queue);
     }
+  g_mutex_unlock (&self->group_lock);
 
   if (!exec_sql (self->writer, "BEGIN IMMEDIATE", &error))
     writer_fail (self, error);
@@ -526,6 +529,32 @@ shoal_store_close (ShoalStore *self)
   g_thread_join (g_steal_pointer (&self->thread));
   g_clear_pointer (&self->writer, sqlite3_close);
   g_clear_pointer (&self->reader, sqlite3_close);
+}
+
+/**
+ * shoal_store_begin_group: (skip)
+ * @self: a store
+ *
+ * Operations queued until shoal_store_end_group() are committed in one
+ * transaction: a step's journal entry and the device row that records
+ * the step as done are durable together or not at all. Groups nest; call
+ * from the thread that owns the store only.
+ */
+void
+shoal_store_begin_group (ShoalStore *self)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  if (self->group_depth++ == 0)
+    g_mutex_lock (&self->group_lock);
+}
+
+void
+shoal_store_end_group (ShoalStore *self)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  g_return_if_fail (self->group_depth > 0);
+  if (--self->group_depth == 0)
+    g_mutex_unlock (&self->group_lock);
 }
 
 void
