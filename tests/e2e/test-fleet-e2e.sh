@@ -36,6 +36,7 @@ n_vms=${SHOAL_E2E_VMS:-6}
 vm_timeout=${SHOAL_E2E_VM_TIMEOUT:-540}
 fleet_timeout=${SHOAL_E2E_TIMEOUT:-600}
 image_mib=${SHOAL_E2E_IMAGE_MIB:-8}
+boot_timeout=${SHOAL_E2E_BOOT_TIMEOUT:-180}   # installed -> installed system's marker
 here=$(cd "$(dirname "$0")" && pwd)
 
 say () { printf '# %s\n' "$*"; }
@@ -257,7 +258,7 @@ if [ -n "${SHOAL_E2E_WATCH:-}" ]; then
 fi
 
 say "starting $n_vms VMs"
-declare -a vm_start vm_done vm_rc
+declare -a vm_start vm_done vm_rc vm_installed
 fleet_start=$(now)
 for i in $(seq 0 $((n_vms - 1))); do
   start_vm "$i"
@@ -276,12 +277,22 @@ while [ "$left" -gt 0 ] && [ "$(date +%s)" -lt "$deadline" ]; do
   for i in $(seq 0 $((n_vms - 1))); do
     [ -n "${vm_done[$i]:-}" ] && continue
     read -r name recipe _ <<< "${fleet[$i]}"
+    if [ -z "${vm_installed[$i]:-}" ] && grep -qE "^$(id_of "$name") +installed " "$work/devices-now.txt" 2> /dev/null; then
+      vm_installed[$i]=$(date +%s)
+    fi
     if grep -qE "^$(id_of "$name") +(failed|cancelled) " "$work/devices-now.txt" 2> /dev/null; then
       kill "${vm_pids[$i]}" 2> /dev/null
       wait "${vm_pids[$i]}"; vm_rc[$i]=$?
       vm_done[$i]=failed
       left=$((left - 1))
       fail "vm-$name: its deployment failed ($(grep "^$(id_of "$name") " "$work/devices-now.txt" | tr -s ' '))"
+      dump_vm "$name"
+    elif [ -n "${vm_installed[$i]:-}" ] && [ $(($(date +%s) - ${vm_installed[$i]})) -gt "$boot_timeout" ]; then
+      kill "${vm_pids[$i]}" 2> /dev/null
+      wait "${vm_pids[$i]}"; vm_rc[$i]=$?
+      vm_done[$i]=failed
+      left=$((left - 1))
+      fail "vm-$name: installed, but its installed system did not boot within $boot_timeout s"
       dump_vm "$name"
     elif grep -qa "SHOAL-E2E-INSTALLED image e2e-$recipe" "$work/vm-$name.serial" 2> /dev/null; then
       vm_done[$i]=$(now)
@@ -341,9 +352,10 @@ check_journal () {
   # its DHCP answer (action local) and, unless iPXE lost that answer (seen
   # under heavy load: it then exits to the firmware, which boots the disk
   # too), the iPXE script that boots the local disk
-  grep -qE "ipxe client, arch [0-9]+, action local" "$j" ||
-    { fail "$id: the network boot service never said 'boot local'"; ok=0; }
-  grep -q "script served (local)" "$j" ||
+  local after; after=$(sed -n '/ controller  *installed /,$p' "$j")
+  grep -qE " pxe +dhcp " <<< "$after" ||
+    { fail "$id: no DHCP answer from the network boot service after the installation"; ok=0; }
+  grep -q "script served (local)" <<< "$after" ||
     say "warning: $id: iPXE did not fetch its 'local' script (it booted the disk through the firmware)"
   # the disk holds exactly the image (checked on the host, after the VM ended)
   local size; size=$(stat -c %s "$work/e2e-$recipe.img")
