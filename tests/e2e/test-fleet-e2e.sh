@@ -21,9 +21,11 @@
 #
 # Environment: SHOAL_BUILD_ROOT, SHOAL_SOURCE_ROOT, SHOAL_E2E_PLUGIN_DIR,
 # SHOAL_KERNEL_CACHE (set by meson); SHOAL_E2E_VMS (1..6, default 6);
-# SHOAL_E2E_KEEP=1 keeps the work folder; SHOAL_E2E_WATCH=1 prints
-# `shoalctl watch` while the fleet runs (the demo); SHOAL_E2E_FIGURES=FILE
-# appends one line of figures per VM and one for the fleet.
+# SHOAL_E2E_KEEP=1 keeps the work folder; SHOAL_E2E_IMAGE_MIB (default 8)
+# and SHOAL_E2E_RATE_MBIT (the recipes' multicast cap) for benchmarks;
+# SHOAL_E2E_WATCH=1 prints `shoalctl watch` while the fleet runs (the demo);
+# SHOAL_E2E_FIGURES=FILE appends one line of figures per VM and one for the
+# fleet.
 #
 # Exit 0: passed; 77: skipped (reason printed); anything else: failed.
 set -uo pipefail
@@ -124,6 +126,9 @@ cp "$kernel/vmlinuz" "$work/boot/vmlinuz"
 
 mkdir -p "$work/recipes.git/recipes"
 cp "$src"/data/recipes-e2e/*.json "$work/recipes.git/recipes/"
+if [ -n "${SHOAL_E2E_RATE_MBIT:-}" ]; then   # benchmarks: another multicast rate cap
+  sed -i "s/\"rate-mbit\": [0-9]*/\"rate-mbit\": $SHOAL_E2E_RATE_MBIT/" "$work"/recipes.git/recipes/*.json
+fi
 git -C "$work/recipes.git" init -q -b main .
 git -C "$work/recipes.git" add recipes
 git -C "$work/recipes.git" -c user.name="shoal e2e" -c user.email="e2e@example.invalid" commit -q -m "e2e recipes"
