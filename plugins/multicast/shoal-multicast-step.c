@@ -12,9 +12,10 @@
  *    "size": bytes, "chunk-size": bytes, "join": "<key=value string>"}
  * then sends. Each device's membership, outcome, and the session's rate and
  * repairs go to its journal; a device that fails (silent, never joined) is
- * dropped from the group; one evicted to unicast (too slow, too lossy)
- * finishes by HTTP and stays. The step ends when every member completed,
- * was evicted, or was dropped.
+ * dropped from the group; one evicted to unicast (too slow, too lossy), or
+ * left with chunks to fetch, finishes by HTTP: the step then waits for its
+ * agent's "image-written" event (or "error", which drops it). The step ends
+ * when every member completed, finished by unicast, or was dropped.
  *
  * Options: "image-path", "chunk-size" (image-path only), "store",
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
@@ -61,6 +62,8 @@ typedef struct {
   JsonObject           *image;
   guint32               chunk_size;
   gint                  sender_rc;
+  guint                 pending;        /* devices finishing by unicast */
+  GCancellable         *waits;
 } Run;
 
 static void
@@ -69,6 +72,9 @@ run_free (Run *run)
   if (run->cancellable != NULL && run->cancel_id != 0)
     g_cancellable_disconnect (run->cancellable, run->cancel_id);
   g_clear_object (&run->cancellable);
+  if (run->waits != NULL)
+    g_cancellable_cancel (run->waits);
+  g_clear_object (&run->waits);
   g_clear_pointer (&run->sender, smc_sender_free);
   g_clear_pointer (&run->source, shoal_multicast_source_free);
   g_clear_pointer (&run->devices, g_ptr_array_unref);
@@ -215,17 +221,36 @@ send_thread (GTask        *task,
   g_task_return_boolean (task, TRUE);
 }
 
+/* --- devices that finish by unicast ----------------------------------------- */
+
+/* A device evicted to unicast, or left with chunks to fetch, is done when
+ * its agent posts "image-written" (or fails with "error"), as in the
+ * unicast step: until then the step holds it. */
+typedef struct {
+  GTask        *task;
+  ShoalDevice  *device;
+  GCancellable *cancel;
+  gboolean      done;
+  gint          refs;
+} UnicastWait;
+
 static void
-sent_cb (GObject      *object,
-         GAsyncResult *result,
-         gpointer      user_data)
+unicast_wait_unref (UnicastWait *w)
 {
-  g_autoptr(GTask) task = user_data;
+  if (--w->refs > 0)
+    return;
+  g_object_unref (w->task);
+  g_object_unref (w->device);
+  g_object_unref (w->cancel);
+  g_free (w);
+}
+
+static void
+finish_task (GTask *task)
+{
   Run *run = g_task_get_task_data (task);
   guint kept = 0;
 
-  g_task_propagate_boolean (G_TASK (result), NULL);
-  journal_summary (run);
   for (guint i = 0; i < run->devices->len; i++)
     kept += !shoal_step_context_is_dropped (run->ctx, g_ptr_array_index (run->devices, i), NULL);
   if (kept == 0)
@@ -234,6 +259,125 @@ sent_cb (GObject      *object,
                              run->cfg.session);
   else
     g_task_return_boolean (task, TRUE);
+}
+
+static void
+unicast_wait_done (UnicastWait *w,
+                   const gchar *failure)
+{
+  Run *run = g_task_get_task_data (w->task);
+
+  w->done = TRUE;
+  g_cancellable_cancel (w->cancel);
+  if (failure != NULL)
+    {
+      g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                                             _("Finishing the image by unicast failed: %s"), failure);
+      shoal_step_context_log (run->ctx, w->device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,
+                              "%s", error->message);
+      shoal_step_context_drop_device (run->ctx, w->device, error);
+    }
+  else
+    {
+      shoal_step_context_log (run->ctx, w->device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
+                              _("Image written (missing chunks fetched by unicast)"));
+      shoal_step_context_set_progress (run->ctx, w->device, 1.0);
+    }
+  if (--run->pending == 0)
+    finish_task (w->task);
+}
+
+static void wait_unicast_error (UnicastWait *w);
+
+static void
+unicast_written_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  UnicastWait *w = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) payload = shoal_device_wait_event_finish (w->device, result, &error);
+
+  if (!w->done && payload != NULL)
+    unicast_wait_done (w, NULL);
+  else if (!w->done)
+    unicast_wait_done (w, error != NULL ? error->message : _("no event"));  /* also when the step is cancelled */
+  unicast_wait_unref (w);
+}
+
+static void
+unicast_error_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  UnicastWait *w = user_data;
+  g_autoptr(JsonNode) payload = shoal_device_wait_event_finish (w->device, result, NULL);
+  JsonObject *data = payload != NULL && JSON_NODE_HOLDS_OBJECT (payload) ? json_node_get_object (payload) : NULL;
+  const gchar *action = data != NULL ? json_object_get_string_member_with_default (data, "action", NULL) : NULL;
+  const gchar *message = data != NULL ? json_object_get_string_member_with_default (data, "message", NULL) : NULL;
+
+  if (!w->done && payload != NULL)
+    {
+      if (action != NULL && g_strcmp0 (action, "multicast-receive") != 0 && g_strcmp0 (action, "unicast-receive") != 0)
+        wait_unicast_error (w);  /* an error of an older action: not ours */
+      else
+        unicast_wait_done (w, message != NULL ? message : _("no reason given"));
+    }
+  unicast_wait_unref (w);
+}
+
+static void
+wait_unicast_error (UnicastWait *w)
+{
+  w->refs++;
+  shoal_device_wait_event_async (w->device, "error", w->cancel, unicast_error_cb, w);
+}
+
+static void
+wait_unicast (GTask       *task,
+              ShoalDevice *device)
+{
+  Run *run = g_task_get_task_data (task);
+  UnicastWait *w = g_new0 (UnicastWait, 1);
+
+  w->task = g_object_ref (task);
+  w->device = g_object_ref (device);
+  w->cancel = g_cancellable_new ();
+  g_signal_connect_object (run->waits, "cancelled", G_CALLBACK (g_cancellable_cancel), w->cancel, G_CONNECT_SWAPPED);
+  w->refs = 2;  /* this function's, released below, and the written wait's */
+  run->pending++;
+  shoal_device_wait_event_async (device, "image-written", w->cancel, unicast_written_cb, w);
+  wait_unicast_error (w);
+  unicast_wait_unref (w);
+}
+
+static void
+sent_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Run *run = g_task_get_task_data (task);
+  const smc_node_info *nodes;
+  gsize n_nodes;
+
+  g_task_propagate_boolean (G_TASK (result), NULL);
+  journal_summary (run);
+  n_nodes = smc_sender_get_nodes (run->sender, &nodes);
+  run->waits = g_cancellable_new ();
+  run->pending = 1;  /* held until every wait is started */
+  for (gsize j = 0; j < n_nodes; j++)
+    {
+      ShoalDevice *device = run_device (run, nodes[j].node);
+
+      if (device == NULL || shoal_step_context_is_dropped (run->ctx, device, NULL))
+        continue;
+      if (nodes[j].outcome == SMC_NODE_EVICTED ||
+          (nodes[j].outcome == SMC_NODE_COMPLETE && nodes[j].last.ext_missing > 0))
+        wait_unicast (task, device);
+    }
+  if (--run->pending == 0)
+    finish_task (task);
 }
 
 /* --- starting ---------------------------------------------------------------- */
@@ -341,6 +485,8 @@ cancelled_cb (GCancellable *cancellable,
   /* the sender announces the end to the group and returns */
   if (run->sender != NULL)
     smc_sender_cancel (run->sender);
+  if (run->waits != NULL)
+    g_cancellable_cancel (run->waits);
 }
 
 static void

@@ -150,7 +150,7 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
       r->n_settled++;
     }
   if (smc_sock_open (&r->sock, c->join.group, c->join.port, c->join.iface[0] ? c->join.iface : NULL,
-                     1 << 20, 32 << 20) < 0) {
+                     1 << 20, 64 << 20) < 0) {
     snprintf (err, errlen, "cannot join %s:%u", c->join.group, c->join.port);
     smc_receiver_free (r);
     return NULL;

@@ -507,8 +507,11 @@ emit_source (smc_sender *s, int at, uint64_t now)
 static void
 refill (smc_sender *s, uint64_t now)
 {
-  /* four batches of credit: absorbs wake-up latency on a loaded host */
+  /* credit for 20 ms (at least four batches): a late wake-up on a loaded
+   * host is caught up instead of lost */
   double burst = 4.0 * SMC_BATCH * (s->cfg.mtu + WIRE_OVERHEAD);
+  if (s->rate_Bps * 0.020 > burst)
+    burst = s->rate_Bps * 0.020;
   s->tokens += s->rate_Bps * (double) (now - s->last_refill) / 1e9;
   if (s->tokens > burst)
     s->tokens = burst;
@@ -638,7 +641,7 @@ congestion (smc_sender *s, uint64_t now)
   if (now - s->last_signal < 50 * MS)
     return;
   s->last_signal = now;
-  /* slow start overshoots by at most 2x: halve; later cut by 30 % */
+  /* slow start overshoots by at most 1.5x: halve; later cut by 30 % */
   s->rate_Bps *= s->slow_start ? 0.5 : 0.7;
   s->slow_start = 0;
   if (s->rate_Bps < 1.25e6)
@@ -760,11 +763,11 @@ timers (smc_sender *s, uint64_t now)
   for (size_t i = 0; i < s->n_nodes; i++)
     if (s->nodes[i].outcome == 0 && now - s->nodes[i].last_heard_ns > s->cfg.node_timeout_ms * MS)
       node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
-  /* slow start doubles the rate every 50 ms until the first overflow
+  /* slow start: ×1.5 every 50 ms until the first overflow
    * report; then +3 % per 50 ms without reports for 200 ms */
   if (s->state == SMC_STATE_SENDING && now - s->last_increase > 50 * MS && s->rate_Bps < s->cap_Bps &&
       (s->slow_start || now - s->last_signal > 200 * MS)) {
-    s->rate_Bps *= s->slow_start ? 2.0 : 1.03;
+    s->rate_Bps *= s->slow_start ? 1.5 : 1.03;
     if (s->rate_Bps > s->cap_Bps)
       s->rate_Bps = s->cap_Bps;
     s->last_increase = now;
