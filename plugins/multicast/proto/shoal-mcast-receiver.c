@@ -76,6 +76,8 @@ struct smc_receiver {
   volatile int cancelled;
 };
 
+static void vlog (smc_receiver *r, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
 static void
 vlog (smc_receiver *r, const char *fmt, ...)
 {

@@ -72,6 +72,8 @@ struct smc_sender {
   volatile int cancelled;
 };
 
+static void vlog (smc_sender *s, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
 static void
 vlog (smc_sender *s, const char *fmt, ...)
 {
