@@ -34,6 +34,6 @@ command -v mformat > /dev/null || apt-get install -y -qq --no-install-recommends
 "$src/scripts/build.sh" "$build"
 "$src/scripts/fetch-kernel.sh" "$src/.cache" > /dev/null
 
-export SHOAL_BUILD_ROOT=$build SHOAL_SOURCE_ROOT=$src SHOAL_E2E_PLUGIN_DIR=$build/tests/e2e \
+export SHOAL_BUILD_ROOT=$build SHOAL_SOURCE_ROOT=$src SHOAL_E2E_PLUGIN_DIR=$build/plugins/reboot \
        SHOAL_KERNEL_CACHE=$src/.cache SHOAL_E2E_VMS=$n SHOAL_E2E_WATCH=1 SHOAL_E2E_SHOW_LOG=1
 exec "$src/tests/e2e/test-fleet-e2e.sh"

@@ -16,7 +16,7 @@ build=${1:-$src/build}
 sizes=${*:-1 3 6}
 out=$src/bench/fleet-qemu/results.txt
 
-export SHOAL_BUILD_ROOT=$build SHOAL_SOURCE_ROOT=$src SHOAL_E2E_PLUGIN_DIR=$build/tests/e2e \
+export SHOAL_BUILD_ROOT=$build SHOAL_SOURCE_ROOT=$src SHOAL_E2E_PLUGIN_DIR=$build/plugins/reboot \
        SHOAL_KERNEL_CACHE=$src/.cache SHOAL_E2E_FIGURES=$out
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), image ${SHOAL_E2E_IMAGE_MIB:-8} MiB" >> "$out"
 for n in $sizes; do

@@ -12,6 +12,8 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 #include "shoal-pxe-net.h"
@@ -130,6 +132,29 @@ shoal_pxe_policy_connect_tftp (ShoalPxeState *state)
   g_signal_connect (state->tftp, "transfer-finished", G_CALLBACK (on_tftp_finished), state);
 }
 
+/* The path of an iPXE loader, symlinks resolved: Debian's
+ * /usr/lib/ipxe/ipxe.efi points to /boot/ipxe.efi, which a confined open
+ * refuses. Only the two loader names are looked up, in the configured
+ * (trusted) directory; names from clients never reach this. */
+gchar *
+shoal_pxe_policy_loader_path (ShoalPxeState *state,
+                              const gchar   *name)
+{
+  g_autofree gchar *link = NULL;
+  char *real;
+  gchar *path;
+
+  if (g_strcmp0 (name, state->boot.bios_file) != 0 && g_strcmp0 (name, state->boot.uefi_file) != 0)
+    return NULL;
+  link = g_build_filename (state->ipxe_dir, name, NULL);
+  real = realpath (link, NULL);
+  if (real == NULL)
+    return NULL;
+  path = g_strdup (real);
+  free (real);
+  return path;
+}
+
 /* the iPXE loaders come from Debian's ipxe package, wherever it is; the
  * rest from the boot files directory */
 GBytes *
@@ -137,6 +162,8 @@ shoal_pxe_policy_tftp_file (ShoalPxeTftpServer *server, const gchar *path,
                             const gchar *client, gpointer user_data)
 {
   ShoalPxeState *state = user_data;
+  g_autofree gchar *loader = NULL;
+  g_autoptr(GMappedFile) mapped = NULL;
 
   if (g_strcmp0 (path, "boot.ipxe") == 0)
     {
@@ -145,9 +172,9 @@ shoal_pxe_policy_tftp_file (ShoalPxeTftpServer *server, const gchar *path,
                                        state->http_base);
       return g_bytes_new_take (script, strlen (script));
     }
-  if (state->ipxe_fd < 0)
+  loader = shoal_pxe_policy_loader_path (state, path);
+  if (loader == NULL)
     return NULL;
-  if (g_strcmp0 (path, state->boot.bios_file) != 0 && g_strcmp0 (path, state->boot.uefi_file) != 0)
-    return NULL;
-  return shoal_pxe_path_map_beneath (state->ipxe_fd, path, NULL);
+  mapped = g_mapped_file_new (loader, FALSE, NULL);
+  return mapped != NULL ? g_mapped_file_get_bytes (mapped) : NULL;
 }

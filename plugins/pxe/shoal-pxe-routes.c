@@ -11,6 +11,10 @@
  */
 #include "config.h"
 
+#include <unistd.h>
+
+#include <fcntl.h>
+
 #include <string.h>
 
 #include "shoal-pxe-http.h"
@@ -202,11 +206,19 @@ on_files (SoupServer *server, SoupServerMessage *msg, const char *path,
   while (*name == '/')
     name++;
   ok = shoal_pxe_http_serve_file (msg, state->files_fd, name, &error);
-  if (!ok && state->ipxe_fd >= 0 &&
-      (g_strcmp0 (name, state->boot.uefi_file) == 0 || g_strcmp0 (name, state->boot.bios_file) == 0))
+  if (!ok)
     {
-      g_clear_error (&error);
-      ok = shoal_pxe_http_serve_file (msg, state->ipxe_fd, name, &error);
+      g_autofree gchar *loader = shoal_pxe_policy_loader_path (state, name);
+      g_autofree gchar *dir = loader != NULL ? g_path_get_dirname (loader) : NULL;
+      g_autofree gchar *base = loader != NULL ? g_path_get_basename (loader) : NULL;
+      gint dir_fd = dir != NULL ? open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+      if (dir_fd >= 0)
+        {
+          g_clear_error (&error);
+          ok = shoal_pxe_http_serve_file (msg, dir_fd, base, &error);
+          close (dir_fd);
+        }
     }
   if (!ok)
     respond_text (msg, g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND)

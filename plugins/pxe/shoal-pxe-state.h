@@ -45,6 +45,8 @@ gboolean shoal_pxe_policy_dhcp         (ShoalPxeDhcpServer        *server,
                                         gpointer                   user_data);
 void     shoal_pxe_policy_connect_tftp (ShoalPxeState *state);
 void     shoal_pxe_policy_connect_dhcp (ShoalPxeState *state);
+gchar   *shoal_pxe_policy_loader_path  (ShoalPxeState      *state,
+                                        const gchar        *name);
 GBytes  *shoal_pxe_policy_tftp_file    (ShoalPxeTftpServer *server,
                                         const gchar        *path,
                                         const gchar        *client,

@@ -32,7 +32,7 @@ set -uo pipefail
 
 src=${SHOAL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${SHOAL_BUILD_ROOT:-$src/build}
-plugin_dir=${SHOAL_E2E_PLUGIN_DIR:-$build/tests/e2e}
+plugin_dir=${SHOAL_E2E_PLUGIN_DIR:-$build/plugins/reboot}
 cache=${SHOAL_KERNEL_CACHE:-$src/.cache}
 n_vms=${SHOAL_E2E_VMS:-6}
 vm_timeout=${SHOAL_E2E_VM_TIMEOUT:-540}
@@ -69,7 +69,7 @@ for p in pxe/pxe.plugin inventory/inventory.plugin drivers/drivers.plugin agent/
          multicast/multicast.plugin unicast/unicast.plugin image-store/image-store.plugin; do
   [ -f "$build/plugins/$p" ] || skip "plugin ${p%%/*} is not built"
 done
-[ -f "$plugin_dir/e2e-reboot.plugin" ] || skip "the e2e reboot step is not built ($plugin_dir)"
+[ -f "$plugin_dir/reboot.plugin" ] || skip "the reboot step is not built ($plugin_dir)"
 kernel=$cache/kernel/current
 [ -f "$kernel/vmlinuz" ] && [ -f "$kernel/version" ] || skip "no kernel in $cache: run scripts/fetch-kernel.sh"
 release=$(cat "$kernel/version")

@@ -1,4 +1,4 @@
-/* shoal-e2e-reboot-step.c: the "reboot" finish step of the end-to-end tests
+/* shoal-reboot-step.c: the "reboot" finish step: boot local, then reboot into the new system
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "shoal-e2e-reboot-step.h"
+#include "shoal-reboot-step.h"
 
 /*
  * Per device, phase FINISH, after the image step. It waits for the agent's
@@ -23,24 +23,24 @@
  * No options; the recipe's step timeout bounds the waits.
  */
 
-struct _ShoalE2eRebootStep
+struct _ShoalRebootStep
 {
   GObject parent_instance;
 };
 
-static void shoal_e2e_reboot_step_iface_init (ShoalStepInterface *iface);
+static void shoal_reboot_step_iface_init (ShoalStepInterface *iface);
 
-G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalE2eRebootStep, shoal_e2e_reboot_step, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
-                                G_IMPLEMENT_INTERFACE_DYNAMIC (SHOAL_TYPE_STEP, shoal_e2e_reboot_step_iface_init))
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalRebootStep, shoal_reboot_step, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (SHOAL_TYPE_STEP, shoal_reboot_step_iface_init))
 
 static ShoalStepScope
-shoal_e2e_reboot_step_get_scope (ShoalStep *step)
+shoal_reboot_step_get_scope (ShoalStep *step)
 {
   return SHOAL_STEP_SCOPE_DEVICE;
 }
 
 static ShoalStepPhase
-shoal_e2e_reboot_step_get_phase (ShoalStep *step)
+shoal_reboot_step_get_phase (ShoalStep *step)
 {
   return SHOAL_STEP_PHASE_FINISH;
 }
@@ -143,7 +143,7 @@ written_cb (GObject      *source,
       how = "from the manifest of image ";
       id = member_string (obj, "image");
     }
-  shoal_device_set_metadata (device, "e2e.image-sha256", sha);
+  shoal_device_set_metadata (device, "image.sha256", sha);
   shoal_step_context_log (ctx, device, "image-written", SHOAL_JOURNAL_RESULT_OK,
                           "image written and verified on %s: %" G_GINT64_FORMAT " bytes, image sha256 %s (%s%s), "
                           "mode %s (%" G_GINT64_FORMAT " chunks by multicast, %" G_GINT64_FORMAT " by unicast)",
@@ -157,7 +157,7 @@ written_cb (GObject      *source,
 }
 
 static void
-shoal_e2e_reboot_step_run_async (ShoalStep           *step,
+shoal_reboot_step_run_async (ShoalStep           *step,
                                  ShoalStepContext    *ctx,
                                  GCancellable        *cancellable,
                                  GAsyncReadyCallback  callback,
@@ -166,13 +166,13 @@ shoal_e2e_reboot_step_run_async (ShoalStep           *step,
   g_autoptr(GTask) task = g_task_new (step, cancellable, callback, user_data);
   ShoalDevice *device = shoal_step_context_get_device (ctx);
 
-  g_task_set_source_tag (task, shoal_e2e_reboot_step_run_async);
+  g_task_set_source_tag (task, shoal_reboot_step_run_async);
   g_task_set_task_data (task, g_object_ref (ctx), g_object_unref);
   shoal_device_wait_event_async (device, "image-written", cancellable, written_cb, g_steal_pointer (&task));
 }
 
 static gboolean
-shoal_e2e_reboot_step_run_finish (ShoalStep     *step,
+shoal_reboot_step_run_finish (ShoalStep     *step,
                                   GAsyncResult  *result,
                                   GError       **error)
 {
@@ -181,31 +181,31 @@ shoal_e2e_reboot_step_run_finish (ShoalStep     *step,
 }
 
 static void
-shoal_e2e_reboot_step_iface_init (ShoalStepInterface *iface)
+shoal_reboot_step_iface_init (ShoalStepInterface *iface)
 {
-  iface->get_scope = shoal_e2e_reboot_step_get_scope;
-  iface->get_phase = shoal_e2e_reboot_step_get_phase;
-  iface->run_async = shoal_e2e_reboot_step_run_async;
-  iface->run_finish = shoal_e2e_reboot_step_run_finish;
+  iface->get_scope = shoal_reboot_step_get_scope;
+  iface->get_phase = shoal_reboot_step_get_phase;
+  iface->run_async = shoal_reboot_step_run_async;
+  iface->run_finish = shoal_reboot_step_run_finish;
 }
 
 static void
-shoal_e2e_reboot_step_class_init (ShoalE2eRebootStepClass *klass)
-{
-}
-
-static void
-shoal_e2e_reboot_step_class_finalize (ShoalE2eRebootStepClass *klass)
+shoal_reboot_step_class_init (ShoalRebootStepClass *klass)
 {
 }
 
 static void
-shoal_e2e_reboot_step_init (ShoalE2eRebootStep *self)
+shoal_reboot_step_class_finalize (ShoalRebootStepClass *klass)
+{
+}
+
+static void
+shoal_reboot_step_init (ShoalRebootStep *self)
 {
 }
 
 void
-shoal_e2e_reboot_step_register_types (GTypeModule *module)
+shoal_reboot_step_register_types (GTypeModule *module)
 {
-  shoal_e2e_reboot_step_register_type (module);
+  shoal_reboot_step_register_type (module);
 }
