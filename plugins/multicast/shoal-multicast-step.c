@@ -299,7 +299,12 @@ unicast_written_cb (GObject      *source,
   g_autoptr(JsonNode) payload = shoal_device_wait_event_finish (w->device, result, &error);
 
   if (!w->done && payload != NULL)
-    unicast_wait_done (w, NULL);
+    {
+      /* hand the agent's report on to the steps after this one (a finish
+       * step journals the image it names) */
+      shoal_device_post_event (w->device, "image-written", payload);
+      unicast_wait_done (w, NULL);
+    }
   else if (!w->done)
     unicast_wait_done (w, error != NULL ? error->message : _("no event"));  /* also when the step is cancelled */
   unicast_wait_unref (w);

@@ -10,7 +10,8 @@
 
 /*
  * Per device, phase FINISH, after the image step. It waits for the agent's
- * "image-written" event (kept by the device if it came first) and journals
+ * "image-written" event (kept by the device if it came first; the unicast
+ * and multicast steps hand it on when they consumed it) and journals
  * what was written: disk, bytes, the whole image's SHA-256 and how it came
  * (multicast and unicast chunks). When the agent's event carries no
  * "image_sha256" (multicast mode does not), the whole image's SHA-256 is

@@ -255,6 +255,8 @@ written_cb (GObject      *source,
       run_return (task, bad);
       return;
     }
+  /* hand the agent's report on to the steps after this one */
+  shoal_device_post_event (run->device, "image-written", payload);
   shoal_step_context_set_progress (run->ctx, run->device, 1.0);
   shoal_step_context_log (run->ctx, run->device, "unicast", SHOAL_JOURNAL_RESULT_OK,
                           _("Image %s (%s) written: %llu bytes in %.1f s, %.1f MB/s"),

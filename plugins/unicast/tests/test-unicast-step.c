@@ -388,6 +388,8 @@ run_step (Fixture      *f,
   g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_TRANSFER);
   g_assert_cmpint (shoal_step_get_scope (step), ==, SHOAL_STEP_SCOPE_DEVICE);
   g_ptr_array_add (devices, f->device);
+  /* each run stands for a new deployment, which starts with no stale events */
+  shoal_device_clear_events (f->device);
   ctx = shoal_step_context_new (shoal_controller_get_context (f->controller), recipe, "unicast",
                                 NULL, devices, NULL);
   shoal_device_set_state (f->device, SHOAL_DEVICE_STATE_TRANSFER);
