@@ -68,6 +68,14 @@ shoal_pxe_policy_dhcp (ShoalPxeDhcpServer        *server,
       return FALSE;
     }
   note_client (device, choice);
+  if (action == SHOAL_BOOT_ACTION_LOCAL &&
+      (choice->kind == SHOAL_PXE_CLIENT_PXE || choice->kind == SHOAL_PXE_CLIENT_HTTP_BOOT))
+    {
+      /* Firmware that is not iPXE yet gets no boot file (ProxyDHCP: no
+       * answer at all), so it moves on to its disk at once instead of
+       * loading iPXE only to be told to exit */
+      g_clear_pointer (&choice->filename, g_free);
+    }
   g_debug ("%s from %s (%s client, arch %d, action %s)", type, mac,
            shoal_pxe_boot_kind_to_string (choice->kind), choice->arch,
            shoal_boot_action_to_string (action));
