@@ -59,6 +59,7 @@ struct _ShoalStore
   GError                  *fatal;       /* set by the writer, under mutex */
   GMutex                   mutex;
   GMutex                   group_lock;  /* a group of ops is committed together */
+  GHashTable              *pending_rows; /* id -> queued OP_PUT_DEVICE, under mutex */
   guint                    group_depth; /* owner thread only */
 };
 
@@ -170,6 +171,7 @@ shoal_store_finalize (GObject *object)
   shoal_store_close (self);
   g_free (self->path);
   g_clear_pointer (&self->queue, g_async_queue_unref);
+  g_clear_pointer (&self->pending_rows, g_hash_table_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_error (&self->fatal);
   g_mutex_clear (&self->mutex);
@@ -188,6 +190,7 @@ shoal_store_init (ShoalStore *self)
 {
   g_mutex_init (&self->mutex);
   g_mutex_init (&self->group_lock);
+  self->pending_rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
   self->context = g_main_context_ref_thread_default ();
 }
@@ -384,6 +387,19 @@ writer_fail (ShoalStore   *self,
   g_warning ("store: %s", error->message);
 }
 
+/* A popped row can no longer be replaced by a newer one */
+static void
+row_taken (ShoalStore *self,
+           Op         *op)
+{
+  if (op->kind != OP_PUT_DEVICE)
+    return;
+  g_mutex_lock (&self->mutex);
+  if (g_hash_table_lookup (self->pending_rows, op->device->id) == op)
+    g_hash_table_remove (self->pending_rows, op->device->id);
+  g_mutex_unlock (&self->mutex);
+}
+
 /* Applies one batch in one transaction; returns FALSE on OP_QUIT */
 static gboolean
 writer_batch (ShoalStore *self,
@@ -400,6 +416,7 @@ writer_batch (ShoalStore *self,
   g_mutex_lock (&self->group_lock);
   while (op != NULL)
     {
+      row_taken (self, op);
       g_ptr_array_add (ops, op);
       if (op->kind == OP_QUIT)
         {
@@ -588,10 +605,27 @@ void
 shoal_store_put_device (ShoalStore       *self,
                         ShoalStoreDevice *row)
 {
-  Op *op = g_new0 (Op, 1);
+  Op *op;
 
+  /* A row still queued is replaced by the newer one: under load a device
+   * is written once per batch, not once per transition. Both belong to
+   * the same batch (the writer drains whole groups), so a transition's
+   * row and journal entries still commit together. */
+  g_mutex_lock (&self->mutex);
+  op = self->thread != NULL ? g_hash_table_lookup (self->pending_rows, row->id) : NULL;
+  if (op != NULL)
+    {
+      shoal_store_device_free (op->device);
+      op->device = row;
+      g_mutex_unlock (&self->mutex);
+      return;
+    }
+  op = g_new0 (Op, 1);
   op->kind = OP_PUT_DEVICE;
   op->device = row;
+  if (self->thread != NULL)
+    g_hash_table_insert (self->pending_rows, g_strdup (row->id), op);
+  g_mutex_unlock (&self->mutex);
   push_op (self, op);
 }
 
@@ -601,6 +635,10 @@ shoal_store_delete_device (ShoalStore  *self,
 {
   Op *op = g_new0 (Op, 1);
 
+  /* a row queued before the removal must not take a later row */
+  g_mutex_lock (&self->mutex);
+  g_hash_table_remove (self->pending_rows, id);
+  g_mutex_unlock (&self->mutex);
   op->kind = OP_DELETE_DEVICE;
   op->id = g_strdup (id);
   push_op (self, op);
