@@ -145,6 +145,56 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
   return ok;
 }
 
+/* Reads the image back from the disk and checks it against the
+ * manifest's whole-image SHA-256: every chunk was verified before it was
+ * written, this proves they all landed where they belong */
+static bool
+verify_written (const char *disk, const ShoalManifest *sm, SaMulticastResult *result,
+                char *err, size_t errlen)
+{
+  ShoalManifestHash *hash = shoal_manifest_hash_new ();
+  uint8_t digest[SHOAL_MANIFEST_DIGEST_LEN];
+  size_t block = 1024 * 1024;
+  uint8_t *buf = malloc (block);
+  uint64_t done = 0;
+  int fd = open (disk, O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && buf != NULL && hash != NULL;
+
+  if (fd < 0)
+    snprintf (err, errlen, "reading back %s: %s", disk, strerror (errno));
+  while (ok && done < sm->size)
+    {
+      size_t want = sm->size - done < block ? (size_t) (sm->size - done) : block;
+      ssize_t got = pread (fd, buf, want, (off_t) done);
+
+      if (got <= 0)
+        {
+          snprintf (err, errlen, "reading back %s at %llu: %s", disk, (unsigned long long) done,
+                    got < 0 ? strerror (errno) : "short read");
+          ok = false;
+          break;
+        }
+      shoal_manifest_hash_update (hash, buf, (size_t) got);
+      done += (uint64_t) got;
+    }
+  if (ok)
+    {
+      shoal_manifest_hash_final (hash, digest);
+      shoal_manifest_digest_to_hex (digest, result->image_sha256);
+      if (memcmp (digest, sm->image_sha256, sizeof digest) != 0)
+        {
+          snprintf (err, errlen, "the image read back from %s does not match the manifest's image-sha256", disk);
+          ok = false;
+        }
+    }
+  if (fd >= 0)
+    close (fd);
+  free (buf);
+  if (hash != NULL)
+    shoal_manifest_hash_free (hash);
+  return ok;
+}
+
 bool
 sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastResult *result,
                       char *err, size_t errlen)
@@ -177,13 +227,15 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
       snprintf (err, errlen, "syncing %s: %s", job->disk, strerror (errno));
       ok = false;
     }
+  if (fd >= 0)
+    close (fd);
+  if (ok)
+    ok = verify_written (job->disk, sm, result, err, errlen);
   if (ok)
     {
       result->bytes = sm->size;
       result->chunks = sm->n_chunks;
     }
-  if (fd >= 0)
-    close (fd);
   if (sm != NULL)
     shoal_manifest_free (sm);
   free (url);

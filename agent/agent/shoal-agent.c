@@ -304,10 +304,11 @@ do_multicast (Agent *a, const SaJson *ins)
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
                 "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"packets\":%llu,\"image\":\"%s\","
-                "\"mode\":\"multicast\"}",
+                "\"image_sha256\":\"%s\",\"mode\":\"multicast\"}",
                 qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
                 (unsigned long long) result.zero_chunks, (unsigned long long) result.multicast_chunks,
-                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets, result.image_id);
+                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets, result.image_id,
+                result.image_sha256);
       free (qdisk);
       sa_log ("image written to %s by multicast: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
