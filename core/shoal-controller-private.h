@@ -33,8 +33,6 @@ GHashTable     *shoal_controller_kv_list          (ShoalController *self,
                                                    const gchar     *ns);
 ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                                    const gchar     *uuid);
-void            shoal_controller_set_auto_deploy  (ShoalController *self,
-                                                   gboolean         auto_deploy);
 
 /* shoal-context.c */
 ShoalContext   *shoal_context_new                 (ShoalController *controller);

@@ -1677,13 +1677,6 @@ shoal_controller_set_data_dir (ShoalController *self,
   self->data_dir = g_strdup (data_dir);
 }
 
-void
-shoal_controller_set_auto_deploy (ShoalController *self,
-                                  gboolean         auto_deploy)
-{
-  self->auto_deploy = auto_deploy;
-}
-
 /**
  * shoal_controller_get_context:
  * @self: a controller
