@@ -1535,7 +1535,12 @@ shoal_controller_close (ShoalController *self)
       self->services_started = FALSE;
     }
   if (self->store != NULL)
-    shoal_store_close (self->store);
+    {
+      shoal_store_close (self->store);
+      /* the last batch's entries may still be on their way to this
+       * main context: nobody is left to announce them */
+      shoal_store_set_committed_func (self->store, NULL, NULL);
+    }
 }
 
 static void
