@@ -92,11 +92,14 @@ shoal_step_real_run_async (ShoalStep           *self,
   g_task_run_in_thread (task, run_in_thread);
 }
 
+/* Serves every step whose run_async completes a GTask of @self with a
+ * boolean: such a step needs no run_finish of its own */
 static gboolean
 shoal_step_real_run_finish (ShoalStep     *self,
                             GAsyncResult  *result,
                             GError       **error)
 {
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 

@@ -56,7 +56,8 @@ G_DECLARE_INTERFACE (ShoalStep, shoal_step, SHOAL, STEP, GObject)
  * @validate_options: checks the options a recipe gives the step, before any
  *   device runs it; the default accepts anything
  * @run_async: starts the step; the default runs @run in a worker thread
- * @run_finish: finishes the step started with @run_async
+ * @run_finish: finishes the step started with @run_async; the default
+ *   propagates the boolean of a #GTask whose source object is the step
  * @run: a blocking implementation, run in a worker thread by the default
  *   @run_async; the safer choice for Python plugins
  *

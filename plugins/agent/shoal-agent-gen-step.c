@@ -223,13 +223,6 @@ shoal_agent_gen_step_run_async (ShoalStep           *step,
 }
 
 static gboolean
-shoal_agent_gen_step_run_finish (ShoalStep *step, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static gboolean
 shoal_agent_gen_step_validate_options (ShoalStep *step, JsonObject *options, GError **error)
 {
   const gchar *strings[] = { "disk", "compression", "agent-binary", "session" };
@@ -268,7 +261,6 @@ shoal_agent_gen_step_iface_init (ShoalStepInterface *iface)
   iface->get_phase = shoal_agent_gen_step_get_phase;
   iface->validate_options = shoal_agent_gen_step_validate_options;
   iface->run_async = shoal_agent_gen_step_run_async;
-  iface->run_finish = shoal_agent_gen_step_run_finish;
 }
 
 static void

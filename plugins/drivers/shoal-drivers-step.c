@@ -290,13 +290,6 @@ shoal_drivers_step_run_async (ShoalStep           *step,
 }
 
 static gboolean
-shoal_drivers_step_run_finish (ShoalStep *step, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static gboolean
 check_string_list (JsonObject *options, const gchar *name, GError **error)
 {
   JsonNode *node = json_object_get_member (options, name);
@@ -361,7 +354,6 @@ shoal_drivers_step_iface_init (ShoalStepInterface *iface)
   iface->get_phase = shoal_drivers_step_get_phase;
   iface->validate_options = shoal_drivers_step_validate_options;
   iface->run_async = shoal_drivers_step_run_async;
-  iface->run_finish = shoal_drivers_step_run_finish;
 }
 
 static void

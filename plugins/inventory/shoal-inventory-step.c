@@ -178,13 +178,6 @@ shoal_inventory_step_run_async (ShoalStep           *step,
                                  g_steal_pointer (&task));
 }
 
-static gboolean
-shoal_inventory_step_run_finish (ShoalStep *step, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static ShoalStepPhase
 shoal_inventory_step_get_phase (ShoalStep *step)
 {
@@ -203,7 +196,6 @@ shoal_inventory_step_iface_init (ShoalStepInterface *iface)
   iface->get_scope = shoal_inventory_step_get_scope;
   iface->get_phase = shoal_inventory_step_get_phase;
   iface->run_async = shoal_inventory_step_run_async;
-  iface->run_finish = shoal_inventory_step_run_finish;
 }
 
 static void

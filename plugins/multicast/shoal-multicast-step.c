@@ -638,15 +638,6 @@ shoal_multicast_step_run_async (ShoalStep           *step,
   g_task_run_in_thread (prepare, prepare_thread);
 }
 
-static gboolean
-shoal_multicast_step_run_finish (ShoalStep     *step,
-                                 GAsyncResult  *result,
-                                 GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static ShoalStepScope
 shoal_multicast_step_get_scope (ShoalStep *step)
 {
@@ -665,7 +656,6 @@ shoal_multicast_step_iface_init (ShoalStepInterface *iface)
   iface->get_scope = shoal_multicast_step_get_scope;
   iface->get_phase = shoal_multicast_step_get_phase;
   iface->run_async = shoal_multicast_step_run_async;
-  iface->run_finish = shoal_multicast_step_run_finish;
 }
 
 static void

@@ -63,13 +63,6 @@ shoal_pxe_boot_step_run_async (ShoalStep           *step,
   shoal_device_wait_event_async (device, "booted", cancellable, on_booted, g_steal_pointer (&task));
 }
 
-static gboolean
-shoal_pxe_boot_step_run_finish (ShoalStep *step, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static ShoalStepScope
 shoal_pxe_boot_step_get_scope (ShoalStep *step)
 {
@@ -88,7 +81,6 @@ shoal_pxe_boot_step_iface_init (ShoalStepInterface *iface)
   iface->get_scope = shoal_pxe_boot_step_get_scope;
   iface->get_phase = shoal_pxe_boot_step_get_phase;
   iface->run_async = shoal_pxe_boot_step_run_async;
-  iface->run_finish = shoal_pxe_boot_step_run_finish;
 }
 
 static void

@@ -172,22 +172,12 @@ shoal_reboot_step_run_async (ShoalStep           *step,
   shoal_device_wait_event_async (device, "image-written", cancellable, written_cb, g_steal_pointer (&task));
 }
 
-static gboolean
-shoal_reboot_step_run_finish (ShoalStep     *step,
-                                  GAsyncResult  *result,
-                                  GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static void
 shoal_reboot_step_iface_init (ShoalStepInterface *iface)
 {
   iface->get_scope = shoal_reboot_step_get_scope;
   iface->get_phase = shoal_reboot_step_get_phase;
   iface->run_async = shoal_reboot_step_run_async;
-  iface->run_finish = shoal_reboot_step_run_finish;
 }
 
 static void

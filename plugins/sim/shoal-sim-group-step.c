@@ -94,15 +94,6 @@ shoal_sim_group_step_run_async (ShoalStep           *step,
   shoal_sim_timer_start (ctx, NULL, cancellable, group_done_cb, g_steal_pointer (&task));
 }
 
-static gboolean
-shoal_sim_group_step_run_finish (ShoalStep     *step,
-                                 GAsyncResult  *result,
-                                 GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static void
 shoal_sim_group_step_iface_init (ShoalStepInterface *iface)
 {
@@ -110,7 +101,6 @@ shoal_sim_group_step_iface_init (ShoalStepInterface *iface)
   iface->get_phase = shoal_sim_group_step_get_phase;
   iface->validate_options = shoal_sim_group_step_validate_options;
   iface->run_async = shoal_sim_group_step_run_async;
-  iface->run_finish = shoal_sim_group_step_run_finish;
 }
 
 static void

@@ -72,21 +72,11 @@ shoal_sim_step_run_async (ShoalStep           *step,
   shoal_sim_timer_start (ctx, NULL, cancellable, sim_done_cb, g_steal_pointer (&task));
 }
 
-static gboolean
-shoal_sim_step_run_finish (ShoalStep     *step,
-                           GAsyncResult  *result,
-                           GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static void
 shoal_sim_step_iface_init (ShoalStepInterface *iface)
 {
   iface->validate_options = shoal_sim_step_validate_options;
   iface->run_async = shoal_sim_step_run_async;
-  iface->run_finish = shoal_sim_step_run_finish;
 }
 
 static void

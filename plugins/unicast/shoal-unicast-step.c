@@ -448,15 +448,6 @@ shoal_unicast_step_run_async (ShoalStep           *step,
   g_task_run_in_thread (resolve, resolve_thread);
 }
 
-static gboolean
-shoal_unicast_step_run_finish (ShoalStep     *step,
-                               GAsyncResult  *result,
-                               GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, step), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 static ShoalStepPhase
 shoal_unicast_step_get_phase (ShoalStep *step)
 {
@@ -475,7 +466,6 @@ shoal_unicast_step_iface_init (ShoalStepInterface *iface)
   iface->get_scope = shoal_unicast_step_get_scope;
   iface->get_phase = shoal_unicast_step_get_phase;
   iface->run_async = shoal_unicast_step_run_async;
-  iface->run_finish = shoal_unicast_step_run_finish;
 }
 
 static void
