@@ -22,7 +22,9 @@
  * - at once when `max-devices` (if not 0) have arrived;
  * - at once when `min-devices` have arrived, unless `wait-for-all`;
  * - when every device still expected on this pipeline is there
- *   (shoal_pipeline_set_expected());
+ *   (shoal_pipeline_set_expected(); the controller counts the devices on
+ *   their way to the first group step, so later group steps rely on the
+ *   other rules);
  * - when `max-wait` seconds have passed since the first arrival, with
  *   whoever is there.
  *
@@ -54,8 +56,7 @@ struct _ShoalPipeline
   ShoalRecipe *recipe;
   GArray      *steps;         /* PipelineStep */
   GHashTable  *rendezvous;    /* GUINT_TO_POINTER(index) -> Rendezvous* */
-  guint        expected;
-  gboolean     expected_set;
+  guint        expected;      /* 0: unknown, the rule does not apply */
 };
 
 enum {
@@ -459,7 +460,7 @@ check_rendezvous (ShoalPipeline *self,
   if (rv->waiting->len == 0)
     return;
   if ((!wait_all && rv->waiting->len >= min) ||
-      (self->expected_set && rv->waiting->len >= self->expected))
+      (self->expected > 0 && rv->waiting->len >= self->expected))
     {
       form_group (self, index, max > 0 ? max : G_MAXUINT);
       return;
@@ -493,13 +494,12 @@ shoal_pipeline_set_expected (ShoalPipeline *self,
 
   g_return_if_fail (SHOAL_IS_PIPELINE (self));
   self->expected = n_devices;
-  self->expected_set = TRUE;
   g_hash_table_iter_init (&iter, self->rendezvous);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     {
       Rendezvous *rv = get_rendezvous (self, GPOINTER_TO_UINT (key));
 
-      if (rv->waiting->len > 0 && rv->waiting->len >= self->expected)
+      if (self->expected > 0 && rv->waiting->len >= self->expected)
         check_rendezvous (self, GPOINTER_TO_UINT (key));
     }
 }

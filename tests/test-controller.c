@@ -388,6 +388,36 @@ test_controller_step_timeout (Fixture       *fixture,
                             "did not finish in time"));
 }
 
+/* A second group step forms its groups by the recipe's policy too */
+static void
+test_controller_second_group_step (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+  g_autoptr(GHashTable) groups = g_hash_table_new (g_str_hash, g_str_equal);
+
+  add_recipe (fixture,
+              "{\"name\": \"two\", \"steps\": ["
+              " {\"step\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 30}},"
+              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1, \"max-ms\": 5}},"
+              " {\"step\": \"sim-group\", \"id\": \"verify\", \"options\": {\"min-ms\": 1, \"max-ms\": 5,"
+              "  \"phase\": \"verify\"}}],"
+              " \"group\": {\"min-devices\": 3, \"max-devices\": 3, \"max-wait\": 10}}");
+  enroll_and_deploy (fixture, 6, "two");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 30000));
+  devices = shoal_controller_get_devices (fixture->controller);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+
+      g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+      g_assert_nonnull (strstr (shoal_device_get_group (device), "/verify/"));
+      g_hash_table_add (groups, (gpointer) shoal_device_get_group (device));
+    }
+  /* groups of three, not one group per device */
+  g_assert_cmpuint (g_hash_table_size (groups), ==, 2);
+}
+
 /* Claims 28-29: subsets matched to different recipes form separate groups */
 static void
 test_controller_two_recipes (Fixture       *fixture,
@@ -451,6 +481,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
+  ADD ("/shoal/controller/second-group-step", test_controller_second_group_step);
 #undef ADD
   return g_test_run ();
 }
