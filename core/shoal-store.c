@@ -723,7 +723,6 @@ flush_sync_cb (GObject      *source,
   GAsyncResult **out = user_data;
 
   *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
 }
 
 /**
