@@ -110,6 +110,7 @@ smc_receiver_config_init (smc_receiver_config *c)
   c->status_ms = 100;
   c->nack_backoff_us = 1500;
   c->nack_retry_ms = 30;
+  c->coalesce_us = 2000;
 }
 
 smc_receiver *
@@ -809,9 +810,19 @@ smc_receiver_run (smc_receiver *r)
     if (n < SMC_BATCH && !r->finished) {
       struct pollfd pf = { .fd = r->sock.fd, .events = POLLIN };
       uint64_t wait = next > now ? next - now : 0;
-      struct timespec ts = { .tv_sec = (time_t) (wait / 1000000000ull), .tv_nsec = (long) (wait % 1000000000ull) };
-      if (n == 0)
+      struct timespec ts;
+      if (n > 0 && r->cfg.coalesce_us > 0) {
+        /* data is flowing: let it pile up in the socket buffer and take it
+         * in batches; on a shared CPU one wake-up per packet costs more
+         * than the packet (the buffer holds far more than this interval) */
+        if (wait > (uint64_t) r->cfg.coalesce_us * 1000)
+          wait = (uint64_t) r->cfg.coalesce_us * 1000;
+        ts = (struct timespec) { .tv_sec = 0, .tv_nsec = (long) wait };
+        nanosleep (&ts, NULL);
+      } else if (n == 0) {
+        ts = (struct timespec) { .tv_sec = (time_t) (wait / 1000000000ull), .tv_nsec = (long) (wait % 1000000000ull) };
         ppoll (&pf, 1, &ts, NULL);
+      }
     }
   }
   if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)

@@ -34,6 +34,9 @@ typedef struct {
   uint32_t status_ms;       /* status report period (default 100) */
   uint32_t nack_backoff_us; /* random NACK delay upper bound (default 1500) */
   uint32_t nack_retry_ms;   /* re-NACK an unrepaired block after (default 30) */
+  uint32_t coalesce_us;     /* while data flows, sleep this long between reads so
+                             * packets are taken in batches, not one wake-up
+                             * each (default 2000; 0: wake per packet) */
   int verbose;
   /* chunk idx verified against the manifest; 0 on success */
   int (*write_chunk) (void *user, uint32_t idx, const uint8_t *data, size_t len);
