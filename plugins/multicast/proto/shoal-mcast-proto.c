@@ -152,16 +152,17 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
 
 size_t
 smc_build_nack (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
-                const smc_nack_entry *e, uint16_t count)
+                uint32_t seen, const smc_nack_entry *e, uint16_t count)
 {
-  size_t total = SMC_HDR_LEN + 6 + (size_t) count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN;
+  size_t total = SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN;
   uint8_t *p = buf + SMC_HDR_LEN;
   if (cap < total)
     return 0;
   put_hdr (buf, h, SMC_PKT_NACK);
   put32 (p, node);
   put16 (p + 4, count);
-  p += 6;
+  put32 (p + 6, seen);
+  p += SMC_NACK_BODY_LEN;
   for (uint16_t i = 0; i < count; i++, p += SMC_NACK_ENTRY_LEN) {
     put32 (p, e[i].chunk);
     p[4] = e[i].block;
@@ -177,15 +178,16 @@ int
 smc_parse_nack (const uint8_t *buf, size_t len, smc_nack *n)
 {
   const uint8_t *p = buf + SMC_HDR_LEN;
-  if (check_type (buf, len, SMC_PKT_NACK, 6) < 0)
+  if (check_type (buf, len, SMC_PKT_NACK, SMC_NACK_BODY_LEN) < 0)
     return -1;
   n->node = get32 (p);
   n->count = get16 (p + 4);
+  n->seen = get32 (p + 6);
   if (n->node == 0)
     return -1;
-  if (len != SMC_HDR_LEN + 6 + (size_t) n->count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN)
+  if (len != SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) n->count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN)
     return -1;
-  n->entries = p + 6;
+  n->entries = p + SMC_NACK_BODY_LEN;
   return 0;
 }
 

@@ -28,6 +28,7 @@ extern "C" {
 #define SMC_KEY_LEN          16
 #define SMC_HASH_LEN         32
 #define SMC_NACK_ENTRY_LEN   8
+#define SMC_NACK_BODY_LEN    10     /* node, count, seen; then the entries */
 #define SMC_DEFAULT_CHUNK    (1u << 20)
 
 typedef enum {
@@ -94,6 +95,8 @@ typedef struct {
 typedef struct {
   uint32_t node;
   uint16_t count;
+  uint32_t seen;          /* highest sender sequence number the receiver had
+                           * processed: parity sent after it is still in flight */
   const uint8_t *entries; /* count * SMC_NACK_ENTRY_LEN bytes, read with smc_nack_entry_get */
 } smc_nack;
 
@@ -123,7 +126,7 @@ size_t smc_build_data     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t 
                            uint16_t esi, const uint8_t *payload, size_t len);
 size_t smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announce *a);
 size_t smc_build_nack     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
-                           const smc_nack_entry *e, uint16_t count);
+                           uint32_t seen, const smc_nack_entry *e, uint16_t count);
 size_t smc_build_status   (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s);
 size_t smc_build_control  (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_control *c);
 

@@ -690,7 +690,7 @@ static void
 flush_nacks (smc_receiver *r, size_t n)
 {
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
-  size_t len = smc_build_nack (r->nack_buf, 65536, &h, r->node, r->nack_entries, (uint16_t) n);
+  size_t len = smc_build_nack (r->nack_buf, 65536, &h, r->node, r->seq_max, r->nack_entries, (uint16_t) n);
   uint8_t *p = r->nack_buf;
   if (r->auth != NULL)
     smc_auth_sign (r->auth, r->nack_buf, len);
@@ -704,7 +704,7 @@ nack_scan (smc_receiver *r, uint64_t now)
 {
   size_t n = 0;
   if (r->nack_buf == NULL) {
-    r->nack_max = (size_t) (r->ann.symbol_size + SMC_DATA_HDR_LEN - SMC_HDR_LEN - 6) / SMC_NACK_ENTRY_LEN;
+    r->nack_max = (size_t) (r->ann.symbol_size + SMC_DATA_HDR_LEN - SMC_HDR_LEN - SMC_NACK_BODY_LEN) / SMC_NACK_ENTRY_LEN;
     r->nack_buf = malloc (65536);
     r->nack_entries = calloc (r->nack_max, sizeof *r->nack_entries);
     if (r->nack_buf == NULL || r->nack_entries == NULL)

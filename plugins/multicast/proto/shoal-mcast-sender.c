@@ -16,8 +16,8 @@
 #define CACHE_N 8
 #define WIRE_OVERHEAD 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define MS 1000000ull
-#define INFLIGHT_MS 10
 #define CYCLE_MS 60
+#define RUNS 4               /* parity runs remembered per block */
 
 typedef struct {
   uint32_t idx;
@@ -31,6 +31,13 @@ typedef struct {
   uint8_t block, j0, count, proactive;
 } repair;
 
+/* parity symbols of one block sent back to back: sequence numbers
+ * seq0 .. seq0 + count - 1 */
+typedef struct {
+  uint32_t seq0;
+  uint16_t count;
+} prun;
+
 struct smc_sender {
   smc_sender_config cfg;
   const smc_manifest *m;
@@ -42,6 +49,8 @@ struct smc_sender {
   uint8_t nbmax;
   uint8_t *next_parity;        /* n_chunks * nbmax */
   uint32_t *parity_ms;         /* n_chunks * nbmax: when parity was last queued or sent */
+  prun *runs;                  /* n_chunks * nbmax * RUNS: the latest parity runs */
+  uint8_t *run_next;           /* n_chunks * nbmax: next slot in runs */
   uint8_t *cycle;              /* n_chunks * nbmax: next parity to resend once all were used */
   uint16_t *queued;            /* n_chunks * nbmax: parity symbols queued, not sent yet */
   cache_ent cache[CACHE_N];
@@ -147,6 +156,8 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->next_parity = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->parity_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->parity_ms);
   s->cycle = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
+  s->runs = calloc ((size_t) s->m->n_chunks * s->nbmax * RUNS, sizeof *s->runs);
+  s->run_next = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->queued = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->queued);
   for (int i = 0; i < CACHE_N; i++)
     s->cache[i].buf = malloc (s->cache_len);
@@ -154,7 +165,8 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     s->pkt[i] = malloc ((size_t) mtu);
   s->rq_cap = 1024;
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
-  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL) {
+  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL ||
+      s->runs == NULL || s->run_next == NULL) {
     snprintf (err, errlen, "out of memory");
     smc_sender_free (s);
     return NULL;
@@ -172,9 +184,9 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     return NULL;
   }
   s->cap_Bps = (double) (c->rate_max_bps ? c->rate_max_bps : 10000000000ull) / 8.0;
-  /* slow start from 500 Mbit/s (or the configured start): receivers that
+  /* slow start from 1 Gbit/s (or the configured start): receivers that
    * cannot take the cap are not flooded before their first report */
-  s->rate_Bps = c->rate_start_bps ? (double) c->rate_start_bps / 8.0 : 62.5e6;
+  s->rate_Bps = c->rate_start_bps ? (double) c->rate_start_bps / 8.0 : 125e6;
   s->slow_start = 1;
   if (s->rate_Bps > s->cap_Bps)
     s->rate_Bps = s->cap_Bps;
@@ -199,6 +211,8 @@ smc_sender_free (smc_sender *s)
   free (s->next_parity);
   free (s->parity_ms);
   free (s->cycle);
+  free (s->runs);
+  free (s->run_next);
   free (s->queued);
   free (s->nodes);
   free (s->strikes);
@@ -438,6 +452,11 @@ emit_repair (smc_sender *s, int at, int room)
     for (int i = 0; i < rows; i++)
       out[i] = s->pkt[at + i] + SMC_DATA_HDR_LEN;
     smc_fec_encode (k, src, r->j0, rows, out, s->S);
+    {
+      size_t bi = (size_t) r->chunk * s->nbmax + r->block;
+      s->runs[bi * RUNS + s->run_next[bi]] = (prun) { .seq0 = s->seq_mc + 1, .count = (uint16_t) rows };
+      s->run_next[bi] = (uint8_t) ((s->run_next[bi] + 1) % RUNS);
+    }
     for (int i = 0; i < rows; i++) {
       smc_hdr h = { .session = s->cfg.session, .seq = ++s->seq_mc };
       s->plen[at + i] = smc_build_data (s->pkt[at + i], s->cfg.mtu, &h, r->chunk,
@@ -611,14 +630,19 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     k = smc_geom_k (&g, e.block);
     np = &s->next_parity[(size_t) e.chunk * s->nbmax + e.block];
     pms = &s->parity_ms[(size_t) e.chunk * s->nbmax + e.block];
-    /* parity sent recently may still be on its way; older parity the
-     * receiver has not seen was lost */
-    /* in flight: everything still queued, plus what was sent lately above
-     * what this receiver has seen (older parity it has not seen was lost) */
+    /* in flight for this receiver: parity still queued, plus parity sent
+     * after the last packet it had processed when it wrote the NACK (its
+     * 'seen' sequence number); parity sent before that and missing at the
+     * receiver was lost, and is replaced */
     q = s->queued[(size_t) e.chunk * s->nbmax + e.block];
     inflight = q;
-    if (ms_of (s, now) - *pms < INFLIGHT_MS && e.pnext + q < *np)
-      inflight += *np - q - e.pnext;
+    for (int ri = 0; ri < RUNS; ri++) {
+      const prun *run = &s->runs[((size_t) e.chunk * s->nbmax + e.block) * RUNS + ri];
+      int32_t after = (int32_t) (run->seq0 + run->count - 1u - n.seen);
+      if (run->count == 0 || after <= 0)
+        continue;
+      inflight += after > run->count ? run->count : after;
+    }
     if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < CYCLE_MS)
       continue;  /* parity used up and resent lately: wait for that round */
     add = (int) e.need - inflight;
@@ -643,7 +667,7 @@ congestion (smc_sender *s, uint64_t now)
   if (now - s->last_signal < 50 * MS)
     return;
   s->last_signal = now;
-  /* slow start overshoots by at most 1.5x: halve; later cut by 30 % */
+  /* slow start overshoots by at most 2x: halve; later cut by 30 % */
   s->rate_Bps *= s->slow_start ? 0.5 : 0.7;
   s->slow_start = 0;
   if (s->rate_Bps < 1.25e6)
@@ -765,11 +789,12 @@ timers (smc_sender *s, uint64_t now)
   for (size_t i = 0; i < s->n_nodes; i++)
     if (s->nodes[i].outcome == 0 && now - s->nodes[i].last_heard_ns > s->cfg.node_timeout_ms * MS)
       node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
-  /* slow start: ×1.5 every 50 ms until the first overflow
-   * report; then +3 % per 50 ms without reports for 200 ms */
-  if (s->state == SMC_STATE_SENDING && now - s->last_increase > 50 * MS && s->rate_Bps < s->cap_Bps &&
-      (s->slow_start || now - s->last_signal > 200 * MS)) {
-    s->rate_Bps *= s->slow_start ? 1.5 : 1.03;
+  /* slow start: ×2 every 20 ms until the first overflow report (receive
+   * buffers hold far more than 20 ms); then +3 % per 50 ms without reports
+   * for 200 ms */
+  if (s->state == SMC_STATE_SENDING && now - s->last_increase > (s->slow_start ? 20 : 50) * MS &&
+      s->rate_Bps < s->cap_Bps && (s->slow_start || now - s->last_signal > 200 * MS)) {
+    s->rate_Bps *= s->slow_start ? 2.0 : 1.03;
     if (s->rate_Bps > s->cap_Bps)
       s->rate_Bps = s->cap_Bps;
     s->last_increase = now;
@@ -791,7 +816,7 @@ timers (smc_sender *s, uint64_t now)
     send_announce (s);
     if (s->state == SMC_STATE_END)
       s->end_announces++;
-    interval = s->state == SMC_STATE_SENDING ? 200 : (s->state == SMC_STATE_WAITING ? 50 : 20);
+    interval = s->state == SMC_STATE_SENDING ? 200 : (s->state == SMC_STATE_WAITING ? 10 : 20);
     if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
       interval = 100;
     if (s->state == SMC_STATE_END)

@@ -67,9 +67,10 @@ test_control_roundtrip (void)
   g_assert_cmpuint (s2.loss_permille, ==, 51);
   g_assert_cmpuint (smc_packet_node (buf, len), ==, 42);
 
-  len = smc_build_nack (buf, sizeof buf, &h, 42, e, 3);
+  len = smc_build_nack (buf, sizeof buf, &h, 42, 0xfedcba98u, e, 3);
   g_assert_cmpint (smc_parse_nack (buf, len, &n), ==, 0);
   g_assert_cmpuint (n.count, ==, 3);
+  g_assert_cmpuint (n.seen, ==, 0xfedcba98u);
   smc_nack_entry_get (&n, 2, &e2);
   g_assert_cmpuint (e2.chunk, ==, 9);
   g_assert_cmpuint (e2.pnext, ==, 255);
