@@ -820,7 +820,7 @@ timers (smc_sender *s, uint64_t now)
     if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
       interval = 100;
     if (s->state == SMC_STATE_END)
-      interval = 10;
+      interval = 2;  /* three ENDs, spaced so one loss burst does not take all */
     s->next_announce = now + interval * MS;
   }
 }
