@@ -155,17 +155,30 @@ int
 smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
                 const struct sockaddr_in *dst)
 {
+  struct iovec iov[SMC_BATCH][3];
+  int niov[SMC_BATCH];
+  if (n > SMC_BATCH)
+    n = SMC_BATCH;
+  for (int i = 0; i < n; i++) {
+    iov[i][0].iov_base = pkts[i];
+    iov[i][0].iov_len = lens[i];
+    niov[i] = 1;
+  }
+  return smc_send_iov (s, iov, niov, n, dst);
+}
+
+int
+smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
+              const struct sockaddr_in *dst)
+{
   struct mmsghdr msgs[SMC_BATCH];
-  struct iovec iov[SMC_BATCH];
   int sent = 0;
   if (n > SMC_BATCH)
     n = SMC_BATCH;
   for (int i = 0; i < n; i++) {
-    iov[i].iov_base = pkts[i];
-    iov[i].iov_len = lens[i];
     memset (&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_iov = iov[i];
+    msgs[i].msg_hdr.msg_iovlen = (size_t) niov[i];
     msgs[i].msg_hdr.msg_name = (void *) (dst != NULL ? dst : &s->group);
     msgs[i].msg_hdr.msg_namelen = sizeof s->group;
   }

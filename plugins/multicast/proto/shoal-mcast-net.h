@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define SMC_BATCH 64
 
@@ -42,6 +43,9 @@ void smc_rxbatch_free (smc_rxbatch *b);
 int  smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b);
 
 /* send n packets (to dst, or the group when dst is NULL); returns sent count */
+/* n messages of niov[i] (1..3) iovecs each, iov[i][0..niov[i]) */
+int smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
+                  const struct sockaddr_in *dst);
 int smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
                     const struct sockaddr_in *dst);
 /* one GSO super-packet: n segments of seglen (last may be shorter) in buf */

@@ -72,13 +72,19 @@ smc_build_data (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t chunk,
   size_t total = SMC_DATA_OVERHEAD + len;
   if (cap < total || total > SMC_MAX_PACKET)
     return 0;
-  put_hdr (buf, h, SMC_PKT_DATA);
-  put32 (buf + 8, chunk);
-  put16 (buf + 12, esi);
+  smc_build_data_head (buf, h, chunk, esi);
   if (payload != buf + SMC_DATA_HDR_LEN)
     memcpy (buf + SMC_DATA_HDR_LEN, payload, len);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
+}
+
+void
+smc_build_data_head (uint8_t *buf, const smc_hdr *h, uint32_t chunk, uint16_t esi)
+{
+  put_hdr (buf, h, SMC_PKT_DATA);
+  put32 (buf + 8, chunk);
+  put16 (buf + 12, esi);
 }
 
 int
@@ -322,24 +328,43 @@ smc_auth_free (smc_auth *a)
   free (a);
 }
 
+/* GMAC over manifest hash ‖ p1 ‖ p2; p1 starts with the packet header */
 static int
-gmac (smc_auth *a, const uint8_t *pkt, size_t len, uint8_t tag[16])
+gmac2 (smc_auth *a, uint32_t node, const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2,
+       uint8_t tag[16])
 {
   uint8_t iv[12];
   int outl = 0;
-  size_t body = len - SMC_TAG_LEN;
   /* nonce: session(2) type(1) 0(1) node(4) seq(4) */
-  memcpy (iv, pkt + 2, 2);
-  iv[2] = pkt[0];
+  memcpy (iv, p1 + 2, 2);
+  iv[2] = p1[0];
   iv[3] = 0;
-  put32 (iv + 4, smc_packet_node (pkt, len));
-  memcpy (iv + 8, pkt + 4, 4);
+  put32 (iv + 4, node);
+  memcpy (iv + 8, p1 + 4, 4);
   if (EVP_EncryptInit_ex (a->ctx, NULL, NULL, NULL, iv) != 1 ||
       EVP_EncryptUpdate (a->ctx, NULL, &outl, a->hash, SMC_HASH_LEN) != 1 ||
-      EVP_EncryptUpdate (a->ctx, NULL, &outl, pkt, (int) body) != 1 ||
+      EVP_EncryptUpdate (a->ctx, NULL, &outl, p1, (int) n1) != 1 ||
+      (n2 > 0 && EVP_EncryptUpdate (a->ctx, NULL, &outl, p2, (int) n2) != 1) ||
       EVP_EncryptFinal_ex (a->ctx, tag, &outl) != 1 ||
       EVP_CIPHER_CTX_ctrl (a->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
     return -1;
+  return 0;
+}
+
+static int
+gmac (smc_auth *a, const uint8_t *pkt, size_t len, uint8_t tag[16])
+{
+  return gmac2 (a, smc_packet_node (pkt, len), pkt, len - SMC_TAG_LEN, NULL, 0, tag);
+}
+
+int
+smc_auth_sign_split (smc_auth *a, const uint8_t *head, size_t head_len, uint32_t node,
+                     const uint8_t *payload, size_t len, uint8_t tag_out[SMC_TAG_LEN])
+{
+  uint8_t tag[16];
+  if (head_len < SMC_HDR_LEN || gmac2 (a, node, head, head_len, payload, len, tag) < 0)
+    return -1;
+  memcpy (tag_out, tag, SMC_TAG_LEN);
   return 0;
 }
 

@@ -122,6 +122,8 @@ typedef struct {
 /* ---- packet build/parse (pure functions, no I/O) ---- */
 /* Each builder writes header + body (tag space zeroed) into buf and returns the
  * packet length including the tag, or 0 when buf is too small. */
+/* the DATA header alone (SMC_DATA_HDR_LEN bytes), for a payload sent from its own buffer */
+void   smc_build_data_head (uint8_t *buf, const smc_hdr *h, uint32_t chunk, uint16_t esi);
 size_t smc_build_data     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t chunk,
                            uint16_t esi, const uint8_t *payload, size_t len);
 size_t smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announce *a);
@@ -150,6 +152,11 @@ typedef struct smc_auth smc_auth;
 smc_auth *smc_auth_new  (const uint8_t key[SMC_KEY_LEN], const uint8_t manifest_hash[SMC_HASH_LEN]);
 void      smc_auth_free (smc_auth *a);
 int       smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len);          /* fills the tag */
+/* the tag of the packet head[0..head_len) ‖ payload[0..len) ‖ tag, for a
+ * packet sent from separate buffers (same tag as smc_auth_sign of the
+ * contiguous packet); node is the packet's node field (0 for the sender) */
+int       smc_auth_sign_split (smc_auth *a, const uint8_t *head, size_t head_len, uint32_t node,
+                               const uint8_t *payload, size_t len, uint8_t tag[SMC_TAG_LEN]);
 int       smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len);  /* 0 if genuine */
 
 /* ---- chunk / FEC geometry ---- */

@@ -16,10 +16,12 @@
 
 #define MS 1000000ull
 
-#define MAX_NACKS_PER_BLOCK 40
+/* a block NACKed this long without repair goes to unicast */
+#define NACK_GIVEUP_MS 1200
 
 typedef struct {
-  uint8_t k, src_have, n_par, pnext, done, nacks;
+  uint8_t k, src_have, n_par, pnext, done;
+  uint16_t nacks;
   uint8_t pj[256];
   uint8_t *pbuf[256];
   uint64_t due;             /* 0: no NACK scheduled */
@@ -109,7 +111,7 @@ smc_receiver_config_init (smc_receiver_config *c)
   c->join_timeout_ms = 15000;
   c->status_ms = 100;
   c->nack_backoff_us = 1500;
-  c->nack_retry_ms = 30;
+  c->nack_retry_ms = 10;
   c->coalesce_us = 2000;
 }
 
@@ -718,10 +720,10 @@ nack_scan (smc_receiver *r, uint64_t now)
       if (bk->done || bk->due == 0 || bk->due > now)
         continue;
       need = bk->k - bk->src_have - bk->n_par;
-      if (++bk->nacks > MAX_NACKS_PER_BLOCK) {
+      if (++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
         /* repair does not get through (about a second of NACKs): the
          * chunk goes to unicast rather than holding the session */
-        vlog (r, "chunk %u block %d: no repair after %d NACKs, left for unicast", p->idx, b, MAX_NACKS_PER_BLOCK);
+        vlog (r, "chunk %u block %d: no repair after %u ms of NACKs, left for unicast", p->idx, b, NACK_GIVEUP_MS);
         settle (r, p->idx, SMC_CHUNK_EXTERNAL);
         i--;
         break;

@@ -33,7 +33,7 @@ typedef struct {
   uint32_t join_timeout_ms; /* no ANNOUNCE at all: fail (default 15000) */
   uint32_t status_ms;       /* status report period (default 100) */
   uint32_t nack_backoff_us; /* random NACK delay upper bound (default 1500) */
-  uint32_t nack_retry_ms;   /* re-NACK an unrepaired block after (default 30) */
+  uint32_t nack_retry_ms;   /* re-NACK an unrepaired block after (default 10) */
   uint32_t coalesce_us;     /* while data flows, sleep this long between reads so
                              * packets are taken in batches, not one wake-up
                              * each (default 2000; 0: wake per packet) */

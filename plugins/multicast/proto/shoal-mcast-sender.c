@@ -64,9 +64,13 @@ struct smc_sender {
   /* repair FIFO */
   repair *rq;
   size_t rq_head, rq_len, rq_cap;
-  /* outgoing batch */
+  /* outgoing batch: pkt[i] holds the whole packet, or (source symbols, sent
+   * without copying the payload) the header and, after it, the tag while
+   * pay[i] points into the chunk cache */
   uint8_t *pkt[SMC_BATCH];
-  size_t plen[SMC_BATCH];
+  size_t plen[SMC_BATCH];          /* whole packet length */
+  const uint8_t *pay[SMC_BATCH];
+  size_t paylen[SMC_BATCH];
   uint32_t seq_mc, seq_ctl;
   /* pacing */
   double rate_Bps, cap_Bps, tokens;
@@ -462,6 +466,7 @@ emit_repair (smc_sender *s, int at, int room)
       s->plen[at + i] = smc_build_data (s->pkt[at + i], s->cfg.mtu, &h, r->chunk,
                                         smc_parity_esi (r->block, (uint8_t) (r->j0 + i)),
                                         out[i], s->S);
+      s->pay[at + i] = NULL;
       sign (s, s->pkt[at + i], s->plen[at + i]);
     }
     s->st.parity_pkts += (uint64_t) rows;
@@ -515,8 +520,17 @@ emit_source (smc_sender *s, int at, uint64_t now)
   off = (uint32_t) s->cur_src * s->S;
   len = s->cur_g.len - off < s->S ? s->cur_g.len - off : s->S;
   h.seq = ++s->seq_mc;
-  s->plen[at] = smc_build_data (s->pkt[at], s->cfg.mtu, &h, s->cur_chunk, s->cur_src, data + off, len);
-  sign (s, s->pkt[at], s->plen[at]);
+  /* the payload goes from the chunk cache straight to the socket: the
+   * cache entry of the chunk being sent is the most recently used, so it
+   * outlives the batch */
+  smc_build_data_head (s->pkt[at], &h, s->cur_chunk, s->cur_src);
+  s->pay[at] = data + off;
+  s->paylen[at] = len;
+  s->plen[at] = SMC_DATA_OVERHEAD + len;
+  memset (s->pkt[at] + SMC_DATA_HDR_LEN, 0, SMC_TAG_LEN);
+  if (s->auth != NULL)
+    smc_auth_sign_split (s->auth, s->pkt[at], SMC_DATA_HDR_LEN, 0, data + off, len,
+                         s->pkt[at] + SMC_DATA_HDR_LEN);
   s->st.data_pkts++;
   b = smc_geom_block_of (&s->cur_g, s->cur_src);
   s->cur_src++;
@@ -563,7 +577,20 @@ send_some (smc_sender *s, uint64_t now)
     n += got;
   }
   if (n > 0) {
-    smc_send_batch (&s->tx, s->pkt, s->plen, n, NULL);
+    struct iovec iov[SMC_BATCH][3];
+    int niov[SMC_BATCH];
+    for (int i = 0; i < n; i++) {
+      if (s->pay[i] != NULL) {
+        iov[i][0] = (struct iovec) { .iov_base = s->pkt[i], .iov_len = SMC_DATA_HDR_LEN };
+        iov[i][1] = (struct iovec) { .iov_base = (void *) s->pay[i], .iov_len = s->paylen[i] };
+        iov[i][2] = (struct iovec) { .iov_base = s->pkt[i] + SMC_DATA_HDR_LEN, .iov_len = SMC_TAG_LEN };
+        niov[i] = 3;
+      } else {
+        iov[i][0] = (struct iovec) { .iov_base = s->pkt[i], .iov_len = s->plen[i] };
+        niov[i] = 1;
+      }
+    }
+    smc_send_iov (&s->tx, iov, niov, n, NULL);
     for (int i = 0; i < n; i++)
       s->st.bytes += s->plen[i] + WIRE_OVERHEAD;
   }

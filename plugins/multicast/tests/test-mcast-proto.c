@@ -103,6 +103,19 @@ test_auth (void)
     g_assert_cmpint (smc_auth_verify (a, buf, len), <, 0);
     buf[i] ^= 0x10;
   }
+  /* a packet signed from separate header and payload buffers (the sender's
+   * zero-copy path) carries the tag of the contiguous packet */
+  {
+    uint8_t head[SMC_DATA_HDR_LEN], tag[SMC_TAG_LEN];
+    for (size_t i = 0; i < sizeof payload; i++)
+      payload[i] = (uint8_t) (i * 31);
+    len = smc_build_data (buf, sizeof buf, &h, 1, 2, payload, sizeof payload);
+    g_assert_cmpint (smc_auth_sign (a, buf, len), ==, 0);
+    smc_build_data_head (head, &h, 1, 2);
+    g_assert_cmpmem (head, sizeof head, buf, SMC_DATA_HDR_LEN);
+    g_assert_cmpint (smc_auth_sign_split (a, head, sizeof head, 0, payload, sizeof payload, tag), ==, 0);
+    g_assert_cmpmem (tag, sizeof tag, buf + len - SMC_TAG_LEN, SMC_TAG_LEN);
+  }
   smc_auth_free (a);
   smc_auth_free (b);
 }

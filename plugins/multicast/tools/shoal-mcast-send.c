@@ -132,7 +132,7 @@ main (int argc, char **argv)
   }
   src.size = (uint64_t) sb.st_size;
   src.chunk_size = chunk_size;
-  src.map = mmap (NULL, src.size, PROT_READ, MAP_SHARED, fd, 0);
+  src.map = mmap (NULL, src.size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
   m = smc_manifest_from_fd (fd, chunk_size);
   if (src.map == MAP_FAILED || m == NULL) {
     fprintf (stderr, "cannot read %s\n", file);

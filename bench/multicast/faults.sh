@@ -1,0 +1,114 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# faults.sh [--n N] [--size MiB] [--out FILE] [SCENARIO...]
+# The fault cells of issue 7, on the benchmark topology (topo.sh; MTU 1500,
+# sender behind a 1 Gbit/s tbf), shoal only. SCENARIO (default: all):
+#   none   the same N receivers with no fault (the reference for the others)
+#   slow   receiver 1's bridge port limited to 100 Mbit/s
+#   kill   receiver 1 killed (SIGKILL) a third of the way in, restarted at once
+#          with --resume: it keeps what it verified, rejoins the live session
+#          and takes what it missed by unicast
+#   forge  a host on the bridge injects 20,000 forged DATA packets/s (right
+#          session id, random payload and tag) into the group for the whole run
+# One line per scenario: every receiver's own rate (file bytes / its own
+# multicast time), its outcome at the sender, chunks it took by unicast, forged
+# packets it counted, and whether its output is bit-exact.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+N=4; SIZE=128; SCEN=""
+OUT=${OUT:-/tmp/mcast-faults-$(date +%Y%m%d-%H%M%S).txt}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --n) N=$2; shift 2 ;;
+    --size) SIZE=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) SCEN="$SCEN $1"; shift ;;
+  esac
+done
+[ -n "$SCEN" ] || SCEN="none slow kill forge"
+[ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
+BUILD=${MCAST_BUILD:-$here/../../build-mcast}
+SND=$BUILD/plugins/multicast/shoal-mcast-send
+RCV=$BUILD/plugins/multicast/shoal-mcast-recv
+SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
+[ -f "$SRC" ] && [ "$(stat -c %s "$SRC")" = $((SIZE * 1048576)) ] || head -c $((SIZE * 1048576)) /dev/urandom > "$SRC"
+size=$(stat -c %s "$SRC")
+ref=$(sha256sum < "$SRC" | cut -c1-64)
+echo "# $(date -u) $(uname -r) $(nproc) cpus; file $SIZE MiB; N=$N; $0 $*" | tee -a "$OUT"
+
+# forged DATA packets into the group from one receiver's namespace; stops
+# after $2 seconds (bounded in count and time)
+forge() {
+  ip netns exec "$1" timeout -k 1 "$2" python3 - "$3" <<'PY'
+import os, socket, struct, sys, time
+session = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.77.0.11"))
+end = time.monotonic() + 60
+seq = 0
+while time.monotonic() < end and seq < 2_000_000:
+    for _ in range(200):
+        seq += 1
+        chunk = seq % 128
+        esi = seq % 724
+        pkt = struct.pack(">BBHIIH", 0x11, 0, session, seq, chunk, esi) + os.urandom(1450 + 8)
+        s.sendto(pkt, ("239.77.3.1", 6100))
+    time.sleep(0.01)
+PY
+}
+
+run() {
+  local scen=$1 P=mcf$$ W=/dev/shm/mcf-$$ spid i line
+  mkdir -p "$W"
+  "$here/topo.sh" up $P "$N" 1500 0 1gbit || return 1
+  [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
+  ip netns exec "${P}s" /usr/bin/time -f "%U %S" -o "$W/cpu.s" timeout -k 5 60 "$SND" --file "$SRC" \
+    --group 239.77.3.1 --port 6100 --iface eth0 --receivers "$N" --rate-mbit 1000 \
+    --manifest-out "$W/manifest" --join-out "$W/join" > "$W/send.out" 2> "$W/send.err" &
+  spid=$!
+  for _ in $(seq 1 200); do [ -f "$W/join" ] && break; sleep 0.05; done
+  for i in $(seq 1 "$N"); do
+    ip netns exec "${P}r$i" timeout -k 5 60 "$RCV" --join-file "$W/join" --manifest "$W/manifest" \
+      --output "$W/out$i" --iface eth0 --node $((100 + i)) --unicast-file "$SRC" > "$W/recv.$i" 2>&1 &
+    echo $! > "$W/pid.$i"
+  done
+  case "$scen" in
+    forge)
+      forge "${P}r1" 30 "$(sed -n 's/.*session=\([0-9]*\).*/\1/p' "$W/join")" &
+      ;;
+    kill)
+      # a third of the file at ~110 MB/s
+      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      # the receiver itself, not its timeout wrapper
+      pkill -KILL -P "$(cat "$W/pid.1")" 2>/dev/null || kill -KILL "$(cat "$W/pid.1")"
+      sleep 0.2
+      ip netns exec "${P}r1" timeout -k 5 60 "$RCV" --join-file "$W/join" --manifest "$W/manifest" \
+        --output "$W/out1" --iface eth0 --node 101 --unicast-file "$SRC" --resume > "$W/recv.1b" 2>&1 &
+      ;;
+  esac
+  wait "$spid"
+  wait
+  line="$scen N=$N"
+  for i in $(seq 1 "$N"); do
+    local r f s mb outcome
+    f=$W/recv.$i; [ -f "$W/recv.${i}b" ] && f=$W/recv.${i}b
+    r=$(grep RESULT "$f")
+    s=$( [ -f "$W/out$i" ] && sha256sum < "$W/out$i" | cut -c1-64 || echo missing)
+    mb=$(echo "$r" | sed -n 's/.*mcast_s=\([0-9.]*\).*/\1/p')
+    mb=$( [ -n "$mb" ] && echo "$size / $mb / 1000000" | bc -l | xargs printf '%.1f' || echo '?')
+    outcome=$(sed -n "s/^node $((100 + i)) .*outcome=\([a-z-]*\).*/\1/p" "$W/send.out")
+    line="$line | r$i ${mb}MB/s ${outcome:-?} uni=$(echo "$r" | sed -n 's/.*unicast_chunks=\([0-9]*\).*/\1/p')"
+    line="$line res=$(echo "$r" | sed -n 's/.*resumed=\([0-9]*\).*/\1/p') forged=$(echo "$r" | sed -n 's/.* forged=\([0-9]*\).*/\1/p')"
+    line="$line $([ "$s" = "$ref" ] && echo exact || echo WRONG)"
+  done
+  line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
+  echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
+  "$here/topo.sh" down $P "$N"
+  rm -rf "$W"
+}
+
+for s in $SCEN; do
+  run "$s"
+done
+echo "results in $OUT"
