@@ -65,7 +65,7 @@ run() {
   [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
   ip netns exec "${P}s" /usr/bin/time -f "%U %S" -o "$W/cpu.s" timeout -k 5 60 "$SND" --file "$SRC" \
     --group 239.77.3.1 --port 6100 --iface eth0 --receivers "$N" --rate-mbit 1000 \
-    --manifest-out "$W/manifest" --join-out "$W/join" > "$W/send.out" 2> "$W/send.err" &
+    --manifest-out "$W/manifest" --join-out "$W/join" ${SEND_ARGS:-} > "$W/send.out" 2> "$W/send.err" &
   spid=$!
   for _ in $(seq 1 200); do [ -f "$W/join" ] && break; sleep 0.05; done
   for i in $(seq 1 "$N"); do
@@ -98,14 +98,16 @@ run() {
     mb=$(echo "$r" | sed -n 's/.*mcast_s=\([0-9.]*\).*/\1/p')
     mb=$( [ -n "$mb" ] && echo "$size / $mb / 1000000" | bc -l | xargs printf '%.1f' || echo '?')
     outcome=$(sed -n "s/^node $((100 + i)) .*outcome=\([a-z-]*\).*/\1/p" "$W/send.out")
-    line="$line | r$i ${mb}MB/s ${outcome:-?} uni=$(echo "$r" | sed -n 's/.*unicast_chunks=\([0-9]*\).*/\1/p')"
+    # an evicted receiver's multicast time is the time until its eviction
+    [ "$outcome" = evicted-to-unicast ] && mb="left at $(echo "$r" | sed -n 's/.*mcast_s=\([0-9.]*\).*/\1/p') s" || mb="${mb}MB/s"
+    line="$line | r$i $mb ${outcome:-?} uni=$(echo "$r" | sed -n 's/.*unicast_chunks=\([0-9]*\).*/\1/p')"
     line="$line res=$(echo "$r" | sed -n 's/.*resumed=\([0-9]*\).*/\1/p') forged=$(echo "$r" | sed -n 's/.* forged=\([0-9]*\).*/\1/p')"
     line="$line $([ "$s" = "$ref" ] && echo exact || echo WRONG)"
   done
   line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
   echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
   "$here/topo.sh" down $P "$N"
-  rm -rf "$W"
+  if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $W" >&2; else rm -rf "$W"; fi
 }
 
 for s in $SCEN; do

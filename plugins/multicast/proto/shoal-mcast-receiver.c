@@ -753,7 +753,11 @@ timers (smc_receiver *r, uint64_t now)
   }
   if (r->have_ann && now >= r->next_status) {
     send_status (r);
-    r->next_status = now + r->cfg.status_ms * MS;
+    /* reports come four times as often in the first 300 ms of data: a
+     * receiver on a link far slower than the group's rate is known (and
+     * its NACKs ignored) before it can ask for much repair */
+    r->next_status = now + (r->st.first_pkt_ns != 0 && now - r->st.first_pkt_ns < 300 * MS
+                            ? r->cfg.status_ms / 4 : r->cfg.status_ms) * MS;
   }
   if (r->next_status < next && r->have_ann)
     next = r->next_status;

@@ -632,16 +632,20 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
   smc_nack n;
   smc_node_info *node;
+  size_t idx = 0;
   if (smc_parse_nack (buf, len, &n) < 0) {
     s->st.bad++;
     return;
   }
   s->st.nacks_rx++;
-  node = node_find (s, n.node, NULL);
+  node = node_find (s, n.node, &idx);
   if (node != NULL) {
     node->nacks++;
     if (node->outcome != 0)
       return;  /* evicted or failed: it finishes by unicast */
+    if (s->cfg.slow_policy == SMC_SLOW_EVICT && s->strikes[idx] > 0)
+      return;  /* losing more than max_loss: about to be evicted; repairing
+                * for it would take the group's bandwidth */
   }
   for (uint16_t i = 0; i < n.count; i++) {
     smc_nack_entry e;
