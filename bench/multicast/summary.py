@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""summary.py RESULTS.txt: the lines of run.sh as one row per cell (N, loss,
+MTU) with every tool side by side, shoal's rate against the limit line
+(iperf, same N and MTU, no loss) and against uftp, and egress. Markdown."""
+import re
+import sys
+
+
+def parse(path):
+    cells = {}
+    for line in open(path):
+        if line.startswith('#') or not line.strip() or line.startswith('results'):
+            continue
+        f = line.split()
+        tool = f[0]
+        kv = dict(re.findall(r'([\w/]+)=\s*([^\s]+)', line.replace('= ', '=')))
+        try:
+            n = int(kv['N'])
+            loss = int(kv['loss'].rstrip('%'))
+            mtu = int(kv['mtu'])
+            rate = float(kv['MB/s/rcv'])
+        except (KeyError, ValueError):
+            continue
+        ok = kv.get('ok', '-')
+        eg = kv.get('egress/file', '-')
+        cells[(tool, n, loss, mtu)] = (rate, ok, eg)
+    return cells
+
+
+def main():
+    cells = parse(sys.argv[1])
+    keys = sorted({(n, loss, mtu) for (_, n, loss, mtu) in cells}, key=lambda k: (k[2], k[0], k[1]))
+    print('| MTU | N | loss | limit line MB/s | shoal MB/s | × line | shoal egress | uftp MB/s (egress) | '
+          'shoal ÷ uftp | udpcast MB/s (ok) | shoal ok |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for n, loss, mtu in keys:
+        if ('shoal', n, loss, mtu) not in cells:
+            continue
+        line = cells.get(('iperf', n, 0, mtu))
+        s = cells[('shoal', n, loss, mtu)]
+        u = cells.get(('uftp', n, loss, mtu))
+        c = cells.get(('udpcast', n, loss, mtu))
+        ratio = f'{s[0] / line[0]:.2f}×' if line else '–'
+        vs_u = f'{s[0] / u[0]:.1f}×' if u and u[0] > 0 and u[1].split('/')[0] == u[1].split('/')[-1] else '–'
+        print(f'| {mtu} | {n} | {loss} % | {line[0] if line else "–"} | **{s[0]}** | {ratio} | {s[2]} | '
+              f'{f"{u[0]} ({u[2]})" if u else "–"} | {vs_u} | {f"{c[0]} ({c[1]})" if c else "–"} | {s[1]} |')
+
+
+if __name__ == '__main__':
+    main()
