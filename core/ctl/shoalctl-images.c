@@ -124,6 +124,20 @@ shoalctl_cmd_image_show (ShoalCtl *ctl, gchar **args, GError **error)
 }
 
 gboolean
+shoalctl_cmd_image_verify (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  if (!shoalctl_check_args (args, 1, 1, "image-verify <id|name>", error))
+    return FALSE;
+  /* the daemon reads the whole image back (the proxy waits up to
+   * SHOALCTL_TIMEOUT_MS, as for an import) */
+  if (!shoal_dbus_manager_call_verify_image_sync (ctl->manager, args[0], NULL, error))
+    return FALSE;
+  /* TRANSLATORS: %s is an image id or name */
+  g_print (_("%s: every chunk and the whole image match their SHA-256\n"), args[0]);
+  return TRUE;
+}
+
+gboolean
 shoalctl_cmd_image_rm (ShoalCtl *ctl, gchar **args, GError **error)
 {
   g_autofree gchar *freed_text = NULL;

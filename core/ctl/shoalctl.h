@@ -91,6 +91,7 @@ gboolean    shoalctl_cmd_images           (ShoalCtl *ctl, gchar **args, GError *
 gboolean    shoalctl_cmd_image_import     (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_show       (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_rm         (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_verify     (ShoalCtl *ctl, gchar **args, GError **error);
 
 /* shoalctl-daemon.c: steps, plugins, recipes, stats */
 gboolean    shoalctl_cmd_steps            (ShoalCtl *ctl, gchar **args, GError **error);

@@ -1,6 +1,6 @@
 /* shoal-dbus-images.c: the image methods of org.shoal.Shoal1.Manager
  *
- * ImportImage, ListImages, InspectImage and RemoveImage on the manager
+ * ImportImage, ListImages, InspectImage, RemoveImage and VerifyImage on the manager
  * object, answered by the daemon's ShoalImageStore (the store of libshoal,
  * in <state dir>/image-store or [image-store] path=). Every store call runs
  * in a worker thread; the method returns when it is done. Arguments are
@@ -292,6 +292,39 @@ handle_remove_image (ShoalDBusManager      *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- VerifyImage ---------------------------------------------------------- */
+
+static void
+verify_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GDBusMethodInvocation) invocation = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_image_store_verify_finish (SHOAL_IMAGE_STORE (source), result, &error))
+    {
+      g_warning ("image verification for %s: %s", g_dbus_method_invocation_get_sender (invocation),
+                 error->message);
+      return_lookup_error (invocation, g_steal_pointer (&error));
+      return;
+    }
+  g_info ("image verified for %s", g_dbus_method_invocation_get_sender (invocation));
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static gboolean
+handle_verify_image (ShoalDBusManager      *skeleton,
+                     GDBusMethodInvocation *invocation,
+                     const gchar           *id_or_name,
+                     gpointer               user_data)
+{
+  ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
+
+  if (check_store (self, invocation) && check_id_or_name (id_or_name, invocation))
+    shoal_image_store_verify_async (self->store, id_or_name, self->cancellable, verify_done,
+                                    g_object_ref (invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- the object ----------------------------------------------------------- */
 
 /**
@@ -329,4 +362,5 @@ shoal_dbus_images_attach (ShoalDBusImages  *self,
   g_signal_connect_object (skeleton, "handle-list-images", G_CALLBACK (handle_list_images), self, 0);
   g_signal_connect_object (skeleton, "handle-inspect-image", G_CALLBACK (handle_inspect_image), self, 0);
   g_signal_connect_object (skeleton, "handle-remove-image", G_CALLBACK (handle_remove_image), self, 0);
+  g_signal_connect_object (skeleton, "handle-verify-image", G_CALLBACK (handle_verify_image), self, 0);
 }

@@ -364,8 +364,20 @@ shoal_image_files_verify (const gchar   *root,
   hash = shoal_manifest_hash_new ();
   for (guint64 i = 0; ok && i < m->n_chunks; i++)
     {
+      g_autoptr(GError) local = NULL;
+
       ok = !g_cancellable_set_error_if_cancelled (cancellable, error) &&
-           shoal_image_files_read_chunk (root, m, i, buffer, error);
+           shoal_image_files_read_chunk (root, m, i, buffer, &local);
+      if (!ok && local != NULL)
+        {
+          /* a chunk that is gone is damage to this image, not an unknown image */
+          if (g_error_matches (local, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND))
+            g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                         _("Chunk %llu of image %s is missing: %s"), (unsigned long long) i, id, local->message);
+          else
+            g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                        _("Chunk %llu of image %s: "), (unsigned long long) i, id);
+        }
       if (ok)
         shoal_manifest_hash_update (hash, buffer, shoal_manifest_chunk_length (m, i));
     }

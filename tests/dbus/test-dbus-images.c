@@ -1,5 +1,5 @@
 /* test-dbus-images.c: the image store of the real shoald, over D-Bus
- * (ImportImage, ListImages, InspectImage, RemoveImage) and with shoalctl
+ * (ImportImage, ListImages, InspectImage, RemoveImage, VerifyImage) and with shoalctl
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -28,6 +28,19 @@ write_image (ShoalTestDaemon *td, const gchar *basename)
   g_file_set_contents (path, (const gchar *) data, IMAGE_SIZE, &error);
   g_assert_no_error (error);
   return path;
+}
+
+/* imports @path as @name in 4 KiB chunks; returns the id */
+static gchar *
+import_image (ShoalTestDaemon *td, const gchar *path, const gchar *name)
+{
+  g_autoptr(GError) error = NULL;
+  gchar *id = NULL;
+
+  shoal_dbus_manager_call_import_image_sync (td->manager, path, name, CHUNK, &id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (strlen (id), ==, 64);
+  return id;
 }
 
 static guint64
@@ -82,12 +95,9 @@ test_images_lifecycle (void)
   shoal_test_daemon_start (td, FALSE);
   path = write_image (td, "disk.img");
 
-  shoal_dbus_manager_call_import_image_sync (td->manager, path, "test-os", CHUNK, &id, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (strlen (id), ==, 64);
+  id = import_image (td, path, "test-os");
   /* the same image again: the same id, nothing new */
-  shoal_dbus_manager_call_import_image_sync (td->manager, path, "test-os", CHUNK, &again, NULL, &error);
-  g_assert_no_error (error);
+  again = import_image (td, path, "test-os");
   g_assert_cmpstr (again, ==, id);
 
   shoal_dbus_manager_call_list_images_sync (td->manager, &images, NULL, &error);
@@ -224,6 +234,9 @@ test_images_unauthorized (void)
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.RemoveImage", nosuch, &err), !=, 0);
   g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.VerifyImage", nosuch, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
 }
 
 /* ---- shoalctl ------------------------------------------------------------- */
@@ -299,6 +312,78 @@ test_images_shoalctl (void)
   assert_has (err, "Usage: shoalctl image-import");
 }
 
+/* the stored chunk file of the image's second chunk (4096 'a's) */
+static gchar *
+chunk_a_path (ShoalTestDaemon *td)
+{
+  g_autofree guint8 *data = g_malloc (CHUNK);
+  g_autofree gchar *hex = NULL;
+  gchar prefix[3] = { 0 };
+
+  memset (data, 'a', CHUNK);
+  hex = g_compute_checksum_for_data (G_CHECKSUM_SHA256, data, CHUNK);
+  memcpy (prefix, hex, 2);
+  return g_build_filename (td->tmpdir, "state", "image-store", "chunks", prefix, hex, NULL);
+}
+
+static void
+test_images_verify (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *chunk = NULL;
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  gsize len = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "disk.img");
+  id = import_image (td, path, "verify-os");
+  g_assert_true (shoal_dbus_manager_call_verify_image_sync (td->manager, "verify-os", NULL, &error));
+  g_assert_no_error (error);
+
+  /* one flipped byte in a stored chunk: named, InvalidData */
+  chunk = chunk_a_path (td);
+  g_assert_true (g_file_get_contents (chunk, &contents, &len, &error));
+  g_assert_cmpuint (len, ==, CHUNK);
+  contents[100] ^= 1;
+  g_assert_true (g_file_set_contents (chunk, contents, (gssize) len, &error));
+  g_assert_false (shoal_dbus_manager_call_verify_image_sync (td->manager, id, NULL, &error));
+  g_test_message ("corrupt: %s", error->message);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "Chunk 1 of image"));
+  g_assert_nonnull (strstr (error->message, "corrupt"));
+  g_clear_error (&error);
+
+  /* the chunk gone: still the image's damage, not an unknown image */
+  g_assert_cmpint (g_unlink (chunk), ==, 0);
+  g_assert_false (shoal_dbus_manager_call_verify_image_sync (td->manager, id, NULL, &error));
+  g_test_message ("missing: %s", error->message);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "Chunk 1 of image"));
+  g_assert_nonnull (strstr (error->message, "missing"));
+  g_clear_error (&error);
+
+  g_assert_false (shoal_dbus_manager_call_verify_image_sync (td->manager, "nosuch", NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "id_or_name: "));
+  g_clear_error (&error);
+  g_assert_false (shoal_dbus_manager_call_verify_image_sync (td->manager, "", NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  /* shoalctl: the failure is an exit status of 1 and the reason */
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-verify", "verify-os", NULL), ==, 1);
+  assert_has (err, "is missing");
+  /* importing the image again restores the chunk */
+  g_free (import_image (td, path, "verify-os"));
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-verify", "verify-os", NULL), ==, 0);
+  assert_has (out, "verify-os: every chunk and the whole image match their SHA-256");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -310,5 +395,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/bad-arguments", test_images_bad_arguments);
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
+  g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
   return g_test_run ();
 }
