@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <unistd.h>
 
 #include "shoalctl.h"
 
@@ -69,11 +70,51 @@ shoalctl_cmd_images (ShoalCtl *ctl, gchar **args, GError **error)
   return TRUE;
 }
 
+typedef struct
+{
+  GMainLoop   *loop;
+  const gchar *path;
+  gboolean     shown;
+  gchar       *id;
+  GError      *error;
+} ImportWait;
+
+/* progress on a terminal only: "path: 42 % (1.2 GB of 2.9 GB)" */
+static void
+on_import_progress (ShoalDBusManager *manager,
+                    const gchar      *path,
+                    guint64           done,
+                    guint64           total,
+                    ImportWait       *wait)
+{
+  g_autofree gchar *done_text = NULL;
+  g_autofree gchar *total_text = NULL;
+
+  if (g_strcmp0 (path, wait->path) != 0 || total == 0 || !isatty (STDERR_FILENO))
+    return;
+  done_text = g_format_size (done);
+  total_text = g_format_size (total);
+  /* TRANSLATORS: a file path, a percentage, then two sizes such as "1.2 GB" */
+  g_printerr (_("\r%s: %3u %% (%s of %s)"), path, (guint) (done * 100 / total), done_text, total_text);
+  wait->shown = TRUE;
+}
+
+static void
+on_import_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ImportWait *wait = user_data;
+
+  shoal_dbus_manager_call_import_image_finish (SHOAL_DBUS_MANAGER (source), &wait->id, result, &wait->error);
+  g_main_loop_quit (wait->loop);
+}
+
 gboolean
 shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
 {
   g_autofree gchar *path = NULL;
-  g_autofree gchar *id = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+  ImportWait wait = { 0 };
+  gulong handler;
 
   if (!shoalctl_check_args (args, 1, 1, "image-import <path> [--name NAME] [--chunk-size BYTES]",
                             error))
@@ -84,13 +125,27 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
                    _("--chunk-size must not be negative"));
       return FALSE;
     }
-  /* the daemon reads the file: give it an absolute path */
+  /* the daemon reads the file: give it an absolute path; a large image
+   * takes longer than any fixed timeout (Ctrl-C ends the wait) */
   path = g_canonicalize_filename (args[0], NULL);
-  if (!shoal_dbus_manager_call_import_image_sync (ctl->manager, path,
-                                                  ctl->name != NULL ? ctl->name : "",
-                                                  (guint32) ctl->chunk_size, &id, NULL, error))
-    return FALSE;
-  g_print ("%s\n", id);
+  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (ctl->manager), G_MAXINT);
+  loop = g_main_loop_new (NULL, FALSE);
+  wait.loop = loop;
+  wait.path = path;
+  handler = g_signal_connect (ctl->manager, "image-import-progress", G_CALLBACK (on_import_progress), &wait);
+  shoal_dbus_manager_call_import_image (ctl->manager, path, ctl->name != NULL ? ctl->name : "",
+                                        (guint32) ctl->chunk_size, NULL, on_import_done, &wait);
+  g_main_loop_run (loop);
+  g_signal_handler_disconnect (ctl->manager, handler);
+  if (wait.shown)
+    g_printerr ("\n");
+  if (wait.error != NULL)
+    {
+      g_propagate_error (error, wait.error);
+      return FALSE;
+    }
+  g_print ("%s\n", wait.id);
+  g_free (wait.id);
   return TRUE;
 }
 
@@ -128,8 +183,8 @@ shoalctl_cmd_image_verify (ShoalCtl *ctl, gchar **args, GError **error)
 {
   if (!shoalctl_check_args (args, 1, 1, "image-verify <id|name>", error))
     return FALSE;
-  /* the daemon reads the whole image back (the proxy waits up to
-   * SHOALCTL_TIMEOUT_MS, as for an import) */
+  /* the daemon reads the whole image back: no fixed timeout, as for an import */
+  g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (ctl->manager), G_MAXINT);
   if (!shoal_dbus_manager_call_verify_image_sync (ctl->manager, args[0], NULL, error))
     return FALSE;
   /* TRANSLATORS: %s is an image id or name */

@@ -1,12 +1,13 @@
 /* shoal-dbus-images.c: the image methods of org.shoal.Shoal1.Manager
  *
- * ImportImage, ListImages, InspectImage, RemoveImage and VerifyImage on the manager
- * object, answered by the daemon's ShoalImageStore (the store of libshoal,
- * in <state dir>/image-store or [image-store] path=). Every store call runs
- * in a worker thread; the method returns when it is done. Arguments are
- * checked first and an error names the argument at fault. ImportImage and
- * RemoveImage are mutating methods: the manager's authorization check
- * (g-authorize-method) applies to them as to the others.
+ * ImportImage, ListImages, InspectImage, RemoveImage and VerifyImage on
+ * the manager object, and its ImageImportProgress signal, answered by the
+ * daemon's ShoalImageStore (the store of libshoal, in <state
+ * dir>/image-store or [image-store] path=). Every store call runs in a
+ * worker thread; the method returns when it is done. Arguments are checked
+ * first and an error names the argument at fault. ImportImage, RemoveImage
+ * and VerifyImage need authorization (g-authorize-method), as the
+ * manager's other mutating methods do.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -325,6 +326,18 @@ handle_verify_image (ShoalDBusManager      *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- ImageImportProgress ---------------------------------------------------- */
+
+static void
+on_import_progress (ShoalImageStore  *store,
+                    const gchar      *path,
+                    guint64           done,
+                    guint64           total,
+                    ShoalDBusManager *skeleton)
+{
+  shoal_dbus_manager_emit_image_import_progress (skeleton, path, done, total);
+}
+
 /* ---- the object ----------------------------------------------------------- */
 
 /**
@@ -363,4 +376,6 @@ shoal_dbus_images_attach (ShoalDBusImages  *self,
   g_signal_connect_object (skeleton, "handle-inspect-image", G_CALLBACK (handle_inspect_image), self, 0);
   g_signal_connect_object (skeleton, "handle-remove-image", G_CALLBACK (handle_remove_image), self, 0);
   g_signal_connect_object (skeleton, "handle-verify-image", G_CALLBACK (handle_verify_image), self, 0);
+  if (self->store != NULL)
+    g_signal_connect_object (self->store, "import-progress", G_CALLBACK (on_import_progress), skeleton, 0);
 }

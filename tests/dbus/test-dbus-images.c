@@ -1,5 +1,6 @@
 /* test-dbus-images.c: the image store of the real shoald, over D-Bus
- * (ImportImage, ListImages, InspectImage, RemoveImage, VerifyImage) and with shoalctl
+ * (ImportImage, ListImages, InspectImage, RemoveImage, VerifyImage,
+ * ImageImportProgress) and with shoalctl
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -384,6 +385,65 @@ test_images_verify (void)
   assert_has (out, "verify-os: every chunk and the whole image match their SHA-256");
 }
 
+typedef struct
+{
+  gchar   *path;
+  guint64  done, total;
+  guint    signals;
+  gchar   *id;
+  GError  *error;
+  gboolean finished;
+} Progress;
+
+static void
+on_progress (ShoalDBusManager *manager, const gchar *path, guint64 done, guint64 total, Progress *p)
+{
+  g_assert_cmpuint (done, <=, total);
+  g_assert_cmpuint (done, >=, p->done);
+  g_free (p->path);
+  p->path = g_strdup (path);
+  p->done = done;
+  p->total = total;
+  p->signals++;
+}
+
+static void
+on_imported (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Progress *p = user_data;
+
+  shoal_dbus_manager_call_import_image_finish (SHOAL_DBUS_MANAGER (source), &p->id, result, &p->error);
+  p->finished = TRUE;
+}
+
+static void
+test_images_import_progress (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autofree gchar *path = NULL;
+  Progress p = { 0 };
+  gulong handler;
+  gint64 deadline;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "progress.img");
+  handler = g_signal_connect (td->manager, "image-import-progress", G_CALLBACK (on_progress), &p);
+  shoal_dbus_manager_call_import_image (td->manager, path, "progress-os", CHUNK, NULL, on_imported, &p);
+  /* the last signal (the whole file read) comes before the reply */
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while ((!p.finished || p.done < IMAGE_SIZE) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_signal_handler_disconnect (td->manager, handler);
+  g_assert_no_error (p.error);
+  g_assert_cmpuint (strlen (p.id), ==, 64);
+  g_assert_cmpuint (p.signals, >=, 1);
+  g_assert_cmpstr (p.path, ==, path);
+  g_assert_cmpuint (p.done, ==, IMAGE_SIZE);
+  g_assert_cmpuint (p.total, ==, IMAGE_SIZE);
+  g_free (p.path);
+  g_free (p.id);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -396,5 +456,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
+  g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);
   return g_test_run ();
 }
