@@ -51,6 +51,10 @@ struct smc_receiver {
   pend **by_idx;
   pend **plist;
   uint32_t np;
+  /* chunk buffers of finished chunks, reused: no allocation, page faults
+   * or zeroing of a megabyte per chunk */
+  uint8_t **pool;
+  uint32_t pool_n;
   uint32_t n_settled;       /* DONE + SKIP + EXTERNAL */
   uint32_t n_done;
   uint32_t n_ext;
@@ -144,7 +148,9 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   r->cstate = calloc (r->m->n_chunks, 1);
   r->by_idx = calloc (r->m->n_chunks, sizeof *r->by_idx);
   r->plist = calloc (r->cfg.window_chunks, sizeof *r->plist);
-  if (r->cstate == NULL || r->by_idx == NULL || r->plist == NULL || smc_rxbatch_init (&r->rx, 65536) < 0) {
+  r->pool = calloc (r->cfg.window_chunks, sizeof *r->pool);
+  if (r->cstate == NULL || r->by_idx == NULL || r->plist == NULL || r->pool == NULL ||
+      smc_rxbatch_init (&r->rx, 65536) < 0) {
     snprintf (err, errlen, "out of memory");
     smc_receiver_free (r);
     return NULL;
@@ -182,8 +188,21 @@ pend_free (smc_receiver *r, pend *p)
       free (p->blocks[b].pbuf[j]);
   free (p->blocks);
   free (p->have);
-  free (p->buf);
+  if (r->pool_n < r->cfg.window_chunks)
+    r->pool[r->pool_n++] = p->buf;
+  else
+    free (p->buf);
   free (p);
+}
+
+/* a buffer for one chunk's source symbols (every chunk's fits: the
+ * manifest's chunk size rounded up to whole symbols) */
+static uint8_t *
+chunk_buf_get (smc_receiver *r)
+{
+  if (r->pool_n > 0)
+    return r->pool[--r->pool_n];
+  return malloc (((size_t) r->m->chunk_size + r->S - 1) / r->S * r->S);
 }
 
 void
@@ -199,6 +218,9 @@ smc_receiver_free (smc_receiver *r)
   free (r->cstate);
   free (r->by_idx);
   free (r->plist);
+  for (uint32_t i = 0; i < r->pool_n; i++)
+    free (r->pool[i]);
+  free (r->pool);
   free (r->nack_buf);
   free (r->nack_entries);
   free (r);
@@ -309,7 +331,7 @@ pend_alloc (smc_receiver *r, uint32_t idx)
     return NULL;
   }
   p->idx = idx;
-  p->buf = calloc (p->g.n_src, r->S);
+  p->buf = chunk_buf_get (r);
   p->have = calloc (p->g.n_src, 1);
   p->blocks = calloc (p->g.n_blocks, sizeof *p->blocks);
   if (p->buf == NULL || p->have == NULL || p->blocks == NULL) {
@@ -319,9 +341,15 @@ pend_alloc (smc_receiver *r, uint32_t idx)
     free (p);
     return NULL;
   }
+  /* a reused buffer holds an older chunk: every symbol is overwritten when
+   * it arrives or is decoded, but the coding pad after the chunk's last
+   * byte must be zero */
+  memset (p->buf + p->g.len, 0, (size_t) p->g.n_src * r->S - p->g.len);
   for (int b = 0; b < p->g.n_blocks; b++)
     p->blocks[b].k = smc_geom_k (&p->g, (uint8_t) b);
   r->plist[r->np++] = p;
+  if (r->np > r->st.max_pending)
+    r->st.max_pending = r->np;
   r->by_idx[idx] = p;
   r->cstate[idx] = SMC_CHUNK_PENDING;
   return p;
@@ -825,9 +853,11 @@ smc_receiver_run (smc_receiver *r)
           wait = (uint64_t) r->cfg.coalesce_us * 1000;
         ts = (struct timespec) { .tv_sec = 0, .tv_nsec = (long) wait };
         nanosleep (&ts, NULL);
+        r->st.wakeups++;
       } else if (n == 0) {
         ts = (struct timespec) { .tv_sec = (time_t) (wait / 1000000000ull), .tv_nsec = (long) (wait % 1000000000ull) };
         ppoll (&pf, 1, &ts, NULL);
+        r->st.wakeups++;
       }
     }
   }

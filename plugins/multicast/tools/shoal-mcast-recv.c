@@ -209,7 +209,7 @@ main (int argc, char **argv)
   printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
           "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
           "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu suppressed=%llu overflow=%u "
-          "mcast_s=%.3f cpu_s=%.2f\n",
+          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
           (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
           (unsigned long long) st->chunks_external, (unsigned long long) st->pkts,
@@ -217,7 +217,7 @@ main (int argc, char **argv)
           (unsigned long long) st->dup, (unsigned long long) st->forged, (unsigned long long) st->bad,
           (unsigned long long) st->wrong_image, (unsigned long long) st->chunks_hash_fail,
           (unsigned long long) st->nacks_sent, (unsigned long long) st->nack_entries_sent,
-          (unsigned long long) st->nacks_suppressed, st->rx_overflow,
+          (unsigned long long) st->nacks_suppressed, st->rx_overflow, (unsigned long long) st->wakeups, st->max_pending,
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
   rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
