@@ -47,7 +47,7 @@ shoalctl_cmd_images (ShoalCtl *ctl, gchar **args, GError **error)
   g_autoptr(GVariant) images = NULL;
   g_autoptr(ShoalCtlTable) table = NULL;
   GVariantIter iter;
-  GVariant *image;
+  GVariant *next;
 
   if (!shoalctl_check_args (args, 0, 0, "images", error))
     return FALSE;
@@ -55,9 +55,9 @@ shoalctl_cmd_images (ShoalCtl *ctl, gchar **args, GError **error)
     return FALSE;
   table = shoalctl_table_new (_("ID"), _("NAME"), _("SIZE"), _("STORED"), _("IMPORTED"), NULL);
   g_variant_iter_init (&iter, images);
-  while ((image = g_variant_iter_next_value (&iter)) != NULL)
+  while ((next = g_variant_iter_next_value (&iter)) != NULL)
     {
-      g_autoptr(GVariant) owned = image;
+      g_autoptr(GVariant) image = next;
       g_autofree gchar *short_id = g_strndup (lookup_string (image, "id"), 12);
       g_autofree gchar *size = g_format_size (lookup_uint64 (image, "size"));
       g_autofree gchar *stored = g_format_size (lookup_uint64 (image, "data-bytes"));

@@ -111,7 +111,7 @@ import_file (const gchar   *root,
              GCancellable  *cancellable,
              GError       **error)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&import_lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&import_lock);
   g_autofree gchar *key = NULL;
   g_autofree gchar *manifest = NULL;
   const gchar *known;
