@@ -4,13 +4,18 @@
 # run-tests.sh: installs what is needed, builds shoal and runs its whole
 # test suite (core, plugins, D-Bus, network namespaces, QEMU end to end),
 # then the core, plugin and D-Bus suites again in a build with
-# AddressSanitizer and UndefinedBehaviorSanitizer (SHOAL_ASAN=0 skips it).
+# AddressSanitizer and UndefinedBehaviorSanitizer (SHOAL_ASAN=0 skips it),
+# then builds every libFuzzer harness with clang and runs each for
+# SHOAL_FUZZ_SECONDS (default 10) from an empty corpus (SHOAL_FUZZ=0 skips it).
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SHOAL_BUILD_DIR:-$src/build}
 asan_build=${SHOAL_ASAN_BUILD_DIR:-$src/build-asan}
+fuzz_build=${SHOAL_FUZZ_BUILD_DIR:-$src/build-fuzz}
+fuzz_log=$(mktemp)
+trap 'rm -f "$fuzz_log"' EXIT
 logs=()
 
 "$src/scripts/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
@@ -35,10 +40,38 @@ if [ "${SHOAL_ASAN:-1}" != 0 ]; then
   fi
 fi
 
-python3 - "${logs[@]}" <<'PY'
+if [ "${SHOAL_FUZZ:-1}" != 0 ]; then
+  # the wire parsers' harnesses: each must build and survive a short run
+  if CC=clang "$src/scripts/build.sh" "$fuzz_build" -Dfuzzing=true; then
+    for fuzzer in $(find "$fuzz_build" -name '*-fuzzer' -type f -executable | sort); do
+      corpus=$(mktemp -d)
+      if (cd "$src" && SHOAL_SCHEMA_DIR="$src/schemas" timeout -k 10 $(( ${SHOAL_FUZZ_SECONDS:-10} + 120 )) \
+            "$fuzzer" -max_total_time="${SHOAL_FUZZ_SECONDS:-10}" "$corpus" > "$corpus.log" 2>&1); then
+        echo "fuzz $(basename "$fuzzer") OK" | tee -a "$fuzz_log"
+      else
+        echo "fuzz $(basename "$fuzzer") FAIL" | tee -a "$fuzz_log"
+        tail -40 "$corpus.log" >&2
+        status=1
+      fi
+      rm -rf "$corpus" "$corpus.log"
+    done
+  else
+    echo "run-tests.sh: the fuzzing build failed" >&2
+    echo "fuzz build FAIL" >> "$fuzz_log"
+    status=1
+  fi
+fi
+
+python3 - "$fuzz_log" "${logs[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for path in sys.argv[1:]:
+with open(sys.argv[1]) as f:
+    for line in f:
+        if line.rstrip().endswith(" OK"):
+            passed += 1
+        elif line.strip():
+            failed += 1
+for path in sys.argv[2:]:
     with open(path) as f:
         for line in f:
             r = json.loads(line).get("result")
