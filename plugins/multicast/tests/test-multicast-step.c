@@ -98,7 +98,6 @@ test_step_group (void)
   g_autoptr(JsonNode) options = NULL;
   g_autofree gchar *json = NULL;
   g_autofree gchar *data = NULL;
-  g_autofree gchar *expect = NULL;
 
   if (g_getenv ("MCAST_NS_PREFIX") == NULL)
     {

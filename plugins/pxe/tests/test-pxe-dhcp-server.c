@@ -89,7 +89,6 @@ static ShoalPxeDhcpServer *
 new_server (ShoalPxeDhcpMode mode, GHashTable *kv)
 {
   ShoalPxeDhcpServer *server = shoal_pxe_dhcp_server_new (mode);
-  g_autoptr(GError) error = NULL;
 
   shoal_pxe_dhcp_server_set_address (server, "10.9.0.1");
   shoal_pxe_dhcp_server_set_boot_config (server, &boot);

@@ -177,7 +177,6 @@ test_tftp_hpa (Fixture *f, gconstpointer data)
     return;
   for (guint i = 0; names[i] != NULL; i++)
     {
-      g_autofree gchar *cmd = g_strdup_printf ("get %s %s", names[i], out);
       const gchar *argv[] = { "tftp", "-m", "binary", PXE_NETNS_SERVER_IP, "-c", "get", names[i], out, NULL };
       g_assert_true (pxe_netns_run (client (f, 0), argv, 30, NULL, &error));
       g_assert_no_error (error);
