@@ -122,6 +122,9 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
   cfg.manifest = m;
   cfg.write_chunk = write_chunk;
   cfg.user = &disk;
+  /* alone on its machine: hashing and writing overlap receiving when
+   * there is a second CPU */
+  cfg.verify_thread = sysconf (_SC_NPROCESSORS_ONLN) >= 2;
   r = m != NULL ? smc_receiver_new (&cfg, err, errlen) : NULL;
   if (r == NULL)
     {

@@ -6,11 +6,14 @@
 #include "shoal-mcast-net.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +29,15 @@ typedef struct {
   uint8_t *pbuf[256];
   uint64_t due;             /* 0: no NACK scheduled */
 } blk;
+
+/* a chunk handed to the verify thread; rc: 0 written, -1 hash mismatch,
+ * -2 write_chunk failed */
+typedef struct {
+  uint32_t idx;
+  uint8_t *buf;
+  size_t len;
+  int rc;
+} vjob;
 
 typedef struct {
   uint32_t idx;
@@ -55,6 +67,15 @@ struct smc_receiver {
    * or zeroing of a megabyte per chunk */
   uint8_t **pool;
   uint32_t pool_n;
+  /* the verify thread: jobs in vq (ring), results in vd; vfd (eventfd)
+   * tells the receive loop results are ready */
+  int vt_on, vquit, vfd;
+  pthread_t vt;
+  pthread_mutex_t vmu;
+  pthread_cond_t vcond;
+  vjob *vq, *vd, *vscratch;
+  uint32_t vcap, vq_head, vq_len, vd_len;
+  uint32_t n_verifying;
   uint32_t n_settled;       /* DONE + SKIP + EXTERNAL */
   uint32_t n_done;
   uint32_t n_ext;
@@ -119,6 +140,91 @@ smc_receiver_config_init (smc_receiver_config *c)
   c->coalesce_us = 2000;
 }
 
+/* ---------------- the verify thread ---------------- */
+
+static void *
+verify_main (void *data)
+{
+  smc_receiver *r = data;
+  pthread_mutex_lock (&r->vmu);
+  for (;;) {
+    vjob j;
+    uint64_t one = 1;
+    while (r->vq_len == 0 && !r->vquit)
+      pthread_cond_wait (&r->vcond, &r->vmu);
+    if (r->vquit)
+      break;
+    j = r->vq[r->vq_head];
+    r->vq_head = (r->vq_head + 1) % r->vcap;
+    r->vq_len--;
+    pthread_mutex_unlock (&r->vmu);
+    if (smc_manifest_verify_chunk (r->m, j.idx, j.buf, j.len) != 0)
+      j.rc = -1;
+    else
+      j.rc = r->cfg.write_chunk (r->cfg.user, j.idx, j.buf, j.len) != 0 ? -2 : 0;
+    pthread_mutex_lock (&r->vmu);
+    r->vd[r->vd_len++] = j;
+    /* an eventfd counter does not overflow at this rate */
+    if (write (r->vfd, &one, sizeof one) < 0 && errno != EAGAIN)
+      break;
+  }
+  pthread_mutex_unlock (&r->vmu);
+  return NULL;
+}
+
+static void
+verify_start (smc_receiver *r)
+{
+  r->vcap = r->cfg.window_chunks;
+  r->vq = calloc (r->vcap, sizeof *r->vq);
+  r->vd = calloc (r->vcap, sizeof *r->vd);
+  r->vscratch = calloc (r->vcap, sizeof *r->vscratch);
+  r->vfd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (r->vq != NULL && r->vd != NULL && r->vscratch != NULL && r->vfd >= 0) {
+    pthread_mutex_init (&r->vmu, NULL);
+    pthread_cond_init (&r->vcond, NULL);
+    if (pthread_create (&r->vt, NULL, verify_main, r) == 0) {
+      r->vt_on = 1;
+      return;
+    }
+    pthread_mutex_destroy (&r->vmu);
+    pthread_cond_destroy (&r->vcond);
+  }
+  /* no thread: chunks are verified and written inline */
+  if (r->vfd >= 0)
+    close (r->vfd);
+  r->vfd = -1;
+  free (r->vq);
+  free (r->vd);
+  free (r->vscratch);
+  r->vq = r->vd = r->vscratch = NULL;
+}
+
+static void
+verify_stop (smc_receiver *r)
+{
+  if (!r->vt_on)
+    return;
+  pthread_mutex_lock (&r->vmu);
+  r->vquit = 1;
+  pthread_cond_broadcast (&r->vcond);
+  pthread_mutex_unlock (&r->vmu);
+  pthread_join (r->vt, NULL);
+  r->vt_on = 0;
+  /* jobs never taken and results never collected */
+  for (uint32_t i = 0; i < r->vq_len; i++)
+    free (r->vq[(r->vq_head + i) % r->vcap].buf);
+  for (uint32_t i = 0; i < r->vd_len; i++)
+    free (r->vd[i].buf);
+  pthread_mutex_destroy (&r->vmu);
+  pthread_cond_destroy (&r->vcond);
+  close (r->vfd);
+  r->vfd = -1;
+  free (r->vq);
+  free (r->vd);
+  free (r->vscratch);
+}
+
 smc_receiver *
 smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
 {
@@ -132,6 +238,7 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
     return NULL;
   }
   r = calloc (1, sizeof *r);
+  r->vfd = -1;
   r->cfg = *c;
   if (r->cfg.window_chunks == 0)
     r->cfg.window_chunks = 64;
@@ -171,7 +278,20 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
     smc_receiver_free (r);
     return NULL;
   }
+  if (r->cfg.verify_thread)
+    verify_start (r);
   return r;
+}
+
+static void
+pool_put (smc_receiver *r, uint8_t *buf)
+{
+  if (buf == NULL)
+    return;
+  if (r->pool_n < r->cfg.window_chunks)
+    r->pool[r->pool_n++] = buf;
+  else
+    free (buf);
 }
 
 static void
@@ -188,10 +308,7 @@ pend_free (smc_receiver *r, pend *p)
       free (p->blocks[b].pbuf[j]);
   free (p->blocks);
   free (p->have);
-  if (r->pool_n < r->cfg.window_chunks)
-    r->pool[r->pool_n++] = p->buf;
-  else
-    free (p->buf);
+  pool_put (r, p->buf);
   free (p);
 }
 
@@ -210,6 +327,7 @@ smc_receiver_free (smc_receiver *r)
 {
   if (r == NULL)
     return;
+  verify_stop (r);
   while (r->np > 0)
     pend_free (r, r->plist[0]);
   smc_sock_close (&r->sock);
@@ -282,21 +400,91 @@ smc_receiver_missing (smc_receiver *r, uint32_t *idx, uint32_t cap)
   return n;
 }
 
+/* verifies chunk idx against the manifest and hands it to write_chunk:
+ * 0 written, -1 hash mismatch, -2 write_chunk failed. Reads only the
+ * manifest and the configuration: the verify thread runs it too. */
+static int
+verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
+{
+  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0)
+    return -1;
+  return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
+}
+
+/* the statistics and state of verify_write's outcome (receive thread) */
+static int
+account (smc_receiver *r, uint32_t idx, size_t len, int rc)
+{
+  if (rc == -1) {
+    r->st.chunks_hash_fail++;
+  } else if (rc == -2) {
+    vlog (r, "writing chunk %u failed", idx);
+    r->rx_state = SMC_RX_FAILED;
+  } else {
+    r->st.bytes_written += len;
+    r->st.chunks_done++;
+  }
+  return rc;
+}
+
 static int
 write_verified (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
 {
-  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0) {
-    r->st.chunks_hash_fail++;
-    return -1;
+  return account (r, idx, len, verify_write (r, idx, data, len));
+}
+
+/* a chunk assembled from multicast is done, or left to unicast */
+static void
+chunk_settle (smc_receiver *r, uint32_t idx, int rc)
+{
+  if (rc == 0) {
+    settle (r, idx, SMC_CHUNK_DONE);
+  } else {
+    vlog (r, "chunk %u: %s", idx, rc == -1 ? "hash mismatch, left for unicast" : "write failed");
+    settle (r, idx, SMC_CHUNK_EXTERNAL);
   }
-  if (r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0) {
-    vlog (r, "writing chunk %u failed", idx);
-    r->rx_state = SMC_RX_FAILED;
-    return -2;
+}
+
+/* results of the verify thread: settles their chunks, recycles buffers */
+static void
+collect_results (smc_receiver *r)
+{
+  uint64_t cnt;
+  uint32_t n;
+  if (!r->vt_on || r->n_verifying == 0)
+    return;
+  if (read (r->vfd, &cnt, sizeof cnt) < 0 && errno != EAGAIN)
+    vlog (r, "reading the verify thread's eventfd: %s", strerror (errno));
+  pthread_mutex_lock (&r->vmu);
+  n = r->vd_len;
+  memcpy (r->vscratch, r->vd, n * sizeof *r->vd);
+  r->vd_len = 0;
+  pthread_mutex_unlock (&r->vmu);
+  for (uint32_t i = 0; i < n; i++) {
+    vjob *j = &r->vscratch[i];
+    r->n_verifying--;
+    account (r, j->idx, j->len, j->rc);
+    pool_put (r, j->buf);
+    chunk_settle (r, j->idx, j->rc);
   }
-  r->st.bytes_written += len;
-  r->st.chunks_done++;
-  return 0;
+}
+
+/* hands an assembled chunk (and its buffer) to the verify thread */
+static void
+verify_async (smc_receiver *r, uint32_t idx, uint8_t *buf, size_t len)
+{
+  /* at most vcap chunks outstanding: when every slot is busy, wait for one */
+  while (r->n_verifying >= r->vcap) {
+    struct pollfd pf = { .fd = r->vfd, .events = POLLIN };
+    poll (&pf, 1, 100);
+    collect_results (r);
+  }
+  pthread_mutex_lock (&r->vmu);
+  r->vq[(r->vq_head + r->vq_len) % r->vcap] = (vjob) { .idx = idx, .buf = buf, .len = len };
+  r->vq_len++;
+  pthread_cond_signal (&r->vcond);
+  pthread_mutex_unlock (&r->vmu);
+  r->n_verifying++;
 }
 
 int
@@ -359,13 +547,17 @@ static void
 finish_chunk (smc_receiver *r, pend *p)
 {
   uint32_t idx = p->idx;
-  int rc = write_verified (r, idx, p->buf, p->g.len);
-  if (rc == 0) {
-    settle (r, idx, SMC_CHUNK_DONE);
-  } else {
-    vlog (r, "chunk %u: %s", idx, rc == -1 ? "hash mismatch, left for unicast" : "write failed");
-    settle (r, idx, SMC_CHUNK_EXTERNAL);
+  if (r->vt_on) {
+    /* the buffer goes with the chunk; the window slot is free at once */
+    uint8_t *buf = p->buf;
+    size_t len = p->g.len;
+    p->buf = NULL;
+    pend_free (r, p);
+    r->cstate[idx] = SMC_CHUNK_VERIFYING;
+    verify_async (r, idx, buf, len);
+    return;
   }
+  chunk_settle (r, idx, write_verified (r, idx, p->buf, p->g.len));
 }
 
 static void
@@ -839,10 +1031,12 @@ smc_receiver_run (smc_receiver *r)
       handle_packet (r, r->rx.bufs[i], r->rx.msgs[i].msg_len, &r->rx.from[i], now);
     if (n > 0 && r->st.first_pkt_ns == 0)
       r->st.first_pkt_ns = now;
+    collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now);
     if (n < SMC_BATCH && !r->finished) {
-      struct pollfd pf = { .fd = r->sock.fd, .events = POLLIN };
+      /* the socket, and the verify thread's results */
+      struct pollfd pf[2] = { { .fd = r->sock.fd, .events = POLLIN }, { .fd = r->vfd, .events = POLLIN } };
       uint64_t wait = next > now ? next - now : 0;
       struct timespec ts;
       if (n > 0 && r->cfg.coalesce_us > 0) {
@@ -856,10 +1050,16 @@ smc_receiver_run (smc_receiver *r)
         r->st.wakeups++;
       } else if (n == 0) {
         ts = (struct timespec) { .tv_sec = (time_t) (wait / 1000000000ull), .tv_nsec = (long) (wait % 1000000000ull) };
-        ppoll (&pf, 1, &ts, NULL);
+        ppoll (pf, r->vt_on ? 2 : 1, &ts, NULL);
         r->st.wakeups++;
       }
     }
+  }
+  /* chunks still being verified and written settle before run returns */
+  while (r->n_verifying > 0) {
+    struct pollfd pf = { .fd = r->vfd, .events = POLLIN };
+    poll (&pf, 1, 100);
+    collect_results (r);
   }
   if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)
     settle_all_external (r, 0);

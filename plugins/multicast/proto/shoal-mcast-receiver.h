@@ -14,6 +14,7 @@ typedef enum {
   SMC_CHUNK_DONE = 2,       /* verified and handed to write_chunk */
   SMC_CHUNK_SKIP = 3,       /* all-zero in the manifest: never sent */
   SMC_CHUNK_EXTERNAL = 4,   /* must come by unicast (smc_receiver_supply_chunk) */
+  SMC_CHUNK_VERIFYING = 5,  /* assembled, being verified and written */
 } smc_chunk_state;
 
 typedef struct {
@@ -36,6 +37,15 @@ typedef struct {
   uint32_t status_ms;       /* status report period (default 100) */
   uint32_t nack_backoff_us; /* random NACK delay upper bound (default 1500) */
   uint32_t nack_retry_ms;   /* re-NACK an unrepaired block after (default 10) */
+  int verify_thread;        /* 1: SHA-256 verification and write_chunk of
+                             * multicast chunks run on a thread of the
+                             * receiver's own, overlapping the receive path
+                             * (for a receiver alone on a machine with 2 or
+                             * more CPUs); 0 (default): inline, best when many
+                             * receivers share few CPUs. write_chunk is called
+                             * from one thread at a time either way (that
+                             * thread during smc_receiver_run, the caller's in
+                             * smc_receiver_supply_chunk) */
   uint32_t coalesce_us;     /* while data flows, sleep this long between reads so
                              * packets are taken in batches, not one wake-up
                              * each (default 2000; 0: wake per packet) */

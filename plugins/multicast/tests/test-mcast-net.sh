@@ -58,7 +58,8 @@ field() { grep RESULT "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
 
 case "$CASE" in
 loss4|slow)
-  for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
+  # r1 and r2 verify and write on their own thread, r3 and r4 inline
+  for i in $(seq 1 $N); do start_recv r$i $((100 + i)) $([ "$i" -le 2 ] && echo --verify-thread); done
   wait $spid; src=$?
   wait
   for i in $(seq 1 $N); do check_out r$i; done
@@ -104,7 +105,8 @@ PY
   echo "forged packets dropped: $f"
   ;;
 killed)
-  for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
+  # r3, killed and restarted, verifies and writes on its own thread
+  for i in $(seq 1 $N); do start_recv r$i $((100 + i)) $([ "$i" = 3 ] && echo --verify-thread); done
   # kill once r3 has written a few MiB (sparse output: count allocated blocks)
   for _ in $(seq 1 100); do
     [ -f "$W/out.r3" ] && [ "$(du -k "$W/out.r3" | cut -f1)" -ge 3072 ] && break
@@ -114,7 +116,7 @@ killed)
   ip netns pids "${P}r2" | xargs -r kill -9
   ip netns pids "${P}r3" | xargs -r kill -9
   sleep 0.2
-  start_recv r3 103 --resume
+  start_recv r3 103 --resume --verify-thread
   wait $spid; src=$?
   wait
   check_out r1; check_out r4; check_out r3

@@ -111,7 +111,8 @@ main (int argc, char **argv)
     { "output", 1, 0, 'o' }, { "iface", 1, 0, 'i' }, { "node", 1, 0, 'n' },
     { "unicast-file", 1, 0, 'u' }, { "resume", 0, 0, 'R' }, { "window", 1, 0, 'w' },
     { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { "manifest-from", 1, 0, 'F' },
-    { "chunk-size", 1, 0, 'c' }, { "coalesce-us", 1, 0, 'C' }, { 0, 0, 0, 0 } };
+    { "chunk-size", 1, 0, 'c' }, { "coalesce-us", 1, 0, 'C' }, { "verify-thread", 0, 0, 'V' },
+    { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
   const char *man_from = NULL;
@@ -145,6 +146,7 @@ main (int argc, char **argv)
     case 'F': man_from = optarg; break;
     case 'c': chunk_size = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'C': cfg.coalesce_us = (uint32_t) atoi (optarg); break;
+    case 'V': cfg.verify_thread = 1; break;
     default: return 2;
     }
   }
@@ -159,7 +161,7 @@ main (int argc, char **argv)
   }
   if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
-                     "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N] [--coalesce-us US]\n");
+                     "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N] [--coalesce-us US] [--verify-thread]\n");
     return 2;
   }
   if (iface != NULL)
