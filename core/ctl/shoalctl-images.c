@@ -94,8 +94,9 @@ on_import_progress (ShoalDBusManager *manager,
     return;
   done_text = g_format_size (done);
   total_text = g_format_size (total);
+  g_printerr ("\r");
   /* TRANSLATORS: a file path, a percentage, then two sizes such as "1.2 GB" */
-  g_printerr (_("\r%s: %3u %% (%s of %s)"), path, (guint) (done * 100 / total), done_text, total_text);
+  g_printerr (_("%s: %3u %% (%s of %s)"), path, (guint) (done * 100 / total), done_text, total_text);
   wait->shown = TRUE;
 }
 
