@@ -183,6 +183,23 @@ call_task (ShoalImageStore     *self,
   return task;
 }
 
+/* one call about one image (id or name), run by thread in a worker */
+static void
+run_by_id (ShoalImageStore     *self,
+           gpointer             source_tag,
+           const gchar         *id_or_name,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data,
+           GTaskThreadFunc      thread)
+{
+  Call *call = NULL;
+  g_autoptr(GTask) task = call_task (self, source_tag, cancellable, callback, user_data, &call);
+
+  call->id_or_name = g_strdup (id_or_name);
+  g_task_run_in_thread (task, thread);
+}
+
 static gboolean
 emit_changed (gpointer data)
 {
@@ -404,15 +421,11 @@ shoal_image_store_inspect_async (ShoalImageStore     *self,
                                  GAsyncReadyCallback  callback,
                                  gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  Call *call = NULL;
-
   g_return_if_fail (SHOAL_IS_IMAGE_STORE (self));
   g_return_if_fail (id_or_name != NULL);
 
-  task = call_task (self, shoal_image_store_inspect_async, cancellable, callback, user_data, &call);
-  call->id_or_name = g_strdup (id_or_name);
-  g_task_run_in_thread (task, inspect_thread);
+  run_by_id (self, shoal_image_store_inspect_async, id_or_name, cancellable, callback, user_data,
+             inspect_thread);
 }
 
 ShoalImageInfo *
@@ -460,15 +473,11 @@ shoal_image_store_remove_async (ShoalImageStore     *self,
                                 GAsyncReadyCallback  callback,
                                 gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  Call *call = NULL;
-
   g_return_if_fail (SHOAL_IS_IMAGE_STORE (self));
   g_return_if_fail (id_or_name != NULL);
 
-  task = call_task (self, shoal_image_store_remove_async, cancellable, callback, user_data, &call);
-  call->id_or_name = g_strdup (id_or_name);
-  g_task_run_in_thread (task, remove_thread);
+  run_by_id (self, shoal_image_store_remove_async, id_or_name, cancellable, callback, user_data,
+             remove_thread);
 }
 
 /**
@@ -522,15 +531,11 @@ shoal_image_store_verify_async (ShoalImageStore     *self,
                                 GAsyncReadyCallback  callback,
                                 gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  Call *call = NULL;
-
   g_return_if_fail (SHOAL_IS_IMAGE_STORE (self));
   g_return_if_fail (id_or_name != NULL);
 
-  task = call_task (self, shoal_image_store_verify_async, cancellable, callback, user_data, &call);
-  call->id_or_name = g_strdup (id_or_name);
-  g_task_run_in_thread (task, verify_thread);
+  run_by_id (self, shoal_image_store_verify_async, id_or_name, cancellable, callback, user_data,
+             verify_thread);
 }
 
 gboolean
