@@ -7,6 +7,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "shoal-device.h"
+#include "shoal-enum-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
 
@@ -858,23 +859,19 @@ shoal_device_get_instruction_serial (ShoalDevice *self)
 const gchar *
 shoal_device_state_to_string (ShoalDeviceState state)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_DEVICE_STATE);
-  GEnumValue *value = g_enum_get_value (klass, state);
-
-  return value != NULL ? value->value_nick : "unknown";
+  return shoal_enum_to_nick (SHOAL_TYPE_DEVICE_STATE, (gint) state);
 }
 
 gboolean
 shoal_device_state_from_string (const gchar      *str,
                                 ShoalDeviceState *state)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_DEVICE_STATE);
-  GEnumValue *value = str != NULL ? g_enum_get_value_by_nick (klass, str) : NULL;
+  gint value = 0;
 
-  if (value == NULL)
+  if (!shoal_enum_from_nick (SHOAL_TYPE_DEVICE_STATE, str, &value))
     return FALSE;
   if (state != NULL)
-    *state = value->value;
+    *state = value;
   return TRUE;
 }
 
@@ -893,22 +890,18 @@ shoal_device_state_is_active (ShoalDeviceState state)
 const gchar *
 shoal_boot_action_to_string (ShoalBootAction action)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_BOOT_ACTION);
-  GEnumValue *value = g_enum_get_value (klass, action);
-
-  return value != NULL ? value->value_nick : "unknown";
+  return shoal_enum_to_nick (SHOAL_TYPE_BOOT_ACTION, (gint) action);
 }
 
 gboolean
 shoal_boot_action_from_string (const gchar     *str,
                                ShoalBootAction *action)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_BOOT_ACTION);
-  GEnumValue *value = str != NULL ? g_enum_get_value_by_nick (klass, str) : NULL;
+  gint value = 0;
 
-  if (value == NULL)
+  if (!shoal_enum_from_nick (SHOAL_TYPE_BOOT_ACTION, str, &value))
     return FALSE;
   if (action != NULL)
-    *action = value->value;
+    *action = value;
   return TRUE;
 }

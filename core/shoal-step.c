@@ -6,6 +6,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-enum-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
 #include "shoal-step.h"
@@ -230,22 +231,18 @@ shoal_step_scope_to_string (ShoalStepScope scope)
 const gchar *
 shoal_step_phase_to_string (ShoalStepPhase phase)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_STEP_PHASE);
-  GEnumValue *value = g_enum_get_value (klass, phase);
-
-  return value != NULL ? value->value_nick : "unknown";
+  return shoal_enum_to_nick (SHOAL_TYPE_STEP_PHASE, (gint) phase);
 }
 
 gboolean
 shoal_step_phase_from_string (const gchar    *str,
                               ShoalStepPhase *phase)
 {
-  g_autoptr(GEnumClass) klass = g_type_class_ref (SHOAL_TYPE_STEP_PHASE);
-  GEnumValue *value = str != NULL ? g_enum_get_value_by_nick (klass, str) : NULL;
+  gint value = 0;
 
-  if (value == NULL)
+  if (!shoal_enum_from_nick (SHOAL_TYPE_STEP_PHASE, str, &value))
     return FALSE;
   if (phase != NULL)
-    *phase = value->value;
+    *phase = value;
   return TRUE;
 }
