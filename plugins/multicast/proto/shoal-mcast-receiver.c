@@ -451,17 +451,21 @@ collect_results (smc_receiver *r)
 {
   uint64_t cnt;
   uint32_t n;
+  vjob *taken;
   if (!r->vt_on || r->n_verifying == 0)
     return;
   if (read (r->vfd, &cnt, sizeof cnt) < 0 && errno != EAGAIN)
     vlog (r, "reading the verify thread's eventfd: %s", strerror (errno));
+  /* take the results array, leave the thread the spare one */
   pthread_mutex_lock (&r->vmu);
+  taken = r->vd;
+  r->vd = r->vscratch;
+  r->vscratch = taken;
   n = r->vd_len;
-  memcpy (r->vscratch, r->vd, n * sizeof *r->vd);
   r->vd_len = 0;
   pthread_mutex_unlock (&r->vmu);
   for (uint32_t i = 0; i < n; i++) {
-    vjob *j = &r->vscratch[i];
+    vjob *j = &taken[i];
     r->n_verifying--;
     account (r, j->idx, j->len, j->rc);
     pool_put (r, j->buf);
