@@ -2,9 +2,7 @@
 /* shoal-mcast-fec.h: systematic Reed-Solomon erasure code over GF(2^8)
  * (polynomial 0x11d) with a Cauchy parity matrix: parity row j of a block
  * with k source symbols has coefficients 1 / ((k + j) xor c), c < k.
- * Any k of the k + (256 - k) symbols recover the block. Bulk arithmetic
- * uses ISA-L (GFNI/AVX-512) when built with it, else portable tables;
- * both produce the same bytes. */
+ * Any k of the k + (256 - k) symbols recover the block. */
 #pragma once
 
 #include <stddef.h>
@@ -28,11 +26,18 @@ int smc_fec_encode (int k, const uint8_t *const *src, int j0, int rows,
 int smc_fec_decode (int k, const uint8_t *const *src, int e, const uint8_t *pidx,
                     const uint8_t *const *par, uint8_t *const *out, size_t len);
 
-/* 1 when the ISA-L backend is compiled in. smc_fec_force_portable(1)
- * skips ISA-L (then AVX2+GFNI affine kernels run when the CPU has them,
- * which the static agent uses), (2) also skips GFNI (plain tables). */
-int  smc_fec_have_isal (void);
-void smc_fec_force_portable (int on);
+/* Bulk arithmetic backends; all give the same bytes. AUTO takes the first
+ * available of GFNI512 (AVX-512 + GFNI affine kernels, several output rows
+ * per pass), ISAL (when built with ISA-L), GFNI256 (AVX2 + GFNI, one row at
+ * a time; the static agent's choice when the CPU has no AVX-512), TABLES. */
+enum { SMC_FEC_AUTO, SMC_FEC_GFNI512, SMC_FEC_ISAL, SMC_FEC_GFNI256, SMC_FEC_TABLES, SMC_FEC_N_BACKENDS };
+int         smc_fec_backend_available (int backend);
+/* process-wide; -1 (and no change) when not available here */
+int         smc_fec_set_backend (int backend);
+/* the backend in use (AUTO resolved): "gfni-avx512", "isa-l", "gfni-avx2", "tables" */
+const char *smc_fec_backend_name (void);
+/* those names and "auto" -> the enum; -1 for anything else */
+int         smc_fec_backend_from_name (const char *name);
 
 #ifdef __cplusplus
 }

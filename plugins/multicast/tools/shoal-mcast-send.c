@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* shoal-mcast-send: send one file to a multicast group (test and benchmark
  * tool for the shoal multicast protocol; plain C, no GLib). */
+#include "shoal-mcast-fec.h"
 #include "shoal-mcast-sender.h"
 
 #include <fcntl.h>
@@ -66,7 +67,8 @@ usage (void)
            "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--k K]\n"
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
-           "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n");
+           "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n"
+           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables]\n");
 }
 
 int
@@ -79,7 +81,7 @@ main (int argc, char **argv)
     { "proactive", 1, 0, 'P' }, { "slow-policy", 1, 0, 'S' }, { "max-loss", 1, 0, 'L' },
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
-    { "verbose", 0, 0, 'v' }, { 0, 0, 0, 0 } };
+    { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { 0, 0, 0, 0 } };
   smc_sender_config cfg;
   const char *file = NULL, *man_out = NULL, *join_out = NULL;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
@@ -118,6 +120,12 @@ main (int argc, char **argv)
     case 'M': man_out = optarg; break;
     case 'J': join_out = optarg; break;
     case 'v': cfg.verbose = 1; break;
+    case 'E':
+      if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
+        fprintf (stderr, "shoal-mcast-send: FEC backend %s is not available here\n", optarg);
+        return 2;
+      }
+      break;
     default: usage (); return 2;
     }
   }
@@ -182,7 +190,7 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
-          "cpu_s=%.2f symbol=%u\n",
+          "cpu_s=%.2f symbol=%u fec=%s\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -190,7 +198,7 @@ main (int argc, char **argv)
           (st->data_start_ns - st->start_ns) / 1e9, (st->drain_ns - st->data_start_ns) / 1e9,
           (st->end_ns - st->drain_ns) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-          smc_sender_symbol_size (the_sender));
+          smc_sender_symbol_size (the_sender), smc_fec_backend_name ());
   smc_sender_free (the_sender);
   smc_manifest_free (m);
   return rc;
