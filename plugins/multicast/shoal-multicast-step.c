@@ -20,7 +20,8 @@
  * Options: "image-path", "chunk-size" (image-path only), "store",
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
- * "max-loss-permille", "join-wait-ms", "node-timeout-ms".
+ * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
+ * (chunks read and verified ahead of the sending thread, 0-64, default 4).
  * Config [multicast]: interface, rate-mbit, mtu (defaults for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
  */
@@ -529,6 +530,7 @@ setup_session (Run               *run,
   g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
   gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
   gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
+  gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
   const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
   smc_sender_config *c = &run->cfg;
@@ -559,6 +561,15 @@ setup_session (Run               *run,
   c->slow_policy = g_strcmp0 (policy, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT;
   c->expected = run->devices->len;
   c->on_node = on_node;
+  if (read_ahead < 0 || read_ahead > 64)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("read-ahead must be between 0 and 64 chunks, not %" G_GINT64_FORMAT), read_ahead);
+      return FALSE;
+    }
+  /* the image store checks every chunk's SHA-256 as it reads it: off the
+   * sending thread, so pacing does not stall on it */
+  c->read_ahead = (uint32_t) read_ahead;
   if (g_strcmp0 (policy, "wait") != 0 && g_strcmp0 (policy, "evict") != 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,14 @@ typedef struct {
   uint32_t chunk;
   uint8_t block, j0, count, proactive;
 } repair;
+
+/* a chunk the read-ahead thread loads for the first pass */
+enum { RA_LOADING, RA_READY, RA_FAILED };
+typedef struct {
+  uint8_t *buf;
+  uint32_t idx;
+  int state;
+} ra_slot;
 
 /* parity symbols of one block sent back to back: sequence numbers
  * seq0 .. seq0 + count - 1 */
@@ -56,6 +65,15 @@ struct smc_sender {
   cache_ent cache[CACHE_N];
   uint64_t cache_clock;
   size_t cache_len;
+  /* read-ahead (cfg.read_ahead > 0): a thread loads the next chunks of the
+   * first pass into a ring; the sender swaps a loaded buffer with the
+   * cache's victim instead of reading on its own thread */
+  ra_slot *ra;
+  uint32_t ra_n, ra_head, ra_count, ra_next;
+  int ra_started, ra_stop;
+  pthread_t ra_thread;
+  pthread_mutex_t ra_mu;
+  pthread_cond_t ra_cv;
   /* position of the first pass */
   int state;
   uint32_t cur_chunk;
@@ -86,6 +104,7 @@ struct smc_sender {
 };
 
 static void vlog (smc_sender *s, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static int ra_start (smc_sender *s);
 
 static void
 vlog (smc_sender *s, const char *fmt, ...)
@@ -195,6 +214,11 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   if (s->rate_Bps > s->cap_Bps)
     s->rate_Bps = s->cap_Bps;
   s->cur_chunk = UINT32_MAX;
+  if (c->read_ahead > 0 && ra_start (s) < 0) {
+    snprintf (err, errlen, "cannot start the read-ahead thread");
+    smc_sender_free (s);
+    return NULL;
+  }
   return s;
 }
 
@@ -203,6 +227,20 @@ smc_sender_free (smc_sender *s)
 {
   if (s == NULL)
     return;
+  if (s->ra_started) {
+    pthread_mutex_lock (&s->ra_mu);
+    s->ra_stop = 1;
+    pthread_cond_broadcast (&s->ra_cv);
+    pthread_mutex_unlock (&s->ra_mu);
+    pthread_join (s->ra_thread, NULL);
+  }
+  if (s->ra != NULL) {
+    for (uint32_t i = 0; i < s->ra_n; i++)
+      free (s->ra[i].buf);
+    free (s->ra);
+    pthread_mutex_destroy (&s->ra_mu);
+    pthread_cond_destroy (&s->ra_cv);
+  }
   smc_sock_close (&s->sock);
   smc_sock_close (&s->tx);
   smc_auth_free (s->auth);
@@ -255,13 +293,97 @@ ms_of (smc_sender *s, uint64_t now)
   return (uint32_t) ((now - s->st.start_ns) / MS) + 1;
 }
 
-/* ---------------- chunk cache ---------------- */
+/* ---------------- chunk cache and read-ahead ---------------- */
+
+static void *
+ra_main (void *data)
+{
+  smc_sender *s = data;
+  pthread_mutex_lock (&s->ra_mu);
+  while (!s->ra_stop) {
+    ra_slot *slot;
+    uint32_t idx = s->ra_next, len;
+    int rc;
+    while (idx < s->m->n_chunks && (s->m->flags[idx] & SMC_CHUNK_ZERO))
+      idx++;
+    if (s->ra_count == s->ra_n || idx >= s->m->n_chunks) {
+      pthread_cond_wait (&s->ra_cv, &s->ra_mu);
+      continue;
+    }
+    slot = &s->ra[(s->ra_head + s->ra_count) % s->ra_n];
+    slot->idx = idx;
+    slot->state = RA_LOADING;
+    s->ra_count++;
+    s->ra_next = idx + 1;
+    len = smc_manifest_chunk_len (s->m, idx);
+    pthread_mutex_unlock (&s->ra_mu);
+    rc = s->cfg.read_chunk (s->cfg.user, idx, slot->buf, len);
+    if (rc == 0)
+      memset (slot->buf + len, 0, s->cache_len - len);
+    pthread_mutex_lock (&s->ra_mu);
+    slot->state = rc == 0 ? RA_READY : RA_FAILED;
+    pthread_cond_broadcast (&s->ra_cv);
+  }
+  pthread_mutex_unlock (&s->ra_mu);
+  return NULL;
+}
+
+static int
+ra_start (smc_sender *s)
+{
+  s->ra_n = s->cfg.read_ahead;
+  s->ra = calloc (s->ra_n, sizeof *s->ra);
+  if (s->ra == NULL)
+    return -1;
+  pthread_mutex_init (&s->ra_mu, NULL);
+  pthread_cond_init (&s->ra_cv, NULL);
+  for (uint32_t i = 0; i < s->ra_n; i++)
+    if ((s->ra[i].buf = malloc (s->cache_len)) == NULL)
+      return -1;
+  if (pthread_create (&s->ra_thread, NULL, ra_main, s) != 0)
+    return -1;
+  s->ra_started = 1;
+  return 0;
+}
+
+/* chunk idx from the read-ahead ring into *buf (buffers swapped): 1; 0
+ * when the ring does not hold it (a repair of an older chunk) or its read
+ * failed. Ring entries before idx are dropped: the first pass asks for
+ * chunks in the order the thread loads them. */
+static int
+ra_take (smc_sender *s, uint32_t idx, uint8_t **buf)
+{
+  int got = 0;
+  pthread_mutex_lock (&s->ra_mu);
+  while (s->ra_count > 0 && s->ra[s->ra_head].idx < idx && s->ra[s->ra_head].state != RA_LOADING) {
+    s->ra_head = (s->ra_head + 1) % s->ra_n;
+    s->ra_count--;
+    pthread_cond_broadcast (&s->ra_cv);
+  }
+  if (s->ra_count > 0 && s->ra[s->ra_head].idx == idx) {
+    ra_slot *slot = &s->ra[s->ra_head];
+    while (slot->state == RA_LOADING)
+      pthread_cond_wait (&s->ra_cv, &s->ra_mu);
+    if (slot->state == RA_READY) {
+      uint8_t *t = slot->buf;
+      slot->buf = *buf;
+      *buf = t;
+      got = 1;
+    }
+    s->ra_head = (s->ra_head + 1) % s->ra_n;
+    s->ra_count--;
+    pthread_cond_broadcast (&s->ra_cv);
+  }
+  pthread_mutex_unlock (&s->ra_mu);
+  return got;
+}
 
 static const uint8_t *
 chunk_data (smc_sender *s, uint32_t idx)
 {
   cache_ent *victim = &s->cache[0];
   uint32_t len = smc_manifest_chunk_len (s->m, idx);
+  uint64_t t0;
   for (int i = 0; i < CACHE_N; i++) {
     if (s->cache[i].valid && s->cache[i].idx == idx) {
       s->cache[i].used = ++s->cache_clock;
@@ -270,10 +392,18 @@ chunk_data (smc_sender *s, uint32_t idx)
     if (!s->cache[i].valid || s->cache[i].used < victim->used)
       victim = &s->cache[i];
   }
+  /* the victim is the least recently used of CACHE_N chunks: no packet of
+   * the batch being filled points into it */
   victim->valid = 0;
-  if (s->cfg.read_chunk (s->cfg.user, idx, victim->buf, len) != 0)
-    return NULL;
-  memset (victim->buf + len, 0, s->cache_len - len);
+  t0 = smc_now_ns ();
+  if (!(s->ra != NULL && ra_take (s, idx, &victim->buf))) {
+    if (s->cfg.read_chunk (s->cfg.user, idx, victim->buf, len) != 0) {
+      s->st.read_wait_ns += smc_now_ns () - t0;
+      return NULL;
+    }
+    memset (victim->buf + len, 0, s->cache_len - len);
+  }
+  s->st.read_wait_ns += smc_now_ns () - t0;
   victim->idx = idx;
   victim->valid = 1;
   victim->used = ++s->cache_clock;

@@ -31,6 +31,7 @@ typedef struct {
   uint64_t nacks_rx, nack_entries, forged, bad;
   uint64_t rate_bps;        /* current paced rate (wire bits/s) */
   uint64_t start_ns, data_start_ns, drain_ns, end_ns;
+  uint64_t read_wait_ns;    /* the sending thread waiting for chunk reads */
 } smc_sender_stats;
 
 typedef enum {
@@ -60,6 +61,10 @@ typedef struct {
   uint32_t proactive_permille; /* parity sent with every block (default 0) */
   int gso;                  /* UDP GSO super-packets */
   int verbose;
+  /* chunks the read-ahead thread loads ahead of the first pass (0: none,
+   * every chunk is read on the sending thread; with it, read_chunk must be
+   * safe to call from two threads at once) */
+  uint32_t read_ahead;
   /* copies chunk idx (len bytes) into buf; 0 on success */
   int (*read_chunk) (void *user, uint32_t idx, uint8_t *buf, size_t len);
   /* a receiver joined / completed / was evicted / failed (sender thread) */

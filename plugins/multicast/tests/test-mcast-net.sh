@@ -31,11 +31,15 @@ dd if=/dev/zero of="$W/src" bs=1M seek=4 count=3 conv=notrunc status=none
 ref=$(sha256sum < "$W/src" | cut -c1-64)
 
 nrecv=$N; rate=300; extra=()
+# loss4 and killed read the source on the sender's read-ahead thread (the
+# file has all-zero chunks, which that thread skips); loss4 also checks each
+# chunk's SHA-256 as it reads it, as shoald's image store does
 case "$CASE" in
+  loss4) extra=(--verify-read --read-ahead 3) ;;
   forged) nrecv=2 ;;
   late) nrecv=3; rate=100 ;;
   two) nrecv=2 ;;
-  killed) rate=100 ;;
+  killed) rate=100; extra=(--read-ahead 2) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
 esac
 timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \

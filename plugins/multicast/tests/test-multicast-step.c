@@ -8,6 +8,7 @@
 #include <shoal.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "shoal-multicast-step.h"
 
@@ -71,6 +72,21 @@ start_receivers (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* the step's type lives in a type module, registered once per process */
+static void
+ensure_types (void)
+{
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done))
+    {
+      TestModule *module = g_object_new (test_module_get_type (), NULL); /* stays loaded */
+
+      shoal_multicast_step_register_types (G_TYPE_MODULE (module));
+      g_once_init_leave (&done, 1);
+    }
+}
+
 static void
 check_instruction (ShoalDevice *device, guint node)
 {
@@ -92,7 +108,6 @@ static void
 test_step_group (void)
 {
   Fixture f = { 0 };
-  TestModule *module; /* a type module stays loaded: never unreffed */
   g_autoptr(ShoalStep) step = NULL;
   g_autoptr(ShoalStepContext) ctx = NULL;
   g_autoptr(JsonNode) options = NULL;
@@ -104,8 +119,7 @@ test_step_group (void)
       g_test_skip ("run through test-multicast-step.sh (needs root and namespaces)");
       return;
     }
-  module = g_object_new (test_module_get_type (), NULL);
-  shoal_multicast_step_register_types (G_TYPE_MODULE (module));
+  ensure_types ();
   step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
   g_assert_cmpint (shoal_step_get_scope (step), ==, SHOAL_STEP_SCOPE_GROUP);
   g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_TRANSFER);
@@ -158,10 +172,45 @@ test_step_group (void)
   g_free (f.dir);
 }
 
+/* options that make no sense end the step before any socket is opened,
+ * with an error naming the option */
+static void
+test_step_bad_options (void)
+{
+  static const struct { const gchar *json; const gchar *needle; } cases[] = {
+    { "{\"image-path\": \"/nonexistent\", \"read-ahead\": 65}", "read-ahead" },
+    { "{\"image-path\": \"/nonexistent\", \"read-ahead\": -1}", "read-ahead" },
+    { "{\"image-path\": \"/nonexistent\", \"slow-policy\": \"sometimes\"}", "slow-policy" },
+  };
+
+  ensure_types ();
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      Fixture f = { 0 };
+      g_autoptr(ShoalStep) step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+      g_autoptr(JsonNode) options = json_from_string (cases[i].json, NULL);
+      g_autoptr(ShoalStepContext) ctx = NULL;
+
+      f.devices = g_ptr_array_new_with_free_func (g_object_unref);
+      g_ptr_array_add (f.devices, shoal_device_new ("dev-a"));
+      ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options), f.devices, "group-1");
+      f.loop = g_main_loop_new (NULL, FALSE);
+      shoal_step_run_async (step, ctx, NULL, run_cb, &f);
+      g_main_loop_run (f.loop);
+      g_assert_false (f.ok);
+      g_assert_error (f.error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+      g_assert_nonnull (strstr (f.error->message, cases[i].needle));
+      g_clear_error (&f.error);
+      g_main_loop_unref (f.loop);
+      g_ptr_array_unref (f.devices);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/multicast/step/bad-options", test_step_bad_options);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   return g_test_run ();
 }

@@ -30,6 +30,8 @@ typedef struct {
   const uint8_t *map;
   uint64_t size;
   uint32_t chunk_size;
+  int fd;
+  const smc_manifest *m;
 } source;
 
 static int
@@ -38,6 +40,22 @@ read_chunk (void *user, uint32_t idx, uint8_t *buf, size_t len)
   source *s = user;
   memcpy (buf, s->map + (uint64_t) idx * s->chunk_size, len);
   return 0;
+}
+
+/* --verify-read: what shoald's image store does for every chunk it sends:
+ * read it (pread) and check it against its SHA-256 in the manifest */
+static int
+read_chunk_verified (void *user, uint32_t idx, uint8_t *buf, size_t len)
+{
+  source *s = user;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread (s->fd, buf + done, len - done, (off_t) ((uint64_t) idx * s->chunk_size + done));
+    if (n <= 0)
+      return -1;
+    done += (size_t) n;
+  }
+  return smc_manifest_verify_chunk (s->m, idx, buf, len) == 0 ? 0 : -1;
 }
 
 static void
@@ -68,7 +86,7 @@ usage (void)
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
            "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n"
-           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables]\n");
+           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--verify-read] [--read-ahead CHUNKS]\n");
 }
 
 int
@@ -81,11 +99,12 @@ main (int argc, char **argv)
     { "proactive", 1, 0, 'P' }, { "slow-policy", 1, 0, 'S' }, { "max-loss", 1, 0, 'L' },
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
-    { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { 0, 0, 0, 0 } };
+    { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' },
+    { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' }, { 0, 0, 0, 0 } };
   smc_sender_config cfg;
   const char *file = NULL, *man_out = NULL, *join_out = NULL;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
-  int no_auth = 0, opt, rc, fd;
+  int no_auth = 0, verify_read = 0, opt, rc, fd;
   source src;
   struct stat sb;
   smc_manifest *m;
@@ -120,6 +139,8 @@ main (int argc, char **argv)
     case 'M': man_out = optarg; break;
     case 'J': join_out = optarg; break;
     case 'v': cfg.verbose = 1; break;
+    case 'V': verify_read = 1; break;
+    case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'E':
       if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
         fprintf (stderr, "shoal-mcast-send: FEC backend %s is not available here\n", optarg);
@@ -146,8 +167,10 @@ main (int argc, char **argv)
     fprintf (stderr, "cannot read %s\n", file);
     return 2;
   }
+  src.fd = fd;
+  src.m = m;
   cfg.manifest = m;
-  cfg.read_chunk = read_chunk;
+  cfg.read_chunk = verify_read ? read_chunk_verified : read_chunk;
   cfg.on_node = on_node;
   cfg.user = &src;
   if (cfg.session == 0)
@@ -190,7 +213,7 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
-          "cpu_s=%.2f symbol=%u fec=%s\n",
+          "cpu_s=%.2f symbol=%u fec=%s read_wait_s=%.3f\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -198,7 +221,8 @@ main (int argc, char **argv)
           (st->data_start_ns - st->start_ns) / 1e9, (st->drain_ns - st->data_start_ns) / 1e9,
           (st->end_ns - st->drain_ns) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-          smc_sender_symbol_size (the_sender), smc_fec_backend_name ());
+          smc_sender_symbol_size (the_sender), smc_fec_backend_name (),
+          st->read_wait_ns / 1e9);
   smc_sender_free (the_sender);
   smc_manifest_free (m);
   return rc;
