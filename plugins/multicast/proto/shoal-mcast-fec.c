@@ -81,7 +81,10 @@ have_gfni512 (void)
 /* NR output rows at once: each 64-byte stripe of every input is loaded once
  * and folded into NR accumulators held in registers, so the outputs are
  * written once instead of once per input (what ISA-L 2.31 does with GFNI;
- * Debian 12's ISA-L 2.30 has only the table kernels, 3-4x slower here). */
+ * Debian 12's ISA-L 2.30 has table kernels only). The k inputs are k
+ * streams, more than the hardware prefetcher follows: each is prefetched
+ * two stripes ahead, which makes decoding a block that is no longer in
+ * cache (the receiver's case) 2.5-7x faster here. */
 #define SMC_GFNI512_ROWS(NR)                                                        \
   __attribute__ ((target ("avx512f,avx512bw,gfni"))) static void                  \
   gfni512_rows##NR (int k, const uint64_t *mat, const uint8_t *const *in,          \
@@ -93,7 +96,10 @@ have_gfni512 (void)
       for (int r = 0; r < NR; r++)                                                  \
         acc[r] = _mm512_setzero_si512 ();                                           \
       for (int c = 0; c < k; c++) {                                                 \
-        __m512i x = _mm512_maskz_loadu_epi8 (m, in[c] + i);                        \
+        __m512i x;                                                                  \
+        if (i + 128 < len)                                                          \
+          _mm_prefetch ((const char *) (in[c] + i + 128), _MM_HINT_T0);             \
+        x = _mm512_maskz_loadu_epi8 (m, in[c] + i);                                 \
         for (int r = 0; r < NR; r++)                                                \
           acc[r] = _mm512_xor_si512 (acc[r], _mm512_gf2p8affine_epi64_epi8 (        \
                        x, _mm512_set1_epi64 ((long long) mat[r * k + c]), 0));      \
