@@ -12,6 +12,7 @@ TOOL=$1; N=$2; LOSS=$3; RATE=$4; MTU=$5; shift 5
 EXTRA=("$@")
 SRC=${SRC:-/dev/shm/mcast-src.bin}
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
+. "$here/shoal-lib.sh"
 TO=${TIMEOUT:-120}
 P=mcb$$
 W=/dev/shm/mcb-$$
@@ -30,16 +31,12 @@ cputime() { awk '{print $1}' "$1" 2>/dev/null; }
 notes=""
 
 run_shoal() {
-  local snd=$BUILD/plugins/multicast/shoal-mcast-send rcv=$BUILD/plugins/multicast/shoal-mcast-recv
-  inns s /usr/bin/time -f "%U %S" -o "$W/cpu.s" timeout -k 5 "$TO" "$snd" --file "$SRC" \
-    --group 239.77.3.1 --port 6100 --iface eth0 --receivers "$N" --mtu "$MTU" \
-    --manifest-out "$W/manifest" --join-out "$W/join" "${EXTRA[@]}" > "$W/send.out" 2> "$W/send.err" &
+  shoal_send "${P}s" "$W" "$TO" "$N" --mtu "$MTU" "${EXTRA[@]}"
   local spid=$!
-  for _ in $(seq 1 200); do [ -f "$W/join" ] && break; sleep 0.05; done
+  shoal_wait_join "$W"
   for i in $(hosts); do
-    inns r$i /usr/bin/time -f "%U %S" -o "$W/cpu.$i" timeout -k 5 "$TO" "$rcv" --join-file "$W/join" \
-      --manifest "$W/manifest" --output "$W/out$i" --iface eth0 --node $((100 + i)) \
-      --unicast-file "$SRC" ${RCV_ARGS:-} > "$W/recv.$i" 2>&1 &
+    # shellcheck disable=SC2086 # RCV_ARGS: several words
+    shoal_recv "${P}r$i" "$W" "$TO" "$i" "$W/recv.$i" "$W/cpu.$i" ${RCV_ARGS:-}
   done
   T0=$(date +%s.%N)
   wait $spid; RC=$?

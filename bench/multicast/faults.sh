@@ -28,9 +28,8 @@ done
 [ -n "$SCEN" ] || SCEN="none slow kill forge"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
-SND=$BUILD/plugins/multicast/shoal-mcast-send
-RCV=$BUILD/plugins/multicast/shoal-mcast-recv
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
+. "$here/shoal-lib.sh"
 [ -f "$SRC" ] && [ "$(stat -c %s "$SRC")" = $((SIZE * 1048576)) ] || head -c $((SIZE * 1048576)) /dev/urandom > "$SRC"
 size=$(stat -c %s "$SRC")
 ref=$(sha256sum < "$SRC" | cut -c1-64)
@@ -63,14 +62,12 @@ run() {
   mkdir -p "$W"
   "$here/topo.sh" up $P "$N" 1500 0 1gbit || return 1
   [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
-  ip netns exec "${P}s" /usr/bin/time -f "%U %S" -o "$W/cpu.s" timeout -k 5 60 "$SND" --file "$SRC" \
-    --group 239.77.3.1 --port 6100 --iface eth0 --receivers "$N" --rate-mbit 1000 \
-    --manifest-out "$W/manifest" --join-out "$W/join" ${SEND_ARGS:-} > "$W/send.out" 2> "$W/send.err" &
+  # shellcheck disable=SC2086 # SEND_ARGS: several words
+  shoal_send "${P}s" "$W" 60 "$N" --rate-mbit 1000 ${SEND_ARGS:-}
   spid=$!
-  for _ in $(seq 1 200); do [ -f "$W/join" ] && break; sleep 0.05; done
+  shoal_wait_join "$W"
   for i in $(seq 1 "$N"); do
-    ip netns exec "${P}r$i" timeout -k 5 60 "$RCV" --join-file "$W/join" --manifest "$W/manifest" \
-      --output "$W/out$i" --iface eth0 --node $((100 + i)) --unicast-file "$SRC" > "$W/recv.$i" 2>&1 &
+    shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" -
     echo $! > "$W/pid.$i"
   done
   case "$scen" in
@@ -83,8 +80,7 @@ run() {
       # the receiver itself, not its timeout wrapper
       pkill -KILL -P "$(cat "$W/pid.1")" 2>/dev/null || kill -KILL "$(cat "$W/pid.1")"
       sleep 0.2
-      ip netns exec "${P}r1" timeout -k 5 60 "$RCV" --join-file "$W/join" --manifest "$W/manifest" \
-        --output "$W/out1" --iface eth0 --node 101 --unicast-file "$SRC" --resume > "$W/recv.1b" 2>&1 &
+      shoal_recv "${P}r1" "$W" 60 1 "$W/recv.1b" - --resume
       ;;
   esac
   wait "$spid"
