@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 
-#include "shoal-controller-private.h"
+#include "shoal-controller-internal.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
 
@@ -30,55 +30,6 @@
  * completed step.
  */
 
-typedef struct {
-  ShoalController *controller;      /* unowned */
-  ShoalDevice     *device;
-  ShoalPipeline   *pipeline;        /* of the current or last run */
-  guint            step_index;      /* steps completed in the current run */
-  gint64           run_no;
-  guint64          journal_seq;
-  GCancellable    *cancellable;
-  guint            attempt;
-  guint            timeout_id;
-  gboolean         waiting;         /* at a rendezvous */
-  gboolean         queued;          /* waiting for a concurrency slot */
-  gboolean         counted;         /* counted as expected at the rendezvous */
-  gchar           *inventory_json;  /* cache for the store */
-} DeviceRecord;
-
-typedef struct {
-  guint   running;
-  GQueue  waiting;                  /* DeviceRecord* */
-} Slot;
-
-struct _ShoalController
-{
-  GObject            parent_instance;
-
-  ShoalPluginEngine *engine;
-  ShoalStore        *store;
-  ShoalContext      *context;
-  gchar             *state_dir;
-  gchar             *data_dir;
-  GKeyFile          *config;
-  SoupServer        *http_server;
-  gchar             *server_url;
-  gboolean           auto_deploy;
-  gboolean           services_started;
-  guint              default_timeout; /* s; for steps whose recipe sets none */
-
-  GHashTable        *devices;       /* id -> DeviceRecord* */
-  GHashTable        *by_mac;        /* mac -> DeviceRecord* (unowned) */
-  GHashTable        *by_token;      /* token -> DeviceRecord* (unowned) */
-  GHashTable        *recipes;       /* name -> ShoalRecipe* */
-  GHashTable        *pipelines;     /* name -> ShoalPipeline* */
-  GHashTable        *expected;      /* ShoalPipeline* -> GUINT count */
-  GHashTable        *slots;         /* "ptr:index" -> Slot* */
-  GHashTable        *kv;            /* "ns\x1fkey" -> value */
-  GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
-  guint64            transitions;
-};
-
 enum {
   SIGNAL_DEVICE_ADDED,
   SIGNAL_DEVICE_REMOVED,
@@ -91,13 +42,7 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (ShoalController, shoal_controller, G_TYPE_OBJECT)
 
-static void advance (DeviceRecord *rec);
-static void persist (DeviceRecord *rec);
 
-/* A transition's journal entries and the device row that records it are
- * committed in one transaction: durable together or not at all */
-#define TRANSITION_BEGIN(controller) shoal_store_begin_group ((controller)->store)
-#define TRANSITION_END(controller)   shoal_store_end_group ((controller)->store)
 
 /* --- records ------------------------------------------------------------ */
 
@@ -255,8 +200,8 @@ metadata_to_json (ShoalDevice *device)
   return json_to_string (root, FALSE);
 }
 
-static void
-persist (DeviceRecord *rec)
+void
+shoal_controller_persist (DeviceRecord *rec)
 {
   ShoalDevice *device = rec->device;
   ShoalStoreDevice *row = g_new0 (ShoalStoreDevice, 1);
@@ -322,7 +267,7 @@ inventory_changed_cb (ShoalDevice  *device,
   g_clear_pointer (&rec->inventory_json, g_free);
   if (inventory != NULL)
     rec->inventory_json = json_to_string (inventory, FALSE);
-  persist (rec);
+  shoal_controller_persist (rec);
 }
 
 /* --- device records ----------------------------------------------------- */
@@ -362,9 +307,9 @@ add_record (ShoalController *self,
   return rec;
 }
 
-static DeviceRecord *
-lookup_record (ShoalController *self,
-               ShoalDevice     *device)
+DeviceRecord *
+shoal_controller_lookup_record (ShoalController *self,
+                                ShoalDevice     *device)
 {
   if (device == NULL)
     return NULL;
@@ -469,429 +414,10 @@ shoal_controller_enroll_device (ShoalController     *self,
   TRANSITION_BEGIN (self);
   shoal_device_log (device, "controller", "enroll", SHOAL_JOURNAL_RESULT_OK,
                     "device enrolled%s%s", uuid != NULL ? ", uuid " : "", uuid != NULL ? uuid : "");
-  persist (rec);
+  shoal_controller_persist (rec);
   TRANSITION_END (self);
   g_signal_emit (self, signals[SIGNAL_DEVICE_ADDED], 0, device);
   return device;
-}
-
-/* --- pipelines ---------------------------------------------------------- */
-
-static ShoalDeviceState
-state_for_phase (ShoalStepPhase phase)
-{
-  if (phase < SHOAL_STEP_PHASE_INVENTORY)
-    return SHOAL_DEVICE_STATE_BOOTING;
-  if (phase < SHOAL_STEP_PHASE_DRIVERS)
-    return SHOAL_DEVICE_STATE_INVENTORY;
-  if (phase < SHOAL_STEP_PHASE_AGENT)
-    return SHOAL_DEVICE_STATE_DRIVERS;
-  if (phase < SHOAL_STEP_PHASE_TRANSFER)
-    return SHOAL_DEVICE_STATE_AGENT;
-  if (phase < SHOAL_STEP_PHASE_VERIFY)
-    return SHOAL_DEVICE_STATE_TRANSFER;
-  if (phase < SHOAL_STEP_PHASE_FINISH)
-    return SHOAL_DEVICE_STATE_VERIFY;
-  return SHOAL_DEVICE_STATE_FINISHING;
-}
-
-static void
-set_expected (ShoalController *self,
-              ShoalPipeline   *pipeline,
-              gint             delta)
-{
-  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->expected, pipeline));
-
-  count = (delta < 0 && count < (guint) -delta) ? 0 : count + delta;
-  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (count));
-  shoal_pipeline_set_expected (pipeline, count);
-}
-
-static void
-uncount (DeviceRecord *rec)
-{
-  if (!rec->counted)
-    return;
-  rec->counted = FALSE;
-  set_expected (rec->controller, rec->pipeline, -1);
-}
-
-static gchar *
-slot_key (ShoalPipeline *pipeline,
-          guint          index)
-{
-  return g_strdup_printf ("%p:%u", (gpointer) pipeline, index);
-}
-
-static Slot *
-get_slot (ShoalController *self,
-          ShoalPipeline   *pipeline,
-          guint            index)
-{
-  g_autofree gchar *key = slot_key (pipeline, index);
-  Slot *slot = g_hash_table_lookup (self->slots, key);
-
-  if (slot == NULL)
-    {
-      slot = g_new0 (Slot, 1);
-      g_queue_init (&slot->waiting);
-      g_hash_table_insert (self->slots, g_steal_pointer (&key), slot);
-    }
-  return slot;
-}
-
-typedef struct {
-  ShoalController *controller;
-  gchar           *device_id;
-  gint64           run_no;
-  guint            attempt;
-  guint            index;
-  ShoalPipeline   *pipeline;
-} StepCall;
-
-static void
-step_call_free (StepCall *call)
-{
-  g_object_unref (call->controller);
-  g_object_unref (call->pipeline);
-  g_free (call->device_id);
-  g_free (call);
-}
-
-static void run_device_step (DeviceRecord *rec);
-
-static void
-release_slot (ShoalController *self,
-              ShoalPipeline   *pipeline,
-              guint            index)
-{
-  Slot *slot = get_slot (self, pipeline, index);
-  DeviceRecord *next;
-
-  if (slot->running > 0)
-    slot->running--;
-  next = g_queue_pop_head (&slot->waiting);
-  if (next != NULL)
-    {
-      next->queued = FALSE;
-      slot->running++;
-      run_device_step (next);
-    }
-}
-
-static void
-flush_then_advance_cb (GObject      *source,
-                       GAsyncResult *result,
-                       gpointer      user_data)
-{
-  StepCall *call = user_data;
-  g_autoptr(GError) error = NULL;
-  DeviceRecord *rec;
-
-  if (!shoal_store_flush_finish (SHOAL_STORE (source), result, &error))
-    g_warning ("device %s: the store failed: %s", call->device_id, error->message);
-  rec = g_hash_table_lookup (call->controller->devices, call->device_id);
-  if (rec != NULL && error == NULL && rec->run_no == call->run_no && rec->attempt == call->attempt &&
-      shoal_device_state_is_active (shoal_device_get_state (rec->device)))
-    advance (rec);
-  step_call_free (call);
-}
-
-static StepCall *
-step_call_new (DeviceRecord *rec)
-{
-  StepCall *call = g_new0 (StepCall, 1);
-
-  call->controller = g_object_ref (rec->controller);
-  call->device_id = g_strdup (shoal_device_get_id (rec->device));
-  call->run_no = rec->run_no;
-  call->attempt = rec->attempt;
-  call->index = rec->step_index;
-  call->pipeline = g_object_ref (rec->pipeline);
-  return call;
-}
-
-/* Acknowledges a transition: the next step starts once it is durable */
-static void
-commit_then_advance (DeviceRecord *rec)
-{
-  shoal_store_flush_async (rec->controller->store, NULL, flush_then_advance_cb,
-                           step_call_new (rec));
-}
-
-static void
-fail_device (DeviceRecord *rec,
-             const gchar  *source,
-             const GError *error)
-{
-  ShoalDevice *device = rec->device;
-
-  g_clear_handle_id (&rec->timeout_id, g_source_remove);
-  rec->attempt++;
-  uncount (rec);
-  TRANSITION_BEGIN (rec->controller);
-  shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
-  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
-  shoal_device_log_literal (device, source, "step-failed", SHOAL_JOURNAL_RESULT_FAILED,
-                            error->message);
-  persist (rec);
-  TRANSITION_END (rec->controller);
-  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
-}
-
-static void
-finish_device (DeviceRecord *rec)
-{
-  ShoalDevice *device = rec->device;
-
-  uncount (rec);
-  TRANSITION_BEGIN (rec->controller);
-  shoal_device_set_state (device, SHOAL_DEVICE_STATE_INSTALLED);
-  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
-  shoal_device_set_current_step (device, NULL);
-  shoal_device_set_progress (device, 1.0);
-  shoal_device_log (device, "controller", "installed", SHOAL_JOURNAL_RESULT_OK,
-                    "installation complete: recipe %s at commit %s",
-                    shoal_device_get_recipe (device),
-                    shoal_device_get_recipe_commit (device) != NULL
-                      ? shoal_device_get_recipe_commit (device) : "(none)");
-  persist (rec);
-  TRANSITION_END (rec->controller);
-  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
-}
-
-static void
-step_done (ShoalController *self,
-           StepCall        *call,
-           const GError    *error)
-{
-  DeviceRecord *rec = g_hash_table_lookup (self->devices, call->device_id);
-  const gchar *step_id = shoal_pipeline_get_step_id (call->pipeline, call->index);
-
-  if (rec == NULL || rec->run_no != call->run_no || rec->attempt != call->attempt)
-    return;   /* cancelled, timed out or removed meanwhile */
-  g_clear_handle_id (&rec->timeout_id, g_source_remove);
-  if (error != NULL)
-    {
-      fail_device (rec, step_id, error);
-      return;
-    }
-  TRANSITION_BEGIN (self);
-  rec->step_index++;
-  shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
-                    "step %s (%s) finished", step_id,
-                    shoal_pipeline_get_step_name (call->pipeline, call->index));
-  persist (rec);
-  TRANSITION_END (self);
-  commit_then_advance (rec);
-}
-
-static void
-device_step_cb (GObject      *source,
-                GAsyncResult *result,
-                gpointer      user_data)
-{
-  StepCall *call = user_data;
-  g_autoptr(GError) error = NULL;
-
-  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
-  release_slot (call->controller, call->pipeline, call->index);
-  step_done (call->controller, call, error);
-  step_call_free (call);
-}
-
-static gboolean
-step_timeout_cb (gpointer user_data)
-{
-  StepCall *call = user_data;
-  DeviceRecord *rec = g_hash_table_lookup (call->controller->devices, call->device_id);
-  g_autoptr(GError) error = NULL;
-
-  if (rec == NULL || rec->attempt != call->attempt)
-    return G_SOURCE_REMOVE;
-  rec->timeout_id = 0;
-  g_cancellable_cancel (rec->cancellable);
-  g_clear_object (&rec->cancellable);
-  rec->cancellable = g_cancellable_new ();
-  /* A step that ignores cancellation must not hold the device for ever */
-  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, _("step %s did not finish in time"),
-               shoal_pipeline_get_step_id (call->pipeline, call->index));
-  step_done (call->controller, call, error);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-run_device_step (DeviceRecord *rec)
-{
-  ShoalPipeline *pipeline = rec->pipeline;
-  guint index = rec->step_index;
-  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
-  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
-  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
-  g_autoptr(ShoalStepContext) ctx = NULL;
-  gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
-
-  /* A step that never completes (a Python exception escaping run_async,
-   * a lost device) must not hold its device for ever */
-  if (timeout <= 0)
-    timeout = (gint) rec->controller->default_timeout;
-  rec->attempt++;
-  TRANSITION_BEGIN (rec->controller);
-  shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
-  shoal_device_set_current_step (rec->device, step_id);
-  shoal_device_set_progress (rec->device, 0.0);
-  shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
-                    "step %s (%s) started", step_id, shoal_pipeline_get_step_name (pipeline, index));
-  persist (rec);
-  TRANSITION_END (rec->controller);
-
-  g_ptr_array_add (devices, rec->device);
-  ctx = shoal_step_context_new (rec->controller->context, shoal_pipeline_get_recipe (pipeline),
-                                step_id, shoal_pipeline_get_step_options (pipeline, index),
-                                devices, NULL);
-  if (timeout > 0)
-    rec->timeout_id = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, (guint) timeout,
-                                                  step_timeout_cb, step_call_new (rec),
-                                                  (GDestroyNotify) step_call_free);
-  shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, step_call_new (rec));
-}
-
-static void
-acquire_slot_and_run (DeviceRecord *rec)
-{
-  ShoalController *self = rec->controller;
-  gint max = shoal_pipeline_get_step_max_parallel (rec->pipeline, rec->step_index);
-  Slot *slot = get_slot (self, rec->pipeline, rec->step_index);
-
-  if (max > 0 && slot->running >= (guint) max)
-    {
-      rec->queued = TRUE;
-      g_queue_push_tail (&slot->waiting, rec);
-      return;
-    }
-  slot->running++;
-  run_device_step (rec);
-}
-
-static void
-advance (DeviceRecord *rec)
-{
-  ShoalPipeline *pipeline = rec->pipeline;
-  ShoalStep *step;
-
-  if (rec->step_index >= shoal_pipeline_get_n_steps (pipeline))
-    {
-      finish_device (rec);
-      return;
-    }
-  step = shoal_pipeline_get_step (pipeline, rec->step_index);
-  if (shoal_step_get_scope (step) == SHOAL_STEP_SCOPE_GROUP)
-    {
-      const gchar *step_id = shoal_pipeline_get_step_id (pipeline, rec->step_index);
-
-      rec->waiting = TRUE;
-      TRANSITION_BEGIN (rec->controller);
-      shoal_device_set_state (rec->device, SHOAL_DEVICE_STATE_WAITING);
-      shoal_device_set_current_step (rec->device, step_id);
-      shoal_device_log (rec->device, step_id, "rendezvous", SHOAL_JOURNAL_RESULT_INFO,
-                        "waiting for the group of step %s", step_id);
-      persist (rec);
-      TRANSITION_END (rec->controller);
-      shoal_pipeline_rendezvous_join (pipeline, rec->step_index, rec->device);
-      return;
-    }
-  acquire_slot_and_run (rec);
-}
-
-/* --- groups ------------------------------------------------------------- */
-
-typedef struct {
-  ShoalController  *controller;
-  ShoalPipeline    *pipeline;
-  guint             index;
-  gchar            *group_id;
-  GPtrArray        *calls;        /* StepCall* per member */
-  ShoalStepContext *context;
-} GroupRun;
-
-static void
-group_run_free (GroupRun *run)
-{
-  g_ptr_array_unref (run->calls);
-  g_object_unref (run->context);
-  g_object_unref (run->pipeline);
-  g_object_unref (run->controller);
-  g_free (run->group_id);
-  g_free (run);
-}
-
-static void
-group_step_cb (GObject      *source,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  GroupRun *run = user_data;
-  g_autoptr(GError) error = NULL;
-
-  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
-  for (guint i = 0; i < run->calls->len; i++)
-    {
-      StepCall *call = g_ptr_array_index (run->calls, i);
-      DeviceRecord *rec = g_hash_table_lookup (run->controller->devices, call->device_id);
-      const GError *dropped = NULL;
-
-      if (rec != NULL && error == NULL &&
-          shoal_step_context_is_dropped (run->context, rec->device, &dropped))
-        {
-          step_done (run->controller, call, dropped);
-          continue;
-        }
-      step_done (run->controller, call, error);
-    }
-  group_run_free (run);
-}
-
-static void
-group_formed_cb (ShoalPipeline   *pipeline,
-                 guint            index,
-                 const gchar     *group_id,
-                 GPtrArray       *devices,
-                 ShoalController *self)
-{
-  GroupRun *run = g_new0 (GroupRun, 1);
-  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
-  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
-  ShoalDeviceState state = state_for_phase (shoal_pipeline_get_step_phase (pipeline, index));
-
-  run->controller = g_object_ref (self);
-  run->pipeline = g_object_ref (pipeline);
-  run->index = index;
-  run->group_id = g_strdup (group_id);
-  run->calls = g_ptr_array_new_with_free_func ((GDestroyNotify) step_call_free);
-  for (guint i = 0; i < devices->len; i++)
-    {
-      DeviceRecord *rec = lookup_record (self, g_ptr_array_index (devices, i));
-
-      if (rec == NULL)
-        continue;
-      rec->waiting = FALSE;
-      rec->attempt++;
-      uncount (rec);
-      TRANSITION_BEGIN (self);
-      shoal_device_set_state (rec->device, state);
-      shoal_device_set_group (rec->device, group_id);
-      shoal_device_set_progress (rec->device, 0.0);
-      shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
-                        "step %s (%s) started for group %s of %u devices", step_id,
-                        shoal_pipeline_get_step_name (pipeline, index), group_id, devices->len);
-      persist (rec);
-      TRANSITION_END (self);
-      g_ptr_array_add (run->calls, step_call_new (rec));
-    }
-  run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
-                                         step_id, shoal_pipeline_get_step_options (pipeline, index),
-                                         devices, group_id);
-  shoal_step_run_async (step, run->context, NULL, group_step_cb, run);
 }
 
 /* --- public: recipes ---------------------------------------------------- */
@@ -918,7 +444,7 @@ shoal_controller_add_recipe (ShoalController  *self,
   pipeline = shoal_pipeline_new (recipe, self->engine, error);
   if (pipeline == NULL)
     return FALSE;
-  g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (group_formed_cb), self, 0);
+  g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (shoal_controller_group_formed_cb), self, 0);
   shoal_pipeline_set_expected (pipeline, 0);
   g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
   g_hash_table_replace (self->recipes, g_strdup (shoal_recipe_get_name (recipe)),
@@ -1127,7 +653,7 @@ shoal_controller_assign_recipe (ShoalController  *self,
                                 const gchar      *recipe,
                                 GError          **error)
 {
-  DeviceRecord *rec = lookup_record (self, device);
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
   ShoalRecipe *chosen;
 
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
@@ -1166,7 +692,7 @@ shoal_controller_assign_recipe (ShoalController  *self,
   shoal_device_log (device, "controller", "assign", SHOAL_JOURNAL_RESULT_OK,
                     "recipe %s assigned (commit %s)", shoal_recipe_get_name (chosen),
                     shoal_recipe_get_commit (chosen) != NULL ? shoal_recipe_get_commit (chosen) : "none");
-  persist (rec);
+  shoal_controller_persist (rec);
   TRANSITION_END (self);
   return TRUE;
 }
@@ -1201,11 +727,11 @@ start_run (DeviceRecord  *rec,
   if (shoal_pipeline_get_first_group_step (pipeline) >= 0)
     {
       rec->counted = TRUE;
-      set_expected (rec->controller, pipeline, +1);
+      shoal_controller_set_expected (rec->controller, pipeline, +1);
     }
-  persist (rec);
+  shoal_controller_persist (rec);
   TRANSITION_END (rec->controller);
-  commit_then_advance (rec);
+  shoal_controller_commit_then_advance (rec);
 }
 
 /**
@@ -1221,7 +747,7 @@ shoal_controller_deploy (ShoalController  *self,
                          ShoalDevice      *device,
                          GError          **error)
 {
-  DeviceRecord *rec = lookup_record (self, device);
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
   ShoalPipeline *pipeline;
 
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
@@ -1264,7 +790,7 @@ shoal_controller_cancel (ShoalController  *self,
                          ShoalDevice      *device,
                          GError          **error)
 {
-  DeviceRecord *rec = lookup_record (self, device);
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
 
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (rec == NULL)
@@ -1286,10 +812,10 @@ shoal_controller_cancel (ShoalController  *self,
   rec->waiting = FALSE;
   if (rec->queued)
     {
-      g_queue_remove (&get_slot (self, rec->pipeline, rec->step_index)->waiting, rec);
+      g_queue_remove (&shoal_controller_get_slot (self, rec->pipeline, rec->step_index)->waiting, rec);
       rec->queued = FALSE;
     }
-  uncount (rec);
+  shoal_controller_uncount (rec);
   TRANSITION_BEGIN (self);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_CANCELLED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
@@ -1297,7 +823,7 @@ shoal_controller_cancel (ShoalController  *self,
                     "deployment cancelled at step %s",
                     shoal_device_get_current_step (device) != NULL
                       ? shoal_device_get_current_step (device) : "(none)");
-  persist (rec);
+  shoal_controller_persist (rec);
   TRANSITION_END (self);
   shoal_store_flush_async (self->store, NULL, NULL, NULL);
   return TRUE;
@@ -1559,7 +1085,7 @@ resume_record (DeviceRecord *rec)
       g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
                    _("cannot resume after restart: recipe %s is not loaded"),
                    shoal_device_get_recipe (device));
-      fail_device (rec, "controller", error);
+      shoal_controller_fail_device (rec, "controller", error);
       return;
     }
   recipe = shoal_pipeline_get_recipe (pipeline);
@@ -1576,14 +1102,14 @@ resume_record (DeviceRecord *rec)
   if (shoal_pipeline_get_first_group_step (pipeline) >= (gint) rec->step_index)
     {
       rec->counted = TRUE;
-      set_expected (self, pipeline, +1);
+      shoal_controller_set_expected (self, pipeline, +1);
     }
   shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
                     "resuming deployment %" G_GINT64_FORMAT " after a restart at step %u of %u (%s)",
                     rec->run_no, rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
                     rec->step_index < shoal_pipeline_get_n_steps (pipeline)
                       ? shoal_pipeline_get_step_id (pipeline, rec->step_index) : "done");
-  advance (rec);
+  shoal_controller_advance (rec);
 }
 
 static void

@@ -1,0 +1,89 @@
+/* shoal-controller-internal.h: what the controller's source files share
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "shoal-controller-private.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  ShoalController *controller;      /* unowned */
+  ShoalDevice     *device;
+  ShoalPipeline   *pipeline;        /* of the current or last run */
+  guint            step_index;      /* steps completed in the current run */
+  gint64           run_no;
+  guint64          journal_seq;
+  GCancellable    *cancellable;
+  guint            attempt;
+  guint            timeout_id;
+  gboolean         waiting;         /* at a rendezvous */
+  gboolean         queued;          /* waiting for a concurrency slot */
+  gboolean         counted;         /* counted as expected at the rendezvous */
+  gchar           *inventory_json;  /* cache for the store */
+} DeviceRecord;
+
+typedef struct {
+  guint   running;
+  GQueue  waiting;                  /* DeviceRecord* */
+} Slot;
+
+struct _ShoalController
+{
+  GObject            parent_instance;
+
+  ShoalPluginEngine *engine;
+  ShoalStore        *store;
+  ShoalContext      *context;
+  gchar             *state_dir;
+  gchar             *data_dir;
+  GKeyFile          *config;
+  SoupServer        *http_server;
+  gchar             *server_url;
+  gboolean           auto_deploy;
+  gboolean           services_started;
+  guint              default_timeout; /* s; for steps whose recipe sets none */
+
+  GHashTable        *devices;       /* id -> DeviceRecord* */
+  GHashTable        *by_mac;        /* mac -> DeviceRecord* (unowned) */
+  GHashTable        *by_token;      /* token -> DeviceRecord* (unowned) */
+  GHashTable        *recipes;       /* name -> ShoalRecipe* */
+  GHashTable        *pipelines;     /* name -> ShoalPipeline* */
+  GHashTable        *expected;      /* ShoalPipeline* -> GUINT count */
+  GHashTable        *slots;         /* "ptr:index" -> Slot* */
+  GHashTable        *kv;            /* "ns\x1fkey" -> value */
+  GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
+  guint64            transitions;
+};
+
+/* A transition's journal entries and the device row that records it are
+ * committed in one transaction: durable together or not at all */
+#define TRANSITION_BEGIN(controller) shoal_store_begin_group ((controller)->store)
+#define TRANSITION_END(controller)   shoal_store_end_group ((controller)->store)
+
+/* shoal-controller.c */
+void          shoal_controller_persist            (DeviceRecord    *rec);
+DeviceRecord *shoal_controller_lookup_record      (ShoalController *self,
+                                                   ShoalDevice     *device);
+
+/* shoal-controller-run.c: running pipelines, per device and per group */
+void          shoal_controller_advance            (DeviceRecord    *rec);
+void          shoal_controller_commit_then_advance (DeviceRecord   *rec);
+void          shoal_controller_fail_device        (DeviceRecord    *rec,
+                                                   const gchar     *source,
+                                                   const GError    *error);
+Slot         *shoal_controller_get_slot           (ShoalController *self,
+                                                   ShoalPipeline   *pipeline,
+                                                   guint            index);
+void          shoal_controller_group_formed_cb    (ShoalPipeline   *pipeline,
+                                                   guint            index,
+                                                   const gchar     *group_id,
+                                                   GPtrArray       *devices,
+                                                   ShoalController *self);
+void          shoal_controller_set_expected       (ShoalController *self,
+                                                   ShoalPipeline   *pipeline,
+                                                   gint             delta);
+void          shoal_controller_uncount            (DeviceRecord    *rec);
+
+G_END_DECLS

@@ -1,0 +1,433 @@
+/* shoal-controller-run.c: the controller running pipelines: a device's
+ * steps one after another (each waiting for a concurrency slot of its
+ * step), rendezvous, and group steps for the groups they form. Every
+ * transition is committed before the next step starts.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "shoal-controller-internal.h"
+#include "shoal-enums.h"
+#include "shoal-error.h"
+
+/* --- pipelines ---------------------------------------------------------- */
+
+static ShoalDeviceState
+state_for_phase (ShoalStepPhase phase)
+{
+  if (phase < SHOAL_STEP_PHASE_INVENTORY)
+    return SHOAL_DEVICE_STATE_BOOTING;
+  if (phase < SHOAL_STEP_PHASE_DRIVERS)
+    return SHOAL_DEVICE_STATE_INVENTORY;
+  if (phase < SHOAL_STEP_PHASE_AGENT)
+    return SHOAL_DEVICE_STATE_DRIVERS;
+  if (phase < SHOAL_STEP_PHASE_TRANSFER)
+    return SHOAL_DEVICE_STATE_AGENT;
+  if (phase < SHOAL_STEP_PHASE_VERIFY)
+    return SHOAL_DEVICE_STATE_TRANSFER;
+  if (phase < SHOAL_STEP_PHASE_FINISH)
+    return SHOAL_DEVICE_STATE_VERIFY;
+  return SHOAL_DEVICE_STATE_FINISHING;
+}
+
+void
+shoal_controller_set_expected (ShoalController *self,
+                               ShoalPipeline   *pipeline,
+                               gint             delta)
+{
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->expected, pipeline));
+
+  count = (delta < 0 && count < (guint) -delta) ? 0 : count + delta;
+  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (count));
+  shoal_pipeline_set_expected (pipeline, count);
+}
+
+void
+shoal_controller_uncount (DeviceRecord *rec)
+{
+  if (!rec->counted)
+    return;
+  rec->counted = FALSE;
+  shoal_controller_set_expected (rec->controller, rec->pipeline, -1);
+}
+
+static gchar *
+slot_key (ShoalPipeline *pipeline,
+          guint          index)
+{
+  return g_strdup_printf ("%p:%u", (gpointer) pipeline, index);
+}
+
+Slot *
+shoal_controller_get_slot (ShoalController *self,
+                           ShoalPipeline   *pipeline,
+                           guint            index)
+{
+  g_autofree gchar *key = slot_key (pipeline, index);
+  Slot *slot = g_hash_table_lookup (self->slots, key);
+
+  if (slot == NULL)
+    {
+      slot = g_new0 (Slot, 1);
+      g_queue_init (&slot->waiting);
+      g_hash_table_insert (self->slots, g_steal_pointer (&key), slot);
+    }
+  return slot;
+}
+
+typedef struct {
+  ShoalController *controller;
+  gchar           *device_id;
+  gint64           run_no;
+  guint            attempt;
+  guint            index;
+  ShoalPipeline   *pipeline;
+} StepCall;
+
+static void
+step_call_free (StepCall *call)
+{
+  g_object_unref (call->controller);
+  g_object_unref (call->pipeline);
+  g_free (call->device_id);
+  g_free (call);
+}
+
+static void run_device_step (DeviceRecord *rec);
+
+static void
+release_slot (ShoalController *self,
+              ShoalPipeline   *pipeline,
+              guint            index)
+{
+  Slot *slot = shoal_controller_get_slot (self, pipeline, index);
+  DeviceRecord *next;
+
+  if (slot->running > 0)
+    slot->running--;
+  next = g_queue_pop_head (&slot->waiting);
+  if (next != NULL)
+    {
+      next->queued = FALSE;
+      slot->running++;
+      run_device_step (next);
+    }
+}
+
+static void
+flush_then_advance_cb (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  StepCall *call = user_data;
+  g_autoptr(GError) error = NULL;
+  DeviceRecord *rec;
+
+  if (!shoal_store_flush_finish (SHOAL_STORE (source), result, &error))
+    g_warning ("device %s: the store failed: %s", call->device_id, error->message);
+  rec = g_hash_table_lookup (call->controller->devices, call->device_id);
+  if (rec != NULL && error == NULL && rec->run_no == call->run_no && rec->attempt == call->attempt &&
+      shoal_device_state_is_active (shoal_device_get_state (rec->device)))
+    shoal_controller_advance (rec);
+  step_call_free (call);
+}
+
+static StepCall *
+step_call_new (DeviceRecord *rec)
+{
+  StepCall *call = g_new0 (StepCall, 1);
+
+  call->controller = g_object_ref (rec->controller);
+  call->device_id = g_strdup (shoal_device_get_id (rec->device));
+  call->run_no = rec->run_no;
+  call->attempt = rec->attempt;
+  call->index = rec->step_index;
+  call->pipeline = g_object_ref (rec->pipeline);
+  return call;
+}
+
+/* Acknowledges a transition: the next step starts once it is durable */
+void
+shoal_controller_commit_then_advance (DeviceRecord *rec)
+{
+  shoal_store_flush_async (rec->controller->store, NULL, flush_then_advance_cb,
+                           step_call_new (rec));
+}
+
+void
+shoal_controller_fail_device (DeviceRecord *rec,
+                              const gchar  *source,
+                              const GError *error)
+{
+  ShoalDevice *device = rec->device;
+
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  rec->attempt++;
+  shoal_controller_uncount (rec);
+  TRANSITION_BEGIN (rec->controller);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  shoal_device_log_literal (device, source, "step-failed", SHOAL_JOURNAL_RESULT_FAILED,
+                            error->message);
+  shoal_controller_persist (rec);
+  TRANSITION_END (rec->controller);
+  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
+}
+
+static void
+finish_device (DeviceRecord *rec)
+{
+  ShoalDevice *device = rec->device;
+
+  shoal_controller_uncount (rec);
+  TRANSITION_BEGIN (rec->controller);
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_INSTALLED);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
+  shoal_device_set_current_step (device, NULL);
+  shoal_device_set_progress (device, 1.0);
+  shoal_device_log (device, "controller", "installed", SHOAL_JOURNAL_RESULT_OK,
+                    "installation complete: recipe %s at commit %s",
+                    shoal_device_get_recipe (device),
+                    shoal_device_get_recipe_commit (device) != NULL
+                      ? shoal_device_get_recipe_commit (device) : "(none)");
+  shoal_controller_persist (rec);
+  TRANSITION_END (rec->controller);
+  shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);
+}
+
+static void
+step_done (ShoalController *self,
+           StepCall        *call,
+           const GError    *error)
+{
+  DeviceRecord *rec = g_hash_table_lookup (self->devices, call->device_id);
+  const gchar *step_id = shoal_pipeline_get_step_id (call->pipeline, call->index);
+
+  if (rec == NULL || rec->run_no != call->run_no || rec->attempt != call->attempt)
+    return;   /* cancelled, timed out or removed meanwhile */
+  g_clear_handle_id (&rec->timeout_id, g_source_remove);
+  if (error != NULL)
+    {
+      shoal_controller_fail_device (rec, step_id, error);
+      return;
+    }
+  TRANSITION_BEGIN (self);
+  rec->step_index++;
+  shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
+                    "step %s (%s) finished", step_id,
+                    shoal_pipeline_get_step_name (call->pipeline, call->index));
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+  shoal_controller_commit_then_advance (rec);
+}
+
+static void
+device_step_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  StepCall *call = user_data;
+  g_autoptr(GError) error = NULL;
+
+  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
+  release_slot (call->controller, call->pipeline, call->index);
+  step_done (call->controller, call, error);
+  step_call_free (call);
+}
+
+static gboolean
+step_timeout_cb (gpointer user_data)
+{
+  StepCall *call = user_data;
+  DeviceRecord *rec = g_hash_table_lookup (call->controller->devices, call->device_id);
+  g_autoptr(GError) error = NULL;
+
+  if (rec == NULL || rec->attempt != call->attempt)
+    return G_SOURCE_REMOVE;
+  rec->timeout_id = 0;
+  g_cancellable_cancel (rec->cancellable);
+  g_clear_object (&rec->cancellable);
+  rec->cancellable = g_cancellable_new ();
+  /* A step that ignores cancellation must not hold the device for ever */
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT, _("step %s did not finish in time"),
+               shoal_pipeline_get_step_id (call->pipeline, call->index));
+  step_done (call->controller, call, error);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_device_step (DeviceRecord *rec)
+{
+  ShoalPipeline *pipeline = rec->pipeline;
+  guint index = rec->step_index;
+  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
+  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
+
+  /* A step that never completes (a Python exception escaping run_async,
+   * a lost device) must not hold its device for ever */
+  if (timeout <= 0)
+    timeout = (gint) rec->controller->default_timeout;
+  rec->attempt++;
+  TRANSITION_BEGIN (rec->controller);
+  shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
+  shoal_device_set_current_step (rec->device, step_id);
+  shoal_device_set_progress (rec->device, 0.0);
+  shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
+                    "step %s (%s) started", step_id, shoal_pipeline_get_step_name (pipeline, index));
+  shoal_controller_persist (rec);
+  TRANSITION_END (rec->controller);
+
+  g_ptr_array_add (devices, rec->device);
+  ctx = shoal_step_context_new (rec->controller->context, shoal_pipeline_get_recipe (pipeline),
+                                step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                devices, NULL);
+  if (timeout > 0)
+    rec->timeout_id = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, (guint) timeout,
+                                                  step_timeout_cb, step_call_new (rec),
+                                                  (GDestroyNotify) step_call_free);
+  shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, step_call_new (rec));
+}
+
+static void
+acquire_slot_and_run (DeviceRecord *rec)
+{
+  ShoalController *self = rec->controller;
+  gint max = shoal_pipeline_get_step_max_parallel (rec->pipeline, rec->step_index);
+  Slot *slot = shoal_controller_get_slot (self, rec->pipeline, rec->step_index);
+
+  if (max > 0 && slot->running >= (guint) max)
+    {
+      rec->queued = TRUE;
+      g_queue_push_tail (&slot->waiting, rec);
+      return;
+    }
+  slot->running++;
+  run_device_step (rec);
+}
+
+void
+shoal_controller_advance (DeviceRecord *rec)
+{
+  ShoalPipeline *pipeline = rec->pipeline;
+  ShoalStep *step;
+
+  if (rec->step_index >= shoal_pipeline_get_n_steps (pipeline))
+    {
+      finish_device (rec);
+      return;
+    }
+  step = shoal_pipeline_get_step (pipeline, rec->step_index);
+  if (shoal_step_get_scope (step) == SHOAL_STEP_SCOPE_GROUP)
+    {
+      const gchar *step_id = shoal_pipeline_get_step_id (pipeline, rec->step_index);
+
+      rec->waiting = TRUE;
+      TRANSITION_BEGIN (rec->controller);
+      shoal_device_set_state (rec->device, SHOAL_DEVICE_STATE_WAITING);
+      shoal_device_set_current_step (rec->device, step_id);
+      shoal_device_log (rec->device, step_id, "rendezvous", SHOAL_JOURNAL_RESULT_INFO,
+                        "waiting for the group of step %s", step_id);
+      shoal_controller_persist (rec);
+      TRANSITION_END (rec->controller);
+      shoal_pipeline_rendezvous_join (pipeline, rec->step_index, rec->device);
+      return;
+    }
+  acquire_slot_and_run (rec);
+}
+
+/* --- groups ------------------------------------------------------------- */
+
+typedef struct {
+  ShoalController  *controller;
+  ShoalPipeline    *pipeline;
+  guint             index;
+  gchar            *group_id;
+  GPtrArray        *calls;        /* StepCall* per member */
+  ShoalStepContext *context;
+} GroupRun;
+
+static void
+group_run_free (GroupRun *run)
+{
+  g_ptr_array_unref (run->calls);
+  g_object_unref (run->context);
+  g_object_unref (run->pipeline);
+  g_object_unref (run->controller);
+  g_free (run->group_id);
+  g_free (run);
+}
+
+static void
+group_step_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GroupRun *run = user_data;
+  g_autoptr(GError) error = NULL;
+
+  shoal_step_run_finish (SHOAL_STEP (source), result, &error);
+  for (guint i = 0; i < run->calls->len; i++)
+    {
+      StepCall *call = g_ptr_array_index (run->calls, i);
+      DeviceRecord *rec = g_hash_table_lookup (run->controller->devices, call->device_id);
+      const GError *dropped = NULL;
+
+      if (rec != NULL && error == NULL &&
+          shoal_step_context_is_dropped (run->context, rec->device, &dropped))
+        {
+          step_done (run->controller, call, dropped);
+          continue;
+        }
+      step_done (run->controller, call, error);
+    }
+  group_run_free (run);
+}
+
+void
+shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
+                                  guint            index,
+                                  const gchar     *group_id,
+                                  GPtrArray       *devices,
+                                  ShoalController *self)
+{
+  GroupRun *run = g_new0 (GroupRun, 1);
+  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
+  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  ShoalDeviceState state = state_for_phase (shoal_pipeline_get_step_phase (pipeline, index));
+
+  run->controller = g_object_ref (self);
+  run->pipeline = g_object_ref (pipeline);
+  run->index = index;
+  run->group_id = g_strdup (group_id);
+  run->calls = g_ptr_array_new_with_free_func ((GDestroyNotify) step_call_free);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      DeviceRecord *rec = shoal_controller_lookup_record (self, g_ptr_array_index (devices, i));
+
+      if (rec == NULL)
+        continue;
+      rec->waiting = FALSE;
+      rec->attempt++;
+      shoal_controller_uncount (rec);
+      TRANSITION_BEGIN (self);
+      shoal_device_set_state (rec->device, state);
+      shoal_device_set_group (rec->device, group_id);
+      shoal_device_set_progress (rec->device, 0.0);
+      shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
+                        "step %s (%s) started for group %s of %u devices", step_id,
+                        shoal_pipeline_get_step_name (pipeline, index), group_id, devices->len);
+      shoal_controller_persist (rec);
+      TRANSITION_END (self);
+      g_ptr_array_add (run->calls, step_call_new (rec));
+    }
+  run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
+                                         step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                         devices, group_id);
+  shoal_step_run_async (step, run->context, NULL, group_step_cb, run);
+}
