@@ -564,7 +564,7 @@ setup_session (Run               *run,
   if (read_ahead < 0 || read_ahead > 64)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("read-ahead must be between 0 and 64 chunks, not %" G_GINT64_FORMAT), read_ahead);
+                   _("read-ahead must be between 0 and 64 chunks, not %lld"), (long long) read_ahead);
       return FALSE;
     }
   /* the image store checks every chunk's SHA-256 as it reads it: off the
