@@ -149,8 +149,12 @@ main (int argc, char **argv)
     case 'C': cfg.coalesce_us = (uint32_t) atoi (optarg); break;
     case 'V': cfg.verify_thread = 1; break;
     case 'E':
+      if (smc_fec_backend_from_name (optarg) < 0) {
+        fprintf (stderr, "shoal-mcast-recv: unknown FEC backend %s\n", optarg);
+        return 2;
+      }
       if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
-        fprintf (stderr, "shoal-mcast-recv: FEC backend %s is not available here\n", optarg);
+        fprintf (stderr, "shoal-mcast-recv: this CPU or build has no FEC backend %s\n", optarg);
         return 2;
       }
       break;

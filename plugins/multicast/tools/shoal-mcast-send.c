@@ -142,8 +142,12 @@ main (int argc, char **argv)
     case 'V': verify_read = 1; break;
     case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'E':
+      if (smc_fec_backend_from_name (optarg) < 0) {
+        fprintf (stderr, "shoal-mcast-send: unknown FEC backend %s\n", optarg);
+        return 2;
+      }
       if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
-        fprintf (stderr, "shoal-mcast-send: FEC backend %s is not available here\n", optarg);
+        fprintf (stderr, "shoal-mcast-send: this CPU or build has no FEC backend %s\n", optarg);
         return 2;
       }
       break;
