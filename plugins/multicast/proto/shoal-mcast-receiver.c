@@ -127,11 +127,19 @@ rnd (smc_receiver *r)
   return r->rng;
 }
 
+/* 64 MiB of chunks in flight: 64 of 1 MiB, 16 of 4 MiB, never fewer than 4 */
+uint32_t
+smc_receiver_default_window (uint32_t chunk_size)
+{
+  uint64_t w = chunk_size ? (64ull << 20) / chunk_size : 64;
+  return w < 4 ? 4 : w > 64 ? 64 : (uint32_t) w;
+}
+
 void
 smc_receiver_config_init (smc_receiver_config *c)
 {
   memset (c, 0, sizeof *c);
-  c->window_chunks = 64;
+  c->window_chunks = 0;
   c->idle_timeout_ms = 5000;
   c->join_timeout_ms = 15000;
   c->status_ms = 100;
@@ -241,7 +249,7 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   r->vfd = -1;
   r->cfg = *c;
   if (r->cfg.window_chunks == 0)
-    r->cfg.window_chunks = 64;
+    r->cfg.window_chunks = smc_receiver_default_window (c->manifest->chunk_size);
   r->m = c->manifest;
   r->rng = (uint64_t) smc_now_ns () ^ ((uint64_t) getpid () << 32) ^ 0x9e3779b97f4a7c15ull;
   r->node = c->join.node;

@@ -31,7 +31,8 @@ typedef struct {
 typedef struct {
   smc_join join;            /* from the sender's join instruction */
   const smc_manifest *manifest; /* its id must equal join.manifest_hash */
-  uint32_t window_chunks;   /* chunks held in memory at once (default 64) */
+  uint32_t window_chunks;   /* chunks held in memory at once (default 0: as many
+                             * as fit in 64 MiB, 4 to 64: 64 of 1 MiB, 16 of 4 MiB) */
   uint32_t idle_timeout_ms; /* no valid packet from the sender: fail (default 5000) */
   uint32_t join_timeout_ms; /* no ANNOUNCE at all: fail (default 15000) */
   uint32_t status_ms;       /* status report period (default 100) */
@@ -59,6 +60,8 @@ typedef struct {
 
 typedef struct smc_receiver smc_receiver;
 
+/* the window used when window_chunks is 0, for chunks of chunk_size bytes */
+uint32_t smc_receiver_default_window (uint32_t chunk_size);
 void smc_receiver_config_init (smc_receiver_config *c);
 smc_receiver *smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen);
 void smc_receiver_free (smc_receiver *r);

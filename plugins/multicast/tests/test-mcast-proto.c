@@ -5,6 +5,7 @@
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-proto.h"
+#include "shoal-mcast-receiver.h"
 
 static void
 test_data_roundtrip (void)
@@ -246,6 +247,17 @@ test_fec_backends_agree (void)
 }
 
 static void
+test_receiver_window (void)
+{
+  /* 64 MiB of chunks: 64 of 1 MiB, 16 of 4 MiB, at least 4, at most 64 */
+  g_assert_cmpuint (smc_receiver_default_window (1 << 20), ==, 64);
+  g_assert_cmpuint (smc_receiver_default_window (4 << 20), ==, 16);
+  g_assert_cmpuint (smc_receiver_default_window (64u << 20), ==, 4);
+  g_assert_cmpuint (smc_receiver_default_window (4096), ==, 64);
+  g_assert_cmpuint (smc_receiver_default_window (0), ==, 64);
+}
+
+static void
 test_manifest_binding (void)
 {
   smc_manifest *m = smc_manifest_new (3 * 1000 + 10, 1000), *m2, *m3;
@@ -317,5 +329,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/fec/backends-agree", test_fec_backends_agree);
   g_test_add_func ("/shoal/multicast/manifest/binding", test_manifest_binding);
   g_test_add_func ("/shoal/multicast/join/roundtrip", test_join);
+  g_test_add_func ("/shoal/multicast/receiver/window", test_receiver_window);
   return g_test_run ();
 }
