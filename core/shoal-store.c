@@ -427,7 +427,14 @@ writer_batch (ShoalStore *self,
     }
   g_mutex_unlock (&self->group_lock);
 
-  if (!exec_sql (self->writer, "BEGIN IMMEDIATE", &error))
+  /* once a batch failed, nothing after it is claimed durable: a flush
+   * queued behind the failed write must fail too, even when the failure
+   * happened in an earlier batch than the flush's */
+  g_mutex_lock (&self->mutex);
+  if (self->fatal != NULL)
+    error = g_error_copy (self->fatal);
+  g_mutex_unlock (&self->mutex);
+  if (error == NULL && !exec_sql (self->writer, "BEGIN IMMEDIATE", &error))
     writer_fail (self, error);
   for (guint i = 0; error == NULL && i < ops->len; i++)
     {
