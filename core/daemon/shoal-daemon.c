@@ -401,8 +401,9 @@ shoal_daemon_connect (ShoalDaemon *self, GError **error)
 }
 
 /* The image store of libshoal, as the image plugins find it: [image-store]
- * path= or <state dir>/image-store. A store that cannot be opened does not
- * stop the daemon: the image methods then answer NotSupported. */
+ * path= or <state dir>/image-store; [image-store] chunk-size= for imports
+ * that do not choose one. A store that cannot be opened does not stop the
+ * daemon: the image methods then answer NotSupported. */
 static ShoalImageStore *
 shoal_daemon_open_image_store (ShoalDaemon *self)
 {
@@ -412,11 +413,23 @@ shoal_daemon_open_image_store (ShoalDaemon *self)
 
   if (root == NULL)
     root = shoal_image_files_default_root (self->state_dir);
+  g_autofree gchar *chunk_size = shoal_daemon_config_string (self, "image-store", "chunk-size");
+  guint64 size = 0;
+
   store = shoal_image_store_new (root, &error);
   if (store == NULL)
     {
       g_warning ("opening the image store %s: %s", root, error->message);
       return NULL;
+    }
+  /* the chunk size of imports that do not choose one; a bad value is
+   * reported and the 1 MiB default kept */
+  if (chunk_size != NULL &&
+      (!g_ascii_string_to_unsigned (chunk_size, 10, 0, G_MAXUINT64, &size, &error) ||
+       !shoal_image_store_set_default_chunk_size (store, size, &error)))
+    {
+      g_warning ("[image-store] chunk-size=%s: %s; imports use 1 MiB chunks", chunk_size, error->message);
+      g_clear_error (&error);
     }
   g_debug ("image store in %s", root);
   return g_steal_pointer (&store);

@@ -17,6 +17,7 @@ struct _ShoalImageStore
 {
   GObject  parent_instance;
   gchar   *root;
+  guint32  default_chunk_size;   /* for imports that ask for 0; 0: 1 MiB */
 };
 
 G_DEFINE_TYPE (ShoalImageStore, shoal_image_store, G_TYPE_OBJECT)
@@ -287,10 +288,41 @@ import_thread (GTask        *task,
 }
 
 /**
+ * shoal_image_store_set_default_chunk_size:
+ * @chunk_size: bytes per chunk for imports that give 0 (a power of two,
+ *   4 KiB to 64 MiB), or 0 for 1 MiB
+ *
+ * Sets the chunk size of imports that do not choose one ([image-store]
+ * chunk-size in shoald.conf; 4 MiB suits sessions on jumbo frames).
+ *
+ * Returns: %FALSE with InvalidArgument for any other size (unchanged)
+ */
+gboolean
+shoal_image_store_set_default_chunk_size (ShoalImageStore  *self,
+                                          guint64           chunk_size,
+                                          GError          **error)
+{
+  g_return_val_if_fail (SHOAL_IS_IMAGE_STORE (self), FALSE);
+
+  if (chunk_size != 0 &&
+      (chunk_size < SHOAL_MANIFEST_MIN_CHUNK_SIZE || chunk_size > SHOAL_MANIFEST_MAX_CHUNK_SIZE ||
+       (chunk_size & (chunk_size - 1)) != 0))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("Chunk size %llu is not a power of two between %u and %u"),
+                   (unsigned long long) chunk_size, SHOAL_MANIFEST_MIN_CHUNK_SIZE, SHOAL_MANIFEST_MAX_CHUNK_SIZE);
+      return FALSE;
+    }
+  self->default_chunk_size = (guint32) chunk_size;
+  return TRUE;
+}
+
+/**
  * shoal_image_store_import_async:
  * @path: a raw disk image, or one compressed with zstd
  * @name: (nullable): the image name; %NULL derives it from @path
- * @chunk_size: bytes per chunk (a power of two, 4 KiB to 64 MiB), 0 for 1 MiB
+ * @chunk_size: bytes per chunk (a power of two, 4 KiB to 64 MiB), 0 for the
+ *   store's default (shoal_image_store_set_default_chunk_size(), else 1 MiB)
  *
  * Imports an image in a worker thread. Emits ::import-progress while it runs
  * and ::changed when it succeeded.
@@ -314,7 +346,7 @@ shoal_image_store_import_async (ShoalImageStore     *self,
   task = call_task (self, shoal_image_store_import_async, cancellable, callback, user_data, &call);
   call->path = g_strdup (path);
   call->name = g_strdup (name);
-  call->chunk_size = chunk_size;
+  call->chunk_size = chunk_size != 0 ? chunk_size : self->default_chunk_size;
   g_task_run_in_thread (task, import_thread);
 }
 

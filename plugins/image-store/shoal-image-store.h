@@ -17,6 +17,9 @@ G_DECLARE_FINAL_TYPE (ShoalImageStore, shoal_image_store, SHOAL, IMAGE_STORE, GO
 ShoalImageStore *shoal_image_store_new            (const gchar          *root,
                                                    GError              **error);
 const gchar     *shoal_image_store_get_root       (ShoalImageStore      *self);
+gboolean         shoal_image_store_set_default_chunk_size (ShoalImageStore *self,
+                                                   guint64               chunk_size,
+                                                   GError              **error);
 
 void             shoal_image_store_import_async   (ShoalImageStore      *self,
                                                    const gchar          *path,

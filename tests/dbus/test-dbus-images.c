@@ -149,6 +149,58 @@ assert_import_fails (ShoalTestDaemon *td,
   g_assert_nonnull (strstr (error->message, argument));
 }
 
+/* [image-store] chunk-size in shoald.conf: the size of imports that ask
+ * for 0 (one that asks for a size keeps it); a value that is no chunk
+ * size is reported in the log and 1 MiB kept */
+static void
+run_default_chunk_size (const gchar *configured,
+                        guint32      expected,
+                        guint64      chunks)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) image = NULL;
+  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
+  g_autofree gchar *conf = NULL;
+  g_autofree gchar *more = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *log = NULL;
+  guint32 chunk_size = 0;
+
+  g_assert_true (g_file_get_contents (conf_path, &conf, NULL, &error));
+  more = g_strconcat (conf, "\n[image-store]\nchunk-size=", configured, "\n", NULL);
+  g_assert_true (g_file_set_contents (conf_path, more, -1, &error));
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "disk.img");
+
+  shoal_dbus_manager_call_import_image_sync (td->manager, path, "by-default", 0, &id, NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_inspect_image_sync (td->manager, id, &image, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (image, "chunk-size", "u", &chunk_size));
+  g_assert_cmpuint (chunk_size, ==, expected);
+  g_assert_cmpuint (lookup_t (image, "chunks"), ==, chunks);
+  g_clear_pointer (&image, g_variant_unref);
+  g_clear_pointer (&id, g_free);
+
+  id = import_image (td, path, "chosen");
+  shoal_dbus_manager_call_inspect_image_sync (td->manager, id, &image, NULL, &error);
+  g_assert_no_error (error);
+  check_image (image, id, "chosen");
+
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, &error));
+  g_assert_true ((strstr (log, "[image-store] chunk-size=") != NULL) == (expected == 1048576));
+}
+
+static void
+test_images_default_chunk_size (void)
+{
+  run_default_chunk_size ("8192", 8192, 2);
+  run_default_chunk_size ("1000", 1048576, 1);
+  run_default_chunk_size ("lots", 1048576, 1);
+}
+
 static void
 test_images_bad_arguments (void)
 {
@@ -452,6 +504,7 @@ main (int argc, char **argv)
   (void) SHOAL_ERROR;
 
   g_test_add_func ("/shoal/dbus/images/lifecycle", test_images_lifecycle);
+  g_test_add_func ("/shoal/dbus/images/default-chunk-size", test_images_default_chunk_size);
   g_test_add_func ("/shoal/dbus/images/bad-arguments", test_images_bad_arguments);
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
