@@ -224,6 +224,17 @@ smc_fec_backend_from_name (const char *name)
   return -1;
 }
 
+const char *
+smc_fec_select (const char *name)
+{
+  int b = smc_fec_backend_from_name (name);
+  if (b < 0)
+    return "unknown FEC backend";
+  if (smc_fec_set_backend (b) < 0)
+    return "this CPU or build has no FEC backend";
+  return NULL;
+}
+
 /* out[r] = sum_c coef[r*k + c] * in[c] */
 static void
 region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,

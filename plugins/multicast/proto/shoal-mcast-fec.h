@@ -38,6 +38,9 @@ int         smc_fec_set_backend (int backend);
 const char *smc_fec_backend_name (void);
 /* those names and "auto" -> the enum; -1 for anything else */
 int         smc_fec_backend_from_name (const char *name);
+/* sets the backend by name (as --fec does): NULL, or why not ("unknown
+ * FEC backend", "this CPU or build has no FEC backend"), to name it after */
+const char *smc_fec_select (const char *name);
 
 #ifdef __cplusplus
 }

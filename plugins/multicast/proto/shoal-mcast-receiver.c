@@ -150,6 +150,17 @@ smc_receiver_config_init (smc_receiver_config *c)
 
 /* ---------------- the verify thread ---------------- */
 
+/* verifies chunk idx against the manifest and hands it to write_chunk:
+ * 0 written, -1 hash mismatch, -2 write_chunk failed. Reads only the
+ * manifest and the configuration: the verify thread runs it too. */
+static int
+verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
+{
+  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0)
+    return -1;
+  return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
+}
+
 static void *
 verify_main (void *data)
 {
@@ -166,10 +177,7 @@ verify_main (void *data)
     r->vq_head = (r->vq_head + 1) % r->vcap;
     r->vq_len--;
     pthread_mutex_unlock (&r->vmu);
-    if (smc_manifest_verify_chunk (r->m, j.idx, j.buf, j.len) != 0)
-      j.rc = -1;
-    else
-      j.rc = r->cfg.write_chunk (r->cfg.user, j.idx, j.buf, j.len) != 0 ? -2 : 0;
+    j.rc = verify_write (r, j.idx, j.buf, j.len);
     pthread_mutex_lock (&r->vmu);
     r->vd[r->vd_len++] = j;
     /* an eventfd counter does not overflow at this rate */
@@ -408,17 +416,6 @@ smc_receiver_missing (smc_receiver *r, uint32_t *idx, uint32_t cap)
   return n;
 }
 
-/* verifies chunk idx against the manifest and hands it to write_chunk:
- * 0 written, -1 hash mismatch, -2 write_chunk failed. Reads only the
- * manifest and the configuration: the verify thread runs it too. */
-static int
-verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
-{
-  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0)
-    return -1;
-  return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
-}
-
 /* the statistics and state of verify_write's outcome (receive thread) */
 static int
 account (smc_receiver *r, uint32_t idx, size_t len, int rc)
@@ -481,16 +478,23 @@ collect_results (smc_receiver *r)
   }
 }
 
+/* waits (100 ms at most) for the verify thread to finish a chunk, and
+ * collects what it finished */
+static void
+wait_results (smc_receiver *r)
+{
+  struct pollfd pf = { .fd = r->vfd, .events = POLLIN };
+  poll (&pf, 1, 100);
+  collect_results (r);
+}
+
 /* hands an assembled chunk (and its buffer) to the verify thread */
 static void
 verify_async (smc_receiver *r, uint32_t idx, uint8_t *buf, size_t len)
 {
   /* at most vcap chunks outstanding: when every slot is busy, wait for one */
-  while (r->n_verifying >= r->vcap) {
-    struct pollfd pf = { .fd = r->vfd, .events = POLLIN };
-    poll (&pf, 1, 100);
-    collect_results (r);
-  }
+  while (r->n_verifying >= r->vcap)
+    wait_results (r);
   pthread_mutex_lock (&r->vmu);
   r->vq[(r->vq_head + r->vq_len) % r->vcap] = (vjob) { .idx = idx, .buf = buf, .len = len };
   r->vq_len++;
@@ -1068,11 +1072,8 @@ smc_receiver_run (smc_receiver *r)
     }
   }
   /* chunks still being verified and written settle before run returns */
-  while (r->n_verifying > 0) {
-    struct pollfd pf = { .fd = r->vfd, .events = POLLIN };
-    poll (&pf, 1, 100);
-    collect_results (r);
-  }
+  while (r->n_verifying > 0)
+    wait_results (r);
   if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)
     settle_all_external (r, 0);
   return r->rc;

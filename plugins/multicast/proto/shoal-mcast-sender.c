@@ -295,6 +295,18 @@ ms_of (smc_sender *s, uint64_t now)
 
 /* ---------------- chunk cache and read-ahead ---------------- */
 
+/* chunk idx into buf, zero-padded to whole symbols for coding: 0, or -1
+ * when read_chunk failed (the read-ahead thread runs it too) */
+static int
+load_chunk (smc_sender *s, uint32_t idx, uint8_t *buf)
+{
+  uint32_t len = smc_manifest_chunk_len (s->m, idx);
+  if (s->cfg.read_chunk (s->cfg.user, idx, buf, len) != 0)
+    return -1;
+  memset (buf + len, 0, s->cache_len - len);
+  return 0;
+}
+
 static void *
 ra_main (void *data)
 {
@@ -302,7 +314,7 @@ ra_main (void *data)
   pthread_mutex_lock (&s->ra_mu);
   while (!s->ra_stop) {
     ra_slot *slot;
-    uint32_t idx = s->ra_next, len;
+    uint32_t idx = s->ra_next;
     int rc;
     while (idx < s->m->n_chunks && (s->m->flags[idx] & SMC_CHUNK_ZERO))
       idx++;
@@ -315,11 +327,8 @@ ra_main (void *data)
     slot->state = RA_LOADING;
     s->ra_count++;
     s->ra_next = idx + 1;
-    len = smc_manifest_chunk_len (s->m, idx);
     pthread_mutex_unlock (&s->ra_mu);
-    rc = s->cfg.read_chunk (s->cfg.user, idx, slot->buf, len);
-    if (rc == 0)
-      memset (slot->buf + len, 0, s->cache_len - len);
+    rc = load_chunk (s, idx, slot->buf);
     pthread_mutex_lock (&s->ra_mu);
     slot->state = rc == 0 ? RA_READY : RA_FAILED;
     pthread_cond_broadcast (&s->ra_cv);
@@ -346,6 +355,15 @@ ra_start (smc_sender *s)
   return 0;
 }
 
+/* frees the ring's oldest slot for the thread (under ra_mu) */
+static void
+ra_pop (smc_sender *s)
+{
+  s->ra_head = (s->ra_head + 1) % s->ra_n;
+  s->ra_count--;
+  pthread_cond_broadcast (&s->ra_cv);
+}
+
 /* chunk idx from the read-ahead ring into *buf (buffers swapped): 1; 0
  * when the ring does not hold it (a repair of an older chunk) or its read
  * failed. Ring entries before idx are dropped: the first pass asks for
@@ -355,11 +373,8 @@ ra_take (smc_sender *s, uint32_t idx, uint8_t **buf)
 {
   int got = 0;
   pthread_mutex_lock (&s->ra_mu);
-  while (s->ra_count > 0 && s->ra[s->ra_head].idx < idx && s->ra[s->ra_head].state != RA_LOADING) {
-    s->ra_head = (s->ra_head + 1) % s->ra_n;
-    s->ra_count--;
-    pthread_cond_broadcast (&s->ra_cv);
-  }
+  while (s->ra_count > 0 && s->ra[s->ra_head].idx < idx && s->ra[s->ra_head].state != RA_LOADING)
+    ra_pop (s);
   if (s->ra_count > 0 && s->ra[s->ra_head].idx == idx) {
     ra_slot *slot = &s->ra[s->ra_head];
     while (slot->state == RA_LOADING)
@@ -370,9 +385,7 @@ ra_take (smc_sender *s, uint32_t idx, uint8_t **buf)
       *buf = t;
       got = 1;
     }
-    s->ra_head = (s->ra_head + 1) % s->ra_n;
-    s->ra_count--;
-    pthread_cond_broadcast (&s->ra_cv);
+    ra_pop (s);
   }
   pthread_mutex_unlock (&s->ra_mu);
   return got;
@@ -382,8 +395,8 @@ static const uint8_t *
 chunk_data (smc_sender *s, uint32_t idx)
 {
   cache_ent *victim = &s->cache[0];
-  uint32_t len = smc_manifest_chunk_len (s->m, idx);
   uint64_t t0;
+  int ok;
   for (int i = 0; i < CACHE_N; i++) {
     if (s->cache[i].valid && s->cache[i].idx == idx) {
       s->cache[i].used = ++s->cache_clock;
@@ -396,14 +409,10 @@ chunk_data (smc_sender *s, uint32_t idx)
    * the batch being filled points into it */
   victim->valid = 0;
   t0 = smc_now_ns ();
-  if (!(s->ra != NULL && ra_take (s, idx, &victim->buf))) {
-    if (s->cfg.read_chunk (s->cfg.user, idx, victim->buf, len) != 0) {
-      s->st.read_wait_ns += smc_now_ns () - t0;
-      return NULL;
-    }
-    memset (victim->buf + len, 0, s->cache_len - len);
-  }
+  ok = (s->ra != NULL && ra_take (s, idx, &victim->buf)) || load_chunk (s, idx, victim->buf) == 0;
   s->st.read_wait_ns += smc_now_ns () - t0;
+  if (!ok)
+    return NULL;
   victim->idx = idx;
   victim->valid = 1;
   victim->used = ++s->cache_clock;

@@ -116,7 +116,7 @@ main (int argc, char **argv)
     { "fec", 1, 0, 'E' }, { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
-  const char *man_from = NULL;
+  const char *man_from = NULL, *why;
   char *join_buf = NULL;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   uint32_t node = 0, resumed = 0, unicast = 0;
@@ -149,12 +149,8 @@ main (int argc, char **argv)
     case 'C': cfg.coalesce_us = (uint32_t) atoi (optarg); break;
     case 'V': cfg.verify_thread = 1; break;
     case 'E':
-      if (smc_fec_backend_from_name (optarg) < 0) {
-        fprintf (stderr, "shoal-mcast-recv: unknown FEC backend %s\n", optarg);
-        return 2;
-      }
-      if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
-        fprintf (stderr, "shoal-mcast-recv: this CPU or build has no FEC backend %s\n", optarg);
+      if ((why = smc_fec_select (optarg)) != NULL) {
+        fprintf (stderr, "shoal-mcast-recv: %s %s\n", why, optarg);
         return 2;
       }
       break;

@@ -102,7 +102,7 @@ main (int argc, char **argv)
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' },
     { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' }, { 0, 0, 0, 0 } };
   smc_sender_config cfg;
-  const char *file = NULL, *man_out = NULL, *join_out = NULL;
+  const char *file = NULL, *man_out = NULL, *join_out = NULL, *why;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   int no_auth = 0, verify_read = 0, opt, rc, fd;
   source src;
@@ -142,12 +142,8 @@ main (int argc, char **argv)
     case 'V': verify_read = 1; break;
     case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'E':
-      if (smc_fec_backend_from_name (optarg) < 0) {
-        fprintf (stderr, "shoal-mcast-send: unknown FEC backend %s\n", optarg);
-        return 2;
-      }
-      if (smc_fec_set_backend (smc_fec_backend_from_name (optarg)) < 0) {
-        fprintf (stderr, "shoal-mcast-send: this CPU or build has no FEC backend %s\n", optarg);
+      if ((why = smc_fec_select (optarg)) != NULL) {
+        fprintf (stderr, "shoal-mcast-send: %s %s\n", why, optarg);
         return 2;
       }
       break;
