@@ -408,29 +408,19 @@ static ShoalImageStore *
 shoal_daemon_open_image_store (ShoalDaemon *self)
 {
   g_autofree gchar *root = shoal_daemon_config_string (self, "image-store", "path");
+  g_autofree gchar *chunk_size = shoal_daemon_config_string (self, "image-store", "chunk-size");
   g_autoptr(ShoalImageStore) store = NULL;
   g_autoptr(GError) error = NULL;
 
   if (root == NULL)
     root = shoal_image_files_default_root (self->state_dir);
-  g_autofree gchar *chunk_size = shoal_daemon_config_string (self, "image-store", "chunk-size");
-  guint64 size = 0;
-
   store = shoal_image_store_new (root, &error);
   if (store == NULL)
     {
       g_warning ("opening the image store %s: %s", root, error->message);
       return NULL;
     }
-  /* the chunk size of imports that do not choose one; a bad value is
-   * reported and the 1 MiB default kept */
-  if (chunk_size != NULL &&
-      (!g_ascii_string_to_unsigned (chunk_size, 10, 0, G_MAXUINT64, &size, &error) ||
-       !shoal_image_store_set_default_chunk_size (store, size, &error)))
-    {
-      g_warning ("[image-store] chunk-size=%s: %s; imports use 1 MiB chunks", chunk_size, error->message);
-      g_clear_error (&error);
-    }
+  shoal_image_store_configure_chunk_size (store, chunk_size);
   g_debug ("image store in %s", root);
   return g_steal_pointer (&store);
 }

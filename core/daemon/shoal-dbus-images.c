@@ -123,9 +123,7 @@ check_import_args (const gchar  *path,
                    name, SHOAL_MANIFEST_NAME_MAX);
       return FALSE;
     }
-  if (chunk_size != 0 &&
-      (chunk_size < SHOAL_MANIFEST_MIN_CHUNK_SIZE || chunk_size > SHOAL_MANIFEST_MAX_CHUNK_SIZE ||
-       (chunk_size & (chunk_size - 1)) != 0))
+  if (chunk_size != 0 && !shoal_manifest_chunk_size_is_valid (chunk_size))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("chunk_size: %u is neither 0 nor a power of two between %u and %u"),

@@ -386,16 +386,10 @@ shoal_image_store_service_start (ShoalService  *service,
   g_autoptr(ShoalImageStore) store = shoal_image_store_new (root, error);
   g_autofree gchar *token = NULL;
   g_autofree gchar *chunk_size = shoal_context_get_config_string (context, "image-store", "chunk-size", NULL);
-  g_autoptr(GError) local = NULL;
-  guint64 size = 0;
 
   if (store == NULL)
     return FALSE;
-  /* as shoald does: a bad value is reported and the 1 MiB default kept */
-  if (chunk_size != NULL &&
-      (!g_ascii_string_to_unsigned (chunk_size, 10, 0, G_MAXUINT64, &size, &local) ||
-       !shoal_image_store_set_default_chunk_size (store, size, &local)))
-    g_warning ("[image-store] chunk-size=%s: %s; imports use 1 MiB chunks", chunk_size, local->message);
+  shoal_image_store_configure_chunk_size (store, chunk_size);
   token = load_admin_token (root, error);
   if (token == NULL)
     return FALSE;

@@ -304,9 +304,7 @@ shoal_image_store_set_default_chunk_size (ShoalImageStore  *self,
 {
   g_return_val_if_fail (SHOAL_IS_IMAGE_STORE (self), FALSE);
 
-  if (chunk_size != 0 &&
-      (chunk_size < SHOAL_MANIFEST_MIN_CHUNK_SIZE || chunk_size > SHOAL_MANIFEST_MAX_CHUNK_SIZE ||
-       (chunk_size & (chunk_size - 1)) != 0))
+  if (chunk_size != 0 && !shoal_manifest_chunk_size_is_valid (chunk_size))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("Chunk size %llu is not a power of two between %u and %u"),
@@ -315,6 +313,28 @@ shoal_image_store_set_default_chunk_size (ShoalImageStore  *self,
     }
   self->default_chunk_size = (guint32) chunk_size;
   return TRUE;
+}
+
+/**
+ * shoal_image_store_configure_chunk_size:
+ * @value: (nullable): the `[image-store] chunk-size` value of the
+ *   configuration, or %NULL when it has none
+ *
+ * The default chunk size from the configuration, for shoald and the image
+ * store's HTTP service alike: a value that is no chunk size is reported
+ * (warning) and 1 MiB kept.
+ */
+void
+shoal_image_store_configure_chunk_size (ShoalImageStore *self,
+                                        const gchar     *value)
+{
+  g_autoptr(GError) error = NULL;
+  guint64 size = 0;
+
+  if (value != NULL &&
+      (!g_ascii_string_to_unsigned (value, 10, 0, G_MAXUINT64, &size, &error) ||
+       !shoal_image_store_set_default_chunk_size (self, size, &error)))
+    g_warning ("[image-store] chunk-size=%s: %s; imports use 1 MiB chunks", value, error->message);
 }
 
 /**

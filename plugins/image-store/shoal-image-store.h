@@ -20,6 +20,8 @@ const gchar     *shoal_image_store_get_root       (ShoalImageStore      *self);
 gboolean         shoal_image_store_set_default_chunk_size (ShoalImageStore *self,
                                                    guint64               chunk_size,
                                                    GError              **error);
+void             shoal_image_store_configure_chunk_size (ShoalImageStore *self,
+                                                   const gchar          *value);
 
 void             shoal_image_store_import_async   (ShoalImageStore      *self,
                                                    const gchar          *path,

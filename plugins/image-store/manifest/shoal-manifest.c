@@ -193,8 +193,7 @@ check_geometry (uint64_t            size,
                 unsigned            line,
                 ShoalManifestError *error)
 {
-  if (chunk_size < SHOAL_MANIFEST_MIN_CHUNK_SIZE || chunk_size > SHOAL_MANIFEST_MAX_CHUNK_SIZE ||
-      (chunk_size & (chunk_size - 1)) != 0)
+  if (!shoal_manifest_chunk_size_is_valid (chunk_size))
     {
       set_error (error, line, "chunk size %" PRIu32 " is not a power of two between %u and %u",
                  chunk_size, SHOAL_MANIFEST_MIN_CHUNK_SIZE, SHOAL_MANIFEST_MAX_CHUNK_SIZE);

@@ -33,6 +33,15 @@ extern "C" {
 #define SHOAL_MANIFEST_MAX_CHUNK_SIZE     (64u * 1024u * 1024u)
 #define SHOAL_MANIFEST_MAX_CHUNKS         (1u << 24)
 
+/* 1 when @chunk_size is a power of two from SHOAL_MANIFEST_MIN_CHUNK_SIZE
+ * to SHOAL_MANIFEST_MAX_CHUNK_SIZE */
+static inline int
+shoal_manifest_chunk_size_is_valid (uint64_t chunk_size)
+{
+  return chunk_size >= SHOAL_MANIFEST_MIN_CHUNK_SIZE && chunk_size <= SHOAL_MANIFEST_MAX_CHUNK_SIZE &&
+         (chunk_size & (chunk_size - 1)) == 0;
+}
+
 /* What went wrong, for the caller to show: @line is the 1-based line of the
  * manifest text where parsing stopped (0 when not about a line). */
 typedef struct {
