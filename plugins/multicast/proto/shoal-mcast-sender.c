@@ -987,7 +987,12 @@ timers (smc_sender *s, uint64_t now)
     send_announce (s);
     if (s->state == SMC_STATE_END)
       s->end_announces++;
-    interval = s->state == SMC_STATE_SENDING ? 200 : (s->state == SMC_STATE_WAITING ? 10 : 20);
+    interval = s->state == SMC_STATE_SENDING ? 200 : 20;
+    /* while waiting, a receiver joins at the first ANNOUNCE it sees: every
+     * 2 ms in the first second (receivers told to join at the start are in
+     * by then), every 10 ms after (machines still booting) */
+    if (s->state == SMC_STATE_WAITING)
+      interval = now - s->state_since < 1000 * MS ? 2 : 10;
     if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
       interval = 100;
     if (s->state == SMC_STATE_END)
