@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer harness: multicast packet parsers, manifest parser, join string */
+/* libFuzzer harness: multicast packet parsers and tag checks, manifest parser, join string */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +7,24 @@
 #include "shoal-mcast-proto.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+/* tag checks: shoal's GMAC and OpenSSL's agree on every input */
+static void
+fuzz_auth (const uint8_t *data, size_t size)
+{
+  static smc_auth *fast, *ossl;
+  static const uint8_t key[SMC_KEY_LEN] = { 7 }, hash[SMC_HASH_LEN] = { 9 };
+  if (ossl == NULL) {
+    fast = smc_auth_new (key, hash);
+    smc_auth_set_openssl_only (1);
+    ossl = smc_auth_new (key, hash);
+    smc_auth_set_openssl_only (0);
+    if (fast == NULL || ossl == NULL)
+      abort ();
+  }
+  if (smc_auth_verify (fast, data, size) != smc_auth_verify (ossl, data, size))
+    abort ();
+}
 
 static void
 fuzz_packet (const uint8_t *data, size_t size)
@@ -17,6 +35,7 @@ fuzz_packet (const uint8_t *data, size_t size)
   smc_nack n;
   smc_status s;
   smc_control c;
+  fuzz_auth (data, size);
   if (smc_parse_hdr (data, size, &h) < 0)
     return;
   (void) smc_packet_node (data, size);

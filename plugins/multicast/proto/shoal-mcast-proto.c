@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* shoal-mcast-proto.c: wire format, manifest, join string, packet auth */
 #include "shoal-mcast-proto.h"
+#include "shoal-mcast-gmac.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -301,8 +302,32 @@ smc_packet_node (const uint8_t *buf, size_t len)
 
 struct smc_auth {
   EVP_CIPHER_CTX *ctx;
+  smc_gmac *fast;   /* AES-NI + VPCLMULQDQ, when the CPU has them; else ctx */
   uint8_t hash[SMC_HASH_LEN];
 };
+
+static int auth_openssl_only;
+
+void
+smc_auth_set_openssl_only (int on)
+{
+  auth_openssl_only = on;
+}
+
+const char *
+smc_auth_backend_name (void)
+{
+  return !auth_openssl_only && smc_gmac_available () ? "aesni-vpclmul" : "openssl";
+}
+
+const char *
+smc_auth_select (const char *name)
+{
+  if (strcmp (name, "auto") != 0 && strcmp (name, "openssl") != 0)
+    return "unknown MAC backend (auto or openssl)";
+  smc_auth_set_openssl_only (strcmp (name, "openssl") == 0);
+  return NULL;
+}
 
 smc_auth *
 smc_auth_new (const uint8_t key[SMC_KEY_LEN], const uint8_t manifest_hash[SMC_HASH_LEN])
@@ -310,8 +335,10 @@ smc_auth_new (const uint8_t key[SMC_KEY_LEN], const uint8_t manifest_hash[SMC_HA
   smc_auth *a = calloc (1, sizeof *a);
   if (a == NULL)
     return NULL;
-  a->ctx = EVP_CIPHER_CTX_new ();
   memcpy (a->hash, manifest_hash, SMC_HASH_LEN);
+  if (!auth_openssl_only && (a->fast = smc_gmac_new (key, manifest_hash)) != NULL)
+    return a;
+  a->ctx = EVP_CIPHER_CTX_new ();
   if (a->ctx == NULL || EVP_EncryptInit_ex (a->ctx, EVP_aes_128_gcm (), NULL, key, NULL) != 1) {
     smc_auth_free (a);
     return NULL;
@@ -325,6 +352,7 @@ smc_auth_free (smc_auth *a)
   if (a == NULL)
     return;
   EVP_CIPHER_CTX_free (a->ctx);
+  smc_gmac_free (a->fast);
   free (a);
 }
 
@@ -341,6 +369,10 @@ gmac2 (smc_auth *a, uint32_t node, const uint8_t *p1, size_t n1, const uint8_t *
   iv[3] = 0;
   put32 (iv + 4, node);
   memcpy (iv + 8, p1 + 4, 4);
+  if (a->fast != NULL) {
+    smc_gmac_tag (a->fast, iv, p1, n1, p2, n2, tag);
+    return 0;
+  }
   if (EVP_EncryptInit_ex (a->ctx, NULL, NULL, NULL, iv) != 1 ||
       EVP_EncryptUpdate (a->ctx, NULL, &outl, a->hash, SMC_HASH_LEN) != 1 ||
       EVP_EncryptUpdate (a->ctx, NULL, &outl, p1, (int) n1) != 1 ||

@@ -158,6 +158,14 @@ int       smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len);          /* fil
 int       smc_auth_sign_split (smc_auth *a, const uint8_t *head, size_t head_len, uint32_t node,
                                const uint8_t *payload, size_t len, uint8_t tag[SMC_TAG_LEN]);
 int       smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len);  /* 0 if genuine */
+/* Tags come from shoal's AES-NI + VPCLMULQDQ GMAC (shoal-mcast-gmac.h) when
+ * the CPU has them, else from OpenSSL; both give the same bytes. on = 1
+ * makes every smc_auth created after it use OpenSSL (tests, measurement). */
+void        smc_auth_set_openssl_only (int on);
+/* what new smc_auth objects use: "aesni-vpclmul" or "openssl" */
+const char *smc_auth_backend_name (void);
+/* "auto" or "openssl" (the tools' --mac): NULL, or why not */
+const char *smc_auth_select (const char *name);
 
 /* ---- chunk / FEC geometry ---- */
 typedef struct {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "shoal-mcast-fec.h"
+#include "shoal-mcast-gmac.h"
 #include "shoal-mcast-proto.h"
 #include "shoal-mcast-receiver.h"
 
@@ -86,7 +87,7 @@ test_control_roundtrip (void)
 }
 
 static void
-test_auth (void)
+auth_checks (void)
 {
   uint8_t key[SMC_KEY_LEN] = { 1, 2, 3 }, hash[32] = { 9 }, other[32] = { 8 };
   uint8_t buf[256], payload[100] = { 0 };
@@ -119,6 +120,90 @@ test_auth (void)
   }
   smc_auth_free (a);
   smc_auth_free (b);
+}
+
+/* the same checks with each tag backend this CPU has */
+static void
+test_auth (void)
+{
+  g_assert_nonnull (smc_auth_select ("fast"));
+  g_assert_null (smc_auth_select ("openssl"));
+  g_assert_cmpstr (smc_auth_backend_name (), ==, "openssl");
+  auth_checks ();
+  g_assert_null (smc_auth_select ("auto"));
+  if (smc_gmac_available ())
+    g_assert_cmpstr (smc_auth_backend_name (), ==, "aesni-vpclmul");
+  auth_checks ();
+}
+
+static void
+unhex (const char *s, uint8_t *out)
+{
+  for (size_t i = 0; s[2 * i] != '\0'; i++)
+    out[i] = (uint8_t) (g_ascii_xdigit_value (s[2 * i]) * 16 + g_ascii_xdigit_value (s[2 * i + 1]));
+}
+
+/* POLYVAL, the core of the fast GMAC, against RFC 8452 appendix A */
+static void
+test_gmac_polyval (void)
+{
+  uint8_t h[16], x[32], want[16], got[16];
+  if (!smc_gmac_available ()) {
+    g_test_skip ("no AES-NI + VPCLMULQDQ + AVX-512 here");
+    return;
+  }
+  unhex ("25629347589242761d31f826ba4b757b", h);
+  unhex ("4f4f95668c83dfb6401762bb2d01a262d1a24ddd2721d006bbe45f20d3c9f362", x);
+  unhex ("f7a3b47b846119fae5b7866cf5e5b77e", want);
+  smc_gmac_polyval (h, x, sizeof x, got);
+  g_assert_cmpmem (got, sizeof got, want, sizeof want);
+}
+
+/* shoal's GMAC and OpenSSL's give the same tag for every length (every
+ * remainder of 16 and of the 16-block groups, split anywhere between header
+ * and payload), key and image; each verifies the other's packets */
+static void
+test_gmac_agrees (void)
+{
+  g_autofree uint8_t *pkt = g_malloc (20000);
+  GRand *rnd = g_rand_new_with_seed (7);
+  if (!smc_gmac_available ()) {
+    g_test_skip ("no AES-NI + VPCLMULQDQ + AVX-512 here");
+    g_rand_free (rnd);
+    return;
+  }
+  for (int it = 0; it < 3000; it++) {
+    uint8_t key[SMC_KEY_LEN], hash[SMC_HASH_LEN], t1[SMC_TAG_LEN], t2[SMC_TAG_LEN];
+    size_t len = it < 1000 ? SMC_HDR_LEN + SMC_TAG_LEN + (size_t) it : (size_t) g_rand_int_range (rnd, 16, 20000);
+    size_t head = (size_t) g_rand_int_range (rnd, SMC_HDR_LEN, (gint32) (len - SMC_TAG_LEN) + 1);
+    smc_auth *fast, *ossl;
+    for (size_t i = 0; i < sizeof key; i++)
+      key[i] = (uint8_t) g_rand_int (rnd);
+    for (size_t i = 0; i < sizeof hash; i++)
+      hash[i] = (uint8_t) g_rand_int (rnd);
+    for (size_t i = 0; i < len; i++)
+      pkt[i] = (uint8_t) g_rand_int (rnd);
+    pkt[0] = (uint8_t) (0x10 | (1 + it % 5));   /* version 1, every type */
+    smc_auth_set_openssl_only (0);
+    fast = smc_auth_new (key, hash);
+    smc_auth_set_openssl_only (1);
+    ossl = smc_auth_new (key, hash);
+    smc_auth_set_openssl_only (0);
+    g_assert_nonnull (fast);
+    g_assert_nonnull (ossl);
+    g_assert_cmpint (smc_auth_sign_split (fast, pkt, head, 77, pkt + head, len - SMC_TAG_LEN - head, t1), ==, 0);
+    g_assert_cmpint (smc_auth_sign_split (ossl, pkt, head, 77, pkt + head, len - SMC_TAG_LEN - head, t2), ==, 0);
+    g_assert_cmpmem (t1, sizeof t1, t2, sizeof t2);
+    g_assert_cmpint (smc_auth_sign (fast, pkt, len), ==, 0);
+    g_assert_cmpint (smc_auth_verify (ossl, pkt, len), ==, 0);
+    g_assert_cmpint (smc_auth_sign (ossl, pkt, len), ==, 0);
+    g_assert_cmpint (smc_auth_verify (fast, pkt, len), ==, 0);
+    pkt[len - 1] ^= 1;
+    g_assert_cmpint (smc_auth_verify (fast, pkt, len), <, 0);
+    smc_auth_free (fast);
+    smc_auth_free (ossl);
+  }
+  g_rand_free (rnd);
 }
 
 static void
@@ -324,6 +409,8 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/proto/data", test_data_roundtrip);
   g_test_add_func ("/shoal/multicast/proto/control", test_control_roundtrip);
   g_test_add_func ("/shoal/multicast/proto/auth", test_auth);
+  g_test_add_func ("/shoal/multicast/gmac/polyval", test_gmac_polyval);
+  g_test_add_func ("/shoal/multicast/gmac/agrees-with-openssl", test_gmac_agrees);
   g_test_add_func ("/shoal/multicast/proto/geometry", test_geom);
   g_test_add_func ("/shoal/multicast/fec/roundtrip", test_fec);
   g_test_add_func ("/shoal/multicast/fec/backends-agree", test_fec_backends_agree);
