@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -149,6 +150,20 @@ smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b)
         memcpy (&b->overflow, CMSG_DATA (c), sizeof b->overflow);
   }
   return n;
+}
+
+uint16_t
+smc_sock_backlog_permille (const smc_sock *s)
+{
+  uint32_t mi[SK_MEMINFO_VARS] = { 0 };
+  socklen_t len = sizeof mi;
+  uint64_t fill;
+  /* both in the kernel's accounting (buffer space each packet takes) */
+  if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < sizeof mi ||
+      mi[SK_MEMINFO_RCVBUF] == 0)
+    return 0;
+  fill = (uint64_t) mi[SK_MEMINFO_RMEM_ALLOC] * 1000 / mi[SK_MEMINFO_RCVBUF];
+  return (uint16_t) (fill > 1000 ? 1000 : fill);
 }
 
 int

@@ -209,12 +209,13 @@ smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e)
 }
 
 /* ---------------- STATUS ---------------- */
-#define STATUS_BODY 40
+#define STATUS_BODY 40        /* without the backlog field (first receivers) */
+#define STATUS_BODY_FULL 46    /* + backlog ‰ (u16) and intake kB/s (u32) */
 
 size_t
 smc_build_status (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s)
 {
-  size_t total = SMC_HDR_LEN + STATUS_BODY + SMC_TAG_LEN;
+  size_t total = SMC_HDR_LEN + STATUS_BODY_FULL + SMC_TAG_LEN;
   uint8_t *p = buf + SMC_HDR_LEN;
   if (cap < total)
     return 0;
@@ -230,6 +231,8 @@ smc_build_status (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *
   put64 (p + 24, s->bytes_written);
   put32 (p + 32, s->nacks_sent);
   put32 (p + 36, s->forged);
+  put16 (p + 40, s->backlog_permille);
+  put32 (p + 42, s->intake_kBps);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
 }
@@ -251,7 +254,13 @@ smc_parse_status (const uint8_t *buf, size_t len, smc_status *s)
   s->bytes_written = get64 (p + 24);
   s->nacks_sent = get32 (p + 32);
   s->forged = get32 (p + 36);
-  if (s->node == 0 || s->state > SMC_RX_FAILED)
+  s->backlog_permille = 0;
+  s->intake_kBps = 0;
+  if (len >= SMC_HDR_LEN + STATUS_BODY_FULL + SMC_TAG_LEN) {
+    s->backlog_permille = get16 (p + 40);
+    s->intake_kBps = get32 (p + 42);
+  }
+  if (s->node == 0 || s->state > SMC_RX_FAILED || s->backlog_permille > 1000)
     return -1;
   return 0;
 }

@@ -112,7 +112,15 @@ typedef struct {
   uint64_t bytes_written;
   uint32_t nacks_sent;
   uint32_t forged;
+  uint16_t backlog_permille; /* receive queue fill, ‰ of the socket buffer
+                              * (0 from a receiver that does not send it) */
+  uint32_t intake_kBps;      /* UDP payload taken from the socket since the
+                              * last STATUS, kB/s (0: not sent) */
 } smc_status;
+
+/* a receive queue this full (‰) is reported at once and slows the sender,
+ * before anything is dropped */
+#define SMC_BACKLOG_HIGH 500
 
 typedef struct {
   uint32_t node;

@@ -91,6 +91,10 @@ struct smc_receiver {
   uint32_t reported_overflow;
   uint32_t loss_overflow_base;
   uint64_t last_overflow_report;
+  uint16_t backlog;              /* receive queue fill after the last batch, ‰ */
+  uint64_t last_backlog_report;
+  uint64_t intake_bytes;         /* taken from the socket since the last STATUS */
+  uint64_t intake_since;
   uint32_t seq_first, seq_max, seq_got;
   int seq_valid;
   uint16_t loss_permille;
@@ -146,6 +150,7 @@ smc_receiver_config_init (smc_receiver_config *c)
   c->nack_backoff_us = 1500;
   c->nack_retry_ms = 10;
   c->coalesce_us = 2000;
+  c->rcvbuf = 64u << 20;
 }
 
 /* ---------------- the verify thread ---------------- */
@@ -284,7 +289,7 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
       r->n_settled++;
     }
   if (smc_sock_open (&r->sock, c->join.group, c->join.port, c->join.iface[0] ? c->join.iface : NULL,
-                     1 << 20, 64 << 20) < 0) {
+                     1 << 20, (int) (c->rcvbuf ? c->rcvbuf : 64u << 20)) < 0) {
     snprintf (err, errlen, "cannot join %s:%u", c->join.group, c->join.port);
     smc_receiver_free (r);
     return NULL;
@@ -918,6 +923,14 @@ send_status (smc_receiver *r)
   s.bytes_written = r->st.bytes_written;
   s.nacks_sent = (uint32_t) r->st.nacks_sent;
   s.forged = (uint32_t) r->st.forged;
+  s.backlog_permille = r->backlog;
+  {
+    uint64_t now = smc_now_ns ();
+    if (r->intake_since != 0 && now > r->intake_since)
+      s.intake_kBps = (uint32_t) (r->intake_bytes * 1000000ull / (now - r->intake_since));
+    r->intake_bytes = 0;
+    r->intake_since = now;
+  }
   len = smc_build_status (buf, sizeof buf, &h, &s);
   if (r->auth != NULL)
     smc_auth_sign (r->auth, buf, len);
@@ -987,6 +1000,13 @@ timers (smc_receiver *r, uint64_t now)
     r->last_overflow_report = now;
     r->next_status = now;
   }
+  if (r->have_ann && r->backlog >= SMC_BACKLOG_HIGH && now >= r->last_backlog_report + 20 * MS) {
+    /* packets pile up faster than this receiver takes them: the sender
+     * slows down before the socket has to drop any */
+    r->last_backlog_report = now;
+    r->st.backlog_reports++;
+    r->next_status = now;
+  }
   if (r->have_ann && now >= r->next_status) {
     send_status (r);
     /* reports come four times as often in the first 300 ms of data: a
@@ -1045,8 +1065,12 @@ smc_receiver_run (smc_receiver *r)
     uint64_t now = smc_now_ns (), next;
     for (int i = 0; i < n; i++)
       handle_packet (r, r->rx.bufs[i], r->rx.msgs[i].msg_len, &r->rx.from[i], now);
+    for (int i = 0; i < n; i++)
+      r->intake_bytes += r->rx.msgs[i].msg_len;
     if (n > 0 && r->st.first_pkt_ns == 0)
       r->st.first_pkt_ns = now;
+    if (n > 0)
+      r->backlog = smc_sock_backlog_permille (&r->sock);
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now);

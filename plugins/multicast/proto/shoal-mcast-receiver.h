@@ -25,6 +25,7 @@ typedef struct {
   uint32_t max_pending;     /* most chunks in assembly at once */
   uint64_t bytes_written;
   uint32_t rx_overflow;
+  uint64_t backlog_reports;  /* early STATUS: receive queue over SMC_BACKLOG_HIGH */
   uint64_t first_pkt_ns, complete_ns;
 } smc_receiver_stats;
 
@@ -47,6 +48,9 @@ typedef struct {
                              * from one thread at a time either way (that
                              * thread during smc_receiver_run, the caller's in
                              * smc_receiver_supply_chunk) */
+  uint32_t rcvbuf;          /* socket receive buffer, bytes (default 64 MiB; its
+                             * fill is reported to the sender, which slows
+                             * down at SMC_BACKLOG_HIGH) */
   uint32_t coalesce_us;     /* while data flows, sleep this long between reads so
                              * packets are taken in batches, not one wake-up
                              * each (default 2000; 0: wake per packet) */

@@ -845,6 +845,32 @@ congestion (smc_sender *s, uint64_t now)
   vlog (s, "congestion: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
 }
 
+/* a receiver's queue is over half full and still growing: it takes packets
+ * more slowly than they come, and would drop some soon. Its intake over its
+ * last report is what it can drain: the rate goes to 10 % under that, but
+ * down by 30 % at most per cut, so a receiver whose intake was low for a
+ * moment (descheduled on a shared CPU) does not starve the group. A queue
+ * that is high but shrinking needs nothing: the receiver has work queued
+ * and the sender is already slower than it. */
+static void
+backlog (smc_sender *s, const smc_status *st, uint64_t now)
+{
+  double target;
+  if (now - s->last_signal < 50 * MS)
+    return;
+  s->last_signal = now;
+  s->slow_start = 0;
+  /* intake is UDP payload; the rate counts every byte on the wire */
+  target = 0.9 * st->intake_kBps * 1000.0 * (s->cfg.mtu + WIRE_OVERHEAD) / (s->cfg.mtu - 28);
+  if (target < 0.7 * s->rate_Bps)
+    target = 0.7 * s->rate_Bps;
+  if (target < 1.25e6)
+    target = 1.25e6;
+  if (target < s->rate_Bps)
+    s->rate_Bps = target;
+  vlog (s, "receiver backlog: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
+}
+
 static void
 handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -878,6 +904,11 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   }
   if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow)
     congestion (s, now);
+  else if (n->outcome == 0 && !s->cfg.no_backlog_pacing && st.backlog_permille >= SMC_BACKLOG_HIGH &&
+           st.backlog_permille > n->last.backlog_permille) {
+    s->st.backlog_signals++;
+    backlog (s, &st, now);
+  }
   if (n->outcome == 0 && s->state >= SMC_STATE_SENDING && st.loss_permille > s->cfg.max_loss_permille) {
     if (s->cfg.slow_policy == SMC_SLOW_WAIT)
       congestion (s, now);

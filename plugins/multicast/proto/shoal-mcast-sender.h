@@ -32,6 +32,7 @@ typedef struct {
   uint64_t rate_bps;        /* current paced rate (wire bits/s) */
   uint64_t start_ns, data_start_ns, drain_ns, end_ns;
   uint64_t read_wait_ns;    /* the sending thread waiting for chunk reads */
+  uint64_t backlog_signals; /* STATUS with a receive queue over SMC_BACKLOG_HIGH */
 } smc_sender_stats;
 
 typedef enum {
@@ -61,6 +62,8 @@ typedef struct {
   uint32_t proactive_permille; /* parity sent with every block (default 0) */
   int gso;                  /* UDP GSO super-packets */
   int verbose;
+  int no_backlog_pacing;    /* 1: ignore receivers' queue reports (only their
+                             * drops slow the sender down; for comparison) */
   /* chunks the read-ahead thread loads ahead of the first pass (0: none,
    * every chunk is read on the sending thread; with it, read_chunk must be
    * safe to call from two threads at once) */

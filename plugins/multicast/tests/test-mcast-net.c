@@ -50,5 +50,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/slow-receiver", "slow", run_case);
   /* two sessions (two images, two groups, one port) side by side */
   g_test_add_data_func ("/shoal/multicast/net/two-sessions", "two", run_case);
+  /* a receiver draining slower than the sender sends reports its queue; the sender slows down */
+  g_test_add_data_func ("/shoal/multicast/net/receiver-backlog", "backlog", run_case);
   return g_test_run ();
 }

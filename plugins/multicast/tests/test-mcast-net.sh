@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two
+# CASE: loss4 | forged | killed | late | slow | two | backlog
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -41,6 +41,7 @@ case "$CASE" in
   two) nrecv=2 ;;
   killed) rate=100; extra=(--read-ahead 2) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
+  backlog) nrecv=2; rate=2000 ;;
 esac
 timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
   --receivers "$nrecv" --rate-mbit "$rate" --manifest-out "$W/manifest" --join-out "$W/join" \
@@ -167,6 +168,23 @@ two)
     [ "$(sha256sum < "$W/out.$h" | cut -c1-64)" = "$ref2" ] || fail "session 2: output of $h differs"
   done
   [ "$src" = 0 ] && [ "$src2" = 0 ] || fail "sender rc $src / $src2"
+  ;;
+backlog)
+  # r1 writes to a slow disk (20 ms per 1 MiB chunk: at most 50 MB/s) from a
+  # 2 MiB socket buffer, the sender may send 250 MB/s: r1's queue fills, it
+  # says so before the socket has to drop, and the sender slows down
+  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
+  start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  [ "$(field "$W/recv.r1.out" backlog_reports)" -gt 0 ] || fail "the slow receiver never reported its backlog"
+  [ "$(field "$W/send.out" backlog_signals)" -gt 0 ] || fail "the sender never slowed down for a backlog"
+  # the sender's rate ends near what r1 drains (50 MB/s = 400 Mbit/s), far under its cap
+  [ "$(field "$W/send.out" rate_mbit)" -lt 1000 ] || fail "the sender kept its rate ($(field "$W/send.out" rate_mbit) Mbit/s)"
+  [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
+  echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate $(field "$W/send.out" rate_mbit) Mbit/s"
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

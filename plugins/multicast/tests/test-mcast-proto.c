@@ -45,7 +45,8 @@ test_control_roundtrip (void)
   smc_announce a = { .image_size = 5000000, .chunk_size = 1 << 20, .n_chunks = 5,
                      .symbol_size = 1450, .max_k = 128, .state = SMC_STATE_DRAIN, .position = 5 }, a2;
   smc_status s = { .node = 42, .state = SMC_RX_COMPLETE, .loss_permille = 51, .chunks_done = 5,
-                   .bytes_written = 5000000, .ext_missing = 1 }, s2;
+                   .bytes_written = 5000000, .ext_missing = 1, .backlog_permille = 640,
+                   .intake_kBps = 123456 }, s2;
   smc_nack_entry e[3] = { { 1, 2, 3, 4 }, { 7, 0, 10, 0 }, { 9, 1, 1, 255 } }, e2;
   smc_nack n;
   smc_control c = { .node = 42, .op = SMC_CTL_EVICT }, c2;
@@ -67,7 +68,21 @@ test_control_roundtrip (void)
   g_assert_cmpuint (s2.node, ==, 42);
   g_assert_cmpuint (s2.bytes_written, ==, 5000000);
   g_assert_cmpuint (s2.loss_permille, ==, 51);
+  g_assert_cmpuint (s2.backlog_permille, ==, 640);
   g_assert_cmpuint (smc_packet_node (buf, len), ==, 42);
+  g_assert_cmpuint (s2.intake_kBps, ==, 123456);
+  /* a STATUS of the first receivers (6 bytes shorter: no backlog, no
+   * intake) still parses, without them; one claiming more than 1000 ‰ of
+   * backlog is refused, and so is a shorter body */
+  memmove (buf + len - SMC_TAG_LEN - 6, buf + len - SMC_TAG_LEN, SMC_TAG_LEN);
+  g_assert_cmpint (smc_parse_status (buf, len - 6, &s2), ==, 0);
+  g_assert_cmpuint (s2.backlog_permille, ==, 0);
+  g_assert_cmpuint (s2.intake_kBps, ==, 0);
+  g_assert_cmpuint (s2.bytes_written, ==, 5000000);
+  g_assert_cmpint (smc_parse_status (buf, len - 7, &s2), <, 0);
+  s.backlog_permille = 1001;
+  len = smc_build_status (buf, sizeof buf, &h, &s);
+  g_assert_cmpint (smc_parse_status (buf, len, &s2), <, 0);
 
   len = smc_build_nack (buf, sizeof buf, &h, 42, 0xfedcba98u, e, 3);
   g_assert_cmpint (smc_parse_nack (buf, len, &n), ==, 0);

@@ -28,6 +28,7 @@ on_signal (int sig)
 typedef struct {
   int fd;
   uint32_t chunk_size;
+  uint32_t delay_us;   /* after each chunk: a slow disk, for tests */
 } sink;
 
 static int
@@ -41,6 +42,8 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
       return -1;
     off += (size_t) n;
   }
+  if (s->delay_us > 0)
+    usleep (s->delay_us);
   return 0;
 }
 
@@ -113,7 +116,8 @@ main (int argc, char **argv)
     { "unicast-file", 1, 0, 'u' }, { "resume", 0, 0, 'R' }, { "window", 1, 0, 'w' },
     { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { "manifest-from", 1, 0, 'F' },
     { "chunk-size", 1, 0, 'c' }, { "coalesce-us", 1, 0, 'C' }, { "verify-thread", 0, 0, 'V' },
-    { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' }, { 0, 0, 0, 0 } };
+    { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
+    { "rcvbuf", 1, 0, 'B' }, { "write-delay-us", 1, 0, 'D' }, { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
   const char *man_from = NULL, *why;
@@ -124,7 +128,7 @@ main (int argc, char **argv)
   uint8_t *mbuf;
   size_t mlen = 0;
   smc_manifest *m;
-  sink snk;
+  sink snk = { .fd = -1 };
   char err[256];
   const smc_receiver_stats *st;
   struct rusage ru;
@@ -148,6 +152,8 @@ main (int argc, char **argv)
     case 'c': chunk_size = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'C': cfg.coalesce_us = (uint32_t) atoi (optarg); break;
     case 'V': cfg.verify_thread = 1; break;
+    case 'B': cfg.rcvbuf = (uint32_t) strtoul (optarg, NULL, 0); break;
+    case 'D': snk.delay_us = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'X':
     case 'E':
       if ((why = opt == 'X' ? smc_auth_select (optarg) : smc_fec_select (optarg)) != NULL) {
@@ -170,6 +176,7 @@ main (int argc, char **argv)
   if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
                      "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N] [--coalesce-us US] [--verify-thread]\n"
+                     "  [--rcvbuf BYTES] [--write-delay-us US (after each chunk: a slow disk)]\n"
                      "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl]\n");
     return 2;
   }
@@ -220,7 +227,7 @@ main (int argc, char **argv)
   printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
           "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
           "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu suppressed=%llu overflow=%u "
-          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s\n",
+          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
           (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
           (unsigned long long) st->chunks_external, (unsigned long long) st->pkts,
@@ -231,7 +238,7 @@ main (int argc, char **argv)
           (unsigned long long) st->nacks_suppressed, st->rx_overflow, (unsigned long long) st->wakeups, st->max_pending,
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-          smc_fec_backend_name (), smc_auth_backend_name ());
+          smc_fec_backend_name (), smc_auth_backend_name (), (unsigned long long) st->backlog_reports);
   rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
   smc_receiver_free (the_receiver);
   smc_manifest_free (m);

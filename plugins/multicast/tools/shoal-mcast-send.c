@@ -86,7 +86,8 @@ usage (void)
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
            "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n"
-           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS]\n");
+           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS]\n"
+           "  [--no-backlog-pacing]\n");
 }
 
 int
@@ -100,7 +101,7 @@ main (int argc, char **argv)
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' }, { 0, 0, 0, 0 } };
+    { "no-backlog-pacing", 0, 0, 'N' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' }, { 0, 0, 0, 0 } };
   smc_sender_config cfg;
   const char *file = NULL, *man_out = NULL, *join_out = NULL, *why;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
@@ -140,6 +141,7 @@ main (int argc, char **argv)
     case 'J': join_out = optarg; break;
     case 'v': cfg.verbose = 1; break;
     case 'V': verify_read = 1; break;
+    case 'N': cfg.no_backlog_pacing = 1; break;
     case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'X':
     case 'E':
@@ -214,7 +216,7 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
-          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f\n",
+          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f backlog_signals=%llu\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -223,7 +225,7 @@ main (int argc, char **argv)
           (st->end_ns - st->drain_ns) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
-          st->read_wait_ns / 1e9);
+          st->read_wait_ns / 1e9, (unsigned long long) st->backlog_signals);
   smc_sender_free (the_sender);
   smc_manifest_free (m);
   return rc;
