@@ -18,6 +18,7 @@ import random
 CELLS = [
     ("MTU 1500, k=181 (4 blocks per 1 MiB chunk)", 1514, 1450, 181),
     ("MTU 1500, k=724 (one block per chunk)", 1514, 1450, 724),
+    ("MTU 1500, k=2893 (one block per 4 MiB)", 1514, 1450, 2893),
     ("MTU 9000, k=118 (one block per chunk)", 9014, 8950, 118),
     ("MTU 9000, k=157 (4 MiB chunks: 3 blocks)", 9014, 8950, 157),
     ("MTU 9000, k=236 (a block over two chunks)", 9014, 8950, 236),
