@@ -493,13 +493,21 @@ wait_results (smc_receiver *r)
   collect_results (r);
 }
 
+static void status_tick (smc_receiver *r, uint64_t now);
+
 /* hands an assembled chunk (and its buffer) to the verify thread */
 static void
 verify_async (smc_receiver *r, uint32_t idx, uint8_t *buf, size_t len)
 {
-  /* at most vcap chunks outstanding: when every slot is busy, wait for one */
-  while (r->n_verifying >= r->vcap)
+  /* at most vcap chunks outstanding: when every slot is busy, wait for one.
+   * A disk can stall a write for seconds: reports go on meanwhile (the
+   * queue growing in them slows the sender down; silence for node_timeout
+   * would have the sender count this receiver as failed) */
+  while (r->n_verifying >= r->vcap) {
     wait_results (r);
+    r->backlog = smc_sock_backlog_permille (&r->sock);
+    status_tick (r, smc_now_ns ());
+  }
   pthread_mutex_lock (&r->vmu);
   r->vq[(r->vq_head + r->vq_len) % r->vcap] = (vjob) { .idx = idx, .buf = buf, .len = len };
   r->vq_len++;
@@ -990,10 +998,11 @@ nack_scan (smc_receiver *r, uint64_t now)
     flush_nacks (r, n);
 }
 
-static uint64_t
-timers (smc_receiver *r, uint64_t now)
+/* STATUS when due: periodic, or at once when the socket overflowed or its
+ * queue is filling up */
+static void
+status_tick (smc_receiver *r, uint64_t now)
 {
-  uint64_t next = now + 20 * MS;
   if (r->have_ann && r->rx.overflow != r->reported_overflow && now >= r->last_overflow_report + 20 * MS) {
     /* the socket overflowed: tell the sender now, it slows down */
     r->reported_overflow = r->rx.overflow;
@@ -1015,6 +1024,13 @@ timers (smc_receiver *r, uint64_t now)
     r->next_status = now + (r->st.first_pkt_ns != 0 && now - r->st.first_pkt_ns < 300 * MS
                             ? r->cfg.status_ms / 4 : r->cfg.status_ms) * MS;
   }
+}
+
+static uint64_t
+timers (smc_receiver *r, uint64_t now)
+{
+  uint64_t next = now + 20 * MS;
+  status_tick (r, now);
   if (r->next_status < next && r->have_ann)
     next = r->next_status;
   for (uint32_t i = 0; i < r->np; i++)

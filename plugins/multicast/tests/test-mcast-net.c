@@ -52,5 +52,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/two-sessions", "two", run_case);
   /* a receiver draining slower than the sender sends reports its queue; the sender slows down */
   g_test_add_data_func ("/shoal/multicast/net/receiver-backlog", "backlog", run_case);
+  /* a receiver whose disk stalls a write for longer than the node timeout keeps reporting */
+  g_test_add_data_func ("/shoal/multicast/net/disk-stall", "stall", run_case);
   return g_test_run ();
 }

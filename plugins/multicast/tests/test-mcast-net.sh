@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -42,6 +42,7 @@ case "$CASE" in
   killed) rate=100; extra=(--read-ahead 2) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
   backlog) nrecv=2; rate=2000 ;;
+  stall) nrecv=2; extra=(--node-timeout 1000) ;;
 esac
 timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
   --receivers "$nrecv" --rate-mbit "$rate" --manifest-out "$W/manifest" --join-out "$W/join" \
@@ -185,6 +186,20 @@ backlog)
   [ "$(field "$W/send.out" rate_mbit)" -lt 1000 ] || fail "the sender kept its rate ($(field "$W/send.out" rate_mbit) Mbit/s)"
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
   echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate $(field "$W/send.out" rate_mbit) Mbit/s"
+  ;;
+stall)
+  # r1's disk stalls one write for 2.5 s; its receive thread, with two
+  # chunks queued for the verify thread, waits for a slot all that time.
+  # Its reports go on, so the sender (node timeout 1 s) does not count it
+  # as failed
+  start_recv r1 101 --verify-thread --window 2 --write-stall-ms 2500
+  start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  grep -q 'node 101 .*outcome=complete' "$W/send.out" || fail "the stalled receiver was not complete at the sender"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "the stalled receiver fell back to unicast"
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -29,6 +29,8 @@ typedef struct {
   int fd;
   uint32_t chunk_size;
   uint32_t delay_us;   /* after each chunk: a slow disk, for tests */
+  uint32_t stall_ms;   /* the fourth chunk's write: a disk stall, for tests */
+  uint32_t writes;
 } sink;
 
 static int
@@ -44,6 +46,8 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
   }
   if (s->delay_us > 0)
     usleep (s->delay_us);
+  if (++s->writes == 4 && s->stall_ms > 0)
+    usleep (s->stall_ms * 1000);
   return 0;
 }
 
@@ -117,7 +121,7 @@ main (int argc, char **argv)
     { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { "manifest-from", 1, 0, 'F' },
     { "chunk-size", 1, 0, 'c' }, { "coalesce-us", 1, 0, 'C' }, { "verify-thread", 0, 0, 'V' },
     { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "rcvbuf", 1, 0, 'B' }, { "write-delay-us", 1, 0, 'D' }, { 0, 0, 0, 0 } };
+    { "rcvbuf", 1, 0, 'B' }, { "write-delay-us", 1, 0, 'D' }, { "write-stall-ms", 1, 0, 'S' }, { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
   const char *man_from = NULL, *why;
@@ -154,6 +158,7 @@ main (int argc, char **argv)
     case 'V': cfg.verify_thread = 1; break;
     case 'B': cfg.rcvbuf = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'D': snk.delay_us = (uint32_t) strtoul (optarg, NULL, 0); break;
+    case 'S': snk.stall_ms = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'X':
     case 'E':
       if ((why = opt == 'X' ? smc_auth_select (optarg) : smc_fec_select (optarg)) != NULL) {
@@ -177,6 +182,7 @@ main (int argc, char **argv)
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
                      "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N] [--coalesce-us US] [--verify-thread]\n"
                      "  [--rcvbuf BYTES] [--write-delay-us US (after each chunk: a slow disk)]\n"
+                     "  [--write-stall-ms MS (the fourth chunk's write: a disk stall)]\n"
                      "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl]\n");
     return 2;
   }
