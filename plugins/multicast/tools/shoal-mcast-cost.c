@@ -3,7 +3,7 @@
  * per packet and per byte: the packet tag check (shoal's GMAC and OpenSSL's)
  * at MTU 1500 and 9000, and the SHA-256 check of a chunk. With the iperf
  * limit line it tells how close to the line a receiver can come at all
- * (bench/multicast/RESULTS.md, "Limits").
+ * (bench/multicast/RESULTS.md, section 3).
  *
  *   shoal-mcast-cost [--seconds S]
  */

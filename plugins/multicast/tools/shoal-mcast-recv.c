@@ -5,6 +5,7 @@
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-receiver.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static smc_receiver *the_receiver;
@@ -33,6 +35,14 @@ typedef struct {
   uint32_t writes;
 } sink;
 
+static void
+sleep_us (uint64_t us)
+{
+  struct timespec ts = { .tv_sec = (time_t) (us / 1000000), .tv_nsec = (long) (us % 1000000) * 1000 };
+  while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
 static int
 write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
 {
@@ -45,9 +55,9 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
     off += (size_t) n;
   }
   if (s->delay_us > 0)
-    usleep (s->delay_us);
+    sleep_us ((uint64_t) s->delay_us);
   if (++s->writes == 4 && s->stall_ms > 0)
-    usleep (s->stall_ms * 1000);
+    sleep_us ((uint64_t) s->stall_ms * 1000);
   return 0;
 }
 
