@@ -181,8 +181,8 @@ check_group (JsonObject  *root,
     min = json_object_get_int_member (group, "min-devices");
   if (max != 0 && max < min)
     return recipe_fail (error, source,
-                        _("$.group.max-devices: must be 0 (no limit) or at least min-devices (%" G_GINT64_FORMAT "), got %" G_GINT64_FORMAT),
-                        min, max);
+                        _("$.group.max-devices: must be 0 (no limit) or at least min-devices (%lld), got %lld"),
+                        (long long) min, (long long) max);
   return TRUE;
 }
 

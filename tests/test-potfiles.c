@@ -71,10 +71,80 @@ test_potfiles_complete (void)
   g_assert_cmpuint (missing, ==, 0);
 }
 
+/* msgids cut by a G_*_FORMAT macro in a string marked with _(): xgettext
+ * does not expand macros, so the template gets the text up to it and the
+ * whole string is never translated (PRI* macros are known to xgettext) */
+static guint
+macro_msgids (const gchar *rel,   /* NULL: count, do not report */
+              const gchar *text)
+{
+  guint bad = 0;
+
+  for (const gchar *p = strstr (text, "_(\""); p != NULL; p = strstr (p + 1, "_(\""))
+    {
+      const gchar *q = p + 2;   /* the opening quote */
+
+      for (;;)
+        {
+          q++;
+          while (*q != '\0' && *q != '"')
+            q += (*q == '\\' && q[1] != '\0') ? 2 : 1;
+          if (*q == '\0')
+            break;
+          q++;
+          while (g_ascii_isspace (*q))
+            q++;
+          if (*q == '"')
+            continue;   /* the literal goes on */
+          if (g_str_has_prefix (q, "G_G"))
+            {
+              const gchar *e = q;
+
+              while (g_ascii_isalnum (*e) || *e == '_')
+                e++;
+              if (e - q > 7 && strncmp (e - 7, "_FORMAT", 7) == 0)
+                {
+                  if (rel != NULL)
+                    g_printerr ("%s: a G_*_FORMAT macro inside _(): %.60s\n", rel, p);
+                  bad++;
+                }
+            }
+          break;
+        }
+    }
+  return bad;
+}
+
+static void
+test_no_macro_msgids (void)
+{
+  const gchar *root = g_getenv ("SHOAL_SOURCE_ROOT");
+  g_autoptr(GPtrArray) marked = g_ptr_array_new_with_free_func (g_free);
+  static const gchar *const dirs[] = { "core", "plugins" };
+  guint bad = 0;
+
+  g_assert_nonnull (root);
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
+    collect (root, dirs[i], marked);
+  g_assert_cmpuint (macro_msgids (NULL, "_(\"at least %\" G_GINT64_FORMAT \" devices\")"), ==, 1);
+  g_assert_cmpuint (macro_msgids (NULL, "_(\"one \"\n  \"two %d\"), G_GINT64_FORMAT"), ==, 0);
+  for (guint i = 0; i < marked->len; i++)
+    {
+      const gchar *rel = g_ptr_array_index (marked, i);
+      g_autofree gchar *path = g_build_filename (root, rel, NULL);
+      g_autofree gchar *text = NULL;
+
+      g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+      bad += macro_msgids (rel, text);
+    }
+  g_assert_cmpuint (bad, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/po/potfiles-complete", test_potfiles_complete);
+  g_test_add_func ("/shoal/po/no-macros-in-msgids", test_no_macro_msgids);
   return g_test_run ();
 }

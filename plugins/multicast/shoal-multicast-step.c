@@ -130,8 +130,10 @@ journal_outcome (Run                 *run,
       break;
     case SMC_NODE_COMPLETE:
       shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
-                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u NACKs"),
-                              n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks);
+                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u NACKs; "
+                                "its receive queue filled up %u times (the group slowed down for it)"),
+                              n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks,
+                              n->backlog_signals);
       shoal_step_context_set_progress (run->ctx, device, 1.0);
       break;
     case SMC_NODE_EVICTED:
@@ -193,9 +195,11 @@ journal_summary (Run *run)
           n = &nodes[j];
       shoal_step_context_log (run->ctx, device, "multicast-session", SHOAL_JOURNAL_RESULT_INFO,
                               _("Session %u: %.1f s, final rate %.0f Mbit/s, egress %.3f× the image, "
-                                "%" G_GUINT64_FORMAT " repair packets for %" G_GUINT64_FORMAT " NACKs"),
+                                "%llu repair packets for %llu NACKs, rate lowered %llu times for a filling "
+                                "receive queue"),
                               run->cfg.session, secs, st->rate_bps / 1e6, image ? (gdouble) st->bytes / image : 0.0,
-                              st->parity_pkts, st->nacks_rx);
+                              (unsigned long long) st->parity_pkts, (unsigned long long) st->nacks_rx,
+                              (unsigned long long) st->backlog_signals);
       if (n == NULL || n->outcome == SMC_NODE_FAILED || n->outcome == 0)
         {
           g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,

@@ -907,6 +907,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   else if (n->outcome == 0 && !s->cfg.no_backlog_pacing && st.backlog_permille >= SMC_BACKLOG_HIGH &&
            st.backlog_permille > n->last.backlog_permille) {
     s->st.backlog_signals++;
+    n->backlog_signals++;
     backlog (s, &st, now);
   }
   if (n->outcome == 0 && s->state >= SMC_STATE_SENDING && st.loss_permille > s->cfg.max_loss_permille) {

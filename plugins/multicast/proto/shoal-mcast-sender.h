@@ -23,6 +23,8 @@ typedef struct {
   uint64_t joined_ns, last_heard_ns, finished_ns;
   smc_status last;          /* last STATUS received */
   uint32_t nacks;           /* NACK packets from this node */
+  uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
+                             * growing, slowed the sender down */
   int evict_sent;
 } smc_node_info;
 

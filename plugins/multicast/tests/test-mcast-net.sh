@@ -182,6 +182,9 @@ backlog)
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(field "$W/recv.r1.out" backlog_reports)" -gt 0 ] || fail "the slow receiver never reported its backlog"
   [ "$(field "$W/send.out" backlog_signals)" -gt 0 ] || fail "the sender never slowed down for a backlog"
+  # and it knows whose queue it was
+  grep -q 'node 101 .* backlog=[1-9]' "$W/send.out" || fail "the slow receiver's queue reports are not counted for it"
+  grep -q 'node 102 .* backlog=0' "$W/send.out" || fail "the fast receiver was counted as slow"
   # the sender's rate ends near what r1 drains (50 MB/s = 400 Mbit/s), far under its cap
   [ "$(field "$W/send.out" rate_mbit)" -lt 1000 ] || fail "the sender kept its rate ($(field "$W/send.out" rate_mbit) Mbit/s)"
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"

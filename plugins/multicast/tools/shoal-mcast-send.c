@@ -209,10 +209,11 @@ main (int argc, char **argv)
   st = smc_sender_get_stats (the_sender);
   n_nodes = smc_sender_get_nodes (the_sender, &nodes);
   for (size_t i = 0; i < n_nodes; i++)
-    printf ("node %u addr=%s outcome=%s done=%u unicast=%u loss=%u/1000 nacks=%u overflow=%u forged=%u\n",
+    printf ("node %u addr=%s outcome=%s done=%u unicast=%u loss=%u/1000 nacks=%u overflow=%u forged=%u "
+            "backlog=%u\n",
             nodes[i].node, nodes[i].addr, smc_node_outcome_str (nodes[i].outcome), nodes[i].last.chunks_done,
             nodes[i].last.ext_missing, nodes[i].last.loss_permille, nodes[i].nacks,
-            nodes[i].last.rx_overflow, nodes[i].last.forged);
+            nodes[i].last.rx_overflow, nodes[i].last.forged, nodes[i].backlog_signals);
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
