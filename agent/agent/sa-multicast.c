@@ -122,9 +122,11 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
   cfg.manifest = m;
   cfg.write_chunk = write_chunk;
   cfg.user = &disk;
-  /* alone on its machine: hashing and writing overlap receiving when
-   * there is a second CPU */
-  cfg.verify_thread = sysconf (_SC_NPROCESSORS_ONLN) >= 2;
+  /* alone on its machine: hashing and writing overlap receiving on a
+   * second CPU, and even on one the disk's waits (writeback throttling, a
+   * stalled write) no longer stop the receive path or its reports to the
+   * sender, which would count a receiver silent for 3 s as failed */
+  cfg.verify_thread = 1;
   r = m != NULL ? smc_receiver_new (&cfg, err, errlen) : NULL;
   if (r == NULL)
     {
