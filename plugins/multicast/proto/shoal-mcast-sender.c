@@ -93,11 +93,14 @@ struct smc_sender {
   /* pacing */
   double rate_Bps, cap_Bps, tokens;
   int slow_start;
+  uint32_t group_loss_run;   /* rate cuts in a row for most receivers losing
+                              * more than max_loss (a congested path) */
   uint64_t last_refill, last_signal, last_increase;
   /* timers */
   uint64_t next_announce, state_since, end_announces;
   smc_node_info *nodes;
   uint8_t *strikes;
+  uint64_t *strike_ns;       /* when each node's first strike came */
   size_t n_nodes, nodes_cap;
   smc_sender_stats st;
   volatile int cancelled;
@@ -258,6 +261,7 @@ smc_sender_free (smc_sender *s)
   free (s->queued);
   free (s->nodes);
   free (s->strikes);
+  free (s->strike_ns);
   free (s);
 }
 
@@ -439,15 +443,24 @@ node_add (smc_sender *s, uint32_t id, const struct sockaddr_in *from, uint64_t n
   smc_node_info *n;
   if (s->n_nodes == s->nodes_cap) {
     size_t cap = s->nodes_cap ? s->nodes_cap * 2 : 16;
-    smc_node_info *nn = realloc (s->nodes, cap * sizeof *nn);
-    uint8_t *ns = realloc (s->strikes, cap);
-    if (nn == NULL || ns == NULL)
+    smc_node_info *nn;
+    uint8_t *ns;
+    uint64_t *nt;
+    /* each array is kept as soon as it has grown: a later failure leaves
+     * them all valid (with room for at least the nodes they hold) */
+    if ((nn = realloc (s->nodes, cap * sizeof *nn)) == NULL)
       return NULL;
     s->nodes = nn;
+    if ((ns = realloc (s->strikes, cap)) == NULL)
+      return NULL;
     s->strikes = ns;
+    if ((nt = realloc (s->strike_ns, cap * sizeof *nt)) == NULL)
+      return NULL;
+    s->strike_ns = nt;
     s->nodes_cap = cap;
   }
   s->strikes[s->n_nodes] = 0;
+  s->strike_ns[s->n_nodes] = 0;
   n = &s->nodes[s->n_nodes++];
   memset (n, 0, sizeof *n);
   n->node = id;
@@ -871,6 +884,37 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
   vlog (s, "receiver backlog: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
 }
 
+/* more than half of the receivers still in the session (this report for
+ * node idx, the last one of the others) lose more than max_loss: the path
+ * to them is congested (the cap is above what their links carry), not one
+ * receiver slow, so the group slows down instead of sending them all to
+ * unicast. A loss that rate cuts do not lower (a broken network, not a
+ * full one) gets GROUP_LOSS_CUTS of them, then eviction as usual. */
+#define GROUP_LOSS_CUTS 6
+static int
+group_lossy (smc_sender *s, size_t idx, const smc_status *st)
+{
+  size_t active = 0, lossy = 0;
+  for (size_t i = 0; i < s->n_nodes; i++) {
+    uint16_t loss = i == idx ? st->loss_permille : s->nodes[i].last.loss_permille;
+    if (s->nodes[i].outcome != 0)
+      continue;
+    active++;
+    lossy += loss > s->cfg.max_loss_permille;
+  }
+  return active >= 2 && lossy * 2 > active;
+}
+
+/* some other receiver still in the session has not reported since t */
+static int
+others_silent_since (smc_sender *s, size_t idx, uint64_t t)
+{
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (i != idx && s->nodes[i].outcome == 0 && s->nodes[i].last_heard_ns < t)
+      return 1;
+  return 0;
+}
+
 static void
 handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -911,14 +955,31 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     backlog (s, &st, now);
   }
   if (n->outcome == 0 && s->state >= SMC_STATE_SENDING && st.loss_permille > s->cfg.max_loss_permille) {
+    int congested = s->cfg.slow_policy == SMC_SLOW_EVICT && s->group_loss_run < GROUP_LOSS_CUTS &&
+                    group_lossy (s, idx, &st);
     if (s->cfg.slow_policy == SMC_SLOW_WAIT)
       congestion (s, now);
-    else if (++s->strikes[idx] >= 2) {
+    else if (congested) {
+      s->strikes[idx] = 0;   /* not an outlier: its NACKs count */
+      if (now - s->last_signal >= 50 * MS) {
+        s->group_loss_run++;
+        s->st.group_loss_cuts++;
+      }
+      congestion (s, now);
+    } else if (++s->strikes[idx] == 1) {
+      s->strike_ns[idx] = now;
+    } else if (others_silent_since (s, idx, s->strike_ns[idx])) {
+      /* the others have not reported since this one began to lose: they
+       * may be losing as much (a congested path); ask again next time */
+      s->strikes[idx] = 1;
+    } else {
       n->evict_sent = 1;
       node_finish (s, n, SMC_NODE_EVICTED, now);
     }
-  } else if (s->strikes[idx] > 0 && n->outcome == 0) {
+  } else if (n->outcome == 0) {
     s->strikes[idx] = 0;
+    if (!group_lossy (s, idx, &st))
+      s->group_loss_run = 0;
   }
   if (s->cfg.max_behind_chunks && n->outcome == 0 && s->state == SMC_STATE_SENDING &&
       s->cur_chunk != UINT32_MAX && st.chunks_done + st.chunks_pending + s->cfg.max_behind_chunks < s->cur_chunk &&

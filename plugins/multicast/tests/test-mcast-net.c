@@ -54,5 +54,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/receiver-backlog", "backlog", run_case);
   /* a receiver whose disk stalls a write for longer than the node timeout keeps reporting */
   g_test_add_data_func ("/shoal/multicast/net/disk-stall", "stall", run_case);
+  /* every receiver behind a link slower than the cap: the group slows down, nobody is evicted */
+  g_test_add_data_func ("/shoal/multicast/net/congested-path", "narrow", run_case);
   return g_test_run ();
 }

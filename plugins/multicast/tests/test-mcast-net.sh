@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -43,6 +43,7 @@ case "$CASE" in
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
   backlog) nrecv=2; rate=2000 ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
+  narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
 esac
 timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
   --receivers "$nrecv" --rate-mbit "$rate" --manifest-out "$W/manifest" --join-out "$W/join" \
@@ -189,6 +190,25 @@ backlog)
   [ "$(field "$W/send.out" rate_mbit)" -lt 1000 ] || fail "the sender kept its rate ($(field "$W/send.out" rate_mbit) Mbit/s)"
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
   echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate $(field "$W/send.out" rate_mbit) Mbit/s"
+  ;;
+narrow)
+  # every receiver is behind a 100 Mbit/s port and the cap is 600: all of
+  # them lose more than max_loss at once, which is a congested path, not
+  # four slow receivers; the group slows down and stays on multicast
+  for i in $(seq 1 $N); do start_recv r$i $((100 + i)); done
+  wait $spid; src=$?
+  wait
+  for i in $(seq 1 $N); do check_out r$i; done
+  [ "$src" = 0 ] || fail "sender rc $src"
+  grep -q 'outcome=evicted' "$W/send.out" && fail "receivers were evicted for a congested path"
+  [ "$(field "$W/send.out" group_loss_cuts)" -gt 0 ] || fail "the sender never slowed down for the group"
+  # until the rate comes down some blocks lose more than their parity can
+  # repair and go to unicast; most of the image still comes by multicast
+  for i in $(seq 1 $N); do
+    u=$(field "$W/recv.r$i.out" unicast_chunks)
+    [ "$u" -le 10 ] || fail "r$i took $u of 22 chunks by unicast"
+  done
+  echo "narrow: $(field "$W/send.out" group_loss_cuts) cuts, rate $(field "$W/send.out" rate_mbit) Mbit/s"
   ;;
 stall)
   # r1's disk stalls one write for 2.5 s; its receive thread, with two
