@@ -95,6 +95,7 @@ struct smc_sender {
   int slow_start;
   uint32_t group_loss_run;   /* rate cuts in a row for most receivers losing
                               * more than max_loss (a congested path) */
+  uint64_t last_group_cut;
   uint64_t last_refill, last_signal, last_increase;
   /* timers */
   uint64_t next_announce, state_since, end_announces;
@@ -885,12 +886,13 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
 }
 
 /* more than half of the receivers still in the session (this report for
- * node idx, the last one of the others) lose more than max_loss: the path
+ * node idx, the last one of the others) lose more than max_loss / 2, and
+ * one more than max_loss: the path
  * to them is congested (the cap is above what their links carry), not one
  * receiver slow, so the group slows down instead of sending them all to
  * unicast. A loss that rate cuts do not lower (a broken network, not a
  * full one) gets GROUP_LOSS_CUTS of them, then eviction as usual. */
-#define GROUP_LOSS_CUTS 6
+#define GROUP_LOSS_CUTS 8
 static int
 group_lossy (smc_sender *s, size_t idx, const smc_status *st)
 {
@@ -900,7 +902,10 @@ group_lossy (smc_sender *s, size_t idx, const smc_status *st)
     if (s->nodes[i].outcome != 0)
       continue;
     active++;
-    lossy += loss > s->cfg.max_loss_permille;
+    /* half the threshold for the others: at the rate a congested path
+     * settles to, receivers lose about max_loss, some just over and some
+     * just under; an outlier is one that loses much more than the rest */
+    lossy += loss > s->cfg.max_loss_permille / 2;
   }
   return active >= 2 && lossy * 2 > active;
 }
@@ -961,11 +966,19 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
       congestion (s, now);
     else if (congested) {
       s->strikes[idx] = 0;   /* not an outlier: its NACKs count */
-      if (now - s->last_signal >= 50 * MS) {
+      /* at most every 100 ms: each cut is judged on reports made after the
+       * one before (a report covers up to 100 ms already past) */
+      if (now - s->last_group_cut >= 100 * MS) {
         s->group_loss_run++;
         s->st.group_loss_cuts++;
+        s->last_group_cut = now;
+        s->last_signal = 0;
+        congestion (s, now);
       }
-      congestion (s, now);
+    } else if (s->last_group_cut != 0 && now - s->last_group_cut < 300 * MS) {
+      /* a report still covering the loss the group just slowed down for
+       * (the others' newer ones no longer do): not an outlier yet */
+      s->strikes[idx] = 0;
     } else if (++s->strikes[idx] == 1) {
       s->strike_ns[idx] = now;
     } else if (others_silent_since (s, idx, s->strike_ns[idx])) {
