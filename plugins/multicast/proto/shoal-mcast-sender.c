@@ -886,12 +886,12 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
 }
 
 /* more than half of the receivers still in the session (this report for
- * node idx, the last one of the others) lose more than max_loss / 2, and
- * one more than max_loss: the path
- * to them is congested (the cap is above what their links carry), not one
- * receiver slow, so the group slows down instead of sending them all to
- * unicast. A loss that rate cuts do not lower (a broken network, not a
- * full one) gets GROUP_LOSS_CUTS of them, then eviction as usual. */
+ * node idx, the last one of the others) lose more than max_loss / 2 while
+ * one loses more than max_loss: the path to them is congested (the cap is
+ * above what their links carry), not one receiver slow, so the group slows
+ * down instead of sending them all to unicast. A loss that rate cuts do
+ * not lower (a broken network, not a full one) gets GROUP_LOSS_CUTS of
+ * them, then eviction as usual. */
 #define GROUP_LOSS_CUTS 8
 static int
 group_lossy (smc_sender *s, size_t idx, const smc_status *st)
