@@ -91,7 +91,8 @@ struct smc_receiver {
   uint32_t reported_overflow;
   uint32_t loss_overflow_base;
   uint64_t last_overflow_report;
-  uint16_t backlog;              /* receive queue fill after the last batch, ‰ */
+  uint16_t backlog;              /* receive queue fill, ‰, read every 5 ms at most */
+  uint64_t backlog_read;
   uint64_t last_backlog_report;
   uint64_t intake_bytes;         /* taken from the socket since the last STATUS */
   uint64_t intake_since;
@@ -505,7 +506,6 @@ verify_async (smc_receiver *r, uint32_t idx, uint8_t *buf, size_t len)
    * would have the sender count this receiver as failed) */
   while (r->n_verifying >= r->vcap) {
     wait_results (r);
-    r->backlog = smc_sock_backlog_permille (&r->sock);
     status_tick (r, smc_now_ns ());
   }
   pthread_mutex_lock (&r->vmu);
@@ -1009,6 +1009,10 @@ status_tick (smc_receiver *r, uint64_t now)
     r->last_overflow_report = now;
     r->next_status = now;
   }
+  if (r->have_ann && now >= r->backlog_read + 5 * MS) {
+    r->backlog = smc_sock_backlog_permille (&r->sock);
+    r->backlog_read = now;
+  }
   if (r->have_ann && r->backlog >= SMC_BACKLOG_HIGH && now >= r->last_backlog_report + 20 * MS) {
     /* packets pile up faster than this receiver takes them: the sender
      * slows down before the socket has to drop any */
@@ -1079,14 +1083,12 @@ smc_receiver_run (smc_receiver *r)
   while (!r->finished) {
     int n = smc_rxbatch_recv (&r->sock, &r->rx);
     uint64_t now = smc_now_ns (), next;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
       handle_packet (r, r->rx.bufs[i], r->rx.msgs[i].msg_len, &r->rx.from[i], now);
-    for (int i = 0; i < n; i++)
       r->intake_bytes += r->rx.msgs[i].msg_len;
+    }
     if (n > 0 && r->st.first_pkt_ns == 0)
       r->st.first_pkt_ns = now;
-    if (n > 0)
-      r->backlog = smc_sock_backlog_permille (&r->sock);
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now);

@@ -845,18 +845,30 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   }
 }
 
+/* any slow-down signal: the rate becomes new_Bps (10 Mbit/s at least), slow
+ * start ends, growth waits 200 ms */
+static void
+slow_down (smc_sender *s, double new_Bps, uint64_t now, const char *why)
+{
+  s->last_signal = now;
+  s->slow_start = 0;
+  s->rate_Bps = new_Bps < 1.25e6 ? 1.25e6 : new_Bps;
+  vlog (s, "%s: rate now %.0f Mbit/s", why, s->rate_Bps * 8 / 1e6);
+}
+
+/* slow start overshoots by at most 2x: halve; later cut by 30 % */
+static double
+cut_rate (const smc_sender *s)
+{
+  return s->rate_Bps * (s->slow_start ? 0.5 : 0.7);
+}
+
 static void
 congestion (smc_sender *s, uint64_t now)
 {
   if (now - s->last_signal < 50 * MS)
     return;
-  s->last_signal = now;
-  /* slow start overshoots by at most 2x: halve; later cut by 30 % */
-  s->rate_Bps *= s->slow_start ? 0.5 : 0.7;
-  s->slow_start = 0;
-  if (s->rate_Bps < 1.25e6)
-    s->rate_Bps = 1.25e6;
-  vlog (s, "congestion: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
+  slow_down (s, cut_rate (s), now, "congestion");
 }
 
 /* a receiver's queue is over half full and still growing: it takes packets
@@ -872,17 +884,11 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
   double target;
   if (now - s->last_signal < 50 * MS)
     return;
-  s->last_signal = now;
-  s->slow_start = 0;
   /* intake is UDP payload; the rate counts every byte on the wire */
   target = 0.9 * st->intake_kBps * 1000.0 * (s->cfg.mtu + WIRE_OVERHEAD) / (s->cfg.mtu - 28);
   if (target < 0.7 * s->rate_Bps)
     target = 0.7 * s->rate_Bps;
-  if (target < 1.25e6)
-    target = 1.25e6;
-  if (target < s->rate_Bps)
-    s->rate_Bps = target;
-  vlog (s, "receiver backlog: rate now %.0f Mbit/s", s->rate_Bps * 8 / 1e6);
+  slow_down (s, target < s->rate_Bps ? target : s->rate_Bps, now, "receiver backlog");
 }
 
 /* more than half of the receivers still in the session (this report for
@@ -972,8 +978,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
         s->group_loss_run++;
         s->st.group_loss_cuts++;
         s->last_group_cut = now;
-        s->last_signal = 0;
-        congestion (s, now);
+        slow_down (s, cut_rate (s), now, "congested path");
       }
     } else if (s->last_group_cut != 0 && now - s->last_group_cut < 300 * MS) {
       /* a report still covering the loss the group just slowed down for
