@@ -86,7 +86,8 @@ struct smc_receiver {
   int rx_state;
   int finished;
   int rc;
-  uint64_t start, last_sender, next_status, complete_since, next_nack_scan;
+  uint64_t start, last_sender, next_status, complete_since;
+  uint64_t nack_defer_since;     /* a NACK fell due while packets were still queued */
   int acked;
   uint32_t reported_overflow;
   uint32_t loss_overflow_base;
@@ -623,12 +624,18 @@ decode_block (smc_receiver *r, pend *p, uint8_t b)
     finish_chunk (r, p);
 }
 
+/* the first NACK for a block: after a random delay, shorter the more the
+ * block needs (a receiver that needs 4 symbols waits at most a quarter of
+ * the window), so the most needy receiver tends to speak first and its
+ * NACK, overheard, silences everyone who needs as much or less */
 static void
 schedule (smc_receiver *r, blk *bk, uint64_t now)
 {
+  int need;
   if (bk->done || bk->due != 0)
     return;
-  bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 + 1);
+  need = bk->k - bk->src_have - bk->n_par;
+  bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
 }
 
 /* every block sent before (c, b) that is incomplete gets a NACK timer */
@@ -806,7 +813,9 @@ handle_nack_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t
     if (e.chunk >= r->m->n_chunks || (p = r->by_idx[e.chunk]) == NULL || e.block >= p->g.n_blocks)
       continue;
     bk = &p->blocks[e.block];
-    if (bk->done || bk->due == 0 || bk->due <= now)
+    /* a timer that fell due while this receiver was not running still
+     * counts: its NACK is not sent yet, and this one covers it */
+    if (bk->done || bk->due == 0)
       continue;
     if (e.need >= bk->k - bk->src_have - bk->n_par) {
       bk->due = now + r->cfg.nack_retry_ms * MS;
@@ -1030,8 +1039,11 @@ status_tick (smc_receiver *r, uint64_t now)
   }
 }
 
+/* queue_empty: the last receive took what the socket held. NACKs wait
+ * until it did (20 ms at most): the packets still queued may hold the
+ * repair, or another receiver's NACK that makes this one unnecessary. */
 static uint64_t
-timers (smc_receiver *r, uint64_t now)
+timers (smc_receiver *r, uint64_t now, int queue_empty)
 {
   uint64_t next = now + 20 * MS;
   status_tick (r, now);
@@ -1044,7 +1056,12 @@ timers (smc_receiver *r, uint64_t now)
         next = due;
     }
   if (next <= now) {
-    nack_scan (r, now);
+    if (!queue_empty && r->nack_defer_since == 0)
+      r->nack_defer_since = now;
+    if (queue_empty || now - r->nack_defer_since >= 20 * MS) {
+      nack_scan (r, now);
+      r->nack_defer_since = 0;
+    }
     next = now + MS;
   }
   if (r->rx_state == SMC_RX_RECEIVING && r->n_settled == r->m->n_chunks) {
@@ -1091,7 +1108,7 @@ smc_receiver_run (smc_receiver *r)
       r->st.first_pkt_ns = now;
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
-    next = timers (r, now);
+    next = timers (r, now, n < SMC_BATCH);
     if (n < SMC_BATCH && !r->finished) {
       /* the socket, and the verify thread's results */
       struct pollfd pf[2] = { { .fd = r->sock.fd, .events = POLLIN }, { .fd = r->vfd, .events = POLLIN } };

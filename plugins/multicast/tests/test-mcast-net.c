@@ -56,5 +56,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/disk-stall", "stall", run_case);
   /* every receiver behind a link slower than the cap: the group slows down, nobody is evicted */
   g_test_add_data_func ("/shoal/multicast/net/congested-path", "narrow", run_case);
+  /* 16 receivers losing 5 % each: NACKs are suppressed, not one per receiver and block */
+  g_test_add_data_func ("/shoal/multicast/net/nack-suppression", "many", run_case);
   return g_test_run ();
 }
