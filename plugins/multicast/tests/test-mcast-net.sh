@@ -15,7 +15,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  "$TOPO" down "$P" "$((nhosts > 6 ? nhosts : 6))"
+  "$TOPO" down "$P" "$((${nhosts:-6} > 6 ? ${nhosts:-6} : 6))"
   rm -rf "$W"
 }
 trap cleanup EXIT
