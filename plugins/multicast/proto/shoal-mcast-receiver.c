@@ -994,6 +994,8 @@ nack_scan (smc_receiver *r, uint64_t now)
         i--;
         break;
       }
+      if (bk->nacks > 1)
+        r->st.nack_entries_retry++;
       r->nack_entries[n++] = (smc_nack_entry) { .chunk = p->idx, .block = (uint8_t) b,
                                                 .need = (uint8_t) need, .pnext = bk->pnext };
       bk->due = now + r->cfg.nack_retry_ms * MS;

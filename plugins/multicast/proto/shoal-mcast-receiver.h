@@ -21,6 +21,7 @@ typedef struct {
   uint64_t pkts, data_pkts, parity_used, dup, forged, bad, wrong_session, wrong_image;
   uint64_t chunks_done, chunks_hash_fail, chunks_external, decodes;
   uint64_t nacks_sent, nack_entries_sent, nacks_suppressed;
+  uint64_t nack_entries_retry; /* entries for a block NACKed before (its repair had not come) */
   uint64_t wakeups;         /* times the receive loop slept and woke */
   uint32_t max_pending;     /* most chunks in assembly at once */
   uint64_t bytes_written;
