@@ -624,6 +624,13 @@ decode_block (smc_receiver *r, pend *p, uint8_t b)
     finish_chunk (r, p);
 }
 
+/* symbols the block still needs before it can be decoded */
+static int
+blk_need (const blk *bk)
+{
+  return bk->k - bk->src_have - bk->n_par;
+}
+
 /* the first NACK for a block: after a random delay, shorter the more the
  * block needs (a receiver that needs 4 symbols waits at most a quarter of
  * the window), so the most needy receiver tends to speak first and its
@@ -634,7 +641,7 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
   int need;
   if (bk->done || bk->due != 0)
     return;
-  need = bk->k - bk->src_have - bk->n_par;
+  need = blk_need (bk);
   bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
 }
 
@@ -719,7 +726,7 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
       }
     if (bk->pnext < j + 1)
       bk->pnext = (uint8_t) (j + 1);
-    if (bk->src_have + bk->n_par >= bk->k)
+    if (blk_need (bk) <= 0)
       return;
     bk->pbuf[bk->n_par] = malloc (r->S);
     if (bk->pbuf[bk->n_par] == NULL)
@@ -727,7 +734,7 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
     memcpy (bk->pbuf[bk->n_par], d.payload, r->S);
     bk->pj[bk->n_par++] = j;
   }
-  if (bk->src_have + bk->n_par >= bk->k)
+  if (blk_need (bk) <= 0)
     decode_block (r, p, b);
 }
 
@@ -817,7 +824,7 @@ handle_nack_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t
      * counts: its NACK is not sent yet, and this one covers it */
     if (bk->done || bk->due == 0)
       continue;
-    if (e.need >= bk->k - bk->src_have - bk->n_par) {
+    if (e.need >= blk_need (bk)) {
       bk->due = now + r->cfg.nack_retry_ms * MS;
       r->st.nacks_suppressed++;
     }
@@ -985,7 +992,7 @@ nack_scan (smc_receiver *r, uint64_t now)
       int need;
       if (bk->done || bk->due == 0 || bk->due > now)
         continue;
-      need = bk->k - bk->src_have - bk->n_par;
+      need = blk_need (bk);
       if (++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
         /* repair does not get through (about a second of NACKs): the
          * chunk goes to unicast rather than holding the session */
