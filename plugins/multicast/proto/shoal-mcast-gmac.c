@@ -189,6 +189,7 @@ smc_gmac_polyval (const uint8_t h[16], const uint8_t *x, size_t n, uint8_t out[1
   _Alignas (64) powers pw;
   powers_init (&pw, _mm_loadu_si128 ((const __m128i *) h));
   _mm_storeu_si128 ((__m128i *) out, blocks (&pw, _mm_setzero_si128 (), x, n / 16, identity_mask ()));
+  _mm256_zeroupper ();
 }
 
 /* ---------------- GMAC ---------------- */
@@ -209,6 +210,7 @@ smc_gmac_new (const uint8_t key[16], const uint8_t prefix[32])
   h = _mm_xor_si128 (h, _mm_and_si128 (carry, _mm_set_epi64x ((long long) 0xc200000000000000ull, 1)));
   powers_init (&g->pw, h);
   g->s0 = blocks (&g->pw, _mm_setzero_si128 (), prefix, 2, bswap_mask ());
+  _mm256_zeroupper ();
   return g;
 }
 
@@ -267,6 +269,10 @@ smc_gmac_tag (const smc_gmac *g, const uint8_t iv[12], const uint8_t *a, size_t 
   _mm_storeu_si128 ((__m128i *) tag,
                     _mm_xor_si128 (_mm_shuffle_epi8 (s, shuf1),
                                    aes_block (g->rk, _mm_loadu_si128 ((const __m128i *) j0))));
+  /* the upper halves of the vector registers are left clean: legacy-SSE
+   * code run after it (SHA-NI, OpenSSL's SHA-256) would otherwise run 2.6
+   * times slower here (a dependency on the dirty upper state) */
+  _mm256_zeroupper ();
 }
 
 #else /* not x86-64 */

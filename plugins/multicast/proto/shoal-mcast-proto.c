@@ -120,7 +120,8 @@ smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announ
   p[51] = a->state;
   put32 (p + 52, a->position);
   put32 (p + 56, a->rate_kbps);
-  memset (p + 60, 0, 4);
+  p[60] = a->lanes;
+  memset (p + 61, 0, 3);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
 }
@@ -140,9 +141,10 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   a->state = p[51];
   a->position = get32 (p + 52);
   a->rate_kbps = get32 (p + 56);
+  a->lanes = p[60] ? p[60] : 1;
   /* semantic checks: the geometry must be usable */
   if (a->chunk_size == 0 || a->symbol_size < 64 || a->max_k == 0 || a->max_k > SMC_MAX_K ||
-      a->state > SMC_STATE_END)
+      a->state > SMC_STATE_END || a->lanes > SMC_MAX_LANES)
     return -1;
   if (a->image_size == 0 || a->image_size > UINT64_MAX / 2 ||
       (a->image_size + a->chunk_size - 1) / a->chunk_size != a->n_chunks)

@@ -23,6 +23,8 @@ extern "C" {
 #define SMC_MAX_BLOCKS       128    /* FEC blocks per chunk */
 #define SMC_MAX_K            200    /* source symbols per FEC block (GF(256): k + parity <= 256) */
 #define SMC_DEFAULT_K        200
+#define SMC_MAX_LANES        4      /* chunks whose first pass is interleaved */
+#define SMC_DEFAULT_LANES    2
 #define SMC_MAX_SRC_SYMBOLS  0x7fff /* source symbols per chunk */
 #define SMC_PARITY_FLAG      0x8000
 #define SMC_KEY_LEN          16
@@ -81,8 +83,9 @@ typedef struct {
   uint16_t symbol_size;
   uint8_t max_k;
   uint8_t state;         /* smc_session_state */
-  uint32_t position;     /* chunk being sent (or n_chunks when drained) */
+  uint32_t position;     /* last chunk of the group being sent (or n_chunks when drained) */
   uint32_t rate_kbps;
+  uint8_t lanes;         /* chunks interleaved in the first pass (1..SMC_MAX_LANES) */
 } smc_announce;
 
 typedef struct {

@@ -4,6 +4,7 @@
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-net.h"
+#include "shoal-mcast-sha.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +38,8 @@ typedef struct {
   uint8_t *buf;
   size_t len;
   int rc;
+  uint8_t lanes;            /* chunks hashed in the same pass */
+  uint32_t hash_ns, write_ns;  /* this job's share of the hash pass, its write */
 } vjob;
 
 typedef struct {
@@ -79,9 +82,23 @@ struct smc_receiver {
   uint32_t n_settled;       /* DONE + SKIP + EXTERNAL */
   uint32_t n_done;
   uint32_t n_ext;
+  /* the sender's first pass: groups of `lanes` chunks interleaved. rank[c]:
+   * how many chunks before c are not all-zero (rank[n_chunks]: all of
+   * them); chunk c is in group rank[c] / lanes. */
+  uint8_t lanes;
+  uint32_t *rank;
+  /* the furthest point of the first pass seen: (group, block of the
+   * symbol); chunks before cursor_scan were checked for having been
+   * skipped entirely */
   int cursor_valid;
-  uint32_t cursor_chunk;
+  uint32_t cursor_grp;
   uint8_t cursor_block;
+  uint32_t cursor_scan;
+  /* chunks assembled in this receive batch, verified together (their
+   * hashes computed in one pass) when it ends */
+  vjob *ready;
+  uint32_t n_ready, ready_cap;
+  int ready_held;
   int drained;
   int rx_state;
   int finished;
@@ -168,25 +185,65 @@ verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
   return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
 }
 
+/* verify_write of n jobs (rc set), their hashes computed together */
+#define VERIFY_LANES 4
+static void
+verify_write_jobs (smc_receiver *r, vjob *j, uint32_t n)
+{
+  while (n > 0) {
+    uint32_t w = n < VERIFY_LANES ? n : VERIFY_LANES;
+    const uint8_t *data[VERIFY_LANES];
+    size_t len[VERIFY_LANES];
+    uint8_t h[VERIFY_LANES][SMC_HASH_LEN];
+    for (uint32_t i = 0; i < w; i++) {
+      data[i] = j[i].buf;
+      len[i] = j[i].len;
+      j[i].lanes = (uint8_t) w;
+    }
+    uint64_t t0 = smc_now_ns (), t1;
+    smc_sha256_multi (w, data, len, h);
+    t1 = smc_now_ns ();
+    for (uint32_t i = 0; i < w; i++) {
+      j[i].hash_ns = (uint32_t) ((t1 - t0) / w);
+      j[i].write_ns = 0;
+      if (j[i].idx >= r->m->n_chunks || j[i].len != smc_manifest_chunk_len (r->m, j[i].idx) ||
+          memcmp (h[i], r->m->hashes[j[i].idx], SMC_HASH_LEN) != 0) {
+        j[i].rc = -1;
+      } else {
+        j[i].rc = r->cfg.write_chunk (r->cfg.user, j[i].idx, j[i].buf, j[i].len) != 0 ? -2 : 0;
+        j[i].write_ns = (uint32_t) (smc_now_ns () - t1);
+      }
+      t1 = smc_now_ns ();
+    }
+    j += w;
+    n -= w;
+  }
+}
+
 static void *
 verify_main (void *data)
 {
   smc_receiver *r = data;
   pthread_mutex_lock (&r->vmu);
   for (;;) {
-    vjob j;
+    vjob j[VERIFY_LANES];
+    uint32_t n = 0;
     uint64_t one = 1;
     while (r->vq_len == 0 && !r->vquit)
       pthread_cond_wait (&r->vcond, &r->vmu);
     if (r->vquit)
       break;
-    j = r->vq[r->vq_head];
-    r->vq_head = (r->vq_head + 1) % r->vcap;
-    r->vq_len--;
+    /* up to four queued chunks at once: hashed in one pass */
+    for (; n < VERIFY_LANES && r->vq_len > 0; n++) {
+      j[n] = r->vq[r->vq_head];
+      r->vq_head = (r->vq_head + 1) % r->vcap;
+      r->vq_len--;
+    }
     pthread_mutex_unlock (&r->vmu);
-    j.rc = verify_write (r, j.idx, j.buf, j.len);
+    verify_write_jobs (r, j, n);
     pthread_mutex_lock (&r->vmu);
-    r->vd[r->vd_len++] = j;
+    for (uint32_t i = 0; i < n; i++)
+      r->vd[r->vd_len++] = j[i];
     /* an eventfd counter does not overflow at this rate */
     if (write (r->vfd, &one, sizeof one) < 0 && errno != EAGAIN)
       break;
@@ -279,7 +336,9 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   r->by_idx = calloc (r->m->n_chunks, sizeof *r->by_idx);
   r->plist = calloc (r->cfg.window_chunks, sizeof *r->plist);
   r->pool = calloc (r->cfg.window_chunks, sizeof *r->pool);
-  if (r->cstate == NULL || r->by_idx == NULL || r->plist == NULL || r->pool == NULL ||
+  r->ready_cap = SMC_BATCH;
+  r->ready = calloc (r->ready_cap, sizeof *r->ready);
+  if (r->ready == NULL || r->cstate == NULL || r->by_idx == NULL || r->plist == NULL || r->pool == NULL ||
       smc_rxbatch_init (&r->rx, 65536) < 0) {
     snprintf (err, errlen, "out of memory");
     smc_receiver_free (r);
@@ -351,6 +410,10 @@ smc_receiver_free (smc_receiver *r)
   if (r == NULL)
     return;
   verify_stop (r);
+  for (uint32_t i = 0; i < r->n_ready; i++)
+    free (r->ready[i].buf);
+  free (r->ready);
+  free (r->rank);
   while (r->np > 0)
     pend_free (r, r->plist[0]);
   smc_sock_close (&r->sock);
@@ -457,6 +520,19 @@ chunk_settle (smc_receiver *r, uint32_t idx, int rc)
   }
 }
 
+/* a verified (or refused) chunk: statistics, its buffer back to the pool,
+ * its state */
+static void
+job_done (smc_receiver *r, const vjob *j)
+{
+  r->st.chunks_hashed_together += j->lanes > 1;
+  r->st.hash_ns += j->hash_ns;
+  r->st.write_ns += j->write_ns;
+  account (r, j->idx, j->len, j->rc);
+  pool_put (r, j->buf);
+  chunk_settle (r, j->idx, j->rc);
+}
+
 /* results of the verify thread: settles their chunks, recycles buffers */
 static void
 collect_results (smc_receiver *r)
@@ -477,11 +553,8 @@ collect_results (smc_receiver *r)
   r->vd_len = 0;
   pthread_mutex_unlock (&r->vmu);
   for (uint32_t i = 0; i < n; i++) {
-    vjob *j = &taken[i];
     r->n_verifying--;
-    account (r, j->idx, j->len, j->rc);
-    pool_put (r, j->buf);
-    chunk_settle (r, j->idx, j->rc);
+    job_done (r, &taken[i]);
   }
 }
 
@@ -497,24 +570,49 @@ wait_results (smc_receiver *r)
 
 static void status_tick (smc_receiver *r, uint64_t now);
 
-/* hands an assembled chunk (and its buffer) to the verify thread */
+/* hands assembled chunks (and their buffers) to the verify thread, which
+ * is woken once for all of them */
 static void
-verify_async (smc_receiver *r, uint32_t idx, uint8_t *buf, size_t len)
+verify_async (smc_receiver *r, const vjob *jobs, uint32_t n)
 {
-  /* at most vcap chunks outstanding: when every slot is busy, wait for one.
-   * A disk can stall a write for seconds: reports go on meanwhile (the
-   * queue growing in them slows the sender down; silence for node_timeout
-   * would have the sender count this receiver as failed) */
-  while (r->n_verifying >= r->vcap) {
-    wait_results (r);
-    status_tick (r, smc_now_ns ());
+  uint32_t i = 0;
+  while (i < n) {
+    /* at most vcap chunks outstanding: when every slot is busy, wait for
+     * one. A disk can stall a write for seconds: reports go on meanwhile
+     * (the queue growing in them slows the sender down; silence for
+     * node_timeout would have the sender count this receiver as failed) */
+    while (r->n_verifying >= r->vcap) {
+      wait_results (r);
+      status_tick (r, smc_now_ns ());
+    }
+    pthread_mutex_lock (&r->vmu);
+    for (; i < n && r->n_verifying < r->vcap; i++) {
+      r->vq[(r->vq_head + r->vq_len) % r->vcap] = jobs[i];
+      r->vq_len++;
+      r->n_verifying++;
+    }
+    pthread_cond_signal (&r->vcond);
+    pthread_mutex_unlock (&r->vmu);
   }
-  pthread_mutex_lock (&r->vmu);
-  r->vq[(r->vq_head + r->vq_len) % r->vcap] = (vjob) { .idx = idx, .buf = buf, .len = len };
-  r->vq_len++;
-  pthread_cond_signal (&r->vcond);
-  pthread_mutex_unlock (&r->vmu);
-  r->n_verifying++;
+}
+
+/* the chunks assembled since the last call: to the verify thread, or
+ * verified and written here */
+static void
+flush_ready (smc_receiver *r)
+{
+  uint32_t n = r->n_ready;
+  r->n_ready = 0;
+  r->ready_held = 0;
+  if (n == 0)
+    return;
+  if (r->vt_on) {
+    verify_async (r, r->ready, n);
+    return;
+  }
+  verify_write_jobs (r, r->ready, n);
+  for (uint32_t i = 0; i < n; i++)
+    job_done (r, &r->ready[i]);
 }
 
 int
@@ -573,21 +671,20 @@ pend_alloc (smc_receiver *r, uint32_t idx)
   return p;
 }
 
+/* an assembled chunk waits for the end of the receive batch, where it is
+ * verified with the others assembled in it (an interleaved group's chunks
+ * finish together); the buffer goes with it, the window slot is free at
+ * once */
 static void
 finish_chunk (smc_receiver *r, pend *p)
 {
   uint32_t idx = p->idx;
-  if (r->vt_on) {
-    /* the buffer goes with the chunk; the window slot is free at once */
-    uint8_t *buf = p->buf;
-    size_t len = p->g.len;
-    p->buf = NULL;
-    pend_free (r, p);
-    r->cstate[idx] = SMC_CHUNK_VERIFYING;
-    verify_async (r, idx, buf, len);
-    return;
-  }
-  chunk_settle (r, idx, write_verified (r, idx, p->buf, p->g.len));
+  if (r->n_ready == r->ready_cap)
+    flush_ready (r);
+  r->ready[r->n_ready++] = (vjob) { .idx = idx, .buf = p->buf, .len = p->g.len };
+  p->buf = NULL;
+  pend_free (r, p);
+  r->cstate[idx] = SMC_CHUNK_VERIFYING;
 }
 
 static void
@@ -645,26 +742,31 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
   bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
 }
 
-/* every block sent before (c, b) that is incomplete gets a NACK timer */
+/* every incomplete block whose source symbols the sender has all sent,
+ * as seen from symbol esi of chunk c (block b), gets a NACK timer: those
+ * of earlier groups, and those of c's group that end before esi. The scan
+ * runs when the first pass reaches a new block of a group. */
 static void
-advance_cursor (smc_receiver *r, uint32_t c, uint8_t b, uint64_t now)
+advance_cursor (smc_receiver *r, uint32_t c, uint16_t esi, uint8_t b, uint64_t now)
 {
-  uint32_t from;
-  if (r->cursor_valid && (c < r->cursor_chunk || (c == r->cursor_chunk && b <= r->cursor_block)))
+  uint32_t g = r->rank[c] / r->lanes;
+  if (r->cursor_valid && (g < r->cursor_grp || (g == r->cursor_grp && b <= r->cursor_block)))
     return;
-  from = r->cursor_valid ? r->cursor_chunk : 0;
   r->cursor_valid = 1;
-  r->cursor_chunk = c;
+  r->cursor_grp = g;
   r->cursor_block = b;
   /* chunks skipped entirely (every packet lost) */
-  for (uint32_t i = from; i < c; i++)
-    if (r->cstate[i] == SMC_CHUNK_NEEDED && pend_alloc (r, i) == NULL)
-      settle (r, i, SMC_CHUNK_EXTERNAL);
+  for (; r->cursor_scan < r->m->n_chunks && r->rank[r->cursor_scan] / r->lanes < g; r->cursor_scan++)
+    if (r->cstate[r->cursor_scan] == SMC_CHUNK_NEEDED && pend_alloc (r, r->cursor_scan) == NULL)
+      settle (r, r->cursor_scan, SMC_CHUNK_EXTERNAL);
   for (uint32_t i = 0; i < r->np; i++) {
     pend *p = r->plist[i];
-    int upto = p->idx < c ? p->g.n_blocks : (p->idx == c ? b : 0);
-    for (int k = 0; k < upto; k++)
-      schedule (r, &p->blocks[k], now);
+    uint32_t pg = r->rank[p->idx] / r->lanes;
+    if (pg > g)
+      continue;
+    for (int k = 0; k < p->g.n_blocks; k++)
+      if (pg < g || smc_geom_start (&p->g, (uint8_t) k) + smc_geom_k (&p->g, (uint8_t) k) <= esi)
+        schedule (r, &p->blocks[k], now);
   }
 }
 
@@ -703,7 +805,7 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
       return;
     }
     b = smc_geom_block_of (&p->g, d.esi);
-    advance_cursor (r, d.chunk, b, now);
+    advance_cursor (r, d.chunk, d.esi, b, now);
   }
   bk = &p->blocks[b];
   if (bk->done) {
@@ -776,6 +878,15 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     return;
   }
   if (!r->have_ann) {
+    uint32_t nz = 0;
+    if ((r->rank = malloc (((size_t) r->m->n_chunks + 1) * sizeof *r->rank)) == NULL)
+      return;
+    for (uint32_t i = 0; i < r->m->n_chunks; i++) {
+      r->rank[i] = nz;
+      nz += !(r->m->flags[i] & SMC_CHUNK_ZERO);
+    }
+    r->rank[r->m->n_chunks] = nz;
+    r->lanes = a.lanes;
     r->have_ann = 1;
     r->ann = a;
     r->S = a.symbol_size;
@@ -791,8 +902,9 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
         if (r->cstate[i] == SMC_CHUNK_NEEDED)
           settle (r, i, SMC_CHUNK_EXTERNAL);
       r->cursor_valid = 1;
-      r->cursor_chunk = upto;
+      r->cursor_grp = r->rank[upto < r->m->n_chunks ? upto : r->m->n_chunks] / r->lanes;
       r->cursor_block = 0;
+      r->cursor_scan = upto < r->m->n_chunks ? upto : r->m->n_chunks;
     }
   }
   r->ann.state = a.state;
@@ -1115,6 +1227,11 @@ smc_receiver_run (smc_receiver *r)
     }
     if (n > 0 && r->st.first_pkt_ns == 0)
       r->st.first_pkt_ns = now;
+    /* a chunk alone waits one more batch for its group's next chunk */
+    if (r->n_ready >= 2 || n < SMC_BATCH || r->ready_held)
+      flush_ready (r);
+    else
+      r->ready_held = r->n_ready > 0;
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now, n < SMC_BATCH);
@@ -1140,6 +1257,7 @@ smc_receiver_run (smc_receiver *r)
     }
   }
   /* chunks still being verified and written settle before run returns */
+  flush_ready (r);
   while (r->n_verifying > 0)
     wait_results (r);
   if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)

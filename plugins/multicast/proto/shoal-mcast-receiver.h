@@ -20,6 +20,8 @@ typedef enum {
 typedef struct {
   uint64_t pkts, data_pkts, parity_used, dup, forged, bad, wrong_session, wrong_image;
   uint64_t chunks_done, chunks_hash_fail, chunks_external, decodes;
+  uint64_t chunks_hashed_together; /* verified in one pass with others (shoal-mcast-sha.h) */
+  uint64_t hash_ns, write_ns;      /* spent hashing chunks, and in write_chunk */
   uint64_t nacks_sent, nack_entries_sent, nacks_suppressed;
   uint64_t nack_entries_retry; /* entries for a block NACKed before (its repair had not come) */
   uint64_t wakeups;         /* times the receive loop slept and woke */

@@ -74,11 +74,16 @@ struct smc_sender {
   pthread_t ra_thread;
   pthread_mutex_t ra_mu;
   pthread_cond_t ra_cv;
-  /* position of the first pass */
+  /* position of the first pass: the group of up to `lanes` chunks being
+   * sent, symbol cur_src of chunk grp[cur_lane] next. cur_chunk is the
+   * group's last chunk (UINT32_MAX before the first). */
   int state;
+  uint8_t lanes, grp_n, cur_lane;
+  uint32_t grp[SMC_MAX_LANES];
+  smc_geom grp_g[SMC_MAX_LANES];
+  uint16_t grp_src;                /* most source symbols of the group's chunks */
   uint32_t cur_chunk;
   uint16_t cur_src;
-  smc_geom cur_g;
   /* repair FIFO */
   repair *rq;
   size_t rq_head, rq_len, rq_cap;
@@ -169,8 +174,13 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     snprintf (err, errlen, "bad mtu %d or FEC block size %u", mtu, c->max_k);
     return NULL;
   }
+  if (c->lanes > SMC_MAX_LANES) {
+    snprintf (err, errlen, "at most %d chunks can be interleaved, not %u", SMC_MAX_LANES, c->lanes);
+    return NULL;
+  }
   s = calloc (1, sizeof *s);
   s->cfg = *c;
+  s->lanes = c->lanes ? c->lanes : SMC_DEFAULT_LANES;
   s->m = c->manifest;
   s->S = (uint16_t) (mtu - SMC_IPUDP_OVERHEAD - SMC_DATA_OVERHEAD);
   if (smc_geom_init (&g, s->m->chunk_size, s->S, c->max_k) < 0) {
@@ -528,6 +538,7 @@ send_announce (smc_sender *s)
   a.n_chunks = s->m->n_chunks;
   a.symbol_size = s->S;
   a.max_k = s->cfg.max_k;
+  a.lanes = s->lanes;
   a.state = (uint8_t) s->state;
   a.position = s->state >= SMC_STATE_DRAIN ? s->m->n_chunks
              : (s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk);
@@ -554,18 +565,44 @@ set_state (smc_sender *s, int state, uint64_t now)
     s->st.end_ns = now;
 }
 
-/* advance to the next chunk that is not all-zero; 0 when none left */
+/* the next group: up to `lanes` chunks that are not all-zero; 0 when none
+ * is left */
 static int
-next_chunk (smc_sender *s)
+next_group (smc_sender *s)
 {
   uint32_t c = s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk + 1;
-  while (c < s->m->n_chunks && (s->m->flags[c] & SMC_CHUNK_ZERO))
-    c++;
-  s->cur_chunk = c;
+  s->grp_n = 0;
+  s->grp_src = 0;
   s->cur_src = 0;
-  if (c >= s->m->n_chunks)
+  s->cur_lane = 0;
+  for (; c < s->m->n_chunks && s->grp_n < s->lanes; c++) {
+    if (s->m->flags[c] & SMC_CHUNK_ZERO)
+      continue;
+    if (geom_of (s, c, &s->grp_g[s->grp_n]) < 0)
+      break;
+    if (s->grp_g[s->grp_n].n_src > s->grp_src)
+      s->grp_src = s->grp_g[s->grp_n].n_src;
+    s->grp[s->grp_n++] = c;
+  }
+  if (s->grp_n == 0) {
+    s->cur_chunk = s->m->n_chunks;
     return 0;
-  return geom_of (s, c, &s->cur_g) == 0;
+  }
+  s->cur_chunk = s->grp[s->grp_n - 1];
+  return 1;
+}
+
+/* the next (lane, symbol) of the group: lanes in turn, then the next
+ * symbol; a chunk with fewer symbols (the image's last) drops out */
+static void
+group_step (smc_sender *s)
+{
+  do {
+    if (++s->cur_lane == s->grp_n) {
+      s->cur_lane = 0;
+      s->cur_src++;
+    }
+  } while (s->cur_src < s->grp_src && s->cur_src >= s->grp_g[s->cur_lane].n_src);
 }
 
 static void
@@ -637,16 +674,16 @@ emit_repair (smc_sender *s, int at, int room)
 }
 
 static void
-block_done_proactive (smc_sender *s, uint8_t block)
+block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t block)
 {
-  uint8_t k = smc_geom_k (&s->cur_g, block);
+  uint8_t k = smc_geom_k (g, block);
   uint32_t n = (k * s->cfg.proactive_permille + 999) / 1000;
-  uint8_t *np = &s->next_parity[(size_t) s->cur_chunk * s->nbmax + block];
+  uint8_t *np = &s->next_parity[(size_t) chunk * s->nbmax + block];
   if (n == 0)
     return;
   if (n > (uint32_t) smc_fec_max_parity (k) - *np)
     n = (uint32_t) smc_fec_max_parity (k) - *np;
-  rq_push (s, s->cur_chunk, block, *np, (uint8_t) n, 1);
+  rq_push (s, chunk, block, *np, (uint8_t) n, 1);
   *np = (uint8_t) (*np + n);
 }
 
@@ -655,28 +692,35 @@ static int
 emit_source (smc_sender *s, int at, uint64_t now)
 {
   const uint8_t *data;
-  uint32_t off, len;
+  const smc_geom *g;
+  uint32_t off, len, chunk;
+  uint16_t esi;
   smc_hdr h = { .session = s->cfg.session };
   uint8_t b;
-  if (s->cur_chunk == UINT32_MAX || s->cur_src >= s->cur_g.n_src) {
-    if (!next_chunk (s)) {
+  if (s->cur_chunk == UINT32_MAX || s->cur_src >= s->grp_src) {
+    if (!next_group (s)) {
       set_state (s, SMC_STATE_DRAIN, now);
       return 0;
     }
   }
-  data = chunk_data (s, s->cur_chunk);
+  chunk = s->grp[s->cur_lane];
+  g = &s->grp_g[s->cur_lane];
+  esi = s->cur_src;
+  data = chunk_data (s, chunk);
   if (data == NULL) {
-    vlog (s, "cannot read chunk %u", s->cur_chunk);
-    s->cur_src = s->cur_g.n_src;
+    /* the chunk drops out of the group: its receivers take it by unicast */
+    vlog (s, "cannot read chunk %u", chunk);
+    s->grp_g[s->cur_lane].n_src = 0;
+    group_step (s);
     return 0;
   }
-  off = (uint32_t) s->cur_src * s->S;
-  len = s->cur_g.len - off < s->S ? s->cur_g.len - off : s->S;
+  off = (uint32_t) esi * s->S;
+  len = g->len - off < s->S ? g->len - off : s->S;
   h.seq = ++s->seq_mc;
   /* the payload goes from the chunk cache straight to the socket: the
-   * cache entry of the chunk being sent is the most recently used, so it
-   * outlives the batch */
-  smc_build_data_head (s->pkt[at], &h, s->cur_chunk, s->cur_src);
+   * group's chunks are the cache's most recently used entries, so they
+   * outlive the batch */
+  smc_build_data_head (s->pkt[at], &h, chunk, esi);
   s->pay[at] = data + off;
   s->paylen[at] = len;
   s->plen[at] = SMC_DATA_OVERHEAD + len;
@@ -685,10 +729,10 @@ emit_source (smc_sender *s, int at, uint64_t now)
     smc_auth_sign_split (s->auth, s->pkt[at], SMC_DATA_HDR_LEN, 0, data + off, len,
                          s->pkt[at] + SMC_DATA_HDR_LEN);
   s->st.data_pkts++;
-  b = smc_geom_block_of (&s->cur_g, s->cur_src);
-  s->cur_src++;
-  if (s->cur_src == s->cur_g.n_src || smc_geom_block_of (&s->cur_g, s->cur_src) != b)
-    block_done_proactive (s, b);
+  b = smc_geom_block_of (g, esi);
+  if (esi + 1 == g->n_src || smc_geom_block_of (g, (uint16_t) (esi + 1)) != b)
+    block_done_proactive (s, chunk, g, b);
+  group_step (s);
   return 1;
 }
 
@@ -752,17 +796,21 @@ send_some (smc_sender *s, uint64_t now)
 
 /* ---------------- feedback ---------------- */
 
+/* 1 when every source symbol of (chunk, block) went out in the first pass */
 static int
 block_sent (smc_sender *s, uint32_t chunk, uint8_t block)
 {
   if (s->state >= SMC_STATE_DRAIN || s->cur_chunk == UINT32_MAX)
     return s->state >= SMC_STATE_DRAIN;
-  if (chunk < s->cur_chunk)
+  if (chunk < s->grp[0])
     return 1;
-  if (chunk > s->cur_chunk || s->cur_src == 0)
-    return 0;
-  return block < smc_geom_block_of (&s->cur_g, (uint16_t) (s->cur_src - 1)) ||
-         s->cur_src == s->cur_g.n_src;
+  for (uint8_t l = 0; l < s->grp_n; l++)
+    if (s->grp[l] == chunk) {
+      const smc_geom *g = &s->grp_g[l];
+      uint16_t last = (uint16_t) (smc_geom_start (g, block) + smc_geom_k (g, block) - 1);
+      return last < s->cur_src || (last == s->cur_src && l < s->cur_lane);
+    }
+  return 0;
 }
 
 /* Every parity index of the block is used (k + j reached 256): resend

@@ -53,6 +53,10 @@ typedef struct {
   const smc_manifest *manifest;
   uint16_t mtu;             /* 1500 default */
   uint8_t max_k;            /* FEC block size, SMC_DEFAULT_K */
+  /* chunks whose first pass is interleaved symbol by symbol (1 to
+   * SMC_MAX_LANES; 0: SMC_DEFAULT_LANES): their receivers finish them
+   * together and hash them in one pass (shoal-mcast-sha.h) */
+  uint8_t lanes;
   uint64_t rate_max_bps;    /* configured cap (wire bits/s), 0: 10 Gbit/s */
   uint64_t rate_start_bps;  /* 0: the cap */
   uint32_t expected;        /* receivers to wait for before sending */

@@ -243,7 +243,7 @@ main (int argc, char **argv)
   printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
           "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
           "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu nack_retries=%llu suppressed=%llu overflow=%u "
-          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu\n",
+          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu hashed_together=%llu hash_s=%.3f write_s=%.3f\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
           (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
           (unsigned long long) st->chunks_external, (unsigned long long) st->pkts,
@@ -255,7 +255,8 @@ main (int argc, char **argv)
           (unsigned long long) st->nacks_suppressed, st->rx_overflow, (unsigned long long) st->wakeups, st->max_pending,
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
-          smc_fec_backend_name (), smc_auth_backend_name (), (unsigned long long) st->backlog_reports);
+          smc_fec_backend_name (), smc_auth_backend_name (), (unsigned long long) st->backlog_reports,
+          (unsigned long long) st->chunks_hashed_together, st->hash_ns / 1e9, st->write_ns / 1e9);
   rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
   smc_receiver_free (the_receiver);
   smc_manifest_free (m);

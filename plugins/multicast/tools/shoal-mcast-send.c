@@ -82,7 +82,7 @@ usage (void)
 {
   fprintf (stderr,
            "usage: shoal-mcast-send --file SRC --group ADDR --port N [--iface IF] [--receivers N]\n"
-           "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--k K]\n"
+           "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--k K] [--lanes 1-4]\n"
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
            "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n"
@@ -101,7 +101,8 @@ main (int argc, char **argv)
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "no-backlog-pacing", 0, 0, 'N' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' }, { 0, 0, 0, 0 } };
+    { "no-backlog-pacing", 0, 0, 'N' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
+    { "lanes", 1, 0, 'l' }, { 0, 0, 0, 0 } };
   smc_sender_config cfg;
   const char *file = NULL, *man_out = NULL, *join_out = NULL, *why;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
@@ -130,6 +131,7 @@ main (int argc, char **argv)
     case 'r': cfg.rate_max_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'R': cfg.rate_start_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'k': cfg.max_k = (uint8_t) atoi (optarg); break;
+    case 'l': cfg.lanes = (uint8_t) atoi (optarg); break;
     case 'P': cfg.proactive_permille = (uint32_t) atoi (optarg); break;
     case 'S': cfg.slow_policy = strcmp (optarg, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT; break;
     case 'L': cfg.max_loss_permille = (uint32_t) atoi (optarg); break;
