@@ -87,6 +87,7 @@ struct smc_receiver {
    * them); chunk c is in group rank[c] / lanes. */
   uint8_t lanes;
   uint32_t *rank;
+  uint32_t *byrank;              /* the chunk of each rank */
   /* the furthest point of the first pass seen: (group, block of the
    * symbol); chunks before cursor_scan were checked for having been
    * skipped entirely */
@@ -94,11 +95,11 @@ struct smc_receiver {
   uint32_t cursor_grp;
   uint8_t cursor_block;
   uint32_t cursor_scan;
-  /* chunks assembled in this receive batch, verified together (their
-   * hashes computed in one pass) when it ends */
+  /* chunks assembled and not yet verified: verified together (their
+   * hashes computed in one pass) once their group is complete (ready_due) */
   vjob *ready;
   uint32_t n_ready, ready_cap;
-  int ready_held;
+  uint64_t ready_since;
   int drained;
   int rx_state;
   int finished;
@@ -414,6 +415,7 @@ smc_receiver_free (smc_receiver *r)
     free (r->ready[i].buf);
   free (r->ready);
   free (r->rank);
+  free (r->byrank);
   while (r->np > 0)
     pend_free (r, r->plist[0]);
   smc_sock_close (&r->sock);
@@ -596,6 +598,32 @@ verify_async (smc_receiver *r, const vjob *jobs, uint32_t n)
   }
 }
 
+/* a chunk whose group is still being assembled waits this long at most for
+ * the others, to be hashed with them */
+#define READY_WAIT_MS 4
+
+/* 1 when the assembled chunks are to be verified now: a group's worth of
+ * them, none of their groups' other chunks still being assembled (one
+ * whose repair comes in the next round, usually within a few ms), or the
+ * first has waited READY_WAIT_MS */
+static int
+ready_due (smc_receiver *r, uint64_t now)
+{
+  uint32_t L = r->lanes ? r->lanes : 1, nz;
+  if (r->n_ready == 0)
+    return 0;
+  if (r->n_ready >= L || now >= r->ready_since + READY_WAIT_MS * MS || r->rank == NULL)
+    return 1;
+  nz = r->rank[r->m->n_chunks];
+  for (uint32_t i = 0; i < r->n_ready; i++) {
+    uint32_t g0 = r->rank[r->ready[i].idx] / L * L;
+    for (uint32_t k = g0; k < g0 + L && k < nz; k++)
+      if (r->cstate[r->byrank[k]] == SMC_CHUNK_PENDING)
+        return 0;
+  }
+  return 1;
+}
+
 /* the chunks assembled since the last call: to the verify thread, or
  * verified and written here */
 static void
@@ -603,7 +631,6 @@ flush_ready (smc_receiver *r)
 {
   uint32_t n = r->n_ready;
   r->n_ready = 0;
-  r->ready_held = 0;
   if (n == 0)
     return;
   if (r->vt_on) {
@@ -681,6 +708,8 @@ finish_chunk (smc_receiver *r, pend *p)
   uint32_t idx = p->idx;
   if (r->n_ready == r->ready_cap)
     flush_ready (r);
+  if (r->n_ready == 0)
+    r->ready_since = smc_now_ns ();
   r->ready[r->n_ready++] = (vjob) { .idx = idx, .buf = p->buf, .len = p->g.len };
   p->buf = NULL;
   pend_free (r, p);
@@ -879,11 +908,18 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
   }
   if (!r->have_ann) {
     uint32_t nz = 0;
-    if ((r->rank = malloc (((size_t) r->m->n_chunks + 1) * sizeof *r->rank)) == NULL)
+    r->rank = malloc (((size_t) r->m->n_chunks + 1) * sizeof *r->rank);
+    r->byrank = malloc (((size_t) r->m->n_chunks + 1) * sizeof *r->byrank);
+    if (r->rank == NULL || r->byrank == NULL) {
+      free (r->rank);
+      free (r->byrank);
+      r->rank = r->byrank = NULL;
       return;
+    }
     for (uint32_t i = 0; i < r->m->n_chunks; i++) {
       r->rank[i] = nz;
-      nz += !(r->m->flags[i] & SMC_CHUNK_ZERO);
+      if (!(r->m->flags[i] & SMC_CHUNK_ZERO))
+        r->byrank[nz++] = i;
     }
     r->rank[r->m->n_chunks] = nz;
     r->lanes = a.lanes;
@@ -1227,14 +1263,13 @@ smc_receiver_run (smc_receiver *r)
     }
     if (n > 0 && r->st.first_pkt_ns == 0)
       r->st.first_pkt_ns = now;
-    /* a chunk alone waits one more batch for its group's next chunk */
-    if (r->n_ready >= 2 || n < SMC_BATCH || r->ready_held)
+    if (ready_due (r, now))
       flush_ready (r);
-    else
-      r->ready_held = r->n_ready > 0;
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now, n < SMC_BATCH);
+    if (r->n_ready > 0 && r->ready_since + READY_WAIT_MS * MS < next)
+      next = r->ready_since + READY_WAIT_MS * MS;
     if (n < SMC_BATCH && !r->finished) {
       /* the socket, and the verify thread's results */
       struct pollfd pf[2] = { { .fd = r->sock.fd, .events = POLLIN }, { .fd = r->vfd, .events = POLLIN } };
