@@ -698,10 +698,9 @@ pend_alloc (smc_receiver *r, uint32_t idx)
   return p;
 }
 
-/* an assembled chunk waits for the end of the receive batch, where it is
- * verified with the others assembled in it (an interleaved group's chunks
- * finish together); the buffer goes with it, the window slot is free at
- * once */
+/* an assembled chunk joins the ready list, to be verified with the rest
+ * of its group (ready_due); the buffer goes with it, the window slot is
+ * free at once */
 static void
 finish_chunk (smc_receiver *r, pend *p)
 {

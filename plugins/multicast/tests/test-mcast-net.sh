@@ -34,13 +34,16 @@ ref=$(sha256sum < "$W/src" | cut -c1-64)
 nrecv=$N; rate=300; extra=()
 # loss4 and killed read the source on the sender's read-ahead thread (the
 # file has all-zero chunks, which that thread skips); loss4 also checks each
-# chunk's SHA-256 as it reads it, as shoald's image store does
+# chunk's SHA-256 as it reads it, as shoald's image store does. The first
+# pass interleaves 2 chunks by default: loss4 interleaves 3 (its 22 chunks
+# that are not all-zero end in a group of one, with the short last chunk),
+# killed 4, the first session of two none (its second the default).
 case "$CASE" in
-  loss4) extra=(--verify-read --read-ahead 3) ;;
+  loss4) extra=(--verify-read --read-ahead 3 --lanes 3) ;;
   forged) nrecv=2 ;;
   late) nrecv=3; rate=100 ;;
-  two) nrecv=2 ;;
-  killed) rate=100; extra=(--read-ahead 2) ;;
+  two) nrecv=2; extra=(--lanes 1) ;;
+  killed) rate=100; extra=(--read-ahead 2 --lanes 4) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
   backlog) nrecv=2; rate=2000 ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
