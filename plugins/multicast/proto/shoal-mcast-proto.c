@@ -121,7 +121,8 @@ smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announ
   put32 (p + 52, a->position);
   put32 (p + 56, a->rate_kbps);
   p[60] = a->lanes;
-  memset (p + 61, 0, 3);
+  p[61] = 0;
+  put16 (p + 62, a->receivers);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
 }
@@ -142,6 +143,7 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   a->position = get32 (p + 52);
   a->rate_kbps = get32 (p + 56);
   a->lanes = p[60] ? p[60] : 1;
+  a->receivers = get16 (p + 62);
   /* semantic checks: the geometry must be usable */
   if (a->chunk_size == 0 || a->symbol_size < 64 || a->max_k == 0 || a->max_k > SMC_MAX_K ||
       a->state > SMC_STATE_END || a->lanes > SMC_MAX_LANES)

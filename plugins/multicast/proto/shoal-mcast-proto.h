@@ -86,6 +86,7 @@ typedef struct {
   uint32_t position;     /* last chunk of the group being sent (or n_chunks when drained) */
   uint32_t rate_kbps;
   uint8_t lanes;         /* chunks interleaved in the first pass (1..SMC_MAX_LANES) */
+  uint16_t receivers;    /* receivers in the session, as far as the sender knows (0: not said) */
 } smc_announce;
 
 typedef struct {

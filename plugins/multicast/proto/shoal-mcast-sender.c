@@ -539,6 +539,10 @@ send_announce (smc_sender *s)
   a.symbol_size = s->S;
   a.max_k = s->cfg.max_k;
   a.lanes = s->lanes;
+  {
+    size_t n = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+    a.receivers = (uint16_t) (n > UINT16_MAX ? UINT16_MAX : n);
+  }
   a.state = (uint8_t) s->state;
   a.position = s->state >= SMC_STATE_DRAIN ? s->m->n_chunks
              : (s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk);
