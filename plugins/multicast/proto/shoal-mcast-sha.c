@@ -141,7 +141,8 @@ finish (state *st, const uint8_t *tail, size_t tlen, uint64_t total, uint8_t out
   }
 }
 
-/* W messages: their common whole blocks together, the rest of each alone */
+/* W (2 or 4) messages: their common whole blocks together, the rest of
+ * each alone */
 static void
 hash_lanes (int W, const uint8_t *const *data, const size_t *len, uint8_t (*out)[32])
 {
@@ -156,10 +157,8 @@ hash_lanes (int W, const uint8_t *const *data, const size_t *len, uint8_t (*out)
   }
   if (W == 4)
     compress4 (st, p, common);
-  else if (W == 2)
-    compress2 (st, p, common);
   else
-    compress1 (st, p, common);
+    compress2 (st, p, common);
   for (int w = 0; w < W; w++) {
     size_t rest = len[w] / 64 - common;
     compress1 (&st[w], &p[w], rest);
@@ -184,8 +183,9 @@ smc_sha256_multi (size_t n, const uint8_t *const *data, const size_t *len, uint8
     hash_lanes (4, data + i, len + i, out + i);
   for (; n - i >= 2; i += 2)
     hash_lanes (2, data + i, len + i, out + i);
+  /* one message alone: OpenSSL's code is 5 % faster than this one's */
   if (i < n)
-    hash_lanes (1, data + i, len + i, out + i);
+    smc_sha256_multi_openssl (n - i, data + i, len + i, out + i);
 }
 
 #else

@@ -5,8 +5,8 @@
  * of the unit idle; two or four independent messages hashed in one pass
  * fill it (here, 1 MiB messages in cache: 0.48 ns per byte for one, 0.32
  * for two, 0.28 for four). A receiver verifying the chunks of an
- * interleaved pair hashes them together. Without SHA-NI (or off x86-64)
- * each message goes through OpenSSL. */
+ * interleaved pair hashes them together. A message alone, and every
+ * message without SHA-NI (or off x86-64), goes through OpenSSL. */
 #pragma once
 
 #include <stddef.h>
