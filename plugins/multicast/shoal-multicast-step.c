@@ -21,7 +21,9 @@
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
- * (chunks read and verified ahead of the sending thread, 0-64, default 4).
+ * (chunks read and verified ahead of the sending thread, 0-64, default 4),
+ * "interleave" (chunks whose first pass is interleaved, so that receivers
+ * hash them together: 1-4, default 2).
  * Config [multicast]: interface, rate-mbit, mtu (defaults for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
  */
@@ -535,6 +537,7 @@ setup_session (Run               *run,
   gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
   gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
+  gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
   const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
   smc_sender_config *c = &run->cfg;
@@ -574,6 +577,14 @@ setup_session (Run               *run,
   /* the image store checks every chunk's SHA-256 as it reads it: off the
    * sending thread, so pacing does not stall on it */
   c->read_ahead = (uint32_t) read_ahead;
+  if (interleave < 1 || interleave > SMC_MAX_LANES)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("interleave must be between 1 and %d chunks, not %lld"), SMC_MAX_LANES,
+                   (long long) interleave);
+      return FALSE;
+    }
+  c->lanes = (uint8_t) interleave;
   if (g_strcmp0 (policy, "wait") != 0 && g_strcmp0 (policy, "evict") != 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

@@ -180,6 +180,8 @@ test_step_bad_options (void)
   static const struct { const gchar *json; const gchar *needle; } cases[] = {
     { "{\"image-path\": \"/nonexistent\", \"read-ahead\": 65}", "read-ahead" },
     { "{\"image-path\": \"/nonexistent\", \"read-ahead\": -1}", "read-ahead" },
+    { "{\"image-path\": \"/nonexistent\", \"interleave\": 0}", "interleave" },
+    { "{\"image-path\": \"/nonexistent\", \"interleave\": 5}", "interleave" },
     { "{\"image-path\": \"/nonexistent\", \"slow-policy\": \"sometimes\"}", "slow-policy" },
   };
 
