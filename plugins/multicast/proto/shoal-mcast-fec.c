@@ -262,9 +262,10 @@ region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
       ec_encode_data ((int) len, k, rows, tbl, (unsigned char **) in, (unsigned char **) out);
       free (tbl);
 #if defined(__x86_64__) && defined(__GNUC__)
-      /* ISA-L's AVX code returns with the upper halves of the vector
+      /* ISA-L's AVX code (it picks it when the CPU has AVX, which
+       * VZEROUPPER needs too) returns with the upper halves of the vector
        * registers dirty; legacy-SSE code after it (the chunk hashes) would
-       * run 2.6 times slower. ISA-L picked AVX code, so AVX is there. */
+       * run 2.6 times slower */
       if (__builtin_cpu_supports ("avx"))
         __asm__ volatile ("vzeroupper" ::: "memory");
 #endif
