@@ -84,6 +84,13 @@ loss4|slow)
     # the ~20 % that resending each receiver's losses would cost
     d=$(field "$W/send.out" data_pkts); p=$(field "$W/send.out" parity_pkts)
     echo "repair: $p parity packets for $d data packets, $(field "$W/send.out" nacks) NACKs"
+    # every chunk came by multicast and matched its manifest hash at once
+    # (the chunk hashes are computed two at a time: a wrong one would send
+    # the chunk to unicast and still give a bit-exact output)
+    for i in $(seq 1 $N); do
+      [ "$(field "$W/recv.r$i.out" hash_fail)" = 0 ] || fail "r$i: a chunk failed its hash"
+      [ "$(field "$W/recv.r$i.out" unicast_chunks)" = 0 ] || fail "r$i fetched chunks by unicast"
+    done
     [ $((p * 100)) -le $((d * 10)) ] || fail "repair took $p parity packets for $d data packets (> 10 %)"
   else
     grep -q 'node 101 .*outcome=evicted' "$W/send.out" || fail "the slow receiver was not evicted"
