@@ -630,13 +630,21 @@ smc_manifest_from_fd (int fd, uint32_t chunk_size)
 }
 
 int
+smc_manifest_check_hash (const smc_manifest *m, uint32_t idx, size_t len, const uint8_t hash[SMC_HASH_LEN])
+{
+  if (idx >= m->n_chunks || len != smc_manifest_chunk_len (m, idx))
+    return -1;
+  return memcmp (hash, m->hashes[idx], SMC_HASH_LEN) == 0 ? 0 : -1;
+}
+
+int
 smc_manifest_verify_chunk (const smc_manifest *m, uint32_t idx, const uint8_t *data, size_t len)
 {
   uint8_t h[SMC_HASH_LEN];
   if (idx >= m->n_chunks || len != smc_manifest_chunk_len (m, idx))
     return -1;
   smc_sha256 (data, len, h);
-  return memcmp (h, m->hashes[idx], SMC_HASH_LEN) == 0 ? 0 : -1;
+  return smc_manifest_check_hash (m, idx, len, h);
 }
 
 /* ---------------- hex / join ---------------- */

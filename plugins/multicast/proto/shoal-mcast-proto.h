@@ -218,6 +218,9 @@ void smc_manifest_compute_id (smc_manifest *m);
 /* builds the manifest of a file (reads it in chunk_size pieces) */
 smc_manifest *smc_manifest_from_fd (int fd, uint32_t chunk_size);
 int smc_manifest_verify_chunk (const smc_manifest *m, uint32_t idx, const uint8_t *data, size_t len);
+/* 0 when a chunk of len bytes whose SHA-256 is hash is chunk idx (the
+ * hash computed elsewhere, several chunks at once: shoal-mcast-sha.h) */
+int smc_manifest_check_hash (const smc_manifest *m, uint32_t idx, size_t len, const uint8_t hash[SMC_HASH_LEN]);
 
 void smc_sha256 (const uint8_t *data, size_t len, uint8_t out[SMC_HASH_LEN]);
 void smc_hex (const uint8_t *in, size_t len, char *out);       /* out: 2*len+1 */

@@ -175,15 +175,24 @@ smc_receiver_config_init (smc_receiver_config *c)
 
 /* ---------------- the verify thread ---------------- */
 
-/* verifies chunk idx against the manifest and hands it to write_chunk:
- * 0 written, -1 hash mismatch, -2 write_chunk failed. Reads only the
- * manifest and the configuration: the verify thread runs it too. */
+/* checks chunk idx, whose SHA-256 is hash, against the manifest and hands
+ * it to write_chunk: 0 written, -1 hash mismatch, -2 write_chunk failed.
+ * Reads only the manifest and the configuration: the verify thread runs
+ * it too. */
+static int
+check_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len, const uint8_t hash[SMC_HASH_LEN])
+{
+  if (smc_manifest_check_hash (r->m, idx, len, hash) != 0)
+    return -1;
+  return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
+}
+
 static int
 verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
 {
-  if (smc_manifest_verify_chunk (r->m, idx, data, len) != 0)
-    return -1;
-  return r->cfg.write_chunk (r->cfg.user, idx, data, len) != 0 ? -2 : 0;
+  uint8_t h[SMC_HASH_LEN];
+  smc_sha256 (data, len, h);
+  return check_write (r, idx, data, len, h);
 }
 
 /* verify_write of n jobs (rc set), their hashes computed together */
@@ -205,16 +214,12 @@ verify_write_jobs (smc_receiver *r, vjob *j, uint32_t n)
     smc_sha256_multi (w, data, len, h);
     t1 = smc_now_ns ();
     for (uint32_t i = 0; i < w; i++) {
+      uint64_t t2;
       j[i].hash_ns = (uint32_t) ((t1 - t0) / w);
-      j[i].write_ns = 0;
-      if (j[i].idx >= r->m->n_chunks || j[i].len != smc_manifest_chunk_len (r->m, j[i].idx) ||
-          memcmp (h[i], r->m->hashes[j[i].idx], SMC_HASH_LEN) != 0) {
-        j[i].rc = -1;
-      } else {
-        j[i].rc = r->cfg.write_chunk (r->cfg.user, j[i].idx, j[i].buf, j[i].len) != 0 ? -2 : 0;
-        j[i].write_ns = (uint32_t) (smc_now_ns () - t1);
-      }
-      t1 = smc_now_ns ();
+      j[i].rc = check_write (r, j[i].idx, j[i].buf, j[i].len, h[i]);
+      t2 = smc_now_ns ();
+      j[i].write_ns = (uint32_t) (t2 - t1);
+      t1 = t2;
     }
     j += w;
     n -= w;
@@ -932,14 +937,15 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);
     if (a.state >= SMC_STATE_SENDING) {
       /* late joiner: what was already sent comes by unicast */
-      uint32_t upto = a.state >= SMC_STATE_DRAIN ? r->m->n_chunks : a.position + 1;
-      for (uint32_t i = 0; i < upto && i < r->m->n_chunks; i++)
+      uint32_t upto = a.state >= SMC_STATE_DRAIN || a.position >= r->m->n_chunks ? r->m->n_chunks
+                                                                                  : a.position + 1;
+      for (uint32_t i = 0; i < upto; i++)
         if (r->cstate[i] == SMC_CHUNK_NEEDED)
           settle (r, i, SMC_CHUNK_EXTERNAL);
       r->cursor_valid = 1;
-      r->cursor_grp = r->rank[upto < r->m->n_chunks ? upto : r->m->n_chunks] / r->lanes;
+      r->cursor_grp = r->rank[upto] / r->lanes;
       r->cursor_block = 0;
-      r->cursor_scan = upto < r->m->n_chunks ? upto : r->m->n_chunks;
+      r->cursor_scan = upto;
     }
   }
   r->ann.state = a.state;
@@ -1212,9 +1218,9 @@ nack_defer_max (const smc_receiver *r)
   return (n == 0 || n > 20 ? 20 : n) * MS;
 }
 
-/* queue_empty: the last receive took what the socket held. NACKs wait
- * until it did (20 ms at most): the packets still queued may hold the
- * repair, or another receiver's NACK that makes this one unnecessary. */
+/* queue_empty: the last receive took what the socket held. Due NACKs wait
+ * until it did (nack_defer_max at most): the packets still queued may hold
+ * the repair, or another receiver's NACK that makes this one unnecessary. */
 static uint64_t
 timers (smc_receiver *r, uint64_t now, int queue_empty)
 {
