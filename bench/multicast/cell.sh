@@ -43,7 +43,9 @@ run_shoal() {
   T1=$(date +%s.%N)
   wait
   local r; r=$(grep RESULT "$W/send.out")
-  notes="rc=$RC $(echo "$r" | grep -o 'parity_pkts=[0-9]*') $(echo "$r" | grep -o 'nacks=[0-9]*') $(echo "$r" | grep -o 'setup_s=[0-9.]*') unicast=$(cat "$W"/recv.* | grep -o 'unicast_chunks=[0-9]*' | cut -d= -f2 | paste -sd+ | bc) nack_entries=$(cat "$W"/recv.* | grep -o ' nack_entries=[0-9]*' | cut -d= -f2 | paste -sd+ | bc) retry_entries=$(cat "$W"/recv.* | grep -o 'nack_retries=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)"
+  # a field of the receivers' RESULT lines, summed over them
+  rsum() { cat "$W"/recv.* | grep -o " $1=[0-9]*" | cut -d= -f2 | paste -sd+ | bc; }
+  notes="rc=$RC $(echo "$r" | grep -o 'parity_pkts=[0-9]*') $(echo "$r" | grep -o 'nacks=[0-9]*') $(echo "$r" | grep -o 'setup_s=[0-9.]*') unicast=$(rsum unicast_chunks) nack_entries=$(rsum nack_entries) retry_entries=$(rsum nack_retries)"
 }
 
 run_udpcast() {
