@@ -380,11 +380,13 @@ static void
 writer_fail (ShoalStore   *self,
              const GError *error)
 {
+  /* logged before it is published: a flush that sees the failure returns
+   * at once, and its caller may look for the warning */
+  g_warning ("store: %s", error->message);
   g_mutex_lock (&self->mutex);
   if (self->fatal == NULL)
     self->fatal = g_error_copy (error);
   g_mutex_unlock (&self->mutex);
-  g_warning ("store: %s", error->message);
 }
 
 /* A popped row can no longer be replaced by a newer one */
