@@ -117,6 +117,14 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
   smc_receiver *r;
   bool ok;
 
+  /* a disk image file too small for the image fails now, not mid-session */
+  if (m != NULL && smc_manifest_preallocate (m, fd) < 0)
+    {
+      snprintf (err, errlen, "cannot allocate %llu bytes for the image: %s",
+                (unsigned long long) sm->size, strerror (errno));
+      smc_manifest_free (m);
+      return false;
+    }
   smc_receiver_config_init (&cfg);
   cfg.join = *join;
   cfg.manifest = m;

@@ -30,22 +30,28 @@ inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 cputime() { awk '{print $1}' "$1" 2>/dev/null; }
 notes=""
 
+# Like the other tools, the receivers are up and waiting when the clock
+# starts (the session's join string comes from a prepare step, as shoald
+# hands it to the agents before it starts the sender); the clock runs from
+# the sender's start to its exit.
 run_shoal() {
-  shoal_send "${P}s" "$W" "$TO" "$N" --mtu "$MTU" "${EXTRA[@]}"
-  local spid=$!
-  shoal_wait_join "$W"
+  local spid
+  shoal_prepare "${P}s" "$W" "$N" --mtu "$MTU" "${EXTRA[@]}" || { RC=2; T0=0; T1=0; notes="prepare failed"; return; }
   for i in $(hosts); do
     # shellcheck disable=SC2086 # RCV_ARGS: several words
     shoal_recv "${P}r$i" "$W" "$TO" "$i" "$W/recv.$i" "$W/cpu.$i" ${RCV_ARGS:-}
   done
+  shoal_wait_ready "$W" "$N" || notes="receivers not ready;"
   T0=$(date +%s.%N)
+  shoal_send "${P}s" "$W" "$TO" "$N" --mtu "$MTU" "${EXTRA[@]}" --manifest "$W/manifest" --join "$W/join"
+  spid=$!
   wait $spid; RC=$?
   T1=$(date +%s.%N)
   wait
   local r; r=$(grep RESULT "$W/send.out")
   # a field of the receivers' RESULT lines, summed over them
   rsum() { cat "$W"/recv.* | grep -o " $1=[0-9]*" | cut -d= -f2 | paste -sd+ | bc; }
-  notes="rc=$RC $(echo "$r" | grep -o 'parity_pkts=[0-9]*') $(echo "$r" | grep -o 'nacks=[0-9]*') $(echo "$r" | grep -o 'setup_s=[0-9.]*') unicast=$(rsum unicast_chunks) nack_entries=$(rsum nack_entries) retry_entries=$(rsum nack_retries)"
+  notes="${notes}rc=$RC $(echo "$r" | grep -o 'parity_pkts=[0-9]*') $(echo "$r" | grep -o 'nacks=[0-9]*') $(echo "$r" | grep -o 'setup_s=[0-9.]*') unicast=$(rsum unicast_chunks) nack_entries=$(rsum nack_entries) retry_entries=$(rsum nack_retries)"
 }
 
 run_udpcast() {

@@ -15,6 +15,31 @@ shoal_send() {
     > "$w/send.out" 2> "$w/send.err" &
 }
 
+# shoal_prepare NETNS WORKDIR N [sender args...]
+# Computes the manifest and the session's join string (WORKDIR/{manifest,join})
+# and exits, as shoald does before it tells the agents to join; the
+# receivers can then wait for the sender, and shoal_send with
+# --manifest WORKDIR/manifest --join WORKDIR/join starts it without hashing.
+shoal_prepare() {
+  local ns=$1 w=$2 n=$3; shift 3
+  ip netns exec "$ns" "$BUILD/plugins/multicast/shoal-mcast-send" --file "$SRC" --group 239.77.3.1 \
+    --port 6100 --iface eth0 --receivers "$n" --manifest-out "$w/manifest" --join-out "$w/join" \
+    --prepare "$@" > "$w/prepare.out" 2>&1
+}
+
+# shoal_wait_ready WORKDIR N: until receivers 1..N have printed "ready"
+# (group joined, output allocated) in WORKDIR/recv.I (30 s at most)
+shoal_wait_ready() {
+  local _ i left
+  for _ in $(seq 1 1500); do
+    left=0
+    for i in $(seq 1 "$2"); do grep -qs '^ready' "$1/recv.$i" || left=1; done
+    [ $left = 0 ] && return 0
+    sleep 0.02
+  done
+  return 1
+}
+
 # shoal_wait_join WORKDIR: until the sender has written the join string (10 s at most)
 shoal_wait_join() {
   local _

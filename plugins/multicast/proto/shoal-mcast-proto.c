@@ -3,10 +3,13 @@
 #include "shoal-mcast-proto.h"
 #include "shoal-mcast-gmac.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -627,6 +630,37 @@ smc_manifest_from_fd (int fd, uint32_t chunk_size)
   free (buf);
   smc_manifest_compute_id (m);
   return m;
+}
+
+int
+smc_manifest_preallocate (const smc_manifest *m, int fd)
+{
+  struct stat sb;
+  uint32_t i = 0;
+  if (fstat (fd, &sb) < 0)
+    return -1;
+  if (!S_ISREG (sb.st_mode))
+    return 0;
+  while (i < m->n_chunks) {
+    uint32_t end;
+    off_t off, len;
+    if (m->flags[i] & SMC_CHUNK_ZERO) {
+      i++;
+      continue;
+    }
+    for (end = i + 1; end < m->n_chunks && !(m->flags[end] & SMC_CHUNK_ZERO); end++)
+      ;
+    off = (off_t) i * m->chunk_size;
+    len = (off_t) ((uint64_t) (end - 1) * m->chunk_size + smc_manifest_chunk_len (m, end - 1)) - off;
+    if (fallocate (fd, 0, off, len) < 0) {
+      /* a file system without fallocate allocates as the chunks come */
+      if (errno == EOPNOTSUPP || errno == ENOSYS)
+        return 0;
+      return -1;
+    }
+    i = end;
+  }
+  return 0;
 }
 
 int

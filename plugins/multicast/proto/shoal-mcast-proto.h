@@ -217,6 +217,12 @@ smc_manifest *smc_manifest_parse (const uint8_t *buf, size_t len);
 void smc_manifest_compute_id (smc_manifest *m);
 /* builds the manifest of a file (reads it in chunk_size pieces) */
 smc_manifest *smc_manifest_from_fd (int fd, uint32_t chunk_size);
+/* Reserves the space of every chunk that is not all-zero when fd is a
+ * regular file (nothing for a block device, nor on a file system without
+ * fallocate): a disk too small fails here, before the session, and the
+ * file system allocates while the receiver waits rather than while it
+ * receives. 0, or -1 with errno (ENOSPC...). */
+int smc_manifest_preallocate (const smc_manifest *m, int fd);
 int smc_manifest_verify_chunk (const smc_manifest *m, uint32_t idx, const uint8_t *data, size_t len);
 /* 0 when a chunk of len bytes whose SHA-256 is hash is chunk idx (the
  * hash computed elsewhere, several chunks at once: shoal-mcast-sha.h) */

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of the multicast wire format, FEC, manifest binding and join string */
+#include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-gmac.h"
@@ -489,6 +495,70 @@ test_receiver_window (void)
   g_assert_cmpuint (smc_receiver_default_window (0), ==, 64);
 }
 
+/* The receiver reserves the image's space before the session: the chunks
+ * that are not all-zero, and nothing else; what a file already holds
+ * stays; a file that cannot grow fails with errno; a pipe is left alone */
+static void
+test_manifest_preallocate (void)
+{
+  const uint32_t cs = 1u << 20;
+  smc_manifest *m = smc_manifest_new (7 * (uint64_t) cs + cs / 2, cs);
+  g_autofree uint8_t *chunk = g_malloc (cs), *back = g_malloc (cs);
+  g_autofree char *path = NULL;
+  struct rlimit old, lim;
+  struct stat sb;
+  int fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, NULL), pipefd[2];
+  memset (chunk, 0x5a, cs);
+  g_assert_cmpint (fd, >=, 0);
+  /* chunks 2-5 all-zero: a 4 MiB hole; 0, 1, 6 and the short 7 are data */
+  for (uint32_t i = 0; i < m->n_chunks; i++)
+    if (i < 2 || i > 5)
+      memcpy (m->hashes[i], chunk, SMC_HASH_LEN);
+    else
+      m->flags[i] = SMC_CHUNK_ZERO;
+  g_assert_cmpint (ftruncate (fd, (off_t) m->image_size), ==, 0);
+  g_assert_cmpint (pwrite (fd, chunk, cs, 0), ==, (ssize_t) cs);
+  g_assert_cmpint (smc_manifest_preallocate (m, fd), ==, 0);
+  g_assert_cmpint (fstat (fd, &sb), ==, 0);
+  g_assert_cmpint (sb.st_size, ==, (off_t) m->image_size);
+  if (sb.st_blocks * 512 > (blkcnt_t) cs) {
+    /* the file system has fallocate: 3.5 MiB reserved, the hole kept */
+    g_assert_cmpint (sb.st_blocks * 512, >=, (blkcnt_t) (3 * cs + cs / 2));
+    g_assert_cmpint (sb.st_blocks * 512, <, (blkcnt_t) (5 * cs));
+  } else {
+    g_test_message ("%s: no fallocate here, only the data checks ran", path);
+  }
+  g_assert_cmpint (pread (fd, back, cs, 0), ==, (ssize_t) cs);
+  g_assert_cmpmem (back, cs, chunk, cs);
+  g_assert_cmpint (pread (fd, back, cs, 6 * (off_t) cs), ==, (ssize_t) cs);
+  g_assert_cmpuint (back[0] | back[cs - 1], ==, 0);
+  close (fd);
+  unlink (path);
+
+  /* a file that may not grow past 2 MiB: the error, before any session */
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  lim = old;
+  lim.rlim_cur = 2 * cs;
+  signal (SIGXFSZ, SIG_IGN);
+  g_clear_pointer (&path, g_free);
+  fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &lim), ==, 0);
+  errno = 0;
+  g_assert_cmpint (smc_manifest_preallocate (m, fd), ==, -1);
+  g_assert_cmpint (errno, ==, EFBIG);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  signal (SIGXFSZ, SIG_DFL);
+  close (fd);
+  unlink (path);
+
+  g_assert_cmpint (pipe (pipefd), ==, 0);
+  g_assert_cmpint (smc_manifest_preallocate (m, pipefd[1]), ==, 0);
+  close (pipefd[0]);
+  close (pipefd[1]);
+  smc_manifest_free (m);
+}
+
 static void
 test_manifest_binding (void)
 {
@@ -564,6 +634,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/fec/roundtrip", test_fec);
   g_test_add_func ("/shoal/multicast/fec/backends-agree", test_fec_backends_agree);
   g_test_add_func ("/shoal/multicast/manifest/binding", test_manifest_binding);
+  g_test_add_func ("/shoal/multicast/manifest/preallocate", test_manifest_preallocate);
   g_test_add_func ("/shoal/multicast/join/roundtrip", test_join);
   g_test_add_func ("/shoal/multicast/receiver/window", test_receiver_window);
   return g_test_run ();

@@ -131,14 +131,15 @@ main (int argc, char **argv)
     { "idle-timeout", 1, 0, 't' }, { "verbose", 0, 0, 'v' }, { "manifest-from", 1, 0, 'F' },
     { "chunk-size", 1, 0, 'c' }, { "coalesce-us", 1, 0, 'C' }, { "verify-thread", 0, 0, 'V' },
     { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "rcvbuf", 1, 0, 'B' }, { "write-delay-us", 1, 0, 'D' }, { "write-stall-ms", 1, 0, 'S' }, { 0, 0, 0, 0 } };
+    { "rcvbuf", 1, 0, 'B' }, { "write-delay-us", 1, 0, 'D' }, { "write-stall-ms", 1, 0, 'S' },
+    { "no-preallocate", 0, 0, 'P' }, { 0, 0, 0, 0 } };
   smc_receiver_config cfg;
   const char *join = NULL, *join_file = NULL, *man_path = NULL, *out = NULL, *iface = NULL, *uni = NULL;
   const char *man_from = NULL, *why;
   char *join_buf = NULL;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   uint32_t node = 0, resumed = 0, unicast = 0;
-  int opt, rc, do_resume = 0;
+  int opt, rc, do_resume = 0, preallocate = 1;
   uint8_t *mbuf;
   size_t mlen = 0;
   smc_manifest *m;
@@ -159,6 +160,7 @@ main (int argc, char **argv)
     case 'n': node = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'u': uni = optarg; break;
     case 'R': do_resume = 1; break;
+    case 'P': preallocate = 0; break;
     case 'w': cfg.window_chunks = (uint32_t) atoi (optarg); break;
     case 't': cfg.idle_timeout_ms = (uint32_t) atoi (optarg); break;
     case 'v': cfg.verbose = 1; break;
@@ -191,6 +193,7 @@ main (int argc, char **argv)
   if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
                      "[--chunk-size B] [--iface IF] [--node N] [--unicast-file SRC] [--resume] [--window N] [--coalesce-us US] [--verify-thread]\n"
+                     "  [--no-preallocate (the output's space is allocated as the chunks come)]\n"
                      "  [--rcvbuf BYTES] [--write-delay-us US (after each chunk: a slow disk)]\n"
                      "  [--write-stall-ms MS (the fourth chunk's write: a disk stall)]\n"
                      "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl]\n");
@@ -217,7 +220,8 @@ main (int argc, char **argv)
   }
   snk.fd = open (out, O_RDWR | O_CREAT, 0644);
   snk.chunk_size = m->chunk_size;
-  if (snk.fd < 0 || ftruncate (snk.fd, (off_t) m->image_size) < 0) {
+  if (snk.fd < 0 || ftruncate (snk.fd, (off_t) m->image_size) < 0 ||
+      (preallocate && smc_manifest_preallocate (m, snk.fd) < 0)) {
     perror (out);
     return 2;
   }
@@ -233,6 +237,9 @@ main (int argc, char **argv)
   signal (SIGTERM, on_signal);
   if (do_resume)
     resumed = resume (the_receiver, m, snk.fd);
+  /* the group is joined: what the sender sends from now on is queued */
+  printf ("ready\n");
+  fflush (stdout);
   rc = smc_receiver_run (the_receiver);
   st = smc_receiver_get_stats (the_receiver);
   if (uni != NULL)

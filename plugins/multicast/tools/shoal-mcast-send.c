@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,25 +26,17 @@ on_signal (int sig)
 }
 
 typedef struct {
-  const uint8_t *map;
   uint64_t size;
   uint32_t chunk_size;
   int fd;
   const smc_manifest *m;
 } source;
 
+/* (pread, not a mapping of the file: populating the page tables of a
+ * 128 MiB mapping took 20 ms before the first packet, and unmapping it
+ * more at exit) */
 static int
 read_chunk (void *user, uint32_t idx, uint8_t *buf, size_t len)
-{
-  source *s = user;
-  memcpy (buf, s->map + (uint64_t) idx * s->chunk_size, len);
-  return 0;
-}
-
-/* --verify-read: what shoald's image store does for every chunk it sends:
- * read it (pread) and check it against its SHA-256 in the manifest */
-static int
-read_chunk_verified (void *user, uint32_t idx, uint8_t *buf, size_t len)
 {
   source *s = user;
   size_t done = 0;
@@ -55,6 +46,17 @@ read_chunk_verified (void *user, uint32_t idx, uint8_t *buf, size_t len)
       return -1;
     done += (size_t) n;
   }
+  return 0;
+}
+
+/* --verify-read: what shoald's image store does for every chunk it sends:
+ * read it and check it against its SHA-256 in the manifest */
+static int
+read_chunk_verified (void *user, uint32_t idx, uint8_t *buf, size_t len)
+{
+  source *s = user;
+  if (read_chunk (user, idx, buf, len) < 0)
+    return -1;
   return smc_manifest_verify_chunk (s->m, idx, buf, len) == 0 ? 0 : -1;
 }
 
@@ -77,6 +79,45 @@ write_file (const char *path, const void *data, size_t len)
   return rename (tmp, path);
 }
 
+static char *
+read_text (const char *path, size_t max, size_t *len)
+{
+  FILE *f = fopen (path, "rb");
+  char *buf = malloc (max + 1);
+  size_t n = f != NULL && buf != NULL ? fread (buf, 1, max + 1, f) : 0;
+  if (f != NULL)
+    fclose (f);
+  if (buf == NULL || n == 0 || n > max) {
+    free (buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* --manifest F --join J: the session written by an earlier --prepare (the
+ * manifest as an image store keeps it, the join string the receivers were
+ * given); the manifest must be the one the join string names */
+static smc_manifest *
+load_prepared (const char *man_path, const char *join_path, smc_join *j)
+{
+  size_t mlen = 0, jlen = 0;
+  char *mbuf = read_text (man_path, 64u << 20, &mlen), *jbuf = read_text (join_path, 4096, &jlen);
+  smc_manifest *m = mbuf != NULL ? smc_manifest_parse ((const uint8_t *) mbuf, mlen) : NULL;
+  if (jbuf != NULL)
+    jbuf[strcspn (jbuf, "\r\n")] = '\0';
+  if (m != NULL && (jbuf == NULL || smc_join_parse (jbuf, j) < 0 ||
+                    memcmp (j->manifest_hash, m->id, SMC_HASH_LEN) != 0)) {
+    fprintf (stderr, "%s does not name the session of %s\n", join_path, man_path);
+    smc_manifest_free (m);
+    m = NULL;
+  }
+  free (mbuf);
+  free (jbuf);
+  return m;
+}
+
 static void
 usage (void)
 {
@@ -85,8 +126,9 @@ usage (void)
            "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--k K] [--lanes 1-4]\n"
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
-           "  [--manifest-out FILE] [--join-out FILE] [--verbose]\n"
-           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS]\n"
+           "  [--manifest-out FILE] [--join-out FILE] [--prepare (write them and exit)]\n"
+           "  [--manifest FILE --join FILE (a prepared session: no hashing at start)] [--verbose]\n"
+           "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS (4)]\n"
            "  [--no-backlog-pacing]\n");
 }
 
@@ -102,11 +144,13 @@ main (int argc, char **argv)
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
     { "no-backlog-pacing", 0, 0, 'N' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
-    { "lanes", 1, 0, 'l' }, { 0, 0, 0, 0 } };
+    { "lanes", 1, 0, 'l' }, { "prepare", 0, 0, 'Q' }, { "manifest", 1, 0, 'I' }, { "join", 1, 0, 'j' },
+    { 0, 0, 0, 0 } };
   smc_sender_config cfg;
-  const char *file = NULL, *man_out = NULL, *join_out = NULL, *why;
+  const char *file = NULL, *man_out = NULL, *join_out = NULL, *man_in = NULL, *join_in = NULL, *why;
+  smc_join pj;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
-  int no_auth = 0, verify_read = 0, opt, rc, fd;
+  int no_auth = 0, verify_read = 0, prepare = 0, opt, rc, fd;
   source src;
   struct stat sb;
   smc_manifest *m;
@@ -117,6 +161,9 @@ main (int argc, char **argv)
   size_t n_nodes;
 
   smc_sender_config_init (&cfg);
+  /* as the multicast step (option read-ahead): reads leave the sending
+   * thread, which the kernel's send path keeps busy at MTU 9000 */
+  cfg.read_ahead = 4;
   cfg.group = "239.77.3.1";
   cfg.port = 6100;
   while ((opt = getopt_long (argc, argv, "", opts, NULL)) != -1) {
@@ -143,6 +190,9 @@ main (int argc, char **argv)
     case 'J': join_out = optarg; break;
     case 'v': cfg.verbose = 1; break;
     case 'V': verify_read = 1; break;
+    case 'Q': prepare = 1; break;
+    case 'I': man_in = optarg; break;
+    case 'j': join_in = optarg; break;
     case 'N': cfg.no_backlog_pacing = 1; break;
     case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'X':
@@ -155,7 +205,7 @@ main (int argc, char **argv)
     default: usage (); return 2;
     }
   }
-  if (file == NULL) {
+  if (file == NULL || (man_in == NULL) != (join_in == NULL)) {
     usage ();
     return 2;
   }
@@ -166,11 +216,24 @@ main (int argc, char **argv)
   }
   src.size = (uint64_t) sb.st_size;
   src.chunk_size = chunk_size;
-  src.map = mmap (NULL, src.size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-  m = smc_manifest_from_fd (fd, chunk_size);
-  if (src.map == MAP_FAILED || m == NULL) {
-    fprintf (stderr, "cannot read %s\n", file);
+  m = man_in != NULL ? load_prepared (man_in, join_in, &pj) : smc_manifest_from_fd (fd, chunk_size);
+  if (m == NULL) {
+    fprintf (stderr, "cannot read %s\n", man_in != NULL ? man_in : file);
     return 2;
+  }
+  if (m->image_size != src.size) {
+    fprintf (stderr, "%s: %llu bytes, the manifest says %llu\n", file, (unsigned long long) src.size,
+             (unsigned long long) m->image_size);
+    return 2;
+  }
+  src.chunk_size = m->chunk_size;
+  if (man_in != NULL) {
+    /* the receivers were given this session's join string already */
+    cfg.group = pj.group;
+    cfg.port = pj.port;
+    cfg.session = pj.session;
+    no_auth = !pj.has_key;
+    memcpy (cfg.key, pj.key, SMC_KEY_LEN);
   }
   src.fd = fd;
   src.m = m;
@@ -182,7 +245,8 @@ main (int argc, char **argv)
     RAND_bytes ((unsigned char *) &cfg.session, sizeof cfg.session);
   if (!no_auth) {
     cfg.has_key = 1;
-    RAND_bytes (cfg.key, SMC_KEY_LEN);
+    if (man_in == NULL)
+      RAND_bytes (cfg.key, SMC_KEY_LEN);
   }
   the_sender = smc_sender_new (&cfg, err, sizeof err);
   if (the_sender == NULL) {
@@ -207,6 +271,11 @@ main (int argc, char **argv)
   }
   printf ("join %s\n", join);
   fflush (stdout);
+  if (prepare) {
+    smc_sender_free (the_sender);
+    smc_manifest_free (m);
+    return 0;
+  }
   rc = smc_sender_run (the_sender);
   st = smc_sender_get_stats (the_sender);
   n_nodes = smc_sender_get_nodes (the_sender, &nodes);
