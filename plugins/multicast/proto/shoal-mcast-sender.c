@@ -899,6 +899,11 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)
       continue;
+    /* after the first pass a lost repair costs the receiver its retry time
+     * (10 ms) with nothing else to do: repair with a margin for the loss
+     * it reports (one symbol for any need under 10 at 5 %) */
+    if (s->state == SMC_STATE_DRAIN && node != NULL)
+      add += (add * 2 * node->last.loss_permille + 999) / 1000;
     if (room > 0) {
       int fresh = add < room ? add : room;
       rq_push (s, e.chunk, e.block, *np, (uint8_t) fresh, 0);
@@ -1129,6 +1134,18 @@ count_active (smc_sender *s)
   return n;
 }
 
+/* every receiver expected has joined and completed */
+static int
+all_complete (smc_sender *s)
+{
+  if (s->n_nodes < s->cfg.expected || s->n_nodes == 0)
+    return 0;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].outcome != SMC_NODE_COMPLETE)
+      return 0;
+  return 1;
+}
+
 static void
 timers (smc_sender *s, uint64_t now)
 {
@@ -1172,8 +1189,10 @@ timers (smc_sender *s, uint64_t now)
       interval = now - s->state_since < 1000 * MS ? 2 : 10;
     if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
       interval = 100;
+    /* three ENDs, spaced so one loss burst does not take all; back to back
+     * when every receiver has completed and been told so (acknowledged) */
     if (s->state == SMC_STATE_END)
-      interval = 2;  /* three ENDs, spaced so one loss burst does not take all */
+      interval = all_complete (s) ? 0 : 2;
     s->next_announce = now + interval * MS;
   }
 }
