@@ -62,14 +62,17 @@ run() {
   mkdir -p "$W"
   "$here/topo.sh" up $P "$N" 1500 0 1gbit || return 1
   [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
+  # as cell.sh: the session prepared, the receivers ready, then the sender
   # shellcheck disable=SC2086 # SEND_ARGS: several words
-  shoal_send "${P}s" "$W" 60 "$N" --rate-mbit 1000 ${SEND_ARGS:-}
-  spid=$!
-  shoal_wait_join "$W"
+  shoal_prepare "${P}s" "$W" "$N" --rate-mbit 1000 ${SEND_ARGS:-} || return 1
   for i in $(seq 1 "$N"); do
     shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" -
     echo $! > "$W/pid.$i"
   done
+  shoal_wait_ready "$W" "$N"
+  # shellcheck disable=SC2086 # SEND_ARGS: several words
+  shoal_send "${P}s" "$W" 60 "$N" --rate-mbit 1000 ${SEND_ARGS:-} --manifest "$W/manifest" --join "$W/join"
+  spid=$!
   case "$scen" in
     forge)
       forge "${P}r1" 30 "$(sed -n 's/.*session=\([0-9]*\).*/\1/p' "$W/join")" &

@@ -240,6 +240,7 @@ main (int argc, char **argv)
   /* the group is joined: what the sender sends from now on is queued */
   printf ("ready\n");
   fflush (stdout);
+  t0 = smc_now_ns ();  /* mcast_s counts from here */
   rc = smc_receiver_run (the_receiver);
   st = smc_receiver_get_stats (the_receiver);
   if (uni != NULL)
