@@ -50,12 +50,29 @@ case "$CASE" in
   narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
-timeout -k 3 60 ip netns exec "${P}s" "$SEND" --file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 \
-  --receivers "$nrecv" --rate-mbit "$rate" --manifest-out "$W/manifest" --join-out "$W/join" \
-  --join-wait 3000 --verbose "${extra[@]}" > "$W/send.out" 2> "$W/send.err" &
-spid=$!
-for _ in $(seq 1 100); do [ -f "$W/join" ] && break; sleep 0.05; done
-[ -f "$W/join" ] || fail "sender did not start"
+send_args=(--file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 --receivers "$nrecv" --rate-mbit "$rate"
+  --manifest-out "$W/manifest" --join-out "$W/join" --join-wait 3000 --verbose "${extra[@]}")
+start_send() {  # [args]
+  timeout -k 3 60 ip netns exec "${P}s" "$SEND" "${send_args[@]}" "$@" > "$W/send.out" 2> "$W/send.err" &
+  spid=$!
+}
+if [ "$CASE" = loss4 ]; then
+  # a prepared session (as shoald has the manifest and the join string
+  # before it starts the sender): the receivers are up first and wait
+  ip netns exec "${P}s" "$SEND" "${send_args[@]}" --prepare > "$W/prepare.out" 2>&1 || fail "prepare failed"
+  [ -f "$W/join" ] || fail "prepare wrote no join string"
+  # a join string that names another image is refused
+  h=$(sed -n 's/.*manifest=\([0-9a-f]\).*/\1/p' "$W/join")
+  sed "s/manifest=$h/manifest=$([ "$h" = 0 ] && echo 1 || echo 0)/" "$W/join" > "$W/join.other"
+  cmp -s "$W/join" "$W/join.other" && fail "could not make a join string of another image"
+  ! ip netns exec "${P}s" "$SEND" "${send_args[@]}" --manifest "$W/manifest" --join "$W/join.other" \
+    > "$W/other.out" 2>&1 || fail "a join string of another image was accepted"
+  grep -q "does not name the session" "$W/other.out" || fail "no clear error for a join string of another image"
+else
+  start_send
+  for _ in $(seq 1 100); do [ -f "$W/join" ] && break; sleep 0.05; done
+  [ -f "$W/join" ] || fail "sender did not start"
+fi
 start_recv() {  # host node [args]
   local h=$1 node=$2; shift 2
   timeout -k 3 60 ip netns exec "${P}$h" "$RECV" --join-file "$W/join" --manifest "$W/manifest" \
@@ -79,6 +96,15 @@ case "$CASE" in
 loss4|slow)
   # r1 and r2 verify and write on their own thread, r3 and r4 inline
   for i in $(seq 1 $N); do start_recv r$i $((100 + i)) $([ "$i" -le 2 ] && echo --verify-thread); done
+  if [ "$CASE" = loss4 ]; then
+    # every receiver has joined (and allocated its output) before the sender starts
+    for _ in $(seq 1 200); do
+      [ "$(cat "$W"/recv.r*.out 2>/dev/null | grep -c '^ready')" = $N ] && break
+      sleep 0.05
+    done
+    [ "$(cat "$W"/recv.r*.out | grep -c '^ready')" = $N ] || fail "receivers not ready"
+    start_send --manifest "$W/manifest" --join "$W/join"
+  fi
   wait $spid; src=$?
   wait
   for i in $(seq 1 $N); do check_out r$i; done
