@@ -196,7 +196,7 @@ verify_write (smc_receiver *r, uint32_t idx, const uint8_t *data, size_t len)
 }
 
 /* verify_write of n jobs (rc set), their hashes computed together */
-#define VERIFY_LANES 4
+#define VERIFY_LANES 16
 static void
 verify_write_jobs (smc_receiver *r, vjob *j, uint32_t n)
 {
@@ -239,7 +239,9 @@ verify_main (void *data)
       pthread_cond_wait (&r->vcond, &r->vmu);
     if (r->vquit)
       break;
-    /* up to four queued chunks at once: hashed in one pass */
+    /* up to sixteen queued chunks at once, hashed in one pass: a thread
+     * that fell behind (a disk stall, a busy CPU) catches up with the
+     * sixteen-lane hash where the CPU has AVX-512 */
     for (; n < VERIFY_LANES && r->vq_len > 0; n++) {
       j[n] = r->vq[r->vq_head];
       r->vq_head = (r->vq_head + 1) % r->vcap;

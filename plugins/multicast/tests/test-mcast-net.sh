@@ -231,10 +231,16 @@ backlog)
   # and it knows whose queue it was
   grep -q 'node 101 .* backlog=[1-9]' "$W/send.out" || fail "the slow receiver's queue reports are not counted for it"
   grep -q 'node 102 .* backlog=0' "$W/send.out" || fail "the fast receiver was counted as slow"
-  # the sender's rate ends near what r1 drains (50 MB/s = 400 Mbit/s), far under its cap
-  [ "$(field "$W/send.out" rate_mbit)" -lt 1000 ] || fail "the sender kept its rate ($(field "$W/send.out" rate_mbit) Mbit/s)"
+  # the sender went down towards what r1 drains (50 MB/s = 400 Mbit/s), far
+  # under its cap: more than one cut of 30 % (each is 30 % at most, 50 ms
+  # apart). (Not its rate at the end: when r1 lost more of a block
+  # than its parity can repair, as under ASan, where r1 is slow to read as
+  # well, the chunk waits 1.2 s before it goes to unicast, and the rate
+  # grows back by 3 % every 50 ms meanwhile.)
+  low=$(grep -o 'rate now [0-9]*' "$W/send.err" | awk '{print $3}' | sort -n | head -1)
+  [ -n "$low" ] && [ "$low" -lt 1200 ] || fail "the sender stayed at ${low:-its cap of 2000} Mbit/s or more"
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
-  echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate $(field "$W/send.out" rate_mbit) Mbit/s"
+  echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate down to $low, $(field "$W/send.out" rate_mbit) at the end (Mbit/s)"
   ;;
 narrow)
   # every receiver is behind a 100 Mbit/s port and the cap is 600: all of

@@ -61,16 +61,21 @@ test_sha_multi (void)
     pool[i] = (uint8_t) g_rand_int (rnd);
   if (!smc_sha256_ni_available ())
     g_test_message ("no SHA-NI: the OpenSSL path is compared with itself");
-  for (int round = 0; round < 2000; round++) {
-    const uint8_t *data[7];
-    size_t len[7];
-    uint8_t got[7][32], want[7][32];
-    size_t n = 1 + (size_t) g_rand_int_range (rnd, 0, 7);
+  if (smc_sha256_batch () < 16)
+    g_test_message ("no AVX-512: the sixteen-lane path is not run");
+  /* rounds of 14 to 40 messages take the sixteen-lane path (with
+   * AVX-512): lengths alike and mixed, a lane past the shortest message
+   * of its sixteen finished alone, 14 and 15 messages with idle lanes */
+  for (int round = 0; round < 2300; round++) {
+    const uint8_t *data[40];
+    size_t len[40];
+    uint8_t got[40][32], want[40][32];
+    size_t n = round < 2000 ? 1 + (size_t) g_rand_int_range (rnd, 0, 7) : (size_t) g_rand_int_range (rnd, 14, 41);
     for (size_t i = 0; i < n; i++) {
       static const size_t edge[] = { 0, 1, 55, 56, 63, 64, 65, 119, 120, 128 };
-      if (round < 200)
+      if (round < 200 || (round >= 2000 && round < 2100))
         len[i] = edge[g_rand_int_range (rnd, 0, G_N_ELEMENTS (edge))] + 64 * (size_t) g_rand_int_range (rnd, 0, 3);
-      else if (round < 220)
+      else if (round < 220 || (round >= 2100 && round < 2120))
         len[i] = big - (size_t) g_rand_int_range (rnd, 0, 3) * 8950;
       else
         len[i] = (size_t) g_rand_int_range (rnd, 0, 9000);
@@ -157,6 +162,19 @@ test_vector_state_clean (void)
     g_assert_cmpmem (rebuilt, sizeof rebuilt, src[0], 2048);
   }
   smc_fec_set_backend (SMC_FEC_AUTO);
+  {
+    /* the sixteen-lane SHA-256 (AVX-512) hands back clean registers too */
+    const uint8_t *msgs[16];
+    size_t lens[16];
+    uint8_t digests[16][32];
+    for (int i = 0; i < 16; i++) {
+      msgs[i] = buf + 64 * i;
+      lens[i] = 4096;
+    }
+    smc_sha256_multi (16, msgs, lens, digests);
+    x = xinuse ();
+    g_assert_cmphex (x & upper, ==, 0);
+  }
 #else
   g_test_skip ("x86-64 only");
 #endif

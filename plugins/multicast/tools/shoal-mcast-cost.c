@@ -65,17 +65,19 @@ tag_cost (int openssl, size_t len, double budget)
 static double
 hash_cost (double budget, int lanes)
 {
-  size_t len = 1 << 20, lens[4] = { len, len, len, len };
+  size_t len = 1 << 20, lens[16];
   int n = lanes ? lanes : 1;
-  uint8_t *buf = malloc (len * 4), out[4][SMC_HASH_LEN];
-  const uint8_t *data[4];
+  uint8_t *buf = malloc (len * 16), out[16][SMC_HASH_LEN];
+  const uint8_t *data[16];
   double t0, t;
   long iters = 0;
   if (buf == NULL)
     return -1;
-  memset (buf, 0xa5, len * 4);
-  for (int i = 0; i < 4; i++)
+  memset (buf, 0xa5, len * 16);
+  for (int i = 0; i < 16; i++) {
     data[i] = buf + len * (size_t) i;
+    lens[i] = len;
+  }
   t0 = seconds ();
   do {
     if (lanes)
@@ -122,6 +124,11 @@ main (int argc, char **argv)
   for (int lanes = 2; lanes <= 4 && smc_sha256_ni_available (); lanes *= 2) {
     h = hash_cost (budget / 5, lanes);
     printf ("COST sha256 impl=sha-ni chunks=%d chunk=1048576 ns_per_byte=%.4f GB_s=%.2f\n", lanes, h, 1.0 / h);
+  }
+  /* and sixteen in the lanes of AVX-512 registers */
+  if (smc_sha256_batch () == 16) {
+    h = hash_cost (budget / 5, 16);
+    printf ("COST sha256 impl=avx512 chunks=16 chunk=1048576 ns_per_byte=%.4f GB_s=%.2f\n", h, 1.0 / h);
   }
   return 0;
 }
