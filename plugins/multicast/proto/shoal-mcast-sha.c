@@ -185,7 +185,7 @@ hash_lanes (int W, const uint8_t *const *data, const size_t *len, uint8_t (*out)
  * One message per 32-bit lane of a ZMM register: the eight state words
  * are eight registers, the message schedule sixteen; VPRORD rotates and
  * VPTERNLOGD computes Ch, Maj and the three-way XORs in one instruction
- * each. Here (1 MiB messages) 0.22-0.24 ns per byte against 0.31 for two
+ * each. Here (1 MiB messages) 0.20-0.24 ns per byte against 0.31 for two
  * messages with SHA-NI and 0.27 for four; it needs sixteen messages
  * (fewer lanes cost as much), and their common whole blocks only: the
  * rest of each message, and its padding, goes through SHA-NI. */

@@ -79,8 +79,10 @@ write_file (const char *path, const void *data, size_t len)
   return rename (tmp, path);
 }
 
+/* a whole file of at most max bytes, NUL-terminated (NULL if empty, larger
+ * or unreadable) */
 static char *
-read_text (const char *path, size_t max, size_t *len)
+read_small_file (const char *path, size_t max, size_t *len)
 {
   FILE *f = fopen (path, "rb");
   char *buf = malloc (max + 1);
@@ -103,7 +105,7 @@ static smc_manifest *
 load_prepared (const char *man_path, const char *join_path, smc_join *j)
 {
   size_t mlen = 0, jlen = 0;
-  char *mbuf = read_text (man_path, 64u << 20, &mlen), *jbuf = read_text (join_path, 4096, &jlen);
+  char *mbuf = read_small_file (man_path, 64u << 20, &mlen), *jbuf = read_small_file (join_path, 4096, &jlen);
   smc_manifest *m = mbuf != NULL ? smc_manifest_parse ((const uint8_t *) mbuf, mlen) : NULL;
   if (jbuf != NULL)
     jbuf[strcspn (jbuf, "\r\n")] = '\0';
