@@ -19,12 +19,15 @@
  *
  * Options: "image-path", "chunk-size" (image-path only), "store",
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
+ * "start-rate-mbit" (where slow start begins, 1000 by default: raise it
+ * where every receiver is known to take more),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
  * "interleave" (chunks whose first pass is interleaved, so that receivers
  * hash them together: 1-4, default 2).
- * Config [multicast]: interface, rate-mbit, mtu (defaults for the options).
+ * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu (defaults
+ * for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
  */
 #include "config.h"
@@ -536,6 +539,9 @@ setup_session (Run               *run,
   g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
   gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
   gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
+  gint64 cfg_start = context != NULL ? shoal_context_get_config_int (context, "multicast", "start-rate-mbit", 1000) : 1000;
+  gint64 rate = shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate);
+  gint64 start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, rate));
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
   gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
@@ -559,7 +565,21 @@ setup_session (Run               *run,
   c->iface = run->iface;
   c->port = (uint16_t) shoal_step_context_get_option_int (ctx, "port", 6100);
   c->mtu = (uint16_t) shoal_step_context_get_option_int (ctx, "mtu", cfg_mtu);
-  c->rate_max_bps = (uint64_t) shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate) * 1000000;
+  if (rate < 1 || rate > 1000000)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("rate-mbit must be between 1 and 1000000, not %lld"), (long long) rate);
+      return FALSE;
+    }
+  if (start < 1 || start > rate)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("start-rate-mbit must be between 1 and rate-mbit (%lld), not %lld"), (long long) rate,
+                   (long long) start);
+      return FALSE;
+    }
+  c->rate_max_bps = (uint64_t) rate * 1000000;
+  c->rate_start_bps = (uint64_t) start * 1000000;
   c->max_k = (uint8_t) shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
   c->proactive_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
   c->max_loss_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);

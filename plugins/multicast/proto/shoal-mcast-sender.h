@@ -58,7 +58,7 @@ typedef struct {
    * together and hash them in one pass (shoal-mcast-sha.h) */
   uint8_t lanes;
   uint64_t rate_max_bps;    /* configured cap (wire bits/s), 0: 10 Gbit/s */
-  uint64_t rate_start_bps;  /* 0: the cap */
+  uint64_t rate_start_bps;  /* where slow start begins; 0: 1 Gbit/s (never above the cap) */
   uint32_t expected;        /* receivers to wait for before sending */
   uint32_t join_wait_ms;    /* start anyway after this (default 5000) */
   uint32_t node_timeout_ms; /* silent receiver -> failed (default 3000) */

@@ -183,6 +183,9 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"interleave\": 0}", "interleave" },
     { "{\"image-path\": \"/nonexistent\", \"interleave\": 5}", "interleave" },
     { "{\"image-path\": \"/nonexistent\", \"slow-policy\": \"sometimes\"}", "slow-policy" },
+    { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 0}", "rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 500, \"start-rate-mbit\": 600}", "start-rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"start-rate-mbit\": 0}", "start-rate-mbit" },
   };
 
   ensure_types ();
