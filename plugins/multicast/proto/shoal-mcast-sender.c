@@ -19,7 +19,7 @@
  * receiver slower than the sender lags by what its socket holds: with 8
  * chunks, at MTU 9000 and 5 % loss, one receiver's repairs read 150 of
  * the 128 chunks a second time (from the page cache, 1 MiB each, on the
- * sending thread) and it got 689-707 MB/s; with 32, none, 743-809. */
+ * sending thread) and it got 670-707 MB/s; with 32, none, 715-762. */
 #define CACHE_BYTES (32u << 20)
 #define CACHE_MIN 8
 #define CACHE_MAX 64
