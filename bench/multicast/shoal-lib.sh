@@ -40,13 +40,6 @@ shoal_wait_ready() {
   return 1
 }
 
-# shoal_wait_join WORKDIR: until the sender has written the join string (10 s at most)
-shoal_wait_join() {
-  local _
-  for _ in $(seq 1 500); do [ -f "$1/join" ] && return 0; sleep 0.02; done
-  return 1
-}
-
 # shoal_recv NETNS WORKDIR TIMEOUT_S I LOG CPUFILE|- [receiver args...]
 # Receiver I (node 100+I) in the background ($! is its PID), output in
 # WORKDIR/outI, its lines in LOG; with a CPUFILE it runs under

@@ -632,6 +632,28 @@ smc_manifest_from_fd (int fd, uint32_t chunk_size)
   return m;
 }
 
+char *
+smc_read_file (const char *path, size_t max, size_t *len)
+{
+  FILE *f = fopen (path, "rb");
+  char *buf = NULL;
+  long n;
+  if (f == NULL)
+    return NULL;
+  if (fseek (f, 0, SEEK_END) == 0 && (n = ftell (f)) > 0 && (size_t) n <= max && fseek (f, 0, SEEK_SET) == 0 &&
+      (buf = malloc ((size_t) n + 1)) != NULL) {
+    if (fread (buf, 1, (size_t) n, f) != (size_t) n) {
+      free (buf);
+      buf = NULL;
+    } else {
+      buf[n] = '\0';
+      *len = (size_t) n;
+    }
+  }
+  fclose (f);
+  return buf;
+}
+
 int
 smc_manifest_preallocate (const smc_manifest *m, int fd)
 {

@@ -217,6 +217,10 @@ smc_manifest *smc_manifest_parse (const uint8_t *buf, size_t len);
 void smc_manifest_compute_id (smc_manifest *m);
 /* builds the manifest of a file (reads it in chunk_size pieces) */
 smc_manifest *smc_manifest_from_fd (int fd, uint32_t chunk_size);
+/* the whole of a regular file of 1 to max bytes, NUL-terminated (a
+ * manifest, a join string: the tools, the tests); NULL if it is empty,
+ * larger or unreadable */
+char *smc_read_file (const char *path, size_t max, size_t *len);
 /* Reserves the space of every chunk that is not all-zero when fd is a
  * regular file (nothing for a block device, nor on a file system without
  * fallocate): a disk too small fails here, before the session, and the

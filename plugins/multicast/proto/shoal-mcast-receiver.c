@@ -613,13 +613,19 @@ verify_async (smc_receiver *r, const vjob *jobs, uint32_t n)
  * them, none of their groups' other chunks still being assembled (one
  * whose repair comes in the next round, usually within a few ms), or the
  * first has waited READY_WAIT_MS */
+static uint64_t
+ready_deadline (const smc_receiver *r)
+{
+  return r->ready_since + READY_WAIT_MS * MS;
+}
+
 static int
 ready_due (smc_receiver *r, uint64_t now)
 {
   uint32_t L = r->lanes ? r->lanes : 1, nz;
   if (r->n_ready == 0)
     return 0;
-  if (r->n_ready >= L || now >= r->ready_since + READY_WAIT_MS * MS || r->rank == NULL)
+  if (r->n_ready >= L || now >= ready_deadline (r) || r->rank == NULL)
     return 1;
   nz = r->rank[r->m->n_chunks];
   for (uint32_t i = 0; i < r->n_ready; i++) {
@@ -1292,8 +1298,8 @@ smc_receiver_run (smc_receiver *r)
     collect_results (r);
     r->st.rx_overflow = r->rx.overflow;
     next = timers (r, now, n < SMC_BATCH);
-    if (r->n_ready > 0 && r->ready_since + READY_WAIT_MS * MS < next)
-      next = r->ready_since + READY_WAIT_MS * MS;
+    if (r->n_ready > 0 && ready_deadline (r) < next)
+      next = ready_deadline (r);
     if (n < SMC_BATCH && !r->finished) {
       /* the socket, and the verify thread's results */
       struct pollfd pf[2] = { { .fd = r->sock.fd, .events = POLLIN }, { .fd = r->vfd, .events = POLLIN } };

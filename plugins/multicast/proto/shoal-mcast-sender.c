@@ -1134,16 +1134,21 @@ count_active (smc_sender *s)
   return n;
 }
 
-/* every receiver expected has joined and completed */
+static int
+outcome (smc_sender *s)
+{
+  int rc = s->n_nodes >= s->cfg.expected ? 0 : 1;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].outcome != SMC_NODE_COMPLETE)
+      rc = 1;
+  return rc;
+}
+
+/* every receiver expected has joined and completed (and there was one) */
 static int
 all_complete (smc_sender *s)
 {
-  if (s->n_nodes < s->cfg.expected || s->n_nodes == 0)
-    return 0;
-  for (size_t i = 0; i < s->n_nodes; i++)
-    if (s->nodes[i].outcome != SMC_NODE_COMPLETE)
-      return 0;
-  return 1;
+  return s->n_nodes > 0 && outcome (s) == 0;
 }
 
 static void
@@ -1214,16 +1219,6 @@ wait_io (smc_sender *s, uint64_t now, int can_send)
   ts.tv_sec = (time_t) (wait / 1000000000ull);
   ts.tv_nsec = (long) (wait % 1000000000ull);
   ppoll (p, 2, &ts, NULL);
-}
-
-static int
-outcome (smc_sender *s)
-{
-  int rc = s->n_nodes >= s->cfg.expected ? 0 : 1;
-  for (size_t i = 0; i < s->n_nodes; i++)
-    if (s->nodes[i].outcome != SMC_NODE_COMPLETE)
-      rc = 1;
-  return rc;
 }
 
 int

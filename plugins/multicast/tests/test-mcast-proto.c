@@ -523,11 +523,13 @@ test_manifest_preallocate (void)
   smc_manifest *m = smc_manifest_new (7 * (uint64_t) cs + cs / 2, cs);
   g_autofree uint8_t *chunk = g_malloc (cs), *back = g_malloc (cs);
   g_autofree char *path = NULL;
+  g_autoptr(GError) error = NULL;
   struct rlimit old, lim;
   struct stat sb;
-  int fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, NULL), pipefd[2];
-  memset (chunk, 0x5a, cs);
+  int fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, &error), pipefd[2];
+  g_assert_no_error (error);
   g_assert_cmpint (fd, >=, 0);
+  memset (chunk, 0x5a, cs);
   /* chunks 2-5 all-zero: a 4 MiB hole; 0, 1, 6 and the short 7 are data */
   for (uint32_t i = 0; i < m->n_chunks; i++)
     if (i < 2 || i > 5)
@@ -559,7 +561,8 @@ test_manifest_preallocate (void)
   lim.rlim_cur = 2 * cs;
   signal (SIGXFSZ, SIG_IGN);
   g_clear_pointer (&path, g_free);
-  fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, NULL);
+  fd = g_file_open_tmp ("shoal-prealloc-XXXXXX", &path, &error);
+  g_assert_no_error (error);
   g_assert_cmpint (fd, >=, 0);
   g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &lim), ==, 0);
   errno = 0;

@@ -61,26 +61,6 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
   return 0;
 }
 
-static uint8_t *
-read_all (const char *path, size_t *len)
-{
-  FILE *f = fopen (path, "rb");
-  uint8_t *buf = NULL;
-  long n;
-  if (f == NULL)
-    return NULL;
-  if (fseek (f, 0, SEEK_END) == 0 && (n = ftell (f)) > 0 && fseek (f, 0, SEEK_SET) == 0) {
-    buf = malloc ((size_t) n);
-    if (buf != NULL && fread (buf, 1, (size_t) n, f) != (size_t) n) {
-      free (buf);
-      buf = NULL;
-    }
-    *len = (size_t) n;
-  }
-  fclose (f);
-  return buf;
-}
-
 static uint32_t
 resume (smc_receiver *r, const smc_manifest *m, int fd)
 {
@@ -140,7 +120,7 @@ main (int argc, char **argv)
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   uint32_t node = 0, resumed = 0, unicast = 0;
   int opt, rc, do_resume = 0, preallocate = 1;
-  uint8_t *mbuf;
+  char *mbuf;
   size_t mlen = 0;
   smc_manifest *m;
   sink snk = { .fd = -1 };
@@ -183,12 +163,9 @@ main (int argc, char **argv)
   }
   if (join_file != NULL) {
     size_t jl;
-    char *j = (char *) read_all (join_file, &jl);
-    if (j == NULL)
+    if ((join_buf = smc_read_file (join_file, SIZE_MAX - 1, &jl)) == NULL)
       return 2;
-    j = realloc (j, jl + 1);
-    j[jl] = '\0';
-    join = join_buf = j;
+    join = join_buf;
   }
   if (join == NULL || (man_path == NULL && man_from == NULL) || out == NULL || smc_join_parse (join, &cfg.join) < 0) {
     fprintf (stderr, "usage: shoal-mcast-recv --join STR|--join-file F --manifest F|--manifest-from SRC --output F "
@@ -211,8 +188,8 @@ main (int argc, char **argv)
     if (sfd >= 0)
       close (sfd);
   } else {
-    mbuf = read_all (man_path, &mlen);
-    m = mbuf != NULL ? smc_manifest_parse (mbuf, mlen) : NULL;
+    mbuf = smc_read_file (man_path, SIZE_MAX - 1, &mlen);
+    m = mbuf != NULL ? smc_manifest_parse ((const uint8_t *) mbuf, mlen) : NULL;
   }
   if (m == NULL) {
     fprintf (stderr, "shoal-mcast-recv: cannot read the manifest\n");

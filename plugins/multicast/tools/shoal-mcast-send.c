@@ -79,25 +79,6 @@ write_file (const char *path, const void *data, size_t len)
   return rename (tmp, path);
 }
 
-/* a whole file of at most max bytes, NUL-terminated (NULL if empty, larger
- * or unreadable) */
-static char *
-read_small_file (const char *path, size_t max, size_t *len)
-{
-  FILE *f = fopen (path, "rb");
-  char *buf = malloc (max + 1);
-  size_t n = f != NULL && buf != NULL ? fread (buf, 1, max + 1, f) : 0;
-  if (f != NULL)
-    fclose (f);
-  if (buf == NULL || n == 0 || n > max) {
-    free (buf);
-    return NULL;
-  }
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
 /* --manifest F --join J: the session written by an earlier --prepare (the
  * manifest as an image store keeps it, the join string the receivers were
  * given); the manifest must be the one the join string names */
@@ -105,7 +86,7 @@ static smc_manifest *
 load_prepared (const char *man_path, const char *join_path, smc_join *j)
 {
   size_t mlen = 0, jlen = 0;
-  char *mbuf = read_small_file (man_path, 64u << 20, &mlen), *jbuf = read_small_file (join_path, 4096, &jlen);
+  char *mbuf = smc_read_file (man_path, 64u << 20, &mlen), *jbuf = smc_read_file (join_path, 4096, &jlen);
   smc_manifest *m = mbuf != NULL ? smc_manifest_parse ((const uint8_t *) mbuf, mlen) : NULL;
   if (jbuf != NULL)
     jbuf[strcspn (jbuf, "\r\n")] = '\0';
