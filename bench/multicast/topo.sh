@@ -10,6 +10,9 @@
 #        topo.sh drops PREFIX N        (sum of nft drop counters)
 #        topo.sh txbytes PREFIX        (sender eth0 tx_bytes)
 #        topo.sh slow PREFIX HOST RATE (limit one receiver port, e.g. 100mbit)
+#        topo.sh burst PREFIX HOST LEN PERIOD PORT (HOST drops LEN packets in a
+#                 row of every PERIOD from the sender to UDP PORT; counter in
+#                 its table ip burst)
 set -e
 cmd=$1; P=$2; N=$3
 
@@ -67,5 +70,17 @@ case "$cmd" in
     drops) drops ;;
     txbytes) ip netns exec "${P}s" cat /sys/class/net/eth0/statistics/tx_bytes ;;
     slow) ip netns exec "${P}hub" tc qdisc add dev "p-$3" root tbf rate "$4" burst 64kb latency 50ms ;;
-    *) echo "usage: $0 up|down|drops|txbytes|slow PREFIX ..." >&2; exit 2 ;;
+    burst)
+        # the last LEN of every PERIOD: the session's first packets (the
+        # sender's announces while receivers join) get through
+        ip netns exec "${P}$3" nft -f - <<NFT
+table ip burst {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr 10.77.0.1 udp dport $6 numgen inc mod $5 >= $(($5 - $4)) counter drop
+  }
+}
+NFT
+        ;;
+    *) echo "usage: $0 up|down|drops|txbytes|slow|burst PREFIX ..." >&2; exit 2 ;;
 esac

@@ -200,10 +200,11 @@ journal_summary (Run *run)
           n = &nodes[j];
       shoal_step_context_log (run->ctx, device, "multicast-session", SHOAL_JOURNAL_RESULT_INFO,
                               _("Session %u: %.1f s, final rate %.0f Mbit/s, egress %.3f× the image, "
-                                "%llu repair packets for %llu NACKs, rate lowered %llu times for a filling "
-                                "receive queue"),
+                                "%llu parity packets for %llu NACKs, %llu source symbols sent again for %llu "
+                                "requests by index, rate lowered %llu times for a filling receive queue"),
                               run->cfg.session, secs, st->rate_bps / 1e6, image ? (gdouble) st->bytes / image : 0.0,
                               (unsigned long long) st->parity_pkts, (unsigned long long) st->nacks_rx,
+                              (unsigned long long) st->source_resent, (unsigned long long) st->srcreqs_rx,
                               (unsigned long long) st->backlog_signals);
       if (n == NULL || n->outcome == SMC_NODE_FAILED || n->outcome == 0)
         {

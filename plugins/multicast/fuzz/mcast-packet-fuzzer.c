@@ -33,6 +33,7 @@ fuzz_packet (const uint8_t *data, size_t size)
   smc_data d;
   smc_announce a;
   smc_nack n;
+  smc_srcreq q;
   smc_status s;
   smc_control c;
   fuzz_auth (data, size);
@@ -56,6 +57,12 @@ fuzz_packet (const uint8_t *data, size_t size)
       smc_nack_entry e;
       smc_nack_entry_get (&n, i, &e);
     }
+  if (smc_parse_srcreq (data, size, &q) == 0) {
+    volatile uint8_t x = 0;
+    for (uint8_t i = 0; i < q.map_len; i++)
+      x ^= q.map[i];
+    (void) x;
+  }
   (void) smc_parse_status (data, size, &s);
   (void) smc_parse_control (data, size, &c);
 }

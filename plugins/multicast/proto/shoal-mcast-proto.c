@@ -48,7 +48,7 @@ smc_parse_hdr (const uint8_t *buf, size_t len, smc_hdr *h)
   if ((buf[0] >> 4) != SMC_VERSION)
     return -1;
   h->type = buf[0] & 0x0f;
-  if (h->type < SMC_PKT_DATA || h->type > SMC_PKT_CONTROL)
+  if (h->type < SMC_PKT_DATA || h->type > SMC_PKT_SRCREQ)
     return -1;
   h->flags = buf[1];
   h->session = get16 (buf + 2);
@@ -124,7 +124,7 @@ smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announ
   put32 (p + 52, a->position);
   put32 (p + 56, a->rate_kbps);
   p[60] = a->lanes;
-  p[61] = 0;
+  p[61] = a->flags;
   put16 (p + 62, a->receivers);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
@@ -146,6 +146,7 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   a->position = get32 (p + 52);
   a->rate_kbps = get32 (p + 56);
   a->lanes = p[60] ? p[60] : 1;
+  a->flags = p[61];
   a->receivers = get16 (p + 62);
   /* semantic checks: the geometry must be usable */
   if (a->chunk_size == 0 || a->symbol_size < 64 || a->max_k == 0 || a->max_k > SMC_MAX_K ||
@@ -213,6 +214,43 @@ smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e)
   e->block = p[4];
   e->need = p[5];
   e->pnext = p[6];
+}
+
+/* ---------------- SRCREQ ---------------- */
+
+size_t
+smc_build_srcreq (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node, uint32_t chunk,
+                  uint8_t block, const uint8_t *map, uint8_t map_len)
+{
+  size_t total = SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + (size_t) map_len + SMC_TAG_LEN;
+  uint8_t *p = buf + SMC_HDR_LEN;
+  if (cap < total || map_len == 0 || map_len > SMC_SRCREQ_MAX_MAP)
+    return 0;
+  put_hdr (buf, h, SMC_PKT_SRCREQ);
+  put32 (p, node);
+  put32 (p + 4, chunk);
+  p[8] = block;
+  p[9] = map_len;
+  memcpy (p + SMC_SRCREQ_BODY_LEN, map, map_len);
+  memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
+  return total;
+}
+
+int
+smc_parse_srcreq (const uint8_t *buf, size_t len, smc_srcreq *q)
+{
+  const uint8_t *p = buf + SMC_HDR_LEN;
+  if (check_type (buf, len, SMC_PKT_SRCREQ, SMC_SRCREQ_BODY_LEN + 1) < 0)
+    return -1;
+  q->node = get32 (p);
+  q->chunk = get32 (p + 4);
+  q->block = p[8];
+  q->map_len = p[9];
+  if (q->node == 0 || q->map_len == 0 || q->map_len > SMC_SRCREQ_MAX_MAP ||
+      len != SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + (size_t) q->map_len + SMC_TAG_LEN)
+    return -1;
+  q->map = p + SMC_SRCREQ_BODY_LEN;
+  return 0;
 }
 
 /* ---------------- STATUS ---------------- */

@@ -31,6 +31,8 @@ extern "C" {
 #define SMC_HASH_LEN         32
 #define SMC_NACK_ENTRY_LEN   8
 #define SMC_NACK_BODY_LEN    10     /* node, count, seen; then the entries */
+#define SMC_SRCREQ_BODY_LEN  10     /* node, chunk, block, bitmap length; then the bitmap */
+#define SMC_SRCREQ_MAX_MAP   32     /* bitmap bytes: one bit per source symbol of a block (k <= 256) */
 #define SMC_DEFAULT_CHUNK    (1u << 20)
 
 typedef enum {
@@ -39,7 +41,12 @@ typedef enum {
   SMC_PKT_NACK = 3,      /* receiver -> group: FEC blocks that still need symbols */
   SMC_PKT_STATUS = 4,    /* receiver -> sender (unicast): progress, loss, outcome */
   SMC_PKT_CONTROL = 5,   /* sender -> one receiver (unicast): ack completion, evict */
+  SMC_PKT_SRCREQ = 6,    /* receiver -> group: source symbols of a block whose parity
+                          * is used up, asked for by index */
 } smc_pkt_type;
+
+/* ANNOUNCE flags */
+#define SMC_ANN_SRCREQ 0x01  /* the sender resends source symbols asked for by SRCREQ */
 
 typedef enum {
   SMC_STATE_WAITING = 0, /* announce: waiting for receivers to join */
@@ -87,6 +94,7 @@ typedef struct {
   uint32_t rate_kbps;
   uint8_t lanes;         /* chunks interleaved in the first pass (1..SMC_MAX_LANES) */
   uint16_t receivers;    /* receivers in the session, as far as the sender knows (0: not said) */
+  uint8_t flags;         /* SMC_ANN_* */
 } smc_announce;
 
 typedef struct {
@@ -103,6 +111,16 @@ typedef struct {
                            * processed: parity sent after it is still in flight */
   const uint8_t *entries; /* count * SMC_NACK_ENTRY_LEN bytes, read with smc_nack_entry_get */
 } smc_nack;
+
+/* SRCREQ: bit i of map (LSB first in each byte) asks for source symbol
+ * i of the block (counted from the block's first symbol) */
+typedef struct {
+  uint32_t node;
+  uint32_t chunk;
+  uint8_t block;
+  uint8_t map_len;       /* 1..SMC_SRCREQ_MAX_MAP */
+  const uint8_t *map;
+} smc_srcreq;
 
 typedef struct {
   uint32_t node;
@@ -141,6 +159,8 @@ size_t smc_build_data     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t 
 size_t smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announce *a);
 size_t smc_build_nack     (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
                            uint32_t seen, const smc_nack_entry *e, uint16_t count);
+size_t smc_build_srcreq   (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node, uint32_t chunk,
+                           uint8_t block, const uint8_t *map, uint8_t map_len);
 size_t smc_build_status   (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s);
 size_t smc_build_control  (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_control *c);
 
@@ -150,6 +170,7 @@ int smc_parse_hdr      (const uint8_t *buf, size_t len, smc_hdr *h);
 int smc_parse_data     (const uint8_t *buf, size_t len, smc_data *d);
 int smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a);
 int smc_parse_nack     (const uint8_t *buf, size_t len, smc_nack *n);
+int smc_parse_srcreq   (const uint8_t *buf, size_t len, smc_srcreq *q);
 int smc_parse_status   (const uint8_t *buf, size_t len, smc_status *s);
 int smc_parse_control  (const uint8_t *buf, size_t len, smc_control *c);
 void smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e);

@@ -769,6 +769,42 @@ blk_need (const blk *bk)
   return bk->k - bk->src_have - bk->n_par;
 }
 
+/* parity indices above the highest this receiver has seen: what parity
+ * the sender can still send it that is new */
+static int
+blk_parity_left (const blk *bk)
+{
+  return smc_fec_max_parity (bk->k) - bk->pnext;
+}
+
+/* the block needs more than that parity can give (a burst took more of it
+ * than the code repairs): with a sender that resends source symbols, the
+ * rest is asked for by index (SRCREQ) */
+static int
+blk_wants_sources (const smc_receiver *r, const blk *bk)
+{
+  return (r->ann.flags & SMC_ANN_SRCREQ) && !bk->done && blk_need (bk) > blk_parity_left (bk);
+}
+
+/* the source symbols to ask for: the first (need - parity left) missing
+ * ones, so that receivers that lost the same burst ask for the same
+ * symbols and one request covers them all. Fills map (bit i: symbol i of
+ * the block) and returns its length in bytes, 0 when nothing is asked. */
+static uint8_t
+blk_source_map (const pend *p, uint8_t b, const blk *bk, uint8_t map[SMC_SRCREQ_MAX_MAP])
+{
+  int want = blk_need (bk) - blk_parity_left (bk), last = -1;
+  uint16_t start = smc_geom_start (&p->g, b);
+  memset (map, 0, SMC_SRCREQ_MAX_MAP);
+  for (int i = 0; i < bk->k && want > 0; i++)
+    if (!p->have[start + i]) {
+      map[i / 8] |= (uint8_t) (1u << (i % 8));
+      want--;
+      last = i;
+    }
+  return last < 0 ? 0 : (uint8_t) (last / 8 + 1);
+}
+
 /* the first NACK for a block: after a random delay, shorter the more the
  * block needs (a receiver that needs 4 symbols waits at most a quarter of
  * the window), so the most needy receiver tends to speak first and its
@@ -983,14 +1019,39 @@ handle_nack_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t
       continue;
     bk = &p->blocks[e.block];
     /* a timer that fell due while this receiver was not running still
-     * counts: its NACK is not sent yet, and this one covers it */
-    if (bk->done || bk->due == 0)
+     * counts: its NACK is not sent yet, and this one covers it. A block
+     * that needs source symbols asks for them whatever parity others ask
+     * for (that parity is what it has, sent again). */
+    if (bk->done || bk->due == 0 || blk_wants_sources (r, bk))
       continue;
     if (e.need >= blk_need (bk)) {
       bk->due = now + r->cfg.nack_retry_ms * MS;
       r->st.nacks_suppressed++;
     }
   }
+}
+
+/* another receiver's SRCREQ: asking for the symbols this one would ask
+ * for (or more) silences its own request, as an overheard NACK does */
+static void
+handle_srcreq_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_srcreq q;
+  pend *p;
+  blk *bk;
+  uint8_t map[SMC_SRCREQ_MAX_MAP], ml;
+  if (smc_parse_srcreq (buf, len, &q) < 0 || q.node == r->node || q.chunk >= r->m->n_chunks ||
+      (p = r->by_idx[q.chunk]) == NULL || q.block >= p->g.n_blocks)
+    return;
+  bk = &p->blocks[q.block];
+  if (bk->due == 0 || !blk_wants_sources (r, bk))
+    return;
+  ml = blk_source_map (p, q.block, bk, map);
+  for (uint8_t i = 0; i < ml; i++)
+    if (map[i] & ~(i < q.map_len ? q.map[i] : 0))
+      return;
+  bk->due = now + r->cfg.nack_retry_ms * MS;
+  r->st.nacks_suppressed++;
 }
 
 static void send_status (smc_receiver *r);
@@ -1063,6 +1124,9 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     break;
   case SMC_PKT_NACK:
     handle_nack_overheard (r, buf, len, now);
+    break;
+  case SMC_PKT_SRCREQ:
+    handle_srcreq_overheard (r, buf, len, now);
     break;
   case SMC_PKT_CONTROL:
     handle_control (r, buf, len);
@@ -1137,6 +1201,22 @@ flush_nacks (smc_receiver *r, size_t n)
 }
 
 static void
+send_srcreq (smc_receiver *r, uint32_t chunk, uint8_t block, const uint8_t *map, uint8_t map_len)
+{
+  uint8_t buf[SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + SMC_SRCREQ_MAX_MAP + SMC_TAG_LEN], *p = buf;
+  smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
+  size_t len = smc_build_srcreq (buf, sizeof buf, &h, r->node, chunk, block, map, map_len);
+  if (len == 0)
+    return;
+  if (r->auth != NULL)
+    smc_auth_sign (r->auth, buf, len);
+  smc_send_batch (&r->sock, &p, &len, 1, NULL);
+  r->st.srcreqs_sent++;
+  for (uint8_t i = 0; i < map_len; i++)
+    r->st.sources_asked += (uint64_t) __builtin_popcount (map[i]);
+}
+
+static void
 nack_scan (smc_receiver *r, uint64_t now)
 {
   size_t n = 0;
@@ -1163,11 +1243,20 @@ nack_scan (smc_receiver *r, uint64_t now)
         i--;
         break;
       }
+      bk->due = now + r->cfg.nack_retry_ms * MS;
+      if (blk_wants_sources (r, bk)) {
+        /* the parity not sent yet, by NACK, and the rest by index */
+        uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (p, (uint8_t) b, bk, map);
+        if (ml > 0)
+          send_srcreq (r, p->idx, (uint8_t) b, map, ml);
+        need = blk_parity_left (bk);
+        if (need == 0)
+          continue;
+      }
       if (bk->nacks > 1)
         r->st.nack_entries_retry++;
       r->nack_entries[n++] = (smc_nack_entry) { .chunk = p->idx, .block = (uint8_t) b,
                                                 .need = (uint8_t) need, .pnext = bk->pnext };
-      bk->due = now + r->cfg.nack_retry_ms * MS;
       if (n == r->nack_max) {
         flush_nacks (r, n);
         n = 0;

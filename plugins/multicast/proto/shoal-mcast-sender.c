@@ -32,8 +32,21 @@ typedef struct {
   uint32_t idx;
   int valid;
   uint64_t used;
+  uint64_t pinned;   /* batch number whose packets point into buf (first pass) */
   uint8_t *buf;
 } cache_ent;
+
+/* a source symbol asked for again (SRCREQ) */
+typedef struct {
+  uint32_t chunk;
+  uint16_t esi;
+} resend;
+
+/* source symbols resent lately, so that several receivers asking for the
+ * same ones (a burst lost on a shared link) get one copy: a hash table
+ * keyed by chunk and symbol, overwritten on collision (a duplicate at worst) */
+#define RECENT_SLOTS 4096
+#define RESEND_DEDUP_MS 5
 
 typedef struct {
   uint32_t chunk;
@@ -96,6 +109,12 @@ struct smc_sender {
   /* repair FIFO */
   repair *rq;
   size_t rq_head, rq_len, rq_cap;
+  /* source symbols to send again, FIFO, and the ones sent lately */
+  resend *sq;
+  size_t sq_head, sq_len, sq_cap;
+  uint64_t *recent_key;        /* RECENT_SLOTS: chunk << 16 | esi, + 1 (0: empty) */
+  uint32_t *recent_ms;
+  uint64_t batch_no;           /* send_some calls: cache entries pinned by the batch being filled */
   /* outgoing batch: pkt[i] holds the whole packet, or (source symbols, sent
    * without copying the payload) the header and, after it, the tag while
    * pay[i] points into the chunk cache */
@@ -215,8 +234,13 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     s->pkt[i] = malloc ((size_t) mtu);
   s->rq_cap = 1024;
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
+  s->sq_cap = 1024;
+  s->sq = malloc (s->sq_cap * sizeof *s->sq);
+  s->recent_key = calloc (RECENT_SLOTS, sizeof *s->recent_key);
+  s->recent_ms = calloc (RECENT_SLOTS, sizeof *s->recent_ms);
   if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL ||
-      s->runs == NULL || s->run_next == NULL || s->cache == NULL || s->cache_n < CACHE_MIN) {
+      s->runs == NULL || s->run_next == NULL || s->cache == NULL || s->cache_n < CACHE_MIN || s->rq == NULL ||
+      s->sq == NULL || s->recent_key == NULL || s->recent_ms == NULL) {
     snprintf (err, errlen, "out of memory");
     smc_sender_free (s);
     return NULL;
@@ -241,6 +265,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   if (s->rate_Bps > s->cap_Bps)
     s->rate_Bps = s->cap_Bps;
   s->cur_chunk = UINT32_MAX;
+  s->batch_no = 1;
   if (c->read_ahead > 0 && ra_start (s) < 0) {
     snprintf (err, errlen, "cannot start the read-ahead thread");
     smc_sender_free (s);
@@ -278,6 +303,9 @@ smc_sender_free (smc_sender *s)
   for (int i = 0; i < SMC_BATCH; i++)
     free (s->pkt[i]);
   free (s->rq);
+  free (s->sq);
+  free (s->recent_key);
+  free (s->recent_ms);
   free (s->next_parity);
   free (s->parity_ms);
   free (s->cycle);
@@ -420,8 +448,8 @@ ra_take (smc_sender *s, uint32_t idx, uint8_t **buf)
   return got;
 }
 
-static const uint8_t *
-chunk_data (smc_sender *s, uint32_t idx)
+static cache_ent *
+chunk_ent (smc_sender *s, uint32_t idx)
 {
   cache_ent *victim = &s->cache[0];
   uint64_t t0;
@@ -429,13 +457,18 @@ chunk_data (smc_sender *s, uint32_t idx)
   for (int i = 0; i < s->cache_n; i++) {
     if (s->cache[i].valid && s->cache[i].idx == idx) {
       s->cache[i].used = ++s->cache_clock;
-      return s->cache[i].buf;
+      return &s->cache[i];
     }
-    if (!s->cache[i].valid || s->cache[i].used < victim->used)
+    /* never one the batch being filled points into (first-pass packets
+     * are sent from the cache without a copy): repairs of many other
+     * chunks in the same batch could otherwise make it the oldest */
+    if (s->cache[i].pinned == s->batch_no && s->cache[i].valid)
+      continue;
+    if (!s->cache[i].valid || s->cache[i].used < victim->used || victim->pinned == s->batch_no)
       victim = &s->cache[i];
   }
-  /* the victim is the least recently used of cache_n chunks: no packet of
-   * the batch being filled points into it */
+  /* the victim is the least recently used of the chunks no packet of the
+   * batch being filled points into (at most `lanes` of cache_n >= 8 are) */
   victim->valid = 0;
   t0 = smc_now_ns ();
   ok = (s->ra != NULL && ra_take (s, idx, &victim->buf)) || load_chunk (s, idx, victim->buf) == 0;
@@ -445,7 +478,14 @@ chunk_data (smc_sender *s, uint32_t idx)
   victim->idx = idx;
   victim->valid = 1;
   victim->used = ++s->cache_clock;
-  return victim->buf;
+  return victim;
+}
+
+static const uint8_t *
+chunk_data (smc_sender *s, uint32_t idx)
+{
+  cache_ent *e = chunk_ent (s, idx);
+  return e != NULL ? e->buf : NULL;
 }
 
 /* ---------------- nodes ---------------- */
@@ -553,6 +593,7 @@ send_announce (smc_sender *s)
   a.symbol_size = s->S;
   a.max_k = s->cfg.max_k;
   a.lanes = s->lanes;
+  a.flags = SMC_ANN_SRCREQ;
   {
     size_t n = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
     a.receivers = (uint16_t) (n > UINT16_MAX ? UINT16_MAX : n);
@@ -623,20 +664,28 @@ group_step (smc_sender *s)
   } while (s->cur_src < s->grp_src && s->cur_src >= s->grp_g[s->cur_lane].n_src);
 }
 
+/* a full FIFO ring (*buf, elem bytes each, len == *cap from *head) made
+ * twice as large, its entries from index 0: 0, or -1 out of memory */
+static int
+ring_grow (void **buf, size_t *head, size_t *cap, size_t elem)
+{
+  uint8_t *n = malloc (2 * *cap * elem), *o = *buf;
+  if (n == NULL)
+    return -1;
+  memcpy (n, o + *head * elem, (*cap - *head) * elem);
+  memcpy (n + (*cap - *head) * elem, o, *head * elem);
+  free (o);
+  *buf = n;
+  *head = 0;
+  *cap *= 2;
+  return 0;
+}
+
 static void
 rq_push (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t j0, uint8_t count, int proactive)
 {
-  if (s->rq_len == s->rq_cap) {
-    repair *n = malloc (2 * s->rq_cap * sizeof *n);
-    if (n == NULL)
-      return;
-    for (size_t i = 0; i < s->rq_len; i++)
-      n[i] = s->rq[(s->rq_head + i) % s->rq_cap];
-    free (s->rq);
-    s->rq = n;
-    s->rq_head = 0;
-    s->rq_cap *= 2;
-  }
+  if (s->rq_len == s->rq_cap && ring_grow ((void **) &s->rq, &s->rq_head, &s->rq_cap, sizeof *s->rq) < 0)
+    return;
   s->rq[(s->rq_head + s->rq_len++) % s->rq_cap] =
     (repair) { .chunk = chunk, .block = block, .j0 = j0, .count = count, .proactive = (uint8_t) proactive };
   s->queued[(size_t) chunk * s->nbmax + block] += count;
@@ -691,6 +740,54 @@ emit_repair (smc_sender *s, int at, int room)
   return rows;
 }
 
+/* ---------------- source symbols asked for again ---------------- */
+
+static void
+sq_push (smc_sender *s, uint32_t chunk, uint16_t esi)
+{
+  if (s->sq_len == s->sq_cap && ring_grow ((void **) &s->sq, &s->sq_head, &s->sq_cap, sizeof *s->sq) < 0)
+    return;
+  s->sq[(s->sq_head + s->sq_len++) % s->sq_cap] = (resend) { .chunk = chunk, .esi = esi };
+}
+
+/* 1 when symbol esi of chunk was queued again in the last RESEND_DEDUP_MS
+ * (then nothing changes); else records it now and returns 0 */
+static int
+resent_lately (smc_sender *s, uint32_t chunk, uint16_t esi, uint32_t ms)
+{
+  uint64_t key = ((uint64_t) chunk << 16 | esi) + 1;
+  size_t slot = (size_t) ((key * 0x9e3779b97f4a7c15ull) >> 52) % RECENT_SLOTS;
+  if (s->recent_key[slot] == key && ms - s->recent_ms[slot] < RESEND_DEDUP_MS)
+    return 1;
+  s->recent_key[slot] = key;
+  s->recent_ms[slot] = ms;
+  return 0;
+}
+
+/* one queued source symbol into slot at (copied: the chunk may leave the
+ * cache before the batch is sent); 0 when its chunk cannot be read */
+static int
+emit_resend (smc_sender *s, int at)
+{
+  resend q = s->sq[s->sq_head];
+  smc_hdr h = { .session = s->cfg.session };
+  smc_geom g;
+  const uint8_t *data;
+  uint32_t off, len;
+  s->sq_head = (s->sq_head + 1) % s->sq_cap;
+  s->sq_len--;
+  if (geom_of (s, q.chunk, &g) < 0 || q.esi >= g.n_src || (data = chunk_data (s, q.chunk)) == NULL)
+    return 0;
+  off = (uint32_t) q.esi * s->S;
+  len = g.len - off < s->S ? g.len - off : s->S;
+  h.seq = ++s->seq_mc;
+  s->plen[at] = smc_build_data (s->pkt[at], s->cfg.mtu, &h, q.chunk, q.esi, data + off, len);
+  s->pay[at] = NULL;
+  sign (s, s->pkt[at], s->plen[at]);
+  s->st.source_resent++;
+  return s->plen[at] > 0;
+}
+
 static void
 block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t block)
 {
@@ -715,6 +812,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
   uint16_t esi;
   smc_hdr h = { .session = s->cfg.session };
   uint8_t b;
+  cache_ent *e;
   if (s->cur_chunk == UINT32_MAX || s->cur_src >= s->grp_src) {
     if (!next_group (s)) {
       set_state (s, SMC_STATE_DRAIN, now);
@@ -724,7 +822,8 @@ emit_source (smc_sender *s, int at, uint64_t now)
   chunk = s->grp[s->cur_lane];
   g = &s->grp_g[s->cur_lane];
   esi = s->cur_src;
-  data = chunk_data (s, chunk);
+  e = chunk_ent (s, chunk);
+  data = e != NULL ? e->buf : NULL;
   if (data == NULL) {
     /* the chunk drops out of the group: its receivers take it by unicast */
     vlog (s, "cannot read chunk %u", chunk);
@@ -739,6 +838,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
    * group's chunks are the cache's most recently used entries, so they
    * outlive the batch */
   smc_build_data_head (s->pkt[at], &h, chunk, esi);
+  e->pinned = s->batch_no;
   s->pay[at] = data + off;
   s->paylen[at] = len;
   s->plen[at] = SMC_DATA_OVERHEAD + len;
@@ -774,6 +874,7 @@ send_some (smc_sender *s, uint64_t now)
 {
   int n = 0;
   double need = s->cfg.mtu + WIRE_OVERHEAD;
+  s->batch_no++;
   refill (s, now);
   while (n < SMC_BATCH && s->tokens >= need) {
     int got = 0;
@@ -781,6 +882,10 @@ send_some (smc_sender *s, uint64_t now)
       int room = SMC_BATCH - n;
       got = emit_repair (s, n, (int) (s->tokens / need) < room ? (int) (s->tokens / need) : room);
       if (got == 0 && s->rq_len > 0)
+        continue;
+    } else if (s->sq_len > 0) {
+      got = emit_resend (s, n);
+      if (got == 0)
         continue;
     } else if (s->state == SMC_STATE_SENDING) {
       got = emit_source (s, n, now);
@@ -846,26 +951,65 @@ resend_cycle (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, int count
   }
 }
 
+/* the receiver that sent a NACK or SRCREQ (NULL if it never reported),
+ * in *node; 0 when it is not to be repaired */
+static int
+repairable (smc_sender *s, uint32_t id, smc_node_info **node)
+{
+  size_t idx = 0;
+  *node = node_find (s, id, &idx);
+  if (*node == NULL)
+    return 1;
+  (*node)->nacks++;
+  if ((*node)->outcome != 0)
+    return 0;  /* evicted or failed: it finishes by unicast */
+  if (s->cfg.slow_policy == SMC_SLOW_EVICT && s->strikes[idx] > 0)
+    return 0;  /* losing more than max_loss: about to be evicted; repairing
+                * for it would take the group's bandwidth */
+  return 1;
+}
+
+/* a receiver whose block still needs symbols once every parity index was
+ * sent: the source symbols it names go out again (each at most once per
+ * RESEND_DEDUP_MS, whoever asks) */
+static void
+handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_srcreq q;
+  smc_node_info *node;
+  smc_geom g;
+  uint16_t start;
+  uint8_t k;
+  uint32_t ms = ms_of (s, now);
+  if (smc_parse_srcreq (buf, len, &q) < 0) {
+    s->st.bad++;
+    return;
+  }
+  s->st.srcreqs_rx++;
+  if (!repairable (s, q.node, &node))
+    return;
+  if (q.chunk >= s->m->n_chunks || (s->m->flags[q.chunk] & SMC_CHUNK_ZERO) || geom_of (s, q.chunk, &g) < 0 ||
+      q.block >= g.n_blocks || !block_sent (s, q.chunk, q.block))
+    return;
+  k = smc_geom_k (&g, q.block);
+  start = smc_geom_start (&g, q.block);
+  for (int i = 0; i < k && i / 8 < q.map_len; i++)
+    if ((q.map[i / 8] >> (i % 8)) & 1 && !resent_lately (s, q.chunk, (uint16_t) (start + i), ms))
+      sq_push (s, q.chunk, (uint16_t) (start + i));
+}
+
 static void
 handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
   smc_nack n;
   smc_node_info *node;
-  size_t idx = 0;
   if (smc_parse_nack (buf, len, &n) < 0) {
     s->st.bad++;
     return;
   }
   s->st.nacks_rx++;
-  node = node_find (s, n.node, &idx);
-  if (node != NULL) {
-    node->nacks++;
-    if (node->outcome != 0)
-      return;  /* evicted or failed: it finishes by unicast */
-    if (s->cfg.slow_policy == SMC_SLOW_EVICT && s->strikes[idx] > 0)
-      return;  /* losing more than max_loss: about to be evicted; repairing
-                * for it would take the group's bandwidth */
-  }
+  if (!repairable (s, n.node, &node))
+    return;
   for (uint16_t i = 0; i < n.count; i++) {
     smc_nack_entry e;
     smc_geom g;
@@ -1100,7 +1244,7 @@ receive_from (smc_sender *s, smc_sock *sock, uint64_t now)
         s->st.bad++;
         continue;
       }
-      if (h.type != SMC_PKT_NACK && h.type != SMC_PKT_STATUS)
+      if (h.type != SMC_PKT_NACK && h.type != SMC_PKT_STATUS && h.type != SMC_PKT_SRCREQ)
         continue;
       if (s->auth != NULL && smc_auth_verify (s->auth, buf, len) < 0) {
         s->st.forged++;
@@ -1108,6 +1252,8 @@ receive_from (smc_sender *s, smc_sock *sock, uint64_t now)
       }
       if (h.type == SMC_PKT_NACK)
         handle_nack (s, buf, len, now);
+      else if (h.type == SMC_PKT_SRCREQ)
+        handle_srcreq (s, buf, len, now);
       else
         handle_status (s, buf, len, &s->rx.from[i], now);
     }
@@ -1172,7 +1318,7 @@ timers (smc_sender *s, uint64_t now)
   if (s->state == SMC_STATE_WAITING &&
       (s->n_nodes >= s->cfg.expected && s->cfg.expected > 0 ? 1 : now - s->state_since > s->cfg.join_wait_ms * MS))
     set_state (s, SMC_STATE_SENDING, now);
-  if (s->state == SMC_STATE_DRAIN && s->rq_len == 0 && count_active (s) == 0 &&
+  if (s->state == SMC_STATE_DRAIN && s->rq_len == 0 && s->sq_len == 0 && count_active (s) == 0 &&
       (s->n_nodes >= s->cfg.expected || now - s->state_since > s->cfg.node_timeout_ms * MS))
     set_state (s, SMC_STATE_END, now);
   if (s->state == SMC_STATE_DRAIN && now - s->state_since > s->cfg.drain_timeout_ms * MS) {
@@ -1233,7 +1379,7 @@ smc_sender_run (smc_sender *s)
     now = smc_now_ns ();
     receive_feedback (s, now);
     timers (s, now);
-    can_send = s->state != SMC_STATE_END && (s->rq_len > 0 || s->state == SMC_STATE_SENDING);
+    can_send = s->state != SMC_STATE_END && (s->rq_len > 0 || s->sq_len > 0 || s->state == SMC_STATE_SENDING);
     if (can_send)
       sent = send_some (s, now);
     s->st.rate_bps = (uint64_t) (s->rate_Bps * 8);

@@ -31,6 +31,8 @@ typedef struct {
 typedef struct {
   uint64_t data_pkts, parity_pkts, parity_proactive, control_pkts, bytes;
   uint64_t nacks_rx, nack_entries, forged, bad;
+  uint64_t srcreqs_rx;      /* SRCREQ packets: source symbols asked for by index */
+  uint64_t source_resent;   /* source symbols sent again for them */
   uint64_t rate_bps;        /* current paced rate (wire bits/s) */
   uint64_t start_ns, data_start_ns, drain_ns, end_ns;
   uint64_t read_wait_ns;    /* the sending thread waiting for chunk reads */

@@ -187,12 +187,14 @@ test_control_roundtrip (void)
   smc_hdr h = { .session = 9, .seq = 1 };
   smc_announce a = { .image_size = 5000000, .chunk_size = 1 << 20, .n_chunks = 5,
                      .symbol_size = 1450, .max_k = 128, .state = SMC_STATE_DRAIN, .position = 5,
-                     .lanes = 2, .receivers = 300 }, a2;
+                     .lanes = 2, .receivers = 300, .flags = SMC_ANN_SRCREQ }, a2;
   smc_status s = { .node = 42, .state = SMC_RX_COMPLETE, .loss_permille = 51, .chunks_done = 5,
                    .bytes_written = 5000000, .ext_missing = 1, .backlog_permille = 640,
                    .intake_kBps = 123456 }, s2;
   smc_nack_entry e[3] = { { 1, 2, 3, 4 }, { 7, 0, 10, 0 }, { 9, 1, 1, 255 } }, e2;
   smc_nack n;
+  smc_srcreq q;
+  const uint8_t map[3] = { 0x81, 0x00, 0x40 };
   smc_control c = { .node = 42, .op = SMC_CTL_EVICT }, c2;
   size_t len;
   memset (a.manifest_hash, 0xab, sizeof a.manifest_hash);
@@ -204,6 +206,7 @@ test_control_roundtrip (void)
   g_assert_cmpuint (a2.state, ==, SMC_STATE_DRAIN);
   g_assert_cmpuint (a2.lanes, ==, 2);
   g_assert_cmpuint (a2.receivers, ==, 300);
+  g_assert_cmpuint (a2.flags, ==, SMC_ANN_SRCREQ);
   /* a sender that does not interleave may leave the field zero: one lane */
   a.lanes = 0;
   len = smc_build_announce (buf, sizeof buf, &h, &a);
@@ -249,6 +252,34 @@ test_control_roundtrip (void)
   g_assert_cmpuint (e2.pnext, ==, 255);
   /* a count that disagrees with the length is refused */
   g_assert_cmpint (smc_parse_nack (buf, len - 8, &n), <, 0);
+
+  /* SRCREQ: source symbols 0, 7 and 22 of block 3 of chunk 77 */
+  len = smc_build_srcreq (buf, sizeof buf, &h, 42, 77, 3, map, sizeof map);
+  g_assert_cmpuint (len, ==, SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + 3 + SMC_TAG_LEN);
+  g_assert_cmpint (smc_parse_srcreq (buf, len, &q), ==, 0);
+  g_assert_cmpuint (q.node, ==, 42);
+  g_assert_cmpuint (q.chunk, ==, 77);
+  g_assert_cmpuint (q.block, ==, 3);
+  g_assert_cmpmem (q.map, q.map_len, map, sizeof map);
+  g_assert_cmpuint (smc_packet_node (buf, len), ==, 42);
+  g_assert_cmpint (smc_parse_nack (buf, len, &n), <, 0);
+  /* a bitmap length that disagrees with the packet, an empty bitmap, one
+   * longer than a block has symbols, or node 0 (the sender's) is refused */
+  g_assert_cmpint (smc_parse_srcreq (buf, len - 1, &q), <, 0);
+  buf[SMC_HDR_LEN + 9] = 0;
+  g_assert_cmpint (smc_parse_srcreq (buf, len, &q), <, 0);
+  g_assert_cmpuint (smc_build_srcreq (buf, sizeof buf, &h, 42, 77, 3, map, 0), ==, 0);
+  {
+    uint8_t big[SMC_SRCREQ_MAX_MAP + 1] = { 0 };
+    g_assert_cmpuint (smc_build_srcreq (buf, sizeof buf, &h, 42, 77, 3, big, sizeof big), ==, 0);
+    len = smc_build_srcreq (buf, sizeof buf, &h, 42, 77, 3, big, SMC_SRCREQ_MAX_MAP);
+    g_assert_cmpint (smc_parse_srcreq (buf, len, &q), ==, 0);
+    memmove (buf + len - SMC_TAG_LEN + 1, buf + len - SMC_TAG_LEN, SMC_TAG_LEN);
+    buf[SMC_HDR_LEN + 9] = SMC_SRCREQ_MAX_MAP + 1;
+    g_assert_cmpint (smc_parse_srcreq (buf, len + 1, &q), <, 0);
+  }
+  len = smc_build_srcreq (buf, sizeof buf, &h, 0, 77, 3, map, sizeof map);
+  g_assert_cmpint (smc_parse_srcreq (buf, len, &q), <, 0);
 
   len = smc_build_control (buf, sizeof buf, &h, &c);
   g_assert_cmpint (smc_parse_control (buf, len, &c2), ==, 0);

@@ -227,7 +227,8 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
           "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
-          "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu nack_retries=%llu suppressed=%llu overflow=%u "
+          "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu nack_retries=%llu srcreqs=%llu sources_asked=%llu "
+          "suppressed=%llu overflow=%u "
           "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu hashed_together=%llu hash_s=%.3f write_s=%.3f\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
           (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
@@ -236,7 +237,8 @@ main (int argc, char **argv)
           (unsigned long long) st->dup, (unsigned long long) st->forged, (unsigned long long) st->bad,
           (unsigned long long) st->wrong_image, (unsigned long long) st->chunks_hash_fail,
           (unsigned long long) st->nacks_sent, (unsigned long long) st->nack_entries_sent,
-          (unsigned long long) st->nack_entries_retry,
+          (unsigned long long) st->nack_entries_retry, (unsigned long long) st->srcreqs_sent,
+          (unsigned long long) st->sources_asked,
           (unsigned long long) st->nacks_suppressed, st->rx_overflow, (unsigned long long) st->wakeups, st->max_pending,
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,

@@ -270,12 +270,13 @@ main (int argc, char **argv)
             nodes[i].last.rx_overflow, nodes[i].last.forged, nodes[i].backlog_signals);
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
-          "bytes=%llu nacks=%llu nack_entries=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
+          "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
           "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f backlog_signals=%llu group_loss_cuts=%llu\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
-          (unsigned long long) st->nack_entries, (unsigned long long) st->forged, st->rate_bps / 1e6,
+          (unsigned long long) st->nack_entries, (unsigned long long) st->srcreqs_rx,
+          (unsigned long long) st->source_resent, (unsigned long long) st->forged, st->rate_bps / 1e6,
           (st->data_start_ns - st->start_ns) / 1e9, (st->drain_ns - st->data_start_ns) / 1e9,
           (st->end_ns - st->drain_ns) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
