@@ -12,7 +12,9 @@
 #          session id, random payload and tag) into the group for the whole run
 #   burst  receiver 1 loses 250 packets in a row of every 2000 from the sender
 #          (12.5 %; 3 ms outages at 1 Gbit/s): more of a block than its
-#          parity repairs, so it asks for source symbols by index (SRCREQ)
+#          parity repairs, but the first pass spreads them over 8 blocks
+#   longburst  1000 of every 8000: more than the 8 blocks' parity repairs;
+#          receiver 1 asks for the rest by index (SRCREQ)
 # One line per scenario: every receiver's own rate (file bytes / its own
 # multicast time), its outcome at the sender, chunks it took by unicast, forged
 # packets it counted, and whether its output is bit-exact.
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     *) SCEN="$SCEN $1"; shift ;;
   esac
 done
-[ -n "$SCEN" ] || SCEN="none slow kill forge burst"
+[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
@@ -66,6 +68,7 @@ run() {
   "$here/topo.sh" up $P "$N" 1500 0 1gbit || return 1
   [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
   [ "$scen" = burst ] && { "$here/topo.sh" burst $P r1 250 2000 6100 || return 1; }
+  [ "$scen" = longburst ] && { "$here/topo.sh" burst $P r1 1000 8000 6100 || return 1; }
   # as cell.sh: the session prepared, the receivers ready, then the sender
   # shellcheck disable=SC2086 # SEND_ARGS: several words
   shoal_prepare "${P}s" "$W" "$N" --rate-mbit 1000 ${SEND_ARGS:-} || return 1
@@ -109,7 +112,7 @@ run() {
   done
   line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
   line="$line parity=$(sed -n 's/.*parity_pkts=\([0-9]*\).*/\1/p' "$W/send.out") resent=$(sed -n 's/.*source_resent=\([0-9]*\).*/\1/p' "$W/send.out")"
-  [ "$scen" = burst ] && line="$line r1_lost=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
+  [ "${scen%burst}" != "$scen" ] && line="$line r1_lost=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
   echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
   "$here/topo.sh" down $P "$N"
   if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $W" >&2; else rm -rf "$W"; fi

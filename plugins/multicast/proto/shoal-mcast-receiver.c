@@ -88,12 +88,13 @@ struct smc_receiver {
   uint8_t lanes;
   uint32_t *rank;
   uint32_t *byrank;              /* the chunk of each rank */
-  /* the furthest point of the first pass seen: (group, block of the
-   * symbol); chunks before cursor_scan were checked for having been
-   * skipped entirely */
+  /* the furthest point of the first pass seen: (group, position in it:
+   * the block of the symbol, or with blocks interleaved its round);
+   * chunks before cursor_scan were checked for having been skipped
+   * entirely */
   int cursor_valid;
   uint32_t cursor_grp;
-  uint8_t cursor_block;
+  uint16_t cursor_pos;
   uint32_t cursor_scan;
   /* chunks assembled and not yet verified: verified together (their
    * hashes computed in one pass) once their group is complete (ready_due) */
@@ -820,18 +821,24 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
 }
 
 /* every incomplete block whose source symbols the sender has all sent,
- * as seen from symbol esi of chunk c (block b), gets a NACK timer: those
- * of earlier groups, and those of c's group that end before esi. The scan
- * runs when the first pass reaches a new block of a group. */
+ * as seen from symbol esi of chunk c (block b, geometry gc), gets a NACK
+ * timer: those of earlier groups, and those of c's group whose last round
+ * came before this symbol's. A round is symbol i of every chunk of the
+ * group or, with blocks interleaved, symbol i of every block of every
+ * chunk. The scan runs when the first pass reaches a new block of a group
+ * (blocks one after the other) or a new round (interleaved: the group's
+ * blocks end together, in its last rounds). */
 static void
-advance_cursor (smc_receiver *r, uint32_t c, uint16_t esi, uint8_t b, uint64_t now)
+advance_cursor (smc_receiver *r, uint32_t c, const smc_geom *gc, uint16_t esi, uint8_t b, uint64_t now)
 {
   uint32_t g = r->rank[c] / r->lanes;
-  if (r->cursor_valid && (g < r->cursor_grp || (g == r->cursor_grp && b <= r->cursor_block)))
+  int il = (r->ann.flags & SMC_ANN_INTERLEAVED) != 0;
+  uint16_t round = il ? (uint16_t) (esi - smc_geom_start (gc, b)) : esi, pos = il ? round : b;
+  if (r->cursor_valid && (g < r->cursor_grp || (g == r->cursor_grp && pos <= r->cursor_pos)))
     return;
   r->cursor_valid = 1;
   r->cursor_grp = g;
-  r->cursor_block = b;
+  r->cursor_pos = pos;
   /* chunks skipped entirely (every packet lost) */
   for (; r->cursor_scan < r->m->n_chunks && r->rank[r->cursor_scan] / r->lanes < g; r->cursor_scan++)
     if (r->cstate[r->cursor_scan] == SMC_CHUNK_NEEDED && pend_alloc (r, r->cursor_scan) == NULL)
@@ -841,9 +848,11 @@ advance_cursor (smc_receiver *r, uint32_t c, uint16_t esi, uint8_t b, uint64_t n
     uint32_t pg = r->rank[p->idx] / r->lanes;
     if (pg > g)
       continue;
-    for (int k = 0; k < p->g.n_blocks; k++)
-      if (pg < g || smc_geom_start (&p->g, (uint8_t) k) + smc_geom_k (&p->g, (uint8_t) k) <= esi)
+    for (int k = 0; k < p->g.n_blocks; k++) {
+      int last = smc_geom_k (&p->g, (uint8_t) k) - 1 + (il ? 0 : smc_geom_start (&p->g, (uint8_t) k));
+      if (pg < g || last < round)
         schedule (r, &p->blocks[k], now);
+    }
   }
 }
 
@@ -882,7 +891,7 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
       return;
     }
     b = smc_geom_block_of (&p->g, d.esi);
-    advance_cursor (r, d.chunk, d.esi, b, now);
+    advance_cursor (r, d.chunk, &p->g, d.esi, b, now);
   }
   bk = &p->blocks[b];
   if (bk->done) {
@@ -988,7 +997,7 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
           settle (r, i, SMC_CHUNK_EXTERNAL);
       r->cursor_valid = 1;
       r->cursor_grp = r->rank[upto] / r->lanes;
-      r->cursor_block = 0;
+      r->cursor_pos = 0;
       r->cursor_scan = upto;
     }
   }

@@ -42,11 +42,13 @@ typedef struct {
   uint16_t esi;
 } resend;
 
-/* source symbols resent lately, so that several receivers asking for the
- * same ones (a burst lost on a shared link) get one copy: a hash table
- * keyed by chunk and symbol, overwritten on collision (a duplicate at worst) */
+/* source symbols queued or resent lately, so that several receivers asking
+ * for the same ones (a burst lost on a shared link), or one asking again
+ * before the queue reached them, get one copy: a hash table keyed by chunk
+ * and symbol, overwritten on collision (a duplicate at worst) */
 #define RECENT_SLOTS 4096
 #define RESEND_DEDUP_MS 5
+#define RECENT_QUEUED UINT32_MAX  /* recent_ms of a symbol still in the queue */
 
 typedef struct {
   uint32_t chunk;
@@ -97,13 +99,20 @@ struct smc_sender {
   pthread_mutex_t ra_mu;
   pthread_cond_t ra_cv;
   /* position of the first pass: the group of up to `lanes` chunks being
-   * sent, symbol cur_src of chunk grp[cur_lane] next. cur_chunk is the
-   * group's last chunk (UINT32_MAX before the first). */
+   * sent, in rounds. Round cur_src is symbol cur_src of every chunk of the
+   * group (grp[0], grp[1], ...) or, with blocks interleaved, symbol cur_src
+   * of every block of every chunk (block 0 of each chunk, block 1 of each,
+   * ...): a loss burst is then spread over all the group's blocks instead
+   * of taking one. cur_chunk is the group's last chunk (UINT32_MAX before
+   * the first). */
   int state;
-  uint8_t lanes, grp_n, cur_lane;
+  int interleave;                  /* blocks interleaved (SMC_ANN_INTERLEAVED) */
+  uint8_t lanes, grp_n, cur_lane, cur_blk;
+  uint8_t grp_nb;                  /* most blocks of the group's chunks */
   uint32_t grp[SMC_MAX_LANES];
   smc_geom grp_g[SMC_MAX_LANES];
-  uint16_t grp_src;                /* most source symbols of the group's chunks */
+  uint16_t grp_src;                /* rounds in the group: most source symbols of its
+                                    * chunks, or of their blocks */
   uint32_t cur_chunk;
   uint16_t cur_src;
   /* repair FIFO */
@@ -113,7 +122,7 @@ struct smc_sender {
   resend *sq;
   size_t sq_head, sq_len, sq_cap;
   uint64_t *recent_key;        /* RECENT_SLOTS: chunk << 16 | esi, + 1 (0: empty) */
-  uint32_t *recent_ms;
+  uint32_t *recent_ms;          /* when it was sent, or RECENT_QUEUED */
   uint64_t batch_no;           /* send_some calls: cache entries pinned by the batch being filled */
   /* outgoing batch: pkt[i] holds the whole packet, or (source symbols, sent
    * without copying the payload) the header and, after it, the tag while
@@ -266,6 +275,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     s->rate_Bps = s->cap_Bps;
   s->cur_chunk = UINT32_MAX;
   s->batch_no = 1;
+  s->interleave = !c->no_interleave;
   if (c->read_ahead > 0 && ra_start (s) < 0) {
     snprintf (err, errlen, "cannot start the read-ahead thread");
     smc_sender_free (s);
@@ -593,7 +603,7 @@ send_announce (smc_sender *s)
   a.symbol_size = s->S;
   a.max_k = s->cfg.max_k;
   a.lanes = s->lanes;
-  a.flags = SMC_ANN_SRCREQ;
+  a.flags = SMC_ANN_SRCREQ | (s->interleave ? SMC_ANN_INTERLEAVED : 0);
   {
     size_t n = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
     a.receivers = (uint16_t) (n > UINT16_MAX ? UINT16_MAX : n);
@@ -632,15 +642,20 @@ next_group (smc_sender *s)
   uint32_t c = s->cur_chunk == UINT32_MAX ? 0 : s->cur_chunk + 1;
   s->grp_n = 0;
   s->grp_src = 0;
+  s->grp_nb = 0;
   s->cur_src = 0;
   s->cur_lane = 0;
+  s->cur_blk = 0;
   for (; c < s->m->n_chunks && s->grp_n < s->lanes; c++) {
+    const smc_geom *g = &s->grp_g[s->grp_n];
     if (s->m->flags[c] & SMC_CHUNK_ZERO)
       continue;
     if (geom_of (s, c, &s->grp_g[s->grp_n]) < 0)
       break;
-    if (s->grp_g[s->grp_n].n_src > s->grp_src)
-      s->grp_src = s->grp_g[s->grp_n].n_src;
+    if ((s->interleave ? smc_geom_k (g, 0) : g->n_src) > s->grp_src)
+      s->grp_src = s->interleave ? smc_geom_k (g, 0) : g->n_src;
+    if (g->n_blocks > s->grp_nb)
+      s->grp_nb = g->n_blocks;
     s->grp[s->grp_n++] = c;
   }
   if (s->grp_n == 0) {
@@ -653,15 +668,36 @@ next_group (smc_sender *s)
 
 /* the next (lane, symbol) of the group: lanes in turn, then the next
  * symbol; a chunk with fewer symbols (the image's last) drops out */
+/* the source symbol the first pass is at, in chunk grp[cur_lane] */
+static uint16_t
+cur_esi (const smc_sender *s)
+{
+  return s->interleave ? (uint16_t) (smc_geom_start (&s->grp_g[s->cur_lane], s->cur_blk) + s->cur_src) : s->cur_src;
+}
+
+/* the position names a symbol (a short chunk, the image's last, has
+ * fewer, and a chunk that could not be read none) */
+static int
+cur_valid (const smc_sender *s)
+{
+  const smc_geom *g = &s->grp_g[s->cur_lane];
+  if (s->interleave)
+    return g->n_src > 0 && s->cur_blk < g->n_blocks && s->cur_src < smc_geom_k (g, s->cur_blk);
+  return s->cur_src < g->n_src;
+}
+
 static void
 group_step (smc_sender *s)
 {
   do {
     if (++s->cur_lane == s->grp_n) {
       s->cur_lane = 0;
-      s->cur_src++;
+      if (!s->interleave || ++s->cur_blk == s->grp_nb) {
+        s->cur_blk = 0;
+        s->cur_src++;
+      }
     }
-  } while (s->cur_src < s->grp_src && s->cur_src >= s->grp_g[s->cur_lane].n_src);
+  } while (s->cur_src < s->grp_src && !cur_valid (s));
 }
 
 /* a full FIFO ring (*buf, elem bytes each, len == *cap from *head) made
@@ -750,17 +786,26 @@ sq_push (smc_sender *s, uint32_t chunk, uint16_t esi)
   s->sq[(s->sq_head + s->sq_len++) % s->sq_cap] = (resend) { .chunk = chunk, .esi = esi };
 }
 
-/* 1 when symbol esi of chunk was queued again in the last RESEND_DEDUP_MS
- * (then nothing changes); else records it now and returns 0 */
+static size_t
+recent_slot (uint32_t chunk, uint16_t esi, uint64_t *key)
+{
+  *key = ((uint64_t) chunk << 16 | esi) + 1;
+  return (size_t) ((*key * 0x9e3779b97f4a7c15ull) >> 52) % RECENT_SLOTS;
+}
+
+/* 1 when symbol esi of chunk is queued, or was sent again in the last
+ * RESEND_DEDUP_MS (then nothing changes); else records it as queued and
+ * returns 0 */
 static int
 resent_lately (smc_sender *s, uint32_t chunk, uint16_t esi, uint32_t ms)
 {
-  uint64_t key = ((uint64_t) chunk << 16 | esi) + 1;
-  size_t slot = (size_t) ((key * 0x9e3779b97f4a7c15ull) >> 52) % RECENT_SLOTS;
-  if (s->recent_key[slot] == key && ms - s->recent_ms[slot] < RESEND_DEDUP_MS)
+  uint64_t key;
+  size_t slot = recent_slot (chunk, esi, &key);
+  if (s->recent_key[slot] == key &&
+      (s->recent_ms[slot] == RECENT_QUEUED || ms - s->recent_ms[slot] < RESEND_DEDUP_MS))
     return 1;
   s->recent_key[slot] = key;
-  s->recent_ms[slot] = ms;
+  s->recent_ms[slot] = RECENT_QUEUED;
   return 0;
 }
 
@@ -774,8 +819,12 @@ emit_resend (smc_sender *s, int at)
   smc_geom g;
   const uint8_t *data;
   uint32_t off, len;
+  uint64_t key;
+  size_t slot = recent_slot (q.chunk, q.esi, &key);
   s->sq_head = (s->sq_head + 1) % s->sq_cap;
   s->sq_len--;
+  if (s->recent_key[slot] == key)
+    s->recent_ms[slot] = ms_of (s, smc_now_ns ());
   if (geom_of (s, q.chunk, &g) < 0 || q.esi >= g.n_src || (data = chunk_data (s, q.chunk)) == NULL)
     return 0;
   off = (uint32_t) q.esi * s->S;
@@ -821,7 +870,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
   }
   chunk = s->grp[s->cur_lane];
   g = &s->grp_g[s->cur_lane];
-  esi = s->cur_src;
+  esi = cur_esi (s);
   e = chunk_ent (s, chunk);
   data = e != NULL ? e->buf : NULL;
   if (data == NULL) {
@@ -848,7 +897,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
                          s->pkt[at] + SMC_DATA_HDR_LEN);
   s->st.data_pkts++;
   b = smc_geom_block_of (g, esi);
-  if (esi + 1 == g->n_src || smc_geom_block_of (g, (uint16_t) (esi + 1)) != b)
+  if (esi + 1 == smc_geom_start (g, b) + smc_geom_k (g, b))
     block_done_proactive (s, chunk, g, b);
   group_step (s);
   return 1;
@@ -930,7 +979,14 @@ block_sent (smc_sender *s, uint32_t chunk, uint8_t block)
   for (uint8_t l = 0; l < s->grp_n; l++)
     if (s->grp[l] == chunk) {
       const smc_geom *g = &s->grp_g[l];
-      uint16_t last = (uint16_t) (smc_geom_start (g, block) + smc_geom_k (g, block) - 1);
+      uint16_t last;
+      if (s->interleave) {
+        /* the block's last round, then its place in the round */
+        last = (uint16_t) (smc_geom_k (g, block) - 1);
+        return last < s->cur_src ||
+               (last == s->cur_src && (block < s->cur_blk || (block == s->cur_blk && l < s->cur_lane)));
+      }
+      last = (uint16_t) (smc_geom_start (g, block) + smc_geom_k (g, block) - 1);
       return last < s->cur_src || (last == s->cur_src && l < s->cur_lane);
     }
   return 0;

@@ -58,7 +58,10 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/congested-path", "narrow", run_case);
   /* 16 receivers losing 5 % each: NACKs are suppressed, not one per receiver and block */
   g_test_add_data_func ("/shoal/multicast/net/nack-suppression", "many", run_case);
-  /* a receiver losing bursts longer than FEC repairs asks for the source symbols by index */
-  g_test_add_data_func ("/shoal/multicast/net/burst-loss", "burst", run_case);
+  /* loss bursts longer than a block's parity repairs: spread over a group's blocks by the
+   * first pass, repaired by parity */
+  g_test_add_data_func ("/shoal/multicast/net/burst-loss", "bursts", run_case);
+  /* longer than all of them: the receiver asks for the source symbols by index */
+  g_test_add_data_func ("/shoal/multicast/net/long-burst-loss", "burst", run_case);
   return g_test_run ();
 }
