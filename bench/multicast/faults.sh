@@ -15,6 +15,8 @@
 #          parity repairs, but the first pass spreads them over 8 blocks
 #   longburst  1000 of every 8000: more than the 8 blocks' parity repairs;
 #          receiver 1 asks for the rest by index (SRCREQ)
+#   outage receiver 1 gets nothing from the sender for 0.1 s (OUTAGE_S), a
+#          third of the way in (a link flap, a switch reboot)
 # One line per scenario: every receiver's own rate (file bytes / its own
 # multicast time), its outcome at the sender, chunks it took by unicast, forged
 # packets it counted, and whether its output is bit-exact.
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     *) SCEN="$SCEN $1"; shift ;;
   esac
 done
-[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst"
+[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
@@ -84,6 +86,10 @@ run() {
     forge)
       forge "${P}r1" 30 "$(sed -n 's/.*session=\([0-9]*\).*/\1/p' "$W/join")" &
       ;;
+    outage)
+      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      "$here/topo.sh" outage $P r1 "${OUTAGE_S:-0.1}" > "$W/outage"
+      ;;
     kill)
       # a third of the file at ~110 MB/s
       sleep "$(echo "$size / 110000000 / 3" | bc -l)"
@@ -112,6 +118,7 @@ run() {
   done
   line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
   line="$line parity=$(sed -n 's/.*parity_pkts=\([0-9]*\).*/\1/p' "$W/send.out") resent=$(sed -n 's/.*source_resent=\([0-9]*\).*/\1/p' "$W/send.out")"
+  [ "$scen" = outage ] && line="$line r1_lost=$(cat "$W/outage") in ${OUTAGE_S:-0.1} s"
   [ "${scen%burst}" != "$scen" ] && line="$line r1_lost=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
   echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
   "$here/topo.sh" down $P "$N"

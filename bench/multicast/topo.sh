@@ -13,6 +13,8 @@
 #        topo.sh burst PREFIX HOST LEN PERIOD PORT (HOST drops LEN packets in a
 #                 row of every PERIOD from the sender to UDP PORT; counter in
 #                 its table ip burst)
+#        topo.sh outage PREFIX HOST SECONDS (HOST gets nothing from the sender
+#                 for SECONDS, then the rule goes; counter printed)
 set -e
 cmd=$1; P=$2; N=$3
 
@@ -82,5 +84,18 @@ table ip burst {
 }
 NFT
         ;;
-    *) echo "usage: $0 up|down|drops|txbytes|slow|burst PREFIX ..." >&2; exit 2 ;;
+    outage)
+        ip netns exec "${P}$3" nft -f - <<NFT
+table ip outage {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr 10.77.0.1 counter drop
+  }
+}
+NFT
+        sleep "$4"
+        ip netns exec "${P}$3" nft list table ip outage | sed -n 's/.*packets \([0-9]*\).*/\1/p'
+        ip netns exec "${P}$3" nft delete table ip outage
+        ;;
+    *) echo "usage: $0 up|down|drops|txbytes|slow|burst|outage PREFIX ..." >&2; exit 2 ;;
 esac

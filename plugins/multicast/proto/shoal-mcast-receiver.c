@@ -25,6 +25,7 @@
 
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
+  uint8_t asked;            /* a SRCREQ went out for it in the current NACK scan */
   uint16_t nacks;
   uint8_t pj[256];
   uint8_t *pbuf[256];
@@ -1004,6 +1005,7 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
   r->ann.state = a.state;
   r->ann.position = a.position;
   r->ann.receivers = a.receivers;
+  r->ann.rate_kbps = a.rate_kbps;
   if (a.state == SMC_STATE_DRAIN && !r->drained) {
     r->drained = 1;
     drain_schedule (r, now);
@@ -1229,6 +1231,7 @@ static void
 nack_scan (smc_receiver *r, uint64_t now)
 {
   size_t n = 0;
+  uint64_t asked = 0;
   if (r->nack_buf == NULL) {
     r->nack_max = (size_t) (r->ann.symbol_size + SMC_DATA_HDR_LEN - SMC_HDR_LEN - SMC_NACK_BODY_LEN) / SMC_NACK_ENTRY_LEN;
     r->nack_buf = malloc (65536);
@@ -1256,8 +1259,12 @@ nack_scan (smc_receiver *r, uint64_t now)
       if (blk_wants_sources (r, bk)) {
         /* the parity not sent yet, by NACK, and the rest by index */
         uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (p, (uint8_t) b, bk, map);
-        if (ml > 0)
+        if (ml > 0) {
           send_srcreq (r, p->idx, (uint8_t) b, map, ml);
+          for (uint8_t m = 0; m < ml; m++)
+            asked += (uint64_t) __builtin_popcount (map[m]);
+          bk->asked = 1;
+        }
         need = blk_parity_left (bk);
         if (need == 0)
           continue;
@@ -1274,6 +1281,20 @@ nack_scan (smc_receiver *r, uint64_t now)
   }
   if (n > 0)
     flush_nacks (r, n);
+  if (asked > 0 && r->ann.rate_kbps > 0) {
+    /* after a long outage a receiver asks for thousands of symbols: ask
+     * again once the sender could have sent them all at its rate, not
+     * every retry time (the sender would drop the copies, but each takes
+     * a packet and counts toward giving up to unicast) */
+    uint64_t wait = asked * r->S * 8ull * 1000000ull / r->ann.rate_kbps;
+    for (uint32_t i = 0; i < r->np; i++)
+      for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
+        blk *bk = &r->plist[i]->blocks[b];
+        if (bk->asked && !bk->done)
+          bk->due += wait;
+        bk->asked = 0;
+      }
+  }
 }
 
 /* STATUS when due: periodic, or at once when the socket overflowed or its

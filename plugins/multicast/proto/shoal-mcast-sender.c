@@ -42,13 +42,20 @@ typedef struct {
   uint16_t esi;
 } resend;
 
-/* source symbols queued or resent lately, so that several receivers asking
- * for the same ones (a burst lost on a shared link), or one asking again
- * before the queue reached them, get one copy: a hash table keyed by chunk
- * and symbol, overwritten on collision (a duplicate at worst) */
+/* Source symbols asked for again get one copy however many receivers ask,
+ * and however often one asks while they wait in the queue (an outage of
+ * 100 ms at 1 Gbit/s is 8,000 symbols: seconds of requests every 10 ms
+ * before the last is sent): the queued ones are a set (exact), and those
+ * sent in the last RESEND_DEDUP_MS (on their way) a table keyed by chunk
+ * and symbol, overwritten on collision (a duplicate at worst). */
 #define RECENT_SLOTS 4096
 #define RESEND_DEDUP_MS 5
-#define RECENT_QUEUED UINT32_MAX  /* recent_ms of a symbol still in the queue */
+
+/* an open-addressing set of nonzero keys, at most half full */
+typedef struct {
+  uint64_t *k;
+  size_t cap, n;                   /* cap: a power of two */
+} keyset;
 
 typedef struct {
   uint32_t chunk;
@@ -121,8 +128,9 @@ struct smc_sender {
   /* source symbols to send again, FIFO, and the ones sent lately */
   resend *sq;
   size_t sq_head, sq_len, sq_cap;
-  uint64_t *recent_key;        /* RECENT_SLOTS: chunk << 16 | esi, + 1 (0: empty) */
-  uint32_t *recent_ms;          /* when it was sent, or RECENT_QUEUED */
+  keyset queued_src;           /* the symbols in sq: (chunk << 16 | esi) + 1 */
+  uint64_t *recent_key;        /* RECENT_SLOTS: the same keys (0: empty) */
+  uint32_t *recent_ms;          /* when it was sent */
   uint64_t batch_no;           /* send_some calls: cache entries pinned by the batch being filled */
   /* outgoing batch: pkt[i] holds the whole packet, or (source symbols, sent
    * without copying the payload) the header and, after it, the tag while
@@ -245,11 +253,13 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
   s->sq_cap = 1024;
   s->sq = malloc (s->sq_cap * sizeof *s->sq);
+  s->queued_src.cap = 1024;
+  s->queued_src.k = calloc (s->queued_src.cap, sizeof *s->queued_src.k);
   s->recent_key = calloc (RECENT_SLOTS, sizeof *s->recent_key);
   s->recent_ms = calloc (RECENT_SLOTS, sizeof *s->recent_ms);
   if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL ||
       s->runs == NULL || s->run_next == NULL || s->cache == NULL || s->cache_n < CACHE_MIN || s->rq == NULL ||
-      s->sq == NULL || s->recent_key == NULL || s->recent_ms == NULL) {
+      s->sq == NULL || s->queued_src.k == NULL || s->recent_key == NULL || s->recent_ms == NULL) {
     snprintf (err, errlen, "out of memory");
     smc_sender_free (s);
     return NULL;
@@ -314,6 +324,7 @@ smc_sender_free (smc_sender *s)
     free (s->pkt[i]);
   free (s->rq);
   free (s->sq);
+  free (s->queued_src.k);
   free (s->recent_key);
   free (s->recent_ms);
   free (s->next_parity);
@@ -787,26 +798,94 @@ sq_push (smc_sender *s, uint32_t chunk, uint16_t esi)
 }
 
 static size_t
-recent_slot (uint32_t chunk, uint16_t esi, uint64_t *key)
+ks_home (const keyset *ks, uint64_t key)
 {
-  *key = ((uint64_t) chunk << 16 | esi) + 1;
-  return (size_t) ((*key * 0x9e3779b97f4a7c15ull) >> 52) % RECENT_SLOTS;
+  return (size_t) ((key * 0x9e3779b97f4a7c15ull) >> 32) & (ks->cap - 1);
 }
 
-/* 1 when symbol esi of chunk is queued, or was sent again in the last
- * RESEND_DEDUP_MS (then nothing changes); else records it as queued and
- * returns 0 */
 static int
-resent_lately (smc_sender *s, uint32_t chunk, uint16_t esi, uint32_t ms)
+ks_has (const keyset *ks, uint64_t key)
 {
-  uint64_t key;
-  size_t slot = recent_slot (chunk, esi, &key);
-  if (s->recent_key[slot] == key &&
-      (s->recent_ms[slot] == RECENT_QUEUED || ms - s->recent_ms[slot] < RESEND_DEDUP_MS))
-    return 1;
-  s->recent_key[slot] = key;
-  s->recent_ms[slot] = RECENT_QUEUED;
+  for (size_t i = ks_home (ks, key); ks->k[i] != 0; i = (i + 1) & (ks->cap - 1))
+    if (ks->k[i] == key)
+      return 1;
   return 0;
+}
+
+static void
+ks_put (keyset *ks, uint64_t key)
+{
+  size_t i = ks_home (ks, key);
+  while (ks->k[i] != 0)
+    i = (i + 1) & (ks->cap - 1);
+  ks->k[i] = key;
+  ks->n++;
+}
+
+/* adds a key not in the set: 0, or -1 out of memory */
+static int
+ks_add (keyset *ks, uint64_t key)
+{
+  if (2 * (ks->n + 1) > ks->cap) {
+    keyset g = { .cap = 2 * ks->cap };
+    if ((g.k = calloc (g.cap, sizeof *g.k)) == NULL)
+      return -1;
+    for (size_t i = 0; i < ks->cap; i++)
+      if (ks->k[i] != 0)
+        ks_put (&g, ks->k[i]);
+    free (ks->k);
+    *ks = g;
+  }
+  ks_put (ks, key);
+  return 0;
+}
+
+static void
+ks_del (keyset *ks, uint64_t key)
+{
+  size_t mask = ks->cap - 1, i = ks_home (ks, key), j;
+  while (ks->k[i] != key) {
+    if (ks->k[i] == 0)
+      return;
+    i = (i + 1) & mask;
+  }
+  /* backward shift: a later key of the run moves into the hole unless its
+   * home lies cyclically in (hole, its slot] */
+  for (j = (i + 1) & mask; ks->k[j] != 0; j = (j + 1) & mask) {
+    size_t h = ks_home (ks, ks->k[j]);
+    if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+      ks->k[i] = ks->k[j];
+      i = j;
+    }
+  }
+  ks->k[i] = 0;
+  ks->n--;
+}
+
+static uint64_t
+src_key (uint32_t chunk, uint16_t esi)
+{
+  return ((uint64_t) chunk << 16 | esi) + 1;
+}
+
+static size_t
+recent_slot (uint64_t key)
+{
+  return (size_t) ((key * 0x9e3779b97f4a7c15ull) >> 52) % RECENT_SLOTS;
+}
+
+/* queues symbol esi of chunk to be sent again, unless it is queued or was
+ * sent in the last RESEND_DEDUP_MS */
+static void
+resend_once (smc_sender *s, uint32_t chunk, uint16_t esi, uint32_t ms)
+{
+  uint64_t key = src_key (chunk, esi);
+  size_t slot = recent_slot (key);
+  if (ks_has (&s->queued_src, key) ||
+      (s->recent_key[slot] == key && ms - s->recent_ms[slot] < RESEND_DEDUP_MS))
+    return;
+  if (ks_add (&s->queued_src, key) == 0)
+    sq_push (s, chunk, esi);
 }
 
 /* one queued source symbol into slot at (copied: the chunk may leave the
@@ -819,12 +898,13 @@ emit_resend (smc_sender *s, int at)
   smc_geom g;
   const uint8_t *data;
   uint32_t off, len;
-  uint64_t key;
-  size_t slot = recent_slot (q.chunk, q.esi, &key);
+  uint64_t key = src_key (q.chunk, q.esi);
+  size_t slot = recent_slot (key);
   s->sq_head = (s->sq_head + 1) % s->sq_cap;
   s->sq_len--;
-  if (s->recent_key[slot] == key)
-    s->recent_ms[slot] = ms_of (s, smc_now_ns ());
+  ks_del (&s->queued_src, key);
+  s->recent_key[slot] = key;
+  s->recent_ms[slot] = ms_of (s, smc_now_ns ());
   if (geom_of (s, q.chunk, &g) < 0 || q.esi >= g.n_src || (data = chunk_data (s, q.chunk)) == NULL)
     return 0;
   off = (uint32_t) q.esi * s->S;
@@ -1050,8 +1130,8 @@ handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   k = smc_geom_k (&g, q.block);
   start = smc_geom_start (&g, q.block);
   for (int i = 0; i < k && i / 8 < q.map_len; i++)
-    if ((q.map[i / 8] >> (i % 8)) & 1 && !resent_lately (s, q.chunk, (uint16_t) (start + i), ms))
-      sq_push (s, q.chunk, (uint16_t) (start + i));
+    if ((q.map[i / 8] >> (i % 8)) & 1)
+      resend_once (s, q.chunk, (uint16_t) (start + i), ms);
 }
 
 static void

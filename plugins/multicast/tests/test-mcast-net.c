@@ -63,5 +63,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/burst-loss", "bursts", run_case);
   /* longer than all of them: the receiver asks for the source symbols by index */
   g_test_add_data_func ("/shoal/multicast/net/long-burst-loss", "burst", run_case);
+  /* nothing for 0.2 s (a link flap): every lost symbol comes back about once, by multicast */
+  g_test_add_data_func ("/shoal/multicast/net/outage", "outage", run_case);
   return g_test_run ();
 }

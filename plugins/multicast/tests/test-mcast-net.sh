@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -58,6 +58,7 @@ case "$CASE" in
     if [ "$CASE" = burst ]; then "$TOPO" burst "$P" r1 1000 8000 6200 || exit 77
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; fi
     ;;
+  outage) nrecv=2 ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
 send_args=(--file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 --receivers "$nrecv" --rate-mbit "$rate"
@@ -224,6 +225,29 @@ burst|bursts)
   # repair is about what was lost: not parity sent round and round, not a
   # symbol queued again each time it is asked for
   [ $((p + q)) -le $((dropped * 5 / 4)) ] || fail "$((p + q)) repair packets for $dropped lost"
+  ;;
+outage)
+  # r1 gets nothing from the sender for 0.2 s once it has a few MiB (a link
+  # flap): ~7 MiB of the first pass at 300 Mbit/s, whole blocks and groups
+  start_recv r1 101; start_recv r2 102
+  for _ in $(seq 1 100); do
+    [ -f "$W/out.r1" ] && [ "$(written_mib "$W/out.r1")" -ge 3 ] && break
+    sleep 0.05
+  done
+  dropped=$("$TOPO" outage "$P" r1 0.2)
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  p=$(field "$W/send.out" parity_pkts); q=$(field "$W/send.out" source_resent)
+  echo "r1 lost $dropped packets in 0.2 s: $p parity, $q source symbols resent, $(field "$W/recv.r1.out" srcreqs) SRCREQs, $(field "$W/recv.r1.out" dup) duplicates"
+  [ "$dropped" -gt 1000 ] || fail "the outage took only $dropped packets"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "r1 fetched chunks by unicast"
+  # each lost symbol sent again about once, however often r1 asked while
+  # thousands waited in the sender's queue
+  [ $((p + q)) -le $((dropped * 5 / 4)) ] || fail "$((p + q)) repair packets for $dropped lost"
+  [ "$(field "$W/recv.r1.out" dup)" -le $((dropped / 4)) ] || fail "r1 got $(field "$W/recv.r1.out" dup) duplicates"
   ;;
 two)
   # a second session (another image, another group, same port) at the same time
