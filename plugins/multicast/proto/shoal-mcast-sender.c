@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* shoal-mcast-sender.c: paced multicast sender with NACK-driven FEC repair */
 #include "shoal-mcast-sender.h"
+#include "shoal-mcast-keyset.h"
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-net.h"
@@ -51,11 +52,6 @@ typedef struct {
 #define RECENT_SLOTS 4096
 #define RESEND_DEDUP_MS 5
 
-/* an open-addressing set of nonzero keys, at most half full */
-typedef struct {
-  uint64_t *k;
-  size_t cap, n;                   /* cap: a power of two */
-} keyset;
 
 typedef struct {
   uint32_t chunk;
@@ -128,7 +124,7 @@ struct smc_sender {
   /* source symbols to send again, FIFO, and the ones sent lately */
   resend *sq;
   size_t sq_head, sq_len, sq_cap;
-  keyset queued_src;           /* the symbols in sq: (chunk << 16 | esi) + 1 */
+  smc_keyset queued_src;           /* the symbols in sq: (chunk << 16 | esi) + 1 */
   uint64_t *recent_key;        /* RECENT_SLOTS: the same keys (0: empty) */
   uint32_t *recent_ms;          /* when it was sent */
   uint64_t batch_no;           /* send_some calls: cache entries pinned by the batch being filled */
@@ -253,8 +249,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->rq = malloc (s->rq_cap * sizeof *s->rq);
   s->sq_cap = 1024;
   s->sq = malloc (s->sq_cap * sizeof *s->sq);
-  s->queued_src.cap = 1024;
-  s->queued_src.k = calloc (s->queued_src.cap, sizeof *s->queued_src.k);
+  smc_keyset_init (&s->queued_src);
   s->recent_key = calloc (RECENT_SLOTS, sizeof *s->recent_key);
   s->recent_ms = calloc (RECENT_SLOTS, sizeof *s->recent_ms);
   if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL ||
@@ -324,7 +319,7 @@ smc_sender_free (smc_sender *s)
     free (s->pkt[i]);
   free (s->rq);
   free (s->sq);
-  free (s->queued_src.k);
+  smc_keyset_clear (&s->queued_src);
   free (s->recent_key);
   free (s->recent_ms);
   free (s->next_parity);
@@ -789,77 +784,14 @@ emit_repair (smc_sender *s, int at, int room)
 
 /* ---------------- source symbols asked for again ---------------- */
 
-static void
+/* 0, or -1 out of memory */
+static int
 sq_push (smc_sender *s, uint32_t chunk, uint16_t esi)
 {
   if (s->sq_len == s->sq_cap && ring_grow ((void **) &s->sq, &s->sq_head, &s->sq_cap, sizeof *s->sq) < 0)
-    return;
+    return -1;
   s->sq[(s->sq_head + s->sq_len++) % s->sq_cap] = (resend) { .chunk = chunk, .esi = esi };
-}
-
-static size_t
-ks_home (const keyset *ks, uint64_t key)
-{
-  return (size_t) ((key * 0x9e3779b97f4a7c15ull) >> 32) & (ks->cap - 1);
-}
-
-static int
-ks_has (const keyset *ks, uint64_t key)
-{
-  for (size_t i = ks_home (ks, key); ks->k[i] != 0; i = (i + 1) & (ks->cap - 1))
-    if (ks->k[i] == key)
-      return 1;
   return 0;
-}
-
-static void
-ks_put (keyset *ks, uint64_t key)
-{
-  size_t i = ks_home (ks, key);
-  while (ks->k[i] != 0)
-    i = (i + 1) & (ks->cap - 1);
-  ks->k[i] = key;
-  ks->n++;
-}
-
-/* adds a key not in the set: 0, or -1 out of memory */
-static int
-ks_add (keyset *ks, uint64_t key)
-{
-  if (2 * (ks->n + 1) > ks->cap) {
-    keyset g = { .cap = 2 * ks->cap };
-    if ((g.k = calloc (g.cap, sizeof *g.k)) == NULL)
-      return -1;
-    for (size_t i = 0; i < ks->cap; i++)
-      if (ks->k[i] != 0)
-        ks_put (&g, ks->k[i]);
-    free (ks->k);
-    *ks = g;
-  }
-  ks_put (ks, key);
-  return 0;
-}
-
-static void
-ks_del (keyset *ks, uint64_t key)
-{
-  size_t mask = ks->cap - 1, i = ks_home (ks, key), j;
-  while (ks->k[i] != key) {
-    if (ks->k[i] == 0)
-      return;
-    i = (i + 1) & mask;
-  }
-  /* backward shift: a later key of the run moves into the hole unless its
-   * home lies cyclically in (hole, its slot] */
-  for (j = (i + 1) & mask; ks->k[j] != 0; j = (j + 1) & mask) {
-    size_t h = ks_home (ks, ks->k[j]);
-    if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
-      ks->k[i] = ks->k[j];
-      i = j;
-    }
-  }
-  ks->k[i] = 0;
-  ks->n--;
 }
 
 static uint64_t
@@ -881,11 +813,11 @@ resend_once (smc_sender *s, uint32_t chunk, uint16_t esi, uint32_t ms)
 {
   uint64_t key = src_key (chunk, esi);
   size_t slot = recent_slot (key);
-  if (ks_has (&s->queued_src, key) ||
+  if (smc_keyset_has (&s->queued_src, key) ||
       (s->recent_key[slot] == key && ms - s->recent_ms[slot] < RESEND_DEDUP_MS))
     return;
-  if (ks_add (&s->queued_src, key) == 0)
-    sq_push (s, chunk, esi);
+  if (smc_keyset_add (&s->queued_src, key) == 0 && sq_push (s, chunk, esi) < 0)
+    smc_keyset_del (&s->queued_src, key);
 }
 
 /* one queued source symbol into slot at (copied: the chunk may leave the
@@ -902,7 +834,7 @@ emit_resend (smc_sender *s, int at)
   size_t slot = recent_slot (key);
   s->sq_head = (s->sq_head + 1) % s->sq_cap;
   s->sq_len--;
-  ks_del (&s->queued_src, key);
+  smc_keyset_del (&s->queued_src, key);
   s->recent_key[slot] = key;
   s->recent_ms[slot] = ms_of (s, smc_now_ns ());
   if (geom_of (s, q.chunk, &g) < 0 || q.esi >= g.n_src || (data = chunk_data (s, q.chunk)) == NULL)

@@ -12,6 +12,7 @@
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-gmac.h"
 #include "shoal-mcast-proto.h"
+#include "shoal-mcast-keyset.h"
 #include "shoal-mcast-receiver.h"
 #include "shoal-mcast-sha.h"
 
@@ -286,6 +287,45 @@ test_control_roundtrip (void)
   g_assert_cmpuint (c2.op, ==, SMC_CTL_EVICT);
   /* a packet of one type never parses as another */
   g_assert_cmpint (smc_parse_status (buf, len, &s2), <, 0);
+}
+
+/* the sender's set of queued source symbols against GHashTable: random
+ * adds and deletes (the table grows from 1024 slots, runs of probes wrap
+ * around its end, deletions shift later keys back) */
+static void
+test_keyset (void)
+{
+  smc_keyset ks;
+  g_autoptr(GHashTable) ref = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (20261126);
+  g_assert_cmpint (smc_keyset_init (&ks), ==, 0);
+  for (int round = 0; round < 200000; round++) {
+    /* keys from a small range, so that adds find present keys and deletes
+     * find them too; grows to ~3000, then shrinks */
+    guint64 key = (guint64) g_rand_int_range (rand, 1, round < 100000 ? 6000 : 3000) * 0x10001ull;
+    gboolean in = g_hash_table_contains (ref, &key);
+    g_assert_cmpint (smc_keyset_has (&ks, key), ==, in);
+    if (round < 100000 ? g_rand_int_range (rand, 0, 3) > 0 : g_rand_int_range (rand, 0, 3) == 0) {
+      if (!in) {
+        g_assert_cmpint (smc_keyset_add (&ks, key), ==, 0);
+        g_hash_table_add (ref, g_memdup2 (&key, sizeof key));
+      }
+    } else {
+      smc_keyset_del (&ks, key);
+      g_hash_table_remove (ref, &key);
+    }
+    g_assert_cmpuint (ks.n, ==, g_hash_table_size (ref));
+    g_assert_cmpuint (2 * ks.n, <=, ks.cap);
+  }
+  {
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init (&it, ref);
+    while (g_hash_table_iter_next (&it, &k, NULL))
+      g_assert_true (smc_keyset_has (&ks, *(guint64 *) k));
+  }
+  g_assert_cmpuint (ks.cap, >, 1024);
+  smc_keyset_clear (&ks);
 }
 
 static void
@@ -677,6 +717,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/multicast/proto/data", test_data_roundtrip);
   g_test_add_func ("/shoal/multicast/proto/control", test_control_roundtrip);
+  g_test_add_func ("/shoal/multicast/proto/keyset", test_keyset);
   g_test_add_func ("/shoal/multicast/proto/auth", test_auth);
   g_test_add_func ("/shoal/multicast/gmac/polyval", test_gmac_polyval);
   g_test_add_func ("/shoal/multicast/gmac/agrees-with-openssl", test_gmac_agrees);
