@@ -12,7 +12,8 @@
 #          session id, random payload and tag) into the group for the whole run
 #   burst  receiver 1 loses 250 packets in a row of every 2000 from the sender
 #          (12.5 %; 3 ms outages at 1 Gbit/s): more of a block than its
-#          parity repairs, but the first pass spreads them over 8 blocks
+#          parity repairs (SEND_ARGS=--interleave-blocks spreads them over
+#          the 8 blocks of a group)
 #   longburst  1000 of every 8000: more than the 8 blocks' parity repairs;
 #          receiver 1 asks for the rest by index (SRCREQ)
 #   outage receiver 1 gets nothing from the sender for 0.1 s (OUTAGE_S), a

@@ -280,7 +280,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     s->rate_Bps = s->cap_Bps;
   s->cur_chunk = UINT32_MAX;
   s->batch_no = 1;
-  s->interleave = !c->no_interleave;
+  s->interleave = c->interleave_blocks != 0;
   if (c->read_ahead > 0 && ra_start (s) < 0) {
     snprintf (err, errlen, "cannot start the read-ahead thread");
     smc_sender_free (s);

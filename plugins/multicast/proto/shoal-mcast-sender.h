@@ -59,9 +59,10 @@ typedef struct {
    * SMC_MAX_LANES; 0: SMC_DEFAULT_LANES): their receivers finish them
    * together and hash them in one pass (shoal-mcast-sha.h) */
   uint8_t lanes;
-  int no_interleave;        /* 1: a chunk's blocks are sent one after the other
-                             * in the first pass (default: interleaved, symbol i
-                             * of every block, then i + 1) */
+  int interleave_blocks;    /* 1: the first pass interleaves each chunk's FEC
+                             * blocks (symbol i of every block, then i + 1: a
+                             * loss burst is spread over them and repaired by
+                             * parity); 0 (default): one after the other */
   uint64_t rate_max_bps;    /* configured cap (wire bits/s), 0: 10 Gbit/s */
   uint64_t rate_start_bps;  /* where slow start begins; 0: 1 Gbit/s (never above the cap) */
   uint32_t expected;        /* receivers to wait for before sending */

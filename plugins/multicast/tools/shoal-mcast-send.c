@@ -112,7 +112,7 @@ usage (void)
            "  [--manifest-out FILE] [--join-out FILE] [--prepare (write them and exit)]\n"
            "  [--manifest FILE --join FILE (a prepared session: no hashing at start)] [--verbose]\n"
            "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS (4)]\n"
-           "  [--no-backlog-pacing] [--no-interleave (a chunk's FEC blocks one after the other)]\n");
+           "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n");
 }
 
 int
@@ -126,7 +126,7 @@ main (int argc, char **argv)
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "no-backlog-pacing", 0, 0, 'N' }, { "no-interleave", 0, 0, 'B' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
+    { "no-backlog-pacing", 0, 0, 'N' }, { "interleave-blocks", 0, 0, 'B' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
     { "lanes", 1, 0, 'l' }, { "prepare", 0, 0, 'Q' }, { "manifest", 1, 0, 'I' }, { "join", 1, 0, 'j' },
     { 0, 0, 0, 0 } };
   smc_sender_config cfg;
@@ -177,7 +177,7 @@ main (int argc, char **argv)
     case 'I': man_in = optarg; break;
     case 'j': join_in = optarg; break;
     case 'N': cfg.no_backlog_pacing = 1; break;
-    case 'B': cfg.no_interleave = 1; break;
+    case 'B': cfg.interleave_blocks = 1; break;
     case 'a': cfg.read_ahead = (uint32_t) atoi (optarg); break;
     case 'X':
     case 'E':
