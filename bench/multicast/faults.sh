@@ -18,6 +18,7 @@
 #          receiver 1 asks for the rest by index (SRCREQ)
 #   outage receiver 1 gets nothing from the sender for 0.1 s (OUTAGE_S), a
 #          third of the way in (a link flap, a switch reboot)
+#   outage-all  every receiver at once (the sender's own link)
 # One line per scenario: every receiver's own rate (file bytes / its own
 # multicast time), its outcome at the sender, chunks it took by unicast, forged
 # packets it counted, and whether its output is bit-exact.
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     *) SCEN="$SCEN $1"; shift ;;
   esac
 done
-[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage"
+[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage outage-all"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
@@ -91,6 +92,16 @@ run() {
       sleep "$(echo "$size / 110000000 / 3" | bc -l)"
       "$here/topo.sh" outage $P r1 "${OUTAGE_S:-0.1}" > "$W/outage"
       ;;
+    outage-all)
+      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      opids=()
+      for i in $(seq 1 "$N"); do
+        "$here/topo.sh" outage $P "r$i" "${OUTAGE_S:-0.1}" > "$W/outage.$i" &
+        opids+=($!)
+      done
+      wait "${opids[@]}"
+      cat "$W"/outage.* | paste -sd+ | bc > "$W/outage"
+      ;;
     kill)
       # a third of the file at ~110 MB/s
       sleep "$(echo "$size / 110000000 / 3" | bc -l)"
@@ -119,7 +130,7 @@ run() {
   done
   line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
   line="$line parity=$(sed -n 's/.*parity_pkts=\([0-9]*\).*/\1/p' "$W/send.out") resent=$(sed -n 's/.*source_resent=\([0-9]*\).*/\1/p' "$W/send.out")"
-  [ "$scen" = outage ] && line="$line r1_lost=$(cat "$W/outage") in ${OUTAGE_S:-0.1} s"
+  [ "${scen%-all}" = outage ] && line="$line lost=$(cat "$W/outage") in ${OUTAGE_S:-0.1} s"
   [ "${scen%burst}" != "$scen" ] && line="$line r1_lost=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
   echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
   "$here/topo.sh" down $P "$N"

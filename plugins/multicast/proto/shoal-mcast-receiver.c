@@ -1211,20 +1211,24 @@ flush_nacks (smc_receiver *r, size_t n)
   r->st.nack_entries_sent += n;
 }
 
-static void
+/* returns the number of source symbols asked for */
+static unsigned
 send_srcreq (smc_receiver *r, uint32_t chunk, uint8_t block, const uint8_t *map, uint8_t map_len)
 {
   uint8_t buf[SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + SMC_SRCREQ_MAX_MAP + SMC_TAG_LEN], *p = buf;
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
   size_t len = smc_build_srcreq (buf, sizeof buf, &h, r->node, chunk, block, map, map_len);
+  unsigned n = 0;
   if (len == 0)
-    return;
+    return 0;
   if (r->auth != NULL)
     smc_auth_sign (r->auth, buf, len);
   smc_send_batch (&r->sock, &p, &len, 1, NULL);
-  r->st.srcreqs_sent++;
   for (uint8_t i = 0; i < map_len; i++)
-    r->st.sources_asked += (uint64_t) __builtin_popcount (map[i]);
+    n += (unsigned) __builtin_popcount (map[i]);
+  r->st.srcreqs_sent++;
+  r->st.sources_asked += n;
+  return n;
 }
 
 static void
@@ -1260,9 +1264,7 @@ nack_scan (smc_receiver *r, uint64_t now)
         /* the parity not sent yet, by NACK, and the rest by index */
         uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (p, (uint8_t) b, bk, map);
         if (ml > 0) {
-          send_srcreq (r, p->idx, (uint8_t) b, map, ml);
-          for (uint8_t m = 0; m < ml; m++)
-            asked += (uint64_t) __builtin_popcount (map[m]);
+          asked += send_srcreq (r, p->idx, (uint8_t) b, map, ml);
           bk->asked = 1;
         }
         need = blk_parity_left (bk);
@@ -1286,7 +1288,7 @@ nack_scan (smc_receiver *r, uint64_t now)
      * again once the sender could have sent them all at its rate, not
      * every retry time (the sender would drop the copies, but each takes
      * a packet and counts toward giving up to unicast) */
-    uint64_t wait = asked * r->S * 8ull * 1000000ull / r->ann.rate_kbps;
+    uint64_t wait = asked * r->S * 8000ull / r->ann.rate_kbps * 1000ull;  /* ns */
     for (uint32_t i = 0; i < r->np; i++)
       for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
         blk *bk = &r->plist[i]->blocks[b];

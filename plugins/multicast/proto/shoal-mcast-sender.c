@@ -1037,9 +1037,9 @@ repairable (smc_sender *s, uint32_t id, smc_node_info **node)
   return 1;
 }
 
-/* a receiver whose block still needs symbols once every parity index was
- * sent: the source symbols it names go out again (each at most once per
- * RESEND_DEDUP_MS, whoever asks) */
+/* a receiver whose block needs more symbols than the parity it has not
+ * seen yet: the source symbols it names go out again (not one still
+ * queued, nor one sent in the last RESEND_DEDUP_MS, whoever asks) */
 static void
 handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {

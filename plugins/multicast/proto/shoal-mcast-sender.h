@@ -22,7 +22,7 @@ typedef struct {
   int outcome;              /* 0 while receiving, else smc_node_outcome */
   uint64_t joined_ns, last_heard_ns, finished_ns;
   smc_status last;          /* last STATUS received */
-  uint32_t nacks;           /* NACK packets from this node */
+  uint32_t nacks;           /* NACK and SRCREQ packets from this node */
   uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
                              * growing, slowed the sender down */
   int evict_sent;
