@@ -22,6 +22,10 @@
 
 /* a block NACKed this long without repair goes to unicast */
 #define NACK_GIVEUP_MS 1200
+/* nothing from the sender for this long, then a jump in its sequence
+ * numbers: an outage (a link down), not congestion, which drops some
+ * packets while others still arrive */
+#define OUTAGE_MS 20
 
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
@@ -118,6 +122,8 @@ struct smc_receiver {
   uint64_t intake_bytes;         /* taken from the socket since the last STATUS */
   uint64_t intake_since;
   uint32_t seq_first, seq_max, seq_got;
+  uint32_t seq_outage;           /* sequence numbers lost in outages, this window */
+  uint64_t seq_last_ns;          /* when the last DATA or ANNOUNCE came */
   int seq_valid;
   uint16_t loss_permille;
   uint64_t rng;
@@ -1087,17 +1093,25 @@ handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
 }
 
 static void
-track_seq (smc_receiver *r, uint32_t seq)
+track_seq (smc_receiver *r, uint32_t seq, uint64_t now)
 {
   if (!r->seq_valid) {
     r->seq_valid = 1;
     r->seq_first = seq;
     r->seq_max = seq;
     r->seq_got = 0;
+  } else if ((int32_t) (seq - r->seq_max) > 1 && now - r->seq_last_ns >= OUTAGE_MS * MS) {
+    /* reported apart from loss: an outage does not mean the sender is too
+     * fast for the path (nor this receiver too slow for the group); the
+     * repair it needs is asked for as usual */
+    r->seq_outage += seq - r->seq_max - 1;
+    r->st.outages++;
+    r->st.outage_pkts += seq - r->seq_max - 1;
   }
   if ((int32_t) (seq - r->seq_max) > 0)
     r->seq_max = seq;
   r->seq_got++;
+  r->seq_last_ns = now;
 }
 
 static void
@@ -1126,11 +1140,11 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
   }
   switch (h.type) {
   case SMC_PKT_DATA:
-    track_seq (r, h.seq);
+    track_seq (r, h.seq, now);
     handle_data (r, buf, len, now);
     break;
   case SMC_PKT_ANNOUNCE:
-    track_seq (r, h.seq);
+    track_seq (r, h.seq, now);
     handle_announce (r, buf, len, from, now);
     break;
   case SMC_PKT_NACK:
@@ -1168,9 +1182,11 @@ send_status (smc_receiver *r)
       uint64_t missing = r->seq_got >= expected ? 0 : expected - r->seq_got;
       uint32_t ovfl = r->rx.overflow - r->loss_overflow_base;
       missing = missing > ovfl ? missing - ovfl : 0;
+      missing = missing > r->seq_outage ? missing - r->seq_outage : 0;
       r->loss_permille = (uint16_t) (missing * 1000ull / expected);
       r->seq_first = r->seq_max + 1;
       r->seq_got = 0;
+      r->seq_outage = 0;
       r->loss_overflow_base = r->rx.overflow;
     }
   }

@@ -25,6 +25,9 @@ typedef struct {
   uint64_t nacks_sent, nack_entries_sent, nacks_suppressed;
   uint64_t nack_entries_retry; /* entries for a block NACKed before (its repair had not come) */
   uint64_t srcreqs_sent, sources_asked; /* SRCREQ packets, and the source symbols they named */
+  uint64_t outages, outage_pkts; /* silences of OUTAGE_MS or more followed by a jump in the
+                                  * sender's sequence numbers, and the packets they took
+                                  * (left out of the loss STATUS reports) */
   uint64_t wakeups;         /* times the receive loop slept and woke */
   uint32_t max_pending;     /* most chunks in assembly at once */
   uint64_t bytes_written;

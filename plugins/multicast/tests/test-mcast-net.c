@@ -65,5 +65,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/long-burst-loss", "burst", run_case);
   /* nothing for 0.2 s (a link flap): every lost symbol comes back about once, by multicast */
   g_test_add_data_func ("/shoal/multicast/net/outage", "outage", run_case);
+  /* every receiver at once: told from congestion, the sender keeps its rate */
+  g_test_add_data_func ("/shoal/multicast/net/outage-all", "outall", run_case);
   return g_test_run ();
 }

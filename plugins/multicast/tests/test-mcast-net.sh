@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -58,7 +58,7 @@ case "$CASE" in
     if [ "$CASE" = burst ]; then "$TOPO" burst "$P" r1 1000 8000 6200 || exit 77
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; extra=(--interleave-blocks); fi
     ;;
-  outage) nrecv=2 ;;
+  outage|outall) nrecv=2 ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
 send_args=(--file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 --receivers "$nrecv" --rate-mbit "$rate"
@@ -248,6 +248,31 @@ outage)
   # thousands waited in the sender's queue
   [ $((p + q)) -le $((dropped * 5 / 4)) ] || fail "$((p + q)) repair packets for $dropped lost"
   [ "$(field "$W/recv.r1.out" dup)" -le $((dropped / 4)) ] || fail "r1 got $(field "$W/recv.r1.out" dup) duplicates"
+  [ "$(field "$W/recv.r1.out" outages)" -ge 1 ] || fail "r1 did not see an outage"
+  ;;
+outall)
+  # both receivers get nothing for 0.2 s (the sender's own link): an
+  # outage, which they tell from congestion, so the sender does not slow
+  # down for it
+  start_recv r1 101; start_recv r2 102
+  for _ in $(seq 1 100); do
+    [ -f "$W/out.r1" ] && [ "$(written_mib "$W/out.r1")" -ge 3 ] && break
+    sleep 0.05
+  done
+  "$TOPO" outage "$P" r1 0.2 > "$W/lost.r1" & o1=$!
+  "$TOPO" outage "$P" r2 0.2 > "$W/lost.r2" & o2=$!
+  wait $o1 $o2
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  echo "outage: r1 lost $(cat "$W/lost.r1"), r2 $(cat "$W/lost.r2"); $(field "$W/send.out" parity_pkts) parity, $(field "$W/send.out" source_resent) source symbols; rate cuts for group loss: $(field "$W/send.out" group_loss_cuts)"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
+  for h in r1 r2; do
+    [ "$(field "$W/recv.$h.out" outages)" -ge 1 ] || fail "$h did not see an outage"
+    [ "$(field "$W/recv.$h.out" unicast_chunks)" = 0 ] || fail "$h fetched chunks by unicast"
+  done
+  [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
   ;;
 two)
   # a second session (another image, another group, same port) at the same time

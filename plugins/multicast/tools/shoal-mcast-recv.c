@@ -228,6 +228,7 @@ main (int argc, char **argv)
   printf ("RESULT node=%u rc=%d complete=%d mcast_chunks=%llu unicast_chunks=%u resumed=%u "
           "external=%llu pkts=%llu parity_used=%llu decodes=%llu dup=%llu forged=%llu bad=%llu "
           "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu nack_retries=%llu srcreqs=%llu sources_asked=%llu "
+          "outages=%llu outage_pkts=%llu "
           "suppressed=%llu overflow=%u "
           "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu hashed_together=%llu hash_s=%.3f write_s=%.3f\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
@@ -238,7 +239,8 @@ main (int argc, char **argv)
           (unsigned long long) st->wrong_image, (unsigned long long) st->chunks_hash_fail,
           (unsigned long long) st->nacks_sent, (unsigned long long) st->nack_entries_sent,
           (unsigned long long) st->nack_entries_retry, (unsigned long long) st->srcreqs_sent,
-          (unsigned long long) st->sources_asked,
+          (unsigned long long) st->sources_asked, (unsigned long long) st->outages,
+          (unsigned long long) st->outage_pkts,
           (unsigned long long) st->nacks_suppressed, st->rx_overflow, (unsigned long long) st->wakeups, st->max_pending,
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
