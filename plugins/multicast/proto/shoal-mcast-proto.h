@@ -41,8 +41,8 @@ typedef enum {
   SMC_PKT_NACK = 3,      /* receiver -> group: FEC blocks that still need symbols */
   SMC_PKT_STATUS = 4,    /* receiver -> sender (unicast): progress, loss, outcome */
   SMC_PKT_CONTROL = 5,   /* sender -> one receiver (unicast): ack completion, evict */
-  SMC_PKT_SRCREQ = 6,    /* receiver -> group: source symbols of a block whose parity
-                          * is used up, asked for by index */
+  SMC_PKT_SRCREQ = 6,    /* receiver -> group: source symbols of a block that needs more
+                          * than its parity still to come, asked for by index */
 } smc_pkt_type;
 
 /* ANNOUNCE flags */
@@ -175,7 +175,8 @@ int smc_parse_srcreq   (const uint8_t *buf, size_t len, smc_srcreq *q);
 int smc_parse_status   (const uint8_t *buf, size_t len, smc_status *s);
 int smc_parse_control  (const uint8_t *buf, size_t len, smc_control *c);
 void smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e);
-/* node id of a receiver packet (NACK/STATUS/CONTROL), 0 for sender packets */
+/* node id of a receiver packet (NACK/STATUS/SRCREQ), 0 for sender packets
+ * (CONTROL names its destination and is the sender's) */
 uint32_t smc_packet_node (const uint8_t *buf, size_t len);
 
 /* ---- packet authentication: AES-128-GMAC, truncated to 8 bytes ----

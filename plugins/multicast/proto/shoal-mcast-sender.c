@@ -52,7 +52,6 @@ typedef struct {
 #define RECENT_SLOTS 4096
 #define RESEND_DEDUP_MS 5
 
-
 typedef struct {
   uint32_t chunk;
   uint8_t block, j0, count, proactive;
