@@ -135,7 +135,7 @@ journal_outcome (Run                 *run,
       break;
     case SMC_NODE_COMPLETE:
       shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
-                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u NACKs; "
+                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u repair requests; "
                                 "its receive queue filled up %u times (the group slowed down for it)"),
                               n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks,
                               n->backlog_signals);
