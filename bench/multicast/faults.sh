@@ -19,6 +19,8 @@
 #   outage receiver 1 gets nothing from the sender for 0.1 s (OUTAGE_S), a
 #          third of the way in (a link flap, a switch reboot)
 #   outage-all  every receiver at once (the sender's own link)
+#   feedback  5 % loss at every receiver, and the sender loses 30 %
+#          (FEEDBACK_PCT) of what receivers send it: NACKs, SRCREQs, STATUS
 # One line per scenario: every receiver's own rate (file bytes / its own
 # multicast time), its outcome at the sender, chunks it took by unicast, forged
 # packets it counted, and whether its output is bit-exact.
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     *) SCEN="$SCEN $1"; shift ;;
   esac
 done
-[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage outage-all"
+[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage outage-all feedback"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
@@ -69,7 +71,17 @@ PY
 run() {
   local scen=$1 P=mcf$$ W=/dev/shm/mcf-$$ spid i line
   mkdir -p "$W"
-  "$here/topo.sh" up $P "$N" 1500 0 1gbit || return 1
+  "$here/topo.sh" up $P "$N" 1500 "$([ "$scen" = feedback ] && echo 5 || echo 0)" 1gbit || return 1
+  if [ "$scen" = feedback ]; then
+    ip netns exec "${P}s" nft -f - <<NFT || return 1
+table ip feedback {
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr 10.77.0.0/24 ip saddr != 10.77.0.1 numgen random mod 100 < ${FEEDBACK_PCT:-30} counter drop
+  }
+}
+NFT
+  fi
   [ "$scen" = slow ] && "$here/topo.sh" slow $P r1 100mbit
   [ "$scen" = burst ] && { "$here/topo.sh" burst $P r1 250 2000 6100 || return 1; }
   [ "$scen" = longburst ] && { "$here/topo.sh" burst $P r1 1000 8000 6100 || return 1; }
@@ -131,6 +143,7 @@ run() {
   line="$line | sender wall=$(sed -n 's/.*data_s=\([0-9.]*\).*drain_s=\([0-9.]*\).*/data \1 s drain \2 s/p' "$W/send.out") forged=$(sed -n 's/.* forged=\([0-9]*\).*/\1/p' "$W/send.out" | tail -1)"
   line="$line parity=$(sed -n 's/.*parity_pkts=\([0-9]*\).*/\1/p' "$W/send.out") resent=$(sed -n 's/.*source_resent=\([0-9]*\).*/\1/p' "$W/send.out")"
   [ "${scen%-all}" = outage ] && line="$line lost=$(cat "$W/outage") in ${OUTAGE_S:-0.1} s"
+  [ "$scen" = feedback ] && line="$line feedback_lost=$(ip netns exec "${P}s" nft list table ip feedback | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
   [ "${scen%burst}" != "$scen" ] && line="$line r1_lost=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')"
   echo "$line load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT"
   "$here/topo.sh" down $P "$N"
