@@ -44,6 +44,8 @@ SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
 [ -f "$SRC" ] && [ "$(stat -c %s "$SRC")" = $((SIZE * 1048576)) ] || head -c $((SIZE * 1048576)) /dev/urandom > "$SRC"
 size=$(stat -c %s "$SRC")
 ref=$(sha256sum < "$SRC" | cut -c1-64)
+# a third of the file at ~110 MB/s: when kill and outage strike
+third=$(echo "$size / 110000000 / 3" | bc -l)
 echo "# $(date -u) $(uname -r) $(nproc) cpus; file $SIZE MiB; N=$N; $0 $*" | tee -a "$OUT"
 
 # forged DATA packets into the group from one receiver's namespace; stops
@@ -101,11 +103,11 @@ NFT
       forge "${P}r1" 30 "$(sed -n 's/.*session=\([0-9]*\).*/\1/p' "$W/join")" &
       ;;
     outage)
-      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      sleep "$third"
       "$here/topo.sh" outage $P r1 "${OUTAGE_S:-0.1}" > "$W/outage"
       ;;
     outage-all)
-      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      sleep "$third"
       opids=()
       for i in $(seq 1 "$N"); do
         "$here/topo.sh" outage $P "r$i" "${OUTAGE_S:-0.1}" > "$W/outage.$i" &
@@ -115,8 +117,7 @@ NFT
       cat "$W"/outage.* | paste -sd+ | bc > "$W/outage"
       ;;
     kill)
-      # a third of the file at ~110 MB/s
-      sleep "$(echo "$size / 110000000 / 3" | bc -l)"
+      sleep "$third"
       # the receiver itself, not its timeout wrapper
       pkill -KILL -P "$(cat "$W/pid.1")" 2>/dev/null || kill -KILL "$(cat "$W/pid.1")"
       sleep 0.2

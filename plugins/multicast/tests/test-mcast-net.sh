@@ -102,6 +102,19 @@ written_mib() {
 d = open(sys.argv[1], "rb").read(); m = 1 << 20
 print(sum(1 for i in range(0, len(d), m) if d[i:i + m].count(0) != len(d[i:i + m])))' "$1" 2>/dev/null || echo 0
 }
+# until HOST's output holds 3 MiB of data (5 s at most)
+wait_written() {
+  for _ in $(seq 1 100); do
+    [ -f "$W/out.$1" ] && [ "$(written_mib "$W/out.$1")" -ge 3 ] && return
+    sleep 0.05
+  done
+}
+# repair (parity + source symbols sent again) about what r1 lost ($1): not
+# parity sent round and round, not a symbol queued again each time it is
+# asked for
+check_repair() {
+  [ $((p + q)) -le $(($1 * 5 / 4)) ] || fail "$((p + q)) repair packets for $1 lost"
+}
 
 case "$CASE" in
 loss4|slow)
@@ -171,10 +184,7 @@ killed)
   # r3, killed and restarted, verifies and writes on its own thread
   for i in $(seq 1 $N); do start_recv r$i $((100 + i)) $([ "$i" = 3 ] && echo --verify-thread); done
   # kill once r3 has written a few MiB
-  for _ in $(seq 1 100); do
-    [ -f "$W/out.r3" ] && [ "$(written_mib "$W/out.r3")" -ge 3 ] && break
-    sleep 0.05
-  done
+  wait_written r3
   # r2 dies for good; r3 dies and its agent restarts, resuming from disk
   ip netns pids "${P}r2" | xargs -r kill -9
   ip netns pids "${P}r3" | xargs -r kill -9
@@ -191,10 +201,7 @@ killed)
 late)
   for i in 1 2 3; do start_recv r$i $((100 + i)); done
   # join once the session is under way (r1 has written a few MiB)
-  for _ in $(seq 1 100); do
-    [ -f "$W/out.r1" ] && [ "$(written_mib "$W/out.r1")" -ge 3 ] && break
-    sleep 0.05
-  done
+  wait_written r1
   start_recv r4 104
   wait $spid; src=$?
   wait
@@ -222,18 +229,13 @@ burst|bursts)
   else
     [ "$q" = 0 ] || fail "bursts that interleaved blocks spread were repaired by source symbols ($q)"
   fi
-  # repair is about what was lost: not parity sent round and round, not a
-  # symbol queued again each time it is asked for
-  [ $((p + q)) -le $((dropped * 5 / 4)) ] || fail "$((p + q)) repair packets for $dropped lost"
+  check_repair "$dropped"
   ;;
 outage)
   # r1 gets nothing from the sender for 0.2 s once it has a few MiB (a link
   # flap): ~7 MiB of the first pass at 300 Mbit/s, whole blocks and groups
   start_recv r1 101; start_recv r2 102
-  for _ in $(seq 1 100); do
-    [ -f "$W/out.r1" ] && [ "$(written_mib "$W/out.r1")" -ge 3 ] && break
-    sleep 0.05
-  done
+  wait_written r1
   dropped=$("$TOPO" outage "$P" r1 0.2)
   wait $spid; src=$?
   wait
@@ -246,7 +248,7 @@ outage)
   [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "r1 fetched chunks by unicast"
   # each lost symbol sent again about once, however often r1 asked while
   # thousands waited in the sender's queue
-  [ $((p + q)) -le $((dropped * 5 / 4)) ] || fail "$((p + q)) repair packets for $dropped lost"
+  check_repair "$dropped"
   [ "$(field "$W/recv.r1.out" dup)" -le $((dropped / 4)) ] || fail "r1 got $(field "$W/recv.r1.out" dup) duplicates"
   [ "$(field "$W/recv.r1.out" outages)" -ge 1 ] || fail "r1 did not see an outage"
   ;;
@@ -255,10 +257,7 @@ outall)
   # outage, which they tell from congestion, so the sender does not slow
   # down for it
   start_recv r1 101; start_recv r2 102
-  for _ in $(seq 1 100); do
-    [ -f "$W/out.r1" ] && [ "$(written_mib "$W/out.r1")" -ge 3 ] && break
-    sleep 0.05
-  done
+  wait_written r1
   "$TOPO" outage "$P" r1 0.2 > "$W/lost.r1" & o1=$!
   "$TOPO" outage "$P" r2 0.2 > "$W/lost.r2" & o2=$!
   wait $o1 $o2
