@@ -373,6 +373,7 @@ static int
 load_chunk (smc_sender *s, uint32_t idx, uint8_t *buf)
 {
   uint32_t len = smc_manifest_chunk_len (s->m, idx);
+  __atomic_add_fetch (&s->st.chunk_reads, 1, __ATOMIC_RELAXED);
   if (s->cfg.read_chunk (s->cfg.user, idx, buf, len) != 0)
     return -1;
   memset (buf + len, 0, s->cache_len - len);
@@ -458,6 +459,11 @@ ra_take (smc_sender *s, uint32_t idx, uint8_t **buf)
       got = 1;
     }
     ra_pop (s);
+  } else if (idx >= s->ra_next) {
+    /* the thread has not reached idx (it gets no core while the sending
+     * thread and the receivers have both): the caller reads idx itself,
+     * and the thread goes on after it instead of reading it a second time */
+    s->ra_next = idx + 1;
   }
   pthread_mutex_unlock (&s->ra_mu);
   return got;

@@ -36,6 +36,8 @@ typedef struct {
   uint64_t rate_bps;        /* current paced rate (wire bits/s) */
   uint64_t start_ns, data_start_ns, drain_ns, end_ns;
   uint64_t read_wait_ns;    /* the sending thread waiting for chunk reads */
+  uint64_t chunk_reads;     /* read_chunk calls: each chunk once, more for
+                             * repairs of chunks no longer cached */
   uint64_t backlog_signals; /* STATUS with a receive queue over SMC_BACKLOG_HIGH, growing */
   uint64_t group_loss_cuts; /* rate cuts for most receivers losing > max_loss */
 } smc_sender_stats;

@@ -197,6 +197,10 @@ killed)
   grep -q 'node 102 .*outcome=failed' "$W/send.out" || fail "the killed receiver was not reported failed"
   [ "$(grep -c 'outcome=complete' "$W/send.out")" = 3 ] || fail "the others did not complete"
   [ "$(field "$W/recv.r3.out" resumed)" -gt 0 ] || fail "the restarted receiver resumed nothing"
+  # each of the 22 chunks that hold data read once (all stay cached for
+  # repairs), although the read-ahead thread (2 chunks ahead) falls behind
+  # four interleaved chunks and the sending thread reads some itself
+  [ "$(field "$W/send.out" chunk_reads)" = 22 ] || fail "$(field "$W/send.out" chunk_reads) chunk reads, not 22"
   ;;
 late)
   for i in 1 2 3; do start_recv r$i $((100 + i)); done

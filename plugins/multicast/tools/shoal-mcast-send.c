@@ -272,7 +272,7 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
-          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f backlog_signals=%llu group_loss_cuts=%llu\n",
+          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -282,7 +282,7 @@ main (int argc, char **argv)
           (st->end_ns - st->drain_ns) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
-          st->read_wait_ns / 1e9, (unsigned long long) st->backlog_signals,
+          st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
           (unsigned long long) st->group_loss_cuts);
   smc_sender_free (the_sender);
   smc_manifest_free (m);
