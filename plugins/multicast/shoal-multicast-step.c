@@ -29,6 +29,8 @@
  * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu (defaults
  * for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
+ * A device's Progress follows the chunks its receiver has verified (from its
+ * reports, at most every 250 ms), 1 once its image is whole.
  */
 #include "config.h"
 
@@ -68,6 +70,7 @@ typedef struct {
   JsonObject           *image;
   guint32               chunk_size;
   gint                  sender_rc;
+  guint64               data_chunks;    /* chunks that are not all-zero */
   guint                 pending;        /* devices finishing by unicast */
   GCancellable         *waits;
 } Run;
@@ -164,19 +167,47 @@ node_event_main (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* hands a copy of n to func on the step's main context */
 static void
-on_node (void                *user,
-         const smc_node_info *n)
+post_node_event (GTask               *task,
+                 const smc_node_info *n,
+                 GSourceFunc          func)
 {
-  GTask *task = user;
   Run *run = g_task_get_task_data (task);
   NodeEvent *ev = g_new0 (NodeEvent, 1);
 
   ev->run = run;
   ev->task = g_object_ref (task);
   ev->info = *n;
-  g_main_context_invoke_full (run->main_context, G_PRIORITY_DEFAULT, node_event_main, ev,
-                              (GDestroyNotify) node_event_free);
+  g_main_context_invoke_full (run->main_context, G_PRIORITY_DEFAULT, func, ev, (GDestroyNotify) node_event_free);
+}
+
+static void
+on_node (void                *user,
+         const smc_node_info *n)
+{
+  post_node_event (user, n, node_event_main);
+}
+
+/* a receiver's chunks verified so far, as the step's progress for its
+ * device (the Progress a desktop tool shows during the transfer) */
+static gboolean
+progress_event_main (gpointer data)
+{
+  NodeEvent *ev = data;
+  ShoalDevice *device = run_device (ev->run, ev->info.node);
+
+  if (device != NULL && ev->run->data_chunks > 0)
+    shoal_step_context_set_progress (ev->run->ctx, device,
+                                     MIN (1.0, (gdouble) ev->info.last.chunks_done / ev->run->data_chunks));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_progress (void                *user,
+             const smc_node_info *n)
+{
+  post_node_event (user, n, progress_event_main);
 }
 
 /* --- the end of the session ------------------------------------------------ */
@@ -481,6 +512,7 @@ prepare_thread (GTask        *task,
       return;
     }
   run->cfg.manifest = shoal_multicast_source_get_manifest (run->source);
+  run->data_chunks = shoal_multicast_source_data_chunks (run->source);
   run->cfg.read_chunk = shoal_multicast_source_read_chunk;
   run->cfg.user = run->source;
   run->sender = smc_sender_new (&run->cfg, err, sizeof err);
@@ -589,6 +621,7 @@ setup_session (Run               *run,
   c->slow_policy = g_strcmp0 (policy, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT;
   c->expected = run->devices->len;
   c->on_node = on_node;
+  c->on_progress = on_progress;
   if (read_ahead < 0 || read_ahead > 64)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

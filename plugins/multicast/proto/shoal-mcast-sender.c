@@ -1214,6 +1214,20 @@ others_silent_since (smc_sender *s, size_t idx, uint64_t t)
   return 0;
 }
 
+/* on_progress, when node n, still receiving, has verified more chunks than
+ * it last passed on and progress_ms have gone by since */
+static void
+progress (smc_sender *s, smc_node_info *n, uint64_t now)
+{
+  uint64_t every = (s->cfg.progress_ms ? s->cfg.progress_ms : 250) * MS;
+  if (s->cfg.on_progress == NULL || n->outcome != 0 || n->last.chunks_done <= n->progress_done ||
+      (n->progress_ns != 0 && now - n->progress_ns < every))
+    return;
+  n->progress_done = n->last.chunks_done;
+  n->progress_ns = now;
+  s->cfg.on_progress (s->cfg.node_user, n);
+}
+
 static void
 handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -1294,6 +1308,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     node_finish (s, n, SMC_NODE_EVICTED, now);
   }
   n->last = st;
+  progress (s, n, now);
   if (st.state == SMC_RX_COMPLETE) {
     node_finish (s, n, SMC_NODE_COMPLETE, now);
     send_control (s, n->node, SMC_CTL_ACK_COMPLETE, n->addr);

@@ -26,6 +26,8 @@ typedef struct {
   uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
                              * growing, slowed the sender down */
   int evict_sent;
+  uint32_t progress_done;   /* chunks_done last passed to on_progress */
+  uint64_t progress_ns;     /* and when */
 } smc_node_info;
 
 typedef struct {
@@ -87,8 +89,13 @@ typedef struct {
   int (*read_chunk) (void *user, uint32_t idx, uint8_t *buf, size_t len);
   /* a receiver joined / completed / was evicted / failed (sender thread) */
   void (*on_node) (void *node_user, const smc_node_info *node);
+  /* a receiver still in the session reported more chunks verified
+   * (node->last.chunks_done; sender thread), at most every progress_ms
+   * (0: 250) for each receiver */
+  void (*on_progress) (void *node_user, const smc_node_info *node);
+  uint32_t progress_ms;
   void *user;               /* for read_chunk */
-  void *node_user;          /* for on_node */
+  void *node_user;          /* for on_node and on_progress */
 } smc_sender_config;
 
 typedef struct smc_sender smc_sender;

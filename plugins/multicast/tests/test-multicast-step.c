@@ -2,7 +2,8 @@
 /* The "multicast" group step end to end: run by test-multicast-step.sh
  * inside the sender's namespace of a bench/multicast/topo.sh topology
  * (MCAST_NS_PREFIX); receivers are the shoal-mcast-recv tool in r1, r2.
- * Three devices: two receive, the third never joins and is dropped. */
+ * Three devices: two receive (their Progress follows the chunks they
+ * verify), the third never joins and is dropped. */
 #include "config.h"
 
 #include <shoal.h>
@@ -32,7 +33,37 @@ typedef struct {
   gchar *src;
   gchar *dir;
   GPtrArray *children;
+  GArray *progress[2];  /* each Progress the two receiving devices went through */
 } Fixture;
+
+static void
+progress_cb (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  GArray *seen = user_data;
+  gdouble p = shoal_device_get_progress (SHOAL_DEVICE (object));
+
+  g_array_append_val (seen, p);
+}
+
+/* the step's progress for a device rose through the transfer, reported
+ * while its chunks came (not only 1 at the end), and ended at 1 */
+static void
+check_progress (GArray *seen)
+{
+  gboolean partial = FALSE;
+
+  g_assert_cmpuint (seen->len, >, 0);
+  for (guint i = 0; i < seen->len; i++)
+    {
+      gdouble p = g_array_index (seen, gdouble, i);
+
+      partial |= p > 0.0 && p < 1.0;
+      if (i > 0)
+        g_assert_cmpfloat (p, >=, g_array_index (seen, gdouble, i - 1));
+    }
+  g_assert_true (partial);
+  g_assert_cmpfloat (g_array_index (seen, gdouble, seen->len - 1), ==, 1.0);
+}
 
 static void
 run_cb (GObject *object, GAsyncResult *result, gpointer user_data)
@@ -132,11 +163,16 @@ test_step_group (void)
   g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
   json = g_strdup_printf ("{\"image-path\": \"%s\", \"interface\": \"eth0\", \"group\": \"239.77.8.1\","
                           " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
-                          " \"rate-mbit\": 300}", f.src);
+                          " \"rate-mbit\": 40}", f.src);
   options = json_from_string (json, NULL);
   f.devices = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < 3; i++)
     g_ptr_array_add (f.devices, shoal_device_new (i == 0 ? "dev-a" : i == 1 ? "dev-b" : "dev-c"));
+  for (guint i = 0; i < 2; i++)
+    {
+      f.progress[i] = g_array_new (FALSE, FALSE, sizeof (gdouble));
+      g_signal_connect (g_ptr_array_index (f.devices, i), "notify::progress", G_CALLBACK (progress_cb), f.progress[i]);
+    }
   f.children = g_ptr_array_new_with_free_func (g_object_unref);
   ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options), f.devices, "group-1");
   f.loop = g_main_loop_new (NULL, FALSE);
@@ -152,6 +188,12 @@ test_step_group (void)
   g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 1), NULL));
   g_assert_true (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 2), NULL));
   g_assert_cmpstr (shoal_device_get_metadata (g_ptr_array_index (f.devices, 0), "multicast.outcome"), ==, "complete");
+  for (guint i = 0; i < 2; i++)
+    {
+      check_progress (f.progress[i]);
+      g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, i), f.progress[i]);
+      g_array_unref (f.progress[i]);
+    }
   for (guint i = 0; i < f.children->len; i++)
     {
       g_autofree gchar *out = g_strdup_printf ("%s/out%u", f.dir, i);
