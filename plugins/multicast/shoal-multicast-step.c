@@ -145,9 +145,14 @@ journal_outcome (Run                 *run,
       shoal_step_context_set_progress (run->ctx, device, 1.0);
       break;
     case SMC_NODE_EVICTED:
-      shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
-                              _("Too slow or too lossy for the group (loss %.1f%%, %u chunks done): "
-                                "finishing by unicast"), n->last.loss_permille / 10.0, n->last.chunks_done);
+      if (n->last.reason == SMC_REASON_MTU)
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
+                                _("The MTU of its network interface is smaller than the session's packets "
+                                  "(MTU %u): finishing by unicast"), (guint) run->cfg.mtu);
+      else
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
+                                _("Too slow or too lossy for the group (loss %.1f%%, %u chunks done): "
+                                  "finishing by unicast"), n->last.loss_permille / 10.0, n->last.chunks_done);
       break;
     default:
       shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,

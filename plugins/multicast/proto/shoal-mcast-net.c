@@ -152,6 +152,21 @@ smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b)
   return n;
 }
 
+int
+smc_path_mtu (const struct sockaddr_in *peer)
+{
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), mtu = 0;
+  socklen_t len = sizeof mtu;
+  /* a connected socket has a route, whose device's MTU IP_MTU gives */
+  if (fd < 0)
+    return 0;
+  if (connect (fd, (const struct sockaddr *) peer, sizeof *peer) < 0 ||
+      getsockopt (fd, IPPROTO_IP, IP_MTU, &mtu, &len) < 0)
+    mtu = 0;
+  close (fd);
+  return mtu;
+}
+
 uint16_t
 smc_sock_backlog_permille (const smc_sock *s)
 {

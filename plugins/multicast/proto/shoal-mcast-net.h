@@ -41,6 +41,8 @@ int  smc_rxbatch_init (smc_rxbatch *b, size_t bufsize);
 void smc_rxbatch_free (smc_rxbatch *b);
 /* non-blocking recvmmsg; returns count (0 when nothing), -1 on error */
 int  smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b);
+/* the MTU of the route to peer (its interface's, on a LAN); 0 if unknown */
+int smc_path_mtu (const struct sockaddr_in *peer);
 /* how full the socket's receive queue is, ‰ of its buffer (0 if unknown) */
 uint16_t smc_sock_backlog_permille (const smc_sock *s);
 

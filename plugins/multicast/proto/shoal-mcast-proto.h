@@ -60,9 +60,18 @@ typedef enum {
   SMC_RX_JOINING = 0,
   SMC_RX_RECEIVING = 1,
   SMC_RX_COMPLETE = 2,   /* multicast part done (ext_missing chunks left for unicast) */
-  SMC_RX_EVICTED = 3,    /* acknowledges an eviction: finishing by unicast */
+  SMC_RX_EVICTED = 3,    /* finishing by unicast: the sender evicted it, or
+                          * it left on its own (STATUS reason) */
   SMC_RX_FAILED = 4,
 } smc_rx_state;
+
+/* why a receiver left the multicast part on its own (STATUS reason, with
+ * state SMC_RX_EVICTED) */
+typedef enum {
+  SMC_REASON_NONE = 0,   /* it acknowledges the sender's eviction */
+  SMC_REASON_MTU = 1,    /* the session's packets are larger than the MTU of
+                          * its interface toward the sender: none would reach it */
+} smc_leave_reason;
 
 typedef enum {
   SMC_CTL_ACK_COMPLETE = 1,

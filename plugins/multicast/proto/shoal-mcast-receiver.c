@@ -957,6 +957,8 @@ drain_schedule (smc_receiver *r, uint64_t now)
       schedule (r, &r->plist[i]->blocks[b], now);
 }
 
+static void leave_for_unicast (smc_receiver *r, uint8_t reason);
+
 static void
 handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -995,6 +997,16 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     r->rx_state = SMC_RX_RECEIVING;
     r->next_status = now;
     vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);
+    r->st.path_mtu = (uint32_t) smc_path_mtu (from);
+    if (r->st.path_mtu != 0 && (uint32_t) a.symbol_size + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD > r->st.path_mtu) {
+      /* no DATA packet would reach us (the sender's LAN has jumbo frames,
+       * this host's interface not): rather than lose them all and ask for
+       * repair until the sender evicts us, say so and take it by unicast */
+      vlog (r, "the session's packets (%u bytes) exceed the MTU toward the sender (%u): finishing by unicast",
+            (uint32_t) a.symbol_size + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD, r->st.path_mtu);
+      leave_for_unicast (r, SMC_REASON_MTU);
+      return;
+    }
     if (a.state >= SMC_STATE_SENDING) {
       /* late joiner: what was already sent comes by unicast */
       uint32_t upto = a.state >= SMC_STATE_DRAIN || a.position >= r->m->n_chunks ? r->m->n_chunks
@@ -1073,6 +1085,19 @@ handle_srcreq_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64
 
 static void send_status (smc_receiver *r);
 
+/* everything not verified yet comes by unicast; the sender hears it (three
+ * times: STATUS may be lost) with why, when it was not evicted */
+static void
+leave_for_unicast (smc_receiver *r, uint8_t reason)
+{
+  settle_all_external (r, 0);
+  r->rx_state = SMC_RX_EVICTED;
+  r->st.left_reason = reason;
+  for (int i = 0; i < 3; i++)
+    send_status (r);
+  r->finished = 1;
+}
+
 static void
 handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
 {
@@ -1084,11 +1109,7 @@ handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
     r->finished = 1;
   } else if (c.op == SMC_CTL_EVICT && r->rx_state == SMC_RX_RECEIVING) {
     vlog (r, "evicted: finishing by unicast");
-    settle_all_external (r, 0);
-    r->rx_state = SMC_RX_EVICTED;
-    for (int i = 0; i < 3; i++)
-      send_status (r);
-    r->finished = 1;
+    leave_for_unicast (r, SMC_REASON_NONE);
   }
 }
 
@@ -1192,6 +1213,7 @@ send_status (smc_receiver *r)
   }
   s.node = r->node;
   s.state = (uint8_t) r->rx_state;
+  s.reason = (uint8_t) r->st.left_reason;
   s.loss_permille = r->loss_permille;
   s.chunks_done = r->n_done;
   s.chunks_pending = r->np;

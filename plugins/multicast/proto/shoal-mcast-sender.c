@@ -169,6 +169,16 @@ vlog (smc_sender *s, const char *fmt, ...)
 }
 
 const char *
+smc_leave_reason_str (int reason)
+{
+  switch (reason) {
+  case SMC_REASON_NONE: return "-";
+  case SMC_REASON_MTU: return "mtu";
+  default: return "unknown";
+  }
+}
+
+const char *
 smc_node_outcome_str (int o)
 {
   switch (o) {
@@ -1316,6 +1326,10 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     node_finish (s, n, SMC_NODE_FAILED, now);
   } else if (n->evict_sent && st.state != SMC_RX_EVICTED) {
     send_control (s, n->node, SMC_CTL_EVICT, n->addr);
+  } else if (st.state == SMC_RX_EVICTED) {
+    /* it left on its own (st.reason): it finishes by unicast, and its
+     * repair requests, if any come, are not served */
+    node_finish (s, n, SMC_NODE_EVICTED, now);
   }
 }
 

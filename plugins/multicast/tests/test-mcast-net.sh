@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -25,7 +25,8 @@ inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 loss=0; [ "$CASE" = loss4 ] || [ "$CASE" = many ] && loss=5
 nhosts=$N; [ "$CASE" = forged ] && nhosts=3
 [ "$CASE" = many ] && nhosts=16
-"$TOPO" up "$P" "$nhosts" 1500 "$loss" 0 || exit 77
+mtu=1500; [ "$CASE" = mtu ] && mtu=9000
+"$TOPO" up "$P" "$nhosts" "$mtu" "$loss" 0 || exit 77
 head -c $((24 * 1048576 + 12345)) /dev/urandom > "$W/src"
 # a sparse stretch: all-zero chunks are never sent
 dd if=/dev/zero of="$W/src" bs=1M seek=4 count=3 conv=notrunc status=none
@@ -59,6 +60,11 @@ case "$CASE" in
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; extra=(--interleave-blocks); fi
     ;;
   outage|outall) nrecv=2 ;;
+  mtu)
+    # jumbo frames on the LAN, but r1's interface has the standard MTU
+    nrecv=2; extra=(--mtu 9000)
+    ip -n "${P}r1" link set eth0 mtu 1500 || exit 77
+    ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
 send_args=(--file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 --receivers "$nrecv" --rate-mbit "$rate"
@@ -276,6 +282,23 @@ outall)
     [ "$(field "$W/recv.$h.out" unicast_chunks)" = 0 ] || fail "$h fetched chunks by unicast"
   done
   [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
+  ;;
+mtu)
+  # r1 sees at its join that no packet of the session fits its interface
+  # and takes the image by unicast without asking for any repair (it used
+  # to lose every packet, ask for repair until the sender evicted it, and
+  # make it send parity for nothing); r2 gets it by multicast
+  start_recv r1 101; start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 1 ] || fail "sender rc $src (expected 1: one receiver left for unicast)"
+  grep -q 'node 101 .*outcome=evicted-to-unicast reason=mtu' "$W/send.out" || fail "r1 leaving for its MTU not reported"
+  grep -q 'node 102 .*outcome=complete' "$W/send.out" || fail "r2 did not complete"
+  [ "$(field "$W/recv.r1.out" path_mtu)" = 1500 ] || fail "r1 measured MTU $(field "$W/recv.r1.out" path_mtu)"
+  [ "$(field "$W/recv.r1.out" mcast_chunks)" = 0 ] || fail "r1 took chunks by multicast"
+  [ "$(field "$W/recv.r1.out" nacks)" = 0 ] || fail "r1 asked for repair"
+  [ "$(field "$W/send.out" parity_pkts)" = 0 ] || fail "$(field "$W/send.out" parity_pkts) parity packets for nothing"
   ;;
 two)
   # a second session (another image, another group, same port) at the same time

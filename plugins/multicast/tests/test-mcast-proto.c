@@ -243,6 +243,14 @@ test_control_roundtrip (void)
   s.backlog_permille = 1001;
   len = smc_build_status (buf, sizeof buf, &h, &s);
   g_assert_cmpint (smc_parse_status (buf, len, &s2), <, 0);
+  s.backlog_permille = 640;
+  /* a receiver leaving on its own says why */
+  s.state = SMC_RX_EVICTED;
+  s.reason = SMC_REASON_MTU;
+  len = smc_build_status (buf, sizeof buf, &h, &s);
+  g_assert_cmpint (smc_parse_status (buf, len, &s2), ==, 0);
+  g_assert_cmpuint (s2.state, ==, SMC_RX_EVICTED);
+  g_assert_cmpuint (s2.reason, ==, SMC_REASON_MTU);
 
   len = smc_build_nack (buf, sizeof buf, &h, 42, 0xfedcba98u, e, 3);
   g_assert_cmpint (smc_parse_nack (buf, len, &n), ==, 0);

@@ -230,7 +230,8 @@ main (int argc, char **argv)
           "wrong_image=%llu hash_fail=%llu nacks=%llu nack_entries=%llu nack_retries=%llu srcreqs=%llu sources_asked=%llu "
           "outages=%llu outage_pkts=%llu "
           "suppressed=%llu overflow=%u "
-          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu hashed_together=%llu hash_s=%.3f write_s=%.3f\n",
+          "wakeups=%llu max_pending=%u mcast_s=%.3f cpu_s=%.2f fec=%s mac=%s backlog_reports=%llu hashed_together=%llu hash_s=%.3f write_s=%.3f "
+          "left_reason=%u path_mtu=%u\n",
           cfg.join.node, rc, smc_receiver_is_complete (the_receiver),
           (unsigned long long) (st->chunks_done - unicast), unicast, resumed,
           (unsigned long long) st->chunks_external, (unsigned long long) st->pkts,
@@ -245,7 +246,8 @@ main (int argc, char **argv)
           ((st->complete_ns ? st->complete_ns : smc_now_ns ()) - t0) / 1e9,
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_fec_backend_name (), smc_auth_backend_name (), (unsigned long long) st->backlog_reports,
-          (unsigned long long) st->chunks_hashed_together, st->hash_ns / 1e9, st->write_ns / 1e9);
+          (unsigned long long) st->chunks_hashed_together, st->hash_ns / 1e9, st->write_ns / 1e9,
+          st->left_reason, st->path_mtu);
   rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
   smc_receiver_free (the_receiver);
   smc_manifest_free (m);
