@@ -149,6 +149,11 @@ journal_outcome (Run                 *run,
         shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
                                 _("The MTU of its network interface is smaller than the session's packets "
                                   "(MTU %u): finishing by unicast"), (guint) run->cfg.mtu);
+      else if (n->last.reason == SMC_REASON_PATH_MTU)
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
+                                _("The session's short packets reached it but none of its full-size ones "
+                                  "(is the MTU of a switch port on its path smaller than the session's, %u?): "
+                                  "finishing by unicast"), (guint) run->cfg.mtu);
       else
         shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
                                 _("Too slow or too lossy for the group (loss %.1f%%, %u chunks done): "

@@ -71,6 +71,10 @@ typedef enum {
   SMC_REASON_NONE = 0,   /* it acknowledges the sender's eviction */
   SMC_REASON_MTU = 1,    /* the session's packets are larger than the MTU of
                           * its interface toward the sender: none would reach it */
+  SMC_REASON_PATH_MTU = 2,/* (also with state 1) ANNOUNCEs saying the sender
+                           * sends reach it, and maybe short DATA packets, but
+                           * no full-size one: larger than an MTU on its path
+                           * (a switch port's?) */
 } smc_leave_reason;
 
 typedef enum {

@@ -126,6 +126,9 @@ struct smc_receiver {
   uint64_t seq_last_ns;          /* when the last DATA or ANNOUNCE came */
   int seq_valid;
   uint16_t loss_permille;
+  int sending_seen;              /* an ANNOUNCE said the sender sends */
+  int full_data;                 /* a DATA packet with a whole symbol came */
+  uint32_t short_data;           /* DATA packets with less (a chunk's last symbol) */
   uint64_t rng;
   uint32_t mc_seq, uc_seq;
   uint8_t *nack_buf;
@@ -863,6 +866,18 @@ advance_cursor (smc_receiver *r, uint32_t c, const smc_geom *gc, uint16_t esi, u
   }
 }
 
+static void leave_for_unicast (smc_receiver *r, uint8_t reason);
+
+/* ANNOUNCEs come and say the sender sends, and maybe short DATA packets
+ * (a chunk's last symbol), but not one full-size DATA packet: reported with
+ * the loss that gets it evicted, as a hint (they are larger than an MTU on
+ * its path, a switch port's?) */
+static int
+path_mtu_hint (const smc_receiver *r)
+{
+  return r->sending_seen && !r->full_data;
+}
+
 static void
 handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
 {
@@ -876,6 +891,19 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
     return;
   }
   r->st.data_pkts++;
+  if (d.payload_len == r->S)
+    r->full_data = 1;
+  else if (d.esi < 0x8000 && ++r->short_data >= 3 && !r->full_data && r->rx_state == SMC_RX_RECEIVING) {
+    /* the last, short symbols of three chunks and not one full-size
+     * packet: these do not fit the path (a switch port with a smaller MTU
+     * than the session's): take the image by unicast rather than ask for
+     * repair that could not reach us either, until evicted (or, with the
+     * policy "wait", slow the group down to nothing) */
+    vlog (r, "no full-size packet of %u bytes came, only short ones: finishing by unicast",
+          (uint32_t) r->S + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD);
+    leave_for_unicast (r, SMC_REASON_PATH_MTU);
+    return;
+  }
   if (r->cstate[d.chunk] != SMC_CHUNK_NEEDED && r->cstate[d.chunk] != SMC_CHUNK_PENDING) {
     r->st.dup++;
     return;
@@ -957,8 +985,6 @@ drain_schedule (smc_receiver *r, uint64_t now)
       schedule (r, &r->plist[i]->blocks[b], now);
 }
 
-static void leave_for_unicast (smc_receiver *r, uint8_t reason);
-
 static void
 handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -1021,6 +1047,8 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     }
   }
   r->ann.state = a.state;
+  if (a.state == SMC_STATE_SENDING)
+    r->sending_seen = 1;
   r->ann.position = a.position;
   r->ann.receivers = a.receivers;
   r->ann.rate_kbps = a.rate_kbps;
@@ -1108,8 +1136,8 @@ handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
     r->acked = 1;
     r->finished = 1;
   } else if (c.op == SMC_CTL_EVICT && r->rx_state == SMC_RX_RECEIVING) {
-    vlog (r, "evicted: finishing by unicast");
-    leave_for_unicast (r, SMC_REASON_NONE);
+    vlog (r, "evicted: finishing by unicast%s", path_mtu_hint (r) ? " (no full-size DATA packet came)" : "");
+    leave_for_unicast (r, path_mtu_hint (r) ? SMC_REASON_PATH_MTU : SMC_REASON_NONE);
   }
 }
 
@@ -1213,7 +1241,9 @@ send_status (smc_receiver *r)
   }
   s.node = r->node;
   s.state = (uint8_t) r->rx_state;
-  s.reason = (uint8_t) r->st.left_reason;
+  s.reason = (uint8_t) (r->rx_state == SMC_RX_EVICTED ? r->st.left_reason
+                        : path_mtu_hint (r)               ? SMC_REASON_PATH_MTU
+                                                          : SMC_REASON_NONE);
   s.loss_permille = r->loss_permille;
   s.chunks_done = r->n_done;
   s.chunks_pending = r->np;

@@ -174,6 +174,7 @@ smc_leave_reason_str (int reason)
   switch (reason) {
   case SMC_REASON_NONE: return "-";
   case SMC_REASON_MTU: return "mtu";
+  case SMC_REASON_PATH_MTU: return "path-mtu";
   default: return "unknown";
   }
 }
@@ -1304,6 +1305,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
       s->strikes[idx] = 1;
     } else {
       n->evict_sent = 1;
+      n->last.reason = st.reason;  /* the report that evicts it says why, if it can */
       node_finish (s, n, SMC_NODE_EVICTED, now);
     }
   } else if (n->outcome == 0) {

@@ -114,7 +114,7 @@ size_t smc_sender_get_nodes (smc_sender *s, const smc_node_info **nodes);
 int smc_sender_join_string (smc_sender *s, uint32_t node, char *out, size_t cap);
 uint16_t smc_sender_symbol_size (smc_sender *s);
 const char *smc_node_outcome_str (int outcome);
-/* a STATUS reason (smc_leave_reason): "-", "mtu", or "unknown" */
+/* a STATUS reason (smc_leave_reason): "-", "mtu", "path-mtu", or "unknown" */
 const char *smc_leave_reason_str (int reason);
 
 #ifdef __cplusplus
