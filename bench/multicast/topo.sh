@@ -31,6 +31,10 @@ up() {
         ip -n "${P}hub" link set "p-$h" master br0 up
         ip -n "${P}$h" link set lo up
         ip -n "${P}$h" link set eth0 mtu "$mtu" up
+        # a GSO super-packet is cut into packets before it leaves the
+        # host, as the kernel does for a NIC without UDP segmentation
+        # offload: each crosses the bridge, and the loss, alone
+        ip -n "${P}$h" link set eth0 gso_max_segs 1
         if [ "$h" = s ]; then addr=10.77.0.1; else addr=10.77.0.$((10 + ${h#r})); fi
         ip -n "${P}$h" addr add "$addr/24" dev eth0
         ip -n "${P}$h" route add 224.0.0.0/4 dev eth0

@@ -230,25 +230,61 @@ smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
 }
 
 int
-smc_send_gso (smc_sock *s, const uint8_t *buf, size_t total, size_t seglen)
+smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const size_t *lens, int n,
+                  uint64_t *supers)
 {
-  char ctl[CMSG_SPACE (sizeof (uint16_t))] = { 0 };
-  struct iovec iov = { .iov_base = (void *) buf, .iov_len = total };
-  struct msghdr mh = { .msg_name = &s->group, .msg_namelen = sizeof s->group,
-                       .msg_iov = &iov, .msg_iovlen = 1,
-                       .msg_control = ctl, .msg_controllen = sizeof ctl };
-  struct cmsghdr *c = CMSG_FIRSTHDR (&mh);
-  uint16_t seg = (uint16_t) seglen;
-  c->cmsg_level = IPPROTO_UDP;
-  c->cmsg_type = UDP_SEGMENT;
-  c->cmsg_len = CMSG_LEN (sizeof seg);
-  memcpy (CMSG_DATA (c), &seg, sizeof seg);
-  for (int tries = 0; tries < 10000; tries++) {
-    if (sendmsg (s->fd, &mh, 0) >= 0)
-      return 0;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
-      return -1;
-    usleep (200);
+  struct mmsghdr msgs[SMC_BATCH];
+  struct iovec flat[SMC_BATCH * 3];
+  char ctl[SMC_BATCH][CMSG_SPACE (sizeof (uint16_t))];
+  int first[SMC_BATCH + 1];  /* message m carries packets first[m] .. first[m + 1] - 1 */
+  int m = 0, nf = 0, sent = 0;
+  if (n > SMC_BATCH)
+    n = SMC_BATCH;
+  for (int i = 0; i < n;) {
+    /* a run of packets of one length, 64 KiB (the largest UDP datagram)
+     * at most in all */
+    int j = i + 1;
+    size_t total = lens[i];
+    struct msghdr *mh = &msgs[m].msg_hdr;
+    while (j < n && lens[j] == lens[i] && total + lens[j] <= SMC_GSO_MAX_BYTES && j - i < SMC_GSO_MAX_SEGS)
+      total += lens[j++];
+    memset (&msgs[m], 0, sizeof msgs[m]);
+    mh->msg_name = &s->group;
+    mh->msg_namelen = sizeof s->group;
+    mh->msg_iov = &flat[nf];
+    for (int k = i; k < j; k++)
+      for (int v = 0; v < niov[k]; v++)
+        flat[nf++] = iov[k][v];
+    mh->msg_iovlen = (size_t) (&flat[nf] - mh->msg_iov);
+    if (j - i > 1) {
+      struct cmsghdr *c;
+      uint16_t seg = (uint16_t) lens[i];
+      memset (ctl[m], 0, sizeof ctl[m]);
+      mh->msg_control = ctl[m];
+      mh->msg_controllen = sizeof ctl[m];
+      c = CMSG_FIRSTHDR (mh);
+      c->cmsg_level = IPPROTO_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN (sizeof seg);
+      memcpy (CMSG_DATA (c), &seg, sizeof seg);
+    }
+    first[m++] = i;
+    i = j;
   }
-  return -1;
+  first[m] = n;
+  for (int waits = 0; sent < m;) {
+    int r = sendmmsg (s->fd, msgs + sent, (unsigned) (m - sent), 0);
+    if (r < 0) {
+      /* socket buffer full: wait for the qdisc to drain (back-pressure) */
+      if ((errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) && waits++ < 10000) {
+        usleep (200);
+        continue;
+      }
+      break;
+    }
+    for (int k = sent; k < sent + r; k++)
+      *supers += first[k + 1] - first[k] > 1;
+    sent += r;
+  }
+  return first[sent];
 }

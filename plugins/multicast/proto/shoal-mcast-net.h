@@ -9,6 +9,10 @@
 #include <sys/uio.h>
 
 #define SMC_BATCH 64
+/* the most one UDP GSO super-packet carries: UDP payload bytes, and
+ * packets (the kernel's UDP_MAX_SEGMENTS, 64 before Linux 6.9) */
+#define SMC_GSO_MAX_BYTES 65000
+#define SMC_GSO_MAX_SEGS 64
 
 typedef struct {
   int fd;
@@ -52,5 +56,12 @@ int smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
                   const struct sockaddr_in *dst);
 int smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
                     const struct sockaddr_in *dst);
-/* one GSO super-packet: n segments of seglen (last may be shorter) in buf */
-int smc_send_gso (smc_sock *s, const uint8_t *buf, size_t total, size_t seglen);
+/* n packets (lens[i] bytes in niov[i] iovecs each) to the group; runs of
+ * packets of one length go as UDP GSO super-packets (the kernel, or the
+ * NIC, cuts them into those packets): one pass through the stack each.
+ * Returns the packets sent; fewer when the kernel refused a super-packet
+ * (errno EIO, EINVAL or EMSGSIZE: the device cannot checksum them, or its
+ * MTU is smaller than the packets; send the rest one by one) or another
+ * error came. *supers counts super-packets sent. */
+int smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const size_t *lens, int n,
+                      uint64_t *supers);

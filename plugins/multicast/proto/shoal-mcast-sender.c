@@ -945,6 +945,26 @@ refill (smc_sender *s, uint64_t now)
   s->last_refill = now;
 }
 
+/* the batch's n packets to the group: runs of one size as UDP GSO
+ * super-packets (one pass through the sender's stack for up to 64 KiB; the
+ * kernel or the NIC cuts them into the same packets before the wire), or
+ * one by one when GSO is off or was refused */
+static void
+send_packets (smc_sender *s, struct iovec (*iov)[3], const int *niov, int n)
+{
+  int done = 0;
+  if (s->tx.gso && !s->cfg.no_gso) {
+    done = smc_send_iov_gso (&s->tx, iov, niov, s->plen, n, &s->st.gso_sends);
+    if (done < n && (errno == EIO || errno == EINVAL || errno == EMSGSIZE)) {
+      vlog (s, "UDP GSO refused (%s): one packet per send from now on", strerror (errno));
+      s->tx.gso = 0;
+      s->st.gso_refused = 1;
+    }
+  }
+  if (done < n)
+    smc_send_iov (&s->tx, iov + done, niov + done, n - done, NULL);
+}
+
 /* fills and sends one batch; returns packets sent */
 static int
 send_some (smc_sender *s, uint64_t now)
@@ -987,7 +1007,7 @@ send_some (smc_sender *s, uint64_t now)
         niov[i] = 1;
       }
     }
-    smc_send_iov (&s->tx, iov, niov, n, NULL);
+    send_packets (s, iov, niov, n);
     for (int i = 0; i < n; i++)
       s->st.bytes += s->plen[i] + WIRE_OVERHEAD;
   }

@@ -40,6 +40,8 @@ typedef struct {
   uint64_t read_wait_ns;    /* the sending thread waiting for chunk reads */
   uint64_t chunk_reads;     /* read_chunk calls: each chunk once, more for
                              * repairs of chunks no longer cached */
+  uint64_t gso_sends;       /* UDP GSO super-packets (several packets each) */
+  int gso_refused;          /* the kernel refused one: one packet per send since */
   uint64_t backlog_signals; /* STATUS with a receive queue over SMC_BACKLOG_HIGH, growing */
   uint64_t group_loss_cuts; /* rate cuts for most receivers losing > max_loss */
 } smc_sender_stats;
@@ -77,7 +79,10 @@ typedef struct {
   uint32_t max_behind_chunks; /* evict a receiver this many chunks behind (default 0: off) */
   int slow_policy;
   uint32_t proactive_permille; /* parity sent with every block (default 0) */
-  int gso;                  /* UDP GSO super-packets */
+  int no_gso;               /* 1: one packet per send (by default runs of
+                             * packets of one size go as UDP GSO super-packets,
+                             * where the kernel has it and the device can
+                             * checksum them) */
   int verbose;
   int no_backlog_pacing;    /* 1: ignore receivers' queue reports (only their
                              * drops slow the sender down; for comparison) */

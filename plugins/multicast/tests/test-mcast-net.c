@@ -73,5 +73,8 @@ main (int argc, char **argv)
   /* its interface has them, its switch port not: only short packets reach it; it leaves
    * for unicast as soon as that is clear */
   g_test_add_data_func ("/shoal/multicast/net/path-mtu-mismatch", "pathmtu", run_case);
+  /* the sender's interface has a smaller MTU than it is told to use: GSO refused, one
+   * packet per send, every chunk still by multicast */
+  g_test_add_data_func ("/shoal/multicast/net/gso-refused", "gsofallback", run_case);
   return g_test_run ();
 }

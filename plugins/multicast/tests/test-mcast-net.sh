@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu
+# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -25,7 +25,7 @@ inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 loss=0; [ "$CASE" = loss4 ] || [ "$CASE" = many ] && loss=5
 nhosts=$N; [ "$CASE" = forged ] && nhosts=3
 [ "$CASE" = many ] && nhosts=16
-mtu=1500; [ "$CASE" = mtu ] || [ "$CASE" = pathmtu ] && mtu=9000
+mtu=1500; case "$CASE" in mtu|pathmtu|gsofallback) mtu=9000 ;; esac
 "$TOPO" up "$P" "$nhosts" "$mtu" "$loss" 0 || exit 77
 head -c $((24 * 1048576 + 12345)) /dev/urandom > "$W/src"
 # a sparse stretch: all-zero chunks are never sent
@@ -69,6 +69,13 @@ case "$CASE" in
     # r1's interface has jumbo frames, its switch port (the bridge's) not
     nrecv=2; extra=(--mtu 9000)
     ip -n "${P}hub" link set "p-r1" mtu 1500 || exit 77
+    ;;
+  gsofallback)
+    # the sender's own interface has a smaller MTU than it is told to use:
+    # the kernel refuses GSO super-packets of such packets (EMSGSIZE), the
+    # sender sends them one by one (the kernel fragments them), as before
+    nrecv=2; extra=(--mtu 9000)
+    ip -n "${P}s" link set eth0 mtu 1500 || exit 77
     ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
@@ -147,6 +154,9 @@ loss4|slow)
     [ "$src" = 0 ] || fail "sender rc $src"
     [ "$(grep -c 'outcome=complete' "$W/send.out")" = $N ] || fail "not every receiver reported complete"
     [ "$(field "$W/send.out" parity_pkts)" -gt 0 ] || fail "no FEC repair at 5% loss"
+    # runs of packets of one size left as UDP GSO super-packets (cut into
+    # those packets before the sender's interface: the loss is still per packet)
+    [ "$(field "$W/send.out" gso_sends)" -gt 0 ] || fail "no UDP GSO super-packet sent"
     # repair is parity that serves every receiver at once: about the largest
     # per-block loss among the 4 (~7 % of the data at 5 % loss), far from
     # the ~20 % that resending each receiver's losses would cost
@@ -287,6 +297,17 @@ outall)
     [ "$(field "$W/recv.$h.out" unicast_chunks)" = 0 ] || fail "$h fetched chunks by unicast"
   done
   [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
+  ;;
+gsofallback)
+  start_recv r1 101; start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  [ "$(field "$W/send.out" gso_refused)" = 1 ] || fail "GSO not refused"
+  [ "$(field "$W/send.out" gso_sends)" = 0 ] || fail "super-packets sent"
+  grep -q 'UDP GSO refused' "$W/send.err" || fail "the refusal was not logged"
+  for h in r1 r2; do [ "$(field "$W/recv.$h.out" mcast_chunks)" = 22 ] || fail "$h: not every chunk by multicast"; done
   ;;
 mtu|pathmtu)
   # mtu: r1 sees at its join that no packet of the session fits its

@@ -112,7 +112,8 @@ usage (void)
            "  [--manifest-out FILE] [--join-out FILE] [--prepare (write them and exit)]\n"
            "  [--manifest FILE --join FILE (a prepared session: no hashing at start)] [--verbose]\n"
            "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS (4)]\n"
-           "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n");
+           "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n"
+           "  [--no-gso (one packet per send, not UDP GSO super-packets)]\n");
 }
 
 int
@@ -126,7 +127,7 @@ main (int argc, char **argv)
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
-    { "no-backlog-pacing", 0, 0, 'N' }, { "interleave-blocks", 0, 0, 'B' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
+    { "no-backlog-pacing", 0, 0, 'N' }, { "interleave-blocks", 0, 0, 'B' }, { "no-gso", 0, 0, 'G' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
     { "lanes", 1, 0, 'l' }, { "prepare", 0, 0, 'Q' }, { "manifest", 1, 0, 'I' }, { "join", 1, 0, 'j' },
     { 0, 0, 0, 0 } };
   smc_sender_config cfg;
@@ -173,6 +174,7 @@ main (int argc, char **argv)
     case 'J': join_out = optarg; break;
     case 'v': cfg.verbose = 1; break;
     case 'V': verify_read = 1; break;
+    case 'G': cfg.no_gso = 1; break;
     case 'Q': prepare = 1; break;
     case 'I': man_in = optarg; break;
     case 'j': join_in = optarg; break;
@@ -274,7 +276,8 @@ main (int argc, char **argv)
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
-          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu\n",
+          "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu "
+          "gso_sends=%llu gso_refused=%d\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -285,7 +288,7 @@ main (int argc, char **argv)
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
           st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
-          (unsigned long long) st->group_loss_cuts);
+          (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused);
   smc_sender_free (the_sender);
   smc_manifest_free (m);
   return rc;
