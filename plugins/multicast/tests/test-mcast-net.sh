@@ -113,6 +113,14 @@ check_out() {  # host
   [ "$(sha256sum < "$W/out.$1" | cut -c1-64)" = "$ref" ] || fail "output of $1 differs from the input"
 }
 field() { grep RESULT "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
+# r1 and r2 receive the whole session; their outputs are checked, the
+# sender's exit code is in $src
+two_receivers() {
+  start_recv r1 101; start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+}
 # MiB-chunks of an output that hold data (receivers allocate the whole
 # output before the session: its size on disk says nothing of progress)
 written_mib() {
@@ -236,10 +244,7 @@ late)
   grep -q 'node 104 .*outcome=complete' "$W/send.out" || fail "the late joiner was not tracked"
   ;;
 burst|bursts)
-  start_recv r1 101; start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  two_receivers
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
   dropped=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')
@@ -299,10 +304,7 @@ outall)
   [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
   ;;
 gsofallback)
-  start_recv r1 101; start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  two_receivers
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(field "$W/send.out" gso_refused)" = 1 ] || fail "GSO not refused"
   [ "$(field "$W/send.out" gso_sends)" = 0 ] || fail "super-packets sent"
@@ -316,10 +318,7 @@ mtu|pathmtu)
   # unicast without asking for any repair (it used to lose every packet,
   # ask for repair until the sender evicted it, and make it send parity
   # for nothing); r2 gets it by multicast
-  start_recv r1 101; start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  two_receivers
   why=mtu; pm=1500; [ "$CASE" = pathmtu ] && why=path-mtu && pm=9000
   [ "$src" = 1 ] || fail "sender rc $src (expected 1: one receiver left for unicast)"
   grep -q "node 101 .*outcome=evicted-to-unicast reason=$why " "$W/send.out" || fail "r1 leaving ($why) not reported"
