@@ -34,8 +34,9 @@ typedef struct {
   uint32_t rx_overflow;
   uint64_t backlog_reports;  /* early STATUS: receive queue over SMC_BACKLOG_HIGH */
   uint64_t first_pkt_ns, complete_ns;
-  uint32_t left_reason;      /* SMC_REASON_* when it left the multicast part on
-                              * its own (everything then comes by unicast) */
+  uint32_t left_reason;      /* SMC_REASON_* it gave when it left the multicast
+                              * part (evicted, or on its own): what was not
+                              * verified by then comes by unicast */
   uint32_t path_mtu;         /* of its route to the sender, when it joined (0: unknown) */
 } smc_receiver_stats;
 
