@@ -25,9 +25,10 @@
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
  * "interleave" (chunks whose first pass is interleaved, so that receivers
- * hash them together: 1-4, default 2).
- * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu (defaults
- * for the options).
+ * hash them together: 1-4, default 2), "gso" (boolean, default true: runs of
+ * packets go as UDP GSO super-packets).
+ * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu, gso
+ * (defaults for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
  * A device's Progress follows the chunks its receiver has verified (from its
  * reports, at most every 250 ms), 1 once its image is whole.
@@ -583,6 +584,7 @@ setup_session (Run               *run,
   gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
   gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
   gint64 cfg_start = context != NULL ? shoal_context_get_config_int (context, "multicast", "start-rate-mbit", 1000) : 1000;
+  g_autofree gchar *cfg_gso = context != NULL ? shoal_context_get_config_string (context, "multicast", "gso", NULL) : NULL;
   gint64 rate = shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate);
   gint64 start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, rate));
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
@@ -632,6 +634,17 @@ setup_session (Run               *run,
   c->expected = run->devices->len;
   c->on_node = on_node;
   c->on_progress = on_progress;
+  /* UDP GSO super-packets (the sender falls back by itself where the
+   * kernel refuses them); off for a NIC whose segmentation is suspect */
+  if (json_object_has_member (shoal_step_context_get_options (ctx), "gso") &&
+      json_node_get_value_type (json_object_get_member (shoal_step_context_get_options (ctx), "gso")) != G_TYPE_BOOLEAN)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE, _("gso must be true or false"));
+      return FALSE;
+    }
+  c->no_gso = !shoal_step_context_get_option_bool (ctx, "gso",
+                                                   cfg_gso == NULL || (g_ascii_strcasecmp (cfg_gso, "false") != 0 &&
+                                                                       g_strcmp0 (cfg_gso, "0") != 0));
   if (read_ahead < 0 || read_ahead > 64)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

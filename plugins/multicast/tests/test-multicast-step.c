@@ -3,7 +3,9 @@
  * inside the sender's namespace of a bench/multicast/topo.sh topology
  * (MCAST_NS_PREFIX); receivers are the shoal-mcast-recv tool in r1, r2.
  * Three devices: two receive (their Progress follows the chunks they
- * verify), the third never joins and is dropped. */
+ * verify), the third never joins and is dropped. The session sends one
+ * packet per message ("gso": false); the tools' net tests and the agent's
+ * end-to-end test send GSO super-packets. */
 #include "config.h"
 
 #include <shoal.h>
@@ -163,7 +165,7 @@ test_step_group (void)
   g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
   json = g_strdup_printf ("{\"image-path\": \"%s\", \"interface\": \"eth0\", \"group\": \"239.77.8.1\","
                           " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
-                          " \"rate-mbit\": 40}", f.src);
+                          " \"rate-mbit\": 40, \"gso\": false}", f.src);
   options = json_from_string (json, NULL);
   f.devices = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < 3; i++)
@@ -228,6 +230,7 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 0}", "rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 500, \"start-rate-mbit\": 600}", "start-rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"start-rate-mbit\": 0}", "start-rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"gso\": \"yes\"}", "gso" },
   };
 
   ensure_types ();
