@@ -231,7 +231,7 @@ smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
 
 int
 smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const size_t *lens, int n,
-                  uint64_t *supers)
+                  int max_segs, uint64_t *supers)
 {
   struct mmsghdr msgs[SMC_BATCH];
   struct iovec flat[SMC_BATCH * 3];
@@ -246,7 +246,9 @@ smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const si
     int j = i + 1;
     size_t total = lens[i];
     struct msghdr *mh = &msgs[m].msg_hdr;
-    while (j < n && lens[j] == lens[i] && total + lens[j] <= SMC_GSO_MAX_BYTES && j - i < SMC_GSO_MAX_SEGS)
+    if (max_segs < 1 || max_segs > SMC_GSO_MAX_SEGS)
+      max_segs = SMC_GSO_MAX_SEGS;
+    while (j < n && lens[j] == lens[i] && total + lens[j] <= SMC_GSO_MAX_BYTES && j - i < max_segs)
       total += lens[j++];
     memset (&msgs[m], 0, sizeof msgs[m]);
     mh->msg_name = &s->group;

@@ -62,6 +62,7 @@ int smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n
  * Returns the packets sent; fewer when the kernel refused a super-packet
  * (errno EIO, EINVAL or EMSGSIZE: the device cannot checksum them, or its
  * MTU is smaller than the packets; send the rest one by one) or another
- * error came. *supers counts super-packets sent. */
+ * error came. At most max_segs (≤ SMC_GSO_MAX_SEGS) packets in one
+ * super-packet; *supers counts super-packets sent. */
 int smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const size_t *lens, int n,
-                      uint64_t *supers);
+                      int max_segs, uint64_t *supers);

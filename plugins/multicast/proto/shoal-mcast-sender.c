@@ -952,9 +952,14 @@ refill (smc_sender *s, uint64_t now)
 static void
 send_packets (smc_sender *s, struct iovec (*iov)[3], const int *niov, int n)
 {
-  int done = 0;
-  if (s->tx.gso && !s->cfg.no_gso) {
-    done = smc_send_iov_gso (&s->tx, iov, niov, s->plen, n, &s->st.gso_sends);
+  /* a software bridge (VMs on one host) copies every packet of a
+   * super-packet to each receiver's port before it passes any on: keep
+   * that burst under 512 packets (Linux drops what exceeds
+   * netdev_max_backlog, 1000 by default, per CPU) */
+  size_t rcv = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+  int segs = rcv > 0 ? (int) (512 / rcv) : SMC_GSO_MAX_SEGS, done = 0;
+  if (s->tx.gso && !s->cfg.no_gso && segs >= 2) {
+    done = smc_send_iov_gso (&s->tx, iov, niov, s->plen, n, segs, &s->st.gso_sends);
     if (done < n && (errno == EIO || errno == EINVAL || errno == EMSGSIZE)) {
       vlog (s, "UDP GSO refused (%s): one packet per send from now on", strerror (errno));
       s->tx.gso = 0;
