@@ -115,6 +115,17 @@ check_out() {  # host
   [ "$(sha256sum < "$W/out.$1" | cut -c1-64)" = "$ref" ] || fail "output of $1 differs from the input"
 }
 field() { grep RESULT "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
+# r1 .. rN receive the whole session: every output is the input, the
+# sender exits 0 and reports each of them complete
+receivers_complete() {
+  local i
+  for i in $(seq 1 "$1"); do start_recv r$i $((100 + i)); done
+  wait $spid; src=$?
+  wait
+  for i in $(seq 1 "$1"); do check_out r$i; done
+  [ "$src" = 0 ] || fail "sender rc $src"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = "$1" ] || fail "not every receiver reported complete"
+}
 # r1 and r2 receive the whole session; their outputs are checked, the
 # sender's exit code is in $src
 two_receivers() {
@@ -405,12 +416,7 @@ many)
   # as much or less. Without suppression that is 16 NACKs per block and
   # round; with a random delay alone (and one that stopped counting once
   # it had fallen due) 7 to 8 per block; now about 3
-  for i in $(seq 1 16); do start_recv r$i $((100 + i)); done
-  wait $spid; src=$?
-  wait
-  for i in $(seq 1 16); do check_out r$i; done
-  [ "$src" = 0 ] || fail "sender rc $src"
-  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 16 ] || fail "not every receiver reported complete"
+  receivers_complete 16
   d=$(field "$W/send.out" data_pkts); k=$(field "$W/send.out" nacks)
   # 1 MiB chunks at MTU 1500: 724 symbols, 4 blocks of 181
   blocks=$(( (d + 180) / 181 ))
@@ -424,12 +430,7 @@ fanout)
   # super-packets of 44 packets made 1,760 at once and lost hundreds (every
   # receiver asked for repair, some chunks went to unicast); the sender now
   # keeps a super-packet to 512 / receivers packets
-  for i in $(seq 1 40); do start_recv r$i $((100 + i)); done
-  wait $spid; src=$?
-  wait
-  for i in $(seq 1 40); do check_out r$i; done
-  [ "$src" = 0 ] || fail "sender rc $src"
-  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 40 ] || fail "not every receiver reported complete"
+  receivers_complete 40
   [ "$(field "$W/send.out" gso_sends)" -gt 0 ] || fail "no GSO super-packet sent"
   [ "$(field "$W/send.out" parity_pkts)" = 0 ] || fail "$(field "$W/send.out" parity_pkts) parity packets without loss on the wire"
   ;;
