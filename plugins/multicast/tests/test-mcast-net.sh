@@ -175,7 +175,7 @@ loss4|slow)
     [ "$src" = 0 ] || fail "sender rc $src"
     [ "$(grep -c 'outcome=complete' "$W/send.out")" = $N ] || fail "not every receiver reported complete"
     [ "$(field "$W/send.out" parity_pkts)" -gt 0 ] || fail "no FEC repair at 5% loss"
-    # runs of packets of one size left as UDP GSO super-packets (cut into
+    # runs of packets of one size went out as UDP GSO super-packets (cut into
     # those packets before the sender's interface: the loss is still per packet)
     [ "$(field "$W/send.out" gso_sends)" -gt 0 ] || fail "no UDP GSO super-packet sent"
     # repair is parity that serves every receiver at once: about the largest
