@@ -232,6 +232,10 @@ journal_summary (Run *run)
   gdouble secs = (st->end_ns - st->data_start_ns) / 1e9;
   guint64 image = run->cfg.manifest->image_size;
 
+  if (st->gso_refused)
+    g_warning ("Multicast session %u: the kernel refused UDP GSO super-packets on this interface "
+               "(its MTU below the session's %u?); it sent one packet per message",
+               run->cfg.session, (guint) run->cfg.mtu);
   for (guint i = 0; i < run->devices->len; i++)
     {
       ShoalDevice *device = g_ptr_array_index (run->devices, i);
