@@ -197,26 +197,17 @@ smc_send_batch (smc_sock *s, uint8_t *const *pkts, const size_t *lens, int n,
   return smc_send_iov (s, iov, niov, n, dst);
 }
 
-int
-smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
-              const struct sockaddr_in *dst)
+/* sends msgs[0..m) with sendmmsg; a full socket buffer is waited out
+ * (back-pressure: the qdisc drains it). Returns the messages sent: m, or
+ * fewer when another error came (errno tells). */
+static int
+send_msgs (smc_sock *s, struct mmsghdr *msgs, int m)
 {
-  struct mmsghdr msgs[SMC_BATCH];
   int sent = 0;
-  if (n > SMC_BATCH)
-    n = SMC_BATCH;
-  for (int i = 0; i < n; i++) {
-    memset (&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_iov = iov[i];
-    msgs[i].msg_hdr.msg_iovlen = (size_t) niov[i];
-    msgs[i].msg_hdr.msg_name = (void *) (dst != NULL ? dst : &s->group);
-    msgs[i].msg_hdr.msg_namelen = sizeof s->group;
-  }
-  while (sent < n) {
-    int r = sendmmsg (s->fd, msgs + sent, (unsigned) (n - sent), 0);
+  while (sent < m) {
+    int r = sendmmsg (s->fd, msgs + sent, (unsigned) (m - sent), 0);
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        /* socket buffer full: wait for the qdisc to drain (back-pressure) */
         usleep (200);
         continue;
       }
@@ -230,6 +221,23 @@ smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
 }
 
 int
+smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
+              const struct sockaddr_in *dst)
+{
+  struct mmsghdr msgs[SMC_BATCH];
+  if (n > SMC_BATCH)
+    n = SMC_BATCH;
+  for (int i = 0; i < n; i++) {
+    memset (&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = iov[i];
+    msgs[i].msg_hdr.msg_iovlen = (size_t) niov[i];
+    msgs[i].msg_hdr.msg_name = (void *) (dst != NULL ? dst : &s->group);
+    msgs[i].msg_hdr.msg_namelen = sizeof s->group;
+  }
+  return send_msgs (s, msgs, n);
+}
+
+int
 smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const size_t *lens, int n,
                   int max_segs, uint64_t *supers)
 {
@@ -237,17 +245,17 @@ smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const si
   struct iovec flat[SMC_BATCH * 3];
   char ctl[SMC_BATCH][CMSG_SPACE (sizeof (uint16_t))];
   int first[SMC_BATCH + 1];  /* message m carries packets first[m] .. first[m + 1] - 1 */
-  int m = 0, nf = 0, sent = 0;
+  int m = 0, nf = 0, sent;
   if (n > SMC_BATCH)
     n = SMC_BATCH;
+  if (max_segs < 1 || max_segs > SMC_GSO_MAX_SEGS)
+    max_segs = SMC_GSO_MAX_SEGS;
   for (int i = 0; i < n;) {
     /* a run of packets of one length, 64 KiB (the largest UDP datagram)
      * at most in all */
     int j = i + 1;
     size_t total = lens[i];
     struct msghdr *mh = &msgs[m].msg_hdr;
-    if (max_segs < 1 || max_segs > SMC_GSO_MAX_SEGS)
-      max_segs = SMC_GSO_MAX_SEGS;
     while (j < n && lens[j] == lens[i] && total + lens[j] <= SMC_GSO_MAX_BYTES && j - i < max_segs)
       total += lens[j++];
     memset (&msgs[m], 0, sizeof msgs[m]);
@@ -274,19 +282,8 @@ smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const si
     i = j;
   }
   first[m] = n;
-  for (int waits = 0; sent < m;) {
-    int r = sendmmsg (s->fd, msgs + sent, (unsigned) (m - sent), 0);
-    if (r < 0) {
-      /* socket buffer full: wait for the qdisc to drain (back-pressure) */
-      if ((errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) && waits++ < 10000) {
-        usleep (200);
-        continue;
-      }
-      break;
-    }
-    for (int k = sent; k < sent + r; k++)
-      *supers += first[k + 1] - first[k] > 1;
-    sent += r;
-  }
+  sent = send_msgs (s, msgs, m);
+  for (int k = 0; k < sent; k++)
+    *supers += first[k + 1] - first[k] > 1;
   return first[sent];
 }

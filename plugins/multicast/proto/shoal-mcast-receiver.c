@@ -1113,6 +1113,16 @@ handle_srcreq_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64
 
 static void send_status (smc_receiver *r);
 
+/* one packet of ours, signed with the session key: to the sender (dst), or
+ * the group (NULL) */
+static void
+send_signed (smc_receiver *r, uint8_t *buf, size_t len, const struct sockaddr_in *dst)
+{
+  if (r->auth != NULL)
+    smc_auth_sign (r->auth, buf, len);
+  smc_send_batch (&r->sock, &buf, &len, 1, dst);
+}
+
 /* everything not verified yet comes by unicast; the sender hears it (three
  * times: STATUS may be lost) with why, when it was not evicted */
 static void
@@ -1136,8 +1146,9 @@ handle_control (smc_receiver *r, const uint8_t *buf, size_t len)
     r->acked = 1;
     r->finished = 1;
   } else if (c.op == SMC_CTL_EVICT && r->rx_state == SMC_RX_RECEIVING) {
-    vlog (r, "evicted: finishing by unicast%s", path_mtu_hint (r) ? " (no full-size DATA packet came)" : "");
-    leave_for_unicast (r, path_mtu_hint (r) ? SMC_REASON_PATH_MTU : SMC_REASON_NONE);
+    int hint = path_mtu_hint (r);
+    vlog (r, "evicted: finishing by unicast%s", hint ? " (no full-size DATA packet came)" : "");
+    leave_for_unicast (r, hint ? SMC_REASON_PATH_MTU : SMC_REASON_NONE);
   }
 }
 
@@ -1215,7 +1226,7 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
 static void
 send_status (smc_receiver *r)
 {
-  uint8_t buf[128], *p = buf;
+  uint8_t buf[128];
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->uc_seq };
   smc_status s = { 0 };
   size_t len;
@@ -1261,9 +1272,7 @@ send_status (smc_receiver *r)
     r->intake_since = now;
   }
   len = smc_build_status (buf, sizeof buf, &h, &s);
-  if (r->auth != NULL)
-    smc_auth_sign (r->auth, buf, len);
-  smc_send_batch (&r->sock, &p, &len, 1, &r->sender);
+  send_signed (r, buf, len, &r->sender);
 }
 
 static void
@@ -1271,10 +1280,7 @@ flush_nacks (smc_receiver *r, size_t n)
 {
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
   size_t len = smc_build_nack (r->nack_buf, 65536, &h, r->node, r->seq_max, r->nack_entries, (uint16_t) n);
-  uint8_t *p = r->nack_buf;
-  if (r->auth != NULL)
-    smc_auth_sign (r->auth, r->nack_buf, len);
-  smc_send_batch (&r->sock, &p, &len, 1, NULL);
+  send_signed (r, r->nack_buf, len, NULL);
   r->st.nacks_sent++;
   r->st.nack_entries_sent += n;
 }
@@ -1283,15 +1289,13 @@ flush_nacks (smc_receiver *r, size_t n)
 static unsigned
 send_srcreq (smc_receiver *r, uint32_t chunk, uint8_t block, const uint8_t *map, uint8_t map_len)
 {
-  uint8_t buf[SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + SMC_SRCREQ_MAX_MAP + SMC_TAG_LEN], *p = buf;
+  uint8_t buf[SMC_HDR_LEN + SMC_SRCREQ_BODY_LEN + SMC_SRCREQ_MAX_MAP + SMC_TAG_LEN];
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
   size_t len = smc_build_srcreq (buf, sizeof buf, &h, r->node, chunk, block, map, map_len);
   unsigned n = 0;
   if (len == 0)
     return 0;
-  if (r->auth != NULL)
-    smc_auth_sign (r->auth, buf, len);
-  smc_send_batch (&r->sock, &p, &len, 1, NULL);
+  send_signed (r, buf, len, NULL);
   for (uint8_t i = 0; i < map_len; i++)
     n += (unsigned) __builtin_popcount (map[i]);
   r->st.srcreqs_sent++;

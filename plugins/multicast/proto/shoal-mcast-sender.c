@@ -611,6 +611,13 @@ send_control (smc_sender *s, uint32_t node, uint8_t op, const char *addr)
   s->st.bytes += len + WIRE_OVERHEAD;
 }
 
+/* receivers in the session: as many as expected, or more if more joined */
+static size_t
+group_size (const smc_sender *s)
+{
+  return s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+}
+
 static void
 send_announce (smc_sender *s)
 {
@@ -627,7 +634,7 @@ send_announce (smc_sender *s)
   a.lanes = s->lanes;
   a.flags = SMC_ANN_SRCREQ | (s->interleave ? SMC_ANN_INTERLEAVED : 0);
   {
-    size_t n = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+    size_t n = group_size (s);
     a.receivers = (uint16_t) (n > UINT16_MAX ? UINT16_MAX : n);
   }
   a.state = (uint8_t) s->state;
@@ -670,12 +677,14 @@ next_group (smc_sender *s)
   s->cur_blk = 0;
   for (; c < s->m->n_chunks && s->grp_n < s->lanes; c++) {
     const smc_geom *g = &s->grp_g[s->grp_n];
+    uint16_t rounds;
     if (s->m->flags[c] & SMC_CHUNK_ZERO)
       continue;
     if (geom_of (s, c, &s->grp_g[s->grp_n]) < 0)
       break;
-    if ((s->interleave ? smc_geom_k (g, 0) : g->n_src) > s->grp_src)
-      s->grp_src = s->interleave ? smc_geom_k (g, 0) : g->n_src;
+    rounds = s->interleave ? smc_geom_k (g, 0) : g->n_src;
+    if (rounds > s->grp_src)
+      s->grp_src = rounds;
     if (g->n_blocks > s->grp_nb)
       s->grp_nb = g->n_blocks;
     s->grp[s->grp_n++] = c;
@@ -688,8 +697,6 @@ next_group (smc_sender *s)
   return 1;
 }
 
-/* the next (lane, symbol) of the group: lanes in turn, then the next
- * symbol; a chunk with fewer symbols (the image's last) drops out */
 /* the source symbol the first pass is at, in chunk grp[cur_lane] */
 static uint16_t
 cur_esi (const smc_sender *s)
@@ -708,6 +715,9 @@ cur_valid (const smc_sender *s)
   return s->cur_src < g->n_src;
 }
 
+/* the next (lane, symbol) of the group: lanes in turn, then (blocks
+ * interleaved) the next block, then the next symbol; a chunk with fewer
+ * symbols (the image's last) drops out */
 static void
 group_step (smc_sender *s)
 {
@@ -956,7 +966,7 @@ send_packets (smc_sender *s, struct iovec (*iov)[3], const int *niov, int n)
    * super-packet to each receiver's port before it passes any on: keep
    * that burst under 512 packets (Linux drops what exceeds
    * netdev_max_backlog, 1000 by default, per CPU) */
-  size_t rcv = s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+  size_t rcv = group_size (s);
   int segs = rcv > 0 ? (int) (512 / rcv) : SMC_GSO_MAX_SEGS, done = 0;
   if (s->tx.gso && !s->cfg.no_gso && segs >= 2) {
     done = smc_send_iov_gso (&s->tx, iov, niov, s->plen, n, segs, &s->st.gso_sends);
@@ -1078,6 +1088,15 @@ repairable (smc_sender *s, uint32_t id, smc_node_info **node)
   return 1;
 }
 
+/* (chunk, block) named by a NACK or SRCREQ is one the sender has and has
+ * sent all source symbols of: 1, its chunk's geometry in *g */
+static int
+repair_target (smc_sender *s, uint32_t chunk, uint8_t block, smc_geom *g)
+{
+  return chunk < s->m->n_chunks && !(s->m->flags[chunk] & SMC_CHUNK_ZERO) && geom_of (s, chunk, g) >= 0 &&
+         block < g->n_blocks && block_sent (s, chunk, block);
+}
+
 /* a receiver whose block needs more symbols than the parity it has not
  * seen yet: the source symbols it names go out again (not one still
  * queued, nor one sent in the last RESEND_DEDUP_MS, whoever asks) */
@@ -1097,8 +1116,7 @@ handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   s->st.srcreqs_rx++;
   if (!repairable (s, q.node, &node))
     return;
-  if (q.chunk >= s->m->n_chunks || (s->m->flags[q.chunk] & SMC_CHUNK_ZERO) || geom_of (s, q.chunk, &g) < 0 ||
-      q.block >= g.n_blocks || !block_sent (s, q.chunk, q.block))
+  if (!repair_target (s, q.chunk, q.block, &g))
     return;
   k = smc_geom_k (&g, q.block);
   start = smc_geom_start (&g, q.block);
@@ -1127,8 +1145,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     int inflight, add, room, q;
     smc_nack_entry_get (&n, i, &e);
     s->st.nack_entries++;
-    if (e.chunk >= s->m->n_chunks || (s->m->flags[e.chunk] & SMC_CHUNK_ZERO) ||
-        geom_of (s, e.chunk, &g) < 0 || e.block >= g.n_blocks || !block_sent (s, e.chunk, e.block))
+    if (!repair_target (s, e.chunk, e.block, &g))
       continue;
     k = smc_geom_k (&g, e.block);
     np = &s->next_parity[(size_t) e.chunk * s->nbmax + e.block];
