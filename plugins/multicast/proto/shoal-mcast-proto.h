@@ -48,6 +48,8 @@ typedef enum {
 /* ANNOUNCE flags */
 #define SMC_ANN_SRCREQ 0x01  /* the sender resends source symbols asked for by SRCREQ */
 #define SMC_ANN_INTERLEAVED 0x02  /* the first pass interleaves each chunk's blocks */
+#define SMC_ANN_SOLO 0x04  /* one receiver left to repair: it asks for every
+                            * missing source symbol by SRCREQ, no parity */
 
 typedef enum {
   SMC_STATE_WAITING = 0, /* announce: waiting for receivers to join */

@@ -30,6 +30,7 @@
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
   uint8_t asked;            /* a SRCREQ went out for it in the current NACK scan */
+  uint8_t solo;             /* its first request went out with SMC_ANN_SOLO set */
   uint16_t nacks;
   uint8_t pj[256];
   uint8_t *pbuf[256];
@@ -791,10 +792,31 @@ blk_parity_left (const blk *bk)
 /* the block needs more than that parity can give (a burst took more of it
  * than the code repairs): with a sender that resends source symbols, the
  * rest is asked for by index (SRCREQ) */
+/* the sender says this receiver is the only one it still repairs
+ * (SMC_ANN_SOLO): the source symbols it lacks are the cheapest repair */
+static int
+solo (const smc_receiver *r)
+{
+  return (r->ann.flags & (SMC_ANN_SRCREQ | SMC_ANN_SOLO)) == (SMC_ANN_SRCREQ | SMC_ANN_SOLO);
+}
+
+/* a block is repaired the way its first request asked: one NACKed for
+ * parity before the receiver was left alone keeps asking for parity (the
+ * parity in flight for it would otherwise come on top of its sources) */
+static int
+blk_solo (const smc_receiver *r, const blk *bk)
+{
+  return bk->nacks == 0 ? solo (r) : bk->solo;
+}
+
+/* asks for source symbols by index: alone in the session, or when it needs
+ * more than the parity it has not seen yet */
 static int
 blk_wants_sources (const smc_receiver *r, const blk *bk)
 {
-  return (r->ann.flags & SMC_ANN_SRCREQ) && !bk->done && blk_need (bk) > blk_parity_left (bk);
+  if (!(r->ann.flags & SMC_ANN_SRCREQ) || bk->done)
+    return 0;
+  return blk_need (bk) > (blk_solo (r, bk) ? 0 : blk_parity_left (bk));
 }
 
 /* the source symbols to ask for: the first (need - parity left) missing
@@ -802,9 +824,9 @@ blk_wants_sources (const smc_receiver *r, const blk *bk)
  * symbols and one request covers them all. Fills map (bit i: symbol i of
  * the block) and returns its length in bytes, 0 when nothing is asked. */
 static uint8_t
-blk_source_map (const pend *p, uint8_t b, const blk *bk, uint8_t map[SMC_SRCREQ_MAX_MAP])
+blk_source_map (const smc_receiver *r, const pend *p, uint8_t b, const blk *bk, uint8_t map[SMC_SRCREQ_MAX_MAP])
 {
-  int want = blk_need (bk) - blk_parity_left (bk), last = -1;
+  int want = blk_need (bk) - (blk_solo (r, bk) ? 0 : blk_parity_left (bk)), last = -1;
   uint16_t start = smc_geom_start (&p->g, b);
   memset (map, 0, SMC_SRCREQ_MAX_MAP);
   for (int i = 0; i < bk->k && want > 0; i++)
@@ -827,7 +849,10 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
   if (bk->done || bk->due != 0)
     return;
   need = blk_need (bk);
-  bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
+  if (solo (r))
+    bk->due = now + 1;  /* nobody to overhear */
+  else
+    bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
 }
 
 /* every incomplete block whose source symbols the sender has all sent,
@@ -1051,6 +1076,7 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     r->sending_seen = 1;
   r->ann.position = a.position;
   r->ann.receivers = a.receivers;
+  r->ann.flags = (uint8_t) ((r->ann.flags & ~SMC_ANN_SOLO) | (a.flags & SMC_ANN_SOLO));
   r->ann.rate_kbps = a.rate_kbps;
   if (a.state == SMC_STATE_DRAIN && !r->drained) {
     r->drained = 1;
@@ -1103,7 +1129,7 @@ handle_srcreq_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64
   bk = &p->blocks[q.block];
   if (bk->due == 0 || !blk_wants_sources (r, bk))
     return;
-  ml = blk_source_map (p, q.block, bk, map);
+  ml = blk_source_map (r, p, q.block, bk, map);
   for (uint8_t i = 0; i < ml; i++)
     if (map[i] & ~(i < q.map_len ? q.map[i] : 0))
       return;
@@ -1323,6 +1349,8 @@ nack_scan (smc_receiver *r, uint64_t now)
       if (bk->done || bk->due == 0 || bk->due > now)
         continue;
       need = blk_need (bk);
+      if (bk->nacks == 0)
+        bk->solo = (uint8_t) solo (r);
       if (++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
         /* repair does not get through (about a second of NACKs): the
          * chunk goes to unicast rather than holding the session */
@@ -1334,12 +1362,12 @@ nack_scan (smc_receiver *r, uint64_t now)
       bk->due = now + r->cfg.nack_retry_ms * MS;
       if (blk_wants_sources (r, bk)) {
         /* the parity not sent yet, by NACK, and the rest by index */
-        uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (p, (uint8_t) b, bk, map);
+        uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (r, p, (uint8_t) b, bk, map);
         if (ml > 0) {
           asked += send_srcreq (r, p->idx, (uint8_t) b, map, ml);
           bk->asked = 1;
         }
-        need = blk_parity_left (bk);
+        need = blk_solo (r, bk) ? 0 : blk_parity_left (bk);
         if (need == 0)
           continue;
       }

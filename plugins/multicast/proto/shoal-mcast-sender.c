@@ -51,6 +51,11 @@ typedef struct {
  * and symbol, overwritten on collision (a duplicate at worst). */
 #define RECENT_SLOTS 4096
 #define RESEND_DEDUP_MS 5
+/* the blocks of the first pass whose repair would be asked for after it
+ * (as late as requests come lately, and TAIL_SLACK_MS) are sent with
+ * parity for the loss the receivers report (block_done_proactive) */
+#define TAIL_SLACK_MS 2
+#define ASK_MS_MAX 100
 
 typedef struct {
   uint32_t chunk;
@@ -83,6 +88,9 @@ struct smc_sender {
   uint8_t nbmax;
   uint8_t *next_parity;        /* n_chunks * nbmax */
   uint32_t *parity_ms;         /* n_chunks * nbmax: when parity was last queued or sent */
+  uint32_t *end_ms;            /* n_chunks * nbmax: when the first pass sent the block's
+                                * last source symbol; 0 not yet, UINT32_MAX once a
+                                * repair request for it was timed (ask_latency) */
   prun *runs;                  /* n_chunks * nbmax * RUNS: the latest parity runs */
   uint8_t *run_next;           /* n_chunks * nbmax: next slot in runs */
   uint8_t *cycle;              /* n_chunks * nbmax: next parity to resend once all were used */
@@ -109,6 +117,10 @@ struct smc_sender {
    * the first). */
   int state;
   int interleave;                  /* blocks interleaved (SMC_ANN_INTERLEAVED) */
+  int solo;                        /* the last ANNOUNCE said SMC_ANN_SOLO */
+  uint64_t pass_left;              /* bytes the first pass has still to send */
+  uint32_t ask_ms;                 /* how long after the first pass sent a block the
+                                    * first request to repair it comes (recent high) */
   uint8_t lanes, grp_n, cur_lane, cur_blk;
   uint8_t grp_nb;                  /* most blocks of the group's chunks */
   uint32_t grp[SMC_MAX_LANES];
@@ -243,6 +255,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   s->cache_len = (size_t) g.n_src * s->S;
   s->next_parity = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->parity_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->parity_ms);
+  s->end_ms = calloc ((size_t) s->m->n_chunks * s->nbmax, sizeof *s->end_ms);
   s->cycle = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
   s->runs = calloc ((size_t) s->m->n_chunks * s->nbmax * RUNS, sizeof *s->runs);
   s->run_next = calloc ((size_t) s->m->n_chunks * s->nbmax, 1);
@@ -262,7 +275,7 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
   smc_keyset_init (&s->queued_src);
   s->recent_key = calloc (RECENT_SLOTS, sizeof *s->recent_key);
   s->recent_ms = calloc (RECENT_SLOTS, sizeof *s->recent_ms);
-  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->cycle == NULL || s->queued == NULL ||
+  if (smc_rxbatch_init (&s->rx, 65536) < 0 || s->next_parity == NULL || s->parity_ms == NULL || s->end_ms == NULL || s->cycle == NULL || s->queued == NULL ||
       s->runs == NULL || s->run_next == NULL || s->cache == NULL || s->cache_n < CACHE_MIN || s->rq == NULL ||
       s->sq == NULL || s->queued_src.k == NULL || s->recent_key == NULL || s->recent_ms == NULL) {
     snprintf (err, errlen, "out of memory");
@@ -334,6 +347,7 @@ smc_sender_free (smc_sender *s)
   free (s->recent_ms);
   free (s->next_parity);
   free (s->parity_ms);
+  free (s->end_ms);
   free (s->cycle);
   free (s->runs);
   free (s->run_next);
@@ -618,6 +632,20 @@ group_size (const smc_sender *s)
   return s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
 }
 
+/* one receiver still receiving, and no other expected: nobody else can
+ * use a parity symbol, so its repair is the source symbols it lacks, sent
+ * again (no encoding here, no decoding there, the same bytes on the wire) */
+static int
+solo (smc_sender *s)
+{
+  size_t active = 0;
+  if (s->n_nodes < s->cfg.expected || s->cfg.expected == 0)
+    return 0;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    active += s->nodes[i].outcome == 0;
+  return active == 1;
+}
+
 static void
 send_announce (smc_sender *s)
 {
@@ -632,7 +660,8 @@ send_announce (smc_sender *s)
   a.symbol_size = s->S;
   a.max_k = s->cfg.max_k;
   a.lanes = s->lanes;
-  a.flags = SMC_ANN_SRCREQ | (s->interleave ? SMC_ANN_INTERLEAVED : 0);
+  s->solo = solo (s);
+  a.flags = SMC_ANN_SRCREQ | (s->interleave ? SMC_ANN_INTERLEAVED : 0) | (s->solo ? SMC_ANN_SOLO : 0);
   {
     size_t n = group_size (s);
     a.receivers = (uint16_t) (n > UINT16_MAX ? UINT16_MAX : n);
@@ -655,9 +684,13 @@ set_state (smc_sender *s, int state, uint64_t now)
   s->state = state;
   s->state_since = now;
   s->next_announce = now;
-  if (state == SMC_STATE_SENDING)
+  if (state == SMC_STATE_SENDING) {
     s->st.data_start_ns = now;
-  else if (state == SMC_STATE_DRAIN)
+    s->pass_left = 0;
+    for (uint32_t c = 0; c < s->m->n_chunks; c++)
+      if (!(s->m->flags[c] & SMC_CHUNK_ZERO))
+        s->pass_left += smc_manifest_chunk_len (s->m, c);
+  } else if (state == SMC_STATE_DRAIN)
     s->st.drain_ns = now;
   else if (state == SMC_STATE_END)
     s->st.end_ns = now;
@@ -747,6 +780,16 @@ ring_grow (void **buf, size_t *head, size_t *cap, size_t elem)
   *head = 0;
   *cap *= 2;
   return 0;
+}
+
+/* after the first pass a lost repair costs the receiver its retry time
+ * (10 ms) with nothing else to do: for a repair of n symbols to a receiver
+ * reporting loss_permille, as many fresh parity symbols as it would lose
+ * twice over (one for any n under 10 at 5 %; none without loss) */
+static int
+margin_of (int n, uint16_t loss_permille)
+{
+  return (n * 2 * loss_permille + 999) / 1000;
 }
 
 static void
@@ -875,12 +918,43 @@ emit_resend (smc_sender *s, int at)
   return s->plen[at] > 0;
 }
 
+/* bytes per second sent since the first pass began (the paced rate is a
+ * cap: the receivers, or the cores, may hold the sender well under it) */
+static double
+sent_Bps (const smc_sender *s)
+{
+  uint64_t t = smc_now_ns () - s->st.data_start_ns;
+  double r = t > 0 ? (double) s->st.bytes * 1e9 / (double) t : 0;
+  return r < s->rate_Bps ? r : s->rate_Bps;
+}
+
+/* the highest loss reported by a receiver still repaired (‰) */
+static uint16_t
+group_loss (const smc_sender *s)
+{
+  uint16_t max = 0;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    if (s->nodes[i].outcome == 0 && s->strikes[i] == 0 && s->nodes[i].last.loss_permille > max)
+      max = s->nodes[i].last.loss_permille;
+  return max;
+}
+
 static void
 block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t block)
 {
   uint8_t k = smc_geom_k (g, block);
   uint32_t n = (k * s->cfg.proactive_permille + 999) / 1000;
   uint8_t *np = &s->next_parity[(size_t) chunk * s->nbmax + block];
+  s->end_ms[(size_t) chunk * s->nbmax + block] = ms_of (s, smc_now_ns ());
+  if (s->ask_ms > 0 && s->pass_left < sent_Bps (s) * (s->ask_ms + TAIL_SLACK_MS) / 1000) {
+    /* the end of the first pass: a repair asked for the block would come
+     * after it, with the receivers waiting for it and nothing else to
+     * do. Parity for the loss they report, sent with the block, spares
+     * them the round trip (and its retries, when a repair is lost too) */
+    uint32_t tail = (uint32_t) margin_of (k, group_loss (s));
+    if (tail > n)
+      n = tail;
+  }
   if (n == 0)
     return;
   if (n > (uint32_t) smc_fec_max_parity (k) - *np)
@@ -934,6 +1008,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
     smc_auth_sign_split (s->auth, s->pkt[at], SMC_DATA_HDR_LEN, 0, data + off, len,
                          s->pkt[at] + SMC_DATA_HDR_LEN);
   s->st.data_pkts++;
+  s->pass_left = s->pass_left > len ? s->pass_left - len : 0;
   b = smc_geom_block_of (g, esi);
   if (esi + 1 == smc_geom_start (g, b) + smc_geom_k (g, b))
     block_done_proactive (s, chunk, g, b);
@@ -1070,6 +1145,23 @@ resend_cycle (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, int count
   }
 }
 
+/* the first request to repair a block: how long after the block it came
+ * (the receivers' queue, their NACK delay, the round trip). The estimate
+ * jumps up to a longer wait and decays by an eighth toward shorter ones */
+static void
+ask_latency (smc_sender *s, uint32_t chunk, uint8_t block, uint64_t now)
+{
+  uint32_t *e = &s->end_ms[(size_t) chunk * s->nbmax + block], ms = ms_of (s, now), d;
+  if (*e == 0 || *e == UINT32_MAX)
+    return;
+  d = ms > *e ? ms - *e : 0;
+  *e = UINT32_MAX;
+  if (d > ASK_MS_MAX)
+    d = ASK_MS_MAX;
+  s->ask_ms = d >= s->ask_ms ? d : s->ask_ms - (s->ask_ms - d) / 8;
+  s->st.ask_ms = s->ask_ms;
+}
+
 /* the receiver that sent a NACK or SRCREQ (NULL if it never reported),
  * in *node; 0 when it is not to be repaired */
 static int
@@ -1097,6 +1189,21 @@ repair_target (smc_sender *s, uint32_t chunk, uint8_t block, smc_geom *g)
          block < g->n_blocks && block_sent (s, chunk, block);
 }
 
+/* that margin as parity of the block, when a SRCREQ asked for n source
+ * symbols (a NACK's margin is part of its parity) */
+static void
+repair_margin (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, int n, uint16_t loss_permille)
+{
+  uint8_t *np = &s->next_parity[(size_t) chunk * s->nbmax + block];
+  int add = margin_of (n, loss_permille), room = smc_fec_max_parity (k) - *np;
+  if (add > room)
+    add = room;
+  if (add <= 0)
+    return;
+  rq_push (s, chunk, block, *np, (uint8_t) add, 0);
+  *np = (uint8_t) (*np + add);
+}
+
 /* a receiver whose block needs more symbols than the parity it has not
  * seen yet: the source symbols it names go out again (not one still
  * queued, nor one sent in the last RESEND_DEDUP_MS, whoever asks) */
@@ -1108,6 +1215,7 @@ handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   smc_geom g;
   uint16_t start;
   uint8_t k;
+  int asked = 0;
   uint32_t ms = ms_of (s, now);
   if (smc_parse_srcreq (buf, len, &q) < 0) {
     s->st.bad++;
@@ -1118,11 +1226,16 @@ handle_srcreq (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     return;
   if (!repair_target (s, q.chunk, q.block, &g))
     return;
+  ask_latency (s, q.chunk, q.block, now);
   k = smc_geom_k (&g, q.block);
   start = smc_geom_start (&g, q.block);
   for (int i = 0; i < k && i / 8 < q.map_len; i++)
-    if ((q.map[i / 8] >> (i % 8)) & 1)
+    if ((q.map[i / 8] >> (i % 8)) & 1) {
       resend_once (s, q.chunk, (uint16_t) (start + i), ms);
+      asked++;
+    }
+  if (s->state == SMC_STATE_DRAIN && node != NULL)
+    repair_margin (s, q.chunk, q.block, k, asked, node->last.loss_permille);
 }
 
 static void
@@ -1147,6 +1260,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     s->st.nack_entries++;
     if (!repair_target (s, e.chunk, e.block, &g))
       continue;
+    ask_latency (s, e.chunk, e.block, now);
     k = smc_geom_k (&g, e.block);
     np = &s->next_parity[(size_t) e.chunk * s->nbmax + e.block];
     pms = &s->parity_ms[(size_t) e.chunk * s->nbmax + e.block];
@@ -1169,11 +1283,8 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)
       continue;
-    /* after the first pass a lost repair costs the receiver its retry time
-     * (10 ms) with nothing else to do: repair with a margin for the loss
-     * it reports (one symbol for any need under 10 at 5 %) */
     if (s->state == SMC_STATE_DRAIN && node != NULL)
-      add += (add * 2 * node->last.loss_permille + 999) / 1000;
+      add += margin_of (add, node->last.loss_permille);
     if (room > 0) {
       int fresh = add < room ? add : room;
       rq_push (s, e.chunk, e.block, *np, (uint8_t) fresh, 0);
@@ -1474,6 +1585,8 @@ timers (smc_sender *s, uint64_t now)
   }
   if (__atomic_load_n (&s->cancelled, __ATOMIC_SEQ_CST) && s->state != SMC_STATE_END)
     set_state (s, SMC_STATE_END, now);
+  if (s->state >= SMC_STATE_SENDING && s->state < SMC_STATE_END && solo (s) != s->solo)
+    s->next_announce = now;  /* the receiver left alone asks for sources from now on */
   if (now >= s->next_announce) {
     send_announce (s);
     if (s->state == SMC_STATE_END)

@@ -44,6 +44,9 @@ typedef struct {
   int gso_refused;          /* the kernel refused one: one packet per send since */
   uint64_t backlog_signals; /* STATUS with a receive queue over SMC_BACKLOG_HIGH, growing */
   uint64_t group_loss_cuts; /* rate cuts for most receivers losing > max_loss */
+  uint32_t ask_ms;          /* first repair requests come this long after their
+                             * block (recent high): the first pass's last that
+                             * long carries parity for the reported loss */
 } smc_sender_stats;
 
 typedef enum {

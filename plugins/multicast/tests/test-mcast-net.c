@@ -40,6 +40,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   /* 4 receivers, 5% loss each: every output bit-exact, FEC repair used */
   g_test_add_data_func ("/shoal/multicast/net/loss-4-receivers", "loss4", run_case);
+  /* 1 receiver, 5% loss: repaired by its missing source symbols, not parity */
+  g_test_add_data_func ("/shoal/multicast/net/solo-receiver", "solo", run_case);
   /* packets with the right session but no key: counted, dropped, never written */
   g_test_add_data_func ("/shoal/multicast/net/forged-packets", "forged", run_case);
   /* one receiver killed (reported failed), one killed and restarted (resumes) */

@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -22,7 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$W"/*.out "$W"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 
-loss=0; [ "$CASE" = loss4 ] || [ "$CASE" = many ] && loss=5
+loss=0; case "$CASE" in loss4|many|solo) loss=5 ;; esac
 nhosts=$N; [ "$CASE" = forged ] && nhosts=3
 [ "$CASE" = many ] && nhosts=16
 [ "$CASE" = fanout ] && nhosts=40
@@ -43,6 +43,7 @@ nrecv=$N; rate=300; extra=()
 case "$CASE" in
   loss4) extra=(--verify-read --read-ahead 3 --lanes 3) ;;
   forged) nrecv=2 ;;
+  solo) nrecv=1 ;;
   late) nrecv=3; rate=100 ;;
   two) nrecv=2; extra=(--lanes 1) ;;
   killed) rate=100; extra=(--read-ahead 2 --lanes 4) ;;
@@ -422,6 +423,26 @@ many)
   blocks=$(( (d + 180) / 181 ))
   echo "many: $k NACKs for $blocks FEC blocks, $(field "$W/send.out" parity_pkts) parity packets"
   [ $((k * 10)) -le $((blocks * 50)) ] || fail "$k NACKs for $blocks blocks (more than 5 per block)"
+  ;;
+solo)
+  # one receiver, 5 % loss: nobody else could use a parity symbol, so it
+  # asks for the source symbols it lacks by index (the sender says so in
+  # its ANNOUNCE) and they go out again, without encoding or decoding; only
+  # the end of the first pass carries parity (as long before its end as
+  # repair requests come after a block), sized from its reported loss, so
+  # that the end of the session waits for no repair round trip
+  receivers_complete 1
+  p=$(field "$W/send.out" parity_pkts); q=$(field "$W/send.out" source_resent)
+  dropped=$("$TOPO" drops "$P" 1)
+  echo "solo: $dropped lost, $q source symbols resent, $p parity, $(field "$W/recv.r1.out" srcreqs) SRCREQs"
+  [ "$(field "$W/recv.r1.out" srcreqs)" -gt 0 ] || fail "the receiver asked for no source symbol"
+  [ "$q" -ge $((dropped / 2)) ] || fail "$q source symbols resent for $dropped lost"
+  [ "$p" -gt 0 ] || fail "no parity with the end of the first pass"
+  # repair requests come a few ms after their block: at 300 Mbit/s a few
+  # blocks of 181 symbols, with 19 parity each
+  [ "$p" -le 200 ] || fail "$p parity packets (more than the tail's)"
+  [ "$(field "$W/recv.r1.out" nacks)" = 0 ] || fail "the receiver asked for parity"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "chunks by unicast"
   ;;
 fanout)
   # 40 receivers on one host's bridge (VMs on a hypervisor), no loss: the

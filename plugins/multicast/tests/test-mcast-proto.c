@@ -188,7 +188,7 @@ test_control_roundtrip (void)
   smc_hdr h = { .session = 9, .seq = 1 };
   smc_announce a = { .image_size = 5000000, .chunk_size = 1 << 20, .n_chunks = 5,
                      .symbol_size = 1450, .max_k = 128, .state = SMC_STATE_DRAIN, .position = 5,
-                     .lanes = 2, .receivers = 300, .flags = SMC_ANN_SRCREQ | SMC_ANN_INTERLEAVED }, a2;
+                     .lanes = 2, .receivers = 300, .flags = SMC_ANN_SRCREQ | SMC_ANN_INTERLEAVED | SMC_ANN_SOLO }, a2;
   smc_status s = { .node = 42, .state = SMC_RX_COMPLETE, .loss_permille = 51, .chunks_done = 5,
                    .bytes_written = 5000000, .ext_missing = 1, .backlog_permille = 640,
                    .intake_kBps = 123456 }, s2;
@@ -207,7 +207,7 @@ test_control_roundtrip (void)
   g_assert_cmpuint (a2.state, ==, SMC_STATE_DRAIN);
   g_assert_cmpuint (a2.lanes, ==, 2);
   g_assert_cmpuint (a2.receivers, ==, 300);
-  g_assert_cmpuint (a2.flags, ==, SMC_ANN_SRCREQ | SMC_ANN_INTERLEAVED);
+  g_assert_cmpuint (a2.flags, ==, SMC_ANN_SRCREQ | SMC_ANN_INTERLEAVED | SMC_ANN_SOLO);
   /* a sender that does not interleave may leave the field zero: one lane */
   a.lanes = 0;
   len = smc_build_announce (buf, sizeof buf, &h, &a);

@@ -277,7 +277,7 @@ main (int argc, char **argv)
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
           "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu "
-          "gso_sends=%llu gso_refused=%d\n",
+          "gso_sends=%llu gso_refused=%d ask_ms=%u\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -288,7 +288,7 @@ main (int argc, char **argv)
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
           st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
-          (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused);
+          (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused, st->ask_ms);
   smc_sender_free (the_sender);
   smc_manifest_free (m);
   return rc;
