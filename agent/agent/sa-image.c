@@ -22,7 +22,9 @@ typedef struct {
   ShoalManifest     *m;
   ShoalManifestHash *image_hash;
   int                fd;
+  bool               readable;   /* fd reads too: chunks already there are kept */
   char              *zeros;
+  uint8_t           *scratch;    /* a chunk read back from the disk */
 } SaReceive;
 
 char *
@@ -125,6 +127,38 @@ sa_image_write_at (int fd, const char *data, size_t len, uint64_t offset)
   return true;
 }
 
+bool
+sa_image_chunk_on_disk (int fd, const ShoalManifest *m, uint64_t i, uint8_t *buf)
+{
+  uint32_t len = shoal_manifest_chunk_length (m, i);
+  uint64_t off = shoal_manifest_chunk_offset (m, i);
+  ShoalManifestError merr = { 0 };
+  size_t got = 0;
+
+  while (got < len)
+    {
+      ssize_t n = pread (fd, buf + got, len - got, (off_t) (off + got));
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return false;
+      got += (size_t) n;
+    }
+  return shoal_manifest_verify_chunk (m, i, buf, len, &merr) == 0;
+}
+
+int
+sa_image_open_disk (const char *disk, bool *readable)
+{
+  int fd = open (disk, O_RDWR | O_CLOEXEC);
+
+  *readable = fd >= 0;
+  if (fd < 0)
+    fd = open (disk, O_WRONLY | O_CLOEXEC);
+  return fd;
+}
+
 /* Fetches data chunk @i until it verifies (3 attempts) */
 bool
 sa_image_get_chunk (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m, uint64_t i,
@@ -160,12 +194,30 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
 {
   uint64_t done = 0;
   uint8_t digest[SHOAL_MANIFEST_DIGEST_LEN];
+  unsigned misses = r->readable ? 0 : SA_IMAGE_KEEP_MISSES;
 
   for (uint64_t i = 0; i < r->m->n_chunks; i++)
     {
       SaBuf data;
       bool ok;
 
+      if (!shoal_manifest_chunk_is_zero (r->m, i) && misses < SA_IMAGE_KEEP_MISSES)
+        {
+          if (sa_image_chunk_on_disk (r->fd, r->m, i, r->scratch))
+            {
+              /* already there: hashed, not fetched nor written */
+              uint32_t len = shoal_manifest_chunk_length (r->m, i);
+
+              shoal_manifest_hash_update (r->image_hash, r->scratch, len);
+              misses = 0;
+              result->kept_chunks++;
+              done += len;
+              if (r->job->progress != NULL)
+                r->job->progress (r->job->progress_data, done, r->m->size);
+              continue;
+            }
+          misses++;
+        }
       sa_buf_init (&data);
       if (shoal_manifest_chunk_is_zero (r->m, i))
         {
@@ -189,6 +241,8 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
       if (r->job->progress != NULL)
         r->job->progress (r->job->progress_data, done, r->m->size);
     }
+  if (result->kept_chunks > 0)
+    sa_log ("%" PRIu64 " chunks were on the disk already: kept, not fetched", result->kept_chunks);
   shoal_manifest_hash_final (r->image_hash, digest);
   if (memcmp (digest, r->m->image_sha256, sizeof digest) != 0)
     {
@@ -247,17 +301,19 @@ sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *er
     {
       sa_log ("manifest %s: %s, %" PRIu64 " chunks, %" PRIu64 " bytes -> %s", url, r.m->name,
               r.m->n_chunks, r.m->size, job->disk);
-      r.fd = open (job->disk, O_WRONLY | O_CLOEXEC);
+      r.fd = sa_image_open_disk (job->disk, &r.readable);
       if (r.fd < 0)
         snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
     }
   if (r.fd >= 0)
     {
       r.zeros = sa_malloc0 (r.m->chunk_size);
+      r.scratch = r.readable ? sa_malloc0 (r.m->chunk_size) : NULL;
       r.image_hash = shoal_manifest_hash_new ();
       ok = write_all_chunks (&r, result, err, errlen);
       shoal_manifest_hash_free (r.image_hash);
       free (r.zeros);
+      free (r.scratch);
       close (r.fd);
     }
   if (r.m != NULL)

@@ -32,6 +32,7 @@ typedef struct {
   uint64_t bytes;
   uint64_t chunks;
   uint64_t zero_chunks;
+  uint64_t kept_chunks;      /* data chunks the disk already held (not fetched) */
   char     name[160];
   char     image_sha256[65];
   char     image_id[65];     /* SHA-256 of the manifest text */
@@ -45,5 +46,15 @@ ShoalManifest *sa_image_get_manifest (const SaImageJob *job, const char *url, ch
 bool  sa_image_get_chunk       (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m,
                                 uint64_t index, SaBuf *out, char *err, size_t errlen);
 bool  sa_image_write_at        (int fd, const char *data, size_t len, uint64_t offset);
+/* Data chunk @index as the disk (@fd, open for reading) already holds it,
+ * read into @buf (chunk_size bytes): true when it verifies against the
+ * manifest (what an interrupted run wrote, or the same image deployed
+ * again), so that it need not be fetched. Callers stop asking after
+ * SA_IMAGE_KEEP_MISSES data chunks in a row that are not there: the disk
+ * holds something else from there on, and a new disk costs that many reads */
+#define SA_IMAGE_KEEP_MISSES 16
+bool  sa_image_chunk_on_disk   (int fd, const ShoalManifest *m, uint64_t index, uint8_t *buf);
+/* @disk for writing, and for reading when it can be (*readable) */
+int   sa_image_open_disk       (const char *disk, bool *readable);
 /* An absolute URL for @ref: as is if it starts with http://, else @server + @ref */
 char *sa_image_resolve_url     (const char *server, const char *ref);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,16 +80,39 @@ write_zeros (const ShoalManifest *sm, int fd, SaMulticastResult *result, char *e
   return ok;
 }
 
-/* The chunks the session left out, by HTTP, each verified by the receiver too */
+/* The chunks the session left out: those the disk already holds (an
+ * earlier run that was interrupted wrote them: a restarted agent joins the
+ * live session late) are kept, the others come by HTTP, each verified by
+ * the receiver too */
 static bool
 fetch_missing (const SaImageJob *job, const char *url, const ShoalManifest *sm, smc_receiver *r,
-               SaMulticastResult *result, char *err, size_t errlen)
+               int fd, bool readable, SaMulticastResult *result, char *err, size_t errlen)
 {
   uint32_t n = smc_receiver_missing (r, NULL, 0);
   uint32_t *idx = sa_malloc0 ((n ? n : 1) * sizeof *idx);
+  uint8_t *scratch = readable && n > 0 ? sa_malloc0 (sm->chunk_size) : NULL;
+  unsigned misses = 0;
   bool ok = true;
 
   n = smc_receiver_missing (r, idx, n);
+  for (uint32_t i = 0; i < n && scratch != NULL && misses < SA_IMAGE_KEEP_MISSES; i++)
+    {
+      if (!sa_image_chunk_on_disk (fd, sm, idx[i], scratch))
+        {
+          misses++;
+          continue;
+        }
+      smc_receiver_mark_done (r, idx[i]);
+      result->kept_chunks++;
+      misses = 0;
+    }
+  free (scratch);
+  if (result->kept_chunks > 0)
+    {
+      sa_log ("multicast: %" PRIu64 " of the chunks the session left out were on the disk already",
+              result->kept_chunks);
+      n = smc_receiver_missing (r, idx, n);
+    }
   if (n > 0)
     sa_log ("multicast: %u chunks by unicast", n);
   for (uint32_t i = 0; i < n && ok; i++)
@@ -109,7 +133,7 @@ fetch_missing (const SaImageJob *job, const char *url, const ShoalManifest *sm, 
 
 static bool
 run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, smc_join *join, int fd,
-             SaMulticastResult *result, char *err, size_t errlen)
+             bool readable, SaMulticastResult *result, char *err, size_t errlen)
 {
   smc_receiver_config cfg;
   smc_manifest *m = convert (sm, join->manifest_hash);
@@ -145,7 +169,7 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
     }
   if (smc_receiver_run (r) < 0)
     sa_log ("multicast session failed: the missing chunks come by unicast");
-  ok = fetch_missing (job, url, sm, r, result, err, errlen) && smc_receiver_is_complete (r);
+  ok = fetch_missing (job, url, sm, r, fd, readable, result, err, errlen) && smc_receiver_is_complete (r);
   if (!ok && err[0] == '\0')
     snprintf (err, errlen, "the image is incomplete after the session%s%s",
               disk.failed_errno ? ": " : "", disk.failed_errno ? strerror (disk.failed_errno) : "");
@@ -216,7 +240,7 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
   char *url;
   ShoalManifest *sm;
   int fd;
-  bool ok = false;
+  bool readable = false, ok = false;
 
   memset (result, 0, sizeof *result);
   err[0] = '\0';
@@ -230,11 +254,11 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
     join.iface[0] = '\0';
   url = sa_image_resolve_url (job->server, job->manifest_url);
   sm = sa_image_get_manifest (job, url, result->image_id, err, errlen);
-  fd = sm != NULL ? open (job->disk, O_WRONLY | O_CLOEXEC) : -1;
+  fd = sm != NULL ? sa_image_open_disk (job->disk, &readable) : -1;
   if (sm != NULL && fd < 0)
     snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
   if (fd >= 0 && write_zeros (sm, fd, result, err, errlen))
-    ok = run_session (job, url, sm, &join, fd, result, err, errlen);
+    ok = run_session (job, url, sm, &join, fd, readable, result, err, errlen);
   if (ok && fsync (fd) < 0 && errno != EINVAL)
     {
       snprintf (err, errlen, "syncing %s: %s", job->disk, strerror (errno));

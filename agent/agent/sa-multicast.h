@@ -16,6 +16,8 @@ typedef struct {
   uint64_t chunks;
   uint64_t multicast_chunks;   /* received by multicast */
   uint64_t unicast_chunks;     /* fetched by HTTP afterwards */
+  uint64_t kept_chunks;        /* missed by the session, but already on the
+                                * disk (an earlier run's): not fetched */
   uint64_t zero_chunks;
   uint64_t packets;
   uint64_t parity_used;

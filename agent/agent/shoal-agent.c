@@ -263,9 +263,11 @@ do_unicast (Agent *a, const SaJson *ins)
       char *qdisk = json_quote (disk);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
-                "\"zero_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\",\"mode\":\"unicast\"}",
+                "\"zero_chunks\":%llu,\"kept_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\","
+                "\"mode\":\"unicast\"}",
                 qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
-                (unsigned long long) result.zero_chunks, result.image_id, result.image_sha256);
+                (unsigned long long) result.zero_chunks, (unsigned long long) result.kept_chunks,
+                result.image_id, result.image_sha256);
       free (qdisk);
       sa_log ("image written to %s: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
@@ -303,12 +305,12 @@ do_multicast (Agent *a, const SaJson *ins)
       char *qdisk = json_quote (disk);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
-                "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"packets\":%llu,\"image\":\"%s\","
-                "\"image_sha256\":\"%s\",\"mode\":\"multicast\"}",
+                "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"kept_chunks\":%llu,\"packets\":%llu,"
+                "\"image\":\"%s\",\"image_sha256\":\"%s\",\"mode\":\"multicast\"}",
                 qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
                 (unsigned long long) result.zero_chunks, (unsigned long long) result.multicast_chunks,
-                (unsigned long long) result.unicast_chunks, (unsigned long long) result.packets, result.image_id,
-                result.image_sha256);
+                (unsigned long long) result.unicast_chunks, (unsigned long long) result.kept_chunks,
+                (unsigned long long) result.packets, result.image_id, result.image_sha256);
       free (qdisk);
       sa_log ("image written to %s by multicast: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);

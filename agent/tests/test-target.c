@@ -587,10 +587,28 @@ test_unicast_receive (void)
   g_assert_cmpuint (result.chunks, ==, 6);
   g_assert_cmpuint (result.zero_chunks, ==, 1);
   g_assert_cmpuint (s->chunk_requests, ==, 5);
+  g_assert_cmpuint (result.kept_chunks, ==, 0);
+  g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+  g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
+  g_clear_pointer (&contents, g_free);
+
+  /* the same image again (or a run that was interrupted, resumed): every
+   * data chunk on the disk verifies, is kept, and none is fetched */
+  g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_assert_cmpuint (result.kept_chunks, ==, 5);
+  g_assert_cmpuint (s->chunk_requests, ==, 5);
+  /* one spoiled byte on the disk: that chunk, and only that one, is fetched */
+  g_assert_cmpint (pwrite (fd, "x", 1, 3 * 4096 + 17), ==, 1);
+  g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_assert_cmpuint (result.kept_chunks, ==, 4);
+  g_assert_cmpuint (s->chunk_requests, ==, 6);
   g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
   g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
 
-  /* a corrupt chunk is refused, and nothing of it is written */
+  /* a corrupt chunk is refused, and nothing of it is written (on a disk
+   * that does not hold the image: nothing to keep) */
+  g_assert_cmpint (ftruncate (fd, 0), ==, 0);
+  g_assert_cmpint (ftruncate (fd, 1 << 20), ==, 0);
   s->corrupt_chunk = 3;
   g_assert_false (sa_image_unicast_receive (&job, &result, err, sizeof err));
   g_test_message ("%s", err);
@@ -697,6 +715,52 @@ sh (const gchar *cmd)
   return g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && g_spawn_check_wait_status (status, NULL);
 }
 
+/* shoal-mcast-send of @img to @group on lo (one receiver expected), in the
+ * background (*pid); its join string once it has written it */
+static gchar *
+start_sender (const gchar *sender, const gchar *img, const gchar *group, const gchar *joinf,
+              const gchar *join_wait_ms, const gchar *node_timeout_ms, GPid *pid)
+{
+  const gchar *argv[] = { "timeout", "60", sender, "--file", img, "--group", group, "--port", "47011",
+                          "--iface", "lo", "--receivers", "1", "--chunk-size", "65536", "--join-out", joinf,
+                          "--join-wait", join_wait_ms, "--node-timeout", node_timeout_ms, NULL };
+  g_autoptr(GError) error = NULL;
+  gchar *join = NULL;
+
+  g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, pid, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 200 && !g_file_get_contents (joinf, &join, NULL, NULL); i++)
+    g_usleep (50000);
+  g_assert_nonnull (join);
+  return g_strstrip (join);
+}
+
+/* the agent, for the one instruction the server holds; then the sender
+ * (@pid) is stopped */
+static void
+run_agent_then_stop (const gchar *agent, const gchar *conf, GPid pid)
+{
+  const gchar *argv[] = { "timeout", "60", agent, "--config", conf, "--no-modules", "--no-network", "--once",
+                          "--max-polls", "3", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *out = NULL;
+
+  g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("%s", out);
+  kill (pid, SIGTERM);
+  waitpid (pid, NULL, 0);
+}
+
+static void
+assert_disk_holds_image (const gchar *disk, TestServer *s)
+{
+  g_autofree gchar *contents = NULL;
+
+  g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
+  g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
+}
+
 static void
 test_multicast_receive (void)
 {
@@ -704,11 +768,10 @@ test_multicast_receive (void)
   const gchar *sender = g_getenv ("SHOAL_MCAST_SEND");
   g_autofree gchar *ns = g_strdup_printf ("shmc%d", (gint) getpid ());
   g_autofree gchar *tmp = NULL, *cmd = NULL, *img = NULL, *joinf = NULL, *join = NULL, *disk = NULL;
-  g_autofree gchar *conf = NULL, *text = NULL, *nspath = NULL, *out = NULL, *contents = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autofree gchar *conf = NULL, *text = NULL, *nspath = NULL;
   TestServer *s;
   GPid pid = 0;
-  int orig, fd, status = 0;
+  int orig, fd;
 
   if (geteuid () != 0 || agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE)
       || sender == NULL || !g_file_test (sender, G_FILE_TEST_IS_EXECUTABLE))
@@ -736,18 +799,7 @@ test_multicast_receive (void)
   img = g_build_filename (tmp, "image.raw", NULL);
   g_assert_true (g_file_set_contents (img, g_bytes_get_data (s->image, NULL), (gssize) g_bytes_get_size (s->image), NULL));
   joinf = g_build_filename (tmp, "join.txt", NULL);
-  {
-    const gchar *argv[] = { "timeout", "60", sender, "--file", img, "--group", "239.77.7.7", "--port", "47011",
-                            "--iface", "lo", "--receivers", "1", "--chunk-size", "65536", "--join-out", joinf,
-                            "--join-wait", "20000", NULL };
-
-    g_spawn_async (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &error);
-    g_assert_no_error (error);
-  }
-  for (guint i = 0; i < 200 && !g_file_get_contents (joinf, &join, NULL, NULL); i++)
-    g_usleep (50000);
-  g_assert_nonnull (join);
-  g_strstrip (join);
+  join = start_sender (sender, img, "239.77.7.7", joinf, "20000", "3000", &pid);
   disk = g_build_filename (tmp, "disk.raw", NULL);
   g_assert_true (g_file_set_contents (disk, "", 0, NULL));
   s->instruction = g_strdup_printf ("{\"action\":\"multicast-receive\",\"join\":\"%s\",\"manifest\":\"/images/x/manifest\","
@@ -755,23 +807,43 @@ test_multicast_receive (void)
   conf = g_build_filename (tmp, "agent.conf", NULL);
   text = g_strdup_printf ("server=http://127.0.0.1:%u\ntoken=tok-1\ndevice=dev-1\n", s->port);
   g_assert_true (g_file_set_contents (conf, text, -1, NULL));
-  {
-    const gchar *argv[] = { "timeout", "60", agent, "--config", conf, "--no-modules", "--no-network", "--once",
-                            "--max-polls", "3", NULL };
-
-    g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &out, &status, &error);
-  }
-  g_test_message ("%s", out);
-  kill (pid, SIGTERM);
-  waitpid (pid, NULL, 0);
+  run_agent_then_stop (agent, conf, pid);
   g_assert_true (has_event (s, "image-written "));
   g_assert_true (has_event (s, "image-written {\"disk\""));
-  g_assert_true (g_file_get_contents (disk, &contents, NULL, NULL));
-  g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
+  assert_disk_holds_image (disk, s);
   for (guint i = 0; i < s->events->len; i++)
     g_test_message ("event %s", (const gchar *) g_ptr_array_index (s->events, i));
   /* every data chunk came by multicast: none by HTTP */
   g_assert_cmpuint (s->chunk_requests, ==, 0);
+
+  /* A restarted agent: the disk holds what the first run wrote (one chunk
+   * of it spoiled) and the agent joins a session that has sent every chunk
+   * already (it started without waiting, and is repairing). What the
+   * session left out comes from the disk, the spoiled chunk by HTTP */
+  {
+    int dfd = open (disk, O_WRONLY | O_CLOEXEC);
+    g_autofree gchar *join2 = NULL, *joinf2 = g_build_filename (tmp, "join2.txt", NULL);
+    const gchar *last = NULL;
+
+    g_assert_cmpint (dfd, >=, 0);
+    g_assert_cmpint (pwrite (dfd, "x", 1, 10), ==, 1);
+    close (dfd);
+    join2 = start_sender (sender, img, "239.77.7.8", joinf2, "0", "20000", &pid);
+    g_usleep (500000);
+    g_free (s->instruction);
+    s->instruction = g_strdup_printf ("{\"action\":\"multicast-receive\",\"join\":\"%s\",\"manifest\":\"/images/x/manifest\","
+                                      "\"disk\":\"%s\"}", join2, disk);
+    run_agent_then_stop (agent, conf, pid);
+    for (guint i = 0; i < s->events->len; i++)
+      if (g_str_has_prefix (g_ptr_array_index (s->events, i), "image-written {"))
+        last = g_ptr_array_index (s->events, i);
+    g_assert_nonnull (last);
+    g_test_message ("restarted: %s", last);
+    g_assert_nonnull (strstr (last, "\"kept_chunks\":5,"));
+    g_assert_nonnull (strstr (last, "\"unicast_chunks\":1,"));
+    g_assert_cmpuint (s->chunk_requests, ==, 1);
+    assert_disk_holds_image (disk, s);
+  }
   test_server_free (s);
   g_assert_cmpint (setns (orig, CLONE_NEWNET), ==, 0);
   close (orig);

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 
 #include "shoal-reboot-step.h"
@@ -58,12 +60,12 @@ rebooting_cb (GObject      *source,
 
   if (payload == NULL)
     {
-      g_prefix_error (&error, "waiting for the agent to reboot: ");
+      g_prefix_error (&error, _("Waiting for the agent to reboot: "));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
   shoal_step_context_log_literal (ctx, SHOAL_DEVICE (source), "reboot", SHOAL_JOURNAL_RESULT_OK,
-                                  "the agent reboots the device; the network boot service now boots its local disk");
+                                  _("The agent reboots the device; the network boot service now boots its local disk"));
   g_task_return_boolean (task, TRUE);
 }
 
@@ -125,13 +127,14 @@ written_cb (GObject      *source,
   g_autoptr(JsonNode) payload = shoal_device_wait_event_finish (device, result, &error);
   g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
   g_autofree gchar *sha = NULL;
-  const gchar *how = "reported by the agent";
+  const gchar *how = _("reported by the agent");
   const gchar *id = "";
+  g_autofree gchar *detail = NULL;
   JsonObject *obj;
 
   if (payload == NULL)
     {
-      g_prefix_error (&error, "waiting for the agent to write the image: ");
+      g_prefix_error (&error, _("Waiting for the agent to write the image: "));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -141,16 +144,25 @@ written_cb (GObject      *source,
     {
       g_free (sha);
       sha = manifest_image_sha256 (ctx, member_string (obj, "image"));
-      how = "from the manifest of image ";
+      how = _("from the manifest of image ");
       id = member_string (obj, "image");
     }
   shoal_device_set_metadata (device, "image.sha256", sha);
+  /* how the chunks got there (fields an older agent leaves out are not told) */
+  if (member_int (obj, "multicast_chunks") >= 0)
+    detail = g_strdup_printf (_("%lld chunks by multicast, %lld by unicast, %lld already on the disk"),
+                              (long long) member_int (obj, "multicast_chunks"),
+                              (long long) MAX (member_int (obj, "unicast_chunks"), 0),
+                              (long long) MAX (member_int (obj, "kept_chunks"), 0));
+  else if (member_int (obj, "chunks") >= 0)
+    detail = g_strdup_printf (_("%lld chunks, %lld of them already on the disk"),
+                              (long long) member_int (obj, "chunks"), (long long) MAX (member_int (obj, "kept_chunks"), 0));
+  else
+    detail = g_strdup (_("no chunk counts reported"));
   shoal_step_context_log (ctx, device, "image-written", SHOAL_JOURNAL_RESULT_OK,
-                          "image written and verified on %s: %" G_GINT64_FORMAT " bytes, image sha256 %s (%s%s), "
-                          "mode %s (%" G_GINT64_FORMAT " chunks by multicast, %" G_GINT64_FORMAT " by unicast)",
-                          member_string (obj, "disk"), member_int (obj, "bytes"), sha != NULL ? sha : "unknown",
-                          how, id, member_string (obj, "mode"), member_int (obj, "multicast_chunks"),
-                          member_int (obj, "unicast_chunks"));
+                          _("Image written and verified on %s: %lld bytes, image sha256 %s (%s%s), mode %s (%s)"),
+                          member_string (obj, "disk"), (long long) member_int (obj, "bytes"), sha != NULL ? sha : _("unknown"),
+                          how, id, member_string (obj, "mode"), detail);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_wait_event_async (device, "rebooting", g_task_get_cancellable (task), rebooting_cb,
                                  g_object_ref (task));

@@ -263,6 +263,16 @@ written_cb (GObject      *source,
                           run->info->name, run->info->id, (unsigned long long) run->info->size,
                           (gdouble) (g_get_monotonic_time () - run->started) / G_USEC_PER_SEC,
                           rate_mb_s (run, run->info->size));
+  {
+    JsonObject *data = JSON_NODE_HOLDS_OBJECT (payload) ? json_node_get_object (payload) : NULL;
+    gint64 kept = data != NULL ? json_object_get_int_member_with_default (data, "kept_chunks", 0) : 0;
+
+    /* an interrupted run wrote them, or the disk held this image already */
+    if (kept > 0)
+      shoal_step_context_log (run->ctx, run->device, "unicast", SHOAL_JOURNAL_RESULT_INFO,
+                              _("%lld of the image's chunks were on the disk already: kept, not fetched"),
+                              (long long) kept);
+  }
   run_return (task, NULL);
 }
 
