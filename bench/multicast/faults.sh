@@ -91,7 +91,8 @@ NFT
   # shellcheck disable=SC2086 # SEND_ARGS: several words
   shoal_prepare "${P}s" "$W" "$N" --rate-mbit 1000 ${SEND_ARGS:-} || return 1
   for i in $(seq 1 "$N"); do
-    shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" -
+    # shellcheck disable=SC2086 # RCV_ARGS: several words
+    shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" - ${RCV_ARGS:-}
     echo $! > "$W/pid.$i"
   done
   shoal_wait_ready "$W" "$N"

@@ -26,6 +26,11 @@
  * numbers: an outage (a link down), not congestion, which drops some
  * packets while others still arrive */
 #define OUTAGE_MS 20
+/* nothing from the sender for this long, after a packet of the first
+ * pass's last group and before its DRAIN announce: the pass is over with
+ * that announce lost (a loss burst at its end); the incomplete blocks ask
+ * for repair rather than wait */
+#define SILENCE_MS 20
 
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
@@ -112,6 +117,7 @@ struct smc_receiver {
   int finished;
   int rc;
   uint64_t start, last_sender, next_status, complete_since;
+  uint64_t silence_scan;         /* the last NACK scheduling for a silent sender */
   uint64_t nack_defer_since;     /* a NACK fell due while packets were still queued */
   int acked;
   uint32_t reported_overflow;
@@ -863,6 +869,14 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
  * chunk. The scan runs when the first pass reaches a new block of a group
  * (blocks one after the other) or a new round (interleaved: the group's
  * blocks end together, in its last rounds). */
+/* the first pass has reached its last group of chunks, as far as seen */
+static int
+in_last_group (const smc_receiver *r)
+{
+  uint32_t nz = r->rank != NULL ? r->rank[r->m->n_chunks] : 0, L = r->lanes ? r->lanes : 1;
+  return r->cursor_valid && nz > 0 && r->cursor_grp >= (nz - 1) / L;
+}
+
 static void
 advance_cursor (smc_receiver *r, uint32_t c, const smc_geom *gc, uint16_t esi, uint8_t b, uint64_t now)
 {
@@ -1471,6 +1485,18 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
       r->nack_defer_since = 0;
     }
     next = now + MS;
+  }
+  if (r->have_ann && r->rx_state == SMC_RX_RECEIVING && !r->drained && r->np > 0 && in_last_group (r) &&
+      now - r->last_sender >= SILENCE_MS * MS && now - r->silence_scan >= SILENCE_MS * MS) {
+    /* its incomplete blocks get their repair now instead of when the next
+     * ANNOUNCE gets through (a burst of 250 packets that took the end of
+     * the pass took the DRAIN announces after it too: 3.5 s at 20-100 ms
+     * each). Earlier in the pass a silence is an outage: what it took is
+     * asked for when packets come again */
+    r->silence_scan = now;
+    for (uint32_t i = 0; i < r->np; i++)
+      for (int b = 0; b < r->plist[i]->g.n_blocks; b++)
+        schedule (r, &r->plist[i]->blocks[b], now);
   }
   if (r->rx_state == SMC_RX_RECEIVING && r->n_settled == r->m->n_chunks) {
     r->rx_state = SMC_RX_COMPLETE;

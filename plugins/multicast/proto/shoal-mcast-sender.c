@@ -26,8 +26,14 @@
 #define CACHE_MAX 64
 #define WIRE_OVERHEAD 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define MS 1000000ull
-#define CYCLE_MS 60
 #define RUNS 4               /* parity runs remembered per block */
+/* parity sent after the last packet a NACK's receiver had taken is in
+ * flight to it, not lost, for this long at most. A receiver writes its
+ * NACKs once it has taken what its socket held (or after 20 ms): what was
+ * sent longer ago than that and it has not seen was lost. One that takes
+ * nothing at all (a loss burst that outlasts the pass) says the same
+ * 'seen' in every NACK, and would otherwise never be repaired again */
+#define INFLIGHT_MS 30
 
 typedef struct {
   uint32_t idx;
@@ -75,6 +81,7 @@ typedef struct {
 typedef struct {
   uint32_t seq0;
   uint16_t count;
+  uint32_t ms;                 /* when it was sent (ms_of) */
 } prun;
 
 struct smc_sender {
@@ -826,7 +833,8 @@ emit_repair (smc_sender *s, int at, int room)
     smc_fec_encode (k, src, r->j0, rows, out, s->S);
     {
       size_t bi = (size_t) r->chunk * s->nbmax + r->block;
-      s->runs[bi * RUNS + s->run_next[bi]] = (prun) { .seq0 = s->seq_mc + 1, .count = (uint16_t) rows };
+      s->runs[bi * RUNS + s->run_next[bi]] = (prun) { .seq0 = s->seq_mc + 1, .count = (uint16_t) rows,
+                                                      .ms = ms_of (s, smc_now_ns ()) };
       s->run_next[bi] = (uint8_t) ((s->run_next[bi] + 1) % RUNS);
     }
     for (int i = 0; i < rows; i++) {
@@ -1131,12 +1139,19 @@ block_sent (smc_sender *s, uint32_t chunk, uint8_t block)
 }
 
 /* Every parity index of the block is used (k + j reached 256): resend
- * parity symbols round-robin; each is new to the receivers that lost it. */
+ * parity symbols, first those from pnext (the NACK's: its receiver has
+ * seen none of them, a burst took them all), then round-robin; each is new
+ * to the receivers that lost it. */
 static void
-resend_cycle (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, int count)
+resend_cycle (smc_sender *s, uint32_t chunk, uint8_t block, uint8_t k, uint8_t pnext, int count)
 {
   uint8_t *cyc = &s->cycle[(size_t) chunk * s->nbmax + block];
   int max = smc_fec_max_parity (k);
+  if (pnext < max) {
+    int run = max - pnext < count ? max - pnext : count;
+    rq_push (s, chunk, block, pnext, (uint8_t) run, 0);
+    count -= run;
+  }
   while (count > 0) {
     int run = max - *cyc < count ? max - *cyc : count;
     rq_push (s, chunk, block, *cyc, (uint8_t) run, 0);
@@ -1266,19 +1281,19 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     pms = &s->parity_ms[(size_t) e.chunk * s->nbmax + e.block];
     /* in flight for this receiver: parity still queued, plus parity sent
      * after the last packet it had processed when it wrote the NACK (its
-     * 'seen' sequence number); parity sent before that and missing at the
-     * receiver was lost, and is replaced */
+     * 'seen' sequence number) in the last INFLIGHT_MS; parity sent before
+     * that and missing at the receiver was lost, and is replaced */
     q = s->queued[(size_t) e.chunk * s->nbmax + e.block];
     inflight = q;
     for (int ri = 0; ri < RUNS; ri++) {
       const prun *run = &s->runs[((size_t) e.chunk * s->nbmax + e.block) * RUNS + ri];
       int32_t after = (int32_t) (run->seq0 + run->count - 1u - n.seen);
-      if (run->count == 0 || after <= 0)
+      if (run->count == 0 || after <= 0 || ms_of (s, now) - run->ms > INFLIGHT_MS)
         continue;
       inflight += after > run->count ? run->count : after;
     }
-    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < CYCLE_MS)
-      continue;  /* parity used up and resent lately: wait for that round */
+    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < INFLIGHT_MS)
+      continue;  /* parity used up and resent lately: that round is in flight */
     add = (int) e.need - inflight;
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)
@@ -1292,7 +1307,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
       add -= fresh;
     }
     if (add > 0)
-      resend_cycle (s, e.chunk, e.block, k, add);
+      resend_cycle (s, e.chunk, e.block, k, e.pnext, add);
     *pms = ms_of (s, now);
   }
 }

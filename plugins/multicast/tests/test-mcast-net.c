@@ -65,6 +65,9 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/burst-loss", "bursts", run_case);
   /* longer than all of them: the receiver asks for the source symbols by index */
   g_test_add_data_func ("/shoal/multicast/net/long-burst-loss", "burst", run_case);
+  /* a burst that takes the end of the first pass and the DRAIN announces after it: the
+   * receiver asks for its last blocks when the sender falls silent, and gets them */
+  g_test_add_data_func ("/shoal/multicast/net/burst-at-the-end", "tailburst", run_case);
   /* nothing for 0.2 s (a link flap): every lost symbol comes back about once, by multicast */
   g_test_add_data_func ("/shoal/multicast/net/outage", "outage", run_case);
   /* every receiver at once: told from congestion, the sender keeps its rate */

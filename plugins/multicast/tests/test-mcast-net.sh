@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | solo | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | tailburst | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -62,6 +62,14 @@ case "$CASE" in
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; extra=(--interleave-blocks); fi
     ;;
   outage|outall) nrecv=2 ;;
+  tailburst)
+    # r1 loses 250 packets in a row at the end of the first pass (15,213
+    # DATA packets, after some tens of announces while the receivers join):
+    # the pass's last symbols, then what follows, the DRAIN announces every
+    # 20 ms among it
+    nrecv=2
+    "$TOPO" burst "$P" r1 250 15423 6200 || exit 77
+    ;;
   mtu)
     # jumbo frames on the LAN, but r1's interface has the standard MTU
     nrecv=2; extra=(--mtu 9000)
@@ -274,6 +282,23 @@ burst|bursts)
     [ "$q" = 0 ] || fail "bursts that interleaved blocks spread were repaired by source symbols ($q)"
   fi
   check_repair "$dropped"
+  ;;
+tailburst)
+  # r1 learns the pass is over from the DRAIN announce, which it loses
+  # with everything else for 250 packets: 5 s of announces alone. Its
+  # last blocks ask for repair once it has heard nothing for 20 ms after
+  # the pass's last group, and the repairs that burst takes too are sent
+  # again once 30 ms have passed (a receiver that takes nothing says the
+  # same 'seen' in every NACK): 3-5 s of drain before, well under one now
+  two_receivers
+  [ "$src" = 0 ] || fail "sender rc $src"
+  dropped=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')
+  d=$(grep RESULT "$W/send.out" | grep -o 'drain_s=[0-9.]*' | cut -d= -f2)
+  echo "tailburst: r1 lost $dropped packets at the end of the pass; drain $d s"
+  [ "$dropped" -ge 100 ] || fail "the burst took only $dropped packets"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "r1 fetched chunks by unicast"
+  awk -v d="$d" 'BEGIN { exit !(d < 1.0) }' || fail "the drain took $d s"
   ;;
 outage)
   # r1 gets nothing from the sender for 0.2 s once it has a few MiB (a link
