@@ -1343,8 +1343,13 @@ send_srcreq (smc_receiver *r, uint32_t chunk, uint8_t block, const uint8_t *map,
   return n;
 }
 
+/* queue_empty: the last receive took all the socket held. A block asks
+ * again (its repair lost) only then: with packets still queued the repair
+ * may be among them, and a receiver behind the sender (two cores shared
+ * with it) would ask for what is on its way: each SRCREQ's symbols sent
+ * twice, parity in flight counted lost */
 static void
-nack_scan (smc_receiver *r, uint64_t now)
+nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
 {
   size_t n = 0;
   uint64_t asked = 0;
@@ -1360,7 +1365,7 @@ nack_scan (smc_receiver *r, uint64_t now)
     for (int b = 0; b < p->g.n_blocks; b++) {
       blk *bk = &p->blocks[b];
       int need;
-      if (bk->done || bk->due == 0 || bk->due > now)
+      if (bk->done || bk->due == 0 || bk->due > now || (bk->nacks > 0 && !queue_empty))
         continue;
       need = blk_need (bk);
       if (bk->nacks == 0)
@@ -1481,7 +1486,7 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
     if (!queue_empty && r->nack_defer_since == 0)
       r->nack_defer_since = now;
     if (queue_empty || now - r->nack_defer_since >= nack_defer_max (r)) {
-      nack_scan (r, now);
+      nack_scan (r, now, queue_empty);
       r->nack_defer_since = 0;
     }
     next = now + MS;

@@ -125,6 +125,7 @@ struct smc_sender {
   int state;
   int interleave;                  /* blocks interleaved (SMC_ANN_INTERLEAVED) */
   int solo;                        /* the last ANNOUNCE said SMC_ANN_SOLO */
+  int solo_repeats;                /* ANNOUNCEs still to send soon for a change of it */
   uint64_t pass_left;              /* bytes the first pass has still to send */
   uint32_t ask_ms;                 /* how long after the first pass sent a block the
                                     * first request to repair it comes (recent high) */
@@ -1600,8 +1601,12 @@ timers (smc_sender *s, uint64_t now)
   }
   if (__atomic_load_n (&s->cancelled, __ATOMIC_SEQ_CST) && s->state != SMC_STATE_END)
     set_state (s, SMC_STATE_END, now);
-  if (s->state >= SMC_STATE_SENDING && s->state < SMC_STATE_END && solo (s) != s->solo)
-    s->next_announce = now;  /* the receiver left alone asks for sources from now on */
+  if (s->state >= SMC_STATE_SENDING && s->state < SMC_STATE_END && solo (s) != s->solo) {
+    /* the receiver left alone asks for sources from now on: three
+     * ANNOUNCEs 5 ms apart say so, one loss does not delay it 200 ms */
+    s->next_announce = now;
+    s->solo_repeats = 3;
+  }
   if (now >= s->next_announce) {
     send_announce (s);
     if (s->state == SMC_STATE_END)
@@ -1614,6 +1619,8 @@ timers (smc_sender *s, uint64_t now)
       interval = now - s->state_since < 1000 * MS ? 2 : 10;
     if (s->state == SMC_STATE_DRAIN && now - s->state_since > 500 * MS)
       interval = 100;
+    if (s->solo_repeats > 0 && --s->solo_repeats > 0 && interval > 5)
+      interval = 5;
     /* three ENDs, spaced so one loss burst does not take all; back to back
      * when every receiver has completed and been told so (acknowledged) */
     if (s->state == SMC_STATE_END)
