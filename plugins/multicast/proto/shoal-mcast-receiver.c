@@ -30,12 +30,14 @@
  * pass's last group and before its DRAIN announce: the pass is over with
  * that announce lost (a loss burst at its end); the incomplete blocks ask
  * for repair rather than wait */
-#define SILENCE_MS 20
+#define SILENCE_MS 50
 
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
   uint8_t asked;            /* a SRCREQ went out for it in the current NACK scan */
   uint8_t solo;             /* its first request went out with SMC_ANN_SOLO set */
+  uint8_t early;            /* scheduled by a silence before the pass was seen to
+                             * pass it: asked for once per silence, not retried */
   uint16_t nacks;
   uint8_t pj[256];
   uint8_t *pbuf[256];
@@ -1343,13 +1345,8 @@ send_srcreq (smc_receiver *r, uint32_t chunk, uint8_t block, const uint8_t *map,
   return n;
 }
 
-/* queue_empty: the last receive took all the socket held. A block asks
- * again (its repair lost) only then: with packets still queued the repair
- * may be among them, and a receiver behind the sender (two cores shared
- * with it) would ask for what is on its way: each SRCREQ's symbols sent
- * twice, parity in flight counted lost */
 static void
-nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
+nack_scan (smc_receiver *r, uint64_t now)
 {
   size_t n = 0;
   uint64_t asked = 0;
@@ -1365,12 +1362,12 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
     for (int b = 0; b < p->g.n_blocks; b++) {
       blk *bk = &p->blocks[b];
       int need;
-      if (bk->done || bk->due == 0 || bk->due > now || (bk->nacks > 0 && !queue_empty))
+      if (bk->done || bk->due == 0 || bk->due > now)
         continue;
       need = blk_need (bk);
       if (bk->nacks == 0)
         bk->solo = (uint8_t) solo (r);
-      if (++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
+      if (!bk->early && ++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
         /* repair does not get through (about a second of NACKs): the
          * chunk goes to unicast rather than holding the session */
         vlog (r, "chunk %u block %d: no repair after %u ms of NACKs, left for unicast", p->idx, b, NACK_GIVEUP_MS);
@@ -1378,7 +1375,10 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
         i--;
         break;
       }
-      bk->due = now + r->cfg.nack_retry_ms * MS;
+      /* a silence's request is not retried nor counted toward giving up:
+       * the block waits for the next silence, or to be seen passed */
+      bk->due = bk->early ? 0 : now + r->cfg.nack_retry_ms * MS;
+      bk->early = 0;
       if (blk_wants_sources (r, bk)) {
         /* the parity not sent yet, by NACK, and the rest by index */
         uint8_t map[SMC_SRCREQ_MAX_MAP], ml = blk_source_map (r, p, (uint8_t) b, bk, map);
@@ -1411,7 +1411,7 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
     for (uint32_t i = 0; i < r->np; i++)
       for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
         blk *bk = &r->plist[i]->blocks[b];
-        if (bk->asked && !bk->done)
+        if (bk->asked && !bk->done && bk->due != 0)
           bk->due += wait;
         bk->asked = 0;
       }
@@ -1486,7 +1486,7 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
     if (!queue_empty && r->nack_defer_since == 0)
       r->nack_defer_since = now;
     if (queue_empty || now - r->nack_defer_since >= nack_defer_max (r)) {
-      nack_scan (r, now, queue_empty);
+      nack_scan (r, now);
       r->nack_defer_since = 0;
     }
     next = now + MS;
@@ -1500,8 +1500,17 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
      * asked for when packets come again */
     r->silence_scan = now;
     for (uint32_t i = 0; i < r->np; i++)
-      for (int b = 0; b < r->plist[i]->g.n_blocks; b++)
-        schedule (r, &r->plist[i]->blocks[b], now);
+      for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
+        blk *bk = &r->plist[i]->blocks[b];
+        if (!bk->done && bk->due == 0) {
+          /* not seen passed: perhaps not sent yet (the sender paused:
+           * 128 receivers share its two cores), and then its NACK is
+           * ignored; asked for once per silence, so that a pause does not
+           * become a NACK every 10 ms from every receiver */
+          bk->early = 1;
+          schedule (r, bk, now);
+        }
+      }
   }
   if (r->rx_state == SMC_RX_RECEIVING && r->n_settled == r->m->n_chunks) {
     r->rx_state = SMC_RX_COMPLETE;

@@ -27,12 +27,17 @@
 #define WIRE_OVERHEAD 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define MS 1000000ull
 #define RUNS 4               /* parity runs remembered per block */
+#define CYCLE_MS 60
 /* parity sent after the last packet a NACK's receiver had taken is in
- * flight to it, not lost, for this long at most. A receiver writes its
- * NACKs once it has taken what its socket held (or after 20 ms): what was
- * sent longer ago than that and it has not seen was lost. One that takes
- * nothing at all (a loss burst that outlasts the pass) says the same
- * 'seen' in every NACK, and would otherwise never be repaired again */
+ * flight to it, not lost: it may be in its socket, behind what it has not
+ * taken yet (128 receivers on two cores lag far behind the sender). But a
+ * receiver that takes nothing at all (a loss burst that outlasts the pass)
+ * says the same 'seen' in every NACK and would never be repaired again:
+ * once its NACKs have said the same 'seen' for STALL_MS, parity sent more
+ * than INFLIGHT_MS ago is taken as lost. (With that for every receiver, a
+ * lagging one had the sender resend what it had queued: 128 receivers at
+ * 1 % loss sent 12,000 NACKs instead of 1,000.) */
+#define STALL_MS 20
 #define INFLIGHT_MS 30
 
 typedef struct {
@@ -1259,6 +1264,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
   smc_nack n;
   smc_node_info *node;
+  int stalled;
   if (smc_parse_nack (buf, len, &n) < 0) {
     s->st.bad++;
     return;
@@ -1266,6 +1272,11 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   s->st.nacks_rx++;
   if (!repairable (s, n.node, &node))
     return;
+  if (node != NULL && (node->nack_seen != n.seen || node->nack_seen_ns == 0)) {
+    node->nack_seen = n.seen;
+    node->nack_seen_ns = now;
+  }
+  stalled = node != NULL && now - node->nack_seen_ns >= STALL_MS * MS;
   for (uint16_t i = 0; i < n.count; i++) {
     smc_nack_entry e;
     smc_geom g;
@@ -1289,12 +1300,12 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     for (int ri = 0; ri < RUNS; ri++) {
       const prun *run = &s->runs[((size_t) e.chunk * s->nbmax + e.block) * RUNS + ri];
       int32_t after = (int32_t) (run->seq0 + run->count - 1u - n.seen);
-      if (run->count == 0 || after <= 0 || ms_of (s, now) - run->ms > INFLIGHT_MS)
+      if (run->count == 0 || after <= 0 || (stalled && ms_of (s, now) - run->ms > INFLIGHT_MS))
         continue;
       inflight += after > run->count ? run->count : after;
     }
-    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < INFLIGHT_MS)
-      continue;  /* parity used up and resent lately: that round is in flight */
+    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < CYCLE_MS)
+      continue;  /* parity used up and resent lately: wait for that round */
     add = (int) e.need - inflight;
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)

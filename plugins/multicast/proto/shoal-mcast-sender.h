@@ -26,6 +26,8 @@ typedef struct {
   uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
                              * growing, slowed the sender down */
   int evict_sent;
+  uint32_t nack_seen;       /* 'seen' of its last NACK, and since when it */
+  uint64_t nack_seen_ns;    /* has said that one (a receiver taking nothing) */
   uint32_t progress_done;   /* chunks_done last passed to on_progress */
   uint64_t progress_ns;     /* and when */
 } smc_node_info;
