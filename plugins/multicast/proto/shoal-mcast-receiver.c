@@ -797,9 +797,6 @@ blk_parity_left (const blk *bk)
   return smc_fec_max_parity (bk->k) - bk->pnext;
 }
 
-/* the block needs more than that parity can give (a burst took more of it
- * than the code repairs): with a sender that resends source symbols, the
- * rest is asked for by index (SRCREQ) */
 /* the sender says this receiver is the only one it still repairs
  * (SMC_ANN_SOLO): the source symbols it lacks are the cheapest repair */
 static int
@@ -817,8 +814,10 @@ blk_solo (const smc_receiver *r, const blk *bk)
   return bk->nacks == 0 ? solo (r) : bk->solo;
 }
 
-/* asks for source symbols by index: alone in the session, or when it needs
- * more than the parity it has not seen yet */
+/* asks for source symbols by index (SRCREQ), from a sender that resends
+ * them: alone in the session, or when the block needs more than the parity
+ * it has not seen yet can give (a burst took more of it than the code
+ * repairs) */
 static int
 blk_wants_sources (const smc_receiver *r, const blk *bk)
 {
@@ -863,14 +862,6 @@ schedule (smc_receiver *r, blk *bk, uint64_t now)
     bk->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / (need > 1 ? (unsigned) need : 1u) + 1);
 }
 
-/* every incomplete block whose source symbols the sender has all sent,
- * as seen from symbol esi of chunk c (block b, geometry gc), gets a NACK
- * timer: those of earlier groups, and those of c's group whose last round
- * came before this symbol's. A round is symbol i of every chunk of the
- * group or, with blocks interleaved, symbol i of every block of every
- * chunk. The scan runs when the first pass reaches a new block of a group
- * (blocks one after the other) or a new round (interleaved: the group's
- * blocks end together, in its last rounds). */
 /* the first pass has reached its last group of chunks, as far as seen */
 static int
 in_last_group (const smc_receiver *r)
@@ -879,6 +870,14 @@ in_last_group (const smc_receiver *r)
   return r->cursor_valid && nz > 0 && r->cursor_grp >= (nz - 1) / L;
 }
 
+/* every incomplete block whose source symbols the sender has all sent,
+ * as seen from symbol esi of chunk c (block b, geometry gc), gets a NACK
+ * timer: those of earlier groups, and those of c's group whose last round
+ * came before this symbol's. A round is symbol i of every chunk of the
+ * group or, with blocks interleaved, symbol i of every block of every
+ * chunk. The scan runs when the first pass reaches a new block of a group
+ * (blocks one after the other) or a new round (interleaved: the group's
+ * blocks end together, in its last rounds). */
 static void
 advance_cursor (smc_receiver *r, uint32_t c, const smc_geom *gc, uint16_t esi, uint8_t b, uint64_t now)
 {

@@ -286,10 +286,10 @@ burst|bursts)
 tailburst)
   # r1 learns the pass is over from the DRAIN announce, which it loses
   # with everything else for 250 packets: 5 s of announces alone. Its
-  # last blocks ask for repair once it has heard nothing for 20 ms after
+  # last blocks ask for repair once it has heard nothing for 50 ms after
   # the pass's last group, and the repairs that burst takes too are sent
-  # again once 30 ms have passed (a receiver that takes nothing says the
-  # same 'seen' in every NACK): 3-5 s of drain before, well under one now
+  # again once its NACKs have said the same 'seen' for 20 ms: before, it
+  # waited 15 s for its idle timeout and took its last chunk by unicast
   two_receivers
   [ "$src" = 0 ] || fail "sender rc $src"
   dropped=$(ip netns exec "${P}r1" nft list table ip burst | sed -n 's/.*packets \([0-9]*\).*/\1/p')
