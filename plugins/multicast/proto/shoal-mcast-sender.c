@@ -645,18 +645,23 @@ group_size (const smc_sender *s)
   return s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
 }
 
+/* receivers still receiving (no outcome yet) */
+static size_t
+count_active (smc_sender *s)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_nodes; i++)
+    n += s->nodes[i].outcome == 0;
+  return n;
+}
+
 /* one receiver still receiving, and no other expected: nobody else can
  * use a parity symbol, so its repair is the source symbols it lacks, sent
  * again (no encoding here, no decoding there, the same bytes on the wire) */
 static int
 solo (smc_sender *s)
 {
-  size_t active = 0;
-  if (s->n_nodes < s->cfg.expected || s->cfg.expected == 0)
-    return 0;
-  for (size_t i = 0; i < s->n_nodes; i++)
-    active += s->nodes[i].outcome == 0;
-  return active == 1;
+  return s->cfg.expected > 0 && s->n_nodes >= s->cfg.expected && count_active (s) == 1;
 }
 
 static void
@@ -830,6 +835,7 @@ emit_repair (smc_sender *s, int at, int room)
     r->count = 0;
     rows = 0;
   } else {
+    uint32_t ms = ms_of (s, smc_now_ns ());
     s->queued[(size_t) r->chunk * s->nbmax + r->block] -= (uint16_t) rows;
     k = smc_geom_k (&g, r->block);
     for (int i = 0; i < k; i++)
@@ -840,7 +846,7 @@ emit_repair (smc_sender *s, int at, int room)
     {
       size_t bi = (size_t) r->chunk * s->nbmax + r->block;
       s->runs[bi * RUNS + s->run_next[bi]] = (prun) { .seq0 = s->seq_mc + 1, .count = (uint16_t) rows,
-                                                      .ms = ms_of (s, smc_now_ns ()) };
+                                                      .ms = ms };
       s->run_next[bi] = (uint8_t) ((s->run_next[bi] + 1) % RUNS);
     }
     for (int i = 0; i < rows; i++) {
@@ -854,7 +860,7 @@ emit_repair (smc_sender *s, int at, int room)
     s->st.parity_pkts += (uint64_t) rows;
     if (r->proactive)
       s->st.parity_proactive += (uint64_t) rows;
-    s->parity_ms[(size_t) r->chunk * s->nbmax + r->block] = ms_of (s, smc_now_ns ());
+    s->parity_ms[(size_t) r->chunk * s->nbmax + r->block] = ms;
     r->j0 = (uint8_t) (r->j0 + rows);
     r->count = (uint8_t) (r->count - rows);
   }
@@ -935,9 +941,9 @@ emit_resend (smc_sender *s, int at)
 /* bytes per second sent since the first pass began (the paced rate is a
  * cap: the receivers, or the cores, may hold the sender well under it) */
 static double
-sent_Bps (const smc_sender *s)
+sent_Bps (const smc_sender *s, uint64_t now)
 {
-  uint64_t t = smc_now_ns () - s->st.data_start_ns;
+  uint64_t t = now - s->st.data_start_ns;
   double r = t > 0 ? (double) s->st.bytes * 1e9 / (double) t : 0;
   return r < s->rate_Bps ? r : s->rate_Bps;
 }
@@ -954,13 +960,13 @@ group_loss (const smc_sender *s)
 }
 
 static void
-block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t block)
+block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t block, uint64_t now)
 {
   uint8_t k = smc_geom_k (g, block);
   uint32_t n = (k * s->cfg.proactive_permille + 999) / 1000;
   uint8_t *np = &s->next_parity[(size_t) chunk * s->nbmax + block];
-  s->end_ms[(size_t) chunk * s->nbmax + block] = ms_of (s, smc_now_ns ());
-  if (s->ask_ms > 0 && s->pass_left < sent_Bps (s) * (s->ask_ms + TAIL_SLACK_MS) / 1000) {
+  s->end_ms[(size_t) chunk * s->nbmax + block] = ms_of (s, now);
+  if (s->ask_ms > 0 && s->pass_left < sent_Bps (s, now) * (s->ask_ms + TAIL_SLACK_MS) / 1000) {
     /* the end of the first pass: a repair asked for the block would come
      * after it, with the receivers waiting for it and nothing else to
      * do. Parity for the loss they report, sent with the block, spares
@@ -1025,7 +1031,7 @@ emit_source (smc_sender *s, int at, uint64_t now)
   s->pass_left = s->pass_left > len ? s->pass_left - len : 0;
   b = smc_geom_block_of (g, esi);
   if (esi + 1 == smc_geom_start (g, b) + smc_geom_k (g, b))
-    block_done_proactive (s, chunk, g, b);
+    block_done_proactive (s, chunk, g, b, now);
   group_step (s);
   return 1;
 }
@@ -1264,6 +1270,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
   smc_nack n;
   smc_node_info *node;
+  uint32_t ms = ms_of (s, now);
   int stalled;
   if (smc_parse_nack (buf, len, &n) < 0) {
     s->st.bad++;
@@ -1300,11 +1307,11 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     for (int ri = 0; ri < RUNS; ri++) {
       const prun *run = &s->runs[((size_t) e.chunk * s->nbmax + e.block) * RUNS + ri];
       int32_t after = (int32_t) (run->seq0 + run->count - 1u - n.seen);
-      if (run->count == 0 || after <= 0 || (stalled && ms_of (s, now) - run->ms > INFLIGHT_MS))
+      if (run->count == 0 || after <= 0 || (stalled && ms - run->ms > INFLIGHT_MS))
         continue;
       inflight += after > run->count ? run->count : after;
     }
-    if (*np == smc_fec_max_parity (k) && ms_of (s, now) - *pms < CYCLE_MS)
+    if (*np == smc_fec_max_parity (k) && ms - *pms < CYCLE_MS)
       continue;  /* parity used up and resent lately: wait for that round */
     add = (int) e.need - inflight;
     room = smc_fec_max_parity (k) - *np;
@@ -1320,7 +1327,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     }
     if (add > 0)
       resend_cycle (s, e.chunk, e.block, k, e.pnext, add);
-    *pms = ms_of (s, now);
+    *pms = ms;
   }
 }
 
@@ -1554,15 +1561,6 @@ receive_feedback (smc_sender *s, uint64_t now)
 }
 
 /* ---------------- timers and state ---------------- */
-
-static size_t
-count_active (smc_sender *s)
-{
-  size_t n = 0;
-  for (size_t i = 0; i < s->n_nodes; i++)
-    n += s->nodes[i].outcome == 0;
-  return n;
-}
 
 static int
 outcome (smc_sender *s)
