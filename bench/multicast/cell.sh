@@ -3,7 +3,8 @@
 # cell.sh TOOL N LOSS_PERCENT RATE MTU [extra tool args...]
 # One benchmark cell in a fresh topology (topo.sh); prints one result line:
 #   tool N loss rate mtu ok wall MB/s-per-rcv egress/file sender-cpu rcv-cpu-avg drops notes
-# TOOL: shoal | udpcast | uftp | iperf (the limit line) | norm
+# TOOL: shoal | shoal-4m (shoal on an image of 4 MiB chunks, the README's setting for
+#       jumbo-frame LANs) | udpcast | uftp | iperf (the limit line) | norm
 # Environment: SRC (the file, default /dev/shm/mcast-src.bin), MCAST_BUILD (build dir
 # with plugins/multicast/shoal-mcast-{send,recv}), TIMEOUT (s, default 120), KEEP=1 keeps logs.
 set -u
@@ -118,6 +119,7 @@ tx0=$("$here/topo.sh" txbytes $P)
 RC=0
 case "$TOOL" in
   shoal) run_shoal ;;
+  shoal-4m) EXTRA+=(--chunk-size 4194304); run_shoal ;;
   udpcast) run_udpcast ;;
   uftp) run_uftp ;;
   iperf) run_iperf ;;
@@ -132,8 +134,8 @@ if [ "$TOOL" = iperf ]; then
   rates=$(for i in $(hosts); do
             grep -E '0\.0+-[0-9.]+ sec .*Bytes' "$W/recv.$i" | tail -1 | awk '{split($3, t, "-"); d = t[2]; for(i=1;i<=NF;i++) if($i ~ /Bytes$/){v=$(i-1); u=$i; if(u=="GBytes")v*=1024; if(u=="KBytes")v/=1024; if (d > 0) print v*1048576/1e6/d} }' ; done)
   avg=$(echo "$rates" | awk '{s+=$1; n++} END {if(n) printf "%.1f", s/n; else print "0"}')
-  printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=-    wall=%6.2fs MB/s/rcv=%6s egress/file=-     cpu_s=%s cpu_r=-    drops=%s %s\n' \
-    iperf "$N" "$LOSS" "$RATE" "$MTU" "$wall" "$avg" "$scpu" "$drops" "limit-line"
+  printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=-    wall=%6.2fs MB/s/rcv=%6s egress/file=-     cpu_s=%s cpu_r=-    drops=%s %s file=%sM\n' \
+    iperf "$N" "$LOSS" "$RATE" "$MTU" "$wall" "$avg" "$scpu" "$drops" "limit-line" $((size / 1048576))
   exit 0
 fi
 ok=0; sums=""
@@ -144,6 +146,6 @@ for i in $(hosts); do
   sums="$sums ${s:0:8}"
   c=$(tail -1 "$W/cpu.$i" 2>/dev/null | awk '{printf "%.2f", $1 + $2}'); rcpu=$(echo "$rcpu + ${c:-0}" | bc -l)
 done
-printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=%s/%s wall=%6.2fs MB/s/rcv=%6.1f egress/file=%.3f cpu_s=%s cpu_r=%.2f drops=%s %s sha256[%s ] ref=%s\n' \
+printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=%s/%s wall=%6.2fs MB/s/rcv=%6.1f egress/file=%.3f cpu_s=%s cpu_r=%.2f drops=%s %s sha256[%s ] ref=%s file=%sM\n' \
   "$TOOL" "$N" "$LOSS" "$RATE" "$MTU" "$ok" "$N" "$wall" "$(echo "$size / $wall / 1000000" | bc -l)" \
-  "$(echo "($tx1 - $tx0) / $size" | bc -l)" "${scpu:-?}" "$(echo "$rcpu / $N" | bc -l)" "$drops" "$notes" "$sums" "${ref:0:8}"
+  "$(echo "($tx1 - $tx0) / $size" | bc -l)" "${scpu:-?}" "$(echo "$rcpu / $N" | bc -l)" "$drops" "$notes" "$sums" "${ref:0:8}" $((size / 1048576))

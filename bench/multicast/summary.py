@@ -24,27 +24,31 @@ def parse(path):
             continue
         ok = kv.get('ok', '-')
         eg = kv.get('egress/file', '-')
-        cells[(tool, n, loss, mtu)] = (rate, ok, eg)
+        cells[(tool, n, loss, mtu)] = (rate, ok, eg, kv.get('file', '–'))
     return cells
 
 
 def main():
     cells = parse(sys.argv[1])
     keys = sorted({(n, loss, mtu) for (_, n, loss, mtu) in cells}, key=lambda k: (k[2], k[0], k[1]))
-    print('| MTU | N | loss | limit line MB/s | shoal MB/s | × line | shoal egress | uftp MB/s (egress) | '
+    print('| MTU | N | loss | file | limit line MB/s | shoal MB/s | × line | shoal egress | uftp MB/s (egress) | '
           'shoal ÷ uftp | udpcast MB/s (ok) | shoal ok |')
-    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    for n, loss, mtu in keys:
-        if ('shoal', n, loss, mtu) not in cells:
-            continue
-        line = cells.get(('iperf', n, 0, mtu))
-        s = cells[('shoal', n, loss, mtu)]
-        u = cells.get(('uftp', n, loss, mtu))
-        c = cells.get(('udpcast', n, loss, mtu))
-        ratio = f'{s[0] / line[0]:.2f}×' if line else '–'
-        vs_u = f'{s[0] / u[0]:.1f}×' if u and u[0] > 0 and u[1].split('/')[0] == u[1].split('/')[-1] else '–'
-        print(f'| {mtu} | {n} | {loss} % | {line[0] if line else "–"} | **{s[0]}** | {ratio} | {s[2]} | '
-              f'{f"{u[0]} ({u[2]})" if u else "–"} | {vs_u} | {f"{c[0]} ({c[1]})" if c else "–"} | {s[1]} |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    # shoal-4m (4 MiB chunks) gets rows of its own, after shoal's
+    for tool in ('shoal', 'shoal-4m'):
+        for n, loss, mtu in keys:
+            if (tool, n, loss, mtu) not in cells:
+                continue
+            line = cells.get(('iperf', n, 0, mtu))
+            s = cells[(tool, n, loss, mtu)]
+            u = cells.get(('uftp', n, loss, mtu))
+            c = cells.get(('udpcast', n, loss, mtu))
+            ratio = f'{s[0] / line[0]:.2f}×' if line else '–'
+            vs_u = f'{s[0] / u[0]:.1f}×' if u and u[0] > 0 and u[1].split('/')[0] == u[1].split('/')[-1] else '–'
+            name = '' if tool == 'shoal' else ' (4 MiB chunks)'
+            print(f'| {mtu}{name} | {n} | {loss} % | {s[3]} | {line[0] if line else "–"} | **{s[0]}** | {ratio} | '
+                  f'{s[2]} | {f"{u[0]} ({u[2]})" if u else "–"} | {vs_u} | {f"{c[0]} ({c[1]})" if c else "–"} | '
+                  f'{s[1]} |')
 
 
 if __name__ == '__main__':
