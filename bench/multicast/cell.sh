@@ -146,6 +146,6 @@ for i in $(hosts); do
   sums="$sums ${s:0:8}"
   c=$(tail -1 "$W/cpu.$i" 2>/dev/null | awk '{printf "%.2f", $1 + $2}'); rcpu=$(echo "$rcpu + ${c:-0}" | bc -l)
 done
-printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=%s/%s wall=%6.2fs MB/s/rcv=%6.1f egress/file=%.3f cpu_s=%s cpu_r=%.2f drops=%s %s sha256[%s ] ref=%s file=%sM\n' \
+printf '%-7s N=%-2s loss=%s%% rate=%-5s mtu=%-4s ok=%s/%s wall=%6.2fs MB/s/rcv=%6.1f egress/file=%.4f cpu_s=%s cpu_r=%.2f drops=%s %s sha256[%s ] ref=%s file=%sM\n' \
   "$TOOL" "$N" "$LOSS" "$RATE" "$MTU" "$ok" "$N" "$wall" "$(echo "$size / $wall / 1000000" | bc -l)" \
   "$(echo "($tx1 - $tx0) / $size" | bc -l)" "${scpu:-?}" "$(echo "$rcpu / $N" | bc -l)" "$drops" "$notes" "$sums" "${ref:0:8}" $((size / 1048576))

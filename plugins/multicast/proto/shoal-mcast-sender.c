@@ -970,8 +970,14 @@ block_done_proactive (smc_sender *s, uint32_t chunk, const smc_geom *g, uint8_t 
     /* the end of the first pass: a repair asked for the block would come
      * after it, with the receivers waiting for it and nothing else to
      * do. Parity for the loss they report, sent with the block, spares
-     * them the round trip (and its retries, when a repair is lost too) */
+     * them the round trip (and its retries, when a repair is lost too).
+     * A receiver alone asks for what this leaves missing at once, by
+     * source symbol (no NACK delay, no parity used up): it gets the loss
+     * it reports once over, not twice (the rest was 0.05 % of egress at
+     * MTU 1500, 5 %, where that egress sits on the goal of 1.10) */
     uint32_t tail = (uint32_t) margin_of (k, group_loss (s));
+    if (s->solo)
+      tail = (tail + 1) / 2;
     if (tail > n)
       n = tail;
   }
