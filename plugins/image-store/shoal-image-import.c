@@ -32,7 +32,10 @@ typedef struct {
   int             fd;
   const gchar    *path;
   guint64         file_size;
-  guint64         consumed;
+  guint64         consumed;      /* position in the source file */
+  guint64         read;          /* bytes read (a raw image's holes are not) */
+  guint64         data_start;    /* raw: the current extent of data, from */
+  guint64         data_end;      /* SEEK_DATA and SEEK_HOLE */
   ZSTD_DCtx      *dctx;
   guint8         *in_buf;
   gsize           in_cap;
@@ -102,6 +105,7 @@ read_some (Source  *s,
       if (n >= 0)
         {
           s->consumed += (guint64) n;
+          s->read += (guint64) n;
           return n;
         }
       if (errno != EINTR)
@@ -115,6 +119,30 @@ read_some (Source  *s,
     }
 }
 
+/* The next extent of data of a raw image at or after the current position
+ * (data_start = data_end = the file's size past the last one). A file
+ * system without SEEK_DATA reports the whole file as data; on an error the
+ * rest is read as data. */
+static void
+next_extent (Source *s)
+{
+  off_t data = lseek (s->fd, (off_t) s->consumed, SEEK_DATA);
+  off_t hole;
+
+  if (data < 0)
+    {
+      s->data_start = errno == ENXIO ? s->file_size : s->consumed;
+      s->data_end = s->file_size;
+      return;
+    }
+  hole = lseek (s->fd, data, SEEK_HOLE);
+  s->data_start = MIN ((guint64) data, s->file_size);
+  s->data_end = hole > data ? MIN ((guint64) hole, s->file_size) : s->file_size;
+}
+
+/* A raw image up to the size it had when opened. The holes of a sparse
+ * file are zeros that are not read: a 20 GiB disk image holding 3 GiB
+ * costs the reads of 3 GiB (the whole-image hash still covers every byte) */
 static gssize
 fill_raw (Source  *s,
           guint8  *buf,
@@ -123,14 +151,35 @@ fill_raw (Source  *s,
 {
   gsize done = 0;
 
-  while (done < len)
+  while (done < len && s->consumed < s->file_size)
     {
-      gssize n = read_some (s, buf + done, len - done, error);
+      guint64 want = MIN ((guint64) (len - done), s->file_size - s->consumed);
+      gssize n;
 
-      if (n < 0)
-        return -1;
-      if (n == 0)
-        break;
+      if (s->consumed >= s->data_end)
+        next_extent (s);
+      if (s->consumed < s->data_start)
+        {
+          n = (gssize) MIN (want, s->data_start - s->consumed);
+          memset (buf + done, 0, (gsize) n);
+          s->consumed += (guint64) n;
+        }
+      else
+        {
+          if (lseek (s->fd, (off_t) s->consumed, SEEK_SET) < 0)
+            {
+              int saved = errno;
+
+              g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                           _("Cannot read image %s: %s"), s->path, g_strerror (saved));
+              return -1;
+            }
+          n = read_some (s, buf + done, (gsize) MIN (want, s->data_end - s->consumed), error);
+          if (n < 0)
+            return -1;
+          if (n == 0)
+            break;      /* the file shrank */
+        }
       done += (gsize) n;
     }
   return (gssize) done;
@@ -548,7 +597,7 @@ shoal_image_files_import (const gchar              *root,
   imp.zero = g_array_new (FALSE, FALSE, 1);
   ok = source_open (&src, path, error) &&
        import_chunks (&imp, &src, image_digest, progress, progress_data, cancellable, error);
-  imp.stats->bytes_read = src.consumed;
+  imp.stats->bytes_read = src.read;
   source_clear (&src);
   if (ok && imp.size == 0)
     {

@@ -643,29 +643,55 @@ smc_manifest_compute_id (smc_manifest *m)
   free (buf);
 }
 
+/* 1 when the file has no data in [off, off + len): a hole of a sparse
+ * file (SEEK_DATA; a file system without it reports the whole file as
+ * data, and an error means "read it") */
+static int
+in_hole (int fd, off_t off, off_t len)
+{
+  off_t data = lseek (fd, off, SEEK_DATA);
+  return data >= off + len || (data < 0 && errno == ENXIO);
+}
+
 smc_manifest *
 smc_manifest_from_fd (int fd, uint32_t chunk_size)
 {
   off_t size = lseek (fd, 0, SEEK_END);
   smc_manifest *m;
-  uint8_t *buf;
+  uint8_t *buf, *zero;
+  uint8_t zero_hash[SMC_HASH_LEN];
+  uint32_t zero_len = 0;
+  int ok = 1;
   if (size <= 0 || (m = smc_manifest_new ((uint64_t) size, chunk_size)) == NULL)
     return NULL;
   buf = malloc (chunk_size);
-  for (uint32_t i = 0; buf != NULL && i < m->n_chunks; i++) {
+  zero = calloc (1, chunk_size);
+  ok = buf != NULL && zero != NULL;
+  for (uint32_t i = 0; ok && i < m->n_chunks; i++) {
     uint32_t len = smc_manifest_chunk_len (m, i);
-    if (pread (fd, buf, len, (off_t) i * chunk_size) != (ssize_t) len) {
-      free (buf);
-      buf = NULL;
-      break;
+    /* a chunk in a hole is neither read nor hashed again: a sparse image
+     * of many GiB takes the time of its data */
+    if (in_hole (fd, (off_t) i * chunk_size, len)) {
+      if (len != zero_len) {
+        smc_manifest_set_chunk (m, i, zero, len);
+        memcpy (zero_hash, m->hashes[i], SMC_HASH_LEN);
+        zero_len = len;
+      }
+      memcpy (m->hashes[i], zero_hash, SMC_HASH_LEN);
+      m->flags[i] = SMC_CHUNK_ZERO;
+      continue;
     }
-    smc_manifest_set_chunk (m, i, buf, len);
+    if (pread (fd, buf, len, (off_t) i * chunk_size) != (ssize_t) len)
+      ok = 0;
+    else
+      smc_manifest_set_chunk (m, i, buf, len);
   }
-  if (buf == NULL) {
+  free (buf);
+  free (zero);
+  if (!ok) {
     smc_manifest_free (m);
     return NULL;
   }
-  free (buf);
   smc_manifest_compute_id (m);
   return m;
 }

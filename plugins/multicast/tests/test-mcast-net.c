@@ -42,6 +42,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/loss-4-receivers", "loss4", run_case);
   /* 1 receiver, 5% loss: repaired by its missing source symbols, not parity */
   g_test_add_data_func ("/shoal/multicast/net/solo-receiver", "solo", run_case);
+  /* an image larger than 4 GiB, sparse: chunks past 4 GiB land where they belong */
+  g_test_add_data_func ("/shoal/multicast/net/image-over-4-gib", "large", run_case);
   /* packets with the right session but no key: counted, dropped, never written */
   g_test_add_data_func ("/shoal/multicast/net/forged-packets", "forged", run_case);
   /* one receiver killed (reported failed), one killed and restarted (resumes) */

@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | solo | tailburst | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -22,7 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$W"/*.out "$W"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
 inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 
-loss=0; case "$CASE" in loss4|many|solo) loss=5 ;; esac
+loss=0; case "$CASE" in loss4|many|solo) loss=5 ;; large) loss=1 ;; esac
 nhosts=$N; [ "$CASE" = forged ] && nhosts=3
 [ "$CASE" = many ] && nhosts=16
 [ "$CASE" = fanout ] && nhosts=40
@@ -88,6 +88,16 @@ case "$CASE" in
     ip -n "${P}s" link set eth0 mtu 1500 || exit 77
     ;;
   many) nrecv=16; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
+  large)
+    # an image larger than 4 GiB (OS images are): data in its first chunk,
+    # around 4 GiB and in its short last chunk, holes between (never sent,
+    # never allocated at the receivers)
+    nrecv=2
+    rm -f "$W/src"; truncate -s $((4 * 1073741824 + 1048576 + 12345)) "$W/src"
+    head -c 1048576 /dev/urandom | dd of="$W/src" conv=notrunc status=none
+    head -c 2000000 /dev/urandom | dd of="$W/src" bs=1M seek=4095 conv=notrunc status=none
+    head -c 12345 /dev/urandom | dd of="$W/src" bs=1 seek=$((4 * 1073741824 + 1048576)) conv=notrunc status=none
+    ;;
   fanout) nrecv=40; rate=1000; head -c $((8 * 1048576)) /dev/urandom > "$W/src"; ref=$(sha256sum < "$W/src" | cut -c1-64) ;;
 esac
 send_args=(--file "$W/src" --group 239.77.9.1 --port 6200 --iface eth0 --receivers "$nrecv" --rate-mbit "$rate"
@@ -468,6 +478,47 @@ solo)
   [ "$p" -le 200 ] || fail "$p parity packets (more than the tail's)"
   [ "$(field "$W/recv.r1.out" nacks)" = 0 ] || fail "the receiver asked for parity"
   [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "chunks by unicast"
+  ;;
+large)
+  # chunk offsets past 4 GiB, in the sender's reads, the receivers' writes
+  # and the unicast repair: both outputs are the image, holes and all
+  # (compared where either file has data: sha256sum would read 12 GiB)
+  start_recv r1 101; start_recv r2 102
+  wait $spid; src=$?
+  wait
+  for h in r1 r2; do
+    python3 - "$W/src" "$W/out.$h" <<'PY' || fail "output of $h differs from the input"
+import os, sys
+a, b = (os.open(p, os.O_RDONLY) for p in sys.argv[1:3])
+size = os.fstat(a).st_size
+if os.fstat(b).st_size != size:
+    sys.exit(1)
+def extents(fd):
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, end
+        pos = end
+for fd in (a, b):
+    for start, end in extents(fd):
+        for off in range(start, end, 1 << 20):
+            n = min(1 << 20, end - off)
+            if os.pread(a, n, off) != os.pread(b, n, off):
+                sys.exit(1)
+PY
+  done
+  [ "$src" = 0 ] || fail "sender rc $src"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver reported complete"
+  d=$(field "$W/send.out" data_pkts)
+  echo "large: $d data packets for $(stat -c %s "$W/src") bytes"
+  # 1 + 2 + 1 data chunks (the one at 4095 MiB spills into 4096), 724
+  # symbols each at most: the holes were never sent
+  [ "$d" -le $((4 * 724)) ] || fail "$d data packets: the holes were sent"
+  [ "$(stat -c %s "$W/out.r1")" = "$(stat -c %s "$W/src")" ] || fail "output of r1 has another size"
   ;;
 fanout)
   # 40 receivers on one host's bridge (VMs on a hypervisor), no loss: the

@@ -592,6 +592,53 @@ test_receiver_window (void)
   g_assert_cmpuint (smc_receiver_default_window (0), ==, 64);
 }
 
+/* The manifest of a sparse file: its holes are not read, and it is the
+ * manifest of the same bytes written out (same id, same zero chunks), the
+ * short last chunk in a hole too */
+static void
+test_manifest_sparse (void)
+{
+  const uint32_t cs = 65536;
+  const off_t size = 9 * (off_t) cs + 100;
+  g_autofree guint8 *img = g_malloc0 ((gsize) size);
+  g_autofree gchar *dense = NULL, *sparse = NULL;
+  g_autoptr(GError) error = NULL;
+  smc_manifest *a, *b;
+  int fd_dense, fd_sparse;
+
+  /* data in chunk 0, in the second half of chunk 4 and in the first bytes of chunk 5 */
+  for (gsize i = 0; i < cs; i++)
+    img[i] = (guint8) (i * 7 + 1);
+  for (gsize i = 0; i < cs / 2 + 10; i++)
+    img[4 * cs + cs / 2 + i] = (guint8) (i * 13 + 5);
+  fd_dense = g_file_open_tmp ("shoal-dense-XXXXXX", &dense, &error);
+  g_assert_no_error (error);
+  fd_sparse = g_file_open_tmp ("shoal-sparse-XXXXXX", &sparse, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (write (fd_dense, img, (size_t) size), ==, (ssize_t) size);
+  g_assert_cmpint (ftruncate (fd_sparse, size), ==, 0);
+  g_assert_cmpint (pwrite (fd_sparse, img, cs, 0), ==, (ssize_t) cs);
+  g_assert_cmpint (pwrite (fd_sparse, img + 4 * cs + cs / 2, cs / 2 + 10, 4 * (off_t) cs + cs / 2), ==,
+                   (ssize_t) (cs / 2 + 10));
+  a = smc_manifest_from_fd (fd_dense, cs);
+  b = smc_manifest_from_fd (fd_sparse, cs);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  g_assert_cmpuint (b->n_chunks, ==, 10);
+  g_assert_cmpmem (a->id, SMC_HASH_LEN, b->id, SMC_HASH_LEN);
+  for (uint32_t i = 0; i < b->n_chunks; i++) {
+    g_assert_cmpuint (a->flags[i], ==, b->flags[i]);
+    g_assert_cmpmem (a->hashes[i], SMC_HASH_LEN, b->hashes[i], SMC_HASH_LEN);
+    g_assert_cmpuint (b->flags[i] & SMC_CHUNK_ZERO, ==, (i == 0 || i == 4 || i == 5) ? 0 : SMC_CHUNK_ZERO);
+  }
+  smc_manifest_free (a);
+  smc_manifest_free (b);
+  close (fd_dense);
+  close (fd_sparse);
+  unlink (dense);
+  unlink (sparse);
+}
+
 /* The receiver reserves the image's space before the session: the chunks
  * that are not all-zero, and nothing else; what a file already holds
  * stays; a file that cannot grow fails with errno; a pipe is left alone */
@@ -736,6 +783,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/fec/backends-agree", test_fec_backends_agree);
   g_test_add_func ("/shoal/multicast/manifest/binding", test_manifest_binding);
   g_test_add_func ("/shoal/multicast/manifest/preallocate", test_manifest_preallocate);
+  g_test_add_func ("/shoal/multicast/manifest/sparse", test_manifest_sparse);
   g_test_add_func ("/shoal/multicast/join/roundtrip", test_join);
   g_test_add_func ("/shoal/multicast/receiver/window", test_receiver_window);
   return g_test_run ();
