@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sa-http.h"
@@ -109,6 +112,59 @@ fetch (const char *url, const char *token, size_t max, SaBuf *out, char *err, si
   return false;
 }
 
+/* pwrite of zeros over [offset, offset + len), @zeros_len at a time */
+static bool
+write_zeros_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint64_t offset)
+{
+  while (len > 0)
+    {
+      size_t n = len < zeros_len ? (size_t) len : zeros_len;
+
+      if (!sa_image_write_at (fd, zeros, n, offset))
+        return false;
+      len -= n;
+      offset += n;
+    }
+  return true;
+}
+
+/* Zeros at [offset, offset + len) without writing them where the target
+ * allows: BLKZEROOUT on a block device (the drive's WRITE ZEROES where it
+ * has it, else the kernel writes them), a hole in a regular file (a disk
+ * image: it reads as zeros and takes no space). Anything else, or a
+ * refusal, writes them, from @zeros (@zeros_len bytes of them). Whatever
+ * an earlier system left there is gone either way. */
+bool
+sa_image_zero_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint64_t offset)
+{
+  struct stat st;
+
+  if (len == 0)
+    return true;
+  if (fstat (fd, &st) < 0)
+    return write_zeros_at (fd, zeros, zeros_len, len, offset);
+  if (S_ISBLK (st.st_mode))
+    {
+      uint64_t range[2] = { offset, len };
+
+      if (offset % 512 == 0 && len % 512 == 0 && ioctl (fd, BLKZEROOUT, range) == 0)
+        return true;
+    }
+  else if (S_ISREG (st.st_mode))
+    {
+      uint64_t size = (uint64_t) st.st_size;
+
+      /* past the end: growing the file makes the zeros */
+      if (offset + len > size && ftruncate (fd, (off_t) (offset + len)) < 0)
+        return write_zeros_at (fd, zeros, zeros_len, len, offset);
+      if (offset >= size ||
+          fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) offset,
+                     (off_t) (len < size - offset ? len : size - offset)) == 0)
+        return true;
+    }
+  return write_zeros_at (fd, zeros, zeros_len, len, offset);
+}
+
 bool
 sa_image_write_at (int fd, const char *data, size_t len, uint64_t offset)
 {
@@ -199,7 +255,7 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
   for (uint64_t i = 0; i < r->m->n_chunks; i++)
     {
       SaBuf data;
-      bool ok;
+      bool ok, written;
 
       if (!shoal_manifest_chunk_is_zero (r->m, i) && misses < SA_IMAGE_KEEP_MISSES)
         {
@@ -223,10 +279,14 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
         {
           sa_buf_append (&data, r->zeros, shoal_manifest_chunk_length (r->m, i));
           ok = true;
+          written = sa_image_zero_at (r->fd, r->zeros, r->m->chunk_size, data.len, shoal_manifest_chunk_offset (r->m, i));
         }
       else
-        ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
-      if (ok && !sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i)))
+        {
+          ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
+          written = ok && sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i));
+        }
+      if (ok && !written)
         {
           snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));
           ok = false;

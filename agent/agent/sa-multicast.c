@@ -61,6 +61,7 @@ convert (const ShoalManifest *sm, const uint8_t id[SMC_HASH_LEN])
   return m;
 }
 
+/* The zero chunks, a run of them at a time (one hole, one BLKZEROOUT) */
 static bool
 write_zeros (const ShoalManifest *sm, int fd, SaMulticastResult *result, char *err, size_t errlen)
 {
@@ -69,10 +70,15 @@ write_zeros (const ShoalManifest *sm, int fd, SaMulticastResult *result, char *e
 
   for (uint64_t i = 0; i < sm->n_chunks && ok; i++)
     {
-      if (!shoal_manifest_chunk_is_zero (sm, i))
+      uint64_t end = i, len = 0;
+
+      while (end < sm->n_chunks && shoal_manifest_chunk_is_zero (sm, end))
+        len += shoal_manifest_chunk_length (sm, end++);
+      if (end == i)
         continue;
-      ok = sa_image_write_at (fd, zeros, shoal_manifest_chunk_length (sm, i), shoal_manifest_chunk_offset (sm, i));
-      result->zero_chunks++;
+      ok = sa_image_zero_at (fd, zeros, sm->chunk_size, len, shoal_manifest_chunk_offset (sm, i));
+      result->zero_chunks += end - i;
+      i = end - 1;
     }
   if (!ok)
     snprintf (err, errlen, "writing zeros: %s", strerror (errno));

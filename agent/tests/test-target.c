@@ -605,6 +605,35 @@ test_unicast_receive (void)
   g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
   g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
 
+  /* a disk that holds another system: the image's zero chunk reads as
+   * zeros after, a hole punched in this disk image file (not written) */
+  {
+    g_autofree guint8 *old = g_malloc (1 << 20);
+    int probe_fd;
+    g_autofree gchar *probe = NULL;
+    gboolean holes;
+
+    for (gsize i = 0; i < (1 << 20); i++)
+      old[i] = (guint8) (i * 31 + 7);
+    g_assert_cmpint (pwrite (fd, old, 1 << 20, 0), ==, 1 << 20);
+    g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+    g_assert_cmpuint (result.zero_chunks, ==, 1);
+    g_clear_pointer (&contents, g_free);
+    g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+    g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL),
+                     g_bytes_get_size (s->image));
+    /* where the file system has holes (a probe file), chunk 2 is one */
+    probe_fd = g_file_open_tmp ("shoal-probe-XXXXXX", &probe, NULL);
+    holes = probe_fd >= 0 && pwrite (probe_fd, old, 8192, 0) == 8192 &&
+            fallocate (probe_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) == 0;
+    if (holes)
+      g_assert_cmpint (lseek (fd, 2 * 4096, SEEK_HOLE), ==, 2 * 4096);
+    else
+      g_test_message ("no holes in %s: only the contents were checked", probe);
+    close (probe_fd);
+    g_unlink (probe);
+  }
+
   /* a corrupt chunk is refused, and nothing of it is written (on a disk
    * that does not hold the image: nothing to keep) */
   g_assert_cmpint (ftruncate (fd, 0), ==, 0);
