@@ -257,7 +257,33 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
       SaBuf data;
       bool ok, written;
 
-      if (!shoal_manifest_chunk_is_zero (r->m, i) && misses < SA_IMAGE_KEEP_MISSES)
+      if (shoal_manifest_chunk_is_zero (r->m, i))
+        {
+          /* a run of zero chunks: zeroed at once (one hole, one
+           * BLKZEROOUT), hashed as the zeros they are */
+          uint64_t end = i, len = 0;
+
+          while (end < r->m->n_chunks && shoal_manifest_chunk_is_zero (r->m, end))
+            len += shoal_manifest_chunk_length (r->m, end++);
+          if (!sa_image_zero_at (r->fd, r->zeros, r->m->chunk_size, len, shoal_manifest_chunk_offset (r->m, i)))
+            {
+              snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));
+              return false;
+            }
+          for (uint64_t j = i; j < end; j++)
+            {
+              uint32_t n = shoal_manifest_chunk_length (r->m, j);
+
+              shoal_manifest_hash_update (r->image_hash, r->zeros, n);
+              done += n;
+              result->zero_chunks++;
+              if (r->job->progress != NULL)
+                r->job->progress (r->job->progress_data, done, r->m->size);
+            }
+          i = end - 1;
+          continue;
+        }
+      if (misses < SA_IMAGE_KEEP_MISSES)
         {
           if (sa_image_chunk_on_disk (r->fd, r->m, i, r->scratch))
             {
@@ -275,17 +301,8 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
           misses++;
         }
       sa_buf_init (&data);
-      if (shoal_manifest_chunk_is_zero (r->m, i))
-        {
-          sa_buf_append (&data, r->zeros, shoal_manifest_chunk_length (r->m, i));
-          ok = true;
-          written = sa_image_zero_at (r->fd, r->zeros, r->m->chunk_size, data.len, shoal_manifest_chunk_offset (r->m, i));
-        }
-      else
-        {
-          ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
-          written = ok && sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i));
-        }
+      ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
+      written = ok && sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i));
       if (ok && !written)
         {
           snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));
@@ -297,7 +314,6 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
       if (!ok)
         return false;
       done += shoal_manifest_chunk_length (r->m, i);
-      result->zero_chunks += shoal_manifest_chunk_is_zero (r->m, i) ? 1 : 0;
       if (r->job->progress != NULL)
         r->job->progress (r->job->progress_data, done, r->m->size);
     }

@@ -40,6 +40,7 @@ typedef struct {
   gint          corrupt_chunk;
   guint32       chunk;
   guint         chunk_requests;
+  guint         zero_run;    /* zero chunks from chunk 2 on (at least 1) */
 } TestServer;
 
 static void
@@ -542,7 +543,7 @@ serve_image_chunked (TestServer *s, gsize size, guint32 chunk)
   gsize len;
 
   for (gsize i = 0; i < size; i++)
-    data[i] = (i / chunk == 2) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
+    data[i] = (i / chunk >= 2 && i / chunk < 2 + MAX (s->zero_run, 1)) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
   for (guint64 c = 0; c < m->n_chunks; c++)
     {
       gsize off = c * chunk, n = MIN (chunk, size - off);
@@ -632,6 +633,32 @@ test_unicast_receive (void)
       g_test_message ("no holes in %s: only the contents were checked", probe);
     close (probe_fd);
     g_unlink (probe);
+  }
+
+  /* a run of three zero chunks over another system: one hole, zeros */
+  {
+    TestServer *s3 = test_server_new ();
+    g_autofree gchar *server3 = url_of (s3, "");
+    SaImageJob job3 = job;
+    char id3[65];
+
+    s3->zero_run = 3;
+    serve_image (s3, 6 * 4096 + 100);
+    shoal_manifest_compute_id (s3->manifest, strlen (s3->manifest), id3);
+    job3.server = server3;
+    job3.image_id = id3;
+    g_assert_true (sa_image_unicast_receive (&job3, &result, err, sizeof err));
+    g_assert_cmpuint (result.zero_chunks, ==, 3);
+    /* chunks 0 and 1 are those of the image before: kept */
+    g_assert_cmpuint (result.kept_chunks, ==, 2);
+    g_assert_cmpuint (s3->chunk_requests, ==, 2);
+    g_clear_pointer (&contents, g_free);
+    g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+    g_assert_cmpmem (contents, g_bytes_get_size (s3->image), g_bytes_get_data (s3->image, NULL),
+                     g_bytes_get_size (s3->image));
+    if (lseek (fd, 2 * 4096, SEEK_HOLE) == 2 * 4096)
+      g_assert_cmpint (lseek (fd, 2 * 4096, SEEK_DATA), ==, 5 * 4096);
+    test_server_free (s3);
   }
 
   /* a corrupt chunk is refused, and nothing of it is written (on a disk
