@@ -480,8 +480,8 @@ solo)
   [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "chunks by unicast"
   ;;
 large)
-  # chunk offsets past 4 GiB, in the sender's reads, the receivers' writes
-  # and the unicast repair: both outputs are the image, holes and all
+  # chunk offsets past 4 GiB, in the sender's reads and repairs (1 % loss)
+  # and the receivers' writes: both outputs are the image, holes and all
   # (compared where either file has data: sha256sum would read 12 GiB)
   start_recv r1 101; start_recv r2 102
   wait $spid; src=$?
