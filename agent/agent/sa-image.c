@@ -165,6 +165,15 @@ sa_image_zero_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uin
   return write_zeros_at (fd, zeros, zeros_len, len, offset);
 }
 
+uint64_t
+sa_image_zero_run (const ShoalManifest *m, uint64_t i, uint64_t *len)
+{
+  *len = 0;
+  while (i < m->n_chunks && shoal_manifest_chunk_is_zero (m, i))
+    *len += shoal_manifest_chunk_length (m, i++);
+  return i;
+}
+
 bool
 sa_image_write_at (int fd, const char *data, size_t len, uint64_t offset)
 {
@@ -261,10 +270,8 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
         {
           /* a run of zero chunks: zeroed at once (one hole, one
            * BLKZEROOUT), hashed as the zeros they are */
-          uint64_t end = i, len = 0;
+          uint64_t len, end = sa_image_zero_run (r->m, i, &len);
 
-          while (end < r->m->n_chunks && shoal_manifest_chunk_is_zero (r->m, end))
-            len += shoal_manifest_chunk_length (r->m, end++);
           if (!sa_image_zero_at (r->fd, r->zeros, r->m->chunk_size, len, shoal_manifest_chunk_offset (r->m, i)))
             {
               snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));

@@ -47,6 +47,9 @@ bool  sa_image_get_chunk       (const SaImageJob *job, const char *manifest_url,
                                 uint64_t index, SaBuf *out, char *err, size_t errlen);
 bool  sa_image_write_at        (int fd, const char *data, size_t len, uint64_t offset);
 bool  sa_image_zero_at         (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint64_t offset);
+/* The end of the run of zero chunks from chunk @i (@i when it is data);
+ * their bytes in *len */
+uint64_t sa_image_zero_run     (const ShoalManifest *m, uint64_t i, uint64_t *len);
 /* Data chunk @index as the disk (@fd, open for reading) already holds it,
  * read into @buf (chunk_size bytes): true when it verifies against the
  * manifest (what an interrupted run wrote, or the same image deployed

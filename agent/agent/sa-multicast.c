@@ -71,10 +71,8 @@ write_zeros (const ShoalManifest *sm, int fd, SaMulticastResult *result, char *e
 
   for (uint64_t i = 0; i < sm->n_chunks && ok; i++)
     {
-      uint64_t end = i, len = 0;
+      uint64_t len, end = sa_image_zero_run (sm, i, &len);
 
-      while (end < sm->n_chunks && shoal_manifest_chunk_is_zero (sm, end))
-        len += shoal_manifest_chunk_length (sm, end++);
       if (end == i)
         continue;
       ok = sa_image_zero_at (fd, zeros, sm->chunk_size, len, shoal_manifest_chunk_offset (sm, i));
@@ -189,29 +187,6 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
   return ok;
 }
 
-/* Where the data of a disk image file at or after @pos begins (*start)
- * and ends (*end), both within @limit; *start = *end = @limit when only
- * holes are left. Not a regular file, or no SEEK_DATA: all of it is data. */
-static void
-data_extent (int fd, bool sparse, uint64_t pos, uint64_t limit, uint64_t *start, uint64_t *end)
-{
-  off_t data = sparse ? lseek (fd, (off_t) pos, SEEK_DATA) : -1;
-  off_t hole;
-
-  *start = pos;
-  *end = limit;
-  if (data < 0)
-    {
-      if (sparse && errno == ENXIO)
-        *start = limit;
-      return;
-    }
-  hole = lseek (fd, data, SEEK_HOLE);
-  *start = (uint64_t) data < limit ? (uint64_t) data : limit;
-  if (hole > data && (uint64_t) hole < limit)
-    *end = (uint64_t) hole;
-}
-
 /* Reads the image back from the disk and checks it against the
  * manifest's whole-image SHA-256: every chunk was verified before it was
  * written, this proves they all landed where they belong. The holes of a
@@ -229,24 +204,19 @@ verify_written (const char *disk, const ShoalManifest *sm, SaMulticastResult *re
   int fd = open (disk, O_RDONLY | O_CLOEXEC);
   bool ok = fd >= 0 && buf != NULL && hash != NULL;
   struct stat st;
-  bool sparse = false;
 
   if (fd < 0)
     snprintf (err, errlen, "reading back %s: %s", disk, strerror (errno));
-  else if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode))
-    {
-      sparse = true;
-      /* a file shorter than the image fails below, as a short read */
-      if ((uint64_t) st.st_size < limit)
-        limit = (uint64_t) st.st_size;
-    }
+  /* a file shorter than the image fails below, as a short read */
+  else if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && (uint64_t) st.st_size < limit)
+    limit = (uint64_t) st.st_size;
   while (ok && done < sm->size)
     {
       size_t want = sm->size - done < block ? (size_t) (sm->size - done) : block;
       ssize_t got;
 
       if (done >= end && done < limit)
-        data_extent (fd, sparse, done, limit, &start, &end);
+        shoal_manifest_data_extent (fd, done, limit, &start, &end);
       if (done < start)
         {
           got = (ssize_t) (start - done < want ? start - done : want);

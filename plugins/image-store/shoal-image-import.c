@@ -100,7 +100,8 @@ read_some (Source  *s,
 {
   for (;;)
     {
-      gssize n = read (s->fd, buf, len);
+      /* at the position: a raw image skips its holes */
+      gssize n = pread (s->fd, buf, len, (off_t) s->consumed);
 
       if (n >= 0)
         {
@@ -117,27 +118,6 @@ read_some (Source  *s,
           return -1;
         }
     }
-}
-
-/* The next extent of data of a raw image at or after the current position
- * (data_start = data_end = the file's size past the last one). A file
- * system without SEEK_DATA reports the whole file as data; on an error the
- * rest is read as data. */
-static void
-next_extent (Source *s)
-{
-  off_t data = lseek (s->fd, (off_t) s->consumed, SEEK_DATA);
-  off_t hole;
-
-  if (data < 0)
-    {
-      s->data_start = errno == ENXIO ? s->file_size : s->consumed;
-      s->data_end = s->file_size;
-      return;
-    }
-  hole = lseek (s->fd, data, SEEK_HOLE);
-  s->data_start = MIN ((guint64) data, s->file_size);
-  s->data_end = hole > data ? MIN ((guint64) hole, s->file_size) : s->file_size;
 }
 
 /* A raw image up to the size it had when opened. The holes of a sparse
@@ -157,7 +137,7 @@ fill_raw (Source  *s,
       gssize n;
 
       if (s->consumed >= s->data_end)
-        next_extent (s);
+        shoal_manifest_data_extent (s->fd, s->consumed, s->file_size, &s->data_start, &s->data_end);
       if (s->consumed < s->data_start)
         {
           n = (gssize) MIN (want, s->data_start - s->consumed);
@@ -166,14 +146,6 @@ fill_raw (Source  *s,
         }
       else
         {
-          if (lseek (s->fd, (off_t) s->consumed, SEEK_SET) < 0)
-            {
-              int saved = errno;
-
-              g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
-                           _("Cannot read image %s: %s"), s->path, g_strerror (saved));
-              return -1;
-            }
           n = read_some (s, buf + done, (gsize) MIN (want, s->data_end - s->consumed), error);
           if (n < 0)
             return -1;

@@ -2,13 +2,18 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "shoal-manifest.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -152,6 +157,30 @@ shoal_manifest_is_zero (const void *data,
     return 1;
   /* p[0] == 0 and every byte equals the next one: memcmp runs vectorized */
   return p[0] == 0 && memcmp (p, p + 1, length - 1) == 0;
+}
+
+void
+shoal_manifest_data_extent (int       fd,
+                            uint64_t  pos,
+                            uint64_t  limit,
+                            uint64_t *start,
+                            uint64_t *end)
+{
+  off_t data = lseek (fd, (off_t) pos, SEEK_DATA);
+  off_t hole;
+
+  *start = pos;
+  *end = limit;
+  if (data < 0)
+    {
+      if (errno == ENXIO)
+        *start = limit;
+      return;
+    }
+  hole = lseek (fd, data, SEEK_HOLE);
+  *start = (uint64_t) data < limit ? (uint64_t) data : limit;
+  if (hole > data && (uint64_t) hole < limit)
+    *end = (uint64_t) hole;
 }
 
 int

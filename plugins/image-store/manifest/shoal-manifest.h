@@ -120,6 +120,16 @@ int            shoal_manifest_digest_from_hex  (const char          *hex,
                                                 uint8_t              digest[SHOAL_MANIFEST_DIGEST_LEN]);
 int            shoal_manifest_is_zero          (const void          *data,
                                                 size_t               length);
+/* Where the data of an image file open as @fd begins (*start) and ends
+ * (*end) at or after @pos, both within @limit (*start = *end = @limit when
+ * only holes are left): the holes of a sparse file are zeros that need not
+ * be read. Without SEEK_DATA (a block device, a file system without it, an
+ * error) everything from @pos to @limit is data. */
+void           shoal_manifest_data_extent      (int                  fd,
+                                                uint64_t             pos,
+                                                uint64_t             limit,
+                                                uint64_t            *start,
+                                                uint64_t            *end);
 
 #ifdef __cplusplus
 }
