@@ -678,6 +678,82 @@ test_unicast_receive (void)
   test_server_free (s);
 }
 
+/* The image written to a block device (a loop device over a file that
+ * holds another system): its run of three zero chunks is one BLKZEROOUT,
+ * and reads as zeros after; the data chunks land where they belong and
+ * nothing of the old system is left in the image's range. Needs root and
+ * loop devices (skipped otherwise); the device is detached after. */
+static void
+test_unicast_receive_block_device (void)
+{
+  const gsize disk_size = 1 << 20, image_size = 6 * 4096 + 100;
+  g_autofree gchar *backing = NULL, *out = NULL, *server = NULL;
+  g_autofree guint8 *old = g_malloc (disk_size), *back = g_malloc (disk_size);
+  TestServer *s;
+  SaImageResult result;
+  SaImageJob job = { NULL, "tok-1", "/images/x/manifest", NULL, NULL, NULL, NULL, NULL };
+  const gchar *attach[] = { "losetup", "--find", "--show", NULL, NULL };
+  const gchar *detach[] = { "losetup", "--detach", NULL, NULL };
+  char err[512] = "", id[65];
+  gint status = 0, fd, dev_fd;
+  const gchar *dev;
+
+  if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("needs root and loop devices");
+      return;
+    }
+  for (gsize i = 0; i < disk_size; i++)
+    old[i] = (guint8) (i * 31 + 7);
+  fd = g_file_open_tmp ("shoal-blockdev-XXXXXX", &backing, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, old, disk_size), ==, (gssize) disk_size);
+  close (fd);
+  attach[3] = backing;
+  if (!g_spawn_sync (NULL, (gchar **) attach, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                     &out, NULL, &status, NULL) ||
+      !g_spawn_check_wait_status (status, NULL) || !g_str_has_prefix (g_strstrip (out), "/dev/loop"))
+    {
+      g_test_skip ("no loop device could be attached");
+      g_unlink (backing);
+      return;
+    }
+  dev = out;
+  g_test_message ("%s over %s", dev, backing);
+
+  s = test_server_new ();
+  server = url_of (s, "");
+  s->zero_run = 3;
+  serve_image (s, image_size);
+  shoal_manifest_compute_id (s->manifest, strlen (s->manifest), id);
+  job.server = server;
+  job.image_id = id;
+  job.disk = dev;
+  g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  g_assert_cmpuint (result.zero_chunks, ==, 3);
+  g_assert_cmpuint (result.kept_chunks, ==, 0);
+  g_assert_cmpuint (s->chunk_requests, ==, 4);
+
+  /* read through the device, then through the file behind it */
+  dev_fd = open (dev, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (dev_fd, >=, 0);
+  g_assert_cmpint (pread (dev_fd, back, disk_size, 0), ==, (gssize) disk_size);
+  close (dev_fd);
+  g_assert_cmpmem (back, image_size, g_bytes_get_data (s->image, NULL), image_size);
+  /* past the image, the disk is as it was */
+  g_assert_cmpmem (back + image_size, disk_size - image_size, old + image_size, disk_size - image_size);
+  detach[2] = dev;
+  g_assert_true (g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
+                               NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  fd = open (backing, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (pread (fd, back, disk_size, 0), ==, (gssize) disk_size);
+  close (fd);
+  g_assert_cmpmem (back, image_size, g_bytes_get_data (s->image, NULL), image_size);
+  g_unlink (backing);
+  test_server_free (s);
+}
+
 /* --- the agent program ------------------------------------------------------ */
 
 static gboolean
@@ -922,6 +998,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/config", test_config);
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
+  g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
   g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
   return g_test_run ();
