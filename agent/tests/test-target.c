@@ -565,6 +565,16 @@ serve_image (TestServer *s, gsize size)
   serve_image_chunked (s, size, 4096);
 }
 
+/* 7 chunks of 4 KiB: 0 and 1 data, 2-4 a run of zeros, 5 and the short 6
+ * data; its id in id */
+static void
+serve_zero_run_image (TestServer *s, char id[65])
+{
+  s->zero_run = 3;
+  serve_image (s, 6 * 4096 + 100);
+  shoal_manifest_compute_id (s->manifest, strlen (s->manifest), id);
+}
+
 static void
 test_unicast_receive (void)
 {
@@ -642,9 +652,7 @@ test_unicast_receive (void)
     SaImageJob job3 = job;
     char id3[65];
 
-    s3->zero_run = 3;
-    serve_image (s3, 6 * 4096 + 100);
-    shoal_manifest_compute_id (s3->manifest, strlen (s3->manifest), id3);
+    serve_zero_run_image (s3, id3);
     job3.server = server3;
     job3.image_id = id3;
     g_assert_true (sa_image_unicast_receive (&job3, &result, err, sizeof err));
@@ -686,7 +694,8 @@ test_unicast_receive (void)
 static void
 test_unicast_receive_block_device (void)
 {
-  const gsize disk_size = 1 << 20, image_size = 6 * 4096 + 100;
+  const gsize disk_size = 1 << 20;
+  gsize image_size;
   g_autofree gchar *backing = NULL, *out = NULL, *server = NULL;
   g_autofree guint8 *old = g_malloc (disk_size), *back = g_malloc (disk_size);
   TestServer *s;
@@ -696,6 +705,7 @@ test_unicast_receive_block_device (void)
   const gchar *detach[] = { "losetup", "--detach", NULL, NULL };
   char err[512] = "", id[65];
   gint status = 0, fd, dev_fd;
+  gboolean written, read_back, detached;
   const gchar *dev;
 
   if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS))
@@ -723,29 +733,31 @@ test_unicast_receive_block_device (void)
 
   s = test_server_new ();
   server = url_of (s, "");
-  s->zero_run = 3;
-  serve_image (s, image_size);
-  shoal_manifest_compute_id (s->manifest, strlen (s->manifest), id);
+  serve_zero_run_image (s, id);
+  image_size = g_bytes_get_size (s->image);
   job.server = server;
   job.image_id = id;
   job.disk = dev;
-  g_assert_true (sa_image_unicast_receive (&job, &result, err, sizeof err));
+  /* written and read back through the device, which is detached before
+   * any assertion can end the test with it still attached */
+  written = sa_image_unicast_receive (&job, &result, err, sizeof err);
+  dev_fd = open (dev, O_RDONLY | O_CLOEXEC);
+  read_back = dev_fd >= 0 && pread (dev_fd, back, disk_size, 0) == (gssize) disk_size;
+  if (dev_fd >= 0)
+    close (dev_fd);
+  detach[2] = dev;
+  detached = g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
+             g_spawn_check_wait_status (status, NULL);
+  g_assert_true (written);
+  g_assert_true (read_back);
+  g_assert_true (detached);
   g_assert_cmpuint (result.zero_chunks, ==, 3);
   g_assert_cmpuint (result.kept_chunks, ==, 0);
   g_assert_cmpuint (s->chunk_requests, ==, 4);
-
-  /* read through the device, then through the file behind it */
-  dev_fd = open (dev, O_RDONLY | O_CLOEXEC);
-  g_assert_cmpint (dev_fd, >=, 0);
-  g_assert_cmpint (pread (dev_fd, back, disk_size, 0), ==, (gssize) disk_size);
-  close (dev_fd);
   g_assert_cmpmem (back, image_size, g_bytes_get_data (s->image, NULL), image_size);
   /* past the image, the disk is as it was */
   g_assert_cmpmem (back + image_size, disk_size - image_size, old + image_size, disk_size - image_size);
-  detach[2] = dev;
-  g_assert_true (g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
-                               NULL));
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  /* and the file behind the device holds the image */
   fd = open (backing, O_RDONLY | O_CLOEXEC);
   g_assert_cmpint (pread (fd, back, disk_size, 0), ==, (gssize) disk_size);
   close (fd);

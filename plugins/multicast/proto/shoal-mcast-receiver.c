@@ -1507,8 +1507,9 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
   for (uint32_t i = 0; i < r->np; i++)
     for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
       const blk *bk = &r->plist[i]->blocks[b];
-      if (bk->due != 0 && !bk->done && (bk->due < next || blk_answer_lost (r, bk)))
-        next = blk_answer_lost (r, bk) ? now : bk->due;
+      uint64_t due = blk_answer_lost (r, bk) ? now : bk->due;
+      if (bk->due != 0 && !bk->done && due < next)
+        next = due;
     }
   if (next <= now) {
     if (!queue_empty && r->nack_defer_since == 0)
