@@ -96,6 +96,21 @@ smc_sock_open_tx (smc_sock *s, const char *group, uint16_t port, const char *ifa
   return sock_open (s, group, port, iface, sndbuf, rcvbuf, 0);
 }
 
+int
+smc_sock_open_offline (smc_sock *s, const char *group, uint16_t port, smc_tap_fn tap, void *user)
+{
+  memset (s, 0, sizeof *s);
+  s->fd = -1;
+  s->group.sin_family = AF_INET;
+  s->group.sin_port = htons (port);
+  s->tap = tap;
+  s->tap_user = user;
+  if (tap == NULL || inet_pton (AF_INET, group, &s->group.sin_addr) != 1 ||
+      !IN_MULTICAST (ntohl (s->group.sin_addr.s_addr)))
+    return -1;
+  return 0;
+}
+
 void
 smc_sock_close (smc_sock *s)
 {
@@ -129,6 +144,8 @@ int
 smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b)
 {
   int n;
+  if (s->fd < 0)
+    return 0;  /* offline: its packets are handed over (shoal-mcast-sim.h) */
   for (int i = 0; i < SMC_BATCH; i++) {
     b->iov[i].iov_base = b->bufs[i];
     b->iov[i].iov_len = b->bufsize;
@@ -220,6 +237,24 @@ send_msgs (smc_sock *s, struct mmsghdr *msgs, int m)
   return sent;
 }
 
+/* an offline socket's packets, each made whole and handed to its tap */
+static int
+tap_send (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n, const struct sockaddr_in *dst)
+{
+  static _Thread_local uint8_t pkt[65536];
+  for (int i = 0; i < n; i++) {
+    size_t len = 0;
+    for (int v = 0; v < niov[i]; v++) {
+      if (iov[i][v].iov_len > sizeof pkt - len)
+        return i;
+      memcpy (pkt + len, iov[i][v].iov_base, iov[i][v].iov_len);
+      len += iov[i][v].iov_len;
+    }
+    s->tap (s->tap_user, pkt, len, dst);
+  }
+  return n;
+}
+
 int
 smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
               const struct sockaddr_in *dst)
@@ -227,6 +262,8 @@ smc_send_iov (smc_sock *s, struct iovec (*iov)[3], const int *niov, int n,
   struct mmsghdr msgs[SMC_BATCH];
   if (n > SMC_BATCH)
     n = SMC_BATCH;
+  if (s->tap != NULL)
+    return tap_send (s, iov, niov, n, dst);
   for (int i = 0; i < n; i++) {
     memset (&msgs[i], 0, sizeof msgs[i]);
     msgs[i].msg_hdr.msg_iov = iov[i];
@@ -248,6 +285,8 @@ smc_send_iov_gso (smc_sock *s, struct iovec (*iov)[3], const int *niov, const si
   int m = 0, nf = 0, sent;
   if (n > SMC_BATCH)
     n = SMC_BATCH;
+  if (s->tap != NULL)
+    return tap_send (s, iov, niov, n, NULL);
   if (max_segs < 1 || max_segs > SMC_GSO_MAX_SEGS)
     max_segs = SMC_GSO_MAX_SEGS;
   for (int i = 0; i < n;) {

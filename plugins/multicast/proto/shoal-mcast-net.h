@@ -14,11 +14,17 @@
 #define SMC_GSO_MAX_BYTES 65000
 #define SMC_GSO_MAX_SEGS 64
 
+/* where an offline socket's packets go (shoal-mcast-sim.h): one call per
+ * packet, to dst (a unicast peer) or to the group (dst NULL) */
+typedef void (*smc_tap_fn) (void *user, const uint8_t *pkt, size_t len, const struct sockaddr_in *dst);
+
 typedef struct {
   int fd;
   struct sockaddr_in group;
   int ifindex;
   int gso;               /* UDP_SEGMENT usable */
+  smc_tap_fn tap;        /* offline (fd -1): sends go here, never to a network */
+  void *tap_user;
 } smc_sock;
 
 /* bind 0.0.0.0:port, join group on iface (NULL: any), no loopback of own
@@ -30,6 +36,9 @@ int smc_sock_open (smc_sock *s, const char *group, uint16_t port, const char *if
 int smc_sock_open_tx (smc_sock *s, const char *group, uint16_t port, const char *iface,
                       int sndbuf, int rcvbuf);
 void smc_sock_close (smc_sock *s);
+/* a socket with no file descriptor: what is sent through it goes to tap
+ * (packet by packet, no GSO), nothing is received; -1 on a bad group */
+int smc_sock_open_offline (smc_sock *s, const char *group, uint16_t port, smc_tap_fn tap, void *user);
 
 typedef struct {
   struct mmsghdr msgs[SMC_BATCH];

@@ -293,6 +293,9 @@ int  smc_join_format (const smc_join *j, char *out, size_t cap);   /* bytes writ
 int  smc_join_parse  (const char *str, smc_join *j);              /* 0 on success */
 
 uint64_t smc_now_ns (void);
+/* a clock of the caller's instead of CLOCK_MONOTONIC, process-wide (NULL:
+ * back to it): simulations run sessions in virtual time (shoal-mcast-sim.h) */
+void smc_set_clock (uint64_t (*now) (void *user), void *user);
 
 #ifdef __cplusplus
 }

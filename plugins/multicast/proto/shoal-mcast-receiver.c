@@ -4,6 +4,7 @@
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-net.h"
+#include "shoal-mcast-sim.h"
 #include "shoal-mcast-sha.h"
 
 #include <arpa/inet.h>
@@ -336,8 +337,10 @@ verify_stop (smc_receiver *r)
   free (r->vscratch);
 }
 
-smc_receiver *
-smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
+/* with a tap: offline (shoal-mcast-sim.h), no socket, and its random
+ * choices follow from its node id alone (a simulation replays) */
+static smc_receiver *
+receiver_new (const smc_receiver_config *c, smc_tap_fn tap, void *tap_user, char *err, size_t errlen)
 {
   smc_receiver *r;
   if (c->manifest == NULL || c->write_chunk == NULL) {
@@ -354,7 +357,8 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   if (r->cfg.window_chunks == 0)
     r->cfg.window_chunks = smc_receiver_default_window (c->manifest->chunk_size);
   r->m = c->manifest;
-  r->rng = (uint64_t) smc_now_ns () ^ ((uint64_t) getpid () << 32) ^ 0x9e3779b97f4a7c15ull;
+  r->rng = tap != NULL ? 0x9e3779b97f4a7c15ull
+                       : (uint64_t) smc_now_ns () ^ ((uint64_t) getpid () << 32) ^ 0x9e3779b97f4a7c15ull;
   r->node = c->join.node;
   while (r->node == 0)
     r->node = (uint32_t) rnd (r);
@@ -380,8 +384,9 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
       r->cstate[i] = SMC_CHUNK_SKIP;
       r->n_settled++;
     }
-  if (smc_sock_open (&r->sock, c->join.group, c->join.port, c->join.iface[0] ? c->join.iface : NULL,
-                     1 << 20, (int) (c->rcvbuf ? c->rcvbuf : 64u << 20)) < 0) {
+  if (tap != NULL ? smc_sock_open_offline (&r->sock, c->join.group, c->join.port, tap, tap_user) < 0
+                  : smc_sock_open (&r->sock, c->join.group, c->join.port, c->join.iface[0] ? c->join.iface : NULL,
+                                   1 << 20, (int) (c->rcvbuf ? c->rcvbuf : 64u << 20)) < 0) {
     snprintf (err, errlen, "cannot join %s:%u", c->join.group, c->join.port);
     smc_receiver_free (r);
     return NULL;
@@ -394,6 +399,22 @@ smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
   if (r->cfg.verify_thread)
     verify_start (r);
   return r;
+}
+
+smc_receiver *
+smc_receiver_new (const smc_receiver_config *c, char *err, size_t errlen)
+{
+  return receiver_new (c, NULL, NULL, err, errlen);
+}
+
+smc_receiver *
+smc_receiver_new_offline (const smc_receiver_config *c, smc_tap_fn tap, void *tap_user, char *err, size_t errlen)
+{
+  if (tap == NULL) {
+    snprintf (err, errlen, "an offline receiver needs a tap");
+    return NULL;
+  }
+  return receiver_new (c, tap, tap_user, err, errlen);
 }
 
 static void
@@ -1070,7 +1091,7 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     r->rx_state = SMC_RX_RECEIVING;
     r->next_status = now;
     vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);
-    r->st.path_mtu = (uint32_t) smc_path_mtu (from);
+    r->st.path_mtu = r->sock.tap != NULL ? 0 : (uint32_t) smc_path_mtu (from);
     if (r->st.path_mtu != 0 && (uint32_t) a.symbol_size + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD > r->st.path_mtu) {
       /* no DATA packet would reach us (the sender's LAN has jumbo frames,
        * this host's interface not): rather than lose them all and ask for
@@ -1569,6 +1590,37 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
   return next;
 }
 
+/* one turn of the receive loop, after n packets taken at now (queue_empty:
+ * none left): returns when the next is due */
+static uint64_t
+turn (smc_receiver *r, int n, int queue_empty, uint64_t now)
+{
+  uint64_t next;
+  if (n > 0 && r->st.first_pkt_ns == 0)
+    r->st.first_pkt_ns = now;
+  if (ready_due (r, now))
+    flush_ready (r);
+  collect_results (r);
+  r->st.rx_overflow = r->rx.overflow;
+  next = timers (r, now, queue_empty);
+  if (r->n_ready > 0 && ready_deadline (r) < next)
+    next = ready_deadline (r);
+  return next;
+}
+
+/* chunks still being verified and written settle; what the multicast
+ * part did not bring is left for unicast */
+static int
+finish (smc_receiver *r)
+{
+  flush_ready (r);
+  while (r->n_verifying > 0)
+    wait_results (r);
+  if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)
+    settle_all_external (r, 0);
+  return r->rc;
+}
+
 int
 smc_receiver_run (smc_receiver *r)
 {
@@ -1581,15 +1633,7 @@ smc_receiver_run (smc_receiver *r)
       handle_packet (r, r->rx.bufs[i], r->rx.msgs[i].msg_len, &r->rx.from[i], now);
       r->intake_bytes += r->rx.msgs[i].msg_len;
     }
-    if (n > 0 && r->st.first_pkt_ns == 0)
-      r->st.first_pkt_ns = now;
-    if (ready_due (r, now))
-      flush_ready (r);
-    collect_results (r);
-    r->st.rx_overflow = r->rx.overflow;
-    next = timers (r, now, n < SMC_BATCH);
-    if (r->n_ready > 0 && ready_deadline (r) < next)
-      next = ready_deadline (r);
+    next = turn (r, n, n < SMC_BATCH, now);
     if (n < SMC_BATCH && !r->finished) {
       /* the socket, and the verify thread's results */
       struct pollfd pf[2] = { { .fd = r->sock.fd, .events = POLLIN }, { .fd = r->vfd, .events = POLLIN } };
@@ -1611,11 +1655,41 @@ smc_receiver_run (smc_receiver *r)
       }
     }
   }
-  /* chunks still being verified and written settle before run returns */
-  flush_ready (r);
-  while (r->n_verifying > 0)
-    wait_results (r);
-  if (r->rx_state == SMC_RX_RECEIVING || r->rx_state == SMC_RX_JOINING)
-    settle_all_external (r, 0);
-  return r->rc;
+  return finish (r);
+}
+
+/* ---------------- offline (shoal-mcast-sim.h) ---------------- */
+
+void
+smc_receiver_start (smc_receiver *r, uint64_t now)
+{
+  r->start = now;
+  r->last_sender = now;
+}
+
+void
+smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  if (r->finished)
+    return;
+  handle_packet (r, pkt, len, from, now);
+  r->intake_bytes += len;
+}
+
+uint64_t
+smc_receiver_step (smc_receiver *r, int n, uint64_t now)
+{
+  return r->finished ? UINT64_MAX : turn (r, n, 1, now);
+}
+
+int
+smc_receiver_finished (const smc_receiver *r)
+{
+  return r->finished;
+}
+
+int
+smc_receiver_end (smc_receiver *r)
+{
+  return finish (r);
 }

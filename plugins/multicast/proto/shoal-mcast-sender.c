@@ -5,6 +5,7 @@
 
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-net.h"
+#include "shoal-mcast-sim.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -236,8 +237,9 @@ geom_of (smc_sender *s, uint32_t c, smc_geom *g)
   return smc_geom_init (g, smc_manifest_chunk_len (s->m, c), s->S, s->cfg.max_k);
 }
 
-smc_sender *
-smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
+/* with a tap: offline (shoal-mcast-sim.h), no sockets */
+static smc_sender *
+sender_new (const smc_sender_config *c, smc_tap_fn tap, void *tap_user, char *err, size_t errlen)
 {
   smc_sender *s;
   smc_geom g;
@@ -295,8 +297,10 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     smc_sender_free (s);
     return NULL;
   }
-  if (smc_sock_open (&s->sock, c->group, c->port, c->iface, 0, 8 << 20) < 0 ||
-      smc_sock_open_tx (&s->tx, c->group, c->port, c->iface, 4 << 20, 4 << 20) < 0) {
+  if (tap != NULL ? smc_sock_open_offline (&s->sock, c->group, c->port, tap, tap_user) < 0 ||
+                      smc_sock_open_offline (&s->tx, c->group, c->port, tap, tap_user) < 0
+                  : smc_sock_open (&s->sock, c->group, c->port, c->iface, 0, 8 << 20) < 0 ||
+                      smc_sock_open_tx (&s->tx, c->group, c->port, c->iface, 4 << 20, 4 << 20) < 0) {
     snprintf (err, errlen, "cannot open multicast socket %s:%u on %s: %s", c->group, c->port,
               c->iface ? c->iface : "(default)", strerror (errno));
     smc_sender_free (s);
@@ -323,6 +327,22 @@ smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
     return NULL;
   }
   return s;
+}
+
+smc_sender *
+smc_sender_new (const smc_sender_config *c, char *err, size_t errlen)
+{
+  return sender_new (c, NULL, NULL, err, errlen);
+}
+
+smc_sender *
+smc_sender_new_offline (const smc_sender_config *c, smc_tap_fn tap, void *tap_user, char *err, size_t errlen)
+{
+  if (tap == NULL) {
+    snprintf (err, errlen, "an offline sender needs a tap");
+    return NULL;
+  }
+  return sender_new (c, tap, tap_user, err, errlen);
 }
 
 void
@@ -1528,32 +1548,36 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   }
 }
 
+/* one packet from a receiver */
+static void
+input (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  smc_hdr h;
+  if (smc_parse_hdr (buf, len, &h) < 0 || h.session != s->cfg.session) {
+    s->st.bad++;
+    return;
+  }
+  if (h.type != SMC_PKT_NACK && h.type != SMC_PKT_STATUS && h.type != SMC_PKT_SRCREQ)
+    return;
+  if (s->auth != NULL && smc_auth_verify (s->auth, buf, len) < 0) {
+    s->st.forged++;
+    return;
+  }
+  if (h.type == SMC_PKT_NACK)
+    handle_nack (s, buf, len, now);
+  else if (h.type == SMC_PKT_SRCREQ)
+    handle_srcreq (s, buf, len, now);
+  else
+    handle_status (s, buf, len, from, now);
+}
+
 static void
 receive_from (smc_sender *s, smc_sock *sock, uint64_t now)
 {
   for (int round = 0; round < 8; round++) {
     int n = smc_rxbatch_recv (sock, &s->rx);
-    for (int i = 0; i < n; i++) {
-      const uint8_t *buf = s->rx.bufs[i];
-      size_t len = s->rx.msgs[i].msg_len;
-      smc_hdr h;
-      if (smc_parse_hdr (buf, len, &h) < 0 || h.session != s->cfg.session) {
-        s->st.bad++;
-        continue;
-      }
-      if (h.type != SMC_PKT_NACK && h.type != SMC_PKT_STATUS && h.type != SMC_PKT_SRCREQ)
-        continue;
-      if (s->auth != NULL && smc_auth_verify (s->auth, buf, len) < 0) {
-        s->st.forged++;
-        continue;
-      }
-      if (h.type == SMC_PKT_NACK)
-        handle_nack (s, buf, len, now);
-      else if (h.type == SMC_PKT_SRCREQ)
-        handle_srcreq (s, buf, len, now);
-      else
-        handle_status (s, buf, len, &s->rx.from[i], now);
-    }
+    for (int i = 0; i < n; i++)
+      input (s, s->rx.bufs[i], s->rx.msgs[i].msg_len, &s->rx.from[i], now);
     if (n < SMC_BATCH)
       break;
   }
@@ -1644,11 +1668,12 @@ timers (smc_sender *s, uint64_t now)
   }
 }
 
-static void
-wait_io (smc_sender *s, uint64_t now, int can_send)
+/* how long the sending loop may wait for feedback: until the next
+ * ANNOUNCE (10 ms at most), or with packets to send until the pacing lets
+ * half a batch go */
+static uint64_t
+wait_ns (smc_sender *s, uint64_t now, int can_send)
 {
-  struct pollfd p[2] = { { .fd = s->sock.fd, .events = POLLIN }, { .fd = s->tx.fd, .events = POLLIN } };
-  struct timespec ts;
   uint64_t wait = s->next_announce > now ? s->next_announce - now : 0;
   if (wait > 10 * MS)
     wait = 10 * MS;
@@ -1658,9 +1683,37 @@ wait_io (smc_sender *s, uint64_t now, int can_send)
     if (t < wait)
       wait = t;
   }
+  return wait;
+}
+
+static void
+wait_io (smc_sender *s, uint64_t wait)
+{
+  struct pollfd p[2] = { { .fd = s->sock.fd, .events = POLLIN }, { .fd = s->tx.fd, .events = POLLIN } };
+  struct timespec ts;
   ts.tv_sec = (time_t) (wait / 1000000000ull);
   ts.tv_nsec = (long) (wait % 1000000000ull);
   ppoll (p, 2, &ts, NULL);
+}
+
+static int
+running (const smc_sender *s)
+{
+  return s->state != SMC_STATE_END || s->end_announces < 3;
+}
+
+/* one turn of the sending loop at now (feedback taken): packets the pacing
+ * allows; the number sent, and whether there was anything to send */
+static int
+turn (smc_sender *s, uint64_t now, int *can_send)
+{
+  int sent = 0;
+  timers (s, now);
+  *can_send = s->state != SMC_STATE_END && (s->rq_len > 0 || s->sq_len > 0 || s->state == SMC_STATE_SENDING);
+  if (*can_send)
+    sent = send_some (s, now);
+  s->st.rate_bps = (uint64_t) (s->rate_Bps * 8);
+  return sent;
 }
 
 int
@@ -1670,17 +1723,49 @@ smc_sender_run (smc_sender *s)
   s->st.start_ns = now;
   s->last_refill = now;
   set_state (s, SMC_STATE_WAITING, now);
-  while (s->state != SMC_STATE_END || s->end_announces < 3) {
-    int can_send, sent = 0;
+  while (running (s)) {
+    int can_send, sent;
     now = smc_now_ns ();
     receive_feedback (s, now);
-    timers (s, now);
-    can_send = s->state != SMC_STATE_END && (s->rq_len > 0 || s->sq_len > 0 || s->state == SMC_STATE_SENDING);
-    if (can_send)
-      sent = send_some (s, now);
-    s->st.rate_bps = (uint64_t) (s->rate_Bps * 8);
-    if (sent < SMC_BATCH / 2)
-      wait_io (s, smc_now_ns (), can_send);
+    sent = turn (s, now, &can_send);
+    if (sent < SMC_BATCH / 2) {
+      now = smc_now_ns ();
+      wait_io (s, wait_ns (s, now, can_send));
+    }
   }
   return outcome (s);
+}
+
+/* ---------------- offline (shoal-mcast-sim.h) ---------------- */
+
+void
+smc_sender_start (smc_sender *s, uint64_t now)
+{
+  s->st.start_ns = now;
+  s->last_refill = now;
+  set_state (s, SMC_STATE_WAITING, now);
+}
+
+void
+smc_sender_input (smc_sender *s, const uint8_t *pkt, size_t len, const struct sockaddr_in *from, uint64_t now)
+{
+  input (s, pkt, len, from, now);
+}
+
+uint64_t
+smc_sender_step (smc_sender *s, uint64_t now)
+{
+  int can_send, sent;
+  if (!running (s))
+    return UINT64_MAX;
+  sent = turn (s, now, &can_send);
+  if (!running (s))
+    return UINT64_MAX;
+  return sent >= SMC_BATCH / 2 ? now : now + wait_ns (s, now, can_send);
+}
+
+int
+smc_sender_outcome (smc_sender *s)
+{
+  return running (s) ? -1 : outcome (s);
 }

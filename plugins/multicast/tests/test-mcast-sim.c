@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Whole multicast sessions in virtual time (proto/shoal-mcast-sim.h): the
+ * real sender and receivers in one process, loss and faults applied to
+ * their packets by the simulation. No network, no root. */
+#include <glib.h>
+#include <string.h>
+
+#include "shoal-mcast-sim.h"
+
+#define MIB (1024 * 1024)
+#define MS 1000000ull
+
+/* a session of len bytes (an image of its own for each image_seed) to
+ * receivers, each losing loss_ppm per million of the sender's packets */
+static void
+setup (smc_sim_config *c, size_t len, uint64_t image_seed, uint32_t receivers, uint32_t loss_ppm)
+{
+  uint8_t *img = g_malloc (len);
+  smc_sim_fill (img, len, image_seed);
+  smc_sim_config_init (c);
+  c->image = img;
+  c->image_len = len;
+  c->receivers = receivers;
+  c->loss_ppm = loss_ppm;
+}
+
+static smc_sim_result *
+run (smc_sim_config *c)
+{
+  smc_sim_result *res = g_new0 (smc_sim_result, 1);
+  char err[256];
+  if (smc_sim_run (c, res, err, sizeof err) < 0)
+    g_error ("simulation: %s", err);
+  return res;
+}
+
+static double
+egress (const smc_sim_config *c, const smc_sim_result *res)
+{
+  return (double) res->egress_bytes / (double) c->image_len;
+}
+
+/* every receiver got every chunk by multicast, bit-exact, nothing else written */
+static void
+assert_all_by_multicast (const smc_sim_config *c, const smc_sim_result *res)
+{
+  g_assert_cmpint (res->sender_rc, ==, 0);
+  g_assert_cmpuint (res->n_nodes, ==, c->receivers);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, SMC_NODE_COMPLETE);
+  for (uint32_t i = 1; i <= c->receivers; i++) {
+    g_assert_cmpint (res->rcv[i].rc, ==, 0);
+    g_assert_true (res->rcv[i].complete);
+    g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+    g_assert_cmpuint (res->rcv[i].writes, ==, (c->image_len + c->chunk_size - 1) / c->chunk_size);
+  }
+}
+
+static void
+test_lossless (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  setup (&c, 8 * MIB, 1, 4, 0);
+  res = run (&c);
+  assert_all_by_multicast (&c, res);
+  /* 1514-byte frames carrying 1450 bytes of image, and nothing sent twice */
+  g_assert_cmpfloat (egress (&c, res), >=, 1514.0 / 1450.0);
+  g_assert_cmpfloat (egress (&c, res), <=, 1.05);
+  g_assert_cmpuint (res->sender.parity_pkts, ==, 0);
+  g_assert_cmpuint (res->sender.source_resent, ==, 0);
+  /* paced to the 1 Gbit/s cap: 8 MiB take about 70 ms, not less */
+  g_assert_cmpuint (res->end_ns, >=, 60 * MS);
+  g_assert_cmpuint (res->end_ns, <=, 150 * MS);
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+/* 5 % independent loss at each of 16 receivers: repaired by parity, one
+ * parity packet serving many receivers (egress far below the 1 + N × loss
+ * a resend-per-receiver protocol would need) */
+static void
+test_loss (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  setup (&c, 12 * MIB + 12345, 2, 16, 50000);  /* a short last chunk */
+  c.seed = 7;
+  res = run (&c);
+  g_test_message ("N=16, 5 %%: egress %.4f, parity %llu", egress (&c, res), (unsigned long long) res->sender.parity_pkts);
+  assert_all_by_multicast (&c, res);
+  g_assert_cmpuint (res->sender.parity_pkts, >, 0);
+  g_assert_cmpfloat (egress (&c, res), >, 1.09);
+  g_assert_cmpfloat (egress (&c, res), <, 1.16);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_cmpuint (res->rcv[i].st.parity_used, >, 0);
+    g_assert_cmpuint (res->rcv[i].st.forged, ==, 0);
+  }
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+/* a seed replays a session exactly */
+static void
+test_replay (void)
+{
+  smc_sim_config c;
+  smc_sim_result *a, *b;
+  setup (&c, 4 * MIB, 3, 4, 20000);
+  c.seed = 11;
+  a = run (&c);
+  b = run (&c);
+  assert_all_by_multicast (&c, a);
+  g_assert_cmpuint (a->egress_bytes, ==, b->egress_bytes);
+  g_assert_cmpuint (a->end_ns, ==, b->end_ns);
+  g_assert_cmpuint (a->sender.parity_pkts, ==, b->sender.parity_pkts);
+  c.seed = 12;
+  g_free (b);
+  b = run (&c);
+  g_assert_cmpuint (a->egress_bytes, !=, b->egress_bytes);
+  g_free ((void *) c.image);
+  g_free (a);
+  g_free (b);
+}
+
+/* a receiver dies mid-transfer: the others finish at full rate by
+ * multicast, the sender marks it failed */
+static void
+test_killed (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res, *alone;
+  setup (&c, 16 * MIB, 4, 3, 10000);
+  alone = run (&c);
+  assert_all_by_multicast (&c, alone);
+  c.receivers = 4;
+  c.kill_ns[2] = 40 * MS;
+  res = run (&c);
+  g_test_message ("killed at 40 ms: receiver 2 left %u chunks; receiver 1 complete at %.3f s (%.3f s without it)",
+                  res->rcv[2].chunks_unicast, res->rcv[1].st.complete_ns / 1e9, alone->rcv[1].st.complete_ns / 1e9);
+  g_assert_cmpint (res->sender_rc, ==, 1);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, res->nodes[i].node == 102 ? SMC_NODE_FAILED : SMC_NODE_COMPLETE);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+    if (i == 2) {
+      g_assert_cmpuint (res->rcv[i].finished_ns, ==, 0);
+      g_assert_cmpuint (res->rcv[i].chunks_unicast, >, 0);
+      continue;
+    }
+    g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+    /* not held back: within the node timeout (3 s) of the group without it */
+    g_assert_cmpuint (res->rcv[i].finished_ns, <=, alone->rcv[1].finished_ns + 3500 * MS);
+  }
+  /* and the data went out at the same pace */
+  g_assert_cmpuint (res->rcv[1].st.complete_ns, <=, alone->rcv[1].st.complete_ns + 20 * MS);
+  g_free ((void *) c.image);
+  g_free (res);
+  g_free (alone);
+}
+
+/* A member of the group holds the session key and can sign anything:
+ * DATA packets it alters and signs pass the tag check, and only the
+ * manifest's SHA-256 keeps them off the disk. Packets signed with another
+ * key are counted as forged. */
+typedef struct {
+  uint32_t n;
+  uint32_t altered, outsider;
+} forge_state;
+
+static int
+forge (void *user, smc_sim *sim, uint32_t from, uint32_t to, uint8_t *pkt, size_t *len, size_t cap)
+{
+  forge_state *f = user;
+  smc_hdr h;
+  smc_data d;
+  (void) cap;
+  if (from != 0 || to != 1 || smc_parse_hdr (pkt, *len, &h) < 0 || h.type != SMC_PKT_DATA ||
+      smc_parse_data (pkt, *len, &d) < 0 || d.payload_len == 0)
+    return SMC_SIM_DELIVER;
+  if (++f->n % 97 == 0) {
+    /* the insider: a changed payload with a valid tag */
+    pkt[*len - SMC_TAG_LEN - 1] ^= 0x40;
+    smc_sim_sign (sim, pkt, *len);
+    f->altered++;
+  } else if (f->n % 89 == 0) {
+    /* an outsider: a changed payload, the tag left as it was */
+    uint8_t copy[9000];
+    size_t n = *len < sizeof copy ? *len : sizeof copy;
+    memcpy (copy, pkt, n);
+    copy[n - SMC_TAG_LEN - 2] ^= 1;
+    smc_sim_inject (sim, 0, 1, copy, n, 0);
+    f->outsider++;
+  }
+  return SMC_SIM_DELIVER;
+}
+
+static void
+test_forged (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  forge_state f = { 0 };
+  setup (&c, 8 * MIB, 5, 3, 0);
+  c.filter = forge;
+  c.user = &f;
+  res = run (&c);
+  g_test_message ("altered %u, outsider %u; receiver 1: forged %llu, hash failures %llu, unicast %u", f.altered,
+                  f.outsider, (unsigned long long) res->rcv[1].st.forged,
+                  (unsigned long long) res->rcv[1].st.chunks_hash_fail, res->rcv[1].chunks_unicast);
+  g_assert_cmpuint (f.altered, >, 10);
+  g_assert_cmpuint (f.outsider, >, 10);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_true (res->rcv[i].complete);
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+  }
+  /* every outsider packet refused by its tag; the altered ones reached
+   * assembly and failed the chunk's hash: those chunks came again */
+  g_assert_cmpuint (res->rcv[1].st.forged, ==, f.outsider);
+  g_assert_cmpuint (res->rcv[1].st.chunks_hash_fail, >, 0);
+  g_assert_cmpuint (res->rcv[2].st.chunks_hash_fail, ==, 0);
+  g_assert_cmpuint (res->rcv[2].chunks_unicast, ==, 0);
+  g_assert_cmpuint (res->rcv[3].chunks_unicast, ==, 0);
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+/* A member sending NACKs for everything (need 255 in every block it
+ * names): the sender's repair stays bounded by each block's parity and
+ * the others finish. */
+static int
+greedy (void *user, smc_sim *sim, uint32_t from, uint32_t to, uint8_t *pkt, size_t *len, size_t cap)
+{
+  smc_hdr h;
+  (void) user;
+  (void) cap;
+  if (from != 3 || to != 0 || smc_parse_hdr (pkt, *len, &h) < 0 || h.type != SMC_PKT_NACK)
+    return SMC_SIM_DELIVER;
+  /* entries from byte 18: u32 chunk, u8 block, u8 need, u8 pnext, u8 0 */
+  for (size_t off = SMC_HDR_LEN + 10; off + 8 <= *len - SMC_TAG_LEN; off += 8)
+    pkt[off + 5] = 255;
+  smc_sim_sign (sim, pkt, *len);
+  return SMC_SIM_DELIVER;
+}
+
+static void
+test_greedy_nacks (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  setup (&c, 8 * MIB, 6, 4, 20000);
+  c.filter = greedy;
+  res = run (&c);
+  g_test_message ("greedy NACKs: egress %.4f, parity %llu, sources resent %llu", egress (&c, res),
+                  (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.source_resent);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_true (res->rcv[i].complete);
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+  }
+  g_assert_cmpuint (res->rcv[1].chunks_unicast, ==, 0);
+  /* at most every block's whole parity range (56 of 256 per 200-symbol
+   * block) and some source symbols again: well under twice the image */
+  g_assert_cmpfloat (egress (&c, res), <, 2.0);
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/multicast/sim/lossless", test_lossless);
+  g_test_add_func ("/shoal/multicast/sim/loss", test_loss);
+  g_test_add_func ("/shoal/multicast/sim/replay", test_replay);
+  g_test_add_func ("/shoal/multicast/sim/killed", test_killed);
+  g_test_add_func ("/shoal/multicast/sim/forged", test_forged);
+  g_test_add_func ("/shoal/multicast/sim/greedy-nacks", test_greedy_nacks);
+  return g_test_run ();
+}
