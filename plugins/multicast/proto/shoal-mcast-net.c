@@ -190,6 +190,8 @@ smc_sock_backlog_permille (const smc_sock *s)
   uint32_t mi[SK_MEMINFO_VARS] = { 0 };
   socklen_t len = sizeof mi;
   uint64_t fill;
+  if (s->fd < 0)
+    return s->offline_backlog;
   /* both in the kernel's accounting (buffer space each packet takes) */
   if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < sizeof mi ||
       mi[SK_MEMINFO_RCVBUF] == 0)

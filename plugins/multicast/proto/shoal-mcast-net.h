@@ -25,6 +25,7 @@ typedef struct {
   int gso;               /* UDP_SEGMENT usable */
   smc_tap_fn tap;        /* offline (fd -1): sends go here, never to a network */
   void *tap_user;
+  uint16_t offline_backlog; /* offline: its receive queue's fill, ‰, as the caller models it */
 } smc_sock;
 
 /* bind 0.0.0.0:port, join group on iface (NULL: any), no loopback of own

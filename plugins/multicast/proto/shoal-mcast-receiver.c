@@ -1676,10 +1676,17 @@ smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const struc
   r->intake_bytes += len;
 }
 
-uint64_t
-smc_receiver_step (smc_receiver *r, int n, uint64_t now)
+void
+smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint32_t overflow)
 {
-  return r->finished ? UINT64_MAX : turn (r, n, 1, now);
+  r->sock.offline_backlog = backlog_permille;
+  r->rx.overflow = overflow;
+}
+
+uint64_t
+smc_receiver_step (smc_receiver *r, int n, int queue_empty, uint64_t now)
+{
+  return r->finished ? UINT64_MAX : turn (r, n, queue_empty, now);
 }
 
 int

@@ -15,6 +15,9 @@
 /* turns of the loop at one instant before time is moved on by 1 µs (a
  * party that keeps asking for "now" must not stop the clock) */
 #define SAME_INSTANT_MAX 4096
+/* what a packet costs in a socket's receive buffer beyond its bytes (the
+ * kernel charges its whole buffer, sk_buff and all) */
+#define SKB_COST 768
 
 typedef struct {
   uint64_t t, order;
@@ -34,6 +37,10 @@ typedef struct {
   uint64_t rng;
   int dead, ended, n_in;
   uint32_t writes, bad_writes, missing;
+  /* with an intake rate: its socket's queue, the packets in it and when
+   * the last of them will have been taken; what it dropped */
+  uint64_t queued, busy_until;
+  uint32_t overflow;
 } rcv;
 
 struct smc_sim {
@@ -140,6 +147,27 @@ heap_pop (smc_sim *sim)
 
 /* ---------------- packets on their way ---------------- */
 
+/* a receiver with an intake rate takes its packets one after the other
+ * at that rate: e is handed to it when it has taken those before it, or
+ * dropped (0) when its socket buffer is full */
+static int
+enqueue (smc_sim *sim, rcv *r, ev *e)
+{
+  uint64_t rate = sim->cfg->intake_Bps[r - sim->r], cost = e->len + SKB_COST;
+  if (rate == 0)
+    return 1;
+  if (r->queued + cost > (sim->cfg->rcvbuf ? sim->cfg->rcvbuf : 64u << 20)) {
+    r->overflow++;
+    return 0;
+  }
+  r->queued += cost;
+  if (r->busy_until < e->t)
+    r->busy_until = e->t;
+  r->busy_until += (uint64_t) e->len * 1000000000ull / rate;
+  e->t = r->busy_until;
+  return 1;
+}
+
 /* one copy of pkt on its way from `from` to `to`, unless lost or filtered */
 static void
 send_one (smc_sim *sim, uint32_t from, uint32_t to, const uint8_t *pkt, size_t len)
@@ -159,6 +187,10 @@ send_one (smc_sim *sim, uint32_t from, uint32_t to, const uint8_t *pkt, size_t l
     return;
   }
   e.len = (uint32_t) (n > cap ? cap : n);
+  if (to != 0 && !enqueue (sim, &sim->r[to], &e)) {
+    free (e.pkt);
+    return;
+  }
   heap_push (sim, &e);
 }
 
@@ -213,6 +245,11 @@ smc_sim_inject (smc_sim *sim, uint32_t from, uint32_t to, const uint8_t *pkt, si
     e.to = i;
     e.len = (uint32_t) len;
     e.order = sim->order++;
+    e.t = sim->now + sim->cfg->latency_ns;
+    if (!enqueue (sim, &sim->r[i], &e)) {
+      free (e.pkt);
+      continue;
+    }
     heap_push (sim, &e);
   }
   free (copy);
@@ -315,6 +352,7 @@ setup (smc_sim *sim, char *err, size_t errlen)
   sc.mtu = c->mtu;
   sc.rate_max_bps = c->rate_bps;
   sc.expected = c->receivers;
+  sc.verbose = c->verbose;
   sc.read_chunk = read_chunk;
   sc.user = sim;
   sim->p[0] = (party) { sim, 0 };
@@ -333,6 +371,7 @@ setup (smc_sim *sim, char *err, size_t errlen)
       return -1;
     }
     rc.manifest = sim->m;
+    rc.verbose = c->verbose;
     rc.write_chunk = write_chunk;
     rc.on_missing = on_missing;
     sim->p[i] = (party) { sim, i };
@@ -352,9 +391,14 @@ deliver (smc_sim *sim, const ev *e)
   if (e->to == 0) {
     smc_sender_input (sim->s, e->pkt, e->len, &from, sim->now);
     sim->s_in = 1;
-  } else if (!sim->r[e->to].dead && !sim->r[e->to].ended) {
-    smc_receiver_input (sim->r[e->to].r, e->pkt, e->len, &from, sim->now);
-    sim->r[e->to].n_in++;
+  } else {
+    rcv *r = &sim->r[e->to];
+    if (sim->cfg->intake_Bps[e->to] != 0)
+      r->queued -= e->len + SKB_COST;
+    if (!r->dead && !r->ended) {
+      smc_receiver_input (r->r, e->pkt, e->len, &from, sim->now);
+      r->n_in++;
+    }
   }
 }
 
@@ -421,9 +465,11 @@ loop (smc_sim *sim)
     }
     for (uint32_t i = 1; i <= sim->cfg->receivers; i++) {
       rcv *r = &sim->r[i];
+      uint64_t buf = sim->cfg->rcvbuf ? sim->cfg->rcvbuf : 64u << 20;
       if (r->dead || r->ended || (r->n_in == 0 && r->next > sim->now))
         continue;
-      r->next = smc_receiver_step (r->r, r->n_in, sim->now);
+      smc_receiver_set_socket (r->r, (uint16_t) (r->queued >= buf ? 1000 : r->queued * 1000 / buf), r->overflow);
+      r->next = smc_receiver_step (r->r, r->n_in, r->queued == 0, sim->now);
       r->n_in = 0;
     }
     end_receivers (sim);
@@ -495,6 +541,7 @@ smc_sim_run (const smc_sim_config *c, smc_sim_result *res, char *err, size_t err
       out->st = *smc_receiver_get_stats (sim->r[i].r);
       unicast_rest (sim, i);
       out->writes = sim->r[i].writes;
+      out->overflow = sim->r[i].overflow;
       out->bad_writes = sim->r[i].bad_writes;
     }
   }

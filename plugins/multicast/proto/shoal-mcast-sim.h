@@ -28,9 +28,13 @@ smc_receiver *smc_receiver_new_offline (const smc_receiver_config *c, smc_tap_fn
 void smc_receiver_start (smc_receiver *r, uint64_t now);
 void smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const struct sockaddr_in *from,
                          uint64_t now);
-/* one turn of its loop after n packets were input at now; when it wants the
- * next (UINT64_MAX once finished) */
-uint64_t smc_receiver_step (smc_receiver *r, int n, uint64_t now);
+/* its socket as the caller models it: receive queue fill (‰) and the
+ * packets dropped so far because it was full (SO_RXQ_OVFL) */
+void smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint32_t overflow);
+/* one turn of its loop after n packets were input at now (queue_empty:
+ * none waits in its socket); when it wants the next (UINT64_MAX once
+ * finished) */
+uint64_t smc_receiver_step (smc_receiver *r, int n, int queue_empty, uint64_t now);
 int smc_receiver_finished (const smc_receiver *r);
 /* after it finished (or to stop it): settles what is left for unicast, as
  * smc_receiver_run returns; its return value */
@@ -70,7 +74,14 @@ typedef struct {
   uint64_t time_limit_ns;   /* virtual; the session is stopped there (default 120 s) */
   uint64_t seed;
   int no_key;               /* 1: no session key (packets unauthenticated) */
+  int verbose;              /* the sender's and receivers' logs on stderr */
   uint64_t kill_ns[SMC_SIM_MAX_RECEIVERS + 1]; /* receiver i stops dead then (0: never) */
+  /* receiver i takes packets from its socket at this many bytes/s at most
+   * (0: as they come): a receiver slower than the sender, whose queue
+   * fills (its fill reported as a real socket's) and overflows past
+   * rcvbuf bytes (its drops counted as SO_RXQ_OVFL) */
+  uint64_t intake_Bps[SMC_SIM_MAX_RECEIVERS + 1];
+  uint32_t rcvbuf;          /* each receiver's socket buffer (default 64 MiB, as smc_receiver's) */
   /* called for every packet on its way (after the loss above spared it):
    * SMC_SIM_DELIVER or SMC_SIM_DROP; it may change the packet in place
    * (*len at most cap bytes) and send others with smc_sim_inject */
@@ -84,6 +95,7 @@ typedef struct {
   uint32_t chunks_unicast;  /* left for unicast by the multicast part (then supplied) */
   uint32_t bad_writes;      /* chunks written with bytes other than the image's: never */
   uint32_t writes;
+  uint32_t overflow;        /* packets its full socket buffer dropped */
   uint64_t finished_ns;     /* when its multicast part ended (0: killed) */
   smc_receiver_stats st;
 } smc_sim_receiver_result;

@@ -8,7 +8,7 @@
  *
  *   shoal-mcast-sim [--size MiB] [--receivers N] [--loss PERCENT] [--mtu M]
  *                   [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R]
- *                   [--no-key] [--kill I:MS]
+ *                   [--no-key] [--kill I:MS] [--intake MB/s] [--slow I:MB/s] [--verbose]
  *
  * One line per run: receivers complete by multicast, chunks left for
  * unicast, egress ÷ image, virtual seconds; --runs R runs seeds S .. S+R-1.
@@ -24,7 +24,8 @@ static void
 usage (void)
 {
   fprintf (stderr, "usage: shoal-mcast-sim [--size MiB] [--receivers N] [--loss PERCENT] [--mtu M]\n"
-                   "         [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R] [--no-key] [--kill I:MS]\n");
+                   "         [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R] [--no-key] [--kill I:MS]\n"
+                   "         [--intake MB/s] [--slow I:MB/s] [--verbose]\n");
 }
 
 int
@@ -41,11 +42,14 @@ main (int argc, char **argv)
     { "runs", required_argument, NULL, 'R' },
     { "no-key", no_argument, NULL, 'k' },
     { "kill", required_argument, NULL, 'K' },
+    { "intake", required_argument, NULL, 'i' },
+    { "slow", required_argument, NULL, 'w' },
+    { "verbose", no_argument, NULL, 'v' },
     { NULL, 0, NULL, 0 },
   };
   smc_sim_config c;
   smc_sim_result *res = malloc (sizeof *res);
-  double size_mib = 16, loss = 0;
+  double size_mib = 16, loss = 0, intake = 0;
   unsigned long runs = 1;
   uint8_t *image;
   int opt, failed = 0;
@@ -64,6 +68,16 @@ main (int argc, char **argv)
     case 'S': c.seed = strtoull (optarg, &end, 10); break;
     case 'R': runs = strtoul (optarg, &end, 10); break;
     case 'k': c.no_key = 1; end = (char *) ""; break;
+    case 'i': intake = strtod (optarg, &end); break;
+    case 'v': c.verbose = 1; end = (char *) ""; break;
+    case 'w':
+      if (sscanf (optarg, "%lu:%lu", &i, &ms) != 2 || i < 1 || i > SMC_SIM_MAX_RECEIVERS) {
+        usage ();
+        return 2;
+      }
+      c.intake_Bps[i] = ms * 1000000ull;
+      end = (char *) "";
+      break;
     case 'K':
       if (sscanf (optarg, "%lu:%lu", &i, &ms) != 2 || i < 1 || i > SMC_SIM_MAX_RECEIVERS) {
         usage ();
@@ -84,6 +98,9 @@ main (int argc, char **argv)
     return 2;
   }
   c.image_len = (size_t) (size_mib * 1024 * 1024);
+  for (uint32_t i = 1; intake > 0 && i <= c.receivers && i <= SMC_SIM_MAX_RECEIVERS; i++)
+    if (c.intake_Bps[i] == 0)
+      c.intake_Bps[i] = (uint64_t) (intake * 1e6);
   c.loss_ppm = (uint32_t) (loss * 10000 + 0.5);
   image = malloc (c.image_len);
   if (image == NULL) {
@@ -93,7 +110,7 @@ main (int argc, char **argv)
   smc_sim_fill (image, c.image_len, 0);
   c.image = image;
   for (unsigned long run = 0; run < runs; run++) {
-    uint32_t complete = 0, unicast = 0, bad = 0;
+    uint32_t complete = 0, unicast = 0, bad = 0, overflow = 0;
     if (smc_sim_run (&c, res, err, sizeof err) < 0) {
       fprintf (stderr, "shoal-mcast-sim: %s\n", err);
       return 2;
@@ -102,12 +119,14 @@ main (int argc, char **argv)
       complete += res->rcv[i].complete && res->rcv[i].chunks_unicast == 0;
       unicast += res->rcv[i].chunks_unicast;
       bad += res->rcv[i].bad_writes;
+      overflow += res->rcv[i].overflow;
     }
     printf ("sim N=%u loss=%g%% mtu=%u chunk=%u seed=%llu rc=%d by-multicast=%u/%u unicast-chunks=%u bad-writes=%u "
-            "egress/file=%.4f parity=%llu resent=%llu control=%llu nacks=%llu virtual_s=%.3f\n",
+            "overflow=%u egress/file=%.4f parity=%llu proactive=%llu resent=%llu control=%llu nacks=%llu virtual_s=%.3f\n",
             c.receivers, loss, c.mtu, c.chunk_size, (unsigned long long) c.seed, res->sender_rc, complete,
-            c.receivers, unicast, bad, (double) res->egress_bytes / (double) c.image_len,
-            (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.source_resent,
+            c.receivers, unicast, bad, overflow, (double) res->egress_bytes / (double) c.image_len,
+            (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.parity_proactive,
+            (unsigned long long) res->sender.source_resent,
             (unsigned long long) res->sender.control_pkts, (unsigned long long) res->sender.nacks_rx,
             (double) res->end_ns / 1e9);
     failed |= bad > 0;
