@@ -71,19 +71,13 @@ main (int argc, char **argv)
     case 'i': intake = strtod (optarg, &end); break;
     case 'v': c.verbose = 1; end = (char *) ""; break;
     case 'w':
-      if (sscanf (optarg, "%lu:%lu", &i, &ms) != 2 || i < 1 || i > SMC_SIM_MAX_RECEIVERS) {
-        usage ();
-        return 2;
-      }
-      c.intake_Bps[i] = ms * 1000000ull;
-      end = (char *) "";
-      break;
     case 'K':
+      /* I:VALUE, receiver I: MB/s it takes (--slow), ms it dies at (--kill) */
       if (sscanf (optarg, "%lu:%lu", &i, &ms) != 2 || i < 1 || i > SMC_SIM_MAX_RECEIVERS) {
         usage ();
         return 2;
       }
-      c.kill_ns[i] = ms * 1000000ull;
+      *(opt == 'w' ? &c.intake_Bps[i] : &c.kill_ns[i]) = ms * 1000000ull;
       end = (char *) "";
       break;
     default: usage (); return 2;
