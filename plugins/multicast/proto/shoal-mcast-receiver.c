@@ -1624,8 +1624,7 @@ finish (smc_receiver *r)
 int
 smc_receiver_run (smc_receiver *r)
 {
-  r->start = smc_now_ns ();
-  r->last_sender = r->start;
+  smc_receiver_start (r, smc_now_ns ());
   while (!r->finished) {
     int n = smc_rxbatch_recv (&r->sock, &r->rx);
     uint64_t now = smc_now_ns (), next;

@@ -1734,10 +1734,8 @@ turn (smc_sender *s, uint64_t now, int *can_send)
 int
 smc_sender_run (smc_sender *s)
 {
-  uint64_t now = smc_now_ns ();
-  s->st.start_ns = now;
-  s->last_refill = now;
-  set_state (s, SMC_STATE_WAITING, now);
+  uint64_t now;
+  smc_sender_start (s, smc_now_ns ());
   while (running (s)) {
     int can_send, sent;
     now = smc_now_ns ();
