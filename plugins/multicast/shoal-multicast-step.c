@@ -20,7 +20,10 @@
  * Options: "image-path", "chunk-size" (image-path only), "store",
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
  * "start-rate-mbit" (where slow start begins, 1000 by default: raise it
- * where every receiver is known to take more),
+ * where every receiver is known to take more), "min-rate-mbit" (with
+ * slow-policy "evict": the group is not slowed below it, a receiver that
+ * cannot take it finishes by unicast; 0, the default: the group slows
+ * down to its slowest receiver),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
@@ -591,6 +594,7 @@ setup_session (Run               *run,
   g_autofree gchar *cfg_gso = context != NULL ? shoal_context_get_config_string (context, "multicast", "gso", NULL) : NULL;
   gint64 rate = shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate);
   gint64 start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, rate));
+  gint64 min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
   gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
@@ -627,6 +631,14 @@ setup_session (Run               *run,
                    (long long) start);
       return FALSE;
     }
+  if (min_rate < 0 || min_rate > rate)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("min-rate-mbit must be between 0 and rate-mbit (%lld), not %lld"), (long long) rate,
+                   (long long) min_rate);
+      return FALSE;
+    }
+  c->rate_min_bps = (uint64_t) min_rate * 1000000;
   c->rate_max_bps = (uint64_t) rate * 1000000;
   c->rate_start_bps = (uint64_t) start * 1000000;
   c->max_k = (uint8_t) shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);

@@ -1365,14 +1365,46 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
   }
 }
 
-/* any slow-down signal: the rate becomes new_Bps (10 Mbit/s at least), slow
+/* the least the group is slowed to: 10 Mbit/s, or the configured minimum
+ * (SMC_SLOW_EVICT: below it a receiver is left behind, not waited for) */
+static double
+floor_Bps (const smc_sender *s)
+{
+  double min = s->cfg.slow_policy == SMC_SLOW_EVICT ? (double) s->cfg.rate_min_bps / 8.0 : 0;
+  if (min > s->cap_Bps)
+    min = s->cap_Bps;
+  return min > 1.25e6 ? min : 1.25e6;
+}
+
+/* what a receiver's reported intake (UDP payload) is on the wire */
+static double
+intake_wire_Bps (const smc_sender *s, const smc_status *st)
+{
+  return st->intake_kBps * 1000.0 * (s->cfg.mtu + WIRE_OVERHEAD) / (s->cfg.mtu - 28);
+}
+
+/* with a minimum rate (SMC_SLOW_EVICT), the sender at it, and node n's
+ * report saying it does not keep up even so: new drops in its socket, or
+ * a queue three quarters full that it drains slower than that rate */
+static int
+behind_at_floor (const smc_sender *s, const smc_node_info *n, const smc_status *st)
+{
+  if (s->cfg.rate_min_bps == 0 || s->cfg.slow_policy != SMC_SLOW_EVICT || s->state != SMC_STATE_SENDING ||
+      s->rate_Bps > floor_Bps (s) * 1.01)
+    return 0;
+  return st->rx_overflow > n->last.rx_overflow ||
+         (st->backlog_permille >= BACKLOG_FULL && intake_wire_Bps (s, st) < 0.9 * floor_Bps (s));
+}
+
+/* any slow-down signal: the rate becomes new_Bps (floor_Bps at least), slow
  * start ends, growth waits 200 ms */
 static void
 slow_down (smc_sender *s, double new_Bps, uint64_t now, const char *why)
 {
+  double floor = floor_Bps (s);
   s->last_signal = now;
   s->slow_start = 0;
-  s->rate_Bps = new_Bps < 1.25e6 ? 1.25e6 : new_Bps;
+  s->rate_Bps = new_Bps < floor ? floor : new_Bps;
   vlog (s, "%s: rate now %.0f Mbit/s", why, s->rate_Bps * 8 / 1e6);
 }
 
@@ -1412,7 +1444,7 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
   if (now - s->last_signal < (full ? 20 : 50) * MS)
     return;
   /* intake is UDP payload; the rate counts every byte on the wire */
-  target = 0.9 * st->intake_kBps * 1000.0 * (s->cfg.mtu + WIRE_OVERHEAD) / (s->cfg.mtu - 28);
+  target = 0.9 * intake_wire_Bps (s, st);
   if (!full && target < 0.7 * s->rate_Bps)
     target = 0.7 * s->rate_Bps;
   slow_down (s, target < s->rate_Bps ? target : s->rate_Bps, now, "receiver backlog");
@@ -1473,6 +1505,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   smc_status st;
   smc_node_info *n;
   size_t idx = 0;
+  int behind;
   if (smc_parse_status (buf, len, &st) < 0) {
     s->st.bad++;
     return;
@@ -1498,9 +1531,22 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
       n->outcome = 0;
     }
   }
-  if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow)
+  behind = n->outcome == 0 && behind_at_floor (s, n, &st);
+  if (!behind)
+    n->floor_overflows = 0;
+  if (behind) {
+    /* its socket drops, or is nearly full and drains slower than the
+     * least rate the group is held to: it cannot keep up, and is left
+     * behind (the second such report in a row: the first may cover time
+     * before the rate came down) */
+    if (++n->floor_overflows >= 2) {
+      vlog (s, "node %u cannot keep up at the minimum rate: finishing by unicast", n->node);
+      n->evict_sent = 1;
+      node_finish (s, n, SMC_NODE_EVICTED, now);
+    }
+  } else if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow) {
     congestion (s, now);
-  else if (n->outcome == 0 && !s->cfg.no_backlog_pacing && st.backlog_permille >= SMC_BACKLOG_HIGH &&
+  } else if (n->outcome == 0 && !s->cfg.no_backlog_pacing && st.backlog_permille >= SMC_BACKLOG_HIGH &&
            st.backlog_permille > n->last.backlog_permille) {
     s->st.backlog_signals++;
     n->backlog_signals++;

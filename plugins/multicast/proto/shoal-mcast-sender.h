@@ -26,6 +26,8 @@ typedef struct {
   uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
                              * growing, slowed the sender down */
   int evict_sent;
+  uint32_t floor_overflows; /* reports of socket drops while the sender
+                             * was at rate_min_bps, in a row */
   uint32_t nack_seen;       /* 'seen' of its last NACK, and since when it */
   uint64_t nack_seen_ns;    /* has said that one (a receiver taking nothing) */
   uint32_t progress_done;   /* chunks_done last passed to on_progress */
@@ -76,6 +78,12 @@ typedef struct {
                              * parity); 0 (default): one after the other */
   uint64_t rate_max_bps;    /* configured cap (wire bits/s), 0: 10 Gbit/s */
   uint64_t rate_start_bps;  /* where slow start begins; 0: 1 Gbit/s (never above the cap) */
+  /* with SMC_SLOW_EVICT, the group is not slowed below this (wire bits/s)
+   * for a receiver that cannot keep up (its queue, its socket's drops): a
+   * receiver whose socket still overflows at this rate is evicted and
+   * finishes by unicast. 0 (default): the group slows down to what its
+   * slowest receiver takes. */
+  uint64_t rate_min_bps;
   uint32_t expected;        /* receivers to wait for before sending */
   uint32_t join_wait_ms;    /* start anyway after this (default 5000) */
   uint32_t node_timeout_ms; /* silent receiver -> failed (default 3000) */

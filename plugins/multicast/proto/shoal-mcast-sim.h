@@ -70,6 +70,7 @@ typedef struct {
                              * of every packet the sender sends (as the benchmark's nftables
                              * rule); feedback is not lost */
   uint64_t rate_bps;        /* the sender's cap, wire bits/s (default 1 Gbit/s) */
+  uint64_t rate_min_bps;    /* smc_sender_config.rate_min_bps (default 0) */
   uint64_t latency_ns;      /* one way, every path (default 50 µs) */
   uint64_t time_limit_ns;   /* virtual; the session is stopped there (default 120 s) */
   uint64_t seed;

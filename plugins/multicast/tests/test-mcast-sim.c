@@ -326,6 +326,50 @@ test_slow_disks (void)
   g_free (res);
 }
 
+/* One receiver whose disk takes 20 MB/s among three that keep up with a
+ * 1 Gbit/s LAN. By default the group slows down to it; with a minimum
+ * rate (SMC_SLOW_EVICT) the group stays at that rate or above, and the
+ * slow one, which cannot take it, is evicted and finishes by unicast */
+static void
+test_min_rate (void)
+{
+  smc_sim_config c;
+  smc_sim_result *held, *res;
+  setup (&c, 128 * MIB, 9, 4, 10000);
+  c.intake_Bps[1] = 20000000;
+  held = run (&c);
+  /* nobody evicted (the slow one may leave a chunk or two to unicast while
+   * the rate comes down) */
+  g_assert_cmpint (held->sender_rc, ==, 0);
+  g_assert_cmpuint (held->rcv[1].chunks_unicast, <=, 2);
+  g_assert_cmpuint (held->rcv[2].chunks_unicast, ==, 0);
+  /* held to its 20 MB/s, less what its 64 MiB socket buffer lets the
+   * others have sooner: 3 s or more for 128 MiB */
+  g_assert_cmpuint (held->rcv[2].finished_ns, >, 3000 * MS);
+  c.rate_min_bps = 500000000;
+  res = run (&c);
+  g_test_message ("one receiver at 20 MB/s: the others finish at %.3f s held to it, %.3f s with a 500 Mbit/s minimum "
+                  "(it: %u chunks by unicast)", held->rcv[2].finished_ns / 1e9, res->rcv[2].finished_ns / 1e9,
+                  res->rcv[1].chunks_unicast);
+  g_assert_cmpint (res->sender_rc, ==, 1);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, res->nodes[i].node == 101 ? SMC_NODE_EVICTED : SMC_NODE_COMPLETE);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_true (res->rcv[i].complete);
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+    if (i > 1) {
+      g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+      /* at 500 Mbit/s or more: 128 MiB in 2.2 s at most */
+      g_assert_cmpuint (res->rcv[i].finished_ns, <, 2200 * MS);
+    }
+  }
+  g_assert_cmpuint (res->rcv[1].chunks_unicast, >, 64);
+  g_assert_cmpuint (res->sender.rate_bps, >=, 500000000);
+  g_free ((void *) c.image);
+  g_free (held);
+  g_free (res);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -338,5 +382,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/sim/greedy-nacks", test_greedy_nacks);
   g_test_add_func ("/shoal/multicast/sim/slow-group", test_slow_group);
   g_test_add_func ("/shoal/multicast/sim/slow-disks", test_slow_disks);
+  g_test_add_func ("/shoal/multicast/sim/min-rate", test_min_rate);
   return g_test_run ();
 }

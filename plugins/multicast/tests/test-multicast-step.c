@@ -230,6 +230,8 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 0}", "rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 500, \"start-rate-mbit\": 600}", "start-rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"start-rate-mbit\": 0}", "start-rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 500, \"min-rate-mbit\": 600}", "min-rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"min-rate-mbit\": -1}", "min-rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"gso\": \"yes\"}", "gso" },
   };
 

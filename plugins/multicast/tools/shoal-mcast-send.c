@@ -106,7 +106,7 @@ usage (void)
 {
   fprintf (stderr,
            "usage: shoal-mcast-send --file SRC --group ADDR --port N [--iface IF] [--receivers N]\n"
-           "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--k K] [--lanes 1-4]\n"
+           "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--min-mbit M] [--k K] [--lanes 1-4]\n"
            "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
            "  [--manifest-out FILE] [--join-out FILE] [--prepare (write them and exit)]\n"
@@ -122,7 +122,7 @@ main (int argc, char **argv)
   static const struct option opts[] = {
     { "file", 1, 0, 'f' }, { "group", 1, 0, 'g' }, { "port", 1, 0, 'p' }, { "iface", 1, 0, 'i' },
     { "receivers", 1, 0, 'n' }, { "mtu", 1, 0, 'm' }, { "chunk-size", 1, 0, 'c' },
-    { "rate-mbit", 1, 0, 'r' }, { "start-mbit", 1, 0, 'R' }, { "k", 1, 0, 'k' },
+    { "rate-mbit", 1, 0, 'r' }, { "start-mbit", 1, 0, 'R' }, { "min-mbit", 1, 0, 'F' }, { "k", 1, 0, 'k' },
     { "proactive", 1, 0, 'P' }, { "slow-policy", 1, 0, 'S' }, { "max-loss", 1, 0, 'L' },
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
@@ -161,6 +161,7 @@ main (int argc, char **argv)
     case 'c': chunk_size = (uint32_t) strtoul (optarg, NULL, 0); break;
     case 'r': cfg.rate_max_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'R': cfg.rate_start_bps = (uint64_t) (atof (optarg) * 1e6); break;
+    case 'F': cfg.rate_min_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'k': cfg.max_k = (uint8_t) atoi (optarg); break;
     case 'l': cfg.lanes = (uint8_t) atoi (optarg); break;
     case 'P': cfg.proactive_permille = (uint32_t) atoi (optarg); break;

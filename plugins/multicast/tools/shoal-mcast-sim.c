@@ -8,7 +8,8 @@
  *
  *   shoal-mcast-sim [--size MiB] [--receivers N] [--loss PERCENT] [--mtu M]
  *                   [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R]
- *                   [--no-key] [--kill I:MS] [--intake MB/s] [--slow I:MB/s] [--verbose]
+ *                   [--no-key] [--kill I:MS] [--intake MB/s] [--slow I:MB/s] [--min-rate MBIT]
+ *                   [--verbose]
  *
  * One line per run: receivers complete by multicast, chunks left for
  * unicast, egress ÷ image, virtual seconds; --runs R runs seeds S .. S+R-1.
@@ -25,7 +26,7 @@ usage (void)
 {
   fprintf (stderr, "usage: shoal-mcast-sim [--size MiB] [--receivers N] [--loss PERCENT] [--mtu M]\n"
                    "         [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R] [--no-key] [--kill I:MS]\n"
-                   "         [--intake MB/s] [--slow I:MB/s] [--verbose]\n");
+                   "         [--intake MB/s] [--slow I:MB/s] [--min-rate MBIT] [--verbose]\n");
 }
 
 int
@@ -45,6 +46,7 @@ main (int argc, char **argv)
     { "intake", required_argument, NULL, 'i' },
     { "slow", required_argument, NULL, 'w' },
     { "verbose", no_argument, NULL, 'v' },
+    { "min-rate", required_argument, NULL, 'F' },
     { NULL, 0, NULL, 0 },
   };
   smc_sim_config c;
@@ -65,6 +67,7 @@ main (int argc, char **argv)
     case 'm': c.mtu = (uint16_t) strtoul (optarg, &end, 10); break;
     case 'c': c.chunk_size = (uint32_t) strtoul (optarg, &end, 10); break;
     case 'r': c.rate_bps = strtoull (optarg, &end, 10) * 1000000ull; break;
+    case 'F': c.rate_min_bps = strtoull (optarg, &end, 10) * 1000000ull; break;
     case 'S': c.seed = strtoull (optarg, &end, 10); break;
     case 'R': runs = strtoul (optarg, &end, 10); break;
     case 'k': c.no_key = 1; end = (char *) ""; break;
