@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | minrate | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -49,6 +49,7 @@ case "$CASE" in
   killed) rate=100; extra=(--read-ahead 2 --lanes 4) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
   backlog) nrecv=2; rate=2000 ;;
+  minrate) nrecv=2; rate=2000; extra=(--min-mbit 1000) ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
   narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
   burst|bursts)
@@ -426,6 +427,25 @@ backlog)
   [ -n "$low" ] && [ "$low" -lt 1200 ] || fail "the sender stayed at ${low:-its cap of 2000} Mbit/s or more"
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
   echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate down to $low, $(field "$W/send.out" rate_mbit) at the end (Mbit/s)"
+  ;;
+minrate)
+  # r1 writes to a slow disk (at most 50 MB/s, 400 Mbit/s) as in backlog,
+  # but the session is held to 1000 Mbit/s at least: r1 cannot keep up
+  # with that, is evicted and finishes by unicast; r2 is not held to r1
+  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
+  start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 1 ] || fail "sender rc $src, not 1 (a receiver evicted)"
+  grep -q 'node 101 .*outcome=evicted' "$W/send.out" || fail "the slow receiver was not evicted"
+  grep -q 'node 102 .*outcome=complete' "$W/send.out" || fail "the fast receiver did not complete"
+  grep -q 'cannot keep up at the minimum rate' "$W/send.err" || fail "the sender did not say why it evicted r1"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" -gt 0 ] || fail "the slow receiver fetched nothing by unicast"
+  [ "$(field "$W/recv.r2.out" unicast_chunks)" = 0 ] || fail "the fast receiver fetched chunks by unicast"
+  low=$(grep -o 'rate now [0-9]*' "$W/send.err" | awk '{print $3}' | sort -n | head -1)
+  [ -z "$low" ] || [ "$low" -ge 999 ] || fail "the sender went down to $low Mbit/s, under its minimum"
+  echo "minrate: r1 evicted with $(field "$W/recv.r1.out" unicast_chunks) chunks for unicast, lowest rate ${low:-2000} Mbit/s"
   ;;
 narrow)
   # every receiver is behind a 100 Mbit/s port and the cap is 600: all of
