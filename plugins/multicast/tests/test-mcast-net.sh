@@ -146,6 +146,16 @@ receivers_complete() {
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(grep -c 'outcome=complete' "$W/send.out")" = "$1" ] || fail "not every receiver reported complete"
 }
+# r1 writes to a slow disk (20 ms per 1 MiB chunk: at most 50 MB/s) from
+# a 2 MiB socket buffer, r2 keeps up; their outputs are checked, the
+# sender's exit code is in $src
+slow_disk_pair() {
+  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
+  start_recv r2 102
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+}
 # r1 and r2 receive the whole session; their outputs are checked, the
 # sender's exit code is in $src
 two_receivers() {
@@ -406,11 +416,7 @@ backlog)
   # r1 writes to a slow disk (20 ms per 1 MiB chunk: at most 50 MB/s) from a
   # 2 MiB socket buffer, the sender may send 250 MB/s: r1's queue fills, it
   # says so before the socket has to drop, and the sender slows down
-  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
-  start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  slow_disk_pair
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(field "$W/recv.r1.out" backlog_reports)" -gt 0 ] || fail "the slow receiver never reported its backlog"
   [ "$(field "$W/send.out" backlog_signals)" -gt 0 ] || fail "the sender never slowed down for a backlog"
@@ -418,8 +424,8 @@ backlog)
   grep -q 'node 101 .* backlog=[1-9]' "$W/send.out" || fail "the slow receiver's queue reports are not counted for it"
   grep -q 'node 102 .* backlog=0' "$W/send.out" || fail "the fast receiver was counted as slow"
   # the sender went down towards what r1 drains (50 MB/s = 400 Mbit/s), far
-  # under its cap: more than one cut of 30 % (each is 30 % at most, 50 ms
-  # apart). (Not its rate at the end: when r1 lost more of a block
+  # under its cap: by 30 % per cut while r1's queue is under three
+  # quarters full, to r1's intake at once past that. (Not its rate at the end: when r1 lost more of a block
   # than its parity can repair, as under ASan, where r1 is slow to read as
   # well, the chunk waits 1.2 s before it goes to unicast, and the rate
   # grows back by 3 % every 50 ms meanwhile.)
@@ -432,11 +438,7 @@ minrate)
   # r1 writes to a slow disk (at most 50 MB/s, 400 Mbit/s) as in backlog,
   # but the session is held to 1000 Mbit/s at least: r1 cannot keep up
   # with that, is evicted and finishes by unicast; r2 is not held to r1
-  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
-  start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  slow_disk_pair
   [ "$src" = 1 ] || fail "sender rc $src, not 1 (a receiver evicted)"
   grep -q 'node 101 .*outcome=evicted' "$W/send.out" || fail "the slow receiver was not evicted"
   grep -q 'node 102 .*outcome=complete' "$W/send.out" || fail "the fast receiver did not complete"
