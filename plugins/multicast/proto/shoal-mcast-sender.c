@@ -1533,13 +1533,13 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   }
   behind = n->outcome == 0 && behind_at_floor (s, n, &st);
   if (!behind)
-    n->floor_overflows = 0;
+    n->floor_strikes = 0;
   if (behind) {
     /* its socket drops, or is nearly full and drains slower than the
      * least rate the group is held to: it cannot keep up, and is left
      * behind (the second such report in a row: the first may cover time
      * before the rate came down) */
-    if (++n->floor_overflows >= 2) {
+    if (++n->floor_strikes >= 2) {
       vlog (s, "node %u cannot keep up at the minimum rate: finishing by unicast", n->node);
       n->evict_sent = 1;
       node_finish (s, n, SMC_NODE_EVICTED, now);

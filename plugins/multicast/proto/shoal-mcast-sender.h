@@ -26,8 +26,9 @@ typedef struct {
   uint32_t backlog_signals; /* its receive queue, over SMC_BACKLOG_HIGH and
                              * growing, slowed the sender down */
   int evict_sent;
-  uint32_t floor_overflows; /* reports of socket drops while the sender
-                             * was at rate_min_bps, in a row */
+  uint32_t floor_strikes;   /* its reports in a row, with the sender at
+                             * rate_min_bps, of new socket drops or a queue
+                             * three quarters full drained slower than that */
   uint32_t nack_seen;       /* 'seen' of its last NACK, and since when it */
   uint64_t nack_seen_ns;    /* has said that one (a receiver taking nothing) */
   uint32_t progress_done;   /* chunks_done last passed to on_progress */
