@@ -58,15 +58,24 @@ sock_setup (smc_sock *s, uint16_t port, int sndbuf, int rcvbuf, int join)
   return 0;
 }
 
+/* no socket yet, the group's address: -1 when it is not a multicast one */
 static int
-sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
-           int sndbuf, int rcvbuf, int join)
+sock_init (smc_sock *s, const char *group, uint16_t port)
 {
   memset (s, 0, sizeof *s);
   s->fd = -1;
   s->group.sin_family = AF_INET;
   s->group.sin_port = htons (port);
   if (inet_pton (AF_INET, group, &s->group.sin_addr) != 1 || !IN_MULTICAST (ntohl (s->group.sin_addr.s_addr)))
+    return -1;
+  return 0;
+}
+
+static int
+sock_open (smc_sock *s, const char *group, uint16_t port, const char *iface,
+           int sndbuf, int rcvbuf, int join)
+{
+  if (sock_init (s, group, port) < 0)
     return -1;
   s->ifindex = iface != NULL && iface[0] ? (int) if_nametoindex (iface) : 0;
   if (iface != NULL && iface[0] && s->ifindex == 0)
@@ -99,15 +108,10 @@ smc_sock_open_tx (smc_sock *s, const char *group, uint16_t port, const char *ifa
 int
 smc_sock_open_offline (smc_sock *s, const char *group, uint16_t port, smc_tap_fn tap, void *user)
 {
-  memset (s, 0, sizeof *s);
-  s->fd = -1;
-  s->group.sin_family = AF_INET;
-  s->group.sin_port = htons (port);
+  if (sock_init (s, group, port) < 0 || tap == NULL)
+    return -1;
   s->tap = tap;
   s->tap_user = user;
-  if (tap == NULL || inet_pton (AF_INET, group, &s->group.sin_addr) != 1 ||
-      !IN_MULTICAST (ntohl (s->group.sin_addr.s_addr)))
-    return -1;
   return 0;
 }
 

@@ -36,7 +36,7 @@ typedef struct {
   uint64_t next;
   uint64_t rng;
   int dead, ended, n_in;
-  uint32_t writes, bad_writes, missing;
+  uint32_t writes, bad_writes;
   /* with an intake rate: its socket's queue, the packets in it and when
    * the last of them will have been taken; what it dropped */
   uint64_t queued, busy_until;
@@ -156,7 +156,7 @@ enqueue (smc_sim *sim, rcv *r, ev *e)
   uint64_t rate = sim->cfg->intake_Bps[r - sim->r], cost = e->len + SKB_COST;
   if (rate == 0)
     return 1;
-  if (r->queued + cost > (sim->cfg->rcvbuf ? sim->cfg->rcvbuf : 64u << 20)) {
+  if (r->queued + cost > sim->cfg->rcvbuf) {
     r->overflow++;
     return 0;
   }
@@ -295,14 +295,6 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
   return 0;
 }
 
-static void
-on_missing (void *user, uint32_t idx)
-{
-  party *p = user;
-  (void) idx;
-  p->sim->r[p->id].missing++;
-}
-
 void
 smc_sim_fill (uint8_t *buf, size_t len, uint64_t seed)
 {
@@ -325,6 +317,7 @@ smc_sim_config_init (smc_sim_config *c)
   c->rate_bps = 1000000000ull;
   c->latency_ns = 50000;
   c->time_limit_ns = 120000 * MS;
+  c->rcvbuf = 64u << 20;
 }
 
 static int
@@ -374,7 +367,6 @@ setup (smc_sim *sim, char *err, size_t errlen)
     rc.manifest = sim->m;
     rc.verbose = c->verbose;
     rc.write_chunk = write_chunk;
-    rc.on_missing = on_missing;
     sim->p[i] = (party) { sim, i };
     rc.user = &sim->p[i];
     sim->r[i].rng = c->seed * 0x100000001b3ull + i;
@@ -466,10 +458,10 @@ loop (smc_sim *sim)
     }
     for (uint32_t i = 1; i <= sim->cfg->receivers; i++) {
       rcv *r = &sim->r[i];
-      uint64_t buf = sim->cfg->rcvbuf ? sim->cfg->rcvbuf : 64u << 20;
       if (r->dead || r->ended || (r->n_in == 0 && r->next > sim->now))
         continue;
-      smc_receiver_set_socket (r->r, (uint16_t) (r->queued >= buf ? 1000 : r->queued * 1000 / buf), r->overflow);
+      smc_receiver_set_socket (r->r, (uint16_t) (r->queued >= sim->cfg->rcvbuf ? 1000 : r->queued * 1000 / sim->cfg->rcvbuf),
+                               r->overflow);
       r->next = smc_receiver_step (r->r, r->n_in, r->queued == 0, sim->now);
       r->n_in = 0;
     }

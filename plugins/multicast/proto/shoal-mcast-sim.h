@@ -82,7 +82,8 @@ typedef struct {
    * fills (its fill reported as a real socket's) and overflows past
    * rcvbuf bytes (its drops counted as SO_RXQ_OVFL) */
   uint64_t intake_Bps[SMC_SIM_MAX_RECEIVERS + 1];
-  uint32_t rcvbuf;          /* each receiver's socket buffer (default 64 MiB, as smc_receiver's) */
+  uint32_t rcvbuf;          /* each receiver's socket buffer, with an intake rate (64 MiB, as
+                             * smc_receiver's) */
   /* called for every packet on its way (after the loss above spared it):
    * SMC_SIM_DELIVER or SMC_SIM_DROP; it may change the packet in place
    * (*len at most cap bytes) and send others with smc_sim_inject */
