@@ -19,7 +19,8 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$W"/*.out "$W"/*.err; do echo "== $f"; tail -5 "$f"; done; exit 1; }
+# the reason again after the logs' tails: a log cut to its end keeps it
+fail() { echo "FAIL: $*"; for f in "$W"/*.out "$W"/*.err; do echo "== $f"; tail -5 "$f"; done; echo "FAIL ($CASE): $*"; exit 1; }
 inns() { local h=$1; shift; ip netns exec "${P}$h" "$@"; }
 
 loss=0; case "$CASE" in loss4|many|solo) loss=5 ;; large) loss=1 ;; esac
@@ -134,6 +135,8 @@ start_recv() {  # host node [args]
 check_out() {  # host
   [ "$(sha256sum < "$W/out.$1" | cut -c1-64)" = "$ref" ] || fail "output of $1 differs from the input"
 }
+# packets the kernel dropped from its per-CPU backlogs, on all CPUs
+backlog_drops() { local n=0 a b rest; while read -r a b rest; do n=$((n + 0x$b)); done < /proc/net/softnet_stat; echo $n; }
 field() { grep RESULT "$1" | grep -o "$2=[0-9]*" | cut -d= -f2; }
 # r1 .. rN receive the whole session: every output is the input, the
 # sender exits 0 and reports each of them complete
@@ -547,11 +550,30 @@ fanout)
   # bridge copies each packet to 40 ports before it passes any on, and the
   # kernel drops what exceeds its backlog (1000 packets per CPU). GSO
   # super-packets of 44 packets made 1,760 at once and lost hundreds (every
-  # receiver asked for repair, some chunks went to unicast); the sender now
-  # keeps a super-packet to 512 / receivers packets
+  # receiver asked for repair, some chunks went to unicast); the sender
+  # keeps a super-packet to 512 / receivers packets. (The sender now sends
+  # smaller batches here, about 11 packets at a time with 40 receivers
+  # sharing 2 cores, so this run no longer tells the cap from no cap: it
+  # checks that the kernel dropped nothing and that all 40 finish by
+  # multicast.)
+  d0=$(backlog_drops)
   receivers_complete 40
+  d1=$(backlog_drops)
+  d=$(field "$W/send.out" data_pkts); p=$(field "$W/send.out" parity_pkts); asked=0
+  for i in $(seq 1 40); do
+    [ "$(field "$W/recv.r$i.out" unicast_chunks)" = 0 ] || fail "r$i fetched chunks by unicast"
+    [ "$(field "$W/recv.r$i.out" nacks)$(field "$W/recv.r$i.out" srcreqs)" = 00 ] || asked=$((asked + 1))
+  done
+  echo "fanout: $((d1 - d0)) packets dropped by the backlog, $asked receivers asked for repair, $p parity for $d data packets"
   [ "$(field "$W/send.out" gso_sends)" -gt 0 ] || fail "no GSO super-packet sent"
-  [ "$(field "$W/send.out" parity_pkts)" = 0 ] || fail "$(field "$W/send.out" parity_pkts) parity packets without loss on the wire"
+  [ $((d1 - d0)) = 0 ] || fail "the kernel's backlog dropped $((d1 - d0)) packets"
+  # on a loaded machine (here, once in about 50 runs with a core kept busy)
+  # some receiver reports a loss that neither the backlog nor its socket
+  # counted: the end of the pass then carries a parity packet per block
+  # (17 and 33 seen; CI failed on it once). That is not the fault this
+  # case is for, which cost thousands
+  [ "$asked" -le 2 ] || fail "$asked receivers asked for repair"
+  [ $((p * 100)) -le "$d" ] || fail "$p parity packets for $d data packets without loss on the wire"
   ;;
 stall)
   # r1's disk stalls one write for 2.5 s; its receive thread, with two
