@@ -369,7 +369,7 @@ receiver_new (const smc_receiver_config *c, smc_tap_fn tap, void *tap_user, char
   r->uc_seq = (uint32_t) rnd (r);
   r->cstate = calloc (r->m->n_chunks, 1);
   r->by_idx = calloc (r->m->n_chunks, sizeof *r->by_idx);
-  r->plist = calloc (r->cfg.window_chunks, sizeof *r->plist);
+  r->plist = calloc ((size_t) r->cfg.window_chunks * 2, sizeof *r->plist);
   r->pool = calloc (r->cfg.window_chunks, sizeof *r->pool);
   r->ready_cap = SMC_BATCH;
   r->ready = calloc (r->ready_cap, sizeof *r->ready);
@@ -712,11 +712,23 @@ smc_receiver_supply_chunk (smc_receiver *r, uint32_t idx, const uint8_t *data, s
 
 /* ---------------- chunk assembly ---------------- */
 
+/* chunks the window may hold now: twice window_chunks while the socket's
+ * queue is at least half full. The repair of the oldest chunk is then
+ * likely among what waits in it, and dropping that chunk to unicast just
+ * before its repair is read cost whole chunks in groups slower than the
+ * sender (shoal-mcast-sim --mtu 9000 --chunk-size 4194304 --rate 10000
+ * --intake 200: 18 to 34 chunks at 1 % loss) */
+static uint32_t
+window_now (const smc_receiver *r)
+{
+  return r->backlog >= SMC_BACKLOG_HIGH ? r->cfg.window_chunks * 2 : r->cfg.window_chunks;
+}
+
 static pend *
 pend_alloc (smc_receiver *r, uint32_t idx)
 {
   pend *p;
-  if (r->np >= r->cfg.window_chunks) {
+  if (r->np >= window_now (r)) {
     /* window full: the oldest chunk goes to unicast */
     pend *old = r->plist[0];
     for (uint32_t i = 1; i < r->np; i++)
@@ -1045,7 +1057,7 @@ drain_schedule (smc_receiver *r, uint64_t now)
   for (uint32_t i = 0; i < r->m->n_chunks; i++) {
     if (r->cstate[i] != SMC_CHUNK_NEEDED)
       continue;
-    if (r->np >= r->cfg.window_chunks || pend_alloc (r, i) == NULL)
+    if (r->np >= window_now (r) || pend_alloc (r, i) == NULL)
       settle (r, i, SMC_CHUNK_EXTERNAL);
   }
   for (uint32_t i = 0; i < r->np; i++)
