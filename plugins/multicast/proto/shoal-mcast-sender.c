@@ -1425,8 +1425,9 @@ congestion (smc_sender *s, const smc_status *st, uint64_t now)
   /* a socket that overflowed (st) took what it reports it took: the rate
    * goes under that at once, as for a full queue. By 30 % per 50 ms from
    * 7 Gbit/s, 16 receivers taking 150 MB/s overflowed by 117,000 packets
-   * and left 266 to 1,899 chunks to unicast (shoal-mcast-sim --mtu 9000
-   * --receivers 16 --loss 5 --rate 10000 --intake 150) */
+   * and left 1,899 of their 4,096 chunks to unicast (shoal-mcast-sim
+   * --size 256 --mtu 9000 --receivers 16 --loss 5 --rate 10000 --intake
+   * 150); now none */
   if (st != NULL && st->intake_kBps != 0 && 0.9 * intake_wire_Bps (s, st) < target)
     target = 0.9 * intake_wire_Bps (s, st);
   slow_down (s, target, now, "congestion");
