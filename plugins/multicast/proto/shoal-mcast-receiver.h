@@ -45,8 +45,8 @@ typedef struct {
   const smc_manifest *manifest; /* its id must equal join.manifest_hash */
   uint32_t window_chunks;   /* chunks held in memory at once (default 0: as many
                              * as fit in 64 MiB, 4 to 64: 64 of 1 MiB, 16 of 4 MiB);
-                             * twice that while its socket's queue is at least
-                             * half full (SMC_BACKLOG_HIGH) */
+                             * twice that while its socket's queue is a tenth
+                             * full or more */
   uint32_t idle_timeout_ms; /* no valid packet from the sender: fail (default 5000) */
   uint32_t join_timeout_ms; /* no ANNOUNCE at all: fail (default 15000) */
   uint32_t status_ms;       /* status report period (default 100) */

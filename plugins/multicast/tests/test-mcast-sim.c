@@ -351,7 +351,7 @@ test_slow_disks (void)
  * comes down, and then a repair waits behind a queue as long as the
  * window. The window held 16 chunks whatever came: 34 of them went to
  * unicast, just before their repair was read. It now grows to 32 while the
- * queue is half full */
+ * queue is a tenth full or more */
 static void
 test_slow_window (void)
 {
@@ -362,6 +362,14 @@ test_slow_window (void)
   res = run (&c);
   g_test_message ("4 receivers at 200 MB/s, 4 MiB chunks: egress %.4f, %.3f s", egress (&c, res), res->end_ns / 1e9);
   assert_kept_up (&c, res);
+  g_free ((void *) c.image);
+  g_free (res);
+  /* one receiver taking 800 MB/s at 5 %: its queue stays under half full,
+   * and with the window grown only past half, 6 chunks went to unicast */
+  setup_slow (&c, 512 * MIB, 11, 1, 50000, 800000000);
+  c.chunk_size = 4 * MIB;
+  res = run (&c);
+  assert_all_by_multicast (&c, res);
   g_free ((void *) c.image);
   g_free (res);
 }
