@@ -1383,6 +1383,13 @@ intake_wire_Bps (const smc_sender *s, const smc_status *st)
   return st->intake_kBps * 1000.0 * (s->cfg.mtu + WIRE_OVERHEAD) / (s->cfg.mtu - 28);
 }
 
+/* the rate that lets a receiver drain its queue: 90 % of its intake */
+static double
+drain_Bps (const smc_sender *s, const smc_status *st)
+{
+  return 0.9 * intake_wire_Bps (s, st);
+}
+
 /* with a minimum rate (SMC_SLOW_EVICT), the sender at it, and node n's
  * report saying it does not keep up even so: new drops in its socket, or
  * a queue three quarters full that it drains slower than that rate */
@@ -1428,8 +1435,8 @@ congestion (smc_sender *s, const smc_status *st, uint64_t now)
    * and left 1,899 of their 4,096 chunks to unicast (shoal-mcast-sim
    * --size 256 --mtu 9000 --receivers 16 --loss 5 --rate 10000 --intake
    * 150); now none */
-  if (st != NULL && st->intake_kBps != 0 && 0.9 * intake_wire_Bps (s, st) < target)
-    target = 0.9 * intake_wire_Bps (s, st);
+  if (st != NULL && st->intake_kBps != 0 && drain_Bps (s, st) < target)
+    target = drain_Bps (s, st);
   slow_down (s, target, now, "congestion");
 }
 
@@ -1454,7 +1461,7 @@ backlog (smc_sender *s, const smc_status *st, uint64_t now)
   if (now - s->last_signal < (full ? 20 : 50) * MS)
     return;
   /* intake is UDP payload; the rate counts every byte on the wire */
-  target = 0.9 * intake_wire_Bps (s, st);
+  target = drain_Bps (s, st);
   if (!full && target < 0.7 * s->rate_Bps)
     target = 0.7 * s->rate_Bps;
   slow_down (s, target < s->rate_Bps ? target : s->rate_Bps, now, "receiver backlog");
