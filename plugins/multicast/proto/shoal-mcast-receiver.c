@@ -1422,15 +1422,23 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
     pend *p = r->plist[i];
     for (int b = 0; b < p->g.n_blocks; b++) {
       blk *bk = &p->blocks[b];
-      int need, lost = blk_answer_lost (r, bk);
+      int need, first, lost = blk_answer_lost (r, bk);
       if (bk->done || bk->due == 0 || (bk->due > now && !lost) ||
           (bk->nacks > 0 && blk_solo (r, bk) && !queue_empty && !lost))
         continue;
       bk->req = 0;  /* asked again below, or not by index */
       need = blk_need (bk);
-      if (bk->nacks == 0)
+      first = bk->nacks == 0;
+      if (first)
         bk->solo = (uint8_t) solo (r);
-      if (!bk->early && ++bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
+      /* a request while the socket's queue is a tenth full or more is not
+       * counted toward giving up (but the first is, as asked): the repair
+       * may be in that queue, behind seconds of data when this receiver is
+       * slow (a disk at 20 MB/s behind a 64 MiB buffer). The window still
+       * bounds how long the chunk can wait */
+      if (!bk->early && (first || r->backlog < WINDOW_GROW_PERMILLE))
+        bk->nacks++;
+      if (!bk->early && bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
         /* repair does not get through (about a second of NACKs): the
          * chunk goes to unicast rather than holding the session */
         vlog (r, "chunk %u block %d: no repair after %u ms of NACKs, left for unicast", p->idx, b, NACK_GIVEUP_MS);
@@ -1454,7 +1462,7 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
         if (need == 0)
           continue;
       }
-      if (bk->nacks > 1)
+      if (!first)
         r->st.nack_entries_retry++;
       r->nack_entries[n++] = (smc_nack_entry) { .chunk = p->idx, .block = (uint8_t) b,
                                                 .need = (uint8_t) need, .pnext = bk->pnext };

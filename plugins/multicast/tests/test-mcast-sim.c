@@ -406,6 +406,31 @@ test_overflow_intake (void)
   }
 }
 
+/* One receiver whose disk takes 20 MB/s among eight, at 5 % loss and a
+ * 10 Gbit/s cap: the group slows down to it, and its 64 MiB socket buffer
+ * holds seconds of data. Its repairs wait in that queue; it counted the
+ * NACKs it sent meanwhile toward giving up (1.2 s of them) and left 1 to 6
+ * chunks to unicast that were on their way (shoal-mcast-sim --size 64
+ * --receivers 8 --loss 5 --mtu 9000 --rate 10000 --slow 1:20). */
+static void
+test_slow_repair (void)
+{
+  for (uint64_t seed = 0; seed < 2; seed++) {
+    smc_sim_config c;
+    smc_sim_result *res;
+    setup_slow (&c, 64 * MIB, 0, 8, 50000, 0);
+    c.seed = seed;
+    c.intake_Bps[1] = 20000000;
+    res = run (&c);
+    g_test_message ("seed %" G_GUINT64_FORMAT ": the slow one finished at %.3f s, %u chunks to unicast, egress %.4f",
+                    seed, res->rcv[1].finished_ns / 1e9, res->rcv[1].chunks_unicast, egress (&c, res));
+    assert_all_by_multicast (&c, res);
+    g_assert_cmpfloat (egress (&c, res), <, 1.12);
+    g_free ((void *) c.image);
+    g_free (res);
+  }
+}
+
 /* One receiver whose disk takes 20 MB/s among three that keep up with a
  * 1 Gbit/s LAN. By default the group slows down to it; with a minimum
  * rate (SMC_SLOW_EVICT) the group stays at that rate or above, and the
@@ -462,5 +487,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/sim/min-rate", test_min_rate);
   g_test_add_func ("/shoal/multicast/sim/slow-window", test_slow_window);
   g_test_add_func ("/shoal/multicast/sim/overflow-intake", test_overflow_intake);
+  g_test_add_func ("/shoal/multicast/sim/slow-repair", test_slow_repair);
   return g_test_run ();
 }
