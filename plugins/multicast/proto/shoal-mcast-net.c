@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sock_diag.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef UDP_SEGMENT
@@ -202,6 +205,21 @@ smc_sock_backlog_permille (const smc_sock *s)
     return 0;
   fill = (uint64_t) mi[SK_MEMINFO_RMEM_ALLOC] * 1000 / mi[SK_MEMINFO_RCVBUF];
   return (uint16_t) (fill > 1000 ? 1000 : fill);
+}
+
+uint64_t
+smc_sock_queue_delay_ns (smc_sock *s)
+{
+  struct timespec stamp, now;
+  int64_t d;
+  if (s->fd < 0)
+    return s->offline_delay_ns;
+  /* ENOENT the first time: stamps are on from now */
+  if (ioctl (s->fd, SIOCGSTAMPNS, &stamp) < 0 || clock_gettime (CLOCK_REALTIME, &now) < 0)
+    return 0;
+  d = (int64_t) (now.tv_sec - stamp.tv_sec) * 1000000000 + (now.tv_nsec - stamp.tv_nsec);
+  /* a stamp from before the clock was set back, or a stale one */
+  return d > 0 && d < 60 * (int64_t) 1000000000 ? (uint64_t) d : 0;
 }
 
 int

@@ -26,6 +26,7 @@ typedef struct {
   smc_tap_fn tap;        /* offline (fd -1): sends go here, never to a network */
   void *tap_user;
   uint16_t offline_backlog; /* offline: its receive queue's fill, ‰, as the caller models it */
+  uint64_t offline_delay_ns; /* offline: how long a packet queued now waits to be read */
 } smc_sock;
 
 /* bind 0.0.0.0:port, join group on iface (NULL: any), no loopback of own
@@ -59,6 +60,12 @@ int  smc_rxbatch_recv (smc_sock *s, smc_rxbatch *b);
 int smc_path_mtu (const struct sockaddr_in *peer);
 /* how full the socket's receive queue is, ‰ of its buffer (0 if unknown) */
 uint16_t smc_sock_backlog_permille (const smc_sock *s);
+/* how long the packet read last waited in the socket's queue, from the
+ * kernel's stamp of its arrival (SIOCGSTAMPNS; the first call turns the
+ * stamps on and returns 0): about what a packet arriving now will wait
+ * while the queue stays as long. Meaningful only while packets are read
+ * from a queue that is not empty; 0 if unknown */
+uint64_t smc_sock_queue_delay_ns (smc_sock *s);
 
 /* send n packets (to dst, or the group when dst is NULL); returns sent count */
 /* n messages of niov[i] (1..3) iovecs each, iov[i][0..niov[i]) */

@@ -32,6 +32,11 @@
  * that announce lost (a loss burst at its end); the incomplete blocks ask
  * for repair rather than wait */
 #define SILENCE_MS 50
+/* packets that wait in the socket's queue this long or longer (a slow
+ * disk's receiver) put off asking again for a repair by as long; a
+ * receiver that is only behind its CPU for a moment (tens of ms) asks
+ * again as usual */
+#define QDELAY_MIN_MS 100
 
 typedef struct {
   uint8_t k, src_have, n_par, pnext, done;
@@ -129,6 +134,8 @@ struct smc_receiver {
   uint64_t last_overflow_report;
   uint16_t backlog;              /* receive queue fill, ‰, read every 5 ms at most */
   uint64_t backlog_read;
+  uint64_t qdelay;               /* how long packets wait in that queue (0 under a tenth
+                                  * full or QDELAY_MIN_MS) */
   uint64_t last_backlog_report;
   uint64_t intake_bytes;         /* taken from the socket since the last STATUS */
   uint64_t intake_since;
@@ -1448,7 +1455,13 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
       }
       /* a silence's request is not retried nor counted toward giving up:
        * the block waits for the next silence, or to be seen passed */
-      bk->due = bk->early ? 0 : now + r->cfg.nack_retry_ms * MS;
+      /* asked again once the answer could have come through the queue:
+       * a receiver whose disk took 5 MB/s, its 64 MiB buffer holding the
+       * whole image, asked every 10 ms for 13 s, used up its blocks' parity
+       * and had 6,000 source symbols resent (egress 1.27 instead of 1.13;
+       * shoal-mcast-sim --size 64 --receivers 8 --loss 5 --rate 10000
+       * --slow 1:5) */
+      bk->due = bk->early ? 0 : now + r->cfg.nack_retry_ms * MS + r->qdelay;
       bk->early = 0;
       if (blk_wants_sources (r, bk)) {
         /* the parity not sent yet, by NACK, and the rest by index */
@@ -1504,6 +1517,11 @@ status_tick (smc_receiver *r, uint64_t now)
   if (r->have_ann && now >= r->backlog_read + 5 * MS) {
     r->backlog = smc_sock_backlog_permille (&r->sock);
     r->backlog_read = now;
+    /* read even when not needed, to turn the kernel's stamps on; with a
+     * queue a tenth full the packet read last is a recent one */
+    r->qdelay = smc_sock_queue_delay_ns (&r->sock);
+    if (r->backlog < WINDOW_GROW_PERMILLE || r->qdelay < QDELAY_MIN_MS * MS)
+      r->qdelay = 0;
   }
   if (r->have_ann && r->backlog >= SMC_BACKLOG_HIGH && now >= r->last_backlog_report + 20 * MS) {
     /* packets pile up faster than this receiver takes them: the sender
@@ -1699,9 +1717,10 @@ smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const struc
 }
 
 void
-smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint32_t overflow)
+smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint64_t delay_ns, uint32_t overflow)
 {
   r->sock.offline_backlog = backlog_permille;
+  r->sock.offline_delay_ns = delay_ns;
   r->rx.overflow = overflow;
 }
 

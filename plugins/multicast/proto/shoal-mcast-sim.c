@@ -461,7 +461,7 @@ loop (smc_sim *sim)
       if (r->dead || r->ended || (r->n_in == 0 && r->next > sim->now))
         continue;
       smc_receiver_set_socket (r->r, (uint16_t) (r->queued >= sim->cfg->rcvbuf ? 1000 : r->queued * 1000 / sim->cfg->rcvbuf),
-                               r->overflow);
+                               r->busy_until > sim->now ? r->busy_until - sim->now : 0, r->overflow);
       r->next = smc_receiver_step (r->r, r->n_in, r->queued == 0, sim->now);
       r->n_in = 0;
     }
