@@ -1439,10 +1439,11 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
       if (first)
         bk->solo = (uint8_t) solo (r);
       /* a request while the socket's queue is a tenth full or more is not
-       * counted toward giving up (but the first is, as asked): the repair
-       * may be in that queue, behind seconds of data when this receiver is
-       * slow (a disk at 20 MB/s behind a 64 MiB buffer). The window still
-       * bounds how long the chunk can wait */
+       * counted toward giving up (the first always counts: it marks the
+       * block as asked for): the repair may be in that queue, behind
+       * seconds of data when this receiver is slow (a disk at 20 MB/s
+       * behind a 64 MiB buffer). The window still bounds how long the
+       * chunk can wait */
       if (!bk->early && (first || r->backlog < WINDOW_GROW_PERMILLE))
         bk->nacks++;
       if (!bk->early && bk->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
@@ -1454,13 +1455,13 @@ nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
         break;
       }
       /* a silence's request is not retried nor counted toward giving up:
-       * the block waits for the next silence, or to be seen passed */
-      /* asked again once the answer could have come through the queue:
-       * a receiver whose disk took 5 MB/s, its 64 MiB buffer holding the
-       * whole image, asked every 10 ms for 13 s, used up its blocks' parity
-       * and had 6,000 source symbols resent (egress 1.27 instead of 1.13;
-       * shoal-mcast-sim --size 64 --receivers 8 --loss 5 --rate 10000
-       * --slow 1:5) */
+       * the block waits for the next silence, or to be seen passed.
+       * Others are asked again once the answer could have come through
+       * the socket's queue (qdelay): a receiver whose disk took 5 MB/s,
+       * its 64 MiB buffer holding the whole image, asked every 10 ms for
+       * 13 s, used up its blocks' parity and had 6,032 source symbols
+       * resent (egress 1.27 instead of 1.13; shoal-mcast-sim --size 64
+       * --receivers 8 --loss 5 --rate 10000 --slow 1:5) */
       bk->due = bk->early ? 0 : now + r->cfg.nack_retry_ms * MS + r->qdelay;
       bk->early = 0;
       if (blk_wants_sources (r, bk)) {
