@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Unit tests of the multicast wire format, FEC, manifest binding and join string */
+/* Unit tests of the multicast wire format, FEC, manifest binding, join string
+ * and the socket's queue delay */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +16,7 @@
 #include "shoal-mcast-gmac.h"
 #include "shoal-mcast-proto.h"
 #include "shoal-mcast-keyset.h"
+#include "shoal-mcast-net.h"
 #include "shoal-mcast-receiver.h"
 #include "shoal-mcast-sha.h"
 
@@ -766,6 +770,44 @@ test_join (void)
   g_assert_cmpint (smc_join_parse ("v=1;group=239.1.1.1;port=99999;session=1;manifest=", &j2), <, 0);
 }
 
+/* how long a packet waited in a socket's queue, from the kernel's stamp
+ * of its arrival (what a receiver puts its next NACK off by), on a real
+ * socket on loopback: the first call turns stamps on; a packet read 150 ms
+ * after it came reads at least that; one read at once, far less */
+static void
+test_queue_delay (void)
+{
+  smc_sock s = { .fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0) };
+  int tx = socket (AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t alen = sizeof a;
+  char buf[64];
+  uint64_t d;
+  g_assert_cmpint (s.fd, >=, 0);
+  g_assert_cmpint (tx, >=, 0);
+  g_assert_cmpint (bind (s.fd, (struct sockaddr *) &a, sizeof a), ==, 0);
+  g_assert_cmpint (getsockname (s.fd, (struct sockaddr *) &a, &alen), ==, 0);
+  g_assert_cmpuint (smc_sock_queue_delay_ns (&s), ==, 0);  /* nothing read yet */
+  g_assert_cmpint (sendto (tx, "waits", 5, 0, (struct sockaddr *) &a, sizeof a), ==, 5);
+  g_usleep (150000);
+  g_assert_cmpint (recv (s.fd, buf, sizeof buf, 0), ==, 5);
+  d = smc_sock_queue_delay_ns (&s);
+  g_test_message ("a packet read 150 ms after it came: %.1f ms", d / 1e6);
+  g_assert_cmpuint (d, >=, 150000000);
+  g_assert_cmpuint (d, <, 10000000000ull);
+  g_assert_cmpint (sendto (tx, "at once", 7, 0, (struct sockaddr *) &a, sizeof a), ==, 7);
+  for (int i = 0; i < 1000 && recv (s.fd, buf, sizeof buf, 0) < 0; i++)
+    g_usleep (1000);
+  d = smc_sock_queue_delay_ns (&s);
+  g_test_message ("a packet read at once: %.3f ms", d / 1e6);
+  g_assert_cmpuint (d, <, 100000000);
+  /* offline (the simulation's): what the caller models */
+  close (s.fd);
+  s = (smc_sock) { .fd = -1, .offline_delay_ns = 1234 };
+  g_assert_cmpuint (smc_sock_queue_delay_ns (&s), ==, 1234);
+  close (tx);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -786,5 +828,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/manifest/sparse", test_manifest_sparse);
   g_test_add_func ("/shoal/multicast/join/roundtrip", test_join);
   g_test_add_func ("/shoal/multicast/receiver/window", test_receiver_window);
+  g_test_add_func ("/shoal/multicast/net/queue-delay", test_queue_delay);
   return g_test_run ();
 }
