@@ -207,6 +207,18 @@ smc_sock_backlog_permille (const smc_sock *s)
   return (uint16_t) (fill > 1000 ? 1000 : fill);
 }
 
+uint32_t
+smc_sock_drops (const smc_sock *s)
+{
+  uint32_t mi[SK_MEMINFO_VARS] = { 0 };
+  socklen_t len = sizeof mi;
+  if (s->fd < 0)
+    return s->offline_drops;
+  if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < (SK_MEMINFO_DROPS + 1) * sizeof mi[0])
+    return 0;
+  return mi[SK_MEMINFO_DROPS];
+}
+
 uint64_t
 smc_sock_queue_delay_ns (smc_sock *s)
 {

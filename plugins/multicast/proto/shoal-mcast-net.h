@@ -27,6 +27,7 @@ typedef struct {
   void *tap_user;
   uint16_t offline_backlog; /* offline: its receive queue's fill, ‰, as the caller models it */
   uint64_t offline_delay_ns; /* offline: how long a packet queued now waits to be read */
+  uint32_t offline_drops;    /* offline: the packets its full queue dropped so far */
 } smc_sock;
 
 /* bind 0.0.0.0:port, join group on iface (NULL: any), no loopback of own
@@ -66,6 +67,11 @@ uint16_t smc_sock_backlog_permille (const smc_sock *s);
  * while the queue stays as long. Meaningful only while packets are read
  * from a queue that is not empty; 0 if unknown */
 uint64_t smc_sock_queue_delay_ns (smc_sock *s);
+/* the packets the socket dropped so far, its queue full (SO_MEMINFO): at
+ * once. SO_RXQ_OVFL gives the same count with each packet as it was when
+ * that packet was queued, so a receiver reads a drop there only once it
+ * reads past it, a whole queue later. 0 if unknown */
+uint32_t smc_sock_drops (const smc_sock *s);
 
 /* send n packets (to dst, or the group when dst is NULL); returns sent count */
 /* n messages of niov[i] (1..3) iovecs each, iov[i][0..niov[i]) */

@@ -23,6 +23,7 @@ typedef struct {
   uint64_t t, order;
   uint32_t from, to;
   uint32_t len;
+  uint32_t drops;           /* its receiver's drops when it was queued (SO_RXQ_OVFL) */
   uint8_t *pkt;
 } ev;
 
@@ -41,6 +42,7 @@ typedef struct {
    * the last of them will have been taken; what it dropped */
   uint64_t queued, busy_until;
   uint32_t overflow;
+  uint32_t overflow_read;   /* the drops the packets it read carried */
 } rcv;
 
 struct smc_sim {
@@ -161,6 +163,7 @@ enqueue (smc_sim *sim, rcv *r, ev *e)
     return 0;
   }
   r->queued += cost;
+  e->drops = r->overflow;
   if (r->busy_until < e->t)
     r->busy_until = e->t;
   r->busy_until += (uint64_t) e->len * 1000000000ull / rate;
@@ -386,8 +389,10 @@ deliver (smc_sim *sim, const ev *e)
     sim->s_in = 1;
   } else {
     rcv *r = &sim->r[e->to];
-    if (sim->cfg->intake_Bps[e->to] != 0)
+    if (sim->cfg->intake_Bps[e->to] != 0) {
       r->queued -= e->len + SKB_COST;
+      r->overflow_read = e->drops;
+    }
     if (!r->dead && !r->ended) {
       smc_receiver_input (r->r, e->pkt, e->len, &from, sim->now);
       r->n_in++;
@@ -461,7 +466,8 @@ loop (smc_sim *sim)
       if (r->dead || r->ended || (r->n_in == 0 && r->next > sim->now))
         continue;
       smc_receiver_set_socket (r->r, (uint16_t) (r->queued >= sim->cfg->rcvbuf ? 1000 : r->queued * 1000 / sim->cfg->rcvbuf),
-                               r->busy_until > sim->now ? r->busy_until - sim->now : 0, r->overflow);
+                               r->busy_until > sim->now ? r->busy_until - sim->now : 0, r->overflow,
+                               r->overflow_read);
       r->next = smc_receiver_step (r->r, r->n_in, r->queued == 0, sim->now);
       r->n_in = 0;
     }

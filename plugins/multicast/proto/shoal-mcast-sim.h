@@ -29,9 +29,12 @@ void smc_receiver_start (smc_receiver *r, uint64_t now);
 void smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const struct sockaddr_in *from,
                          uint64_t now);
 /* its socket as the caller models it: receive queue fill (‰), how long a
- * packet queued now waits to be read (ns), and the packets dropped so far
- * because it was full (SO_RXQ_OVFL) */
-void smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint64_t delay_ns, uint32_t overflow);
+ * packet queued now waits to be read (ns), the packets dropped so far
+ * because it was full (drops, SO_MEMINFO), and that count as the packets
+ * read so far carry it (overflow, SO_RXQ_OVFL: as it was when the last of
+ * them was queued) */
+void smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint64_t delay_ns, uint32_t drops,
+                              uint32_t overflow);
 /* one turn of its loop after n packets were input at now (queue_empty:
  * none waits in its socket); when it wants the next (UINT64_MAX once
  * finished) */
