@@ -130,7 +130,7 @@ struct smc_receiver {
   uint64_t nack_defer_since;     /* a NACK fell due while packets were still queued */
   int acked;
   uint32_t reported_overflow;
-  uint32_t drops;                /* the socket's drops as it counts them now, read every 5 ms */
+  uint32_t drops;                /* the socket's drops as it counts them now, read every turn */
   uint32_t loss_overflow_base;
   uint64_t last_overflow_report;
   uint16_t backlog;              /* receive queue fill, ‰, read every 5 ms at most */
