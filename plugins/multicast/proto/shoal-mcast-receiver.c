@@ -1523,8 +1523,10 @@ static void
 status_tick (smc_receiver *r, uint64_t now)
 {
   /* every turn, not every 5 ms: at 10 Gbit/s, 5 ms is 700 jumbo frames
-   * dropped before the sender hears of it */
-  if (r->have_ann)
+   * dropped before the sender hears of it. Only with the queue half full
+   * (as read at most 5 ms ago): a socket drops only when full, and below
+   * that the count the packets carry is late by no more than that queue */
+  if (r->have_ann && r->backlog >= SMC_BACKLOG_HIGH)
     r->drops = smc_sock_drops (&r->sock);
   if (r->have_ann && overflow_now (r) != r->reported_overflow && now >= r->last_overflow_report + 20 * MS) {
     /* the socket overflowed: tell the sender now, it slows down */
