@@ -191,17 +191,25 @@ smc_path_mtu (const struct sockaddr_in *peer)
   return mtu;
 }
 
+/* the socket's SO_MEMINFO, every field of it; -1 if the kernel gives less */
+static int
+sock_meminfo (const smc_sock *s, uint32_t mi[SK_MEMINFO_VARS])
+{
+  socklen_t len = SK_MEMINFO_VARS * sizeof mi[0];
+  if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < SK_MEMINFO_VARS * sizeof mi[0])
+    return -1;
+  return 0;
+}
+
 uint16_t
 smc_sock_backlog_permille (const smc_sock *s)
 {
   uint32_t mi[SK_MEMINFO_VARS] = { 0 };
-  socklen_t len = sizeof mi;
   uint64_t fill;
   if (s->fd < 0)
     return s->offline_backlog;
   /* both in the kernel's accounting (buffer space each packet takes) */
-  if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < sizeof mi ||
-      mi[SK_MEMINFO_RCVBUF] == 0)
+  if (sock_meminfo (s, mi) < 0 || mi[SK_MEMINFO_RCVBUF] == 0)
     return 0;
   fill = (uint64_t) mi[SK_MEMINFO_RMEM_ALLOC] * 1000 / mi[SK_MEMINFO_RCVBUF];
   return (uint16_t) (fill > 1000 ? 1000 : fill);
@@ -211,12 +219,9 @@ uint32_t
 smc_sock_drops (const smc_sock *s)
 {
   uint32_t mi[SK_MEMINFO_VARS] = { 0 };
-  socklen_t len = sizeof mi;
   if (s->fd < 0)
     return s->offline_drops;
-  if (getsockopt (s->fd, SOL_SOCKET, SO_MEMINFO, mi, &len) < 0 || len < (SK_MEMINFO_DROPS + 1) * sizeof mi[0])
-    return 0;
-  return mi[SK_MEMINFO_DROPS];
+  return sock_meminfo (s, mi) < 0 ? 0 : mi[SK_MEMINFO_DROPS];
 }
 
 uint64_t

@@ -399,6 +399,7 @@ receiver_new (const smc_receiver_config *c, smc_tap_fn tap, void *tap_user, char
     smc_receiver_free (r);
     return NULL;
   }
+  smc_sock_queue_delay_ns (&r->sock);  /* turns the kernel's arrival stamps on */
   if (c->join.has_key && (r->auth = smc_auth_new (c->join.key, r->m->id)) == NULL) {
     snprintf (err, errlen, "cannot set up packet authentication");
     smc_receiver_free (r);
@@ -1537,10 +1538,9 @@ status_tick (smc_receiver *r, uint64_t now)
   if (r->have_ann && now >= r->backlog_read + 5 * MS) {
     r->backlog = smc_sock_backlog_permille (&r->sock);
     r->backlog_read = now;
-    /* read even when not needed, to turn the kernel's stamps on; with a
-     * queue a tenth full the packet read last is a recent one */
-    r->qdelay = smc_sock_queue_delay_ns (&r->sock);
-    if (r->backlog < WINDOW_GROW_PERMILLE || r->qdelay < QDELAY_MIN_MS * MS)
+    /* with a queue a tenth full the packet read last is a recent one */
+    r->qdelay = r->backlog >= WINDOW_GROW_PERMILLE ? smc_sock_queue_delay_ns (&r->sock) : 0;
+    if (r->qdelay < QDELAY_MIN_MS * MS)
       r->qdelay = 0;
   }
   if (r->have_ann && r->backlog >= SMC_BACKLOG_HIGH && now >= r->last_backlog_report + 20 * MS) {
