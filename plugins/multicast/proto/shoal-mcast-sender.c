@@ -1323,7 +1323,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     smc_geom g;
     uint8_t *np, k;
     uint32_t *pms;
-    int inflight, add, room, q;
+    int inflight, need, add, room, q;
     smc_nack_entry_get (&n, i, &e);
     s->st.nack_entries++;
     if (!repair_target (s, e.chunk, e.block, &g))
@@ -1347,7 +1347,14 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
     }
     if (*np == smc_fec_max_parity (k) && ms - *pms < CYCLE_MS)
       continue;  /* parity used up and resent lately: wait for that round */
-    add = (int) e.need - inflight;
+    /* a receiver NACKs no more than the parity indices above those it has
+     * seen (it asks for the rest by source index, SRCREQ): a NACK asking
+     * for more is held to that (one that asked for 255 of every block
+     * took the sender to 1.665 × the image, sim test greedy-nacks) */
+    need = e.pnext < smc_fec_max_parity (k) ? smc_fec_max_parity (k) - e.pnext : 0;
+    if (e.need < need)
+      need = e.need;
+    add = need - inflight;
     room = smc_fec_max_parity (k) - *np;
     if (add <= 0)
       continue;

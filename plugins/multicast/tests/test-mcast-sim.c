@@ -305,9 +305,11 @@ test_greedy_nacks (void)
                   (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.source_resent);
   assert_intact (&c, res);
   g_assert_cmpuint (res->rcv[1].chunks_unicast, ==, 0);
-  /* at most every block's whole parity range (56 of 256 per 200-symbol
-   * block) and some source symbols again: well under twice the image */
-  g_assert_cmpfloat (egress (&c, res), <, 2.0);
+  /* its NACKs are held to the parity it has not seen (it could not use
+   * more), so at most every block's parity range above its pnext goes out
+   * for it (1.256; 1.665 when the sender took need as said, 1.08 with an
+   * honest fourth receiver) */
+  g_assert_cmpfloat (egress (&c, res), <, 1.35);
   g_free ((void *) c.image);
   g_free (res);
 }
