@@ -42,6 +42,7 @@
 #include <openssl/rand.h>
 
 #include "shoal-mcast-sender.h"
+#include "shoal-multicast-journal.h"
 #include "shoal-multicast-source.h"
 #include "shoal-multicast-step.h"
 
@@ -126,6 +127,38 @@ node_event_free (NodeEvent *ev)
   g_free (ev);
 }
 
+gchar *
+shoal_multicast_eviction_message (const smc_sender_config *cfg,
+                                  const smc_node_info     *n)
+{
+  /* the receiver's own reason first: it can tell an MTU problem, which
+   * shows at the sender as loss */
+  if (n->last.reason == SMC_REASON_MTU)
+    return g_strdup_printf (_("The MTU of its network interface is smaller than the session's packets "
+                              "(MTU %u): finishing by unicast"), (guint) cfg->mtu);
+  if (n->last.reason == SMC_REASON_PATH_MTU)
+    return g_strdup_printf (_("The session's short packets reached it but none of its full-size ones "
+                              "(is the MTU of a switch port on its path smaller than the session's, %u?): "
+                              "finishing by unicast"), (guint) cfg->mtu);
+  switch (n->evict_cause)
+    {
+    case SMC_EVICT_LOSS:
+      return g_strdup_printf (_("Lost %.1f%% of the session's packets, more than the %.1f%% the group allows "
+                                "(max-loss-permille), after %u chunks: finishing by unicast"),
+                              n->last.loss_permille / 10.0, cfg->max_loss_permille / 10.0, n->last.chunks_done);
+    case SMC_EVICT_FLOOR:
+      return g_strdup_printf (_("Could not keep up with the group at its minimum rate of %llu Mbit/s "
+                                "(min-rate-mbit), after %u chunks: finishing by unicast"),
+                              (unsigned long long) (cfg->rate_min_bps / 1000000), n->last.chunks_done);
+    case SMC_EVICT_BEHIND:
+      return g_strdup_printf (_("Fell more than %u chunks behind the group, after %u chunks: finishing by unicast"),
+                              cfg->max_behind_chunks, n->last.chunks_done);
+    default:
+      return g_strdup_printf (_("Left the multicast session after %u chunks (loss %.1f%%): finishing by unicast"),
+                              n->last.chunks_done, n->last.loss_permille / 10.0);
+    }
+}
+
 static void
 journal_outcome (Run                 *run,
                  ShoalDevice         *device,
@@ -149,19 +182,11 @@ journal_outcome (Run                 *run,
       shoal_step_context_set_progress (run->ctx, device, 1.0);
       break;
     case SMC_NODE_EVICTED:
-      if (n->last.reason == SMC_REASON_MTU)
-        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
-                                _("The MTU of its network interface is smaller than the session's packets "
-                                  "(MTU %u): finishing by unicast"), (guint) run->cfg.mtu);
-      else if (n->last.reason == SMC_REASON_PATH_MTU)
-        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
-                                _("The session's short packets reached it but none of its full-size ones "
-                                  "(is the MTU of a switch port on its path smaller than the session's, %u?): "
-                                  "finishing by unicast"), (guint) run->cfg.mtu);
-      else
-        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING,
-                                _("Too slow or too lossy for the group (loss %.1f%%, %u chunks done): "
-                                  "finishing by unicast"), n->last.loss_permille / 10.0, n->last.chunks_done);
+      {
+        g_autofree gchar *why = shoal_multicast_eviction_message (&run->cfg, n);
+
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_WARNING, "%s", why);
+      }
       break;
     default:
       shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,

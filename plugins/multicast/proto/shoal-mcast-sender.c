@@ -214,6 +214,19 @@ smc_leave_reason_str (int reason)
 }
 
 const char *
+smc_evict_cause_str (int cause)
+{
+  switch (cause) {
+  case SMC_EVICT_NONE: return "-";
+  case SMC_EVICT_LOSS: return "loss";
+  case SMC_EVICT_FLOOR: return "min-rate";
+  case SMC_EVICT_BEHIND: return "behind";
+  case SMC_EVICT_SELF: return "receiver";
+  default: return "unknown";
+  }
+}
+
+const char *
 smc_node_outcome_str (int o)
 {
   switch (o) {
@@ -639,6 +652,18 @@ node_finish (smc_sender *s, smc_node_info *n, int outcome, uint64_t now)
         smc_node_outcome_str (outcome), n->last.chunks_done, n->last.ext_missing, n->last.loss_permille);
   if (s->cfg.on_node != NULL)
     s->cfg.on_node (s->cfg.node_user, n);
+}
+
+/* the sender leaves node n to finish by unicast, for cause (the next
+ * reports it sends get a CONTROL EVICT in answer) */
+static void
+node_evict (smc_sender *s, smc_node_info *n, int cause, uint64_t now)
+{
+  if (n->outcome != 0)
+    return;
+  n->evict_sent = cause != SMC_EVICT_SELF;
+  n->evict_cause = cause;
+  node_finish (s, n, SMC_NODE_EVICTED, now);
 }
 
 /* ---------------- sending ---------------- */
@@ -1573,8 +1598,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
      * before the rate came down) */
     if (++n->floor_strikes >= 2) {
       vlog (s, "node %u cannot keep up at the minimum rate: finishing by unicast", n->node);
-      n->evict_sent = 1;
-      node_finish (s, n, SMC_NODE_EVICTED, now);
+      node_evict (s, n, SMC_EVICT_FLOOR, now);
     }
   } else if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow) {
     congestion (s, &st, now);
@@ -1610,9 +1634,8 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
        * may be losing as much (a congested path); ask again next time */
       s->strikes[idx] = 1;
     } else {
-      n->evict_sent = 1;
-      n->last.reason = st.reason;  /* the report that evicts it says why, if it can */
-      node_finish (s, n, SMC_NODE_EVICTED, now);
+      n->last = st;  /* the report that evicts it: its loss, and why, if it can say */
+      node_evict (s, n, SMC_EVICT_LOSS, now);
     }
   } else if (n->outcome == 0) {
     s->strikes[idx] = 0;
@@ -1622,8 +1645,8 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   if (s->cfg.max_behind_chunks && n->outcome == 0 && s->state == SMC_STATE_SENDING &&
       s->cur_chunk != UINT32_MAX && st.chunks_done + st.chunks_pending + s->cfg.max_behind_chunks < s->cur_chunk &&
       st.chunks_pending >= s->cfg.max_behind_chunks) {
-    n->evict_sent = 1;
-    node_finish (s, n, SMC_NODE_EVICTED, now);
+    n->last = st;
+    node_evict (s, n, SMC_EVICT_BEHIND, now);
   }
   n->last = st;
   progress (s, n, now);
@@ -1637,7 +1660,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   } else if (st.state == SMC_RX_EVICTED) {
     /* it left on its own (st.reason): it finishes by unicast, and its
      * repair requests, if any come, are not served */
-    node_finish (s, n, SMC_NODE_EVICTED, now);
+    node_evict (s, n, SMC_EVICT_SELF, now);
   }
 }
 

@@ -16,10 +16,20 @@ typedef enum {
   SMC_NODE_NEVER_JOINED = 5,
 } smc_node_outcome;
 
+/* why a receiver was left to finish by unicast (outcome SMC_NODE_EVICTED) */
+typedef enum {
+  SMC_EVICT_NONE = 0,
+  SMC_EVICT_LOSS = 1,       /* it lost more than max_loss, two reports in a row */
+  SMC_EVICT_FLOOR = 2,      /* it could not keep up at rate_min_bps */
+  SMC_EVICT_BEHIND = 3,     /* more than max_behind_chunks behind the first pass */
+  SMC_EVICT_SELF = 4,       /* it left on its own (last.reason says why) */
+} smc_evict_cause;
+
 typedef struct {
   uint32_t node;
   char addr[48];
   int outcome;              /* 0 while receiving, else smc_node_outcome */
+  int evict_cause;          /* smc_evict_cause, with SMC_NODE_EVICTED */
   uint64_t joined_ns, last_heard_ns, finished_ns;
   smc_status last;          /* last STATUS received */
   uint32_t nacks;           /* NACK and SRCREQ packets from this node */
@@ -135,6 +145,8 @@ uint16_t smc_sender_symbol_size (smc_sender *s);
 const char *smc_node_outcome_str (int outcome);
 /* a STATUS reason (smc_leave_reason): "-", "mtu", "path-mtu", or "unknown" */
 const char *smc_leave_reason_str (int reason);
+/* an smc_evict_cause: "-", "loss", "min-rate", "behind", "receiver" */
+const char *smc_evict_cause_str (int cause);
 
 #ifdef __cplusplus
 }

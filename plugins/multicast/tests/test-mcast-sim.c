@@ -558,8 +558,10 @@ test_min_rate (void)
                   "(it: %u chunks by unicast)", held->rcv[2].finished_ns / 1e9, res->rcv[2].finished_ns / 1e9,
                   res->rcv[1].chunks_unicast);
   g_assert_cmpint (res->sender_rc, ==, 1);
-  for (uint32_t i = 0; i < res->n_nodes; i++)
+  for (uint32_t i = 0; i < res->n_nodes; i++) {
     g_assert_cmpint (res->nodes[i].outcome, ==, res->nodes[i].node == 101 ? SMC_NODE_EVICTED : SMC_NODE_COMPLETE);
+    g_assert_cmpint (res->nodes[i].evict_cause, ==, res->nodes[i].node == 101 ? SMC_EVICT_FLOOR : SMC_EVICT_NONE);
+  }
   assert_intact (&c, res);
   for (uint32_t i = 2; i <= c.receivers; i++) {
     g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);

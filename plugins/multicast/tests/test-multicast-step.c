@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shoal-multicast-journal.h"
 #include "shoal-multicast-step.h"
 
 G_DECLARE_FINAL_TYPE (TestModule, test_module, TEST, MODULE, GTypeModule)
@@ -258,11 +259,48 @@ test_step_bad_options (void)
     }
 }
 
+/* the journal says why a receiver was left to unicast, with the figures
+ * and the option that decided it */
+static void
+test_eviction_message (void)
+{
+  static const struct { int cause; int reason; const gchar *needles[3]; } cases[] = {
+    { SMC_EVICT_LOSS, SMC_REASON_NONE, { "Lost 31.2%", "25.0%", "max-loss-permille" } },
+    { SMC_EVICT_FLOOR, SMC_REASON_NONE, { "minimum rate of 400 Mbit/s", "min-rate-mbit", "after 7 chunks" } },
+    { SMC_EVICT_BEHIND, SMC_REASON_NONE, { "more than 16 chunks behind", "after 7 chunks", "unicast" } },
+    { SMC_EVICT_SELF, SMC_REASON_NONE, { "Left the multicast session after 7 chunks", "31.2%", "unicast" } },
+    /* its own reason comes first: an MTU problem shows as loss */
+    { SMC_EVICT_LOSS, SMC_REASON_MTU, { "MTU of its network interface", "MTU 9000", "unicast" } },
+    { SMC_EVICT_SELF, SMC_REASON_PATH_MTU, { "none of its full-size ones", "9000", "unicast" } },
+  };
+  smc_sender_config cfg;
+
+  smc_sender_config_init (&cfg);
+  cfg.mtu = 9000;
+  cfg.max_loss_permille = 250;
+  cfg.rate_min_bps = 400000000;
+  cfg.max_behind_chunks = 16;
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      smc_node_info n = { .node = 101, .outcome = SMC_NODE_EVICTED, .evict_cause = cases[i].cause };
+      g_autofree gchar *msg = NULL;
+
+      n.last.loss_permille = 312;
+      n.last.chunks_done = 7;
+      n.last.reason = (uint8_t) cases[i].reason;
+      msg = shoal_multicast_eviction_message (&cfg, &n);
+      for (guint j = 0; j < G_N_ELEMENTS (cases[i].needles); j++)
+        if (strstr (msg, cases[i].needles[j]) == NULL)
+          g_error ("case %u: \"%s\" lacks \"%s\"", i, msg, cases[i].needles[j]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/multicast/step/bad-options", test_step_bad_options);
+  g_test_add_func ("/shoal/multicast/step/eviction-message", test_eviction_message);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   return g_test_run ();
 }

@@ -267,9 +267,10 @@ main (int argc, char **argv)
   st = smc_sender_get_stats (the_sender);
   n_nodes = smc_sender_get_nodes (the_sender, &nodes);
   for (size_t i = 0; i < n_nodes; i++)
-    printf ("node %u addr=%s outcome=%s reason=%s done=%u unicast=%u loss=%u/1000 nacks=%u overflow=%u forged=%u "
-            "backlog=%u\n",
+    printf ("node %u addr=%s outcome=%s cause=%s reason=%s done=%u unicast=%u loss=%u/1000 nacks=%u overflow=%u "
+            "forged=%u backlog=%u\n",
             nodes[i].node, nodes[i].addr, smc_node_outcome_str (nodes[i].outcome),
+            smc_evict_cause_str (nodes[i].evict_cause),
             smc_leave_reason_str (nodes[i].outcome == SMC_NODE_EVICTED ? nodes[i].last.reason : SMC_REASON_NONE),
             nodes[i].last.chunks_done,
             nodes[i].last.ext_missing, nodes[i].last.loss_permille, nodes[i].nacks,
