@@ -1598,6 +1598,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
      * before the rate came down) */
     if (++n->floor_strikes >= 2) {
       vlog (s, "node %u cannot keep up at the minimum rate: finishing by unicast", n->node);
+      n->last = st;
       node_evict (s, n, SMC_EVICT_FLOOR, now);
     }
   } else if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow) {
