@@ -1,5 +1,5 @@
-/* shoal-image-import.c: importing raw and zstd images into the store, and
- * removing them
+/* shoal-image-import.c: importing raw, zstd and qcow2 images into the store,
+ * and removing them
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -23,10 +23,11 @@
 #include "shoal-error.h"
 #include "shoal-image-files.h"
 #include "shoal-image-files-private.h"
+#include "shoal-image-qcow2.h"
 
 #define N_BUFFERS 4
 
-/* --- The source: a raw image or a zstd stream -------------------------------- */
+/* --- The source: a raw image, a zstd stream or a qcow2 disk -------------------- */
 
 typedef struct {
   int             fd;
@@ -42,6 +43,8 @@ typedef struct {
   ZSTD_inBuffer   in;
   gboolean        in_eof;
   gsize           last_ret;      /* 0 when the last zstd frame ended */
+  ShoalQcow2     *qcow2;
+  guint64         virtual_pos;   /* qcow2: where in its virtual disk */
 } Source;
 
 static void
@@ -51,6 +54,7 @@ source_clear (Source *s)
     close (s->fd);
   ZSTD_freeDCtx (s->dctx);
   g_free (s->in_buf);
+  g_clear_pointer (&s->qcow2, shoal_qcow2_free);
 }
 
 static gboolean
@@ -88,6 +92,12 @@ source_open (Source       *s,
       s->in.src = s->in_buf;
       s->last_ret = 1;
       g_debug ("%s is zstd-compressed", path);
+    }
+  else if (shoal_qcow2_probe (magic, sizeof magic))
+    {
+      posix_fadvise (s->fd, 0, 0, POSIX_FADV_NORMAL);
+      s->qcow2 = shoal_qcow2_open (s->fd, s->file_size, path, error);
+      return s->qcow2 != NULL;
     }
   return TRUE;
 }
@@ -199,6 +209,20 @@ fill_zstd (Source  *s,
   return (gssize) out.pos;
 }
 
+static gssize
+fill_qcow2 (Source  *s,
+            guint8  *buf,
+            gsize    len,
+            GError **error)
+{
+  gsize n = (gsize) MIN ((guint64) len, shoal_qcow2_get_size (s->qcow2) - s->virtual_pos);
+
+  if (!shoal_qcow2_read (s->qcow2, s->virtual_pos, buf, n, error))
+    return -1;
+  s->virtual_pos += n;
+  return (gssize) n;
+}
+
 /* Fills @buf up to @len bytes; fewer only at the end of the image. */
 static gssize
 source_fill (Source  *s,
@@ -206,7 +230,31 @@ source_fill (Source  *s,
              gsize    len,
              GError **error)
 {
+  if (s->qcow2 != NULL)
+    return fill_qcow2 (s, buf, len, error);
   return s->dctx != NULL ? fill_zstd (s, buf, len, error) : fill_raw (s, buf, len, error);
+}
+
+/* how far the import is, of *total */
+static guint64
+source_position (Source  *s,
+                 guint64 *total)
+{
+  if (s->qcow2 != NULL)
+    {
+      *total = shoal_qcow2_get_size (s->qcow2);
+      return s->virtual_pos;
+    }
+  *total = s->file_size;
+  return s->consumed;
+}
+
+/* bytes read from the file (not the holes of a sparse one, nor a qcow2
+ * image's unallocated clusters) */
+static guint64
+source_bytes_read (Source *s)
+{
+  return s->qcow2 != NULL ? shoal_qcow2_get_bytes_read (s->qcow2) : s->read;
 }
 
 /* --- The whole-image hasher thread -------------------------------------------- */
@@ -421,7 +469,11 @@ import_chunks (Import                  *imp,
       ok = import_chunk (imp, b->data, b->len, error);
       g_async_queue_push (h.todo, b);
       if (progress != NULL)
-        progress (src->consumed, src->file_size, progress_data);
+        {
+          guint64 total, done = source_position (src, &total);
+
+          progress (done, total, progress_data);
+        }
       if ((gsize) n < imp->chunk_size)
         break;
     }
@@ -466,7 +518,7 @@ static gchar *
 name_from_path (const gchar *path)
 {
   g_autofree gchar *base = g_path_get_basename (path);
-  static const gchar *suffixes[] = { ".zst", ".img", ".raw" };
+  static const gchar *suffixes[] = { ".zst", ".qcow2", ".img", ".raw" };
   GString *name = g_string_new (NULL);
 
   for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
@@ -531,8 +583,9 @@ check_import_args (const gchar  *name,
  * @name: (nullable): the image name; %NULL derives it from the file name
  * @chunk_size: bytes per chunk, 0 for the default (1 MiB)
  *
- * Imports a raw disk image or a zstd-compressed one (detected by its magic
- * number). Importing the same image again is harmless and returns the same id.
+ * Imports a raw disk image, a zstd-compressed one, or the disk a qcow2
+ * image holds (detected by their magic numbers). Importing the same image
+ * again is harmless and returns the same id.
  *
  * Returns: the image id, or %NULL with @error set
  */
@@ -569,7 +622,7 @@ shoal_image_files_import (const gchar              *root,
   imp.zero = g_array_new (FALSE, FALSE, 1);
   ok = source_open (&src, path, error) &&
        import_chunks (&imp, &src, image_digest, progress, progress_data, cancellable, error);
-  imp.stats->bytes_read = src.read;
+  imp.stats->bytes_read = source_bytes_read (&src);
   source_clear (&src);
   if (ok && imp.size == 0)
     {

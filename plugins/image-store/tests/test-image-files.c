@@ -13,6 +13,7 @@
 
 #include "shoal-error.h"
 #include "shoal-image-files.h"
+#include "image-test-util.h"
 
 #define CHUNK 65536
 
@@ -21,23 +22,6 @@ typedef struct {
   gchar *root;
 } Fixture;
 
-static void
-rm_rf (const gchar *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const gchar *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree gchar *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static void
 fixture_setup (Fixture       *f,
@@ -52,25 +36,11 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  rm_rf (f->dir);
+  image_test_rm_rf (f->dir);
   g_free (f->dir);
   g_free (f->root);
 }
 
-static void
-fill_random (guint8 *p,
-             gsize   len,
-             guint32 seed)
-{
-  g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
-
-  for (gsize i = 0; i < len; i += 4)
-    {
-      guint32 v = g_rand_int (rand);
-
-      memcpy (p + i, &v, MIN (4, len - i));
-    }
-}
 
 /* Chunks: A 0 B A 0 C, then a tail of 1000 random bytes: 7 chunks, 2 zero,
  * 4 distinct data chunks (A twice). */
@@ -80,11 +50,11 @@ make_image (guint32 seed_c)
   gsize len = 6 * CHUNK + 1000;
   guint8 *p = g_malloc0 (len);
 
-  fill_random (p, CHUNK, 1);
-  fill_random (p + 2 * CHUNK, CHUNK, 2);
+  image_test_fill_random (p, CHUNK, 1);
+  image_test_fill_random (p + 2 * CHUNK, CHUNK, 2);
   memcpy (p + 3 * CHUNK, p, CHUNK);
-  fill_random (p + 5 * CHUNK, CHUNK, seed_c);
-  fill_random (p + 6 * CHUNK, 1000, seed_c + 1);
+  image_test_fill_random (p + 5 * CHUNK, CHUNK, seed_c);
+  image_test_fill_random (p + 6 * CHUNK, 1000, seed_c + 1);
   return g_bytes_new_take (p, len);
 }
 

@@ -11,6 +11,7 @@
 
 #include "shoal-controller-private.h"
 #include "shoal-image-store-service.h"
+#include "image-test-util.h"
 
 #define TEST_TYPE_MODULE (test_module_get_type ())
 G_DECLARE_FINAL_TYPE (TestModule, test_module, TEST, MODULE, GTypeModule)
@@ -28,23 +29,6 @@ test_module_class_init (TestModuleClass *klass)
   G_TYPE_MODULE_CLASS (klass)->unload = test_module_unload;
 }
 
-static void
-rm_rf (const gchar *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const gchar *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree gchar *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static void
 curl_done (GObject      *source,
@@ -179,7 +163,7 @@ test_service (void)
   shoal_service_stop (service);
   shoal_controller_close (controller);
   soup_server_disconnect (server);
-  rm_rf (dir);
+  image_test_rm_rf (dir);
 }
 
 int

@@ -9,6 +9,7 @@
 
 #include "shoal-error.h"
 #include "shoal-image-store.h"
+#include "image-test-util.h"
 
 typedef struct {
   gchar        *dir;
@@ -18,23 +19,6 @@ typedef struct {
   guint         n_progress;
 } Fixture;
 
-static void
-rm_rf (const gchar *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const gchar *entry;
-
-  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree gchar *child = g_build_filename (path, entry, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        rm_rf (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
 
 static void
 got_result (GObject      *source,
@@ -164,7 +148,7 @@ test_store (void)
 
   g_clear_object (&f.result);
   g_main_loop_unref (f.loop);
-  rm_rf (f.dir);
+  image_test_rm_rf (f.dir);
   g_free (f.dir);
 }
 

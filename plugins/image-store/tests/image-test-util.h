@@ -1,0 +1,44 @@
+/* image-test-util.h: helpers of the image store's tests on disk
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+/* removes a folder and everything in it */
+static inline void
+image_test_rm_rf (const gchar *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const gchar *entry;
+
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *child = g_build_filename (path, entry, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        image_test_rm_rf (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+/* len bytes that do not compress, the same for the same seed */
+static inline void
+image_test_fill_random (guint8 *p,
+                        gsize   len,
+                        guint32 seed)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+
+  for (gsize i = 0; i < len; i += 4)
+    {
+      guint32 v = g_rand_int (rand);
+
+      memcpy (p + i, &v, MIN (4, len - i));
+    }
+}
