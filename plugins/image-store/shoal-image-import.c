@@ -95,7 +95,6 @@ source_open (Source       *s,
     }
   else if (shoal_qcow2_probe (magic, sizeof magic))
     {
-      posix_fadvise (s->fd, 0, 0, POSIX_FADV_NORMAL);
       s->qcow2 = shoal_qcow2_open (s->fd, s->file_size, path, error);
       return s->qcow2 != NULL;
     }

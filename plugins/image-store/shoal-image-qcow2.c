@@ -473,44 +473,71 @@ read_compressed (ShoalQcow2  *q,
   return TRUE;
 }
 
-/* len bytes at within of cluster cluster_index, within + len <= cluster_size */
-static gboolean
-read_in_cluster (ShoalQcow2  *q,
-                 guint64      cluster_index,
-                 guint64      within,
-                 guint8      *buf,
-                 gsize        len,
-                 GError     **error)
-{
-  guint64 entry = 0, host;
+typedef enum {
+  CLUSTER_ZERO,        /* not allocated, or flagged as zeros */
+  CLUSTER_DATA,        /* at *host in the file */
+  CLUSTER_COMPRESSED,
+} ClusterKind;
 
-  if (!l2_entry (q, cluster_index, &entry, error))
+/* where cluster cluster_index is, checked */
+static gboolean
+locate (ShoalQcow2   *q,
+        guint64       cluster_index,
+        ClusterKind  *kind,
+        guint64      *entry,
+        guint64      *host,
+        GError      **error)
+{
+  if (!l2_entry (q, cluster_index, entry, error))
     return FALSE;
-  if (entry & OFLAG_COMPRESSED)
+  if (*entry & OFLAG_COMPRESSED)
     {
-      if (!read_compressed (q, cluster_index, entry, error))
-        return FALSE;
-      memcpy (buf, q->cluster + within, len);
+      *kind = CLUSTER_COMPRESSED;
       return TRUE;
     }
-  if (entry & L2E_RESERVED)
+  if (*entry & L2E_RESERVED)
     return set_corrupt (q, error, _("the L2 entry of cluster %llu has reserved bits set"),
                         (ull) cluster_index);
-  if ((entry & OFLAG_ZERO) && q->version < 3)
+  if ((*entry & OFLAG_ZERO) && q->version < 3)
     return set_corrupt (q, error, _("cluster %llu has the zero flag of version 3"),
                         (ull) cluster_index);
-  host = entry & OFFSET_MASK;
-  if ((entry & OFLAG_ZERO) || host == 0)
-    {
-      memset (buf, 0, len);
-      return TRUE;
-    }
-  if ((host & (q->cluster_size - 1)) != 0)
+  *host = *entry & OFFSET_MASK;
+  *kind = (*entry & OFLAG_ZERO) || *host == 0 ? CLUSTER_ZERO : CLUSTER_DATA;
+  if (*kind == CLUSTER_ZERO)
+    return TRUE;
+  if ((*host & (q->cluster_size - 1)) != 0)
     return set_corrupt (q, error, _("cluster %llu is at offset %llu, not a cluster boundary"),
-                        (ull) cluster_index, (ull) host);
-  if (host >= q->file_size)
+                        (ull) cluster_index, (ull) *host);
+  if (*host >= q->file_size)
     return set_corrupt (q, error, _("cluster %llu is past its end"), (ull) cluster_index);
-  return pread_all (q, buf, len, host + within, TRUE, error);
+  return TRUE;
+}
+
+/* How many of len bytes, from a data cluster at host, the clusters after it
+ * continue in the file (one read for them all: qemu-img lays a disk out in
+ * order) */
+static gboolean
+contiguous (ShoalQcow2  *q,
+            guint64      cluster_index,
+            guint64      host,
+            gsize        first,
+            gsize        len,
+            gsize       *n,
+            GError     **error)
+{
+  *n = first;
+  for (guint64 next = cluster_index + 1; *n < len; next++)
+    {
+      ClusterKind kind;
+      guint64 entry, next_host = 0;
+
+      if (!locate (q, next, &kind, &entry, &next_host, error))
+        return FALSE;
+      if (kind != CLUSTER_DATA || next_host != host + (next - cluster_index) * q->cluster_size)
+        break;
+      *n += (gsize) MIN ((guint64) (len - *n), q->cluster_size);
+    }
+  return TRUE;
 }
 
 /**
@@ -536,8 +563,21 @@ shoal_qcow2_read (ShoalQcow2  *q,
       guint64 cluster_index = offset >> q->cluster_bits;
       guint64 within = offset & (q->cluster_size - 1);
       gsize n = (gsize) MIN ((guint64) len, q->cluster_size - within);
+      ClusterKind kind;
+      guint64 entry = 0, host = 0;
 
-      if (!read_in_cluster (q, cluster_index, within, buf, n, error))
+      if (!locate (q, cluster_index, &kind, &entry, &host, error))
+        return FALSE;
+      if (kind == CLUSTER_ZERO)
+        memset (buf, 0, n);
+      else if (kind == CLUSTER_COMPRESSED)
+        {
+          if (!read_compressed (q, cluster_index, entry, error))
+            return FALSE;
+          memcpy (buf, q->cluster + within, n);
+        }
+      else if (!contiguous (q, cluster_index, host, n, len, &n, error) ||
+               !pread_all (q, buf, n, host + within, TRUE, error))
         return FALSE;
       buf += n;
       offset += n;
