@@ -1,5 +1,5 @@
-/* shoal-image-import.c: importing raw, zstd and qcow2 images into the store,
- * and removing them
+/* shoal-image-import.c: importing images into the store (the disk any file
+ * shoal-image-source.c reads holds), and removing them
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -18,243 +18,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "shoal-error.h"
 #include "shoal-image-files.h"
 #include "shoal-image-files-private.h"
-#include "shoal-image-qcow2.h"
+#include "shoal-image-source.h"
 
 #define N_BUFFERS 4
-
-/* --- The source: a raw image, a zstd stream or a qcow2 disk -------------------- */
-
-typedef struct {
-  int             fd;
-  const gchar    *path;
-  guint64         file_size;
-  guint64         consumed;      /* position in the source file */
-  guint64         read;          /* bytes read (a raw image's holes are not) */
-  guint64         data_start;    /* raw: the current extent of data, from */
-  guint64         data_end;      /* SEEK_DATA and SEEK_HOLE */
-  ZSTD_DCtx      *dctx;
-  guint8         *in_buf;
-  gsize           in_cap;
-  ZSTD_inBuffer   in;
-  gboolean        in_eof;
-  gsize           last_ret;      /* 0 when the last zstd frame ended */
-  ShoalQcow2     *qcow2;
-  guint64         virtual_pos;   /* qcow2: where in its virtual disk */
-} Source;
-
-static void
-source_clear (Source *s)
-{
-  if (s->fd >= 0)
-    close (s->fd);
-  ZSTD_freeDCtx (s->dctx);
-  g_free (s->in_buf);
-  g_clear_pointer (&s->qcow2, shoal_qcow2_free);
-}
-
-static gboolean
-source_open (Source       *s,
-             const gchar  *path,
-             GError      **error)
-{
-  static const guint8 zstd_magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
-  guint8 magic[4] = { 0 };
-  struct stat st;
-
-  s->fd = open (path, O_RDONLY | O_CLOEXEC);
-  s->path = path;
-  if (s->fd < 0 || fstat (s->fd, &st) < 0)
-    {
-      int saved = errno;
-
-      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_FAILED,
-                   _("Cannot open image %s: %s"), path, g_strerror (saved));
-      return FALSE;
-    }
-  if (!S_ISREG (st.st_mode))
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   _("Image %s is not a regular file"), path);
-      return FALSE;
-    }
-  s->file_size = (guint64) st.st_size;
-  posix_fadvise (s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  if (pread (s->fd, magic, sizeof magic, 0) == sizeof magic && memcmp (magic, zstd_magic, 4) == 0)
-    {
-      s->dctx = ZSTD_createDCtx ();
-      s->in_cap = ZSTD_DStreamInSize ();
-      s->in_buf = g_malloc (s->in_cap);
-      s->in.src = s->in_buf;
-      s->last_ret = 1;
-      g_debug ("%s is zstd-compressed", path);
-    }
-  else if (shoal_qcow2_probe (magic, sizeof magic))
-    {
-      s->qcow2 = shoal_qcow2_open (s->fd, s->file_size, path, error);
-      return s->qcow2 != NULL;
-    }
-  return TRUE;
-}
-
-static gssize
-read_some (Source  *s,
-           guint8  *buf,
-           gsize    len,
-           GError **error)
-{
-  for (;;)
-    {
-      /* at the position: a raw image skips its holes */
-      gssize n = pread (s->fd, buf, len, (off_t) s->consumed);
-
-      if (n >= 0)
-        {
-          s->consumed += (guint64) n;
-          s->read += (guint64) n;
-          return n;
-        }
-      if (errno != EINTR)
-        {
-          int saved = errno;
-
-          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
-                       _("Cannot read image %s: %s"), s->path, g_strerror (saved));
-          return -1;
-        }
-    }
-}
-
-/* A raw image up to the size it had when opened. The holes of a sparse
- * file are zeros that are not read: a 20 GiB disk image holding 3 GiB
- * costs the reads of 3 GiB (the whole-image hash still covers every byte) */
-static gssize
-fill_raw (Source  *s,
-          guint8  *buf,
-          gsize    len,
-          GError **error)
-{
-  gsize done = 0;
-
-  while (done < len && s->consumed < s->file_size)
-    {
-      guint64 want = MIN ((guint64) (len - done), s->file_size - s->consumed);
-      gssize n;
-
-      if (s->consumed >= s->data_end)
-        shoal_manifest_data_extent (s->fd, s->consumed, s->file_size, &s->data_start, &s->data_end);
-      if (s->consumed < s->data_start)
-        {
-          n = (gssize) MIN (want, s->data_start - s->consumed);
-          memset (buf + done, 0, (gsize) n);
-          s->consumed += (guint64) n;
-        }
-      else
-        {
-          n = read_some (s, buf + done, (gsize) MIN (want, s->data_end - s->consumed), error);
-          if (n < 0)
-            return -1;
-          if (n == 0)
-            break;      /* the file shrank */
-        }
-      done += (gsize) n;
-    }
-  return (gssize) done;
-}
-
-static gssize
-fill_zstd (Source  *s,
-           guint8  *buf,
-           gsize    len,
-           GError **error)
-{
-  ZSTD_outBuffer out = { buf, len, 0 };
-
-  while (out.pos < out.size)
-    {
-      if (s->in.pos == s->in.size && !s->in_eof)
-        {
-          gssize n = read_some (s, s->in_buf, s->in_cap, error);
-
-          if (n < 0)
-            return -1;
-          s->in.size = (gsize) n;
-          s->in.pos = 0;
-          s->in_eof = n == 0;
-        }
-      if (s->in.pos == s->in.size && s->in_eof)
-        {
-          if (s->last_ret != 0)
-            {
-              g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                           _("Image %s is a truncated zstd stream"), s->path);
-              return -1;
-            }
-          break;
-        }
-      s->last_ret = ZSTD_decompressStream (s->dctx, &out, &s->in);
-      if (ZSTD_isError (s->last_ret))
-        {
-          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                       _("Cannot decompress image %s: %s"), s->path,
-                       ZSTD_getErrorName (s->last_ret));
-          return -1;
-        }
-    }
-  return (gssize) out.pos;
-}
-
-static gssize
-fill_qcow2 (Source  *s,
-            guint8  *buf,
-            gsize    len,
-            GError **error)
-{
-  gsize n = (gsize) MIN ((guint64) len, shoal_qcow2_get_size (s->qcow2) - s->virtual_pos);
-
-  if (!shoal_qcow2_read (s->qcow2, s->virtual_pos, buf, n, error))
-    return -1;
-  s->virtual_pos += n;
-  return (gssize) n;
-}
-
-/* Fills @buf up to @len bytes; fewer only at the end of the image. */
-static gssize
-source_fill (Source  *s,
-             guint8  *buf,
-             gsize    len,
-             GError **error)
-{
-  if (s->qcow2 != NULL)
-    return fill_qcow2 (s, buf, len, error);
-  return s->dctx != NULL ? fill_zstd (s, buf, len, error) : fill_raw (s, buf, len, error);
-}
-
-/* how far the import is, of *total */
-static guint64
-source_position (Source  *s,
-                 guint64 *total)
-{
-  if (s->qcow2 != NULL)
-    {
-      *total = shoal_qcow2_get_size (s->qcow2);
-      return s->virtual_pos;
-    }
-  *total = s->file_size;
-  return s->consumed;
-}
-
-/* bytes read from the file (not the holes of a sparse one, nor a qcow2
- * image's unallocated clusters) */
-static guint64
-source_bytes_read (Source *s)
-{
-  return s->qcow2 != NULL ? shoal_qcow2_get_bytes_read (s->qcow2) : s->read;
-}
 
 /* --- The whole-image hasher thread -------------------------------------------- */
 
@@ -440,7 +210,7 @@ import_chunk (Import       *imp,
 
 static gboolean
 import_chunks (Import                  *imp,
-               Source                  *src,
+               ShoalImageSource        *src,
                guint8                  *image_digest,
                ShoalImportProgressFunc  progress,
                gpointer                 progress_data,
@@ -457,7 +227,7 @@ import_chunks (Import                  *imp,
       gssize n;
 
       ok = !g_cancellable_set_error_if_cancelled (cancellable, error);
-      n = ok ? source_fill (src, b->data, imp->chunk_size, error) : -1;
+      n = ok ? shoal_image_source_fill (src, b->data, imp->chunk_size, error) : -1;
       if (n <= 0)
         {
           ok = n == 0;
@@ -469,7 +239,7 @@ import_chunks (Import                  *imp,
       g_async_queue_push (h.todo, b);
       if (progress != NULL)
         {
-          guint64 total, done = source_position (src, &total);
+          guint64 total, done = shoal_image_source_position (src, &total);
 
           progress (done, total, progress_data);
         }
@@ -517,7 +287,7 @@ static gchar *
 name_from_path (const gchar *path)
 {
   g_autofree gchar *base = g_path_get_basename (path);
-  static const gchar *suffixes[] = { ".zst", ".qcow2", ".img", ".raw" };
+  static const gchar *suffixes[] = { ".zst", ".xz", ".gz", ".qcow2", ".img", ".raw" };
   GString *name = g_string_new (NULL);
 
   for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
@@ -582,8 +352,9 @@ check_import_args (const gchar  *name,
  * @name: (nullable): the image name; %NULL derives it from the file name
  * @chunk_size: bytes per chunk, 0 for the default (1 MiB)
  *
- * Imports a raw disk image, a zstd-compressed one, or the disk a qcow2
- * image holds (detected by their magic numbers). Importing the same image
+ * Imports the disk an image file holds: a raw disk image, one compressed
+ * with zstd, xz or gzip, or a qcow2 image (told by their first bytes;
+ * shoal-image-source.c). Importing the same image
  * again is harmless and returns the same id.
  *
  * Returns: the image id, or %NULL with @error set
@@ -601,7 +372,7 @@ shoal_image_files_import (const gchar              *root,
 {
   g_autofree gchar *derived = name == NULL ? name_from_path (path) : NULL;
   ShoalImportStats local_stats = { 0 };
-  Source src = { .fd = -1 };
+  g_autoptr(ShoalImageSource) src = NULL;
   Import imp = { .root = root, .stats = stats != NULL ? stats : &local_stats };
   g_autoptr(ShoalManifest) m = NULL;
   guint8 image_digest[SHOAL_MANIFEST_DIGEST_LEN];
@@ -619,10 +390,11 @@ shoal_image_files_import (const gchar              *root,
     return NULL;
   imp.digests = g_array_new (FALSE, FALSE, SHOAL_MANIFEST_DIGEST_LEN);
   imp.zero = g_array_new (FALSE, FALSE, 1);
-  ok = source_open (&src, path, error) &&
-       import_chunks (&imp, &src, image_digest, progress, progress_data, cancellable, error);
-  imp.stats->bytes_read = source_bytes_read (&src);
-  source_clear (&src);
+  src = shoal_image_source_open (path, error);
+  ok = src != NULL &&
+       import_chunks (&imp, src, image_digest, progress, progress_data, cancellable, error);
+  imp.stats->bytes_read = src != NULL ? shoal_image_source_bytes_read (src) : 0;
+  g_clear_pointer (&src, shoal_image_source_free);
   if (ok && imp.size == 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("Image %s is empty"), path);

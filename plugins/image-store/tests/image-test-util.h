@@ -42,3 +42,34 @@ image_test_fill_random (guint8 *p,
       memcpy (p + i, &v, MIN (4, len - i));
     }
 }
+
+/* TRUE if tool is on the PATH; else the test is skipped (FALSE) */
+static inline gboolean
+image_test_have (const gchar *tool)
+{
+  g_autofree gchar *path = g_find_program_in_path (tool);
+
+  if (path == NULL)
+    {
+      g_autofree gchar *why = g_strdup_printf ("%s is missing", tool);
+
+      g_test_skip (why);
+    }
+  return path != NULL;
+}
+
+/* runs argv (found on the PATH) in folder cwd (NULL: here); it must succeed */
+static inline void
+image_test_spawn (const gchar        *cwd,
+                  const gchar *const *argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *err = NULL;
+  gint status = 0;
+
+  g_spawn_sync (cwd, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                NULL, NULL, NULL, &err, &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s failed: %s", argv[0], err);
+}

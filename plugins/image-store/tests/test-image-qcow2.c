@@ -70,30 +70,14 @@ fixture_teardown (Fixture       *f,
 static gboolean
 have_qemu_img (void)
 {
-  g_autofree gchar *img = g_find_program_in_path ("qemu-img");
-  g_autofree gchar *io = g_find_program_in_path ("qemu-io");
-
-  if (img == NULL || io == NULL)
-    {
-      g_test_skip ("qemu-img or qemu-io missing (Debian: qemu-utils)");
-      return FALSE;
-    }
-  return TRUE;
+  return image_test_have ("qemu-img") && image_test_have ("qemu-io");
 }
 
 /* runs argv (NULL-terminated), which must succeed */
 static void
 run (const gchar * const *argv)
 {
-  g_autoptr(GError) error = NULL;
-  g_autofree gchar *err = NULL;
-  gint status = 0;
-
-  g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
-                NULL, NULL, NULL, &err, &status, &error);
-  g_assert_no_error (error);
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_error ("%s failed: %s", argv[0], err);
+  image_test_spawn (NULL, argv);
 }
 
 /* qemu-img convert -f raw -O qcow2 [opts] disk.raw name */
