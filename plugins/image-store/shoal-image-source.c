@@ -113,9 +113,20 @@ start_decoder (ShoalImageSource  *s,
       ok = s->zstd != NULL;
       break;
     case FORMAT_XZ:
-      /* as xz -d: any number of streams, memory as the file needs */
-      ok = lzma_stream_decoder (&s->xz, UINT64_MAX, LZMA_CONCATENATED) == LZMA_OK;
-      s->xz_ready = ok;
+      {
+        /* as xz -d -T0: any number of streams; the blocks of a file
+         * written in blocks (xz -T) decoded on every CPU, in a quarter of
+         * the memory at most (else on one) */
+        lzma_mt mt = {
+          .flags = LZMA_CONCATENATED,
+          .threads = MAX (g_get_num_processors (), 1),
+          .memlimit_threading = MAX (lzma_physmem () / 4, 64u << 20),
+          .memlimit_stop = UINT64_MAX,
+        };
+
+        ok = lzma_stream_decoder_mt (&s->xz, &mt) == LZMA_OK;
+        s->xz_ready = ok;
+      }
       break;
     case FORMAT_GZIP:
       ok = inflateInit2 (&s->gz, 16 + MAX_WBITS) == Z_OK;
