@@ -117,7 +117,7 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
   ImportWait wait = { 0 };
   gulong handler;
 
-  if (!shoalctl_check_args (args, 1, 1, "image-import <path> [--name NAME] [--chunk-size BYTES]",
+  if (!shoalctl_check_args (args, 1, 1, "image-import <path|URL> [--name NAME] [--chunk-size BYTES]",
                             error))
     return FALSE;
   if (ctl->chunk_size < 0)
@@ -126,9 +126,13 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
                    _("--chunk-size must not be negative"));
       return FALSE;
     }
-  /* the daemon reads the file: give it an absolute path; a large image
-   * takes longer than any fixed timeout (Ctrl-C ends the wait) */
-  path = g_canonicalize_filename (args[0], NULL);
+  /* the daemon reads the file (or downloads the URL): give it an absolute
+   * path; a large image takes longer than any fixed timeout (Ctrl-C ends
+   * the wait) */
+  if (g_str_has_prefix (args[0], "http://") || g_str_has_prefix (args[0], "https://"))
+    path = g_strdup (args[0]);
+  else
+    path = g_canonicalize_filename (args[0], NULL);
   g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (ctl->manager), G_MAXINT);
   loop = g_main_loop_new (NULL, FALSE);
   wait.loop = loop;

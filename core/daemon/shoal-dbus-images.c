@@ -86,10 +86,12 @@ check_id_or_name (const gchar *id_or_name, GDBusMethodInvocation *invocation)
 static gboolean
 check_import_path (const gchar *path, GError **error)
 {
+  if (shoal_image_files_is_uri (path))
+    return TRUE;
   if (!g_path_is_absolute (path))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   _("path: “%s” is not an absolute path"), path);
+                   _("path: “%s” is neither an absolute path nor an http or https URL"), path);
       return FALSE;
     }
   if (!g_file_test (path, G_FILE_TEST_EXISTS))

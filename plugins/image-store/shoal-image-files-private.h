@@ -6,6 +6,8 @@
 
 #include <gio/gio.h>
 
+#include "shoal-image-files.h"
+
 G_BEGIN_DECLS
 
 int      shoal_image_files_lock       (const gchar  *root,
@@ -16,5 +18,13 @@ gboolean shoal_image_files_read_exact (const gchar  *path,
                                        gsize         length,
                                        gsize        *got,
                                        GError      **error);
+
+gchar   *shoal_image_fetch_name       (const gchar  *uri);
+gchar   *shoal_image_fetch            (const gchar              *root,
+                                       const gchar              *uri,
+                                       ShoalImportProgressFunc   progress,
+                                       gpointer                  progress_data,
+                                       GCancellable             *cancellable,
+                                       GError                  **error);
 
 G_END_DECLS

@@ -95,6 +95,7 @@ GPtrArray      *shoal_image_files_list          (const gchar       *root,
 gchar          *shoal_image_files_resolve       (const gchar       *root,
                                                  const gchar       *id_or_name,
                                                  GError           **error);
+gboolean        shoal_image_files_is_uri        (const gchar       *path);
 gchar          *shoal_image_files_import        (const gchar       *root,
                                                  const gchar       *path,
                                                  const gchar       *name,

@@ -354,7 +354,8 @@ check_import_args (const gchar  *name,
  *
  * Imports the disk an image file holds: a raw disk image, one compressed
  * with zstd, xz or gzip, or a qcow2 image (told by their first bytes;
- * shoal-image-source.c). Importing the same image
+ * shoal-image-source.c). @path may be an http:// or https:// URL, ending
+ * with #sha256=HEX to have the file checked (shoal-image-fetch.c). Importing the same image
  * again is harmless and returns the same id.
  *
  * Returns: the image id, or %NULL with @error set
@@ -370,7 +371,10 @@ shoal_image_files_import (const gchar              *root,
                           GCancellable             *cancellable,
                           GError                  **error)
 {
-  g_autofree gchar *derived = name == NULL ? name_from_path (path) : NULL;
+  gboolean is_uri = shoal_image_files_is_uri (path);
+  g_autofree gchar *url_name = is_uri ? shoal_image_fetch_name (path) : NULL;
+  g_autofree gchar *derived = name == NULL ? name_from_path (is_uri ? url_name : path) : NULL;
+  g_autofree gchar *download = NULL;
   ShoalImportStats local_stats = { 0 };
   g_autoptr(ShoalImageSource) src = NULL;
   Import imp = { .root = root, .stats = stats != NULL ? stats : &local_stats };
@@ -390,7 +394,25 @@ shoal_image_files_import (const gchar              *root,
     return NULL;
   imp.digests = g_array_new (FALSE, FALSE, SHOAL_MANIFEST_DIGEST_LEN);
   imp.zero = g_array_new (FALSE, FALSE, 1);
-  src = shoal_image_source_open (path, error);
+  if (is_uri)
+    {
+      /* the file is deleted once open: nothing is left behind, whatever happens */
+      download = shoal_image_fetch (root, path, progress, progress_data, cancellable, error);
+      if (download != NULL)
+        {
+          int fd = open (download, O_RDONLY | O_CLOEXEC);
+          int saved = errno;
+
+          g_unlink (download);
+          if (fd >= 0)
+            src = shoal_image_source_open_fd (fd, path, error);
+          else
+            g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("Cannot open the download of %s: %s"),
+                         path, g_strerror (saved));
+        }
+    }
+  else
+    src = shoal_image_source_open (path, error);
   ok = src != NULL &&
        import_chunks (&imp, src, image_digest, progress, progress_data, cancellable, error);
   imp.stats->bytes_read = src != NULL ? shoal_image_source_bytes_read (src) : 0;

@@ -257,9 +257,9 @@ start_import (ShoalImageStoreService *self,
     }
   object = json_node_get_object (root);
   path = json_object_get_string_member_with_default (object, "path", NULL);
-  if (path == NULL || !g_path_is_absolute (path))
+  if (path == NULL || (!g_path_is_absolute (path) && !shoal_image_files_is_uri (path)))
     {
-      reply_error (msg, SOUP_STATUS_BAD_REQUEST, _("“path” must be an absolute path on the server"));
+      reply_error (msg, SOUP_STATUS_BAD_REQUEST, _("“path” must be an absolute path on the server, or an http or https URL"));
       return;
     }
   shoal_image_store_import_async (self->store, path,

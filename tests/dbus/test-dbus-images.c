@@ -223,6 +223,21 @@ test_images_bad_arguments (void)
   assert_import_fails (td, path, "-x", 0, SHOAL_ERROR_INVALID_ARGUMENT, "name: ");
   assert_import_fails (td, path, "", 1000, SHOAL_ERROR_INVALID_ARGUMENT, "chunk_size: ");
   assert_import_fails (td, path, "", 128u * 1024 * 1024, SHOAL_ERROR_INVALID_ARGUMENT, "chunk_size: ");
+  /* a URL is taken, and fetched: a port on loopback bound but not
+   * listening refuses the connection */
+  {
+    g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+    g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+    g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+    g_autoptr(GSocketAddress) bound = NULL;
+    g_autofree gchar *url = NULL;
+
+    g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
+    bound = g_socket_get_local_address (socket, NULL);
+    url = g_strdup_printf ("http://127.0.0.1:%u/os.img.xz", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+    assert_import_fails (td, url, "", 0, SHOAL_ERROR_FAILED, "Cannot download http://127.0.0.1:");
+    assert_import_fails (td, "ftp://127.0.0.1/os.img", "", 0, SHOAL_ERROR_INVALID_ARGUMENT, "path: ");
+  }
 
   g_assert_false (shoal_dbus_manager_call_inspect_image_sync (td->manager, "", &image, NULL, &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);

@@ -8,6 +8,9 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "shoal-error.h"
+#include "shoal-image-files.h"
+
 /* removes a folder and everything in it */
 static inline void
 image_test_rm_rf (const gchar *path)
@@ -72,4 +75,28 @@ image_test_spawn (const gchar        *cwd,
   g_assert_no_error (error);
   if (!g_spawn_check_wait_status (status, NULL))
     g_error ("%s failed: %s", argv[0], err);
+}
+
+/* imports path into the store at root, which must fail with code and a
+ * message holding what, and leave the store with images images */
+static inline void
+image_test_expect_import_error (const gchar *root,
+                                const gchar *path,
+                                gint         code,
+                                const gchar *what,
+                                guint        images)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autofree gchar *id = shoal_image_files_import (root, path, "broken", 4096, NULL, NULL, NULL, NULL, &error);
+
+  g_assert_null (id);
+  g_assert_error (error, SHOAL_ERROR, code);
+  g_test_message ("%s", error->message);
+  if (strstr (error->message, what) == NULL)
+    g_error ("“%s” does not say “%s”", error->message, what);
+  g_clear_error (&error);
+  list = shoal_image_files_list (root, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, images);
 }

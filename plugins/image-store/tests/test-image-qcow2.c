@@ -247,26 +247,14 @@ put32 (GByteArray *b,
 }
 
 /* imports path, which must fail with code and a message holding what;
- * nothing is added to the store */
+ * nothing is added to the store (the fixture's raw disk is there) */
 static void
 expect_error (Fixture     *f,
               const gchar *path,
               gint         code,
               const gchar *what)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) images = NULL;
-  g_autofree gchar *id = shoal_image_files_import (f->root, path, "broken", CHUNK, NULL, NULL, NULL, NULL, &error);
-
-  g_assert_null (id);
-  g_assert_error (error, SHOAL_ERROR, code);
-  g_test_message ("%s", error->message);
-  if (strstr (error->message, what) == NULL)
-    g_error ("“%s” does not say “%s”", error->message, what);
-  g_clear_error (&error);
-  images = shoal_image_files_list (f->root, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (images->len, ==, 1);     /* the fixture's raw disk */
+  image_test_expect_import_error (f->root, path, code, what, 1);
 }
 
 /* writes b to name in the fixture's folder */

@@ -151,7 +151,7 @@ main (int argc, char **argv)
   const gchar *cmd;
 
   setlocale (LC_ALL, "");
-  context = g_option_context_new (_("import FILE | list | inspect ID | verify ID | rm ID"));
+  context = g_option_context_new (_("import FILE|URL | list | inspect ID | verify ID | rm ID"));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
@@ -160,7 +160,7 @@ main (int argc, char **argv)
     }
   if (opt_store == NULL || argc < 2)
     {
-      g_printerr (_("Usage: shoal-image --store DIR import FILE | list | inspect ID | verify ID | rm ID\n"));
+      g_printerr (_("Usage: shoal-image --store DIR import FILE|URL | list | inspect ID | verify ID | rm ID\n"));
       return 2;
     }
   cmd = argv[1];

@@ -1,0 +1,298 @@
+/* test-image-fetch.c: importing an image by URL from an HTTP server on
+ * loopback: the same image as the file; a checksum in the URL is checked;
+ * redirects are followed; a missing file, a body cut short, a refused
+ * connection and a wrong checksum are errors, and leave nothing behind
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#include "shoal-error.h"
+#include "shoal-image-files.h"
+#include "image-test-util.h"
+
+typedef struct {
+  gchar        *dir;
+  gchar        *root;
+  GBytes       *xz;            /* the file the server serves */
+  gchar        *xz_sha256;
+  gchar        *raw_id;        /* the image id of the disk in it */
+  GThread      *thread;
+  GMainContext *context;
+  GMainLoop    *loop;
+  GSocketService *service;
+  guint16       port;
+  gint          requests;
+} Fixture;
+
+static void
+send_all (GOutputStream *out,
+          const void    *data,
+          gsize          len)
+{
+  g_output_stream_write_all (out, data, len, NULL, NULL, NULL);
+}
+
+/* one request per connection; the answer depends on the path */
+static gboolean
+on_run (GThreadedSocketService *service,
+        GSocketConnection      *connection,
+        GObject                *source,
+        gpointer                user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GDataInputStream) in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  g_autofree gchar *request = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+  g_auto(GStrv) words = request != NULL ? g_strsplit (request, " ", 3) : NULL;
+  const gchar *path = words != NULL && words[0] != NULL && words[1] != NULL ? words[1] : "";
+  gsize len = 0;
+  const guint8 *body = g_bytes_get_data (f->xz, &len);
+  g_autofree gchar *head = NULL;
+
+  g_atomic_int_inc (&f->requests);
+  /* the headers, up to the empty line (at most 100 of them) */
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autofree gchar *line = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+
+      if (line == NULL || line[0] == '\0' || strcmp (line, "\r") == 0)
+        break;
+    }
+  if (strcmp (path, "/images/disk.img.xz") == 0 || strcmp (path, "/short.img.xz") == 0)
+    {
+      head = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
+                              "Content-Type: application/x-xz\r\nConnection: close\r\n\r\n", len);
+      send_all (out, head, strlen (head));
+      /* the short one stops halfway and closes the connection */
+      send_all (out, body, path[1] == 's' ? len / 2 : len);
+    }
+  else if (strcmp (path, "/latest") == 0)
+    {
+      head = g_strdup ("HTTP/1.1 302 Found\r\nLocation: /images/disk.img.xz\r\n"
+                       "Content-Length: 0\r\nConnection: close\r\n\r\n");
+      send_all (out, head, strlen (head));
+    }
+  else
+    {
+      head = g_strdup ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      send_all (out, head, strlen (head));
+    }
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  return TRUE;
+}
+
+/* the server's thread: its own main context, where the service accepts */
+static gpointer
+serve (gpointer data)
+{
+  Fixture *f = data;
+
+  g_main_context_push_thread_default (f->context);
+  g_main_loop_run (f->loop);
+  /* stopped here, where it accepts: the cancelled accept finishes here */
+  g_socket_service_stop (f->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (f->service));
+  for (guint i = 0; i < 100 && g_main_context_iteration (f->context, FALSE); i++)
+    ;
+  g_main_context_pop_thread_default (f->context);
+  return NULL;
+}
+
+static void
+start_server (Fixture *f)
+{
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->context = g_main_context_new ();
+  f->loop = g_main_loop_new (f->context, FALSE);
+  g_main_context_push_thread_default (f->context);
+  f->service = g_threaded_socket_service_new (4);
+  g_socket_listener_add_address (G_SOCKET_LISTENER (f->service), any, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+  g_assert_no_error (error);
+  f->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_signal_connect (f->service, "run", G_CALLBACK (on_run), f);
+  g_socket_service_start (f->service);
+  g_main_context_pop_thread_default (f->context);
+  f->thread = g_thread_new ("http", serve, f);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  gsize len = 200 * 1024 + 123;
+  g_autofree guint8 *disk = g_malloc0 (len);
+  g_autofree gchar *raw = NULL;
+  g_autofree gchar *xz = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *xz_tool = g_find_program_in_path ("xz");
+  gchar *contents = NULL;
+  gsize xz_len = 0;
+
+  f->dir = g_dir_make_tmp ("shoal-image-fetch-XXXXXX", NULL);
+  g_assert_nonnull (f->dir);
+  f->root = g_build_filename (f->dir, "store", NULL);
+  image_test_fill_random (disk, 100 * 1024, 3);
+  raw = g_build_filename (f->dir, "disk.img", NULL);
+  g_assert_true (g_file_set_contents (raw, (const gchar *) disk, (gssize) len, NULL));
+  f->raw_id = shoal_image_files_import (f->root, raw, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  if (xz_tool == NULL)
+    return;
+  image_test_spawn (f->dir, (const gchar *[]) { "/bin/sh", "-ec", "xz -c disk.img > disk.img.xz", NULL });
+  xz = g_build_filename (f->dir, "disk.img.xz", NULL);
+  g_assert_true (g_file_get_contents (xz, &contents, &xz_len, NULL));
+  f->xz = g_bytes_new_take (contents, xz_len);
+  f->xz_sha256 = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, f->xz);
+  start_server (f);
+}
+
+static gboolean
+quit (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  if (f->thread != NULL)
+    {
+      g_main_context_invoke (f->context, quit, f->loop);
+      g_thread_join (f->thread);
+      g_object_unref (f->service);
+      g_main_loop_unref (f->loop);
+      g_main_context_unref (f->context);
+    }
+  image_test_rm_rf (f->dir);
+  g_free (f->dir);
+  g_free (f->root);
+  g_free (f->raw_id);
+  g_free (f->xz_sha256);
+  g_clear_pointer (&f->xz, g_bytes_unref);
+}
+
+static gchar *
+url (Fixture     *f,
+     const gchar *path)
+{
+  return g_strdup_printf ("http://127.0.0.1:%u%s", f->port, path);
+}
+
+/* the store's tmp/ folder is empty: no download is left behind */
+static void
+assert_tmp_empty (Fixture *f)
+{
+  g_autofree gchar *tmp = g_build_filename (f->root, "tmp", NULL);
+  g_autoptr(GDir) dir = g_dir_open (tmp, 0, NULL);
+
+  g_assert_nonnull (dir);
+  g_assert_null (g_dir_read_name (dir));
+}
+
+static void
+test_by_url (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autofree gchar *plain = url (f, "/images/disk.img.xz");
+  g_autofree gchar *checked = NULL;
+  g_autofree gchar *redirected = url (f, "/latest");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageInfo) info = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *id2 = NULL;
+  g_autofree gchar *id3 = NULL;
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  g_assert_true (shoal_image_files_is_uri (plain));
+  g_assert_false (shoal_image_files_is_uri ("/srv/images/http://x"));
+  /* named after the URL's last segment, without its suffixes */
+  id = shoal_image_files_import (f->root, plain, NULL, 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  info = shoal_image_files_inspect (f->root, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->name, ==, "disk");
+  g_assert_cmpstr (id, ==, f->raw_id);
+  assert_tmp_empty (f);
+
+  checked = g_strdup_printf ("%s#sha256=%s", plain, f->xz_sha256);
+  id2 = shoal_image_files_import (f->root, checked, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id2, ==, f->raw_id);
+
+  id3 = shoal_image_files_import (f->root, redirected, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id3, ==, f->raw_id);
+  g_assert_cmpint (g_atomic_int_get (&f->requests), ==, 4);
+  assert_tmp_empty (f);
+}
+
+static void
+expect_error (Fixture     *f,
+              const gchar *uri,
+              gint         code,
+              const gchar *what)
+{
+  image_test_expect_import_error (f->root, uri, code, what, 1);   /* the fixture's own import */
+  assert_tmp_empty (f);
+}
+
+static void
+test_failures (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree gchar *plain = url (f, "/images/disk.img.xz");
+  g_autofree gchar *missing = url (f, "/images/gone.img.xz");
+  g_autofree gchar *cut = url (f, "/short.img.xz");
+  g_autofree gchar *wrong = NULL;
+  g_autofree gchar *md5 = NULL;
+  g_autofree gchar *refused = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  wrong = g_strdup_printf ("%s#sha256=%064d", plain, 0);
+  expect_error (f, wrong, SHOAL_ERROR_INVALID_DATA, "SHA-256");
+  md5 = g_strdup_printf ("%s#md5=d41d8cd98f00b204e9800998ecf8427e", plain);
+  expect_error (f, md5, SHOAL_ERROR_INVALID_ARGUMENT, "#sha256=");
+  expect_error (f, missing, SHOAL_ERROR_NOT_FOUND, "404");
+  expect_error (f, cut, SHOAL_ERROR_FAILED, "Cannot download");
+
+  /* a port nobody listens on: bound, never listening */
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  refused = g_strdup_printf ("http://127.0.0.1:%u/disk.img.xz",
+                             g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+  expect_error (f, refused, SHOAL_ERROR_FAILED, "Cannot download");
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/shoal/image-store/fetch/by-url", Fixture, NULL, fixture_setup, test_by_url, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/failures", Fixture, NULL, fixture_setup, test_failures, fixture_teardown);
+  return g_test_run ();
+}
