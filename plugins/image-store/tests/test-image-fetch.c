@@ -1,7 +1,8 @@
 /* test-image-fetch.c: importing an image by URL from an HTTP server on
  * loopback: the same image as the file; a checksum in the URL is checked;
  * redirects are followed; a missing file, a body cut short, a refused
- * connection and a wrong checksum are errors, and leave nothing behind
+ * connection, a wrong checksum and an https server whose certificate no
+ * authority signed are errors, and leave nothing behind
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -26,6 +27,7 @@ typedef struct {
   GSocketService *service;
   guint16       port;
   gint          requests;
+  GTlsCertificate *tls;        /* set: the server speaks https with it */
 } Fixture;
 
 static void
@@ -36,14 +38,29 @@ send_all (GOutputStream *out,
   g_output_stream_write_all (out, data, len, NULL, NULL, NULL);
 }
 
-/* one request per connection; the answer depends on the path */
-static gboolean
-on_run (GThreadedSocketService *service,
-        GSocketConnection      *connection,
-        GObject                *source,
-        gpointer                user_data)
+/* an https client must refuse a certificate nobody signed: the handshake
+ * fails (run in a context of this thread's: the TLS backend's sync calls
+ * iterate it) */
+static void
+refuse_tls (Fixture           *f,
+            GSocketConnection *connection)
 {
-  Fixture *f = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GIOStream) tls = NULL;
+
+  g_main_context_push_thread_default (context);
+  tls = g_tls_server_connection_new (G_IO_STREAM (connection), f->tls, NULL);
+  if (tls != NULL && g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, NULL))
+    g_io_stream_close (tls, NULL, NULL);
+  g_clear_object (&tls);
+  g_main_context_pop_thread_default (context);
+}
+
+/* one request per connection; the answer depends on the path */
+static void
+answer (Fixture           *f,
+        GSocketConnection *connection)
+{
   g_autoptr(GDataInputStream) in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
   g_autofree gchar *request = g_data_input_stream_read_line (in, NULL, NULL, NULL);
@@ -53,7 +70,6 @@ on_run (GThreadedSocketService *service,
   const guint8 *body = g_bytes_get_data (f->xz, &len);
   g_autofree gchar *head = NULL;
 
-  g_atomic_int_inc (&f->requests);
   /* the headers, up to the empty line (at most 100 of them) */
   for (guint i = 0; i < 100; i++)
     {
@@ -82,6 +98,21 @@ on_run (GThreadedSocketService *service,
       send_all (out, head, strlen (head));
     }
   g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+}
+
+static gboolean
+on_run (GThreadedSocketService *service,
+        GSocketConnection      *connection,
+        GObject                *source,
+        gpointer                user_data)
+{
+  Fixture *f = user_data;
+
+  g_atomic_int_inc (&f->requests);
+  if (f->tls != NULL)
+    refuse_tls (f, connection);
+  else
+    answer (f, connection);
   return TRUE;
 }
 
@@ -152,6 +183,21 @@ fixture_setup (Fixture       *f,
   g_assert_true (g_file_get_contents (xz, &contents, &xz_len, NULL));
   f->xz = g_bytes_new_take (contents, xz_len);
   f->xz_sha256 = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, f->xz);
+  if (data != NULL)
+    {
+      g_autofree gchar *openssl = g_find_program_in_path ("openssl");
+      g_autofree gchar *cert = g_build_filename (f->dir, "cert.pem", NULL);
+      g_autofree gchar *key = g_build_filename (f->dir, "key.pem", NULL);
+
+      if (openssl == NULL)
+        return;
+      image_test_spawn (f->dir, (const gchar *[]) { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                                    "-keyout", "key.pem", "-out", "cert.pem", "-days", "1",
+                                                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                                    NULL });
+      f->tls = g_tls_certificate_new_from_files (cert, key, &error);
+      g_assert_no_error (error);
+    }
   start_server (f);
 }
 
@@ -180,6 +226,7 @@ fixture_teardown (Fixture       *f,
   g_free (f->raw_id);
   g_free (f->xz_sha256);
   g_clear_pointer (&f->xz, g_bytes_unref);
+  g_clear_object (&f->tls);
 }
 
 static gchar *
@@ -287,6 +334,22 @@ test_failures (Fixture       *f,
   expect_error (f, refused, SHOAL_ERROR_FAILED, "Cannot download");
 }
 
+static void
+test_untrusted_https (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree gchar *https = NULL;
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz or openssl is missing");
+      return;
+    }
+  https = g_strdup_printf ("https://127.0.0.1:%u/images/disk.img.xz", f->port);
+  expect_error (f, https, SHOAL_ERROR_FAILED, "TLS certificate");
+  g_assert_cmpint (g_atomic_int_get (&f->requests), ==, 1);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -294,5 +357,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/image-store/fetch/by-url", Fixture, NULL, fixture_setup, test_by_url, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/failures", Fixture, NULL, fixture_setup, test_failures, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/untrusted-https", Fixture, "https", fixture_setup, test_untrusted_https,
+              fixture_teardown);
   return g_test_run ();
 }
