@@ -208,6 +208,25 @@ import_chunk (Import       *imp,
   return TRUE;
 }
 
+/* a manifest holds at most SHOAL_MANIFEST_MAX_CHUNKS chunks: a disk larger
+ * than that is refused before it is read (a qcow2 image may say 64 PiB),
+ * or, compressed, as soon as it passes the limit */
+static gboolean
+check_disk_size (Import            *imp,
+                 guint64            size,
+                 ShoalImageSource  *src,
+                 GError           **error)
+{
+  guint64 limit = (guint64) imp->chunk_size * SHOAL_MANIFEST_MAX_CHUNKS;
+
+  if (size <= limit)
+    return TRUE;
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+               _("Image %s holds more than %llu bytes, the most %u chunks of %u bytes describe (a larger chunk size takes more)"),
+               shoal_image_source_get_path (src), (unsigned long long) limit, SHOAL_MANIFEST_MAX_CHUNKS, imp->chunk_size);
+  return FALSE;
+}
+
 static gboolean
 import_chunks (Import                  *imp,
                ShoalImageSource        *src,
@@ -220,6 +239,8 @@ import_chunks (Import                  *imp,
   Hasher h = { 0 };
   gboolean ok = TRUE;
 
+  if (!check_disk_size (imp, shoal_image_source_disk_size (src), src, error))
+    return FALSE;
   hasher_start (&h, imp->chunk_size);
   while (ok)
     {
@@ -235,7 +256,8 @@ import_chunks (Import                  *imp,
           break;
         }
       b->len = (gsize) n;
-      ok = import_chunk (imp, b->data, b->len, error);
+      ok = check_disk_size (imp, imp->stats->n_chunks * (guint64) imp->chunk_size + (guint64) n, src, error) &&
+           import_chunk (imp, b->data, b->len, error);
       g_async_queue_push (h.todo, b);
       if (progress != NULL)
         {

@@ -226,6 +226,36 @@ shoal_image_source_format (ShoalImageSource *s)
   return format_names[s->format];
 }
 
+/* the name given to it, for messages */
+const gchar *
+shoal_image_source_get_path (ShoalImageSource *s)
+{
+  return s->path;
+}
+
+/**
+ * shoal_image_source_disk_size:
+ *
+ * Returns: the size of the disk when the file says it before it is read
+ *   (raw, qcow2), else 0
+ */
+guint64
+shoal_image_source_disk_size (ShoalImageSource *s)
+{
+  switch (s->format)
+    {
+    case FORMAT_RAW:
+      return s->file_size;
+    case FORMAT_QCOW2:
+      return shoal_qcow2_get_size (s->qcow2);
+    case FORMAT_ZSTD:
+    case FORMAT_XZ:
+    case FORMAT_GZIP:
+    default:
+      return 0;
+    }
+}
+
 static gssize
 read_some (ShoalImageSource  *s,
            guint8            *buf,

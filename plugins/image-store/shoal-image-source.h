@@ -23,6 +23,8 @@ guint64           shoal_image_source_position   (ShoalImageSource  *s,
                                                  guint64           *total);
 guint64           shoal_image_source_bytes_read (ShoalImageSource  *s);
 const gchar      *shoal_image_source_format     (ShoalImageSource  *s);
+const gchar      *shoal_image_source_get_path   (ShoalImageSource  *s);
+guint64           shoal_image_source_disk_size  (ShoalImageSource  *s);
 void              shoal_image_source_free       (ShoalImageSource  *s);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalImageSource, shoal_image_source_free)

@@ -278,7 +278,8 @@ test_refused (Fixture       *f,
   g_autofree gchar *ext = NULL;
   g_autofree gchar *external = NULL;
   g_autoptr(GByteArray) b = NULL;
-  g_autofree gchar *enc = NULL, *feature = NULL, *v4 = NULL, *marked = NULL;
+  g_autofree gchar *enc = NULL, *feature = NULL, *v4 = NULL, *marked = NULL, *big = NULL;
+  g_autoptr(GTimer) timer = NULL;
 
   if (!have_qemu_img ())
     return;
@@ -313,6 +314,13 @@ test_refused (Fixture       *f,
   put32 (b, 4, 4);
   v4 = save (f, "v4.qcow2", b);
   expect_error (f, v4, SHOAL_ERROR_NOT_SUPPORTED, "version 4");
+
+  /* 100 GiB: more than 2^24 chunks of 4 KiB, refused before anything is read */
+  big = g_build_filename (f->dir, "big.qcow2", NULL);
+  run ((const gchar *[]) { "qemu-img", "create", "-q", "-f", "qcow2", big, "100G", NULL });
+  timer = g_timer_new ();
+  expect_error (f, big, SHOAL_ERROR_INVALID_DATA, "holds more than 68719476736 bytes");
+  g_assert_cmpfloat (g_timer_elapsed (timer, NULL), <, 5.0);
 }
 
 /* the offset of the first L2 table and the entry of the first allocated
