@@ -10,7 +10,7 @@ set -eu
 packages="
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev gettext
   libglib2.0-dev libpeas-dev libsoup-3.0-dev libjson-glib-dev libgit2-dev
-  libsqlite3-dev sqlite3 libssl-dev openssl libarchive-dev libzstd-dev zstd zlib1g-dev liblzma-dev xz-utils libisal-dev
+  libsqlite3-dev sqlite3 libssl-dev openssl libarchive-dev libzstd-dev zstd zlib1g-dev liblzma-dev xz-utils libbz2-dev bzip2 libisal-dev
   glib-networking ca-certificates
   libpolkit-gobject-1-dev libnorm-dev
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 gir1.2-peas-1.0

@@ -37,7 +37,7 @@ static const struct
   { "recipe-pin", shoalctl_cmd_recipe_pin, "<ref>", N_("Pin the recipe repository to a branch, tag or commit") },
   { "stats", shoalctl_cmd_stats, "", N_("Show the daemon's figures") },
   { "images", shoalctl_cmd_images, "", N_("List the images of the image store") },
-  { "image-import", shoalctl_cmd_image_import, "<path|URL> [--name NAME] [--chunk-size BYTES]", N_("Import a disk image: raw, compressed (zstd, xz, gzip) or qcow2; a file the daemon reads, or an http(s) URL it downloads (#sha256=HEX checks it)") },
+  { "image-import", shoalctl_cmd_image_import, "<path|URL> [--name NAME] [--chunk-size BYTES]", N_("Import a disk image: raw, compressed (zstd, xz, gzip, bzip2) or qcow2; a file the daemon reads, or an http(s) URL it downloads (#sha256=HEX checks it)") },
   { "image-show", shoalctl_cmd_image_show, "<id|name>", N_("Show an image") },
   { "image-rm", shoalctl_cmd_image_rm, "<id|name>", N_("Remove an image and the chunks no other image uses") },
   { "image-verify", shoalctl_cmd_image_verify, "<id|name>", N_("Read an image back and check every chunk against its SHA-256") },

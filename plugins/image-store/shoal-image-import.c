@@ -309,7 +309,7 @@ static gchar *
 name_from_path (const gchar *path)
 {
   g_autofree gchar *base = g_path_get_basename (path);
-  static const gchar *suffixes[] = { ".zst", ".xz", ".gz", ".qcow2", ".img", ".raw" };
+  static const gchar *suffixes[] = { ".zst", ".xz", ".gz", ".bz2", ".qcow2", ".img", ".raw", ".bin" };
   GString *name = g_string_new (NULL);
 
   for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
@@ -375,7 +375,7 @@ check_import_args (const gchar  *name,
  * @chunk_size: bytes per chunk, 0 for the default (1 MiB)
  *
  * Imports the disk an image file holds: a raw disk image, one compressed
- * with zstd, xz or gzip, or a qcow2 image (told by their first bytes;
+ * with zstd, xz, gzip or bzip2, or a qcow2 image (told by their first bytes;
  * shoal-image-source.c). @path may be an http:// or https:// URL, ending
  * with #sha256=HEX to have the file checked (shoal-image-fetch.c). Importing the same image
  * again is harmless and returns the same id.

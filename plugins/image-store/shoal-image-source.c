@@ -7,14 +7,16 @@
  *
  * - raw: the disk itself; the holes of a sparse file are zeros that are
  *   not read (SEEK_DATA/SEEK_HOLE);
- * - zstd, xz, gzip: a raw disk compressed (several frames, streams or
- *   members follow each other as one disk, as their tools write them);
+ * - zstd, xz, gzip, bzip2: a raw disk compressed (several frames,
+ *   streams or members follow each other as one disk, as their tools and
+ *   pbzip2 write them);
  *   a stream that ends before its end marker is an error;
  * - qcow2: the virtual disk (shoal-image-qcow2.c).
  */
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <bzlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gi18n-lib.h>
@@ -35,10 +37,11 @@ typedef enum {
   FORMAT_ZSTD,
   FORMAT_XZ,
   FORMAT_GZIP,
+  FORMAT_BZIP2,
   FORMAT_QCOW2,
 } Format;
 
-static const gchar *format_names[] = { "raw", "zstd", "xz", "gzip", "qcow2" };
+static const gchar *format_names[] = { "raw", "zstd", "xz", "gzip", "bzip2", "qcow2" };
 
 struct _ShoalImageSource {
   int             fd;
@@ -59,6 +62,8 @@ struct _ShoalImageSource {
   gboolean        xz_ready;
   z_stream        gz;
   gboolean        gz_ready;
+  bz_stream       bz;
+  gboolean        bz_ready;
   ShoalQcow2     *qcow2;
   guint64         virtual_pos;   /* qcow2: where in its virtual disk */
 };
@@ -76,6 +81,8 @@ shoal_image_source_free (ShoalImageSource *s)
     lzma_end (&s->xz);
   if (s->gz_ready)
     inflateEnd (&s->gz);
+  if (s->bz_ready)
+    BZ2_bzDecompressEnd (&s->bz);
   g_free (s->in_buf);
   g_free (s->path);
   g_free (s);
@@ -95,6 +102,11 @@ detect (const guint8 *magic,
     return FORMAT_XZ;
   if (len >= sizeof gzip_magic && memcmp (magic, gzip_magic, sizeof gzip_magic) == 0)
     return FORMAT_GZIP;
+  /* "BZh", the block size 1-9, then a block's magic or the end's (empty) */
+  if (len >= 10 && memcmp (magic, "BZh", 3) == 0 && magic[3] >= '1' && magic[3] <= '9' &&
+      (memcmp (magic + 4, "\x31\x41\x59\x26\x53\x59", 6) == 0 ||
+       memcmp (magic + 4, "\x17\x72\x45\x38\x50\x90", 6) == 0))
+    return FORMAT_BZIP2;
   if (shoal_qcow2_probe (magic, len))
     return FORMAT_QCOW2;
   return FORMAT_RAW;
@@ -132,6 +144,10 @@ start_decoder (ShoalImageSource  *s,
       ok = inflateInit2 (&s->gz, 16 + MAX_WBITS) == Z_OK;
       s->gz_ready = ok;
       break;
+    case FORMAT_BZIP2:
+      ok = BZ2_bzDecompressInit (&s->bz, 0, 0) == BZ_OK;
+      s->bz_ready = ok;
+      break;
     case FORMAT_RAW:
     case FORMAT_QCOW2:
     default:
@@ -161,7 +177,7 @@ shoal_image_source_open_fd (int           fd,
                             GError      **error)
 {
   g_autoptr(ShoalImageSource) s = g_new0 (ShoalImageSource, 1);
-  guint8 magic[8] = { 0 };
+  guint8 magic[10] = { 0 };
   struct stat st;
   gssize got;
 
@@ -251,6 +267,7 @@ shoal_image_source_disk_size (ShoalImageSource *s)
     case FORMAT_ZSTD:
     case FORMAT_XZ:
     case FORMAT_GZIP:
+    case FORMAT_BZIP2:
     default:
       return 0;
     }
@@ -447,6 +464,48 @@ decode_gzip (ShoalImageSource  *s,
   return TRUE;
 }
 
+static gboolean
+decode_bzip2 (ShoalImageSource  *s,
+              guint8            *out,
+              gsize              len,
+              gsize             *done,
+              GError           **error)
+{
+  int ret;
+
+  if (s->ended)
+    {
+      /* more input after a stream: the next stream (pbzip2 writes many) */
+      BZ2_bzDecompressEnd (&s->bz);
+      s->bz_ready = BZ2_bzDecompressInit (&s->bz, 0, 0) == BZ_OK;
+      if (!s->bz_ready)
+        return set_undecodable (s, _("out of memory"), error);
+      s->ended = FALSE;
+    }
+  s->bz.next_in = (char *) s->in_buf + s->in_pos;
+  s->bz.avail_in = (unsigned int) (s->in_len - s->in_pos);
+  s->bz.next_out = (char *) out + *done;
+  s->bz.avail_out = (unsigned int) (len - *done);
+  ret = BZ2_bzDecompress (&s->bz);
+  s->in_pos = s->in_len - s->bz.avail_in;
+  *done = len - s->bz.avail_out;
+  switch (ret)
+    {
+    case BZ_OK:
+      return TRUE;
+    case BZ_STREAM_END:
+      s->ended = TRUE;
+      return TRUE;
+    case BZ_DATA_ERROR_MAGIC:
+      return set_undecodable (s, _("not a bzip2 stream"), error);
+    case BZ_MEM_ERROR:
+      return set_undecodable (s, _("out of memory"), error);
+    case BZ_DATA_ERROR:
+    default:
+      return set_undecodable (s, _("corrupt bzip2 data"), error);
+    }
+}
+
 static gssize
 fill_compressed (ShoalImageSource  *s,
                  guint8            *buf,
@@ -469,6 +528,8 @@ fill_compressed (ShoalImageSource  *s,
         ok = decode_zstd (s, buf, len, &done, error);
       else if (s->format == FORMAT_XZ)
         ok = decode_xz (s, buf, len, &done, error);
+      else if (s->format == FORMAT_BZIP2)
+        ok = decode_bzip2 (s, buf, len, &done, error);
       else
         ok = decode_gzip (s, buf, len, &done, error);
       if (!ok)
@@ -521,6 +582,7 @@ shoal_image_source_fill (ShoalImageSource  *s,
     case FORMAT_ZSTD:
     case FORMAT_XZ:
     case FORMAT_GZIP:
+    case FORMAT_BZIP2:
       return fill_compressed (s, buf, len, error);
     case FORMAT_RAW:
     default:

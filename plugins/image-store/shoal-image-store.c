@@ -339,8 +339,8 @@ shoal_image_store_configure_chunk_size (ShoalImageStore *self,
 
 /**
  * shoal_image_store_import_async:
- * @path: a raw disk image, one compressed with zstd, xz or gzip, or a qcow2
- *   image
+ * @path: a raw disk image, one compressed with zstd, xz, gzip or bzip2, or a
+ *   qcow2 image
  * @name: (nullable): the image name; %NULL derives it from @path
  * @chunk_size: bytes per chunk (a power of two, 4 KiB to 64 MiB), 0 for the
  *   store's default (shoal_image_store_set_default_chunk_size(), else 1 MiB)

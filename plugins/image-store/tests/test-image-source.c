@@ -1,5 +1,5 @@
 /* test-image-source.c: the disk an image file holds: raw, and compressed
- * by the zstd, xz and gzip tools (one or several frames, streams, members),
+ * by the zstd, xz, gzip and bzip2 tools (one or several frames, streams, members),
  * read back byte for byte whatever the size of the reads; truncated,
  * corrupt and trailing data end in an error
  *
@@ -118,7 +118,8 @@ static void
 test_formats (Fixture       *f,
               gconstpointer  data)
 {
-  if (!image_test_have ("zstd") || !image_test_have ("xz") || !image_test_have ("gzip"))
+  if (!image_test_have ("zstd") || !image_test_have ("xz") || !image_test_have ("gzip") ||
+      !image_test_have ("bzip2"))
     return;
   /* the disk in halves, each compressed on its own, then concatenated */
   sh (f, "head -c 250000 disk.raw > a; tail -c +250001 disk.raw > b");
@@ -126,6 +127,7 @@ test_formats (Fixture       *f,
   sh (f, "xz -c disk.raw > disk.xz; xz -c -1 --check=sha256 a > two.xz; xz -c b >> two.xz");
   sh (f, "gzip -c disk.raw > disk.gz; gzip -1 -c a > two.gz; gzip -9 -c b >> two.gz");
   sh (f, "xz -c --block-size=65536 disk.raw > blocks.xz");
+  sh (f, "bzip2 -c disk.raw > disk.bz2; bzip2 -1 -c a > two.bz2; bzip2 -c b >> two.bz2");
   assert_reads_disk (f, "disk.raw", "raw");
   assert_reads_disk (f, "disk.zst", "zstd");
   assert_reads_disk (f, "two.zst", "zstd");
@@ -134,6 +136,8 @@ test_formats (Fixture       *f,
   assert_reads_disk (f, "blocks.xz", "xz");
   assert_reads_disk (f, "disk.gz", "gzip");
   assert_reads_disk (f, "two.gz", "gzip");
+  assert_reads_disk (f, "disk.bz2", "bzip2");
+  assert_reads_disk (f, "two.bz2", "bzip2");
 }
 
 /* every format gives the raw disk's image id; the name drops the suffixes */
@@ -141,13 +145,15 @@ static void
 test_import (Fixture       *f,
              gconstpointer  data)
 {
-  static const gchar *files[] = { "disk.raw", "disk.img.xz", "disk.img.gz", "disk.img.zst" };
+  static const gchar *files[] = { "disk.raw", "disk.img.xz", "disk.img.gz", "disk.img.zst", "disk.bin.bz2" };
   g_autofree gchar *root = g_build_filename (f->dir, "store", NULL);
   g_autofree gchar *first = NULL;
 
-  if (!image_test_have ("zstd") || !image_test_have ("xz") || !image_test_have ("gzip"))
+  if (!image_test_have ("zstd") || !image_test_have ("xz") || !image_test_have ("gzip") ||
+      !image_test_have ("bzip2"))
     return;
   sh (f, "xz -c disk.raw > disk.img.xz; gzip -c disk.raw > disk.img.gz; zstd -q -c disk.raw > disk.img.zst");
+  sh (f, "bzip2 -c disk.raw > disk.bin.bz2");
   for (gsize i = 0; i < G_N_ELEMENTS (files); i++)
     {
       g_autofree gchar *path = g_build_filename (f->dir, files[i], NULL);
@@ -193,13 +199,15 @@ test_bad (Fixture       *f,
   const gchar *format = NULL;
   g_autoptr(GBytes) empty = NULL;
 
-  if (!image_test_have ("xz") || !image_test_have ("gzip"))
+  if (!image_test_have ("xz") || !image_test_have ("gzip") || !image_test_have ("zstd") ||
+      !image_test_have ("bzip2"))
     return;
   sh (f, "xz -c disk.raw > disk.xz; gzip -c disk.raw > disk.gz; zstd -q -c disk.raw > disk.zst");
+  sh (f, "bzip2 -c disk.raw > disk.bz2");
   /* cut anywhere: in the data, in the index or trailer, a byte short */
   sh (f, "head -c 3000 disk.xz > cut.xz; head -c -20 disk.xz > index.xz; head -c -1 disk.xz > byte.xz");
   sh (f, "head -c 3000 disk.gz > cut.gz; head -c -4 disk.gz > trailer.gz; head -c -1 disk.gz > byte.gz");
-  sh (f, "head -c -1 disk.zst > byte.zst");
+  sh (f, "head -c -1 disk.zst > byte.zst; head -c 3000 disk.bz2 > cut.bz2; head -c -1 disk.bz2 > byte.bz2");
   expect_error (f, "cut.xz", SHOAL_ERROR_INVALID_DATA, "truncated xz");
   expect_error (f, "index.xz", SHOAL_ERROR_INVALID_DATA, "truncated xz");
   expect_error (f, "byte.xz", SHOAL_ERROR_INVALID_DATA, "truncated xz");
@@ -207,18 +215,24 @@ test_bad (Fixture       *f,
   expect_error (f, "trailer.gz", SHOAL_ERROR_INVALID_DATA, "truncated gzip");
   expect_error (f, "byte.gz", SHOAL_ERROR_INVALID_DATA, "truncated gzip");
   expect_error (f, "byte.zst", SHOAL_ERROR_INVALID_DATA, "truncated zstd");
+  expect_error (f, "cut.bz2", SHOAL_ERROR_INVALID_DATA, "truncated bzip2");
+  expect_error (f, "byte.bz2", SHOAL_ERROR_INVALID_DATA, "truncated bzip2");
 
-  /* a changed byte: the block check (xz) or the CRC (gzip) tells */
+  /* a changed byte: the block check (xz) or the CRC (gzip, bzip2) tells */
   sh (f, "cp disk.xz flip.xz; printf 'Z' | dd of=flip.xz bs=1 seek=2000 conv=notrunc 2>/dev/null");
   sh (f, "cp disk.gz flip.gz; printf 'Z' | dd of=flip.gz bs=1 seek=2000 conv=notrunc 2>/dev/null");
   expect_error (f, "flip.xz", SHOAL_ERROR_INVALID_DATA, "Cannot decompress");
   expect_error (f, "flip.gz", SHOAL_ERROR_INVALID_DATA, "Cannot decompress");
+  sh (f, "cp disk.bz2 flip.bz2; printf 'Z' | dd of=flip.bz2 bs=1 seek=2000 conv=notrunc 2>/dev/null");
+  expect_error (f, "flip.bz2", SHOAL_ERROR_INVALID_DATA, "Cannot decompress");
 
   /* something after the last stream or member that is not one */
   sh (f, "cat disk.xz > tail.xz; echo 'not a stream header, nor padding' >> tail.xz");
   sh (f, "cat disk.gz > tail.gz; echo 'not a member header' >> tail.gz");
   expect_error (f, "tail.xz", SHOAL_ERROR_INVALID_DATA, "Cannot decompress");
   expect_error (f, "tail.gz", SHOAL_ERROR_INVALID_DATA, "Cannot decompress");
+  sh (f, "cat disk.bz2 > tail.bz2; echo 'not a stream header' >> tail.bz2");
+  expect_error (f, "tail.bz2", SHOAL_ERROR_INVALID_DATA, "not a bzip2 stream");
 
   /* a compressed empty file is an empty disk */
   sh (f, "gzip -c < /dev/null > empty.gz");
