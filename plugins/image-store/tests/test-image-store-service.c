@@ -150,6 +150,9 @@ test_service (void)
   g_assert_nonnull (strstr (body, "\"zero-chunks\":2"));
   g_clear_pointer (&body, g_free);
   g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"relative.img\"}", list_url), ==, 400);
+  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"ftp://127.0.0.1/os.img\"}", list_url), ==, 400);
+  /* a URL is taken and fetched: nothing listens on port 1 of loopback */
+  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"http://127.0.0.1:1/os.img.xz\"}", list_url), ==, 500);
   g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"/nonexistent.img\"}", list_url), ==, 404);
   g_assert_cmpuint (curl (out, NULL, "POST", auth, "not json", list_url), ==, 400);
 
