@@ -12,7 +12,8 @@
  * deployment (a "reboot" would loop).
  *
  * Options: "disk" (the block device the agent writes; default: its first
- * fixed disk), "compression" ("zstd", default, or "gzip"), "agent-binary"
+ * fixed disk), "root-device" (instead of "disk": hints the disk must match,
+ * chosen from the inventory and journaled: shoal-agent-disk.c), "compression" ("zstd", default, or "gzip"), "agent-binary"
  * (default: [agent] binary in the config, $SHOAL_AGENT_BINARY, the build
  * tree's, the installed one), "session" (written to agent.conf; default:
  * the device's group).
@@ -23,6 +24,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-agent-disk.h"
 #include "shoal-agent-gen.h"
 #include "shoal-agent-gen-step.h"
 
@@ -150,6 +152,36 @@ agent_binary (ShoalStepContext *ctx)
   return shoal_agent_gen_default_binary ();
 }
 
+/* The disk the agent writes: the "disk" option, the one the "root-device"
+ * hints choose from the inventory (journaled), or NULL (the agent's own
+ * default). FALSE with error when no disk matches. */
+static gboolean
+target_disk (ShoalStepContext  *ctx,
+             ShoalDevice       *device,
+             gchar            **disk,
+             GError           **error)
+{
+  JsonNode *hints = json_object_get_member (shoal_step_context_get_options (ctx), "root-device");
+  g_autofree gchar *description = NULL;
+
+  *disk = g_strdup (shoal_step_context_get_option_string (ctx, "disk", NULL));
+  if (hints == NULL)
+    return TRUE;
+  if (shoal_device_get_inventory (device) == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   _("device %s has no inventory: root-device hints need the inventory step before the agent step"),
+                   shoal_device_get_id (device));
+      return FALSE;
+    }
+  *disk = shoal_agent_disk_choose (shoal_device_get_inventory (device), hints, &description, error);
+  if (*disk == NULL)
+    return FALSE;
+  shoal_step_context_log (ctx, device, "root-device", SHOAL_JOURNAL_RESULT_INFO,
+                          _("the agent writes %s, chosen by the root-device hints"), description);
+  return TRUE;
+}
+
 static ShoalAgentGenJob *
 make_job (ShoalStepContext *ctx, ShoalDevice *device, GError **error)
 {
@@ -159,6 +191,7 @@ make_job (ShoalStepContext *ctx, ShoalDevice *device, GError **error)
   const gchar *modules = shoal_device_get_metadata (device, "drivers");
   g_autoptr(ShoalAgentGenJob) job = shoal_agent_gen_job_new ();
   g_autofree gchar *release = NULL;
+  g_autofree gchar *disk = NULL;
 
   if (release_dir == NULL || modules == NULL || context == NULL)
     {
@@ -174,6 +207,8 @@ make_job (ShoalStepContext *ctx, ShoalDevice *device, GError **error)
                            "agent: option “compression” must be “zstd” or “gzip”");
       return NULL;
     }
+  if (!target_disk (ctx, device, &disk, error))
+    return NULL;
   release = g_path_get_basename (release_dir);
   job->state_dir = g_strdup (shoal_context_get_state_dir (context));
   job->agent_binary = agent_binary (ctx);
@@ -186,8 +221,7 @@ make_job (ShoalStepContext *ctx, ShoalDevice *device, GError **error)
                                              recipe != NULL ? shoal_recipe_get_image_name (recipe) : NULL,
                                              shoal_step_context_get_option_string (ctx, "session",
                                                                                    shoal_device_get_group (device)),
-                                             shoal_step_context_get_option_string (ctx, "disk", NULL),
-                                             release, modules, shoal_device_get_instruction_serial (device));
+                                             disk, release, modules, shoal_device_get_instruction_serial (device));
   return g_steal_pointer (&job);
 }
 
@@ -245,6 +279,16 @@ shoal_agent_gen_step_validate_options (ShoalStep *step, JsonObject *options, GEr
       g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
                            _("agent: option “compression” must be “zstd” or “gzip”"));
       return FALSE;
+    }
+  if (json_object_has_member (options, "root-device"))
+    {
+      if (json_object_has_member (options, "disk"))
+        {
+          g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                               _("agent: options “disk” and “root-device” both name the disk: give one"));
+          return FALSE;
+        }
+      return shoal_agent_disk_hints_validate (json_object_get_member (options, "root-device"), error);
     }
   return TRUE;
 }

@@ -236,10 +236,104 @@ test_step_and_service (Fixture *f, gconstpointer data)
   g_assert_true (journal_has (f, device, "agent running"));
 }
 
+/* three disks: an SSD, a large HDD, a USB stick */
+static const gchar *inventory_json =
+  "{\"version\":1,\"firmware\":{\"type\":\"uefi\"},\"cpu\":{},\"memory\":{},\"pci\":[],\"nics\":[],"
+  "\"disks\":["
+  "{\"name\":\"sda\",\"size_bytes\":4000787030016,\"model\":\"ST4000NM\",\"serial\":\"ZC1\",\"rotational\":true,\"removable\":false},"
+  "{\"name\":\"sdb\",\"size_bytes\":64023257088,\"model\":\"Flash Disk\",\"rotational\":false,\"removable\":true},"
+  "{\"name\":\"nvme0n1\",\"size_bytes\":480103981056,\"model\":\"SAMSUNG MZ7LH480\",\"serial\":\"S45\",\"rotational\":false,\"removable\":false}"
+  "]}";
+
+/* runs the agent step with options until it has generated the agent (TRUE)
+ * or failed (FALSE, error set) */
+static gboolean
+run_agent_step (Fixture *f, ShoalDevice *device, const gchar *options_json, GError **error)
+{
+  ShoalStep *step = shoal_plugin_engine_lookup_step (shoal_controller_get_engine (f->controller), "agent", NULL);
+  g_autoptr(JsonNode) options = json_from_string (options_json, NULL);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  g_autoptr(GError) invalid = NULL;
+  RunData run = { FALSE, FALSE, NULL };
+
+  g_assert_nonnull (options);
+  if (!shoal_step_validate_options (step, json_node_get_object (options), &invalid))
+    {
+      g_propagate_error (error, g_steal_pointer (&invalid));
+      return FALSE;
+    }
+  g_ptr_array_add (devices, device);
+  ctx = shoal_step_context_new (shoal_controller_get_context (f->controller), NULL, "agent",
+                                json_node_get_object (options), devices, NULL);
+  shoal_device_set_metadata (device, "agent.sha256", NULL);
+  shoal_step_run_async (step, ctx, NULL, run_done_cb, &run);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL && !run.done)
+    g_main_context_iteration (NULL, TRUE);
+  if (run.done)
+    {
+      g_propagate_error (error, run.error);
+      return run.ok;
+    }
+  /* generated: let the step end (as the agent route and the agent would) */
+  shoal_device_post_event (device, "agent-fetched", NULL);
+  shoal_device_post_event (device, "agent-running", NULL);
+  while (!run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (run.error);
+  return TRUE;
+}
+
+/* root device hints pick the disk from the inventory, and say so in the
+ * journal; no match fails the step before any agent exists */
+static void
+test_root_device (Fixture *f, gconstpointer data)
+{
+  const gchar *macs[] = { "52:54:00:aa:bb:02", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, "dev-2", macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *agent = g_build_filename (f->tmp, "shoal-agent", NULL);
+  g_autofree gchar *ssd = g_strdup_printf ("{\"agent-binary\":\"%s\",\"root-device\":"
+                                           "{\"rotational\":false,\"min-size-gib\":100}}", agent);
+  g_autofree gchar *intel = g_strdup_printf ("{\"agent-binary\":\"%s\",\"root-device\":{\"model\":\"INTEL*\"}}", agent);
+  g_autofree gchar *both = g_strdup_printf ("{\"disk\":\"/dev/sda\",\"root-device\":{\"name\":\"sd*\"}}");
+  g_autofree gchar *typo = g_strdup_printf ("{\"root-device\":{\"size\":100}}");
+
+  g_assert_no_error (error);
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  /* hints without an inventory */
+  g_assert_false (run_agent_step (f, device, ssd, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  shoal_device_set_inventory (device, json_from_string (inventory_json, NULL));
+
+  /* an SSD of 100 GiB or more: not the HDD, not the removable stick */
+  g_assert_true (run_agent_step (f, device, ssd, &error));
+  g_assert_no_error (error);
+  g_assert_true (journal_has (f, device, "the agent writes /dev/nvme0n1, 447.1 GiB, model “SAMSUNG MZ7LH480”"));
+
+  /* no match: each disk and the hint it lacks */
+  g_assert_false (run_agent_step (f, device, intel, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "sda (model), sdb (removable), nvme0n1 (model)"));
+  g_clear_error (&error);
+
+  /* recipes that cannot be right */
+  g_assert_false (run_agent_step (f, device, both, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+  g_clear_error (&error);
+  g_assert_false (run_agent_step (f, device, typo, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+  g_assert_nonnull (strstr (error->message, "“size”"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/service/step-and-route", Fixture, NULL, fixture_set_up, test_step_and_service, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/root-device", Fixture, NULL, fixture_set_up, test_root_device, fixture_tear_down);
   return g_test_run ();
 }
