@@ -12,11 +12,12 @@
  * deployment (a "reboot" would loop).
  *
  * Options: "disk" (the block device the agent writes; default: its first
- * fixed disk), "root-device" (instead of "disk": hints the disk must match,
- * chosen from the inventory and journaled: shoal-agent-disk.c), "compression" ("zstd", default, or "gzip"), "agent-binary"
- * (default: [agent] binary in the config, $SHOAL_AGENT_BINARY, the build
- * tree's, the installed one), "session" (written to agent.conf; default:
- * the device's group).
+ * fixed disk), "root-device" (instead of "disk": hints the disk must
+ * match, chosen from the inventory and journaled: shoal-agent-disk.c),
+ * "compression" ("zstd", default, or "gzip"), "agent-binary" (default:
+ * [agent] binary in the config, $SHOAL_AGENT_BINARY, the build tree's, the
+ * installed one), "session" (written to agent.conf; default: the device's
+ * group).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -164,9 +165,11 @@ target_disk (ShoalStepContext  *ctx,
   JsonNode *hints = json_object_get_member (shoal_step_context_get_options (ctx), "root-device");
   g_autofree gchar *description = NULL;
 
-  *disk = g_strdup (shoal_step_context_get_option_string (ctx, "disk", NULL));
   if (hints == NULL)
-    return TRUE;
+    {
+      *disk = g_strdup (shoal_step_context_get_option_string (ctx, "disk", NULL));
+      return TRUE;
+    }
   if (shoal_device_get_inventory (device) == NULL)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
