@@ -39,6 +39,20 @@ shoal_image_files_is_uri (const gchar *path)
   return g_str_has_prefix (path, "http://") || g_str_has_prefix (path, "https://");
 }
 
+/**
+ * shoal_image_fetch_display:
+ *
+ * Returns: (transfer full): @uri without the password it may hold, for
+ *   messages and logs
+ */
+gchar *
+shoal_image_fetch_display (const gchar *uri)
+{
+  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_HAS_PASSWORD, NULL);
+
+  return parsed != NULL ? g_uri_to_string_partial (parsed, G_URI_HIDE_PASSWORD) : g_strdup (uri);
+}
+
 /* the URL without "#sha256=HEX", and HEX (lowercase) in *sha256 if it was there */
 static gchar *
 split_checksum (const gchar  *uri,
@@ -53,8 +67,10 @@ split_checksum (const gchar  *uri,
   if (!g_str_has_prefix (hash, "#sha256=") || strlen (hash + 8) != SHOAL_MANIFEST_HEX_LEN ||
       strspn (hash + 8, "0123456789abcdefABCDEF") != SHOAL_MANIFEST_HEX_LEN)
     {
+      g_autofree gchar *shown = shoal_image_fetch_display (uri);
+
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   _("The fragment of %s must be #sha256= and 64 hexadecimal digits"), uri);
+                   _("The fragment of %s must be #sha256= and 64 hexadecimal digits"), shown);
       return NULL;
     }
   *sha256 = g_ascii_strdown (hash + 8, -1);
@@ -180,6 +196,7 @@ fetch (const gchar              *root,
 {
   g_autofree gchar *sha256 = NULL;
   g_autofree gchar *url = split_checksum (uri, &sha256, error);
+  g_autofree gchar *shown = url != NULL ? shoal_image_fetch_display (url) : NULL;
   g_autofree gchar *path = NULL;
   g_autoptr(SoupSession) session = NULL;
   g_autoptr(SoupMessage) msg = NULL;
@@ -193,11 +210,11 @@ fetch (const gchar              *root,
   msg = soup_message_new ("GET", url);
   if (msg == NULL)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), url);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), shown);
       return NULL;
     }
   session = soup_session_new_with_options ("user-agent", "shoal/" PACKAGE_VERSION " ", NULL);
-  in = send_request (session, msg, url, cancellable, error);
+  in = send_request (session, msg, shown, cancellable, error);
   if (in == NULL)
     return NULL;
   path = g_build_filename (root, "tmp", "download-XXXXXX", NULL);
@@ -207,17 +224,17 @@ fetch (const gchar              *root,
       int saved = errno;
 
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
-                   _("Cannot create a file for the download of %s: %s"), url, g_strerror (saved));
+                   _("Cannot create a file for the download of %s: %s"), shown, g_strerror (saved));
       return NULL;
     }
-  g_info ("downloading %s to %s", url, path);
-  ok = copy_body (in, fd, checksum, url, soup_message_headers_get_content_length (soup_message_get_response_headers (msg)),
+  g_info ("downloading %s to %s", shown, path);
+  ok = copy_body (in, fd, checksum, shown, soup_message_headers_get_content_length (soup_message_get_response_headers (msg)),
                   progress, progress_data, cancellable, error);
   close (fd);
   if (ok && sha256 != NULL && strcmp (g_checksum_get_string (checksum), sha256) != 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                   _("The download of %s has SHA-256 %s, not %s as the URL says"), url,
+                   _("The download of %s has SHA-256 %s, not %s as the URL says"), shown,
                    g_checksum_get_string (checksum), sha256);
       ok = FALSE;
     }

@@ -20,6 +20,7 @@ gboolean shoal_image_files_read_exact (const gchar  *path,
                                        GError      **error);
 
 gchar   *shoal_image_fetch_name       (const gchar  *uri);
+gchar   *shoal_image_fetch_display    (const gchar  *uri);
 gchar   *shoal_image_fetch            (const gchar              *root,
                                        const gchar              *uri,
                                        ShoalImportProgressFunc   progress,

@@ -397,6 +397,7 @@ shoal_image_files_import (const gchar              *root,
   g_autofree gchar *url_name = is_uri ? shoal_image_fetch_name (path) : NULL;
   g_autofree gchar *derived = name == NULL ? name_from_path (is_uri ? url_name : path) : NULL;
   g_autofree gchar *download = NULL;
+  g_autofree gchar *shown = is_uri ? shoal_image_fetch_display (path) : g_strdup (path);
   ShoalImportStats local_stats = { 0 };
   g_autoptr(ShoalImageSource) src = NULL;
   Import imp = { .root = root, .stats = stats != NULL ? stats : &local_stats };
@@ -427,10 +428,10 @@ shoal_image_files_import (const gchar              *root,
 
           g_unlink (download);
           if (fd >= 0)
-            src = shoal_image_source_open_fd (fd, path, error);
+            src = shoal_image_source_open_fd (fd, shown, error);
           else
             g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("Cannot open the download of %s: %s"),
-                         path, g_strerror (saved));
+                         shown, g_strerror (saved));
         }
     }
   else
@@ -441,7 +442,7 @@ shoal_image_files_import (const gchar              *root,
   g_clear_pointer (&src, shoal_image_source_free);
   if (ok && imp.size == 0)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("Image %s is empty"), path);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("Image %s is empty"), shown);
       ok = FALSE;
     }
   if (ok)

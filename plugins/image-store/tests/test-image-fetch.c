@@ -307,6 +307,7 @@ test_failures (Fixture       *f,
   g_autofree gchar *cut = url (f, "/short.img.xz");
   g_autofree gchar *wrong = NULL;
   g_autofree gchar *md5 = NULL;
+  g_autofree gchar *secret = NULL;
   g_autofree gchar *refused = NULL;
   g_autoptr(GSocket) socket = NULL;
   g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
@@ -322,6 +323,17 @@ test_failures (Fixture       *f,
   expect_error (f, wrong, SHOAL_ERROR_INVALID_DATA, "SHA-256");
   md5 = g_strdup_printf ("%s#md5=d41d8cd98f00b204e9800998ecf8427e", plain);
   expect_error (f, md5, SHOAL_ERROR_INVALID_ARGUMENT, "#sha256=");
+  /* a password in the URL is not repeated in messages */
+  secret = g_strdup_printf ("http://shoal:s3cret@127.0.0.1:%u/images/gone.img.xz", f->port);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree gchar *id = shoal_image_files_import (f->root, secret, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+
+    g_assert_null (id);
+    g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+    g_assert_nonnull (strstr (error->message, "http://shoal@127.0.0.1:"));
+    g_assert_null (strstr (error->message, "s3cret"));
+  }
   expect_error (f, missing, SHOAL_ERROR_NOT_FOUND, "404");
   expect_error (f, cut, SHOAL_ERROR_FAILED, "Cannot download");
 
