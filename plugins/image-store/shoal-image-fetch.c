@@ -8,8 +8,10 @@
  * imports it as a local file and deletes it. A URL may end with
  * "#sha256=HEX", the convention of pip's hash fragments: the file must have
  * that SHA-256 (the checksum a distribution publishes beside its images),
- * or nothing is imported. Redirects are followed; anything but a complete
- * 200 response is an error that says what the server did.
+ * or nothing is imported. Redirects are followed. A body cut short is
+ * resumed where it stopped (Range, with If-Range so that a file changed
+ * meanwhile starts again), up to five times; anything else but a complete
+ * 200 is an error that says what the server did.
  */
 #include "config.h"
 
@@ -93,65 +95,96 @@ shoal_image_fetch_name (const gchar *uri)
   return g_uri_unescape_string (slash != NULL ? slash + 1 : path, NULL);
 }
 
+#define FETCH_ATTEMPTS 5    /* a body cut short is resumed this many times, at most */
+
+typedef enum {
+  COPY_DONE,
+  COPY_CUT,             /* the body ended early or broke: resume it */
+  COPY_FAILED,
+} CopyResult;
+
+typedef struct {
+  const gchar             *shown;       /* the URL, for messages */
+  int                      fd;
+  GChecksum               *checksum;
+  guint64                  received;    /* bytes in the file */
+  guint64                  total;       /* the whole file's size (0: not said) */
+  gchar                   *validator;   /* ETag or Last-Modified: If-Range */
+  ShoalImportProgressFunc  progress;
+  gpointer                 progress_data;
+} Download;
+
 static gboolean
-copy_body (GInputStream  *in,
-           int            fd,
-           GChecksum     *checksum,
-           const gchar   *uri,
-           goffset        expected,
-           ShoalImportProgressFunc progress,
-           gpointer       progress_data,
+write_all (Download      *d,
+           const guint8  *buf,
+           gsize          len,
+           GError       **error)
+{
+  gsize done = 0;
+
+  while (done < len)
+    {
+      gssize w = write (d->fd, buf + done, len - done);
+
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        {
+          int saved = errno;
+
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                       _("Cannot write the download of %s: %s"), d->shown, g_strerror (saved));
+          return FALSE;
+        }
+      done += (gsize) w;
+    }
+  return TRUE;
+}
+
+/* appends the body to the file, hashing it; COPY_CUT with error set when
+ * it ends before the whole file or breaks */
+static CopyResult
+copy_body (Download      *d,
+           GInputStream  *in,
            GCancellable  *cancellable,
            GError       **error)
 {
   g_autofree guint8 *buf = g_malloc (FETCH_BUFFER);
   g_autoptr(GError) local_error = NULL;
-  guint64 total = 0;
 
   for (;;)
     {
       gssize n = g_input_stream_read (in, buf, FETCH_BUFFER, cancellable, &local_error);
-      gsize done = 0;
 
+      if (n < 0 && g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                       _("Cannot download %s: %s"), d->shown, local_error->message);
+          return COPY_FAILED;
+        }
       if (n < 0)
         {
-          g_set_error (error, SHOAL_ERROR,
-                       g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ?
-                       SHOAL_ERROR_CANCELLED : SHOAL_ERROR_FAILED,
-                       _("Cannot download %s: %s"), uri, local_error->message);
-          return FALSE;
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                       _("Cannot download %s: %s"), d->shown, local_error->message);
+          return COPY_CUT;
         }
       if (n == 0)
         break;
-      g_checksum_update (checksum, buf, (gsize) n);
-      while (done < (gsize) n)
-        {
-          gssize w = write (fd, buf + done, (gsize) n - done);
-
-          if (w < 0 && errno == EINTR)
-            continue;
-          if (w < 0)
-            {
-              int saved = errno;
-
-              g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
-                           _("Cannot write the download of %s: %s"), uri, g_strerror (saved));
-              return FALSE;
-            }
-          done += (gsize) w;
-        }
-      total += (guint64) n;
-      if (progress != NULL)
-        progress (total, expected > 0 ? (guint64) expected : 0, progress_data);
+      g_checksum_update (d->checksum, buf, (gsize) n);
+      if (!write_all (d, buf, (gsize) n, error))
+        return COPY_FAILED;
+      d->received += (guint64) n;
+      if (d->progress != NULL)
+        d->progress (d->received, d->total, d->progress_data);
     }
-  if (expected > 0 && total != (guint64) expected)
+  if (d->total > 0 && d->received != d->total)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
-                   _("Cannot download %s: the server sent %llu of %llu bytes"), uri,
-                   (unsigned long long) total, (unsigned long long) expected);
-      return FALSE;
+                   _("Cannot download %s: the server sent %llu of %llu bytes"), d->shown,
+                   (unsigned long long) d->received, (unsigned long long) d->total);
+      return COPY_CUT;
     }
-  return TRUE;
+  return COPY_DONE;
 }
 
 static GInputStream *
@@ -174,7 +207,7 @@ send_request (SoupSession   *session,
       return NULL;
     }
   status = soup_message_get_status (msg);
-  if (status != SOUP_STATUS_OK)
+  if (status != SOUP_STATUS_OK && status != SOUP_STATUS_PARTIAL_CONTENT)
     {
       g_set_error (error, SHOAL_ERROR,
                    status == SOUP_STATUS_NOT_FOUND ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_FAILED,
@@ -184,6 +217,88 @@ send_request (SoupSession   *session,
       return NULL;
     }
   return in;
+}
+
+/* Where the answer to msg goes in the file: a 206 that continues at
+ * d->received is appended; anything else (a 200: the server ignored the
+ * range, or the file changed) starts the file again */
+static gboolean
+place_answer (Download     *d,
+              SoupMessage  *msg,
+              GError      **error)
+{
+  SoupMessageHeaders *headers = soup_message_get_response_headers (msg);
+  goffset start = -1, end = -1, total = -1;
+
+  if (soup_message_get_status (msg) == SOUP_STATUS_PARTIAL_CONTENT &&
+      soup_message_headers_get_content_range (headers, &start, &end, &total) &&
+      (guint64) start == d->received && (d->total == 0 || total == (goffset) d->total))
+    {
+      g_info ("resuming the download of %s at %llu bytes", d->shown, (unsigned long long) d->received);
+      return TRUE;
+    }
+  if (soup_message_get_status (msg) == SOUP_STATUS_PARTIAL_CONTENT && d->received == 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                   _("Cannot download %s: the server answered part of the file, not asked for"), d->shown);
+      return FALSE;
+    }
+  if (soup_message_get_status (msg) == SOUP_STATUS_PARTIAL_CONTENT)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                   _("Cannot download %s: the server resumed at another place than asked"), d->shown);
+      return FALSE;
+    }
+  if (d->received > 0)
+    g_info ("the download of %s starts again: the server sent the whole file", d->shown);
+  if (ftruncate (d->fd, 0) < 0 || lseek (d->fd, 0, SEEK_SET) < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                   _("Cannot write the download of %s: %s"), d->shown, g_strerror (saved));
+      return FALSE;
+    }
+  g_checksum_reset (d->checksum);
+  d->received = 0;
+  d->total = (guint64) MAX (soup_message_headers_get_content_length (headers), 0);
+  g_free (d->validator);
+  d->validator = g_strdup (soup_message_headers_get_one (headers, "ETag"));
+  if (d->validator == NULL)
+    d->validator = g_strdup (soup_message_headers_get_one (headers, "Last-Modified"));
+  return TRUE;
+}
+
+/* One GET: the whole file, or (d->received > 0) the rest of it */
+static CopyResult
+attempt (Download      *d,
+         SoupSession   *session,
+         const gchar   *url,
+         GCancellable  *cancellable,
+         GError       **error)
+{
+  g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr(GInputStream) in = NULL;
+
+  if (msg == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), d->shown);
+      return COPY_FAILED;
+    }
+  if (d->received > 0)
+    {
+      g_autofree gchar *range = g_strdup_printf ("bytes=%llu-", (unsigned long long) d->received);
+      SoupMessageHeaders *headers = soup_message_get_request_headers (msg);
+
+      soup_message_headers_replace (headers, "Range", range);
+      /* the rest only if the file did not change meanwhile */
+      if (d->validator != NULL)
+        soup_message_headers_replace (headers, "If-Range", d->validator);
+    }
+  in = send_request (session, msg, d->shown, cancellable, error);
+  if (in == NULL || !place_answer (d, msg, error))
+    return COPY_FAILED;
+  return copy_body (d, in, cancellable, error);
 }
 
 static gchar *
@@ -199,27 +314,23 @@ fetch (const gchar              *root,
   g_autofree gchar *shown = url != NULL ? shoal_image_fetch_display (url) : NULL;
   g_autofree gchar *path = NULL;
   g_autoptr(SoupSession) session = NULL;
-  g_autoptr(SoupMessage) msg = NULL;
-  g_autoptr(GInputStream) in = NULL;
   g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  gboolean ok;
-  int fd;
+  g_autoptr(GUri) parsed = NULL;
+  Download d = { .shown = shown, .checksum = checksum, .progress = progress, .progress_data = progress_data };
+  g_autoptr(GError) last_error = NULL;
+  CopyResult result = COPY_CUT;
 
   if (url == NULL)
     return NULL;
-  msg = soup_message_new ("GET", url);
-  if (msg == NULL)
+  parsed = g_uri_parse (url, SOUP_HTTP_URI_FLAGS, NULL);
+  if (parsed == NULL || g_uri_get_host (parsed) == NULL || *g_uri_get_host (parsed) == '\0')
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), shown);
       return NULL;
     }
-  session = soup_session_new_with_options ("user-agent", "shoal/" PACKAGE_VERSION " ", NULL);
-  in = send_request (session, msg, shown, cancellable, error);
-  if (in == NULL)
-    return NULL;
   path = g_build_filename (root, "tmp", "download-XXXXXX", NULL);
-  fd = g_mkstemp_full (path, O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0)
+  d.fd = g_mkstemp_full (path, O_RDWR | O_CLOEXEC, 0600);
+  if (d.fd < 0)
     {
       int saved = errno;
 
@@ -228,18 +339,36 @@ fetch (const gchar              *root,
       return NULL;
     }
   g_info ("downloading %s to %s", shown, path);
-  ok = copy_body (in, fd, checksum, shown, soup_message_headers_get_content_length (soup_message_get_response_headers (msg)),
-                  progress, progress_data, cancellable, error);
-  close (fd);
-  if (ok && sha256 != NULL && strcmp (g_checksum_get_string (checksum), sha256) != 0)
+  session = soup_session_new_with_options ("user-agent", "shoal/" PACKAGE_VERSION " ", NULL);
+  for (guint i = 0; i < FETCH_ATTEMPTS && result == COPY_CUT; i++)
     {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+      /* a pause before each resumption, longer each time */
+      if (i > 0 && g_cancellable_is_cancelled (cancellable))
+        break;
+      if (i > 0)
+        g_usleep (i * G_USEC_PER_SEC / 4);
+      g_clear_error (&last_error);
+      result = attempt (&d, session, url, cancellable, &last_error);
+      if (result == COPY_CUT)
+        g_info ("%s (attempt %u of %u)", last_error->message, i + 1, FETCH_ATTEMPTS);
+    }
+  close (d.fd);
+  g_free (d.validator);
+  if (result == COPY_DONE && sha256 != NULL && strcmp (g_checksum_get_string (checksum), sha256) != 0)
+    {
+      g_set_error (&last_error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
                    _("The download of %s has SHA-256 %s, not %s as the URL says"), shown,
                    g_checksum_get_string (checksum), sha256);
-      ok = FALSE;
+      result = COPY_FAILED;
     }
-  if (!ok)
+  if (result != COPY_DONE)
     {
+      if (last_error == NULL || g_cancellable_is_cancelled (cancellable))
+        {
+          g_clear_error (&last_error);
+          g_set_error (&last_error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED, _("Cannot download %s: cancelled"), shown);
+        }
+      g_propagate_error (error, g_steal_pointer (&last_error));
       g_unlink (path);
       return NULL;
     }

@@ -1,6 +1,8 @@
 /* test-image-fetch.c: importing an image by URL from an HTTP server on
  * loopback: the same image as the file; a checksum in the URL is checked;
- * redirects are followed; a missing file, a body cut short, a refused
+ * redirects are followed; a body cut short is resumed where it stopped, or
+ * started again when the file changed; a missing file, a body always cut
+ * short, a refused
  * connection, a wrong checksum and an https server whose certificate no
  * authority signed are errors, and leave nothing behind
  *
@@ -27,6 +29,7 @@ typedef struct {
   GSocketService *service;
   guint16       port;
   gint          requests;
+  gint          flaky;         /* requests for /flaky.img.xz and /changed.img.xz */
   GTlsCertificate *tls;        /* set: the server speaks https with it */
 } Fixture;
 
@@ -69,6 +72,8 @@ answer (Fixture           *f,
   gsize len = 0;
   const guint8 *body = g_bytes_get_data (f->xz, &len);
   g_autofree gchar *head = NULL;
+  g_autofree gchar *range = NULL;
+  g_autofree gchar *if_range = NULL;
 
   /* the headers, up to the empty line (at most 100 of them) */
   for (guint i = 0; i < 100; i++)
@@ -77,8 +82,40 @@ answer (Fixture           *f,
 
       if (line == NULL || line[0] == '\0' || strcmp (line, "\r") == 0)
         break;
+      g_strchomp (line);
+      if (g_ascii_strncasecmp (line, "Range: bytes=", 13) == 0)
+        range = g_strdup (line + 13);
+      else if (g_ascii_strncasecmp (line, "If-Range: ", 10) == 0)
+        if_range = g_strdup (line + 10);
     }
-  if (strcmp (path, "/images/disk.img.xz") == 0 || strcmp (path, "/short.img.xz") == 0)
+  if (strcmp (path, "/flaky.img.xz") == 0 || strcmp (path, "/changed.img.xz") == 0)
+    {
+      /* the first answer breaks off halfway; then a range is served if
+       * If-Range still names the file (flaky), or the whole new file
+       * (changed: its ETag is another) */
+      gboolean first = g_atomic_int_add (&f->flaky, 1) == 0;
+      const gchar *etag = first || path[1] == 'f' ? "\"v1\"" : "\"v2\"";
+      guint64 from = range != NULL ? g_ascii_strtoull (range, NULL, 10) : 0;
+
+      if (!first && range != NULL && g_strcmp0 (if_range, etag) == 0 && from < len)
+        {
+          head = g_strdup_printf ("HTTP/1.1 206 Partial Content\r\nETag: %s\r\n"
+                                  "Content-Range: bytes %llu-%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT "\r\n"
+                                  "Content-Length: %llu\r\nConnection: close\r\n\r\n",
+                                  etag, (unsigned long long) from, len - 1, len,
+                                  (unsigned long long) (len - from));
+          send_all (out, head, strlen (head));
+          send_all (out, body + from, len - from);
+        }
+      else
+        {
+          head = g_strdup_printf ("HTTP/1.1 200 OK\r\nETag: %s\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
+                                  "Connection: close\r\n\r\n", etag, len);
+          send_all (out, head, strlen (head));
+          send_all (out, body, first ? len / 2 : len);
+        }
+    }
+  else if (strcmp (path, "/images/disk.img.xz") == 0 || strcmp (path, "/short.img.xz") == 0)
     {
       head = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
                               "Content-Type: application/x-xz\r\nConnection: close\r\n\r\n", len);
@@ -288,6 +325,34 @@ test_by_url (Fixture       *f,
   assert_tmp_empty (f);
 }
 
+/* a download that breaks off is resumed where it stopped, and a file that
+ * changed meanwhile is fetched again whole: the same image either way */
+static void
+test_resume (Fixture       *f,
+             gconstpointer  data)
+{
+  static const gchar *paths[] = { "/flaky.img.xz", "/changed.img.xz" };
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_autofree gchar *uri = url (f, paths[i]);
+      g_autofree gchar *checked = g_strdup_printf ("%s#sha256=%s", uri, f->xz_sha256);
+      g_autoptr(GError) error = NULL;
+      g_autofree gchar *id = NULL;
+
+      g_atomic_int_set (&f->flaky, 0);
+      id = shoal_image_files_import (f->root, checked, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (id, ==, f->raw_id);
+      g_assert_cmpint (g_atomic_int_get (&f->flaky), ==, 2);
+    }
+}
+
 static void
 expect_error (Fixture     *f,
               const gchar *uri,
@@ -369,6 +434,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/image-store/fetch/by-url", Fixture, NULL, fixture_setup, test_by_url, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/failures", Fixture, NULL, fixture_setup, test_failures, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/untrusted-https", Fixture, "https", fixture_setup, test_untrusted_https,
               fixture_teardown);
   return g_test_run ();
