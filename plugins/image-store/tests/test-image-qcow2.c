@@ -277,6 +277,7 @@ test_refused (Fixture       *f,
   g_autofree gchar *top = NULL;
   g_autofree gchar *ext = NULL;
   g_autofree gchar *external = NULL;
+  g_autofree gchar *data_file = NULL;
   g_autoptr(GByteArray) b = NULL;
   g_autofree gchar *enc = NULL, *feature = NULL, *v4 = NULL, *marked = NULL, *big = NULL;
   g_autoptr(GTimer) timer = NULL;
@@ -291,9 +292,10 @@ test_refused (Fixture       *f,
   ext = convert (f, "subclusters.qcow2", "extended_l2=on", FALSE);
   expect_error (f, ext, SHOAL_ERROR_NOT_SUPPORTED, "extended L2");
 
+  /* qemu-img creates the data file where it is named: in the test's folder */
   external = g_build_filename (f->dir, "external.qcow2", NULL);
-  run ((const gchar *[]) { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=external.data",
-                           external, "1M", NULL });
+  data_file = g_strdup_printf ("data_file=%s/external.data", f->dir);
+  run ((const gchar *[]) { "qemu-img", "create", "-q", "-f", "qcow2", "-o", data_file, external, "1M", NULL });
   expect_error (f, external, SHOAL_ERROR_NOT_SUPPORTED, "external data file");
 
   b = read_file (base);
