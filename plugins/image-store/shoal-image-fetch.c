@@ -10,8 +10,9 @@
  * that SHA-256 (the checksum a distribution publishes beside its images),
  * or nothing is imported. Redirects are followed. A body cut short is
  * resumed where it stopped (Range, with If-Range so that a file changed
- * meanwhile starts again), up to five times; anything else but a complete
- * 200 is an error that says what the server did.
+ * meanwhile starts again; started again when the server gave neither a
+ * strong ETag nor Last-Modified), up to five times; anything else but a
+ * complete 200 is an error that says what the server did.
  */
 #include "config.h"
 
@@ -262,8 +263,12 @@ place_answer (Download     *d,
   g_checksum_reset (d->checksum);
   d->received = 0;
   d->total = (guint64) MAX (soup_message_headers_get_content_length (headers), 0);
+  /* If-Range takes a strong ETag or a date (RFC 9110 13.1.5); without
+   * either, a resumption could join two versions of the file: start again */
   g_free (d->validator);
   d->validator = g_strdup (soup_message_headers_get_one (headers, "ETag"));
+  if (d->validator != NULL && g_str_has_prefix (d->validator, "W/"))
+    g_clear_pointer (&d->validator, g_free);
   if (d->validator == NULL)
     d->validator = g_strdup (soup_message_headers_get_one (headers, "Last-Modified"));
   return TRUE;
@@ -285,15 +290,14 @@ attempt (Download      *d,
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), d->shown);
       return COPY_FAILED;
     }
-  if (d->received > 0)
+  if (d->received > 0 && d->validator != NULL)
     {
       g_autofree gchar *range = g_strdup_printf ("bytes=%llu-", (unsigned long long) d->received);
       SoupMessageHeaders *headers = soup_message_get_request_headers (msg);
 
+      /* the rest, only if the file did not change meanwhile */
       soup_message_headers_replace (headers, "Range", range);
-      /* the rest only if the file did not change meanwhile */
-      if (d->validator != NULL)
-        soup_message_headers_replace (headers, "If-Range", d->validator);
+      soup_message_headers_replace (headers, "If-Range", d->validator);
     }
   in = send_request (session, msg, d->shown, cancellable, error);
   if (in == NULL || !place_answer (d, msg, error))

@@ -115,6 +115,21 @@ answer (Fixture           *f,
           send_all (out, body, first ? len / 2 : len);
         }
     }
+  else if (strcmp (path, "/unnamed.img.xz") == 0)
+    {
+      /* no ETag, no Last-Modified: nothing to resume against, so the
+       * client must ask for the whole file again (a range is refused) */
+      gboolean first = g_atomic_int_add (&f->flaky, 1) == 0;
+
+      if (range != NULL)
+        head = g_strdup ("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      else
+        head = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
+                                "Connection: close\r\n\r\n", len);
+      send_all (out, head, strlen (head));
+      if (range == NULL)
+        send_all (out, body, first ? len / 2 : len);
+    }
   else if (strcmp (path, "/images/disk.img.xz") == 0 || strcmp (path, "/short.img.xz") == 0)
     {
       head = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
@@ -325,13 +340,14 @@ test_by_url (Fixture       *f,
   assert_tmp_empty (f);
 }
 
-/* a download that breaks off is resumed where it stopped, and a file that
- * changed meanwhile is fetched again whole: the same image either way */
+/* a download that breaks off is resumed where it stopped; a file that
+ * changed meanwhile, or that the server gave no validator for, is fetched
+ * again whole: the same image every way */
 static void
 test_resume (Fixture       *f,
              gconstpointer  data)
 {
-  static const gchar *paths[] = { "/flaky.img.xz", "/changed.img.xz" };
+  static const gchar *paths[] = { "/flaky.img.xz", "/changed.img.xz", "/unnamed.img.xz" };
 
   if (f->thread == NULL)
     {
