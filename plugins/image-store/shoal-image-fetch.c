@@ -67,16 +67,19 @@ split_checksum (const gchar  *uri,
   *sha256 = NULL;
   if (hash == NULL)
     return g_strdup (uri);
-  if (!g_str_has_prefix (hash, "#sha256=") || strlen (hash + 8) != SHOAL_MANIFEST_HEX_LEN ||
-      strspn (hash + 8, "0123456789abcdefABCDEF") != SHOAL_MANIFEST_HEX_LEN)
+  /* 64 hexadecimal digits, either case: what the manifest library takes
+   * as a SHA-256 once in lowercase */
+  if (g_str_has_prefix (hash, "#sha256="))
+    *sha256 = g_ascii_strdown (hash + 8, -1);
+  if (*sha256 == NULL || !shoal_manifest_is_valid_id (*sha256))
     {
       g_autofree gchar *shown = shoal_image_fetch_display (uri);
 
+      g_clear_pointer (sha256, g_free);
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("The fragment of %s must be #sha256= and 64 hexadecimal digits"), shown);
       return NULL;
     }
-  *sha256 = g_ascii_strdown (hash + 8, -1);
   return g_strndup (uri, (gsize) (hash - uri));
 }
 
@@ -115,33 +118,6 @@ typedef struct {
   gpointer                 progress_data;
 } Download;
 
-static gboolean
-write_all (Download      *d,
-           const guint8  *buf,
-           gsize          len,
-           GError       **error)
-{
-  gsize done = 0;
-
-  while (done < len)
-    {
-      gssize w = write (d->fd, buf + done, len - done);
-
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0)
-        {
-          int saved = errno;
-
-          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
-                       _("Cannot write the download of %s: %s"), d->shown, g_strerror (saved));
-          return FALSE;
-        }
-      done += (gsize) w;
-    }
-  return TRUE;
-}
-
 /* appends the body to the file, hashing it; COPY_CUT with error set when
  * it ends before the whole file or breaks */
 static CopyResult
@@ -172,8 +148,14 @@ copy_body (Download      *d,
       if (n == 0)
         break;
       g_checksum_update (d->checksum, buf, (gsize) n);
-      if (!write_all (d, buf, (gsize) n, error))
-        return COPY_FAILED;
+      if (!shoal_image_files_write_all (d->fd, buf, (gsize) n))
+        {
+          int saved = errno;
+
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                       _("Cannot write the download of %s: %s"), d->shown, g_strerror (saved));
+          return COPY_FAILED;
+        }
       d->received += (guint64) n;
       if (d->progress != NULL)
         d->progress (d->received, d->total, d->progress_data);

@@ -13,6 +13,9 @@ G_BEGIN_DECLS
 int      shoal_image_files_lock       (const gchar  *root,
                                        int           operation,
                                        GError      **error);
+gboolean shoal_image_files_write_all  (int           fd,
+                                       const guint8 *data,
+                                       gsize         len);
 gboolean shoal_image_files_read_exact (const gchar  *path,
                                        guint8       *buffer,
                                        gsize         length,

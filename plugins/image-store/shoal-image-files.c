@@ -425,3 +425,31 @@ shoal_image_files_read_exact (const gchar  *path,
   *got = done;
   return TRUE;
 }
+
+/**
+ * shoal_image_files_write_all:
+ *
+ * Writes all @len bytes of @data to @fd, again after EINTR and short writes.
+ *
+ * Returns: %TRUE, or %FALSE with errno set
+ */
+gboolean
+shoal_image_files_write_all (int           fd,
+                             const guint8 *data,
+                             gsize         len)
+{
+  while (len > 0)
+    {
+      gssize n = write (fd, data, len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n == 0)
+        errno = EIO;
+      if (n <= 0)
+        return FALSE;
+      data += n;
+      len -= (gsize) n;
+    }
+  return TRUE;
+}

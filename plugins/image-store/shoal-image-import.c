@@ -94,25 +94,6 @@ hasher_finish (Hasher *h,
 
 /* --- Chunks ----------------------------------------------------------------- */
 
-static gboolean
-write_all (int           fd,
-           const guint8 *data,
-           gsize         len)
-{
-  while (len > 0)
-    {
-      gssize n = write (fd, data, len);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      len -= (gsize) n;
-    }
-  return TRUE;
-}
-
 /* Stores one chunk unless the store has it; TRUE in *written if it wrote. */
 static gboolean
 store_chunk (const gchar   *root,
@@ -142,7 +123,7 @@ store_chunk (const gchar   *root,
     }
   tmp = g_strdup_printf ("%s/.tmp-%s-%08x", dir, hex, g_random_int ());
   fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  written_ok = fd >= 0 && write_all (fd, data, len);
+  written_ok = fd >= 0 && shoal_image_files_write_all (fd, data, len);
   /* a hint: start the writeback now, so the disk works while the next chunks
    * are hashed and the syncfs before the manifest has little left to do */
   if (written_ok)
