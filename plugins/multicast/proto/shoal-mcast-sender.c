@@ -654,13 +654,16 @@ node_finish (smc_sender *s, smc_node_info *n, int outcome, uint64_t now)
     s->cfg.on_node (s->cfg.node_user, n);
 }
 
-/* the sender leaves node n to finish by unicast, for cause (the next
+/* the sender leaves node n to finish by unicast, for cause, decided on
+ * report st (recorded as its last; NULL: already recorded) (the next
  * reports it sends get a CONTROL EVICT in answer) */
 static void
-node_evict (smc_sender *s, smc_node_info *n, int cause, uint64_t now)
+node_evict (smc_sender *s, smc_node_info *n, int cause, const smc_status *st, uint64_t now)
 {
   if (n->outcome != 0)
     return;
+  if (st != NULL)
+    n->last = *st;
   n->evict_sent = cause != SMC_EVICT_SELF;
   n->evict_cause = cause;
   node_finish (s, n, SMC_NODE_EVICTED, now);
@@ -1598,8 +1601,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
      * before the rate came down) */
     if (++n->floor_strikes >= 2) {
       vlog (s, "node %u cannot keep up at the minimum rate: finishing by unicast", n->node);
-      n->last = st;
-      node_evict (s, n, SMC_EVICT_FLOOR, now);
+      node_evict (s, n, SMC_EVICT_FLOOR, &st, now);
     }
   } else if (n->outcome == 0 && st.rx_overflow > n->last.rx_overflow) {
     congestion (s, &st, now);
@@ -1635,8 +1637,8 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
        * may be losing as much (a congested path); ask again next time */
       s->strikes[idx] = 1;
     } else {
-      n->last = st;  /* the report that evicts it: its loss, and why, if it can say */
-      node_evict (s, n, SMC_EVICT_LOSS, now);
+      /* the report that evicts it: its loss, and why, if it can say */
+      node_evict (s, n, SMC_EVICT_LOSS, &st, now);
     }
   } else if (n->outcome == 0) {
     s->strikes[idx] = 0;
@@ -1646,8 +1648,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   if (s->cfg.max_behind_chunks && n->outcome == 0 && s->state == SMC_STATE_SENDING &&
       s->cur_chunk != UINT32_MAX && st.chunks_done + st.chunks_pending + s->cfg.max_behind_chunks < s->cur_chunk &&
       st.chunks_pending >= s->cfg.max_behind_chunks) {
-    n->last = st;
-    node_evict (s, n, SMC_EVICT_BEHIND, now);
+    node_evict (s, n, SMC_EVICT_BEHIND, &st, now);
   }
   n->last = st;
   progress (s, n, now);
@@ -1661,7 +1662,7 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
   } else if (st.state == SMC_RX_EVICTED) {
     /* it left on its own (st.reason): it finishes by unicast, and its
      * repair requests, if any come, are not served */
-    node_evict (s, n, SMC_EVICT_SELF, now);
+    node_evict (s, n, SMC_EVICT_SELF, NULL, now);
   }
 }
 
