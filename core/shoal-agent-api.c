@@ -98,8 +98,7 @@ authenticate (AgentApi          *api,
   if (claimed_device != NULL)
     shoal_device_log (claimed_device, "agent-api", "auth", SHOAL_JOURNAL_RESULT_FAILED,
                       "request to %s from %s refused: %s token", path,
-                      g_inet_address_to_string (g_inet_socket_address_get_address (
-                        G_INET_SOCKET_ADDRESS (soup_server_message_get_remote_address (msg)))),
+                      soup_server_message_get_remote_host (msg),
                       token == NULL ? "no" : "wrong");
   respond_error (msg, SOUP_STATUS_UNAUTHORIZED,
                  token == NULL ? "missing device token" : "unknown device token");
