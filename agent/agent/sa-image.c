@@ -214,13 +214,30 @@ sa_image_chunk_on_disk (int fd, const ShoalManifest *m, uint64_t i, uint8_t *buf
 }
 
 int
-sa_image_open_disk (const char *disk, bool *readable)
+sa_image_open_disk (const char *disk, uint64_t image_size, bool *readable, char *err, size_t errlen)
 {
   int fd = open (disk, O_RDWR | O_CLOEXEC);
+  struct stat st;
+  uint64_t size = 0;
 
   *readable = fd >= 0;
   if (fd < 0)
     fd = open (disk, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      snprintf (err, errlen, "opening %s: %s", disk, strerror (errno));
+      return -1;
+    }
+  /* a block device too small fails before anything is written, not at
+   * the first chunk past its end (a file grows) */
+  if (fstat (fd, &st) == 0 && S_ISBLK (st.st_mode) && ioctl (fd, BLKGETSIZE64, &size) == 0 && size < image_size)
+    {
+      snprintf (err, errlen, "%s holds %" PRIu64 " bytes (%.1f GiB), too few for the image's %" PRIu64
+                " (%.1f GiB): nothing was written", disk, size, (double) size / (1u << 30), image_size,
+                (double) image_size / (1u << 30));
+      close (fd);
+      return -1;
+    }
   return fd;
 }
 
@@ -384,9 +401,7 @@ sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *er
     {
       sa_log ("manifest %s: %s, %" PRIu64 " chunks, %" PRIu64 " bytes -> %s", url, r.m->name,
               r.m->n_chunks, r.m->size, job->disk);
-      r.fd = sa_image_open_disk (job->disk, &r.readable);
-      if (r.fd < 0)
-        snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
+      r.fd = sa_image_open_disk (job->disk, r.m->size, &r.readable, err, errlen);
     }
   if (r.fd >= 0)
     {

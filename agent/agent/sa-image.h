@@ -58,7 +58,9 @@ uint64_t sa_image_zero_run     (const ShoalManifest *m, uint64_t i, uint64_t *le
  * holds something else from there on, and a new disk costs that many reads */
 #define SA_IMAGE_KEEP_MISSES 16
 bool  sa_image_chunk_on_disk   (int fd, const ShoalManifest *m, uint64_t index, uint8_t *buf);
-/* @disk for writing, and for reading when it can be (*readable) */
-int   sa_image_open_disk       (const char *disk, bool *readable);
+/* @disk for writing, and for reading when it can be (*readable); -1 with
+ * @err when it cannot be opened, or is a block device smaller than
+ * @image_size bytes */
+int   sa_image_open_disk       (const char *disk, uint64_t image_size, bool *readable, char *err, size_t errlen);
 /* An absolute URL for @ref: as is if it starts with http://, else @server + @ref */
 char *sa_image_resolve_url     (const char *server, const char *ref);

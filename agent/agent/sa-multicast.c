@@ -279,9 +279,7 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
     join.iface[0] = '\0';
   url = sa_image_resolve_url (job->server, job->manifest_url);
   sm = sa_image_get_manifest (job, url, result->image_id, err, errlen);
-  fd = sm != NULL ? sa_image_open_disk (job->disk, &readable) : -1;
-  if (sm != NULL && fd < 0)
-    snprintf (err, errlen, "opening %s: %s", job->disk, strerror (errno));
+  fd = sm != NULL ? sa_image_open_disk (job->disk, sm->size, &readable, err, errlen) : -1;
   if (fd >= 0 && write_zeros (sm, fd, result, err, errlen))
     ok = run_session (job, url, sm, &join, fd, readable, result, err, errlen);
   if (ok && fsync (fd) < 0 && errno != EINVAL)

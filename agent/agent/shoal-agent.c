@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "sa-config.h"
+#include "sa-gpt.h"
 #include "sa-http.h"
 #include "sa-image.h"
 #include "sa-json.h"
@@ -229,6 +230,26 @@ image_id_of (const SaJson *ins)
   return image != NULL && shoal_manifest_is_valid_id (image) ? image : NULL;
 }
 
+/* After the image is written and verified: its backup GPT to the end of
+ * a larger disk (sa-gpt.h). The member "partition_table" of the event
+ * "image-written" (with its leading comma), empty when there was nothing
+ * to do */
+static char *
+fit_partition_table (const char *disk)
+{
+  char msg[512];
+  SaBuf member;
+  SaGptOutcome outcome = sa_gpt_fit_path (disk, msg, sizeof msg);
+
+  if (outcome == SA_GPT_NO_TABLE || outcome == SA_GPT_AT_END || msg[0] == '\0')
+    return sa_strdup ("");
+  sa_log ("%s: %s", disk, msg);
+  sa_buf_init (&member);
+  sa_buf_append_str (&member, ",\"partition_table\":");
+  sa_json_append_string (&member, msg);
+  return sa_buf_steal (&member);
+}
+
 static void
 do_unicast (Agent *a, const SaJson *ins)
 {
@@ -237,7 +258,7 @@ do_unicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job = { 0 };
   SaImageResult result;
-  char err[1024], data[1024];
+  char err[1024], data[2048];
 
   if (manifest == NULL)
     manifest = sa_json_get_string (ins, "manifest_url");
@@ -261,14 +282,16 @@ do_unicast (Agent *a, const SaJson *ins)
   else
     {
       char *qdisk = json_quote (disk);
+      char *table = fit_partition_table (disk);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
                 "\"zero_chunks\":%llu,\"kept_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\","
-                "\"mode\":\"unicast\"}",
+                "\"mode\":\"unicast\"%s}",
                 qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
                 (unsigned long long) result.zero_chunks, (unsigned long long) result.kept_chunks,
-                result.image_id, result.image_sha256);
+                result.image_id, result.image_sha256, table);
       free (qdisk);
+      free (table);
       sa_log ("image written to %s: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
     }
@@ -284,7 +307,7 @@ do_multicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job;
   SaMulticastResult result;
-  char err[1024], data[1024];
+  char err[1024], data[2048];
 
   if (disk == NULL && a->config.disk && *a->config.disk)
     disk = a->config.disk;
@@ -303,15 +326,17 @@ do_multicast (Agent *a, const SaJson *ins)
   else
     {
       char *qdisk = json_quote (disk);
+      char *table = fit_partition_table (disk);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
                 "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"kept_chunks\":%llu,\"packets\":%llu,"
-                "\"image\":\"%s\",\"image_sha256\":\"%s\",\"mode\":\"multicast\"}",
+                "\"image\":\"%s\",\"image_sha256\":\"%s\",\"mode\":\"multicast\"%s}",
                 qdisk, (unsigned long long) result.bytes, (unsigned long long) result.chunks,
                 (unsigned long long) result.zero_chunks, (unsigned long long) result.multicast_chunks,
                 (unsigned long long) result.unicast_chunks, (unsigned long long) result.kept_chunks,
-                (unsigned long long) result.packets, result.image_id, result.image_sha256);
+                (unsigned long long) result.packets, result.image_id, result.image_sha256, table);
       free (qdisk);
+      free (table);
       sa_log ("image written to %s by multicast: %llu bytes", disk, (unsigned long long) result.bytes);
       post_event (a, "image-written", data);
     }

@@ -533,17 +533,15 @@ test_inventory_fake (void)
 
 /* --- unicast image write --------------------------------------------------- */
 
+/* @data (taken) as the image, in chunks of @chunk bytes */
 static void
-serve_image_chunked (TestServer *s, gsize size, guint32 chunk)
+serve_bytes (TestServer *s, guint8 *data, gsize size, guint32 chunk)
 {
-  guint8 *data = g_malloc0 (size);
   ShoalManifestError merr = { 0 };
   ShoalManifest *m = shoal_manifest_new ("test-image", size, chunk, &merr);
   uint8_t digest[32];
   gsize len;
 
-  for (gsize i = 0; i < size; i++)
-    data[i] = (i / chunk >= 2 && i / chunk < 2 + MAX (s->zero_run, 1)) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
   for (guint64 c = 0; c < m->n_chunks; c++)
     {
       gsize off = c * chunk, n = MIN (chunk, size - off);
@@ -557,6 +555,16 @@ serve_image_chunked (TestServer *s, gsize size, guint32 chunk)
   s->image = g_bytes_new_take (data, size);
   s->chunk = chunk;
   shoal_manifest_free (m);
+}
+
+static void
+serve_image_chunked (TestServer *s, gsize size, guint32 chunk)
+{
+  guint8 *data = g_malloc0 (size);
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (i / chunk >= 2 && i / chunk < 2 + MAX (s->zero_run, 1)) ? 0 : (guint8) (i * 13 + 1 + i / 4096 * 7);
+  serve_bytes (s, data, size, chunk);
 }
 
 static void
@@ -691,45 +699,67 @@ test_unicast_receive (void)
  * and reads as zeros after; the data chunks land where they belong and
  * nothing of the old system is left in the image's range. Needs root and
  * loop devices (skipped otherwise); the device is detached after. */
-static void
-test_unicast_receive_block_device (void)
+/* A loop device over a new file of @size bytes (*backing) filled with a
+ * pattern (*contents, the caller's); NULL, the test skipped, where there
+ * is none (it needs root) */
+static gchar *
+loop_device_new (gsize size, guint8 **contents, gchar **backing)
 {
-  const gsize disk_size = 1 << 20;
-  gsize image_size;
-  g_autofree gchar *backing = NULL, *out = NULL, *server = NULL;
-  g_autofree guint8 *old = g_malloc (disk_size), *back = g_malloc (disk_size);
-  TestServer *s;
-  SaImageResult result;
-  SaImageJob job = { NULL, "tok-1", "/images/x/manifest", NULL, NULL, NULL, NULL, NULL };
   const gchar *attach[] = { "losetup", "--find", "--show", NULL, NULL };
-  const gchar *detach[] = { "losetup", "--detach", NULL, NULL };
-  char err[512] = "", id[65];
-  gint status = 0, fd, dev_fd;
-  gboolean written, read_back, detached;
-  const gchar *dev;
+  g_autofree gchar *out = NULL;
+  gint status = 0, fd;
 
   if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS))
     {
       g_test_skip ("needs root and loop devices");
-      return;
+      return NULL;
     }
-  for (gsize i = 0; i < disk_size; i++)
-    old[i] = (guint8) (i * 31 + 7);
-  fd = g_file_open_tmp ("shoal-blockdev-XXXXXX", &backing, NULL);
+  *contents = g_malloc (size);
+  for (gsize i = 0; i < size; i++)
+    (*contents)[i] = (guint8) (i * 31 + 7);
+  fd = g_file_open_tmp ("shoal-blockdev-XXXXXX", backing, NULL);
   g_assert_cmpint (fd, >=, 0);
-  g_assert_cmpint (write (fd, old, disk_size), ==, (gssize) disk_size);
+  g_assert_cmpint (write (fd, *contents, size), ==, (gssize) size);
   close (fd);
-  attach[3] = backing;
+  attach[3] = *backing;
   if (!g_spawn_sync (NULL, (gchar **) attach, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
                      &out, NULL, &status, NULL) ||
       !g_spawn_check_wait_status (status, NULL) || !g_str_has_prefix (g_strstrip (out), "/dev/loop"))
     {
       g_test_skip ("no loop device could be attached");
-      g_unlink (backing);
-      return;
+      g_unlink (*backing);
+      return NULL;
     }
-  dev = out;
-  g_test_message ("%s over %s", dev, backing);
+  g_test_message ("%s over %s", out, *backing);
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+loop_device_detach (const gchar *dev)
+{
+  const gchar *detach[] = { "losetup", "--detach", dev, NULL };
+  gint status = 0;
+
+  return g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
+         g_spawn_check_wait_status (status, NULL);
+}
+
+static void
+test_unicast_receive_block_device (void)
+{
+  const gsize disk_size = 1 << 20;
+  gsize image_size;
+  g_autofree gchar *backing = NULL, *dev = NULL, *server = NULL;
+  g_autofree guint8 *old = NULL, *back = g_malloc (disk_size);
+  TestServer *s;
+  SaImageResult result;
+  SaImageJob job = { NULL, "tok-1", "/images/x/manifest", NULL, NULL, NULL, NULL, NULL };
+  char err[512] = "", id[65];
+  gint fd, dev_fd;
+  gboolean written, read_back, detached;
+
+  if ((dev = loop_device_new (disk_size, &old, &backing)) == NULL)
+    return;
 
   s = test_server_new ();
   server = url_of (s, "");
@@ -745,9 +775,7 @@ test_unicast_receive_block_device (void)
   read_back = dev_fd >= 0 && pread (dev_fd, back, disk_size, 0) == (gssize) disk_size;
   if (dev_fd >= 0)
     close (dev_fd);
-  detach[2] = dev;
-  detached = g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
-             g_spawn_check_wait_status (status, NULL);
+  detached = loop_device_detach (dev);
   g_assert_true (written);
   g_assert_true (read_back);
   g_assert_true (detached);
@@ -766,6 +794,42 @@ test_unicast_receive_block_device (void)
   test_server_free (s);
 }
 
+/* A block device smaller than the image: refused before anything is
+ * fetched or written */
+static void
+test_unicast_receive_disk_too_small (void)
+{
+  const gsize disk_size = 16384;
+  g_autofree gchar *backing = NULL, *dev = NULL, *server = NULL, *contents = NULL;
+  g_autofree guint8 *old = NULL;
+  TestServer *s;
+  SaImageResult result;
+  SaImageJob job = { NULL, "tok-1", "/images/x/manifest", NULL, NULL, NULL, NULL, NULL };
+  char err[512] = "";
+  gboolean written, detached;
+  gsize len = 0;
+
+  if ((dev = loop_device_new (disk_size, &old, &backing)) == NULL)
+    return;
+  s = test_server_new ();
+  server = url_of (s, "");
+  serve_image (s, 5 * 4096);
+  job.server = server;
+  job.disk = dev;
+  written = sa_image_unicast_receive (&job, &result, err, sizeof err);
+  detached = loop_device_detach (dev);
+  g_test_message ("%s", err);
+  g_assert_false (written);
+  g_assert_true (detached);
+  g_assert_true (g_str_has_suffix (err, " holds 16384 bytes (0.0 GiB), too few for the image's 20480 (0.0 GiB): "
+                                        "nothing was written"));
+  g_assert_cmpuint (s->chunk_requests, ==, 0);
+  g_assert_true (g_file_get_contents (backing, &contents, &len, NULL));
+  g_assert_cmpmem (contents, len, old, disk_size);
+  g_unlink (backing);
+  test_server_free (s);
+}
+
 /* --- the agent program ------------------------------------------------------ */
 
 static gboolean
@@ -780,6 +844,35 @@ has_event (TestServer *s, const gchar *prefix)
   return found;
 }
 
+/* The static @agent, once, for the instruction "unicast-receive" of @s's
+ * image to a new disk image file of @disk_size bytes (*disk), with a
+ * config file (*conf) for @s */
+static void
+run_agent_unicast (TestServer *s, const gchar *agent, gsize disk_size, gchar **disk, gchar **conf)
+{
+  g_autofree gchar *server = url_of (s, "");
+  g_autofree gchar *text = NULL, *out = NULL;
+  g_autoptr(GError) error = NULL;
+  gint fd, status = 0;
+
+  fd = g_file_open_tmp ("shoal-disk-XXXXXX", disk, NULL);
+  g_assert_cmpint (ftruncate (fd, (off_t) disk_size), ==, 0);
+  close (fd);
+  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}", *disk);
+  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", conf, NULL);
+  close (fd);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
+  g_assert_true (g_file_set_contents (*conf, text, -1, NULL));
+  {
+    const gchar *argv[] = { agent, "--config", *conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &out, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s", out);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+}
+
 static void
 test_agent_program (void)
 {
@@ -792,7 +885,6 @@ test_agent_program (void)
   g_autofree gchar *out = NULL;
   g_autofree gchar *contents = NULL;
   gint status = 0;
-  gint fd;
   g_autoptr(GError) error = NULL;
 
   if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
@@ -803,22 +895,7 @@ test_agent_program (void)
   s = test_server_new ();
   server = url_of (s, "");
   serve_image (s, 3 * 4096);
-  fd = g_file_open_tmp ("shoal-disk-XXXXXX", &disk, NULL);
-  g_assert_cmpint (ftruncate (fd, 65536), ==, 0);
-  close (fd);
-  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}", disk);
-  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL);
-  close (fd);
-  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
-  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
-  {
-    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
-
-    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &out, &status, &error);
-  }
-  g_assert_no_error (error);
-  g_test_message ("%s", out);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  run_agent_unicast (s, agent, 65536, &disk, &conf);
   g_assert_true (has_event (s, "agent-running {\"modules\":\"\",\"kernel\":\"0.0.0\",\"failed_modules\":0}"));
   g_assert_true (has_event (s, "progress "));
   g_assert_true (has_event (s, "image-written "));
@@ -843,6 +920,66 @@ test_agent_program (void)
   g_assert_true (has_event (s, "agent-running "));
   g_assert_false (has_event (s, "image-written "));
   g_assert_nonnull (strstr (out, "instructions after 1"));
+  g_unlink (disk);
+  g_unlink (conf);
+  test_server_free (s);
+}
+
+/* An image with a GPT, smaller than the disk: the agent moves its backup
+ * to the disk's end and says so in "image-written" */
+static void
+test_agent_program_gpt (void)
+{
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const gsize image_size = 1 << 20, disk_size = 8 << 20;
+  g_autofree gchar *sfdisk = g_find_program_in_path ("sfdisk");
+  g_autofree gchar *disk = NULL, *conf = NULL, *image_path = NULL;
+  g_autofree gchar *contents = NULL, *image = NULL;
+  g_autoptr(GSubprocess) mk = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean found = FALSE;
+  TestServer *s;
+  gsize len = 0;
+  gint fd;
+
+  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE) || sfdisk == NULL)
+    {
+      g_test_skip ("needs the static agent (target_programs) and sfdisk");
+      return;
+    }
+  fd = g_file_open_tmp ("shoal-gpt-image-XXXXXX", &image_path, NULL);
+  g_assert_cmpint (ftruncate (fd, image_size), ==, 0);
+  close (fd);
+  mk = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
+                         sfdisk, "-q", image_path, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (mk, "label: gpt\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n",
+                                                NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (mk));
+  g_assert_true (g_file_get_contents (image_path, &image, &len, NULL));
+  g_assert_cmpuint (len, ==, image_size);
+  g_unlink (image_path);
+
+  s = test_server_new ();
+  serve_bytes (s, g_memdup2 (image, image_size), image_size, 65536);
+  run_agent_unicast (s, agent, disk_size, &disk, &conf);
+  g_mutex_lock (&s->lock);
+  for (guint i = 0; i < s->events->len; i++)
+    {
+      const gchar *ev = g_ptr_array_index (s->events, i);
+
+      g_test_message ("event %s", ev);
+      found |= g_str_has_prefix (ev, "image-written ") &&
+               strstr (ev, "\"partition_table\":\"GPT backup moved from LBA 2047 to the disk's last LBA 16383; "
+                           "last usable LBA 16350, was 2014 (512-byte sectors); protective MBR resized\"") != NULL;
+    }
+  g_mutex_unlock (&s->lock);
+  g_assert_true (found);
+  /* the partitions' bytes are the image's */
+  g_assert_true (g_file_get_contents (disk, &contents, &len, NULL));
+  g_assert_cmpuint (len, ==, disk_size);
+  g_assert_cmpmem (contents + 1024, image_size - 1536, image + 1024, image_size - 1536);
   g_unlink (disk);
   g_unlink (conf);
   test_server_free (s);
@@ -1011,7 +1148,9 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);
+  g_test_add_func ("/shoal/target/unicast-receive-disk-too-small", test_unicast_receive_disk_too_small);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
+  g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
   g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
   return g_test_run ();
 }

@@ -163,6 +163,12 @@ written_cb (GObject      *source,
                           _("Image written and verified on %s: %lld bytes, image sha256 %s (%s%s), mode %s (%s)"),
                           member_string (obj, "disk"), (long long) member_int (obj, "bytes"), sha != NULL ? sha : _("unknown"),
                           how, id, member_string (obj, "mode"), detail);
+  /* what the agent did to the image's partition table to fit the disk
+   * (its backup GPT moved to the disk's end), or why it left it alone */
+  if (!g_str_equal (member_string (obj, "partition_table"), "?"))
+    shoal_step_context_log (ctx, device, "image-written", SHOAL_JOURNAL_RESULT_INFO,
+                            _("Partition table on %s: %s"), member_string (obj, "disk"),
+                            member_string (obj, "partition_table"));
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_wait_event_async (device, "rebooting", g_task_get_cancellable (task), rebooting_cb,
                                  g_object_ref (task));

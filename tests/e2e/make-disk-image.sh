@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# make-disk-image.sh OUT MARKER [SIZE_MIB] [SEED]
+# make-disk-image.sh OUT MARKER [SIZE_MIB] [SEED] [mbr|gpt]
 #
 # Builds a small bootable raw disk image for the QEMU end-to-end test:
 #   - sector 0: an MBR whose boot code (BIOS) prints "MARKER" on COM1 and
@@ -11,6 +11,10 @@
 #     marker through ConOut and COM1 and ends the VM the same way, and a file
 #     of SEED-derived pseudo-random data (the "operating system" payload, so
 #     the image has real content to transfer).
+# With "gpt" (default "mbr"), the partition table is a GPT (sgdisk) whose
+# protective MBR holds the same boot code, and the ESP ends 1 MiB before
+# the image does (the backup GPT is in its last 33 sectors), as cloud
+# images are made.
 # Needs binutils (as, ld with the i386pep emulation), mtools (mformat, mmd,
 # mcopy) and dd. Nothing is installed on the host.
 set -euo pipefail
@@ -19,6 +23,11 @@ out=$1
 marker=$2
 size_mib=${3:-8}
 seed=${4:-$marker}
+table=${5:-mbr}
+case $table in
+  mbr|gpt) ;;
+  *) echo "make-disk-image: the table is mbr or gpt, not $table" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d /tmp/shoal-disk.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -93,6 +102,7 @@ ld -m i386pep --subsystem 10 -e efi_main --image-base 0x10000000 -o "$tmp/BOOTX6
 
 # The EFI system partition: FAT from 1 MiB to the end
 part_mib=$((size_mib - 1))
+[ "$table" = gpt ] && part_mib=$((size_mib - 2))
 payload_kib=$((part_mib * 1024 / 2))
 dd if=/dev/zero of="$tmp/esp.img" bs=1M count="$part_mib" status=none
 mformat -i "$tmp/esp.img" -v SHOALESP ::
@@ -105,8 +115,18 @@ mcopy -i "$tmp/esp.img" "$tmp/payload.bin" ::/payload.bin
 printf '%s\n' "$marker" > "$tmp/marker.txt"
 mcopy -i "$tmp/esp.img" "$tmp/marker.txt" ::/marker.txt
 
-# The disk: MBR (boot code, one partition of type 0xef, 0x55aa) + the ESP
 dd if=/dev/zero of="$tmp/disk.img" bs=1M count="$size_mib" status=none
+if [ "$table" = gpt ]; then
+  # The disk: a GPT with the ESP from 1 MiB (type EF00), its protective MBR
+  # given the boot code (bytes 0-439: the table after them is kept)
+  command -v sgdisk > /dev/null || { echo "make-disk-image: sgdisk (gdisk) is missing" >&2; exit 77; }
+  sgdisk -n "1:2048:+${part_mib}M" -t 1:ef00 -c 1:ESP "$tmp/disk.img" > /dev/null
+  dd if="$tmp/mbr.bin" of="$tmp/disk.img" conv=notrunc status=none
+  dd if="$tmp/esp.img" of="$tmp/disk.img" bs=1M seek=1 conv=notrunc status=none
+  mv "$tmp/disk.img" "$out"
+  exit 0
+fi
+# The disk: MBR (boot code, one partition of type 0xef, 0x55aa) + the ESP
 dd if="$tmp/mbr.bin" of="$tmp/disk.img" conv=notrunc status=none
 le32 () { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)); }
 start=2048

@@ -47,7 +47,7 @@ skip () { echo "SKIP: $*"; exit 77; }
 # --- what is needed -----------------------------------------------------------
 
 [ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap devices)"
-for tool in ip qemu-system-x86_64 busybox dnsmasq dbus-daemon git cpio gzip depmod as ld mformat mcopy openssl sha256sum; do
+for tool in ip qemu-system-x86_64 busybox dnsmasq dbus-daemon git cpio gzip depmod as ld mformat mcopy openssl sha256sum sgdisk; do
   command -v "$tool" > /dev/null || skip "$tool is not installed (scripts/install-deps.sh)"
 done
 [ -e /dev/net/tun ] || skip "no /dev/net/tun"
@@ -112,8 +112,12 @@ elapsed () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 say "building the disk images and the agent loader initramfs"
 mkdir -p "$work/boot" "$work/state" "$work/images"
+# image a has an MBR; image b a GPT, which the agents move to the end of
+# their larger disks (its backup is in the image's last sectors)
 for x in a b; do
-  "$here/make-disk-image.sh" "$work/e2e-$x.img" "SHOAL-E2E-INSTALLED image e2e-$x" "$image_mib" "e2e-$x" || exit $?
+  table=mbr; [ "$x" = b ] && table=gpt
+  "$here/make-disk-image.sh" "$work/e2e-$x.img" "SHOAL-E2E-INSTALLED image e2e-$x" "$image_mib" "e2e-$x" "$table" ||
+    exit $?
   "$shoal_image" --store "$work/images" import --name "e2e-$x" "$work/e2e-$x.img" > "$work/import-$x.log" 2>&1 || {
     cat "$work/import-$x.log"; echo "FAIL: import of e2e-$x"; exit 1; }
   sha256sum "$work/e2e-$x.img" | cut -d' ' -f1 > "$work/e2e-$x.sha256"
@@ -364,8 +368,23 @@ check_journal () {
     say "warning: $id: iPXE did not fetch its 'local' script (it booted the disk through the firmware)"
   # the disk holds exactly the image (checked on the host, after the VM ended)
   local size; size=$(stat -c %s "$work/e2e-$recipe.img")
-  local got; got=$(head -c "$size" "$work/vm-$name.disk" | sha256sum | cut -d' ' -f1)
-  [ "$got" = "$sha" ] || { fail "vm-$name: the disk does not hold image e2e-$recipe (sha256 $got)"; ok=0; }
+  local disk=$work/vm-$name.disk
+  if [ "$recipe" = b ]; then
+    # a GPT image: the agent moved its backup to the disk's end. The same
+    # boot code, then the same bytes from LBA 2 to the image's last sector
+    # (the old backup header, cleared); a table sgdisk finds whole
+    local same=1
+    cmp -s -n 440 "$work/e2e-$recipe.img" "$disk" || same=0
+    cmp -s -n $((size - 1536)) -i 1024 "$work/e2e-$recipe.img" "$disk" || same=0
+    [ "$same" = 1 ] || { fail "vm-$name: the disk does not hold image e2e-$recipe"; ok=0; }
+    grep -q "GPT backup moved from LBA $((size / 512 - 1)) to the disk's last LBA $(( $(stat -c %s "$disk") / 512 - 1))" "$j" ||
+      { fail "$id: the journal does not say that the GPT's backup was moved"; ok=0; }
+    sgdisk -v "$disk" | grep -q "No problems found" ||
+      { sgdisk -v "$disk"; fail "vm-$name: sgdisk finds problems in the partition table"; ok=0; }
+  else
+    local got; got=$(head -c "$size" "$disk" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { fail "vm-$name: the disk does not hold image e2e-$recipe (sha256 $got)"; ok=0; }
+  fi
   if [ "$old" = yes ] && grep -qa "SHOAL-E2E-OLD-OS" "$serial"; then
     fail "vm-$name: the old system booted"; ok=0
   fi

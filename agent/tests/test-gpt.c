@@ -1,0 +1,425 @@
+/* test-gpt.c: the agent moves a written image's backup GPT to the end of a
+ * larger disk (sa-gpt.c); images made by sfdisk, the result checked by
+ * sgdisk -v and sfdisk --json
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <unistd.h>
+
+#include "sa-gpt.h"
+
+#define IMAGE_SIZE (4u << 20)
+#define DISK_SIZE  (64u << 20)
+
+static const gchar *table_script =
+  "label: gpt\n"
+  "size=1MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI\"\n"
+  "type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"root\"\n";
+
+/* @argv with @input on its standard input; its standard output (and
+ * error, merged) in *out; FALSE when it cannot run or fails */
+static gboolean
+run (const gchar *const *argv, const gchar *input, gchar **out)
+{
+  g_autoptr(GSubprocess) p = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *text = NULL;
+
+  p = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                         G_SUBPROCESS_FLAGS_STDERR_MERGE, &error);
+  if (p == NULL || !g_subprocess_communicate_utf8 (p, input, NULL, &text, NULL, &error))
+    {
+      g_test_message ("%s: %s", argv[0], error->message);
+      return FALSE;
+    }
+  g_test_message ("$ %s ...\n%s", argv[0], text != NULL ? text : "");
+  if (out != NULL)
+    *out = g_steal_pointer (&text);
+  return g_subprocess_get_if_exited (p) && g_subprocess_get_exit_status (p) == 0;
+}
+
+static gboolean
+have_tools (void)
+{
+  g_autofree gchar *sfdisk = g_find_program_in_path ("sfdisk");
+  g_autofree gchar *sgdisk = g_find_program_in_path ("sgdisk");
+
+  if (sfdisk == NULL || sgdisk == NULL)
+    {
+      g_test_skip ("needs sfdisk (fdisk) and sgdisk (gdisk)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* @path attached to a loop device of @sector-byte logical sectors (NULL,
+ * the test skipped, where there is none: it needs root) */
+static gchar *
+loop_attach (const gchar *path, guint sector)
+{
+  g_autofree gchar *ss = g_strdup_printf ("%u", sector);
+  const gchar *argv[] = { "losetup", "--find", "--show", "--sector-size", ss, path, NULL };
+  g_autofree gchar *out = NULL;
+
+  if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS) || !run (argv, NULL, &out) ||
+      !g_str_has_prefix (g_strstrip (out), "/dev/loop"))
+    {
+      g_test_skip ("needs root and loop devices");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+loop_detach (const gchar *dev)
+{
+  const gchar *argv[] = { "losetup", "--detach", dev, NULL };
+
+  return run (argv, NULL, NULL);
+}
+
+/* A whole-disk image of IMAGE_SIZE bytes with an EFI and a root partition,
+ * made by sfdisk for sectors of @sector bytes, its partitions filled with
+ * a pattern */
+static guint8 *
+make_image (guint sector)
+{
+  g_autofree gchar *path = NULL, *dev = NULL;
+  const gchar *argv[] = { "sfdisk", "-q", NULL, NULL };
+  gchar *data = NULL;
+  gsize len = 0;
+  gboolean made;
+  gint fd = g_file_open_tmp ("shoal-gpt-image-XXXXXX", &path, NULL);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (ftruncate (fd, IMAGE_SIZE), ==, 0);
+  close (fd);
+  /* sfdisk takes a file for 512-byte sectors; other sizes through a loop
+   * device of that sector size */
+  if (sector != 512 && (dev = loop_attach (path, sector)) == NULL)
+    {
+      g_unlink (path);
+      return NULL;
+    }
+  argv[2] = dev != NULL ? dev : path;
+  made = run (argv, table_script, NULL);
+  if (dev != NULL)
+    g_assert_true (loop_detach (dev));
+  g_assert_true (made);
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  g_assert_cmpuint (len, ==, IMAGE_SIZE);
+  /* the partitions' contents: from 1 MiB to before the backup entries */
+  for (gsize i = 1u << 20; i < IMAGE_SIZE - 33 * sector; i++)
+    data[i] = (gchar) (i * 7 + i / 4093);
+  g_unlink (path);
+  return (guint8 *) data;
+}
+
+/* a disk of @disk_size bytes full of a pattern, with @image written at its start */
+static gchar *
+make_disk (const guint8 *image, gsize image_size, gsize disk_size, guint8 **contents)
+{
+  gchar *path = NULL;
+  guint8 *data = g_malloc (disk_size);
+  gint fd = g_file_open_tmp ("shoal-gpt-disk-XXXXXX", &path, NULL);
+
+  g_assert_cmpint (fd, >=, 0);
+  for (gsize i = 0; i < disk_size; i++)
+    data[i] = (guint8) (i * 13 + 5);
+  memcpy (data, image, image_size);
+  g_assert_cmpint (write (fd, data, disk_size), ==, (gssize) disk_size);
+  close (fd);
+  *contents = data;
+  return path;
+}
+
+static guint8 *
+read_disk (const gchar *path, gsize size)
+{
+  gchar *data = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  g_assert_cmpuint (len, ==, size);
+  return (guint8 *) data;
+}
+
+/* sfdisk --json: the table's last usable LBA and its partitions as
+ * "start+size" */
+static gchar *
+sfdisk_layout (const gchar *path, gint64 *lastlba)
+{
+  const gchar *argv[] = { "sfdisk", "--json", path, NULL };
+  g_autofree gchar *out = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GString) layout = g_string_new (NULL);
+  JsonObject *table;
+  JsonArray *parts;
+  const gchar *json;
+
+  g_assert_true (run (argv, NULL, &out));
+  /* sfdisk's warnings (merged) come after the document */
+  json = strchr (out, '{');
+  g_assert_nonnull (json);
+  g_assert_true (json_parser_load_from_data (parser, json, (gssize) (strrchr (json, '}') + 1 - json), NULL));
+  table = json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), "partitiontable");
+  *lastlba = json_object_get_int_member (table, "lastlba");
+  parts = json_object_get_array_member (table, "partitions");
+  for (guint i = 0; i < json_array_get_length (parts); i++)
+    {
+      JsonObject *p = json_array_get_object_element (parts, i);
+
+      g_string_append_printf (layout, "%" G_GINT64_FORMAT "+%" G_GINT64_FORMAT " ",
+                              json_object_get_int_member (p, "start"), json_object_get_int_member (p, "size"));
+    }
+  return g_string_free (g_steal_pointer (&layout), FALSE);
+}
+
+/* sgdisk's verdict on the table of @path */
+static void
+assert_sgdisk_clean (const gchar *path)
+{
+  const gchar *argv[] = { "sgdisk", "-v", path, NULL };
+  g_autofree gchar *out = NULL;
+
+  g_assert_true (run (argv, NULL, &out));
+  g_assert_nonnull (strstr (out, "No problems found"));
+}
+
+static guint32
+le32 (const guint8 *p)
+{
+  return (guint32) p[0] | (guint32) p[1] << 8 | (guint32) p[2] << 16 | (guint32) p[3] << 24;
+}
+
+/* @sector: the disk's logical sector size; @on_loop: the disk is a loop
+ * device over the file, else the file itself */
+static void
+check_moved (guint sector, gboolean on_loop)
+{
+  g_autofree guint8 *image = NULL, *before = NULL, *after = NULL;
+  g_autofree gchar *disk = NULL, *layout_image = NULL, *layout_disk = NULL, *image_path = NULL;
+  g_autofree gchar *expect = NULL;
+  gint64 lastlba_image = 0, lastlba_disk = 0;
+  gsize last = DISK_SIZE / sector - 1, old_backup = IMAGE_SIZE / sector - 1;
+  gsize array_sectors = 16384 / sector;
+  g_autofree gchar *image_dev = NULL, *disk_dev = NULL;
+  char msg[512];
+  SaGptOutcome outcome;
+  gint fd;
+
+  if (!have_tools () || (image = make_image (sector)) == NULL)
+    return;
+  fd = g_file_open_tmp ("shoal-gpt-image-XXXXXX", &image_path, NULL);
+  g_assert_cmpint (write (fd, image, IMAGE_SIZE), ==, IMAGE_SIZE);
+  close (fd);
+  disk = make_disk (image, IMAGE_SIZE, DISK_SIZE, &before);
+  if (sector != 512 || on_loop)
+    {
+      /* the tools read a table of other sector sizes through a loop
+       * device of that size */
+      image_dev = loop_attach (image_path, sector);
+      disk_dev = image_dev != NULL ? loop_attach (disk, sector) : NULL;
+      if (disk_dev == NULL)
+        {
+          if (image_dev != NULL)
+            g_assert_true (loop_detach (image_dev));
+          g_unlink (disk);
+          g_unlink (image_path);
+          return;
+        }
+    }
+  layout_image = sfdisk_layout (image_dev != NULL ? image_dev : image_path, &lastlba_image);
+  /* a file has its sector size found (the GPT at 512 or 4096), a device
+   * its own */
+  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, msg, sizeof msg);
+  if (disk_dev != NULL)
+    layout_disk = sfdisk_layout (disk_dev, &lastlba_disk);
+  if (image_dev != NULL)
+    g_assert_true (loop_detach (image_dev));
+  if (disk_dev != NULL)
+    g_assert_true (loop_detach (disk_dev));
+  g_test_message ("%s", msg);
+  g_assert_cmpint (outcome, ==, SA_GPT_MOVED);
+  expect = g_strdup_printf ("GPT backup moved from LBA %" G_GSIZE_FORMAT " to the disk's last LBA %" G_GSIZE_FORMAT
+                            "; last usable LBA %" G_GSIZE_FORMAT ", was %" G_GINT64_FORMAT " (%u-byte sectors); "
+                            "protective MBR resized", old_backup, last, last - array_sectors - 1,
+                            lastlba_image, sector);
+  g_assert_cmpstr (msg, ==, expect);
+
+  /* the tools find a whole, consistent table reaching the disk's end,
+   * with the same partitions */
+  if (sector == 512)
+    {
+      assert_sgdisk_clean (disk);
+      g_clear_pointer (&layout_disk, g_free);
+      layout_disk = sfdisk_layout (disk, &lastlba_disk);
+    }
+  g_assert_cmpstr (layout_disk, ==, layout_image);
+  g_assert_cmpint (lastlba_disk, ==, (gint64) (last - array_sectors - 1));
+
+  /* what changed: LBA 0 and 1 (the protective MBR's size, the primary
+   * header), the old backup header (cleared), the last sectors (the new
+   * backup); nothing else, partitions included */
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after + 2 * sector, old_backup * sector - 2 * sector, before + 2 * sector,
+                   old_backup * sector - 2 * sector);
+  for (gsize i = 0; i < sector; i++)
+    g_assert_cmpuint (after[old_backup * sector + i], ==, 0);
+  g_assert_cmpmem (after + IMAGE_SIZE, DISK_SIZE - IMAGE_SIZE - (array_sectors + 1) * sector,
+                   before + IMAGE_SIZE, DISK_SIZE - IMAGE_SIZE - (array_sectors + 1) * sector);
+  /* the new backup's entries are the primary's */
+  g_assert_cmpmem (after + (last - array_sectors) * sector, 16384, after + 2 * sector, 16384);
+  /* the protective MBR's 0xEE partition covers the disk */
+  g_assert_cmpuint (after[446 + 4], ==, 0xee);
+  g_assert_cmpuint (le32 (after + 446 + 12), ==, last);
+  g_assert_cmpmem (after, 446, before, 446);
+
+  /* once moved, there is nothing more to do */
+  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, SA_GPT_AT_END);
+  g_free (before);
+  before = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (before, DISK_SIZE, after, DISK_SIZE);
+  g_unlink (disk);
+  g_unlink (image_path);
+}
+
+static void
+test_gpt_moved (void)
+{
+  check_moved (512, FALSE);
+}
+
+/* a 4Kn image in a disk image file: the GPT is found at 4096 */
+static void
+test_gpt_moved_4096 (void)
+{
+  check_moved (4096, FALSE);
+}
+
+/* a block device: its size and sector size from the kernel */
+static void
+test_gpt_moved_block_device (void)
+{
+  check_moved (512, TRUE);
+  if (!g_test_failed ())
+    check_moved (4096, TRUE);
+}
+
+/* the disk unchanged, and the outcome and message expected */
+static void
+assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gchar *message_part)
+{
+  g_autofree guint8 *before = NULL, *after = NULL;
+  g_autofree gchar *disk = make_disk (image, MIN (IMAGE_SIZE, disk_size), disk_size, &before);
+  char msg[512] = "x";
+
+  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, expect);
+  g_test_message ("%s", msg);
+  if (message_part == NULL)
+    g_assert_cmpstr (msg, ==, "");
+  else
+    g_assert_nonnull (strstr (msg, message_part));
+  after = read_disk (disk, disk_size);
+  g_assert_cmpmem (after, disk_size, before, disk_size);
+  g_unlink (disk);
+}
+
+static void
+test_gpt_left (void)
+{
+  g_autofree guint8 *image = NULL;
+  g_autofree guint8 *bad = g_malloc (IMAGE_SIZE);
+
+  if (!have_tools ())
+    return;
+  image = make_image (512);
+  /* no table: a file system image, or an MBR one */
+  memset (bad, 0x5a, IMAGE_SIZE);
+  assert_left (bad, DISK_SIZE, SA_GPT_NO_TABLE, NULL);
+  /* the image fills the disk */
+  assert_left (image, IMAGE_SIZE, SA_GPT_AT_END, NULL);
+  /* a damaged header (its disk GUID), or damaged entries */
+  memcpy (bad, image, IMAGE_SIZE);
+  bad[512 + 60] ^= 1;
+  assert_left (bad, DISK_SIZE, SA_GPT_LEFT, "primary GPT header's CRC does not match");
+  memcpy (bad, image, IMAGE_SIZE);
+  bad[1024 + 200] ^= 1;
+  assert_left (bad, DISK_SIZE, SA_GPT_LEFT, "CRC of the GPT's partition entries does not match");
+  /* too little room for a second backup after the image's */
+  assert_left (image, IMAGE_SIZE + 16 * 512, SA_GPT_LEFT, "only 16 sectors larger than the image");
+}
+
+/* an image made for 4096-byte sectors on a disk of 512-byte ones: its
+ * partitions cannot be found there, and its table is not touched */
+static void
+test_gpt_sector_mismatch (void)
+{
+  g_autofree guint8 *image = NULL, *before = NULL, *after = NULL;
+  g_autofree gchar *disk = NULL, *dev = NULL;
+  char msg[512] = "";
+  SaGptOutcome outcome;
+
+  if (!have_tools () || (image = make_image (4096)) == NULL)
+    return;
+  disk = make_disk (image, IMAGE_SIZE, DISK_SIZE, &before);
+  dev = loop_attach (disk, 512);
+  if (dev == NULL)
+    {
+      g_unlink (disk);
+      return;
+    }
+  outcome = sa_gpt_fit_path (dev, msg, sizeof msg);
+  g_assert_true (loop_detach (dev));
+  g_test_message ("%s", msg);
+  g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
+  g_assert_nonnull (strstr (msg, "made for 4096-byte sectors, the disk has 512-byte sectors"));
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
+  g_unlink (disk);
+}
+
+/* a hybrid MBR (sgdisk -h) is the image maker's choice: kept as it is */
+static void
+test_gpt_hybrid_mbr (void)
+{
+  g_autofree guint8 *image = NULL, *before = NULL, *after = NULL;
+  g_autofree gchar *disk = NULL;
+  const gchar *argv[] = { "sgdisk", "-h", "1", NULL, NULL };
+  char msg[512];
+
+  if (!have_tools ())
+    return;
+  image = make_image (512);
+  disk = make_disk (image, IMAGE_SIZE, IMAGE_SIZE, &before);
+  argv[3] = disk;
+  g_assert_true (run (argv, NULL, NULL));
+  g_free (before);
+  before = read_disk (disk, IMAGE_SIZE);
+  g_assert_cmpint (truncate (disk, DISK_SIZE), ==, 0);
+  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, SA_GPT_MOVED);
+  g_assert_null (strstr (msg, "protective MBR"));
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after, 512, before, 512);
+  assert_sgdisk_clean (disk);
+  g_unlink (disk);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/target/gpt/moved", test_gpt_moved);
+  g_test_add_func ("/shoal/target/gpt/moved-4096", test_gpt_moved_4096);
+  g_test_add_func ("/shoal/target/gpt/moved-block-device", test_gpt_moved_block_device);
+  g_test_add_func ("/shoal/target/gpt/left", test_gpt_left);
+  g_test_add_func ("/shoal/target/gpt/sector-mismatch", test_gpt_sector_mismatch);
+  g_test_add_func ("/shoal/target/gpt/hybrid-mbr", test_gpt_hybrid_mbr);
+  return g_test_run ();
+}
