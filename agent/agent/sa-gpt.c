@@ -183,8 +183,10 @@ protective_mbr_size (uint8_t mbr[512], uint64_t last, uint32_t *size)
   return true;
 }
 
-SaGptOutcome
-sa_gpt_fit_disk (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen)
+/* the image's own table moved to the disk's end (the outcome), or why
+ * not */
+static SaGptOutcome
+fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen)
 {
   uint8_t hdr[SECTOR_MAX], backup[SECTOR_MAX], old[SECTOR_MAX], mbr[512];
   uint32_t ss = sector, other, hsize, n_entries, entry_size, mbr_size = 0;
@@ -378,8 +380,77 @@ out:
   return outcome;
 }
 
+/* A GPT backup header at the disk's last LBA, past the image's end: an
+ * earlier system's, which the image did not overwrite. Cleared, so that
+ * no tool takes it for this disk's table (gdisk offers to restore a GPT
+ * from it, over the new system's MBR). Both sector sizes where the
+ * caller does not know it. The LBA cleared in *lba; 1 when cleared, 0
+ * when there was none, -1 on an I/O error (@msg) */
+static int
+clear_stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, uint64_t *lba,
+                    char *msg, size_t msglen)
+{
+  static const uint32_t sizes[] = { 512, 4096 };
+  uint8_t buf[SECTOR_MAX];
+
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    {
+      uint32_t ss = sizes[i];
+      uint64_t last = disk_size / ss;
+
+      if ((sector != 0 && ss != sector) || last < 2 || (--last) * ss < image_size)
+        continue;
+      if (!read_at (fd, buf, ss, last * ss))
+        {
+          snprintf (msg, msglen, "reading the disk's last LBA: %s", strerror (errno));
+          return -1;
+        }
+      if (memcmp (buf, GPT_SIGNATURE, 8) != 0 || get_le64 (buf + H_MY_LBA) != last)
+        continue;
+      memset (buf, 0, ss);
+      if (!write_at (fd, buf, ss, last * ss) || !sync_disk (fd))
+        {
+          snprintf (msg, msglen, "clearing an earlier system's GPT backup header at the disk's last LBA: %s",
+                    strerror (errno));
+          return -1;
+        }
+      *lba = last;
+      return 1;
+    }
+  return 0;
+}
+
 SaGptOutcome
-sa_gpt_fit_path (const char *path, char *msg, size_t msglen)
+sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, char *msg, size_t msglen)
+{
+  SaGptOutcome outcome = fit_table (fd, disk_size, sector, msg, msglen);
+  uint64_t lba = 0;
+  size_t used;
+  int cleared;
+
+  /* moved: the image's backup is at the end now; at the end: the image
+   * reaches it */
+  if (outcome == SA_GPT_MOVED || outcome == SA_GPT_AT_END || outcome == SA_GPT_ERROR)
+    return outcome;
+  cleared = clear_stale_backup (fd, disk_size, image_size, sector, &lba, msg, msglen);
+  if (cleared < 0)
+    return SA_GPT_ERROR;
+  if (cleared == 0)
+    return outcome;
+  if (outcome == SA_GPT_NO_TABLE)
+    {
+      snprintf (msg, msglen, "the disk's last LBA %llu held an earlier system's GPT backup header: cleared "
+                "(the image has no GPT)", (unsigned long long) lba);
+      return SA_GPT_STALE_CLEARED;
+    }
+  used = strlen (msg);
+  snprintf (msg + used, msglen - used, "; an earlier system's GPT backup header at the disk's last LBA %llu cleared",
+            (unsigned long long) lba);
+  return outcome;
+}
+
+SaGptOutcome
+sa_gpt_fit_path (const char *path, uint64_t image_size, char *msg, size_t msglen)
 {
   struct stat st;
   uint64_t size = 0;
@@ -411,10 +482,10 @@ sa_gpt_fit_path (const char *path, char *msg, size_t msglen)
       close (fd);
       return SA_GPT_NO_TABLE;
     }
-  outcome = sa_gpt_fit_disk (fd, size, (uint32_t) ssz, msg, msglen);
+  outcome = sa_gpt_fit_disk (fd, size, image_size, (uint32_t) ssz, msg, msglen);
   /* the kernel reads the partition table again (busy when something has a
    * partition open: then at the next boot) */
-  if (outcome == SA_GPT_MOVED && S_ISBLK (st.st_mode))
+  if ((outcome == SA_GPT_MOVED || outcome == SA_GPT_STALE_CLEARED) && S_ISBLK (st.st_mode))
     (void) ioctl (fd, BLKRRPART, 0);
   close (fd);
   return outcome;

@@ -235,11 +235,11 @@ image_id_of (const SaJson *ins)
  * "image-written" (with its leading comma), empty when there was nothing
  * to do */
 static char *
-fit_partition_table (const char *disk)
+fit_partition_table (const char *disk, uint64_t image_size)
 {
   char msg[512];
   SaBuf member;
-  SaGptOutcome outcome = sa_gpt_fit_path (disk, msg, sizeof msg);
+  SaGptOutcome outcome = sa_gpt_fit_path (disk, image_size, msg, sizeof msg);
 
   if (outcome == SA_GPT_NO_TABLE || outcome == SA_GPT_AT_END || msg[0] == '\0')
     return sa_strdup ("");
@@ -282,7 +282,7 @@ do_unicast (Agent *a, const SaJson *ins)
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk);
+      char *table = fit_partition_table (disk, result.bytes);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
                 "\"zero_chunks\":%llu,\"kept_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\","
@@ -326,7 +326,7 @@ do_multicast (Agent *a, const SaJson *ins)
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk);
+      char *table = fit_partition_table (disk, result.bytes);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
                 "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"kept_chunks\":%llu,\"packets\":%llu,"

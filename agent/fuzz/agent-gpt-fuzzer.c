@@ -88,7 +88,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     abort ();
   if (ftruncate (fd, (off_t) disk_size) < 0 || pwrite (fd, disk, len, 0) != (ssize_t) len)
     abort ();
-  (void) sa_gpt_fit_disk (fd, disk_size, sector, msg, sizeof msg);
+  (void) sa_gpt_fit_disk (fd, disk_size, len, sector, msg, sizeof msg);
   if (memchr (msg, '\0', sizeof msg) == NULL)
     abort ();
   close (fd);

@@ -238,7 +238,7 @@ check_moved (guint sector, gboolean on_loop)
   layout_image = sfdisk_layout (image_dev != NULL ? image_dev : image_path, &lastlba_image);
   /* a file has its sector size found (the GPT at 512 or 4096), a device
    * its own */
-  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, IMAGE_SIZE, msg, sizeof msg);
   if (disk_dev != NULL)
     layout_disk = sfdisk_layout (disk_dev, &lastlba_disk);
   if (image_dev != NULL)
@@ -282,7 +282,7 @@ check_moved (guint sector, gboolean on_loop)
   g_assert_cmpmem (after, 446, before, 446);
 
   /* once moved, there is nothing more to do */
-  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, SA_GPT_AT_END);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_AT_END);
   g_free (before);
   before = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (before, DISK_SIZE, after, DISK_SIZE);
@@ -320,7 +320,7 @@ assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gc
   g_autofree gchar *disk = make_disk (image, MIN (IMAGE_SIZE, disk_size), disk_size, &before);
   char msg[512] = "x";
 
-  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, expect);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, expect);
   g_test_message ("%s", msg);
   if (message_part == NULL)
     g_assert_cmpstr (msg, ==, "");
@@ -375,7 +375,7 @@ test_gpt_sector_mismatch (void)
       g_unlink (disk);
       return;
     }
-  outcome = sa_gpt_fit_path (dev, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, msg, sizeof msg);
   g_assert_true (loop_detach (dev));
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
@@ -383,6 +383,75 @@ test_gpt_sector_mismatch (void)
   after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
   g_unlink (disk);
+}
+
+/* The disk held a system with a GPT fitted to it (its backup at the last
+ * LBA); the new image has an MBR and does not reach the end: the earlier
+ * backup header is cleared, and gdisk sees the MBR alone */
+static void
+test_gpt_stale_backup (void)
+{
+  g_autofree guint8 *zeros = g_malloc0 (IMAGE_SIZE), *before = NULL, *after = NULL;
+  g_autofree gchar *disk = NULL, *image_path = NULL, *mbr_image = NULL;
+  const gchar *sfdisk[] = { "sfdisk", "-q", NULL, NULL };
+  const gchar *verify[] = { "sgdisk", "-v", NULL, NULL };
+  g_autofree gchar *verdict = NULL;
+  gsize last = DISK_SIZE / 512 - 1, len = 0;
+  char msg[512];
+  g_autofree gchar *expect = NULL;
+  gint fd;
+
+  if (!have_tools ())
+    return;
+  /* the earlier system: a GPT over the whole disk */
+  disk = make_disk (zeros, IMAGE_SIZE, DISK_SIZE, &before);
+  sfdisk[2] = disk;
+  g_assert_true (run (sfdisk, table_script, NULL));
+  /* the new image: an MBR, written over the disk's first 4 MiB */
+  fd = g_file_open_tmp ("shoal-mbr-image-XXXXXX", &image_path, NULL);
+  g_assert_cmpint (ftruncate (fd, IMAGE_SIZE), ==, 0);
+  close (fd);
+  sfdisk[2] = image_path;
+  g_assert_true (run (sfdisk, "label: dos\ntype=83\n", NULL));
+  g_assert_true (g_file_get_contents (image_path, &mbr_image, &len, NULL));
+  fd = open (disk, O_WRONLY | O_CLOEXEC);
+  g_assert_cmpint (pwrite (fd, mbr_image, IMAGE_SIZE, 0), ==, IMAGE_SIZE);
+  close (fd);
+  g_free (before);
+  before = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (before + last * 512, 8, "EFI PART", 8);
+  /* as it is, gdisk would rebuild the earlier table from that backup */
+  verify[2] = disk;
+  run (verify, NULL, &verdict);
+  g_assert_nonnull (verdict);
+  g_assert_nonnull (strstr (verdict, "invalid main GPT header, but valid backup"));
+  g_clear_pointer (&verdict, g_free);
+
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  expect = g_strdup_printf ("the disk's last LBA %" G_GSIZE_FORMAT " held an earlier system's GPT backup header: "
+                            "cleared (the image has no GPT)", last);
+  g_assert_cmpstr (msg, ==, expect);
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after, last * 512, before, last * 512);
+  for (gsize i = 0; i < 512; i++)
+    g_assert_cmpuint (after[last * 512 + i], ==, 0);
+  /* gdisk no longer finds the earlier table to restore over the MBR */
+  run (verify, NULL, &verdict);
+  g_assert_nonnull (verdict);
+  g_assert_nonnull (strstr (verdict, "Found invalid GPT and valid MBR"));
+  g_assert_null (strstr (verdict, "backup"));
+  /* nothing left to clear */
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
+  /* the last LBA of an image that reaches it is the image's: never cleared */
+  fd = open (disk, O_WRONLY | O_CLOEXEC);
+  g_assert_cmpint (pwrite (fd, before + last * 512, 512, last * 512), ==, 512);
+  close (fd);
+  g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
+  g_free (after);
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
+  g_unlink (disk);
+  g_unlink (image_path);
 }
 
 /* a hybrid MBR (sgdisk -h) is the image maker's choice: kept as it is */
@@ -403,7 +472,7 @@ test_gpt_hybrid_mbr (void)
   g_free (before);
   before = read_disk (disk, IMAGE_SIZE);
   g_assert_cmpint (truncate (disk, DISK_SIZE), ==, 0);
-  g_assert_cmpint (sa_gpt_fit_path (disk, msg, sizeof msg), ==, SA_GPT_MOVED);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_MOVED);
   g_assert_null (strstr (msg, "protective MBR"));
   after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after, 512, before, 512);
@@ -421,5 +490,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/gpt/left", test_gpt_left);
   g_test_add_func ("/shoal/target/gpt/sector-mismatch", test_gpt_sector_mismatch);
   g_test_add_func ("/shoal/target/gpt/hybrid-mbr", test_gpt_hybrid_mbr);
+  g_test_add_func ("/shoal/target/gpt/stale-backup", test_gpt_stale_backup);
   return g_test_run ();
 }

@@ -76,13 +76,15 @@ release=$(cat "$kernel/version")
 [ "$n_vms" -ge 1 ] && [ "$n_vms" -le 6 ] || { echo "SHOAL_E2E_VMS must be 1..6" >&2; exit 2; }
 
 # --- the fleet ------------------------------------------------------------------
-# name  recipe  firmware  nic  disk interface  old OS on the disk
+# name  recipe  firmware  nic  disk interface  old OS on the disk (no, yes:
+# MBR; gpt: a GPT fitted to the disk, its backup at the disk's last LBA,
+# which the MBR image a does not overwrite: the agent clears it)
 fleet=(
   "a1 a bios e1000 virtio no"
   "b1 b bios rtl8139 virtio yes"
   "a2 a uefi virtio-net-pci ahci no"
   "b2 b uefi e1000 ahci no"
-  "a3 a bios virtio-net-pci ide no"
+  "a3 a bios virtio-net-pci ide gpt"
   "b3 b uefi rtl8139 ahci no"
 )
 
@@ -123,6 +125,7 @@ for x in a b; do
   sha256sum "$work/e2e-$x.img" | cut -d' ' -f1 > "$work/e2e-$x.sha256"
 done
 "$here/make-disk-image.sh" "$work/old-os.img" "SHOAL-E2E-OLD-OS still here" 4 old || exit $?
+"$here/make-disk-image.sh" "$work/old-os-gpt.img" "SHOAL-E2E-OLD-OS still here" 4 old gpt || exit $?
 cp "$kernel/vmlinuz" "$work/boot/vmlinuz"
 "$src/agent/initramfs/build-loader-initramfs.sh" "$work/boot/shoal-loader.img" "$loader" \
   "$kernel/modules/lib/modules/$release" > "$work/initramfs.log" 2>&1 || {
@@ -217,6 +220,10 @@ start_vm () {
   local disk=$work/vm-$name.disk
   truncate -s $((image_mib < 24 ? 32 : image_mib + 8))M "$disk"
   [ "$old" = yes ] && dd if="$work/old-os.img" of="$disk" conv=notrunc status=none
+  if [ "$old" = gpt ]; then
+    dd if="$work/old-os-gpt.img" of="$disk" conv=notrunc status=none
+    sgdisk -e "$disk" > /dev/null
+  fi
   local args=(-machine pc,accel=tcg -m 256 -smp 1 -display none -monitor none
               -serial "file:$work/vm-$name.serial" -uuid "e2e0000$i-0000-4000-8000-00000000e2e0"
               -device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -385,7 +392,14 @@ check_journal () {
     local got; got=$(head -c "$size" "$disk" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$sha" ] || { fail "vm-$name: the disk does not hold image e2e-$recipe (sha256 $got)"; ok=0; }
   fi
-  if [ "$old" = yes ] && grep -qa "SHOAL-E2E-OLD-OS" "$serial"; then
+  if [ "$old" = gpt ]; then
+    # the earlier system's backup GPT at the disk's end: cleared
+    local last=$(( $(stat -c %s "$disk") / 512 - 1 ))
+    grep -q "the disk's last LBA $last held an earlier system's GPT backup header: cleared" "$j" ||
+      { fail "$id: the journal does not say that the earlier system's backup GPT was cleared"; ok=0; }
+    tail -c 512 "$disk" | grep -qa "EFI PART" && { fail "vm-$name: a GPT backup header is left at the disk's end"; ok=0; }
+  fi
+  if [ "$old" != no ] && grep -qa "SHOAL-E2E-OLD-OS" "$serial"; then
     fail "vm-$name: the old system booted"; ok=0
   fi
   [ "${vm_rc[$i]:-}" = 33 ] || { fail "vm-$name: qemu status ${vm_rc[$i]:-none}, not 33 (isa-debug-exit of the installed system)"; ok=0; }
