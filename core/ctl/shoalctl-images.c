@@ -6,6 +6,8 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <glib-unix.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "shoalctl.h"
@@ -72,12 +74,52 @@ shoalctl_cmd_images (ShoalCtl *ctl, gchar **args, GError **error)
 
 typedef struct
 {
-  GMainLoop   *loop;
-  const gchar *path;
-  gboolean     shown;
-  gchar       *id;
-  GError      *error;
+  GMainLoop        *loop;
+  ShoalDBusManager *manager;
+  const gchar      *path;
+  gboolean          shown;
+  gboolean          cancelling;
+  gchar            *id;
+  GError           *error;
 } ImportWait;
+
+/* The daemon reads or downloads the image: a path is made absolute, a URL
+ * kept as it is */
+static gchar *
+import_path_of (const gchar *arg)
+{
+  if (g_str_has_prefix (arg, "http://") || g_str_has_prefix (arg, "https://"))
+    return g_strdup (arg);
+  return g_canonicalize_filename (arg, NULL);
+}
+
+static void
+on_cancel_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  guint n = 0;
+
+  /* the import's own reply says how it ended; this one only if it failed */
+  if (!shoal_dbus_manager_call_cancel_import_finish (SHOAL_DBUS_MANAGER (source), &n, result, &error))
+    g_printerr (_("Cannot cancel the import: %s\n"), error->message);
+}
+
+/* Ctrl-C during an import: the daemon is asked to stop it, and the import's
+ * reply (Cancelled) ends the wait; a second Ctrl-C ends shoalctl at once */
+static gboolean
+on_import_interrupt (gpointer user_data)
+{
+  ImportWait *wait = user_data;
+
+  if (wait->cancelling)
+    _exit (130);
+  wait->cancelling = TRUE;
+  if (wait->shown)
+    g_printerr ("\n");
+  g_printerr (_("Cancelling the import of %s…\n"), wait->path);
+  shoal_dbus_manager_call_cancel_import (wait->manager, wait->path, NULL, on_cancel_done, wait);
+  return G_SOURCE_CONTINUE;
+}
 
 /* progress on a terminal only: "path: 42 % (1.2 GB of 2.9 GB)" */
 static void
@@ -116,6 +158,7 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
   g_autoptr(GMainLoop) loop = NULL;
   ImportWait wait = { 0 };
   gulong handler;
+  guint interrupt;
 
   if (!shoalctl_check_args (args, 1, 1, "image-import <path|URL> [--name NAME] [--chunk-size BYTES]",
                             error))
@@ -126,21 +169,19 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
                    _("--chunk-size must not be negative"));
       return FALSE;
     }
-  /* the daemon reads the file (or downloads the URL): give it an absolute
-   * path; a large image takes longer than any fixed timeout (Ctrl-C ends
-   * the wait) */
-  if (g_str_has_prefix (args[0], "http://") || g_str_has_prefix (args[0], "https://"))
-    path = g_strdup (args[0]);
-  else
-    path = g_canonicalize_filename (args[0], NULL);
+  /* a large image takes longer than any fixed timeout (Ctrl-C cancels) */
+  path = import_path_of (args[0]);
   g_dbus_proxy_set_default_timeout (G_DBUS_PROXY (ctl->manager), G_MAXINT);
   loop = g_main_loop_new (NULL, FALSE);
   wait.loop = loop;
+  wait.manager = ctl->manager;
   wait.path = path;
   handler = g_signal_connect (ctl->manager, "image-import-progress", G_CALLBACK (on_import_progress), &wait);
+  interrupt = g_unix_signal_add (SIGINT, on_import_interrupt, &wait);
   shoal_dbus_manager_call_import_image (ctl->manager, path, ctl->name != NULL ? ctl->name : "",
                                         (guint32) ctl->chunk_size, NULL, on_import_done, &wait);
   g_main_loop_run (loop);
+  g_source_remove (interrupt);
   g_signal_handler_disconnect (ctl->manager, handler);
   if (wait.shown)
     g_printerr ("\n");
@@ -151,6 +192,28 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
     }
   g_print ("%s\n", wait.id);
   g_free (wait.id);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_image_cancel (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_autofree gchar *path = NULL;
+  guint n = 0;
+
+  if (!shoalctl_check_args (args, 1, 1, "image-cancel <path|URL>", error))
+    return FALSE;
+  path = import_path_of (args[0]);
+  if (!shoal_dbus_manager_call_cancel_import_sync (ctl->manager, path, &n, NULL, error))
+    return FALSE;
+  if (n == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No import of %s is running"), path);
+      return FALSE;
+    }
+  /* TRANSLATORS: a count, then a file path or URL */
+  g_print (g_dngettext (GETTEXT_PACKAGE, "Cancelled %u import of %s\n", "Cancelled %u imports of %s\n", n),
+           n, path);
   return TRUE;
 }
 

@@ -38,6 +38,7 @@ static const struct
   { "stats", shoalctl_cmd_stats, "", N_("Show the daemon's figures") },
   { "images", shoalctl_cmd_images, "", N_("List the images of the image store") },
   { "image-import", shoalctl_cmd_image_import, "<path|URL> [--name NAME] [--chunk-size BYTES]", N_("Import a disk image: raw, compressed (zstd, xz, gzip, bzip2) or qcow2; a file the daemon reads, or an http(s) URL it downloads (#sha256=HEX checks it)") },
+  { "image-cancel", shoalctl_cmd_image_cancel, "<path|URL>", N_("Cancel the running imports of a file or URL (Ctrl-C during image-import does the same)") },
   { "image-show", shoalctl_cmd_image_show, "<id|name>", N_("Show an image") },
   { "image-rm", shoalctl_cmd_image_rm, "<id|name>", N_("Remove an image and the chunks no other image uses") },
   { "image-verify", shoalctl_cmd_image_verify, "<id|name>", N_("Read an image back and check every chunk against its SHA-256") },

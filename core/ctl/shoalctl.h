@@ -89,6 +89,7 @@ gboolean    shoalctl_cmd_watch            (ShoalCtl *ctl, gchar **args, GError *
 /* shoalctl-images.c: the image store */
 gboolean    shoalctl_cmd_images           (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_import     (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_cancel     (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_show       (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_rm         (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_verify     (ShoalCtl *ctl, gchar **args, GError **error);

@@ -1,13 +1,16 @@
 /* shoal-dbus-images.c: the image methods of org.shoal.Shoal1.Manager
  *
- * ImportImage, ListImages, InspectImage, RemoveImage and VerifyImage on
- * the manager object, and its ImageImportProgress signal, answered by the
- * daemon's ShoalImageStore (the store of libshoal, in <state
- * dir>/image-store or [image-store] path=). Every store call runs in a
- * worker thread; the method returns when it is done. Arguments are checked
- * first and an error names the argument at fault. ImportImage, RemoveImage
- * and VerifyImage need authorization (g-authorize-method), as the
- * manager's other mutating methods do.
+ * ImportImage, CancelImport, ListImages, InspectImage, RemoveImage and
+ * VerifyImage on the manager object, and its ImageImportProgress signal,
+ * answered by the daemon's ShoalImageStore (the store of libshoal, in
+ * <state dir>/image-store or [image-store] path=). Every store call runs
+ * in a worker thread; the method returns when it is done. Arguments are
+ * checked first and an error names the argument at fault. ImportImage,
+ * CancelImport, RemoveImage and VerifyImage need authorization
+ * (g-authorize-method), as the manager's other mutating methods do.
+ *
+ * Each import has its own cancellable: cancelled by CancelImport, when
+ * its caller's bus name vanishes, and when the daemon stops.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -25,7 +28,22 @@ struct _ShoalDBusImages
 
   ShoalImageStore *store;       /* NULL when the store could not be opened */
   GCancellable    *cancellable; /* cancelled when the daemon stops */
+  GPtrArray       *imports;     /* Import *, the running ones */
 };
+
+/* A running ImportImage. It holds what it needs past the object's
+ * disposal (the daemon's cancellable and the list), not the object. */
+typedef struct
+{
+  GDBusMethodInvocation *invocation;
+  gchar                 *path;
+  GCancellable          *cancellable;   /* this import's */
+  GCancellable          *daemon_cancellable;
+  gulong                 daemon_handler;
+  GPtrArray             *imports;
+  guint                  watch_id;      /* the caller's bus name */
+  gboolean               caller_left;
+} Import;
 
 G_DEFINE_TYPE (ShoalDBusImages, shoal_dbus_images, G_TYPE_OBJECT)
 
@@ -45,6 +63,7 @@ shoal_dbus_images_finalize (GObject *object)
   ShoalDBusImages *self = SHOAL_DBUS_IMAGES (object);
 
   g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->imports, g_ptr_array_unref);
   G_OBJECT_CLASS (shoal_dbus_images_parent_class)->finalize (object);
 }
 
@@ -59,6 +78,7 @@ static void
 shoal_dbus_images_init (ShoalDBusImages *self)
 {
   self->cancellable = g_cancellable_new ();
+  self->imports = g_ptr_array_new ();
 }
 
 /* ---- checking arguments ------------------------------------------------- */
@@ -149,24 +169,90 @@ return_lookup_error (GDBusMethodInvocation *invocation, GError *error)
 /* ---- ImportImage ---------------------------------------------------------- */
 
 static void
+import_cancel_cb (GCancellable *daemon_cancellable, gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+}
+
+static void
+import_caller_vanished (GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+  Import *imp = user_data;
+
+  if (g_cancellable_is_cancelled (imp->cancellable))
+    return;
+  g_info ("%s left the bus: its import of %s is cancelled", name, imp->path);
+  imp->caller_left = TRUE;
+  g_cancellable_cancel (imp->cancellable);
+}
+
+static Import *
+import_new (ShoalDBusImages *self, GDBusMethodInvocation *invocation, const gchar *path)
+{
+  Import *imp = g_new0 (Import, 1);
+  const gchar *sender = g_dbus_method_invocation_get_sender (invocation);
+
+  imp->invocation = g_object_ref (invocation);
+  imp->path = g_strdup (path);
+  imp->cancellable = g_cancellable_new ();
+  imp->daemon_cancellable = g_object_ref (self->cancellable);
+  imp->daemon_handler = g_cancellable_connect (self->cancellable, G_CALLBACK (import_cancel_cb),
+                                               imp->cancellable, NULL);
+  imp->imports = g_ptr_array_ref (self->imports);
+  g_ptr_array_add (imp->imports, imp);
+  /* on a bus (not a peer-to-peer connection), the caller's unique name */
+  if (sender != NULL)
+    imp->watch_id = g_bus_watch_name_on_connection (g_dbus_method_invocation_get_connection (invocation), sender,
+                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                                    import_caller_vanished, imp, NULL);
+  return imp;
+}
+
+static void
+import_free (Import *imp)
+{
+  g_ptr_array_remove (imp->imports, imp);
+  g_ptr_array_unref (imp->imports);
+  if (imp->watch_id != 0)
+    g_bus_unwatch_name (imp->watch_id);
+  g_cancellable_disconnect (imp->daemon_cancellable, imp->daemon_handler);
+  g_object_unref (imp->daemon_cancellable);
+  g_object_unref (imp->cancellable);
+  g_object_unref (imp->invocation);
+  g_free (imp->path);
+  g_free (imp);
+}
+
+static void
 import_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr(GDBusMethodInvocation) invocation = user_data;
+  Import *imp = user_data;
   g_autoptr(GError) error = NULL;
   ShoalImportStats stats = { 0 };
   g_autofree gchar *id = NULL;
 
   id = shoal_image_store_import_finish (SHOAL_IMAGE_STORE (source), result, &stats, &error);
+  if (id == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_clear_error (&error);
+      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                   imp->caller_left ? _("The import of %s was cancelled: its caller left the bus")
+                                    : _("The import of %s was cancelled"), imp->path);
+    }
   if (id == NULL)
     {
-      shoal_dbus_return_error (invocation, error);
-      return;
+      g_info ("import of %s failed: %s", imp->path, error->message);
+      shoal_dbus_return_error (imp->invocation, error);
     }
-  g_info ("image %s imported for %s: %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
-          " zero, %" G_GUINT64_FORMAT " written, %" G_GUINT64_FORMAT " already stored",
-          id, g_dbus_method_invocation_get_sender (invocation), stats.n_chunks,
-          stats.n_zero, stats.n_written, stats.n_deduplicated);
-  g_dbus_method_invocation_return_value (invocation, g_variant_new ("(s)", id));
+  else
+    {
+      g_info ("image %s imported for %s: %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
+              " zero, %" G_GUINT64_FORMAT " written, %" G_GUINT64_FORMAT " already stored",
+              id, g_dbus_method_invocation_get_sender (imp->invocation), stats.n_chunks,
+              stats.n_zero, stats.n_written, stats.n_deduplicated);
+      g_dbus_method_invocation_return_value (imp->invocation, g_variant_new ("(s)", id));
+    }
+  import_free (imp);
 }
 
 static gboolean
@@ -179,6 +265,7 @@ handle_import_image (ShoalDBusManager      *skeleton,
 {
   ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
   g_autoptr(GError) error = NULL;
+  Import *imp;
 
   if (!check_store (self, invocation))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -187,8 +274,39 @@ handle_import_image (ShoalDBusManager      *skeleton,
       shoal_dbus_return_error (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
+  imp = import_new (self, invocation, path);
   shoal_image_store_import_async (self->store, path, name[0] != '\0' ? name : NULL, chunk_size,
-                                  self->cancellable, import_done, g_object_ref (invocation));
+                                  imp->cancellable, import_done, imp);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- CancelImport --------------------------------------------------------- */
+
+static gboolean
+handle_cancel_import (ShoalDBusManager      *skeleton,
+                      GDBusMethodInvocation *invocation,
+                      const gchar           *path,
+                      gpointer               user_data)
+{
+  ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
+  g_autoptr(GPtrArray) matches = g_ptr_array_new ();
+
+  /* collected first: a cancellation runs handlers at once */
+  for (guint i = 0; i < self->imports->len; i++)
+    {
+      Import *imp = g_ptr_array_index (self->imports, i);
+
+      if (g_str_equal (imp->path, path) && !g_cancellable_is_cancelled (imp->cancellable))
+        g_ptr_array_add (matches, g_object_ref (imp->cancellable));
+    }
+  for (guint i = 0; i < matches->len; i++)
+    {
+      g_cancellable_cancel (g_ptr_array_index (matches, i));
+      g_object_unref (g_ptr_array_index (matches, i));
+    }
+  g_info ("%s cancelled %u import(s) of %s", g_dbus_method_invocation_get_sender (invocation),
+          matches->len, path);
+  shoal_dbus_manager_complete_cancel_import (skeleton, invocation, matches->len);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -372,6 +490,7 @@ shoal_dbus_images_attach (ShoalDBusImages  *self,
   g_return_if_fail (SHOAL_IS_DBUS_IMAGES (self));
 
   g_signal_connect_object (skeleton, "handle-import-image", G_CALLBACK (handle_import_image), self, 0);
+  g_signal_connect_object (skeleton, "handle-cancel-import", G_CALLBACK (handle_cancel_import), self, 0);
   g_signal_connect_object (skeleton, "handle-list-images", G_CALLBACK (handle_list_images), self, 0);
   g_signal_connect_object (skeleton, "handle-inspect-image", G_CALLBACK (handle_inspect_image), self, 0);
   g_signal_connect_object (skeleton, "handle-remove-image", G_CALLBACK (handle_remove_image), self, 0);

@@ -1,12 +1,13 @@
 /* test-dbus-images.c: the image store of the real shoald, over D-Bus
- * (ImportImage, ListImages, InspectImage, RemoveImage, VerifyImage,
- * ImageImportProgress) and with shoalctl
+ * (ImportImage, CancelImport, ListImages, InspectImage, RemoveImage,
+ * VerifyImage, ImageImportProgress) and with shoalctl
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -483,6 +484,12 @@ on_imported (GObject *source, GAsyncResult *result, gpointer user_data)
   p->finished = TRUE;
 }
 
+static gboolean
+run_finished_p (gpointer user_data)
+{
+  return ((Progress *) user_data)->finished;
+}
+
 static void
 test_images_import_progress (void)
 {
@@ -511,6 +518,209 @@ test_images_import_progress (void)
   g_free (p.id);
 }
 
+/* ---- cancelling an import ------------------------------------------------ */
+
+/* An HTTP "server" on loopback that takes the connection and never
+ * answers: a download from it lasts until it is cancelled */
+typedef struct
+{
+  GSocket *listener;
+  GSocket *conn;      /* the daemon's connection, once accepted */
+  gchar   *url;
+} Silent;
+
+static void
+silent_start (Silent *srv, const gchar *file)
+{
+  g_autoptr(GInetAddress) lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (lo, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  srv->listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (srv->listener, any, TRUE, NULL));
+  g_assert_true (g_socket_listen (srv->listener, NULL));
+  g_socket_set_blocking (srv->listener, FALSE);
+  bound = g_socket_get_local_address (srv->listener, NULL);
+  srv->url = g_strdup_printf ("http://127.0.0.1:%u/%s", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)),
+                              file);
+}
+
+static gboolean
+silent_accepted (gpointer user_data)
+{
+  Silent *srv = user_data;
+
+  if (srv->conn == NULL)
+    srv->conn = g_socket_accept (srv->listener, NULL, NULL);
+  return srv->conn != NULL;
+}
+
+/* TRUE once the daemon has closed its connection (it read EOF) */
+static gboolean
+silent_closed (gpointer user_data)
+{
+  Silent *srv = user_data;
+  g_autoptr(GError) error = NULL;
+  gchar buf[4096];
+  gssize n;
+
+  g_socket_set_blocking (srv->conn, FALSE);
+  while ((n = g_socket_receive (srv->conn, buf, sizeof buf, NULL, &error)) > 0)
+    ;
+  /* EOF, or a reset */
+  return n == 0 || !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+}
+
+static void
+silent_stop (Silent *srv)
+{
+  g_clear_object (&srv->conn);
+  g_clear_object (&srv->listener);
+  g_clear_pointer (&srv->url, g_free);
+}
+
+static guint
+cancel_import (ShoalTestDaemon *td, const gchar *path)
+{
+  g_autoptr(GError) error = NULL;
+  guint n = G_MAXUINT;
+
+  shoal_dbus_manager_call_cancel_import_sync (td->manager, path, &n, NULL, &error);
+  g_assert_no_error (error);
+  return n;
+}
+
+static gboolean
+cancel_import_found_none (gpointer user_data)
+{
+  gpointer *args = user_data;
+
+  return cancel_import (args[0], args[1]) == 0;
+}
+
+/* CancelImport stops a download that would never end: the call fails with
+ * Cancelled, and the daemon closes its connection */
+static void
+test_images_cancel_import (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GVariant) images = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *expect = NULL;
+  Progress p = { 0 };
+  Silent srv = { 0 };
+
+  shoal_test_daemon_start (td, FALSE);
+  silent_start (&srv, "big.img");
+  g_assert_cmpuint (cancel_import (td, srv.url), ==, 0);
+  shoal_dbus_manager_call_import_image (td->manager, srv.url, "", 0, NULL, on_imported, &p);
+  g_assert_true (shoal_test_wait_for (silent_accepted, &srv, 10000));
+  g_assert_false (p.finished);
+  g_assert_cmpuint (cancel_import (td, srv.url), ==, 1);
+  g_assert_true (shoal_test_wait_for (run_finished_p, &p, 10000));
+  g_assert_error (p.error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED);
+  expect = g_strdup_printf ("The import of %s was cancelled", srv.url);
+  g_dbus_error_strip_remote_error (p.error);
+  g_assert_cmpstr (p.error->message, ==, expect);
+  g_assert_true (shoal_test_wait_for (silent_closed, &srv, 10000));
+  g_assert_cmpuint (cancel_import (td, srv.url), ==, 0);
+  shoal_dbus_manager_call_list_images_sync (td->manager, &images, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (images), ==, 0);
+  g_clear_error (&p.error);
+  silent_stop (&srv);
+}
+
+/* A caller that leaves the bus (a tool closed mid-import) takes its
+ * import with it */
+static void
+test_images_cancel_import_caller_left (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusConnection) other = NULL;
+  g_autoptr(GError) error = NULL;
+  Silent srv = { 0 };
+  gpointer args[2];
+
+  shoal_test_daemon_start (td, FALSE);
+  silent_start (&srv, "left.img");
+  other = g_dbus_connection_new_for_address_sync (td->address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_call (other, "org.shoal.Shoal1", "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager",
+                          "ImportImage", g_variant_new ("(ssu)", srv.url, "", 0), G_VARIANT_TYPE ("(s)"),
+                          G_DBUS_CALL_FLAGS_NONE, G_MAXINT, NULL, NULL, NULL);
+  g_assert_true (shoal_test_wait_for (silent_accepted, &srv, 10000));
+  /* running, and known by its path */
+  g_assert_false (silent_closed (&srv));
+  g_dbus_connection_close_sync (other, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_test_wait_for (silent_closed, &srv, 10000));
+  args[0] = td;
+  args[1] = srv.url;
+  g_assert_true (shoal_test_wait_for (cancel_import_found_none, args, 10000));
+  silent_stop (&srv);
+}
+
+static gboolean
+subprocess_exited (gpointer user_data)
+{
+  return g_subprocess_get_identifier (user_data) == NULL;
+}
+
+/* shoalctl image-import interrupted with Ctrl-C asks the daemon to cancel
+ * and reports how the import ended; image-cancel with nothing running is
+ * an error */
+static void
+test_images_cancel_shoalctl (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GSubprocess) ctl = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *address = NULL;
+  g_autofree gchar *out = NULL, *err = NULL;
+  g_autofree gchar *expect = NULL;
+  GInputStream *stream;
+  gchar buf[4096];
+  gssize n;
+  Silent srv = { 0 };
+
+  shoal_test_daemon_start (td, FALSE);
+  silent_start (&srv, "ctl.img");
+  address = g_strconcat ("--address=", td->address, NULL);
+  ctl = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+                          g_getenv ("SHOALCTL"), address, "image-import", srv.url, NULL);
+  g_assert_no_error (error);
+  g_assert_true (shoal_test_wait_for (silent_accepted, &srv, 10000));
+  g_subprocess_send_signal (ctl, SIGINT);
+  if (!shoal_test_wait_for (subprocess_exited, ctl, 10000))
+    {
+      g_subprocess_force_exit (ctl);
+      g_error ("shoalctl image-import did not end on SIGINT");
+    }
+  g_assert_true (g_subprocess_get_if_exited (ctl));
+  g_assert_cmpint (g_subprocess_get_exit_status (ctl), ==, 1);
+  stream = g_subprocess_get_stderr_pipe (ctl);
+  n = g_input_stream_read (stream, buf, sizeof buf - 1, NULL, &error);
+  g_assert_no_error (error);
+  buf[MAX (n, 0)] = '\0';
+  g_test_message ("%s", buf);
+  expect = g_strdup_printf ("Cancelling the import of %s", srv.url);
+  assert_has (buf, expect);
+  g_free (expect);
+  expect = g_strdup_printf ("shoalctl: The import of %s was cancelled", srv.url);
+  assert_has (buf, expect);
+  g_assert_true (shoal_test_wait_for (silent_closed, &srv, 10000));
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-cancel", srv.url, NULL), ==, 1);
+  g_free (expect);
+  expect = g_strdup_printf ("shoalctl: No import of %s is running", srv.url);
+  assert_has (err, expect);
+  silent_stop (&srv);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -525,5 +735,8 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
   g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);
+  g_test_add_func ("/shoal/dbus/images/cancel-import", test_images_cancel_import);
+  g_test_add_func ("/shoal/dbus/images/cancel-import-caller-left", test_images_cancel_import_caller_left);
+  g_test_add_func ("/shoal/dbus/images/cancel-shoalctl", test_images_cancel_shoalctl);
   return g_test_run ();
 }
