@@ -109,6 +109,15 @@ gboolean        shoal_image_files_remove        (const gchar       *root,
                                                  const gchar       *id,
                                                  guint64           *freed_bytes,
                                                  GError           **error);
+/* A hold on image @id (a file descriptor, or -1 with @error: NOT_FOUND,
+ * or BUSY while the image is being removed): while any process has one
+ * open, shoal_image_files_remove() refuses to remove the image (BUSY).
+ * Taken by the transfers that read the image for a deployment, given
+ * back with shoal_image_files_release() (close). Never blocks. */
+int             shoal_image_files_hold          (const gchar       *root,
+                                                 const gchar       *id,
+                                                 GError           **error);
+void            shoal_image_files_release       (int                hold);
 gboolean        shoal_image_files_gc            (const gchar       *root,
                                                  guint64           *freed_bytes,
                                                  GError           **error);

@@ -5,9 +5,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -131,12 +133,84 @@ shoal_image_files_gc (const gchar  *root,
   return ok;
 }
 
+/* The manifest of @id, open, locked with @operation (flock, never
+ * waiting), and still the file the store names (a removal may have
+ * unlinked it between the open and the lock); -1 with errno */
+static int
+lock_manifest (const gchar *root, const gchar *id, int operation)
+{
+  g_autofree gchar *path = shoal_image_files_manifest_path (root, id);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat held, named;
+  int saved;
+
+  if (fd < 0)
+    return -1;
+  if (flock (fd, operation | LOCK_NB) < 0)
+    {
+      saved = errno;
+      close (fd);
+      errno = saved;
+      return -1;
+    }
+  if (fstat (fd, &held) < 0 || stat (path, &named) < 0 || held.st_ino != named.st_ino ||
+      held.st_dev != named.st_dev)
+    {
+      close (fd);
+      errno = ENOENT;
+      return -1;
+    }
+  return fd;
+}
+
+/**
+ * shoal_image_files_hold:
+ *
+ * See shoal-image-files.h: a shared lock on the image's manifest, which a
+ * removal tries to take exclusively.
+ */
+int
+shoal_image_files_hold (const gchar  *root,
+                        const gchar  *id,
+                        GError      **error)
+{
+  int fd;
+
+  if (!shoal_manifest_is_valid_id (id))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("“%s” is not an image id (64 lowercase hex digits)"), id);
+      return -1;
+    }
+  fd = lock_manifest (root, id, LOCK_SH);
+  if (fd < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND :
+                   saved == EWOULDBLOCK ? SHOAL_ERROR_BUSY : SHOAL_ERROR_STORE,
+                   saved == EWOULDBLOCK ? _("Image %s is being removed") : _("Cannot hold image %s: %s"),
+                   id, g_strerror (saved));
+      return -1;
+    }
+  return fd;
+}
+
+void
+shoal_image_files_release (int hold)
+{
+  if (hold >= 0)
+    close (hold);
+}
+
 /**
  * shoal_image_files_remove:
  * @freed_bytes: (out) (optional): bytes of chunks deleted
  *
  * Removes image @id, then deletes every chunk no other image uses. Waits
- * for imports in progress (they hold the store lock shared).
+ * for imports in progress (they hold the store lock shared). An image
+ * that a transfer holds (shoal_image_files_hold()) is not removed:
+ * %SHOAL_ERROR_BUSY.
  */
 gboolean
 shoal_image_files_remove (const gchar  *root,
@@ -148,7 +222,7 @@ shoal_image_files_remove (const gchar  *root,
   g_autoptr(GError) local_error = NULL;
   guint64 freed = 0;
   gboolean ok;
-  int lock_fd;
+  int lock_fd, manifest_fd;
   int saved;
 
   if (!shoal_manifest_is_valid_id (id))
@@ -161,14 +235,28 @@ shoal_image_files_remove (const gchar  *root,
   if (lock_fd < 0)
     return FALSE;
   path = shoal_image_files_manifest_path (root, id);
+  /* held by a transfer: left alone. The exclusive lock is kept until the
+   * file is unlinked, so no hold can begin on it in between */
+  manifest_fd = lock_manifest (root, id, LOCK_EX);
+  if (manifest_fd < 0 && errno == EWOULDBLOCK)
+    {
+      close (lock_fd);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   _("Image %s is in use: a transfer to devices reads it; remove it when that has ended"), id);
+      return FALSE;
+    }
   if (g_unlink (path) < 0)
     {
       saved = errno;
+      if (manifest_fd >= 0)
+        close (manifest_fd);
       close (lock_fd);
       g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_STORE,
                    _("Cannot remove image %s: %s"), id, g_strerror (saved));
       return FALSE;
     }
+  if (manifest_fd >= 0)
+    close (manifest_fd);
   ok = gc_locked (root, &freed, &local_error);
   close (lock_fd);
   if (freed_bytes != NULL)

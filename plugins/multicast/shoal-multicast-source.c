@@ -29,6 +29,7 @@ struct _ShoalMulticastSource
   gchar        *root;
 #ifdef HAVE_IMAGE_STORE
   ShoalManifest *store_manifest;
+  int            hold;      /* the image cannot be removed while it is sent */
 #endif
   GMutex        lock;
 };
@@ -39,6 +40,9 @@ source_new (void)
   ShoalMulticastSource *self = g_new0 (ShoalMulticastSource, 1);
 
   self->fd = -1;
+#ifdef HAVE_IMAGE_STORE
+  self->hold = -1;
+#endif
   g_mutex_init (&self->lock);
   return self;
 }
@@ -53,6 +57,7 @@ shoal_multicast_source_free (ShoalMulticastSource *self)
   smc_manifest_free (self->manifest);
 #ifdef HAVE_IMAGE_STORE
   g_clear_pointer (&self->store_manifest, shoal_manifest_free);
+  shoal_image_files_release (self->hold);
 #endif
   g_mutex_clear (&self->lock);
   g_free (self->root);
@@ -122,6 +127,10 @@ shoal_multicast_source_open_store (const gchar  *root,
 
   info = shoal_image_files_inspect (root, id != NULL ? id : name, error);
   if (info == NULL)
+    return NULL;
+  /* held for the whole session, unicast repairs included */
+  self->hold = shoal_image_files_hold (root, info->id, error);
+  if (self->hold < 0)
     return NULL;
   self->store_manifest = shoal_image_files_load_manifest (root, info->id, error);
   if (self->store_manifest == NULL)

@@ -48,6 +48,7 @@ typedef struct {
   gchar            *server_url;
   JsonObject       *image;
   ShoalImageInfo   *info;
+  gint              hold;           /* the image, not removable while the agent fetches it */
   gint64            started;
   gint              quarter;
   gboolean          done;
@@ -66,6 +67,7 @@ run_free (Run *run)
   g_clear_object (&run->device);
   g_clear_pointer (&run->image, json_object_unref);
   g_clear_pointer (&run->info, shoal_image_info_free);
+  shoal_image_files_release (run->hold);
   g_free (run->root);
   g_free (run->server_url);
   g_free (run);
@@ -84,6 +86,8 @@ run_return (GTask  *task,
       return;
     }
   run->done = TRUE;
+  shoal_image_files_release (run->hold);
+  run->hold = -1;
   if (run->progress_id != 0)
     {
       g_signal_handler_disconnect (run->device, run->progress_id);
@@ -174,6 +178,10 @@ resolve_thread (GTask        *task,
   GError *error = NULL;
   ShoalImageInfo *info = resolve_image (run->root, run->image, cancellable, &error);
 
+  /* held until the step ends for this device (the main thread reads
+   * run->hold only after this task's result) */
+  if (info != NULL && (run->hold = shoal_image_files_hold (run->root, info->id, &error)) < 0)
+    g_clear_pointer (&info, shoal_image_info_free);
   if (info == NULL)
     g_task_return_error (task, error);
   else
@@ -438,6 +446,7 @@ shoal_unicast_step_run_async (ShoalStep           *step,
   GError *error = NULL;
   Run *run = g_new0 (Run, 1);
 
+  run->hold = -1;
   g_task_set_source_tag (task, shoal_unicast_step_run_async);
   g_task_set_task_data (task, run, (GDestroyNotify) run_free);
   run->ctx = g_object_ref (ctx);

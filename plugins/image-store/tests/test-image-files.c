@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -447,6 +448,68 @@ test_tool (Fixture       *f,
   bad = run_tool (f, 1, "inspect", "tool");
 }
 
+/* A transfer's hold keeps an image from removal, in this process or
+ * another (the tool) */
+static void
+test_hold (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(GBytes) image = make_image (4);
+  g_autofree gchar *path = write_file (f, "held.img", g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *manifest = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageInfo) info = NULL;
+  int hold1, hold2, removing;
+
+  id = shoal_image_files_import (f->root, path, "held", CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  hold1 = shoal_image_files_hold (f->root, id, &error);
+  g_assert_no_error (error);
+  hold2 = shoal_image_files_hold (f->root, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (hold1, >=, 0);
+  g_assert_cmpint (hold2, >=, 0);
+
+  g_assert_false (shoal_image_files_remove (f->root, id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "is in use: a transfer to devices reads it"));
+  g_clear_error (&error);
+  if (g_getenv ("SHOAL_IMAGE_TOOL") != NULL)
+    g_free (run_tool (f, 1, "rm", id));
+  shoal_image_files_release (hold1);
+  g_assert_false (shoal_image_files_remove (f->root, id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_clear_error (&error);
+  /* still whole */
+  g_assert_true (shoal_image_files_verify (f->root, id, NULL, &error));
+  g_assert_no_error (error);
+
+  shoal_image_files_release (hold2);
+  g_assert_true (shoal_image_files_remove (f->root, id, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (shoal_image_files_hold (f->root, id, &error), ==, -1);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* while a removal has it, a transfer cannot begin on it */
+  g_free (id);
+  id = shoal_image_files_import (f->root, path, "held", CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  manifest = shoal_image_files_manifest_path (f->root, id);
+  removing = open (manifest, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (removing, >=, 0);
+  g_assert_cmpint (flock (removing, LOCK_EX), ==, 0);
+  g_assert_cmpint (shoal_image_files_hold (f->root, id, &error), ==, -1);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "is being removed"));
+  g_clear_error (&error);
+  close (removing);
+  info = shoal_image_files_inspect (f->root, "held", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->id, ==, id);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -458,5 +521,6 @@ main (int argc, char **argv)
   g_test_add ("/shoal/image-store/bad-input", Fixture, NULL, fixture_setup, test_bad_input, fixture_teardown);
   g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
   g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
+  g_test_add ("/shoal/image-store/hold", Fixture, NULL, fixture_setup, test_hold, fixture_teardown);
   return g_test_run ();
 }

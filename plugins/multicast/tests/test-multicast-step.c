@@ -14,7 +14,11 @@
 #include <string.h>
 
 #include "shoal-multicast-journal.h"
+#include "shoal-multicast-source.h"
 #include "shoal-multicast-step.h"
+#ifdef HAVE_IMAGE_STORE
+#include "shoal-image-files.h"
+#endif
 
 G_DECLARE_FINAL_TYPE (TestModule, test_module, TEST, MODULE, GTypeModule)
 struct _TestModule { GTypeModule parent_instance; };
@@ -295,12 +299,51 @@ test_eviction_message (void)
     }
 }
 
+/* A session's source holds its image: it cannot be removed from the
+ * store while it is sent */
+static void
+test_source_hold (void)
+{
+#ifdef HAVE_IMAGE_STORE
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-mcast-hold-XXXXXX", NULL);
+  g_autofree gchar *root = g_build_filename (dir, "store", NULL);
+  g_autofree gchar *file = g_build_filename (dir, "os.img", NULL);
+  g_autofree gchar *data = g_strnfill (3 * 4096 + 10, 'x');
+  g_autofree gchar *id = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) image = json_object_new ();
+  ShoalMulticastSource *source;
+
+  g_assert_true (g_file_set_contents (file, data, -1, NULL));
+  id = shoal_image_files_import (root, file, "held-os", 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  json_object_set_string_member (image, "name", "held-os");
+  source = shoal_multicast_source_open_store (root, image, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_multicast_source_get_id (source), ==, id);
+  g_assert_false (shoal_image_files_remove (root, id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_clear_error (&error);
+  shoal_multicast_source_free (source);
+  g_assert_true (shoal_image_files_remove (root, id, NULL, &error));
+  g_assert_no_error (error);
+  {
+    const gchar *rm[] = { "rm", "-rf", dir, NULL };
+
+    g_assert_true (g_spawn_sync (NULL, (gchar **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL));
+  }
+#else
+  g_test_skip ("built without the image store");
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/multicast/step/bad-options", test_step_bad_options);
   g_test_add_func ("/shoal/multicast/step/eviction-message", test_eviction_message);
+  g_test_add_func ("/shoal/multicast/step/source-hold", test_source_hold);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   return g_test_run ();
 }

@@ -339,6 +339,10 @@ instruction_cb (ShoalDevice *device,
   g_assert_cmpstr (json_object_get_string_member (ins, "image"), ==, f->id);
   g_assert_cmpstr (json_object_get_string_member (ins, "manifest"), ==, expected);
   g_assert_cmpint (json_object_get_int_member (ins, "size"), ==, (gint64) f->size);
+  /* while the agent fetches it, the image is not removable */
+  g_assert_false (shoal_image_files_remove (f->root, f->id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_clear_error (&error);
   if (g_strcmp0 (f->agent_mode, "fail") == 0)
     {
       /* an error of another action first (ignored), ours a little later */
@@ -422,6 +426,9 @@ test_step_ok (Fixture       *f,
   g_assert_true (journal_has (f, "unicast", "50 % of image web written"));
   g_assert_true (journal_has (f, "unicast", "written:"));
   g_assert_true (journal_has (f, "fetch", "raw image of image"));
+  /* the step has let go of it */
+  g_assert_true (shoal_image_files_remove (f->root, f->id, NULL, &error));
+  g_assert_no_error (error);
 }
 
 static void
