@@ -89,7 +89,15 @@ authenticate (AgentApi          *api,
   ShoalDevice *claimed_device;
 
   if (device != NULL)
-    return device;
+    {
+      /* where the agent is reached (the multicast step picks its
+       * interface by it) */
+      const gchar *host = soup_server_message_get_remote_host (msg);
+
+      if (host != NULL && g_strcmp0 (shoal_device_get_metadata (device, "agent.address"), host) != 0)
+        shoal_device_set_metadata (device, "agent.address", host);
+      return device;
+    }
   claimed = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
                                           "X-Shoal-Device");
   if (claimed == NULL && query != NULL)

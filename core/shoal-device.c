@@ -30,7 +30,8 @@
  *
  * Documented metadata keys: `drivers` (space-separated kernel modules in
  * load order), `drivers.kernel` (kernel version), `agent.sha256`,
- * `image.id` (manifest SHA-256), `image.sha256` (whole image),
+ * `agent.address` (the address its agent's last authenticated request came
+ * from), `image.id` (manifest SHA-256), `image.sha256` (whole image),
  * `session` (multicast session the device was in).
  */
 struct _ShoalDevice

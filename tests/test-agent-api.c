@@ -139,6 +139,9 @@ test_agent_api_auth (Fixture       *fixture,
   g_assert_true (journal_has (fixture, "no token"));
   g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", "forged", GOOD_INVENTORY, NULL), ==, 401);
   g_assert_true (journal_has (fixture, "wrong token"));
+  g_assert_true (journal_has (fixture, "from 127.0.0.1 refused: wrong token"));
+  /* refused requests say nothing of where the agent is */
+  g_assert_null (shoal_device_get_metadata (fixture->device, "agent.address"));
   g_assert_cmpuint (request (fixture, "GET", "/agent/v1/inventory",
                              shoal_device_get_token (fixture->device), NULL, NULL), ==, 405);
 }
@@ -167,6 +170,8 @@ test_agent_api_inventory (Fixture       *fixture,
 
   g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, GOOD_INVENTORY, NULL), ==, 202);
   g_assert_true (journal_has (fixture, "inventory received"));
+  /* where the agent is reached, for the multicast step's interface */
+  g_assert_cmpstr (shoal_device_get_metadata (fixture->device, "agent.address"), ==, "127.0.0.1");
 }
 
 static void

@@ -43,6 +43,7 @@
 
 #include "shoal-mcast-sender.h"
 #include "shoal-multicast-journal.h"
+#include "shoal-multicast-route.h"
 #include "shoal-multicast-source.h"
 #include "shoal-multicast-step.h"
 
@@ -606,6 +607,63 @@ prepared_cb (GObject      *object,
   g_task_run_in_thread (send, send_thread);
 }
 
+/* The address the server reaches @device at: its agent's, else the one
+ * it network-booted from */
+static const gchar *
+device_address (ShoalDevice *device)
+{
+  const gchar *agent = shoal_device_get_metadata (device, "agent.address");
+
+  return agent != NULL ? agent : shoal_device_get_metadata (device, "pxe.ip");
+}
+
+/* No interface configured: the one the kernel routes the first device
+ * with a known address through (a server's provisioning network is seldom
+ * its default route, which the group's route would follow). Journaled on
+ * every device, with a warning on a device reached through another.
+ * NULL (the group's route) when no device has an address. */
+static gchar *
+route_iface (Run *run, ShoalStepContext *ctx)
+{
+  g_autofree gchar *chosen = NULL;
+  const gchar *by = NULL;
+
+  for (guint i = 0; i < run->devices->len && chosen == NULL; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (run->devices, i);
+      g_autoptr(GError) error = NULL;
+
+      if (device_address (device) == NULL)
+        continue;
+      chosen = shoal_multicast_route_iface (device_address (device), &error);
+      if (chosen != NULL)
+        by = shoal_device_get_id (device);
+      else
+        g_debug ("no interface for %s (%s): %s", shoal_device_get_id (device), device_address (device),
+                 error->message);
+    }
+  if (chosen == NULL)
+    return NULL;
+  g_info ("multicast interface %s: the route to the agent of %s", chosen, by);
+  for (guint i = 0; i < run->devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (run->devices, i);
+      const gchar *address = device_address (device);
+      g_autofree gchar *own = address != NULL ? shoal_multicast_route_iface (address, NULL) : NULL;
+
+      if (own != NULL && !g_str_equal (own, chosen))
+        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_WARNING,
+                                _("The session sends on %s, but this device (%s) is reached through %s: it may "
+                                  "not receive the multicast and finish by unicast; set [multicast] interface "
+                                  "or the step's “interface”"), chosen, address, own);
+      else
+        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                                _("The session sends on %s, the interface that reaches %s (no interface "
+                                  "configured)"), chosen, address != NULL ? address : by);
+    }
+  return g_steal_pointer (&chosen);
+}
+
 static gboolean
 setup_session (Run               *run,
                ShoalStepContext  *ctx,
@@ -639,6 +697,8 @@ setup_session (Run               *run,
   run->group = group != NULL ? g_strdup (group)
                              : g_strdup_printf ("239.77.%u.%u", (c->session >> 8) & 0xff, c->session & 0xff);
   run->iface = g_strdup (shoal_step_context_get_option_string (ctx, "interface", cfg_iface));
+  if (run->iface == NULL)
+    run->iface = route_iface (run, ctx);
   c->group = run->group;
   c->iface = run->iface;
   c->port = (uint16_t) shoal_step_context_get_option_int (ctx, "port", 6100);

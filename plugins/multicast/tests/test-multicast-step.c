@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "shoal-multicast-journal.h"
+#include "shoal-multicast-route.h"
 #include "shoal-multicast-source.h"
 #include "shoal-multicast-step.h"
 #ifdef HAVE_IMAGE_STORE
@@ -41,6 +42,7 @@ typedef struct {
   gchar *dir;
   GPtrArray *children;
   GArray *progress[2];  /* each Progress the two receiving devices went through */
+  gchar *iface_note;    /* the step's journal note on its interface */
 } Fixture;
 
 static void
@@ -70,6 +72,33 @@ check_progress (GArray *seen)
     }
   g_assert_true (partial);
   g_assert_cmpfloat (g_array_index (seen, gdouble, seen->len - 1), ==, 1.0);
+}
+
+/* the step's note on the interface it chose */
+static void
+journal_cb (ShoalDevice *device, ShoalJournalEntry *entry, gchar **note)
+{
+  if (g_str_has_prefix (shoal_journal_entry_get_message (entry), "The session sends on "))
+    {
+      g_free (*note);
+      *note = g_strdup (shoal_journal_entry_get_message (entry));
+    }
+}
+
+/* which interface reaches an address (no namespace needed: loopback) */
+static void
+test_route_iface (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *lo = shoal_multicast_route_iface ("127.0.0.1", &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (lo, ==, "lo");
+  g_assert_null (shoal_multicast_route_iface ("10.77.0.999", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_null (shoal_multicast_route_iface (NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
 }
 
 static void
@@ -168,13 +197,21 @@ test_step_group (void)
   for (gsize i = 0; i < 5 * 1048576 + 777; i++)
     data[i] = (gchar) g_random_int ();
   g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
-  json = g_strdup_printf ("{\"image-path\": \"%s\", \"interface\": \"eth0\", \"group\": \"239.77.8.1\","
+  /* no interface: the step picks the one that reaches the agents (the
+   * namespace has no default route the group's could follow) */
+  json = g_strdup_printf ("{\"image-path\": \"%s\", \"group\": \"239.77.8.1\","
                           " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
                           " \"rate-mbit\": 40, \"gso\": false}", f.src);
   options = json_from_string (json, NULL);
   f.devices = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < 3; i++)
-    g_ptr_array_add (f.devices, shoal_device_new (i == 0 ? "dev-a" : i == 1 ? "dev-b" : "dev-c"));
+    {
+      g_autofree gchar *address = g_strdup_printf ("10.77.0.%u", 11 + i);
+
+      g_ptr_array_add (f.devices, shoal_device_new (i == 0 ? "dev-a" : i == 1 ? "dev-b" : "dev-c"));
+      shoal_device_set_metadata (g_ptr_array_index (f.devices, i), "agent.address", address);
+    }
+  g_signal_connect (g_ptr_array_index (f.devices, 1), "journal-entry", G_CALLBACK (journal_cb), &f.iface_note);
   for (guint i = 0; i < 2; i++)
     {
       f.progress[i] = g_array_new (FALSE, FALSE, sizeof (gdouble));
@@ -195,6 +232,10 @@ test_step_group (void)
   g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 1), NULL));
   g_assert_true (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 2), NULL));
   g_assert_cmpstr (shoal_device_get_metadata (g_ptr_array_index (f.devices, 0), "multicast.outcome"), ==, "complete");
+  g_assert_cmpstr (f.iface_note, ==, "The session sends on eth0, the interface that reaches 10.77.0.12 "
+                                     "(no interface configured)");
+  g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 1), &f.iface_note);
+  g_free (f.iface_note);
   for (guint i = 0; i < 2; i++)
     {
       check_progress (f.progress[i]);
@@ -344,6 +385,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/bad-options", test_step_bad_options);
   g_test_add_func ("/shoal/multicast/step/eviction-message", test_eviction_message);
   g_test_add_func ("/shoal/multicast/step/source-hold", test_source_hold);
+  g_test_add_func ("/shoal/multicast/step/route-iface", test_route_iface);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   return g_test_run ();
 }
