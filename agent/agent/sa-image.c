@@ -4,6 +4,7 @@
  */
 #include "sa-image.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -418,4 +419,53 @@ sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *er
     shoal_manifest_free (r.m);
   free (url);
   return ok;
+}
+
+char *
+sa_image_default_disk (const char *sys_block, uint64_t need, char *why, size_t whylen)
+{
+  struct dirent **names = NULL;
+  char *disk = NULL;
+  int n = scandir (sys_block, &names, NULL, alphasort);
+  SaBuf small;
+
+  sa_buf_init (&small);
+  for (int i = 0; i < n; i++)
+    {
+      const char *name = names[i]->d_name;
+      char *removable = sa_read_filef (true, "%s/%s/removable", sys_block, name);
+      char *sectors = sa_read_filef (true, "%s/%s/size", sys_block, name);
+      uint64_t bytes = sectors != NULL ? strtoull (sectors, NULL, 10) * 512 : 0;
+      char dev[512];
+      struct stat st;
+
+      /* a disk: a device behind it (not loop, ram, zram, dm), not an
+       * optical drive, not removable */
+      snprintf (dev, sizeof dev, "%s/%s/device", sys_block, name);
+      if (disk == NULL && name[0] != '.' && stat (dev, &st) == 0 && strncmp (name, "sr", 2) != 0
+          && (removable == NULL || strcmp (removable, "0") == 0))
+        {
+          if (need > 0 && bytes < need)
+            sa_buf_printf (&small, "%s%s (%.1f GiB)", small.len > 0 ? ", " : "", name, (double) bytes / (1u << 30));
+          else
+            {
+              disk = sa_malloc0 (strlen (name) + 6);
+              sprintf (disk, "/dev/%s", name);
+            }
+        }
+      free (removable);
+      free (sectors);
+      free (names[i]);
+    }
+  free (names);
+  if (disk == NULL)
+    {
+      if (small.len > 0)
+        snprintf (why, whylen, "no fixed disk holds the image's %" PRIu64 " bytes (%.1f GiB): %s", need,
+                  (double) need / (1u << 30), small.data);
+      else
+        snprintf (why, whylen, "no fixed disk found to write (in %s)", sys_block);
+    }
+  sa_buf_clear (&small);
+  return disk;
 }

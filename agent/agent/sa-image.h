@@ -62,5 +62,10 @@ bool  sa_image_chunk_on_disk   (int fd, const ShoalManifest *m, uint64_t index, 
  * @err when it cannot be opened, or is a block device smaller than
  * @image_size bytes */
 int   sa_image_open_disk       (const char *disk, uint64_t image_size, bool *readable, char *err, size_t errlen);
+/* The disk to write when neither the instruction nor the config names
+ * one: the first by name in @sys_block ("/sys/block") that is a fixed
+ * disk (a device behind it, not removable, not an optical drive) of at
+ * least @need bytes (0: any). NULL with @why naming the disks too small */
+char *sa_image_default_disk    (const char *sys_block, uint64_t need, char *why, size_t whylen);
 /* An absolute URL for @ref: as is if it starts with http://, else @server + @ref */
 char *sa_image_resolve_url     (const char *server, const char *ref);

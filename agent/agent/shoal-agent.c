@@ -178,35 +178,6 @@ progress_cb (void *user_data, uint64_t done, uint64_t total)
   post_event (a, "progress", data);
 }
 
-/* The first fixed disk in /sys/block: /dev/<name> */
-static char *
-default_disk (void)
-{
-  struct dirent **names = NULL;
-  char *disk = NULL;
-  int n = scandir ("/sys/block", &names, NULL, alphasort);
-
-  for (int i = 0; i < n; i++)
-    {
-      const char *name = names[i]->d_name;
-      char *removable = sa_read_filef (true, "/sys/block/%s/removable", name);
-      char dev[512];
-      struct stat st;
-
-      snprintf (dev, sizeof dev, "/sys/block/%s/device", name);
-      if (disk == NULL && name[0] != '.' && stat (dev, &st) == 0 && strncmp (name, "sr", 2) != 0
-          && (removable == NULL || strcmp (removable, "0") == 0))
-        {
-          disk = sa_malloc0 (strlen (name) + 6);
-          sprintf (disk, "/dev/%s", name);
-        }
-      free (removable);
-      free (names[i]);
-    }
-  free (names);
-  return disk;
-}
-
 /* @str as a JSON string literal (malloc'd) */
 static char *
 json_quote (const char *str)
@@ -216,6 +187,16 @@ json_quote (const char *str)
   sa_buf_init (&buf);
   sa_json_append_string (&buf, str);
   return sa_buf_steal (&buf);
+}
+
+/* The image's size in bytes as the instruction gives it ("size"), 0 when
+ * it does not */
+static uint64_t
+image_size_of (const SaJson *ins)
+{
+  int64_t size = sa_json_get_int (ins, "size", 0);
+
+  return size > 0 ? (uint64_t) size : 0;
 }
 
 /* The image id the manifest must hash to: "image_id", or "image" when it is an id */
@@ -265,10 +246,10 @@ do_unicast (Agent *a, const SaJson *ins)
   if (disk == NULL && a->config.disk && *a->config.disk)
     disk = a->config.disk;
   if (disk == NULL)
-    disk = fallback = default_disk ();
+    disk = fallback = sa_image_default_disk ("/sys/block", image_size_of (ins), err, sizeof err);
   if (manifest == NULL || disk == NULL)
     {
-      post_error (a, "unicast-receive", manifest ? "no disk found to write" : "the instruction names no manifest");
+      post_error (a, "unicast-receive", manifest ? err : "the instruction names no manifest");
       free (fallback);
       return;
     }
@@ -312,10 +293,10 @@ do_multicast (Agent *a, const SaJson *ins)
   if (disk == NULL && a->config.disk && *a->config.disk)
     disk = a->config.disk;
   if (disk == NULL)
-    disk = fallback = default_disk ();
+    disk = fallback = sa_image_default_disk ("/sys/block", image_size_of (ins), err, sizeof err);
   if (disk == NULL)
     {
-      post_error (a, "multicast-receive", "no disk found to write");
+      post_error (a, "multicast-receive", err);
       return;
     }
   job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),

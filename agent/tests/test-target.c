@@ -794,6 +794,54 @@ test_unicast_receive_block_device (void)
   test_server_free (s);
 }
 
+/* a /sys/block entry: @name with its size in sectors, removable or not,
+ * and a device behind it or not */
+static void
+fake_block (const gchar *root, const gchar *name, guint64 sectors, gboolean removable, gboolean device)
+{
+  g_autofree gchar *dir = g_build_filename (root, name, NULL);
+  g_autofree gchar *size = g_build_filename (dir, "size", NULL);
+  g_autofree gchar *rem = g_build_filename (dir, "removable", NULL);
+  g_autofree gchar *dev = g_build_filename (dir, "device", NULL);
+  g_autofree gchar *text = g_strdup_printf ("%" G_GUINT64_FORMAT "\n", sectors);
+
+  g_assert_cmpint (g_mkdir_with_parents (device ? dev : dir, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (size, text, -1, NULL));
+  g_assert_true (g_file_set_contents (rem, removable ? "1\n" : "0\n", -1, NULL));
+}
+
+/* The disk the agent writes when nothing names one: the first fixed disk
+ * by name that holds the image */
+static void
+test_default_disk (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-sysblock-XXXXXX", NULL);
+  const gchar *rm[] = { "rm", "-rf", root, NULL };
+  char why[512] = "";
+  gchar *disk;
+
+  fake_block (root, "loop0", 1 << 30, FALSE, FALSE);     /* no device: not a disk */
+  fake_block (root, "nvme0n1", 2097152, FALSE, TRUE);    /* 1 GiB */
+  fake_block (root, "sda", 16777216, FALSE, TRUE);       /* 8 GiB */
+  fake_block (root, "sdb", 1 << 30, TRUE, TRUE);         /* removable */
+  fake_block (root, "sr0", 1 << 30, FALSE, TRUE);        /* optical */
+
+  disk = sa_image_default_disk (root, 0, why, sizeof why);
+  g_assert_cmpstr (disk, ==, "/dev/nvme0n1");
+  g_free (disk);
+  disk = sa_image_default_disk (root, 2u << 30, why, sizeof why);
+  g_assert_cmpstr (disk, ==, "/dev/sda");
+  g_free (disk);
+  disk = sa_image_default_disk (root, G_GUINT64_CONSTANT (16) << 30, why, sizeof why);
+  g_assert_null (disk);
+  g_assert_cmpstr (why, ==, "no fixed disk holds the image's 17179869184 bytes (16.0 GiB): "
+                            "nvme0n1 (1.0 GiB), sda (8.0 GiB)");
+  g_assert_true (g_spawn_sync (NULL, (gchar **) rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL));
+  disk = sa_image_default_disk (root, 0, why, sizeof why);
+  g_assert_null (disk);
+  g_assert_true (g_str_has_prefix (why, "no fixed disk found to write"));
+}
+
 /* A block device smaller than the image: refused before anything is
  * fetched or written */
 static void
@@ -1149,6 +1197,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);
   g_test_add_func ("/shoal/target/unicast-receive-disk-too-small", test_unicast_receive_disk_too_small);
+  g_test_add_func ("/shoal/target/default-disk", test_default_disk);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
   g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
   g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
