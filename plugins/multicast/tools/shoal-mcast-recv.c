@@ -27,6 +27,17 @@ on_signal (int sig)
     smc_receiver_cancel (the_receiver);
 }
 
+/* The session is over: a stop request from now on has nothing to cancel
+ * (and the handler must not touch the freed receiver) */
+static void
+free_receiver (void)
+{
+  signal (SIGINT, SIG_IGN);
+  signal (SIGTERM, SIG_IGN);
+  smc_receiver_free (the_receiver);
+  the_receiver = NULL;
+}
+
 typedef struct {
   int fd;
   uint32_t chunk_size;
@@ -249,7 +260,7 @@ main (int argc, char **argv)
           (unsigned long long) st->chunks_hashed_together, st->hash_ns / 1e9, st->write_ns / 1e9,
           st->left_reason, st->path_mtu);
   rc = smc_receiver_is_complete (the_receiver) ? 0 : 1;
-  smc_receiver_free (the_receiver);
+  free_receiver ();
   smc_manifest_free (m);
   free (mbuf);
   free (join_buf);

@@ -25,6 +25,17 @@ on_signal (int sig)
     smc_sender_cancel (the_sender);
 }
 
+/* The session is over: a stop request from now on has nothing to cancel
+ * (and the handler must not touch the freed sender) */
+static void
+free_sender (void)
+{
+  signal (SIGINT, SIG_IGN);
+  signal (SIGTERM, SIG_IGN);
+  smc_sender_free (the_sender);
+  the_sender = NULL;
+}
+
 typedef struct {
   uint64_t size;
   uint32_t chunk_size;
@@ -259,7 +270,7 @@ main (int argc, char **argv)
   printf ("join %s\n", join);
   fflush (stdout);
   if (prepare) {
-    smc_sender_free (the_sender);
+    free_sender ();
     smc_manifest_free (m);
     return 0;
   }
@@ -291,7 +302,7 @@ main (int argc, char **argv)
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
           st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
           (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused, st->ask_ms);
-  smc_sender_free (the_sender);
+  free_sender ();
   smc_manifest_free (m);
   return rc;
 }
