@@ -187,10 +187,11 @@ shoal_image_files_hold (const gchar  *root,
     {
       int saved = errno;
 
-      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND :
-                   saved == EWOULDBLOCK ? SHOAL_ERROR_BUSY : SHOAL_ERROR_STORE,
-                   saved == EWOULDBLOCK ? _("Image %s is being removed") : _("Cannot hold image %s: %s"),
-                   id, g_strerror (saved));
+      if (saved == EWOULDBLOCK)
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY, _("Image %s is being removed"), id);
+      else
+        g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_STORE,
+                     _("Cannot hold image %s: %s"), id, g_strerror (saved));
       return -1;
     }
   return fd;

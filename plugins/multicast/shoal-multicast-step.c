@@ -656,10 +656,14 @@ route_iface (Run *run, ShoalStepContext *ctx)
                                 _("The session sends on %s, but this device (%s) is reached through %s: it may "
                                   "not receive the multicast and finish by unicast; set [multicast] interface "
                                   "or the step's “interface”"), chosen, address, own);
-      else
+      else if (address != NULL)
         shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
                                 _("The session sends on %s, the interface that reaches %s (no interface "
-                                  "configured)"), chosen, address != NULL ? address : by);
+                                  "configured)"), chosen, address);
+      else
+        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                                _("The session sends on %s, the interface that reaches the agent of %s (no "
+                                  "interface configured; this device's address is not known)"), chosen, by);
     }
   return g_steal_pointer (&chosen);
 }
