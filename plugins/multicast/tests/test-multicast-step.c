@@ -197,8 +197,8 @@ test_step_group (void)
   for (gsize i = 0; i < 5 * 1048576 + 777; i++)
     data[i] = (gchar) g_random_int ();
   g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
-  /* no interface: the step picks the one that reaches the agents (the
-   * namespace has no default route the group's could follow) */
+  /* no interface: the step picks the one that reaches the agents and
+   * journals it (here the group's route, topo.sh's, leads there too) */
   json = g_strdup_printf ("{\"image-path\": \"%s\", \"group\": \"239.77.8.1\","
                           " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
                           " \"rate-mbit\": 40, \"gso\": false}", f.src);
