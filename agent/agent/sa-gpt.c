@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "sa-gpt.h"
+#include "sa-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,20 +75,11 @@ put_le64 (uint8_t *p, uint64_t v)
   put_le32 (p + 4, (uint32_t) (v >> 32));
 }
 
+/* the arrays here are at most GPT_ARRAY_MAX bytes: one call of zlib's */
 static uint32_t
 crc32_of (const uint8_t *data, size_t len)
 {
-  uLong crc = crc32 (0L, Z_NULL, 0);
-
-  while (len > 0)
-    {
-      uInt n = len > (1u << 30) ? (1u << 30) : (uInt) len;
-
-      crc = crc32 (crc, data, n);
-      data += n;
-      len -= n;
-    }
-  return (uint32_t) crc;
+  return (uint32_t) crc32 (0L, data, (uInt) len);
 }
 
 /* the header's CRC: over its HeaderSize bytes with the CRC field zeroed */
@@ -101,43 +93,6 @@ header_crc (const uint8_t *hdr, uint32_t size)
   return crc32_of (copy, size);
 }
 
-/* @len bytes at @off of @fd, whole: read into @buf, or written from it */
-static bool
-transfer (int fd, void *buf, size_t len, uint64_t off, bool write)
-{
-  uint8_t *p = buf;
-
-  while (len > 0)
-    {
-      ssize_t n = write ? pwrite (fd, p, len, (off_t) off) : pread (fd, p, len, (off_t) off);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          if (n == 0)
-            errno = EIO;
-          return false;
-        }
-      p += n;
-      len -= (size_t) n;
-      off += (uint64_t) n;
-    }
-  return true;
-}
-
-static bool
-read_at (int fd, void *buf, size_t len, uint64_t off)
-{
-  return transfer (fd, buf, len, off, false);
-}
-
-static bool
-write_at (int fd, const void *buf, size_t len, uint64_t off)
-{
-  return transfer (fd, (void *) buf, len, off, true);
-}
-
 /* fdatasync, where the file supports it */
 static bool
 sync_disk (int fd)
@@ -149,7 +104,7 @@ sync_disk (int fd)
 static bool
 has_header (int fd, uint64_t disk_size, uint32_t ss, uint8_t *hdr)
 {
-  return disk_size >= 2 * (uint64_t) ss && read_at (fd, hdr, ss, ss) &&
+  return disk_size >= 2 * (uint64_t) ss && sa_pread_all (fd, hdr, ss, ss) &&
          memcmp (hdr, GPT_SIGNATURE, 8) == 0;
 }
 
@@ -288,7 +243,7 @@ fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen
       snprintf (msg, msglen, "GPT: out of memory");
       return SA_GPT_ERROR;
     }
-  if (!read_at (fd, array, array_sectors * ss, entries_lba * ss))
+  if (!sa_pread_all (fd, array, array_sectors * ss, entries_lba * ss))
     {
       snprintf (msg, msglen, "reading the GPT's partition entries: %s", strerror (errno));
       outcome = SA_GPT_ERROR;
@@ -326,8 +281,8 @@ fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen
   put_le64 (backup + H_LAST_USABLE, new_last_usable);
   put_le64 (backup + H_ENTRIES_LBA, new_entries_lba);
   put_le32 (backup + H_CRC, header_crc (backup, hsize));
-  if (!write_at (fd, array, array_sectors * ss, new_entries_lba * ss) ||
-      !write_at (fd, backup, ss, last * ss) || !sync_disk (fd))
+  if (!sa_pwrite_all (fd, array, array_sectors * ss, new_entries_lba * ss) ||
+      !sa_pwrite_all (fd, backup, ss, last * ss) || !sync_disk (fd))
     {
       snprintf (msg, msglen, "writing the GPT's backup at the end of the disk: %s", strerror (errno));
       outcome = SA_GPT_ERROR;
@@ -337,7 +292,7 @@ fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen
   put_le64 (hdr + H_ALTERNATE_LBA, last);
   put_le64 (hdr + H_LAST_USABLE, new_last_usable);
   put_le32 (hdr + H_CRC, header_crc (hdr, hsize));
-  if (!write_at (fd, hdr, ss, ss) || !sync_disk (fd))
+  if (!sa_pwrite_all (fd, hdr, ss, ss) || !sync_disk (fd))
     {
       snprintf (msg, msglen, "writing the primary GPT header: %s", strerror (errno));
       outcome = SA_GPT_ERROR;
@@ -346,19 +301,19 @@ fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen
   /* 3. the old backup header, now inside the usable space, is cleared so
    * that nothing takes it for a table; and the protective MBR covers the
    * disk */
-  if (read_at (fd, old, ss, alternate * ss) && memcmp (old, GPT_SIGNATURE, 8) == 0 &&
+  if (sa_pread_all (fd, old, ss, alternate * ss) && memcmp (old, GPT_SIGNATURE, 8) == 0 &&
       get_le64 (old + H_MY_LBA) == alternate)
     {
       memset (old, 0, ss);
-      if (!write_at (fd, old, ss, alternate * ss))
+      if (!sa_pwrite_all (fd, old, ss, alternate * ss))
         {
           snprintf (msg, msglen, "clearing the old GPT backup header: %s", strerror (errno));
           outcome = SA_GPT_ERROR;
           goto out;
         }
     }
-  if (read_at (fd, mbr, sizeof mbr, 0) && protective_mbr_size (mbr, last, &mbr_size) &&
-      !write_at (fd, mbr, sizeof mbr, 0))
+  if (sa_pread_all (fd, mbr, sizeof mbr, 0) && protective_mbr_size (mbr, last, &mbr_size) &&
+      !sa_pwrite_all (fd, mbr, sizeof mbr, 0))
     {
       snprintf (msg, msglen, "writing the protective MBR: %s", strerror (errno));
       outcome = SA_GPT_ERROR;
@@ -400,7 +355,7 @@ clear_stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t se
 
       if ((sector != 0 && ss != sector) || last < 2 || (--last) * ss < image_size)
         continue;
-      if (!read_at (fd, buf, ss, last * ss))
+      if (!sa_pread_all (fd, buf, ss, last * ss))
         {
           snprintf (msg, msglen, "reading the disk's last LBA: %s", strerror (errno));
           return -1;
@@ -408,7 +363,7 @@ clear_stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t se
       if (memcmp (buf, GPT_SIGNATURE, 8) != 0 || get_le64 (buf + H_MY_LBA) != last)
         continue;
       memset (buf, 0, ss);
-      if (!write_at (fd, buf, ss, last * ss) || !sync_disk (fd))
+      if (!sa_pwrite_all (fd, buf, ss, last * ss) || !sync_disk (fd))
         {
           snprintf (msg, msglen, "clearing an earlier system's GPT backup header at the disk's last LBA: %s",
                     strerror (errno));

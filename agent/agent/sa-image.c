@@ -121,7 +121,7 @@ write_zeros_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint6
     {
       size_t n = len < zeros_len ? (size_t) len : zeros_len;
 
-      if (!sa_image_write_at (fd, zeros, n, offset))
+      if (!sa_pwrite_all (fd, zeros, n, offset))
         return false;
       len -= n;
       offset += n;
@@ -176,42 +176,13 @@ sa_image_zero_run (const ShoalManifest *m, uint64_t i, uint64_t *len)
 }
 
 bool
-sa_image_write_at (int fd, const char *data, size_t len, uint64_t offset)
-{
-  while (len > 0)
-    {
-      ssize_t n = pwrite (fd, data, len, (off_t) offset);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      data += n;
-      len -= (size_t) n;
-      offset += (uint64_t) n;
-    }
-  return true;
-}
-
-bool
 sa_image_chunk_on_disk (int fd, const ShoalManifest *m, uint64_t i, uint8_t *buf)
 {
   uint32_t len = shoal_manifest_chunk_length (m, i);
   uint64_t off = shoal_manifest_chunk_offset (m, i);
   ShoalManifestError merr = { 0 };
-  size_t got = 0;
 
-  while (got < len)
-    {
-      ssize_t n = pread (fd, buf + got, len - got, (off_t) (off + got));
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return false;
-      got += (size_t) n;
-    }
-  return shoal_manifest_verify_chunk (m, i, buf, len, &merr) == 0;
+  return sa_pread_all (fd, buf, len, off) && shoal_manifest_verify_chunk (m, i, buf, len, &merr) == 0;
 }
 
 int
@@ -327,7 +298,7 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
         }
       sa_buf_init (&data);
       ok = sa_image_get_chunk (r->job, r->manifest_url, r->m, i, &data, err, errlen);
-      written = ok && sa_image_write_at (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i));
+      written = ok && sa_pwrite_all (r->fd, data.data, data.len, shoal_manifest_chunk_offset (r->m, i));
       if (ok && !written)
         {
           snprintf (err, errlen, "chunk %" PRIu64 ": writing %s: %s", i, r->job->disk, strerror (errno));

@@ -45,7 +45,6 @@ ShoalManifest *sa_image_get_manifest (const SaImageJob *job, const char *url, ch
                                       char *err, size_t errlen);
 bool  sa_image_get_chunk       (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m,
                                 uint64_t index, SaBuf *out, char *err, size_t errlen);
-bool  sa_image_write_at        (int fd, const char *data, size_t len, uint64_t offset);
 bool  sa_image_zero_at         (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint64_t offset);
 /* The end of the run of zero chunks from chunk @i (@i when it is data);
  * their bytes in *len */

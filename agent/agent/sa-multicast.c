@@ -35,7 +35,7 @@ write_chunk (void *user, uint32_t idx, const uint8_t *data, size_t len)
 {
   SaMcastDisk *d = user;
 
-  if (!sa_image_write_at (d->fd, (const char *) data, len, (uint64_t) idx * d->chunk_size))
+  if (!sa_pwrite_all (d->fd, (const char *) data, len, (uint64_t) idx * d->chunk_size))
     {
       d->failed_errno = errno;
       return -1;

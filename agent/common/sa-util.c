@@ -299,3 +299,39 @@ sa_sha256_hex (const void *data, size_t len, char out[65])
     }
   out[64] = '\0';
 }
+
+static bool
+transfer_all (int fd, void *buf, size_t len, uint64_t offset, bool write)
+{
+  uint8_t *p = buf;
+
+  while (len > 0)
+    {
+      ssize_t n = write ? pwrite (fd, p, len, (off_t) offset) : pread (fd, p, len, (off_t) offset);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          if (n == 0)
+            errno = EIO;
+          return false;
+        }
+      p += n;
+      len -= (size_t) n;
+      offset += (uint64_t) n;
+    }
+  return true;
+}
+
+bool
+sa_pread_all (int fd, void *buf, size_t len, uint64_t offset)
+{
+  return transfer_all (fd, buf, len, offset, false);
+}
+
+bool
+sa_pwrite_all (int fd, const void *buf, size_t len, uint64_t offset)
+{
+  return transfer_all (fd, (void *) buf, len, offset, true);
+}

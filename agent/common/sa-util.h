@@ -36,6 +36,10 @@ char   *sa_read_file       (const char *path, size_t max, bool strip);
 /* Same, for a path made of a printf format */
 char   *sa_read_filef      (bool strip, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 bool    sa_write_file      (const char *path, const void *data, size_t len, int mode);
+/* @len bytes at @offset of @fd, whole (EINTR retried): read into @buf, or
+ * written from it. False with errno (EIO for a file that ends first) */
+bool    sa_pread_all       (int fd, void *buf, size_t len, uint64_t offset);
+bool    sa_pwrite_all      (int fd, const void *buf, size_t len, uint64_t offset);
 bool    sa_mkdir_p         (const char *path, int mode);
 
 /* The value of KEY= in a kernel command line (space-separated words);
