@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sa-gpt.h"
+#include "target-test-loop.h"
 
 #define IMAGE_SIZE (4u << 20)
 #define DISK_SIZE  (64u << 20)
@@ -58,32 +59,6 @@ have_tools (void)
   return TRUE;
 }
 
-/* @path attached to a loop device of @sector-byte logical sectors (NULL,
- * the test skipped, where there is none: it needs root) */
-static gchar *
-loop_attach (const gchar *path, guint sector)
-{
-  g_autofree gchar *ss = g_strdup_printf ("%u", sector);
-  const gchar *argv[] = { "losetup", "--find", "--show", "--sector-size", ss, path, NULL };
-  g_autofree gchar *out = NULL;
-
-  if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS) || !run (argv, NULL, &out) ||
-      !g_str_has_prefix (g_strstrip (out), "/dev/loop"))
-    {
-      g_test_skip ("needs root and loop devices");
-      return NULL;
-    }
-  return g_steal_pointer (&out);
-}
-
-static gboolean
-loop_detach (const gchar *dev)
-{
-  const gchar *argv[] = { "losetup", "--detach", dev, NULL };
-
-  return run (argv, NULL, NULL);
-}
-
 /* A whole-disk image of IMAGE_SIZE bytes with an EFI and a root partition,
  * made by sfdisk for sectors of @sector bytes, its partitions filled with
  * a pattern */
@@ -102,7 +77,7 @@ make_image (guint sector)
   close (fd);
   /* sfdisk takes a file for 512-byte sectors; other sizes through a loop
    * device of that sector size */
-  if (sector != 512 && (dev = loop_attach (path, sector)) == NULL)
+  if (sector != 512 && (dev = target_test_loop_attach (path, sector)) == NULL)
     {
       g_unlink (path);
       return NULL;
@@ -110,7 +85,7 @@ make_image (guint sector)
   argv[2] = dev != NULL ? dev : path;
   made = run (argv, table_script, NULL);
   if (dev != NULL)
-    g_assert_true (loop_detach (dev));
+    g_assert_true (target_test_loop_detach (dev));
   g_assert_true (made);
   g_assert_true (g_file_get_contents (path, &data, &len, NULL));
   g_assert_cmpuint (len, ==, IMAGE_SIZE);
@@ -224,12 +199,12 @@ check_moved (guint sector, gboolean on_loop)
     {
       /* the tools read a table of other sector sizes through a loop
        * device of that size */
-      image_dev = loop_attach (image_path, sector);
-      disk_dev = image_dev != NULL ? loop_attach (disk, sector) : NULL;
+      image_dev = target_test_loop_attach (image_path, sector);
+      disk_dev = image_dev != NULL ? target_test_loop_attach (disk, sector) : NULL;
       if (disk_dev == NULL)
         {
           if (image_dev != NULL)
-            g_assert_true (loop_detach (image_dev));
+            g_assert_true (target_test_loop_detach (image_dev));
           g_unlink (disk);
           g_unlink (image_path);
           return;
@@ -242,9 +217,9 @@ check_moved (guint sector, gboolean on_loop)
   if (disk_dev != NULL)
     layout_disk = sfdisk_layout (disk_dev, &lastlba_disk);
   if (image_dev != NULL)
-    g_assert_true (loop_detach (image_dev));
+    g_assert_true (target_test_loop_detach (image_dev));
   if (disk_dev != NULL)
-    g_assert_true (loop_detach (disk_dev));
+    g_assert_true (target_test_loop_detach (disk_dev));
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_MOVED);
   expect = g_strdup_printf ("GPT backup moved from LBA %" G_GSIZE_FORMAT " to the disk's last LBA %" G_GSIZE_FORMAT
@@ -369,14 +344,14 @@ test_gpt_sector_mismatch (void)
   if (!have_tools () || (image = make_image (4096)) == NULL)
     return;
   disk = make_disk (image, IMAGE_SIZE, DISK_SIZE, &before);
-  dev = loop_attach (disk, 512);
+  dev = target_test_loop_attach (disk, 512);
   if (dev == NULL)
     {
       g_unlink (disk);
       return;
     }
   outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, msg, sizeof msg);
-  g_assert_true (loop_detach (dev));
+  g_assert_true (target_test_loop_detach (dev));
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
   g_assert_nonnull (strstr (msg, "made for 4096-byte sectors, the disk has 512-byte sectors"));

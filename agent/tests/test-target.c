@@ -21,6 +21,7 @@
 #include "sa-image.h"
 #include "sa-inventory.h"
 #include "sa-json.h"
+#include "target-test-loop.h"
 #include "shoal-manifest.h"
 
 /* --- a loopback server in its own thread ------------------------------- */
@@ -705,15 +706,9 @@ test_unicast_receive (void)
 static gchar *
 loop_device_new (gsize size, guint8 **contents, gchar **backing)
 {
-  const gchar *attach[] = { "losetup", "--find", "--show", NULL, NULL };
-  g_autofree gchar *out = NULL;
-  gint status = 0, fd;
+  gchar *dev;
+  gint fd;
 
-  if (getuid () != 0 || !g_file_test ("/dev/loop-control", G_FILE_TEST_EXISTS))
-    {
-      g_test_skip ("needs root and loop devices");
-      return NULL;
-    }
   *contents = g_malloc (size);
   for (gsize i = 0; i < size; i++)
     (*contents)[i] = (guint8) (i * 31 + 7);
@@ -721,27 +716,10 @@ loop_device_new (gsize size, guint8 **contents, gchar **backing)
   g_assert_cmpint (fd, >=, 0);
   g_assert_cmpint (write (fd, *contents, size), ==, (gssize) size);
   close (fd);
-  attach[3] = *backing;
-  if (!g_spawn_sync (NULL, (gchar **) attach, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
-                     &out, NULL, &status, NULL) ||
-      !g_spawn_check_wait_status (status, NULL) || !g_str_has_prefix (g_strstrip (out), "/dev/loop"))
-    {
-      g_test_skip ("no loop device could be attached");
-      g_unlink (*backing);
-      return NULL;
-    }
-  g_test_message ("%s over %s", out, *backing);
-  return g_steal_pointer (&out);
-}
-
-static gboolean
-loop_device_detach (const gchar *dev)
-{
-  const gchar *detach[] = { "losetup", "--detach", dev, NULL };
-  gint status = 0;
-
-  return g_spawn_sync (NULL, (gchar **) detach, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) &&
-         g_spawn_check_wait_status (status, NULL);
+  dev = target_test_loop_attach (*backing, 512);
+  if (dev == NULL)
+    g_unlink (*backing);
+  return dev;
 }
 
 static void
@@ -775,7 +753,7 @@ test_unicast_receive_block_device (void)
   read_back = dev_fd >= 0 && pread (dev_fd, back, disk_size, 0) == (gssize) disk_size;
   if (dev_fd >= 0)
     close (dev_fd);
-  detached = loop_device_detach (dev);
+  detached = target_test_loop_detach (dev);
   g_assert_true (written);
   g_assert_true (read_back);
   g_assert_true (detached);
@@ -865,7 +843,7 @@ test_unicast_receive_disk_too_small (void)
   job.server = server;
   job.disk = dev;
   written = sa_image_unicast_receive (&job, &result, err, sizeof err);
-  detached = loop_device_detach (dev);
+  detached = target_test_loop_detach (dev);
   g_test_message ("%s", err);
   g_assert_false (written);
   g_assert_true (detached);
