@@ -24,6 +24,11 @@
  * slow-policy "evict": the group is not slowed below it, a receiver that
  * cannot take it finishes by unicast; 0, the default: the group slows
  * down to its slowest receiver),
+ * "slow-disk-percent" (with slow-policy "evict": a receiver whose disk
+ * writes, for 2 s, under this share of what the others' disks write, or
+ * of the cap, finishes by unicast instead of holding the group to its
+ * speed; a quarter of the group at most; 50 by default, 0: the group
+ * slows down to its slowest disk),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
@@ -151,6 +156,11 @@ shoal_multicast_eviction_message (const smc_sender_config *cfg,
       return g_strdup_printf (_("Could not keep up with the group at its minimum rate of %llu Mbit/s "
                                 "(min-rate-mbit), after %u chunks: finishing by unicast"),
                               (unsigned long long) (cfg->rate_min_bps / 1000000), n->last.chunks_done);
+    case SMC_EVICT_SLOW:
+      return g_strdup_printf (_("Its disk wrote %.1f MB/s, under %u%% of the %.1f MB/s the rest of the group takes "
+                                "(slow-disk-percent), after %u chunks: finishing by unicast"),
+                              n->drain_Bps / 1e6, cfg->slow_ratio_permille / 10, n->group_Bps / 1e6,
+                              n->last.chunks_done);
     case SMC_EVICT_BEHIND:
       return g_strdup_printf (_("Fell more than %u chunks behind the group, after %u chunks: finishing by unicast"),
                               cfg->max_behind_chunks, n->last.chunks_done);
@@ -683,6 +693,7 @@ setup_session (Run               *run,
   gint64 start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, rate));
   gint64 min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
+  gint64 slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
   gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
   const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
@@ -727,6 +738,13 @@ setup_session (Run               *run,
                    (long long) min_rate);
       return FALSE;
     }
+  if (slow_disk < 0 || slow_disk > 100)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("slow-disk-percent must be between 0 and 100, not %lld"), (long long) slow_disk);
+      return FALSE;
+    }
+  c->slow_ratio_permille = (uint32_t) slow_disk * 10;
   c->rate_min_bps = (uint64_t) min_rate * 1000000;
   c->rate_max_bps = (uint64_t) rate * 1000000;
   c->rate_start_bps = (uint64_t) start * 1000000;

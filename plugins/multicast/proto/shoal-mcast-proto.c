@@ -267,7 +267,8 @@ smc_parse_srcreq (const uint8_t *buf, size_t len, smc_srcreq *q)
 
 /* ---------------- STATUS ---------------- */
 #define STATUS_BODY 40        /* without the backlog field (first receivers) */
-#define STATUS_BODY_FULL 46    /* + backlog ‰ (u16) and intake kB/s (u32) */
+#define STATUS_BODY_INTAKE 46  /* + backlog ‰ (u16) and intake kB/s (u32) */
+#define STATUS_BODY_FULL 50    /* + drain kB/s (u32) */
 
 size_t
 smc_build_status (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s)
@@ -290,6 +291,7 @@ smc_build_status (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *
   put32 (p + 36, s->forged);
   put16 (p + 40, s->backlog_permille);
   put32 (p + 42, s->intake_kBps);
+  put32 (p + 46, s->drain_kBps);
   memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
 }
@@ -313,10 +315,13 @@ smc_parse_status (const uint8_t *buf, size_t len, smc_status *s)
   s->forged = get32 (p + 36);
   s->backlog_permille = 0;
   s->intake_kBps = 0;
-  if (len >= SMC_HDR_LEN + STATUS_BODY_FULL + SMC_TAG_LEN) {
+  s->drain_kBps = 0;
+  if (len >= SMC_HDR_LEN + STATUS_BODY_INTAKE + SMC_TAG_LEN) {
     s->backlog_permille = get16 (p + 40);
     s->intake_kBps = get32 (p + 42);
   }
+  if (len >= SMC_HDR_LEN + STATUS_BODY_FULL + SMC_TAG_LEN)
+    s->drain_kBps = get32 (p + 46);
   if (s->node == 0 || s->state > SMC_RX_FAILED || s->backlog_permille > 1000)
     return -1;
   return 0;

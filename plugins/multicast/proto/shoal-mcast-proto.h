@@ -154,6 +154,10 @@ typedef struct {
                               * (0 from a receiver that does not send it) */
   uint32_t intake_kBps;      /* UDP payload taken from the socket since the
                               * last STATUS, kB/s (0: not sent) */
+  uint32_t drain_kBps;       /* the chunks verified and written since the last
+                              * STATUS, over the time that took: what its
+                              * hash-and-disk path takes when busy, kB/s
+                              * (0: none finished, or not sent) */
 } smc_status;
 
 /* a receive queue this full (‰) is reported at once and slows the sender,

@@ -143,6 +143,11 @@ struct smc_receiver {
   uint64_t last_backlog_report;
   uint64_t intake_bytes;         /* taken from the socket since the last STATUS */
   uint64_t intake_since;
+  uint64_t drain_bytes;          /* chunks verified and written since the last */
+  uint64_t drain_ns;             /* STATUS, and the time that took */
+  int drain_measured;            /* 1: STATUS says what drain_* measured;
+                                  * 0 (offline): drain_model_kBps */
+  uint32_t drain_model_kBps;
   uint32_t seq_first, seq_max, seq_got;
   uint32_t seq_outage;           /* sequence numbers lost in outages, this window */
   uint64_t seq_last_ns;          /* when the last DATA or ANNOUNCE came */
@@ -408,6 +413,7 @@ receiver_new (const smc_receiver_config *c, smc_tap_fn tap, void *tap_user, char
     smc_receiver_free (r);
     return NULL;
   }
+  r->drain_measured = tap == NULL;
   if (r->cfg.verify_thread)
     verify_start (r);
   return r;
@@ -593,6 +599,8 @@ job_done (smc_receiver *r, const vjob *j)
   r->st.chunks_hashed_together += j->lanes > 1;
   r->st.hash_ns += j->hash_ns;
   r->st.write_ns += j->write_ns;
+  r->drain_bytes += j->len;
+  r->drain_ns += (uint64_t) j->hash_ns + j->write_ns;
   account (r, j->idx, j->len, j->rc);
   pool_put (r, j->buf);
   chunk_settle (r, j->idx, j->rc);
@@ -1387,6 +1395,18 @@ send_status (smc_receiver *r)
     r->intake_bytes = 0;
     r->intake_since = now;
   }
+  /* what the hash-and-write path took, over the time it was busy: a disk
+   * slower than the group shows here, whatever the sender's rate */
+  if (r->drain_bytes != 0) {
+    if (!r->drain_measured)
+      s.drain_kBps = r->drain_model_kBps;
+    else if (r->drain_ns != 0) {
+      uint64_t kBps = r->drain_bytes * 1000000ull / r->drain_ns;
+      s.drain_kBps = kBps > UINT32_MAX ? UINT32_MAX : (uint32_t) kBps;
+    }
+  }
+  r->drain_bytes = 0;
+  r->drain_ns = 0;
   len = smc_build_status (buf, sizeof buf, &h, &s);
   send_signed (r, buf, len, &r->sender);
 }
@@ -1755,6 +1775,12 @@ smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint64_t de
   r->sock.offline_delay_ns = delay_ns;
   r->sock.offline_drops = drops;
   r->rx.overflow = overflow;
+}
+
+void
+smc_receiver_set_drain (smc_receiver *r, uint32_t kBps)
+{
+  r->drain_model_kBps = kBps;
 }
 
 uint64_t

@@ -222,6 +222,7 @@ smc_evict_cause_str (int cause)
   case SMC_EVICT_FLOOR: return "min-rate";
   case SMC_EVICT_BEHIND: return "behind";
   case SMC_EVICT_SELF: return "receiver";
+  case SMC_EVICT_SLOW: return "slow-disk";
   default: return "unknown";
   }
 }
@@ -250,6 +251,7 @@ smc_sender_config_init (smc_sender_config *c)
   c->node_timeout_ms = 3000;
   c->drain_timeout_ms = 60000;
   c->max_loss_permille = 250;
+  c->slow_ratio_permille = 500;
 }
 
 static int
@@ -1559,6 +1561,67 @@ progress (smc_sender *s, smc_node_info *n, uint64_t now)
   s->cfg.on_progress (s->cfg.node_user, n);
 }
 
+/* the pace the group would keep without node n: the median of the other
+ * receivers' hash-and-write paths (those that said theirs), or the cap if
+ * lower (payload bytes/s); 0 when no other receiver said */
+static double
+group_pace_without (const smc_sender *s, const smc_node_info *n)
+{
+  double v[64], t;
+  size_t m = 0, i, j;
+  double cap = s->cap_Bps * (s->cfg.mtu - 28) / (s->cfg.mtu + WIRE_OVERHEAD);
+  /* a spread sample of at most 64 of them: the median of a group of
+   * thousands is as well known from 64 */
+  size_t step = s->n_nodes / 64 + 1;
+  for (i = 0; i < s->n_nodes && m < 64; i += step) {
+    const smc_node_info *o = &s->nodes[i];
+    if (o == n || o->outcome != 0 || o->drain_Bps == 0)
+      continue;
+    v[m++] = o->drain_Bps;
+  }
+  if (m == 0)
+    return 0;
+  for (i = 1; i < m; i++)
+    for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  t = m % 2 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
+  return t < cap ? t : cap;
+}
+
+/* 1 when node n's disk holds the group under slow_ratio of the pace it
+ * would keep without n, and has for SMC_SLOW_HOLD_MS (st: its report) */
+static int
+slow_outlier (smc_sender *s, smc_node_info *n, const smc_status *st, uint64_t now)
+{
+  double pace;
+  uint32_t budget = (uint32_t) (s->n_nodes / 4);
+  if (st->drain_kBps == 0)
+    return 0;  /* no chunk finished since its last report: nothing known */
+  n->drain_Bps = n->drain_Bps == 0 ? st->drain_kBps * 1000.0 : 0.7 * n->drain_Bps + 300.0 * st->drain_kBps;
+  if (s->cfg.slow_policy != SMC_SLOW_EVICT || s->cfg.slow_ratio_permille == 0 || s->state != SMC_STATE_SENDING ||
+      n->outcome != 0)
+    return 0;
+  pace = group_pace_without (s, n);
+  if (pace == 0 || n->drain_Bps >= pace * s->cfg.slow_ratio_permille / 1000.0) {
+    n->slow_since_ns = 0;
+    n->slow_reports = 0;
+    return 0;
+  }
+  if (n->slow_since_ns == 0)
+    n->slow_since_ns = now;
+  n->slow_reports++;
+  /* a quarter of the group at most (a group that is mostly slow is slow:
+   * sending most of it by unicast would not be faster) */
+  if (now - n->slow_since_ns < SMC_SLOW_HOLD_MS * MS || n->slow_reports < 3 ||
+      s->st.slow_evictions >= (budget > 0 ? budget : 1))
+    return 0;
+  n->group_Bps = pace;
+  return 1;
+}
+
 static void
 handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct sockaddr_in *from, uint64_t now)
 {
@@ -1644,6 +1707,15 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     s->strikes[idx] = 0;
     if (!group_lossy (s, idx, &st))
       s->group_loss_run = 0;
+  }
+  if (slow_outlier (s, n, &st, now)) {
+    s->st.slow_evictions++;
+    vlog (s, "node %u writes %.1f MB/s, under %.0f %% of the others' %.1f MB/s: finishing by unicast", n->node,
+          n->drain_Bps / 1e6, s->cfg.slow_ratio_permille / 10.0, n->group_Bps / 1e6);
+    node_evict (s, n, SMC_EVICT_SLOW, &st, now);
+    /* the rate it held the group to says nothing of the others: find
+     * theirs again as at the start, doubling until one signals */
+    s->slow_start = 1;
   }
   if (s->cfg.max_behind_chunks && n->outcome == 0 && s->state == SMC_STATE_SENDING &&
       s->cur_chunk != UINT32_MAX && st.chunks_done + st.chunks_pending + s->cfg.max_behind_chunks < s->cur_chunk &&

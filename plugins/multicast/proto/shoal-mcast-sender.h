@@ -23,6 +23,7 @@ typedef enum {
   SMC_EVICT_FLOOR = 2,      /* it could not keep up at rate_min_bps */
   SMC_EVICT_BEHIND = 3,     /* more than max_behind_chunks behind the first pass */
   SMC_EVICT_SELF = 4,       /* it left on its own (last.reason says why) */
+  SMC_EVICT_SLOW = 5,       /* its disk took under slow_ratio of the group's pace */
 } smc_evict_cause;
 
 typedef struct {
@@ -43,6 +44,13 @@ typedef struct {
   uint64_t nack_seen_ns;    /* has said that one (a receiver taking nothing) */
   uint32_t progress_done;   /* chunks_done last passed to on_progress */
   uint64_t progress_ns;     /* and when */
+  double drain_Bps;         /* what its hash-and-write path takes (STATUS
+                             * drain, smoothed; 0: not said yet) */
+  double group_Bps;         /* with SMC_EVICT_SLOW: the pace the group would
+                             * keep without it, when it was evicted */
+  uint64_t slow_since_ns;   /* its drain has been under slow_ratio of the
+                             * group's pace since then (0: it is not) */
+  uint32_t slow_reports;    /* reports in a row saying so */
 } smc_node_info;
 
 typedef struct {
@@ -59,6 +67,7 @@ typedef struct {
   int gso_refused;          /* the kernel refused one: one packet per send since */
   uint64_t backlog_signals; /* STATUS with a receive queue over SMC_BACKLOG_HIGH, growing */
   uint64_t group_loss_cuts; /* rate cuts for most receivers losing > max_loss */
+  uint32_t slow_evictions;  /* receivers evicted for a slow disk (SMC_EVICT_SLOW) */
   uint32_t ask_ms;          /* first repair requests come this long after their
                              * block (recent high): the first pass's last that
                              * long carries parity for the reported loss */
@@ -101,6 +110,14 @@ typedef struct {
   uint32_t drain_timeout_ms;/* give up on stragglers after this in drain (default 60000) */
   uint32_t max_loss_permille; /* evict threshold for SMC_SLOW_EVICT (default 250) */
   uint32_t max_behind_chunks; /* evict a receiver this many chunks behind (default 0: off) */
+  /* with SMC_SLOW_EVICT, a receiver whose hash-and-write path (its disk)
+   * takes less than this share (‰) of the pace the group would keep
+   * without it (the median of the others' paths, or the cap if lower) for
+   * SMC_SLOW_HOLD_MS is evicted and finishes by unicast, instead of
+   * holding every other receiver to its speed. At most a quarter of the
+   * group (one at least) is evicted so. Default 500; 0: the group slows
+   * down to its slowest disk. */
+  uint32_t slow_ratio_permille;
   int slow_policy;
   uint32_t proactive_permille; /* parity sent with every block (default 0) */
   int no_gso;               /* 1: one packet per send (by default runs of
@@ -126,6 +143,9 @@ typedef struct {
   void *user;               /* for read_chunk */
   void *node_user;          /* for on_node and on_progress */
 } smc_sender_config;
+
+/* how long a receiver's disk must be that slow before it is evicted */
+#define SMC_SLOW_HOLD_MS 2000
 
 typedef struct smc_sender smc_sender;
 

@@ -321,6 +321,7 @@ smc_sim_config_init (smc_sim_config *c)
   c->latency_ns = 50000;
   c->time_limit_ns = 120000 * MS;
   c->rcvbuf = 64u << 20;
+  c->slow_ratio_permille = 500;
 }
 
 static int
@@ -348,6 +349,7 @@ setup (smc_sim *sim, char *err, size_t errlen)
   sc.mtu = c->mtu;
   sc.rate_max_bps = c->rate_bps;
   sc.rate_min_bps = c->rate_min_bps;
+  sc.slow_ratio_permille = c->slow_ratio_permille;
   sc.expected = c->receivers;
   sc.verbose = c->verbose;
   sc.read_chunk = read_chunk;
@@ -376,6 +378,7 @@ setup (smc_sim *sim, char *err, size_t errlen)
     sim->r[i].r = smc_receiver_new_offline (&rc, tap, &sim->p[i], err, errlen);
     if (sim->r[i].r == NULL)
       return -1;
+    smc_receiver_set_drain (sim->r[i].r, (uint32_t) (c->drain_Bps[i] / 1000));
   }
   return 0;
 }

@@ -35,6 +35,10 @@ void smc_receiver_input (smc_receiver *r, const uint8_t *pkt, size_t len, const 
  * them was queued) */
 void smc_receiver_set_socket (smc_receiver *r, uint16_t backlog_permille, uint64_t delay_ns, uint32_t drops,
                               uint32_t overflow);
+/* what its hash-and-write path takes, as the caller models it: STATUS
+ * says kBps while chunks are written (an offline receiver measures
+ * nothing; 0, the default, says nothing) */
+void smc_receiver_set_drain (smc_receiver *r, uint32_t kBps);
 /* one turn of its loop after n packets were input at now (queue_empty:
  * none waits in its socket); when it wants the next (UINT64_MAX once
  * finished) */
@@ -88,6 +92,10 @@ typedef struct {
   uint64_t intake_Bps[SMC_SIM_MAX_RECEIVERS + 1];
   uint32_t rcvbuf;          /* each receiver's socket buffer, with an intake rate (64 MiB, as
                              * smc_receiver's) */
+  /* what receiver i says its hash-and-write path takes (STATUS drain),
+   * bytes/s (0: it says nothing); with intake_Bps, a slow disk */
+  uint64_t drain_Bps[SMC_SIM_MAX_RECEIVERS + 1];
+  uint32_t slow_ratio_permille; /* smc_sender_config's (default 500) */
   /* called for every packet on its way (after the loss above spared it):
    * SMC_SIM_DELIVER or SMC_SIM_DROP; it may change the packet in place
    * (*len at most cap bytes) and send others with smc_sim_inject */

@@ -58,6 +58,9 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/receiver-backlog", "backlog", run_case);
   /* the same receiver, with a minimum rate it cannot take: evicted to unicast, the other not held */
   g_test_add_data_func ("/shoal/multicast/net/min-rate", "minrate", run_case);
+  /* a receiver whose disk writes under half what the other's does: evicted after 2 s, the
+   * other not held to it */
+  g_test_add_data_func ("/shoal/multicast/net/slow-disk", "slowdisk", run_case);
   /* a receiver whose disk stalls a write for longer than the node timeout keeps reporting */
   g_test_add_data_func ("/shoal/multicast/net/disk-stall", "stall", run_case);
   /* every receiver behind a link slower than the cap: the group slows down, nobody is evicted */

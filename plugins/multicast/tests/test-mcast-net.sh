@@ -49,8 +49,10 @@ case "$CASE" in
   two) nrecv=2; extra=(--lanes 1) ;;
   killed) rate=100; extra=(--read-ahead 2 --lanes 4) ;;
   slow) "$TOPO" slow "$P" r1 100mbit; rate=600 ;;
-  backlog) nrecv=2; rate=2000 ;;
-  minrate) nrecv=2; rate=2000; extra=(--min-mbit 1000) ;;
+  # (these two keep the slow disk on multicast, as slow-disk-percent 0 does)
+  backlog) nrecv=2; rate=2000; extra=(--slow-ratio 0) ;;
+  minrate) nrecv=2; rate=2000; extra=(--min-mbit 1000 --slow-ratio 0) ;;
+  slowdisk) nrecv=2 ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
   narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
   burst|bursts)
@@ -149,23 +151,18 @@ receivers_complete() {
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(grep -c 'outcome=complete' "$W/send.out")" = "$1" ] || fail "not every receiver reported complete"
 }
-# r1 writes to a slow disk (20 ms per 1 MiB chunk: at most 50 MB/s) from
-# a 2 MiB socket buffer, r2 keeps up; their outputs are checked, the
-# sender's exit code is in $src
-slow_disk_pair() {
-  start_recv r1 101 --write-delay-us 20000 --rcvbuf 2097152
-  start_recv r2 102
+# r1 (with the receiver options given) and r2 receive the whole session;
+# their outputs are checked, the sender's exit code is in $src
+two_receivers() {
+  start_recv r1 101 "$@"; start_recv r2 102
   wait $spid; src=$?
   wait
   check_out r1; check_out r2
 }
-# r1 and r2 receive the whole session; their outputs are checked, the
-# sender's exit code is in $src
-two_receivers() {
-  start_recv r1 101; start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+# r1 writes to a slow disk (20 ms per 1 MiB chunk: at most 50 MB/s) from
+# a 2 MiB socket buffer, r2 keeps up
+slow_disk_pair() {
+  two_receivers --write-delay-us 20000 --rcvbuf 2097152
 }
 # MiB-chunks of an output that hold data (receivers allocate the whole
 # output before the session: its size on disk says nothing of progress)
@@ -438,6 +435,25 @@ backlog)
   [ "$(field "$W/recv.r2.out" backlog_reports)" = 0 ] || echo "note: r2 reported a backlog too"
   echo "backlog: r1 reported $(field "$W/recv.r1.out" backlog_reports) times, overflow $(field "$W/recv.r1.out" overflow), rate down to $low, $(field "$W/send.out" rate_mbit) at the end (Mbit/s)"
   ;;
+slowdisk)
+  # r1's disk writes 5 MB/s (200 ms per 1 MiB chunk) and it holds two
+  # chunks at most: the group is held to it until, 2 s on, the sender
+  # evicts it by default (its disk under half the pace of the others');
+  # it finishes by unicast and r2 is done in about 3.2 s (held to r1, 4.5)
+  two_receivers --verify-thread --window 2 --write-delay-us 200000 --rcvbuf 2097152
+  [ "$src" = 1 ] || fail "sender rc $src, not 1 (a receiver evicted)"
+  grep -q 'node 101 .*outcome=evicted-to-unicast cause=slow-disk ' "$W/send.out" || fail "the slow disk was not evicted"
+  grep -q 'node 102 .*outcome=complete' "$W/send.out" || fail "the fast receiver did not complete"
+  [ "$(field "$W/send.out" slow_evictions)" = 1 ] || fail "not one slow-disk eviction"
+  grep -q 'node 101 writes [0-9.]* MB/s, under 50 % of the others' "$W/send.err" || fail "the sender did not say why it evicted r1"
+  d1=$(grep -o 'node 101 .* drain_mbs=[0-9.]*' "$W/send.out" | sed 's/.*drain_mbs=//')
+  awk -v d="$d1" 'BEGIN { exit !(d > 2 && d < 8) }' || fail "r1's disk measured at $d1 MB/s, not about 5"
+  [ "$(field "$W/recv.r1.out" unicast_chunks)" -gt 0 ] || fail "the slow receiver fetched nothing by unicast"
+  [ "$(field "$W/recv.r2.out" unicast_chunks)" = 0 ] || fail "the fast receiver fetched chunks by unicast"
+  t2=$(grep RESULT "$W/recv.r2.out" | grep -o 'mcast_s=[0-9.]*' | cut -d= -f2)
+  awk -v t="$t2" 'BEGIN { exit !(t < 4.0) }' || fail "r2 took $t2 s: held to the slow disk"
+  echo "slowdisk: r1 wrote $d1 MB/s, evicted with $(field "$W/recv.r1.out" unicast_chunks) chunks for unicast; r2 done in $t2 s"
+  ;;
 minrate)
   # r1 writes to a slow disk (at most 50 MB/s, 400 Mbit/s) as in backlog,
   # but the session is held to 1000 Mbit/s at least: r1 cannot keep up
@@ -581,11 +597,7 @@ stall)
   # chunks queued for the verify thread, waits for a slot all that time.
   # Its reports go on, so the sender (node timeout 1 s) does not count it
   # as failed
-  start_recv r1 101 --verify-thread --window 2 --write-stall-ms 2500
-  start_recv r2 102
-  wait $spid; src=$?
-  wait
-  check_out r1; check_out r2
+  two_receivers --verify-thread --window 2 --write-stall-ms 2500
   [ "$src" = 0 ] || fail "sender rc $src"
   grep -q 'node 101 .*outcome=complete' "$W/send.out" || fail "the stalled receiver was not complete at the sender"
   [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "the stalled receiver fell back to unicast"

@@ -195,7 +195,7 @@ test_control_roundtrip (void)
                      .lanes = 2, .receivers = 300, .flags = SMC_ANN_SRCREQ | SMC_ANN_INTERLEAVED | SMC_ANN_SOLO }, a2;
   smc_status s = { .node = 42, .state = SMC_RX_COMPLETE, .loss_permille = 51, .chunks_done = 5,
                    .bytes_written = 5000000, .ext_missing = 1, .backlog_permille = 640,
-                   .intake_kBps = 123456 }, s2;
+                   .intake_kBps = 123456, .drain_kBps = 654321 }, s2;
   smc_nack_entry e[3] = { { 1, 2, 3, 4 }, { 7, 0, 10, 0 }, { 9, 1, 1, 255 } }, e2;
   smc_nack n;
   smc_srcreq q;
@@ -235,9 +235,16 @@ test_control_roundtrip (void)
   g_assert_cmpuint (s2.backlog_permille, ==, 640);
   g_assert_cmpuint (smc_packet_node (buf, len), ==, 42);
   g_assert_cmpuint (s2.intake_kBps, ==, 123456);
-  /* a STATUS of the first receivers (6 bytes shorter: no backlog, no
-   * intake) still parses, without them; one claiming more than 1000 ‰ of
-   * backlog is refused, and so is a shorter body */
+  g_assert_cmpuint (s2.drain_kBps, ==, 654321);
+  /* a STATUS of the receivers before the drain field (4 bytes shorter)
+   * parses without it; one of the first receivers (10 bytes shorter: no
+   * backlog, no intake either) still parses, without them; one claiming
+   * more than 1000 ‰ of backlog is refused, and so is a shorter body */
+  memmove (buf + len - SMC_TAG_LEN - 4, buf + len - SMC_TAG_LEN, SMC_TAG_LEN);
+  g_assert_cmpint (smc_parse_status (buf, len - 4, &s2), ==, 0);
+  g_assert_cmpuint (s2.intake_kBps, ==, 123456);
+  g_assert_cmpuint (s2.drain_kBps, ==, 0);
+  len -= 4;
   memmove (buf + len - SMC_TAG_LEN - 6, buf + len - SMC_TAG_LEN, SMC_TAG_LEN);
   g_assert_cmpint (smc_parse_status (buf, len - 6, &s2), ==, 0);
   g_assert_cmpuint (s2.backlog_permille, ==, 0);

@@ -575,6 +575,84 @@ test_min_rate (void)
   g_free (res);
 }
 
+/* a slow disk among fast ones (4 receivers, 1 Gbit/s, 1 % loss): receiver
+ * 1 reads what its disk writes, 20 MB/s, and says so; the others' disks
+ * take 400 MB/s. */
+static void
+setup_slow_disk (smc_sim_config *c, uint32_t n_slow)
+{
+  setup (c, 128 * MIB, 12, 4, 10000);
+  c->rcvbuf = 4 * MIB;
+  for (uint32_t i = 1; i <= c->receivers; i++) {
+    c->drain_Bps[i] = i <= n_slow ? 20000000 : 400000000;
+    c->intake_Bps[i] = i <= n_slow ? 20000000 : 0;
+  }
+}
+
+static void
+test_slow_disk (void)
+{
+  smc_sim_config c;
+  smc_sim_result *held, *res;
+  /* by default it is evicted once its disk has held the group for 2 s,
+   * and the others go on at the cap */
+  setup_slow_disk (&c, 1);
+  res = run (&c);
+  g_assert_cmpint (res->sender_rc, ==, 1);
+  g_assert_cmpuint (res->sender.slow_evictions, ==, 1);
+  for (uint32_t i = 0; i < res->n_nodes; i++) {
+    const smc_node_info *n = &res->nodes[i];
+    g_assert_cmpint (n->outcome, ==, n->node == 101 ? SMC_NODE_EVICTED : SMC_NODE_COMPLETE);
+    g_assert_cmpint (n->evict_cause, ==, n->node == 101 ? SMC_EVICT_SLOW : SMC_EVICT_NONE);
+    if (n->node == 101) {
+      /* it wrote 20 MB/s; the group would go at the cap (1 Gbit/s: 119
+       * MB/s of image), below the others' 400 */
+      g_assert_cmpfloat (n->drain_Bps, <, 21e6);
+      g_assert_cmpfloat (n->group_Bps, >, 110e6);
+      g_assert_cmpfloat (n->group_Bps, <, 120e6);
+      /* not before it had held the group for 2 s */
+      g_assert_cmpuint (n->finished_ns - res->sender.data_start_ns, >=, SMC_SLOW_HOLD_MS * MS);
+    }
+  }
+  assert_intact (&c, res);
+  g_assert_cmpuint (res->rcv[1].chunks_unicast, >, 64);
+  for (uint32_t i = 2; i <= c.receivers; i++)
+    g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+  /* switched off (slow-disk-percent 0), the group waits for it */
+  setup_slow_disk (&c, 1);
+  c.slow_ratio_permille = 0;
+  held = run (&c);
+  g_test_message ("one disk at 20 MB/s among 400: the others finish at %.3f s, %.3f s held to it",
+                  res->rcv[2].finished_ns / 1e9, held->rcv[2].finished_ns / 1e9);
+  g_assert_cmpint (held->sender_rc, ==, 0);
+  g_assert_cmpuint (held->sender.slow_evictions, ==, 0);
+  /* 128 MiB at 20 MB/s: 6.7 s; evicted after 2 s (40 MB), the rest at
+   * about 115 MB/s: under 3.5 s */
+  g_assert_cmpuint (held->rcv[2].finished_ns, >, 6000 * MS);
+  g_assert_cmpuint (res->rcv[2].finished_ns, <, 3500 * MS);
+  g_free (held);
+  g_free (res);
+  g_free ((void *) c.image);
+  /* two slow disks of four: one is evicted (a quarter of the group at
+   * most), the other still holds the group */
+  setup_slow_disk (&c, 2);
+  res = run (&c);
+  g_assert_cmpuint (res->sender.slow_evictions, ==, 1);
+  g_assert_cmpuint (res->rcv[3].chunks_unicast, ==, 0);
+  g_assert_cmpuint (res->rcv[3].finished_ns, >, 6000 * MS);
+  assert_intact (&c, res);
+  g_free (res);
+  g_free ((void *) c.image);
+  /* every disk as slow: a slow group, nobody evicted */
+  setup_slow_disk (&c, 4);
+  c.image_len = 32 * MIB;
+  res = run (&c);
+  assert_all_by_multicast (&c, res);
+  g_assert_cmpuint (res->sender.slow_evictions, ==, 0);
+  g_free (res);
+  g_free ((void *) c.image);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -589,6 +667,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/sim/slow-group", test_slow_group);
   g_test_add_func ("/shoal/multicast/sim/slow-disks", test_slow_disks);
   g_test_add_func ("/shoal/multicast/sim/min-rate", test_min_rate);
+  g_test_add_func ("/shoal/multicast/sim/slow-disk", test_slow_disk);
   g_test_add_func ("/shoal/multicast/sim/slow-window", test_slow_window);
   g_test_add_func ("/shoal/multicast/sim/overflow-intake", test_overflow_intake);
   g_test_add_func ("/shoal/multicast/sim/slow-repair", test_slow_repair);

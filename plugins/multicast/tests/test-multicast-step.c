@@ -278,6 +278,8 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"start-rate-mbit\": 0}", "start-rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"rate-mbit\": 500, \"min-rate-mbit\": 600}", "min-rate-mbit" },
     { "{\"image-path\": \"/nonexistent\", \"min-rate-mbit\": -1}", "min-rate-mbit" },
+    { "{\"image-path\": \"/nonexistent\", \"slow-disk-percent\": 101}", "slow-disk-percent" },
+    { "{\"image-path\": \"/nonexistent\", \"slow-disk-percent\": -5}", "slow-disk-percent" },
     { "{\"image-path\": \"/nonexistent\", \"gso\": \"yes\"}", "gso" },
   };
 
@@ -314,6 +316,7 @@ test_eviction_message (void)
     { SMC_EVICT_FLOOR, SMC_REASON_NONE, { "minimum rate of 400 Mbit/s", "min-rate-mbit", "after 7 chunks" } },
     { SMC_EVICT_BEHIND, SMC_REASON_NONE, { "more than 16 chunks behind", "after 7 chunks", "unicast" } },
     { SMC_EVICT_SELF, SMC_REASON_NONE, { "Left the multicast session after 7 chunks", "31.2%", "unicast" } },
+    { SMC_EVICT_SLOW, SMC_REASON_NONE, { "disk wrote 4.6 MB/s", "under 50% of the 117.0 MB/s", "slow-disk-percent" } },
     /* its own reason comes first: an MTU problem shows as loss */
     { SMC_EVICT_LOSS, SMC_REASON_MTU, { "MTU of its network interface", "MTU 9000", "unicast" } },
     { SMC_EVICT_SELF, SMC_REASON_PATH_MTU, { "none of its full-size ones", "9000", "unicast" } },
@@ -332,6 +335,8 @@ test_eviction_message (void)
 
       n.last.loss_permille = 312;
       n.last.chunks_done = 7;
+      n.drain_Bps = 4.6e6;
+      n.group_Bps = 117e6;
       n.last.reason = (uint8_t) cases[i].reason;
       msg = shoal_multicast_eviction_message (&cfg, &n);
       for (guint j = 0; j < G_N_ELEMENTS (cases[i].needles); j++)

@@ -118,7 +118,7 @@ usage (void)
   fprintf (stderr,
            "usage: shoal-mcast-send --file SRC --group ADDR --port N [--iface IF] [--receivers N]\n"
            "  [--mtu 1500] [--chunk-size BYTES] [--rate-mbit M] [--start-mbit M] [--min-mbit M] [--k K] [--lanes 1-4]\n"
-           "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE]\n"
+           "  [--proactive PERMILLE] [--slow-policy evict|wait] [--max-loss PERMILLE] [--slow-ratio PERMILLE (500; 0: off)]\n"
            "  [--join-wait MS] [--node-timeout MS] [--session N] [--no-auth]\n"
            "  [--manifest-out FILE] [--join-out FILE] [--prepare (write them and exit)]\n"
            "  [--manifest FILE --join FILE (a prepared session: no hashing at start)] [--verbose]\n"
@@ -134,7 +134,7 @@ main (int argc, char **argv)
     { "file", 1, 0, 'f' }, { "group", 1, 0, 'g' }, { "port", 1, 0, 'p' }, { "iface", 1, 0, 'i' },
     { "receivers", 1, 0, 'n' }, { "mtu", 1, 0, 'm' }, { "chunk-size", 1, 0, 'c' },
     { "rate-mbit", 1, 0, 'r' }, { "start-mbit", 1, 0, 'R' }, { "min-mbit", 1, 0, 'F' }, { "k", 1, 0, 'k' },
-    { "proactive", 1, 0, 'P' }, { "slow-policy", 1, 0, 'S' }, { "max-loss", 1, 0, 'L' },
+    { "proactive", 1, 0, 'P' }, { "slow-policy", 1, 0, 'S' }, { "max-loss", 1, 0, 'L' }, { "slow-ratio", 1, 0, 'D' },
     { "join-wait", 1, 0, 'w' }, { "node-timeout", 1, 0, 't' }, { "session", 1, 0, 's' },
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
@@ -178,6 +178,7 @@ main (int argc, char **argv)
     case 'P': cfg.proactive_permille = (uint32_t) atoi (optarg); break;
     case 'S': cfg.slow_policy = strcmp (optarg, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT; break;
     case 'L': cfg.max_loss_permille = (uint32_t) atoi (optarg); break;
+    case 'D': cfg.slow_ratio_permille = (uint32_t) atoi (optarg); break;
     case 'w': cfg.join_wait_ms = (uint32_t) atoi (optarg); break;
     case 't': cfg.node_timeout_ms = (uint32_t) atoi (optarg); break;
     case 's': cfg.session = (uint16_t) atoi (optarg); break;
@@ -279,18 +280,18 @@ main (int argc, char **argv)
   n_nodes = smc_sender_get_nodes (the_sender, &nodes);
   for (size_t i = 0; i < n_nodes; i++)
     printf ("node %u addr=%s outcome=%s cause=%s reason=%s done=%u unicast=%u loss=%u/1000 nacks=%u overflow=%u "
-            "forged=%u backlog=%u\n",
+            "forged=%u backlog=%u drain_mbs=%.1f\n",
             nodes[i].node, nodes[i].addr, smc_node_outcome_str (nodes[i].outcome),
             smc_evict_cause_str (nodes[i].evict_cause),
             smc_leave_reason_str (nodes[i].outcome == SMC_NODE_EVICTED ? nodes[i].last.reason : SMC_REASON_NONE),
             nodes[i].last.chunks_done,
             nodes[i].last.ext_missing, nodes[i].last.loss_permille, nodes[i].nacks,
-            nodes[i].last.rx_overflow, nodes[i].last.forged, nodes[i].backlog_signals);
+            nodes[i].last.rx_overflow, nodes[i].last.forged, nodes[i].backlog_signals, nodes[i].drain_Bps / 1e6);
   getrusage (RUSAGE_SELF, &ru);
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
           "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu "
-          "gso_sends=%llu gso_refused=%d ask_ms=%u\n",
+          "gso_sends=%llu gso_refused=%d ask_ms=%u slow_evictions=%u\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -301,7 +302,8 @@ main (int argc, char **argv)
           ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
           st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
-          (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused, st->ask_ms);
+          (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused, st->ask_ms,
+          st->slow_evictions);
   free_sender ();
   smc_manifest_free (m);
   return rc;
