@@ -618,6 +618,7 @@ test_slow_disk (void)
   g_assert_cmpuint (res->rcv[1].chunks_unicast, >, 64);
   for (uint32_t i = 2; i <= c.receivers; i++)
     g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+  g_free ((void *) c.image);
   /* switched off (slow-disk-percent 0), the group waits for it */
   setup_slow_disk (&c, 1);
   c.slow_ratio_permille = 0;
