@@ -9,8 +9,9 @@
  * CancelImport, RemoveImage and VerifyImage need authorization
  * (g-authorize-method), as the manager's other mutating methods do.
  *
- * Each import has its own cancellable: cancelled by CancelImport, when
- * its caller's bus name vanishes, and when the daemon stops.
+ * Each import and each verification has its own cancellable: cancelled
+ * when its caller's bus name vanishes and when the daemon stops, and an
+ * import's by CancelImport.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -28,22 +29,23 @@ struct _ShoalDBusImages
 
   ShoalImageStore *store;       /* NULL when the store could not be opened */
   GCancellable    *cancellable; /* cancelled when the daemon stops */
-  GPtrArray       *imports;     /* Import *, the running ones */
+  GPtrArray       *imports;     /* Call *, the running imports */
 };
 
-/* A running ImportImage. It holds what it needs past the object's
- * disposal (the daemon's cancellable and the list), not the object. */
+/* A running ImportImage or VerifyImage, cancelled when its caller leaves
+ * the bus. It holds what it needs past the object's disposal (the
+ * daemon's cancellable and the list), not the object. */
 typedef struct
 {
   GDBusMethodInvocation *invocation;
-  gchar                 *path;
-  GCancellable          *cancellable;   /* this import's */
+  gchar                 *path;          /* the file imported, the image verified */
+  GCancellable          *cancellable;   /* this call's */
   GCancellable          *daemon_cancellable;
   gulong                 daemon_handler;
-  GPtrArray             *imports;
+  GPtrArray             *imports;       /* an import's list (NULL: a verification) */
   guint                  watch_id;      /* the caller's bus name */
   gboolean               caller_left;
-} Import;
+} Call;
 
 G_DEFINE_TYPE (ShoalDBusImages, shoal_dbus_images, G_TYPE_OBJECT)
 
@@ -166,67 +168,77 @@ return_lookup_error (GDBusMethodInvocation *invocation, GError *error)
   shoal_dbus_return_error (invocation, error);
 }
 
-/* ---- ImportImage ---------------------------------------------------------- */
+/* ---- calls bound to their caller ------------------------------------------ */
 
 static void
-import_cancel_cb (GCancellable *daemon_cancellable, gpointer user_data)
+call_cancel_cb (GCancellable *daemon_cancellable, gpointer user_data)
 {
   g_cancellable_cancel (user_data);
 }
 
 static void
-import_caller_vanished (GDBusConnection *connection, const gchar *name, gpointer user_data)
+call_caller_vanished (GDBusConnection *connection, const gchar *name, gpointer user_data)
 {
-  Import *imp = user_data;
+  Call *call = user_data;
 
-  if (g_cancellable_is_cancelled (imp->cancellable))
+  if (g_cancellable_is_cancelled (call->cancellable))
     return;
-  g_info ("%s left the bus: its import of %s is cancelled", name, imp->path);
-  imp->caller_left = TRUE;
-  g_cancellable_cancel (imp->cancellable);
+  g_info ("%s left the bus: its %s of %s is cancelled", name,
+          call->imports != NULL ? "import" : "verification", call->path);
+  call->caller_left = TRUE;
+  g_cancellable_cancel (call->cancellable);
 }
 
-static Import *
-import_new (ShoalDBusImages *self, GDBusMethodInvocation *invocation, const gchar *path)
+/* imports: where an import is listed for CancelImport (NULL: not) */
+static Call *
+call_new (ShoalDBusImages *self, GDBusMethodInvocation *invocation, const gchar *path, GPtrArray *imports)
 {
-  Import *imp = g_new0 (Import, 1);
+  Call *call = g_new0 (Call, 1);
   const gchar *sender = g_dbus_method_invocation_get_sender (invocation);
 
-  imp->invocation = g_object_ref (invocation);
-  imp->path = g_strdup (path);
-  imp->cancellable = g_cancellable_new ();
-  imp->daemon_cancellable = g_object_ref (self->cancellable);
-  imp->daemon_handler = g_cancellable_connect (self->cancellable, G_CALLBACK (import_cancel_cb),
-                                               imp->cancellable, NULL);
-  imp->imports = g_ptr_array_ref (self->imports);
-  g_ptr_array_add (imp->imports, imp);
+  call->invocation = g_object_ref (invocation);
+  call->path = g_strdup (path);
+  call->cancellable = g_cancellable_new ();
+  call->daemon_cancellable = g_object_ref (self->cancellable);
+  call->daemon_handler = g_cancellable_connect (self->cancellable, G_CALLBACK (call_cancel_cb),
+                                                call->cancellable, NULL);
+  if (imports != NULL)
+    {
+      call->imports = g_ptr_array_ref (imports);
+      g_ptr_array_add (call->imports, call);
+    }
   /* on a bus (not a peer-to-peer connection), the caller's unique name */
   if (sender != NULL)
-    imp->watch_id = g_bus_watch_name_on_connection (g_dbus_method_invocation_get_connection (invocation), sender,
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                                    import_caller_vanished, imp, NULL);
-  return imp;
+    call->watch_id = g_bus_watch_name_on_connection (g_dbus_method_invocation_get_connection (invocation), sender,
+                                                     G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                                     call_caller_vanished, call, NULL);
+  return call;
 }
 
 static void
-import_free (Import *imp)
+call_free (Call *call)
 {
-  g_ptr_array_remove (imp->imports, imp);
-  g_ptr_array_unref (imp->imports);
-  if (imp->watch_id != 0)
-    g_bus_unwatch_name (imp->watch_id);
-  g_cancellable_disconnect (imp->daemon_cancellable, imp->daemon_handler);
-  g_object_unref (imp->daemon_cancellable);
-  g_object_unref (imp->cancellable);
-  g_object_unref (imp->invocation);
-  g_free (imp->path);
-  g_free (imp);
+  if (call->imports != NULL)
+    {
+      g_ptr_array_remove (call->imports, call);
+      g_ptr_array_unref (call->imports);
+    }
+  if (call->watch_id != 0)
+    g_bus_unwatch_name (call->watch_id);
+  g_cancellable_disconnect (call->daemon_cancellable, call->daemon_handler);
+  g_object_unref (call->daemon_cancellable);
+  g_object_unref (call->cancellable);
+  g_object_unref (call->invocation);
+  g_free (call->path);
+  g_free (call);
 }
+
+/* ---- ImportImage ---------------------------------------------------------- */
 
 static void
 import_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  Import *imp = user_data;
+  Call *imp = user_data;
   g_autoptr(GError) error = NULL;
   ShoalImportStats stats = { 0 };
   g_autofree gchar *id = NULL;
@@ -252,7 +264,7 @@ import_done (GObject *source, GAsyncResult *result, gpointer user_data)
               stats.n_zero, stats.n_written, stats.n_deduplicated);
       g_dbus_method_invocation_return_value (imp->invocation, g_variant_new ("(s)", id));
     }
-  import_free (imp);
+  call_free (imp);
 }
 
 static gboolean
@@ -265,7 +277,7 @@ handle_import_image (ShoalDBusManager      *skeleton,
 {
   ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
   g_autoptr(GError) error = NULL;
-  Import *imp;
+  Call *imp;
 
   if (!check_store (self, invocation))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -274,7 +286,7 @@ handle_import_image (ShoalDBusManager      *skeleton,
       shoal_dbus_return_error (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  imp = import_new (self, invocation, path);
+  imp = call_new (self, invocation, path, self->imports);
   shoal_image_store_import_async (self->store, path, name[0] != '\0' ? name : NULL, chunk_size,
                                   imp->cancellable, import_done, imp);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -294,7 +306,7 @@ handle_cancel_import (ShoalDBusManager      *skeleton,
   /* collected first: a cancellation runs handlers at once */
   for (guint i = 0; i < self->imports->len; i++)
     {
-      Import *imp = g_ptr_array_index (self->imports, i);
+      Call *imp = g_ptr_array_index (self->imports, i);
 
       if (g_str_equal (imp->path, path) && !g_cancellable_is_cancelled (imp->cancellable))
         g_ptr_array_add (matches, g_object_ref (imp->cancellable));
@@ -416,18 +428,32 @@ handle_remove_image (ShoalDBusManager      *skeleton,
 static void
 verify_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr(GDBusMethodInvocation) invocation = user_data;
+  Call *call = user_data;
+  const gchar *sender = g_dbus_method_invocation_get_sender (call->invocation);
   g_autoptr(GError) error = NULL;
 
   if (!shoal_image_store_verify_finish (SHOAL_IMAGE_STORE (source), result, &error))
     {
-      g_warning ("image verification for %s: %s", g_dbus_method_invocation_get_sender (invocation),
-                 error->message);
-      return_lookup_error (invocation, g_steal_pointer (&error));
-      return;
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_clear_error (&error);
+          g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                       call->caller_left ? _("The verification of %s was cancelled: its caller left the bus")
+                                         : _("The verification of %s was cancelled"), call->path);
+          g_info ("%s", error->message);
+        }
+      else
+        {
+          g_warning ("image verification for %s: %s", sender, error->message);
+        }
+      return_lookup_error (call->invocation, g_steal_pointer (&error));
     }
-  g_info ("image verified for %s", g_dbus_method_invocation_get_sender (invocation));
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  else
+    {
+      g_info ("image verified for %s", sender);
+      g_dbus_method_invocation_return_value (call->invocation, NULL);
+    }
+  call_free (call);
 }
 
 static gboolean
@@ -437,10 +463,13 @@ handle_verify_image (ShoalDBusManager      *skeleton,
                      gpointer               user_data)
 {
   ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
+  Call *call;
 
-  if (check_store (self, invocation) && check_id_or_name (id_or_name, invocation))
-    shoal_image_store_verify_async (self->store, id_or_name, self->cancellable, verify_done,
-                                    g_object_ref (invocation));
+  if (!check_store (self, invocation) || !check_id_or_name (id_or_name, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  /* it reads the whole image: nobody waits for it once its caller left */
+  call = call_new (self, invocation, id_or_name, NULL);
+  shoal_image_store_verify_async (self->store, id_or_name, call->cancellable, verify_done, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

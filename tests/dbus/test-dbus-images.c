@@ -6,8 +6,10 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -518,6 +520,75 @@ test_images_import_progress (void)
   g_free (p.id);
 }
 
+/* the daemon's log holds args[1] (args[0]: the daemon) */
+static gboolean
+log_has (gpointer user_data)
+{
+  gpointer *args = user_data;
+  ShoalTestDaemon *td = args[0];
+  g_autofree gchar *log = NULL;
+
+  return g_file_get_contents (td->log_path, &log, NULL, NULL) && strstr (log, args[1]) != NULL;
+}
+
+/* a reader holds the FIFO args[0] open: *args[1] is the end to write to */
+static gboolean
+fifo_opened (gpointer user_data)
+{
+  gpointer *args = user_data;
+  int fd = open (args[0], O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+  *(int *) args[1] = fd;
+  return fd >= 0;
+}
+
+/* A verification whose caller leaves the bus (a tool closed while it
+ * waits) is cancelled: the rest of the image is not read. Chunk 1 is made
+ * a FIFO, in which the verification waits until the test writes the
+ * chunk into it, after the caller has left. */
+static void
+test_images_verify_caller_left (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusConnection) other = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *path = NULL, *id = NULL, *chunk = NULL, *contents = NULL, *log = NULL;
+  g_autofree gchar *left = NULL, *cancelled = NULL;
+  gpointer args[2];
+  gsize len = 0;
+  int fd = -1;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "disk.img");
+  id = import_image (td, path, "verify-left");
+  chunk = chunk_a_path (td);
+  g_assert_true (g_file_get_contents (chunk, &contents, &len, &error));
+  g_assert_cmpint (g_unlink (chunk), ==, 0);
+  g_assert_cmpint (mkfifo (chunk, 0600), ==, 0);
+
+  other = g_dbus_connection_new_for_address_sync (td->address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_dbus_connection_call (other, "org.shoal.Shoal1", "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager",
+                          "VerifyImage", g_variant_new ("(s)", id), NULL, G_DBUS_CALL_FLAGS_NONE, G_MAXINT,
+                          NULL, NULL, NULL);
+  /* the verification is in chunk 1 */
+  args[0] = chunk;
+  args[1] = &fd;
+  g_assert_true (shoal_test_wait_for (fifo_opened, args, 10000));
+  g_dbus_connection_close_sync (other, NULL, &error);
+  g_assert_no_error (error);
+  args[0] = td;
+  args[1] = left = g_strdup_printf ("left the bus: its verification of %s is cancelled", id);
+  g_assert_true (shoal_test_wait_for (log_has, args, 10000));
+  g_assert_cmpint (write (fd, contents, len), ==, (gssize) len);
+  close (fd);
+  args[1] = cancelled = g_strdup_printf ("The verification of %s was cancelled: its caller left the bus", id);
+  g_assert_true (shoal_test_wait_for (log_has, args, 10000));
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, &error));
+  g_assert_null (strstr (log, "image verified for"));
+}
+
 /* ---- cancelling an import ------------------------------------------------ */
 
 /* An HTTP "server" on loopback that takes the connection and never
@@ -734,6 +805,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
+  g_test_add_func ("/shoal/dbus/images/verify-caller-left", test_images_verify_caller_left);
   g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);
   g_test_add_func ("/shoal/dbus/images/cancel-import", test_images_cancel_import);
   g_test_add_func ("/shoal/dbus/images/cancel-import-caller-left", test_images_cancel_import_caller_left);
