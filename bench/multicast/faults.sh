@@ -5,6 +5,10 @@
 # sender behind a 1 Gbit/s tbf), shoal only. SCENARIO (default: all):
 #   none   the same N receivers with no fault (the reference for the others)
 #   slow   receiver 1's bridge port limited to 100 Mbit/s
+#   slowdisk  receiver 1's disk writes 20 MB/s (50 ms per 1 MiB chunk, on
+#          its verify thread as the agent's): evicted by default once it
+#          has held the group 2 s (the sender's slow-disk rule)
+#   slowdisk-wait  the same with --slow-ratio 0: the group waits for it
 #   kill   receiver 1 killed (SIGKILL) a third of the way in, restarted at once
 #          with --resume: it keeps what it verified, rejoins the live session
 #          and takes what it missed by unicast
@@ -36,7 +40,7 @@ while [ $# -gt 0 ]; do
     *) SCEN="$SCEN $1"; shift ;;
   esac
 done
-[ -n "$SCEN" ] || SCEN="none slow kill forge burst longburst outage outage-all feedback"
+[ -n "$SCEN" ] || SCEN="none slow slowdisk slowdisk-wait kill forge burst longburst outage outage-all feedback"
 [ "$(id -u)" = 0 ] || { echo "run as root (network namespaces)" >&2; exit 1; }
 BUILD=${MCAST_BUILD:-$here/../../build-mcast}
 SRC=${SRC:-/dev/shm/mcast-src-${SIZE}M.bin}
@@ -90,14 +94,17 @@ NFT
   # as cell.sh: the session prepared, the receivers ready, then the sender
   # shellcheck disable=SC2086 # SEND_ARGS: several words
   shoal_prepare "${P}s" "$W" "$N" --rate-mbit 1000 ${SEND_ARGS:-} || return 1
+  local disk=() wait_disk=()
+  [ "${scen%-wait}" = slowdisk ] && disk=(--verify-thread --write-delay-us 50000)
+  [ "$scen" = slowdisk-wait ] && wait_disk=(--slow-ratio 0)
   for i in $(seq 1 "$N"); do
     # shellcheck disable=SC2086 # RCV_ARGS: several words
-    shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" - ${RCV_ARGS:-}
+    shoal_recv "${P}r$i" "$W" 60 "$i" "$W/recv.$i" - ${RCV_ARGS:-} $([ "$i" = 1 ] && echo "${disk[@]}")
     echo $! > "$W/pid.$i"
   done
   shoal_wait_ready "$W" "$N"
   # shellcheck disable=SC2086 # SEND_ARGS: several words
-  shoal_send "${P}s" "$W" 60 "$N" --rate-mbit 1000 ${SEND_ARGS:-} --manifest "$W/manifest" --join "$W/join"
+  shoal_send "${P}s" "$W" 60 "$N" --rate-mbit 1000 ${SEND_ARGS:-} "${wait_disk[@]}" --manifest "$W/manifest" --join "$W/join"
   spid=$!
   case "$scen" in
     forge)
