@@ -17,6 +17,10 @@
  * agent's "image-written" event (or "error", which drops it). The step ends
  * when every member completed, finished by unicast, or was dropped.
  *
+ * Without an interface configured, devices behind different interfaces
+ * (the routes to their addresses) get one session on each, side by side;
+ * the step ends when every session has.
+ *
  * Options: "image-path", "chunk-size" (image-path only), "store",
  * "server-url", "group", "port", "interface", "mtu", "rate-mbit" (cap),
  * "start-rate-mbit" (where slow start begins, 1000 by default: raise it
@@ -627,46 +631,68 @@ device_address (ShoalDevice *device)
   return agent != NULL ? agent : shoal_device_get_metadata (device, "pxe.ip");
 }
 
+/* The interface the kernel routes each device's address through (NULL
+ * where its address is not known or not routed) */
+static GPtrArray *
+device_ifaces (GPtrArray *devices)
+{
+  GPtrArray *ifaces = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      const gchar *address = device_address (device);
+      g_autoptr(GError) error = NULL;
+      gchar *iface = address != NULL ? shoal_multicast_route_iface (address, &error) : NULL;
+
+      if (address != NULL && iface == NULL)
+        g_debug ("no interface for %s (%s): %s", shoal_device_get_id (device), address, error->message);
+      g_ptr_array_add (ifaces, iface);
+    }
+  return ifaces;
+}
+
+/* the first interface known in ifaces (NULL: none) */
+static const gchar *
+first_iface (GPtrArray *ifaces)
+{
+  for (guint i = 0; i < ifaces->len; i++)
+    if (g_ptr_array_index (ifaces, i) != NULL)
+      return g_ptr_array_index (ifaces, i);
+  return NULL;
+}
+
 /* No interface configured: the one the kernel routes the first device
  * with a known address through (a server's provisioning network is seldom
  * its default route, which the group's route would follow). Journaled on
- * every device, with a warning on a device reached through another.
- * NULL (the group's route) when no device has an address. */
+ * every device. NULL (the group's route) when no device has an address.
+ * (Devices behind several interfaces get a session on each: the step
+ * splits the group before it comes here.) */
 static gchar *
 route_iface (Run *run, ShoalStepContext *ctx)
 {
-  g_autofree gchar *chosen = NULL;
+  g_autoptr(GPtrArray) ifaces = device_ifaces (run->devices);
+  const gchar *chosen = first_iface (ifaces);
   const gchar *by = NULL;
 
-  for (guint i = 0; i < run->devices->len && chosen == NULL; i++)
-    {
-      ShoalDevice *device = g_ptr_array_index (run->devices, i);
-      g_autoptr(GError) error = NULL;
-
-      if (device_address (device) == NULL)
-        continue;
-      chosen = shoal_multicast_route_iface (device_address (device), &error);
-      if (chosen != NULL)
-        by = shoal_device_get_id (device);
-      else
-        g_debug ("no interface for %s (%s): %s", shoal_device_get_id (device), device_address (device),
-                 error->message);
-    }
   if (chosen == NULL)
     return NULL;
+  for (guint i = 0; i < run->devices->len && by == NULL; i++)
+    if (g_ptr_array_index (ifaces, i) != NULL)
+      by = shoal_device_get_id (g_ptr_array_index (run->devices, i));
   g_info ("multicast interface %s: the route to the agent of %s", chosen, by);
   for (guint i = 0; i < run->devices->len; i++)
     {
       ShoalDevice *device = g_ptr_array_index (run->devices, i);
       const gchar *address = device_address (device);
-      g_autofree gchar *own = address != NULL ? shoal_multicast_route_iface (address, NULL) : NULL;
+      const gchar *own = g_ptr_array_index (ifaces, i);
 
       if (own != NULL && !g_str_equal (own, chosen))
         shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_WARNING,
                                 _("The session sends on %s, but this device (%s) is reached through %s: it may "
                                   "not receive the multicast and finish by unicast; set [multicast] interface "
                                   "or the step's “interface”"), chosen, address, own);
-      else if (address != NULL)
+      else if (own != NULL)
         shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
                                 _("The session sends on %s, the interface that reaches %s (no interface "
                                   "configured)"), chosen, address);
@@ -675,7 +701,7 @@ route_iface (Run *run, ShoalStepContext *ctx)
                                 _("The session sends on %s, the interface that reaches the agent of %s (no "
                                   "interface configured; this device's address is not known)"), chosen, by);
     }
-  return g_steal_pointer (&chosen);
+  return g_strdup (chosen);
 }
 
 static gboolean
@@ -711,7 +737,9 @@ setup_session (Run               *run,
   /* one group per session: several sessions (images) run side by side */
   run->group = group != NULL ? g_strdup (group)
                              : g_strdup_printf ("239.77.%u.%u", (c->session >> 8) & 0xff, c->session & 0xff);
-  run->iface = g_strdup (shoal_step_context_get_option_string (ctx, "interface", cfg_iface));
+  /* a session of a split group comes with its interface */
+  if (run->iface == NULL)
+    run->iface = g_strdup (shoal_step_context_get_option_string (ctx, "interface", cfg_iface));
   if (run->iface == NULL)
     run->iface = route_iface (run, ctx);
   c->group = run->group;
@@ -797,6 +825,7 @@ setup_session (Run               *run,
 static gboolean
 setup_run (Run               *run,
            ShoalStepContext  *ctx,
+           GPtrArray         *devices,
            GError           **error)
 {
   ShoalContext *context = shoal_step_context_get_context (ctx);
@@ -805,7 +834,6 @@ setup_run (Run               *run,
   const gchar *path = shoal_step_context_get_option_string (ctx, "image-path", NULL);
   const gchar *store = shoal_step_context_get_option_string (ctx, "store", NULL);
   const gchar *url = shoal_step_context_get_option_string (ctx, "server-url", NULL);
-  GPtrArray *devices = shoal_step_context_get_devices (ctx);
 
   if (devices == NULL || devices->len == 0)
     {
@@ -836,12 +864,22 @@ setup_run (Run               *run,
   return setup_session (run, ctx, error);
 }
 
+static void shoal_multicast_step_run_async (ShoalStep           *step,
+                                            ShoalStepContext    *ctx,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+
+/* one session, to devices (iface: the interface it sends on, chosen by
+ * the caller; NULL: configured or chosen here) */
 static void
-shoal_multicast_step_run_async (ShoalStep           *step,
-                                ShoalStepContext    *ctx,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data)
+start_run (ShoalStep           *step,
+           ShoalStepContext    *ctx,
+           GPtrArray           *devices,
+           const gchar         *iface,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data)
 {
   g_autoptr(GTask) task = g_task_new (step, cancellable, callback, user_data);
   g_autoptr(GTask) prepare = NULL;
@@ -852,7 +890,8 @@ shoal_multicast_step_run_async (ShoalStep           *step,
   g_task_set_task_data (task, run, (GDestroyNotify) run_free);
   run->ctx = g_object_ref (ctx);
   run->main_context = g_main_context_ref_thread_default ();
-  if (!setup_run (run, ctx, &error))
+  run->iface = g_strdup (iface);
+  if (!setup_run (run, ctx, devices, &error))
     {
       g_task_return_error (task, error);
       return;
@@ -862,6 +901,153 @@ shoal_multicast_step_run_async (ShoalStep           *step,
   prepare = g_task_new (step, cancellable, prepared_cb, g_object_ref (task));
   g_task_set_task_data (prepare, run, NULL);
   g_task_run_in_thread (prepare, prepare_thread);
+}
+
+/* --- a group behind several interfaces: a session on each ------------------ */
+
+typedef struct {
+  GTask     *task;       /* the step's */
+  GPtrArray *links;      /* GPtrArray of ShoalDevice, one per interface */
+  guint      left;       /* sessions still running */
+  guint      succeeded;
+  GError    *error;      /* the first session's failure */
+} Split;
+
+static void
+split_free (Split *split)
+{
+  g_ptr_array_unref (split->links);
+  g_clear_error (&split->error);
+  g_free (split);
+}
+
+static void
+split_session_done (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Split *split = user_data;
+  Run *run = g_task_get_task_data (G_TASK (result));
+  ShoalStepContext *ctx = g_task_get_task_data (split->task);
+  g_autoptr(GError) error = NULL;
+
+  if (g_task_propagate_boolean (G_TASK (result), &error))
+    split->succeeded++;
+  else
+    {
+      /* its devices got nothing; the other sessions go on */
+      g_warning ("multicast session on %s: %s", run->iface != NULL ? run->iface : "?", error->message);
+      for (guint i = 0; run->devices != NULL && i < run->devices->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (run->devices, i);
+
+          if (shoal_step_context_is_dropped (ctx, device, NULL))
+            continue;
+          shoal_step_context_log (ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED, "%s",
+                                  error->message);
+          shoal_step_context_drop_device (ctx, device, error);
+        }
+      if (split->error == NULL)
+        split->error = g_steal_pointer (&error);
+    }
+  if (--split->left > 0)
+    return;
+  /* a recipe's error fails every session alike: the step's error */
+  if (split->succeeded == 0 && split->error != NULL)
+    g_task_return_error (split->task, g_steal_pointer (&split->error));
+  else
+    g_task_return_boolean (split->task, TRUE);
+  g_object_unref (split->task);
+  split_free (split);
+}
+
+/* the devices grouped by the interface that reaches them, in their order
+ * (a device whose address is not known goes with the first); NULL when
+ * one interface (or none) reaches them all. Journaled on every device. */
+static GPtrArray *
+split_by_iface (ShoalStepContext *ctx,
+                GPtrArray        *devices,
+                GPtrArray       **link_ifaces)
+{
+  g_autoptr(GPtrArray) ifaces = device_ifaces (devices);
+  const gchar *first = first_iface (ifaces);
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GPtrArray *links = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+
+  for (guint i = 0; i < devices->len; i++)
+    {
+      const gchar *iface = g_ptr_array_index (ifaces, i) != NULL ? g_ptr_array_index (ifaces, i) : first;
+      guint k = 0;
+
+      if (iface == NULL)
+        break;
+      while (k < names->len && !g_str_equal (g_ptr_array_index (names, k), iface))
+        k++;
+      if (k == names->len)
+        {
+          g_ptr_array_add (names, (gpointer) iface);
+          g_ptr_array_add (links, g_ptr_array_new_with_free_func (g_object_unref));
+        }
+      g_ptr_array_add (g_ptr_array_index (links, k), g_object_ref (g_ptr_array_index (devices, i)));
+    }
+  if (names->len < 2)
+    {
+      g_ptr_array_unref (links);
+      return NULL;
+    }
+  g_info ("the group's devices are behind %u interfaces: one multicast session on each", names->len);
+  for (guint k = 0; k < names->len; k++)
+    {
+      GPtrArray *link = g_ptr_array_index (links, k);
+
+      for (guint i = 0; i < link->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (link, i);
+          const gchar *address = device_address (device);
+
+          shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                                  _("The session sends on %s, the interface that reaches %s (no interface "
+                                    "configured; the group is behind %u interfaces, with a session on each)"),
+                                  (const gchar *) g_ptr_array_index (names, k),
+                                  address != NULL ? address : _("the others"), names->len);
+        }
+    }
+  *link_ifaces = g_ptr_array_new_with_free_func (g_free);
+  for (guint k = 0; k < names->len; k++)
+    g_ptr_array_add (*link_ifaces, g_strdup (g_ptr_array_index (names, k)));
+  return links;
+}
+
+static void
+shoal_multicast_step_run_async (ShoalStep           *step,
+                                ShoalStepContext    *ctx,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  ShoalContext *context = shoal_step_context_get_context (ctx);
+  g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
+  GPtrArray *devices = shoal_step_context_get_devices (ctx);
+  g_autoptr(GPtrArray) links = NULL;
+  g_autoptr(GPtrArray) link_ifaces = NULL;
+  Split *split;
+
+  if (devices != NULL && shoal_step_context_get_option_string (ctx, "interface", cfg_iface) == NULL)
+    links = split_by_iface (ctx, devices, &link_ifaces);
+  if (links == NULL)
+    {
+      start_run (step, ctx, devices, NULL, cancellable, callback, user_data);
+      return;
+    }
+  split = g_new0 (Split, 1);
+  split->task = g_task_new (step, cancellable, callback, user_data);
+  g_task_set_source_tag (split->task, shoal_multicast_step_run_async);
+  g_task_set_task_data (split->task, g_object_ref (ctx), g_object_unref);
+  split->links = g_steal_pointer (&links);
+  split->left = split->links->len;
+  for (guint k = 0; k < split->links->len; k++)
+    start_run (step, ctx, g_ptr_array_index (split->links, k), g_ptr_array_index (link_ifaces, k), cancellable,
+               split_session_done, split);
 }
 
 static ShoalStepScope

@@ -110,13 +110,14 @@ run_cb (GObject *object, GAsyncResult *result, gpointer user_data)
   g_main_loop_quit (f->loop);
 }
 
+/* the receiver of device i, in namespace <prefix><host> */
 static void
-spawn_receiver (Fixture *f, guint i)
+spawn_receiver_in (Fixture *f, guint i, const gchar *host)
 {
   ShoalDevice *device = g_ptr_array_index (f->devices, i);
   JsonNode *instr = shoal_device_get_instruction (device);
   JsonObject *o = json_node_get_object (instr);
-  g_autofree gchar *ns = g_strdup_printf ("%sr%u", g_getenv ("MCAST_NS_PREFIX"), i + 1);
+  g_autofree gchar *ns = g_strconcat (g_getenv ("MCAST_NS_PREFIX"), host, NULL);
   g_autofree gchar *out = g_strdup_printf ("%s/out%u", f->dir, i);
   g_autofree gchar *chunk = g_strdup_printf ("%" G_GINT64_FORMAT, json_object_get_int_member (o, "chunk-size"));
   const gchar *argv[] = { "ip", "netns", "exec", ns, g_getenv ("MCAST_RECV"), "--join",
@@ -127,6 +128,15 @@ spawn_receiver (Fixture *f, guint i)
 
   g_assert_no_error (error);
   g_ptr_array_add (f->children, p);
+}
+
+/* the receiver of device i, in host r<i + 1> */
+static void
+spawn_receiver (Fixture *f, guint i)
+{
+  g_autofree gchar *host = g_strdup_printf ("r%u", i + 1);
+
+  spawn_receiver_in (f, i, host);
 }
 
 static gboolean
@@ -171,6 +181,63 @@ check_instruction (ShoalDevice *device, guint node)
   g_assert_nonnull (strstr (json_object_get_string_member (o, "join"), "manifest="));
 }
 
+/* a random image of len bytes in a new folder: f->src; its bytes */
+static gchar *
+fixture_image (Fixture *f, gsize len)
+{
+  gchar *data = g_malloc (len);
+
+  f->dir = g_dir_make_tmp ("mcast-step-XXXXXX", NULL);
+  f->src = g_build_filename (f->dir, "image", NULL);
+  for (gsize i = 0; i < len; i++)
+    data[i] = (gchar) g_random_int ();
+  g_assert_true (g_file_set_contents (f->src, data, (gssize) len, NULL));
+  return data;
+}
+
+/* runs the step on f->devices with options; the receivers start 300 ms
+ * on (start); it must succeed. Returns its context */
+static ShoalStepContext *
+fixture_run (Fixture *f, ShoalStep *step, JsonNode *options, GSourceFunc start)
+{
+  ShoalStepContext *ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options),
+                                                  f->devices, "group-1");
+
+  f->children = g_ptr_array_new_with_free_func (g_object_unref);
+  f->loop = g_main_loop_new (NULL, FALSE);
+  shoal_step_run_async (step, ctx, NULL, run_cb, f);
+  g_timeout_add (300, start, f);
+  g_main_loop_run (f->loop);
+  g_assert_no_error (f->error);
+  g_assert_true (f->ok);
+  return ctx;
+}
+
+/* every receiver started ended well with the image (data, len) as its
+ * output; the folder and the fixture go */
+static void
+fixture_finish (Fixture *f, const gchar *data, gsize len)
+{
+  for (guint i = 0; i < f->children->len; i++)
+    {
+      g_autofree gchar *out = g_strdup_printf ("%s/out%u", f->dir, i);
+      g_autofree gchar *got = NULL;
+      gsize got_len = 0;
+
+      g_assert_true (g_subprocess_wait_check (g_ptr_array_index (f->children, i), NULL, NULL));
+      g_assert_true (g_file_get_contents (out, &got, &got_len, NULL));
+      g_assert_cmpmem (got, got_len, data, len);
+      g_unlink (out);
+    }
+  g_unlink (f->src);
+  g_rmdir (f->dir);
+  g_main_loop_unref (f->loop);
+  g_ptr_array_unref (f->devices);
+  g_ptr_array_unref (f->children);
+  g_free (f->src);
+  g_free (f->dir);
+}
+
 static void
 test_step_group (void)
 {
@@ -191,12 +258,7 @@ test_step_group (void)
   g_assert_cmpint (shoal_step_get_scope (step), ==, SHOAL_STEP_SCOPE_GROUP);
   g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_TRANSFER);
 
-  f.dir = g_dir_make_tmp ("mcast-step-XXXXXX", NULL);
-  f.src = g_build_filename (f.dir, "image", NULL);
-  data = g_malloc (5 * 1048576 + 777);
-  for (gsize i = 0; i < 5 * 1048576 + 777; i++)
-    data[i] = (gchar) g_random_int ();
-  g_assert_true (g_file_set_contents (f.src, data, 5 * 1048576 + 777, NULL));
+  data = fixture_image (&f, 5 * 1048576 + 777);
   /* no interface: the step picks the one that reaches the agents and
    * journals it (here the group's route, topo.sh's, leads there too) */
   json = g_strdup_printf ("{\"image-path\": \"%s\", \"group\": \"239.77.8.1\","
@@ -217,15 +279,7 @@ test_step_group (void)
       f.progress[i] = g_array_new (FALSE, FALSE, sizeof (gdouble));
       g_signal_connect (g_ptr_array_index (f.devices, i), "notify::progress", G_CALLBACK (progress_cb), f.progress[i]);
     }
-  f.children = g_ptr_array_new_with_free_func (g_object_unref);
-  ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options), f.devices, "group-1");
-  f.loop = g_main_loop_new (NULL, FALSE);
-  shoal_step_run_async (step, ctx, NULL, run_cb, &f);
-  g_timeout_add (300, start_receivers, &f);
-  g_main_loop_run (f.loop);
-
-  g_assert_no_error (f.error);
-  g_assert_true (f.ok);
+  ctx = fixture_run (&f, step, options, start_receivers);
   for (guint i = 0; i < 3; i++)
     check_instruction (g_ptr_array_index (f.devices, i), i + 1);
   g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 0), NULL));
@@ -242,24 +296,74 @@ test_step_group (void)
       g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, i), f.progress[i]);
       g_array_unref (f.progress[i]);
     }
-  for (guint i = 0; i < f.children->len; i++)
-    {
-      g_autofree gchar *out = g_strdup_printf ("%s/out%u", f.dir, i);
-      g_autofree gchar *got = NULL;
-      gsize len = 0;
+  fixture_finish (&f, data, 5 * 1048576 + 777);
+}
 
-      g_assert_true (g_subprocess_wait_check (g_ptr_array_index (f.children, i), NULL, NULL));
-      g_assert_true (g_file_get_contents (out, &got, &len, NULL));
-      g_assert_cmpmem (got, len, data, 5 * 1048576 + 777);
-      g_unlink (out);
+static gboolean
+start_receivers_two_links (gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  spawn_receiver_in (f, 0, "r1");
+  spawn_receiver_in (f, 1, "x");
+  spawn_receiver_in (f, 2, "r2");
+  return G_SOURCE_REMOVE;
+}
+
+/* No interface configured and the group behind two of them (dev-a and
+ * dev-c on eth0's bridge, dev-x on eth1's link): a session on each, both
+ * journaled, and every device complete */
+static void
+test_step_two_links (void)
+{
+  Fixture f = { 0 };
+  g_autoptr(ShoalStep) step = NULL;
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  g_autoptr(JsonNode) options = NULL;
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *data = NULL;
+  const gchar *addresses[3] = { "10.77.0.11", "10.78.0.13", "10.77.0.12" };
+  const gchar *ids[3] = { "dev-a", "dev-x", "dev-c" };
+  JsonObject *o[3];
+
+  if (g_getenv ("MCAST_NS_PREFIX") == NULL)
+    {
+      g_test_skip ("run through test-multicast-step.sh (needs root and namespaces)");
+      return;
     }
-  g_unlink (f.src);
-  g_rmdir (f.dir);
-  g_main_loop_unref (f.loop);
-  g_ptr_array_unref (f.devices);
-  g_ptr_array_unref (f.children);
-  g_free (f.src);
-  g_free (f.dir);
+  ensure_types ();
+  step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+  data = fixture_image (&f, 3 * 1048576 + 333);
+  json = g_strdup_printf ("{\"image-path\": \"%s\", \"port\": 6300, \"join-wait-ms\": 3000,"
+                          " \"node-timeout-ms\": 1500, \"rate-mbit\": 40, \"gso\": false}", f.src);
+  options = json_from_string (json, NULL);
+  f.devices = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_ptr_array_add (f.devices, shoal_device_new (ids[i]));
+      shoal_device_set_metadata (g_ptr_array_index (f.devices, i), "agent.address", addresses[i]);
+    }
+  g_signal_connect (g_ptr_array_index (f.devices, 1), "journal-entry", G_CALLBACK (journal_cb), &f.iface_note);
+  ctx = fixture_run (&f, step, options, start_receivers_two_links);
+  for (guint i = 0; i < 3; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (f.devices, i);
+
+      g_assert_false (shoal_step_context_is_dropped (ctx, device, NULL));
+      g_assert_cmpstr (shoal_device_get_metadata (device, "multicast.outcome"), ==, "complete");
+      o[i] = json_node_get_object (shoal_device_get_instruction (device));
+    }
+  /* dev-a and dev-c are nodes 1 and 2 of one session; dev-x node 1 of another */
+  g_assert_cmpint (json_object_get_int_member (o[0], "session"), ==, json_object_get_int_member (o[2], "session"));
+  g_assert_cmpint (json_object_get_int_member (o[0], "session"), !=, json_object_get_int_member (o[1], "session"));
+  g_assert_cmpint (json_object_get_int_member (o[0], "node"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (o[2], "node"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (o[1], "node"), ==, 1);
+  g_assert_cmpstr (f.iface_note, ==, "The session sends on eth1, the interface that reaches 10.78.0.13 (no interface "
+                                     "configured; the group is behind 2 interfaces, with a session on each)");
+  g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 1), &f.iface_note);
+  g_free (f.iface_note);
+  fixture_finish (&f, data, 3 * 1048576 + 333);
 }
 
 /* options that make no sense end the step before any socket is opened,
@@ -392,5 +496,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/source-hold", test_source_hold);
   g_test_add_func ("/shoal/multicast/step/route-iface", test_route_iface);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
+  g_test_add_func ("/shoal/multicast/step/two-links", test_step_two_links);
   return g_test_run ();
 }
