@@ -910,15 +910,49 @@ typedef struct {
   GPtrArray *links;      /* GPtrArray of ShoalDevice, one per interface */
   guint      left;       /* sessions still running */
   guint      succeeded;
-  GError    *error;      /* the first session's failure */
+  GPtrArray *failed;     /* the devices of each session that failed */
+  GPtrArray *errors;     /* and why (GError) */
 } Split;
 
 static void
 split_free (Split *split)
 {
   g_ptr_array_unref (split->links);
-  g_clear_error (&split->error);
+  g_ptr_array_unref (split->failed);
+  g_ptr_array_unref (split->errors);
   g_free (split);
+}
+
+/* every session ended: when some succeeded, the devices of those that
+ * failed are dropped with their session's error; when none did, the
+ * step fails with the first error (a recipe's error fails them alike) */
+static void
+split_finish (Split *split)
+{
+  ShoalStepContext *ctx = g_task_get_task_data (split->task);
+
+  if (split->succeeded == 0 && split->errors->len > 0)
+    {
+      g_task_return_error (split->task, g_error_copy (g_ptr_array_index (split->errors, 0)));
+      return;
+    }
+  for (guint k = 0; k < split->failed->len; k++)
+    {
+      GPtrArray *devices = g_ptr_array_index (split->failed, k);
+      const GError *error = g_ptr_array_index (split->errors, k);
+
+      for (guint i = 0; i < devices->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (devices, i);
+
+          if (shoal_step_context_is_dropped (ctx, device, NULL))
+            continue;
+          shoal_step_context_log (ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED, "%s",
+                                  error->message);
+          shoal_step_context_drop_device (ctx, device, error);
+        }
+    }
+  g_task_return_boolean (split->task, TRUE);
 }
 
 static void
@@ -928,35 +962,19 @@ split_session_done (GObject      *object,
 {
   Split *split = user_data;
   Run *run = g_task_get_task_data (G_TASK (result));
-  ShoalStepContext *ctx = g_task_get_task_data (split->task);
-  g_autoptr(GError) error = NULL;
+  GError *error = NULL;
 
   if (g_task_propagate_boolean (G_TASK (result), &error))
     split->succeeded++;
   else
     {
-      /* its devices got nothing; the other sessions go on */
-      g_warning ("multicast session on %s: %s", run->iface != NULL ? run->iface : "?", error->message);
-      for (guint i = 0; run->devices != NULL && i < run->devices->len; i++)
-        {
-          ShoalDevice *device = g_ptr_array_index (run->devices, i);
-
-          if (shoal_step_context_is_dropped (ctx, device, NULL))
-            continue;
-          shoal_step_context_log (ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED, "%s",
-                                  error->message);
-          shoal_step_context_drop_device (ctx, device, error);
-        }
-      if (split->error == NULL)
-        split->error = g_steal_pointer (&error);
+      g_info ("multicast session on %s: %s", run->iface != NULL ? run->iface : "?", error->message);
+      g_ptr_array_add (split->failed, run->devices != NULL ? g_ptr_array_ref (run->devices) : g_ptr_array_new ());
+      g_ptr_array_add (split->errors, error);
     }
   if (--split->left > 0)
     return;
-  /* a recipe's error fails every session alike: the step's error */
-  if (split->succeeded == 0 && split->error != NULL)
-    g_task_return_error (split->task, g_steal_pointer (&split->error));
-  else
-    g_task_return_boolean (split->task, TRUE);
+  split_finish (split);
   g_object_unref (split->task);
   split_free (split);
 }
@@ -1045,6 +1063,8 @@ shoal_multicast_step_run_async (ShoalStep           *step,
   g_task_set_task_data (split->task, g_object_ref (ctx), g_object_unref);
   split->links = g_steal_pointer (&links);
   split->left = split->links->len;
+  split->failed = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
+  split->errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
   for (guint k = 0; k < split->links->len; k++)
     start_run (step, ctx, g_ptr_array_index (split->links, k), g_ptr_array_index (link_ifaces, k), cancellable,
                split_session_done, split);

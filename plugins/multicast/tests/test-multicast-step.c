@@ -41,8 +41,10 @@ typedef struct {
   gchar *src;
   gchar *dir;
   GPtrArray *children;
+  GPtrArray *outputs;   /* each child's output file */
   GArray *progress[2];  /* each Progress the two receiving devices went through */
   gchar *iface_note;    /* the step's journal note on its interface */
+  gboolean x_silent;    /* two-links: host x runs no receiver */
 } Fixture;
 
 static void
@@ -128,6 +130,7 @@ spawn_receiver_in (Fixture *f, guint i, const gchar *host)
 
   g_assert_no_error (error);
   g_ptr_array_add (f->children, p);
+  g_ptr_array_add (f->outputs, g_steal_pointer (&out));
 }
 
 /* the receiver of device i, in host r<i + 1> */
@@ -204,6 +207,7 @@ fixture_run (Fixture *f, ShoalStep *step, JsonNode *options, GSourceFunc start)
                                                   f->devices, "group-1");
 
   f->children = g_ptr_array_new_with_free_func (g_object_unref);
+  f->outputs = g_ptr_array_new_with_free_func (g_free);
   f->loop = g_main_loop_new (NULL, FALSE);
   shoal_step_run_async (step, ctx, NULL, run_cb, f);
   g_timeout_add (300, start, f);
@@ -220,7 +224,7 @@ fixture_finish (Fixture *f, const gchar *data, gsize len)
 {
   for (guint i = 0; i < f->children->len; i++)
     {
-      g_autofree gchar *out = g_strdup_printf ("%s/out%u", f->dir, i);
+      const gchar *out = g_ptr_array_index (f->outputs, i);
       g_autofree gchar *got = NULL;
       gsize got_len = 0;
 
@@ -234,6 +238,7 @@ fixture_finish (Fixture *f, const gchar *data, gsize len)
   g_main_loop_unref (f->loop);
   g_ptr_array_unref (f->devices);
   g_ptr_array_unref (f->children);
+  g_ptr_array_unref (f->outputs);
   g_free (f->src);
   g_free (f->dir);
 }
@@ -305,18 +310,21 @@ start_receivers_two_links (gpointer user_data)
   Fixture *f = user_data;
 
   spawn_receiver_in (f, 0, "r1");
-  spawn_receiver_in (f, 1, "x");
+  if (!f->x_silent)
+    spawn_receiver_in (f, 1, "x");
   spawn_receiver_in (f, 2, "r2");
   return G_SOURCE_REMOVE;
 }
 
 /* No interface configured and the group behind two of them (dev-a and
  * dev-c on eth0's bridge, dev-x on eth1's link): a session on each, both
- * journaled, and every device complete */
+ * journaled, and every device complete. With x_silent, dev-x never joins:
+ * its session fails and drops it, the other's devices complete and the
+ * step succeeds */
 static void
-test_step_two_links (void)
+run_two_links (gboolean x_silent)
 {
-  Fixture f = { 0 };
+  Fixture f = { .x_silent = x_silent };
   g_autoptr(ShoalStep) step = NULL;
   g_autoptr(ShoalStepContext) ctx = NULL;
   g_autoptr(JsonNode) options = NULL;
@@ -349,9 +357,14 @@ test_step_two_links (void)
     {
       ShoalDevice *device = g_ptr_array_index (f.devices, i);
 
+      o[i] = json_node_get_object (shoal_device_get_instruction (device));
+      if (i == 1 && x_silent)
+        {
+          g_assert_true (shoal_step_context_is_dropped (ctx, device, NULL));
+          continue;
+        }
       g_assert_false (shoal_step_context_is_dropped (ctx, device, NULL));
       g_assert_cmpstr (shoal_device_get_metadata (device, "multicast.outcome"), ==, "complete");
-      o[i] = json_node_get_object (shoal_device_get_instruction (device));
     }
   /* dev-a and dev-c are nodes 1 and 2 of one session; dev-x node 1 of another */
   g_assert_cmpint (json_object_get_int_member (o[0], "session"), ==, json_object_get_int_member (o[2], "session"));
@@ -364,6 +377,18 @@ test_step_two_links (void)
   g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 1), &f.iface_note);
   g_free (f.iface_note);
   fixture_finish (&f, data, 3 * 1048576 + 333);
+}
+
+static void
+test_step_two_links (void)
+{
+  run_two_links (FALSE);
+}
+
+static void
+test_step_two_links_one_silent (void)
+{
+  run_two_links (TRUE);
 }
 
 /* options that make no sense end the step before any socket is opened,
@@ -497,5 +522,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/route-iface", test_route_iface);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   g_test_add_func ("/shoal/multicast/step/two-links", test_step_two_links);
+  g_test_add_func ("/shoal/multicast/step/two-links-one-silent", test_step_two_links_one_silent);
   return g_test_run ();
 }
