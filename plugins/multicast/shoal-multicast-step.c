@@ -662,12 +662,12 @@ first_iface (GPtrArray *ifaces)
   return NULL;
 }
 
-/* No interface configured: the one the kernel routes the first device
- * with a known address through (a server's provisioning network is seldom
- * its default route, which the group's route would follow). Journaled on
+/* No interface configured: the one the kernel routes the devices with a
+ * known address through (a server's provisioning network is seldom its
+ * default route, which the group's route would follow). Journaled on
  * every device. NULL (the group's route) when no device has an address.
- * (Devices behind several interfaces get a session on each: the step
- * splits the group before it comes here.) */
+ * Devices behind several interfaces never come here: the step gives them
+ * a session on each (split_by_iface). */
 static gchar *
 route_iface (Run *run, ShoalStepContext *ctx)
 {
@@ -687,12 +687,7 @@ route_iface (Run *run, ShoalStepContext *ctx)
       const gchar *address = device_address (device);
       const gchar *own = g_ptr_array_index (ifaces, i);
 
-      if (own != NULL && !g_str_equal (own, chosen))
-        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_WARNING,
-                                _("The session sends on %s, but this device (%s) is reached through %s: it may "
-                                  "not receive the multicast and finish by unicast; set [multicast] interface "
-                                  "or the step's “interface”"), chosen, address, own);
-      else if (own != NULL)
+      if (own != NULL)
         shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
                                 _("The session sends on %s, the interface that reaches %s (no interface "
                                   "configured)"), chosen, address);
@@ -1023,11 +1018,17 @@ split_by_iface (ShoalStepContext *ctx,
           ShoalDevice *device = g_ptr_array_index (link, i);
           const gchar *address = device_address (device);
 
-          shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
-                                  _("The session sends on %s, the interface that reaches %s (no interface "
-                                    "configured; the group is behind %u interfaces, with a session on each)"),
-                                  (const gchar *) g_ptr_array_index (names, k),
-                                  address != NULL ? address : _("the others"), names->len);
+          if (address != NULL)
+            shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                                    _("The session sends on %s, the interface that reaches %s (no interface "
+                                      "configured; the group is behind %u interfaces, with a session on each)"),
+                                    (const gchar *) g_ptr_array_index (names, k), address, names->len);
+          else
+            shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
+                                    _("The session sends on %s (no interface configured; the group is behind %u "
+                                      "interfaces, with a session on each, and this device's address is not "
+                                      "known: it goes with the first)"),
+                                    (const gchar *) g_ptr_array_index (names, k), names->len);
         }
     }
   *link_ifaces = g_ptr_array_new_with_free_func (g_free);
