@@ -189,11 +189,21 @@ journal_outcome (Run                 *run,
                               _("Joined multicast session %u from %s"), run->cfg.session, n->addr);
       break;
     case SMC_NODE_COMPLETE:
-      shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
-                              _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u repair requests; "
-                                "its receive queue filled up %u times (the group slowed down for it)"),
-                              n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks,
-                              n->backlog_signals);
+      /* with what its disk took, when its receiver said (the figure the
+       * slow-disk rule weighs) */
+      if (n->drain_Bps > 0)
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
+                                _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u repair "
+                                  "requests; its receive queue filled up %u times (the group slowed down for it); "
+                                  "its disk wrote %.1f MB/s"),
+                                n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks,
+                                n->backlog_signals, n->drain_Bps / 1e6);
+      else
+        shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_OK,
+                                _("Received %u chunks by multicast (%u left for unicast), loss %.1f%%, %u repair "
+                                  "requests; its receive queue filled up %u times (the group slowed down for it)"),
+                                n->last.chunks_done, n->last.ext_missing, n->last.loss_permille / 10.0, n->nacks,
+                                n->backlog_signals);
       shoal_step_context_set_progress (run->ctx, device, 1.0);
       break;
     case SMC_NODE_EVICTED:

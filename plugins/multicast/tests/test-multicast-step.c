@@ -87,6 +87,17 @@ journal_cb (ShoalDevice *device, ShoalJournalEntry *entry, gchar **note)
     }
 }
 
+/* the step's note on a completed device */
+static void
+received_cb (ShoalDevice *device, ShoalJournalEntry *entry, gchar **note)
+{
+  if (g_str_has_prefix (shoal_journal_entry_get_message (entry), "Received "))
+    {
+      g_free (*note);
+      *note = g_strdup (shoal_journal_entry_get_message (entry));
+    }
+}
+
 /* which interface reaches an address (no namespace needed: loopback) */
 static void
 test_route_iface (void)
@@ -247,6 +258,7 @@ static void
 test_step_group (void)
 {
   Fixture f = { 0 };
+  g_autofree gchar *received = NULL;
   g_autoptr(ShoalStep) step = NULL;
   g_autoptr(ShoalStepContext) ctx = NULL;
   g_autoptr(JsonNode) options = NULL;
@@ -279,6 +291,7 @@ test_step_group (void)
       shoal_device_set_metadata (g_ptr_array_index (f.devices, i), "agent.address", address);
     }
   g_signal_connect (g_ptr_array_index (f.devices, 1), "journal-entry", G_CALLBACK (journal_cb), &f.iface_note);
+  g_signal_connect (g_ptr_array_index (f.devices, 0), "journal-entry", G_CALLBACK (received_cb), &received);
   for (guint i = 0; i < 2; i++)
     {
       f.progress[i] = g_array_new (FALSE, FALSE, sizeof (gdouble));
@@ -293,6 +306,10 @@ test_step_group (void)
   g_assert_cmpstr (shoal_device_get_metadata (g_ptr_array_index (f.devices, 0), "multicast.outcome"), ==, "complete");
   g_assert_cmpstr (f.iface_note, ==, "The session sends on eth0, the interface that reaches 10.77.0.12 "
                                      "(no interface configured)");
+  /* its receiver said what its disk wrote */
+  g_assert_nonnull (received);
+  g_assert_nonnull (strstr (received, "its disk wrote "));
+  g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 0), &received);
   g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 1), &f.iface_note);
   g_free (f.iface_note);
   for (guint i = 0; i < 2; i++)
