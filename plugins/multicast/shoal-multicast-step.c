@@ -88,6 +88,8 @@ typedef struct {
   guint64               data_chunks;    /* chunks that are not all-zero */
   guint                 pending;        /* devices finishing by unicast */
   GCancellable         *waits;
+  GPtrArray            *iface_notes;    /* each device's note on the interface
+                                         * chosen for it (NULL: none chosen) */
 } Run;
 
 static void
@@ -102,6 +104,7 @@ run_free (Run *run)
   g_clear_pointer (&run->sender, smc_sender_free);
   g_clear_pointer (&run->source, shoal_multicast_source_free);
   g_clear_pointer (&run->devices, g_ptr_array_unref);
+  g_clear_pointer (&run->iface_notes, g_ptr_array_unref);
   g_clear_pointer (&run->main_context, g_main_context_unref);
   g_clear_pointer (&run->image, json_object_unref);
   g_clear_object (&run->ctx);
@@ -672,41 +675,100 @@ first_iface (GPtrArray *ifaces)
   return NULL;
 }
 
-/* No interface configured: the one the kernel routes the devices with a
- * known address through (a server's provisioning network is seldom its
- * default route, which the group's route would follow). Journaled on
- * every device. NULL (the group's route) when no device has an address.
- * Devices behind several interfaces never come here: the step gives them
- * a session on each (split_by_iface). */
-static gchar *
-route_iface (Run *run, ShoalStepContext *ctx)
+/* The devices of one session, the interface it sends on and each
+ * device's journal note on that choice */
+typedef struct {
+  GPtrArray *devices;   /* ShoalDevice */
+  gchar     *iface;
+  GPtrArray *notes;     /* gchar *, one per device */
+  GArray    *known;     /* gboolean, one per device: its address routed */
+} Link;
+
+static void
+link_free (Link *link)
 {
-  g_autoptr(GPtrArray) ifaces = device_ifaces (run->devices);
-  const gchar *chosen = first_iface (ifaces);
+  g_ptr_array_unref (link->devices);
+  g_ptr_array_unref (link->notes);
+  g_array_unref (link->known);
+  g_free (link->iface);
+  g_free (link);
+}
+
+/* No interface configured: the devices grouped by the interface the
+ * kernel routes each one's address through (a server's provisioning
+ * network is seldom its default route, which the group's route would
+ * follow), in their order; a device whose address is not known goes with
+ * the first. Devices behind several interfaces get a session on each.
+ * NULL (the group's route) when no device's address is known. */
+static GPtrArray *
+group_by_iface (GPtrArray *devices)
+{
+  g_autoptr(GPtrArray) ifaces = device_ifaces (devices);
+  const gchar *first = first_iface (ifaces);
   const gchar *by = NULL;
+  GPtrArray *links;
 
-  if (chosen == NULL)
+  if (first == NULL)
     return NULL;
-  for (guint i = 0; i < run->devices->len && by == NULL; i++)
-    if (g_ptr_array_index (ifaces, i) != NULL)
-      by = shoal_device_get_id (g_ptr_array_index (run->devices, i));
-  g_info ("multicast interface %s: the route to the agent of %s", chosen, by);
-  for (guint i = 0; i < run->devices->len; i++)
+  links = g_ptr_array_new_with_free_func ((GDestroyNotify) link_free);
+  for (guint i = 0; i < devices->len; i++)
     {
-      ShoalDevice *device = g_ptr_array_index (run->devices, i);
-      const gchar *address = device_address (device);
-      const gchar *own = g_ptr_array_index (ifaces, i);
+      gboolean known = g_ptr_array_index (ifaces, i) != NULL;
+      const gchar *iface = known ? g_ptr_array_index (ifaces, i) : first;
+      Link *link = NULL;
 
-      if (own != NULL)
-        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
-                                _("The session sends on %s, the interface that reaches %s (no interface "
-                                  "configured)"), chosen, address);
-      else
-        shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
-                                _("The session sends on %s, the interface that reaches the agent of %s (no "
-                                  "interface configured; this device's address is not known)"), chosen, by);
+      if (by == NULL && known)
+        by = shoal_device_get_id (g_ptr_array_index (devices, i));
+      for (guint k = 0; k < links->len && link == NULL; k++)
+        if (g_str_equal (((Link *) g_ptr_array_index (links, k))->iface, iface))
+          link = g_ptr_array_index (links, k);
+      if (link == NULL)
+        {
+          link = g_new0 (Link, 1);
+          link->devices = g_ptr_array_new_with_free_func (g_object_unref);
+          link->notes = g_ptr_array_new_with_free_func (g_free);
+          link->known = g_array_new (FALSE, FALSE, sizeof (gboolean));
+          link->iface = g_strdup (iface);
+          g_ptr_array_add (links, link);
+        }
+      g_ptr_array_add (link->devices, g_object_ref (g_ptr_array_index (devices, i)));
+      g_array_append_val (link->known, known);
     }
-  return g_strdup (chosen);
+  if (links->len == 1)
+    g_info ("multicast interface %s: the route to the agent of %s", first, by);
+  else
+    g_info ("the group's devices are behind %u interfaces: one multicast session on each", links->len);
+  /* what each device's journal says of the choice */
+  for (guint k = 0; k < links->len; k++)
+    {
+      Link *link = g_ptr_array_index (links, k);
+
+      for (guint i = 0; i < link->devices->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (link->devices, i);
+          const gchar *address = device_address (device);
+          gboolean known = g_array_index (link->known, gboolean, i);
+          gchar *note;
+
+          if (links->len == 1 && known)
+            note = g_strdup_printf (_("The session sends on %s, the interface that reaches %s (no interface "
+                                      "configured)"), link->iface, address);
+          else if (links->len == 1)
+            note = g_strdup_printf (_("The session sends on %s, the interface that reaches the agent of %s (no "
+                                      "interface configured; this device's address is not known)"),
+                                    link->iface, by);
+          else if (known)
+            note = g_strdup_printf (_("The session sends on %s, the interface that reaches %s (no interface "
+                                      "configured; the group is behind %u interfaces, with a session on each)"),
+                                    link->iface, address, links->len);
+          else
+            note = g_strdup_printf (_("The session sends on %s (no interface configured; the group is behind %u "
+                                      "interfaces, with a session on each, and this device's address is not "
+                                      "known: it goes with the first)"), link->iface, links->len);
+          g_ptr_array_add (link->notes, note);
+        }
+    }
+  return links;
 }
 
 static gboolean
@@ -742,11 +804,12 @@ setup_session (Run               *run,
   /* one group per session: several sessions (images) run side by side */
   run->group = group != NULL ? g_strdup (group)
                              : g_strdup_printf ("239.77.%u.%u", (c->session >> 8) & 0xff, c->session & 0xff);
-  /* a session of a split group comes with its interface */
+  /* an interface the step chose comes with its notes */
   if (run->iface == NULL)
     run->iface = g_strdup (shoal_step_context_get_option_string (ctx, "interface", cfg_iface));
-  if (run->iface == NULL)
-    run->iface = route_iface (run, ctx);
+  for (guint i = 0; run->iface_notes != NULL && i < run->iface_notes->len; i++)
+    shoal_step_context_log (ctx, g_ptr_array_index (run->devices, i), "multicast-member",
+                            SHOAL_JOURNAL_RESULT_INFO, "%s", (const gchar *) g_ptr_array_index (run->iface_notes, i));
   c->group = run->group;
   c->iface = run->iface;
   c->port = (uint16_t) shoal_step_context_get_option_int (ctx, "port", 6100);
@@ -875,13 +938,13 @@ static void shoal_multicast_step_run_async (ShoalStep           *step,
                                             GAsyncReadyCallback  callback,
                                             gpointer             user_data);
 
-/* one session, to devices (iface: the interface it sends on, chosen by
- * the caller; NULL: configured or chosen here) */
+/* one session, to devices, or to the link's devices on its interface
+ * (link NULL: the configured interface, or the group's route) */
 static void
 start_run (ShoalStep           *step,
            ShoalStepContext    *ctx,
            GPtrArray           *devices,
-           const gchar         *iface,
+           const Link          *link,
            GCancellable        *cancellable,
            GAsyncReadyCallback  callback,
            gpointer             user_data)
@@ -895,7 +958,12 @@ start_run (ShoalStep           *step,
   g_task_set_task_data (task, run, (GDestroyNotify) run_free);
   run->ctx = g_object_ref (ctx);
   run->main_context = g_main_context_ref_thread_default ();
-  run->iface = g_strdup (iface);
+  if (link != NULL)
+    {
+      devices = link->devices;
+      run->iface = g_strdup (link->iface);
+      run->iface_notes = g_ptr_array_ref (link->notes);
+    }
   if (!setup_run (run, ctx, devices, &error))
     {
       g_task_return_error (task, error);
@@ -912,7 +980,6 @@ start_run (ShoalStep           *step,
 
 typedef struct {
   GTask     *task;       /* the step's */
-  GPtrArray *links;      /* GPtrArray of ShoalDevice, one per interface */
   guint      left;       /* sessions still running */
   guint      succeeded;
   GPtrArray *failed;     /* the devices of each session that failed */
@@ -922,7 +989,6 @@ typedef struct {
 static void
 split_free (Split *split)
 {
-  g_ptr_array_unref (split->links);
   g_ptr_array_unref (split->failed);
   g_ptr_array_unref (split->errors);
   g_free (split);
@@ -984,69 +1050,6 @@ split_session_done (GObject      *object,
   split_free (split);
 }
 
-/* the devices grouped by the interface that reaches them, in their order
- * (a device whose address is not known goes with the first); NULL when
- * one interface (or none) reaches them all. Journaled on every device. */
-static GPtrArray *
-split_by_iface (ShoalStepContext *ctx,
-                GPtrArray        *devices,
-                GPtrArray       **link_ifaces)
-{
-  g_autoptr(GPtrArray) ifaces = device_ifaces (devices);
-  const gchar *first = first_iface (ifaces);
-  g_autoptr(GPtrArray) names = g_ptr_array_new ();
-  GPtrArray *links = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
-
-  for (guint i = 0; i < devices->len; i++)
-    {
-      const gchar *iface = g_ptr_array_index (ifaces, i) != NULL ? g_ptr_array_index (ifaces, i) : first;
-      guint k = 0;
-
-      if (iface == NULL)
-        break;
-      while (k < names->len && !g_str_equal (g_ptr_array_index (names, k), iface))
-        k++;
-      if (k == names->len)
-        {
-          g_ptr_array_add (names, (gpointer) iface);
-          g_ptr_array_add (links, g_ptr_array_new_with_free_func (g_object_unref));
-        }
-      g_ptr_array_add (g_ptr_array_index (links, k), g_object_ref (g_ptr_array_index (devices, i)));
-    }
-  if (names->len < 2)
-    {
-      g_ptr_array_unref (links);
-      return NULL;
-    }
-  g_info ("the group's devices are behind %u interfaces: one multicast session on each", names->len);
-  for (guint k = 0; k < names->len; k++)
-    {
-      GPtrArray *link = g_ptr_array_index (links, k);
-
-      for (guint i = 0; i < link->len; i++)
-        {
-          ShoalDevice *device = g_ptr_array_index (link, i);
-          const gchar *address = device_address (device);
-
-          if (address != NULL)
-            shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
-                                    _("The session sends on %s, the interface that reaches %s (no interface "
-                                      "configured; the group is behind %u interfaces, with a session on each)"),
-                                    (const gchar *) g_ptr_array_index (names, k), address, names->len);
-          else
-            shoal_step_context_log (ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
-                                    _("The session sends on %s (no interface configured; the group is behind %u "
-                                      "interfaces, with a session on each, and this device's address is not "
-                                      "known: it goes with the first)"),
-                                    (const gchar *) g_ptr_array_index (names, k), names->len);
-        }
-    }
-  *link_ifaces = g_ptr_array_new_with_free_func (g_free);
-  for (guint k = 0; k < names->len; k++)
-    g_ptr_array_add (*link_ifaces, g_strdup (g_ptr_array_index (names, k)));
-  return links;
-}
-
 static void
 shoal_multicast_step_run_async (ShoalStep           *step,
                                 ShoalStepContext    *ctx,
@@ -1058,27 +1061,26 @@ shoal_multicast_step_run_async (ShoalStep           *step,
   g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
   GPtrArray *devices = shoal_step_context_get_devices (ctx);
   g_autoptr(GPtrArray) links = NULL;
-  g_autoptr(GPtrArray) link_ifaces = NULL;
   Split *split;
 
   if (devices != NULL && shoal_step_context_get_option_string (ctx, "interface", cfg_iface) == NULL)
-    links = split_by_iface (ctx, devices, &link_ifaces);
-  if (links == NULL)
+    links = group_by_iface (devices);
+  if (links == NULL || links->len == 1)
     {
-      start_run (step, ctx, devices, NULL, cancellable, callback, user_data);
+      start_run (step, ctx, devices, links != NULL ? g_ptr_array_index (links, 0) : NULL, cancellable, callback,
+                 user_data);
       return;
     }
   split = g_new0 (Split, 1);
   split->task = g_task_new (step, cancellable, callback, user_data);
   g_task_set_source_tag (split->task, shoal_multicast_step_run_async);
   g_task_set_task_data (split->task, g_object_ref (ctx), g_object_unref);
-  split->links = g_steal_pointer (&links);
-  split->left = split->links->len;
+  split->left = links->len;
   split->failed = g_ptr_array_new_with_free_func ((GDestroyNotify) g_ptr_array_unref);
   split->errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  for (guint k = 0; k < split->links->len; k++)
-    start_run (step, ctx, g_ptr_array_index (split->links, k), g_ptr_array_index (link_ifaces, k), cancellable,
-               split_session_done, split);
+  /* each session holds its devices and notes */
+  for (guint k = 0; k < links->len; k++)
+    start_run (step, ctx, NULL, g_ptr_array_index (links, k), cancellable, split_session_done, split);
 }
 
 static ShoalStepScope
