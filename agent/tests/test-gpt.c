@@ -125,6 +125,15 @@ read_disk (const gchar *path, gsize size)
   return (guint8 *) data;
 }
 
+/* the disk holds @expected, @size bytes, and nothing else */
+static void
+assert_disk_holds (const gchar *path, const guint8 *expected, gsize size)
+{
+  g_autofree guint8 *now = read_disk (path, size);
+
+  g_assert_cmpmem (now, size, expected, size);
+}
+
 /* sfdisk --json: the table's last usable LBA and its partitions as
  * "start+size" */
 static gchar *
@@ -258,9 +267,7 @@ check_moved (guint sector, gboolean on_loop)
 
   /* once moved, there is nothing more to do */
   g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_AT_END);
-  g_free (before);
-  before = read_disk (disk, DISK_SIZE);
-  g_assert_cmpmem (before, DISK_SIZE, after, DISK_SIZE);
+  assert_disk_holds (disk, after, DISK_SIZE);
   g_unlink (disk);
   g_unlink (image_path);
 }
@@ -291,7 +298,7 @@ test_gpt_moved_block_device (void)
 static void
 assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gchar *message_part)
 {
-  g_autofree guint8 *before = NULL, *after = NULL;
+  g_autofree guint8 *before = NULL;
   g_autofree gchar *disk = make_disk (image, MIN (IMAGE_SIZE, disk_size), disk_size, &before);
   char msg[512] = "x";
 
@@ -301,8 +308,7 @@ assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gc
     g_assert_cmpstr (msg, ==, "");
   else
     g_assert_nonnull (strstr (msg, message_part));
-  after = read_disk (disk, disk_size);
-  g_assert_cmpmem (after, disk_size, before, disk_size);
+  assert_disk_holds (disk, before, disk_size);
   g_unlink (disk);
 }
 
@@ -336,7 +342,7 @@ test_gpt_left (void)
 static void
 test_gpt_sector_mismatch (void)
 {
-  g_autofree guint8 *image = NULL, *before = NULL, *after = NULL;
+  g_autofree guint8 *image = NULL, *before = NULL;
   g_autofree gchar *disk = NULL, *dev = NULL;
   char msg[512] = "";
   SaGptOutcome outcome;
@@ -355,8 +361,7 @@ test_gpt_sector_mismatch (void)
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
   g_assert_nonnull (strstr (msg, "made for 4096-byte sectors, the disk has 512-byte sectors"));
-  after = read_disk (disk, DISK_SIZE);
-  g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
+  assert_disk_holds (disk, before, DISK_SIZE);
   g_unlink (disk);
 }
 
@@ -422,9 +427,7 @@ test_gpt_stale_backup (void)
   g_assert_cmpint (pwrite (fd, before + last * 512, 512, last * 512), ==, 512);
   close (fd);
   g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
-  g_free (after);
-  after = read_disk (disk, DISK_SIZE);
-  g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
+  assert_disk_holds (disk, before, DISK_SIZE);
   g_unlink (disk);
   g_unlink (image_path);
 }

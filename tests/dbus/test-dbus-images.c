@@ -520,6 +520,24 @@ test_images_import_progress (void)
   g_free (p.id);
 }
 
+/* a caller of its own on the bus: calls method of the manager with
+ * parameters and does not wait for the reply; closing the connection it
+ * returns is leaving the bus */
+static GDBusConnection *
+call_as_other_caller (ShoalTestDaemon *td, const gchar *method, GVariant *parameters)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *other = g_dbus_connection_new_for_address_sync (td->address,
+                                                                   G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                                   G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                                   NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  g_dbus_connection_call (other, "org.shoal.Shoal1", "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", method,
+                          parameters, NULL, G_DBUS_CALL_FLAGS_NONE, G_MAXINT, NULL, NULL, NULL);
+  return other;
+}
+
 /* the daemon's log holds args[1] (args[0]: the daemon) */
 static gboolean
 log_has (gpointer user_data)
@@ -566,12 +584,7 @@ test_images_verify_caller_left (void)
   g_assert_cmpint (g_unlink (chunk), ==, 0);
   g_assert_cmpint (mkfifo (chunk, 0600), ==, 0);
 
-  other = g_dbus_connection_new_for_address_sync (td->address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_dbus_connection_call (other, "org.shoal.Shoal1", "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager",
-                          "VerifyImage", g_variant_new ("(s)", id), NULL, G_DBUS_CALL_FLAGS_NONE, G_MAXINT,
-                          NULL, NULL, NULL);
+  other = call_as_other_caller (td, "VerifyImage", g_variant_new ("(s)", id));
   /* the verification is in chunk 1 */
   args[0] = chunk;
   args[1] = &fd;
@@ -717,12 +730,7 @@ test_images_cancel_import_caller_left (void)
 
   shoal_test_daemon_start (td, FALSE);
   silent_start (&srv, "left.img");
-  other = g_dbus_connection_new_for_address_sync (td->address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, &error);
-  g_assert_no_error (error);
-  g_dbus_connection_call (other, "org.shoal.Shoal1", "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager",
-                          "ImportImage", g_variant_new ("(ssu)", srv.url, "", 0), G_VARIANT_TYPE ("(s)"),
-                          G_DBUS_CALL_FLAGS_NONE, G_MAXINT, NULL, NULL, NULL);
+  other = call_as_other_caller (td, "ImportImage", g_variant_new ("(ssu)", srv.url, "", 0));
   g_assert_true (shoal_test_wait_for (silent_accepted, &srv, 10000));
   /* running, and known by its path */
   g_assert_false (silent_closed (&srv));
