@@ -1599,8 +1599,7 @@ slow_outlier (smc_sender *s, smc_node_info *n, const smc_status *st, uint64_t no
   double pace;
   uint32_t budget = (uint32_t) (s->n_nodes / 4);
   if (st->drain_kBps == 0)
-    return 0;  /* no chunk finished since its last report: nothing known */
-  n->drain_Bps = n->drain_Bps == 0 ? st->drain_kBps * 1000.0 : 0.7 * n->drain_Bps + 300.0 * st->drain_kBps;
+    return 0;  /* no chunk finished since its last report: nothing new */
   if (s->cfg.slow_policy != SMC_SLOW_EVICT || s->cfg.slow_ratio_permille == 0 || s->state != SMC_STATE_SENDING ||
       n->outcome != 0)
     return 0;
@@ -1708,6 +1707,9 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     if (!group_lossy (s, idx, &st))
       s->group_loss_run = 0;
   }
+  /* what its disk takes, smoothed (0.7 old, 0.3 new) */
+  if (st.drain_kBps != 0)
+    n->drain_Bps = n->drain_Bps == 0 ? st.drain_kBps * 1000.0 : 0.7 * n->drain_Bps + 300.0 * st.drain_kBps;
   if (slow_outlier (s, n, &st, now)) {
     s->st.slow_evictions++;
     vlog (s, "node %u writes %.1f MB/s, under %.0f %% of the others' %.1f MB/s: finishing by unicast", n->node,
