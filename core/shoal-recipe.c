@@ -366,7 +366,12 @@ shoal_recipe_new_from_json (JsonNode     *root,
   self->source = g_strdup (source);
   /* A deep copy the caller cannot change under us */
   text = json_to_string (root, FALSE);
-  self->root = json_from_string (text, NULL);
+  self->root = json_from_string (text, &local_error);
+  if (self->root == NULL)
+    {
+      recipe_fail (error, source, "%s", local_error->message);
+      return NULL;
+    }
   json_node_seal (self->root);
   shoal_recipe_load (self);
   return g_steal_pointer (&self);

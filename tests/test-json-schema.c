@@ -113,8 +113,46 @@ test_arrays (void)
   check ("{\"uniqueItems\":true}", "[1,2,1.0]", "$: items [0] and [2] are equal; items must be unique");
   check ("{\"uniqueItems\":true}", "[{\"a\":1,\"b\":2},{\"b\":2,\"a\":1}]",
          "$: items [0] and [1] are equal; items must be unique");
+  check ("{\"uniqueItems\":true}", "[\"a\",\"b\",\"b\",\"a\"]",
+         "$: items [1] and [2] are equal; items must be unique");
+  check ("{\"uniqueItems\":true}", "[0,[1,{}],-0.0,[1,{}]]",
+         "$: items [0] and [2] are equal; items must be unique");
+  check ("{\"uniqueItems\":true}", "[[1,{\"a\":[]}],[1,{\"a\":{}}],null,true,false]", NULL);
   check ("{\"items\":false}", "[]", NULL);
   check ("{\"items\":false}", "[1]", "$[0]: no value is allowed here");
+}
+
+/* uniqueItems over 200,000 strings: each looked up among the others by
+ * hash (comparing every pair would take minutes), the one repeated found */
+static void
+test_unique_large (void)
+{
+  g_autoptr(ShoalJsonSchema) schema = shoal_json_schema_new_from_data ("{\"uniqueItems\":true}", -1, NULL);
+  g_autoptr(JsonArray) array = json_array_new ();
+  g_autoptr(JsonNode) instance = json_node_new (JSON_NODE_ARRAY);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < 200000; i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("module%u", i);
+
+      json_array_add_string_element (array, name);
+    }
+  json_node_set_array (instance, array);
+  g_assert_true (shoal_json_schema_validate (schema, instance, &error));
+  g_assert_no_error (error);
+  json_array_add_string_element (array, "module123456");
+  g_assert_false (shoal_json_schema_validate (schema, instance, &error));
+  g_assert_cmpstr (error->message, ==, "$: items [123456] and [200000] are equal; items must be unique");
+}
+
+/* a number json-glib read as infinity is refused wherever it is */
+static void
+test_not_finite (void)
+{
+  check ("{}", "[1,{\"x\":1e400}]", "$[1].x: number out of range");
+  check ("{\"type\":\"number\"}", "-1e999", "$: number out of range");
+  check ("{}", "[1e308,-1e308,5e-324]", NULL);
 }
 
 static void
@@ -349,6 +387,8 @@ main (int    argc,
   g_test_add_func ("/shoal/json-schema/numbers", test_numbers);
   g_test_add_func ("/shoal/json-schema/strings", test_strings);
   g_test_add_func ("/shoal/json-schema/arrays", test_arrays);
+  g_test_add_func ("/shoal/json-schema/unique-large", test_unique_large);
+  g_test_add_func ("/shoal/json-schema/not-finite", test_not_finite);
   g_test_add_func ("/shoal/json-schema/objects", test_objects);
   g_test_add_func ("/shoal/json-schema/combinators", test_combinators);
   g_test_add_func ("/shoal/json-schema/refs", test_refs);

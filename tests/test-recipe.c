@@ -222,6 +222,12 @@ test_errors_inline (void)
                  "r.json: $.match.inventory[0].value: operator “matches” needs a glob string");
   check_invalid ("{\"name\":\"a\",\"steps\":[\"sim\"],\"drivers\":{\"add\":[\"e1000\",\"e1000\"]}}",
                  "r.json: $.drivers.add: items [0] and [1] are equal; items must be unique");
+  /* json-glib reads 1e400 as infinity: refused wherever it is, even where
+   * the schema says nothing of the value (a step's options) */
+  check_invalid ("{\"name\":\"a\",\"steps\":[{\"step\":\"sim\",\"options\":{\"x\":[1,-1e400]}}]}",
+                 "r.json: $.steps[0].options.x[1]: number out of range");
+  check_invalid ("{\"name\":\"a\",\"steps\":[\"sim\"],\"priority\":1e400}",
+                 "r.json: $.priority: number out of range");
 }
 
 static void
