@@ -10,27 +10,53 @@
 #include <glib/gstdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
 #include "shoal-image-files.h"
 #include "shoal-image-files-private.h"
 
-/* Adds the hex digest of every data chunk of every image to @used. */
+/* Adds the hex digest of every data chunk of every image to @used. Any
+ * manifest it cannot load (unreadable, corrupt, of a later format, not
+ * named by an image id) fails the collection: its chunks are unknown, and
+ * the sweep would delete them, and those it shares with other images.
+ * (shoal_image_files_list skips such a manifest with a warning, which is
+ * right for a listing and was wrong here.) */
 static gboolean
 collect_used (const gchar  *root,
               GHashTable   *used,
               GError      **error)
 {
-  g_autoptr(GPtrArray) images = shoal_image_files_list (root, error);
+  g_autofree gchar *dir_path = g_build_filename (root, "images", NULL);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, &local_error);
+  const gchar *entry;
 
-  if (images == NULL)
-    return FALSE;
-  for (guint i = 0; i < images->len; i++)
+  if (dir == NULL)
     {
-      ShoalImageInfo *info = g_ptr_array_index (images, i);
-      g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (root, info->id, error);
+      if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return TRUE;
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                   _("Cannot list images in %s: %s"), dir_path, local_error->message);
+      return FALSE;
+    }
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *id = NULL;
+      g_autoptr(ShoalManifest) m = NULL;
 
+      if (!g_str_has_suffix (entry, ".manifest"))
+        continue;
+      id = g_strndup (entry, strlen (entry) - strlen (".manifest"));
+      if (!shoal_manifest_is_valid_id (id))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                       _("%s/%s is not named by an image id: cannot tell which chunks it uses"),
+                       dir_path, entry);
+          return FALSE;
+        }
+      m = shoal_image_files_load_manifest (root, id, error);
       if (m == NULL)
         return FALSE;
       for (guint64 c = 0; c < m->n_chunks; c++)

@@ -264,10 +264,24 @@ write_manifest (const gchar    *root,
   g_autofree gchar *path = NULL;
   g_autofree gchar *root_dir = g_build_filename (root, "chunks", NULL);
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(GBytes) existing = NULL;
   int fd;
 
   shoal_manifest_compute_id (text, len, id);
   path = shoal_image_files_manifest_path (root, id);
+  /* The same image imported again: the manifest there is this text (its
+   * name is its SHA-256) and stays. Renaming a new file over it would
+   * drop the holds of transfers running from it (a hold is a lock on that
+   * file), and a removal could then delete the chunks they send. Only its
+   * time changes: it is the newest import under its name. A manifest there
+   * that does not match its name is corrupt, and is replaced. */
+  existing = shoal_image_files_load_manifest_bytes (root, id, NULL);
+  if (existing != NULL)
+    {
+      if (utimensat (AT_FDCWD, path, NULL, 0) < 0)
+        g_debug ("Cannot update the time of %s: %s", path, g_strerror (errno));
+      return g_strdup (id);
+    }
   /* Chunks reach the disk before the manifest that names them */
   fd = open (root_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0)

@@ -303,6 +303,63 @@ test_dedup_and_remove (Fixture       *f,
   g_assert_cmpuint (count_chunk_files (f), ==, 0);
 }
 
+/* A manifest the store cannot read (one byte changed) keeps every chunk:
+ * removing another image deleted the chunks of both before */
+static void
+test_remove_keeps_unreadable (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GBytes) one = make_image (3);
+  g_autoptr(GBytes) two = make_image (7);
+  g_autofree gchar *p1 = write_file (f, "one.raw", g_bytes_get_data (one, NULL), g_bytes_get_size (one));
+  g_autofree gchar *p2 = write_file (f, "two.raw", g_bytes_get_data (two, NULL), g_bytes_get_size (two));
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id1 = shoal_image_files_import (f->root, p1, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_autofree gchar *id2 = shoal_image_files_import (f->root, p2, NULL, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_autofree gchar *manifest = shoal_image_files_manifest_path (f->root, id2);
+  g_autofree gchar *text = NULL;
+  gsize len = 0;
+  guint64 freed = 0;
+
+  g_assert_no_error (error);
+  g_assert_true (g_file_get_contents (manifest, &text, &len, NULL));
+  text[len / 2] ^= 1;
+  g_assert_true (g_file_set_contents (manifest, text, (gssize) len, NULL));
+
+  g_assert_false (shoal_image_files_remove (f->root, id1, &freed, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "removed, but its chunks were kept"));
+  g_assert_nonnull (strstr (error->message, "is corrupt"));
+  g_clear_error (&error);
+  g_assert_cmpuint (freed, ==, 0);
+  g_assert_cmpuint (count_chunk_files (f), ==, 6);
+  g_assert_false (shoal_image_files_gc (f->root, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+
+  /* a file in images/ not named by an id: nothing is guessed either */
+  text[len / 2] ^= 1;
+  g_assert_true (g_file_set_contents (manifest, text, (gssize) len, NULL));
+  g_free (write_file (f, "store/images/stray.manifest", "x", 1));
+  g_assert_false (shoal_image_files_gc (f->root, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "stray.manifest is not named by an image id"));
+  g_clear_error (&error);
+  g_assert_cmpuint (count_chunk_files (f), ==, 6);
+
+  /* mended: the first image's own chunks go, the second stays whole */
+  {
+    g_autofree gchar *stray = g_build_filename (f->root, "images", "stray.manifest", NULL);
+
+    g_assert_cmpint (g_unlink (stray), ==, 0);
+  }
+  g_assert_true (shoal_image_files_gc (f->root, &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, CHUNK + 1000);
+  g_assert_cmpuint (count_chunk_files (f), ==, 4);
+  check_whole_image (id2, f, two);
+}
+
 static void
 test_bad_input (Fixture       *f,
                 gconstpointer  data)
@@ -477,6 +534,17 @@ test_hold (Fixture       *f,
   g_clear_error (&error);
   if (g_getenv ("SHOAL_IMAGE_TOOL") != NULL)
     g_free (run_tool (f, 1, "rm", id));
+  /* imported again: the same id, and the holds still hold (a new
+   * manifest renamed over the held one let the removal through) */
+  {
+    g_autofree gchar *again = shoal_image_files_import (f->root, path, "held", CHUNK, NULL, NULL, NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (again, ==, id);
+  }
+  g_assert_false (shoal_image_files_remove (f->root, id, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_clear_error (&error);
   shoal_image_files_release (hold1);
   g_assert_false (shoal_image_files_remove (f->root, id, NULL, &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
@@ -518,6 +586,8 @@ main (int argc, char **argv)
   g_test_add ("/shoal/image-store/import-sparse", Fixture, NULL, fixture_setup, test_import_sparse, fixture_teardown);
   g_test_add ("/shoal/image-store/import-zstd", Fixture, NULL, fixture_setup, test_import_zstd, fixture_teardown);
   g_test_add ("/shoal/image-store/dedup-and-remove", Fixture, NULL, fixture_setup, test_dedup_and_remove, fixture_teardown);
+  g_test_add ("/shoal/image-store/remove-keeps-unreadable", Fixture, NULL, fixture_setup, test_remove_keeps_unreadable,
+              fixture_teardown);
   g_test_add ("/shoal/image-store/bad-input", Fixture, NULL, fixture_setup, test_bad_input, fixture_teardown);
   g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
   g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
