@@ -141,6 +141,13 @@ pread_all (ShoalQcow2  *q,
 {
   gsize done = 0;
 
+  if (zero_past_end && offset >= q->file_size)
+    {
+      /* a read that begins in a cluster past the file's end (the last
+       * cluster of a file that ends inside it, read from partway in) */
+      memset (buf, 0, len);
+      return TRUE;
+    }
   if (offset > q->file_size || (!zero_past_end && len > q->file_size - offset))
     return set_corrupt (q, error, _("%llu bytes at offset %llu are past its end (%llu bytes)"),
                         (ull) len, (ull) offset, (ull) q->file_size);

@@ -98,6 +98,10 @@ detect (const guint8 *magic,
 
   if (len >= sizeof zstd_magic && memcmp (magic, zstd_magic, sizeof zstd_magic) == 0)
     return FORMAT_ZSTD;
+  /* a zstd skippable frame (RFC 8878 3.1.2: magic 0x184D2A50-5F, little
+   * endian), with which pzstd begins every file */
+  if (len >= 4 && (magic[0] & 0xf0) == 0x50 && magic[1] == 0x2a && magic[2] == 0x4d && magic[3] == 0x18)
+    return FORMAT_ZSTD;
   if (len >= sizeof xz_magic && memcmp (magic, xz_magic, sizeof xz_magic) == 0)
     return FORMAT_XZ;
   if (len >= sizeof gzip_magic && memcmp (magic, gzip_magic, sizeof gzip_magic) == 0)

@@ -145,6 +145,45 @@ test_same_as_raw (Fixture       *f,
     }
 }
 
+/* A file that ends inside its last data cluster, which qemu reads as if
+ * zeros followed: the same image whatever the chunk size. A read beginning
+ * in that cluster past the file's end (a 1 MiB chunk at 7 MiB, in a 2 MiB
+ * cluster of which the file holds 4 KiB) was refused as corrupt. */
+static void
+test_ends_inside_cluster (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree gchar *path = g_build_filename (f->dir, "short.qcow2", NULL);
+  g_autofree gchar *raw = g_build_filename (f->dir, "short.raw", NULL);
+  const gchar *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", path, "8M", NULL };
+  const gchar *io[] = { "qemu-io", "-c", "write -P 0x5a 0 4k", "-c", "write -P 0x33 6M 4k", path, NULL };
+  const gchar *to_raw[] = { "qemu-img", "convert", "-f", "qcow2", "-O", "raw", path, raw, NULL };
+  static const guint32 chunk_sizes[] = { CHUNK, 1048576, 2097152 };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id_raw = NULL;
+  GStatBuf st;
+
+  if (!have_qemu_img ())
+    return;
+  run (create);
+  run (io);
+  /* the last cluster (6 MiB) is the file's last 2 MiB: keep 4 KiB of it */
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (truncate (path, st.st_size - 2097152 + 4096), ==, 0);
+  run (to_raw);
+  for (gsize i = 0; i < G_N_ELEMENTS (chunk_sizes); i++)
+    {
+      g_autofree gchar *id = NULL;
+
+      g_free (id_raw);
+      id_raw = shoal_image_files_import (f->root, raw, "short", chunk_sizes[i], NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      id = shoal_image_files_import (f->root, path, "short", chunk_sizes[i], NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (id, ==, id_raw);
+    }
+}
+
 typedef struct {
   guint64 done, total, calls;
 } Progress;
@@ -413,6 +452,8 @@ main (int    argc,
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/image-store/qcow2/same-as-raw", Fixture, NULL, fixture_setup, test_same_as_raw, fixture_teardown);
+  g_test_add ("/shoal/image-store/qcow2/ends-inside-cluster", Fixture, NULL, fixture_setup, test_ends_inside_cluster,
+              fixture_teardown);
   g_test_add ("/shoal/image-store/qcow2/zero-clusters", Fixture, NULL, fixture_setup, test_zero_clusters, fixture_teardown);
   g_test_add ("/shoal/image-store/qcow2/refused", Fixture, NULL, fixture_setup, test_refused, fixture_teardown);
   g_test_add ("/shoal/image-store/qcow2/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);

@@ -131,6 +131,12 @@ test_formats (Fixture       *f,
   assert_reads_disk (f, "disk.raw", "raw");
   assert_reads_disk (f, "disk.zst", "zstd");
   assert_reads_disk (f, "two.zst", "zstd");
+  /* a file that begins with a skippable frame (RFC 8878 3.1.2), as every
+   * file pzstd writes does: it was taken for a raw disk */
+  sh (f, "printf '\\132\\052\\115\\030\\005\\000\\000\\000shoal' > skip.zst; zstd -q -c disk.raw >> skip.zst");
+  assert_reads_disk (f, "skip.zst", "zstd");
+  sh (f, "pzstd -q -p 2 disk.raw -o disk.pzst");
+  assert_reads_disk (f, "disk.pzst", "zstd");
   assert_reads_disk (f, "disk.xz", "xz");
   assert_reads_disk (f, "two.xz", "xz");
   assert_reads_disk (f, "blocks.xz", "xz");
