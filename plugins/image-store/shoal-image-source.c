@@ -48,6 +48,7 @@ struct _ShoalImageSource {
   gchar          *path;
   Format          format;
   guint64         file_size;
+  gboolean        size_checked;  /* its size at its end compared with file_size */
   guint64         consumed;      /* position in the file */
   guint64         read;          /* bytes read (a raw image's holes are not) */
   guint64         data_start;    /* raw: the current extent of data, from */
@@ -305,6 +306,16 @@ read_some (ShoalImageSource  *s,
     }
 }
 
+static gssize
+shrank (ShoalImageSource  *s,
+        GError           **error)
+{
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+               _("Image %s shrank while being read: it had %llu bytes"), s->path,
+               (unsigned long long) s->file_size);
+  return -1;
+}
+
 /* A raw image up to the size it had when opened. The holes of a sparse
  * file are zeros that are not read: a 20 GiB disk image holding 3 GiB
  * costs the reads of 3 GiB (the whole-image hash still covers every byte) */
@@ -335,9 +346,20 @@ fill_raw (ShoalImageSource  *s,
           if (n < 0)
             return -1;
           if (n == 0)
-            break;      /* the file shrank */
+            return shrank (s, error);
         }
       done += (gsize) n;
+    }
+  /* at its end, still as long as it was: a file that shrank while read
+   * (holes past its new end read as zeros) is not taken for a shorter or
+   * zero-filled image */
+  if (s->consumed >= s->file_size && !s->size_checked)
+    {
+      struct stat st;
+
+      s->size_checked = TRUE;
+      if (fstat (s->fd, &st) == 0 && (guint64) st.st_size < s->file_size)
+        return shrank (s, error);
     }
   return (gssize) done;
 }

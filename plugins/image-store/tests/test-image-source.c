@@ -247,6 +247,43 @@ test_bad (Fixture       *f,
   g_assert_cmpuint (g_bytes_get_size (empty), ==, 0);
 }
 
+/* reads name, truncating it to cut bytes after the first read: the
+ * source must say it shrank, not end early or read zeros */
+static void
+expect_shrank (Fixture     *f,
+               const gchar *name,
+               goffset      cut)
+{
+  g_autofree gchar *path = g_build_filename (f->dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageSource) s = shoal_image_source_open (path, &error);
+  g_autofree guint8 *buf = g_malloc (65536);
+  gssize n = 0;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (shoal_image_source_fill (s, buf, 65536, &error), ==, 65536);
+  g_assert_cmpint (truncate (path, cut), ==, 0);
+  for (guint i = 0; i < 1000; i++)
+    {
+      n = shoal_image_source_fill (s, buf, 65536, &error);
+      if (n < 65536)
+        break;
+    }
+  g_assert_cmpint (n, ==, -1);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "shrank while being read"));
+}
+
+/* a raw file cut while it is read: its data, or the hole at its end */
+static void
+test_raw_shrinks (Fixture       *f,
+                  gconstpointer  data)
+{
+  sh (f, "cp disk.raw cut.raw; cp disk.raw hole.raw; truncate -s +1M hole.raw");
+  expect_shrank (f, "cut.raw", 100 * 1024);
+  expect_shrank (f, "hole.raw", (goffset) g_bytes_get_size (f->disk));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -255,5 +292,7 @@ main (int    argc,
   g_test_add ("/shoal/image-store/source/formats", Fixture, NULL, fixture_setup, test_formats, fixture_teardown);
   g_test_add ("/shoal/image-store/source/import", Fixture, NULL, fixture_setup, test_import, fixture_teardown);
   g_test_add ("/shoal/image-store/source/bad", Fixture, NULL, fixture_setup, test_bad, fixture_teardown);
+  g_test_add ("/shoal/image-store/source/raw-shrinks", Fixture, NULL, fixture_setup, test_raw_shrinks,
+              fixture_teardown);
   return g_test_run ();
 }
