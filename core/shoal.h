@@ -11,6 +11,7 @@
 #include "shoal-device.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
+#include "shoal-http.h"
 #include "shoal-journal-entry.h"
 #include "shoal-json-schema.h"
 #include "shoal-pipeline.h"

@@ -24,6 +24,7 @@
 #include "shoal-dbus-manager-exporter.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
+#include "shoal-http.h"
 #include "shoal-image-store.h"
 #include "shoal-plugin-engine.h"
 
@@ -307,7 +308,7 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
           return FALSE;
         }
     }
-  self->http = soup_server_new ("server-header", "shoald/" PACKAGE_VERSION " ", NULL);
+  self->http = shoal_http_server_new ("shoald/" PACKAGE_VERSION " ");
   if (!shoal_daemon_listen (self, address, (guint) port, error))
     {
       g_prefix_error (error, "starting the HTTP server on %s port %u: ",

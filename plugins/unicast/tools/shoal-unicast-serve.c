@@ -12,6 +12,7 @@
 #include <glib-unix.h>
 #include <locale.h>
 
+#include "shoal-http.h"
 #include "shoal-unicast-server.h"
 
 static gchar *opt_store = NULL;
@@ -69,7 +70,7 @@ main (int argc, char **argv)
       return 2;
     }
   addr = g_inet_socket_address_new (inet, (guint16) opt_port);
-  server = soup_server_new (NULL, NULL);
+  server = shoal_http_server_new (NULL);
   unicast = shoal_unicast_server_new (opt_store, auth, NULL);
   soup_server_add_handler (server, "/images", shoal_unicast_server_handle, unicast, NULL);
   if (!soup_server_listen (server, addr, 0, &error))
