@@ -21,7 +21,10 @@ typedef struct {
   gboolean  reading;
   gboolean  finished;       /* the message is finished (or the client gone) */
   gboolean  completed;      /* the whole body is queued */
+  gboolean  appended;       /* some body was queued: the status line may be out */
+  gboolean  failed;         /* a read failed after that: cut the connection */
   gulong    wrote_id;
+  gulong    wrote_body_id;
   gulong    finished_id;
 } Stream;
 
@@ -33,6 +36,7 @@ stream_free (Stream *st)
   if (st->segments != NULL)
     g_queue_free_full (st->segments, (GDestroyNotify) shoal_unicast_segment_free);
   g_signal_handler_disconnect (st->req->msg, st->wrote_id);
+  g_signal_handler_disconnect (st->req->msg, st->wrote_body_id);
   g_signal_handler_disconnect (st->req->msg, st->finished_id);
   shoal_unicast_request_free (st->req);
   g_free (st);
@@ -54,8 +58,41 @@ stream_append (Stream *st,
 
   soup_message_body_append_bytes (body, bytes);
   st->req->server->bytes_sent += g_bytes_get_size (bytes);
+  st->appended = TRUE;
   st->in_flight++;
   soup_server_message_unpause (st->req->msg);
+}
+
+/* Ends the response after a read failed. Before any byte of the body the
+ * answer is still free: a 500. After, the status line may be out: what was
+ * queued is sent, then the connection is cut (on_wrote_body) so that the
+ * client sees a body shorter than its Content-Length. Either way the body
+ * is completed so that libsoup, paused waiting for the next piece, runs to
+ * the end of the message, which is then finished and freed. */
+static void
+stream_fail (Stream       *st,
+             const GError *error)
+{
+  SoupServerMessage *msg = st->req->msg;
+  SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
+  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+
+  g_warning ("Cannot stream image %s: %s", st->req->id, error->message);
+  if (!st->appended)
+    {
+      soup_message_headers_remove (resp, "Content-Range");
+      soup_message_headers_remove (resp, "Accept-Ranges");
+      soup_message_headers_remove (resp, "ETag");
+      shoal_unicast_respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+                                   "The image is missing or damaged in the image store");
+      soup_message_headers_set_content_length (resp, body->length);
+    }
+  st->failed = st->appended;
+  g_queue_free_full (g_steal_pointer (&st->segments), (GDestroyNotify) shoal_unicast_segment_free);
+  st->segments = g_queue_new ();
+  st->completed = TRUE;
+  soup_message_body_complete (body);
+  soup_server_message_unpause (msg);
 }
 
 static void
@@ -75,12 +112,7 @@ piece_read (GObject      *source,
     }
   if (bytes == NULL)
     {
-      GSocket *socket = soup_server_message_get_socket (st->req->msg);
-
-      /* the status line is gone already: cut the connection short */
-      g_warning ("Cannot stream image %s: %s", st->req->id, error->message);
-      if (socket != NULL)
-        g_socket_shutdown (socket, TRUE, TRUE, NULL);
+      stream_fail (st, error);
       return;
     }
   st->pos += g_bytes_get_size (bytes);
@@ -167,6 +199,16 @@ on_wrote_chunk (SoupServerMessage *msg,
 }
 
 static void
+on_wrote_body (SoupServerMessage *msg,
+               Stream            *st)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+
+  if (st->failed && socket != NULL)
+    g_socket_shutdown (socket, TRUE, TRUE, NULL);
+}
+
+static void
 on_finished (SoupServerMessage *msg,
              Stream            *st)
 {
@@ -203,6 +245,7 @@ shoal_unicast_stream_raw (Request *req)
   st->req = req;
   st->segments = segments;
   st->wrote_id = g_signal_connect (msg, "wrote-chunk", G_CALLBACK (on_wrote_chunk), st);
+  st->wrote_body_id = g_signal_connect (msg, "wrote-body", G_CALLBACK (on_wrote_body), st);
   st->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (on_finished), st);
   stream_pump (st);
 }

@@ -1,5 +1,6 @@
 /* test-unicast-server.c: the /images routes with curl on loopback: tokens,
- * manifest, chunks, raw image, single and multiple ranges, 416, resume
+ * manifest, chunks, raw image, single and multiple ranges, 416, resume, a
+ * chunk file that cannot be read while the raw image is streamed
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -405,6 +406,89 @@ test_resume (Fixture       *f,
   g_assert_cmpuint (shoal_unicast_server_get_bytes_sent (f->unicast), ==, 267144 - 150000);
 }
 
+static guint
+count_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* the server closes its connections (a few seconds at most): no socket
+ * is left behind */
+static void
+assert_fds_back_to (guint before)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (count_fds () > before && g_get_monotonic_time () < deadline)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (10000);
+    }
+  g_assert_cmpuint (count_fds (), <=, before);
+}
+
+static void
+remove_chunk (Fixture *f,
+              guint64  index)
+{
+  char hex[65];
+  g_autofree gchar *path = NULL;
+
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (f->manifest, index), hex);
+  path = shoal_image_files_chunk_path (f->root, hex);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+}
+
+/* a chunk file that cannot be read: a 500 when nothing of the body was
+ * sent, a connection cut short after; either way the response ends and
+ * its connection is closed */
+static void
+test_raw_read_fails (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree gchar *raw = url (f, "raw");
+  guint before;
+
+  if (!have_curl ())
+    return;
+  /* one good read first: the worker threads and what they hold are there */
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", "Connection: close", "-r", "0-9", raw, NULL), ==, 206);
+  before = count_fds ();
+  remove_chunk (f, 4);     /* the tail */
+  remove_chunk (f, 2);     /* B */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GBytes) body = NULL;
+      g_autofree gchar *headers = NULL;
+
+      g_test_expect_message ("ShoalUnicast", G_LOG_LEVEL_WARNING, "Cannot stream image*");
+      g_assert_cmpuint (curl (f, &body, &headers, AUTH, "-H", "Connection: close", "-r", "-10", raw, NULL), ==, 500);
+      g_test_assert_expected_messages ();
+      g_assert_true (bytes_contain (body, "missing or damaged"));
+      g_assert_null (strstr (headers, "Content-Range"));
+    }
+  assert_fds_back_to (before);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GBytes) body = NULL;
+
+      /* A and the zero chunk, then B fails */
+      g_test_expect_message ("ShoalUnicast", G_LOG_LEVEL_WARNING, "Cannot stream image*");
+      g_assert_cmpuint (curl (f, &body, NULL, AUTH, "-H", "Connection: close", raw, NULL), ==, 200);
+      g_test_assert_expected_messages ();
+      g_assert_cmpuint (g_bytes_get_size (body), ==, 2 * CHUNK);
+      g_assert_cmpmem (g_bytes_get_data (body, NULL), g_bytes_get_size (body),
+                       g_bytes_get_data (f->image, NULL), g_bytes_get_size (body));
+    }
+  assert_fds_back_to (before);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -413,5 +497,6 @@ main (int argc, char **argv)
   g_test_add ("/shoal/unicast/manifest-and-chunks", Fixture, NULL, fixture_setup, test_manifest_and_chunks, fixture_teardown);
   g_test_add ("/shoal/unicast/raw-ranges", Fixture, NULL, fixture_setup, test_raw_ranges, fixture_teardown);
   g_test_add ("/shoal/unicast/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
+  g_test_add ("/shoal/unicast/raw-read-fails", Fixture, NULL, fixture_setup, test_raw_read_fails, fixture_teardown);
   return g_test_run ();
 }
