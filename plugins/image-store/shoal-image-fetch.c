@@ -12,7 +12,12 @@
  * resumed where it stopped (Range, with If-Range so that a file changed
  * meanwhile starts again; started again when the server gave neither a
  * strong ETag nor Last-Modified), up to five times; anything else but a
- * complete 200 is an error that says what the server did.
+ * complete 200 is an error that says what the server did. A body whose
+ * length the server did not say (chunked, or ended by closing the
+ * connection) may have been cut short without a sign: the end is only
+ * taken once the server confirms it (asked for a range from there, it
+ * answers 416 with a Content-Range of that size) or when the URL's
+ * checksum will check it.
  */
 #include "config.h"
 
@@ -104,6 +109,7 @@ shoal_image_fetch_name (const gchar *uri)
 typedef enum {
   COPY_DONE,
   COPY_CUT,             /* the body ended early or broke: resume it */
+  COPY_UNSURE,          /* the body ended, but its length was never said */
   COPY_FAILED,
 } CopyResult;
 
@@ -112,14 +118,17 @@ typedef struct {
   int                      fd;
   GChecksum               *checksum;
   guint64                  received;    /* bytes in the file */
-  guint64                  total;       /* the whole file's size (0: not said) */
+  guint64                  total;       /* the whole file's size, if sized */
+  gboolean                 sized;       /* the server said the file's size */
+  gboolean                 checked;     /* the URL gives its SHA-256 */
   gchar                   *validator;   /* ETag or Last-Modified: If-Range */
   ShoalImportProgressFunc  progress;
   gpointer                 progress_data;
 } Download;
 
 /* appends the body to the file, hashing it; COPY_CUT with error set when
- * it ends before the whole file or breaks */
+ * it ends before the whole file or breaks, COPY_UNSURE when it ends and
+ * nobody said how long the file is */
 static CopyResult
 copy_body (Download      *d,
            GInputStream  *in,
@@ -160,7 +169,9 @@ copy_body (Download      *d,
       if (d->progress != NULL)
         d->progress (d->received, d->total, d->progress_data);
     }
-  if (d->total > 0 && d->received != d->total)
+  if (!d->sized)
+    return COPY_UNSURE;
+  if (d->received != d->total)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
                    _("Cannot download %s: the server sent %llu of %llu bytes"), d->shown,
@@ -170,10 +181,12 @@ copy_body (Download      *d,
   return COPY_DONE;
 }
 
+/* the answer's body, if its status is 200, 206 or (probe) 416 */
 static GInputStream *
 send_request (SoupSession   *session,
               SoupMessage   *msg,
               const gchar   *uri,
+              gboolean       probe,
               GCancellable  *cancellable,
               GError       **error)
 {
@@ -190,7 +203,8 @@ send_request (SoupSession   *session,
       return NULL;
     }
   status = soup_message_get_status (msg);
-  if (status != SOUP_STATUS_OK && status != SOUP_STATUS_PARTIAL_CONTENT)
+  if (status != SOUP_STATUS_OK && status != SOUP_STATUS_PARTIAL_CONTENT &&
+      !(probe && status == SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE))
     {
       g_set_error (error, SHOAL_ERROR,
                    status == SOUP_STATUS_NOT_FOUND ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_FAILED,
@@ -215,9 +229,14 @@ place_answer (Download     *d,
 
   if (soup_message_get_status (msg) == SOUP_STATUS_PARTIAL_CONTENT &&
       soup_message_headers_get_content_range (headers, &start, &end, &total) &&
-      (guint64) start == d->received && (d->total == 0 || total == (goffset) d->total))
+      (guint64) start == d->received && (!d->sized || total == (goffset) d->total))
     {
       g_info ("resuming the download of %s at %llu bytes", d->shown, (unsigned long long) d->received);
+      if (total >= 0)
+        {
+          d->total = (guint64) total;
+          d->sized = TRUE;
+        }
       return TRUE;
     }
   if (soup_message_get_status (msg) == SOUP_STATUS_PARTIAL_CONTENT && d->received == 0)
@@ -244,7 +263,9 @@ place_answer (Download     *d,
     }
   g_checksum_reset (d->checksum);
   d->received = 0;
-  d->total = (guint64) MAX (soup_message_headers_get_content_length (headers), 0);
+  /* chunked or ended by a close: a premature end looks like the end */
+  d->sized = soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH;
+  d->total = d->sized ? (guint64) soup_message_headers_get_content_length (headers) : 0;
   /* If-Range takes a strong ETag or a date (RFC 9110 13.1.5); without
    * either, a resumption could join two versions of the file: start again */
   g_free (d->validator);
@@ -256,11 +277,66 @@ place_answer (Download     *d,
   return TRUE;
 }
 
-/* One GET: the whole file, or (d->received > 0) the rest of it */
+/* The end of a body whose length was not said cannot be confirmed: it is
+ * taken if the URL's checksum will check it, refused otherwise */
+static CopyResult
+cannot_confirm (Download  *d,
+                GError   **error)
+{
+  if (d->checked)
+    {
+      g_info ("the server does not confirm that %s ends at %llu bytes: its checksum will tell",
+              d->shown, (unsigned long long) d->received);
+      return COPY_DONE;
+    }
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED,
+               _("Cannot download %s: the server did not say the file's length and does not confirm "
+                 "that it ends at %llu bytes (it may have been cut short); give its SHA-256 in the "
+                 "URL (#sha256=) to accept it"),
+               d->shown, (unsigned long long) d->received);
+  return COPY_FAILED;
+}
+
+/* whether the Content-Range of a 416 gives the bytes received as the size */
+static gboolean
+ends_at_received (Download           *d,
+                  SoupMessageHeaders *headers)
+{
+  const gchar *range = soup_message_headers_get_one (headers, "Content-Range");
+  gchar *end = NULL;
+  guint64 size;
+
+  if (range == NULL || !g_str_has_prefix (range, "bytes */") || !g_ascii_isdigit (range[8]))
+    return FALSE;
+  size = g_ascii_strtoull (range + 8, &end, 10);
+  return *end == '\0' && size == d->received;
+}
+
+/* The answer to the question whether the file ends at d->received (msg:
+ * the rest from there, if the file did not change) was not a 206: COPY_DONE
+ * if it says so, or if the URL's checksum will tell */
+static CopyResult
+confirm_end (Download     *d,
+             SoupMessage  *msg,
+             GError      **error)
+{
+  if (soup_message_get_status (msg) == SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE &&
+      ends_at_received (d, soup_message_get_response_headers (msg)))
+    {
+      g_info ("the server confirms that %s ends at %llu bytes", d->shown, (unsigned long long) d->received);
+      return COPY_DONE;
+    }
+  return cannot_confirm (d, error);
+}
+
+/* One GET: the whole file, or (d->received > 0) the rest of it; probe:
+ * the body ended with no length said, the GET asks for the rest to learn
+ * whether there is any */
 static CopyResult
 attempt (Download      *d,
          SoupSession   *session,
          const gchar   *url,
+         gboolean       probe,
          GCancellable  *cancellable,
          GError       **error)
 {
@@ -281,8 +357,12 @@ attempt (Download      *d,
       soup_message_headers_replace (headers, "Range", range);
       soup_message_headers_replace (headers, "If-Range", d->validator);
     }
-  in = send_request (session, msg, d->shown, cancellable, error);
-  if (in == NULL || !place_answer (d, msg, error))
+  in = send_request (session, msg, d->shown, probe, cancellable, error);
+  if (in == NULL)
+    return COPY_FAILED;
+  if (probe && soup_message_get_status (msg) != SOUP_STATUS_PARTIAL_CONTENT)
+    return confirm_end (d, msg, error);
+  if (!place_answer (d, msg, error))
     return COPY_FAILED;
   return copy_body (d, in, cancellable, error);
 }
@@ -302,7 +382,8 @@ fetch (const gchar              *root,
   g_autoptr(SoupSession) session = NULL;
   g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
   g_autoptr(GUri) parsed = NULL;
-  Download d = { .shown = shown, .checksum = checksum, .progress = progress, .progress_data = progress_data };
+  Download d = { .shown = shown, .checksum = checksum, .checked = sha256 != NULL,
+                 .progress = progress, .progress_data = progress_data };
   g_autoptr(GError) last_error = NULL;
   CopyResult result = COPY_CUT;
 
@@ -326,18 +407,25 @@ fetch (const gchar              *root,
     }
   g_info ("downloading %s to %s", shown, path);
   session = soup_session_new_with_options ("user-agent", "shoal/" PACKAGE_VERSION " ", NULL);
-  for (guint i = 0; i < FETCH_ATTEMPTS && result == COPY_CUT; i++)
+  for (guint i = 0; i < FETCH_ATTEMPTS && (result == COPY_CUT || result == COPY_UNSURE); i++)
     {
+      gboolean probe = result == COPY_UNSURE;
+
       /* a pause before each resumption, longer each time */
       if (i > 0 && g_cancellable_is_cancelled (cancellable))
         break;
-      if (i > 0)
+      if (i > 0 && !probe)
         g_usleep (i * G_USEC_PER_SEC / 4);
       g_clear_error (&last_error);
-      result = attempt (&d, session, url, cancellable, &last_error);
+      if (probe && d.validator == NULL)
+        result = cannot_confirm (&d, &last_error);
+      else
+        result = attempt (&d, session, url, probe, cancellable, &last_error);
       if (result == COPY_CUT)
         g_info ("%s (attempt %u of %u)", last_error->message, i + 1, FETCH_ATTEMPTS);
     }
+  if (result == COPY_UNSURE && !g_cancellable_is_cancelled (cancellable))
+    result = cannot_confirm (&d, &last_error);
   close (d.fd);
   g_free (d.validator);
   if (result == COPY_DONE && sha256 != NULL && strcmp (g_checksum_get_string (checksum), sha256) != 0)

@@ -1,8 +1,9 @@
 /* test-image-fetch.c: importing an image by URL from an HTTP server on
  * loopback: the same image as the file; a checksum in the URL is checked;
  * redirects are followed; a body cut short is resumed where it stopped, or
- * started again when the file changed; a missing file, a body always cut
- * short, a refused
+ * started again when the file changed; a body of no said length is only
+ * taken when the server confirms its end or the URL has a checksum; a
+ * missing file, a body always cut short, a refused
  * connection, a wrong checksum and an https server whose certificate no
  * authority signed are errors, and leave nothing behind
  *
@@ -52,6 +53,62 @@ refuse_tls (Fixture           *f,
 
   if (tls != NULL && g_tls_connection_handshake (G_TLS_CONNECTION (tls), NULL, NULL))
     g_io_stream_close (tls, NULL, NULL);
+}
+
+/* a body whose length the headers do not say, in chunks (/chunked...) or
+ * ended by the close (/eof...); "-cut": the first answer stops halfway, at
+ * the end of a chunk (no last chunk); "-nov": no ETag; "-norange": ranges
+ * are ignored. A range with the ETag in If-Range gets 206 with its length,
+ * or 416 "bytes *\/size" from the end on */
+static void
+answer_unsized (Fixture       *f,
+                GOutputStream *out,
+                const gchar   *path,
+                const gchar   *range,
+                const gchar   *if_range)
+{
+  gsize len = 0;
+  const guint8 *body = g_bytes_get_data (f->xz, &len);
+  gboolean first = g_atomic_int_add (&f->flaky, 1) == 0;
+  gboolean chunked = g_str_has_prefix (path, "/chunked");
+  const gchar *etag = strstr (path, "-nov") != NULL ? NULL : "\"u1\"";
+  guint64 from = range != NULL ? g_ascii_strtoull (range, NULL, 10) : 0;
+  gsize n = first && strstr (path, "-cut") != NULL ? len / 2 : len;
+  g_autofree gchar *head = NULL;
+  g_autofree gchar *size = NULL;
+
+  if (range != NULL && etag != NULL && g_strcmp0 (if_range, etag) == 0 && strstr (path, "-norange") == NULL)
+    {
+      if (from < len)
+        head = g_strdup_printf ("HTTP/1.1 206 Partial Content\r\nETag: %s\r\n"
+                                "Content-Range: bytes %llu-%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT "\r\n"
+                                "Content-Length: %llu\r\nConnection: close\r\n\r\n",
+                                etag, (unsigned long long) from, len - 1, len,
+                                (unsigned long long) (len - from));
+      else
+        head = g_strdup_printf ("HTTP/1.1 416 Range Not Satisfiable\r\nETag: %s\r\n"
+                                "Content-Range: bytes */%" G_GSIZE_FORMAT "\r\n"
+                                "Content-Length: 0\r\nConnection: close\r\n\r\n", etag, len);
+      send_all (out, head, strlen (head));
+      if (from < len)
+        send_all (out, body + from, len - from);
+      return;
+    }
+  head = g_strdup_printf ("HTTP/1.1 200 OK\r\n%s%s%s%sConnection: close\r\n\r\n",
+                          etag != NULL ? "ETag: " : "", etag != NULL ? etag : "", etag != NULL ? "\r\n" : "",
+                          chunked ? "Transfer-Encoding: chunked\r\n" : "");
+  send_all (out, head, strlen (head));
+  if (!chunked)
+    {
+      send_all (out, body, n);
+      return;
+    }
+  size = g_strdup_printf ("%" G_GSIZE_MODIFIER "x\r\n", n);
+  send_all (out, size, strlen (size));
+  send_all (out, body, n);
+  send_all (out, "\r\n", 2);
+  if (n == len)
+    send_all (out, "0\r\n\r\n", 5);
 }
 
 /* one request per connection; the answer depends on the path */
@@ -110,6 +167,8 @@ answer (Fixture           *f,
           send_all (out, body, first ? len / 2 : len);
         }
     }
+  else if (g_str_has_prefix (path, "/chunked") || g_str_has_prefix (path, "/eof"))
+    answer_unsized (f, out, path, range, if_range);
   else if (strcmp (path, "/unnamed.img.xz") == 0)
     {
       /* no ETag, no Last-Modified: nothing to resume against, so the
@@ -364,6 +423,64 @@ test_resume (Fixture       *f,
     }
 }
 
+/* bodies of no said length: a cut one is resumed, a whole one is taken
+ * once the server confirms its end (or the URL's checksum will check it),
+ * and without either it is refused */
+static void
+test_unsized (Fixture       *f,
+              gconstpointer  data)
+{
+  static const struct {
+    const gchar *path;
+    gboolean     checked;
+    gint         requests;
+    gboolean     fails;
+    gint         code;
+  } cases[] = {
+    { "/chunked-cut.img.xz", FALSE, 2, FALSE, 0 },          /* 200 cut, 206 */
+    { "/eof-cut.img.xz", FALSE, 2, FALSE, 0 },
+    { "/chunked.img.xz", FALSE, 2, FALSE, 0 },              /* 200, 416 */
+    { "/eof.img.xz", FALSE, 2, FALSE, 0 },
+    { "/chunked-nov.img.xz", TRUE, 1, FALSE, 0 },           /* the checksum tells */
+    { "/chunked-norange.img.xz", TRUE, 2, FALSE, 0 },
+    { "/chunked-nov.img.xz", FALSE, 1, TRUE, SHOAL_ERROR_FAILED },
+    { "/chunked-norange.img.xz", FALSE, 2, TRUE, SHOAL_ERROR_FAILED },
+    { "/chunked-cut-nov.img.xz", FALSE, 1, TRUE, SHOAL_ERROR_FAILED },
+    { "/chunked-cut-nov.img.xz", TRUE, 1, TRUE, SHOAL_ERROR_INVALID_DATA },
+  };
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree gchar *plain = url (f, cases[i].path);
+      g_autofree gchar *uri = cases[i].checked ? g_strdup_printf ("%s#sha256=%s", plain, f->xz_sha256)
+                                               : g_strdup (plain);
+      g_autoptr(GError) error = NULL;
+      g_autofree gchar *id = NULL;
+
+      g_test_message ("%s", uri);
+      g_atomic_int_set (&f->flaky, 0);
+      id = shoal_image_files_import (f->root, uri, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+      if (!cases[i].fails)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpstr (id, ==, f->raw_id);
+        }
+      else
+        {
+          g_assert_error (error, SHOAL_ERROR, cases[i].code);
+          g_assert_null (id);
+          g_assert_true (strstr (error->message, cases[i].checked ? "SHA-256" : "does not confirm") != NULL);
+          assert_tmp_empty (f);
+        }
+      g_assert_cmpint (g_atomic_int_get (&f->flaky), ==, cases[i].requests);
+    }
+}
+
 static void
 expect_error (Fixture     *f,
               const gchar *uri,
@@ -446,6 +563,7 @@ main (int    argc,
   g_test_add ("/shoal/image-store/fetch/by-url", Fixture, NULL, fixture_setup, test_by_url, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/failures", Fixture, NULL, fixture_setup, test_failures, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/unsized", Fixture, NULL, fixture_setup, test_unsized, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/untrusted-https", Fixture, "https", fixture_setup, test_untrusted_https,
               fixture_teardown);
   return g_test_run ();
