@@ -348,6 +348,7 @@ attempt (Download      *d,
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), d->shown);
       return COPY_FAILED;
     }
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept-Encoding", "identity");
   if (d->received > 0 && d->validator != NULL)
     {
       g_autofree gchar *range = g_strdup_printf ("bytes=%llu-", (unsigned long long) d->received);
@@ -407,6 +408,9 @@ fetch (const gchar              *root,
     }
   g_info ("downloading %s to %s", shown, path);
   session = soup_session_new_with_options ("user-agent", "shoal/" PACKAGE_VERSION " ", NULL);
+  /* the file's own bytes: lengths, ranges and the URL's checksum are of
+   * those, not of what a decoder would make of a compressed transfer */
+  soup_session_remove_feature_by_type (session, SOUP_TYPE_CONTENT_DECODER);
   for (guint i = 0; i < FETCH_ATTEMPTS && (result == COPY_CUT || result == COPY_UNSURE); i++)
     {
       gboolean probe = result == COPY_UNSURE;

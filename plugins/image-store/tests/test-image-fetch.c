@@ -3,6 +3,7 @@
  * redirects are followed; a body cut short is resumed where it stopped, or
  * started again when the file changed; a body of no said length is only
  * taken when the server confirms its end or the URL has a checksum; a
+ * server that compresses transfers is not asked to; a
  * missing file, a body always cut short, a refused
  * connection, a wrong checksum and an https server whose certificate no
  * authority signed are errors, and leave nothing behind
@@ -31,6 +32,7 @@ typedef struct {
   guint16       port;
   gint          requests;
   gint          flaky;         /* requests for /flaky.img.xz and /changed.img.xz */
+  gint          gzip_asked;    /* a request accepted gzip */
   GTlsCertificate *tls;        /* set: the server speaks https with it */
 } Fixture;
 
@@ -111,6 +113,43 @@ answer_unsized (Fixture       *f,
     send_all (out, "0\r\n\r\n", 5);
 }
 
+/* a server that compresses what it sends when the client accepts gzip
+ * (Content-Length: the compressed size), and serves ranges of the file */
+static void
+answer_gzip (Fixture       *f,
+             GOutputStream *out,
+             gboolean       gzip,
+             const gchar   *range)
+{
+  g_autoptr(GConverter) compressor = G_CONVERTER (g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP, -1));
+  g_autoptr(GOutputStream) memory = g_memory_output_stream_new_resizable ();
+  g_autoptr(GOutputStream) zout = g_converter_output_stream_new (memory, compressor);
+  g_autoptr(GBytes) body = NULL;
+  g_autofree gchar *head = NULL;
+  gsize len = g_bytes_get_size (f->xz);
+  guint64 from = range != NULL ? MIN (g_ascii_strtoull (range, NULL, 10), len) : 0;
+
+  if (gzip)
+    g_atomic_int_set (&f->gzip_asked, 1);
+  g_output_stream_write_all (zout, (const guint8 *) g_bytes_get_data (f->xz, NULL) + from, len - from,
+                             NULL, NULL, NULL);
+  g_output_stream_close (zout, NULL, NULL);
+  body = gzip ? g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (memory))
+              : g_bytes_new_from_bytes (f->xz, from, len - from);
+  if (range != NULL)
+    head = g_strdup_printf ("HTTP/1.1 206 Partial Content\r\nETag: \"g1\"\r\n%s"
+                            "Content-Range: bytes %llu-%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT "\r\n"
+                            "Content-Length: %" G_GSIZE_FORMAT "\r\nConnection: close\r\n\r\n",
+                            gzip ? "Content-Encoding: gzip\r\n" : "", (unsigned long long) from, len - 1, len,
+                            g_bytes_get_size (body));
+  else
+    head = g_strdup_printf ("HTTP/1.1 200 OK\r\nETag: \"g1\"\r\n%sContent-Length: %" G_GSIZE_FORMAT "\r\n"
+                            "Connection: close\r\n\r\n", gzip ? "Content-Encoding: gzip\r\n" : "",
+                            g_bytes_get_size (body));
+  send_all (out, head, strlen (head));
+  send_all (out, g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+}
+
 /* one request per connection; the answer depends on the path */
 static void
 answer (Fixture           *f,
@@ -126,6 +165,7 @@ answer (Fixture           *f,
   g_autofree gchar *head = NULL;
   g_autofree gchar *range = NULL;
   g_autofree gchar *if_range = NULL;
+  gboolean gzip = FALSE;
 
   /* the headers, up to the empty line (at most 100 of them) */
   for (guint i = 0; i < 100; i++)
@@ -139,6 +179,8 @@ answer (Fixture           *f,
         range = g_strdup (line + 13);
       else if (g_ascii_strncasecmp (line, "If-Range: ", 10) == 0)
         if_range = g_strdup (line + 10);
+      else if (g_ascii_strncasecmp (line, "Accept-Encoding: ", 17) == 0 && strstr (line, "gzip") != NULL)
+        gzip = TRUE;
     }
   if (strcmp (path, "/flaky.img.xz") == 0 || strcmp (path, "/changed.img.xz") == 0)
     {
@@ -167,6 +209,8 @@ answer (Fixture           *f,
           send_all (out, body, first ? len / 2 : len);
         }
     }
+  else if (strcmp (path, "/gzip.img.xz") == 0)
+    answer_gzip (f, out, gzip, range);
   else if (g_str_has_prefix (path, "/chunked") || g_str_has_prefix (path, "/eof"))
     answer_unsized (f, out, path, range, if_range);
   else if (strcmp (path, "/unnamed.img.xz") == 0)
@@ -423,6 +467,30 @@ test_resume (Fixture       *f,
     }
 }
 
+/* a server that would compress the transfer is not asked to: the file
+ * comes as it is */
+static void
+test_identity (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree gchar *plain = url (f, "/gzip.img.xz");
+  g_autofree gchar *uri = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id = NULL;
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  uri = g_strdup_printf ("%s#sha256=%s", plain, f->xz_sha256);
+  id = shoal_image_files_import (f->root, uri, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (id, ==, f->raw_id);
+  g_assert_cmpint (g_atomic_int_get (&f->gzip_asked), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&f->requests), ==, 1);
+}
+
 /* bodies of no said length: a cut one is resumed, a whole one is taken
  * once the server confirms its end (or the URL's checksum will check it),
  * and without either it is refused */
@@ -564,6 +632,7 @@ main (int    argc,
   g_test_add ("/shoal/image-store/fetch/failures", Fixture, NULL, fixture_setup, test_failures, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/unsized", Fixture, NULL, fixture_setup, test_unsized, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/identity", Fixture, NULL, fixture_setup, test_identity, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/untrusted-https", Fixture, "https", fixture_setup, test_untrusted_https,
               fixture_teardown);
   return g_test_run ();
