@@ -124,7 +124,8 @@ shoal_unicast_respond_error (SoupServerMessage *msg,
 }
 
 /* Decides how to answer the Range header (If-Range with another validator
- * than @etag means: send everything). Removes the header afterwards so that
+ * than @etag means: send everything; a method other than GET, HEAD among
+ * them, ignores it, RFC 9110 14.2). Removes the header afterwards so that
  * libsoup does not apply it a second time. */
 static ShoalRangeResult
 request_ranges (SoupServerMessage  *msg,
@@ -137,7 +138,8 @@ request_ranges (SoupServerMessage  *msg,
   ShoalRangeResult result = SHOAL_RANGE_FULL;
 
   *ranges = NULL;
-  if (if_range == NULL || g_strcmp0 (if_range, etag) == 0)
+  if (soup_server_message_get_method (msg) == SOUP_METHOD_GET &&
+      (if_range == NULL || g_strcmp0 (if_range, etag) == 0))
     result = shoal_http_range_parse (soup_message_headers_get_one (headers, "Range"), size, ranges);
   soup_message_headers_remove (headers, "Range");
   return result;

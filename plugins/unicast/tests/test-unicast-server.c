@@ -376,6 +376,18 @@ test_raw_ranges (Fixture       *f,
   g_assert_cmpuint (curl (f, NULL, &head_headers, AUTH, "-I", raw, NULL), ==, 200);
   g_assert_nonnull (strstr (head_headers, size_str));
 
+  /* HEAD ignores Range (RFC 9110 14.2): the headers of the whole image */
+  {
+    g_autofree gchar *range_headers = NULL;
+    g_autofree gchar *bad_range_headers = NULL;
+
+    g_assert_cmpuint (curl (f, NULL, &range_headers, AUTH, "-I", "-r", "0-9", raw, NULL), ==, 200);
+    g_assert_nonnull (strstr (range_headers, size_str));
+    g_assert_null (strstr (range_headers, "Content-Range"));
+    g_assert_cmpuint (curl (f, NULL, &bad_range_headers, AUTH, "-I", "-r", "999999999-", raw, NULL), ==, 200);
+    g_assert_nonnull (strstr (bad_range_headers, size_str));
+  }
+
   /* If-Range with another validator: the whole image */
   {
     g_autoptr(GBytes) full = NULL;
