@@ -228,13 +228,13 @@ shoal_unicast_stream_raw (Request *req)
                                                   "application/octet-stream", &length);
   Stream *st;
 
-  soup_message_headers_set_content_length (soup_server_message_get_response_headers (msg), (goffset) length);
+  /* a complete answer (416) has its body: libsoup gives its length */
+  if (segments != NULL)
+    soup_message_headers_set_content_length (soup_server_message_get_response_headers (msg), (goffset) length);
   if (segments == NULL || req->head)
     {
       if (segments != NULL)
         g_queue_free_full (segments, (GDestroyNotify) shoal_unicast_segment_free);
-      if (segments == NULL)
-        soup_message_headers_remove (soup_server_message_get_response_headers (msg), "Content-Length");
       soup_message_body_complete (body);
       soup_server_message_unpause (msg);
       shoal_unicast_request_free (req);

@@ -368,9 +368,14 @@ test_raw_ranges (Fixture       *f,
   g_assert_true (bytes_contain (multi, "Content-Range: bytes 70000-70009/267144"));
   g_assert_true (bytes_contain (multi, "Content-Range: bytes 267139-267143/267144"));
 
-  /* unsatisfiable */
+  /* unsatisfiable: a body of its length, on a connection that stays open
+   * (-w per transfer: "1" connected for the first, "0" for the second) */
   g_assert_cmpuint (curl (f, NULL, &bad_headers, AUTH, "-r", "999999999-", raw, NULL), ==, 416);
   g_assert_nonnull (strstr (bad_headers, "Content-Range: bytes */267144"));
+  g_assert_nonnull (strstr (bad_headers, "Content-Length: 22\r\n"));
+  g_assert_null (strstr (bad_headers, "Connection: close"));
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-r", "999999999-", "-w", "%{num_connects}",
+                          "-o", "/dev/null", "-o", "/dev/null", raw, raw, NULL), ==, 10);
 
   /* HEAD */
   g_assert_cmpuint (curl (f, NULL, &head_headers, AUTH, "-I", raw, NULL), ==, 200);
