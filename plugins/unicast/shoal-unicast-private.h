@@ -57,6 +57,8 @@ void                shoal_unicast_segment_free   (Segment             *segment);
 void                shoal_unicast_respond_error  (SoupServerMessage   *msg,
                                                   guint                status,
                                                   const gchar         *message);
+void                shoal_unicast_respond_failed (SoupServerMessage   *msg,
+                                                  const gchar         *message);
 GQueue             *shoal_unicast_plan_response  (SoupServerMessage   *msg,
                                                   guint64              size,
                                                   const gchar         *etag,

@@ -74,19 +74,11 @@ stream_fail (Stream       *st,
              const GError *error)
 {
   SoupServerMessage *msg = st->req->msg;
-  SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
   SoupMessageBody *body = soup_server_message_get_response_body (msg);
 
   g_warning ("Cannot stream image %s: %s", st->req->id, error->message);
   if (!st->appended)
-    {
-      soup_message_headers_remove (resp, "Content-Range");
-      soup_message_headers_remove (resp, "Accept-Ranges");
-      soup_message_headers_remove (resp, "ETag");
-      shoal_unicast_respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-                                   "The image is missing or damaged in the image store");
-      soup_message_headers_set_content_length (resp, body->length);
-    }
+    shoal_unicast_respond_failed (msg, "The image is missing or damaged in the image store");
   st->failed = st->appended;
   g_queue_free_full (g_steal_pointer (&st->segments), (GDestroyNotify) shoal_unicast_segment_free);
   st->segments = g_queue_new ();

@@ -123,6 +123,23 @@ shoal_unicast_respond_error (SoupServerMessage *msg,
                                     body, strlen (body));
 }
 
+/* Answers 500 in place of a planned answer whose bytes cannot be read:
+ * drops what described the representation, and says the new length. */
+void
+shoal_unicast_respond_failed (SoupServerMessage *msg,
+                              const gchar       *message)
+{
+  SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
+  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+
+  soup_message_headers_remove (resp, "Content-Range");
+  soup_message_headers_remove (resp, "Accept-Ranges");
+  soup_message_headers_remove (resp, "ETag");
+  soup_message_body_truncate (body);
+  shoal_unicast_respond_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, message);
+  soup_message_headers_set_content_length (resp, body->length);
+}
+
 /* Decides how to answer the Range header (If-Range with another validator
  * than @etag means: send everything; a method other than GET, HEAD among
  * them, ignores it, RFC 9110 14.2). Removes the header afterwards so that
@@ -240,6 +257,34 @@ shoal_unicast_plan_response (SoupServerMessage *msg,
   return segments;
 }
 
+/* Appends the segments to the body and completes it, frees them; content
+ * holds the bytes of the representation from offset on. */
+static void
+append_segments (Request *req,
+                 GQueue  *segments,
+                 GBytes  *content,
+                 guint64  offset)
+{
+  SoupMessageBody *body = soup_server_message_get_response_body (req->msg);
+  Segment *s;
+
+  while ((s = g_queue_pop_head (segments)) != NULL)
+    {
+      if (s->literal != NULL)
+        soup_message_body_append_bytes (body, s->literal);
+      else
+        {
+          g_autoptr(GBytes) slice = g_bytes_new_from_bytes (content, s->start - offset, s->end - s->start + 1);
+
+          soup_message_body_append_bytes (body, slice);
+        }
+      req->server->bytes_sent += s->literal != NULL ? g_bytes_get_size (s->literal) : s->end - s->start + 1;
+      shoal_unicast_segment_free (s);
+    }
+  g_queue_free (segments);
+  soup_message_body_complete (body);
+}
+
 /* Answers with (ranges of) bytes held in memory. */
 static void
 respond_bytes (Request     *req,
@@ -247,30 +292,20 @@ respond_bytes (Request     *req,
                const gchar *etag,
                const gchar *content_type)
 {
-  SoupServerMessage *msg = req->msg;
-  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+  SoupMessageBody *body = soup_server_message_get_response_body (req->msg);
   guint64 length = 0;
-  GQueue *segments = shoal_unicast_plan_response (msg, g_bytes_get_size (content), etag, content_type, &length);
-  Segment *s;
+  GQueue *segments = shoal_unicast_plan_response (req->msg, g_bytes_get_size (content), etag, content_type, &length);
 
   if (segments == NULL)
     return;
-  soup_message_headers_set_content_length (soup_server_message_get_response_headers (msg), (goffset) length);
-  while (!req->head && (s = g_queue_pop_head (segments)) != NULL)
+  soup_message_headers_set_content_length (soup_server_message_get_response_headers (req->msg), (goffset) length);
+  if (req->head)
     {
-      if (s->literal != NULL)
-        soup_message_body_append_bytes (body, s->literal);
-      else
-        {
-          g_autoptr(GBytes) slice = g_bytes_new_from_bytes (content, s->start, s->end - s->start + 1);
-
-          soup_message_body_append_bytes (body, slice);
-        }
-      shoal_unicast_segment_free (s);
+      g_queue_free_full (segments, (GDestroyNotify) shoal_unicast_segment_free);
+      soup_message_body_complete (body);
+      return;
     }
-  g_queue_free_full (segments, (GDestroyNotify) shoal_unicast_segment_free);
-  soup_message_body_complete (body);
-  req->server->bytes_sent += req->head ? 0 : length;
+  append_segments (req, segments, content, 0);
 }
 
 /* --- Reading from the store in worker threads -------------------------------- */
@@ -455,25 +490,89 @@ parse_path (const char  *path,
   return SHOAL_UNICAST_REQUEST_OTHER;
 }
 
+/* A chunk's answer waiting for the bytes its ranges need: [offset, offset +
+ * length) of the chunk file */
+typedef struct {
+  Request *req;
+  GQueue  *segments;
+  guint64  offset;
+  guint64  length;
+  guint64  body_length;
+} ChunkAnswer;
+
+static void
+chunk_answer_free (ChunkAnswer *answer)
+{
+  if (answer->segments != NULL)
+    g_queue_free_full (answer->segments, (GDestroyNotify) shoal_unicast_segment_free);
+  shoal_unicast_request_free (answer->req);
+  g_free (answer);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ChunkAnswer, chunk_answer_free)
+
 static void
 chunk_read (GObject      *source,
             GAsyncResult *result,
             gpointer      user_data)
 {
-  g_autoptr(Request) req = user_data;
+  g_autoptr(ChunkAnswer) answer = user_data;
+  Request *req = answer->req;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) bytes = g_task_propagate_pointer (G_TASK (result), &error);
-  g_autofree gchar *etag = g_strdup_printf ("\"%s\"", req->chunk_hex);
 
   if (bytes == NULL)
     {
       g_warning ("Cannot serve chunk %s of image %s: %s", req->chunk_hex, req->id, error->message);
-      shoal_unicast_respond_error (req->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-                                   "The chunk is missing or damaged in the image store");
+      shoal_unicast_respond_failed (req->msg, "The chunk is missing or damaged in the image store");
     }
   else
-    respond_bytes (req, bytes, etag, OCTET_TYPE);
+    {
+      soup_message_headers_set_content_length (soup_server_message_get_response_headers (req->msg),
+                                               (goffset) answer->body_length);
+      append_segments (req, g_steal_pointer (&answer->segments), bytes, answer->offset);
+    }
   soup_server_message_unpause (req->msg);
+}
+
+/* Answers a chunk request from the manifest: HEAD and 416 read nothing,
+ * ranges read only the part of the chunk file they span. */
+static void
+serve_chunk (Request *req,
+             guint64  index)
+{
+  g_autofree gchar *etag = g_strdup_printf ("\"%s\"", req->chunk_hex);
+  g_autofree gchar *path = shoal_image_files_chunk_path (req->server->root, req->chunk_hex);
+  guint64 size = shoal_manifest_chunk_length (req->cached->manifest, index);
+  ChunkAnswer *answer = g_new0 (ChunkAnswer, 1);
+  guint64 end = 0;
+
+  answer->req = req;
+  answer->segments = shoal_unicast_plan_response (req->msg, size, etag, OCTET_TYPE, &answer->body_length);
+  if (answer->segments == NULL || req->head)
+    {
+      if (answer->segments != NULL)
+        soup_message_headers_set_content_length (soup_server_message_get_response_headers (req->msg),
+                                                 (goffset) answer->body_length);
+      soup_message_body_complete (soup_server_message_get_response_body (req->msg));
+      soup_server_message_unpause (req->msg);
+      chunk_answer_free (answer);
+      return;
+    }
+  answer->offset = G_MAXUINT64;
+  for (GList *l = answer->segments->head; l != NULL; l = l->next)
+    {
+      Segment *s = l->data;
+
+      if (s->literal != NULL)
+        continue;
+      answer->offset = MIN (answer->offset, s->start);
+      end = MAX (end, s->end + 1);
+    }
+  if (end == 0)
+    answer->offset = 0;     /* no range: nothing to read */
+  answer->length = end - answer->offset;
+  shoal_unicast_read_async (path, answer->offset, answer->length, chunk_read, answer);
 }
 
 /* The manifest is in req->cached; the message is paused. */
@@ -481,7 +580,6 @@ static void
 dispatch (Request *req)
 {
   g_autofree gchar *etag = NULL;
-  g_autofree gchar *path = NULL;
   gpointer index = NULL;
 
   if (req->kind == SHOAL_UNICAST_REQUEST_RAW)
@@ -504,10 +602,7 @@ dispatch (Request *req)
       shoal_unicast_request_free (req);
       return;
     }
-  path = shoal_image_files_chunk_path (req->server->root, req->chunk_hex);
-  shoal_unicast_read_async (path, 0,
-                            shoal_manifest_chunk_length (req->cached->manifest, GPOINTER_TO_SIZE (index) - 1),
-                            chunk_read, req);
+  serve_chunk (req, GPOINTER_TO_SIZE (index) - 1);
 }
 
 static void

@@ -1,6 +1,7 @@
 /* test-unicast-server.c: the /images routes with curl on loopback: tokens,
  * manifest, chunks, raw image, single and multiple ranges, 416, resume, a
- * chunk file that cannot be read while the raw image is streamed
+ * chunk file that cannot be read while the raw image is streamed, chunk
+ * answers that read only what they need
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -506,6 +507,68 @@ test_raw_read_fails (Fixture       *f,
   assert_fds_back_to (before);
 }
 
+/* a chunk is answered from the manifest, reading no more of its file than
+ * the answer needs: HEAD reads nothing, a range only its bytes; a file cut
+ * short fails only the requests that need what is missing */
+static void
+test_chunk_reads (Fixture       *f,
+                  gconstpointer  data)
+{
+  char hex[65];
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *chunk_url = NULL;
+  const guint8 *tail = (const guint8 *) g_bytes_get_data (f->image, NULL) + 4 * CHUNK;
+
+  if (!have_curl ())
+    return;
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (f->manifest, 4), hex);
+  path = shoal_image_files_chunk_path (f->root, hex);
+  chunk_url = g_strdup_printf ("%s/chunks/%s", f->base, hex);
+  g_assert_true (g_file_set_contents (path, (const gchar *) tail, 20, NULL));   /* 20 of 5000 bytes */
+  {
+    g_autofree gchar *headers = NULL;
+
+    g_assert_cmpuint (curl (f, NULL, &headers, AUTH, "-I", chunk_url, NULL), ==, 200);
+    g_assert_nonnull (strstr (headers, "Content-Length: 5000\r\n"));
+    g_assert_nonnull (strstr (headers, "ETag: \""));
+  }
+  {
+    g_autoptr(GBytes) part = NULL;
+    g_autofree gchar *headers = NULL;
+
+    g_assert_cmpuint (curl (f, &part, &headers, AUTH, "-r", "10-19", chunk_url, NULL), ==, 206);
+    g_assert_cmpmem (g_bytes_get_data (part, NULL), g_bytes_get_size (part), tail + 10, 10);
+    g_assert_nonnull (strstr (headers, "Content-Range: bytes 10-19/5000"));
+  }
+  {
+    g_autoptr(GBytes) multi = NULL;
+
+    g_assert_cmpuint (curl (f, &multi, NULL, AUTH, "-r", "0-3,16-19", chunk_url, NULL), ==, 206);
+    g_assert_true (bytes_contain (multi, "Content-Range: bytes 0-3/5000"));
+    g_assert_true (bytes_contain (multi, "Content-Range: bytes 16-19/5000"));
+  }
+  {
+    g_autoptr(GBytes) body = NULL;
+    g_autofree gchar *headers = NULL;
+
+    g_test_expect_message ("ShoalUnicast", G_LOG_LEVEL_WARNING, "Cannot serve chunk*short read*");
+    g_assert_cmpuint (curl (f, &body, &headers, AUTH, "-r", "10-29", chunk_url, NULL), ==, 500);
+    g_test_assert_expected_messages ();
+    g_assert_null (strstr (headers, "Content-Range"));
+    g_assert_true (bytes_contain (body, "missing or damaged"));
+  }
+  /* a chunk whose file is gone still has its headers */
+  remove_chunk (f, 2);
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (f->manifest, 2), hex);
+  {
+    g_autofree gchar *gone_url = g_strdup_printf ("%s/chunks/%s", f->base, hex);
+    g_autofree gchar *headers = NULL;
+
+    g_assert_cmpuint (curl (f, NULL, &headers, AUTH, "-I", gone_url, NULL), ==, 200);
+    g_assert_nonnull (strstr (headers, "Content-Length: 65536\r\n"));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -515,5 +578,6 @@ main (int argc, char **argv)
   g_test_add ("/shoal/unicast/raw-ranges", Fixture, NULL, fixture_setup, test_raw_ranges, fixture_teardown);
   g_test_add ("/shoal/unicast/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
   g_test_add ("/shoal/unicast/raw-read-fails", Fixture, NULL, fixture_setup, test_raw_read_fails, fixture_teardown);
+  g_test_add ("/shoal/unicast/chunk-reads", Fixture, NULL, fixture_setup, test_chunk_reads, fixture_teardown);
   return g_test_run ();
 }
