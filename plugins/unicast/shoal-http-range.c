@@ -1,4 +1,5 @@
-/* shoal-http-range.c: the Range request header (RFC 9110 §14)
+/* shoal-http-range.c: the Range request header (RFC 9110 §14) and the
+ * entity-tag lists of If-Match and If-None-Match (§13.1.1-2)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
@@ -161,4 +162,45 @@ shoal_http_range_parse (const gchar  *header,
   merge_ranges (found);
   *ranges = g_steal_pointer (&found);
   return SHOAL_RANGE_PARTIAL;
+}
+
+/**
+ * shoal_http_etag_matches:
+ * @header: an If-Match or If-None-Match value: "*" or a list of entity-tags
+ * @etag: the representation's strong entity-tag, quotes included
+ * @weak: compare weakly (If-None-Match: W/ is ignored) rather than
+ *   strongly (If-Match: a weak tag never matches)
+ *
+ * A list that cannot be parsed matches by what precedes the error.
+ *
+ * Returns: whether @header names @etag (or is "*")
+ */
+gboolean
+shoal_http_etag_matches (const gchar *header,
+                         const gchar *etag,
+                         gboolean     weak)
+{
+  const gchar *p = skip_ows (header);
+  gsize etag_len = strlen (etag);
+
+  if (*p == '*')
+    return *skip_ows (p + 1) == '\0';
+  while (*p != '\0')
+    {
+      gboolean is_weak = g_str_has_prefix (p, "W/");
+      const gchar *close;
+
+      if (is_weak)
+        p += 2;
+      if (*p != '"' || (close = strchr (p + 1, '"')) == NULL)
+        return FALSE;
+      if ((weak || !is_weak) && (gsize) (close + 1 - p) == etag_len && memcmp (p, etag, etag_len) == 0)
+        return TRUE;
+      p = skip_ows (close + 1);
+      if (*p != ',' && *p != '\0')
+        return FALSE;
+      while (*p == ',' || *p == ' ' || *p == '\t')
+        p++;
+    }
+  return FALSE;
 }

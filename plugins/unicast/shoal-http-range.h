@@ -1,4 +1,5 @@
-/* shoal-http-range.h: the Range request header (RFC 9110 §14)
+/* shoal-http-range.h: the Range request header (RFC 9110 §14) and the
+ * entity-tag lists of If-Match and If-None-Match (§13.1.1-2)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -32,5 +33,9 @@ typedef enum {
 ShoalRangeResult shoal_http_range_parse (const gchar *header,
                                          guint64      size,
                                          GArray     **ranges);
+
+gboolean         shoal_http_etag_matches (const gchar *header,
+                                          const gchar *etag,
+                                          gboolean     weak);
 
 G_END_DECLS

@@ -183,9 +183,39 @@ segment_new (GBytes  *literal,
   return s;
 }
 
+/* If-Match, then If-None-Match (RFC 9110 13.2.2; the representation
+ * exists, and has no date). FALSE when they answered the request: 412 for
+ * an If-Match without @etag, 304 for an If-None-Match with it (only GET and
+ * HEAD come here), with the ETag and the length a 200 would have. */
+static gboolean
+preconditions_pass (SoupServerMessage *msg,
+                    guint64            size,
+                    const gchar       *etag)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
+  const gchar *if_match = soup_message_headers_get_list (headers, "If-Match");
+  const gchar *if_none_match = soup_message_headers_get_list (headers, "If-None-Match");
+
+  if (if_match != NULL && !shoal_http_etag_matches (if_match, etag, FALSE))
+    {
+      shoal_unicast_respond_error (msg, SOUP_STATUS_PRECONDITION_FAILED, "The ETag does not match If-Match");
+      return FALSE;
+    }
+  if (if_none_match != NULL && shoal_http_etag_matches (if_none_match, etag, TRUE))
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_NOT_MODIFIED, NULL);
+      soup_message_headers_replace (resp, "ETag", etag);
+      soup_message_headers_set_content_length (resp, (goffset) size);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Sets status and headers for the chosen ranges; returns the segments of the
- * body and its length in *length. NULL (and a complete 416 answer) when no
- * range is satisfiable. */
+ * body and its length in *length. NULL (and a complete answer: 304, 412,
+ * 416) when the preconditions answer the request or no range is
+ * satisfiable. */
 GQueue *
 shoal_unicast_plan_response (SoupServerMessage *msg,
                guint64            size,
@@ -195,9 +225,17 @@ shoal_unicast_plan_response (SoupServerMessage *msg,
 {
   SoupMessageHeaders *resp = soup_server_message_get_response_headers (msg);
   g_autoptr(GArray) ranges = NULL;
-  ShoalRangeResult result = request_ranges (msg, size, etag, &ranges);
+  ShoalRangeResult result;
   g_autofree gchar *boundary = NULL;
-  GQueue *segments = g_queue_new ();
+  GQueue *segments;
+
+  if (!preconditions_pass (msg, size, etag))
+    {
+      soup_message_headers_remove (soup_server_message_get_request_headers (msg), "Range");
+      return NULL;
+    }
+  result = request_ranges (msg, size, etag, &ranges);
+  segments = g_queue_new ();
 
   soup_message_headers_replace (resp, "Accept-Ranges", "bytes");
   soup_message_headers_replace (resp, "ETag", etag);

@@ -1,4 +1,5 @@
-/* test-http-range.c: the Range header parser
+/* test-http-range.c: the Range header parser, the entity-tag lists of
+ * If-Match and If-None-Match
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -78,11 +79,45 @@ test_too_many (void)
   g_assert_cmpint (shoal_http_range_parse (header->str, 10000, &ranges), ==, SHOAL_RANGE_FULL);
 }
 
+static void
+test_etags (void)
+{
+  static const struct {
+    const gchar *header;
+    gboolean     weak;     /* the If-None-Match comparison */
+    gboolean     strong;   /* the If-Match comparison */
+  } etag_cases[] = {
+    { "\"abc\"", TRUE, TRUE },
+    { "*", TRUE, TRUE },
+    { " * ", TRUE, TRUE },
+    { "W/\"abc\"", TRUE, FALSE },
+    { "\"x\", \"abc\"", TRUE, TRUE },
+    { "\"x\",W/\"abc\"", TRUE, FALSE },
+    { "\"x\" ,, \"abc\"", TRUE, TRUE },
+    { "\"x,\"abc\"\"", FALSE, FALSE },      /* a comma inside a tag */
+    { "\"abcd\"", FALSE, FALSE },
+    { "\"ab\"", FALSE, FALSE },
+    { "abc", FALSE, FALSE },
+    { "\"abc", FALSE, FALSE },
+    { "\"x\" junk, \"abc\"", FALSE, FALSE },
+    { "*, \"abc\"", FALSE, FALSE },
+    { "", FALSE, FALSE },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (etag_cases); i++)
+    {
+      g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, etag_cases[i].header);
+      g_assert_cmpint (shoal_http_etag_matches (etag_cases[i].header, "\"abc\"", TRUE), ==, etag_cases[i].weak);
+      g_assert_cmpint (shoal_http_etag_matches (etag_cases[i].header, "\"abc\"", FALSE), ==, etag_cases[i].strong);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/unicast/range/cases", test_cases);
   g_test_add_func ("/shoal/unicast/range/too-many", test_too_many);
+  g_test_add_func ("/shoal/unicast/range/etags", test_etags);
   return g_test_run ();
 }

@@ -1,7 +1,7 @@
 /* test-unicast-server.c: the /images routes with curl on loopback: tokens,
  * manifest, chunks, raw image, single and multiple ranges, 416, resume, a
  * chunk file that cannot be read while the raw image is streamed, chunk
- * answers that read only what they need
+ * answers that read only what they need, If-None-Match and If-Match
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -569,6 +569,51 @@ test_chunk_reads (Fixture       *f,
   }
 }
 
+/* If-None-Match and If-Match on the three routes (RFC 9110 13.1.1-2,
+ * 13.2.2): 304 with the ETag for a tag the client has, 412 for an If-Match
+ * that fails, which is evaluated first; otherwise the answer as usual */
+static void
+test_conditional (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree gchar *manifest = url (f, "manifest");
+  g_autofree gchar *raw = url (f, "raw");
+  g_autofree gchar *chunk = NULL;
+  g_autofree gchar *id_tag = g_strdup_printf ("\"%s\"", f->id);
+  g_autofree gchar *match_id = g_strdup_printf ("If-None-Match: \"other\", %s", id_tag);
+  g_autofree gchar *match_weak = g_strdup_printf ("If-None-Match: W/%s", id_tag);
+  g_autofree gchar *if_match_id = g_strdup_printf ("If-Match: %s", id_tag);
+  g_autofree gchar *if_match_weak = g_strdup_printf ("If-Match: W/%s", id_tag);
+  g_autofree gchar *headers = NULL;
+  g_autofree gchar *chunk_tag = NULL;
+  g_autoptr(GBytes) body = NULL;
+  char hex[65];
+
+  if (!have_curl ())
+    return;
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (f->manifest, 0), hex);
+  chunk = g_strdup_printf ("%s/chunks/%s", f->base, hex);
+  chunk_tag = g_strdup_printf ("If-None-Match: \"%s\"", hex);
+
+  g_assert_cmpuint (curl (f, &body, &headers, AUTH, "-H", match_id, manifest, NULL), ==, 304);
+  g_assert_cmpuint (g_bytes_get_size (body), ==, 0);
+  g_assert_nonnull (strstr (headers, id_tag));
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", match_weak, "-I", manifest, NULL), ==, 304);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", "If-None-Match: *", raw, NULL), ==, 304);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", match_id, "-r", "0-9", raw, NULL), ==, 304);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", chunk_tag, chunk, NULL), ==, 304);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", "If-None-Match: \"other\"", manifest, NULL), ==, 200);
+
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", "If-Match: \"other\"", raw, NULL), ==, 412);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", if_match_weak, manifest, NULL), ==, 412);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", if_match_id, "-H", "If-None-Match: \"other\"", manifest, NULL), ==, 200);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", "If-Match: \"other\"", "-H", match_id, manifest, NULL), ==, 412);
+  g_assert_cmpuint (curl (f, NULL, NULL, AUTH, "-H", if_match_id, chunk, NULL), ==, 412);   /* another tag */
+  g_clear_pointer (&body, g_bytes_unref);
+  g_assert_cmpuint (curl (f, &body, NULL, AUTH, "-H", if_match_id, "-r", "0-9", raw, NULL), ==, 206);
+  g_assert_cmpuint (g_bytes_get_size (body), ==, 10);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -579,5 +624,6 @@ main (int argc, char **argv)
   g_test_add ("/shoal/unicast/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
   g_test_add ("/shoal/unicast/raw-read-fails", Fixture, NULL, fixture_setup, test_raw_read_fails, fixture_teardown);
   g_test_add ("/shoal/unicast/chunk-reads", Fixture, NULL, fixture_setup, test_chunk_reads, fixture_teardown);
+  g_test_add ("/shoal/unicast/conditional", Fixture, NULL, fixture_setup, test_conditional, fixture_teardown);
   return g_test_run ();
 }
