@@ -11,8 +11,9 @@
  * or nothing is imported. Redirects are followed. A body cut short is
  * resumed where it stopped (Range, with If-Range so that a file changed
  * meanwhile starts again; started again when the server gave neither a
- * strong ETag nor Last-Modified), up to five times; anything else but a
- * complete 200 is an error that says what the server did. A body whose
+ * strong ETag nor a Last-Modified at least a second before its Date), up
+ * to five times; anything else but a complete 200 is an error that says
+ * what the server did. A body whose
  * length the server did not say (chunked, or ended by closing the
  * connection) may have been cut short without a sign: the end is only
  * taken once the server confirms it (asked for a range from there, it
@@ -216,6 +217,29 @@ send_request (SoupSession   *session,
   return in;
 }
 
+/* The answer's Last-Modified if it is a strong validator (RFC 9110 8.8.2.2:
+ * its Date is at least a second later, so the file did not change again in
+ * the second it names), NULL otherwise */
+static gchar *
+strong_date (Download           *d,
+             SoupMessageHeaders *headers)
+{
+  const gchar *modified = soup_message_headers_get_one (headers, "Last-Modified");
+  const gchar *date = soup_message_headers_get_one (headers, "Date");
+  g_autoptr(GDateTime) modified_time = modified != NULL ? soup_date_time_new_from_http_string (modified) : NULL;
+  g_autoptr(GDateTime) date_time = date != NULL ? soup_date_time_new_from_http_string (date) : NULL;
+
+  if (modified_time == NULL)
+    return NULL;
+  if (date_time == NULL || g_date_time_difference (date_time, modified_time) < G_USEC_PER_SEC)
+    {
+      g_debug ("the Last-Modified of %s is a weak validator (Date %s): no resumption against it",
+               d->shown, date != NULL ? date : "missing");
+      return NULL;
+    }
+  return g_strdup (modified);
+}
+
 /* Where the answer to msg goes in the file: a 206 that continues at
  * d->received is appended; anything else (a 200: the server ignored the
  * range, or the file changed) starts the file again */
@@ -266,14 +290,15 @@ place_answer (Download     *d,
   /* chunked or ended by a close: a premature end looks like the end */
   d->sized = soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH;
   d->total = d->sized ? (guint64) soup_message_headers_get_content_length (headers) : 0;
-  /* If-Range takes a strong ETag or a date (RFC 9110 13.1.5); without
-   * either, a resumption could join two versions of the file: start again */
+  /* If-Range takes a strong ETag or a strong date (RFC 9110 13.1.5);
+   * without either, a resumption could join two versions of the file:
+   * start again */
   g_free (d->validator);
   d->validator = g_strdup (soup_message_headers_get_one (headers, "ETag"));
   if (d->validator != NULL && g_str_has_prefix (d->validator, "W/"))
     g_clear_pointer (&d->validator, g_free);
   if (d->validator == NULL)
-    d->validator = g_strdup (soup_message_headers_get_one (headers, "Last-Modified"));
+    d->validator = strong_date (d, headers);
   return TRUE;
 }
 

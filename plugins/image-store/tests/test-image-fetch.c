@@ -3,7 +3,8 @@
  * redirects are followed; a body cut short is resumed where it stopped, or
  * started again when the file changed; a body of no said length is only
  * taken when the server confirms its end or the URL has a checksum; a
- * server that compresses transfers is not asked to; a
+ * server that compresses transfers is not asked to; a Last-Modified as
+ * late as the Date is no validator for If-Range; a
  * missing file, a body always cut short, a refused
  * connection, a wrong checksum and an https server whose certificate no
  * authority signed are errors, and leave nothing behind
@@ -33,6 +34,7 @@ typedef struct {
   gint          requests;
   gint          flaky;         /* requests for /flaky.img.xz and /changed.img.xz */
   gint          gzip_asked;    /* a request accepted gzip */
+  gint          if_range_seen; /* requests for /lastmod-... with If-Range */
   GTlsCertificate *tls;        /* set: the server speaks https with it */
 } Fixture;
 
@@ -111,6 +113,44 @@ answer_unsized (Fixture       *f,
   send_all (out, "\r\n", 2);
   if (n == len)
     send_all (out, "0\r\n\r\n", 5);
+}
+
+/* a file dated by Last-Modified only, whose first answer breaks off
+ * halfway; a range is served when If-Range names the date. "-weak": the
+ * Date is the Last-Modified (the file may have changed again within that
+ * second), "-strong": ten seconds later */
+static void
+answer_lastmod (Fixture       *f,
+                GOutputStream *out,
+                const gchar   *path,
+                const gchar   *range,
+                const gchar   *if_range)
+{
+  const gchar *modified = "Tue, 03 Nov 2026 10:00:00 GMT";
+  const gchar *date = strstr (path, "-strong") != NULL ? "Tue, 03 Nov 2026 10:00:10 GMT" : modified;
+  gsize len = 0;
+  const guint8 *body = g_bytes_get_data (f->xz, &len);
+  gboolean first = g_atomic_int_add (&f->flaky, 1) == 0;
+  guint64 from = range != NULL ? g_ascii_strtoull (range, NULL, 10) : 0;
+  g_autofree gchar *head = NULL;
+
+  if (if_range != NULL)
+    g_atomic_int_inc (&f->if_range_seen);
+  if (range != NULL && g_strcmp0 (if_range, modified) == 0 && from < len)
+    {
+      head = g_strdup_printf ("HTTP/1.1 206 Partial Content\r\nLast-Modified: %s\r\nDate: %s\r\n"
+                              "Content-Range: bytes %llu-%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT "\r\n"
+                              "Content-Length: %llu\r\nConnection: close\r\n\r\n",
+                              modified, date, (unsigned long long) from, len - 1, len,
+                              (unsigned long long) (len - from));
+      send_all (out, head, strlen (head));
+      send_all (out, body + from, len - from);
+      return;
+    }
+  head = g_strdup_printf ("HTTP/1.1 200 OK\r\nLast-Modified: %s\r\nDate: %s\r\nContent-Length: %" G_GSIZE_FORMAT "\r\n"
+                          "Connection: close\r\n\r\n", modified, date, len);
+  send_all (out, head, strlen (head));
+  send_all (out, body, first ? len / 2 : len);
 }
 
 /* a server that compresses what it sends when the client accepts gzip
@@ -209,6 +249,8 @@ answer (Fixture           *f,
           send_all (out, body, first ? len / 2 : len);
         }
     }
+  else if (g_str_has_prefix (path, "/lastmod-"))
+    answer_lastmod (f, out, path, range, if_range);
   else if (strcmp (path, "/gzip.img.xz") == 0)
     answer_gzip (f, out, gzip, range);
   else if (g_str_has_prefix (path, "/chunked") || g_str_has_prefix (path, "/eof"))
@@ -467,6 +509,41 @@ test_resume (Fixture       *f,
     }
 }
 
+/* a Last-Modified is an If-Range validator only when the Date is a second
+ * or more later (RFC 9110 8.8.2.2); otherwise the download starts again */
+static void
+test_weak_date (Fixture       *f,
+                gconstpointer  data)
+{
+  static const struct {
+    const gchar *path;
+    gint         if_range;
+  } cases[] = {
+    { "/lastmod-weak.img.xz", 0 },
+    { "/lastmod-strong.img.xz", 1 },
+  };
+
+  if (f->thread == NULL)
+    {
+      g_test_skip ("xz is missing");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree gchar *uri = url (f, cases[i].path);
+      g_autoptr(GError) error = NULL;
+      g_autofree gchar *id = NULL;
+
+      g_atomic_int_set (&f->flaky, 0);
+      g_atomic_int_set (&f->if_range_seen, 0);
+      id = shoal_image_files_import (f->root, uri, "disk", 4096, NULL, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (id, ==, f->raw_id);
+      g_assert_cmpint (g_atomic_int_get (&f->flaky), ==, 2);
+      g_assert_cmpint (g_atomic_int_get (&f->if_range_seen), ==, cases[i].if_range);
+    }
+}
+
 /* a server that would compress the transfer is not asked to: the file
  * comes as it is */
 static void
@@ -633,6 +710,7 @@ main (int    argc,
   g_test_add ("/shoal/image-store/fetch/resume", Fixture, NULL, fixture_setup, test_resume, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/unsized", Fixture, NULL, fixture_setup, test_unsized, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/identity", Fixture, NULL, fixture_setup, test_identity, fixture_teardown);
+  g_test_add ("/shoal/image-store/fetch/weak-date", Fixture, NULL, fixture_setup, test_weak_date, fixture_teardown);
   g_test_add ("/shoal/image-store/fetch/untrusted-https", Fixture, "https", fixture_setup, test_untrusted_https,
               fixture_teardown);
   return g_test_run ();
