@@ -53,6 +53,7 @@ struct _ShoalPxeTftpTransfer
   gboolean                 oack_pending;
   gboolean                 dup_resent;
   gboolean                 no_gso;
+  gboolean                 gone;         /* a send or recv saw ECONNREFUSED */
   guint8                  *gso_buf;
   guint                    retries;
   guint                    max_retries;
@@ -118,13 +119,25 @@ arm_timer (ShoalPxeTftpTransfer *t)
                            (gint64) t->options.timeout_ms * 1000);
 }
 
+/* an ICMP port unreachable for an earlier datagram comes back as
+ * ECONNREFUSED on the next send or recv of the connected socket: the
+ * client's port is closed, nobody will ACK */
+static void
+note_send_error (ShoalPxeTftpTransfer *t, gint saved)
+{
+  if (saved == ECONNREFUSED)
+    t->gone = TRUE;
+  else
+    g_debug ("TFTP send failed: %s", g_strerror (saved));
+}
+
 static void
 send_raw (ShoalPxeTftpTransfer *t, GBytes *packet)
 {
   /* a lost send is repaired by the retransmission timer */
   if (send (g_socket_get_fd (t->socket), g_bytes_get_data (packet, NULL),
             g_bytes_get_size (packet), MSG_DONTWAIT) < 0)
-    g_debug ("TFTP send failed: %s", g_strerror (errno));
+    note_send_error (t, errno);
   t->packets_sent++;
 }
 
@@ -173,7 +186,10 @@ send_blocks (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
           if (r < 0 && errno == EAGAIN)
             wait_writable (t);
           else if (r < 0 && errno != EINTR)
-            break;
+            {
+              note_send_error (t, errno);
+              break;
+            }
           else if (r > 0)
             sent += r;
         }
@@ -232,6 +248,11 @@ send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
           t->packets_sent += n;
           return n;
         }
+      if (errno == ECONNREFUSED)
+        {
+          t->gone = TRUE;
+          return 0;
+        }
       if (errno != EAGAIN && errno != EINTR)
         break;
       wait_writable (t);
@@ -244,14 +265,14 @@ send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 static void
 send_range (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 {
-  while (first <= last && !t->no_gso)
+  while (first <= last && !t->no_gso && !t->gone)
     {
       guint64 n = send_blocks_gso (t, first, last);
       if (n == 0)
         break;
       first += n;
     }
-  if (first <= last)
+  if (first <= last && !t->gone)
     send_blocks (t, first, last);
   t->sent_upto = MAX (t->sent_upto, last);
 }
@@ -346,6 +367,12 @@ drain_socket (ShoalPxeTftpTransfer *t)
 
       if (len < 0 && errno == EINTR)
         continue;
+      /* recv also takes a pending socket error (an ICMP error for a
+       * block sent earlier); any but ECONNREFUSED is only logged */
+      if (len < 0 && errno == ECONNREFUSED)
+        t->gone = TRUE;
+      else if (len < 0 && errno != EAGAIN)
+        g_debug ("TFTP receive failed: %s", g_strerror (errno));
       if (len < 0)
         return FALSE;
       if (len >= 4 && buf[0] == 0 && buf[1] == SHOAL_PXE_TFTP_ACK)
@@ -388,15 +415,25 @@ handle_timeout (ShoalPxeTftpTransfer *t)
   return FALSE;
 }
 
+/* an error on the socket (POLLERR) is read and cleared by drain_socket:
+ * left pending, it would wake the loop again at once, until the next
+ * retransmission */
 static gboolean
 on_socket (gint fd, GIOCondition condition, gpointer user_data)
 {
   ShoalPxeTftpTransfer *t = user_data;
 
-  if ((condition & G_IO_IN) && drain_socket (t))
+  if ((condition & (G_IO_IN | G_IO_ERR)) && drain_socket (t))
     return G_SOURCE_REMOVE;
-  if (handle_timeout (t))
+  if (!t->gone && handle_timeout (t))
     return G_SOURCE_REMOVE;
+  if (t->gone)
+    {
+      finish (t, g_error_new (SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                              "client went away (port unreachable) after block %" G_GUINT64_FORMAT,
+                              t->acked));
+      return G_SOURCE_REMOVE;
+    }
   return G_SOURCE_CONTINUE;
 }
 
@@ -407,7 +444,7 @@ void
 shoal_pxe_tftp_transfer_start (ShoalPxeTftpTransfer *t, GMainContext *context)
 {
   /* a GUnixFDSource keeps the ready time we set (a GSocketSource resets it) */
-  t->source = g_unix_fd_source_new (g_socket_get_fd (t->socket), G_IO_IN);
+  t->source = g_unix_fd_source_new (g_socket_get_fd (t->socket), G_IO_IN | G_IO_ERR);
   g_source_set_callback (t->source, G_SOURCE_FUNC (on_socket), t, NULL);
   send_window (t);
   g_source_attach (t->source, context);

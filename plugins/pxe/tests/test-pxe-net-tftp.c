@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -512,6 +513,56 @@ test_window_gap (Fixture *f, gconstpointer data)
   close (fd);
 }
 
+/* CPU seconds of this process (the server's worker threads included) */
+static gdouble
+cpu_seconds (void)
+{
+  struct rusage ru;
+
+  g_assert_cmpint (getrusage (RUSAGE_SELF, &ru), ==, 0);
+  return (gdouble) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (gdouble) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* the client closes its socket after block 1: the retransmission of
+ * block 1 (after 200 ms) draws an ICMP port unreachable, which must end
+ * the transfer at once instead of leaving an error on the socket that
+ * wakes its loop until the next retransmission, ten times over */
+static void
+test_client_gone (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) rrq = shoal_pxe_tftp_build_request (SHOAL_PXE_TFTP_RRQ, "big.bin", "octet", NULL);
+  g_autoptr(GBytes) block1 = NULL;
+  gint64 start;
+  gdouble cpu_before, cpu_used, elapsed;
+  gint fd;
+
+  if (skip_without (f, NULL))
+    return;
+  shoal_pxe_tftp_server_set_limits (f->server, 65464, 64, 200, 10);
+  fd = raw_socket (f, 0);
+  raw_send (fd, rrq, 69);
+  block1 = raw_recv (fd, 1500, NULL);
+  g_assert_nonnull (block1);
+  g_assert_cmpuint (data_block (block1), ==, 1);
+  close (fd);
+  cpu_before = cpu_seconds ();
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < 300 && shoal_pxe_tftp_server_get_n_transfers (f->server) > 0; i++)
+    pxe_netns_iterate_until ((gboolean[]) { FALSE }, 10);
+  elapsed = (gdouble) (g_get_monotonic_time () - start) / 1e6;
+  /* a second more, to see nothing keeps burning */
+  pxe_netns_iterate_until ((gboolean[]) { FALSE }, 1000);
+  cpu_used = cpu_seconds () - cpu_before;
+  g_test_message ("transfer ended after %.3f s; %.3f s of CPU in %.3f s",
+                  elapsed, cpu_used, elapsed + 1.0);
+  g_assert_cmpuint (shoal_pxe_tftp_server_get_n_transfers (f->server), ==, 0);
+  g_assert_cmpuint (f->failed, ==, 1);
+  /* the first retransmission ends it; the tenth would come after 2.2 s */
+  g_assert_cmpfloat (elapsed, <, 1.0);
+  g_assert_cmpfloat (cpu_used, <, 0.3);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -525,6 +576,7 @@ main (int argc, char **argv)
   ADD ("duplicate-ack", test_duplicate_ack);
   ADD ("retransmit", test_retransmit);
   ADD ("window-gap", test_window_gap);
+  ADD ("client-gone", test_client_gone);
 #undef ADD
   return g_test_run ();
 }
