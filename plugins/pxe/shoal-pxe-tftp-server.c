@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -249,23 +250,39 @@ on_transfer_done (ShoalPxeTftpTransfer *transfer, const GError *error, gpointer 
   g_main_context_invoke (e->server->main_context, finish_in_main, fin);
 }
 
-static GBytes *
-lookup_contents (ShoalPxeTftpServer *self, const gchar *path, const gchar *client, GError **error)
+/* a virtual file's contents, or (returning %NULL) a file on disk opened
+ * in @fd with its @size; FALSE if there is neither */
+static gboolean
+lookup_contents (ShoalPxeTftpServer *self, const gchar *path, const gchar *client,
+                 GBytes **contents, gint *fd, gsize *size, GError **error)
 {
-  GBytes *contents = NULL;
+  struct stat st;
 
+  *contents = NULL;
+  *fd = -1;
   if (!shoal_pxe_path_is_safe (path, error))
-    return NULL;
+    return FALSE;
   if (self->virtual_func != NULL)
-    contents = self->virtual_func (self, path, client, self->virtual_data);
-  if (contents != NULL)
-    return contents;
+    *contents = self->virtual_func (self, path, client, self->virtual_data);
+  if (*contents != NULL)
+    return TRUE;
   if (self->root_fd < 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no file %s", path);
-      return NULL;
+      return FALSE;
     }
-  return shoal_pxe_path_map_beneath (self->root_fd, path, error);
+  *fd = shoal_pxe_path_open_beneath (self->root_fd, path, error);
+  if (*fd < 0)
+    return FALSE;
+  if (fstat (*fd, &st) != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "cannot read %s: %s", path, g_strerror (errno));
+      g_close (*fd, NULL);
+      *fd = -1;
+      return FALSE;
+    }
+  *size = (gsize) st.st_size;
+  return TRUE;
 }
 
 static GSocket *
@@ -288,6 +305,8 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
   g_autoptr(GBytes) contents = NULL;
   g_autoptr(GSocket) sock = NULL;
   ShoalPxeTftpOptions options;
+  gint fd = -1;
+  gsize size = 0;
   Entry *e;
 
   if (!shoal_pxe_tftp_options_negotiate (request, &self->limits, &options, &error))
@@ -295,8 +314,7 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
       send_error (self, from, SHOAL_PXE_TFTP_ERR_OPTION, error->message);
       return;
     }
-  contents = lookup_contents (self, request->filename, client, &error);
-  if (contents == NULL)
+  if (!lookup_contents (self, request->filename, client, &contents, &fd, &size, &error))
     {
       g_info ("TFTP %s from %s refused: %s", request->filename, client, error->message);
       send_error (self, from, error_code_for (error), error->message);
@@ -306,6 +324,8 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
   sock = transfer_socket (self, from, &error);
   if (sock == NULL)
     {
+      if (fd >= 0)
+        g_close (fd, NULL);
       send_error (self, from, SHOAL_PXE_TFTP_ERR_UNDEFINED, error->message);
       return;
     }
@@ -314,8 +334,12 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
   e->key = g_strdup (key);
   e->client = g_strdup (client);
   e->path = g_strdup (request->filename);
-  e->transfer = shoal_pxe_tftp_transfer_new (sock, contents, &options, self->max_retries,
-                                             on_transfer_done, e);
+  if (contents != NULL)
+    e->transfer = shoal_pxe_tftp_transfer_new (sock, contents, &options, self->max_retries,
+                                               on_transfer_done, e);
+  else
+    e->transfer = shoal_pxe_tftp_transfer_new_for_fd (sock, fd, size, &options, self->max_retries,
+                                                      on_transfer_done, e);
   g_hash_table_replace (self->transfers, e->key, e);
   g_signal_emit (self, signals[SIGNAL_STARTED], 0, client, e->path);
   shoal_pxe_tftp_transfer_start (e->transfer, shoal_pxe_workers_next (self->workers));

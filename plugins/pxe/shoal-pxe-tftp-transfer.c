@@ -10,6 +10,11 @@
  * windows it triggers at most one early resend per window, as RFC 7440
  * clients ACK the last good block on a gap.
  *
+ * Files on disk are read (preadv into one buffer of up to 64 kB per
+ * transfer), never mapped: a file truncated while it is served would
+ * make a read through a mapping raise SIGBUS; a read comes up short
+ * and the transfer ends with a TFTP error.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -20,10 +25,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 
 #include "shoal-error.h"
 #include "shoal-pxe-tftp-transfer.h"
@@ -43,8 +50,8 @@ struct _ShoalPxeTftpTransfer
 {
   GSocket                 *socket;
   GSource                 *source;
-  GBytes                  *contents;
-  const guint8            *data;
+  GBytes                  *contents;     /* a virtual file, or NULL */
+  gint                     fd;           /* a file on disk, or -1 */
   gsize                    size;
   ShoalPxeTftpOptions      options;
   guint64                  n_blocks;     /* the last one is shorter than blksize */
@@ -54,7 +61,9 @@ struct _ShoalPxeTftpTransfer
   gboolean                 dup_resent;
   gboolean                 no_gso;
   gboolean                 gone;         /* a send or recv saw ECONNREFUSED */
-  guint8                  *gso_buf;
+  GError                  *read_error;   /* the file could not be read */
+  guint8                  *buf;          /* blocks being sent, header and payload */
+  gsize                    buf_size;
   guint                    retries;
   guint                    max_retries;
   guint64                  packets_sent;
@@ -62,6 +71,29 @@ struct _ShoalPxeTftpTransfer
   gpointer                 user_data;
 };
 
+static ShoalPxeTftpTransfer *
+transfer_new (GSocket                   *socket,
+              gsize                      size,
+              const ShoalPxeTftpOptions *options,
+              guint                      max_retries,
+              ShoalPxeTftpTransferDone   done,
+              gpointer                   user_data)
+{
+  ShoalPxeTftpTransfer *t = g_new0 (ShoalPxeTftpTransfer, 1);
+
+  t->socket = g_object_ref (socket);
+  t->fd = -1;
+  t->size = size;
+  t->options = *options;
+  t->n_blocks = t->size / options->blksize + 1;
+  t->oack_pending = options->any;
+  t->max_retries = max_retries;
+  t->done = done;
+  t->user_data = user_data;
+  return t;
+}
+
+/* serves @contents, a file generated in memory */
 ShoalPxeTftpTransfer *
 shoal_pxe_tftp_transfer_new (GSocket                   *socket,
                              GBytes                    *contents,
@@ -70,17 +102,33 @@ shoal_pxe_tftp_transfer_new (GSocket                   *socket,
                              ShoalPxeTftpTransferDone   done,
                              gpointer                   user_data)
 {
-  ShoalPxeTftpTransfer *t = g_new0 (ShoalPxeTftpTransfer, 1);
+  ShoalPxeTftpTransfer *t = transfer_new (socket, g_bytes_get_size (contents), options,
+                                          max_retries, done, user_data);
 
-  t->socket = g_object_ref (socket);
   t->contents = g_bytes_ref (contents);
-  t->data = g_bytes_get_data (contents, &t->size);
-  t->options = *options;
-  t->n_blocks = t->size / options->blksize + 1;
-  t->oack_pending = options->any;
-  t->max_retries = max_retries;
-  t->done = done;
-  t->user_data = user_data;
+  return t;
+}
+
+/**
+ * shoal_pxe_tftp_transfer_new_for_fd:
+ * @fd: a regular file, read with pread; the transfer takes it
+ * @size: its size when the request came: the size served
+ *
+ * The file is read, not mapped: one that shrinks during the transfer
+ * ends it with an error, where a mapping would raise SIGBUS.
+ */
+ShoalPxeTftpTransfer *
+shoal_pxe_tftp_transfer_new_for_fd (GSocket                   *socket,
+                                    gint                       fd,
+                                    gsize                      size,
+                                    const ShoalPxeTftpOptions *options,
+                                    guint                      max_retries,
+                                    ShoalPxeTftpTransferDone   done,
+                                    gpointer                   user_data)
+{
+  ShoalPxeTftpTransfer *t = transfer_new (socket, size, options, max_retries, done, user_data);
+
+  t->fd = fd;
   return t;
 }
 
@@ -95,8 +143,11 @@ shoal_pxe_tftp_transfer_free (ShoalPxeTftpTransfer *t)
       g_source_unref (t->source);
     }
   g_object_unref (t->socket);
-  g_bytes_unref (t->contents);
-  g_free (t->gso_buf);
+  g_clear_pointer (&t->contents, g_bytes_unref);
+  if (t->fd >= 0)
+    g_close (t->fd, NULL);
+  g_clear_error (&t->read_error);
+  g_free (t->buf);
   g_free (t);
 }
 
@@ -149,35 +200,123 @@ wait_writable (ShoalPxeTftpTransfer *t)
   (void) poll (&pfd, 1, 10);
 }
 
-/* blocks first..last, batched with sendmmsg, header and payload in two
- * iovecs so the payload is never copied */
+static gsize
+block_len (ShoalPxeTftpTransfer *t, guint64 b)
+{
+  return MIN (t->options.blksize, t->size - (gsize) ((b - 1) * t->options.blksize));
+}
+
+/* blocks in one buffer at a time: up to a GSO send's worth, one at least */
+static guint64
+blocks_per_buffer (ShoalPxeTftpTransfer *t)
+{
+  return MAX (1, MAX_GSO_BYTES / (4 + t->options.blksize));
+}
+
+static gboolean
+pread_all (gint fd, guint8 *dest, gsize len, goffset offset)
+{
+  while (len > 0)
+    {
+      gssize r = pread (fd, dest, len, offset);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return FALSE;
+      dest += r;
+      len -= (gsize) r;
+      offset += r;
+    }
+  return TRUE;
+}
+
+/* the payloads of blocks first..first+n-1 into their places in t->buf
+ * (block i at i * (4 + blksize), after its header): one preadv, or one
+ * pread per block when that came up short */
+static gboolean
+read_blocks (ShoalPxeTftpTransfer *t, guint64 first, guint64 n)
+{
+  struct iovec iov[MAX_GSO_SEGMENTS];
+  goffset offset = (goffset) ((first - 1) * t->options.blksize);
+  gsize want = 0;
+  gssize got;
+  gint saved;
+
+  for (guint64 i = 0; i < n; i++)
+    {
+      iov[i] = (struct iovec) { t->buf + i * (4 + t->options.blksize) + 4, block_len (t, first + i) };
+      want += iov[i].iov_len;
+    }
+  do
+    got = preadv (t->fd, iov, (gint) n, offset);
+  while (got < 0 && errno == EINTR);
+  if (got == (gssize) want)
+    return TRUE;
+  for (guint64 i = 0; i < n; i++)
+    if (!pread_all (t->fd, iov[i].iov_base, iov[i].iov_len,
+                    offset + (goffset) (i * t->options.blksize)))
+      {
+        saved = errno;
+        g_set_error (&t->read_error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                     "cannot read block %" G_GUINT64_FORMAT ": %s", first + i,
+                     got >= 0 || saved == 0 ? "the file shrank during the transfer" : g_strerror (saved));
+        return FALSE;
+      }
+  return TRUE;
+}
+
+/* blocks first..first+n-1 (n at most blocks_per_buffer) into t->buf,
+ * each with its header; FALSE with t->read_error set when the file
+ * could not be read */
+static gboolean
+fill_buffer (ShoalPxeTftpTransfer *t, guint64 first, guint64 n)
+{
+  gsize seg = 4 + t->options.blksize;
+
+  if (t->buf == NULL)
+    {
+      t->buf_size = MAX (MAX_GSO_BYTES, seg);
+      t->buf = g_malloc (t->buf_size);
+    }
+  for (guint64 i = 0; i < n; i++)
+    {
+      guint8 *p = t->buf + i * seg;
+      guint64 b = first + i;
+
+      p[0] = 0;
+      p[1] = SHOAL_PXE_TFTP_DATA;
+      p[2] = (guint8) (b >> 8);
+      p[3] = (guint8) b;
+      if (t->contents != NULL)
+        memcpy (p + 4, (const guint8 *) g_bytes_get_data (t->contents, NULL) +
+                       (b - 1) * t->options.blksize, block_len (t, b));
+    }
+  return t->contents != NULL || read_blocks (t, first, n);
+}
+
+/* blocks first..last, batched with sendmmsg, each datagram a slice of
+ * the buffer */
 static void
 send_blocks (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 {
   struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iov[MAX_BATCH][2];
-  guint8 heads[MAX_BATCH][4];
+  struct iovec iov[MAX_BATCH];
+  gsize seg = 4 + t->options.blksize;
   guint64 b = first;
 
   while (b <= last)
     {
-      guint n = 0;
+      guint n = (guint) MIN (last - b + 1, MIN (MAX_BATCH, blocks_per_buffer (t)));
       gint sent = 0;
 
+      if (!fill_buffer (t, b, n))
+        return;
       memset (msgs, 0, sizeof msgs);
-      for (; b <= last && n < MAX_BATCH; b++, n++)
+      for (guint i = 0; i < n; i++)
         {
-          gsize offset = (gsize) ((b - 1) * t->options.blksize);
-          gsize len = MIN (t->options.blksize, t->size - offset);
-
-          heads[n][0] = 0;
-          heads[n][1] = SHOAL_PXE_TFTP_DATA;
-          heads[n][2] = (guint8) (b >> 8);
-          heads[n][3] = (guint8) b;
-          iov[n][0] = (struct iovec) { heads[n], 4 };
-          iov[n][1] = (struct iovec) { (gpointer) (t->data + offset), len };
-          msgs[n].msg_hdr.msg_iov = iov[n];
-          msgs[n].msg_hdr.msg_iovlen = 2;
+          iov[i] = (struct iovec) { t->buf + i * seg, 4 + block_len (t, b + i) };
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
         }
       /* a full socket buffer waits (briefly) rather than drops */
       for (guint tries = 0; sent < (gint) n && tries < 100; tries++)
@@ -194,19 +333,20 @@ send_blocks (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
             sent += r;
         }
       t->packets_sent += n;
+      b += n;
     }
   t->sent_upto = MAX (t->sent_upto, last);
 }
 
 /* blocks first..last in one UDP GSO send (UDP_SEGMENT): the kernel cuts
  * the buffer into one datagram per block, so a window costs one pass
- * through the stack. Returns the number of blocks sent, 0 if GSO failed. */
+ * through the stack. Returns the number of blocks sent, 0 if GSO failed
+ * or the file could not be read. */
 static guint64
 send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 {
   gsize seg = 4 + t->options.blksize;
-  guint64 n = MIN (last - first + 1, MIN (MAX_GSO_SEGMENTS, MAX_GSO_BYTES / seg));
-  guint8 *p;
+  guint64 n = MIN (last - first + 1, MIN (MAX_GSO_SEGMENTS, blocks_per_buffer (t)));
   gsize total = 0;
   union { gchar buf[CMSG_SPACE (sizeof (guint16))]; struct cmsghdr align; } control;
   struct iovec iov;
@@ -215,23 +355,11 @@ send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 
   if (n < 2)
     return 0;
-  if (t->gso_buf == NULL)
-    t->gso_buf = g_malloc (MAX_GSO_BYTES);
-  p = t->gso_buf;
-  for (guint64 b = first; b < first + n; b++)
-    {
-      gsize offset = (gsize) ((b - 1) * t->options.blksize);
-      gsize len = MIN (t->options.blksize, t->size - offset);
-
-      p[0] = 0;
-      p[1] = SHOAL_PXE_TFTP_DATA;
-      p[2] = (guint8) (b >> 8);
-      p[3] = (guint8) b;
-      memcpy (p + 4, t->data + offset, len);
-      p += 4 + len;
-      total += 4 + len;
-    }
-  iov = (struct iovec) { t->gso_buf, total };
+  if (!fill_buffer (t, first, n))
+    return 0;
+  /* only the last block of the file is short, and it ends the buffer */
+  total = (gsize) (n - 1) * seg + 4 + block_len (t, first + n - 1);
+  iov = (struct iovec) { t->buf, total };
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control.buf;
@@ -262,17 +390,24 @@ send_blocks_gso (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
   return 0;
 }
 
+/* the client is gone or the file cannot be read: nothing more to send */
+static gboolean
+stopped (ShoalPxeTftpTransfer *t)
+{
+  return t->gone || t->read_error != NULL;
+}
+
 static void
 send_range (ShoalPxeTftpTransfer *t, guint64 first, guint64 last)
 {
-  while (first <= last && !t->no_gso && !t->gone)
+  while (first <= last && !t->no_gso && !stopped (t))
     {
       guint64 n = send_blocks_gso (t, first, last);
       if (n == 0)
         break;
       first += n;
     }
-  if (first <= last && !t->gone)
+  if (first <= last && !stopped (t))
     send_blocks (t, first, last);
   t->sent_upto = MAX (t->sent_upto, last);
 }
@@ -382,6 +517,8 @@ drain_socket (ShoalPxeTftpTransfer *t)
               finish (t, NULL);
               return TRUE;
             }
+          if (stopped (t))
+            return FALSE;
           continue;
         }
       error = packet_error (buf, len);
@@ -415,6 +552,22 @@ handle_timeout (ShoalPxeTftpTransfer *t)
   return FALSE;
 }
 
+static void
+finish_stopped (ShoalPxeTftpTransfer *t)
+{
+  if (t->read_error != NULL)
+    {
+      g_autoptr(GBytes) reply = shoal_pxe_tftp_build_error (SHOAL_PXE_TFTP_ERR_UNDEFINED,
+                                                            t->read_error->message);
+      send_raw (t, reply);
+      finish (t, g_steal_pointer (&t->read_error));
+      return;
+    }
+  finish (t, g_error_new (SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
+                          "client went away (port unreachable) after block %" G_GUINT64_FORMAT,
+                          t->acked));
+}
+
 /* an error on the socket (POLLERR) is read and cleared by drain_socket:
  * left pending, it would wake the loop again at once, until the next
  * retransmission */
@@ -425,13 +578,11 @@ on_socket (gint fd, GIOCondition condition, gpointer user_data)
 
   if ((condition & (G_IO_IN | G_IO_ERR)) && drain_socket (t))
     return G_SOURCE_REMOVE;
-  if (!t->gone && handle_timeout (t))
+  if (!stopped (t) && handle_timeout (t))
     return G_SOURCE_REMOVE;
-  if (t->gone)
+  if (stopped (t))
     {
-      finish (t, g_error_new (SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
-                              "client went away (port unreachable) after block %" G_GUINT64_FORMAT,
-                              t->acked));
+      finish_stopped (t);
       return G_SOURCE_REMOVE;
     }
   return G_SOURCE_CONTINUE;
@@ -447,5 +598,7 @@ shoal_pxe_tftp_transfer_start (ShoalPxeTftpTransfer *t, GMainContext *context)
   t->source = g_unix_fd_source_new (g_socket_get_fd (t->socket), G_IO_IN | G_IO_ERR);
   g_source_set_callback (t->source, G_SOURCE_FUNC (on_socket), t, NULL);
   send_window (t);
+  if (stopped (t))
+    g_source_set_ready_time (t->source, 0);   /* ends it from its own loop */
   g_source_attach (t->source, context);
 }

@@ -24,6 +24,13 @@ ShoalPxeTftpTransfer *shoal_pxe_tftp_transfer_new     (GSocket                  
                                                        guint                      max_retries,
                                                        ShoalPxeTftpTransferDone   done,
                                                        gpointer                   user_data);
+ShoalPxeTftpTransfer *shoal_pxe_tftp_transfer_new_for_fd (GSocket               *socket,
+                                                          gint                   fd,
+                                                          gsize                  size,
+                                                          const ShoalPxeTftpOptions *options,
+                                                          guint                  max_retries,
+                                                          ShoalPxeTftpTransferDone done,
+                                                          gpointer               user_data);
 void                  shoal_pxe_tftp_transfer_start   (ShoalPxeTftpTransfer      *transfer,
                                                        GMainContext              *context);
 void                  shoal_pxe_tftp_transfer_free    (ShoalPxeTftpTransfer      *transfer);

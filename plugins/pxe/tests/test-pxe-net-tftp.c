@@ -563,6 +563,52 @@ test_client_gone (Fixture *f, gconstpointer data)
   g_assert_cmpfloat (cpu_used, <, 0.3);
 }
 
+/* the file is truncated between two windows: the next window cannot be
+ * read, and the client gets a TFTP error (through a mapping, the server
+ * died of SIGBUS) */
+static void
+test_truncated (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) rrq = shoal_pxe_tftp_build_request (SHOAL_PXE_TFTP_RRQ, "big.bin", "octet",
+                                                        (const gchar *[]) { "blksize", "1400",
+                                                                            "windowsize", "16", NULL });
+  g_autoptr(GBytes) oack = NULL;
+  g_autoptr(ShoalPxeTftpPacket) packet = NULL;
+  g_autofree gchar *path = g_build_filename (f->root, "big.bin", NULL);
+  GBytes *reply = NULL;
+  guint16 port = 0;
+  gint fd;
+
+  if (skip_without (f, NULL))
+    return;
+  fd = raw_socket (f, 0);
+  raw_send (fd, rrq, 69);
+  oack = raw_recv (fd, 1000, &port);
+  g_assert_nonnull (oack);
+  g_assert_cmpuint (((const guint8 *) g_bytes_get_data (oack, NULL))[1], ==, SHOAL_PXE_TFTP_OACK);
+  send_ack (fd, port, 0);
+  for (guint16 b = 1; b <= 16; b++)
+    {
+      g_autoptr(GBytes) block = raw_recv (fd, 1000, NULL);
+      g_assert_nonnull (block);
+      g_assert_cmpuint (data_block (block), ==, b);
+    }
+  g_assert_cmpint (truncate (path, 0), ==, 0);
+  send_ack (fd, port, 16);
+  /* the one packet that follows is an error */
+  reply = raw_recv (fd, 1000, NULL);
+  g_assert_nonnull (reply);
+  packet = shoal_pxe_tftp_packet_parse (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), NULL);
+  g_bytes_unref (reply);
+  g_assert_nonnull (packet);
+  g_assert_cmpuint (packet->opcode, ==, SHOAL_PXE_TFTP_ERROR);
+  g_test_message ("error %u: %s", packet->error_code, packet->error_message);
+  g_assert_nonnull (strstr (packet->error_message, "shrank"));
+  g_assert_cmpuint (transfers_after_settling (f), ==, 0);
+  g_assert_cmpuint (f->failed, ==, 1);
+  close (fd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -577,6 +623,7 @@ main (int argc, char **argv)
   ADD ("retransmit", test_retransmit);
   ADD ("window-gap", test_window_gap);
   ADD ("client-gone", test_client_gone);
+  ADD ("truncated", test_truncated);
 #undef ADD
   return g_test_run ();
 }
