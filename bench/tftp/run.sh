@@ -58,7 +58,8 @@ mkdir -p "$WORK/root" "$WORK/out"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$WORK/root/file.bin"
 SUM=$(sha256sum < "$WORK/root/file.bin" | cut -d' ' -f1)
 
-ip netns exec $SRV "$SERVE" --tftp-root "$WORK/root" --address 10.88.0.1 ${SHOAL_ARGS:-} > "$WORK/shoal.log" 2>&1 &
+# every client comes from one address: lift the per-client limit (8)
+ip netns exec $SRV "$SERVE" --tftp-root "$WORK/root" --address 10.88.0.1 --max-per-client "$CLIENTS" ${SHOAL_ARGS:-} > "$WORK/shoal.log" 2>&1 &
 PIDS+=($!)
 ip netns exec $SRV in.tftpd -L -a 10.88.0.2:69 -s "$WORK/root" > "$WORK/hpa.log" 2>&1 &
 PIDS+=($!)

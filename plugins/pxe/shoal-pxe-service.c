@@ -10,6 +10,7 @@
  *                  key/value store, namespace "pxe-leases", key = MAC
  *   dhcp-port (67), proxy-port (4011), tftp-port (69, 0 = no TFTP)
  *   tftp-workers   threads moving TFTP data (-1: four per CPU, at most 16)
+ *   tftp-per-client  TFTP transfers one client address may run at once (8)
  *   boot-files     directory of kernels and initrds (<state dir>/boot)
  *   ipxe-dir       Debian's iPXE binaries (default: /usr/lib/ipxe)
  *   http-base      URL devices reach the daemon at (default: its server URL)
@@ -196,6 +197,8 @@ start_tftp (ShoalPxeState *state, GError **error)
   shoal_pxe_tftp_server_set_interface (state->tftp, interface);
   shoal_pxe_tftp_server_set_workers (state->tftp,
     (gint) shoal_context_get_config_int (state->context, "pxe", "tftp-workers", -1));
+  shoal_pxe_tftp_server_set_max_per_client (state->tftp,
+    (guint) CLAMP (shoal_context_get_config_int (state->context, "pxe", "tftp-per-client", 8), 1, 4096));
   shoal_pxe_tftp_server_set_virtual_func (state->tftp, shoal_pxe_policy_tftp_file, state, NULL);
   shoal_pxe_policy_connect_tftp (state);
   return shoal_pxe_tftp_server_start (state->tftp, address, (guint16) port, error);

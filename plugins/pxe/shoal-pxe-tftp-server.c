@@ -38,6 +38,19 @@
 
 #define MAX_TRANSFERS 4096
 
+/* A PXE client fetches one file at a time (its loader, then iPXE goes on
+ * over HTTP); eight leave room for a firmware that retries from a new
+ * port before the old transfer timed out and for a few machines behind
+ * one address, while one address can hold no more than eight of the
+ * slots above, and eight file descriptors. */
+#define DEFAULT_MAX_PER_CLIENT 8
+
+/* A client answers the OACK or block 1 within milliseconds; the timeout
+ * it negotiates (up to 255 s, waited out 1 + max_retries times) counts
+ * only once it has. 30 s let one that asked for up to 10 s retry twice,
+ * while a request nobody follows up holds its slot no longer. */
+#define DEFAULT_FIRST_ACK_MS 30000
+
 struct _ShoalPxeTftpServer
 {
   GObject                  parent_instance;
@@ -50,6 +63,9 @@ struct _ShoalPxeTftpServer
   GSocket                 *socket;
   GSource                 *source;
   GHashTable              *transfers;   /* "ip:port" -> Entry */
+  GHashTable              *per_client;  /* "ip" -> its number of transfers */
+  guint                    max_per_client;
+  guint                    first_ack_ms;
   gint                     n_workers;   /* -1: four per CPU, at most 16 */
   ShoalPxeWorkers         *workers;
   GMainContext            *main_context;
@@ -84,6 +100,12 @@ entry_free (gpointer data)
 {
   Entry *e = data;
 
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (e->server->per_client, e->client));
+
+  if (n > 1)
+    g_hash_table_insert (e->server->per_client, g_strdup (e->client), GUINT_TO_POINTER (n - 1));
+  else
+    g_hash_table_remove (e->server->per_client, e->client);
   shoal_pxe_tftp_transfer_free (e->transfer);
   g_free (e->key);
   g_free (e->client);
@@ -98,6 +120,7 @@ shoal_pxe_tftp_server_finalize (GObject *object)
 
   shoal_pxe_tftp_server_stop (self);
   g_hash_table_unref (self->transfers);
+  g_hash_table_unref (self->per_client);
   if (self->virtual_destroy != NULL)
     self->virtual_destroy (self->virtual_data);
   if (self->root_fd >= 0)
@@ -130,7 +153,10 @@ shoal_pxe_tftp_server_init (ShoalPxeTftpServer *self)
   self->limits.default_timeout_ms = 1000;
   self->max_retries = 5;
   self->n_workers = -1;
+  self->max_per_client = DEFAULT_MAX_PER_CLIENT;
+  self->first_ack_ms = DEFAULT_FIRST_ACK_MS;
   self->transfers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, entry_free);
+  self->per_client = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 /**
@@ -164,6 +190,28 @@ shoal_pxe_tftp_server_set_limits (ShoalPxeTftpServer *self,
   self->limits.max_windowsize = CLAMP (max_windowsize, 1, 65535);
   self->limits.default_timeout_ms = MAX (timeout_ms, 10);
   self->max_retries = max_retries;
+}
+
+/**
+ * shoal_pxe_tftp_server_set_max_per_client:
+ * @max_per_client: transfers one client address may run at once (8 by
+ *   default); a request beyond them gets a TFTP error
+ */
+void
+shoal_pxe_tftp_server_set_max_per_client (ShoalPxeTftpServer *self, guint max_per_client)
+{
+  self->max_per_client = MAX (max_per_client, 1);
+}
+
+/**
+ * shoal_pxe_tftp_server_set_first_ack_limit:
+ * @limit_ms: how long a transfer waits for the client's first ACK,
+ *   whatever timeout the client negotiated (30 s by default)
+ */
+void
+shoal_pxe_tftp_server_set_first_ack_limit (ShoalPxeTftpServer *self, guint limit_ms)
+{
+  self->first_ack_ms = MAX (limit_ms, 1);
 }
 
 /**
@@ -341,8 +389,21 @@ start_transfer (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *key
     e->transfer = shoal_pxe_tftp_transfer_new_for_fd (sock, fd, size, &options, self->max_retries,
                                                       on_transfer_done, e);
   g_hash_table_replace (self->transfers, e->key, e);
+  g_hash_table_insert (self->per_client, g_strdup (client),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (self->per_client, client)) + 1));
+  shoal_pxe_tftp_transfer_set_first_ack_limit (e->transfer, self->first_ack_ms);
   g_signal_emit (self, signals[SIGNAL_STARTED], 0, client, e->path);
   shoal_pxe_tftp_transfer_start (e->transfer, shoal_pxe_workers_next (self->workers));
+}
+
+static void
+refuse_busy_client (ShoalPxeTftpServer *self, GSocketAddress *from, const gchar *client, const gchar *path)
+{
+  g_autofree gchar *message = g_strdup_printf ("%s already has %u transfers running, try again when one ends",
+                                               client, self->max_per_client);
+
+  g_info ("TFTP %s from %s refused: %s", path, client, message);
+  send_error (self, from, SHOAL_PXE_TFTP_ERR_UNDEFINED, message);
 }
 
 static void
@@ -375,6 +436,8 @@ handle_request (ShoalPxeTftpServer *self, GSocketAddress *from, const guint8 *bu
     g_debug ("TFTP request from %s repeated, transfer already running", key);
   else if (g_hash_table_size (self->transfers) >= MAX_TRANSFERS)
     send_error (self, from, SHOAL_PXE_TFTP_ERR_UNDEFINED, "too many transfers, try again");
+  else if (GPOINTER_TO_UINT (g_hash_table_lookup (self->per_client, client)) >= self->max_per_client)
+    refuse_busy_client (self, from, client, packet->filename);
   else
     start_transfer (self, from, key, client, packet);
 }

@@ -33,6 +33,10 @@ void                shoal_pxe_tftp_server_set_limits   (ShoalPxeTftpServer *self
                                                         guint               max_windowsize,
                                                         guint               timeout_ms,
                                                         guint               max_retries);
+void                shoal_pxe_tftp_server_set_max_per_client (ShoalPxeTftpServer *self,
+                                                              guint               max_per_client);
+void                shoal_pxe_tftp_server_set_first_ack_limit (ShoalPxeTftpServer *self,
+                                                               guint               limit_ms);
 void                shoal_pxe_tftp_server_set_workers  (ShoalPxeTftpServer *self,
                                                         gint                n_workers);
 void                shoal_pxe_tftp_server_set_virtual_func (ShoalPxeTftpServer     *self,

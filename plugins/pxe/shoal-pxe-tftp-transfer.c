@@ -56,6 +56,9 @@ struct _ShoalPxeTftpTransfer
   ShoalPxeTftpOptions      options;
   guint64                  n_blocks;     /* the last one is shorter than blksize */
   guint64                  acked;        /* highest block acknowledged */
+  gboolean                 answered;     /* an ACK came (of the OACK or a block) */
+  guint                    first_ack_ms; /* the limit on the wait for it, 0 for none */
+  gint64                   first_ack_by; /* its monotonic deadline */
   guint64                  sent_upto;    /* highest block sent */
   gboolean                 oack_pending;
   gboolean                 dup_resent;
@@ -163,11 +166,34 @@ shoal_pxe_tftp_transfer_get_packets_sent (ShoalPxeTftpTransfer *t)
   return t->packets_sent;
 }
 
+/**
+ * shoal_pxe_tftp_transfer_set_first_ack_limit:
+ * @limit_ms: how long the transfer waits for its first ACK, whatever
+ *   timeout the client negotiated; 0 for no limit
+ *
+ * Call before shoal_pxe_tftp_transfer_start().
+ */
+void
+shoal_pxe_tftp_transfer_set_first_ack_limit (ShoalPxeTftpTransfer *t, guint limit_ms)
+{
+  t->first_ack_ms = limit_ms;
+  t->first_ack_by = g_get_monotonic_time () + (gint64) limit_ms * 1000;
+}
+
+static gboolean
+waits_for_first_ack (ShoalPxeTftpTransfer *t)
+{
+  return !t->answered && t->first_ack_ms > 0;
+}
+
 static void
 arm_timer (ShoalPxeTftpTransfer *t)
 {
-  g_source_set_ready_time (t->source, g_get_monotonic_time () +
-                           (gint64) t->options.timeout_ms * 1000);
+  gint64 when = g_get_monotonic_time () + (gint64) t->options.timeout_ms * 1000;
+
+  if (waits_for_first_ack (t))
+    when = MIN (when, t->first_ack_by);
+  g_source_set_ready_time (t->source, when);
 }
 
 /* an ICMP port unreachable for an earlier datagram comes back as
@@ -462,6 +488,7 @@ handle_ack (ShoalPxeTftpTransfer *t, guint16 block)
     return FALSE;   /* stale or bogus: ignore */
   else
     t->acked += delta;
+  t->answered = TRUE;
   if (t->acked >= t->n_blocks)
     return TRUE;
   t->retries = 0;
@@ -537,8 +564,16 @@ drain_socket (ShoalPxeTftpTransfer *t)
 static gboolean
 handle_timeout (ShoalPxeTftpTransfer *t)
 {
-  if (g_source_get_ready_time (t->source) > g_get_monotonic_time ())
+  gint64 now = g_get_monotonic_time ();
+
+  if (g_source_get_ready_time (t->source) > now)
     return FALSE;
+  if (waits_for_first_ack (t) && now >= t->first_ack_by)
+    {
+      finish (t, g_error_new (SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
+                              "no ACK within %u ms of the request", t->first_ack_ms));
+      return TRUE;
+    }
   if (++t->retries > t->max_retries)
     {
       finish (t, g_error_new (SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,

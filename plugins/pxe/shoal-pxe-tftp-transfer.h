@@ -31,6 +31,8 @@ ShoalPxeTftpTransfer *shoal_pxe_tftp_transfer_new_for_fd (GSocket               
                                                           guint                  max_retries,
                                                           ShoalPxeTftpTransferDone done,
                                                           gpointer               user_data);
+void                  shoal_pxe_tftp_transfer_set_first_ack_limit (ShoalPxeTftpTransfer *transfer,
+                                                                   guint                 limit_ms);
 void                  shoal_pxe_tftp_transfer_start   (ShoalPxeTftpTransfer      *transfer,
                                                        GMainContext              *context);
 void                  shoal_pxe_tftp_transfer_free    (ShoalPxeTftpTransfer      *transfer);

@@ -609,6 +609,78 @@ test_truncated (Fixture *f, gconstpointer data)
   close (fd);
 }
 
+/* one address may run eight transfers at once: a ninth request from it
+ * (from a ninth port) gets an error, while another address is served */
+static void
+test_per_client (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) rrq = shoal_pxe_tftp_build_request (SHOAL_PXE_TFTP_RRQ, "big.bin", "octet", NULL);
+  g_autoptr(GBytes) refused = NULL;
+  g_autoptr(GBytes) served = NULL;
+  g_autoptr(ShoalPxeTftpPacket) packet = NULL;
+  gint fds[9];
+  gint other;
+
+  if (skip_without (f, NULL))
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    {
+      fds[i] = raw_socket (f, 0);
+      raw_send (fds[i], rrq, 69);
+      if (i < 8)
+        {
+          g_autoptr(GBytes) block = raw_recv (fds[i], 1000, NULL);
+          g_assert_nonnull (block);
+          g_assert_cmpuint (data_block (block), ==, 1);
+        }
+    }
+  refused = raw_recv (fds[8], 1000, NULL);
+  g_assert_nonnull (refused);
+  packet = shoal_pxe_tftp_packet_parse (g_bytes_get_data (refused, NULL), g_bytes_get_size (refused), NULL);
+  g_assert_nonnull (packet);
+  g_assert_cmpuint (packet->opcode, ==, SHOAL_PXE_TFTP_ERROR);
+  g_assert_cmpuint (packet->error_code, ==, SHOAL_PXE_TFTP_ERR_UNDEFINED);
+  g_test_message ("refused: %s", packet->error_message);
+  g_assert_cmpuint (shoal_pxe_tftp_server_get_n_transfers (f->server), ==, 8);
+  other = raw_socket (f, 1);
+  raw_send (other, rrq, 69);
+  served = raw_recv (other, 1000, NULL);
+  g_assert_nonnull (served);
+  g_assert_cmpuint (data_block (served), ==, 1);
+  g_assert_cmpuint (shoal_pxe_tftp_server_get_n_transfers (f->server), ==, 9);
+  close (other);
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    close (fds[i]);
+}
+
+/* a client that asks for the longest timeout (255 s, four times over
+ * with the retries here) and never ACKs holds its slot for the first-ACK
+ * limit (500 ms here, 30 s by default), not for 17 minutes */
+static void
+test_first_ack_limit (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GBytes) rrq = shoal_pxe_tftp_build_request (SHOAL_PXE_TFTP_RRQ, "small.bin", "octet",
+                                                        (const gchar *[]) { "timeout", "255", NULL });
+  g_autoptr(GBytes) oack = NULL;
+  gint64 start;
+  gint fd;
+
+  if (skip_without (f, NULL))
+    return;
+  shoal_pxe_tftp_server_set_first_ack_limit (f->server, 500);
+  fd = raw_socket (f, 0);
+  raw_send (fd, rrq, 69);
+  start = g_get_monotonic_time ();
+  oack = raw_recv (fd, 1000, NULL);
+  g_assert_nonnull (oack);
+  g_assert_cmpuint (((const guint8 *) g_bytes_get_data (oack, NULL))[1], ==, SHOAL_PXE_TFTP_OACK);
+  g_assert_cmpuint (transfers_after_settling (f), ==, 0);
+  g_test_message ("the transfer ended after %.3f s", (gdouble) (g_get_monotonic_time () - start) / 1e6);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 2 * G_USEC_PER_SEC);
+  g_assert_cmpuint (f->failed, ==, 1);
+  close (fd);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -624,6 +696,8 @@ main (int argc, char **argv)
   ADD ("window-gap", test_window_gap);
   ADD ("client-gone", test_client_gone);
   ADD ("truncated", test_truncated);
+  ADD ("per-client", test_per_client);
+  ADD ("first-ack-limit", test_first_ack_limit);
 #undef ADD
   return g_test_run ();
 }

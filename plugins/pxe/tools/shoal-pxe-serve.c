@@ -20,6 +20,7 @@ static gint opt_tftp_port = 69;
 static gint opt_max_window = 64;
 static gint opt_timeout_ms = 1000;
 static gint opt_workers = -1;
+static gint opt_max_per_client = 8;
 
 static GOptionEntry entries[] = {
   { "tftp-root", 0, 0, G_OPTION_ARG_FILENAME, &opt_tftp_root, "Directory served over TFTP", "DIR" },
@@ -28,6 +29,7 @@ static GOptionEntry entries[] = {
   { "tftp-port", 0, 0, G_OPTION_ARG_INT, &opt_tftp_port, "TFTP port (69)", "PORT" },
   { "max-windowsize", 0, 0, G_OPTION_ARG_INT, &opt_max_window, "Largest TFTP window (64)", "N" },
   { "workers", 0, 0, G_OPTION_ARG_INT, &opt_workers, "TFTP worker threads (-1: four per CPU, at most 16)", "N" },
+  { "max-per-client", 0, 0, G_OPTION_ARG_INT, &opt_max_per_client, "TFTP transfers one client address may run at once (8)", "N" },
   { "timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms, "TFTP retransmission timeout", "MS" },
   { NULL }
 };
@@ -58,6 +60,7 @@ main (int argc, char **argv)
       tftp = shoal_pxe_tftp_server_new (opt_tftp_root);
       shoal_pxe_tftp_server_set_interface (tftp, opt_interface);
       shoal_pxe_tftp_server_set_workers (tftp, opt_workers);
+      shoal_pxe_tftp_server_set_max_per_client (tftp, (guint) MAX (opt_max_per_client, 1));
       shoal_pxe_tftp_server_set_limits (tftp, 65464, (guint) opt_max_window, (guint) opt_timeout_ms, 5);
       if (!shoal_pxe_tftp_server_start (tftp, opt_address, (guint16) opt_tftp_port, &error))
         {
