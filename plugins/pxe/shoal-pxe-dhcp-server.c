@@ -321,6 +321,10 @@ auth_nak (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const gc
   ShoalPxeDhcpMessage *reply = new_reply (self, request, SHOAL_PXE_DHCP_NAK);
 
   shoal_pxe_dhcp_message_set_string (reply, SHOAL_PXE_OPT_MESSAGE, why);
+  /* RFC 2131 4.3.2: the relay must broadcast a NAK, the client may have
+   * moved to another subnet */
+  if (request->giaddr != 0)
+    reply->flags |= 0x8000;
   return reply;
 }
 

@@ -225,6 +225,41 @@ test_lease_cycle (void)
   }
 }
 
+static GBytes *
+relayed (GBytes *request)
+{
+  g_autoptr(ShoalPxeDhcpMessage) msg = shoal_pxe_dhcp_message_parse (g_bytes_get_data (request, NULL),
+                                                                     g_bytes_get_size (request), NULL);
+
+  msg->giaddr = inet_addr ("10.9.0.254");
+  return shoal_pxe_dhcp_message_to_bytes (msg, 1472, NULL);
+}
+
+/* RFC 2131 4.3.2: a NAK through a relay has the broadcast bit set, the
+ * client may be on another subnet; an ACK keeps the client's flags */
+static void
+test_relayed_nak (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  g_autoptr(GBytes) bad = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 1, inet_addr ("10.9.0.50"),
+                                        inet_addr ("10.9.0.1"));
+  g_autoptr(GBytes) bad_relayed = relayed (bad);
+  g_autoptr(GBytes) good = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 2, inet_addr ("10.9.0.101"),
+                                         inet_addr ("10.9.0.1"));
+  g_autoptr(GBytes) good_relayed = relayed (good);
+  g_autoptr(ShoalPxeDhcpMessage) nak = exchange (server, bad_relayed, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) direct_nak = exchange (server, bad, FALSE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) ack = exchange (server, good_relayed, FALSE, NULL);
+
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (nak), ==, SHOAL_PXE_DHCP_NAK);
+  g_assert_cmpuint (nak->giaddr, ==, inet_addr ("10.9.0.254"));
+  g_assert_cmphex (nak->flags & 0x8000, ==, 0x8000);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (direct_nak), ==, SHOAL_PXE_DHCP_NAK);
+  g_assert_cmphex (direct_nak->flags & 0x8000, ==, 0);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (ack), ==, SHOAL_PXE_DHCP_ACK);
+  g_assert_cmphex (ack->flags & 0x8000, ==, 0);
+}
+
 static void
 test_decline_inform_exhaust (void)
 {
@@ -308,5 +343,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/pxe/dhcp-server/lease-cycle", test_lease_cycle);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-inform-exhaust", test_decline_inform_exhaust);
   g_test_add_func ("/shoal/pxe/dhcp-server/bad-input", test_bad_input);
+  g_test_add_func ("/shoal/pxe/dhcp-server/relayed-nak", test_relayed_nak);
   return g_test_run ();
 }
