@@ -370,12 +370,35 @@ auth_inform (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const
   return reply;
 }
 
+/* RFC 2131 table 5: a DECLINE carries the server identifier of the
+ * server whose offer it declines; one for another server, or without
+ * one, is not ours to act on */
+static void
+auth_decline (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const gchar *mac)
+{
+  g_autoptr(GError) error = NULL;
+  guint32 server_id = 0;
+  guint32 declined = 0;
+
+  if (!shoal_pxe_dhcp_message_get_u32 (request, SHOAL_PXE_OPT_SERVER_ID, &server_id) ||
+      server_id != self->address)
+    {
+      g_debug ("DHCP DECLINE from %s ignored: not for this server", mac);
+      return;
+    }
+  if (!shoal_pxe_dhcp_message_get_u32 (request, SHOAL_PXE_OPT_REQUESTED_IP, &declined))
+    {
+      g_debug ("DHCP DECLINE from %s ignored: no address", mac);
+      return;
+    }
+  if (!shoal_pxe_lease_pool_decline (self->pool, mac, declined, &error))
+    g_debug ("DHCP DECLINE from %s ignored: %s", mac, error->message);
+}
+
 static ShoalPxeDhcpMessage *
 auth_reply (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const gchar *mac,
             const ShoalPxeBootChoice *choice)
 {
-  guint32 declined = 0;
-
   switch (shoal_pxe_dhcp_message_get_type (request))
     {
     case SHOAL_PXE_DHCP_DISCOVER:
@@ -385,8 +408,7 @@ auth_reply (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const 
     case SHOAL_PXE_DHCP_INFORM:
       return auth_inform (self, request, mac, choice);
     case SHOAL_PXE_DHCP_DECLINE:
-      if (shoal_pxe_dhcp_message_get_u32 (request, SHOAL_PXE_OPT_REQUESTED_IP, &declined))
-        shoal_pxe_lease_pool_decline (self->pool, mac, declined);
+      auth_decline (self, request, mac);
       return NULL;
     case SHOAL_PXE_DHCP_RELEASE:
       shoal_pxe_lease_pool_release (self->pool, mac);

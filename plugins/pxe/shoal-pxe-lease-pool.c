@@ -153,6 +153,8 @@ is_free (ShoalPxeLeasePool *pool, guint32 ip, const gchar *mac)
   until = g_hash_table_lookup (pool->declined, GUINT_TO_POINTER (ip));
   if (until != NULL && *until > now_s ())
     return FALSE;
+  if (until != NULL)
+    g_hash_table_remove (pool->declined, GUINT_TO_POINTER (ip));
   owner = g_hash_table_lookup (pool->by_ip, GUINT_TO_POINTER (ip));
   if (owner == NULL || g_str_equal (owner->mac, mac))
     return TRUE;
@@ -244,16 +246,56 @@ shoal_pxe_lease_pool_release (ShoalPxeLeasePool *pool, const gchar *mac)
     drop (pool, l);
 }
 
-void
-shoal_pxe_lease_pool_decline (ShoalPxeLeasePool *pool, const gchar *mac, guint32 address)
+static void
+prune_declined (ShoalPxeLeasePool *pool)
+{
+  GHashTableIter iter;
+  gpointer value;
+  gint64 now = now_s ();
+
+  g_hash_table_iter_init (&iter, pool->declined);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (*(gint64 *) value <= now)
+      g_hash_table_iter_remove (&iter);
+}
+
+/**
+ * shoal_pxe_lease_pool_decline:
+ * @address: the client's option 50 (network order)
+ *
+ * The client found @address in use by someone else (RFC 2131 DECLINE):
+ * the pool skips it for ten minutes. Only the address offered or leased
+ * to @mac can be declined, so the table stays within the pool's size and
+ * one client cannot mark another's address, or one outside the pool.
+ *
+ * Returns: %FALSE with @error set when the DECLINE is ignored
+ */
+gboolean
+shoal_pxe_lease_pool_decline (ShoalPxeLeasePool *pool, const gchar *mac, guint32 address, GError **error)
 {
   Lease *l = g_hash_table_lookup (pool->by_mac, mac);
-  gint64 *until = g_new (gint64, 1);
+  gint64 *until;
 
+  if (l == NULL || l->ip != ntohl (address))
+    {
+      g_autofree gchar *str = shoal_pxe_net_ip_to_string (address);
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   "%s was not offered to %s", str, mac);
+      return FALSE;
+    }
+  prune_declined (pool);
+  until = g_new (gint64, 1);
   *until = now_s () + DECLINE_SECONDS;
-  g_hash_table_replace (pool->declined, GUINT_TO_POINTER (ntohl (address)), until);
-  if (l != NULL && l->ip == ntohl (address))
-    drop (pool, l);
+  g_hash_table_replace (pool->declined, GUINT_TO_POINTER (l->ip), until);
+  drop (pool, l);
+  return TRUE;
+}
+
+/* addresses declined and not yet pruned, for tests */
+guint
+shoal_pxe_lease_pool_get_n_declined (ShoalPxeLeasePool *pool)
+{
+  return g_hash_table_size (pool->declined);
 }
 
 /* the committed, live address of @mac (network order), or 0 */

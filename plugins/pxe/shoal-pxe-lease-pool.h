@@ -35,9 +35,11 @@ gboolean           shoal_pxe_lease_pool_commit    (ShoalPxeLeasePool      *pool,
                                                    GError                **error);
 void               shoal_pxe_lease_pool_release   (ShoalPxeLeasePool      *pool,
                                                    const gchar            *mac);
-void               shoal_pxe_lease_pool_decline   (ShoalPxeLeasePool      *pool,
+gboolean           shoal_pxe_lease_pool_decline   (ShoalPxeLeasePool      *pool,
                                                    const gchar            *mac,
-                                                   guint32                 address);
+                                                   guint32                 address,
+                                                   GError                **error);
+guint              shoal_pxe_lease_pool_get_n_declined (ShoalPxeLeasePool *pool);
 guint32            shoal_pxe_lease_pool_lookup    (ShoalPxeLeasePool      *pool,
                                                    const gchar            *mac);
 guint              shoal_pxe_lease_pool_get_lease_time (ShoalPxeLeasePool *pool);

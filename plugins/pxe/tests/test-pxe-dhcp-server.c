@@ -264,12 +264,16 @@ static void
 test_decline_inform_exhaust (void)
 {
   g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
-  g_autoptr(GBytes) decline = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DECLINE, 1, inet_addr ("10.9.0.100"), 0);
+  g_autoptr(GBytes) discover = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(ShoalPxeDhcpMessage) offer = exchange (server, discover, FALSE, NULL);
+  g_autoptr(GBytes) decline = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DECLINE, 1, inet_addr ("10.9.0.100"),
+                                            inet_addr ("10.9.0.1"));
   g_autoptr(ShoalPxeDhcpMessage) none = exchange (server, decline, FALSE, NULL);
   g_autoptr(ShoalPxeDhcpMessage) inform_ack = NULL;
   g_autoptr(ShoalPxeDhcpMessage) inform = shoal_pxe_dhcp_message_new ();
   g_autoptr(GBytes) inform_bytes = NULL;
 
+  g_assert_cmpuint (offer->yiaddr, ==, inet_addr ("10.9.0.100"));
   g_assert_null (none);
   /* 10.9.0.100 is declined: the pool offers .101, .102, then runs out */
   for (guint8 i = 10; i < 13; i++)
@@ -296,6 +300,72 @@ test_decline_inform_exhaust (void)
     g_assert_false (shoal_pxe_dhcp_message_get_u32 (inform_ack, SHOAL_PXE_OPT_LEASE_TIME, &lease));
     g_assert_cmpuint (dest, ==, inet_addr ("10.9.0.200"));
   }
+}
+
+/* a DECLINE counts only with this server's identifier, for the address
+ * offered or leased to that client: anything else changes nothing */
+static void
+test_decline_ignored (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  g_autoptr(GBytes) discover = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(ShoalPxeDhcpMessage) offer = exchange (server, discover, FALSE, NULL);
+  struct { guint8 mac; const gchar *ip; const gchar *server_id; } cases[] = {
+    { 1, "10.9.0.100", NULL },             /* no server identifier */
+    { 1, "10.9.0.100", "10.9.0.99" },      /* another server's */
+    { 2, "10.9.0.100", "10.9.0.1" },       /* another client's address */
+    { 2, "10.9.0.200", "10.9.0.1" },       /* outside the pool */
+    { 1, "10.9.0.101", "10.9.0.1" },       /* not the one offered to it */
+  };
+
+  g_assert_cmpuint (offer->yiaddr, ==, inet_addr ("10.9.0.100"));
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) d = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DECLINE, cases[i].mac, inet_addr (cases[i].ip),
+                                          cases[i].server_id != NULL ? inet_addr (cases[i].server_id) : 0);
+      g_autoptr(ShoalPxeDhcpMessage) r = exchange (server, d, FALSE, NULL);
+      g_assert_null (r);
+    }
+  /* every address is still there: client 1 keeps .100, two more get .101, .102 */
+  {
+    g_autoptr(GBytes) request = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 1, inet_addr ("10.9.0.100"),
+                                              inet_addr ("10.9.0.1"));
+    g_autoptr(ShoalPxeDhcpMessage) ack = exchange (server, request, FALSE, NULL);
+    g_assert_cmpint (shoal_pxe_dhcp_message_get_type (ack), ==, SHOAL_PXE_DHCP_ACK);
+  }
+  for (guint8 i = 2; i < 4; i++)
+    {
+      g_autoptr(GBytes) d = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, i, 0, 0);
+      g_autoptr(ShoalPxeDhcpMessage) o = exchange (server, d, FALSE, NULL);
+      g_assert_nonnull (o);
+      g_assert_cmpuint (o->yiaddr, ==, inet_addr (i == 2 ? "10.9.0.101" : "10.9.0.102"));
+    }
+}
+
+/* the declined table holds only addresses of the pool offered to their
+ * decliner: a flood of declines of other addresses adds nothing */
+static void
+test_decline_table (void)
+{
+  g_autoptr(ShoalPxeLeasePool) pool = shoal_pxe_lease_pool_new (inet_addr ("10.9.0.100"), inet_addr ("10.9.0.102"), 600);
+  g_autoptr(GError) error = NULL;
+  guint32 ip;
+
+  for (guint i = 0; i < 10000; i++)
+    {
+      g_autoptr(GError) ignored = NULL;
+      g_autofree gchar *mac = g_strdup_printf ("52:54:00:00:%02x:%02x", i >> 8 & 0xff, i & 0xff);
+      g_assert_false (shoal_pxe_lease_pool_decline (pool, mac, htonl (0x0a000000 + i), &ignored));
+      g_assert_error (ignored, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+    }
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 0);
+  ip = shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:01", 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_pxe_lease_pool_decline (pool, "52:54:00:00:00:01", ip, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 1);
+  /* the declined address is skipped */
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:01", 0, &error), !=, ip);
 }
 
 static gboolean
@@ -344,5 +414,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-inform-exhaust", test_decline_inform_exhaust);
   g_test_add_func ("/shoal/pxe/dhcp-server/bad-input", test_bad_input);
   g_test_add_func ("/shoal/pxe/dhcp-server/relayed-nak", test_relayed_nak);
+  g_test_add_func ("/shoal/pxe/dhcp-server/decline-ignored", test_decline_ignored);
+  g_test_add_func ("/shoal/pxe/dhcp-server/decline-table", test_decline_table);
   return g_test_run ();
 }
