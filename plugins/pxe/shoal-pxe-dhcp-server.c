@@ -128,6 +128,23 @@ shoal_pxe_dhcp_server_parse_mode (const gchar *str, ShoalPxeDhcpMode *mode)
   return TRUE;
 }
 
+/* the pool never hands out the server's address, the router's or the
+ * DNS server's, nor the subnet's network and broadcast addresses */
+static void
+update_reserved (ShoalPxeDhcpServer *self)
+{
+  guint32 reserved[5] = { self->address, self->router, self->dns, 0, 0 };
+
+  if (self->pool == NULL)
+    return;
+  if (self->address != 0 && ntohl (self->netmask) < 0xfffffffe)
+    {
+      reserved[3] = self->address & self->netmask;
+      reserved[4] = self->address | ~self->netmask;
+    }
+  shoal_pxe_lease_pool_set_reserved (self->pool, reserved, G_N_ELEMENTS (reserved));
+}
+
 void
 shoal_pxe_dhcp_server_set_interface (ShoalPxeDhcpServer *self, const gchar *interface)
 {
@@ -144,6 +161,7 @@ shoal_pxe_dhcp_server_set_address (ShoalPxeDhcpServer *self, const gchar *addres
     self->address = 0;
   if (self->netmask == 0)
     self->netmask = htonl (0xffffff00);
+  update_reserved (self);
 }
 
 void
@@ -151,6 +169,7 @@ shoal_pxe_dhcp_server_set_router (ShoalPxeDhcpServer *self, const gchar *router)
 {
   if (!shoal_pxe_net_ip_from_string (router, &self->router))
     self->router = 0;
+  update_reserved (self);
 }
 
 void
@@ -158,6 +177,7 @@ shoal_pxe_dhcp_server_set_dns (ShoalPxeDhcpServer *self, const gchar *dns)
 {
   if (!shoal_pxe_net_ip_from_string (dns, &self->dns))
     self->dns = 0;
+  update_reserved (self);
 }
 
 /* takes @pool */
@@ -166,6 +186,7 @@ shoal_pxe_dhcp_server_set_pool (ShoalPxeDhcpServer *self, ShoalPxeLeasePool *poo
 {
   g_clear_pointer (&self->pool, shoal_pxe_lease_pool_free);
   self->pool = pool;
+  update_reserved (self);
 }
 
 void
@@ -610,6 +631,7 @@ resolve_address (ShoalPxeDhcpServer *self, GError **error)
     self->netmask = htonl (0xffffff00);
   g_free (self->address_str);
   self->address_str = shoal_pxe_net_ip_to_string (address);
+  update_reserved (self);
   return TRUE;
 }
 

@@ -36,6 +36,7 @@ struct _ShoalPxeLeasePool
   GHashTable            *by_mac;    /* mac -> Lease */
   GHashTable            *by_ip;     /* ip -> Lease (borrowed) */
   GHashTable            *declined;  /* ip -> until */
+  GHashTable            *reserved;  /* ip set: never handed out */
   ShoalPxeLeaseStoreFunc store;
   gpointer               store_data;
 };
@@ -66,6 +67,7 @@ shoal_pxe_lease_pool_new (guint32 first, guint32 last, guint lease_time)
   pool->by_mac = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, lease_free);
   pool->by_ip = g_hash_table_new (g_direct_hash, g_direct_equal);
   pool->declined = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  pool->reserved = g_hash_table_new (g_direct_hash, g_direct_equal);
   return pool;
 }
 
@@ -77,6 +79,7 @@ shoal_pxe_lease_pool_free (ShoalPxeLeasePool *pool)
   g_hash_table_unref (pool->by_ip);
   g_hash_table_unref (pool->by_mac);
   g_hash_table_unref (pool->declined);
+  g_hash_table_unref (pool->reserved);
   g_free (pool);
 }
 
@@ -85,6 +88,23 @@ shoal_pxe_lease_pool_set_store (ShoalPxeLeasePool *pool, ShoalPxeLeaseStoreFunc 
 {
   pool->store = func;
   pool->store_data = user_data;
+}
+
+/**
+ * shoal_pxe_lease_pool_set_reserved:
+ * @addresses: (array length=n): network order; zeros are skipped
+ *
+ * Addresses the pool never offers or commits, even inside its range:
+ * the server's own, the router's, the subnet's network and broadcast
+ * addresses. Replaces the previous set.
+ */
+void
+shoal_pxe_lease_pool_set_reserved (ShoalPxeLeasePool *pool, const guint32 *addresses, guint n)
+{
+  g_hash_table_remove_all (pool->reserved);
+  for (guint i = 0; i < n; i++)
+    if (addresses[i] != 0)
+      g_hash_table_add (pool->reserved, GUINT_TO_POINTER (ntohl (addresses[i])));
 }
 
 guint
@@ -141,14 +161,15 @@ put (ShoalPxeLeasePool *pool, const gchar *mac, guint32 ip, gint64 expires, gboo
   return l;
 }
 
-/* free for @mac: in range, not declined, not someone else's live lease */
+/* free for @mac: in range, not reserved, not declined, not someone
+ * else's live lease */
 static gboolean
 is_free (ShoalPxeLeasePool *pool, guint32 ip, const gchar *mac)
 {
   Lease *owner;
   gint64 *until;
 
-  if (ip < pool->first || ip > pool->last)
+  if (ip < pool->first || ip > pool->last || g_hash_table_contains (pool->reserved, GUINT_TO_POINTER (ip)))
     return FALSE;
   until = g_hash_table_lookup (pool->declined, GUINT_TO_POINTER (ip));
   if (until != NULL && *until > now_s ())

@@ -22,6 +22,9 @@ void               shoal_pxe_lease_pool_free      (ShoalPxeLeasePool      *pool)
 void               shoal_pxe_lease_pool_set_store (ShoalPxeLeasePool      *pool,
                                                    ShoalPxeLeaseStoreFunc  func,
                                                    gpointer                user_data);
+void               shoal_pxe_lease_pool_set_reserved (ShoalPxeLeasePool   *pool,
+                                                      const guint32       *addresses,
+                                                      guint                n);
 gboolean           shoal_pxe_lease_pool_load      (ShoalPxeLeasePool      *pool,
                                                    const gchar            *mac,
                                                    const gchar            *value);

@@ -368,6 +368,46 @@ test_decline_table (void)
   g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:01", 0, &error), !=, ip);
 }
 
+/* the pool skips the server's address, the router's and the subnet's
+ * network and broadcast addresses, even inside its range */
+static void
+test_reserved (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  const gchar *expected[] = { "10.9.0.3", "10.9.0.254", NULL };
+  guint8 mac = 1;
+
+  shoal_pxe_dhcp_server_set_router (server, "10.9.0.2");
+  /* 10.9.0.0 network, .1 server, .2 router, .3 free; .254 free, .255 broadcast */
+  shoal_pxe_dhcp_server_set_pool (server, shoal_pxe_lease_pool_new (inet_addr ("10.9.0.0"), inet_addr ("10.9.0.3"), 600));
+  for (guint round = 0; round < 2; round++)
+    {
+      for (guint i = 0; i < 2; i++, mac++)
+        {
+          g_autoptr(GBytes) d = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, mac, 0, 0);
+          g_autoptr(ShoalPxeDhcpMessage) o = exchange (server, d, FALSE, NULL);
+          if (i == 0)
+            {
+              g_assert_nonnull (o);
+              g_assert_cmpuint (o->yiaddr, ==, inet_addr (expected[round]));
+            }
+          else
+            g_assert_null (o);   /* exhausted */
+        }
+      shoal_pxe_dhcp_server_set_pool (server, shoal_pxe_lease_pool_new (inet_addr ("10.9.0.254"),
+                                                                        inet_addr ("10.9.0.255"), 600));
+    }
+  /* and a client that asks for the server's address is refused */
+  {
+    g_autoptr(GBytes) request = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 9, inet_addr ("10.9.0.1"),
+                                              inet_addr ("10.9.0.1"));
+    g_autoptr(ShoalPxeDhcpMessage) nak = NULL;
+    shoal_pxe_dhcp_server_set_pool (server, shoal_pxe_lease_pool_new (inet_addr ("10.9.0.1"), inet_addr ("10.9.0.10"), 600));
+    nak = exchange (server, request, FALSE, NULL);
+    g_assert_cmpint (shoal_pxe_dhcp_message_get_type (nak), ==, SHOAL_PXE_DHCP_NAK);
+  }
+}
+
 static gboolean
 ignore_all (ShoalPxeDhcpServer *server, const ShoalPxeDhcpMessage *request,
             ShoalPxeBootChoice *choice, gpointer user_data)
@@ -416,5 +456,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/pxe/dhcp-server/relayed-nak", test_relayed_nak);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-ignored", test_decline_ignored);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-table", test_decline_table);
+  g_test_add_func ("/shoal/pxe/dhcp-server/reserved", test_reserved);
   return g_test_run ();
 }
