@@ -33,6 +33,17 @@
 #include "shoal-pxe-dhcp-server.h"
 #include "shoal-pxe-net.h"
 
+/* ProxyDHCP: the addresses seen on the proxy port, for TFTP and HTTP
+ * logs; at most this many, each kept for an hour after it was seen */
+#define SEEN_MAX 4096
+#define SEEN_SECONDS 3600
+
+typedef struct {
+  gchar   *mac;
+  gint64   when;     /* monotonic seconds */
+  guint64  serial;   /* order of arrival */
+} Seen;
+
 struct _ShoalPxeDhcpServer
 {
   GObject                 parent_instance;
@@ -51,7 +62,8 @@ struct _ShoalPxeDhcpServer
   ShoalPxeBootConfig      boot;
   GSocket                *sockets[2];   /* server port, proxy port */
   GSource                *sources[2];
-  GHashTable             *ip_to_mac;
+  GHashTable             *seen;   /* ProxyDHCP: ip (network order) -> Seen */
+  guint64                 seen_serial;
   ShoalPxeDhcpPolicyFunc  policy;
   gpointer                policy_data;
   GDestroyNotify          policy_destroy;
@@ -71,6 +83,15 @@ boot_config_clear (ShoalPxeBootConfig *boot)
 }
 
 static void
+seen_free (gpointer data)
+{
+  Seen *seen = data;
+
+  g_free (seen->mac);
+  g_free (seen);
+}
+
+static void
 shoal_pxe_dhcp_server_finalize (GObject *object)
 {
   ShoalPxeDhcpServer *self = SHOAL_PXE_DHCP_SERVER (object);
@@ -80,7 +101,7 @@ shoal_pxe_dhcp_server_finalize (GObject *object)
     self->policy_destroy (self->policy_data);
   g_clear_pointer (&self->pool, shoal_pxe_lease_pool_free);
   boot_config_clear (&self->boot);
-  g_hash_table_unref (self->ip_to_mac);
+  g_hash_table_unref (self->seen);
   g_free (self->interface);
   g_free (self->address_str);
   G_OBJECT_CLASS (shoal_pxe_dhcp_server_parent_class)->finalize (object);
@@ -101,7 +122,7 @@ shoal_pxe_dhcp_server_init (ShoalPxeDhcpServer *self)
   self->server_port = 67;
   self->proxy_port = 4011;
   self->client_port = 68;
-  self->ip_to_mac = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->seen = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, seen_free);
   self->boot.bios_file = g_strdup ("undionly.kpxe");
   self->boot.uefi_file = g_strdup ("ipxe.efi");
   self->boot.http_base = g_strdup ("http://0.0.0.0");
@@ -226,18 +247,80 @@ shoal_pxe_dhcp_server_get_address (ShoalPxeDhcpServer *self)
   return self->address_str;
 }
 
-/* the MAC of the device that was last seen at @ip, for TFTP/HTTP logs */
+static gint64
+now_s (void)
+{
+  return g_get_monotonic_time () / G_USEC_PER_SEC;
+}
+
+/**
+ * shoal_pxe_dhcp_server_lookup_mac:
+ *
+ * The device at @ip, for TFTP and HTTP logs. In authoritative mode, the
+ * holder of this server's committed lease on @ip, and nothing else (an
+ * INFORM or a packet from some source address proves no ownership). In
+ * ProxyDHCP mode another server hands out the addresses: the device
+ * whose request came to the proxy port from @ip within the last hour;
+ * anyone on the segment could have sent it, so the answer is a hint.
+ *
+ * Returns: (nullable): its MAC address
+ */
 gchar *
 shoal_pxe_dhcp_server_lookup_mac (ShoalPxeDhcpServer *self, const gchar *ip)
 {
-  return g_strdup (g_hash_table_lookup (self->ip_to_mac, ip));
+  guint32 address;
+  Seen *seen;
+
+  if (!shoal_pxe_net_ip_from_string (ip, &address))
+    return NULL;
+  if (self->mode == SHOAL_PXE_DHCP_MODE_AUTHORITATIVE)
+    return self->pool != NULL ? g_strdup (shoal_pxe_lease_pool_lookup_owner (self->pool, address)) : NULL;
+  seen = g_hash_table_lookup (self->seen, GUINT_TO_POINTER (address));
+  if (seen == NULL || now_s () - seen->when > SEEN_SECONDS)
+    return NULL;
+  return g_strdup (seen->mac);
+}
+
+/* room for one more: the expired entries go, then the oldest */
+static void
+make_room (ShoalPxeDhcpServer *self)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  gpointer oldest = NULL;
+  guint64 oldest_serial = G_MAXUINT64;
+
+  g_hash_table_iter_init (&iter, self->seen);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      Seen *seen = value;
+      if (now_s () - seen->when > SEEN_SECONDS)
+        g_hash_table_iter_remove (&iter);
+      else if (seen->serial < oldest_serial)
+        {
+          oldest = key;
+          oldest_serial = seen->serial;
+        }
+    }
+  if (g_hash_table_size (self->seen) >= SEEN_MAX)
+    g_hash_table_remove (self->seen, oldest);
 }
 
 static void
 remember_ip (ShoalPxeDhcpServer *self, guint32 ip, const gchar *mac)
 {
-  if (ip != 0 && mac != NULL)
-    g_hash_table_replace (self->ip_to_mac, shoal_pxe_net_ip_to_string (ip), g_strdup (mac));
+  Seen *seen;
+
+  if (ip == 0 || mac == NULL)
+    return;
+  if (!g_hash_table_contains (self->seen, GUINT_TO_POINTER (ip)) &&
+      g_hash_table_size (self->seen) >= SEEN_MAX)
+    make_room (self);
+  seen = g_new0 (Seen, 1);
+  seen->mac = g_strdup (mac);
+  seen->when = now_s ();
+  seen->serial = self->seen_serial++;
+  g_hash_table_replace (self->seen, GUINT_TO_POINTER (ip), seen);
 }
 
 /* the PXE options of a reply to a client that gets a boot file */
@@ -373,7 +456,6 @@ auth_request (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, cons
   add_network_options (self, reply, TRUE);
   if (choice->filename != NULL)
     add_boot_options (self, reply, request, choice);
-  remember_ip (self, requested, mac);
   return reply;
 }
 
@@ -387,7 +469,6 @@ auth_inform (ShoalPxeDhcpServer *self, const ShoalPxeDhcpMessage *request, const
   add_network_options (self, reply, FALSE);
   if (choice->filename != NULL)
     add_boot_options (self, reply, request, choice);
-  remember_ip (self, request->ciaddr, mac);
   return reply;
 }
 
@@ -530,7 +611,7 @@ shoal_pxe_dhcp_server_handle (ShoalPxeDhcpServer *self, const guint8 *data, gsiz
       shoal_pxe_boot_choice_clear (&choice);
       return NULL;
     }
-  if (proxy_port && src_addr != 0)
+  if (self->mode == SHOAL_PXE_DHCP_MODE_PROXY && proxy_port)
     remember_ip (self, src_addr, mac);
   if (self->mode == SHOAL_PXE_DHCP_MODE_PROXY)
     reply = proxy_reply (self, msg, &choice, proxy_port);

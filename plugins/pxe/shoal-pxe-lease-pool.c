@@ -312,6 +312,18 @@ shoal_pxe_lease_pool_decline (ShoalPxeLeasePool *pool, const gchar *mac, guint32
   return TRUE;
 }
 
+/* the client holding a committed, live lease on @address (network
+ * order), or %NULL */
+const gchar *
+shoal_pxe_lease_pool_lookup_owner (ShoalPxeLeasePool *pool, guint32 address)
+{
+  Lease *l = g_hash_table_lookup (pool->by_ip, GUINT_TO_POINTER (ntohl (address)));
+
+  if (l == NULL || !l->committed || l->expires <= now_s ())
+    return NULL;
+  return l->mac;
+}
+
 /* addresses declined and not yet pruned, for tests */
 guint
 shoal_pxe_lease_pool_get_n_declined (ShoalPxeLeasePool *pool)

@@ -45,6 +45,8 @@ gboolean           shoal_pxe_lease_pool_decline   (ShoalPxeLeasePool      *pool,
 guint              shoal_pxe_lease_pool_get_n_declined (ShoalPxeLeasePool *pool);
 guint32            shoal_pxe_lease_pool_lookup    (ShoalPxeLeasePool      *pool,
                                                    const gchar            *mac);
+const gchar       *shoal_pxe_lease_pool_lookup_owner (ShoalPxeLeasePool   *pool,
+                                                      guint32              address);
 guint              shoal_pxe_lease_pool_get_lease_time (ShoalPxeLeasePool *pool);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalPxeLeasePool, shoal_pxe_lease_pool_free)

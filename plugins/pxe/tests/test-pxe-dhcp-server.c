@@ -408,6 +408,87 @@ test_reserved (void)
   }
 }
 
+static void
+assert_mac_at (ShoalPxeDhcpServer *server, const gchar *ip, const gchar *expected)
+{
+  g_autofree gchar *mac = shoal_pxe_dhcp_server_lookup_mac (server, ip);
+
+  g_assert_cmpstr (mac, ==, expected);
+}
+
+/* authoritative: the device at an address is the holder of this server's
+ * lease on it, never whoever named the address in an INFORM or sent a
+ * packet from it */
+static void
+test_ip_owner (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_AUTHORITATIVE, NULL);
+  g_autoptr(ShoalPxeDhcpMessage) inform = shoal_pxe_dhcp_message_new ();
+  g_autoptr(GBytes) inform_bytes = NULL;
+  g_autoptr(GBytes) discover = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_DISCOVER, 1, 0, 0);
+  g_autoptr(ShoalPxeDhcpMessage) offer = exchange (server, discover, FALSE, NULL);
+  g_autoptr(GBytes) request = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_REQUEST, 1, offer->yiaddr, inet_addr ("10.9.0.1"));
+  g_autoptr(ShoalPxeDhcpMessage) ack = NULL;
+  g_autoptr(GBytes) proxy = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_REQUEST, 3, 0, 0);
+  g_autoptr(GBytes) release = make_request (CLIENT_PLAIN, SHOAL_PXE_DHCP_RELEASE, 1, 0, 0);
+  g_autoptr(ShoalPxeDhcpMessage) none = NULL;
+  const guint8 other[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x02 };
+
+  assert_mac_at (server, "10.9.0.100", NULL);   /* offered, not committed */
+  ack = exchange (server, request, FALSE, NULL);
+  g_assert_cmpint (shoal_pxe_dhcp_message_get_type (ack), ==, SHOAL_PXE_DHCP_ACK);
+  assert_mac_at (server, "10.9.0.100", "52:54:00:12:34:01");
+  /* another device claims .100 and an address outside the pool */
+  inform->op = 1;
+  inform->htype = 1;
+  inform->hlen = 6;
+  memcpy (inform->chaddr, other, 6);
+  shoal_pxe_dhcp_message_set_u8 (inform, SHOAL_PXE_OPT_MESSAGE_TYPE, SHOAL_PXE_DHCP_INFORM);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(ShoalPxeDhcpMessage) r = NULL;
+      inform->ciaddr = inet_addr (i == 0 ? "10.9.0.100" : "10.9.0.200");
+      g_clear_pointer (&inform_bytes, g_bytes_unref);
+      inform_bytes = shoal_pxe_dhcp_message_to_bytes (inform, 576, NULL);
+      r = exchange (server, inform_bytes, FALSE, NULL);
+      g_assert_nonnull (r);
+    }
+  assert_mac_at (server, "10.9.0.100", "52:54:00:12:34:01");
+  assert_mac_at (server, "10.9.0.200", NULL);
+  /* a packet to the proxy port from 10.9.0.77 proves nothing either */
+  none = exchange (server, proxy, TRUE, NULL);
+  g_assert_null (none);
+  assert_mac_at (server, "10.9.0.77", NULL);
+  g_clear_pointer (&none, shoal_pxe_dhcp_message_free);
+  none = exchange (server, release, FALSE, NULL);
+  assert_mac_at (server, "10.9.0.100", NULL);
+}
+
+/* ProxyDHCP: the addresses seen on the proxy port are remembered, at most
+ * 4096 of them, the oldest forgotten first */
+static void
+test_ip_seen_bounded (void)
+{
+  g_autoptr(ShoalPxeDhcpServer) server = new_server (SHOAL_PXE_DHCP_MODE_PROXY, NULL);
+  g_autoptr(GBytes) request = make_request (CLIENT_BIOS, SHOAL_PXE_DHCP_REQUEST, 2, 0, 0);
+
+  for (guint32 i = 0; i < 5000; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint32 dest;
+      guint16 port;
+      g_autoptr(GBytes) reply = shoal_pxe_dhcp_server_handle (server, g_bytes_get_data (request, NULL),
+                                                              g_bytes_get_size (request), TRUE,
+                                                              htonl (0x0a400000 + i), 68, &dest, &port, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (reply);
+    }
+  assert_mac_at (server, "10.64.0.0", NULL);
+  assert_mac_at (server, "10.64.3.135", NULL);          /* the 904th: forgotten */
+  assert_mac_at (server, "10.64.3.136", "52:54:00:12:34:02");
+  assert_mac_at (server, "10.64.19.135", "52:54:00:12:34:02");   /* the last */
+}
+
 static gboolean
 ignore_all (ShoalPxeDhcpServer *server, const ShoalPxeDhcpMessage *request,
             ShoalPxeBootChoice *choice, gpointer user_data)
@@ -457,5 +538,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-ignored", test_decline_ignored);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-table", test_decline_table);
   g_test_add_func ("/shoal/pxe/dhcp-server/reserved", test_reserved);
+  g_test_add_func ("/shoal/pxe/dhcp-server/ip-owner", test_ip_owner);
+  g_test_add_func ("/shoal/pxe/dhcp-server/ip-seen-bounded", test_ip_seen_bounded);
   return g_test_run ();
 }
