@@ -8,9 +8,6 @@
 
 G_BEGIN_DECLS
 
-void     shoal_pxe_http_serve_bytes (SoupServerMessage *msg,
-                                     GBytes            *body,
-                                     const gchar       *content_type);
 gboolean shoal_pxe_http_serve_file  (SoupServerMessage *msg,
                                      gint               root_fd,
                                      const gchar       *path,

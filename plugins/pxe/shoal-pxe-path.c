@@ -96,22 +96,3 @@ shoal_pxe_path_open_beneath (gint root_fd, const gchar *path, GError **error)
     }
   return fd;
 }
-
-/* the whole file, mapped (shared in the page cache by every transfer) */
-GBytes *
-shoal_pxe_path_map_beneath (gint root_fd, const gchar *path, GError **error)
-{
-  g_autoptr(GMappedFile) mapped = NULL;
-  gint fd = shoal_pxe_path_open_beneath (root_fd, path, error);
-
-  if (fd < 0)
-    return NULL;
-  mapped = g_mapped_file_new_from_fd (fd, FALSE, error);
-  g_close (fd, NULL);
-  if (mapped == NULL)
-    {
-      g_prefix_error (error, "cannot map %s: ", path);
-      return NULL;
-    }
-  return g_mapped_file_get_bytes (mapped);
-}

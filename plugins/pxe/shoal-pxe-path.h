@@ -13,8 +13,5 @@ gboolean shoal_pxe_path_is_safe     (const gchar  *path,
 gint     shoal_pxe_path_open_beneath (gint          root_fd,
                                      const gchar  *path,
                                      GError      **error);
-GBytes  *shoal_pxe_path_map_beneath  (gint          root_fd,
-                                     const gchar  *path,
-                                     GError      **error);
 
 G_END_DECLS

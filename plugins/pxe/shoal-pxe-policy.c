@@ -171,7 +171,8 @@ shoal_pxe_policy_tftp_file (ShoalPxeTftpServer *server, const gchar *path,
 {
   ShoalPxeState *state = user_data;
   g_autofree gchar *loader = NULL;
-  g_autoptr(GMappedFile) mapped = NULL;
+  gchar *contents = NULL;
+  gsize len = 0;
 
   if (g_strcmp0 (path, "boot.ipxe") == 0)
     {
@@ -183,6 +184,9 @@ shoal_pxe_policy_tftp_file (ShoalPxeTftpServer *server, const gchar *path,
   loader = shoal_pxe_policy_loader_path (state, path);
   if (loader == NULL)
     return NULL;
-  mapped = g_mapped_file_new (loader, FALSE, NULL);
-  return mapped != NULL ? g_mapped_file_get_bytes (mapped) : NULL;
+  /* read, not mapped (a transfer copies from these bytes: a mapping of
+   * a file truncated meanwhile would raise SIGBUS); loaders are small */
+  if (!g_file_get_contents (loader, &contents, &len, NULL))
+    return NULL;
+  return g_bytes_new_take (contents, len);
 }
