@@ -830,6 +830,49 @@ shoal_controller_cancel (ShoalController  *self,
 }
 
 /**
+ * shoal_controller_set_boot_action:
+ * @self: a controller
+ * @device: a device
+ * @action: how the network boot service is to boot it from now on
+ * @source: what asked for it, for the journal ("dbus")
+ * @requester: (nullable): who asked for it, for the journal
+ * @error: return location for a #GError
+ *
+ * Sets @device's boot action as an operator asks (a deployment sets its
+ * own), journals it and records it in the store, in one transition:
+ * durable once the next commit completes. Setting the action the device
+ * already has changes nothing and journals nothing.
+ */
+gboolean
+shoal_controller_set_boot_action (ShoalController  *self,
+                                  ShoalDevice      *device,
+                                  ShoalBootAction   action,
+                                  const gchar      *source,
+                                  const gchar      *requester,
+                                  GError          **error)
+{
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (source != NULL, FALSE);
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("unknown device"));
+      return FALSE;
+    }
+  if (shoal_device_get_boot_action (device) == action)
+    return TRUE;
+  TRANSITION_BEGIN (self);
+  shoal_device_set_boot_action (device, action);
+  shoal_device_log (device, source, "set-boot-action", SHOAL_JOURNAL_RESULT_OK,
+                    "boot action set to %s%s%s", shoal_boot_action_to_string (action),
+                    requester != NULL ? " by " : "", requester != NULL ? requester : "");
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+  return TRUE;
+}
+
+/**
  * shoal_controller_remove_device:
  * @self: a controller
  * @id: a device id

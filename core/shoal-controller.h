@@ -70,6 +70,12 @@ gboolean         shoal_controller_deploy         (ShoalController     *self,
 gboolean         shoal_controller_cancel         (ShoalController     *self,
                                                   ShoalDevice         *device,
                                                   GError             **error);
+gboolean         shoal_controller_set_boot_action (ShoalController    *self,
+                                                  ShoalDevice         *device,
+                                                  ShoalBootAction      action,
+                                                  const gchar         *source,
+                                                  const gchar         *requester,
+                                                  GError             **error);
 GPtrArray       *shoal_controller_get_journal    (ShoalController     *self,
                                                   ShoalDevice         *device,
                                                   guint64              since_seq,

@@ -239,6 +239,7 @@ shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skelet
 {
   ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
   ShoalBootAction action;
+  g_autoptr(GError) error = NULL;
 
   if (!shoal_boot_action_from_string (action_str, &action))
     {
@@ -248,12 +249,11 @@ shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skelet
                                              action_str);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  if (shoal_device_get_boot_action (self->device) != action)
+  if (!shoal_controller_set_boot_action (self->controller, self->device, action, "dbus",
+                                         g_dbus_method_invocation_get_sender (invocation), &error))
     {
-      shoal_device_set_boot_action (self->device, action);
-      shoal_device_log (self->device, "dbus", "set-boot-action", SHOAL_JOURNAL_RESULT_OK,
-                        "boot action set to %s by %s", action_str,
-                        g_dbus_method_invocation_get_sender (invocation));
+      shoal_dbus_return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   shoal_dbus_device_exporter_commit_and_return (self, invocation);
   return G_DBUS_METHOD_INVOCATION_HANDLED;

@@ -439,6 +439,47 @@ check_journal (ShoalTestDaemon *td, JournalSignals *js, const gchar *path)
   g_assert_cmpuint (g_variant_n_children (tail), ==, n - n / 2 - 1);
 }
 
+/* SetBootAction is durable before it returns: a crash right after keeps it */
+static void
+test_dbus_boot_action_restart (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) entries = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autofree gchar *action = NULL;
+  guint n_set = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "ba-", 1);
+  action = get_string (td, paths[0], "BootAction");
+  g_assert_cmpstr (action, ==, "local");
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", paths[0], DEVICE_IFACE,
+                                       "SetBootAction", g_variant_new ("(s)", "ignore"), NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  g_clear_pointer (&action, g_free);
+  action = get_string (td, paths[0], "BootAction");
+  g_assert_cmpstr (action, ==, "ignore");
+  entries = get_journal (td, paths[0], 0);
+  for (guint i = 0; i < g_variant_n_children (entries); i++)
+    {
+      const gchar *op, *message;
+
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", NULL, NULL, NULL, &op, NULL, &message);
+      if (g_strcmp0 (op, "set-boot-action") != 0)
+        continue;
+      g_test_message ("journal: %s", message);
+      g_assert_true (g_str_has_prefix (message, "boot action set to ignore by "));
+      n_set++;
+    }
+  g_assert_cmpuint (n_set, ==, 1);
+}
+
 static void
 test_dbus_deploy (void)
 {
@@ -972,6 +1013,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/manager-properties", test_dbus_manager_properties);
   g_test_add_func ("/shoal/dbus/enroll", test_dbus_enroll);
   g_test_add_func ("/shoal/dbus/enroll-batch", test_dbus_enroll_batch);
+  g_test_add_func ("/shoal/dbus/boot-action-restart", test_dbus_boot_action_restart);
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
