@@ -53,6 +53,7 @@ struct _ShoalController
   GHashTable        *expected;      /* ShoalPipeline* -> GUINT count */
   GHashTable        *slots;         /* "ptr:index" -> Slot* */
   GHashTable        *kv;            /* "ns\x1fkey" -> value */
+  GHashTable        *stored_recipes; /* names of the recipes in service from the store */
   GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
   guint64            transitions;
 };

@@ -81,6 +81,7 @@ shoal_controller_dispose (GObject *object)
   g_clear_pointer (&self->expected, g_hash_table_unref);
   g_clear_pointer (&self->pipelines, g_hash_table_unref);
   g_clear_pointer (&self->recipes, g_hash_table_unref);
+  g_clear_pointer (&self->stored_recipes, g_hash_table_unref);
   g_clear_object (&self->context);
   g_clear_object (&self->http_server);
   G_OBJECT_CLASS (shoal_controller_parent_class)->dispose (object);
@@ -142,6 +143,7 @@ shoal_controller_init (ShoalController *self)
   self->expected = g_hash_table_new (NULL, NULL);
   self->slots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) slot_free);
   self->kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->stored_recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->to_resume = g_ptr_array_new ();
   self->config = g_key_file_new ();
   self->auto_deploy = TRUE;
@@ -422,24 +424,22 @@ shoal_controller_enroll_device (ShoalController     *self,
 
 /* --- public: recipes ---------------------------------------------------- */
 
-/**
- * shoal_controller_add_recipe:
- * @self: a controller
- * @recipe: a recipe
- * @error: return location for a #GError
- *
- * Adds or replaces a recipe. Devices already running keep the pipeline
- * they started with.
- */
-gboolean
-shoal_controller_add_recipe (ShoalController  *self,
-                             ShoalRecipe      *recipe,
-                             GError          **error)
+/* Recipes added with shoal_controller_add_stored_recipe() (over D-Bus)
+ * are kept in the store's key/value table, one key per recipe name, the
+ * value {"source": ..., "recipe": {...}}. Once in service (added, or
+ * loaded at start-up), a stored recipe's copy follows it: whatever
+ * replaces or removes it (the repository's sync, another recipe of its
+ * name) deletes the copy, so a restart brings back what was in service.
+ * Recipes added at start-up before the stored ones are loaded (the
+ * recipe directory's) do not touch the copies: those replace them. */
+#define KV_STORED_RECIPES "controller-recipes"
+
+static gboolean
+put_recipe (ShoalController  *self,
+            ShoalRecipe      *recipe,
+            GError          **error)
 {
   g_autoptr(ShoalPipeline) pipeline = NULL;
-
-  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
-  g_return_val_if_fail (SHOAL_IS_RECIPE (recipe), FALSE);
 
   pipeline = shoal_pipeline_new (recipe, self->engine, error);
   if (pipeline == NULL)
@@ -451,8 +451,178 @@ shoal_controller_add_recipe (ShoalController  *self,
                         g_object_ref (recipe));
   g_hash_table_replace (self->pipelines, g_strdup (shoal_recipe_get_name (recipe)),
                         g_steal_pointer (&pipeline));
+  return TRUE;
+}
+
+static void
+forget_stored_recipe (ShoalController *self,
+                      const gchar     *name)
+{
+  if (g_hash_table_remove (self->stored_recipes, name))
+    shoal_controller_kv_set (self, KV_STORED_RECIPES, name, NULL);
+}
+
+/**
+ * shoal_controller_add_recipe:
+ * @self: a controller
+ * @recipe: a recipe
+ * @error: return location for a #GError
+ *
+ * Adds or replaces a recipe, for this run of the daemon (the caller reads
+ * it again at the next start, from its file or repository). Replacing a
+ * recipe added with shoal_controller_add_stored_recipe() deletes its
+ * stored copy. Devices already running keep the pipeline they started
+ * with.
+ */
+gboolean
+shoal_controller_add_recipe (ShoalController  *self,
+                             ShoalRecipe      *recipe,
+                             GError          **error)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (SHOAL_IS_RECIPE (recipe), FALSE);
+
+  if (!put_recipe (self, recipe, error))
+    return FALSE;
+  forget_stored_recipe (self, shoal_recipe_get_name (recipe));
   g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
   return TRUE;
+}
+
+static gchar *
+stored_recipe_to_data (ShoalRecipe *recipe)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "source");
+  json_builder_add_string_value (builder, shoal_recipe_get_source (recipe));
+  json_builder_set_member_name (builder, "recipe");
+  json_builder_add_value (builder, json_node_copy (shoal_recipe_get_json (recipe)));
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+/**
+ * shoal_controller_add_stored_recipe:
+ * @self: a controller
+ * @recipe: a recipe
+ * @error: return location for a #GError
+ *
+ * Adds or replaces a recipe as shoal_controller_add_recipe() does, and
+ * keeps it in the store (durable once the next commit completes), so that
+ * shoal_controller_load_stored_recipes() adds it again after a restart,
+ * until another recipe of its name replaces it or it is removed.
+ */
+gboolean
+shoal_controller_add_stored_recipe (ShoalController  *self,
+                                    ShoalRecipe      *recipe,
+                                    GError          **error)
+{
+  g_autofree gchar *data = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (SHOAL_IS_RECIPE (recipe), FALSE);
+
+  if (!put_recipe (self, recipe, error))
+    return FALSE;
+  data = stored_recipe_to_data (recipe);
+  shoal_controller_kv_set (self, KV_STORED_RECIPES, shoal_recipe_get_name (recipe), data);
+  g_hash_table_add (self->stored_recipes, g_strdup (shoal_recipe_get_name (recipe)));
+  g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
+  return TRUE;
+}
+
+static ShoalRecipe *
+stored_recipe_from_data (const gchar  *name,
+                         const gchar  *data,
+                         GError      **error)
+{
+  g_autoptr(JsonNode) root = json_from_string (data, error);
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  JsonObject *object;
+  JsonNode *document;
+
+  if (root == NULL)
+    return NULL;
+  object = JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  document = object != NULL ? json_object_get_member (object, "recipe") : NULL;
+  if (document == NULL)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "no recipe member");
+      return NULL;
+    }
+  recipe = shoal_recipe_new_from_json (document,
+                                       json_object_get_string_member_with_default (object, "source", NULL),
+                                       error);
+  if (recipe == NULL)
+    return NULL;
+  if (g_strcmp0 (shoal_recipe_get_name (recipe), name) != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, "stored as %s but named %s",
+                   name, shoal_recipe_get_name (recipe));
+      return NULL;
+    }
+  return g_steal_pointer (&recipe);
+}
+
+static gint
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
+/**
+ * shoal_controller_load_stored_recipes:
+ * @self: a controller, opened
+ *
+ * Adds the recipes of shoal_controller_add_stored_recipe() kept in the
+ * store, replacing those of the same name already added (the daemon calls
+ * it after reading its recipe directory: a stored recipe was added after
+ * the directory was read, and was in service). A stored recipe that no
+ * longer loads (a plugin gone) is reported in the log and kept in the
+ * store for the next start.
+ *
+ * Returns: how many recipes were added
+ */
+guint
+shoal_controller_load_stored_recipes (ShoalController *self)
+{
+  g_autoptr(GHashTable) stored = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+  guint n_loaded = 0;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), 0);
+
+  stored = shoal_controller_kv_list (self, KV_STORED_RECIPES);
+  g_hash_table_iter_init (&iter, stored);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (names, key);
+  g_ptr_array_sort (names, compare_strings);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const gchar *name = g_ptr_array_index (names, i);
+      g_autoptr(ShoalRecipe) recipe = NULL;
+      g_autoptr(GError) error = NULL;
+
+      recipe = stored_recipe_from_data (name, g_hash_table_lookup (stored, name), &error);
+      if (recipe == NULL || !put_recipe (self, recipe, &error))
+        {
+          g_warning ("cannot load stored recipe %s: %s", name, error->message);
+          continue;
+        }
+      g_hash_table_add (self->stored_recipes, g_strdup (name));
+      n_loaded++;
+    }
+  if (n_loaded > 0)
+    g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
+  g_info ("loaded %u recipes from the store", n_loaded);
+  return n_loaded;
 }
 
 gboolean
@@ -461,12 +631,13 @@ shoal_controller_remove_recipe (ShoalController  *self,
                                 GError          **error)
 {
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
-  if (!g_hash_table_remove (self->recipes, name))
+  if (name == NULL || !g_hash_table_remove (self->recipes, name))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no recipe named %s"), name);
       return FALSE;
     }
   g_hash_table_remove (self->pipelines, name);
+  forget_stored_recipe (self, name);
   g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
   return TRUE;
 }

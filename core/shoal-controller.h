@@ -37,6 +37,10 @@ gboolean         shoal_controller_start_services (ShoalController     *self,
 gboolean         shoal_controller_add_recipe     (ShoalController     *self,
                                                   ShoalRecipe         *recipe,
                                                   GError             **error);
+gboolean         shoal_controller_add_stored_recipe (ShoalController  *self,
+                                                  ShoalRecipe         *recipe,
+                                                  GError             **error);
+guint            shoal_controller_load_stored_recipes (ShoalController *self);
 gboolean         shoal_controller_remove_recipe  (ShoalController     *self,
                                                   const gchar         *name,
                                                   GError             **error);

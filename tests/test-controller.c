@@ -370,6 +370,50 @@ test_controller_reopen (Fixture       *fixture,
   shoal_controller_close (again);
 }
 
+/* A stored recipe comes back after a restart until a recipe of its name
+ * replaces it or it is removed */
+static void
+test_controller_stored_recipes (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *names[] = { "kept", "replaced", "removed" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree gchar *json = g_strdup_printf ("{\"name\": \"%s\", \"steps\": [{\"step\": \"sim\"}]}",
+                                                names[i]);
+      g_autoptr(ShoalRecipe) recipe = shoal_recipe_new_from_data (json, -1, "D-Bus", &error);
+
+      g_assert_no_error (error);
+      g_assert_true (shoal_controller_add_stored_recipe (fixture->controller, recipe, &error));
+      g_assert_no_error (error);
+    }
+  add_recipe (fixture, FAST_RECIPE ("replaced", "0", "0"));
+  g_assert_true (shoal_controller_remove_recipe (fixture->controller, "removed", &error));
+  g_assert_no_error (error);
+  shoal_controller_close (fixture->controller);
+
+  again = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (again, &error));
+  g_assert_no_error (error);
+  g_assert_null (shoal_controller_lookup_recipe (again, "kept"));
+  /* a file of its name, read at start-up before the store, is replaced */
+  {
+    g_autoptr(ShoalRecipe) file = shoal_test_recipe_new (FAST_RECIPE ("kept", "0", "0"));
+
+    g_assert_true (shoal_controller_add_recipe (again, file, &error));
+    g_assert_no_error (error);
+  }
+  g_assert_cmpuint (shoal_controller_load_stored_recipes (again), ==, 1);
+  g_assert_nonnull (shoal_controller_lookup_pipeline (again, "kept"));
+  g_assert_cmpstr (shoal_recipe_get_source (shoal_controller_lookup_recipe (again, "kept")), ==, "D-Bus");
+  g_assert_null (shoal_controller_lookup_recipe (again, "replaced"));
+  g_assert_null (shoal_controller_lookup_recipe (again, "removed"));
+  shoal_controller_close (again);
+}
+
 static void
 test_controller_step_timeout (Fixture       *fixture,
                               gconstpointer  data)
@@ -479,6 +523,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/max-parallel", test_controller_max_parallel);
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
+  ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
   ADD ("/shoal/controller/second-group-step", test_controller_second_group_step);

@@ -8,6 +8,14 @@
  *         sync-interval seconds and when asked; after a successful fetch
  *         the controller's recipes are replaced by the repository's. A ref pinned over D-Bus is kept in the store (key
  *         "recipe-ref" of namespace "shoald") and wins over the file.
+ * A third, AddRecipe over D-Bus, is kept in the store by the controller
+ * (shoal_controller_add_stored_recipe). The last recipe added under a
+ * name is the one in service, and the start-up repeats that order: the
+ * directory's recipes, then the stored ones (added after the directory
+ * was read), then the repository's first fetch. So a stored recipe wins
+ * over a file of its name, and lasts until AddRecipe replaces it or a
+ * successful fetch replaces every recipe with the repository's: that
+ * deletes the stored copies too, as it always dropped added recipes.
  * One git operation runs at a time: a sync asked for while a sync runs
  * gets that sync's outcome; pinning a ref or a diff asked for meanwhile
  * gets SHOAL_ERROR_BUSY.

@@ -228,6 +228,8 @@ shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
   self->recipes = shoal_daemon_recipes_new (self->controller, self->config, self->state_dir);
   if (shoal_daemon_recipes_load_dir (self->recipes, &error_local) == G_MAXUINT)
     g_warning ("%s", error_local->message);
+  /* after the directory: those were added over D-Bus since it was read */
+  shoal_controller_load_stored_recipes (self->controller);
   return TRUE;
 }
 

@@ -630,7 +630,7 @@ handle_add_recipe (ShoalDBusManager      *skeleton,
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   recipe = shoal_recipe_new_from_data (json, -1, "D-Bus", &error);
-  if (recipe == NULL || !shoal_controller_add_recipe (self->controller, recipe, &error))
+  if (recipe == NULL || !shoal_controller_add_stored_recipe (self->controller, recipe, &error))
     {
       shoal_dbus_return_error (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;

@@ -598,6 +598,80 @@ test_dbus_cancel (void)
   g_assert_true (found);
 }
 
+/* the (source, description) ListRecipes gives for @name; FALSE if not listed */
+static gboolean
+listed_recipe (ShoalTestDaemon *td, const gchar *name, gchar **source_out, gchar **description_out)
+{
+  g_autoptr(GVariant) recipes = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *listed, *commit, *image, *source, *description;
+  GVariantIter iter;
+
+  shoal_dbus_manager_call_list_recipes_sync (td->manager, &recipes, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_iter_init (&iter, recipes);
+  while (g_variant_iter_next (&iter, "(&s&s&s&s&s)", &listed, &commit, &image, &source, &description))
+    {
+      if (g_strcmp0 (listed, name) != 0)
+        continue;
+      if (source_out != NULL)
+        *source_out = g_strdup (source);
+      if (description_out != NULL)
+        *description_out = g_strdup (description);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* AddRecipe is durable before it returns: after a crash the recipe is in
+ * service again, over a file of its name, and its devices deploy */
+static void
+test_dbus_added_recipe_restart (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) added = g_string_new (shoal_test_fast_recipe ());
+  g_autoptr(GString) fast = g_string_new (shoal_test_fast_recipe ());
+  g_autofree gchar *source = NULL;
+  g_autofree gchar *description = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("ar-", 2);
+  WaitState ws = { 0 };
+
+  g_string_replace (added, "\"fast-sim\"", "\"added-sim\"", 1);
+  g_string_replace (added, "\"default\": true", "\"default\": false", 1);
+  g_string_replace (fast, "Fast simulated deployment for the D-Bus tests", "replaced over D-Bus", 1);
+  shoal_test_daemon_start (td, FALSE);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, added->str, NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, fast->str, NULL, &error);
+  g_assert_no_error (error);
+  paths = enroll (td, "ar-", 2);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "added-sim",
+                                              NULL, &error);
+  g_assert_no_error (error);
+
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  g_assert_true (listed_recipe (td, "added-sim", &source, NULL));
+  g_assert_cmpstr (source, ==, "D-Bus");
+  g_assert_true (listed_recipe (td, "fast-sim", NULL, &description));
+  g_assert_cmpstr (description, ==, "replaced over D-Bus");
+  g_assert_true (listed_recipe (td, "slow-sim", NULL, NULL));
+
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar * const *) ids, NULL, &error);
+  g_assert_no_error (error);
+  ws.om = om;
+  ws.paths = paths;
+  ws.state = "installed";
+  if (!shoal_test_wait_for (all_in_state, &ws, 30000))
+    g_error ("the devices of the added recipe did not reach “installed” within 30 s");
+}
+
 static void
 test_dbus_plugins (void)
 {
@@ -1017,6 +1091,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
+  g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
