@@ -12,6 +12,16 @@
  * what the ref points at now counts) and reads the recipes straight from
  * the git objects of the commit the configured ref resolves to (a branch,
  * a tag, a full ref name, or a commit id reachable from a branch or tag).
+ * Refs are resolved against what the remote advertises in that fetch: a
+ * commit id must be a branch's or tag's commit or one of their ancestors
+ * there and then, not merely an object of the cache.
+ *
+ * A fetch prunes the cache's refs that the remote no longer has, but the
+ * cache keeps every object it ever fetched (shoal never collects garbage
+ * in it): a deployment records its recipe's commit, and resuming it
+ * offline (shoal_recipe_repo_load_at()) or tracing it
+ * (shoal_recipe_repo_diff()) reads that commit from the cache even after a
+ * force-push removed it from the remote. Only new pins must be reachable.
  *
  * A sync succeeds only when the remote was reached, the ref exists and
  * every recipe of that commit is valid; that commit becomes the "last
@@ -413,7 +423,8 @@ fetch_remote (git_repository  *repo,
   opts.callbacks.sideband_progress = sideband_cb;
   opts.callbacks.payload = cancellable;
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-  opts.prune = GIT_FETCH_NO_PRUNE;
+  /* refs only: the objects stay (see the top of the file) */
+  opts.prune = GIT_FETCH_PRUNE;
 
   if (git_remote_fetch (remote, &refspecs, &opts, "shoal: fetch recipes") != 0)
     {
@@ -480,9 +491,73 @@ peel_to_commit (git_repository  *repo,
   return TRUE;
 }
 
+/* Whether a branch or tag the remote advertised in this fetch points at
+ * @commit or at one of its descendants. The cache still holds commits
+ * that a force-push removed from the remote: holding one proves nothing. */
+static gboolean
+advertised_reaches (git_repository         *repo,
+                    const git_remote_head **heads,
+                    gsize                   n_heads,
+                    const git_oid          *commit)
+{
+  for (gsize i = 0; i < n_heads; i++)
+    {
+      g_autoptr(git_object) object = NULL;
+      g_autoptr(git_object) peeled = NULL;
+      const git_oid *tip;
+
+      if (!g_str_has_prefix (heads[i]->name, "refs/heads/") &&
+          !g_str_has_prefix (heads[i]->name, "refs/tags/"))
+        continue;
+      /* a tag of a tree or a blob has no history */
+      if (git_object_lookup (&object, repo, &heads[i]->oid, GIT_OBJECT_ANY) != 0 ||
+          git_object_peel (&peeled, object, GIT_OBJECT_COMMIT) != 0)
+        continue;
+      tip = git_object_id (peeled);
+      if (git_oid_equal (tip, commit) || git_graph_descendant_of (repo, tip, commit) == 1)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* A commit id, full or abbreviated, that the remote still has */
+static gboolean
+resolve_commit_id (git_repository         *repo,
+                   const git_remote_head **heads,
+                   gsize                   n_heads,
+                   const gchar            *url,
+                   const gchar            *ref,
+                   git_oid                *out,
+                   GError                **error)
+{
+  g_autoptr(git_object) object = NULL;
+  git_oid prefix;
+  gint rc = git_oid_fromstrn (&prefix, ref, strlen (ref));
+
+  if (rc == 0)
+    rc = git_object_lookup_prefix (&object, repo, &prefix, strlen (ref), GIT_OBJECT_ANY);
+  if (rc == GIT_EAMBIGUOUS)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("The abbreviated commit id %s is ambiguous in %s: give more of its digits"),
+                   ref, url);
+      return FALSE;
+    }
+  if (rc == 0 && !peel_to_commit (repo, git_object_id (object), ref, out, error))
+    return FALSE;
+  if (rc != 0 || !advertised_reaches (repo, heads, n_heads, out))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                   _("Commit %s is not reachable from any branch or tag of %s"), ref, url);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Resolves the configured ref against what the remote advertised in
  * this fetch (so a deleted branch is noticed even though the cache still
- * holds it), or as a commit id present in the cache. */
+ * holds it), or as a commit id reachable from an advertised branch or
+ * tag. */
 static gboolean
 resolve_ref (git_repository  *repo,
              git_remote      *remote,
@@ -494,7 +569,6 @@ resolve_ref (git_repository  *repo,
   const git_remote_head **heads = NULL;
   size_t n_heads = 0;
   g_autoptr(GPtrArray) names = ref_candidates (ref);
-  g_autoptr(git_object) object = NULL;
 
   if (git_remote_ls (&heads, &n_heads, remote) != 0)
     return set_git_error (error, SHOAL_ERROR_FAILED, _("Listing the refs of %s"), url);
@@ -507,16 +581,7 @@ resolve_ref (git_repository  *repo,
     }
 
   if (ref != NULL && is_hex_id (ref))
-    {
-      git_oid prefix;
-
-      if (git_oid_fromstrn (&prefix, ref, strlen (ref)) == 0 &&
-          git_object_lookup_prefix (&object, repo, &prefix, strlen (ref), GIT_OBJECT_ANY) == 0)
-        return peel_to_commit (repo, git_object_id (object), ref, out, error);
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
-                   _("Commit %s is not reachable from any branch or tag of %s"), ref, url);
-      return FALSE;
-    }
+    return resolve_commit_id (repo, heads, n_heads, url, ref, out, error);
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
                _("The ref “%s” does not exist in %s (deleted?)"),
                ref != NULL && *ref != '\0' ? ref : "HEAD", url);

@@ -453,6 +453,134 @@ test_tags_and_rollback (Fixture       *fixture,
   assert_serving (repo, c2, 1);
 }
 
+/* A pinned commit id must be on a branch or tag of the remote: the cache
+ * keeps commits a force-push removed, which are refused as pins but still
+ * read for a deployment that recorded one */
+static void
+test_pin_unreachable (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_autoptr(ShoalRecipeRepo) repo = make_repo (fixture, fixture->upstream, "main");
+  g_autoptr(ShoalRecipe) recorded = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  g_autofree gchar *side = NULL;
+  g_autofree gchar *short_c2 = NULL;
+  g_autofree gchar *expected = NULL;
+  g_autofree gchar *refs = NULL;
+
+  write_recipe (fixture, "alpha", 1);
+  c1 = commit_all (fixture, "one");
+  write_recipe (fixture, "alpha", 2);
+  c2 = commit_all (fixture, "two");
+  push (fixture, "main");
+  push (fixture, "main:staging");
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+  assert_serving (repo, c2, 1);
+
+  /* c2 leaves the remote: main goes back to c1, staging is deleted */
+  g_free (git_run (fixture, fixture->work, "reset", "-q", "--hard", c1, NULL));
+  push (fixture, "main");
+  push (fixture, ":staging");
+  g_free (git_run (fixture, fixture->upstream, "reflog", "expire", "--expire=now", "--all", NULL));
+  g_free (git_run (fixture, fixture->upstream, "gc", "-q", "--prune=now", NULL));
+  short_c2 = g_strndup (c2, 12);
+  shoal_recipe_repo_set_ref (repo, short_c2);
+  g_assert_false (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  expected = g_strdup_printf ("Commit %s is not reachable from any branch or tag of %s",
+                              short_c2, fixture->upstream);
+  g_assert_cmpstr (error->message, ==, expected);
+  g_clear_error (&error);
+  shoal_recipe_repo_set_ref (repo, c2);
+  g_assert_false (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  assert_serving (repo, c2, 1);
+
+  /* the cache no longer has the deleted branch, but still has c2 */
+  refs = git_run (fixture, fixture->tmp, "--git-dir", fixture->cache, "show-ref", NULL);
+  g_test_message ("cache refs:\n%s", refs);
+  g_assert_null (strstr (refs, "staging"));
+  g_assert_null (strstr (refs, c2));
+  recorded = shoal_recipe_repo_load_at (repo, "alpha", c2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (shoal_recipe_get_priority (recorded), ==, 2);
+
+  /* an ancestor of a branch, and a commit only a tag reaches */
+  shoal_recipe_repo_set_ref (repo, c1);
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+  assert_serving (repo, c1, 1);
+  write_recipe (fixture, "alpha", 4);
+  side = commit_all (fixture, "tagged, on no branch");
+  g_free (git_run (fixture, fixture->work, "tag", "side", NULL));
+  push (fixture, "refs/tags/side");
+  shoal_recipe_repo_set_ref (repo, side);
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+  assert_serving (repo, side, 1);
+  push (fixture, ":refs/tags/side");
+  g_assert_false (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  assert_serving (repo, side, 1);
+}
+
+/* An abbreviated id several objects of the cache share is ambiguous, not
+ * unreachable */
+static void
+test_pin_ambiguous (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(ShoalRecipeRepo) repo = make_repo (fixture, fixture->upstream, "main");
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *objects = NULL;
+  g_autofree gchar *expected = NULL;
+  g_auto(GStrv) ids = NULL;
+  const gchar *shared = NULL;
+
+  write_recipe (fixture, "alpha", 1);
+  /* 1000 blobs: their 4-digit prefixes collide (and the ids are fixed) */
+  for (guint i = 0; i < 1000; i++)
+    {
+      g_autofree gchar *path = g_strdup_printf ("data/%u.txt", i);
+      g_autofree gchar *text = g_strdup_printf ("%u\n", i);
+
+      write_file (fixture, path, text);
+    }
+  g_free (commit_all (fixture, "many objects"));
+  push (fixture, "main");
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+
+  objects = git_run (fixture, fixture->tmp, "--git-dir", fixture->cache, "cat-file",
+                     "--batch-all-objects", "--batch-check=%(objectname)", NULL);
+  ids = g_strsplit (objects, "\n", -1);
+  for (guint i = 0; ids[i] != NULL && shared == NULL; i++)
+    {
+      g_autofree gchar *prefix = g_strndup (ids[i], 4);
+
+      if (g_hash_table_contains (seen, prefix))
+        shared = g_hash_table_lookup (seen, prefix);
+      else
+        g_hash_table_insert (seen, g_steal_pointer (&prefix), ids[i]);
+    }
+  g_assert_nonnull (shared);
+  expected = g_strdup_printf ("The abbreviated commit id %.4s is ambiguous in %s: give more of its digits",
+                              shared, fixture->upstream);
+  {
+    g_autofree gchar *prefix = g_strndup (shared, 4);
+
+    shoal_recipe_repo_set_ref (repo, prefix);
+  }
+  g_assert_false (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (error->message, ==, expected);
+}
+
 static void
 test_diff_and_load_at (Fixture       *fixture,
                        gconstpointer  data)
@@ -885,6 +1013,8 @@ main (int    argc,
   ADD ("tags-and-rollback", test_tags_and_rollback);
   ADD ("diff-and-load-at", test_diff_and_load_at);
   ADD ("unreachable", test_unreachable);
+  ADD ("pin-unreachable", test_pin_unreachable);
+  ADD ("pin-ambiguous", test_pin_ambiguous);
   ADD ("git-daemon", test_git_daemon);
   ADD ("sync-async", test_sync_async);
   ADD ("busy-and-cancel", test_busy_and_cancel);
