@@ -16,7 +16,8 @@ typedef struct {
   gint64           run_no;
   guint64          journal_seq;
   GCancellable    *cancellable;
-  guint            attempt;
+  guint64          attempt;         /* unique across records: see
+                                     * shoal_controller_next_attempt() */
   guint            timeout_id;
   gboolean         waiting;         /* at a rendezvous */
   gboolean         queued;          /* waiting for a concurrency slot */
@@ -56,6 +57,7 @@ struct _ShoalController
   GHashTable        *stored_recipes; /* names of the recipes in service from the store */
   GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
   guint64            transitions;
+  guint64            attempts;      /* the last attempt number handed out */
 };
 
 /* A transition's journal entries and the device row that records it are
@@ -86,5 +88,6 @@ void          shoal_controller_set_expected       (ShoalController *self,
                                                    ShoalPipeline   *pipeline,
                                                    gint             delta);
 void          shoal_controller_uncount            (DeviceRecord    *rec);
+void          shoal_controller_next_attempt       (DeviceRecord    *rec);
 
 G_END_DECLS

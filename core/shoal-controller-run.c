@@ -54,6 +54,17 @@ shoal_controller_uncount (DeviceRecord *rec)
   shoal_controller_set_expected (rec->controller, rec->pipeline, -1);
 }
 
+/* Starts a new attempt of @rec: whatever was running for it before (a
+ * step, its timeout, a commit) no longer counts when it comes back. The
+ * number comes from a counter of the controller, not of the record: a
+ * device removed and enrolled again under the same id gets a new record,
+ * and a step of the old one that finishes late must not match it */
+void
+shoal_controller_next_attempt (DeviceRecord *rec)
+{
+  rec->attempt = ++rec->controller->attempts;
+}
+
 static gchar *
 slot_key (ShoalPipeline *pipeline,
           guint          index)
@@ -82,7 +93,7 @@ typedef struct {
   ShoalController *controller;
   gchar           *device_id;
   gint64           run_no;
-  guint            attempt;
+  guint64          attempt;
   guint            index;
   ShoalPipeline   *pipeline;
 } StepCall;
@@ -165,7 +176,7 @@ shoal_controller_fail_device (DeviceRecord *rec,
   ShoalDevice *device = rec->device;
 
   g_clear_handle_id (&rec->timeout_id, g_source_remove);
-  rec->attempt++;
+  shoal_controller_next_attempt (rec);
   shoal_controller_uncount (rec);
   TRANSITION_BEGIN (rec->controller);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
@@ -273,7 +284,7 @@ run_device_step (DeviceRecord *rec)
    * a lost device) must not hold its device for ever */
   if (timeout <= 0)
     timeout = (gint) rec->controller->default_timeout;
-  rec->attempt++;
+  shoal_controller_next_attempt (rec);
   TRANSITION_BEGIN (rec->controller);
   shoal_device_set_state (rec->device, state_for_phase (shoal_pipeline_get_step_phase (pipeline, index)));
   shoal_device_set_current_step (rec->device, step_id);
@@ -413,7 +424,7 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
       if (rec == NULL)
         continue;
       rec->waiting = FALSE;
-      rec->attempt++;
+      shoal_controller_next_attempt (rec);
       shoal_controller_uncount (rec);
       TRANSITION_BEGIN (self);
       shoal_device_set_state (rec->device, state);

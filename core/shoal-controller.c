@@ -881,7 +881,7 @@ start_run (DeviceRecord  *rec,
   rec->cancellable = g_cancellable_new ();
   rec->run_no++;
   rec->step_index = 0;
-  rec->attempt++;
+  shoal_controller_next_attempt (rec);
   shoal_device_set_recipe_commit (device, shoal_recipe_get_commit (recipe));
   shoal_device_set_group (device, NULL);
   shoal_device_set_current_step (device, NULL);
@@ -975,7 +975,7 @@ shoal_controller_cancel (ShoalController  *self,
                    shoal_device_get_id (device));
       return FALSE;
     }
-  rec->attempt++;
+  shoal_controller_next_attempt (rec);
   g_clear_handle_id (&rec->timeout_id, g_source_remove);
   g_cancellable_cancel (rec->cancellable);
   if (rec->waiting)

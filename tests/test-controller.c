@@ -119,6 +119,41 @@ count_state (Fixture          *fixture,
   return count;
 }
 
+typedef struct {
+  ShoalDevice      *device;
+  ShoalDeviceState  state;
+} StateWait;
+
+static gboolean
+state_reached (gpointer data)
+{
+  StateWait *wait = data;
+
+  return shoal_device_get_state (wait->device) == wait->state;
+}
+
+static void
+wait_for_state (ShoalDevice      *device,
+                ShoalDeviceState  state)
+{
+  StateWait wait = { device, state };
+
+  g_assert_true (shoal_test_wait_until (state_reached, &wait, 10000));
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+/* Runs the main loop for @ms milliseconds */
+static void
+spin (guint ms)
+{
+  shoal_test_wait_until (never, NULL, ms);
+}
+
 /* Sequence numbers 1..n without gaps or duplicates, every step finished once */
 static void
 assert_journal_complete (Fixture     *fixture,
@@ -509,6 +544,44 @@ test_controller_two_recipes (Fixture       *fixture,
                    shoal_device_get_group (g_ptr_array_index (devices, 19)));
 }
 
+/* One sim step, then a group step of a whole second; groups form at once */
+#define SLOW_GROUP_RECIPE(name, extra) \
+  "{\"name\": \"" name "\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 5, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1000, \"max-ms\": 1000}" extra "}]," \
+  " \"group\": {\"min-devices\": 1, \"max-wait\": 1}}"
+
+/* A device removed while its group step runs and enrolled again under the
+ * same id starts counting its attempts where the old record did: the old
+ * group's end must not count for the new record */
+static void
+test_controller_reenrolled (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device;
+  gint64 deployed;
+
+  add_recipe (fixture, SLOW_GROUP_RECIPE ("slowgroup", ""));
+  enroll_and_deploy (fixture, 1, "slowgroup");
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  wait_for_state (device, SHOAL_DEVICE_STATE_TRANSFER);
+  spin (300);
+  g_assert_true (shoal_controller_remove_device (fixture->controller, "dev-0000", &error));
+  g_assert_no_error (error);
+
+  enroll_and_deploy (fixture, 1, "slowgroup");
+  deployed = g_get_monotonic_time ();
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  /* by the end of its own group step, not of the old one (0.7 s) */
+  g_assert_cmpint (g_get_monotonic_time () - deployed, >=, 900 * G_TIME_SPAN_MILLISECOND);
+  spin (500);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  assert_journal_complete (fixture, device, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -527,6 +600,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
   ADD ("/shoal/controller/second-group-step", test_controller_second_group_step);
+  ADD ("/shoal/controller/reenrolled", test_controller_reenrolled);
 #undef ADD
   return g_test_run ();
 }
