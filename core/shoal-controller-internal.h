@@ -8,6 +8,8 @@
 
 G_BEGIN_DECLS
 
+typedef struct _GroupRun GroupRun;
+
 typedef struct {
   ShoalController *controller;      /* unowned */
   ShoalDevice     *device;
@@ -22,6 +24,7 @@ typedef struct {
   gboolean         waiting;         /* at a rendezvous */
   gboolean         queued;          /* waiting for a concurrency slot */
   gboolean         counted;         /* counted as expected at the rendezvous */
+  GroupRun        *group_run;       /* the group step it takes part in, if any */
   gchar           *inventory_json;  /* cache for the store */
 } DeviceRecord;
 
@@ -89,5 +92,6 @@ void          shoal_controller_set_expected       (ShoalController *self,
                                                    gint             delta);
 void          shoal_controller_uncount            (DeviceRecord    *rec);
 void          shoal_controller_next_attempt       (DeviceRecord    *rec);
+void          shoal_controller_leave_group        (DeviceRecord    *rec);
 
 G_END_DECLS

@@ -55,14 +55,16 @@ shoal_controller_uncount (DeviceRecord *rec)
 }
 
 /* Starts a new attempt of @rec: whatever was running for it before (a
- * step, its timeout, a commit) no longer counts when it comes back. The
- * number comes from a counter of the controller, not of the record: a
- * device removed and enrolled again under the same id gets a new record,
- * and a step of the old one that finishes late must not match it */
+ * step, its timeout, a commit) no longer counts when it comes back, and
+ * it leaves the group step it took part in. The number comes from a
+ * counter of the controller, not of the record: a device removed and
+ * enrolled again under the same id gets a new record, and a step of the
+ * old one that finishes late must not match it */
 void
 shoal_controller_next_attempt (DeviceRecord *rec)
 {
   rec->attempt = ++rec->controller->attempts;
+  shoal_controller_leave_group (rec);
 }
 
 static gchar *
@@ -354,19 +356,38 @@ shoal_controller_advance (DeviceRecord *rec)
 
 /* --- groups ------------------------------------------------------------- */
 
-typedef struct {
+/* One run of a group step, from the group's forming until the step's
+ * plugin returns (which may come after the members were failed by the
+ * timeout or left the group) */
+struct _GroupRun {
+  guint             refs;
   ShoalController  *controller;
   ShoalPipeline    *pipeline;
   guint             index;
   gchar            *group_id;
   GPtrArray        *calls;        /* StepCall* per member */
   ShoalStepContext *context;
-} GroupRun;
+  GCancellable     *cancellable;
+  guint             timeout;      /* s; 0: none */
+  guint             timeout_id;
+  guint             members;      /* members that have not left the group */
+};
+
+static GroupRun *
+group_run_ref (GroupRun *run)
+{
+  run->refs++;
+  return run;
+}
 
 static void
-group_run_free (GroupRun *run)
+group_run_unref (GroupRun *run)
 {
+  if (--run->refs > 0)
+    return;
+  g_clear_handle_id (&run->timeout_id, g_source_remove);
   g_ptr_array_unref (run->calls);
+  g_object_unref (run->cancellable);
   g_object_unref (run->context);
   g_object_unref (run->pipeline);
   g_object_unref (run->controller);
@@ -374,15 +395,50 @@ group_run_free (GroupRun *run)
   g_free (run);
 }
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GroupRun, group_run_unref)
+
+/* @rec, cancelled, removed or failed, leaves the group step it takes part
+ * in: the step goes on for the other members, and sees @rec dropped (the
+ * multicast step then waits for no unicast repair of it); the step is
+ * cancelled once every member has left */
+void
+shoal_controller_leave_group (DeviceRecord *rec)
+{
+  GroupRun *run = g_steal_pointer (&rec->group_run);
+  g_autoptr(GError) error = NULL;
+
+  if (run == NULL)
+    return;
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED, _("device %s left group %s"),
+               shoal_device_get_id (rec->device), run->group_id);
+  shoal_step_context_drop_device (run->context, rec->device, error);
+  if (--run->members > 0)
+    return;
+  g_info ("every member of group %s has left: step %s cancelled", run->group_id,
+          shoal_pipeline_get_step_id (run->pipeline, run->index));
+  g_clear_handle_id (&run->timeout_id, g_source_remove);
+  g_cancellable_cancel (run->cancellable);
+}
+
 static void
 group_step_cb (GObject      *source,
                GAsyncResult *result,
                gpointer      user_data)
 {
-  GroupRun *run = user_data;
+  g_autoptr(GroupRun) run = user_data;
   g_autoptr(GError) error = NULL;
 
   shoal_step_run_finish (SHOAL_STEP (source), result, &error);
+  g_clear_handle_id (&run->timeout_id, g_source_remove);
+  /* the step is over: whoever is still a member no longer leaves it */
+  for (guint i = 0; i < run->calls->len; i++)
+    {
+      StepCall *call = g_ptr_array_index (run->calls, i);
+      DeviceRecord *rec = g_hash_table_lookup (run->controller->devices, call->device_id);
+
+      if (rec != NULL && rec->group_run == run)
+        rec->group_run = NULL;
+    }
   for (guint i = 0; i < run->calls->len; i++)
     {
       StepCall *call = g_ptr_array_index (run->calls, i);
@@ -397,7 +453,51 @@ group_step_cb (GObject      *source,
         }
       step_done (run->controller, call, error);
     }
-  group_run_free (run);
+}
+
+/* Fails every member still in the group, which cancels the step (when
+ * the last one leaves); the plugin may take its time to return, or never
+ * return */
+static gboolean
+group_timeout_cb (gpointer user_data)
+{
+  g_autoptr(GroupRun) run = group_run_ref (user_data);
+  g_autoptr(GError) error = NULL;
+
+  run->timeout_id = 0;
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
+               _("step %s did not finish in time: group %s was still running it after %u s"),
+               shoal_pipeline_get_step_id (run->pipeline, run->index), run->group_id, run->timeout);
+  for (guint i = 0; i < run->calls->len; i++)
+    step_done (run->controller, g_ptr_array_index (run->calls, i), error);
+  g_cancellable_cancel (run->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+group_run_add_member (GroupRun     *run,
+                      DeviceRecord *rec,
+                      guint         n_devices)
+{
+  ShoalController *self = run->controller;
+  const gchar *step_id = shoal_pipeline_get_step_id (run->pipeline, run->index);
+
+  rec->waiting = FALSE;
+  shoal_controller_next_attempt (rec);
+  shoal_controller_uncount (rec);
+  TRANSITION_BEGIN (self);
+  shoal_device_set_state (rec->device,
+                          state_for_phase (shoal_pipeline_get_step_phase (run->pipeline, run->index)));
+  shoal_device_set_group (rec->device, run->group_id);
+  shoal_device_set_progress (rec->device, 0.0);
+  shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
+                    "step %s (%s) started for group %s of %u devices", step_id,
+                    shoal_pipeline_get_step_name (run->pipeline, run->index), run->group_id, n_devices);
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+  g_ptr_array_add (run->calls, step_call_new (rec));
+  rec->group_run = run;
+  run->members++;
 }
 
 void
@@ -410,35 +510,30 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
   GroupRun *run = g_new0 (GroupRun, 1);
   ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
   const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
-  ShoalDeviceState state = state_for_phase (shoal_pipeline_get_step_phase (pipeline, index));
+  gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
 
+  /* as for a device step: a hung plugin must not hold its group for ever */
+  if (timeout <= 0)
+    timeout = (gint) self->default_timeout;
+  run->refs = 1;
   run->controller = g_object_ref (self);
   run->pipeline = g_object_ref (pipeline);
   run->index = index;
   run->group_id = g_strdup (group_id);
   run->calls = g_ptr_array_new_with_free_func ((GDestroyNotify) step_call_free);
+  run->cancellable = g_cancellable_new ();
+  run->timeout = (guint) MAX (timeout, 0);
+  run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
+                                         step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                         devices, group_id);
   for (guint i = 0; i < devices->len; i++)
     {
       DeviceRecord *rec = shoal_controller_lookup_record (self, g_ptr_array_index (devices, i));
 
-      if (rec == NULL)
-        continue;
-      rec->waiting = FALSE;
-      shoal_controller_next_attempt (rec);
-      shoal_controller_uncount (rec);
-      TRANSITION_BEGIN (self);
-      shoal_device_set_state (rec->device, state);
-      shoal_device_set_group (rec->device, group_id);
-      shoal_device_set_progress (rec->device, 0.0);
-      shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
-                        "step %s (%s) started for group %s of %u devices", step_id,
-                        shoal_pipeline_get_step_name (pipeline, index), group_id, devices->len);
-      shoal_controller_persist (rec);
-      TRANSITION_END (self);
-      g_ptr_array_add (run->calls, step_call_new (rec));
+      if (rec != NULL)
+        group_run_add_member (run, rec, devices->len);
     }
-  run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
-                                         step_id, shoal_pipeline_get_step_options (pipeline, index),
-                                         devices, group_id);
-  shoal_step_run_async (step, run->context, NULL, group_step_cb, run);
+  if (run->timeout > 0)
+    run->timeout_id = g_timeout_add_seconds (run->timeout, group_timeout_cb, run);
+  shoal_step_run_async (step, run->context, run->cancellable, group_step_cb, run);
 }

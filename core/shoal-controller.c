@@ -50,6 +50,7 @@ static void
 device_record_free (DeviceRecord *rec)
 {
   g_signal_handlers_disconnect_by_data (rec->device, rec);
+  shoal_controller_leave_group (rec);
   g_clear_handle_id (&rec->timeout_id, g_source_remove);
   if (rec->cancellable != NULL)
     g_cancellable_cancel (rec->cancellable);

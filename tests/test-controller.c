@@ -544,12 +544,13 @@ test_controller_two_recipes (Fixture       *fixture,
                    shoal_device_get_group (g_ptr_array_index (devices, 19)));
 }
 
-/* One sim step, then a group step of a whole second; groups form at once */
-#define SLOW_GROUP_RECIPE(name, extra) \
+/* One sim step, then a group step of @ms milliseconds (progress every
+ * quarter of it) for groups of @size */
+#define SLOW_GROUP_RECIPE(name, ms, size, extra) \
   "{\"name\": \"" name "\", \"steps\": [" \
   " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 5, \"phase\": \"boot\"}}," \
-  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1000, \"max-ms\": 1000}" extra "}]," \
-  " \"group\": {\"min-devices\": 1, \"max-wait\": 1}}"
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": " ms ", \"max-ms\": " ms "}" extra "}]," \
+  " \"group\": {\"min-devices\": " size ", \"max-devices\": " size ", \"max-wait\": 10}}"
 
 /* A device removed while its group step runs and enrolled again under the
  * same id starts counting its attempts where the old record did: the old
@@ -562,7 +563,7 @@ test_controller_reenrolled (Fixture       *fixture,
   ShoalDevice *device;
   gint64 deployed;
 
-  add_recipe (fixture, SLOW_GROUP_RECIPE ("slowgroup", ""));
+  add_recipe (fixture, SLOW_GROUP_RECIPE ("slowgroup", "1000", "1", ""));
   enroll_and_deploy (fixture, 1, "slowgroup");
   device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
   wait_for_state (device, SHOAL_DEVICE_STATE_TRANSFER);
@@ -580,6 +581,105 @@ test_controller_reenrolled (Fixture       *fixture,
   spin (500);
   g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
   assert_journal_complete (fixture, device, 2);
+}
+
+static void
+progress_cb (ShoalDevice *device,
+             GParamSpec  *pspec,
+             guint       *count)
+{
+  (*count)++;
+}
+
+static void
+assert_failed_by (Fixture     *fixture,
+                  ShoalDevice *device,
+                  const gchar *source,
+                  const gchar *text)
+{
+  g_autoptr(GPtrArray) entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  ShoalJournalEntry *last = g_ptr_array_index (entries, entries->len - 1);
+
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_FAILED);
+  g_assert_cmpstr (shoal_journal_entry_get_operation (last), ==, "step-failed");
+  g_assert_cmpstr (shoal_journal_entry_get_source (last), ==, source);
+  g_assert_nonnull (strstr (shoal_journal_entry_get_message (last), text));
+}
+
+/* A group step's timeout fails its members and cancels the step */
+static void
+test_controller_group_timeout (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  ShoalDevice *devices[2];
+  guint ticks = 0;
+  gint64 formed;
+
+  add_recipe (fixture, SLOW_GROUP_RECIPE ("slowgroup", "8000", "2", ", \"timeout\": 2"));
+  enroll_and_deploy (fixture, 2, "slowgroup");
+  devices[0] = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  devices[1] = shoal_controller_lookup_device (fixture->controller, "dev-0001");
+  wait_for_state (devices[0], SHOAL_DEVICE_STATE_TRANSFER);
+  wait_for_state (devices[1], SHOAL_DEVICE_STATE_TRANSFER);
+  formed = g_get_monotonic_time ();
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 6000));
+  g_assert_cmpint (g_get_monotonic_time () - formed, >=, 1 * G_TIME_SPAN_SECOND);
+  g_assert_cmpint (g_get_monotonic_time () - formed, <, 4 * G_TIME_SPAN_SECOND);
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    {
+      assert_failed_by (fixture, devices[i], "multicast", "did not finish in time");
+      assert_failed_by (fixture, devices[i], "multicast", shoal_device_get_group (devices[i]));
+      g_signal_connect (devices[i], "notify::progress", G_CALLBACK (progress_cb), &ticks);
+    }
+  /* the step was cancelled: it reports no progress (every 2 s) any more */
+  spin (2500);
+  g_assert_cmpuint (ticks, ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    g_signal_handlers_disconnect_by_data (devices[i], &ticks);
+}
+
+/* A member that is cancelled leaves the group, whose step goes on for the
+ * others; once every member is cancelled or removed the step is cancelled */
+static void
+test_controller_group_cancel (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *devices[3];
+  ShoalDevice *removed;
+  guint ticks = 0;
+
+  add_recipe (fixture, SLOW_GROUP_RECIPE ("slowgroup", "4000", "3", ""));
+  enroll_and_deploy (fixture, 3, "slowgroup");
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+
+      devices[i] = shoal_controller_lookup_device (fixture->controller, id);
+      wait_for_state (devices[i], SHOAL_DEVICE_STATE_TRANSFER);
+    }
+  g_signal_connect (devices[1], "notify::progress", G_CALLBACK (progress_cb), &ticks);
+
+  g_assert_true (shoal_controller_cancel (fixture->controller, devices[0], &error));
+  g_assert_no_error (error);
+  spin (1500);   /* progress comes every second */
+  g_assert_cmpuint (ticks, >, 0);
+  g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_TRANSFER);
+
+  removed = devices[2];
+  g_object_add_weak_pointer (G_OBJECT (removed), (gpointer *) &removed);
+  g_assert_true (shoal_controller_cancel (fixture->controller, devices[1], &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_remove_device (fixture->controller, "dev-0002", &error));
+  g_assert_no_error (error);
+  ticks = 0;
+  spin (1500);
+  g_assert_cmpuint (ticks, ==, 0);
+  /* the step returned and let go of its group's devices */
+  g_assert_null (removed);
+  g_signal_handlers_disconnect_by_data (devices[1], &ticks);
+  g_assert_cmpint (shoal_device_get_state (devices[0]), ==, SHOAL_DEVICE_STATE_CANCELLED);
+  g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_CANCELLED);
 }
 
 int
@@ -601,6 +701,8 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
   ADD ("/shoal/controller/second-group-step", test_controller_second_group_step);
   ADD ("/shoal/controller/reenrolled", test_controller_reenrolled);
+  ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
+  ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
 #undef ADD
   return g_test_run ();
 }
