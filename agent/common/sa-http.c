@@ -360,9 +360,14 @@ read_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
 static void
 send_request (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaBuf *head)
 {
-  sa_buf_printf (head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: shoal-agent\r\n"
+  /* an IPv6 address is written in brackets, as in the URL (RFC 3986
+   * 3.2.2): sa_url_parse removed them */
+  bool v6 = strchr (url->host, ':') != NULL;
+
+  sa_buf_printf (head, "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: shoal-agent\r\n"
                  "Connection: close\r\nAccept-Encoding: identity\r\n",
-                 req->method ? req->method : "GET", url->path, url->host, url->port);
+                 req->method ? req->method : "GET", url->path, v6 ? "[" : "", url->host, v6 ? "]" : "",
+                 url->port);
   if (req->token != NULL)
     sa_buf_printf (head, "Authorization: Bearer %s\r\n", req->token);
   if (req->range != NULL)

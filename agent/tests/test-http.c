@@ -1,0 +1,137 @@
+/* test-http.c: the target programs' HTTP/1.1 client (sa-http.c) against
+ * canned answers, through a socket pair or a one-shot loopback server
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sa-http.h"
+
+/* --- a one-shot loopback server ------------------------------------------ */
+
+typedef struct {
+  int       fd;       /* listening */
+  guint     port;
+  GString  *request;  /* the request's head, as received */
+  GString  *answer;   /* sent whole after the head */
+  gboolean  reset;    /* then the connection is reset, not closed */
+  GThread  *thread;
+} OneShot;
+
+static gpointer
+one_shot_thread (gpointer data)
+{
+  OneShot *o = data;
+  int fd = accept4 (o->fd, NULL, NULL, SOCK_CLOEXEC);
+  char buf[4096];
+
+  g_assert_cmpint (fd, >=, 0);
+  while (strstr (o->request->str, "\r\n\r\n") == NULL)
+    {
+      gssize n = recv (fd, buf, sizeof buf, 0);
+
+      if (n <= 0)
+        break;
+      g_string_append_len (o->request, buf, n);
+    }
+  g_assert_cmpint (send (fd, o->answer->str, o->answer->len, MSG_NOSIGNAL), ==, (gssize) o->answer->len);
+  if (o->reset)
+    {
+      struct linger lg = { 1, 0 };
+
+      /* lets the answer reach the client first, then aborts */
+      g_usleep (100 * 1000);
+      setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+  close (fd);
+  return NULL;
+}
+
+/* A server on the loopback address of @family answering @answer once;
+ * NULL, the test skipped, when that family has no loopback here */
+static OneShot *
+one_shot_new (int family, const gchar *answer, gboolean reset)
+{
+  OneShot *o = g_new0 (OneShot, 1);
+  struct sockaddr_storage ss = { 0 };
+  socklen_t len = family == AF_INET6 ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in);
+
+  ss.ss_family = (sa_family_t) family;
+  if (family == AF_INET6)
+    ((struct sockaddr_in6 *) &ss)->sin6_addr = in6addr_loopback;
+  else
+    ((struct sockaddr_in *) &ss)->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  o->fd = socket (family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (o->fd < 0 || bind (o->fd, (struct sockaddr *) &ss, len) < 0 || listen (o->fd, 1) < 0)
+    {
+      g_test_skip_printf ("no loopback of family %d: %s", family, g_strerror (errno));
+      if (o->fd >= 0)
+        close (o->fd);
+      g_free (o);
+      return NULL;
+    }
+  g_assert_cmpint (getsockname (o->fd, (struct sockaddr *) &ss, &len), ==, 0);
+  o->port = ntohs (family == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                      : ((struct sockaddr_in *) &ss)->sin_port);
+  o->request = g_string_new (NULL);
+  o->answer = g_string_new (answer);
+  o->reset = reset;
+  o->thread = g_thread_new ("one-shot", one_shot_thread, o);
+  return o;
+}
+
+static void
+one_shot_free (OneShot *o)
+{
+  if (o->thread != NULL)
+    g_thread_join (o->thread);
+  close (o->fd);
+  g_string_free (o->request, TRUE);
+  g_string_free (o->answer, TRUE);
+  g_free (o);
+}
+
+/* --- the cases ----------------------------------------------------------- */
+
+/* An IPv6 server is named in brackets in the Host header (RFC 9110 7.2,
+ * RFC 3986 3.2.2): "Host: ::1:P" is refused with 400 by libsoup */
+static void
+test_ipv6_host (void)
+{
+  OneShot *o = one_shot_new (AF_INET6, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", FALSE);
+  g_autofree gchar *url = NULL;
+  g_autofree gchar *host = NULL;
+  SaHttpResponse resp;
+  char err[256];
+
+  if (o == NULL)
+    return;
+  url = g_strdup_printf ("http://[::1]:%u/x", o->port);
+  host = g_strdup_printf ("\r\nHost: [::1]:%u\r\n", o->port);
+  {
+    SaHttpRequest req = { .url = url, .timeout_ms = 5000 };
+    g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+  }
+  g_assert_cmpint (resp.status, ==, 200);
+  g_assert_cmpstr (resp.body.data, ==, "ok");
+  sa_http_response_clear (&resp);
+  g_thread_join (g_steal_pointer (&o->thread));
+  g_test_message ("%s", o->request->str);
+  g_assert_nonnull (strstr (o->request->str, host));
+  one_shot_free (o);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/shoal/target/http/ipv6-host", test_ipv6_host);
+  return g_test_run ();
+}
