@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #define SA_HTTP_MAX_HEADER (64 * 1024)
+/* What is kept of the body of an answer that is not 2xx, whatever the
+ * request's max_body (which is for the data it asks for) */
+#define SA_HTTP_MAX_ERROR_BODY (64 * 1024)
 
 typedef struct {
   int    fd;
@@ -226,7 +229,7 @@ typedef struct {
   SaHttpResponse      *resp;
   bool                 to_sink;
   size_t               limit;
-  bool                 truncated;
+  bool                 keep_head; /* over the limit, keep what fits and stop */
 } SaBody;
 
 static int
@@ -236,7 +239,11 @@ deliver (SaBody *b, const void *data, size_t len)
     return b->req->sink (b->req->sink_data, data, len);
   if (b->resp->body.len + len > b->limit)
     {
-      b->truncated = true;
+      if (b->keep_head)
+        {
+          sa_buf_append (&b->resp->body, data, b->limit - b->resp->body.len);
+          b->resp->body_truncated = true;
+        }
       errno = EFBIG;
       return -1;
     }
@@ -396,23 +403,38 @@ exchange (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaHttpResponse 
 }
 
 static int
+read_body (SaConn *c, SaBody *b, bool chunked)
+{
+  if (chunked)
+    return read_chunked (c, b);
+  if (b->resp->content_length >= 0)
+    return read_exact (c, b, (unsigned long long) b->resp->content_length);
+  return read_until_eof (c, b);
+}
+
+static int
 read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
 {
   bool chunked = false;
+  bool success;
   SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
 
   if (read_head (c, resp, &chunked) < 0)
     return -1;
   if (resp->status == 204 || resp->status == 304 || (req->method && strcmp (req->method, "HEAD") == 0))
     return 0;
-  b.to_sink = req->sink != NULL && resp->status >= 200 && resp->status < 300;
-  if (!b.to_sink && b.limit > (1u << 20) && !(resp->status >= 200 && resp->status < 300))
-    b.limit = 1u << 20;
-  if (chunked)
-    return read_chunked (c, &b);
-  if (resp->content_length >= 0)
-    return read_exact (c, &b, (unsigned long long) resp->content_length);
-  return read_until_eof (c, &b);
+  success = resp->status >= 200 && resp->status < 300;
+  b.to_sink = req->sink != NULL && success;
+  if (!success)
+    {
+      /* an error's body only explains the status: its beginning is
+       * kept, the rest is not read (the connection is closed after it) */
+      b.limit = SA_HTTP_MAX_ERROR_BODY;
+      b.keep_head = true;
+    }
+  if (read_body (c, &b, chunked) < 0)
+    return resp->body_truncated ? 0 : -1;
+  return 0;
 }
 
 int

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sa-util.h"
@@ -24,7 +25,7 @@ typedef struct {
   size_t      body_len;
   const char *range;         /* "bytes=a-b" if set */
   int         timeout_ms;    /* connect and each read/write; 30000 if 0 */
-  size_t      max_body;      /* bytes kept in memory; 16 MiB if 0 */
+  size_t      max_body;      /* bytes of a 2xx body kept in memory (more fails); 16 MiB if 0 */
   SaHttpSink  sink;          /* streams a 2xx body instead of keeping it */
   void       *sink_data;
 } SaHttpRequest;
@@ -33,7 +34,10 @@ typedef struct {
   int        status;
   long long  content_length; /* -1 if not given */
   char       content_type[128];
-  SaBuf      body;           /* unless streamed to the sink */
+  SaBuf      body;           /* unless streamed to the sink; of an answer
+                              * that is not 2xx, the first 64 KiB */
+  bool       body_truncated; /* the body of an answer that is not 2xx was
+                              * longer than what is kept of it */
 } SaHttpResponse;
 
 typedef struct {

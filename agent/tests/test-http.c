@@ -14,6 +14,25 @@
 
 #include "sa-http.h"
 
+/* --- canned answers ------------------------------------------------------ */
+
+/* Reads @answer as the answer to @req through a socket pair whose writer
+ * is shut down after it; returns sa_http_read_response_fd's result */
+static int
+read_canned (const gchar *answer, gsize len, const SaHttpRequest *req, SaHttpResponse *resp)
+{
+  int sv[2];
+  int r;
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+  g_assert_cmpint (write (sv[0], answer, len), ==, (gssize) len);
+  shutdown (sv[0], SHUT_WR);
+  r = sa_http_read_response_fd (sv[1], req, resp);
+  close (sv[0]);
+  close (sv[1]);
+  return r;
+}
+
 /* --- a one-shot loopback server ------------------------------------------ */
 
 typedef struct {
@@ -128,10 +147,55 @@ test_ipv6_host (void)
   one_shot_free (o);
 }
 
+/* The body of an answer that is not 2xx is kept up to 64 KiB whatever
+ * max_body says, and the status is returned: a chunk request (max_body
+ * the chunk's length + 1) answered 403 with a longer body failed as a
+ * transport error (EFBIG) and was retried */
+static void
+test_error_body (void)
+{
+  const gchar *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 22\r\n\r\n{\"error\":\"no chunk\"}\r\n";
+  g_autoptr(GString) big = g_string_new ("HTTP/1.1 403 Forbidden\r\nContent-Length: 102400\r\n\r\n");
+  g_autoptr(GString) chunked = g_string_new ("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n");
+  g_autoptr(GString) ok = g_string_new ("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n0123456789ab");
+  SaHttpRequest req = { .url = "http://127.0.0.1/", .timeout_ms = 2000, .max_body = 11 };
+  SaHttpResponse resp;
+
+  g_assert_cmpint (read_canned (nf, strlen (nf), &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 404);
+  g_assert_cmpstr (resp.body.data, ==, "{\"error\":\"no chunk\"}\r\n");
+  g_assert_false (resp.body_truncated);
+  sa_http_response_clear (&resp);
+
+  for (guint i = 0; i < 102400; i++)
+    g_string_append_c (big, 'a' + i % 26);
+  g_assert_cmpint (read_canned (big->str, big->len, &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 403);
+  g_assert_cmpuint (resp.body.len, ==, 64 * 1024);
+  g_assert_true (resp.body_truncated);
+  g_assert_cmpint (resp.body.data[64 * 1024 - 1], ==, 'a' + (64 * 1024 - 1) % 26);
+  sa_http_response_clear (&resp);
+
+  for (guint i = 0; i < 20; i++)
+    g_string_append_printf (chunked, "1000\r\n%4096d\r\n", 0);
+  g_string_append (chunked, "0\r\n\r\n");
+  g_assert_cmpint (read_canned (chunked->str, chunked->len, &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 500);
+  g_assert_cmpuint (resp.body.len, ==, 64 * 1024);
+  g_assert_true (resp.body_truncated);
+  sa_http_response_clear (&resp);
+
+  /* a 2xx body past max_body is still an error */
+  g_assert_cmpint (read_canned (ok->str, ok->len, &req, &resp), ==, -1);
+  g_assert_cmpint (errno, ==, EFBIG);
+  sa_http_response_clear (&resp);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/target/http/ipv6-host", test_ipv6_host);
+  g_test_add_func ("/shoal/target/http/error-body", test_error_body);
   return g_test_run ();
 }
