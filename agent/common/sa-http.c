@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -315,7 +316,42 @@ read_until_eof (SaConn *c, SaBody *b)
   return c->eof ? 0 : -1;
 }
 
-static void
+/* A Content-Length value: digits, or a list of the same digits (RFC 9112
+ * 6.3: a recipient may take "3, 3" as 3), with optional whitespace around
+ * each; -1 for anything else */
+static long long
+parse_content_length (const char *v)
+{
+  long long value = -1;
+
+  for (;;)
+    {
+      long long n = 0;
+      const char *start;
+
+      while (*v == ' ' || *v == '\t')
+        v++;
+      start = v;
+      for (; *v >= '0' && *v <= '9'; v++)
+        {
+          if (n > (LLONG_MAX - (*v - '0')) / 10)
+            return -1;
+          n = n * 10 + (*v - '0');
+        }
+      if (v == start || (value >= 0 && n != value))
+        return -1;
+      value = n;
+      while (*v == ' ' || *v == '\t')
+        v++;
+      if (*v == '\0')
+        return value;
+      if (*v++ != ',')
+        return -1;
+    }
+}
+
+/* Returns -1 for a header that makes the answer's framing unknown */
+static int
 parse_header (const char *line, SaHttpResponse *resp, bool *chunked)
 {
   const char *colon = strchr (line, ':');
@@ -323,17 +359,29 @@ parse_header (const char *line, SaHttpResponse *resp, bool *chunked)
   size_t klen;
 
   if (colon == NULL)
-    return;
+    return 0;
   klen = (size_t) (colon - line);
   v = colon + 1;
   while (*v == ' ' || *v == '\t')
     v++;
   if (klen == 14 && strncasecmp (line, "Content-Length", klen) == 0)
-    resp->content_length = strtoll (v, NULL, 10);
+    {
+      long long n = parse_content_length (v);
+
+      /* invalid, or another length than an earlier header's: which
+       * one frames the body cannot be known (RFC 9112 6.3) */
+      if (n < 0 || (resp->content_length >= 0 && n != resp->content_length))
+        {
+          errno = EBADMSG;
+          return -1;
+        }
+      resp->content_length = n;
+    }
   else if (klen == 17 && strncasecmp (line, "Transfer-Encoding", klen) == 0)
     *chunked = strcasestr (v, "chunked") != NULL;
   else if (klen == 12 && strncasecmp (line, "Content-Type", klen) == 0)
     snprintf (resp->content_type, sizeof resp->content_type, "%s", v);
+  return 0;
 }
 
 static int
@@ -355,9 +403,8 @@ read_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
               ret = 0;
               break;
             }
-          if (total > SA_HTTP_MAX_HEADER)
+          if (total > SA_HTTP_MAX_HEADER || parse_header (line.data, resp, chunked) < 0)
             break;
-          parse_header (line.data, resp, chunked);
         }
     }
   sa_buf_clear (&line);

@@ -191,11 +191,52 @@ test_error_body (void)
   sa_http_response_clear (&resp);
 }
 
+/* An answer with an invalid Content-Length, or two different ones, is
+ * refused (RFC 9112 6.3): "x12" was an empty 200, "-5" read until the
+ * close, the last of two headers won and "3, 8" was 3 */
+static void
+test_content_length (void)
+{
+  const gchar *bad[] = { "x12", "-5", "+3", "", "3 3", "3, 8", "3,", ",3", "0x3", "3a",
+                         "99999999999999999999999", "9223372036854775808", "3\r\nContent-Length: 8",
+                         "3\r\nContent-Length: 3, 4" };
+  const gchar *good[] = { "3", " 3 ", "3, 3", "3,3", "3\r\nContent-Length: 3", "003" };
+  SaHttpRequest req = { .url = "http://127.0.0.1/", .timeout_ms = 2000 };
+  SaHttpResponse resp;
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree gchar *answer = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nabcdefgh", bad[i]);
+
+      g_test_message ("Content-Length: %s", bad[i]);
+      g_assert_cmpint (read_canned (answer, strlen (answer), &req, &resp), ==, -1);
+      sa_http_response_clear (&resp);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autofree gchar *answer = g_strdup_printf ("HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\nabcdefgh", good[i]);
+
+      g_test_message ("Content-Length: %s", good[i]);
+      g_assert_cmpint (read_canned (answer, strlen (answer), &req, &resp), ==, 0);
+      g_assert_cmpint (resp.content_length, ==, 3);
+      g_assert_cmpstr (resp.body.data, ==, "abc");
+      sa_http_response_clear (&resp);
+    }
+  {
+    const gchar *max = "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n";
+
+    g_assert_cmpint (read_canned (max, strlen (max), &req, &resp), ==, -1);
+    g_assert_cmpint (resp.content_length, ==, G_MAXINT64);
+    sa_http_response_clear (&resp);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/target/http/ipv6-host", test_ipv6_host);
   g_test_add_func ("/shoal/target/http/error-body", test_error_body);
+  g_test_add_func ("/shoal/target/http/content-length", test_content_length);
   return g_test_run ();
 }
