@@ -187,13 +187,16 @@ fill (SaConn *c)
         }
       break;
     }
-  if (n <= 0)
+  if (n == 0)
     {
+      /* the server closed: the end of a body read until the close, a
+       * short one otherwise */
       c->eof = true;
-      if (n == 0)
-        errno = ECONNRESET;
+      errno = ECONNRESET;
       return -1;
     }
+  if (n < 0)
+    return -1;  /* a reset or another error is never the body's end */
   c->len = (size_t) n;
   return 0;
 }

@@ -231,6 +231,39 @@ test_content_length (void)
   }
 }
 
+/* A connection reset during a body read until the close is an error,
+ * not its end: the image, config or agent would be taken cut short */
+static void
+test_reset (void)
+{
+  OneShot *o = one_shot_new (AF_INET, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", TRUE);
+  g_autofree gchar *url = NULL;
+  SaHttpRequest req = { .timeout_ms = 5000 };
+  SaHttpResponse resp;
+  char err[256] = "";
+
+  if (o == NULL)
+    return;
+  url = g_strdup_printf ("http://127.0.0.1:%u/x", o->port);
+  req.url = url;
+
+  g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, -1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, g_strerror (ECONNRESET)));
+  sa_http_response_clear (&resp);
+  one_shot_free (o);
+
+  /* a close there is the end */
+  o = one_shot_new (AF_INET, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", FALSE);
+  g_free (url);
+  url = g_strdup_printf ("http://127.0.0.1:%u/x", o->port);
+  req.url = url;
+  g_assert_cmpint (sa_http_do (&req, &resp, err, sizeof err), ==, 0);
+  g_assert_cmpstr (resp.body.data, ==, "abc");
+  sa_http_response_clear (&resp);
+  one_shot_free (o);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -238,5 +271,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/http/ipv6-host", test_ipv6_host);
   g_test_add_func ("/shoal/target/http/error-body", test_error_body);
   g_test_add_func ("/shoal/target/http/content-length", test_content_length);
+  g_test_add_func ("/shoal/target/http/reset", test_reset);
   return g_test_run ();
 }
