@@ -22,6 +22,8 @@
 /* What is kept of the body of an answer that is not 2xx, whatever the
  * request's max_body (which is for the data it asks for) */
 #define SA_HTTP_MAX_ERROR_BODY (64 * 1024)
+/* Interim (1xx) answers skipped before the final one */
+#define SA_HTTP_MAX_INTERIM 16
 
 typedef struct {
   int    fd;
@@ -462,6 +464,29 @@ read_body (SaConn *c, SaBody *b, bool chunked)
   return read_until_eof (c, b);
 }
 
+/* Reads heads until the final one: interim 1xx answers (103 Early Hints,
+ * 100 Continue) are read and dropped, with their headers (RFC 9110
+ * 15.2); 101 is final, as no upgrade is ever asked for */
+static int
+read_final_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
+{
+  for (unsigned interim = 0;; interim++)
+    {
+      if (read_head (c, resp, chunked) < 0)
+        return -1;
+      if (resp->status < 100 || resp->status >= 200 || resp->status == 101)
+        return 0;
+      if (interim >= SA_HTTP_MAX_INTERIM)
+        {
+          errno = EBADMSG;
+          return -1;
+        }
+      resp->content_length = -1;
+      resp->content_type[0] = '\0';
+      *chunked = false;
+    }
+}
+
 static int
 read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
 {
@@ -469,7 +494,7 @@ read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
   bool success;
   SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
 
-  if (read_head (c, resp, &chunked) < 0)
+  if (read_final_head (c, resp, &chunked) < 0)
     return -1;
   if (resp->status == 204 || resp->status == 304 || (req->method && strcmp (req->method, "HEAD") == 0))
     return 0;

@@ -264,6 +264,45 @@ test_reset (void)
   one_shot_free (o);
 }
 
+/* Interim 1xx answers are dropped and the final one is read (RFC 9110
+ * 15.2): a 103 Early Hints was taken as the answer */
+static void
+test_interim (void)
+{
+  const gchar *hints = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+  const gchar *two = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nContent-Length: 5\r\n"
+                     "Content-Type: x/y\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\nnope";
+  const gchar *upgrade = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n";
+  g_autoptr(GString) endless = g_string_new (NULL);
+  SaHttpRequest req = { .url = "http://127.0.0.1/", .timeout_ms = 2000 };
+  SaHttpResponse resp;
+
+  g_assert_cmpint (read_canned (hints, strlen (hints), &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 200);
+  g_assert_cmpstr (resp.content_type, ==, "text/plain");
+  g_assert_cmpstr (resp.body.data, ==, "ok");
+  sa_http_response_clear (&resp);
+
+  /* the headers of an interim answer are not the final one's */
+  g_assert_cmpint (read_canned (two, strlen (two), &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 404);
+  g_assert_cmpint (resp.content_length, ==, -1);
+  g_assert_cmpstr (resp.content_type, ==, "");
+  g_assert_cmpstr (resp.body.data, ==, "nope");
+  sa_http_response_clear (&resp);
+
+  g_assert_cmpint (read_canned (upgrade, strlen (upgrade), &req, &resp), ==, 0);
+  g_assert_cmpint (resp.status, ==, 101);
+  sa_http_response_clear (&resp);
+
+  for (guint i = 0; i < 17; i++)
+    g_string_append (endless, "HTTP/1.1 100 Continue\r\n\r\n");
+  g_string_append (endless, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  g_assert_cmpint (read_canned (endless->str, endless->len, &req, &resp), ==, -1);
+  sa_http_response_clear (&resp);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -272,5 +311,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/http/error-body", test_error_body);
   g_test_add_func ("/shoal/target/http/content-length", test_content_length);
   g_test_add_func ("/shoal/target/http/reset", test_reset);
+  g_test_add_func ("/shoal/target/http/interim", test_interim);
   return g_test_run ();
 }
