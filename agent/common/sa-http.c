@@ -5,6 +5,7 @@
 #include "sa-http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -230,6 +231,13 @@ read_line (SaConn *c, SaBuf *line, size_t max)
   return 0;
 }
 
+/* How the answer's body is framed after its Transfer-Encoding */
+typedef enum {
+  SA_TE_NONE,     /* none: Content-Length, or the close */
+  SA_TE_CHUNKED,  /* chunked is the final coding */
+  SA_TE_OTHER,    /* another final coding: the body runs to the close */
+} SaTe;
+
 typedef struct {
   const SaHttpRequest *req;
   SaHttpResponse      *resp;
@@ -277,6 +285,30 @@ read_exact (SaConn *c, SaBody *b, unsigned long long remaining)
   return 0;
 }
 
+/* A chunk-size line: hex digits, then nothing or whitespace and
+ * extensions after ';' (RFC 9112 7.1); strtoull took "-1", "0x10" and
+ * " 5" */
+static int
+parse_chunk_size (const char *line, unsigned long long *size)
+{
+  const char *p = line;
+
+  *size = 0;
+  for (; isxdigit ((unsigned char) *p) && *size >> 60 == 0; p++)
+    {
+      int digit = isdigit ((unsigned char) *p) ? *p - '0' : tolower ((unsigned char) *p) - 'a' + 10;
+
+      *size = *size * 16 + (unsigned) digit;
+    }
+  p += strspn (p, " \t");
+  if (!isxdigit ((unsigned char) line[0]) || (*p != '\0' && *p != ';'))
+    {
+      errno = EBADMSG;
+      return -1;
+    }
+  return 0;
+}
+
 static int
 read_chunked (SaConn *c, SaBody *b)
 {
@@ -286,13 +318,9 @@ read_chunked (SaConn *c, SaBody *b)
   sa_buf_init (&line);
   for (;;)
     {
-      char *endp = NULL;
       unsigned long long size;
 
-      if (read_line (c, &line, 256) < 0)
-        break;
-      size = strtoull (line.data, &endp, 16);
-      if (endp == line.data)
+      if (read_line (c, &line, 256) < 0 || parse_chunk_size (line.data, &size) < 0)
         break;
       if (size == 0)
         {
@@ -302,8 +330,14 @@ read_chunked (SaConn *c, SaBody *b)
           ret = 0;
           break;
         }
+      /* the data ends with CRLF and nothing else */
       if (read_exact (c, b, size) < 0 || read_line (c, &line, 2) < 0)
         break;
+      if (line.len != 0)
+        {
+          errno = EBADMSG;
+          break;
+        }
     }
   sa_buf_clear (&line);
   return ret;
@@ -355,9 +389,24 @@ parse_content_length (const char *v)
     }
 }
 
+/* Whether the last coding of a Transfer-Encoding list is chunked:
+ * chunked anywhere else does not frame the body (RFC 9112 6.1, 6.3) */
+static bool
+final_coding_is_chunked (const char *v)
+{
+  const char *last = strrchr (v, ',');
+  size_t len;
+
+  last = last != NULL ? last + 1 : v;
+  while (*last == ' ' || *last == '\t')
+    last++;
+  len = strcspn (last, "; \t");
+  return len == 7 && strncasecmp (last, "chunked", 7) == 0 && last[strspn (last + 7, " \t") + 7] == '\0';
+}
+
 /* Returns -1 for a header that makes the answer's framing unknown */
 static int
-parse_header (const char *line, SaHttpResponse *resp, bool *chunked)
+parse_header (const char *line, SaHttpResponse *resp, SaTe *te)
 {
   const char *colon = strchr (line, ':');
   const char *v;
@@ -383,23 +432,39 @@ parse_header (const char *line, SaHttpResponse *resp, bool *chunked)
       resp->content_length = n;
     }
   else if (klen == 17 && strncasecmp (line, "Transfer-Encoding", klen) == 0)
-    *chunked = strcasestr (v, "chunked") != NULL;
+    *te = final_coding_is_chunked (v) ? SA_TE_CHUNKED : SA_TE_OTHER;
   else if (klen == 12 && strncasecmp (line, "Content-Type", klen) == 0)
     snprintf (resp->content_type, sizeof resp->content_type, "%s", v);
   return 0;
 }
 
+/* "HTTP/1.x NNN[ reason]" (RFC 9112 4); -1 with EBADMSG for any other line */
 static int
-read_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
+parse_status_line (const char *line, int *status)
+{
+  const char *d = line + 9;
+
+  if (strncmp (line, "HTTP/1.", 7) != 0 || !isdigit ((unsigned char) line[7]) || line[8] != ' '
+      || !isdigit ((unsigned char) d[0]) || !isdigit ((unsigned char) d[1]) || !isdigit ((unsigned char) d[2])
+      || (d[3] != ' ' && d[3] != '\0'))
+    {
+      errno = EBADMSG;
+      return -1;
+    }
+  *status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+  return 0;
+}
+
+static int
+read_head (SaConn *c, SaHttpResponse *resp, SaTe *te)
 {
   SaBuf line;
   size_t total = 0;
   int ret = -1;
 
   sa_buf_init (&line);
-  if (read_line (c, &line, 8192) == 0 && strncmp (line.data, "HTTP/1.", 7) == 0 && line.len >= 12)
+  if (read_line (c, &line, 8192) == 0 && parse_status_line (line.data, &resp->status) == 0)
     {
-      resp->status = atoi (line.data + 9);
       while (read_line (c, &line, 8192) == 0)
         {
           total += line.len;
@@ -408,7 +473,7 @@ read_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
               ret = 0;
               break;
             }
-          if (total > SA_HTTP_MAX_HEADER || parse_header (line.data, resp, chunked) < 0)
+          if (total > SA_HTTP_MAX_HEADER || parse_header (line.data, resp, te) < 0)
             break;
         }
     }
@@ -455,11 +520,12 @@ exchange (SaConn *c, const SaHttpRequest *req, const SaUrl *url, SaHttpResponse 
 }
 
 static int
-read_body (SaConn *c, SaBody *b, bool chunked)
+read_body (SaConn *c, SaBody *b, SaTe te)
 {
-  if (chunked)
+  /* a Transfer-Encoding overrides any Content-Length (RFC 9112 6.3) */
+  if (te == SA_TE_CHUNKED)
     return read_chunked (c, b);
-  if (b->resp->content_length >= 0)
+  if (te == SA_TE_NONE && b->resp->content_length >= 0)
     return read_exact (c, b, (unsigned long long) b->resp->content_length);
   return read_until_eof (c, b);
 }
@@ -468,11 +534,11 @@ read_body (SaConn *c, SaBody *b, bool chunked)
  * 100 Continue) are read and dropped, with their headers (RFC 9110
  * 15.2); 101 is final, as no upgrade is ever asked for */
 static int
-read_final_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
+read_final_head (SaConn *c, SaHttpResponse *resp, SaTe *te)
 {
   for (unsigned interim = 0;; interim++)
     {
-      if (read_head (c, resp, chunked) < 0)
+      if (read_head (c, resp, te) < 0)
         return -1;
       if (resp->status < 100 || resp->status >= 200 || resp->status == 101)
         return 0;
@@ -483,18 +549,18 @@ read_final_head (SaConn *c, SaHttpResponse *resp, bool *chunked)
         }
       resp->content_length = -1;
       resp->content_type[0] = '\0';
-      *chunked = false;
+      *te = SA_TE_NONE;
     }
 }
 
 static int
 read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
 {
-  bool chunked = false;
+  SaTe te = SA_TE_NONE;
   bool success;
   SaBody b = { req, resp, false, req->max_body ? req->max_body : 16u << 20, false };
 
-  if (read_final_head (c, resp, &chunked) < 0)
+  if (read_final_head (c, resp, &te) < 0)
     return -1;
   if (resp->status == 204 || resp->status == 304 || (req->method && strcmp (req->method, "HEAD") == 0))
     return 0;
@@ -507,7 +573,7 @@ read_response (SaConn *c, const SaHttpRequest *req, SaHttpResponse *resp)
       b.limit = SA_HTTP_MAX_ERROR_BODY;
       b.keep_head = true;
     }
-  if (read_body (c, &b, chunked) < 0)
+  if (read_body (c, &b, te) < 0)
     return resp->body_truncated ? 0 : -1;
   return 0;
 }

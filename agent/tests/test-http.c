@@ -303,6 +303,79 @@ test_interim (void)
   sa_http_response_clear (&resp);
 }
 
+typedef struct {
+  const gchar *answer;
+  gint         result;
+  gint         status;
+  const gchar *body;
+} Canned;
+
+static void
+check_canned (const Canned *cases, gsize n)
+{
+  SaHttpRequest req = { .url = "http://127.0.0.1/", .timeout_ms = 2000 };
+
+  for (gsize i = 0; i < n; i++)
+    {
+      SaHttpResponse resp;
+
+      g_test_message ("%s", cases[i].answer);
+      g_assert_cmpint (read_canned (cases[i].answer, strlen (cases[i].answer), &req, &resp), ==, cases[i].result);
+      if (cases[i].result == 0)
+        {
+          g_assert_cmpint (resp.status, ==, cases[i].status);
+          g_assert_cmpstr (resp.body.data, ==, cases[i].body);
+        }
+      sa_http_response_clear (&resp);
+    }
+}
+
+/* The status line is "HTTP/1.x" and three digits (RFC 9112 4) */
+static void
+test_status_line (void)
+{
+  const Canned cases[] = {
+    { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 200, "ok" },
+    { "HTTP/1.0 404\r\n\r\nno", 0, 404, "no" },
+    { "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", -1 },
+    { "HTTP/1.Q 20x OK\r\nContent-Length: 0\r\n\r\n", -1 },
+    { "HTTP/1.1 20x OK\r\nContent-Length: 0\r\n\r\n", -1 },
+    { "HTTP/1.1_200_OK\r\nContent-Length: 0\r\n\r\n", -1 },
+    { "HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n", -1 },
+    { "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", -1 },
+  };
+
+  check_canned (cases, G_N_ELEMENTS (cases));
+}
+
+/* A body is chunked only when chunked is the final transfer coding;
+ * another final coding runs to the close, whatever the Content-Length
+ * (RFC 9112 6.3); a chunk's size is hex digits and its data is followed
+ * by CRLF (RFC 9112 7.1) */
+static void
+test_chunked (void)
+{
+  const Canned cases[] = {
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: notchunkedx\r\nContent-Length: 3\r\n\r\nabcdef", 0, 200, "abcdef" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0, 200,
+      "3\r\nabc\r\n0\r\n\r\n" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0, 200, "abc" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0, 200,
+      "abc" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA ; ext=1\r\n0123456789\r\n0\r\n\r\n", 0, 200,
+      "0123456789" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\nabc\r\n0\r\n\r\n", -1 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000003\r\nabc\r\n0\r\n\r\n", -1 },
+  };
+
+  check_canned (cases, G_N_ELEMENTS (cases));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -312,5 +385,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/http/content-length", test_content_length);
   g_test_add_func ("/shoal/target/http/reset", test_reset);
   g_test_add_func ("/shoal/target/http/interim", test_interim);
+  g_test_add_func ("/shoal/target/http/status-line", test_status_line);
+  g_test_add_func ("/shoal/target/http/chunked", test_chunked);
   return g_test_run ();
 }
