@@ -5,6 +5,7 @@
 #include "sa-archive.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,55 +149,148 @@ safe_name (const char *name)
 }
 
 static bool
-parent_dirs (const char *path)
+is_symlink (int dirfd, const char *name)
 {
-  char tmp[PATH_MAX];
-  char *slash;
+  struct stat st;
+  int saved = errno;
+  bool link = fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode);
 
-  snprintf (tmp, sizeof tmp, "%s", path);
-  slash = strrchr (tmp, '/');
-  if (slash == NULL || slash == tmp)
-    return true;
-  *slash = '\0';
-  return sa_mkdir_p (tmp, 0755);
+  errno = saved;
+  return link;
+}
+
+/* Opens the folder beneath @dirfd that holds @name's last component,
+ * creating the folders on the way, and points @leaf at that component.
+ * A component that is a symbolic link is not followed (ELOOP; ENOTDIR
+ * for a file): an archive that made "a" a link to
+ * /outside cannot write a/file there */
+static int
+open_parent (int dirfd, const char *name, const char **leaf)
+{
+  char comp[NAME_MAX + 1];
+  int fd = fcntl (dirfd, F_DUPFD_CLOEXEC, 0);
+  const char *p = name;
+  const char *slash;
+
+  while (fd >= 0 && (slash = strchr (p, '/')) != NULL)
+    {
+      size_t n = (size_t) (slash - p);
+      int next;
+
+      if (n == 0 || (n == 1 && p[0] == '.'))
+        {
+          p = slash + 1;
+          continue;
+        }
+      if (n > NAME_MAX)
+        {
+          close (fd);
+          errno = ENAMETOOLONG;
+          return -1;
+        }
+      memcpy (comp, p, n);
+      comp[n] = '\0';
+      next = mkdirat (fd, comp, 0755) == 0 || errno == EEXIST
+             ? openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+      if (next < 0 && is_symlink (fd, comp))
+        errno = ELOOP;  /* O_DIRECTORY gives ENOTDIR for a link */
+      close (fd);
+      fd = next;
+      p = slash + 1;
+    }
+  *leaf = p;
+  return fd;
 }
 
 static bool
-extract_one (const char *dest, const char *name, unsigned long mode, const char *data, size_t size)
+write_leaf (int dirfd, const char *leaf, unsigned long mode, const char *data, size_t size)
 {
-  char path[PATH_MAX];
+  mode_t perm = (mode_t) (mode & 07777);
+  int fd;
+
+  unlinkat (dirfd, leaf, 0);
+  fd = openat (dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
+  if (fd < 0)
+    return false;
+  if (!sa_pwrite_all (fd, data, size, 0) || fchmod (fd, perm) < 0)
+    {
+      close (fd);
+      return false;
+    }
+  return close (fd) == 0;
+}
+
+static bool
+extract_leaf (int dirfd, const char *leaf, unsigned long mode, const char *data, size_t size)
+{
   char target[PATH_MAX];
   unsigned type = (unsigned) (mode & S_IFMT);
 
-  if (strcmp (name, ".") == 0)
-    return true;
-  snprintf (path, sizeof path, "%s/%s", dest, name);
-  if (!parent_dirs (path))
-    return false;
+  if (*leaf == '\0' || strcmp (leaf, ".") == 0)
+    {
+      /* "a/" or "a/.": the folder itself */
+      errno = EISDIR;
+      return type == S_IFDIR;
+    }
   if (type == S_IFDIR)
-    return mkdir (path, (mode_t) (mode & 07777)) == 0 || errno == EEXIST;
+    return mkdirat (dirfd, leaf, (mode_t) (mode & 07777)) == 0 || errno == EEXIST;
   if (type == S_IFLNK)
     {
       if (size >= sizeof target)
-        return false;
+        {
+          errno = ENAMETOOLONG;
+          return false;
+        }
       memcpy (target, data, size);
       target[size] = '\0';
-      unlink (path);
-      return symlink (target, path) == 0;
+      unlinkat (dirfd, leaf, 0);
+      return symlinkat (target, dirfd, leaf) == 0;
     }
   if (type == S_IFREG)
-    {
-      unlink (path);
-      return sa_write_file (path, data, size, (int) (mode & 07777))
-             && chmod (path, (mode_t) (mode & 07777)) == 0;
-    }
+    return write_leaf (dirfd, leaf, mode, data, size);
   return true; /* device nodes, fifos: not needed, skipped */
 }
+
+/* Extracts one entry beneath the folder @destfd; links the archive
+ * makes are entries like any other, never folders to write through */
+static bool
+extract_one (int destfd, const char *name, unsigned long mode, const char *data, size_t size)
+{
+  const char *leaf;
+  int dirfd;
+  bool ok;
+
+  if (strcmp (name, ".") == 0)
+    return true;
+  dirfd = open_parent (destfd, name, &leaf);
+  if (dirfd < 0)
+    return false;
+  ok = extract_leaf (dirfd, leaf, mode, data, size);
+  close (dirfd);
+  return ok;
+}
+
+static long extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen);
 
 long
 sa_newc_extract (const void *data, size_t len, const char *dest, char *err, size_t errlen)
 {
-  const char *base = data;
+  int destfd;
+  long count;
+
+  if (!sa_mkdir_p (dest, 0755) || (destfd = open (dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    {
+      snprintf (err, errlen, "newc: cannot open %s: %s", dest, strerror (errno));
+      return -1;
+    }
+  count = extract_all (data, len, destfd, err, errlen);
+  close (destfd);
+  return count;
+}
+
+static long
+extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen)
+{
   size_t off = 0;
   long count = 0;
 
@@ -242,9 +336,12 @@ sa_newc_extract (const void *data, size_t len, const char *dest, char *err, size
           snprintf (err, errlen, "newc: refusing entry name %s", name);
           return -1;
         }
-      if (!extract_one (dest, name, f[1], base + data_off, f[6]))
+      if (!extract_one (destfd, name, f[1], base + data_off, f[6]))
         {
-          snprintf (err, errlen, "newc: cannot extract %s: %s", name, strerror (errno));
+          if (errno == ELOOP)
+            snprintf (err, errlen, "newc: refusing %s: a folder on its path is a symbolic link", name);
+          else
+            snprintf (err, errlen, "newc: cannot extract %s: %s", name, strerror (errno));
           return -1;
         }
       count++;

@@ -405,6 +405,50 @@ test_newc (void)
   g_string_truncate (evil, 0);
   newc_entry (evil, "/abs", 0100644, "x");
   g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, -1);
+  /* no writing through a link the archive made, nor one already there */
+  {
+    g_autofree gchar *outside = g_dir_make_tmp ("shoal-newc-outside-XXXXXX", NULL);
+    g_autofree gchar *escaped = g_build_filename (outside, "file", NULL);
+    g_autofree gchar *escaped_dir = g_build_filename (outside, "sub", NULL);
+    g_autofree gchar *inside = g_build_filename (dir, "in", NULL);
+    g_autofree gchar *rm_outside = g_strdup_printf ("rm -rf %s", outside);
+    const gchar *through[] = { "a/file", "a/sub", "./a/file", "b/file", "c/file" };
+
+    g_string_truncate (evil, 0);
+    newc_entry (evil, "a", 0120777, outside);
+    newc_entry (evil, "b", 0120777, "a");
+    newc_entry (evil, "in", 040755, NULL);
+    newc_entry (evil, "in/c", 0120777, "../a");
+    newc_entry (evil, "TRAILER!!!", 0, NULL);
+    g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, 4);
+    for (guint i = 0; i < G_N_ELEMENTS (through); i++)
+      {
+        g_autofree gchar *name = g_strdup (through[i]);
+
+        g_string_truncate (evil, 0);
+        if (g_str_has_prefix (name, "c/"))
+          {
+            g_free (name);
+            name = g_strdup ("in/c/file");
+          }
+        newc_entry (evil, name, g_str_has_suffix (name, "sub") ? 040755 : 0100644, "x");
+        newc_entry (evil, "TRAILER!!!", 0, NULL);
+        g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, -1);
+        g_test_message ("%s: %s", name, err);
+        g_assert_nonnull (strstr (err, "refusing"));
+      }
+    g_assert_false (g_file_test (escaped, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (escaped_dir, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_test (inside, G_FILE_TEST_IS_DIR));
+    /* a link to a file is no folder either */
+    g_string_truncate (evil, 0);
+    newc_entry (evil, "f", 0100644, "x");
+    newc_entry (evil, "l", 0120777, "f");
+    newc_entry (evil, "l/x", 0100644, "x");
+    newc_entry (evil, "TRAILER!!!", 0, NULL);
+    g_assert_cmpint (sa_newc_extract (evil->str, evil->len, dir, err, sizeof err), ==, -1);
+    g_spawn_command_line_sync (rm_outside, NULL, NULL, NULL, NULL);
+  }
   /* truncated */
   g_assert_cmpint (sa_newc_extract (a->str, 150, dir, err, sizeof err), ==, -1);
   g_assert_cmpint (sa_newc_extract ("070701zz", 8, dir, err, sizeof err), ==, -1);
