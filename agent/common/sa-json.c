@@ -413,7 +413,10 @@ sa_json_get_int (const SaJson *object, const char *key, int64_t default_value)
 {
   double v;
 
-  if (!sa_json_get_number (object, key, &v))
+  /* converting a double outside int64_t's range is undefined (1e300
+   * gave INT64_MIN on x86): such a number is no integer here. 2^63 is
+   * the first double past INT64_MAX */
+  if (!sa_json_get_number (object, key, &v) || !(v >= -9223372036854775808.0 && v < 9223372036854775808.0))
     return default_value;
   return (int64_t) v;
 }

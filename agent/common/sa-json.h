@@ -40,4 +40,6 @@ void         sa_json_free        (SaJson *node);
 SaJson      *sa_json_get         (const SaJson *object, const char *key);
 const char  *sa_json_get_string  (const SaJson *object, const char *key);
 bool         sa_json_get_number  (const SaJson *object, const char *key, double *out);
+/* The number at @key truncated to an integer; @default_value when there
+ * is none or it is outside int64_t's range */
 int64_t      sa_json_get_int     (const SaJson *object, const char *key, int64_t default_value);

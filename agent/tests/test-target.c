@@ -256,6 +256,20 @@ test_json (void)
   g_assert_cmpstr (sa_json_get_string (sa_json_get (root, "o"), "k"), ==, "v");
   g_assert_null (sa_json_get_string (root, "missing"));
   sa_json_free (root);
+  {
+    const gchar *numbers = "{\"huge\": 1e300, \"tiny\": -1e300, \"two63\": 9223372036854775808,"
+                           " \"max\": 9223372036854774784, \"min\": -9223372036854775808, \"frac\": -2.5}";
+
+    root = sa_json_parse (numbers, strlen (numbers), err, sizeof err);
+    g_assert_nonnull (root);
+    g_assert_cmpint (sa_json_get_int (root, "huge", -1), ==, -1);
+    g_assert_cmpint (sa_json_get_int (root, "tiny", -1), ==, -1);
+    g_assert_cmpint (sa_json_get_int (root, "two63", -1), ==, -1);
+    g_assert_cmpint (sa_json_get_int (root, "max", -1), ==, G_GINT64_CONSTANT (9223372036854774784));
+    g_assert_cmpint (sa_json_get_int (root, "min", -1), ==, G_MININT64);
+    g_assert_cmpint (sa_json_get_int (root, "frac", 0), ==, -2);
+    sa_json_free (root);
+  }
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       root = sa_json_parse (bad[i], strlen (bad[i]), err, sizeof err);
