@@ -31,6 +31,16 @@ shoal_archive_writer_free (ShoalArchiveWriter *a)
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalArchiveWriter, shoal_archive_writer_free)
+
+typedef struct archive ShoalArchiveReader;
+
+static void
+shoal_archive_reader_free (ShoalArchiveReader *r)
+{
+  archive_read_free (r);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalArchiveReader, shoal_archive_reader_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalArchiveEntry, archive_entry_free)
 
 gboolean
@@ -106,7 +116,7 @@ shoal_agent_initramfs_cache_key (const gchar           *agent_binary_sha256,
                                  GPtrArray             *modules,
                                  ShoalAgentCompression  compression)
 {
-  g_autoptr(GString) in = g_string_new ("shoal-agent-base-v1\n");
+  g_autoptr(GString) in = g_string_new ("shoal-agent-base-v2\n");
 
   g_string_append_printf (in, "agent %s\nkernel %s\ncompression %d\nmodules",
                           agent_binary_sha256, release, compression);
@@ -208,6 +218,114 @@ close_writer (ShoalArchiveWriter *a, const gchar *path, GError **error)
   return TRUE;
 }
 
+/* The largest module decompressed (the biggest in Debian's kernels are a
+ * few MiB) */
+#define MAX_MODULE_SIZE (256u << 20)
+
+static const gchar *const module_compressions[] = { ".ko.xz", ".ko.zst", ".ko.gz" };
+static const int module_filters[] = { ARCHIVE_FILTER_XZ, ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_GZIP };
+
+/* A compressed module's path with the ".ko" it decompresses to; NULL for
+ * an uncompressed one */
+static gchar *
+decompressed_name (const gchar *rel)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (module_compressions); i++)
+    {
+      if (g_str_has_suffix (rel, module_compressions[i]))
+        return g_strndup (rel, strlen (rel) - strlen (module_compressions[i]) + 3);
+    }
+  return NULL;
+}
+
+/* The name a module has in the initramfs: compressed ones are stored
+ * decompressed */
+static gchar *
+module_name (const gchar *rel)
+{
+  gchar *plain = decompressed_name (rel);
+
+  return plain != NULL ? plain : g_strdup (rel);
+}
+
+/* Decompresses @src (xz, zstd or gzip, as its name says, read with
+ * libarchive's raw format) */
+static GBytes *
+decompress_module (const gchar *src, GError **error)
+{
+  int filter = ARCHIVE_FILTER_NONE;
+  g_autoptr(ShoalArchiveReader) r = archive_read_new ();
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  struct archive_entry *e = NULL;
+  guint8 buf[65536];
+  la_ssize_t n;
+
+  for (guint i = 0; i < G_N_ELEMENTS (module_compressions); i++)
+    {
+      if (g_str_has_suffix (src, module_compressions[i]))
+        filter = module_filters[i];
+    }
+  archive_read_support_filter_all (r);
+  archive_read_support_format_raw (r);
+  if (archive_read_open_filename (r, src, sizeof buf) != ARCHIVE_OK || archive_read_next_header (r, &e) != ARCHIVE_OK)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "decompressing %s: %s", src, archive_error_string (r));
+      return NULL;
+    }
+  /* the raw format reads anything: what is not in the compression the
+   * name says would be copied as it is */
+  if (archive_filter_code (r, 0) != filter)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "decompressing %s: not in the compression its name says",
+                   src);
+      return NULL;
+    }
+  while ((n = archive_read_data (r, buf, sizeof buf)) > 0)
+    {
+      if (out->len + (gsize) n > MAX_MODULE_SIZE)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "decompressing %s: more than %u MiB",
+                       src, MAX_MODULE_SIZE >> 20);
+          return NULL;
+        }
+      g_byte_array_append (out, buf, (guint) n);
+    }
+  if (n < 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "decompressing %s: %s", src, archive_error_string (r));
+      return NULL;
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&out));
+}
+
+/* Adds the module @rel of @index as @dst, decompressed if it is not
+ * a plain .ko: finit_module takes a compressed module only from kernel
+ * 5.17 on and only with CONFIG_MODULE_DECOMPRESS, and the agent has no
+ * xz decoder, so the initramfs holds the modules as any kernel loads them */
+static gboolean
+add_module (ShoalArchiveWriter *a, GHashTable *seen, ShoalModIndex *index, const gchar *rel, GError **error)
+{
+  g_autofree gchar *src = g_build_filename (shoal_mod_index_get_dir (index), rel, NULL);
+  g_autofree gchar *plain = decompressed_name (rel);
+  g_autofree gchar *dst = NULL;
+  g_autoptr(GBytes) data = NULL;
+
+  if (plain == NULL)
+    {
+      dst = g_build_filename ("lib/modules", shoal_mod_index_get_release (index), rel, NULL);
+      return add_file (a, seen, dst, src, 0644, error);
+    }
+  dst = g_build_filename ("lib/modules", shoal_mod_index_get_release (index), plain, NULL);
+  data = decompress_module (src, error);
+  if (data == NULL)
+    {
+      g_prefix_error (error, "adding %s to the initramfs: ", dst);
+      return FALSE;
+    }
+  return add_dirs (a, seen, dst, error)
+         && add_entry (a, dst, AE_IFREG, 0644, g_bytes_get_data (data, NULL), g_bytes_get_size (data), error);
+}
+
 /* modules.dep for exactly @modules, paths as the kernel's, deps restricted to them */
 static gchar *
 subset_modules_dep (ShoalModIndex *index, GPtrArray *modules, GError **error)
@@ -224,10 +342,16 @@ subset_modules_dep (ShoalModIndex *index, GPtrArray *modules, GError **error)
       order = shoal_mod_index_resolve (index, one, error);
       if (order == NULL)
         return NULL;
-      g_string_append_printf (dep, "%s:", shoal_mod_index_get_path (index, name));
+      g_autofree gchar *path = module_name (shoal_mod_index_get_path (index, name));
+
+      g_string_append_printf (dep, "%s:", path);
       /* modules.dep lists the dependencies last-loaded first */
       for (guint j = order->len - 1; j > 0; j--)
-        g_string_append_printf (dep, " %s", shoal_mod_index_get_path (index, g_ptr_array_index (order, j - 1)));
+        {
+          g_autofree gchar *dep_path = module_name (shoal_mod_index_get_path (index, g_ptr_array_index (order, j - 1)));
+
+          g_string_append_printf (dep, " %s", dep_path);
+        }
       g_string_append_c (dep, '\n');
     }
   return g_string_free (g_steal_pointer (&dep), FALSE);
@@ -262,14 +386,10 @@ shoal_agent_initramfs_write_base (const gchar           *path,
   for (guint i = 0; i < modules->len; i++)
     {
       const gchar *rel = shoal_mod_index_get_path (index, g_ptr_array_index (modules, i));
-      g_autofree gchar *src = NULL;
-      g_autofree gchar *dst = NULL;
 
       if (rel == NULL)
         continue; /* built in */
-      src = g_build_filename (shoal_mod_index_get_dir (index), rel, NULL);
-      dst = g_build_filename (moddir, rel, NULL);
-      if (!add_file (a, seen, dst, src, 0644, error))
+      if (!add_module (a, seen, index, rel, error))
         return FALSE;
     }
   if (!add_data (a, seen, dep_name, dep, 0644, error))

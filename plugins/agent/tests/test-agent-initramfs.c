@@ -228,6 +228,76 @@ test_unpack_concatenated (Fixture *f, gconstpointer data)
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
 }
 
+/* Compressed modules are stored decompressed, under their .ko name, and
+ * modules.dep names them so: finit_module refuses a compressed module
+ * unless the kernel is 5.17 or later and built to decompress it */
+static void
+test_compressed_modules (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *rel = g_build_filename (f->tmp, "lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *agent = g_build_filename (f->tmp, "shoal-agent", NULL);
+  g_autofree gchar *base = g_build_filename (f->tmp, "base.cpio.zst", NULL);
+  g_autofree gchar *dest = g_build_filename (f->tmp, "root", NULL);
+  g_autofree gchar *cmd = g_strdup_printf ("sh -c 'cd %s/kernel && xz drivers/net/nic-drv.ko && zstd -q --rm lib/helper.ko"
+                                           " && gzip lib/base.ko'", rel);
+  const gchar *files[][2] = { { "kernel/drivers/net/nic-drv.ko", "NIC" }, { "kernel/lib/helper.ko", "HELPER" },
+                              { "kernel/lib/base.ko", "BASE" } };
+  g_autoptr(ShoalModIndex) index = NULL;
+  g_autoptr(GPtrArray) mods = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *b = NULL, *dep = NULL;
+  gsize blen = 0;
+  gint status = 0;
+  char err[256];
+  SaBuf cpio;
+
+  if (!have_tools ())
+    return;
+  write_file (f->tmp, "shoal-agent", "AGENT");
+  write_file (rel, "modules.alias", "alias pci:v00001111d*sv*sd*bc*sc*i* nic_drv\n");
+  write_file (rel, "modules.dep",
+              "kernel/drivers/net/nic-drv.ko.xz: kernel/lib/helper.ko.zst kernel/lib/base.ko.gz\n"
+              "kernel/lib/helper.ko.zst: kernel/lib/base.ko.gz\n"
+              "kernel/lib/base.ko.gz:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    write_file (rel, files[i][0], files[i][1]);
+  g_assert_true (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  index = shoal_mod_index_new (rel, &error);
+  g_assert_no_error (error);
+  mods = resolve (index, "nic_drv", NULL);
+  g_assert_cmpuint (mods->len, ==, 3);
+  g_assert_true (shoal_agent_initramfs_write_base (base, agent, index, mods, SHOAL_AGENT_COMPRESSION_ZSTD, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (g_file_get_contents (base, &b, &blen, NULL));
+  sa_buf_init (&cpio);
+  g_assert_true (sa_decompress (b, blen, 1 << 26, &cpio, err, sizeof err));
+  g_assert_cmpint (sa_newc_extract (cpio.data, cpio.len, dest, err, sizeof err), >, 3);
+  sa_buf_clear (&cpio);
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree gchar *path = g_build_filename (dest, "lib/modules/9.9.9-test", files[i][0], NULL);
+      g_autofree gchar *text = NULL;
+
+      g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+      g_assert_cmpstr (text, ==, files[i][1]);
+    }
+  dep = g_build_filename (dest, "lib/modules/9.9.9-test/modules.dep", NULL);
+  g_free (b);
+  g_assert_true (g_file_get_contents (dep, &b, NULL, NULL));
+  g_assert_cmpstr (b, ==,
+                   "kernel/lib/base.ko:\n"
+                   "kernel/lib/helper.ko: kernel/lib/base.ko\n"
+                   "kernel/drivers/net/nic-drv.ko: kernel/lib/helper.ko kernel/lib/base.ko\n");
+
+  /* a module that does not decompress fails the generation */
+  write_file (rel, "kernel/lib/base.ko.gz", "not gzip");
+  g_assert_false (shoal_agent_initramfs_write_base (base, agent, index, mods, SHOAL_AGENT_COMPRESSION_ZSTD, &error));
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "base.ko"));
+}
+
 static void
 test_cache_key (Fixture *f, gconstpointer data)
 {
@@ -349,6 +419,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/initramfs/fake-kernel", Fixture, NULL, fixture_set_up, test_fake_kernel, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/unpack-concatenated", Fixture, NULL, fixture_set_up, test_unpack_concatenated, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/initramfs/compressed-modules", Fixture, NULL, fixture_set_up, test_compressed_modules, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-key", Fixture, NULL, fixture_set_up, test_cache_key, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-reuse", Fixture, NULL, fixture_set_up, test_cache_reuse, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/real-kernel", Fixture, NULL, fixture_set_up, test_real_kernel, fixture_tear_down);
