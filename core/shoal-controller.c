@@ -1128,6 +1128,9 @@ commit_cb (GObject      *source,
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called once everything so far is durable
  * @user_data: (closure callback): data for @callback
+ *
+ * Fails at once if the store cannot write now; the changes are kept in
+ * memory and the store tries them again until they are written.
  */
 void
 shoal_controller_commit_async (ShoalController     *self,
@@ -1138,7 +1141,9 @@ shoal_controller_commit_async (ShoalController     *self,
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, shoal_controller_commit_async);
-  shoal_store_flush_async (self->store, cancellable, commit_cb, task);
+  /* an answer now: a write that fails is kept and tried again */
+  shoal_store_flush_full_async (self->store, SHOAL_STORE_FLUSH_FAIL_FAST, cancellable,
+                                commit_cb, task);
 }
 
 gboolean

@@ -37,6 +37,17 @@ typedef struct {
 void              shoal_store_device_free   (ShoalStoreDevice *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalStoreDevice, shoal_store_device_free)
 
+/**
+ * ShoalStoreFlushFlags:
+ * @SHOAL_STORE_FLUSH_NONE: wait while failed writes are tried again
+ * @SHOAL_STORE_FLUSH_FAIL_FAST: fail at once if the writes before cannot
+ *   be committed now (they are still kept and tried again)
+ */
+typedef enum {
+  SHOAL_STORE_FLUSH_NONE      = 0,
+  SHOAL_STORE_FLUSH_FAIL_FAST = 1 << 0,
+} ShoalStoreFlushFlags;
+
 typedef void (*ShoalStoreCommittedFunc) (GPtrArray *entries,
                                          gpointer   user_data);
 
@@ -60,6 +71,11 @@ void        shoal_store_kv_set            (ShoalStore              *self,
                                            const gchar             *ns,
                                            const gchar             *key,
                                            const gchar             *value);
+void        shoal_store_flush_full_async  (ShoalStore              *self,
+                                           ShoalStoreFlushFlags     flags,
+                                           GCancellable            *cancellable,
+                                           GAsyncReadyCallback      callback,
+                                           gpointer                 user_data);
 void        shoal_store_flush_async       (ShoalStore              *self,
                                            GCancellable            *cancellable,
                                            GAsyncReadyCallback      callback,
@@ -70,6 +86,10 @@ gboolean    shoal_store_flush_finish      (ShoalStore              *self,
 gboolean    shoal_store_flush             (ShoalStore              *self,
                                            GError                 **error);
 guint64     shoal_store_get_commits       (ShoalStore              *self);
+gboolean    shoal_store_get_health        (ShoalStore              *self,
+                                           guint64                 *out_errors,
+                                           guint                   *out_pending,
+                                           gchar                  **out_last_error);
 GPtrArray  *shoal_store_load_devices      (ShoalStore              *self,
                                            GError                 **error);
 GHashTable *shoal_store_load_journal_seqs (ShoalStore              *self,

@@ -19,7 +19,21 @@
  * before it is durable: the controller acknowledges a transition only
  * then. Reads use their own connection (WAL readers never block the
  * writer).
+ *
+ * A batch that fails (disk full, an I/O error, the file-size limit) is
+ * rolled back and kept: its writes are tried again, before anything
+ * queued after them, first at once when a flush asks and otherwise after
+ * a delay that doubles up to RETRY_MAX_MS, so a disk that gets space back
+ * recovers without a restart. A flush that waits for durability
+ * (shoal_store_flush_async()) completes once the retry lands; one that
+ * must answer now (SHOAL_STORE_FLUSH_FAIL_FAST) fails with the error. Only
+ * a damaged database (SQLITE_CORRUPT, SQLITE_NOTADB) stops the writer for
+ * good; a write the database refuses as such (a constraint) is dropped
+ * and the flushes of its batch fail.
  */
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS   5000
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
 
@@ -41,6 +55,8 @@ typedef struct {
   gchar             *key;
   gchar             *value;
   GTask             *task;
+  gboolean           fail_fast;   /* OP_FLUSH: fail rather than wait for a retry */
+  guint64            seq;         /* order of queueing */
 } Op;
 
 struct _ShoalStore
@@ -61,6 +77,20 @@ struct _ShoalStore
   GMutex                   group_lock;  /* a group of ops is committed together */
   GHashTable              *pending_rows; /* id -> queued OP_PUT_DEVICE, under mutex */
   guint                    group_depth; /* owner thread only */
+
+  /* health, under mutex */
+  guint64                  failed_batches;
+  gchar                   *last_error;
+  gboolean                 failing;     /* the last batch failed */
+  guint                    retry_ops;   /* writes waiting for a retry */
+  guint64                  pushed;      /* ops queued so far */
+
+  /* writer thread only */
+  GPtrArray               *retry;       /* ops of failed batches, in order */
+  guint                    retry_ms;
+  gint64                   retry_at;    /* monotonic µs */
+  guint64                  refused_seq; /* a write the database refused... */
+  GError                  *refused;     /* ...and why: the next flushes behind it fail */
 };
 
 G_DEFINE_FINAL_TYPE (ShoalStore, shoal_store, G_TYPE_OBJECT)
@@ -174,6 +204,9 @@ shoal_store_finalize (GObject *object)
   g_clear_pointer (&self->pending_rows, g_hash_table_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_error (&self->fatal);
+  g_clear_pointer (&self->retry, g_ptr_array_unref);
+  g_clear_error (&self->refused);
+  g_free (self->last_error);
   g_mutex_clear (&self->mutex);
   g_mutex_clear (&self->group_lock);
   G_OBJECT_CLASS (shoal_store_parent_class)->finalize (object);
@@ -192,6 +225,7 @@ shoal_store_init (ShoalStore *self)
   g_mutex_init (&self->group_lock);
   self->pending_rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
+  self->retry = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -376,16 +410,44 @@ committed_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+typedef enum {
+  BATCH_OK,
+  BATCH_RETRY,    /* a passing failure (space, I/O, a lock): keep the writes */
+  BATCH_DROP,     /* the database refuses one write: drop it */
+  BATCH_FATAL,    /* the database is damaged */
+} BatchResult;
+
+static BatchResult
+classify_failure (gint rc)
+{
+  switch (rc & 0xff)
+    {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return BATCH_FATAL;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+      return BATCH_DROP;
+    default:
+      return BATCH_RETRY;
+    }
+}
+
 static void
-writer_fail (ShoalStore   *self,
-             const GError *error)
+set_fatal (ShoalStore   *self,
+           const GError *error)
 {
   /* logged before it is published: a flush that sees the failure returns
    * at once, and its caller may look for the warning */
-  g_warning ("store: %s", error->message);
+  g_warning ("store: the database cannot be written any more: %s", error->message);
   g_mutex_lock (&self->mutex);
   if (self->fatal == NULL)
     self->fatal = g_error_copy (error);
+  g_free (self->last_error);
+  self->last_error = g_strdup (error->message);
+  self->failing = TRUE;
   g_mutex_unlock (&self->mutex);
 }
 
@@ -402,61 +464,127 @@ row_taken (ShoalStore *self,
   g_mutex_unlock (&self->mutex);
 }
 
-/* Applies one batch in one transaction; returns FALSE on OP_QUIT */
+/* Moves @first and everything queued behind it to the end of self->retry,
+ * never half of a group (see shoal_store_begin_group()). Returns whether
+ * OP_QUIT came; *urgent says whether something must be answered now. */
 static gboolean
-writer_batch (ShoalStore *self,
-              Statements *st,
-              Op         *first)
+drain_queue (ShoalStore *self,
+             Op         *first,
+             gboolean   *urgent)
 {
-  g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
-  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_journal_entry_unref);
-  g_autoptr(GError) error = NULL;
-  gboolean quit = FALSE;
   Op *op = first;
 
-  /* Drain everything queued, never half of a group (see shoal_store_begin_group()) */
   g_mutex_lock (&self->group_lock);
   while (op != NULL)
     {
       row_taken (self, op);
-      g_ptr_array_add (ops, op);
+      g_ptr_array_add (self->retry, op);
       if (op->kind == OP_QUIT)
         {
-          quit = TRUE;
-          break;
+          *urgent = TRUE;
+          g_mutex_unlock (&self->group_lock);
+          return TRUE;
         }
+      if (op->kind == OP_FLUSH && op->fail_fast)
+        *urgent = TRUE;
       op = g_async_queue_try_pop (self->queue);
     }
   g_mutex_unlock (&self->group_lock);
+  return FALSE;
+}
 
-  /* once a batch failed, nothing after it is claimed durable: a flush
-   * queued behind the failed write must fail too, even when the failure
-   * happened in an earlier batch than the flush's */
+/* Applies self->retry in one transaction; *failed_at is the index of the
+ * write that failed, or -1 */
+static BatchResult
+apply_batch (ShoalStore  *self,
+             Statements  *st,
+             gint        *failed_at,
+             GError     **error)
+{
+  gint rc;
+
+  *failed_at = -1;
+  if (!exec_sql (self->writer, "BEGIN IMMEDIATE", error))
+    return classify_failure (sqlite3_extended_errcode (self->writer));
+  for (guint i = 0; i < self->retry->len; i++)
+    {
+      if (apply_op (self->writer, st, g_ptr_array_index (self->retry, i), error))
+        continue;
+      rc = sqlite3_extended_errcode (self->writer);
+      *failed_at = (gint) i;
+      exec_sql (self->writer, "ROLLBACK", NULL);
+      return classify_failure (rc);
+    }
+  if (exec_sql (self->writer, "COMMIT", error))
+    return BATCH_OK;
+  rc = sqlite3_extended_errcode (self->writer);
+  /* a failed COMMIT may leave the transaction open */
+  if (!sqlite3_get_autocommit (self->writer))
+    exec_sql (self->writer, "ROLLBACK", NULL);
+  return classify_failure (rc);
+}
+
+/* Answers the flushes of self->retry from @from on with @error (all of
+ * them, or only those that do not wait for a retry) and removes them */
+static void
+fail_flushes (ShoalStore   *self,
+              guint         from,
+              gboolean      only_fail_fast,
+              const GError *error)
+{
+  for (guint i = from; i < self->retry->len;)
+    {
+      Op *op = g_ptr_array_index (self->retry, i);
+
+      if (op->task == NULL || (only_fail_fast && !op->fail_fast))
+        {
+          i++;
+          continue;
+        }
+      g_task_return_error (op->task, g_error_copy (error));
+      g_ptr_array_remove_index (self->retry, i);
+    }
+}
+
+/* The writes (not the flushes) in self->retry */
+static guint
+count_writes (ShoalStore *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->retry->len; i++)
+    if (((Op *) g_ptr_array_index (self->retry, i))->kind < OP_FLUSH)
+      n++;
+  return n;
+}
+
+static void
+batch_committed (ShoalStore *self)
+{
+  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_journal_entry_unref);
+  g_autoptr(GPtrArray) ops = g_steal_pointer (&self->retry);
+  gboolean recovered;
+  gboolean reported = FALSE;
+
+  self->retry = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
+  self->retry_ms = 0;
+  g_atomic_int_inc (&self->commits);
   g_mutex_lock (&self->mutex);
-  if (self->fatal != NULL)
-    error = g_error_copy (self->fatal);
+  recovered = self->failing;
+  self->failing = FALSE;
+  self->retry_ops = 0;
   g_mutex_unlock (&self->mutex);
-  if (error == NULL && !exec_sql (self->writer, "BEGIN IMMEDIATE", &error))
-    writer_fail (self, error);
-  for (guint i = 0; error == NULL && i < ops->len; i++)
+  if (recovered)
+    g_message ("store: writing works again; the writes that had failed are committed");
+
+  for (guint i = 0; i < ops->len; i++)
     {
       Op *o = g_ptr_array_index (ops, i);
 
-      if (!apply_op (self->writer, st, o, &error))
-        {
-          writer_fail (self, error);
-          exec_sql (self->writer, "ROLLBACK", NULL);
-          break;
-        }
       if (o->kind == OP_JOURNAL)
         g_ptr_array_add (entries, shoal_journal_entry_ref (o->entry));
     }
-  if (error == NULL && !exec_sql (self->writer, "COMMIT", &error))
-    writer_fail (self, error);
-  if (error == NULL)
-    g_atomic_int_inc (&self->commits);
-
-  if (error == NULL && entries->len > 0)
+  if (entries->len > 0)
     {
       CommittedInvoke *invoke = g_new0 (CommittedInvoke, 1);
 
@@ -470,12 +598,147 @@ writer_batch (ShoalStore *self,
 
       if (o->task == NULL)
         continue;
-      if (error != NULL)
-        g_task_return_error (o->task, g_error_copy (error));
+      if (self->refused != NULL && o->seq > self->refused_seq)
+        {
+          g_task_return_error (o->task, g_error_copy (self->refused));
+          reported = TRUE;
+        }
       else
         g_task_return_boolean (o->task, TRUE);
     }
-  return !quit;
+  /* a refused write is reported once, to the flushes of one batch */
+  if (reported)
+    g_clear_error (&self->refused);
+}
+
+/* A passing failure: the writes stay in self->retry for the next try */
+static void
+batch_failed (ShoalStore   *self,
+              const GError *error)
+{
+  g_autoptr(GError) not_durable = NULL;
+  gboolean first;
+  guint n_writes = count_writes (self);
+
+  g_mutex_lock (&self->mutex);
+  first = !self->failing;
+  self->failing = TRUE;
+  self->failed_batches++;
+  self->retry_ops = n_writes;
+  g_free (self->last_error);
+  self->last_error = g_strdup (error->message);
+  g_mutex_unlock (&self->mutex);
+  /* once per outage, not once per try */
+  if (first)
+    g_warning ("store: writing failed, the writes are kept and tried again until "
+               "they succeed: %s", error->message);
+
+  self->retry_ms = self->retry_ms == 0 ? RETRY_FIRST_MS : MIN (self->retry_ms * 2, RETRY_MAX_MS);
+  self->retry_at = g_get_monotonic_time () + (gint64) self->retry_ms * 1000;
+  not_durable = g_error_new (SHOAL_ERROR, SHOAL_ERROR_STORE,
+                             _("the store cannot write (%s); the change is kept and "
+                               "written once the store can write again"), error->message);
+  fail_flushes (self, 0, TRUE, not_durable);
+}
+
+/* The database refuses the write at @index: it is dropped, and the next
+ * flushes queued behind it fail */
+static void
+batch_refused (ShoalStore   *self,
+               guint         index,
+               const GError *error)
+{
+  g_warning ("store: a write is dropped: %s", error->message);
+  g_mutex_lock (&self->mutex);
+  self->failed_batches++;
+  g_free (self->last_error);
+  self->last_error = g_strdup (error->message);
+  g_mutex_unlock (&self->mutex);
+  /* the flushes behind it would claim it durable: those of this batch
+   * fail now, those still queued when they come through */
+  g_clear_error (&self->refused);
+  self->refused = g_error_copy (error);
+  self->refused_seq = ((Op *) g_ptr_array_index (self->retry, index))->seq;
+  g_ptr_array_remove_index (self->retry, index);
+  fail_flushes (self, index, FALSE, error);
+}
+
+/* Tries self->retry until it is committed or fails for a reason that
+ * another immediate try would not change */
+static void
+writer_try (ShoalStore *self,
+            Statements *st)
+{
+  while (self->retry->len > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gint failed_at = -1;
+      BatchResult result;
+
+      g_mutex_lock (&self->mutex);
+      if (self->fatal != NULL)
+        error = g_error_copy (self->fatal);
+      g_mutex_unlock (&self->mutex);
+      if (error != NULL)
+        {
+          /* nothing is written any more: answer every flush */
+          fail_flushes (self, 0, FALSE, error);
+          g_ptr_array_set_size (self->retry, 0);
+          return;
+        }
+      result = apply_batch (self, st, &failed_at, &error);
+      switch (result)
+        {
+        case BATCH_OK:
+          batch_committed (self);
+          return;
+        case BATCH_RETRY:
+          batch_failed (self, error);
+          return;
+        case BATCH_DROP:
+          if (failed_at < 0)
+            {
+              /* no write to blame (BEGIN or COMMIT): try again later */
+              batch_failed (self, error);
+              return;
+            }
+          batch_refused (self, (guint) failed_at, error);
+          break;
+        case BATCH_FATAL:
+        default:
+          set_fatal (self, error);
+          break;
+        }
+    }
+}
+
+/* The next op, or NULL once a retry is due */
+static Op *
+writer_pop (ShoalStore *self)
+{
+  gint64 wait;
+
+  if (self->retry_ms == 0)
+    return g_async_queue_pop (self->queue);
+  wait = self->retry_at - g_get_monotonic_time ();
+  if (wait <= 0)
+    return g_async_queue_try_pop (self->queue);
+  return g_async_queue_timeout_pop (self->queue, (guint64) wait);
+}
+
+/* Closing while writes still fail: they are lost, their flushes fail */
+static void
+writer_give_up (ShoalStore *self)
+{
+  g_autoptr(GError) error = NULL;
+  guint n_writes = count_writes (self);
+
+  if (n_writes > 0)
+    g_warning ("store: closed with %u writes that could not be committed", n_writes);
+  error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_STORE,
+                       _("the store closed before the change could be written"));
+  fail_flushes (self, 0, FALSE, error);
+  g_ptr_array_set_size (self->retry, 0);
 }
 
 static gpointer
@@ -484,16 +747,24 @@ writer_thread (gpointer user_data)
   ShoalStore *self = user_data;
   Statements st = { 0 };
   g_autoptr(GError) error = NULL;
+  gboolean quit = FALSE;
 
   if (!statements_prepare (&st, self->writer, &error))
-    writer_fail (self, error);
-  while (TRUE)
+    set_fatal (self, error);
+  while (!quit)
     {
-      Op *op = g_async_queue_pop (self->queue);
+      Op *op = writer_pop (self);
+      gboolean urgent = FALSE;
 
-      if (!writer_batch (self, &st, op))
-        break;
+      if (op != NULL)
+        quit = drain_queue (self, op, &urgent);
+      /* while writes fail, try again when a flush must be answered or
+       * the delay is over; new writes wait behind the failed ones */
+      if (self->retry_ms != 0 && !urgent && g_get_monotonic_time () < self->retry_at)
+        continue;
+      writer_try (self, &st);
     }
+  writer_give_up (self);
   statements_clear (&st);
   return NULL;
 }
@@ -602,7 +873,10 @@ push_op (ShoalStore *self,
       op_free (op);
       return;
     }
+  g_mutex_lock (&self->mutex);
+  op->seq = ++self->pushed;
   g_async_queue_push (self->queue, op);
+  g_mutex_unlock (&self->mutex);
 }
 
 /**
@@ -680,17 +954,25 @@ shoal_store_kv_set (ShoalStore  *self,
 }
 
 /**
- * shoal_store_flush_async:
+ * shoal_store_flush_full_async:
  * @self: a store
+ * @flags: #SHOAL_STORE_FLUSH_FAIL_FAST to fail at once when the writes
+ *   queued before cannot be committed now
  * @cancellable: (nullable): a #GCancellable
  * @callback: called once everything queued before is durable
  * @user_data: data for @callback
+ *
+ * Without #SHOAL_STORE_FLUSH_FAIL_FAST the flush waits while failed
+ * writes are tried again, and fails only if the database is damaged or
+ * the store closes first. With it, a failed write fails the flush; the
+ * write is still kept and tried again.
  */
 void
-shoal_store_flush_async (ShoalStore          *self,
-                         GCancellable        *cancellable,
-                         GAsyncReadyCallback  callback,
-                         gpointer             user_data)
+shoal_store_flush_full_async (ShoalStore           *self,
+                              ShoalStoreFlushFlags  flags,
+                              GCancellable         *cancellable,
+                              GAsyncReadyCallback   callback,
+                              gpointer              user_data)
 {
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
   Op *op;
@@ -711,8 +993,28 @@ shoal_store_flush_async (ShoalStore          *self,
     }
   op = g_new0 (Op, 1);
   op->kind = OP_FLUSH;
+  op->fail_fast = (flags & SHOAL_STORE_FLUSH_FAIL_FAST) != 0;
   op->task = g_steal_pointer (&task);
-  g_async_queue_push (self->queue, op);
+  push_op (self, op);
+}
+
+/**
+ * shoal_store_flush_async:
+ * @self: a store
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called once everything queued before is durable
+ * @user_data: data for @callback
+ *
+ * Waits while failed writes are tried again; see
+ * shoal_store_flush_full_async().
+ */
+void
+shoal_store_flush_async (ShoalStore          *self,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  shoal_store_flush_full_async (self, SHOAL_STORE_FLUSH_NONE, cancellable, callback, user_data);
 }
 
 gboolean
@@ -739,7 +1041,9 @@ flush_sync_cb (GObject      *source,
  * @self: a store
  * @error: return location for a #GError
  *
- * Blocks until everything queued is durable. For tests and shutdown.
+ * Blocks until everything queued is durable, or fails at once when it
+ * cannot be made durable now (#SHOAL_STORE_FLUSH_FAIL_FAST). For tests
+ * and shutdown.
  */
 gboolean
 shoal_store_flush (ShoalStore  *self,
@@ -750,7 +1054,7 @@ shoal_store_flush (ShoalStore  *self,
   gboolean ret;
 
   g_main_context_push_thread_default (context);
-  shoal_store_flush_async (self, NULL, flush_sync_cb, &result);
+  shoal_store_flush_full_async (self, SHOAL_STORE_FLUSH_FAIL_FAST, NULL, flush_sync_cb, &result);
   while (result == NULL)
     g_main_context_iteration (context, TRUE);
   ret = shoal_store_flush_finish (self, result, error);
@@ -762,6 +1066,38 @@ guint64
 shoal_store_get_commits (ShoalStore *self)
 {
   return (guint64) g_atomic_int_get (&self->commits);
+}
+
+/**
+ * shoal_store_get_health:
+ * @self: a store
+ * @out_errors: (out) (optional): batches that failed since the store opened
+ * @out_pending: (out) (optional): writes waiting to be tried again
+ * @out_last_error: (out) (optional) (transfer full): the last failure's
+ *   message, or %NULL if none
+ *
+ * Returns: whether the store writes: its last batch was committed and the
+ *   database is not damaged
+ */
+gboolean
+shoal_store_get_health (ShoalStore  *self,
+                        guint64     *out_errors,
+                        guint       *out_pending,
+                        gchar      **out_last_error)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (SHOAL_IS_STORE (self), FALSE);
+  g_mutex_lock (&self->mutex);
+  ok = !self->failing && self->fatal == NULL;
+  if (out_errors != NULL)
+    *out_errors = self->failed_batches;
+  if (out_pending != NULL)
+    *out_pending = self->retry_ops;
+  if (out_last_error != NULL)
+    *out_last_error = g_strdup (self->last_error);
+  g_mutex_unlock (&self->mutex);
+  return ok;
 }
 
 /* --- reads -------------------------------------------------------------- */

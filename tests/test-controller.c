@@ -4,6 +4,10 @@
  */
 #include "config.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include "shoal-controller-private.h"
 #include "shoal-test-util.h"
 
@@ -682,6 +686,41 @@ test_controller_group_cancel (Fixture       *fixture,
   g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_CANCELLED);
 }
 
+/* Pipelines wait while the store cannot write and go on once it can:
+ * the file-size limit stops the WAL from growing, as a full disk would */
+static void
+test_controller_store_outage (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autofree gchar *wal = g_build_filename (fixture->state_dir, "shoal.db-wal", NULL);
+  g_autoptr(GPtrArray) devices = NULL;
+  struct rlimit old_limit, limit;
+  struct stat st;
+
+  add_recipe (fixture, FAST_RECIPE ("fast", "10", "0"));
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  g_assert_cmpint (stat (wal, &st), ==, 0);
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  limit = old_limit;
+  limit.rlim_cur = (rlim_t) st.st_size;
+  signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
+  enroll_and_deploy (fixture, 3, "fast");
+  shoal_test_wait_until (never, NULL, 500);
+  g_test_assert_expected_messages ();
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 0);
+
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  signal (SIGXFSZ, SIG_DFL);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 30000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 3);
+  devices = shoal_controller_get_devices (fixture->controller);
+  for (guint i = 0; i < devices->len; i++)
+    assert_journal_complete (fixture, g_ptr_array_index (devices, i), 4);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -703,6 +742,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/reenrolled", test_controller_reenrolled);
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
+  ADD ("/shoal/controller/store-outage", test_controller_store_outage);
 #undef ADD
   return g_test_run ();
 }

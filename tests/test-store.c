@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include "shoal-store-private.h"
 #include "shoal-test-util.h"
 
@@ -99,6 +102,127 @@ test_store_duplicate_seq_fails (void)
   g_assert_false (shoal_store_flush (store, &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
   g_test_assert_expected_messages ();
+  g_clear_error (&error);
+  /* the refused write is dropped, the store goes on */
+  shoal_journal_entry_set_seq (entry, 2);
+  shoal_store_append_journal (store, entry);
+  g_assert_true (shoal_store_flush (store, &error));
+  g_assert_no_error (error);
+  shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+typedef struct {
+  gboolean  done;
+  gboolean  ok;
+  GError   *error;
+} FlushResult;
+
+static void
+flush_done_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  FlushResult *flush = user_data;
+
+  flush->ok = shoal_store_flush_finish (SHOAL_STORE (source), result, &flush->error);
+  flush->done = TRUE;
+}
+
+static gboolean
+flush_is_done (gpointer user_data)
+{
+  return ((FlushResult *) user_data)->done;
+}
+
+static gboolean
+never (gpointer user_data)
+{
+  return FALSE;
+}
+
+static void
+assert_device_ids (ShoalStore  *store,
+                   const gchar *expected)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = shoal_store_load_devices (store, &error);
+  g_autoptr(GString) ids = g_string_new (NULL);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < rows->len; i++)
+    g_string_append (ids, ((ShoalStoreDevice *) g_ptr_array_index (rows, i))->id);
+  g_assert_cmpstr (ids->str, ==, expected);
+}
+
+/* Writes that fail (here: past the file-size limit, as on a full disk)
+ * are kept and land once the store can write again, without a restart */
+static void
+test_store_write_failure_recovers (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalJournalEntry) entry = shoal_journal_entry_new ("b", 0, "t", "op", SHOAL_JOURNAL_RESULT_OK, "m");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) journal = NULL;
+  g_autofree gchar *last_error = NULL;
+  FlushResult waiting = { 0 };
+  ShoalStoreDevice *big = make_row ("b", 1);
+  struct rlimit old_limit, limit;
+  guint64 errors = 0;
+  guint pending = 0;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_store_put_device (store, make_row ("a", 1));
+  g_assert_true (shoal_store_flush (store, &error));
+
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  limit = old_limit;
+  limit.rlim_cur = 256 * 1024;
+  signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+
+  /* one warning for the outage, however many tries fail */
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
+  g_free (big->inventory);
+  big->inventory = g_strnfill (1024 * 1024, 'x');
+  shoal_store_put_device (store, big);
+  shoal_journal_entry_set_seq (entry, 1);
+  shoal_store_append_journal (store, entry);
+  shoal_store_flush_async (store, NULL, flush_done_cb, &waiting);
+  g_assert_false (shoal_store_flush (store, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "kept"));
+  g_clear_error (&error);
+  shoal_store_put_device (store, make_row ("c", 1));
+  g_assert_false (shoal_store_flush (store, &error));
+  g_clear_error (&error);
+  g_test_assert_expected_messages ();
+
+  g_assert_false (shoal_store_get_health (store, &errors, &pending, &last_error));
+  g_assert_cmpuint (errors, >=, 2);
+  g_assert_cmpuint (pending, ==, 3);
+  g_assert_nonnull (last_error);
+  /* nothing of the failed batches is half-written, the waiting flush waits */
+  assert_device_ids (store, "a");
+  shoal_test_wait_until (never, NULL, 300);
+  g_assert_false (waiting.done);
+
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  signal (SIGXFSZ, SIG_DFL);
+  g_assert_true (shoal_test_wait_until (flush_is_done, &waiting, 20000));
+  g_assert_no_error (waiting.error);
+  g_assert_true (waiting.ok);
+  shoal_store_put_device (store, make_row ("d", 1));
+  g_assert_true (shoal_store_flush (store, &error));
+  g_assert_no_error (error);
+  assert_device_ids (store, "abcd");
+  journal = shoal_store_get_journal (store, "b", 0, &error);
+  g_assert_cmpuint (journal->len, ==, 1);
+  g_clear_pointer (&last_error, g_free);
+  g_assert_true (shoal_store_get_health (store, NULL, &pending, NULL));
+  g_assert_cmpuint (pending, ==, 0);
   shoal_store_close (store);
   shoal_test_rm_rf (dir);
 }
@@ -121,5 +245,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/roundtrip", test_store_roundtrip);
   g_test_add_func ("/shoal/store/duplicate-seq-fails", test_store_duplicate_seq_fails);
   g_test_add_func ("/shoal/store/open-error", test_store_open_error);
+  g_test_add_func ("/shoal/store/write-failure-recovers", test_store_write_failure_recovers);
   return g_test_run ();
 }

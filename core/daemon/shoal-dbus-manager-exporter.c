@@ -12,6 +12,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-controller-private.h"
 #include "shoal-dbus-images.h"
 #include "shoal-dbus-manager-exporter.h"
 #include "shoal-dbus-util.h"
@@ -769,6 +770,24 @@ build_states (ShoalDBusManagerExporter *self)
   return g_variant_builder_end (&builder);
 }
 
+static void
+add_store_stats (ShoalDBusManagerExporter *self,
+                 GVariantBuilder          *builder)
+{
+  ShoalStore *store = shoal_controller_get_store (self->controller);
+  g_autofree gchar *last_error = NULL;
+  guint64 errors = 0;
+  guint pending = 0;
+  gboolean ok;
+
+  ok = shoal_store_get_health (store, &errors, &pending, &last_error);
+  g_variant_builder_add (builder, "{sv}", "store-ok", g_variant_new_boolean (ok));
+  g_variant_builder_add (builder, "{sv}", "store-errors", g_variant_new_uint64 (errors));
+  g_variant_builder_add (builder, "{sv}", "store-pending", g_variant_new_uint32 (pending));
+  g_variant_builder_add (builder, "{sv}", "store-last-error",
+                         g_variant_new_string (last_error != NULL ? last_error : ""));
+}
+
 static gboolean
 handle_get_stats (ShoalDBusManager      *skeleton,
                   GDBusMethodInvocation *invocation,
@@ -797,6 +816,7 @@ handle_get_stats (ShoalDBusManager      *skeleton,
                          g_variant_new_uint64 (shoal_dbus_fleet_get_n_journal_signals (self->fleet)));
   g_variant_builder_add (&builder, "{sv}", "denied-calls",
                          g_variant_new_uint64 (shoal_dbus_auth_get_n_denied (self->auth)));
+  add_store_stats (self, &builder);
   g_variant_builder_add (&builder, "{sv}", "uptime",
                          g_variant_new_uint64 ((g_get_monotonic_time () - self->started_us) / G_USEC_PER_SEC));
   shoal_dbus_manager_complete_get_stats (skeleton, invocation, g_variant_builder_end (&builder));

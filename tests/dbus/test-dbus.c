@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -12,15 +14,16 @@
 
 #define DEVICE_IFACE "org.shoal.Shoal1.Device"
 
+/* devices prefix1..prefixN, their MACs numbered from @first */
 static GVariant *
-make_devices (const gchar *prefix, guint n)
+make_devices_from (const gchar *prefix, guint first, guint n)
 {
   GVariantBuilder builder;
 
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
-  for (guint i = 1; i <= n; i++)
+  for (guint i = first; i < first + n; i++)
     {
-      g_autofree gchar *id = g_strdup_printf ("%s%u", prefix, i);
+      g_autofree gchar *id = g_strdup_printf ("%s%u", prefix, i - first + 1);
       g_autofree gchar *mac = g_strdup_printf ("52:54:%02x:%02x:%02x:%02x",
                                                (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
       const gchar *macs[] = { mac, NULL };
@@ -28,6 +31,12 @@ make_devices (const gchar *prefix, guint n)
       g_variant_builder_add (&builder, "(s^ass)", id, macs, "");
     }
   return g_variant_builder_end (&builder);
+}
+
+static GVariant *
+make_devices (const gchar *prefix, guint n)
+{
+  return make_devices_from (prefix, 1, n);
 }
 
 static gchar **
@@ -1077,6 +1086,82 @@ test_dbus_recipe_repo_resume (void)
   g_test_message ("finished");
 }
 
+static void
+set_daemon_fsize (ShoalTestDaemon *td, rlim_t limit)
+{
+  struct rlimit rl = { 0 };
+  pid_t pid = (pid_t) g_ascii_strtoll (g_subprocess_get_identifier (td->daemon), NULL, 10);
+
+  g_assert_cmpint (prlimit (pid, RLIMIT_FSIZE, NULL, &rl), ==, 0);
+  rl.rlim_cur = MIN (limit, rl.rlim_max);
+  g_assert_cmpint (prlimit (pid, RLIMIT_FSIZE, &rl, NULL), ==, 0);
+}
+
+static gboolean
+store_ok (ShoalTestDaemon *td, guint64 *errors, gchar **last_error)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) stats = NULL;
+  gboolean ok = FALSE;
+
+  shoal_dbus_manager_call_get_stats_sync (td->manager, &stats, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (stats, "store-ok", "b", &ok));
+  g_assert_true (g_variant_lookup (stats, "store-errors", "t", errors));
+  g_assert_true (g_variant_lookup (stats, "store-last-error", "s", last_error));
+  return ok;
+}
+
+/* A store that cannot write (the file-size limit, as a full disk) fails
+ * the calls with a clear error, keeps their changes and takes them and
+ * every later change once it can write again, without a restart */
+static void
+test_dbus_store_outage (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) count = NULL;
+  g_autofree gchar *wal = NULL;
+  g_autofree gchar *last_error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) again = NULL;
+  guint64 errors = 0;
+  GStatBuf st;
+
+  /* the daemon inherits the ignored signal: a write past the limit fails
+   * with EFBIG instead of killing it */
+  signal (SIGXFSZ, SIG_IGN);
+  shoal_test_daemon_start (td, FALSE);
+  signal (SIGXFSZ, SIG_DFL);
+  g_strfreev (enroll (td, "before-", 1));
+  wal = g_build_filename (td->tmpdir, "state", "shoal.db-wal", NULL);
+  g_assert_cmpint (g_stat (wal, &st), ==, 0);
+  set_daemon_fsize (td, (rlim_t) st.st_size);
+
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, make_devices_from ("during-", 100, 50),
+                                               &paths, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_test_message ("while the store fails: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "written once the store can write again"));
+  g_clear_error (&error);
+  g_assert_false (store_ok (td, &errors, &last_error));
+  g_assert_cmpuint (errors, >=, 1);
+  g_assert_cmpstr (last_error, !=, "");
+  g_clear_pointer (&last_error, g_free);
+
+  set_daemon_fsize (td, RLIM_INFINITY);
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, make_devices_from ("after-", 200, 1),
+                                               &again, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (store_ok (td, &errors, &last_error));
+
+  /* everything is durable: a crash keeps all 52 */
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 52);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1097,5 +1182,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
+  g_test_add_func ("/shoal/dbus/store-outage", test_dbus_store_outage);
   return g_test_run ();
 }
