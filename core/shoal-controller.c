@@ -1098,7 +1098,7 @@ shoal_controller_get_journal (ShoalController  *self,
 {
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
   g_return_val_if_fail (SHOAL_IS_DEVICE (device), NULL);
-  return shoal_store_get_journal (self->store, shoal_device_get_id (device), since_seq, error);
+  return shoal_store_get_journal (self->store, shoal_device_get_id (device), since_seq, 0, error);
 }
 
 guint64

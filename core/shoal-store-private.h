@@ -48,6 +48,9 @@ typedef enum {
   SHOAL_STORE_FLUSH_FAIL_FAST = 1 << 0,
 } ShoalStoreFlushFlags;
 
+/* Entries each device's journal keeps unless configured otherwise */
+#define SHOAL_STORE_JOURNAL_KEEP_DEFAULT 10000
+
 typedef void (*ShoalStoreCommittedFunc) (GPtrArray *entries,
                                          gpointer   user_data);
 
@@ -61,6 +64,8 @@ void        shoal_store_set_committed_func (ShoalStore             *self,
                                            gpointer                 user_data);
 void        shoal_store_begin_group       (ShoalStore              *self);
 void        shoal_store_end_group         (ShoalStore              *self);
+void        shoal_store_set_journal_keep  (ShoalStore              *self,
+                                           guint                    keep);
 void        shoal_store_put_device        (ShoalStore              *self,
                                            ShoalStoreDevice        *row);
 void        shoal_store_delete_device     (ShoalStore              *self,
@@ -97,6 +102,7 @@ GHashTable *shoal_store_load_journal_seqs (ShoalStore              *self,
 GPtrArray  *shoal_store_get_journal       (ShoalStore              *self,
                                            const gchar             *device_id,
                                            guint64                  since_seq,
+                                           guint                    max_entries,
                                            GError                 **error);
 GHashTable *shoal_store_load_kv           (ShoalStore              *self,
                                            GError                 **error);

@@ -35,6 +35,14 @@
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   5000
 
+/*
+ * Each device's journal keeps its newest journal_keep entries (0: all).
+ * Sequence numbers have no gaps, so a batch that appends entry n to a
+ * device deletes the device's entries up to n - journal_keep, in the same
+ * transaction; OP_PRUNE_JOURNALS trims every journal once (at open and
+ * when the limit changes).
+ */
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
 
 typedef enum {
@@ -42,6 +50,7 @@ typedef enum {
   OP_DELETE_DEVICE,
   OP_JOURNAL,
   OP_KV,
+  OP_PRUNE_JOURNALS,
   OP_FLUSH,
   OP_QUIT,
 } OpKind;
@@ -57,6 +66,7 @@ typedef struct {
   GTask             *task;
   gboolean           fail_fast;   /* OP_FLUSH: fail rather than wait for a retry */
   guint64            seq;         /* order of queueing */
+  guint              keep;        /* OP_PRUNE_JOURNALS */
 } Op;
 
 struct _ShoalStore
@@ -72,6 +82,7 @@ struct _ShoalStore
   ShoalStoreCommittedFunc  committed_func;
   gpointer                 committed_data;
   gint                     commits;     /* atomic */
+  guint                    journal_keep; /* atomic */
   GError                  *fatal;       /* set by the writer, under mutex */
   GMutex                   mutex;
   GMutex                   group_lock;  /* a group of ops is committed together */
@@ -226,6 +237,7 @@ shoal_store_init (ShoalStore *self)
   self->pending_rows = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
   self->retry = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
+  self->journal_keep = SHOAL_STORE_JOURNAL_KEEP_DEFAULT;
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -244,6 +256,8 @@ typedef struct {
   sqlite3_stmt *journal;
   sqlite3_stmt *kv_set;
   sqlite3_stmt *kv_delete;
+  sqlite3_stmt *prune_journal;
+  sqlite3_stmt *prune_journals;
 } Statements;
 
 static void
@@ -255,6 +269,8 @@ statements_clear (Statements *st)
   g_clear_pointer (&st->journal, sqlite3_finalize);
   g_clear_pointer (&st->kv_set, sqlite3_finalize);
   g_clear_pointer (&st->kv_delete, sqlite3_finalize);
+  g_clear_pointer (&st->prune_journal, sqlite3_finalize);
+  g_clear_pointer (&st->prune_journals, sqlite3_finalize);
 }
 
 static gboolean
@@ -283,7 +299,10 @@ statements_prepare (Statements  *st,
                   " message) VALUES (?,?,?,?,?,?,?)", &st->journal, error) &&
          prepare (db, "INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?,?,?)",
                   &st->kv_set, error) &&
-         prepare (db, "DELETE FROM kv WHERE ns = ? AND key = ?", &st->kv_delete, error);
+         prepare (db, "DELETE FROM kv WHERE ns = ? AND key = ?", &st->kv_delete, error) &&
+         prepare (db, "DELETE FROM journal WHERE device = ? AND seq <= ?", &st->prune_journal, error) &&
+         prepare (db, "DELETE FROM journal WHERE seq <= (SELECT MAX(j.seq) FROM journal AS j"
+                  " WHERE j.device = journal.device) - ?", &st->prune_journals, error);
 }
 
 static void
@@ -385,6 +404,11 @@ apply_op (sqlite3     *db,
           bind_text (stmt, 3, op->value);
         return step_statement (db, stmt, "saving a key", error);
       }
+    case OP_PRUNE_JOURNALS:
+      if (op->keep == 0)
+        return TRUE;
+      sqlite3_bind_int64 (st->prune_journals, 1, op->keep);
+      return step_statement (db, st->prune_journals, "trimming the journals", error);
     case OP_FLUSH:
     case OP_QUIT:
     default:
@@ -493,6 +517,51 @@ drain_queue (ShoalStore *self,
   return FALSE;
 }
 
+/* Deletes what the journal entries of self->retry push out of their
+ * devices' journals */
+static gboolean
+prune_journals (ShoalStore  *self,
+                Statements  *st,
+                GError     **error)
+{
+  g_autoptr(GHashTable) newest = NULL;
+  guint keep = g_atomic_int_get (&self->journal_keep);
+  GHashTableIter iter;
+  gpointer device, seq;
+
+  if (keep == 0)
+    return TRUE;
+  newest = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  for (guint i = 0; i < self->retry->len; i++)
+    {
+      Op *op = g_ptr_array_index (self->retry, i);
+      guint64 entry_seq;
+      guint64 *last;
+
+      if (op->kind != OP_JOURNAL)
+        continue;
+      entry_seq = shoal_journal_entry_get_seq (op->entry);
+      if (entry_seq <= keep)
+        continue;
+      last = g_hash_table_lookup (newest, shoal_journal_entry_get_device_id (op->entry));
+      if (last == NULL)
+        {
+          last = g_new0 (guint64, 1);
+          g_hash_table_insert (newest, (gpointer) shoal_journal_entry_get_device_id (op->entry), last);
+        }
+      *last = MAX (*last, entry_seq);
+    }
+  g_hash_table_iter_init (&iter, newest);
+  while (g_hash_table_iter_next (&iter, &device, &seq))
+    {
+      bind_text (st->prune_journal, 1, device);
+      sqlite3_bind_int64 (st->prune_journal, 2, (sqlite3_int64) (*(guint64 *) seq - keep));
+      if (!step_statement (self->writer, st->prune_journal, "trimming a journal", error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Applies self->retry in one transaction; *failed_at is the index of the
  * write that failed, or -1 */
 static BatchResult
@@ -512,6 +581,12 @@ apply_batch (ShoalStore  *self,
         continue;
       rc = sqlite3_extended_errcode (self->writer);
       *failed_at = (gint) i;
+      exec_sql (self->writer, "ROLLBACK", NULL);
+      return classify_failure (rc);
+    }
+  if (!prune_journals (self, st, error))
+    {
+      rc = sqlite3_extended_errcode (self->writer);
       exec_sql (self->writer, "ROLLBACK", NULL);
       return classify_failure (rc);
     }
@@ -771,6 +846,8 @@ writer_thread (gpointer user_data)
 
 /* --- public ------------------------------------------------------------- */
 
+static void push_prune_journals (ShoalStore *self);
+
 /**
  * shoal_store_open:
  * @self: a store
@@ -803,6 +880,7 @@ shoal_store_open (ShoalStore   *self,
     }
   self->path = g_strdup (path);
   self->thread = g_thread_new ("shoal-store", writer_thread, self);
+  push_prune_journals (self);
   return TRUE;
 }
 
@@ -877,6 +955,35 @@ push_op (ShoalStore *self,
   op->seq = ++self->pushed;
   g_async_queue_push (self->queue, op);
   g_mutex_unlock (&self->mutex);
+}
+
+static void
+push_prune_journals (ShoalStore *self)
+{
+  Op *op = g_new0 (Op, 1);
+
+  op->kind = OP_PRUNE_JOURNALS;
+  op->keep = g_atomic_int_get (&self->journal_keep);
+  push_op (self, op);
+}
+
+/**
+ * shoal_store_set_journal_keep:
+ * @self: a store
+ * @keep: how many entries each device's journal keeps, the newest; 0
+ *   keeps them all
+ *
+ * Trims every journal to @keep now (in the writer), and each device's
+ * whenever it gets a new entry. The default is
+ * %SHOAL_STORE_JOURNAL_KEEP_DEFAULT.
+ */
+void
+shoal_store_set_journal_keep (ShoalStore *self,
+                              guint       keep)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  g_atomic_int_set (&self->journal_keep, keep);
+  push_prune_journals (self);
 }
 
 /**
@@ -1183,11 +1290,17 @@ shoal_store_load_journal_seqs (ShoalStore  *self,
 
 /**
  * shoal_store_get_journal: (skip)
+ * @self: a store
+ * @device_id: a device's id
+ * @since_seq: only entries with a greater sequence number
+ * @max_entries: at most this many, the oldest first; 0 for all
+ * @error: return location for a #GError
  */
 GPtrArray *
 shoal_store_get_journal (ShoalStore   *self,
                          const gchar  *device_id,
                          guint64       since_seq,
+                         guint         max_entries,
                          GError      **error)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
@@ -1195,10 +1308,11 @@ shoal_store_get_journal (ShoalStore   *self,
   gint rc;
 
   if (!prepare (self->reader, "SELECT seq, time, source, operation, result, message"
-                " FROM journal WHERE device = ? AND seq > ? ORDER BY seq", &stmt, error))
+                " FROM journal WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?", &stmt, error))
     return NULL;
   bind_text (stmt, 1, device_id);
   sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) since_seq);
+  sqlite3_bind_int64 (stmt, 3, max_entries > 0 ? (sqlite3_int64) max_entries : -1);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
       ShoalJournalEntry *entry =

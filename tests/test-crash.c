@@ -152,7 +152,7 @@ assert_journals (Fixture *fixture)
   for (guint i = 0; i < rows->len; i++)
     {
       ShoalStoreDevice *row = g_ptr_array_index (rows, i);
-      g_autoptr(GPtrArray) entries = shoal_store_get_journal (store, row->id, 0, &error);
+      g_autoptr(GPtrArray) entries = shoal_store_get_journal (store, row->id, 0, 0, &error);
       guint finished[G_N_ELEMENTS (step_ids)] = { 0 };
 
       g_assert_no_error (error);

@@ -73,7 +73,7 @@ test_store_roundtrip (void)
   g_assert_cmpstr (row->inventory, ==, "{\"cpu\": 4}");
   seqs = shoal_store_load_journal_seqs (again, &error);
   g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 100);
-  journal = shoal_store_get_journal (again, "a", 90, &error);
+  journal = shoal_store_get_journal (again, "a", 90, 0, &error);
   g_assert_cmpuint (journal->len, ==, 10);
   g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (journal, 0)), ==, 91);
   kv = shoal_store_load_kv (again, &error);
@@ -218,12 +218,96 @@ test_store_write_failure_recovers (void)
   g_assert_true (shoal_store_flush (store, &error));
   g_assert_no_error (error);
   assert_device_ids (store, "abcd");
-  journal = shoal_store_get_journal (store, "b", 0, &error);
+  journal = shoal_store_get_journal (store, "b", 0, 0, &error);
   g_assert_cmpuint (journal->len, ==, 1);
   g_clear_pointer (&last_error, g_free);
   g_assert_true (shoal_store_get_health (store, NULL, &pending, NULL));
   g_assert_cmpuint (pending, ==, 0);
   shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+static void
+append_entries (ShoalStore  *store,
+                const gchar *device,
+                guint64      from,
+                guint64      to)
+{
+  for (guint64 seq = from; seq <= to; seq++)
+    {
+      g_autoptr(ShoalJournalEntry) entry =
+        shoal_journal_entry_new (device, 0, "test", "op", SHOAL_JOURNAL_RESULT_OK, "message");
+
+      shoal_journal_entry_set_seq (entry, seq);
+      shoal_store_append_journal (store, entry);
+    }
+}
+
+static void
+assert_journal (ShoalStore  *store,
+                const gchar *device,
+                guint64      first,
+                guint64      last)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) journal = shoal_store_get_journal (store, device, 0, 0, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (journal->len, ==, last - first + 1);
+  g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (journal, 0)), ==, first);
+  g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (journal, journal->len - 1)), ==, last);
+}
+
+/* Each journal keeps its newest entries: as new ones come, when the limit
+ * changes and when the store opens; reads come a page at a time */
+static void
+test_store_journal_keep (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) page = NULL;
+  g_autoptr(GHashTable) seqs = NULL;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_store_set_journal_keep (store, 100);
+  append_entries (store, "a", 1, 150);
+  g_assert_true (shoal_store_flush (store, &error));
+  append_entries (store, "a", 151, 250);
+  append_entries (store, "b", 1, 50);
+  g_assert_true (shoal_store_flush (store, &error));
+  assert_journal (store, "a", 151, 250);
+  assert_journal (store, "b", 1, 50);
+
+  page = shoal_store_get_journal (store, "a", 160, 7, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->len, ==, 7);
+  g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (page, 0)), ==, 161);
+  g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (page, 6)), ==, 167);
+
+  /* a lower limit trims every journal at once */
+  shoal_store_set_journal_keep (store, 20);
+  g_assert_true (shoal_store_flush (store, &error));
+  assert_journal (store, "a", 231, 250);
+  assert_journal (store, "b", 31, 50);
+  /* 0 keeps everything */
+  shoal_store_set_journal_keep (store, 0);
+  append_entries (store, "b", 51, 80);
+  g_assert_true (shoal_store_flush (store, &error));
+  assert_journal (store, "b", 31, 80);
+  shoal_store_close (store);
+
+  /* a limit set before the store opens applies when it opens */
+  shoal_store_set_journal_keep (again, 10);
+  g_assert_true (shoal_store_open (again, path, &error));
+  g_assert_true (shoal_store_flush (again, &error));
+  assert_journal (again, "a", 241, 250);
+  assert_journal (again, "b", 71, 80);
+  seqs = shoal_store_load_journal_seqs (again, &error);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 250);
+  shoal_store_close (again);
   shoal_test_rm_rf (dir);
 }
 
@@ -246,5 +330,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/duplicate-seq-fails", test_store_duplicate_seq_fails);
   g_test_add_func ("/shoal/store/open-error", test_store_open_error);
   g_test_add_func ("/shoal/store/write-failure-recovers", test_store_write_failure_recovers);
+  g_test_add_func ("/shoal/store/journal-keep", test_store_journal_keep);
   return g_test_run ();
 }

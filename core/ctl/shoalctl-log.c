@@ -39,8 +39,9 @@ print_entry (LogFollow *lf, guint64 seq, gint64 time_us, const gchar *source,
   g_print ("%s  %-7s  %-12s %-16s %s\n", when, result, source, operation, message);
 }
 
+/* One reply of GetJournal (at most a page of entries); *n_entries says how many */
 static gboolean
-print_journal_since (LogFollow *lf, GError **error)
+print_journal_page (LogFollow *lf, guint *n_entries, GError **error)
 {
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariantIter) iter = NULL;
@@ -48,6 +49,7 @@ print_journal_since (LogFollow *lf, GError **error)
   guint64 seq;
   gint64 time_us;
 
+  *n_entries = 0;
   reply = g_dbus_connection_call_sync (lf->ctl->connection, SHOALCTL_BUS_NAME, lf->path,
                                        SHOALCTL_DEVICE_IFACE, "GetJournal",
                                        g_variant_new ("(t)", lf->last_seq),
@@ -58,8 +60,27 @@ print_journal_since (LogFollow *lf, GError **error)
   g_variant_get (reply, "(a(txssss))", &iter);
   while (g_variant_iter_next (iter, "(tx&s&s&s&s)", &seq, &time_us, &source, &operation,
                               &result, &message))
-    print_entry (lf, seq, time_us, source, operation, result, message);
+    {
+      print_entry (lf, seq, time_us, source, operation, result, message);
+      (*n_entries)++;
+    }
   return TRUE;
+}
+
+/* The journal after lf->last_seq, page by page until a reply is empty */
+static gboolean
+print_journal_since (LogFollow *lf, GError **error)
+{
+  while (TRUE)
+    {
+      guint64 before = lf->last_seq;
+      guint n_entries;
+
+      if (!print_journal_page (lf, &n_entries, error))
+        return FALSE;
+      if (n_entries == 0 || lf->last_seq == before)
+        return TRUE;
+    }
 }
 
 static void

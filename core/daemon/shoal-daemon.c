@@ -16,7 +16,7 @@
 #include <glib/gi18n-lib.h>
 #include <libsoup/soup.h>
 
-#include "shoal-controller.h"
+#include "shoal-controller-private.h"
 #include "shoal-daemon.h"
 #include "shoal-daemon-recipes.h"
 #include "shoal-dbus-auth.h"
@@ -211,6 +211,26 @@ shoal_daemon_load_plugins (ShoalDaemon *self)
   shoal_plugin_engine_load_all (self->engine);
 }
 
+/* [daemon] journal-keep: the entries each device's journal keeps */
+static gboolean
+shoal_daemon_set_journal_keep (ShoalDaemon *self, GError **error)
+{
+  g_autoptr(GError) error_local = NULL;
+  gint64 keep;
+
+  if (!g_key_file_has_key (self->config, "daemon", "journal-keep", NULL))
+    return TRUE;
+  keep = g_key_file_get_int64 (self->config, "daemon", "journal-keep", &error_local);
+  if (error_local != NULL || keep < 0 || keep > G_MAXINT)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("[daemon] journal-keep: not a number of entries (0 to %d)"), G_MAXINT);
+      return FALSE;
+    }
+  shoal_store_set_journal_keep (shoal_controller_get_store (self->controller), (guint) keep);
+  return TRUE;
+}
+
 static gboolean
 shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
 {
@@ -218,6 +238,8 @@ shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
 
   self->controller = shoal_controller_new (self->engine, self->state_dir);
   shoal_controller_set_config (self->controller, self->config);
+  if (!shoal_daemon_set_journal_keep (self, error))
+    return FALSE;
   shoal_controller_set_data_dir (self->controller,
                                  self->options.uninstalled ? SHOAL_SOURCE_DATADIR : SHOAL_PKGDATADIR);
   if (!shoal_controller_open (self->controller, error))

@@ -18,6 +18,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-controller-private.h"
 #include "shoal-dbus-device-exporter.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
@@ -167,7 +168,9 @@ shoal_dbus_device_exporter_handle_get_journal (ShoalDBusDevice       *skeleton,
   g_autoptr(GError) error = NULL;
   GVariantBuilder builder;
 
-  entries = shoal_controller_get_journal (self->controller, self->device, since_seq, &error);
+  entries = shoal_store_get_journal (shoal_controller_get_store (self->controller),
+                                     shoal_device_get_id (self->device), since_seq,
+                                     SHOAL_DBUS_JOURNAL_PAGE, &error);
   if (entries == NULL)
     {
       shoal_dbus_return_error (invocation, error);

@@ -31,6 +31,14 @@ G_BEGIN_DECLS
  */
 #define SHOAL_DBUS_DEVICES_PATH "/org/shoal/Shoal1/devices"
 
+/**
+ * SHOAL_DBUS_JOURNAL_PAGE:
+ *
+ * The most entries one GetJournal reply carries: callers page with the
+ * last sequence number they got (a bus caps the size of a message).
+ */
+#define SHOAL_DBUS_JOURNAL_PAGE 1000
+
 typedef void (*ShoalDBusBeforeReplyFunc) (gpointer user_data);
 
 gchar   *shoal_dbus_device_path          (const gchar             *id);

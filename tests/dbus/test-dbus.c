@@ -1162,6 +1162,58 @@ test_dbus_store_outage (void)
   g_assert_cmpuint (g_variant_get_uint32 (count), ==, 52);
 }
 
+static guint64
+entry_seq (GVariant *entries, gsize i)
+{
+  guint64 seq;
+
+  g_variant_get_child (entries, i, "(txssss)", &seq, NULL, NULL, NULL, NULL, NULL);
+  return seq;
+}
+
+/* A journal keeps its newest journal-keep entries, and GetJournal returns
+ * them 1000 at a time */
+static void
+test_dbus_journal_pages (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) first = NULL;
+  g_autoptr(GVariant) second = NULL;
+  g_autoptr(GVariant) third = NULL;
+  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
+  g_autofree gchar *conf = NULL;
+  g_autofree gchar *kept_conf = NULL;
+  g_auto(GStrv) paths = NULL;
+
+  g_assert_true (g_file_get_contents (conf_path, &conf, NULL, &error));
+  kept_conf = g_strconcat ("[daemon]\njournal-keep=1050\n", conf + strlen ("[daemon]\n"), NULL);
+  g_assert_true (g_file_set_contents (conf_path, kept_conf, -1, &error));
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "j-", 1);
+  /* 1 + 1100 entries */
+  for (guint i = 0; i < 1100; i++)
+    {
+      g_autoptr(GVariant) reply = NULL;
+
+      reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", paths[0], DEVICE_IFACE,
+                                           "SetBootAction",
+                                           g_variant_new ("(s)", i % 2 ? "local" : "ignore"),
+                                           NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      g_assert_no_error (error);
+    }
+
+  first = get_journal (td, paths[0], 0);
+  g_assert_cmpuint (g_variant_n_children (first), ==, 1000);
+  g_assert_cmpuint (entry_seq (first, 0), ==, 1101 - 1050 + 1);
+  g_assert_cmpuint (entry_seq (first, 999), ==, 1051);
+  second = get_journal (td, paths[0], 1051);
+  g_assert_cmpuint (g_variant_n_children (second), ==, 50);
+  g_assert_cmpuint (entry_seq (second, 49), ==, 1101);
+  third = get_journal (td, paths[0], 1101);
+  g_assert_cmpuint (g_variant_n_children (third), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1183,5 +1235,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   g_test_add_func ("/shoal/dbus/store-outage", test_dbus_store_outage);
+  g_test_add_func ("/shoal/dbus/journal-pages", test_dbus_journal_pages);
   return g_test_run ();
 }

@@ -225,6 +225,42 @@ test_shoalctl_recipes (void)
   ctl_clear (&ctl);
 }
 
+static guint
+count_lines_with (const gchar *text, const gchar *needle)
+{
+  guint n = 0;
+
+  for (const gchar *p = strstr (text, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
+
+/* GetJournal answers 1000 entries at a time: shoalctl log pages */
+static void
+test_shoalctl_log_pages (void)
+{
+  Ctl ctl = { shoal_test_daemon_new () };
+
+  shoal_test_daemon_start (ctl.td, FALSE);
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "one", NULL), ==, 0);
+  for (guint i = 0; i < 1500; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = NULL;
+
+      reply = g_dbus_connection_call_sync (ctl.td->connection, "org.shoal.Shoal1",
+                                           "/org/shoal/Shoal1/devices/one",
+                                           "org.shoal.Shoal1.Device", "SetBootAction",
+                                           g_variant_new ("(s)", i % 2 ? "local" : "ignore"),
+                                           NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+      g_assert_no_error (error);
+    }
+  g_assert_cmpint (ctl_run (&ctl, "log", "one", NULL), ==, 0);
+  g_assert_cmpuint (count_lines_with (ctl.out, "set-boot-action"), ==, 1500);
+  assert_has (ctl.out, "enroll");
+  ctl_clear (&ctl);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -234,5 +270,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/shoalctl/no-daemon", test_shoalctl_no_daemon);
   g_test_add_func ("/shoal/shoalctl/fleet", test_shoalctl_fleet);
   g_test_add_func ("/shoal/shoalctl/recipes", test_shoalctl_recipes);
+  g_test_add_func ("/shoal/shoalctl/log-pages", test_shoalctl_log_pages);
   return g_test_run ();
 }
