@@ -42,13 +42,30 @@ if [ "${SHOAL_ASAN:-1}" != 0 ]; then
   fi
 fi
 
+# the seeds of a harness (inputs that get past its first checks), kept in
+# the tree: a run from an empty corpus spends its seconds finding a valid
+# status line or header (the agent's HTTP reader: 132 edges in 60 s from
+# nothing, 344 in 30 s from its four seeds)
+fuzz_seeds () {
+  case "$1" in
+    agent-gpt-fuzzer) echo agent/fuzz/corpus/gpt ;;
+    agent-http-fuzzer) echo agent/fuzz/corpus/http ;;
+    recipe-fuzzer) echo data/recipes ;;
+    manifest-fuzzer | qcow2-fuzzer | image-source-fuzzer) echo "plugins/image-store/fuzz/corpus/${1%-fuzzer}" ;;
+    pxe-dhcp-fuzzer | pxe-dhcp-server-fuzzer) echo plugins/pxe/fuzz/corpus/dhcp ;;
+    pxe-tftp-fuzzer) echo plugins/pxe/fuzz/corpus/tftp ;;
+    range-fuzzer) echo plugins/unicast/fuzz/corpus/range ;;
+  esac
+}
+
 if [ "${SHOAL_FUZZ:-1}" != 0 ]; then
   # the wire parsers' harnesses: each must build and survive a short run
   if CC=clang "$src/scripts/build.sh" "$fuzz_build" -Dfuzzing=true; then
     for fuzzer in $(find "$fuzz_build" -name '*-fuzzer' -type f -executable | sort); do
       corpus=$(mktemp -d)
       if (cd "$src" && SHOAL_SCHEMA_DIR="$src/schemas" timeout -k 10 $(( ${SHOAL_FUZZ_SECONDS:-10} + 120 )) \
-            "$fuzzer" -max_total_time="${SHOAL_FUZZ_SECONDS:-10}" "$corpus" > "$corpus.log" 2>&1); then
+            "$fuzzer" -max_total_time="${SHOAL_FUZZ_SECONDS:-10}" "$corpus" $(fuzz_seeds "$(basename "$fuzzer")") \
+            > "$corpus.log" 2>&1); then
         echo "fuzz $(basename "$fuzzer") OK" | tee -a "$fuzz_log"
       else
         echo "fuzz $(basename "$fuzzer") FAIL" | tee -a "$fuzz_log"
