@@ -26,8 +26,6 @@ void           shoal_dbus_auth_add_read_only  (ShoalDBusAuth           *self,
                                                const gchar             *method_name);
 void           shoal_dbus_auth_watch          (ShoalDBusAuth           *self,
                                                GDBusInterfaceSkeleton  *skeleton);
-gboolean       shoal_dbus_auth_check          (ShoalDBusAuth           *self,
-                                               GDBusMethodInvocation   *invocation);
 guint64        shoal_dbus_auth_get_n_denied   (ShoalDBusAuth           *self);
 
 G_END_DECLS

@@ -8,7 +8,8 @@
  * the bus ten signals.
  *
  * The exporter is the org.shoal.Shoal1.Device skeleton itself (a subclass
- * overriding the method vfuncs and g-authorize-method) rather than an
+ * overriding the method vfuncs; shoal_dbus_auth_watch() queues and checks
+ * its calls) rather than an
  * object holding a skeleton and connecting to its signals: with tens of
  * thousands of devices every closure per device counts.
  *
@@ -68,23 +69,12 @@ shoal_dbus_device_exporter_finalize (GObject *object)
   G_OBJECT_CLASS (shoal_dbus_device_exporter_parent_class)->finalize (object);
 }
 
-/* runs in a GDBus worker thread; reads only what is fixed */
-static gboolean
-shoal_dbus_device_exporter_authorize (GDBusInterfaceSkeleton *skeleton,
-                                      GDBusMethodInvocation  *invocation)
-{
-  return shoal_dbus_auth_check (SHOAL_DBUS_DEVICE_EXPORTER (skeleton)->auth, invocation);
-}
-
 static void
 shoal_dbus_device_exporter_class_init (ShoalDBusDeviceExporterClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
-  GDBusInterfaceSkeletonClass *skeleton_class = G_DBUS_INTERFACE_SKELETON_CLASS (klass);
-
   object_class->dispose = shoal_dbus_device_exporter_dispose;
   object_class->finalize = shoal_dbus_device_exporter_finalize;
-  skeleton_class->g_authorize_method = shoal_dbus_device_exporter_authorize;
 }
 
 static void
@@ -298,6 +288,7 @@ shoal_dbus_device_exporter_new (ShoalController           *controller,
   self->controller = g_object_ref (controller);
   self->device = g_object_ref (device);
   self->auth = g_object_ref (auth);
+  shoal_dbus_auth_watch (auth, G_DBUS_INTERFACE_SKELETON (self));
   self->changed_func = changed_func;
   self->changed_data = user_data;
   self->path = shoal_dbus_device_path (shoal_device_get_id (device));

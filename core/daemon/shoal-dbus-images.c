@@ -7,7 +7,7 @@
  * in a worker thread; the method returns when it is done. Arguments are
  * checked first and an error names the argument at fault. ImportImage,
  * CancelImport, RemoveImage and VerifyImage need authorization
- * (g-authorize-method), as the manager's other mutating methods do.
+ * (shoal_dbus_auth_watch()), as the manager's other mutating methods do.
  *
  * Each import and each verification has its own cancellable: cancelled
  * when its caller's bus name vanishes and when the daemon stops, and an

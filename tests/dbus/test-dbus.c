@@ -1097,6 +1097,104 @@ set_daemon_fsize (ShoalTestDaemon *td, rlim_t limit)
   g_assert_cmpint (prlimit (pid, RLIMIT_FSIZE, &rl, NULL), ==, 0);
 }
 
+typedef struct
+{
+  guint pending;
+  guint failed;
+} Pipelined;
+
+static void
+pipelined_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Pipelined *p = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+
+  if (reply == NULL)
+    {
+      g_test_message ("a pipelined call failed: %s", error->message);
+      p->failed++;
+    }
+  p->pending--;
+}
+
+static void
+pipeline (ShoalTestDaemon *td,
+          Pipelined       *p,
+          const gchar     *path,
+          const gchar     *iface,
+          const gchar     *method,
+          GVariant        *args)
+{
+  g_dbus_connection_call (td->connection, "org.shoal.Shoal1", path, iface, method, args, NULL,
+                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, pipelined_done, p);
+  p->pending++;
+}
+
+static gboolean
+pipelined_all_done (gpointer data)
+{
+  return ((Pipelined *) data)->pending == 0;
+}
+
+/* Calls a client sends back to back, without waiting for the answers, take
+ * effect in the order it sent them. Each call's check ran in a worker
+ * thread of its own (g-authorize-method), and the calls came back to the
+ * main loop in whatever order those finished: of 41 alternating
+ * SetBootAction calls the last one lost about one time in four, and an
+ * EnrollDevices then RemoveDevice of the same id failed as often as not. */
+static void
+test_dbus_call_order (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GVariant) action = NULL;
+  g_autoptr(GVariant) count = NULL;
+  g_autoptr(GVariant) journal = NULL;
+  g_auto(GStrv) paths = NULL;
+  Pipelined p = { 0 };
+  guint set_entries = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "order-", 1);
+  for (guint round = 0; round < 5; round++)
+    {
+      /* ignore, local, ..., ignore (41 calls): each one changes it */
+      for (guint i = 0; i < 41; i++)
+        pipeline (td, &p, paths[0], DEVICE_IFACE, "SetBootAction",
+                  g_variant_new ("(s)", i % 2 == 0 ? "ignore" : "local"));
+      /* an id enrolled and removed at once, twenty times */
+      for (guint i = 0; i < 20; i++)
+        {
+          pipeline (td, &p, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "EnrollDevices",
+                    g_variant_new ("(@a(sass))", make_devices_from ("transient-", 1000 + i, 1)));
+          pipeline (td, &p, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "RemoveDevice",
+                    g_variant_new ("(s)", "transient-1"));
+        }
+      /* and the read that follows sees them all */
+      g_assert_true (shoal_test_wait_for (pipelined_all_done, &p, 20000));
+      g_assert_cmpuint (p.failed, ==, 0);
+      g_clear_pointer (&action, g_variant_unref);
+      action = get_property (td, paths[0], DEVICE_IFACE, "BootAction");
+      g_assert_cmpstr (g_variant_get_string (action, NULL), ==, "ignore");
+      /* back to local for the next round, in order too */
+      pipeline (td, &p, paths[0], DEVICE_IFACE, "SetBootAction", g_variant_new ("(s)", "local"));
+      g_assert_true (shoal_test_wait_for (pipelined_all_done, &p, 20000));
+    }
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
+  journal = get_journal (td, paths[0], 0);
+  for (gsize i = 0; i < g_variant_n_children (journal); i++)
+    {
+      const gchar *operation = NULL;
+
+      g_variant_get_child (journal, i, "(tx&s&s&s&s)", NULL, NULL, NULL, &operation, NULL, NULL);
+      set_entries += g_strcmp0 (operation, "set-boot-action") == 0;
+    }
+  g_assert_cmpuint (set_entries, ==, 5 * 42);
+}
+
 static gboolean
 store_ok (ShoalTestDaemon *td, guint64 *errors, gchar **last_error)
 {
@@ -1226,6 +1324,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/enroll-batch", test_dbus_enroll_batch);
   g_test_add_func ("/shoal/dbus/boot-action-restart", test_dbus_boot_action_restart);
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
+  g_test_add_func ("/shoal/dbus/call-order", test_dbus_call_order);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
