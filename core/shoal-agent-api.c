@@ -8,6 +8,7 @@
 
 #include "shoal-controller-private.h"
 #include "shoal-error.h"
+#include "shoal-json-private.h"
 #include "shoal-json-schema.h"
 
 /*
@@ -27,6 +28,7 @@
 
 #define MAX_BODY (1024 * 1024)
 #define MAX_WAIT 120
+#define MAX_DEPTH 64   /* json-glib's parser recurses once per level */
 
 typedef struct {
   ShoalController   *controller;   /* unowned: lives as long as the server */
@@ -140,6 +142,12 @@ read_json_body (SoupServerMessage  *msg,
   if (!g_utf8_validate (data, (gssize) size, NULL))
     {
       g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA, _("body is not UTF-8"));
+      return NULL;
+    }
+  if (!shoal_json_check_depth (data, size, MAX_DEPTH))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   _("JSON nested too deeply (more than %d levels)"), MAX_DEPTH);
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, (gssize) size, error))

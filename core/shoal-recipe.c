@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "shoal-error.h"
+#include "shoal-json-private.h"
 #include "shoal-json-schema.h"
 #include "shoal-recipe.h"
 
@@ -377,37 +378,6 @@ shoal_recipe_new_from_json (JsonNode     *root,
   return g_steal_pointer (&self);
 }
 
-/* Rejects nesting deeper than SHOAL_RECIPE_MAX_DEPTH before the
- * (recursive) JSON parser sees the text. */
-static gboolean
-check_nesting (const gchar *data,
-               gsize        length)
-{
-  guint depth = 0;
-  gboolean in_string = FALSE;
-
-  for (gsize i = 0; i < length; i++)
-    {
-      gchar c = data[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-          continue;
-        }
-      if (c == '"')
-        in_string = TRUE;
-      else if ((c == '[' || c == '{') && ++depth > SHOAL_RECIPE_MAX_DEPTH)
-        return FALSE;
-      else if ((c == ']' || c == '}') && depth > 0)
-        depth--;
-    }
-  return TRUE;
-}
-
 /**
  * shoal_recipe_new_from_data:
  * @data: the recipe as JSON text
@@ -442,7 +412,7 @@ shoal_recipe_new_from_data (const gchar  *data,
       recipe_fail (error, source, _("the recipe is larger than %u bytes"), SHOAL_RECIPE_MAX_SIZE);
       return NULL;
     }
-  if (!check_nesting (data, len))
+  if (!shoal_json_check_depth (data, len, SHOAL_RECIPE_MAX_DEPTH))
     {
       recipe_fail (error, source, _("JSON nested more than %u levels deep"), SHOAL_RECIPE_MAX_DEPTH);
       return NULL;

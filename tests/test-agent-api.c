@@ -190,6 +190,35 @@ test_agent_api_events (Fixture       *fixture,
   g_assert_true (journal_has (fixture, "wrote sda"));
 }
 
+/* json-glib's parser recurses once per level: 200000 brackets overflowed
+ * the stack and killed the daemon */
+static void
+test_agent_api_deep (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  GString *deep = g_string_new ("{\"event\": \"x\", \"data\": ");
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *body = NULL;
+
+  for (guint i = 0; i < 200000; i++)
+    g_string_append_c (deep, '[');
+  for (guint i = 0; i < 200000; i++)
+    g_string_append_c (deep, ']');
+  g_string_append_c (deep, '}');
+  text = g_string_free (deep, FALSE);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token, text, &body), ==, 400);
+  g_assert_nonnull (strstr (body, "nested too deeply"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", token, text + strlen ("{\"event\": \"x\", \"data\": "), &body), ==, 422);
+  g_assert_nonnull (strstr (body, "nested too deeply"));
+  g_clear_pointer (&body, g_free);
+  /* brackets in strings do not count, and 64 levels are fine */
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"x\", \"data\": \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}",
+                             NULL), ==, 202);
+}
+
 static gboolean
 give_instruction_cb (gpointer data)
 {
@@ -238,6 +267,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/inventory", test_agent_api_inventory);
   ADD ("/shoal/agent-api/events", test_agent_api_events);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
+  ADD ("/shoal/agent-api/deep", test_agent_api_deep);
 #undef ADD
   return g_test_run ();
 }
