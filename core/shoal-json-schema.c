@@ -977,7 +977,8 @@ check_regex (SchemaCheck *c,
 
   if (g_hash_table_contains (c->self->regexes, pattern))
     return TRUE;
-  regex = g_regex_new (pattern, G_REGEX_DEFAULT, G_REGEX_MATCH_DEFAULT, &local_error);
+  /* $ ends the subject, not a final newline before it (PCRE's default) */
+  regex = g_regex_new (pattern, G_REGEX_DOLLAR_ENDONLY, G_REGEX_MATCH_DEFAULT, &local_error);
   if (regex == NULL)
     return schema_fail (c, error, _("bad pattern %s: %s"), pattern, local_error->message);
   g_hash_table_insert (c->self->regexes, g_strdup (pattern), g_steal_pointer (&regex));

@@ -98,6 +98,8 @@ test_strings (void)
   check ("{\"pattern\":\"^[0-9a-f]+$\"}", "\"coffee\"", "$: \"coffee\" does not match the pattern ^[0-9a-f]+$");
   /* unanchored unless the pattern anchors */
   check ("{\"pattern\":\"b\"}", "\"abc\"", NULL);
+  /* $ is the end, not before a final newline ("sda\n" became /dev/sda\n) */
+  check ("{\"pattern\":\"^[a-z]+$\"}", "\"sda\\n\"", "$: \"sda\\n\" does not match the pattern ^[a-z]+$");
 }
 
 static void
