@@ -46,10 +46,8 @@ respond_json (SoupServerMessage *msg,
                                     text, strlen (text));
 }
 
-static void
-respond_error (SoupServerMessage *msg,
-               guint              status,
-               const gchar       *reason)
+static gchar *
+error_text (const gchar *reason)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
@@ -59,7 +57,19 @@ respond_error (SoupServerMessage *msg,
   json_builder_add_string_value (builder, reason);
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
-  respond_json (msg, status, node);
+  return json_to_string (node, FALSE);
+}
+
+static void
+respond_error (SoupServerMessage *msg,
+               guint              status,
+               const gchar       *reason)
+{
+  g_autofree gchar *text = error_text (reason);
+
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY,
+                                    text, strlen (text));
   g_debug ("agent API: %u %s", status, reason);
 }
 
@@ -77,6 +87,31 @@ request_token (SoupServerMessage *msg,
   return NULL;
 }
 
+/* Journals a refused request on the device it claims to be and returns
+ * the reason to answer 401 with */
+static const gchar *
+log_refusal (AgentApi          *api,
+             SoupServerMessage *msg,
+             GHashTable        *query,
+             const gchar       *path,
+             const gchar       *token)
+{
+  const gchar *claimed;
+  ShoalDevice *claimed_device;
+
+  claimed = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                          "X-Shoal-Device");
+  if (claimed == NULL && query != NULL)
+    claimed = g_hash_table_lookup (query, "device");
+  claimed_device = shoal_controller_lookup_device (api->controller, claimed);
+  if (claimed_device != NULL)
+    shoal_device_log (claimed_device, "agent-api", "auth", SHOAL_JOURNAL_RESULT_FAILED,
+                      "request to %s from %s refused: %s token", path,
+                      soup_server_message_get_remote_host (msg),
+                      token == NULL ? "no" : "wrong");
+  return token == NULL ? "missing device token" : "unknown device token";
+}
+
 /* Returns the device, or NULL after answering 401 and journalling the
  * refusal on the device the request claims to be */
 static ShoalDevice *
@@ -87,8 +122,6 @@ authenticate (AgentApi          *api,
 {
   const gchar *token = request_token (msg, query);
   ShoalDevice *device = shoal_controller_lookup_device_by_token (api->controller, token);
-  const gchar *claimed;
-  ShoalDevice *claimed_device;
 
   if (device != NULL)
     {
@@ -100,19 +133,182 @@ authenticate (AgentApi          *api,
         shoal_device_set_metadata (device, "agent.address", host);
       return device;
     }
-  claimed = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
-                                          "X-Shoal-Device");
-  if (claimed == NULL && query != NULL)
-    claimed = g_hash_table_lookup (query, "device");
-  claimed_device = shoal_controller_lookup_device (api->controller, claimed);
-  if (claimed_device != NULL)
-    shoal_device_log (claimed_device, "agent-api", "auth", SHOAL_JOURNAL_RESULT_FAILED,
-                      "request to %s from %s refused: %s token", path,
-                      soup_server_message_get_remote_host (msg),
-                      token == NULL ? "no" : "wrong");
-  respond_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                 token == NULL ? "missing device token" : "unknown device token");
+  respond_error (msg, SOUP_STATUS_UNAUTHORIZED, log_refusal (api, msg, query, path, token));
   return NULL;
+}
+
+/* --- refusing a request before its body --------------------------------- */
+
+/* libsoup reads a request's whole body into memory before it calls the
+ * handler, and answers only once it has read it: a limit checked in the
+ * handler bounds nothing. A request that is refused anyway (too large, of
+ * unknown size, without a valid token) is answered from got-headers
+ * instead, on the connection taken from libsoup, which is then closed
+ * without reading the body. */
+
+/* After the answer, the rest of what the client sends is read and dropped
+ * (at most LINGER_BYTES, for at most LINGER_SECONDS), as a lingering close:
+ * closing with unread data would reset the connection, and a client still
+ * sending its body would lose the answer. */
+#define LINGER_BYTES (4 * 1024 * 1024)
+#define LINGER_SECONDS 10
+
+typedef struct {
+  GIOStream    *stream;
+  GSocket      *socket;
+  GCancellable *cancellable;
+  gchar        *text;
+  guint         timeout_id;
+  gsize         drained;
+  gchar         buffer[8192];
+} EarlyReply;
+
+static void
+early_reply_free (EarlyReply *reply)
+{
+  g_clear_handle_id (&reply->timeout_id, g_source_remove);
+  g_clear_object (&reply->cancellable);
+  g_clear_object (&reply->socket);
+  g_clear_object (&reply->stream);
+  g_free (reply->text);
+  g_free (reply);
+}
+
+static void
+early_closed_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+}
+
+static void
+early_close (EarlyReply *reply)
+{
+  g_io_stream_close_async (reply->stream, G_PRIORITY_DEFAULT, NULL, early_closed_cb, NULL);
+  early_reply_free (reply);
+}
+
+static gboolean
+early_timeout_cb (gpointer user_data)
+{
+  EarlyReply *reply = user_data;
+
+  reply->timeout_id = 0;
+  g_cancellable_cancel (reply->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+early_drained_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  EarlyReply *reply = user_data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0 || (reply->drained += (gsize) n) > LINGER_BYTES)
+    {
+      early_close (reply);
+      return;
+    }
+  g_input_stream_read_async (G_INPUT_STREAM (source), reply->buffer, sizeof reply->buffer,
+                             G_PRIORITY_DEFAULT, reply->cancellable, early_drained_cb, reply);
+}
+
+static void
+early_written_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  EarlyReply *reply = user_data;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL) ||
+      reply->socket == NULL || !g_socket_shutdown (reply->socket, FALSE, TRUE, NULL))
+    {
+      early_close (reply);
+      return;
+    }
+  reply->timeout_id = g_timeout_add_seconds (LINGER_SECONDS, early_timeout_cb, reply);
+  g_input_stream_read_async (g_io_stream_get_input_stream (reply->stream), reply->buffer,
+                             sizeof reply->buffer, G_PRIORITY_DEFAULT, reply->cancellable,
+                             early_drained_cb, reply);
+}
+
+static void
+refuse_early (SoupServerMessage *msg,
+              guint              status,
+              const gchar       *reason)
+{
+  g_autofree gchar *body = error_text (reason);
+  EarlyReply *reply = g_new0 (EarlyReply, 1);
+  GSocket *socket = soup_server_message_get_socket (msg);
+
+  g_debug ("agent API: %u %s (before the body)", status, reason);
+  reply->text = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Content-Length: %zu\r\n"
+                                 "Connection: close\r\n\r\n%s",
+                                 status, soup_status_get_phrase (status), strlen (body), body);
+  reply->socket = socket != NULL ? g_object_ref (socket) : NULL;
+  reply->cancellable = g_cancellable_new ();
+  /* @msg is most likely freed here */
+  reply->stream = soup_server_message_steal_connection (msg);
+  if (reply->stream == NULL)
+    {
+      early_reply_free (reply);
+      return;
+    }
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (reply->stream), reply->text,
+                                   strlen (reply->text), G_PRIORITY_DEFAULT, reply->cancellable,
+                                   early_written_cb, reply);
+}
+
+static void
+got_headers_cb (SoupServerMessage *msg,
+                AgentApi          *api)
+{
+  GUri *uri = soup_server_message_get_uri (msg);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(GHashTable) query = NULL;
+  const gchar *token;
+  const gchar *reason;
+
+  if (uri == NULL || !g_str_has_prefix (g_uri_get_path (uri), "/agent/v1/"))
+    return;
+  switch (soup_message_headers_get_encoding (headers))
+    {
+    case SOUP_ENCODING_NONE:
+      return;
+    case SOUP_ENCODING_CONTENT_LENGTH:
+      if (soup_message_headers_get_content_length (headers) == 0)
+        return;
+      if (soup_message_headers_get_content_length (headers) > MAX_BODY)
+        {
+          refuse_early (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                        _("body exceeds the limit of 1048576 bytes"));
+          return;
+        }
+      break;
+    default:
+      refuse_early (msg, SOUP_STATUS_LENGTH_REQUIRED, _("a body must have a Content-Length"));
+      return;
+    }
+  if (g_uri_get_query (uri) != NULL)
+    query = g_uri_parse_params (g_uri_get_query (uri), -1, "&", G_URI_PARAMS_NONE, NULL);
+  token = request_token (msg, query);
+  if (shoal_controller_lookup_device_by_token (api->controller, token) != NULL)
+    return;
+  reason = log_refusal (api, msg, query, g_uri_get_path (uri), token);
+  refuse_early (msg, SOUP_STATUS_UNAUTHORIZED, reason);
+}
+
+static void
+request_started_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    AgentApi          *api)
+{
+  g_signal_connect (msg, "got-headers", G_CALLBACK (got_headers_cb), api);
 }
 
 static JsonNode *
@@ -438,4 +634,5 @@ shoal_agent_api_register (ShoalController *controller,
   soup_server_add_handler (server, "/agent/v1/inventory", inventory_cb, api, g_free);
   soup_server_add_handler (server, "/agent/v1/event", event_cb, api, NULL);
   soup_server_add_handler (server, "/agent/v1/next", next_cb, api, NULL);
+  g_signal_connect (server, "request-started", G_CALLBACK (request_started_cb), api);
 }
