@@ -53,7 +53,8 @@ struct _ShoalDevice
   gchar            *group;
   JsonNode         *inventory;
   GHashTable       *metadata;       /* (nullable) gchar* -> gchar* */
-  GHashTable       *events;         /* (nullable) gchar* -> JsonNode* (pending) */
+  GQueue            events;         /* PendingEvent*, oldest first */
+  gsize             events_size;    /* serialized size of their payloads */
   GList            *waiters;        /* EventWaiter* */
   JsonNode         *instruction;
   guint64           instruction_serial;
@@ -130,7 +131,7 @@ shoal_device_finalize (GObject *object)
   g_free (self->group);
   g_clear_pointer (&self->inventory, json_node_unref);
   g_clear_pointer (&self->metadata, g_hash_table_unref);
-  g_clear_pointer (&self->events, g_hash_table_unref);
+  shoal_device_clear_events (self);
   g_clear_pointer (&self->instruction, json_node_unref);
 
   G_OBJECT_CLASS (shoal_device_parent_class)->finalize (object);
@@ -646,6 +647,79 @@ shoal_device_log (ShoalDevice        *self,
   shoal_device_log_literal (self, source, operation, result, message);
 }
 
+/* Events nobody waits for are kept until a step asks, the latest of each
+ * name; an agent may post any name, so at most MAX_PENDING_EVENTS names and
+ * MAX_PENDING_SIZE bytes of JSON are kept, the oldest dropped first (the
+ * newest event is kept even when it alone is larger). */
+#define MAX_PENDING_EVENTS 64
+#define MAX_PENDING_SIZE (1024 * 1024)
+
+typedef struct {
+  gchar    *name;
+  JsonNode *payload;
+  gsize     size;
+} PendingEvent;
+
+static void
+pending_event_free (PendingEvent *pending)
+{
+  g_free (pending->name);
+  g_clear_pointer (&pending->payload, json_node_unref);
+  g_free (pending);
+}
+
+/* Removes the pending event @name and returns its payload, or NULL */
+static JsonNode *
+steal_pending_event (ShoalDevice *self,
+                     const gchar *name)
+{
+  for (GList *l = self->events.head; l != NULL; l = l->next)
+    {
+      PendingEvent *pending = l->data;
+      JsonNode *payload;
+
+      if (g_strcmp0 (pending->name, name) != 0)
+        continue;
+      g_queue_delete_link (&self->events, l);
+      self->events_size -= pending->size;
+      payload = g_steal_pointer (&pending->payload);
+      pending_event_free (pending);
+      return payload;
+    }
+  return NULL;
+}
+
+static void
+keep_pending_event (ShoalDevice *self,
+                    const gchar *name,
+                    JsonNode    *payload)
+{
+  g_autofree gchar *text = json_to_string (payload, FALSE);
+  PendingEvent *pending = g_new0 (PendingEvent, 1);
+
+  JsonNode *replaced = steal_pending_event (self, name);
+
+  if (replaced != NULL)
+    json_node_unref (replaced);
+  pending->name = g_strdup (name);
+  pending->payload = payload;
+  pending->size = strlen (text);
+  g_queue_push_tail (&self->events, pending);
+  self->events_size += pending->size;
+  while (self->events.length > 1 &&
+         (self->events.length > MAX_PENDING_EVENTS || self->events_size > MAX_PENDING_SIZE))
+    {
+      PendingEvent *oldest = g_queue_pop_head (&self->events);
+
+      self->events_size -= oldest->size;
+      g_message ("%s: too many events nobody waits for, dropped “%s”", self->id, oldest->name);
+      shoal_device_log (self, "device", "event", SHOAL_JOURNAL_RESULT_WARNING,
+                        "event %s dropped: more than %d events or %d bytes wait for a step",
+                        oldest->name, MAX_PENDING_EVENTS, MAX_PENDING_SIZE);
+      pending_event_free (oldest);
+    }
+}
+
 static EventWaiter *
 find_waiter (ShoalDevice *self,
              const gchar *name)
@@ -689,10 +763,7 @@ shoal_device_post_event (ShoalDevice *self,
       event_waiter_free (waiter);
       return;
     }
-  if (self->events == NULL)
-    self->events = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify) json_node_unref);
-  g_hash_table_replace (self->events, g_strdup (name), copy);
+  keep_pending_event (self, name, copy);
 }
 
 static gboolean
@@ -750,7 +821,6 @@ shoal_device_wait_event_async (ShoalDevice         *self,
   g_autoptr(GTask) task = NULL;
   EventWaiter *waiter;
   JsonNode *pending;
-  gchar *key;
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (name != NULL);
@@ -761,10 +831,9 @@ shoal_device_wait_event_async (ShoalDevice         *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  if (self->events != NULL &&
-      g_hash_table_steal_extended (self->events, name, (gpointer *) &key, (gpointer *) &pending))
+  pending = steal_pending_event (self, name);
+  if (pending != NULL)
     {
-      g_free (key);
       g_task_return_pointer (task, pending, (GDestroyNotify) json_node_unref);
       return;
     }
@@ -813,8 +882,8 @@ void
 shoal_device_clear_events (ShoalDevice *self)
 {
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  if (self->events != NULL)
-    g_hash_table_remove_all (self->events);
+  g_queue_clear_full (&self->events, (GDestroyNotify) pending_event_free);
+  self->events_size = 0;
 }
 
 /**

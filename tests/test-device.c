@@ -93,6 +93,62 @@ test_device_events (void)
   g_clear_pointer (&got, json_node_unref);
 }
 
+/* Whether an event of @name is pending: a wait for it returns at once */
+static gboolean
+event_pending (ShoalDevice *device,
+               const gchar *name)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  JsonNode *got = NULL;
+  gboolean pending;
+
+  shoal_device_wait_event_async (device, name, cancellable, event_cb, &got);
+  for (guint i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  pending = got != NULL;
+  g_cancellable_cancel (cancellable);
+  g_assert_true (shoal_test_wait_until (is_set, &got, 1000));
+  json_node_unref (got);
+  return pending;
+}
+
+/* Any name an agent posts was kept until a deployment started: 100 events
+ * of 1 MB took 4 GB. At most 64 names and 1 MiB are kept, the oldest
+ * dropped */
+static void
+test_device_events_limits (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("d1");
+  g_autoptr(JsonNode) small = json_from_string ("{\"a\": 1}", NULL);
+  g_autoptr(JsonNode) big = json_node_new (JSON_NODE_VALUE);
+  g_autofree gchar *text = g_strnfill (600 * 1024, 'x');
+
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("e%u", i);
+
+      shoal_device_post_event (device, name, small);
+    }
+  g_assert_false (event_pending (device, "e35"));
+  g_assert_true (event_pending (device, "e36"));
+  g_assert_true (event_pending (device, "e99"));
+
+  shoal_device_clear_events (device);
+  json_node_set_string (big, text);
+  shoal_device_post_event (device, "big0", big);
+  shoal_device_post_event (device, "small", small);
+  shoal_device_post_event (device, "big1", big);
+  g_assert_false (event_pending (device, "big0"));
+  g_assert_true (event_pending (device, "small"));
+  g_assert_true (event_pending (device, "big1"));
+  /* the newest is kept even alone over the limit */
+  g_free (text);
+  text = g_strnfill (2 * 1024 * 1024, 'y');
+  json_node_set_string (big, text);
+  shoal_device_post_event (device, "huge", big);
+  g_assert_true (event_pending (device, "huge"));
+}
+
 static void
 journal_cb (ShoalDevice       *device,
             ShoalJournalEntry *entry,
@@ -152,6 +208,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/device/properties", test_device_properties);
   g_test_add_func ("/shoal/device/events", test_device_events);
+  g_test_add_func ("/shoal/device/events-limits", test_device_events_limits);
   g_test_add_func ("/shoal/device/journal", test_device_journal);
   g_test_add_func ("/shoal/device/instruction", test_device_instruction);
   return g_test_run ();
