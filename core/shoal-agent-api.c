@@ -429,32 +429,59 @@ valid_event_name (const gchar *name)
   return TRUE;
 }
 
-static void
+/* The string member @name of @object: @def when it is absent or null,
+ * NULL when it is not a string */
+static const gchar *
+string_member (JsonObject  *object,
+               const gchar *name,
+               const gchar *def)
+{
+  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return def;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
+static gboolean
 handle_progress (ShoalDevice *device,
                  JsonObject  *data)
 {
-  gdouble fraction = data != NULL ? json_object_get_double_member_with_default (data, "fraction", -1) : -1;
+  JsonNode *node = data != NULL ? json_object_get_member (data, "fraction") : NULL;
   gdouble before = shoal_device_get_progress (device);
+  gdouble fraction;
 
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) ||
+      (json_node_get_value_type (node) != G_TYPE_DOUBLE && json_node_get_value_type (node) != G_TYPE_INT64))
+    return FALSE;
+  fraction = json_node_get_double (node);
   if (fraction < 0.0 || fraction > 1.0)
-    return;
+    return TRUE;
   shoal_device_set_progress (device, fraction);
   if ((gint) (fraction * 10) != (gint) (before * 10))
     shoal_device_log (device, "agent", "progress", SHOAL_JOURNAL_RESULT_INFO,
                       "%s %.0f %%", shoal_device_get_current_step (device) != NULL
                         ? shoal_device_get_current_step (device) : "", fraction * 100);
+  return TRUE;
 }
 
-static void
+static gboolean
 handle_log (ShoalDevice *device,
             JsonObject  *data)
 {
-  const gchar *operation = data != NULL ? json_object_get_string_member_with_default (data, "operation", "agent") : "agent";
-  const gchar *result = data != NULL ? json_object_get_string_member_with_default (data, "result", "info") : "info";
-  const gchar *message = data != NULL ? json_object_get_string_member_with_default (data, "message", "") : "";
+  const gchar *operation = string_member (data, "operation", "agent");
+  const gchar *result = string_member (data, "result", "info");
+  const gchar *message = string_member (data, "message", "");
 
-  shoal_device_log_literal (device, "agent", operation != NULL ? operation : "agent",
+  if (operation == NULL || result == NULL || message == NULL)
+    return FALSE;
+  shoal_device_log_literal (device, "agent", operation,
                             shoal_journal_result_from_string (result), message);
+  return TRUE;
 }
 
 static void
@@ -469,6 +496,7 @@ event_cb (SoupServer        *server,
   g_autoptr(JsonNode) body = NULL;
   g_autoptr(GError) error = NULL;
   JsonObject *object;
+  JsonObject *data_object;
   const gchar *name;
   JsonNode *data;
 
@@ -481,7 +509,7 @@ event_cb (SoupServer        *server,
       return;
     }
   object = json_node_get_object (body);
-  name = json_object_get_string_member_with_default (object, "event", NULL);
+  name = string_member (object, "event", NULL);
   if (!valid_event_name (name))
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST,
@@ -489,10 +517,24 @@ event_cb (SoupServer        *server,
       return;
     }
   data = json_object_get_member (object, "data");
+  data_object = data != NULL && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL;
   if (g_strcmp0 (name, "progress") == 0)
-    handle_progress (device, data != NULL && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL);
+    {
+      if (!handle_progress (device, data_object))
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST, _("member “fraction” must be a number"));
+          return;
+        }
+    }
   else if (g_strcmp0 (name, "log") == 0)
-    handle_log (device, data != NULL && JSON_NODE_HOLDS_OBJECT (data) ? json_node_get_object (data) : NULL);
+    {
+      if (!handle_log (device, data_object))
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST,
+                         _("members “operation”, “result” and “message” must be strings"));
+          return;
+        }
+    }
   else
     {
       shoal_device_log (device, "agent", name, SHOAL_JOURNAL_RESULT_INFO, "agent reported %s", name);

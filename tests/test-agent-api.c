@@ -190,6 +190,37 @@ test_agent_api_events (Fixture       *fixture,
   g_assert_true (journal_has (fixture, "wrote sda"));
 }
 
+/* Members of the wrong type made json-glib log criticals (fatal here) */
+static void
+test_agent_api_event_types (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  const gchar *bad[] = {
+    "{\"event\": {}}",
+    "{\"event\": [\"log\"]}",
+    "{\"event\": 1}",
+    "{\"event\": \"log\", \"data\": {\"operation\": [], \"message\": {}}}",
+    "{\"event\": \"log\", \"data\": {\"result\": 3}}",
+    "{\"event\": \"progress\", \"data\": {\"fraction\": [1]}}",
+    "{\"event\": \"progress\", \"data\": {\"fraction\": \"0.5\"}}",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree gchar *body = NULL;
+
+      g_test_message ("%s", bad[i]);
+      g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token, bad[i], &body), ==, 400);
+      g_assert_nonnull (strstr (body, "must be"));
+    }
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"progress\", \"data\": {\"fraction\": 1}}", NULL), ==, 202);
+  g_assert_cmpfloat (shoal_device_get_progress (fixture->device), ==, 1.0);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"log\", \"data\": {\"operation\": null, \"message\": \"m\"}}", NULL), ==, 202);
+}
+
 typedef struct {
   guint16  port;
   gchar   *request;
@@ -350,6 +381,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/events", test_agent_api_events);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/deep", test_agent_api_deep);
+  ADD ("/shoal/agent-api/event-types", test_agent_api_event_types);
   ADD ("/shoal/agent-api/before-body", test_agent_api_before_body);
 #undef ADD
   return g_test_run ();
