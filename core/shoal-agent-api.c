@@ -32,6 +32,8 @@
 
 typedef struct {
   ShoalController   *controller;   /* unowned: lives as long as the server */
+  gint64             refusal_logged;    /* monotonic time of the last message */
+  guint              refusals_unlogged;
 } AgentApi;
 
 static void
@@ -87,8 +89,12 @@ request_token (SoupServerMessage *msg,
   return NULL;
 }
 
-/* Journals a refused request on the device it claims to be and returns
- * the reason to answer 401 with */
+/* Logs a refused request and returns the reason to answer 401 with.
+ * Nothing goes to the journal of the device the request names: anyone can
+ * name any device, and would rotate its history out. At most one message
+ * per REFUSAL_LOG_SECONDS, counting those left out. */
+#define REFUSAL_LOG_SECONDS 10
+
 static const gchar *
 log_refusal (AgentApi          *api,
              SoupServerMessage *msg,
@@ -96,24 +102,29 @@ log_refusal (AgentApi          *api,
              const gchar       *path,
              const gchar       *token)
 {
+  gint64 now = g_get_monotonic_time ();
   const gchar *claimed;
-  ShoalDevice *claimed_device;
 
+  if (api->refusal_logged != 0 && now - api->refusal_logged < REFUSAL_LOG_SECONDS * G_USEC_PER_SEC)
+    {
+      api->refusals_unlogged++;
+      return token == NULL ? "missing device token" : "unknown device token";
+    }
   claimed = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
                                           "X-Shoal-Device");
   if (claimed == NULL && query != NULL)
     claimed = g_hash_table_lookup (query, "device");
-  claimed_device = shoal_controller_lookup_device (api->controller, claimed);
-  if (claimed_device != NULL)
-    shoal_device_log (claimed_device, "agent-api", "auth", SHOAL_JOURNAL_RESULT_FAILED,
-                      "request to %s from %s refused: %s token", path,
-                      soup_server_message_get_remote_host (msg),
-                      token == NULL ? "no" : "wrong");
+  g_message ("agent API: request to %.64s%s from %s (claiming device %.64s) refused: %s token"
+             " (%u refusals not logged since the last)",
+             path, strlen (path) > 64 ? "…" : "", soup_server_message_get_remote_host (msg),
+             claimed != NULL ? claimed : "none", token == NULL ? "no" : "wrong",
+             api->refusals_unlogged);
+  api->refusal_logged = now;
+  api->refusals_unlogged = 0;
   return token == NULL ? "missing device token" : "unknown device token";
 }
 
-/* Returns the device, or NULL after answering 401 and journalling the
- * refusal on the device the request claims to be */
+/* Returns the device, or NULL after answering 401 */
 static ShoalDevice *
 authenticate (AgentApi          *api,
               SoupServerMessage *msg,

@@ -587,6 +587,26 @@ emit_journal_entry_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Journal entries are stored and shown whole: what an agent or a request
+ * sends is cut to these many bytes, with an ellipsis */
+#define MAX_JOURNAL_OPERATION 64
+#define MAX_JOURNAL_MESSAGE 4096
+
+static gchar *
+truncate_text (const gchar *text,
+               gsize        max)
+{
+  const gchar *ellipsis = "…";
+  gsize cut;
+
+  if (text == NULL || strlen (text) <= max)
+    return g_strdup (text);
+  cut = max - strlen (ellipsis);
+  while (cut > 0 && (text[cut] & 0xc0) == 0x80)
+    cut--;
+  return g_strdup_printf ("%.*s%s", (gint) cut, text, ellipsis);
+}
+
 /**
  * shoal_device_log_literal:
  * @self: a device
@@ -597,6 +617,8 @@ emit_journal_entry_cb (gpointer user_data)
  *
  * Appends an entry to the device's journal. Safe to call from any thread:
  * the entry is delivered on the device's main context, in call order.
+ * @source and @operation are cut to 64 bytes and @message to 4096, with an
+ * ellipsis.
  */
 void
 shoal_device_log_literal (ShoalDevice        *self,
@@ -605,14 +627,20 @@ shoal_device_log_literal (ShoalDevice        *self,
                           ShoalJournalResult  result,
                           const gchar        *message)
 {
+  g_autofree gchar *source_cut = NULL;
+  g_autofree gchar *operation_cut = NULL;
+  g_autofree gchar *message_cut = NULL;
   LogInvoke *invoke;
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (operation != NULL);
 
+  source_cut = truncate_text (source, MAX_JOURNAL_OPERATION);
+  operation_cut = truncate_text (operation, MAX_JOURNAL_OPERATION);
+  message_cut = truncate_text (message, MAX_JOURNAL_MESSAGE);
   invoke = g_new0 (LogInvoke, 1);
   invoke->device = g_object_ref (self);
-  invoke->entry = shoal_journal_entry_new (self->id, 0, source, operation, result, message);
+  invoke->entry = shoal_journal_entry_new (self->id, 0, source_cut, operation_cut, result, message_cut);
   if (self->thread == g_thread_self () || g_main_context_is_owner (self->context))
     emit_journal_entry_cb (invoke);
   else

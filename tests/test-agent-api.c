@@ -136,10 +136,10 @@ test_agent_api_auth (Fixture       *fixture,
 
   g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", NULL, GOOD_INVENTORY, &body), ==, 401);
   g_assert_nonnull (strstr (body, "missing device token"));
-  g_assert_true (journal_has (fixture, "no token"));
   g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", "forged", GOOD_INVENTORY, NULL), ==, 401);
-  g_assert_true (journal_has (fixture, "wrong token"));
-  g_assert_true (journal_has (fixture, "from 127.0.0.1 refused: wrong token"));
+  /* anyone can name any device: refusals stay out of its journal (60 KB
+   * paths filled it before) */
+  g_assert_false (journal_has (fixture, "token"));
   /* refused requests say nothing of where the agent is */
   g_assert_null (shoal_device_get_metadata (fixture->device, "agent.address"));
   g_assert_cmpuint (request (fixture, "GET", "/agent/v1/inventory",
@@ -188,6 +188,29 @@ test_agent_api_events (Fixture       *fixture,
                              "{\"event\": \"log\", \"data\": {\"operation\": \"disk\", \"result\": \"ok\","
                              " \"message\": \"wrote sda\"}}", NULL), ==, 202);
   g_assert_true (journal_has (fixture, "wrote sda"));
+}
+
+/* An agent's log event went to the journal whole, up to 1 MiB */
+static void
+test_agent_api_log_limits (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  g_autofree gchar *operation = g_strnfill (200, 'o');
+  g_autofree gchar *message = g_strnfill (100000, 'm');
+  g_autofree gchar *body = g_strdup_printf ("{\"event\": \"log\", \"data\": {\"operation\": \"%s\","
+                                            " \"message\": \"%s\"}}", operation, message);
+  g_autoptr(GPtrArray) entries = NULL;
+  ShoalJournalEntry *last;
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token, body, NULL), ==, 202);
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, fixture->device, 0, NULL);
+  last = g_ptr_array_index (entries, entries->len - 1);
+  g_assert_cmpuint (strlen (shoal_journal_entry_get_operation (last)), ==, 64);
+  g_assert_true (g_str_has_suffix (shoal_journal_entry_get_operation (last), "o…"));
+  g_assert_cmpuint (strlen (shoal_journal_entry_get_message (last)), ==, 4096);
+  g_assert_true (g_str_has_suffix (shoal_journal_entry_get_message (last), "m…"));
 }
 
 /* Members of the wrong type made json-glib log criticals (fatal here) */
@@ -296,7 +319,6 @@ test_agent_api_before_body (Fixture       *fixture,
                                     "X-Shoal-Device: d1\r\nContent-Length: 1000\r\n\r\n");
   g_assert_true (g_str_has_prefix (anonymous, "HTTP/1.1 401 "));
   g_assert_nonnull (strstr (anonymous, "missing device token"));
-  g_assert_true (journal_has (fixture, "no token"));
   /* a client that sends its body anyway still gets the answer */
   g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", NULL, "{\"event\": \"x\"}", NULL), ==, 401);
   /* and a request with a token and a small body goes through */
@@ -381,6 +403,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/events", test_agent_api_events);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/deep", test_agent_api_deep);
+  ADD ("/shoal/agent-api/log-limits", test_agent_api_log_limits);
   ADD ("/shoal/agent-api/event-types", test_agent_api_event_types);
   ADD ("/shoal/agent-api/before-body", test_agent_api_before_body);
 #undef ADD
