@@ -869,6 +869,10 @@ shoal_controller_assign_recipe (ShoalController  *self,
   return TRUE;
 }
 
+static const gchar *const previous_agent_keys[] = {
+  "agent.base", "agent.device-part", "agent.sha256", "agent.size",
+};
+
 static void
 start_run (DeviceRecord  *rec,
            ShoalPipeline *pipeline)
@@ -889,6 +893,11 @@ start_run (DeviceRecord  *rec,
   shoal_device_set_progress (device, 0.0);
   shoal_device_set_instruction (device, NULL);
   shoal_device_clear_events (device);
+  /* the agent of the previous deployment (keys of plugins/agent, whose
+   * service serves what they name): the device gets 503 until this
+   * deployment's agent step has generated its own */
+  for (guint i = 0; i < G_N_ELEMENTS (previous_agent_keys); i++)
+    shoal_device_set_metadata (device, previous_agent_keys[i], NULL);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,

@@ -721,6 +721,33 @@ test_controller_store_outage (Fixture       *fixture,
     assert_journal_complete (fixture, g_ptr_array_index (devices, i), 4);
 }
 
+/* A new deployment forgets the agent the agent step generated in the
+ * previous one: the agent service would serve it to the device at once */
+static void
+test_controller_redeploy_forgets_agent (Fixture       *fixture,
+                                        gconstpointer  data)
+{
+  const gchar *keys[] = { "agent.base", "agent.device-part", "agent.sha256", "agent.size" };
+  g_autoptr(GPtrArray) devices = NULL;
+  ShoalDevice *device;
+
+  add_recipe (fixture, FAST_RECIPE ("fast", "10", "0"));
+  enroll_and_deploy (fixture, 1, "fast");
+  while (!all_settled (fixture))
+    g_main_context_iteration (NULL, TRUE);
+  devices = shoal_controller_get_devices (fixture->controller);
+  device = g_ptr_array_index (devices, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    shoal_device_set_metadata (device, keys[i], "old");
+  shoal_device_set_metadata (device, "drivers", "kept");
+  g_assert_true (shoal_controller_deploy (fixture->controller, device, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    g_assert_null (shoal_device_get_metadata (device, keys[i]));
+  g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "kept");
+  while (!all_settled (fixture))
+    g_main_context_iteration (NULL, TRUE);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -743,6 +770,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
+  ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
 #undef ADD
   return g_test_run ();
 }

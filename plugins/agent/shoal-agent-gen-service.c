@@ -34,6 +34,7 @@ typedef struct {
   ShoalDevice       *device;
   gchar             *parts[2];
   gchar             *sha256;
+  gchar             *size;
 } FetchData;
 
 static void
@@ -44,6 +45,7 @@ fetch_data_free (FetchData *data)
   g_free (data->parts[0]);
   g_free (data->parts[1]);
   g_free (data->sha256);
+  g_free (data->size);
   g_free (data);
 }
 
@@ -64,17 +66,43 @@ request_token (SoupServerMessage *msg, GHashTable *query)
   return query != NULL ? g_hash_table_lookup (query, "token") : NULL;
 }
 
+typedef struct {
+  ShoalDevice *device;
+  gchar       *sha256;
+  gchar       *size;
+} Served;
+
+static void
+served_free (gpointer user_data, GClosure *closure)
+{
+  Served *served = user_data;
+
+  g_object_unref (served->device);
+  g_free (served->sha256);
+  g_free (served->size);
+  g_free (served);
+}
+
+/* Posts "agent-fetched" with the agent that was sent, unless the device
+ * has another one by now (regenerated or forgotten while it was sent) */
 static void
 finished_cb (SoupServerMessage *msg, gpointer user_data)
 {
-  ShoalDevice *device = user_data;
-  const gchar *size = shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SIZE);
-  const gchar *sha = shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256);
+  Served *served = user_data;
+  ShoalDevice *device = served->device;
+  const gchar *size = served->size;
+  const gchar *sha = served->sha256;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonNode) payload = NULL;
 
   if (soup_server_message_get_status (msg) != SOUP_STATUS_OK)
     return;
+  if (g_strcmp0 (sha, shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256)) != 0)
+    {
+      g_debug ("%s: agent %s sent, but it is not the device's agent any more", shoal_device_get_id (device),
+               sha != NULL ? sha : "?");
+      return;
+    }
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "bytes");
   json_builder_add_int_value (b, g_ascii_strtoll (size != NULL ? size : "0", NULL, 10));
@@ -128,8 +156,12 @@ read_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
                                     data->sha256 != NULL ? data->sha256 : "");
       soup_server_message_set_response (data->msg, "application/octet-stream", SOUP_MEMORY_COPY,
                                         g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-      g_signal_connect_data (data->msg, "finished", G_CALLBACK (finished_cb), g_object_ref (data->device),
-                             (GClosureNotify) (void (*) (void)) g_object_unref, 0);
+      Served *served = g_new0 (Served, 1);
+
+      served->device = g_object_ref (data->device);
+      served->sha256 = g_strdup (data->sha256);
+      served->size = g_strdup (data->size);
+      g_signal_connect_data (data->msg, "finished", G_CALLBACK (finished_cb), served, served_free, 0);
     }
   soup_server_message_unpause (data->msg);
 }
@@ -167,6 +199,7 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
   data->parts[0] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_BASE));
   data->parts[1] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_DEVICE));
   data->sha256 = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256));
+  data->size = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SIZE));
   soup_server_message_pause (msg);
   task = g_task_new (self, NULL, read_done_cb, NULL);
   g_task_set_task_data (task, data, (GDestroyNotify) fetch_data_free);

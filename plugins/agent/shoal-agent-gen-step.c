@@ -5,7 +5,10 @@
  * service that serves GET /agent/v1/agent (keys "agent.base",
  * "agent.device-part", "agent.sha256", "agent.size"), then waits for the
  * device events "agent-fetched" (posted by that service) and
- * "agent-running" (posted by the agent itself).
+ * "agent-running" (posted by the agent itself). Those keys are removed
+ * when the step starts (and by the controller when a deployment starts),
+ * so a device is never sent the agent of an earlier run, and an
+ * "agent-fetched" whose sha256 is not this run's agent's is ignored.
  *
  * The configuration carries the device's instruction serial at generation
  * time, so the agent never runs an instruction left from an earlier
@@ -42,6 +45,7 @@ G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalAgentGenStep, shoal_agent_gen_step, G_TYPE_
 typedef struct {
   ShoalStepContext *ctx;
   GCancellable     *cancellable;
+  gchar            *sha256;       /* of the agent generated */
 } StepData;
 
 static void
@@ -49,7 +53,19 @@ step_data_free (StepData *data)
 {
   g_clear_object (&data->ctx);
   g_clear_object (&data->cancellable);
+  g_free (data->sha256);
   g_free (data);
+}
+
+/* Forgets the agent of an earlier run, so that the service answers 503
+ * until this run's agent is generated instead of serving the old one */
+static void
+forget_agent (ShoalDevice *device)
+{
+  const gchar *keys[] = { SHOAL_AGENT_KEY_BASE, SHOAL_AGENT_KEY_DEVICE, SHOAL_AGENT_KEY_SHA256, SHOAL_AGENT_KEY_SIZE };
+
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    shoal_device_set_metadata (device, keys[i], NULL);
 }
 
 static void
@@ -93,6 +109,16 @@ agent_fetched_cb (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
+  /* a download of an earlier agent that ended after this run began */
+  if (!JSON_NODE_HOLDS_OBJECT (payload)
+      || g_strcmp0 (json_object_get_string_member_with_default (json_node_get_object (payload), "sha256", NULL),
+                    data->sha256) != 0)
+    {
+      g_debug ("%s fetched an agent other than %s: waiting for this one", shoal_device_get_id (device), data->sha256);
+      shoal_device_wait_event_async (device, "agent-fetched", data->cancellable, agent_fetched_cb,
+                                     g_steal_pointer (&task));
+      return;
+    }
   shoal_step_context_set_progress (data->ctx, device, 0.5);
   shoal_device_wait_event_async (device, "agent-running", data->cancellable, agent_running_cb,
                                  g_steal_pointer (&task));
@@ -116,6 +142,7 @@ generated_cb (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   size = g_strdup_printf ("%" G_GUINT64_FORMAT, job->size);
+  data->sha256 = g_strdup (job->sha256);
   shoal_device_set_metadata (device, SHOAL_AGENT_KEY_BASE, job->base_path);
   shoal_device_set_metadata (device, SHOAL_AGENT_KEY_DEVICE, job->device_path);
   shoal_device_set_metadata (device, SHOAL_AGENT_KEY_SHA256, job->sha256);
@@ -246,6 +273,8 @@ shoal_agent_gen_step_run_async (ShoalStep           *step,
   data->ctx = g_object_ref (ctx);
   data->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   g_task_set_task_data (task, data, (GDestroyNotify) step_data_free);
+  if (device != NULL)
+    forget_agent (device);
   job = device != NULL ? make_job (ctx, device, &error) : NULL;
   if (job == NULL)
     {

@@ -207,6 +207,5 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
   job->device_path = g_build_filename (agents_dir, name, NULL);
   if (!shoal_agent_initramfs_write_config (job->device_path, job->config_text, job->compression, error))
     return FALSE;
-  g_chmod (job->device_path, 0600);
   return hash_served (job, error);
 }

@@ -125,8 +125,9 @@ shoal_agent_initramfs_cache_key (const gchar           *agent_binary_sha256,
   return shoal_agent_sha256_data (in->str, in->len);
 }
 
+/* Writes to @fd when it is not -1 (the caller closes it), else creates @path */
 static ShoalArchiveWriter *
-open_writer (const gchar *path, ShoalAgentCompression compression, GError **error)
+open_writer_fd (const gchar *path, gint fd, ShoalAgentCompression compression, GError **error)
 {
   g_autoptr(ShoalArchiveWriter) a = archive_write_new ();
   int r;
@@ -139,13 +140,19 @@ open_writer (const gchar *path, ShoalAgentCompression compression, GError **erro
   if (r == ARCHIVE_OK)
     r = archive_write_set_bytes_in_last_block (a, 1);
   if (r == ARCHIVE_OK)
-    r = archive_write_open_filename (a, path);
+    r = fd >= 0 ? archive_write_open_fd (a, fd) : archive_write_open_filename (a, path);
   if (r != ARCHIVE_OK)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_FAILED, "writing %s: %s", path, archive_error_string (a));
       return NULL;
     }
   return g_steal_pointer (&a);
+}
+
+static ShoalArchiveWriter *
+open_writer (const gchar *path, ShoalAgentCompression compression, GError **error)
+{
+  return open_writer_fd (path, -1, compression, error);
 }
 
 static gboolean
@@ -397,13 +404,11 @@ shoal_agent_initramfs_write_base (const gchar           *path,
   return close_writer (a, path, error);
 }
 
-gboolean
-shoal_agent_initramfs_write_config (const gchar           *path,
-                                    const gchar           *config_text,
-                                    ShoalAgentCompression  compression,
-                                    GError               **error)
+static gboolean
+write_config_fd (const gchar *path, gint fd, const gchar *config_text, ShoalAgentCompression compression,
+                 GError **error)
 {
-  g_autoptr(ShoalArchiveWriter) a = open_writer (path, compression, error);
+  g_autoptr(ShoalArchiveWriter) a = open_writer_fd (path, fd, compression, error);
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   if (a == NULL)
@@ -411,4 +416,42 @@ shoal_agent_initramfs_write_config (const gchar           *path,
   if (!add_data (a, seen, "etc/shoal/agent.conf", config_text, 0600, error))
     return FALSE;
   return close_writer (a, path, error);
+}
+
+/**
+ * shoal_agent_initramfs_write_config:
+ *
+ * Writes the device part (it holds the device's token) to a temporary
+ * file created 0600 beside @path and renames it into place, so that a
+ * download served meanwhile reads the old part or the new one, whole,
+ * and the token is never readable by others.
+ */
+gboolean
+shoal_agent_initramfs_write_config (const gchar           *path,
+                                    const gchar           *config_text,
+                                    ShoalAgentCompression  compression,
+                                    GError               **error)
+{
+  g_autofree gchar *tmp = g_strdup_printf ("%s.tmp-XXXXXX", path);
+  gint fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0600);
+  gboolean ok;
+
+  if (fd < 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                   "creating %s: %s", tmp, g_strerror (errno));
+      return FALSE;
+    }
+  ok = write_config_fd (tmp, fd, config_text, compression, error);
+  if (!g_close (fd, ok ? error : NULL))
+    ok = FALSE;
+  if (ok && g_rename (tmp, path) != 0)
+    {
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
+                   "renaming %s: %s", tmp, g_strerror (errno));
+      ok = FALSE;
+    }
+  if (!ok)
+    g_unlink (tmp);
+  return ok;
 }

@@ -5,8 +5,11 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <shoal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sa-http.h"
 
@@ -245,6 +248,16 @@ static const gchar *inventory_json =
   "{\"name\":\"nvme0n1\",\"size_bytes\":480103981056,\"model\":\"SAMSUNG MZ7LH480\",\"serial\":\"S45\",\"rotational\":false,\"removable\":false}"
   "]}";
 
+/* "agent-fetched" as the service posts it */
+static void
+post_fetched (ShoalDevice *device, const gchar *sha256)
+{
+  g_autofree gchar *json = g_strdup_printf ("{\"bytes\":1,\"sha256\":\"%s\"}", sha256);
+  g_autoptr(JsonNode) payload = json_from_string (json, NULL);
+
+  shoal_device_post_event (device, "agent-fetched", payload);
+}
+
 /* runs the agent step with options until it has generated the agent (TRUE)
  * or failed (FALSE, error set) */
 static gboolean
@@ -276,7 +289,7 @@ run_agent_step (Fixture *f, ShoalDevice *device, const gchar *options_json, GErr
       return run.ok;
     }
   /* generated: let the step end (as the agent route and the agent would) */
-  shoal_device_post_event (device, "agent-fetched", NULL);
+  post_fetched (device, shoal_device_get_metadata (device, "agent.sha256"));
   shoal_device_post_event (device, "agent-running", NULL);
   while (!run.done)
     g_main_context_iteration (NULL, TRUE);
@@ -329,11 +342,108 @@ test_root_device (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "“size”"));
 }
 
+static void
+start_step (Fixture *f, ShoalDevice *device, const gchar *binary, RunData *run)
+{
+  ShoalStep *step = shoal_plugin_engine_lookup_step (shoal_controller_get_engine (f->controller), "agent", NULL);
+  g_autofree gchar *agent = g_build_filename (f->tmp, binary, NULL);
+  g_autofree gchar *options_json = g_strdup_printf ("{\"agent-binary\":\"%s\",\"disk\":\"/dev/vdz\"}", agent);
+  g_autoptr(JsonNode) options = json_from_string (options_json, NULL);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = NULL;
+
+  g_ptr_array_add (devices, device);
+  ctx = shoal_step_context_new (shoal_controller_get_context (f->controller), NULL, "agent",
+                                json_node_get_object (options), devices, NULL);
+  *run = (RunData) { FALSE, FALSE, NULL };
+  shoal_step_run_async (step, ctx, NULL, run_done_cb, run);
+}
+
+static void
+finish_step (ShoalDevice *device, RunData *run)
+{
+  shoal_device_post_event (device, "agent-running", NULL);
+  while (!run->done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (run->error);
+  g_assert_true (run->ok);
+}
+
+/* A second run of the step (a redeploy): the device gets 503, not the old
+ * agent, until the new one is generated; an "agent-fetched" of the old
+ * agent does not end the wait; the device part is replaced by a new file
+ * made 0600, not rewritten in place */
+static void
+test_redeploy (Fixture *f, gconstpointer data)
+{
+  const gchar *macs[] = { "52:54:00:aa:bb:03", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, "dev-3", macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *old_sha = NULL;
+  g_autofree gchar *part = NULL;
+  g_autofree gchar *fifo = g_build_filename (f->tmp, "agent-fifo", NULL);
+  RunData run;
+  Fetch fetch;
+  GStatBuf st1, st2;
+  int fd;
+
+  g_assert_no_error (error);
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  start_step (f, device, "shoal-agent", &run);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  sa_http_response_clear (&fetch.resp);
+  finish_step (device, &run);
+  old_sha = g_strdup (shoal_device_get_metadata (device, "agent.sha256"));
+  part = g_strdup (shoal_device_get_metadata (device, "agent.device-part"));
+  g_assert_cmpint (g_stat (part, &st1), ==, 0);
+  g_assert_cmpint (st1.st_mode & 0777, ==, 0600);
+
+  /* the new deployment: another instruction serial, so another agent */
+  shoal_device_set_instruction (device, json_from_string ("{\"action\":\"wait\"}", NULL));
+  post_fetched (device, old_sha);
+  /* the generation reads the agent binary from a FIFO: it waits until the
+   * test writes it */
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  start_step (f, device, "agent-fifo", &run);
+  g_assert_null (shoal_device_get_metadata (device, "agent.sha256"));
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 503);
+  sa_http_response_clear (&fetch.resp);
+  fd = open (fifo, O_WRONLY);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, "fake agent", 10), ==, 10);
+  close (fd);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL && !run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpstr (shoal_device_get_metadata (device, "agent.sha256"), !=, old_sha);
+  /* the old agent's "agent-fetched" and an "agent-running" do not end the step */
+  shoal_device_post_event (device, "agent-running", NULL);
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_false (run.done);
+  g_assert_cmpint (g_stat (part, &st2), ==, 0);
+  g_assert_cmpint (st2.st_mode & 0777, ==, 0600);
+  g_assert_cmpuint (st1.st_ino, !=, st2.st_ino);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  sa_http_response_clear (&fetch.resp);
+  while (!run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (run.error);
+  g_assert_true (run.ok);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/service/step-and-route", Fixture, NULL, fixture_set_up, test_step_and_service, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/root-device", Fixture, NULL, fixture_set_up, test_root_device, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/redeploy", Fixture, NULL, fixture_set_up, test_redeploy, fixture_tear_down);
   return g_test_run ();
 }
