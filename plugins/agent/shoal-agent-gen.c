@@ -2,8 +2,10 @@
  *
  * The base part (agent binary + modules) is cached under
  * <state dir>/agent-cache/<key>.cpio.<zst|gz>, key = SHA-256 of the agent
- * binary's SHA-256, the kernel release, the module list and the
- * compression: identical hardware and recipe reuse it. The device's part
+ * binary's SHA-256, the kernel release, the kernel tree's path and the
+ * size, mtime and inode of its modules.dep and of each module file, the
+ * module list and the compression: identical hardware and recipe on the
+ * same, unchanged tree reuse it. The device's part
  * (its agent.conf) goes to <state dir>/agents/<device id>.cpio.<zst|gz>.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -175,6 +177,7 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
   g_autoptr(ShoalModIndex) index = NULL;
   g_autoptr(GPtrArray) modules = split_modules (job->modules);
   g_autofree gchar *name = NULL;
+  g_autofree gchar *stamp = NULL;
   gboolean ok = TRUE;
 
   if (binary_sha == NULL)
@@ -191,8 +194,9 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
       return FALSE;
     }
   job->n_modules = modules->len;
+  stamp = shoal_agent_initramfs_tree_stamp (index, modules);
   job->cache_key = shoal_agent_initramfs_cache_key (binary_sha, shoal_mod_index_get_release (index),
-                                                    modules, job->compression);
+                                                    stamp, modules, job->compression);
   name = g_strdup_printf ("%s.%s", job->cache_key, suffix_of (job->compression));
   job->base_path = g_build_filename (cache_dir, name, NULL);
   G_LOCK (cache_lock);

@@ -110,16 +110,61 @@ shoal_agent_sha256_file (const gchar *path, guint64 *size, GError **error)
   return hex_of (md, mdlen);
 }
 
+static void
+append_stamp (GString *s, const gchar *dir, const gchar *rel)
+{
+  g_autofree gchar *path = g_build_filename (dir, rel, NULL);
+  struct stat st;
+
+  if (stat (path, &st) != 0)
+    {
+      g_string_append_printf (s, "%s missing\n", rel);
+      return;
+    }
+  g_string_append_printf (s, "%s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT ".%09ld %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n",
+                          rel, (gint64) st.st_size, (gint64) st.st_mtim.tv_sec, (long) st.st_mtim.tv_nsec,
+                          (guint64) st.st_dev, (guint64) st.st_ino);
+}
+
+/**
+ * shoal_agent_initramfs_tree_stamp:
+ * @modules: (element-type utf8): module names, as for the base part
+ *
+ * What identifies the kernel tree's files a base part is built from: the
+ * tree's path, and the size, modification time, device and inode of its
+ * modules.dep and of each module file, so that another tree of the same
+ * release name, or a module or modules.dep replaced in place, gives
+ * another cache key.
+ */
+gchar *
+shoal_agent_initramfs_tree_stamp (ShoalModIndex *index, GPtrArray *modules)
+{
+  const gchar *dir = shoal_mod_index_get_dir (index);
+  GString *s = g_string_new (NULL);
+
+  g_string_append_printf (s, "tree %s\n", dir);
+  append_stamp (s, dir, "modules.dep");
+  for (guint i = 0; i < modules->len; i++)
+    {
+      const gchar *rel = shoal_mod_index_get_path (index, g_ptr_array_index (modules, i));
+
+      if (rel != NULL)
+        append_stamp (s, dir, rel);
+    }
+  return g_string_free (s, FALSE);
+}
+
 gchar *
 shoal_agent_initramfs_cache_key (const gchar           *agent_binary_sha256,
                                  const gchar           *release,
+                                 const gchar           *tree_stamp,
                                  GPtrArray             *modules,
                                  ShoalAgentCompression  compression)
 {
-  g_autoptr(GString) in = g_string_new ("shoal-agent-base-v2\n");
+  g_autoptr(GString) in = g_string_new ("shoal-agent-base-v3\n");
 
-  g_string_append_printf (in, "agent %s\nkernel %s\ncompression %d\nmodules",
-                          agent_binary_sha256, release, compression);
+  g_string_append_printf (in, "agent %s\nkernel %s\ncompression %d\n%smodules",
+                          agent_binary_sha256, release, compression, tree_stamp);
   for (guint i = 0; i < modules->len; i++)
     g_string_append_printf (in, " %s", (const gchar *) g_ptr_array_index (modules, i));
   return shoal_agent_sha256_data (in->str, in->len);

@@ -37,8 +37,11 @@ gboolean shoal_agent_initramfs_write_config  (const gchar            *path,
                                               const gchar            *config_text,
                                               ShoalAgentCompression   compression,
                                               GError                **error);
+gchar   *shoal_agent_initramfs_tree_stamp    (ShoalModIndex          *index,
+                                              GPtrArray              *modules);
 gchar   *shoal_agent_initramfs_cache_key     (const gchar            *agent_binary_sha256,
                                               const gchar            *release,
+                                              const gchar            *tree_stamp,
                                               GPtrArray              *modules,
                                               ShoalAgentCompression   compression);
 gchar   *shoal_agent_sha256_file             (const gchar            *path,

@@ -29,6 +29,7 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 
 #include "shoal-drivers-modindex.h"
 #include "shoal-drivers-select.h"
@@ -44,9 +45,57 @@ static void shoal_drivers_step_iface_init (ShoalStepInterface *iface);
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalDriversStep, shoal_drivers_step, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
                                 G_IMPLEMENT_INTERFACE_DYNAMIC (SHOAL_TYPE_STEP, shoal_drivers_step_iface_init))
 
-/* Parsed indexes, by release directory: thousands of devices share a few kernels */
+/* Parsed indexes, by release directory: thousands of devices share a few
+ * kernels. Each entry is parsed again when the size, mtime or inode of
+ * the tree's index files changed (depmod ran, the tree was refreshed in
+ * place); an entry is reference-counted, so a replaced one lives until
+ * the selections using it are done. */
 G_LOCK_DEFINE_STATIC (index_cache);
 static GHashTable *index_cache;
+
+typedef struct {
+  ShoalModIndex *index;
+  gchar         *stamp;
+} CachedIndex;
+
+static void
+cached_index_clear (gpointer data)
+{
+  CachedIndex *cached = data;
+
+  g_clear_pointer (&cached->index, shoal_mod_index_free);
+  g_free (cached->stamp);
+}
+
+static void
+cached_index_unref (CachedIndex *cached)
+{
+  g_atomic_rc_box_release_full (cached, cached_index_clear);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CachedIndex, cached_index_unref)
+
+/* Size, mtime, device and inode of the files the index is read from */
+static gchar *
+index_stamp (const gchar *release_dir)
+{
+  const gchar *names[] = { "modules.dep", "modules.alias", "modules.builtin" };
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree gchar *path = g_build_filename (release_dir, names[i], NULL);
+      GStatBuf st;
+
+      if (g_stat (path, &st) != 0)
+        g_string_append_printf (s, "%s missing\n", names[i]);
+      else
+        g_string_append_printf (s, "%s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT ".%09ld %" G_GUINT64_FORMAT " %"
+                                G_GUINT64_FORMAT "\n", names[i], (gint64) st.st_size, (gint64) st.st_mtim.tv_sec,
+                                (long) st.st_mtim.tv_nsec, (guint64) st.st_dev, (guint64) st.st_ino);
+    }
+  return g_string_free (s, FALSE);
+}
 
 typedef struct {
   gchar     *kernel;
@@ -74,30 +123,41 @@ drivers_job_free (DriversJob *job)
   g_free (job);
 }
 
-static ShoalModIndex *
+/* (transfer full): the parsed index of @release_dir, as its files are now */
+static CachedIndex *
 lookup_index (const gchar *release_dir, GError **error)
 {
-  ShoalModIndex *index;
+  g_autofree gchar *stamp = index_stamp (release_dir);
+  CachedIndex *cached;
 
   G_LOCK (index_cache);
   if (index_cache == NULL)
-    index_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) shoal_mod_index_free);
-  index = g_hash_table_lookup (index_cache, release_dir);
-  if (index == NULL)
+    index_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) cached_index_unref);
+  cached = g_hash_table_lookup (index_cache, release_dir);
+  if (cached == NULL || g_strcmp0 (cached->stamp, stamp) != 0)
     {
-      index = shoal_mod_index_new (release_dir, error);
-      if (index != NULL)
-        g_hash_table_insert (index_cache, g_strdup (release_dir), index);
+      ShoalModIndex *index = shoal_mod_index_new (release_dir, error);
+
+      if (index == NULL)
+        {
+          G_UNLOCK (index_cache);
+          return NULL;
+        }
+      cached = g_atomic_rc_box_new0 (CachedIndex);
+      cached->index = index;
+      cached->stamp = g_steal_pointer (&stamp);
+      g_hash_table_replace (index_cache, g_strdup (release_dir), cached);
     }
+  g_atomic_rc_box_acquire (cached);
   G_UNLOCK (index_cache);
-  return index;
+  return cached;
 }
 
 static void
 drivers_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   DriversJob *job = task_data;
-  ShoalModIndex *index;
+  g_autoptr(CachedIndex) cached = NULL;
   ShoalDriversOptions options;
   g_autoptr(GError) error = NULL;
 
@@ -107,15 +167,15 @@ drivers_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  index = lookup_index (job->release_dir, &error);
-  if (index == NULL)
+  cached = lookup_index (job->release_dir, &error);
+  if (cached == NULL)
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
   options = (ShoalDriversOptions) { (const gchar * const *) job->add, (const gchar * const *) job->forbid,
                                     (const gchar * const *) job->classes };
-  job->selection = shoal_drivers_select (index, job->inventory, &options, &error);
+  job->selection = shoal_drivers_select (cached->index, job->inventory, &options, &error);
   if (job->selection == NULL)
     {
       g_task_return_error (task, g_steal_pointer (&error));

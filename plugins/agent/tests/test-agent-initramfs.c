@@ -303,17 +303,19 @@ test_cache_key (Fixture *f, gconstpointer data)
 {
   g_autoptr(GPtrArray) a = g_ptr_array_new ();
   g_autoptr(GPtrArray) b = g_ptr_array_new ();
-  g_autofree gchar *ka = NULL, *ka2 = NULL, *kb = NULL, *kc = NULL;
+  g_autofree gchar *ka = NULL, *ka2 = NULL, *kb = NULL, *kc = NULL, *kd = NULL;
 
   g_ptr_array_add (a, "e1000");
   g_ptr_array_add (b, "virtio_net");
-  ka = shoal_agent_initramfs_cache_key ("abc", "6.1", a, SHOAL_AGENT_COMPRESSION_ZSTD);
-  ka2 = shoal_agent_initramfs_cache_key ("abc", "6.1", a, SHOAL_AGENT_COMPRESSION_ZSTD);
-  kb = shoal_agent_initramfs_cache_key ("abc", "6.1", b, SHOAL_AGENT_COMPRESSION_ZSTD);
-  kc = shoal_agent_initramfs_cache_key ("abd", "6.1", a, SHOAL_AGENT_COMPRESSION_ZSTD);
+  ka = shoal_agent_initramfs_cache_key ("abc", "6.1", "tree /a\n", a, SHOAL_AGENT_COMPRESSION_ZSTD);
+  ka2 = shoal_agent_initramfs_cache_key ("abc", "6.1", "tree /a\n", a, SHOAL_AGENT_COMPRESSION_ZSTD);
+  kb = shoal_agent_initramfs_cache_key ("abc", "6.1", "tree /a\n", b, SHOAL_AGENT_COMPRESSION_ZSTD);
+  kc = shoal_agent_initramfs_cache_key ("abd", "6.1", "tree /a\n", a, SHOAL_AGENT_COMPRESSION_ZSTD);
+  kd = shoal_agent_initramfs_cache_key ("abc", "6.1", "tree /b\n", a, SHOAL_AGENT_COMPRESSION_ZSTD);
   g_assert_cmpstr (ka, ==, ka2);
   g_assert_cmpstr (ka, !=, kb);
   g_assert_cmpstr (ka, !=, kc);
+  g_assert_cmpstr (ka, !=, kd);
   g_assert_cmpuint (strlen (ka), ==, 64);
 }
 
@@ -370,6 +372,89 @@ test_cache_reuse (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (text, "serial=42\n"));
 }
 
+/* A tree at @top/lib/modules/9.9.9-test whose one module holds @text */
+static ShoalModIndex *
+tree_index (Fixture *f, const gchar *top, const gchar *text)
+{
+  g_autofree gchar *rel = g_build_filename (f->tmp, top, "lib/modules/9.9.9-test", NULL);
+  g_autoptr(GError) error = NULL;
+  ShoalModIndex *index;
+
+  write_file (rel, "modules.alias", "alias pci:v00001111d*sv*sd*bc*sc*i* nic_drv\n");
+  write_file (rel, "modules.dep", "kernel/nic-drv.ko:\n");
+  write_file (rel, "kernel/nic-drv.ko", text);
+  index = shoal_mod_index_new (rel, &error);
+  g_assert_no_error (error);
+  return index;
+}
+
+/* The nic-drv.ko in the base part @job generated */
+static gchar *
+base_module (Fixture *f, ShoalAgentGenJob *job)
+{
+  g_autofree gchar *dest = g_build_filename (f->tmp, "root-XXXXXX", NULL);
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *b = NULL;
+  gchar *text = NULL;
+  gsize blen = 0;
+  char err[256];
+  SaBuf cpio;
+
+  g_assert_nonnull (g_mkdtemp (dest));
+  g_assert_true (g_file_get_contents (job->base_path, &b, &blen, NULL));
+  sa_buf_init (&cpio);
+  g_assert_true (sa_decompress (b, blen, 1 << 26, &cpio, err, sizeof err));
+  g_assert_cmpint (sa_newc_extract (cpio.data, cpio.len, dest, err, sizeof err), >, 1);
+  sa_buf_clear (&cpio);
+  path = g_build_filename (dest, "lib/modules/9.9.9-test/kernel/nic-drv.ko", NULL);
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  return text;
+}
+
+/* The cached base part is the one of the tree the job names, as it is
+ * now: two trees of the same release name, or a module replaced in place,
+ * give another base part */
+static void
+test_cache_tree (Fixture *f, gconstpointer data)
+{
+  g_autoptr(ShoalModIndex) ia = NULL;
+  g_autoptr(ShoalModIndex) ib = NULL;
+  g_autoptr(ShoalAgentGenJob) a = NULL, b = NULL, a2 = NULL, a3 = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *ta = NULL, *tb = NULL, *ta2 = NULL;
+
+  write_file (f->tmp, "shoal-agent", "AGENT");
+  ia = tree_index (f, "A", "NIC of A");
+  ib = tree_index (f, "B", "NIC of B");
+  a = gen_job (f, ia, "dev-a", "nic_drv");
+  b = gen_job (f, ib, "dev-b", "nic_drv");
+  g_assert_true (shoal_agent_gen_run (a, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_agent_gen_run (b, &error));
+  g_assert_no_error (error);
+  g_assert_false (b->reused);
+  g_assert_cmpstr (a->base_path, !=, b->base_path);
+  ta = base_module (f, a);
+  tb = base_module (f, b);
+  g_assert_cmpstr (ta, ==, "NIC of A");
+  g_assert_cmpstr (tb, ==, "NIC of B");
+
+  /* A's module replaced in place (same size) */
+  g_clear_pointer (&ia, shoal_mod_index_free);
+  ia = tree_index (f, "A", "NIC of Z");
+  a2 = gen_job (f, ia, "dev-a", "nic_drv");
+  g_assert_true (shoal_agent_gen_run (a2, &error));
+  g_assert_no_error (error);
+  g_assert_false (a2->reused);
+  ta2 = base_module (f, a2);
+  g_assert_cmpstr (ta2, ==, "NIC of Z");
+  /* unchanged: reused */
+  a3 = gen_job (f, ia, "dev-a", "nic_drv");
+  g_assert_true (shoal_agent_gen_run (a3, &error));
+  g_assert_true (a3->reused);
+  g_assert_cmpstr (a3->base_path, ==, a2->base_path);
+}
+
 static void
 test_real_kernel (Fixture *f, gconstpointer data)
 {
@@ -421,6 +506,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/agent-gen/initramfs/unpack-concatenated", Fixture, NULL, fixture_set_up, test_unpack_concatenated, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/compressed-modules", Fixture, NULL, fixture_set_up, test_compressed_modules, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-key", Fixture, NULL, fixture_set_up, test_cache_key, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/initramfs/cache-tree", Fixture, NULL, fixture_set_up, test_cache_tree, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-reuse", Fixture, NULL, fixture_set_up, test_cache_reuse, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/real-kernel", Fixture, NULL, fixture_set_up, test_real_kernel, fixture_tear_down);
   return g_test_run ();

@@ -140,6 +140,44 @@ test_options (void)
     }
 }
 
+static void
+write_file (const gchar *dir, const gchar *name, const gchar *text)
+{
+  g_autofree gchar *path = g_build_filename (dir, name, NULL);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+
+  g_assert_cmpint (g_mkdir_with_parents (parent, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+}
+
+/* A kernel tree whose modules.alias and modules.dep change in place (depmod
+ * ran again): the next selection reads them again */
+static void
+test_tree_refreshed (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *tmp = g_dir_make_tmp ("shoal-drivers-XXXXXX", &error);
+  g_autofree gchar *rel = g_build_filename (tmp, "lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *options = g_strdup_printf ("{\"kernel\":\"%s\"}", rel);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", tmp);
+  g_autoptr(ShoalDevice) device = device_with_nic ("vm-new", "abcd", "1234");
+
+  g_assert_no_error (error);
+  write_file (rel, "modules.alias", "alias pci:v0000ABCDd00001234sv*sd*bc*sc*i* drv_one\n");
+  write_file (rel, "modules.dep", "kernel/drv-one.ko:\n");
+  write_file (rel, "kernel/drv-one.ko", "ONE");
+  g_assert_true (run_step (device, options, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "drv_one");
+  write_file (rel, "modules.alias", "alias pci:v0000ABCDd00001234sv*sd*bc*sc*i* drv_two\n");
+  write_file (rel, "modules.dep", "kernel/drv-two.ko:\n");
+  write_file (rel, "kernel/drv-two.ko", "TWO");
+  g_assert_true (run_step (device, options, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "drv_two");
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -151,5 +189,6 @@ main (int argc, char **argv)
   shoal_drivers_step_register_types (module);
   g_test_add_func ("/shoal/drivers/step", test_step);
   g_test_add_func ("/shoal/drivers/options", test_options);
+  g_test_add_func ("/shoal/drivers/tree-refreshed", test_tree_refreshed);
   return g_test_run ();
 }
