@@ -4,7 +4,11 @@
  * with its generated agent: the cached base part followed by its own part
  * (device keys "agent.base" and "agent.device-part", written by the agent
  * step), as application/octet-stream. 401 without a known token, 503 with
- * Retry-After while the agent is not generated yet. When the whole answer
+ * Retry-After while the agent is not generated yet, 429 with Retry-After
+ * when the device already has MAX_DOWNLOADS downloads under way. The
+ * parts are read in chunks of 256 kB as the answer goes out (the body
+ * does not accumulate), so a download holds one chunk in memory, not the
+ * agent. When the whole answer
  * has been sent it posts the device event "agent-fetched"
  * ({"bytes": n, "sha256": "..."}) and journals it.
  *
@@ -12,42 +16,33 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
 #include "shoal-agent-gen.h"
 #include "shoal-agent-gen-service.h"
 
 #define AGENT_PATH "/agent/v1/agent"
+#define CHUNK_SIZE (256 * 1024)
+/* a loader fetches once; a few retries may overlap a stalled download */
+#define MAX_DOWNLOADS 4
 
 struct _ShoalAgentGenService
 {
   GObject       parent_instance;
   ShoalContext *context;
   gboolean      registered;
+  GHashTable   *downloads;    /* device id -> number under way */
 };
 
 static void shoal_agent_gen_service_iface_init (ShoalServiceInterface *iface);
 
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (ShoalAgentGenService, shoal_agent_gen_service, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
                                 G_IMPLEMENT_INTERFACE_DYNAMIC (SHOAL_TYPE_SERVICE, shoal_agent_gen_service_iface_init))
-
-typedef struct {
-  SoupServerMessage *msg;
-  ShoalDevice       *device;
-  gchar             *parts[2];
-  gchar             *sha256;
-  gchar             *size;
-} FetchData;
-
-static void
-fetch_data_free (FetchData *data)
-{
-  g_clear_object (&data->msg);
-  g_clear_object (&data->device);
-  g_free (data->parts[0]);
-  g_free (data->parts[1]);
-  g_free (data->sha256);
-  g_free (data->size);
-  g_free (data);
-}
 
 static void
 respond_text (SoupServerMessage *msg, guint status, const gchar *text)
@@ -67,20 +62,55 @@ request_token (SoupServerMessage *msg, GHashTable *query)
 }
 
 typedef struct {
-  ShoalDevice *device;
-  gchar       *sha256;
-  gchar       *size;
-} Served;
+  ShoalAgentGenService *service;
+  ShoalDevice          *device;
+  gchar                *sha256;
+  gchar                *size;
+  gchar                *paths[2];
+  gint                  fds[2];
+  goffset               remaining[2];
+  goffset               offset;      /* in the current part */
+  guint                 part;
+  gboolean              short_read;
+} Download;
 
 static void
-served_free (gpointer user_data, GClosure *closure)
+download_clear (gpointer data)
 {
-  Served *served = user_data;
+  Download *d = data;
 
-  g_object_unref (served->device);
-  g_free (served->sha256);
-  g_free (served->size);
-  g_free (served);
+  for (guint i = 0; i < G_N_ELEMENTS (d->fds); i++)
+    {
+      if (d->fds[i] >= 0)
+        g_close (d->fds[i], NULL);
+      g_free (d->paths[i]);
+    }
+  if (d->service->downloads != NULL)
+    {
+      const gchar *id = shoal_device_get_id (d->device);
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (d->service->downloads, id));
+
+      if (n <= 1)
+        g_hash_table_remove (d->service->downloads, id);
+      else
+        g_hash_table_insert (d->service->downloads, g_strdup (id), GUINT_TO_POINTER (n - 1));
+    }
+  g_object_unref (d->service);
+  g_object_unref (d->device);
+  g_free (d->sha256);
+  g_free (d->size);
+}
+
+static void
+download_unref (Download *d)
+{
+  g_atomic_rc_box_release_full (d, download_clear);
+}
+
+static void
+download_closure_unref (gpointer data, GClosure *closure)
+{
+  download_unref (data);
 }
 
 /* Posts "agent-fetched" with the agent that was sent, unless the device
@@ -88,14 +118,15 @@ served_free (gpointer user_data, GClosure *closure)
 static void
 finished_cb (SoupServerMessage *msg, gpointer user_data)
 {
-  Served *served = user_data;
-  ShoalDevice *device = served->device;
-  const gchar *size = served->size;
-  const gchar *sha = served->sha256;
+  Download *d = user_data;
+  ShoalDevice *device = d->device;
+  const gchar *size = d->size;
+  const gchar *sha = d->sha256;
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonNode) payload = NULL;
 
-  if (soup_server_message_get_status (msg) != SOUP_STATUS_OK)
+  if (soup_server_message_get_status (msg) != SOUP_STATUS_OK || d->short_read
+      || d->remaining[0] + d->remaining[1] > 0)
     return;
   if (g_strcmp0 (sha, shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256)) != 0)
     {
@@ -115,55 +146,117 @@ finished_cb (SoupServerMessage *msg, gpointer user_data)
   shoal_device_post_event (device, "agent-fetched", payload);
 }
 
+/* The next chunk of the current part into the response, or its end */
 static void
-read_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+append_chunk (SoupServerMessage *msg, Download *d)
 {
-  FetchData *data = task_data;
-  g_autoptr(GByteArray) all = g_byte_array_new ();
+  SoupMessageBody *body = soup_server_message_get_response_body (msg);
+  g_autofree guint8 *buf = NULL;
+  gsize want;
+  gssize got;
 
-  for (guint i = 0; i < G_N_ELEMENTS (data->parts); i++)
+  while (d->part < G_N_ELEMENTS (d->fds) && d->remaining[d->part] == 0)
     {
-      g_autofree gchar *contents = NULL;
-      gsize len = 0;
-      GError *error = NULL;
-
-      if (!g_file_get_contents (data->parts[i], &contents, &len, &error))
-        {
-          g_task_return_error (task, error);
-          return;
-        }
-      g_byte_array_append (all, (const guint8 *) contents, (guint) len);
+      d->part++;
+      d->offset = 0;
     }
-  g_task_return_pointer (task, g_byte_array_free_to_bytes (g_steal_pointer (&all)), (GDestroyNotify) g_bytes_unref);
+  if (d->part == G_N_ELEMENTS (d->fds))
+    {
+      soup_message_body_complete (body);
+      return;
+    }
+  want = (gsize) MIN (d->remaining[d->part], CHUNK_SIZE);
+  buf = g_malloc (want);
+  do
+    got = pread (d->fds[d->part], buf, want, d->offset);
+  while (got < 0 && errno == EINTR);
+  if (got <= 0)
+    {
+      /* headers are out: all that is left is to end short and close */
+      g_info ("%s: %s ended short: %s", shoal_device_get_id (d->device), d->paths[d->part],
+              got == 0 ? "the file shrank while it was sent" : g_strerror (errno));
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
+      d->short_read = TRUE;
+      d->part = G_N_ELEMENTS (d->fds);
+      soup_message_body_complete (body);
+      return;
+    }
+  d->offset += got;
+  d->remaining[d->part] -= got;
+  soup_message_body_append_take (body, g_steal_pointer (&buf), (gsize) got);
 }
 
 static void
-read_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+wrote_chunk_cb (SoupServerMessage *msg, gpointer user_data)
 {
-  FetchData *data = g_task_get_task_data (G_TASK (result));
-  g_autoptr(GBytes) bytes = g_task_propagate_pointer (G_TASK (result), NULL);
+  append_chunk (msg, user_data);
+}
 
-  if (bytes == NULL)
+/* Opens both parts; the open descriptors stay valid if a part is
+ * replaced meanwhile */
+static gboolean
+download_open (Download *d, GError **error)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (d->fds); i++)
     {
-      shoal_device_log (data->device, "agent-gen", "agent-fetched", SHOAL_JOURNAL_RESULT_FAILED,
-                        "cannot read the generated agent (%s)", data->parts[0]);
-      respond_text (data->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "the generated agent cannot be read");
-    }
-  else
-    {
-      soup_server_message_set_status (data->msg, SOUP_STATUS_OK, NULL);
-      soup_message_headers_replace (soup_server_message_get_response_headers (data->msg), "X-Shoal-Agent-Sha256",
-                                    data->sha256 != NULL ? data->sha256 : "");
-      soup_server_message_set_response (data->msg, "application/octet-stream", SOUP_MEMORY_COPY,
-                                        g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-      Served *served = g_new0 (Served, 1);
+      struct stat st;
 
-      served->device = g_object_ref (data->device);
-      served->sha256 = g_strdup (data->sha256);
-      served->size = g_strdup (data->size);
-      g_signal_connect_data (data->msg, "finished", G_CALLBACK (finished_cb), served, served_free, 0);
+      d->fds[i] = open (d->paths[i], O_RDONLY | O_CLOEXEC);
+      if (d->fds[i] < 0 || fstat (d->fds[i], &st) != 0)
+        {
+          g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "opening %s: %s", d->paths[i],
+                       g_strerror (errno));
+          return FALSE;
+        }
+      d->remaining[i] = st.st_size;
     }
-  soup_server_message_unpause (data->msg);
+  return TRUE;
+}
+
+static void
+serve_agent (ShoalAgentGenService *self, SoupServerMessage *msg, ShoalDevice *device)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  const gchar *id = shoal_device_get_id (device);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->downloads, id));
+  g_autoptr(GError) error = NULL;
+  Download *d;
+
+  if (n >= MAX_DOWNLOADS)
+    {
+      const gchar *text = "too many downloads of this device's agent";
+
+      soup_message_headers_replace (headers, "Retry-After", "2");
+      soup_server_message_set_status (msg, 429, "Too Many Requests");
+      soup_server_message_set_response (msg, "text/plain; charset=utf-8", SOUP_MEMORY_STATIC, text, strlen (text));
+      return;
+    }
+  g_hash_table_insert (self->downloads, g_strdup (id), GUINT_TO_POINTER (n + 1));
+  d = g_atomic_rc_box_new0 (Download);
+  d->service = g_object_ref (self);
+  d->device = g_object_ref (device);
+  d->fds[0] = d->fds[1] = -1;
+  d->paths[0] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_BASE));
+  d->paths[1] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_DEVICE));
+  d->sha256 = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256));
+  d->size = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SIZE));
+  if (!download_open (d, &error))
+    {
+      shoal_device_log (device, "agent-gen", "agent-fetched", SHOAL_JOURNAL_RESULT_FAILED,
+                        "cannot read the generated agent (%s)", error->message);
+      respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "the generated agent cannot be read");
+      download_unref (d);
+      return;
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_content_type (headers, "application/octet-stream", NULL);
+  soup_message_headers_replace (headers, "X-Shoal-Agent-Sha256", d->sha256 != NULL ? d->sha256 : "");
+  soup_message_headers_set_content_length (headers, d->remaining[0] + d->remaining[1]);
+  soup_message_body_set_accumulate (soup_server_message_get_response_body (msg), FALSE);
+  g_signal_connect_data (msg, "wrote-chunk", G_CALLBACK (wrote_chunk_cb), g_atomic_rc_box_acquire (d),
+                         download_closure_unref, 0);
+  g_signal_connect_data (msg, "finished", G_CALLBACK (finished_cb), d, download_closure_unref, 0);
+  append_chunk (msg, d);
 }
 
 static void
@@ -172,8 +265,6 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
   ShoalAgentGenService *self = user_data;
   const gchar *token = request_token (msg, query);
   ShoalDevice *device = token != NULL ? shoal_context_lookup_device_by_token (self->context, token) : NULL;
-  FetchData *data;
-  g_autoptr(GTask) task = NULL;
 
   if (g_strcmp0 (soup_server_message_get_method (msg), "GET") != 0)
     {
@@ -193,17 +284,7 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
       respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the agent of this device is not generated yet");
       return;
     }
-  data = g_new0 (FetchData, 1);
-  data->msg = g_object_ref (msg);
-  data->device = g_object_ref (device);
-  data->parts[0] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_BASE));
-  data->parts[1] = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_DEVICE));
-  data->sha256 = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256));
-  data->size = g_strdup (shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SIZE));
-  soup_server_message_pause (msg);
-  task = g_task_new (self, NULL, read_done_cb, NULL);
-  g_task_set_task_data (task, data, (GDestroyNotify) fetch_data_free);
-  g_task_run_in_thread (task, read_thread);
+  serve_agent (self, msg, device);
 }
 
 static gboolean
@@ -245,6 +326,7 @@ shoal_agent_gen_service_dispose (GObject *object)
 
   shoal_agent_gen_service_stop (SHOAL_SERVICE (self));
   g_clear_object (&self->context);
+  g_clear_pointer (&self->downloads, g_hash_table_unref);
   G_OBJECT_CLASS (shoal_agent_gen_service_parent_class)->dispose (object);
 }
 
@@ -262,6 +344,7 @@ shoal_agent_gen_service_class_finalize (ShoalAgentGenServiceClass *klass)
 static void
 shoal_agent_gen_service_init (ShoalAgentGenService *self)
 {
+  self->downloads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 void

@@ -438,6 +438,81 @@ test_redeploy (Fixture *f, gconstpointer data)
   g_assert_true (run.ok);
 }
 
+/* A multi-MB agent is sent whole and right; a device's downloads beyond
+ * the limit get 429, and the limit frees up when they end */
+static void
+test_large_and_parallel (Fixture *f, gconstpointer data)
+{
+  const gchar *macs[] = { "52:54:00:aa:bb:04", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, "dev-4", macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *big = g_build_filename (f->tmp, "big-agent", NULL);
+  g_autofree gchar *request = NULL;
+  g_autofree gchar *expected = NULL;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (4);
+  g_autofree guint32 *words = g_new (guint32, (6 << 20) / 4);
+  g_autoptr(GPtrArray) conns = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  RunData run;
+  Fetch fetch;
+  guint64 size;
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < (6 << 20) / 4; i++)
+    words[i] = g_rand_int (rand);
+  g_assert_true (g_file_set_contents (big, (const gchar *) words, 6 << 20, NULL));
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  start_step (f, device, "big-agent", &run);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL && !run.done)
+    g_main_context_iteration (NULL, TRUE);
+  size = g_ascii_strtoull (shoal_device_get_metadata (device, "agent.size"), NULL, 10);
+  g_assert_cmpuint (size, >, 6 << 20);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  g_assert_cmpuint (fetch.resp.body.len, ==, size);
+  expected = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) fetch.resp.body.data, fetch.resp.body.len);
+  g_assert_cmpstr (expected, ==, shoal_device_get_metadata (device, "agent.sha256"));
+  sa_http_response_clear (&fetch.resp);
+
+  /* four downloads that do not read their answer */
+  request = g_strdup_printf ("GET /agent/v1/agent HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
+                             shoal_device_get_token (device));
+  for (guint i = 0; i < 4; i++)
+    {
+      GSocketConnection *conn = g_socket_client_connect_to_host (client, f->url + strlen ("http://"), 80, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), request,
+                                                strlen (request), NULL, NULL, &error));
+      g_assert_no_error (error);
+      g_ptr_array_add (conns, conn);
+    }
+  for (guint i = 0; i < 200; i++)
+    g_main_context_iteration (NULL, FALSE);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 429);
+  sa_http_response_clear (&fetch.resp);
+
+  /* they end: a download is served again */
+  g_ptr_array_set_size (conns, 0);
+  for (guint attempt = 0; ; attempt++)
+    {
+      for (guint i = 0; i < 50; i++)
+        g_main_context_iteration (NULL, FALSE);
+      fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+      if (fetch.resp.status == 200 || attempt == 100)
+        break;
+      sa_http_response_clear (&fetch.resp);
+      g_usleep (10000);
+    }
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  g_assert_cmpuint (fetch.resp.body.len, ==, size);
+  sa_http_response_clear (&fetch.resp);
+  finish_step (device, &run);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -445,5 +520,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/agent-gen/service/step-and-route", Fixture, NULL, fixture_set_up, test_step_and_service, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/root-device", Fixture, NULL, fixture_set_up, test_root_device, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/redeploy", Fixture, NULL, fixture_set_up, test_redeploy, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/large-and-parallel", Fixture, NULL, fixture_set_up, test_large_and_parallel,
+              fixture_tear_down);
   return g_test_run ();
 }
