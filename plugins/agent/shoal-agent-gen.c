@@ -24,8 +24,51 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
 
-/* Serializes writers of the same cache entry within this process */
-G_LOCK_DEFINE_STATIC (cache_lock);
+/* One lock per cache entry being built, so that builds of the same entry
+ * within this process are serialized and builds of others are not;
+ * entries_lock guards the table of them */
+typedef struct {
+  GMutex mutex;
+  guint  users;
+} EntryLock;
+
+G_LOCK_DEFINE_STATIC (entries_lock);
+static GHashTable *entry_locks;
+
+static EntryLock *
+entry_lock (const gchar *key)
+{
+  EntryLock *lock;
+
+  G_LOCK (entries_lock);
+  if (entry_locks == NULL)
+    entry_locks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  lock = g_hash_table_lookup (entry_locks, key);
+  if (lock == NULL)
+    {
+      lock = g_new0 (EntryLock, 1);
+      g_mutex_init (&lock->mutex);
+      g_hash_table_insert (entry_locks, g_strdup (key), lock);
+    }
+  lock->users++;
+  G_UNLOCK (entries_lock);
+  g_mutex_lock (&lock->mutex);
+  return lock;
+}
+
+static void
+entry_unlock (const gchar *key, EntryLock *lock)
+{
+  g_mutex_unlock (&lock->mutex);
+  G_LOCK (entries_lock);
+  if (--lock->users == 0)
+    {
+      g_hash_table_remove (entry_locks, key);
+      g_mutex_clear (&lock->mutex);
+      g_free (lock);
+    }
+  G_UNLOCK (entries_lock);
+}
 
 ShoalAgentGenJob *
 shoal_agent_gen_job_new (void)
@@ -178,6 +221,7 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
   g_autoptr(GPtrArray) modules = split_modules (job->modules);
   g_autofree gchar *name = NULL;
   g_autofree gchar *stamp = NULL;
+  EntryLock *lock;
   gboolean ok = TRUE;
 
   if (binary_sha == NULL)
@@ -199,11 +243,11 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
                                                     stamp, modules, job->compression);
   name = g_strdup_printf ("%s.%s", job->cache_key, suffix_of (job->compression));
   job->base_path = g_build_filename (cache_dir, name, NULL);
-  G_LOCK (cache_lock);
+  lock = entry_lock (job->cache_key);
   job->reused = g_file_test (job->base_path, G_FILE_TEST_IS_REGULAR);
   if (!job->reused)
     ok = write_base (job, index, modules, error);
-  G_UNLOCK (cache_lock);
+  entry_unlock (job->cache_key, lock);
   if (!ok)
     return FALSE;
   g_free (name);

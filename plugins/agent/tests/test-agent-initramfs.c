@@ -5,8 +5,11 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sa-archive.h"
 #include "shoal-agent-gen.h"
@@ -455,6 +458,59 @@ test_cache_tree (Fixture *f, gconstpointer data)
   g_assert_cmpstr (a3->base_path, ==, a2->base_path);
 }
 
+static gpointer
+gen_thread (gpointer data)
+{
+  ShoalAgentGenJob *job = data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok = shoal_agent_gen_run (job, &error);
+
+  g_assert_no_error (error);
+  return GINT_TO_POINTER (ok);
+}
+
+static void
+feed_fifo (const gchar *path, const gchar *text)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, text, strlen (text)), ==, (gssize) strlen (text));
+  close (fd);
+}
+
+/* A base part that takes long to build (its agent binary is a FIFO the
+ * test feeds) does not hold up the build of another base part */
+static void
+test_parallel_keys (Fixture *f, gconstpointer data)
+{
+  g_autoptr(ShoalModIndex) index = fake_index (f);
+  g_autoptr(ShoalAgentGenJob) slow = gen_job (f, index, "dev-slow", "base helper nic_drv");
+  g_autoptr(ShoalAgentGenJob) other = gen_job (f, index, "dev-other", "base");
+  g_autofree gchar *fifo = g_build_filename (f->tmp, "agent-fifo", NULL);
+  GThread *slow_thread, *other_thread;
+  gint64 deadline;
+
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  g_free (slow->agent_binary);
+  slow->agent_binary = g_strdup (fifo);
+  slow_thread = g_thread_new ("slow", gen_thread, slow);
+  /* read once for its hash; then it waits, building, for the second read */
+  feed_fifo (fifo, "SLOW AGENT");
+  g_usleep (100000);
+  other_thread = g_thread_new ("other", gen_thread, other);
+  deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+  while (g_atomic_pointer_get (&other->sha256) == NULL && g_get_monotonic_time () < deadline)
+    g_usleep (10000);
+  g_assert_nonnull (other->sha256);
+  g_assert_true (GPOINTER_TO_INT (g_thread_join (other_thread)));
+  g_assert_false (other->reused);
+  feed_fifo (fifo, "SLOW AGENT");
+  g_assert_true (GPOINTER_TO_INT (g_thread_join (slow_thread)));
+  g_assert_false (slow->reused);
+  g_assert_cmpstr (slow->base_path, !=, other->base_path);
+}
+
 static void
 test_real_kernel (Fixture *f, gconstpointer data)
 {
@@ -507,6 +563,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/agent-gen/initramfs/compressed-modules", Fixture, NULL, fixture_set_up, test_compressed_modules, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-key", Fixture, NULL, fixture_set_up, test_cache_key, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-tree", Fixture, NULL, fixture_set_up, test_cache_tree, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/initramfs/parallel-keys", Fixture, NULL, fixture_set_up, test_parallel_keys, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/cache-reuse", Fixture, NULL, fixture_set_up, test_cache_reuse, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/initramfs/real-kernel", Fixture, NULL, fixture_set_up, test_real_kernel, fixture_tear_down);
   return g_test_run ();
