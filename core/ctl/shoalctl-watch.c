@@ -291,6 +291,19 @@ shoalctl_cmd_watch (ShoalCtl *ctl, gchar **args, GError **error)
                                                   SHOALCTL_BUS_NAME, SHOALCTL_PATH, NULL, error);
   if (om == NULL)
     return FALSE;
+  /* the client is made whether or not the name has an owner, and
+   * notify::name-owner only tells of a change: with no daemon there at
+   * all, watch waited for ever (and watch --until-done said "0 devices
+   * were deploying" and succeeded) */
+  {
+    g_autofree gchar *owner = g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (om));
+
+    if (owner == NULL)
+      {
+        g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER, "no owner");
+        return FALSE;
+      }
+  }
   loop = g_main_loop_new (NULL, FALSE);
   w.loop = loop;
   w.om = om;

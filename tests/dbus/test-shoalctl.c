@@ -78,15 +78,21 @@ test_shoalctl_no_daemon (void)
 {
   g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_autofree gchar *address = NULL;
-  g_autofree gchar *out = NULL;
-  g_autofree gchar *err = NULL;
-  const gchar *argv[] = { g_getenv ("SHOALCTL"), NULL, "devices", NULL };
+  /* watch waited for ever with no daemon, and watch --until-done
+   * succeeded */
+  const gchar *commands[][2] = { { "devices", NULL }, { "watch", NULL }, { "watch", "--until-done" } };
 
   g_test_dbus_up (bus);
   address = g_strconcat ("--address=", g_test_dbus_get_bus_address (bus), NULL);
-  argv[1] = address;
-  g_assert_cmpint (shoal_test_run (argv, &out, &err, 30), ==, 1);
-  assert_has (err, "shoalctl: shoald is not running on this bus");
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      g_autofree gchar *out = NULL;
+      g_autofree gchar *err = NULL;
+      const gchar *argv[] = { g_getenv ("SHOALCTL"), address, commands[i][0], commands[i][1], NULL };
+
+      g_assert_cmpint (shoal_test_run (argv, &out, &err, 10), ==, 1);
+      assert_has (err, "shoalctl: shoald is not running on this bus");
+    }
   g_test_dbus_down (bus);
 }
 
