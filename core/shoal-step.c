@@ -64,7 +64,8 @@ run_in_thread (GTask        *task,
     {
       if (error == NULL)
         g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                     _("step %s failed without saying why"),
+                     _("step %s failed without saying why (a step in Python says why by raising "
+                       "GLib.Error; any other exception is printed in shoald's log)"),
                      G_OBJECT_TYPE_NAME (self));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -217,7 +218,9 @@ shoal_step_run_finish (ShoalStep     *self,
   /* A Python plugin raising a plain exception gives FALSE with no error */
   if (local_error == NULL)
     g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                 _("step %s failed without saying why"), G_OBJECT_TYPE_NAME (self));
+                 _("step %s failed without saying why (a step in Python says why by raising "
+                   "GLib.Error; any other exception is printed in shoald's log)"),
+                 G_OBJECT_TYPE_NAME (self));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
 }

@@ -137,6 +137,14 @@ test_engine_python_step_error (void)
   run_python_recipe ("{\"fail\": true}", SHOAL_DEVICE_STATE_FAILED, "told to fail");
 }
 
+/* a plain exception fails the step, and the journal says where to look */
+static void
+test_engine_python_step_exception (void)
+{
+  run_python_recipe ("{\"raise\": true}", SHOAL_DEVICE_STATE_FAILED,
+                     "failed without saying why (a step in Python says why by raising GLib.Error");
+}
+
 static void
 test_engine_python_bad_options (void)
 {
@@ -164,6 +172,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/plugin-engine/unknown-step-reason", test_engine_unknown_step_reason);
   g_test_add_func ("/shoal/plugin-engine/python-step", test_engine_python_step);
   g_test_add_func ("/shoal/plugin-engine/python-step-error", test_engine_python_step_error);
+  g_test_add_func ("/shoal/plugin-engine/python-step-exception", test_engine_python_step_exception);
   g_test_add_func ("/shoal/plugin-engine/python-bad-options", test_engine_python_bad_options);
   return g_test_run ();
 }

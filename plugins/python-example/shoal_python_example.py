@@ -7,7 +7,9 @@ keeps serving every other device meanwhile). From a worker thread a step
 may read its context and journal; it must not change device properties.
 
 Options: "message" (string) is journalled for the device; "fail" (bool)
-makes the step fail with a Shoal error, to show how errors travel back.
+makes the step fail with a Shoal error, to show how errors travel back;
+"raise" (bool) raises a plain ValueError instead, to show what that gives
+(the step fails "without saying why"; the traceback is in shoald's log).
 
 Rules for Python steps (see the plugin guide in the README):
   * raise GLib.Error (not a plain exception) to fail with a message;
@@ -42,6 +44,8 @@ class PythonExampleStep(GObject.Object, Shoal.Step):
     def do_run(self, context, cancellable):
         device = context.get_device()
         message = context.get_option_string("message", "hello from a Python step")
+        if context.get_option_bool("raise", False):
+            raise ValueError("a plain exception: its text stays in shoald's log")
         if context.get_option_bool("fail", False):
             raise GLib.Error.new_literal(Shoal.error_quark(),
                                          "the Python example step was told to fail",
