@@ -600,13 +600,16 @@ apply_batch (ShoalStore  *self,
 }
 
 /* Answers the flushes of self->retry from @from on with @error (all of
- * them, or only those that do not wait for a retry) and removes them */
-static void
+ * them, or only those that do not wait for a retry) and removes them;
+ * returns how many it answered */
+static guint
 fail_flushes (ShoalStore   *self,
               guint         from,
               gboolean      only_fail_fast,
               const GError *error)
 {
+  guint answered = 0;
+
   for (guint i = from; i < self->retry->len;)
     {
       Op *op = g_ptr_array_index (self->retry, i);
@@ -618,7 +621,9 @@ fail_flushes (ShoalStore   *self,
         }
       g_task_return_error (op->task, g_error_copy (error));
       g_ptr_array_remove_index (self->retry, i);
+      answered++;
     }
+  return answered;
 }
 
 /* The writes (not the flushes) in self->retry */
@@ -732,10 +737,13 @@ batch_refused (ShoalStore   *self,
   /* the flushes behind it would claim it durable: those of this batch
    * fail now, those still queued when they come through */
   g_clear_error (&self->refused);
-  self->refused = g_error_copy (error);
   self->refused_seq = ((Op *) g_ptr_array_index (self->retry, index))->seq;
   g_ptr_array_remove_index (self->retry, index);
-  fail_flushes (self, index, FALSE, error);
+  /* reported once: when a flush of this batch was told, the flushes queued
+   * later are not (one of them failed at random under load, when the
+   * first flush after the refused write happened to share its batch) */
+  if (fail_flushes (self, index, FALSE, error) == 0)
+    self->refused = g_error_copy (error);
 }
 
 /* Tries self->retry until it is committed or fails for a reason that

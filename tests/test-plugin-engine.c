@@ -141,6 +141,13 @@ test_engine_python_step_error (void)
 static void
 test_engine_python_step_exception (void)
 {
+#ifdef __SANITIZE_ADDRESS__
+  /* PyGObject prints the exception with PyErr_Print, which keeps it in
+   * sys.last_traceback: its frames keep the step, and through it the
+   * plugin engine, alive until exit, which LeakSanitizer reports */
+  g_test_skip ("a Python exception is kept until exit (sys.last_traceback)");
+  return;
+#endif
   run_python_recipe ("{\"raise\": true}", SHOAL_DEVICE_STATE_FAILED,
                      "failed without saying why (a step in Python says why by raising GLib.Error");
 }
