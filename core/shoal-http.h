@@ -10,4 +10,40 @@ G_BEGIN_DECLS
 
 SoupServer *shoal_http_server_new (const gchar *server_header);
 
+/**
+ * ShoalHttpPart:
+ * @fd: an open descriptor, taken: closed when the answer is done
+ * @offset: where the part begins in @fd
+ * @length: how many bytes of @fd the part has
+ * @name: what the part is called in the log (a path)
+ *
+ * One piece of a streamed response body.
+ */
+typedef struct {
+  gint         fd;
+  goffset      offset;
+  goffset      length;
+  const gchar *name;
+} ShoalHttpPart;
+
+/**
+ * ShoalHttpStreamDone:
+ * @msg: the message whose answer is done
+ * @complete: whether every byte of every part was read and the whole
+ *   body written to the client
+ * @user_data: the data given to shoal_http_stream_parts()
+ *
+ * Called once, when @msg is finished.
+ */
+typedef void (*ShoalHttpStreamDone) (SoupServerMessage *msg,
+                                     gboolean           complete,
+                                     gpointer           user_data);
+
+void shoal_http_stream_parts (SoupServerMessage   *msg,
+                              const ShoalHttpPart *parts,
+                              guint                n_parts,
+                              ShoalHttpStreamDone  done,
+                              gpointer             user_data,
+                              GDestroyNotify       notify);
+
 G_END_DECLS

@@ -1,13 +1,16 @@
 /* test-http.c: the HTTP server of shoal's programs releases every
- * connection its clients close
+ * connection its clients close, and streams files
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shoal-http.h"
 
@@ -112,11 +115,151 @@ test_closed_connections_released (void)
   g_assert_cmpuint (count_open_server_ends (port), ==, 0);
 }
 
+typedef struct {
+  gchar   *paths[2];
+  goffset  offsets[2];
+  goffset  lengths[2];   /* served */
+  goffset  declared;     /* Content-Length */
+  gint     done_calls;
+  gboolean complete;
+} StreamTest;
+
+static void
+on_stream_done (SoupServerMessage *msg, gboolean complete, gpointer user_data)
+{
+  StreamTest *t = user_data;
+
+  t->done_calls++;
+  t->complete = complete;
+}
+
+static void
+on_stream (SoupServer        *server,
+           SoupServerMessage *msg,
+           const char        *path,
+           GHashTable        *query,
+           gpointer           user_data)
+{
+  StreamTest *t = user_data;
+  ShoalHttpPart parts[2];
+
+  for (guint i = 0; i < 2; i++)
+    {
+      parts[i] = (ShoalHttpPart) { .fd = open (t->paths[i], O_RDONLY | O_CLOEXEC), .offset = t->offsets[i],
+                                   .length = t->lengths[i], .name = t->paths[i] };
+      g_assert_cmpint (parts[i].fd, >=, 0);
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_content_length (soup_server_message_get_response_headers (msg), t->declared);
+  shoal_http_stream_parts (msg, parts, 2, on_stream_done, t, NULL);
+}
+
+static void
+on_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GBytes **out = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *out = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
+  if (*out == NULL)
+    *out = g_bytes_new (NULL, 0);   /* the body was cut */
+}
+
+/* GETs /stream from @server; the body received */
+static GBytes *
+fetch_stream (SoupServer *server, StreamTest *t)
+{
+  g_autoptr(SoupSession) session = soup_session_new ();
+  GSList *uris = soup_server_get_uris (server);
+  g_autofree gchar *uri = g_strdup_printf ("http://127.0.0.1:%d/stream", g_uri_get_port (uris->data));
+  g_autoptr(SoupMessage) msg = soup_message_new ("GET", uri);
+  GBytes *body = NULL;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  soup_session_send_and_read_async (session, msg, G_PRIORITY_DEFAULT, NULL, on_read, &body);
+  while ((body == NULL || t->done_calls == 0) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_nonnull (body);
+  return body;
+}
+
+static gchar *
+write_pattern (const gchar *dir, const gchar *name, gsize size, guint8 seed)
+{
+  g_autofree guint8 *data = g_malloc (size);
+  gchar *path = g_build_filename (dir, name, NULL);
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) (i * 7 + seed + i / 251);
+  g_assert_true (g_file_set_contents (path, (gchar *) data, (gssize) size, NULL));
+  return path;
+}
+
+/* Two parts, each from an offset of its own file, larger than one read
+ * (256 kB): the body is the two ranges one after the other, and done is
+ * told once, complete. Then a part longer than its file: the body ends
+ * short and done is told it is not complete. */
+static void
+test_stream_parts (void)
+{
+  g_autoptr(SoupServer) server = shoal_http_server_new ("shoal-test ");
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-http-XXXXXX", &error);
+  g_autofree gchar *a = NULL, *b = NULL;
+  g_autofree gchar *da = NULL, *db = NULL;
+  gsize la, lb;
+  StreamTest t = { 0 };
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GBytes) cut = NULL;
+  const guint8 *got;
+  gsize n;
+
+  g_assert_no_error (error);
+  a = write_pattern (dir, "a", 700 * 1024 + 3, 1);
+  b = write_pattern (dir, "b", 300 * 1024, 99);
+  g_assert_true (g_file_get_contents (a, &da, &la, NULL));
+  g_assert_true (g_file_get_contents (b, &db, &lb, NULL));
+  soup_server_add_handler (server, "/stream", on_stream, &t, NULL);
+  g_assert_true (soup_server_listen (server, any, 0, &error));
+  g_assert_no_error (error);
+
+  t.paths[0] = a;
+  t.paths[1] = b;
+  t.offsets[0] = 5;
+  t.lengths[0] = (goffset) la - 5;
+  t.offsets[1] = 1000;
+  t.lengths[1] = 200 * 1024;
+  t.declared = t.lengths[0] + t.lengths[1];
+  body = fetch_stream (server, &t);
+  got = g_bytes_get_data (body, &n);
+  g_assert_cmpuint (n, ==, (gsize) t.declared);
+  g_assert_true (memcmp (got, da + 5, la - 5) == 0);
+  g_assert_true (memcmp (got + la - 5, db + 1000, 200 * 1024) == 0);
+  g_assert_cmpint (t.done_calls, ==, 1);
+  g_assert_true (t.complete);
+
+  /* the second part runs past the end of its file */
+  t.done_calls = 0;
+  t.lengths[1] = (goffset) lb;   /* from offset 1000: 1000 bytes too many */
+  t.declared = t.lengths[0] + t.lengths[1];
+  cut = fetch_stream (server, &t);
+  g_assert_cmpuint (g_bytes_get_size (cut), <, (gsize) t.declared);
+  g_assert_cmpint (t.done_calls, ==, 1);
+  g_assert_false (t.complete);
+
+  g_assert_cmpint (g_unlink (a), ==, 0);
+  g_assert_cmpint (g_unlink (b), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
 int
 main (int    argc,
       char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/http/closed-connections-released", test_closed_connections_released);
+  g_test_add_func ("/shoal/http/stream-parts", test_stream_parts);
   return g_test_run ();
 }

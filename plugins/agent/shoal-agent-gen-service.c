@@ -19,15 +19,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <glib/gstdio.h>
 
 #include "shoal-agent-gen.h"
 #include "shoal-agent-gen-service.h"
+#include "shoal-http.h"
 
 #define AGENT_PATH "/agent/v1/agent"
-#define CHUNK_SIZE (256 * 1024)
 /* a loader fetches once; a few retries may overlap a stalled download */
 #define MAX_DOWNLOADS 4
 
@@ -68,14 +67,11 @@ typedef struct {
   gchar                *size;
   gchar                *paths[2];
   gint                  fds[2];
-  goffset               remaining[2];
-  goffset               offset;      /* in the current part */
-  guint                 part;
-  gboolean              short_read;
+  goffset               lengths[2];
 } Download;
 
 static void
-download_clear (gpointer data)
+download_free (gpointer data)
 {
   Download *d = data;
 
@@ -99,24 +95,13 @@ download_clear (gpointer data)
   g_object_unref (d->device);
   g_free (d->sha256);
   g_free (d->size);
-}
-
-static void
-download_unref (Download *d)
-{
-  g_atomic_rc_box_release_full (d, download_clear);
-}
-
-static void
-download_closure_unref (gpointer data, GClosure *closure)
-{
-  download_unref (data);
+  g_free (d);
 }
 
 /* Posts "agent-fetched" with the agent that was sent, unless the device
  * has another one by now (regenerated or forgotten while it was sent) */
 static void
-finished_cb (SoupServerMessage *msg, gpointer user_data)
+sent_cb (SoupServerMessage *msg, gboolean complete, gpointer user_data)
 {
   Download *d = user_data;
   ShoalDevice *device = d->device;
@@ -125,8 +110,7 @@ finished_cb (SoupServerMessage *msg, gpointer user_data)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonNode) payload = NULL;
 
-  if (soup_server_message_get_status (msg) != SOUP_STATUS_OK || d->short_read
-      || d->remaining[0] + d->remaining[1] > 0)
+  if (soup_server_message_get_status (msg) != SOUP_STATUS_OK || !complete)
     return;
   if (g_strcmp0 (sha, shoal_device_get_metadata (device, SHOAL_AGENT_KEY_SHA256)) != 0)
     {
@@ -146,52 +130,6 @@ finished_cb (SoupServerMessage *msg, gpointer user_data)
   shoal_device_post_event (device, "agent-fetched", payload);
 }
 
-/* The next chunk of the current part into the response, or its end */
-static void
-append_chunk (SoupServerMessage *msg, Download *d)
-{
-  SoupMessageBody *body = soup_server_message_get_response_body (msg);
-  g_autofree guint8 *buf = NULL;
-  gsize want;
-  gssize got;
-
-  while (d->part < G_N_ELEMENTS (d->fds) && d->remaining[d->part] == 0)
-    {
-      d->part++;
-      d->offset = 0;
-    }
-  if (d->part == G_N_ELEMENTS (d->fds))
-    {
-      soup_message_body_complete (body);
-      return;
-    }
-  want = (gsize) MIN (d->remaining[d->part], CHUNK_SIZE);
-  buf = g_malloc (want);
-  do
-    got = pread (d->fds[d->part], buf, want, d->offset);
-  while (got < 0 && errno == EINTR);
-  if (got <= 0)
-    {
-      /* headers are out: all that is left is to end short and close */
-      g_info ("%s: %s ended short: %s", shoal_device_get_id (d->device), d->paths[d->part],
-              got == 0 ? "the file shrank while it was sent" : g_strerror (errno));
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection", "close");
-      d->short_read = TRUE;
-      d->part = G_N_ELEMENTS (d->fds);
-      soup_message_body_complete (body);
-      return;
-    }
-  d->offset += got;
-  d->remaining[d->part] -= got;
-  soup_message_body_append_take (body, g_steal_pointer (&buf), (gsize) got);
-}
-
-static void
-wrote_chunk_cb (SoupServerMessage *msg, gpointer user_data)
-{
-  append_chunk (msg, user_data);
-}
-
 /* Opens both parts; the open descriptors stay valid if a part is
  * replaced meanwhile */
 static gboolean
@@ -208,7 +146,7 @@ download_open (Download *d, GError **error)
                        g_strerror (errno));
           return FALSE;
         }
-      d->remaining[i] = st.st_size;
+      d->lengths[i] = st.st_size;
     }
   return TRUE;
 }
@@ -220,6 +158,7 @@ serve_agent (ShoalAgentGenService *self, SoupServerMessage *msg, ShoalDevice *de
   const gchar *id = shoal_device_get_id (device);
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->downloads, id));
   g_autoptr(GError) error = NULL;
+  ShoalHttpPart parts[2];
   Download *d;
 
   if (n >= MAX_DOWNLOADS)
@@ -232,7 +171,7 @@ serve_agent (ShoalAgentGenService *self, SoupServerMessage *msg, ShoalDevice *de
       return;
     }
   g_hash_table_insert (self->downloads, g_strdup (id), GUINT_TO_POINTER (n + 1));
-  d = g_atomic_rc_box_new0 (Download);
+  d = g_new0 (Download, 1);
   d->service = g_object_ref (self);
   d->device = g_object_ref (device);
   d->fds[0] = d->fds[1] = -1;
@@ -245,18 +184,19 @@ serve_agent (ShoalAgentGenService *self, SoupServerMessage *msg, ShoalDevice *de
       shoal_device_log (device, "agent-gen", "agent-fetched", SHOAL_JOURNAL_RESULT_FAILED,
                         "cannot read the generated agent (%s)", error->message);
       respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "the generated agent cannot be read");
-      download_unref (d);
+      download_free (d);
       return;
     }
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
   soup_message_headers_set_content_type (headers, "application/octet-stream", NULL);
   soup_message_headers_replace (headers, "X-Shoal-Agent-Sha256", d->sha256 != NULL ? d->sha256 : "");
-  soup_message_headers_set_content_length (headers, d->remaining[0] + d->remaining[1]);
-  soup_message_body_set_accumulate (soup_server_message_get_response_body (msg), FALSE);
-  g_signal_connect_data (msg, "wrote-chunk", G_CALLBACK (wrote_chunk_cb), g_atomic_rc_box_acquire (d),
-                         download_closure_unref, 0);
-  g_signal_connect_data (msg, "finished", G_CALLBACK (finished_cb), d, download_closure_unref, 0);
-  append_chunk (msg, d);
+  soup_message_headers_set_content_length (headers, d->lengths[0] + d->lengths[1]);
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      parts[i] = (ShoalHttpPart) { .fd = d->fds[i], .offset = 0, .length = d->lengths[i], .name = d->paths[i] };
+      d->fds[i] = -1;    /* the stream's now */
+    }
+  shoal_http_stream_parts (msg, parts, G_N_ELEMENTS (parts), sent_cb, d, download_free);
 }
 
 static void
