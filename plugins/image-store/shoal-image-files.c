@@ -233,23 +233,25 @@ compare_imported (gconstpointer a,
   return g_strcmp0 (ia->id, ib->id);
 }
 
-/* Every image, oldest import first. A corrupt manifest is skipped with a
- * warning rather than hiding every other image. */
+/* The ids of the images in @root, from their manifests' file names, in
+ * no order. A manifest file not named by an id is an error when @strict
+ * (whoever needs every image cannot tell what it holds), else skipped
+ * with a warning. */
 GPtrArray *
-shoal_image_files_list (const gchar  *root,
-                        GError      **error)
+shoal_image_files_list_ids (const gchar  *root,
+                            gboolean      strict,
+                            GError      **error)
 {
   g_autofree gchar *dir_path = g_build_filename (root, "images", NULL);
-  g_autoptr(GDir) dir = NULL;
-  g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_image_info_free);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, &local_error);
   const gchar *entry;
 
-  dir = g_dir_open (dir_path, 0, &local_error);
   if (dir == NULL)
     {
       if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        return g_steal_pointer (&images);
+        return g_steal_pointer (&ids);
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
                    _("Cannot list images in %s: %s"), dir_path, local_error->message);
       return NULL;
@@ -257,17 +259,45 @@ shoal_image_files_list (const gchar  *root,
   while ((entry = g_dir_read_name (dir)) != NULL)
     {
       g_autofree gchar *id = NULL;
-      g_autoptr(GError) item_error = NULL;
-      ShoalImageInfo *info;
 
       if (!g_str_has_suffix (entry, ".manifest"))
         continue;
       id = g_strndup (entry, strlen (entry) - strlen (".manifest"));
-      info = shoal_manifest_is_valid_id (id) ? inspect_id (root, id, &item_error) : NULL;
+      if (shoal_manifest_is_valid_id (id))
+        g_ptr_array_add (ids, g_steal_pointer (&id));
+      else if (strict)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                       _("%s/%s is not named by an image id: cannot tell which chunks it uses"),
+                       dir_path, entry);
+          return NULL;
+        }
+      else
+        g_warning ("Skipping image %s: not named by an image id", entry);
+    }
+  return g_steal_pointer (&ids);
+}
+
+/* Every image, oldest import first. A corrupt manifest is skipped with a
+ * warning rather than hiding every other image. */
+GPtrArray *
+shoal_image_files_list (const gchar  *root,
+                        GError      **error)
+{
+  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, FALSE, error);
+  g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_image_info_free);
+
+  if (ids == NULL)
+    return NULL;
+  for (guint i = 0; i < ids->len; i++)
+    {
+      const gchar *id = g_ptr_array_index (ids, i);
+      g_autoptr(GError) item_error = NULL;
+      ShoalImageInfo *info = inspect_id (root, id, &item_error);
+
       if (info == NULL)
         {
-          g_warning ("Skipping image %s: %s", entry,
-                     item_error != NULL ? item_error->message : "not named by an image id");
+          g_warning ("Skipping image %s: %s", id, item_error->message);
           continue;
         }
       g_ptr_array_add (images, info);

@@ -90,6 +90,9 @@ ShoalManifest  *shoal_image_files_load_manifest (const gchar       *root,
 ShoalImageInfo *shoal_image_files_inspect       (const gchar       *root,
                                                  const gchar       *id_or_name,
                                                  GError           **error);
+GPtrArray      *shoal_image_files_list_ids      (const gchar       *root,
+                                                 gboolean           strict,
+                                                 GError           **error);
 GPtrArray      *shoal_image_files_list          (const gchar       *root,
                                                  GError           **error);
 gchar          *shoal_image_files_resolve       (const gchar       *root,

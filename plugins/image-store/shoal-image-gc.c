@@ -28,35 +28,14 @@ collect_used (const gchar  *root,
               GHashTable   *used,
               GError      **error)
 {
-  g_autofree gchar *dir_path = g_build_filename (root, "images", NULL);
-  g_autoptr(GError) local_error = NULL;
-  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, &local_error);
-  const gchar *entry;
+  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, TRUE, error);
 
-  if (dir == NULL)
+  if (ids == NULL)
+    return FALSE;
+  for (guint i = 0; i < ids->len; i++)
     {
-      if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        return TRUE;
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
-                   _("Cannot list images in %s: %s"), dir_path, local_error->message);
-      return FALSE;
-    }
-  while ((entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree gchar *id = NULL;
-      g_autoptr(ShoalManifest) m = NULL;
+      g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (root, g_ptr_array_index (ids, i), error);
 
-      if (!g_str_has_suffix (entry, ".manifest"))
-        continue;
-      id = g_strndup (entry, strlen (entry) - strlen (".manifest"));
-      if (!shoal_manifest_is_valid_id (id))
-        {
-          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
-                       _("%s/%s is not named by an image id: cannot tell which chunks it uses"),
-                       dir_path, entry);
-          return FALSE;
-        }
-      m = shoal_image_files_load_manifest (root, id, error);
       if (m == NULL)
         return FALSE;
       for (guint64 c = 0; c < m->n_chunks; c++)
