@@ -273,6 +273,29 @@ shoal_test_daemon_set_recipe_repo (ShoalTestDaemon *td, const gchar *url, const 
 }
 
 /**
+ * shoal_test_daemon_set_conf:
+ * @td: a test daemon, not started
+ * @group: a group of shoald.conf
+ * @key: a key in @group
+ * @value: its value
+ *
+ * Sets one key of the test daemon's shoald.conf, keeping the others.
+ */
+void
+shoal_test_daemon_set_conf (ShoalTestDaemon *td, const gchar *group, const gchar *key, const gchar *value)
+{
+  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
+  g_autoptr(GKeyFile) conf = g_key_file_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_key_file_load_from_file (conf, conf_path, G_KEY_FILE_KEEP_COMMENTS, &error);
+  g_assert_no_error (error);
+  g_key_file_set_string (conf, group, key, value);
+  g_key_file_save_to_file (conf, conf_path, &error);
+  g_assert_no_error (error);
+}
+
+/**
  * shoal_test_daemon_set_open_bus:
  * @td: a test daemon, not started
  *

@@ -27,6 +27,10 @@ void             shoal_test_daemon_set_open_bus (ShoalTestDaemon  *td);
 void             shoal_test_daemon_set_recipe_repo (ShoalTestDaemon *td,
                                                  const gchar      *url,
                                                  const gchar      *ref);
+void             shoal_test_daemon_set_conf     (ShoalTestDaemon  *td,
+                                                 const gchar      *group,
+                                                 const gchar      *key,
+                                                 const gchar      *value);
 const gchar     *shoal_test_fast_recipe         (void);
 const gchar     *shoal_test_medium_recipe       (void);
 void             shoal_test_daemon_start        (ShoalTestDaemon  *td,

@@ -163,17 +163,12 @@ run_default_chunk_size (const gchar *configured,
   g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) image = NULL;
-  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
-  g_autofree gchar *conf = NULL;
-  g_autofree gchar *more = NULL;
   g_autofree gchar *path = NULL;
   g_autofree gchar *id = NULL;
   g_autofree gchar *log = NULL;
   guint32 chunk_size = 0;
 
-  g_assert_true (g_file_get_contents (conf_path, &conf, NULL, &error));
-  more = g_strconcat (conf, "\n[image-store]\nchunk-size=", configured, "\n", NULL);
-  g_assert_true (g_file_set_contents (conf_path, more, -1, &error));
+  shoal_test_daemon_set_conf (td, "image-store", "chunk-size", configured);
   shoal_test_daemon_start (td, FALSE);
   path = write_image (td, "disk.img");
 

@@ -1279,14 +1279,9 @@ test_dbus_journal_pages (void)
   g_autoptr(GVariant) first = NULL;
   g_autoptr(GVariant) second = NULL;
   g_autoptr(GVariant) third = NULL;
-  g_autofree gchar *conf_path = g_build_filename (td->tmpdir, "shoald.conf", NULL);
-  g_autofree gchar *conf = NULL;
-  g_autofree gchar *kept_conf = NULL;
   g_auto(GStrv) paths = NULL;
 
-  g_assert_true (g_file_get_contents (conf_path, &conf, NULL, &error));
-  kept_conf = g_strconcat ("[daemon]\njournal-keep=1050\n", conf + strlen ("[daemon]\n"), NULL);
-  g_assert_true (g_file_set_contents (conf_path, kept_conf, -1, &error));
+  shoal_test_daemon_set_conf (td, "daemon", "journal-keep", "1050");
   shoal_test_daemon_start (td, FALSE);
   paths = enroll (td, "j-", 1);
   /* 1 + 1100 entries */
