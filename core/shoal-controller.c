@@ -13,6 +13,7 @@
 #include "shoal-controller-internal.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
+#include "shoal-step-private.h"
 
 /**
  * ShoalController:
@@ -1426,6 +1427,9 @@ shoal_controller_set_config (ShoalController *self,
   if (g_key_file_has_key (config, "controller", "step-timeout", NULL))
     self->default_timeout = (guint) CLAMP (g_key_file_get_int64 (config, "controller", "step-timeout", NULL),
                                            0, G_MAXINT);
+  if (g_key_file_has_key (config, "controller", "blocking-steps", NULL))
+    shoal_step_set_max_blocking ((guint) CLAMP (g_key_file_get_int64 (config, "controller", "blocking-steps", NULL),
+                                                1, 4096));
 }
 
 void

@@ -10,6 +10,13 @@
 #include "shoal-enums.h"
 #include "shoal-error.h"
 #include "shoal-step.h"
+#include "shoal-step-private.h"
+
+#define DEFAULT_MAX_BLOCKING 32
+
+static GMutex blocking_lock;
+static GThreadPool *blocking_pool;
+static guint blocking_max = DEFAULT_MAX_BLOCKING;
 
 /**
  * ShoalStep:
@@ -25,7 +32,12 @@
  * in the task, not in the instance.
  *
  * Implement @run_async/@run_finish, or only the blocking @run, which the
- * default @run_async calls in a worker thread.
+ * default @run_async calls in a worker thread of a pool of its own: at
+ * most [controller] blocking-steps such runs at once (32 unless set), the
+ * others waiting their turn, so that a fleet of slow blocking steps never
+ * takes the threads of GLib's #GTask pool, which serve images and imports.
+ * A run cancelled while it waits (its step timed out, its device was
+ * cancelled) ends cancelled without @run being called.
  */
 
 G_DEFINE_INTERFACE (ShoalStep, shoal_step, G_TYPE_OBJECT)
@@ -74,6 +86,61 @@ run_in_thread (GTask        *task,
 }
 
 static void
+blocking_worker (gpointer data,
+                 gpointer user_data)
+{
+  g_autoptr(GTask) task = data;
+  g_autoptr(GError) error = NULL;
+
+  if (g_cancellable_set_error_if_cancelled (g_task_get_cancellable (task), &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  run_in_thread (task, g_task_get_source_object (task), g_task_get_task_data (task), g_task_get_cancellable (task));
+}
+
+/**
+ * shoal_step_set_max_blocking:
+ * @n: at least 1
+ *
+ * Sets how many runs of blocking steps (those that implement only @run)
+ * go at once in the process; the others wait their turn.
+ */
+void
+shoal_step_set_max_blocking (guint n)
+{
+  g_return_if_fail (n >= 1);
+  g_mutex_lock (&blocking_lock);
+  blocking_max = n;
+  if (blocking_pool != NULL)
+    g_thread_pool_set_max_threads (blocking_pool, (gint) n, NULL);
+  g_mutex_unlock (&blocking_lock);
+}
+
+guint
+shoal_step_get_max_blocking (void)
+{
+  guint n;
+
+  g_mutex_lock (&blocking_lock);
+  n = blocking_max;
+  g_mutex_unlock (&blocking_lock);
+  return n;
+}
+
+static void
+run_blocking (GTask *task)
+{
+  g_mutex_lock (&blocking_lock);
+  if (blocking_pool == NULL)
+    blocking_pool = g_thread_pool_new (blocking_worker, NULL, (gint) blocking_max, FALSE, NULL);
+  /* non-exclusive: cannot fail */
+  g_thread_pool_push (blocking_pool, g_object_ref (task), NULL);
+  g_mutex_unlock (&blocking_lock);
+}
+
+static void
 shoal_step_real_run_async (ShoalStep           *self,
                            ShoalStepContext    *context,
                            GCancellable        *cancellable,
@@ -91,7 +158,7 @@ shoal_step_real_run_async (ShoalStep           *self,
                                G_OBJECT_TYPE_NAME (self));
       return;
     }
-  g_task_run_in_thread (task, run_in_thread);
+  run_blocking (task);
 }
 
 /* Serves every step whose run_async completes a GTask of @self with a
