@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "shoal-error.h"
+#include "shoal-pxe-clock.h"
 #include "shoal-pxe-dhcp-server.h"
 #include "shoal-pxe-net.h"
 
@@ -250,7 +251,7 @@ shoal_pxe_dhcp_server_get_address (ShoalPxeDhcpServer *self)
 static gint64
 now_s (void)
 {
-  return g_get_monotonic_time () / G_USEC_PER_SEC;
+  return shoal_pxe_clock_monotonic_s ();
 }
 
 /**

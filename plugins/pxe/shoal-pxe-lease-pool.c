@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "shoal-error.h"
+#include "shoal-pxe-clock.h"
 #include "shoal-pxe-lease-pool.h"
 #include "shoal-pxe-net.h"
 
@@ -53,7 +54,7 @@ lease_free (gpointer data)
 static gint64
 now_s (void)
 {
-  return g_get_real_time () / G_USEC_PER_SEC;
+  return shoal_pxe_clock_real_s ();
 }
 
 ShoalPxeLeasePool *

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shoal-error.h"
+#include "shoal-pxe-clock.h"
 #include "shoal-pxe-dhcp-server.h"
 #include "shoal-pxe-net.h"
 
@@ -182,6 +183,16 @@ test_proxy (void)
   assert_boot (ack, "undionly.kpxe", "PXEClient");
   mac = shoal_pxe_dhcp_server_lookup_mac (server, "10.9.0.77");
   g_assert_cmpstr (mac, ==, "52:54:00:12:34:02");
+  g_clear_pointer (&mac, g_free);
+
+  /* what was seen on the proxy port is a hint for an hour, no longer */
+  shoal_pxe_clock_skip (3590);
+  mac = shoal_pxe_dhcp_server_lookup_mac (server, "10.9.0.77");
+  g_assert_cmpstr (mac, ==, "52:54:00:12:34:02");
+  g_clear_pointer (&mac, g_free);
+  shoal_pxe_clock_skip (20);
+  mac = shoal_pxe_dhcp_server_lookup_mac (server, "10.9.0.77");
+  g_assert_null (mac);
 }
 
 static void
@@ -366,6 +377,22 @@ test_decline_table (void)
   g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 1);
   /* the declined address is skipped */
   g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:01", 0, &error), !=, ip);
+  g_assert_no_error (error);
+
+  /* for ten minutes (the others are taken meanwhile), then it is offered
+   * again and its entry goes */
+  shoal_pxe_clock_skip (590);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:02", 0, &error), !=, ip);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:03", 0, &error), !=, ip);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:04", 0, &error), ==, 0);
+  g_clear_error (&error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 1);
+  shoal_pxe_clock_skip (20);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:00:05", 0, &error), ==, ip);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 0);
 }
 
 /* the pool skips the server's address, the router's and the subnet's
