@@ -324,10 +324,18 @@ read_chunked (SaConn *c, SaBody *b)
         break;
       if (size == 0)
         {
-          /* trailers until the empty line */
-          while (read_line (c, &line, 8192) == 0 && line.len > 0)
-            ;
-          ret = 0;
+          /* trailer fields (at most 64), then the empty line that ends
+           * the message: a body cut before it is not complete */
+          unsigned n = 0;
+
+          while (n++ <= 64 && read_line (c, &line, 8192) == 0)
+            if (line.len == 0)
+              {
+                ret = 0;
+                break;
+              }
+          if (ret < 0 && n > 65)
+            errno = EBADMSG;
           break;
         }
       /* the data ends with CRLF and nothing else */
