@@ -678,21 +678,23 @@ shoal_device_log (ShoalDevice        *self,
 /* Events nobody waits for are kept until a step asks, the latest of each
  * name; an agent may post any name, so at most MAX_PENDING_EVENTS names and
  * MAX_PENDING_SIZE bytes of JSON are kept, the oldest dropped first (the
- * newest event is kept even when it alone is larger). */
+ * newest event is kept even when it alone is larger). They are kept as
+ * JSON text, parsed again when a step takes one: json-glib's tree of a
+ * payload takes several times the memory of its text. */
 #define MAX_PENDING_EVENTS 64
 #define MAX_PENDING_SIZE (1024 * 1024)
 
 typedef struct {
-  gchar    *name;
-  JsonNode *payload;
-  gsize     size;
+  gchar *name;
+  gchar *text;    /* the payload, as JSON */
+  gsize  size;
 } PendingEvent;
 
 static void
 pending_event_free (PendingEvent *pending)
 {
   g_free (pending->name);
-  g_clear_pointer (&pending->payload, json_node_unref);
+  g_free (pending->text);
   g_free (pending);
 }
 
@@ -710,9 +712,10 @@ steal_pending_event (ShoalDevice *self,
         continue;
       g_queue_delete_link (&self->events, l);
       self->events_size -= pending->size;
-      payload = g_steal_pointer (&pending->payload);
+      /* it was written by json_to_string: it parses */
+      payload = json_from_string (pending->text, NULL);
       pending_event_free (pending);
-      return payload;
+      return payload != NULL ? payload : json_node_new (JSON_NODE_NULL);
     }
   return NULL;
 }
@@ -722,16 +725,22 @@ keep_pending_event (ShoalDevice *self,
                     const gchar *name,
                     JsonNode    *payload)
 {
-  g_autofree gchar *text = json_to_string (payload, FALSE);
   PendingEvent *pending = g_new0 (PendingEvent, 1);
 
-  JsonNode *replaced = steal_pending_event (self, name);
+  for (GList *l = self->events.head; l != NULL; l = l->next)
+    {
+      PendingEvent *replaced = l->data;
 
-  if (replaced != NULL)
-    json_node_unref (replaced);
+      if (g_strcmp0 (replaced->name, name) != 0)
+        continue;
+      g_queue_delete_link (&self->events, l);
+      self->events_size -= replaced->size;
+      pending_event_free (replaced);
+      break;
+    }
   pending->name = g_strdup (name);
-  pending->payload = payload;
-  pending->size = strlen (text);
+  pending->text = json_to_string (payload, FALSE);
+  pending->size = strlen (pending->text);
   g_queue_push_tail (&self->events, pending);
   self->events_size += pending->size;
   while (self->events.length > 1 &&
@@ -792,6 +801,7 @@ shoal_device_post_event (ShoalDevice *self,
       return;
     }
   keep_pending_event (self, name, copy);
+  json_node_unref (copy);
 }
 
 static gboolean
