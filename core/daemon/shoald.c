@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <girepository.h>
 #include <glib-unix.h>
 #include <stdlib.h>
 #include <locale.h>
@@ -168,6 +169,10 @@ main (int argc, char **argv)
       return EXIT_FAILURE;
     }
   options.uninstalled = shoald_is_uninstalled ();
+  /* Python plugins import Shoal-1.0: find it where it was built or
+   * installed, which need not be on GObject Introspection's own path
+   * (the default prefix is /usr/local) */
+  g_irepository_prepend_search_path (options.uninstalled ? SHOAL_BUILD_TYPELIBDIR : SHOAL_TYPELIBDIR);
   daemon = shoal_daemon_new (&options);
   shoald_options_clear (&options);
 

@@ -394,6 +394,8 @@ shoal_test_daemon_start (ShoalTestDaemon *td, gboolean with_fixtures)
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  /* shoald finds the Shoal-1.0 typelib for Python plugins itself */
+  g_subprocess_launcher_unsetenv (launcher, "GI_TYPELIB_PATH");
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   g_subprocess_launcher_set_stdout_file_path (launcher, td->log_path);
   g_subprocess_launcher_set_stderr_file_path (launcher, td->log_path);

@@ -689,7 +689,7 @@ test_dbus_plugins (void)
   g_autoptr(GVariant) plugins = NULL;
   g_autoptr(GVariant) steps = NULL;
   const gchar *module, *name, *description, *load_error, *scope, *phase;
-  gboolean loaded, sim_loaded = FALSE, broken_refused = FALSE, missing_refused = FALSE;
+  gboolean loaded, sim_loaded = FALSE, broken_refused = FALSE, missing_refused = FALSE, python_loaded = FALSE;
   gboolean has_sim = FALSE, has_group = FALSE, has_broken = FALSE;
   GVariantIter iter;
 
@@ -702,12 +702,16 @@ test_dbus_plugins (void)
       g_test_message ("plugin %s loaded=%d error=%s", module, loaded, load_error);
       if (g_strcmp0 (module, "shoal-sim") == 0)
         sim_loaded = loaded && load_error[0] == '\0';
+      /* without GI_TYPELIB_PATH (the test daemon is started without it) */
+      if (g_strcmp0 (module, "shoal_python_example") == 0)
+        python_loaded = loaded && load_error[0] == '\0';
       if (g_strcmp0 (module, "shoal-test-broken-symbol") == 0)
         broken_refused = !loaded && load_error[0] != '\0';
       if (g_strcmp0 (module, "shoal-test-missing-module") == 0)
         missing_refused = !loaded && load_error[0] != '\0';
     }
   g_assert_true (sim_loaded);
+  g_assert_true (python_loaded);
   g_assert_true (broken_refused);
   g_assert_true (missing_refused);
 
