@@ -78,7 +78,7 @@ run_in_thread (GTask        *task,
         g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
                      _("step %s failed without saying why (a step in Python says why by raising "
                        "GLib.Error; any other exception is printed in shoald's log)"),
-                     G_OBJECT_TYPE_NAME (self));
+                     shoal_step_context_get_step_id (context));
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -284,10 +284,9 @@ shoal_step_run_finish (ShoalStep     *self,
     return TRUE;
   /* A Python plugin raising a plain exception gives FALSE with no error */
   if (local_error == NULL)
-    g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
-                 _("step %s failed without saying why (a step in Python says why by raising "
-                   "GLib.Error; any other exception is printed in shoald's log)"),
-                 G_OBJECT_TYPE_NAME (self));
+    g_set_error_literal (&local_error, SHOAL_ERROR, SHOAL_ERROR_PLUGIN,
+                         _("the step failed without saying why (a step in Python says why by raising "
+                           "GLib.Error; any other exception is printed in shoald's log)"));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
 }

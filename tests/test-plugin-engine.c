@@ -149,7 +149,7 @@ test_engine_python_step_exception (void)
   return;
 #endif
   run_python_recipe ("{\"raise\": true}", SHOAL_DEVICE_STATE_FAILED,
-                     "failed without saying why (a step in Python says why by raising GLib.Error");
+                     "step python-example failed without saying why (a step in Python says why by raising GLib.Error");
 }
 
 static void
