@@ -26,7 +26,10 @@
  * a delay that doubles up to RETRY_MAX_MS, so a disk that gets space back
  * recovers without a restart. A flush that waits for durability
  * (shoal_store_flush_async()) completes once the retry lands; one that
- * must answer now (SHOAL_STORE_FLUSH_FAIL_FAST) fails with the error. Only
+ * must answer now (SHOAL_STORE_FLUSH_FAIL_FAST) fails with the error.
+ * Closing while writes fail keeps trying them for CLOSE_GRACE_MS (a full
+ * disk given room as the daemon stops still gets them) before they are
+ * lost. Only
  * a damaged database (SQLITE_CORRUPT, SQLITE_NOTADB) stops the writer for
  * good; a write the database refuses as such (a constraint) is dropped
  * and the flushes of its batch fail.
@@ -34,6 +37,7 @@
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   5000
+#define CLOSE_GRACE_MS 10000
 
 /*
  * Each device's journal keeps its newest journal_keep entries (0: all).
@@ -809,6 +813,31 @@ writer_pop (ShoalStore *self)
   return g_async_queue_timeout_pop (self->queue, (guint64) wait);
 }
 
+/* Closing while writes fail: they are tried again (at most a second
+ * apart) for CLOSE_GRACE_MS */
+static void
+writer_close_grace (ShoalStore *self,
+                    Statements *st)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) CLOSE_GRACE_MS * 1000;
+
+  if (count_writes (self) > 0)
+    g_message ("store: closing with %u writes that failed: trying them again for %d s",
+               count_writes (self), CLOSE_GRACE_MS / 1000);
+  while (count_writes (self) > 0)
+    {
+      gint64 now = g_get_monotonic_time ();
+      gint64 next = MIN (MIN (self->retry_at, now + G_USEC_PER_SEC), deadline);
+
+      if (now >= deadline)
+        break;
+      if (next > now)
+        g_usleep ((gulong) (next - now));
+      self->retry_at = 0;
+      writer_try (self, st);
+    }
+}
+
 /* Closing while writes still fail: they are lost, their flushes fail */
 static void
 writer_give_up (ShoalStore *self)
@@ -847,6 +876,7 @@ writer_thread (gpointer user_data)
         continue;
       writer_try (self, &st);
     }
+  writer_close_grace (self, &st);
   writer_give_up (self);
   statements_clear (&st);
   return NULL;

@@ -227,6 +227,63 @@ test_store_write_failure_recovers (void)
   shoal_test_rm_rf (dir);
 }
 
+static gpointer
+lift_fsize_limit_later (gpointer data)
+{
+  struct rlimit *limit = data;
+
+  g_usleep (700 * 1000);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, limit), ==, 0);
+  return NULL;
+}
+
+/* Closing while writes fail keeps trying them a while: a disk given room
+ * as the daemon stops still gets them */
+static void
+test_store_close_grace (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  ShoalStoreDevice *big = make_row ("b", 1);
+  struct rlimit old_limit, limit;
+  GThread *lifter;
+  gint64 start;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_store_put_device (store, make_row ("a", 1));
+  g_assert_true (shoal_store_flush (store, &error));
+
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  limit = old_limit;
+  limit.rlim_cur = 256 * 1024;
+  signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
+  g_free (big->inventory);
+  big->inventory = g_strnfill (1024 * 1024, 'x');
+  shoal_store_put_device (store, big);
+  g_assert_false (shoal_store_flush (store, &error));
+  g_clear_error (&error);
+  g_test_assert_expected_messages ();
+
+  /* the disk gets room 0.7 s into the close */
+  lifter = g_thread_new ("lift", lift_fsize_limit_later, &old_limit);
+  start = g_get_monotonic_time ();
+  shoal_store_close (store);
+  g_thread_join (lifter);
+  signal (SIGXFSZ, SIG_DFL);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 600 * 1000);
+
+  g_assert_true (shoal_store_open (again, path, &error));
+  g_assert_no_error (error);
+  assert_device_ids (again, "ab");
+  shoal_store_close (again);
+  shoal_test_rm_rf (dir);
+}
+
 static void
 append_entries (ShoalStore  *store,
                 const gchar *device,
@@ -330,6 +387,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/duplicate-seq-fails", test_store_duplicate_seq_fails);
   g_test_add_func ("/shoal/store/open-error", test_store_open_error);
   g_test_add_func ("/shoal/store/write-failure-recovers", test_store_write_failure_recovers);
+  g_test_add_func ("/shoal/store/close-grace", test_store_close_grace);
   g_test_add_func ("/shoal/store/journal-keep", test_store_journal_keep);
   return g_test_run ();
 }
