@@ -12,7 +12,10 @@
  * What a step is handed when it runs: the device (or the group of
  * devices), the step's options from the recipe, the recipe itself, and the
  * daemon's #ShoalContext. A group step may drop single members that fail
- * (shoal_step_context_drop_device()) without failing the rest.
+ * (shoal_step_context_drop_device()) without failing the rest; the
+ * controller drops a member that leaves the group while the step runs
+ * (cancelled, removed, restarted), which the step hears of through
+ * #ShoalStepContext::device-dropped.
  */
 struct _ShoalStepContext
 {
@@ -29,6 +32,12 @@ struct _ShoalStepContext
 };
 
 G_DEFINE_FINAL_TYPE (ShoalStepContext, shoal_step_context, G_TYPE_OBJECT)
+
+enum {
+  SIGNAL_DEVICE_DROPPED,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
 
 static void
 shoal_step_context_finalize (GObject *object)
@@ -51,6 +60,24 @@ static void
 shoal_step_context_class_init (ShoalStepContextClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = shoal_step_context_finalize;
+
+  /**
+   * ShoalStepContext::device-dropped:
+   * @self: the step context
+   * @device: the member dropped
+   * @error: why it was dropped
+   *
+   * Emitted once for each member shoal_step_context_drop_device() drops,
+   * whether the step dropped it or the controller did (the device left
+   * the group: cancelled, removed, restarted), in the thread that dropped
+   * it (the controller's: the main context). A step that holds a member
+   * for something still to come lets it go here: the multicast step waits
+   * for no unicast repair of a member dropped.
+   */
+  signals[SIGNAL_DEVICE_DROPPED] =
+    g_signal_new ("device-dropped", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2, SHOAL_TYPE_DEVICE,
+                  G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);
 }
 
 static void
@@ -341,20 +368,27 @@ shoal_step_context_set_progress (ShoalStepContext *self,
  *
  * Marks one member of a group as failed; the step goes on for the others,
  * and the controller fails @device with @error when the step finishes.
+ * The first drop of @device emits #ShoalStepContext::device-dropped; a
+ * second keeps the first's reason and emits nothing.
  */
 void
 shoal_step_context_drop_device (ShoalStepContext *self,
                                 ShoalDevice      *device,
                                 const GError     *error)
 {
+  gboolean first;
+
   g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
   g_return_if_fail (SHOAL_IS_DEVICE (device));
   g_return_if_fail (error != NULL);
 
   g_mutex_lock (&self->mutex);
-  if (!g_hash_table_contains (self->dropped, device))
+  first = !g_hash_table_contains (self->dropped, device);
+  if (first)
     g_hash_table_insert (self->dropped, g_object_ref (device), g_error_copy (error));
   g_mutex_unlock (&self->mutex);
+  if (first)
+    g_signal_emit (self, signals[SIGNAL_DEVICE_DROPPED], 0, device, error);
 }
 
 /**

@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 
+#include "shoal-error.h"
 #include "shoal-step-context.h"
 #include "shoal-step-private.h"
 #include "shoal-step.h"
@@ -166,11 +167,48 @@ test_blocking_pool (void)
   shoal_step_set_max_blocking (32);
 }
 
+static void
+dropped_cb (ShoalStepContext *context,
+            ShoalDevice      *device,
+            const GError     *error,
+            GPtrArray        *seen)
+{
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED);
+  g_ptr_array_add (seen, device);
+}
+
+/* a member dropped is announced once, with why: a step holding it for
+ * something still to come lets it go; a second drop keeps the first's
+ * reason and is not announced */
+static void
+test_device_dropped (void)
+{
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) seen = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) context = NULL;
+  g_autoptr(GError) left = g_error_new_literal (SHOAL_ERROR, SHOAL_ERROR_CANCELLED, "left the group");
+  g_autoptr(GError) failed = g_error_new_literal (SHOAL_ERROR, SHOAL_ERROR_FAILED, "failed");
+  const GError *why = NULL;
+
+  g_ptr_array_add (devices, shoal_device_new ("dev-a"));
+  g_ptr_array_add (devices, shoal_device_new ("dev-b"));
+  context = shoal_step_context_new (NULL, NULL, "group", NULL, devices, "group-1");
+  g_signal_connect (context, "device-dropped", G_CALLBACK (dropped_cb), seen);
+  shoal_step_context_drop_device (context, g_ptr_array_index (devices, 1), left);
+  shoal_step_context_drop_device (context, g_ptr_array_index (devices, 1), failed);
+  g_assert_cmpuint (seen->len, ==, 1);
+  g_assert_true (g_ptr_array_index (seen, 0) == g_ptr_array_index (devices, 1));
+  g_assert_true (shoal_step_context_is_dropped (context, g_ptr_array_index (devices, 1), &why));
+  g_assert_error (why, SHOAL_ERROR, SHOAL_ERROR_CANCELLED);
+  g_assert_false (shoal_step_context_is_dropped (context, g_ptr_array_index (devices, 0), NULL));
+}
+
 int
 main (int    argc,
       char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/step/blocking-pool", test_blocking_pool);
+  g_test_add_func ("/shoal/step/device-dropped", test_device_dropped);
   return g_test_run ();
 }

@@ -14,8 +14,12 @@
  * repairs go to its journal; a device that fails (silent, never joined) is
  * dropped from the group; one evicted to unicast (too slow, too lossy), or
  * left with chunks to fetch, finishes by HTTP: the step then waits for its
- * agent's "image-written" event (or "error", which drops it). The step ends
- * when every member completed, finished by unicast, or was dropped.
+ * agent's "image-written" event (or "error", which drops it), at most
+ * "unicast-timeout-s" (which drops it too), and no longer once the device
+ * is dropped from the group (ShoalStepContext::device-dropped: the
+ * controller drops a device that is cancelled, removed or restarted). The
+ * step ends when every member completed, finished by unicast, or was
+ * dropped.
  *
  * Without an interface configured, devices behind different interfaces
  * (the routes to their addresses) get one session on each, side by side;
@@ -38,7 +42,9 @@
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
  * "interleave" (chunks whose first pass is interleaved, so that receivers
  * hash them together: 1-4, default 2), "gso" (boolean, default true: runs of
- * packets go as UDP GSO super-packets).
+ * packets go as UDP GSO super-packets), "unicast-timeout-s" (how long a
+ * device finishing by unicast may take before it fails, 1800 by default,
+ * 0: no limit).
  * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu, gso
  * (defaults for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
@@ -88,9 +94,23 @@ typedef struct {
   guint64               data_chunks;    /* chunks that are not all-zero */
   guint                 pending;        /* devices finishing by unicast */
   GCancellable         *waits;
+  GPtrArray            *unicast;        /* UnicastWait, those still waiting
+                                         * (not owned: each is held by its
+                                         * event waits until it is done) */
+  gulong                dropped_id;     /* ctx's device-dropped */
+  guint                 unicast_timeout_s;  /* 0: none */
+  GSource              *unicast_timer;
   GPtrArray            *iface_notes;    /* each device's note on the interface
                                          * chosen for it (NULL: none chosen) */
 } Run;
+
+static void
+clear_unicast_timer (Run *run)
+{
+  if (run->unicast_timer != NULL)
+    g_source_destroy (run->unicast_timer);
+  g_clear_pointer (&run->unicast_timer, g_source_unref);
+}
 
 static void
 run_free (Run *run)
@@ -101,6 +121,9 @@ run_free (Run *run)
   if (run->waits != NULL)
     g_cancellable_cancel (run->waits);
   g_clear_object (&run->waits);
+  g_clear_signal_handler (&run->dropped_id, run->ctx);
+  clear_unicast_timer (run);
+  g_clear_pointer (&run->unicast, g_ptr_array_unref);
   g_clear_pointer (&run->sender, smc_sender_free);
   g_clear_pointer (&run->source, shoal_multicast_source_free);
   g_clear_pointer (&run->devices, g_ptr_array_unref);
@@ -338,7 +361,8 @@ send_thread (GTask        *task,
 
 /* A device evicted to unicast, or left with chunks to fetch, is done when
  * its agent posts "image-written" (or fails with "error"), as in the
- * unicast step: until then the step holds it. */
+ * unicast step: until then the step holds it, unless it is dropped from
+ * the group or unicast-timeout-s passes. */
 typedef struct {
   GTask        *task;
   ShoalDevice  *device;
@@ -374,14 +398,37 @@ finish_task (GTask *task)
     g_task_return_boolean (task, TRUE);
 }
 
+/* one device less to wait for: the step ends after the last */
+static void
+run_release (GTask *task)
+{
+  Run *run = g_task_get_task_data (task);
+
+  if (--run->pending > 0)
+    return;
+  clear_unicast_timer (run);
+  finish_task (task);
+}
+
+/* w waits no more (its event waits end, cancelled, in an idle) */
+static void
+unicast_wait_detach (UnicastWait *w)
+{
+  Run *run = g_task_get_task_data (w->task);
+
+  w->done = TRUE;
+  g_cancellable_cancel (w->cancel);
+  g_ptr_array_remove_fast (run->unicast, w);
+}
+
 static void
 unicast_wait_done (UnicastWait *w,
                    const gchar *failure)
 {
   Run *run = g_task_get_task_data (w->task);
 
-  w->done = TRUE;
-  g_cancellable_cancel (w->cancel);
+  /* before the drop below, which its device-dropped handler sees */
+  unicast_wait_detach (w);
   if (failure != NULL)
     {
       g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_FAILED,
@@ -396,8 +443,69 @@ unicast_wait_done (UnicastWait *w,
                               _("Image written (missing chunks fetched by unicast)"));
       shoal_step_context_set_progress (run->ctx, w->device, 1.0);
     }
-  if (--run->pending == 0)
-    finish_task (w->task);
+  run_release (w->task);
+}
+
+/* the wait for device, if it still waits */
+static UnicastWait *
+find_unicast_wait (Run         *run,
+                   ShoalDevice *device)
+{
+  for (guint i = 0; device != NULL && i < run->unicast->len; i++)
+    if (((UnicastWait *) g_ptr_array_index (run->unicast, i))->device == device)
+      return g_ptr_array_index (run->unicast, i);
+  return NULL;
+}
+
+/* a device dropped from the group (it left it, or failed): whatever it
+ * still had to fetch by unicast, the step waits for it no more. Its
+ * failure is the dropper's to journal */
+static gboolean
+dropped_event_main (gpointer data)
+{
+  NodeEvent *ev = data;
+  UnicastWait *w = find_unicast_wait (ev->run, run_device (ev->run, ev->info.node));
+
+  if (w != NULL)
+    {
+      unicast_wait_detach (w);
+      run_release (ev->task);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* the controller drops a device from its main context; any other thread's
+ * drop is handed to the step's */
+static void
+device_dropped_cb (ShoalStepContext *ctx,
+                   ShoalDevice      *device,
+                   const GError     *error,
+                   GTask            *task)
+{
+  Run *run = g_task_get_task_data (task);
+  guint index;
+  smc_node_info n = { 0 };
+
+  if (!g_ptr_array_find (run->devices, device, &index))
+    return;  /* another session's (a group behind several interfaces) */
+  n.node = index + 1;
+  post_node_event (task, &n, dropped_event_main);
+}
+
+/* unicast-timeout-s passed: the devices still waiting fail, the others
+ * are done */
+static gboolean
+unicast_timeout_cb (gpointer data)
+{
+  GTask *task = data;
+  Run *run = g_task_get_task_data (task);
+  g_autofree gchar *why = g_strdup_printf (_("its agent did not report the image written within %u s "
+                                             "(unicast-timeout-s)"), run->unicast_timeout_s);
+
+  g_clear_pointer (&run->unicast_timer, g_source_unref);
+  while (run->unicast->len > 0)
+    unicast_wait_done (g_ptr_array_index (run->unicast, 0), why);
+  return G_SOURCE_REMOVE;
 }
 
 static void wait_unicast_error (UnicastWait *w);
@@ -464,6 +572,7 @@ wait_unicast (GTask       *task,
   g_signal_connect_object (run->waits, "cancelled", G_CALLBACK (g_cancellable_cancel), w->cancel, G_CONNECT_SWAPPED);
   w->refs = 2;  /* this function's, released below, and the written wait's */
   run->pending++;
+  g_ptr_array_add (run->unicast, w);
   shoal_device_wait_event_async (device, "image-written", w->cancel, unicast_written_cb, w);
   wait_unicast_error (w);
   unicast_wait_unref (w);
@@ -483,6 +592,8 @@ sent_cb (GObject      *object,
   journal_summary (run);
   n_nodes = smc_sender_get_nodes (run->sender, &nodes);
   run->waits = g_cancellable_new ();
+  run->unicast = g_ptr_array_new ();
+  run->dropped_id = g_signal_connect (run->ctx, "device-dropped", G_CALLBACK (device_dropped_cb), task);
   run->pending = 1;  /* held until every wait is started */
   for (gsize j = 0; j < n_nodes; j++)
     {
@@ -494,8 +605,13 @@ sent_cb (GObject      *object,
           (nodes[j].outcome == SMC_NODE_COMPLETE && nodes[j].last.ext_missing > 0))
         wait_unicast (task, device);
     }
-  if (--run->pending == 0)
-    finish_task (task);
+  if (run->unicast->len > 0 && run->unicast_timeout_s > 0)
+    {
+      run->unicast_timer = g_timeout_source_new_seconds (run->unicast_timeout_s);
+      g_source_set_callback (run->unicast_timer, unicast_timeout_cb, task, NULL);
+      g_source_attach (run->unicast_timer, run->main_context);
+    }
+  run_release (task);
 }
 
 /* --- starting ---------------------------------------------------------------- */
@@ -788,6 +904,7 @@ setup_session (Run               *run,
   gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
   gint64 slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
   gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
+  gint64 unicast_timeout = shoal_step_context_get_option_int (ctx, "unicast-timeout-s", 1800);
   const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
   const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
   smc_sender_config *c = &run->cfg;
@@ -881,6 +998,13 @@ setup_session (Run               *run,
       return FALSE;
     }
   c->lanes = (uint8_t) interleave;
+  if (unicast_timeout < 0 || unicast_timeout > 604800)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("unicast-timeout-s must be between 0 and 604800, not %lld"), (long long) unicast_timeout);
+      return FALSE;
+    }
+  run->unicast_timeout_s = (guint) unicast_timeout;
   if (g_strcmp0 (policy, "wait") != 0 && g_strcmp0 (policy, "evict") != 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

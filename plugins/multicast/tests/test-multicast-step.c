@@ -3,9 +3,11 @@
  * inside the sender's namespace of a bench/multicast/topo.sh topology
  * (MCAST_NS_PREFIX); receivers are the shoal-mcast-recv tool in r1, r2.
  * Three devices: two receive (their Progress follows the chunks they
- * verify), the third never joins and is dropped. The session sends one
- * packet per message ("gso": false); the tools' net tests and the agent's
- * end-to-end test send GSO super-packets. */
+ * verify), the third never joins and is dropped. A device with a slow
+ * disk, left to finish by unicast, is let go when it leaves the group or
+ * unicast-timeout-s passes. The session sends one packet per message
+ * ("gso": false); the tools' net tests and the agent's end-to-end test
+ * send GSO super-packets. */
 #include "config.h"
 
 #include <shoal.h>
@@ -123,9 +125,10 @@ run_cb (GObject *object, GAsyncResult *result, gpointer user_data)
   g_main_loop_quit (f->loop);
 }
 
-/* the receiver of device i, in namespace <prefix><host> */
+/* the receiver of device i, in namespace <prefix><host>, with the
+ * receiver options extra (NULL: none) */
 static void
-spawn_receiver_in (Fixture *f, guint i, const gchar *host)
+spawn_receiver_in (Fixture *f, guint i, const gchar *host, const gchar * const *extra)
 {
   ShoalDevice *device = g_ptr_array_index (f->devices, i);
   JsonNode *instr = shoal_device_get_instruction (device);
@@ -133,11 +136,19 @@ spawn_receiver_in (Fixture *f, guint i, const gchar *host)
   g_autofree gchar *ns = g_strconcat (g_getenv ("MCAST_NS_PREFIX"), host, NULL);
   g_autofree gchar *out = g_strdup_printf ("%s/out%u", f->dir, i);
   g_autofree gchar *chunk = g_strdup_printf ("%" G_GINT64_FORMAT, json_object_get_int_member (o, "chunk-size"));
-  const gchar *argv[] = { "ip", "netns", "exec", ns, g_getenv ("MCAST_RECV"), "--join",
+  const gchar *base[] = { "ip", "netns", "exec", ns, g_getenv ("MCAST_RECV"), "--join",
                           json_object_get_string_member (o, "join"), "--manifest-from", f->src,
                           "--chunk-size", chunk, "--output", out, "--iface", "eth0", NULL };
+  g_autoptr(GStrvBuilder) argv = g_strv_builder_new ();
+  g_auto(GStrv) args = NULL;
   g_autoptr(GError) error = NULL;
-  GSubprocess *p = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error);
+  GSubprocess *p;
+
+  g_strv_builder_addv (argv, base);
+  if (extra != NULL)
+    g_strv_builder_addv (argv, (const gchar **) extra);
+  args = g_strv_builder_end (argv);
+  p = g_subprocess_newv ((const gchar * const *) args, G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error);
 
   g_assert_no_error (error);
   g_ptr_array_add (f->children, p);
@@ -150,7 +161,7 @@ spawn_receiver (Fixture *f, guint i)
 {
   g_autofree gchar *host = g_strdup_printf ("r%u", i + 1);
 
-  spawn_receiver_in (f, i, host);
+  spawn_receiver_in (f, i, host, NULL);
 }
 
 static gboolean
@@ -228,6 +239,20 @@ fixture_run (Fixture *f, ShoalStep *step, JsonNode *options, GSourceFunc start)
   return ctx;
 }
 
+/* the image, its folder and the fixture go */
+static void
+fixture_free (Fixture *f)
+{
+  g_unlink (f->src);
+  g_rmdir (f->dir);
+  g_main_loop_unref (f->loop);
+  g_ptr_array_unref (f->devices);
+  g_ptr_array_unref (f->children);
+  g_ptr_array_unref (f->outputs);
+  g_free (f->src);
+  g_free (f->dir);
+}
+
 /* every receiver started ended well with the image (data, len) as its
  * output; the folder and the fixture go */
 static void
@@ -244,14 +269,7 @@ fixture_finish (Fixture *f, const gchar *data, gsize len)
       g_assert_cmpmem (got, got_len, data, len);
       g_unlink (out);
     }
-  g_unlink (f->src);
-  g_rmdir (f->dir);
-  g_main_loop_unref (f->loop);
-  g_ptr_array_unref (f->devices);
-  g_ptr_array_unref (f->children);
-  g_ptr_array_unref (f->outputs);
-  g_free (f->src);
-  g_free (f->dir);
+  fixture_free (f);
 }
 
 static void
@@ -326,10 +344,10 @@ start_receivers_two_links (gpointer user_data)
 {
   Fixture *f = user_data;
 
-  spawn_receiver_in (f, 0, "r1");
+  spawn_receiver_in (f, 0, "r1", NULL);
   if (!f->x_silent)
-    spawn_receiver_in (f, 1, "x");
-  spawn_receiver_in (f, 2, "r2");
+    spawn_receiver_in (f, 1, "x", NULL);
+  spawn_receiver_in (f, 2, "r2", NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -408,6 +426,195 @@ test_step_two_links_one_silent (void)
   run_two_links (TRUE);
 }
 
+/* --- a device left to finish by unicast ----------------------------------- */
+
+typedef enum {
+  EVICT_DROP,     /* dev-a leaves the group once the session ended */
+  EVICT_TIMEOUT,  /* unicast-timeout-s passes */
+} EvictMode;
+
+typedef struct {
+  Fixture          *f;
+  EvictMode         mode;
+  ShoalStep        *step;
+  ShoalStepContext *ctx;
+  gboolean          evicted;   /* dev-a journaled that it finishes by unicast */
+  gboolean          done;      /* the step returned */
+  gint64            acted_at;  /* when dev-a was dropped */
+  gint64            done_at;
+  guint             failures;  /* FAILED entries in dev-a's journal */
+  gchar            *failure;   /* the last one */
+} Evict;
+
+static gboolean
+evict_drop (gpointer user_data)
+{
+  Evict *e = user_data;
+  g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_CANCELLED, "device dev-a left group group-1");
+
+  /* what shoal_controller_leave_group () does for a member cancelled */
+  shoal_step_context_drop_device (e->ctx, g_ptr_array_index (e->f->devices, 0), error);
+  e->acted_at = g_get_monotonic_time ();
+  return G_SOURCE_REMOVE;
+}
+
+static void
+evict_journal_cb (ShoalDevice *device, ShoalJournalEntry *entry, Evict *e)
+{
+  const gchar *op = shoal_journal_entry_get_operation (entry);
+  const gchar *msg = shoal_journal_entry_get_message (entry);
+
+  if (g_str_equal (op, "multicast-receive") && strstr (msg, "finishing by unicast") != NULL)
+    e->evicted = TRUE;
+  if (shoal_journal_entry_get_result (entry) == SHOAL_JOURNAL_RESULT_FAILED)
+    {
+      e->failures++;
+      g_free (e->failure);
+      e->failure = g_strdup (msg);
+    }
+  /* the session is over: dev-a is held for its unicast repair */
+  if (g_str_equal (op, "multicast-session") && e->mode == EVICT_DROP)
+    g_timeout_add (200, evict_drop, e);
+}
+
+static void
+evict_run_cb (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  Evict *e = user_data;
+
+  e->done = TRUE;
+  e->done_at = g_get_monotonic_time ();
+  run_cb (object, result, e->f);
+}
+
+static gboolean
+evict_deadline (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* dev-a's receiver has a slow disk (the group leaves it to unicast, and
+ * no agent of it ever reports its image written), dev-b's a fast one */
+static gboolean
+start_evict_receivers (gpointer user_data)
+{
+  static const gchar * const slow[] = { "--verify-thread", "--window", "2", "--write-delay-us", "200000",
+                                        "--rcvbuf", "2097152", NULL };
+  Fixture *f = user_data;
+
+  spawn_receiver_in (f, 0, "r1", slow);
+  spawn_receiver_in (f, 1, "r2", NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* runs the step on dev-a (slow disk) and dev-b, with the options extra,
+ * until it returns or 25 s pass; its receivers are stopped after. FALSE:
+ * skipped (no namespaces) */
+static gboolean
+evict_run (Evict *e, GCancellable *cancellable, const gchar *extra)
+{
+  Fixture *f = e->f;
+  g_autoptr(JsonNode) options = NULL;
+  g_autofree gchar *json = NULL;
+  guint deadline;
+
+  if (g_getenv ("MCAST_NS_PREFIX") == NULL)
+    {
+      g_test_skip ("run through test-multicast-step.sh (needs root and namespaces)");
+      return FALSE;
+    }
+  ensure_types ();
+  e->step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+  g_free (fixture_image (f, 48 * 1048576));
+  json = g_strdup_printf ("{\"image-path\": \"%s\", \"interface\": \"eth0\", \"port\": 6310,"
+                          " \"join-wait-ms\": 3000, \"node-timeout-ms\": 1500, \"rate-mbit\": 100,"
+                          " \"gso\": false%s}", f->src, extra);
+  options = json_from_string (json, NULL);
+  f->devices = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (f->devices, shoal_device_new ("dev-a"));
+  g_ptr_array_add (f->devices, shoal_device_new ("dev-b"));
+  g_signal_connect (g_ptr_array_index (f->devices, 0), "journal-entry", G_CALLBACK (evict_journal_cb), e);
+  e->ctx = shoal_step_context_new (NULL, NULL, "multicast", json_node_get_object (options), f->devices, "group-1");
+  f->children = g_ptr_array_new_with_free_func (g_object_unref);
+  f->outputs = g_ptr_array_new_with_free_func (g_free);
+  f->loop = g_main_loop_new (NULL, FALSE);
+  shoal_step_run_async (e->step, e->ctx, cancellable, evict_run_cb, e);
+  g_timeout_add (300, start_evict_receivers, f);
+  deadline = g_timeout_add_seconds (25, evict_deadline, f->loop);
+  g_main_loop_run (f->loop);
+  if (e->done)
+    g_source_remove (deadline);
+  for (guint i = 0; i < f->children->len; i++)
+    {
+      g_subprocess_force_exit (g_ptr_array_index (f->children, i));
+      g_subprocess_wait (g_ptr_array_index (f->children, i), NULL, NULL);
+      g_unlink (g_ptr_array_index (f->outputs, i));
+    }
+  /* the 48 MiB image goes before the test's checks, which may fail */
+  g_unlink (f->src);
+  g_signal_handlers_disconnect_by_data (g_ptr_array_index (f->devices, 0), e);
+  return TRUE;
+}
+
+static void
+evict_free (Evict *e)
+{
+  g_clear_error (&e->f->error);
+  fixture_free (e->f);
+  g_object_unref (e->ctx);
+  g_clear_object (&e->step);
+  g_free (e->failure);
+}
+
+/* dev-a, left to finish by unicast, leaves the group (the controller
+ * drops it: cancelled, removed, restarted) while the step waits for it:
+ * the step waits no longer and succeeds for dev-b, and dev-a's journal
+ * has no failure of the step's own besides the drop */
+static void
+test_step_drop_during_unicast (void)
+{
+  Fixture f = { 0 };
+  Evict e = { .f = &f, .mode = EVICT_DROP };
+  const GError *why = NULL;
+
+  if (!evict_run (&e, NULL, ""))
+    return;
+  g_assert_true (e.evicted);
+  g_assert_cmpint (e.acted_at, >, 0);
+  g_assert_true (e.done);
+  g_assert_cmpint (e.done_at - e.acted_at, <, 3 * G_USEC_PER_SEC);
+  g_assert_no_error (f.error);
+  g_assert_true (f.ok);
+  g_assert_true (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 0), &why));
+  g_assert_error (why, SHOAL_ERROR, SHOAL_ERROR_CANCELLED);
+  g_assert_false (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 1), NULL));
+  g_assert_cmpuint (e.failures, ==, 0);
+  evict_free (&e);
+}
+
+/* dev-a, left to finish by unicast, never reports its image written:
+ * after unicast-timeout-s it fails, journaled so, and the step succeeds
+ * for dev-b */
+static void
+test_step_unicast_timeout (void)
+{
+  Fixture f = { 0 };
+  Evict e = { .f = &f, .mode = EVICT_TIMEOUT };
+
+  if (!evict_run (&e, NULL, ", \"unicast-timeout-s\": 1"))
+    return;
+  g_assert_true (e.evicted);
+  g_assert_true (e.done);
+  g_assert_no_error (f.error);
+  g_assert_true (f.ok);
+  g_assert_true (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 0), NULL));
+  g_assert_false (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 1), NULL));
+  g_assert_cmpuint (e.failures, ==, 1);
+  g_assert_nonnull (strstr (e.failure, "within 1 s (unicast-timeout-s)"));
+  evict_free (&e);
+}
+
 /* options that make no sense end the step before any socket is opened,
  * with an error naming the option */
 static void
@@ -427,6 +634,7 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"slow-disk-percent\": 101}", "slow-disk-percent" },
     { "{\"image-path\": \"/nonexistent\", \"slow-disk-percent\": -5}", "slow-disk-percent" },
     { "{\"image-path\": \"/nonexistent\", \"gso\": \"yes\"}", "gso" },
+    { "{\"image-path\": \"/nonexistent\", \"unicast-timeout-s\": -1}", "unicast-timeout-s" },
   };
 
   ensure_types ();
@@ -540,5 +748,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
   g_test_add_func ("/shoal/multicast/step/two-links", test_step_two_links);
   g_test_add_func ("/shoal/multicast/step/two-links-one-silent", test_step_two_links_one_silent);
+  g_test_add_func ("/shoal/multicast/step/drop-during-unicast", test_step_drop_during_unicast);
+  g_test_add_func ("/shoal/multicast/step/unicast-timeout", test_step_unicast_timeout);
   return g_test_run ();
 }
