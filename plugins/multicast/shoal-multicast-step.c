@@ -570,6 +570,8 @@ wait_unicast (GTask       *task,
   w->device = g_object_ref (device);
   w->cancel = g_cancellable_new ();
   g_signal_connect_object (run->waits, "cancelled", G_CALLBACK (g_cancellable_cancel), w->cancel, G_CONNECT_SWAPPED);
+  if (g_cancellable_is_cancelled (run->waits))  /* from another thread, since sent_cb looked */
+    g_cancellable_cancel (w->cancel);
   w->refs = 2;  /* this function's, released below, and the written wait's */
   run->pending++;
   g_ptr_array_add (run->unicast, w);
@@ -590,8 +592,11 @@ sent_cb (GObject      *object,
 
   g_task_propagate_boolean (G_TASK (result), NULL);
   journal_summary (run);
+  /* the sender returned because the step was cancelled: no device is
+   * waited for (the Run, its sockets and its image go with the task) */
+  if (g_task_return_error_if_cancelled (task))
+    return;
   n_nodes = smc_sender_get_nodes (run->sender, &nodes);
-  run->waits = g_cancellable_new ();
   run->unicast = g_ptr_array_new ();
   run->dropped_id = g_signal_connect (run->ctx, "device-dropped", G_CALLBACK (device_dropped_cb), task);
   run->pending = 1;  /* held until every wait is started */
@@ -720,8 +725,7 @@ cancelled_cb (GCancellable *cancellable,
   /* the sender announces the end to the group and returns */
   if (run->sender != NULL)
     smc_sender_cancel (run->sender);
-  if (run->waits != NULL)
-    g_cancellable_cancel (run->waits);
+  g_cancellable_cancel (run->waits);
 }
 
 static void
@@ -1082,6 +1086,9 @@ start_run (ShoalStep           *step,
   g_task_set_task_data (task, run, (GDestroyNotify) run_free);
   run->ctx = g_object_ref (ctx);
   run->main_context = g_main_context_ref_thread_default ();
+  /* before cancelled_cb can cancel it: the unicast waits started after
+   * a cancel see it cancelled */
+  run->waits = g_cancellable_new ();
   if (link != NULL)
     {
       devices = link->devices;

@@ -5,7 +5,8 @@
  * Three devices: two receive (their Progress follows the chunks they
  * verify), the third never joins and is dropped. A device with a slow
  * disk, left to finish by unicast, is let go when it leaves the group or
- * unicast-timeout-s passes. The session sends one packet per message
+ * unicast-timeout-s passes, and the step cancelled meanwhile ends at
+ * once. The session sends one packet per message
  * ("gso": false); the tools' net tests and the agent's end-to-end test
  * send GSO super-packets. */
 #include "config.h"
@@ -431,6 +432,7 @@ test_step_two_links_one_silent (void)
 typedef enum {
   EVICT_DROP,     /* dev-a leaves the group once the session ended */
   EVICT_TIMEOUT,  /* unicast-timeout-s passes */
+  EVICT_CANCEL,   /* the step is cancelled once dev-a was evicted */
 } EvictMode;
 
 typedef struct {
@@ -438,9 +440,10 @@ typedef struct {
   EvictMode         mode;
   ShoalStep        *step;
   ShoalStepContext *ctx;
+  GCancellable     *cancel;
   gboolean          evicted;   /* dev-a journaled that it finishes by unicast */
   gboolean          done;      /* the step returned */
-  gint64            acted_at;  /* when dev-a was dropped */
+  gint64            acted_at;  /* when dev-a was dropped, or the step cancelled */
   gint64            done_at;
   guint             failures;  /* FAILED entries in dev-a's journal */
   gchar            *failure;   /* the last one */
@@ -458,6 +461,16 @@ evict_drop (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+evict_cancel (gpointer user_data)
+{
+  Evict *e = user_data;
+
+  g_cancellable_cancel (e->cancel);
+  e->acted_at = g_get_monotonic_time ();
+  return G_SOURCE_REMOVE;
+}
+
 static void
 evict_journal_cb (ShoalDevice *device, ShoalJournalEntry *entry, Evict *e)
 {
@@ -465,7 +478,12 @@ evict_journal_cb (ShoalDevice *device, ShoalJournalEntry *entry, Evict *e)
   const gchar *msg = shoal_journal_entry_get_message (entry);
 
   if (g_str_equal (op, "multicast-receive") && strstr (msg, "finishing by unicast") != NULL)
-    e->evicted = TRUE;
+    {
+      e->evicted = TRUE;
+      /* dev-b still receiving */
+      if (e->mode == EVICT_CANCEL)
+        g_timeout_add (200, evict_cancel, e);
+    }
   if (shoal_journal_entry_get_result (entry) == SHOAL_JOURNAL_RESULT_FAILED)
     {
       e->failures++;
@@ -512,7 +530,7 @@ start_evict_receivers (gpointer user_data)
  * until it returns or 25 s pass; its receivers are stopped after. FALSE:
  * skipped (no namespaces) */
 static gboolean
-evict_run (Evict *e, GCancellable *cancellable, const gchar *extra)
+evict_run (Evict *e, const gchar *extra)
 {
   Fixture *f = e->f;
   g_autoptr(JsonNode) options = NULL;
@@ -539,7 +557,8 @@ evict_run (Evict *e, GCancellable *cancellable, const gchar *extra)
   f->children = g_ptr_array_new_with_free_func (g_object_unref);
   f->outputs = g_ptr_array_new_with_free_func (g_free);
   f->loop = g_main_loop_new (NULL, FALSE);
-  shoal_step_run_async (e->step, e->ctx, cancellable, evict_run_cb, e);
+  e->cancel = g_cancellable_new ();
+  shoal_step_run_async (e->step, e->ctx, e->cancel, evict_run_cb, e);
   g_timeout_add (300, start_evict_receivers, f);
   deadline = g_timeout_add_seconds (25, evict_deadline, f->loop);
   g_main_loop_run (f->loop);
@@ -564,7 +583,19 @@ evict_free (Evict *e)
   fixture_free (e->f);
   g_object_unref (e->ctx);
   g_clear_object (&e->step);
+  g_object_unref (e->cancel);
   g_free (e->failure);
+}
+
+/* dev-a was left to finish by unicast, and the step returned within 3 s
+ * of what the test did then (drop, cancel) */
+static void
+evict_check_prompt (Evict *e)
+{
+  g_assert_true (e->evicted);
+  g_assert_cmpint (e->acted_at, >, 0);
+  g_assert_true (e->done);
+  g_assert_cmpint (e->done_at - e->acted_at, <, 3 * G_USEC_PER_SEC);
 }
 
 /* dev-a, left to finish by unicast, leaves the group (the controller
@@ -578,12 +609,9 @@ test_step_drop_during_unicast (void)
   Evict e = { .f = &f, .mode = EVICT_DROP };
   const GError *why = NULL;
 
-  if (!evict_run (&e, NULL, ""))
+  if (!evict_run (&e, ""))
     return;
-  g_assert_true (e.evicted);
-  g_assert_cmpint (e.acted_at, >, 0);
-  g_assert_true (e.done);
-  g_assert_cmpint (e.done_at - e.acted_at, <, 3 * G_USEC_PER_SEC);
+  evict_check_prompt (&e);
   g_assert_no_error (f.error);
   g_assert_true (f.ok);
   g_assert_true (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 0), &why));
@@ -602,7 +630,7 @@ test_step_unicast_timeout (void)
   Fixture f = { 0 };
   Evict e = { .f = &f, .mode = EVICT_TIMEOUT };
 
-  if (!evict_run (&e, NULL, ", \"unicast-timeout-s\": 1"))
+  if (!evict_run (&e, ", \"unicast-timeout-s\": 1"))
     return;
   g_assert_true (e.evicted);
   g_assert_true (e.done);
@@ -612,6 +640,43 @@ test_step_unicast_timeout (void)
   g_assert_false (shoal_step_context_is_dropped (e.ctx, g_ptr_array_index (f.devices, 1), NULL));
   g_assert_cmpuint (e.failures, ==, 1);
   g_assert_nonnull (strstr (e.failure, "within 1 s (unicast-timeout-s)"));
+  evict_free (&e);
+}
+
+static gboolean
+evict_tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* the step, cancelled once dev-a was left to finish by unicast (dev-b
+ * still receiving), ends cancelled at once, and lets go of its session
+ * (its task, holding the step, is freed) */
+static void
+test_step_cancel_after_eviction (void)
+{
+  Fixture f = { 0 };
+  Evict e = { .f = &f, .mode = EVICT_CANCEL };
+  ShoalStep *step;
+  gint64 deadline;
+  guint tick;
+
+  if (!evict_run (&e, ""))
+    return;
+  evict_check_prompt (&e);
+  g_assert_false (f.ok);
+  g_assert_error (f.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  step = e.step;
+  g_object_add_weak_pointer (G_OBJECT (step), (gpointer *) &step);
+  g_clear_object (&e.step);
+  tick = g_timeout_add (20, evict_tick, NULL);  /* each iteration below waits 20 ms at most */
+  deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while (step != NULL && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (tick);
+  if (step != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (step), (gpointer *) &step);
+  g_assert_null (step);
   evict_free (&e);
 }
 
@@ -750,5 +815,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/two-links-one-silent", test_step_two_links_one_silent);
   g_test_add_func ("/shoal/multicast/step/drop-during-unicast", test_step_drop_during_unicast);
   g_test_add_func ("/shoal/multicast/step/unicast-timeout", test_step_unicast_timeout);
+  g_test_add_func ("/shoal/multicast/step/cancel-after-eviction", test_step_cancel_after_eviction);
   return g_test_run ();
 }
