@@ -44,7 +44,8 @@
  * hash them together: 1-4, default 2), "gso" (boolean, default true: runs of
  * packets go as UDP GSO super-packets), "unicast-timeout-s" (how long a
  * device finishing by unicast may take before it fails, 1800 by default,
- * 0: no limit).
+ * 0: no limit). Each is checked against its range (read_options) when the
+ * step runs and when a recipe loads (validate_options).
  * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu, gso
  * (defaults for the options).
  * Device metadata set: multicast.session, multicast.node, multicast.outcome.
@@ -891,25 +892,151 @@ group_by_iface (GPtrArray *devices)
   return links;
 }
 
+/* The largest chunk the protocol can carry: SMC_MAX_BLOCKS FEC blocks of
+ * SMC_MAX_K symbols (at most SMC_MAX_SRC_SYMBOLS), each of the largest
+ * UDP payload. A chunk must also fit the session's own symbols (its mtu
+ * and fec-k), which the sender checks when it starts */
+#define MAX_CHUNK ((gint64) MIN (SMC_MAX_BLOCKS * SMC_MAX_K, SMC_MAX_SRC_SYMBOLS) * \
+                   (G_MAXUINT16 - SMC_IPUDP_OVERHEAD - SMC_DATA_OVERHEAD))
+/* the longest join-wait-ms and node-timeout-ms: a day */
+#define MAX_WAIT_MS (24 * 3600 * 1000)
+/* the longest unicast-timeout-s: a week, a step's longest timeout */
+#define MAX_UNICAST_TIMEOUT_S (7 * 24 * 3600)
+
+/* The step's options, with their defaults (the [multicast] config's where
+ * the step runs in a daemon), each within what the sender takes */
+typedef struct {
+  gint64       port;
+  gint64       mtu;
+  gint64       rate;
+  gint64       start;
+  gint64       min_rate;
+  gint64       slow_disk;
+  gint64       fec_k;
+  gint64       proactive;
+  gint64       max_loss;
+  gint64       join_wait;
+  gint64       node_timeout;
+  gint64       read_ahead;
+  gint64       interleave;
+  gint64       unicast_timeout;
+  gint64       chunk_size;
+  const gchar *policy;
+  gboolean     gso;
+} Options;
+
 static gboolean
-setup_session (Run               *run,
-               ShoalStepContext  *ctx,
-               GError           **error)
+check_range (const gchar  *name,
+             gint64        value,
+             gint64        min,
+             gint64        max,
+             GError      **error)
+{
+  if (value >= min && value <= max)
+    return TRUE;
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE, _("%s must be between %lld and %lld, not %lld"),
+               name, (long long) min, (long long) max, (long long) value);
+  return FALSE;
+}
+
+/* reads the options of ctx into o; FALSE (SHOAL_ERROR_INVALID_RECIPE)
+ * when one is out of its range. The step's validate_options and its
+ * runs share it */
+static gboolean
+read_options (ShoalStepContext  *ctx,
+              Options           *o,
+              GError           **error)
 {
   ShoalContext *context = shoal_step_context_get_context (ctx);
-  g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
+  JsonNode *gso = json_object_get_member (shoal_step_context_get_options (ctx), "gso");
   gint64 cfg_rate = context != NULL ? shoal_context_get_config_int (context, "multicast", "rate-mbit", 1000) : 1000;
   gint64 cfg_mtu = context != NULL ? shoal_context_get_config_int (context, "multicast", "mtu", 1500) : 1500;
   gint64 cfg_start = context != NULL ? shoal_context_get_config_int (context, "multicast", "start-rate-mbit", 1000) : 1000;
   g_autofree gchar *cfg_gso = context != NULL ? shoal_context_get_config_string (context, "multicast", "gso", NULL) : NULL;
-  gint64 rate = shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate);
-  gint64 start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, rate));
-  gint64 min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
-  gint64 read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
-  gint64 slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
-  gint64 interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
-  gint64 unicast_timeout = shoal_step_context_get_option_int (ctx, "unicast-timeout-s", 1800);
-  const gchar *policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
+
+  o->port = shoal_step_context_get_option_int (ctx, "port", 6100);
+  o->mtu = shoal_step_context_get_option_int (ctx, "mtu", cfg_mtu);
+  o->rate = shoal_step_context_get_option_int (ctx, "rate-mbit", cfg_rate);
+  o->start = shoal_step_context_get_option_int (ctx, "start-rate-mbit", MIN (cfg_start, o->rate));
+  o->min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
+  o->slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
+  o->fec_k = shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
+  o->proactive = shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
+  o->max_loss = shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);
+  o->join_wait = shoal_step_context_get_option_int (ctx, "join-wait-ms", 30000);
+  o->node_timeout = shoal_step_context_get_option_int (ctx, "node-timeout-ms", 5000);
+  o->read_ahead = shoal_step_context_get_option_int (ctx, "read-ahead", 4);
+  o->interleave = shoal_step_context_get_option_int (ctx, "interleave", SMC_DEFAULT_LANES);
+  o->unicast_timeout = shoal_step_context_get_option_int (ctx, "unicast-timeout-s", 1800);
+  o->chunk_size = shoal_step_context_get_option_int (ctx, "chunk-size", SMC_DEFAULT_CHUNK);
+  o->policy = shoal_step_context_get_option_string (ctx, "slow-policy", "evict");
+  /* UDP GSO super-packets (the sender falls back by itself where the
+   * kernel refuses them); off for a NIC whose segmentation is suspect */
+  o->gso = shoal_step_context_get_option_bool (ctx, "gso",
+                                               cfg_gso == NULL || (g_ascii_strcasecmp (cfg_gso, "false") != 0 &&
+                                                                   g_strcmp0 (cfg_gso, "0") != 0));
+  if (!check_range ("port", o->port, 1, G_MAXUINT16, error) ||
+      !check_range ("mtu", o->mtu, 576, G_MAXUINT16, error) ||
+      !check_range ("rate-mbit", o->rate, 1, 1000000, error))
+    return FALSE;
+  if (o->start < 1 || o->start > o->rate)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("start-rate-mbit must be between 1 and rate-mbit (%lld), not %lld"), (long long) o->rate,
+                   (long long) o->start);
+      return FALSE;
+    }
+  if (o->min_rate < 0 || o->min_rate > o->rate)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("min-rate-mbit must be between 0 and rate-mbit (%lld), not %lld"), (long long) o->rate,
+                   (long long) o->min_rate);
+      return FALSE;
+    }
+  if (!check_range ("slow-disk-percent", o->slow_disk, 0, 100, error) ||
+      !check_range ("fec-k", o->fec_k, 2, SMC_MAX_K, error) ||
+      !check_range ("proactive-permille", o->proactive, 0, 1000, error) ||
+      !check_range ("max-loss-permille", o->max_loss, 0, 1000, error) ||
+      !check_range ("join-wait-ms", o->join_wait, 0, MAX_WAIT_MS, error) ||
+      !check_range ("node-timeout-ms", o->node_timeout, 0, MAX_WAIT_MS, error) ||
+      !check_range ("unicast-timeout-s", o->unicast_timeout, 0, MAX_UNICAST_TIMEOUT_S, error) ||
+      !check_range ("chunk-size", o->chunk_size, 1, MAX_CHUNK, error))
+    return FALSE;
+  if (gso != NULL && json_node_get_value_type (gso) != G_TYPE_BOOLEAN)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE, _("gso must be true or false"));
+      return FALSE;
+    }
+  if (o->read_ahead < 0 || o->read_ahead > 64)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("read-ahead must be between 0 and 64 chunks, not %lld"), (long long) o->read_ahead);
+      return FALSE;
+    }
+  if (o->interleave < 1 || o->interleave > SMC_MAX_LANES)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("interleave must be between 1 and %d chunks, not %lld"), SMC_MAX_LANES,
+                   (long long) o->interleave);
+      return FALSE;
+    }
+  if (g_strcmp0 (o->policy, "wait") != 0 && g_strcmp0 (o->policy, "evict") != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                   _("Unknown slow-policy “%s” (expected “evict” or “wait”)"), o->policy);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+setup_session (Run               *run,
+               ShoalStepContext  *ctx,
+               const Options     *o,
+               GError           **error)
+{
+  ShoalContext *context = shoal_step_context_get_context (ctx);
+  g_autofree gchar *cfg_iface = context != NULL ? shoal_context_get_config_string (context, "multicast", "interface", NULL) : NULL;
   const gchar *group = shoal_step_context_get_option_string (ctx, "group", NULL);
   smc_sender_config *c = &run->cfg;
 
@@ -931,90 +1058,30 @@ setup_session (Run               *run,
   for (guint i = 0; run->iface_notes != NULL && i < run->iface_notes->len; i++)
     shoal_step_context_log (ctx, g_ptr_array_index (run->devices, i), "multicast-member",
                             SHOAL_JOURNAL_RESULT_INFO, "%s", (const gchar *) g_ptr_array_index (run->iface_notes, i));
+  /* every option is in its range (read_options): the casts keep it */
   c->group = run->group;
   c->iface = run->iface;
-  c->port = (uint16_t) shoal_step_context_get_option_int (ctx, "port", 6100);
-  c->mtu = (uint16_t) shoal_step_context_get_option_int (ctx, "mtu", cfg_mtu);
-  if (rate < 1 || rate > 1000000)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("rate-mbit must be between 1 and 1000000, not %lld"), (long long) rate);
-      return FALSE;
-    }
-  if (start < 1 || start > rate)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("start-rate-mbit must be between 1 and rate-mbit (%lld), not %lld"), (long long) rate,
-                   (long long) start);
-      return FALSE;
-    }
-  if (min_rate < 0 || min_rate > rate)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("min-rate-mbit must be between 0 and rate-mbit (%lld), not %lld"), (long long) rate,
-                   (long long) min_rate);
-      return FALSE;
-    }
-  if (slow_disk < 0 || slow_disk > 100)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("slow-disk-percent must be between 0 and 100, not %lld"), (long long) slow_disk);
-      return FALSE;
-    }
-  c->slow_ratio_permille = (uint32_t) slow_disk * 10;
-  c->rate_min_bps = (uint64_t) min_rate * 1000000;
-  c->rate_max_bps = (uint64_t) rate * 1000000;
-  c->rate_start_bps = (uint64_t) start * 1000000;
-  c->max_k = (uint8_t) shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
-  c->proactive_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
-  c->max_loss_permille = (uint32_t) shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);
-  c->join_wait_ms = (uint32_t) shoal_step_context_get_option_int (ctx, "join-wait-ms", 30000);
-  c->node_timeout_ms = (uint32_t) shoal_step_context_get_option_int (ctx, "node-timeout-ms", 5000);
-  c->slow_policy = g_strcmp0 (policy, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT;
+  c->port = (uint16_t) o->port;
+  c->mtu = (uint16_t) o->mtu;
+  c->slow_ratio_permille = (uint32_t) o->slow_disk * 10;
+  c->rate_min_bps = (uint64_t) o->min_rate * 1000000;
+  c->rate_max_bps = (uint64_t) o->rate * 1000000;
+  c->rate_start_bps = (uint64_t) o->start * 1000000;
+  c->max_k = (uint8_t) o->fec_k;
+  c->proactive_permille = (uint32_t) o->proactive;
+  c->max_loss_permille = (uint32_t) o->max_loss;
+  c->join_wait_ms = (uint32_t) o->join_wait;
+  c->node_timeout_ms = (uint32_t) o->node_timeout;
+  c->slow_policy = g_strcmp0 (o->policy, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT;
   c->expected = run->devices->len;
   c->on_node = on_node;
   c->on_progress = on_progress;
-  /* UDP GSO super-packets (the sender falls back by itself where the
-   * kernel refuses them); off for a NIC whose segmentation is suspect */
-  if (json_object_has_member (shoal_step_context_get_options (ctx), "gso") &&
-      json_node_get_value_type (json_object_get_member (shoal_step_context_get_options (ctx), "gso")) != G_TYPE_BOOLEAN)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE, _("gso must be true or false"));
-      return FALSE;
-    }
-  c->no_gso = !shoal_step_context_get_option_bool (ctx, "gso",
-                                                   cfg_gso == NULL || (g_ascii_strcasecmp (cfg_gso, "false") != 0 &&
-                                                                       g_strcmp0 (cfg_gso, "0") != 0));
-  if (read_ahead < 0 || read_ahead > 64)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("read-ahead must be between 0 and 64 chunks, not %lld"), (long long) read_ahead);
-      return FALSE;
-    }
+  c->no_gso = !o->gso;
   /* the image store checks every chunk's SHA-256 as it reads it: off the
    * sending thread, so pacing does not stall on it */
-  c->read_ahead = (uint32_t) read_ahead;
-  if (interleave < 1 || interleave > SMC_MAX_LANES)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("interleave must be between 1 and %d chunks, not %lld"), SMC_MAX_LANES,
-                   (long long) interleave);
-      return FALSE;
-    }
-  c->lanes = (uint8_t) interleave;
-  if (unicast_timeout < 0 || unicast_timeout > 604800)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("unicast-timeout-s must be between 0 and 604800, not %lld"), (long long) unicast_timeout);
-      return FALSE;
-    }
-  run->unicast_timeout_s = (guint) unicast_timeout;
-  if (g_strcmp0 (policy, "wait") != 0 && g_strcmp0 (policy, "evict") != 0)
-    {
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
-                   _("Unknown slow-policy “%s” (expected “evict” or “wait”)"), policy);
-      return FALSE;
-    }
+  c->read_ahead = (uint32_t) o->read_ahead;
+  c->lanes = (uint8_t) o->interleave;
+  run->unicast_timeout_s = (guint) o->unicast_timeout;
   return TRUE;
 }
 
@@ -1030,7 +1097,10 @@ setup_run (Run               *run,
   const gchar *path = shoal_step_context_get_option_string (ctx, "image-path", NULL);
   const gchar *store = shoal_step_context_get_option_string (ctx, "store", NULL);
   const gchar *url = shoal_step_context_get_option_string (ctx, "server-url", NULL);
+  Options o;
 
+  if (!read_options (ctx, &o, error))
+    return FALSE;
   if (devices == NULL || devices->len == 0)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("The multicast step needs a group of devices"));
@@ -1038,7 +1108,7 @@ setup_run (Run               *run,
     }
   run->devices = g_ptr_array_ref (devices);
   run->image_path = g_strdup (path);
-  run->chunk_size = (guint32) shoal_step_context_get_option_int (ctx, "chunk-size", SMC_DEFAULT_CHUNK);
+  run->chunk_size = (guint32) o.chunk_size;
   if (path == NULL && (image == NULL || !json_object_has_member (image, "name")))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
@@ -1057,7 +1127,7 @@ setup_run (Run               *run,
   run->server_url = g_strdup (url != NULL ? url : context != NULL ? shoal_context_get_server_url (context) : NULL);
   if (run->server_url != NULL && g_str_has_suffix (run->server_url, "/"))
     run->server_url[strlen (run->server_url) - 1] = '\0';
-  return setup_session (run, ctx, error);
+  return setup_session (run, ctx, &o, error);
 }
 
 static void shoal_multicast_step_run_async (ShoalStep           *step,
@@ -1226,10 +1296,26 @@ shoal_multicast_step_get_phase (ShoalStep *step)
   return SHOAL_STEP_PHASE_TRANSFER;
 }
 
+/* a recipe whose options are out of their ranges is refused when it
+ * loads; those that depend on the daemon's [multicast] config (the rates)
+ * are checked again against it when the step runs */
+static gboolean
+shoal_multicast_step_validate_options (ShoalStep   *step,
+                                       JsonObject  *options,
+                                       GError     **error)
+{
+  g_autoptr(GPtrArray) none = g_ptr_array_new ();
+  g_autoptr(ShoalStepContext) ctx = shoal_step_context_new (NULL, NULL, "multicast", options, none, NULL);
+  Options o;
+
+  return read_options (ctx, &o, error);
+}
+
 static void
 shoal_multicast_step_iface_init (ShoalStepInterface *iface)
 {
   iface->get_scope = shoal_multicast_step_get_scope;
+  iface->validate_options = shoal_multicast_step_validate_options;
   iface->get_phase = shoal_multicast_step_get_phase;
   iface->run_async = shoal_multicast_step_run_async;
 }

@@ -680,8 +680,11 @@ test_step_cancel_after_eviction (void)
   evict_free (&e);
 }
 
-/* options that make no sense end the step before any socket is opened,
- * with an error naming the option */
+/* options that make no sense, or that the sender's types cannot hold
+ * (they were cut to them), end the step before any socket is opened, with
+ * an error naming the option, and a recipe that has them is refused when
+ * it loads (validate_options); options at the ends of their ranges are
+ * taken */
 static void
 test_step_bad_options (void)
 {
@@ -700,7 +703,29 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"slow-disk-percent\": -5}", "slow-disk-percent" },
     { "{\"image-path\": \"/nonexistent\", \"gso\": \"yes\"}", "gso" },
     { "{\"image-path\": \"/nonexistent\", \"unicast-timeout-s\": -1}", "unicast-timeout-s" },
+    { "{\"image-path\": \"/nonexistent\", \"unicast-timeout-s\": 604801}", "unicast-timeout-s" },
+    { "{\"image-path\": \"/nonexistent\", \"port\": 70000}", "port must be between 1 and 65535, not 70000" },
+    { "{\"image-path\": \"/nonexistent\", \"port\": 0}", "port" },
+    { "{\"image-path\": \"/nonexistent\", \"mtu\": 65536}", "mtu must be between 576 and 65535, not 65536" },
+    { "{\"image-path\": \"/nonexistent\", \"mtu\": 575}", "mtu" },
+    { "{\"image-path\": \"/nonexistent\", \"fec-k\": 300}", "fec-k must be between 2 and 200, not 300" },
+    { "{\"image-path\": \"/nonexistent\", \"fec-k\": 1}", "fec-k" },
+    { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 4294967297}", "chunk-size" },
+    { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 0}", "chunk-size" },
+    { "{\"image-path\": \"/nonexistent\", \"max-loss-permille\": -1}", "max-loss-permille" },
+    { "{\"image-path\": \"/nonexistent\", \"max-loss-permille\": 1001}", "max-loss-permille" },
+    { "{\"image-path\": \"/nonexistent\", \"proactive-permille\": -1}", "proactive-permille" },
+    { "{\"image-path\": \"/nonexistent\", \"join-wait-ms\": -1}", "join-wait-ms" },
+    { "{\"image-path\": \"/nonexistent\", \"join-wait-ms\": 4294967296}", "join-wait-ms" },
+    { "{\"image-path\": \"/nonexistent\", \"node-timeout-ms\": -1}", "node-timeout-ms" },
+    { "{\"image-path\": \"/nonexistent\", \"node-timeout-ms\": 86400001}", "node-timeout-ms" },
   };
+  static const gchar *good = "{\"port\": 65535, \"mtu\": 576, \"fec-k\": 2, \"max-loss-permille\": 1000,"
+                             " \"proactive-permille\": 0, \"join-wait-ms\": 0, \"node-timeout-ms\": 86400000,"
+                             " \"unicast-timeout-s\": 0, \"chunk-size\": 1, \"rate-mbit\": 1000000}";
+  g_autoptr(ShoalStep) checker = NULL;
+  g_autoptr(JsonNode) edges = json_from_string (good, NULL);
+  g_autoptr(GError) error = NULL;
 
   ensure_types ();
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -719,10 +744,17 @@ test_step_bad_options (void)
       g_assert_false (f.ok);
       g_assert_error (f.error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
       g_assert_nonnull (strstr (f.error->message, cases[i].needle));
+      g_assert_false (shoal_step_validate_options (step, json_node_get_object (options), &error));
+      g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+      g_assert_cmpstr (error->message, ==, f.error->message);
+      g_clear_error (&error);
       g_clear_error (&f.error);
       g_main_loop_unref (f.loop);
       g_ptr_array_unref (f.devices);
     }
+  checker = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+  g_assert_true (shoal_step_validate_options (checker, json_node_get_object (edges), &error));
+  g_assert_no_error (error);
 }
 
 /* the journal says why a receiver was left to unicast, with the figures
