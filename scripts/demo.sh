@@ -18,7 +18,7 @@ if [ -z "${SHOAL_DEMO_INNER:-}" ]; then
   exec env SHOAL_DEMO_INNER=1 dbus-run-session -- "$0" "$n"
 fi
 
-build=$src/build
+build=${SHOAL_BUILD:-$src/build}
 work=$(mktemp -d /tmp/shoal-demo.XXXXXX)
 shoald_pid=
 cleanup () {
@@ -66,7 +66,10 @@ ctl deploy --all > /dev/null
 ctl watch --until-done
 echo "== the fleet"
 ctl devices
-echo "== journal of demo-0001"
-ctl log demo-0001
+# enroll --count numbers them with as many digits as N has, at least 4
+first=$(printf "demo-%0${#n}d" 1)
+[ ${#n} -ge 4 ] || first=demo-0001
+echo "== journal of $first"
+ctl log "$first"
 echo "== figures"
 ctl stats
