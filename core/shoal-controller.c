@@ -1059,6 +1059,14 @@ shoal_controller_set_boot_action (ShoalController  *self,
  * @self: a controller
  * @id: a device id
  * @error: return location for a #GError
+ *
+ * Forgets a device, its journal and its record in the store. A device
+ * whose deployment is running (any state from queued to finishing) is
+ * refused with %SHOAL_ERROR_BUSY: it must be cancelled first, so that a
+ * deployment is never dropped behind its operator's back. Devices that
+ * are idle, installed, failed or cancelled can be removed.
+ *
+ * Returns: %TRUE if the device was removed
  */
 gboolean
 shoal_controller_remove_device (ShoalController  *self,
@@ -1075,9 +1083,13 @@ shoal_controller_remove_device (ShoalController  *self,
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no device %s"), id);
       return FALSE;
     }
-  if (shoal_device_state_is_active (shoal_device_get_state (rec->device)) &&
-      !shoal_controller_cancel (self, rec->device, error))
-    return FALSE;
+  if (shoal_device_state_is_active (shoal_device_get_state (rec->device)))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   _("device %s is being deployed (%s): cancel it first with shoalctl cancel %s"),
+                   id, shoal_device_state_to_string (shoal_device_get_state (rec->device)), id);
+      return FALSE;
+    }
   device = g_object_ref (rec->device);
   for (const gchar * const *mac = shoal_device_get_macs (device); *mac != NULL; mac++)
     g_hash_table_remove (self->by_mac, *mac);

@@ -556,9 +556,9 @@ test_controller_two_recipes (Fixture       *fixture,
   " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": " ms ", \"max-ms\": " ms "}" extra "}]," \
   " \"group\": {\"min-devices\": " size ", \"max-devices\": " size ", \"max-wait\": 10}}"
 
-/* A device removed while its group step runs and enrolled again under the
- * same id starts counting its attempts where the old record did: the old
- * group's end must not count for the new record */
+/* A device cancelled and removed while its group step runs and enrolled
+ * again under the same id starts counting its attempts where the old
+ * record did: the old group's end must not count for the new record */
 static void
 test_controller_reenrolled (Fixture       *fixture,
                             gconstpointer  data)
@@ -572,6 +572,8 @@ test_controller_reenrolled (Fixture       *fixture,
   device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
   wait_for_state (device, SHOAL_DEVICE_STATE_TRANSFER);
   spin (300);
+  g_assert_true (shoal_controller_cancel (fixture->controller, device, &error));
+  g_assert_no_error (error);
   g_assert_true (shoal_controller_remove_device (fixture->controller, "dev-0000", &error));
   g_assert_no_error (error);
 
@@ -673,6 +675,14 @@ test_controller_group_cancel (Fixture       *fixture,
   removed = devices[2];
   g_object_add_weak_pointer (G_OBJECT (removed), (gpointer *) &removed);
   g_assert_true (shoal_controller_cancel (fixture->controller, devices[1], &error));
+  g_assert_no_error (error);
+  /* a device in the middle of its deployment is not removed */
+  g_assert_false (shoal_controller_remove_device (fixture->controller, "dev-0002", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "shoalctl cancel dev-0002"));
+  g_clear_error (&error);
+  g_assert_cmpint (shoal_device_get_state (devices[2]), ==, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_true (shoal_controller_cancel (fixture->controller, devices[2], &error));
   g_assert_no_error (error);
   g_assert_true (shoal_controller_remove_device (fixture->controller, "dev-0002", &error));
   g_assert_no_error (error);

@@ -21,7 +21,7 @@ static const struct
   { "devices", shoalctl_cmd_devices, "", N_("List the devices") },
   { "show", shoalctl_cmd_show, "<id>", N_("Show a device, its inventory and recipe commit") },
   { "enroll", shoalctl_cmd_enroll, "<id> [--mac MAC]... [--uuid UUID] | --count N [--prefix P]", N_("Enroll devices") },
-  { "remove", shoalctl_cmd_remove, "<id>", N_("Forget a device") },
+  { "remove", shoalctl_cmd_remove, "<id>", N_("Forget a device and its journal; a device being deployed must be cancelled first (shoalctl cancel <id>)") },
   { "assign", shoalctl_cmd_assign, "<recipe|--auto> <id...|--all>", N_("Assign a recipe") },
   { "deploy", shoalctl_cmd_deploy, "<id...|--all>", N_("Start deployments") },
   { "cancel", shoalctl_cmd_cancel, "<id...|--all>", N_("Cancel deployments") },

@@ -586,6 +586,12 @@ test_dbus_cancel (void)
   ws.state = "booting";
   g_assert_true (shoal_test_wait_for (all_in_state, &ws, 10000));
 
+  /* a device being deployed is not removed: it is cancelled first (it was
+   * removed, its deployment cancelled behind the operator's back) */
+  shoal_dbus_manager_call_remove_device_sync (td->manager, ids[0], NULL, &error);
+  assert_error (error, SHOAL_ERROR_BUSY, "shoalctl cancel c-1");
+  g_clear_error (&error);
+
   /* two through the manager, one through its own object */
   shoal_dbus_manager_call_cancel_sync (td->manager, first_two, NULL, &error);
   g_assert_no_error (error);
@@ -605,6 +611,10 @@ test_dbus_cancel (void)
       found |= strstr (op, "cancel") != NULL;
     }
   g_assert_true (found);
+
+  /* once cancelled it can be removed */
+  shoal_dbus_manager_call_remove_device_sync (td->manager, ids[0], NULL, &error);
+  g_assert_no_error (error);
 }
 
 /* the (source, description) ListRecipes gives for @name; FALSE if not listed */
