@@ -433,7 +433,10 @@ shoal_controller_enroll_device (ShoalController     *self,
  * replaces or removes it (the repository's sync, another recipe of its
  * name) deletes the copy, so a restart brings back what was in service.
  * Recipes added at start-up before the stored ones are loaded (the
- * recipe directory's) do not touch the copies: those replace them. */
+ * recipe directory's) do not touch the copies: those replace them. The
+ * daemon's start-up fetch of the recipe repository, which comes after,
+ * leaves the stored recipes alone (shoal_controller_is_stored_recipe()):
+ * they were added after the fetch in service before the restart. */
 #define KV_STORED_RECIPES "controller-recipes"
 
 static gboolean
@@ -625,6 +628,22 @@ shoal_controller_load_stored_recipes (ShoalController *self)
     g_signal_emit (self, signals[SIGNAL_RECIPES_CHANGED], 0);
   g_info ("loaded %u recipes from the store", n_loaded);
   return n_loaded;
+}
+
+/**
+ * shoal_controller_is_stored_recipe:
+ * @self: a controller
+ * @name: a recipe name
+ *
+ * Returns: whether the recipe of that name in service is one of
+ *   shoal_controller_add_stored_recipe(), kept in the store
+ */
+gboolean
+shoal_controller_is_stored_recipe (ShoalController *self,
+                                   const gchar     *name)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  return name != NULL && g_hash_table_contains (self->stored_recipes, name);
 }
 
 gboolean

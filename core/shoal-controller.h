@@ -41,6 +41,8 @@ gboolean         shoal_controller_add_stored_recipe (ShoalController  *self,
                                                   ShoalRecipe         *recipe,
                                                   GError             **error);
 guint            shoal_controller_load_stored_recipes (ShoalController *self);
+gboolean         shoal_controller_is_stored_recipe (ShoalController *self,
+                                                    const gchar     *name);
 gboolean         shoal_controller_remove_recipe  (ShoalController     *self,
                                                   const gchar         *name,
                                                   GError             **error);

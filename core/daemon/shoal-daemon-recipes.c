@@ -11,11 +11,17 @@
  * A third, AddRecipe over D-Bus, is kept in the store by the controller
  * (shoal_controller_add_stored_recipe). The last recipe added under a
  * name is the one in service, and the start-up repeats that order: the
- * directory's recipes, then the stored ones (added after the directory
- * was read), then the repository's first fetch. So a stored recipe wins
- * over a file of its name, and lasts until AddRecipe replaces it or a
- * successful fetch replaces every recipe with the repository's: that
- * deletes the stored copies too, as it always dropped added recipes.
+ * directory's recipes, then the repository's first fetch (the fetch that
+ * was in service before the restart, or a newer commit of it), then the
+ * stored ones, added after both. So the start-up fetch replaces the
+ * directory's recipes and the repository's own with the repository's
+ * current ones, but leaves the stored recipes in service, over a
+ * repository recipe of the same name (as they were when added). A stored
+ * recipe lasts until AddRecipe replaces it or a fetch asked for while
+ * serving (SyncRecipes, SetRecipeRef, the periodic fetch) replaces every
+ * recipe with the repository's: that deletes the stored copies too, as
+ * it always dropped added recipes. A SyncRecipes that joins the
+ * start-up fetch makes it such a fetch.
  * One git operation runs at a time: a sync asked for while a sync runs
  * gets that sync's outcome; pinning a ref or a diff asked for meanwhile
  * gets SHOAL_ERROR_BUSY.
@@ -44,6 +50,7 @@ struct _ShoalDaemonRecipes
   guint            timer_id;
   gboolean         busy;
   gboolean         syncing;       /* busy with a plain sync */
+  gboolean         keep_stored;   /* that sync is the start-up fetch: stored recipes stay */
   GPtrArray       *sync_waiters;  /* GTask: SyncRecipes calls joining the running sync */
 };
 
@@ -254,7 +261,8 @@ shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
       const gchar *name = shoal_recipe_get_name (g_ptr_array_index (current, i));
       g_autoptr(GError) error_local = NULL;
 
-      if (g_hash_table_contains (names, name))
+      if (g_hash_table_contains (names, name) ||
+          (self->keep_stored && shoal_controller_is_stored_recipe (self->controller, name)))
         continue;
       if (!shoal_controller_remove_recipe (self->controller, name, &error_local))
         g_warning ("keeping recipe %s, gone from the repository: %s", name, error_local->message);
@@ -264,6 +272,12 @@ shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
       ShoalRecipe *recipe = g_ptr_array_index (wanted, i);
       g_autoptr(GError) error_local = NULL;
 
+      if (self->keep_stored &&
+          shoal_controller_is_stored_recipe (self->controller, shoal_recipe_get_name (recipe)))
+        {
+          g_info ("keeping recipe %s added over D-Bus over the repository's", shoal_recipe_get_name (recipe));
+          continue;
+        }
       if (shoal_controller_add_recipe (self->controller, recipe, &error_local))
         continue;
       n_refused++;
@@ -317,33 +331,27 @@ shoal_daemon_recipes_synced_cb (GObject *source, GAsyncResult *result, gpointer 
       g_info ("recipes at commit %s", shoal_recipe_repo_get_commit (self->repo));
       shoal_daemon_recipes_replace (self, &error);
     }
+  self->keep_stored = FALSE;
   shoal_daemon_recipes_return_sync (self, task, error);
 }
 
-/**
- * shoal_daemon_recipes_sync_async:
- * @self: a #ShoalDaemonRecipes
- * @cancellable: (nullable): a #GCancellable
- * @callback: called when done
- * @user_data: for @callback
- *
- * Fetches the repository and replaces the controller's recipes with its.
- */
-void
-shoal_daemon_recipes_sync_async (ShoalDaemonRecipes  *self,
-                                 GCancellable        *cancellable,
-                                 GAsyncReadyCallback  callback,
-                                 gpointer             user_data)
+static void
+shoal_daemon_recipes_sync_internal (ShoalDaemonRecipes  *self,
+                                    gboolean             keep_stored,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(GError) error = NULL;
-
-  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, shoal_daemon_recipes_sync_async);
   if (self->repo != NULL && self->busy && self->syncing)
     {
+      /* a SyncRecipes joining the start-up fetch asks for a replacement */
+      if (!keep_stored)
+        self->keep_stored = FALSE;
       g_ptr_array_add (self->sync_waiters, g_steal_pointer (&task));
       return;
     }
@@ -354,8 +362,52 @@ shoal_daemon_recipes_sync_async (ShoalDaemonRecipes  *self,
     }
   self->busy = TRUE;
   self->syncing = TRUE;
+  self->keep_stored = keep_stored;
   shoal_recipe_repo_sync_async (self->repo, cancellable,
                                 shoal_daemon_recipes_synced_cb, g_steal_pointer (&task));
+}
+
+/**
+ * shoal_daemon_recipes_sync_async:
+ * @self: a #ShoalDaemonRecipes
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when done
+ * @user_data: for @callback
+ *
+ * Fetches the repository and replaces the controller's recipes with its,
+ * those added over D-Bus included.
+ */
+void
+shoal_daemon_recipes_sync_async (ShoalDaemonRecipes  *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+  shoal_daemon_recipes_sync_internal (self, FALSE, cancellable, callback, user_data);
+}
+
+/**
+ * shoal_daemon_recipes_start_sync_async:
+ * @self: a #ShoalDaemonRecipes
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when done, which calls shoal_daemon_recipes_sync_finish()
+ * @user_data: for @callback
+ *
+ * The start-up fetch: as shoal_daemon_recipes_sync_async(), but the
+ * recipes added over D-Bus and kept in the store
+ * (shoal_controller_load_stored_recipes()) stay in service, over the
+ * repository's recipe of the same name: they were added after the fetch
+ * that was in service before the restart.
+ */
+void
+shoal_daemon_recipes_start_sync_async (ShoalDaemonRecipes  *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+  shoal_daemon_recipes_sync_internal (self, TRUE, cancellable, callback, user_data);
 }
 
 /**

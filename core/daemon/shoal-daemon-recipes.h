@@ -26,6 +26,10 @@ void                shoal_daemon_recipes_sync_async    (ShoalDaemonRecipes  *sel
                                                         GCancellable        *cancellable,
                                                         GAsyncReadyCallback  callback,
                                                         gpointer             user_data);
+void                shoal_daemon_recipes_start_sync_async (ShoalDaemonRecipes *self,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
 gboolean            shoal_daemon_recipes_sync_finish   (ShoalDaemonRecipes  *self,
                                                         GAsyncResult        *result,
                                                         GError             **error);

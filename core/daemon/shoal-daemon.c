@@ -250,7 +250,8 @@ shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
   self->recipes = shoal_daemon_recipes_new (self->controller, self->config, self->state_dir);
   if (shoal_daemon_recipes_load_dir (self->recipes, &error_local) == G_MAXUINT)
     g_warning ("%s", error_local->message);
-  /* after the directory: those were added over D-Bus since it was read */
+  /* after the directory: those were added over D-Bus since it was read;
+   * the start-up fetch of a repository leaves them in service */
   shoal_controller_load_stored_recipes (self->controller);
   return TRUE;
 }
@@ -597,12 +598,12 @@ shoal_daemon_start (ShoalDaemon *self, GError **error)
     return shoal_daemon_serve (self, error);
   if (!shoal_daemon_has_deployments_to_resume (self))
     {
-      shoal_daemon_recipes_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
-                                       g_object_ref (self));
+      shoal_daemon_recipes_start_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
+                                             g_object_ref (self));
       return shoal_daemon_serve (self, error);
     }
-  shoal_daemon_recipes_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
-                                   g_object_ref (self));
+  shoal_daemon_recipes_start_sync_async (self->recipes, NULL, shoal_daemon_first_sync_cb,
+                                         g_object_ref (self));
   self->first_sync_timeout_id = g_timeout_add_seconds (SHOAL_DAEMON_FIRST_SYNC_TIMEOUT_S,
                                                        shoal_daemon_first_sync_timeout_cb, self);
   return TRUE;

@@ -642,30 +642,61 @@ listed_recipe (ShoalTestDaemon *td, const gchar *name, gchar **source_out, gchar
   return FALSE;
 }
 
+/* AddRecipe of the fast recipe named @name (not the default unless it is
+ * fast-sim), described @description if not NULL */
+static void
+add_fast_recipe (ShoalTestDaemon *td, const gchar *name, const gchar *description)
+{
+  g_autoptr(GString) json = g_string_new (shoal_test_fast_recipe ());
+  g_autofree gchar *quoted = g_strdup_printf ("\"%s\"", name);
+  g_autoptr(GError) error = NULL;
+
+  if (g_strcmp0 (name, "fast-sim") != 0)
+    {
+      g_string_replace (json, "\"fast-sim\"", quoted, 1);
+      g_string_replace (json, "\"default\": true", "\"default\": false", 1);
+    }
+  if (description != NULL)
+    g_string_replace (json, "Fast simulated deployment for the D-Bus tests", description, 1);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, json->str, NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* deploys the devices @ids (at @paths) and waits until all are installed */
+static void
+deploy_until_installed (ShoalTestDaemon *td, GStrv ids, GStrv paths)
+{
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  WaitState ws = { 0 };
+
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar * const *) ids, NULL, &error);
+  g_assert_no_error (error);
+  ws.om = om;
+  ws.paths = paths;
+  ws.state = "installed";
+  if (!shoal_test_wait_for (all_in_state, &ws, 30000))
+    g_error ("the devices of the added recipe did not reach “installed” within 30 s");
+}
+
 /* AddRecipe is durable before it returns: after a crash the recipe is in
  * service again, over a file of its name, and its devices deploy */
 static void
 test_dbus_added_recipe_restart (void)
 {
   g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
-  g_autoptr(GDBusObjectManager) om = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GString) added = g_string_new (shoal_test_fast_recipe ());
-  g_autoptr(GString) fast = g_string_new (shoal_test_fast_recipe ());
   g_autofree gchar *source = NULL;
   g_autofree gchar *description = NULL;
   g_auto(GStrv) paths = NULL;
   g_auto(GStrv) ids = ids_of ("ar-", 2);
-  WaitState ws = { 0 };
 
-  g_string_replace (added, "\"fast-sim\"", "\"added-sim\"", 1);
-  g_string_replace (added, "\"default\": true", "\"default\": false", 1);
-  g_string_replace (fast, "Fast simulated deployment for the D-Bus tests", "replaced over D-Bus", 1);
   shoal_test_daemon_start (td, FALSE);
-  shoal_dbus_manager_call_add_recipe_sync (td->manager, added->str, NULL, &error);
-  g_assert_no_error (error);
-  shoal_dbus_manager_call_add_recipe_sync (td->manager, fast->str, NULL, &error);
-  g_assert_no_error (error);
+  add_fast_recipe (td, "added-sim", NULL);
+  add_fast_recipe (td, "fast-sim", "replaced over D-Bus");
   paths = enroll (td, "ar-", 2);
   shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "added-sim",
                                               NULL, &error);
@@ -678,17 +709,7 @@ test_dbus_added_recipe_restart (void)
   g_assert_true (listed_recipe (td, "fast-sim", NULL, &description));
   g_assert_cmpstr (description, ==, "replaced over D-Bus");
   g_assert_true (listed_recipe (td, "slow-sim", NULL, NULL));
-
-  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
-                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
-  g_assert_no_error (error);
-  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar * const *) ids, NULL, &error);
-  g_assert_no_error (error);
-  ws.om = om;
-  ws.paths = paths;
-  ws.state = "installed";
-  if (!shoal_test_wait_for (all_in_state, &ws, 30000))
-    g_error ("the devices of the added recipe did not reach “installed” within 30 s");
+  deploy_until_installed (td, ids, paths);
 }
 
 static void
@@ -978,6 +999,30 @@ commit_listed (gpointer user_data)
   return g_strcmp0 (commit, wc->commit) == 0;
 }
 
+/* a repository of fast-sim (described @description) and medium-sim in
+ * @td's directory, which @td's shoald is to follow ("main"); its head
+ * commit in @head. NULL, the test skipped, without git */
+static gchar *
+new_recipe_repo (ShoalTestDaemon *td, const gchar *description, gchar **head)
+{
+  g_autofree gchar *gitpath = g_find_program_in_path ("git");
+  gchar *repo;
+
+  if (gitpath == NULL)
+    {
+      g_test_skip ("needs git to make a recipe repository");
+      return NULL;
+    }
+  repo = g_build_filename (td->tmpdir, "recipes.git", NULL);
+  g_mkdir_with_parents (repo, 0700);
+  g_free (git (repo, "init", "-q", "-b", "main", NULL));
+  commit_recipe (repo, description);
+  commit_file (repo, "medium-sim", shoal_test_medium_recipe (), "medium");
+  *head = git (repo, "rev-parse", "HEAD", NULL);
+  shoal_test_daemon_set_recipe_repo (td, repo, "main");
+  return repo;
+}
+
 static void
 test_dbus_recipe_repo (void)
 {
@@ -1043,6 +1088,71 @@ test_dbus_recipe_repo (void)
   g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
 }
 
+/* With a recipe repository, the recipes added over D-Bus are in service
+ * again after a restart: the start-up fetch brings the repository's new
+ * commit for its own recipes but leaves the added ones, over a repository
+ * recipe of their name too (it dropped them all, and their stored copies) */
+static void
+test_dbus_recipe_repo_added_restart (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *repo = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  g_autofree gchar *source = NULL;
+  g_autofree gchar *description = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("k", 2);
+  WaitCommit wc;
+
+  td = shoal_test_daemon_new ();
+  repo = new_recipe_repo (td, "first version", &c1);
+  if (repo == NULL)
+    return;
+  shoal_test_daemon_start (td, FALSE);
+  wc.td = td;
+  wc.commit = c1;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+
+  add_fast_recipe (td, "slow", NULL);
+  add_fast_recipe (td, "medium-sim", "medium over D-Bus");
+  paths = enroll (td, "k", 2);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "slow",
+                                              NULL, &error);
+  g_assert_no_error (error);
+
+  /* the repository moves on while shoald is down */
+  shoal_test_daemon_kill (td);
+  commit_recipe (repo, "second version");
+  c2 = git (repo, "rev-parse", "HEAD", NULL);
+  shoal_test_daemon_start (td, FALSE);
+  wc.commit = c2;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+  g_assert_true (listed_recipe (td, "fast-sim", NULL, &description));
+  g_assert_cmpstr (description, ==, "second version");
+  g_clear_pointer (&description, g_free);
+  g_assert_true (listed_recipe (td, "slow", &source, NULL));
+  g_assert_cmpstr (source, ==, "D-Bus");
+  g_assert_true (listed_recipe (td, "medium-sim", NULL, &description));
+  g_assert_cmpstr (description, ==, "medium over D-Bus");
+  deploy_until_installed (td, ids, paths);
+
+  /* a sync asked for replaces them with the repository's, as documented */
+  shoal_dbus_manager_call_sync_recipes_sync (td->manager, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_false (listed_recipe (td, "slow", NULL, NULL));
+  g_clear_pointer (&description, g_free);
+  g_assert_true (listed_recipe (td, "medium-sim", NULL, &description));
+  g_assert_cmpstr (description, ==, "Steps of a few hundred milliseconds, to be interrupted");
+
+  /* and a restart after it does not bring them back */
+  shoal_test_daemon_stop (td);
+  shoal_test_daemon_start (td, FALSE);
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+  g_assert_false (listed_recipe (td, "slow", NULL, NULL));
+}
+
 /* a restart while the repository is out of reach: the deployments resume
  * with the recipes of the local clone */
 static void
@@ -1050,7 +1160,6 @@ test_dbus_recipe_repo_resume (void)
 {
   g_autoptr(ShoalTestDaemon) td = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *gitpath = g_find_program_in_path ("git");
   g_autofree gchar *repo = NULL;
   g_autofree gchar *gone = NULL;
   g_autofree gchar *head = NULL;
@@ -1060,20 +1169,11 @@ test_dbus_recipe_repo_resume (void)
   WaitCount wc = { 0 };
   WaitCommit wcm;
 
-  if (gitpath == NULL)
-    {
-      g_test_skip ("needs git to make a recipe repository");
-      return;
-    }
   td = shoal_test_daemon_new ();
-  repo = g_build_filename (td->tmpdir, "recipes.git", NULL);
+  repo = new_recipe_repo (td, "fast", &head);
+  if (repo == NULL)
+    return;
   gone = g_build_filename (td->tmpdir, "recipes-moved.git", NULL);
-  g_mkdir_with_parents (repo, 0700);
-  g_free (git (repo, "init", "-q", "-b", "main", NULL));
-  commit_recipe (repo, "fast");
-  commit_file (repo, "medium-sim", shoal_test_medium_recipe (), "medium");
-  head = git (repo, "rev-parse", "HEAD", NULL);
-  shoal_test_daemon_set_recipe_repo (td, repo, "main");
   shoal_test_daemon_start (td, FALSE);
   wcm.td = td;
   wcm.commit = head;
@@ -1341,6 +1441,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
+  g_test_add_func ("/shoal/dbus/recipe-repo-added-restart", test_dbus_recipe_repo_added_restart);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   g_test_add_func ("/shoal/dbus/store-outage", test_dbus_store_outage);
   g_test_add_func ("/shoal/dbus/journal-pages", test_dbus_journal_pages);
