@@ -135,6 +135,100 @@ register_step (ShoalPluginEngine *self,
   g_debug ("step %s provided by %s", step_name, module);
 }
 
+/* What libpeas and its loaders say while a plugin loads. On failure
+ * peas_plugin_info_is_available() gives only "Failed to load"; the reason
+ * (dlopen's "undefined symbol: ...", the missing .so, a Python exception)
+ * is only in the warnings they log meanwhile. Those are recorded through a
+ * default log handler installed for the duration of the load, which hands
+ * every message on to the handler it replaced, so they are logged (and
+ * fatal or not) as before; messages of other threads are not recorded.
+ * libpeas' loaders are the process's, not the engine's: a module that
+ * failed once fails again at once, saying nothing, in a later engine of
+ * the same process, so the reasons are kept for the process too. */
+#define LOAD_REASON_MAX 1024
+
+G_LOCK_DEFINE_STATIC (load_reasons);
+static GHashTable *load_reasons; /* "module dir/module name" -> reason */
+
+typedef struct
+{
+  GThread  *thread;
+  GLogFunc  previous;
+  gchar    *generic;  /* libpeas' own "Error loading plugin 'module'", left out */
+  GString  *text;
+} LoadCapture;
+
+static void
+load_capture_handler (const gchar    *log_domain,
+                      GLogLevelFlags  log_level,
+                      const gchar    *message,
+                      gpointer        user_data)
+{
+  LoadCapture *capture = user_data;
+
+  if (g_thread_self () == capture->thread &&
+      (log_level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) != 0 &&
+      message != NULL && g_strcmp0 (message, capture->generic) != 0)
+    {
+      g_auto(GStrv) words = g_strsplit_set (message, " \t\r\n", -1);
+
+      /* one line: a Python traceback comes over several */
+      for (guint i = 0; words[i] != NULL; i++)
+        if (*words[i] != '\0')
+          g_string_append_printf (capture->text, "%s%s",
+                                  capture->text->len > 0 ? " " : "", words[i]);
+    }
+  capture->previous (log_domain, log_level, message, NULL);
+}
+
+/* the reason recorded by the capture, at most LOAD_REASON_MAX bytes, its
+ * end kept (an exception's last line names it); NULL if none */
+static gchar *
+load_capture_reason (LoadCapture *capture)
+{
+  const gchar *start = capture->text->str;
+
+  if (capture->text->len == 0)
+    return NULL;
+  if (capture->text->len > LOAD_REASON_MAX)
+    {
+      start = g_utf8_find_next_char (capture->text->str + capture->text->len - LOAD_REASON_MAX, NULL);
+      return g_strconcat ("…", start, NULL);
+    }
+  return g_strdup (start);
+}
+
+static gboolean
+load_plugin_capturing (ShoalPluginEngine  *self,
+                       PeasPluginInfo     *info,
+                       gchar             **reason)
+{
+  LoadCapture capture = { g_thread_self (), NULL, NULL, g_string_new (NULL) };
+  gboolean loaded;
+
+  g_autofree gchar *key = g_build_filename (peas_plugin_info_get_module_dir (info),
+                                            peas_plugin_info_get_module_name (info), NULL);
+
+  capture.generic = g_strdup_printf ("Error loading plugin '%s'", peas_plugin_info_get_module_name (info));
+  capture.previous = g_log_set_default_handler (load_capture_handler, &capture);
+  loaded = peas_engine_load_plugin (self->engine, info) && peas_plugin_info_is_loaded (info);
+  g_log_set_default_handler (capture.previous, NULL);
+  *reason = loaded ? NULL : load_capture_reason (&capture);
+  g_string_free (capture.text, TRUE);
+  g_free (capture.generic);
+  if (loaded)
+    return TRUE;
+  G_LOCK (load_reasons);
+  if (load_reasons == NULL)
+    load_reasons = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (*reason != NULL)
+    g_hash_table_replace (load_reasons, g_steal_pointer (&key), g_strdup (*reason));
+  else
+    *reason = g_strdup (g_hash_table_lookup (load_reasons, key));
+  G_UNLOCK (load_reasons);
+  return FALSE;
+}
+
 static void
 register_plugin (ShoalPluginEngine *self,
                  PeasPluginInfo    *info)
@@ -142,14 +236,16 @@ register_plugin (ShoalPluginEngine *self,
   const gchar *module = peas_plugin_info_get_module_name (info);
   const gchar *step_name = peas_plugin_info_get_external_data (info, "Shoal-Step");
   g_autoptr(GError) error = NULL;
+  g_autofree gchar *logged = NULL;
 
   if (!peas_plugin_info_is_available (info, &error) ||
-      !peas_engine_load_plugin (self->engine, info) ||
-      !peas_plugin_info_is_loaded (info))
+      !load_plugin_capturing (self, info, &logged))
     {
       g_autoptr(GError) reason = NULL;
 
-      if (!peas_plugin_info_is_available (info, &reason) && reason != NULL)
+      if (logged != NULL)
+        g_hash_table_replace (self->errors, g_strdup (module), g_steal_pointer (&logged));
+      else if (!peas_plugin_info_is_available (info, &reason) && reason != NULL)
         g_hash_table_replace (self->errors, g_strdup (module), g_strdup (reason->message));
       else if (error != NULL)
         g_hash_table_replace (self->errors, g_strdup (module), g_strdup (error->message));

@@ -60,6 +60,42 @@ test_engine_list (void)
   g_assert_nonnull (strstr (find_plugin (plugins, "shoal-test-no-step")->error, "registers no ShoalStep"));
 }
 
+/* the reason of each fixture's failure, from a fresh engine */
+static void
+assert_load_reasons (void)
+{
+  g_autoptr(ShoalPluginEngine) engine = engine_with_fixtures ();
+  g_autoptr(GPtrArray) plugins = shoal_plugin_engine_list_plugins (engine);
+  ShoalPluginInfo *python_example = find_plugin (plugins, "shoal_python_example");
+  const gchar *reason;
+
+  reason = find_plugin (plugins, "shoal-test-broken-symbol")->error;
+  g_test_message ("broken-symbol: %s", reason);
+  g_assert_nonnull (strstr (reason, "libshoal-test-broken-symbol.so"));
+  g_assert_nonnull (strstr (reason, "undefined symbol: shoal_test_symbol_that_does_not_exist"));
+  reason = find_plugin (plugins, "shoal-test-missing-module")->error;
+  g_test_message ("missing-module: %s", reason);
+  g_assert_nonnull (strstr (reason, "libshoal-test-missing-module.so"));
+  /* the Python loader is there when the Python example loads */
+  if (python_example != NULL && python_example->loaded)
+    {
+      reason = find_plugin (plugins, "python_failing")->error;
+      g_test_message ("python_failing: %s", reason);
+      g_assert_nonnull (strstr (reason, "ImportError: this fixture fails on purpose"));
+      g_assert_null (strchr (reason, '\n'));
+    }
+}
+
+/* A plugin that fails to load is listed with the reason libpeas gives in
+ * its warnings, where it was only "Failed to load"; a second engine of
+ * the process, whose loaders say nothing this time, gives it too */
+static void
+test_engine_load_reasons (void)
+{
+  assert_load_reasons ();
+  assert_load_reasons ();
+}
+
 static void
 test_engine_unknown_step_reason (void)
 {
@@ -69,6 +105,7 @@ test_engine_unknown_step_reason (void)
   g_assert_null (shoal_plugin_engine_lookup_step (engine, "test-broken", &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_UNKNOWN_STEP);
   g_assert_nonnull (strstr (error->message, "shoal-test-broken-symbol failed to load"));
+  g_assert_nonnull (strstr (error->message, "undefined symbol: shoal_test_symbol_that_does_not_exist"));
   g_clear_error (&error);
   g_assert_null (shoal_plugin_engine_lookup_step (engine, "nothing-provides-this", &error));
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_UNKNOWN_STEP);
@@ -176,6 +213,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/plugin-engine/list", test_engine_list);
+  g_test_add_func ("/shoal/plugin-engine/load-reasons", test_engine_load_reasons);
   g_test_add_func ("/shoal/plugin-engine/unknown-step-reason", test_engine_unknown_step_reason);
   g_test_add_func ("/shoal/plugin-engine/python-step", test_engine_python_step);
   g_test_add_func ("/shoal/plugin-engine/python-step-error", test_engine_python_step_error);
