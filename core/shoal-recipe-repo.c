@@ -208,7 +208,12 @@ check_recipe_name (const gchar  *name,
   return ok;
 }
 
-/* Resolves a commit id, short id, ref or tag name in the cache */
+/* Resolves a commit id, short id, ref or tag name in the cache, as a pin
+ * resolves them: the cache keeps the remote's branches as
+ * refs/remotes/origin/<branch>, which git's own rules do not try for
+ * "<branch>", so a name (with any suffix: main~1) is tried as a branch
+ * first, then as git resolves it (a tag, refs/tags/<name>, comes first
+ * there; then a commit id) */
 static git_commit *
 lookup_commit (git_repository  *repo,
                const gchar     *spec,
@@ -216,6 +221,7 @@ lookup_commit (git_repository  *repo,
 {
   g_autoptr(git_object) object = NULL;
   g_autoptr(git_object) peeled = NULL;
+  g_autofree gchar *as_branch = NULL;
 
   if (spec == NULL || *spec == '\0' || *spec == '-' || strstr (spec, "..") != NULL)
     {
@@ -223,7 +229,10 @@ lookup_commit (git_repository  *repo,
                    _("Invalid commit “%s”"), spec != NULL ? spec : "");
       return NULL;
     }
-  if (git_revparse_single (&object, repo, spec) != 0)
+  if (!g_str_has_prefix (spec, "refs/") && !g_str_has_prefix (spec, "HEAD"))
+    as_branch = g_strconcat ("refs/remotes/origin/", spec, NULL);
+  if ((as_branch == NULL || git_revparse_single (&object, repo, as_branch) != 0) &&
+      git_revparse_single (&object, repo, spec) != 0)
     {
       set_git_error (error, SHOAL_ERROR_NOT_FOUND, _("Looking up commit %s"), spec);
       return NULL;

@@ -653,6 +653,52 @@ test_diff_and_load_at (Fixture       *fixture,
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
 }
 
+/* A diff takes the names a pin takes: a branch (it gave "revspec 'main'
+ * not found": the cache keeps branches under refs/remotes/origin/), with a
+ * suffix too, a tag, a full ref name; a branch wins over a tag of its name
+ * as it does for a pin */
+static void
+test_diff_names (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(ShoalRecipeRepo) repo = make_repo (fixture, fixture->upstream, "main");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalRecipe) old = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  const gchar *pairs[][2] = { { "v1", "main" }, { "main~1", "main" }, { "release", "origin/main" },
+                              { "refs/tags/v1", "refs/remotes/origin/main" }, { "both", "main" } };
+
+  write_recipe (fixture, "alpha", 1);
+  c1 = commit_all (fixture, "one");
+  g_free (git_run (fixture, fixture->work, "tag", "v1", NULL));
+  g_free (git_run (fixture, fixture->work, "branch", "release", NULL));
+  g_free (git_run (fixture, fixture->work, "branch", "both", NULL));
+  write_recipe (fixture, "alpha", 2);
+  c2 = commit_all (fixture, "two");
+  g_free (git_run (fixture, fixture->work, "tag", "both", NULL));
+  push (fixture, "main");
+  push (fixture, "release");
+  push (fixture, "refs/heads/both");
+  g_free (git_run (fixture, fixture->work, "push", "-q", "origin", "--tags", NULL));
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (pairs); i++)
+    {
+      g_autofree gchar *diff = shoal_recipe_repo_diff (repo, "alpha", pairs[i][0], pairs[i][1], &error);
+
+      g_test_message ("%s..%s", pairs[i][0], pairs[i][1]);
+      g_assert_no_error (error);
+      g_assert_nonnull (strstr (diff, "\n-  \"priority\": 1,\n+  \"priority\": 2,\n"));
+    }
+  old = shoal_recipe_repo_load_at (repo, "alpha", "release", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_recipe_get_commit (old), ==, c1);
+  g_assert_null (shoal_recipe_repo_diff (repo, "alpha", "no-such-branch", "main", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+}
+
 static void
 test_unreachable (Fixture       *fixture,
                   gconstpointer  data)
@@ -1012,6 +1058,7 @@ main (int    argc,
   ADD ("deleted-ref", test_deleted_ref);
   ADD ("tags-and-rollback", test_tags_and_rollback);
   ADD ("diff-and-load-at", test_diff_and_load_at);
+  ADD ("diff-names", test_diff_names);
   ADD ("unreachable", test_unreachable);
   ADD ("pin-unreachable", test_pin_unreachable);
   ADD ("pin-ambiguous", test_pin_ambiguous);
