@@ -95,15 +95,7 @@ get_device_properties (ShoalCtl *ctl, const gchar *id, GError **error)
                                        -1, NULL, &error_local);
   if (reply == NULL)
     {
-      if (g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
-          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
-          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE) ||
-          g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS))
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No device “%s”"), id);
-          return NULL;
-        }
-      g_propagate_error (error, g_steal_pointer (&error_local));
+      shoalctl_device_error (id, error, g_steal_pointer (&error_local));
       return NULL;
     }
   return g_variant_get_child_value (reply, 0);
@@ -500,6 +492,7 @@ shoalctl_cmd_boot_action (ShoalCtl *ctl, gchar **args, GError **error)
 {
   g_autofree gchar *path = NULL;
   g_autoptr(GVariant) reply = NULL;
+  GError *error_local = NULL;
 
   if (!shoalctl_check_args (args, 2, 2, "boot-action <id> <deploy|local|ignore>", error))
     return FALSE;
@@ -507,9 +500,9 @@ shoalctl_cmd_boot_action (ShoalCtl *ctl, gchar **args, GError **error)
   reply = g_dbus_connection_call_sync (ctl->connection, SHOALCTL_BUS_NAME, path,
                                        SHOALCTL_DEVICE_IFACE, "SetBootAction",
                                        g_variant_new ("(s)", args[1]), NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error_local);
   if (reply == NULL)
-    return FALSE;
+    return shoalctl_device_error (args[0], error, error_local);
   g_print (_("Boot action of %s set to %s\n"), args[0], args[1]);
   return TRUE;
 }

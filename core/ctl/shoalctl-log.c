@@ -209,6 +209,8 @@ shoalctl_cmd_log (ShoalCtl *ctl, gchar **args, GError **error)
   g_autofree gchar *path = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   LogFollow lf = { 0 };
+  GError *error_local = NULL;
+  gboolean ok;
 
   if (!shoalctl_check_args (args, 1, 1, "log <id> [--follow] [--until-done]", error))
     return FALSE;
@@ -219,6 +221,9 @@ shoalctl_cmd_log (ShoalCtl *ctl, gchar **args, GError **error)
   lf.loop = loop;
   lf.until_done = ctl->until_done;
   if (!ctl->follow && !ctl->until_done)
-    return print_journal_since (&lf, error);
-  return follow (&lf, error);
+    ok = print_journal_since (&lf, &error_local);
+  else
+    ok = follow (&lf, &error_local);
+  /* an unknown device, or one removed while followed */
+  return ok || shoalctl_device_error (args[0], error, error_local);
 }

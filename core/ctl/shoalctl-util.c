@@ -23,6 +23,37 @@ shoalctl_device_path (const gchar *id)
 }
 
 /**
+ * shoalctl_device_error:
+ * @id: the device id a call named
+ * @error: return location for the error to report
+ * @error_local: (transfer full): the error of a call on @id's object
+ *
+ * Reports the error of a call on a device's object: when the object does
+ * not exist (the device is not enrolled, or was removed meanwhile) that is
+ * "No device “id”" rather than the bus's own words, as `shoalctl show`
+ * says; any other error as it is.
+ *
+ * Returns: %FALSE, for `return shoalctl_device_error (...)`
+ */
+gboolean
+shoalctl_device_error (const gchar  *id,
+                       GError      **error,
+                       GError       *error_local)
+{
+  if (g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
+      g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
+      g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE) ||
+      g_error_matches (error_local, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS))
+    {
+      g_error_free (error_local);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("No device “%s”"), id);
+      return FALSE;
+    }
+  g_propagate_error (error, error_local);
+  return FALSE;
+}
+
+/**
  * shoalctl_get_managed_objects:
  * @ctl: the client
  * @error: a #GError

@@ -45,6 +45,9 @@ typedef gboolean (*ShoalCtlCommandFunc) (ShoalCtl     *ctl,
 
 /* shoalctl-util.c */
 gchar      *shoalctl_device_path          (const gchar  *id);
+gboolean    shoalctl_device_error         (const gchar  *id,
+                                           GError      **error,
+                                           GError       *error_local);
 GVariant   *shoalctl_get_managed_objects  (ShoalCtl     *ctl,
                                            GError      **error);
 gchar     **shoalctl_list_device_ids      (ShoalCtl     *ctl,

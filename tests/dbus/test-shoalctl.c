@@ -64,6 +64,16 @@ test_shoalctl_errors (void)
   assert_has (ctl.err, "shoalctl: devices[0].macs[0]: “zz” is not a MAC address");
   g_assert_cmpint (ctl_run (&ctl, "show", "nosuch", NULL), ==, 1);
   assert_has (ctl.err, "shoalctl: No device “nosuch”");
+  /* log and boot-action say it as show does, not with the bus's words
+   * ("Object does not exist at path ...") */
+  g_assert_cmpint (ctl_run (&ctl, "log", "nope", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nope”");
+  g_assert_cmpint (ctl_run (&ctl, "log", "nope", "--follow", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nope”");
+  g_assert_cmpint (ctl_run (&ctl, "log", "nope", "--until-done", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nope”");
+  g_assert_cmpint (ctl_run (&ctl, "boot-action", "nope", "local", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nope”");
   g_assert_cmpint (ctl_run (&ctl, "deploy", NULL), ==, 1);
   assert_has (ctl.err, "--all");
   g_assert_cmpint (ctl_run (&ctl, "recipe-sync", NULL), ==, 1);
