@@ -391,7 +391,7 @@ subset_modules_dep (ShoalModIndex *index, GPtrArray *modules, GError **error)
       g_autoptr(GPtrArray) order = NULL;
 
       g_ptr_array_add (one, (gpointer) name);
-      order = shoal_mod_index_resolve (index, one, error);
+      order = shoal_mod_index_resolve_deps (index, one, error);
       if (order == NULL)
         return NULL;
       g_autofree gchar *path = module_name (shoal_mod_index_get_path (index, name));

@@ -1,5 +1,5 @@
-/* shoal-drivers-modindex.c: a kernel's modules.alias, modules.dep and
- * modules.builtin
+/* shoal-drivers-modindex.c: a kernel's modules.alias, modules.dep,
+ * modules.softdep and modules.builtin
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -24,12 +24,18 @@ typedef struct {
   GPtrArray *deps;      /* names, as modules.dep lists them */
 } ShoalModEntry;
 
+typedef struct {
+  GPtrArray *pre;       /* names or aliases, as modules.softdep lists them */
+  GPtrArray *post;
+} ShoalModSoftdep;
+
 struct _ShoalModIndex {
   gchar      *dir;
   gchar      *release;
   GArray     *aliases;   /* ShoalModAlias */
   GHashTable *modules;   /* name -> ShoalModEntry */
   GHashTable *builtin;   /* name set */
+  GHashTable *softdeps;  /* name -> ShoalModSoftdep */
 };
 
 static void
@@ -50,6 +56,16 @@ mod_entry_free (gpointer data)
   g_free (e->path);
   g_ptr_array_unref (e->deps);
   g_free (e);
+}
+
+static void
+mod_softdep_free (gpointer data)
+{
+  ShoalModSoftdep *d = data;
+
+  g_ptr_array_unref (d->pre);
+  g_ptr_array_unref (d->post);
+  g_free (d);
 }
 
 gchar *
@@ -139,6 +155,55 @@ parse_deps (ShoalModIndex *self, gchar *text)
     }
 }
 
+/* "softdep <module> pre: <name>... post: <name>...", as kmod reads it:
+ * names before the first "pre:" or "post:" are ignored. The lines of one
+ * module are merged (kmod itself stops at the first). */
+static void
+parse_softdeps (ShoalModIndex *self, gchar *text)
+{
+  gchar *save = NULL;
+
+  for (gchar *line = strtok_r (text, "\n", &save); line != NULL; line = strtok_r (NULL, "\n", &save))
+    {
+      g_auto(GStrv) words = NULL;
+      g_autofree gchar *name = NULL;
+      ShoalModSoftdep *d;
+      GPtrArray *into = NULL;
+
+      if (!g_str_has_prefix (line, "softdep "))
+        continue;
+      words = g_strsplit_set (line, " \t", -1);
+      for (guint i = 1; words[i] != NULL && name == NULL; i++)
+        {
+          if (*words[i] != '\0')
+            name = shoal_mod_index_normalize_name (words[i]);
+        }
+      if (name == NULL)
+        continue;
+      d = g_hash_table_lookup (self->softdeps, name);
+      if (d == NULL)
+        {
+          d = g_new0 (ShoalModSoftdep, 1);
+          d->pre = g_ptr_array_new_with_free_func (g_free);
+          d->post = g_ptr_array_new_with_free_func (g_free);
+          g_hash_table_insert (self->softdeps, g_strdup (name), d);
+        }
+      for (guint i = 1, seen_name = 0; words[i] != NULL; i++)
+        {
+          if (*words[i] == '\0')
+            continue;
+          if (!seen_name)
+            seen_name = 1;
+          else if (strcmp (words[i], "pre:") == 0)
+            into = d->pre;
+          else if (strcmp (words[i], "post:") == 0)
+            into = d->post;
+          else if (into != NULL && !g_ptr_array_find_with_equal_func (into, words[i], g_str_equal, NULL))
+            g_ptr_array_add (into, g_strdup (words[i]));
+        }
+    }
+}
+
 static void
 parse_builtin (ShoalModIndex *self, gchar *text)
 {
@@ -154,7 +219,7 @@ parse_builtin (ShoalModIndex *self, gchar *text)
 /**
  * shoal_mod_index_new:
  * @release_dir: a lib/modules/<release> directory holding modules.alias
- *   and modules.dep (modules.builtin is optional)
+ *   and modules.dep (modules.softdep and modules.builtin are optional)
  */
 ShoalModIndex *
 shoal_mod_index_new (const gchar *release_dir, GError **error)
@@ -163,6 +228,7 @@ shoal_mod_index_new (const gchar *release_dir, GError **error)
   g_autofree gchar *alias = NULL;
   g_autofree gchar *dep = NULL;
   g_autofree gchar *builtin = NULL;
+  g_autofree gchar *softdep = NULL;
 
   self->dir = g_strdup (release_dir);
   self->release = g_path_get_basename (release_dir);
@@ -170,6 +236,7 @@ shoal_mod_index_new (const gchar *release_dir, GError **error)
   g_array_set_clear_func (self->aliases, mod_alias_clear);
   self->modules = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, mod_entry_free);
   self->builtin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->softdeps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, mod_softdep_free);
   alias = read_index_file (self, "modules.alias", TRUE, error);
   if (alias == NULL)
     return NULL;
@@ -179,9 +246,13 @@ shoal_mod_index_new (const gchar *release_dir, GError **error)
   builtin = read_index_file (self, "modules.builtin", FALSE, error);
   if (builtin == NULL)
     return NULL;
+  softdep = read_index_file (self, "modules.softdep", FALSE, error);
+  if (softdep == NULL)
+    return NULL;
   parse_aliases (self, alias);
   parse_deps (self, dep);
   parse_builtin (self, builtin);
+  parse_softdeps (self, softdep);
   return g_steal_pointer (&self);
 }
 
@@ -195,6 +266,7 @@ shoal_mod_index_free (ShoalModIndex *self)
   g_clear_pointer (&self->aliases, g_array_unref);
   g_clear_pointer (&self->modules, g_hash_table_unref);
   g_clear_pointer (&self->builtin, g_hash_table_unref);
+  g_clear_pointer (&self->softdeps, g_hash_table_unref);
   g_free (self);
 }
 
@@ -268,12 +340,68 @@ shoal_mod_index_get_path (ShoalModIndex *self, const gchar *name)
   return e != NULL ? e->path : NULL;
 }
 
+static gboolean resolve_one (ShoalModIndex *self, const gchar *name, gboolean soft, GHashTable *state,
+                             GPtrArray *out, guint depth, GError **error);
+
+/* The modules a modules.softdep name stands for, looked up as kmod does: a
+ * module of that name; none for a built-in one; else the modules with an
+ * alias matching it ("crypto-crc32c", "platform:idma64") */
+static GPtrArray *
+softdep_targets (ShoalModIndex *self, const gchar *name)
+{
+  g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
+  g_autoptr(GPtrArray) out = NULL;
+
+  if (g_hash_table_contains (self->modules, norm))
+    {
+      out = g_ptr_array_new_with_free_func (g_free);
+      g_ptr_array_add (out, g_steal_pointer (&norm));
+      return g_steal_pointer (&out);
+    }
+  if (g_hash_table_contains (self->builtin, norm))
+    return g_ptr_array_new_with_free_func (g_free);
+  out = shoal_mod_index_match (self, name);
+  for (guint i = out->len; i > 0; i--)
+    {
+      if (!g_hash_table_contains (self->modules, g_ptr_array_index (out, i - 1)))
+        g_ptr_array_remove_index (out, i - 1);
+    }
+  return g_steal_pointer (&out);
+}
+
 static gboolean
-resolve_one (ShoalModIndex *self, const gchar *name, GHashTable *state, GPtrArray *out,
+resolve_softdeps (ShoalModIndex *self, GPtrArray *names, const gchar *of, GHashTable *state, GPtrArray *out,
+                  guint depth, GError **error)
+{
+  for (guint i = 0; i < names->len; i++)
+    {
+      const gchar *name = g_ptr_array_index (names, i);
+      g_autoptr(GPtrArray) targets = softdep_targets (self, name);
+
+      if (targets->len == 0)
+        g_debug ("kernel %s: soft dependency %s of %s is neither a module nor an alias of one, skipped",
+                 self->release, name, of);
+      for (guint j = 0; j < targets->len; j++)
+        {
+          const gchar *target = g_ptr_array_index (targets, j);
+
+          /* a module that is being resolved already: kmod skips it too */
+          if (GPOINTER_TO_INT (g_hash_table_lookup (state, target)) == 1)
+            continue;
+          if (!resolve_one (self, target, TRUE, state, out, depth + 1, error))
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+resolve_one (ShoalModIndex *self, const gchar *name, gboolean soft, GHashTable *state, GPtrArray *out,
              guint depth, GError **error)
 {
   g_autofree gchar *norm = shoal_mod_index_normalize_name (name);
   ShoalModEntry *e;
+  ShoalModSoftdep *softdep;
   gint st = GPOINTER_TO_INT (g_hash_table_lookup (state, norm));
 
   if (st == 2)
@@ -293,40 +421,68 @@ resolve_one (ShoalModIndex *self, const gchar *name, GHashTable *state, GPtrArra
                    "kernel %s has no module named %s", self->release, norm);
       return FALSE;
     }
+  softdep = soft ? g_hash_table_lookup (self->softdeps, norm) : NULL;
   g_hash_table_insert (state, g_strdup (norm), GINT_TO_POINTER (1));
   /* modules.dep lists the deepest dependencies last: load them first */
   for (guint i = e->deps->len; i > 0; i--)
     {
-      if (!resolve_one (self, g_ptr_array_index (e->deps, i - 1), state, out, depth + 1, error))
+      if (!resolve_one (self, g_ptr_array_index (e->deps, i - 1), soft, state, out, depth + 1, error))
         return FALSE;
     }
+  if (softdep != NULL && !resolve_softdeps (self, softdep->pre, norm, state, out, depth, error))
+    return FALSE;
   g_hash_table_insert (state, g_strdup (norm), GINT_TO_POINTER (2));
-  g_ptr_array_add (out, g_steal_pointer (&norm));
+  g_ptr_array_add (out, g_strdup (norm));
+  if (softdep != NULL && !resolve_softdeps (self, softdep->post, norm, state, out, depth, error))
+    return FALSE;
   return TRUE;
 }
 
-/**
- * shoal_mod_index_resolve:
- * @names: (element-type utf8): module names
- *
- * The modules to load for @names, with every modules.dep dependency, each
- * once, dependencies before the modules that need them. Built-in modules
- * are left out.
- *
- * Returns: (transfer container): module names in load order
- */
-GPtrArray *
-shoal_mod_index_resolve (ShoalModIndex *self, GPtrArray *names, GError **error)
+static GPtrArray *
+resolve (ShoalModIndex *self, GPtrArray *names, gboolean soft, GError **error)
 {
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GHashTable) state = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   for (guint i = 0; i < names->len; i++)
     {
-      if (!resolve_one (self, g_ptr_array_index (names, i), state, out, 0, error))
+      if (!resolve_one (self, g_ptr_array_index (names, i), soft, state, out, 0, error))
         return NULL;
     }
   return g_steal_pointer (&out);
+}
+
+/**
+ * shoal_mod_index_resolve:
+ * @names: (element-type utf8): module names
+ *
+ * The modules to load for @names, as modprobe loads them: with every
+ * modules.dep dependency, dependencies before the modules that need them,
+ * and the soft dependencies of modules.softdep, each with its own
+ * dependencies, "pre:" ones before the module and "post:" ones after it
+ * (a soft dependency no module or alias stands for is skipped). Each
+ * module once; built-in modules are left out.
+ *
+ * Returns: (transfer container): module names in load order
+ */
+GPtrArray *
+shoal_mod_index_resolve (ShoalModIndex *self, GPtrArray *names, GError **error)
+{
+  return resolve (self, names, TRUE, error);
+}
+
+/**
+ * shoal_mod_index_resolve_deps:
+ *
+ * As shoal_mod_index_resolve(), with the dependencies of modules.dep only
+ * (what a modules.dep line of the module lists).
+ *
+ * Returns: (transfer container): module names in load order
+ */
+GPtrArray *
+shoal_mod_index_resolve_deps (ShoalModIndex *self, GPtrArray *names, GError **error)
+{
+  return resolve (self, names, FALSE, error);
 }
 
 /**

@@ -1,5 +1,6 @@
-/* shoal-drivers-modindex.h: a kernel's modules.alias, modules.dep and
- * modules.builtin, for matching modaliases and ordering module loads
+/* shoal-drivers-modindex.h: a kernel's modules.alias, modules.dep,
+ * modules.softdep and modules.builtin, for matching modaliases and
+ * ordering module loads
  *
  * A plain struct, not a GObject: the agent generator (plugins/agent)
  * compiles this file into its own module too, and GType names are
@@ -30,6 +31,9 @@ gboolean       shoal_mod_index_is_builtin     (ShoalModIndex       *self,
 const gchar   *shoal_mod_index_get_path       (ShoalModIndex       *self,
                                                const gchar         *name);
 GPtrArray     *shoal_mod_index_resolve        (ShoalModIndex       *self,
+                                               GPtrArray           *names,
+                                               GError             **error);
+GPtrArray     *shoal_mod_index_resolve_deps   (ShoalModIndex       *self,
                                                GPtrArray           *names,
                                                GError             **error);
 gchar         *shoal_mod_index_normalize_name (const gchar         *name);

@@ -339,6 +339,94 @@ test_select_options (void)
 }
 
 static void
+write_index_file (const gchar *dir, const gchar *name, const gchar *text, gssize len)
+{
+  g_autofree gchar *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents (path, text, len, &error);
+  g_assert_no_error (error);
+}
+
+static void
+remove_dir (const gchar *dir)
+{
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dir);
+
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+/* modules.softdep: "pre:" modules, with their own dependencies, before the
+ * module, "post:" ones after it; names that are aliases; names nothing
+ * stands for skipped; names before "pre:" ignored, as kmod does */
+static void
+test_softdep (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-softdep-XXXXXX", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalModIndex) index = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  g_autoptr(GPtrArray) order = NULL;
+  const gchar *want[] = { "mdio", "phy_lib", "phy_drv", "nic", "crc_generic", "crc_fast", "helper", "nic_extra" };
+
+  write_index_file (dir, "modules.alias", "alias crypto-crc crc_generic\nalias crypto-crc crc_fast\n", -1);
+  write_index_file (dir, "modules.dep",
+                    "kernel/nic.ko: kernel/mdio.ko\n"
+                    "kernel/mdio.ko:\n"
+                    "kernel/phy-drv.ko: kernel/phy_lib.ko\n"
+                    "kernel/phy_lib.ko:\n"
+                    "kernel/crc_generic.ko:\n"
+                    "kernel/crc_fast.ko:\n"
+                    "kernel/helper.ko:\n"
+                    "kernel/nic_extra.ko: kernel/nic.ko\n"
+                    "kernel/unused.ko:\n", -1);
+  write_index_file (dir, "modules.softdep",
+                    "# Soft dependencies extracted from modules themselves.\n"
+                    "softdep nic pre: phy-drv no_such_module platform:none\n"
+                    "softdep nic post: crypto-crc helper nic_extra\n"
+                    "softdep nic_extra pre: nic\n"
+                    "softdep helper unused\n", -1);
+  index = shoal_mod_index_new (dir, &error);
+  g_assert_no_error (error);
+  g_ptr_array_add (names, "nic");
+  order = shoal_mod_index_resolve (index, names, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (order->len, ==, G_N_ELEMENTS (want));
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++)
+    g_assert_cmpstr (g_ptr_array_index (order, i), ==, want[i]);
+  g_clear_pointer (&order, g_ptr_array_unref);
+  /* modules.dep only */
+  order = shoal_mod_index_resolve_deps (index, names, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (order->len, ==, 2);
+  g_assert_cmpstr (g_ptr_array_index (order, 1), ==, "nic");
+  g_clear_pointer (&index, shoal_mod_index_free);
+  remove_dir (dir);
+}
+
+/* Realtek RTL8111/8168: "softdep r8169 pre: realtek", the PHY driver
+ * without which r8169 does not probe */
+static void
+test_softdep_real (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) inv = NULL;
+  ShoalDriversOptions options = { 0 };
+  g_autoptr(ShoalDriversSelection) sel = NULL;
+
+  if (index == NULL)
+    return;
+  inv = json_from_string ("{\"pci\":[{\"slot\":\"0000:02:00.0\",\"vendor\":\"10ec\",\"device\":\"8168\","
+                          "\"class\":\"020000\",\"modalias\":\"pci:v000010ECd00008168sv00001043sd00008677bc02sc00i00\"}]}",
+                          NULL);
+  sel = select_for (index, inv, &options);
+  g_assert_true (contains (sel->modules, "r8169"));
+  g_assert_true (contains (sel->modules, "realtek"));
+  g_assert_cmpuint (position (sel->modules, "libphy"), <, position (sel->modules, "realtek"));
+  g_assert_cmpuint (position (sel->modules, "realtek"), <, position (sel->modules, "r8169"));
+}
+
+static void
 test_modalias_from_ids (void)
 {
   g_autoptr(JsonNode) node = json_from_string ("{\"vendor\":\"8086\",\"device\":\"100e\","
@@ -359,5 +447,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/resolve-real-kernel", test_resolve_real);
   g_test_add_func ("/shoal/drivers/select-three-nics", test_select_three_nics);
   g_test_add_func ("/shoal/drivers/select-options", test_select_options);
+  g_test_add_func ("/shoal/drivers/softdep", test_softdep);
+  g_test_add_func ("/shoal/drivers/softdep-real-kernel", test_softdep_real);
   return g_test_run ();
 }
