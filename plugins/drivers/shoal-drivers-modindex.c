@@ -1,5 +1,5 @@
 /* shoal-drivers-modindex.c: a kernel's modules.alias, modules.dep,
- * modules.softdep and modules.builtin
+ * modules.softdep, modules.builtin and modules.builtin.modinfo
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -16,6 +16,7 @@ typedef struct {
   gchar *pattern;
   gsize  literal_len;   /* bytes before the first wildcard */
   gchar *module;
+  gboolean builtin;     /* from modules.builtin.modinfo: the module is built in */
 } ShoalModAlias;
 
 typedef struct {
@@ -90,19 +91,33 @@ name_of_path (const gchar *path)
 }
 
 static gchar *
-read_index_file (ShoalModIndex *self, const gchar *name, gboolean required, GError **error)
+read_index_file (ShoalModIndex *self, const gchar *name, gboolean required, gsize *length, GError **error)
 {
   g_autofree gchar *path = g_build_filename (self->dir, name, NULL);
   gchar *contents = NULL;
 
+  if (length != NULL)
+    *length = 0;
   if (!required && !g_file_test (path, G_FILE_TEST_EXISTS))
     return g_strdup ("");
-  if (!g_file_get_contents (path, &contents, NULL, error))
+  if (!g_file_get_contents (path, &contents, length, error))
     {
       g_prefix_error (error, "reading the kernel's %s: ", name);
       return NULL;
     }
   return contents;
+}
+
+static void
+add_alias (ShoalModIndex *self, const gchar *pattern, const gchar *module, gboolean builtin)
+{
+  ShoalModAlias a;
+
+  a.pattern = g_strdup (pattern);
+  a.literal_len = strcspn (a.pattern, "*?[\\");
+  a.module = shoal_mod_index_normalize_name (module);
+  a.builtin = builtin;
+  g_array_append_val (self->aliases, a);
 }
 
 static void
@@ -113,17 +128,36 @@ parse_aliases (ShoalModIndex *self, gchar *text)
   for (gchar *line = strtok_r (text, "\n", &save); line != NULL; line = strtok_r (NULL, "\n", &save))
     {
       g_auto(GStrv) words = NULL;
-      ShoalModAlias a;
 
       if (!g_str_has_prefix (line, "alias "))
         continue;
       words = g_strsplit_set (line, " \t", -1);
       if (g_strv_length (words) != 3 || *words[1] == '\0' || *words[2] == '\0')
         continue;
-      a.pattern = g_strdup (words[1]);
-      a.literal_len = strcspn (a.pattern, "*?[\\");
-      a.module = shoal_mod_index_normalize_name (words[2]);
-      g_array_append_val (self->aliases, a);
+      add_alias (self, words[1], words[2], FALSE);
+    }
+}
+
+/* The "<module>.alias=<pattern>" records of modules.builtin.modinfo
+ * (NUL-terminated): the aliases of the built-in modules, which
+ * modules.alias leaves out */
+static void
+parse_builtin_modinfo (ShoalModIndex *self, const gchar *data, gsize length)
+{
+  const gchar *end = data + length;
+
+  for (const gchar *rec = data; rec < end; rec += strnlen (rec, end - rec) + 1)
+    {
+      g_autofree gchar *text = g_strndup (rec, end - rec);
+      gchar *dot = strchr (text, '.');
+      g_autofree gchar *module = NULL;
+
+      if (dot == NULL || dot == text || !g_str_has_prefix (dot, ".alias=") || dot[7] == '\0')
+        continue;
+      *dot = '\0';
+      module = shoal_mod_index_normalize_name (text);
+      g_hash_table_add (self->builtin, g_strdup (module));
+      add_alias (self, dot + 7, module, TRUE);
     }
 }
 
@@ -219,7 +253,8 @@ parse_builtin (ShoalModIndex *self, gchar *text)
 /**
  * shoal_mod_index_new:
  * @release_dir: a lib/modules/<release> directory holding modules.alias
- *   and modules.dep (modules.softdep and modules.builtin are optional)
+ *   and modules.dep (modules.softdep, modules.builtin and
+ *   modules.builtin.modinfo are optional)
  */
 ShoalModIndex *
 shoal_mod_index_new (const gchar *release_dir, GError **error)
@@ -229,6 +264,8 @@ shoal_mod_index_new (const gchar *release_dir, GError **error)
   g_autofree gchar *dep = NULL;
   g_autofree gchar *builtin = NULL;
   g_autofree gchar *softdep = NULL;
+  g_autofree gchar *modinfo = NULL;
+  gsize modinfo_len = 0;
 
   self->dir = g_strdup (release_dir);
   self->release = g_path_get_basename (release_dir);
@@ -237,22 +274,26 @@ shoal_mod_index_new (const gchar *release_dir, GError **error)
   self->modules = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, mod_entry_free);
   self->builtin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->softdeps = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, mod_softdep_free);
-  alias = read_index_file (self, "modules.alias", TRUE, error);
+  alias = read_index_file (self, "modules.alias", TRUE, NULL, error);
   if (alias == NULL)
     return NULL;
-  dep = read_index_file (self, "modules.dep", TRUE, error);
+  dep = read_index_file (self, "modules.dep", TRUE, NULL, error);
   if (dep == NULL)
     return NULL;
-  builtin = read_index_file (self, "modules.builtin", FALSE, error);
+  builtin = read_index_file (self, "modules.builtin", FALSE, NULL, error);
   if (builtin == NULL)
     return NULL;
-  softdep = read_index_file (self, "modules.softdep", FALSE, error);
+  softdep = read_index_file (self, "modules.softdep", FALSE, NULL, error);
   if (softdep == NULL)
+    return NULL;
+  modinfo = read_index_file (self, "modules.builtin.modinfo", FALSE, &modinfo_len, error);
+  if (modinfo == NULL)
     return NULL;
   parse_aliases (self, alias);
   parse_deps (self, dep);
   parse_builtin (self, builtin);
   parse_softdeps (self, softdep);
+  parse_builtin_modinfo (self, modinfo, modinfo_len);
   return g_steal_pointer (&self);
 }
 
@@ -292,7 +333,9 @@ shoal_mod_index_get_n_aliases (ShoalModIndex *self)
  * shoal_mod_index_match:
  *
  * The modules whose modules.alias patterns match @modalias, as modprobe
- * matches them (fnmatch), each once, in the order of modules.alias.
+ * matches them (fnmatch), each once, in the order of modules.alias, then
+ * the built-in modules whose modules.builtin.modinfo aliases match it
+ * (shoal_mod_index_is_builtin() tells them apart).
  *
  * Returns: (transfer container): module names
  */

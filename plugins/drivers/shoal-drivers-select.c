@@ -86,7 +86,8 @@ add_unique (GPtrArray *array, const gchar *str)
     g_ptr_array_add (array, g_strdup (str));
 }
 
-/* Matches one alias for a device labelled @ids; TRUE if a module was picked */
+/* Matches one alias for a device labelled @ids; TRUE if a module was
+ * picked, or one built into the kernel matched (nothing to load) */
 static gboolean
 match_alias (ShoalModIndex *index, const ShoalDriversOptions *options, const gchar *alias,
              const gchar *ids, ShoalDriversSelection *sel)
@@ -99,6 +100,14 @@ match_alias (ShoalModIndex *index, const ShoalDriversOptions *options, const gch
       const gchar *m = g_ptr_array_index (mods, i);
       g_autofree gchar *line = g_strdup_printf ("%s %s", ids, m);
 
+      if (shoal_mod_index_is_builtin (index, m))
+        {
+          g_autofree gchar *builtin = g_strdup_printf ("%s (built-in)", line);
+
+          add_unique (sel->matched, builtin);
+          picked = TRUE;
+          continue;
+        }
       if (is_forbidden (options, m))
         {
           g_autofree gchar *f = g_strdup_printf ("%s (%s)", m, ids);

@@ -79,7 +79,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CachedIndex, cached_index_unref)
 static gchar *
 index_stamp (const gchar *release_dir)
 {
-  const gchar *names[] = { "modules.dep", "modules.alias", "modules.builtin", "modules.softdep" };
+  const gchar *names[] = { "modules.dep", "modules.alias", "modules.builtin", "modules.softdep",
+                           "modules.builtin.modinfo" };
   GString *s = g_string_new (NULL);
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)

@@ -426,6 +426,49 @@ test_softdep_real (void)
   g_assert_cmpuint (position (sel->modules, "realtek"), <, position (sel->modules, "r8169"));
 }
 
+/* A kernel with virtio_pci, virtio_net, ahci and sd_mod built in: their
+ * aliases are in modules.builtin.modinfo, not modules.alias; a match
+ * counts, and adds no module */
+static void
+test_builtin_modinfo (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-builtin-XXXXXX", NULL);
+  static const char modinfo[] = "virtio_pci.alias=pci:v00001AF4d*sv*sd*bc*sc*i*\0virtio_pci.license=GPL\0"
+                                "virtio-net.alias=virtio:d00000001v*\0ahci.alias=pci:v*d*sv*sd*bc01sc06i01*\0"
+                                "sd_mod.alias=scsi:t-0x00*\0broken\0.alias=x\0sd_mod.alias=\0";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalModIndex) index = NULL;
+  g_autoptr(JsonNode) inv = json_from_string ("{\"pci\":["
+    "{\"slot\":\"0000:00:03.0\",\"vendor\":\"1af4\",\"device\":\"1041\",\"class\":\"020000\","
+    "\"modalias\":\"pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00\"},"
+    "{\"slot\":\"0000:00:1f.2\",\"vendor\":\"8086\",\"device\":\"2922\",\"class\":\"010601\","
+    "\"modalias\":\"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01\"},"
+    "{\"slot\":\"0000:00:04.0\",\"vendor\":\"8086\",\"device\":\"1533\",\"class\":\"020000\","
+    "\"modalias\":\"pci:v00008086d00001533sv00008086sd00000001bc02sc00i00\"}]}", NULL);
+  ShoalDriversOptions options = { 0 };
+  g_autoptr(ShoalDriversSelection) sel = NULL;
+
+  write_index_file (dir, "modules.alias", "alias pci:v00008086d00001533sv*sd*bc*sc*i* igb\n", -1);
+  write_index_file (dir, "modules.dep", "kernel/drivers/net/ethernet/intel/igb/igb.ko:\n", -1);
+  write_index_file (dir, "modules.builtin", "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/net/virtio_net.ko\n"
+                    "kernel/drivers/ata/ahci.ko\nkernel/drivers/scsi/sd_mod.ko\n", -1);
+  write_index_file (dir, "modules.builtin.modinfo", modinfo, sizeof modinfo - 1);
+  index = shoal_mod_index_new (dir, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_mod_index_get_n_aliases (index), ==, 5);
+  sel = select_for (index, inv, &options);
+  g_assert_cmpuint (sel->unmatched->len, ==, 0);
+  g_assert_true (contains (sel->matched, "1af4:1041 virtio_pci (built-in)"));
+  g_assert_true (contains (sel->matched, "1af4:1041 virtio_net (built-in)"));
+  g_assert_true (contains (sel->matched, "8086:2922 ahci (built-in)"));
+  g_assert_true (contains (sel->matched, "8086:2922 sd_mod (built-in)"));
+  g_assert_cmpuint (sel->picked->len, ==, 1);
+  g_assert_cmpuint (sel->modules->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (sel->modules, 0), ==, "igb");
+  g_clear_pointer (&index, shoal_mod_index_free);
+  remove_dir (dir);
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -449,5 +492,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/select-options", test_select_options);
   g_test_add_func ("/shoal/drivers/softdep", test_softdep);
   g_test_add_func ("/shoal/drivers/softdep-real-kernel", test_softdep_real);
+  g_test_add_func ("/shoal/drivers/builtin-modinfo", test_builtin_modinfo);
   return g_test_run ();
 }

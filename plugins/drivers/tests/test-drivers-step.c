@@ -150,19 +150,36 @@ write_file (const gchar *dir, const gchar *name, const gchar *text)
   g_assert_true (g_file_set_contents (path, text, -1, NULL));
 }
 
+/* lib/modules/@release in a new temporary tree, @tmp (for remove_tree()) */
+static gchar *
+tmp_release_dir (const gchar *release, gchar **tmp)
+{
+  g_autoptr(GError) error = NULL;
+
+  *tmp = g_dir_make_tmp ("shoal-drivers-XXXXXX", &error);
+  g_assert_no_error (error);
+  return g_build_filename (*tmp, "lib/modules", release, NULL);
+}
+
+static void
+remove_tree (const gchar *tmp)
+{
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", tmp);
+
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
 /* A kernel tree whose modules.alias and modules.dep change in place (depmod
  * ran again): the next selection reads them again */
 static void
 test_tree_refreshed (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *tmp = g_dir_make_tmp ("shoal-drivers-XXXXXX", &error);
-  g_autofree gchar *rel = g_build_filename (tmp, "lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *tmp = NULL;
+  g_autofree gchar *rel = tmp_release_dir ("9.9.9-test", &tmp);
   g_autofree gchar *options = g_strdup_printf ("{\"kernel\":\"%s\"}", rel);
-  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", tmp);
   g_autoptr(ShoalDevice) device = device_with_nic ("vm-new", "abcd", "1234");
 
-  g_assert_no_error (error);
   write_file (rel, "modules.alias", "alias pci:v0000ABCDd00001234sv*sd*bc*sc*i* drv_one\n");
   write_file (rel, "modules.dep", "kernel/drv-one.ko:\n");
   write_file (rel, "kernel/drv-one.ko", "ONE");
@@ -175,7 +192,31 @@ test_tree_refreshed (void)
   g_assert_true (run_step (device, options, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "drv_two");
-  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+  remove_tree (tmp);
+}
+
+/* A kernel with virtio_pci and virtio_net built in (their aliases in
+ * modules.builtin.modinfo): the virtio NIC has its driver, and
+ * on-unmatched: fail does not fail */
+static void
+test_builtin (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *tmp = NULL;
+  g_autofree gchar *rel = tmp_release_dir ("9.9.9-builtin", &tmp);
+  g_autofree gchar *options = g_strdup_printf ("{\"kernel\":\"%s\",\"on-unmatched\":\"fail\"}", rel);
+  g_autofree gchar *modinfo_path = g_build_filename (rel, "modules.builtin.modinfo", NULL);
+  static const char modinfo[] = "virtio_pci.alias=pci:v00001AF4d*sv*sd*bc*sc*i*\0virtio_net.alias=virtio:d00000001v*\0";
+  g_autoptr(ShoalDevice) device = device_with_nic ("vm-builtin", "1af4", "1041");
+
+  write_file (rel, "modules.alias", "alias pci:v00008086d00001533sv*sd*bc*sc*i* igb\n");
+  write_file (rel, "modules.dep", "kernel/drivers/net/ethernet/intel/igb/igb.ko:\n");
+  write_file (rel, "modules.builtin", "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/net/virtio_net.ko\n");
+  g_assert_true (g_file_set_contents (modinfo_path, modinfo, sizeof modinfo - 1, NULL));
+  g_assert_true (run_step (device, options, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "");
+  remove_tree (tmp);
 }
 
 int
@@ -190,5 +231,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/step", test_step);
   g_test_add_func ("/shoal/drivers/options", test_options);
   g_test_add_func ("/shoal/drivers/tree-refreshed", test_tree_refreshed);
+  g_test_add_func ("/shoal/drivers/builtin", test_builtin);
   return g_test_run ();
 }
