@@ -314,7 +314,8 @@ nic_entry (SaBuf *buf, const char *dir, const char *name)
   free (oper);
   sa_buf_append (buf, "{", 1);
   member_str (buf, &first, "name", sa_strdup (name));
-  member_str (buf, &first, "mac", read_attr (dir, "address"));
+  /* CAN adapters and raw-IP WWAN modems have no link-layer address */
+  member_str (buf, &first, "mac", non_empty (read_attr (dir, "address")));
   member_str (buf, &first, "driver", link_basename (dir, "device/driver"));
   member_str (buf, &first, "link", sa_strdup (link));
   if (speed > 0)

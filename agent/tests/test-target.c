@@ -524,15 +524,31 @@ put_pci_link (const gchar *root, const gchar *dev, const gchar *rel, const gchar
   put_link (root, path, target);
 }
 
+/* sa_inventory_collect() of @root, which must be valid against the schema */
+static JsonNode *
+collect_valid_inventory (const gchar *root)
+{
+  g_autofree gchar *json = sa_inventory_collect (root);
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(ShoalJsonSchema) schema = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_message ("%s", json);
+  node = json_from_string (json, &error);
+  g_assert_no_error (error);
+  schema = shoal_json_schema_new_for_name ("inventory", &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_json_schema_validate (schema, node, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&node);
+}
+
 static void
 test_inventory_fake (void)
 {
   g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
   g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", root);
-  g_autofree gchar *json = NULL;
   g_autoptr(JsonNode) node = NULL;
-  g_autoptr(ShoalJsonSchema) schema = NULL;
-  g_autoptr(GError) error = NULL;
   JsonObject *o;
   const gchar *pci = "sys/devices/pci0000:00/0000:00:03.0";
 
@@ -566,14 +582,7 @@ test_inventory_fake (void)
   put (root, "sys/block/sda/device/model", "QEMU HARDDISK   \n");
   put (root, "sys/block/sda/device/vendor", "ATA     \n");
   put (root, "sys/block/loop0/size", "0\n");
-  json = sa_inventory_collect (root);
-  g_test_message ("%s", json);
-  node = json_from_string (json, &error);
-  g_assert_no_error (error);
-  schema = shoal_json_schema_new_for_name ("inventory", &error);
-  g_assert_no_error (error);
-  g_assert_true (shoal_json_schema_validate (schema, node, &error));
-  g_assert_no_error (error);
+  node = collect_valid_inventory (root);
   o = json_node_get_object (node);
   g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (o, "firmware"), "type"), ==, "uefi");
   g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "cpu"), "count"), ==, 2);
@@ -587,6 +596,31 @@ test_inventory_fake (void)
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o, "disks")), ==, 1);
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (json_object_get_array_member (o, "disks"), 0), "model"), ==, "QEMU HARDDISK");
   g_assert_cmpint (json_object_get_int_member (json_array_get_object_element (json_object_get_array_member (o, "disks"), 0), "size_bytes"), ==, 16384 * 512);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+/* A CAN adapter has no link-layer address: its "address" is empty
+ * (addr_len 0), and the NIC is reported without "mac" */
+static void
+test_inventory_nic_without_mac (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", root);
+  g_autoptr(JsonNode) node = NULL;
+  JsonArray *nics;
+
+  put (root, "proc/cpuinfo", "processor\t: 0\n");
+  put (root, "proc/meminfo", "MemTotal:        2048000 kB\n");
+  put (root, "sys/devices/platform/can0/net/can0/address", "\n");
+  put (root, "sys/devices/platform/can0/net/can0/addr_len", "0\n");
+  put (root, "sys/devices/platform/can0/net/can0/operstate", "down\n");
+  put_link (root, "sys/devices/platform/can0/net/can0/device", "../../../can0");
+  put_link (root, "sys/class/net/can0", "../../devices/platform/can0/net/can0");
+  node = collect_valid_inventory (root);
+  nics = json_object_get_array_member (json_node_get_object (node), "nics");
+  g_assert_cmpuint (json_array_get_length (nics), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (nics, 0), "name"), ==, "can0");
+  g_assert_false (json_object_has_member (json_array_get_object_element (nics, 0), "mac"));
   g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
 }
 
@@ -1230,6 +1264,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/newc", test_newc);
   g_test_add_func ("/shoal/target/config", test_config);
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
+  g_test_add_func ("/shoal/target/inventory-nic-without-mac", test_inventory_nic_without_mac);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);
   g_test_add_func ("/shoal/target/unicast-receive-disk-too-small", test_unicast_receive_disk_too_small);

@@ -71,7 +71,7 @@ append_nics (GString *s, JsonObject *root)
 
       g_string_append_printf (s, "%s %s %s %s (%s, link %s)", i == 0 ? ";" : ",",
                               json_object_get_string_member_with_default (nic, "name", "?"),
-                              json_object_get_string_member_with_default (nic, "mac", "?"),
+                              json_object_get_string_member_with_default (nic, "mac", "no MAC"),
                               json_object_get_string_member_with_default (nic, "driver", "no driver"),
                               json_object_get_string_member_with_default (nic, "bus_id", "?"),
                               json_object_get_string_member_with_default (nic, "link", "unknown"));

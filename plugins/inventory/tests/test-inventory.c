@@ -60,17 +60,26 @@ variant (const gchar *from, const gchar *to)
   return parse (s->str);
 }
 
+/* The summary of @node (taken), which must be valid */
+static gchar *
+valid_summary (JsonNode *node)
+{
+  g_autoptr(JsonNode) owned = node;
+  g_autoptr(GError) error = NULL;
+  gchar *summary;
+
+  g_assert_true (shoal_inventory_check (owned, &error));
+  g_assert_no_error (error);
+  summary = shoal_inventory_summary (owned);
+  g_test_message ("%s", summary);
+  return summary;
+}
+
 static void
 test_good (void)
 {
-  g_autoptr(JsonNode) node = parse (good_json);
-  g_autoptr(GError) error = NULL;
-  g_autofree gchar *summary = NULL;
+  g_autofree gchar *summary = valid_summary (parse (good_json));
 
-  g_assert_true (shoal_inventory_check (node, &error));
-  g_assert_no_error (error);
-  summary = shoal_inventory_summary (node);
-  g_test_message ("%s", summary);
   g_assert_nonnull (strstr (summary, "QEMU Standard PC"));
   g_assert_nonnull (strstr (summary, "eth0 52:54:00:12:34:56 e1000"));
   g_assert_nonnull (strstr (summary, "1 NICs"));
@@ -108,6 +117,17 @@ test_bad (void)
     g_assert_false (shoal_inventory_check (node, &error));
     g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
   }
+}
+
+/* A NIC without a link-layer address (CAN, raw-IP WWAN) has no "mac" */
+static void
+test_nic_without_mac (void)
+{
+  g_autofree gchar *summary = valid_summary (variant ("\"nics\":[",
+                                                     "\"nics\":[{\"name\":\"can0\",\"link\":\"down\"},"));
+
+  g_assert_nonnull (strstr (summary, "; can0 no MAC no driver"));
+  g_assert_nonnull (strstr (summary, ", eth0 52:54:00:12:34:56 e1000"));
 }
 
 /* The agent loader's own report of this machine validates */
@@ -216,6 +236,7 @@ main (int argc, char **argv)
   shoal_inventory_step_register_types (module);
   g_test_add_func ("/shoal/inventory/good", test_good);
   g_test_add_func ("/shoal/inventory/bad", test_bad);
+  g_test_add_func ("/shoal/inventory/nic-without-mac", test_nic_without_mac);
   g_test_add_func ("/shoal/inventory/loader-output", test_loader_output);
   g_test_add_func ("/shoal/inventory/step", test_step);
   return g_test_run ();
