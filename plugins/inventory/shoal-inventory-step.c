@@ -51,46 +51,82 @@ shoal_inventory_check (JsonNode *inventory, GError **error)
   return TRUE;
 }
 
+/* The object member @name of @object, NULL if it is absent or not an object */
+static JsonObject *
+object_member (JsonObject *object, const gchar *name)
+{
+  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
+
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
+/* The array member @name of @object, NULL if it is absent or not an array */
+static JsonArray *
+array_member (JsonObject *object, const gchar *name)
+{
+  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
+
+  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+}
+
+/* The object element @index of @array, NULL if it is not an object */
+static JsonObject *
+object_element (JsonArray *array, guint index)
+{
+  JsonNode *node = json_array_get_element (array, index);
+
+  return JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
+static const gchar *
+string_member (JsonObject *object, const gchar *name, const gchar *def)
+{
+  return object != NULL ? json_object_get_string_member_with_default (object, name, def) : def;
+}
+
+static gint64
+int_member (JsonObject *object, const gchar *name)
+{
+  return object != NULL ? json_object_get_int_member_with_default (object, name, 0) : 0;
+}
+
 static guint
 array_length (JsonObject *root, const gchar *member)
 {
-  JsonNode *node = json_object_get_member (root, member);
+  JsonArray *array = array_member (root, member);
 
-  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_array_get_length (json_node_get_array (node)) : 0;
+  return array != NULL ? json_array_get_length (array) : 0;
 }
 
 static void
 append_nics (GString *s, JsonObject *root)
 {
-  JsonNode *node = json_object_get_member (root, "nics");
-  JsonArray *nics = node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  JsonArray *nics = array_member (root, "nics");
 
   for (guint i = 0; nics != NULL && i < json_array_get_length (nics); i++)
     {
-      JsonObject *nic = json_array_get_object_element (nics, i);
+      JsonObject *nic = object_element (nics, i);
 
       g_string_append_printf (s, "%s %s %s %s (%s, link %s)", i == 0 ? ";" : ",",
-                              json_object_get_string_member_with_default (nic, "name", "?"),
-                              json_object_get_string_member_with_default (nic, "mac", "no MAC"),
-                              json_object_get_string_member_with_default (nic, "driver", "no driver"),
-                              json_object_get_string_member_with_default (nic, "bus_id", "?"),
-                              json_object_get_string_member_with_default (nic, "link", "unknown"));
+                              string_member (nic, "name", "?"),
+                              string_member (nic, "mac", "no MAC"),
+                              string_member (nic, "driver", "no driver"),
+                              string_member (nic, "bus_id", "?"),
+                              string_member (nic, "link", "unknown"));
     }
 }
 
 static void
 append_disks (GString *s, JsonObject *root)
 {
-  JsonNode *node = json_object_get_member (root, "disks");
-  JsonArray *disks = node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+  JsonArray *disks = array_member (root, "disks");
 
   for (guint i = 0; disks != NULL && i < json_array_get_length (disks); i++)
     {
-      JsonObject *disk = json_array_get_object_element (disks, i);
-      g_autofree gchar *size = g_format_size ((guint64) json_object_get_int_member_with_default (disk, "size_bytes", 0));
+      JsonObject *disk = object_element (disks, i);
+      g_autofree gchar *size = g_format_size ((guint64) int_member (disk, "size_bytes"));
 
-      g_string_append_printf (s, "%s %s %s", i == 0 ? ";" : ",",
-                              json_object_get_string_member_with_default (disk, "name", "?"), size);
+      g_string_append_printf (s, "%s %s %s", i == 0 ? ";" : ",", string_member (disk, "name", "?"), size);
     }
 }
 
@@ -98,26 +134,26 @@ append_disks (GString *s, JsonObject *root)
  * shoal_inventory_summary:
  *
  * One line for the journal: system, firmware, CPUs, memory, PCI devices,
- * disks and NICs.
+ * disks and NICs; what the report leaves out (all of "dmi", a CPU model)
+ * is "?".
  */
 gchar *
 shoal_inventory_summary (JsonNode *inventory)
 {
-  JsonObject *root = json_node_get_object (inventory);
-  JsonObject *dmi = json_object_get_object_member (root, "dmi");
-  JsonObject *cpu = json_object_get_object_member (root, "cpu");
-  JsonObject *mem = json_object_get_object_member (root, "memory");
-  JsonObject *fw = json_object_get_object_member (root, "firmware");
-  g_autofree gchar *memory = g_format_size_full ((guint64) json_object_get_int_member_with_default (mem, "total_bytes", 0),
-                                                 G_FORMAT_SIZE_IEC_UNITS);
+  JsonObject *root = inventory != NULL && JSON_NODE_HOLDS_OBJECT (inventory) ? json_node_get_object (inventory) : NULL;
+  JsonObject *dmi = object_member (root, "dmi");
+  JsonObject *cpu = object_member (root, "cpu");
+  JsonObject *mem = object_member (root, "memory");
+  JsonObject *fw = object_member (root, "firmware");
+  g_autofree gchar *memory = g_format_size_full ((guint64) int_member (mem, "total_bytes"), G_FORMAT_SIZE_IEC_UNITS);
   GString *s = g_string_new (NULL);
 
   g_string_append_printf (s, "%s %s, %s, %" G_GINT64_FORMAT " CPU (%s), %s, %u PCI devices, %u disks, %u NICs",
-                          dmi ? json_object_get_string_member_with_default (dmi, "sys_vendor", "?") : "?",
-                          dmi ? json_object_get_string_member_with_default (dmi, "product_name", "?") : "?",
-                          json_object_get_string_member_with_default (fw, "type", "?"),
-                          json_object_get_int_member_with_default (cpu, "count", 0),
-                          json_object_get_string_member_with_default (cpu, "model", "?"),
+                          string_member (dmi, "sys_vendor", "?"),
+                          string_member (dmi, "product_name", "?"),
+                          string_member (fw, "type", "?"),
+                          int_member (cpu, "count"),
+                          string_member (cpu, "model", "?"),
                           memory, array_length (root, "pci"), array_length (root, "disks"),
                           array_length (root, "nics"));
   append_disks (s, root);

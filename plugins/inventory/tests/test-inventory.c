@@ -130,6 +130,22 @@ test_nic_without_mac (void)
   g_assert_nonnull (strstr (summary, ", eth0 52:54:00:12:34:56 e1000"));
 }
 
+/* A valid report with none of the optional members (no "dmi", no CPU
+ * model, no PCI device, disk or NIC details) is summarized without a
+ * CRITICAL (fatal in tests) */
+static void
+test_minimal (void)
+{
+  g_autofree gchar *summary = valid_summary (parse ("{\"version\":1,\"firmware\":{\"type\":\"uefi\"},"
+                                                    "\"cpu\":{\"count\":4},\"memory\":{\"total_bytes\":4294967296},"
+                                                    "\"pci\":[],\"disks\":[{\"name\":\"nvme0n1\",\"size_bytes\":0}],"
+                                                    "\"nics\":[{\"name\":\"wwan0\"}]}"));
+
+  g_assert_true (g_str_has_prefix (summary, "? ?, uefi, 4 CPU (?), "));
+  g_assert_nonnull (strstr (summary, ", 0 PCI devices, 1 disks, 1 NICs; nvme0n1 0 bytes"));
+  g_assert_nonnull (strstr (summary, "; wwan0 no MAC no driver (?, link unknown)"));
+}
+
 /* The agent loader's own report of this machine validates */
 static void
 test_loader_output (void)
@@ -237,6 +253,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/inventory/good", test_good);
   g_test_add_func ("/shoal/inventory/bad", test_bad);
   g_test_add_func ("/shoal/inventory/nic-without-mac", test_nic_without_mac);
+  g_test_add_func ("/shoal/inventory/minimal", test_minimal);
   g_test_add_func ("/shoal/inventory/loader-output", test_loader_output);
   g_test_add_func ("/shoal/inventory/step", test_step);
   return g_test_run ();
