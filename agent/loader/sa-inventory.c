@@ -139,39 +139,58 @@ not_dot (const struct dirent *d)
 
 typedef void (*SaEntryFunc) (SaBuf *buf, const char *dir, const char *name);
 
-/* Calls @func for each entry of @root@dir (sorted), as a JSON array */
+/* Calls @func for each entry of @root@dir (sorted), appending to a JSON
+ * array (@first: nothing in it yet); at most @max elements, and at most
+ * *@left, which counts down */
 static void
-json_array_of_dir (SaBuf *buf, const char *root, const char *dir, SaEntryFunc func)
+json_elements_of_dir (SaBuf *buf, const char *root, const char *dir, SaEntryFunc func, bool *first,
+                      int max, int *left)
 {
   char path[PATH_MAX];
   struct dirent **names = NULL;
   int n;
   size_t before;
-  bool first = true;
 
   snprintf (path, sizeof path, "%s%s", root, dir);
   n = scandir (path, &names, not_dot, alphasort);
-  sa_buf_append (buf, "[", 1);
   for (int i = 0; i < n; i++)
     {
       char entry[PATH_MAX + 512];
 
       snprintf (entry, sizeof entry, "%s/%s", path, names[i]->d_name);
       before = buf->len;
-      if (!first)
-        sa_buf_append (buf, ",", 1);
-      func (buf, entry, names[i]->d_name);
-      if (buf->len == before + (first ? 0 : 1))
+      if (max > 0 && *left > 0)
+        {
+          if (!*first)
+            sa_buf_append (buf, ",", 1);
+          func (buf, entry, names[i]->d_name);
+        }
+      if (buf->len <= before + (*first ? 0 : 1))
         {
           /* nothing written: drop the comma */
           buf->len = before;
           buf->data[before] = '\0';
         }
       else
-        first = false;
+        {
+          *first = false;
+          max--;
+          (*left)--;
+        }
       free (names[i]);
     }
   free (names);
+}
+
+/* Calls @func for each entry of @root@dir (sorted), as a JSON array */
+static void
+json_array_of_dir (SaBuf *buf, const char *root, const char *dir, SaEntryFunc func)
+{
+  bool first = true;
+  int left = INT_MAX;
+
+  sa_buf_append (buf, "[", 1);
+  json_elements_of_dir (buf, root, dir, func, &first, INT_MAX, &left);
   sa_buf_append (buf, "]", 1);
 }
 
@@ -200,6 +219,41 @@ pci_entry (SaBuf *buf, const char *dir, const char *name)
   sa_buf_append (buf, "}", 1);
 }
 
+/* At most @max characters of [a-z0-9_-] (no '-' unless @dash), at least one */
+static bool
+is_word (const char *s, size_t max, bool dash)
+{
+  size_t n = strspn (s, dash ? "abcdefghijklmnopqrstuvwxyz0123456789_-" : "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+  return n > 0 && n <= max && s[n] == '\0';
+}
+
+/* "<prefix>:<at most 510 printable characters>", as the schema takes it */
+static bool
+is_modalias (const char *s)
+{
+  const char *colon = strchr (s, ':');
+  char prefix[64];
+
+  if (colon == NULL || colon == s || (size_t) (colon - s) >= sizeof prefix || strlen (colon + 1) > 510)
+    return false;
+  memcpy (prefix, s, colon - s);
+  prefix[colon - s] = '\0';
+  return is_word (prefix, sizeof prefix, false);
+}
+
+/* NULL unless @s has 1 to @max characters */
+static char *
+bounded (char *s, size_t max)
+{
+  if (s != NULL && (*s == '\0' || strlen (s) > max))
+    {
+      free (s);
+      return NULL;
+    }
+  return s;
+}
+
 static void
 bus_device_entry (SaBuf *buf, const char *dir, const char *name)
 {
@@ -207,7 +261,7 @@ bus_device_entry (SaBuf *buf, const char *dir, const char *name)
   char *modalias = read_attr (dir, "modalias");
   char *bus = link_basename (dir, "subsystem");
 
-  if (modalias == NULL || *modalias == '\0' || bus == NULL)
+  if (modalias == NULL || !is_modalias (modalias) || bus == NULL || !is_word (bus, 32, true))
     {
       free (modalias);
       free (bus);
@@ -215,10 +269,41 @@ bus_device_entry (SaBuf *buf, const char *dir, const char *name)
     }
   sa_buf_append (buf, "{", 1);
   member_str (buf, &first, "bus", bus);
-  member_str (buf, &first, "name", sa_strdup (name));
+  member_str (buf, &first, "name", bounded (sa_strdup (name), 64));
   member_str (buf, &first, "modalias", modalias);
-  member_str (buf, &first, "driver", link_basename (dir, "driver"));
+  member_str (buf, &first, "driver", bounded (link_basename (dir, "driver"), 64));
   sa_buf_append (buf, "}", 1);
+}
+
+#define SA_BUS_DEVICES_MAX     256   /* of one bus */
+#define SA_ALL_BUS_DEVICES_MAX 2048  /* of all buses */
+
+/* The devices with a modalias on every bus but PCI (its own section) and
+ * the CPU bus (one "cpu:type:...:feature:..." per CPU, which no network or
+ * storage driver matches): virtio, vmbus, xen, usb, scsi, acpi, platform...,
+ * at most SA_BUS_DEVICES_MAX a bus */
+static void
+bus_devices_section (SaBuf *buf, const char *root)
+{
+  char path[PATH_MAX];
+  struct dirent **buses = NULL;
+  int n, left = SA_ALL_BUS_DEVICES_MAX;
+  bool first = true;
+
+  snprintf (path, sizeof path, "%s/sys/bus", root);
+  n = scandir (path, &buses, not_dot, alphasort);
+  sa_buf_append (buf, "[", 1);
+  for (int i = 0; i < n; i++)
+    {
+      char dir[PATH_MAX];
+
+      if (strcmp (buses[i]->d_name, "pci") != 0 && strcmp (buses[i]->d_name, "cpu") != 0
+          && (size_t) snprintf (dir, sizeof dir, "/sys/bus/%s/devices", buses[i]->d_name) < sizeof dir)
+        json_elements_of_dir (buf, root, dir, bus_device_entry, &first, SA_BUS_DEVICES_MAX, &left);
+      free (buses[i]);
+    }
+  free (buses);
+  sa_buf_append (buf, "]", 1);
 }
 
 static bool
@@ -422,7 +507,7 @@ sa_inventory_collect (const char *root)
   sa_buf_append_str (&buf, ",\"pci\":");
   json_array_of_dir (&buf, root, "/sys/bus/pci/devices", pci_entry);
   sa_buf_append_str (&buf, ",\"devices\":");
-  json_array_of_dir (&buf, root, "/sys/bus/virtio/devices", bus_device_entry);
+  bus_devices_section (&buf, root);
   sa_buf_append_str (&buf, ",\"disks\":");
   json_array_of_dir (&buf, root, "/sys/block", disk_entry);
   sa_buf_append_str (&buf, ",\"nics\":");

@@ -624,6 +624,68 @@ test_inventory_nic_without_mac (void)
   g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
 }
 
+/* put()s a device @name of @bus with @modalias, linked from /sys/bus/@bus/devices */
+static void
+put_bus_device (const gchar *root, const gchar *bus, const gchar *name, const gchar *modalias)
+{
+  g_autofree gchar *dev = g_strdup_printf ("sys/devices/%s/%s", bus, name);
+  g_autofree gchar *alias = g_strdup_printf ("%s/modalias", dev);
+  g_autofree gchar *subsystem = g_strdup_printf ("%s/subsystem", dev);
+  g_autofree gchar *subsystem_target = g_strdup_printf ("../../../bus/%s", bus);
+  g_autofree gchar *link = g_strdup_printf ("sys/bus/%s/devices/%s", bus, name);
+  g_autofree gchar *link_target = g_strdup_printf ("../../../devices/%s/%s", bus, name);
+
+  put (root, alias, modalias);
+  put_link (root, subsystem, subsystem_target);
+  put_link (root, link, link_target);
+}
+
+/* The devices with a modalias on every bus but PCI and the CPUs', at most
+ * 256 a bus, each within the schema */
+static void
+test_inventory_bus_devices (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", root);
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(GHashTable) buses = g_hash_table_new (g_str_hash, g_str_equal);
+  JsonArray *devices;
+
+  put (root, "proc/cpuinfo", "processor\t: 0\n");
+  put (root, "proc/meminfo", "MemTotal:        2048000 kB\n");
+  put_bus_device (root, "vmbus", "f8615163-df3e-46c5-913f-f2d2f965ed0e", "vmbus:635161f83edfc546913ff2d2f965ed0e\n");
+  put_bus_device (root, "usb", "2-1:1.0", "usb:v0BDAp8153d3000dc00dsc00dp00icFFisc00ip00in00\n");
+  put_bus_device (root, "virtio", "virtio0", "virtio:d00000001v00001AF4\n");
+  put_bus_device (root, "cpu", "cpu0", "cpu:type:x86,ven0000fam0006mod003F:feature:,0000\n");
+  put_bus_device (root, "pci", "0000:00:03.0", "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n");
+  put_bus_device (root, "usb-serial", "ttyUSB0", "serial_base:pl2303\n");
+  put_bus_device (root, "weird", "dev0", "NotAModalias\n");
+  for (guint i = 0; i < 300; i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("dev%03u", i);
+
+      put_bus_device (root, "platform", name, "platform:dev\n");
+    }
+  node = collect_valid_inventory (root);
+  devices = json_object_get_array_member (json_node_get_object (node), "devices");
+  for (guint i = 0; i < json_array_get_length (devices); i++)
+    {
+      const gchar *bus = json_object_get_string_member (json_array_get_object_element (devices, i), "bus");
+
+      g_hash_table_insert (buses, (gpointer) bus, GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (buses, bus)) + 1));
+    }
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (buses, "vmbus")), ==, 1);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (buses, "usb")), ==, 1);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (buses, "virtio")), ==, 1);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (buses, "usb-serial")), ==, 1);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (buses, "platform")), ==, 256);
+  g_assert_false (g_hash_table_contains (buses, "cpu"));
+  g_assert_false (g_hash_table_contains (buses, "pci"));
+  g_assert_false (g_hash_table_contains (buses, "weird"));
+  g_assert_cmpuint (json_array_get_length (devices), ==, 260);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
 /* --- unicast image write --------------------------------------------------- */
 
 /* @data (taken) as the image, in chunks of @chunk bytes */
@@ -1265,6 +1327,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/config", test_config);
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/inventory-nic-without-mac", test_inventory_nic_without_mac);
+  g_test_add_func ("/shoal/target/inventory-bus-devices", test_inventory_bus_devices);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);
   g_test_add_func ("/shoal/target/unicast-receive-disk-too-small", test_unicast_receive_disk_too_small);

@@ -6,7 +6,18 @@
  * device behind a virtio PCI function ("virtio:d<type>v00001AF4", so
  * virtio_net and virtio_blk are picked, not only virtio_pci), and the SCSI
  * disk alias ("scsi:t-0x00" -> sd_mod) behind an IDE/SATA/SCSI
- * controller. Reported "devices" of the virtio bus are matched too.
+ * controller.
+ *
+ * Reported "devices" of the other buses (virtio, vmbus, usb, xen, scsi,
+ * acpi, platform...) are matched by their modalias whatever the bus, as
+ * kmod matches them. Their class is what the modalias tells where the bus
+ * encodes it (see bus_device_class()); a device of a wanted class has its
+ * matching modules picked, and is reported unmatched when none matches.
+ * Where the modalias does not tell (a vendor-specific USB interface, an
+ * ACPI or platform device), a matching module is picked when its place in
+ * the kernel tree is of a wanted class (drivers/net: network; drivers/scsi,
+ * ata, block, nvme, mmc, usb/storage: storage), and nothing is reported
+ * when none matches.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -21,6 +32,10 @@
 #include "shoal-error.h"
 
 static const gchar * const default_classes[] = { "01", "02", NULL };
+
+#define CLASS_STORAGE "010000"
+#define CLASS_NETWORK "020000"
+#define CLASS_OTHER   ""         /* known, and of no class "classes" names */
 
 /* virtio device types the agent needs: net, block, SCSI host */
 static const guint virtio_wanted[] = { 1, 2, 8 };
@@ -86,11 +101,38 @@ add_unique (GPtrArray *array, const gchar *str)
     g_ptr_array_add (array, g_strdup (str));
 }
 
+static gboolean class_wanted (const ShoalDriversOptions *options, const gchar *klass);
+
+/* The class of a module by its place in the kernel tree, as a PCI class;
+ * NULL if it is none of network and storage (or built in) */
+static const gchar *
+module_class (ShoalModIndex *index, const gchar *module)
+{
+  static const struct { const gchar *prefix, *klass; } dirs[] = {
+    { "kernel/drivers/net/", CLASS_NETWORK },
+    { "kernel/drivers/scsi/", CLASS_STORAGE },
+    { "kernel/drivers/ata/", CLASS_STORAGE },
+    { "kernel/drivers/block/", CLASS_STORAGE },
+    { "kernel/drivers/nvme/", CLASS_STORAGE },
+    { "kernel/drivers/mmc/", CLASS_STORAGE },
+    { "kernel/drivers/usb/storage/", CLASS_STORAGE },
+  };
+  const gchar *path = shoal_mod_index_get_path (index, module);
+
+  for (guint i = 0; path != NULL && i < G_N_ELEMENTS (dirs); i++)
+    {
+      if (g_str_has_prefix (path, dirs[i].prefix))
+        return dirs[i].klass;
+    }
+  return NULL;
+}
+
 /* Matches one alias for a device labelled @ids; TRUE if a module was
- * picked, or one built into the kernel matched (nothing to load) */
+ * picked, or one built into the kernel matched (nothing to load). With
+ * @by_module, only modules whose module_class() is wanted count. */
 static gboolean
 match_alias (ShoalModIndex *index, const ShoalDriversOptions *options, const gchar *alias,
-             const gchar *ids, ShoalDriversSelection *sel)
+             const gchar *ids, gboolean by_module, ShoalDriversSelection *sel)
 {
   g_autoptr(GPtrArray) mods = shoal_mod_index_match (index, alias);
   gboolean picked = FALSE;
@@ -99,6 +141,10 @@ match_alias (ShoalModIndex *index, const ShoalDriversOptions *options, const gch
     {
       const gchar *m = g_ptr_array_index (mods, i);
       g_autofree gchar *line = g_strdup_printf ("%s %s", ids, m);
+      const gchar *klass = by_module ? module_class (index, m) : NULL;
+
+      if (by_module && (klass == NULL || !class_wanted (options, klass)))
+        continue;
 
       if (shoal_mod_index_is_builtin (index, m))
         {
@@ -194,10 +240,10 @@ select_pci (ShoalModIndex *index, const ShoalDriversOptions *options, JsonObject
   if (!class_wanted (options, klass))
     return;
   modalias = shoal_drivers_pci_modalias (pci);
-  any = match_alias (index, options, modalias, ids, sel);
+  any = match_alias (index, options, modalias, ids, FALSE, sel);
   derived_aliases (pci, derived);
   for (guint i = 0; i < derived->len; i++)
-    any |= match_alias (index, options, g_ptr_array_index (derived, i), ids, sel);
+    any |= match_alias (index, options, g_ptr_array_index (derived, i), ids, FALSE, sel);
   if (!any)
     {
       g_autofree gchar *line = g_strdup_printf ("%s (class %s, %s)", ids, klass,
@@ -206,19 +252,84 @@ select_pci (ShoalModIndex *index, const ShoalDriversOptions *options, JsonObject
     }
 }
 
+/* Hyper-V device classes (vmbus modaliases: the class GUID's bytes) */
+static const struct { const gchar *alias, *klass; } vmbus_classes[] = {
+  { "vmbus:635161f83edfc546913ff2d2f965ed0e", CLASS_NETWORK },  /* network (hv_netvsc) */
+  { "vmbus:d96361baa104294db60572e2ffb1dc7f", CLASS_STORAGE },  /* SCSI (hv_storvsc) */
+  { "vmbus:32264132cb86a2449b5c50d1417354f5", CLASS_STORAGE },  /* IDE (hv_storvsc) */
+  { "vmbus:4acc9b2f6900f34ab76b6fd0be528cda", CLASS_STORAGE },  /* Fibre Channel (hv_storvsc) */
+};
+
+/* The class of a device on another bus as its modalias tells it, as a PCI
+ * class: network, storage, CLASS_OTHER; NULL where it does not tell */
+static const gchar *
+bus_device_class (const gchar *alias)
+{
+  guint type = 0, ic = 0, isc = 0, ip = 0;
+
+  if (g_str_has_prefix (alias, "virtio:"))
+    {
+      if (sscanf (alias, "virtio:d%08Xv", &type) != 1 || !virtio_type_wanted (type))
+        return CLASS_OTHER;
+      return type == 1 ? CLASS_NETWORK : CLASS_STORAGE;
+    }
+  if (g_str_has_prefix (alias, "vmbus:"))
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (vmbus_classes); i++)
+        {
+          if (g_ascii_strcasecmp (alias, vmbus_classes[i].alias) == 0)
+            return vmbus_classes[i].klass;
+        }
+      return CLASS_OTHER;
+    }
+  if (g_str_has_prefix (alias, "xen:"))
+    {
+      if (g_str_equal (alias, "xen:vif"))
+        return CLASS_NETWORK;
+      return g_str_equal (alias, "xen:vbd") || g_str_equal (alias, "xen:vscsi") ? CLASS_STORAGE : CLASS_OTHER;
+    }
+  if (g_str_has_prefix (alias, "scsi:"))
+    return CLASS_STORAGE;
+  /* usb:vVVVVpPPPPdDDDDdcDCdscSCdpDPicICiscSCipIPinIN: the interface class */
+  if (g_str_has_prefix (alias, "usb:")
+      && sscanf (alias, "usb:v%*4xp%*4xd%*4xdc%*2xdsc%*2xdp%*2xic%2xisc%2xip%2x", &ic, &isc, &ip) == 3)
+    {
+      if (ic == 0x08)
+        return CLASS_STORAGE;
+      /* CDC ECM, EEM, NCM, MBIM; RNDIS */
+      if ((ic == 0x02 && (isc == 0x06 || isc == 0x0c || isc == 0x0d || isc == 0x0e))
+          || (ic == 0xe0 && isc == 0x01 && ip == 0x03))
+        return CLASS_NETWORK;
+      return ic == 0xff ? NULL : CLASS_OTHER;
+    }
+  return NULL;
+}
+
 static void
 select_bus_device (ShoalModIndex *index, const ShoalDriversOptions *options, JsonObject *dev,
                    ShoalDriversSelection *sel)
 {
   const gchar *bus = json_object_get_string_member_with_default (dev, "bus", "");
   const gchar *alias = json_object_get_string_member_with_default (dev, "modalias", "");
-  guint type = 0;
+  const gchar *klass;
 
-  if (g_strcmp0 (bus, "virtio") != 0 || sscanf (alias, "virtio:d%08Xv", &type) != 1
-      || !virtio_type_wanted (type))
+  if (*alias == '\0')
     return;
-  if (!match_alias (index, options, alias, alias, sel))
-    add_unique (sel->unmatched, alias);
+  klass = bus_device_class (alias);
+  if (klass == NULL)
+    {
+      match_alias (index, options, alias, alias, TRUE, sel);
+      return;
+    }
+  if (!class_wanted (options, klass))
+    return;
+  if (!match_alias (index, options, alias, alias, FALSE, sel))
+    {
+      g_autofree gchar *line = g_strdup_printf ("%s (%s device %s)", alias, bus,
+                                                json_object_get_string_member_with_default (dev, "name", "?"));
+
+      add_unique (sel->unmatched, line);
+    }
 }
 
 static gboolean

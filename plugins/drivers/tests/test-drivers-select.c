@@ -404,22 +404,33 @@ test_softdep (void)
   remove_dir (dir);
 }
 
+/* The selection for the inventory @json with the real kernel and no
+ * options; NULL (the test skipped) without the kernel */
+static ShoalDriversSelection *
+select_real (const gchar *json)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) inv = NULL;
+  ShoalDriversOptions options = { 0 };
+
+  if (index == NULL)
+    return NULL;
+  inv = json_from_string (json, NULL);
+  g_assert_nonnull (inv);
+  return select_for (index, inv, &options);
+}
+
 /* Realtek RTL8111/8168: "softdep r8169 pre: realtek", the PHY driver
  * without which r8169 does not probe */
 static void
 test_softdep_real (void)
 {
-  g_autoptr(ShoalModIndex) index = real_index ();
-  g_autoptr(JsonNode) inv = NULL;
-  ShoalDriversOptions options = { 0 };
-  g_autoptr(ShoalDriversSelection) sel = NULL;
+  g_autoptr(ShoalDriversSelection) sel =
+    select_real ("{\"pci\":[{\"slot\":\"0000:02:00.0\",\"vendor\":\"10ec\",\"device\":\"8168\","
+                 "\"class\":\"020000\",\"modalias\":\"pci:v000010ECd00008168sv00001043sd00008677bc02sc00i00\"}]}");
 
-  if (index == NULL)
+  if (sel == NULL)
     return;
-  inv = json_from_string ("{\"pci\":[{\"slot\":\"0000:02:00.0\",\"vendor\":\"10ec\",\"device\":\"8168\","
-                          "\"class\":\"020000\",\"modalias\":\"pci:v000010ECd00008168sv00001043sd00008677bc02sc00i00\"}]}",
-                          NULL);
-  sel = select_for (index, inv, &options);
   g_assert_true (contains (sel->modules, "r8169"));
   g_assert_true (contains (sel->modules, "realtek"));
   g_assert_cmpuint (position (sel->modules, "libphy"), <, position (sel->modules, "realtek"));
@@ -469,6 +480,38 @@ test_builtin_modinfo (void)
   remove_dir (dir);
 }
 
+/* Devices on buses other than PCI and virtio, matched by modalias: a
+ * Hyper-V VM's NIC and disk on vmbus, a USB NIC with a vendor-specific
+ * interface (picked as its driver is a network one), a USB disk, and
+ * devices of no wanted class; a SCSI device nothing drives is unmatched */
+static void
+test_select_other_buses (void)
+{
+  g_autoptr(ShoalDriversSelection) sel = select_real ("{\"pci\":[],\"devices\":["
+    "{\"bus\":\"vmbus\",\"name\":\"f8615163-0000-1000-2000-000d3a6e3c0e\","
+    "\"modalias\":\"vmbus:635161f83edfc546913ff2d2f965ed0e\"},"
+    "{\"bus\":\"vmbus\",\"modalias\":\"vmbus:d96361baa104294db60572e2ffb1dc7f\"},"
+    "{\"bus\":\"vmbus\",\"modalias\":\"vmbus:e34bd134e4dec8419ae76b174977c192\"},"
+    "{\"bus\":\"usb\",\"name\":\"2-1:1.0\",\"modalias\":\"usb:v0BDAp8153d3000dc00dsc00dp00icFFisc00ip00in00\"},"
+    "{\"bus\":\"usb\",\"name\":\"2-2:1.0\",\"modalias\":\"usb:v0781p5581d0100dc00dsc00dp00ic08isc06ip50in00\"},"
+    "{\"bus\":\"usb\",\"name\":\"1-1:1.0\",\"modalias\":\"usb:v046DpC077d7200dc00dsc00dp00ic03isc01ip02in00\"},"
+    "{\"bus\":\"acpi\",\"name\":\"PNP0C0A:00\",\"modalias\":\"acpi:PNP0C0A:\"},"
+    "{\"bus\":\"scsi\",\"name\":\"0:0:0:0\",\"modalias\":\"scsi:t-0x1f\"}]}");
+
+  if (sel == NULL)
+    return;
+  g_assert_true (contains (sel->picked, "hv_netvsc"));
+  g_assert_true (contains (sel->picked, "hv_storvsc"));
+  g_assert_true (contains (sel->picked, "r8152"));
+  g_assert_true (contains (sel->picked, "usb_storage"));
+  g_assert_false (contains (sel->modules, "hv_utils"));
+  g_assert_false (contains (sel->modules, "battery"));
+  g_assert_false (contains (sel->modules, "usbhid"));
+  g_assert_true (contains (sel->matched, "vmbus:635161f83edfc546913ff2d2f965ed0e hv_netvsc"));
+  g_assert_cmpuint (sel->unmatched->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (sel->unmatched, 0), ==, "scsi:t-0x1f (scsi device 0:0:0:0)");
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -493,5 +536,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/softdep", test_softdep);
   g_test_add_func ("/shoal/drivers/softdep-real-kernel", test_softdep_real);
   g_test_add_func ("/shoal/drivers/builtin-modinfo", test_builtin_modinfo);
+  g_test_add_func ("/shoal/drivers/select-other-buses", test_select_other_buses);
   return g_test_run ();
 }
