@@ -78,6 +78,40 @@ shoal_mod_index_normalize_name (const gchar *name)
   return norm;
 }
 
+/**
+ * shoal_mod_index_normalize_pattern:
+ *
+ * An fnmatch pattern of module names with '-' made '_' outside character
+ * classes, as kmod's alias_normalize() does: "bnx[0-9]*" stays, "e1000-*"
+ * becomes "e1000_*".
+ */
+gchar *
+shoal_mod_index_normalize_pattern (const gchar *pattern)
+{
+  gchar *norm = g_strdup (pattern);
+
+  for (gchar *p = norm; *p != '\0'; p++)
+    {
+      if (*p == '[')
+        {
+          /* to the closing ']'; one right after '[' or "[!" is a member */
+          gchar *close = p + 1;
+
+          if (*close == '!' || *close == '^')
+            close++;
+          if (*close == ']')
+            close++;
+          close = strchr (close, ']');
+          /* unterminated: a plain '[' to fnmatch */
+          if (close != NULL)
+            p = close;
+        }
+      else if (*p == '-')
+        *p = '_';
+    }
+  return norm;
+}
+
 /* kernel/drivers/net/e1000.ko[.xz] -> e1000 */
 static gchar *
 name_of_path (const gchar *path)

@@ -37,6 +37,7 @@ GPtrArray     *shoal_mod_index_resolve_deps   (ShoalModIndex       *self,
                                                GPtrArray           *names,
                                                GError             **error);
 gchar         *shoal_mod_index_normalize_name (const gchar         *name);
+gchar         *shoal_mod_index_normalize_pattern (const gchar       *pattern);
 gchar         *shoal_mod_index_find_release_dir (const gchar       *kernel,
                                                const gchar * const *roots,
                                                GError             **error);

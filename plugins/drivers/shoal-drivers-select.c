@@ -86,7 +86,7 @@ is_forbidden (const ShoalDriversOptions *options, const gchar *module)
 {
   for (guint i = 0; options->forbid != NULL && options->forbid[i] != NULL; i++)
     {
-      g_autofree gchar *norm = shoal_mod_index_normalize_name (options->forbid[i]);
+      g_autofree gchar *norm = shoal_mod_index_normalize_pattern (options->forbid[i]);
 
       if (fnmatch (norm, module, 0) == 0)
         return TRUE;

@@ -512,6 +512,40 @@ test_select_other_buses (void)
   g_assert_cmpstr (g_ptr_array_index (sel->unmatched, 0), ==, "scsi:t-0x1f (scsi device 0:0:0:0)");
 }
 
+/* forbid patterns: '-' is '_' outside character classes only, as kmod's
+ * alias_normalize() has it, so "bnx[0-9]*" forbids bnx2x */
+static void
+test_forbid_pattern (void)
+{
+  struct { const gchar *in, *out; } cases[] = {
+    { "bnx[0-9]*", "bnx[0-9]*" },
+    { "e1000-*", "e1000_*" },
+    { "a-[x-z]-b[!-]-c[]-]-d", "a_[x-z]_b[!-]_c[]-]_d" },
+    { "open[-x", "open[_x" },
+  };
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) inv = NULL;
+  const gchar *forbid[] = { "bnx[0-9]*", NULL };
+  ShoalDriversOptions options = { NULL, forbid, NULL };
+  g_autoptr(ShoalDriversSelection) sel = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree gchar *norm = shoal_mod_index_normalize_pattern (cases[i].in);
+
+      g_assert_cmpstr (norm, ==, cases[i].out);
+    }
+  if (index == NULL)
+    return;
+  /* Broadcom BCM57810 */
+  inv = json_from_string ("{\"pci\":[{\"slot\":\"0000:02:00.0\",\"vendor\":\"14e4\",\"device\":\"168e\","
+                          "\"class\":\"020000\",\"modalias\":\"pci:v000014E4d0000168Esv0000103Csd00001798bc02sc00i00\"}]}",
+                          NULL);
+  sel = select_for (index, inv, &options);
+  g_assert_false (contains (sel->modules, "bnx2x"));
+  g_assert_true (contains (sel->forbidden, "bnx2x (14e4:168e)"));
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -537,5 +571,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/softdep-real-kernel", test_softdep_real);
   g_test_add_func ("/shoal/drivers/builtin-modinfo", test_builtin_modinfo);
   g_test_add_func ("/shoal/drivers/select-other-buses", test_select_other_buses);
+  g_test_add_func ("/shoal/drivers/forbid-pattern", test_forbid_pattern);
   return g_test_run ();
 }
