@@ -562,12 +562,19 @@ shoal_mod_index_resolve_deps (ShoalModIndex *self, GPtrArray *names, GError **er
   return resolve (self, names, FALSE, error);
 }
 
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
 /**
  * shoal_mod_index_find_release_dir:
  * @kernel: a kernel release ("6.1.0-56-amd64"), or a path: a
  *   lib/modules/<release> directory, or a tree holding lib/modules/<release>
  *   (the unpacked package) or kernel/<release>/modules/lib/modules/<release>
- *   (scripts/fetch-kernel.sh's cache)
+ *   (scripts/fetch-kernel.sh's cache); a tree holding several releases is
+ *   an error naming them
  * @roots: (nullable): directories searched for a release name, each laid
  *   out as <root>/<release>/, <root>/<release>/modules/lib/modules/<release>/
  *   (scripts/fetch-kernel.sh's kernel/ folder) or <root>/lib/modules/<release>/;
@@ -594,6 +601,7 @@ shoal_mod_index_find_release_dir (const gchar         *kernel,
       g_autofree gchar *direct = g_build_filename (kernel, "modules.dep", NULL);
       g_autoptr(GDir) dir = NULL;
       g_autofree gchar *mods = g_build_filename (kernel, "lib", "modules", NULL);
+      g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func (g_free);
       const gchar *name;
 
       if (g_file_test (direct, G_FILE_TEST_EXISTS))
@@ -609,7 +617,21 @@ shoal_mod_index_find_release_dir (const gchar         *kernel,
           g_autofree gchar *candidate = g_build_filename (mods, name, "modules.dep", NULL);
 
           if (g_file_test (candidate, G_FILE_TEST_EXISTS))
-            return g_build_filename (mods, name, NULL);
+            g_ptr_array_add (found, g_strdup (name));
+        }
+      if (found->len == 1)
+        return g_build_filename (mods, g_ptr_array_index (found, 0), NULL);
+      if (found->len > 1)
+        {
+          g_autofree gchar *names = NULL;
+
+          g_ptr_array_sort (found, compare_names);
+          g_ptr_array_add (found, NULL);
+          names = g_strjoinv (", ", (gchar **) found->pdata);
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                       "%s holds the modules of %u kernels (%s): name one, as %s/<release>",
+                       kernel, found->len - 1, names, mods);
+          return NULL;
         }
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
                    "no modules.dep under %s (run scripts/fetch-kernel.sh?)", kernel);

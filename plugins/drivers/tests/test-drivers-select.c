@@ -546,6 +546,41 @@ test_forbid_pattern (void)
   g_assert_true (contains (sel->forbidden, "bnx2x (14e4:168e)"));
 }
 
+/* An absolute "kernel" path holding several releases is refused, naming
+ * them; one holding one is that one */
+static void
+test_several_releases (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-tree-XXXXXX", NULL);
+  const gchar *releases[] = { "6.12.0-1-amd64", "6.1.0-56-amd64", "5.10.0-30-amd64" };
+  g_autofree gchar *one = NULL;
+  g_autofree gchar *got = NULL;
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (releases); i++)
+    {
+      g_autofree gchar *dir = g_build_filename (root, "lib", "modules", releases[i], NULL);
+
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+      write_index_file (dir, "modules.dep", "", 0);
+      if (i == 0)
+        {
+          got = shoal_mod_index_find_release_dir (root, NULL, &error);
+          g_assert_no_error (error);
+          one = g_build_filename (root, "lib", "modules", releases[0], NULL);
+          g_assert_cmpstr (got, ==, one);
+          g_clear_pointer (&got, g_free);
+        }
+    }
+  got = shoal_mod_index_find_release_dir (root, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_assert_null (got);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "(5.10.0-30-amd64, 6.1.0-56-amd64, 6.12.0-1-amd64)"));
+  g_assert_nonnull (strstr (error->message, "name one"));
+  remove_dir (root);
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -572,5 +607,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/builtin-modinfo", test_builtin_modinfo);
   g_test_add_func ("/shoal/drivers/select-other-buses", test_select_other_buses);
   g_test_add_func ("/shoal/drivers/forbid-pattern", test_forbid_pattern);
+  g_test_add_func ("/shoal/drivers/several-releases", test_several_releases);
   return g_test_run ();
 }
