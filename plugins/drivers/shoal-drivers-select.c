@@ -173,9 +173,12 @@ class_wanted (const ShoalDriversOptions *options, const gchar *klass)
 {
   const gchar * const *classes = options->classes ? options->classes : default_classes;
 
+  /* "01", "0106", "010601": base class, subclass and programming interface, in any case */
   for (guint i = 0; classes[i] != NULL; i++)
     {
-      if (g_str_has_prefix (klass, classes[i]))
+      gsize len = strlen (classes[i]);
+
+      if (len > 0 && strlen (klass) >= len && g_ascii_strncasecmp (klass, classes[i], len) == 0)
         return TRUE;
     }
   return FALSE;

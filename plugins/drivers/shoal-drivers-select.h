@@ -22,7 +22,8 @@ typedef struct {
 typedef struct {
   const gchar * const *add;      /* module names the recipe adds */
   const gchar * const *forbid;   /* module names or fnmatch patterns never picked */
-  const gchar * const *classes;  /* PCI class prefixes (hex) whose devices need a driver;
+  const gchar * const *classes;  /* PCI class prefixes whose devices need a driver: 2, 4 or 6
+                                    hex digits (class, subclass, interface), any case;
                                     NULL: storage and network ("01", "02") */
 } ShoalDriversOptions;
 

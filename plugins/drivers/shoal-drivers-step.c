@@ -16,8 +16,10 @@
  *                   key [drivers] kernel
  *   "add"           module names always added
  *   "forbid"        module names (or fnmatch patterns) never picked
- *   "classes"       PCI class prefixes (hex) whose devices need a driver;
- *                   default ["01", "02"] (storage, network)
+ *   "classes"       PCI class prefixes whose devices need a driver: 2, 4 or 6
+ *                   hex digits (class, subclass, programming interface:
+ *                   "02", "0106", "0c0330"), any case; default ["01", "02"]
+ *                   (storage, network)
  *   "on-unmatched"  "continue" (default: a warning) or "fail"
  *
  * Kernel directories searched for a release: the config key
@@ -375,6 +377,36 @@ check_string_list (JsonObject *options, const gchar *name, GError **error)
   return TRUE;
 }
 
+/* Each "classes" entry is 2, 4 or 6 hex digits */
+static gboolean
+check_classes (JsonObject *options, GError **error)
+{
+  JsonNode *node = json_object_get_member (options, "classes");
+  JsonArray *array = node != NULL ? json_node_get_array (node) : NULL;
+
+  for (guint i = 0; array != NULL && i < json_array_get_length (array); i++)
+    {
+      const gchar *klass = json_array_get_string_element (array, i);
+      gsize len = strlen (klass);
+
+      if (len == 0)
+        {
+          g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                               _("drivers: option “classes” has an empty entry, which would match every PCI "
+                                 "device; name PCI classes of 2, 4 or 6 hex digits (“01”, “0106”, “0c0330”)"));
+          return FALSE;
+        }
+      if ((len != 2 && len != 4 && len != 6) || strspn (klass, "0123456789abcdefABCDEF") != len)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,
+                       _("drivers: option “classes” takes PCI classes of 2, 4 or 6 hex digits "
+                         "(“01”, “0106”, “0c0330”), not “%s”"), klass);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 static gboolean
 shoal_drivers_step_validate_options (ShoalStep *step, JsonObject *options, GError **error)
 {
@@ -387,6 +419,8 @@ shoal_drivers_step_validate_options (ShoalStep *step, JsonObject *options, GErro
       if (!check_string_list (options, lists[i], error))
         return FALSE;
     }
+  if (!check_classes (options, error))
+    return FALSE;
   if (kernel != NULL && (!JSON_NODE_HOLDS_VALUE (kernel) || json_node_get_value_type (kernel) != G_TYPE_STRING))
     {
       g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE,

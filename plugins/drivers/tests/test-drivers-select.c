@@ -581,6 +581,34 @@ test_several_releases (void)
   remove_dir (root);
 }
 
+/* "classes" in any case: the kernel's modalias spells them in upper case
+ * (bc0C), the inventory in lower case */
+static void
+test_classes_case (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) inv = NULL;
+  const gchar *lower[] = { "0c03", NULL };
+  const gchar *upper[] = { "0C03", NULL };
+  const gchar *full[] = { "0C0330", NULL };
+  const gchar * const *cases[] = { lower, upper, full };
+
+  if (index == NULL)
+    return;
+  /* Intel xHCI controller */
+  inv = json_from_string ("{\"pci\":[{\"slot\":\"0000:00:14.0\",\"vendor\":\"8086\",\"device\":\"a36d\","
+                          "\"class\":\"0c0330\",\"modalias\":\"pci:v00008086d0000A36Dsv00001028sd00000869bc0Csc03i30\"}]}",
+                          NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      ShoalDriversOptions options = { NULL, NULL, cases[i] };
+      g_autoptr(ShoalDriversSelection) sel = select_for (index, inv, &options);
+
+      g_assert_true (contains (sel->picked, "xhci_pci"));
+      g_assert_cmpuint (sel->unmatched->len, ==, 0);
+    }
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -608,5 +636,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/select-other-buses", test_select_other_buses);
   g_test_add_func ("/shoal/drivers/forbid-pattern", test_forbid_pattern);
   g_test_add_func ("/shoal/drivers/several-releases", test_several_releases);
+  g_test_add_func ("/shoal/drivers/classes-case", test_classes_case);
   return g_test_run ();
 }

@@ -127,7 +127,9 @@ test_options (void)
 {
   g_autoptr(ShoalStep) step = g_object_new (SHOAL_TYPE_DRIVERS_STEP, NULL);
   const gchar *bad[] = { "{\"add\":\"e1000\"}", "{\"forbid\":[1]}", "{\"on-unmatched\":\"maybe\"}",
-                         "{\"kernel\":5}" };
+                         "{\"kernel\":5}", "{\"classes\":[\"02\",\"\"]}", "{\"classes\":[\"2\"]}",
+                         "{\"classes\":[\"0x02\"]}", "{\"classes\":[\"0g\"]}", "{\"classes\":[\"0200000\"]}" };
+  const gchar *good[] = { "{\"classes\":[\"01\",\"0C03\",\"0c0330\"]}", "{\"classes\":[]}" };
 
   g_assert_cmpint (shoal_step_get_phase (step), ==, SHOAL_STEP_PHASE_DRIVERS);
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
@@ -137,6 +139,15 @@ test_options (void)
 
       g_assert_false (shoal_step_validate_options (step, json_node_get_object (node), &error));
       g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+      g_test_message ("%s: %s", bad[i], error->message);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr(JsonNode) node = json_from_string (good[i], NULL);
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (shoal_step_validate_options (step, json_node_get_object (node), &error));
+      g_assert_no_error (error);
     }
 }
 
