@@ -343,6 +343,14 @@ add_requested (ShoalModIndex *index, const ShoalDriversOptions *options, ShoalDr
     {
       g_autofree gchar *norm = shoal_mod_index_normalize_name (options->add[i]);
 
+      /* forbid patterns are removed after the adds */
+      if (is_forbidden (options, norm))
+        {
+          g_autofree gchar *f = g_strdup_printf ("%s (added by the recipe)", norm);
+
+          add_unique (sel->forbidden, f);
+          continue;
+        }
       if (!shoal_mod_index_has_module (index, norm) && !shoal_mod_index_is_builtin (index, norm))
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,

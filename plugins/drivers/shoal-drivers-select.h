@@ -16,7 +16,8 @@ typedef struct {
   GPtrArray *matched;    /* "8086:100e e1000" lines: what matched what
                             ("1af4:1041 virtio_pci (built-in)": built into the kernel) */
   GPtrArray *unmatched;  /* "8086:1237 (class 060000, 0000:00:00.0)": nothing matched */
-  GPtrArray *forbidden;  /* "8139too (10ec:8139)": matched but forbidden */
+  GPtrArray *forbidden;  /* "8139too (10ec:8139)": matched but forbidden;
+                            "e1000e (added by the recipe)": added but forbidden */
 } ShoalDriversSelection;
 
 typedef struct {

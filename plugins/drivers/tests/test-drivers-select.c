@@ -609,6 +609,28 @@ test_classes_case (void)
     }
 }
 
+/* forbid patterns are removed after the adds: an added module a pattern
+ * forbids is not picked, and is journaled as forbidden */
+static void
+test_add_forbidden (void)
+{
+  g_autoptr(ShoalModIndex) index = real_index ();
+  g_autoptr(JsonNode) inv = NULL;
+  const gchar *add[] = { "e1000e", "virtio_blk", "no_such_driver", NULL };
+  const gchar *forbid[] = { "e1000*", "no_such_*", NULL };
+  ShoalDriversOptions options = { add, forbid, NULL };
+  g_autoptr(ShoalDriversSelection) sel = NULL;
+
+  if (index == NULL)
+    return;
+  inv = json_from_string ("{\"pci\":[]}", NULL);
+  sel = select_for (index, inv, &options);
+  g_assert_false (contains (sel->modules, "e1000e"));
+  g_assert_true (contains (sel->modules, "virtio_blk"));
+  g_assert_true (contains (sel->forbidden, "e1000e (added by the recipe)"));
+  g_assert_true (contains (sel->forbidden, "no_such_driver (added by the recipe)"));
+}
+
 static void
 test_modalias_from_ids (void)
 {
@@ -637,5 +659,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/drivers/forbid-pattern", test_forbid_pattern);
   g_test_add_func ("/shoal/drivers/several-releases", test_several_releases);
   g_test_add_func ("/shoal/drivers/classes-case", test_classes_case);
+  g_test_add_func ("/shoal/drivers/add-forbidden", test_add_forbidden);
   return g_test_run ();
 }
