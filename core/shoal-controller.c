@@ -1330,7 +1330,9 @@ shoal_controller_close (ShoalController *self)
     }
 }
 
-static void
+/* Puts @rec back on its pipeline and counts it at the rendezvous; the
+ * caller then advances it. Returns FALSE when it cannot resume (failed) */
+static gboolean
 resume_record (DeviceRecord *rec)
 {
   ShoalController *self = rec->controller;
@@ -1347,7 +1349,7 @@ resume_record (DeviceRecord *rec)
                    _("cannot resume after restart: recipe %s is not loaded"),
                    shoal_device_get_recipe (device));
       shoal_controller_fail_device (rec, "controller", error);
-      return;
+      return FALSE;
     }
   recipe = shoal_pipeline_get_recipe (pipeline);
   if (g_strcmp0 (shoal_recipe_get_commit (recipe), shoal_device_get_recipe_commit (device)) != 0)
@@ -1370,17 +1372,41 @@ resume_record (DeviceRecord *rec)
                     rec->run_no, rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
                     rec->step_index < shoal_pipeline_get_n_steps (pipeline)
                       ? shoal_pipeline_get_step_id (pipeline, rec->step_index) : "done");
-  shoal_controller_advance (rec);
+  return TRUE;
 }
 
+/* Every device is counted before any goes on, and the rendezvous are
+ * held until all are back: the devices that waited at a group step or
+ * ran it together when the daemon stopped form one group again, where
+ * the first one back saw itself as the only device expected and went
+ * alone */
 static void
 resume_all (ShoalController *self)
 {
   g_autoptr(GPtrArray) records = g_steal_pointer (&self->to_resume);
+  g_autoptr(GPtrArray) resumed = g_ptr_array_new ();
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  GHashTableIter iter;
+  gpointer pipeline;
 
   self->to_resume = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->pipelines);
+  while (g_hash_table_iter_next (&iter, NULL, &pipeline))
+    {
+      shoal_pipeline_hold_rendezvous (pipeline);
+      g_ptr_array_add (held, g_object_ref (pipeline));
+    }
   for (guint i = 0; i < records->len; i++)
-    resume_record (g_ptr_array_index (records, i));
+    {
+      DeviceRecord *rec = g_ptr_array_index (records, i);
+
+      if (resume_record (rec))
+        g_ptr_array_add (resumed, rec);
+    }
+  for (guint i = 0; i < resumed->len; i++)
+    shoal_controller_advance (g_ptr_array_index (resumed, i));
+  for (guint i = 0; i < held->len; i++)
+    shoal_pipeline_release_rendezvous (g_ptr_array_index (held, i));
 }
 
 /**

@@ -57,6 +57,7 @@ struct _ShoalPipeline
   GArray      *steps;         /* PipelineStep */
   GHashTable  *rendezvous;    /* GUINT_TO_POINTER(index) -> Rendezvous* */
   guint        expected;      /* 0: unknown, the rule does not apply */
+  guint        holds;         /* shoal_pipeline_hold_rendezvous() */
 };
 
 enum {
@@ -455,6 +456,8 @@ check_rendezvous (ShoalPipeline *self,
   gboolean wait_all = shoal_recipe_get_group_wait_all (self->recipe);
   guint max_wait = shoal_recipe_get_group_max_wait (self->recipe);
 
+  if (self->holds > 0)
+    return;
   while (max > 0 && rv->waiting->len >= max)
     form_group (self, index, max);
   if (rv->waiting->len == 0)
@@ -501,6 +504,47 @@ shoal_pipeline_set_expected (ShoalPipeline *self,
 
       if (self->expected > 0 && rv->waiting->len >= self->expected)
         check_rendezvous (self, GPOINTER_TO_UINT (key));
+    }
+}
+
+/**
+ * shoal_pipeline_hold_rendezvous:
+ * @self: a pipeline
+ *
+ * Holds every rendezvous of @self: devices join, but no group forms (and
+ * no max-wait runs) until shoal_pipeline_release_rendezvous(). The
+ * controller resuming devices after a restart holds them while it puts
+ * them back one after another, so that the first one back does not make
+ * a group on its own.
+ */
+void
+shoal_pipeline_hold_rendezvous (ShoalPipeline *self)
+{
+  g_return_if_fail (SHOAL_IS_PIPELINE (self));
+  self->holds++;
+}
+
+/**
+ * shoal_pipeline_release_rendezvous:
+ * @self: a pipeline
+ *
+ * Ends a shoal_pipeline_hold_rendezvous(): the rendezvous apply their
+ * rules to whoever joined meanwhile.
+ */
+void
+shoal_pipeline_release_rendezvous (ShoalPipeline *self)
+{
+  g_autoptr(GList) keys = NULL;
+
+  g_return_if_fail (SHOAL_IS_PIPELINE (self));
+  g_return_if_fail (self->holds > 0);
+  if (--self->holds > 0)
+    return;
+  keys = g_hash_table_get_keys (self->rendezvous);
+  for (GList *l = keys; l != NULL; l = l->next)
+    {
+      if (shoal_pipeline_rendezvous_get_waiting (self, GPOINTER_TO_UINT (l->data)) > 0)
+        check_rendezvous (self, GPOINTER_TO_UINT (l->data));
     }
 }
 

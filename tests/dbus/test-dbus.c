@@ -914,6 +914,94 @@ test_dbus_crash_resume (void)
     }
 }
 
+/* A group step of 1.5 s for the whole fleet (wait-for-all), after a short
+ * per-device step */
+#define GROUP_RESUME_RECIPE \
+  "{\"name\": \"group-resume\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 10, \"max-ms\": 50, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1500, \"max-ms\": 1500}}]," \
+  " \"group\": {\"min-devices\": 1, \"max-devices\": 0, \"max-wait\": 30, \"wait-for-all\": true}}"
+
+static gboolean
+all_installed_or_failed (gpointer user_data)
+{
+  WaitCount *wc = user_data;
+
+  for (guint i = 0; wc->paths[i] != NULL; i++)
+    {
+      g_autofree gchar *state = get_string (wc->td, wc->paths[i], "State");
+
+      if (g_strcmp0 (state, "installed") != 0 && g_strcmp0 (state, "failed") != 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Devices that ran a group step together when shoald was killed run it
+ * together again after the restart: one group, not one group each */
+static void
+test_dbus_crash_group (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("g-", 4);
+  g_autofree gchar *before = NULL;
+  g_autofree gchar *after = NULL;
+  WaitCount wc = { 0 };
+
+  shoal_test_daemon_start (td, FALSE);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, GROUP_RESUME_RECIPE, NULL, &error);
+  g_assert_no_error (error);
+  paths = enroll (td, "g-", 4);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "group-resume",
+                                              NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, (const gchar * const *) ids, NULL, &error);
+  g_assert_no_error (error);
+  wc.td = td;
+  wc.paths = paths;
+  wc.state = "transfer";
+  wc.at_least = 4;
+  if (!shoal_test_wait_for (count_in_state, &wc, 10000))
+    g_error ("the group did not start within 10 s");
+  before = get_string (td, paths[0], "Group");
+  for (guint i = 1; paths[i] != NULL; i++)
+    {
+      g_autofree gchar *group = get_string (td, paths[i], "Group");
+
+      g_assert_cmpstr (group, ==, before);
+    }
+
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  if (!shoal_test_wait_for (all_installed_or_failed, &wc, 20000))
+    g_error ("the group did not finish within 20 s of the restart");
+  after = get_string (td, paths[0], "Group");
+  for (guint i = 0; paths[i] != NULL; i++)
+    {
+      g_autoptr(GVariant) entries = get_journal (td, paths[i], 0);
+      g_autofree gchar *state = get_string (td, paths[i], "State");
+      g_autofree gchar *group = get_string (td, paths[i], "Group");
+      const gchar *started = NULL;
+
+      g_assert_cmpstr (state, ==, "installed");
+      g_assert_cmpstr (group, ==, after);
+      for (guint j = 0; j < g_variant_n_children (entries); j++)
+        {
+          const gchar *source, *op, *message;
+
+          g_variant_get_child (entries, j, "(tx&s&s&s&s)", NULL, NULL, &source, &op, NULL, &message);
+          if (g_strcmp0 (source, "multicast") == 0 && g_strcmp0 (op, "step-started") == 0)
+            started = message;
+        }
+      /* the run after the restart */
+      g_assert_nonnull (started);
+      if (strstr (started, "of 4 devices") == NULL)
+        g_error ("%s: %s", ids[i], started);
+    }
+}
+
 /* runs git in @dir; returns its stripped output */
 static gchar *
 git (const gchar *dir, ...)
@@ -1438,6 +1526,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
+  g_test_add_func ("/shoal/dbus/crash-group", test_dbus_crash_group);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
