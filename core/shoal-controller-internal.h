@@ -61,6 +61,8 @@ struct _ShoalController
   GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
   guint64            transitions;
   guint64            attempts;      /* the last attempt number handed out */
+  guint64           *group_serial;  /* the last group number, shared by the
+                                     * pipelines (g_atomic_rc_box) */
 };
 
 /* A transition's journal entries and the device row that records it are

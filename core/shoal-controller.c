@@ -84,6 +84,7 @@ shoal_controller_dispose (GObject *object)
   g_clear_pointer (&self->pipelines, g_hash_table_unref);
   g_clear_pointer (&self->recipes, g_hash_table_unref);
   g_clear_pointer (&self->stored_recipes, g_hash_table_unref);
+  g_clear_pointer (&self->group_serial, g_atomic_rc_box_release);
   g_clear_object (&self->context);
   g_clear_object (&self->http_server);
   G_OBJECT_CLASS (shoal_controller_parent_class)->dispose (object);
@@ -147,6 +148,7 @@ shoal_controller_init (ShoalController *self)
   self->kv = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->stored_recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->to_resume = g_ptr_array_new ();
+  self->group_serial = g_atomic_rc_box_new0 (guint64);
   self->config = g_key_file_new ();
   self->auto_deploy = TRUE;
   self->default_timeout = 3600;
@@ -439,16 +441,34 @@ shoal_controller_enroll_device (ShoalController     *self,
  * they were added after the fetch in service before the restart. */
 #define KV_STORED_RECIPES "controller-recipes"
 
+/* A recipe that comes again unchanged (its JSON and its commit), as every
+ * sync of the recipe repository brings it, keeps its pipeline: the
+ * devices at its rendezvous still meet the devices deployed after. A
+ * recipe that changed gets a new pipeline; the devices deployed with the
+ * old one keep it to the end and form groups among themselves, named
+ * from the same counter as the new pipeline's */
 static gboolean
 put_recipe (ShoalController  *self,
             ShoalRecipe      *recipe,
             GError          **error)
 {
   g_autoptr(ShoalPipeline) pipeline = NULL;
+  ShoalPipeline *current = g_hash_table_lookup (self->pipelines, shoal_recipe_get_name (recipe));
 
+  if (current != NULL &&
+      g_strcmp0 (shoal_recipe_get_commit (shoal_pipeline_get_recipe (current)),
+                 shoal_recipe_get_commit (recipe)) == 0 &&
+      json_node_equal (shoal_recipe_get_json (shoal_pipeline_get_recipe (current)),
+                       shoal_recipe_get_json (recipe)))
+    {
+      g_hash_table_replace (self->recipes, g_strdup (shoal_recipe_get_name (recipe)),
+                            g_object_ref (recipe));
+      return TRUE;
+    }
   pipeline = shoal_pipeline_new (recipe, self->engine, error);
   if (pipeline == NULL)
     return FALSE;
+  shoal_pipeline_set_group_serial (pipeline, self->group_serial);
   g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (shoal_controller_group_formed_cb), self, 0);
   shoal_pipeline_set_expected (pipeline, 0);
   g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
@@ -477,7 +497,11 @@ forget_stored_recipe (ShoalController *self,
  * it again at the next start, from its file or repository). Replacing a
  * recipe added with shoal_controller_add_stored_recipe() deletes its
  * stored copy. Devices already running keep the pipeline they started
- * with.
+ * with. A recipe whose JSON and commit are those of the recipe in service
+ * keeps its pipeline, and the devices waiting at its rendezvous go on
+ * waiting for the ones deployed after; a changed recipe's devices
+ * deployed before the change form groups among themselves, with ids of
+ * their own.
  */
 gboolean
 shoal_controller_add_recipe (ShoalController  *self,

@@ -46,7 +46,6 @@ typedef struct {
 typedef struct {
   GPtrArray *waiting;         /* ShoalDevice* */
   guint      timeout_id;
-  guint      n_groups;
 } Rendezvous;
 
 struct _ShoalPipeline
@@ -58,6 +57,8 @@ struct _ShoalPipeline
   GHashTable  *rendezvous;    /* GUINT_TO_POINTER(index) -> Rendezvous* */
   guint        expected;      /* 0: unknown, the rule does not apply */
   guint        holds;         /* shoal_pipeline_hold_rendezvous() */
+  guint64     *group_serial;  /* shared, g_atomic_rc_box; NULL: the pipeline's own */
+  guint64      own_serial;
 };
 
 enum {
@@ -91,6 +92,7 @@ shoal_pipeline_finalize (GObject *object)
   ShoalPipeline *self = SHOAL_PIPELINE (object);
 
   g_clear_pointer (&self->rendezvous, g_hash_table_unref);
+  g_clear_pointer (&self->group_serial, g_atomic_rc_box_release);
   g_clear_pointer (&self->steps, g_array_unref);
   g_clear_object (&self->recipe);
   G_OBJECT_CLASS (shoal_pipeline_parent_class)->finalize (object);
@@ -409,6 +411,7 @@ form_group (ShoalPipeline *self,
   Rendezvous *rv = get_rendezvous (self, index);
   g_autoptr(GPtrArray) members = g_ptr_array_new_with_free_func (g_object_unref);
   g_autofree gchar *group_id = NULL;
+  guint64 *serial;
 
   size = MIN (size, rv->waiting->len);
   if (size == 0)
@@ -417,10 +420,10 @@ form_group (ShoalPipeline *self,
     g_ptr_array_add (members, g_object_ref (g_ptr_array_index (rv->waiting, i)));
   g_ptr_array_remove_range (rv->waiting, 0, size);
   g_clear_handle_id (&rv->timeout_id, g_source_remove);
-  rv->n_groups++;
-  group_id = g_strdup_printf ("%s/%s/%u-%" G_GINT64_FORMAT,
+  serial = self->group_serial != NULL ? self->group_serial : &self->own_serial;
+  group_id = g_strdup_printf ("%s/%s/%" G_GUINT64_FORMAT "-%" G_GINT64_FORMAT,
                               shoal_recipe_get_name (self->recipe),
-                              get_step (self, index)->id, rv->n_groups,
+                              get_step (self, index)->id, ++*serial,
                               g_get_real_time () / G_USEC_PER_SEC);
   g_debug ("group %s formed with %u devices", group_id, size);
   g_signal_emit (self, signals[SIGNAL_GROUP_FORMED], 0, index, group_id, members);
@@ -505,6 +508,29 @@ shoal_pipeline_set_expected (ShoalPipeline *self,
       if (self->expected > 0 && rv->waiting->len >= self->expected)
         check_rendezvous (self, GPOINTER_TO_UINT (key));
     }
+}
+
+/**
+ * shoal_pipeline_set_group_serial: (skip)
+ * @self: a pipeline
+ * @serial: (nullable): a counter made with g_atomic_rc_box_new0() (the
+ *   pipeline takes a reference), shared by pipelines whose groups must
+ *   have distinct ids, or %NULL for a counter of @self's own
+ *
+ * Group ids are "<recipe>/<step id>/<number>-<seconds since the epoch>",
+ * the number taken from @serial. The controller gives all its pipelines
+ * one counter: the pipeline of a recipe that was replaced, whose devices
+ * still wait or run, never names a group as the new one does.
+ */
+void
+shoal_pipeline_set_group_serial (ShoalPipeline *self,
+                                 guint64       *serial)
+{
+  g_return_if_fail (SHOAL_IS_PIPELINE (self));
+  if (serial != NULL)
+    g_atomic_rc_box_acquire (serial);
+  g_clear_pointer (&self->group_serial, g_atomic_rc_box_release);
+  self->group_serial = serial;
 }
 
 /**

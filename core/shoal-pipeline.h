@@ -49,6 +49,8 @@ gboolean       shoal_pipeline_rendezvous_leave    (ShoalPipeline     *self,
                                                    ShoalDevice       *device);
 guint          shoal_pipeline_rendezvous_get_waiting (ShoalPipeline  *self,
                                                    guint              index);
+void           shoal_pipeline_set_group_serial    (ShoalPipeline     *self,
+                                                   guint64           *serial);
 void           shoal_pipeline_hold_rendezvous     (ShoalPipeline     *self);
 void           shoal_pipeline_release_rendezvous  (ShoalPipeline     *self);
 void           shoal_pipeline_rendezvous_flush    (ShoalPipeline     *self,

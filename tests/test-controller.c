@@ -74,12 +74,14 @@ add_recipe (Fixture     *fixture,
   g_assert_no_error (error);
 }
 
+/* enrolls dev-@first.. (@n of them) and deploys them with @recipe */
 static void
-enroll_and_deploy (Fixture     *fixture,
-                   guint        n,
-                   const gchar *recipe)
+enroll_and_deploy_from (Fixture     *fixture,
+                        guint        first,
+                        guint        n,
+                        const gchar *recipe)
 {
-  for (guint i = 0; i < n; i++)
+  for (guint i = first; i < first + n; i++)
     {
       g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
       g_autofree gchar *mac = g_strdup_printf ("52:54:00:00:%02x:%02x", i / 256, i % 256);
@@ -94,6 +96,14 @@ enroll_and_deploy (Fixture     *fixture,
       g_assert_true (shoal_controller_deploy (fixture->controller, device, &error));
       g_assert_no_error (error);
     }
+}
+
+static void
+enroll_and_deploy (Fixture     *fixture,
+                   guint        n,
+                   const gchar *recipe)
+{
+  enroll_and_deploy_from (fixture, 0, n, recipe);
 }
 
 static gboolean
@@ -696,6 +706,76 @@ test_controller_group_cancel (Fixture       *fixture,
   g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_CANCELLED);
 }
 
+/* A boot of 200 ms, then a group step for groups of at least 2 */
+#define READD_RECIPE(max_wait) \
+  "{\"name\": \"readd\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 200, \"max-ms\": 200, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 50, \"max-ms\": 50}}]," \
+  " \"group\": {\"min-devices\": 2, \"max-wait\": " max_wait "}}"
+
+static const gchar *
+group_of (Fixture     *fixture,
+          guint        i)
+{
+  g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+
+  return shoal_device_get_group (shoal_controller_lookup_device (fixture->controller, id));
+}
+
+/* The message of @device's last entry @operation from @source */
+static gchar *
+last_message (Fixture     *fixture,
+              ShoalDevice *device,
+              const gchar *source,
+              const gchar *operation)
+{
+  g_autoptr(GPtrArray) entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  const gchar *message = NULL;
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+
+      if (g_strcmp0 (shoal_journal_entry_get_source (entry), source) == 0 &&
+          g_strcmp0 (shoal_journal_entry_get_operation (entry), operation) == 0)
+        message = shoal_journal_entry_get_message (entry);
+    }
+  return g_strdup (message);
+}
+
+/* A recipe added again unchanged (as every sync of the recipe repository
+ * does) keeps its rendezvous: a device waiting there meets the devices
+ * deployed after. A recipe that changed leaves the devices deployed with
+ * the old one to form their group among themselves, with an id of its
+ * own */
+static void
+test_controller_recipe_readded (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autofree gchar *started = NULL;
+
+  add_recipe (fixture, READD_RECIPE ("30"));
+  enroll_and_deploy_from (fixture, 0, 2, "readd");
+  add_recipe (fixture, READD_RECIPE ("29"));
+  enroll_and_deploy_from (fixture, 2, 2, "readd");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 4);
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 1));
+  g_assert_cmpstr (group_of (fixture, 2), ==, group_of (fixture, 3));
+  g_assert_cmpstr (group_of (fixture, 0), !=, group_of (fixture, 2));
+
+  enroll_and_deploy_from (fixture, 4, 1, "readd");
+  add_recipe (fixture, READD_RECIPE ("29"));
+  enroll_and_deploy_from (fixture, 5, 1, "readd");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 6);
+  g_assert_cmpstr (group_of (fixture, 4), ==, group_of (fixture, 5));
+  g_assert_cmpstr (group_of (fixture, 4), !=, group_of (fixture, 2));
+  started = last_message (fixture, shoal_controller_lookup_device (fixture->controller, "dev-0005"),
+                          "multicast", "step-started");
+  g_assert_nonnull (strstr (started, "of 2 devices"));
+}
+
 /* Pipelines wait while the store cannot write and go on once it can:
  * the file-size limit stops the WAL from growing, as a full disk would */
 static void
@@ -779,6 +859,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/reenrolled", test_controller_reenrolled);
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
+  ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
 #undef ADD
