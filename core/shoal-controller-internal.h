@@ -89,6 +89,9 @@ void          shoal_controller_group_formed_cb    (ShoalPipeline   *pipeline,
                                                    const gchar     *group_id,
                                                    GPtrArray       *devices,
                                                    ShoalController *self);
+guint         shoal_controller_count_coming_cb    (ShoalPipeline   *pipeline,
+                                                   guint            index,
+                                                   ShoalController *self);
 void          shoal_controller_set_expected       (ShoalController *self,
                                                    ShoalPipeline   *pipeline,
                                                    gint             delta);

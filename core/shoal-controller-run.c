@@ -474,6 +474,32 @@ group_timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* How many devices of @pipeline can still arrive at the rendezvous of
+ * its step @index, counting those waiting there: the devices deploying
+ * with @pipeline that have not got past it. Asked only when max-wait has
+ * passed with fewer than min-devices there */
+guint
+shoal_controller_count_coming_cb (ShoalPipeline   *pipeline,
+                                  guint            index,
+                                  ShoalController *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint count = 0;
+
+  g_hash_table_iter_init (&iter, self->devices);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      DeviceRecord *rec = value;
+
+      if (rec->pipeline == pipeline &&
+          shoal_device_state_is_active (shoal_device_get_state (rec->device)) &&
+          (rec->step_index < index || (rec->step_index == index && rec->waiting)))
+        count++;
+    }
+  return count;
+}
+
 static void
 group_run_add_member (GroupRun     *run,
                       DeviceRecord *rec,
@@ -481,6 +507,7 @@ group_run_add_member (GroupRun     *run,
 {
   ShoalController *self = run->controller;
   const gchar *step_id = shoal_pipeline_get_step_id (run->pipeline, run->index);
+  guint min = shoal_recipe_get_group_min (shoal_pipeline_get_recipe (run->pipeline));
 
   rec->waiting = FALSE;
   shoal_controller_next_attempt (rec);
@@ -490,6 +517,10 @@ group_run_add_member (GroupRun     *run,
                           state_for_phase (shoal_pipeline_get_step_phase (run->pipeline, run->index)));
   shoal_device_set_group (rec->device, run->group_id);
   shoal_device_set_progress (rec->device, 0.0);
+  if (n_devices < min)
+    shoal_device_log (rec->device, "controller", "rendezvous", SHOAL_JOURNAL_RESULT_WARNING,
+                      "group %s starts with %u devices, fewer than min-devices %u: "
+                      "no other device can still come", run->group_id, n_devices, min);
   shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
                     "step %s (%s) started for group %s of %u devices", step_id,
                     shoal_pipeline_get_step_name (run->pipeline, run->index), run->group_id, n_devices);

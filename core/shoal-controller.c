@@ -470,6 +470,7 @@ put_recipe (ShoalController  *self,
     return FALSE;
   shoal_pipeline_set_group_serial (pipeline, self->group_serial);
   g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (shoal_controller_group_formed_cb), self, 0);
+  g_signal_connect_object (pipeline, "count-coming", G_CALLBACK (shoal_controller_count_coming_cb), self, 0);
   shoal_pipeline_set_expected (pipeline, 0);
   g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
   g_hash_table_replace (self->recipes, g_strdup (shoal_recipe_get_name (recipe)),

@@ -21,12 +21,14 @@
  *
  * - at once when `max-devices` (if not 0) have arrived;
  * - at once when `min-devices` have arrived, unless `wait-for-all`;
- * - when every device still expected on this pipeline is there
- *   (shoal_pipeline_set_expected(); the controller counts the devices on
- *   their way to the first group step, so later group steps rely on the
- *   other rules);
+ * - at the first group step, when every device still expected on this
+ *   pipeline is there (shoal_pipeline_set_expected(); the controller
+ *   counts the devices on their way to the first group step), even if
+ *   they are fewer than `min-devices`: no other device can still come;
  * - when `max-wait` seconds have passed since the first arrival, with
- *   whoever is there.
+ *   whoever is there, provided `min-devices` are; fewer wait on, for
+ *   `max-wait` at a time, unless no other device can still come
+ *   (#ShoalPipeline::count-coming), when they go as they are.
  *
  * The pipeline then emits #ShoalPipeline::group-formed; devices that
  * arrive afterwards start the next group.
@@ -63,6 +65,7 @@ struct _ShoalPipeline
 
 enum {
   SIGNAL_GROUP_FORMED,
+  SIGNAL_COUNT_COMING,
   N_SIGNALS
 };
 
@@ -116,6 +119,20 @@ shoal_pipeline_class_init (ShoalPipelineClass *klass)
     g_signal_new ("group-formed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 3,
                   G_TYPE_UINT, G_TYPE_STRING, G_TYPE_PTR_ARRAY);
+  /**
+   * ShoalPipeline::count-coming:
+   * @self: the pipeline
+   * @index: a group step's index
+   *
+   * Asked when `max-wait` has passed with fewer than `min-devices` at a
+   * rendezvous: whether they can still hope for more.
+   *
+   * Returns: how many devices can still arrive at the rendezvous of
+   *   @index, counting those waiting there; 0 if unknown (they wait on)
+   */
+  signals[SIGNAL_COUNT_COMING] =
+    g_signal_new ("count-coming", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_UINT, 1, G_TYPE_UINT);
 }
 
 static void
@@ -442,9 +459,18 @@ rendezvous_timeout_cb (gpointer user_data)
   TimeoutData *data = user_data;
   Rendezvous *rv = get_rendezvous (data->pipeline, data->index);
 
+  ShoalRecipe *recipe = data->pipeline->recipe;
+  guint max = shoal_recipe_get_group_max (recipe);
+  guint coming = 0;
+
   rv->timeout_id = 0;
-  form_group (data->pipeline, data->index, shoal_recipe_get_group_max (data->pipeline->recipe) > 0
-              ? shoal_recipe_get_group_max (data->pipeline->recipe) : G_MAXUINT);
+  if (rv->waiting->len < shoal_recipe_get_group_min (recipe))
+    g_signal_emit (data->pipeline, signals[SIGNAL_COUNT_COMING], 0, data->index, &coming);
+  /* min-devices is a floor, unless nobody else can come */
+  if (rv->waiting->len >= shoal_recipe_get_group_min (recipe) ||
+      (coming > 0 && coming <= rv->waiting->len))
+    form_group (data->pipeline, data->index, max > 0 ? max : G_MAXUINT);
+  /* the next max-wait, for those left */
   check_rendezvous (data->pipeline, data->index);
   return G_SOURCE_REMOVE;
 }
@@ -465,8 +491,10 @@ check_rendezvous (ShoalPipeline *self,
     form_group (self, index, max);
   if (rv->waiting->len == 0)
     return;
+  /* every device expected is there: none can come to make up min-devices */
   if ((!wait_all && rv->waiting->len >= min) ||
-      (self->expected > 0 && rv->waiting->len >= self->expected))
+      (self->expected > 0 && rv->waiting->len >= self->expected &&
+       (gint) index == shoal_pipeline_get_first_group_step (self)))
     {
       form_group (self, index, max > 0 ? max : G_MAXUINT);
       return;

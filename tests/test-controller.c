@@ -776,6 +776,55 @@ test_controller_recipe_readded (Fixture       *fixture,
   g_assert_nonnull (strstr (started, "of 2 devices"));
 }
 
+/* Boots one at a time, 700 ms each, for groups of at least 3 that
+ * max-wait (1 s) alone does not start */
+#define MIN_RECIPE \
+  "{\"name\": \"min\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"max-parallel\": 1," \
+  "  \"options\": {\"min-ms\": 700, \"max-ms\": 700, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 50, \"max-ms\": 50}}]," \
+  " \"group\": {\"min-devices\": 3, \"max-wait\": 1}}"
+
+/* min-devices is a floor: max-wait does not start a group with fewer;
+ * they go with fewer only when no other device can still come (the
+ * third was cancelled), and their journals say so */
+static void
+test_controller_min_devices (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *devices[3];
+
+  add_recipe (fixture, MIN_RECIPE);
+  enroll_and_deploy_from (fixture, 0, 3, "min");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 3);
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 1));
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 2));
+
+  enroll_and_deploy_from (fixture, 3, 3, "min");
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i + 3);
+
+      devices[i] = shoal_controller_lookup_device (fixture->controller, id);
+    }
+  wait_for_state (devices[1], SHOAL_DEVICE_STATE_WAITING);
+  g_assert_cmpint (shoal_device_get_state (devices[0]), ==, SHOAL_DEVICE_STATE_WAITING);
+  g_assert_true (shoal_controller_cancel (fixture->controller, devices[2], &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 3000));
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree gchar *warning = last_message (fixture, devices[i], "controller", "rendezvous");
+
+      g_assert_cmpint (shoal_device_get_state (devices[i]), ==, SHOAL_DEVICE_STATE_INSTALLED);
+      g_assert_nonnull (warning);
+      g_assert_nonnull (strstr (warning, "fewer than min-devices 3: no other device can still come"));
+    }
+  g_assert_cmpstr (group_of (fixture, 3), ==, group_of (fixture, 4));
+}
+
 /* Pipelines wait while the store cannot write and go on once it can:
  * the file-size limit stops the WAL from growing, as a full disk would */
 static void
@@ -860,6 +909,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
+  ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
 #undef ADD
