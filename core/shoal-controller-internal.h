@@ -31,6 +31,7 @@ typedef struct {
 typedef struct {
   guint   running;
   GQueue  waiting;                  /* DeviceRecord* */
+  guint   groups;                   /* of a group step: its groups running */
 } Slot;
 
 struct _ShoalController

@@ -98,6 +98,7 @@ typedef struct {
   guint64          attempt;
   guint            index;
   ShoalPipeline   *pipeline;
+  gboolean         fallback;     /* the late-fallback step, in place of a group step */
 } StepCall;
 
 static void
@@ -109,7 +110,9 @@ step_call_free (StepCall *call)
   g_free (call);
 }
 
-static void run_device_step (DeviceRecord *rec);
+static void run_device_step (DeviceRecord *rec,
+                             ShoalStep    *fallback,
+                             JsonObject   *fallback_options);
 
 static void
 release_slot (ShoalController *self,
@@ -126,7 +129,7 @@ release_slot (ShoalController *self,
     {
       next->queued = FALSE;
       slot->running++;
-      run_device_step (next);
+      run_device_step (next, NULL, NULL);
     }
 }
 
@@ -231,7 +234,7 @@ step_done (ShoalController *self,
   rec->step_index++;
   shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
                     "step %s (%s) finished", step_id,
-                    shoal_pipeline_get_step_name (call->pipeline, call->index));
+                    call->fallback ? "unicast" : shoal_pipeline_get_step_name (call->pipeline, call->index));
   shoal_controller_persist (rec);
   TRANSITION_END (self);
   shoal_controller_commit_then_advance (rec);
@@ -246,7 +249,8 @@ device_step_cb (GObject      *source,
   g_autoptr(GError) error = NULL;
 
   shoal_step_run_finish (SHOAL_STEP (source), result, &error);
-  release_slot (call->controller, call->pipeline, call->index);
+  if (!call->fallback)
+    release_slot (call->controller, call->pipeline, call->index);
   step_done (call->controller, call, error);
   step_call_free (call);
 }
@@ -271,16 +275,22 @@ step_timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Runs the step where @rec is, or @fallback with @fallback_options in
+ * place of its group step */
 static void
-run_device_step (DeviceRecord *rec)
+run_device_step (DeviceRecord *rec,
+                 ShoalStep    *fallback,
+                 JsonObject   *fallback_options)
 {
   ShoalPipeline *pipeline = rec->pipeline;
   guint index = rec->step_index;
-  ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
+  ShoalStep *step = fallback != NULL ? fallback : shoal_pipeline_get_step (pipeline, index);
   const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  const gchar *step_name = fallback != NULL ? "unicast" : shoal_pipeline_get_step_name (pipeline, index);
   g_autoptr(GPtrArray) devices = g_ptr_array_new ();
   g_autoptr(ShoalStepContext) ctx = NULL;
   gint timeout = shoal_pipeline_get_step_timeout (pipeline, index);
+  StepCall *call;
 
   /* A step that never completes (a Python exception escaping run_async,
    * a lost device) must not hold its device for ever */
@@ -292,19 +302,68 @@ run_device_step (DeviceRecord *rec)
   shoal_device_set_current_step (rec->device, step_id);
   shoal_device_set_progress (rec->device, 0.0);
   shoal_device_log (rec->device, step_id, "step-started", SHOAL_JOURNAL_RESULT_INFO,
-                    "step %s (%s) started", step_id, shoal_pipeline_get_step_name (pipeline, index));
+                    "step %s (%s) started", step_id, step_name);
   shoal_controller_persist (rec);
   TRANSITION_END (rec->controller);
 
   g_ptr_array_add (devices, rec->device);
   ctx = shoal_step_context_new (rec->controller->context, shoal_pipeline_get_recipe (pipeline),
-                                step_id, shoal_pipeline_get_step_options (pipeline, index),
+                                step_id, fallback != NULL ? fallback_options
+                                                          : shoal_pipeline_get_step_options (pipeline, index),
                                 devices, NULL);
   if (timeout > 0)
     rec->timeout_id = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, (guint) timeout,
                                                   step_timeout_cb, step_call_new (rec),
                                                   (GDestroyNotify) step_call_free);
-  shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, step_call_new (rec));
+  call = step_call_new (rec);
+  call->fallback = fallback != NULL;
+  shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, call);
+}
+
+/* group.late-fallback "unicast": @rec reaches its group step while a
+ * group of that step runs (it came too late to join it), and fetches the
+ * image on its own with the step "unicast", given the group step's
+ * "store" and "server-url" options, in place of the group step. When
+ * that cannot be (no unicast step loaded, or a group step that sends a
+ * file of its own, "image-path", which no unicast step serves), the
+ * journal says why and @rec waits for the next group. Returns whether
+ * the fallback step runs */
+static gboolean
+run_late_fallback (DeviceRecord *rec)
+{
+  ShoalController *self = rec->controller;
+  ShoalPipeline *pipeline = rec->pipeline;
+  guint index = rec->step_index;
+  const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
+  JsonObject *group_options = shoal_pipeline_get_step_options (pipeline, index);
+  const gchar *keep[] = { "store", "server-url" };
+  g_autoptr(JsonObject) options = NULL;
+  g_autoptr(GError) error = NULL;
+  ShoalStep *unicast;
+
+  if (!shoal_recipe_get_late_fallback (shoal_pipeline_get_recipe (pipeline)) ||
+      shoal_controller_get_slot (self, pipeline, index)->groups == 0)
+    return FALSE;
+  unicast = shoal_plugin_engine_lookup_step (self->engine, "unicast", &error);
+  if (unicast == NULL || json_object_has_member (group_options, "image-path"))
+    {
+      shoal_device_log (rec->device, "controller", "late-fallback", SHOAL_JOURNAL_RESULT_WARNING,
+                        "a group of step %s is running: late-fallback unicast cannot be used (%s), "
+                        "the device waits for the next group", step_id,
+                        unicast == NULL ? error->message : "the step sends its option image-path");
+      return FALSE;
+    }
+  options = json_object_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (keep); i++)
+    {
+      if (json_object_has_member (group_options, keep[i]))
+        json_object_set_member (options, keep[i], json_object_dup_member (group_options, keep[i]));
+    }
+  shoal_device_log (rec->device, "controller", "late-fallback", SHOAL_JOURNAL_RESULT_INFO,
+                    "a group of step %s is running: late-fallback unicast, the device fetches "
+                    "the image on its own with step unicast", step_id);
+  run_device_step (rec, unicast, options);
+  return TRUE;
 }
 
 static void
@@ -321,7 +380,7 @@ acquire_slot_and_run (DeviceRecord *rec)
       return;
     }
   slot->running++;
-  run_device_step (rec);
+  run_device_step (rec, NULL, NULL);
 }
 
 void
@@ -340,6 +399,11 @@ shoal_controller_advance (DeviceRecord *rec)
     {
       const gchar *step_id = shoal_pipeline_get_step_id (pipeline, rec->step_index);
 
+      if (run_late_fallback (rec))
+        {
+          shoal_controller_uncount (rec);
+          return;
+        }
       rec->waiting = TRUE;
       TRANSITION_BEGIN (rec->controller);
       shoal_device_set_state (rec->device, SHOAL_DEVICE_STATE_WAITING);
@@ -371,6 +435,7 @@ struct _GroupRun {
   guint             timeout;      /* s; 0: none */
   guint             timeout_id;
   guint             members;      /* members that have not left the group */
+  gboolean          ended;        /* the step returned or timed out */
 };
 
 static GroupRun *
@@ -396,6 +461,21 @@ group_run_unref (GroupRun *run)
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GroupRun, group_run_unref)
+
+/* The group step of @run returned or timed out: the group no longer
+ * counts as running (late-fallback) */
+static void
+group_run_end (GroupRun *run)
+{
+  Slot *slot;
+
+  if (run->ended || run->controller->slots == NULL)
+    return;
+  run->ended = TRUE;
+  slot = shoal_controller_get_slot (run->controller, run->pipeline, run->index);
+  if (slot->groups > 0)
+    slot->groups--;
+}
 
 /* @rec, cancelled, removed or failed, leaves the group step it takes part
  * in: the step goes on for the other members, and sees @rec dropped (the
@@ -430,6 +510,7 @@ group_step_cb (GObject      *source,
 
   shoal_step_run_finish (SHOAL_STEP (source), result, &error);
   g_clear_handle_id (&run->timeout_id, g_source_remove);
+  group_run_end (run);
   /* the step is over: whoever is still a member no longer leaves it */
   for (guint i = 0; i < run->calls->len; i++)
     {
@@ -465,6 +546,7 @@ group_timeout_cb (gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   run->timeout_id = 0;
+  group_run_end (run);
   g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
                _("step %s did not finish in time: group %s was still running it after %u s"),
                shoal_pipeline_get_step_id (run->pipeline, run->index), run->group_id, run->timeout);
@@ -564,6 +646,7 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
       if (rec != NULL)
         group_run_add_member (run, rec, devices->len);
     }
+  shoal_controller_get_slot (self, pipeline, index)->groups++;
   if (run->timeout > 0)
     run->timeout_id = g_timeout_add_seconds (run->timeout, group_timeout_cb, run);
   shoal_step_run_async (step, run->context, run->cancellable, group_step_cb, run);

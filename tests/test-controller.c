@@ -729,9 +729,12 @@ last_message (Fixture     *fixture,
               const gchar *source,
               const gchar *operation)
 {
-  g_autoptr(GPtrArray) entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  g_autoptr(GPtrArray) entries = NULL;
   const gchar *message = NULL;
 
+  /* the journal read is the store's */
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
   for (guint i = 0; i < entries->len; i++)
     {
       ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
@@ -825,6 +828,46 @@ test_controller_min_devices (Fixture       *fixture,
   g_assert_cmpstr (group_of (fixture, 3), ==, group_of (fixture, 4));
 }
 
+/* A device reaching the group step while a group of it runs, with
+ * late-fallback "unicast", runs the step unicast in its place: it does
+ * not start a group of its own */
+static void
+test_controller_late_unicast (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *late = NULL;
+  g_autofree gchar *started = NULL;
+  ShoalDevice *first, *second;
+
+  add_recipe (fixture,
+              "{\"name\": \"late\", \"steps\": ["
+              " {\"step\": \"sim\", \"id\": \"boot\", \"max-parallel\": 1,"
+              "  \"options\": {\"min-ms\": 300, \"max-ms\": 300, \"phase\": \"boot\"}},"
+              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1500, \"max-ms\": 1500}}],"
+              " \"group\": {\"min-devices\": 1, \"max-wait\": 1, \"late-fallback\": \"unicast\"}}");
+  enroll_and_deploy (fixture, 2, "late");
+  first = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  second = shoal_controller_lookup_device (fixture->controller, "dev-0001");
+  wait_for_state (first, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_true (shoal_test_wait_until (state_reached, &(StateWait) { second, SHOAL_DEVICE_STATE_TRANSFER }, 1000) ||
+                 shoal_device_get_state (second) == SHOAL_DEVICE_STATE_FAILED);
+  late = last_message (fixture, second, "controller", "late-fallback");
+  started = last_message (fixture, second, "multicast", "step-started");
+  g_assert_nonnull (late);
+  g_assert_nonnull (strstr (late, "late-fallback unicast"));
+  g_assert_nonnull (started);
+  g_assert_nonnull (strstr (started, "(unicast) started"));
+  g_assert_null (shoal_device_get_group (second));
+  if (shoal_device_state_is_active (shoal_device_get_state (second)))
+    {
+      g_assert_true (shoal_controller_cancel (fixture->controller, second, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  g_assert_cmpint (shoal_device_get_state (first), ==, SHOAL_DEVICE_STATE_INSTALLED);
+}
+
 /* Pipelines wait while the store cannot write and go on once it can:
  * the file-size limit stops the WAL from growing, as a full disk would */
 static void
@@ -910,6 +953,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
+  ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
 #undef ADD
