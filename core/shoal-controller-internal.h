@@ -24,6 +24,7 @@ typedef struct {
   gboolean         waiting;         /* at a rendezvous */
   gboolean         queued;          /* waiting for a concurrency slot */
   gboolean         counted;         /* counted as expected at the rendezvous */
+  gboolean         pending;         /* in a group waiting for a slot of its step */
   GroupRun        *group_run;       /* the group step it takes part in, if any */
   gchar           *inventory_json;  /* cache for the store */
 } DeviceRecord;
@@ -32,6 +33,8 @@ typedef struct {
   guint   running;
   GQueue  waiting;                  /* DeviceRecord* */
   guint   groups;                   /* of a group step: its groups running */
+  GQueue  pending;                  /* of a group step: PendingGroup*, formed
+                                     * groups waiting for a free slot */
 } Slot;
 
 struct _ShoalController
@@ -85,6 +88,7 @@ void          shoal_controller_fail_device        (DeviceRecord    *rec,
 Slot         *shoal_controller_get_slot           (ShoalController *self,
                                                    ShoalPipeline   *pipeline,
                                                    guint            index);
+void          shoal_controller_pending_group_free (gpointer         pending);
 void          shoal_controller_group_formed_cb    (ShoalPipeline   *pipeline,
                                                    guint            index,
                                                    const gchar     *group_id,

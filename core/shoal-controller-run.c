@@ -64,6 +64,7 @@ void
 shoal_controller_next_attempt (DeviceRecord *rec)
 {
   rec->attempt = ++rec->controller->attempts;
+  rec->pending = FALSE;
   shoal_controller_leave_group (rec);
 }
 
@@ -86,6 +87,7 @@ shoal_controller_get_slot (ShoalController *self,
     {
       slot = g_new0 (Slot, 1);
       g_queue_init (&slot->waiting);
+      g_queue_init (&slot->pending);
       g_hash_table_insert (self->slots, g_steal_pointer (&key), slot);
     }
   return slot;
@@ -462,8 +464,68 @@ group_run_unref (GroupRun *run)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GroupRun, group_run_unref)
 
+/* A group formed while max-parallel groups of its step ran: its members
+ * stay waiting until a slot frees */
+typedef struct {
+  ShoalPipeline *pipeline;
+  guint          index;
+  gchar         *group_id;
+  GPtrArray     *devices;       /* ShoalDevice* */
+  GArray        *attempts;      /* guint64, each member's when it formed */
+} PendingGroup;
+
+void
+shoal_controller_pending_group_free (gpointer data)
+{
+  PendingGroup *pending = data;
+
+  g_object_unref (pending->pipeline);
+  g_free (pending->group_id);
+  g_ptr_array_unref (pending->devices);
+  g_array_unref (pending->attempts);
+  g_free (pending);
+}
+
+static void start_group (ShoalController *self,
+                         ShoalPipeline   *pipeline,
+                         guint            index,
+                         const gchar     *group_id,
+                         GPtrArray       *devices);
+
+/* Starts the groups waiting for a slot of @slot's step while there are
+ * free slots; members cancelled or failed meanwhile are left out */
+static void
+start_pending_groups (ShoalController *self,
+                      Slot            *slot)
+{
+  PendingGroup *pending;
+
+  while ((pending = g_queue_peek_head (&slot->pending)) != NULL)
+    {
+      gint max = shoal_pipeline_get_step_max_parallel (pending->pipeline, pending->index);
+      g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+
+      if (max > 0 && slot->groups >= (guint) max)
+        return;
+      g_queue_pop_head (&slot->pending);
+      for (guint i = 0; i < pending->devices->len; i++)
+        {
+          ShoalDevice *device = g_ptr_array_index (pending->devices, i);
+          DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+
+          if (rec != NULL && rec->device == device && rec->pending &&
+              rec->attempt == g_array_index (pending->attempts, guint64, i))
+            g_ptr_array_add (devices, device);
+        }
+      if (devices->len > 0)
+        start_group (self, pending->pipeline, pending->index, pending->group_id, devices);
+      shoal_controller_pending_group_free (pending);
+    }
+}
+
 /* The group step of @run returned or timed out: the group no longer
- * counts as running (late-fallback) */
+ * counts as running (late-fallback), and its slot goes to the next group
+ * waiting for one (max-parallel) */
 static void
 group_run_end (GroupRun *run)
 {
@@ -475,6 +537,7 @@ group_run_end (GroupRun *run)
   slot = shoal_controller_get_slot (run->controller, run->pipeline, run->index);
   if (slot->groups > 0)
     slot->groups--;
+  start_pending_groups (run->controller, slot);
 }
 
 /* @rec, cancelled, removed or failed, leaves the group step it takes part
@@ -510,7 +573,6 @@ group_step_cb (GObject      *source,
 
   shoal_step_run_finish (SHOAL_STEP (source), result, &error);
   g_clear_handle_id (&run->timeout_id, g_source_remove);
-  group_run_end (run);
   /* the step is over: whoever is still a member no longer leaves it */
   for (guint i = 0; i < run->calls->len; i++)
     {
@@ -534,6 +596,8 @@ group_step_cb (GObject      *source,
         }
       step_done (run->controller, call, error);
     }
+  /* its members finished it: the next group may start */
+  group_run_end (run);
 }
 
 /* Fails every member still in the group, which cancels the step (when
@@ -546,13 +610,15 @@ group_timeout_cb (gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   run->timeout_id = 0;
-  group_run_end (run);
   g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
                _("step %s did not finish in time: group %s was still running it after %u s"),
                shoal_pipeline_get_step_id (run->pipeline, run->index), run->group_id, run->timeout);
   for (guint i = 0; i < run->calls->len; i++)
     step_done (run->controller, g_ptr_array_index (run->calls, i), error);
   g_cancellable_cancel (run->cancellable);
+  /* its members failed: the next group may start, whenever the plugin
+   * returns */
+  group_run_end (run);
   return G_SOURCE_REMOVE;
 }
 
@@ -576,7 +642,7 @@ shoal_controller_count_coming_cb (ShoalPipeline   *pipeline,
 
       if (rec->pipeline == pipeline &&
           shoal_device_state_is_active (shoal_device_get_state (rec->device)) &&
-          (rec->step_index < index || (rec->step_index == index && rec->waiting)))
+          (rec->step_index < index || (rec->step_index == index && rec->waiting && !rec->pending)))
         count++;
     }
   return count;
@@ -613,12 +679,12 @@ group_run_add_member (GroupRun     *run,
   run->members++;
 }
 
-void
-shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
-                                  guint            index,
-                                  const gchar     *group_id,
-                                  GPtrArray       *devices,
-                                  ShoalController *self)
+static void
+start_group (ShoalController *self,
+             ShoalPipeline   *pipeline,
+             guint            index,
+             const gchar     *group_id,
+             GPtrArray       *devices)
 {
   GroupRun *run = g_new0 (GroupRun, 1);
   ShoalStep *step = shoal_pipeline_get_step (pipeline, index);
@@ -639,6 +705,9 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
   run->context = shoal_step_context_new (self->context, shoal_pipeline_get_recipe (pipeline),
                                          step_id, shoal_pipeline_get_step_options (pipeline, index),
                                          devices, group_id);
+  /* before its members leave the rendezvous count, which may form the
+   * next group at once */
+  shoal_controller_get_slot (self, pipeline, index)->groups++;
   for (guint i = 0; i < devices->len; i++)
     {
       DeviceRecord *rec = shoal_controller_lookup_record (self, g_ptr_array_index (devices, i));
@@ -646,8 +715,56 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
       if (rec != NULL)
         group_run_add_member (run, rec, devices->len);
     }
-  shoal_controller_get_slot (self, pipeline, index)->groups++;
   if (run->timeout > 0)
     run->timeout_id = g_timeout_add_seconds (run->timeout, group_timeout_cb, run);
   shoal_step_run_async (step, run->context, run->cancellable, group_step_cb, run);
+}
+
+/* A group formed: its step starts, unless max-parallel groups of it run
+ * already; then the group waits, in the order groups formed, its members
+ * still waiting, no longer counted as on their way to the rendezvous */
+void
+shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
+                                  guint            index,
+                                  const gchar     *group_id,
+                                  GPtrArray       *devices,
+                                  ShoalController *self)
+{
+  Slot *slot = shoal_controller_get_slot (self, pipeline, index);
+  gint max = shoal_pipeline_get_step_max_parallel (pipeline, index);
+  PendingGroup *pending;
+
+  if ((max <= 0 || slot->groups < (guint) max) && g_queue_is_empty (&slot->pending))
+    {
+      start_group (self, pipeline, index, group_id, devices);
+      return;
+    }
+  pending = g_new0 (PendingGroup, 1);
+  pending->pipeline = g_object_ref (pipeline);
+  pending->index = index;
+  pending->group_id = g_strdup (group_id);
+  pending->devices = g_ptr_array_new_with_free_func (g_object_unref);
+  pending->attempts = g_array_new (FALSE, FALSE, sizeof (guint64));
+  /* queued before its members leave the rendezvous count, which may form
+   * the next group at once */
+  g_queue_push_tail (&slot->pending, pending);
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+
+      if (rec == NULL)
+        continue;
+      rec->pending = TRUE;
+      shoal_controller_uncount (rec);
+      g_ptr_array_add (pending->devices, g_object_ref (device));
+      g_array_append_val (pending->attempts, rec->attempt);
+      TRANSITION_BEGIN (self);
+      shoal_device_log (device, "controller", "rendezvous", SHOAL_JOURNAL_RESULT_INFO,
+                        "group %s of %u devices waits for a free slot: %u groups of step %s run, "
+                        "its max-parallel", group_id, devices->len, slot->groups,
+                        shoal_pipeline_get_step_id (pipeline, index));
+      shoal_controller_persist (rec);
+      TRANSITION_END (self);
+    }
 }

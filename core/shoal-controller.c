@@ -66,6 +66,7 @@ static void
 slot_free (Slot *slot)
 {
   g_queue_clear (&slot->waiting);
+  g_queue_clear_full (&slot->pending, shoal_controller_pending_group_free);
   g_free (slot);
 }
 

@@ -868,6 +868,60 @@ test_controller_late_unicast (Fixture       *fixture,
   g_assert_cmpint (shoal_device_get_state (first), ==, SHOAL_DEVICE_STATE_INSTALLED);
 }
 
+typedef struct {
+  guint running;        /* devices in their group step, by their journals */
+  guint most;
+} Concurrency;
+
+static void
+group_step_journal_cb (ShoalController   *controller,
+                       ShoalDevice       *device,
+                       ShoalJournalEntry *entry,
+                       Concurrency       *concurrency)
+{
+  const gchar *operation = shoal_journal_entry_get_operation (entry);
+
+  if (g_strcmp0 (shoal_journal_entry_get_source (entry), "multicast") != 0)
+    return;
+  if (g_strcmp0 (operation, "step-started") == 0)
+    concurrency->running++;
+  else if (g_strcmp0 (operation, "step-finished") == 0 || g_strcmp0 (operation, "step-failed") == 0)
+    concurrency->running--;
+  concurrency->most = MAX (concurrency->most, concurrency->running);
+}
+
+/* max-parallel of a group step counts groups: a group formed while as
+ * many run waits, its members waiting, until one of them ends */
+static void
+test_controller_group_max_parallel (Fixture       *fixture,
+                                    gconstpointer  data)
+{
+  Concurrency concurrency = { 0 };
+  guint waited = 0;
+  gint64 start = g_get_monotonic_time ();
+
+  g_signal_connect (fixture->controller, "journal-appended", G_CALLBACK (group_step_journal_cb), &concurrency);
+  add_recipe (fixture, SLOW_GROUP_RECIPE ("mp", "400", "1", ", \"max-parallel\": 1"));
+  enroll_and_deploy (fixture, 3, "mp");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  g_signal_handlers_disconnect_by_data (fixture->controller, &concurrency);
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 3);
+  g_assert_cmpuint (concurrency.most, ==, 1);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 1200 * G_TIME_SPAN_MILLISECOND);
+  g_assert_cmpstr (group_of (fixture, 0), !=, group_of (fixture, 1));
+  g_assert_cmpstr (group_of (fixture, 1), !=, group_of (fixture, 2));
+  /* the two groups formed after the first one waited */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+      g_autofree gchar *message = last_message (fixture, shoal_controller_lookup_device (fixture->controller, id),
+                                                "controller", "rendezvous");
+
+      waited += message != NULL && strstr (message, "waits for a free slot") != NULL;
+    }
+  g_assert_cmpuint (waited, ==, 2);
+}
+
 /* Pipelines wait while the store cannot write and go on once it can:
  * the file-size limit stops the WAL from growing, as a full disk would */
 static void
@@ -954,6 +1008,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
+  ADD ("/shoal/controller/group-max-parallel", test_controller_group_max_parallel);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
 #undef ADD
