@@ -1,5 +1,6 @@
 /* sa-gpt.c: moves a written image's backup GPT to the end of the disk
- * (UEFI 2.10, 5.3.2 "GPT Header", 5.3.3 "GPT Partition Entry Array")
+ * (UEFI 2.10, 5.3.2 "GPT Header", 5.3.3 "GPT Partition Entry Array"), and
+ * wipes what an earlier system left past the image
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -26,6 +27,13 @@
  * is 128 entries of 128 bytes: 16 KiB) */
 #define GPT_ARRAY_MAX      (4u << 20)
 #define SECTOR_MAX         4096u
+/* past the image, the disk's last MiB is zeroed (as curtin does) */
+#define TAIL_WIPE          (1u << 20)
+/* an md superblock's place, zeroed: 4 KiB (v0.90's is 4 KiB, v1.0's 1 KiB
+ * and its device roles) */
+#define MD_SB_BYTES        4096u
+/* logical partitions followed in an MBR's extended partition */
+#define EBR_MAX            64
 
 /* header fields (byte offsets) */
 enum {
@@ -141,7 +149,7 @@ protective_mbr_size (uint8_t mbr[512], uint64_t last, uint32_t *size)
 /* the image's own table moved to the disk's end (the outcome), or why
  * not */
 static SaGptOutcome
-fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen)
+fit_table (int fd, uint64_t disk_size, uint32_t sector, bool check_only, char *msg, size_t msglen)
 {
   uint8_t hdr[SECTOR_MAX], backup[SECTOR_MAX], old[SECTOR_MAX], mbr[512];
   uint32_t ss = sector, other, hsize, n_entries, entry_size, mbr_size = 0;
@@ -204,6 +212,8 @@ fit_table (int fd, uint64_t disk_size, uint32_t sector, char *msg, size_t msglen
     }
   if (alternate == last)
     return SA_GPT_AT_END;
+  if (check_only)
+    return SA_GPT_LEFT;
   if (alternate > last)
     {
       snprintf (msg, msglen, "the GPT's backup header is at LBA %llu, past the disk's last LBA %llu: left as it is",
@@ -335,15 +345,55 @@ out:
   return outcome;
 }
 
+/* [offset, offset + len) of @fd zeroed: BLKZEROOUT on a block device
+ * (its 512-byte aligned part), zeros written otherwise or when it is
+ * refused */
+static bool
+zero_range (int fd, uint64_t offset, uint64_t len)
+{
+  static const uint8_t zeros[65536];
+  struct stat st;
+
+  if (len > 0 && fstat (fd, &st) == 0 && S_ISBLK (st.st_mode))
+    {
+      uint64_t head = (512 - offset % 512) % 512, range[2];
+
+      if (head < len && (len - head) >= 512)
+        {
+          range[0] = offset + head;
+          range[1] = (len - head) & ~(uint64_t) 511;
+          if (ioctl (fd, BLKZEROOUT, range) == 0)
+            {
+              if (!sa_pwrite_zeros (fd, zeros, sizeof zeros, head, offset))
+                return false;
+              offset = range[0] + range[1];
+              len -= head + range[1];
+            }
+        }
+    }
+  return sa_pwrite_zeros (fd, zeros, sizeof zeros, len, offset);
+}
+
+/* the md superblock places of versions 0.90 and 1.0 for a device of
+ * @size bytes, as offsets from its start (linux/raid/md_p.h:
+ * MD_NEW_SIZE_SECTORS; md.c, super_1_load: (sectors - 16) & ~7); false
+ * for a device too small to hold one */
+static bool
+md_places (uint64_t size, uint64_t *v090, uint64_t *v10)
+{
+  if (size < 2 * 65536u)
+    return false;
+  *v090 = (size & ~(uint64_t) 65535) - 65536;
+  *v10 = (size - 8192) & ~(uint64_t) 4095;
+  return true;
+}
+
 /* A GPT backup header at the disk's last LBA, past the image's end: an
- * earlier system's, which the image did not overwrite. Cleared, so that
- * no tool takes it for this disk's table (gdisk offers to restore a GPT
- * from it, over the new system's MBR). Both sector sizes where the
- * caller does not know it. The LBA cleared in *lba; 1 when cleared, 0
- * when there was none, -1 on an I/O error (@msg) */
-static int
-clear_stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, uint64_t *lba,
-                    char *msg, size_t msglen)
+ * earlier system's, which the image did not overwrite (zeroed with the
+ * disk's last MiB). Both sector sizes where the caller does not know it.
+ * Its LBA, or 0 */
+static uint64_t
+stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector)
 {
   static const uint32_t sizes[] = { 512, 4096 };
   uint8_t buf[SECTOR_MAX];
@@ -355,92 +405,315 @@ clear_stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t se
 
       if ((sector != 0 && ss != sector) || last < 2 || (--last) * ss < image_size)
         continue;
-      if (!sa_pread_all (fd, buf, ss, last * ss))
-        {
-          snprintf (msg, msglen, "reading the disk's last LBA: %s", strerror (errno));
-          return -1;
-        }
-      if (memcmp (buf, GPT_SIGNATURE, 8) != 0 || get_le64 (buf + H_MY_LBA) != last)
-        continue;
-      memset (buf, 0, ss);
-      if (!sa_pwrite_all (fd, buf, ss, last * ss) || !sync_disk (fd))
-        {
-          snprintf (msg, msglen, "clearing an earlier system's GPT backup header at the disk's last LBA: %s",
-                    strerror (errno));
-          return -1;
-        }
-      *lba = last;
-      return 1;
+      if (sa_pread_all (fd, buf, ss, last * ss) && memcmp (buf, GPT_SIGNATURE, 8) == 0 &&
+          get_le64 (buf + H_MY_LBA) == last)
+        return last;
     }
   return 0;
 }
 
-SaGptOutcome
-sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, char *msg, size_t msglen)
+/* what an earlier system left past the image wiped (sa-gpt.h), described
+ * in @msg (empty when there was nothing past the image); false on an
+ * error (@msg) */
+static bool
+wipe_past_image (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, const SaGptOldTable *old,
+                 char *msg, size_t msglen)
 {
-  SaGptOutcome outcome = fit_table (fd, disk_size, sector, msg, msglen);
-  uint64_t lba = 0;
+  uint64_t from, stale, places[2];
+  unsigned n_parts = 0;
   size_t used;
-  int cleared;
+  char numbers[160] = "";
 
-  /* moved: the image's backup is at the end now; at the end: the image
-   * reaches it */
-  if (outcome == SA_GPT_MOVED || outcome == SA_GPT_AT_END || outcome == SA_GPT_ERROR)
-    return outcome;
-  cleared = clear_stale_backup (fd, disk_size, image_size, sector, &lba, msg, msglen);
-  if (cleared < 0)
-    return SA_GPT_ERROR;
-  if (cleared == 0)
-    return outcome;
-  if (outcome == SA_GPT_NO_TABLE)
+  msg[0] = '\0';
+  if (image_size >= disk_size)
+    return true;
+  stale = stale_backup (fd, disk_size, image_size, sector);
+  for (size_t i = 0; old != NULL && i < old->n && i < SA_GPT_OLD_MAX; i++)
     {
-      snprintf (msg, msglen, "the disk's last LBA %llu held an earlier system's GPT backup header: cleared "
-                "(the image has no GPT)", (unsigned long long) lba);
-      return SA_GPT_STALE_CLEARED;
+      uint64_t start = old->part[i].start, end = old->part[i].end;
+      bool wiped = false;
+
+      if (end > disk_size || start >= end || end <= image_size || !md_places (end - start, &places[0], &places[1]))
+        continue;
+      for (int k = 0; k < 2; k++)
+        {
+          uint64_t at = start + places[k], stop = at + MD_SB_BYTES;
+
+          if (stop <= image_size)
+            continue;
+          if (at < image_size)
+            at = image_size;
+          if (!zero_range (fd, at, stop - at))
+            {
+              snprintf (msg, msglen, "zeroing an earlier system's md superblock places at the end of its partition %u: %s",
+                        old->part[i].number, strerror (errno));
+              return false;
+            }
+          wiped = true;
+        }
+      if (wiped)
+        {
+          used = strlen (numbers);
+          if (used + 16 < sizeof numbers)
+            snprintf (numbers + used, sizeof numbers - used, "%s%u", n_parts > 0 ? ", " : "", old->part[i].number);
+          n_parts++;
+        }
     }
+  from = disk_size - image_size > TAIL_WIPE ? disk_size - TAIL_WIPE : image_size;
+  if (!zero_range (fd, from, disk_size - from) || !sync_disk (fd))
+    {
+      snprintf (msg, msglen, "zeroing the disk's last %llu bytes past the image: %s",
+                (unsigned long long) (disk_size - from), strerror (errno));
+      return false;
+    }
+  snprintf (msg, msglen, "past the image, the disk's last %llu bytes zeroed (where an earlier system's md RAID "
+            "superblock, ZFS labels and GPT backup are kept)", (unsigned long long) (disk_size - from));
   used = strlen (msg);
-  snprintf (msg + used, msglen - used, "; an earlier system's GPT backup header at the disk's last LBA %llu cleared",
-            (unsigned long long) lba);
-  return outcome;
+  if (stale != 0)
+    snprintf (msg + used, msglen - used, ", an earlier system's GPT backup header at the last LBA %llu among them",
+              (unsigned long long) stale);
+  used = strlen (msg);
+  if (n_parts > 0)
+    snprintf (msg + used, msglen - used, "; md superblock places zeroed at the end of %u earlier partition%s "
+              "past the image (%s)", n_parts, n_parts == 1 ? "" : "s", numbers);
+  return true;
 }
 
 SaGptOutcome
-sa_gpt_fit_path (const char *path, uint64_t image_size, char *msg, size_t msglen)
+sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, const SaGptOldTable *old,
+                 char *msg, size_t msglen)
+{
+  char wiped[512];
+  SaGptOutcome outcome;
+  size_t used;
+
+  /* a table that reaches the disk's end already (its backup past the
+   * image, where it was moved to): nothing to wipe, nothing to move */
+  if (fit_table (fd, disk_size, sector, true, msg, msglen) == SA_GPT_AT_END)
+    {
+      msg[0] = '\0';
+      return SA_GPT_AT_END;
+    }
+  /* wiped first: the table moved to the disk's end goes into the zeroed
+   * sectors */
+  if (!wipe_past_image (fd, disk_size, image_size, sector, old, wiped, sizeof wiped))
+    {
+      snprintf (msg, msglen, "%s", wiped);
+      return SA_GPT_ERROR;
+    }
+  outcome = fit_table (fd, disk_size, sector, false, msg, msglen);
+  if (outcome == SA_GPT_ERROR || wiped[0] == '\0')
+    return outcome;
+  if (outcome == SA_GPT_NO_TABLE || outcome == SA_GPT_AT_END)
+    {
+      snprintf (msg, msglen, "%s", wiped);
+      return outcome == SA_GPT_NO_TABLE ? SA_GPT_STALE_CLEARED : outcome;
+    }
+  used = strlen (msg);
+  snprintf (msg + used, msglen - used, "; %s", wiped);
+  return outcome;
+}
+
+/* the partitions of a GPT at LBA 1 for sectors of @ss bytes whose CRCs
+ * verify, into @old; false when there is none */
+static bool
+read_old_gpt (int fd, uint64_t disk_size, uint32_t ss, SaGptOldTable *old)
+{
+  uint8_t hdr[SECTOR_MAX];
+  uint32_t hsize, n_entries, entry_size;
+  uint64_t array_bytes;
+  uint8_t *array;
+  bool ok = false;
+
+  if (!has_header (fd, disk_size, ss, hdr))
+    return false;
+  hsize = get_le32 (hdr + H_SIZE);
+  n_entries = get_le32 (hdr + H_N_ENTRIES);
+  entry_size = get_le32 (hdr + H_ENTRY_SIZE);
+  if (hsize < GPT_HEADER_MIN || hsize > ss || header_crc (hdr, hsize) != get_le32 (hdr + H_CRC) ||
+      entry_size < GPT_ENTRY_MIN || entry_size % 8 != 0 || n_entries == 0 ||
+      (uint64_t) n_entries * entry_size > GPT_ARRAY_MAX || get_le64 (hdr + H_ENTRIES_LBA) >= disk_size / ss)
+    return false;
+  array_bytes = (uint64_t) n_entries * entry_size;
+  array = malloc (array_bytes);
+  if (array == NULL)
+    return false;
+  if (sa_pread_all (fd, array, array_bytes, get_le64 (hdr + H_ENTRIES_LBA) * ss) &&
+      crc32_of (array, array_bytes) == get_le32 (hdr + H_ENTRIES_CRC))
+    {
+      ok = true;
+      for (uint32_t i = 0; i < n_entries && old->n < SA_GPT_OLD_MAX; i++)
+        {
+          const uint8_t *e = array + (size_t) i * entry_size;
+          static const uint8_t unused[16];
+          uint64_t first = get_le64 (e + E_FIRST_LBA), last = get_le64 (e + E_LAST_LBA);
+
+          if (memcmp (e, unused, sizeof unused) == 0 || first > last || first >= disk_size / ss)
+            continue;
+          old->part[old->n].start = first * ss;
+          old->part[old->n].end = last >= disk_size / ss ? disk_size : (last + 1) * ss;
+          old->part[old->n].number = i + 1;
+          old->n++;
+        }
+    }
+  free (array);
+  return ok;
+}
+
+/* one MBR partition entry @e, relative to LBA @base, into @old */
+static void
+add_mbr_partition (const uint8_t *e, uint64_t base, uint64_t disk_size, uint32_t ss, unsigned number,
+                   SaGptOldTable *old)
+{
+  uint64_t start = base + get_le32 (e + 8), count = get_le32 (e + 12);
+
+  if (e[4] == 0 || count == 0 || start >= disk_size / ss || old->n >= SA_GPT_OLD_MAX)
+    return;
+  old->part[old->n].start = start * ss;
+  old->part[old->n].end = start + count > disk_size / ss ? disk_size : (start + count) * ss;
+  old->part[old->n].number = number;
+  old->n++;
+}
+
+static bool
+is_extended (uint8_t type)
+{
+  return type == 0x05 || type == 0x0f || type == 0x85;
+}
+
+/* the partitions of an MBR for sectors of @ss bytes: its primary ones
+ * (numbered 1 to 4) and the logical ones (from 5) */
+static void
+read_old_mbr (int fd, uint64_t disk_size, uint32_t ss, SaGptOldTable *old)
+{
+  uint8_t mbr[512], ebr[512];
+  unsigned logical = 5;
+
+  if (disk_size < ss || !sa_pread_all (fd, mbr, sizeof mbr, 0) || mbr[510] != 0x55 || mbr[511] != 0xaa)
+    return;
+  for (int i = 0; i < 4; i++)
+    {
+      const uint8_t *e = mbr + 446 + 16 * i;
+
+      /* a boot sector's code is no table: each entry's status is 0 or
+       * 0x80 */
+      if ((e[0] & 0x7f) != 0 || e[4] == 0xee)
+        return;
+    }
+  for (int i = 0; i < 4; i++)
+    {
+      const uint8_t *e = mbr + 446 + 16 * i;
+      uint64_t ext, next;
+
+      if (!is_extended (e[4]))
+        {
+          add_mbr_partition (e, 0, disk_size, ss, (unsigned) i + 1, old);
+          continue;
+        }
+      /* the chain of extended boot records: each a logical partition
+       * (relative to itself) and the next record (relative to the
+       * extended partition) */
+      ext = get_le32 (e + 8);
+      next = ext;
+      for (int k = 0; k < EBR_MAX && next != 0 && next < disk_size / ss; k++)
+        {
+          if (!sa_pread_all (fd, ebr, sizeof ebr, next * ss) || ebr[510] != 0x55 || ebr[511] != 0xaa)
+            break;
+          add_mbr_partition (ebr + 446, next, disk_size, ss, logical++, old);
+          if (!is_extended (ebr[446 + 16 + 4]) || get_le32 (ebr + 446 + 16 + 8) == 0)
+            break;
+          next = ext + get_le32 (ebr + 446 + 16 + 8);
+        }
+    }
+}
+
+void
+sa_gpt_read_old (int fd, uint64_t disk_size, uint32_t sector, SaGptOldTable *old)
+{
+  old->n = 0;
+  if (sector != 0 && sector != 512 && sector != 4096)
+    return;
+  if (sector == 0)
+    {
+      if (!read_old_gpt (fd, disk_size, 512, old) && !read_old_gpt (fd, disk_size, 4096, old))
+        read_old_mbr (fd, disk_size, 512, old);
+    }
+  else if (!read_old_gpt (fd, disk_size, sector, old))
+    read_old_mbr (fd, disk_size, sector, old);
+}
+
+/* @path opened for reading and writing, its size and logical sector size
+ * (0 for a regular file); -1 (@msg) when it cannot be, or is neither a
+ * block device nor a regular file (@msg empty) */
+static int
+open_disk (const char *path, int flags, uint64_t *size, uint32_t *sector, bool *block, char *msg, size_t msglen)
 {
   struct stat st;
-  uint64_t size = 0;
   int ssz = 0;
-  int fd = open (path, O_RDWR | O_CLOEXEC);
-  SaGptOutcome outcome;
+  int fd = open (path, flags | O_CLOEXEC);
 
   msg[0] = '\0';
+  *size = 0;
+  *sector = 0;
   if (fd < 0 || fstat (fd, &st) < 0)
     {
       snprintf (msg, msglen, "opening %s: %s", path, strerror (errno));
       if (fd >= 0)
         close (fd);
-      return SA_GPT_ERROR;
+      return -1;
     }
-  if (S_ISBLK (st.st_mode))
+  *block = S_ISBLK (st.st_mode);
+  if (*block)
     {
-      if (ioctl (fd, BLKGETSIZE64, &size) < 0 || ioctl (fd, BLKSSZGET, &ssz) < 0)
+      if (ioctl (fd, BLKGETSIZE64, size) < 0 || ioctl (fd, BLKSSZGET, &ssz) < 0)
         {
           snprintf (msg, msglen, "the size of %s: %s", path, strerror (errno));
           close (fd);
-          return SA_GPT_ERROR;
+          return -1;
         }
+      *sector = (uint32_t) ssz;
     }
   else if (S_ISREG (st.st_mode))
-    size = (uint64_t) st.st_size;
+    *size = (uint64_t) st.st_size;
   else
     {
       close (fd);
-      return SA_GPT_NO_TABLE;
+      return -1;
     }
-  outcome = sa_gpt_fit_disk (fd, size, image_size, (uint32_t) ssz, msg, msglen);
+  return fd;
+}
+
+void
+sa_gpt_read_old_path (const char *path, SaGptOldTable *old)
+{
+  char msg[256];
+  uint64_t size;
+  uint32_t sector;
+  bool block;
+  int fd = open_disk (path, O_RDONLY, &size, &sector, &block, msg, sizeof msg);
+
+  old->n = 0;
+  if (fd < 0)
+    return;
+  sa_gpt_read_old (fd, size, sector, old);
+  close (fd);
+}
+
+SaGptOutcome
+sa_gpt_fit_path (const char *path, uint64_t image_size, const SaGptOldTable *old, char *msg, size_t msglen)
+{
+  uint64_t size;
+  uint32_t sector;
+  bool block = false;
+  int fd = open_disk (path, O_RDWR, &size, &sector, &block, msg, msglen);
+  SaGptOutcome outcome;
+
+  if (fd < 0)
+    return msg[0] != '\0' ? SA_GPT_ERROR : SA_GPT_NO_TABLE;
+  outcome = sa_gpt_fit_disk (fd, size, image_size, sector, old, msg, msglen);
   /* the kernel reads the partition table again (busy when something has a
    * partition open: then at the next boot) */
-  if ((outcome == SA_GPT_MOVED || outcome == SA_GPT_STALE_CLEARED) && S_ISBLK (st.st_mode))
+  if ((outcome == SA_GPT_MOVED || outcome == SA_GPT_STALE_CLEARED) && block)
     (void) ioctl (fd, BLKRRPART, 0);
   close (fd);
   return outcome;

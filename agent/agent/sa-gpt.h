@@ -1,5 +1,6 @@
-/* sa-gpt.h: after a whole-disk image is written to a larger disk, moves
- * the image's backup GPT to the end of the disk
+/* sa-gpt.h: after a whole-disk image is written to a larger disk, wipes
+ * what an earlier system left past it and moves the image's backup GPT to
+ * the end of the disk
  *
  * A whole-disk image (a cloud image, a disk made in a VM) carries its GPT
  * backup header and partition entries in its own last sectors. Written to
@@ -24,14 +25,53 @@ typedef enum {
   SA_GPT_LEFT,      /* a GPT this does not change (the message says why);
                        the disk is as it was */
   SA_GPT_ERROR,     /* reading or writing the disk failed (the message) */
-  SA_GPT_STALE_CLEARED, /* the image has no GPT; an earlier system's backup
-                           header at the disk's last LBA was cleared */
+  SA_GPT_STALE_CLEARED, /* the image has no GPT; what an earlier system left
+                           past it was wiped (the message says what) */
 } SaGptOutcome;
+
+/* An earlier system's partitions, read from the disk before the image is
+ * written over its table: byte ranges [start, end), and their numbers */
+#define SA_GPT_OLD_MAX 128
+typedef struct {
+  size_t n;
+  struct {
+    uint64_t start, end;
+    unsigned number;
+  } part[SA_GPT_OLD_MAX];
+} SaGptOldTable;
+
+/* The partitions of the table on @fd (@disk_size bytes, logical sectors
+ * of @sector bytes, 0 for a disk image file: 512, or 4096 when the GPT is
+ * found there): a GPT whose header and entries' CRCs verify, else an MBR
+ * (its primary partitions and the logical ones of its extended
+ * partition). Partitions reaching past the disk are cut at its end; none
+ * (old->n == 0) when there is no table, or on a read error */
+void sa_gpt_read_old (int fd, uint64_t disk_size, uint32_t sector, SaGptOldTable *old);
+
+/* The same for the disk at @path (a block device or a regular file) */
+void sa_gpt_read_old_path (const char *path, SaGptOldTable *old);
 
 /* @fd: the disk, open for reading and writing; @disk_size its size in
  * bytes; @image_size the bytes of the image just written at its start;
  * @sector its logical sector size (512 or 4096), or 0 for a disk image
- * file (512-byte sectors, or 4096 when the GPT is found there).
+ * file (512-byte sectors, or 4096 when the GPT is found there); @old the
+ * partitions of the table the image replaced (sa_gpt_read_old, before the
+ * image was written), or NULL.
+ *
+ * First what an earlier system left past the image is wiped, unless the
+ * image's GPT reaches the disk's end already: the disk's last MiB past
+ * the image, [max(image end, disk end - 1 MiB), disk end), is zeroed
+ * (BLKZEROOUT on a block device, zeros written otherwise or when it is
+ * refused), as Ironic's agent (wipefs --all, both ends of a GPT zapped)
+ * and curtin (the first and last MiB zeroed) do: md RAID superblocks of
+ * versions 0.90 (64 KiB from a whole disk's end) and 1.0 (8 KiB from
+ * it), ZFS labels L2 and L3 (the last 512 KiB), a GPT backup header at
+ * the last LBA. And for each partition of @old, the places of md
+ * superblocks of versions 0.90 and 1.0 at its end (4 KiB each) are zeroed
+ * where they lie past the image (in its range the image overwrote them),
+ * so that no tool takes the new system's disk, or a partition it makes
+ * later over the same sectors, for an md RAID member. The message says
+ * what was wiped.
  *
  * When LBA 1 holds a GPT header whose CRCs verify and whose backup is
  * before the disk's last LBA: writes the partition entry array just
@@ -43,14 +83,16 @@ typedef enum {
  * cover the disk (a hybrid MBR is left as it is). Partitions are not
  * changed.
  *
- * Otherwise (no GPT in the image, or one left as it is), a GPT backup
- * header at the disk's last LBA past the image, an earlier system's, is
- * cleared, as Ironic's agent and curtin wipe an earlier system's
- * metadata: gdisk would offer to restore that system's table from it. */
+ * Otherwise (no GPT in the image, or one left as it is), the outcome is
+ * SA_GPT_STALE_CLEARED when the image has no GPT and something was wiped
+ * (the message says what; among it a GPT backup header at the disk's
+ * last LBA, an earlier system's, from which gdisk would offer to restore
+ * that system's table). */
 SaGptOutcome sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector,
-                              char *msg, size_t msglen);
+                              const SaGptOldTable *old, char *msg, size_t msglen);
 
 /* The same for the disk at @path: a block device (its size and logical
  * sector size from the kernel) or a regular file; anything else is
  * SA_GPT_NO_TABLE */
-SaGptOutcome sa_gpt_fit_path (const char *path, uint64_t image_size, char *msg, size_t msglen);
+SaGptOutcome sa_gpt_fit_path (const char *path, uint64_t image_size, const SaGptOldTable *old,
+                              char *msg, size_t msglen);

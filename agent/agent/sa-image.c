@@ -113,22 +113,6 @@ fetch (const char *url, const char *token, size_t max, SaBuf *out, char *err, si
   return false;
 }
 
-/* pwrite of zeros over [offset, offset + len), @zeros_len at a time */
-static bool
-write_zeros_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uint64_t offset)
-{
-  while (len > 0)
-    {
-      size_t n = len < zeros_len ? (size_t) len : zeros_len;
-
-      if (!sa_pwrite_all (fd, zeros, n, offset))
-        return false;
-      len -= n;
-      offset += n;
-    }
-  return true;
-}
-
 /* Zeros at [offset, offset + len) without writing them where the target
  * allows: BLKZEROOUT on a block device (the drive's WRITE ZEROES where it
  * has it, else the kernel writes them), a hole in a regular file (a disk
@@ -143,7 +127,7 @@ sa_image_zero_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uin
   if (len == 0)
     return true;
   if (fstat (fd, &st) < 0)
-    return write_zeros_at (fd, zeros, zeros_len, len, offset);
+    return sa_pwrite_zeros (fd, zeros, zeros_len, len, offset);
   if (S_ISBLK (st.st_mode))
     {
       uint64_t range[2] = { offset, len };
@@ -157,13 +141,13 @@ sa_image_zero_at (int fd, const char *zeros, size_t zeros_len, uint64_t len, uin
 
       /* past the end: growing the file makes the zeros */
       if (offset + len > size && ftruncate (fd, (off_t) (offset + len)) < 0)
-        return write_zeros_at (fd, zeros, zeros_len, len, offset);
+        return sa_pwrite_zeros (fd, zeros, zeros_len, len, offset);
       if (offset >= size ||
           fallocate (fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) offset,
                      (off_t) (len < size - offset ? len : size - offset)) == 0)
         return true;
     }
-  return write_zeros_at (fd, zeros, zeros_len, len, offset);
+  return sa_pwrite_zeros (fd, zeros, zeros_len, len, offset);
 }
 
 uint64_t

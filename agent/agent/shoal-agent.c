@@ -211,18 +211,19 @@ image_id_of (const SaJson *ins)
   return image != NULL && shoal_manifest_is_valid_id (image) ? image : NULL;
 }
 
-/* After the image is written and verified: its backup GPT to the end of
- * a larger disk (sa-gpt.h). The member "partition_table" of the event
- * "image-written" (with its leading comma), empty when there was nothing
- * to do */
+/* After the image is written and verified: what an earlier system left
+ * past it wiped (its partitions @old read before the image was written),
+ * the image's backup GPT to the end of a larger disk (sa-gpt.h). The
+ * member "partition_table" of the event "image-written" (with its leading
+ * comma), empty when there was nothing to do */
 static char *
-fit_partition_table (const char *disk, uint64_t image_size)
+fit_partition_table (const char *disk, uint64_t image_size, const SaGptOldTable *old)
 {
-  char msg[512];
+  char msg[1024];
   SaBuf member;
-  SaGptOutcome outcome = sa_gpt_fit_path (disk, image_size, msg, sizeof msg);
+  SaGptOutcome outcome = sa_gpt_fit_path (disk, image_size, old, msg, sizeof msg);
 
-  if (outcome == SA_GPT_NO_TABLE || outcome == SA_GPT_AT_END || msg[0] == '\0')
+  if (outcome == SA_GPT_NO_TABLE || msg[0] == '\0')
     return sa_strdup ("");
   sa_log ("%s: %s", disk, msg);
   sa_buf_init (&member);
@@ -239,6 +240,7 @@ do_unicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job = { 0 };
   SaImageResult result;
+  SaGptOldTable old;
   char err[1024], data[2048];
 
   if (manifest == NULL)
@@ -258,12 +260,14 @@ do_unicast (Agent *a, const SaJson *ins)
                        sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a };
   a->last_fraction = 0;
   a->last_progress_ms = 0;
+  /* the earlier system's partitions, before the image overwrites its table */
+  sa_gpt_read_old_path (disk, &old);
   if (!sa_image_unicast_receive (&job, &result, err, sizeof err))
     post_error (a, "unicast-receive", err);
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk, result.bytes);
+      char *table = fit_partition_table (disk, result.bytes, &old);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
                 "\"zero_chunks\":%llu,\"kept_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\","
@@ -288,6 +292,7 @@ do_multicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job;
   SaMulticastResult result;
+  SaGptOldTable old;
   char err[1024], data[2048];
 
   if (disk == NULL && a->config.disk && *a->config.disk)
@@ -302,12 +307,13 @@ do_multicast (Agent *a, const SaJson *ins)
   job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),
                        sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL };
   post_event (a, "multicast-joined", "{}");
+  sa_gpt_read_old_path (disk, &old);
   if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), &result, err, sizeof err))
     post_error (a, "multicast-receive", err);
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk, result.bytes);
+      char *table = fit_partition_table (disk, result.bytes, &old);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
                 "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"kept_chunks\":%llu,\"packets\":%llu,"

@@ -335,3 +335,18 @@ sa_pwrite_all (int fd, const void *buf, size_t len, uint64_t offset)
 {
   return transfer_all (fd, (void *) buf, len, offset, true);
 }
+
+bool
+sa_pwrite_zeros (int fd, const void *zeros, size_t zeros_len, uint64_t len, uint64_t offset)
+{
+  while (len > 0)
+    {
+      size_t n = len < zeros_len ? (size_t) len : zeros_len;
+
+      if (!sa_pwrite_all (fd, zeros, n, offset))
+        return false;
+      len -= n;
+      offset += n;
+    }
+  return true;
+}

@@ -40,6 +40,9 @@ bool    sa_write_file      (const char *path, const void *data, size_t len, int 
  * written from it. False with errno (EIO for a file that ends first) */
 bool    sa_pread_all       (int fd, void *buf, size_t len, uint64_t offset);
 bool    sa_pwrite_all      (int fd, const void *buf, size_t len, uint64_t offset);
+/* zeros written over [@offset, @offset + @len) of @fd, from @zeros
+ * (@zeros_len bytes of them) as many times as it takes */
+bool    sa_pwrite_zeros    (int fd, const void *zeros, size_t zeros_len, uint64_t len, uint64_t offset);
 bool    sa_mkdir_p         (const char *path, int mode);
 
 /* The value of KEY= in a kernel command line (space-separated words);

@@ -1,5 +1,6 @@
-/* agent-gpt-fuzzer.c: the agent's GPT reader and relocation (sa-gpt.c) on
- * any disk contents
+/* agent-gpt-fuzzer.c: the agent's GPT reader and relocation, and its
+ * reader of an earlier system's GPT or MBR (sa-gpt.c), on any disk
+ * contents
  *
  * Input: a flags byte (bit 0: give the header at LBA 1 its right CRC,
  * bit 1: give the partition entries theirs, so that inputs reach the
@@ -70,7 +71,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   size_t len;
   uint32_t sector;
   uint64_t disk_size;
-  char msg[512];
+  SaGptOldTable old;
+  char msg[1024];
   int fd;
 
   if (size < 3 || size > (8u << 20))
@@ -88,7 +90,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     abort ();
   if (ftruncate (fd, (off_t) disk_size) < 0 || pwrite (fd, disk, len, 0) != (ssize_t) len)
     abort ();
-  (void) sa_gpt_fit_disk (fd, disk_size, len, sector, msg, sizeof msg);
+  /* the earlier table read as the agent reads it before writing, then
+   * wiped past the "image" (the input) */
+  sa_gpt_read_old (fd, disk_size, sector, &old);
+  if (old.n > SA_GPT_OLD_MAX)
+    abort ();
+  for (size_t i = 0; i < old.n; i++)
+    if (old.part[i].start >= old.part[i].end || old.part[i].end > disk_size)
+      abort ();
+  (void) sa_gpt_fit_disk (fd, disk_size, len, sector, &old, msg, sizeof msg);
   if (memchr (msg, '\0', sizeof msg) == NULL)
     abort ();
   close (fd);

@@ -14,6 +14,7 @@
 
 #include "sa-gpt.h"
 #include "target-test-loop.h"
+#include "target-test-md.h"
 
 #define IMAGE_SIZE (4u << 20)
 #define DISK_SIZE  (64u << 20)
@@ -153,7 +154,7 @@ sfdisk_layout (const gchar *path, gint64 *lastlba)
   g_assert_nonnull (json);
   g_assert_true (json_parser_load_from_data (parser, json, (gssize) (strrchr (json, '}') + 1 - json), NULL));
   table = json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), "partitiontable");
-  *lastlba = json_object_get_int_member (table, "lastlba");
+  *lastlba = json_object_get_int_member_with_default (table, "lastlba", -1);
   parts = json_object_get_array_member (table, "partitions");
   for (guint i = 0; i < json_array_get_length (parts); i++)
     {
@@ -182,6 +183,22 @@ le32 (const guint8 *p)
   return (guint32) p[0] | (guint32) p[1] << 8 | (guint32) p[2] << 16 | (guint32) p[3] << 24;
 }
 
+/* what sa_gpt_fit_disk wipes past an image of @image_size bytes on a disk
+ * of @disk_size, zeroed in @expected: the disk's last MiB past the image */
+static gsize
+expect_tail_wiped (guint8 *expected, gsize image_size, gsize disk_size)
+{
+  gsize from = disk_size - image_size > (1u << 20) ? disk_size - (1u << 20) : image_size;
+
+  if (image_size < disk_size)
+    memset (expected + from, 0, disk_size - from);
+  return disk_size - from;
+}
+
+static const gchar *tail_wiped_message =
+  "past the image, the disk's last 1048576 bytes zeroed (where an earlier system's md RAID superblock, "
+  "ZFS labels and GPT backup are kept)";
+
 /* @sector: the disk's logical sector size; @on_loop: the disk is a loop
  * device over the file, else the file itself */
 static void
@@ -194,7 +211,7 @@ check_moved (guint sector, gboolean on_loop)
   gsize last = DISK_SIZE / sector - 1, old_backup = IMAGE_SIZE / sector - 1;
   gsize array_sectors = 16384 / sector;
   g_autofree gchar *image_dev = NULL, *disk_dev = NULL;
-  char msg[512];
+  char msg[1024];
   SaGptOutcome outcome;
   gint fd;
 
@@ -222,7 +239,7 @@ check_moved (guint sector, gboolean on_loop)
   layout_image = sfdisk_layout (image_dev != NULL ? image_dev : image_path, &lastlba_image);
   /* a file has its sector size found (the GPT at 512 or 4096), a device
    * its own */
-  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, IMAGE_SIZE, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, IMAGE_SIZE, NULL, msg, sizeof msg);
   if (disk_dev != NULL)
     layout_disk = sfdisk_layout (disk_dev, &lastlba_disk);
   if (image_dev != NULL)
@@ -233,8 +250,8 @@ check_moved (guint sector, gboolean on_loop)
   g_assert_cmpint (outcome, ==, SA_GPT_MOVED);
   expect = g_strdup_printf ("GPT backup moved from LBA %" G_GSIZE_FORMAT " to the disk's last LBA %" G_GSIZE_FORMAT
                             "; last usable LBA %" G_GSIZE_FORMAT ", was %" G_GINT64_FORMAT " (%u-byte sectors); "
-                            "protective MBR resized", old_backup, last, last - array_sectors - 1,
-                            lastlba_image, sector);
+                            "protective MBR resized; %s", old_backup, last, last - array_sectors - 1,
+                            lastlba_image, sector, tail_wiped_message);
   g_assert_cmpstr (msg, ==, expect);
 
   /* the tools find a whole, consistent table reaching the disk's end,
@@ -249,15 +266,18 @@ check_moved (guint sector, gboolean on_loop)
   g_assert_cmpint (lastlba_disk, ==, (gint64) (last - array_sectors - 1));
 
   /* what changed: LBA 0 and 1 (the protective MBR's size, the primary
-   * header), the old backup header (cleared), the last sectors (the new
-   * backup); nothing else, partitions included */
+   * header), the old backup header (cleared), the disk's last MiB
+   * (zeroed: whatever an earlier system kept there), in it the last
+   * sectors (the new backup); nothing else, partitions included */
   after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after + 2 * sector, old_backup * sector - 2 * sector, before + 2 * sector,
                    old_backup * sector - 2 * sector);
   for (gsize i = 0; i < sector; i++)
     g_assert_cmpuint (after[old_backup * sector + i], ==, 0);
-  g_assert_cmpmem (after + IMAGE_SIZE, DISK_SIZE - IMAGE_SIZE - (array_sectors + 1) * sector,
-                   before + IMAGE_SIZE, DISK_SIZE - IMAGE_SIZE - (array_sectors + 1) * sector);
+  g_assert_cmpmem (after + IMAGE_SIZE, DISK_SIZE - IMAGE_SIZE - (1u << 20), before + IMAGE_SIZE,
+                   DISK_SIZE - IMAGE_SIZE - (1u << 20));
+  for (gsize i = DISK_SIZE - (1u << 20); i < (last - array_sectors) * sector; i++)
+    g_assert_cmpuint (after[i], ==, 0);
   /* the new backup's entries are the primary's */
   g_assert_cmpmem (after + (last - array_sectors) * sector, 16384, after + 2 * sector, 16384);
   /* the protective MBR's 0xEE partition covers the disk */
@@ -266,7 +286,7 @@ check_moved (guint sector, gboolean on_loop)
   g_assert_cmpmem (after, 446, before, 446);
 
   /* once moved, there is nothing more to do */
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_AT_END);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_AT_END);
   assert_disk_holds (disk, after, DISK_SIZE);
   g_unlink (disk);
   g_unlink (image_path);
@@ -294,20 +314,29 @@ test_gpt_moved_block_device (void)
     check_moved (4096, TRUE);
 }
 
-/* the disk unchanged, and the outcome and message expected */
+/* the disk unchanged but for its last MiB past the image (zeroed), and
+ * the outcome and message expected (with what was zeroed after it) */
 static void
 assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gchar *message_part)
 {
   g_autofree guint8 *before = NULL;
   g_autofree gchar *disk = make_disk (image, MIN (IMAGE_SIZE, disk_size), disk_size, &before);
-  char msg[512] = "x";
+  g_autofree gchar *wiped = NULL;
+  char msg[1024] = "x";
+  gsize tail = expect_tail_wiped (before, MIN (IMAGE_SIZE, disk_size), disk_size);
 
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, expect);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, expect);
   g_test_message ("%s", msg);
+  if (tail > 0)
+    wiped = g_strdup_printf ("past the image, the disk's last %" G_GSIZE_FORMAT " bytes zeroed (where an earlier "
+                             "system's md RAID superblock, ZFS labels and GPT backup are kept)", tail);
   if (message_part == NULL)
-    g_assert_cmpstr (msg, ==, "");
+    g_assert_cmpstr (msg, ==, wiped != NULL ? wiped : "");
   else
-    g_assert_nonnull (strstr (msg, message_part));
+    {
+      g_assert_true (g_str_has_prefix (msg, message_part) || strstr (msg, message_part) != NULL);
+      g_assert_true (g_str_has_suffix (msg, wiped));
+    }
   assert_disk_holds (disk, before, disk_size);
   g_unlink (disk);
 }
@@ -321,9 +350,10 @@ test_gpt_left (void)
   if (!have_tools ())
     return;
   image = make_image (512);
-  /* no table: a file system image, or an MBR one */
+  /* no table: a file system image, or an MBR one (the disk past it
+   * wiped all the same) */
   memset (bad, 0x5a, IMAGE_SIZE);
-  assert_left (bad, DISK_SIZE, SA_GPT_NO_TABLE, NULL);
+  assert_left (bad, DISK_SIZE, SA_GPT_STALE_CLEARED, NULL);
   /* the image fills the disk */
   assert_left (image, IMAGE_SIZE, SA_GPT_AT_END, NULL);
   /* a damaged header (its disk GUID), or damaged entries */
@@ -344,7 +374,7 @@ test_gpt_sector_mismatch (void)
 {
   g_autofree guint8 *image = NULL, *before = NULL;
   g_autofree gchar *disk = NULL, *dev = NULL;
-  char msg[512] = "";
+  char msg[1024] = "";
   SaGptOutcome outcome;
 
   if (!have_tools () || (image = make_image (4096)) == NULL)
@@ -356,28 +386,53 @@ test_gpt_sector_mismatch (void)
       g_unlink (disk);
       return;
     }
-  outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, NULL, msg, sizeof msg);
   g_assert_true (target_test_loop_detach (dev));
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
   g_assert_nonnull (strstr (msg, "made for 4096-byte sectors, the disk has 512-byte sectors"));
+  g_assert_true (g_str_has_suffix (msg, tail_wiped_message));
+  expect_tail_wiped (before, IMAGE_SIZE, DISK_SIZE);
   assert_disk_holds (disk, before, DISK_SIZE);
   g_unlink (disk);
 }
 
+/* An image of IMAGE_SIZE bytes with an MBR (sfdisk's) of one partition
+ * written at the start of the disk image file @disk */
+static void
+write_mbr_image (const gchar *disk)
+{
+  const gchar *sfdisk[] = { "sfdisk", "-q", NULL, NULL };
+  g_autofree gchar *image_path = NULL, *mbr_image = NULL;
+  gsize len = 0;
+  gint fd = g_file_open_tmp ("shoal-mbr-image-XXXXXX", &image_path, NULL);
+
+  g_assert_cmpint (ftruncate (fd, IMAGE_SIZE), ==, 0);
+  close (fd);
+  sfdisk[2] = image_path;
+  g_assert_true (run (sfdisk, "label: dos\ntype=83\n", NULL));
+  g_assert_true (g_file_get_contents (image_path, &mbr_image, &len, NULL));
+  g_unlink (image_path);
+  g_assert_cmpuint (len, ==, IMAGE_SIZE);
+  fd = open (disk, O_WRONLY | O_CLOEXEC);
+  g_assert_cmpint (pwrite (fd, mbr_image, IMAGE_SIZE, 0), ==, IMAGE_SIZE);
+  close (fd);
+}
+
 /* The disk held a system with a GPT fitted to it (its backup at the last
- * LBA); the new image has an MBR and does not reach the end: the earlier
- * backup header is cleared, and gdisk sees the MBR alone */
+ * LBA); the new image has an MBR and does not reach the end: the disk's
+ * last MiB, the earlier backup header in it, is zeroed, and gdisk sees
+ * the MBR alone */
 static void
 test_gpt_stale_backup (void)
 {
   g_autofree guint8 *zeros = g_malloc0 (IMAGE_SIZE), *before = NULL, *after = NULL;
-  g_autofree gchar *disk = NULL, *image_path = NULL, *mbr_image = NULL;
+  g_autofree gchar *disk = NULL;
   const gchar *sfdisk[] = { "sfdisk", "-q", NULL, NULL };
   const gchar *verify[] = { "sgdisk", "-v", NULL, NULL };
   g_autofree gchar *verdict = NULL;
-  gsize last = DISK_SIZE / 512 - 1, len = 0;
-  char msg[512];
+  gsize last = DISK_SIZE / 512 - 1;
+  char msg[1024];
   g_autofree gchar *expect = NULL;
   gint fd;
 
@@ -388,15 +443,7 @@ test_gpt_stale_backup (void)
   sfdisk[2] = disk;
   g_assert_true (run (sfdisk, table_script, NULL));
   /* the new image: an MBR, written over the disk's first 4 MiB */
-  fd = g_file_open_tmp ("shoal-mbr-image-XXXXXX", &image_path, NULL);
-  g_assert_cmpint (ftruncate (fd, IMAGE_SIZE), ==, 0);
-  close (fd);
-  sfdisk[2] = image_path;
-  g_assert_true (run (sfdisk, "label: dos\ntype=83\n", NULL));
-  g_assert_true (g_file_get_contents (image_path, &mbr_image, &len, NULL));
-  fd = open (disk, O_WRONLY | O_CLOEXEC);
-  g_assert_cmpint (pwrite (fd, mbr_image, IMAGE_SIZE, 0), ==, IMAGE_SIZE);
-  close (fd);
+  write_mbr_image (disk);
   g_free (before);
   before = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (before + last * 512, 8, "EFI PART", 8);
@@ -407,29 +454,31 @@ test_gpt_stale_backup (void)
   g_assert_nonnull (strstr (verdict, "invalid main GPT header, but valid backup"));
   g_clear_pointer (&verdict, g_free);
 
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
-  expect = g_strdup_printf ("the disk's last LBA %" G_GSIZE_FORMAT " held an earlier system's GPT backup header: "
-                            "cleared (the image has no GPT)", last);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  expect = g_strdup_printf ("%s, an earlier system's GPT backup header at the last LBA %" G_GSIZE_FORMAT
+                            " among them", tail_wiped_message, last);
   g_assert_cmpstr (msg, ==, expect);
   after = read_disk (disk, DISK_SIZE);
-  g_assert_cmpmem (after, last * 512, before, last * 512);
-  for (gsize i = 0; i < 512; i++)
-    g_assert_cmpuint (after[last * 512 + i], ==, 0);
+  g_assert_cmpmem (after, DISK_SIZE - (1u << 20), before, DISK_SIZE - (1u << 20));
+  for (gsize i = DISK_SIZE - (1u << 20); i < DISK_SIZE; i++)
+    g_assert_cmpuint (after[i], ==, 0);
   /* gdisk no longer finds the earlier table to restore over the MBR */
   run (verify, NULL, &verdict);
   g_assert_nonnull (verdict);
   g_assert_nonnull (strstr (verdict, "Found invalid GPT and valid MBR"));
   g_assert_null (strstr (verdict, "backup"));
-  /* nothing left to clear */
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
+  /* no backup header left: zeroed again, the same */
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  g_assert_cmpstr (msg, ==, tail_wiped_message);
+  assert_disk_holds (disk, after, DISK_SIZE);
   /* the last LBA of an image that reaches it is the image's: never cleared */
   fd = open (disk, O_WRONLY | O_CLOEXEC);
   g_assert_cmpint (pwrite (fd, before + last * 512, 512, last * 512), ==, 512);
   close (fd);
-  g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
-  assert_disk_holds (disk, before, DISK_SIZE);
+  memcpy (after + last * 512, before + last * 512, 512);
+  g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
+  assert_disk_holds (disk, after, DISK_SIZE);
   g_unlink (disk);
-  g_unlink (image_path);
 }
 
 /* a hybrid MBR (sgdisk -h) is the image maker's choice: kept as it is */
@@ -439,7 +488,7 @@ test_gpt_hybrid_mbr (void)
   g_autofree guint8 *image = NULL, *before = NULL, *after = NULL;
   g_autofree gchar *disk = NULL;
   const gchar *argv[] = { "sgdisk", "-h", "1", NULL, NULL };
-  char msg[512];
+  char msg[1024];
 
   if (!have_tools ())
     return;
@@ -450,12 +499,136 @@ test_gpt_hybrid_mbr (void)
   g_free (before);
   before = read_disk (disk, IMAGE_SIZE);
   g_assert_cmpint (truncate (disk, DISK_SIZE), ==, 0);
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_MOVED);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_MOVED);
   g_assert_null (strstr (msg, "protective MBR"));
   after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after, 512, before, 512);
   assert_sgdisk_clean (disk);
   g_unlink (disk);
+}
+
+/* blkid -p's report of the bytes [@offset, @offset + @size) of @path */
+static gchar *
+blkid_probe_at (const gchar *path, guint64 offset, guint64 size)
+{
+  g_autofree gchar *o = g_strdup_printf ("%" G_GUINT64_FORMAT, offset);
+  g_autofree gchar *sz = g_strdup_printf ("%" G_GUINT64_FORMAT, size);
+  const gchar *argv[] = { "blkid", "-p", "-O", o, "-S", sz, path, NULL };
+  gchar *out = NULL;
+
+  run (argv, NULL, &out);
+  return out != NULL ? out : g_strdup ("");
+}
+
+/* An earlier system's partitions held md RAID members (their superblocks
+ * at their ends); the new image, an MBR one, ends before them: their md
+ * superblock places past the image are zeroed, read from the table the
+ * image replaced, and nothing else of them changes. @old_script: that
+ * table; @md: the partitions (0-based in sfdisk's list) given an md
+ * superblock (version 90 or 10); @listed: for each of the @n_parts
+ * partitions the agent reads, its place in sfdisk's list (an extended
+ * partition is not read: its logical partitions are) */
+static void
+check_old_partitions (const gchar *old_script, const guint md[][2], gsize n_md, const guint *listed,
+                      gsize n_parts, const gchar *expect_numbers)
+{
+  g_autofree guint8 *zeros = g_malloc0 (IMAGE_SIZE), *before = NULL, *after = NULL;
+  g_autofree gchar *disk = NULL, *layout = NULL, *expect = NULL;
+  g_auto(GStrv) parts = NULL;
+  const gchar *sfdisk[] = { "sfdisk", "-q", NULL, NULL };
+  SaGptOldTable old;
+  gint64 lastlba;
+  gsize wiped = 0;
+  char msg[1024];
+  gint fd;
+
+  if (!have_tools ())
+    return;
+  disk = make_disk (zeros, IMAGE_SIZE, DISK_SIZE, &before);
+  sfdisk[2] = disk;
+  g_assert_true (run (sfdisk, old_script, NULL));
+  layout = sfdisk_layout (disk, &lastlba);
+  parts = g_strsplit (g_strstrip (layout), " ", -1);
+  fd = open (disk, O_RDWR | O_CLOEXEC);
+  for (gsize i = 0; i < n_md; i++)
+    {
+      guint64 start = g_ascii_strtoull (parts[md[i][0]], NULL, 10) * 512;
+      guint64 size = g_ascii_strtoull (strchr (parts[md[i][0]], '+') + 1, NULL, 10) * 512;
+      g_autofree gchar *probe = NULL;
+
+      target_test_md_write (fd, md[i][1], start, size);
+      probe = blkid_probe_at (disk, start, size);
+      g_assert_nonnull (strstr (probe, "TYPE=\"linux_raid_member\""));
+    }
+  /* read as the agent reads it before the image is written */
+  sa_gpt_read_old (fd, DISK_SIZE, 0, &old);
+  g_assert_cmpuint (old.n, ==, n_parts);
+  for (gsize i = 0; i < n_parts; i++)
+    {
+      g_assert_cmpuint (old.part[i].start, ==, g_ascii_strtoull (parts[listed[i]], NULL, 10) * 512);
+      g_assert_cmpuint (old.part[i].end - old.part[i].start, ==,
+                        g_ascii_strtoull (strchr (parts[listed[i]], '+') + 1, NULL, 10) * 512);
+    }
+  /* the new image: an MBR, written over the disk's first 4 MiB */
+  close (fd);
+  write_mbr_image (disk);
+  g_free (before);
+  before = read_disk (disk, DISK_SIZE);
+
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, &old, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  g_test_message ("%s", msg);
+  expect = g_strdup_printf ("; md superblock places zeroed at the end of %s", expect_numbers);
+  g_assert_nonnull (strstr (msg, expect));
+  /* what changed: the md superblock places (4 KiB at 64 KiB and at 8 KiB
+   * from each old partition's end, 4 KiB-aligned) past the image, the
+   * disk's last MiB; nothing else */
+  for (gsize i = 0; i < n_parts; i++)
+    {
+      guint64 start = old.part[i].start, size = old.part[i].end - start;
+      guint64 places[2] = { start + (size & ~(guint64) 0xffff) - 0x10000, start + ((size - 0x2000) & ~(guint64) 0xfff) };
+
+      for (gint k = 0; k < 2; k++)
+        if (places[k] >= IMAGE_SIZE)
+          {
+            memset (before + places[k], 0, 4096);
+            wiped++;
+          }
+    }
+  g_assert_cmpuint (wiped, >, 0);
+  expect_tail_wiped (before, IMAGE_SIZE, DISK_SIZE);
+  after = read_disk (disk, DISK_SIZE);
+  g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
+  for (gsize i = 0; i < n_md; i++)
+    {
+      guint64 start = g_ascii_strtoull (parts[md[i][0]], NULL, 10) * 512;
+      guint64 size = g_ascii_strtoull (strchr (parts[md[i][0]], '+') + 1, NULL, 10) * 512;
+      g_autofree gchar *probe = blkid_probe_at (disk, start, size);
+
+      g_assert_null (strstr (probe, "linux_raid_member"));
+    }
+  g_unlink (disk);
+}
+
+/* a GPT: a partition inside the image, one across its end (0.90), one
+ * past it (1.0), one reaching the disk's end */
+static void
+test_gpt_old_partitions (void)
+{
+  static const guint md[][2] = { { 1, 90 }, { 2, 10 } }, listed[] = { 0, 1, 2, 3 };
+
+  check_old_partitions ("label: gpt\nstart=1MiB, size=2MiB\nsize=5MiB\nsize=32MiB\ntype=L\n", md, 2, listed, 4,
+                        "3 earlier partitions past the image (2, 3, 4)");
+}
+
+/* an MBR: a primary partition across the image's end (1.0) and an extended one
+ * holding two logical ones (the second, 1.0 past the image) */
+static void
+test_gpt_old_partitions_mbr (void)
+{
+  static const guint md[][2] = { { 1, 10 }, { 4, 10 } }, listed[] = { 0, 1, 3, 4 };
+
+  check_old_partitions ("label: dos\nstart=1MiB, size=2MiB\nsize=16MiB\ntype=E\nsize=8MiB\nsize=8MiB\n",
+                        md, 2, listed, 4, "3 earlier partitions past the image (2, 5, 6)");
 }
 
 int
@@ -469,5 +642,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/gpt/sector-mismatch", test_gpt_sector_mismatch);
   g_test_add_func ("/shoal/target/gpt/hybrid-mbr", test_gpt_hybrid_mbr);
   g_test_add_func ("/shoal/target/gpt/stale-backup", test_gpt_stale_backup);
+  g_test_add_func ("/shoal/target/gpt/old-partitions", test_gpt_old_partitions);
+  g_test_add_func ("/shoal/target/gpt/old-partitions-mbr", test_gpt_old_partitions_mbr);
   return g_test_run ();
 }

@@ -22,6 +22,7 @@
 #include "sa-inventory.h"
 #include "sa-json.h"
 #include "target-test-loop.h"
+#include "target-test-md.h"
 #include "shoal-manifest.h"
 
 /* --- a loopback server in its own thread ------------------------------- */
@@ -1152,7 +1153,9 @@ test_agent_program_gpt (void)
       g_test_message ("event %s", ev);
       found |= g_str_has_prefix (ev, "image-written ") &&
                strstr (ev, "\"partition_table\":\"GPT backup moved from LBA 2047 to the disk's last LBA 16383; "
-                           "last usable LBA 16350, was 2014 (512-byte sectors); protective MBR resized\"") != NULL;
+                           "last usable LBA 16350, was 2014 (512-byte sectors); protective MBR resized; past the image, the "
+                           "disk's last 1048576 bytes zeroed (where an earlier system's md RAID superblock, ZFS labels "
+                           "and GPT backup are kept)\"") != NULL;
     }
   g_mutex_unlock (&s->lock);
   g_assert_true (found);
@@ -1164,6 +1167,183 @@ test_agent_program_gpt (void)
   g_unlink (conf);
   test_server_free (s);
 }
+
+/* --- what an earlier system leaves past the image -------------------------- */
+
+/* the output of the command line @cmd (run by the shell), stripped */
+static gchar *
+sh_out (const gchar *cmd)
+{
+  const gchar *argv[] = { "sh", "-c", cmd, NULL };
+  gchar *out = NULL;
+
+  g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                NULL, NULL, NULL);
+  g_test_message ("$ %s\n%s", cmd, out != NULL ? out : "");
+  return out != NULL ? g_strstrip (out) : g_strdup ("");
+}
+
+/* A 4 MiB image whose table sfdisk makes from @script, its partitions
+ * filled with a pattern */
+static guint8 *
+sfdisk_image (const gchar *script, gsize size)
+{
+  g_autofree gchar *path = NULL;
+  g_autoptr(GSubprocess) mk = NULL;
+  g_autoptr(GError) error = NULL;
+  gchar *data = NULL;
+  gsize len = 0;
+  gint fd = g_file_open_tmp ("shoal-leftover-image-XXXXXX", &path, NULL);
+
+  g_assert_cmpint (ftruncate (fd, (off_t) size), ==, 0);
+  close (fd);
+  mk = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
+                         "sfdisk", "-q", path, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (mk, script, NULL, NULL, NULL, &error));
+  g_assert_true (g_subprocess_get_successful (mk));
+  g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+  g_assert_cmpuint (len, ==, size);
+  g_unlink (path);
+  for (gsize i = 1u << 20; i < size - 65536; i++)
+    data[i] = (gchar) (i * 7 + 3);
+  return (guint8 *) data;
+}
+
+typedef struct {
+  guint md;             /* 90 or 10 */
+  const gchar *table;   /* the new image's, for sfdisk */
+  const gchar *pttype;  /* blkid's name of it */
+  gboolean old_table;   /* an earlier GPT whose second partition is the md member */
+  gboolean file;        /* a disk image file, not a loop device */
+} Leftover;
+
+/* An earlier system left an md RAID superblock (@data's version) at the
+ * end of the whole disk (64 MiB), or at the end of its second partition
+ * (8 MiB to 40 MiB, past the image); the agent writes a 4 MiB image with
+ * a table of its own: blkid then finds that table on the disk and nothing
+ * else, and the old partition's range holds no md member either */
+static void
+test_agent_program_md_leftover (gconstpointer data)
+{
+  const Leftover *c = data;
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const gsize disk_size = 64u << 20, image_size = 4u << 20;
+  g_autofree gchar *backing = NULL, *dev = NULL, *cmd = NULL, *out = NULL, *server = NULL;
+  g_autofree gchar *conf = NULL, *text = NULL, *expect = NULL, *run_out = NULL, *part = NULL;
+  g_autofree guint8 *old = NULL;
+  g_autofree gchar *sfdisk = g_find_program_in_path ("sfdisk"), *blkid = g_find_program_in_path ("blkid");
+  g_autoptr(GError) error = NULL;
+  const gchar *disk;
+  gboolean found = FALSE;
+  TestServer *s;
+  gint fd, status = 0;
+
+  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE) || sfdisk == NULL || blkid == NULL)
+    {
+      g_test_skip ("needs the static agent (target_programs), sfdisk and blkid");
+      return;
+    }
+  if (c->file)
+    {
+      old = g_malloc (disk_size);
+      for (gsize i = 0; i < disk_size; i++)
+        old[i] = (guint8) (i * 31 + 7);
+      fd = g_file_open_tmp ("shoal-leftover-disk-XXXXXX", &backing, NULL);
+      g_assert_cmpint (write (fd, old, disk_size), ==, (gssize) disk_size);
+      close (fd);
+      disk = backing;
+    }
+  else if ((dev = loop_device_new (disk_size, &old, &backing)) == NULL)
+    return;
+  else
+    disk = dev;
+
+  /* the earlier system */
+  if (c->old_table)
+    {
+      g_autoptr(GSubprocess) mk = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
+                                                    &error, "sfdisk", "-q", disk, NULL);
+
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_communicate_utf8 (mk, "label: gpt\nstart=1MiB, size=7MiB\nsize=32MiB\ntype=L\n",
+                                                    NULL, NULL, NULL, &error));
+      g_assert_true (g_subprocess_get_successful (mk));
+    }
+  fd = open (disk, O_RDWR | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  if (c->old_table)
+    target_test_md_write (fd, c->md, 8u << 20, 32u << 20);
+  else
+    target_test_md_write (fd, c->md, 0, disk_size);
+  g_assert_cmpint (fsync (fd), ==, 0);
+  close (fd);
+  cmd = c->old_table ? g_strdup_printf ("blkid -p -O %u -S %u %s", 8u << 20, 32u << 20, disk)
+                     : g_strdup_printf ("blkid -p %s", disk);
+  out = sh_out (cmd);
+  g_assert_nonnull (strstr (out, "TYPE=\"linux_raid_member\""));
+  g_clear_pointer (&out, g_free);
+
+  /* the agent writes the new system */
+  s = test_server_new ();
+  serve_bytes (s, sfdisk_image (c->table, image_size), image_size, 65536);
+  server = url_of (s, "");
+  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}",
+                                    disk);
+  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL);
+  close (fd);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  {
+    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &run_out, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s", run_out);
+  g_unlink (conf);
+
+  /* only the new table, on the disk and in the old partition's range */
+  part = sh_out (cmd);
+  g_clear_pointer (&cmd, g_free);
+  cmd = g_strdup_printf ("blkid -p %s", disk);
+  out = sh_out (cmd);
+  if (dev != NULL)
+    g_assert_true (target_test_loop_detach (dev));
+  g_unlink (backing);
+  g_assert_null (strstr (part, "linux_raid_member"));
+  g_assert_null (strstr (out, "linux_raid_member"));
+  g_assert_null (strstr (out, " TYPE="));
+  expect = g_strdup_printf ("PTTYPE=\"%s\"", c->pttype);
+  g_assert_nonnull (strstr (out, expect));
+  g_clear_pointer (&expect, g_free);
+
+  /* and the agent says what it wiped */
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  expect = g_strdup_printf ("past the image, the disk's last 1048576 bytes zeroed (where an earlier system's md RAID "
+                            "superblock, ZFS labels and GPT backup are kept)%s%s",
+                            c->old_table ? ", an earlier system's GPT backup header at the last LBA 131071 among them" : "",
+                            c->old_table ? "; md superblock places zeroed at the end of 3 earlier partitions past the "
+                                           "image (1, 2, 3)\"" : "\"");
+  g_mutex_lock (&s->lock);
+  for (guint i = 0; i < s->events->len; i++)
+    {
+      const gchar *ev = g_ptr_array_index (s->events, i);
+
+      g_test_message ("event %s", ev);
+      found |= g_str_has_prefix (ev, "image-written ") && strstr (ev, expect) != NULL;
+    }
+  g_mutex_unlock (&s->lock);
+  g_assert_true (found);
+  test_server_free (s);
+}
+
+static const Leftover leftover_gpt_090 = { 90, "label: gpt\nsize=1MiB, type=U\ntype=L\n", "gpt", FALSE, FALSE };
+static const Leftover leftover_gpt_10 = { 10, "label: gpt\nsize=1MiB, type=U\ntype=L\n", "gpt", FALSE, FALSE };
+static const Leftover leftover_mbr_090 = { 90, "label: dos\ntype=83\n", "dos", FALSE, FALSE };
+static const Leftover leftover_mbr_10 = { 10, "label: dos\ntype=83\n", "dos", FALSE, FALSE };
+static const Leftover leftover_partition = { 10, "label: dos\ntype=83\n", "dos", TRUE, FALSE };
+static const Leftover leftover_file = { 10, "label: gpt\nsize=1MiB, type=U\ntype=L\n", "gpt", TRUE, TRUE };
 
 /* --- multicast-receive (suite net: a namespace of its own) ------------------ */
 
@@ -1334,6 +1514,18 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/default-disk", test_default_disk);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
   g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/0.90-gpt-image", &leftover_gpt_090,
+                        test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-gpt-image", &leftover_gpt_10,
+                        test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/0.90-mbr-image", &leftover_mbr_090,
+                        test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-mbr-image", &leftover_mbr_10,
+                        test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-old-partition", &leftover_partition,
+                        test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-old-partition-file", &leftover_file,
+                        test_agent_program_md_leftover);
   g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
   return g_test_run ();
 }
