@@ -306,16 +306,25 @@ bus_devices_section (SaBuf *buf, const char *root)
   sa_buf_append (buf, "]", 1);
 }
 
+/* Not a disk to install on: virtual block devices, and an eMMC's hardware
+ * boot partitions (mmcblkNbootM, 4 MiB or so, read-only until unlocked)
+ * and RPMB partition (mmcblkNrpmb, a block device on older kernels), which
+ * the kernel lists in /sys/block beside the eMMC's user area (mmcblkN) */
 static bool
 skip_block (const char *dir, const char *name)
 {
   static const char *const prefixes[] = { "loop", "ram", "zram", "dm-", "md", "nbd", NULL };
+  size_t len = strlen (name);
 
   for (int i = 0; prefixes[i]; i++)
     {
       if (strncmp (name, prefixes[i], strlen (prefixes[i])) == 0)
         return true;
     }
+  if (strncmp (name, "mmcblk", 6) == 0 && strstr (name + 6, "boot") != NULL)
+    return true;
+  if (len >= 4 && strcmp (name + len - 4, "rpmb") == 0)
+    return true;
   return !path_exists (dir, "device");
 }
 
@@ -371,6 +380,7 @@ disk_entry (SaBuf *buf, const char *dir, const char *name)
   member_str (buf, &first, "serial", serial);
   member_bool (buf, &first, "removable", read_ll (dir, "removable", 0) != 0);
   member_bool (buf, &first, "rotational", read_ll (dir, "queue/rotational", 0) != 0);
+  member_bool (buf, &first, "ro", read_ll (dir, "ro", 0) != 0);
   member_str (buf, &first, "driver", link_basename (dir, "device/driver"));
   sa_buf_append (buf, "}", 1);
 }

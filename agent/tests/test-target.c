@@ -600,6 +600,52 @@ test_inventory_fake (void)
   g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
 }
 
+/* put()s a block device @name of @sectors behind a device, with @ro */
+static void
+put_disk (const gchar *root, const gchar *name, const gchar *sectors, const gchar *ro)
+{
+  g_autofree gchar *size = g_strdup_printf ("sys/block/%s/size", name);
+  g_autofree gchar *removable = g_strdup_printf ("sys/block/%s/removable", name);
+  g_autofree gchar *rotational = g_strdup_printf ("sys/block/%s/queue/rotational", name);
+  g_autofree gchar *ro_path = g_strdup_printf ("sys/block/%s/ro", name);
+  g_autofree gchar *device = g_strdup_printf ("sys/block/%s/device/type", name);
+
+  put (root, size, sectors);
+  put (root, removable, "0\n");
+  put (root, rotational, "0\n");
+  put (root, ro_path, ro);
+  put (root, device, "MMC\n");
+}
+
+/* An eMMC: the kernel lists its user area (mmcblk0), its hardware boot
+ * partitions (mmcblk0boot0 and boot1, 4 MiB, read-only until unlocked)
+ * and, on older kernels, its RPMB partition as block devices; only the
+ * user area is a disk to install on. A read-only disk is reported so */
+static void
+test_inventory_emmc (void)
+{
+  g_autofree gchar *root = g_dir_make_tmp ("shoal-sysfs-XXXXXX", NULL);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", root);
+  g_autoptr(JsonNode) node = NULL;
+  JsonArray *disks;
+
+  put (root, "proc/cpuinfo", "processor\t: 0\n");
+  put (root, "proc/meminfo", "MemTotal:        2048000 kB\n");
+  put_disk (root, "mmcblk0", "61071360\n", "0\n");
+  put_disk (root, "mmcblk0boot0", "8192\n", "1\n");
+  put_disk (root, "mmcblk0boot1", "8192\n", "0\n");
+  put_disk (root, "mmcblk0rpmb", "8192\n", "0\n");
+  put_disk (root, "nvme0n1", "937703088\n", "1\n");
+  node = collect_valid_inventory (root);
+  disks = json_object_get_array_member (json_node_get_object (node), "disks");
+  g_assert_cmpuint (json_array_get_length (disks), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (disks, 0), "name"), ==, "mmcblk0");
+  g_assert_false (json_object_get_boolean_member (json_array_get_object_element (disks, 0), "ro"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (disks, 1), "name"), ==, "nvme0n1");
+  g_assert_true (json_object_get_boolean_member (json_array_get_object_element (disks, 1), "ro"));
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
 /* A CAN adapter has no link-layer address: its "address" is empty
  * (addr_len 0), and the NIC is reported without "mac" */
 static void
@@ -1507,6 +1553,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/config", test_config);
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/inventory-nic-without-mac", test_inventory_nic_without_mac);
+  g_test_add_func ("/shoal/target/inventory-emmc", test_inventory_emmc);
   g_test_add_func ("/shoal/target/inventory-bus-devices", test_inventory_bus_devices);
   g_test_add_func ("/shoal/target/unicast-receive", test_unicast_receive);
   g_test_add_func ("/shoal/target/unicast-receive-block-device", test_unicast_receive_block_device);

@@ -14,8 +14,12 @@
  *   "min-size-gib", "max-size-gib" integers, the disk's size in GiB
  *   "rotational"    boolean (false: SSD and NVMe)
  *
- * Removable disks are never chosen. Of the disks that match, the smallest
- * is chosen (the system on the small disk, the large ones left for data),
+ * Never chosen: removable disks, read-only ones ("ro"), disks of size 0
+ * (a card reader without a card), an eMMC's hardware boot partitions
+ * (mmcblkNbootM: 4 MiB, read-only until unlocked) and its RPMB partition,
+ * which the loader reported as disks before it left them out (inventories
+ * kept from then still list them, without "ro"). Of the disks that match, the smallest is
+ * chosen (the system on the small disk, the large ones left for data),
  * the first by name among equals.
  */
 #include "config.h"
@@ -114,10 +118,20 @@ static const gchar *
 mismatch (JsonObject *disk,
           JsonObject *hints)
 {
-  guint64 size = (guint64) json_object_get_int_member_with_default (disk, "size_bytes", 0);
+  gint64 size_bytes = json_object_get_int_member_with_default (disk, "size_bytes", 0);
+  guint64 size = size_bytes > 0 ? (guint64) size_bytes : 0;
+  const gchar *name = json_object_get_string_member_with_default (disk, "name", "");
 
   if (json_object_get_boolean_member_with_default (disk, "removable", FALSE))
     return "removable";
+  if (g_pattern_match_simple ("mmcblk*boot*", name))
+    return "eMMC boot partition";
+  if (g_str_has_suffix (name, "rpmb"))
+    return "RPMB partition";
+  if (json_object_get_boolean_member_with_default (disk, "ro", FALSE))
+    return "read-only";
+  if (size == 0)
+    return "size 0";
   for (guint i = 0; i < G_N_ELEMENTS (string_hints); i++)
     {
       const gchar *pattern = json_object_get_string_member_with_default (hints, string_hints[i], NULL);

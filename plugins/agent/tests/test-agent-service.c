@@ -145,11 +145,13 @@ commit_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   *done = TRUE;
 }
 
-static gboolean
-journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
+/* how many of the device's journal entries say @needle */
+static guint
+journal_count (Fixture *f, ShoalDevice *device, const gchar *needle)
 {
   g_autoptr(GPtrArray) journal = NULL;
   gboolean committed = FALSE;
+  guint n = 0;
 
   /* the journal is written to the store asynchronously */
   shoal_controller_commit_async (f->controller, NULL, commit_cb, &committed);
@@ -159,9 +161,15 @@ journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
   for (guint j = 0; journal != NULL && j < journal->len; j++)
     {
       if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, j)), needle) != NULL)
-        return TRUE;
+        n++;
     }
-  return FALSE;
+  return n;
+}
+
+static gboolean
+journal_has (Fixture *f, ShoalDevice *device, const gchar *needle)
+{
+  return journal_count (f, device, needle) > 0;
 }
 
 static void
@@ -342,6 +350,57 @@ test_root_device (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "“size”"));
 }
 
+/* an eMMC board as a loader reported it before it left out the eMMC's
+ * hardware boot partitions (boot0 read-only, boot1 without "ro") and
+ * RPMB partition; an empty card reader (size 0) and a write-protected
+ * card (read-only), both smaller than the eMMC */
+static const gchar *emmc_inventory_json =
+  "{\"version\":1,\"firmware\":{\"type\":\"uefi\"},\"cpu\":{},\"memory\":{},\"pci\":[],\"nics\":[],"
+  "\"disks\":["
+  "{\"name\":\"mmcblk0\",\"size_bytes\":31268536320,\"rotational\":false,\"removable\":false,\"ro\":false},"
+  "{\"name\":\"mmcblk0boot0\",\"size_bytes\":4194304,\"rotational\":false,\"removable\":false,\"ro\":true},"
+  "{\"name\":\"mmcblk0boot1\",\"size_bytes\":4194304,\"rotational\":false,\"removable\":false},"
+  "{\"name\":\"mmcblk0rpmb\",\"size_bytes\":4194304,\"rotational\":false,\"removable\":false},"
+  "{\"name\":\"mmcblk1\",\"size_bytes\":0,\"rotational\":false,\"removable\":false},"
+  "{\"name\":\"mmcblk2\",\"size_bytes\":7948206080,\"rotational\":false,\"removable\":false,\"ro\":true}"
+  "]}";
+
+/* root device hints on an eMMC board choose its user area, the smallest
+ * disk that can hold a system: never a hardware boot or RPMB partition,
+ * a read-only disk or one of size 0 */
+static void
+test_root_device_emmc (Fixture *f, gconstpointer data)
+{
+  const gchar *macs[] = { "52:54:00:aa:bb:03", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, "dev-3", macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  g_autofree gchar *agent = g_build_filename (f->tmp, "shoal-agent", NULL);
+  g_autofree gchar *ssd = g_strdup_printf ("{\"agent-binary\":\"%s\",\"root-device\":{\"rotational\":false}}", agent);
+  g_autofree gchar *mmc = g_strdup_printf ("{\"agent-binary\":\"%s\",\"root-device\":{\"name\":\"mmcblk*\"}}", agent);
+  g_autofree gchar *big = g_strdup_printf ("{\"agent-binary\":\"%s\",\"root-device\":{\"min-size-gib\":64}}", agent);
+
+  g_assert_no_error (error);
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  shoal_device_set_inventory (device, json_from_string (emmc_inventory_json, NULL));
+
+  g_assert_true (run_agent_step (f, device, ssd, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (journal_count (f, device, "the agent writes /dev/mmcblk0, 29.1 GiB"), ==, 1);
+  g_assert_true (run_agent_step (f, device, mmc, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (journal_count (f, device, "the agent writes /dev/mmcblk0, 29.1 GiB"), ==, 2);
+  g_assert_cmpuint (journal_count (f, device, "the agent writes "), ==, 2);
+
+  /* no match: why each disk was not taken */
+  g_assert_false (run_agent_step (f, device, big, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "mmcblk0 (min-size-gib), mmcblk0boot0 (eMMC boot partition), "
+                                            "mmcblk0boot1 (eMMC boot partition), mmcblk0rpmb (RPMB partition), "
+                                            "mmcblk1 (size 0), mmcblk2 (read-only)"));
+}
+
 static void
 start_step (Fixture *f, ShoalDevice *device, const gchar *binary, RunData *run)
 {
@@ -519,6 +578,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/service/step-and-route", Fixture, NULL, fixture_set_up, test_step_and_service, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/root-device", Fixture, NULL, fixture_set_up, test_root_device, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/root-device-emmc", Fixture, NULL, fixture_set_up, test_root_device_emmc,
+              fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/redeploy", Fixture, NULL, fixture_set_up, test_redeploy, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/large-and-parallel", Fixture, NULL, fixture_set_up, test_large_and_parallel,
               fixture_tear_down);
