@@ -393,9 +393,10 @@ check_journal () {
     [ "$got" = "$sha" ] || { fail "vm-$name: the disk does not hold image e2e-$recipe (sha256 $got)"; ok=0; }
   fi
   if [ "$old" = gpt ]; then
-    # the earlier system's backup GPT at the disk's end: cleared
+    # the earlier system's backup GPT at the disk's end: cleared with the
+    # disk's last MiB
     local last=$(( $(stat -c %s "$disk") / 512 - 1 ))
-    grep -q "the disk's last LBA $last held an earlier system's GPT backup header: cleared" "$j" ||
+    grep -q "the disk's last 1048576 bytes zeroed .*an earlier system's GPT backup header at the last LBA $last" "$j" ||
       { fail "$id: the journal does not say that the earlier system's backup GPT was cleared"; ok=0; }
     tail -c 512 "$disk" | grep -qa "EFI PART" && { fail "vm-$name: a GPT backup header is left at the disk's end"; ok=0; }
   fi
