@@ -970,6 +970,13 @@ shoal_device_state_to_string (ShoalDeviceState state)
   return shoal_enum_to_nick (SHOAL_TYPE_DEVICE_STATE, (gint) state);
 }
 
+/**
+ * shoal_device_state_from_string:
+ * @str: a state's name, as shoal_device_state_to_string() gives it
+ * @state: (out) (optional): the state
+ *
+ * Returns: %TRUE if @str names a state
+ */
 gboolean
 shoal_device_state_from_string (const gchar      *str,
                                 ShoalDeviceState *state)
@@ -1001,6 +1008,13 @@ shoal_boot_action_to_string (ShoalBootAction action)
   return shoal_enum_to_nick (SHOAL_TYPE_BOOT_ACTION, (gint) action);
 }
 
+/**
+ * shoal_boot_action_from_string:
+ * @str: a boot action's name, as shoal_boot_action_to_string() gives it
+ * @action: (out) (optional): the boot action
+ *
+ * Returns: %TRUE if @str names a boot action
+ */
 gboolean
 shoal_boot_action_from_string (const gchar     *str,
                                ShoalBootAction *action)

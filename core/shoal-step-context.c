@@ -152,6 +152,12 @@ shoal_step_context_get_recipe (ShoalStepContext *self)
   return self->recipe;
 }
 
+/**
+ * shoal_step_context_get_step_id:
+ * @self: a step context
+ *
+ * Returns: the id of the step in its recipe (its "id", or its step name)
+ */
 const gchar *
 shoal_step_context_get_step_id (ShoalStepContext *self)
 {
@@ -250,6 +256,15 @@ shoal_step_context_get_option_double (ShoalStepContext *self,
   return default_value;
 }
 
+/**
+ * shoal_step_context_get_option_string:
+ * @self: a step context
+ * @name: an option's name
+ * @default_value: (nullable): what to return when the option is absent or
+ *   not a string
+ *
+ * Returns: (nullable): the option's value, or @default_value
+ */
 const gchar *
 shoal_step_context_get_option_string (ShoalStepContext *self,
                                       const gchar      *name,
@@ -344,6 +359,8 @@ shoal_step_context_log_literal (ShoalStepContext   *self,
  * @self: a step context
  * @device: (nullable): the device, or %NULL for every device
  * @fraction: the step's progress, 0 to 1
+ *
+ * Safe from any thread (shoal_device_set_progress()).
  */
 void
 shoal_step_context_set_progress (ShoalStepContext *self,
@@ -392,12 +409,15 @@ shoal_step_context_drop_device (ShoalStepContext *self,
 }
 
 /**
- * shoal_step_context_is_dropped:
+ * shoal_step_context_is_dropped: (skip)
  * @self: a step context
  * @device: a member of the group
- * @error: (out) (optional) (transfer none): why it was dropped
+ * @error: (out) (optional) (transfer none): why it was dropped, owned by
+ *   @self
  *
- * Returns: whether @device was dropped from the group
+ * Returns: whether @device was dropped from the group. Bindings, which
+ *   would take a trailing GError argument for an error raised and free it,
+ *   use shoal_step_context_get_drop_reason().
  */
 gboolean
 shoal_step_context_is_dropped (ShoalStepContext  *self,
@@ -413,4 +433,25 @@ shoal_step_context_is_dropped (ShoalStepContext  *self,
   if (error != NULL)
     *error = reason;
   return reason != NULL;
+}
+
+/**
+ * shoal_step_context_get_drop_reason:
+ * @self: a step context
+ * @device: a member of the group
+ *
+ * Returns: (transfer full) (nullable): why @device was dropped from the
+ *   group, or %NULL if it was not
+ */
+GError *
+shoal_step_context_get_drop_reason (ShoalStepContext *self,
+                                    ShoalDevice      *device)
+{
+  const GError *reason = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_STEP_CONTEXT (self), NULL);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (device), NULL);
+  if (!shoal_step_context_is_dropped (self, device, &reason))
+    return NULL;
+  return g_error_copy (reason);
 }

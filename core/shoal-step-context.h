@@ -62,5 +62,7 @@ void              shoal_step_context_drop_device   (ShoalStepContext   *self,
 gboolean          shoal_step_context_is_dropped    (ShoalStepContext   *self,
                                                     ShoalDevice        *device,
                                                     const GError      **error);
+GError           *shoal_step_context_get_drop_reason (ShoalStepContext *self,
+                                                      ShoalDevice      *device);
 
 G_END_DECLS

@@ -303,6 +303,13 @@ shoal_step_phase_to_string (ShoalStepPhase phase)
   return shoal_enum_to_nick (SHOAL_TYPE_STEP_PHASE, (gint) phase);
 }
 
+/**
+ * shoal_step_phase_from_string:
+ * @str: a phase's name, as shoal_step_phase_to_string() gives it
+ * @phase: (out) (optional): the phase
+ *
+ * Returns: %TRUE if @str names a phase
+ */
 gboolean
 shoal_step_phase_from_string (const gchar    *str,
                               ShoalStepPhase *phase)

@@ -6,6 +6,8 @@ import os
 import re
 import sys
 
+from shoal_tap import report
+
 src = sys.argv[1]
 read = re.compile(r'(?:get_config_\w+|g_key_file_(?:get|has)_\w+)\s*\([^,()]+,\s*"([a-z0-9-]+)",\s*"([a-z0-9-]+)"')
 # the helpers that read one group's keys: (file, call, group)
@@ -38,11 +40,5 @@ with open(os.path.join(src, "data", "shoald.conf"), encoding="utf-8") as f:
         if m and group:
             documented.add((group, m.group(1)))
 
-wanted = sorted(wanted)
-print("1..%d" % len(wanted))
-failed = 0
-for i, (group, key, where) in enumerate(wanted, 1):
-    ok = (group, key) in documented
-    failed += not ok
-    print("%s %d [%s] %s (read in %s)" % ("ok" if ok else "not ok", i, group, key, where))
-sys.exit(1 if failed else 0)
+report([("[%s] %s (read in %s)" % (group, key, where), (group, key) in documented)
+        for group, key, where in sorted(wanted)])

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+
+from shoal_tap import report
 import xml.etree.ElementTree as ET
 
 build = sys.argv[1]
@@ -45,9 +47,4 @@ if "org.shoal.Shoal1.policy" in by_name:
 if not checks:
     print("1..0 # SKIP no system bus configuration here")
     sys.exit(0)
-print("1..%d" % len(checks))
-failed = 0
-for i, (what, ok) in enumerate(checks, 1):
-    print("%s %d %s" % ("ok" if ok else "not ok", i, what))
-    failed += not ok
-sys.exit(1 if failed else 0)
+report(checks)
