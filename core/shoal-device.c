@@ -466,16 +466,58 @@ shoal_device_get_progress (ShoalDevice *self)
   return self->progress;
 }
 
-void
-shoal_device_set_progress (ShoalDevice *self,
-                           gdouble      progress)
+typedef struct {
+  ShoalDevice *device;
+  gdouble      progress;
+} ProgressInvoke;
+
+static void
+set_progress_here (ShoalDevice *self,
+                   gdouble      progress)
 {
-  g_return_if_fail (SHOAL_IS_DEVICE (self));
-  progress = CLAMP (progress, 0.0, 1.0);
   if (self->progress == progress)
     return;
   self->progress = progress;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PROGRESS]);
+}
+
+static gboolean
+set_progress_cb (gpointer user_data)
+{
+  ProgressInvoke *invoke = user_data;
+
+  set_progress_here (invoke->device, invoke->progress);
+  g_object_unref (invoke->device);
+  g_free (invoke);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * shoal_device_set_progress:
+ * @self: a device
+ * @progress: the current step's progress, 0 to 1
+ *
+ * Safe to call from any thread (a blocking step's worker): the change
+ * is made on the device's main context, in call order with its journal
+ * entries, where its property notifications go out.
+ */
+void
+shoal_device_set_progress (ShoalDevice *self,
+                           gdouble      progress)
+{
+  ProgressInvoke *invoke;
+
+  g_return_if_fail (SHOAL_IS_DEVICE (self));
+  progress = CLAMP (progress, 0.0, 1.0);
+  if (self->thread == g_thread_self () || g_main_context_is_owner (self->context))
+    {
+      set_progress_here (self, progress);
+      return;
+    }
+  invoke = g_new0 (ProgressInvoke, 1);
+  invoke->device = g_object_ref (self);
+  invoke->progress = progress;
+  g_main_context_invoke (self->context, set_progress_cb, invoke);
 }
 
 /**

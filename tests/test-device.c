@@ -202,11 +202,67 @@ test_device_instruction (void)
                    ==, "reboot");
 }
 
+typedef struct {
+  GThread *main_thread;
+  guint    notified;
+  guint    off_thread;
+  gdouble  last;
+} ProgressSeen;
+
+static void
+on_progress (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  ProgressSeen *seen = user_data;
+
+  seen->notified++;
+  seen->off_thread += g_thread_self () != seen->main_thread;
+  seen->last = shoal_device_get_progress (SHOAL_DEVICE (object));
+}
+
+static gpointer
+set_progress_thread (gpointer data)
+{
+  for (guint i = 1; i <= 100; i++)
+    shoal_device_set_progress (data, i / 100.0);
+  return NULL;
+}
+
+static gboolean
+progress_done (gpointer data)
+{
+  return ((ProgressSeen *) data)->last == 1.0;
+}
+
+/* A blocking step sets progress from its worker thread: the change is
+ * made, and notified (to the D-Bus exporter), on the device's main
+ * context, in order, never in the worker */
+static void
+test_device_progress_from_thread (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("p-1");
+  ProgressSeen seen = { g_thread_self (), 0, 0, 0.0 };
+  GThread *worker;
+
+  g_signal_connect (device, "notify::progress", G_CALLBACK (on_progress), &seen);
+  /* this thread owns the context, as shoald's main loop does */
+  g_assert_true (g_main_context_acquire (NULL));
+  worker = g_thread_new ("step", set_progress_thread, device);
+  g_thread_join (worker);
+  /* nothing happened in the worker: all of it waits for this context */
+  g_assert_cmpuint (seen.notified, ==, 0);
+  g_assert_true (shoal_test_wait_until (progress_done, &seen, 5000));
+  g_assert_cmpuint (seen.off_thread, ==, 0);
+  g_assert_cmpuint (seen.notified, ==, 100);
+  g_assert_cmpfloat (shoal_device_get_progress (device), ==, 1.0);
+  g_main_context_release (NULL);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/device/properties", test_device_properties);
+  g_test_add_func ("/shoal/device/progress-from-thread", test_device_progress_from_thread);
   g_test_add_func ("/shoal/device/events", test_device_events);
   g_test_add_func ("/shoal/device/events-limits", test_device_events_limits);
   g_test_add_func ("/shoal/device/journal", test_device_journal);

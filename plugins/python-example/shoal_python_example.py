@@ -4,7 +4,10 @@
 A Python step subclasses GObject.Object and Shoal.Step and implements the
 blocking ``do_run``, which shoal runs in a worker thread (the main loop
 keeps serving every other device meanwhile). From a worker thread a step
-may read its context and journal; it must not change device properties.
+may read its context, journal (context.log_literal) and set its progress
+(context.set_progress); it must not change other device properties. A
+group step asks whether a member was dropped with
+context.get_drop_reason(device), None if it was not.
 
 Options: "message" (string) is journalled for the device; "fail" (bool)
 makes the step fail with a Shoal error, to show how errors travel back;
@@ -14,8 +17,10 @@ makes the step fail with a Shoal error, to show how errors travel back;
 Rules for Python steps (see the plugin guide in the README):
   * raise GLib.Error (not a plain exception) to fail with a message;
   * a plain exception becomes a generic plugin error;
-  * if you implement do_run_async instead, catch everything and call
-    task.return_error, or the step only ends at its recipe timeout.
+  * if you implement do_run_async instead, make its task with
+    Gio.Task.new(self, cancellable, callback) (no user data: PyGObject
+    keeps it), catch everything and call task.return_error, or the step
+    only ends at its recipe timeout.
 """
 
 import gi
