@@ -104,6 +104,7 @@ struct _ShoalStore
   GPtrArray               *retry;       /* ops of failed batches, in order */
   guint                    retry_ms;
   gint64                   retry_at;    /* monotonic µs */
+  guint                    commit_delay_ms;  /* tests: a slow disk */
   guint64                  refused_seq; /* a write the database refused... */
   GError                  *refused;     /* ...and why: the next flushes behind it fail */
 };
@@ -594,6 +595,9 @@ apply_batch (ShoalStore  *self,
       exec_sql (self->writer, "ROLLBACK", NULL);
       return classify_failure (rc);
     }
+  /* a slow disk, for tests: SHOAL_STORE_COMMIT_DELAY_MS */
+  if (self->commit_delay_ms > 0)
+    g_usleep ((gulong) self->commit_delay_ms * 1000);
   if (exec_sql (self->writer, "COMMIT", error))
     return BATCH_OK;
   rc = sqlite3_extended_errcode (self->writer);
@@ -917,6 +921,9 @@ shoal_store_open (ShoalStore   *self,
       return FALSE;
     }
   self->path = g_strdup (path);
+  /* tests of what a slow disk does to clients: each commit waits that long */
+  self->commit_delay_ms = (guint) CLAMP (g_ascii_strtoll (g_getenv ("SHOAL_STORE_COMMIT_DELAY_MS") ?: "0", NULL, 10),
+                                         0, 10000);
   self->thread = g_thread_new ("shoal-store", writer_thread, self);
   push_prune_journals (self);
   return TRUE;

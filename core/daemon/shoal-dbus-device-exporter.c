@@ -23,6 +23,7 @@
 #include "shoal-dbus-device-exporter.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
+#include "shoal-store-private.h"
 
 struct _ShoalDBusDeviceExporter
 {
@@ -148,39 +149,70 @@ shoal_dbus_device_exporter_flush_cb (gpointer user_data)
   shoal_dbus_device_exporter_flush (SHOAL_DBUS_DEVICE_EXPORTER (user_data));
 }
 
+typedef struct {
+  ShoalDBusDeviceExporter *exporter;
+  GDBusMethodInvocation   *invocation;
+  guint64                  since_seq;
+} JournalRead;
+
+/* answers a GetJournal from the store */
+static void
+journal_read_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  JournalRead *read = user_data;
+  ShoalDBusDeviceExporter *self = read->exporter;
+  g_autoptr(GPtrArray) entries = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder builder;
+
+  /* a store that cannot write now: what is durable is answered */
+  shoal_store_flush_finish (SHOAL_STORE (source), result, NULL);
+  entries = shoal_store_get_journal (shoal_controller_get_store (self->controller),
+                                     shoal_device_get_id (self->device), read->since_seq,
+                                     SHOAL_DBUS_JOURNAL_PAGE, &error);
+  if (entries == NULL)
+    shoal_dbus_return_error (read->invocation, error);
+  else
+    {
+      g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(txssss)"));
+      for (guint i = 0; i < entries->len; i++)
+        {
+          ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+
+          g_variant_builder_add (&builder, "(txssss)",
+                                 shoal_journal_entry_get_seq (entry),
+                                 shoal_journal_entry_get_time (entry),
+                                 nonnull (shoal_journal_entry_get_source (entry)),
+                                 nonnull (shoal_journal_entry_get_operation (entry)),
+                                 shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
+                                 nonnull (shoal_journal_entry_get_message (entry)));
+        }
+      shoal_dbus_device_complete_get_journal (SHOAL_DBUS_DEVICE (self), read->invocation,
+                                              g_variant_builder_end (&builder));
+    }
+  g_object_unref (read->exporter);
+  g_free (read);
+}
+
+/* GetJournal answers once what was written before the call is durable:
+ * the device's properties are sent without waiting for the store, so a
+ * client that saw it "installed" and asks at once finds the entry that
+ * says so */
 static gboolean
 shoal_dbus_device_exporter_handle_get_journal (ShoalDBusDevice       *skeleton,
                                                GDBusMethodInvocation *invocation,
                                                guint64                since_seq)
 {
   ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
-  g_autoptr(GPtrArray) entries = NULL;
-  g_autoptr(GError) error = NULL;
-  GVariantBuilder builder;
+  JournalRead *read = g_new0 (JournalRead, 1);
 
-  entries = shoal_store_get_journal (shoal_controller_get_store (self->controller),
-                                     shoal_device_get_id (self->device), since_seq,
-                                     SHOAL_DBUS_JOURNAL_PAGE, &error);
-  if (entries == NULL)
-    {
-      shoal_dbus_return_error (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(txssss)"));
-  for (guint i = 0; i < entries->len; i++)
-    {
-      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
-
-      g_variant_builder_add (&builder, "(txssss)",
-                             shoal_journal_entry_get_seq (entry),
-                             shoal_journal_entry_get_time (entry),
-                             nonnull (shoal_journal_entry_get_source (entry)),
-                             nonnull (shoal_journal_entry_get_operation (entry)),
-                             shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
-                             nonnull (shoal_journal_entry_get_message (entry)));
-    }
-  shoal_dbus_device_complete_get_journal (skeleton, invocation,
-                                          g_variant_builder_end (&builder));
+  read->exporter = g_object_ref (self);
+  read->invocation = invocation;
+  read->since_seq = since_seq;
+  shoal_store_flush_full_async (shoal_controller_get_store (self->controller), SHOAL_STORE_FLUSH_FAIL_FAST,
+                                NULL, journal_read_cb, read);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

@@ -489,6 +489,73 @@ test_dbus_boot_action_restart (void)
   g_assert_cmpuint (n_set, ==, 1);
 }
 
+typedef struct {
+  ShoalTestDaemon *td;
+  WaitState       *ws;
+  guint            checked;
+} DurableSeen;
+
+/* every device whose State reads installed has the journal entry that
+ * says so; TRUE once all are installed */
+static gboolean
+installed_is_durable (gpointer user_data)
+{
+  DurableSeen *seen = user_data;
+  guint installed = 0;
+
+  for (guint i = 0; seen->ws->paths[i] != NULL; i++)
+    {
+      g_autoptr(GDBusInterface) iface = g_dbus_object_manager_get_interface (seen->ws->om, seen->ws->paths[i],
+                                                                              DEVICE_IFACE);
+      g_autoptr(GVariant) entries = NULL;
+      const gchar *op = NULL;
+
+      if (iface == NULL || g_strcmp0 (shoal_dbus_device_get_state (SHOAL_DBUS_DEVICE (iface)), "installed") != 0)
+        continue;
+      installed++;
+      entries = get_journal (seen->td, seen->ws->paths[i], 0);
+      g_variant_get_child (entries, g_variant_n_children (entries) - 1, "(tx&s&s&s&s)",
+                           NULL, NULL, NULL, &op, NULL, NULL);
+      g_assert_cmpstr (op, ==, "installed");
+      seen->checked++;
+    }
+  return installed == g_strv_length (seen->ws->paths);
+}
+
+/* With a disk that takes 300 ms a commit, longer than the 100 ms between
+ * property flushes, a device's State reads "installed" before its journal
+ * entry "installed" is durable; GetJournal answers once what was written
+ * before the call is, so a client that asks at once finds the entry */
+static void
+test_dbus_properties_durable (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) ids = ids_of ("p-", 3);
+  WaitState ws = { 0 };
+  DurableSeen seen = { td, &ws, 0 };
+  const gchar *none[] = { NULL };
+
+  g_setenv ("SHOAL_STORE_COMMIT_DELAY_MS", "300", TRUE);
+  shoal_test_daemon_start (td, FALSE);
+  g_unsetenv ("SHOAL_STORE_COMMIT_DELAY_MS");
+  paths = enroll (td, "p-", 3);
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, none, NULL, &error);
+  g_assert_no_error (error);
+  ws.om = om;
+  ws.paths = paths;
+  if (!shoal_test_wait_for (installed_is_durable, &seen, 60000))
+    g_error ("the devices did not reach “installed” within 60 s");
+  g_assert_cmpuint (seen.checked, >=, 3);
+}
+
 static void
 test_dbus_deploy (void)
 {
@@ -1523,6 +1590,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/call-order", test_dbus_call_order);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
+  g_test_add_func ("/shoal/dbus/properties-durable", test_dbus_properties_durable);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
