@@ -466,6 +466,14 @@ shoal_device_get_progress (ShoalDevice *self)
   return self->progress;
 }
 
+/* whether this thread may change @self and emit its signals now: its own
+ * thread, or one that owns its main context */
+static gboolean
+in_device_context (ShoalDevice *self)
+{
+  return self->thread == g_thread_self () || g_main_context_is_owner (self->context);
+}
+
 typedef struct {
   ShoalDevice *device;
   gdouble      progress;
@@ -509,7 +517,7 @@ shoal_device_set_progress (ShoalDevice *self,
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   progress = CLAMP (progress, 0.0, 1.0);
-  if (self->thread == g_thread_self () || g_main_context_is_owner (self->context))
+  if (in_device_context (self))
     {
       set_progress_here (self, progress);
       return;
@@ -683,7 +691,7 @@ shoal_device_log_literal (ShoalDevice        *self,
   invoke = g_new0 (LogInvoke, 1);
   invoke->device = g_object_ref (self);
   invoke->entry = shoal_journal_entry_new (self->id, 0, source_cut, operation_cut, result, message_cut);
-  if (self->thread == g_thread_self () || g_main_context_is_owner (self->context))
+  if (in_device_context (self))
     emit_journal_entry_cb (invoke);
   else
     g_main_context_invoke (self->context, emit_journal_entry_cb, invoke);
@@ -740,48 +748,53 @@ pending_event_free (PendingEvent *pending)
   g_free (pending);
 }
 
-/* Removes the pending event @name and returns its payload, or NULL */
-static JsonNode *
-steal_pending_event (ShoalDevice *self,
-                     const gchar *name)
+/* Unlinks the pending event @name from the queue and returns it, or NULL */
+static PendingEvent *
+take_pending_event (ShoalDevice *self,
+                    const gchar *name)
 {
   for (GList *l = self->events.head; l != NULL; l = l->next)
     {
       PendingEvent *pending = l->data;
-      JsonNode *payload;
 
       if (g_strcmp0 (pending->name, name) != 0)
         continue;
       g_queue_delete_link (&self->events, l);
       self->events_size -= pending->size;
-      /* it was written by json_to_string: it parses */
-      payload = json_from_string (pending->text, NULL);
-      pending_event_free (pending);
-      return payload != NULL ? payload : json_node_new (JSON_NODE_NULL);
+      return pending;
     }
   return NULL;
 }
 
+/* Removes the pending event @name and returns its payload, or NULL */
+static JsonNode *
+steal_pending_event (ShoalDevice *self,
+                     const gchar *name)
+{
+  PendingEvent *pending = take_pending_event (self, name);
+  JsonNode *payload;
+
+  if (pending == NULL)
+    return NULL;
+  /* it was written by json_to_string: it parses */
+  payload = json_from_string (pending->text, NULL);
+  pending_event_free (pending);
+  return payload != NULL ? payload : json_node_new (JSON_NODE_NULL);
+}
+
+/* @payload: (nullable): kept as its JSON text */
 static void
 keep_pending_event (ShoalDevice *self,
                     const gchar *name,
                     JsonNode    *payload)
 {
-  PendingEvent *pending = g_new0 (PendingEvent, 1);
+  PendingEvent *pending = take_pending_event (self, name);
 
-  for (GList *l = self->events.head; l != NULL; l = l->next)
-    {
-      PendingEvent *replaced = l->data;
-
-      if (g_strcmp0 (replaced->name, name) != 0)
-        continue;
-      g_queue_delete_link (&self->events, l);
-      self->events_size -= replaced->size;
-      pending_event_free (replaced);
-      break;
-    }
+  if (pending != NULL)
+    pending_event_free (pending);
+  pending = g_new0 (PendingEvent, 1);
   pending->name = g_strdup (name);
-  pending->text = json_to_string (payload, FALSE);
+  pending->text = payload != NULL ? json_to_string (payload, FALSE) : g_strdup ("null");
   pending->size = strlen (pending->text);
   g_queue_push_tail (&self->events, pending);
   self->events_size += pending->size;
@@ -828,22 +841,21 @@ shoal_device_post_event (ShoalDevice *self,
                          JsonNode    *payload)
 {
   EventWaiter *waiter;
-  JsonNode *copy;
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (name != NULL);
 
-  copy = payload != NULL ? json_node_copy (payload) : json_node_new (JSON_NODE_NULL);
   waiter = find_waiter (self, name);
   if (waiter != NULL)
     {
       self->waiters = g_list_remove (self->waiters, waiter);
-      g_task_return_pointer (waiter->task, copy, (GDestroyNotify) json_node_unref);
+      g_task_return_pointer (waiter->task,
+                             payload != NULL ? json_node_copy (payload) : json_node_new (JSON_NODE_NULL),
+                             (GDestroyNotify) json_node_unref);
       event_waiter_free (waiter);
       return;
     }
-  keep_pending_event (self, name, copy);
-  json_node_unref (copy);
+  keep_pending_event (self, name, payload);
 }
 
 static gboolean
