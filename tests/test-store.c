@@ -155,6 +155,33 @@ assert_device_ids (ShoalStore  *store,
   g_assert_cmpstr (ids->str, ==, expected);
 }
 
+/* Opens @store at @path holding device "a", then limits the file size
+ * (as a full disk) and queues device "b" with an inventory past it, whose
+ * writing fails (one warning expected); the old limit in @old_limit */
+static void
+open_then_fill_disk (ShoalStore *store, const gchar *path, struct rlimit *old_limit)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalStoreDevice *big = make_row ("b", 1);
+  struct rlimit limit;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_store_put_device (store, make_row ("a", 1));
+  g_assert_true (shoal_store_flush (store, &error));
+
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, old_limit), ==, 0);
+  limit = *old_limit;
+  limit.rlim_cur = 256 * 1024;
+  signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+
+  /* one warning for the outage, however many tries fail */
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
+  g_free (big->inventory);
+  big->inventory = g_strnfill (1024 * 1024, 'x');
+  shoal_store_put_device (store, big);
+}
+
 /* Writes that fail (here: past the file-size limit, as on a full disk)
  * are kept and land once the store can write again, without a restart */
 static void
@@ -168,26 +195,11 @@ test_store_write_failure_recovers (void)
   g_autoptr(GPtrArray) journal = NULL;
   g_autofree gchar *last_error = NULL;
   FlushResult waiting = { 0 };
-  ShoalStoreDevice *big = make_row ("b", 1);
-  struct rlimit old_limit, limit;
+  struct rlimit old_limit;
   guint64 errors = 0;
   guint pending = 0;
 
-  g_assert_true (shoal_store_open (store, path, &error));
-  shoal_store_put_device (store, make_row ("a", 1));
-  g_assert_true (shoal_store_flush (store, &error));
-
-  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
-  limit = old_limit;
-  limit.rlim_cur = 256 * 1024;
-  signal (SIGXFSZ, SIG_IGN);
-  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
-
-  /* one warning for the outage, however many tries fail */
-  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
-  g_free (big->inventory);
-  big->inventory = g_strnfill (1024 * 1024, 'x');
-  shoal_store_put_device (store, big);
+  open_then_fill_disk (store, path, &old_limit);
   shoal_journal_entry_set_seq (entry, 1);
   shoal_store_append_journal (store, entry);
   shoal_store_flush_async (store, NULL, flush_done_cb, &waiting);
@@ -247,24 +259,11 @@ test_store_close_grace (void)
   g_autoptr(ShoalStore) store = shoal_store_new ();
   g_autoptr(ShoalStore) again = shoal_store_new ();
   g_autoptr(GError) error = NULL;
-  ShoalStoreDevice *big = make_row ("b", 1);
-  struct rlimit old_limit, limit;
+  struct rlimit old_limit;
   GThread *lifter;
   gint64 start;
 
-  g_assert_true (shoal_store_open (store, path, &error));
-  shoal_store_put_device (store, make_row ("a", 1));
-  g_assert_true (shoal_store_flush (store, &error));
-
-  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
-  limit = old_limit;
-  limit.rlim_cur = 256 * 1024;
-  signal (SIGXFSZ, SIG_IGN);
-  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
-  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING, "*writing failed*");
-  g_free (big->inventory);
-  big->inventory = g_strnfill (1024 * 1024, 'x');
-  shoal_store_put_device (store, big);
+  open_then_fill_disk (store, path, &old_limit);
   g_assert_false (shoal_store_flush (store, &error));
   g_clear_error (&error);
   g_test_assert_expected_messages ();
