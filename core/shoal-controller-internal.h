@@ -66,7 +66,8 @@ struct _ShoalController
   guint64            transitions;
   guint64            attempts;      /* the last attempt number handed out */
   guint64           *group_serial;  /* the last group number, shared by the
-                                     * pipelines (g_atomic_rc_box) */
+                                     * pipelines (g_atomic_rc_box), kept in
+                                     * the store across restarts */
 };
 
 /* A transition's journal entries and the device row that records it are
@@ -78,6 +79,7 @@ struct _ShoalController
 void          shoal_controller_persist            (DeviceRecord    *rec);
 DeviceRecord *shoal_controller_lookup_record      (ShoalController *self,
                                                    ShoalDevice     *device);
+void          shoal_controller_save_group_serial  (ShoalController *self);
 
 /* shoal-controller-run.c: running pipelines, per device and per group */
 void          shoal_controller_advance            (DeviceRecord    *rec);

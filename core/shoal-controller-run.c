@@ -734,6 +734,8 @@ shoal_controller_group_formed_cb (ShoalPipeline   *pipeline,
   gint max = shoal_pipeline_get_step_max_parallel (pipeline, index);
   PendingGroup *pending;
 
+  /* before anything that names the group is queued for the store */
+  shoal_controller_save_group_serial (self);
   if ((max <= 0 || slot->groups < (guint) max) && g_queue_is_empty (&slot->pending))
     {
       start_group (self, pipeline, index, group_id, devices);

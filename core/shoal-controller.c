@@ -1275,6 +1275,43 @@ restore_record (ShoalController   *self,
     g_ptr_array_add (self->to_resume, rec);
 }
 
+/* The last group number handed out, so that group ids stay unique across
+ * restarts: the number goes on where the last run left it, where it
+ * started again at 1 and only the seconds told two runs' groups apart
+ * (not at all when shoald restarted within the second). It is written
+ * when a group forms (shoal_controller_group_formed_cb()), queued with
+ * the transitions and not waited for: it is queued before anything that
+ * names the group, so the store never holds a group id without the
+ * number that made it */
+#define KV_GROUP_SERIAL_NS  "controller"
+#define KV_GROUP_SERIAL_KEY "group-serial"
+
+static void
+load_group_serial (ShoalController *self)
+{
+  g_autofree gchar *value = shoal_controller_kv_get (self, KV_GROUP_SERIAL_NS, KV_GROUP_SERIAL_KEY);
+  g_autoptr(GError) error = NULL;
+  guint64 serial = 0;
+
+  if (value == NULL)
+    return;
+  if (!g_ascii_string_to_unsigned (value, 10, 0, G_MAXUINT64, &serial, &error))
+    {
+      g_warning ("store: the last group number “%s” is not a number, group ids start again at 1: %s",
+                 value, error->message);
+      return;
+    }
+  *self->group_serial = MAX (*self->group_serial, serial);
+}
+
+void
+shoal_controller_save_group_serial (ShoalController *self)
+{
+  g_autofree gchar *value = g_strdup_printf ("%" G_GUINT64_FORMAT, *self->group_serial);
+
+  shoal_controller_kv_set (self, KV_GROUP_SERIAL_NS, KV_GROUP_SERIAL_KEY, value);
+}
+
 static gboolean
 load_store (ShoalController  *self,
             GError          **error)
@@ -1294,6 +1331,7 @@ load_store (ShoalController  *self,
     return FALSE;
   g_clear_pointer (&self->kv, g_hash_table_unref);
   self->kv = g_steal_pointer (&kv);
+  load_group_serial (self);
   for (guint i = 0; i < rows->len; i++)
     restore_record (self, g_ptr_array_index (rows, i), seqs);
   g_info ("store: %u devices, %u to resume", rows->len, self->to_resume->len);

@@ -548,7 +548,9 @@ shoal_pipeline_set_expected (ShoalPipeline *self,
  * Group ids are "<recipe>/<step id>/<number>-<seconds since the epoch>",
  * the number taken from @serial. The controller gives all its pipelines
  * one counter: the pipeline of a recipe that was replaced, whose devices
- * still wait or run, never names a group as the new one does.
+ * still wait or run, never names a group as the new one does. The
+ * controller keeps the counter in its store, so that the numbers go on
+ * after a restart.
  */
 void
 shoal_pipeline_set_group_serial (ShoalPipeline *self,

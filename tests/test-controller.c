@@ -746,6 +746,65 @@ last_message (Fixture     *fixture,
   return g_strdup (message);
 }
 
+/* The number of group id "<recipe>/<step>/<number>-<seconds>" */
+static guint64
+group_number (const gchar *group_id)
+{
+  const gchar *last;
+
+  g_assert_nonnull (group_id);
+  last = strrchr (group_id, '/');
+  g_assert_nonnull (last);
+  return g_ascii_strtoull (last + 1, NULL, 10);
+}
+
+/* Group ids are not given again after a restart, not even within the
+ * same second: the number goes on from where the last run left it (the
+ * seconds alone told the runs apart, when they differed) */
+static void
+test_controller_group_ids_restart (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(ShoalRecipe) recipe = shoal_test_recipe_new (FAST_RECIPE ("fast", "1", "0"));
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *first = NULL;
+  g_autofree gchar *second = NULL;
+  const gchar *macs[] = { "52:54:00:00:01:00", NULL };
+  ShoalDevice *device;
+
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+  enroll_and_deploy (fixture, 2, "fast");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 2);
+  /* groups of one: two groups */
+  g_assert_cmpstr (group_of (fixture, 0), !=, group_of (fixture, 1));
+  first = g_strdup (group_of (fixture, 0));
+  second = g_strdup (group_of (fixture, 1));
+  shoal_controller_close (fixture->controller);
+
+  again = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (again, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_add_recipe (again, recipe, &error));
+  g_assert_no_error (error);
+  device = shoal_controller_enroll_device (again, "dev-0100", macs, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (again, device, "fast", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (again, device, &error));
+  g_assert_no_error (error);
+  wait_for_state (device, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (shoal_device_get_group (device), !=, first);
+  g_assert_cmpstr (shoal_device_get_group (device), !=, second);
+  /* after the last run's numbers, whatever the clock says */
+  g_assert_cmpuint (group_number (shoal_device_get_group (device)), >,
+                    MAX (group_number (first), group_number (second)));
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (again), NULL));
+  shoal_controller_close (again);
+}
+
 /* A recipe added again unchanged (as every sync of the recipe repository
  * does) keeps its rendezvous: a device waiting there meets the devices
  * deployed after. A recipe that changed leaves the devices deployed with
@@ -999,6 +1058,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
+  ADD ("/shoal/controller/group-ids-restart", test_controller_group_ids_restart);
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);
   ADD ("/shoal/controller/second-group-step", test_controller_second_group_step);
