@@ -887,44 +887,171 @@ test_controller_min_devices (Fixture       *fixture,
   g_assert_cmpstr (group_of (fixture, 3), ==, group_of (fixture, 4));
 }
 
+/* The agents of late devices, simulated: each one told to fetch the image
+ * by the step unicast reports it written @delay_ms later */
+typedef struct {
+  guint delay_ms;
+  guint fetching;       /* told to fetch, not yet reported written */
+  guint most;
+  guint written;
+} LateAgents;
+
+typedef struct {
+  ShoalDevice *device;
+  JsonNode    *payload;
+  LateAgents  *agents;
+} ImageWritten;
+
+static void
+image_written_free (gpointer data)
+{
+  ImageWritten *written = data;
+
+  g_object_unref (written->device);
+  json_node_unref (written->payload);
+  g_free (written);
+}
+
+static gboolean
+post_image_written (gpointer data)
+{
+  ImageWritten *written = data;
+
+  written->agents->fetching--;
+  written->agents->written++;
+  shoal_device_post_event (written->device, "image-written", written->payload);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+late_agent_instruction_cb (ShoalDevice *device,
+                           GParamSpec  *pspec,
+                           LateAgents  *agents)
+{
+  JsonNode *node = shoal_device_get_instruction (device);
+  JsonObject *instruction = node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  g_autoptr(JsonBuilder) builder = NULL;
+  ImageWritten *written;
+
+  if (instruction == NULL ||
+      g_strcmp0 (json_object_get_string_member_with_default (instruction, "action", NULL),
+                 "unicast-receive") != 0)
+    return;
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "bytes");
+  json_builder_add_int_value (builder, json_object_get_int_member (instruction, "size"));
+  json_builder_set_member_name (builder, "image");
+  json_builder_add_string_value (builder, json_object_get_string_member (instruction, "image"));
+  json_builder_end_object (builder);
+  written = g_new0 (ImageWritten, 1);
+  written->device = g_object_ref (device);
+  written->payload = json_builder_get_root (builder);
+  written->agents = agents;
+  agents->fetching++;
+  agents->most = MAX (agents->most, agents->fetching);
+  g_timeout_add_full (G_PRIORITY_DEFAULT, agents->delay_ms, post_image_written, written, image_written_free);
+}
+
+/* A recipe whose group step (@group_ms, @extra its further members)
+ * starts as soon as one device is there, with late-fallback "unicast";
+ * devices boot one at a time (@boot_ms each) and end with a finish step.
+ * The unicast step imports a small image file of the state directory and
+ * gives an address no agent fetches from: the agents are simulated */
+static void
+add_late_recipe (Fixture     *fixture,
+                 guint        boot_ms,
+                 guint        group_ms,
+                 const gchar *extra)
+{
+  g_autofree gchar *image = g_build_filename (fixture->state_dir, "late-os.img", NULL);
+  g_autofree gchar *bytes = g_malloc (200 * 1024);
+  g_autofree gchar *json = NULL;
+  g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (11);
+
+  for (guint i = 0; i < 200 * 1024; i++)
+    bytes[i] = (gchar) g_rand_int (rand);
+  g_assert_true (g_file_set_contents (image, bytes, 200 * 1024, NULL));
+  shoal_controller_set_http_server (fixture->controller, server, "http://127.0.0.1:9");
+  json = g_strdup_printf ("{\"name\": \"late\", \"image\": {\"name\": \"late-os\", \"file\": \"%s\"}, \"steps\": ["
+                          " {\"step\": \"sim\", \"id\": \"boot\", \"max-parallel\": 1,"
+                          "  \"options\": {\"min-ms\": %u, \"max-ms\": %u, \"phase\": \"boot\"}},"
+                          " {\"step\": \"sim-group\", \"id\": \"multicast\"%s,"
+                          "  \"options\": {\"min-ms\": %u, \"max-ms\": %u}},"
+                          " {\"step\": \"sim\", \"id\": \"finish\", \"options\": {\"min-ms\": 1, \"max-ms\": 5, \"phase\": \"finish\"}}],"
+                          " \"group\": {\"min-devices\": 1, \"max-wait\": 1, \"late-fallback\": \"unicast\"}}",
+                          image, boot_ms, boot_ms, extra, group_ms, group_ms);
+  add_recipe (fixture, json);
+}
+
+static void
+late_agents_connect (Fixture    *fixture,
+                     LateAgents *agents)
+{
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (fixture->controller);
+
+  for (guint i = 0; i < devices->len; i++)
+    g_signal_connect (g_ptr_array_index (devices, i), "notify::instruction",
+                      G_CALLBACK (late_agent_instruction_cb), agents);
+}
+
+static void
+late_agents_disconnect (Fixture    *fixture,
+                        LateAgents *agents)
+{
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (fixture->controller);
+
+  for (guint i = 0; i < devices->len; i++)
+    g_signal_handlers_disconnect_by_data (g_ptr_array_index (devices, i), agents);
+}
+
 /* A device reaching the group step while a group of it runs, with
  * late-fallback "unicast", runs the step unicast in its place: it does
- * not start a group of its own */
+ * not start a group of its own, fetches the image on its own and goes on
+ * to the end of its pipeline */
 static void
 test_controller_late_unicast (Fixture       *fixture,
                               gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
+  LateAgents agents = { .delay_ms = 100 };
   g_autofree gchar *late = NULL;
   g_autofree gchar *started = NULL;
+  g_autofree gchar *finished = NULL;
+  g_autofree gchar *written = NULL;
   ShoalDevice *first, *second;
 
-  add_recipe (fixture,
-              "{\"name\": \"late\", \"steps\": ["
-              " {\"step\": \"sim\", \"id\": \"boot\", \"max-parallel\": 1,"
-              "  \"options\": {\"min-ms\": 300, \"max-ms\": 300, \"phase\": \"boot\"}},"
-              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 1500, \"max-ms\": 1500}}],"
-              " \"group\": {\"min-devices\": 1, \"max-wait\": 1, \"late-fallback\": \"unicast\"}}");
+  add_late_recipe (fixture, 300, 1500, "");
   enroll_and_deploy (fixture, 2, "late");
+  late_agents_connect (fixture, &agents);
   first = shoal_controller_lookup_device (fixture->controller, "dev-0000");
   second = shoal_controller_lookup_device (fixture->controller, "dev-0001");
   wait_for_state (first, SHOAL_DEVICE_STATE_TRANSFER);
-  g_assert_true (shoal_test_wait_until (state_reached, &(StateWait) { second, SHOAL_DEVICE_STATE_TRANSFER }, 1000) ||
-                 shoal_device_get_state (second) == SHOAL_DEVICE_STATE_FAILED);
+  wait_for_state (second, SHOAL_DEVICE_STATE_INSTALLED);
+  /* installed by its own transfer, while the group's still ran */
+  g_assert_cmpint (shoal_device_get_state (first), ==, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
+  late_agents_disconnect (fixture, &agents);
+  g_assert_cmpint (shoal_device_get_state (first), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpuint (agents.written, ==, 1);
+
   late = last_message (fixture, second, "controller", "late-fallback");
   started = last_message (fixture, second, "multicast", "step-started");
+  finished = last_message (fixture, second, "multicast", "step-finished");
+  written = last_message (fixture, second, "multicast", "unicast");
   g_assert_nonnull (late);
   g_assert_nonnull (strstr (late, "late-fallback unicast"));
   g_assert_nonnull (started);
   g_assert_nonnull (strstr (started, "(unicast) started"));
+  g_assert_nonnull (finished);
+  g_assert_nonnull (strstr (finished, "(unicast) finished"));
+  g_assert_nonnull (written);
+  g_assert_nonnull (strstr (written, "Image late-os"));
+  g_assert_nonnull (strstr (written, "written"));
   g_assert_null (shoal_device_get_group (second));
-  if (shoal_device_state_is_active (shoal_device_get_state (second)))
-    {
-      g_assert_true (shoal_controller_cancel (fixture->controller, second, &error));
-      g_assert_no_error (error);
-    }
-  g_assert_true (shoal_test_wait_until (all_settled, fixture, 5000));
-  g_assert_cmpint (shoal_device_get_state (first), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_nonnull (shoal_device_get_metadata (second, "image.id"));
+  assert_journal_complete (fixture, second, 3);
+  assert_journal_complete (fixture, first, 3);
 }
 
 typedef struct {
