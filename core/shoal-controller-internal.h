@@ -23,6 +23,8 @@ typedef struct {
   guint            timeout_id;
   gboolean         waiting;         /* at a rendezvous */
   gboolean         queued;          /* waiting for a concurrency slot */
+  gboolean         fallback;        /* queued: for the late-fallback step, in
+                                     * place of its group step */
   gboolean         counted;         /* counted as expected at the rendezvous */
   gboolean         pending;         /* in a group waiting for a slot of its step */
   GroupRun        *group_run;       /* the group step it takes part in, if any */
@@ -30,7 +32,8 @@ typedef struct {
 } DeviceRecord;
 
 typedef struct {
-  guint   running;
+  guint   running;                  /* of a group step: the late devices
+                                     * running its late-fallback step */
   GQueue  waiting;                  /* DeviceRecord* */
   guint   groups;                   /* of a group step: its groups running */
   GQueue  pending;                  /* of a group step: PendingGroup*, formed

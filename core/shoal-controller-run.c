@@ -115,7 +115,11 @@ step_call_free (StepCall *call)
 static void run_device_step (DeviceRecord *rec,
                              ShoalStep    *fallback,
                              JsonObject   *fallback_options);
+static gboolean run_fallback_step (DeviceRecord *rec);
 
+/* A run of the step @index of @pipeline ended: its slot goes to the
+ * next device waiting for one, which runs the step, or the late-fallback
+ * step in place of a group step */
 static void
 release_slot (ShoalController *self,
               ShoalPipeline   *pipeline,
@@ -126,12 +130,21 @@ release_slot (ShoalController *self,
 
   if (slot->running > 0)
     slot->running--;
-  next = g_queue_pop_head (&slot->waiting);
-  if (next != NULL)
+  while ((next = g_queue_pop_head (&slot->waiting)) != NULL)
     {
+      gboolean fallback = next->fallback;
+
       next->queued = FALSE;
+      next->fallback = FALSE;
       slot->running++;
-      run_device_step (next, NULL, NULL);
+      if (!fallback)
+        {
+          run_device_step (next, NULL, NULL);
+          return;
+        }
+      if (run_fallback_step (next))
+        return;
+      slot->running--;
     }
 }
 
@@ -251,8 +264,7 @@ device_step_cb (GObject      *source,
   g_autoptr(GError) error = NULL;
 
   shoal_step_run_finish (SHOAL_STEP (source), result, &error);
-  if (!call->fallback)
-    release_slot (call->controller, call->pipeline, call->index);
+  release_slot (call->controller, call->pipeline, call->index);
   step_done (call->controller, call, error);
   step_call_free (call);
 }
@@ -322,14 +334,61 @@ run_device_step (DeviceRecord *rec,
   shoal_step_run_async (step, ctx, rec->cancellable, device_step_cb, call);
 }
 
+/* The step the late-fallback runs in place of the group step @index of
+ * @pipeline, and its options: the group step's "store" and "server-url" */
+static ShoalStep *
+lookup_fallback_step (ShoalController  *self,
+                      ShoalPipeline    *pipeline,
+                      guint             index,
+                      JsonObject      **options,
+                      GError          **error)
+{
+  JsonObject *group_options = shoal_pipeline_get_step_options (pipeline, index);
+  const gchar *keep[] = { "store", "server-url" };
+  ShoalStep *unicast = shoal_plugin_engine_lookup_step (self->engine, "unicast", error);
+
+  if (unicast == NULL)
+    return NULL;
+  *options = json_object_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (keep); i++)
+    {
+      if (json_object_has_member (group_options, keep[i]))
+        json_object_set_member (*options, keep[i], json_object_dup_member (group_options, keep[i]));
+    }
+  return unicast;
+}
+
+/* Runs the late-fallback step for @rec, which holds a slot of its group
+ * step. Returns FALSE when the step is not there (@rec failed) */
+static gboolean
+run_fallback_step (DeviceRecord *rec)
+{
+  g_autoptr(JsonObject) options = NULL;
+  g_autoptr(GError) error = NULL;
+  ShoalStep *unicast = lookup_fallback_step (rec->controller, rec->pipeline, rec->step_index,
+                                             &options, &error);
+
+  if (unicast == NULL)
+    {
+      shoal_controller_fail_device (rec, "controller", error);
+      return FALSE;
+    }
+  run_device_step (rec, unicast, options);
+  return TRUE;
+}
+
 /* group.late-fallback "unicast": @rec reaches its group step while a
  * group of that step runs (it came too late to join it), and fetches the
  * image on its own with the step "unicast", given the group step's
  * "store" and "server-url" options, in place of the group step. When
  * that cannot be (no unicast step loaded, or a group step that sends a
  * file of its own, "image-path", which no unicast step serves), the
- * journal says why and @rec waits for the next group. Returns whether
- * the fallback step runs */
+ * journal says why and @rec waits for the next group. The late devices
+ * that run the step unicast in place of the group step are held to the
+ * group step's max-parallel, as the devices of a device step are to
+ * theirs (apart from its groups, which max-parallel limits on their
+ * own): beyond it, @rec waits for a free slot, in the order the late
+ * devices came. Returns whether @rec goes the fallback way */
 static gboolean
 run_late_fallback (DeviceRecord *rec)
 {
@@ -338,15 +397,15 @@ run_late_fallback (DeviceRecord *rec)
   guint index = rec->step_index;
   const gchar *step_id = shoal_pipeline_get_step_id (pipeline, index);
   JsonObject *group_options = shoal_pipeline_get_step_options (pipeline, index);
-  const gchar *keep[] = { "store", "server-url" };
+  Slot *slot = shoal_controller_get_slot (self, pipeline, index);
+  gint max = shoal_pipeline_get_step_max_parallel (pipeline, index);
   g_autoptr(JsonObject) options = NULL;
   g_autoptr(GError) error = NULL;
   ShoalStep *unicast;
 
-  if (!shoal_recipe_get_late_fallback (shoal_pipeline_get_recipe (pipeline)) ||
-      shoal_controller_get_slot (self, pipeline, index)->groups == 0)
+  if (!shoal_recipe_get_late_fallback (shoal_pipeline_get_recipe (pipeline)) || slot->groups == 0)
     return FALSE;
-  unicast = shoal_plugin_engine_lookup_step (self->engine, "unicast", &error);
+  unicast = lookup_fallback_step (self, pipeline, index, &options, &error);
   if (unicast == NULL || json_object_has_member (group_options, "image-path"))
     {
       shoal_device_log (rec->device, "controller", "late-fallback", SHOAL_JOURNAL_RESULT_WARNING,
@@ -355,15 +414,24 @@ run_late_fallback (DeviceRecord *rec)
                         unicast == NULL ? error->message : "the step sends its option image-path");
       return FALSE;
     }
-  options = json_object_new ();
-  for (guint i = 0; i < G_N_ELEMENTS (keep); i++)
-    {
-      if (json_object_has_member (group_options, keep[i]))
-        json_object_set_member (options, keep[i], json_object_dup_member (group_options, keep[i]));
-    }
+  TRANSITION_BEGIN (self);
   shoal_device_log (rec->device, "controller", "late-fallback", SHOAL_JOURNAL_RESULT_INFO,
                     "a group of step %s is running: late-fallback unicast, the device fetches "
                     "the image on its own with step unicast", step_id);
+  if (max > 0 && slot->running >= (guint) max)
+    {
+      rec->queued = TRUE;
+      rec->fallback = TRUE;
+      g_queue_push_tail (&slot->waiting, rec);
+      shoal_device_log (rec->device, "controller", "late-fallback", SHOAL_JOURNAL_RESULT_INFO,
+                        "the device waits for a free slot: %u late devices run step unicast "
+                        "in place of step %s, its max-parallel", slot->running, step_id);
+      shoal_controller_persist (rec);
+      TRANSITION_END (self);
+      return TRUE;
+    }
+  TRANSITION_END (self);
+  slot->running++;
   run_device_step (rec, unicast, options);
   return TRUE;
 }

@@ -1041,6 +1041,7 @@ shoal_controller_cancel (ShoalController  *self,
     {
       g_queue_remove (&shoal_controller_get_slot (self, rec->pipeline, rec->step_index)->waiting, rec);
       rec->queued = FALSE;
+      rec->fallback = FALSE;
     }
   shoal_controller_uncount (rec);
   TRANSITION_BEGIN (self);

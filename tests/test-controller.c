@@ -1054,6 +1054,41 @@ test_controller_late_unicast (Fixture       *fixture,
   assert_journal_complete (fixture, first, 3);
 }
 
+/* The late devices that run the step unicast in place of a group step
+ * are held to the group step's max-parallel (2): the others wait for a
+ * free slot, and go once one frees */
+static void
+test_controller_late_unicast_max_parallel (Fixture       *fixture,
+                                           gconstpointer  data)
+{
+  LateAgents agents = { .delay_ms = 800 };
+  guint waited = 0;
+
+  add_late_recipe (fixture, 100, 2000, ", \"max-parallel\": 2");
+  enroll_and_deploy (fixture, 5, "late");
+  late_agents_connect (fixture, &agents);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  late_agents_disconnect (fixture, &agents);
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 5);
+  g_assert_cmpuint (agents.written, ==, 4);
+  g_assert_cmpuint (agents.most, ==, 2);
+  g_assert_nonnull (group_of (fixture, 0));
+  for (guint i = 1; i < 5; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+      ShoalDevice *device = shoal_controller_lookup_device (fixture->controller, id);
+      g_autofree gchar *message = last_message (fixture, device, "controller", "late-fallback");
+      g_autofree gchar *finished = last_message (fixture, device, "multicast", "step-finished");
+
+      g_assert_null (shoal_device_get_group (device));
+      g_assert_nonnull (finished);
+      g_assert_nonnull (strstr (finished, "(unicast) finished"));
+      waited += message != NULL && strstr (message, "waits for a free slot") != NULL;
+      assert_journal_complete (fixture, device, 3);
+    }
+  g_assert_cmpuint (waited, >=, 1);
+}
+
 typedef struct {
   guint running;        /* devices in their group step, by their journals */
   guint most;
@@ -1195,6 +1230,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
+  ADD ("/shoal/controller/late-unicast-max-parallel", test_controller_late_unicast_max_parallel);
   ADD ("/shoal/controller/group-max-parallel", test_controller_group_max_parallel);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
