@@ -1,6 +1,7 @@
 /* sa-gpt.c: moves a written image's backup GPT to the end of the disk
  * (UEFI 2.10, 5.3.2 "GPT Header", 5.3.3 "GPT Partition Entry Array"), and
- * wipes what an earlier system left past the image
+ * wipes what an earlier system left past the image: the ends of its
+ * partitions before the image is written, the disk's last MiB after
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -29,9 +30,9 @@
 #define SECTOR_MAX         4096u
 /* past the image, the disk's last MiB is zeroed (as curtin does) */
 #define TAIL_WIPE          (1u << 20)
-/* an md superblock's place, zeroed: 4 KiB (v0.90's is 4 KiB, v1.0's 1 KiB
- * and its device roles) */
-#define MD_SB_BYTES        4096u
+/* and the first and last MiB of each earlier partition, and the disk's
+ * first MiB (as curtin's wipe of superblocks does) */
+#define PART_WIPE          (1u << 20)
 /* logical partitions followed in an MBR's extended partition */
 #define EBR_MAX            64
 
@@ -374,20 +375,6 @@ zero_range (int fd, uint64_t offset, uint64_t len)
   return sa_pwrite_zeros (fd, zeros, sizeof zeros, len, offset);
 }
 
-/* the md superblock places of versions 0.90 and 1.0 for a device of
- * @size bytes, as offsets from its start (linux/raid/md_p.h:
- * MD_NEW_SIZE_SECTORS; md.c, super_1_load: (sectors - 16) & ~7); false
- * for a device too small to hold one */
-static bool
-md_places (uint64_t size, uint64_t *v090, uint64_t *v10)
-{
-  if (size < 2 * 65536u)
-    return false;
-  *v090 = (size & ~(uint64_t) 65535) - 65536;
-  *v10 = (size - 8192) & ~(uint64_t) 4095;
-  return true;
-}
-
 /* A GPT backup header at the disk's last LBA, past the image's end: an
  * earlier system's, which the image did not overwrite (zeroed with the
  * disk's last MiB). Both sector sizes where the caller does not know it.
@@ -412,53 +399,19 @@ stale_backup (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector)
   return 0;
 }
 
-/* what an earlier system left past the image wiped (sa-gpt.h), described
- * in @msg (empty when there was nothing past the image); false on an
- * error (@msg) */
+/* the disk's last MiB past the image zeroed (sa-gpt.h), described in @msg
+ * (empty when there was nothing past the image); false on an error
+ * (@msg) */
 static bool
-wipe_past_image (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, const SaGptOldTable *old,
-                 char *msg, size_t msglen)
+wipe_past_image (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, char *msg, size_t msglen)
 {
-  uint64_t from, stale, places[2];
-  unsigned n_parts = 0;
+  uint64_t from, stale;
   size_t used;
-  char numbers[160] = "";
 
   msg[0] = '\0';
   if (image_size >= disk_size)
     return true;
   stale = stale_backup (fd, disk_size, image_size, sector);
-  for (size_t i = 0; old != NULL && i < old->n && i < SA_GPT_OLD_MAX; i++)
-    {
-      uint64_t start = old->part[i].start, end = old->part[i].end;
-      bool wiped = false;
-
-      if (end > disk_size || start >= end || end <= image_size || !md_places (end - start, &places[0], &places[1]))
-        continue;
-      for (int k = 0; k < 2; k++)
-        {
-          uint64_t at = start + places[k], stop = at + MD_SB_BYTES;
-
-          if (stop <= image_size)
-            continue;
-          if (at < image_size)
-            at = image_size;
-          if (!zero_range (fd, at, stop - at))
-            {
-              snprintf (msg, msglen, "zeroing an earlier system's md superblock places at the end of its partition %u: %s",
-                        old->part[i].number, strerror (errno));
-              return false;
-            }
-          wiped = true;
-        }
-      if (wiped)
-        {
-          used = strlen (numbers);
-          if (used + 16 < sizeof numbers)
-            snprintf (numbers + used, sizeof numbers - used, "%s%u", n_parts > 0 ? ", " : "", old->part[i].number);
-          n_parts++;
-        }
-    }
   from = disk_size - image_size > TAIL_WIPE ? disk_size - TAIL_WIPE : image_size;
   if (!zero_range (fd, from, disk_size - from) || !sync_disk (fd))
     {
@@ -472,16 +425,90 @@ wipe_past_image (int fd, uint64_t disk_size, uint64_t image_size, uint32_t secto
   if (stale != 0)
     snprintf (msg + used, msglen - used, ", an earlier system's GPT backup header at the last LBA %llu among them",
               (unsigned long long) stale);
+  return true;
+}
+
+/* [from, to) zeroed where it lies past the image, [image_size, disk_size);
+ * *any set when some of it does */
+static bool
+zero_past_image (int fd, uint64_t from, uint64_t to, uint64_t image_size, uint64_t disk_size, bool *any)
+{
+  if (from < image_size)
+    from = image_size;
+  if (to > disk_size)
+    to = disk_size;
+  if (from >= to)
+    return true;
+  *any = true;
+  return zero_range (fd, from, to - from);
+}
+
+bool
+sa_gpt_wipe_old (int fd, uint64_t disk_size, uint64_t image_size, const SaGptOldTable *old, char *msg,
+                 size_t msglen)
+{
+  unsigned n_parts = 0;
+  bool head = false;
+  size_t used;
+  char numbers[160] = "";
+
+  msg[0] = '\0';
+  if (image_size >= disk_size)
+    return true;
+  /* the whole disk's signatures (an md member, an LVM PV or a file system
+   * made on the disk itself) are at its start: inside any image of a MiB
+   * or more */
+  if (!zero_past_image (fd, 0, PART_WIPE, image_size, disk_size, &head))
+    {
+      snprintf (msg, msglen, "zeroing the disk's first MiB past the image: %s", strerror (errno));
+      return false;
+    }
+  for (size_t i = 0; old != NULL && i < old->n && i < SA_GPT_OLD_MAX; i++)
+    {
+      uint64_t start = old->part[i].start, end = old->part[i].end;
+      bool wiped = false, ok;
+
+      if (end > disk_size)
+        end = disk_size;
+      if (start >= end || end <= image_size)
+        continue;
+      /* its first and last MiB; the whole of a partition of 2 MiB or less */
+      if (end - start <= 2 * (uint64_t) PART_WIPE)
+        ok = zero_past_image (fd, start, end, image_size, disk_size, &wiped);
+      else
+        ok = zero_past_image (fd, start, start + PART_WIPE, image_size, disk_size, &wiped) &&
+             zero_past_image (fd, end - PART_WIPE, end, image_size, disk_size, &wiped);
+      if (!ok)
+        {
+          snprintf (msg, msglen, "zeroing the ends of an earlier system's partition %u past the image: %s",
+                    old->part[i].number, strerror (errno));
+          return false;
+        }
+      if (wiped)
+        {
+          used = strlen (numbers);
+          if (used + 16 < sizeof numbers)
+            snprintf (numbers + used, sizeof numbers - used, "%s%u", n_parts > 0 ? ", " : "", old->part[i].number);
+          n_parts++;
+        }
+    }
+  if ((head || n_parts > 0) && !sync_disk (fd))
+    {
+      snprintf (msg, msglen, "syncing the disk: %s", strerror (errno));
+      return false;
+    }
+  if (head)
+    snprintf (msg, msglen, "before the image was written, the disk's first MiB past it zeroed");
   used = strlen (msg);
   if (n_parts > 0)
-    snprintf (msg + used, msglen - used, "; md superblock places zeroed at the end of %u earlier partition%s "
-              "past the image (%s)", n_parts, n_parts == 1 ? "" : "s", numbers);
+    snprintf (msg + used, msglen - used, "%sbefore the image was written, the first and last MiB of %u earlier "
+              "partition%s zeroed where they lie past it (%s), where md RAID superblocks, LVM labels and file "
+              "systems' superblocks are kept", used > 0 ? "; " : "", n_parts, n_parts == 1 ? "" : "s", numbers);
   return true;
 }
 
 SaGptOutcome
-sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, const SaGptOldTable *old,
-                 char *msg, size_t msglen)
+sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector, char *msg, size_t msglen)
 {
   char wiped[512];
   SaGptOutcome outcome;
@@ -496,7 +523,7 @@ sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t secto
     }
   /* wiped first: the table moved to the disk's end goes into the zeroed
    * sectors */
-  if (!wipe_past_image (fd, disk_size, image_size, sector, old, wiped, sizeof wiped))
+  if (!wipe_past_image (fd, disk_size, image_size, sector, wiped, sizeof wiped))
     {
       snprintf (msg, msglen, "%s", wiped);
       return SA_GPT_ERROR;
@@ -642,65 +669,87 @@ sa_gpt_read_old (int fd, uint64_t disk_size, uint32_t sector, SaGptOldTable *old
     read_old_mbr (fd, disk_size, sector, old);
 }
 
-/* @path opened for reading and writing, its size and logical sector size
- * (0 for a regular file); -1 (@msg) when it cannot be, or is neither a
- * block device nor a regular file (@msg empty) */
-static int
-open_disk (const char *path, int flags, uint64_t *size, uint32_t *sector, bool *block, char *msg, size_t msglen)
+/* The size of the disk open as @fd and its logical sector size (0 for a
+ * regular file); false with errno when the kernel does not tell them,
+ * false with errno 0 when @fd is neither a block device nor a regular
+ * file */
+static bool
+disk_geometry (int fd, uint64_t *size, uint32_t *sector, bool *block)
 {
   struct stat st;
   int ssz = 0;
-  int fd = open (path, flags | O_CLOEXEC);
 
-  msg[0] = '\0';
   *size = 0;
   *sector = 0;
-  if (fd < 0 || fstat (fd, &st) < 0)
-    {
-      snprintf (msg, msglen, "opening %s: %s", path, strerror (errno));
-      if (fd >= 0)
-        close (fd);
-      return -1;
-    }
+  *block = false;
+  if (fstat (fd, &st) < 0)
+    return false;
   *block = S_ISBLK (st.st_mode);
   if (*block)
     {
       if (ioctl (fd, BLKGETSIZE64, size) < 0 || ioctl (fd, BLKSSZGET, &ssz) < 0)
-        {
-          snprintf (msg, msglen, "the size of %s: %s", path, strerror (errno));
-          close (fd);
-          return -1;
-        }
+        return false;
       *sector = (uint32_t) ssz;
+      return true;
     }
-  else if (S_ISREG (st.st_mode))
-    *size = (uint64_t) st.st_size;
-  else
+  if (S_ISREG (st.st_mode))
     {
+      *size = (uint64_t) st.st_size;
+      return true;
+    }
+  errno = 0;
+  return false;
+}
+
+/* @path opened with @flags, its size and logical sector size (0 for a
+ * regular file); -1 (@msg) when it cannot be, or is neither a block
+ * device nor a regular file (@msg empty) */
+static int
+open_disk (const char *path, int flags, uint64_t *size, uint32_t *sector, bool *block, char *msg, size_t msglen)
+{
+  int fd = open (path, flags | O_CLOEXEC);
+
+  msg[0] = '\0';
+  if (fd < 0)
+    {
+      snprintf (msg, msglen, "opening %s: %s", path, strerror (errno));
+      return -1;
+    }
+  if (!disk_geometry (fd, size, sector, block))
+    {
+      if (errno != 0)
+        snprintf (msg, msglen, "the size of %s: %s", path, strerror (errno));
       close (fd);
       return -1;
     }
   return fd;
 }
 
-void
-sa_gpt_read_old_path (const char *path, SaGptOldTable *old)
+bool
+sa_gpt_wipe_earlier (int fd, uint64_t image_size, char *msg, size_t msglen)
 {
-  char msg[256];
+  SaGptOldTable old = { 0 };
   uint64_t size;
   uint32_t sector;
   bool block;
-  int fd = open_disk (path, O_RDONLY, &size, &sector, &block, msg, sizeof msg);
 
-  old->n = 0;
-  if (fd < 0)
-    return;
-  sa_gpt_read_old (fd, size, sector, old);
-  close (fd);
+  msg[0] = '\0';
+  if (!disk_geometry (fd, &size, &sector, &block))
+    {
+      if (errno != 0)
+        {
+          snprintf (msg, msglen, "the size of the disk: %s", strerror (errno));
+          return false;
+        }
+      return true;
+    }
+  /* on a write-only @fd every read fails: no partitions */
+  sa_gpt_read_old (fd, size, sector, &old);
+  return sa_gpt_wipe_old (fd, size, image_size, &old, msg, msglen);
 }
 
 SaGptOutcome
-sa_gpt_fit_path (const char *path, uint64_t image_size, const SaGptOldTable *old, char *msg, size_t msglen)
+sa_gpt_fit_path (const char *path, uint64_t image_size, char *msg, size_t msglen)
 {
   uint64_t size;
   uint32_t sector;
@@ -710,7 +759,7 @@ sa_gpt_fit_path (const char *path, uint64_t image_size, const SaGptOldTable *old
 
   if (fd < 0)
     return msg[0] != '\0' ? SA_GPT_ERROR : SA_GPT_NO_TABLE;
-  outcome = sa_gpt_fit_disk (fd, size, image_size, sector, old, msg, msglen);
+  outcome = sa_gpt_fit_disk (fd, size, image_size, sector, msg, msglen);
   /* the kernel reads the partition table again (busy when something has a
    * partition open: then at the next boot) */
   if ((outcome == SA_GPT_MOVED || outcome == SA_GPT_STALE_CLEARED) && block)

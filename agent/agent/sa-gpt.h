@@ -1,6 +1,7 @@
-/* sa-gpt.h: after a whole-disk image is written to a larger disk, wipes
- * what an earlier system left past it and moves the image's backup GPT to
- * the end of the disk
+/* sa-gpt.h: before a whole-disk image is written to a larger disk, wipes
+ * what an earlier system keeps at its partitions' ends past the image;
+ * after, wipes the disk's last MiB and moves the image's backup GPT to the
+ * end of the disk
  *
  * A whole-disk image (a cloud image, a disk made in a VM) carries its GPT
  * backup header and partition entries in its own last sectors. Written to
@@ -15,6 +16,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,29 +50,53 @@ typedef struct {
  * (old->n == 0) when there is no table, or on a read error */
 void sa_gpt_read_old (int fd, uint64_t disk_size, uint32_t sector, SaGptOldTable *old);
 
-/* The same for the disk at @path (a block device or a regular file) */
-void sa_gpt_read_old_path (const char *path, SaGptOldTable *old);
+/* What an earlier system keeps at the ends of its partitions, zeroed
+ * before an image of @image_size bytes is written to @fd (@disk_size
+ * bytes); @old: the partitions of the table the image replaces
+ * (sa_gpt_read_old). Of each partition, its first and last MiB, and of
+ * the whole disk its first MiB, are zeroed where they lie past the image
+ * (BLKZEROOUT on a block device, zeros written otherwise or when it is
+ * refused), then synced: md RAID superblocks of every version (1.1 at a
+ * partition's start, 1.2 4 KiB into it, 0.90 and 1.0 in its last 128
+ * KiB), LVM PV labels (its first four sectors), the file systems'
+ * superblocks (xfs at 0, ext2/3/4 at 1 KiB, swap's signature at the end
+ * of its first page, btrfs at 64 KiB, among them), ZFS labels (two at
+ * each end, within 768 KiB of it), bcache and LUKS headers, an NTFS
+ * backup boot sector at the end. As curtin wipes the superblocks of a
+ * disk and its partitions (the first and last MiB of each). Nothing in
+ * the image's own range is touched: the image writes every byte of it,
+ * its zero chunks too (zeroed), so whatever was there is gone, and a
+ * chunk already written there by an interrupted run is never undone. The
+ * message says what was zeroed (empty when nothing lay past the image);
+ * false on an error (@msg) */
+bool sa_gpt_wipe_old (int fd, uint64_t disk_size, uint64_t image_size, const SaGptOldTable *old,
+                      char *msg, size_t msglen);
+
+/* The same for the disk open as @fd (a block device, its size and sector
+ * size from the kernel, or a regular file), its table read from it first.
+ * Called before the first byte of the image is written: that byte may
+ * overwrite the old table, and an agent restarted after it finds the
+ * image's table there, not the earlier system's; the places were zeroed
+ * and synced by then. On an @fd that does not read no partitions are
+ * read: only the disk's first MiB past the image is zeroed; on anything
+ * else than a block device or a regular file, nothing */
+bool sa_gpt_wipe_earlier (int fd, uint64_t image_size, char *msg, size_t msglen);
 
 /* @fd: the disk, open for reading and writing; @disk_size its size in
  * bytes; @image_size the bytes of the image just written at its start;
  * @sector its logical sector size (512 or 4096), or 0 for a disk image
- * file (512-byte sectors, or 4096 when the GPT is found there); @old the
- * partitions of the table the image replaced (sa_gpt_read_old, before the
- * image was written), or NULL.
+ * file (512-byte sectors, or 4096 when the GPT is found there).
  *
- * First what an earlier system left past the image is wiped, unless the
- * image's GPT reaches the disk's end already: the disk's last MiB past
- * the image, [max(image end, disk end - 1 MiB), disk end), is zeroed
- * (BLKZEROOUT on a block device, zeros written otherwise or when it is
- * refused), as Ironic's agent (wipefs --all, both ends of a GPT zapped)
- * and curtin (the first and last MiB zeroed) do: md RAID superblocks of
- * versions 0.90 (64 KiB from a whole disk's end) and 1.0 (8 KiB from
- * it), ZFS labels L2 and L3 (the last 512 KiB), a GPT backup header at
- * the last LBA. And for each partition of @old, the places of md
- * superblocks of versions 0.90 and 1.0 at its end (4 KiB each) are zeroed
- * where they lie past the image (in its range the image overwrote them),
- * so that no tool takes the new system's disk, or a partition it makes
- * later over the same sectors, for an md RAID member. The message says
+ * First what an earlier system left past the image at the disk's end is
+ * wiped, unless the image's GPT reaches the disk's end already: the
+ * disk's last MiB past the image, [max(image end, disk end - 1 MiB), disk
+ * end), is zeroed (BLKZEROOUT on a block device, zeros written otherwise
+ * or when it is refused), as Ironic's agent (wipefs --all, both ends of a
+ * GPT zapped) and curtin (the first and last MiB zeroed) do: md RAID
+ * superblocks of versions 0.90 (64 KiB from a whole disk's end) and 1.0
+ * (8 KiB from it), ZFS labels L2 and L3 (the last 512 KiB), a GPT backup
+ * header at the last LBA. (The earlier system's partitions were wiped
+ * before the image was written: sa_gpt_wipe_earlier.) The message says
  * what was wiped.
  *
  * When LBA 1 holds a GPT header whose CRCs verify and whose backup is
@@ -89,10 +115,9 @@ void sa_gpt_read_old_path (const char *path, SaGptOldTable *old);
  * last LBA, an earlier system's, from which gdisk would offer to restore
  * that system's table). */
 SaGptOutcome sa_gpt_fit_disk (int fd, uint64_t disk_size, uint64_t image_size, uint32_t sector,
-                              const SaGptOldTable *old, char *msg, size_t msglen);
+                              char *msg, size_t msglen);
 
 /* The same for the disk at @path: a block device (its size and logical
  * sector size from the kernel) or a regular file; anything else is
  * SA_GPT_NO_TABLE */
-SaGptOutcome sa_gpt_fit_path (const char *path, uint64_t image_size, const SaGptOldTable *old,
-                              char *msg, size_t msglen);
+SaGptOutcome sa_gpt_fit_path (const char *path, uint64_t image_size, char *msg, size_t msglen);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sa-gpt.h"
 #include "sa-http.h"
 #include "sa-util.h"
 #include "shoal-manifest.h"
@@ -358,6 +359,14 @@ sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *er
       sa_log ("manifest %s: %s, %" PRIu64 " chunks, %" PRIu64 " bytes -> %s", url, r.m->name,
               r.m->n_chunks, r.m->size, job->disk);
       r.fd = sa_image_open_disk (job->disk, r.m->size, &r.readable, err, errlen);
+    }
+  /* what an earlier system keeps at its partitions' ends past the image,
+   * zeroed while its table is still there to say where they are */
+  if (r.fd >= 0 && !sa_gpt_wipe_earlier (r.fd, r.m->size, result->wiped, sizeof result->wiped))
+    {
+      snprintf (err, errlen, "%s: %s", job->disk, result->wiped);
+      close (r.fd);
+      r.fd = -1;
     }
   if (r.fd >= 0)
     {

@@ -36,6 +36,9 @@ typedef struct {
   char     name[160];
   char     image_sha256[65];
   char     image_id[65];     /* SHA-256 of the manifest text */
+  char     wiped[512];       /* what an earlier system kept past the image,
+                                zeroed before it was written
+                                (sa_gpt_wipe_earlier); empty when nothing */
 } SaImageResult;
 
 bool  sa_image_unicast_receive (const SaImageJob *job, SaImageResult *result, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sa-gpt.h"
 #include "sa-util.h"
 #include "shoal-mcast-receiver.h"
 
@@ -280,6 +281,13 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
   url = sa_image_resolve_url (job->server, job->manifest_url);
   sm = sa_image_get_manifest (job, url, result->image_id, err, errlen);
   fd = sm != NULL ? sa_image_open_disk (job->disk, sm->size, &readable, err, errlen) : -1;
+  /* before anything of the image is written (sa_gpt_wipe_earlier) */
+  if (fd >= 0 && !sa_gpt_wipe_earlier (fd, sm->size, result->wiped, sizeof result->wiped))
+    {
+      snprintf (err, errlen, "%s: %s", job->disk, result->wiped);
+      close (fd);
+      fd = -1;
+    }
   if (fd >= 0 && write_zeros (sm, fd, result, err, errlen))
     ok = run_session (job, url, sm, &join, fd, readable, result, err, errlen);
   if (ok && fsync (fd) < 0 && errno != EINVAL)

@@ -24,6 +24,7 @@ typedef struct {
   uint64_t nacks_sent;
   char     image_id[65];
   char     image_sha256[65];   /* of what was read back from the disk */
+  char     wiped[512];         /* as SaImageResult's */
 } SaMulticastResult;
 
 /* @join: the instruction's "join" string; @job: as for unicast (the

@@ -211,24 +211,34 @@ image_id_of (const SaJson *ins)
   return image != NULL && shoal_manifest_is_valid_id (image) ? image : NULL;
 }
 
-/* After the image is written and verified: what an earlier system left
- * past it wiped (its partitions @old read before the image was written),
- * the image's backup GPT to the end of a larger disk (sa-gpt.h). The
- * member "partition_table" of the event "image-written" (with its leading
- * comma), empty when there was nothing to do */
+/* After the image is written and verified: the disk's last MiB past it
+ * wiped, the image's backup GPT to the end of a larger disk (sa-gpt.h).
+ * The member "partition_table" of the event "image-written" (with its
+ * leading comma): that, and what the receiver zeroed of the earlier
+ * system's partitions before it wrote the image (@wiped_before); empty
+ * when there was nothing to do */
 static char *
-fit_partition_table (const char *disk, uint64_t image_size, const SaGptOldTable *old)
+fit_partition_table (const char *disk, uint64_t image_size, const char *wiped_before)
 {
   char msg[1024];
-  SaBuf member;
-  SaGptOutcome outcome = sa_gpt_fit_path (disk, image_size, old, msg, sizeof msg);
+  SaBuf member, text;
+  SaGptOutcome outcome = sa_gpt_fit_path (disk, image_size, msg, sizeof msg);
 
-  if (outcome == SA_GPT_NO_TABLE || msg[0] == '\0')
-    return sa_strdup ("");
-  sa_log ("%s: %s", disk, msg);
+  sa_buf_init (&text);
+  if (outcome != SA_GPT_NO_TABLE)
+    sa_buf_append_str (&text, msg);
+  if (wiped_before[0] != '\0')
+    sa_buf_printf (&text, "%s%s", text.len > 0 ? "; " : "", wiped_before);
+  if (text.len == 0)
+    {
+      sa_buf_clear (&text);
+      return sa_strdup ("");
+    }
+  sa_log ("%s: %s", disk, text.data);
   sa_buf_init (&member);
   sa_buf_append_str (&member, ",\"partition_table\":");
-  sa_json_append_string (&member, msg);
+  sa_json_append_string (&member, text.data);
+  sa_buf_clear (&text);
   return sa_buf_steal (&member);
 }
 
@@ -240,8 +250,7 @@ do_unicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job = { 0 };
   SaImageResult result;
-  SaGptOldTable old;
-  char err[1024], data[2048];
+  char err[1024], data[3072];
 
   if (manifest == NULL)
     manifest = sa_json_get_string (ins, "manifest_url");
@@ -260,14 +269,12 @@ do_unicast (Agent *a, const SaJson *ins)
                        sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a };
   a->last_fraction = 0;
   a->last_progress_ms = 0;
-  /* the earlier system's partitions, before the image overwrites its table */
-  sa_gpt_read_old_path (disk, &old);
   if (!sa_image_unicast_receive (&job, &result, err, sizeof err))
     post_error (a, "unicast-receive", err);
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk, result.bytes, &old);
+      char *table = fit_partition_table (disk, result.bytes, result.wiped);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,"
                 "\"zero_chunks\":%llu,\"kept_chunks\":%llu,\"image\":\"%s\",\"image_sha256\":\"%s\","
@@ -292,8 +299,7 @@ do_multicast (Agent *a, const SaJson *ins)
   char *fallback = NULL;
   SaImageJob job;
   SaMulticastResult result;
-  SaGptOldTable old;
-  char err[1024], data[2048];
+  char err[1024], data[3072];
 
   if (disk == NULL && a->config.disk && *a->config.disk)
     disk = a->config.disk;
@@ -307,13 +313,12 @@ do_multicast (Agent *a, const SaJson *ins)
   job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),
                        sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL };
   post_event (a, "multicast-joined", "{}");
-  sa_gpt_read_old_path (disk, &old);
   if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), &result, err, sizeof err))
     post_error (a, "multicast-receive", err);
   else
     {
       char *qdisk = json_quote (disk);
-      char *table = fit_partition_table (disk, result.bytes, &old);
+      char *table = fit_partition_table (disk, result.bytes, result.wiped);
 
       snprintf (data, sizeof data, "{\"disk\":%s,\"bytes\":%llu,\"chunks\":%llu,\"zero_chunks\":%llu,"
                 "\"multicast_chunks\":%llu,\"unicast_chunks\":%llu,\"kept_chunks\":%llu,\"packets\":%llu,"

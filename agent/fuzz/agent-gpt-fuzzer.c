@@ -98,7 +98,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   for (size_t i = 0; i < old.n; i++)
     if (old.part[i].start >= old.part[i].end || old.part[i].end > disk_size)
       abort ();
-  (void) sa_gpt_fit_disk (fd, disk_size, len, sector, &old, msg, sizeof msg);
+  (void) sa_gpt_wipe_old (fd, disk_size, len, &old, msg, sizeof msg);
+  if (memchr (msg, '\0', sizeof msg) == NULL)
+    abort ();
+  (void) sa_gpt_fit_disk (fd, disk_size, len, sector, msg, sizeof msg);
   if (memchr (msg, '\0', sizeof msg) == NULL)
     abort ();
   close (fd);

@@ -239,7 +239,7 @@ check_moved (guint sector, gboolean on_loop)
   layout_image = sfdisk_layout (image_dev != NULL ? image_dev : image_path, &lastlba_image);
   /* a file has its sector size found (the GPT at 512 or 4096), a device
    * its own */
-  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, IMAGE_SIZE, NULL, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (on_loop ? disk_dev : disk, IMAGE_SIZE, msg, sizeof msg);
   if (disk_dev != NULL)
     layout_disk = sfdisk_layout (disk_dev, &lastlba_disk);
   if (image_dev != NULL)
@@ -286,7 +286,7 @@ check_moved (guint sector, gboolean on_loop)
   g_assert_cmpmem (after, 446, before, 446);
 
   /* once moved, there is nothing more to do */
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_AT_END);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_AT_END);
   assert_disk_holds (disk, after, DISK_SIZE);
   g_unlink (disk);
   g_unlink (image_path);
@@ -325,7 +325,7 @@ assert_left (const guint8 *image, gsize disk_size, SaGptOutcome expect, const gc
   char msg[1024] = "x";
   gsize tail = expect_tail_wiped (before, MIN (IMAGE_SIZE, disk_size), disk_size);
 
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, expect);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, expect);
   g_test_message ("%s", msg);
   if (tail > 0)
     wiped = g_strdup_printf ("past the image, the disk's last %" G_GSIZE_FORMAT " bytes zeroed (where an earlier "
@@ -386,7 +386,7 @@ test_gpt_sector_mismatch (void)
       g_unlink (disk);
       return;
     }
-  outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, NULL, msg, sizeof msg);
+  outcome = sa_gpt_fit_path (dev, IMAGE_SIZE, msg, sizeof msg);
   g_assert_true (target_test_loop_detach (dev));
   g_test_message ("%s", msg);
   g_assert_cmpint (outcome, ==, SA_GPT_LEFT);
@@ -454,7 +454,7 @@ test_gpt_stale_backup (void)
   g_assert_nonnull (strstr (verdict, "invalid main GPT header, but valid backup"));
   g_clear_pointer (&verdict, g_free);
 
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
   expect = g_strdup_printf ("%s, an earlier system's GPT backup header at the last LBA %" G_GSIZE_FORMAT
                             " among them", tail_wiped_message, last);
   g_assert_cmpstr (msg, ==, expect);
@@ -468,7 +468,7 @@ test_gpt_stale_backup (void)
   g_assert_nonnull (strstr (verdict, "Found invalid GPT and valid MBR"));
   g_assert_null (strstr (verdict, "backup"));
   /* no backup header left: zeroed again, the same */
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
   g_assert_cmpstr (msg, ==, tail_wiped_message);
   assert_disk_holds (disk, after, DISK_SIZE);
   /* the last LBA of an image that reaches it is the image's: never cleared */
@@ -476,7 +476,7 @@ test_gpt_stale_backup (void)
   g_assert_cmpint (pwrite (fd, before + last * 512, 512, last * 512), ==, 512);
   close (fd);
   memcpy (after + last * 512, before + last * 512, 512);
-  g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
+  g_assert_cmpint (sa_gpt_fit_path (disk, DISK_SIZE, msg, sizeof msg), ==, SA_GPT_NO_TABLE);
   assert_disk_holds (disk, after, DISK_SIZE);
   g_unlink (disk);
 }
@@ -499,7 +499,7 @@ test_gpt_hybrid_mbr (void)
   g_free (before);
   before = read_disk (disk, IMAGE_SIZE);
   g_assert_cmpint (truncate (disk, DISK_SIZE), ==, 0);
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, NULL, msg, sizeof msg), ==, SA_GPT_MOVED);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_MOVED);
   g_assert_null (strstr (msg, "protective MBR"));
   after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after, 512, before, 512);
@@ -520,16 +520,17 @@ blkid_probe_at (const gchar *path, guint64 offset, guint64 size)
   return out != NULL ? out : g_strdup ("");
 }
 
-/* An earlier system's partitions held md RAID members (their superblocks
- * at their ends); the new image, an MBR one, ends before them: their md
- * superblock places past the image are zeroed, read from the table the
- * image replaced, and nothing else of them changes. @old_script: that
- * table; @md: the partitions (0-based in sfdisk's list) given an md
- * superblock (version 90 or 10); @listed: for each of the @n_parts
- * partitions the agent reads, its place in sfdisk's list (an extended
- * partition is not read: its logical partitions are) */
+/* An earlier system's partitions held md RAID members and LVM PVs; the
+ * new image, an MBR one, ends before them: before it is written, the
+ * first and last MiB of each old partition, where they lie past it, are
+ * zeroed (read from the table the image replaces), and after it the
+ * disk's last MiB; nothing else of them changes. @old_script: that table;
+ * @sig: the partitions (0-based in sfdisk's list) given a signature (md
+ * superblock version 90, 10, 11 or 12; 2: an LVM label); @listed: for
+ * each of the @n_parts partitions the agent reads, its place in sfdisk's
+ * list (an extended partition is not read: its logical partitions are) */
 static void
-check_old_partitions (const gchar *old_script, const guint md[][2], gsize n_md, const guint *listed,
+check_old_partitions (const gchar *old_script, const guint sig[][2], gsize n_sig, const guint *listed,
                       gsize n_parts, const gchar *expect_numbers)
 {
   g_autofree guint8 *zeros = g_malloc0 (IMAGE_SIZE), *before = NULL, *after = NULL;
@@ -550,15 +551,18 @@ check_old_partitions (const gchar *old_script, const guint md[][2], gsize n_md, 
   layout = sfdisk_layout (disk, &lastlba);
   parts = g_strsplit (g_strstrip (layout), " ", -1);
   fd = open (disk, O_RDWR | O_CLOEXEC);
-  for (gsize i = 0; i < n_md; i++)
+  for (gsize i = 0; i < n_sig; i++)
     {
-      guint64 start = g_ascii_strtoull (parts[md[i][0]], NULL, 10) * 512;
-      guint64 size = g_ascii_strtoull (strchr (parts[md[i][0]], '+') + 1, NULL, 10) * 512;
+      guint64 start = g_ascii_strtoull (parts[sig[i][0]], NULL, 10) * 512;
+      guint64 size = g_ascii_strtoull (strchr (parts[sig[i][0]], '+') + 1, NULL, 10) * 512;
       g_autofree gchar *probe = NULL;
 
-      target_test_md_write (fd, md[i][1], start, size);
+      if (sig[i][1] == 2)
+        target_test_lvm_write (fd, start, size);
+      else
+        target_test_md_write (fd, sig[i][1], start, size);
       probe = blkid_probe_at (disk, start, size);
-      g_assert_nonnull (strstr (probe, "TYPE=\"linux_raid_member\""));
+      g_assert_nonnull (strstr (probe, sig[i][1] == 2 ? "TYPE=\"LVM2_member\"" : "TYPE=\"linux_raid_member\""));
     }
   /* read as the agent reads it before the image is written */
   sa_gpt_read_old (fd, DISK_SIZE, 0, &old);
@@ -569,66 +573,72 @@ check_old_partitions (const gchar *old_script, const guint md[][2], gsize n_md, 
       g_assert_cmpuint (old.part[i].end - old.part[i].start, ==,
                         g_ascii_strtoull (strchr (parts[listed[i]], '+') + 1, NULL, 10) * 512);
     }
-  /* the new image: an MBR, written over the disk's first 4 MiB */
-  close (fd);
-  write_mbr_image (disk);
   g_free (before);
   before = read_disk (disk, DISK_SIZE);
-
-  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, &old, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  /* wiped before the image is written, then the image: an MBR, written
+   * over the disk's first 4 MiB */
+  g_assert_true (sa_gpt_wipe_old (fd, DISK_SIZE, IMAGE_SIZE, &old, msg, sizeof msg));
+  close (fd);
   g_test_message ("%s", msg);
-  expect = g_strdup_printf ("; md superblock places zeroed at the end of %s", expect_numbers);
-  g_assert_nonnull (strstr (msg, expect));
-  /* what changed: the md superblock places (4 KiB at 64 KiB and at 8 KiB
-   * from each old partition's end, 4 KiB-aligned) past the image, the
-   * disk's last MiB; nothing else */
+  expect = g_strdup_printf ("before the image was written, the first and last MiB of %s, where md RAID "
+                            "superblocks, LVM labels and file systems' superblocks are kept", expect_numbers);
+  g_assert_cmpstr (msg, ==, expect);
+  write_mbr_image (disk);
+  g_assert_cmpint (sa_gpt_fit_path (disk, IMAGE_SIZE, msg, sizeof msg), ==, SA_GPT_STALE_CLEARED);
+  g_test_message ("%s", msg);
+  g_assert_true (g_str_has_prefix (msg, tail_wiped_message));
+  /* what changed: the image's range, the first and last MiB of each old
+   * partition past the image, the disk's last MiB; nothing else */
+  after = read_disk (disk, DISK_SIZE);
+  memcpy (before, after, IMAGE_SIZE);
   for (gsize i = 0; i < n_parts; i++)
     {
-      guint64 start = old.part[i].start, size = old.part[i].end - start;
-      guint64 places[2] = { start + (size & ~(guint64) 0xffff) - 0x10000, start + ((size - 0x2000) & ~(guint64) 0xfff) };
+      guint64 start = old.part[i].start, end = old.part[i].end;
+      guint64 ends[2][2] = { { start, MIN (start + (1u << 20), end) }, { MAX (end - (1u << 20), start), end } };
 
       for (gint k = 0; k < 2; k++)
-        if (places[k] >= IMAGE_SIZE)
+        if (ends[k][1] > IMAGE_SIZE)
           {
-            memset (before + places[k], 0, 4096);
+            guint64 from = MAX (ends[k][0], IMAGE_SIZE);
+
+            memset (before + from, 0, ends[k][1] - from);
             wiped++;
           }
     }
   g_assert_cmpuint (wiped, >, 0);
   expect_tail_wiped (before, IMAGE_SIZE, DISK_SIZE);
-  after = read_disk (disk, DISK_SIZE);
   g_assert_cmpmem (after, DISK_SIZE, before, DISK_SIZE);
-  for (gsize i = 0; i < n_md; i++)
+  for (gsize i = 0; i < n_sig; i++)
     {
-      guint64 start = g_ascii_strtoull (parts[md[i][0]], NULL, 10) * 512;
-      guint64 size = g_ascii_strtoull (strchr (parts[md[i][0]], '+') + 1, NULL, 10) * 512;
+      guint64 start = g_ascii_strtoull (parts[sig[i][0]], NULL, 10) * 512;
+      guint64 size = g_ascii_strtoull (strchr (parts[sig[i][0]], '+') + 1, NULL, 10) * 512;
       g_autofree gchar *probe = blkid_probe_at (disk, start, size);
 
-      g_assert_null (strstr (probe, "linux_raid_member"));
+      g_assert_null (strstr (probe, " TYPE="));
     }
   g_unlink (disk);
 }
 
-/* a GPT: a partition inside the image, one across its end (0.90), one
- * past it (1.0), one reaching the disk's end */
+/* a GPT: a partition inside the image, one across its end (md 0.90), one
+ * past it (1.0), one reaching the disk's end (1.2) */
 static void
 test_gpt_old_partitions (void)
 {
-  static const guint md[][2] = { { 1, 90 }, { 2, 10 } }, listed[] = { 0, 1, 2, 3 };
+  static const guint sig[][2] = { { 1, 90 }, { 2, 10 }, { 3, 12 } }, listed[] = { 0, 1, 2, 3 };
 
-  check_old_partitions ("label: gpt\nstart=1MiB, size=2MiB\nsize=5MiB\nsize=32MiB\ntype=L\n", md, 2, listed, 4,
-                        "3 earlier partitions past the image (2, 3, 4)");
+  check_old_partitions ("label: gpt\nstart=1MiB, size=2MiB\nsize=5MiB\nsize=32MiB\ntype=L\n", sig, 3, listed, 4,
+                        "3 earlier partitions zeroed where they lie past it (2, 3, 4)");
 }
 
-/* an MBR: a primary partition across the image's end (1.0) and an extended one
- * holding two logical ones (the second, 1.0 past the image) */
+/* an MBR: a primary partition across the image's end (md 1.0) and an
+ * extended one holding two logical ones (an LVM PV; md 1.0) */
 static void
 test_gpt_old_partitions_mbr (void)
 {
-  static const guint md[][2] = { { 1, 10 }, { 4, 10 } }, listed[] = { 0, 1, 3, 4 };
+  static const guint sig[][2] = { { 1, 10 }, { 3, 2 }, { 4, 10 } }, listed[] = { 0, 1, 3, 4 };
 
   check_old_partitions ("label: dos\nstart=1MiB, size=2MiB\nsize=16MiB\ntype=E\nsize=8MiB\nsize=8MiB\n",
-                        md, 2, listed, 4, "3 earlier partitions past the image (2, 5, 6)");
+                        sig, 3, listed, 4, "3 earlier partitions zeroed where they lie past it (2, 5, 6)");
 }
 
 int

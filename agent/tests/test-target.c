@@ -17,6 +17,7 @@
 
 #include "sa-archive.h"
 #include "sa-config.h"
+#include "sa-gpt.h"
 #include "sa-http.h"
 #include "sa-image.h"
 #include "sa-inventory.h"
@@ -899,8 +900,11 @@ test_unicast_receive (void)
 /* The image written to a block device (a loop device over a file that
  * holds another system): its run of three zero chunks is one BLKZEROOUT,
  * and reads as zeros after; the data chunks land where they belong and
- * nothing of the old system is left in the image's range. Needs root and
- * loop devices (skipped otherwise); the device is detached after. */
+ * nothing of the old system is left in the image's range, nor in the
+ * disk's first MiB past it (where a whole-disk md member, LVM PV or file
+ * system keeps its signature); past that the disk is as it was. Needs
+ * root and loop devices (skipped otherwise); the device is detached
+ * after. */
 /* A loop device over a new file of @size bytes (*backing) filled with a
  * pattern (*contents, the caller's); NULL, the test skipped, where there
  * is none (it needs root) */
@@ -926,7 +930,7 @@ loop_device_new (gsize size, guint8 **contents, gchar **backing)
 static void
 test_unicast_receive_block_device (void)
 {
-  const gsize disk_size = 1 << 20;
+  const gsize disk_size = 2 << 20, head = 1 << 20;
   gsize image_size;
   g_autofree gchar *backing = NULL, *dev = NULL, *server = NULL;
   g_autofree guint8 *old = NULL, *back = g_malloc (disk_size);
@@ -962,8 +966,12 @@ test_unicast_receive_block_device (void)
   g_assert_cmpuint (result.kept_chunks, ==, 0);
   g_assert_cmpuint (s->chunk_requests, ==, 4);
   g_assert_cmpmem (back, image_size, g_bytes_get_data (s->image, NULL), image_size);
-  /* past the image, the disk is as it was */
-  g_assert_cmpmem (back + image_size, disk_size - image_size, old + image_size, disk_size - image_size);
+  /* past the image, the disk's first MiB zeroed before the image was
+   * written, and the rest as it was */
+  g_assert_cmpstr (result.wiped, ==, "before the image was written, the disk's first MiB past it zeroed");
+  for (gsize i = image_size; i < head; i++)
+    g_assert_cmpuint (back[i], ==, 0);
+  g_assert_cmpmem (back + head, disk_size - head, old + head, disk_size - head);
   /* and the file behind the device holds the image */
   fd = open (backing, O_RDONLY | O_CLOEXEC);
   g_assert_cmpint (pread (fd, back, disk_size, 0), ==, (gssize) disk_size);
@@ -1256,6 +1264,74 @@ sfdisk_image (const gchar *script, gsize size)
   return (guint8 *) data;
 }
 
+/* The static @agent once for @s's instruction (for the disk @disk), its
+ * config for @s; whether it ran and exited 0 (asserted by the caller, once
+ * a loop device is detached) */
+static gboolean
+run_agent_once (TestServer *s, const gchar *agent, const gchar *disk)
+{
+  g_autofree gchar *server = url_of (s, ""), *conf = NULL, *text = NULL, *out = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *argv[] = { agent, "--config", NULL, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
+  gint fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL), status = 0;
+  gboolean ran;
+
+  close (fd);
+  g_mutex_lock (&s->lock);
+  g_free (s->instruction);
+  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\","
+                                    "\"disk\":\"%s\"}", disk);
+  g_mutex_unlock (&s->lock);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
+  argv[2] = conf;
+  ran = g_file_set_contents (conf, text, -1, NULL) &&
+        g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &out, &status, &error) &&
+        g_spawn_check_wait_status (status, &error);
+  g_unlink (conf);
+  g_test_message ("%s", out != NULL ? out : "");
+  if (error != NULL)
+    g_test_message ("the agent: %s", error->message);
+  return ran;
+}
+
+/* An earlier system's disk of @size bytes full of a pattern (*contents),
+ * with a table sfdisk makes from @table (none when NULL): a disk image
+ * file (*backing) when @file, else a loop device over one (*dev; NULL,
+ * the test skipped, where there is none). The disk to write, or NULL */
+static const gchar *
+old_system_disk (gboolean file, gsize size, const gchar *table, guint8 **contents, gchar **backing, gchar **dev)
+{
+  const gchar *disk;
+  g_autoptr(GError) error = NULL;
+
+  if (file)
+    {
+      gint fd;
+
+      *contents = g_malloc (size);
+      for (gsize i = 0; i < size; i++)
+        (*contents)[i] = (guint8) (i * 31 + 7);
+      fd = g_file_open_tmp ("shoal-old-disk-XXXXXX", backing, NULL);
+      g_assert_cmpint (write (fd, *contents, size), ==, (gssize) size);
+      close (fd);
+      disk = *backing;
+    }
+  else if ((*dev = loop_device_new (size, contents, backing)) == NULL)
+    return NULL;
+  else
+    disk = *dev;
+  if (table != NULL)
+    {
+      g_autoptr(GSubprocess) mk = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
+                                                    &error, "sfdisk", "-q", disk, NULL);
+
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_communicate_utf8 (mk, table, NULL, NULL, NULL, &error));
+      g_assert_true (g_subprocess_get_successful (mk));
+    }
+  return disk;
+}
+
 typedef struct {
   guint md;             /* 90 or 10 */
   const gchar *table;   /* the new image's, for sfdisk */
@@ -1275,47 +1351,26 @@ test_agent_program_md_leftover (gconstpointer data)
   const Leftover *c = data;
   const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
   const gsize disk_size = 64u << 20, image_size = 4u << 20;
-  g_autofree gchar *backing = NULL, *dev = NULL, *cmd = NULL, *out = NULL, *server = NULL;
-  g_autofree gchar *conf = NULL, *text = NULL, *expect = NULL, *run_out = NULL, *part = NULL;
+  g_autofree gchar *backing = NULL, *dev = NULL, *cmd = NULL, *out = NULL;
+  g_autofree gchar *expect = NULL, *part = NULL;
   g_autofree guint8 *old = NULL;
   g_autofree gchar *sfdisk = g_find_program_in_path ("sfdisk"), *blkid = g_find_program_in_path ("blkid");
-  g_autoptr(GError) error = NULL;
   const gchar *disk;
-  gboolean found = FALSE;
+  gboolean found = FALSE, ran;
   TestServer *s;
-  gint fd, status = 0;
+  gint fd;
 
   if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE) || sfdisk == NULL || blkid == NULL)
     {
       g_test_skip ("needs the static agent (target_programs), sfdisk and blkid");
       return;
     }
-  if (c->file)
-    {
-      old = g_malloc (disk_size);
-      for (gsize i = 0; i < disk_size; i++)
-        old[i] = (guint8) (i * 31 + 7);
-      fd = g_file_open_tmp ("shoal-leftover-disk-XXXXXX", &backing, NULL);
-      g_assert_cmpint (write (fd, old, disk_size), ==, (gssize) disk_size);
-      close (fd);
-      disk = backing;
-    }
-  else if ((dev = loop_device_new (disk_size, &old, &backing)) == NULL)
-    return;
-  else
-    disk = dev;
-
   /* the earlier system */
-  if (c->old_table)
-    {
-      g_autoptr(GSubprocess) mk = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
-                                                    &error, "sfdisk", "-q", disk, NULL);
-
-      g_assert_no_error (error);
-      g_assert_true (g_subprocess_communicate_utf8 (mk, "label: gpt\nstart=1MiB, size=7MiB\nsize=32MiB\ntype=L\n",
-                                                    NULL, NULL, NULL, &error));
-      g_assert_true (g_subprocess_get_successful (mk));
-    }
+  disk = old_system_disk (c->file, disk_size,
+                          c->old_table ? "label: gpt\nstart=1MiB, size=7MiB\nsize=32MiB\ntype=L\n" : NULL,
+                          &old, &backing, &dev);
+  if (disk == NULL)
+    return;
   fd = open (disk, O_RDWR | O_CLOEXEC);
   g_assert_cmpint (fd, >=, 0);
   if (c->old_table)
@@ -1333,21 +1388,7 @@ test_agent_program_md_leftover (gconstpointer data)
   /* the agent writes the new system */
   s = test_server_new ();
   serve_bytes (s, sfdisk_image (c->table, image_size), image_size, 65536);
-  server = url_of (s, "");
-  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}",
-                                    disk);
-  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL);
-  close (fd);
-  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
-  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
-  {
-    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
-
-    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, &run_out, &status, &error);
-  }
-  g_assert_no_error (error);
-  g_test_message ("%s", run_out);
-  g_unlink (conf);
+  ran = run_agent_once (s, agent, disk);
 
   /* only the new table, on the disk and in the old partition's range */
   part = sh_out (cmd);
@@ -1365,12 +1406,13 @@ test_agent_program_md_leftover (gconstpointer data)
   g_clear_pointer (&expect, g_free);
 
   /* and the agent says what it wiped */
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_true (ran);
   expect = g_strdup_printf ("past the image, the disk's last 1048576 bytes zeroed (where an earlier system's md RAID "
                             "superblock, ZFS labels and GPT backup are kept)%s%s",
                             c->old_table ? ", an earlier system's GPT backup header at the last LBA 131071 among them" : "",
-                            c->old_table ? "; md superblock places zeroed at the end of 3 earlier partitions past the "
-                                           "image (1, 2, 3)\"" : "\"");
+                            c->old_table ? "; before the image was written, the first and last MiB of 3 earlier "
+                                           "partitions zeroed where they lie past it (1, 2, 3), where md RAID "
+                                           "superblocks, LVM labels and file systems' superblocks are kept\"" : "\"");
   g_mutex_lock (&s->lock);
   for (guint i = 0; i < s->events->len; i++)
     {
@@ -1390,6 +1432,291 @@ static const Leftover leftover_mbr_090 = { 90, "label: dos\ntype=83\n", "dos", F
 static const Leftover leftover_mbr_10 = { 10, "label: dos\ntype=83\n", "dos", FALSE, FALSE };
 static const Leftover leftover_partition = { 10, "label: dos\ntype=83\n", "dos", TRUE, FALSE };
 static const Leftover leftover_file = { 10, "label: gpt\nsize=1MiB, type=U\ntype=L\n", "gpt", TRUE, TRUE };
+
+/* --- signatures an earlier system left in its partitions ------------------ */
+
+#define OLD_SIG_IMAGE (8u << 20)
+#define OLD_SIG_DISK  (64u << 20)
+#define OLD_SIG_CHUNK 65536u
+#define MiB           (1u << 20)
+
+/* The earlier system's GPT: partitions 1 and 2 where the new image is all
+ * zeros (2 to 6 MiB; 2 MiB each, as blkid does not look for md members or
+ * LVM PVs on a device under 1.44 MB), 3 across the image's end (6 to 12
+ * MiB), 4 to 7 past it (16 to 32 MiB); its backup header at the disk's
+ * last LBA */
+static const gchar old_sig_table[] = "label: gpt\nstart=2MiB, size=2MiB\nsize=2MiB\nsize=6MiB\n"
+                                     "start=16MiB, size=4MiB\nsize=4MiB\nsize=4MiB\nsize=4MiB\n";
+static const guint64 old_sig_parts[][2] = {
+  { 2 * MiB, 4 * MiB }, { 4 * MiB, 6 * MiB }, { 6 * MiB, 12 * MiB }, { 16 * MiB, 20 * MiB },
+  { 20 * MiB, 24 * MiB }, { 24 * MiB, 28 * MiB }, { 28 * MiB, 32 * MiB },
+};
+
+/* A signature (@name) and where it is: @magic (@len bytes) at byte @at of
+ * the disk */
+typedef struct {
+  guint64 at;
+  const gchar *magic;
+  gsize len;
+  const gchar *name;
+} OldSig;
+
+/* The earlier system's signatures, written on @fd; its places in @sigs
+ * (at most 16), their number returned. md superblocks 1.2 (partitions 1
+ * and 4), 1.1 (6) and 1.0 (at 3's end), LVM PV labels (2, 3, 5), and in
+ * partition 7 the magic numbers of xfs (at 0), ext4 (at 1 KiB + 56), swap
+ * (at the end of its first 4 KiB page) and btrfs (at 64 KiB + 64) */
+static gsize
+old_sig_write (gint fd, OldSig *sigs)
+{
+  static const gchar md_magic[] = "\xfc\x4e\x2b\xa9", ext_magic[] = "\x53\xef";
+  const guint64 (*p)[2] = old_sig_parts;
+  gsize n = 0;
+
+  sigs[n++] = (OldSig) { target_test_md_write (fd, 12, p[0][0], p[0][1] - p[0][0]), md_magic, 4, "md 1.2 (1)" };
+  sigs[n++] = (OldSig) { target_test_lvm_write (fd, p[1][0], p[1][1] - p[1][0]), "LABELONE", 8, "LVM (2)" };
+  sigs[n++] = (OldSig) { target_test_lvm_write (fd, p[2][0], p[2][1] - p[2][0]), "LABELONE", 8, "LVM (3)" };
+  sigs[n++] = (OldSig) { target_test_md_write (fd, 10, p[2][0], p[2][1] - p[2][0]), md_magic, 4, "md 1.0 (3)" };
+  sigs[n++] = (OldSig) { target_test_md_write (fd, 12, p[3][0], p[3][1] - p[3][0]), md_magic, 4, "md 1.2 (4)" };
+  sigs[n++] = (OldSig) { target_test_lvm_write (fd, p[4][0], p[4][1] - p[4][0]), "LABELONE", 8, "LVM (5)" };
+  sigs[n++] = (OldSig) { target_test_md_write (fd, 11, p[5][0], p[5][1] - p[5][0]), md_magic, 4, "md 1.1 (6)" };
+  sigs[n++] = (OldSig) { p[6][0], "XFSB", 4, "xfs (7)" };
+  sigs[n++] = (OldSig) { p[6][0] + 1024 + 56, ext_magic, 2, "ext4 (7)" };
+  sigs[n++] = (OldSig) { p[6][0] + 4096 - 10, "SWAPSPACE2", 10, "swap (7)" };
+  sigs[n++] = (OldSig) { p[6][0] + 65536 + 64, "_BHRfS_M", 8, "btrfs (7)" };
+  for (gsize i = n - 4; i < n; i++)
+    g_assert_cmpint (pwrite (fd, sigs[i].magic, sigs[i].len, (off_t) sigs[i].at), ==, (gssize) sigs[i].len);
+  return n;
+}
+
+/* The new image: an MBR and one partition (sfdisk), its data from 1 MiB
+ * but for 2 to 6 MiB, all zeros there (64 zero chunks, not sent); each
+ * data chunk numbered in its first bytes, so that no two are alike */
+static guint8 *
+old_sig_image (void)
+{
+  guint8 *image = sfdisk_image ("label: dos\ntype=83\n", OLD_SIG_IMAGE);
+
+  memset (image + 2 * MiB, 0, 4 * MiB);
+  for (gsize c = MiB / OLD_SIG_CHUNK; c < OLD_SIG_IMAGE / OLD_SIG_CHUNK; c++)
+    if (!shoal_manifest_is_zero (image + c * OLD_SIG_CHUNK, OLD_SIG_CHUNK))
+      memcpy (image + c * OLD_SIG_CHUNK, &c, sizeof c);
+  return image;
+}
+
+/* The data chunks of @image before chunk @k (all of them: @k of
+ * G_MAXUINT) */
+static guint
+old_sig_data_chunks (const guint8 *image, guint k)
+{
+  guint n = 0;
+
+  for (guint c = 0; c < OLD_SIG_IMAGE / OLD_SIG_CHUNK && c < k; c++)
+    n += !shoal_manifest_is_zero (image + (gsize) c * OLD_SIG_CHUNK, OLD_SIG_CHUNK);
+  return n;
+}
+
+/* What @disk holds (OLD_SIG_DISK bytes); blkid's report of each old
+ * partition's range added to @probes (when not NULL) */
+static guint8 *
+old_sig_read (const gchar *disk, GPtrArray *probes)
+{
+  guint8 *contents = g_malloc (OLD_SIG_DISK);
+  gint fd = open (disk, O_RDONLY | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (pread (fd, contents, OLD_SIG_DISK, 0), ==, (gssize) OLD_SIG_DISK);
+  close (fd);
+  for (gsize i = 0; probes != NULL && i < G_N_ELEMENTS (old_sig_parts); i++)
+    {
+      g_autofree gchar *cmd = g_strdup_printf ("blkid -p -O %" G_GUINT64_FORMAT " -S %" G_GUINT64_FORMAT " %s",
+                                               old_sig_parts[i][0], old_sig_parts[i][1] - old_sig_parts[i][0], disk);
+
+      g_ptr_array_add (probes, sh_out (cmd));
+    }
+  return contents;
+}
+
+/* the event of @s that starts with @prefix, or NULL */
+static gchar *
+find_event (TestServer *s, const gchar *prefix)
+{
+  gchar *found = NULL;
+
+  g_mutex_lock (&s->lock);
+  for (guint i = 0; i < s->events->len && found == NULL; i++)
+    if (g_str_has_prefix (g_ptr_array_index (s->events, i), prefix))
+      found = g_strdup (g_ptr_array_index (s->events, i));
+  g_mutex_unlock (&s->lock);
+  return found;
+}
+
+/* whether any of @sigs is on @disk (@contents); each one named */
+static gboolean
+old_sig_any_left (const guint8 *contents, const OldSig *sigs, gsize n)
+{
+  gboolean any = FALSE;
+
+  for (gsize i = 0; i < n; i++)
+    if (memcmp (contents + sigs[i].at, sigs[i].magic, sigs[i].len) == 0)
+      {
+        g_test_message ("%s left at %" G_GUINT64_FORMAT, sigs[i].name, sigs[i].at);
+        any = TRUE;
+      }
+  return any;
+}
+
+typedef struct {
+  gboolean file;    /* a disk image file, not a loop device */
+  gboolean resume;  /* a first run stops at a corrupt chunk, after the
+                       image's table replaced the earlier one; a second
+                       run resumes */
+} OldSignatures;
+
+/* An earlier system's GPT partitions held md RAID members (superblocks
+ * 1.2, 1.1, 1.0), LVM PVs and file systems, in the range of the new image
+ * where it is all zeros, across its end and past it. After the agent
+ * wrote the image: none of their signatures is on the disk (the magic
+ * bytes, and blkid in each old partition's range), every byte of the
+ * image's range is the image's, and of the rest only the first and last
+ * MiB of each old partition and the disk's last MiB changed (zeroed).
+ * @data->resume: the first run fails at chunk 112 (7 MiB), its chunks
+ * before written and the earlier table gone from the disk; the earlier
+ * system's places past the image were zeroed before any of it was written
+ * all the same, and the second run keeps every chunk the first one wrote
+ * (none undone by a wipe) and fetches the others */
+static void
+test_agent_program_old_signatures (gconstpointer data)
+{
+  const OldSignatures *c = data;
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const guint corrupt = 112;
+  g_autofree gchar *backing = NULL, *dev = NULL, *written = NULL, *failed = NULL, *expect = NULL;
+  g_autofree gchar *sfdisk = g_find_program_in_path ("sfdisk"), *blkid = g_find_program_in_path ("blkid");
+  g_autofree guint8 *old = NULL, *before = NULL, *after = NULL, *after_first = NULL, *image = NULL;
+  g_autoptr(GPtrArray) probes_before = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) probes_after = g_ptr_array_new_with_free_func (g_free);
+  SaGptOldTable table_after_first = { 0 };
+  OldSig sigs[16];
+  gsize n_sigs;
+  guint requests_first = 0, requests_second = 0;
+  gboolean ran_first = TRUE, ran;
+  const gchar *disk;
+  TestServer *s;
+  gint fd;
+
+  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE) || sfdisk == NULL || blkid == NULL)
+    {
+      g_test_skip ("needs the static agent (target_programs), sfdisk and blkid");
+      return;
+    }
+  /* the earlier system: its table, its signatures; blkid finds them */
+  if ((disk = old_system_disk (c->file, OLD_SIG_DISK, old_sig_table, &old, &backing, &dev)) == NULL)
+    return;
+  fd = open (disk, O_RDWR | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  n_sigs = old_sig_write (fd, sigs);
+  g_assert_cmpint (fsync (fd), ==, 0);
+  close (fd);
+  before = old_sig_read (disk, probes_before);
+
+  /* the agent writes the new system: once, or twice when the first run
+   * fails at a corrupt chunk */
+  image = old_sig_image ();
+  s = test_server_new ();
+  serve_bytes (s, g_memdup2 (image, OLD_SIG_IMAGE), OLD_SIG_IMAGE, OLD_SIG_CHUNK);
+  if (c->resume)
+    {
+      s->corrupt_chunk = (gint) corrupt;
+      ran_first = run_agent_once (s, agent, disk);
+      failed = find_event (s, "error ");
+      requests_first = s->chunk_requests;
+      after_first = old_sig_read (disk, NULL);
+      /* what a restarted agent finds: the image's table, not the earlier one */
+      fd = open (disk, O_RDONLY | O_CLOEXEC);
+      g_assert_cmpint (fd, >=, 0);
+      sa_gpt_read_old (fd, OLD_SIG_DISK, c->file ? 0 : 512, &table_after_first);
+      close (fd);
+      g_mutex_lock (&s->lock);
+      g_ptr_array_set_size (s->events, 0);
+      s->corrupt_chunk = -1;
+      s->chunk_requests = 0;
+      g_mutex_unlock (&s->lock);
+    }
+  ran = run_agent_once (s, agent, disk);
+  written = find_event (s, "image-written ");
+  requests_second = s->chunk_requests;
+  after = old_sig_read (disk, probes_after);
+  if (dev != NULL)
+    g_assert_true (target_test_loop_detach (dev));
+  g_unlink (backing);
+  test_server_free (s);
+
+  g_assert_true (ran_first);
+  g_assert_true (ran);
+  /* the earlier system was there: blkid found an md member or an LVM PV
+   * in each of its partitions 1 to 6 */
+  for (gsize i = 0; i < 6; i++)
+    g_assert_true (strstr (probes_before->pdata[i], "TYPE=\"linux_raid_member\"") != NULL ||
+                   strstr (probes_before->pdata[i], "TYPE=\"LVM2_member\"") != NULL);
+  g_assert_false (old_sig_any_left (after, sigs, n_sigs));
+  for (gsize i = 0; i < G_N_ELEMENTS (old_sig_parts); i++)
+    g_assert_null (strstr (probes_after->pdata[i], " TYPE="));
+  /* the image's range is the image's, byte for byte */
+  g_assert_cmpmem (after, OLD_SIG_IMAGE, image, OLD_SIG_IMAGE);
+  /* and past it only the ends of the old partitions and of the disk
+   * changed, to zeros */
+  memcpy (before, image, OLD_SIG_IMAGE);
+  for (gsize i = 0; i < G_N_ELEMENTS (old_sig_parts); i++)
+    {
+      guint64 start = old_sig_parts[i][0], end = old_sig_parts[i][1];
+
+      if (end <= OLD_SIG_IMAGE)
+        continue;
+      if (start + MiB > OLD_SIG_IMAGE)
+        memset (before + MAX (start, OLD_SIG_IMAGE), 0, start + MiB - MAX (start, OLD_SIG_IMAGE));
+      memset (before + end - MiB, 0, MiB);
+    }
+  memset (before + OLD_SIG_DISK - MiB, 0, MiB);
+  g_assert_cmpmem (after, OLD_SIG_DISK, before, OLD_SIG_DISK);
+
+  g_assert_nonnull (written);
+  g_test_message ("%s", written);
+  if (!c->resume)
+    {
+      g_assert_nonnull (strstr (written, "\"kept_chunks\":0,"));
+      g_assert_nonnull (strstr (written, "before the image was written, the first and last MiB of 5 earlier partitions "
+                                         "zeroed where they lie past it (3, 4, 5, 6, 7)"));
+      return;
+    }
+  /* the first run: it failed at the corrupt chunk, after the image's
+   * table had replaced the earlier one (a restarted agent cannot read
+   * that any more), and the earlier system's places past the image were
+   * zeroed by then */
+  g_assert_nonnull (failed);
+  g_test_message ("%s", failed);
+  g_assert_nonnull (strstr (failed, "chunk 112 "));
+  g_assert_cmpuint (requests_first, >, old_sig_data_chunks (image, corrupt));
+  g_assert_cmpmem (after_first, OLD_SIG_CHUNK, image, OLD_SIG_CHUNK);
+  g_assert_cmpuint (table_after_first.n, ==, 1);
+  g_assert_cmpuint (table_after_first.part[0].start, ==, MiB);
+  g_assert_cmpuint (table_after_first.part[0].end, ==, OLD_SIG_IMAGE);
+  for (gsize i = 0; i < n_sigs; i++)
+    if (sigs[i].at >= OLD_SIG_IMAGE)
+      g_assert_cmpmem (after_first + sigs[i].at, sigs[i].len, before + sigs[i].at, sigs[i].len);
+  /* the second: every chunk the first wrote is kept, verified on the
+   * disk, the others fetched */
+  expect = g_strdup_printf ("\"kept_chunks\":%u,", old_sig_data_chunks (image, corrupt));
+  g_assert_nonnull (strstr (written, expect));
+  g_assert_cmpuint (requests_second, ==, old_sig_data_chunks (image, G_MAXUINT) - old_sig_data_chunks (image, corrupt));
+  /* the earlier table's backup was still at the disk's last LBA */
+  g_assert_nonnull (strstr (written, "an earlier system's GPT backup header at the last LBA 131071 among them"));
+}
+
+static const OldSignatures old_signatures_loop = { FALSE, FALSE };
+static const OldSignatures old_signatures_file = { TRUE, FALSE };
+static const OldSignatures old_signatures_resume = { FALSE, TRUE };
+static const OldSignatures old_signatures_resume_file = { TRUE, TRUE };
 
 /* --- multicast-receive (suite net: a namespace of its own) ------------------ */
 
@@ -1573,6 +1900,14 @@ main (int argc, char **argv)
                         test_agent_program_md_leftover);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-old-partition-file", &leftover_file,
                         test_agent_program_md_leftover);
+  g_test_add_data_func ("/shoal/target/agent-program-old-signatures/loop", &old_signatures_loop,
+                        test_agent_program_old_signatures);
+  g_test_add_data_func ("/shoal/target/agent-program-old-signatures/file", &old_signatures_file,
+                        test_agent_program_old_signatures);
+  g_test_add_data_func ("/shoal/target/agent-program-old-signatures/resume", &old_signatures_resume,
+                        test_agent_program_old_signatures);
+  g_test_add_data_func ("/shoal/target/agent-program-old-signatures/resume-file", &old_signatures_resume_file,
+                        test_agent_program_old_signatures);
   g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
   return g_test_run ();
 }
