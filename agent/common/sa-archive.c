@@ -11,10 +11,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#if defined __has_include
+#if __has_include (<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
+#endif
+
+/* openat2(2), called through syscall(): glibc has no wrapper */
+#if defined RESOLVE_IN_ROOT && !defined SYS_openat2 && defined __NR_openat2
+#define SYS_openat2 __NR_openat2
+#endif
+#if defined RESOLVE_IN_ROOT && defined SYS_openat2
+#define SA_HAVE_OPENAT2 1
+#else
+#define SA_HAVE_OPENAT2 0
+#endif
 
 #include <zlib.h>
 #include <zstd.h>
+
+/* Why a folder on an entry's path was not opened */
+typedef enum {
+  SA_PATH_ERRNO,            /* errno says */
+  SA_PATH_LINK_UNFOLLOWED,  /* a symbolic link, and no openat2() to follow it safely */
+  SA_PATH_LINK_DANGLING,    /* a symbolic link to nothing within the destination */
+  SA_PATH_LINK_NOT_FOLDER,  /* a symbolic link to a file */
+  SA_PATH_LINK_LOOP,        /* a symbolic link loop, or a /proc magic link */
+} SaPathRefusal;
 
 static bool
 gunzip (const unsigned char *data, size_t len, size_t max_out, SaBuf *out, char *err, size_t errlen)
@@ -159,19 +184,100 @@ is_symlink (int dirfd, const char *name)
   return link;
 }
 
-/* Opens the folder beneath @dirfd that holds @name's last component,
- * creating the folders on the way, and points @leaf at that component.
- * A component that is a symbolic link is not followed (ELOOP; ENOTDIR
- * for a file): an archive that made "a" a link to
- * /outside cannot write a/file there */
+/* Opens the folder @path names beneath @rootfd as if @rootfd were "/":
+ * openat2() with RESOLVE_IN_ROOT, so that an absolute link target and
+ * ".." are resolved against @rootfd and nothing outside it is reached,
+ * and RESOLVE_NO_MAGICLINKS, so that no /proc/<pid>/fd link leads out
+ * either. ENOSYS where the kernel (before 5.6) or the C library's headers
+ * have no openat2 */
 static int
-open_parent (int dirfd, const char *name, const char **leaf)
+open_in_root (int rootfd, const char *path)
+{
+#if SA_HAVE_OPENAT2
+  struct open_how how;
+
+  memset (&how, 0, sizeof how);
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  for (int attempt = 0; attempt < 16; attempt++)
+    {
+      /* EAGAIN: a rename elsewhere raced the walk through ".." */
+      long fd = syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+
+      if (fd >= 0 || errno != EAGAIN)
+        return (int) fd;
+    }
+  return -1;
+#else
+  (void) rootfd;
+  (void) path;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/* Opens the folder that the first @len bytes of @name (a symbolic link
+ * beneath @rootfd) lead to, resolved inside @rootfd; on failure says why
+ * in @why */
+static int
+follow_link (int rootfd, const char *name, size_t len, SaPathRefusal *why)
+{
+  char prefix[PATH_MAX];
+  int fd;
+
+  if (len >= sizeof prefix)
+    {
+      errno = ENAMETOOLONG;
+      *why = SA_PATH_ERRNO;
+      return -1;
+    }
+  memcpy (prefix, name, len);
+  prefix[len] = '\0';
+  fd = open_in_root (rootfd, prefix);
+  if (fd >= 0)
+    return fd;
+  switch (errno)
+    {
+    case ENOSYS:
+    case EPERM: /* a seccomp filter that refuses system calls it does not know (container runtimes did) */
+      *why = SA_PATH_LINK_UNFOLLOWED;
+      break;
+    case ENOENT:
+      *why = SA_PATH_LINK_DANGLING;
+      break;
+    case ENOTDIR:
+      *why = SA_PATH_LINK_NOT_FOLDER;
+      break;
+    case ELOOP:
+      *why = SA_PATH_LINK_LOOP;
+      break;
+    default:
+      *why = SA_PATH_ERRNO;
+      break;
+    }
+  return -1;
+}
+
+/* Opens the folder beneath @rootfd that holds @name's last component,
+ * creating the folders on the way, and points @leaf at that component.
+ * A component that is a symbolic link (the loader's root may well be
+ * merged-/usr: lib -> usr/lib) is followed as if @rootfd were "/", with
+ * openat2() and RESOLVE_IN_ROOT: a link to /outside, to / or to ../..
+ * stays beneath @rootfd, whether the archive made it or it was there
+ * already, and a link that leads to no folder there is refused (no
+ * folder is created through it). Without openat2 a link is not followed
+ * at all. On failure, @at is the length of @name up to the component at
+ * fault and @why says what is wrong with it */
+static int
+open_parent (int rootfd, const char *name, const char **leaf, size_t *at, SaPathRefusal *why)
 {
   char comp[NAME_MAX + 1];
-  int fd = fcntl (dirfd, F_DUPFD_CLOEXEC, 0);
+  int fd = fcntl (rootfd, F_DUPFD_CLOEXEC, 0);
   const char *p = name;
   const char *slash;
 
+  *why = SA_PATH_ERRNO;
+  *at = 0;
   while (fd >= 0 && (slash = strchr (p, '/')) != NULL)
     {
       size_t n = (size_t) (slash - p);
@@ -182,6 +288,7 @@ open_parent (int dirfd, const char *name, const char **leaf)
           p = slash + 1;
           continue;
         }
+      *at = (size_t) (slash - name);
       if (n > NAME_MAX)
         {
           close (fd);
@@ -190,10 +297,11 @@ open_parent (int dirfd, const char *name, const char **leaf)
         }
       memcpy (comp, p, n);
       comp[n] = '\0';
+      /* mkdirat() creates nothing through a link (EEXIST) */
       next = mkdirat (fd, comp, 0755) == 0 || errno == EEXIST
              ? openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
       if (next < 0 && is_symlink (fd, comp))
-        errno = ELOOP;  /* O_DIRECTORY gives ENOTDIR for a link */
+        next = follow_link (rootfd, name, *at, why);
       close (fd);
       fd = next;
       p = slash + 1;
@@ -251,18 +359,22 @@ extract_leaf (int dirfd, const char *leaf, unsigned long mode, const char *data,
   return true; /* device nodes, fifos: not needed, skipped */
 }
 
-/* Extracts one entry beneath the folder @destfd; links the archive
- * makes are entries like any other, never folders to write through */
+/* Extracts one entry beneath the folder @destfd; a link the archive
+ * makes is written as a link, and later entries are written through it
+ * as through any other (open_parent()) */
 static bool
-extract_one (int destfd, const char *name, unsigned long mode, const char *data, size_t size)
+extract_one (int destfd, const char *name, unsigned long mode, const char *data, size_t size,
+             size_t *at, SaPathRefusal *why)
 {
   const char *leaf;
   int dirfd;
   bool ok;
 
+  *why = SA_PATH_ERRNO;
+  *at = 0;
   if (strcmp (name, ".") == 0)
     return true;
-  dirfd = open_parent (destfd, name, &leaf);
+  dirfd = open_parent (destfd, name, &leaf, at, why);
   if (dirfd < 0)
     return false;
   ok = extract_leaf (dirfd, leaf, mode, data, size);
@@ -270,7 +382,7 @@ extract_one (int destfd, const char *name, unsigned long mode, const char *data,
   return ok;
 }
 
-static long extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen);
+static long extract_all (const char *base, size_t len, int destfd, const char *dest, char *err, size_t errlen);
 
 long
 sa_newc_extract (const void *data, size_t len, const char *dest, char *err, size_t errlen)
@@ -283,13 +395,46 @@ sa_newc_extract (const void *data, size_t len, const char *dest, char *err, size
       snprintf (err, errlen, "newc: cannot open %s: %s", dest, strerror (errno));
       return -1;
     }
-  count = extract_all (data, len, destfd, err, errlen);
+  count = extract_all (data, len, destfd, dest, err, errlen);
   close (destfd);
   return count;
 }
 
+/* Says in @err why @name could not be extracted */
+static void
+refusal (const char *name, size_t at, SaPathRefusal why, int saved_errno, const char *dest,
+         char *err, size_t errlen)
+{
+  int n = (int) at;
+
+  switch (why)
+    {
+    case SA_PATH_LINK_UNFOLLOWED:
+      snprintf (err, errlen, "newc: refusing %s: %.*s is a symbolic link, which is followed (within %s) only "
+                "with openat2(), and openat2() is unavailable here (%s; it needs Linux 5.6 or later)",
+                name, n, name, dest, strerror (saved_errno));
+      break;
+    case SA_PATH_LINK_DANGLING:
+      snprintf (err, errlen, "newc: refusing %s: %.*s is a symbolic link to nothing within %s "
+                "(links are resolved as if it were /)", name, n, name, dest);
+      break;
+    case SA_PATH_LINK_NOT_FOLDER:
+      snprintf (err, errlen, "newc: refusing %s: %.*s is a symbolic link to no folder within %s "
+                "(links are resolved as if it were /)", name, n, name, dest);
+      break;
+    case SA_PATH_LINK_LOOP:
+      snprintf (err, errlen, "newc: refusing %s: %.*s is a symbolic link that loops, or passes through a "
+                "/proc magic link", name, n, name);
+      break;
+    case SA_PATH_ERRNO:
+    default:
+      snprintf (err, errlen, "newc: cannot extract %s: %s", name, strerror (saved_errno));
+      break;
+    }
+}
+
 static long
-extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen)
+extract_all (const char *base, size_t len, int destfd, const char *dest, char *err, size_t errlen)
 {
   size_t off = 0;
   long count = 0;
@@ -299,7 +444,8 @@ extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen)
       const char *h = base + off;
       unsigned long f[13];
       const char *name;
-      size_t name_off, data_off;
+      size_t name_off, data_off, at;
+      SaPathRefusal why;
 
       if (memcmp (h, "070701", 6) != 0 && memcmp (h, "070702", 6) != 0)
         break;
@@ -336,12 +482,9 @@ extract_all (const char *base, size_t len, int destfd, char *err, size_t errlen)
           snprintf (err, errlen, "newc: refusing entry name %s", name);
           return -1;
         }
-      if (!extract_one (destfd, name, f[1], base + data_off, f[6]))
+      if (!extract_one (destfd, name, f[1], base + data_off, f[6], &at, &why))
         {
-          if (errno == ELOOP)
-            snprintf (err, errlen, "newc: refusing %s: a folder on its path is a symbolic link", name);
-          else
-            snprintf (err, errlen, "newc: cannot extract %s: %s", name, strerror (errno));
+          refusal (name, at, why, errno, dest, err, errlen);
           return -1;
         }
       count++;

@@ -12,6 +12,15 @@
 #include <sched.h>
 #include <shoal.h>
 #include <signal.h>
+#include <linux/filter.h>
+#if __has_include (<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -468,6 +477,379 @@ test_newc (void)
   /* truncated */
   g_assert_cmpint (sa_newc_extract (a->str, 150, dir, err, sizeof err), ==, -1);
   g_assert_cmpint (sa_newc_extract ("070701zz", 8, dir, err, sizeof err), ==, -1);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+/* Whether this kernel lets this process call openat2(2) (Linux 5.6) */
+static gboolean
+have_openat2 (void)
+{
+#if defined SYS_openat2 && defined RESOLVE_IN_ROOT
+  struct open_how how = { .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+  long fd = syscall (SYS_openat2, AT_FDCWD, "/", &how, sizeof how);
+
+  if (fd >= 0)
+    close ((int) fd);
+  return fd >= 0;
+#else
+  return FALSE;
+#endif
+}
+
+static gboolean
+skip_without_openat2 (void)
+{
+  if (have_openat2 ())
+    return FALSE;
+  g_test_skip ("openat2() is unavailable here (Linux 5.6 or later): links are refused, as /shoal/target/newc-no-openat2 checks");
+  return TRUE;
+}
+
+/* The agent as plugins/agent generates it: folders first, then the files */
+static void
+newc_agent_archive (GString *a, const gchar *release)
+{
+  g_autofree gchar *mods = g_strdup_printf ("lib/modules/%s", release);
+  g_autofree gchar *kernel = g_strdup_printf ("lib/modules/%s/kernel", release);
+  g_autofree gchar *ko = g_strdup_printf ("lib/modules/%s/kernel/foo.ko", release);
+  g_autofree gchar *dep = g_strdup_printf ("lib/modules/%s/modules.dep", release);
+
+  newc_entry (a, "usr", 040755, NULL);
+  newc_entry (a, "usr/sbin", 040755, NULL);
+  newc_entry (a, "usr/sbin/shoal-agent", 0100755, "agent");
+  newc_entry (a, "lib", 040755, NULL);
+  newc_entry (a, "lib/modules", 040755, NULL);
+  newc_entry (a, mods, 040755, NULL);
+  newc_entry (a, kernel, 040755, NULL);
+  newc_entry (a, ko, 0100644, "module");
+  newc_entry (a, dep, 0100644, "kernel/foo.ko:\n");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+}
+
+/* A merged-/usr loader root (Debian 12 and most current distributions):
+ * lib -> usr/lib, relative or absolute; the agent's lib/modules lands in
+ * usr/lib/modules, the link is kept, and an absolute link is resolved in
+ * the root, not on this machine */
+static void
+test_newc_merged_usr (void)
+{
+  const gchar *targets[] = { "usr/lib", "/usr/lib" };
+
+  if (skip_without_openat2 ())
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
+    {
+      g_autofree gchar *dir = g_dir_make_tmp ("shoal-newc-XXXXXX", NULL);
+      g_autofree gchar *release = g_path_get_basename (dir);
+      g_autofree gchar *usr_lib = g_build_filename (dir, "usr", "lib", NULL);
+      g_autofree gchar *lib = g_build_filename (dir, "lib", NULL);
+      g_autofree gchar *ko = g_build_filename (usr_lib, "modules", release, "kernel", "foo.ko", NULL);
+      g_autofree gchar *host = g_build_filename ("/usr/lib/modules", release, NULL);
+      g_autofree gchar *contents = NULL;
+      g_autofree gchar *link = NULL;
+      g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dir);
+      g_autoptr(GString) a = g_string_new (NULL);
+      char err[512] = "";
+
+      g_test_message ("lib -> %s", targets[i]);
+      g_assert_cmpint (g_mkdir_with_parents (usr_lib, 0755), ==, 0);
+      g_assert_cmpint (symlink (targets[i], lib), ==, 0);
+      newc_agent_archive (a, release);
+      g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, 9);
+      g_assert_true (g_file_get_contents (ko, &contents, NULL, NULL));
+      g_assert_cmpstr (contents, ==, "module");
+      link = g_file_read_link (lib, NULL);
+      g_assert_cmpstr (link, ==, targets[i]);
+      g_assert_false (g_file_test (host, G_FILE_TEST_EXISTS));
+      g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+    }
+}
+
+/* A destination and a folder outside it, both made anew, both removed
+ * by newc_dirs_clear() */
+typedef struct {
+  gchar *dest;
+  gchar *outside;
+} NewcDirs;
+
+static void
+newc_dirs_init (NewcDirs *d, const gchar *outside_template)
+{
+  d->dest = g_dir_make_tmp ("shoal-newc-XXXXXX", NULL);
+  d->outside = g_dir_make_tmp (outside_template, NULL);
+  g_assert_nonnull (d->dest);
+  g_assert_nonnull (d->outside);
+}
+
+static void
+newc_dirs_clear (NewcDirs *d)
+{
+  gchar *dirs[] = { d->dest, d->outside };
+
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
+    {
+      g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dirs[i]);
+
+      if (dirs[i] != NULL)
+        g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+      g_free (dirs[i]);
+    }
+  d->dest = d->outside = NULL;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (NewcDirs, newc_dirs_clear)
+
+/* Is @path an empty folder? */
+static gboolean
+dir_is_empty (const gchar *path)
+{
+  g_autoptr(GDir) d = g_dir_open (path, 0, NULL);
+
+  return d != NULL && g_dir_read_name (d) == NULL;
+}
+
+/* Links the archive makes to /, to ../../.. and to a relative path
+ * that, from the destination, leads to a sentinel folder on this
+ * machine; then entries written through them. They land in the
+ * destination, as they would with it as /; the sentinel stays empty */
+static void
+test_newc_link_escape (void)
+{
+  g_auto(NewcDirs) d = { NULL, NULL };
+  g_autofree gchar *side = NULL;
+  g_autoptr(GString) a = g_string_new (NULL);
+  g_autoptr(GString) up = g_string_new (NULL);
+  const gchar *links[][2] = { { "top", "/" }, { "up", "../../.." }, { "deep/up", "../../../../../../../../.." },
+                              { "dot", "/./tmp/.." } };
+  const gchar *rel;
+  char err[512] = "";
+
+  if (skip_without_openat2 ())
+    return;
+  newc_dirs_init (&d, "shoal-newc-sentinel-XXXXXX");
+  rel = d.outside + 1;
+  /* as many ".." as the destination has components: this machine's / */
+  for (const gchar *p = d.dest; *p; p++)
+    {
+      if (*p == '/')
+        g_string_append (up, "../");
+    }
+  side = g_strdup_printf ("%s%s", up->str, rel);
+  newc_entry (a, "deep", 040755, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (links); i++)
+    newc_entry (a, links[i][0], 0120777, links[i][1]);
+  for (guint i = 0; i < G_N_ELEMENTS (links); i++)
+    {
+      g_autofree gchar *file = g_strdup_printf ("%s/%s/file-%u", links[i][0], rel, i);
+      g_autofree gchar *sub = g_strdup_printf ("%s/%s/sub-%u", links[i][0], rel, i);
+
+      newc_entry (a, file, 0100644, "x");
+      newc_entry (a, sub, 040755, NULL);
+    }
+  newc_entry (a, "side", 0120777, side);
+  newc_entry (a, "side/side-file", 0100644, "x");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, d.dest, err, sizeof err), ==, 1 + 3 * G_N_ELEMENTS (links) + 2);
+  g_assert_true (dir_is_empty (d.outside));
+  for (guint i = 0; i < G_N_ELEMENTS (links); i++)
+    {
+      g_autofree gchar *file = g_strdup_printf ("%s/%s/file-%u", d.dest, rel, i);
+      g_autofree gchar *sub = g_strdup_printf ("%s/%s/sub-%u", d.dest, rel, i);
+
+      g_assert_true (g_file_test (file, G_FILE_TEST_IS_REGULAR));
+      g_assert_true (g_file_test (sub, G_FILE_TEST_IS_DIR));
+    }
+  {
+    g_autofree gchar *file = g_strdup_printf ("%s/%s/side-file", d.dest, rel);
+
+    g_assert_true (g_file_test (file, G_FILE_TEST_IS_REGULAR));
+  }
+}
+
+/* A link to an absolute path outside the destination, one the archive
+ * makes and one that was there: followed to that path within the
+ * destination when it is a folder there, refused when it is not; the
+ * folder outside is never written */
+static void
+test_newc_absolute_link (void)
+{
+  g_auto(NewcDirs) d = { NULL, NULL };
+  g_autofree gchar *inside = NULL;
+  g_autofree gchar *pre = NULL;
+  g_autoptr(GString) a = g_string_new (NULL);
+  const gchar *outside;
+  char err[512] = "";
+
+  if (skip_without_openat2 ())
+    return;
+  newc_dirs_init (&d, "shoal-newc-outside-XXXXXX");
+  outside = d.outside;
+  inside = g_build_filename (d.dest, outside, NULL);
+  pre = g_build_filename (d.dest, "pre", NULL);
+
+  /* nothing at that path within the destination: refused */
+  newc_entry (a, "a", 0120777, outside);
+  newc_entry (a, "a/file", 0100644, "x");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, d.dest, err, sizeof err), ==, -1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "refusing a/file: a is a symbolic link to nothing within"));
+  g_assert_true (dir_is_empty (outside));
+
+  /* a folder there: written into it */
+  g_assert_cmpint (g_mkdir_with_parents (inside, 0755), ==, 0);
+  g_assert_cmpint (symlink (outside, pre), ==, 0);
+  g_string_truncate (a, 0);
+  newc_entry (a, "a", 0120777, outside);
+  newc_entry (a, "a/file", 0100644, "x");
+  newc_entry (a, "a/sub", 040755, NULL);
+  newc_entry (a, "a/sub/file", 0100644, "x");
+  newc_entry (a, "pre/pre-file", 0100644, "x");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, d.dest, err, sizeof err), ==, 5);
+  g_assert_true (dir_is_empty (outside));
+  {
+    const gchar *names[] = { "file", "sub/file", "pre-file" };
+
+    for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+      {
+        g_autofree gchar *path = g_build_filename (inside, names[i], NULL);
+
+        g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+      }
+  }
+}
+
+/* In a mount namespace of its own, a proc mounted at @path */
+static gboolean
+mount_own_proc (const gchar *path)
+{
+  return unshare (CLONE_NEWNS) == 0 && mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0
+         && mount ("proc", path, "proc", 0, NULL) == 0;
+}
+
+/* Whether mount_own_proc() works here (root with CAP_SYS_ADMIN), tried in a child */
+static gboolean
+can_mount_proc (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-newc-proc-XXXXXX", NULL);
+  int status = -1;
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    _exit (mount_own_proc (dir) ? 0 : 1);
+  waitpid (pid, &status, 0);
+  g_rmdir (dir);
+  return WIFEXITED (status) && WEXITSTATUS (status) == 0;
+}
+
+/* A /proc magic link within the destination (its own /proc mounted, as
+ * the loader's "/" has): not followed */
+static void
+test_newc_magic_link (void)
+{
+  g_autofree gchar *dir = NULL;
+  g_autofree gchar *proc = NULL;
+  g_autofree gchar *rm = NULL;
+  g_autoptr(GString) a = g_string_new (NULL);
+  char err[512] = "";
+
+  if (skip_without_openat2 ())
+    return;
+  if (!g_test_subprocess ())
+    {
+      if (!can_mount_proc ())
+        {
+          g_test_skip ("cannot mount a proc of its own in a mount namespace of its own here");
+          return;
+        }
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  dir = g_dir_make_tmp ("shoal-newc-XXXXXX", NULL);
+  proc = g_build_filename (dir, "proc", NULL);
+  rm = g_strdup_printf ("rm -rf %s", dir);
+  g_assert_cmpint (g_mkdir_with_parents (proc, 0755), ==, 0);
+  g_assert_true (mount_own_proc (proc));
+  /* /proc/self/cwd is this process's folder, outside the destination */
+  newc_entry (a, "cwd", 0120777, "/proc/self/cwd");
+  newc_entry (a, "cwd/file", 0100644, "x");
+  newc_entry (a, "TRAILER!!!", 0, NULL);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, -1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "refusing cwd/file: cwd is a symbolic link that loops, or passes through a /proc magic link"));
+  g_assert_false (g_file_test ("file", G_FILE_TEST_EXISTS));
+  umount2 (proc, MNT_DETACH);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+}
+
+/* Installs a seccomp filter under which openat2() fails with @err, as
+ * on a kernel before 5.6 (ENOSYS) or in a container whose filter
+ * refuses unknown system calls (EPERM) */
+static gboolean
+deny_openat2 (int err)
+{
+#if defined __NR_openat2
+  struct sock_filter filter[] = {
+    BPF_STMT (BPF_LD | BPF_W | BPF_ABS, offsetof (struct seccomp_data, nr)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, __NR_openat2, 0, 1),
+    BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((guint) err & SECCOMP_RET_DATA)),
+    BPF_STMT (BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = { .len = G_N_ELEMENTS (filter), .filter = filter };
+
+  return prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+#else
+  (void) err;
+  return TRUE; /* no openat2 to deny: sa-archive.c has none either */
+#endif
+}
+
+/* Without openat2() a link on the path is refused, as before, the error
+ * naming the entry, the link and why; an archive with no links on its
+ * paths is extracted as ever */
+static void
+test_newc_no_openat2 (gconstpointer data)
+{
+  int deny = GPOINTER_TO_INT (data);
+  g_autofree gchar *dir = NULL;
+  g_autofree gchar *usr_lib = NULL;
+  g_autofree gchar *lib = NULL;
+  g_autofree gchar *modules = NULL;
+  g_autofree gchar *agent = NULL;
+  g_autofree gchar *expected = NULL;
+  g_autofree gchar *rm = NULL;
+  g_autoptr(GString) a = g_string_new (NULL);
+  char err[512] = "";
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  dir = g_dir_make_tmp ("shoal-newc-XXXXXX", NULL);
+  usr_lib = g_build_filename (dir, "usr", "lib", NULL);
+  lib = g_build_filename (dir, "lib", NULL);
+  modules = g_build_filename (usr_lib, "modules", NULL);
+  agent = g_build_filename (dir, "usr", "sbin", "shoal-agent", NULL);
+  rm = g_strdup_printf ("rm -rf %s", dir);
+  g_assert_cmpint (g_mkdir_with_parents (usr_lib, 0755), ==, 0);
+  g_assert_cmpint (symlink ("usr/lib", lib), ==, 0);
+  g_assert_true (deny_openat2 (deny));
+  newc_agent_archive (a, "6.1.0-test");
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, -1);
+  g_test_message ("%s", err);
+  expected = g_strdup_printf ("newc: refusing lib/modules: lib is a symbolic link, which is followed (within %s) "
+                              "only with openat2(), and openat2() is unavailable here (%s; it needs Linux 5.6 "
+                              "or later)", dir, g_strerror (deny));
+  g_assert_cmpstr (err, ==, expected);
+  g_assert_false (g_file_test (modules, G_FILE_TEST_EXISTS));
+  /* a real lib/: extracted */
+  g_assert_cmpint (unlink (lib), ==, 0);
+  g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, 9);
+  g_assert_true (g_file_test (agent, G_FILE_TEST_IS_REGULAR));
   g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
 }
 
@@ -1877,6 +2259,12 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/json-writer", test_json_writer);
   g_test_add_func ("/shoal/target/http", test_http);
   g_test_add_func ("/shoal/target/newc", test_newc);
+  g_test_add_func ("/shoal/target/newc-merged-usr", test_newc_merged_usr);
+  g_test_add_func ("/shoal/target/newc-link-escape", test_newc_link_escape);
+  g_test_add_func ("/shoal/target/newc-absolute-link", test_newc_absolute_link);
+  g_test_add_func ("/shoal/target/newc-magic-link", test_newc_magic_link);
+  g_test_add_data_func ("/shoal/target/newc-no-openat2/enosys", GINT_TO_POINTER (ENOSYS), test_newc_no_openat2);
+  g_test_add_data_func ("/shoal/target/newc-no-openat2/eperm", GINT_TO_POINTER (EPERM), test_newc_no_openat2);
   g_test_add_func ("/shoal/target/config", test_config);
   g_test_add_func ("/shoal/target/inventory-fake-sysfs", test_inventory_fake);
   g_test_add_func ("/shoal/target/inventory-nic-without-mac", test_inventory_nic_without_mac);
