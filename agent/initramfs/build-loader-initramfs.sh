@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# build-loader-initramfs.sh OUT LOADER RELEASE_DIR [BUSYBOX]
+# build-loader-initramfs.sh [--merged-usr] OUT LOADER RELEASE_DIR [BUSYBOX]
 #
 # Builds the agent loader's initramfs (newc, gzip): busybox (static) and
 # its applets, /init, the udhcpc script, the static shoal-agent-loader,
@@ -11,8 +11,19 @@
 # dependencies, and the common disk drivers (ahci, ata_piix, sd_mod, nvme,
 # virtio_blk, virtio_scsi) so that the inventory lists the disks, with a
 # modules.dep/modules.alias made by depmod for busybox modprobe.
+#
+# --merged-usr lays the root out as Debian 12 and most current
+# distributions do: bin, sbin and lib are links to usr/bin, usr/sbin and
+# usr/lib, and everything put there lands in /usr (the modules in
+# usr/lib/modules); the agent the loader unpacks follows those links.
 set -eu
 
+merged_usr=
+if [ "${1:-}" = --merged-usr ]; then
+  merged_usr=1
+  shift
+fi
+[ $# -ge 3 ] || { echo "usage: build-loader-initramfs.sh [--merged-usr] OUT LOADER RELEASE_DIR [BUSYBOX]" >&2; exit 2; }
 out=$1
 loader=$2
 reldir=$3
@@ -30,6 +41,12 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || [ -n "${SHOAL_BU
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+if [ -n "$merged_usr" ]; then
+  mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib"
+  ln -s usr/bin "$root/bin"
+  ln -s usr/sbin "$root/sbin"
+  ln -s usr/lib "$root/lib"
+fi
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/etc" "$root/proc" "$root/sys" \
          "$root/dev" "$root/tmp" "$root/run" "$root/usr/share/udhcpc" "$root/lib/modules/$release"
 cp "$busybox" "$root/bin/busybox"

@@ -310,8 +310,9 @@ make_network (Fixture *f, gboolean with_dhcpd)
   close (fd);
 }
 
+/* @merged_usr: bin, sbin and lib links into usr, as on Debian 12 */
 static gchar *
-build_loader_initramfs (Fixture *f, const gchar *kernel)
+build_loader_initramfs (Fixture *f, const gchar *kernel, gboolean merged_usr)
 {
   g_autofree gchar *version = NULL;
   g_autofree gchar *vfile = g_build_filename (kernel, "version", NULL);
@@ -323,8 +324,8 @@ build_loader_initramfs (Fixture *f, const gchar *kernel)
   g_assert_true (g_file_get_contents (vfile, &version, NULL, NULL));
   g_strstrip (version);
   reldir = g_build_filename (kernel, "modules", "lib", "modules", version, NULL);
-  cmd = g_strdup_printf ("%s %s %s %s", g_getenv ("SHOAL_LOADER_INITRAMFS_SCRIPT"), out,
-                         g_getenv ("SHOAL_LOADER"), reldir);
+  cmd = g_strdup_printf ("%s%s %s %s %s", g_getenv ("SHOAL_LOADER_INITRAMFS_SCRIPT"),
+                         merged_usr ? " --merged-usr" : "", out, g_getenv ("SHOAL_LOADER"), reldir);
   g_assert_true (run (cmd, &error));
   g_assert_no_error (error);
   return out;
@@ -674,7 +675,7 @@ test_three_vms (Fixture *f, gconstpointer data)
   kernel = kernel_dir ();
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
   g_assert_no_error (error);
-  initrd = build_loader_initramfs (f, kernel);
+  initrd = build_loader_initramfs (f, kernel, FALSE);
   make_image (f);
   make_network (f, TRUE);
   recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
@@ -832,7 +833,7 @@ test_unicast_plugin (Fixture *f, gconstpointer data)
     }
   kernel = kernel_dir ();
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
-  initrd = build_loader_initramfs (f, kernel);
+  initrd = build_loader_initramfs (f, kernel, FALSE);
   make_image (f);
   img = g_build_filename (f->tmp, "e2e-image.raw", NULL);
   g_assert_true (g_file_set_contents (img, g_bytes_get_data (f->image, NULL), (gssize) g_bytes_get_size (f->image), NULL));
@@ -899,7 +900,7 @@ test_pxe_boot (Fixture *f, gconstpointer data)
     }
   kernel = kernel_dir ();
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
-  initrd = build_loader_initramfs (f, kernel);
+  initrd = build_loader_initramfs (f, kernel, FALSE);
   boot = g_build_filename (f->tmp, "state", "boot", "loader", NULL);
   g_mkdir_with_parents (boot, 0755);
   vmlinuz = g_build_filename (kernel, "vmlinuz", NULL);
@@ -989,7 +990,7 @@ test_multicast_group (Fixture *f, gconstpointer data)
     }
   kernel = kernel_dir ();
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
-  initrd = build_loader_initramfs (f, kernel);
+  initrd = build_loader_initramfs (f, kernel, FALSE);
   make_image (f);
   img = g_build_filename (f->tmp, "e2e-image.raw", NULL);
   g_assert_true (g_file_set_contents (img, g_bytes_get_data (f->image, NULL), (gssize) g_bytes_get_size (f->image), NULL));
@@ -1074,30 +1075,24 @@ test_multicast_group (Fixture *f, gconstpointer data)
     }
 }
 
-/* UEFI: OVMF boots the loader (direct kernel boot), the inventory says
- * "uefi" and lists the AHCI disk, and ahci is picked for the agent */
-static void
-test_uefi (Fixture *f, gconstpointer data)
+/* vms[1] through inventory, drivers and agent, booted from the loader
+ * initramfs (laid out --merged-usr if @merged_usr); returns its device
+ * once it is installed or failed, its machine stopped (a loader that
+ * fails powers it off: no need to wait for the step's timeout then), or
+ * the test's time is up */
+static ShoalDevice *
+deploy_one (Fixture *f, gboolean merged_usr)
 {
-  g_autofree gchar *kernel = NULL, *initrd = NULL, *recipe = NULL;
+  g_autofree gchar *kernel = kernel_dir ();
+  g_autofree gchar *initrd = NULL, *recipe = NULL;
   const gchar *macs[] = { vms[1].mac, NULL };
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) modules = NULL;
   ShoalDevice *device;
-  JsonObject *fw;
   gint64 deadline, start;
 
-  if (!can_run ())
-    return;
-  if (!g_file_test ("/usr/share/OVMF/OVMF_CODE_4M.fd", G_FILE_TEST_EXISTS))
-    {
-      g_test_skip ("ovmf is missing");
-      return;
-    }
-  kernel = kernel_dir ();
   f->tmp = g_dir_make_tmp ("shoal-agent-e2e-XXXXXX", &error);
-  f->uefi = TRUE;
-  initrd = build_loader_initramfs (f, kernel);
+  g_assert_no_error (error);
+  initrd = build_loader_initramfs (f, kernel, merged_usr);
   make_network (f, TRUE);
   recipe = g_strdup_printf ("{\"name\":\"e2e-agent\",\"steps\":["
                             "{\"step\":\"inventory\",\"timeout\":%d},"
@@ -1114,13 +1109,38 @@ test_uefi (Fixture *f, gconstpointer data)
   start_vm (f, 1, kernel, initrd);
   deadline = start + TEST_TIMEOUT_S * G_USEC_PER_SEC;
   while (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED
-         && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_FAILED && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+         && shoal_device_get_state (device) != SHOAL_DEVICE_STATE_FAILED && !vm_exited (f, 1)
+         && g_get_monotonic_time () < deadline)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (10000);
+    }
   g_test_message ("%s %s in %.1f s", vms[1].id, shoal_device_state_to_string (shoal_device_get_state (device)),
                   (g_get_monotonic_time () - start) / 1e6);
   dump_journal (f, device);
   if (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INSTALLED)
     dump_serial_logs (f);
+  return device;
+}
+
+/* UEFI: OVMF boots the loader (direct kernel boot), the inventory says
+ * "uefi" and lists the AHCI disk, and ahci is picked for the agent */
+static void
+test_uefi (Fixture *f, gconstpointer data)
+{
+  g_auto(GStrv) modules = NULL;
+  ShoalDevice *device;
+  JsonObject *fw;
+
+  if (!can_run ())
+    return;
+  if (!g_file_test ("/usr/share/OVMF/OVMF_CODE_4M.fd", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("ovmf is missing");
+      return;
+    }
+  f->uefi = TRUE;
+  device = deploy_one (f, FALSE);
   check_vm_one (f, 1);
   fw = json_object_get_object_member (json_node_get_object (shoal_device_get_inventory (device)), "firmware");
   g_assert_cmpstr (json_object_get_string_member (fw, "type"), ==, "uefi");
@@ -1129,12 +1149,36 @@ test_uefi (Fixture *f, gconstpointer data)
   g_assert_true (g_strv_contains ((const gchar * const *) modules, "ahci"));
 }
 
+/* A merged-/usr loader root (bin, sbin and lib links into usr, as Debian
+ * 12 and most current distributions have it): the loader unpacks its
+ * agent's lib/modules/<release> through lib -> usr/lib, and the agent
+ * loads its modules from there */
+static void
+test_merged_usr (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *log_path = NULL, *log = NULL;
+
+  if (!can_run ())
+    return;
+  deploy_one (f, TRUE);
+  log_path = g_strdup_printf ("%s/%s.log", f->tmp, vms[1].id);
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "agent unpacked into /"));
+  check_vm_one (f, 1);
+  /* every module's file opened from /lib/modules, that is usr/lib/modules
+   * (crct10dif_pclmul may still fail: QEMU's CPU has no PCLMULQDQ) */
+  g_assert_nonnull (strstr (log, "shoal-agent: module virtio_net loaded"));
+  g_assert_null (strstr (log, "modules.dep: no modules loaded"));
+  g_assert_null (strstr (log, ": cannot open /lib/modules/"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/shoal/agent-gen/e2e/three-vms", Fixture, NULL, fixture_set_up, test_three_vms, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/uefi", Fixture, NULL, fixture_set_up, test_uefi, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/e2e/merged-usr", Fixture, NULL, fixture_set_up, test_merged_usr, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/pxe-boot", Fixture, NULL, fixture_set_up, test_pxe_boot, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/multicast-group", Fixture, NULL, fixture_set_up, test_multicast_group, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/e2e/with-unicast-plugin", Fixture, NULL, fixture_set_up, test_unicast_plugin, fixture_tear_down);
