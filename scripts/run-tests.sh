@@ -50,6 +50,7 @@ fuzz_seeds () {
   case "$1" in
     agent-gpt-fuzzer) echo agent/fuzz/corpus/gpt ;;
     agent-http-fuzzer) echo agent/fuzz/corpus/http ;;
+    agent-newc-fuzzer) echo agent/fuzz/corpus/newc ;;
     recipe-fuzzer) echo data/recipes ;;
     manifest-fuzzer | qcow2-fuzzer | image-source-fuzzer) echo "plugins/image-store/fuzz/corpus/${1%-fuzzer}" ;;
     pxe-dhcp-fuzzer | pxe-dhcp-server-fuzzer) echo plugins/pxe/fuzz/corpus/dhcp ;;
