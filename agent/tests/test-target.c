@@ -561,6 +561,24 @@ test_newc_merged_usr (void)
       link = g_file_read_link (lib, NULL);
       g_assert_cmpstr (link, ==, targets[i]);
       g_assert_false (g_file_test (host, G_FILE_TEST_EXISTS));
+      /* behind the link, names are refused as anywhere else */
+      {
+        g_autofree gchar *long_comp = g_strnfill (NAME_MAX + 1, 'a');
+        g_autofree gchar *too_long = g_strdup_printf ("lib/%s/f", long_comp);
+        const gchar *refused[] = { too_long, "lib/../escape", "/lib/abs" };
+        const gchar *why[] = { g_strerror (ENAMETOOLONG), "refusing entry name lib/../escape",
+                               "refusing entry name /lib/abs" };
+
+        for (guint k = 0; k < G_N_ELEMENTS (refused); k++)
+          {
+            g_string_truncate (a, 0);
+            newc_entry (a, refused[k], 0100644, "x");
+            newc_entry (a, "TRAILER!!!", 0, NULL);
+            g_assert_cmpint (sa_newc_extract (a->str, a->len, dir, err, sizeof err), ==, -1);
+            g_test_message ("%s", err);
+            g_assert_nonnull (strstr (err, why[k]));
+          }
+      }
       g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
     }
 }
