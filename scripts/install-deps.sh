@@ -16,7 +16,7 @@ packages="
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 gir1.2-peas-1.0
   python3 python3-gi python3-dev
   dbus dbus-daemon libglib2.0-bin util-linux fdisk gdisk git curl cpio kmod iproute2 nftables
-  busybox-static dnsmasq-base tftp-hpa tftpd-hpa atftp bc mtools binutils
+  busybox-static file dnsmasq-base tftp-hpa tftpd-hpa atftp bc mtools binutils
   qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf
   udpcast uftp iperf time
 "

@@ -36,6 +36,8 @@ for tool in cpio gzip depmod; do
   command -v $tool >/dev/null || { echo "build-loader-initramfs: $tool is missing" >&2; exit 1; }
 done
 [ -f "$reldir/modules.dep" ] || { echo "build-loader-initramfs: no $reldir/modules.dep (run scripts/fetch-kernel.sh)" >&2; exit 1; }
+[ -n "${SHOAL_BUSYBOX_ANY:-}" ] || command -v file >/dev/null || {
+  echo "build-loader-initramfs: file is missing (it tells whether $busybox is static)" >&2; exit 1; }
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || [ -n "${SHOAL_BUSYBOX_ANY:-}" ] || {
   echo "build-loader-initramfs: $busybox is not static (install busybox-static)" >&2; exit 1; }
 
