@@ -26,15 +26,20 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+# installed and configured ("ii"): dpkg -s also succeeds for a package a
+# run cut short left unpacked or half-configured, or one removed but for
+# its configuration files
 missing=
 for p in $packages; do
-  dpkg -s "$p" > /dev/null 2>&1 || missing="$missing $p"
+  dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
   echo "install-deps.sh: everything is installed"
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
+# finishes what an interrupted run left unconfigured (else apt-get refuses)
+dpkg --configure -a
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
