@@ -71,6 +71,7 @@ struct _ShoalController
   guint64           *group_serial;  /* the last group number, shared by the
                                      * pipelines (g_atomic_rc_box), kept in
                                      * the store across restarts */
+  gint               lock_fd;       /* <state dir>/lock, flock()ed while open */
 };
 
 /* A transition's journal entries and the device row that records it are

@@ -7,8 +7,13 @@
 #include <glib/gi18n-lib.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include "shoal-controller-internal.h"
 #include "shoal-enums.h"
@@ -97,6 +102,9 @@ shoal_controller_finalize (GObject *object)
   ShoalController *self = SHOAL_CONTROLLER (object);
 
   g_clear_object (&self->store);
+  if (self->lock_fd >= 0)
+    g_close (self->lock_fd, NULL);
+  self->lock_fd = -1;
   g_clear_object (&self->engine);
   g_clear_pointer (&self->kv, g_hash_table_unref);
   g_clear_pointer (&self->config, g_key_file_unref);
@@ -154,6 +162,7 @@ shoal_controller_init (ShoalController *self)
   self->auto_deploy = TRUE;
   self->default_timeout = 3600;
   self->store = shoal_store_new ();
+  self->lock_fd = -1;
 }
 
 /**
@@ -1339,14 +1348,88 @@ load_store (ShoalController  *self,
   return TRUE;
 }
 
+/* Takes the lock of the state directory: an exclusive flock() on
+ * <state dir>/lock, held until shoal_controller_close() (or the process
+ * ends: the kernel drops it after a crash). The file holds the PID of
+ * its holder, for the error of the next one. */
+static gboolean
+lock_state_dir (ShoalController *self, GError **error)
+{
+  g_autofree gchar *path = g_build_filename (self->state_dir, "lock", NULL);
+  g_autofree gchar *pid = NULL;
+  int fd;
+
+  if (self->lock_fd >= 0)
+    return TRUE;
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    {
+      int errsv = errno;
+
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("opening the lock file %s: %s"),
+                   path, g_strerror (errsv));
+      return FALSE;
+    }
+  if (flock (fd, LOCK_EX | LOCK_NB) != 0)
+    {
+      int errsv = errno;
+      gchar buf[32] = { 0 };
+      ssize_t n;
+
+      if (errsv != EWOULDBLOCK)
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("locking %s: %s"),
+                       path, g_strerror (errsv));
+          g_close (fd, NULL);
+          return FALSE;
+        }
+      n = pread (fd, buf, sizeof buf - 1, 0);
+      g_close (fd, NULL);
+      if (n > 0)
+        {
+          buf[n] = '\0';
+          g_strstrip (buf);
+        }
+      if (buf[0] != '\0' && strspn (buf, "0123456789") == strlen (buf))
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                     _("The state directory %s is in use by another shoald (PID %s)"),
+                     self->state_dir, buf);
+      else
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                     _("The state directory %s is in use by another shoald"), self->state_dir);
+      return FALSE;
+    }
+  pid = g_strdup_printf ("%ld\n", (long) getpid ());
+  if (ftruncate (fd, 0) != 0 || pwrite (fd, pid, strlen (pid), 0) != (ssize_t) strlen (pid))
+    g_debug ("writing the PID to %s: %s", path, g_strerror (errno));
+  self->lock_fd = fd;
+  return TRUE;
+}
+
+static void
+unlock_state_dir (ShoalController *self)
+{
+  if (self->lock_fd < 0)
+    return;
+  /* the file stays: unlinking it would let a third process lock a new
+   * file while a second still waits on the old one */
+  if (ftruncate (self->lock_fd, 0) != 0)
+    g_debug ("emptying the lock file: %s", g_strerror (errno));
+  g_close (self->lock_fd, NULL);
+  self->lock_fd = -1;
+}
+
 /**
  * shoal_controller_open:
  * @self: a controller
  * @error: return location for a #GError
  *
- * Opens the store in the state directory and loads every device. Devices
- * whose deployment was interrupted resume when
- * shoal_controller_start_services() runs, once the recipes are added.
+ * Takes the lock of the state directory (another controller, in this
+ * process or another, that holds it makes this fail with
+ * %SHOAL_ERROR_BUSY, naming the directory and the holder's PID), then
+ * opens the store in it and loads every device. Devices whose deployment
+ * was interrupted resume when shoal_controller_start_services() runs,
+ * once the recipes are added. shoal_controller_close() releases the lock.
  */
 gboolean
 shoal_controller_open (ShoalController  *self,
@@ -1361,9 +1444,14 @@ shoal_controller_open (ShoalController  *self,
                    self->state_dir, g_strerror (errno));
       return FALSE;
     }
+  if (!lock_state_dir (self, error))
+    return FALSE;
   path = g_build_filename (self->state_dir, "shoal.db", NULL);
   if (!shoal_store_open (self->store, path, error))
-    return FALSE;
+    {
+      unlock_state_dir (self);
+      return FALSE;
+    }
   shoal_store_set_committed_func (self->store, committed_cb, self);
   return load_store (self, error);
 }
@@ -1393,6 +1481,7 @@ shoal_controller_close (ShoalController *self)
        * main context: nobody is left to announce them */
       shoal_store_set_committed_func (self->store, NULL, NULL);
     }
+  unlock_state_dir (self);
 }
 
 /* Puts @rec back on its pipeline and counts it at the rendezvous; the

@@ -419,6 +419,48 @@ test_controller_reopen (Fixture       *fixture,
   shoal_controller_close (again);
 }
 
+/* A second controller (a second shoald) on a state directory in use is
+ * refused before it opens the store, naming the directory and the PID of
+ * the holder; once the first closes, the directory can be opened again */
+static void
+test_controller_state_dir_lock (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autoptr(ShoalController) second = NULL;
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *pid = g_strdup_printf ("PID %ld", (long) getpid ());
+  g_autofree gchar *lock = g_build_filename (fixture->state_dir, "lock", NULL);
+  g_autofree gchar *contents = NULL;
+  guint appended;
+
+  add_recipe (fixture, FAST_RECIPE ("fast", "0", "0"));
+  enroll_and_deploy (fixture, 3, "fast");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  appended = fixture->appended;
+
+  second = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_false (shoal_controller_open (second, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, fixture->state_dir));
+  g_assert_nonnull (strstr (error->message, pid));
+  g_assert_null (shoal_controller_lookup_device (second, "dev-0001"));
+  shoal_controller_close (second);
+  g_clear_error (&error);
+  /* the refused one released nothing: the first still holds the lock */
+  g_assert_true (g_file_get_contents (lock, &contents, NULL, NULL));
+  g_assert_cmpstr (g_strstrip (contents), ==, pid + strlen ("PID "));
+  g_assert_cmpuint (fixture->appended, ==, appended);
+
+  shoal_controller_close (fixture->controller);
+  again = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (again, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (shoal_controller_lookup_device (again, "dev-0001"));
+  shoal_controller_close (again);
+}
+
 /* A stored recipe comes back after a restart until a recipe of its name
  * replaces it or it is removed */
 static void
@@ -1220,6 +1262,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
+  ADD ("/shoal/controller/state-dir-lock", test_controller_state_dir_lock);
   ADD ("/shoal/controller/group-ids-restart", test_controller_group_ids_restart);
   ADD ("/shoal/controller/two-recipes", test_controller_two_recipes);
   ADD ("/shoal/controller/step-timeout", test_controller_step_timeout);

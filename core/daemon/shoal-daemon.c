@@ -1,7 +1,9 @@
 /* shoal-daemon.c: shoald put together
  *
- * Start-up order: configuration, state directory, plugin engine (every
- * plugin loaded), controller (store opened, devices resumed), recipes,
+ * Start-up order: configuration, state directory, the bus (connected;
+ * a daemon whose name another one owns stops there), plugin engine
+ * (every plugin loaded), controller (state directory locked, store
+ * opened, devices resumed), recipes,
  * HTTP server, plugin services, then the bus: objects exported first,
  * the name owned last, so a client that sees the name sees everything.
  *
@@ -244,7 +246,9 @@ shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
                                  self->options.uninstalled ? SHOAL_SOURCE_DATADIR : SHOAL_PKGDATADIR);
   if (!shoal_controller_open (self->controller, error))
     {
-      g_prefix_error (error, "opening the store in %s: ", self->state_dir);
+      /* that one names the directory itself */
+      if (!g_error_matches (*error, SHOAL_ERROR, SHOAL_ERROR_BUSY))
+        g_prefix_error (error, "opening the store in %s: ", self->state_dir);
       return FALSE;
     }
   self->recipes = shoal_daemon_recipes_new (self->controller, self->config, self->state_dir);
@@ -408,6 +412,8 @@ shoal_daemon_on_connection_closed (GDBusConnection *connection,
 static gboolean
 shoal_daemon_connect (ShoalDaemon *self, GError **error)
 {
+  if (self->connection != NULL)
+    return TRUE;
   if (self->options.address != NULL)
     self->connection = g_dbus_connection_new_for_address_sync (self->options.address,
                                                                G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
@@ -423,6 +429,33 @@ shoal_daemon_connect (ShoalDaemon *self, GError **error)
   g_dbus_connection_set_exit_on_close (self->connection, FALSE);
   self->closed_id = g_signal_connect (self->connection, "closed",
                                       G_CALLBACK (shoal_daemon_on_connection_closed), self);
+  return TRUE;
+}
+
+/* Before anything is opened: a daemon that will not get the bus name
+ * (another shoald has it) stops here, before it touches its state
+ * directory or starts a service. The name is still owned last; one that
+ * another daemon takes in between is reported by on_name_lost. */
+static gboolean
+shoal_daemon_check_name (ShoalDaemon *self, GError **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+  gboolean has_owner = FALSE;
+
+  if (!shoal_daemon_connect (self, error))
+    return FALSE;
+  reply = g_dbus_connection_call_sync (self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner",
+                                       g_variant_new ("(s)", SHOAL_DBUS_NAME), G_VARIANT_TYPE ("(b)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(b)", &has_owner);
+  if (has_owner)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   _("Could not own the bus name %s: another shoald owns it"), SHOAL_DBUS_NAME);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -590,6 +623,8 @@ shoal_daemon_start (ShoalDaemon *self, GError **error)
   g_return_val_if_fail (SHOAL_IS_DAEMON (self), FALSE);
 
   if (!shoal_daemon_load_config (self, error))
+    return FALSE;
+  if (!shoal_daemon_check_name (self, error))
     return FALSE;
   shoal_daemon_load_plugins (self);
   if (!shoal_daemon_open_controller (self, error))

@@ -921,26 +921,36 @@ any_step_finished (gpointer user_data)
   return transitions >= 3 * g_strv_length (wc->paths) + 10;
 }
 
-static void
-test_dbus_crash_resume (void)
+/* enrolls @n devices, deploys medium-sim on them and waits until a step
+ * has finished; @wc is set up to wait on them */
+static gchar **
+deploy_medium_fleet (ShoalTestDaemon *td, const gchar *prefix, guint n, WaitCount *wc)
 {
-  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) paths = NULL;
-  g_auto(GStrv) ids = ids_of ("k-", 30);
+  g_auto(GStrv) ids = ids_of (prefix, n);
+  gchar **paths = enroll (td, prefix, n);
   const gchar *none[] = { NULL };
-  WaitCount wc = { 0 };
-  guint installed_before = 0;
 
-  shoal_test_daemon_start (td, FALSE);
-  paths = enroll (td, "k-", 30);
   shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar * const *) ids, "medium-sim", NULL, &error);
   g_assert_no_error (error);
   shoal_dbus_manager_call_deploy_sync (td->manager, none, NULL, &error);
   g_assert_no_error (error);
-  wc.td = td;
-  wc.paths = paths;
-  g_assert_true (shoal_test_wait_for (any_step_finished, &wc, 20000));
+  wc->td = td;
+  wc->paths = paths;
+  g_assert_true (shoal_test_wait_for (any_step_finished, wc, 20000));
+  return paths;
+}
+
+static void
+test_dbus_crash_resume (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_auto(GStrv) paths = NULL;
+  WaitCount wc = { 0 };
+  guint installed_before = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = deploy_medium_fleet (td, "k-", 30, &wc);
 
   /* kill -9 in the middle of the run, then start again */
   shoal_test_daemon_kill (td);
@@ -979,6 +989,78 @@ test_dbus_crash_resume (void)
         }
       g_assert_cmpuint (g_hash_table_size (finished), ==, 4);
     }
+}
+
+/* shoald started again while one runs a deployment: on the same bus it
+ * stops before it opens the store or starts a service (it used to open
+ * shoal.db, start HTTP and resume every deployment before finding the bus
+ * name taken, and the running daemon lost journal entries to UNIQUE
+ * constraint failures); on another bus, the lock of the state directory
+ * stops it, naming the directory and the running daemon's PID. The first
+ * daemon finishes its fleet undisturbed. */
+/* runs shoald on @address and @state_dir with @td's configuration while
+ * @td's runs; it must exit at once, with 1, and @expected on its standard
+ * error, without having started its HTTP server */
+static void
+run_second_shoald (ShoalTestDaemon *td, const gchar *address, const gchar *state_dir, const gchar *expected)
+{
+  g_autofree gchar *address_arg = g_strconcat ("--address=", address, NULL);
+  g_autofree gchar *state_arg = g_strconcat ("--state-dir=", state_dir, NULL);
+  g_autofree gchar *conf_arg = g_strconcat ("--config=", td->tmpdir, "/shoald.conf", NULL);
+  g_autofree gchar *plugins_arg = g_strconcat ("--plugin-dir=", g_getenv ("SHOAL_TEST_PLUGINDIR"), NULL);
+  const gchar *argv[] = { g_getenv ("SHOALD"), address_arg, state_arg, conf_arg, plugins_arg, "--verbose", NULL };
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+
+  g_assert_cmpint (shoal_test_run (argv, &out, &err, 30), ==, 1);
+  g_test_message ("second shoald: %s%s", out, err);
+  g_assert_nonnull (strstr (err, expected));
+  g_assert_null (strstr (out, "HTTP server at"));
+  g_assert_null (strstr (err, "HTTP server at"));
+}
+
+/* shoald started again while one runs a deployment: on the same bus it
+ * stops before it opens the store or starts a service (it used to open
+ * shoal.db, start HTTP and resume every deployment before finding the bus
+ * name taken, and the running daemon lost journal entries to UNIQUE
+ * constraint failures); on another bus, the lock of the state directory
+ * stops it, naming the directory and the running daemon's PID. The first
+ * daemon finishes its fleet undisturbed. */
+static void
+test_dbus_second_daemon (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(ShoalTestDaemon) other_bus = shoal_test_daemon_new ();
+  g_auto(GStrv) paths = NULL;
+  g_autofree gchar *state_dir = g_build_filename (td->tmpdir, "state", NULL);
+  g_autofree gchar *other_state = g_build_filename (other_bus->tmpdir, "state", NULL);
+  g_autofree gchar *other_db = g_build_filename (other_state, "shoal.db", NULL);
+  g_autofree gchar *in_use = NULL;
+  g_autofree gchar *log = NULL;
+  const gchar *name_taken = "Could not own the bus name org.shoal.Shoal1: another shoald owns it";
+  WaitCount wc = { 0 };
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = deploy_medium_fleet (td, "s-", 10, &wc);
+
+  /* the same bus: the same state directory, then another one */
+  run_second_shoald (td, td->address, state_dir, name_taken);
+  run_second_shoald (td, td->address, other_state, name_taken);
+  g_assert_false (g_file_test (other_db, G_FILE_TEST_EXISTS));
+
+  /* another bus, the same state directory */
+  shoal_test_daemon_set_open_bus (other_bus);
+  in_use = g_strdup_printf ("The state directory %s is in use by another shoald (PID %s)",
+                            state_dir, g_subprocess_get_identifier (td->daemon));
+  run_second_shoald (td, other_bus->address, state_dir, in_use);
+
+  wc.state = "installed";
+  wc.at_least = 10;
+  if (!shoal_test_wait_for (count_in_state, &wc, 60000))
+    g_error ("the fleet did not finish");
+  g_assert_true (shoal_test_daemon_is_running (td));
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, NULL));
+  g_assert_null (strstr (log, "UNIQUE constraint"));
 }
 
 /* A group step of 1.5 s for the whole fleet (wait-for-all), after a short
@@ -1595,6 +1677,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
   g_test_add_func ("/shoal/dbus/crash-group", test_dbus_crash_group);
+  g_test_add_func ("/shoal/dbus/second-daemon", test_dbus_second_daemon);
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
