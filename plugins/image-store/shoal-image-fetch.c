@@ -421,7 +421,8 @@ fetch (const gchar              *root,
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT, _("%s is not a valid URL"), shown);
       return NULL;
     }
-  path = g_build_filename (root, "tmp", "download-XXXXXX", NULL);
+  /* shoal_image_files_gc() deletes what a crash leaves under this name */
+  path = g_build_filename (root, "tmp", SHOAL_IMAGE_FILES_DOWNLOAD_PREFIX "XXXXXX", NULL);
   d.fd = g_mkstemp_full (path, O_RDWR | O_CLOEXEC, 0600);
   if (d.fd < 0)
     {

@@ -6,7 +6,9 @@
  *
  *   chunks/<first 2 hex digits>/<64 hex digits>   bytes of one chunk, named by its SHA-256
  *   images/<image id>.manifest                     a manifest; the id is its SHA-256
- *   tmp/                                           scratch space of imports in progress
+ *   tmp/                                           scratch space of imports in progress:
+ *                                                  download-XXXXXX, a URL's bytes (garbage
+ *                                                  collection deletes those a crash left)
  *   store.lock                                     flock: shared while importing, exclusive
  *                                                  while removing (garbage collection)
  *
@@ -25,6 +27,9 @@
 G_BEGIN_DECLS
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalManifest, shoal_manifest_free)
+
+/* tmp/<this>XXXXXX: the download of a URL import (mkstemp) */
+#define SHOAL_IMAGE_FILES_DOWNLOAD_PREFIX "download-"
 
 /**
  * ShoalImageInfo:

@@ -98,13 +98,57 @@ sweep_chunks (const gchar *root,
     }
 }
 
-/* Deletes every chunk no image uses; the caller holds the lock exclusively. */
+/* Whether @name is one shoal_image_fetch() makes in tmp/: download-
+ * and the six characters of mkstemp */
+static gboolean
+is_download_name (const gchar *name)
+{
+  return g_str_has_prefix (name, SHOAL_IMAGE_FILES_DOWNLOAD_PREFIX) &&
+         strlen (name) == strlen (SHOAL_IMAGE_FILES_DOWNLOAD_PREFIX) + 6 &&
+         strchr (name, '/') == NULL;
+}
+
+/* Deletes the downloads of URL imports that a crash (kill -9, power loss)
+ * interrupted before they could delete them: an import holds the store
+ * lock shared from before its download is created until it has unlinked
+ * it, so under the exclusive lock every such file is abandoned. Only
+ * regular files of the name fetch gives them; nothing else in tmp/. */
+static void
+sweep_downloads (const gchar *root)
+{
+  g_autofree gchar *tmp = g_build_filename (root, "tmp", NULL);
+  g_autoptr(GDir) dir = g_dir_open (tmp, 0, NULL);
+  const gchar *entry;
+
+  if (dir == NULL)
+    return;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *path = NULL;
+      GStatBuf st;
+
+      if (!is_download_name (entry))
+        continue;
+      path = g_build_filename (tmp, entry, NULL);
+      if (g_lstat (path, &st) != 0 || !S_ISREG (st.st_mode))
+        continue;
+      if (g_unlink (path) == 0)
+        g_info ("Deleted %s (%" G_GUINT64_FORMAT " bytes), the download of an interrupted import",
+                path, (guint64) st.st_size);
+    }
+}
+
+/* Deletes the downloads interrupted imports left, then every chunk no
+ * image uses; the caller holds the lock exclusively. */
 static gboolean
 gc_locked (const gchar  *root,
            guint64      *freed,
            GError      **error)
 {
   g_autoptr(GHashTable) used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  /* whatever the manifests say: no image refers to a download */
+  sweep_downloads (root);
 
   /* If a manifest cannot be read, keep every chunk rather than guess */
   if (!collect_used (root, used, error))
@@ -117,8 +161,9 @@ gc_locked (const gchar  *root,
  * shoal_image_files_gc:
  * @freed_bytes: (out) (optional): bytes of chunks deleted
  *
- * Deletes the chunks no image uses (left by failed or interrupted imports).
- * Waits for imports in progress.
+ * Deletes the chunks no image uses (left by failed or interrupted imports)
+ * and the downloads in tmp/ that interrupted URL imports left (not counted
+ * in @freed_bytes). Waits for imports in progress.
  */
 gboolean
 shoal_image_files_gc (const gchar  *root,

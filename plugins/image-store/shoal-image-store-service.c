@@ -402,7 +402,7 @@ shoal_image_store_service_start (ShoalService  *service,
   self->store = g_steal_pointer (&store);
   self->admin_token = g_steal_pointer (&token);
   g_info ("Image store at %s", root);
-  /* chunks of imports a crash interrupted */
+  /* chunks and downloads of imports a crash interrupted */
   shoal_image_store_gc_async (self->store, NULL, gc_done, NULL);
   return TRUE;
 }

@@ -622,7 +622,8 @@ gc_thread (GTask        *task,
 /**
  * shoal_image_store_gc_async:
  *
- * Deletes the chunks no image uses (left by failed or interrupted imports).
+ * Deletes the chunks no image uses (left by failed or interrupted imports)
+ * and the downloads interrupted URL imports left in tmp/.
  */
 void
 shoal_image_store_gc_async (ShoalImageStore     *self,

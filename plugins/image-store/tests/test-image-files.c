@@ -14,6 +14,7 @@
 
 #include "shoal-error.h"
 #include "shoal-image-files.h"
+#include "shoal-image-files-private.h"
 #include "image-test-util.h"
 
 #define CHUNK 65536
@@ -505,6 +506,72 @@ test_tool (Fixture       *f,
   bad = run_tool (f, 1, "inspect", "tool");
 }
 
+static gpointer
+gc_thread (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_image_files_gc (f->root, NULL, &error));
+  g_assert_no_error (error);
+  return NULL;
+}
+
+/* The download of a URL import that a crash interrupted (kill -9 of
+ * shoald: nothing deleted it) is deleted by the next collection, which
+ * the image-store service runs at start; it used to stay in tmp/ for
+ * ever. Nothing else in tmp/ is touched, and a download in progress (its
+ * import holds the store lock shared) is not either. */
+static void
+test_gc_downloads (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *left = NULL;
+  g_autofree gchar *other = NULL;
+  g_autofree gchar *short_name = NULL;
+  g_autofree gchar *subdir = g_build_filename (f->dir, "store", "tmp", "download-dir123", NULL);
+  g_autofree gchar *link = g_build_filename (f->dir, "store", "tmp", "download-link12", NULL);
+  g_autofree gchar *target = write_file (f, "outside", "keep", 4);
+  g_autofree gchar *live = NULL;
+  g_autofree gchar *zeros = g_malloc0 (1000);
+  GThread *thread;
+  guint64 freed = 1;
+  int lock_fd;
+
+  g_assert_true (shoal_image_files_ensure (f->root, &error));
+  g_assert_no_error (error);
+  left = write_file (f, "store/tmp/download-Ab3xYz", zeros, 1000);
+  other = write_file (f, "store/tmp/notes.txt", "x", 1);
+  short_name = write_file (f, "store/tmp/download-abc", "x", 1);
+  g_assert_cmpint (g_mkdir (subdir, 0700), ==, 0);
+  g_assert_cmpint (symlink (target, link), ==, 0);
+
+  g_assert_true (shoal_image_files_gc (f->root, &freed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (freed, ==, 0);
+  g_assert_false (g_file_test (left, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (other, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (short_name, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (subdir, G_FILE_TEST_IS_DIR));
+  g_assert_true (g_file_test (link, G_FILE_TEST_IS_SYMLINK));
+  g_assert_true (g_file_test (target, G_FILE_TEST_IS_REGULAR));
+
+  /* an import in progress: the collection waits for it */
+  lock_fd = shoal_image_files_lock (f->root, LOCK_SH, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lock_fd, >=, 0);
+  live = write_file (f, "store/tmp/download-Q1w2E3", "x", 1);
+  thread = g_thread_new ("gc", gc_thread, f);
+  g_usleep (G_USEC_PER_SEC / 5);
+  g_assert_true (g_file_test (live, G_FILE_TEST_IS_REGULAR));
+  /* the import ends (it unlinks its download itself when it completes;
+   * here, as if it had been killed after writing it) */
+  close (lock_fd);
+  g_thread_join (thread);
+  g_assert_false (g_file_test (live, G_FILE_TEST_EXISTS));
+}
+
 /* A transfer's hold keeps an image from removal, in this process or
  * another (the tool) */
 static void
@@ -592,5 +659,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
   g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
   g_test_add ("/shoal/image-store/hold", Fixture, NULL, fixture_setup, test_hold, fixture_teardown);
+  g_test_add ("/shoal/image-store/gc-downloads", Fixture, NULL, fixture_setup, test_gc_downloads,
+              fixture_teardown);
   return g_test_run ();
 }

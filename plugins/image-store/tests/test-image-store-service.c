@@ -93,6 +93,8 @@ test_service (void)
   g_autofree gchar *dir = g_dir_make_tmp ("shoal-image-store-service-XXXXXX", NULL);
   g_autofree gchar *out = g_build_filename (dir, "out.json", NULL);
   g_autofree gchar *image = g_build_filename (dir, "db.img", NULL);
+  g_autofree gchar *store_tmp = g_build_filename (dir, "image-store", "tmp", NULL);
+  g_autofree gchar *download = g_build_filename (store_tmp, "download-k9Lm2Q", NULL);
   g_autofree gchar *token_path = NULL;
   g_autofree gchar *token = NULL;
   g_autofree gchar *auth = NULL;
@@ -127,9 +129,22 @@ test_service (void)
   g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
   shoal_controller_set_http_server (controller, server, base);
 
+  /* the download of an import a kill -9 interrupted: gone once started */
+  g_assert_cmpint (g_mkdir_with_parents (store_tmp, 0700), ==, 0);
+  g_assert_true (g_file_set_contents (download, "partial", -1, NULL));
   service = g_object_new (SHOAL_TYPE_IMAGE_STORE_SERVICE, NULL);
   g_assert_true (shoal_service_start (service, shoal_controller_get_context (controller), &error));
   g_assert_no_error (error);
+  {
+    gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    while (g_file_test (download, G_FILE_TEST_EXISTS) && g_get_monotonic_time () < deadline)
+      {
+        if (!g_main_context_iteration (NULL, FALSE))
+          g_usleep (10000);
+      }
+    g_assert_false (g_file_test (download, G_FILE_TEST_EXISTS));
+  }
   g_assert_nonnull (shoal_image_store_service_get_store (SHOAL_IMAGE_STORE_SERVICE (service)));
 
   token_path = g_build_filename (dir, "image-store", "admin-token", NULL);
