@@ -7,6 +7,12 @@
  * addresses (RFC 2131 DECLINE: someone else uses them) are skipped for
  * ten minutes. Addresses are in network order at the interface.
  *
+ * Every expiry in memory is in monotonic seconds: a step of the wall
+ * clock (NTP, date) neither expires leases at once, which would hand
+ * their addresses to other clients, nor holds offers and DECLINEs for a
+ * day. Only the saved expiry is wall time, converted when it is saved
+ * and when it is loaded.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -25,7 +31,7 @@
 typedef struct {
   gchar   *mac;
   guint32  ip;        /* host order */
-  gint64   expires;   /* seconds since the epoch */
+  gint64   expires;   /* monotonic seconds (shoal_pxe_clock_monotonic_s) */
   gboolean committed;
 } Lease;
 
@@ -36,7 +42,7 @@ struct _ShoalPxeLeasePool
   guint                  lease_time;
   GHashTable            *by_mac;    /* mac -> Lease */
   GHashTable            *by_ip;     /* ip -> Lease (borrowed) */
-  GHashTable            *declined;  /* ip -> until */
+  GHashTable            *declined;  /* ip -> until (monotonic seconds) */
   GHashTable            *reserved;  /* ip set: never handed out */
   ShoalPxeLeaseStoreFunc store;
   gpointer               store_data;
@@ -51,10 +57,11 @@ lease_free (gpointer data)
   g_free (l);
 }
 
+/* monotonic: what every expiry in memory is measured against */
 static gint64
 now_s (void)
 {
-  return shoal_pxe_clock_real_s ();
+  return shoal_pxe_clock_monotonic_s ();
 }
 
 ShoalPxeLeasePool *
@@ -128,7 +135,8 @@ persist (ShoalPxeLeasePool *pool, const gchar *mac, Lease *l)
       return;
     }
   ip = shoal_pxe_net_ip_to_string (htonl (l->ip));
-  value = g_strdup_printf ("%s %" G_GINT64_FORMAT, ip, l->expires);
+  /* saved in wall time: the monotonic clock starts again at boot */
+  value = g_strdup_printf ("%s %" G_GINT64_FORMAT, ip, shoal_pxe_clock_real_s () + (l->expires - now_s ()));
   pool->store (mac, value, pool->store_data);
 }
 
@@ -196,10 +204,11 @@ shoal_pxe_lease_pool_load (ShoalPxeLeasePool *pool, const gchar *mac, const gcha
 
   if (g_strv_length (parts) != 2 || !shoal_pxe_net_ip_from_string (parts[0], &ip))
     return FALSE;
-  expires = g_ascii_strtoll (parts[1], NULL, 10);
-  if (expires <= now_s () || !is_free (pool, ntohl (ip), mac))
+  /* what is left of it by the wall clock, from now on the monotonic one */
+  expires = g_ascii_strtoll (parts[1], NULL, 10) - shoal_pxe_clock_real_s ();
+  if (expires <= 0 || !is_free (pool, ntohl (ip), mac))
     return FALSE;
-  put (pool, mac, ntohl (ip), expires, TRUE);
+  put (pool, mac, ntohl (ip), now_s () + expires, TRUE);
   return TRUE;
 }
 

@@ -395,6 +395,92 @@ test_decline_table (void)
   g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 0);
 }
 
+static void
+store_to_table (const gchar *mac, const gchar *value, gpointer user_data)
+{
+  if (value != NULL)
+    g_hash_table_replace (user_data, g_strdup (mac), g_strdup (value));
+  else
+    g_hash_table_remove (user_data, mac);
+}
+
+/* NTP steps the wall clock: +2 h used to expire every lease at once (the
+ * addresses offered to other clients: duplicates on the LAN) and -1 day
+ * to hold offers and DECLINEs for a day (the pool exhausted). A step
+ * changes nothing now; time passing (the monotonic clock) still expires
+ * them, and a saved lease is saved and loaded back in wall time */
+static void
+test_wall_clock_step (void)
+{
+  g_autoptr(ShoalPxeLeasePool) pool = shoal_pxe_lease_pool_new (inet_addr ("10.9.0.100"), inet_addr ("10.9.0.102"), 600);
+  g_autoptr(ShoalPxeLeasePool) reloaded = NULL;
+  g_autoptr(GHashTable) saved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GError) error = NULL;
+  const gchar *a = "52:54:00:00:0a:01", *b = "52:54:00:00:0a:02", *c = "52:54:00:00:0a:03";
+  guint32 ip_a, ip_b, ip_c;
+  gint64 saved_expiry;
+
+  shoal_pxe_lease_pool_set_store (pool, store_to_table, saved);
+  ip_a = shoal_pxe_lease_pool_offer (pool, a, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_pxe_lease_pool_commit (pool, a, ip_a, &error));
+  g_assert_no_error (error);
+  ip_b = shoal_pxe_lease_pool_offer (pool, b, 0, &error);   /* held for a minute */
+  g_assert_no_error (error);
+  ip_c = shoal_pxe_lease_pool_offer (pool, c, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_pxe_lease_pool_decline (pool, c, ip_c, &error));   /* skipped ten minutes */
+  g_assert_no_error (error);
+
+  /* +2 h: A's lease, B's offer and C's DECLINE all hold */
+  shoal_pxe_clock_step_wall (2 * 3600);
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (pool, a), ==, ip_a);
+  g_assert_cmpstr (shoal_pxe_lease_pool_lookup_owner (pool, ip_a), ==, a);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:0a:04", ip_a, &error), ==, 0);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);   /* B's offer and C's decline hold too */
+  g_clear_error (&error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 1);
+
+  /* a lease committed now is saved in the stepped wall time, and a pool
+   * that loads it (the wall clock as it was saved) gets what is left */
+  g_assert_true (shoal_pxe_lease_pool_commit (pool, a, ip_a, &error));
+  g_assert_no_error (error);
+  saved_expiry = g_ascii_strtoll (strchr (g_hash_table_lookup (saved, a), ' ') + 1, NULL, 10);
+  g_assert_cmpint (saved_expiry - shoal_pxe_clock_real_s (), >=, 599);
+  g_assert_cmpint (saved_expiry - shoal_pxe_clock_real_s (), <=, 600);
+
+  /* -1 day (from +2 h): the offer and the DECLINE end after their minute
+   * and ten minutes of time passing, not a day later; the lease after
+   * its ten */
+  shoal_pxe_clock_step_wall (-2 * 3600 - 86400);
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (pool, a), ==, ip_a);
+  shoal_pxe_clock_skip (61);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:0a:05", ip_b, &error), ==, ip_b);
+  g_assert_no_error (error);
+  shoal_pxe_clock_skip (540);
+  g_assert_cmpuint (shoal_pxe_lease_pool_offer (pool, "52:54:00:00:0a:06", ip_c, &error), ==, ip_c);
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_pxe_lease_pool_get_n_declined (pool), ==, 0);
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (pool, a), ==, 0);
+  g_assert_null (shoal_pxe_lease_pool_lookup_owner (pool, ip_a));
+
+  /* loaded back with the wall clock of its saving: 600 s less the 601
+   * that passed, gone; with 601 s given back, it holds for what is left */
+  shoal_pxe_clock_step_wall (86400 + 2 * 3600);
+  reloaded = shoal_pxe_lease_pool_new (inet_addr ("10.9.0.100"), inet_addr ("10.9.0.102"), 600);
+  g_assert_false (shoal_pxe_lease_pool_load (reloaded, a, g_hash_table_lookup (saved, a)));
+  shoal_pxe_clock_step_wall (-601 + 300);
+  g_assert_true (shoal_pxe_lease_pool_load (reloaded, a, g_hash_table_lookup (saved, a)));
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (reloaded, a), ==, ip_a);
+  shoal_pxe_clock_step_wall (3600);   /* a step after loading changes nothing either */
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (reloaded, a), ==, ip_a);
+  shoal_pxe_clock_skip (299);
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (reloaded, a), ==, ip_a);
+  shoal_pxe_clock_skip (2);
+  g_assert_cmpuint (shoal_pxe_lease_pool_lookup (reloaded, a), ==, 0);
+  shoal_pxe_clock_step_wall (-2 * 3600 + 601 - 300 - 3600);   /* back to the real wall clock */
+}
+
 /* the pool skips the server's address, the router's and the subnet's
  * network and broadcast addresses, even inside its range */
 static void
@@ -564,6 +650,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/pxe/dhcp-server/relayed-nak", test_relayed_nak);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-ignored", test_decline_ignored);
   g_test_add_func ("/shoal/pxe/dhcp-server/decline-table", test_decline_table);
+  g_test_add_func ("/shoal/pxe/dhcp-server/wall-clock-step", test_wall_clock_step);
   g_test_add_func ("/shoal/pxe/dhcp-server/reserved", test_reserved);
   g_test_add_func ("/shoal/pxe/dhcp-server/ip-owner", test_ip_owner);
   g_test_add_func ("/shoal/pxe/dhcp-server/ip-seen-bounded", test_ip_seen_bounded);
