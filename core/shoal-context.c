@@ -28,6 +28,13 @@ struct _ShoalContext
 
 G_DEFINE_FINAL_TYPE (ShoalContext, shoal_context, G_TYPE_OBJECT)
 
+enum {
+  SIGNAL_DEVICE_REMOVED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 static void
 shoal_context_finalize (GObject *object)
 {
@@ -41,6 +48,20 @@ static void
 shoal_context_class_init (ShoalContextClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = shoal_context_finalize;
+
+  /**
+   * ShoalContext::device-removed:
+   * @self: the context
+   * @device: the device, no longer in the daemon's record
+   *
+   * Emitted on the main context when a device has been removed (shoalctl
+   * remove, RemoveDevice), so that a plugin deletes what it keeps of it
+   * (files in its folder of the state directory, for instance). @device
+   * still has its id, token and metadata.
+   */
+  signals[SIGNAL_DEVICE_REMOVED] =
+    g_signal_new ("device-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, SHOAL_TYPE_DEVICE);
 }
 
 static void
@@ -56,6 +77,13 @@ shoal_context_new (ShoalController *controller)
 
   self->controller = controller;
   return self;
+}
+
+/* the controller's: @device was removed */
+void
+shoal_context_emit_device_removed (ShoalContext *self, ShoalDevice *device)
+{
+  g_signal_emit (self, signals[SIGNAL_DEVICE_REMOVED], 0, device);
 }
 
 /**

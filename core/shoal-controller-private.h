@@ -36,6 +36,8 @@ ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
 
 /* shoal-context.c */
 ShoalContext   *shoal_context_new                 (ShoalController *controller);
+void            shoal_context_emit_device_removed (ShoalContext    *self,
+                                                   ShoalDevice     *device);
 
 /* shoal-agent-api.c */
 void            shoal_agent_api_register          (ShoalController *controller,

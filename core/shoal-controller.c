@@ -1155,6 +1155,7 @@ shoal_controller_remove_device (ShoalController  *self,
   shoal_store_delete_device (self->store, shoal_device_get_id (device));
   shoal_store_flush_async (self->store, NULL, NULL, NULL);
   g_signal_emit (self, signals[SIGNAL_DEVICE_REMOVED], 0, device);
+  shoal_context_emit_device_removed (self->context, device);
   return TRUE;
 }
 

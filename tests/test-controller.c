@@ -699,11 +699,20 @@ test_controller_group_timeout (Fixture       *fixture,
 /* A member that is cancelled leaves the group, whose step goes on for the
  * others; once every member is cancelled or removed the step is cancelled */
 static void
+context_device_removed_cb (ShoalContext *context, ShoalDevice *device, gchar **id)
+{
+  g_free (*id);
+  *id = g_strdup (shoal_device_get_id (device));
+}
+
+static void
 test_controller_group_cancel (Fixture       *fixture,
                               gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
   ShoalDevice *devices[3];
+  g_autofree gchar *context_removed = NULL;
+  gulong removed_id;
   ShoalDevice *removed;
   guint ticks = 0;
 
@@ -726,6 +735,8 @@ test_controller_group_cancel (Fixture       *fixture,
 
   removed = devices[2];
   g_object_add_weak_pointer (G_OBJECT (removed), (gpointer *) &removed);
+  removed_id = g_signal_connect (shoal_controller_get_context (fixture->controller), "device-removed",
+                                 G_CALLBACK (context_device_removed_cb), &context_removed);
   g_assert_true (shoal_controller_cancel (fixture->controller, devices[1], &error));
   g_assert_no_error (error);
   /* a device in the middle of its deployment is not removed */
@@ -734,10 +745,14 @@ test_controller_group_cancel (Fixture       *fixture,
   g_assert_nonnull (strstr (error->message, "shoalctl cancel dev-0002"));
   g_clear_error (&error);
   g_assert_cmpint (shoal_device_get_state (devices[2]), ==, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_null (context_removed);   /* the refused removal was not announced */
   g_assert_true (shoal_controller_cancel (fixture->controller, devices[2], &error));
   g_assert_no_error (error);
   g_assert_true (shoal_controller_remove_device (fixture->controller, "dev-0002", &error));
   g_assert_no_error (error);
+  /* plugins learn it through their context */
+  g_assert_cmpstr (context_removed, ==, "dev-0002");
+  g_clear_signal_handler (&removed_id, shoal_controller_get_context (fixture->controller));
   ticks = 0;
   spin (1500);
   g_assert_cmpuint (ticks, ==, 0);
