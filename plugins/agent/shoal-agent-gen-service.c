@@ -35,6 +35,7 @@ struct _ShoalAgentGenService
   GObject       parent_instance;
   ShoalContext *context;
   gboolean      registered;
+  gulong        removed_id;
   GHashTable   *downloads;    /* device id -> number under way */
 };
 
@@ -227,12 +228,48 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
   serve_agent (self, msg, device);
 }
 
+/* its part holds its token: it goes with the device */
+static void
+device_removed_cb (ShoalContext *context, ShoalDevice *device, gpointer user_data)
+{
+  shoal_agent_gen_remove_device_part (shoal_context_get_state_dir (context), shoal_device_get_id (device));
+}
+
+/* What a crash, removals while shoald was not running and changes of the
+ * kernel tree, the modules or the agent binary left: parts no device's
+ * agent.device-part names, cache entries no device's agent.base names (the newest one is
+ * kept), temporary files (shoal_agent_gen_sweep). Runs before any
+ * deployment resumes, so no agent is being built. */
+static void
+sweep (ShoalContext *context)
+{
+  g_autoptr(GPtrArray) devices = shoal_context_get_devices (context);
+  g_autoptr(GHashTable) parts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) bases = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      const gchar *part = shoal_device_get_metadata (device, SHOAL_AGENT_KEY_DEVICE);
+      const gchar *base = shoal_device_get_metadata (device, SHOAL_AGENT_KEY_BASE);
+
+      if (part != NULL)
+        g_hash_table_add (parts, g_path_get_basename (part));
+      if (base != NULL)
+        g_hash_table_add (bases, g_path_get_basename (base));
+    }
+  shoal_agent_gen_sweep (shoal_context_get_state_dir (context), parts, bases);
+}
+
 static gboolean
 shoal_agent_gen_service_start (ShoalService *service, ShoalContext *context, GError **error)
 {
   ShoalAgentGenService *self = SHOAL_AGENT_GEN_SERVICE (service);
 
   g_set_object (&self->context, context);
+  sweep (context);
+  if (self->removed_id == 0)
+    self->removed_id = g_signal_connect (context, "device-removed", G_CALLBACK (device_removed_cb), NULL);
   if (!shoal_context_add_http_handler (context, AGENT_PATH, agent_cb, self, NULL, error))
     {
       g_prefix_error (error, "agent generation service: ");
@@ -250,6 +287,8 @@ shoal_agent_gen_service_stop (ShoalService *service)
   if (self->registered && self->context != NULL)
     shoal_context_remove_http_handler (self->context, AGENT_PATH);
   self->registered = FALSE;
+  if (self->context != NULL)
+    g_clear_signal_handler (&self->removed_id, self->context);
 }
 
 static void

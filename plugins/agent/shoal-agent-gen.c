@@ -8,6 +8,14 @@
  * same, unchanged tree reuse it. The device's part
  * (its agent.conf) goes to <state dir>/agents/<device id>.cpio.<zst|gz>.
  *
+ * What is deleted (shoal_agent_gen_sweep at the service's start, and
+ * shoal_agent_gen_remove_device_part): a device's part when the device
+ * is removed, the part of the other compression when a part is written,
+ * parts no device's "agent.device-part" names; cache entries that no
+ * device's "agent.base" names, except the newest one (the next device
+ * of the same hardware reuses it); the ".tmp-" files of a build a crash
+ * interrupted.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -17,6 +25,8 @@
 #include <glib/gstdio.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shoal-drivers-modindex.h"
@@ -148,6 +158,171 @@ suffix_of (ShoalAgentCompression compression)
   return compression == SHOAL_AGENT_COMPRESSION_ZSTD ? "cpio.zst" : "cpio.gz";
 }
 
+static const gchar *const part_suffixes[] = { ".cpio.zst", ".cpio.gz" };
+
+/* the name of @name without its ".cpio.zst" or ".cpio.gz", or NULL */
+static gchar *
+strip_part_suffix (const gchar *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (part_suffixes); i++)
+    {
+      if (g_str_has_suffix (name, part_suffixes[i]) && strlen (name) > strlen (part_suffixes[i]))
+        return g_strndup (name, strlen (name) - strlen (part_suffixes[i]));
+    }
+  return NULL;
+}
+
+/* unlinks @dir/@name if it is a regular file (never follows a link) */
+static void
+unlink_file (const gchar *dir, const gchar *name)
+{
+  g_autofree gchar *path = g_build_filename (dir, name, NULL);
+  GStatBuf st;
+
+  if (g_lstat (path, &st) != 0 || !S_ISREG (st.st_mode))
+    return;
+  if (g_unlink (path) == 0)
+    g_debug ("deleted %s", path);
+  else
+    g_debug ("deleting %s: %s", path, g_strerror (errno));
+}
+
+/* a device id that names a file of agents/ and nothing else */
+static gboolean
+is_plain_name (const gchar *id)
+{
+  return id != NULL && *id != '\0' && *id != '.' && strchr (id, '/') == NULL;
+}
+
+/**
+ * shoal_agent_gen_remove_device_part:
+ * @state_dir: the daemon's state directory
+ * @device_id: a device
+ *
+ * Deletes the device's part (which holds its token) in either
+ * compression. A download under way keeps reading the file it opened.
+ */
+void
+shoal_agent_gen_remove_device_part (const gchar *state_dir, const gchar *device_id)
+{
+  g_autofree gchar *agents_dir = g_build_filename (state_dir, "agents", NULL);
+
+  if (!is_plain_name (device_id))
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (part_suffixes); i++)
+    {
+      g_autofree gchar *name = g_strconcat (device_id, part_suffixes[i], NULL);
+
+      unlink_file (agents_dir, name);
+    }
+}
+
+/* "<anything>.tmp-<pid>" of a process other than this one (the cache's
+ * temporary files, write_base) */
+static gboolean
+is_stale_cache_tmp (const gchar *name)
+{
+  const gchar *tmp = g_strrstr (name, ".tmp-");
+  gchar *end = NULL;
+  guint64 pid;
+
+  if (tmp == NULL || tmp[5] == '\0')
+    return FALSE;
+  pid = g_ascii_strtoull (tmp + 5, &end, 10);
+  return *end == '\0' && pid != (guint64) getpid ();
+}
+
+/* agents/: parts no device's "agent.device-part" names (those of removed
+ * devices, of the other compression, of a deployment that started again
+ * and forgot its agent), and the temporary files of
+ * shoal_agent_initramfs_write_config ("<part>.tmp-XXXXXX") */
+static void
+sweep_agents (const gchar *agents_dir, GHashTable *parts)
+{
+  g_autoptr(GDir) dir = g_dir_open (agents_dir, 0, NULL);
+  const gchar *entry;
+
+  if (dir == NULL)
+    return;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *id = strip_part_suffix (entry);
+      const gchar *tmp = g_strrstr (entry, ".tmp-");
+
+      if (tmp != NULL && strlen (tmp) == strlen (".tmp-XXXXXX"))
+        unlink_file (agents_dir, entry);
+      else if (id != NULL && !g_hash_table_contains (parts, entry))
+        unlink_file (agents_dir, entry);
+    }
+}
+
+/* agent-cache/: entries @bases does not name, but the newest, and stale
+ * temporary files */
+static void
+sweep_cache (const gchar *cache_dir, GHashTable *bases)
+{
+  g_autoptr(GDir) dir = g_dir_open (cache_dir, 0, NULL);
+  g_autoptr(GPtrArray) unused = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *newest = NULL;
+  gint64 newest_mtime = G_MININT64;
+  const gchar *entry;
+
+  if (dir == NULL)
+    return;
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree gchar *key = strip_part_suffix (entry);
+      g_autofree gchar *path = NULL;
+      GStatBuf st;
+
+      if (is_stale_cache_tmp (entry))
+        {
+          unlink_file (cache_dir, entry);
+          continue;
+        }
+      if (key == NULL)
+        continue;
+      path = g_build_filename (cache_dir, entry, NULL);
+      if (g_lstat (path, &st) != 0 || !S_ISREG (st.st_mode))
+        continue;
+      if (newest == NULL || (gint64) st.st_mtime > newest_mtime)
+        {
+          g_free (newest);
+          newest = g_strdup (entry);
+          newest_mtime = st.st_mtime;
+        }
+      if (!g_hash_table_contains (bases, entry))
+        g_ptr_array_add (unused, g_strdup (entry));
+    }
+  for (guint i = 0; i < unused->len; i++)
+    {
+      if (g_strcmp0 (g_ptr_array_index (unused, i), newest) != 0)
+        unlink_file (cache_dir, g_ptr_array_index (unused, i));
+    }
+}
+
+/**
+ * shoal_agent_gen_sweep:
+ * @state_dir: the daemon's state directory
+ * @parts: (element-type utf8 utf8): the file names (in agents/) that
+ *   devices' "agent.device-part" name
+ * @bases: (element-type utf8 utf8): the file names (in agent-cache/) that
+ *   devices' "agent.base" name
+ *
+ * Deletes what no device needs any more: see the top of this file. Call
+ * it when no agent is being built (the service's start, before any
+ * deployment resumes).
+ */
+void
+shoal_agent_gen_sweep (const gchar *state_dir, GHashTable *parts, GHashTable *bases)
+{
+  g_autofree gchar *cache_dir = g_build_filename (state_dir, "agent-cache", NULL);
+  g_autofree gchar *agents_dir = g_build_filename (state_dir, "agents", NULL);
+
+  sweep_agents (agents_dir, parts);
+  sweep_cache (cache_dir, bases);
+}
+
 /* Writes via a temporary file renamed into place, so readers never see half */
 static gboolean
 write_base (ShoalAgentGenJob *job, ShoalModIndex *index, GPtrArray *modules, GError **error)
@@ -255,5 +430,13 @@ shoal_agent_gen_run (ShoalAgentGenJob *job, GError **error)
   job->device_path = g_build_filename (agents_dir, name, NULL);
   if (!shoal_agent_initramfs_write_config (job->device_path, job->config_text, job->compression, error))
     return FALSE;
+  /* a part of the other compression, from an earlier deployment */
+  for (guint i = 0; i < G_N_ELEMENTS (part_suffixes); i++)
+    {
+      g_autofree gchar *other = g_strconcat (job->device_id, part_suffixes[i], NULL);
+
+      if (g_strcmp0 (other, name) != 0 && is_plain_name (job->device_id))
+        unlink_file (agents_dir, other);
+    }
   return hash_served (job, error);
 }

@@ -43,6 +43,11 @@ gchar            *shoal_agent_gen_config    (const gchar      *server,
                                              const gchar      *modules,
                                              guint64           serial);
 gchar            *shoal_agent_gen_default_binary (void);
+void              shoal_agent_gen_remove_device_part (const gchar *state_dir,
+                                             const gchar      *device_id);
+void              shoal_agent_gen_sweep     (const gchar      *state_dir,
+                                             GHashTable       *parts,
+                                             GHashTable       *bases);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalAgentGenJob, shoal_agent_gen_job_free)
 

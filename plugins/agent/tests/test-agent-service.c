@@ -428,6 +428,130 @@ finish_step (ShoalDevice *device, RunData *run)
   g_assert_true (run->ok);
 }
 
+/* enrolls @id, runs the step for it, fetches its agent and lets the
+ * step finish; @part and @base: the two files it was made of */
+static ShoalDevice *
+deploy_agent (Fixture *f, const gchar *id, const gchar *mac, gchar **part, gchar **base)
+{
+  const gchar *macs[] = { mac, NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, id, macs, NULL, &error);
+  g_autofree gchar *kernel = g_build_filename (f->tmp, "kernel/lib/modules/9.9.9-test", NULL);
+  RunData run;
+  Fetch fetch;
+
+  g_assert_no_error (error);
+  shoal_device_set_metadata (device, "drivers", "base nic_drv");
+  shoal_device_set_metadata (device, "drivers.kernel", kernel);
+  start_step (f, device, "shoal-agent", &run);
+  while (shoal_device_get_metadata (device, "agent.sha256") == NULL && !run.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_no_error (run.error);
+  fetch_agent (f, "GET", shoal_device_get_token (device), &fetch);
+  g_assert_cmpint (fetch.resp.status, ==, 200);
+  sa_http_response_clear (&fetch.resp);
+  finish_step (device, &run);
+  *part = g_strdup (shoal_device_get_metadata (device, "agent.device-part"));
+  *base = g_strdup (shoal_device_get_metadata (device, "agent.base"));
+  g_assert_true (g_file_test (*part, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (*base, G_FILE_TEST_IS_REGULAR));
+  return device;
+}
+
+/* the device's part (it holds the device's token) goes when the device
+ * is removed; the cached base, which others share, stays */
+static void
+test_remove_device (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *part = NULL;
+  g_autofree gchar *base = NULL;
+
+  deploy_agent (f, "dev-5", "52:54:00:aa:bb:05", &part, &base);
+  g_assert_true (shoal_controller_remove_device (f->controller, "dev-5", &error));
+  g_assert_no_error (error);
+  g_assert_false (g_file_test (part, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (base, G_FILE_TEST_IS_REGULAR));
+}
+
+static void
+touch (const gchar *path, const gchar *text, gint64 age_s)
+{
+  struct timespec times[2];
+
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  times[0].tv_sec = times[1].tv_sec = (time_t) (g_get_real_time () / G_USEC_PER_SEC - age_s);
+  times[0].tv_nsec = times[1].tv_nsec = 0;
+  g_assert_cmpint (utimensat (AT_FDCWD, path, times, 0), ==, 0);
+}
+
+/* At start the service deletes what no device needs: cache entries no
+ * device's agent.base names (the newest kept for the next device), the
+ * .tmp-<pid> of a build a crash cut, parts of devices removed while
+ * shoald was not running, temporary parts; it keeps what devices name
+ * and files it did not make */
+static void
+test_sweep (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *cache = g_build_filename (f->tmp, "state", "agent-cache", NULL);
+  g_autofree gchar *agents = g_build_filename (f->tmp, "state", "agents", NULL);
+  g_autoptr(ShoalPluginEngine) engine = NULL;
+  g_autofree gchar *state = g_build_filename (f->tmp, "state", NULL);
+  g_autofree gchar *part = NULL;
+  g_autofree gchar *base = NULL;
+  g_autofree gchar *base_tmp = NULL;
+  g_autofree gchar *own_tmp = NULL;
+  g_autofree gchar *old = g_build_filename (cache, "0ld.cpio.zst", NULL);
+  g_autofree gchar *older = g_build_filename (cache, "0lder.cpio.gz", NULL);
+  g_autofree gchar *newest = g_build_filename (cache, "n3west.cpio.zst", NULL);
+  g_autofree gchar *stranger = g_build_filename (cache, "notes.txt", NULL);
+  g_autofree gchar *ghost = g_build_filename (agents, "ghost.cpio.zst", NULL);
+  g_autofree gchar *other_compression = g_build_filename (agents, "dev-6.cpio.gz", NULL);
+  g_autofree gchar *part_tmp = g_build_filename (agents, "dev-6.cpio.zst.tmp-Ab12Cd", NULL);
+  ShoalDevice *device = deploy_agent (f, "dev-6", "52:54:00:aa:bb:06", &part, &base);
+
+  base_tmp = g_strdup_printf ("%s.tmp-%d", base, G_MAXINT);
+  own_tmp = g_strdup_printf ("%s.tmp-%d", base, (gint) getpid ());
+  /* the device's row, with its agent.* metadata, is written at its next
+   * transition in the daemon; here, by a change of its boot action */
+  g_assert_true (shoal_controller_set_boot_action (f->controller, device, SHOAL_BOOT_ACTION_IGNORE, "test", NULL,
+                                                   &error));
+  g_assert_no_error (error);
+  touch (old, "old base", 86400);
+  touch (older, "older base", 2 * 86400);
+  touch (newest, "newest base", -100);   /* newer than dev-6's */
+  touch (stranger, "not the cache's", 86400);
+  touch (base_tmp, "cut", 3600);
+  touch (own_tmp, "being built", 0);
+  touch (ghost, "token=removed-device", 3600);
+  touch (other_compression, "token=earlier", 3600);
+  touch (part_tmp, "token=half", 3600);
+
+  /* shoald restarts */
+  engine = g_object_ref (shoal_controller_get_engine (f->controller));
+  shoal_controller_close (f->controller);
+  g_clear_object (&f->controller);
+  f->controller = shoal_controller_new (engine, state);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  g_assert_no_error (error);
+  shoal_controller_set_http_server (f->controller, f->server, f->url);
+  g_assert_true (shoal_controller_start_services (f->controller, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (g_file_test (base, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (part, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (newest, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (stranger, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (own_tmp, G_FILE_TEST_IS_REGULAR));
+  g_assert_false (g_file_test (old, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (older, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (base_tmp, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (ghost, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (other_compression, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (part_tmp, G_FILE_TEST_EXISTS));
+}
+
 /* A second run of the step (a redeploy): the device gets 503, not the old
  * agent, until the new one is generated; an "agent-fetched" of the old
  * agent does not end the wait; the device part is replaced by a new file
@@ -581,6 +705,9 @@ main (int argc, char **argv)
   g_test_add ("/shoal/agent-gen/service/root-device-emmc", Fixture, NULL, fixture_set_up, test_root_device_emmc,
               fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/redeploy", Fixture, NULL, fixture_set_up, test_redeploy, fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/remove-device", Fixture, NULL, fixture_set_up, test_remove_device,
+              fixture_tear_down);
+  g_test_add ("/shoal/agent-gen/service/sweep", Fixture, NULL, fixture_set_up, test_sweep, fixture_tear_down);
   g_test_add ("/shoal/agent-gen/service/large-and-parallel", Fixture, NULL, fixture_set_up, test_large_and_parallel,
               fixture_tear_down);
   return g_test_run ();
