@@ -32,6 +32,7 @@ typedef struct {
   gchar   *metadata;        /* JSON object text */
   gint64   run_no;
   gint64   updated_us;
+  guint64  instruction_serial;  /* the last one handed out (schema 2) */
 } ShoalStoreDevice;
 
 void              shoal_store_device_free   (ShoalStoreDevice *row);

@@ -125,8 +125,19 @@ static const gchar *schema_sql =
   "  message TEXT NOT NULL, PRIMARY KEY (device, seq)) WITHOUT ROWID;"
   "CREATE TABLE IF NOT EXISTS kv ("
   "  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-  "  PRIMARY KEY (ns, key)) WITHOUT ROWID;"
-  "PRAGMA user_version = 1;";
+  "  PRIMARY KEY (ns, key)) WITHOUT ROWID;";
+
+/*
+ * Schema versions (PRAGMA user_version): schema_sql above is version 1;
+ * migrate() brings it forward.
+ *   2: devices.instruction_serial, the last instruction serial the
+ *      device's agent was handed (it must never go back, see
+ *      shoal_controller_persist()).
+ * A migration adds only what is missing, so a database that an older
+ * shoald opened after a newer one (setting user_version back) is brought
+ * forward again; a version above SCHEMA_VERSION is left as it is.
+ */
+#define SCHEMA_VERSION 2
 
 void
 shoal_store_device_free (ShoalStoreDevice *row)
@@ -183,6 +194,72 @@ exec_sql (sqlite3      *db,
   sqlite3_free (errmsg);
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE, _("running %.40s…: %s"), sql, message);
   return FALSE;
+}
+
+static gboolean
+has_column (sqlite3      *db,
+            const gchar  *table,
+            const gchar  *column,
+            gboolean     *out_has,
+            GError      **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  gint rc;
+
+  if (sqlite3_prepare_v2 (db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1,
+                          &stmt, NULL) != SQLITE_OK)
+    return set_sqlite_error (error, db, "reading the schema");
+  sqlite3_bind_text (stmt, 1, table, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, column, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  sqlite3_finalize (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return set_sqlite_error (error, db, "reading the schema");
+  *out_has = rc == SQLITE_ROW;
+  return TRUE;
+}
+
+/* Brings a version 1 database (or a newer one missing a column) to
+ * SCHEMA_VERSION, in one transaction */
+static gboolean
+migrate (sqlite3  *db,
+         GError  **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  g_autofree gchar *set_version = NULL;
+  gint64 version = 0;
+  gboolean has_serial = FALSE;
+
+  if (!exec_sql (db, "BEGIN IMMEDIATE", error))
+    return FALSE;
+  if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK ||
+      sqlite3_step (stmt) != SQLITE_ROW)
+    {
+      set_sqlite_error (error, db, "reading the schema version");
+      sqlite3_finalize (stmt);
+      exec_sql (db, "ROLLBACK", NULL);
+      return FALSE;
+    }
+  version = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  if (!has_column (db, "devices", "instruction_serial", &has_serial, error) ||
+      (!has_serial &&
+       !exec_sql (db, "ALTER TABLE devices ADD COLUMN"
+                  " instruction_serial INTEGER NOT NULL DEFAULT 0", error)))
+    {
+      exec_sql (db, "ROLLBACK", NULL);
+      return FALSE;
+    }
+  set_version = g_strdup_printf ("PRAGMA user_version = %" G_GINT64_FORMAT,
+                                 MAX (version, (gint64) SCHEMA_VERSION));
+  if (!exec_sql (db, set_version, error) || !exec_sql (db, "COMMIT", error))
+    {
+      exec_sql (db, "ROLLBACK", NULL);
+      return FALSE;
+    }
+  if (version > 0 && version < SCHEMA_VERSION)
+    g_info ("store: schema version %" G_GINT64_FORMAT " brought to %d", version, SCHEMA_VERSION);
+  return TRUE;
 }
 
 static sqlite3 *
@@ -296,8 +373,8 @@ statements_prepare (Statements  *st,
 {
   return prepare (db, "INSERT OR REPLACE INTO devices (id, macs, uuid, token, state,"
                   " boot_action, recipe, recipe_commit, group_id, current_step,"
-                  " step_index, progress, inventory, metadata, run_no, updated)"
-                  " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st->put_device, error) &&
+                  " step_index, progress, inventory, metadata, run_no, updated,"
+                  " instruction_serial) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st->put_device, error) &&
          prepare (db, "DELETE FROM devices WHERE id = ?", &st->delete_device, error) &&
          prepare (db, "DELETE FROM journal WHERE device = ?", &st->delete_journal, error) &&
          prepare (db, "INSERT INTO journal (device, seq, time, source, operation, result,"
@@ -360,6 +437,7 @@ apply_put_device (sqlite3            *db,
   bind_text (stmt, 14, row->metadata);
   sqlite3_bind_int64 (stmt, 15, row->run_no);
   sqlite3_bind_int64 (stmt, 16, row->updated_us);
+  sqlite3_bind_int64 (stmt, 17, (sqlite3_int64) row->instruction_serial);
   return step_statement (db, stmt, "saving a device", error);
 }
 
@@ -909,7 +987,7 @@ shoal_store_open (ShoalStore   *self,
   self->writer = open_connection (path, error);
   if (self->writer == NULL)
     return FALSE;
-  if (!exec_sql (self->writer, schema_sql, error))
+  if (!exec_sql (self->writer, schema_sql, error) || !migrate (self->writer, error))
     {
       g_clear_pointer (&self->writer, sqlite3_close);
       return FALSE;
@@ -1276,7 +1354,7 @@ shoal_store_load_devices (ShoalStore  *self,
 
   if (!prepare (self->reader, "SELECT id, macs, uuid, token, state, boot_action, recipe,"
                 " recipe_commit, group_id, current_step, step_index, progress, inventory,"
-                " metadata, run_no, updated FROM devices ORDER BY id", &stmt, error))
+                " metadata, run_no, updated, instruction_serial FROM devices ORDER BY id", &stmt, error))
     return NULL;
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
@@ -1298,6 +1376,7 @@ shoal_store_load_devices (ShoalStore  *self,
       row->metadata = column_dup (stmt, 13);
       row->run_no = sqlite3_column_int64 (stmt, 14);
       row->updated_us = sqlite3_column_int64 (stmt, 15);
+      row->instruction_serial = (guint64) sqlite3_column_int64 (stmt, 16);
       g_ptr_array_add (rows, row);
     }
   if (rc != SQLITE_DONE)
