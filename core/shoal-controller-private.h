@@ -5,6 +5,7 @@
 #pragma once
 
 #include "shoal-controller.h"
+#include "shoal-device-private.h"
 #include "shoal-store-private.h"
 
 G_BEGIN_DECLS

@@ -238,6 +238,7 @@ shoal_controller_persist (DeviceRecord *rec)
   row->metadata = metadata_to_json (device);
   row->run_no = rec->run_no;
   row->updated_us = g_get_real_time ();
+  row->instruction_serial = shoal_device_get_instruction_serial (device);
   shoal_store_put_device (rec->controller->store, row);
   rec->controller->transitions++;
 }
@@ -286,6 +287,18 @@ inventory_changed_cb (ShoalDevice  *device,
   shoal_controller_persist (rec);
 }
 
+/* An instruction's serial is queued for the store as it is handed out,
+ * before an agent waiting on GET /agent/v1/next can see it (that handler
+ * is connected later), so the row has it one commit later; see
+ * restore_record() for that commit */
+static void
+instruction_changed_cb (ShoalDevice  *device,
+                        GParamSpec   *pspec,
+                        DeviceRecord *rec)
+{
+  shoal_controller_persist (rec);
+}
+
 /* --- device records ----------------------------------------------------- */
 
 static gchar *
@@ -320,6 +333,7 @@ add_record (ShoalController *self,
     g_hash_table_replace (self->by_token, g_strdup (shoal_device_get_token (device)), rec);
   g_signal_connect (device, "journal-entry", G_CALLBACK (journal_entry_cb), rec);
   g_signal_connect (device, "notify::inventory", G_CALLBACK (inventory_changed_cb), rec);
+  g_signal_connect (device, "notify::instruction", G_CALLBACK (instruction_changed_cb), rec);
   return rec;
 }
 
@@ -1277,6 +1291,16 @@ restore_record (ShoalController   *self,
                                        json_object_get_string_member_with_default (object, l->data, NULL));
         }
     }
+  /* Agents compare serials (GET /agent/v1/next?after=N, and the serial
+   * an agent's config was generated with): one that saw N before the
+   * restart waits for a serial above N, so the serial goes on from the
+   * stored one, never from 0. One more than stored: an instruction handed
+   * out while its row was still being committed (instruction_changed_cb()
+   * queues it as it is set) may have reached the agent without reaching
+   * the disk; each step gives the agent one instruction and waits for its
+   * answer, and the next step starts once the transition is durable, so
+   * at most that one can be missing */
+  shoal_device_restore_instruction_serial (device, row->instruction_serial + 1);
   rec = add_record (self, device);
   rec->step_index = (guint) MAX (row->step_index, 0);
   rec->run_no = row->run_no;

@@ -7,6 +7,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "shoal-device.h"
+#include "shoal-device-private.h"
 #include "shoal-enum-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
@@ -1016,6 +1017,17 @@ shoal_device_get_instruction_serial (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0);
   return self->instruction_serial;
+}
+
+/* The controller, restoring a device from the store: the next instruction
+ * gets a serial above @serial, so an agent that saw serials up to @serial
+ * before shoald restarted takes it */
+void
+shoal_device_restore_instruction_serial (ShoalDevice *self,
+                                         guint64      serial)
+{
+  g_return_if_fail (SHOAL_IS_DEVICE (self));
+  self->instruction_serial = MAX (self->instruction_serial, serial);
 }
 
 const gchar *

@@ -22,25 +22,36 @@ typedef struct {
   ShoalDevice       *device;
 } Fixture;
 
+/* A controller on the fixture's state folder, serving on a new port */
+static void
+open_controller (Fixture *fixture)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSList) uris = NULL;
+
+  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (fixture->controller, &error));
+  g_assert_no_error (error);
+  fixture->server = soup_server_new (NULL, NULL);
+  g_assert_true (soup_server_listen_local (fixture->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (fixture->server);
+  g_free (fixture->base);
+  fixture->base = g_uri_to_string (uris->data);
+  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
+  shoal_controller_set_http_server (fixture->controller, fixture->server, fixture->base);
+}
+
 static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GSList) uris = NULL;
   const gchar *macs[] = { "52:54:00:00:00:01", NULL };
 
   fixture->state_dir = shoal_test_mkdtemp ();
   fixture->engine = shoal_test_engine_new (FALSE);
-  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
-  g_assert_true (shoal_controller_open (fixture->controller, &error));
-  fixture->server = soup_server_new (NULL, NULL);
-  g_assert_true (soup_server_listen_local (fixture->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
-  g_assert_no_error (error);
-  uris = soup_server_get_uris (fixture->server);
-  fixture->base = g_uri_to_string (uris->data);
-  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
-  shoal_controller_set_http_server (fixture->controller, fixture->server, fixture->base);
+  open_controller (fixture);
   fixture->session = soup_session_new ();
   soup_session_set_proxy_resolver (fixture->session, NULL);
   fixture->device = shoal_controller_enroll_device (fixture->controller, "d1", macs, NULL, &error);
@@ -393,6 +404,115 @@ test_agent_api_next (Fixture       *fixture,
   g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=1&wait=1", token, NULL, NULL), ==, 204);
 }
 
+/* The serial of an answer of GET /agent/v1/next, with its action */
+static gint64
+next_serial (Fixture     *fixture,
+             guint64      after,
+             const gchar *action)
+{
+  g_autofree gchar *path = g_strdup_printf ("/agent/v1/next?after=%" G_GUINT64_FORMAT "&wait=10", after);
+  g_autofree gchar *body = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *object;
+
+  g_assert_cmpuint (request (fixture, "GET", path, shoal_device_get_token (fixture->device), NULL, &body),
+                    ==, 200);
+  root = json_from_string (body, NULL);
+  g_assert_nonnull (root);
+  object = json_node_get_object (root);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (object, "instruction"),
+                                                  "action"), ==, action);
+  return json_object_get_int_member (object, "serial");
+}
+
+static gboolean
+device_installed (gpointer data)
+{
+  Fixture *fixture = data;
+
+  return shoal_device_get_state (fixture->device) == SHOAL_DEVICE_STATE_INSTALLED;
+}
+
+static void
+post_event (Fixture     *fixture,
+            const gchar *event)
+{
+  g_autofree gchar *body = g_strdup_printf ("{\"event\": \"%s\", \"data\": {\"disk\": \"/dev/sda\","
+                                            " \"bytes\": 4096, \"image_sha256\": \"%064d\"}}", event, 0);
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", shoal_device_get_token (fixture->device),
+                             body, NULL), ==, 202);
+}
+
+/* shoald stops and starts again (as a package upgrade does it), and
+ * resumes the deployments */
+static void
+restart (Fixture     *fixture,
+         ShoalRecipe *recipe)
+{
+  g_autoptr(GKeyFile) config = g_key_file_new ();
+  g_autoptr(GError) error = NULL;
+
+  shoal_controller_close (fixture->controller);
+  g_clear_object (&fixture->server);
+  g_clear_object (&fixture->controller);
+  open_controller (fixture);
+  fixture->device = shoal_controller_lookup_device (fixture->controller, "d1");
+  g_assert_nonnull (fixture->device);
+  /* resumes the deployment; no network boot service (it needs an
+   * interface) */
+  g_key_file_set_string (config, "pxe", "mode", "off");
+  g_key_file_set_string (config, "pxe", "tftp-port", "0");
+  shoal_controller_set_config (fixture->controller, config);
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_start_services (fixture->controller, &error));
+  g_assert_no_error (error);
+}
+
+/* An agent that saw serial N before shoald restarted asks for what comes
+ * after N: the instruction the resumed step gives it has a serial above
+ * N. The serial started again at 0 after a restart, so the agent was
+ * answered 204 until the step timed out and the device failed */
+static void
+test_agent_api_next_after_restart (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe =
+    shoal_test_recipe_new ("{\"name\": \"r\", \"steps\": ["
+                           " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}},"
+                           " {\"step\": \"reboot\", \"id\": \"reboot\"}]}");
+  g_autoptr(GError) error = NULL;
+  gint64 first, seen, after_restart;
+
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fixture->device, "r", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  post_event (fixture, "image-written");
+  first = next_serial (fixture, 0, "reboot");
+  post_event (fixture, "rebooting");
+  g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
+
+  /* the next deployment: the agent takes its reboot instruction */
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  post_event (fixture, "image-written");
+  seen = next_serial (fixture, (guint64) first, "reboot");
+  g_assert_cmpint (seen, >, first);
+
+  /* the agent is told again once the step runs again: it asks for what
+   * comes after the serial it saw, and gets it */
+  restart (fixture, recipe);
+  post_event (fixture, "image-written");
+  after_restart = next_serial (fixture, (guint64) seen, "reboot");
+  g_assert_cmpint (after_restart, >, seen);
+  post_event (fixture, "rebooting");
+  g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -402,6 +522,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/inventory", test_agent_api_inventory);
   ADD ("/shoal/agent-api/events", test_agent_api_events);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
+  ADD ("/shoal/agent-api/next-after-restart", test_agent_api_next_after_restart);
   ADD ("/shoal/agent-api/deep", test_agent_api_deep);
   ADD ("/shoal/agent-api/log-limits", test_agent_api_log_limits);
   ADD ("/shoal/agent-api/event-types", test_agent_api_event_types);
