@@ -938,9 +938,31 @@ shoal_controller_assign_recipe (ShoalController  *self,
   return TRUE;
 }
 
-static const gchar *const previous_agent_keys[] = {
-  "agent.base", "agent.device-part", "agent.sha256", "agent.size",
+/* Device metadata belongs to a deployment: start_run() clears every key
+ * but these, which describe the machine rather than what a deployment
+ * did (how its firmware asks to network-boot, rewritten at every DHCP
+ * request; no step reads them). The previous deployment's driver
+ * selection, agent (whose service would serve it at once), image,
+ * multicast session and addresses, and any key a plugin sets, are gone
+ * when the next deployment starts, as on a device deployed for the first
+ * time. The inventory is not metadata: it is kept (recipes are matched
+ * against it) until the agent reports it again */
+static const gchar *const kept_metadata_keys[] = {
+  "pxe.client", "pxe.arch",
 };
+
+static void
+clear_run_metadata (ShoalDevice *device)
+{
+  g_autoptr(GHashTable) metadata = shoal_device_get_metadata_all (device);
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, metadata);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_strv_contains ((const gchar * const *) kept_metadata_keys, key))
+      shoal_device_set_metadata (device, key, NULL);
+}
 
 static void
 start_run (DeviceRecord  *rec,
@@ -962,11 +984,9 @@ start_run (DeviceRecord  *rec,
   shoal_device_set_progress (device, 0.0);
   shoal_device_set_instruction (device, NULL);
   shoal_device_clear_events (device);
-  /* the agent of the previous deployment (keys of plugins/agent, whose
-   * service serves what they name): the device gets 503 until this
-   * deployment's agent step has generated its own */
-  for (guint i = 0; i < G_N_ELEMENTS (previous_agent_keys); i++)
-    shoal_device_set_metadata (device, previous_agent_keys[i], NULL);
+  /* the agent service answers 503 until this deployment's agent step has
+   * generated its own */
+  clear_run_metadata (device);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,

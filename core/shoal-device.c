@@ -33,7 +33,12 @@
  * load order), `drivers.kernel` (kernel version), `agent.sha256`,
  * `agent.address` (the address its agent's last authenticated request came
  * from), `image.id` (manifest SHA-256), `image.sha256` (whole image),
- * `session` (multicast session the device was in).
+ * `multicast.session` (multicast session the device was in), `pxe.*`
+ * (plugins/pxe/README.md).
+ *
+ * Metadata belongs to one deployment: when the next one starts, the
+ * controller clears every key except `pxe.client` and `pxe.arch`, which
+ * describe the machine (kept_metadata_keys in shoal-controller.c).
  */
 struct _ShoalDevice
 {

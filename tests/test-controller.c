@@ -1235,31 +1235,92 @@ test_controller_store_outage (Fixture       *fixture,
     assert_journal_complete (fixture, g_ptr_array_index (devices, i), 4);
 }
 
-/* A new deployment forgets the agent the agent step generated in the
- * previous one: the agent service would serve it to the device at once */
-static void
-test_controller_redeploy_forgets_agent (Fixture       *fixture,
-                                        gconstpointer  data)
+static gboolean
+device_settled (gpointer data)
 {
-  const gchar *keys[] = { "agent.base", "agent.device-part", "agent.sha256", "agent.size" };
-  g_autoptr(GPtrArray) devices = NULL;
-  ShoalDevice *device;
+  return !shoal_device_state_is_active (shoal_device_get_state (data));
+}
+
+/* The message the device's deployment failed with */
+static gchar *
+failure_of (Fixture     *fixture,
+            ShoalDevice *device)
+{
+  g_autoptr(GPtrArray) entries = NULL;
+
+  g_assert_true (shoal_test_wait_until (device_settled, device, 10000));
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_FAILED);
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  for (guint i = entries->len; i > 0; i--)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i - 1);
+
+      if (g_str_equal (shoal_journal_entry_get_operation (entry), "step-failed"))
+        return g_strdup (shoal_journal_entry_get_message (entry));
+    }
+  g_assert_not_reached ();
+}
+
+/* A new deployment starts from no metadata but the machine's own: what
+ * the steps of the previous one left (its agent, which the agent service
+ * would serve at once, its driver selection, image, multicast session,
+ * addresses, a plugin's key) is gone, and a recipe without the drivers
+ * step fails at its agent step as it does for a device never deployed.
+ * The driver selection of the first deployment built the second one's
+ * agent before */
+static void
+test_controller_redeploy_forgets_run (Fixture       *fixture,
+                                      gconstpointer  data)
+{
+  const gchar *cleared[] = { "agent.base", "agent.device-part", "agent.sha256", "agent.size",
+                             "agent.address", "drivers", "drivers.kernel", "image.id",
+                             "image.sha256", "multicast.session", "multicast.node",
+                             "multicast.outcome", "pxe.ip", "pxe.kernel", "example.key" };
+  const gchar *macs[] = { "52:54:00:00:02:00", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *fresh_failure = NULL;
+  g_autofree gchar *again_failure = NULL;
+  g_autofree gchar *expected = NULL;
+  g_auto(GStrv) parts = NULL;
+  ShoalDevice *device, *fresh;
 
   add_recipe (fixture, FAST_RECIPE ("fast", "10", "0"));
+  add_recipe (fixture, "{\"name\": \"no-drivers\", \"steps\": [{\"step\": \"agent\", \"id\": \"agent\"}]}");
   enroll_and_deploy (fixture, 1, "fast");
-  while (!all_settled (fixture))
-    g_main_context_iteration (NULL, TRUE);
-  devices = shoal_controller_get_devices (fixture->controller);
-  device = g_ptr_array_index (devices, 0);
-  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
-    shoal_device_set_metadata (device, keys[i], "old");
-  shoal_device_set_metadata (device, "drivers", "kept");
-  g_assert_true (shoal_controller_deploy (fixture->controller, device, NULL));
-  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
-    g_assert_null (shoal_device_get_metadata (device, keys[i]));
-  g_assert_cmpstr (shoal_device_get_metadata (device, "drivers"), ==, "kept");
-  while (!all_settled (fixture))
-    g_main_context_iteration (NULL, TRUE);
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  g_assert_true (shoal_test_wait_until (device_settled, device, 10000));
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  /* what the steps of a real first deployment leave */
+  for (guint i = 0; i < G_N_ELEMENTS (cleared); i++)
+    shoal_device_set_metadata (device, cleared[i], "old");
+  shoal_device_set_metadata (device, "drivers", "e1000 virtio_net");
+  shoal_device_set_metadata (device, "drivers.kernel", fixture->state_dir);
+  shoal_device_set_metadata (device, "pxe.client", "ipxe");
+  shoal_device_set_metadata (device, "pxe.arch", "7");
+
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, device, "no-drivers", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, device, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (cleared); i++)
+    g_assert_null (shoal_device_get_metadata (device, cleared[i]));
+  g_assert_cmpstr (shoal_device_get_metadata (device, "pxe.client"), ==, "ipxe");
+  g_assert_cmpstr (shoal_device_get_metadata (device, "pxe.arch"), ==, "7");
+  again_failure = failure_of (fixture, device);
+
+  fresh = shoal_controller_enroll_device (fixture->controller, "dev-fresh", macs, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fresh, "no-drivers", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fresh, &error));
+  g_assert_no_error (error);
+  fresh_failure = failure_of (fixture, fresh);
+  g_assert_nonnull (strstr (fresh_failure, "has no driver selection"));
+  /* the same words, but for the device's name */
+  parts = g_strsplit (fresh_failure, "dev-fresh", -1);
+  expected = g_strjoinv ("dev-0000", parts);
+  g_assert_cmpstr (again_failure, ==, expected);
 }
 
 int
@@ -1291,7 +1352,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/late-unicast-max-parallel", test_controller_late_unicast_max_parallel);
   ADD ("/shoal/controller/group-max-parallel", test_controller_group_max_parallel);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
-  ADD ("/shoal/controller/redeploy-forgets-agent", test_controller_redeploy_forgets_agent);
+  ADD ("/shoal/controller/redeploy-forgets-run", test_controller_redeploy_forgets_run);
 #undef ADD
   return g_test_run ();
 }
