@@ -11,6 +11,7 @@
 #include "shoal-enum-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
+#include "shoal-json-private.h"
 
 /**
  * ShoalDevice:
@@ -39,6 +40,28 @@
  * Metadata belongs to one deployment: when the next one starts, the
  * controller clears every key except `pxe.client` and `pxe.arch`, which
  * describe the machine (kept_metadata_keys in shoal-controller.c).
+ *
+ * A device lives on the main context of the thread that created it
+ * (shoald's main loop): its fields change there, and its property
+ * notifications and #ShoalDevice::journal-entry are emitted there only.
+ * Every call a step makes of it is safe from any thread, such as the
+ * worker thread where a blocking step runs (every Python step):
+ *
+ * - a change (shoal_device_set_metadata() and every other setter,
+ *   shoal_device_post_event(), shoal_device_clear_events(), g_object_set())
+ *   called from another thread is made on the device's context, after what
+ *   that thread queued before, and the call returns once it is made there:
+ *   the caller reads its own change back at once, with any getter. The
+ *   journal (shoal_device_log()) and shoal_device_set_progress() are
+ *   queued the same way without waiting; shoal_device_get_progress()
+ *   from the thread that set it gives the progress it set all the same.
+ *   Never make a change from a thread that the owner of the device's
+ *   context waits for: it would wait for ever;
+ * - shoal_device_get_metadata_all(), g_object_get() and the getters of
+ *   numbers and enums read under the device's lock and return copies. The
+ *   getters that return a pointer into the device (`const` strings, the
+ *   inventory, the instruction, the MAC addresses) are for the device's
+ *   context only, where it stays valid until the next change.
  */
 struct _ShoalDevice
 {
@@ -46,7 +69,11 @@ struct _ShoalDevice
 
   GMainContext     *context;
   GThread          *thread;         /* the thread that created the device */
-  gchar            *id;
+  gchar            *id;             /* set once, at construction */
+
+  /* The fields below are changed on the device's context only, with the
+   * lock held; a getter reads them with it held */
+  GMutex            lock;
   GStrv             macs;
   gchar            *uuid;
   gchar            *token;
@@ -54,16 +81,20 @@ struct _ShoalDevice
   ShoalBootAction   boot_action;
   gchar            *current_step;
   gdouble           progress;
+  gdouble           progress_queued;  /* the last progress queued from another thread */
+  guint             progress_pending; /* progress changes queued and not yet made */
   gchar            *recipe;
   gchar            *recipe_commit;
   gchar            *group;
-  JsonNode         *inventory;
+  JsonNode         *inventory;      /* shares nothing with any other node */
   GHashTable       *metadata;       /* (nullable) gchar* -> gchar* */
+  JsonNode         *instruction;    /* shares nothing with any other node */
+  guint64           instruction_serial;
+
+  /* Used on the device's context only, unlocked */
   GQueue            events;         /* PendingEvent*, oldest first */
   gsize             events_size;    /* serialized size of their payloads */
   GList            *waiters;        /* EventWaiter* */
-  JsonNode         *instruction;
-  guint64           instruction_serial;
 };
 
 enum {
@@ -101,6 +132,151 @@ typedef struct {
 
 G_DEFINE_FINAL_TYPE (ShoalDevice, shoal_device, G_TYPE_OBJECT)
 
+/* whether this thread may change @self and emit its signals now: its own
+ * thread, or one that owns its main context */
+static gboolean
+in_device_context (ShoalDevice *self)
+{
+  return self->thread == g_thread_self () || g_main_context_is_owner (self->context);
+}
+
+typedef void (*DeviceFunc) (ShoalDevice *self,
+                            gpointer     data);
+
+typedef struct {
+  ShoalDevice *device;
+  DeviceFunc   func;
+  gpointer     data;
+  GMutex       lock;
+  GCond        cond;
+  gboolean     done;
+} DeviceCall;     /* on the stack of the thread that waits for it */
+
+static gboolean
+device_call_cb (gpointer user_data)
+{
+  DeviceCall *call = user_data;
+
+  call->func (call->device, call->data);
+  g_mutex_lock (&call->lock);
+  call->done = TRUE;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs @func (@self, @data) where @self may be changed: at once when this
+ * thread may, else on the device's context, after what this thread queued
+ * there before (journal entries, progress), waiting until it ran. The
+ * caller's arguments in @data stay its own: they live until it returns */
+static void
+run_in_device_context (ShoalDevice *self,
+                       DeviceFunc   func,
+                       gpointer     data)
+{
+  DeviceCall call = { self, func, data };
+
+  if (in_device_context (self))
+    {
+      func (self, data);
+      return;
+    }
+  g_mutex_init (&call.lock);
+  g_cond_init (&call.cond);
+  /* runs it here at once when no thread owns the context */
+  g_main_context_invoke (self->context, device_call_cb, &call);
+  g_mutex_lock (&call.lock);
+  while (!call.done)
+    g_cond_wait (&call.cond, &call.lock);
+  g_mutex_unlock (&call.lock);
+  g_mutex_clear (&call.lock);
+  g_cond_clear (&call.cond);
+}
+
+/* Changes a field of @self, its lock held: returns whether it changed */
+typedef gboolean (*FieldChange) (ShoalDevice *self,
+                                 gpointer     data);
+
+typedef struct {
+  FieldChange  change;
+  gpointer     data;
+  GParamSpec  *pspec;     /* (nullable): notified when the field changed */
+} Change;
+
+static void
+change_here (ShoalDevice *self,
+             gpointer     data)
+{
+  Change *change = data;
+  gboolean changed;
+
+  g_mutex_lock (&self->lock);
+  changed = change->change (self, change->data);
+  g_mutex_unlock (&self->lock);
+  if (changed && change->pspec != NULL)
+    g_object_notify_by_pspec (G_OBJECT (self), change->pspec);
+}
+
+/* Changes a field of @self with @func (@self, @data) on its context,
+ * notifying @pspec there if it changed */
+static void
+change_field (ShoalDevice *self,
+              GParamSpec  *pspec,
+              FieldChange  func,
+              gpointer     data)
+{
+  Change change = { func, data, pspec };
+
+  run_in_device_context (self, change_here, &change);
+}
+
+typedef struct {
+  ShoalDevice  *device;
+  guint         n_pspecs;
+  GParamSpec  **pspecs;
+} NotifyInvoke;
+
+static gboolean
+dispatch_properties_changed_cb (gpointer user_data)
+{
+  NotifyInvoke *invoke = user_data;
+
+  G_OBJECT_CLASS (shoal_device_parent_class)->dispatch_properties_changed (G_OBJECT (invoke->device),
+                                                                           invoke->n_pspecs,
+                                                                           invoke->pspecs);
+  for (guint i = 0; i < invoke->n_pspecs; i++)
+    g_param_spec_unref (invoke->pspecs[i]);
+  g_free (invoke->pspecs);
+  g_object_unref (invoke->device);
+  g_free (invoke);
+  return G_SOURCE_REMOVE;
+}
+
+/* Property notifications go out on the device's context only: those that
+ * another thread releases (g_object_set() there thaws the notifications
+ * it froze, the device's own included) are sent there */
+static void
+shoal_device_dispatch_properties_changed (GObject     *object,
+                                          guint        n_pspecs,
+                                          GParamSpec **pspecs)
+{
+  ShoalDevice *self = SHOAL_DEVICE (object);
+  NotifyInvoke *invoke;
+
+  if (in_device_context (self))
+    {
+      G_OBJECT_CLASS (shoal_device_parent_class)->dispatch_properties_changed (object, n_pspecs, pspecs);
+      return;
+    }
+  invoke = g_new0 (NotifyInvoke, 1);
+  invoke->device = g_object_ref (self);
+  invoke->n_pspecs = n_pspecs;
+  invoke->pspecs = g_new0 (GParamSpec *, n_pspecs);
+  for (guint i = 0; i < n_pspecs; i++)
+    invoke->pspecs[i] = g_param_spec_ref (pspecs[i]);
+  g_main_context_invoke (self->context, dispatch_properties_changed_cb, invoke);
+}
+
 static void
 event_waiter_free (EventWaiter *waiter)
 {
@@ -111,6 +287,8 @@ event_waiter_free (EventWaiter *waiter)
   g_free (waiter->name);
   g_free (waiter);
 }
+
+static void clear_events_here (ShoalDevice *self, gpointer data);
 
 static void
 shoal_device_finalize (GObject *object)
@@ -137,8 +315,9 @@ shoal_device_finalize (GObject *object)
   g_free (self->group);
   g_clear_pointer (&self->inventory, json_node_unref);
   g_clear_pointer (&self->metadata, g_hash_table_unref);
-  shoal_device_clear_events (self);
+  clear_events_here (self, NULL);
   g_clear_pointer (&self->instruction, json_node_unref);
+  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (shoal_device_parent_class)->finalize (object);
 }
@@ -151,6 +330,13 @@ shoal_device_get_property (GObject    *object,
 {
   ShoalDevice *self = SHOAL_DEVICE (object);
 
+  if (prop_id == PROP_PROGRESS)
+    {
+      g_value_set_double (value, shoal_device_get_progress (self));
+      return;
+    }
+  /* copies, taken under the lock: safe from any thread */
+  g_mutex_lock (&self->lock);
   switch (prop_id)
     {
     case PROP_ID:
@@ -171,9 +357,6 @@ shoal_device_get_property (GObject    *object,
     case PROP_CURRENT_STEP:
       g_value_set_string (value, self->current_step);
       break;
-    case PROP_PROGRESS:
-      g_value_set_double (value, self->progress);
-      break;
     case PROP_RECIPE:
       g_value_set_string (value, self->recipe);
       break;
@@ -184,14 +367,15 @@ shoal_device_get_property (GObject    *object,
       g_value_set_string (value, self->group);
       break;
     case PROP_INVENTORY:
-      g_value_set_boxed (value, self->inventory);
+      g_value_take_boxed (value, shoal_json_node_deep_copy (self->inventory));
       break;
     case PROP_INSTRUCTION:
-      g_value_set_boxed (value, self->instruction);
+      g_value_take_boxed (value, shoal_json_node_deep_copy (self->instruction));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
+  g_mutex_unlock (&self->lock);
 }
 
 static void
@@ -251,6 +435,7 @@ shoal_device_class_init (ShoalDeviceClass *klass)
   object_class->finalize = shoal_device_finalize;
   object_class->get_property = shoal_device_get_property;
   object_class->set_property = shoal_device_set_property;
+  object_class->dispatch_properties_changed = shoal_device_dispatch_properties_changed;
 
   properties[PROP_ID] =
     g_param_spec_string ("id", NULL, NULL, NULL,
@@ -300,6 +485,7 @@ shoal_device_init (ShoalDevice *self)
 {
   self->context = g_main_context_ref_thread_default ();
   self->thread = g_thread_self ();
+  g_mutex_init (&self->lock);
   self->macs = g_new0 (gchar *, 1);
   self->boot_action = SHOAL_BOOT_ACTION_LOCAL;
 }
@@ -317,6 +503,12 @@ shoal_device_new (const gchar *id)
   return g_object_new (SHOAL_TYPE_DEVICE, "id", id, NULL);
 }
 
+/**
+ * shoal_device_get_id:
+ * @self: a device
+ *
+ * Returns: the device's identifier, which never changes: safe from any thread
+ */
 const gchar *
 shoal_device_get_id (ShoalDevice *self)
 {
@@ -328,13 +520,31 @@ shoal_device_get_id (ShoalDevice *self)
  * shoal_device_get_macs:
  * @self: a device
  *
- * Returns: (transfer none) (array zero-terminated=1): the MAC addresses, lower case
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the MAC addresses,
+ *   lower case, valid until they change
  */
 const gchar * const *
 shoal_device_get_macs (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return (const gchar * const *) self->macs;
+}
+
+static gboolean
+replace_macs (ShoalDevice *self,
+              gpointer     data)
+{
+  GStrv *macs = data;
+
+  if (g_strv_equal ((const gchar * const *) *macs, (const gchar * const *) self->macs))
+    return FALSE;
+  g_strfreev (self->macs);
+  self->macs = g_steal_pointer (macs);
+  return TRUE;
 }
 
 /**
@@ -356,18 +566,24 @@ shoal_device_set_macs (ShoalDevice         *self,
       g_strv_builder_add (builder, mac);
     }
   lowered = g_strv_builder_end (builder);
-  if (g_strv_equal ((const gchar * const *) lowered, (const gchar * const *) self->macs))
-    return;
-  g_strfreev (self->macs);
-  self->macs = g_steal_pointer (&lowered);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MACS]);
+  change_field (self, properties[PROP_MACS], replace_macs, &lowered);
 }
 
+/**
+ * shoal_device_has_mac:
+ * @self: a device
+ * @mac: (nullable): a MAC address, in any case
+ *
+ * Safe from any thread.
+ *
+ * Returns: whether @mac is one of the device's
+ */
 gboolean
 shoal_device_has_mac (ShoalDevice *self,
                       const gchar *mac)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), FALSE);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   for (guint i = 0; mac != NULL && self->macs[i] != NULL; i++)
     {
       if (g_ascii_strcasecmp (self->macs[i], mac) == 0)
@@ -376,63 +592,148 @@ shoal_device_has_mac (ShoalDevice *self,
   return FALSE;
 }
 
+typedef struct {
+  gchar       **field;
+  const gchar  *value;
+} StringChange;
+
 static gboolean
-replace_string (gchar       **field,
-                const gchar  *value)
+replace_string (ShoalDevice *self,
+                gpointer     data)
 {
-  if (g_strcmp0 (*field, value) == 0)
+  StringChange *change = data;
+
+  if (g_strcmp0 (*change->field, change->value) == 0)
     return FALSE;
-  g_free (*field);
-  *field = g_strdup (value);
+  g_free (*change->field);
+  *change->field = g_strdup (change->value);
   return TRUE;
 }
 
+static const gchar *
+get_string (ShoalDevice  *self,
+            gchar       **field)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return *field;
+}
+
+/* get_NAME() is for the device's context */
 #define DEFINE_STRING_PROPERTY(name, PROP)                                  \
   const gchar *                                                             \
   shoal_device_get_##name (ShoalDevice *self)                               \
   {                                                                         \
     g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);                    \
-    return self->name;                                                      \
+    return get_string (self, &self->name);                                  \
   }                                                                         \
   void                                                                      \
   shoal_device_set_##name (ShoalDevice *self, const gchar *value)           \
   {                                                                         \
+    StringChange change;                                                    \
+                                                                            \
     g_return_if_fail (SHOAL_IS_DEVICE (self));                              \
-    if (replace_string (&self->name, value))                                \
-      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP]);         \
+    change = (StringChange) { &self->name, value };                         \
+    change_field (self, properties[PROP], replace_string, &change);         \
   }
 
+/**
+ * shoal_device_get_uuid:
+ * @self: a device
+ *
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (nullable): the SMBIOS UUID, valid until it changes
+ */
 DEFINE_STRING_PROPERTY (uuid, PROP_UUID)
-DEFINE_STRING_PROPERTY (current_step, PROP_CURRENT_STEP)
-DEFINE_STRING_PROPERTY (recipe, PROP_RECIPE)
-DEFINE_STRING_PROPERTY (recipe_commit, PROP_RECIPE_COMMIT)
-DEFINE_STRING_PROPERTY (group, PROP_GROUP)
 
 /**
  * shoal_device_get_token:
  * @self: a device
  *
- * Returns: (nullable): the secret every request of the device's agent carries
+ * On the device's context only.
+ *
+ * Returns: (nullable): the secret every request of the device's agent
+ *   carries, valid until it changes
  */
-const gchar *
-shoal_device_get_token (ShoalDevice *self)
+DEFINE_STRING_PROPERTY (token, PROP_0)
+
+/**
+ * shoal_device_get_current_step:
+ * @self: a device
+ *
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (nullable): the id of the step the device is at, valid until it
+ *   changes
+ */
+DEFINE_STRING_PROPERTY (current_step, PROP_CURRENT_STEP)
+
+/**
+ * shoal_device_get_recipe:
+ * @self: a device
+ *
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (nullable): the name of the recipe the device is deployed with,
+ *   valid until it changes
+ */
+DEFINE_STRING_PROPERTY (recipe, PROP_RECIPE)
+
+/**
+ * shoal_device_get_recipe_commit:
+ * @self: a device
+ *
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (nullable): the git commit of the recipe, valid until it changes
+ */
+DEFINE_STRING_PROPERTY (recipe_commit, PROP_RECIPE_COMMIT)
+
+/**
+ * shoal_device_get_group:
+ * @self: a device
+ *
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy.
+ *
+ * Returns: (nullable): the id of the device's group, valid until it changes
+ */
+DEFINE_STRING_PROPERTY (group, PROP_GROUP)
+
+typedef struct {
+  gint *field;
+  gint  value;
+} EnumChange;
+
+static gboolean
+replace_enum (ShoalDevice *self,
+              gpointer     data)
 {
-  g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
-  return self->token;
+  EnumChange *change = data;
+
+  if (*change->field == change->value)
+    return FALSE;
+  *change->field = change->value;
+  return TRUE;
 }
 
-void
-shoal_device_set_token (ShoalDevice *self,
-                        const gchar *token)
-{
-  g_return_if_fail (SHOAL_IS_DEVICE (self));
-  replace_string (&self->token, token);
-}
-
+/**
+ * shoal_device_get_state:
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: where the device stands
+ */
 ShoalDeviceState
 shoal_device_get_state (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), SHOAL_DEVICE_STATE_DISCOVERED);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->state;
 }
 
@@ -440,17 +741,26 @@ void
 shoal_device_set_state (ShoalDevice      *self,
                         ShoalDeviceState  state)
 {
+  EnumChange change;
+
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  if (self->state == state)
-    return;
-  self->state = state;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  change = (EnumChange) { (gint *) &self->state, state };
+  change_field (self, properties[PROP_STATE], replace_enum, &change);
 }
 
+/**
+ * shoal_device_get_boot_action:
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: what the network boot service tells the device to do
+ */
 ShoalBootAction
 shoal_device_get_boot_action (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), SHOAL_BOOT_ACTION_LOCAL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->boot_action;
 }
 
@@ -458,26 +768,32 @@ void
 shoal_device_set_boot_action (ShoalDevice     *self,
                               ShoalBootAction  action)
 {
+  EnumChange change;
+
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  if (self->boot_action == action)
-    return;
-  self->boot_action = action;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BOOT_ACTION]);
+  change = (EnumChange) { (gint *) &self->boot_action, action };
+  change_field (self, properties[PROP_BOOT_ACTION], replace_enum, &change);
 }
 
+/**
+ * shoal_device_get_progress:
+ * @self: a device
+ *
+ * Safe from any thread. On the device's context, the progress as last
+ * notified; from another thread, the progress the changes queued there
+ * will leave (so a step's worker reads back what it set at once).
+ *
+ * Returns: the current step's progress, 0 to 1
+ */
 gdouble
 shoal_device_get_progress (ShoalDevice *self)
 {
-  g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0.0);
-  return self->progress;
-}
+  gboolean here;
 
-/* whether this thread may change @self and emit its signals now: its own
- * thread, or one that owns its main context */
-static gboolean
-in_device_context (ShoalDevice *self)
-{
-  return self->thread == g_thread_self () || g_main_context_is_owner (self->context);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0.0);
+  here = in_device_context (self);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return !here && self->progress_pending > 0 ? self->progress_queued : self->progress;
 }
 
 typedef struct {
@@ -485,22 +801,34 @@ typedef struct {
   gdouble      progress;
 } ProgressInvoke;
 
-static void
-set_progress_here (ShoalDevice *self,
-                   gdouble      progress)
+static gboolean
+replace_progress (ShoalDevice *self,
+                  gpointer     data)
 {
-  if (self->progress == progress)
-    return;
-  self->progress = progress;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PROGRESS]);
+  gdouble *progress = data;
+
+  if (self->progress == *progress)
+    return FALSE;
+  self->progress = *progress;
+  return TRUE;
+}
+
+/* the progress another thread queued, no longer pending once made */
+static gboolean
+replace_queued_progress (ShoalDevice *self,
+                         gpointer     data)
+{
+  self->progress_pending--;
+  return replace_progress (self, data);
 }
 
 static gboolean
 set_progress_cb (gpointer user_data)
 {
   ProgressInvoke *invoke = user_data;
+  Change change = { replace_queued_progress, &invoke->progress, properties[PROP_PROGRESS] };
 
-  set_progress_here (invoke->device, invoke->progress);
+  change_here (invoke->device, &change);
   g_object_unref (invoke->device);
   g_free (invoke);
   return G_SOURCE_REMOVE;
@@ -513,7 +841,10 @@ set_progress_cb (gpointer user_data)
  *
  * Safe to call from any thread (a blocking step's worker): the change
  * is made on the device's main context, in call order with its journal
- * entries, where its property notifications go out.
+ * entries, where its property notifications go out. From another thread
+ * it is queued there without waiting, as the journal is (a step may set
+ * its progress often); shoal_device_get_progress() from that thread gives
+ * the queued progress meanwhile.
  */
 void
 shoal_device_set_progress (ShoalDevice *self,
@@ -525,44 +856,80 @@ shoal_device_set_progress (ShoalDevice *self,
   progress = CLAMP (progress, 0.0, 1.0);
   if (in_device_context (self))
     {
-      set_progress_here (self, progress);
+      Change change = { replace_progress, &progress, properties[PROP_PROGRESS] };
+
+      change_here (self, &change);
       return;
     }
+  g_mutex_lock (&self->lock);
+  self->progress_queued = progress;
+  self->progress_pending++;
+  g_mutex_unlock (&self->lock);
   invoke = g_new0 (ProgressInvoke, 1);
   invoke->device = g_object_ref (self);
   invoke->progress = progress;
   g_main_context_invoke (self->context, set_progress_cb, invoke);
 }
 
+typedef struct {
+  JsonNode **field;
+  JsonNode  *node;
+} NodeChange;
+
+/* The device keeps a copy sharing nothing with the caller's node, which
+ * may live on in another thread: json-glib counts the references of what
+ * nodes share without atomics. The inventory is left alone when given
+ * back as it is; every instruction is a new one */
+static gboolean
+replace_node (ShoalDevice *self,
+              gpointer     data)
+{
+  NodeChange *change = data;
+  gboolean instruction = change->field == &self->instruction;
+
+  if (!instruction && *change->field == change->node)
+    return FALSE;
+  g_clear_pointer (change->field, json_node_unref);
+  *change->field = shoal_json_node_deep_copy (change->node);
+  if (instruction)
+    self->instruction_serial++;
+  return TRUE;
+}
+
 /**
  * shoal_device_get_inventory:
  * @self: a device
  *
- * Returns: (transfer none) (nullable): the hardware inventory
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy. Do not change it.
+ *
+ * Returns: (transfer none) (nullable): the hardware inventory, valid until
+ *   it changes
  */
 JsonNode *
 shoal_device_get_inventory (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->inventory;
 }
 
 /**
  * shoal_device_set_inventory:
  * @self: a device
- * @inventory: (nullable): the inventory, as validated against inventory.schema.json
+ * @inventory: (nullable): the inventory, as validated against
+ *   inventory.schema.json; the device keeps a copy
+ *
  */
 void
 shoal_device_set_inventory (ShoalDevice *self,
                             JsonNode    *inventory)
 {
+  NodeChange change;
+
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  if (self->inventory == inventory)
-    return;
-  g_clear_pointer (&self->inventory, json_node_unref);
-  if (inventory != NULL)
-    self->inventory = json_node_copy (inventory);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_INVENTORY]);
+  change = (NodeChange) { &self->inventory, inventory };
+  change_field (self, properties[PROP_INVENTORY], replace_node, &change);
 }
 
 /**
@@ -570,7 +937,10 @@ shoal_device_set_inventory (ShoalDevice *self,
  * @self: a device
  * @key: a documented key
  *
- * Returns: (nullable): the value
+ * On the device's context only; from another thread,
+ * shoal_device_get_metadata_all() gives a copy.
+ *
+ * Returns: (nullable): the value, valid until it changes
  */
 const gchar *
 shoal_device_get_metadata (ShoalDevice *self,
@@ -578,9 +948,27 @@ shoal_device_get_metadata (ShoalDevice *self,
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_return_val_if_fail (key != NULL, NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return self->metadata != NULL ? g_hash_table_lookup (self->metadata, key) : NULL;
+}
+
+typedef struct {
+  const gchar *key;
+  const gchar *value;
+} MetadataChange;
+
+static gboolean
+replace_metadata (ShoalDevice *self,
+                  gpointer     data)
+{
+  MetadataChange *change = data;
+
   if (self->metadata == NULL)
-    return NULL;
-  return g_hash_table_lookup (self->metadata, key);
+    self->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (change->value == NULL)
+    return g_hash_table_remove (self->metadata, change->key);
+  g_hash_table_replace (self->metadata, g_strdup (change->key), g_strdup (change->value));
+  return TRUE;
 }
 
 /**
@@ -588,25 +976,29 @@ shoal_device_get_metadata (ShoalDevice *self,
  * @self: a device
  * @key: a documented key
  * @value: (nullable): the value, or %NULL to remove it
+ *
+ * Safe from any thread: from another thread, the change is made on the
+ * device's context and this returns once it is made, so that
+ * shoal_device_get_metadata_all() there gives @value at once.
  */
 void
 shoal_device_set_metadata (ShoalDevice *self,
                            const gchar *key,
                            const gchar *value)
 {
+  MetadataChange change = { key, value };
+
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (key != NULL);
-  if (self->metadata == NULL)
-    self->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (value == NULL)
-    g_hash_table_remove (self->metadata, key);
-  else
-    g_hash_table_replace (self->metadata, g_strdup (key), g_strdup (value));
+  /* no property: steps and the store read metadata when they need it */
+  change_field (self, NULL, replace_metadata, &change);
 }
 
 /**
  * shoal_device_get_metadata_all:
  * @self: a device
+ *
+ * Safe from any thread.
  *
  * Returns: (transfer container) (element-type utf8 utf8): a copy of every key and value
  */
@@ -618,6 +1010,7 @@ shoal_device_get_metadata_all (ShoalDevice *self)
   gpointer key, value;
 
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), copy);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   if (self->metadata == NULL)
     return copy;
   g_hash_table_iter_init (&iter, self->metadata);
@@ -832,6 +1225,32 @@ find_waiter (ShoalDevice *self,
   return NULL;
 }
 
+typedef struct {
+  const gchar *name;
+  JsonNode    *payload;
+} PostedEvent;
+
+static void
+post_event_here (ShoalDevice *self,
+                 gpointer     data)
+{
+  PostedEvent *event = data;
+  EventWaiter *waiter = find_waiter (self, event->name);
+
+  if (waiter != NULL)
+    {
+      self->waiters = g_list_remove (self->waiters, waiter);
+      /* whole: the poster's node may live on in another thread */
+      g_task_return_pointer (waiter->task,
+                             event->payload != NULL ? shoal_json_node_deep_copy (event->payload)
+                                                    : json_node_new (JSON_NODE_NULL),
+                             (GDestroyNotify) json_node_unref);
+      event_waiter_free (waiter);
+      return;
+    }
+  keep_pending_event (self, event->name, event->payload);
+}
+
 /**
  * shoal_device_post_event:
  * @self: a device
@@ -839,29 +1258,20 @@ find_waiter (ShoalDevice *self,
  * @payload: (nullable): its data
  *
  * Delivers an event from the device's agent to the step waiting for it,
- * or keeps it until a step asks (the latest event of a name wins).
+ * or keeps it until a step asks (the latest event of a name wins). Safe
+ * from any thread: from another thread, the event is delivered on the
+ * device's context and this returns once it is.
  */
 void
 shoal_device_post_event (ShoalDevice *self,
                          const gchar *name,
                          JsonNode    *payload)
 {
-  EventWaiter *waiter;
+  PostedEvent event = { name, payload };
 
   g_return_if_fail (SHOAL_IS_DEVICE (self));
   g_return_if_fail (name != NULL);
-
-  waiter = find_waiter (self, name);
-  if (waiter != NULL)
-    {
-      self->waiters = g_list_remove (self->waiters, waiter);
-      g_task_return_pointer (waiter->task,
-                             payload != NULL ? json_node_copy (payload) : json_node_new (JSON_NODE_NULL),
-                             (GDestroyNotify) json_node_unref);
-      event_waiter_free (waiter);
-      return;
-    }
-  keep_pending_event (self, name, payload);
+  run_in_device_context (self, post_event_here, &event);
 }
 
 static gboolean
@@ -898,36 +1308,20 @@ waiter_cancelled_cb (GCancellable *cancellable,
   g_source_attach (source, self->context);
 }
 
-/**
- * shoal_device_wait_event_async:
- * @self: a device
- * @name: the event name
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the event arrives
- * @user_data: (closure callback): data for @callback
- *
- * Waits for the device's agent to post the event @name. An event posted
- * before anybody waited is delivered at once.
- */
-void
-shoal_device_wait_event_async (ShoalDevice         *self,
-                               const gchar         *name,
-                               GCancellable        *cancellable,
-                               GAsyncReadyCallback  callback,
-                               gpointer             user_data)
+typedef struct {
+  GTask *task;        /* its source object is the device */
+  gchar *name;
+} WaitInvoke;
+
+/* Gives @task the pending event @name, or has it wait for one */
+static void
+add_waiter (ShoalDevice *self,
+            GTask       *task,
+            const gchar *name)
 {
-  g_autoptr(GTask) task = NULL;
+  GCancellable *cancellable = g_task_get_cancellable (task);
   EventWaiter *waiter;
   JsonNode *pending;
-
-  g_return_if_fail (SHOAL_IS_DEVICE (self));
-  g_return_if_fail (name != NULL);
-  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, shoal_device_wait_event_async);
-  if (g_task_return_error_if_cancelled (task))
-    return;
 
   pending = steal_pending_event (self, name);
   if (pending != NULL)
@@ -950,6 +1344,61 @@ shoal_device_wait_event_async (ShoalDevice         *self,
     }
 }
 
+static gboolean
+add_waiter_cb (gpointer user_data)
+{
+  WaitInvoke *invoke = user_data;
+
+  add_waiter (g_task_get_source_object (invoke->task), invoke->task, invoke->name);
+  g_object_unref (invoke->task);
+  g_free (invoke->name);
+  g_free (invoke);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * shoal_device_wait_event_async:
+ * @self: a device
+ * @name: the event name
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the event arrives
+ * @user_data: (closure callback): data for @callback
+ *
+ * Waits for the device's agent to post the event @name. An event posted
+ * before anybody waited is delivered at once. Safe from any thread: the
+ * wait starts on the device's context, after what this thread queued
+ * there before; @callback is called on the thread-default main context
+ * of the caller, as usual.
+ */
+void
+shoal_device_wait_event_async (ShoalDevice         *self,
+                               const gchar         *name,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  WaitInvoke *invoke;
+
+  g_return_if_fail (SHOAL_IS_DEVICE (self));
+  g_return_if_fail (name != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, shoal_device_wait_event_async);
+  if (g_task_return_error_if_cancelled (task))
+    return;
+  if (in_device_context (self))
+    {
+      add_waiter (self, task, name);
+      return;
+    }
+  invoke = g_new0 (WaitInvoke, 1);
+  invoke->task = g_steal_pointer (&task);
+  invoke->name = g_strdup (name);
+  g_main_context_invoke (self->context, add_waiter_cb, invoke);
+}
+
 /**
  * shoal_device_wait_event_finish:
  * @self: a device
@@ -969,38 +1418,52 @@ shoal_device_wait_event_finish (ShoalDevice   *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+static void
+clear_events_here (ShoalDevice *self,
+                   gpointer     data)
+{
+  g_queue_clear_full (&self->events, (GDestroyNotify) pending_event_free);
+  self->events_size = 0;
+}
+
 /**
  * shoal_device_clear_events:
  * @self: a device
  *
  * Forgets events nobody waited for, so that an event of an earlier
- * deployment cannot satisfy a step of the next one.
+ * deployment cannot satisfy a step of the next one. Safe from any thread:
+ * from another thread, this returns once they are forgotten.
  */
 void
 shoal_device_clear_events (ShoalDevice *self)
 {
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  g_queue_clear_full (&self->events, (GDestroyNotify) pending_event_free);
-  self->events_size = 0;
+  run_in_device_context (self, clear_events_here, NULL);
 }
 
 /**
  * shoal_device_get_instruction:
  * @self: a device
  *
- * Returns: (transfer none) (nullable): what the device's agent is to do next
+ * On the device's context only; from another thread, g_object_get()
+ * gives a copy. Do not change it.
+ *
+ * Returns: (transfer none) (nullable): what the device's agent is to do
+ *   next, valid until it changes
  */
 JsonNode *
 shoal_device_get_instruction (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction;
 }
 
 /**
  * shoal_device_set_instruction:
  * @self: a device
- * @instruction: (nullable): a JSON object with at least "action"
+ * @instruction: (nullable): a JSON object with at least "action"; the
+ *   device keeps a copy
  *
  * Gives the device's agent its next instruction; an agent waiting on
  * `GET /agent/v1/next` receives it at once.
@@ -1009,18 +1472,26 @@ void
 shoal_device_set_instruction (ShoalDevice *self,
                               JsonNode    *instruction)
 {
+  NodeChange change;
+
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  g_clear_pointer (&self->instruction, json_node_unref);
-  if (instruction != NULL)
-    self->instruction = json_node_copy (instruction);
-  self->instruction_serial++;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_INSTRUCTION]);
+  change = (NodeChange) { &self->instruction, instruction };
+  change_field (self, properties[PROP_INSTRUCTION], replace_node, &change);
 }
 
+/**
+ * shoal_device_get_instruction_serial:
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: how many instructions the device was given
+ */
 guint64
 shoal_device_get_instruction_serial (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction_serial;
 }
 
@@ -1032,6 +1503,7 @@ shoal_device_restore_instruction_serial (ShoalDevice *self,
                                          guint64      serial)
 {
   g_return_if_fail (SHOAL_IS_DEVICE (self));
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   self->instruction_serial = MAX (self->instruction_serial, serial);
 }
 

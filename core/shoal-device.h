@@ -65,6 +65,17 @@ typedef enum {
 
 G_DECLARE_FINAL_TYPE (ShoalDevice, shoal_device, SHOAL, DEVICE, GObject)
 
+/* Threads (see #ShoalDevice): a device changes, and sends its property
+ * notifications and signals, on the main context of the thread that made
+ * it. Every call below may be made from any thread but the getters that
+ * return a pointer into the device (const strings, MAC addresses,
+ * inventory, instruction), which are for that context only: from another
+ * thread, g_object_get() and shoal_device_get_metadata_all() give copies.
+ * A change made from another thread is made on that context, after what
+ * the thread queued there before, and returns once made, so the thread
+ * reads its change back at once; shoal_device_log() and
+ * shoal_device_set_progress() are queued without waiting. */
+
 ShoalDevice         *shoal_device_new               (const gchar         *id);
 const gchar         *shoal_device_get_id            (ShoalDevice         *self);
 const gchar * const *shoal_device_get_macs          (ShoalDevice         *self);

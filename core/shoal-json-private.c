@@ -48,3 +48,83 @@ shoal_json_check_depth (const gchar *data,
     }
   return TRUE;
 }
+
+static void
+copy_member (JsonObject  *object,
+             const gchar *name,
+             JsonNode    *node,
+             gpointer     user_data)
+{
+  json_object_set_member (user_data, name, shoal_json_node_deep_copy (node));
+}
+
+static void
+copy_element (JsonArray *array,
+              guint      index,
+              JsonNode  *node,
+              gpointer   user_data)
+{
+  json_array_add_element (user_data, shoal_json_node_deep_copy (node));
+}
+
+/**
+ * shoal_json_node_deep_copy:
+ * @node: (nullable): a node
+ *
+ * Copies @node and everything in it, reading it only. json_node_copy()
+ * shares the object, array or value inside and counts its references
+ * without atomics, so a node that another thread copies or frees too
+ * must be copied whole to cross threads.
+ *
+ * Returns: (transfer full) (nullable): a node that shares nothing with @node
+ */
+JsonNode *
+shoal_json_node_deep_copy (JsonNode *node)
+{
+  JsonNode *copy;
+
+  if (node == NULL)
+    return NULL;
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      {
+        JsonObject *source = json_node_get_object (node);
+        JsonObject *object = json_object_new ();
+
+        if (source != NULL)
+          json_object_foreach_member (source, copy_member, object);
+        copy = json_node_init_object (json_node_alloc (), object);
+        json_object_unref (object);
+        return copy;
+      }
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *source = json_node_get_array (node);
+        JsonArray *array = json_array_new ();
+
+        if (source != NULL)
+          json_array_foreach_element (source, copy_element, array);
+        copy = json_node_init_array (json_node_alloc (), array);
+        json_array_unref (array);
+        return copy;
+      }
+    case JSON_NODE_VALUE:
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_INT64:
+          return json_node_init_int (json_node_alloc (), json_node_get_int (node));
+        case G_TYPE_DOUBLE:
+          return json_node_init_double (json_node_alloc (), json_node_get_double (node));
+        case G_TYPE_BOOLEAN:
+          return json_node_init_boolean (json_node_alloc (), json_node_get_boolean (node));
+        case G_TYPE_STRING:
+          return json_node_init_string (json_node_alloc (), json_node_get_string (node));
+        default:    /* a value node given no value */
+          return json_node_new (JSON_NODE_NULL);
+        }
+    case JSON_NODE_NULL:
+    default:
+      return json_node_new (JSON_NODE_NULL);
+    }
+}

@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """check-gi-api.py: what a Python plugin calls of Shoal-1.0 works as the C
 API does, without crashing or freeing what the library owns. Prints TAP."""
+import threading
+
 import gi
 
 from shoal_tap import report
@@ -50,5 +52,43 @@ check("is_dropped is not bound (it returns the context's own error)",
 # an absent option gives the default, None included
 check("get_option_string default None", lambda: ctx.get_option_string("missing", None) is None)
 check("get_option_string default", lambda: ctx.get_option_string("missing", "x") == "x")
+
+# a Python step runs in a worker thread: what it changes of a device is
+# made on the main loop's context, notified there, and read back at once
+# by the worker
+worker_device = Shoal.Device.new("w1")
+loop = GLib.MainLoop()
+notified = []
+read_back = []
+worker_device.connect("notify", lambda d, pspec: notified.append((pspec.name, threading.get_ident())))
+
+
+def change_from_worker():
+    try:
+        worker_device.set_metadata("drivers", "e1000")
+        read_back.append(worker_device.get_metadata("drivers"))
+        worker_device.set_state(Shoal.DeviceState.TRANSFER)
+        read_back.append(worker_device.get_state())
+        worker_device.props.recipe = "debian"
+        read_back.append(worker_device.get_recipe())
+    finally:
+        GLib.idle_add(loop.quit)
+
+
+worker = threading.Thread(target=change_from_worker)
+# the worker starts once the loop owns the context, as in shoald
+GLib.idle_add(lambda: worker.start() and False)
+timeout = GLib.timeout_add_seconds(20, loop.quit)
+loop.run()
+GLib.source_remove(timeout)
+worker.join()
+# a notification the worker's props setter released last
+while GLib.MainContext.default().iteration(False):
+    pass
+check("a worker reads back what it changed",
+      lambda: read_back == ["e1000", Shoal.DeviceState.TRANSFER, "debian"])
+check("notifications of a worker's changes come on the main thread",
+      lambda: sorted(n for n, _ in notified) == ["recipe", "state"] and
+      all(t == threading.main_thread().ident for _, t in notified))
 
 report(checks)

@@ -257,12 +257,346 @@ test_device_progress_from_thread (void)
   g_main_context_release (NULL);
 }
 
+typedef struct {
+  ShoalDevice *device;
+  GMainLoop   *loop;
+  GThread     *main_thread;
+  GHashTable  *notified_by;   /* property name -> count */
+  guint        off_thread;    /* notifications emitted in another thread */
+} ChangesSeen;
+
+static void
+count_notify (GObject    *object,
+              GParamSpec *pspec,
+              gpointer    user_data)
+{
+  ChangesSeen *seen = user_data;
+  const gchar *name = g_param_spec_get_name (pspec);
+
+  seen->off_thread += g_thread_self () != seen->main_thread;
+  g_hash_table_insert (seen->notified_by, (gpointer) name,
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (seen->notified_by, name)) + 1));
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* What a blocking step does from its worker thread: change the device
+ * with every setter and g_object_set(), reading each change back at once */
+static gpointer
+change_everything_thread (gpointer data)
+{
+  ChangesSeen *seen = data;
+  ShoalDevice *device = seen->device;
+  const gchar *macs[] = { "52:54:00:AA:BB:CC", NULL };
+  g_autoptr(JsonNode) inventory = json_from_string ("{\"disks\": [{\"name\": \"sda\"}]}", NULL);
+  g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
+  g_autoptr(GHashTable) metadata = NULL;
+  g_auto(GStrv) macs_read = NULL;
+  g_autofree gchar *uuid = NULL, *token = NULL, *step = NULL, *recipe = NULL, *commit = NULL, *group = NULL;
+  g_autoptr(JsonNode) inventory_read = NULL;
+  g_autoptr(JsonNode) instruction_read = NULL;
+  ShoalDeviceState state;
+  ShoalBootAction action;
+
+  shoal_device_set_macs (device, macs);
+  shoal_device_set_uuid (device, "4c4c4544-0000");
+  shoal_device_set_token (device, "secret");
+  shoal_device_set_state (device, SHOAL_DEVICE_STATE_TRANSFER);
+  shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
+  shoal_device_set_current_step (device, "multicast");
+  shoal_device_set_recipe (device, "debian");
+  shoal_device_set_recipe_commit (device, "0123abcd");
+  shoal_device_set_group (device, "debian/multicast/1");
+  shoal_device_set_inventory (device, inventory);
+  shoal_device_set_metadata (device, "drivers", "e1000 virtio_net");
+  shoal_device_set_instruction (device, instruction);
+  shoal_device_set_progress (device, 0.25);
+  /* read your writes: every change is made when its call returns */
+  g_object_get (device, "macs", &macs_read, "uuid", &uuid, "state", &state, "boot-action", &action,
+                "current-step", &step, "recipe", &recipe, "recipe-commit", &commit, "group", &group,
+                "inventory", &inventory_read, "instruction", &instruction_read, NULL);
+  g_assert_cmpstrv (macs_read, ((const gchar *[]) { "52:54:00:aa:bb:cc", NULL }));
+  g_assert_true (shoal_device_has_mac (device, "52:54:00:aa:bb:cc"));
+  g_assert_cmpstr (uuid, ==, "4c4c4544-0000");
+  g_assert_cmpint (state, ==, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_cmpint (action, ==, SHOAL_BOOT_ACTION_DEPLOY);
+  g_assert_cmpint (shoal_device_get_boot_action (device), ==, SHOAL_BOOT_ACTION_DEPLOY);
+  g_assert_cmpstr (step, ==, "multicast");
+  g_assert_cmpstr (recipe, ==, "debian");
+  g_assert_cmpstr (commit, ==, "0123abcd");
+  g_assert_cmpstr (group, ==, "debian/multicast/1");
+  g_assert_true (json_node_equal (inventory_read, inventory));
+  g_assert_true (json_node_equal (instruction_read, instruction));
+  g_assert_cmpuint (shoal_device_get_instruction_serial (device), ==, 1);
+  g_assert_cmpfloat (shoal_device_get_progress (device), ==, 0.25);
+  metadata = shoal_device_get_metadata_all (device);
+  g_assert_cmpstr (g_hash_table_lookup (metadata, "drivers"), ==, "e1000 virtio_net");
+  /* g_object_set() here holds back the notifications it froze */
+  g_object_set (device, "recipe", "fedora", "state", SHOAL_DEVICE_STATE_VERIFY, NULL);
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_VERIFY);
+  g_main_context_invoke (NULL, quit_loop, seen->loop);
+  return NULL;
+}
+
+/* Every change a step's worker thread makes is made, and notified (to
+ * the D-Bus exporter, the controller), on the device's main context,
+ * never in the worker; the worker reads back what it changed at once */
+static void
+test_device_changes_from_thread (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("c-1");
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GHashTable) notified_by = g_hash_table_new (g_str_hash, g_str_equal);
+  ChangesSeen seen = { device, loop, g_thread_self (), notified_by, 0 };
+  const gchar *props[] = { "macs", "uuid", "current-step", "recipe-commit", "group", "inventory",
+                           "instruction", "progress", "boot-action" };
+  GThread *worker;
+
+  g_signal_connect (device, "notify", G_CALLBACK (count_notify), &seen);
+  /* this thread owns the context, as shoald's main loop does, from before
+   * the worker starts */
+  g_assert_true (g_main_context_acquire (NULL));
+  worker = g_thread_new ("step", change_everything_thread, &seen);
+  g_main_loop_run (loop);
+  g_thread_join (worker);
+  /* a notification released last by the worker's g_object_set() */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (seen.off_thread, ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (props); i++)
+    g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (notified_by, props[i])), ==, 1);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (notified_by, "state")), ==, 2);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (notified_by, "recipe")), ==, 2);
+  g_assert_cmpstr (shoal_device_get_recipe (device), ==, "fedora");
+  g_assert_cmpstr (shoal_device_get_token (device), ==, "secret");
+  g_main_context_release (NULL);
+}
+
+typedef struct {
+  ShoalDevice *device;
+  GMainLoop   *loop;
+  GThread     *main_thread;
+  gint         returned;      /* atomic: the worker's call returned */
+  guint        entries;
+  guint        out_of_order;  /* entries delivered with metadata of a later call */
+  guint        off_thread;
+} MetadataRun;
+
+static gpointer
+set_metadata_once_thread (gpointer data)
+{
+  MetadataRun *run = data;
+
+  shoal_device_set_metadata (run->device, "k", "first");
+  g_atomic_int_set (&run->returned, TRUE);
+  return NULL;
+}
+
+static gboolean
+has_returned (gpointer data)
+{
+  return g_atomic_int_get (&((MetadataRun *) data)->returned);
+}
+
+static gboolean
+has_metadata (gpointer data)
+{
+  return shoal_device_get_metadata (data, "k") != NULL;
+}
+
+#define METADATA_CHANGES 1000
+
+static gpointer
+set_metadata_many_thread (gpointer data)
+{
+  MetadataRun *run = data;
+
+  for (guint i = 0; i < METADATA_CHANGES; i++)
+    {
+      g_autofree gchar *value = g_strdup_printf ("%u", i);
+      g_autoptr(GHashTable) metadata = NULL;
+
+      shoal_device_log (run->device, "step", "set", SHOAL_JOURNAL_RESULT_OK, "%u", i);
+      shoal_device_set_metadata (run->device, "k", value);
+      /* the table grows and shrinks under the main thread's reads */
+      shoal_device_set_metadata (run->device, value, i % 2 == 0 ? value : NULL);
+      metadata = shoal_device_get_metadata_all (run->device);
+      g_assert_cmpstr (g_hash_table_lookup (metadata, "k"), ==, value);
+    }
+  g_main_context_invoke (NULL, quit_loop, run->loop);
+  return NULL;
+}
+
+/* entry i is logged just before metadata "k" is set to i: it is
+ * delivered with "k" at i - 1, the journal and the changes in order */
+static void
+check_metadata_order (ShoalDevice       *device,
+                      ShoalJournalEntry *entry,
+                      MetadataRun       *run)
+{
+  guint64 i = g_ascii_strtoull (shoal_journal_entry_get_message (entry), NULL, 10);
+  const gchar *value = shoal_device_get_metadata (device, "k");
+
+  run->off_thread += g_thread_self () != run->main_thread;
+  if (i == 0 ? value != NULL : value == NULL || g_ascii_strtoull (value, NULL, 10) != i - 1)
+    run->out_of_order++;
+  run->entries++;
+}
+
+/* the main thread reads the metadata meanwhile, as the store writer does */
+static gboolean
+read_metadata_idle (gpointer data)
+{
+  MetadataRun *run = data;
+  g_autoptr(GHashTable) metadata = shoal_device_get_metadata_all (run->device);
+  const gchar *value = shoal_device_get_metadata (run->device, "k");
+
+  g_assert_cmpstr (g_hash_table_lookup (metadata, "k"), ==, value);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Plugins share data through metadata, which a Python step sets from its
+ * worker thread: the change is made on the device's context, where the
+ * store writer and the other steps read it, the call returning once it is
+ * made there, in order with the step's journal entries */
+static void
+test_device_metadata_from_thread (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("m-1");
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  MetadataRun run = { device, loop, g_thread_self () };
+  GThread *worker;
+  gint64 deadline;
+  guint idle;
+
+  /* this thread owns the context and does not run it: the change waits */
+  g_assert_true (g_main_context_acquire (NULL));
+  worker = g_thread_new ("step", set_metadata_once_thread, &run);
+  deadline = g_get_monotonic_time () + 200 * G_TIME_SPAN_MILLISECOND;
+  while (!has_returned (&run) && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  g_assert_false (has_returned (&run));
+  g_assert_null (shoal_device_get_metadata (device, "k"));
+  g_assert_true (shoal_test_wait_until (has_metadata, device, 5000));
+  g_thread_join (worker);
+  g_assert_true (has_returned (&run));
+  g_assert_cmpstr (shoal_device_get_metadata (device, "k"), ==, "first");
+  shoal_device_set_metadata (device, "k", NULL);
+
+  g_signal_connect (device, "journal-entry", G_CALLBACK (check_metadata_order), &run);
+  idle = g_idle_add (read_metadata_idle, &run);
+  worker = g_thread_new ("step", set_metadata_many_thread, &run);
+  g_main_loop_run (loop);
+  g_thread_join (worker);
+  g_source_remove (idle);
+  g_assert_cmpuint (run.entries, ==, METADATA_CHANGES);
+  g_assert_cmpuint (run.out_of_order, ==, 0);
+  g_assert_cmpuint (run.off_thread, ==, 0);
+  g_main_context_release (NULL);
+}
+
+/* The device keeps a copy of its own of the inventory and instruction it
+ * is given, and g_object_get() gives copies of them, sharing nothing with
+ * the device's, which the main thread reads, copies and frees meanwhile
+ * (json-glib counts the references of the objects that nodes share
+ * without atomics) */
+static void
+test_device_copies (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("d-1");
+  g_autoptr(JsonNode) inventory =
+    json_from_string ("{\"disks\": [{\"name\": \"sda\", \"size\": 8}], \"ok\": true, \"x\": 1.5, \"n\": null}", NULL);
+  g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
+  g_autoptr(JsonNode) inventory_prop = NULL;
+  g_autoptr(JsonNode) instruction_prop = NULL;
+  JsonNode *kept;
+
+  shoal_device_set_inventory (device, inventory);
+  kept = shoal_device_get_inventory (device);
+  g_assert_true (json_node_equal (kept, inventory));
+  g_assert_true (json_node_get_object (kept) != json_node_get_object (inventory));
+  g_object_get (device, "inventory", &inventory_prop, NULL);
+  g_assert_true (json_node_equal (inventory_prop, kept));
+  g_assert_true (json_node_get_object (inventory_prop) != json_node_get_object (kept));
+  g_assert_true (json_object_get_array_member (json_node_get_object (inventory_prop), "disks") !=
+                 json_object_get_array_member (json_node_get_object (kept), "disks"));
+
+  shoal_device_set_instruction (device, instruction);
+  kept = shoal_device_get_instruction (device);
+  g_assert_true (json_node_get_object (kept) != json_node_get_object (instruction));
+  g_object_get (device, "instruction", &instruction_prop, NULL);
+  g_assert_true (json_node_equal (instruction_prop, instruction));
+  g_assert_true (json_node_get_object (instruction_prop) != json_node_get_object (kept));
+}
+
+typedef struct {
+  ShoalDevice *device;
+  GMainLoop   *loop;
+  JsonNode    *payload;      /* the worker's */
+  JsonNode    *next;         /* what the worker's own wait got */
+} EventsRun;
+
+static gpointer
+events_thread (gpointer data)
+{
+  EventsRun *run = data;
+
+  shoal_device_post_event (run->device, "image-written", run->payload);
+  shoal_device_post_event (run->device, "stale", run->payload);
+  shoal_device_clear_events (run->device);
+  /* the callback comes on this thread's default context: the main one */
+  shoal_device_wait_event_async (run->device, "next", NULL, event_cb, &run->next);
+  g_main_context_invoke (NULL, quit_loop, run->loop);
+  return NULL;
+}
+
+/* A step's worker posts events, clears them and waits for one: the
+ * device's waiters and pending events change on its context only, and a
+ * waiter gets a payload that shares nothing with the worker's */
+static void
+test_device_events_from_thread (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("e-1");
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(JsonNode) payload = json_from_string ("{\"partition_table\": \"gpt\"}", NULL);
+  EventsRun run = { device, loop, payload, NULL };
+  JsonNode *got = NULL;
+  GThread *worker;
+
+  g_assert_true (g_main_context_acquire (NULL));
+  shoal_device_wait_event_async (device, "image-written", NULL, event_cb, &got);
+  worker = g_thread_new ("step", events_thread, &run);
+  g_main_loop_run (loop);
+  g_thread_join (worker);
+  g_assert_true (shoal_test_wait_until (is_set, &got, 1000));
+  g_assert_true (json_node_equal (got, payload));
+  g_assert_true (json_node_get_object (got) != json_node_get_object (payload));
+  g_clear_pointer (&got, json_node_unref);
+  g_assert_false (event_pending (device, "stale"));
+
+  shoal_device_post_event (device, "next", payload);
+  g_assert_true (shoal_test_wait_until (is_set, &run.next, 1000));
+  g_assert_true (json_node_equal (run.next, payload));
+  g_clear_pointer (&run.next, json_node_unref);
+  g_main_context_release (NULL);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/device/properties", test_device_properties);
   g_test_add_func ("/shoal/device/progress-from-thread", test_device_progress_from_thread);
+  g_test_add_func ("/shoal/device/changes-from-thread", test_device_changes_from_thread);
+  g_test_add_func ("/shoal/device/metadata-from-thread", test_device_metadata_from_thread);
+  g_test_add_func ("/shoal/device/copies", test_device_copies);
+  g_test_add_func ("/shoal/device/events-from-thread", test_device_events_from_thread);
   g_test_add_func ("/shoal/device/events", test_device_events);
   g_test_add_func ("/shoal/device/events-limits", test_device_events_limits);
   g_test_add_func ("/shoal/device/journal", test_device_journal);
