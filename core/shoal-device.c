@@ -57,11 +57,13 @@
  *   from the thread that set it gives the progress it set all the same.
  *   Never make a change from a thread that the owner of the device's
  *   context waits for: it would wait for ever;
- * - shoal_device_get_metadata_all(), g_object_get() and the getters of
- *   numbers and enums read under the device's lock and return copies. The
- *   getters that return a pointer into the device (`const` strings, the
- *   inventory, the instruction, the MAC addresses) are for the device's
- *   context only, where it stays valid until the next change.
+ * - the shoal_device_dup_*() getters, shoal_device_get_metadata_all(),
+ *   g_object_get() and the getters of numbers and enums read under the
+ *   device's lock and return copies. The shoal_device_get_*() getters that
+ *   return a pointer into the device (`const` strings, the inventory, the
+ *   instruction, the MAC addresses) are for the device's context only,
+ *   where it stays valid until the next change; the bindings (Python) call
+ *   the `dup` variant under the `get` name.
  */
 struct _ShoalDevice
 {
@@ -520,8 +522,8 @@ shoal_device_get_id (ShoalDevice *self)
  * shoal_device_get_macs:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_macs().
  *
  * Returns: (transfer none) (array zero-terminated=1): the MAC addresses,
  *   lower case, valid until they change
@@ -532,6 +534,23 @@ shoal_device_get_macs (ShoalDevice *self)
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return (const gchar * const *) self->macs;
+}
+
+/**
+ * shoal_device_dup_macs: (rename-to shoal_device_get_macs)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): a copy of the MAC
+ *   addresses, lower case
+ */
+gchar **
+shoal_device_dup_macs (ShoalDevice *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return g_strdupv (self->macs);
 }
 
 static gboolean
@@ -618,13 +637,27 @@ get_string (ShoalDevice  *self,
   return *field;
 }
 
-/* get_NAME() is for the device's context */
+static gchar *
+dup_string (ShoalDevice  *self,
+            gchar       **field)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return g_strdup (*field);
+}
+
+/* get_NAME() for the device's context, dup_NAME() for any thread */
 #define DEFINE_STRING_PROPERTY(name, PROP)                                  \
   const gchar *                                                             \
   shoal_device_get_##name (ShoalDevice *self)                               \
   {                                                                         \
     g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);                    \
     return get_string (self, &self->name);                                  \
+  }                                                                         \
+  gchar *                                                                   \
+  shoal_device_dup_##name (ShoalDevice *self)                               \
+  {                                                                         \
+    g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);                    \
+    return dup_string (self, &self->name);                                  \
   }                                                                         \
   void                                                                      \
   shoal_device_set_##name (ShoalDevice *self, const gchar *value)           \
@@ -640,10 +673,18 @@ get_string (ShoalDevice  *self,
  * shoal_device_get_uuid:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_uuid().
  *
  * Returns: (nullable): the SMBIOS UUID, valid until it changes
+ */
+/**
+ * shoal_device_dup_uuid: (rename-to shoal_device_get_uuid)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the SMBIOS UUID
  */
 DEFINE_STRING_PROPERTY (uuid, PROP_UUID)
 
@@ -651,10 +692,20 @@ DEFINE_STRING_PROPERTY (uuid, PROP_UUID)
  * shoal_device_get_token:
  * @self: a device
  *
- * On the device's context only.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_token().
  *
  * Returns: (nullable): the secret every request of the device's agent
  *   carries, valid until it changes
+ */
+/**
+ * shoal_device_dup_token: (rename-to shoal_device_get_token)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the secret every request
+ *   of the device's agent carries
  */
 DEFINE_STRING_PROPERTY (token, PROP_0)
 
@@ -662,11 +713,20 @@ DEFINE_STRING_PROPERTY (token, PROP_0)
  * shoal_device_get_current_step:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_current_step().
  *
  * Returns: (nullable): the id of the step the device is at, valid until it
  *   changes
+ */
+/**
+ * shoal_device_dup_current_step: (rename-to shoal_device_get_current_step)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the id of the step the
+ *   device is at
  */
 DEFINE_STRING_PROPERTY (current_step, PROP_CURRENT_STEP)
 
@@ -674,11 +734,20 @@ DEFINE_STRING_PROPERTY (current_step, PROP_CURRENT_STEP)
  * shoal_device_get_recipe:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_recipe().
  *
  * Returns: (nullable): the name of the recipe the device is deployed with,
  *   valid until it changes
+ */
+/**
+ * shoal_device_dup_recipe: (rename-to shoal_device_get_recipe)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the name of the recipe
+ *   the device is deployed with
  */
 DEFINE_STRING_PROPERTY (recipe, PROP_RECIPE)
 
@@ -686,10 +755,19 @@ DEFINE_STRING_PROPERTY (recipe, PROP_RECIPE)
  * shoal_device_get_recipe_commit:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_recipe_commit().
  *
  * Returns: (nullable): the git commit of the recipe, valid until it changes
+ */
+/**
+ * shoal_device_dup_recipe_commit: (rename-to shoal_device_get_recipe_commit)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the git commit of the
+ *   recipe
  */
 DEFINE_STRING_PROPERTY (recipe_commit, PROP_RECIPE_COMMIT)
 
@@ -697,10 +775,19 @@ DEFINE_STRING_PROPERTY (recipe_commit, PROP_RECIPE_COMMIT)
  * shoal_device_get_group:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_group().
  *
  * Returns: (nullable): the id of the device's group, valid until it changes
+ */
+/**
+ * shoal_device_dup_group: (rename-to shoal_device_get_group)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the id of the device's
+ *   group
  */
 DEFINE_STRING_PROPERTY (group, PROP_GROUP)
 
@@ -896,12 +983,21 @@ replace_node (ShoalDevice *self,
   return TRUE;
 }
 
+/* @field's node, copied whole under the lock */
+static JsonNode *
+dup_node (ShoalDevice  *self,
+          JsonNode    **field)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return shoal_json_node_deep_copy (*field);
+}
+
 /**
  * shoal_device_get_inventory:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy. Do not change it.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_inventory(). Do not change it.
  *
  * Returns: (transfer none) (nullable): the hardware inventory, valid until
  *   it changes
@@ -912,6 +1008,22 @@ shoal_device_get_inventory (ShoalDevice *self)
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->inventory;
+}
+
+/**
+ * shoal_device_dup_inventory: (rename-to shoal_device_get_inventory)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of the hardware inventory,
+ *   sharing nothing with the device's
+ */
+JsonNode *
+shoal_device_dup_inventory (ShoalDevice *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  return dup_node (self, &self->inventory);
 }
 
 /**
@@ -937,8 +1049,8 @@ shoal_device_set_inventory (ShoalDevice *self,
  * @self: a device
  * @key: a documented key
  *
- * On the device's context only; from another thread,
- * shoal_device_get_metadata_all() gives a copy.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_metadata().
  *
  * Returns: (nullable): the value, valid until it changes
  */
@@ -950,6 +1062,26 @@ shoal_device_get_metadata (ShoalDevice *self,
   g_return_val_if_fail (key != NULL, NULL);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->metadata != NULL ? g_hash_table_lookup (self->metadata, key) : NULL;
+}
+
+/**
+ * shoal_device_dup_metadata: (rename-to shoal_device_get_metadata)
+ * @self: a device
+ * @key: a documented key
+ *
+ * Safe from any thread; the thread that set @key reads its value back at
+ * once (shoal_device_set_metadata()).
+ *
+ * Returns: (transfer full) (nullable): a copy of the value
+ */
+gchar *
+shoal_device_dup_metadata (ShoalDevice *self,
+                           const gchar *key)
+{
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  g_return_val_if_fail (key != NULL, NULL);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return self->metadata != NULL ? g_strdup (g_hash_table_lookup (self->metadata, key)) : NULL;
 }
 
 typedef struct {
@@ -979,7 +1111,7 @@ replace_metadata (ShoalDevice *self,
  *
  * Safe from any thread: from another thread, the change is made on the
  * device's context and this returns once it is made, so that
- * shoal_device_get_metadata_all() there gives @value at once.
+ * shoal_device_dup_metadata() there gives @value at once.
  */
 void
 shoal_device_set_metadata (ShoalDevice *self,
@@ -1445,8 +1577,8 @@ shoal_device_clear_events (ShoalDevice *self)
  * shoal_device_get_instruction:
  * @self: a device
  *
- * On the device's context only; from another thread, g_object_get()
- * gives a copy. Do not change it.
+ * On the device's context only; from another thread, call
+ * shoal_device_dup_instruction(). Do not change it.
  *
  * Returns: (transfer none) (nullable): what the device's agent is to do
  *   next, valid until it changes
@@ -1457,6 +1589,22 @@ shoal_device_get_instruction (ShoalDevice *self)
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction;
+}
+
+/**
+ * shoal_device_dup_instruction: (rename-to shoal_device_get_instruction)
+ * @self: a device
+ *
+ * Safe from any thread.
+ *
+ * Returns: (transfer full) (nullable): a copy of what the device's agent
+ *   is to do next, sharing nothing with the device's
+ */
+JsonNode *
+shoal_device_dup_instruction (ShoalDevice *self)
+{
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
+  return dup_node (self, &self->instruction);
 }
 
 /**

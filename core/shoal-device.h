@@ -70,23 +70,27 @@ G_DECLARE_FINAL_TYPE (ShoalDevice, shoal_device, SHOAL, DEVICE, GObject)
  * it. Every call below may be made from any thread but the getters that
  * return a pointer into the device (const strings, MAC addresses,
  * inventory, instruction), which are for that context only: from another
- * thread, g_object_get() and shoal_device_get_metadata_all() give copies.
- * A change made from another thread is made on that context, after what
- * the thread queued there before, and returns once made, so the thread
- * reads its change back at once; shoal_device_log() and
- * shoal_device_set_progress() are queued without waiting. */
+ * thread, call their shoal_device_dup_*() variants, which return copies
+ * and which bindings call under the get_ name. A change made from another
+ * thread is made on that context, after what the thread queued there
+ * before, and returns once made, so the thread reads its change back at
+ * once; shoal_device_log() and shoal_device_set_progress() are queued
+ * without waiting. */
 
 ShoalDevice         *shoal_device_new               (const gchar         *id);
 const gchar         *shoal_device_get_id            (ShoalDevice         *self);
 const gchar * const *shoal_device_get_macs          (ShoalDevice         *self);
+gchar              **shoal_device_dup_macs          (ShoalDevice         *self);
 void                 shoal_device_set_macs          (ShoalDevice         *self,
                                                      const gchar * const *macs);
 gboolean             shoal_device_has_mac           (ShoalDevice         *self,
                                                      const gchar         *mac);
 const gchar         *shoal_device_get_uuid          (ShoalDevice         *self);
+gchar               *shoal_device_dup_uuid          (ShoalDevice         *self);
 void                 shoal_device_set_uuid          (ShoalDevice         *self,
                                                      const gchar         *uuid);
 const gchar         *shoal_device_get_token         (ShoalDevice         *self);
+gchar               *shoal_device_dup_token         (ShoalDevice         *self);
 void                 shoal_device_set_token         (ShoalDevice         *self,
                                                      const gchar         *token);
 ShoalDeviceState     shoal_device_get_state         (ShoalDevice         *self);
@@ -96,24 +100,31 @@ ShoalBootAction      shoal_device_get_boot_action   (ShoalDevice         *self);
 void                 shoal_device_set_boot_action   (ShoalDevice         *self,
                                                      ShoalBootAction      action);
 const gchar         *shoal_device_get_current_step  (ShoalDevice         *self);
+gchar               *shoal_device_dup_current_step  (ShoalDevice         *self);
 void                 shoal_device_set_current_step  (ShoalDevice         *self,
                                                      const gchar         *step_id);
 gdouble              shoal_device_get_progress      (ShoalDevice         *self);
 void                 shoal_device_set_progress      (ShoalDevice         *self,
                                                      gdouble              progress);
 const gchar         *shoal_device_get_recipe        (ShoalDevice         *self);
+gchar               *shoal_device_dup_recipe        (ShoalDevice         *self);
 void                 shoal_device_set_recipe        (ShoalDevice         *self,
                                                      const gchar         *recipe);
 const gchar         *shoal_device_get_recipe_commit (ShoalDevice         *self);
+gchar               *shoal_device_dup_recipe_commit (ShoalDevice         *self);
 void                 shoal_device_set_recipe_commit (ShoalDevice         *self,
                                                      const gchar         *commit);
 const gchar         *shoal_device_get_group         (ShoalDevice         *self);
+gchar               *shoal_device_dup_group         (ShoalDevice         *self);
 void                 shoal_device_set_group         (ShoalDevice         *self,
                                                      const gchar         *group);
 JsonNode            *shoal_device_get_inventory     (ShoalDevice         *self);
+JsonNode            *shoal_device_dup_inventory     (ShoalDevice         *self);
 void                 shoal_device_set_inventory     (ShoalDevice         *self,
                                                      JsonNode            *inventory);
 const gchar         *shoal_device_get_metadata      (ShoalDevice         *self,
+                                                     const gchar         *key);
+gchar               *shoal_device_dup_metadata      (ShoalDevice         *self,
                                                      const gchar         *key);
 void                 shoal_device_set_metadata      (ShoalDevice         *self,
                                                      const gchar         *key,
@@ -146,6 +157,7 @@ JsonNode            *shoal_device_wait_event_finish (ShoalDevice         *self,
 
 void                 shoal_device_clear_events      (ShoalDevice         *self);
 JsonNode            *shoal_device_get_instruction   (ShoalDevice         *self);
+JsonNode            *shoal_device_dup_instruction   (ShoalDevice         *self);
 void                 shoal_device_set_instruction   (ShoalDevice         *self,
                                                      JsonNode            *instruction);
 guint64              shoal_device_get_instruction_serial (ShoalDevice    *self);

@@ -55,7 +55,13 @@ check("get_option_string default", lambda: ctx.get_option_string("missing", "x")
 
 # a Python step runs in a worker thread: what it changes of a device is
 # made on the main loop's context, notified there, and read back at once
-# by the worker
+# by the worker; the getters it calls are the copying ones
+for name in ("metadata", "inventory", "instruction", "macs", "uuid", "token",
+             "current_step", "recipe", "recipe_commit", "group"):
+    check("get_%s is the copying shoal_device_dup_%s" % (name, name),
+          lambda name=name: getattr(Shoal.Device, "get_" + name).get_symbol() ==
+          "shoal_device_dup_" + name)
+
 worker_device = Shoal.Device.new("w1")
 loop = GLib.MainLoop()
 notified = []

@@ -535,6 +535,75 @@ test_device_copies (void)
   g_assert_true (json_node_get_object (instruction_prop) != json_node_get_object (kept));
 }
 
+/* What the dup getters give, to a step's worker thread and to bindings,
+ * are copies, sharing nothing with the device's own values, which the
+ * main thread reads, replaces and frees meanwhile */
+static void
+test_device_dup (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("d-2");
+  g_autoptr(JsonNode) inventory = json_from_string ("{\"disks\": [{\"name\": \"sda\", \"size\": 8}]}", NULL);
+  g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
+  g_autoptr(JsonNode) inventory_copy = NULL;
+  g_autoptr(JsonNode) instruction_copy = NULL;
+  const gchar *macs[] = { "52:54:00:AA:BB:CC", NULL };
+  g_auto(GStrv) macs_copy = NULL;
+  g_autofree gchar *metadata = NULL, *uuid = NULL, *token = NULL, *step = NULL;
+  g_autofree gchar *recipe = NULL, *commit = NULL, *group = NULL;
+
+  g_assert_null (shoal_device_dup_inventory (device));
+  g_assert_null (shoal_device_dup_instruction (device));
+  g_assert_null (shoal_device_dup_uuid (device));
+
+  shoal_device_set_inventory (device, inventory);
+  inventory_copy = shoal_device_dup_inventory (device);
+  g_assert_true (json_node_equal (inventory_copy, inventory));
+  g_assert_true (json_node_get_object (inventory_copy) != json_node_get_object (shoal_device_get_inventory (device)));
+  g_assert_true (json_object_get_array_member (json_node_get_object (inventory_copy), "disks") !=
+                 json_object_get_array_member (json_node_get_object (shoal_device_get_inventory (device)), "disks"));
+
+  shoal_device_set_instruction (device, instruction);
+  instruction_copy = shoal_device_dup_instruction (device);
+  g_assert_true (json_node_equal (instruction_copy, instruction));
+  g_assert_true (json_node_get_object (instruction_copy) != json_node_get_object (shoal_device_get_instruction (device)));
+
+  shoal_device_set_macs (device, macs);
+  macs_copy = shoal_device_dup_macs (device);
+  g_assert_cmpstrv (macs_copy, shoal_device_get_macs (device));
+  g_assert_true ((gpointer) macs_copy != (gpointer) shoal_device_get_macs (device));
+
+  shoal_device_set_metadata (device, "drivers", "e1000");
+  metadata = shoal_device_dup_metadata (device, "drivers");
+  g_assert_cmpstr (metadata, ==, "e1000");
+  g_assert_true (metadata != shoal_device_get_metadata (device, "drivers"));
+  g_assert_null (shoal_device_dup_metadata (device, "absent"));
+
+  shoal_device_set_uuid (device, "u");
+  shoal_device_set_token (device, "t");
+  shoal_device_set_current_step (device, "s");
+  shoal_device_set_recipe (device, "r");
+  shoal_device_set_recipe_commit (device, "c");
+  shoal_device_set_group (device, "g");
+  uuid = shoal_device_dup_uuid (device);
+  token = shoal_device_dup_token (device);
+  step = shoal_device_dup_current_step (device);
+  recipe = shoal_device_dup_recipe (device);
+  commit = shoal_device_dup_recipe_commit (device);
+  group = shoal_device_dup_group (device);
+  g_assert_cmpstr (uuid, ==, "u");
+  g_assert_true (uuid != shoal_device_get_uuid (device));
+  g_assert_cmpstr (token, ==, "t");
+  g_assert_true (token != shoal_device_get_token (device));
+  g_assert_cmpstr (step, ==, "s");
+  g_assert_true (step != shoal_device_get_current_step (device));
+  g_assert_cmpstr (recipe, ==, "r");
+  g_assert_true (recipe != shoal_device_get_recipe (device));
+  g_assert_cmpstr (commit, ==, "c");
+  g_assert_true (commit != shoal_device_get_recipe_commit (device));
+  g_assert_cmpstr (group, ==, "g");
+  g_assert_true (group != shoal_device_get_group (device));
+}
+
 typedef struct {
   ShoalDevice *device;
   GMainLoop   *loop;
@@ -596,6 +665,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/device/changes-from-thread", test_device_changes_from_thread);
   g_test_add_func ("/shoal/device/metadata-from-thread", test_device_metadata_from_thread);
   g_test_add_func ("/shoal/device/copies", test_device_copies);
+  g_test_add_func ("/shoal/device/dup", test_device_dup);
   g_test_add_func ("/shoal/device/events-from-thread", test_device_events_from_thread);
   g_test_add_func ("/shoal/device/events", test_device_events);
   g_test_add_func ("/shoal/device/events-limits", test_device_events_limits);
