@@ -4,8 +4,10 @@
 A Python step subclasses GObject.Object and Shoal.Step and implements the
 blocking ``do_run``, which shoal runs in a worker thread (the main loop
 keeps serving every other device meanwhile). From a worker thread a step
-may read its context, journal (context.log_literal) and set its progress
-(context.set_progress); it must not change other device properties. A
+may read its context, journal (context.log_literal), set its progress
+(context.set_progress) and call any method of its devices: a change, such
+as device.set_metadata(key, value), is made on the main loop and returns
+once made, so device.get_metadata(key) gives it back at once. A
 group step asks whether a member was dropped with
 context.get_drop_reason(device), None if it was not.
 
