@@ -52,6 +52,28 @@ typedef enum {
 /* Entries each device's journal keeps unless configured otherwise */
 #define SHOAL_STORE_JOURNAL_KEEP_DEFAULT 10000
 
+/* Journal entries one transaction of the background trimming deletes at most */
+#define SHOAL_STORE_PRUNE_BATCH_ROWS 5000
+
+/**
+ * ShoalStoreStats:
+ * @prune_transactions: transactions of the background trimming so far
+ * @pruned_rows: entries they deleted
+ * @prune_max_rows: the most one of them deleted
+ * @vacuumed_pages: pages given back to the file system
+ * @seq_load_steps: SQLite VM steps the last
+ *   shoal_store_load_journal_seqs() took (for tests: no table scan)
+ * @maintaining: a trimming pass asked for has not finished
+ */
+typedef struct {
+  guint64  prune_transactions;
+  guint64  pruned_rows;
+  guint    prune_max_rows;
+  guint64  vacuumed_pages;
+  guint64  seq_load_steps;
+  gboolean maintaining;
+} ShoalStoreStats;
+
 typedef void (*ShoalStoreCommittedFunc) (GPtrArray *entries,
                                          gpointer   user_data);
 
@@ -92,6 +114,10 @@ gboolean    shoal_store_flush_finish      (ShoalStore              *self,
 gboolean    shoal_store_flush             (ShoalStore              *self,
                                            GError                 **error);
 guint64     shoal_store_get_commits       (ShoalStore              *self);
+void        shoal_store_get_stats         (ShoalStore              *self,
+                                           ShoalStoreStats         *stats);
+void        shoal_store_set_convert_max   (ShoalStore              *self,
+                                           guint64                  bytes);
 gboolean    shoal_store_get_health        (ShoalStore              *self,
                                            guint64                 *out_errors,
                                            guint                   *out_pending,

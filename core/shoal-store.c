@@ -42,10 +42,45 @@
 /*
  * Each device's journal keeps its newest journal_keep entries (0: all).
  * Sequence numbers have no gaps, so a batch that appends entry n to a
- * device deletes the device's entries up to n - journal_keep, in the same
- * transaction; OP_PRUNE_JOURNALS trims every journal once (at open and
- * when the limit changes).
+ * device deletes the device's oldest entries up to n - journal_keep, in the
+ * same transaction, at most one per new entry plus BATCH_PRUNE_EXTRA: a
+ * batch never waits for a long backlog to go.
+ *
+ * That backlog (a store opened with a lower limit, or the limit lowered)
+ * is trimmed in the background: OP_PRUNE_JOURNALS (queued at open and when
+ * the limit changes) starts a pass over the journals, which the writer
+ * runs whenever nothing is queued, in steps of their own short
+ * transactions of at most PRUNE_BATCH_ROWS deletions; writes queued
+ * meanwhile go first, the pass waits while writes fail. A journal is found
+ * by an index seek past the previous one and its oldest and newest entries
+ * by two more, so journals within the limit cost three seeks, whatever
+ * their length. A flush does not wait for the pass.
+ *
+ * The pass then gives the freed pages back to the file system: new stores
+ * use incremental auto-vacuum and PRAGMA incremental_vacuum runs in steps
+ * of VACUUM_STEP_PAGES. A store made before (auto_vacuum off, which only a
+ * VACUUM changes) is converted by one VACUUM after its first pass if what
+ * it holds is at most convert_max bytes (CONVERT_MAX_BYTES), once nothing
+ * was queued for CONVERT_IDLE_MS (writes wait while it runs); a bigger one
+ * is left as it is (its free pages are reused, the file does not shrink)
+ * and a message says how to convert it by hand. The WAL is truncated to
+ * JOURNAL_SIZE_LIMIT after checkpoints.
  */
+
+#define PRUNE_BATCH_ROWS    SHOAL_STORE_PRUNE_BATCH_ROWS
+#define PRUNE_STEP_JOURNALS 256
+#define BATCH_PRUNE_EXTRA   64
+#define VACUUM_STEP_PAGES   2048
+#define VACUUM_MIN_FREE     256
+#define CONVERT_MAX_BYTES   (G_GUINT64_CONSTANT (64) * 1024 * 1024)
+#define CONVERT_IDLE_MS     1000
+#define JOURNAL_SIZE_LIMIT  "67108864"
+
+typedef enum {
+  MAINT_IDLE,
+  MAINT_PRUNE,     /* trimming every journal */
+  MAINT_VACUUM,    /* giving free pages back */
+} Maintenance;
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
 
@@ -107,6 +142,18 @@ struct _ShoalStore
   guint                    commit_delay_ms;  /* tests: a slow disk */
   guint64                  refused_seq; /* a write the database refused... */
   GError                  *refused;     /* ...and why: the next flushes behind it fail */
+  Maintenance              maint;       /* background trimming, see above */
+  guint                    prune_keep;
+  gchar                   *prune_cursor; /* the last journal trimmed, NULL: none yet */
+  guint64                  maint_seq;   /* the OP_PRUNE_JOURNALS being served */
+  gboolean                 convert_tried;
+  gint64                   auto_vacuum; /* the database's mode, read at open */
+  guint64                  convert_max;
+
+  /* under mutex */
+  guint64                  maint_requested; /* seq of the last OP_PRUNE_JOURNALS */
+  guint64                  maint_finished;  /* ...and of the last one served */
+  ShoalStoreStats          stats;
 };
 
 G_DEFINE_FINAL_TYPE (ShoalStore, shoal_store, G_TYPE_OBJECT)
@@ -277,8 +324,11 @@ open_connection (const gchar  *path,
       return NULL;
     }
   sqlite3_busy_timeout (db, 10000);
-  if (!exec_sql (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                 "PRAGMA foreign_keys=OFF;", error))
+  /* a new database uses incremental auto-vacuum: set before the WAL
+   * mode writes its first page (an existing one keeps its mode) */
+  if (!exec_sql (db, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                 "PRAGMA journal_size_limit=" JOURNAL_SIZE_LIMIT ";", error))
     {
       sqlite3_close (db);
       return NULL;
@@ -299,6 +349,7 @@ shoal_store_finalize (GObject *object)
   g_clear_error (&self->fatal);
   g_clear_pointer (&self->retry, g_ptr_array_unref);
   g_clear_error (&self->refused);
+  g_free (self->prune_cursor);
   g_free (self->last_error);
   g_mutex_clear (&self->mutex);
   g_mutex_clear (&self->group_lock);
@@ -320,6 +371,7 @@ shoal_store_init (ShoalStore *self)
   self->queue = g_async_queue_new_full ((GDestroyNotify) op_free);
   self->retry = g_ptr_array_new_with_free_func ((GDestroyNotify) op_free);
   self->journal_keep = SHOAL_STORE_JOURNAL_KEEP_DEFAULT;
+  self->convert_max = CONVERT_MAX_BYTES;
   self->context = g_main_context_ref_thread_default ();
 }
 
@@ -339,7 +391,9 @@ typedef struct {
   sqlite3_stmt *kv_set;
   sqlite3_stmt *kv_delete;
   sqlite3_stmt *prune_journal;
-  sqlite3_stmt *prune_journals;
+  sqlite3_stmt *journal_first;
+  sqlite3_stmt *journal_next;
+  sqlite3_stmt *journal_range;
 } Statements;
 
 static void
@@ -352,7 +406,9 @@ statements_clear (Statements *st)
   g_clear_pointer (&st->kv_set, sqlite3_finalize);
   g_clear_pointer (&st->kv_delete, sqlite3_finalize);
   g_clear_pointer (&st->prune_journal, sqlite3_finalize);
-  g_clear_pointer (&st->prune_journals, sqlite3_finalize);
+  g_clear_pointer (&st->journal_first, sqlite3_finalize);
+  g_clear_pointer (&st->journal_next, sqlite3_finalize);
+  g_clear_pointer (&st->journal_range, sqlite3_finalize);
 }
 
 static gboolean
@@ -365,6 +421,14 @@ prepare (sqlite3        *db,
     return TRUE;
   return set_sqlite_error (error, db, "preparing a statement");
 }
+
+/* The journals one by one, each found by a seek in the primary key
+ * (device, seq) past the one before, and a journal's oldest and newest
+ * numbers by a seek each: never a scan of the table */
+#define SQL_JOURNAL_FIRST "SELECT MIN(device) FROM journal"
+#define SQL_JOURNAL_NEXT  "SELECT device FROM journal WHERE device > ? ORDER BY device LIMIT 1"
+#define SQL_JOURNAL_RANGE "SELECT (SELECT MIN(seq) FROM journal WHERE device = ?1)," \
+                          " (SELECT MAX(seq) FROM journal WHERE device = ?1)"
 
 static gboolean
 statements_prepare (Statements  *st,
@@ -383,8 +447,9 @@ statements_prepare (Statements  *st,
                   &st->kv_set, error) &&
          prepare (db, "DELETE FROM kv WHERE ns = ? AND key = ?", &st->kv_delete, error) &&
          prepare (db, "DELETE FROM journal WHERE device = ? AND seq <= ?", &st->prune_journal, error) &&
-         prepare (db, "DELETE FROM journal WHERE seq <= (SELECT MAX(j.seq) FROM journal AS j"
-                  " WHERE j.device = journal.device) - ?", &st->prune_journals, error);
+         prepare (db, SQL_JOURNAL_FIRST, &st->journal_first, error) &&
+         prepare (db, SQL_JOURNAL_NEXT, &st->journal_next, error) &&
+         prepare (db, SQL_JOURNAL_RANGE, &st->journal_range, error);
 }
 
 static void
@@ -411,6 +476,63 @@ step_statement (sqlite3       *db,
   if (rc == SQLITE_DONE || rc == SQLITE_ROW)
     return TRUE;
   return set_sqlite_error (error, db, doing);
+}
+
+static gchar *
+column_dup (sqlite3_stmt *stmt,
+            gint          col)
+{
+  const guchar *text = sqlite3_column_text (stmt, col);
+
+  return text != NULL ? g_strdup ((const gchar *) text) : NULL;
+}
+
+/* The journal after @after (NULL: the first) in *out, NULL when no more */
+static gboolean
+next_journal (sqlite3       *db,
+              sqlite3_stmt  *first,
+              sqlite3_stmt  *next,
+              const gchar   *after,
+              gchar        **out,
+              GError       **error)
+{
+  sqlite3_stmt *stmt = after != NULL ? next : first;
+  gint rc;
+
+  if (after != NULL)
+    bind_text (stmt, 1, after);
+  rc = sqlite3_step (stmt);
+  *out = rc == SQLITE_ROW ? column_dup (stmt, 0) : NULL;
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return TRUE;
+  return set_sqlite_error (error, db, "finding a journal");
+}
+
+/* The oldest and newest numbers of @device's journal; FALSE in *found
+ * when it has none */
+static gboolean
+journal_range (sqlite3       *db,
+               sqlite3_stmt  *stmt,
+               const gchar   *device,
+               gint64        *oldest,
+               gint64        *newest,
+               gboolean      *found,
+               GError       **error)
+{
+  gint rc;
+
+  bind_text (stmt, 1, device);
+  rc = sqlite3_step (stmt);
+  *found = rc == SQLITE_ROW && sqlite3_column_type (stmt, 1) != SQLITE_NULL;
+  *oldest = *found ? sqlite3_column_int64 (stmt, 0) : 0;
+  *newest = *found ? sqlite3_column_int64 (stmt, 1) : 0;
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return TRUE;
+  return set_sqlite_error (error, db, "reading a journal's range");
 }
 
 static gboolean
@@ -487,11 +609,7 @@ apply_op (sqlite3     *db,
           bind_text (stmt, 3, op->value);
         return step_statement (db, stmt, "saving a key", error);
       }
-    case OP_PRUNE_JOURNALS:
-      if (op->keep == 0)
-        return TRUE;
-      sqlite3_bind_int64 (st->prune_journals, 1, op->keep);
-      return step_statement (db, st->prune_journals, "trimming the journals", error);
+    case OP_PRUNE_JOURNALS:   /* taken by drain_queue() */
     case OP_FLUSH:
     case OP_QUIT:
     default:
@@ -558,6 +676,8 @@ set_fatal (ShoalStore   *self,
   g_mutex_unlock (&self->mutex);
 }
 
+static void maintenance_start (ShoalStore *self, Op *op);
+
 /* A popped row can no longer be replaced by a newer one */
 static void
 row_taken (ShoalStore *self,
@@ -584,6 +704,14 @@ drain_queue (ShoalStore *self,
   g_mutex_lock (&self->group_lock);
   while (op != NULL)
     {
+      if (op->kind == OP_PRUNE_JOURNALS)
+        {
+          /* not a write: a pass in the background, see maintenance_step() */
+          maintenance_start (self, op);
+          op_free (op);
+          op = g_async_queue_try_pop (self->queue);
+          continue;
+        }
       row_taken (self, op);
       g_ptr_array_add (self->retry, op);
       if (op->kind == OP_QUIT)
@@ -600,45 +728,61 @@ drain_queue (ShoalStore *self,
   return FALSE;
 }
 
+typedef struct {
+  guint64 newest;
+  guint   count;
+} NewEntries;
+
 /* Deletes what the journal entries of self->retry push out of their
- * devices' journals */
+ * devices' journals: the oldest entries up to the newest's number -
+ * journal_keep, but no more than one per new entry plus BATCH_PRUNE_EXTRA
+ * (a longer backlog is the background pass's) */
 static gboolean
 prune_journals (ShoalStore  *self,
                 Statements  *st,
                 GError     **error)
 {
-  g_autoptr(GHashTable) newest = NULL;
+  g_autoptr(GHashTable) added = NULL;
   guint keep = g_atomic_int_get (&self->journal_keep);
   GHashTableIter iter;
-  gpointer device, seq;
+  gpointer device, value;
 
   if (keep == 0)
     return TRUE;
-  newest = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  added = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   for (guint i = 0; i < self->retry->len; i++)
     {
       Op *op = g_ptr_array_index (self->retry, i);
-      guint64 entry_seq;
-      guint64 *last;
+      NewEntries *new_entries;
 
       if (op->kind != OP_JOURNAL)
         continue;
-      entry_seq = shoal_journal_entry_get_seq (op->entry);
-      if (entry_seq <= keep)
-        continue;
-      last = g_hash_table_lookup (newest, shoal_journal_entry_get_device_id (op->entry));
-      if (last == NULL)
+      new_entries = g_hash_table_lookup (added, shoal_journal_entry_get_device_id (op->entry));
+      if (new_entries == NULL)
         {
-          last = g_new0 (guint64, 1);
-          g_hash_table_insert (newest, (gpointer) shoal_journal_entry_get_device_id (op->entry), last);
+          new_entries = g_new0 (NewEntries, 1);
+          g_hash_table_insert (added, (gpointer) shoal_journal_entry_get_device_id (op->entry), new_entries);
         }
-      *last = MAX (*last, entry_seq);
+      new_entries->newest = MAX (new_entries->newest, shoal_journal_entry_get_seq (op->entry));
+      new_entries->count++;
     }
-  g_hash_table_iter_init (&iter, newest);
-  while (g_hash_table_iter_next (&iter, &device, &seq))
+  g_hash_table_iter_init (&iter, added);
+  while (g_hash_table_iter_next (&iter, &device, &value))
     {
+      NewEntries *new_entries = value;
+      gint64 oldest, newest, limit;
+      gboolean found;
+
+      if (new_entries->newest <= keep)
+        continue;
+      limit = (gint64) (new_entries->newest - keep);
+      if (!journal_range (self->writer, st->journal_range, device, &oldest, &newest, &found, error))
+        return FALSE;
+      if (!found || oldest > limit)
+        continue;
       bind_text (st->prune_journal, 1, device);
-      sqlite3_bind_int64 (st->prune_journal, 2, (sqlite3_int64) (*(guint64 *) seq - keep));
+      sqlite3_bind_int64 (st->prune_journal, 2,
+                          MIN (limit, oldest + (gint64) new_entries->count - 1 + BATCH_PRUNE_EXTRA));
       if (!step_statement (self->writer, st->prune_journal, "trimming a journal", error))
         return FALSE;
     }
@@ -935,6 +1079,222 @@ writer_give_up (ShoalStore *self)
   g_ptr_array_set_size (self->retry, 0);
 }
 
+/* --- background maintenance (writer thread) ----------------------------- */
+
+static void
+maintenance_start (ShoalStore *self,
+                   Op         *op)
+{
+  g_clear_pointer (&self->prune_cursor, g_free);
+  self->prune_keep = op->keep;
+  self->maint = op->keep > 0 ? MAINT_PRUNE : MAINT_VACUUM;
+  self->maint_seq = op->seq;
+}
+
+static void
+maintenance_done (ShoalStore *self)
+{
+  self->maint = MAINT_IDLE;
+  g_clear_pointer (&self->prune_cursor, g_free);
+  g_mutex_lock (&self->mutex);
+  self->maint_finished = MAX (self->maint_finished, self->maint_seq);
+  g_mutex_unlock (&self->mutex);
+}
+
+/* Whether a step is due: never while writes wait for a retry */
+static gboolean
+maintenance_due (ShoalStore *self)
+{
+  gboolean fatal;
+
+  if (self->maint == MAINT_IDLE || self->retry->len > 0 || self->retry_ms != 0)
+    return FALSE;
+  g_mutex_lock (&self->mutex);
+  fatal = self->fatal != NULL;
+  g_mutex_unlock (&self->mutex);
+  return !fatal;
+}
+
+/* One step of the trimming pass: one transaction that deletes at most
+ * PRUNE_BATCH_ROWS entries, of the journals after self->prune_cursor,
+ * looking at PRUNE_STEP_JOURNALS of them at most */
+static gboolean
+prune_step (ShoalStore  *self,
+            Statements  *st,
+            gboolean    *finished,
+            GError     **error)
+{
+  guint budget = PRUNE_BATCH_ROWS;
+  gboolean in_transaction = FALSE;
+
+  *finished = FALSE;
+  for (guint looked = 0; looked < PRUNE_STEP_JOURNALS && budget > 0; looked++)
+    {
+      g_autofree gchar *device = NULL;
+      gint64 oldest, newest, limit, upto;
+      gboolean found;
+      guint deleted;
+
+      if (!next_journal (self->writer, st->journal_first, st->journal_next,
+                         self->prune_cursor, &device, error))
+        goto failed;
+      if (device == NULL)
+        {
+          *finished = TRUE;
+          break;
+        }
+      if (!journal_range (self->writer, st->journal_range, device, &oldest, &newest, &found, error))
+        goto failed;
+      limit = newest - (gint64) self->prune_keep;
+      if (found && oldest <= limit)
+        {
+          /* numbers are unique in a journal: at most budget entries */
+          upto = MIN (limit, oldest + (gint64) budget - 1);
+          if (!in_transaction)
+            {
+              if (!exec_sql (self->writer, "BEGIN IMMEDIATE", error))
+                goto failed;
+              in_transaction = TRUE;
+            }
+          bind_text (st->prune_journal, 1, device);
+          sqlite3_bind_int64 (st->prune_journal, 2, upto);
+          if (!step_statement (self->writer, st->prune_journal, "trimming a journal", error))
+            goto failed;
+          deleted = (guint) sqlite3_changes (self->writer);
+          budget -= MIN (deleted, budget);
+          if (upto < limit)
+            break;      /* the rest of this journal in the next step */
+        }
+      g_free (self->prune_cursor);
+      self->prune_cursor = g_steal_pointer (&device);
+    }
+  if (!in_transaction)
+    return TRUE;
+  /* a slow disk, for tests: SHOAL_STORE_COMMIT_DELAY_MS */
+  if (self->commit_delay_ms > 0)
+    g_usleep ((gulong) self->commit_delay_ms * 1000);
+  if (!exec_sql (self->writer, "COMMIT", error))
+    goto failed;
+  g_mutex_lock (&self->mutex);
+  self->stats.prune_transactions++;
+  self->stats.pruned_rows += PRUNE_BATCH_ROWS - budget;
+  self->stats.prune_max_rows = MAX (self->stats.prune_max_rows, PRUNE_BATCH_ROWS - budget);
+  g_mutex_unlock (&self->mutex);
+  return TRUE;
+
+failed:
+  if (in_transaction && !sqlite3_get_autocommit (self->writer))
+    exec_sql (self->writer, "ROLLBACK", NULL);
+  return FALSE;
+}
+
+static gboolean
+pragma_int (sqlite3      *db,
+            const gchar  *sql,
+            gint64       *out,
+            GError      **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint rc;
+
+  if (!prepare (db, sql, &stmt, error))
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW)
+    return set_sqlite_error (error, db, "reading the database's size");
+  *out = sqlite3_column_int64 (stmt, 0);
+  return TRUE;
+}
+
+/* One step of giving free pages back: PRAGMA incremental_vacuum of
+ * VACUUM_STEP_PAGES; or, once, the VACUUM that converts a store made
+ * before incremental auto-vacuum, if it holds at most self->convert_max */
+static gboolean
+vacuum_step (ShoalStore  *self,
+             gboolean    *finished,
+             GError     **error)
+{
+  g_autofree gchar *sql = NULL;
+  gint64 mode, free_pages, pages, page_size, pages_after;
+
+  *finished = TRUE;
+  if (!pragma_int (self->writer, "PRAGMA auto_vacuum", &mode, error) ||
+      !pragma_int (self->writer, "PRAGMA freelist_count", &free_pages, error) ||
+      !pragma_int (self->writer, "PRAGMA page_count", &pages, error) ||
+      !pragma_int (self->writer, "PRAGMA page_size", &page_size, error))
+    return FALSE;
+  if (mode == 0)
+    {
+      guint64 used = (guint64) (pages - free_pages) * (guint64) page_size;
+
+      if (self->convert_tried)
+        return TRUE;
+      self->convert_tried = TRUE;
+      if (used > self->convert_max)
+        {
+          g_autofree gchar *used_text = g_format_size (used);
+
+          g_message ("store: %s was made without auto-vacuum and holds %s,"
+                     " more than is converted at start: its %" G_GINT64_FORMAT
+                     " free pages are reused but the file does not shrink; to convert it,"
+                     " stop shoald and run sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'",
+                     self->path, used_text, free_pages, self->path);
+          return TRUE;
+        }
+      if (!exec_sql (self->writer, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", error) ||
+          !pragma_int (self->writer, "PRAGMA page_count", &pages_after, error))
+        return FALSE;
+      self->auto_vacuum = 2;
+      g_message ("store: %s converted to incremental auto-vacuum: %" G_GINT64_FORMAT
+                 " pages, %" G_GINT64_FORMAT " before", self->path, pages_after, pages);
+      g_mutex_lock (&self->mutex);
+      self->stats.vacuumed_pages += (guint64) MAX (pages - pages_after, 0);
+      g_mutex_unlock (&self->mutex);
+      return TRUE;
+    }
+  if (mode != 2 || free_pages <= VACUUM_MIN_FREE)
+    return TRUE;
+  sql = g_strdup_printf ("PRAGMA incremental_vacuum(%d)", VACUUM_STEP_PAGES);
+  if (!exec_sql (self->writer, sql, error))
+    return FALSE;
+  g_mutex_lock (&self->mutex);
+  self->stats.vacuumed_pages += (guint64) MIN (free_pages, VACUUM_STEP_PAGES);
+  g_mutex_unlock (&self->mutex);
+  *finished = free_pages - VACUUM_STEP_PAGES <= VACUUM_MIN_FREE;
+  return TRUE;
+}
+
+/* One step of the background pass, between batches of writes */
+static void
+maintenance_step (ShoalStore *self,
+                  Statements *st)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean finished = FALSE;
+  gboolean ok;
+
+  if (self->maint == MAINT_PRUNE)
+    ok = prune_step (self, st, &finished, &error);
+  else
+    ok = vacuum_step (self, &finished, &error);
+  if (!ok)
+    {
+      if (classify_failure (sqlite3_extended_errcode (self->writer)) == BATCH_FATAL)
+        set_fatal (self, error);
+      else
+        g_message ("store: trimming the journals stopped, it starts again when the store "
+                   "opens or the limit changes: %s", error->message);
+      maintenance_done (self);
+      return;
+    }
+  if (!finished)
+    return;
+  if (self->maint == MAINT_PRUNE)
+    self->maint = MAINT_VACUUM;
+  else
+    maintenance_done (self);
+}
+
 static gpointer
 writer_thread (gpointer user_data)
 {
@@ -947,8 +1307,25 @@ writer_thread (gpointer user_data)
     set_fatal (self, error);
   while (!quit)
     {
-      Op *op = writer_pop (self);
+      Op *op;
       gboolean urgent = FALSE;
+
+      /* the background pass goes on while nothing is queued; the VACUUM
+       * that converts an old store waits for a quiet moment */
+      if (maintenance_due (self))
+        {
+          if (self->maint == MAINT_VACUUM && self->auto_vacuum == 0 && !self->convert_tried)
+            op = g_async_queue_timeout_pop (self->queue, (guint64) CONVERT_IDLE_MS * 1000);
+          else
+            op = g_async_queue_try_pop (self->queue);
+          if (op == NULL)
+            {
+              maintenance_step (self, &st);
+              continue;
+            }
+        }
+      else
+        op = writer_pop (self);
 
       if (op != NULL)
         quit = drain_queue (self, op, &urgent);
@@ -987,7 +1364,8 @@ shoal_store_open (ShoalStore   *self,
   self->writer = open_connection (path, error);
   if (self->writer == NULL)
     return FALSE;
-  if (!exec_sql (self->writer, schema_sql, error) || !migrate (self->writer, error))
+  if (!exec_sql (self->writer, schema_sql, error) || !migrate (self->writer, error) ||
+      !pragma_int (self->writer, "PRAGMA auto_vacuum", &self->auto_vacuum, error))
     {
       g_clear_pointer (&self->writer, sqlite3_close);
       return FALSE;
@@ -1076,6 +1454,8 @@ push_op (ShoalStore *self,
     }
   g_mutex_lock (&self->mutex);
   op->seq = ++self->pushed;
+  if (op->kind == OP_PRUNE_JOURNALS)
+    self->maint_requested = op->seq;
   g_async_queue_push (self->queue, op);
   g_mutex_unlock (&self->mutex);
 }
@@ -1096,9 +1476,9 @@ push_prune_journals (ShoalStore *self)
  * @keep: how many entries each device's journal keeps, the newest; 0
  *   keeps them all
  *
- * Trims every journal to @keep now (in the writer), and each device's
- * whenever it gets a new entry. The default is
- * %SHOAL_STORE_JOURNAL_KEEP_DEFAULT.
+ * Trims every journal to @keep, in the background (short transactions
+ * between the writes, which do not wait for it), and each device's whenever
+ * it gets a new entry. The default is %SHOAL_STORE_JOURNAL_KEEP_DEFAULT.
  */
 void
 shoal_store_set_journal_keep (ShoalStore *self,
@@ -1292,6 +1672,36 @@ shoal_store_flush (ShoalStore  *self,
   return ret;
 }
 
+/**
+ * shoal_store_get_stats: (skip)
+ * @self: a store
+ * @stats: (out caller-allocates): the background pass's and the loads' counts
+ */
+void
+shoal_store_get_stats (ShoalStore      *self,
+                       ShoalStoreStats *stats)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  g_mutex_lock (&self->mutex);
+  *stats = self->stats;
+  stats->maintaining = self->maint_requested > self->maint_finished;
+  g_mutex_unlock (&self->mutex);
+}
+
+/**
+ * shoal_store_set_convert_max: (skip)
+ * @self: a store, not open yet
+ * @bytes: a store made without auto-vacuum that holds at most this much
+ *   is converted by a VACUUM after its first trimming pass
+ */
+void
+shoal_store_set_convert_max (ShoalStore *self,
+                             guint64     bytes)
+{
+  g_return_if_fail (SHOAL_IS_STORE (self));
+  self->convert_max = bytes;
+}
+
 guint64
 shoal_store_get_commits (ShoalStore *self)
 {
@@ -1331,15 +1741,6 @@ shoal_store_get_health (ShoalStore  *self,
 }
 
 /* --- reads -------------------------------------------------------------- */
-
-static gchar *
-column_dup (sqlite3_stmt *stmt,
-            gint          col)
-{
-  const guchar *text = sqlite3_column_text (stmt, col);
-
-  return text != NULL ? g_strdup ((const gchar *) text) : NULL;
-}
 
 /**
  * shoal_store_load_devices: (skip)
@@ -1387,28 +1788,60 @@ shoal_store_load_devices (ShoalStore  *self,
 /**
  * shoal_store_load_journal_seqs: (skip)
  *
+ * Each journal's highest number, found by index seeks (three per
+ * journal), not by reading the table.
+ *
  * Returns: device id -> (guint64 *) highest sequence number
  */
 GHashTable *
 shoal_store_load_journal_seqs (ShoalStore  *self,
                                GError     **error)
 {
-  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(sqlite3_stmt) first = NULL;
+  g_autoptr(sqlite3_stmt) next = NULL;
+  g_autoptr(sqlite3_stmt) range = NULL;
   g_autoptr(GHashTable) seqs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  gint rc;
+  g_autofree gchar *device = NULL;
+  guint64 steps;
 
-  if (!prepare (self->reader, "SELECT device, MAX(seq) FROM journal GROUP BY device",
-                &stmt, error))
+  if (!prepare (self->reader, SQL_JOURNAL_FIRST, &first, error) ||
+      !prepare (self->reader, SQL_JOURNAL_NEXT, &next, error) ||
+      !prepare (self->reader, SQL_JOURNAL_RANGE, &range, error))
     return NULL;
-  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+  /* one read transaction: the numbers of one moment */
+  if (!exec_sql (self->reader, "BEGIN", error))
+    return NULL;
+  for (;;)
     {
-      guint64 *seq = g_new (guint64, 1);
+      g_autofree gchar *after = g_steal_pointer (&device);
+      gint64 oldest, newest;
+      gboolean found;
 
-      *seq = (guint64) sqlite3_column_int64 (stmt, 1);
-      g_hash_table_insert (seqs, column_dup (stmt, 0), seq);
+      if (!next_journal (self->reader, first, next, after, &device, error) ||
+          (device != NULL &&
+           !journal_range (self->reader, range, device, &oldest, &newest, &found, error)))
+        {
+          exec_sql (self->reader, "ROLLBACK", NULL);
+          g_prefix_error (error, "loading the journal: ");
+          return NULL;
+        }
+      if (device == NULL)
+        break;
+      if (found)
+        {
+          guint64 *seq = g_new (guint64, 1);
+
+          *seq = (guint64) newest;
+          g_hash_table_insert (seqs, g_strdup (device), seq);
+        }
     }
-  if (rc != SQLITE_DONE)
-    return set_sqlite_error (error, self->reader, "loading the journal"), NULL;
+  exec_sql (self->reader, "COMMIT", NULL);
+  steps = (guint64) sqlite3_stmt_status (first, SQLITE_STMTSTATUS_VM_STEP, 0) +
+          (guint64) sqlite3_stmt_status (next, SQLITE_STMTSTATUS_VM_STEP, 0) +
+          (guint64) sqlite3_stmt_status (range, SQLITE_STMTSTATUS_VM_STEP, 0);
+  g_mutex_lock (&self->mutex);
+  self->stats.seq_load_steps = steps;
+  g_mutex_unlock (&self->mutex);
   return g_steal_pointer (&seqs);
 }
 

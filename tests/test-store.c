@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -316,6 +317,32 @@ assert_journal (ShoalStore  *store,
   g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (journal, journal->len - 1)), ==, last);
 }
 
+static gboolean
+store_maintained (gpointer user_data)
+{
+  ShoalStoreStats stats;
+
+  shoal_store_get_stats (SHOAL_STORE (user_data), &stats);
+  return !stats.maintaining;
+}
+
+/* Waits for the background trimming pass asked for so far */
+static gboolean
+tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+wait_maintained (ShoalStore *store)
+{
+  /* the writer tells nothing when it is done: look every 10 ms */
+  guint ticker = g_timeout_add (10, tick, NULL);
+
+  g_assert_true (shoal_test_wait_until (store_maintained, store, 30000));
+  g_source_remove (ticker);
+}
+
 /* Each journal keeps its newest entries: as new ones come, when the limit
  * changes and when the store opens; reads come a page at a time */
 static void
@@ -345,9 +372,10 @@ test_store_journal_keep (void)
   g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (page, 0)), ==, 161);
   g_assert_cmpuint (shoal_journal_entry_get_seq (g_ptr_array_index (page, 6)), ==, 167);
 
-  /* a lower limit trims every journal at once */
+  /* a lower limit trims every journal, in the background */
   shoal_store_set_journal_keep (store, 20);
   g_assert_true (shoal_store_flush (store, &error));
+  wait_maintained (store);
   assert_journal (store, "a", 231, 250);
   assert_journal (store, "b", 31, 50);
   /* 0 keeps everything */
@@ -361,11 +389,405 @@ test_store_journal_keep (void)
   shoal_store_set_journal_keep (again, 10);
   g_assert_true (shoal_store_open (again, path, &error));
   g_assert_true (shoal_store_flush (again, &error));
+  wait_maintained (again);
   assert_journal (again, "a", 241, 250);
   assert_journal (again, "b", 71, 80);
   seqs = shoal_store_load_journal_seqs (again, &error);
   g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 250);
   shoal_store_close (again);
+  shoal_test_rm_rf (dir);
+}
+
+/* --- long journals ------------------------------------------------------ */
+
+static sqlite3 *
+db_open (const gchar *path)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, 10000);
+  return db;
+}
+
+static void
+db_exec (sqlite3     *db,
+         const gchar *sql)
+{
+  char *errmsg = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &errmsg) != SQLITE_OK)
+    g_error ("%s: %s", sql, errmsg);
+}
+
+static gint64
+db_int (sqlite3     *db,
+        const gchar *sql)
+{
+  sqlite3_stmt *stmt = NULL;
+  gint64 value;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  return value;
+}
+
+static gint64
+file_int (const gchar *path,
+          const gchar *sql)
+{
+  sqlite3 *db = db_open (path);
+  gint64 value = db_int (db, sql);
+
+  sqlite3_close (db);
+  return value;
+}
+
+/* Adds entries @from to @to, each message @message_len long, to @device's
+ * journal in the database at @path, as history that piled up */
+static void
+fill_journal (const gchar *path,
+              const gchar *device,
+              gint64       from,
+              gint64       to,
+              gint         message_len)
+{
+  sqlite3 *db = db_open (path);
+  g_autofree gchar *sql =
+    g_strdup_printf ("WITH RECURSIVE n(i) AS (SELECT %" G_GINT64_FORMAT " UNION ALL SELECT i + 1"
+                     " FROM n WHERE i < %" G_GINT64_FORMAT ")"
+                     " INSERT INTO journal SELECT '%s', i, 0, 'test', 'op', 'ok',"
+                     " substr(hex(zeroblob(%d)), 1, %d) FROM n",
+                     from, to, device, message_len, message_len);
+
+  db_exec (db, sql);
+  sqlite3_close (db);
+}
+
+static gint64
+journal_rows (const gchar *path,
+              const gchar *device)
+{
+  g_autofree gchar *sql = g_strdup_printf ("SELECT COUNT(*) FROM journal WHERE device = '%s'", device);
+
+  return file_int (path, sql);
+}
+
+/* A new store, closed, holding nothing */
+static void
+make_store (const gchar *path)
+{
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_store_open (store, path, &error));
+  g_assert_no_error (error);
+  shoal_store_close (store);
+}
+
+/* The schema and pragmas of the store before incremental auto-vacuum
+ * (user_version 1), as shoal_store_open() made them: a store of the last
+ * release */
+static void
+make_old_store (const gchar *path)
+{
+  sqlite3 *db = db_open (path);
+
+  db_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;");
+  db_exec (db,
+           "CREATE TABLE IF NOT EXISTS devices ("
+           "  id TEXT PRIMARY KEY, macs TEXT NOT NULL DEFAULT '', uuid TEXT, token TEXT,"
+           "  state INTEGER NOT NULL, boot_action INTEGER NOT NULL, recipe TEXT,"
+           "  recipe_commit TEXT, group_id TEXT, current_step TEXT,"
+           "  step_index INTEGER NOT NULL DEFAULT 0, progress REAL NOT NULL DEFAULT 0,"
+           "  inventory TEXT, metadata TEXT, run_no INTEGER NOT NULL DEFAULT 0,"
+           "  updated INTEGER NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS journal ("
+           "  device TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL,"
+           "  source TEXT NOT NULL, operation TEXT NOT NULL, result TEXT NOT NULL,"
+           "  message TEXT NOT NULL, PRIMARY KEY (device, seq)) WITHOUT ROWID;"
+           "CREATE TABLE IF NOT EXISTS kv ("
+           "  ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+           "  PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+           "PRAGMA user_version = 1;");
+  db_exec (db,
+           "INSERT INTO devices (id, macs, uuid, token, state, boot_action, recipe, recipe_commit,"
+           " group_id, current_step, step_index, progress, inventory, metadata, run_no, updated)"
+           " VALUES ('a', '52:54:00:00:00:0a', NULL, 'secret', 5, 1, 'r', NULL, NULL, 'disk', 2,"
+           " 0.5, '{\"cpu\": 4}', '{}', 3, 1700000000000000),"
+           " ('b', '52:54:00:00:00:0b', NULL, NULL, 1, 0, NULL, NULL, NULL, NULL, 0, 0, NULL,"
+           " NULL, 0, 1700000000000000);"
+           "INSERT INTO kv VALUES ('pxe-leases', '10.0.0.5', '52:54:00:00:00:0a');");
+  g_assert_cmpint (db_int (db, "PRAGMA auto_vacuum"), ==, 0);
+  sqlite3_close (db);
+}
+
+/* Opening a store reads each journal's newest number by index seeks: the
+ * work does not grow with the journals' length */
+static void
+test_store_load_seqs_seeks (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GHashTable) seqs = NULL;
+  g_autoptr(GError) error = NULL;
+  ShoalStoreStats stats;
+
+  /* an empty store */
+  g_assert_true (shoal_store_open (store, path, &error));
+  seqs = shoal_store_load_journal_seqs (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (seqs), ==, 0);
+  shoal_store_close (store);
+  g_clear_pointer (&seqs, g_hash_table_unref);
+  g_clear_object (&store);
+
+  fill_journal (path, "a", 1, 20000, 10);
+  fill_journal (path, "b", 7, 9, 10);
+  fill_journal (path, "c", 100, 10099, 10);
+  store = shoal_store_new ();
+  shoal_store_set_journal_keep (store, 0);
+  g_assert_true (shoal_store_open (store, path, &error));
+  seqs = shoal_store_load_journal_seqs (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (seqs), ==, 3);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 20000);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "b"), ==, 9);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "c"), ==, 10099);
+  /* a scan of the 30003 entries takes several steps each; the seeks, a
+   * few dozen per journal */
+  shoal_store_get_stats (store, &stats);
+  g_assert_cmpuint (stats.seq_load_steps, >, 0);
+  g_assert_cmpuint (stats.seq_load_steps, <, 500);
+  shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+/* A store opened with a lower limit trims its journals in transactions
+ * of at most SHOAL_STORE_PRUNE_BATCH_ROWS deletions each */
+static void
+test_store_prune_batches (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  ShoalStoreStats stats;
+
+  make_store (path);
+  fill_journal (path, "a", 1, 3 * SHOAL_STORE_PRUNE_BATCH_ROWS + 123, 10);
+  fill_journal (path, "b", 1, 10, 10);
+  fill_journal (path, "c", 1, 7000, 10);
+
+  shoal_store_set_journal_keep (store, 10);
+  g_assert_true (shoal_store_open (store, path, &error));
+  wait_maintained (store);
+  assert_journal (store, "a", 3 * SHOAL_STORE_PRUNE_BATCH_ROWS + 114, 3 * SHOAL_STORE_PRUNE_BATCH_ROWS + 123);
+  assert_journal (store, "b", 1, 10);
+  assert_journal (store, "c", 6991, 7000);
+  shoal_store_get_stats (store, &stats);
+  g_assert_cmpuint (stats.pruned_rows, ==, 3 * SHOAL_STORE_PRUNE_BATCH_ROWS + 113 + 6990);
+  g_assert_cmpuint (stats.prune_max_rows, <=, SHOAL_STORE_PRUNE_BATCH_ROWS);
+  g_assert_cmpuint (stats.prune_transactions, >=, 5);
+
+  /* a device whose backlog is not trimmed yet gets a new entry: its batch
+   * deletes a few of the oldest, not the whole backlog */
+  shoal_store_close (store);
+  g_clear_object (&store);
+  fill_journal (path, "d", 1, 3000, 10);
+  store = shoal_store_new ();
+  shoal_store_set_journal_keep (store, 0);
+  g_assert_true (shoal_store_open (store, path, &error));
+  shoal_store_set_journal_keep (store, 10);
+  append_entries (store, "d", 3001, 3001);
+  g_assert_true (shoal_store_flush (store, &error));
+  wait_maintained (store);
+  assert_journal (store, "d", 2992, 3001);
+  shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+/* Writes queued while a long backlog is trimmed commit between its
+ * transactions, not after all of them (each commit takes 100 ms here, the
+ * ten of the backlog a second: the write waits for one at most) */
+static void
+test_store_prune_yields (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  ShoalStoreStats stats;
+
+  make_store (path);
+  fill_journal (path, "a", 1, 10 * SHOAL_STORE_PRUNE_BATCH_ROWS, 10);
+
+  g_setenv ("SHOAL_STORE_COMMIT_DELAY_MS", "100", TRUE);
+  shoal_store_set_journal_keep (store, 10);
+  g_assert_true (shoal_store_open (store, path, &error));
+  g_unsetenv ("SHOAL_STORE_COMMIT_DELAY_MS");
+  shoal_store_put_device (store, make_row ("x", 1));
+  g_assert_true (shoal_store_flush (store, &error));
+  g_assert_no_error (error);
+  assert_device_ids (store, "x");
+  /* durable while most of the backlog is still there */
+  shoal_store_get_stats (store, &stats);
+  g_assert_true (stats.maintaining);
+  g_assert_cmpint (journal_rows (path, "a"), >, 5 * SHOAL_STORE_PRUNE_BATCH_ROWS);
+  wait_maintained (store);
+  g_assert_cmpint (journal_rows (path, "a"), ==, 10);
+  shoal_store_close (store);
+  shoal_test_rm_rf (dir);
+}
+
+static gint64
+file_size (const gchar *path)
+{
+  struct stat st;
+
+  g_assert_cmpint (stat (path, &st), ==, 0);
+  return (gint64) st.st_size;
+}
+
+/* A new store uses incremental auto-vacuum: once a long backlog is
+ * trimmed, the file gives its pages back */
+static void
+test_store_auto_vacuum (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  ShoalStoreStats stats;
+  gint64 pages, size;
+
+  make_store (path);
+  g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 2);
+  fill_journal (path, "a", 1, 30000, 200);
+  pages = file_int (path, "PRAGMA page_count");
+  size = file_size (path);
+  g_assert_cmpint (pages, >, 1500);
+
+  shoal_store_set_journal_keep (store, 10);
+  g_assert_true (shoal_store_open (store, path, &error));
+  wait_maintained (store);
+  shoal_store_get_stats (store, &stats);
+  g_assert_cmpuint (stats.vacuumed_pages, >, 0);
+  g_assert_cmpint (file_int (path, "PRAGMA page_count"), <, pages / 10);
+  assert_journal (store, "a", 29991, 30000);
+  shoal_store_close (store);
+  /* the last connection's close checkpoints: the file is smaller */
+  g_assert_cmpint (file_size (path), <, size / 10);
+  shoal_test_rm_rf (dir);
+}
+
+static void
+assert_old_store_loads (ShoalStore *store)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = shoal_store_load_devices (store, &error);
+  g_autoptr(GHashTable) seqs = NULL;
+  g_autoptr(GHashTable) kv = NULL;
+  ShoalStoreDevice *row;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (rows->len, ==, 2);
+  row = g_ptr_array_index (rows, 0);
+  g_assert_cmpstr (row->id, ==, "a");
+  g_assert_cmpint (row->state, ==, 5);
+  g_assert_cmpstr (row->current_step, ==, "disk");
+  g_assert_cmpint (row->run_no, ==, 3);
+  g_assert_cmpstr (row->inventory, ==, "{\"cpu\": 4}");
+  seqs = shoal_store_load_journal_seqs (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (seqs), ==, 2);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "a"), ==, 20000);
+  g_assert_cmpuint (*(guint64 *) g_hash_table_lookup (seqs, "b"), ==, 5);
+  kv = shoal_store_load_kv (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_hash_table_lookup (kv, "pxe-leases\x1f" "10.0.0.5"), ==, "52:54:00:00:00:0a");
+}
+
+/* Makes a store of the last release at @path, a journal of 20000 entries
+ * for device a and 5 for b, and opens it in @store with journal-keep 100:
+ * it loads as it was and its journals are trimmed. Returns its pages
+ * before */
+static gint64
+open_old_store (ShoalStore  *store,
+                const gchar *path)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 pages;
+
+  make_old_store (path);
+  fill_journal (path, "a", 1, 20000, 200);
+  fill_journal (path, "b", 1, 5, 200);
+  pages = file_int (path, "PRAGMA page_count");
+
+  shoal_store_set_journal_keep (store, 100);
+  g_assert_true (shoal_store_open (store, path, &error));
+  g_assert_no_error (error);
+  assert_old_store_loads (store);
+  wait_maintained (store);
+  assert_journal (store, "a", 19901, 20000);
+  assert_journal (store, "b", 1, 5);
+  return pages;
+}
+
+/* A store of the last release (auto_vacuum off) opens as it was, is
+ * trimmed, converted to incremental auto-vacuum by one VACUUM (it is
+ * small) and shrinks; then it works as a new one */
+static void
+test_store_old_store_converts (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 pages;
+
+  pages = open_old_store (store, path);
+  g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 2);
+  /* and brought to schema version 2 (instruction serials) */
+  g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint (file_int (path, "PRAGMA page_count"), <, pages / 10);
+  append_entries (store, "a", 20001, 20001);
+  g_assert_true (shoal_store_flush (store, &error));
+  assert_journal (store, "a", 19902, 20001);
+  shoal_store_close (store);
+
+  shoal_store_set_journal_keep (again, 100);
+  g_assert_true (shoal_store_open (again, path, &error));
+  wait_maintained (again);
+  assert_journal (again, "a", 19902, 20001);
+  shoal_store_close (again);
+  shoal_test_rm_rf (dir);
+}
+
+/* An old store that holds more than is converted at start is trimmed and
+ * works, and keeps auto_vacuum off (its free pages are reused) */
+static void
+test_store_old_store_big (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 pages;
+
+  shoal_store_set_convert_max (store, 4096);
+  pages = open_old_store (store, path);
+  g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 0);
+  g_assert_cmpint (file_int (path, "PRAGMA page_count"), ==, pages);
+  g_assert_cmpint (file_int (path, "PRAGMA freelist_count"), >, pages / 2);
+  append_entries (store, "b", 6, 6);
+  g_assert_true (shoal_store_flush (store, &error));
+  assert_journal (store, "b", 1, 6);
+  shoal_store_close (store);
   shoal_test_rm_rf (dir);
 }
 
@@ -469,5 +891,11 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/close-grace", test_store_close_grace);
   g_test_add_func ("/shoal/store/journal-keep", test_store_journal_keep);
   g_test_add_func ("/shoal/store/migrate", test_store_migrate);
+  g_test_add_func ("/shoal/store/load-seqs-seeks", test_store_load_seqs_seeks);
+  g_test_add_func ("/shoal/store/prune-batches", test_store_prune_batches);
+  g_test_add_func ("/shoal/store/prune-yields", test_store_prune_yields);
+  g_test_add_func ("/shoal/store/auto-vacuum", test_store_auto_vacuum);
+  g_test_add_func ("/shoal/store/old-store-converts", test_store_old_store_converts);
+  g_test_add_func ("/shoal/store/old-store-big", test_store_old_store_big);
   return g_test_run ();
 }
