@@ -802,33 +802,6 @@ test_store_open_error (void)
   g_assert_nonnull (strstr (error->message, "/nonexistent-dir/x/s.db"));
 }
 
-static gint64
-user_version (const gchar *path)
-{
-  sqlite3 *db = NULL;
-  sqlite3_stmt *stmt = NULL;
-  gint64 version;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  version = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  sqlite3_close (db);
-  return version;
-}
-
-static void
-exec_on (const gchar *path,
-         const gchar *sql)
-{
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_exec (db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
-}
-
 /* A store written before schema version 2 (an upgrade of shoald) opens,
  * its devices intact; their instruction serials are 0 until written. A
  * database an older shoald set back to version 1 after it had the column
@@ -840,18 +813,9 @@ test_store_migrate (void)
   g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
   g_autoptr(GError) error = NULL;
   ShoalStoreDevice *row;
+  sqlite3 *db;
 
-  exec_on (path,
-           "CREATE TABLE devices ("
-           "  id TEXT PRIMARY KEY, macs TEXT NOT NULL DEFAULT '', uuid TEXT, token TEXT,"
-           "  state INTEGER NOT NULL, boot_action INTEGER NOT NULL, recipe TEXT,"
-           "  recipe_commit TEXT, group_id TEXT, current_step TEXT,"
-           "  step_index INTEGER NOT NULL DEFAULT 0, progress REAL NOT NULL DEFAULT 0,"
-           "  inventory TEXT, metadata TEXT, run_no INTEGER NOT NULL DEFAULT 0,"
-           "  updated INTEGER NOT NULL);"
-           "INSERT INTO devices (id, token, state, boot_action, recipe, step_index, run_no, updated)"
-           "  VALUES ('old', 'secret', 10, 1, 'r', 1, 3, 1);"
-           "PRAGMA user_version = 1;");
+  make_old_store (path);
   for (guint round = 0; round < 2; round++)
     {
       g_autoptr(ShoalStore) store = shoal_store_new ();
@@ -859,23 +823,25 @@ test_store_migrate (void)
 
       g_assert_true (shoal_store_open (store, path, &error));
       g_assert_no_error (error);
-      g_assert_cmpint (user_version (path), ==, 2);
+      g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 2);
       rows = shoal_store_load_devices (store, &error);
       g_assert_no_error (error);
-      g_assert_cmpuint (rows->len, ==, 1);
+      g_assert_cmpuint (rows->len, ==, 2);
       row = g_ptr_array_index (rows, 0);
-      g_assert_cmpstr (row->id, ==, "old");
+      g_assert_cmpstr (row->id, ==, "a");
       g_assert_cmpstr (row->recipe, ==, "r");
       g_assert_cmpint (row->run_no, ==, 3);
       g_assert_cmpuint (row->instruction_serial, ==, round == 0 ? 0 : 7);
-      row = make_row ("old", 10);
+      row = make_row ("a", 10);
       row->run_no = 3;
       row->instruction_serial = 7;
       shoal_store_put_device (store, row);
       g_assert_true (shoal_store_flush (store, &error));
       shoal_store_close (store);
       /* as an older shoald leaves it */
-      exec_on (path, "PRAGMA user_version = 1;");
+      db = db_open (path);
+      db_exec (db, "PRAGMA user_version = 1;");
+      sqlite3_close (db);
     }
   shoal_test_rm_rf (dir);
 }
