@@ -346,7 +346,9 @@ shoal_drivers_step_run_async (ShoalStep           *step,
   job->classes = string_list (ctx, "classes");
   if (job->classes[0] == NULL)
     g_clear_pointer (&job->classes, g_strfreev);
-  job->inventory = json_node_copy (shoal_device_get_inventory (device));
+  /* a deep copy: json-glib counts references without atomics, and the
+   * worker drops its own */
+  job->inventory = shoal_device_dup_inventory (device);
   worker = g_task_new (step, cancellable, drivers_done_cb, g_steal_pointer (&task));
   g_task_set_task_data (worker, job, (GDestroyNotify) drivers_job_free);
   g_task_run_in_thread (worker, drivers_thread);
