@@ -465,12 +465,18 @@ shoal_controller_enroll_device (ShoalController     *self,
  * they were added after the fetch in service before the restart. */
 #define KV_STORED_RECIPES "controller-recipes"
 
-/* A recipe that comes again unchanged (its JSON and its commit), as every
- * sync of the recipe repository brings it, keeps its pipeline: the
- * devices at its rendezvous still meet the devices deployed after. A
- * recipe that changed gets a new pipeline; the devices deployed with the
- * old one keep it to the end and form groups among themselves, named
- * from the same counter as the new pipeline's */
+/* A recipe that comes again unchanged (its JSON), as every sync of the
+ * recipe repository brings it, keeps its pipeline, whatever its commit:
+ * the repository stamps each recipe with the commit it was read from, so
+ * a commit that changes another recipe, or none, brings the same recipe
+ * at a new commit, and the devices at its rendezvous still meet the
+ * devices deployed after. The recipe in service (self->recipes) is the
+ * new one, for its commit: a deployment records and journals the commit
+ * of the recipe in service when it starts (start_run()), at which the
+ * recipe is the pipeline's. The commit is what it is shown with, not
+ * what identifies it. A recipe that changed gets a new pipeline; the
+ * devices deployed with the old one keep it to the end and form groups
+ * among themselves, named from the same counter as the new pipeline's */
 static gboolean
 put_recipe (ShoalController  *self,
             ShoalRecipe      *recipe,
@@ -480,8 +486,6 @@ put_recipe (ShoalController  *self,
   ShoalPipeline *current = g_hash_table_lookup (self->pipelines, shoal_recipe_get_name (recipe));
 
   if (current != NULL &&
-      g_strcmp0 (shoal_recipe_get_commit (shoal_pipeline_get_recipe (current)),
-                 shoal_recipe_get_commit (recipe)) == 0 &&
       json_node_equal (shoal_recipe_get_json (shoal_pipeline_get_recipe (current)),
                        shoal_recipe_get_json (recipe)))
     {
@@ -522,9 +526,10 @@ forget_stored_recipe (ShoalController *self,
  * it again at the next start, from its file or repository). Replacing a
  * recipe added with shoal_controller_add_stored_recipe() deletes its
  * stored copy. Devices already running keep the pipeline they started
- * with. A recipe whose JSON and commit are those of the recipe in service
- * keeps its pipeline, and the devices waiting at its rendezvous go on
- * waiting for the ones deployed after; a changed recipe's devices
+ * with. A recipe whose JSON is that of the recipe in service keeps its
+ * pipeline, whatever its commit, and the devices waiting at its
+ * rendezvous go on waiting for the ones deployed after (the devices
+ * deployed from then on record the new commit); a changed recipe's devices
  * deployed before the change form groups among themselves, with ids of
  * their own.
  */
@@ -964,11 +969,13 @@ clear_run_metadata (ShoalDevice *device)
       shoal_device_set_metadata (device, key, NULL);
 }
 
+/* @recipe is the recipe in service, whose JSON is that of @pipeline's
+ * (put_recipe()) but whose commit may be newer: the one recorded */
 static void
 start_run (DeviceRecord  *rec,
+           ShoalRecipe   *recipe,
            ShoalPipeline *pipeline)
 {
-  ShoalRecipe *recipe = shoal_pipeline_get_recipe (pipeline);
   ShoalDevice *device = rec->device;
 
   TRANSITION_BEGIN (rec->controller);
@@ -1019,6 +1026,7 @@ shoal_controller_deploy (ShoalController  *self,
 {
   DeviceRecord *rec = shoal_controller_lookup_record (self, device);
   ShoalPipeline *pipeline;
+  ShoalRecipe *recipe;
 
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
   if (rec == NULL)
@@ -1039,13 +1047,14 @@ shoal_controller_deploy (ShoalController  *self,
       return FALSE;
     }
   pipeline = g_hash_table_lookup (self->pipelines, shoal_device_get_recipe (device));
-  if (pipeline == NULL)
+  recipe = g_hash_table_lookup (self->recipes, shoal_device_get_recipe (device));
+  if (pipeline == NULL || recipe == NULL)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("recipe %s of device %s is not loaded"),
                    shoal_device_get_recipe (device), shoal_device_get_id (device));
       return FALSE;
     }
-  start_run (rec, pipeline);
+  start_run (rec, recipe, pipeline);
   return TRUE;
 }
 

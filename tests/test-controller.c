@@ -895,6 +895,52 @@ test_controller_recipe_readded (Fixture       *fixture,
   g_assert_nonnull (strstr (started, "of 2 devices"));
 }
 
+static void
+add_recipe_at (Fixture     *fixture,
+               const gchar *json,
+               const gchar *commit)
+{
+  g_autoptr(ShoalRecipe) recipe = shoal_test_recipe_new (json);
+  g_autoptr(GError) error = NULL;
+
+  shoal_recipe_set_commit (recipe, commit);
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+}
+
+#define COMMIT_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define COMMIT_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* A recipe that comes again unchanged at another commit (a commit of the
+ * repository that changed another file) keeps its rendezvous: the device
+ * waiting there meets the device deployed after, in one group (they
+ * went in two, the first after max-wait). Each records, and journals,
+ * the commit of the recipe in service when it was deployed */
+static void
+test_controller_recipe_new_commit (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autofree gchar *deployed = NULL;
+  ShoalDevice *first;
+  ShoalDevice *second;
+
+  add_recipe_at (fixture, READD_RECIPE ("3"), COMMIT_A);
+  enroll_and_deploy_from (fixture, 0, 1, "readd");
+  add_recipe_at (fixture, READD_RECIPE ("3"), COMMIT_B);
+  g_assert_cmpstr (shoal_recipe_get_commit (shoal_controller_lookup_recipe (fixture->controller, "readd")),
+                   ==, COMMIT_B);
+  enroll_and_deploy_from (fixture, 1, 1, "readd");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 2);
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 1));
+  first = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  second = shoal_controller_lookup_device (fixture->controller, "dev-0001");
+  g_assert_cmpstr (shoal_device_get_recipe_commit (first), ==, COMMIT_A);
+  g_assert_cmpstr (shoal_device_get_recipe_commit (second), ==, COMMIT_B);
+  deployed = last_message (fixture, second, "controller", "deploy");
+  g_assert_nonnull (strstr (deployed, "at commit " COMMIT_B));
+}
+
 /* Boots one at a time, 700 ms each, for groups of at least 3 that
  * max-wait (1 s) alone does not start */
 #define MIN_RECIPE \
@@ -1347,6 +1393,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
+  ADD ("/shoal/controller/recipe-new-commit", test_controller_recipe_new_commit);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
   ADD ("/shoal/controller/late-unicast-max-parallel", test_controller_late_unicast_max_parallel);
