@@ -66,6 +66,10 @@ struct _ShoalController
   GHashTable        *kv;            /* "ns\x1fkey" -> value */
   GHashTable        *stored_recipes; /* names of the recipes in service from the store */
   GPtrArray         *to_resume;     /* DeviceRecord* (unowned) */
+  ShoalControllerRecipeLoader recipe_loader; /* nullable: see
+                                     * shoal_controller_set_recipe_loader() */
+  gpointer           recipe_loader_data;
+  GDestroyNotify     recipe_loader_notify;
   guint64            transitions;
   guint64            attempts;      /* the last attempt number handed out */
   guint64           *group_serial;  /* the last group number, shared by the

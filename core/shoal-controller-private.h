@@ -35,6 +35,27 @@ GHashTable     *shoal_controller_kv_list          (ShoalController *self,
 ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                                    const gchar     *uuid);
 
+/**
+ * ShoalControllerRecipeLoader:
+ * @name: a recipe name
+ * @commit: the commit a deployment recorded
+ * @user_data: the loader's data
+ * @error: return location for a #GError
+ *
+ * Loads recipe @name as it was at @commit (the daemon reads its recipe
+ * repository's local clone).
+ *
+ * Returns: (transfer full) (nullable): the recipe, its commit set
+ */
+typedef ShoalRecipe *(*ShoalControllerRecipeLoader) (const gchar  *name,
+                                                     const gchar  *commit,
+                                                     gpointer      user_data,
+                                                     GError      **error);
+void            shoal_controller_set_recipe_loader (ShoalController            *self,
+                                                    ShoalControllerRecipeLoader loader,
+                                                    gpointer                    user_data,
+                                                    GDestroyNotify              notify);
+
 /* shoal-context.c */
 ShoalContext   *shoal_context_new                 (ShoalController *controller);
 void            shoal_context_emit_device_removed (ShoalContext    *self,

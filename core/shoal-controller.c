@@ -81,6 +81,7 @@ shoal_controller_dispose (GObject *object)
   ShoalController *self = SHOAL_CONTROLLER (object);
 
   shoal_controller_close (self);
+  shoal_controller_set_recipe_loader (self, NULL, NULL, NULL);
   g_clear_pointer (&self->to_resume, g_ptr_array_unref);
   g_clear_pointer (&self->by_mac, g_hash_table_unref);
   g_clear_pointer (&self->by_token, g_hash_table_unref);
@@ -477,6 +478,23 @@ shoal_controller_enroll_device (ShoalController     *self,
  * what identifies it. A recipe that changed gets a new pipeline; the
  * devices deployed with the old one keep it to the end and form groups
  * among themselves, named from the same counter as the new pipeline's */
+static ShoalPipeline *
+new_pipeline (ShoalController  *self,
+              ShoalRecipe      *recipe,
+              GError          **error)
+{
+  g_autoptr(ShoalPipeline) pipeline = shoal_pipeline_new (recipe, self->engine, error);
+
+  if (pipeline == NULL)
+    return NULL;
+  shoal_pipeline_set_group_serial (pipeline, self->group_serial);
+  g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (shoal_controller_group_formed_cb), self, 0);
+  g_signal_connect_object (pipeline, "count-coming", G_CALLBACK (shoal_controller_count_coming_cb), self, 0);
+  shoal_pipeline_set_expected (pipeline, 0);
+  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
+  return g_steal_pointer (&pipeline);
+}
+
 static gboolean
 put_recipe (ShoalController  *self,
             ShoalRecipe      *recipe,
@@ -493,14 +511,9 @@ put_recipe (ShoalController  *self,
                             g_object_ref (recipe));
       return TRUE;
     }
-  pipeline = shoal_pipeline_new (recipe, self->engine, error);
+  pipeline = new_pipeline (self, recipe, error);
   if (pipeline == NULL)
     return FALSE;
-  shoal_pipeline_set_group_serial (pipeline, self->group_serial);
-  g_signal_connect_object (pipeline, "group-formed", G_CALLBACK (shoal_controller_group_formed_cb), self, 0);
-  g_signal_connect_object (pipeline, "count-coming", G_CALLBACK (shoal_controller_count_coming_cb), self, 0);
-  shoal_pipeline_set_expected (pipeline, 0);
-  g_hash_table_insert (self->expected, pipeline, GUINT_TO_POINTER (0));
   g_hash_table_replace (self->recipes, g_strdup (shoal_recipe_get_name (recipe)),
                         g_object_ref (recipe));
   g_hash_table_replace (self->pipelines, g_strdup (shoal_recipe_get_name (recipe)),
@@ -1538,33 +1551,146 @@ shoal_controller_close (ShoalController *self)
   unlock_state_dir (self);
 }
 
-/* Puts @rec back on its pipeline and counts it at the rendezvous; the
- * caller then advances it. Returns FALSE when it cannot resume (failed) */
-static gboolean
-resume_record (DeviceRecord *rec)
+/**
+ * shoal_controller_set_recipe_loader:
+ * @self: a controller
+ * @loader: (nullable): how to load a recipe at a recorded commit
+ * @user_data: for @loader
+ * @notify: (nullable): frees @user_data
+ *
+ * How shoal_controller_start_services() loads the recipe of an
+ * interrupted deployment at the commit it recorded, when the recipe in
+ * service is at another commit or is not loaded.
+ */
+void
+shoal_controller_set_recipe_loader (ShoalController            *self,
+                                    ShoalControllerRecipeLoader loader,
+                                    gpointer                    user_data,
+                                    GDestroyNotify              notify)
+{
+  g_return_if_fail (SHOAL_IS_CONTROLLER (self));
+
+  if (self->recipe_loader_notify != NULL)
+    self->recipe_loader_notify (self->recipe_loader_data);
+  self->recipe_loader = loader;
+  self->recipe_loader_data = user_data;
+  self->recipe_loader_notify = notify;
+}
+
+/* The pipeline @rec resumes on: the recipe a deployment started with
+ * runs to its end, whatever the recipe in service became meanwhile (a
+ * step number means nothing in another version of it). A deployment
+ * records the commit of its recipe (NULL for a recipe from a file or
+ * added over D-Bus, which has none):
+ *   - the recipe in service is at that commit, or has the same JSON
+ *     there (put_recipe()): its pipeline, whose rendezvous the devices
+ *     deployed from now on share;
+ *   - otherwise the recipe as it was at that commit, from the loader (the
+ *     recipe repository's local clone), on a pipeline of its own, shared
+ *     by the devices resumed at that commit (@resumed: "name\x1fcommit"
+ *     -> pipeline), so that they meet at its rendezvous; new deployments
+ *     do not use it;
+ *   - no commit recorded: the recipe in service of that name, as before.
+ * A deployment whose recipe cannot be had at its commit (gone from the
+ * clone, no repository any more) fails, saying so, rather than running
+ * a step of another version of the recipe or starting it again from the
+ * first step, which the operator can do knowingly (Deploy). Returns NULL
+ * with @error set then. */
+static ShoalPipeline *
+resume_pipeline (DeviceRecord  *rec,
+                 GHashTable    *resumed,
+                 GPtrArray     *held,
+                 GError       **error)
 {
   ShoalController *self = rec->controller;
   ShoalDevice *device = rec->device;
-  ShoalPipeline *pipeline = g_hash_table_lookup (self->pipelines,
-                                                 shoal_device_get_recipe (device) != NULL
-                                                   ? shoal_device_get_recipe (device) : "");
-  ShoalRecipe *recipe;
-  g_autoptr(GError) error = NULL;
+  const gchar *name = shoal_device_get_recipe (device) != NULL ? shoal_device_get_recipe (device) : "";
+  const gchar *commit = shoal_device_get_recipe_commit (device);
+  ShoalPipeline *current = g_hash_table_lookup (self->pipelines, name);
+  ShoalRecipe *in_service = g_hash_table_lookup (self->recipes, name);
+  g_autofree gchar *key = NULL;
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autoptr(ShoalPipeline) pipeline = NULL;
+  g_autoptr(GError) local_error = NULL;
+  ShoalPipeline *found;
 
+  if (commit == NULL || (current != NULL && in_service != NULL &&
+                         g_strcmp0 (shoal_recipe_get_commit (in_service), commit) == 0))
+    {
+      if (current == NULL)
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                     _("cannot resume after restart: recipe %s is not loaded"), name);
+      return current;
+    }
+
+  key = g_strdup_printf ("%s\x1f%s", name, commit);
+  found = g_hash_table_lookup (resumed, key);
+  if (found != NULL)
+    return found;
+  if (self->recipe_loader == NULL)
+    g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
+                 _("no recipe repository to read it from"));
+  else
+    recipe = self->recipe_loader (name, commit, self->recipe_loader_data, &local_error);
+  if (recipe == NULL)
+    {
+      g_autofree gchar *run_no = g_strdup_printf ("%" G_GINT64_FORMAT, rec->run_no);
+
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                   _("cannot resume after restart: recipe %s at commit %s, which deployment %s "
+                     "started with, cannot be loaded (%s); deploy the device again"),
+                   name, commit, run_no, local_error->message);
+      return NULL;
+    }
+  if (current != NULL &&
+      json_node_equal (shoal_recipe_get_json (shoal_pipeline_get_recipe (current)),
+                       shoal_recipe_get_json (recipe)))
+    {
+      shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
+                        "recipe %s in service (commit %s) is as it was at commit %s, "
+                        "which the deployment started with: resuming with it",
+                        name, shoal_recipe_get_commit (in_service) != NULL
+                                ? shoal_recipe_get_commit (in_service) : "none", commit);
+      return current;
+    }
+  pipeline = new_pipeline (self, recipe, error);
   if (pipeline == NULL)
     {
-      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
-                   _("cannot resume after restart: recipe %s is not loaded"),
-                   shoal_device_get_recipe (device));
+      g_prefix_error (error, _("cannot resume after restart with recipe %s at commit %s: "), name, commit);
+      return NULL;
+    }
+  shoal_pipeline_hold_rendezvous (pipeline);
+  g_ptr_array_add (held, g_object_ref (pipeline));
+  g_info ("resuming the deployments of recipe %s at commit %s with that commit's recipe "
+          "(%s in service)", name, commit,
+          in_service == NULL ? "none"
+          : shoal_recipe_get_commit (in_service) != NULL ? shoal_recipe_get_commit (in_service) : "no commit");
+  g_hash_table_insert (resumed, g_steal_pointer (&key), g_object_ref (pipeline));
+  return pipeline;
+}
+
+/* Puts @rec back on the pipeline it ran (resume_pipeline()) and counts it
+ * at the rendezvous; the caller then advances it. Returns FALSE when it
+ * cannot resume (failed) */
+static gboolean
+resume_record (DeviceRecord *rec,
+               GHashTable   *resumed,
+               GPtrArray    *held)
+{
+  ShoalController *self = rec->controller;
+  ShoalDevice *device = rec->device;
+  ShoalPipeline *pipeline;
+  ShoalRecipe *recipe;
+  const gchar *commit = shoal_device_get_recipe_commit (device);
+  g_autoptr(GError) error = NULL;
+
+  pipeline = resume_pipeline (rec, resumed, held, &error);
+  if (pipeline == NULL)
+    {
       shoal_controller_fail_device (rec, "controller", error);
       return FALSE;
     }
   recipe = shoal_pipeline_get_recipe (pipeline);
-  if (g_strcmp0 (shoal_recipe_get_commit (recipe), shoal_device_get_recipe_commit (device)) != 0)
-    shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_WARNING,
-                      "recipe %s is now at commit %s, the deployment started at %s",
-                      shoal_recipe_get_name (recipe), shoal_recipe_get_commit (recipe),
-                      shoal_device_get_recipe_commit (device));
   g_set_object (&rec->pipeline, pipeline);
   g_clear_object (&rec->cancellable);
   rec->cancellable = g_cancellable_new ();
@@ -1576,8 +1702,10 @@ resume_record (DeviceRecord *rec)
       shoal_controller_set_expected (self, pipeline, +1);
     }
   shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
-                    "resuming deployment %" G_GINT64_FORMAT " after a restart at step %u of %u (%s)",
-                    rec->run_no, rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
+                    "resuming deployment %" G_GINT64_FORMAT " of recipe %s at commit %s after a restart "
+                    "at step %u of %u (%s)",
+                    rec->run_no, shoal_recipe_get_name (recipe), commit != NULL ? commit : "none",
+                    rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
                     rec->step_index < shoal_pipeline_get_n_steps (pipeline)
                       ? shoal_pipeline_get_step_id (pipeline, rec->step_index) : "done");
   return TRUE;
@@ -1587,13 +1715,15 @@ resume_record (DeviceRecord *rec)
  * held until all are back: the devices that waited at a group step or
  * ran it together when the daemon stopped form one group again, where
  * the first one back saw itself as the only device expected and went
- * alone */
+ * alone. The pipelines made for recipes at older commits are held as
+ * they are made */
 static void
 resume_all (ShoalController *self)
 {
   g_autoptr(GPtrArray) records = g_steal_pointer (&self->to_resume);
   g_autoptr(GPtrArray) resumed = g_ptr_array_new ();
   g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GHashTable) at_commits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   GHashTableIter iter;
   gpointer pipeline;
 
@@ -1608,7 +1738,7 @@ resume_all (ShoalController *self)
     {
       DeviceRecord *rec = g_ptr_array_index (records, i);
 
-      if (resume_record (rec))
+      if (resume_record (rec, at_commits, held))
         g_ptr_array_add (resumed, rec);
     }
   for (guint i = 0; i < resumed->len; i++)

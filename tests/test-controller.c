@@ -941,6 +941,124 @@ test_controller_recipe_new_commit (Fixture       *fixture,
   g_assert_nonnull (strstr (deployed, "at commit " COMMIT_B));
 }
 
+/* Version 1 of recipe "slow", whose inventory step takes long enough to
+ * stop the controller in it, and version 3, of other steps */
+#define SLOW_V1(inventory_ms) \
+  "{\"name\": \"slow\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 1, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": " inventory_ms ", \"max-ms\": " inventory_ms ", \"phase\": \"inventory\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 5, \"max-ms\": 5}}]," \
+  " \"group\": {\"min-devices\": 1, \"max-devices\": 0, \"max-wait\": 5, \"wait-for-all\": true}}"
+#define SLOW_V3 \
+  "{\"name\": \"slow\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": 1, \"max-ms\": 1, \"phase\": \"inventory\"}}," \
+  " {\"step\": \"sim\", \"id\": \"firmware-update\", \"options\": {\"min-ms\": 1, \"max-ms\": 1, \"phase\": \"inventory\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 5, \"max-ms\": 5}}]," \
+  " \"group\": {\"min-devices\": 1, \"max-devices\": 0, \"max-wait\": 5, \"wait-for-all\": true}}"
+#define COMMIT_C "cccccccccccccccccccccccccccccccccccccccc"
+
+/* what the daemon's recipe repository would have in its clone: "slow" at
+ * COMMIT_A (version 1), nothing at any other commit */
+static ShoalRecipe *
+load_slow_v1 (const gchar  *name,
+              const gchar  *commit,
+              gpointer      user_data,
+              GError      **error)
+{
+  guint *calls = user_data;
+  ShoalRecipe *recipe;
+
+  (*calls)++;
+  if (g_strcmp0 (name, "slow") != 0 || g_strcmp0 (commit, COMMIT_A) != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, "no recipe %s in commit %s", name, commit);
+      return NULL;
+    }
+  recipe = shoal_test_recipe_new (SLOW_V1 ("1"));
+  shoal_recipe_set_commit (recipe, COMMIT_A);
+  return recipe;
+}
+
+static gboolean
+in_inventory (gpointer data)
+{
+  Fixture *fixture = data;
+  g_autoptr(GPtrArray) devices = shoal_controller_get_devices (fixture->controller);
+
+  for (guint i = 0; i < devices->len; i++)
+    if (g_strcmp0 (shoal_device_get_current_step (g_ptr_array_index (devices, i)), "inventory") != 0)
+      return FALSE;
+  return TRUE;
+}
+
+/* An interrupted deployment resumes with its recipe at the commit it
+ * recorded, where the recipe in service changed meanwhile: it resumed at
+ * its old step number in the new version (here firmware-update, never
+ * its inventory step) and journalled the new version's commit as the
+ * one installed. The devices resumed at one commit share its rendezvous
+ * (one group); one whose commit cannot be loaded fails and says why */
+static void
+test_controller_resume_at_commit (Fixture       *fixture,
+                                  gconstpointer  data)
+{
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *resumed = NULL;
+  g_autofree gchar *complete = NULL;
+  g_autofree gchar *failed = NULL;
+  g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
+  guint *calls = g_new0 (guint, 1);
+  GLogLevelFlags fatal;
+  ShoalDevice *device;
+
+  add_recipe_at (fixture, SLOW_V1 ("60000"), COMMIT_A);
+  enroll_and_deploy_from (fixture, 0, 2, "slow");
+  add_recipe_at (fixture, SLOW_V1 ("60001"), COMMIT_C);
+  enroll_and_deploy_from (fixture, 2, 1, "slow");
+  g_assert_true (shoal_test_wait_until (in_inventory, fixture, 10000));
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  shoal_controller_close (fixture->controller);
+  g_clear_object (&fixture->controller);
+
+  /* the repository moved on to version 3 while the daemon was down */
+  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (fixture->controller, &error));
+  g_assert_no_error (error);
+  add_recipe_at (fixture, SLOW_V3, COMMIT_B);
+  shoal_controller_set_recipe_loader (fixture->controller, load_slow_v1, calls, g_free);
+  shoal_controller_set_http_server (fixture->controller, server, "http://127.0.0.1:9");
+  /* what resumes the deployments also starts the plugins' services, some
+   * of which need a network and say so */
+  fatal = g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+  g_assert_true (shoal_controller_start_services (fixture->controller, &error));
+  g_log_set_always_fatal (fatal);
+  g_assert_no_error (error);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  /* loaded once for the two devices of COMMIT_A, once for COMMIT_C */
+  g_assert_cmpuint (*calls, ==, 2);
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 2);
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 1));
+
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  resumed = last_message (fixture, device, "controller", "resume");
+  g_test_message ("%s", resumed);
+  g_assert_nonnull (strstr (resumed, "of recipe slow at commit " COMMIT_A " after a restart at step 2 of 3 (inventory)"));
+  complete = last_message (fixture, device, "controller", "installed");
+  g_assert_nonnull (complete);
+  g_assert_nonnull (strstr (complete, "at commit " COMMIT_A));
+  g_assert_null (last_message (fixture, device, "firmware-update", "step-started"));
+  g_assert_nonnull (last_message (fixture, device, "inventory", "step-finished"));
+  g_assert_cmpstr (shoal_device_get_recipe_commit (device), ==, COMMIT_A);
+
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0002");
+  g_assert_cmpint (shoal_device_get_state (device), ==, SHOAL_DEVICE_STATE_FAILED);
+  failed = last_message (fixture, device, "controller", "step-failed");
+  g_test_message ("%s", failed);
+  g_assert_nonnull (failed);
+  g_assert_nonnull (strstr (failed, "recipe slow at commit " COMMIT_C));
+  g_assert_nonnull (strstr (failed, "cannot be loaded"));
+}
+
 /* Boots one at a time, 700 ms each, for groups of at least 3 that
  * max-wait (1 s) alone does not start */
 #define MIN_RECIPE \
@@ -1394,6 +1512,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/recipe-new-commit", test_controller_recipe_new_commit);
+  ADD ("/shoal/controller/resume-at-commit", test_controller_resume_at_commit);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
   ADD ("/shoal/controller/late-unicast-max-parallel", test_controller_late_unicast_max_parallel);

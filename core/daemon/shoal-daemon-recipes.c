@@ -3,8 +3,9 @@
  * Two sources, from the [recipes] group of the configuration:
  *   dir=  a directory of *.json recipes, read once at start-up;
  *   url=, ref=, sync-interval=  a git repository (ShoalRecipeRepo), fetched
- *         at start-up (before interrupted deployments resume: if that
- *         fails, their recipes come from the local clone), every
+ *         at start-up (before interrupted deployments resume; each
+ *         resumes with its recipe at the commit it recorded, read from
+ *         the local clone: shoal_controller_set_recipe_loader()), every
  *         sync-interval seconds and when asked; after a successful fetch
  *         the controller's recipes are replaced by the repository's. A ref pinned over D-Bus is kept in the store (key
  *         "recipe-ref" of namespace "shoald") and wins over the file.
@@ -32,6 +33,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-controller-private.h"
 #include "shoal-daemon-recipes.h"
 #include "shoal-error.h"
 #include "shoal-recipe-repo.h"
@@ -92,6 +94,22 @@ shoal_daemon_recipes_init (ShoalDaemonRecipes *self)
   self->sync_waiters = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
+/* the controller's ShoalControllerRecipeLoader: an interrupted
+ * deployment resumes with its recipe at the commit it recorded, read
+ * from the local clone whatever the fetch at start-up brought */
+static ShoalRecipe *
+shoal_daemon_recipes_load_at (const gchar  *name,
+                              const gchar  *commit,
+                              gpointer      user_data,
+                              GError      **error)
+{
+  ShoalRecipe *recipe = shoal_recipe_repo_load_at (SHOAL_RECIPE_REPO (user_data), name, commit, error);
+
+  if (recipe != NULL)
+    g_info ("loaded recipe %s at %s from the local clone", name, commit);
+  return recipe;
+}
+
 static gchar *
 config_get_string (GKeyFile *config, const gchar *key)
 {
@@ -140,6 +158,8 @@ shoal_daemon_recipes_new (ShoalController *controller,
       pinned = shoal_context_kv_get (shoal_controller_get_context (controller),
                                      KV_NAMESPACE, KV_RECIPE_REF);
       self->repo = shoal_recipe_repo_new (url, pinned != NULL ? pinned : ref, cache_dir);
+      shoal_controller_set_recipe_loader (controller, shoal_daemon_recipes_load_at,
+                                          g_object_ref (self->repo), g_object_unref);
     }
   return self;
 }
@@ -609,49 +629,4 @@ shoal_daemon_recipes_start_timer (ShoalDaemonRecipes *self)
     return;
   self->timer_id = g_timeout_add_seconds (self->sync_interval_s,
                                           shoal_daemon_recipes_timer_cb, self);
-}
-
-/**
- * shoal_daemon_recipes_load_for_resume:
- * @self: a #ShoalDaemonRecipes
- *
- * When the repository cannot be fetched at start-up, loads from its local
- * clone, at the commit each one started with, the recipes of the
- * deployments to resume, so that they can finish.
- *
- * Returns: how many recipes were loaded
- */
-guint
-shoal_daemon_recipes_load_for_resume (ShoalDaemonRecipes *self)
-{
-  g_autoptr(GPtrArray) devices = NULL;
-  guint n_loaded = 0;
-
-  g_return_val_if_fail (SHOAL_IS_DAEMON_RECIPES (self), 0);
-
-  if (self->repo == NULL)
-    return 0;
-  devices = shoal_controller_get_devices (self->controller);
-  for (guint i = 0; i < devices->len; i++)
-    {
-      ShoalDevice *device = g_ptr_array_index (devices, i);
-      const gchar *name = shoal_device_get_recipe (device);
-      const gchar *commit = shoal_device_get_recipe_commit (device);
-      g_autoptr(ShoalRecipe) recipe = NULL;
-      g_autoptr(GError) error = NULL;
-
-      if (!shoal_device_state_is_active (shoal_device_get_state (device)) || name == NULL ||
-          commit == NULL || shoal_controller_lookup_recipe (self->controller, name) != NULL)
-        continue;
-      recipe = shoal_recipe_repo_load_at (self->repo, name, commit, &error);
-      if (recipe == NULL || !shoal_controller_add_recipe (self->controller, recipe, &error))
-        {
-          g_warning ("cannot load recipe %s at %s to resume %s: %s", name, commit,
-                     shoal_device_get_id (device), error->message);
-          continue;
-        }
-      g_info ("loaded recipe %s at %s from the local clone", name, commit);
-      n_loaded++;
-    }
-  return n_loaded;
 }

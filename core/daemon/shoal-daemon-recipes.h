@@ -21,7 +21,6 @@ guint               shoal_daemon_recipes_load_dir      (ShoalDaemonRecipes  *sel
                                                         GError             **error);
 gboolean            shoal_daemon_recipes_has_repo      (ShoalDaemonRecipes  *self);
 void                shoal_daemon_recipes_start_timer   (ShoalDaemonRecipes  *self);
-guint               shoal_daemon_recipes_load_for_resume (ShoalDaemonRecipes *self);
 void                shoal_daemon_recipes_sync_async    (ShoalDaemonRecipes  *self,
                                                         GCancellable        *cancellable,
                                                         GAsyncReadyCallback  callback,

@@ -545,8 +545,8 @@ shoal_daemon_serve (ShoalDaemon *self, GError **error)
   return TRUE;
 }
 
-/* serves with the recipes at hand: those of the local clone for the
- * deployments to resume */
+/* serves with the recipes at hand; the deployments to resume read
+ * theirs from the local clone (shoal_controller_set_recipe_loader()) */
 static void
 shoal_daemon_serve_offline (ShoalDaemon *self)
 {
@@ -554,7 +554,6 @@ shoal_daemon_serve_offline (ShoalDaemon *self)
 
   if (self->served || self->stopping)
     return;
-  shoal_daemon_recipes_load_for_resume (self->recipes);
   if (!shoal_daemon_serve (self, &error))
     shoal_daemon_quit (self, error->message);
 }
