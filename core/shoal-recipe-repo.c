@@ -26,6 +26,9 @@
  * A sync succeeds only when the remote was reached, the ref exists and
  * every recipe of that commit is valid; that commit becomes the "last
  * good" one and its recipes are served, each carrying the commit id.
+ * The cache keeps it (refs/shoal/last-good), and
+ * shoal_recipe_repo_load_last_good() serves it again after a restart,
+ * before (or without) a good sync.
  * Otherwise the last good commit stays in service and
  * shoal_recipe_repo_get_last_error() says why (for an invalid recipe:
  * `recipes/<file>@<commit12>: $.json.path: problem`). Pinning an older
@@ -597,6 +600,32 @@ resolve_ref (git_repository  *repo,
   return FALSE;
 }
 
+/* The last good commit is kept in the cache as this ref (a fetch prunes
+ * only refs/remotes/origin/ and refs/tags/), so that a restart serves it
+ * from the cache when its first sync fails:
+ * shoal_recipe_repo_load_last_good() */
+#define LAST_GOOD_REF "refs/shoal/last-good"
+
+/* Called with the git lock held, once @commit's recipes are valid. A ref
+ * that cannot be written costs only the restart's fallback: said in the
+ * debug log */
+static void
+remember_last_good (git_repository *repo,
+                    const git_oid  *commit)
+{
+  git_reference *ref = NULL;
+
+  if (git_reference_create (&ref, repo, LAST_GOOD_REF, commit, 1, "shoal: last good commit") != 0)
+    {
+      const git_error *git_err = git_error_last ();
+
+      g_debug ("Cannot record the last good recipe commit in %s: %s", LAST_GOOD_REF,
+               git_err != NULL && git_err->message != NULL ? git_err->message : "unknown git error");
+      return;
+    }
+  git_reference_free (ref);
+}
+
 typedef struct
 {
   gchar *url;
@@ -647,6 +676,7 @@ sync_fetch_and_read (GMutex        *git_lock,
   result->recipes = read_recipes (repo, &commit, error);
   if (result->recipes == NULL)
     return NULL;
+  remember_last_good (repo, &commit);
   return g_steal_pointer (&result);
 }
 
@@ -831,6 +861,48 @@ shoal_recipe_repo_sync (ShoalRecipeRepo  *self,
   data = sync_data_new (self);
   result = sync_fetch_and_read (&self->git_lock, data, cancellable, &local_error);
   return shoal_recipe_repo_apply (self, result, local_error, error);
+}
+
+/**
+ * shoal_recipe_repo_load_last_good:
+ * @self: a #ShoalRecipeRepo
+ * @error: return location for a #GError
+ *
+ * Serves the last good commit of an earlier run, which the cache keeps,
+ * without fetching: a restart serves it until a sync succeeds, where it
+ * served nothing while the remote was out of reach or its ref invalid.
+ * The recipes are validated again (a plugin may be gone). ::changed is
+ * emitted as after a sync that brought that commit.
+ *
+ * Returns: %TRUE if the last good commit is served, %FALSE with
+ *   %SHOAL_ERROR_NOT_FOUND before the first good sync into this cache
+ */
+gboolean
+shoal_recipe_repo_load_last_good (ShoalRecipeRepo  *self,
+                                  GError          **error)
+{
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = NULL;
+  g_autoptr(git_repository) repo = NULL;
+  g_autoptr(SyncResult) result = g_new0 (SyncResult, 1);
+  git_oid commit;
+
+  g_return_val_if_fail (SHOAL_IS_RECIPE_REPO (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  ensure_libgit2 ();
+  locker = g_mutex_locker_new (&self->git_lock);
+  repo = open_cache (self->cache_dir, FALSE, error);
+  if (repo == NULL)
+    return FALSE;
+  if (git_reference_name_to_id (&commit, repo, LAST_GOOD_REF) != 0)
+    return set_git_error (error, SHOAL_ERROR_NOT_FOUND, _("Looking up the last good commit in %s"),
+                          self->cache_dir);
+  result->commit = oid_to_string (&commit);
+  result->recipes = read_recipes (repo, &commit, error);
+  if (result->recipes == NULL)
+    return FALSE;
+  g_clear_pointer (&locker, g_mutex_locker_free);
+  return shoal_recipe_repo_apply (self, result, NULL, error);
 }
 
 /* ---------------------------------------------------------------- */

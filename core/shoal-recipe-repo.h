@@ -31,6 +31,8 @@ gboolean         shoal_recipe_repo_sync_finish  (ShoalRecipeRepo     *self,
 gboolean         shoal_recipe_repo_sync         (ShoalRecipeRepo     *self,
                                                  GCancellable        *cancellable,
                                                  GError             **error);
+gboolean         shoal_recipe_repo_load_last_good (ShoalRecipeRepo   *self,
+                                                 GError             **error);
 const gchar     *shoal_recipe_repo_get_commit   (ShoalRecipeRepo     *self);
 const gchar     *shoal_recipe_repo_get_last_error (ShoalRecipeRepo   *self);
 GPtrArray       *shoal_recipe_repo_get_recipes  (ShoalRecipeRepo     *self);

@@ -300,6 +300,51 @@ test_invalid_recipe (Fixture       *fixture,
   g_assert_cmpuint (fixture->n_changed, ==, 2);
 }
 
+/* The last good commit outlives the object (a restart): a new one on
+ * the same cache serves it before any sync and keeps serving it when the
+ * branch's head is invalid, where it served nothing */
+static void
+test_last_good_restart (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autoptr(ShoalRecipeRepo) repo = make_repo (fixture, fixture->upstream, "main");
+  g_autoptr(ShoalRecipeRepo) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *c1 = NULL;
+  g_autofree gchar *c2 = NULL;
+  g_autofree gchar *where = NULL;
+
+  /* nothing synced into this cache yet */
+  g_assert_false (shoal_recipe_repo_load_last_good (repo, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  write_recipe (fixture, "alpha", 1);
+  write_recipe (fixture, "beta", 2);
+  c1 = commit_all (fixture, "good");
+  push (fixture, "main");
+  g_assert_true (shoal_recipe_repo_sync (repo, NULL, &error));
+  g_assert_no_error (error);
+  g_clear_object (&repo);
+
+  write_file (fixture, "recipes/alpha.json", "{\"name\": \"alpha\", \"steps\": ");
+  c2 = commit_all (fixture, "broken");
+  push (fixture, "main");
+
+  fixture->n_changed = 0;
+  again = make_repo (fixture, fixture->upstream, "main");
+  g_assert_true (shoal_recipe_repo_load_last_good (again, &error));
+  g_assert_no_error (error);
+  assert_serving (again, c1, 2);
+  g_assert_cmpuint (fixture->n_changed, ==, 1);
+  g_assert_false (shoal_recipe_repo_sync (again, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_RECIPE);
+  where = g_strdup_printf ("recipes/alpha.json@%.12s", c2);
+  g_assert_true (g_str_has_prefix (error->message, where));
+  g_clear_error (&error);
+  assert_serving (again, c1, 2);
+}
+
 static void
 test_name_and_layout_errors (Fixture       *fixture,
                              gconstpointer  data)
@@ -469,6 +514,7 @@ test_pin_unreachable (Fixture       *fixture,
   g_autofree gchar *short_c2 = NULL;
   g_autofree gchar *expected = NULL;
   g_autofree gchar *refs = NULL;
+  g_autofree gchar *last_good = NULL;
 
   write_recipe (fixture, "alpha", 1);
   c1 = commit_all (fixture, "one");
@@ -500,11 +546,15 @@ test_pin_unreachable (Fixture       *fixture,
   g_clear_error (&error);
   assert_serving (repo, c2, 1);
 
-  /* the cache no longer has the deleted branch, but still has c2 */
+  /* the cache no longer has the deleted branch, but still has c2: only
+   * as the last good commit, which it still is */
   refs = git_run (fixture, fixture->tmp, "--git-dir", fixture->cache, "show-ref", NULL);
   g_test_message ("cache refs:\n%s", refs);
   g_assert_null (strstr (refs, "staging"));
-  g_assert_null (strstr (refs, c2));
+  last_good = g_strdup_printf ("%s refs/shoal/last-good", c2);
+  g_assert_nonnull (strstr (refs, last_good));
+  g_assert_true (strstr (refs, c2) == strstr (refs, last_good));
+  g_assert_null (strstr (strstr (refs, last_good) + 1, c2));
   recorded = shoal_recipe_repo_load_at (repo, "alpha", c2, &error);
   g_assert_no_error (error);
   g_assert_cmpint (shoal_recipe_get_priority (recorded), ==, 2);
@@ -1053,6 +1103,7 @@ main (int    argc,
   ADD ("local-path", test_local_path);
   ADD ("file-url", test_file_url);
   ADD ("invalid-recipe", test_invalid_recipe);
+  ADD ("last-good-restart", test_last_good_restart);
   ADD ("name-and-layout-errors", test_name_and_layout_errors);
   ADD ("force-push", test_force_push);
   ADD ("deleted-ref", test_deleted_ref);

@@ -9,6 +9,10 @@
  *         sync-interval seconds and when asked; after a successful fetch
  *         the controller's recipes are replaced by the repository's. A ref pinned over D-Bus is kept in the store (key
  *         "recipe-ref" of namespace "shoald") and wins over the file.
+ *         Until the start-up fetch succeeds (and when it fails) the
+ *         recipes of the last good commit of the previous run, kept in
+ *         the local clone, are in service, so a restart while the remote
+ *         is out of reach or its head invalid serves what was served.
  * A third, AddRecipe over D-Bus, is kept in the store by the controller
  * (shoal_controller_add_stored_recipe). The last recipe added under a
  * name is the one in service, and the start-up repeats that order: the
@@ -313,6 +317,38 @@ shoal_daemon_recipes_replace (ShoalDaemonRecipes *self, GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+/**
+ * shoal_daemon_recipes_load_last_good:
+ * @self: a #ShoalDaemonRecipes
+ *
+ * Puts in service, from the local clone, the recipes of the repository's
+ * last good commit of an earlier run, as the start-up fetch would
+ * (replacing the directory's recipes; call it before the stored recipes
+ * are loaded, which stay over them): they stay in service when that
+ * fetch fails or finds the ref invalid, where shoald served none of the
+ * repository's. Does nothing without a repository or before its first
+ * good sync.
+ */
+void
+shoal_daemon_recipes_load_last_good (ShoalDaemonRecipes *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (SHOAL_IS_DAEMON_RECIPES (self));
+
+  if (self->repo == NULL)
+    return;
+  if (!shoal_recipe_repo_load_last_good (self->repo, &error))
+    {
+      g_info ("no recipes from the local clone until the first fetch: %s", error->message);
+      return;
+    }
+  g_info ("serving the recipes of commit %s, the last good one, from the local clone",
+          shoal_recipe_repo_get_commit (self->repo));
+  if (!shoal_daemon_recipes_replace (self, &error))
+    g_warning ("recipes of the local clone: %s", error->message);
 }
 
 /* gives the outcome of a sync to the task that started it and to every

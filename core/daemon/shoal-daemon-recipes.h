@@ -20,6 +20,7 @@ ShoalDaemonRecipes *shoal_daemon_recipes_new           (ShoalController     *con
 guint               shoal_daemon_recipes_load_dir      (ShoalDaemonRecipes  *self,
                                                         GError             **error);
 gboolean            shoal_daemon_recipes_has_repo      (ShoalDaemonRecipes  *self);
+void                shoal_daemon_recipes_load_last_good (ShoalDaemonRecipes *self);
 void                shoal_daemon_recipes_start_timer   (ShoalDaemonRecipes  *self);
 void                shoal_daemon_recipes_sync_async    (ShoalDaemonRecipes  *self,
                                                         GCancellable        *cancellable,

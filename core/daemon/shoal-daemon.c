@@ -254,6 +254,9 @@ shoal_daemon_open_controller (ShoalDaemon *self, GError **error)
   self->recipes = shoal_daemon_recipes_new (self->controller, self->config, self->state_dir);
   if (shoal_daemon_recipes_load_dir (self->recipes, &error_local) == G_MAXUINT)
     g_warning ("%s", error_local->message);
+  /* the repository's, as the start-up fetch will bring them, in case it
+   * fails */
+  shoal_daemon_recipes_load_last_good (self->recipes);
   /* after the directory: those were added over D-Bus since it was read;
    * the start-up fetch of a repository leaves them in service */
   shoal_controller_load_stored_recipes (self->controller);

@@ -1390,6 +1390,41 @@ test_dbus_recipe_repo_added_restart (void)
   g_assert_false (listed_recipe (td, "slow", NULL, NULL));
 }
 
+/* a restart while the branch's head is invalid serves the last good
+ * commit from the local clone (it served no recipe of the repository) */
+static void
+test_dbus_recipe_repo_last_good (void)
+{
+  g_autoptr(ShoalTestDaemon) td = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *repo = NULL;
+  g_autofree gchar *head = NULL;
+  g_autofree gchar *commit = NULL;
+  WaitCommit wc;
+
+  td = shoal_test_daemon_new ();
+  repo = new_recipe_repo (td, "good", &head);
+  if (repo == NULL)
+    return;
+  shoal_test_daemon_start (td, FALSE);
+  wc.td = td;
+  wc.commit = head;
+  g_assert_true (shoal_test_wait_for (commit_listed, &wc, 20000));
+  shoal_test_daemon_stop (td);
+
+  commit_file (repo, "fast-sim", "{\"name\": \"fast-sim\", \"steps\": ", "broken");
+  shoal_test_daemon_start (td, FALSE);
+  /* a sync asked for fails as the start-up one did */
+  shoal_dbus_manager_call_sync_recipes_sync (td->manager, NULL, &error);
+  g_assert_nonnull (error);
+  g_dbus_error_strip_remote_error (error);
+  g_test_message ("sync: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "recipes/fast-sim.json@"));
+  commit = listed_commit (td);
+  g_assert_cmpstr (commit, ==, head);
+  g_assert_true (listed_recipe (td, "medium-sim", NULL, NULL));
+}
+
 /* a restart while the repository is out of reach: the deployments resume
  * with the recipes of the local clone */
 static void
@@ -1681,6 +1716,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/plugins", test_dbus_plugins);
   g_test_add_func ("/shoal/dbus/recipe-repo", test_dbus_recipe_repo);
   g_test_add_func ("/shoal/dbus/recipe-repo-resume", test_dbus_recipe_repo_resume);
+  g_test_add_func ("/shoal/dbus/recipe-repo-last-good", test_dbus_recipe_repo_last_good);
   g_test_add_func ("/shoal/dbus/recipe-repo-added-restart", test_dbus_recipe_repo_added_restart);
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   g_test_add_func ("/shoal/dbus/store-outage", test_dbus_store_outage);
