@@ -257,7 +257,10 @@ shoal_context_lookup_device_by_mac (ShoalContext *self,
  * @self: a context
  * @uuid: an SMBIOS UUID
  *
- * Returns: (transfer none) (nullable): the device
+ * Returns: (transfer none) (nullable): the device, or %NULL when none
+ *   has @uuid, when it is a placeholder that many boards report (all
+ *   zeros, all FF, ...), or when more than one device has it (a store
+ *   written before UUIDs were unique)
  */
 ShoalDevice *
 shoal_context_lookup_device_by_uuid (ShoalContext *self,
@@ -292,6 +295,9 @@ shoal_context_lookup_device_by_token (ShoalContext *self,
  *
  * Reports a device's sign of life; a new device is registered, matched
  * to a recipe and, with auto-deploy on, starts its deployment (claim 15).
+ * Fails with %SHOAL_ERROR_EXISTS, journaled on the devices concerned,
+ * when @mac and @uuid belong to different devices or @mac's device has
+ * another UUID: the machine must then not be deployed as either.
  *
  * Returns: (transfer none) (nullable): the device
  */

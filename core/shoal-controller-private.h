@@ -34,6 +34,7 @@ GHashTable     *shoal_controller_kv_list          (ShoalController *self,
                                                    const gchar     *ns);
 ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                                    const gchar     *uuid);
+gboolean        shoal_controller_uuid_is_placeholder (const gchar  *uuid);
 
 /**
  * ShoalControllerRecipeLoader:

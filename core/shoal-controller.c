@@ -372,6 +372,80 @@ valid_device_id (const gchar  *id,
   return TRUE;
 }
 
+/* SMBIOS UUIDs that cheap boards ship with instead of a unique one:
+ * every such machine reports the same value, so it identifies nothing.
+ * All zeros and all FF (the SMBIOS spec's "not present" and "not set"),
+ * and AMI's template value ("To Be Filled By O.E.M." boards), in SMBIOS
+ * byte order and in the byte-swapped order some PXE ROMs send */
+static const gchar *const placeholder_uuids[] = {
+  "00000000-0000-0000-0000-000000000000",
+  "ffffffff-ffff-ffff-ffff-ffffffffffff",
+  "03000200-0400-0500-0006-000700080009",
+  "00020003-0004-0005-0006-000700080009",
+};
+
+/**
+ * shoal_controller_uuid_is_placeholder:
+ * @uuid: (nullable): an SMBIOS UUID
+ *
+ * Whether @uuid is a value that many machines share (all zeros, all FF,
+ * a vendor's template): such a UUID is treated as absent, never as a
+ * device's identity.
+ *
+ * Returns: %TRUE for a known placeholder
+ */
+gboolean
+shoal_controller_uuid_is_placeholder (const gchar *uuid)
+{
+  if (uuid == NULL)
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (placeholder_uuids); i++)
+    if (g_ascii_strcasecmp (uuid, placeholder_uuids[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* @uuid if it can identify a machine: NULL when absent, empty, malformed
+ * or a placeholder */
+static const gchar *
+identity_uuid (const gchar *uuid)
+{
+  if (uuid == NULL || !g_uuid_string_is_valid (uuid) || shoal_controller_uuid_is_placeholder (uuid))
+    return NULL;
+  return uuid;
+}
+
+/* The device whose UUID is @uuid; @n_found tells how many have it (more
+ * than one only in a store written before UUIDs were unique) */
+static DeviceRecord *
+lookup_record_by_uuid (ShoalController *self,
+                       const gchar     *uuid,
+                       guint           *n_found)
+{
+  DeviceRecord *found = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  *n_found = 0;
+  if (uuid == NULL || *uuid == '\0')
+    return NULL;
+  g_hash_table_iter_init (&iter, self->devices);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      DeviceRecord *rec = value;
+      const gchar *have = shoal_device_get_uuid (rec->device);
+
+      if (have != NULL && g_ascii_strcasecmp (uuid, have) == 0)
+        {
+          (*n_found)++;
+          if (found == NULL ||
+              g_strcmp0 (shoal_device_get_id (rec->device), shoal_device_get_id (found->device)) < 0)
+            found = rec;
+        }
+    }
+  return found;
+}
+
 static gboolean
 valid_mac (const gchar *mac)
 {
@@ -391,7 +465,10 @@ valid_mac (const gchar *mac)
  * @uuid: (nullable): its SMBIOS UUID
  * @error: return location for a #GError
  *
- * Registers a device. Durable once the next commit completes.
+ * Registers a device. Durable once the next commit completes. A UUID is
+ * a device's identity and is unique: one another device has fails with
+ * %SHOAL_ERROR_EXISTS. A placeholder UUID (all zeros, all FF, a vendor's
+ * template: shoal_controller_uuid_is_placeholder()) is not recorded.
  *
  * Returns: (transfer none): the device
  */
@@ -404,6 +481,8 @@ shoal_controller_enroll_device (ShoalController     *self,
 {
   g_autoptr(ShoalDevice) device = NULL;
   g_autofree gchar *token = NULL;
+  g_autofree gchar *lower_uuid = NULL;
+  const gchar *placeholder = NULL;
   DeviceRecord *rec;
 
   g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
@@ -435,16 +514,40 @@ shoal_controller_enroll_device (ShoalController     *self,
         }
     }
 
+  if (uuid != NULL && *uuid != '\0')
+    {
+      if (shoal_controller_uuid_is_placeholder (uuid))
+        placeholder = uuid;
+      else
+        {
+          guint n_found;
+          DeviceRecord *other = lookup_record_by_uuid (self, uuid, &n_found);
+
+          if (other != NULL)
+            {
+              g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, _("UUID %s already belongs to device %s"),
+                           uuid, shoal_device_get_id (other->device));
+              return NULL;
+            }
+          lower_uuid = g_ascii_strdown (uuid, -1);
+        }
+    }
+
   device = shoal_device_new (id);
   shoal_device_set_macs (device, macs);
-  shoal_device_set_uuid (device, uuid != NULL && *uuid != '\0' ? uuid : NULL);
+  shoal_device_set_uuid (device, lower_uuid);
   token = new_token ();
   shoal_device_set_token (device, token);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   rec = add_record (self, device);
   TRANSITION_BEGIN (self);
   shoal_device_log (device, "controller", "enroll", SHOAL_JOURNAL_RESULT_OK,
-                    "device enrolled%s%s", uuid != NULL ? ", uuid " : "", uuid != NULL ? uuid : "");
+                    "device enrolled%s%s", lower_uuid != NULL ? ", uuid " : "",
+                    lower_uuid != NULL ? lower_uuid : "");
+  if (placeholder != NULL)
+    shoal_device_log (device, "controller", "enroll", SHOAL_JOURNAL_RESULT_INFO,
+                      "uuid %s not recorded: it is a placeholder that many boards report, "
+                      "so the device is known by its MAC addresses only", placeholder);
   shoal_controller_persist (rec);
   TRANSITION_END (self);
   g_signal_emit (self, signals[SIGNAL_DEVICE_ADDED], 0, device);
@@ -849,25 +952,20 @@ shoal_controller_lookup_device_by_token (ShoalController *self,
   return rec != NULL ? rec->device : NULL;
 }
 
+/* The device whose UUID @uuid is; NULL for a placeholder, and when more
+ * than one device has it (a store written before UUIDs were unique):
+ * then it names none of them */
 ShoalDevice *
 shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                         const gchar     *uuid)
 {
-  GHashTableIter iter;
-  gpointer value;
+  DeviceRecord *rec;
+  guint n_found;
 
-  if (uuid == NULL || *uuid == '\0')
+  if (uuid == NULL || shoal_controller_uuid_is_placeholder (uuid))
     return NULL;
-  g_hash_table_iter_init (&iter, self->devices);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      DeviceRecord *rec = value;
-
-      if (g_ascii_strcasecmp (uuid, shoal_device_get_uuid (rec->device) != NULL
-                                    ? shoal_device_get_uuid (rec->device) : "") == 0)
-        return rec->device;
-    }
-  return NULL;
+  rec = lookup_record_by_uuid (self, uuid, &n_found);
+  return rec != NULL && n_found == 1 ? rec->device : NULL;
 }
 
 static gint
@@ -1950,6 +2048,73 @@ id_for_mac (const gchar *mac)
   return g_strdelimit (g_steal_pointer (&lower), ":", '-');
 }
 
+/* A known UUID booted with a MAC no device has: the machine got a new
+ * NIC (or boots from another port), which becomes one of its MACs */
+static void
+add_seen_mac (ShoalController *self,
+              DeviceRecord    *rec,
+              const gchar     *mac,
+              const gchar     *uuid,
+              const gchar     *source)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto(GStrv) macs = NULL;
+  g_autofree gchar *lower = g_ascii_strdown (mac, -1);
+
+  g_strv_builder_addv (builder, (const gchar **) shoal_device_get_macs (rec->device));
+  g_strv_builder_add (builder, lower);
+  macs = g_strv_builder_end (builder);
+  TRANSITION_BEGIN (self);
+  shoal_device_set_macs (rec->device, (const gchar * const *) macs);
+  g_hash_table_replace (self->by_mac, g_strdup (lower), rec);
+  shoal_device_log (rec->device, "controller", "identity", SHOAL_JOURNAL_RESULT_WARNING,
+                    "new MAC %s recorded: the machine with this device's UUID %s booted from it (seen by %s)",
+                    lower, uuid, source);
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+}
+
+/* A device enrolled without a UUID (or whose firmware sent none before)
+ * learns the one its MAC now comes with */
+static void
+add_seen_uuid (ShoalController *self,
+               DeviceRecord    *rec,
+               const gchar     *mac,
+               const gchar     *uuid,
+               const gchar     *source)
+{
+  g_autofree gchar *lower = g_ascii_strdown (uuid, -1);
+
+  TRANSITION_BEGIN (self);
+  shoal_device_set_uuid (rec->device, lower);
+  shoal_device_log (rec->device, "controller", "identity", SHOAL_JOURNAL_RESULT_INFO,
+                    "uuid %s recorded: first sent with MAC %s (seen by %s)", lower, mac, source);
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+}
+
+/* Journals @message (taken) on the devices @a and @b concern, each once,
+ * and fails with it */
+static void
+refuse_identity (ShoalController *self,
+                 DeviceRecord    *a,
+                 DeviceRecord    *b,
+                 const gchar     *source,
+                 gchar           *message,
+                 GError         **error)
+{
+  TRANSITION_BEGIN (self);
+  if (a != NULL)
+    shoal_device_log (a->device, "controller", "identity", SHOAL_JOURNAL_RESULT_WARNING,
+                      "%s (seen by %s)", message, source);
+  if (b != NULL && b != a)
+    shoal_device_log (b->device, "controller", "identity", SHOAL_JOURNAL_RESULT_WARNING,
+                      "%s (seen by %s)", message, source);
+  TRANSITION_END (self);
+  g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, message);
+  g_free (message);
+}
+
 /**
  * shoal_controller_device_seen:
  * @self: a controller
@@ -1962,6 +2127,17 @@ id_for_mac (const gchar *mac)
  * assigns the recipe that matches it, and starts its deployment when
  * auto-deploy is on (the default).
  *
+ * The MAC and the UUID must agree on which device booted. A UUID that
+ * cannot identify a machine (absent, malformed, a placeholder: see
+ * shoal_controller_uuid_is_placeholder()) is ignored and the MAC decides.
+ * A known UUID with a MAC no device has gets that MAC added to its
+ * device; a device without a UUID learns the one its MAC comes with; both
+ * are journaled. When the MAC's device and the UUID's are different
+ * devices, or the MAC's device has another UUID (its NIC moved to another
+ * machine), the request is refused with %SHOAL_ERROR_EXISTS and the
+ * device(s) concerned journal why: the machine is not deployed as either,
+ * and the network boot service sends it to its local disk.
+ *
  * Returns: (transfer none): the device
  */
 ShoalDevice *
@@ -1972,11 +2148,52 @@ shoal_controller_device_seen (ShoalController  *self,
                               GError          **error)
 {
   ShoalDevice *device = shoal_controller_lookup_device_by_mac (self, mac);
+  DeviceRecord *by_mac = shoal_controller_lookup_record (self, device);
+  DeviceRecord *by_uuid = NULL;
   const gchar *macs[] = { mac, NULL };
   g_autoptr(GError) local_error = NULL;
+  guint n_found = 0;
 
-  if (device == NULL && uuid != NULL)
-    device = shoal_controller_lookup_device_by_uuid (self, uuid);
+  uuid = identity_uuid (uuid);
+  if (uuid != NULL)
+    by_uuid = lookup_record_by_uuid (self, uuid, &n_found);
+  if (n_found > 1)
+    {
+      refuse_identity (self, by_mac, by_uuid, source,
+                       g_strdup_printf ("machine with MAC %s and UUID %s not deployed: %u devices have this "
+                                        "UUID (one of them %s); remove the wrong ones", mac, uuid, n_found,
+                                        shoal_device_get_id (by_uuid->device)), error);
+      return NULL;
+    }
+  if (by_mac != NULL && by_uuid != NULL && by_mac != by_uuid)
+    {
+      refuse_identity (self, by_mac, by_uuid, source,
+                       g_strdup_printf ("machine with MAC %s and UUID %s not deployed: the MAC belongs to "
+                                        "device %s, the UUID to device %s", mac, uuid,
+                                        shoal_device_get_id (by_mac->device),
+                                        shoal_device_get_id (by_uuid->device)), error);
+      return NULL;
+    }
+  if (by_mac != NULL && by_uuid == NULL && uuid != NULL)
+    {
+      const gchar *known = identity_uuid (shoal_device_get_uuid (by_mac->device));
+
+      if (known != NULL)
+        {
+          refuse_identity (self, by_mac, NULL, source,
+                           g_strdup_printf ("machine with MAC %s and UUID %s not deployed: the MAC belongs "
+                                            "to device %s, whose UUID is %s (a NIC moved to another "
+                                            "machine?)", mac, uuid, shoal_device_get_id (by_mac->device),
+                                            known), error);
+          return NULL;
+        }
+      add_seen_uuid (self, by_mac, mac, uuid, source);
+    }
+  if (by_mac == NULL && by_uuid != NULL)
+    {
+      add_seen_mac (self, by_uuid, mac, uuid, source);
+      device = by_uuid->device;
+    }
   if (device != NULL)
     return device;
   {

@@ -1487,6 +1487,146 @@ test_controller_redeploy_forgets_run (Fixture       *fixture,
   g_assert_cmpstr (again_failure, ==, expected);
 }
 
+/* the message of @device's last journal entry of @operation, or NULL */
+static gchar *
+last_entry (Fixture     *fixture,
+            ShoalDevice *device,
+            const gchar *operation)
+{
+  g_autoptr(GPtrArray) entries = NULL;
+
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  for (guint i = entries->len; i > 0; i--)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i - 1);
+
+      if (g_strcmp0 (shoal_journal_entry_get_operation (entry), operation) == 0)
+        return g_strdup (shoal_journal_entry_get_message (entry));
+    }
+  return NULL;
+}
+
+#define UUID_1 "11111111-2222-3333-4444-555555555555"
+#define UUID_2 "22222222-2222-3333-4444-555555555555"
+#define UUID_3 "33333333-2222-3333-4444-555555555555"
+
+/* A UUID is one device's: a second enrollment with it is refused, naming
+ * the first; placeholder UUIDs of cheap boards identify nothing */
+static void
+test_controller_uuid_unique (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  const gchar *macs1[] = { "52:54:00:00:20:01", NULL };
+  const gchar *macs2[] = { "52:54:00:00:20:02", NULL };
+  const gchar *macs3[] = { "52:54:00:00:20:03", NULL };
+  const gchar *macs4[] = { "52:54:00:00:20:04", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *note = NULL;
+  ShoalDevice *u1, *p1, *p2;
+
+  u1 = shoal_controller_enroll_device (fixture->controller, "u1", macs1, UUID_1, &error);
+  g_assert_no_error (error);
+  g_assert_null (shoal_controller_enroll_device (fixture->controller, "u2", macs2, UUID_1, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_assert_nonnull (strstr (error->message, "device u1"));
+  g_clear_error (&error);
+  /* in another case it is the same UUID */
+  g_assert_nonnull (shoal_controller_enroll_device (fixture->controller, "u3", macs2,
+                                                    "AAAAAAAA-2222-3333-4444-555555555555", &error));
+  g_assert_no_error (error);
+  g_assert_null (shoal_controller_enroll_device (fixture->controller, "u4", macs3,
+                                                 "aaaaaaaa-2222-3333-4444-555555555555", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_assert_nonnull (strstr (error->message, "device u3"));
+  g_clear_error (&error);
+  g_assert_null (shoal_controller_lookup_device (fixture->controller, "u2"));
+  g_assert_true (shoal_controller_lookup_device_by_uuid (fixture->controller, UUID_1) == u1);
+
+  /* placeholders: never an identity, so never a conflict */
+  p1 = shoal_controller_enroll_device (fixture->controller, "p1", macs3,
+                                       "00000000-0000-0000-0000-000000000000", &error);
+  g_assert_no_error (error);
+  p2 = shoal_controller_enroll_device (fixture->controller, "p2", macs4,
+                                       "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", &error);
+  g_assert_no_error (error);
+  g_assert_null (shoal_device_get_uuid (p1));
+  g_assert_null (shoal_device_get_uuid (p2));
+  note = last_entry (fixture, p1, "enroll");
+  g_assert_nonnull (strstr (note, "placeholder"));
+  g_assert_null (shoal_controller_lookup_device_by_uuid (fixture->controller,
+                                                         "00000000-0000-0000-0000-000000000000"));
+}
+
+/* A booting machine's MAC and UUID must name the same device: when they
+ * do not, it is deployed as neither, and both devices journal why; a
+ * known UUID with a new MAC gets the MAC recorded, journaled */
+static void
+test_controller_seen_identity (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  const gchar *macs1[] = { "52:54:00:00:40:01", NULL };
+  const gchar *macs2[] = { "52:54:00:00:40:02", NULL };
+  const gchar *macs3[] = { "52:54:00:00:40:03", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *note1 = NULL, *note2 = NULL, *note3 = NULL, *note4 = NULL;
+  ShoalDevice *k1, *k2, *k3, *seen;
+  const gchar * const *macs;
+
+  k1 = shoal_controller_enroll_device (fixture->controller, "k1", macs1, UUID_1, &error);
+  g_assert_no_error (error);
+  k2 = shoal_controller_enroll_device (fixture->controller, "k2", macs2, UUID_2, &error);
+  g_assert_no_error (error);
+  k3 = shoal_controller_enroll_device (fixture->controller, "k3", macs3, NULL, &error);
+  g_assert_no_error (error);
+
+  /* the MAC is k1's, the UUID k2's */
+  g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:01", UUID_2, "http", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_clear_error (&error);
+  note1 = last_entry (fixture, k1, "identity");
+  note2 = last_entry (fixture, k2, "identity");
+  g_assert_nonnull (note1);
+  g_assert_cmpstr (note1, ==, note2);
+  g_assert_nonnull (strstr (note1, "device k1"));
+  g_assert_nonnull (strstr (note1, "device k2"));
+
+  /* machine 1 with a new NIC: the MAC is recorded on k1 */
+  seen = shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:0A", UUID_1, "dhcp", &error);
+  g_assert_no_error (error);
+  g_assert_true (seen == k1);
+  macs = shoal_device_get_macs (k1);
+  g_assert_true (g_strv_contains (macs, "52:54:00:00:40:01"));
+  g_assert_true (g_strv_contains (macs, "52:54:00:00:40:0a"));
+  g_assert_true (shoal_controller_lookup_device_by_mac (fixture->controller, "52:54:00:00:40:0a") == k1);
+  note3 = last_entry (fixture, k1, "identity");
+  g_assert_nonnull (strstr (note3, "new MAC 52:54:00:00:40:0a"));
+
+  /* another machine carrying machine 1's old NIC is not k1 */
+  g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:01", UUID_3, "http", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_clear_error (&error);
+  g_assert_null (shoal_controller_lookup_device_by_uuid (fixture->controller, UUID_3));
+  g_clear_pointer (&note1, g_free);
+  note1 = last_entry (fixture, k1, "identity");
+  g_assert_nonnull (strstr (note1, UUID_3));
+  g_assert_nonnull (strstr (note1, "whose UUID is " UUID_1));
+
+  /* without a UUID, or with a placeholder, the MAC decides */
+  g_assert_true (shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:01", NULL, "dhcp", NULL) == k1);
+  g_assert_true (shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:01",
+                                               "03000200-0400-0500-0006-000700080009", "dhcp", NULL) == k1);
+  g_assert_cmpstr (shoal_device_get_uuid (k1), ==, UUID_1);
+
+  /* a device enrolled without a UUID learns the one its MAC comes with */
+  seen = shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:03", UUID_3, "dhcp", &error);
+  g_assert_no_error (error);
+  g_assert_true (seen == k3);
+  g_assert_cmpstr (shoal_device_get_uuid (k3), ==, UUID_3);
+  note4 = last_entry (fixture, k3, "identity");
+  g_assert_nonnull (strstr (note4, "uuid " UUID_3 " recorded"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1500,6 +1640,8 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/cancel", test_controller_cancel);
   ADD ("/shoal/controller/max-parallel", test_controller_max_parallel);
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
+  ADD ("/shoal/controller/uuid-unique", test_controller_uuid_unique);
+  ADD ("/shoal/controller/seen-identity", test_controller_seen_identity);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
   ADD ("/shoal/controller/state-dir-lock", test_controller_state_dir_lock);

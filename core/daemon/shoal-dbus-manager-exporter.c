@@ -221,6 +221,20 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
                    _("devices[%u].uuid: “%s” is not a UUID"), index, entry->uuid);
       return FALSE;
     }
+  else if (!shoal_controller_uuid_is_placeholder (entry->uuid))
+    {
+      /* a UUID is unique; "%" cannot start an id */
+      ShoalDevice *owner = shoal_controller_lookup_device_by_uuid (self->controller, entry->uuid);
+      g_autofree gchar *key = g_ascii_strdown (entry->uuid, -1);
+
+      if (owner != NULL || !g_hash_table_add (seen, g_strconcat ("%", key, NULL)))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS,
+                       _("devices[%u].uuid: %s already belongs to device “%s”"), index, entry->uuid,
+                       owner != NULL ? shoal_device_get_id (owner) : _("another device of this batch"));
+          return FALSE;
+        }
+    }
   return TRUE;
 }
 

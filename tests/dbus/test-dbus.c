@@ -194,6 +194,58 @@ test_dbus_enroll (void)
   g_assert_cmpuint (g_variant_get_uint32 (count), ==, 2);
 }
 
+/* A UUID is one device's: enrolling another device with it is refused,
+ * naming the owner, and a batch with it twice enrolls nothing;
+ * placeholder UUIDs (all zeros, all FF) are not recorded */
+static void
+test_dbus_enroll_uuid_unique (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autoptr(GVariant) count = NULL;
+  g_autofree gchar *uuid = NULL;
+  GVariantBuilder builder;
+
+  shoal_test_daemon_start (td, FALSE);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "u1", (const gchar *[]) { "52:54:00:00:20:01", NULL },
+                         "11111111-2222-3333-4444-55555555555a");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&paths, g_strfreev);
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "u2", (const gchar *[]) { "52:54:00:00:20:02", NULL },
+                         "11111111-2222-3333-4444-55555555555A");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_EXISTS,
+                "devices[0].uuid: 11111111-2222-3333-4444-55555555555A already belongs to device “u1”");
+  g_clear_error (&error);
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "twin-1", (const gchar *[]) { NULL },
+                         "99999999-2222-3333-4444-555555555555");
+  g_variant_builder_add (&builder, "(s^ass)", "twin-2", (const gchar *[]) { NULL },
+                         "99999999-2222-3333-4444-555555555555");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  assert_error (error, SHOAL_ERROR_EXISTS, "devices[1].uuid");
+  g_clear_error (&error);
+  count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
+
+  /* a placeholder identifies nothing: two boards with it are two devices */
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&builder, "(s^ass)", "cheap-1", (const gchar *[]) { NULL },
+                         "00000000-0000-0000-0000-000000000000");
+  g_variant_builder_add (&builder, "(s^ass)", "cheap-2", (const gchar *[]) { NULL },
+                         "00000000-0000-0000-0000-000000000000");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&builder), &paths, NULL, &error);
+  g_assert_no_error (error);
+  uuid = get_string (td, paths[1], "Uuid");
+  g_assert_cmpstr (uuid, ==, "");
+}
+
 static void
 test_dbus_enroll_batch (void)
 {
@@ -1703,6 +1755,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/manager-properties", test_dbus_manager_properties);
   g_test_add_func ("/shoal/dbus/enroll", test_dbus_enroll);
   g_test_add_func ("/shoal/dbus/enroll-batch", test_dbus_enroll_batch);
+  g_test_add_func ("/shoal/dbus/enroll-uuid-unique", test_dbus_enroll_uuid_unique);
   g_test_add_func ("/shoal/dbus/boot-action-restart", test_dbus_boot_action_restart);
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/call-order", test_dbus_call_order);
