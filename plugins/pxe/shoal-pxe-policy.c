@@ -31,7 +31,11 @@ device_for_request (ShoalPxeState *state, const ShoalPxeDhcpMessage *request,
   if (choice->kind == SHOAL_PXE_CLIENT_PLAIN)
     return shoal_context_lookup_device_by_mac (state->context, mac);
   device = shoal_context_device_seen (state->context, mac, uuid, "dhcp", &error);
-  if (device == NULL)
+  /* a MAC and a UUID of different devices (journaled on them): no answer,
+   * the firmware boots its disk */
+  if (device == NULL && g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS))
+    g_info ("%s not answered: %s", mac, error->message);
+  else if (device == NULL)
     g_warning ("cannot register %s: %s", mac, error->message);
   return device;
 }

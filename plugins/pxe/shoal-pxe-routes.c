@@ -127,6 +127,19 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
   if (uuid != NULL && strlen (uuid) != 36)
     uuid = NULL;   /* ${uuid} unset in iPXE expands to nothing useful */
   device = shoal_context_device_seen (state->context, lower, uuid, "http", &error);
+  if (device == NULL && g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS))
+    {
+      /* its MAC and UUID name different devices (journaled on them): it
+       * is deployed as neither, and boots its disk until the operator
+       * sorts its identity out */
+      g_info ("iPXE script for %s: local boot: %s", lower, error->message);
+      respond_text (msg, SOUP_STATUS_OK, "#!ipxe\n"
+                    "echo shoal: the MAC and UUID of this machine belong to different devices: "
+                    "not deployed, see their journals\n"
+                    "iseq ${platform} efi && exit ||\n"
+                    "sanboot --no-describe --drive 0x80 || exit\n");
+      return;
+    }
   if (device == NULL)
     {
       respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
@@ -147,8 +160,9 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
       respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
       return;
     }
-  shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, "iPXE script served (%s)",
-                    shoal_boot_action_to_string (action));
+  shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, "iPXE script served (%s) to %s%s%s",
+                    shoal_boot_action_to_string (action), lower, uuid != NULL ? ", uuid " : "",
+                    uuid != NULL ? uuid : "");
   respond_text (msg, SOUP_STATUS_OK, script);
 }
 

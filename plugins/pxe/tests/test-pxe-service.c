@@ -293,6 +293,111 @@ test_local_and_ignore (Fixture *f, gconstpointer data)
   }
 }
 
+static gchar *
+fetch_script_uuid (Fixture *f, const gchar *mac, const gchar *uuid, gint *status)
+{
+  g_autofree gchar *url = g_strdup_printf ("%s/boot/ipxe?mac=%s&uuid=%s", f->base_url, mac, uuid);
+  gsize len;
+
+  return curl (url, NULL, status, &len);
+}
+
+static void
+committed_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_assert_true (shoal_controller_commit_finish (SHOAL_CONTROLLER (source), result, NULL));
+  *(gboolean *) user_data = TRUE;
+}
+
+/* every message of @device's journal entries of @operation, one a line */
+static gchar *
+journal_messages (Fixture *f, ShoalDevice *device, const gchar *operation)
+{
+  g_autoptr(GPtrArray) journal = NULL;
+  GString *out = g_string_new (NULL);
+  gboolean done = FALSE;
+
+  shoal_controller_commit_async (f->controller, NULL, committed_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+  journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+  for (guint i = 0; journal != NULL && i < journal->len; i++)
+    {
+      ShoalJournalEntry *e = g_ptr_array_index (journal, i);
+
+      if (g_strcmp0 (shoal_journal_entry_get_operation (e), operation) == 0)
+        g_string_append_printf (out, "%s\n", shoal_journal_entry_get_message (e));
+    }
+  return g_string_free (out, FALSE);
+}
+
+#define UUID_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define UUID_B "bbbbbbbb-0000-4000-8000-000000000002"
+
+static ShoalDevice *
+enroll_deployed (Fixture *f, const gchar *id, const gchar *mac, const gchar *uuid)
+{
+  const gchar *macs[] = { mac, NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (f->controller, id, macs, uuid, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (f->controller, device, "pxe-test", &error));
+  g_assert_true (shoal_controller_deploy (f->controller, device, &error));
+  g_assert_no_error (error);
+  return device;
+}
+
+/* A machine whose MAC and UUID belong to different devices is deployed
+ * as neither: it gets the local-disk script and both devices journal
+ * why. A known UUID booting from a new NIC is its device, the new MAC
+ * recorded; another machine carrying the old NIC is not that device */
+static void
+test_identity (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *mixed = NULL, *moved = NULL, *stolen = NULL;
+  g_autofree gchar *notes1 = NULL, *notes2 = NULL, *served = NULL, *k1_notes = NULL;
+  g_autoptr(GPtrArray) devices = NULL;
+  ShoalDevice *u1, *u2, *k1;
+  gint status = 0;
+
+  if (skip_without_curl ())
+    return;
+  u1 = enroll_deployed (f, "u1", "52:54:00:00:20:01", "11111111-2222-3333-4444-555555555555");
+  u2 = enroll_deployed (f, "u2", "52:54:00:00:20:02", "11111111-2222-3333-4444-666666666666");
+  mixed = fetch_script_uuid (f, "52:54:00:00:20:01", "11111111-2222-3333-4444-666666666666", &status);
+  g_test_message ("%s", mixed);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_null (strstr (mixed, "kernel "));
+  g_assert_nonnull (strstr (mixed, "sanboot --no-describe --drive 0x80 || exit"));
+  notes1 = journal_messages (f, u1, "identity");
+  notes2 = journal_messages (f, u2, "identity");
+  g_assert_nonnull (strstr (notes1, "the MAC belongs to device u1, the UUID to device u2"));
+  g_assert_cmpstr (notes1, ==, notes2);
+  served = journal_messages (f, u1, "http");
+  g_assert_null (strstr (served, "script served"));
+
+  /* the moved NIC */
+  k1 = enroll_deployed (f, "k1", "52:54:00:00:40:01", UUID_A);
+  moved = fetch_script_uuid (f, "52:54:00:00:40:0a", UUID_A, &status);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_nonnull (strstr (moved, "shoal.device=k1"));
+  g_assert_true (g_strv_contains (shoal_device_get_macs (k1), "52:54:00:00:40:0a"));
+  stolen = fetch_script_uuid (f, "52:54:00:00:40:01", UUID_B, &status);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_null (strstr (stolen, "shoal.device=k1"));
+  g_assert_null (strstr (stolen, "kernel "));
+  devices = shoal_controller_get_devices (f->controller);
+  g_assert_cmpuint (devices->len, ==, 3);
+  k1_notes = journal_messages (f, k1, "identity");
+  g_test_message ("%s", k1_notes);
+  g_assert_nonnull (strstr (k1_notes, "new MAC 52:54:00:00:40:0a recorded"));
+  g_assert_nonnull (strstr (k1_notes, "UUID " UUID_B " not deployed"));
+  g_clear_pointer (&served, g_free);
+  served = journal_messages (f, k1, "http");
+  g_assert_nonnull (strstr (served, "iPXE script served (deploy) to 52:54:00:00:40:0a, uuid " UUID_A));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -302,5 +407,6 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/shoal/pxe/service/local-and-ignore", Fixture, NULL, fixture_setup, test_local_and_ignore,
               fixture_teardown);
+  g_test_add ("/shoal/pxe/service/identity", Fixture, NULL, fixture_setup, test_identity, fixture_teardown);
   return g_test_run ();
 }
