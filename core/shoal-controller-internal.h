@@ -29,6 +29,8 @@ typedef struct {
   gboolean         pending;         /* in a group waiting for a slot of its step */
   GroupRun        *group_run;       /* the group step it takes part in, if any */
   gchar           *inventory_json;  /* cache for the store */
+  gboolean         recheck_recipe;  /* an inventory came during the run: the
+                                     * next step's end checks the recipe */
 } DeviceRecord;
 
 typedef struct {
@@ -78,6 +80,9 @@ struct _ShoalController
   gint               lock_fd;       /* <state dir>/lock, flock()ed while open */
 };
 
+/* device metadata: "true" when the recipe was selected by matching */
+#define RECIPE_AUTO_KEY "recipe.auto"
+
 /* A transition's journal entries and the device row that records it are
  * committed in one transaction: durable together or not at all */
 #define TRANSITION_BEGIN(controller) shoal_store_begin_group ((controller)->store)
@@ -88,6 +93,7 @@ void          shoal_controller_persist            (DeviceRecord    *rec);
 DeviceRecord *shoal_controller_lookup_record      (ShoalController *self,
                                                    ShoalDevice     *device);
 void          shoal_controller_save_group_serial  (ShoalController *self);
+gboolean      shoal_controller_recheck_recipe     (DeviceRecord    *rec);
 
 /* shoal-controller-run.c: running pipelines, per device and per group */
 void          shoal_controller_advance            (DeviceRecord    *rec);

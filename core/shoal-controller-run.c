@@ -245,6 +245,8 @@ step_done (ShoalController *self,
       shoal_controller_fail_device (rec, step_id, error);
       return;
     }
+  if (rec->recheck_recipe && !shoal_controller_recheck_recipe (rec))
+    return;
   TRANSITION_BEGIN (self);
   rec->step_index++;
   shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,

@@ -285,6 +285,8 @@ inventory_changed_cb (ShoalDevice  *device,
   g_clear_pointer (&rec->inventory_json, g_free);
   if (inventory != NULL)
     rec->inventory_json = json_to_string (inventory, FALSE);
+  if (shoal_device_state_is_active (shoal_device_get_state (device)))
+    rec->recheck_recipe = TRUE;
   shoal_controller_persist (rec);
 }
 
@@ -555,6 +557,63 @@ shoal_controller_enroll_device (ShoalController     *self,
 }
 
 /* --- public: recipes ---------------------------------------------------- */
+
+/* Whether a recipe's "match" has criteria of its own (a default recipe
+ * matches every device; one without criteria, none by itself) */
+static gboolean
+recipe_has_criteria (ShoalRecipe *recipe)
+{
+  JsonObject *match = shoal_recipe_get_match (recipe);
+
+  return match != NULL && (json_object_has_member (match, "macs") || json_object_has_member (match, "inventory"));
+}
+
+/* After a new inventory came during @rec's run (at the end of the step
+ * that brought it): a recipe chosen by matching is chosen again, and the
+ * run fails when another recipe (or none) matches now, since the device
+ * is not what it was chosen for; a recipe assigned by name whose match
+ * rules no longer hold gets a warning and the run goes on. Returns FALSE
+ * when the run failed. */
+gboolean
+shoal_controller_recheck_recipe (DeviceRecord *rec)
+{
+  ShoalController *self = rec->controller;
+  ShoalDevice *device = rec->device;
+  ShoalRecipe *recipe = shoal_pipeline_get_recipe (rec->pipeline);
+  const gchar *name = shoal_recipe_get_name (recipe);
+  g_autoptr(GPtrArray) recipes = NULL;
+  ShoalRecipe *now;
+
+  rec->recheck_recipe = FALSE;
+  if (g_strcmp0 (shoal_device_get_metadata (device, RECIPE_AUTO_KEY), "true") != 0)
+    {
+      if (recipe_has_criteria (recipe) && !shoal_recipe_matches (recipe, device))
+        shoal_device_log (device, "controller", "recipe-check", SHOAL_JOURNAL_RESULT_WARNING,
+                          "the new inventory does not match the rules of recipe %s, which was "
+                          "assigned by name: the deployment goes on with it", name);
+      return TRUE;
+    }
+  recipes = shoal_controller_get_recipes (self);
+  now = shoal_recipe_select (recipes, device);
+  if (now != NULL && g_strcmp0 (shoal_recipe_get_name (now), name) == 0)
+    return TRUE;
+  {
+    g_autoptr(GError) error = NULL;
+    const gchar *id = shoal_device_get_id (device);
+
+    if (now != NULL)
+      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   "recipe %s was chosen by matching an earlier inventory, but the new inventory "
+                   "matches recipe %s: the deployment stops; redeploy (shoalctl assign --auto %s, "
+                   "then shoalctl deploy %s)", name, shoal_recipe_get_name (now), id, id);
+    else
+      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   "recipe %s was chosen by matching an earlier inventory, but no recipe matches "
+                   "the new inventory: the deployment stops; assign a recipe and redeploy", name);
+    shoal_controller_fail_device (rec, "controller", error);
+  }
+  return FALSE;
+}
 
 /* Recipes added with shoal_controller_add_stored_recipe() (over D-Bus)
  * are kept in the store's key/value table, one key per recipe name, the
@@ -1003,6 +1062,12 @@ shoal_controller_get_devices (ShoalController *self)
  * @device: a device
  * @recipe: (nullable): a recipe name, or %NULL to select one by matching
  * @error: return location for a #GError
+ *
+ * A recipe selected by matching is marked so (metadata `recipe.auto`,
+ * "true"): when a new inventory arrives during its deployment, the
+ * selection is made again and the deployment fails if another recipe
+ * matches now. A recipe named here is only checked: its match rules
+ * failing on the new inventory are journaled as a warning.
  */
 gboolean
 shoal_controller_assign_recipe (ShoalController  *self,
@@ -1044,10 +1109,14 @@ shoal_controller_assign_recipe (ShoalController  *self,
     }
   TRANSITION_BEGIN (self);
   shoal_device_set_recipe (device, shoal_recipe_get_name (chosen));
+  /* how it was chosen: an inventory that comes during a run re-checks it
+   * (shoal_controller_recheck_recipe()) */
+  shoal_device_set_metadata (device, RECIPE_AUTO_KEY, recipe == NULL || *recipe == '\0' ? "true" : NULL);
   if (shoal_device_get_state (device) == SHOAL_DEVICE_STATE_DISCOVERED)
     shoal_device_set_state (device, SHOAL_DEVICE_STATE_ASSIGNED);
   shoal_device_log (device, "controller", "assign", SHOAL_JOURNAL_RESULT_OK,
-                    "recipe %s assigned (commit %s)", shoal_recipe_get_name (chosen),
+                    "recipe %s assigned%s (commit %s)", shoal_recipe_get_name (chosen),
+                    recipe == NULL || *recipe == '\0' ? " by matching" : "",
                     shoal_recipe_get_commit (chosen) != NULL ? shoal_recipe_get_commit (chosen) : "none");
   shoal_controller_persist (rec);
   TRANSITION_END (self);
@@ -1057,14 +1126,15 @@ shoal_controller_assign_recipe (ShoalController  *self,
 /* Device metadata belongs to a deployment: start_run() clears every key
  * but these, which describe the machine rather than what a deployment
  * did (how its firmware asks to network-boot, rewritten at every DHCP
- * request; no step reads them). The previous deployment's driver
+ * request; no step reads them), or its assignment (whether its recipe
+ * was chosen by matching, set at every assignment). The previous deployment's driver
  * selection, agent (whose service would serve it at once), image,
  * multicast session and addresses, and any key a plugin sets, are gone
  * when the next deployment starts, as on a device deployed for the first
  * time. The inventory is not metadata: it is kept (recipes are matched
  * against it) until the agent reports it again */
 static const gchar *const kept_metadata_keys[] = {
-  "pxe.client", "pxe.arch",
+  "pxe.client", "pxe.arch", RECIPE_AUTO_KEY,
 };
 
 static void
@@ -1095,6 +1165,7 @@ start_run (DeviceRecord  *rec,
   rec->cancellable = g_cancellable_new ();
   rec->run_no++;
   rec->step_index = 0;
+  rec->recheck_recipe = FALSE;
   shoal_controller_next_attempt (rec);
   shoal_device_set_recipe_commit (device, shoal_recipe_get_commit (recipe));
   shoal_device_set_group (device, NULL);

@@ -1627,6 +1627,97 @@ test_controller_seen_identity (Fixture       *fixture,
   g_assert_nonnull (strstr (note4, "uuid " UUID_3 " recorded"));
 }
 
+#define INV_RECIPE(name, extra) \
+  "{\"name\": \"" name "\", " extra " \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": 300, \"max-ms\": 300, \"phase\": \"inventory\"}}," \
+  " {\"step\": \"sim\", \"id\": \"finish\", \"options\": {\"min-ms\": 1, \"max-ms\": 2, \"phase\": \"finish\"}}]}"
+#define MEMORY(bytes) "{\"memory\": {\"total_bytes\": " bytes "}}"
+
+static ShoalDevice *
+enroll_with_memory (Fixture     *fixture,
+                    const gchar *id,
+                    const gchar *mac,
+                    const gchar *memory)
+{
+  const gchar *macs[] = { mac, NULL };
+  g_autoptr(JsonNode) inventory = json_from_string (memory, NULL);
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (fixture->controller, id, macs, NULL, &error);
+
+  g_assert_no_error (error);
+  shoal_device_set_inventory (device, inventory);
+  return device;
+}
+
+/* deploys @device and, once its first step runs, gives it @memory as
+ * the new inventory, as the inventory step does */
+static void
+deploy_new_inventory (Fixture     *fixture,
+                      ShoalDevice *device,
+                      const gchar *memory)
+{
+  g_autoptr(JsonNode) inventory = json_from_string (memory, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_controller_deploy (fixture->controller, device, &error));
+  g_assert_no_error (error);
+  while (shoal_device_get_state (device) != SHOAL_DEVICE_STATE_INVENTORY)
+    g_main_context_iteration (NULL, TRUE);
+  shoal_device_set_inventory (device, inventory);
+}
+
+/* A recipe chosen by matching an old inventory is chosen again when the
+ * run brings a new one: another recipe matching now fails the run,
+ * naming it; one assigned by name is only warned about */
+static void
+test_controller_inventory_recheck (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *failure = NULL, *warning = NULL, *none = NULL;
+  ShoalDevice *h1, *h2, *h3;
+
+  add_recipe (fixture, INV_RECIPE ("inv-big", "\"priority\": 20, \"match\": {\"inventory\": ["
+                                   "{\"path\": \"$.memory.total_bytes\", \"op\": \">=\", \"value\": 8589934592}]},"));
+  add_recipe (fixture, INV_RECIPE ("inv-small", "\"default\": true,"));
+  h1 = enroll_with_memory (fixture, "h1", "52:54:00:00:60:01", MEMORY ("17179869184"));
+  h2 = enroll_with_memory (fixture, "h2", "52:54:00:00:60:02", MEMORY ("17179869184"));
+  h3 = enroll_with_memory (fixture, "h3", "52:54:00:00:60:03", MEMORY ("17179869184"));
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, h1, NULL, &error));
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, h2, "inv-big", &error));
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, h3, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_recipe (h1), ==, "inv-big");
+  g_assert_cmpstr (shoal_device_get_metadata (h1, "recipe.auto"), ==, "true");
+  g_assert_null (shoal_device_get_metadata (h2, "recipe.auto"));
+
+  /* RAM swapped: 4 GiB now */
+  deploy_new_inventory (fixture, h1, MEMORY ("4294967296"));
+  deploy_new_inventory (fixture, h2, MEMORY ("4294967296"));
+  /* the same inventory again: nothing to say */
+  deploy_new_inventory (fixture, h3, MEMORY ("17179869184"));
+
+  failure = failure_of (fixture, h1);
+  g_test_message ("h1: %s", failure);
+  g_assert_nonnull (strstr (failure, "recipe inv-big was chosen by matching"));
+  g_assert_nonnull (strstr (failure, "matches recipe inv-small"));
+  g_assert_nonnull (strstr (failure, "shoalctl assign --auto h1"));
+  g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, h1), ==, SHOAL_BOOT_ACTION_LOCAL);
+
+  g_assert_true (shoal_test_wait_until (device_settled, h2, 10000));
+  g_assert_cmpint (shoal_device_get_state (h2), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  warning = last_entry (fixture, h2, "recipe-check");
+  g_assert_nonnull (warning);
+  g_assert_nonnull (strstr (warning, "recipe inv-big, which was assigned by name"));
+
+  g_assert_true (shoal_test_wait_until (device_settled, h3, 10000));
+  g_assert_cmpint (shoal_device_get_state (h3), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  none = last_entry (fixture, h3, "recipe-check");
+  g_assert_null (none);
+  /* the mark outlives the run: the next one checks again */
+  g_assert_cmpstr (shoal_device_get_metadata (h3, "recipe.auto"), ==, "true");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1661,6 +1752,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/group-max-parallel", test_controller_group_max_parallel);
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-run", test_controller_redeploy_forgets_run);
+  ADD ("/shoal/controller/inventory-recheck", test_controller_inventory_recheck);
 #undef ADD
   return g_test_run ();
 }
