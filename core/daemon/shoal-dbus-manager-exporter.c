@@ -412,8 +412,9 @@ handle_assign_recipe (ShoalDBusManager      *skeleton,
     {
       ShoalRecipe *r = g_ptr_array_index (chosen, i);
 
+      /* by matching: chosen again (the same), and marked so */
       if (!shoal_controller_assign_recipe (self->controller, g_ptr_array_index (devices, i),
-                                           shoal_recipe_get_name (r), &error))
+                                           recipe[0] != '\0' ? shoal_recipe_get_name (r) : NULL, &error))
         {
           g_prefix_error (&error, "ids[%u]: ", i);
           shoal_dbus_return_error (invocation, error);

@@ -608,6 +608,53 @@ test_dbus_properties_durable (void)
   g_assert_cmpuint (seen.checked, >=, 3);
 }
 
+/* the message of the last "assign" entry of @path's journal */
+static gchar *
+last_assign (ShoalTestDaemon *td, const gchar *path)
+{
+  g_autoptr(GVariant) entries = get_journal (td, path, 0);
+  gchar *found = NULL;
+
+  for (gsize i = 0; i < g_variant_n_children (entries); i++)
+    {
+      const gchar *op, *message;
+
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", NULL, NULL, NULL, &op, NULL, &message);
+      if (g_str_equal (op, "assign"))
+        {
+          g_free (found);
+          found = g_strdup (message);
+        }
+    }
+  g_assert_nonnull (found);
+  return found;
+}
+
+/* AssignRecipe with "" records that the recipe was chosen by matching,
+ * which a new inventory during the deployment re-checks; a recipe given
+ * by name is not (AssignRecipe chose the recipe, then assigned it by its
+ * name, so every assignment looked manual) */
+static void
+test_dbus_assign_auto (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autofree gchar *auto_msg = NULL, *named_msg = NULL;
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "a-", 2);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar *[]) { "a-1", NULL }, "", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, (const gchar *[]) { "a-2", NULL }, "fast-sim",
+                                              NULL, &error);
+  g_assert_no_error (error);
+  auto_msg = last_assign (td, paths[0]);
+  named_msg = last_assign (td, paths[1]);
+  g_assert_nonnull (strstr (auto_msg, "assigned by matching"));
+  g_assert_null (strstr (named_msg, "by matching"));
+}
+
 static void
 test_dbus_deploy (void)
 {
@@ -1760,6 +1807,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/call-order", test_dbus_call_order);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);
+  g_test_add_func ("/shoal/dbus/assign-auto", test_dbus_assign_auto);
   g_test_add_func ("/shoal/dbus/properties-durable", test_dbus_properties_durable);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
