@@ -16,7 +16,8 @@
  * "Authorization: Bearer <token>" or "?token=<token>"):
  *
  *   POST /agent/v1/inventory   body: inventory JSON (inventory.schema.json)
- *   POST /agent/v1/event       body: {"event": "<name>", "data": {...}}
+ *   POST /agent/v1/event       body: {"event": "<name>", "data": {...},
+ *                                     "serial": <instruction serial>}
  *   GET  /agent/v1/next?after=<serial>[&wait=<s>]
  *        long poll: {"serial": n, "instruction": {...}} once the device's
  *        instruction serial exceeds <serial>; 204 after <wait> seconds.
@@ -24,6 +25,13 @@
  * Special events: "progress" {"fraction": 0..1}, "log" {"operation",
  * "result", "message"}. Any other event is handed to the step waiting for
  * it (shoal_device_wait_event_async()).
+ *
+ * "serial" (optional: agents before it send none, and their events are
+ * taken as they come) is the serial of the instruction the agent carries
+ * out. An event of an instruction the device has been given another one
+ * since (a cancel's "wait", a new deployment's) is answered 202 with
+ * {"status": "stale"} and dropped: it does not reach the journal's
+ * progress, nor a step of the next deployment.
  */
 
 #define MAX_BODY (1024 * 1024)
@@ -48,18 +56,26 @@ respond_json (SoupServerMessage *msg,
                                     text, strlen (text));
 }
 
+/* {"@member": "@value"} as JSON text */
 static gchar *
-error_text (const gchar *reason)
+object_text (const gchar *member,
+             const gchar *value)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
 
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "error");
-  json_builder_add_string_value (builder, reason);
+  json_builder_set_member_name (builder, member);
+  json_builder_add_string_value (builder, value);
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
   return json_to_string (node, FALSE);
+}
+
+static gchar *
+error_text (const gchar *reason)
+{
+  return object_text ("error", reason);
 }
 
 static void
@@ -382,12 +398,22 @@ require_method (SoupServerMessage *msg,
   return FALSE;
 }
 
+/* 202 {"status": @status} */
+static void
+respond_status (SoupServerMessage *msg,
+                const gchar       *status)
+{
+  g_autofree gchar *text = object_text ("status", status);
+
+  soup_server_message_set_status (msg, SOUP_STATUS_ACCEPTED, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY,
+                                    text, strlen (text));
+}
+
 static void
 respond_accepted (SoupServerMessage *msg)
 {
-  g_autoptr(JsonNode) node = json_from_string ("{\"status\":\"accepted\"}", NULL);
-
-  respond_json (msg, SOUP_STATUS_ACCEPTED, node);
+  respond_status (msg, "accepted");
 }
 
 static void
@@ -495,6 +521,44 @@ handle_log (ShoalDevice *device,
   return TRUE;
 }
 
+/* The member "serial" of an event: -1 when absent or null; FALSE when it
+ * is not an unsigned integer */
+static gboolean
+event_serial (JsonObject *object,
+              gint64     *serial)
+{
+  JsonNode *node = json_object_get_member (object, "serial");
+
+  *serial = -1;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64 ||
+      json_node_get_int (node) < 0)
+    return FALSE;
+  *serial = json_node_get_int (node);
+  return TRUE;
+}
+
+/* An event of an instruction the device no longer has: a cancelled or
+ * superseded instruction's agent still at work. Its progress goes to the
+ * debug log only (there is one every few seconds); any other event to the
+ * journal as a warning, since a step of this deployment does not take it */
+static void
+drop_stale_event (ShoalDevice *device,
+                  const gchar *name,
+                  guint64      serial)
+{
+  guint64 current = shoal_device_get_instruction_serial (device);
+
+  g_debug ("agent API: %s: event %s of instruction %" G_GUINT64_FORMAT " dropped, the device's is %"
+           G_GUINT64_FORMAT, shoal_device_get_id (device), name, serial, current);
+  if (g_strcmp0 (name, "progress") == 0)
+    return;
+  shoal_device_log (device, "agent", name, SHOAL_JOURNAL_RESULT_WARNING,
+                    "event %s of instruction %" G_GUINT64_FORMAT " ignored: the device has been given "
+                    "instruction %" G_GUINT64_FORMAT " since", name, serial, current);
+}
+
 static void
 event_cb (SoupServer        *server,
           SoupServerMessage *msg,
@@ -510,6 +574,7 @@ event_cb (SoupServer        *server,
   JsonObject *data_object;
   const gchar *name;
   JsonNode *data;
+  gint64 serial;
 
   if (!require_method (msg, "POST") || (device = authenticate (api, msg, query, path)) == NULL)
     return;
@@ -525,6 +590,17 @@ event_cb (SoupServer        *server,
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST,
                      _("member “event” must be a name of 1 to 64 letters, digits or ._-"));
+      return;
+    }
+  if (!event_serial (object, &serial))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, _("member “serial” must be an unsigned integer"));
+      return;
+    }
+  if (serial >= 0 && shoal_device_event_serial_is_stale (device, (guint64) serial))
+    {
+      drop_stale_event (device, name, (guint64) serial);
+      respond_status (msg, "stale");
       return;
     }
   data = json_object_get_member (object, "data");

@@ -13,4 +13,9 @@ G_BEGIN_DECLS
 void shoal_device_restore_instruction_serial (ShoalDevice *self,
                                               guint64      serial);
 
+/* The agent API: TRUE when an agent's event of instruction @serial comes
+ * from an instruction set before the device's current one */
+gboolean shoal_device_event_serial_is_stale (ShoalDevice *self,
+                                             guint64      serial);
+
 G_END_DECLS

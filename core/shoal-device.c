@@ -94,6 +94,9 @@ struct _ShoalDevice
   GHashTable       *metadata;       /* (nullable) gchar* -> gchar* */
   JsonNode         *instruction;    /* shares nothing with any other node */
   guint64           instruction_serial;
+  guint64           handed_serial;  /* the serial of the last instruction set in this
+                                     * process (0: none since the device was
+                                     * restored from the store) */
 
   /* Used on the device's context only, unlocked */
   GQueue            events;         /* PendingEvent*, oldest first */
@@ -981,7 +984,7 @@ replace_node (ShoalDevice *self,
   g_clear_pointer (change->field, json_node_unref);
   *change->field = shoal_json_node_deep_copy (change->node);
   if (instruction)
-    self->instruction_serial++;
+    self->handed_serial = ++self->instruction_serial;
   return TRUE;
 }
 
@@ -1643,6 +1646,21 @@ shoal_device_get_instruction_serial (ShoalDevice *self)
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction_serial;
+}
+
+/* The agent API: whether an event the agent posted while it carried out
+ * instruction @serial belongs to an instruction replaced since (a later
+ * one, or none: shoal_device_set_instruction() with %NULL at a new
+ * deployment). Only instructions set in this process count: after a
+ * restart, the instruction an agent still carries out may be the last one
+ * stored, and its events are taken as before */
+gboolean
+shoal_device_event_serial_is_stale (ShoalDevice *self,
+                                    guint64      serial)
+{
+  g_return_val_if_fail (SHOAL_IS_DEVICE (self), FALSE);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  return serial < self->handed_serial;
 }
 
 /* The controller, restoring a device from the store: the next instruction

@@ -433,15 +433,51 @@ device_installed (gpointer data)
   return shoal_device_get_state (fixture->device) == SHOAL_DEVICE_STATE_INSTALLED;
 }
 
+/* POST /agent/v1/event of @event with "serial": @serial (-1: none);
+ * returns the answer's body */
+static gchar *
+post_event_of (Fixture     *fixture,
+               const gchar *event,
+               gint64       serial)
+{
+  g_autofree gchar *member = serial >= 0 ? g_strdup_printf (", \"serial\": %" G_GINT64_FORMAT, serial)
+                                         : g_strdup ("");
+  g_autofree gchar *body = g_strdup_printf ("{\"event\": \"%s\", \"data\": {\"disk\": \"/dev/sda\","
+                                            " \"bytes\": 4096, \"fraction\": 0.5, \"image_sha256\": \"%064d\"}%s}",
+                                            event, 0, member);
+  gchar *answer = NULL;
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", shoal_device_get_token (fixture->device),
+                             body, &answer), ==, 202);
+  return answer;
+}
+
 static void
 post_event (Fixture     *fixture,
             const gchar *event)
 {
-  g_autofree gchar *body = g_strdup_printf ("{\"event\": \"%s\", \"data\": {\"disk\": \"/dev/sda\","
-                                            " \"bytes\": 4096, \"image_sha256\": \"%064d\"}}", event, 0);
+  g_free (post_event_of (fixture, event, -1));
+}
 
-  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", shoal_device_get_token (fixture->device),
-                             body, NULL), ==, 202);
+/* Deploys the device with a recipe of the steps sim and reboot (which
+ * waits for "image-written", then gives the agent "reboot" and waits for
+ * "rebooting"); returns the recipe */
+static ShoalRecipe *
+deploy_sim_reboot (Fixture *fixture)
+{
+  ShoalRecipe *recipe =
+    shoal_test_recipe_new ("{\"name\": \"r\", \"steps\": ["
+                           " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}},"
+                           " {\"step\": \"reboot\", \"id\": \"reboot\"}]}");
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fixture->device, "r", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  return recipe;
 }
 
 /* shoald stops and starts again (as a package upgrade does it), and
@@ -478,19 +514,10 @@ static void
 test_agent_api_next_after_restart (Fixture       *fixture,
                                    gconstpointer  data)
 {
-  g_autoptr(ShoalRecipe) recipe =
-    shoal_test_recipe_new ("{\"name\": \"r\", \"steps\": ["
-                           " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}},"
-                           " {\"step\": \"reboot\", \"id\": \"reboot\"}]}");
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   g_autoptr(GError) error = NULL;
   gint64 first, seen, after_restart;
 
-  g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
-  g_assert_no_error (error);
-  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fixture->device, "r", &error));
-  g_assert_no_error (error);
-  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
-  g_assert_no_error (error);
   post_event (fixture, "image-written");
   first = next_serial (fixture, 0, "reboot");
   post_event (fixture, "rebooting");
@@ -513,6 +540,50 @@ test_agent_api_next_after_restart (Fixture       *fixture,
   g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
 }
 
+/* An agent still carrying out an instruction of an earlier deployment
+ * (the unicast receive of another image) posts its events with that
+ * instruction's serial: the next deployment's steps do not take them, nor
+ * does its progress move. Before, an event named no instruction, and the
+ * old transfer's "image-written" was taken by the new deployment's step */
+static void
+test_agent_api_stale_events (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(JsonNode) old = json_from_string ("{\"action\": \"unicast-receive\", \"image\": \"a\"}", NULL);
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autofree gchar *answer = NULL;
+  guint64 old_serial;
+  gint64 reboot;
+
+  shoal_device_set_instruction (fixture->device, old);
+  old_serial = shoal_device_get_instruction_serial (fixture->device);
+  recipe = deploy_sim_reboot (fixture);
+
+  /* the old instruction's events: dropped */
+  answer = post_event_of (fixture, "progress", (gint64) old_serial);
+  g_assert_nonnull (strstr (answer, "stale"));
+  g_clear_pointer (&answer, g_free);
+  g_assert_cmpfloat (shoal_device_get_progress (fixture->device), ==, 0.0);
+  answer = post_event_of (fixture, "image-written", (gint64) old_serial);
+  g_assert_nonnull (strstr (answer, "stale"));
+  g_clear_pointer (&answer, g_free);
+  g_assert_true (journal_has (fixture, "event image-written of instruction"));
+  /* the reboot step still waits for its image-written */
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=0&wait=1",
+                             shoal_device_get_token (fixture->device), NULL, NULL), ==, 204);
+
+  /* one without a serial (an older agent) is taken, as before */
+  answer = post_event_of (fixture, "image-written", -1);
+  g_assert_nonnull (strstr (answer, "accepted"));
+  g_clear_pointer (&answer, g_free);
+  reboot = next_serial (fixture, old_serial, "reboot");
+  g_assert_cmpint (reboot, >, (gint64) old_serial);
+  /* one of the current instruction is taken */
+  answer = post_event_of (fixture, "rebooting", reboot);
+  g_assert_nonnull (strstr (answer, "accepted"));
+  g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -523,6 +594,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/events", test_agent_api_events);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/next-after-restart", test_agent_api_next_after_restart);
+  ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
   ADD ("/shoal/agent-api/deep", test_agent_api_deep);
   ADD ("/shoal/agent-api/log-limits", test_agent_api_log_limits);
   ADD ("/shoal/agent-api/event-types", test_agent_api_event_types);
