@@ -101,6 +101,8 @@ void          shoal_controller_commit_then_advance (DeviceRecord   *rec);
 void          shoal_controller_fail_device        (DeviceRecord    *rec,
                                                    const gchar     *source,
                                                    const GError    *error);
+void          shoal_controller_stop_agent         (ShoalDevice     *device,
+                                                   const gchar     *reason);
 Slot         *shoal_controller_get_slot           (ShoalController *self,
                                                    ShoalPipeline   *pipeline,
                                                    guint            index);

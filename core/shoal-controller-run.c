@@ -188,6 +188,30 @@ shoal_controller_commit_then_advance (DeviceRecord *rec)
                            step_call_new (rec));
 }
 
+/* A run that ends before its steps did (cancelled, failed): the agent is
+ * told {"action": "wait", "reason": @reason}, an instruction of its own,
+ * so that it stops the one it may still be carrying out (an image it is
+ * receiving: it polls for a newer instruction meanwhile, and abandons the
+ * transfer) and waits for the next; its events of the earlier one are
+ * stale from now on (shoal-agent-api.c). An agent before that finishes
+ * what it does, then waits */
+void
+shoal_controller_stop_agent (ShoalDevice *device,
+                             const gchar *reason)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) instruction = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "action");
+  json_builder_add_string_value (builder, "wait");
+  json_builder_set_member_name (builder, "reason");
+  json_builder_add_string_value (builder, reason);
+  json_builder_end_object (builder);
+  instruction = json_builder_get_root (builder);
+  shoal_device_set_instruction (device, instruction);
+}
+
 void
 shoal_controller_fail_device (DeviceRecord *rec,
                               const gchar  *source,
@@ -199,6 +223,7 @@ shoal_controller_fail_device (DeviceRecord *rec,
   shoal_controller_next_attempt (rec);
   shoal_controller_uncount (rec);
   TRANSITION_BEGIN (rec->controller);
+  shoal_controller_stop_agent (device, "failed");
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_FAILED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_log_literal (device, source, "step-failed", SHOAL_JOURNAL_RESULT_FAILED,

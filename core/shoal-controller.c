@@ -1279,6 +1279,7 @@ shoal_controller_cancel (ShoalController  *self,
     }
   shoal_controller_uncount (rec);
   TRANSITION_BEGIN (self);
+  shoal_controller_stop_agent (device, "cancelled");
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_CANCELLED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   shoal_device_log (device, "controller", "cancel", SHOAL_JOURNAL_RESULT_WARNING,

@@ -404,11 +404,12 @@ test_agent_api_next (Fixture       *fixture,
   g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=1&wait=1", token, NULL, NULL), ==, 204);
 }
 
-/* The serial of an answer of GET /agent/v1/next, with its action */
-static gint64
-next_serial (Fixture     *fixture,
-             guint64      after,
-             const gchar *action)
+/* The instruction of an answer of GET /agent/v1/next?after=@after,
+ * with its serial in @serial */
+static JsonObject *
+next_instruction (Fixture *fixture,
+                  guint64  after,
+                  gint64  *serial)
 {
   g_autofree gchar *path = g_strdup_printf ("/agent/v1/next?after=%" G_GUINT64_FORMAT "&wait=10", after);
   g_autofree gchar *body = NULL;
@@ -420,9 +421,22 @@ next_serial (Fixture     *fixture,
   root = json_from_string (body, NULL);
   g_assert_nonnull (root);
   object = json_node_get_object (root);
-  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (object, "instruction"),
-                                                  "action"), ==, action);
-  return json_object_get_int_member (object, "serial");
+  *serial = json_object_get_int_member (object, "serial");
+  return json_object_ref (json_object_get_object_member (object, "instruction"));
+}
+
+/* The serial of an answer of GET /agent/v1/next, with its action */
+static gint64
+next_serial (Fixture     *fixture,
+             guint64      after,
+             const gchar *action)
+{
+  g_autoptr(JsonObject) instruction = NULL;
+  gint64 serial;
+
+  instruction = next_instruction (fixture, after, &serial);
+  g_assert_cmpstr (json_object_get_string_member (instruction, "action"), ==, action);
+  return serial;
 }
 
 static gboolean
@@ -463,21 +477,28 @@ post_event (Fixture     *fixture,
  * waits for "image-written", then gives the agent "reboot" and waits for
  * "rebooting"); returns the recipe */
 static ShoalRecipe *
-deploy_sim_reboot (Fixture *fixture)
+deploy_recipe (Fixture     *fixture,
+               const gchar *json)
 {
-  ShoalRecipe *recipe =
-    shoal_test_recipe_new ("{\"name\": \"r\", \"steps\": ["
-                           " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}},"
-                           " {\"step\": \"reboot\", \"id\": \"reboot\"}]}");
+  ShoalRecipe *recipe = shoal_test_recipe_new (json);
   g_autoptr(GError) error = NULL;
 
   g_assert_true (shoal_controller_add_recipe (fixture->controller, recipe, &error));
   g_assert_no_error (error);
-  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fixture->device, "r", &error));
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, fixture->device,
+                                                 shoal_recipe_get_name (recipe), &error));
   g_assert_no_error (error);
   g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
   g_assert_no_error (error);
   return recipe;
+}
+
+static ShoalRecipe *
+deploy_sim_reboot (Fixture *fixture)
+{
+  return deploy_recipe (fixture, "{\"name\": \"r\", \"steps\": ["
+                        " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}},"
+                        " {\"step\": \"reboot\", \"id\": \"reboot\"}]}");
 }
 
 /* shoald stops and starts again (as a package upgrade does it), and
@@ -540,6 +561,16 @@ test_agent_api_next_after_restart (Fixture       *fixture,
   g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
 }
 
+/* The agent is given a transfer, as by a transfer step; returns its serial */
+static guint64
+give_transfer (Fixture *fixture)
+{
+  g_autoptr(JsonNode) transfer = json_from_string ("{\"action\": \"unicast-receive\", \"image\": \"a\"}", NULL);
+
+  shoal_device_set_instruction (fixture->device, transfer);
+  return shoal_device_get_instruction_serial (fixture->device);
+}
+
 /* An agent still carrying out an instruction of an earlier deployment
  * (the unicast receive of another image) posts its events with that
  * instruction's serial: the next deployment's steps do not take them, nor
@@ -549,15 +580,10 @@ static void
 test_agent_api_stale_events (Fixture       *fixture,
                              gconstpointer  data)
 {
-  g_autoptr(JsonNode) old = json_from_string ("{\"action\": \"unicast-receive\", \"image\": \"a\"}", NULL);
-  g_autoptr(ShoalRecipe) recipe = NULL;
+  guint64 old_serial = give_transfer (fixture);
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   g_autofree gchar *answer = NULL;
-  guint64 old_serial;
   gint64 reboot;
-
-  shoal_device_set_instruction (fixture->device, old);
-  old_serial = shoal_device_get_instruction_serial (fixture->device);
-  recipe = deploy_sim_reboot (fixture);
 
   /* the old instruction's events: dropped */
   answer = post_event_of (fixture, "progress", (gint64) old_serial);
@@ -584,6 +610,60 @@ test_agent_api_stale_events (Fixture       *fixture,
   g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
 }
 
+/* A cancelled deployment's agent, in the middle of an instruction (a
+ * transfer), is told to stop: its long poll is answered {"action":
+ * "wait"}, and what it posts of the instruction it stopped is stale for
+ * the next deployment. Before, cancel left the instruction in place and
+ * the agent was told nothing: it went on writing the old image */
+static void
+test_agent_api_cancel_stops_agent (Fixture       *fixture,
+                                   gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  /* a transfer step of this deployment gave the agent its instruction */
+  guint64 transfer_serial = give_transfer (fixture);
+  g_autoptr(JsonObject) told = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *answer = NULL;
+  gint64 wait_serial;
+
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  told = next_instruction (fixture, transfer_serial, &wait_serial);
+  g_assert_cmpint (wait_serial, >, (gint64) transfer_serial);
+  g_assert_cmpstr (json_object_get_string_member (told, "action"), ==, "wait");
+  g_assert_cmpstr (json_object_get_string_member (told, "reason"), ==, "cancelled");
+
+  /* deployed again: the stopped transfer's late report is not this
+   * deployment's image */
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  answer = post_event_of (fixture, "image-written", (gint64) transfer_serial);
+  g_assert_nonnull (strstr (answer, "stale"));
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=0&wait=1",
+                             shoal_device_get_token (fixture->device), NULL, NULL), ==, 204);
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+}
+
+/* A failed deployment's agent is told to stop as well */
+static void
+test_agent_api_fail_stops_agent (Fixture       *fixture,
+                                 gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe =
+    deploy_recipe (fixture, "{\"name\": \"f\", \"steps\": ["
+                   " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2,"
+                   " \"fail-rate\": 1}}]}");
+  g_autoptr(JsonObject) told = NULL;
+  gint64 serial;
+
+  told = next_instruction (fixture, 0, &serial);
+  g_assert_cmpstr (json_object_get_string_member (told, "action"), ==, "wait");
+  g_assert_cmpstr (json_object_get_string_member (told, "reason"), ==, "failed");
+  g_assert_cmpint (shoal_device_get_state (fixture->device), ==, SHOAL_DEVICE_STATE_FAILED);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -595,6 +675,8 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/next-after-restart", test_agent_api_next_after_restart);
   ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
+  ADD ("/shoal/agent-api/cancel-stops-agent", test_agent_api_cancel_stops_agent);
+  ADD ("/shoal/agent-api/fail-stops-agent", test_agent_api_fail_stops_agent);
   ADD ("/shoal/agent-api/deep", test_agent_api_deep);
   ADD ("/shoal/agent-api/log-limits", test_agent_api_log_limits);
   ADD ("/shoal/agent-api/event-types", test_agent_api_event_types);
