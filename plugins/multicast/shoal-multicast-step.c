@@ -48,7 +48,9 @@
  * step runs and when a recipe loads (validate_options).
  * Config [multicast]: interface, rate-mbit, start-rate-mbit, mtu, gso
  * (defaults for the options).
- * Device metadata set: multicast.session, multicast.node, multicast.outcome.
+ * Device metadata set: multicast.session, multicast.node, multicast.outcome,
+ * image.id (store images: the unicast service serves a member this image's
+ * chunks, and no other's).
  * A device's Progress follows the chunks its receiver has verified (from its
  * reports, at most every 250 ms), 1 once its image is whole.
  */
@@ -677,6 +679,8 @@ announce_to_devices (Run *run)
 
       shoal_device_set_metadata (device, "multicast.session", session);
       shoal_device_set_metadata (device, "multicast.node", node);
+      if (shoal_multicast_source_is_store (run->source))
+        shoal_device_set_metadata (device, "image.id", shoal_multicast_source_get_id (run->source));
       shoal_device_set_instruction (device, instruction);
       shoal_step_context_log (run->ctx, device, "multicast-member", SHOAL_JOURNAL_RESULT_INFO,
                               _("Member %u of %u of multicast session %u (%s:%u, image %s, rate cap %.0f Mbit/s)"),

@@ -692,7 +692,11 @@ check_request (ShoalUnicastServer  *self,
     }
   if (status != SOUP_STATUS_OK)
     {
-      shoal_unicast_respond_error (msg, status, "This device may not fetch images now");
+      /* the function may have said why */
+      if (soup_server_message_get_response_body (msg)->length == 0)
+        shoal_unicast_respond_error (msg, status, "This device may not fetch images now");
+      else
+        soup_server_message_set_status (msg, status, NULL);
       return FALSE;
     }
   if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)

@@ -30,7 +30,9 @@ typedef enum {
 
 /* Decides whether @token may make this request: returns SOUP_STATUS_OK,
  * SOUP_STATUS_UNAUTHORIZED (no token, unknown token) or SOUP_STATUS_FORBIDDEN.
- * @image_id is NULL when the path names no image. Runs on the main context. */
+ * @image_id is NULL when the path names no image. Runs on the main context.
+ * A refusal may say why by setting @msg's response body (text); without
+ * one, the answer says "This device may not fetch images now". */
 typedef guint (*ShoalUnicastAuthFunc) (const gchar         *token,
                                        ShoalUnicastRequest  request,
                                        const gchar         *image_id,

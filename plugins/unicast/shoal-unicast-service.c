@@ -4,7 +4,11 @@
  *
  * Routes: see shoal-unicast-server.h. Every request carries a device token
  * (Authorization: Bearer, or ?token=); the device must be deploying
- * (shoal_device_state_is_active). Refusals of a known device, manifest
+ * (shoal_device_state_is_active), and the image must be the one its
+ * deployment sends (device metadata image.id, set by the unicast and
+ * multicast steps): an agent still fetching the image of a cancelled
+ * deployment is refused (403) once the device is deployed again, with
+ * another image or before the next one is chosen. Refusals of a known device, manifest
  * fetches and raw image fetches go to the device's journal (source
  * "unicast"); chunk fetches do not (one per chunk would drown the journal).
  *
@@ -15,7 +19,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "shoal-image-files.h"
-#include "shoal-unicast-server.h"
+#include "shoal-unicast-private.h"
 #include "shoal-unicast-service.h"
 
 #define IMAGES_PATH "/images"
@@ -83,6 +87,7 @@ authorize (const gchar         *token,
   const gchar *range = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Range");
   ShoalDevice *device = token != NULL ? shoal_context_lookup_device_by_token (self->context, token) : NULL;
   ShoalDeviceState state;
+  const gchar *current;
 
   if (device == NULL)
     {
@@ -97,6 +102,21 @@ authorize (const gchar         *token,
                         _("Refused %s request from %s for image %s: the device is %s, not deploying"),
                         request_name (request), peer, image_id != NULL ? image_id : "?",
                         shoal_device_state_to_string (state));
+      return SOUP_STATUS_FORBIDDEN;
+    }
+  current = shoal_device_get_metadata (device, "image.id");
+  if (image_id != NULL && g_strcmp0 (image_id, current) != 0)
+    {
+      g_autofree gchar *why = NULL;
+
+      if (current == NULL)
+        why = g_strdup_printf (_("Image %s is not this device's: its deployment sends no image yet"), image_id);
+      else
+        why = g_strdup_printf (_("Image %s is not this device's: its deployment sends image %s"),
+                               image_id, current);
+      shoal_device_log (device, "unicast", "refused", SHOAL_JOURNAL_RESULT_FAILED,
+                        _("Refused %s request from %s: %s"), request_name (request), peer, why);
+      shoal_unicast_respond_error (msg, SOUP_STATUS_FORBIDDEN, why);
       return SOUP_STATUS_FORBIDDEN;
     }
   if (request == SHOAL_UNICAST_REQUEST_MANIFEST || request == SHOAL_UNICAST_REQUEST_RAW)

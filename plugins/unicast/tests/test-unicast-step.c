@@ -258,8 +258,49 @@ test_service_tokens (Fixture       *f,
   g_assert_cmpuint (http_status (f, token, manifest), ==, 403);
   g_assert_true (journal_has (f, "refused", "not deploying"));
   shoal_device_set_state (f->device, SHOAL_DEVICE_STATE_TRANSFER);
+  shoal_device_set_metadata (f->device, "image.id", f->id);
   g_assert_cmpuint (http_status (f, token, manifest), ==, 200);
   g_assert_true (journal_has (f, "fetch", "manifest of image"));
+}
+
+/* A deploying device is served the image its deployment sends (image.id)
+ * and no other: an agent still fetching a cancelled deployment's image
+ * once the device is deployed again is refused. Before, any image was
+ * served to a deploying device, and the old image was written while the
+ * new deployment ran */
+static void
+test_service_current_image (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree gchar *manifest = g_strdup_printf ("/images/%s/manifest", f->id);
+  g_autofree gchar *raw = g_strdup_printf ("/images/%s/raw", f->id);
+  g_autofree gchar *chunk = NULL;
+  g_autoptr(ShoalManifest) m = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *token = shoal_device_get_token (f->device);
+  const gchar *other = "5ee4eca0000000000000000000000000000000000000000000000000000000ff";
+  char hex[65];
+
+  if (!have_curl ())
+    return;
+  m = shoal_image_files_load_manifest (f->root, f->id, &error);
+  g_assert_no_error (error);
+  shoal_manifest_digest_to_hex (shoal_manifest_chunk_digest (m, 0), hex);
+  chunk = g_strdup_printf ("/images/%s/chunks/%s", f->id, hex);
+  shoal_device_set_state (f->device, SHOAL_DEVICE_STATE_TRANSFER);
+  /* no image chosen yet by this deployment */
+  g_assert_cmpuint (http_status (f, token, chunk), ==, 403);
+  g_assert_true (journal_has (f, "refused", "sends no image yet"));
+  /* another image chosen */
+  shoal_device_set_metadata (f->device, "image.id", other);
+  g_assert_cmpuint (http_status (f, token, manifest), ==, 403);
+  g_assert_cmpuint (http_status (f, token, chunk), ==, 403);
+  g_assert_cmpuint (http_status (f, token, raw), ==, 403);
+  g_assert_true (journal_has (f, "refused", "its deployment sends image 5ee4eca"));
+  /* its own */
+  shoal_device_set_metadata (f->device, "image.id", f->id);
+  g_assert_cmpuint (http_status (f, token, chunk), ==, 200);
+  g_assert_cmpuint (http_status (f, token, manifest), ==, 200);
 }
 
 /* --- the step, with a simulated agent -------------------------------------------- */
@@ -502,6 +543,8 @@ main (int argc, char **argv)
   shoal_unicast_step_register_types (module);
   shoal_unicast_service_register_types (module);
   g_test_add ("/shoal/unicast/service-tokens", Fixture, NULL, fixture_setup, test_service_tokens, fixture_teardown);
+  g_test_add ("/shoal/unicast/service-current-image", Fixture, NULL, fixture_setup, test_service_current_image,
+              fixture_teardown);
   g_test_add ("/shoal/unicast/step", Fixture, NULL, fixture_setup, test_step_ok, fixture_teardown);
   g_test_add ("/shoal/unicast/step-pinned-and-file", Fixture, NULL, fixture_setup, test_step_pinned_and_file, fixture_teardown);
   g_test_add ("/shoal/unicast/step-failures", Fixture, NULL, fixture_setup, test_step_failures, fixture_teardown);
