@@ -198,6 +198,42 @@ sa_image_open_disk (const char *disk, uint64_t image_size, bool *readable, char 
   return fd;
 }
 
+bool
+sa_cancel_is_set (SaCancel *cancel)
+{
+  bool set;
+
+  if (cancel == NULL)
+    return false;
+  pthread_mutex_lock (&cancel->lock);
+  set = cancel->cancelled;
+  pthread_mutex_unlock (&cancel->lock);
+  return set;
+}
+
+void
+sa_cancel_set (SaCancel *cancel)
+{
+  pthread_mutex_lock (&cancel->lock);
+  cancel->cancelled = true;
+  if (cancel->hook != NULL)
+    cancel->hook (cancel->hook_data);
+  pthread_mutex_unlock (&cancel->lock);
+}
+
+void
+sa_cancel_set_hook (SaCancel *cancel, void (*hook) (void *data), void *data)
+{
+  if (cancel == NULL)
+    return;
+  pthread_mutex_lock (&cancel->lock);
+  cancel->hook = hook;
+  cancel->hook_data = data;
+  if (cancel->cancelled && hook != NULL)
+    hook (data);
+  pthread_mutex_unlock (&cancel->lock);
+}
+
 /* Fetches data chunk @i until it verifies (3 attempts) */
 bool
 sa_image_get_chunk (const SaImageJob *job, const char *manifest_url, const ShoalManifest *m, uint64_t i,
@@ -240,6 +276,12 @@ write_all_chunks (SaReceive *r, SaImageResult *result, char *err, size_t errlen)
       SaBuf data;
       bool ok, written;
 
+      if (sa_cancel_is_set (r->job->cancel))
+        {
+          snprintf (err, errlen, "stopped at chunk %" PRIu64 " of %" PRIu64 ": a newer instruction came",
+                    i, r->m->n_chunks);
+          return false;
+        }
       if (shoal_manifest_chunk_is_zero (r->m, i))
         {
           /* a run of zero chunks: zeroed at once (one hole, one

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,24 @@
 
 /* Progress callback: bytes written so far of @total */
 typedef void (*SaImageProgress) (void *user_data, uint64_t done, uint64_t total);
+
+/* A receive another thread may stop: sa_cancel_set() makes the receive
+ * stop before its next chunk (and runs the hook, which stops a multicast
+ * session at once); the receive then fails with an error that says so */
+typedef struct {
+  pthread_mutex_t lock;
+  bool            cancelled;
+  void          (*hook) (void *data);
+  void           *hook_data;
+} SaCancel;
+
+#define SA_CANCEL_INIT { PTHREAD_MUTEX_INITIALIZER, false, NULL, NULL }
+
+bool  sa_cancel_is_set   (SaCancel *cancel);
+void  sa_cancel_set      (SaCancel *cancel);
+/* @hook is run by sa_cancel_set(), or at once when it ran already; NULL:
+ * none (the receive it stopped is over). @cancel may be NULL: nothing */
+void  sa_cancel_set_hook (SaCancel *cancel, void (*hook) (void *data), void *data);
 
 typedef struct {
   const char      *server;       /* for relative URLs */
@@ -26,6 +45,7 @@ typedef struct {
   const char      *disk;         /* block device or file */
   SaImageProgress  progress;
   void            *progress_data;
+  SaCancel        *cancel;       /* NULL: the receive runs to its end */
 } SaImageJob;
 
 typedef struct {

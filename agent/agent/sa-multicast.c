@@ -125,6 +125,12 @@ fetch_missing (const SaImageJob *job, const char *url, const ShoalManifest *sm, 
     {
       SaBuf data;
 
+      if (sa_cancel_is_set (job->cancel))
+        {
+          snprintf (err, errlen, "stopped: a newer instruction came");
+          ok = false;
+          break;
+        }
       sa_buf_init (&data);
       ok = sa_image_get_chunk (job, url, sm, idx[i], &data, err, errlen)
            && smc_receiver_supply_chunk (r, idx[i], (const uint8_t *) data.data, data.len) == 0;
@@ -135,6 +141,12 @@ fetch_missing (const SaImageJob *job, const char *url, const ShoalManifest *sm, 
     }
   free (idx);
   return ok;
+}
+
+static void
+cancel_receiver (void *receiver)
+{
+  smc_receiver_cancel (receiver);
 }
 
 static bool
@@ -173,8 +185,11 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
       smc_manifest_free (m);
       return false;
     }
-  if (smc_receiver_run (r) < 0)
+  /* a newer instruction stops the session at once */
+  sa_cancel_set_hook (job->cancel, cancel_receiver, r);
+  if (smc_receiver_run (r) < 0 && !sa_cancel_is_set (job->cancel))
     sa_log ("multicast session failed: the missing chunks come by unicast");
+  sa_cancel_set_hook (job->cancel, NULL, NULL);
   ok = fetch_missing (job, url, sm, r, fd, readable, result, err, errlen) && smc_receiver_is_complete (r);
   if (!ok && err[0] == '\0')
     snprintf (err, errlen, "the image is incomplete after the session%s%s",

@@ -22,6 +22,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "sa-config.h"
@@ -40,6 +41,8 @@ typedef struct {
   SaConfig  config;
   char     *modules_dir;
   uint64_t  serial;
+  bool      executing;   /* events name instruction @serial */
+  SaCancel *cancel;      /* the receive under way, while a watch runs */
   uint64_t  last_progress_ms;
   double    last_fraction;
   bool      once;        /* tests: stop after the first instruction */
@@ -58,7 +61,12 @@ post_event (Agent *a, const char *name, const char *data_json)
   sa_buf_init (&body);
   sa_buf_append_str (&body, "{\"event\":");
   sa_json_append_string (&body, name);
-  sa_buf_printf (&body, ",\"data\":%s}", data_json ? data_json : "{}");
+  sa_buf_printf (&body, ",\"data\":%s", data_json ? data_json : "{}");
+  /* the instruction it answers: the server drops the events of one it
+   * replaced since (a cancelled deployment's) */
+  if (a->executing)
+    sa_buf_printf (&body, ",\"serial\":%llu", (unsigned long long) a->serial);
+  sa_buf_append_str (&body, "}");
   for (unsigned attempt = 1, delay = 500; attempt <= 5 && !ok; attempt++, delay *= 2)
     {
       SaHttpRequest req = { .method = "POST", .url = url, .token = a->config.token,
@@ -87,6 +95,12 @@ post_error (Agent *a, const char *action, const char *message)
 {
   SaBuf data;
 
+  if (sa_cancel_is_set (a->cancel))
+    {
+      /* the server gave it another instruction: nobody waits for this one */
+      sa_log ("%s stopped: %s", action, message);
+      return;
+    }
   sa_log ("%s failed: %s", action, message);
   sa_buf_init (&data);
   sa_buf_append_str (&data, "{\"action\":");
@@ -266,7 +280,7 @@ do_unicast (Agent *a, const SaJson *ins)
     }
   job = (SaImageJob) { a->config.server, a->config.token, manifest,
                        image_id_of (ins),
-                       sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a };
+                       sa_json_get_string (ins, "chunk_url"), disk, progress_cb, a, a->cancel };
   a->last_fraction = 0;
   a->last_progress_ms = 0;
   if (!sa_image_unicast_receive (&job, &result, err, sizeof err))
@@ -311,7 +325,7 @@ do_multicast (Agent *a, const SaJson *ins)
       return;
     }
   job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),
-                       sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL };
+                       sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL, a->cancel };
   post_event (a, "multicast-joined", "{}");
   if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), &result, err, sizeof err))
     post_error (a, "multicast-receive", err);
@@ -358,6 +372,77 @@ do_reboot (Agent *a, bool poweroff)
   sa_log ("reboot failed: %s", strerror (errno));
 }
 
+/* While an image is received, a second thread long-polls for a newer
+ * instruction (a cancel's "wait", a new deployment's): one stops the
+ * receive (sa_cancel_set), which the main loop then takes */
+typedef struct {
+  Agent     *a;
+  uint64_t   serial;
+  SaCancel   cancel;
+  pthread_t  thread;
+  int        stop;    /* atomic */
+} Watch;
+
+#define WATCH_WAIT_S 5
+
+static void *
+watch_thread (void *data)
+{
+  Watch *w = data;
+  char url[2400], err[512], perr[256];
+
+  snprintf (url, sizeof url, "%s/agent/v1/next?after=%llu&wait=%d", w->a->config.server,
+            (unsigned long long) w->serial, WATCH_WAIT_S);
+  while (!__atomic_load_n (&w->stop, __ATOMIC_SEQ_CST))
+    {
+      SaHttpRequest req = { .url = url, .token = w->a->config.token, .timeout_ms = (WATCH_WAIT_S + 10) * 1000 };
+      SaHttpResponse resp;
+      SaJson *root = NULL;
+      bool newer = false;
+      uint64_t started = sa_now_ms ();
+
+      if (sa_http_do (&req, &resp, err, sizeof err) == 0 && resp.status == 200)
+        root = sa_json_parse (resp.body.data, resp.body.len, perr, sizeof perr);
+      else if (resp.status != 204 || sa_now_ms () - started < 200)
+        sa_sleep_ms (resp.status == 204 ? 200 : 1000);  /* an error, or a server that does not wait */
+      if (root != NULL)
+        {
+          SaJson *ins = sa_json_get (root, "instruction");
+
+          newer = sa_json_get_int (root, "serial", -1) > (int64_t) w->serial && ins != NULL
+                  && ins->type == SA_JSON_OBJECT;
+          if (newer)
+            sa_log ("instruction %lld came: stopping instruction %llu",
+                    (long long) sa_json_get_int (root, "serial", -1), (unsigned long long) w->serial);
+          sa_json_free (root);
+        }
+      sa_http_response_clear (&resp);
+      if (newer)
+        {
+          sa_cancel_set (&w->cancel);
+          break;
+        }
+    }
+  return NULL;
+}
+
+/* Carries out @ins; a receive is watched */
+static void
+execute_watched (Agent *a, const SaJson *ins, void (*action) (Agent *a, const SaJson *ins))
+{
+  Watch w = { .a = a, .serial = a->serial, .cancel = SA_CANCEL_INIT };
+  bool watching = pthread_create (&w.thread, NULL, watch_thread, &w) == 0;
+
+  if (!watching)
+    sa_log ("cannot watch for a newer instruction: %s", strerror (errno));
+  a->cancel = &w.cancel;
+  action (a, ins);
+  __atomic_store_n (&w.stop, 1, __ATOMIC_SEQ_CST);
+  if (watching)
+    pthread_join (w.thread, NULL);
+  a->cancel = NULL;
+}
+
 static void
 execute (Agent *a, const SaJson *ins)
 {
@@ -371,9 +456,9 @@ execute (Agent *a, const SaJson *ins)
   if (action == NULL)
     post_error (a, "(none)", "the instruction has no \"action\"");
   else if (strcmp (action, "unicast-receive") == 0)
-    do_unicast (a, ins);
+    execute_watched (a, ins, do_unicast);
   else if (strcmp (action, "multicast-receive") == 0)
-    do_multicast (a, ins);
+    execute_watched (a, ins, do_multicast);
   else if (strcmp (action, "reboot") == 0)
     do_reboot (a, false);
   else if (strcmp (action, "poweroff") == 0)
@@ -417,7 +502,9 @@ poll_next (Agent *a)
       if (serial > (int64_t) a->serial && ins != NULL && ins->type == SA_JSON_OBJECT)
         {
           a->serial = (uint64_t) serial;
+          a->executing = true;
           execute (a, ins);
+          a->executing = false;
           handled = true;
         }
       else if (serial > (int64_t) a->serial)

@@ -53,6 +53,10 @@ typedef struct {
   guint32       chunk;
   guint         chunk_requests;
   guint         zero_run;    /* zero chunks from chunk 2 on (at least 1) */
+  guint         chunk_delay_ms;     /* each chunk answered this late */
+  guint         newer_after_chunks; /* once this many chunks were asked
+                                     * for (0: never), instruction 2 "wait"
+                                     * is served after 1 */
 } TestServer;
 
 static void
@@ -100,6 +104,13 @@ misc_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTabl
     reply (msg, 404, "text/plain", "nope", 4);
 }
 
+static gboolean
+unpause_cb (gpointer msg)
+{
+  soup_server_message_unpause (msg);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query, gpointer user_data)
 {
@@ -131,6 +142,14 @@ image_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
           if ((gint) index == s->corrupt_chunk)
             copy[0] ^= 0xff;
           reply (msg, 200, "application/octet-stream", copy, n);
+          if (s->chunk_delay_ms > 0)
+            {
+              g_autoptr(GSource) later = g_timeout_source_new (s->chunk_delay_ms);
+
+              soup_server_message_pause (msg);
+              g_source_set_callback (later, unpause_cb, g_object_ref (msg), g_object_unref);
+              g_source_attach (later, s->context);
+            }
           return;
         }
     }
@@ -155,8 +174,13 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
       g_autoptr(JsonNode) node = json_from_string (body->data, NULL);
       JsonObject *o = node != NULL ? json_node_get_object (node) : NULL;
       g_autofree gchar *data = o ? json_to_string (json_object_get_member (o, "data"), FALSE) : NULL;
+      gint64 serial = o ? json_object_get_int_member_with_default (o, "serial", -1) : -1;
 
-      g_ptr_array_add (s->events, g_strdup_printf ("%s %s", o ? json_object_get_string_member (o, "event") : "?", data));
+      /* "name data", and " serial=N" when the event names its instruction */
+      g_ptr_array_add (s->events, serial >= 0
+                       ? g_strdup_printf ("%s %s serial=%" G_GINT64_FORMAT, json_object_get_string_member (o, "event"),
+                                          data, serial)
+                       : g_strdup_printf ("%s %s", o ? json_object_get_string_member (o, "event") : "?", data));
       g_cond_broadcast (&s->cond);
       reply (msg, 202, "application/json", "{}", 2);
     }
@@ -164,6 +188,14 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
            && g_strcmp0 (g_hash_table_lookup (query, "after"), "0") == 0)
     {
       g_autofree gchar *text = g_strdup_printf ("{\"serial\":1,\"instruction\":%s}", s->instruction);
+
+      reply (msg, 200, "application/json", text, strlen (text));
+    }
+  else if (g_str_equal (path, "/agent/v1/next") && s->newer_after_chunks > 0
+           && s->chunk_requests >= s->newer_after_chunks
+           && g_strcmp0 (g_hash_table_lookup (query, "after"), "1") == 0)
+    {
+      const gchar *text = "{\"serial\":2,\"instruction\":{\"action\":\"wait\",\"reason\":\"cancelled\"}}";
 
       reply (msg, 200, "application/json", text, strlen (text));
     }
@@ -1560,6 +1592,76 @@ test_agent_program (void)
   test_server_free (s);
 }
 
+/* An instruction that comes while the agent receives an image (a
+ * cancel's "wait") stops the receive: fewer chunks are fetched than the
+ * image has, no "image-written" nor "error" is posted, the events it
+ * posted name instruction 1, and the agent takes instruction 2. Before,
+ * the agent did not look for an instruction until the receive was over,
+ * and wrote the whole image of a cancelled deployment */
+static void
+test_agent_program_stops (void)
+{
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const guint n_chunks = 200;
+  g_autofree gchar *server = NULL, *disk = NULL, *conf = NULL, *text = NULL, *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  gint fd, status = 0;
+  guint fetched;
+  TestServer *s;
+
+  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the static agent was not built (target_programs)");
+      return;
+    }
+  s = test_server_new ();
+  server = url_of (s, "");
+  serve_image (s, n_chunks * 4096);
+  s->chunk_delay_ms = 20;
+  s->newer_after_chunks = 10;
+  fd = g_file_open_tmp ("shoal-disk-XXXXXX", &disk, NULL);
+  g_assert_cmpint (ftruncate (fd, n_chunks * 4096), ==, 0);
+  close (fd);
+  s->instruction = g_strdup_printf ("{\"action\":\"unicast-receive\",\"manifest\":\"/images/x/manifest\",\"disk\":\"%s\"}", disk);
+  fd = g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL);
+  close (fd);
+  text = g_strdup_printf ("server=%s\ntoken=tok-1\ndevice=dev-1\nkernel=0.0.0\nmodules=\n", server);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  {
+    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, &out, &err, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s%s", out, err);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_mutex_lock (&s->lock);
+  fetched = s->chunk_requests;
+  g_mutex_unlock (&s->lock);
+  g_assert_cmpuint (fetched, >=, 10);
+  g_assert_cmpuint (fetched, <, n_chunks - 20);
+  g_assert_nonnull (strstr (err, "instruction 2 came: stopping instruction 1"));
+  g_assert_nonnull (strstr (err, "instruction 2: wait"));
+  g_assert_false (has_event (s, "image-written "));
+  g_assert_false (has_event (s, "error "));
+  g_assert_true (has_event (s, "progress "));
+  g_mutex_lock (&s->lock);
+  for (guint i = 0; i < s->events->len; i++)
+    {
+      const gchar *event = g_ptr_array_index (s->events, i);
+
+      /* agent-running answers no instruction */
+      if (g_str_has_prefix (event, "progress "))
+        g_assert_true (g_str_has_suffix (event, " serial=1"));
+      else
+        g_assert_null (strstr (event, "serial="));
+    }
+  g_mutex_unlock (&s->lock);
+  g_unlink (disk);
+  g_unlink (conf);
+  test_server_free (s);
+}
+
 /* An image with a GPT, smaller than the disk: the agent moves its backup
  * to the disk's end and says so in "image-written" */
 static void
@@ -2294,6 +2396,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/default-disk", test_default_disk);
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
   g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
+  g_test_add_func ("/shoal/target/agent-program-stops", test_agent_program_stops);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/0.90-gpt-image", &leftover_gpt_090,
                         test_agent_program_md_leftover);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-gpt-image", &leftover_gpt_10,
