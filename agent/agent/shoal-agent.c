@@ -379,9 +379,16 @@ typedef struct {
   Agent     *a;
   uint64_t   serial;
   SaCancel   cancel;
-  pthread_t  thread;
   int        stop;    /* atomic */
+  int        refs;    /* atomic: the thread's and the receive's */
 } Watch;
+
+static void
+watch_unref (Watch *w)
+{
+  if (__atomic_sub_fetch (&w->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    free (w);
+}
 
 #define WATCH_WAIT_S 5
 
@@ -423,24 +430,44 @@ watch_thread (void *data)
           break;
         }
     }
+  watch_unref (w);
   return NULL;
 }
 
-/* Carries out @ins; a receive is watched */
+/* Carries out @ins; a receive is watched. The watch is not waited for
+ * when the receive ends: its long poll (up to WATCH_WAIT_S) would hold
+ * the agent's next poll back; it ends on its own and frees itself, its
+ * cancel no longer looked at */
 static void
 execute_watched (Agent *a, const SaJson *ins, void (*action) (Agent *a, const SaJson *ins))
 {
-  Watch w = { .a = a, .serial = a->serial, .cancel = SA_CANCEL_INIT };
-  bool watching = pthread_create (&w.thread, NULL, watch_thread, &w) == 0;
+  Watch *w = calloc (1, sizeof *w);
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool watching = false;
 
+  if (w == NULL)
+    {
+      action (a, ins);
+      return;
+    }
+  *w = (Watch) { .a = a, .serial = a->serial, .cancel = SA_CANCEL_INIT, .refs = 2 };
+  if (pthread_attr_init (&attr) == 0)
+    {
+      watching = pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                 pthread_create (&thread, &attr, watch_thread, w) == 0;
+      pthread_attr_destroy (&attr);
+    }
   if (!watching)
-    sa_log ("cannot watch for a newer instruction: %s", strerror (errno));
-  a->cancel = &w.cancel;
+    {
+      sa_log ("cannot watch for a newer instruction: %s", strerror (errno));
+      w->refs = 1;
+    }
+  a->cancel = &w->cancel;
   action (a, ins);
-  __atomic_store_n (&w.stop, 1, __ATOMIC_SEQ_CST);
-  if (watching)
-    pthread_join (w.thread, NULL);
   a->cancel = NULL;
+  __atomic_store_n (&w->stop, 1, __ATOMIC_SEQ_CST);
+  watch_unref (w);
 }
 
 static void
