@@ -16,6 +16,14 @@
  * controller drops a member that leaves the group while the step runs
  * (cancelled, removed, restarted), which the step hears of through
  * #ShoalStepContext::device-dropped.
+ *
+ * Once a member is dropped, the step no longer writes to it through the
+ * context: shoal_step_context_log() and shoal_step_context_set_progress()
+ * pass it over when they address every member (@device %NULL), and do
+ * nothing when they name it. A member dropped because it left the group
+ * may already be in another run (cancelled, then deployed again), whose
+ * journal and progress are no longer this step's. A step that drops a
+ * member itself journals why before it drops it.
  */
 struct _ShoalStepContext
 {
@@ -303,7 +311,10 @@ shoal_step_context_get_option_bool (ShoalStepContext *self,
  * @...: arguments
  *
  * Appends an entry, with the step id as its source, to the journal of
- * @device or of every device of the context. Safe from any thread.
+ * @device or of every device of the context. A member dropped from the
+ * group (shoal_step_context_drop_device()) gets nothing: the entry is
+ * left out of its journal, even when @device names it. Safe from any
+ * thread.
  */
 void
 shoal_step_context_log (ShoalStepContext   *self,
@@ -346,12 +357,17 @@ shoal_step_context_log_literal (ShoalStepContext   *self,
 
   if (device != NULL)
     {
-      shoal_device_log_literal (device, self->step_id, operation, result, message);
+      if (!shoal_step_context_is_dropped (self, device, NULL))
+        shoal_device_log_literal (device, self->step_id, operation, result, message);
       return;
     }
   for (guint i = 0; i < self->devices->len; i++)
-    shoal_device_log_literal (g_ptr_array_index (self->devices, i),
-                              self->step_id, operation, result, message);
+    {
+      ShoalDevice *member = g_ptr_array_index (self->devices, i);
+
+      if (!shoal_step_context_is_dropped (self, member, NULL))
+        shoal_device_log_literal (member, self->step_id, operation, result, message);
+    }
 }
 
 /**
@@ -360,7 +376,9 @@ shoal_step_context_log_literal (ShoalStepContext   *self,
  * @device: (nullable): the device, or %NULL for every device
  * @fraction: the step's progress, 0 to 1
  *
- * Safe from any thread (shoal_device_set_progress()).
+ * Sets the progress of @device or of every member; a member dropped from
+ * the group is left as it is, even when @device names it. Safe from any
+ * thread (shoal_device_set_progress()).
  */
 void
 shoal_step_context_set_progress (ShoalStepContext *self,
@@ -368,13 +386,21 @@ shoal_step_context_set_progress (ShoalStepContext *self,
                                  gdouble           fraction)
 {
   g_return_if_fail (SHOAL_IS_STEP_CONTEXT (self));
+  g_return_if_fail (device == NULL || SHOAL_IS_DEVICE (device));
+
   if (device != NULL)
     {
-      shoal_device_set_progress (device, fraction);
+      if (!shoal_step_context_is_dropped (self, device, NULL))
+        shoal_device_set_progress (device, fraction);
       return;
     }
   for (guint i = 0; i < self->devices->len; i++)
-    shoal_device_set_progress (g_ptr_array_index (self->devices, i), fraction);
+    {
+      ShoalDevice *member = g_ptr_array_index (self->devices, i);
+
+      if (!shoal_step_context_is_dropped (self, member, NULL))
+        shoal_device_set_progress (member, fraction);
+    }
 }
 
 /**
@@ -386,7 +412,9 @@ shoal_step_context_set_progress (ShoalStepContext *self,
  * Marks one member of a group as failed; the step goes on for the others,
  * and the controller fails @device with @error when the step finishes.
  * The first drop of @device emits #ShoalStepContext::device-dropped; a
- * second keeps the first's reason and emits nothing.
+ * second keeps the first's reason and emits nothing. From the first on,
+ * the context's journal entries and progress leave @device alone
+ * (shoal_step_context_log(), shoal_step_context_set_progress()).
  */
 void
 shoal_step_context_drop_device (ShoalStepContext *self,

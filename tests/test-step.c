@@ -203,6 +203,50 @@ test_device_dropped (void)
   g_assert_false (shoal_step_context_is_dropped (context, g_ptr_array_index (devices, 0), NULL));
 }
 
+static void
+count_entry_cb (ShoalDevice       *device,
+                ShoalJournalEntry *entry,
+                guint             *count)
+{
+  (*count)++;
+}
+
+/* a member dropped from the group is left alone by the context: the
+ * entries and progress for every member pass it over, and those naming it
+ * are not written (it may already be in another run: cancelled, then
+ * deployed again) */
+static void
+test_dropped_untouched (void)
+{
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(ShoalStepContext) context = NULL;
+  g_autoptr(GError) left = g_error_new_literal (SHOAL_ERROR, SHOAL_ERROR_CANCELLED, "left the group");
+  ShoalDevice *a, *b;
+  guint entries_a = 0, entries_b = 0;
+
+  g_ptr_array_add (devices, shoal_device_new ("dev-a"));
+  g_ptr_array_add (devices, shoal_device_new ("dev-b"));
+  a = g_ptr_array_index (devices, 0);
+  b = g_ptr_array_index (devices, 1);
+  g_signal_connect (a, "journal-entry", G_CALLBACK (count_entry_cb), &entries_a);
+  g_signal_connect (b, "journal-entry", G_CALLBACK (count_entry_cb), &entries_b);
+  context = shoal_step_context_new (NULL, NULL, "group", NULL, devices, "group-1");
+  shoal_step_context_set_progress (context, NULL, 0.5);
+  shoal_step_context_log (context, NULL, "transfer", SHOAL_JOURNAL_RESULT_INFO, "to %u members", devices->len);
+  g_assert_cmpuint (entries_a, ==, 1);
+  g_assert_cmpuint (entries_b, ==, 1);
+
+  shoal_step_context_drop_device (context, b, left);
+  shoal_step_context_set_progress (context, NULL, 0.75);
+  shoal_step_context_log (context, NULL, "transfer", SHOAL_JOURNAL_RESULT_INFO, "done");
+  shoal_step_context_log_literal (context, b, "transfer", SHOAL_JOURNAL_RESULT_OK, "written");
+  shoal_step_context_set_progress (context, b, 1.0);
+  g_assert_cmpuint (entries_a, ==, 2);
+  g_assert_cmpfloat (shoal_device_get_progress (a), ==, 0.75);
+  g_assert_cmpuint (entries_b, ==, 1);
+  g_assert_cmpfloat (shoal_device_get_progress (b), ==, 0.5);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -210,5 +254,6 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/step/blocking-pool", test_blocking_pool);
   g_test_add_func ("/shoal/step/device-dropped", test_device_dropped);
+  g_test_add_func ("/shoal/step/dropped-untouched", test_dropped_untouched);
   return g_test_run ();
 }
