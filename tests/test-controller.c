@@ -763,6 +763,82 @@ test_controller_group_cancel (Fixture       *fixture,
   g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_CANCELLED);
 }
 
+static void
+record_progress_cb (ShoalDevice *device,
+                    GParamSpec  *pspec,
+                    GArray      *values)
+{
+  gdouble value = shoal_device_get_progress (device);
+
+  g_array_append_val (values, value);
+}
+
+/* the "sim-transfer" entries of @device's journal that say @text */
+static guint
+count_transfer_entries (Fixture     *fixture,
+                        ShoalDevice *device,
+                        const gchar *text)
+{
+  g_autoptr(GPtrArray) entries = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  guint count = 0;
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
+
+      count += g_strcmp0 (shoal_journal_entry_get_operation (entry), "sim-transfer") == 0 &&
+               strstr (shoal_journal_entry_get_message (entry), text) != NULL;
+    }
+  return count;
+}
+
+/* A member cancelled in the middle of its group step and deployed again
+ * is the new run's alone: the old group's step, which goes on for the
+ * others, moves its progress no more and journals nothing to it (before,
+ * its progress went up and down with two groups writing, and the new
+ * run's journal got the old group's "2 members, 0 dropped"); the group's
+ * entry counts it as dropped */
+static void
+test_controller_group_cancel_redeploy (Fixture       *fixture,
+                                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  ShoalDevice *devices[2];
+  gulong progress_id;
+
+  add_recipe (fixture,
+              "{\"name\": \"regroup\", \"steps\": ["
+              " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 5, \"phase\": \"boot\"}},"
+              " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 2000, \"max-ms\": 2000}}],"
+              " \"group\": {\"min-devices\": 2, \"max-devices\": 2, \"max-wait\": 1}}");
+  enroll_and_deploy (fixture, 2, "regroup");
+  devices[0] = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  devices[1] = shoal_controller_lookup_device (fixture->controller, "dev-0001");
+  wait_for_state (devices[0], SHOAL_DEVICE_STATE_TRANSFER);
+  wait_for_state (devices[1], SHOAL_DEVICE_STATE_TRANSFER);
+  g_assert_cmpstr (shoal_device_get_group (devices[0]), ==, shoal_device_get_group (devices[1]));
+  spin (300);
+  g_assert_true (shoal_controller_cancel (fixture->controller, devices[0], &error));
+  g_assert_no_error (error);
+  progress_id = g_signal_connect (devices[0], "notify::progress", G_CALLBACK (record_progress_cb), values);
+  g_assert_true (shoal_controller_deploy (fixture->controller, devices[0], &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_clear_signal_handler (&progress_id, devices[0]);
+
+  g_assert_cmpint (shoal_device_get_state (devices[0]), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpint (shoal_device_get_state (devices[1]), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpuint (count_transfer_entries (fixture, devices[1], ": 2 members, 1 dropped"), ==, 1);
+  g_assert_cmpuint (count_transfer_entries (fixture, devices[0], ": 2 members"), ==, 0);
+  g_assert_cmpuint (count_transfer_entries (fixture, devices[0], ": 1 members, 0 dropped"), ==, 1);
+  /* each step's progress only rises (from 0, where the controller sets
+   * each step's start) */
+  for (guint i = 1; i < values->len; i++)
+    if (g_array_index (values, gdouble, i) != 0.0)
+      g_assert_cmpfloat (g_array_index (values, gdouble, i), >=, g_array_index (values, gdouble, i - 1));
+}
+
 /* A boot of 200 ms, then a group step for groups of at least 2 */
 #define READD_RECIPE(max_wait) \
   "{\"name\": \"readd\", \"steps\": [" \
@@ -1743,6 +1819,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/reenrolled", test_controller_reenrolled);
   ADD ("/shoal/controller/group-timeout", test_controller_group_timeout);
   ADD ("/shoal/controller/group-cancel", test_controller_group_cancel);
+  ADD ("/shoal/controller/group-cancel-redeploy", test_controller_group_cancel_redeploy);
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/recipe-new-commit", test_controller_recipe_new_commit);
   ADD ("/shoal/controller/resume-at-commit", test_controller_resume_at_commit);

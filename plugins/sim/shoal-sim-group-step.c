@@ -66,14 +66,17 @@ group_done_cb (GObject      *source,
       ShoalDevice *device = g_ptr_array_index (devices, i);
       g_autoptr(GError) reason = NULL;
 
-      if (g_random_double () >= fail_rate)
+      if (shoal_step_context_is_dropped (ctx, device, NULL) || g_random_double () >= fail_rate)
         continue;
       g_set_error (&reason, SHOAL_ERROR, SHOAL_ERROR_FAILED,
                    "simulated receiver failure in group %s (fail-rate %.3f)",
                    shoal_step_context_get_group_id (ctx), fail_rate);
       shoal_step_context_drop_device (ctx, device, reason);
-      dropped++;
     }
+  /* those this step failed and those that left the group while it ran
+   * (cancelled, removed), which get no entry (shoal_step_context_log()) */
+  for (guint i = 0; i < devices->len; i++)
+    dropped += shoal_step_context_is_dropped (ctx, g_ptr_array_index (devices, i), NULL);
   shoal_step_context_log (ctx, NULL, "sim-transfer", SHOAL_JOURNAL_RESULT_INFO,
                           "simulated transfer to group %s: %u members, %u dropped",
                           shoal_step_context_get_group_id (ctx), devices->len, dropped);
