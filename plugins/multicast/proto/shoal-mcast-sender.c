@@ -184,6 +184,14 @@ struct smc_sender {
   size_t n_nodes, nodes_cap;
   smc_sender_stats st;
   volatile int cancelled;
+  /* nodes the caller dropped (smc_sender_drop_node): asked, under drop_mu,
+   * and taken in by the sending thread's timers */
+  pthread_mutex_t drop_mu;
+  uint32_t *drop_asked;
+  size_t drop_asked_n, drop_asked_cap;
+  uint32_t *dropped;               /* sending thread's */
+  size_t n_dropped, dropped_cap;
+  uint32_t dropped_absent;         /* of them, those that had not joined */
 };
 
 static void vlog (smc_sender *s, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
@@ -237,6 +245,7 @@ smc_node_outcome_str (int o)
   case SMC_NODE_EVICTED: return "evicted-to-unicast";
   case SMC_NODE_FAILED: return "failed";
   case SMC_NODE_NEVER_JOINED: return "never-joined";
+  case SMC_NODE_DROPPED: return "dropped";
   default: return "unknown";
   }
 }
@@ -280,12 +289,14 @@ sender_new (const smc_sender_config *c, smc_tap_fn tap, void *tap_user, char *er
     return NULL;
   }
   s = calloc (1, sizeof *s);
+  pthread_mutex_init (&s->drop_mu, NULL);
   s->cfg = *c;
   s->lanes = c->lanes ? c->lanes : SMC_DEFAULT_LANES;
   s->m = c->manifest;
   s->S = (uint16_t) (mtu - SMC_IPUDP_OVERHEAD - SMC_DATA_OVERHEAD);
   if (smc_geom_init (&g, s->m->chunk_size, s->S, c->max_k) < 0) {
     snprintf (err, errlen, "chunk size %u too large for symbol size %u", s->m->chunk_size, s->S);
+    pthread_mutex_destroy (&s->drop_mu);
     free (s);
     return NULL;
   }
@@ -411,10 +422,39 @@ smc_sender_free (smc_sender *s)
   free (s->nodes);
   free (s->strikes);
   free (s->strike_ns);
+  free (s->drop_asked);
+  free (s->dropped);
+  pthread_mutex_destroy (&s->drop_mu);
   free (s);
 }
 
 void smc_sender_cancel (smc_sender *s) { __atomic_store_n (&s->cancelled, 1, __ATOMIC_SEQ_CST); }
+
+/* appends id to *ids (*n of *cap); -1 out of memory */
+static int
+ids_add (uint32_t **ids, size_t *n, size_t *cap, uint32_t id)
+{
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 8;
+    uint32_t *nids = realloc (*ids, c * sizeof *nids);
+    if (nids == NULL)
+      return -1;
+    *ids = nids;
+    *cap = c;
+  }
+  (*ids)[(*n)++] = id;
+  return 0;
+}
+
+int
+smc_sender_drop_node (smc_sender *s, uint32_t node)
+{
+  int rc;
+  pthread_mutex_lock (&s->drop_mu);
+  rc = ids_add (&s->drop_asked, &s->drop_asked_n, &s->drop_asked_cap, node);
+  pthread_mutex_unlock (&s->drop_mu);
+  return rc;
+}
 const smc_sender_stats *smc_sender_get_stats (smc_sender *s) { return &s->st; }
 uint16_t smc_sender_symbol_size (smc_sender *s) { return s->S; }
 
@@ -696,11 +736,29 @@ send_control (smc_sender *s, uint32_t node, uint8_t op, const char *addr)
   s->st.bytes += len + WIRE_OVERHEAD;
 }
 
+/* whether the caller dropped node id (smc_sender_drop_node) */
+static int
+is_dropped (const smc_sender *s, uint32_t id)
+{
+  for (size_t i = 0; i < s->n_dropped; i++)
+    if (s->dropped[i] == id)
+      return 1;
+  return 0;
+}
+
+/* receivers expected still to be in the session: those dropped before
+ * they joined are not waited for */
+static size_t
+expected_left (const smc_sender *s)
+{
+  return s->cfg.expected > s->dropped_absent ? s->cfg.expected - s->dropped_absent : 0;
+}
+
 /* receivers in the session: as many as expected, or more if more joined */
 static size_t
 group_size (const smc_sender *s)
 {
-  return s->n_nodes > s->cfg.expected ? s->n_nodes : s->cfg.expected;
+  return s->n_nodes > expected_left (s) ? s->n_nodes : expected_left (s);
 }
 
 /* receivers still receiving (no outcome yet) */
@@ -719,7 +777,7 @@ count_active (smc_sender *s)
 static int
 solo (smc_sender *s)
 {
-  return s->cfg.expected > 0 && s->n_nodes >= s->cfg.expected && count_active (s) == 1;
+  return s->cfg.expected > 0 && s->n_nodes >= expected_left (s) && count_active (s) == 1;
 }
 
 static void
@@ -1261,7 +1319,7 @@ repairable (smc_sender *s, uint32_t id, smc_node_info **node)
   size_t idx = 0;
   *node = node_find (s, id, &idx);
   if (*node == NULL)
-    return 1;
+    return !is_dropped (s, id);
   (*node)->nacks++;
   if ((*node)->outcome != 0)
     return 0;  /* evicted or failed: it finishes by unicast */
@@ -1633,6 +1691,13 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
     return;
   }
   n = node_find (s, st.node, &idx);
+  if (n == NULL && is_dropped (s, st.node)) {
+    /* dropped before it joined: told to leave, never in the session */
+    char addr[48];
+    inet_ntop (AF_INET, &from->sin_addr, addr, sizeof addr);
+    send_control (s, st.node, SMC_CTL_EVICT, addr);
+    return;
+  }
   if (n == NULL) {
     n = node_add (s, st.node, from, now);
     if (n == NULL)
@@ -1801,10 +1866,42 @@ all_complete (smc_sender *s)
   return s->n_nodes > 0 && outcome (s) == 0;
 }
 
+/* the nodes the caller dropped since the last turn leave the session */
+static void
+take_drops (smc_sender *s, uint64_t now)
+{
+  uint32_t *asked;
+  size_t n_asked;
+  pthread_mutex_lock (&s->drop_mu);
+  asked = s->drop_asked;
+  n_asked = s->drop_asked_n;
+  s->drop_asked = NULL;
+  s->drop_asked_n = s->drop_asked_cap = 0;
+  pthread_mutex_unlock (&s->drop_mu);
+  for (size_t i = 0; i < n_asked; i++) {
+    smc_node_info *n;
+    if (is_dropped (s, asked[i]) || ids_add (&s->dropped, &s->n_dropped, &s->dropped_cap, asked[i]) < 0)
+      continue;
+    n = node_find (s, asked[i], NULL);
+    vlog (s, "node %u dropped%s", asked[i], n == NULL ? " before it joined" : "");
+    if (n == NULL) {
+      s->dropped_absent++;
+      continue;
+    }
+    if (n->outcome != 0)
+      continue;  /* it had finished (complete, evicted, failed) */
+    n->evict_sent = 1;  /* its next reports are answered with EVICT */
+    node_finish (s, n, SMC_NODE_DROPPED, now);
+    send_control (s, n->node, SMC_CTL_EVICT, n->addr);
+  }
+  free (asked);
+}
+
 static void
 timers (smc_sender *s, uint64_t now)
 {
   uint64_t interval;
+  take_drops (s, now);
   for (size_t i = 0; i < s->n_nodes; i++)
     if (s->nodes[i].outcome == 0 && now - s->nodes[i].last_heard_ns > s->cfg.node_timeout_ms * MS)
       node_finish (s, &s->nodes[i], SMC_NODE_FAILED, now);
@@ -1820,10 +1917,25 @@ timers (smc_sender *s, uint64_t now)
     s->last_increase = now;
   }
   if (s->state == SMC_STATE_WAITING &&
-      (s->n_nodes >= s->cfg.expected && s->cfg.expected > 0 ? 1 : now - s->state_since > s->cfg.join_wait_ms * MS))
-    set_state (s, SMC_STATE_SENDING, now);
+      (s->n_nodes >= expected_left (s) && s->cfg.expected > 0 ? 1 : now - s->state_since > s->cfg.join_wait_ms * MS)) {
+    if (count_active (s) > 0)
+      set_state (s, SMC_STATE_SENDING, now);
+    else {
+      /* nobody to send to (none joined, or each dropped or silent): the
+       * image is not sent, the session ends */
+      vlog (s, "no receiver in the session after the join wait: ending without sending");
+      s->st.no_receiver = 1;
+      set_state (s, SMC_STATE_END, now);
+    }
+  }
+  if (s->state == SMC_STATE_SENDING && s->n_dropped > 0 && count_active (s) == 0 && s->n_nodes >= expected_left (s)) {
+    /* every receiver left was dropped by the caller: the rest of the
+     * image would go to nobody */
+    vlog (s, "no receiver left in the session: ending");
+    set_state (s, SMC_STATE_END, now);
+  }
   if (s->state == SMC_STATE_DRAIN && s->rq_len == 0 && s->sq_len == 0 && count_active (s) == 0 &&
-      (s->n_nodes >= s->cfg.expected || now - s->state_since > s->cfg.node_timeout_ms * MS))
+      (s->n_nodes >= expected_left (s) || now - s->state_since > s->cfg.node_timeout_ms * MS))
     set_state (s, SMC_STATE_END, now);
   if (s->state == SMC_STATE_DRAIN && now - s->state_since > s->cfg.drain_timeout_ms * MS) {
     for (size_t i = 0; i < s->n_nodes; i++)

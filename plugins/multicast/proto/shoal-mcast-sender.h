@@ -14,6 +14,7 @@ typedef enum {
   SMC_NODE_EVICTED = 3,     /* told to finish by unicast */
   SMC_NODE_FAILED = 4,      /* went silent (timeout) or reported failure */
   SMC_NODE_NEVER_JOINED = 5,
+  SMC_NODE_DROPPED = 6,     /* dropped by the caller (smc_sender_drop_node) */
 } smc_node_outcome;
 
 /* why a receiver was left to finish by unicast (outcome SMC_NODE_EVICTED) */
@@ -71,6 +72,9 @@ typedef struct {
   uint32_t ask_ms;          /* first repair requests come this long after their
                              * block (recent high): the first pass's last that
                              * long carries parity for the reported loss */
+  int no_receiver;          /* the join wait ended with no receiver in the
+                             * session (none joined, or every one dropped or
+                             * silent): it ended without sending the image */
 } smc_sender_stats;
 
 typedef enum {
@@ -157,6 +161,13 @@ void smc_sender_free (smc_sender *s);
 int smc_sender_run (smc_sender *s);
 /* thread-safe: makes run() end soon (announces END to the group) */
 void smc_sender_cancel (smc_sender *s);
+/* thread-safe: the receiver of node id leaves the session (its machine
+ * was taken out of the group): it is not waited for, whether it joined or
+ * not, its repair requests are not served, and each report it sends is
+ * answered with a CONTROL EVICT (one is sent at once if it joined); its
+ * outcome becomes SMC_NODE_DROPPED, unless it had one already. 0, or -1
+ * out of memory */
+int smc_sender_drop_node (smc_sender *s, uint32_t node);
 const smc_sender_stats *smc_sender_get_stats (smc_sender *s);
 size_t smc_sender_get_nodes (smc_sender *s, const smc_node_info **nodes);
 /* the join instruction for one receiver (node id) */

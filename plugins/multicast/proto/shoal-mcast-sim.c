@@ -37,6 +37,7 @@ typedef struct {
   uint64_t next;
   uint64_t rng;
   int dead, ended, n_in;
+  int dropped;              /* its node dropped from the sender (drop_ns) */
   uint32_t writes, bad_writes;
   /* with an intake rate: its socket's queue, the packets in it and when
    * the last of them will have been taken; what it dropped */
@@ -443,6 +444,9 @@ loop (smc_sim *sim)
     for (uint32_t i = 1; i <= sim->cfg->receivers; i++)
       if (!sim->r[i].dead && !sim->r[i].ended && sim->r[i].next < t)
         t = sim->r[i].next;
+    for (uint32_t i = 1; i <= sim->cfg->receivers; i++)
+      if (sim->cfg->drop_ns[i] != 0 && !sim->r[i].dropped && sim->snext != UINT64_MAX && sim->cfg->drop_ns[i] < t)
+        t = sim->cfg->drop_ns[i];
     if (sim->n_ev > 0 && sim->heap[0].t < t)
       t = sim->heap[0].t;
     if (t == UINT64_MAX)
@@ -475,6 +479,13 @@ loop (smc_sim *sim)
       r->n_in = 0;
     }
     end_receivers (sim);
+    for (uint32_t i = 1; i <= sim->cfg->receivers; i++)
+      if (sim->cfg->drop_ns[i] != 0 && !sim->r[i].dropped && sim->now >= sim->cfg->drop_ns[i]) {
+        sim->r[i].dropped = 1;
+        if (smc_sender_drop_node (sim->s, 100 + i) < 0)
+          sim->oom = 1;
+        sim->s_in = 1;
+      }
     if (sim->snext != UINT64_MAX && (sim->s_in || sim->snext <= sim->now)) {
       sim->snext = smc_sender_step (sim->s, sim->now);
       sim->s_in = 0;

@@ -85,6 +85,9 @@ typedef struct {
   int no_key;               /* 1: no session key (packets unauthenticated) */
   int verbose;              /* the sender's and receivers' logs on stderr */
   uint64_t kill_ns[SMC_SIM_MAX_RECEIVERS + 1]; /* receiver i stops dead then (0: never) */
+  /* the sender's caller drops receiver i's node then (smc_sender_drop_node,
+   * as the step does for a device taken out of the group; 0: never) */
+  uint64_t drop_ns[SMC_SIM_MAX_RECEIVERS + 1];
   /* receiver i takes packets from its socket at this many bytes/s at most
    * (0: as they come): a receiver slower than the sender, whose queue
    * fills (its fill reported as a real socket's) and overflows past

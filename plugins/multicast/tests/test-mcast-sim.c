@@ -212,6 +212,103 @@ test_killed (void)
   g_free (alone);
 }
 
+/* No receiver joined within the join wait (each one's join failed): the
+ * sender ends without sending the image to nobody (before, it sent it all
+ * after the wait), and says so */
+static void
+test_nobody_joined (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  setup (&c, 8 * MIB, 11, 2, 0);
+  c.kill_ns[1] = 1;
+  c.kill_ns[2] = 1;
+  res = run (&c);
+  g_assert_cmpuint (res->n_nodes, ==, 0);
+  g_assert_cmpint (res->sender_rc, ==, 1);
+  g_assert_true (res->sender.no_receiver);
+  g_assert_cmpuint (res->sender.data_pkts, ==, 0);
+  g_assert_cmpuint (res->sender.parity_pkts, ==, 0);
+  g_assert_cmpuint (res->egress_bytes, <, 1 * MIB);
+  /* at the end of the join wait (5 s), not later */
+  g_assert_cmpuint (res->end_ns, >=, 5000 * MS);
+  g_assert_cmpuint (res->end_ns, <, 5500 * MS);
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+/* A receiver that never joins and is dropped by the sender's caller (its
+ * device taken out of the group) is not waited for: the session starts
+ * when it is dropped, not at the end of the join wait (5 s) */
+static void
+test_dropped_absent (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  setup (&c, 8 * MIB, 12, 3, 0);
+  c.kill_ns[3] = 1;
+  c.drop_ns[3] = 100 * MS;
+  res = run (&c);
+  g_assert_cmpuint (res->n_nodes, ==, 2);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, SMC_NODE_COMPLETE);
+  g_assert_cmpint (res->sender_rc, ==, 1);   /* not every receiver expected completed */
+  g_assert_false (res->sender.no_receiver);
+  g_assert_cmpuint (res->sender.data_start_ns, >=, 100 * MS);
+  g_assert_cmpuint (res->sender.data_start_ns, <, 200 * MS);
+  g_assert_cmpuint (res->end_ns, <, 1000 * MS);
+  for (uint32_t i = 1; i <= 2; i++) {
+    g_assert_true (res->rcv[i].complete);
+    g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+  }
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
+/* A receiver dropped in the middle of the session is told to leave
+ * (CONTROL EVICT: it finishes by unicast, if its machine still wants the
+ * image), its outcome is "dropped", and the others finish as fast as
+ * without it; when every one left is dropped, nothing more is sent */
+static void
+test_dropped_joined (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res, *alone;
+  setup (&c, 16 * MIB, 13, 2, 0);
+  alone = run (&c);
+  assert_all_by_multicast (&c, alone);
+  c.receivers = 3;
+  c.drop_ns[2] = 40 * MS;
+  res = run (&c);
+  g_assert_cmpint (res->sender_rc, ==, 1);
+  g_assert_cmpuint (res->n_nodes, ==, 3);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, res->nodes[i].node == 102 ? SMC_NODE_DROPPED : SMC_NODE_COMPLETE);
+  g_assert_cmpstr (smc_node_outcome_str (SMC_NODE_DROPPED), ==, "dropped");
+  g_assert_cmpuint (res->rcv[2].chunks_unicast, >, 0);
+  g_assert_cmpuint (res->rcv[2].finished_ns, >, 0);   /* it left when told, it did not hang on */
+  g_assert_cmpuint (res->rcv[2].finished_ns, <, 100 * MS);
+  for (uint32_t i = 1; i <= c.receivers; i++) {
+    g_assert_cmpuint (res->rcv[i].bad_writes, ==, 0);
+    g_assert_true (res->rcv[i].complete);
+    if (i != 2)
+      g_assert_cmpuint (res->rcv[i].chunks_unicast, ==, 0);
+  }
+  /* the session did not wait for it (a silent one costs the node timeout, 3 s) */
+  g_assert_cmpuint (res->end_ns, <=, alone->end_ns + 300 * MS);
+  g_free (res);
+
+  /* all of them dropped: the session ends */
+  c.drop_ns[1] = c.drop_ns[3] = 40 * MS;
+  res = run (&c);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, SMC_NODE_DROPPED);
+  g_assert_cmpuint (res->end_ns, <, 100 * MS);
+  g_free ((void *) c.image);
+  g_free (res);
+  g_free (alone);
+}
+
 /* A member of the group holds the session key and can sign anything:
  * DATA packets it alters and signs pass the tag check, and only the
  * manifest's SHA-256 keeps them off the disk. Packets signed with another
@@ -663,6 +760,9 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/sim/solo-late", test_solo_late);
   g_test_add_func ("/shoal/multicast/sim/replay", test_replay);
   g_test_add_func ("/shoal/multicast/sim/killed", test_killed);
+  g_test_add_func ("/shoal/multicast/sim/nobody-joined", test_nobody_joined);
+  g_test_add_func ("/shoal/multicast/sim/dropped-absent", test_dropped_absent);
+  g_test_add_func ("/shoal/multicast/sim/dropped-joined", test_dropped_joined);
   g_test_add_func ("/shoal/multicast/sim/forged", test_forged);
   g_test_add_func ("/shoal/multicast/sim/greedy-nacks", test_greedy_nacks);
   g_test_add_func ("/shoal/multicast/sim/slow-group", test_slow_group);
