@@ -100,7 +100,10 @@ typedef struct {
   GPtrArray            *unicast;        /* UnicastWait, those still waiting
                                          * (not owned: each is held by its
                                          * event waits until it is done) */
-  gulong                dropped_id;     /* ctx's device-dropped */
+  gulong                dropped_id;     /* ctx's device-dropped, from the
+                                         * announcement on */
+  GCancellable         *session_waits;  /* the members' "error" waits
+                                         * during the session */
   guint                 unicast_timeout_s;  /* 0: none */
   GSource              *unicast_timer;
   GPtrArray            *iface_notes;    /* each device's note on the interface
@@ -124,6 +127,9 @@ run_free (Run *run)
   if (run->waits != NULL)
     g_cancellable_cancel (run->waits);
   g_clear_object (&run->waits);
+  if (run->session_waits != NULL)
+    g_cancellable_cancel (run->session_waits);
+  g_clear_object (&run->session_waits);
   g_clear_signal_handler (&run->dropped_id, run->ctx);
   clear_unicast_timer (run);
   g_clear_pointer (&run->unicast, g_ptr_array_unref);
@@ -210,6 +216,9 @@ journal_outcome (Run                 *run,
 {
   const gchar *what = smc_node_outcome_str (n->outcome);
 
+  /* a member dropped from the group may be in another run already */
+  if (shoal_step_context_is_dropped (run->ctx, device, NULL))
+    return;
   shoal_device_set_metadata (device, "multicast.outcome", what);
   switch (n->outcome)
     {
@@ -290,7 +299,7 @@ progress_event_main (gpointer data)
   NodeEvent *ev = data;
   ShoalDevice *device = run_device (ev->run, ev->info.node);
 
-  if (device != NULL && ev->run->data_chunks > 0)
+  if (device != NULL && ev->run->data_chunks > 0 && !shoal_step_context_is_dropped (ev->run->ctx, device, NULL))
     shoal_step_context_set_progress (ev->run->ctx, device,
                                      MIN (1.0, (gdouble) ev->info.last.chunks_done / ev->run->data_chunks));
   return G_SOURCE_REMOVE;
@@ -323,9 +332,23 @@ journal_summary (Run *run)
       ShoalDevice *device = g_ptr_array_index (run->devices, i);
       const smc_node_info *n = NULL;
 
+      if (shoal_step_context_is_dropped (run->ctx, device, NULL))
+        continue;  /* it left the group, or failed, during the session */
       for (gsize j = 0; j < n_nodes; j++)
         if (nodes[j].node == i + 1)
           n = &nodes[j];
+      if (st->no_receiver)
+        {
+          g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_TIMEOUT,
+                                                 _("No receiver joined multicast session %u within %u ms "
+                                                   "(join-wait-ms): the image was not sent"),
+                                                 run->cfg.session, (guint) run->cfg.join_wait_ms);
+
+          shoal_step_context_log (run->ctx, device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,
+                                  "%s", error->message);
+          shoal_step_context_drop_device (run->ctx, device, error);
+          continue;
+        }
       shoal_step_context_log (run->ctx, device, "multicast-session", SHOAL_JOURNAL_RESULT_INFO,
                               _("Session %u: %.1f s, final rate %.0f Mbit/s, egress %.3f× the image, "
                                 "%llu parity packets for %llu NACKs, %llu source symbols sent again for %llu "
@@ -454,7 +477,7 @@ static UnicastWait *
 find_unicast_wait (Run         *run,
                    ShoalDevice *device)
 {
-  for (guint i = 0; device != NULL && i < run->unicast->len; i++)
+  for (guint i = 0; device != NULL && run->unicast != NULL && i < run->unicast->len; i++)
     if (((UnicastWait *) g_ptr_array_index (run->unicast, i))->device == device)
       return g_ptr_array_index (run->unicast, i);
   return NULL;
@@ -491,6 +514,10 @@ device_dropped_cb (ShoalStepContext *ctx,
 
   if (!g_ptr_array_find (run->devices, device, &index))
     return;  /* another session's (a group behind several interfaces) */
+  /* the session no longer waits for its receiver, nor serves it: told
+   * to leave if it joined (nothing once the session ended) */
+  if (run->sender != NULL && smc_sender_drop_node (run->sender, index + 1) < 0)
+    g_warning ("Multicast session %u: out of memory dropping node %u", run->cfg.session, index + 1);
   n.node = index + 1;
   post_node_event (task, &n, dropped_event_main);
 }
@@ -594,6 +621,8 @@ sent_cb (GObject      *object,
   gsize n_nodes;
 
   g_task_propagate_boolean (G_TASK (result), NULL);
+  /* what the agents report from now on is the unicast waits' */
+  g_cancellable_cancel (run->session_waits);
   journal_summary (run);
   /* the sender returned because the step was cancelled: no device is
    * waited for (the Run, its sockets and its image go with the task) */
@@ -601,7 +630,6 @@ sent_cb (GObject      *object,
     return;
   n_nodes = smc_sender_get_nodes (run->sender, &nodes);
   run->unicast = g_ptr_array_new ();
-  run->dropped_id = g_signal_connect (run->ctx, "device-dropped", G_CALLBACK (device_dropped_cb), task);
   run->pending = 1;  /* held until every wait is started */
   for (gsize j = 0; j < n_nodes; j++)
     {
@@ -677,6 +705,8 @@ announce_to_devices (Run *run)
       g_autofree gchar *session = g_strdup_printf ("%u", run->cfg.session);
       g_autofree gchar *node = g_strdup_printf ("%u", i + 1);
 
+      if (shoal_step_context_is_dropped (run->ctx, device, NULL))
+        continue;  /* it left the group before the session began */
       shoal_device_set_metadata (device, "multicast.session", session);
       shoal_device_set_metadata (device, "multicast.node", node);
       if (shoal_multicast_source_is_store (run->source))
@@ -687,6 +717,62 @@ announce_to_devices (Run *run)
                               i + 1, run->devices->len, run->cfg.session, run->group, run->cfg.port,
                               shoal_multicast_source_get_id (run->source), run->cfg.rate_max_bps / 1e6);
     }
+}
+
+/* --- the agents' errors during the session ---------------------------------- */
+
+typedef struct {
+  GTask       *task;
+  ShoalDevice *device;
+} SessionWait;
+
+static void wait_session_error (GTask *task, ShoalDevice *device);
+
+/* a member's agent failed its "multicast-receive" (it could not join the
+ * group, its disk failed): the member is dropped, with the agent's
+ * reason in its journal, and the session no longer waits for it */
+static void
+session_error_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  SessionWait *w = user_data;
+  Run *run = g_task_get_task_data (w->task);
+  g_autoptr(JsonNode) payload = shoal_device_wait_event_finish (w->device, result, NULL);
+  JsonObject *data = payload != NULL && JSON_NODE_HOLDS_OBJECT (payload) ? json_node_get_object (payload) : NULL;
+  const gchar *action = data != NULL ? json_object_get_string_member_with_default (data, "action", NULL) : NULL;
+  const gchar *message = data != NULL ? json_object_get_string_member_with_default (data, "message", NULL) : NULL;
+
+  if (payload == NULL || g_cancellable_is_cancelled (run->session_waits) ||
+      shoal_step_context_is_dropped (run->ctx, w->device, NULL))
+    ;  /* the session ended (its unicast waits take over), or the member left */
+  else if (action != NULL && g_strcmp0 (action, "multicast-receive") != 0)
+    wait_session_error (w->task, w->device);  /* an error of an older action: not ours */
+  else
+    {
+      g_autoptr(GError) error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_FAILED,
+                                             _("Its agent failed to receive multicast session %u: %s"),
+                                             run->cfg.session, message != NULL ? message : _("no reason given"));
+
+      shoal_step_context_log (run->ctx, w->device, "multicast-receive", SHOAL_JOURNAL_RESULT_FAILED,
+                              "%s", error->message);
+      shoal_step_context_drop_device (run->ctx, w->device, error);
+    }
+  g_object_unref (w->task);
+  g_object_unref (w->device);
+  g_free (w);
+}
+
+static void
+wait_session_error (GTask       *task,
+                    ShoalDevice *device)
+{
+  Run *run = g_task_get_task_data (task);
+  SessionWait *w = g_new0 (SessionWait, 1);
+
+  w->task = g_object_ref (task);
+  w->device = g_object_ref (device);
+  shoal_device_wait_event_async (device, "error", run->session_waits, session_error_cb, w);
 }
 
 static void
@@ -748,7 +834,15 @@ prepared_cb (GObject      *object,
       g_task_return_error (task, error);
       return;
     }
+  /* from now on a member dropped (it left the group, its agent failed)
+   * is dropped from the session too */
+  run->dropped_id = g_signal_connect (run->ctx, "device-dropped", G_CALLBACK (device_dropped_cb), task);
   announce_to_devices (run);
+  for (guint i = 0; i < run->devices->len; i++)
+    if (!shoal_step_context_is_dropped (run->ctx, g_ptr_array_index (run->devices, i), NULL))
+      wait_session_error (task, g_ptr_array_index (run->devices, i));
+    else if (smc_sender_drop_node (run->sender, i + 1) < 0)  /* left before it was told to join */
+      g_warning ("Multicast session %u: out of memory dropping node %u", run->cfg.session, i + 1);
   if (g_task_get_cancellable (task) != NULL)
     {
       run->cancellable = g_object_ref (g_task_get_cancellable (task));
@@ -1163,6 +1257,7 @@ start_run (ShoalStep           *step,
   /* before cancelled_cb can cancel it: the unicast waits started after
    * a cancel see it cancelled */
   run->waits = g_cancellable_new ();
+  run->session_waits = g_cancellable_new ();
   if (link != NULL)
     {
       devices = link->devices;

@@ -340,6 +340,87 @@ test_step_group (void)
   fixture_finish (&f, data, 5 * 1048576 + 777);
 }
 
+/* every journal entry of a device, "operation: message" */
+static void
+collect_cb (ShoalDevice *device, ShoalJournalEntry *entry, GPtrArray *lines)
+{
+  g_ptr_array_add (lines, g_strdup_printf ("%s: %s", shoal_journal_entry_get_operation (entry),
+                                           shoal_journal_entry_get_message (entry)));
+}
+
+static gboolean
+lines_have (GPtrArray *lines, const gchar *text)
+{
+  for (guint i = 0; i < lines->len; i++)
+    if (strstr (g_ptr_array_index (lines, i), text) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+/* two receivers start; the agent of the third reports that it could not
+ * join the group */
+static gboolean
+start_receivers_one_error (gpointer user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(JsonNode) error = json_from_string ("{\"action\": \"multicast-receive\","
+                                                " \"message\": \"cannot join 239.77.8.1:6300\"}", NULL);
+
+  start_receivers (f);
+  shoal_device_post_event (g_ptr_array_index (f->devices, 2), "error", error);
+  return G_SOURCE_REMOVE;
+}
+
+/* A member whose agent reports an error during the session (its join
+ * failed) is dropped at once with the agent's reason in its journal, and
+ * the session does not wait for it (join-wait-ms 8 s) nor write to it
+ * after (before: the session waited the join wait out, then journaled
+ * "never joined", the agent's reason nowhere) */
+static void
+test_step_agent_error (void)
+{
+  Fixture f = { 0 };
+  g_autoptr(ShoalStep) step = NULL;
+  g_autoptr(ShoalStepContext) ctx = NULL;
+  g_autoptr(JsonNode) options = NULL;
+  g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *data = NULL;
+  const GError *why = NULL;
+  gint64 start;
+
+  if (g_getenv ("MCAST_NS_PREFIX") == NULL)
+    {
+      g_test_skip ("run through test-multicast-step.sh (needs root and namespaces)");
+      return;
+    }
+  ensure_types ();
+  step = g_object_new (SHOAL_TYPE_MULTICAST_STEP, NULL);
+  data = fixture_image (&f, 3 * 1048576 + 55);
+  json = g_strdup_printf ("{\"image-path\": \"%s\", \"group\": \"239.77.8.1\", \"interface\": \"eth0\","
+                          " \"port\": 6300, \"join-wait-ms\": 8000, \"node-timeout-ms\": 1500,"
+                          " \"rate-mbit\": 80, \"gso\": false}", f.src);
+  options = json_from_string (json, NULL);
+  f.devices = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < 3; i++)
+    g_ptr_array_add (f.devices, shoal_device_new (i == 0 ? "dev-a" : i == 1 ? "dev-b" : "dev-c"));
+  g_signal_connect (g_ptr_array_index (f.devices, 2), "journal-entry", G_CALLBACK (collect_cb), lines);
+  start = g_get_monotonic_time ();
+  ctx = fixture_run (&f, step, options, start_receivers_one_error);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 6 * G_TIME_SPAN_SECOND);
+  g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 0), NULL));
+  g_assert_false (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 1), NULL));
+  g_assert_true (shoal_step_context_is_dropped (ctx, g_ptr_array_index (f.devices, 2), &why));
+  g_assert_nonnull (strstr (why->message, "cannot join 239.77.8.1:6300"));
+  g_assert_true (lines_have (lines, "multicast-receive: Its agent failed to receive multicast session"));
+  g_assert_false (lines_have (lines, "multicast-session"));
+  g_assert_false (lines_have (lines, "never joined"));
+  g_assert_null (shoal_device_get_metadata (g_ptr_array_index (f.devices, 2), "multicast.outcome"));
+  g_assert_cmpstr (shoal_device_get_metadata (g_ptr_array_index (f.devices, 0), "multicast.outcome"), ==, "complete");
+  g_signal_handlers_disconnect_by_data (g_ptr_array_index (f.devices, 2), lines);
+  fixture_finish (&f, data, 3 * 1048576 + 55);
+}
+
 static gboolean
 start_receivers_two_links (gpointer user_data)
 {
@@ -843,6 +924,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/step/source-hold", test_source_hold);
   g_test_add_func ("/shoal/multicast/step/route-iface", test_route_iface);
   g_test_add_func ("/shoal/multicast/step/group", test_step_group);
+  g_test_add_func ("/shoal/multicast/step/agent-error", test_step_agent_error);
   g_test_add_func ("/shoal/multicast/step/two-links", test_step_two_links);
   g_test_add_func ("/shoal/multicast/step/two-links-one-silent", test_step_two_links_one_silent);
   g_test_add_func ("/shoal/multicast/step/drop-during-unicast", test_step_drop_during_unicast);
