@@ -559,6 +559,56 @@ drop_stale_event (ShoalDevice *device,
                     "instruction %" G_GUINT64_FORMAT " since", name, serial, current);
 }
 
+#define MAX_ERROR_TEXT 512  /* bytes of an error event's message in the journal */
+
+/* @text of an agent's "error" event as the journal shows it: valid UTF-8,
+ * control characters as spaces, at most MAX_ERROR_TEXT bytes (whole
+ * characters, an ellipsis after) */
+static gchar *
+journal_text (const gchar *text)
+{
+  g_autofree gchar *valid = g_utf8_make_valid (text, -1);
+  GString *out = g_string_new (NULL);
+
+  for (const gchar *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (out->len + 6 > MAX_ERROR_TEXT)
+        {
+          g_string_append (out, "…");
+          break;
+        }
+      if (g_unichar_iscntrl (c))
+        g_string_append_c (out, ' ');
+      else
+        g_string_append_unichar (out, c);
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* an agent's "error" event in its journal, with what failed and why (the
+ * step waiting for it may fail the device, or not) */
+static void
+log_error_event (ShoalDevice *device,
+                 JsonObject  *data)
+{
+  const gchar *action = string_member (data, "action", NULL);
+  const gchar *message = string_member (data, "message", NULL);
+  g_autofree gchar *action_text = action != NULL ? journal_text (action) : NULL;
+  g_autofree gchar *message_text = message != NULL ? journal_text (message) : NULL;
+
+  if (action_text != NULL && message_text != NULL)
+    shoal_device_log (device, "agent", "error", SHOAL_JOURNAL_RESULT_WARNING,
+                      "agent reported error: %s failed: %s", action_text, message_text);
+  else if (message_text != NULL)
+    shoal_device_log (device, "agent", "error", SHOAL_JOURNAL_RESULT_WARNING,
+                      "agent reported error: %s", message_text);
+  else
+    shoal_device_log (device, "agent", "error", SHOAL_JOURNAL_RESULT_WARNING,
+                      "agent reported error (no message)");
+}
+
 static void
 event_cb (SoupServer        *server,
           SoupServerMessage *msg,
@@ -624,7 +674,10 @@ event_cb (SoupServer        *server,
     }
   else
     {
-      shoal_device_log (device, "agent", name, SHOAL_JOURNAL_RESULT_INFO, "agent reported %s", name);
+      if (g_strcmp0 (name, "error") == 0)
+        log_error_event (device, data_object);
+      else
+        shoal_device_log (device, "agent", name, SHOAL_JOURNAL_RESULT_INFO, "agent reported %s", name);
       shoal_device_post_event (device, name, data);
     }
   respond_accepted (msg);

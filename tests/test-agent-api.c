@@ -201,6 +201,36 @@ test_agent_api_events (Fixture       *fixture,
   g_assert_true (journal_has (fixture, "wrote sda"));
 }
 
+/* An agent's "error" event journals what failed and why (before: only
+ * "agent reported error", the reason left on the agent's console), its
+ * message cut to 512 bytes and its control characters made spaces */
+static void
+test_agent_api_error_event (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  const gchar *token = shoal_device_get_token (fixture->device);
+  g_autofree gchar *long_message = g_strnfill (3000, 'x');
+  g_autofree gchar *body = g_strdup_printf ("{\"event\": \"error\", \"data\": {\"action\": \"unicast-receive\","
+                                            " \"message\": \"%s\"}}", long_message);
+  g_autoptr(GPtrArray) entries = NULL;
+  ShoalJournalEntry *last;
+
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token,
+                             "{\"event\": \"error\", \"data\": {\"action\": \"multicast-receive\","
+                             " \"message\": \"cannot join 239.77.246.191:6100\\n\\u001b[2J\"}}", NULL), ==, 202);
+  g_assert_true (journal_has (fixture, "agent reported error: multicast-receive failed: "
+                                       "cannot join 239.77.246.191:6100  [2J"));
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", token, body, NULL), ==, 202);
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  entries = shoal_controller_get_journal (fixture->controller, fixture->device, 0, NULL);
+  last = g_ptr_array_index (entries, entries->len - 1);
+  g_assert_cmpstr (shoal_journal_entry_get_operation (last), ==, "error");
+  g_assert_true (g_str_has_prefix (shoal_journal_entry_get_message (last),
+                                   "agent reported error: unicast-receive failed: xxx"));
+  g_assert_true (g_str_has_suffix (shoal_journal_entry_get_message (last), "x…"));
+  g_assert_cmpuint (strlen (shoal_journal_entry_get_message (last)), <, 600);
+}
+
 /* An agent's log event went to the journal whole, up to 1 MiB */
 static void
 test_agent_api_log_limits (Fixture       *fixture,
@@ -672,6 +702,7 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/auth", test_agent_api_auth);
   ADD ("/shoal/agent-api/inventory", test_agent_api_inventory);
   ADD ("/shoal/agent-api/events", test_agent_api_events);
+  ADD ("/shoal/agent-api/error-event", test_agent_api_error_event);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/next-after-restart", test_agent_api_next_after_restart);
   ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
