@@ -151,7 +151,8 @@ cancel_receiver (void *receiver)
 
 static bool
 run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, smc_join *join, int fd,
-             bool readable, SaMulticastResult *result, char *err, size_t errlen)
+             bool readable, SaMulticastJoined joined, void *joined_data, SaMulticastResult *result,
+             char *err, size_t errlen)
 {
   smc_receiver_config cfg;
   smc_manifest *m = convert (sm, join->manifest_hash);
@@ -185,6 +186,9 @@ run_session (const SaImageJob *job, const char *url, const ShoalManifest *sm, sm
       smc_manifest_free (m);
       return false;
     }
+  /* smc_receiver_new joined the group */
+  if (joined != NULL)
+    joined (joined_data);
   /* a newer instruction stops the session at once */
   sa_cancel_set_hook (job->cancel, cancel_receiver, r);
   if (smc_receiver_run (r) < 0 && !sa_cancel_is_set (job->cancel))
@@ -274,8 +278,8 @@ verify_written (const char *disk, const ShoalManifest *sm, SaMulticastResult *re
 }
 
 bool
-sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastResult *result,
-                      char *err, size_t errlen)
+sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastJoined joined,
+                      void *joined_data, SaMulticastResult *result, char *err, size_t errlen)
 {
   smc_join join;
   char *url;
@@ -304,7 +308,7 @@ sa_multicast_receive (const SaImageJob *job, const char *join_str, SaMulticastRe
       fd = -1;
     }
   if (fd >= 0 && write_zeros (sm, fd, result, err, errlen))
-    ok = run_session (job, url, sm, &join, fd, readable, result, err, errlen);
+    ok = run_session (job, url, sm, &join, fd, readable, joined, joined_data, result, err, errlen);
   if (ok && fsync (fd) < 0 && errno != EINVAL)
     {
       snprintf (err, errlen, "syncing %s: %s", job->disk, strerror (errno));

@@ -27,7 +27,12 @@ typedef struct {
   char     wiped[512];         /* as SaImageResult's */
 } SaMulticastResult;
 
+/* called once the receiver joined the session's group (not when the
+ * join failed) */
+typedef void (*SaMulticastJoined) (void *data);
+
 /* @join: the instruction's "join" string; @job: as for unicast (the
- * manifest URL is required: the chunk table and the unicast fallback) */
-bool sa_multicast_receive (const SaImageJob *job, const char *join, SaMulticastResult *result,
-                           char *err, size_t errlen);
+ * manifest URL is required: the chunk table and the unicast fallback);
+ * @joined (nullable): told when the group is joined */
+bool sa_multicast_receive (const SaImageJob *job, const char *join, SaMulticastJoined joined,
+                           void *joined_data, SaMulticastResult *result, char *err, size_t errlen);

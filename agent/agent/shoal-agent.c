@@ -304,6 +304,16 @@ do_unicast (Agent *a, const SaJson *ins)
   free (fallback);
 }
 
+#ifdef SHOAL_AGENT_HAVE_MULTICAST
+/* the receiver joined the session's group: said only then, a join that
+ * fails is an "error" instead */
+static void
+multicast_joined_cb (void *data)
+{
+  post_event (data, "multicast-joined", "{}");
+}
+#endif
+
 static void
 do_multicast (Agent *a, const SaJson *ins)
 {
@@ -326,8 +336,8 @@ do_multicast (Agent *a, const SaJson *ins)
     }
   job = (SaImageJob) { a->config.server, a->config.token, manifest, image_id_of (ins),
                        sa_json_get_string (ins, "chunk_url"), disk, NULL, NULL, a->cancel };
-  post_event (a, "multicast-joined", "{}");
-  if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), &result, err, sizeof err))
+  if (!sa_multicast_receive (&job, sa_json_get_string (ins, "join"), multicast_joined_cb, a, &result, err,
+                             sizeof err))
     post_error (a, "multicast-receive", err);
   else
     {
