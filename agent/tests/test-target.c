@@ -2251,10 +2251,9 @@ start_sender (const gchar *sender, const gchar *img, const gchar *group, const g
   return g_strstrip (join);
 }
 
-/* the agent, for the one instruction the server holds; then the sender
- * (@pid) is stopped */
+/* the agent, for the one instruction the server holds */
 static void
-run_agent_then_stop (const gchar *agent, const gchar *conf, GPid pid)
+run_mcast_agent (const gchar *agent, const gchar *conf)
 {
   const gchar *argv[] = { "timeout", "60", agent, "--config", conf, "--no-modules", "--no-network", "--once",
                           "--max-polls", "3", NULL };
@@ -2264,6 +2263,14 @@ run_agent_then_stop (const gchar *agent, const gchar *conf, GPid pid)
   g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &out, NULL, &error);
   g_assert_no_error (error);
   g_test_message ("%s", out);
+}
+
+/* the agent, for the one instruction the server holds; then the sender
+ * (@pid) is stopped */
+static void
+run_agent_then_stop (const gchar *agent, const gchar *conf, GPid pid)
+{
+  run_mcast_agent (agent, conf);
   kill (pid, SIGTERM);
   waitpid (pid, NULL, 0);
 }
@@ -2331,6 +2338,7 @@ test_multicast_receive (void)
     g_test_message ("event %s", (const gchar *) g_ptr_array_index (s->events, i));
   /* every data chunk came by multicast: none by HTTP */
   g_assert_cmpuint (s->chunk_requests, ==, 0);
+  g_assert_true (has_event (s, "multicast-joined "));
 
   /* A restarted agent: the disk holds what the first run wrote (one chunk
    * of it spoiled) and the agent joins a session that has sent every chunk
@@ -2359,6 +2367,30 @@ test_multicast_receive (void)
     g_assert_nonnull (strstr (last, "\"unicast_chunks\":1,"));
     g_assert_cmpuint (s->chunk_requests, ==, 1);
     assert_disk_holds_image (disk, s);
+  }
+
+  /* A join that fails (no route to the group, and no interface of the
+   * name the sender gave, if it gave one): the agent says "error" with why, and not
+   * "multicast-joined" (it said it before it tried) */
+  {
+    g_autofree gchar *route = g_strdup_printf ("ip -n %s route del 224.0.0.0/4 dev lo", ns);
+    g_auto(GStrv) parts = g_strsplit (join, "iface=lo", 2);
+    g_autofree gchar *unroutable = g_strjoinv ("iface=nope0", parts);
+    g_autofree gchar *error = NULL;
+
+    g_assert_true (sh (route));
+    g_mutex_lock (&s->lock);
+    g_ptr_array_set_size (s->events, 0);
+    g_mutex_unlock (&s->lock);
+    g_free (s->instruction);
+    s->instruction = g_strdup_printf ("{\"action\":\"multicast-receive\",\"join\":\"%s\",\"manifest\":\"/images/x/manifest\","
+                                      "\"disk\":\"%s\"}", unroutable, disk);
+    run_mcast_agent (agent, conf);
+    for (guint i = 0; i < s->events->len; i++)
+      g_test_message ("failed join: event %s", (const gchar *) g_ptr_array_index (s->events, i));
+    error = g_strdup_printf ("error {\"action\":\"multicast-receive\",\"message\":\"cannot join 239.77.7.7:47011\"");
+    g_assert_true (has_event (s, error));
+    g_assert_false (has_event (s, "multicast-joined"));
   }
   test_server_free (s);
   g_assert_cmpint (setns (orig, CLONE_NEWNET), ==, 0);
