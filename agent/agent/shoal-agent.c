@@ -607,6 +607,13 @@ main (int argc, char **argv)
       sa_log ("%s", err);
       return 1;
     }
+  /* the token this boot's loader was given: newer than agent.conf's when
+   * the machine booted again after its agent had used that one */
+  if (getenv ("SHOAL_TOKEN") != NULL && *getenv ("SHOAL_TOKEN") != '\0')
+    {
+      free (a.config.token);
+      a.config.token = sa_strdup (getenv ("SHOAL_TOKEN"));
+    }
   if (a.config.serial != NULL)
     a.serial = strtoull (a.config.serial, NULL, 10);
   sa_log ("device %s, server %s, instructions after %llu", a.config.device ? a.config.device : "?",

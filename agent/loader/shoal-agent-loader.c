@@ -4,7 +4,8 @@
  * Reads shoal.server=, shoal.token= and shoal.device= from the kernel
  * command line, POSTs the inventory to <server>/agent/v1/inventory, GETs
  * <server>/agent/v1/agent (a compressed newc initramfs), unpacks it and
- * execs /usr/sbin/shoal-agent from it.
+ * execs /usr/sbin/shoal-agent from it, handing it its token in the
+ * environment (SHOAL_TOKEN).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -185,6 +186,11 @@ exec_agent (Loader *l)
   snprintf (mods, sizeof mods, "%s/lib/modules", strcmp (l->dest, "/") ? l->dest : "");
   if (!l->exec_agent)
     return 0;
+  /* the agent's part was made with the token of its deployment's first
+   * boot; a boot after the agent had used it got a new one, which the
+   * agent takes from here (agent.conf's is refused by then) */
+  if (setenv ("SHOAL_TOKEN", l->token, 1) != 0)
+    sa_log ("cannot hand the token over: %s", strerror (errno));
   sa_log ("handing over to %s", bin);
   execl (bin, bin, "--config", conf, "--modules", mods, (char *) NULL);
   sa_log ("cannot exec %s: %s", bin, strerror (errno));
