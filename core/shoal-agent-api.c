@@ -158,6 +158,9 @@ authenticate (AgentApi          *api,
 
       if (host != NULL && g_strcmp0 (shoal_device_get_metadata (device, "agent.address"), host) != 0)
         shoal_device_set_metadata (device, "agent.address", host);
+      /* the agent holds its token now (its loader's first request): a
+       * boot script asked for after this gets a new one */
+      shoal_controller_token_claimed (api->controller, device);
       return device;
     }
   respond_error (msg, SOUP_STATUS_UNAUTHORIZED, log_refusal (api, msg, query, path, token));

@@ -324,6 +324,28 @@ shoal_context_get_boot_action (ShoalContext *self,
 }
 
 /**
+ * shoal_context_issue_boot_token:
+ * @self: a context
+ * @device: the device a boot script is made for
+ *
+ * The token a network boot service puts in @device's boot script (kernel
+ * command line, boot file URLs): the deployment's token until the
+ * device's agent has used it, then a new one each time, the one before
+ * refused and the device's journal warned. Ask only for a script that
+ * deploys, and put the token in nothing else.
+ *
+ * Returns: (transfer full) (nullable): the token
+ */
+gchar *
+shoal_context_issue_boot_token (ShoalContext *self,
+                                ShoalDevice  *device)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTEXT (self), NULL);
+  g_return_val_if_fail (SHOAL_IS_DEVICE (device), NULL);
+  return shoal_controller_issue_boot_token (self->controller, device);
+}
+
+/**
  * shoal_context_lookup_recipe:
  * @self: a context
  * @name: a recipe name

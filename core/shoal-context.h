@@ -50,6 +50,8 @@ ShoalDevice  *shoal_context_device_seen          (ShoalContext        *self,
                                                   GError             **error);
 ShoalBootAction shoal_context_get_boot_action    (ShoalContext        *self,
                                                   ShoalDevice         *device);
+gchar        *shoal_context_issue_boot_token     (ShoalContext        *self,
+                                                  ShoalDevice         *device);
 ShoalRecipe  *shoal_context_lookup_recipe        (ShoalContext        *self,
                                                   const gchar         *name);
 GPtrArray    *shoal_context_get_devices          (ShoalContext        *self);

@@ -56,6 +56,10 @@ void            shoal_controller_set_recipe_loader (ShoalController            *
                                                     ShoalControllerRecipeLoader loader,
                                                     gpointer                    user_data,
                                                     GDestroyNotify              notify);
+void            shoal_controller_token_claimed    (ShoalController *self,
+                                                   ShoalDevice     *device);
+gchar          *shoal_controller_issue_boot_token (ShoalController *self,
+                                                   ShoalDevice     *device);
 
 /* shoal-context.c */
 ShoalContext   *shoal_context_new                 (ShoalController *controller);

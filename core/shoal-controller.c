@@ -320,6 +320,19 @@ new_token (void)
   return g_string_free (str, FALSE);
 }
 
+/* Replaces the device's token: the old one no longer names it, at once */
+static void
+replace_token (DeviceRecord *rec)
+{
+  g_autofree gchar *token = new_token ();
+  const gchar *old = shoal_device_get_token (rec->device);
+
+  if (old != NULL)
+    g_hash_table_remove (rec->controller->by_token, old);
+  shoal_device_set_token (rec->device, token);
+  g_hash_table_replace (rec->controller->by_token, g_strdup (token), rec);
+}
+
 static DeviceRecord *
 add_record (ShoalController *self,
             ShoalDevice     *device)
@@ -1176,6 +1189,11 @@ start_run (DeviceRecord  *rec,
   /* the agent service answers 503 until this deployment's agent step has
    * generated its own */
   clear_run_metadata (device);
+  /* each deployment has a token of its own (the boot script hands it
+   * out): whoever held the previous one (on the kernel command line of
+   * the last boot, in the agent it ran) is refused from now on. Cleared
+   * with the metadata: it is not claimed yet */
+  replace_token (rec);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,
@@ -2296,6 +2314,71 @@ shoal_controller_device_seen (ShoalController  *self,
  *
  * Returns: how the network boot service is to boot @device
  */
+/* Set (to "yes") when the device's agent first used this deployment's
+ * token; cleared with the rest of the metadata when the next deployment
+ * starts, with a new token */
+#define TOKEN_CLAIMED_KEY "agent.token-claimed"
+
+/**
+ * shoal_controller_token_claimed:
+ * @self: a controller
+ * @device: the device a request's token named
+ *
+ * Notes that the device's agent (its loader's first request, POST
+ * /agent/v1/inventory) has used its token: the next boot script request
+ * gets a new one (shoal_controller_issue_boot_token()).
+ */
+void
+shoal_controller_token_claimed (ShoalController *self,
+                                ShoalDevice     *device)
+{
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+
+  if (rec == NULL || shoal_device_get_metadata (device, TOKEN_CLAIMED_KEY) != NULL)
+    return;
+  shoal_device_set_metadata (device, TOKEN_CLAIMED_KEY, "yes");
+  shoal_controller_persist (rec);
+}
+
+/**
+ * shoal_controller_issue_boot_token:
+ * @self: a controller
+ * @device: a device a boot script is made for
+ *
+ * The token to put in @device's boot script (the kernel command line and
+ * the boot file URLs). Until the device's agent has claimed its token
+ * (shoal_controller_token_claimed()), the same one, so that a machine
+ * that boots again before its agent started gets what it had; after, a
+ * new one, the claimed one refused at once, with a warning in the
+ * device's journal: whoever asks for the script then (the machine booting
+ * again, or someone who knows its MAC address) locks the holder of the
+ * old token out, visibly, instead of sharing it.
+ *
+ * Returns: (transfer full) (nullable): the token
+ */
+gchar *
+shoal_controller_issue_boot_token (ShoalController *self,
+                                   ShoalDevice     *device)
+{
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  if (rec == NULL)
+    return NULL;
+  if (shoal_device_get_metadata (device, TOKEN_CLAIMED_KEY) != NULL)
+    {
+      TRANSITION_BEGIN (self);
+      replace_token (rec);
+      shoal_device_set_metadata (device, TOKEN_CLAIMED_KEY, NULL);
+      shoal_device_log (device, "controller", "token", SHOAL_JOURNAL_RESULT_WARNING,
+                        "the boot script was requested again after the agent claimed its token: "
+                        "a new token was issued; an earlier holder is locked out");
+      shoal_controller_persist (rec);
+      TRANSITION_END (self);
+    }
+  return shoal_device_dup_token (device);
+}
+
 ShoalBootAction
 shoal_controller_get_boot_action (ShoalController *self,
                                   ShoalDevice     *device)

@@ -33,7 +33,8 @@
  * Documented metadata keys: `drivers` (space-separated kernel modules in
  * load order), `drivers.kernel` (kernel version), `agent.sha256`,
  * `agent.address` (the address its agent's last authenticated request came
- * from), `image.id` (manifest SHA-256), `image.sha256` (whole image),
+ * from), `agent.token-claimed` (the agent has used this deployment's token:
+ * the next boot script gets a new one), `image.id` (manifest SHA-256), `image.sha256` (whole image),
  * `multicast.session` (multicast session the device was in), `pxe.*`
  * (plugins/pxe/README.md), `recipe.auto` ("true": the controller chose
  * the device's recipe by matching; see shoal_controller_assign_recipe()).

@@ -694,6 +694,139 @@ test_agent_api_fail_stops_agent (Fixture       *fixture,
   g_assert_cmpint (shoal_device_get_state (fixture->device), ==, SHOAL_DEVICE_STATE_FAILED);
 }
 
+#define TOKEN_WARNING "the boot script was requested again after the agent claimed its token"
+
+/* the agent's side of the reboot step: the image is written, it takes the
+ * reboot instruction (after serial @after) and reboots; the device is
+ * installed */
+static void
+finish_run (Fixture *fixture,
+            guint64  after)
+{
+  post_event (fixture, "image-written");
+  next_serial (fixture, after, "reboot");
+  post_event (fixture, "rebooting");
+  g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
+}
+
+/* whether @token is taken by the agent API (GET /agent/v1/next, 204
+ * with nothing to do, 200 with an instruction) */
+static gboolean
+token_works (Fixture     *fixture,
+             const gchar *token)
+{
+  guint status = request (fixture, "GET", "/agent/v1/next?after=0&wait=0", token, NULL, NULL);
+
+  g_assert_true (status == 200 || status == 204 || status == 401);
+  return status != 401;
+}
+
+/* Each deployment has a token of its own; the previous one is refused at
+ * once. The token made at enroll stayed the device's for good before:
+ * whoever once had it spoke for the device in every later deployment */
+static void
+test_agent_api_token_per_deployment (Fixture       *fixture,
+                                     gconstpointer  data)
+{
+  g_autofree gchar *enrolled = shoal_device_dup_token (fixture->device);
+  g_autofree gchar *first = NULL;
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autoptr(GError) error = NULL;
+
+  recipe = deploy_sim_reboot (fixture);
+  first = shoal_device_dup_token (fixture->device);
+  g_assert_cmpstr (first, !=, enrolled);
+  g_assert_false (token_works (fixture, enrolled));
+  g_assert_true (token_works (fixture, first));
+  finish_run (fixture, 0);
+  /* installed: the token still works until the next deployment */
+  g_assert_true (token_works (fixture, first));
+
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_token (fixture->device), !=, first);
+  g_assert_false (token_works (fixture, first));
+  g_assert_true (shoal_controller_lookup_device_by_token (fixture->controller, first) == NULL);
+  g_assert_true (token_works (fixture, shoal_device_get_token (fixture->device)));
+  finish_run (fixture, 0);
+}
+
+/* The boot script hands out the token until the agent has used it; after
+ * that, whoever asks for the script (the machine booting again, or anyone
+ * who knows its MAC address) gets a new one, the claimed one refused, and
+ * the journal says so. Before, the script handed anyone the token the
+ * agent was using */
+static void
+test_agent_api_token_claimed (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *claimed = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_autofree gchar *issued = NULL;
+  g_autofree gchar *again = NULL;
+
+  g_assert_cmpstr (claimed, ==, shoal_device_get_token (fixture->device));
+  /* the loader's first request */
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", claimed, GOOD_INVENTORY, NULL), ==, 202);
+  g_assert_false (journal_has (fixture, TOKEN_WARNING));
+
+  issued = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_assert_nonnull (issued);
+  g_assert_cmpstr (issued, !=, claimed);
+  g_assert_cmpstr (issued, ==, shoal_device_get_token (fixture->device));
+  g_assert_false (token_works (fixture, claimed));
+  g_assert_true (journal_has (fixture, TOKEN_WARNING));
+  g_assert_true (journal_has (fixture, "an earlier holder is locked out"));
+  /* the new holder's agent claims it in turn; the deployment goes on */
+  g_assert_true (token_works (fixture, issued));
+  again = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_assert_cmpstr (again, !=, issued);
+  g_assert_false (token_works (fixture, issued));
+  finish_run (fixture, 0);
+}
+
+/* A machine that boots again before its agent has used the token (the
+ * loader did not get that far) gets the same token, with no warning */
+static void
+test_agent_api_token_reboot_before_claim (Fixture       *fixture,
+                                          gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *first = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_autofree gchar *second = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+
+  g_assert_nonnull (first);
+  g_assert_cmpstr (first, ==, second);
+  g_assert_false (journal_has (fixture, TOKEN_WARNING));
+  g_assert_true (token_works (fixture, second));
+  finish_run (fixture, 0);
+}
+
+/* shoald restarts within a deployment: the token the agent holds still
+ * works, and so does its claim (a boot script asked for after the
+ * restart gets a new token, not the claimed one) */
+static void
+test_agent_api_token_restart (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *token = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_autofree gchar *issued = NULL;
+  gint64 seen;
+
+  post_event (fixture, "image-written");
+  seen = next_serial (fixture, 0, "reboot");
+  restart (fixture, recipe);
+  g_assert_cmpstr (shoal_device_get_token (fixture->device), ==, token);
+  g_assert_true (shoal_controller_lookup_device_by_token (fixture->controller, token) == fixture->device);
+  /* asked before the agent's next request: the claim was kept */
+  issued = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_assert_cmpstr (issued, !=, token);
+  g_assert_false (token_works (fixture, token));
+  g_assert_true (journal_has (fixture, TOKEN_WARNING));
+  finish_run (fixture, (guint64) seen);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -705,6 +838,10 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/error-event", test_agent_api_error_event);
   ADD ("/shoal/agent-api/next", test_agent_api_next);
   ADD ("/shoal/agent-api/next-after-restart", test_agent_api_next_after_restart);
+  ADD ("/shoal/agent-api/token-per-deployment", test_agent_api_token_per_deployment);
+  ADD ("/shoal/agent-api/token-claimed", test_agent_api_token_claimed);
+  ADD ("/shoal/agent-api/token-reboot-before-claim", test_agent_api_token_reboot_before_claim);
+  ADD ("/shoal/agent-api/token-restart", test_agent_api_token_restart);
   ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
   ADD ("/shoal/agent-api/cancel-stops-agent", test_agent_api_cancel_stops_agent);
   ADD ("/shoal/agent-api/fail-stops-agent", test_agent_api_fail_stops_agent);
