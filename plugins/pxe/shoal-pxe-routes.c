@@ -40,11 +40,11 @@ render (ShoalPxeState *state, const gchar *name, const gchar * const *vars, GErr
 
 /* a boot file URL: ours carry the device's token and which part it is */
 static gchar *
-part_url (ShoalPxeState *state, const gchar *path, ShoalDevice *device, const gchar *part)
+part_url (ShoalPxeState *state, const gchar *path, const gchar *device_token, const gchar *part)
 {
   g_autofree gchar *files = g_strdup_printf ("%s/boot/files", state->http_base);
   g_autofree gchar *url = shoal_pxe_ipxe_file_url (files, path);
-  g_autofree gchar *token = g_uri_escape_string (shoal_device_get_token (device) ?: "", NULL, FALSE);
+  g_autofree gchar *token = g_uri_escape_string (device_token, NULL, FALSE);
 
   if (!g_str_has_prefix (url, files))
     return g_steal_pointer (&url);
@@ -52,13 +52,13 @@ part_url (ShoalPxeState *state, const gchar *path, ShoalDevice *device, const gc
 }
 
 static gchar *
-cmdline_for (ShoalPxeState *state, JsonObject *boot, ShoalDevice *device)
+cmdline_for (ShoalPxeState *state, JsonObject *boot, ShoalDevice *device, const gchar *token)
 {
   const gchar *extra = json_object_get_string_member_with_default (boot, "cmdline", "");
 
   return g_strdup_printf ("%s%sshoal.server=%s shoal.token=%s shoal.device=%s", extra,
                           extra[0] != '\0' ? " " : "", shoal_context_get_server_url (state->context),
-                          shoal_device_get_token (device) ?: "", shoal_device_get_id (device));
+                          token, shoal_device_get_id (device));
 }
 
 static gchar *
@@ -73,6 +73,7 @@ deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_ur
   g_autofree gchar *initrd_url = NULL;
   g_autofree gchar *initrd_name = NULL;
   g_autofree gchar *cmdline = NULL;
+  g_autofree gchar *token = NULL;
 
   if (kernel == NULL || initrd == NULL)
     {
@@ -81,10 +82,17 @@ deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_ur
                               "SCRIPT_URL", script_url, NULL };
       return render (state, "wait", vars, error);
     }
-  kernel_url = part_url (state, kernel, device, "kernel");
-  initrd_url = part_url (state, initrd, device, "initrd");
+  /* the same token until the agent has used it, then a new one each
+   * time (the one before refused): someone who asks for the script with
+   * the device's MAC address locks its agent out rather than share its
+   * token unseen */
+  token = shoal_context_issue_boot_token (state->context, device);
+  if (token == NULL)
+    token = g_strdup ("");
+  kernel_url = part_url (state, kernel, token, "kernel");
+  initrd_url = part_url (state, initrd, token, "initrd");
   initrd_name = shoal_pxe_ipxe_basename (initrd_url);
-  cmdline = cmdline_for (state, boot, device);
+  cmdline = cmdline_for (state, boot, device, token);
   {
     const gchar *vars[] = { "DEVICE", shoal_device_get_id (device), "RECIPE", recipe_name,
                             "KERNEL_URL", kernel_url, "INITRD_URL", initrd_url,

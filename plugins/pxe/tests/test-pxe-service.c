@@ -398,6 +398,92 @@ test_identity (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (served, "iPXE script served (deploy) to 52:54:00:00:40:0a, uuid " UUID_A));
 }
 
+/* the token a deploy script hands out (shoal.token= of its command line);
+ * its boot file URLs carry the same */
+static gchar *
+token_of (const gchar *script)
+{
+  g_autofree gchar *token = url_after (script, "shoal.token=");
+  g_autofree gchar *kernel = url_after (script, "kernel ");
+  g_autofree gchar *in_url = g_strdup_printf ("?token=%s&", token);
+
+  g_assert_nonnull (strstr (kernel, in_url));
+  return g_steal_pointer (&token);
+}
+
+/* the agent API's answer to GET /agent/v1/next with @token */
+static gint
+agent_status (Fixture *f, const gchar *token)
+{
+  g_autofree gchar *url = g_strdup_printf ("%s/agent/v1/next?after=0&wait=0&token=%s", f->base_url, token);
+  g_autofree gchar *body = NULL;
+  gint status = 0;
+  gsize len;
+
+  body = curl (url, NULL, &status, &len);
+  return status;
+}
+
+static gboolean
+journal_says (Fixture *f, ShoalDevice *device, const gchar *text)
+{
+  for (guint tries = 0; tries < 100; tries++)
+    {
+      g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+
+      for (guint i = 0; journal != NULL && i < journal->len; i++)
+        if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, i)), text) != NULL)
+          return TRUE;
+      pxe_netns_iterate_until ((gboolean[]) { FALSE }, 20);
+    }
+  return FALSE;
+}
+
+/* Anyone who knows a deploying device's MAC address can ask for its boot
+ * script. Before its agent has used the token, the script hands out the
+ * same one (the machine may boot again before its loader got that far);
+ * once it has, the script hands out a new one and the agent's is refused,
+ * with a warning in the journal. Before, every script gave out the token
+ * the agent was using, and its holder could speak for the device unseen */
+static void
+test_token_claimed (Fixture *f, gconstpointer data)
+{
+  const gchar *warning = "the boot script was requested again after the agent claimed its token";
+  g_autofree gchar *script = NULL;
+  g_autofree gchar *token = NULL;
+  g_autofree gchar *again = NULL;
+  g_autofree gchar *stolen = NULL;
+  ShoalDevice *device;
+  gint status = 0;
+
+  if (skip_without_curl ())
+    return;
+  script = fetch_script (f, "52:54:00:aa:00:03", &status);
+  g_assert_cmpint (status, ==, 200);
+  device = shoal_controller_lookup_device_by_mac (f->controller, "52:54:00:aa:00:03");
+  g_assert_nonnull (device);
+  token = token_of (script);
+  g_assert_cmpstr (token, ==, shoal_device_get_token (device));
+  /* booted again before the loader ran: the same token */
+  g_clear_pointer (&script, g_free);
+  script = fetch_script (f, "52:54:00:aa:00:03", &status);
+  again = token_of (script);
+  g_assert_cmpstr (again, ==, token);
+  g_assert_false (journal_says (f, device, warning));
+
+  /* the agent's first request claims it */
+  g_assert_cmpint (agent_status (f, token), ==, 204);
+  g_clear_pointer (&script, g_free);
+  script = fetch_script (f, "52:54:00:aa:00:03", &status);
+  g_assert_cmpint (status, ==, 200);
+  stolen = token_of (script);
+  g_assert_cmpstr (stolen, !=, token);
+  g_assert_cmpint (agent_status (f, token), ==, 401);
+  g_assert_cmpint (agent_status (f, stolen), ==, 204);
+  g_assert_true (journal_says (f, device, warning));
+}
+
+
 int
 main (int argc, char **argv)
 {
@@ -408,5 +494,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/pxe/service/local-and-ignore", Fixture, NULL, fixture_setup, test_local_and_ignore,
               fixture_teardown);
   g_test_add ("/shoal/pxe/service/identity", Fixture, NULL, fixture_setup, test_identity, fixture_teardown);
+  g_test_add ("/shoal/pxe/service/token-claimed", Fixture, NULL, fixture_setup, test_token_claimed,
+              fixture_teardown);
   return g_test_run ();
 }
