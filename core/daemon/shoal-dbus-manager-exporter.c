@@ -238,13 +238,16 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
   return TRUE;
 }
 
-/* looks up every id of @ids, or fails naming the first unknown one */
+/* looks up every id of @ids, or fails naming the first unknown one or
+ * the first one given twice (a device is named once: a second Deploy of
+ * it in one call would fail after the first started it) */
 static GPtrArray *
 lookup_devices (ShoalDBusManagerExporter *self,
                 const gchar * const      *ids,
                 GError                  **error)
 {
   g_autoptr(GPtrArray) devices = g_ptr_array_new ();
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
 
   for (guint i = 0; ids[i] != NULL; i++)
     {
@@ -254,6 +257,12 @@ lookup_devices (ShoalDBusManagerExporter *self,
         {
           g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
                        _("ids[%u]: no device “%s”"), i, ids[i]);
+          return NULL;
+        }
+      if (!g_hash_table_add (seen, (gpointer) ids[i]))
+        {
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                       _("ids[%u]: device “%s” is named twice"), i, ids[i]);
           return NULL;
         }
       g_ptr_array_add (devices, device);
@@ -407,6 +416,19 @@ handle_assign_recipe (ShoalDBusManager      *skeleton,
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  /* a busy device fails the call before any device is changed */
+  for (guint i = 0; i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+
+      if (shoal_device_state_is_active (shoal_device_get_state (device)))
+        {
+          g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                                                 _("ids[%u]: device %s is being deployed; cancel it first"),
+                                                 i, shoal_device_get_id (device));
+          return G_DBUS_METHOD_INVOCATION_HANDLED;
+        }
     }
   for (guint i = 0; i < devices->len; i++)
     {

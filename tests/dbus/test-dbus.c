@@ -783,6 +783,74 @@ test_dbus_cancel (void)
   g_assert_no_error (error);
 }
 
+/* AssignRecipe checks every device before it changes one: a busy device
+ * among them changed the ones named before it (in memory and in the
+ * store) although the call failed; a device named twice in Deploy was
+ * started by its first mention, then reported as failing by its second */
+static void
+test_dbus_batch_checked_first (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GDBusObjectManager) om = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autoptr(GVariant) entries = NULL;
+  g_autofree gchar *recipe = NULL;
+  g_autofree gchar *state = NULL;
+  const gchar *both[] = { "b-1", "b-2", NULL };
+  const gchar *second[] = { "b-2", NULL };
+  const gchar *first[] = { "b-1", NULL };
+  const gchar *twice[] = { "b-1", "b-1", NULL };
+  gchar *busy_paths[2] = { NULL, NULL };
+  WaitState ws = { 0 };
+
+  shoal_test_daemon_start (td, FALSE);
+  paths = enroll (td, "b-", 2);
+  om = shoal_dbus_object_manager_client_new_sync (td->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+                                                  "org.shoal.Shoal1", "/org/shoal/Shoal1", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, second, "slow-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, second, NULL, &error);
+  g_assert_no_error (error);
+  busy_paths[0] = paths[1];
+  ws.om = om;
+  ws.paths = busy_paths;
+  ws.state = "booting";
+  g_assert_true (shoal_test_wait_for (all_in_state, &ws, 10000));
+
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, both, "fast-sim", NULL, &error);
+  assert_error (error, SHOAL_ERROR_BUSY, "ids[1]: device b-2 is being deployed");
+  g_clear_error (&error);
+  /* the journal, read from the daemon's records, not a property that
+   * may not be flushed yet */
+  entries = get_journal (td, paths[0], 0);
+  for (guint i = 0; i < g_variant_n_children (entries); i++)
+    {
+      const gchar *op;
+
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", NULL, NULL, NULL, &op, NULL, NULL);
+      g_assert_cmpstr (op, !=, "assign");
+    }
+  recipe = get_string (td, paths[0], "Recipe");
+  g_assert_cmpstr (recipe, ==, "");
+
+  /* named twice: refused, nothing started */
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, first, "slow-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, twice, NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "ids[1]: device “b-1” is named twice");
+  g_clear_error (&error);
+  state = get_string (td, paths[0], "State");
+  g_assert_cmpstr (state, ==, "assigned");
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, twice, "fast-sim", NULL, &error);
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "ids[1]: device “b-1” is named twice");
+  g_clear_error (&error);
+
+  shoal_dbus_manager_call_cancel_sync (td->manager, second, NULL, &error);
+  g_assert_no_error (error);
+}
+
 /* the (source, description) ListRecipes gives for @name; FALSE if not listed */
 static gboolean
 listed_recipe (ShoalTestDaemon *td, const gchar *name, gchar **source_out, gchar **description_out)
@@ -1810,6 +1878,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/assign-auto", test_dbus_assign_auto);
   g_test_add_func ("/shoal/dbus/properties-durable", test_dbus_properties_durable);
   g_test_add_func ("/shoal/dbus/cancel", test_dbus_cancel);
+  g_test_add_func ("/shoal/dbus/batch-checked-first", test_dbus_batch_checked_first);
   g_test_add_func ("/shoal/dbus/added-recipe-restart", test_dbus_added_recipe_restart);
   g_test_add_func ("/shoal/dbus/crash-resume", test_dbus_crash_resume);
   g_test_add_func ("/shoal/dbus/crash-group", test_dbus_crash_group);
