@@ -442,11 +442,26 @@ shoalctl_cmd_assign (ShoalCtl *ctl, gchar **args, GError **error)
   return TRUE;
 }
 
+/* a device Deploy with no ids would start: a recipe, not running a
+ * deployment, not installed */
+static gboolean
+is_deployable (GVariant *props)
+{
+  const gchar *state = NULL;
+  const gchar *recipe = NULL;
+
+  return g_variant_lookup (props, "State", "&s", &state) &&
+         g_variant_lookup (props, "Recipe", "&s", &recipe) &&
+         recipe[0] != '\0' && !shoalctl_state_is_active (state) &&
+         g_strcmp0 (state, "installed") != 0;
+}
+
 static gboolean
 run_on_devices (ShoalCtl *ctl, gchar **args, gboolean deploy, GError **error)
 {
   const gchar *usage = deploy ? "deploy <id...|--all>" : "cancel <id...|--all>";
   const gchar * const none[] = { NULL };
+  g_auto(GStrv) deployable = NULL;
   guint n = args != NULL ? g_strv_length (args) : 0;
   gboolean ok;
 
@@ -456,18 +471,32 @@ run_on_devices (ShoalCtl *ctl, gchar **args, gboolean deploy, GError **error)
                    _("Name the devices, or give --all (usage: shoalctl %s)"), usage);
       return FALSE;
     }
-  /* an empty list asks shoald for every eligible device */
+  /* deploy --all names the devices it starts, so that it can say how many
+   * did (Deploy tells none); a device that changed in between is in the
+   * error */
+  if (deploy && ctl->all)
+    {
+      deployable = shoalctl_list_device_ids_where (ctl, is_deployable, error);
+      if (deployable == NULL)
+        return FALSE;
+      n = g_strv_length (deployable);
+      if (n == 0)
+        {
+          g_print ("%s\n", _("No device to deploy: every device is installed, being deployed or without a recipe"));
+          return TRUE;
+        }
+      args = deployable;
+    }
+  /* an empty list asks shoald for every running deployment */
   if (deploy)
-    ok = shoal_dbus_manager_call_deploy_sync (ctl->manager, ctl->all ? none : (const gchar * const *) args,
-                                              NULL, error);
+    ok = shoal_dbus_manager_call_deploy_sync (ctl->manager, (const gchar * const *) args, NULL, error);
   else
     ok = shoal_dbus_manager_call_cancel_sync (ctl->manager, ctl->all ? none : (const gchar * const *) args,
                                               NULL, error);
   if (!ok)
     return FALSE;
-  if (ctl->all)
-    g_print ("%s\n", deploy ? _("Deploying every device that has a recipe")
-                            : _("Cancelling every running deployment"));
+  if (!deploy && ctl->all)
+    g_print ("%s\n", _("Cancelling every running deployment"));
   else
     g_print (deploy ? g_dngettext (GETTEXT_PACKAGE, "Deploying %u device\n", "Deploying %u devices\n", n)
                     : g_dngettext (GETTEXT_PACKAGE, "Cancelled %u device\n", "Cancelled %u devices\n", n),

@@ -83,14 +83,16 @@ compare_strings (gconstpointer a, gconstpointer b)
 }
 
 /**
- * shoalctl_list_device_ids:
+ * shoalctl_list_device_ids_where:
  * @ctl: the client
+ * @keep: (nullable): which devices to list, given the properties of each
+ *   (every device when %NULL)
  * @error: a #GError
  *
- * Returns: (transfer full): the ids of every device, sorted
+ * Returns: (transfer full): the ids of the devices @keep keeps, sorted
  */
 gchar **
-shoalctl_list_device_ids (ShoalCtl *ctl, GError **error)
+shoalctl_list_device_ids_where (ShoalCtl *ctl, ShoalCtlDeviceFilter keep, GError **error)
 {
   g_autoptr(GVariant) objects = shoalctl_get_managed_objects (ctl, error);
   g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
@@ -107,12 +109,26 @@ shoalctl_list_device_ids (ShoalCtl *ctl, GError **error)
       const gchar *id = NULL;
 
       g_clear_pointer (&ifaces, g_variant_unref);
-      if (props != NULL && g_variant_lookup (props, "Id", "&s", &id))
+      if (props != NULL && g_variant_lookup (props, "Id", "&s", &id) &&
+          (keep == NULL || keep (props)))
         g_ptr_array_add (ids, g_strdup (id));
     }
   g_ptr_array_sort (ids, compare_strings);
   g_ptr_array_add (ids, NULL);
   return (gchar **) g_ptr_array_free (g_steal_pointer (&ids), FALSE);
+}
+
+/**
+ * shoalctl_list_device_ids:
+ * @ctl: the client
+ * @error: a #GError
+ *
+ * Returns: (transfer full): the ids of every device, sorted
+ */
+gchar **
+shoalctl_list_device_ids (ShoalCtl *ctl, GError **error)
+{
+  return shoalctl_list_device_ids_where (ctl, NULL, error);
 }
 
 /**

@@ -52,6 +52,10 @@ GVariant   *shoalctl_get_managed_objects  (ShoalCtl     *ctl,
                                            GError      **error);
 gchar     **shoalctl_list_device_ids      (ShoalCtl     *ctl,
                                            GError      **error);
+typedef gboolean (*ShoalCtlDeviceFilter) (GVariant *props);
+gchar     **shoalctl_list_device_ids_where (ShoalCtl    *ctl,
+                                           ShoalCtlDeviceFilter keep,
+                                           GError      **error);
 gboolean    shoalctl_state_is_active      (const gchar  *state);
 gboolean    shoalctl_state_is_final       (const gchar  *state);
 gchar      *shoalctl_format_time          (gint64        time_us);

@@ -135,8 +135,15 @@ test_shoalctl_fleet (void)
   g_assert_cmpint (ctl_run (&ctl, "assign", "fast-sim", "--all", NULL), ==, 0);
   assert_has (ctl.out, "Assigned fast-sim to 6 devices");
   g_assert_cmpint (ctl_run (&ctl, "deploy", "--all", NULL), ==, 0);
+  assert_has (ctl.out, "Deploying 6 devices");
   g_assert_cmpint (ctl_run (&ctl, "watch", "--until-done", NULL), ==, 0);
   assert_has (ctl.out, "6 devices: installed 6");
+  /* every device is installed: it said "Deploying every device that has a
+   * recipe" and started none */
+  g_assert_cmpint (ctl_run (&ctl, "deploy", "--all", NULL), ==, 0);
+  assert_has (ctl.out, "No device to deploy");
+  g_assert_cmpint (ctl_run (&ctl, "deploy", "t-0001", "t-0001", NULL), ==, 1);
+  assert_has (ctl.err, "named twice");
 
   g_assert_cmpint (ctl_run (&ctl, "show", "one", NULL), ==, 0);
   assert_has (ctl.out, "52:54:00:12:34:56");
