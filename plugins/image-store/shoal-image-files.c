@@ -306,8 +306,59 @@ shoal_image_files_list (const gchar  *root,
   return g_steal_pointer (&images);
 }
 
-/* An id names that image; anything else is a name and means the newest
- * image imported under that name. */
+/* whether @str can be the start of an image id given where a name is
+ * expected: SHOAL_IMAGE_FILES_MIN_ID_PREFIX to 63 hex digits */
+static gboolean
+is_id_prefix (const gchar *str)
+{
+  gsize len = strlen (str);
+
+  if (len < SHOAL_IMAGE_FILES_MIN_ID_PREFIX || len >= SHOAL_MANIFEST_HEX_LEN)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isxdigit (str[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* the image of @images (oldest first) whose id starts with @prefix, or
+ * NULL with NOT_FOUND, or INVALID_ARGUMENT listing the candidates when
+ * several do */
+static ShoalImageInfo *
+steal_by_id_prefix (GPtrArray    *images,
+                    const gchar  *prefix,
+                    GError      **error)
+{
+  g_autofree gchar *lower = g_ascii_strdown (prefix, -1);
+  g_autoptr(GString) candidates = g_string_new (NULL);
+  gint found = -1;
+  guint n = 0;
+
+  for (guint i = 0; i < images->len; i++)
+    {
+      ShoalImageInfo *info = g_ptr_array_index (images, i);
+
+      if (!g_str_has_prefix (info->id, lower))
+        continue;
+      found = (gint) i;
+      n++;
+      g_string_append_printf (candidates, "%s%s (%s)", n > 1 ? ", " : "", info->id, info->name);
+    }
+  if (n == 1)
+    return g_ptr_array_steal_index (images, (guint) found);
+  if (n == 0)
+    g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                 _("No image named “%s” or with an id starting with it"), prefix);
+  else
+    g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                 _("“%s” starts the ids of %u images: %s; give more of the id"), prefix, n, candidates->str);
+  return NULL;
+}
+
+/* A full id names that image; anything else is a name and means the
+ * newest image imported under that name; failing that, 8 to 63 hex
+ * digits are the start of one image's id (an error listing the images
+ * when several ids start so). */
 ShoalImageInfo *
 shoal_image_files_inspect (const gchar  *root,
                            const gchar  *id_or_name,
@@ -327,6 +378,8 @@ shoal_image_files_inspect (const gchar  *root,
       if (g_strcmp0 (info->name, id_or_name) == 0)
         return g_ptr_array_steal_index (images, i - 1);
     }
+  if (is_id_prefix (id_or_name))
+    return steal_by_id_prefix (images, id_or_name, error);
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("No image named “%s”"), id_or_name);
   return NULL;
 }

@@ -28,6 +28,9 @@ G_BEGIN_DECLS
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalManifest, shoal_manifest_free)
 
+/* the fewest hex digits of an id that name an image (shoal_image_files_inspect()) */
+#define SHOAL_IMAGE_FILES_MIN_ID_PREFIX 8
+
 /* tmp/<this>XXXXXX: the download of a URL import (mkstemp) */
 #define SHOAL_IMAGE_FILES_DOWNLOAD_PREFIX "download-"
 
@@ -92,6 +95,9 @@ GBytes         *shoal_image_files_load_manifest_bytes (const gchar *root,
 ShoalManifest  *shoal_image_files_load_manifest (const gchar       *root,
                                                  const gchar       *id,
                                                  GError           **error);
+/* @id_or_name: a full id; a name (the newest image of that name); or,
+ * when no image has that name, 8 to 63 hex digits that start the id of
+ * exactly one image (several: INVALID_ARGUMENT listing them) */
 ShoalImageInfo *shoal_image_files_inspect       (const gchar       *root,
                                                  const gchar       *id_or_name,
                                                  GError           **error);

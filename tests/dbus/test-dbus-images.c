@@ -365,8 +365,21 @@ test_images_shoalctl (void)
   assert_has (out, "Zero chunks:   1");
   assert_has (out, "Chunks:        3");
 
+  /* the 12 digits "images" shows name the image (they gave "No image
+   * named"); fewer than 8 do not */
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-show", short_id, NULL), ==, 0);
+  assert_has (out, id);
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-verify", short_id, NULL), ==, 0);
+  short_id[7] = '\0';
   g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", short_id, NULL), ==, 1);
   assert_has (err, "shoalctl: id_or_name: ");
+  short_id[7] = id[7];
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-import", path, "--name", "ctl-os-too",
+                            "--chunk-size", "4096", NULL), ==, 0);
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", short_id, NULL), ==, 0);
+  assert_has (out, "Removed");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-import", path, "--name", "ctl-os",
+                            "--chunk-size", "4096", NULL), ==, 0);
   g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", "ctl-os", NULL), ==, 0);
   assert_has (out, "Removed ctl-os");
   g_assert_cmpint (ctl_run (td, &out, &err, "image-show", id, NULL), ==, 1);

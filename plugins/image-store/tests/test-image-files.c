@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <utime.h>
 #include <zstd.h>
 
 #include "shoal-error.h"
@@ -574,6 +575,124 @@ test_gc_downloads (Fixture       *f,
 
 /* A transfer's hold keeps an image from removal, in this process or
  * another (the tool) */
+/* writes the manifest of @id under another name; returns the new id */
+static gchar *
+write_renamed_manifest (Fixture *f, ShoalManifest *m, const gchar *name)
+{
+  g_autofree gchar *text = NULL;
+  g_autofree gchar *path = NULL;
+  char id[SHOAL_MANIFEST_HEX_LEN + 1];
+  size_t len = 0;
+
+  g_strlcpy (m->name, name, sizeof m->name);
+  text = shoal_manifest_serialize (m, &len);
+  shoal_manifest_compute_id (text, len, id);
+  path = shoal_image_files_manifest_path (f->root, id);
+  g_assert_true (g_file_set_contents (path, text, (gssize) len, NULL));
+  return g_strdup (id);
+}
+
+/* The ids shoalctl images shows (12 digits) name an image wherever an id
+ * or name is taken: they gave "No image named" and the older of two
+ * images of one name could not be reached but by its full id. An
+ * ambiguous start lists the images it starts. */
+static void
+test_id_prefix (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GBytes) image1 = make_image (3);
+  g_autoptr(GBytes) image2 = make_image (4);
+  g_autofree gchar *path1 = write_file (f, "a.img", g_bytes_get_data (image1, NULL), g_bytes_get_size (image1));
+  g_autofree gchar *path2 = write_file (f, "b.img", g_bytes_get_data (image2, NULL), g_bytes_get_size (image2));
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id1 = NULL;
+  g_autofree gchar *id2 = NULL;
+  g_autofree gchar *short1 = NULL;
+  g_autofree gchar *resolved = NULL;
+  g_autoptr(ShoalImageInfo) info = NULL;
+  g_autoptr(ShoalManifest) m = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autofree gchar *twin_a = NULL;
+  g_autofree gchar *twin_b = NULL;
+  g_autofree gchar *prefix = NULL;
+  g_autofree gchar *mpath = NULL;
+  struct utimbuf old = { 1000, 1000 };
+
+  id1 = shoal_image_files_import (f->root, path1, "fleet-os", CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  id2 = shoal_image_files_import (f->root, path2, "fleet-os", CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  /* id1 the older (both were imported within the same second) */
+  mpath = shoal_image_files_manifest_path (f->root, id1);
+  g_assert_cmpint (g_utime (mpath, &old), ==, 0);
+  info = shoal_image_files_inspect (f->root, "fleet-os", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->id, ==, id2);
+  g_clear_pointer (&info, shoal_image_info_free);
+
+  short1 = g_strndup (id1, 12);
+  info = shoal_image_files_inspect (f->root, short1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (info->id, ==, id1);
+  g_clear_pointer (&info, shoal_image_info_free);
+  /* any case, 8 digits at least */
+  g_free (short1);
+  short1 = g_ascii_strup (id1, 8);
+  resolved = shoal_image_files_resolve (f->root, short1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (resolved, ==, id1);
+  g_free (short1);
+  short1 = g_strndup (id1, 7);
+  g_assert_null (shoal_image_files_inspect (f->root, short1, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (shoal_image_files_inspect (f->root, "0123456789abcdef", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* two manifests whose ids start with the same 8 digits: renamed copies
+   * of one, until two ids agree (about 80000 tries) */
+  m = shoal_image_files_load_manifest (f->root, id1, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; twin_b == NULL; i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("t%u", i);
+      g_autofree gchar *text = NULL;
+      char id[SHOAL_MANIFEST_HEX_LEN + 1];
+      size_t len = 0;
+      const gchar *other;
+
+      g_assert_cmpuint (i, <, 4000000);
+      g_strlcpy (m->name, name, sizeof m->name);
+      text = shoal_manifest_serialize (m, &len);
+      shoal_manifest_compute_id (text, len, id);
+      id[8] = '\0';
+      other = g_hash_table_lookup (seen, id);
+      if (other != NULL)
+        {
+          twin_a = write_renamed_manifest (f, m, other);
+          twin_b = write_renamed_manifest (f, m, name);
+          prefix = g_strdup (id);
+        }
+      else
+        g_hash_table_insert (seen, g_strdup (id), g_steal_pointer (&name));
+    }
+  g_assert_null (shoal_image_files_inspect (f->root, prefix, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, twin_a));
+  g_assert_nonnull (strstr (error->message, twin_b));
+  g_clear_error (&error);
+  /* one more digit tells them apart, unless they share it too */
+  if (twin_a[8] != twin_b[8])
+    {
+      g_autofree gchar *longer = g_strndup (twin_b, 9);
+
+      info = shoal_image_files_inspect (f->root, longer, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (info->id, ==, twin_b);
+    }
+}
+
 static void
 test_hold (Fixture       *f,
            gconstpointer  data)
@@ -659,6 +778,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
   g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
   g_test_add ("/shoal/image-store/hold", Fixture, NULL, fixture_setup, test_hold, fixture_teardown);
+  g_test_add ("/shoal/image-store/id-prefix", Fixture, NULL, fixture_setup, test_id_prefix, fixture_teardown);
   g_test_add ("/shoal/image-store/gc-downloads", Fixture, NULL, fixture_setup, test_gc_downloads,
               fixture_teardown);
   return g_test_run ();
