@@ -29,7 +29,7 @@
  * must answer now (SHOAL_STORE_FLUSH_FAIL_FAST) fails with the error.
  * Closing while writes fail keeps trying them for CLOSE_GRACE_MS (a full
  * disk given room as the daemon stops still gets them) before they are
- * lost. Only
+ * lost, with a warning naming the devices whose changes they were. Only
  * a damaged database (SQLITE_CORRUPT, SQLITE_NOTADB) stops the writer for
  * good; a write the database refuses as such (a constraint) is dropped
  * and the flushes of its batch fail.
@@ -946,8 +946,9 @@ batch_failed (ShoalStore   *self,
   self->retry_ms = self->retry_ms == 0 ? RETRY_FIRST_MS : MIN (self->retry_ms * 2, RETRY_MAX_MS);
   self->retry_at = g_get_monotonic_time () + (gint64) self->retry_ms * 1000;
   not_durable = g_error_new (SHOAL_ERROR, SHOAL_ERROR_STORE,
-                             _("the store cannot write (%s); the change is kept and "
-                               "written once the store can write again"), error->message);
+                             _("the store cannot write (%s); the change is kept in memory "
+                               "and written once the store can write again: if shoald stops "
+                               "or restarts before then, the change is lost"), error->message);
   fail_flushes (self, 0, TRUE, not_durable);
 }
 
@@ -1064,7 +1065,49 @@ writer_close_grace (ShoalStore *self,
     }
 }
 
-/* Closing while writes still fail: they are lost, their flushes fail */
+static gint
+compare_id_ptrs (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar * const *) a, *(const gchar * const *) b);
+}
+
+/* The ids of the devices whose changes (rows, removals, journal entries)
+ * the failed writes hold, sorted, comma-separated; and how many other
+ * writes (settings) there are */
+static gchar *
+describe_lost_writes (ShoalStore *self,
+                      guint      *n_other)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  *n_other = 0;
+  for (guint i = 0; i < self->retry->len; i++)
+    {
+      Op *op = g_ptr_array_index (self->retry, i);
+      const gchar *id = NULL;
+
+      if (op->kind == OP_PUT_DEVICE)
+        id = op->device->id;
+      else if (op->kind == OP_DELETE_DEVICE)
+        id = op->id;
+      else if (op->kind == OP_JOURNAL)
+        id = shoal_journal_entry_get_device_id (op->entry);
+      else if (op->kind < OP_FLUSH)
+        (*n_other)++;
+      if (id != NULL && g_hash_table_add (seen, (gpointer) id))
+        g_ptr_array_add (ids, (gpointer) id);
+    }
+  g_ptr_array_sort (ids, compare_id_ptrs);
+  for (guint i = 0; i < ids->len; i++)
+    g_string_append_printf (out, "%s%s", i > 0 ? ", " : "", (const gchar *) g_ptr_array_index (ids, i));
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/* Closing while writes still fail: they are lost, their flushes fail, and
+ * the log says whose changes they were */
 static void
 writer_give_up (ShoalStore *self)
 {
@@ -1072,7 +1115,14 @@ writer_give_up (ShoalStore *self)
   guint n_writes = count_writes (self);
 
   if (n_writes > 0)
-    g_warning ("store: closed with %u writes that could not be committed", n_writes);
+    {
+      guint n_other = 0;
+      g_autofree gchar *devices = describe_lost_writes (self, &n_other);
+
+      g_warning ("store: closed with %u writes that could not be committed: the changes of "
+                 "devices [%s]%s are lost (the store holds them as they were before)",
+                 n_writes, devices, n_other > 0 ? " and daemon settings" : "");
+    }
   error = g_error_new (SHOAL_ERROR, SHOAL_ERROR_STORE,
                        _("the store closed before the change could be written"));
   fail_flushes (self, 0, FALSE, error);

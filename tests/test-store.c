@@ -286,6 +286,48 @@ test_store_close_grace (void)
   shoal_test_rm_rf (dir);
 }
 
+/* Closing while writes still fail after the grace: the log names the
+ * devices whose changes are lost (it gave only a count), and the error
+ * of a failed write says a restart before the store recovers loses it
+ * (it said the change "is kept and written once the store can write
+ * again") */
+static void
+test_store_close_gives_up (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(ShoalJournalEntry) entry = shoal_journal_entry_new ("c", 0, "t", "op", SHOAL_JOURNAL_RESULT_OK, "m");
+  g_autoptr(GError) error = NULL;
+  struct rlimit old_limit;
+
+  open_then_fill_disk (store, path, &old_limit);
+  shoal_journal_entry_set_seq (entry, 1);
+  shoal_store_append_journal (store, entry);
+  shoal_store_put_device (store, make_row ("d", 1));
+  g_assert_false (shoal_store_flush (store, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "kept in memory"));
+  g_assert_nonnull (strstr (error->message, "restarts before then, the change is lost"));
+  g_clear_error (&error);
+  g_test_assert_expected_messages ();
+
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_MESSAGE, "*closing with 3 writes that failed*");
+  g_test_expect_message ("Shoal", G_LOG_LEVEL_WARNING,
+                         "*closed with 3 writes*devices [b, c, d] are lost*");
+  shoal_store_close (store);
+  g_test_assert_expected_messages ();
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  signal (SIGXFSZ, SIG_DFL);
+
+  g_assert_true (shoal_store_open (again, path, &error));
+  g_assert_no_error (error);
+  assert_device_ids (again, "a");
+  shoal_store_close (again);
+  shoal_test_rm_rf (dir);
+}
+
 static void
 append_entries (ShoalStore  *store,
                 const gchar *device,
@@ -855,6 +897,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/open-error", test_store_open_error);
   g_test_add_func ("/shoal/store/write-failure-recovers", test_store_write_failure_recovers);
   g_test_add_func ("/shoal/store/close-grace", test_store_close_grace);
+  g_test_add_func ("/shoal/store/close-gives-up", test_store_close_gives_up);
   g_test_add_func ("/shoal/store/journal-keep", test_store_journal_keep);
   g_test_add_func ("/shoal/store/migrate", test_store_migrate);
   g_test_add_func ("/shoal/store/load-seqs-seeks", test_store_load_seqs_seeks);

@@ -1794,6 +1794,7 @@ test_dbus_store_outage (void)
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE);
   g_test_message ("while the store fails: %s", error->message);
   g_assert_nonnull (strstr (error->message, "written once the store can write again"));
+  g_assert_nonnull (strstr (error->message, "if shoald stops or restarts before then, the change is lost"));
   g_clear_error (&error);
   g_assert_false (store_ok (td, &errors, &last_error));
   g_assert_cmpuint (errors, >=, 1);
