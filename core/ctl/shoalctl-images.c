@@ -266,9 +266,20 @@ shoalctl_cmd_image_rm (ShoalCtl *ctl, gchar **args, GError **error)
   g_autofree gchar *freed_text = NULL;
   guint64 freed = 0;
 
-  if (!shoalctl_check_args (args, 1, 1, "image-rm <id|name>", error))
+  if (!shoalctl_check_args (args, 1, 1, "image-rm <id|name> [--force]", error))
     return FALSE;
-  if (!shoal_dbus_manager_call_remove_image_sync (ctl->manager, args[0], &freed, NULL, error))
+  if (ctl->force)
+    {
+      g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+
+      g_variant_dict_insert (&options, "force", "b", TRUE);
+      if (!shoal_dbus_manager_call_remove_image_with_options_sync (ctl->manager, args[0],
+                                                                   g_variant_dict_end (&options),
+                                                                   &freed, NULL, error))
+        return FALSE;
+    }
+  /* without --force, the method every shoald has */
+  else if (!shoal_dbus_manager_call_remove_image_sync (ctl->manager, args[0], &freed, NULL, error))
     return FALSE;
   freed_text = g_format_size (freed);
   /* TRANSLATORS: %s is an image id or name, then a size such as "12.3 MB" */

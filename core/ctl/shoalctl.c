@@ -40,7 +40,7 @@ static const struct
   { "image-import", shoalctl_cmd_image_import, "<path|URL> [--name NAME] [--chunk-size BYTES]", N_("Import a disk image: raw, compressed (zstd, xz, gzip, bzip2) or qcow2; a file the daemon reads, or an http(s) URL it downloads (#sha256=HEX checks it)") },
   { "image-cancel", shoalctl_cmd_image_cancel, "<path|URL>", N_("Cancel the running imports of a file or URL (Ctrl-C during image-import does the same)") },
   { "image-show", shoalctl_cmd_image_show, "<id|name>", N_("Show an image") },
-  { "image-rm", shoalctl_cmd_image_rm, "<id|name>", N_("Remove an image and the chunks no other image uses") },
+  { "image-rm", shoalctl_cmd_image_rm, "<id|name> [--force]", N_("Remove an image and the chunks no other image uses") },
   { "image-verify", shoalctl_cmd_image_verify, "<id|name>", N_("Read an image back and check every chunk against its SHA-256") },
 };
 
@@ -129,6 +129,7 @@ main (int argc, char **argv)
     { "until-done", 0, 0, G_OPTION_ARG_NONE, &ctl.until_done, N_("log, watch: stop when the deployments ended"), NULL },
     { "name", 0, 0, G_OPTION_ARG_STRING, &ctl.name, N_("image-import: the image name (default: from the file name)"), N_("NAME") },
     { "chunk-size", 0, 0, G_OPTION_ARG_INT, &ctl.chunk_size, N_("image-import: bytes per chunk, a power of two (default 1 MiB)"), N_("BYTES") },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &ctl.force, N_("image-rm: remove the image even if running deployments' recipes name it"), NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = NULL;

@@ -33,6 +33,7 @@ typedef struct
   gboolean          until_done;
   gchar            *name;
   gint              chunk_size;
+  gboolean          force;
 
   /* state */
   GDBusConnection  *connection;

@@ -1,7 +1,7 @@
 /* shoal-dbus-images.c: the image methods of org.shoal.Shoal1.Manager
  *
- * ImportImage, CancelImport, ListImages, InspectImage, RemoveImage and
- * VerifyImage on the manager object, and its ImageImportProgress signal,
+ * ImportImage, CancelImport, ListImages, InspectImage, RemoveImage,
+ * RemoveImageWithOptions and VerifyImage on the manager object, and its ImageImportProgress signal,
  * answered by the daemon's ShoalImageStore (the store of libshoal, in
  * <state dir>/image-store or [image-store] path=). Every store call runs
  * in a worker thread; the method returns when it is done. Arguments are
@@ -13,12 +13,17 @@
  * when its caller's bus name vanishes and when the daemon stops, and an
  * import's by CancelImport.
  *
+ * RemoveImage spares the image that the recipe of a running deployment
+ * names (BUSY naming recipe and devices) unless forced; Deploy asks
+ * shoal_dbus_images_check_recipe() whether a device's image is there.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-controller.h"
 #include "shoal-dbus-images.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
@@ -28,6 +33,7 @@ struct _ShoalDBusImages
   GObject          parent_instance;
 
   ShoalImageStore *store;       /* NULL when the store could not be opened */
+  ShoalController *controller;  /* whose running deployments RemoveImage spares */
   GCancellable    *cancellable; /* cancelled when the daemon stops */
   GPtrArray       *imports;     /* Call *, the running imports */
 };
@@ -56,6 +62,7 @@ shoal_dbus_images_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_clear_object (&self->store);
+  g_clear_object (&self->controller);
   G_OBJECT_CLASS (shoal_dbus_images_parent_class)->dispose (object);
 }
 
@@ -390,7 +397,199 @@ handle_inspect_image (ShoalDBusManager      *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- recipes and their images --------------------------------------------- */
+
+/* the image @recipe names: its "id", else its "name"; NULL when none */
+static const gchar *
+recipe_image_ref (ShoalRecipe *recipe)
+{
+  JsonObject *image = shoal_recipe_get_image (recipe);
+
+  if (image == NULL)
+    return NULL;
+  return json_object_get_string_member_with_default (image, "id",
+           json_object_get_string_member_with_default (image, "name", NULL));
+}
+
+/* whether a step of @recipe reads the recipe's image from the daemon's
+ * store: unicast or multicast without a store or file of its own */
+static gboolean
+recipe_reads_store (ShoalRecipe *recipe)
+{
+  for (guint i = 0; i < shoal_recipe_get_n_steps (recipe); i++)
+    {
+      const gchar *step = shoal_recipe_get_step_name (recipe, i);
+      JsonObject *options = shoal_recipe_get_step_options (recipe, i);
+
+      if ((g_strcmp0 (step, "unicast") == 0 || g_strcmp0 (step, "multicast") == 0) &&
+          (options == NULL || (!json_object_has_member (options, "store") &&
+                               !json_object_has_member (options, "image-path"))))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/**
+ * shoal_dbus_images_check_recipe:
+ * @self: a #ShoalDBusImages
+ * @recipe: the recipe of a device about to be deployed
+ * @error: return location for a #GError
+ *
+ * Checks that the image @recipe names is in the daemon's store when a
+ * step of it reads it from there (unicast, multicast without "store" or
+ * "image-path"), so that Deploy fails at once rather than at the
+ * transfer step. A recipe whose image is a "file" (without "id") is
+ * imported by its step and passes. Blocks on the store (a directory
+ * listing and the manifests when the recipe names the image by name).
+ *
+ * Returns: %FALSE with NotFound (or the store's error) when it does not
+ *   resolve
+ */
+gboolean
+shoal_dbus_images_check_recipe (ShoalDBusImages  *self,
+                                ShoalRecipe      *recipe,
+                                GError          **error)
+{
+  JsonObject *image = shoal_recipe_get_image (recipe);
+  const gchar *ref = recipe_image_ref (recipe);
+  g_autoptr(ShoalImageInfo) info = NULL;
+  g_autoptr(GError) local = NULL;
+
+  g_return_val_if_fail (SHOAL_IS_DBUS_IMAGES (self), FALSE);
+  if (self->store == NULL || ref == NULL || !recipe_reads_store (recipe) ||
+      (json_object_has_member (image, "file") && !json_object_has_member (image, "id")))
+    return TRUE;
+  info = shoal_image_files_inspect (shoal_image_store_get_root (self->store), ref, &local);
+  if (info != NULL)
+    return TRUE;
+  if (g_error_matches (local, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND))
+    g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                 _("recipe %s names image “%s”, which is not in the image store (import it first)"),
+                 shoal_recipe_get_name (recipe), ref);
+  else
+    g_propagate_prefixed_error (error, g_steal_pointer (&local), _("recipe %s, image “%s”: "),
+                                shoal_recipe_get_name (recipe), ref);
+  return FALSE;
+}
+
 /* ---- RemoveImage ---------------------------------------------------------- */
+
+/* the running deployments whose recipe names one image reference */
+typedef struct
+{
+  gchar     *ref;      /* the recipe's image id or name */
+  gchar     *recipe;
+  GPtrArray *devices;  /* gchar * */
+} ImageUser;
+
+static void
+image_user_free (ImageUser *user)
+{
+  g_free (user->ref);
+  g_free (user->recipe);
+  g_ptr_array_unref (user->devices);
+  g_free (user);
+}
+
+typedef struct
+{
+  gchar     *id_or_name;
+  gboolean   force;
+  GPtrArray *users;    /* ImageUser * */
+} RemoveCheck;
+
+static void
+remove_check_free (RemoveCheck *check)
+{
+  g_free (check->id_or_name);
+  g_ptr_array_unref (check->users);
+  g_free (check);
+}
+
+/* the images the recipes of running deployments name, per recipe (read
+ * in the main thread, checked against the store in a worker) */
+static GPtrArray *
+collect_image_users (ShoalDBusImages *self)
+{
+  g_autoptr(GPtrArray) users = g_ptr_array_new_with_free_func ((GDestroyNotify) image_user_free);
+  g_autoptr(GHashTable) by_recipe = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) devices = NULL;
+
+  if (self->controller == NULL)
+    return g_steal_pointer (&users);
+  devices = shoal_controller_get_devices (self->controller);
+  for (guint i = 0; devices != NULL && i < devices->len; i++)
+    {
+      ShoalDevice *device = g_ptr_array_index (devices, i);
+      const gchar *name = shoal_device_get_recipe (device);
+      ShoalRecipe *recipe;
+      ImageUser *user;
+
+      if (name == NULL || !shoal_device_state_is_active (shoal_device_get_state (device)))
+        continue;
+      recipe = shoal_controller_lookup_recipe (self->controller, name);
+      if (recipe == NULL || recipe_image_ref (recipe) == NULL)
+        continue;
+      user = g_hash_table_lookup (by_recipe, name);
+      if (user == NULL)
+        {
+          user = g_new0 (ImageUser, 1);
+          user->ref = g_strdup (recipe_image_ref (recipe));
+          user->recipe = g_strdup (name);
+          user->devices = g_ptr_array_new_with_free_func (g_free);
+          g_hash_table_insert (by_recipe, user->recipe, user);
+          g_ptr_array_add (users, user);
+        }
+      g_ptr_array_add (user->devices, g_strdup (shoal_device_get_id (device)));
+    }
+  return g_steal_pointer (&users);
+}
+
+/* resolves the image, then (unless forced) fails with BUSY when the
+ * recipe of a running deployment names it; returns its id */
+static void
+remove_check_thread (GTask        *task,
+                     gpointer      source_object,
+                     gpointer      task_data,
+                     GCancellable *cancellable)
+{
+  ShoalImageStore *store = source_object;
+  RemoveCheck *check = task_data;
+  const gchar *root = shoal_image_store_get_root (store);
+  GError *error = NULL;
+  g_autofree gchar *id = shoal_image_files_resolve (root, check->id_or_name, &error);
+  g_autoptr(GString) users = g_string_new (NULL);
+
+  if (id == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  for (guint i = 0; !check->force && i < check->users->len; i++)
+    {
+      ImageUser *user = g_ptr_array_index (check->users, i);
+      g_autofree gchar *used = shoal_image_files_resolve (root, user->ref, NULL);
+      g_autofree gchar *devices = NULL;
+
+      if (g_strcmp0 (used, id) != 0)
+        continue;
+      g_ptr_array_add (user->devices, NULL);
+      devices = g_strjoinv (", ", (gchar **) user->devices->pdata);
+      g_ptr_array_remove_index (user->devices, user->devices->len - 1);
+      /* TRANSLATORS: a recipe and the devices running it */
+      g_string_append_printf (users, _("%srecipe %s (devices %s)"), users->len > 0 ? "; " : "",
+                              user->recipe, devices);
+    }
+  if (users->len > 0)
+    {
+      g_task_return_new_error (task, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                               _("Image “%s” (%.12s) is the image of deployments that are running: %s; "
+                                 "cancel them, or remove it anyway with force (shoalctl image-rm --force)"),
+                               check->id_or_name, id, users->str);
+      return;
+    }
+  g_task_return_pointer (task, g_steal_pointer (&id), g_free);
+}
 
 static void
 remove_done (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -409,17 +608,85 @@ remove_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_dbus_method_invocation_return_value (invocation, g_variant_new ("(t)", freed));
 }
 
+static void
+remove_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GDBusMethodInvocation) invocation = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *id = g_task_propagate_pointer (G_TASK (result), &error);
+  RemoveCheck *check = g_task_get_task_data (G_TASK (result));
+
+  if (id == NULL)
+    {
+      return_lookup_error (invocation, g_steal_pointer (&error));
+      return;
+    }
+  if (check->force)
+    g_info ("%s removes image %s with force", g_dbus_method_invocation_get_sender (invocation), id);
+  /* by the id checked, whatever the name means by now */
+  shoal_image_store_remove_async (SHOAL_IMAGE_STORE (source), id, NULL, remove_done,
+                                  g_steal_pointer (&invocation));
+}
+
+static void
+remove_image (ShoalDBusImages       *self,
+              GDBusMethodInvocation *invocation,
+              const gchar           *id_or_name,
+              gboolean               force)
+{
+  g_autoptr(GTask) task = NULL;
+  RemoveCheck *check;
+
+  if (!check_store (self, invocation) || !check_id_or_name (id_or_name, invocation))
+    return;
+  check = g_new0 (RemoveCheck, 1);
+  check->id_or_name = g_strdup (id_or_name);
+  check->force = force;
+  check->users = collect_image_users (self);
+  task = g_task_new (self->store, self->cancellable, remove_checked, g_object_ref (invocation));
+  g_task_set_source_tag (task, remove_image);
+  g_task_set_task_data (task, check, (GDestroyNotify) remove_check_free);
+  g_task_run_in_thread (task, remove_check_thread);
+}
+
 static gboolean
 handle_remove_image (ShoalDBusManager      *skeleton,
                      GDBusMethodInvocation *invocation,
                      const gchar           *id_or_name,
                      gpointer               user_data)
 {
-  ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
+  remove_image (SHOAL_DBUS_IMAGES (user_data), invocation, id_or_name, FALSE);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
 
-  if (check_store (self, invocation) && check_id_or_name (id_or_name, invocation))
-    shoal_image_store_remove_async (self->store, id_or_name, self->cancellable, remove_done,
-                                    g_object_ref (invocation));
+static gboolean
+handle_remove_image_with_options (ShoalDBusManager      *skeleton,
+                                  GDBusMethodInvocation *invocation,
+                                  const gchar           *id_or_name,
+                                  GVariant              *options,
+                                  gpointer               user_data)
+{
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+  gboolean force = FALSE;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+    {
+      if (g_str_equal (key, "force") && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+        {
+          force = g_variant_get_boolean (value);
+          continue;
+        }
+      g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                             g_str_equal (key, "force")
+                                             ? _("options: “%s” is not a boolean")
+                                             : _("options: unknown option “%s”"), key);
+      g_variant_unref (value);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  remove_image (SHOAL_DBUS_IMAGES (user_data), invocation, id_or_name, force);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -491,17 +758,22 @@ on_import_progress (ShoalImageStore  *store,
  * shoal_dbus_images_new:
  * @store: (nullable): the image store, or %NULL when it could not be opened
  *   (the methods then fail with NotSupported)
+ * @controller: (nullable): the controller whose running deployments
+ *   RemoveImage spares (none when %NULL)
  *
  * Returns: (transfer full): a new #ShoalDBusImages
  */
 ShoalDBusImages *
-shoal_dbus_images_new (ShoalImageStore *store)
+shoal_dbus_images_new (ShoalImageStore *store,
+                       ShoalController *controller)
 {
   ShoalDBusImages *self;
 
   g_return_val_if_fail (store == NULL || SHOAL_IS_IMAGE_STORE (store), NULL);
+  g_return_val_if_fail (controller == NULL || SHOAL_IS_CONTROLLER (controller), NULL);
   self = g_object_new (SHOAL_TYPE_DBUS_IMAGES, NULL);
   self->store = store != NULL ? g_object_ref (store) : NULL;
+  self->controller = controller != NULL ? g_object_ref (controller) : NULL;
   return self;
 }
 
@@ -523,6 +795,8 @@ shoal_dbus_images_attach (ShoalDBusImages  *self,
   g_signal_connect_object (skeleton, "handle-list-images", G_CALLBACK (handle_list_images), self, 0);
   g_signal_connect_object (skeleton, "handle-inspect-image", G_CALLBACK (handle_inspect_image), self, 0);
   g_signal_connect_object (skeleton, "handle-remove-image", G_CALLBACK (handle_remove_image), self, 0);
+  g_signal_connect_object (skeleton, "handle-remove-image-with-options",
+                           G_CALLBACK (handle_remove_image_with_options), self, 0);
   g_signal_connect_object (skeleton, "handle-verify-image", G_CALLBACK (handle_verify_image), self, 0);
   if (self->store != NULL)
     g_signal_connect_object (self->store, "import-progress", G_CALLBACK (on_import_progress), skeleton, 0);

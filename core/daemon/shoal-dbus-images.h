@@ -6,6 +6,7 @@
 
 #include <gio/gio.h>
 
+#include "shoal-controller.h"
 #include "shoal-dbus-generated.h"
 #include "shoal-image-store.h"
 
@@ -15,8 +16,12 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (ShoalDBusImages, shoal_dbus_images, SHOAL, DBUS_IMAGES, GObject)
 
-ShoalDBusImages *shoal_dbus_images_new    (ShoalImageStore  *store);
+ShoalDBusImages *shoal_dbus_images_new    (ShoalImageStore  *store,
+                                           ShoalController  *controller);
 void             shoal_dbus_images_attach (ShoalDBusImages  *self,
                                            ShoalDBusManager *skeleton);
+gboolean         shoal_dbus_images_check_recipe (ShoalDBusImages *self,
+                                           ShoalRecipe      *recipe,
+                                           GError          **error);
 
 G_END_DECLS

@@ -448,9 +448,63 @@ handle_assign_recipe (ShoalDBusManager      *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-typedef gboolean (*DeviceOperation) (ShoalController *controller,
-                                     ShoalDevice     *device,
-                                     GError         **error);
+typedef gboolean (*DeviceOperation) (ShoalDBusManagerExporter *self,
+                                     ShoalDevice              *device,
+                                     GHashTable               *recipes_checked,
+                                     GError                  **error);
+
+static void
+error_free_nullable (gpointer error)
+{
+  if (error != NULL)
+    g_error_free (error);
+}
+
+/* Deploy of one device: first whether its recipe's image is in the store
+ * (once per recipe and call: @recipes_checked maps a recipe name to its
+ * error, or NULL when the image is there) */
+static gboolean
+deploy_device (ShoalDBusManagerExporter *self,
+               ShoalDevice              *device,
+               GHashTable               *recipes_checked,
+               GError                  **error)
+{
+  const gchar *name = shoal_device_get_recipe (device);
+  ShoalRecipe *recipe = name != NULL ? shoal_controller_lookup_recipe (self->controller, name) : NULL;
+  const GError *image_error = NULL;
+
+  /* (a running device, one without a recipe: shoal_controller_deploy says) */
+  if (recipe != NULL && self->images != NULL &&
+      !shoal_device_state_is_active (shoal_device_get_state (device)))
+    {
+      gpointer value = NULL;
+
+      if (!g_hash_table_lookup_extended (recipes_checked, name, NULL, &value))
+        {
+          GError *local = NULL;
+
+          shoal_dbus_images_check_recipe (self->images, recipe, &local);
+          g_hash_table_insert (recipes_checked, g_strdup (name), local);
+          value = local;
+        }
+      image_error = value;
+    }
+  if (image_error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (image_error));
+      return FALSE;
+    }
+  return shoal_controller_deploy (self->controller, device, error);
+}
+
+static gboolean
+cancel_device (ShoalDBusManagerExporter *self,
+               ShoalDevice              *device,
+               GHashTable               *recipes_checked,
+               GError                  **error)
+{
+  return shoal_controller_cancel (self->controller, device, error);
+}
 
 /* runs @op on every device; the error tells the first failure and counts */
 static gboolean
@@ -461,6 +515,8 @@ apply_to_devices (ShoalDBusManagerExporter *self,
                   GError                  **error)
 {
   g_autoptr(GError) first = NULL;
+  g_autoptr(GHashTable) recipes_checked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                                 error_free_nullable);
   guint n_failed = 0;
 
   for (guint i = 0; i < devices->len; i++)
@@ -468,7 +524,7 @@ apply_to_devices (ShoalDBusManagerExporter *self,
       ShoalDevice *device = g_ptr_array_index (devices, i);
       g_autoptr(GError) error_local = NULL;
 
-      if (op (self->controller, device, &error_local))
+      if (op (self, device, recipes_checked, &error_local))
         continue;
       n_failed++;
       if (first == NULL)
@@ -532,9 +588,9 @@ handle_device_operation (ShoalDBusManagerExporter *self,
       return;
     }
   if (deploy)
-    ok = apply_to_devices (self, devices, shoal_controller_deploy, _("deploy"), &error);
+    ok = apply_to_devices (self, devices, deploy_device, _("deploy"), &error);
   else
-    ok = apply_to_devices (self, devices, shoal_controller_cancel, _("cancel"), &error);
+    ok = apply_to_devices (self, devices, cancel_device, _("cancel"), &error);
   g_info ("%s %u devices for %s", deploy ? "deploying" : "cancelling", devices->len,
           g_dbus_method_invocation_get_sender (invocation));
   if (!ok)
@@ -1023,6 +1079,6 @@ shoal_dbus_manager_exporter_set_image_store (ShoalDBusManagerExporter *self,
   g_return_if_fail (SHOAL_IS_DBUS_MANAGER_EXPORTER (self));
   g_return_if_fail (self->images == NULL);
 
-  self->images = shoal_dbus_images_new (store);
+  self->images = shoal_dbus_images_new (store, self->controller);
   shoal_dbus_images_attach (self->images, self->skeleton);
 }

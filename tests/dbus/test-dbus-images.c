@@ -391,6 +391,82 @@ test_images_shoalctl (void)
   assert_has (err, "Usage: shoalctl image-import");
 }
 
+#define UNI_RECIPE(name, image) \
+  "{ \"name\": \"" name "\", \"image\": { \"name\": \"" image "\" }, \"steps\": [" \
+  " { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 60000, \"max-ms\": 60000, \"phase\": \"boot\" } }," \
+  " \"unicast\" ] }"
+
+/* An image that the recipe of a running deployment names is not removed
+ * (it was, and the deployment failed at its transfer step minutes later)
+ * unless forced; Deploy refuses a device whose recipe's image is not in
+ * the store (it started it, to fail at the transfer step) */
+static void
+test_images_in_use_by_recipe (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) devices = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *id = NULL;
+  g_autofree gchar *short_id = NULL;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+  g_auto(GStrv) paths = NULL;
+  const gchar *mac1[] = { "52:54:00:00:00:01", NULL };
+  const gchar *mac2[] = { "52:54:00:00:00:02", NULL };
+  const gchar *r1[] = { "r-1", NULL };
+  const gchar *r2[] = { "r-2", NULL };
+  GVariantBuilder b;
+  guint64 freed = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  path = write_image (td, "fleet.img");
+  id = import_image (td, path, "fleet-os");
+  short_id = g_strndup (id, 12);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, UNI_RECIPE ("uni-slow", "fleet-os"), NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, UNI_RECIPE ("uni-missing", "no-such-os"), NULL, &error);
+  g_assert_no_error (error);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&b, "(s^ass)", "r-1", mac1, "");
+  g_variant_builder_add (&b, "(s^ass)", "r-2", mac2, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&b), &paths, NULL, &error);
+  g_assert_no_error (error);
+
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, r2, "uni-missing", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, r2, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "recipe uni-missing names image “no-such-os”, which is not in the image store"));
+  g_clear_error (&error);
+
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, r1, "uni-slow", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, r1, NULL, &error);
+  g_assert_no_error (error);
+
+  g_assert_false (shoal_dbus_manager_call_remove_image_sync (td->manager, "fleet-os", &freed, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "recipe uni-slow (devices r-1)"));
+  g_clear_error (&error);
+  g_assert_false (shoal_dbus_manager_call_remove_image_sync (td->manager, short_id, &freed, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_clear_error (&error);
+  g_assert_false (shoal_dbus_manager_call_remove_image_with_options_sync (td->manager, "fleet-os",
+                    g_variant_new_parsed ("{'frobnicate': <true>}"), &freed, NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", "fleet-os", NULL), ==, 1);
+  assert_has (err, "recipe uni-slow (devices r-1)");
+  assert_has (err, "--force");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-rm", "--force", "fleet-os", NULL), ==, 0);
+  assert_has (out, "Removed fleet-os");
+
+  shoal_dbus_manager_call_cancel_sync (td->manager, r1, NULL, &error);
+  g_assert_no_error (error);
+}
+
 /* the stored chunk file of the image's second chunk (4096 'a's) */
 static gchar *
 chunk_a_path (ShoalTestDaemon *td)
@@ -820,6 +896,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/bad-arguments", test_images_bad_arguments);
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
+  g_test_add_func ("/shoal/dbus/images/in-use-by-recipe", test_images_in_use_by_recipe);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
   g_test_add_func ("/shoal/dbus/images/verify-caller-left", test_images_verify_caller_left);
   g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);
