@@ -8,6 +8,7 @@
 
 #include "shoal-controller-private.h"
 #include "shoal-error.h"
+#include "shoal-http.h"
 #include "shoal-json-private.h"
 #include "shoal-json-schema.h"
 
@@ -176,122 +177,15 @@ authenticate (AgentApi          *api,
  * instead, on the connection taken from libsoup, which is then closed
  * without reading the body. */
 
-/* After the answer, the rest of what the client sends is read and dropped
- * (at most LINGER_BYTES, for at most LINGER_SECONDS), as a lingering close:
- * closing with unread data would reset the connection, and a client still
- * sending its body would lose the answer. */
-#define LINGER_BYTES (4 * 1024 * 1024)
-#define LINGER_SECONDS 10
-
-typedef struct {
-  GIOStream    *stream;
-  GSocket      *socket;
-  GCancellable *cancellable;
-  gchar        *text;
-  guint         timeout_id;
-  gsize         drained;
-  gchar         buffer[8192];
-} EarlyReply;
-
-static void
-early_reply_free (EarlyReply *reply)
-{
-  g_clear_handle_id (&reply->timeout_id, g_source_remove);
-  g_clear_object (&reply->cancellable);
-  g_clear_object (&reply->socket);
-  g_clear_object (&reply->stream);
-  g_free (reply->text);
-  g_free (reply);
-}
-
-static void
-early_closed_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
-}
-
-static void
-early_close (EarlyReply *reply)
-{
-  g_io_stream_close_async (reply->stream, G_PRIORITY_DEFAULT, NULL, early_closed_cb, NULL);
-  early_reply_free (reply);
-}
-
-static gboolean
-early_timeout_cb (gpointer user_data)
-{
-  EarlyReply *reply = user_data;
-
-  reply->timeout_id = 0;
-  g_cancellable_cancel (reply->cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-early_drained_cb (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  EarlyReply *reply = user_data;
-  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
-
-  if (n <= 0 || (reply->drained += (gsize) n) > LINGER_BYTES)
-    {
-      early_close (reply);
-      return;
-    }
-  g_input_stream_read_async (G_INPUT_STREAM (source), reply->buffer, sizeof reply->buffer,
-                             G_PRIORITY_DEFAULT, reply->cancellable, early_drained_cb, reply);
-}
-
-static void
-early_written_cb (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  EarlyReply *reply = user_data;
-
-  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, NULL) ||
-      reply->socket == NULL || !g_socket_shutdown (reply->socket, FALSE, TRUE, NULL))
-    {
-      early_close (reply);
-      return;
-    }
-  reply->timeout_id = g_timeout_add_seconds (LINGER_SECONDS, early_timeout_cb, reply);
-  g_input_stream_read_async (g_io_stream_get_input_stream (reply->stream), reply->buffer,
-                             sizeof reply->buffer, G_PRIORITY_DEFAULT, reply->cancellable,
-                             early_drained_cb, reply);
-}
-
 static void
 refuse_early (SoupServerMessage *msg,
               guint              status,
               const gchar       *reason)
 {
   g_autofree gchar *body = error_text (reason);
-  EarlyReply *reply = g_new0 (EarlyReply, 1);
-  GSocket *socket = soup_server_message_get_socket (msg);
 
   g_debug ("agent API: %u %s (before the body)", status, reason);
-  reply->text = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
-                                 "Content-Type: application/json\r\n"
-                                 "Content-Length: %zu\r\n"
-                                 "Connection: close\r\n\r\n%s",
-                                 status, soup_status_get_phrase (status), strlen (body), body);
-  reply->socket = socket != NULL ? g_object_ref (socket) : NULL;
-  reply->cancellable = g_cancellable_new ();
-  /* @msg is most likely freed here */
-  reply->stream = soup_server_message_steal_connection (msg);
-  if (reply->stream == NULL)
-    {
-      early_reply_free (reply);
-      return;
-    }
-  g_output_stream_write_all_async (g_io_stream_get_output_stream (reply->stream), reply->text,
-                                   strlen (reply->text), G_PRIORITY_DEFAULT, reply->cancellable,
-                                   early_written_cb, reply);
+  shoal_http_refuse_early (msg, status, "application/json", body);
 }
 
 static void
@@ -820,4 +714,6 @@ shoal_agent_api_register (ShoalController *controller,
   soup_server_add_handler (server, "/agent/v1/event", event_cb, api, NULL);
   soup_server_add_handler (server, "/agent/v1/next", next_cb, api, NULL);
   g_signal_connect (server, "request-started", G_CALLBACK (request_started_cb), api);
+  /* got_headers_cb bounds the bodies of every /agent/v1/ route */
+  shoal_http_server_allow_body (server, "/agent/v1", SHOAL_HTTP_BODY_ROUTE_CHECKS);
 }

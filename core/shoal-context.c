@@ -6,6 +6,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "shoal-http.h"
+
 #include "shoal-context.h"
 #include "shoal-controller-private.h"
 #include "shoal-error.h"
@@ -219,7 +221,34 @@ shoal_context_remove_http_handler (ShoalContext *self,
   g_return_if_fail (SHOAL_IS_CONTEXT (self));
   server = shoal_controller_get_http_server (self->controller);
   if (server != NULL && g_hash_table_remove (self->paths, path))
-    soup_server_remove_handler (server, path);
+    {
+      soup_server_remove_handler (server, path);
+      shoal_http_server_allow_body (server, path, 0);
+    }
+}
+
+/**
+ * shoal_context_allow_http_body:
+ * @self: a context
+ * @path: a path served by a handler of shoal_context_add_http_handler()
+ * @max_bytes: the largest request body @path and the paths below it take
+ *
+ * The daemon's HTTP server refuses, before reading it, any request body
+ * that its route does not allow (413): by default, every body. A route that
+ * takes bodies says how large they may be here.
+ */
+void
+shoal_context_allow_http_body (ShoalContext *self,
+                               const gchar  *path,
+                               gint64        max_bytes)
+{
+  SoupServer *server;
+
+  g_return_if_fail (SHOAL_IS_CONTEXT (self));
+  g_return_if_fail (max_bytes >= 0);
+  server = shoal_controller_get_http_server (self->controller);
+  if (server != NULL && g_hash_table_contains (self->paths, path))
+    shoal_http_server_allow_body (server, path, max_bytes);
 }
 
 /**

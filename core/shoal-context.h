@@ -35,6 +35,9 @@ gboolean      shoal_context_add_http_handler     (ShoalContext        *self,
                                                   GError             **error);
 void          shoal_context_remove_http_handler  (ShoalContext        *self,
                                                   const gchar         *path);
+void          shoal_context_allow_http_body      (ShoalContext        *self,
+                                                  const gchar         *path,
+                                                  gint64               max_bytes);
 ShoalDevice  *shoal_context_lookup_device        (ShoalContext        *self,
                                                   const gchar         *id);
 ShoalDevice  *shoal_context_lookup_device_by_mac (ShoalContext        *self,

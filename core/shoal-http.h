@@ -11,6 +11,22 @@ G_BEGIN_DECLS
 SoupServer *shoal_http_server_new (const gchar *server_header);
 
 /**
+ * SHOAL_HTTP_BODY_ROUTE_CHECKS:
+ *
+ * For shoal_http_server_allow_body(): the route refuses the bodies it does
+ * not take itself, before they are read.
+ */
+#define SHOAL_HTTP_BODY_ROUTE_CHECKS ((gint64) -1)
+
+void shoal_http_server_allow_body (SoupServer  *server,
+                                   const gchar *path,
+                                   gint64       max_bytes);
+void shoal_http_refuse_early      (SoupServerMessage *msg,
+                                   guint              status,
+                                   const gchar       *content_type,
+                                   const gchar       *body);
+
+/**
  * ShoalHttpPart:
  * @fd: an open descriptor, taken: closed when the answer is done
  * @offset: where the part begins in @fd

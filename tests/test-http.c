@@ -254,6 +254,137 @@ test_stream_parts (void)
   g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
+/* --- request bodies ---------------------------------------------------- */
+
+static guint
+server_port (SoupServer *server)
+{
+  GSList *uris = soup_server_get_uris (server);
+  guint port = g_uri_get_port (uris->data);
+
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  return port;
+}
+
+/* sends @request (headers only) on a new connection to @port and reads the
+ * answer until the server closes, running this thread's main context */
+static gchar *
+raw_exchange (guint        port,
+              const gchar *request)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) conn = g_socket_client_connect_to_host (client, "127.0.0.1", (guint16) port,
+                                                                       NULL, &error);
+  GString *response = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  GInputStream *in;
+
+  g_assert_no_error (error);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), request,
+                                            strlen (request), NULL, NULL, &error));
+  g_assert_no_error (error);
+  in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
+  g_socket_set_blocking (g_socket_connection_get_socket (conn), FALSE);
+  for (;;)
+    {
+      gchar buf[1024];
+      gssize n;
+
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (in), buf, sizeof buf, NULL, NULL);
+      if (n == 0)
+        break;
+      if (n > 0)
+        g_string_append_len (response, buf, n);
+      else
+        g_usleep (1000);
+    }
+  return g_string_free (response, FALSE);
+}
+
+static void
+on_upload (SoupServer        *server,
+           SoupServerMessage *msg,
+           const char        *path,
+           GHashTable        *query,
+           gpointer           user_data)
+{
+  g_autofree gchar *text = g_strdup_printf ("got %" G_GOFFSET_FORMAT "\n",
+                                            soup_server_message_get_request_body (msg)->length);
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_COPY, text, strlen (text));
+}
+
+/* libsoup reads a whole request body into memory before the handler runs:
+ * a 300 MB POST to a route that takes no body (or to none at all) was
+ * read whole, then answered. Such a request is now refused from its
+ * headers: the body is never sent here, and the answer must come anyway */
+static void
+test_body_refused_before_read (void)
+{
+  g_autoptr(SoupServer) server = shoal_http_server_new ("shoal-test ");
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr(GError) error = NULL;
+  struct {
+    const gchar *request;
+    const gchar *status;
+  } cases[] = {
+    { "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n", "HTTP/1.1 413 " },
+    { "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n", "HTTP/1.1 413 " },
+    { "PUT /no/such/route HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n", "HTTP/1.1 413 " },
+    { "POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 413 " },
+    { "POST /upload/x HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", "HTTP/1.1 413 " },
+    { "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 411 " },
+    { "POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "HTTP/1.1 413 " },
+    /* routes that check their bodies themselves are left to them */
+    { "POST /own/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345", "HTTP/1.1 200 " },
+    /* and what a route allows goes through */
+    { "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", NULL },
+    { "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 200 " },
+  };
+  guint port;
+
+  soup_server_add_handler (server, "/hello", on_hello, NULL, NULL);
+  soup_server_add_handler (server, "/upload", on_upload, NULL, NULL);
+  soup_server_add_handler (server, "/own", on_upload, NULL, NULL);
+  shoal_http_server_allow_body (server, "/upload", 100);
+  shoal_http_server_allow_body (server, "/own", SHOAL_HTTP_BODY_ROUTE_CHECKS);
+  g_assert_true (soup_server_listen (server, any, 0, &error));
+  g_assert_no_error (error);
+  port = server_port (server);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree gchar *full = NULL;
+      g_autofree gchar *response = NULL;
+
+      if (cases[i].status == NULL)
+        {
+          /* the body of 100 bytes follows the headers */
+          full = g_strconcat (cases[i].request, "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789" "01234567890123456789", NULL);
+          response = raw_exchange (port, full);
+          g_assert_true (g_str_has_prefix (response, "HTTP/1.1 200 "));
+          g_assert_nonnull (strstr (response, "got 100\n"));
+          continue;
+        }
+      response = raw_exchange (port, cases[i].request);
+      g_test_message ("%s-> %.20s", cases[i].request, response);
+      g_assert_true (g_str_has_prefix (response, cases[i].status));
+    }
+  /* a route no longer served takes bodies no longer */
+  shoal_http_server_allow_body (server, "/upload", 0);
+  {
+    g_autofree gchar *response = raw_exchange (port, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n");
+
+    g_assert_true (g_str_has_prefix (response, "HTTP/1.1 413 "));
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -261,5 +392,6 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/http/closed-connections-released", test_closed_connections_released);
   g_test_add_func ("/shoal/http/stream-parts", test_stream_parts);
+  g_test_add_func ("/shoal/http/body-refused-before-read", test_body_refused_before_read);
   return g_test_run ();
 }

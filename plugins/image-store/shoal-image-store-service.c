@@ -30,6 +30,8 @@
 #include "shoal-image-store-service.h"
 
 #define ROUTE "/image-store"
+/* an import's JSON: a path or URL, a name, a chunk size */
+#define MAX_BODY (64 * 1024)
 
 struct _ShoalImageStoreService
 {
@@ -398,6 +400,8 @@ shoal_image_store_service_start (ShoalService  *service,
       g_prefix_error (error, _("Cannot serve the image store over HTTP: "));
       return FALSE;
     }
+  /* POST /image-store/images; any other request takes no body */
+  shoal_context_allow_http_body (context, ROUTE, MAX_BODY);
   self->context = g_object_ref (context);
   self->store = g_steal_pointer (&store);
   self->admin_token = g_steal_pointer (&token);
