@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -143,7 +144,7 @@ shoal_http_refuse_early (SoupServerMessage *msg,
                          const gchar       *body)
 {
   EarlyReply *reply = g_new0 (EarlyReply, 1);
-  GSocket *socket = soup_server_message_get_socket (msg);
+  GSocket *socket = shoal_http_message_get_socket (msg);
 
   reply->text = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
                                  "Content-Type: %s\r\n"
@@ -283,6 +284,341 @@ on_request_started_bodies (SoupServer        *server,
                            gpointer           user_data)
 {
   g_signal_connect_object (msg, "got-headers", G_CALLBACK (on_got_headers), server, 0);
+}
+
+/* --- accepting connections ------------------------------------------------ */
+
+/* libsoup 3.2's own listener (soup_server_listen()) stops for good at the
+ * first failed accept (EMFILE when the descriptors run out), silently, and
+ * keeps every connection for as long as its client likes, even one that
+ * never finishes its headers. Connections are therefore accepted here: a
+ * failed accept is logged and retried after ACCEPT_RETRY_MS, a connection
+ * waiting longer than the idle timeout for its client (to read or to write)
+ * is closed (its GSocket's timeout), and connections beyond the total or
+ * per-client cap are closed at once. */
+
+#define ACCEPT_RETRY_MS 100
+#define LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+typedef struct {
+  SoupServer      *server;          /* unowned: the state is its data */
+  GSocketListener *listener;        /* NULL until shoal_http_server_listen() */
+  GCancellable    *cancellable;
+  guint            retry_id;
+  guint            idle_timeout;    /* seconds, 0: none */
+  guint            max_connections;
+  guint            max_per_peer;
+  guint            n_connections;
+  GHashTable      *peers;           /* address -> count */
+  gint64           accept_logged;
+  gint64           cap_logged;
+} HttpState;
+
+typedef struct {
+  HttpState *state;                 /* owned */
+  gchar     *peer;
+  gchar     *key;
+} Connection;
+
+#define STATE_KEY "shoal-http-state"
+
+/* "local remote" -> the GSocket (unowned) of each connection accepted here,
+ * of every server (used from the main context only) */
+static GHashTable *connection_sockets;
+
+static void
+http_state_clear (gpointer data)
+{
+  HttpState *st = data;
+
+  g_hash_table_unref (st->peers);
+  g_clear_object (&st->cancellable);
+}
+
+/* the server is gone: stop accepting */
+static void
+http_state_release_server (gpointer data)
+{
+  HttpState *st = data;
+
+  g_cancellable_cancel (st->cancellable);
+  g_clear_handle_id (&st->retry_id, g_source_remove);
+  if (st->listener != NULL)
+    g_socket_listener_close (st->listener);
+  g_clear_object (&st->listener);
+  st->server = NULL;
+  g_atomic_rc_box_release_full (st, http_state_clear);
+}
+
+static HttpState *
+http_state (SoupServer *server)
+{
+  HttpState *st = g_object_get_data (G_OBJECT (server), STATE_KEY);
+
+  if (st != NULL)
+    return st;
+  st = g_atomic_rc_box_new0 (HttpState);
+  st->server = server;
+  st->cancellable = g_cancellable_new ();
+  st->idle_timeout = SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT;
+  st->max_connections = SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT;
+  st->max_per_peer = SHOAL_HTTP_MAX_PER_PEER_DEFAULT;
+  st->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_object_set_data_full (G_OBJECT (server), STATE_KEY, st, http_state_release_server);
+  return st;
+}
+
+/**
+ * shoal_http_server_set_limits:
+ * @server: a server made by shoal_http_server_new()
+ * @idle_timeout: seconds a connection may wait for its client, to read
+ *   (headers, a body, the next request) or to write, before it is closed;
+ *   0 for no limit
+ * @max_connections: how many connections may be open at once; 0 for no limit
+ * @max_per_peer: how many of them one client address may have; 0 for no limit
+ *
+ * Sets the limits of the connections shoal_http_server_listen() accepts
+ * from then on (by default %SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT,
+ * %SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT and %SHOAL_HTTP_MAX_PER_PEER_DEFAULT).
+ * A connection over a cap is closed as soon as it is accepted.
+ */
+void
+shoal_http_server_set_limits (SoupServer *server,
+                              guint       idle_timeout,
+                              guint       max_connections,
+                              guint       max_per_peer)
+{
+  HttpState *st;
+
+  g_return_if_fail (SOUP_IS_SERVER (server));
+  st = http_state (server);
+  st->idle_timeout = idle_timeout;
+  st->max_connections = max_connections;
+  st->max_per_peer = max_per_peer;
+}
+
+static gchar *
+connection_key (GSocketAddress *local,
+                GSocketAddress *remote)
+{
+  g_autofree gchar *l = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (local));
+  g_autofree gchar *r = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote));
+
+  return g_strconcat (l, " ", r, NULL);
+}
+
+/* the connection's last reference is gone: libsoup closed it */
+static void
+connection_gone (gpointer  data,
+                 GObject  *where_the_object_was)
+{
+  Connection *c = data;
+  HttpState *st = c->state;
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (st->peers, c->peer));
+
+  st->n_connections--;
+  if (n <= 1)
+    g_hash_table_remove (st->peers, c->peer);
+  else
+    g_hash_table_insert (st->peers, g_strdup (c->peer), GUINT_TO_POINTER (n - 1));
+  g_hash_table_remove (connection_sockets, c->key);
+  g_free (c->peer);
+  g_free (c->key);
+  g_free (c);
+  g_atomic_rc_box_release_full (st, http_state_clear);
+}
+
+static void
+take_connection (HttpState         *st,
+                 GSocketConnection *conn)
+{
+  g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address (conn, NULL);
+  g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address (conn, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *peer = NULL;
+  GSocket *socket = g_socket_connection_get_socket (conn);
+  Connection *c;
+  guint n;
+
+  if (local == NULL || remote == NULL)
+    return;
+  peer = G_IS_INET_SOCKET_ADDRESS (remote)
+         ? g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)))
+         : g_strdup ("?");
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (st->peers, peer));
+  if ((st->max_connections > 0 && st->n_connections >= st->max_connections) ||
+      (st->max_per_peer > 0 && n >= st->max_per_peer))
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      if (now - st->cap_logged >= LOG_INTERVAL_US)
+        {
+          st->cap_logged = now;
+          g_message ("HTTP: refused a connection from %s: %u open, %u from it (caps %u and %u)",
+                     peer, st->n_connections, n, st->max_connections, st->max_per_peer);
+        }
+      g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+      return;
+    }
+  if (st->idle_timeout > 0)
+    g_socket_set_timeout (socket, st->idle_timeout);
+  if (!soup_server_accept_iostream (st->server, G_IO_STREAM (conn), local, remote, &error))
+    {
+      g_message ("HTTP: cannot serve a connection from %s: %s", peer, error->message);
+      g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+      return;
+    }
+  c = g_new0 (Connection, 1);
+  c->state = g_atomic_rc_box_acquire (st);
+  c->key = connection_key (local, remote);
+  c->peer = g_steal_pointer (&peer);
+  st->n_connections++;
+  g_hash_table_insert (st->peers, g_strdup (c->peer), GUINT_TO_POINTER (n + 1));
+  if (connection_sockets == NULL)
+    connection_sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_insert (connection_sockets, g_strdup (c->key), socket);
+  g_object_weak_ref (G_OBJECT (conn), connection_gone, c);
+}
+
+static void accept_next (HttpState *st);
+
+static gboolean
+accept_retry_cb (gpointer user_data)
+{
+  HttpState *st = user_data;
+
+  st->retry_id = 0;
+  accept_next (st);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+accepted_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  HttpState *st = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) conn = g_socket_listener_accept_finish (G_SOCKET_LISTENER (source), result,
+                                                                       NULL, &error);
+
+  if (g_cancellable_is_cancelled (st->cancellable))
+    ;
+  else if (conn == NULL)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      /* EMFILE, ENFILE, ENOBUFS...: the connection waits in the backlog */
+      if (now - st->accept_logged >= LOG_INTERVAL_US)
+        {
+          st->accept_logged = now;
+          g_message ("HTTP: cannot accept a connection (%s), retrying every %d ms",
+                     error->message, ACCEPT_RETRY_MS);
+        }
+      st->retry_id = g_timeout_add (ACCEPT_RETRY_MS, accept_retry_cb, st);
+      return;   /* the retry keeps the reference */
+    }
+  else
+    {
+      take_connection (st, conn);
+      accept_next (g_atomic_rc_box_acquire (st));
+    }
+  g_atomic_rc_box_release_full (st, http_state_clear);
+}
+
+/* consumes a reference to st */
+static void
+accept_next (HttpState *st)
+{
+  if (g_cancellable_is_cancelled (st->cancellable))
+    {
+      g_atomic_rc_box_release_full (st, http_state_clear);
+      return;
+    }
+  g_socket_listener_accept_async (st->listener, st->cancellable, accepted_cb, g_atomic_rc_box_acquire (st));
+  g_atomic_rc_box_release_full (st, http_state_clear);
+}
+
+/**
+ * shoal_http_server_listen:
+ * @server: a server made by shoal_http_server_new()
+ * @address: (nullable): the address to listen on; %NULL for every address
+ *   (IPv4 and IPv6)
+ * @port: the TCP port; 0 for any free one
+ * @bound_port: (out) (optional): the port listened on
+ * @error: return location for a #GError
+ *
+ * Makes @server listen in place of soup_server_listen(), whose listener
+ * stops for good at the first failed accept: here a failed accept (out of
+ * descriptors) is logged and retried, and connections are bounded as
+ * shoal_http_server_set_limits() says. May be called once per server.
+ *
+ * Returns: whether @server listens
+ */
+gboolean
+shoal_http_server_listen (SoupServer    *server,
+                          GInetAddress  *address,
+                          guint          port,
+                          guint         *bound_port,
+                          GError       **error)
+{
+  HttpState *st;
+  guint16 effective = 0;
+
+  g_return_val_if_fail (SOUP_IS_SERVER (server), FALSE);
+  g_return_val_if_fail (port <= G_MAXUINT16, FALSE);
+  st = http_state (server);
+  g_return_val_if_fail (st->listener == NULL, FALSE);
+
+  st->listener = g_socket_listener_new ();
+  /* as libsoup's listener: GSocketListener's default is 10 */
+  g_socket_listener_set_backlog (st->listener, SOMAXCONN);
+  if (address == NULL && port == 0)
+    effective = g_socket_listener_add_any_inet_port (st->listener, NULL, error);
+  else if (address == NULL)
+    effective = g_socket_listener_add_inet_port (st->listener, (guint16) port, NULL, error) ? (guint16) port : 0;
+  else
+    {
+      g_autoptr(GSocketAddress) want = g_inet_socket_address_new (address, (guint16) port);
+      g_autoptr(GSocketAddress) got = NULL;
+
+      if (g_socket_listener_add_address (st->listener, want, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                         NULL, &got, error))
+        effective = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (got));
+    }
+  if (effective == 0)
+    {
+      g_clear_object (&st->listener);
+      return FALSE;
+    }
+  if (bound_port != NULL)
+    *bound_port = effective;
+  accept_next (g_atomic_rc_box_acquire (st));
+  return TRUE;
+}
+
+/**
+ * shoal_http_message_get_socket:
+ * @msg: a message of a server
+ *
+ * The socket of @msg's connection: soup_server_message_get_socket(), which
+ * has none for a connection of shoal_http_server_listen() (handed to
+ * libsoup as a stream), or the socket of that connection.
+ *
+ * Returns: (transfer none) (nullable): the socket
+ */
+GSocket *
+shoal_http_message_get_socket (SoupServerMessage *msg)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+  GSocketAddress *local = soup_server_message_get_local_address (msg);
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autofree gchar *key = NULL;
+
+  if (socket != NULL || local == NULL || remote == NULL || connection_sockets == NULL)
+    return socket;
+  key = connection_key (local, remote);
+  return g_hash_table_lookup (connection_sockets, key);
 }
 
 /**

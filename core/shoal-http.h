@@ -21,6 +21,35 @@ SoupServer *shoal_http_server_new (const gchar *server_header);
 void shoal_http_server_allow_body (SoupServer  *server,
                                    const gchar *path,
                                    gint64       max_bytes);
+/**
+ * SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT:
+ *
+ * Seconds a connection may wait for its client before it is closed.
+ */
+#define SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT 60
+/**
+ * SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT:
+ *
+ * How many connections a server keeps open at once.
+ */
+#define SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT 512
+/**
+ * SHOAL_HTTP_MAX_PER_PEER_DEFAULT:
+ *
+ * How many connections one client address may have open at once.
+ */
+#define SHOAL_HTTP_MAX_PER_PEER_DEFAULT 32
+
+gboolean shoal_http_server_listen     (SoupServer    *server,
+                                       GInetAddress  *address,
+                                       guint          port,
+                                       guint         *bound_port,
+                                       GError       **error);
+void     shoal_http_server_set_limits (SoupServer    *server,
+                                       guint          idle_timeout,
+                                       guint          max_connections,
+                                       guint          max_per_peer);
+GSocket *shoal_http_message_get_socket (SoupServerMessage *msg);
 void shoal_http_refuse_early      (SoupServerMessage *msg,
                                    guint              status,
                                    const gchar       *content_type,

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "shoal-http.h"
@@ -385,6 +386,207 @@ test_body_refused_before_read (void)
   }
 }
 
+/* --- connections -------------------------------------------------------- */
+
+static SoupServer *
+listening_server (guint  idle_timeout,
+                  guint  max_connections,
+                  guint  max_per_peer,
+                  guint *port)
+{
+  SoupServer *server = shoal_http_server_new ("shoal-test ");
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GError) error = NULL;
+
+  soup_server_add_handler (server, "/hello", on_hello, NULL, NULL);
+  shoal_http_server_set_limits (server, idle_timeout, max_connections, max_per_peer);
+  g_assert_true (shoal_http_server_listen (server, loopback, 0, port, &error));
+  g_assert_no_error (error);
+  return server;
+}
+
+/* a connection to port on which the client sent the start of a request */
+static GSocket *
+partial_request (guint port)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (loopback, (guint16) port);
+  GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  const gchar *start = "GET /hello HTTP/1.1\r\nHo";
+
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (socket, addr, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_socket_send (socket, start, strlen (start), NULL, &error), ==, (gssize) strlen (start));
+  g_socket_set_blocking (socket, FALSE);
+  return socket;
+}
+
+/* whether the server closed socket (the client reads its end), running
+ * the main context; no wait */
+static gboolean
+closed_by_server (GSocket *socket)
+{
+  gchar buf[256];
+  gssize n;
+  g_autoptr(GError) error = NULL;
+
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  n = g_socket_receive (socket, buf, sizeof buf, NULL, &error);
+  return n == 0 || (n < 0 && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK));
+}
+
+/* runs the main context for at most seconds, until every socket is closed
+ * by the server; returns how many are still open */
+static guint
+wait_closed (GSocket **sockets,
+             guint     n,
+             gdouble   seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (seconds * G_USEC_PER_SEC);
+  guint open;
+
+  do
+    {
+      open = 0;
+      for (guint i = 0; i < n; i++)
+        if (sockets[i] != NULL && !closed_by_server (sockets[i]))
+          open++;
+      if (open > 0)
+        g_usleep (5000);
+    }
+  while (open > 0 && g_get_monotonic_time () < deadline);
+  return open;
+}
+
+/* 100 connections that sent part of their headers and nothing more stayed
+ * open for good: a connection idle for the idle timeout is closed */
+static void
+test_idle_timeout (void)
+{
+  guint port;
+  g_autoptr(SoupServer) server = listening_server (1, 0, 0, &port);
+  GSocket *sockets[20];
+  gint64 start = g_get_monotonic_time ();
+  g_autofree gchar *hello = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (sockets); i++)
+    sockets[i] = partial_request (port);
+  /* open for a while yet */
+  g_assert_cmpuint (wait_closed (sockets, G_N_ELEMENTS (sockets), 0.5), ==, G_N_ELEMENTS (sockets));
+  /* closed after the timeout */
+  g_assert_cmpuint (wait_closed (sockets, G_N_ELEMENTS (sockets), 5), ==, 0);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC);
+  for (guint i = 0; i < G_N_ELEMENTS (sockets); i++)
+    g_object_unref (sockets[i]);
+  /* a request that comes whole is served */
+  hello = raw_exchange (port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (g_str_has_prefix (hello, "HTTP/1.1 200 "));
+}
+
+/* connections beyond the per-client cap are closed at once; one freed
+ * makes room */
+static void
+test_connection_caps (void)
+{
+  guint port;
+  g_autoptr(SoupServer) server = listening_server (0, 0, 3, &port);
+  GSocket *sockets[3];
+  GSocket *extra;
+  g_autofree gchar *hello = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (sockets); i++)
+    sockets[i] = partial_request (port);
+  /* accepted, and kept */
+  g_assert_cmpuint (wait_closed (sockets, G_N_ELEMENTS (sockets), 0.3), ==, G_N_ELEMENTS (sockets));
+  extra = partial_request (port);
+  g_assert_cmpuint (wait_closed (&extra, 1, 5), ==, 0);
+  g_assert_cmpuint (wait_closed (sockets, G_N_ELEMENTS (sockets), 0.1), ==, G_N_ELEMENTS (sockets));
+  g_object_unref (extra);
+  /* the server closes its end of a connection its client closed */
+  g_socket_close (sockets[0], NULL);
+  g_clear_object (&sockets[0]);
+  for (guint i = 0; i < 100; i++)
+    {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (10000);
+    }
+  hello = raw_exchange (port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (g_str_has_prefix (hello, "HTTP/1.1 200 "));
+  g_clear_object (&sockets[1]);
+  g_clear_object (&sockets[2]);
+}
+
+/* libsoup 3.2's listener gave up at the first failed accept: with the
+ * descriptors used up once, the server never accepted again. Run in a
+ * subprocess, whose descriptor limit is lowered */
+static void
+test_accept_survives_emfile (void)
+{
+  if (g_test_subprocess ())
+    {
+      guint port;
+      g_autoptr(SoupServer) server = listening_server (0, 0, 0, &port);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (loopback, (guint16) port);
+      g_autoptr(GSocket) socket = NULL;
+      g_autoptr(GString) response = g_string_new (NULL);
+      g_autoptr(GArray) fillers = g_array_new (FALSE, FALSE, sizeof (gint));
+      struct rlimit limit = { 64, 64 };
+      const gchar *request = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+      gint64 deadline;
+      gint fd;
+
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+      while ((fd = dup (0)) >= 0)
+        g_array_append_val (fillers, fd);
+      /* one descriptor for the client: none left for the server's accept */
+      close (g_array_index (fillers, gint, fillers->len - 1));
+      g_array_set_size (fillers, fillers->len - 1);
+      socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_socket_connect (socket, addr, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (g_socket_send (socket, request, strlen (request), NULL, &error), ==, (gssize) strlen (request));
+      /* accept fails for a while */
+      deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
+      while (g_get_monotonic_time () < deadline)
+        {
+          g_main_context_iteration (NULL, FALSE);
+          g_usleep (5000);
+        }
+      for (guint i = 0; i < fillers->len; i++)
+        close (g_array_index (fillers, gint, i));
+      /* and the waiting connection is served once descriptors are free */
+      g_socket_set_blocking (socket, FALSE);
+      deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+      for (;;)
+        {
+          gchar buf[1024];
+          gssize n;
+
+          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+          while (g_main_context_iteration (NULL, FALSE))
+            ;
+          n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+          if (n == 0)
+            break;
+          if (n > 0)
+            g_string_append_len (response, buf, n);
+          else
+            g_usleep (5000);
+        }
+      g_assert_true (g_str_has_prefix (response->str, "HTTP/1.1 200 "));
+      return;
+    }
+  g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -393,5 +595,8 @@ main (int    argc,
   g_test_add_func ("/shoal/http/closed-connections-released", test_closed_connections_released);
   g_test_add_func ("/shoal/http/stream-parts", test_stream_parts);
   g_test_add_func ("/shoal/http/body-refused-before-read", test_body_refused_before_read);
+  g_test_add_func ("/shoal/http/idle-timeout", test_idle_timeout);
+  g_test_add_func ("/shoal/http/connection-caps", test_connection_caps);
+  g_test_add_func ("/shoal/http/accept-survives-emfile", test_accept_survives_emfile);
   return g_test_run ();
 }

@@ -278,34 +278,47 @@ shoal_daemon_config_string (ShoalDaemon *self, const gchar *group, const gchar *
 }
 
 static gboolean
-shoal_daemon_listen (ShoalDaemon *self, const gchar *address, guint port, GError **error)
+shoal_daemon_listen (ShoalDaemon *self, const gchar *address, guint port, guint *bound_port, GError **error)
 {
   g_autoptr(GInetAddress) inet = NULL;
-  g_autoptr(GSocketAddress) sockaddr = NULL;
 
-  if (address == NULL)
-    return soup_server_listen_all (self->http, port, 0, error);
-  inet = g_inet_address_new_from_string (address);
-  if (inet == NULL)
+  if (address != NULL && (inet = g_inet_address_new_from_string (address)) == NULL)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("[daemon] http-address: “%s” is not an IP address"), address);
       return FALSE;
     }
-  sockaddr = g_inet_socket_address_new (inet, port);
-  return soup_server_listen (self->http, sockaddr, 0, error);
+  return shoal_http_server_listen (self->http, inet, port, bound_port, error);
+}
+
+/* [daemon] key, a count of at most G_MAXINT, or fallback when unset */
+static gboolean
+shoal_daemon_config_count (ShoalDaemon *self, const gchar *key, guint fallback, guint *value, GError **error)
+{
+  g_autoptr(GError) error_local = NULL;
+  gint64 n;
+
+  *value = fallback;
+  if (!g_key_file_has_key (self->config, "daemon", key, NULL))
+    return TRUE;
+  n = g_key_file_get_int64 (self->config, "daemon", key, &error_local);
+  if (error_local != NULL || n < 0 || n > G_MAXINT)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("[daemon] %s: not a number of 0 or more"), key);
+      return FALSE;
+    }
+  *value = (guint) n;
+  return TRUE;
 }
 
 static gchar *
-shoal_daemon_build_url (ShoalDaemon *self, const gchar *address)
+shoal_daemon_build_url (ShoalDaemon *self, const gchar *address, guint port)
 {
   g_autofree gchar *configured = shoal_daemon_config_string (self, "daemon", "server-url");
-  GSList *uris = soup_server_get_uris (self->http);
   const gchar *host = address != NULL ? address : g_get_host_name ();
-  gint port = uris != NULL ? g_uri_get_port (uris->data) : 0;
   gchar *url;
 
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
   if (configured != NULL)
     {
       gsize len = strlen (configured);
@@ -315,9 +328,9 @@ shoal_daemon_build_url (ShoalDaemon *self, const gchar *address)
       return g_steal_pointer (&configured);
     }
   if (strchr (host, ':') != NULL)
-    url = g_strdup_printf ("http://[%s]:%d", host, port);
+    url = g_strdup_printf ("http://[%s]:%u", host, port);
   else
-    url = g_strdup_printf ("http://%s:%d", host, port);
+    url = g_strdup_printf ("http://%s:%u", host, port);
   return url;
 }
 
@@ -327,6 +340,8 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
   g_autofree gchar *address = shoal_daemon_config_string (self, "daemon", "http-address");
   g_autoptr(GError) error_local = NULL;
   gint64 port = SHOAL_DAEMON_HTTP_PORT_DEFAULT;
+  guint bound_port = 0;
+  guint idle_timeout, max_connections, max_per_peer;
 
   if (self->options.http_port >= 0)
     port = self->options.http_port;
@@ -340,14 +355,22 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
           return FALSE;
         }
     }
+  if (!shoal_daemon_config_count (self, "http-idle-timeout", SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT,
+                                  &idle_timeout, error) ||
+      !shoal_daemon_config_count (self, "http-max-connections", SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT,
+                                  &max_connections, error) ||
+      !shoal_daemon_config_count (self, "http-max-connections-per-client", SHOAL_HTTP_MAX_PER_PEER_DEFAULT,
+                                  &max_per_peer, error))
+    return FALSE;
   self->http = shoal_http_server_new ("shoald/" PACKAGE_VERSION " ");
-  if (!shoal_daemon_listen (self, address, (guint) port, error))
+  shoal_http_server_set_limits (self->http, idle_timeout, max_connections, max_per_peer);
+  if (!shoal_daemon_listen (self, address, (guint) port, &bound_port, error))
     {
       g_prefix_error (error, "starting the HTTP server on %s port %u: ",
                       address != NULL ? address : "every address", (guint) port);
       return FALSE;
     }
-  self->server_url = shoal_daemon_build_url (self, address);
+  self->server_url = shoal_daemon_build_url (self, address, bound_port);
   g_print ("shoald: HTTP server at %s\n", self->server_url);
   shoal_controller_set_http_server (self->controller, self->http, self->server_url);
   if (!shoal_controller_start_services (self->controller, error))

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include "shoal-http.h"
 #include "shoal-unicast-private.h"
 
 typedef struct {
@@ -194,7 +195,7 @@ static void
 on_wrote_body (SoupServerMessage *msg,
                Stream            *st)
 {
-  GSocket *socket = soup_server_message_get_socket (msg);
+  GSocket *socket = shoal_http_message_get_socket (msg);
 
   if (st->failed && socket != NULL)
     g_socket_shutdown (socket, TRUE, TRUE, NULL);
