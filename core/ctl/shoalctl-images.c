@@ -77,6 +77,7 @@ typedef struct
   GMainLoop        *loop;
   ShoalDBusManager *manager;
   const gchar      *path;
+  const gchar      *display;        /* path as the daemon shows it: no password */
   gboolean          shown;
   gboolean          cancelling;
   gchar            *id;
@@ -116,9 +117,19 @@ on_import_interrupt (gpointer user_data)
   wait->cancelling = TRUE;
   if (wait->shown)
     g_printerr ("\n");
-  g_printerr (_("Cancelling the import of %s…\n"), wait->path);
+  g_printerr (_("Cancelling the import of %s…\n"), wait->display);
   shoal_dbus_manager_call_cancel_import (wait->manager, wait->path, NULL, on_cancel_done, wait);
   return G_SOURCE_CONTINUE;
+}
+
+/* a URL without its password, as the daemon's progress signals show it
+ * (shoal_image_fetch_display()) */
+static gchar *
+display_source (const gchar *path)
+{
+  g_autoptr(GUri) parsed = g_uri_parse (path, G_URI_FLAGS_HAS_PASSWORD, NULL);
+
+  return parsed != NULL ? g_uri_to_string_partial (parsed, G_URI_HIDE_PASSWORD) : g_strdup (path);
 }
 
 /* progress on a terminal only: "path: 42 % (1.2 GB of 2.9 GB)" */
@@ -132,7 +143,7 @@ on_import_progress (ShoalDBusManager *manager,
   g_autofree gchar *done_text = NULL;
   g_autofree gchar *total_text = NULL;
 
-  if (g_strcmp0 (path, wait->path) != 0 || total == 0 || !isatty (STDERR_FILENO))
+  if (g_strcmp0 (path, wait->display) != 0 || total == 0 || !isatty (STDERR_FILENO))
     return;
   done_text = g_format_size (done);
   total_text = g_format_size (total);
@@ -155,6 +166,7 @@ gboolean
 shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
 {
   g_autofree gchar *path = NULL;
+  g_autofree gchar *display = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   ImportWait wait = { 0 };
   gulong handler;
@@ -176,6 +188,8 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
   wait.loop = loop;
   wait.manager = ctl->manager;
   wait.path = path;
+  display = display_source (path);
+  wait.display = display;
   handler = g_signal_connect (ctl->manager, "image-import-progress", G_CALLBACK (on_import_progress), &wait);
   interrupt = g_unix_signal_add (SIGINT, on_import_interrupt, &wait);
   shoal_dbus_manager_call_import_image (ctl->manager, path, ctl->name != NULL ? ctl->name : "",

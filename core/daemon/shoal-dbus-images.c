@@ -45,6 +45,7 @@ typedef struct
 {
   GDBusMethodInvocation *invocation;
   gchar                 *path;          /* the file imported, the image verified */
+  gchar                 *shown;         /* path in messages: a URL without its password */
   GCancellable          *cancellable;   /* this call's */
   GCancellable          *daemon_cancellable;
   gulong                 daemon_handler;
@@ -191,7 +192,7 @@ call_caller_vanished (GDBusConnection *connection, const gchar *name, gpointer u
   if (g_cancellable_is_cancelled (call->cancellable))
     return;
   g_info ("%s left the bus: its %s of %s is cancelled", name,
-          call->imports != NULL ? "import" : "verification", call->path);
+          call->imports != NULL ? "import" : "verification", call->shown);
   call->caller_left = TRUE;
   g_cancellable_cancel (call->cancellable);
 }
@@ -205,6 +206,7 @@ call_new (ShoalDBusImages *self, GDBusMethodInvocation *invocation, const gchar 
 
   call->invocation = g_object_ref (invocation);
   call->path = g_strdup (path);
+  call->shown = shoal_image_store_display_source (path);
   call->cancellable = g_cancellable_new ();
   call->daemon_cancellable = g_object_ref (self->cancellable);
   call->daemon_handler = g_cancellable_connect (self->cancellable, G_CALLBACK (call_cancel_cb),
@@ -237,6 +239,7 @@ call_free (Call *call)
   g_object_unref (call->cancellable);
   g_object_unref (call->invocation);
   g_free (call->path);
+  g_free (call->shown);
   g_free (call);
 }
 
@@ -256,11 +259,11 @@ import_done (GObject *source, GAsyncResult *result, gpointer user_data)
       g_clear_error (&error);
       g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
                    imp->caller_left ? _("The import of %s was cancelled: its caller left the bus")
-                                    : _("The import of %s was cancelled"), imp->path);
+                                    : _("The import of %s was cancelled"), imp->shown);
     }
   if (id == NULL)
     {
-      g_info ("import of %s failed: %s", imp->path, error->message);
+      g_info ("import of %s failed: %s", imp->shown, error->message);
       shoal_dbus_return_error (imp->invocation, error);
     }
   else
@@ -309,6 +312,7 @@ handle_cancel_import (ShoalDBusManager      *skeleton,
 {
   ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
   g_autoptr(GPtrArray) matches = g_ptr_array_new ();
+  g_autofree gchar *shown = NULL;
 
   /* collected first: a cancellation runs handlers at once */
   for (guint i = 0; i < self->imports->len; i++)
@@ -323,8 +327,9 @@ handle_cancel_import (ShoalDBusManager      *skeleton,
       g_cancellable_cancel (g_ptr_array_index (matches, i));
       g_object_unref (g_ptr_array_index (matches, i));
     }
+  shown = shoal_image_store_display_source (path);
   g_info ("%s cancelled %u import(s) of %s", g_dbus_method_invocation_get_sender (invocation),
-          matches->len, path);
+          matches->len, shown);
   shoal_dbus_manager_complete_cancel_import (skeleton, invocation, matches->len);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -706,7 +711,7 @@ verify_done (GObject *source, GAsyncResult *result, gpointer user_data)
           g_clear_error (&error);
           g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_CANCELLED,
                        call->caller_left ? _("The verification of %s was cancelled: its caller left the bus")
-                                         : _("The verification of %s was cancelled"), call->path);
+                                         : _("The verification of %s was cancelled"), call->shown);
           g_info ("%s", error->message);
         }
       else

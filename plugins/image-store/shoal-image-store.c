@@ -11,6 +11,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "shoal-error.h"
+#include "shoal-image-files-private.h"
 #include "shoal-image-store.h"
 
 struct _ShoalImageStore
@@ -39,6 +40,7 @@ static guint signals[N_SIGNALS];
 
 typedef struct {
   gchar            *path;
+  gchar            *shown;          /* path without a URL's password */
   gchar            *name;
   gchar            *id_or_name;
   guint32           chunk_size;
@@ -52,6 +54,7 @@ static void
 call_free (Call *call)
 {
   g_free (call->path);
+  g_free (call->shown);
   g_free (call->name);
   g_free (call->id_or_name);
   g_clear_pointer (&call->context, g_main_context_unref);
@@ -257,7 +260,8 @@ import_progress (guint64  done,
   call->last_progress = now;
   p = g_new0 (Progress, 1);
   p->self = g_object_ref (g_task_get_source_object (task));
-  p->path = g_strdup (call->path);
+  /* the signal reaches every local user: no password */
+  p->path = g_strdup (call->shown);
   p->done = done;
   p->total = total;
   g_main_context_invoke_full (call->context, G_PRIORITY_DEFAULT, emit_progress, p,
@@ -279,7 +283,7 @@ import_thread (GTask        *task,
                                  &call->stats, import_progress, task, cancellable, &error);
   if (id == NULL)
     {
-      g_prefix_error (&error, _("Cannot import %s: "), call->path);
+      g_prefix_error (&error, _("Cannot import %s: "), call->shown);
       g_task_return_error (task, error);
       return;
     }
@@ -338,6 +342,20 @@ shoal_image_store_configure_chunk_size (ShoalImageStore *self,
 }
 
 /**
+ * shoal_image_store_display_source:
+ * @path: a file's path or a URL, as given to shoal_image_store_import_async()
+ *
+ * Returns: (transfer full): @path as shown to users, in messages, logs and
+ *   signals: a URL without the password it may hold
+ */
+gchar *
+shoal_image_store_display_source (const gchar *path)
+{
+  g_return_val_if_fail (path != NULL, NULL);
+  return shoal_image_fetch_display (path);
+}
+
+/**
  * shoal_image_store_import_async:
  * @path: a raw disk image, one compressed with zstd, xz, gzip or bzip2, or a
  *   qcow2 image
@@ -366,6 +384,7 @@ shoal_image_store_import_async (ShoalImageStore     *self,
 
   task = call_task (self, shoal_image_store_import_async, cancellable, callback, user_data, &call);
   call->path = g_strdup (path);
+  call->shown = shoal_image_store_display_source (path);
   call->name = g_strdup (name);
   call->chunk_size = chunk_size != 0 ? chunk_size : self->default_chunk_size;
   g_task_run_in_thread (task, import_thread);

@@ -23,6 +23,7 @@ gboolean         shoal_image_store_set_default_chunk_size (ShoalImageStore *self
 void             shoal_image_store_configure_chunk_size (ShoalImageStore *self,
                                                    const gchar          *value);
 
+gchar           *shoal_image_store_display_source (const gchar          *path);
 void             shoal_image_store_import_async   (ShoalImageStore      *self,
                                                    const gchar          *path,
                                                    const gchar          *name,

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <libsoup/soup.h>
 #include <string.h>
 
 #include "shoal-error.h"
@@ -17,6 +18,7 @@ typedef struct {
   GAsyncResult *result;
   guint         n_changed;
   guint         n_progress;
+  GPtrArray    *progress_paths;
 } Fixture;
 
 
@@ -59,6 +61,8 @@ on_progress (ShoalImageStore *store,
 {
   g_assert_cmpuint (done, <=, total);
   f->n_progress++;
+  if (f->progress_paths != NULL)
+    g_ptr_array_add (f->progress_paths, g_strdup (path));
 }
 
 static void
@@ -152,10 +156,87 @@ test_store (void)
   g_free (f.dir);
 }
 
+static void
+serve_image (SoupServer        *server,
+             SoupServerMessage *msg,
+             const char        *path,
+             GHashTable        *query,
+             gpointer           user_data)
+{
+  if (g_strcmp0 (path, "/x.raw") != 0)
+    {
+      soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+      return;
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "application/octet-stream", SOUP_MEMORY_COPY,
+                                    user_data, 2 * 65536);
+}
+
+/* ImageImportProgress, sent to every local user, carried the URL with
+ * its password: the store's signal and its errors show the URL without it */
+static void
+test_url_password_hidden (void)
+{
+  Fixture f = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageStore) store = NULL;
+  g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
+  g_autofree guint8 *data = g_malloc (2 * 65536);
+  g_autofree gchar *root = NULL;
+  g_autofree gchar *url = NULL;
+  g_autofree gchar *missing = NULL;
+  g_autofree gchar *id = NULL;
+  GSList *uris;
+
+  memset (data, 0x33, 2 * 65536);
+  soup_server_add_handler (server, NULL, serve_image, data, NULL);
+  g_assert_true (soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
+  g_assert_no_error (error);
+  uris = soup_server_get_uris (server);
+  url = g_strdup_printf ("http://user:s3cret@127.0.0.1:%d/x.raw", g_uri_get_port (uris->data));
+  missing = g_strdup_printf ("http://user:s3cret@127.0.0.1:%d/none.raw", g_uri_get_port (uris->data));
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+
+  f.dir = g_dir_make_tmp ("shoal-image-store-XXXXXX", NULL);
+  f.loop = g_main_loop_new (NULL, FALSE);
+  f.progress_paths = g_ptr_array_new_with_free_func (g_free);
+  root = g_build_filename (f.dir, "store", NULL);
+  store = shoal_image_store_new (root, &error);
+  g_assert_no_error (error);
+  g_signal_connect (store, "import-progress", G_CALLBACK (on_progress), &f);
+
+  shoal_image_store_import_async (store, url, NULL, 65536, NULL, got_result, &f);
+  id = shoal_image_store_import_finish (store, wait_result (&f), NULL, &error);
+  g_assert_no_error (error);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (f.progress_paths->len, >, 0);
+  for (guint i = 0; i < f.progress_paths->len; i++)
+    {
+      const gchar *shown = g_ptr_array_index (f.progress_paths, i);
+
+      g_assert_null (strstr (shown, "s3cret"));
+      g_assert_nonnull (strstr (shown, "127.0.0.1"));
+    }
+
+  shoal_image_store_import_async (store, missing, NULL, 65536, NULL, got_result, &f);
+  g_assert_null (shoal_image_store_import_finish (store, wait_result (&f), NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_null (strstr (error->message, "s3cret"));
+
+  g_clear_object (&f.result);
+  g_main_loop_unref (f.loop);
+  g_ptr_array_unref (f.progress_paths);
+  image_test_rm_rf (f.dir);
+  g_free (f.dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/image-store/gobject", test_store);
+  g_test_add_func ("/shoal/image-store/url-password-hidden", test_url_password_hidden);
   return g_test_run ();
 }
