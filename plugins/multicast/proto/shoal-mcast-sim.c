@@ -547,7 +547,8 @@ smc_sim_run (const smc_sim_config *c, smc_sim_result *res, char *err, size_t err
     res->n_nodes = (uint32_t) smc_sender_get_nodes (sim->s, &nodes);
     if (res->n_nodes > SMC_SIM_MAX_RECEIVERS)
       res->n_nodes = SMC_SIM_MAX_RECEIVERS;
-    memcpy (res->nodes, nodes, res->n_nodes * sizeof *nodes);
+    if (res->n_nodes > 0)   /* none joined: nodes may be NULL */
+      memcpy (res->nodes, nodes, res->n_nodes * sizeof *nodes);
     for (uint32_t i = 1; i <= c->receivers; i++) {
       smc_sim_receiver_result *out = &res->rcv[i];
       out->rc = smc_receiver_end (sim->r[i].r);
