@@ -1082,6 +1082,7 @@ test_controller_resume_at_commit (Fixture       *fixture,
   g_autofree gchar *resumed = NULL;
   g_autofree gchar *complete = NULL;
   g_autofree gchar *failed = NULL;
+  g_autofree gchar *finished = NULL;
   g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
   guint *calls = g_new0 (guint, 1);
   GLogLevelFlags fatal;
@@ -1123,7 +1124,8 @@ test_controller_resume_at_commit (Fixture       *fixture,
   g_assert_nonnull (complete);
   g_assert_nonnull (strstr (complete, "at commit " COMMIT_A));
   g_assert_null (last_message (fixture, device, "firmware-update", "step-started"));
-  g_assert_nonnull (last_message (fixture, device, "inventory", "step-finished"));
+  finished = last_message (fixture, device, "inventory", "step-finished");
+  g_assert_nonnull (finished);
   g_assert_cmpstr (shoal_device_get_recipe_commit (device), ==, COMMIT_A);
 
   device = shoal_controller_lookup_device (fixture->controller, "dev-0002");
