@@ -35,6 +35,7 @@ GHashTable     *shoal_controller_kv_list          (ShoalController *self,
 ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                                    const gchar     *uuid);
 gboolean        shoal_controller_uuid_is_placeholder (const gchar  *uuid);
+gboolean        shoal_controller_uuid_is_valid    (const gchar     *uuid);
 
 /**
  * ShoalControllerRecipeLoader:

@@ -420,12 +420,39 @@ shoal_controller_uuid_is_placeholder (const gchar *uuid)
   return FALSE;
 }
 
+/**
+ * shoal_controller_uuid_is_valid:
+ * @uuid: (nullable): a string that claims to be an SMBIOS UUID
+ *
+ * Whether @uuid has the form of a UUID: 32 hex digits (either case) in
+ * groups of 8-4-4-4-12 separated by dashes, and nothing else. Whatever
+ * comes from the network or a caller is checked with this before it is
+ * recorded or journaled: a UUID is shown by shoalctl and written into
+ * boot script URLs.
+ *
+ * Returns: %TRUE for a well-formed UUID
+ */
+gboolean
+shoal_controller_uuid_is_valid (const gchar *uuid)
+{
+  if (uuid == NULL || strlen (uuid) != 36)
+    return FALSE;
+  for (guint i = 0; i < 36; i++)
+    {
+      gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+      if (dash ? uuid[i] != '-' : !g_ascii_isxdigit (uuid[i]))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* @uuid if it can identify a machine: NULL when absent, empty, malformed
  * or a placeholder */
 static const gchar *
 identity_uuid (const gchar *uuid)
 {
-  if (uuid == NULL || !g_uuid_string_is_valid (uuid) || shoal_controller_uuid_is_placeholder (uuid))
+  if (!shoal_controller_uuid_is_valid (uuid) || shoal_controller_uuid_is_placeholder (uuid))
     return NULL;
   return uuid;
 }
@@ -483,7 +510,9 @@ valid_mac (const gchar *mac)
  * Registers a device. Durable once the next commit completes. A UUID is
  * a device's identity and is unique: one another device has fails with
  * %SHOAL_ERROR_EXISTS. A placeholder UUID (all zeros, all FF, a vendor's
- * template: shoal_controller_uuid_is_placeholder()) is not recorded.
+ * template: shoal_controller_uuid_is_placeholder()) is not recorded. A
+ * malformed one (shoal_controller_uuid_is_valid()) fails with
+ * %SHOAL_ERROR_INVALID_ARGUMENT; a valid one is recorded in lower case.
  *
  * Returns: (transfer none): the device
  */
@@ -531,6 +560,15 @@ shoal_controller_enroll_device (ShoalController     *self,
 
   if (uuid != NULL && *uuid != '\0')
     {
+      if (!shoal_controller_uuid_is_valid (uuid))
+        {
+          g_autofree gchar *shown = g_strescape (uuid, NULL);
+
+          g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                       _("“%s” is not an SMBIOS UUID (expected 8-4-4-4-12 hex digits separated by dashes)"),
+                       shown);
+          return NULL;
+        }
       if (shoal_controller_uuid_is_placeholder (uuid))
         placeholder = uuid;
       else

@@ -1636,6 +1636,51 @@ test_controller_uuid_unique (Fixture       *fixture,
                                                          "00000000-0000-0000-0000-000000000000"));
 }
 
+/* 36 bytes that are no UUID: what the audit sent as ?uuid= to draw on
+ * shoalctl's terminal */
+#define JUNK_UUID "\033]0;pwned\a\033[2J\033[31mFAKE-UUID-LINE\nxx"
+
+/* A UUID is 8-4-4-4-12 hex digits with dashes: enrolling anything else
+ * fails (InvalidArgument), a boot that brings anything else counts as
+ * one without a UUID, and a valid one is kept in lower case */
+static void
+test_controller_uuid_malformed (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  const gchar *macs1[] = { "52:54:00:00:30:01", NULL };
+  const gchar *macs2[] = { "52:54:00:00:30:02", NULL };
+  const gchar *bad[] = { JUNK_UUID, "aaaaaaaa-2222-3333-4444-55555555555g", "aaaaaaaa22223333444455555555555555",
+                         "{aaaaaaaa-2222-3333-4444-555555555555}", "aaaaaaaa-2222-3333-4444-555555555555 " };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) journal = NULL;
+  ShoalDevice *device;
+
+  g_assert_cmpuint (strlen (JUNK_UUID), ==, 36);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_assert_false (shoal_controller_uuid_is_valid (bad[i]));
+      g_assert_null (shoal_controller_enroll_device (fixture->controller, "m1", macs1, bad[i], &error));
+      g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+      g_assert_null (strchr (error->message, '\033'));
+      g_clear_error (&error);
+    }
+  g_assert_null (shoal_controller_lookup_device (fixture->controller, "m1"));
+  g_assert_true (shoal_controller_uuid_is_valid ("AAAAAAAA-2222-3333-4444-55555555555f"));
+  device = shoal_controller_enroll_device (fixture->controller, "m1", macs1,
+                                           "AAAAAAAA-2222-3333-4444-55555555555F", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_uuid (device), ==, "aaaaaaaa-2222-3333-4444-55555555555f");
+
+  /* discovery: the junk is dropped, the machine known by its MAC */
+  device = shoal_controller_device_seen (fixture->controller, macs2[0], JUNK_UUID, "http", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (device);
+  g_assert_null (shoal_device_get_uuid (device));
+  journal = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  for (guint i = 0; journal != NULL && i < journal->len; i++)
+    g_assert_null (strchr (shoal_journal_entry_get_message (g_ptr_array_index (journal, i)), '\033'));
+}
+
 /* A booting machine's MAC and UUID must name the same device: when they
  * do not, it is deployed as neither, and both devices journal why; a
  * known UUID with a new MAC gets the MAC recorded, journaled */
@@ -1811,6 +1856,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
   ADD ("/shoal/controller/uuid-unique", test_controller_uuid_unique);
   ADD ("/shoal/controller/seen-identity", test_controller_seen_identity);
+  ADD ("/shoal/controller/uuid-malformed", test_controller_uuid_malformed);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
   ADD ("/shoal/controller/state-dir-lock", test_controller_state_dir_lock);

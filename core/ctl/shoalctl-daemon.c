@@ -106,13 +106,15 @@ gboolean
 shoalctl_cmd_recipe_diff (ShoalCtl *ctl, gchar **args, GError **error)
 {
   g_autofree gchar *diff = NULL;
+  g_autofree gchar *shown = NULL;
 
   if (!shoalctl_check_args (args, 3, 3, "recipe-diff <name> <from-commit> <to-commit>", error))
     return FALSE;
   if (!shoal_dbus_manager_call_diff_recipe_sync (ctl->manager, args[0], args[1], args[2],
                                                  &diff, NULL, error))
     return FALSE;
-  g_print ("%s", diff);
+  shown = shoalctl_escape_lines (diff);
+  g_print ("%s", shown);
   if (diff[0] != '\0' && !g_str_has_suffix (diff, "\n"))
     g_print ("\n");
   return TRUE;
@@ -159,6 +161,8 @@ shoalctl_cmd_stats (ShoalCtl *ctl, gchar **args, GError **error)
   while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
     {
       g_autofree gchar *text = NULL;
+      g_autofree gchar *key_shown = NULL;
+      g_autofree gchar *text_shown = NULL;
 
       if (g_strcmp0 (key, "states") == 0)
         {
@@ -166,7 +170,9 @@ shoalctl_cmd_stats (ShoalCtl *ctl, gchar **args, GError **error)
           continue;
         }
       text = format_bytes_or_value (key, value);
-      g_print ("%-18s %s\n", key, text);
+      key_shown = shoalctl_escape (key);
+      text_shown = shoalctl_escape (text);
+      g_print ("%-18s %s\n", key_shown, text_shown);
       g_variant_unref (value);
     }
   if (states != NULL && g_variant_is_of_type (states, G_VARIANT_TYPE ("a{su}")))
@@ -177,8 +183,10 @@ shoalctl_cmd_stats (ShoalCtl *ctl, gchar **args, GError **error)
       g_variant_iter_init (&iter, states);
       while (g_variant_iter_next (&iter, "{&su}", &key, &count))
         {
+          g_autofree gchar *key_shown = shoalctl_escape (key);
+
           if (count > 0)
-            g_print ("  %-16s %u\n", key, count);
+            g_print ("  %-16s %u\n", key_shown, count);
         }
     }
   return TRUE;

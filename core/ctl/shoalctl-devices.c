@@ -182,6 +182,16 @@ summarize_items (JsonArray *items, const gchar * const *keys)
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
+/* "  label          value": the inventory is the agent's, both escaped */
+static void
+print_inventory_line (const gchar *label, const gchar *value)
+{
+  g_autofree gchar *label_shown = shoalctl_escape (label);
+  g_autofree gchar *value_shown = shoalctl_escape (value);
+
+  g_print ("  %-14s %s\n", label_shown, value_shown);
+}
+
 /* the well-known parts of an inventory (schemas/inventory.schema.json) */
 static void
 print_known_inventory (JsonObject *obj, GHashTable *shown)
@@ -197,35 +207,47 @@ print_known_inventory (JsonObject *obj, GHashTable *shown)
   const gchar *nic_keys[] = { "name", "mac", "driver", NULL };
 
   if (dmi != NULL)
-    g_print ("  %-14s %s %s\n", _("system"),
-             json_object_get_string_member_with_default (dmi, "sys_vendor", ""),
-             json_object_get_string_member_with_default (dmi, "product_name", ""));
+    {
+      g_autofree gchar *text = g_strdup_printf ("%s %s",
+                                                json_object_get_string_member_with_default (dmi, "sys_vendor", ""),
+                                                json_object_get_string_member_with_default (dmi, "product_name", ""));
+
+      print_inventory_line (_("system"), text);
+    }
   if (firmware != NULL)
-    g_print ("  %-14s %s\n", _("firmware"), json_object_get_string_member_with_default (firmware, "type", "?"));
+    print_inventory_line (_("firmware"), json_object_get_string_member_with_default (firmware, "type", "?"));
   if (cpu != NULL)
-    g_print ("  %-14s %" G_GINT64_FORMAT " × %s\n", _("cpu"),
-             json_object_get_int_member_with_default (cpu, "count", 0),
-             json_object_get_string_member_with_default (cpu, "model", "?"));
+    {
+      g_autofree gchar *text = g_strdup_printf ("%" G_GINT64_FORMAT " × %s",
+                                                json_object_get_int_member_with_default (cpu, "count", 0),
+                                                json_object_get_string_member_with_default (cpu, "model", "?"));
+
+      print_inventory_line (_("cpu"), text);
+    }
   if (memory != NULL)
     {
       g_autofree gchar *size = g_format_size (json_object_get_int_member_with_default (memory, "total_bytes", 0));
 
-      g_print ("  %-14s %s\n", _("memory"), size);
+      print_inventory_line (_("memory"), size);
     }
   if (disks != NULL)
     {
       g_autofree gchar *text = summarize_items (disks, disk_keys);
 
-      g_print ("  %-14s %s\n", _("disks"), text);
+      print_inventory_line (_("disks"), text);
     }
   if (nics != NULL)
     {
       g_autofree gchar *text = summarize_items (nics, nic_keys);
 
-      g_print ("  %-14s %s\n", _("nics"), text);
+      print_inventory_line (_("nics"), text);
     }
   if (pci != NULL)
-    g_print ("  %-14s %u\n", _("pci devices"), json_array_get_length (pci));
+    {
+      g_autofree gchar *text = g_strdup_printf ("%u", json_array_get_length (pci));
+
+      print_inventory_line (_("pci devices"), text);
+    }
   for (const gchar * const *k = (const gchar *[]) { "dmi", "firmware", "cpu", "memory", "disks", "nics", "pci", NULL };
        *k != NULL; k++)
     g_hash_table_add (shown, (gpointer) *k);
@@ -247,7 +269,9 @@ print_inventory (const gchar *text)
   root = json_from_string (text, NULL);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
-      g_print ("  %s\n", text);
+      g_autofree gchar *raw = shoalctl_escape (text);
+
+      g_print ("  %s\n", raw);
       return;
     }
   obj = json_node_get_object (root);
@@ -260,7 +284,7 @@ print_inventory (const gchar *text)
       if (g_hash_table_contains (shown, l->data))
         continue;
       summary = summarize_json (json_object_get_member (obj, l->data));
-      g_print ("  %-14s %s\n", (const gchar *) l->data, summary);
+      print_inventory_line (l->data, summary);
     }
 }
 
@@ -289,16 +313,16 @@ shoalctl_cmd_show (ShoalCtl *ctl, gchar **args, GError **error)
   macs_str = macs != NULL && macs[0] != NULL ? g_strjoinv (", ", (gchar **) macs) : g_strdup ("-");
   bar = shoalctl_progress_bar (row.progress, 30);
 
-  g_print ("%-14s %s\n", _("Id:"), row.id);
-  g_print ("%-14s %s\n", _("MACs:"), macs_str);
-  g_print ("%-14s %s\n", _("UUID:"), uuid[0] != '\0' ? uuid : "-");
-  g_print ("%-14s %s\n", _("State:"), row.state);
-  g_print ("%-14s %s\n", _("Step:"), row.step[0] != '\0' ? row.step : "-");
-  g_print ("%-14s %s\n", _("Progress:"), bar);
-  g_print ("%-14s %s\n", _("Recipe:"), row.recipe[0] != '\0' ? row.recipe : "-");
-  g_print ("%-14s %s\n", _("Commit:"), commit[0] != '\0' ? commit : "-");
-  g_print ("%-14s %s\n", _("Group:"), group[0] != '\0' ? group : "-");
-  g_print ("%-14s %s\n", _("Boot action:"), boot);
+  shoalctl_print_field (_("Id:"), row.id);
+  shoalctl_print_field (_("MACs:"), macs_str);
+  shoalctl_print_field (_("UUID:"), uuid);
+  shoalctl_print_field (_("State:"), row.state);
+  shoalctl_print_field (_("Step:"), row.step);
+  shoalctl_print_field (_("Progress:"), bar);
+  shoalctl_print_field (_("Recipe:"), row.recipe);
+  shoalctl_print_field (_("Commit:"), commit);
+  shoalctl_print_field (_("Group:"), group);
+  shoalctl_print_field (_("Boot action:"), boot);
   g_print ("%s\n", _("Inventory:"));
   print_inventory (inventory);
   return TRUE;

@@ -98,11 +98,14 @@ static void
 on_cancel_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree gchar *shown = NULL;
   guint n = 0;
 
   /* the import's own reply says how it ended; this one only if it failed */
-  if (!shoal_dbus_manager_call_cancel_import_finish (SHOAL_DBUS_MANAGER (source), &n, result, &error))
-    g_printerr (_("Cannot cancel the import: %s\n"), error->message);
+  if (shoal_dbus_manager_call_cancel_import_finish (SHOAL_DBUS_MANAGER (source), &n, result, &error))
+    return;
+  shown = shoalctl_escape_lines (error->message);
+  g_printerr (_("Cannot cancel the import: %s\n"), shown);
 }
 
 /* Ctrl-C during an import: the daemon is asked to stop it, and the import's
@@ -142,14 +145,16 @@ on_import_progress (ShoalDBusManager *manager,
 {
   g_autofree gchar *done_text = NULL;
   g_autofree gchar *total_text = NULL;
+  g_autofree gchar *shown = NULL;
 
   if (g_strcmp0 (path, wait->display) != 0 || total == 0 || !isatty (STDERR_FILENO))
     return;
+  shown = shoalctl_escape (path);
   done_text = g_format_size (done);
   total_text = g_format_size (total);
   g_printerr ("\r");
   /* TRANSLATORS: a file path, a percentage, then two sizes such as "1.2 GB" */
-  g_printerr (_("%s: %3u %% (%s of %s)"), path, (guint) (done * 100 / total), done_text, total_text);
+  g_printerr (_("%s: %3u %% (%s of %s)"), shown, (guint) (done * 100 / total), done_text, total_text);
   wait->shown = TRUE;
 }
 
@@ -204,7 +209,11 @@ shoalctl_cmd_image_import (ShoalCtl *ctl, gchar **args, GError **error)
       g_propagate_error (error, wait.error);
       return FALSE;
     }
-  g_print ("%s\n", wait.id);
+  {
+    g_autofree gchar *shown = shoalctl_escape (wait.id);
+
+    g_print ("%s\n", shown);
+  }
   g_free (wait.id);
   return TRUE;
 }
@@ -248,15 +257,15 @@ shoalctl_cmd_image_show (ShoalCtl *ctl, gchar **args, GError **error)
   stored = g_format_size_full (lookup_uint64 (image, "data-bytes"), G_FORMAT_SIZE_LONG_FORMAT);
   imported = format_imported (image);
   g_variant_lookup (image, "chunk-size", "u", &chunk_size);
-  g_print ("%-14s %s\n", _("Id:"), lookup_string (image, "id"));
-  g_print ("%-14s %s\n", _("Name:"), lookup_string (image, "name"));
-  g_print ("%-14s %s\n", _("Size:"), size);
-  g_print ("%-14s %s\n", _("Stored:"), stored);
+  shoalctl_print_field (_("Id:"), lookup_string (image, "id"));
+  shoalctl_print_field (_("Name:"), lookup_string (image, "name"));
+  shoalctl_print_field (_("Size:"), size);
+  shoalctl_print_field (_("Stored:"), stored);
   g_print ("%-14s %u\n", _("Chunk size:"), chunk_size);
   g_print ("%-14s %" G_GUINT64_FORMAT "\n", _("Chunks:"), lookup_uint64 (image, "chunks"));
   g_print ("%-14s %" G_GUINT64_FORMAT "\n", _("Zero chunks:"), lookup_uint64 (image, "zero-chunks"));
-  g_print ("%-14s %s\n", _("SHA-256:"), lookup_string (image, "image-sha256"));
-  g_print ("%-14s %s\n", _("Imported:"), imported);
+  shoalctl_print_field (_("SHA-256:"), lookup_string (image, "image-sha256"));
+  shoalctl_print_field (_("Imported:"), imported);
   return TRUE;
 }
 

@@ -31,12 +31,21 @@ print_entry (LogFollow *lf, guint64 seq, gint64 time_us, const gchar *source,
              const gchar *operation, const gchar *result, const gchar *message)
 {
   g_autofree gchar *when = NULL;
+  g_autofree gchar *result_shown = NULL;
+  g_autofree gchar *source_shown = NULL;
+  g_autofree gchar *operation_shown = NULL;
+  g_autofree gchar *message_shown = NULL;
 
   if (seq <= lf->last_seq)
     return;
   lf->last_seq = seq;
   when = shoalctl_format_time (time_us);
-  g_print ("%s  %-7s  %-12s %-16s %s\n", when, result, source, operation, message);
+  /* an agent chooses all but the time: escaped, one entry a line */
+  result_shown = shoalctl_escape (result);
+  source_shown = shoalctl_escape (source);
+  operation_shown = shoalctl_escape (operation);
+  message_shown = shoalctl_escape (message);
+  g_print ("%s  %-7s  %-12s %-16s %s\n", when, result_shown, source_shown, operation_shown, message_shown);
 }
 
 /* One reply of GetJournal (at most a page of entries); *n_entries says how many */

@@ -5,8 +5,106 @@
 #include "config.h"
 
 #include <glib/gi18n-lib.h>
+#include <string.h>
 
 #include "shoalctl.h"
+
+/* ---- text from the daemon ------------------------------------------------ */
+
+/* Unicode's invisible controls that reorder or separate what a terminal
+ * shows (bidirectional overrides and isolates, line and paragraph
+ * separators): shown escaped like the C0 and C1 controls */
+static gboolean
+is_format_control (gunichar c)
+{
+  return c == 0x061c || c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+         (c >= 0x2066 && c <= 0x2069);
+}
+
+static gchar *
+escape_text (const gchar *text, gboolean keep_lines)
+{
+  GString *out;
+  const gchar *p, *end;
+
+  if (text == NULL)
+    return g_strdup ("");
+  out = g_string_sized_new (strlen (text));
+  end = text + strlen (text);
+  for (p = text; p < end; )
+    {
+      gunichar c = g_utf8_get_char_validated (p, end - p);
+
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        {
+          /* not UTF-8: the byte, escaped */
+          g_string_append_printf (out, "\\x%02x", (guchar) *p);
+          p++;
+          continue;
+        }
+      if (keep_lines && (c == '\n' || c == '\t'))
+        g_string_append_c (out, (gchar) c);
+      else if (c < 0x20 || c == 0x7f)
+        g_string_append_printf (out, "\\x%02x", c);
+      else if ((c >= 0x80 && c < 0xa0) || is_format_control (c))
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_len (out, p, g_utf8_next_char (p) - p);
+      p = g_utf8_next_char (p);
+    }
+  return g_string_free (out, FALSE);
+}
+
+/**
+ * shoalctl_escape:
+ * @text: (nullable): a string from the daemon (an id, a UUID, a journal
+ *   message, anything a device or its agent may have chosen)
+ *
+ * What shoalctl prints of @text: every control character (C0, including
+ * ESC, BEL, CR, LF and TAB, DEL, C1, and Unicode's bidirectional and line
+ * separator controls) as \xNN or \uNNNN, and every byte that is not
+ * UTF-8 as \xNN; valid UTF-8 text is kept. Nothing from the daemon
+ * reaches the terminal as a control sequence, nor starts a line of its
+ * own. Every field shoalctl prints goes through here (tables do it
+ * themselves).
+ *
+ * Returns: (transfer full): the text to print
+ */
+gchar *
+shoalctl_escape (const gchar *text)
+{
+  return escape_text (text, FALSE);
+}
+
+/**
+ * shoalctl_escape_lines:
+ * @text: (nullable): a text of several lines from the daemon (a recipe
+ *   diff, an error that lists several problems)
+ *
+ * As shoalctl_escape(), but line feeds and tabs are kept.
+ *
+ * Returns: (transfer full): the text to print
+ */
+gchar *
+shoalctl_escape_lines (const gchar *text)
+{
+  return escape_text (text, TRUE);
+}
+
+/**
+ * shoalctl_print_field:
+ * @label: the label, such as "UUID:"
+ * @value: (nullable): its value from the daemon; "-" when %NULL or empty
+ *
+ * Prints "label          value" (the value escaped) on a line.
+ */
+void
+shoalctl_print_field (const gchar *label, const gchar *value)
+{
+  g_autofree gchar *shown = shoalctl_escape (value != NULL && value[0] != '\0' ? value : "-");
+
+  g_print ("%-14s %s\n", label, shown);
+}
 
 /**
  * shoalctl_device_path:
@@ -241,7 +339,9 @@ collect_cells (const gchar *first, va_list args, guint limit)
 
   for (const gchar *cell = first; cell != NULL && n < limit; cell = va_arg (args, const gchar *))
     {
-      g_strv_builder_add (builder, cell);
+      g_autofree gchar *shown = shoalctl_escape (cell);
+
+      g_strv_builder_add (builder, shown);
       n++;
     }
   return g_strv_builder_end (builder);
@@ -273,6 +373,9 @@ shoalctl_table_new (const gchar *first_header, ...)
  * shoalctl_table_add_row:
  * @table: a table
  * @first_cell: the first cell, then the others, then %NULL
+ *
+ * The cells are escaped (shoalctl_escape()): a table never prints a
+ * control character.
  */
 void
 shoalctl_table_add_row (ShoalCtlTable *table, const gchar *first_cell, ...)

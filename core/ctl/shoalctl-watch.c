@@ -154,8 +154,12 @@ watch_draw_tty (Watch *w, GArray *rows, GHashTable *counts)
     {
       WatchRow *row = &g_array_index (rows, WatchRow, i);
       g_autofree gchar *bar = shoalctl_progress_bar (row->progress, 20);
-      g_autofree gchar *line = g_strdup_printf ("%-*s %-10s %-12s %s  %s", id_width, row->id,
-                                                row->state, row->step, bar, row->recipe);
+      g_autofree gchar *id = shoalctl_escape (row->id);
+      g_autofree gchar *state = shoalctl_escape (row->state);
+      g_autofree gchar *step = shoalctl_escape (row->step);
+      g_autofree gchar *recipe = shoalctl_escape (row->recipe);
+      g_autofree gchar *line = g_strdup_printf ("%-*s %-10s %-12s %s  %s", id_width, id,
+                                                state, step, bar, recipe);
 
       watch_print_line (screen, line, cols);
     }

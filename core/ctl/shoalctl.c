@@ -101,6 +101,10 @@ shoalctl_clear (ShoalCtl *ctl)
 static void
 shoalctl_print_error (GError *error)
 {
+  g_autofree gchar *escaped = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autofree gchar *shown = NULL;
+
   if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
       g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER))
     {
@@ -108,7 +112,13 @@ shoalctl_print_error (GError *error)
       return;
     }
   g_dbus_error_strip_remote_error (error);
-  g_printerr ("shoalctl: %s\n", error->message);
+  /* the daemon's words may quote what a device sent: escaped; several
+   * lines (a recipe sync lists its problems) stay lines, indented under
+   * the first, so that none passes for a line of its own */
+  escaped = shoalctl_escape_lines (error->message);
+  lines = g_strsplit (escaped, "\n", -1);
+  shown = g_strjoinv ("\n  ", lines);
+  g_printerr ("shoalctl: %s\n", shown);
 }
 
 int

@@ -45,6 +45,10 @@ typedef gboolean (*ShoalCtlCommandFunc) (ShoalCtl     *ctl,
                                          GError      **error);
 
 /* shoalctl-util.c */
+gchar      *shoalctl_escape               (const gchar  *text);
+gchar      *shoalctl_escape_lines         (const gchar  *text);
+void        shoalctl_print_field          (const gchar  *label,
+                                           const gchar  *value);
 gchar      *shoalctl_device_path          (const gchar  *id);
 gboolean    shoalctl_device_error         (const gchar  *id,
                                            GError      **error,

@@ -215,7 +215,7 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
   entry->macs = (gchar **) g_ptr_array_free (g_steal_pointer (&normalized), FALSE);
   if (entry->uuid[0] == '\0')
     entry->uuid = NULL;
-  else if (!g_uuid_string_is_valid (entry->uuid))
+  else if (!shoal_controller_uuid_is_valid (entry->uuid))
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
                    _("devices[%u].uuid: “%s” is not a UUID"), index, entry->uuid);

@@ -43,6 +43,27 @@ shoal_pxe_boot_kind_to_string (ShoalPxeClientKind kind)
     }
 }
 
+/**
+ * shoal_pxe_uuid_normalize:
+ * @uuid: (nullable): a UUID a client sent (the uuid parameter of
+ *   /boot/ipxe, which iPXE fills in from SMBIOS)
+ *
+ * The form the controller checks (shoal_controller_uuid_is_valid()):
+ * 8-4-4-4-12 hex digits with dashes, in either case. Anything else (an
+ * unset ${uuid}, or bytes someone made up: control characters that would
+ * reach the journal, shoalctl's terminal and the next boot script URL) is
+ * treated as no UUID at all.
+ *
+ * Returns: (transfer full) (nullable): @uuid in lower case, or %NULL
+ */
+gchar *
+shoal_pxe_uuid_normalize (const gchar *uuid)
+{
+  if (uuid == NULL || !g_uuid_string_is_valid (uuid))
+    return NULL;
+  return g_ascii_strdown (uuid, -1);
+}
+
 /* the iPXE script of one device; the MAC and UUID are filled in here
  * rather than left to iPXE's ${net0/mac} expansion */
 gchar *

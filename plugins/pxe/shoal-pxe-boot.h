@@ -42,6 +42,7 @@ const gchar       *shoal_pxe_boot_kind_to_string (ShoalPxeClientKind        kind
 gboolean           shoal_pxe_boot_choose        (const ShoalPxeDhcpMessage *msg,
                                                  const ShoalPxeBootConfig  *config,
                                                  ShoalPxeBootChoice        *choice);
+gchar             *shoal_pxe_uuid_normalize     (const gchar               *uuid);
 gchar             *shoal_pxe_boot_script_url    (const ShoalPxeBootConfig  *config,
                                                  const gchar               *mac,
                                                  const gchar               *uuid);

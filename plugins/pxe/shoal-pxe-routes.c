@@ -119,7 +119,9 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
 {
   ShoalPxeState *state = user_data;
   const gchar *mac = query != NULL ? g_hash_table_lookup (query, "mac") : NULL;
-  const gchar *uuid = query != NULL ? g_hash_table_lookup (query, "uuid") : NULL;
+  /* only a well-formed UUID goes on: the journal, shoalctl and the next
+   * script URL would carry anything else as it came */
+  g_autofree gchar *uuid = shoal_pxe_uuid_normalize (query != NULL ? g_hash_table_lookup (query, "uuid") : NULL);
   g_autofree gchar *lower = mac != NULL ? g_ascii_strdown (mac, -1) : NULL;
   g_autoptr(GError) error = NULL;
   g_autofree gchar *script_url = NULL;
@@ -132,8 +134,6 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
       respond_text (msg, SOUP_STATUS_BAD_REQUEST, "#!ipxe\necho shoal: the request names no MAC address\n");
       return;
     }
-  if (uuid != NULL && strlen (uuid) != 36)
-    uuid = NULL;   /* ${uuid} unset in iPXE expands to nothing useful */
   device = shoal_context_device_seen (state->context, lower, uuid, "http", &error);
   if (device == NULL && g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS))
     {

@@ -284,6 +284,169 @@ test_shoalctl_log_pages (void)
   ctl_clear (&ctl);
 }
 
+/* what the audit put in a device's UUID through /boot/ipxe?uuid=: it
+ * sets the terminal's title, clears the screen and starts a line of its
+ * own */
+#define EVIL "\033]0;pwned\a\033[2J\033[31mFAKE-UUID-LINE\nxx"
+
+/* @text shows no control character but line feeds (one a line printed) */
+static void
+assert_no_controls (const gchar *text)
+{
+  for (const gchar *p = text; p != NULL && *p != '\0'; p++)
+    if (((guchar) *p < 0x20 && *p != '\n') || *p == 0x7f)
+      g_error ("control character 0x%02x at offset %" G_GSIZE_FORMAT " of:\n%s",
+               (guchar) *p, (gsize) (p - text), text);
+}
+
+static gboolean
+fake_get_journal (ShoalDBusDevice *device, GDBusMethodInvocation *invocation, guint64 since, gpointer data)
+{
+  GVariantBuilder entries;
+
+  g_variant_builder_init (&entries, G_VARIANT_TYPE ("a(txssss)"));
+  if (since == 0)
+    g_variant_builder_add (&entries, "(txssss)", (guint64) 1, g_get_real_time (), "agent\r",
+                           "disk\033[1A", "ok\a", "wiped sda " EVIL " \u202e élan");
+  shoal_dbus_device_complete_get_journal (device, invocation, g_variant_builder_end (&entries));
+  return TRUE;
+}
+
+static gboolean
+fake_list_steps (ShoalDBusManager *manager, GDBusMethodInvocation *invocation, gpointer data)
+{
+  GVariantBuilder steps;
+
+  g_variant_builder_init (&steps, G_VARIANT_TYPE ("a(sssss)"));
+  g_variant_builder_add (&steps, "(sssss)", "sim", "shoal-sim", "device", "boot", "step " EVIL);
+  shoal_dbus_manager_complete_list_steps (manager, invocation, g_variant_builder_end (&steps));
+  return TRUE;
+}
+
+static gboolean
+fake_list_plugins (ShoalDBusManager *manager, GDBusMethodInvocation *invocation, gpointer data)
+{
+  g_dbus_method_invocation_return_error_literal (invocation, G_IO_ERROR, G_IO_ERROR_FAILED,
+                                                 "no plugins for " EVIL);
+  return TRUE;
+}
+
+static void
+on_name_acquired (GDBusConnection *connection, const gchar *name, gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+}
+
+static gboolean
+is_true (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
+/* Whatever the daemon sends (a UUID, an agent's journal entry, a step's
+ * description, an error) reaches the terminal with its control characters
+ * escaped: shoalctl against a fake org.shoal.Shoal1 whose strings carry
+ * escape sequences, which shoalctl printed raw (show, log, tables,
+ * errors) */
+static void
+test_shoalctl_escapes (void)
+{
+  g_autoptr(GTestDBus) bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(GDBusObjectManagerServer) server = NULL;
+  g_autoptr(ShoalDBusObjectSkeleton) object = NULL;
+  g_autoptr(ShoalDBusDevice) device = NULL;
+  g_autoptr(ShoalDBusManager) manager = NULL;
+  g_autoptr(GError) error = NULL;
+  const gchar *macs[] = { "02:00:00:aa:bb:cc", NULL };
+  ShoalTestDaemon fake = { 0 };
+  Ctl ctl = { &fake };
+  gboolean owned = FALSE;
+  guint owner_id;
+
+  g_test_dbus_up (bus);
+  fake.address = (gchar *) g_test_dbus_get_bus_address (bus);
+  connection = g_dbus_connection_new_for_address_sync (fake.address,
+                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                       G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                       NULL, NULL, &error);
+  g_assert_no_error (error);
+  manager = shoal_dbus_manager_skeleton_new ();
+  g_signal_connect (manager, "handle-list-steps", G_CALLBACK (fake_list_steps), NULL);
+  g_signal_connect (manager, "handle-list-plugins", G_CALLBACK (fake_list_plugins), NULL);
+  g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (manager), connection, "/org/shoal/Shoal1", &error);
+  g_assert_no_error (error);
+  device = shoal_dbus_device_skeleton_new ();
+  shoal_dbus_device_set_id (device, "02-00-00-aa-bb-cc");
+  shoal_dbus_device_set_macs (device, macs);
+  shoal_dbus_device_set_uuid (device, EVIL);
+  shoal_dbus_device_set_state (device, "booting");
+  shoal_dbus_device_set_current_step (device, "boot\033[2K");
+  shoal_dbus_device_set_recipe (device, "r\xc2\x9b" "31m");
+  shoal_dbus_device_set_inventory (device, "{\"dmi\": {\"sys_vendor\": \"" "\\u001b[5m" "\", "
+                                   "\"product_name\": \"x\"}, \"other\\u0007\": 1}");
+  g_signal_connect (device, "handle-get-journal", G_CALLBACK (fake_get_journal), NULL);
+  object = shoal_dbus_object_skeleton_new ("/org/shoal/Shoal1/devices/02_2d00_2d00_2daa_2dbb_2dcc");
+  shoal_dbus_object_skeleton_set_device (object, device);
+  server = g_dbus_object_manager_server_new ("/org/shoal/Shoal1");
+  g_dbus_object_manager_server_export (server, G_DBUS_OBJECT_SKELETON (object));
+  g_dbus_object_manager_server_set_connection (server, connection);
+  owner_id = g_bus_own_name_on_connection (connection, "org.shoal.Shoal1", G_BUS_NAME_OWNER_FLAGS_NONE,
+                                           on_name_acquired, NULL, &owned, NULL);
+  g_assert_true (shoal_test_wait_for (is_true, &owned, 10000));
+
+  g_assert_cmpint (ctl_run (&ctl, "show", "02-00-00-aa-bb-cc", NULL), ==, 0);
+  assert_no_controls (ctl.out);
+  assert_has (ctl.out, "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mFAKE-UUID-LINE\\x0axx");
+  assert_has (ctl.out, "boot\\x1b[2K");
+  assert_has (ctl.out, "r\\u009b31m");
+  assert_has (ctl.out, "\\x1b[5m x");
+  assert_has (ctl.out, "other\\x07");
+  g_assert_cmpint (ctl_run (&ctl, "log", "02-00-00-aa-bb-cc", NULL), ==, 0);
+  assert_no_controls (ctl.out);
+  /* one entry, one line; valid UTF-8 kept, a right-to-left override not */
+  g_assert_cmpuint (count_lines_with (ctl.out, "\n"), ==, 1);
+  assert_has (ctl.out, "ok\\x07");
+  assert_has (ctl.out, "agent\\x0d");
+  assert_has (ctl.out, "disk\\x1b[1A");
+  assert_has (ctl.out, "FAKE-UUID-LINE\\x0axx \\u202e élan");
+  g_assert_cmpint (ctl_run (&ctl, "devices", NULL), ==, 0);
+  assert_no_controls (ctl.out);
+  assert_has (ctl.out, "boot\\x1b[2K");
+  g_assert_cmpint (ctl_run (&ctl, "steps", NULL), ==, 0);
+  assert_no_controls (ctl.out);
+  assert_has (ctl.out, "step \\x1b]0;pwned");
+  g_assert_cmpint (ctl_run (&ctl, "plugins", NULL), ==, 1);
+  assert_no_controls (ctl.err);
+  /* an error may have several lines: each but the first indented */
+  assert_has (ctl.err, "shoalctl: no plugins for \\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mFAKE-UUID-LINE\n  xx\n");
+
+  g_free (ctl.out);
+  g_free (ctl.err);
+  g_bus_unown_name (owner_id);
+  g_dbus_object_manager_server_set_connection (server, NULL);
+  g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (manager));
+  g_dbus_connection_close_sync (connection, NULL, NULL);
+  g_test_dbus_down (bus);
+}
+
+/* The real shoald refuses such a UUID (InvalidArgument) and shoalctl
+ * shows the refusal, which quotes it, escaped */
+static void
+test_shoalctl_bad_uuid (void)
+{
+  Ctl ctl = { shoal_test_daemon_new () };
+
+  shoal_test_daemon_start (ctl.td, FALSE);
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "02-00-00-aa-bb-cc", "--mac", "02:00:00:aa:bb:cc",
+                            "--uuid", EVIL, NULL), ==, 1);
+  assert_no_controls (ctl.err);
+  assert_has (ctl.err, "is not a UUID");
+  assert_has (ctl.err, "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mFAKE-UUID-LINE\n  xx");
+  g_assert_cmpint (ctl_run (&ctl, "show", "02-00-00-aa-bb-cc", NULL), ==, 1);
+  ctl_clear (&ctl);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -294,5 +457,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/shoalctl/fleet", test_shoalctl_fleet);
   g_test_add_func ("/shoal/shoalctl/recipes", test_shoalctl_recipes);
   g_test_add_func ("/shoal/shoalctl/log-pages", test_shoalctl_log_pages);
+  g_test_add_func ("/shoal/shoalctl/escapes", test_shoalctl_escapes);
+  g_test_add_func ("/shoal/shoalctl/bad-uuid", test_shoalctl_bad_uuid);
   return g_test_run ();
 }

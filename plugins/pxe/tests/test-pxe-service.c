@@ -398,6 +398,46 @@ test_identity (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (served, "iPXE script served (deploy) to 52:54:00:00:40:0a, uuid " UUID_A));
 }
 
+/* ?uuid= is checked (8-4-4-4-12 hex digits with dashes) before it goes
+ * anywhere: 36 bytes of terminal escapes were journaled ("iPXE script
+ * served ..., uuid <escapes>", which shoalctl log printed raw) and put in
+ * the script's own URL; now the machine counts as one without a UUID. A
+ * valid UUID in capitals is kept in lower case */
+static void
+test_uuid_checked (Fixture *f, gconstpointer data)
+{
+  const gchar *junk = "\033]0;pwned\a\033[2J\033[31mFAKE-UUID-LINE\nxx";
+  g_autofree gchar *escaped = g_uri_escape_string (junk, NULL, FALSE);
+  g_autofree gchar *script = NULL, *upper = NULL, *served = NULL, *served_upper = NULL;
+  ShoalDevice *device;
+  gint status = 0;
+
+  if (skip_without_curl ())
+    return;
+  g_assert_cmpuint (strlen (junk), ==, 36);
+  script = fetch_script_uuid (f, "52:54:00:00:60:01", escaped, &status);
+  g_test_message ("%s", script);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_null (strchr (script, '\033'));
+  g_assert_null (strstr (script, "FAKE-UUID-LINE"));
+  device = shoal_controller_lookup_device_by_mac (f->controller, "52:54:00:00:60:01");
+  g_assert_nonnull (device);
+  g_assert_null (shoal_device_get_uuid (device));
+  served = journal_messages (f, device, "http");
+  g_test_message ("%s", served);
+  g_assert_nonnull (strstr (served, "iPXE script served"));
+  g_assert_null (strchr (served, '\033'));
+  g_assert_null (strstr (served, "uuid"));
+
+  upper = fetch_script_uuid (f, "52:54:00:00:60:02", "AAAAAAAA-0000-4000-8000-0000000000CC", &status);
+  g_assert_cmpint (status, ==, 200);
+  g_assert_nonnull (strstr (upper, "uuid=aaaaaaaa-0000-4000-8000-0000000000cc"));
+  device = shoal_controller_lookup_device_by_mac (f->controller, "52:54:00:00:60:02");
+  g_assert_cmpstr (shoal_device_get_uuid (device), ==, "aaaaaaaa-0000-4000-8000-0000000000cc");
+  served_upper = journal_messages (f, device, "http");
+  g_assert_nonnull (strstr (served_upper, ", uuid aaaaaaaa-0000-4000-8000-0000000000cc"));
+}
+
 /* the token a deploy script hands out (shoal.token= of its command line);
  * its boot file URLs carry the same */
 static gchar *
@@ -494,6 +534,8 @@ main (int argc, char **argv)
   g_test_add ("/shoal/pxe/service/local-and-ignore", Fixture, NULL, fixture_setup, test_local_and_ignore,
               fixture_teardown);
   g_test_add ("/shoal/pxe/service/identity", Fixture, NULL, fixture_setup, test_identity, fixture_teardown);
+  g_test_add ("/shoal/pxe/service/uuid-checked", Fixture, NULL, fixture_setup, test_uuid_checked,
+              fixture_teardown);
   g_test_add ("/shoal/pxe/service/token-claimed", Fixture, NULL, fixture_setup, test_token_claimed,
               fixture_teardown);
   return g_test_run ();
