@@ -10,12 +10,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
 
 #include "shoal-controller-internal.h"
+#include "shoal-random-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
 #include "shoal-step-private.h"
@@ -307,17 +307,14 @@ instruction_changed_cb (ShoalDevice  *device,
 static gchar *
 new_token (void)
 {
-  guint8 bytes[16] = { 0 };
-  GString *str = g_string_sized_new (33);
+  g_autoptr(GError) error = NULL;
+  gchar *token = shoal_random_hex (16, &error);
 
-  if (getrandom (bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
-    {
-      for (guint i = 0; i < sizeof bytes; i++)
-        bytes[i] = (guint8) g_random_int ();
-    }
-  for (guint i = 0; i < sizeof bytes; i++)
-    g_string_append_printf (str, "%02x", bytes[i]);
-  return g_string_free (str, FALSE);
+  /* no predictable token instead (the Mersenne Twister it fell back to):
+   * without the kernel's generator shoald cannot work safely */
+  if (token == NULL)
+    g_error ("Cannot make a device token: %s", error->message);
+  return token;
 }
 
 /* Replaces the device's token: the old one no longer names it, at once */

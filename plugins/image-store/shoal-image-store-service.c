@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "shoal-image-store.h"
+#include "shoal-random-private.h"
 #include "shoal-image-store-service.h"
 
 #define ROUTE "/image-store"
@@ -334,10 +335,21 @@ handle (SoupServer        *server,
 
 /* --- the service ----------------------------------------------------------------- */
 
-/* Reads <root>/admin-token, or makes one (mode 0600). */
-static gchar *
-load_admin_token (const gchar  *root,
-                  GError      **error)
+/**
+ * shoal_image_store_service_load_admin_token:
+ * @root: the image store's folder
+ * @error: return location for a #GError
+ *
+ * Reads <root>/admin-token, or makes one (mode 0600): 32 bytes from the
+ * kernel's generator (shoal_random_hex()), 64 hex digits. It was made of
+ * g_random_int(), a Mersenne Twister whose outputs (its seed) a local
+ * user could predict.
+ *
+ * Returns: (transfer full) (nullable): the token
+ */
+gchar *
+shoal_image_store_service_load_admin_token (const gchar  *root,
+                                            GError      **error)
 {
   g_autofree gchar *path = g_build_filename (root, "admin-token", NULL);
   g_autofree gchar *token = NULL;
@@ -345,9 +357,12 @@ load_admin_token (const gchar  *root,
 
   if (g_file_get_contents (path, &token, NULL, NULL) && strlen (g_strstrip (token)) >= 32)
     return g_steal_pointer (&token);
-  fresh = g_strdup_printf ("%08x%08x%08x%08x%08x%08x%08x%08x", g_random_int (), g_random_int (),
-                           g_random_int (), g_random_int (), g_random_int (), g_random_int (),
-                           g_random_int (), g_random_int ());
+  fresh = shoal_random_hex (32, error);
+  if (fresh == NULL)
+    {
+      g_prefix_error (error, _("Cannot make the image store's admin token: "));
+      return NULL;
+    }
   if (!g_file_set_contents_full (path, fresh, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error))
     {
       g_prefix_error (error, _("Cannot write the image store's admin token: "));
@@ -392,7 +407,7 @@ shoal_image_store_service_start (ShoalService  *service,
   if (store == NULL)
     return FALSE;
   shoal_image_store_configure_chunk_size (store, chunk_size);
-  token = load_admin_token (root, error);
+  token = shoal_image_store_service_load_admin_token (root, error);
   if (token == NULL)
     return FALSE;
   if (!shoal_context_add_http_handler (context, ROUTE, handle, self, NULL, error))

@@ -17,6 +17,8 @@ G_DECLARE_FINAL_TYPE (ShoalImageStoreService, shoal_image_store_service, SHOAL, 
 void             shoal_image_store_service_register_types (GTypeModule            *module);
 ShoalImageStore *shoal_image_store_service_get_store      (ShoalImageStoreService *self);
 gchar           *shoal_image_store_service_root           (ShoalContext           *context);
+gchar           *shoal_image_store_service_load_admin_token (const gchar          *root,
+                                                             GError              **error);
 JsonNode        *shoal_image_info_to_json                 (const ShoalImageInfo   *info);
 
 G_END_DECLS

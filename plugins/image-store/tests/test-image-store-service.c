@@ -184,6 +184,52 @@ test_service (void)
   image_test_rm_rf (dir);
 }
 
+static void
+assert_hex_token (const gchar *token)
+{
+  g_assert_nonnull (token);
+  g_assert_cmpuint (strlen (token), ==, 64);
+  for (const gchar *p = token; *p != '\0'; p++)
+    g_assert_true (g_ascii_isxdigit (*p) && !g_ascii_isupper (*p));
+}
+
+/* The admin token is 32 random bytes as 64 hex digits, kept in
+ * <root>/admin-token (0600) and read back; two stores get different
+ * ones, even with GLib's generator reseeded alike before each (so they do
+ * not come from g_random_*()). That they come from a cryptographic
+ * generator cannot be tested as such */
+static void
+test_admin_token (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-image-store-token-XXXXXX", NULL);
+  g_autofree gchar *root1 = g_build_filename (dir, "one", NULL);
+  g_autofree gchar *root2 = g_build_filename (dir, "two", NULL);
+  g_autofree gchar *path = g_build_filename (root1, "admin-token", NULL);
+  g_autofree gchar *token1 = NULL, *token2 = NULL, *again = NULL;
+  g_autoptr(GError) error = NULL;
+  GStatBuf st;
+
+  g_assert_cmpint (g_mkdir (root1, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir (root2, 0700), ==, 0);
+  /* GLib's generator set to the same state before each: tokens made from
+   * it come out the same (as they did) */
+  g_random_set_seed (42);
+  token1 = shoal_image_store_service_load_admin_token (root1, &error);
+  g_assert_no_error (error);
+  g_random_set_seed (42);
+  token2 = shoal_image_store_service_load_admin_token (root2, &error);
+  g_assert_no_error (error);
+  assert_hex_token (token1);
+  assert_hex_token (token2);
+  g_assert_cmpstr (token1, !=, token2);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  again = shoal_image_store_service_load_admin_token (root1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (again, ==, token1);
+  image_test_rm_rf (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -194,5 +240,6 @@ main (int argc, char **argv)
   g_type_module_use (module);
   shoal_image_store_service_register_types (module);
   g_test_add_func ("/shoal/image-store/service", test_service);
+  g_test_add_func ("/shoal/image-store/admin-token", test_admin_token);
   return g_test_run ();
 }
