@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 #include <libsoup/soup.h>
 
 #include "shoal-controller-private.h"
@@ -167,6 +168,21 @@ shoal_daemon_quit (ShoalDaemon *self, const gchar *reason)
 
 /* ---- configuration and state --------------------------------------------- */
 
+/* A state directory that others may enter: what shoald creates in it is
+ * private (umask 077), but what an older shoald or another tool left
+ * there may not be. Said once at start (not a warning: it is no fault of
+ * shoald's, and warnings are fatal in the tests) */
+static void
+shoal_daemon_check_state_dir_mode (const gchar *state_dir)
+{
+  GStatBuf st;
+
+  if (g_stat (state_dir, &st) != 0 || (st.st_mode & 077) == 0)
+    return;
+  g_message ("the state directory %s has mode %04o: other users may read what is in it (the "
+             "store holds the device tokens); chmod 700 it", state_dir, (guint) (st.st_mode & 07777));
+}
+
 static gboolean
 shoal_daemon_load_config (ShoalDaemon *self, GError **error)
 {
@@ -198,6 +214,7 @@ shoal_daemon_load_config (ShoalDaemon *self, GError **error)
                    "creating the state directory %s: %s", self->state_dir, g_strerror (errsv));
       return FALSE;
     }
+  shoal_daemon_check_state_dir_mode (self->state_dir);
   return TRUE;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <locale.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "shoal-daemon.h"
 
@@ -157,6 +158,10 @@ main (int argc, char **argv)
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(ShoalDaemon) daemon = NULL;
 
+  /* everything shoald creates is its own alone (the store holds the
+   * device tokens, the image store its admin token) unless made
+   * otherwise on purpose: SQLite made shoal.db 0644 */
+  umask (077);
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

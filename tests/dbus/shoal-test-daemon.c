@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 
@@ -397,8 +399,15 @@ shoal_test_daemon_start (ShoalTestDaemon *td, gboolean with_fixtures)
   /* shoald finds the Shoal-1.0 typelib for Python plugins itself */
   g_subprocess_launcher_unsetenv (launcher, "GI_TYPELIB_PATH");
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  g_subprocess_launcher_set_stdout_file_path (launcher, td->log_path);
-  g_subprocess_launcher_set_stderr_file_path (launcher, td->log_path);
+  /* one file for both, appended to: two descriptors of their own wrote
+   * over each other's lines */
+  {
+    int fd = g_open (td->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    g_assert_cmpint (fd, >=, 0);
+    g_subprocess_launcher_take_stdout_fd (launcher, fd);
+    g_subprocess_launcher_take_stderr_fd (launcher, dup (fd));
+  }
   td->daemon = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv->pdata, &error);
   g_assert_no_error (error);
 

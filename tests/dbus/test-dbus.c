@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -1861,6 +1862,63 @@ test_dbus_journal_pages (void)
   g_assert_cmpuint (g_variant_n_children (third), ==, 0);
 }
 
+/* every file and folder below @dir (not @dir itself): none open to group
+ * or others */
+static void
+assert_private_tree (const gchar *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+
+  g_assert_nonnull (d);
+  while ((name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree gchar *path = g_build_filename (dir, name, NULL);
+      GStatBuf st;
+
+      g_assert_cmpint (g_lstat (path, &st), ==, 0);
+      if (S_ISLNK (st.st_mode))
+        continue;
+      if ((st.st_mode & 077) != 0)
+        g_error ("%s has mode %04o", path, (guint) (st.st_mode & 07777));
+      if (S_ISDIR (st.st_mode))
+        assert_private_tree (path);
+    }
+}
+
+/* A state directory that exists with mode 0755: SQLite created shoal.db,
+ * which holds the device tokens, 0644 (shoald ran with the umask it was
+ * given, 022 here). shoald sets umask 077: shoal.db and everything else
+ * it creates are its own alone, and it says the directory is open */
+static void
+test_dbus_state_dir_private (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autofree gchar *state = g_build_filename (td->tmpdir, "state", NULL);
+  g_autofree gchar *db = g_build_filename (state, "shoal.db", NULL);
+  g_autofree gchar *log = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_autoptr(GError) error = NULL;
+  mode_t old_mask = umask (022);
+  GStatBuf st;
+
+  g_assert_cmpint (g_mkdir (state, 0755), ==, 0);
+  g_assert_cmpint (g_chmod (state, 0755), ==, 0);
+  shoal_test_daemon_start (td, FALSE);
+  umask (old_mask);
+  /* something in the store: a device, its token */
+  g_assert_true (shoal_dbus_manager_call_enroll_devices_sync (td->manager,
+                                                              g_variant_new_parsed ("[('m1', ['52:54:00:00:70:01'], '')]"),
+                                                              &paths, NULL, &error));
+  g_assert_no_error (error);
+  shoal_test_daemon_stop (td);
+  g_assert_cmpint (g_stat (db, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  assert_private_tree (state);
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "has mode 0755"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1892,5 +1950,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/unauthorized", test_dbus_unauthorized);
   g_test_add_func ("/shoal/dbus/store-outage", test_dbus_store_outage);
   g_test_add_func ("/shoal/dbus/journal-pages", test_dbus_journal_pages);
+  g_test_add_func ("/shoal/dbus/state-dir-private", test_dbus_state_dir_private);
   return g_test_run ();
 }
