@@ -74,6 +74,15 @@ struct _ShoalController
   GDestroyNotify     recipe_loader_notify;
   guint64            transitions;
   guint64            attempts;      /* the last attempt number handed out */
+  /* discovery's bounds (shoal_controller_device_seen()): [controller]
+   * discover-max and discover-rate (per minute, its bucket refilled
+   * continuously up to one minute's worth) */
+  guint              discover_max;
+  guint              discover_rate;
+  gdouble            discover_tokens;
+  gint64             discover_refilled_us;
+  gint64             discover_logged_us;
+  guint64            discover_refused;
   guint64           *group_serial;  /* the last group number, shared by the
                                      * pipelines (g_atomic_rc_box), kept in
                                      * the store across restarts */

@@ -46,6 +46,11 @@ enum {
 
 static guint signals[N_SIGNALS];
 
+/* discovery's bounds (discovery_allowed()): a fleet larger than this is
+ * enrolled by the operator; a minute's worth of first boots at once */
+#define DISCOVER_MAX_DEFAULT  10000
+#define DISCOVER_RATE_DEFAULT 1200
+
 G_DEFINE_FINAL_TYPE (ShoalController, shoal_controller, G_TYPE_OBJECT)
 
 
@@ -161,6 +166,10 @@ shoal_controller_init (ShoalController *self)
   self->group_serial = g_atomic_rc_box_new0 (guint64);
   self->config = g_key_file_new ();
   self->auto_deploy = TRUE;
+  self->discover_max = DISCOVER_MAX_DEFAULT;
+  self->discover_rate = DISCOVER_RATE_DEFAULT;
+  self->discover_tokens = DISCOVER_RATE_DEFAULT;
+  self->discover_refilled_us = g_get_monotonic_time ();
   self->default_timeout = 3600;
   self->store = shoal_store_new ();
   self->lock_fd = -1;
@@ -2042,6 +2051,15 @@ shoal_controller_set_config (ShoalController *self,
   self->config = g_key_file_ref (config);
   if (g_key_file_has_key (config, "controller", "auto-deploy", NULL))
     self->auto_deploy = g_key_file_get_boolean (config, "controller", "auto-deploy", NULL);
+  if (g_key_file_has_key (config, "controller", "discover-max", NULL))
+    self->discover_max = (guint) CLAMP (g_key_file_get_int64 (config, "controller", "discover-max", NULL),
+                                        0, G_MAXINT);
+  if (g_key_file_has_key (config, "controller", "discover-rate", NULL))
+    {
+      self->discover_rate = (guint) CLAMP (g_key_file_get_int64 (config, "controller", "discover-rate", NULL),
+                                           0, G_MAXINT);
+      self->discover_tokens = self->discover_rate;
+    }
   if (g_key_file_has_key (config, "controller", "step-timeout", NULL))
     self->default_timeout = (guint) CLAMP (g_key_file_get_int64 (config, "controller", "step-timeout", NULL),
                                            0, G_MAXINT);
@@ -2240,6 +2258,69 @@ refuse_identity (ShoalController *self,
   g_free (message);
 }
 
+/* Discovery enrols machines nobody named: anyone who can send a DHCP
+ * request or ask for a boot script with made-up MAC addresses could fill
+ * the daemon with devices (and deployments, with auto-deploy) at will.
+ * So it enrols none while the daemon holds [controller] discover-max
+ * devices or more (DISCOVER_MAX_DEFAULT; 0: no limit), and at most
+ * [controller] discover-rate a minute (DISCOVER_RATE_DEFAULT, the first
+ * minute's worth at once; 0: no limit). A machine refused is not
+ * enrolled (its next request tries again); the refusals are counted
+ * (statistics "discover-refused") and logged at most once a minute.
+ * Machines enrolled by the operator (EnrollDevices) are not limited. */
+static gboolean
+discovery_allowed (ShoalController  *self,
+                   const gchar      *mac,
+                   const gchar      *source,
+                   GError          **error)
+{
+  gint64 now = g_get_monotonic_time ();
+  const gchar *limit = NULL;
+
+  if (self->discover_rate > 0)
+    {
+      gdouble refill = (gdouble) (now - self->discover_refilled_us) * self->discover_rate / (60.0 * G_USEC_PER_SEC);
+
+      self->discover_tokens = MIN ((gdouble) self->discover_rate, self->discover_tokens + refill);
+    }
+  self->discover_refilled_us = now;
+  if (self->discover_max > 0 && g_hash_table_size (self->devices) >= self->discover_max)
+    limit = "discover-max";
+  else if (self->discover_rate > 0 && self->discover_tokens < 1.0)
+    limit = "discover-rate";
+  if (limit == NULL)
+    {
+      if (self->discover_rate > 0)
+        self->discover_tokens -= 1.0;
+      return TRUE;
+    }
+  self->discover_refused++;
+  if (self->discover_logged_us == 0 || now - self->discover_logged_us >= 60 * G_USEC_PER_SEC)
+    {
+      self->discover_logged_us = now;
+      g_message ("discovery: %s (seen by %s) not enrolled, [controller] %s reached (%u devices, %u a minute); "
+                 "%" G_GUINT64_FORMAT " refused so far", mac, source, limit, self->discover_max,
+                 self->discover_rate, self->discover_refused);
+    }
+  g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+               _("machine %s not enrolled: discovery is over its limit ([controller] %s)"), mac, limit);
+  return FALSE;
+}
+
+/**
+ * shoal_controller_get_discover_refused:
+ * @self: a controller
+ *
+ * Returns: how many machines discovery refused to enrol, over
+ *   [controller] discover-max or discover-rate
+ */
+guint64
+shoal_controller_get_discover_refused (ShoalController *self)
+{
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), 0);
+  return self->discover_refused;
+}
+
 /**
  * shoal_controller_device_seen:
  * @self: a controller
@@ -2321,6 +2402,8 @@ shoal_controller_device_seen (ShoalController  *self,
     }
   if (device != NULL)
     return device;
+  if (!discovery_allowed (self, mac, source, error))
+    return NULL;
   {
     g_autofree gchar *id = id_for_mac (mac != NULL ? mac : "");
 

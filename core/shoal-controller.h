@@ -87,6 +87,7 @@ GPtrArray       *shoal_controller_get_journal    (ShoalController     *self,
                                                   guint64              since_seq,
                                                   GError             **error);
 guint64          shoal_controller_get_transitions (ShoalController    *self);
+guint64          shoal_controller_get_discover_refused (ShoalController *self);
 void             shoal_controller_commit_async   (ShoalController     *self,
                                                   GCancellable        *cancellable,
                                                   GAsyncReadyCallback  callback,

@@ -394,6 +394,56 @@ test_controller_device_seen (Fixture       *fixture,
   g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, device), ==, SHOAL_BOOT_ACTION_LOCAL);
 }
 
+/* Discovery is bounded: at most [controller] discover-rate machines a
+ * minute, none while the daemon holds discover-max devices; a refused
+ * machine is not enrolled and is counted, the known ones are still
+ * seen, and the operator's enrolment is not limited. Before, any made-up
+ * MAC address was enrolled (and deployed), as fast as it came */
+static void
+test_controller_discover_limits (Fixture       *fixture,
+                                 gconstpointer  data)
+{
+  g_autoptr(GKeyFile) config = g_key_file_new ();
+  const gchar *macs[] = { "52:54:00:00:50:05", NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *first;
+
+  g_key_file_set_integer (config, "controller", "discover-rate", 3);
+  g_key_file_set_integer (config, "controller", "discover-max", 0);
+  g_key_file_set_boolean (config, "controller", "auto-deploy", FALSE);
+  shoal_controller_set_config (fixture->controller, config);
+  first = shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:00", NULL, "dhcp", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:01", NULL, "dhcp", NULL));
+  g_assert_nonnull (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:02", NULL, "dhcp", NULL));
+  /* the minute's three are used: refused, not enrolled, counted */
+  g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:03", NULL, "dhcp", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "discover-rate"));
+  g_clear_error (&error);
+  g_assert_null (shoal_controller_lookup_device_by_mac (fixture->controller, "52:54:00:00:50:03"));
+  g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:04", NULL, "http", NULL));
+  g_assert_cmpuint (shoal_controller_get_discover_refused (fixture->controller), ==, 2);
+  /* a known machine is still seen; the operator still enrols */
+  g_assert_true (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:00", NULL, "http", NULL) == first);
+  g_assert_nonnull (shoal_controller_enroll_device (fixture->controller, "by-hand", macs, NULL, &error));
+  g_assert_no_error (error);
+
+  /* at most discover-max devices (four now): none more by discovery */
+  g_key_file_set_integer (config, "controller", "discover-rate", 0);
+  g_key_file_set_integer (config, "controller", "discover-max", 4);
+  shoal_controller_set_config (fixture->controller, config);
+  g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:06", NULL, "dhcp", &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "discover-max"));
+  g_clear_error (&error);
+  g_key_file_set_integer (config, "controller", "discover-max", 5);
+  shoal_controller_set_config (fixture->controller, config);
+  g_assert_nonnull (shoal_controller_device_seen (fixture->controller, "52:54:00:00:50:06", NULL, "dhcp", &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (shoal_controller_get_discover_refused (fixture->controller), ==, 3);
+}
+
 static void
 test_controller_reopen (Fixture       *fixture,
                         gconstpointer  data)
@@ -1854,6 +1904,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/cancel", test_controller_cancel);
   ADD ("/shoal/controller/max-parallel", test_controller_max_parallel);
   ADD ("/shoal/controller/device-seen", test_controller_device_seen);
+  ADD ("/shoal/controller/discover-limits", test_controller_discover_limits);
   ADD ("/shoal/controller/uuid-unique", test_controller_uuid_unique);
   ADD ("/shoal/controller/seen-identity", test_controller_seen_identity);
   ADD ("/shoal/controller/uuid-malformed", test_controller_uuid_malformed);

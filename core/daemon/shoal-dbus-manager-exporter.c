@@ -894,6 +894,8 @@ handle_get_stats (ShoalDBusManager      *skeleton,
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{sv}"));
   g_variant_builder_add (&builder, "{sv}", "transitions",
                          g_variant_new_uint64 (shoal_controller_get_transitions (self->controller)));
+  g_variant_builder_add (&builder, "{sv}", "discover-refused",
+                         g_variant_new_uint64 (shoal_controller_get_discover_refused (self->controller)));
   g_variant_builder_add (&builder, "{sv}", "devices",
                          g_variant_new_uint32 (shoal_dbus_fleet_get_n_devices (self->fleet)));
   g_variant_builder_add (&builder, "{sv}", "states", build_states (self));

@@ -33,7 +33,8 @@ device_for_request (ShoalPxeState *state, const ShoalPxeDhcpMessage *request,
   device = shoal_context_device_seen (state->context, mac, uuid, "dhcp", &error);
   /* a MAC and a UUID of different devices (journaled on them): no answer,
    * the firmware boots its disk */
-  if (device == NULL && g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS))
+  if (device == NULL && (g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS) ||
+                         g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_BUSY)))
     g_info ("%s not answered: %s", mac, error->message);
   else if (device == NULL)
     g_warning ("cannot register %s: %s", mac, error->message);

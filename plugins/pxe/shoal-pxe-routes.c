@@ -148,6 +148,12 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
                     "sanboot --no-describe --drive 0x80 || exit\n");
       return;
     }
+  if (device == NULL && g_error_matches (error, SHOAL_ERROR, SHOAL_ERROR_BUSY))
+    {
+      /* discovery over its limits: the machine asks again at its next boot */
+      respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "#!ipxe\necho shoal: not enrolled now, try later\nexit\n");
+      return;
+    }
   if (device == NULL)
     {
       respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
