@@ -83,6 +83,8 @@ struct _ShoalController
   gint64             discover_refilled_us;
   gint64             discover_logged_us;
   guint64            discover_refused;
+  GHashTable        *identity_noted; /* identity conflict message -> when it
+                                      * was last journaled (monotonic us) */
   guint64           *group_serial;  /* the last group number, shared by the
                                      * pipelines (g_atomic_rc_box), kept in
                                      * the store across restarts */

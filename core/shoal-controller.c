@@ -90,6 +90,7 @@ shoal_controller_dispose (GObject *object)
   g_clear_pointer (&self->to_resume, g_ptr_array_unref);
   g_clear_pointer (&self->by_mac, g_hash_table_unref);
   g_clear_pointer (&self->by_token, g_hash_table_unref);
+  g_clear_pointer (&self->identity_noted, g_hash_table_unref);
   g_clear_pointer (&self->devices, g_hash_table_unref);
   g_clear_pointer (&self->slots, g_hash_table_unref);
   g_clear_pointer (&self->expected, g_hash_table_unref);
@@ -156,6 +157,7 @@ shoal_controller_init (ShoalController *self)
                                          (GDestroyNotify) device_record_free);
   self->by_mac = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->by_token = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->identity_noted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->pipelines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->expected = g_hash_table_new (NULL, NULL);
@@ -2236,8 +2238,41 @@ add_seen_uuid (ShoalController *self,
   TRANSITION_END (self);
 }
 
-/* Journals @message (taken) on the devices @a and @b concern, each once,
- * and fails with it */
+/* A machine in an identity conflict asks again at every DHCP retry and
+ * boot: the same conflict is journaled once per IDENTITY_NOTE_INTERVAL_US,
+ * so that it does not push the devices' history out of their journals */
+#define IDENTITY_NOTE_INTERVAL_US (10 * 60 * G_USEC_PER_SEC)
+#define IDENTITY_NOTED_MAX        1024
+
+/* whether @message was journaled less than IDENTITY_NOTE_INTERVAL_US ago;
+ * if not, it is noted as journaled now */
+static gboolean
+identity_noted_recently (ShoalController *self,
+                         const gchar     *message)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 *when = g_hash_table_lookup (self->identity_noted, message);
+
+  if (when != NULL && now - *when < IDENTITY_NOTE_INTERVAL_US)
+    return TRUE;
+  if (g_hash_table_size (self->identity_noted) >= IDENTITY_NOTED_MAX)
+    {
+      GHashTableIter iter;
+      gpointer value;
+
+      g_hash_table_iter_init (&iter, self->identity_noted);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        if (now - *(gint64 *) value >= IDENTITY_NOTE_INTERVAL_US)
+          g_hash_table_iter_remove (&iter);
+      if (g_hash_table_size (self->identity_noted) >= IDENTITY_NOTED_MAX)
+        g_hash_table_remove_all (self->identity_noted);
+    }
+  g_hash_table_replace (self->identity_noted, g_strdup (message), g_memdup2 (&now, sizeof now));
+  return FALSE;
+}
+
+/* Journals @message (taken) on the devices @a and @b concern, each once
+ * (and not again for IDENTITY_NOTE_INTERVAL_US), and fails with it */
 static void
 refuse_identity (ShoalController *self,
                  DeviceRecord    *a,
@@ -2246,6 +2281,12 @@ refuse_identity (ShoalController *self,
                  gchar           *message,
                  GError         **error)
 {
+  if (identity_noted_recently (self, message))
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS, message);
+      g_free (message);
+      return;
+    }
   TRANSITION_BEGIN (self);
   if (a != NULL)
     shoal_device_log (a->device, "controller", "identity", SHOAL_JOURNAL_RESULT_WARNING,

@@ -1731,6 +1731,23 @@ test_controller_uuid_malformed (Fixture       *fixture,
     g_assert_null (strchr (shoal_journal_entry_get_message (g_ptr_array_index (journal, i)), '\033'));
 }
 
+/* how many of @device's journal entries have operation @operation */
+static guint
+count_operation (Fixture     *fixture,
+                 ShoalDevice *device,
+                 const gchar *operation)
+{
+  g_autoptr(GPtrArray) journal = NULL;
+  guint n = 0;
+
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  journal = shoal_controller_get_journal (fixture->controller, device, 0, NULL);
+  for (guint i = 0; journal != NULL && i < journal->len; i++)
+    if (g_strcmp0 (shoal_journal_entry_get_operation (g_ptr_array_index (journal, i)), operation) == 0)
+      n++;
+  return n;
+}
+
 /* A booting machine's MAC and UUID must name the same device: when they
  * do not, it is deployed as neither, and both devices journal why; a
  * known UUID with a new MAC gets the MAC recorded, journaled */
@@ -1763,6 +1780,16 @@ test_controller_seen_identity (Fixture       *fixture,
   g_assert_cmpstr (note1, ==, note2);
   g_assert_nonnull (strstr (note1, "device k1"));
   g_assert_nonnull (strstr (note1, "device k2"));
+  /* the machine asks again (a DHCP retry, a boot): refused, and not
+   * journaled again, so its retries do not push out the history */
+  for (guint i = 0; i < 5; i++)
+    {
+      g_assert_null (shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:01", UUID_2, "dhcp", &error));
+      g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+      g_clear_error (&error);
+    }
+  g_assert_cmpuint (count_operation (fixture, k1, "identity"), ==, 1);
+  g_assert_cmpuint (count_operation (fixture, k2, "identity"), ==, 1);
 
   /* machine 1 with a new NIC: the MAC is recorded on k1 */
   seen = shoal_controller_device_seen (fixture->controller, "52:54:00:00:40:0A", UUID_1, "dhcp", &error);
