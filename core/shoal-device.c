@@ -538,7 +538,7 @@ const gchar * const *
 shoal_device_get_macs (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return (const gchar * const *) self->macs;
 }
 
@@ -555,7 +555,7 @@ gchar **
 shoal_device_dup_macs (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return g_strdupv (self->macs);
 }
 
@@ -608,7 +608,7 @@ shoal_device_has_mac (ShoalDevice *self,
                       const gchar *mac)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), FALSE);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   for (guint i = 0; mac != NULL && self->macs[i] != NULL; i++)
     {
       if (g_ascii_strcasecmp (self->macs[i], mac) == 0)
@@ -639,7 +639,7 @@ static const gchar *
 get_string (ShoalDevice  *self,
             gchar       **field)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return *field;
 }
 
@@ -647,7 +647,7 @@ static gchar *
 dup_string (ShoalDevice  *self,
             gchar       **field)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return g_strdup (*field);
 }
 
@@ -826,7 +826,7 @@ ShoalDeviceState
 shoal_device_get_state (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), SHOAL_DEVICE_STATE_DISCOVERED);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->state;
 }
 
@@ -853,7 +853,7 @@ ShoalBootAction
 shoal_device_get_boot_action (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), SHOAL_BOOT_ACTION_LOCAL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->boot_action;
 }
 
@@ -885,7 +885,7 @@ shoal_device_get_progress (ShoalDevice *self)
 
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0.0);
   here = in_device_context (self);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return !here && self->progress_pending > 0 ? self->progress_queued : self->progress;
 }
 
@@ -994,7 +994,7 @@ static JsonNode *
 dup_node (ShoalDevice  *self,
           JsonNode    **field)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return shoal_json_node_deep_copy (*field);
 }
 
@@ -1012,7 +1012,7 @@ JsonNode *
 shoal_device_get_inventory (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->inventory;
 }
 
@@ -1066,7 +1066,7 @@ shoal_device_get_metadata (ShoalDevice *self,
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_return_val_if_fail (key != NULL, NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->metadata != NULL ? g_hash_table_lookup (self->metadata, key) : NULL;
 }
 
@@ -1086,7 +1086,7 @@ shoal_device_dup_metadata (ShoalDevice *self,
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
   g_return_val_if_fail (key != NULL, NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->metadata != NULL ? g_strdup (g_hash_table_lookup (self->metadata, key)) : NULL;
 }
 
@@ -1148,7 +1148,7 @@ shoal_device_get_metadata_all (ShoalDevice *self)
   gpointer key, value;
 
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), copy);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   if (self->metadata == NULL)
     return copy;
   g_hash_table_iter_init (&iter, self->metadata);
@@ -1593,7 +1593,7 @@ JsonNode *
 shoal_device_get_instruction (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), NULL);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction;
 }
 
@@ -1645,7 +1645,7 @@ guint64
 shoal_device_get_instruction_serial (ShoalDevice *self)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), 0);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return self->instruction_serial;
 }
 
@@ -1660,7 +1660,7 @@ shoal_device_event_serial_is_stale (ShoalDevice *self,
                                     guint64      serial)
 {
   g_return_val_if_fail (SHOAL_IS_DEVICE (self), FALSE);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   return serial < self->handed_serial;
 }
 
@@ -1672,7 +1672,7 @@ shoal_device_restore_instruction_serial (ShoalDevice *self,
                                          guint64      serial)
 {
   g_return_if_fail (SHOAL_IS_DEVICE (self));
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
   self->instruction_serial = MAX (self->instruction_serial, serial);
 }
 

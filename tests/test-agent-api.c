@@ -611,7 +611,7 @@ test_agent_api_stale_events (Fixture       *fixture,
                              gconstpointer  data)
 {
   guint64 old_serial = give_transfer (fixture);
-  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   g_autofree gchar *answer = NULL;
   gint64 reboot;
 
@@ -649,7 +649,7 @@ static void
 test_agent_api_cancel_stops_agent (Fixture       *fixture,
                                    gconstpointer  data)
 {
-  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   /* a transfer step of this deployment gave the agent its instruction */
   guint64 transfer_serial = give_transfer (fixture);
   g_autoptr(JsonObject) told = NULL;
@@ -681,7 +681,7 @@ static void
 test_agent_api_fail_stops_agent (Fixture       *fixture,
                                  gconstpointer  data)
 {
-  g_autoptr(ShoalRecipe) recipe =
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe =
     deploy_recipe (fixture, "{\"name\": \"f\", \"steps\": ["
                    " {\"step\": \"sim\", \"id\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2,"
                    " \"fail-rate\": 1}}]}");
@@ -760,7 +760,7 @@ static void
 test_agent_api_token_claimed (Fixture       *fixture,
                               gconstpointer  data)
 {
-  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   g_autofree gchar *claimed = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
   g_autofree gchar *issued = NULL;
   g_autofree gchar *again = NULL;
@@ -791,7 +791,7 @@ static void
 test_agent_api_token_reboot_before_claim (Fixture       *fixture,
                                           gconstpointer  data)
 {
-  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
   g_autofree gchar *first = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
   g_autofree gchar *second = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
 

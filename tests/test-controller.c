@@ -1127,7 +1127,6 @@ static void
 test_controller_resume_at_commit (Fixture       *fixture,
                                   gconstpointer  data)
 {
-  g_autoptr(ShoalController) again = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree gchar *resumed = NULL;
   g_autofree gchar *complete = NULL;

@@ -297,7 +297,7 @@ change_everything_thread (gpointer data)
   g_autoptr(JsonNode) instruction = json_from_string ("{\"action\": \"reboot\"}", NULL);
   g_autoptr(GHashTable) metadata = NULL;
   g_auto(GStrv) macs_read = NULL;
-  g_autofree gchar *uuid = NULL, *token = NULL, *step = NULL, *recipe = NULL, *commit = NULL, *group = NULL;
+  g_autofree gchar *uuid = NULL, *step = NULL, *recipe = NULL, *commit = NULL, *group = NULL;
   g_autoptr(JsonNode) inventory_read = NULL;
   g_autoptr(JsonNode) instruction_read = NULL;
   ShoalDeviceState state;

@@ -467,7 +467,7 @@ static void
 test_idle_timeout (void)
 {
   guint port;
-  g_autoptr(SoupServer) server = listening_server (1, 0, 0, &port);
+  G_GNUC_UNUSED g_autoptr(SoupServer) server = listening_server (1, 0, 0, &port);
   GSocket *sockets[20];
   gint64 start = g_get_monotonic_time ();
   g_autofree gchar *hello = NULL;
@@ -492,7 +492,7 @@ static void
 test_connection_caps (void)
 {
   guint port;
-  g_autoptr(SoupServer) server = listening_server (0, 0, 3, &port);
+  G_GNUC_UNUSED g_autoptr(SoupServer) server = listening_server (0, 0, 3, &port);
   GSocket *sockets[3];
   GSocket *extra;
   g_autofree gchar *hello = NULL;
@@ -529,7 +529,7 @@ test_accept_survives_emfile (void)
   if (g_test_subprocess ())
     {
       guint port;
-      g_autoptr(SoupServer) server = listening_server (0, 0, 0, &port);
+      G_GNUC_UNUSED g_autoptr(SoupServer) server = listening_server (0, 0, 0, &port);
       g_autoptr(GError) error = NULL;
       g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
       g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (loopback, (guint16) port);

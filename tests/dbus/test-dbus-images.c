@@ -405,7 +405,6 @@ test_images_in_use_by_recipe (void)
 {
   g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) devices = NULL;
   g_autofree gchar *path = NULL;
   g_autofree gchar *id = NULL;
   g_autofree gchar *short_id = NULL;
