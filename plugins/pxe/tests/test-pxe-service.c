@@ -464,19 +464,13 @@ agent_status (Fixture *f, const gchar *token)
   return status;
 }
 
+/* whether @device's journal has an entry of operation "token" saying @text */
 static gboolean
-journal_says (Fixture *f, ShoalDevice *device, const gchar *text)
+token_journal_says (Fixture *f, ShoalDevice *device, const gchar *text)
 {
-  for (guint tries = 0; tries < 100; tries++)
-    {
-      g_autoptr(GPtrArray) journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
+  g_autofree gchar *messages = journal_messages (f, device, "token");
 
-      for (guint i = 0; journal != NULL && i < journal->len; i++)
-        if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (journal, i)), text) != NULL)
-          return TRUE;
-      pxe_netns_iterate_until ((gboolean[]) { FALSE }, 20);
-    }
-  return FALSE;
+  return strstr (messages, text) != NULL;
 }
 
 /* Anyone who knows a deploying device's MAC address can ask for its boot
@@ -509,7 +503,7 @@ test_token_claimed (Fixture *f, gconstpointer data)
   script = fetch_script (f, "52:54:00:aa:00:03", &status);
   again = token_of (script);
   g_assert_cmpstr (again, ==, token);
-  g_assert_false (journal_says (f, device, warning));
+  g_assert_false (token_journal_says (f, device, warning));
 
   /* the agent's first request claims it */
   g_assert_cmpint (agent_status (f, token), ==, 204);
@@ -520,7 +514,7 @@ test_token_claimed (Fixture *f, gconstpointer data)
   g_assert_cmpstr (stolen, !=, token);
   g_assert_cmpint (agent_status (f, token), ==, 401);
   g_assert_cmpint (agent_status (f, stolen), ==, 204);
-  g_assert_true (journal_says (f, device, warning));
+  g_assert_true (token_journal_says (f, device, warning));
 }
 
 
