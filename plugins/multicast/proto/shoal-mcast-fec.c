@@ -78,6 +78,20 @@ have_gfni512 (void)
   return cached;
 }
 
+/* clang 14 folds the broadcast of a matrix loaded from memory into
+ * VGF2P8AFFINEQB's operand with the wrong displacement scale (the next
+ * input's matrix is read 8 entries too far: wrong bytes, no fault, for
+ * any k > 1 once the loop is unrolled): the value goes through a register */
+static inline long long
+gfni_reg (uint64_t v)
+{
+  long long x = (long long) v;
+#ifdef __clang__
+  __asm__ ("" : "+r" (x));
+#endif
+  return x;
+}
+
 /* NR output rows at once: each 64-byte stripe of every input is loaded once
  * and folded into NR accumulators held in registers, so the outputs are
  * written once instead of once per input (what ISA-L 2.31 does with GFNI;
@@ -102,7 +116,7 @@ have_gfni512 (void)
         x = _mm512_maskz_loadu_epi8 (m, in[c] + i);                                 \
         for (int r = 0; r < NR; r++)                                                \
           acc[r] = _mm512_xor_si512 (acc[r], _mm512_gf2p8affine_epi64_epi8 (        \
-                       x, _mm512_set1_epi64 ((long long) mat[r * k + c]), 0));      \
+                       x, _mm512_set1_epi64 (gfni_reg (mat[r * k + c])), 0));       \
       }                                                                             \
       for (int r = 0; r < NR; r++)                                                  \
         _mm512_mask_storeu_epi8 (out[r] + i, m, acc[r]);                            \
