@@ -65,7 +65,7 @@ if [ "${SHOAL_FUZZ:-1}" != 0 ]; then
   if CC=clang "$src/scripts/build.sh" "$fuzz_build" -Dfuzzing=true; then
     # the GF(2^8) kernels' unit tests as clang compiles them: it has
     # miscompiled one (every backend must give the tables' bytes)
-    meson test -C "$fuzz_build" --print-errorlogs mcast-proto || status=1
+    meson test -C "$fuzz_build" --print-errorlogs mcast-proto mcast-wc || status=1
     logs+=("$fuzz_build/meson-logs/testlog.json")
     for fuzzer in $(find "$fuzz_build" -name '*-fuzzer' -type f -executable | sort); do
       corpus=$(mktemp -d)

@@ -102,13 +102,13 @@ gfni_reg (uint64_t v)
 #define SMC_GFNI512_ROWS(NR)                                                        \
   __attribute__ ((target ("avx512f,avx512bw,gfni"))) static void                  \
   gfni512_rows##NR (int k, const uint64_t *mat, const uint8_t *const *in,          \
-                    uint8_t *const *out, size_t len)                                \
+                    uint8_t *const *out, size_t len, int add)                       \
   {                                                                                 \
     for (size_t i = 0; i < len; i += 64) {                                          \
       __mmask64 m = len - i >= 64 ? ~(__mmask64) 0 : (((__mmask64) 1 << (len - i)) - 1); \
       __m512i acc[NR];                                                              \
       for (int r = 0; r < NR; r++)                                                  \
-        acc[r] = _mm512_setzero_si512 ();                                           \
+        acc[r] = _mm512_maskz_loadu_epi8 (add ? m : 0, out[r] + i);                   \
       for (int c = 0; c < k; c++) {                                                 \
         __m512i x;                                                                  \
         if (i + 128 < len)                                                          \
@@ -129,12 +129,24 @@ SMC_GFNI512_ROWS (4)
 SMC_GFNI512_ROWS (5)
 SMC_GFNI512_ROWS (6)
 
+__attribute__ ((target ("avx512f,avx512bw,gfni"))) static void
+gfni512_muladd (uint8_t *dst, const uint8_t *src, uint64_t mat, size_t len)
+{
+  __m512i a = _mm512_set1_epi64 ((long long) mat);
+  for (size_t i = 0; i < len; i += 64) {
+    __mmask64 m = len - i >= 64 ? ~(__mmask64) 0 : (((__mmask64) 1 << (len - i)) - 1);
+    __m512i x = _mm512_maskz_loadu_epi8 (m, src + i), d = _mm512_maskz_loadu_epi8 (m, dst + i);
+    _mm512_mask_storeu_epi8 (dst + i, m, _mm512_xor_si512 (d, _mm512_gf2p8affine_epi64_epi8 (x, a, 0)));
+  }
+}
+
+/* k <= 256 inputs; add: out[r] ^= the combination, else out[r] = it */
 static void
-gfni512_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
-                 uint8_t *const *out, size_t len)
+gfni512_combine (int k, int rows, const uint8_t *coef, int stride, const uint8_t *const *in,
+                 uint8_t *const *out, size_t len, int add)
 {
   static void (*const fn[]) (int, const uint64_t *, const uint8_t *const *,
-                             uint8_t *const *, size_t) = {
+                             uint8_t *const *, size_t, int) = {
     gfni512_rows1, gfni512_rows2, gfni512_rows3, gfni512_rows4, gfni512_rows5, gfni512_rows6,
   };
   uint64_t mat[6 * 256];
@@ -142,8 +154,8 @@ gfni512_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
     int nr = rows - r0 < 6 ? rows - r0 : 6;
     for (int r = 0; r < nr; r++)
       for (int c = 0; c < k; c++)
-        mat[r * k + c] = gfni_mats[coef[(r0 + r) * k + c]];
-    fn[nr - 1] (k, mat, in, out + r0, len);
+        mat[r * k + c] = gfni_mats[coef[(size_t) (r0 + r) * stride + c]];
+    fn[nr - 1] (k, mat, in, out + r0, len, add);
   }
 }
 #endif
@@ -170,8 +182,8 @@ gf_init (void)
 #endif
 }
 
-static inline uint8_t smc_gf_mul (uint8_t a, uint8_t b) { return smc_gf_mul_tbl[a][b]; }
-static inline uint8_t smc_gf_inv (uint8_t a) { return a == 0 ? 0 : gf_exp[255 - gf_log[a]]; }
+static inline uint8_t gfm (uint8_t a, uint8_t b) { return smc_gf_mul_tbl[a][b]; }
+static inline uint8_t gfi (uint8_t a) { return a == 0 ? 0 : gf_exp[255 - gf_log[a]]; }
 
 int
 smc_fec_backend_available (int b)
@@ -249,32 +261,44 @@ smc_fec_select (const char *name)
   return NULL;
 }
 
-/* out[r] = sum_c coef[r*k + c] * in[c] */
+/* out[r] (^)= sum_c coef[r*stride + c] * in[c], c < k <= 256 */
 static void
-region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
-                uint8_t *const *out, size_t len)
+combine_slice (int k, int rows, const uint8_t *coef, int stride, const uint8_t *const *in,
+               uint8_t *const *out, size_t len, int add)
 {
   switch (effective_backend ()) {
 #ifdef HAVE_GFNI_KERNEL
   case SMC_FEC_GFNI512:
-    gfni512_combine (k, rows, coef, in, out, len);
+    gfni512_combine (k, rows, coef, stride, in, out, len, add);
     return;
   case SMC_FEC_GFNI256:
     for (int r = 0; r < rows; r++) {
-      memset (out[r], 0, len);
+      if (!add)
+        memset (out[r], 0, len);
       for (int c = 0; c < k; c++)
-        if (coef[r * k + c] != 0)
-          gfni_muladd (out[r], in[c], gfni_mats[coef[r * k + c]], len);
+        if (coef[(size_t) r * stride + c] != 0)
+          gfni_muladd (out[r], in[c], gfni_mats[coef[(size_t) r * stride + c]], len);
     }
     return;
 #endif
 #ifdef HAVE_ISAL
   case SMC_FEC_ISAL: {
-    uint8_t *tbl = malloc ((size_t) 32 * k * rows);
-    if (tbl != NULL) {
-      ec_init_tables (k, rows, (unsigned char *) coef, tbl);
-      ec_encode_data ((int) len, k, rows, tbl, (unsigned char **) in, (unsigned char **) out);
+    uint8_t *tbl = malloc ((size_t) 32 * k * rows), *dense = malloc ((size_t) k * rows);
+    uint8_t *tmp = add ? malloc ((size_t) rows * len) : NULL;
+    uint8_t *tout[256];
+    if (tbl != NULL && dense != NULL && (!add || tmp != NULL) && rows <= 256) {
+      for (int r = 0; r < rows; r++) {
+        memcpy (dense + (size_t) r * k, coef + (size_t) r * stride, (size_t) k);
+        tout[r] = add ? tmp + (size_t) r * len : out[r];
+      }
+      ec_init_tables (k, rows, dense, tbl);
+      ec_encode_data ((int) len, k, rows, tbl, (unsigned char **) in, tout);
+      for (int r = 0; r < rows && add; r++)
+        for (size_t i = 0; i < len; i++)
+          out[r][i] ^= tout[r][i];
       free (tbl);
+      free (dense);
+      free (tmp);
 #if defined(__x86_64__) && defined(__GNUC__)
       /* ISA-L's AVX code (it picks it when the CPU has AVX, which
        * VZEROUPPER needs too) returns with the upper halves of the vector
@@ -285,6 +309,9 @@ region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
 #endif
       return;
     }
+    free (tbl);
+    free (dense);
+    free (tmp);
     break;
   }
 #endif
@@ -293,11 +320,13 @@ region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
   }
   for (int r = 0; r < rows; r++) {
     uint8_t *o = out[r];
-    memset (o, 0, len);
+    if (!add)
+      memset (o, 0, len);
     for (int c = 0; c < k; c++) {
-      const uint8_t *t = smc_gf_mul_tbl[coef[r * k + c]];
+      uint8_t f = coef[(size_t) r * stride + c];
+      const uint8_t *t = smc_gf_mul_tbl[f];
       const uint8_t *s = in[c];
-      if (coef[r * k + c] == 0)
+      if (f == 0)
         continue;
       for (size_t i = 0; i < len; i++)
         o[i] ^= t[s[i]];
@@ -305,10 +334,85 @@ region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
   }
 }
 
+/* out[r] = sum_c coef[r*k + c] * in[c] */
+static void
+region_combine (int k, int rows, const uint8_t *coef, const uint8_t *const *in,
+                uint8_t *const *out, size_t len)
+{
+  combine_slice (k, rows, coef, k, in, out, len, 0);
+}
+
+void
+smc_gf_combine (size_t k, int rows, const uint8_t *coef, const uint8_t *const *in,
+                uint8_t *const *out, size_t len, int add)
+{
+  pthread_once (&gf_once, gf_init);
+  if (k == 0 && !add)
+    for (int r = 0; r < rows; r++)
+      memset (out[r], 0, len);
+  for (size_t c0 = 0; c0 < k; c0 += 256) {
+    int n = k - c0 < 256 ? (int) (k - c0) : 256;
+    uint8_t *slice = malloc ((size_t) rows * n);
+    if (slice == NULL)
+      abort ();
+    for (int r = 0; r < rows; r++)
+      memcpy (slice + (size_t) r * n, coef + (size_t) r * k + c0, (size_t) n);
+    combine_slice (n, rows, slice, n, in + c0, out, len, add || c0 > 0);
+    free (slice);
+  }
+}
+
+void
+smc_gf_muladd (uint8_t *dst, const uint8_t *src, uint8_t c, size_t len)
+{
+  pthread_once (&gf_once, gf_init);
+  if (c == 0)
+    return;
+#ifdef HAVE_GFNI_KERNEL
+  if (effective_backend () == SMC_FEC_GFNI512) {
+    gfni512_muladd (dst, src, gfni_mats[c], len);
+    return;
+  }
+  if (effective_backend () != SMC_FEC_TABLES && have_gfni ()) {
+    gfni_muladd (dst, src, gfni_mats[c], len);
+    return;
+  }
+#endif
+  {
+    const uint8_t *t = smc_gf_mul_tbl[c];
+    for (size_t i = 0; i < len; i++)
+      dst[i] ^= t[src[i]];
+  }
+}
+
+void
+smc_gf_scale (uint8_t *buf, uint8_t c, size_t len)
+{
+  const uint8_t *t;
+  pthread_once (&gf_once, gf_init);
+  t = smc_gf_mul_tbl[c];
+  for (size_t i = 0; i < len; i++)
+    buf[i] = t[buf[i]];
+}
+
+uint8_t
+smc_gf_mul (uint8_t a, uint8_t b)
+{
+  pthread_once (&gf_once, gf_init);
+  return smc_gf_mul_tbl[a][b];
+}
+
+uint8_t
+smc_gf_inv (uint8_t a)
+{
+  pthread_once (&gf_once, gf_init);
+  return a == 0 ? 0 : gf_exp[255 - gf_log[a]];
+}
+
 static inline uint8_t
 cauchy (int k, int j, int c)
 {
-  return smc_gf_inv ((uint8_t) ((k + j) ^ c));
+  return gfi ((uint8_t) ((k + j) ^ c));
 }
 
 int
@@ -352,18 +456,18 @@ smc_gf_invert (uint8_t *a, int e)
       uint8_t t = a[col * e + c]; a[col * e + c] = a[piv * e + c]; a[piv * e + c] = t;
       t = b[col * e + c]; b[col * e + c] = b[piv * e + c]; b[piv * e + c] = t;
     }
-    f = smc_gf_inv (a[col * e + col]);
+    f = gfi (a[col * e + col]);
     for (int c = 0; c < e; c++) {
-      a[col * e + c] = smc_gf_mul (a[col * e + c], f);
-      b[col * e + c] = smc_gf_mul (b[col * e + c], f);
+      a[col * e + c] = gfm (a[col * e + c], f);
+      b[col * e + c] = gfm (b[col * e + c], f);
     }
     for (int r = 0; r < e; r++) {
       uint8_t m = a[r * e + col];
       if (r == col || m == 0)
         continue;
       for (int c = 0; c < e; c++) {
-        a[r * e + c] ^= smc_gf_mul (m, a[col * e + c]);
-        b[r * e + c] ^= smc_gf_mul (m, b[col * e + c]);
+        a[r * e + c] ^= gfm (m, a[col * e + c]);
+        b[r * e + c] ^= gfm (m, b[col * e + c]);
       }
     }
   }
@@ -415,7 +519,7 @@ smc_fec_decode (int k, const uint8_t *const *src, int e, const uint8_t *pidx,
         for (int h = 0; h < nh; h++) {
           uint8_t acc = 0;
           for (int i = 0; i < e; i++)
-            acc ^= smc_gf_mul (a[r * e + i], cauchy (k, pidx[i], have[h]));
+            acc ^= gfm (a[r * e + i], cauchy (k, pidx[i], have[h]));
           coef[r * k + e + h] = acc;
         }
       }

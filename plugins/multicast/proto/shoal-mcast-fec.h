@@ -26,6 +26,17 @@ int smc_fec_encode (int k, const uint8_t *const *src, int j0, int rows,
 int smc_fec_decode (int k, const uint8_t *const *src, int e, const uint8_t *pidx,
                     const uint8_t *const *par, uint8_t *const *out, size_t len);
 
+/* GF(2^8) arithmetic for other codes (shoal-mcast-wc.h), on the backend
+ * below. smc_gf_combine: out[r] = sum_c coef[r*k + c] * in[c] for r < rows,
+ * any k (with add, out[r] ^= that sum). smc_gf_muladd: dst ^= c * src.
+ * smc_gf_scale: buf = c * buf. */
+void    smc_gf_combine (size_t k, int rows, const uint8_t *coef, const uint8_t *const *in,
+                        uint8_t *const *out, size_t len, int add);
+void    smc_gf_muladd (uint8_t *dst, const uint8_t *src, uint8_t c, size_t len);
+void    smc_gf_scale (uint8_t *buf, uint8_t c, size_t len);
+uint8_t smc_gf_mul (uint8_t a, uint8_t b);
+uint8_t smc_gf_inv (uint8_t a);
+
 /* Bulk arithmetic backends; all give the same bytes. AUTO takes the first
  * available of GFNI512 (AVX-512 + GFNI affine kernels, several output rows
  * per pass), ISAL (when built with ISA-L), GFNI256 (AVX2 + GFNI, one row at
