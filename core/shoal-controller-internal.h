@@ -31,6 +31,8 @@ typedef struct {
   gchar           *inventory_json;  /* cache for the store */
   gboolean         recheck_recipe;  /* an inventory came during the run: the
                                      * next step's end checks the recipe */
+  gchar           *uuid_key;        /* its key in by_uuid (the UUID in lower
+                                     * case), NULL when it has none */
 } DeviceRecord;
 
 typedef struct {
@@ -60,6 +62,10 @@ struct _ShoalController
 
   GHashTable        *devices;       /* id -> DeviceRecord* */
   GHashTable        *by_mac;        /* mac -> DeviceRecord* (unowned) */
+  GHashTable        *by_uuid;       /* uuid, lower case -> GPtrArray of
+                                     * DeviceRecord* (unowned): more than one
+                                     * only in a store written before UUIDs
+                                     * were unique */
   GHashTable        *by_token;      /* token -> DeviceRecord* (unowned) */
   GHashTable        *recipes;       /* name -> ShoalRecipe* */
   GHashTable        *pipelines;     /* name -> ShoalPipeline* */

@@ -69,6 +69,7 @@ device_record_free (DeviceRecord *rec)
   g_clear_object (&rec->pipeline);
   g_clear_object (&rec->device);
   g_free (rec->inventory_json);
+  g_free (rec->uuid_key);
   g_free (rec);
 }
 
@@ -89,6 +90,7 @@ shoal_controller_dispose (GObject *object)
   shoal_controller_set_recipe_loader (self, NULL, NULL, NULL);
   g_clear_pointer (&self->to_resume, g_ptr_array_unref);
   g_clear_pointer (&self->by_mac, g_hash_table_unref);
+  g_clear_pointer (&self->by_uuid, g_hash_table_unref);
   g_clear_pointer (&self->by_token, g_hash_table_unref);
   g_clear_pointer (&self->identity_noted, g_hash_table_unref);
   g_clear_pointer (&self->devices, g_hash_table_unref);
@@ -156,6 +158,8 @@ shoal_controller_init (ShoalController *self)
   self->devices = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                          (GDestroyNotify) device_record_free);
   self->by_mac = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->by_uuid = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) g_ptr_array_unref);
   self->by_token = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->identity_noted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
@@ -341,6 +345,59 @@ replace_token (DeviceRecord *rec)
   g_hash_table_replace (rec->controller->by_token, g_strdup (token), rec);
 }
 
+/* The UUID index (by_uuid): every device whose UUID is set, under that
+ * UUID in lower case, so that a look-up costs the same with a fleet of
+ * any size. Kept by add_record(), shoal_controller_remove_device() and
+ * notify::uuid (whoever sets it: the controller, a plugin). A store
+ * written before UUIDs were unique may give several devices one UUID:
+ * each is listed, and lookup_record_by_uuid() counts them */
+static void
+unindex_uuid (DeviceRecord *rec)
+{
+  GPtrArray *recs;
+
+  if (rec->uuid_key == NULL)
+    return;
+  recs = g_hash_table_lookup (rec->controller->by_uuid, rec->uuid_key);
+  if (recs != NULL)
+    {
+      g_ptr_array_remove_fast (recs, rec);
+      if (recs->len == 0)
+        g_hash_table_remove (rec->controller->by_uuid, rec->uuid_key);
+    }
+  g_clear_pointer (&rec->uuid_key, g_free);
+}
+
+static void
+index_uuid (DeviceRecord *rec)
+{
+  const gchar *uuid = shoal_device_get_uuid (rec->device);
+  g_autofree gchar *key = uuid != NULL && *uuid != '\0' ? g_ascii_strdown (uuid, -1) : NULL;
+  GPtrArray *recs;
+
+  if (g_strcmp0 (key, rec->uuid_key) == 0)
+    return;
+  unindex_uuid (rec);
+  if (key == NULL)
+    return;
+  recs = g_hash_table_lookup (rec->controller->by_uuid, key);
+  if (recs == NULL)
+    {
+      recs = g_ptr_array_new ();
+      g_hash_table_insert (rec->controller->by_uuid, g_strdup (key), recs);
+    }
+  g_ptr_array_add (recs, rec);
+  rec->uuid_key = g_steal_pointer (&key);
+}
+
+static void
+uuid_changed_cb (ShoalDevice  *device,
+                 GParamSpec   *pspec,
+                 DeviceRecord *rec)
+{
+  index_uuid (rec);
+}
+
 static DeviceRecord *
 add_record (ShoalController *self,
             ShoalDevice     *device)
@@ -355,6 +412,8 @@ add_record (ShoalController *self,
     g_hash_table_replace (self->by_mac, g_strdup (macs[i]), rec);
   if (shoal_device_get_token (device) != NULL)
     g_hash_table_replace (self->by_token, g_strdup (shoal_device_get_token (device)), rec);
+  index_uuid (rec);
+  g_signal_connect (device, "notify::uuid", G_CALLBACK (uuid_changed_cb), rec);
   g_signal_connect (device, "journal-entry", G_CALLBACK (journal_entry_cb), rec);
   g_signal_connect (device, "notify::inventory", G_CALLBACK (inventory_changed_cb), rec);
   g_signal_connect (device, "notify::instruction", G_CALLBACK (instruction_changed_cb), rec);
@@ -465,34 +524,32 @@ identity_uuid (const gchar *uuid)
   return uuid;
 }
 
-/* The device whose UUID is @uuid; @n_found tells how many have it (more
- * than one only in a store written before UUIDs were unique) */
+/* The device whose UUID is @uuid (in any case), from the index; @n_found
+ * tells how many have it (more than one only in a store written before
+ * UUIDs were unique: then the one of them with the smallest id) */
 static DeviceRecord *
 lookup_record_by_uuid (ShoalController *self,
                        const gchar     *uuid,
                        guint           *n_found)
 {
+  g_autofree gchar *key = NULL;
   DeviceRecord *found = NULL;
-  GHashTableIter iter;
-  gpointer value;
+  GPtrArray *recs;
 
   *n_found = 0;
   if (uuid == NULL || *uuid == '\0')
     return NULL;
-  g_hash_table_iter_init (&iter, self->devices);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  key = g_ascii_strdown (uuid, -1);
+  recs = g_hash_table_lookup (self->by_uuid, key);
+  for (guint i = 0; recs != NULL && i < recs->len; i++)
     {
-      DeviceRecord *rec = value;
-      const gchar *have = shoal_device_get_uuid (rec->device);
+      DeviceRecord *rec = g_ptr_array_index (recs, i);
 
-      if (have != NULL && g_ascii_strcasecmp (uuid, have) == 0)
-        {
-          (*n_found)++;
-          if (found == NULL ||
-              g_strcmp0 (shoal_device_get_id (rec->device), shoal_device_get_id (found->device)) < 0)
-            found = rec;
-        }
+      if (found == NULL ||
+          g_strcmp0 (shoal_device_get_id (rec->device), shoal_device_get_id (found->device)) < 0)
+        found = rec;
     }
+  *n_found = recs != NULL ? recs->len : 0;
   return found;
 }
 
@@ -1440,6 +1497,7 @@ shoal_controller_remove_device (ShoalController  *self,
     g_hash_table_remove (self->by_mac, *mac);
   if (shoal_device_get_token (device) != NULL)
     g_hash_table_remove (self->by_token, shoal_device_get_token (device));
+  unindex_uuid (rec);
   g_ptr_array_remove (self->to_resume, rec);
   g_hash_table_remove (self->devices, id);
   shoal_store_delete_device (self->store, shoal_device_get_id (device));

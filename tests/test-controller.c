@@ -1826,6 +1826,111 @@ test_controller_seen_identity (Fixture       *fixture,
   g_assert_nonnull (strstr (note4, "uuid " UUID_3 " recorded"));
 }
 
+/* @controller's answer to a machine booting with @mac and @uuid: the
+ * device, or NULL with the refusal's message in @message */
+static ShoalDevice *
+seen_or_refused (ShoalController  *controller,
+                 const gchar      *mac,
+                 const gchar      *uuid,
+                 gchar           **message)
+{
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_device_seen (controller, mac, uuid, "dhcp", &error);
+
+  g_clear_pointer (message, g_free);
+  if (device == NULL)
+    {
+      g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+      *message = g_strdup (error->message);
+    }
+  return device;
+}
+
+/* UUID look-ups follow every change of a device's UUID (whoever sets it),
+ * its removal, and UUIDs that several devices have (a store written
+ * before UUIDs were unique): such a UUID names none of them, as before
+ * look-ups were indexed, until one is left */
+static void
+test_controller_uuid_index (Fixture       *fixture,
+                            gconstpointer  data)
+{
+#define U_A "aaaaaaaa-0000-4000-8000-00000000000a"
+#define U_B "bbbbbbbb-0000-4000-8000-00000000000b"
+#define U_C "cccccccc-0000-4000-8000-00000000000c"
+  const gchar *macs_a[] = { "52:54:00:00:50:01", NULL };
+  const gchar *macs_b[] = { "52:54:00:00:50:02", NULL };
+  const gchar *macs_c[] = { "52:54:00:00:50:03", NULL };
+  const gchar *macs_d[] = { "52:54:00:00:50:04", NULL };
+  g_autoptr(ShoalController) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *refusal = NULL;
+  ShoalController *controller = fixture->controller;
+  ShoalDevice *a, *b, *c;
+
+  a = shoal_controller_enroll_device (controller, "a", macs_a, U_A, &error);
+  b = shoal_controller_enroll_device (controller, "b", macs_b, U_B, &error);
+  c = shoal_controller_enroll_device (controller, "c", macs_c, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (controller, U_A) == a);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (controller, "AAAAAAAA-0000-4000-8000-00000000000A") == a);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (controller, U_B) == b);
+  g_assert_null (shoal_controller_lookup_device_by_uuid (controller, U_C));
+
+  /* a's UUID changes (as a plugin may set it): the old one names nobody */
+  shoal_device_set_uuid (a, "CCCCCCCC-0000-4000-8000-00000000000C");
+  g_assert_null (shoal_controller_lookup_device_by_uuid (controller, U_A));
+  g_assert_true (shoal_controller_lookup_device_by_uuid (controller, U_C) == a);
+  g_assert_true (seen_or_refused (controller, macs_a[0], U_C, &refusal) == a);
+  g_assert_nonnull (shoal_controller_enroll_device (controller, "d", macs_d, U_A, &error));
+  g_assert_no_error (error);
+
+  /* c gets b's UUID, in upper case: two devices have it, it names neither */
+  shoal_device_set_uuid (c, "BBBBBBBB-0000-4000-8000-00000000000B");
+  g_assert_null (shoal_controller_lookup_device_by_uuid (controller, U_B));
+  g_assert_null (seen_or_refused (controller, macs_b[0], U_B, &refusal));
+  g_assert_nonnull (strstr (refusal, "2 devices have this UUID (one of them b)"));
+  g_assert_null (shoal_controller_enroll_device (controller, "e", NULL, U_B, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_EXISTS);
+  g_assert_nonnull (strstr (error->message, "already belongs to device b"));
+  g_clear_error (&error);
+  /* c's UUID goes: b is the only one again */
+  shoal_device_set_uuid (c, NULL);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (controller, U_B) == b);
+  g_assert_true (seen_or_refused (controller, macs_b[0], U_B, &refusal) == b);
+
+  /* a store that holds the UUID twice (c's row written with it, as before
+   * UUIDs were unique); a's row gets its new UUID */
+  shoal_device_set_uuid (c, "BBBBBBBB-0000-4000-8000-00000000000B");
+  g_assert_true (shoal_controller_set_boot_action (controller, c, SHOAL_BOOT_ACTION_IGNORE, "test", NULL, &error));
+  g_assert_true (shoal_controller_set_boot_action (controller, a, SHOAL_BOOT_ACTION_IGNORE, "test", NULL, &error));
+  g_assert_no_error (error);
+  shoal_controller_close (controller);
+  again = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (again, &error));
+  g_assert_no_error (error);
+  b = shoal_controller_lookup_device (again, "b");
+  g_assert_nonnull (b);
+  g_assert_null (shoal_controller_lookup_device_by_uuid (again, U_B));
+  g_assert_null (seen_or_refused (again, macs_c[0], U_B, &refusal));
+  g_assert_nonnull (strstr (refusal, "2 devices have this UUID (one of them b)"));
+  g_assert_true (shoal_controller_lookup_device_by_uuid (again, U_C) == shoal_controller_lookup_device (again, "a"));
+  /* a device removed no longer counts, and is no longer found */
+  g_assert_true (shoal_controller_remove_device (again, "c", &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (again, U_B) == b);
+  g_assert_true (shoal_controller_remove_device (again, "b", &error));
+  g_assert_no_error (error);
+  g_assert_null (shoal_controller_lookup_device_by_uuid (again, U_B));
+  /* its UUID is free to enrol again */
+  g_assert_nonnull (shoal_controller_enroll_device (again, "b2", macs_b, U_B, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_lookup_device_by_uuid (again, U_B) == shoal_controller_lookup_device (again, "b2"));
+  shoal_controller_close (again);
+#undef U_A
+#undef U_B
+#undef U_C
+}
+
 #define INV_RECIPE(name, extra) \
   "{\"name\": \"" name "\", " extra " \"steps\": [" \
   " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": 300, \"max-ms\": 300, \"phase\": \"inventory\"}}," \
@@ -1934,6 +2039,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/uuid-unique", test_controller_uuid_unique);
   ADD ("/shoal/controller/seen-identity", test_controller_seen_identity);
   ADD ("/shoal/controller/uuid-malformed", test_controller_uuid_malformed);
+  ADD ("/shoal/controller/uuid-index", test_controller_uuid_index);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
   ADD ("/shoal/controller/state-dir-lock", test_controller_state_dir_lock);
