@@ -1457,6 +1457,97 @@ shoal_controller_set_boot_action (ShoalController  *self,
 }
 
 /**
+ * shoal_controller_remove_mac:
+ * @self: a controller
+ * @device: a device
+ * @mac: one of its MAC addresses (six hex pairs separated by colons, in
+ *   either case)
+ * @source: what asked for it, for the journal ("dbus")
+ * @requester: (nullable): who asked for it, for the journal
+ * @error: return location for a #GError
+ *
+ * Takes @mac off @device, as an operator does when a NIC the device
+ * collected (it booted from it) went into another machine: from then on
+ * a machine that boots from @mac is not this device (with a UUID it is
+ * the UUID's device, which records the MAC; without one, a new device).
+ * Journaled on @device and recorded in the store in one transition,
+ * durable once the next commit completes. A device may be left without
+ * MAC addresses, as it may be enrolled without them. Fails with
+ * %SHOAL_ERROR_INVALID_ARGUMENT for something that is not a MAC address,
+ * %SHOAL_ERROR_NOT_FOUND when @device does not have @mac, and
+ * %SHOAL_ERROR_BUSY while @device runs a deployment (which may be booting
+ * from that NIC): cancel it first.
+ *
+ * Returns: %TRUE if @mac was removed
+ */
+gboolean
+shoal_controller_remove_mac (ShoalController  *self,
+                             ShoalDevice      *device,
+                             const gchar      *mac,
+                             const gchar      *source,
+                             const gchar      *requester,
+                             GError          **error)
+{
+  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
+  g_autofree gchar *lower = NULL;
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto(GStrv) macs = NULL;
+  g_autofree gchar *left = NULL;
+  const gchar *id;
+  DeviceRecord *owner;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (source != NULL, FALSE);
+  if (rec == NULL)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("unknown device"));
+      return FALSE;
+    }
+  id = shoal_device_get_id (device);
+  lower = mac != NULL ? g_ascii_strdown (mac, -1) : NULL;
+  if (!valid_mac (lower))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                   _("“%s” is not a MAC address (expected six hex pairs separated by colons)"),
+                   mac != NULL ? mac : "");
+      return FALSE;
+    }
+  if (!shoal_device_has_mac (device, lower))
+    {
+      owner = g_hash_table_lookup (self->by_mac, lower);
+      if (owner != NULL)
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("device %s has no MAC %s (device %s has it)"),
+                     id, lower, shoal_device_get_id (owner->device));
+      else
+        g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("device %s has no MAC %s"), id, lower);
+      return FALSE;
+    }
+  if (shoal_device_state_is_active (shoal_device_get_state (device)))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   _("device %s is being deployed (%s): cancel it first with shoalctl cancel %s"),
+                   id, shoal_device_state_to_string (shoal_device_get_state (device)), id);
+      return FALSE;
+    }
+  for (const gchar * const *have = shoal_device_get_macs (device); *have != NULL; have++)
+    if (g_strcmp0 (*have, lower) != 0)
+      g_strv_builder_add (builder, *have);
+  macs = g_strv_builder_end (builder);
+  left = g_strjoinv (", ", macs);
+  TRANSITION_BEGIN (self);
+  shoal_device_set_macs (device, (const gchar * const *) macs);
+  if (g_hash_table_lookup (self->by_mac, lower) == rec)
+    g_hash_table_remove (self->by_mac, lower);
+  shoal_device_log (device, source, "identity", SHOAL_JOURNAL_RESULT_OK,
+                    "MAC %s removed%s%s: a machine booting from it is no longer this device; MACs left: %s",
+                    lower, requester != NULL ? " by " : "", requester != NULL ? requester : "",
+                    *left != '\0' ? left : "none");
+  shoal_controller_persist (rec);
+  TRANSITION_END (self);
+  return TRUE;
+}
+
+/**
  * shoal_controller_remove_device:
  * @self: a controller
  * @id: a device id

@@ -56,6 +56,12 @@ ShoalDevice     *shoal_controller_enroll_device  (ShoalController     *self,
                                                   const gchar * const *macs,
                                                   const gchar         *uuid,
                                                   GError             **error);
+gboolean         shoal_controller_remove_mac     (ShoalController     *self,
+                                                  ShoalDevice         *device,
+                                                  const gchar         *mac,
+                                                  const gchar         *source,
+                                                  const gchar         *requester,
+                                                  GError             **error);
 gboolean         shoal_controller_remove_device  (ShoalController     *self,
                                                   const gchar         *id,
                                                   GError             **error);

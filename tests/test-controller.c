@@ -1846,6 +1846,45 @@ seen_or_refused (ShoalController  *controller,
   return device;
 }
 
+/* A NIC that a device collected (it booted from it) went into another
+ * machine: the two machines' boots conflict until the operator takes the
+ * MAC off the first device; then the other machine's device records it */
+static void
+test_controller_remove_mac (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  const gchar *macs1[] = { "52:54:00:00:55:01", "52:54:00:00:55:02", NULL };
+  const gchar *macs2[] = { "52:54:00:00:55:03", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *refusal = NULL;
+  g_autofree gchar *note = NULL;
+  ShoalDevice *k1, *k2;
+
+  k1 = shoal_controller_enroll_device (fixture->controller, "k1", macs1, UUID_1, &error);
+  k2 = shoal_controller_enroll_device (fixture->controller, "k2", macs2, UUID_2, &error);
+  g_assert_no_error (error);
+  /* machine 2 boots from the NIC that was machine 1's */
+  g_assert_null (seen_or_refused (fixture->controller, "52:54:00:00:55:02", UUID_2, &refusal));
+  g_assert_nonnull (strstr (refusal, "the MAC belongs to device k1, the UUID to device k2"));
+
+  g_assert_false (shoal_controller_remove_mac (fixture->controller, k1, "52:54:00:00:55:03", "test", NULL, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_true (shoal_controller_remove_mac (fixture->controller, k1, "52:54:00:00:55:02", "test", "operator", &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length ((gchar **) shoal_device_get_macs (k1)), ==, 1);
+  g_assert_null (shoal_controller_lookup_device_by_mac (fixture->controller, "52:54:00:00:55:02"));
+  note = last_entry (fixture, k1, "identity");
+  g_assert_cmpstr (note, ==, "MAC 52:54:00:00:55:02 removed by operator: a machine booting from it is no "
+                             "longer this device; MACs left: 52:54:00:00:55:01");
+
+  /* now machine 2 is k2, which records the NIC; machine 1 is still k1 */
+  g_assert_true (seen_or_refused (fixture->controller, "52:54:00:00:55:02", UUID_2, &refusal) == k2);
+  g_assert_true (shoal_device_has_mac (k2, "52:54:00:00:55:02"));
+  g_assert_true (shoal_controller_lookup_device_by_mac (fixture->controller, "52:54:00:00:55:02") == k2);
+  g_assert_true (seen_or_refused (fixture->controller, "52:54:00:00:55:01", UUID_1, &refusal) == k1);
+}
+
 /* UUID look-ups follow every change of a device's UUID (whoever sets it),
  * its removal, and UUIDs that several devices have (a store written
  * before UUIDs were unique): such a UUID names none of them, as before
@@ -2040,6 +2079,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/seen-identity", test_controller_seen_identity);
   ADD ("/shoal/controller/uuid-malformed", test_controller_uuid_malformed);
   ADD ("/shoal/controller/uuid-index", test_controller_uuid_index);
+  ADD ("/shoal/controller/remove-mac", test_controller_remove_mac);
   ADD ("/shoal/controller/reopen", test_controller_reopen);
   ADD ("/shoal/controller/stored-recipes", test_controller_stored_recipes);
   ADD ("/shoal/controller/state-dir-lock", test_controller_state_dir_lock);

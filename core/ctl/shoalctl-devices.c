@@ -540,22 +540,43 @@ shoalctl_cmd_cancel (ShoalCtl *ctl, gchar **args, GError **error)
   return run_on_devices (ctl, args, FALSE, error);
 }
 
-gboolean
-shoalctl_cmd_boot_action (ShoalCtl *ctl, gchar **args, GError **error)
+/* calls @method (@arg) of device @id's object */
+static gboolean
+call_device_method (ShoalCtl     *ctl,
+                    const gchar  *id,
+                    const gchar  *method,
+                    const gchar  *arg,
+                    GError      **error)
 {
-  g_autofree gchar *path = NULL;
+  g_autofree gchar *path = shoalctl_device_path (id);
   g_autoptr(GVariant) reply = NULL;
   GError *error_local = NULL;
 
-  if (!shoalctl_check_args (args, 2, 2, "boot-action <id> <deploy|local|ignore>", error))
-    return FALSE;
-  path = shoalctl_device_path (args[0]);
   reply = g_dbus_connection_call_sync (ctl->connection, SHOALCTL_BUS_NAME, path,
-                                       SHOALCTL_DEVICE_IFACE, "SetBootAction",
-                                       g_variant_new ("(s)", args[1]), NULL,
+                                       SHOALCTL_DEVICE_IFACE, method,
+                                       g_variant_new ("(s)", arg), NULL,
                                        G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error_local);
   if (reply == NULL)
-    return shoalctl_device_error (args[0], error, error_local);
+    return shoalctl_device_error (id, error, error_local);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_boot_action (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  if (!shoalctl_check_args (args, 2, 2, "boot-action <id> <deploy|local|ignore>", error) ||
+      !call_device_method (ctl, args[0], "SetBootAction", args[1], error))
+    return FALSE;
   g_print (_("Boot action of %s set to %s\n"), args[0], args[1]);
+  return TRUE;
+}
+
+gboolean
+shoalctl_cmd_remove_mac (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  if (!shoalctl_check_args (args, 2, 2, "remove-mac <id> <mac>", error) ||
+      !call_device_method (ctl, args[0], "RemoveMac", args[1], error))
+    return FALSE;
+  g_print (_("MAC %s removed from %s\n"), args[1], args[0]);
   return TRUE;
 }

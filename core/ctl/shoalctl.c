@@ -25,6 +25,7 @@ static const struct
   { "assign", shoalctl_cmd_assign, "<recipe|--auto> <id...|--all>", N_("Assign a recipe") },
   { "deploy", shoalctl_cmd_deploy, "<id...|--all>", N_("Start deployments") },
   { "cancel", shoalctl_cmd_cancel, "<id...|--all>", N_("Cancel deployments") },
+  { "remove-mac", shoalctl_cmd_remove_mac, "<id> <mac>", N_("Take a MAC address off a device (its NIC went into another machine); a device being deployed must be cancelled first") },
   { "boot-action", shoalctl_cmd_boot_action, "<id> <deploy|local|ignore>", N_("Set what a device's next network boot does") },
   { "log", shoalctl_cmd_log, "<id> [--follow] [--until-done]", N_("Show a device's journal") },
   { "watch", shoalctl_cmd_watch, "[--until-done]", N_("Watch every device live") },

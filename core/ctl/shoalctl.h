@@ -91,6 +91,7 @@ gboolean    shoalctl_cmd_assign           (ShoalCtl *ctl, gchar **args, GError *
 gboolean    shoalctl_cmd_deploy           (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_cancel           (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_boot_action      (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_remove_mac       (ShoalCtl *ctl, gchar **args, GError **error);
 
 /* shoalctl-log.c */
 gboolean    shoalctl_cmd_log              (ShoalCtl *ctl, gchar **args, GError **error);

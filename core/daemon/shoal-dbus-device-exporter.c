@@ -284,6 +284,32 @@ shoal_dbus_device_exporter_handle_set_boot_action (ShoalDBusDevice       *skelet
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+shoal_dbus_device_exporter_handle_remove_mac (ShoalDBusDevice       *skeleton,
+                                              GDBusMethodInvocation *invocation,
+                                              const gchar           *mac_arg)
+{
+  ShoalDBusDeviceExporter *self = SHOAL_DBUS_DEVICE_EXPORTER (skeleton);
+  g_autofree gchar *mac = shoal_dbus_normalize_mac (mac_arg);
+  g_autoptr(GError) error = NULL;
+
+  if (mac == NULL)
+    {
+      g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR,
+                                             SHOAL_ERROR_INVALID_ARGUMENT,
+                                             _("mac: “%s” is not a MAC address"), mac_arg);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (!shoal_controller_remove_mac (self->controller, self->device, mac, "dbus",
+                                    g_dbus_method_invocation_get_sender (invocation), &error))
+    {
+      shoal_dbus_return_error (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  shoal_dbus_device_exporter_commit_and_return (self, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 static void
 shoal_dbus_device_exporter_iface_init (ShoalDBusDeviceIface *iface)
 {
@@ -291,6 +317,7 @@ shoal_dbus_device_exporter_iface_init (ShoalDBusDeviceIface *iface)
   iface->handle_deploy = shoal_dbus_device_exporter_handle_deploy;
   iface->handle_cancel = shoal_dbus_device_exporter_handle_cancel;
   iface->handle_set_boot_action = shoal_dbus_device_exporter_handle_set_boot_action;
+  iface->handle_remove_mac = shoal_dbus_device_exporter_handle_remove_mac;
 }
 
 /**

@@ -119,30 +119,6 @@ device_id_is_valid (const gchar *id)
   return TRUE;
 }
 
-/* returns the MAC in lower case with colons, or NULL if it is not one */
-static gchar *
-normalize_mac (const gchar *mac)
-{
-  g_autoptr(GString) out = g_string_sized_new (17);
-
-  if (strlen (mac) != 17)
-    return NULL;
-  for (guint i = 0; i < 17; i++)
-    {
-      if (i % 3 == 2)
-        {
-          if (mac[i] != ':' && mac[i] != '-')
-            return NULL;
-          g_string_append_c (out, ':');
-          continue;
-        }
-      if (!g_ascii_isxdigit (mac[i]))
-        return NULL;
-      g_string_append_c (out, g_ascii_tolower (mac[i]));
-    }
-  return g_string_free (g_steal_pointer (&out), FALSE);
-}
-
 typedef struct
 {
   GVariant     *tuple;  /* owns the strings below */
@@ -190,7 +166,7 @@ check_enroll_entry (ShoalDBusManagerExporter *self,
     }
   for (guint i = 0; macs[i] != NULL; i++)
     {
-      gchar *mac = normalize_mac (macs[i]);
+      gchar *mac = shoal_dbus_normalize_mac (macs[i]);
 
       ShoalDevice *owner;
 

@@ -22,6 +22,37 @@ shoal_dbus_device_path (const gchar *id)
 }
 
 /**
+ * shoal_dbus_normalize_mac:
+ * @mac: a MAC address as a caller gave it: six hex pairs separated by
+ *   colons or dashes, in either case
+ *
+ * Returns: (transfer full) (nullable): @mac in lower case with colons, or
+ *   %NULL if it is not a MAC address
+ */
+gchar *
+shoal_dbus_normalize_mac (const gchar *mac)
+{
+  g_autoptr(GString) out = g_string_sized_new (17);
+
+  if (strlen (mac) != 17)
+    return NULL;
+  for (guint i = 0; i < 17; i++)
+    {
+      if (i % 3 == 2)
+        {
+          if (mac[i] != ':' && mac[i] != '-')
+            return NULL;
+          g_string_append_c (out, ':');
+          continue;
+        }
+      if (!g_ascii_isxdigit (mac[i]))
+        return NULL;
+      g_string_append_c (out, g_ascii_tolower (mac[i]));
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/**
  * shoal_dbus_return_error:
  * @invocation: a method call
  * @error: what went wrong

@@ -42,6 +42,7 @@ G_BEGIN_DECLS
 typedef void (*ShoalDBusBeforeReplyFunc) (gpointer user_data);
 
 gchar   *shoal_dbus_device_path          (const gchar             *id);
+gchar   *shoal_dbus_normalize_mac        (const gchar             *mac);
 void     shoal_dbus_commit_and_return    (ShoalController         *controller,
                                           GDBusMethodInvocation   *invocation,
                                           GVariant                *reply,

@@ -542,6 +542,117 @@ test_dbus_boot_action_restart (void)
   g_assert_cmpuint (n_set, ==, 1);
 }
 
+static GError *
+call_remove_mac (ShoalTestDaemon *td, const gchar *path, const gchar *mac)
+{
+  g_autoptr(GVariant) reply = NULL;
+  GError *error = NULL;
+
+  reply = g_dbus_connection_call_sync (td->connection, "org.shoal.Shoal1", path, DEVICE_IFACE,
+                                       "RemoveMac", g_variant_new ("(s)", mac), NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  return error;
+}
+
+/* the device's MAC addresses, joined with spaces */
+static gchar *
+get_macs (ShoalTestDaemon *td, const gchar *path)
+{
+  g_autoptr(GVariant) value = get_property (td, path, DEVICE_IFACE, "Macs");
+  g_autofree const gchar **macs = g_variant_get_strv (value, NULL);
+
+  return g_strjoinv (" ", (gchar **) macs);
+}
+
+/* RemoveMac takes a MAC off a device (a NIC moved to another machine):
+ * journaled, durable before it returns, the MAC free for another device;
+ * a bad MAC, one the device does not have, a device being deployed are
+ * refused with named errors; the last MAC may go, as a device may be
+ * enrolled without one */
+static void
+test_dbus_remove_mac (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) entries = NULL;
+  g_auto(GStrv) paths = NULL;
+  g_auto(GStrv) more = NULL;
+  g_autofree gchar *macs = NULL;
+  const gchar *busy[] = { "rm-2", NULL };
+  guint n_removed = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_new_parsed (
+      "[('rm-1', ['52:54:00:aa:00:01', '52:54:00:aa:00:02'], 'aaaaaaaa-0000-4000-8000-00000000000a'),"
+      " ('rm-2', ['52:54:00:aa:00:03'], '')]"), &paths, NULL, &error);
+  g_assert_no_error (error);
+
+  /* as EnrollDevices takes MACs: dashes, either case */
+  error = call_remove_mac (td, paths[0], "52-54-00-AA-00-02");
+  g_assert_no_error (error);
+  macs = get_macs (td, paths[0]);
+  g_assert_cmpstr (macs, ==, "52:54:00:aa:00:01");
+  entries = get_journal (td, paths[0], 0);
+  for (guint i = 0; i < g_variant_n_children (entries); i++)
+    {
+      const gchar *source, *op, *result, *message;
+
+      g_variant_get_child (entries, i, "(tx&s&s&s&s)", NULL, NULL, &source, &op, &result, &message);
+      if (g_strcmp0 (op, "identity") != 0)
+        continue;
+      g_test_message ("journal: %s", message);
+      g_assert_cmpstr (source, ==, "dbus");
+      g_assert_cmpstr (result, ==, "ok");
+      g_assert_true (g_str_has_prefix (message, "MAC 52:54:00:aa:00:02 removed by :"));
+      g_assert_nonnull (strstr (message, "MACs left: 52:54:00:aa:00:01"));
+      n_removed++;
+    }
+  g_assert_cmpuint (n_removed, ==, 1);
+
+  error = call_remove_mac (td, paths[0], "zz");
+  assert_error (error, SHOAL_ERROR_INVALID_ARGUMENT, "mac: “zz” is not a MAC address");
+  g_clear_error (&error);
+  error = call_remove_mac (td, paths[0], "52:54:00:aa:00:02");
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, "device rm-1 has no MAC 52:54:00:aa:00:02");
+  g_clear_error (&error);
+  error = call_remove_mac (td, paths[0], "52:54:00:aa:00:03");
+  assert_error (error, SHOAL_ERROR_NOT_FOUND, "(device rm-2 has it)");
+  g_clear_error (&error);
+
+  /* the MAC is free: another device may have it */
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_new_parsed (
+      "[('rm-3', ['52:54:00:aa:00:02'], '')]"), &more, NULL, &error);
+  g_assert_no_error (error);
+
+  /* a device being deployed may be booting from that NIC */
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, busy, "slow-sim", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, busy, NULL, &error);
+  g_assert_no_error (error);
+  error = call_remove_mac (td, paths[1], "52:54:00:aa:00:03");
+  assert_error (error, SHOAL_ERROR_BUSY, "shoalctl cancel rm-2");
+  g_clear_error (&error);
+  shoal_dbus_manager_call_cancel_sync (td->manager, busy, NULL, &error);
+  g_assert_no_error (error);
+  error = call_remove_mac (td, paths[1], "52:54:00:aa:00:03");
+  g_assert_no_error (error);
+
+  /* durable before it returned; the last MAC may go too */
+  shoal_test_daemon_kill (td);
+  shoal_test_daemon_start (td, FALSE);
+  g_clear_pointer (&macs, g_free);
+  macs = get_macs (td, paths[0]);
+  g_assert_cmpstr (macs, ==, "52:54:00:aa:00:01");
+  g_clear_pointer (&macs, g_free);
+  macs = get_macs (td, paths[1]);
+  g_assert_cmpstr (macs, ==, "");
+  error = call_remove_mac (td, paths[0], "52:54:00:aa:00:01");
+  g_assert_no_error (error);
+  g_clear_pointer (&macs, g_free);
+  macs = get_macs (td, paths[0]);
+  g_assert_cmpstr (macs, ==, "");
+}
+
 typedef struct {
   ShoalTestDaemon *td;
   WaitState       *ws;
@@ -1042,11 +1153,14 @@ test_dbus_unauthorized (void)
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_as_nobody (td, paths[0], "org.shoal.Shoal1.Device.Deploy", NULL, &err), !=, 0);
   g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, paths[0], "org.shoal.Shoal1.Device.RemoveMac", "'52:54:00:00:00:01'", &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
 
   shoal_dbus_manager_call_get_stats_sync (td->manager, &stats, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_variant_lookup (stats, "denied-calls", "t", &denied));
-  g_assert_cmpuint (denied, ==, 2);
+  g_assert_cmpuint (denied, ==, 3);
   count = get_property (td, "/org/shoal/Shoal1", "org.shoal.Shoal1.Manager", "DeviceCount");
   g_assert_cmpuint (g_variant_get_uint32 (count), ==, 1);
 }
@@ -1931,6 +2045,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/enroll-batch", test_dbus_enroll_batch);
   g_test_add_func ("/shoal/dbus/enroll-uuid-unique", test_dbus_enroll_uuid_unique);
   g_test_add_func ("/shoal/dbus/boot-action-restart", test_dbus_boot_action_restart);
+  g_test_add_func ("/shoal/dbus/remove-mac", test_dbus_remove_mac);
   g_test_add_func ("/shoal/dbus/bad-arguments", test_dbus_bad_arguments);
   g_test_add_func ("/shoal/dbus/call-order", test_dbus_call_order);
   g_test_add_func ("/shoal/dbus/deploy", test_dbus_deploy);

@@ -74,6 +74,8 @@ test_shoalctl_errors (void)
   assert_has (ctl.err, "shoalctl: No device “nope”");
   g_assert_cmpint (ctl_run (&ctl, "boot-action", "nope", "local", NULL), ==, 1);
   assert_has (ctl.err, "shoalctl: No device “nope”");
+  g_assert_cmpint (ctl_run (&ctl, "remove-mac", "nope", "52:54:00:12:34:56", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: No device “nope”");
   g_assert_cmpint (ctl_run (&ctl, "deploy", NULL), ==, 1);
   assert_has (ctl.err, "--all");
   g_assert_cmpint (ctl_run (&ctl, "recipe-sync", NULL), ==, 1);
@@ -169,6 +171,18 @@ test_shoalctl_fleet (void)
   g_assert_cmpint (ctl_run (&ctl, "boot-action", "one", "ignore", NULL), ==, 0);
   g_assert_cmpint (ctl_run (&ctl, "show", "one", NULL), ==, 0);
   assert_has (ctl.out, "ignore");
+  /* a NIC gone to another machine */
+  g_assert_cmpint (ctl_run (&ctl, "enroll", "two", "--mac", "52:54:00:12:34:57", "--mac", "52:54:00:12:34:58", NULL), ==, 0);
+  g_assert_cmpint (ctl_run (&ctl, "remove-mac", "two", "52:54:00:12:34:58", NULL), ==, 0);
+  assert_has (ctl.out, "MAC 52:54:00:12:34:58 removed from two");
+  g_assert_cmpint (ctl_run (&ctl, "show", "two", NULL), ==, 0);
+  assert_has (ctl.out, "52:54:00:12:34:57");
+  g_assert_null (strstr (ctl.out, "52:54:00:12:34:58"));
+  g_assert_cmpint (ctl_run (&ctl, "log", "two", NULL), ==, 0);
+  assert_has (ctl.out, "MAC 52:54:00:12:34:58 removed by");
+  g_assert_cmpint (ctl_run (&ctl, "remove-mac", "two", "52:54:00:12:34:58", NULL), ==, 1);
+  assert_has (ctl.err, "shoalctl: device two has no MAC 52:54:00:12:34:58");
+  g_assert_cmpint (ctl_run (&ctl, "remove", "two", NULL), ==, 0);
   g_assert_cmpint (ctl_run (&ctl, "remove", "one", NULL), ==, 0);
   g_assert_cmpint (ctl_run (&ctl, "devices", NULL), ==, 0);
   assert_has (ctl.out, "5 devices");
