@@ -270,9 +270,13 @@ step_done (ShoalController *self,
       shoal_controller_fail_device (rec, step_id, error);
       return;
     }
-  if (rec->recheck_recipe && !shoal_controller_recheck_recipe (rec))
-    return;
+  /* a change of recipe is durable with the step it follows, or not at all */
   TRANSITION_BEGIN (self);
+  if (rec->recheck_recipe && !shoal_controller_recheck_recipe (rec))
+    {
+      TRANSITION_END (self);
+      return;
+    }
   rec->step_index++;
   shoal_device_log (rec->device, step_id, "step-finished", SHOAL_JOURNAL_RESULT_OK,
                     "step %s (%s) finished", step_id,

@@ -684,12 +684,74 @@ recipe_has_criteria (ShoalRecipe *recipe)
   return match != NULL && (json_object_has_member (match, "macs") || json_object_has_member (match, "inventory"));
 }
 
+/* Why @rec cannot go on with @pipeline after the step it has just
+ * finished (rec->step_index of rec->pipeline), or NULL when it can: the
+ * steps it ran must be @pipeline's first steps too, the same steps under
+ * the same ids, so that what they did (the boot, the inventory) stands
+ * and the step number means the same in both */
+static gchar *
+steps_done_differ (DeviceRecord  *rec,
+                   ShoalPipeline *pipeline)
+{
+  ShoalPipeline *ran = rec->pipeline;
+
+  if (shoal_pipeline_get_n_steps (pipeline) <= rec->step_index)
+    return g_strdup_printf ("it has %u steps, this deployment ran %u",
+                            shoal_pipeline_get_n_steps (pipeline), rec->step_index + 1);
+  for (guint i = 0; i <= rec->step_index; i++)
+    {
+      if (g_strcmp0 (shoal_pipeline_get_step_id (pipeline, i), shoal_pipeline_get_step_id (ran, i)) != 0 ||
+          g_strcmp0 (shoal_pipeline_get_step_name (pipeline, i), shoal_pipeline_get_step_name (ran, i)) != 0)
+        return g_strdup_printf ("its step %u is %s (%s) where this deployment ran %s (%s)", i + 1,
+                                shoal_pipeline_get_step_id (pipeline, i), shoal_pipeline_get_step_name (pipeline, i),
+                                shoal_pipeline_get_step_id (ran, i), shoal_pipeline_get_step_name (ran, i));
+    }
+  return NULL;
+}
+
+/* @rec's run goes on with @recipe (in service, on @pipeline) from the
+ * step after the one it has just finished, in the caller's transition:
+ * the device's recipe and commit become @recipe's, and it counts at the
+ * rendezvous of @pipeline instead of its first recipe's */
+static void
+switch_recipe (DeviceRecord  *rec,
+               ShoalRecipe   *recipe,
+               ShoalPipeline *pipeline)
+{
+  ShoalDevice *device = rec->device;
+  g_autofree gchar *was = g_strdup (shoal_device_get_recipe (device));
+  const gchar *commit = shoal_recipe_get_commit (recipe);
+  guint next = rec->step_index + 1;
+
+  shoal_controller_uncount (rec);
+  g_set_object (&rec->pipeline, pipeline);
+  if (shoal_pipeline_get_first_group_step (pipeline) >= (gint) next)
+    {
+      rec->counted = TRUE;
+      shoal_controller_set_expected (rec->controller, pipeline, +1);
+    }
+  shoal_device_set_recipe (device, shoal_recipe_get_name (recipe));
+  shoal_device_set_recipe_commit (device, commit);
+  shoal_device_log (device, "controller", "recipe-switch", SHOAL_JOURNAL_RESULT_INFO,
+                    "recipe %s was chosen by matching an earlier inventory; the new inventory matches "
+                    "recipe %s (commit %s), which starts with the %s this deployment ran: "
+                    "deployment %" G_GINT64_FORMAT " goes on with it at step %u of %u (%s)",
+                    was, shoal_recipe_get_name (recipe), commit != NULL ? commit : "none",
+                    next == 1 ? "step" : "steps", rec->run_no, next + 1, shoal_pipeline_get_n_steps (pipeline),
+                    next < shoal_pipeline_get_n_steps (pipeline)
+                      ? shoal_pipeline_get_step_id (pipeline, next) : "none left");
+}
+
 /* After a new inventory came during @rec's run (at the end of the step
- * that brought it): a recipe chosen by matching is chosen again, and the
- * run fails when another recipe (or none) matches now, since the device
- * is not what it was chosen for; a recipe assigned by name whose match
- * rules no longer hold gets a warning and the run goes on. Returns FALSE
- * when the run failed. */
+ * that brought it, in its transition): a recipe chosen by matching is
+ * chosen again, and when another recipe matches now, the run goes on
+ * with it if the steps it ran are that recipe's first steps too (the
+ * usual case: a machine discovered without an inventory got the default
+ * recipe, and its inventory step brings what an inventory-based recipe
+ * matches); otherwise, or when no recipe matches any more, the run
+ * fails, since the device is not what it was chosen for. A recipe
+ * assigned by name whose match rules no longer hold gets a warning and
+ * the run goes on. Returns FALSE when the run failed. */
 gboolean
 shoal_controller_recheck_recipe (DeviceRecord *rec)
 {
@@ -698,6 +760,10 @@ shoal_controller_recheck_recipe (DeviceRecord *rec)
   ShoalRecipe *recipe = shoal_pipeline_get_recipe (rec->pipeline);
   const gchar *name = shoal_recipe_get_name (recipe);
   g_autoptr(GPtrArray) recipes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *differ = NULL;
+  const gchar *id = shoal_device_get_id (device);
+  ShoalPipeline *pipeline;
   ShoalRecipe *now;
 
   rec->recheck_recipe = FALSE;
@@ -713,21 +779,27 @@ shoal_controller_recheck_recipe (DeviceRecord *rec)
   now = shoal_recipe_select (recipes, device);
   if (now != NULL && g_strcmp0 (shoal_recipe_get_name (now), name) == 0)
     return TRUE;
-  {
-    g_autoptr(GError) error = NULL;
-    const gchar *id = shoal_device_get_id (device);
-
-    if (now != NULL)
-      g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
-                   "recipe %s was chosen by matching an earlier inventory, but the new inventory "
-                   "matches recipe %s: the deployment stops; redeploy (shoalctl assign --auto %s, "
-                   "then shoalctl deploy %s)", name, shoal_recipe_get_name (now), id, id);
-    else
+  if (now == NULL)
+    {
       g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
                    "recipe %s was chosen by matching an earlier inventory, but no recipe matches "
                    "the new inventory: the deployment stops; assign a recipe and redeploy", name);
-    shoal_controller_fail_device (rec, "controller", error);
-  }
+      shoal_controller_fail_device (rec, "controller", error);
+      return FALSE;
+    }
+  pipeline = g_hash_table_lookup (self->pipelines, shoal_recipe_get_name (now));
+  differ = pipeline != NULL ? steps_done_differ (rec, pipeline) : g_strdup ("it is not loaded");
+  if (differ == NULL)
+    {
+      switch_recipe (rec, now, pipeline);
+      return TRUE;
+    }
+  g_set_error (&error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+               "recipe %s was chosen by matching an earlier inventory, but the new inventory "
+               "matches recipe %s, which cannot take the deployment over (%s): the deployment "
+               "stops; redeploy (shoalctl assign --auto %s, then shoalctl deploy %s)",
+               name, shoal_recipe_get_name (now), differ, id, id);
+  shoal_controller_fail_device (rec, "controller", error);
   return FALSE;
 }
 
@@ -1181,9 +1253,11 @@ shoal_controller_get_devices (ShoalController *self)
  *
  * A recipe selected by matching is marked so (metadata `recipe.auto`,
  * "true"): when a new inventory arrives during its deployment, the
- * selection is made again and the deployment fails if another recipe
- * matches now. A recipe named here is only checked: its match rules
- * failing on the new inventory are journaled as a warning.
+ * selection is made again, and if another recipe matches now the
+ * deployment goes on with it when it starts with the steps the
+ * deployment ran, and fails otherwise (shoal_controller_recheck_recipe()).
+ * A recipe named here is only checked: its match rules failing on the new
+ * inventory are journaled as a warning.
  */
 gboolean
 shoal_controller_assign_recipe (ShoalController  *self,

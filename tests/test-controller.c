@@ -2010,14 +2010,14 @@ deploy_new_inventory (Fixture     *fixture,
 }
 
 /* A recipe chosen by matching an old inventory is chosen again when the
- * run brings a new one: another recipe matching now fails the run,
- * naming it; one assigned by name is only warned about */
+ * run brings a new one: another recipe matching now, with the same
+ * steps, takes the run over; one assigned by name is only warned about */
 static void
 test_controller_inventory_recheck (Fixture       *fixture,
                                    gconstpointer  data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *failure = NULL, *warning = NULL, *none = NULL;
+  g_autofree gchar *switched = NULL, *warning = NULL, *none = NULL, *installed = NULL;
   ShoalDevice *h1, *h2, *h3;
 
   add_recipe (fixture, INV_RECIPE ("inv-big", "\"priority\": 20, \"match\": {\"inventory\": ["
@@ -2040,12 +2040,16 @@ test_controller_inventory_recheck (Fixture       *fixture,
   /* the same inventory again: nothing to say */
   deploy_new_inventory (fixture, h3, MEMORY ("17179869184"));
 
-  failure = failure_of (fixture, h1);
-  g_test_message ("h1: %s", failure);
-  g_assert_nonnull (strstr (failure, "recipe inv-big was chosen by matching"));
-  g_assert_nonnull (strstr (failure, "matches recipe inv-small"));
-  g_assert_nonnull (strstr (failure, "shoalctl assign --auto h1"));
-  g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, h1), ==, SHOAL_BOOT_ACTION_LOCAL);
+  g_assert_true (shoal_test_wait_until (device_settled, h1, 10000));
+  g_assert_cmpint (shoal_device_get_state (h1), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (shoal_device_get_recipe (h1), ==, "inv-small");
+  switched = last_entry (fixture, h1, "recipe-switch");
+  g_test_message ("h1: %s", switched);
+  g_assert_nonnull (strstr (switched, "recipe inv-big was chosen by matching an earlier inventory; "
+                                      "the new inventory matches recipe inv-small"));
+  installed = last_entry (fixture, h1, "installed");
+  g_assert_nonnull (strstr (installed, "recipe inv-small"));
+  g_assert_cmpstr (shoal_device_get_metadata (h1, "recipe.auto"), ==, "true");
 
   g_assert_true (shoal_test_wait_until (device_settled, h2, 10000));
   g_assert_cmpint (shoal_device_get_state (h2), ==, SHOAL_DEVICE_STATE_INSTALLED);
@@ -2059,6 +2063,146 @@ test_controller_inventory_recheck (Fixture       *fixture,
   g_assert_null (none);
   /* the mark outlives the run: the next one checks again */
   g_assert_cmpstr (shoal_device_get_metadata (h3, "recipe.auto"), ==, "true");
+}
+
+/* "plain", the default, for any machine; "big" for 8 GiB or more, with a
+ * step of its own after the same inventory step, and a group step;
+ * "other" for 64 GiB or more, whose first step is another one */
+#define SWITCH_GROUP "\"group\": {\"min-devices\": 1, \"max-devices\": 10, \"max-wait\": 30, \"wait-for-all\": true}"
+#define SWITCH_INVENTORY \
+  " {\"step\": \"sim\", \"id\": \"inventory\", \"options\": {\"min-ms\": 200, \"max-ms\": 200, \"phase\": \"inventory\"}},"
+#define SWITCH_GROUP_STEP " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 5, \"max-ms\": 10}},"
+#define SWITCH_FINISH " {\"step\": \"sim\", \"id\": \"finish\", \"options\": {\"min-ms\": 1, \"max-ms\": 2, \"phase\": \"finish\"}}"
+#define SWITCH_PLAIN \
+  "{\"name\": \"plain\", \"default\": true, \"steps\": [" SWITCH_INVENTORY SWITCH_GROUP_STEP SWITCH_FINISH "], " \
+  SWITCH_GROUP "}"
+#define SWITCH_BIG \
+  "{\"name\": \"big\", \"priority\": 20, \"match\": {\"inventory\": [" \
+  "{\"path\": \"$.memory.total_bytes\", \"op\": \">=\", \"value\": 8589934592}]}, \"steps\": [" SWITCH_INVENTORY \
+  " {\"step\": \"sim\", \"id\": \"agent-big\", \"options\": {\"min-ms\": 1500, \"max-ms\": 1500, \"phase\": \"agent\"}}," \
+  SWITCH_GROUP_STEP SWITCH_FINISH "], " SWITCH_GROUP "}"
+#define SWITCH_OTHER \
+  "{\"name\": \"other\", \"priority\": 30, \"match\": {\"inventory\": [" \
+  "{\"path\": \"$.memory.total_bytes\", \"op\": \">=\", \"value\": 68719476736}]}, \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 2, \"phase\": \"boot\"}}," \
+  SWITCH_INVENTORY SWITCH_FINISH "]}"
+
+static void
+add_switch_recipes (Fixture *fixture)
+{
+  add_recipe (fixture, SWITCH_PLAIN);
+  add_recipe_at (fixture, SWITCH_BIG, COMMIT_B);
+  add_recipe (fixture, SWITCH_OTHER);
+}
+
+/* enrols @id without an inventory, as discovery does, and assigns its
+ * recipe by matching: "plain" */
+static ShoalDevice *
+enroll_discovered (Fixture     *fixture,
+                   const gchar *id,
+                   const gchar *mac)
+{
+  const gchar *macs[] = { mac, NULL };
+  g_autoptr(GError) error = NULL;
+  ShoalDevice *device = shoal_controller_enroll_device (fixture->controller, id, macs, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, device, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_device_get_recipe (device), ==, "plain");
+  return device;
+}
+
+static gboolean
+in_step_agent_big (gpointer data)
+{
+  return g_strcmp0 (shoal_device_get_current_step (data), "agent-big") == 0;
+}
+
+/* A machine discovered without an inventory got the default recipe by
+ * matching; when its inventory step brings one that an inventory-based
+ * recipe matches, with the same first steps, the deployment goes on with
+ * that recipe at the next step: journaled, its commit recorded, counted
+ * at the new recipe's rendezvous and no longer at the old one's (where a
+ * device waiting for every device expected would wait for it until
+ * max-wait), in the store with the step (a restart resumes it in the
+ * new recipe). A recipe whose first steps differ cannot take it over: the
+ * deployment fails as before, saying why */
+static void
+test_controller_inventory_recipe_switch (Fixture       *fixture,
+                                         gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autofree gchar *switched = NULL, *installed = NULL, *finished = NULL;
+  g_autofree gchar *failure = NULL;
+  guint n_rows = 0;
+  ShoalDevice *d0, *d1, *d2, *d3;
+
+  add_switch_recipes (fixture);
+  /* d0 deploys "plain", named, with d1 expected at its rendezvous */
+  d0 = enroll_with_memory (fixture, "d0", "52:54:00:00:70:00", MEMORY ("4294967296"));
+  g_assert_true (shoal_controller_assign_recipe (fixture->controller, d0, "plain", &error));
+  g_assert_no_error (error);
+  d1 = enroll_discovered (fixture, "d1", "52:54:00:00:70:01");
+  g_assert_true (shoal_controller_deploy (fixture->controller, d0, &error));
+  g_assert_no_error (error);
+  deploy_new_inventory (fixture, d1, MEMORY ("17179869184"));
+
+  /* d0 does not wait 30 s for d1, which left "plain" */
+  g_assert_true (shoal_test_wait_until (device_settled, d0, 10000));
+  g_assert_cmpint (shoal_device_get_state (d0), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_true (shoal_test_wait_until (device_settled, d1, 10000));
+  g_assert_cmpint (shoal_device_get_state (d1), ==, SHOAL_DEVICE_STATE_INSTALLED);
+  g_assert_cmpstr (shoal_device_get_recipe (d1), ==, "big");
+  g_assert_cmpstr (shoal_device_get_recipe_commit (d1), ==, COMMIT_B);
+  g_assert_cmpstr (shoal_device_get_metadata (d1, "recipe.auto"), ==, "true");
+  switched = last_entry (fixture, d1, "recipe-switch");
+  g_test_message ("d1: %s", switched);
+  g_assert_cmpstr (switched, ==, "recipe plain was chosen by matching an earlier inventory; the new inventory "
+                                 "matches recipe big (commit " COMMIT_B "), which starts with the step this deployment "
+                                 "ran: deployment 1 goes on with it at step 2 of 4 (agent-big)");
+  finished = last_message (fixture, d1, "agent-big", "step-finished");
+  g_assert_nonnull (finished);
+  installed = last_entry (fixture, d1, "installed");
+  g_assert_nonnull (strstr (installed, "recipe big at commit " COMMIT_B));
+  g_assert_null (last_entry (fixture, d1, "step-failed"));
+
+  /* the switch is in the store with the step it follows: a restart
+   * resumes d2 at step 2 of "big" */
+  d2 = enroll_discovered (fixture, "d2", "52:54:00:00:70:02");
+  deploy_new_inventory (fixture, d2, MEMORY ("17179869184"));
+  g_assert_true (shoal_test_wait_until (in_step_agent_big, d2, 10000));
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  rows = shoal_store_load_devices (shoal_controller_get_store (fixture->controller), &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      ShoalStoreDevice *row = g_ptr_array_index (rows, i);
+
+      if (g_strcmp0 (row->id, "d2") != 0)
+        continue;
+      g_assert_cmpstr (row->recipe, ==, "big");
+      g_assert_cmpstr (row->recipe_commit, ==, COMMIT_B);
+      g_assert_cmpint (row->step_index, ==, 1);
+      g_assert_cmpstr (row->current_step, ==, "agent-big");
+      n_rows++;
+    }
+  g_assert_cmpuint (n_rows, ==, 1);
+  g_assert_true (shoal_test_wait_until (device_settled, d2, 10000));
+  g_assert_cmpint (shoal_device_get_state (d2), ==, SHOAL_DEVICE_STATE_INSTALLED);
+
+  /* "other" matches 128 GiB but starts with another step */
+  d3 = enroll_discovered (fixture, "d3", "52:54:00:00:70:03");
+  deploy_new_inventory (fixture, d3, MEMORY ("137438953472"));
+  failure = failure_of (fixture, d3);
+  g_test_message ("d3: %s", failure);
+  g_assert_cmpstr (failure, ==, "recipe plain was chosen by matching an earlier inventory, but the new "
+                                "inventory matches recipe other, which cannot take the deployment over (its "
+                                "step 1 is boot (sim) where this deployment ran inventory (sim)): the deployment "
+                                "stops; redeploy (shoalctl assign --auto d3, then shoalctl deploy d3)");
+  g_assert_cmpstr (shoal_device_get_recipe (d3), ==, "plain");
+  g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, d3), ==, SHOAL_BOOT_ACTION_LOCAL);
 }
 
 int
@@ -2101,6 +2245,7 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/store-outage", test_controller_store_outage);
   ADD ("/shoal/controller/redeploy-forgets-run", test_controller_redeploy_forgets_run);
   ADD ("/shoal/controller/inventory-recheck", test_controller_inventory_recheck);
+  ADD ("/shoal/controller/inventory-recipe-switch", test_controller_inventory_recipe_switch);
 #undef ADD
   return g_test_run ();
 }
