@@ -363,6 +363,11 @@ shoal_context_get_boot_action (ShoalContext *self,
  * refused and the device's journal warned. Ask only for a script that
  * deploys, and put the token in nothing else.
  *
+ * A new token is durable only once the store has committed it: send the
+ * script after shoal_context_commit_async() has completed, never before
+ * (after a crash in between, the store would hold the token before, and
+ * the machine's agent one that nobody knows).
+ *
  * Returns: (transfer full) (nullable): the token
  */
 gchar *

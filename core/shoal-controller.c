@@ -2736,6 +2736,9 @@ shoal_controller_token_claimed (ShoalController *self,
  * again, or someone who knows its MAC address) locks the holder of the
  * old token out, visibly, instead of sharing it.
  *
+ * A new token is durable after the next commit
+ * (shoal_controller_commit_async()): hand it out only then.
+ *
  * Returns: (transfer full) (nullable): the token
  */
 gchar *

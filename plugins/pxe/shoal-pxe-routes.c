@@ -61,8 +61,11 @@ cmdline_for (ShoalPxeState *state, JsonObject *boot, ShoalDevice *device, const 
                           token, shoal_device_get_id (device));
 }
 
+/* the deploy script, or the wait script when the recipe has nothing to
+ * boot; @carries_token is set when the script holds the device's token */
 static gchar *
-deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_url, GError **error)
+deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_url,
+               gboolean *carries_token, GError **error)
 {
   const gchar *recipe_name = shoal_device_get_recipe (device);
   ShoalRecipe *recipe = recipe_name != NULL ? shoal_context_lookup_recipe (state->context, recipe_name) : NULL;
@@ -89,6 +92,7 @@ deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_ur
   token = shoal_context_issue_boot_token (state->context, device);
   if (token == NULL)
     token = g_strdup ("");
+  *carries_token = TRUE;
   kernel_url = part_url (state, kernel, token, "kernel");
   initrd_url = part_url (state, initrd, token, "initrd");
   initrd_name = shoal_pxe_ipxe_basename (initrd_url);
@@ -104,13 +108,98 @@ deploy_script (ShoalPxeState *state, ShoalDevice *device, const gchar *script_ur
 
 static gchar *
 script_for (ShoalPxeState *state, ShoalDevice *device, ShoalBootAction action,
-            const gchar *script_url, GError **error)
+            const gchar *script_url, gboolean *carries_token, GError **error)
 {
   const gchar *vars[] = { "DEVICE", shoal_device_get_id (device), NULL };
 
+  *carries_token = FALSE;
   if (action == SHOAL_BOOT_ACTION_LOCAL)
     return render (state, "local", vars, error);
-  return deploy_script (state, device, script_url, error);
+  return deploy_script (state, device, script_url, carries_token, error);
+}
+
+/* A deploy script waiting for its token to be durable */
+typedef struct {
+  ShoalContext      *context;
+  SoupServerMessage *msg;
+  ShoalDevice       *device;
+  gchar             *script;
+  gchar             *held_back;  /* the wait script answered instead */
+  gchar             *served;     /* the journal's "iPXE script served" */
+  gulong             finished_id;
+  gboolean           finished;   /* the client went away meanwhile */
+} ScriptCommit;
+
+static void
+script_commit_free (ScriptCommit *job)
+{
+  g_clear_signal_handler (&job->finished_id, job->msg);
+  g_clear_object (&job->msg);
+  g_clear_object (&job->device);
+  g_clear_object (&job->context);
+  g_free (job->script);
+  g_free (job->held_back);
+  g_free (job->served);
+  g_free (job);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScriptCommit, script_commit_free)
+
+static void
+script_commit_finished_cb (SoupServerMessage *msg, ScriptCommit *job)
+{
+  job->finished = TRUE;
+}
+
+static void
+script_committed_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(ScriptCommit) job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!shoal_context_commit_finish (job->context, result, &error))
+    {
+      /* a token nobody can read back after a restart would lock the
+       * machine's agent out: the machine asks again in 15 s */
+      shoal_device_log (job->device, "pxe", "http", SHOAL_JOURNAL_RESULT_FAILED,
+                        "iPXE script held back: its token cannot be recorded now: %s", error->message);
+      if (!job->finished)
+        respond_text (job->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, job->held_back);
+    }
+  else
+    {
+      shoal_device_log_literal (job->device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, job->served);
+      if (!job->finished)
+        respond_text (job->msg, SOUP_STATUS_OK, job->script);
+    }
+  if (!job->finished)
+    soup_server_message_unpause (job->msg);
+}
+
+/* Answers @script once the token it carries is durable: answered before,
+ * a crash of shoald between the answer and the store's commit would leave
+ * the store with the token before, and the machine with one nobody knows
+ * after the restart (a token re-issued to a machine whose agent claimed
+ * the one before) */
+static void
+respond_after_commit (ShoalPxeState *state, SoupServerMessage *msg, ShoalDevice *device,
+                      const gchar *script_url, gchar *script, gchar *served)
+{
+  ScriptCommit *job = g_new0 (ScriptCommit, 1);
+  const gchar *vars[] = { "DEVICE", shoal_device_get_id (device),
+                          "REASON", "its token cannot be recorded now", "SCRIPT_URL", script_url, NULL };
+
+  job->context = g_object_ref (state->context);
+  job->msg = g_object_ref (msg);
+  job->device = g_object_ref (device);
+  job->script = script;
+  job->served = served;
+  job->held_back = render (state, "wait", vars, NULL);
+  if (job->held_back == NULL)
+    job->held_back = g_strdup ("#!ipxe\nsleep 15\nreboot\n");
+  job->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (script_commit_finished_cb), job);
+  soup_server_message_pause (msg);
+  shoal_context_commit_async (state->context, NULL, script_committed_cb, job);
 }
 
 static void
@@ -126,6 +215,8 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
   g_autoptr(GError) error = NULL;
   g_autofree gchar *script_url = NULL;
   g_autofree gchar *script = NULL;
+  g_autofree gchar *served = NULL;
+  gboolean carries_token;
   ShoalDevice *device;
   ShoalBootAction action;
 
@@ -167,16 +258,22 @@ on_ipxe (SoupServer *server, SoupServerMessage *msg, const char *path,
       return;
     }
   script_url = shoal_pxe_boot_script_url (&state->boot, lower, uuid);
-  script = script_for (state, device, action, script_url, &error);
+  script = script_for (state, device, action, script_url, &carries_token, &error);
   if (script == NULL)
     {
       shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_FAILED, "iPXE script: %s", error->message);
       respond_text (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
       return;
     }
-  shoal_device_log (device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, "iPXE script served (%s) to %s%s%s",
-                    shoal_boot_action_to_string (action), lower, uuid != NULL ? ", uuid " : "",
-                    uuid != NULL ? uuid : "");
+  served = g_strdup_printf ("iPXE script served (%s) to %s%s%s", shoal_boot_action_to_string (action),
+                            lower, uuid != NULL ? ", uuid " : "", uuid != NULL ? uuid : "");
+  if (carries_token)
+    {
+      respond_after_commit (state, msg, device, script_url, g_steal_pointer (&script),
+                            g_steal_pointer (&served));
+      return;
+    }
+  shoal_device_log_literal (device, "pxe", "http", SHOAL_JOURNAL_RESULT_OK, served);
   respond_text (msg, SOUP_STATUS_OK, script);
 }
 

@@ -39,15 +39,15 @@ write_file (const gchar *dir, const gchar *name, gsize size)
   g_assert_true (g_file_set_contents (path, data, (gssize) size, NULL));
 }
 
+/* a controller with this plugin on f->state_dir, serving on a new port */
 static void
-fixture_setup (Fixture *f, gconstpointer data)
+start_controller (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GSList) uris = NULL;
   g_autoptr(GKeyFile) config = g_key_file_new ();
   g_autoptr(ShoalRecipe) recipe = NULL;
 
-  f->state_dir = g_dir_make_tmp ("shoal-pxe-service-XXXXXX", NULL);
   f->files = g_build_filename (f->state_dir, "boot", NULL);
   g_mkdir (f->files, 0755);
   write_file (f->files, "vmlinuz", 300000);
@@ -77,19 +77,38 @@ fixture_setup (Fixture *f, gconstpointer data)
 }
 
 static void
-fixture_teardown (Fixture *f, gconstpointer data)
+fixture_setup (Fixture *f, gconstpointer data)
 {
-  g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", f->state_dir);
+  f->state_dir = g_dir_make_tmp ("shoal-pxe-service-XXXXXX", NULL);
+  start_controller (f);
+}
 
+static void
+stop_controller (Fixture *f)
+{
   shoal_controller_close (f->controller);
   g_clear_object (&f->controller);
   g_clear_object (&f->engine);
   soup_server_disconnect (f->server);
   g_clear_object (&f->server);
+  g_clear_pointer (&f->files, g_free);
+  g_clear_pointer (&f->base_url, g_free);
+}
+
+static void
+remove_state_dir (Fixture *f)
+{
+  g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", f->state_dir);
+
   (void) g_spawn_command_line_sync (cmd, NULL, NULL, NULL, NULL);
-  g_free (f->state_dir);
-  g_free (f->files);
-  g_free (f->base_url);
+  g_clear_pointer (&f->state_dir, g_free);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  stop_controller (f);
+  remove_state_dir (f);
 }
 
 /* curl, with the main loop running meanwhile; returns the body */
@@ -309,17 +328,25 @@ committed_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   *(gboolean *) user_data = TRUE;
 }
 
+/* waits until everything so far is durable */
+static void
+commit (Fixture *f)
+{
+  gboolean done = FALSE;
+
+  shoal_controller_commit_async (f->controller, NULL, committed_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 /* every message of @device's journal entries of @operation, one a line */
 static gchar *
 journal_messages (Fixture *f, ShoalDevice *device, const gchar *operation)
 {
   g_autoptr(GPtrArray) journal = NULL;
   GString *out = g_string_new (NULL);
-  gboolean done = FALSE;
 
-  shoal_controller_commit_async (f->controller, NULL, committed_cb, &done);
-  while (!done)
-    g_main_context_iteration (NULL, TRUE);
+  commit (f);
   journal = shoal_controller_get_journal (f->controller, device, 0, NULL);
   for (guint i = 0; journal != NULL && i < journal->len; i++)
     {
@@ -517,11 +544,91 @@ test_token_claimed (Fixture *f, gconstpointer data)
   g_assert_true (token_journal_says (f, device, warning));
 }
 
+#define CRASH_MAC "52:54:00:aa:00:05"
+
+/* where the child of test process @pid tells what it did */
+static gchar *
+crash_record_path (pid_t pid)
+{
+  g_autofree gchar *name = g_strdup_printf ("shoal-pxe-crash-%d", (gint) pid);
+
+  return g_build_filename (g_get_tmp_dir (), name, NULL);
+}
+
+/* The child of test_token_reissue_crash(): the agent claims its token,
+ * the machine asks for its script again and gets a new one, and shoald
+ * dies at that moment (_exit, no close), its store committing slowly */
+static void
+reissue_then_crash (Fixture *f)
+{
+  g_autofree gchar *script = NULL, *claimed = NULL, *issued = NULL, *record = NULL, *path = NULL;
+  gint status = 0;
+
+  script = fetch_script (f, CRASH_MAC, &status);
+  g_assert_cmpint (status, ==, 200);
+  claimed = token_of (script);
+  g_assert_cmpint (agent_status (f, claimed), ==, 204);
+  /* the store holds the claimed token */
+  commit (f);
+  g_clear_pointer (&script, g_free);
+  script = fetch_script (f, CRASH_MAC, &status);
+  g_assert_cmpint (status, ==, 200);
+  issued = token_of (script);
+  g_assert_cmpstr (issued, !=, claimed);
+  record = g_strdup_printf ("%s\n%s\n%s\n", f->state_dir, claimed, issued);
+  path = crash_record_path (getppid ());
+  g_assert_true (g_file_set_contents (path, record, -1, NULL));
+  _exit (0);
+}
+
+/* shoald is killed right after a boot script re-issued a device's token:
+ * once restarted, it takes the token that script carried (the machine's
+ * loader and agent have it) and refuses the one before. The script was
+ * answered before its token was committed, so the restarted store held
+ * the claimed token and the machine's agent was refused for good */
+static void
+test_token_reissue_crash (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *record_path = NULL, *record = NULL;
+  g_auto(GStrv) lines = NULL;
+  ShoalDevice *device;
+
+  if (skip_without_curl ())
+    return;
+  if (g_test_subprocess ())
+    {
+      reissue_then_crash (f);
+      return;
+    }
+  record_path = crash_record_path (getpid ());
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
+  g_assert_true (g_file_get_contents (record_path, &record, NULL, NULL));
+  g_unlink (record_path);
+  lines = g_strsplit (record, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 4);
+
+  /* shoald starts again on the dead one's state folder */
+  stop_controller (f);
+  remove_state_dir (f);
+  f->state_dir = g_strdup (lines[0]);
+  start_controller (f);
+  device = shoal_controller_lookup_device_by_mac (f->controller, CRASH_MAC);
+  g_assert_nonnull (device);
+  g_assert_cmpstr (shoal_device_get_token (device), ==, lines[2]);
+  g_assert_cmpint (agent_status (f, lines[2]), ==, 204);
+  g_assert_cmpint (agent_status (f, lines[1]), ==, 401);
+}
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  /* the child of token-reissue-crash: a disk that takes a second to
+   * commit, so that the answer and the crash come before the commit
+   * unless the answer waits for it (set before any thread starts) */
+  if (g_test_subprocess ())
+    g_setenv ("SHOAL_STORE_COMMIT_DELAY_MS", "1000", TRUE);
   g_test_add ("/shoal/pxe/service/deploy", Fixture, NULL, fixture_setup, test_deploy, fixture_teardown);
   g_test_add ("/shoal/pxe/service/truncated-file", Fixture, NULL, fixture_setup, test_truncated_file,
               fixture_teardown);
@@ -531,6 +638,8 @@ main (int argc, char **argv)
   g_test_add ("/shoal/pxe/service/uuid-checked", Fixture, NULL, fixture_setup, test_uuid_checked,
               fixture_teardown);
   g_test_add ("/shoal/pxe/service/token-claimed", Fixture, NULL, fixture_setup, test_token_claimed,
+              fixture_teardown);
+  g_test_add ("/shoal/pxe/service/token-reissue-crash", Fixture, NULL, fixture_setup, test_token_reissue_crash,
               fixture_teardown);
   return g_test_run ();
 }
