@@ -33,6 +33,16 @@
  * since (a cancel's "wait", a new deployment's) is answered 202 with
  * {"status": "stale"} and dropped: it does not reach the journal's
  * progress, nor a step of the next deployment.
+ *
+ * The token of the device's previous deployment, when an agent claimed it
+ * (an agent still running when the new deployment started: that of a
+ * failed or cancelled deployment, waiting), is taken by GET
+ * /agent/v1/next alone, answered {"serial": <after> + 1, "instruction":
+ * {"action": "reboot", "reason": "superseded"}}: the agent reboots and
+ * network-boots into the new deployment, where a 401 left it polling for
+ * good. The answer holds nothing of the new deployment; every other
+ * request with that token is refused (401), and so is a long poll whose
+ * token was re-issued by a boot script meanwhile.
  */
 
 #define MAX_BODY (1024 * 1024)
@@ -583,8 +593,10 @@ event_cb (SoupServer        *server,
 /* --- long poll ---------------------------------------------------------- */
 
 typedef struct {
+  AgentApi          *api;
   SoupServerMessage *msg;
   ShoalDevice       *device;
+  gchar             *token;     /* the one the request was taken with */
   guint64            after;
   gulong             notify_id;
   gulong             finished_id;
@@ -599,24 +611,55 @@ next_wait_free (NextWait *wait)
   g_clear_handle_id (&wait->timeout_id, g_source_remove);
   g_clear_object (&wait->device);
   g_clear_object (&wait->msg);
+  g_free (wait->token);
   g_free (wait);
 }
 
+/* 200 {"serial": @serial, "instruction": @instruction} */
 static void
-respond_instruction (SoupServerMessage *msg,
-                     ShoalDevice       *device)
+respond_serial_instruction (SoupServerMessage *msg,
+                            gint64             serial,
+                            JsonNode          *instruction)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "serial");
-  json_builder_add_int_value (builder, (gint64) shoal_device_get_instruction_serial (device));
+  json_builder_add_int_value (builder, serial);
   json_builder_set_member_name (builder, "instruction");
-  json_builder_add_value (builder, json_node_copy (shoal_device_get_instruction (device)));
+  json_builder_add_value (builder, json_node_copy (instruction));
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
   respond_json (msg, SOUP_STATUS_OK, node);
+}
+
+static void
+respond_instruction (SoupServerMessage *msg,
+                     ShoalDevice       *device)
+{
+  respond_serial_instruction (msg, (gint64) shoal_device_get_instruction_serial (device),
+                              shoal_device_get_instruction (device));
+}
+
+/* The answer to the agent of the device's previous deployment (@token is
+ * its superseded token): reboot, with a serial above the one it saw.
+ * FALSE when @token is no device's superseded token */
+static gboolean
+respond_superseded (AgentApi          *api,
+                    SoupServerMessage *msg,
+                    const gchar       *token,
+                    guint64            after)
+{
+  ShoalDevice *device = shoal_controller_lookup_device_by_superseded_token (api->controller, token);
+  g_autoptr(JsonNode) reboot = NULL;
+
+  if (device == NULL)
+    return FALSE;
+  reboot = json_from_string ("{\"action\": \"reboot\", \"reason\": \"superseded\"}", NULL);
+  shoal_controller_superseded_agent_told (api->controller, device);
+  respond_serial_instruction (msg, (gint64) MIN (after, (guint64) G_MAXINT64 - 1) + 1, reboot);
+  return TRUE;
 }
 
 static gboolean
@@ -627,12 +670,28 @@ instruction_ready (ShoalDevice *device,
          shoal_device_get_instruction_serial (device) > after;
 }
 
+/* Answers a long poll whose token is no longer the device's (a new
+ * deployment started, or a boot script re-issued the token) as a request
+ * with that token is answered now, never with the device's instruction;
+ * FALSE when the token is still the device's */
+static gboolean
+next_token_changed (NextWait *wait)
+{
+  if (g_strcmp0 (shoal_device_get_token (wait->device), wait->token) == 0)
+    return FALSE;
+  if (!respond_superseded (wait->api, wait->msg, wait->token, wait->after))
+    respond_error (wait->msg, SOUP_STATUS_UNAUTHORIZED, "unknown device token");
+  soup_server_message_unpause (wait->msg);
+  next_wait_free (wait);
+  return TRUE;
+}
+
 static void
 next_instruction_cb (ShoalDevice *device,
                      GParamSpec  *pspec,
                      NextWait    *wait)
 {
-  if (!instruction_ready (device, wait->after))
+  if (next_token_changed (wait) || !instruction_ready (device, wait->after))
     return;
   respond_instruction (wait->msg, device);
   soup_server_message_unpause (wait->msg);
@@ -645,6 +704,8 @@ next_timeout_cb (gpointer user_data)
   NextWait *wait = user_data;
 
   wait->timeout_id = 0;
+  if (next_token_changed (wait))
+    return G_SOURCE_REMOVE;
   soup_server_message_set_status (wait->msg, SOUP_STATUS_NO_CONTENT, NULL);
   soup_server_message_unpause (wait->msg);
   next_wait_free (wait);
@@ -671,12 +732,20 @@ next_cb (SoupServer        *server,
   const gchar *after_str = query != NULL ? g_hash_table_lookup (query, "after") : NULL;
   const gchar *wait_str = query != NULL ? g_hash_table_lookup (query, "wait") : NULL;
   guint64 after = 0, wait_s = 30;
+  gboolean valid;
   NextWait *wait;
 
-  if (!require_method (msg, "GET") || (device = authenticate (api, msg, query, path)) == NULL)
+  if (!require_method (msg, "GET"))
     return;
-  if ((after_str != NULL && !g_ascii_string_to_unsigned (after_str, 10, 0, G_MAXUINT64, &after, NULL)) ||
-      (wait_str != NULL && !g_ascii_string_to_unsigned (wait_str, 10, 0, MAX_WAIT, &wait_s, NULL)))
+  valid = (after_str == NULL || g_ascii_string_to_unsigned (after_str, 10, 0, G_MAXUINT64, &after, NULL)) &&
+          (wait_str == NULL || g_ascii_string_to_unsigned (wait_str, 10, 0, MAX_WAIT, &wait_s, NULL));
+  /* the previous deployment's agent: told to reboot, and nothing else */
+  if (shoal_controller_lookup_device_by_token (api->controller, request_token (msg, query)) == NULL &&
+      respond_superseded (api, msg, request_token (msg, query), valid ? after : 0))
+    return;
+  if ((device = authenticate (api, msg, query, path)) == NULL)
+    return;
+  if (!valid)
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST,
                      _("“after” must be an unsigned integer and “wait” at most 120"));
@@ -693,8 +762,10 @@ next_cb (SoupServer        *server,
       return;
     }
   wait = g_new0 (NextWait, 1);
+  wait->api = api;
   wait->msg = g_object_ref (msg);
   wait->device = g_object_ref (device);
+  wait->token = g_strdup (request_token (msg, query));
   wait->after = after;
   wait->notify_id = g_signal_connect (device, "notify::instruction",
                                       G_CALLBACK (next_instruction_cb), wait);

@@ -33,6 +33,8 @@ typedef struct {
                                      * next step's end checks the recipe */
   gchar           *uuid_key;        /* its key in by_uuid (the UUID in lower
                                      * case), NULL when it has none */
+  gboolean         superseded_told; /* the agent of the deployment before
+                                     * was told to reboot (journaled once) */
 } DeviceRecord;
 
 typedef struct {
@@ -67,6 +69,9 @@ struct _ShoalController
                                      * only in a store written before UUIDs
                                      * were unique */
   GHashTable        *by_token;      /* token -> DeviceRecord* (unowned) */
+  GHashTable        *by_superseded; /* SHA-256 (hex) of the previous
+                                     * deployment's claimed token ->
+                                     * DeviceRecord* (unowned) */
   GHashTable        *recipes;       /* name -> ShoalRecipe* */
   GHashTable        *pipelines;     /* name -> ShoalPipeline* */
   GHashTable        *expected;      /* ShoalPipeline* -> GUINT count */
@@ -100,6 +105,10 @@ struct _ShoalController
 /* device metadata: "true" when the recipe was selected by matching */
 #define RECIPE_AUTO_KEY "recipe.auto"
 
+/* device metadata: the SHA-256 (hex) of the previous deployment's token,
+ * which an agent that may still run claimed (shoal-controller-token.c) */
+#define SHOAL_CONTROLLER_SUPERSEDED_KEY "agent.superseded-token"
+
 /* A transition's journal entries and the device row that records it are
  * committed in one transaction: durable together or not at all */
 #define TRANSITION_BEGIN(controller) shoal_store_begin_group ((controller)->store)
@@ -111,6 +120,12 @@ DeviceRecord *shoal_controller_lookup_record      (ShoalController *self,
                                                    ShoalDevice     *device);
 void          shoal_controller_save_group_serial  (ShoalController *self);
 gboolean      shoal_controller_recheck_recipe     (DeviceRecord    *rec);
+
+/* shoal-controller-token.c: device tokens */
+gchar        *shoal_controller_new_token           (void);
+void          shoal_controller_index_tokens        (DeviceRecord    *rec);
+void          shoal_controller_unindex_tokens      (DeviceRecord    *rec);
+void          shoal_controller_token_new_deployment (DeviceRecord   *rec);
 
 /* shoal-controller-run.c: running pipelines, per device and per group */
 void          shoal_controller_advance            (DeviceRecord    *rec);

@@ -61,6 +61,10 @@ void            shoal_controller_token_claimed    (ShoalController *self,
                                                    ShoalDevice     *device);
 gchar          *shoal_controller_issue_boot_token (ShoalController *self,
                                                    ShoalDevice     *device);
+ShoalDevice    *shoal_controller_lookup_device_by_superseded_token (ShoalController *self,
+                                                                    const gchar     *token);
+void            shoal_controller_superseded_agent_told (ShoalController *self,
+                                                        ShoalDevice     *device);
 
 /* shoal-context.c */
 ShoalContext   *shoal_context_new                 (ShoalController *controller);

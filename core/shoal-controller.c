@@ -15,7 +15,6 @@
 #include <glib/gstdio.h>
 
 #include "shoal-controller-internal.h"
-#include "shoal-random-private.h"
 #include "shoal-enums.h"
 #include "shoal-error.h"
 #include "shoal-step-private.h"
@@ -92,6 +91,7 @@ shoal_controller_dispose (GObject *object)
   g_clear_pointer (&self->by_mac, g_hash_table_unref);
   g_clear_pointer (&self->by_uuid, g_hash_table_unref);
   g_clear_pointer (&self->by_token, g_hash_table_unref);
+  g_clear_pointer (&self->by_superseded, g_hash_table_unref);
   g_clear_pointer (&self->identity_noted, g_hash_table_unref);
   g_clear_pointer (&self->devices, g_hash_table_unref);
   g_clear_pointer (&self->slots, g_hash_table_unref);
@@ -161,6 +161,7 @@ shoal_controller_init (ShoalController *self)
   self->by_uuid = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) g_ptr_array_unref);
   self->by_token = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->by_superseded = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->identity_noted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->recipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->pipelines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
@@ -319,32 +320,6 @@ instruction_changed_cb (ShoalDevice  *device,
 
 /* --- device records ----------------------------------------------------- */
 
-static gchar *
-new_token (void)
-{
-  g_autoptr(GError) error = NULL;
-  gchar *token = shoal_random_hex (16, &error);
-
-  /* no predictable token instead (the Mersenne Twister it fell back to):
-   * without the kernel's generator shoald cannot work safely */
-  if (token == NULL)
-    g_error ("Cannot make a device token: %s", error->message);
-  return token;
-}
-
-/* Replaces the device's token: the old one no longer names it, at once */
-static void
-replace_token (DeviceRecord *rec)
-{
-  g_autofree gchar *token = new_token ();
-  const gchar *old = shoal_device_get_token (rec->device);
-
-  if (old != NULL)
-    g_hash_table_remove (rec->controller->by_token, old);
-  shoal_device_set_token (rec->device, token);
-  g_hash_table_replace (rec->controller->by_token, g_strdup (token), rec);
-}
-
 /* The UUID index (by_uuid): every device whose UUID is set, under that
  * UUID in lower case, so that a look-up costs the same with a fleet of
  * any size. Kept by add_record(), shoal_controller_remove_device() and
@@ -410,8 +385,7 @@ add_record (ShoalController *self,
   g_hash_table_insert (self->devices, (gpointer) shoal_device_get_id (device), rec);
   for (guint i = 0; macs[i] != NULL; i++)
     g_hash_table_replace (self->by_mac, g_strdup (macs[i]), rec);
-  if (shoal_device_get_token (device) != NULL)
-    g_hash_table_replace (self->by_token, g_strdup (shoal_device_get_token (device)), rec);
+  shoal_controller_index_tokens (rec);
   index_uuid (rec);
   g_signal_connect (device, "notify::uuid", G_CALLBACK (uuid_changed_cb), rec);
   g_signal_connect (device, "journal-entry", G_CALLBACK (journal_entry_cb), rec);
@@ -654,7 +628,7 @@ shoal_controller_enroll_device (ShoalController     *self,
   device = shoal_device_new (id);
   shoal_device_set_macs (device, macs);
   shoal_device_set_uuid (device, lower_uuid);
-  token = new_token ();
+  token = shoal_controller_new_token ();
   shoal_device_set_token (device, token);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_LOCAL);
   rec = add_record (self, device);
@@ -1324,7 +1298,7 @@ shoal_controller_assign_recipe (ShoalController  *self,
  * time. The inventory is not metadata: it is kept (recipes are matched
  * against it) until the agent reports it again */
 static const gchar *const kept_metadata_keys[] = {
-  "pxe.client", "pxe.arch", RECIPE_AUTO_KEY,
+  "pxe.client", "pxe.arch", RECIPE_AUTO_KEY, SHOAL_CONTROLLER_SUPERSEDED_KEY,
 };
 
 static void
@@ -1356,6 +1330,10 @@ start_run (DeviceRecord  *rec,
   rec->run_no++;
   rec->step_index = 0;
   rec->recheck_recipe = FALSE;
+  /* a new token, before the instruction is cleared: a long poll of the
+   * previous deployment's agent is then answered for the token it holds
+   * (shoal-agent-api.c), never with this deployment's instructions */
+  shoal_controller_token_new_deployment (rec);
   shoal_controller_next_attempt (rec);
   shoal_device_set_recipe_commit (device, shoal_recipe_get_commit (recipe));
   shoal_device_set_group (device, NULL);
@@ -1366,11 +1344,6 @@ start_run (DeviceRecord  *rec,
   /* the agent service answers 503 until this deployment's agent step has
    * generated its own */
   clear_run_metadata (device);
-  /* each deployment has a token of its own (the boot script hands it
-   * out): whoever held the previous one (on the kernel command line of
-   * the last boot, in the agent it ran) is refused from now on. Cleared
-   * with the metadata: it is not claimed yet */
-  replace_token (rec);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,
@@ -1660,8 +1633,7 @@ shoal_controller_remove_device (ShoalController  *self,
   device = g_object_ref (rec->device);
   for (const gchar * const *mac = shoal_device_get_macs (device); *mac != NULL; mac++)
     g_hash_table_remove (self->by_mac, *mac);
-  if (shoal_device_get_token (device) != NULL)
-    g_hash_table_remove (self->by_token, shoal_device_get_token (device));
+  shoal_controller_unindex_tokens (rec);
   unindex_uuid (rec);
   g_ptr_array_remove (self->to_resume, rec);
   g_hash_table_remove (self->devices, id);
@@ -2696,74 +2668,6 @@ shoal_controller_device_seen (ShoalController  *self,
  *
  * Returns: how the network boot service is to boot @device
  */
-/* Set (to "yes") when the device's agent first used this deployment's
- * token; cleared with the rest of the metadata when the next deployment
- * starts, with a new token */
-#define TOKEN_CLAIMED_KEY "agent.token-claimed"
-
-/**
- * shoal_controller_token_claimed:
- * @self: a controller
- * @device: the device a request's token named
- *
- * Notes that the device's agent (its loader's first request, POST
- * /agent/v1/inventory) has used its token: the next boot script request
- * gets a new one (shoal_controller_issue_boot_token()).
- */
-void
-shoal_controller_token_claimed (ShoalController *self,
-                                ShoalDevice     *device)
-{
-  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
-
-  if (rec == NULL || shoal_device_get_metadata (device, TOKEN_CLAIMED_KEY) != NULL)
-    return;
-  shoal_device_set_metadata (device, TOKEN_CLAIMED_KEY, "yes");
-  shoal_controller_persist (rec);
-}
-
-/**
- * shoal_controller_issue_boot_token:
- * @self: a controller
- * @device: a device a boot script is made for
- *
- * The token to put in @device's boot script (the kernel command line and
- * the boot file URLs). Until the device's agent has claimed its token
- * (shoal_controller_token_claimed()), the same one, so that a machine
- * that boots again before its agent started gets what it had; after, a
- * new one, the claimed one refused at once, with a warning in the
- * device's journal: whoever asks for the script then (the machine booting
- * again, or someone who knows its MAC address) locks the holder of the
- * old token out, visibly, instead of sharing it.
- *
- * A new token is durable after the next commit
- * (shoal_controller_commit_async()): hand it out only then.
- *
- * Returns: (transfer full) (nullable): the token
- */
-gchar *
-shoal_controller_issue_boot_token (ShoalController *self,
-                                   ShoalDevice     *device)
-{
-  DeviceRecord *rec = shoal_controller_lookup_record (self, device);
-
-  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
-  if (rec == NULL)
-    return NULL;
-  if (shoal_device_get_metadata (device, TOKEN_CLAIMED_KEY) != NULL)
-    {
-      TRANSITION_BEGIN (self);
-      replace_token (rec);
-      shoal_device_set_metadata (device, TOKEN_CLAIMED_KEY, NULL);
-      shoal_device_log (device, "controller", "token", SHOAL_JOURNAL_RESULT_WARNING,
-                        "the boot script was requested again after the agent claimed its token: "
-                        "a new token was issued; an earlier holder is locked out");
-      shoal_controller_persist (rec);
-      TRANSITION_END (self);
-    }
-  return shoal_device_dup_token (device);
-}
-
 ShoalBootAction
 shoal_controller_get_boot_action (ShoalController *self,
                                   ShoalDevice     *device)

@@ -34,15 +34,18 @@
  * load order), `drivers.kernel` (kernel version), `agent.sha256`,
  * `agent.address` (the address its agent's last authenticated request came
  * from), `agent.token-claimed` (the agent has used this deployment's token:
- * the next boot script gets a new one), `image.id` (manifest SHA-256), `image.sha256` (whole image),
+ * the next boot script gets a new one), `agent.superseded-token` (the
+ * SHA-256 of the previous deployment's token, which an agent claimed: that
+ * agent is told to reboot; see shoal-controller-token.c), `image.id` (manifest SHA-256), `image.sha256` (whole image),
  * `multicast.session` (multicast session the device was in), `pxe.*`
  * (plugins/pxe/README.md), `recipe.auto` ("true": the controller chose
  * the device's recipe by matching; see shoal_controller_assign_recipe()).
  *
  * Metadata belongs to one deployment: when the next one starts, the
  * controller clears every key except `pxe.client` and `pxe.arch`, which
- * describe the machine, and `recipe.auto`, which describes its
- * assignment (kept_metadata_keys in shoal-controller.c).
+ * describe the machine, `recipe.auto`, which describes its assignment,
+ * and `agent.superseded-token`, which the controller keeps itself
+ * (kept_metadata_keys in shoal-controller.c).
  *
  * A device lives on the main context of the thread that created it
  * (shoald's main loop): its fields change there, and its property

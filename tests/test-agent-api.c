@@ -125,18 +125,27 @@ request (Fixture      *fixture,
   return soup_message_get_status (msg);
 }
 
-static gboolean
-journal_has (Fixture     *fixture,
-             const gchar *text)
+/* how many entries of the device's journal say @text */
+static guint
+journal_count (Fixture     *fixture,
+               const gchar *text)
 {
   g_autoptr(GPtrArray) entries = NULL;
+  guint n = 0;
 
   g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
   entries = shoal_controller_get_journal (fixture->controller, fixture->device, 0, NULL);
   for (guint i = 0; i < entries->len; i++)
     if (strstr (shoal_journal_entry_get_message (g_ptr_array_index (entries, i)), text) != NULL)
-      return TRUE;
-  return FALSE;
+      n++;
+  return n;
+}
+
+static gboolean
+journal_has (Fixture     *fixture,
+             const gchar *text)
+{
+  return journal_count (fixture, text) > 0;
 }
 
 static void
@@ -709,6 +718,33 @@ finish_run (Fixture *fixture,
   g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
 }
 
+/* the answer of GET /agent/v1/next?after=@after to the agent of a
+ * deployment that another one replaced, and nothing else */
+static gchar *
+reboot_answer (guint64 after)
+{
+  return g_strdup_printf ("{\"serial\":%" G_GUINT64_FORMAT ",\"instruction\":"
+                          "{\"action\":\"reboot\",\"reason\":\"superseded\"}}", after + 1);
+}
+
+/* whether GET /agent/v1/next?after=@after with @token is answered with
+ * reboot_answer() (401 otherwise) */
+static gboolean
+told_to_reboot (Fixture     *fixture,
+                const gchar *token,
+                guint64      after)
+{
+  g_autofree gchar *path = g_strdup_printf ("/agent/v1/next?after=%" G_GUINT64_FORMAT "&wait=0", after);
+  g_autofree gchar *expected = reboot_answer (after);
+  g_autofree gchar *body = NULL;
+  guint status = request (fixture, "GET", path, token, NULL, &body);
+
+  g_assert_true (status == 200 || status == 401);
+  if (status == 200)
+    g_assert_cmpstr (body, ==, expected);
+  return status == 200;
+}
+
 /* whether @token is taken by the agent API (GET /agent/v1/next, 204
  * with nothing to do, 200 with an instruction) */
 static gboolean
@@ -745,9 +781,13 @@ test_agent_api_token_per_deployment (Fixture       *fixture,
   g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (shoal_device_get_token (fixture->device), !=, first);
-  g_assert_false (token_works (fixture, first));
   g_assert_true (shoal_controller_lookup_device_by_token (fixture->controller, first) == NULL);
+  /* its agent is told to reboot, and refused anything else (see
+   * redeploy-reboots-agent) until this deployment's token is claimed */
+  g_assert_true (told_to_reboot (fixture, first, 0));
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", first, "{\"event\": \"x\"}", NULL), ==, 401);
   g_assert_true (token_works (fixture, shoal_device_get_token (fixture->device)));
+  g_assert_false (token_works (fixture, first));
   finish_run (fixture, 0);
 }
 
@@ -827,6 +867,159 @@ test_agent_api_token_restart (Fixture       *fixture,
   finish_run (fixture, (guint64) seen);
 }
 
+/* GET /agent/v1/next?after=@after&wait=10 with @token, not waited for:
+ * the answer's body goes to *@response */
+static SoupMessage *
+start_next (Fixture      *fixture,
+            const gchar  *token,
+            guint64       after,
+            GBytes      **response)
+{
+  g_autofree gchar *uri = g_strdup_printf ("%sagent/v1/next?after=%" G_GUINT64_FORMAT "&wait=10&token=%s",
+                                           fixture->base, after, token);
+  SoupMessage *msg = soup_message_new ("GET", uri);
+
+  soup_session_send_and_read_async (fixture->session, msg, G_PRIORITY_DEFAULT, NULL, sent_cb, response);
+  /* the server has it waiting */
+  g_assert_false (shoal_test_wait_until (is_set, response, 300));
+  return msg;
+}
+
+/* the status of start_next()'s answer, which comes within 3 s (not at the
+ * end of its 10 s wait); its body in @body_out */
+static guint
+next_answer (SoupMessage  *msg,
+             GBytes      **response,
+             gchar       **body_out)
+{
+  g_assert_true (shoal_test_wait_until (is_set, response, 3000));
+  *body_out = g_strndup (g_bytes_get_data (*response, NULL), g_bytes_get_size (*response));
+  return soup_message_get_status (msg);
+}
+
+#define REBOOT_TOLD "the agent of an earlier deployment, still running, asked for its next instruction: told to reboot"
+
+/* The agent of a cancelled (or failed) deployment waits, polling GET
+ * /agent/v1/next, when the operator deploys the device again. Its long
+ * poll under way and its next ones are answered with a reboot (journaled
+ * once) that tells nothing of the new deployment; every other request of
+ * its token is refused, and once this deployment's loader has claimed
+ * the new token (the machine network-booted), that one too. Before, the
+ * new token made every request of the agent 401: it polled for good, and
+ * the machine never booted into the new deployment */
+static void
+test_agent_api_redeploy_reboots_agent (Fixture       *fixture,
+                                       gconstpointer  data)
+{
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *old = shoal_device_dup_token (fixture->device);
+  g_autofree gchar *expected = NULL, *body = NULL;
+  g_autoptr(SoupMessage) waiting = NULL;
+  g_autoptr(GBytes) response = NULL;
+  g_autoptr(JsonObject) told = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 wait_serial;
+
+  /* its agent ran, then was told to wait */
+  g_assert_true (token_works (fixture, old));
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  told = next_instruction (fixture, 0, &wait_serial);
+  g_assert_cmpstr (json_object_get_string_member (told, "action"), ==, "wait");
+
+  waiting = start_next (fixture, old, (guint64) wait_serial, &response);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (next_answer (waiting, &response, &body), ==, 200);
+  expected = reboot_answer ((guint64) wait_serial);
+  g_assert_cmpstr (body, ==, expected);
+  g_assert_true (told_to_reboot (fixture, old, (guint64) wait_serial));
+  g_assert_cmpuint (journal_count (fixture, REBOOT_TOLD), ==, 1);
+  /* nothing else */
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/event", old, "{\"event\": \"rebooting\"}", NULL), ==, 401);
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", old, GOOD_INVENTORY, NULL), ==, 401);
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=x", old, NULL, NULL), ==, 200);
+  /* an instruction of the new deployment does not reach it */
+  give_transfer (fixture);
+  g_assert_true (told_to_reboot (fixture, old, 0));
+
+  /* the machine network-booted: its loader claims the new token */
+  g_assert_cmpuint (request (fixture, "POST", "/agent/v1/inventory", shoal_device_get_token (fixture->device),
+                             GOOD_INVENTORY, NULL), ==, 202);
+  g_assert_false (told_to_reboot (fixture, old, 0));
+  g_assert_false (token_works (fixture, old));
+  finish_run (fixture, shoal_device_get_instruction_serial (fixture->device));
+}
+
+static gboolean
+at_reboot_step (gpointer data)
+{
+  Fixture *fixture = data;
+
+  return g_strcmp0 (shoal_device_get_current_step (fixture->device), "reboot") == 0;
+}
+
+/* The reboot answer outlives a restart of shoald (the token's SHA-256 is
+ * kept in the device's metadata). Deployed twice before the machine
+ * booted: the agent still running holds the oldest token, and nobody
+ * the one between, which is refused */
+static void
+test_agent_api_redeploy_restart (Fixture       *fixture,
+                                 gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *old = shoal_device_dup_token (fixture->device);
+  g_autofree gchar *unclaimed = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (token_works (fixture, old));
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  unclaimed = shoal_device_dup_token (fixture->device);
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  /* kept as its SHA-256, not as itself */
+  g_assert_nonnull (shoal_device_get_metadata (fixture->device, "agent.superseded-token"));
+  g_assert_null (strstr (shoal_device_get_metadata (fixture->device, "agent.superseded-token"), old));
+  /* the deployment under way (its start committed) */
+  g_assert_true (shoal_test_wait_until (at_reboot_step, fixture, 10000));
+  restart (fixture, recipe);
+  g_assert_true (told_to_reboot (fixture, old, 0));
+  g_assert_false (told_to_reboot (fixture, unclaimed, 0));
+  g_assert_true (token_works (fixture, shoal_device_get_token (fixture->device)));
+  g_assert_false (told_to_reboot (fixture, old, 0));
+  finish_run (fixture, 0);
+}
+
+/* A boot script re-issued the token while its holder's long poll waited:
+ * the instruction that comes next answers the poll with 401, not with
+ * the instruction, which went to the holder of the claimed token before */
+static void
+test_agent_api_reissue_ends_long_poll (Fixture       *fixture,
+                                       gconstpointer  data)
+{
+  G_GNUC_UNUSED g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autofree gchar *claimed = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_autofree gchar *issued = NULL, *body = NULL;
+  g_autoptr(SoupMessage) waiting = NULL;
+  g_autoptr(GBytes) response = NULL;
+
+  g_assert_true (token_works (fixture, claimed));
+  waiting = start_next (fixture, claimed, 0, &response);
+  issued = shoal_controller_issue_boot_token (fixture->controller, fixture->device);
+  g_assert_cmpstr (issued, !=, claimed);
+  /* the reboot step gives the device its instruction */
+  post_event (fixture, "image-written");
+  g_assert_cmpuint (next_answer (waiting, &response, &body), ==, 401);
+  g_assert_null (strstr (body, "reboot"));
+  g_assert_false (told_to_reboot (fixture, claimed, 0));
+  finish_run (fixture, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -842,6 +1035,9 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/token-claimed", test_agent_api_token_claimed);
   ADD ("/shoal/agent-api/token-reboot-before-claim", test_agent_api_token_reboot_before_claim);
   ADD ("/shoal/agent-api/token-restart", test_agent_api_token_restart);
+  ADD ("/shoal/agent-api/redeploy-reboots-agent", test_agent_api_redeploy_reboots_agent);
+  ADD ("/shoal/agent-api/redeploy-restart", test_agent_api_redeploy_restart);
+  ADD ("/shoal/agent-api/reissue-ends-long-poll", test_agent_api_reissue_ends_long_poll);
   ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
   ADD ("/shoal/agent-api/cancel-stops-agent", test_agent_api_cancel_stops_agent);
   ADD ("/shoal/agent-api/fail-stops-agent", test_agent_api_fail_stops_agent);

@@ -49,13 +49,15 @@ typedef struct {
   unsigned  max_polls;   /* 0: forever */
 } Agent;
 
-/* Posts {"event": name, "data": data_json}; bounded retries */
+/* Posts {"event": name, "data": data_json}; bounded retries, none after
+ * a final refusal (a 401: the token of a deployment that another one
+ * replaced, whose agent was told to reboot, posts "rebooting" in vain) */
 static bool
 post_event (Agent *a, const char *name, const char *data_json)
 {
   char url[2300], err[512];
   SaBuf body;
-  bool ok = false;
+  bool ok = false, final = false;
 
   snprintf (url, sizeof url, "%s/agent/v1/event", a->config.server);
   sa_buf_init (&body);
@@ -67,7 +69,7 @@ post_event (Agent *a, const char *name, const char *data_json)
   if (a->executing)
     sa_buf_printf (&body, ",\"serial\":%llu", (unsigned long long) a->serial);
   sa_buf_append_str (&body, "}");
-  for (unsigned attempt = 1, delay = 500; attempt <= 5 && !ok; attempt++, delay *= 2)
+  for (unsigned attempt = 1, delay = 500; attempt <= 5 && !ok && !final; attempt++, delay *= 2)
     {
       SaHttpRequest req = { .method = "POST", .url = url, .token = a->config.token,
                             .body = body.data, .body_len = body.len, .timeout_ms = 15000 };
@@ -76,15 +78,15 @@ post_event (Agent *a, const char *name, const char *data_json)
       if (sa_http_do (&req, &resp, err, sizeof err) == 0)
         {
           ok = resp.status >= 200 && resp.status < 300;
+          final = !ok && !sa_http_status_is_transient (resp.status);
           if (!ok)
             snprintf (err, sizeof err, "HTTP %d %s", resp.status, resp.body.data);
         }
       sa_http_response_clear (&resp);
       if (!ok)
-        {
-          sa_log ("event %s not posted (attempt %u): %s", name, attempt, err);
-          sa_sleep_ms (delay);
-        }
+        sa_log ("event %s not posted (attempt %u%s): %s", name, attempt, final ? ", refused for good" : "", err);
+      if (!ok && !final)
+        sa_sleep_ms (delay);
     }
   sa_buf_clear (&body);
   return ok;

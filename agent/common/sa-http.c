@@ -642,3 +642,9 @@ sa_http_response_clear (SaHttpResponse *resp)
 {
   sa_buf_clear (&resp->body);
 }
+
+bool
+sa_http_status_is_transient (int status)
+{
+  return status == 404 || status == 408 || status == 425 || status == 429 || status >= 500;
+}

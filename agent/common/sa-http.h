@@ -51,5 +51,9 @@ int  sa_url_parse          (const char *url, SaUrl *out);
  * when the transport failed */
 int  sa_http_do            (const SaHttpRequest *req, SaHttpResponse *resp, char *err, size_t errlen);
 void sa_http_response_clear (SaHttpResponse *resp);
+/* Whether an answer of @status may change if the request is sent again:
+ * 404 (a route not there yet), 408, 425, 429 and 5xx. Any other 4xx (a
+ * token refused) is final */
+bool sa_http_status_is_transient (int status);
 /* Reads one answer to @req from the connected @fd (for the fuzzer and tests) */
 int  sa_http_read_response_fd (int fd, const SaHttpRequest *req, SaHttpResponse *resp);

@@ -47,13 +47,6 @@ backoff (unsigned *delay_ms, uint64_t deadline)
 }
 
 static bool
-transient (int status)
-{
-  return status == 404 || status == 408 || status == 425 || status == 429 || status == 503
-         || status >= 500;
-}
-
-static bool
 post_inventory (Loader *l, const char *json)
 {
   char url[2300], err[512];
@@ -79,7 +72,7 @@ post_inventory (Loader *l, const char *json)
         sa_log ("inventory refused (attempt %u): HTTP %d %s", attempt, resp.status, resp.body.data);
       else
         sa_log ("inventory not sent (attempt %u): %s", attempt, err);
-      r = r == 0 && !transient (resp.status) && attempt >= 3 ? -2 : r;
+      r = r == 0 && !sa_http_status_is_transient (resp.status) && attempt >= 3 ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;
@@ -112,7 +105,7 @@ fetch_agent (Loader *l, SaBuf *agent)
                 resp.status == 503 ? "" : resp.body.data);
       else
         sa_log ("agent not fetched (attempt %u): %s", attempt, err);
-      r = r == 0 && !transient (resp.status) && attempt >= 3 ? -2 : r;
+      r = r == 0 && !sa_http_status_is_transient (resp.status) && attempt >= 3 ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;

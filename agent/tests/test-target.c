@@ -57,6 +57,7 @@ typedef struct {
   guint         newer_after_chunks; /* once this many chunks were asked
                                      * for (0: never), instruction 2 "wait"
                                      * is served after 1 */
+  guint         refused;     /* requests answered 401 */
 } TestServer;
 
 static void
@@ -163,12 +164,24 @@ agent_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTab
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   const gchar *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Authorization");
 
-  if (g_strcmp0 (auth, "Bearer tok-1") != 0)
+  g_mutex_lock (&s->lock);
+  if (g_strcmp0 (auth, "Bearer tok-superseded") == 0 && g_str_equal (path, "/agent/v1/next"))
     {
-      reply (msg, 401, "text/plain", "bad token", 9);
+      /* the token of a deployment that another one replaced: its agent
+       * is told to reboot, everything else is refused (shoal-agent-api.c) */
+      const gchar *text = "{\"serial\":2,\"instruction\":{\"action\":\"reboot\",\"reason\":\"superseded\"}}";
+
+      reply (msg, 200, "application/json", text, strlen (text));
+      g_mutex_unlock (&s->lock);
       return;
     }
-  g_mutex_lock (&s->lock);
+  if (g_strcmp0 (auth, "Bearer tok-1") != 0)
+    {
+      s->refused++;
+      reply (msg, 401, "text/plain", "bad token", 9);
+      g_mutex_unlock (&s->lock);
+      return;
+    }
   if (g_str_equal (path, "/agent/v1/event"))
     {
       g_autoptr(JsonNode) node = json_from_string (body->data, NULL);
@@ -1540,6 +1553,18 @@ run_agent_unicast (TestServer *s, const gchar *agent, gsize disk_size, gchar **d
   g_assert_true (g_spawn_check_wait_status (status, NULL));
 }
 
+/* The static agent, or NULL (the test skipped) when it was not built */
+static const gchar *
+agent_binary (void)
+{
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+
+  if (agent != NULL && g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
+    return agent;
+  g_test_skip ("the static agent was not built (target_programs)");
+  return NULL;
+}
+
 static void
 test_agent_program (void)
 {
@@ -1601,7 +1626,7 @@ test_agent_program (void)
 static void
 test_agent_program_stops (void)
 {
-  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const gchar *agent = agent_binary ();
   const guint n_chunks = 200;
   g_autofree gchar *server = NULL, *disk = NULL, *conf = NULL, *text = NULL, *out = NULL, *err = NULL;
   g_autoptr(GError) error = NULL;
@@ -1609,11 +1634,8 @@ test_agent_program_stops (void)
   guint fetched;
   TestServer *s;
 
-  if (agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("the static agent was not built (target_programs)");
-      return;
-    }
+  if (agent == NULL)
+    return;
   s = test_server_new ();
   server = url_of (s, "");
   serve_image (s, n_chunks * 4096);
@@ -1658,6 +1680,48 @@ test_agent_program_stops (void)
     }
   g_mutex_unlock (&s->lock);
   g_unlink (disk);
+  g_unlink (conf);
+  test_server_free (s);
+}
+
+/* An agent whose deployment another one replaced is told to reboot by
+ * GET /agent/v1/next, and every other request of its token is refused:
+ * it reboots (--once: says so and stops) after one attempt at each
+ * event, "agent-running" and "rebooting". Before, each refused event was
+ * tried five times over 15 s */
+static void
+test_agent_program_superseded (void)
+{
+  const gchar *agent = agent_binary ();
+  g_autofree gchar *server = NULL, *conf = NULL, *text = NULL, *out = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 started;
+  gint status = 0;
+  TestServer *s;
+
+  if (agent == NULL)
+    return;
+  s = test_server_new ();
+  server = url_of (s, "");
+  close (g_file_open_tmp ("shoal-agent-conf-XXXXXX", &conf, NULL));
+  text = g_strdup_printf ("server=%s\ntoken=tok-superseded\ndevice=dev-1\nserial=1\n", server);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  started = g_get_monotonic_time ();
+  {
+    const gchar *argv[] = { agent, "--config", conf, "--no-modules", "--no-network", "--once", "--max-polls", "3", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, &out, &err, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s%s", out, err);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (err, "instruction 2: reboot"));
+  g_assert_nonnull (strstr (err, "event rebooting not posted (attempt 1, refused for good): HTTP 401"));
+  g_assert_null (strstr (err, "attempt 2"));
+  g_mutex_lock (&s->lock);
+  g_assert_cmpuint (s->refused, ==, 2);
+  g_mutex_unlock (&s->lock);
+  g_assert_cmpint (g_get_monotonic_time () - started, <, 5 * G_USEC_PER_SEC);
   g_unlink (conf);
   test_server_free (s);
 }
@@ -2429,6 +2493,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/agent-program", test_agent_program);
   g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
   g_test_add_func ("/shoal/target/agent-program-stops", test_agent_program_stops);
+  g_test_add_func ("/shoal/target/agent-program-superseded", test_agent_program_superseded);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/0.90-gpt-image", &leftover_gpt_090,
                         test_agent_program_md_leftover);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-gpt-image", &leftover_gpt_10,
