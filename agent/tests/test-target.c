@@ -2348,36 +2348,27 @@ assert_disk_holds_image (const gchar *disk, TestServer *s)
   g_assert_cmpmem (contents, g_bytes_get_size (s->image), g_bytes_get_data (s->image, NULL), g_bytes_get_size (s->image));
 }
 
+/* the body of multicast-receive, in a subprocess whose parent made the
+ * namespace @ns (its lo up, the multicast route on it) and deletes it
+ * whatever happens here; @fail_midway: an assertion fails once the
+ * namespace holds the test server and a sender */
 static void
-test_multicast_receive (void)
+multicast_receive_in (const gchar *ns,
+                      gboolean     fail_midway)
 {
   const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
   const gchar *sender = g_getenv ("SHOAL_MCAST_SEND");
-  g_autofree gchar *ns = g_strdup_printf ("shmc%d", (gint) getpid ());
   g_autofree gchar *tmp = NULL, *cmd = NULL, *img = NULL, *joinf = NULL, *join = NULL, *disk = NULL;
   g_autofree gchar *conf = NULL, *text = NULL, *nspath = NULL;
   TestServer *s;
   GPid pid = 0;
   int orig, fd;
 
-  if (geteuid () != 0 || agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE)
-      || sender == NULL || !g_file_test (sender, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("needs root, the static agent and plugins/multicast's shoal-mcast-send");
-      return;
-    }
   tmp = g_dir_make_tmp ("shoal-mcast-agent-XXXXXX", NULL);
-  cmd = g_strdup_printf ("ip netns add %s", ns);
-  g_assert_true (sh (cmd));
-  g_free (cmd);
-  cmd = g_strdup_printf ("ip -n %s link set lo up multicast on", ns);
-  sh (cmd);
-  g_free (cmd);
-  cmd = g_strdup_printf ("ip -n %s route add 224.0.0.0/4 dev lo", ns);
-  sh (cmd);
   nspath = g_strdup_printf ("/run/netns/%s", ns);
   orig = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   fd = open (nspath, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
   g_assert_cmpint (setns (fd, CLONE_NEWNET), ==, 0);
   close (fd);
 
@@ -2387,6 +2378,14 @@ test_multicast_receive (void)
   g_assert_true (g_file_set_contents (img, g_bytes_get_data (s->image, NULL), (gssize) g_bytes_get_size (s->image), NULL));
   joinf = g_build_filename (tmp, "join.txt", NULL);
   join = start_sender (sender, img, "239.77.7.7", joinf, "20000", "3000", &pid);
+  if (fail_midway)
+    {
+      kill (pid, SIGTERM);
+      waitpid (pid, NULL, 0);
+      cmd = g_strdup_printf ("rm -rf %s", tmp);
+      sh (cmd);
+      g_assert_true (!"failing midway, as asked");
+    }
   disk = g_build_filename (tmp, "disk.raw", NULL);
   g_assert_true (g_file_set_contents (disk, "", 0, NULL));
   s->instruction = g_strdup_printf ("{\"action\":\"multicast-receive\",\"join\":\"%s\",\"manifest\":\"/images/x/manifest\","
@@ -2460,11 +2459,67 @@ test_multicast_receive (void)
   g_assert_cmpint (setns (orig, CLONE_NEWNET), ==, 0);
   close (orig);
   g_free (cmd);
-  cmd = g_strdup_printf ("ip netns del %s", ns);
-  sh (cmd);
-  g_free (cmd);
   cmd = g_strdup_printf ("rm -rf %s", tmp);
   sh (cmd);
+}
+
+static gboolean
+netns_exists (const gchar *ns)
+{
+  g_autofree gchar *nspath = g_strdup_printf ("/run/netns/%s", ns);
+
+  return g_file_test (nspath, G_FILE_TEST_EXISTS);
+}
+
+/* The namespace shmc<pid> is made here and the test runs in a subprocess
+ * (multicast_receive_in()), so that the namespace is deleted on every way
+ * out of it: an assertion that fails aborts the subprocess, not the
+ * process that deletes the namespace. @data: whether the subprocess fails
+ * midway on purpose (the case that checks that cleanup) */
+static void
+test_multicast_receive (gconstpointer data)
+{
+  gboolean fail_midway = GPOINTER_TO_INT (data);
+  const gchar *agent = g_getenv ("SHOAL_AGENT_BINARY");
+  const gchar *sender = g_getenv ("SHOAL_MCAST_SEND");
+  g_autofree gchar *ns = NULL;
+  g_autofree gchar *cmd = NULL;
+
+  if (g_test_subprocess ())
+    {
+      ns = g_strdup_printf ("shmc%d", (gint) getppid ());
+      multicast_receive_in (ns, fail_midway);
+      return;
+    }
+  if (geteuid () != 0 || agent == NULL || !g_file_test (agent, G_FILE_TEST_IS_EXECUTABLE)
+      || sender == NULL || !g_file_test (sender, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("needs root, the static agent and plugins/multicast's shoal-mcast-send");
+      return;
+    }
+  ns = g_strdup_printf ("shmc%d", (gint) getpid ());
+  cmd = g_strdup_printf ("ip netns add %s", ns);
+  g_assert_true (sh (cmd));
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s link set lo up multicast on", ns);
+  sh (cmd);
+  g_free (cmd);
+  cmd = g_strdup_printf ("ip -n %s route add 224.0.0.0/4 dev lo", ns);
+  sh (cmd);
+  g_free (cmd);
+  /* nothing between the namespace's making and its deletion can abort */
+  g_test_trap_subprocess (NULL, 100 * G_USEC_PER_SEC,
+                          fail_midway ? G_TEST_SUBPROCESS_DEFAULT : G_TEST_SUBPROCESS_INHERIT_STDERR);
+  cmd = g_strdup_printf ("ip netns del %s", ns);
+  sh (cmd);
+  g_assert_false (netns_exists (ns));
+  if (fail_midway)
+    {
+      g_test_trap_assert_failed ();
+      g_test_trap_assert_stderr ("*failing midway, as asked*");
+    }
+  else
+    g_test_trap_assert_passed ();
 }
 
 int
@@ -2514,6 +2569,8 @@ main (int argc, char **argv)
                         test_agent_program_old_signatures);
   g_test_add_data_func ("/shoal/target/agent-program-old-signatures/resume-file", &old_signatures_resume_file,
                         test_agent_program_old_signatures);
-  g_test_add_func ("/shoal/target/net/multicast-receive", test_multicast_receive);
+  g_test_add_data_func ("/shoal/target/net/multicast-receive", GINT_TO_POINTER (FALSE), test_multicast_receive);
+  g_test_add_data_func ("/shoal/target/net/multicast-receive-cleanup", GINT_TO_POINTER (TRUE),
+                        test_multicast_receive);
   return g_test_run ();
 }
