@@ -292,10 +292,17 @@ on_request_started_bodies (SoupServer        *server,
  * first failed accept (EMFILE when the descriptors run out), silently, and
  * keeps every connection for as long as its client likes, even one that
  * never finishes its headers. Connections are therefore accepted here: a
- * failed accept is logged and retried after ACCEPT_RETRY_MS, a connection
- * waiting longer than the idle timeout for its client (to read or to write)
- * is closed (its GSocket's timeout), and connections beyond the total or
- * per-client cap are closed at once. */
+ * failed accept is logged and retried after ACCEPT_RETRY_MS, and
+ * connections beyond the total or per-client cap are closed at once.
+ *
+ * Two timeouts bound what a client makes a connection wait for:
+ * - the header deadline (nginx's client_header_timeout): a request's head
+ *   (request line and headers) must have come whole within header_timeout
+ *   of the request's start (the connection's, or the end of the previous
+ *   request on it), however its bytes trickle in; else the connection is
+ *   shut down;
+ * - the idle timeout: each wait for the client, to read or to write (its
+ *   GSocket's timeout). */
 
 #define ACCEPT_RETRY_MS 100
 #define LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
@@ -306,24 +313,28 @@ typedef struct {
   GCancellable    *cancellable;
   guint            retry_id;
   guint            idle_timeout;    /* seconds, 0: none */
+  guint            header_timeout;  /* seconds, 0: none */
   guint            max_connections;
   guint            max_per_peer;
   guint            n_connections;
   GHashTable      *peers;           /* address -> count */
   gint64           accept_logged;
   gint64           cap_logged;
+  gint64           header_logged;
 } HttpState;
 
 typedef struct {
   HttpState *state;                 /* owned */
+  GSocket   *socket;                /* unowned: the connection's */
   gchar     *peer;
   gchar     *key;
+  guint      header_id;             /* the header deadline */
 } Connection;
 
 #define STATE_KEY "shoal-http-state"
 
-/* "local remote" -> the GSocket (unowned) of each connection accepted here,
- * of every server (used from the main context only) */
+/* "local remote" -> the Connection of each connection accepted here, of
+ * every server (used from the main context only) */
 static GHashTable *connection_sockets;
 
 static void
@@ -361,6 +372,7 @@ http_state (SoupServer *server)
   st->server = server;
   st->cancellable = g_cancellable_new ();
   st->idle_timeout = SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT;
+  st->header_timeout = SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT;
   st->max_connections = SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT;
   st->max_per_peer = SHOAL_HTTP_MAX_PER_PEER_DEFAULT;
   st->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -397,6 +409,26 @@ shoal_http_server_set_limits (SoupServer *server,
   st->max_per_peer = max_per_peer;
 }
 
+/**
+ * shoal_http_server_set_header_timeout:
+ * @server: a server made by shoal_http_server_new()
+ * @seconds: how long a request's head (request line and headers) may take
+ *   to come whole, from the connection's start or the end of the previous
+ *   request on it, before the connection is closed; 0 for no limit
+ *
+ * Sets the header deadline of the connections shoal_http_server_listen()
+ * accepts from then on (by default %SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT): a
+ * client that trickles its headers is closed after @seconds however often
+ * it sends a byte.
+ */
+void
+shoal_http_server_set_header_timeout (SoupServer *server,
+                                      guint       seconds)
+{
+  g_return_if_fail (SOUP_IS_SERVER (server));
+  http_state (server)->header_timeout = seconds;
+}
+
 static gchar *
 connection_key (GSocketAddress *local,
                 GSocketAddress *remote)
@@ -422,6 +454,7 @@ connection_gone (gpointer  data,
   else
     g_hash_table_insert (st->peers, g_strdup (c->peer), GUINT_TO_POINTER (n - 1));
   g_hash_table_remove (connection_sockets, c->key);
+  g_clear_handle_id (&c->header_id, g_source_remove);
   g_free (c->peer);
   g_free (c->key);
   g_free (c);
@@ -460,24 +493,85 @@ take_connection (HttpState         *st,
       g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
       return;
     }
-  if (st->idle_timeout > 0)
-    g_socket_set_timeout (socket, st->idle_timeout);
-  if (!soup_server_accept_iostream (st->server, G_IO_STREAM (conn), local, remote, &error))
-    {
-      g_message ("HTTP: cannot serve a connection from %s: %s", peer, error->message);
-      g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
-      return;
-    }
+  g_socket_set_timeout (socket, st->idle_timeout);
+  /* known before libsoup starts the first request (request-started) */
   c = g_new0 (Connection, 1);
   c->state = g_atomic_rc_box_acquire (st);
+  c->socket = socket;
   c->key = connection_key (local, remote);
-  c->peer = g_steal_pointer (&peer);
+  c->peer = g_strdup (peer);
   st->n_connections++;
   g_hash_table_insert (st->peers, g_strdup (c->peer), GUINT_TO_POINTER (n + 1));
   if (connection_sockets == NULL)
     connection_sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_hash_table_insert (connection_sockets, g_strdup (c->key), socket);
+  g_hash_table_insert (connection_sockets, g_strdup (c->key), c);
   g_object_weak_ref (G_OBJECT (conn), connection_gone, c);
+  if (!soup_server_accept_iostream (st->server, G_IO_STREAM (conn), local, remote, &error))
+    {
+      g_message ("HTTP: cannot serve a connection from %s: %s", peer, error->message);
+      g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
+    }
+}
+
+/* --- the timeouts of a request ------------------------------------------- */
+
+/* the connection of @msg, if shoal_http_server_listen() accepted it */
+static Connection *
+message_connection (SoupServerMessage *msg)
+{
+  GSocketAddress *local = soup_server_message_get_local_address (msg);
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autofree gchar *key = NULL;
+
+  if (local == NULL || remote == NULL || connection_sockets == NULL)
+    return NULL;
+  key = connection_key (local, remote);
+  return g_hash_table_lookup (connection_sockets, key);
+}
+
+static gboolean
+header_deadline_cb (gpointer user_data)
+{
+  Connection *c = user_data;
+  HttpState *st = c->state;
+  gint64 now = g_get_monotonic_time ();
+
+  c->header_id = 0;
+  if (now - st->header_logged >= LOG_INTERVAL_US)
+    {
+      st->header_logged = now;
+      g_message ("HTTP: closed a connection from %s: its request headers did not come whole within %u s",
+                 c->peer, st->header_timeout);
+    }
+  /* libsoup, reading, meets the end of the stream and drops the connection */
+  g_socket_shutdown (c->socket, TRUE, TRUE, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_timing_got_headers (SoupServerMessage *msg,
+                       gpointer           user_data)
+{
+  Connection *c = message_connection (msg);
+
+  if (c != NULL)
+    g_clear_handle_id (&c->header_id, g_source_remove);
+}
+
+static void
+on_request_started_timing (SoupServer        *server,
+                           SoupServerMessage *msg,
+                           gpointer           user_data)
+{
+  Connection *c = message_connection (msg);
+
+  if (c == NULL)
+    return;
+  g_clear_handle_id (&c->header_id, g_source_remove);
+  if (c->state->header_timeout > 0)
+    c->header_id = g_timeout_add ((guint) MIN ((guint64) c->state->header_timeout * 1000, G_MAXUINT),
+                                  header_deadline_cb, c);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (on_timing_got_headers), NULL);
 }
 
 static void accept_next (HttpState *st);
@@ -611,14 +705,12 @@ GSocket *
 shoal_http_message_get_socket (SoupServerMessage *msg)
 {
   GSocket *socket = soup_server_message_get_socket (msg);
-  GSocketAddress *local = soup_server_message_get_local_address (msg);
-  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
-  g_autofree gchar *key = NULL;
+  Connection *c;
 
-  if (socket != NULL || local == NULL || remote == NULL || connection_sockets == NULL)
+  if (socket != NULL)
     return socket;
-  key = connection_key (local, remote);
-  return g_hash_table_lookup (connection_sockets, key);
+  c = message_connection (msg);
+  return c != NULL ? c->socket : NULL;
 }
 
 /**
@@ -639,7 +731,10 @@ shoal_http_server_new (const gchar *server_header)
 {
   SoupServer *server = soup_server_new ("server-header", server_header, NULL);
 
-  /* first, so that a refused request reaches no other got-headers handler */
+  /* first, so that the header deadline ends before a refusal takes the
+   * connection away */
+  g_signal_connect (server, "request-started", G_CALLBACK (on_request_started_timing), NULL);
+  /* then, so that a refused request reaches no other got-headers handler */
   g_signal_connect (server, "request-started", G_CALLBACK (on_request_started_bodies), NULL);
   if (!soup_check_version (3, 3, 0))
     g_signal_connect (server, "request-started", G_CALLBACK (on_request_started), NULL);

@@ -486,6 +486,42 @@ test_idle_timeout (void)
   g_assert_true (g_str_has_prefix (hello, "HTTP/1.1 200 "));
 }
 
+/* a client that trickled its request headers, a byte every 100 ms, kept
+ * its connection for as long as it liked: each byte reset the idle
+ * timeout. The whole head must come within the header timeout */
+static void
+test_header_deadline (void)
+{
+  guint port;
+  G_GNUC_UNUSED g_autoptr(SoupServer) server = listening_server (2, 0, 0, &port);
+  GSocket *socket;
+  gint64 start;
+  gint64 closed_after = -1;
+  g_autofree gchar *hello = NULL;
+
+  shoal_http_server_set_header_timeout (server, 1);
+  start = g_get_monotonic_time ();
+  socket = partial_request (port);
+  g_assert_cmpint (g_socket_send (socket, "st: x\r\nX-Slow: ", 15, NULL, NULL), ==, 15);
+  /* for 4 s at most: twice the idle timeout, four times the deadline */
+  for (guint i = 0; i < 40; i++)
+    {
+      if (wait_closed (&socket, 1, 0.1) == 0)
+        {
+          closed_after = g_get_monotonic_time () - start;
+          break;
+        }
+      g_socket_send (socket, "a", 1, NULL, NULL);
+    }
+  g_object_unref (socket);
+  g_test_message ("closed after %" G_GINT64_FORMAT " ms", closed_after / 1000);
+  g_assert_cmpint (closed_after, >=, G_USEC_PER_SEC - G_USEC_PER_SEC / 10);
+  g_assert_cmpint (closed_after, <, 2 * G_USEC_PER_SEC);
+  /* headers that come whole in time, even in pieces, are served */
+  hello = raw_exchange (port, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_true (g_str_has_prefix (hello, "HTTP/1.1 200 "));
+}
+
 /* connections beyond the per-client cap are closed at once; one freed
  * makes room */
 static void
@@ -596,6 +632,7 @@ main (int    argc,
   g_test_add_func ("/shoal/http/stream-parts", test_stream_parts);
   g_test_add_func ("/shoal/http/body-refused-before-read", test_body_refused_before_read);
   g_test_add_func ("/shoal/http/idle-timeout", test_idle_timeout);
+  g_test_add_func ("/shoal/http/header-deadline", test_header_deadline);
   g_test_add_func ("/shoal/http/connection-caps", test_connection_caps);
   g_test_add_func ("/shoal/http/accept-survives-emfile", test_accept_survives_emfile);
   return g_test_run ();
