@@ -295,14 +295,20 @@ on_request_started_bodies (SoupServer        *server,
  * failed accept is logged and retried after ACCEPT_RETRY_MS, and
  * connections beyond the total or per-client cap are closed at once.
  *
- * Two timeouts bound what a client makes a connection wait for:
- * - the header deadline (nginx's client_header_timeout): a request's head
- *   (request line and headers) must have come whole within header_timeout
- *   of the request's start (the connection's, or the end of the previous
- *   request on it), however its bytes trickle in; else the connection is
- *   shut down;
- * - the idle timeout: each wait for the client, to read or to write (its
- *   GSocket's timeout). */
+ * Three timeouts bound what a client makes a connection wait for
+ * (nginx's client_header_timeout, client_body_timeout and send_timeout):
+ * - the header deadline: a request's head (request line and headers) must
+ *   have come whole within header_timeout of the request's start (the
+ *   connection's, or the end of the previous request on it), however its
+ *   bytes trickle in; else the connection is shut down;
+ * - the idle timeout: while a request is read, each wait for the client's
+ *   next bytes (its GSocket's timeout);
+ * - the send timeout: while the response is written, each wait for room to
+ *   write, that is the time between two successful writes, so a client that
+ *   reads a long download slowly but steadily is never cut, and one that
+ *   stops reading is after send_timeout.
+ * The socket's timeout is the idle timeout from a request's start and the
+ * send timeout from the end of its body (when the handler runs). */
 
 #define ACCEPT_RETRY_MS 100
 #define LOG_INTERVAL_US (10 * G_USEC_PER_SEC)
@@ -314,6 +320,7 @@ typedef struct {
   guint            retry_id;
   guint            idle_timeout;    /* seconds, 0: none */
   guint            header_timeout;  /* seconds, 0: none */
+  guint            send_timeout;    /* seconds, 0: none */
   guint            max_connections;
   guint            max_per_peer;
   guint            n_connections;
@@ -373,6 +380,7 @@ http_state (SoupServer *server)
   st->cancellable = g_cancellable_new ();
   st->idle_timeout = SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT;
   st->header_timeout = SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT;
+  st->send_timeout = SHOAL_HTTP_SEND_TIMEOUT_DEFAULT;
   st->max_connections = SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT;
   st->max_per_peer = SHOAL_HTTP_MAX_PER_PEER_DEFAULT;
   st->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -383,9 +391,9 @@ http_state (SoupServer *server)
 /**
  * shoal_http_server_set_limits:
  * @server: a server made by shoal_http_server_new()
- * @idle_timeout: seconds a connection may wait for its client, to read
- *   (headers, a body, the next request) or to write, before it is closed;
- *   0 for no limit
+ * @idle_timeout: seconds a connection may wait for its client's next
+ *   bytes while it reads a request (headers, a body, the next request),
+ *   before it is closed; 0 for no limit
  * @max_connections: how many connections may be open at once; 0 for no limit
  * @max_per_peer: how many of them one client address may have; 0 for no limit
  *
@@ -427,6 +435,27 @@ shoal_http_server_set_header_timeout (SoupServer *server,
 {
   g_return_if_fail (SOUP_IS_SERVER (server));
   http_state (server)->header_timeout = seconds;
+}
+
+/**
+ * shoal_http_server_set_send_timeout:
+ * @server: a server made by shoal_http_server_new()
+ * @seconds: how long an answer may wait for room to write (its client to
+ *   read) between two successful writes, before the connection is closed;
+ *   0 for no limit
+ *
+ * Sets the send timeout of the connections shoal_http_server_listen()
+ * accepts from then on (by default %SHOAL_HTTP_SEND_TIMEOUT_DEFAULT), in
+ * place of the idle timeout while answers are written: a client that reads
+ * a long answer slowly but steadily is never cut, one that stops reading is
+ * after @seconds.
+ */
+void
+shoal_http_server_set_send_timeout (SoupServer *server,
+                                    guint       seconds)
+{
+  g_return_if_fail (SOUP_IS_SERVER (server));
+  http_state (server)->send_timeout = seconds;
 }
 
 static gchar *
@@ -558,6 +587,17 @@ on_timing_got_headers (SoupServerMessage *msg,
     g_clear_handle_id (&c->header_id, g_source_remove);
 }
 
+/* the body is read: what follows is the handler and the answer */
+static void
+on_timing_got_body (SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  Connection *c = message_connection (msg);
+
+  if (c != NULL)
+    g_socket_set_timeout (c->socket, c->state->send_timeout);
+}
+
 static void
 on_request_started_timing (SoupServer        *server,
                            SoupServerMessage *msg,
@@ -567,11 +607,13 @@ on_request_started_timing (SoupServer        *server,
 
   if (c == NULL)
     return;
+  g_socket_set_timeout (c->socket, c->state->idle_timeout);
   g_clear_handle_id (&c->header_id, g_source_remove);
   if (c->state->header_timeout > 0)
     c->header_id = g_timeout_add ((guint) MIN ((guint64) c->state->header_timeout * 1000, G_MAXUINT),
                                   header_deadline_cb, c);
   g_signal_connect (msg, "got-headers", G_CALLBACK (on_timing_got_headers), NULL);
+  g_signal_connect (msg, "got-body", G_CALLBACK (on_timing_got_body), NULL);
 }
 
 static void accept_next (HttpState *st);

@@ -34,6 +34,12 @@ void shoal_http_server_allow_body (SoupServer  *server,
  */
 #define SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT 10
 /**
+ * SHOAL_HTTP_SEND_TIMEOUT_DEFAULT:
+ *
+ * Seconds an answer may wait for its client to read, between two writes.
+ */
+#define SHOAL_HTTP_SEND_TIMEOUT_DEFAULT 60
+/**
  * SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT:
  *
  * How many connections a server keeps open at once.
@@ -56,6 +62,8 @@ void     shoal_http_server_set_limits (SoupServer    *server,
                                        guint          max_connections,
                                        guint          max_per_peer);
 void     shoal_http_server_set_header_timeout (SoupServer *server,
+                                               guint       seconds);
+void     shoal_http_server_set_send_timeout   (SoupServer *server,
                                                guint       seconds);
 GSocket *shoal_http_message_get_socket (SoupServerMessage *msg);
 void shoal_http_refuse_early      (SoupServerMessage *msg,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "shoal-http.h"
@@ -522,6 +523,143 @@ test_header_deadline (void)
   g_assert_true (g_str_has_prefix (hello, "HTTP/1.1 200 "));
 }
 
+#define BIG_SIZE (16 * 1024 * 1024)
+
+static void
+on_big (SoupServer        *server,
+        SoupServerMessage *msg,
+        const char        *path,
+        GHashTable        *query,
+        gpointer           user_data)
+{
+  ShoalHttpPart part = { .fd = open (user_data, O_RDONLY | O_CLOEXEC), .offset = 0, .length = BIG_SIZE,
+                         .name = user_data };
+
+  g_assert_cmpint (part.fd, >=, 0);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_content_length (soup_server_message_get_response_headers (msg), BIG_SIZE);
+  shoal_http_stream_parts (msg, &part, 1, NULL, NULL, NULL);
+}
+
+typedef struct {
+  guint   port;
+  gsize   chunk;        /* read at a time... */
+  guint   interval_ms;  /* ...every interval_ms */
+  gsize   pause_at;     /* after that many bytes (0: never)... */
+  guint   pause_ms;     /* ...reads nothing for that long */
+  gsize   body;         /* out: the bytes of the body received */
+  gint    done;         /* atomic */
+} Download;
+
+/* GET /big on a socket with a small receive buffer, read as @d says */
+static gpointer
+download_thread (gpointer data)
+{
+  Download *d = data;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) addr = g_inet_socket_address_new (loopback, (guint16) d->port);
+  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  const gchar *request = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+  g_autofree gchar *buf = g_malloc (d->chunk);
+  g_autoptr(GString) head = g_string_new (NULL);
+  gsize total = 0;
+  gboolean paused = FALSE;
+
+  g_assert_true (g_socket_set_option (socket, SOL_SOCKET, SO_RCVBUF, 64 * 1024, NULL));
+  g_socket_set_timeout (socket, 10);
+  g_assert_true (g_socket_connect (socket, addr, NULL, NULL));
+  g_assert_cmpint (g_socket_send (socket, request, strlen (request), NULL, NULL), ==, (gssize) strlen (request));
+  /* bounded: the socket's timeout, and at most BIG_SIZE / 1 KiB reads */
+  for (guint i = 0; i < BIG_SIZE / 1024; i++)
+    {
+      gssize n = g_socket_receive (socket, buf, d->chunk, NULL, NULL);
+
+      if (n <= 0)
+        break;
+      if (d->body == 0 && head->len < 4096 && strstr (head->str, "\r\n\r\n") == NULL)
+        {
+          const gchar *end;
+
+          g_string_append_len (head, buf, n);
+          end = strstr (head->str, "\r\n\r\n");
+          if (end != NULL)
+            d->body = head->len - (gsize) (end + 4 - head->str);
+          continue;
+        }
+      d->body += (gsize) n;
+      total += (gsize) n;
+      if (d->pause_at > 0 && !paused && total >= d->pause_at)
+        {
+          paused = TRUE;
+          g_usleep ((gulong) d->pause_ms * 1000);
+        }
+      else if (d->interval_ms > 0)
+        g_usleep ((gulong) d->interval_ms * 1000);
+    }
+  g_atomic_int_set (&d->done, 1);
+  return NULL;
+}
+
+/* runs @d's download against the main context's server; its duration */
+static gint64
+download (Download *d)
+{
+  gint64 start = g_get_monotonic_time ();
+  gint64 deadline = start + 30 * G_USEC_PER_SEC;
+  GThread *thread = g_thread_new ("download", download_thread, d);
+
+  while (!g_atomic_int_get (&d->done) && g_get_monotonic_time () < deadline)
+    {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (1000);
+    }
+  g_assert_true (g_atomic_int_get (&d->done));
+  g_thread_join (thread);
+  return g_get_monotonic_time () - start;
+}
+
+/* The idle timeout cut a client that paused its reading of a download for
+ * longer: writes have their own timeout, the longest wait for room between
+ * two writes. A client that reads slowly but steadily gets the whole answer
+ * however long it takes; one that stops reading is cut */
+static void
+test_send_timeout (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-http-send-XXXXXX", NULL);
+  g_autofree gchar *path = g_build_filename (dir, "big", NULL);
+  guint port;
+  G_GNUC_UNUSED g_autoptr(SoupServer) server = listening_server (1, 0, 0, &port);
+  gint fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  Download steady = { .chunk = 256 * 1024, .interval_ms = 15 };
+  Download pausing = { .chunk = 256 * 1024, .pause_at = 1024 * 1024, .pause_ms = 1600 };
+  Download stopping = { .chunk = 256 * 1024, .pause_at = 1024 * 1024, .pause_ms = 4000 };
+  gint64 took;
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (ftruncate (fd, BIG_SIZE), ==, 0);
+  close (fd);
+  shoal_http_server_set_send_timeout (server, 2);
+  soup_server_add_handler (server, "/big", on_big, path, NULL);
+  steady.port = pausing.port = stopping.port = port;
+
+  /* longer than both timeouts, a wait of 20 ms at a time */
+  took = download (&steady);
+  g_test_message ("steady: %" G_GSIZE_FORMAT " bytes in %" G_GINT64_FORMAT " ms", steady.body, took / 1000);
+  g_assert_cmpuint (steady.body, ==, BIG_SIZE);
+  g_assert_cmpint (took, >, 2 * G_USEC_PER_SEC);
+  /* a pause longer than the idle timeout, shorter than the send timeout */
+  took = download (&pausing);
+  g_test_message ("pausing: %" G_GSIZE_FORMAT " bytes in %" G_GINT64_FORMAT " ms", pausing.body, took / 1000);
+  g_assert_cmpuint (pausing.body, ==, BIG_SIZE);
+  /* a pause longer than the send timeout: the answer is cut */
+  took = download (&stopping);
+  g_test_message ("stopping: %" G_GSIZE_FORMAT " bytes in %" G_GINT64_FORMAT " ms", stopping.body, took / 1000);
+  g_assert_cmpuint (stopping.body, <, BIG_SIZE);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
 /* connections beyond the per-client cap are closed at once; one freed
  * makes room */
 static void
@@ -633,6 +771,7 @@ main (int    argc,
   g_test_add_func ("/shoal/http/body-refused-before-read", test_body_refused_before_read);
   g_test_add_func ("/shoal/http/idle-timeout", test_idle_timeout);
   g_test_add_func ("/shoal/http/header-deadline", test_header_deadline);
+  g_test_add_func ("/shoal/http/send-timeout", test_send_timeout);
   g_test_add_func ("/shoal/http/connection-caps", test_connection_caps);
   g_test_add_func ("/shoal/http/accept-survives-emfile", test_accept_survives_emfile);
   return g_test_run ();

@@ -358,7 +358,7 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
   g_autoptr(GError) error_local = NULL;
   gint64 port = SHOAL_DAEMON_HTTP_PORT_DEFAULT;
   guint bound_port = 0;
-  guint idle_timeout, header_timeout, max_connections, max_per_peer;
+  guint idle_timeout, header_timeout, send_timeout, max_connections, max_per_peer;
 
   if (self->options.http_port >= 0)
     port = self->options.http_port;
@@ -376,6 +376,8 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
                                   &idle_timeout, error) ||
       !shoal_daemon_config_count (self, "http-header-timeout", SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT,
                                   &header_timeout, error) ||
+      !shoal_daemon_config_count (self, "http-send-timeout", SHOAL_HTTP_SEND_TIMEOUT_DEFAULT,
+                                  &send_timeout, error) ||
       !shoal_daemon_config_count (self, "http-max-connections", SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT,
                                   &max_connections, error) ||
       !shoal_daemon_config_count (self, "http-max-connections-per-client", SHOAL_HTTP_MAX_PER_PEER_DEFAULT,
@@ -384,6 +386,7 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
   self->http = shoal_http_server_new ("shoald/" PACKAGE_VERSION " ");
   shoal_http_server_set_limits (self->http, idle_timeout, max_connections, max_per_peer);
   shoal_http_server_set_header_timeout (self->http, header_timeout);
+  shoal_http_server_set_send_timeout (self->http, send_timeout);
   if (!shoal_daemon_listen (self, address, (guint) port, &bound_port, error))
     {
       g_prefix_error (error, "starting the HTTP server on %s port %u: ",
