@@ -235,12 +235,33 @@ shoal_context_remove_http_handler (ShoalContext *self,
  *
  * The daemon's HTTP server refuses, before reading it, any request body
  * that its route does not allow (413): by default, every body. A route that
- * takes bodies says how large they may be here.
+ * takes bodies says how large they may be here, for every method
+ * (shoal_context_allow_http_body_full() names the methods).
  */
 void
 shoal_context_allow_http_body (ShoalContext *self,
                                const gchar  *path,
                                gint64        max_bytes)
+{
+  shoal_context_allow_http_body_full (self, path, NULL, max_bytes);
+}
+
+/**
+ * shoal_context_allow_http_body_full:
+ * @self: a context
+ * @path: a path served by a handler of shoal_context_add_http_handler()
+ * @methods: (nullable) (array zero-terminated=1): the methods whose
+ *   requests may have a body ("POST", "PUT"...); %NULL for every method
+ * @max_bytes: the largest request body @path and the paths below it take
+ *
+ * As shoal_context_allow_http_body(), for @methods alone: a request of
+ * another method that has a body is refused before it is read (413).
+ */
+void
+shoal_context_allow_http_body_full (ShoalContext       *self,
+                                    const gchar        *path,
+                                    const gchar *const *methods,
+                                    gint64              max_bytes)
 {
   SoupServer *server;
 
@@ -248,7 +269,7 @@ shoal_context_allow_http_body (ShoalContext *self,
   g_return_if_fail (max_bytes >= 0);
   server = shoal_controller_get_http_server (self->controller);
   if (server != NULL && g_hash_table_contains (self->paths, path))
-    shoal_http_server_allow_body (server, path, max_bytes);
+    shoal_http_server_allow_body_full (server, path, methods, max_bytes);
 }
 
 /**

@@ -38,6 +38,10 @@ void          shoal_context_remove_http_handler  (ShoalContext        *self,
 void          shoal_context_allow_http_body      (ShoalContext        *self,
                                                   const gchar         *path,
                                                   gint64               max_bytes);
+void          shoal_context_allow_http_body_full (ShoalContext        *self,
+                                                  const gchar         *path,
+                                                  const gchar *const  *methods,
+                                                  gint64               max_bytes);
 ShoalDevice  *shoal_context_lookup_device        (ShoalContext        *self,
                                                   const gchar         *id);
 ShoalDevice  *shoal_context_lookup_device_by_mac (ShoalContext        *self,

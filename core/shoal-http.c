@@ -169,6 +169,18 @@ shoal_http_refuse_early (SoupServerMessage *msg,
 
 #define BODY_LIMITS_KEY "shoal-http-body-limits"
 
+typedef struct {
+  gint64  max_bytes;
+  GStrv   methods;    /* NULL: every method */
+} BodyLimit;
+
+static void
+body_limit_free (BodyLimit *limit)
+{
+  g_strfreev (limit->methods);
+  g_free (limit);
+}
+
 /**
  * shoal_http_server_allow_body:
  * @server: a server made by shoal_http_server_new()
@@ -181,14 +193,38 @@ shoal_http_refuse_early (SoupServerMessage *msg,
  * headers and before its body is read, a body larger than its route
  * allows (413) and a body of unknown length (chunked) on a route that takes
  * one (411; 413 on a route that takes none). The longest registered path
- * that contains the request's decides.
+ * that contains the request's decides. Every method may send a body:
+ * shoal_http_server_allow_body_full() names those that may.
  */
 void
 shoal_http_server_allow_body (SoupServer  *server,
                               const gchar *path,
                               gint64       max_bytes)
 {
+  shoal_http_server_allow_body_full (server, path, NULL, max_bytes);
+}
+
+/**
+ * shoal_http_server_allow_body_full:
+ * @server: a server made by shoal_http_server_new()
+ * @path: a route: the path itself and every path below it
+ * @methods: (nullable) (array zero-terminated=1): the methods whose
+ *   requests to @path may have a body ("POST", "PUT"...); %NULL for every
+ *   method
+ * @max_bytes: as for shoal_http_server_allow_body()
+ *
+ * As shoal_http_server_allow_body(), for @methods alone: a request of
+ * another method to @path that has a body is refused before it is read
+ * (413), as on a route that takes none.
+ */
+void
+shoal_http_server_allow_body_full (SoupServer         *server,
+                                   const gchar        *path,
+                                   const gchar *const *methods,
+                                   gint64              max_bytes)
+{
   GHashTable *limits;
+  BodyLimit *limit;
 
   g_return_if_fail (SOUP_IS_SERVER (server));
   g_return_if_fail (path != NULL && path[0] == '/');
@@ -196,16 +232,22 @@ shoal_http_server_allow_body (SoupServer  *server,
   limits = g_object_get_data (G_OBJECT (server), BODY_LIMITS_KEY);
   if (limits == NULL)
     {
-      limits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      limits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) body_limit_free);
       g_object_set_data_full (G_OBJECT (server), BODY_LIMITS_KEY, limits, (GDestroyNotify) g_hash_table_unref);
     }
   if (max_bytes == 0)
-    g_hash_table_remove (limits, path);
-  else
-    g_hash_table_replace (limits, g_strdup (path), g_memdup2 (&max_bytes, sizeof max_bytes));
+    {
+      g_hash_table_remove (limits, path);
+      return;
+    }
+  limit = g_new0 (BodyLimit, 1);
+  limit->max_bytes = max_bytes;
+  limit->methods = methods != NULL ? g_strdupv ((GStrv) methods) : NULL;
+  g_hash_table_replace (limits, g_strdup (path), limit);
 }
 
-static gint64
+/* the limit of the route of @path; NULL: none takes a body */
+static const BodyLimit *
 body_limit (SoupServer  *server,
             const gchar *path)
 {
@@ -214,18 +256,18 @@ body_limit (SoupServer  *server,
   gchar *slash;
 
   if (limits == NULL)
-    return 0;
+    return NULL;
   /* /a/b/c, then /a/b, then /a */
   while (prefix[0] == '/' && prefix[1] != '\0')
     {
-      const gint64 *limit = g_hash_table_lookup (limits, prefix);
+      const BodyLimit *limit = g_hash_table_lookup (limits, prefix);
 
       if (limit != NULL)
-        return *limit;
+        return limit;
       slash = strrchr (prefix, '/');
       *slash = '\0';
     }
-  return 0;
+  return NULL;
 }
 
 static void
@@ -246,6 +288,8 @@ on_got_headers (SoupServerMessage *msg,
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   GUri *uri = soup_server_message_get_uri (msg);
+  const gchar *method = soup_server_message_get_method (msg);
+  const BodyLimit *route;
   gint64 limit;
   goffset length;
 
@@ -262,7 +306,16 @@ on_got_headers (SoupServerMessage *msg,
       length = -1;
       break;
     }
-  limit = uri != NULL ? body_limit (server, g_uri_get_path (uri)) : 0;
+  route = uri != NULL ? body_limit (server, g_uri_get_path (uri)) : NULL;
+  limit = route != NULL ? route->max_bytes : 0;
+  if (route != NULL && route->methods != NULL &&
+      (method == NULL || !g_strv_contains ((const gchar *const *) route->methods, method)))
+    {
+      g_autofree gchar *reason = g_strdup_printf ("A %s request to this resource takes no body", method);
+
+      refuse_body (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, reason);
+      return;
+    }
   if (limit == SHOAL_HTTP_BODY_ROUTE_CHECKS || (length >= 0 && length <= limit))
     return;
   if (limit == 0)

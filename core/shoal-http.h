@@ -21,6 +21,10 @@ SoupServer *shoal_http_server_new (const gchar *server_header);
 void shoal_http_server_allow_body (SoupServer  *server,
                                    const gchar *path,
                                    gint64       max_bytes);
+void shoal_http_server_allow_body_full (SoupServer         *server,
+                                        const gchar        *path,
+                                        const gchar *const *methods,
+                                        gint64              max_bytes);
 /**
  * SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT:
  *

@@ -344,6 +344,11 @@ test_body_refused_before_read (void)
     { "POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "HTTP/1.1 413 " },
     /* routes that check their bodies themselves are left to them */
     { "POST /own/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345", "HTTP/1.1 200 " },
+    /* a route that takes bodies with POST alone */
+    { "GET /post-only HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345", "HTTP/1.1 413 " },
+    { "DELETE /post-only/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345", "HTTP/1.1 413 " },
+    { "POST /post-only/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345", "HTTP/1.1 200 " },
+    { "DELETE /post-only/x HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 " },
     /* and what a route allows goes through */
     { "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", NULL },
     { "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 200 " },
@@ -355,6 +360,8 @@ test_body_refused_before_read (void)
   soup_server_add_handler (server, "/own", on_upload, NULL, NULL);
   shoal_http_server_allow_body (server, "/upload", 100);
   shoal_http_server_allow_body (server, "/own", SHOAL_HTTP_BODY_ROUTE_CHECKS);
+  soup_server_add_handler (server, "/post-only", on_upload, NULL, NULL);
+  shoal_http_server_allow_body_full (server, "/post-only", (const gchar *[]) { "POST", NULL }, 100);
   g_assert_true (soup_server_listen (server, any, 0, &error));
   g_assert_no_error (error);
   port = server_port (server);

@@ -33,6 +33,8 @@
 #define ROUTE "/image-store"
 /* an import's JSON: a path or URL, a name, a chunk size */
 #define MAX_BODY (64 * 1024)
+/* the methods that send one: an import */
+static const gchar *const body_methods[] = { "POST", NULL };
 
 struct _ShoalImageStoreService
 {
@@ -415,8 +417,9 @@ shoal_image_store_service_start (ShoalService  *service,
       g_prefix_error (error, _("Cannot serve the image store over HTTP: "));
       return FALSE;
     }
-  /* POST /image-store/images; any other request takes no body */
-  shoal_context_allow_http_body (context, ROUTE, MAX_BODY);
+  /* POST /image-store/images; a request of any other method with a body
+   * is refused before the body is read (413) */
+  shoal_context_allow_http_body_full (context, ROUTE, body_methods, MAX_BODY);
   self->context = g_object_ref (context);
   self->store = g_steal_pointer (&store);
   self->admin_token = g_steal_pointer (&token);

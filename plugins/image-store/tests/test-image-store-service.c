@@ -87,54 +87,104 @@ curl (const gchar  *out_path,
   return (guint) g_ascii_strtoull (out, NULL, 10);
 }
 
+/* a controller in a temporary state directory, its HTTP server on
+ * loopback, and the service started in it */
+typedef struct {
+  gchar            *dir;
+  gchar            *out;       /* where curl writes answers */
+  gchar            *base;
+  gchar            *auth;      /* the Authorization header of the admin token */
+  gchar            *list_url;
+  gchar            *one_url;   /* of the image "db" */
+  ShoalController  *controller;
+  SoupServer       *server;
+  ShoalService     *service;
+} Fixture;
+
+static void
+fixture_open (Fixture     *f,
+              const gchar *name,
+              SoupServer  *server)
+{
+  g_autoptr(ShoalPluginEngine) engine = shoal_plugin_engine_new ();
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GError) error = NULL;
+  guint port = 0;
+
+  f->dir = g_dir_make_tmp (name, NULL);
+  f->out = g_build_filename (f->dir, "out.json", NULL);
+  f->controller = shoal_controller_new (engine, f->dir);
+  g_assert_true (shoal_controller_open (f->controller, &error));
+  f->server = server;
+  g_assert_true (shoal_http_server_listen (server, loopback, 0, &port, &error));
+  g_assert_no_error (error);
+  f->base = g_strdup_printf ("http://127.0.0.1:%u", port);
+  shoal_controller_set_http_server (f->controller, server, f->base);
+}
+
+static void
+fixture_start (Fixture *f)
+{
+  g_autofree gchar *token_path = g_build_filename (f->dir, "image-store", "admin-token", NULL);
+  g_autofree gchar *token = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->service = g_object_new (SHOAL_TYPE_IMAGE_STORE_SERVICE, NULL);
+  g_assert_true (shoal_service_start (f->service, shoal_controller_get_context (f->controller), &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_get_contents (token_path, &token, NULL, NULL));
+  f->auth = g_strdup_printf ("Authorization: Bearer %s", token);
+  f->list_url = g_strdup_printf ("%s/image-store/images", f->base);
+  f->one_url = g_strdup_printf ("%s/image-store/images/db", f->base);
+}
+
+static void
+fixture_close (Fixture *f)
+{
+  shoal_service_stop (f->service);
+  shoal_controller_close (f->controller);
+  soup_server_disconnect (f->server);
+  image_test_rm_rf (f->dir);
+  g_clear_object (&f->service);
+  g_clear_object (&f->controller);
+  g_clear_object (&f->server);
+  g_free (f->dir);
+  g_free (f->out);
+  g_free (f->base);
+  g_free (f->auth);
+  g_free (f->list_url);
+  g_free (f->one_url);
+}
+
 static void
 test_service (void)
 {
-  g_autofree gchar *dir = g_dir_make_tmp ("shoal-image-store-service-XXXXXX", NULL);
-  g_autofree gchar *out = g_build_filename (dir, "out.json", NULL);
-  g_autofree gchar *image = g_build_filename (dir, "db.img", NULL);
-  g_autofree gchar *store_tmp = g_build_filename (dir, "image-store", "tmp", NULL);
-  g_autofree gchar *download = g_build_filename (store_tmp, "download-k9Lm2Q", NULL);
-  g_autofree gchar *token_path = NULL;
-  g_autofree gchar *token = NULL;
-  g_autofree gchar *auth = NULL;
-  g_autofree gchar *base = NULL;
-  g_autofree gchar *list_url = NULL;
-  g_autofree gchar *one_url = NULL;
+  Fixture f = { 0 };
+  g_autofree gchar *image = NULL;
+  g_autofree gchar *store_tmp = NULL;
+  g_autofree gchar *download = NULL;
   g_autofree gchar *post = NULL;
   g_autofree gchar *body = NULL;
   g_autofree gchar *bin = g_find_program_in_path ("curl");
   g_autofree guint8 *bytes = g_malloc0 (3 * 4096);
-  g_autoptr(ShoalPluginEngine) engine = NULL;
-  g_autoptr(ShoalController) controller = NULL;
-  g_autoptr(SoupServer) server = NULL;
-  g_autoptr(ShoalService) service = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSList) uris = NULL;
 
   if (bin == NULL)
     {
       g_test_skip ("curl is not installed");
       return;
     }
+  /* a server of libsoup's own: no body limits */
+  fixture_open (&f, "shoal-image-store-service-XXXXXX", soup_server_new (NULL, NULL));
+  image = g_build_filename (f.dir, "db.img", NULL);
+  store_tmp = g_build_filename (f.dir, "image-store", "tmp", NULL);
+  download = g_build_filename (store_tmp, "download-k9Lm2Q", NULL);
   memset (bytes, 7, 4096);
   g_assert_true (g_file_set_contents (image, (gchar *) bytes, 3 * 4096, NULL));
-  engine = shoal_plugin_engine_new ();
-  controller = shoal_controller_new (engine, dir);
-  g_assert_true (shoal_controller_open (controller, &error));
-  server = soup_server_new (NULL, NULL);
-  g_assert_true (soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error));
-  uris = soup_server_get_uris (server);
-  base = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
-  g_slist_free_full (g_steal_pointer (&uris), (GDestroyNotify) g_uri_unref);
-  shoal_controller_set_http_server (controller, server, base);
 
   /* the download of an import a kill -9 interrupted: gone once started */
   g_assert_cmpint (g_mkdir_with_parents (store_tmp, 0700), ==, 0);
   g_assert_true (g_file_set_contents (download, "partial", -1, NULL));
-  service = g_object_new (SHOAL_TYPE_IMAGE_STORE_SERVICE, NULL);
-  g_assert_true (shoal_service_start (service, shoal_controller_get_context (controller), &error));
-  g_assert_no_error (error);
+  fixture_start (&f);
   {
     gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
@@ -145,43 +195,60 @@ test_service (void)
       }
     g_assert_false (g_file_test (download, G_FILE_TEST_EXISTS));
   }
-  g_assert_nonnull (shoal_image_store_service_get_store (SHOAL_IMAGE_STORE_SERVICE (service)));
+  g_assert_nonnull (shoal_image_store_service_get_store (SHOAL_IMAGE_STORE_SERVICE (f.service)));
 
-  token_path = g_build_filename (dir, "image-store", "admin-token", NULL);
-  g_assert_true (g_file_get_contents (token_path, &token, NULL, NULL));
-  auth = g_strdup_printf ("Authorization: Bearer %s", token);
-  list_url = g_strdup_printf ("%s/image-store/images", base);
-  one_url = g_strdup_printf ("%s/image-store/images/db", base);
-
-  g_assert_cmpuint (curl (out, NULL, "GET", NULL, NULL, list_url), ==, 401);
-  g_assert_cmpuint (curl (out, NULL, "GET", "Authorization: Bearer nope", NULL, list_url), ==, 401);
-  g_assert_cmpuint (curl (out, &body, "GET", auth, NULL, list_url), ==, 200);
+  g_assert_cmpuint (curl (f.out, NULL, "GET", NULL, NULL, f.list_url), ==, 401);
+  g_assert_cmpuint (curl (f.out, NULL, "GET", "Authorization: Bearer nope", NULL, f.list_url), ==, 401);
+  g_assert_cmpuint (curl (f.out, &body, "GET", f.auth, NULL, f.list_url), ==, 200);
   g_assert_cmpstr (body, ==, "[]");
   g_clear_pointer (&body, g_free);
 
   post = g_strdup_printf ("{\"path\": \"%s\", \"chunk-size\": 4096}", image);
-  g_assert_cmpuint (curl (out, &body, "POST", auth, post, list_url), ==, 201);
+  g_assert_cmpuint (curl (f.out, &body, "POST", f.auth, post, f.list_url), ==, 201);
   g_assert_nonnull (strstr (body, "\"name\":\"db\""));
   g_assert_nonnull (strstr (body, "\"zero-chunks\":2"));
   g_clear_pointer (&body, g_free);
-  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"relative.img\"}", list_url), ==, 400);
-  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"ftp://127.0.0.1/os.img\"}", list_url), ==, 400);
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "{\"path\": \"relative.img\"}", f.list_url), ==, 400);
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "{\"path\": \"ftp://127.0.0.1/os.img\"}", f.list_url), ==, 400);
   /* a URL is taken and fetched: nothing listens on port 1 of loopback */
-  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"http://127.0.0.1:1/os.img.xz\"}", list_url), ==, 500);
-  g_assert_cmpuint (curl (out, NULL, "POST", auth, "{\"path\": \"/nonexistent.img\"}", list_url), ==, 404);
-  g_assert_cmpuint (curl (out, NULL, "POST", auth, "not json", list_url), ==, 400);
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "{\"path\": \"http://127.0.0.1:1/os.img.xz\"}", f.list_url), ==, 500);
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "{\"path\": \"/nonexistent.img\"}", f.list_url), ==, 404);
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "not json", f.list_url), ==, 400);
 
-  g_assert_cmpuint (curl (out, &body, "GET", auth, NULL, one_url), ==, 200);
+  g_assert_cmpuint (curl (f.out, &body, "GET", f.auth, NULL, f.one_url), ==, 200);
   g_assert_nonnull (strstr (body, "\"size\":12288"));
   g_clear_pointer (&body, g_free);
-  g_assert_cmpuint (curl (out, &body, "DELETE", auth, NULL, one_url), ==, 200);
+  g_assert_cmpuint (curl (f.out, &body, "DELETE", f.auth, NULL, f.one_url), ==, 200);
   g_assert_nonnull (strstr (body, "\"freed-bytes\":4096"));
-  g_assert_cmpuint (curl (out, NULL, "GET", auth, NULL, one_url), ==, 404);
+  g_assert_cmpuint (curl (f.out, NULL, "GET", f.auth, NULL, f.one_url), ==, 404);
+  fixture_close (&f);
+}
 
-  shoal_service_stop (service);
-  shoal_controller_close (controller);
-  soup_server_disconnect (server);
-  image_test_rm_rf (dir);
+/* Only an import (POST) takes a body: a GET or DELETE that sends one is
+ * refused before the body is read (413), where every method could send
+ * 64 KiB. The routes run on the daemon's server (shoal_http_server_new()),
+ * which applies the allowance */
+static void
+test_service_bodies (void)
+{
+  Fixture f = { 0 };
+  g_autofree gchar *bin = g_find_program_in_path ("curl");
+
+  if (bin == NULL)
+    {
+      g_test_skip ("curl is not installed");
+      return;
+    }
+  fixture_open (&f, "shoal-image-store-bodies-XXXXXX", shoal_http_server_new ("shoal-test "));
+  fixture_start (&f);
+  g_assert_cmpuint (curl (f.out, NULL, "GET", f.auth, NULL, f.list_url), ==, 200);
+  g_assert_cmpuint (curl (f.out, NULL, "GET", f.auth, "{}", f.list_url), ==, 413);
+  g_assert_cmpuint (curl (f.out, NULL, "DELETE", f.auth, "{}", f.one_url), ==, 413);
+  g_assert_cmpuint (curl (f.out, NULL, "PUT", f.auth, "{}", f.one_url), ==, 413);
+  /* an import takes one, up to 64 KiB */
+  g_assert_cmpuint (curl (f.out, NULL, "POST", f.auth, "{\"path\": \"relative.img\"}", f.list_url), ==, 400);
+  g_assert_cmpuint (curl (f.out, NULL, "DELETE", f.auth, NULL, f.one_url), ==, 404);
+  fixture_close (&f);
 }
 
 static void
@@ -240,6 +307,7 @@ main (int argc, char **argv)
   g_type_module_use (module);
   shoal_image_store_service_register_types (module);
   g_test_add_func ("/shoal/image-store/service", test_service);
+  g_test_add_func ("/shoal/image-store/service-bodies", test_service_bodies);
   g_test_add_func ("/shoal/image-store/admin-token", test_admin_token);
   return g_test_run ();
 }
