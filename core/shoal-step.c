@@ -54,6 +54,12 @@ shoal_step_real_get_phase (ShoalStep *self)
   return SHOAL_STEP_PHASE_BOOT;
 }
 
+static ShoalStepFlags
+shoal_step_real_get_flags (ShoalStep *self)
+{
+  return SHOAL_STEP_FLAGS_NONE;
+}
+
 static gboolean
 shoal_step_real_validate_options (ShoalStep   *self,
                                   JsonObject  *options,
@@ -177,6 +183,7 @@ shoal_step_default_init (ShoalStepInterface *iface)
 {
   iface->get_scope = shoal_step_real_get_scope;
   iface->get_phase = shoal_step_real_get_phase;
+  iface->get_flags = shoal_step_real_get_flags;
   iface->validate_options = shoal_step_real_validate_options;
   iface->run_async = shoal_step_real_run_async;
   iface->run_finish = shoal_step_real_run_finish;
@@ -206,6 +213,20 @@ shoal_step_get_phase (ShoalStep *self)
 {
   g_return_val_if_fail (SHOAL_IS_STEP (self), SHOAL_STEP_PHASE_BOOT);
   return SHOAL_STEP_GET_IFACE (self)->get_phase (self);
+}
+
+/**
+ * shoal_step_get_flags:
+ * @self: a step
+ *
+ * Returns: what the core needs to know of the step, such as whether it
+ *   reads its recipe's image (%SHOAL_STEP_FLAGS_READS_IMAGE)
+ */
+ShoalStepFlags
+shoal_step_get_flags (ShoalStep *self)
+{
+  g_return_val_if_fail (SHOAL_IS_STEP (self), SHOAL_STEP_FLAGS_NONE);
+  return SHOAL_STEP_GET_IFACE (self)->get_flags (self);
 }
 
 /**

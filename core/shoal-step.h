@@ -45,6 +45,22 @@ typedef enum {
   SHOAL_STEP_PHASE_FINISH = 700,
 } ShoalStepPhase;
 
+/**
+ * ShoalStepFlags:
+ * @SHOAL_STEP_FLAGS_NONE: none of the below
+ * @SHOAL_STEP_FLAGS_READS_IMAGE: the step reads the image its recipe names
+ *   (the recipe's "image") from the daemon's image store, unless its
+ *   options name a store or a file of its own ("store", "image-path"):
+ *   Deploy refuses a device whose recipe has such a step and names an
+ *   image the store does not hold
+ *
+ * What the core needs to know of what a step does, whatever its name.
+ */
+typedef enum {
+  SHOAL_STEP_FLAGS_NONE = 0,
+  SHOAL_STEP_FLAGS_READS_IMAGE = 1 << 0,
+} ShoalStepFlags;
+
 #define SHOAL_TYPE_STEP (shoal_step_get_type ())
 
 G_DECLARE_INTERFACE (ShoalStep, shoal_step, SHOAL, STEP, GObject)
@@ -60,6 +76,8 @@ G_DECLARE_INTERFACE (ShoalStep, shoal_step, SHOAL, STEP, GObject)
  *   propagates the boolean of a #GTask whose source object is the step
  * @run: a blocking implementation, run in a worker thread by the default
  *   @run_async; the safer choice for Python plugins
+ * @get_flags: returns what the core needs to know of the step; the default
+ *   is %SHOAL_STEP_FLAGS_NONE
  *
  * The virtual functions a step plugin implements: @run_async and
  * @run_finish, or @run alone.
@@ -85,13 +103,15 @@ struct _ShoalStepInterface
                                       ShoalStepContext     *context,
                                       GCancellable         *cancellable,
                                       GError              **error);
+  ShoalStepFlags (*get_flags)        (ShoalStep            *self);
 
   /*< private >*/
-  gpointer padding[12];
+  gpointer padding[11];
 };
 
 ShoalStepScope shoal_step_get_scope        (ShoalStep            *self);
 ShoalStepPhase shoal_step_get_phase        (ShoalStep            *self);
+ShoalStepFlags shoal_step_get_flags        (ShoalStep            *self);
 gboolean       shoal_step_validate_options (ShoalStep            *self,
                                             JsonObject           *options,
                                             GError              **error);

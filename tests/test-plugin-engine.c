@@ -97,6 +97,38 @@ test_engine_load_reasons (void)
 }
 
 static void
+assert_step_flags (ShoalPluginEngine *engine,
+                   const gchar       *name,
+                   ShoalStepFlags     flags)
+{
+  ShoalStep *step = shoal_plugin_engine_lookup_step (engine, name, NULL);
+
+  g_assert_nonnull (step);
+  g_assert_cmpint (shoal_step_get_flags (step), ==, flags);
+}
+
+/* whether a step reads its recipe's image is a flag of the step, whatever
+ * its name: unicast sets it, so does a Python step of a name of its own,
+ * and a step without it (sim, a Python step that does not say) has none */
+static void
+test_engine_step_flags (void)
+{
+  g_autoptr(ShoalPluginEngine) engine = engine_with_fixtures ();
+  g_autoptr(GPtrArray) plugins = shoal_plugin_engine_list_plugins (engine);
+  ShoalPluginInfo *python_example = find_plugin (plugins, "shoal_python_example");
+
+  assert_step_flags (engine, "unicast", SHOAL_STEP_FLAGS_READS_IMAGE);
+  assert_step_flags (engine, "sim", SHOAL_STEP_FLAGS_NONE);
+  if (python_example == NULL || !python_example->loaded)
+    {
+      g_test_skip ("no Python loader");
+      return;
+    }
+  assert_step_flags (engine, "test-image-reader", SHOAL_STEP_FLAGS_READS_IMAGE);
+  assert_step_flags (engine, "test-image-plain", SHOAL_STEP_FLAGS_NONE);
+}
+
+static void
 test_engine_unknown_step_reason (void)
 {
   g_autoptr(ShoalPluginEngine) engine = engine_with_fixtures ();
@@ -215,6 +247,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/plugin-engine/list", test_engine_list);
   g_test_add_func ("/shoal/plugin-engine/load-reasons", test_engine_load_reasons);
   g_test_add_func ("/shoal/plugin-engine/unknown-step-reason", test_engine_unknown_step_reason);
+  g_test_add_func ("/shoal/plugin-engine/step-flags", test_engine_step_flags);
   g_test_add_func ("/shoal/plugin-engine/python-step", test_engine_python_step);
   g_test_add_func ("/shoal/plugin-engine/python-step-error", test_engine_python_step_error);
   g_test_add_func ("/shoal/plugin-engine/python-step-exception", test_engine_python_step_exception);

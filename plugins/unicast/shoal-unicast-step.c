@@ -479,11 +479,20 @@ shoal_unicast_step_get_scope (ShoalStep *step)
   return SHOAL_STEP_SCOPE_DEVICE;
 }
 
+/* the recipe's image, from the daemon's store unless "store" or
+ * "image-path" says otherwise */
+static ShoalStepFlags
+shoal_unicast_step_get_flags (ShoalStep *step)
+{
+  return SHOAL_STEP_FLAGS_READS_IMAGE;
+}
+
 static void
 shoal_unicast_step_iface_init (ShoalStepInterface *iface)
 {
   iface->get_scope = shoal_unicast_step_get_scope;
   iface->get_phase = shoal_unicast_step_get_phase;
+  iface->get_flags = shoal_unicast_step_get_flags;
   iface->run_async = shoal_unicast_step_run_async;
 }
 

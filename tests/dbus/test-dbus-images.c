@@ -466,6 +466,65 @@ test_images_in_use_by_recipe (void)
   g_assert_no_error (error);
 }
 
+#define FLAG_RECIPE(name, step, options) \
+  "{ \"name\": \"" name "\", \"image\": { \"name\": \"no-such-os\" }, \"steps\": [" \
+  " { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 60000, \"max-ms\": 60000, \"phase\": \"boot\" } }," \
+  " { \"step\": \"" step "\", \"options\": " options " } ] }"
+
+/* Deploy checked the image of recipes whose step was named unicast or
+ * multicast: a step of another name that reads the recipe's image
+ * (Shoal.StepFlags.READS_IMAGE, here a Python fixture) is checked too, and
+ * one without the flag, or with a file of its own, is not */
+static void
+test_images_check_by_flag (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+  const gchar *macs[][2] = { { "52:54:00:00:00:11", NULL }, { "52:54:00:00:00:12", NULL },
+                             { "52:54:00:00:00:13", NULL } };
+  const gchar *ids[] = { "f-1", "f-2", "f-3" };
+  const gchar *recipes[] = { FLAG_RECIPE ("reader", "test-image-reader", "{}"),
+                             FLAG_RECIPE ("plain", "test-image-plain", "{}"),
+                             FLAG_RECIPE ("reader-own-file", "test-image-reader", "{ \"image-path\": \"/x.img\" }") };
+  const gchar *names[] = { "reader", "plain", "reader-own-file" };
+  GVariantBuilder b;
+
+  shoal_test_daemon_start (td, TRUE);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(sass)"));
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      shoal_dbus_manager_call_add_recipe_sync (td->manager, recipes[i], NULL, &error);
+      if (error != NULL && strstr (error->message, "test-image-") != NULL)
+        {
+          g_test_skip ("the Python fixture steps are not loaded");
+          return;
+        }
+      g_assert_no_error (error);
+      g_variant_builder_add (&b, "(s^ass)", ids[i], macs[i], "");
+    }
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&b), &paths, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      const gchar *one[] = { ids[i], NULL };
+
+      shoal_dbus_manager_call_assign_recipe_sync (td->manager, one, names[i], NULL, &error);
+      g_assert_no_error (error);
+      shoal_dbus_manager_call_deploy_sync (td->manager, one, NULL, &error);
+      if (i == 0)
+        {
+          g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+          g_assert_nonnull (strstr (error->message, "recipe reader names image “no-such-os”, which is not in the image store"));
+          g_clear_error (&error);
+          continue;
+        }
+      g_assert_no_error (error);
+      shoal_dbus_manager_call_cancel_sync (td->manager, one, NULL, &error);
+      g_assert_no_error (error);
+    }
+}
+
 /* the stored chunk file of the image's second chunk (4096 'a's) */
 static gchar *
 chunk_a_path (ShoalTestDaemon *td)
@@ -896,6 +955,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/unauthorized", test_images_unauthorized);
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
   g_test_add_func ("/shoal/dbus/images/in-use-by-recipe", test_images_in_use_by_recipe);
+  g_test_add_func ("/shoal/dbus/images/check-by-flag", test_images_check_by_flag);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
   g_test_add_func ("/shoal/dbus/images/verify-caller-left", test_images_verify_caller_left);
   g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);
