@@ -23,6 +23,9 @@ const gchar    *shoal_controller_get_data_dir     (ShoalController *self);
 GKeyFile       *shoal_controller_get_config       (ShoalController *self);
 SoupServer     *shoal_controller_get_http_server  (ShoalController *self);
 ShoalStore     *shoal_controller_get_store        (ShoalController *self);
+gboolean        shoal_controller_convert_store    (ShoalController *self,
+                                                   gboolean        *converted,
+                                                   GError         **error);
 gchar          *shoal_controller_kv_get           (ShoalController *self,
                                                    const gchar     *ns,
                                                    const gchar     *key);

@@ -1953,6 +1953,39 @@ shoal_controller_open (ShoalController  *self,
 }
 
 /**
+ * shoal_controller_convert_store: (skip)
+ * @self: a controller, not open
+ * @converted: (out): whether the store was converted; %FALSE when it used
+ *   incremental auto-vacuum already
+ * @error: return location for a #GError
+ *
+ * Takes the lock of the state directory (%SHOAL_ERROR_BUSY while a shoald
+ * uses it), converts the store in it to incremental auto-vacuum
+ * (shoal_store_convert_file(): one VACUUM of the whole file) and releases
+ * the lock: shoald --convert-store.
+ *
+ * Returns: %TRUE when the store uses incremental auto-vacuum
+ */
+gboolean
+shoal_controller_convert_store (ShoalController  *self,
+                                gboolean         *converted,
+                                GError          **error)
+{
+  g_autofree gchar *path = NULL;
+  gboolean ok;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), FALSE);
+  g_return_val_if_fail (self->lock_fd < 0, FALSE);
+  *converted = FALSE;
+  if (!lock_state_dir (self, error))
+    return FALSE;
+  path = g_build_filename (self->state_dir, "shoal.db", NULL);
+  ok = shoal_store_convert_file (path, converted, error);
+  unlock_state_dir (self);
+  return ok;
+}
+
+/**
  * shoal_controller_close:
  * @self: a controller
  *

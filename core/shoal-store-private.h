@@ -118,6 +118,9 @@ void        shoal_store_get_stats         (ShoalStore              *self,
                                            ShoalStoreStats         *stats);
 void        shoal_store_set_convert_max   (ShoalStore              *self,
                                            guint64                  bytes);
+gboolean    shoal_store_convert_file      (const gchar             *path,
+                                           gboolean                *converted,
+                                           GError                 **error);
 gboolean    shoal_store_get_health        (ShoalStore              *self,
                                            guint64                 *out_errors,
                                            guint                   *out_pending,

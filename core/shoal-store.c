@@ -63,8 +63,11 @@
  * it holds is at most convert_max bytes (CONVERT_MAX_BYTES), once nothing
  * was queued for CONVERT_IDLE_MS (writes wait while it runs); a bigger one
  * is left as it is (its free pages are reused, the file does not shrink)
- * and a message says how to convert it by hand. The WAL is truncated to
- * JOURNAL_SIZE_LIMIT after checkpoints.
+ * and a message says how to convert it: shoald --convert-store
+ * (shoal_store_convert_file()), with shoald stopped, as there is no way
+ * to convert it without one VACUUM, which rewrites the whole file while
+ * writes wait. The WAL is truncated to JOURNAL_SIZE_LIMIT after
+ * checkpoints.
  */
 
 #define PRUNE_BATCH_ROWS    SHOAL_STORE_PRUNE_BATCH_ROWS
@@ -1256,6 +1259,33 @@ pragma_int (sqlite3      *db,
   return TRUE;
 }
 
+/* the VACUUM that converts @db (of @pages pages) to incremental
+ * auto-vacuum; *pages_after: its pages then */
+static gboolean
+convert_vacuum (sqlite3      *db,
+                const gchar  *path,
+                gint64        pages,
+                gint64       *pages_after,
+                GError      **error)
+{
+  gint64 mode;
+
+  if (!exec_sql (db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", error) ||
+      !pragma_int (db, "PRAGMA page_count", pages_after, error) ||
+      !pragma_int (db, "PRAGMA auto_vacuum", &mode, error))
+    return FALSE;
+  if (mode != 2)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_STORE,
+                   _("the VACUUM of store %s left its auto-vacuum mode at %d"),
+                   path, (gint) mode);
+      return FALSE;
+    }
+  g_message ("store: %s converted to incremental auto-vacuum: %" G_GINT64_FORMAT
+             " pages, %" G_GINT64_FORMAT " before", path, *pages_after, pages);
+  return TRUE;
+}
+
 /* One step of giving free pages back: PRAGMA incremental_vacuum of
  * VACUUM_STEP_PAGES; or, once, the VACUUM that converts a store made
  * before incremental auto-vacuum, if it holds at most self->convert_max */
@@ -1285,18 +1315,16 @@ vacuum_step (ShoalStore  *self,
           g_autofree gchar *used_text = g_format_size (used);
 
           g_message ("store: %s was made without auto-vacuum and holds %s,"
-                     " more than is converted at start: its %" G_GINT64_FORMAT
+                     " more than is converted while shoald runs: its %" G_GINT64_FORMAT
                      " free pages are reused but the file does not shrink; to convert it,"
-                     " stop shoald and run sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'",
-                     self->path, used_text, free_pages, self->path);
+                     " stop shoald and run shoald --convert-store once (with the same"
+                     " --state-dir or configuration)",
+                     self->path, used_text, free_pages);
           return TRUE;
         }
-      if (!exec_sql (self->writer, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", error) ||
-          !pragma_int (self->writer, "PRAGMA page_count", &pages_after, error))
+      if (!convert_vacuum (self->writer, self->path, pages, &pages_after, error))
         return FALSE;
       self->auto_vacuum = 2;
-      g_message ("store: %s converted to incremental auto-vacuum: %" G_GINT64_FORMAT
-                 " pages, %" G_GINT64_FORMAT " before", self->path, pages_after, pages);
       g_mutex_lock (&self->mutex);
       self->stats.vacuumed_pages += (guint64) MAX (pages - pages_after, 0);
       g_mutex_unlock (&self->mutex);
@@ -1736,6 +1764,54 @@ shoal_store_get_stats (ShoalStore      *self,
   *stats = self->stats;
   stats->maintaining = self->maint_requested > self->maint_finished;
   g_mutex_unlock (&self->mutex);
+}
+
+/**
+ * shoal_store_convert_file: (skip)
+ * @path: the database of a store that no shoald has open
+ * @converted: (out): whether it was converted; %FALSE when it used
+ *   incremental auto-vacuum already
+ * @error: return location for a #GError
+ *
+ * Converts a store made without auto-vacuum (by a shoald before
+ * incremental auto-vacuum, and too big to be converted while shoald runs)
+ * to incremental auto-vacuum, so that the pages trimmed journals free go
+ * back to the file system. SQLite converts only by one VACUUM, which
+ * rewrites the whole file, needs as much free space again, and may take
+ * minutes for a large store: shoald does it only when told
+ * (--convert-store), before it starts.
+ *
+ * Returns: %FALSE with an error if the store is missing or could not be
+ *   converted (it is then as it was)
+ */
+gboolean
+shoal_store_convert_file (const gchar  *path,
+                          gboolean     *converted,
+                          GError      **error)
+{
+  sqlite3 *db;
+  gint64 mode = 0, pages = 0, pages_after = 0;
+  gboolean ok;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+  *converted = FALSE;
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("no store at %s"), path);
+      return FALSE;
+    }
+  db = open_connection (path, error);
+  if (db == NULL)
+    return FALSE;
+  ok = pragma_int (db, "PRAGMA auto_vacuum", &mode, error) &&
+       pragma_int (db, "PRAGMA page_count", &pages, error);
+  if (ok && mode == 0)
+    {
+      ok = convert_vacuum (db, path, pages, &pages_after, error);
+      *converted = ok;
+    }
+  sqlite3_close (db);
+  return ok;
 }
 
 /**

@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "shoal-controller-private.h"
 #include "shoal-store-private.h"
 #include "shoal-test-util.h"
 
@@ -833,6 +834,92 @@ test_store_old_store_big (void)
   shoal_test_rm_rf (dir);
 }
 
+/* An old store too big to be converted while shoald runs was left without
+ * auto-vacuum for good (the README gave a sqlite3 command): shoald
+ * --convert-store (shoal_store_convert_file()) converts it, with shoald
+ * stopped, and it shrinks, its contents intact */
+static void
+test_store_convert_file (void)
+{
+  g_autofree gchar *dir = shoal_test_mkdtemp ();
+  g_autofree gchar *path = g_build_filename (dir, "s.db", NULL);
+  g_autofree gchar *missing = g_build_filename (dir, "none.db", NULL);
+  g_autofree gchar *state = g_build_filename (dir, "state", NULL);
+  g_autofree gchar *state_db = g_build_filename (state, "shoal.db", NULL);
+  g_autofree gchar *conf = g_build_filename (dir, "shoald.conf", NULL);
+  g_autofree gchar *shoald = NULL;
+  g_autofree gchar *out = NULL;
+  g_autoptr(ShoalStore) store = shoal_store_new ();
+  g_autoptr(ShoalStore) again = shoal_store_new ();
+  g_autoptr(GError) error = NULL;
+  gboolean converted = FALSE;
+  gint64 pages;
+  gint status = -1;
+
+  shoal_store_set_convert_max (store, 4096);
+  pages = open_old_store (store, path);
+  shoal_store_close (store);
+  g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 0);
+  g_assert_true (shoal_store_convert_file (path, &converted, &error));
+  g_assert_no_error (error);
+  g_assert_true (converted);
+  g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 2);
+  g_assert_cmpint (file_int (path, "PRAGMA page_count"), <, pages / 10);
+  shoal_store_set_journal_keep (again, 100);
+  g_assert_true (shoal_store_open (again, path, &error));
+  assert_old_store_loads (again);
+  assert_journal (again, "a", 19901, 20000);
+  assert_journal (again, "b", 1, 5);
+  shoal_store_close (again);
+  /* once is enough; and a store must be there */
+  g_assert_true (shoal_store_convert_file (path, &converted, &error));
+  g_assert_false (converted);
+  g_assert_false (shoal_store_convert_file (missing, &converted, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_false (g_file_test (missing, G_FILE_TEST_EXISTS));
+  g_clear_error (&error);
+
+  /* shoald --convert-store, on the store of its state directory */
+  if (g_getenv ("SHOAL_BUILD_ROOT") == NULL)
+    {
+      shoal_test_rm_rf (dir);
+      g_test_skip ("SHOAL_BUILD_ROOT is not set: shoald not found");
+      return;
+    }
+  shoald = g_build_filename (g_getenv ("SHOAL_BUILD_ROOT"), "core", "daemon", "shoald", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (state, 0700), ==, 0);
+  make_old_store (state_db);
+  g_assert_true (g_file_set_contents (conf, "", 0, NULL));
+  {
+    const gchar *argv[] = { shoald, "--convert-store", "--state-dir", state, "--config", conf, NULL };
+    g_autoptr(ShoalPluginEngine) engine = shoal_plugin_engine_new ();
+    g_autoptr(ShoalController) running = shoal_controller_new (engine, state);
+    g_autofree gchar *err = NULL;
+
+    /* not while a shoald uses the state directory (one that does not
+     * convert it itself: "too big") */
+    shoal_store_set_convert_max (shoal_controller_get_store (running), 4096);
+    g_assert_true (shoal_controller_open (running, &error));
+    g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, &err,
+                                 &status, &error));
+    g_assert_no_error (error);
+    g_test_message ("%s", err);
+    g_assert_false (g_spawn_check_wait_status (status, NULL));
+    g_assert_nonnull (strstr (err, "in use by another shoald"));
+    shoal_controller_close (running);
+    /* and once it is gone */
+    g_assert_cmpint (file_int (state_db, "PRAGMA auto_vacuum"), ==, 0);
+    g_assert_true (g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL,
+                                 &status, &error));
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s", out);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (out, "now uses incremental auto-vacuum"));
+  g_assert_cmpint (file_int (state_db, "PRAGMA auto_vacuum"), ==, 2);
+  shoal_test_rm_rf (dir);
+}
+
 static void
 test_store_open_error (void)
 {
@@ -906,5 +993,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/store/auto-vacuum", test_store_auto_vacuum);
   g_test_add_func ("/shoal/store/old-store-converts", test_store_old_store_converts);
   g_test_add_func ("/shoal/store/old-store-big", test_store_old_store_big);
+  g_test_add_func ("/shoal/store/convert-file", test_store_convert_file);
   return g_test_run ();
 }

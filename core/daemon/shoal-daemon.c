@@ -692,6 +692,42 @@ shoal_daemon_start (ShoalDaemon *self, GError **error)
   return TRUE;
 }
 
+/**
+ * shoal_daemon_convert_store:
+ * @self: a daemon, not started
+ * @error: return location for a #GError
+ *
+ * Converts the store of the state directory, if it was made without
+ * auto-vacuum, to incremental auto-vacuum (shoal_controller_convert_store()):
+ * one VACUUM, which rewrites the whole file and may take minutes, hence
+ * only on shoald --convert-store, and refused (Busy) while a shoald uses
+ * the state directory.
+ *
+ * Returns: %TRUE when the store uses incremental auto-vacuum
+ */
+gboolean
+shoal_daemon_convert_store (ShoalDaemon *self, GError **error)
+{
+  g_autoptr(ShoalPluginEngine) engine = NULL;
+  g_autoptr(ShoalController) controller = NULL;
+  gboolean converted = FALSE;
+
+  g_return_val_if_fail (SHOAL_IS_DAEMON (self), FALSE);
+  if (!shoal_daemon_load_config (self, error))
+    return FALSE;
+  /* no plugin: only the state directory's lock and store */
+  engine = shoal_plugin_engine_new ();
+  controller = shoal_controller_new (engine, self->state_dir);
+  if (!shoal_controller_convert_store (controller, &converted, error))
+    return FALSE;
+  if (converted)
+    g_print (_("shoald: the store in %s now uses incremental auto-vacuum\n"), self->state_dir);
+  else
+    g_print (_("shoald: the store in %s uses incremental auto-vacuum already: nothing to do\n"),
+             self->state_dir);
+  return TRUE;
+}
+
 static void
 shoal_daemon_committed_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {

@@ -20,6 +20,8 @@ G_BEGIN_DECLS
  * @http_port: the HTTP port, overriding the configuration; -1 for none
  * @uninstalled: whether shoald runs from its build tree (adds the build
  *   tree's plugins and data)
+ * @convert_store: convert the store to incremental auto-vacuum and exit
+ *   (--convert-store, shoal_daemon_convert_store())
  *
  * How shoald was started.
  */
@@ -32,6 +34,7 @@ typedef struct
   gchar   **plugin_dirs;
   gint      http_port;
   gboolean  uninstalled;
+  gboolean  convert_store;
 } ShoalDaemonOptions;
 
 #define SHOAL_TYPE_DAEMON (shoal_daemon_get_type ())
@@ -40,6 +43,8 @@ G_DECLARE_FINAL_TYPE (ShoalDaemon, shoal_daemon, SHOAL, DAEMON, GObject)
 
 ShoalDaemon *shoal_daemon_new          (const ShoalDaemonOptions *options);
 gboolean     shoal_daemon_start        (ShoalDaemon              *self,
+                                        GError                  **error);
+gboolean     shoal_daemon_convert_store (ShoalDaemon             *self,
                                         GError                  **error);
 void         shoal_daemon_stop_async   (ShoalDaemon              *self,
                                         GCancellable             *cancellable,

@@ -105,6 +105,9 @@ shoald_parse_options (int *argc, char ***argv, ShoalDaemonOptions *options, GErr
       N_("Look for plugins in this directory first (repeatable)"), N_("DIR") },
     { "http-port", 0, 0, G_OPTION_ARG_INT, &options->http_port,
       N_("Serve HTTP on this port (0 picks a free one)"), N_("PORT") },
+    { "convert-store", 0, 0, G_OPTION_ARG_NONE, &options->convert_store,
+      N_("Convert a store made without auto-vacuum to incremental auto-vacuum (one VACUUM, "
+         "which may take minutes; stop shoald first), then exit"), NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
       N_("Log what the daemon does"), NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version,
@@ -181,6 +184,16 @@ main (int argc, char **argv)
   daemon = shoal_daemon_new (&options);
   shoald_options_clear (&options);
 
+  /* the options' strings are freed, not the flags */
+  if (options.convert_store)
+    {
+      if (!shoal_daemon_convert_store (daemon, &error))
+        {
+          g_printerr ("shoald: %s\n", error->message);
+          return EXIT_FAILURE;
+        }
+      return EXIT_SUCCESS;
+    }
   loop = g_main_loop_new (NULL, FALSE);
   shoald.loop = loop;
   shoald.daemon = daemon;
