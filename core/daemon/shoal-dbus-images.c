@@ -424,11 +424,7 @@ step_reads_image (ShoalPluginEngine *engine,
 {
   ShoalStep *step = engine != NULL ? shoal_plugin_engine_lookup_step (engine, name, NULL) : NULL;
 
-  if (step != NULL && (shoal_step_get_flags (step) & SHOAL_STEP_FLAGS_READS_IMAGE) != 0)
-    return TRUE;
-  /* plugins/multicast does not declare the flag yet (its owner's change):
-   * until it does, its step is known by name */
-  return g_strcmp0 (name, "multicast") == 0;
+  return step != NULL && (shoal_step_get_flags (step) & SHOAL_STEP_FLAGS_READS_IMAGE) != 0;
 }
 
 /* whether a step of @recipe reads the recipe's image from the daemon's

@@ -1395,6 +1395,14 @@ shoal_multicast_step_get_phase (ShoalStep *step)
   return SHOAL_STEP_PHASE_TRANSFER;
 }
 
+/* the recipe's image, from the daemon's store unless "store" or
+ * "image-path" says otherwise */
+static ShoalStepFlags
+shoal_multicast_step_get_flags (ShoalStep *step)
+{
+  return SHOAL_STEP_FLAGS_READS_IMAGE;
+}
+
 /* a recipe whose options are out of their ranges is refused when it
  * loads; those that depend on the daemon's [multicast] config (the rates)
  * are checked again against it when the step runs */
@@ -1416,6 +1424,7 @@ shoal_multicast_step_iface_init (ShoalStepInterface *iface)
   iface->get_scope = shoal_multicast_step_get_scope;
   iface->validate_options = shoal_multicast_step_validate_options;
   iface->get_phase = shoal_multicast_step_get_phase;
+  iface->get_flags = shoal_multicast_step_get_flags;
   iface->run_async = shoal_multicast_step_run_async;
 }
 

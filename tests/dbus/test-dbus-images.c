@@ -396,6 +396,11 @@ test_images_shoalctl (void)
   " { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 60000, \"max-ms\": 60000, \"phase\": \"boot\" } }," \
   " \"unicast\" ] }"
 
+#define MC_RECIPE(name, image) \
+  "{ \"name\": \"" name "\", \"image\": { \"name\": \"" image "\" }, \"steps\": [" \
+  " { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 60000, \"max-ms\": 60000, \"phase\": \"boot\" } }," \
+  " \"multicast\" ] }"
+
 /* An image that the recipe of a running deployment names is not removed
  * (it was, and the deployment failed at its transfer step minutes later)
  * unless forced; Deploy refuses a device whose recipe's image is not in
@@ -437,6 +442,15 @@ test_images_in_use_by_recipe (void)
   shoal_dbus_manager_call_deploy_sync (td->manager, r2, NULL, &error);
   g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
   g_assert_nonnull (strstr (error->message, "recipe uni-missing names image “no-such-os”, which is not in the image store"));
+  g_clear_error (&error);
+  /* the multicast step reads the recipe's image too (its step flag) */
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, MC_RECIPE ("mc-missing", "no-such-os"), NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, r2, "mc-missing", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, r2, NULL, &error);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "recipe mc-missing names image “no-such-os”, which is not in the image store"));
   g_clear_error (&error);
 
   shoal_dbus_manager_call_assign_recipe_sync (td->manager, r1, "uni-slow", NULL, &error);
