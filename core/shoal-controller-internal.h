@@ -29,6 +29,8 @@ typedef struct {
   gboolean         pending;         /* in a group waiting for a slot of its step */
   GroupRun        *group_run;       /* the group step it takes part in, if any */
   gchar           *inventory_json;  /* cache for the store */
+  gchar           *recipe_digest;   /* of the recipe the current or last run
+                                     * started with (shoal_recipe_get_digest()) */
   gboolean         recheck_recipe;  /* an inventory came during the run: the
                                      * next step's end checks the recipe */
   gchar           *uuid_key;        /* its key in by_uuid (the UUID in lower
@@ -120,6 +122,7 @@ DeviceRecord *shoal_controller_lookup_record      (ShoalController *self,
                                                    ShoalDevice     *device);
 void          shoal_controller_save_group_serial  (ShoalController *self);
 gboolean      shoal_controller_recheck_recipe     (DeviceRecord    *rec);
+gchar        *shoal_controller_describe_version   (DeviceRecord    *rec);
 
 /* shoal-controller-token.c: device tokens */
 gchar        *shoal_controller_new_token           (void);

@@ -237,6 +237,7 @@ static void
 finish_device (DeviceRecord *rec)
 {
   ShoalDevice *device = rec->device;
+  g_autofree gchar *version = shoal_controller_describe_version (rec);
 
   shoal_controller_uncount (rec);
   TRANSITION_BEGIN (rec->controller);
@@ -245,10 +246,8 @@ finish_device (DeviceRecord *rec)
   shoal_device_set_current_step (device, NULL);
   shoal_device_set_progress (device, 1.0);
   shoal_device_log (device, "controller", "installed", SHOAL_JOURNAL_RESULT_OK,
-                    "installation complete: recipe %s at commit %s",
-                    shoal_device_get_recipe (device),
-                    shoal_device_get_recipe_commit (device) != NULL
-                      ? shoal_device_get_recipe_commit (device) : "(none)");
+                    "installation complete: recipe %s %s",
+                    shoal_device_get_recipe (device), version);
   shoal_controller_persist (rec);
   TRANSITION_END (rec->controller);
   shoal_store_flush_async (rec->controller->store, NULL, NULL, NULL);

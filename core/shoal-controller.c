@@ -69,6 +69,7 @@ device_record_free (DeviceRecord *rec)
   g_clear_object (&rec->device);
   g_free (rec->inventory_json);
   g_free (rec->uuid_key);
+  g_free (rec->recipe_digest);
   g_free (rec);
 }
 
@@ -256,6 +257,7 @@ shoal_controller_persist (DeviceRecord *rec)
   row->run_no = rec->run_no;
   row->updated_us = g_get_real_time ();
   row->instruction_serial = shoal_device_get_instruction_serial (device);
+  row->recipe_digest = g_strdup (rec->recipe_digest);
   shoal_store_put_device (rec->controller->store, row);
   rec->controller->transitions++;
 }
@@ -964,6 +966,99 @@ stored_recipe_from_data (const gchar  *name,
   return g_steal_pointer (&recipe);
 }
 
+/* The recipes that deployments started with and that have no commit (from
+ * a file, added over D-Bus), kept in the store's key/value table, one key
+ * per digest (shoal_recipe_get_digest()), the value as a stored recipe's:
+ * a deployment interrupted by a restart resumes with the recipe it
+ * recorded (resume_pipeline()), as a recipe from the repository resumes at
+ * its commit, whatever the recipe of that name became meanwhile. Written
+ * with the transition that starts the deployment; a version no
+ * deployment under way recorded is deleted when another version is
+ * written and after the deployments resumed at start-up */
+#define KV_RECIPE_VERSIONS "controller-recipe-versions"
+
+static void
+prune_recipe_versions (ShoalController *self)
+{
+  g_autoptr(GHashTable) stored = shoal_controller_kv_list (self, KV_RECIPE_VERSIONS);
+  g_autoptr(GHashTable) used = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, self->devices);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      DeviceRecord *rec = value;
+
+      if (rec->recipe_digest != NULL && shoal_device_get_recipe_commit (rec->device) == NULL &&
+          shoal_device_state_is_active (shoal_device_get_state (rec->device)))
+        g_hash_table_add (used, rec->recipe_digest);
+    }
+  g_hash_table_iter_init (&iter, stored);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_hash_table_contains (used, key))
+      shoal_controller_kv_set (self, KV_RECIPE_VERSIONS, key, NULL);
+}
+
+/* Keeps @recipe, which a deployment of @rec started with and which has no
+ * commit, for its resumption; @rec is counted active already */
+static void
+keep_recipe_version (DeviceRecord *rec,
+                     ShoalRecipe  *recipe)
+{
+  ShoalController *self = rec->controller;
+  const gchar *digest = shoal_recipe_get_digest (recipe);
+  g_autofree gchar *full = g_strdup_printf ("%s\x1f%s", KV_RECIPE_VERSIONS, digest);
+  g_autofree gchar *data = NULL;
+
+  /* kept already, as every deployment of it after the first finds it */
+  if (g_hash_table_contains (self->kv, full))
+    return;
+  data = stored_recipe_to_data (recipe);
+  shoal_controller_kv_set (self, KV_RECIPE_VERSIONS, digest, data);
+  prune_recipe_versions (self);
+}
+
+/* The recipe kept for a deployment that recorded @digest */
+static ShoalRecipe *
+load_recipe_version (ShoalController  *self,
+                     const gchar      *name,
+                     const gchar      *digest,
+                     GError          **error)
+{
+  g_autofree gchar *data = shoal_controller_kv_get (self, KV_RECIPE_VERSIONS, digest);
+  g_autoptr(ShoalRecipe) recipe = NULL;
+
+  if (data == NULL)
+    {
+      g_set_error_literal (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("the store does not hold it"));
+      return NULL;
+    }
+  recipe = stored_recipe_from_data (name, data, error);
+  if (recipe == NULL)
+    return NULL;
+  if (g_strcmp0 (shoal_recipe_get_digest (recipe), digest) != 0)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA,
+                   _("the store holds a recipe of another digest (sha256 %s) under it"),
+                   shoal_recipe_get_digest (recipe));
+      return NULL;
+    }
+  return g_steal_pointer (&recipe);
+}
+
+/* How a deployment's journal names the version of its recipe: its
+ * commit, and for a recipe without one its digest */
+gchar *
+shoal_controller_describe_version (DeviceRecord *rec)
+{
+  const gchar *commit = shoal_device_get_recipe_commit (rec->device);
+
+  if (commit != NULL || rec->recipe_digest == NULL)
+    return g_strdup_printf ("at commit %s", commit != NULL ? commit : "none");
+  return g_strdup_printf ("at commit none (sha256 %s)", rec->recipe_digest);
+}
+
 static gint
 compare_strings (gconstpointer a,
                  gconstpointer b)
@@ -1315,13 +1410,15 @@ clear_run_metadata (ShoalDevice *device)
 }
 
 /* @recipe is the recipe in service, whose JSON is that of @pipeline's
- * (put_recipe()) but whose commit may be newer: the one recorded */
+ * (put_recipe()) but whose commit may be newer: the one recorded. The
+ * digest recorded is that of @pipeline's recipe, which the steps run */
 static void
 start_run (DeviceRecord  *rec,
            ShoalRecipe   *recipe,
            ShoalPipeline *pipeline)
 {
   ShoalDevice *device = rec->device;
+  g_autofree gchar *version = NULL;
 
   TRANSITION_BEGIN (rec->controller);
   g_set_object (&rec->pipeline, pipeline);
@@ -1336,6 +1433,8 @@ start_run (DeviceRecord  *rec,
   shoal_controller_token_new_deployment (rec);
   shoal_controller_next_attempt (rec);
   shoal_device_set_recipe_commit (device, shoal_recipe_get_commit (recipe));
+  g_free (rec->recipe_digest);
+  rec->recipe_digest = g_strdup (shoal_recipe_get_digest (shoal_pipeline_get_recipe (pipeline)));
   shoal_device_set_group (device, NULL);
   shoal_device_set_current_step (device, NULL);
   shoal_device_set_progress (device, 0.0);
@@ -1346,10 +1445,12 @@ start_run (DeviceRecord  *rec,
   clear_run_metadata (device);
   shoal_device_set_state (device, SHOAL_DEVICE_STATE_QUEUED);
   shoal_device_set_boot_action (device, SHOAL_BOOT_ACTION_DEPLOY);
+  if (shoal_recipe_get_commit (recipe) == NULL)
+    keep_recipe_version (rec, shoal_pipeline_get_recipe (pipeline));
+  version = shoal_controller_describe_version (rec);
   shoal_device_log (device, "controller", "deploy", SHOAL_JOURNAL_RESULT_INFO,
-                    "deployment %" G_GINT64_FORMAT " of recipe %s at commit %s, %u steps",
-                    rec->run_no, shoal_recipe_get_name (recipe),
-                    shoal_recipe_get_commit (recipe) != NULL ? shoal_recipe_get_commit (recipe) : "none",
+                    "deployment %" G_GINT64_FORMAT " of recipe %s %s, %u steps",
+                    rec->run_no, shoal_recipe_get_name (recipe), version,
                     shoal_pipeline_get_n_steps (pipeline));
   if (shoal_pipeline_get_first_group_step (pipeline) >= 0)
     {
@@ -1777,6 +1878,7 @@ restore_record (ShoalController   *self,
   rec->run_no = row->run_no;
   rec->journal_seq = seq != NULL ? *seq : 0;
   rec->inventory_json = g_strdup (row->inventory);
+  rec->recipe_digest = g_strdup (row->recipe_digest);
   if (shoal_device_state_is_active (shoal_device_get_state (device)))
     g_ptr_array_add (self->to_resume, rec);
 }
@@ -2039,25 +2141,82 @@ shoal_controller_set_recipe_loader (ShoalController            *self,
   self->recipe_loader_notify = notify;
 }
 
+/* The recipe @rec's deployment started with, as it recorded it: at its
+ * commit from the loader (the recipe repository's local clone), or, for
+ * a recipe without a commit, from the store by its digest
+ * (keep_recipe_version()). NULL with @error set, saying what cannot be
+ * loaded, when it cannot be had */
+static ShoalRecipe *
+load_recorded_recipe (DeviceRecord  *rec,
+                      const gchar   *name,
+                      GError       **error)
+{
+  ShoalController *self = rec->controller;
+  const gchar *commit = shoal_device_get_recipe_commit (rec->device);
+  g_autofree gchar *run_no = g_strdup_printf ("%" G_GINT64_FORMAT, rec->run_no);
+  g_autoptr(ShoalRecipe) recipe = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (commit == NULL)
+    recipe = load_recipe_version (self, name, rec->recipe_digest, &local_error);
+  else if (self->recipe_loader == NULL)
+    g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
+                 _("no recipe repository to read it from"));
+  else
+    recipe = self->recipe_loader (name, commit, self->recipe_loader_data, &local_error);
+  if (recipe != NULL)
+    return g_steal_pointer (&recipe);
+  if (commit == NULL)
+    g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                 _("cannot resume after restart: recipe %s as deployment %s started with it "
+                   "(no commit, sha256 %s) cannot be loaded (%s); deploy the device again"),
+                 name, run_no, rec->recipe_digest, local_error->message);
+  else
+    g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
+                 _("cannot resume after restart: recipe %s at commit %s, which deployment %s "
+                   "started with, cannot be loaded (%s); deploy the device again"),
+                 name, commit, run_no, local_error->message);
+  return NULL;
+}
+
+/* Whether the recipe of @pipeline is the version @rec recorded: at its
+ * commit (@in_service, the recipe in service, shares the pipeline's
+ * JSON), or of its digest for a recipe without one */
+static gboolean
+is_recorded_version (DeviceRecord  *rec,
+                     ShoalPipeline *pipeline,
+                     ShoalRecipe   *in_service)
+{
+  const gchar *commit = shoal_device_get_recipe_commit (rec->device);
+
+  if (pipeline == NULL)
+    return FALSE;
+  if (commit != NULL)
+    return in_service != NULL && g_strcmp0 (shoal_recipe_get_commit (in_service), commit) == 0;
+  return g_strcmp0 (shoal_recipe_get_digest (shoal_pipeline_get_recipe (pipeline)), rec->recipe_digest) == 0;
+}
+
 /* The pipeline @rec resumes on: the recipe a deployment started with
  * runs to its end, whatever the recipe in service became meanwhile (a
  * step number means nothing in another version of it). A deployment
  * records the commit of its recipe (NULL for a recipe from a file or
- * added over D-Bus, which has none):
- *   - the recipe in service is at that commit, or has the same JSON
- *     there (put_recipe()): its pipeline, whose rendezvous the devices
- *     deployed from now on share;
- *   - otherwise the recipe as it was at that commit, from the loader (the
- *     recipe repository's local clone), on a pipeline of its own, shared
- *     by the devices resumed at that commit (@resumed: "name\x1fcommit"
- *     -> pipeline), so that they meet at its rendezvous; new deployments
- *     do not use it;
- *   - no commit recorded: the recipe in service of that name, as before.
- * A deployment whose recipe cannot be had at its commit (gone from the
- * clone, no repository any more) fails, saying so, rather than running
- * a step of another version of the recipe or starting it again from the
- * first step, which the operator can do knowingly (Deploy). Returns NULL
- * with @error set then. */
+ * added over D-Bus, which has none) and the digest of its JSON, and
+ * keeps a recipe without a commit in the store (keep_recipe_version()):
+ *   - the recipe in service is that version (at that commit, or of that
+ *     digest), or has the same JSON (put_recipe()): its pipeline, whose
+ *     rendezvous the devices deployed from now on share;
+ *   - otherwise that version (load_recorded_recipe(): from the loader,
+ *     the recipe repository's local clone, or from the store) on a
+ *     pipeline of its own, shared by the devices resumed at that version
+ *     (@resumed: "name\x1fcommit:C" or "name\x1fsha256:D" -> pipeline),
+ *     so that they meet at its rendezvous; new deployments do not use it;
+ *   - neither commit nor digest recorded (a deployment an older shoald
+ *     started): the recipe in service of that name, as it did.
+ * A deployment whose recipe cannot be had as recorded (gone from the
+ * clone, no repository any more, not in the store) fails, saying so,
+ * rather than running a step of another version of the recipe or
+ * starting it again from the first step, which the operator can do
+ * knowingly (Deploy). Returns NULL with @error set then. */
 static ShoalPipeline *
 resume_pipeline (DeviceRecord  *rec,
                  GHashTable    *resumed,
@@ -2071,62 +2230,54 @@ resume_pipeline (DeviceRecord  *rec,
   ShoalPipeline *current = g_hash_table_lookup (self->pipelines, name);
   ShoalRecipe *in_service = g_hash_table_lookup (self->recipes, name);
   g_autofree gchar *key = NULL;
+  g_autofree gchar *version = NULL;
   g_autoptr(ShoalRecipe) recipe = NULL;
   g_autoptr(ShoalPipeline) pipeline = NULL;
-  g_autoptr(GError) local_error = NULL;
   ShoalPipeline *found;
 
-  if (commit == NULL || (current != NULL && in_service != NULL &&
-                         g_strcmp0 (shoal_recipe_get_commit (in_service), commit) == 0))
+  if (commit == NULL && rec->recipe_digest == NULL)
     {
       if (current == NULL)
         g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
                      _("cannot resume after restart: recipe %s is not loaded"), name);
       return current;
     }
+  if (is_recorded_version (rec, current, in_service))
+    return current;
 
-  key = g_strdup_printf ("%s\x1f%s", name, commit);
+  key = commit != NULL ? g_strdup_printf ("%s\x1f" "commit:%s", name, commit)
+                       : g_strdup_printf ("%s\x1f" "sha256:%s", name, rec->recipe_digest);
   found = g_hash_table_lookup (resumed, key);
   if (found != NULL)
     return found;
-  if (self->recipe_loader == NULL)
-    g_set_error (&local_error, SHOAL_ERROR, SHOAL_ERROR_NOT_SUPPORTED,
-                 _("no recipe repository to read it from"));
-  else
-    recipe = self->recipe_loader (name, commit, self->recipe_loader_data, &local_error);
+  recipe = load_recorded_recipe (rec, name, error);
   if (recipe == NULL)
-    {
-      g_autofree gchar *run_no = g_strdup_printf ("%" G_GINT64_FORMAT, rec->run_no);
-
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND,
-                   _("cannot resume after restart: recipe %s at commit %s, which deployment %s "
-                     "started with, cannot be loaded (%s); deploy the device again"),
-                   name, commit, run_no, local_error->message);
-      return NULL;
-    }
+    return NULL;
+  version = shoal_controller_describe_version (rec);
   if (current != NULL &&
       json_node_equal (shoal_recipe_get_json (shoal_pipeline_get_recipe (current)),
                        shoal_recipe_get_json (recipe)))
     {
       shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
-                        "recipe %s in service (commit %s) is as it was at commit %s, "
+                        "recipe %s in service (commit %s) is as it was %s, "
                         "which the deployment started with: resuming with it",
                         name, shoal_recipe_get_commit (in_service) != NULL
-                                ? shoal_recipe_get_commit (in_service) : "none", commit);
+                                ? shoal_recipe_get_commit (in_service) : "none", version);
       return current;
     }
   pipeline = new_pipeline (self, recipe, error);
   if (pipeline == NULL)
     {
-      g_prefix_error (error, _("cannot resume after restart with recipe %s at commit %s: "), name, commit);
+      g_prefix_error (error, _("cannot resume after restart with recipe %s %s: "), name, version);
       return NULL;
     }
   shoal_pipeline_hold_rendezvous (pipeline);
   g_ptr_array_add (held, g_object_ref (pipeline));
-  g_info ("resuming the deployments of recipe %s at commit %s with that commit's recipe "
-          "(%s in service)", name, commit,
+  g_info ("resuming the deployments of recipe %s %s with that version of the recipe "
+          "(%s in service)", name, version,
           in_service == NULL ? "none"
-          : shoal_recipe_get_commit (in_service) != NULL ? shoal_recipe_get_commit (in_service) : "no commit");
+          : shoal_recipe_get_commit (in_service) != NULL ? shoal_recipe_get_commit (in_service)
+          : shoal_recipe_get_digest (in_service));
   g_hash_table_insert (resumed, g_steal_pointer (&key), g_object_ref (pipeline));
   return pipeline;
 }
@@ -2143,7 +2294,7 @@ resume_record (DeviceRecord *rec,
   ShoalDevice *device = rec->device;
   ShoalPipeline *pipeline;
   ShoalRecipe *recipe;
-  const gchar *commit = shoal_device_get_recipe_commit (device);
+  g_autofree gchar *version = NULL;
   g_autoptr(GError) error = NULL;
 
   pipeline = resume_pipeline (rec, resumed, held, &error);
@@ -2163,10 +2314,11 @@ resume_record (DeviceRecord *rec,
       rec->counted = TRUE;
       shoal_controller_set_expected (self, pipeline, +1);
     }
+  version = shoal_controller_describe_version (rec);
   shoal_device_log (device, "controller", "resume", SHOAL_JOURNAL_RESULT_INFO,
-                    "resuming deployment %" G_GINT64_FORMAT " of recipe %s at commit %s after a restart "
+                    "resuming deployment %" G_GINT64_FORMAT " of recipe %s %s after a restart "
                     "at step %u of %u (%s)",
-                    rec->run_no, shoal_recipe_get_name (recipe), commit != NULL ? commit : "none",
+                    rec->run_no, shoal_recipe_get_name (recipe), version,
                     rec->step_index + 1, shoal_pipeline_get_n_steps (pipeline),
                     rec->step_index < shoal_pipeline_get_n_steps (pipeline)
                       ? shoal_pipeline_get_step_id (pipeline, rec->step_index) : "done");
@@ -2203,6 +2355,9 @@ resume_all (ShoalController *self)
       if (resume_record (rec, at_commits, held))
         g_ptr_array_add (resumed, rec);
     }
+  /* the versions kept for deployments that ended while shoald was down,
+   * or that could not resume */
+  prune_recipe_versions (self);
   for (guint i = 0; i < resumed->len; i++)
     shoal_controller_advance (g_ptr_array_index (resumed, i));
   for (guint i = 0; i < held->len; i++)

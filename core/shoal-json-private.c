@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "shoal-json-private.h"
 
 /**
@@ -49,37 +51,38 @@ shoal_json_check_depth (const gchar *data,
   return TRUE;
 }
 
-static void
-copy_member (JsonObject  *object,
-             const gchar *name,
-             JsonNode    *node,
-             gpointer     user_data)
+static JsonNode *copy_node (JsonNode *node,
+                            gboolean  sorted);
+
+static gint
+compare_names (gconstpointer a,
+               gconstpointer b)
 {
-  json_object_set_member (user_data, name, shoal_json_node_deep_copy (node));
+  return strcmp (a, b);
 }
 
-static void
-copy_element (JsonArray *array,
-              guint      index,
-              JsonNode  *node,
-              gpointer   user_data)
+/* @source's members into a new object, by name when @sorted, else in
+ * their order */
+static JsonObject *
+copy_object (JsonObject *source,
+             gboolean    sorted)
 {
-  json_array_add_element (user_data, shoal_json_node_deep_copy (node));
+  JsonObject *object = json_object_new ();
+  g_autoptr(GList) members = NULL;
+
+  if (source == NULL)
+    return object;
+  members = json_object_get_members (source);
+  if (sorted)
+    members = g_list_sort (members, compare_names);
+  for (GList *l = members; l != NULL; l = l->next)
+    json_object_set_member (object, l->data, copy_node (json_object_get_member (source, l->data), sorted));
+  return object;
 }
 
-/**
- * shoal_json_node_deep_copy:
- * @node: (nullable): a node
- *
- * Copies @node and everything in it, reading it only. json_node_copy()
- * shares the object, array or value inside and counts its references
- * without atomics, so a node that another thread copies or frees too
- * must be copied whole to cross threads.
- *
- * Returns: (transfer full) (nullable): a node that shares nothing with @node
- */
-JsonNode *
-shoal_json_node_deep_copy (JsonNode *node)
+static JsonNode *
+copy_node (JsonNode *node,
+           gboolean  sorted)
 {
   JsonNode *copy;
 
@@ -89,11 +92,8 @@ shoal_json_node_deep_copy (JsonNode *node)
     {
     case JSON_NODE_OBJECT:
       {
-        JsonObject *source = json_node_get_object (node);
-        JsonObject *object = json_object_new ();
+        JsonObject *object = copy_object (json_node_get_object (node), sorted);
 
-        if (source != NULL)
-          json_object_foreach_member (source, copy_member, object);
         copy = json_node_init_object (json_node_alloc (), object);
         json_object_unref (object);
         return copy;
@@ -103,8 +103,8 @@ shoal_json_node_deep_copy (JsonNode *node)
         JsonArray *source = json_node_get_array (node);
         JsonArray *array = json_array_new ();
 
-        if (source != NULL)
-          json_array_foreach_element (source, copy_element, array);
+        for (guint i = 0; source != NULL && i < json_array_get_length (source); i++)
+          json_array_add_element (array, copy_node (json_array_get_element (source, i), sorted));
         copy = json_node_init_array (json_node_alloc (), array);
         json_array_unref (array);
         return copy;
@@ -127,4 +127,40 @@ shoal_json_node_deep_copy (JsonNode *node)
     default:
       return json_node_new (JSON_NODE_NULL);
     }
+}
+
+/**
+ * shoal_json_node_deep_copy:
+ * @node: (nullable): a node
+ *
+ * Copies @node and everything in it, reading it only. json_node_copy()
+ * shares the object, array or value inside and counts its references
+ * without atomics, so a node that another thread copies or frees too
+ * must be copied whole to cross threads.
+ *
+ * Returns: (transfer full) (nullable): a node that shares nothing with @node
+ */
+JsonNode *
+shoal_json_node_deep_copy (JsonNode *node)
+{
+  return copy_node (node, FALSE);
+}
+
+/**
+ * shoal_json_to_canonical:
+ * @node: a node
+ *
+ * Writes @node as canonical JSON text: the members of every object in
+ * the byte order of their names, no whitespace. Two documents that
+ * differ only in the order of their members or in their layout give the
+ * same text.
+ *
+ * Returns: (transfer full): the text
+ */
+gchar *
+shoal_json_to_canonical (JsonNode *node)
+{
+  g_autoptr(JsonNode) sorted = copy_node (node, TRUE);
+
+  return json_to_string (sorted, FALSE);
 }

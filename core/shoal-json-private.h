@@ -13,5 +13,6 @@ gboolean shoal_json_check_depth (const gchar *data,
                                  gsize        length,
                                  guint        max_depth);
 JsonNode *shoal_json_node_deep_copy (JsonNode *node);
+gchar    *shoal_json_to_canonical   (JsonNode *node);
 
 G_END_DECLS

@@ -42,6 +42,7 @@ struct _ShoalRecipe
   JsonNode   *root;
   gchar      *source;
   gchar      *commit;
+  gchar      *digest;        /* SHA-256 of the canonical JSON */
   const gchar *name;         /* borrowed from root */
   const gchar *description;  /* borrowed from root, may be NULL */
   GArray     *steps;         /* of RecipeStep */
@@ -75,6 +76,7 @@ shoal_recipe_finalize (GObject *object)
   g_clear_pointer (&self->root, json_node_unref);
   g_clear_pointer (&self->source, g_free);
   g_clear_pointer (&self->commit, g_free);
+  g_clear_pointer (&self->digest, g_free);
 
   G_OBJECT_CLASS (shoal_recipe_parent_class)->finalize (object);
 }
@@ -374,6 +376,9 @@ shoal_recipe_new_from_json (JsonNode     *root,
       return NULL;
     }
   json_node_seal (self->root);
+  g_clear_pointer (&text, g_free);
+  text = shoal_json_to_canonical (self->root);
+  self->digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, text, -1);
   shoal_recipe_load (self);
   return g_steal_pointer (&self);
 }
@@ -516,6 +521,24 @@ shoal_recipe_get_commit (ShoalRecipe *self)
 {
   g_return_val_if_fail (SHOAL_IS_RECIPE (self), NULL);
   return self->commit;
+}
+
+/**
+ * shoal_recipe_get_digest:
+ * @self: a #ShoalRecipe
+ *
+ * What identifies the recipe's content whatever its source or commit:
+ * the SHA-256 of its canonical JSON (the members of every object in the
+ * byte order of their names, no whitespace), so that the same document
+ * reformatted or with its members in another order has the same digest.
+ *
+ * Returns: 64 lower-case hexadecimal digits
+ */
+const gchar *
+shoal_recipe_get_digest (ShoalRecipe *self)
+{
+  g_return_val_if_fail (SHOAL_IS_RECIPE (self), NULL);
+  return self->digest;
 }
 
 /**

@@ -28,6 +28,7 @@ const gchar *shoal_recipe_get_name           (ShoalRecipe  *self);
 const gchar *shoal_recipe_get_description    (ShoalRecipe  *self);
 const gchar *shoal_recipe_get_source         (ShoalRecipe  *self);
 const gchar *shoal_recipe_get_commit         (ShoalRecipe  *self);
+const gchar *shoal_recipe_get_digest         (ShoalRecipe  *self);
 void         shoal_recipe_set_commit         (ShoalRecipe  *self,
                                               const gchar  *commit);
 JsonNode    *shoal_recipe_get_json           (ShoalRecipe  *self);

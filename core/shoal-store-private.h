@@ -33,6 +33,7 @@ typedef struct {
   gint64   run_no;
   gint64   updated_us;
   guint64  instruction_serial;  /* the last one handed out (schema 2) */
+  gchar   *recipe_digest;   /* SHA-256 of the deployment's recipe (schema 3) */
 } ShoalStoreDevice;
 
 void              shoal_store_device_free   (ShoalStoreDevice *row);

@@ -183,11 +183,14 @@ static const gchar *schema_sql =
  *   2: devices.instruction_serial, the last instruction serial the
  *      device's agent was handed (it must never go back, see
  *      shoal_controller_persist()).
+ *   3: devices.recipe_digest, the SHA-256 of the canonical JSON of the
+ *      recipe the current deployment started with (what identifies a
+ *      recipe without a commit when the deployment resumes).
  * A migration adds only what is missing, so a database that an older
  * shoald opened after a newer one (setting user_version back) is brought
  * forward again; a version above SCHEMA_VERSION is left as it is.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 void
 shoal_store_device_free (ShoalStoreDevice *row)
@@ -200,6 +203,7 @@ shoal_store_device_free (ShoalStoreDevice *row)
   g_free (row->token);
   g_free (row->recipe);
   g_free (row->recipe_commit);
+  g_free (row->recipe_digest);
   g_free (row->group_id);
   g_free (row->current_step);
   g_free (row->inventory);
@@ -269,6 +273,31 @@ has_column (sqlite3      *db,
   return TRUE;
 }
 
+/* The columns added to the devices table since version 1, each with its
+ * definition */
+static const struct {
+  const gchar *name;
+  const gchar *add;
+} added_columns[] = {
+  { "instruction_serial", "ALTER TABLE devices ADD COLUMN instruction_serial INTEGER NOT NULL DEFAULT 0" },
+  { "recipe_digest", "ALTER TABLE devices ADD COLUMN recipe_digest TEXT" },
+};
+
+static gboolean
+add_missing_columns (sqlite3  *db,
+                     GError  **error)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (added_columns); i++)
+    {
+      gboolean has = FALSE;
+
+      if (!has_column (db, "devices", added_columns[i].name, &has, error) ||
+          (!has && !exec_sql (db, added_columns[i].add, error)))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Brings a version 1 database (or a newer one missing a column) to
  * SCHEMA_VERSION, in one transaction */
 static gboolean
@@ -278,7 +307,6 @@ migrate (sqlite3  *db,
   sqlite3_stmt *stmt = NULL;
   g_autofree gchar *set_version = NULL;
   gint64 version = 0;
-  gboolean has_serial = FALSE;
 
   if (!exec_sql (db, "BEGIN IMMEDIATE", error))
     return FALSE;
@@ -292,10 +320,7 @@ migrate (sqlite3  *db,
     }
   version = sqlite3_column_int64 (stmt, 0);
   sqlite3_finalize (stmt);
-  if (!has_column (db, "devices", "instruction_serial", &has_serial, error) ||
-      (!has_serial &&
-       !exec_sql (db, "ALTER TABLE devices ADD COLUMN"
-                  " instruction_serial INTEGER NOT NULL DEFAULT 0", error)))
+  if (!add_missing_columns (db, error))
     {
       exec_sql (db, "ROLLBACK", NULL);
       return FALSE;
@@ -441,7 +466,8 @@ statements_prepare (Statements  *st,
   return prepare (db, "INSERT OR REPLACE INTO devices (id, macs, uuid, token, state,"
                   " boot_action, recipe, recipe_commit, group_id, current_step,"
                   " step_index, progress, inventory, metadata, run_no, updated,"
-                  " instruction_serial) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st->put_device, error) &&
+                  " instruction_serial, recipe_digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                  &st->put_device, error) &&
          prepare (db, "DELETE FROM devices WHERE id = ?", &st->delete_device, error) &&
          prepare (db, "DELETE FROM journal WHERE device = ?", &st->delete_journal, error) &&
          prepare (db, "INSERT INTO journal (device, seq, time, source, operation, result,"
@@ -563,6 +589,7 @@ apply_put_device (sqlite3            *db,
   sqlite3_bind_int64 (stmt, 15, row->run_no);
   sqlite3_bind_int64 (stmt, 16, row->updated_us);
   sqlite3_bind_int64 (stmt, 17, (sqlite3_int64) row->instruction_serial);
+  bind_text (stmt, 18, row->recipe_digest);
   return step_statement (db, stmt, "saving a device", error);
 }
 
@@ -1881,7 +1908,7 @@ shoal_store_load_devices (ShoalStore  *self,
 
   if (!prepare (self->reader, "SELECT id, macs, uuid, token, state, boot_action, recipe,"
                 " recipe_commit, group_id, current_step, step_index, progress, inventory,"
-                " metadata, run_no, updated, instruction_serial FROM devices ORDER BY id", &stmt, error))
+                " metadata, run_no, updated, instruction_serial, recipe_digest FROM devices ORDER BY id", &stmt, error))
     return NULL;
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
@@ -1904,6 +1931,7 @@ shoal_store_load_devices (ShoalStore  *self,
       row->run_no = sqlite3_column_int64 (stmt, 14);
       row->updated_us = sqlite3_column_int64 (stmt, 15);
       row->instruction_serial = (guint64) sqlite3_column_int64 (stmt, 16);
+      row->recipe_digest = column_dup (stmt, 17);
       g_ptr_array_add (rows, row);
     }
   if (rc != SQLITE_DONE)

@@ -1117,6 +1117,38 @@ in_inventory (gpointer data)
   return TRUE;
 }
 
+/* Stops the controller once what it shows is durable, and opens a new one
+ * on the same state directory, as a restart of shoald would */
+static void
+restart (Fixture *fixture)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
+  shoal_controller_close (fixture->controller);
+  g_clear_object (&fixture->controller);
+  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
+  g_assert_true (shoal_controller_open (fixture->controller, &error));
+  g_assert_no_error (error);
+}
+
+/* Resumes the deployments restart() interrupted, serving on @server */
+static void
+resume (Fixture    *fixture,
+        SoupServer *server)
+{
+  g_autoptr(GError) error = NULL;
+  GLogLevelFlags fatal;
+
+  shoal_controller_set_http_server (fixture->controller, server, "http://127.0.0.1:9");
+  /* what resumes the deployments also starts the plugins' services, some
+   * of which need a network and say so */
+  fatal = g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+  g_assert_true (shoal_controller_start_services (fixture->controller, &error));
+  g_log_set_always_fatal (fatal);
+  g_assert_no_error (error);
+}
+
 /* An interrupted deployment resumes with its recipe at the commit it
  * recorded, where the recipe in service changed meanwhile: it resumed at
  * its old step number in the new version (here firmware-update, never
@@ -1127,14 +1159,12 @@ static void
 test_controller_resume_at_commit (Fixture       *fixture,
                                   gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
   g_autofree gchar *resumed = NULL;
   g_autofree gchar *complete = NULL;
   g_autofree gchar *failed = NULL;
   g_autofree gchar *finished = NULL;
   g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
   guint *calls = g_new0 (guint, 1);
-  GLogLevelFlags fatal;
   ShoalDevice *device;
 
   add_recipe_at (fixture, SLOW_V1 ("60000"), COMMIT_A);
@@ -1142,23 +1172,12 @@ test_controller_resume_at_commit (Fixture       *fixture,
   add_recipe_at (fixture, SLOW_V1 ("60001"), COMMIT_C);
   enroll_and_deploy_from (fixture, 2, 1, "slow");
   g_assert_true (shoal_test_wait_until (in_inventory, fixture, 10000));
-  g_assert_true (shoal_store_flush (shoal_controller_get_store (fixture->controller), NULL));
-  shoal_controller_close (fixture->controller);
-  g_clear_object (&fixture->controller);
+  restart (fixture);
 
   /* the repository moved on to version 3 while the daemon was down */
-  fixture->controller = shoal_controller_new (fixture->engine, fixture->state_dir);
-  g_assert_true (shoal_controller_open (fixture->controller, &error));
-  g_assert_no_error (error);
   add_recipe_at (fixture, SLOW_V3, COMMIT_B);
   shoal_controller_set_recipe_loader (fixture->controller, load_slow_v1, calls, g_free);
-  shoal_controller_set_http_server (fixture->controller, server, "http://127.0.0.1:9");
-  /* what resumes the deployments also starts the plugins' services, some
-   * of which need a network and say so */
-  fatal = g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
-  g_assert_true (shoal_controller_start_services (fixture->controller, &error));
-  g_log_set_always_fatal (fatal);
-  g_assert_no_error (error);
+  resume (fixture, server);
   g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
   /* loaded once for the two devices of COMMIT_A, once for COMMIT_C */
   g_assert_cmpuint (*calls, ==, 2);
@@ -2205,6 +2224,173 @@ test_controller_inventory_recipe_switch (Fixture       *fixture,
   g_assert_cmpint (shoal_controller_get_boot_action (fixture->controller, d3), ==, SHOAL_BOOT_ACTION_LOCAL);
 }
 
+/* Recipe "added" (over D-Bus): past its first group step, its devices
+ * wait at the rendezvous of the second for a third device that does not
+ * come, max-wait (3 s), with no step running; version 2 has a step
+ * between the two */
+#define ADDED_HEAD(name) \
+  "{\"name\": \"" name "\", \"steps\": [" \
+  " {\"step\": \"sim\", \"id\": \"boot\", \"options\": {\"min-ms\": 1, \"max-ms\": 1, \"phase\": \"boot\"}}," \
+  " {\"step\": \"sim-group\", \"id\": \"early\", \"options\": {\"min-ms\": 1, \"max-ms\": 1}},"
+#define ADDED_TAIL \
+  " {\"step\": \"sim-group\", \"id\": \"multicast\", \"options\": {\"min-ms\": 5, \"max-ms\": 5}}]," \
+  " \"group\": {\"min-devices\": 3, \"max-devices\": 0, \"max-wait\": 3}}"
+#define ADDED_V1(name) ADDED_HEAD (name) ADDED_TAIL
+#define ADDED_V2 ADDED_HEAD ("added") \
+  " {\"step\": \"sim\", \"id\": \"firmware-update\", \"options\": {\"min-ms\": 1, \"max-ms\": 1, \"phase\": \"transfer\"}}," \
+  ADDED_TAIL
+
+static gboolean
+at_multicast (gpointer data)
+{
+  return shoal_device_get_state (data) == SHOAL_DEVICE_STATE_WAITING &&
+         g_strcmp0 (shoal_device_get_current_step (data), "multicast") == 0;
+}
+
+static ShoalRecipe *
+add_stored_recipe (Fixture     *fixture,
+                   const gchar *json)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalRecipe) recipe = shoal_recipe_new_from_data (json, -1, "D-Bus", &error);
+
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_add_stored_recipe (fixture->controller, recipe, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&recipe);
+}
+
+/* A deployment of a recipe without a commit (added over D-Bus, or from a
+ * file) interrupted by a restart resumes with the recipe it started with
+ * (kept in the store under its digest), where the recipe of that name
+ * in service after the restart is another: it resumed with the new
+ * recipe, at its old step number (firmware-update, which the recipe it
+ * started with does not have). The devices resumed with one version
+ * share its rendezvous: one group. Once they are done, the version kept
+ * for them is deleted at the next start */
+static void
+test_controller_resume_recipe_changed (Fixture       *fixture,
+                                       gconstpointer  data)
+{
+  g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
+  g_autoptr(ShoalRecipe) v1 = add_stored_recipe (fixture, ADDED_V1 ("added"));
+  g_autoptr(ShoalRecipe) v2 = NULL;
+  g_autofree gchar *deployed = NULL;
+  g_autofree gchar *resumed = NULL;
+  g_autofree gchar *complete = NULL;
+  g_autofree gchar *expected = NULL;
+  g_autoptr(GHashTable) versions = NULL;
+  ShoalDevice *device;
+
+  add_recipe (fixture, ADDED_V1 ("kept"));
+  enroll_and_deploy_from (fixture, 0, 2, "added");
+  enroll_and_deploy_from (fixture, 2, 1, "kept");
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+
+      g_assert_true (shoal_test_wait_until (at_multicast, shoal_controller_lookup_device (fixture->controller, id),
+                                            10000));
+    }
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  deployed = last_message (fixture, device, "controller", "deploy");
+  expected = g_strdup_printf ("at commit none (sha256 %s)", shoal_recipe_get_digest (v1));
+  g_test_message ("%s", deployed);
+  g_assert_nonnull (strstr (deployed, expected));
+  /* the operator changes the recipe: the devices deploying go on with the
+   * one they started with */
+  v2 = add_stored_recipe (fixture, ADDED_V2);
+  g_assert_cmpstr (shoal_recipe_get_digest (v1), !=, shoal_recipe_get_digest (v2));
+  restart (fixture);
+
+  /* the daemon's start-up: version 2 is the stored recipe in service */
+  add_recipe (fixture, ADDED_V1 ("kept"));
+  g_assert_cmpuint (shoal_controller_load_stored_recipes (fixture->controller), ==, 1);
+  g_assert_cmpstr (shoal_recipe_get_digest (shoal_controller_lookup_recipe (fixture->controller, "added")),
+                   ==, shoal_recipe_get_digest (v2));
+  resume (fixture, server);
+  /* deployed now, it meets dev-0002 at the rendezvous of "kept" */
+  enroll_and_deploy_from (fixture, 3, 1, "kept");
+  g_assert_true (shoal_test_wait_until (all_settled, fixture, 10000));
+  g_assert_cmpuint (count_state (fixture, SHOAL_DEVICE_STATE_INSTALLED), ==, 4);
+  g_assert_cmpstr (group_of (fixture, 0), ==, group_of (fixture, 1));
+  g_assert_cmpstr (group_of (fixture, 0), !=, group_of (fixture, 2));
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree gchar *id = g_strdup_printf ("dev-%04u", i);
+      g_autofree gchar *started = NULL;
+
+      device = shoal_controller_lookup_device (fixture->controller, id);
+      started = last_message (fixture, device, "firmware-update", "step-started");
+      g_assert_null (started);
+    }
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  resumed = last_message (fixture, device, "controller", "resume");
+  g_test_message ("%s", resumed);
+  g_assert_nonnull (strstr (resumed, expected));
+  g_assert_nonnull (strstr (resumed, "after a restart at step 3 of 3 (multicast)"));
+  complete = last_message (fixture, device, "controller", "installed");
+  g_assert_nonnull (strstr (complete, expected));
+  /* the recipe from a file that did not change: the one in service, whose
+   * rendezvous the devices deployed after the restart share */
+  device = shoal_controller_lookup_device (fixture->controller, "dev-0002");
+  g_clear_pointer (&resumed, g_free);
+  resumed = last_message (fixture, device, "controller", "resume");
+  g_assert_nonnull (strstr (resumed, "after a restart at step 3 of 3 (multicast)"));
+  g_assert_cmpstr (group_of (fixture, 2), ==, group_of (fixture, 3));
+  /* the versions kept for them ("added" and "kept" as deployed) are gone
+   * once nobody deploys with them */
+  versions = shoal_controller_kv_list (fixture->controller, "controller-recipe-versions");
+  g_assert_cmpuint (g_hash_table_size (versions), ==, 2);
+  g_assert_true (g_hash_table_contains (versions, shoal_recipe_get_digest (v1)));
+  g_clear_pointer (&versions, g_hash_table_unref);
+  restart (fixture);
+  resume (fixture, server);
+  versions = shoal_controller_kv_list (fixture->controller, "controller-recipe-versions");
+  g_assert_cmpuint (g_hash_table_size (versions), ==, 0);
+}
+
+static gboolean
+in_inventory_step (gpointer data)
+{
+  return g_strcmp0 (shoal_device_get_current_step (data), "inventory") == 0;
+}
+
+/* A deployment whose recipe, without a commit, is not in the store any
+ * more fails when it would resume, saying so, where it resumed with the
+ * recipe of that name in service (which had been changed) */
+static void
+test_controller_resume_recipe_lost (Fixture       *fixture,
+                                    gconstpointer  data)
+{
+  g_autoptr(SoupServer) server = soup_server_new (NULL, NULL);
+  g_autoptr(ShoalRecipe) v1 = shoal_test_recipe_new (SLOW_V1 ("60000"));
+  g_autofree gchar *failed = NULL;
+  g_autofree gchar *expected = NULL;
+  ShoalDevice *lost;
+
+  add_recipe (fixture, SLOW_V1 ("60000"));
+  enroll_and_deploy_from (fixture, 0, 1, "slow");
+  lost = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  g_assert_true (shoal_test_wait_until (in_inventory_step, lost, 10000));
+  /* a store that lost it */
+  shoal_controller_kv_set (fixture->controller, "controller-recipe-versions",
+                           shoal_recipe_get_digest (v1), NULL);
+  restart (fixture);
+
+  /* the recipe directory's "slow" changed while the daemon was down */
+  add_recipe (fixture, SLOW_V3);
+  resume (fixture, server);
+  lost = shoal_controller_lookup_device (fixture->controller, "dev-0000");
+  failed = failure_of (fixture, lost);
+  g_test_message ("%s", failed);
+  expected = g_strdup_printf ("recipe slow as deployment 1 started with it (no commit, sha256 %s) "
+                              "cannot be loaded (the store does not hold it)",
+                              shoal_recipe_get_digest (v1));
+  g_assert_nonnull (strstr (failed, expected));
+  g_assert_null (last_message (fixture, lost, "firmware-update", "step-started"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2238,6 +2424,8 @@ main (int argc, char **argv)
   ADD ("/shoal/controller/recipe-readded", test_controller_recipe_readded);
   ADD ("/shoal/controller/recipe-new-commit", test_controller_recipe_new_commit);
   ADD ("/shoal/controller/resume-at-commit", test_controller_resume_at_commit);
+  ADD ("/shoal/controller/resume-recipe-changed", test_controller_resume_recipe_changed);
+  ADD ("/shoal/controller/resume-recipe-lost", test_controller_resume_recipe_lost);
   ADD ("/shoal/controller/min-devices", test_controller_min_devices);
   ADD ("/shoal/controller/late-unicast", test_controller_late_unicast);
   ADD ("/shoal/controller/late-unicast-max-parallel", test_controller_late_unicast_max_parallel);

@@ -273,6 +273,33 @@ test_to_data_roundtrip (void)
   g_assert_cmpstr (text, ==, text2);
 }
 
+/* The digest is the SHA-256 of the canonical JSON (members sorted by
+ * name at every level, no whitespace): the same document laid out and
+ * ordered otherwise has it, a changed one does not */
+static void
+test_digest (void)
+{
+  const gchar *canonical = "{\"group\":{\"max-wait\":5,\"min-devices\":1},\"name\":\"d\","
+                           "\"steps\":[{\"options\":{\"max-ms\":2,\"min-ms\":1},\"step\":\"sim\"}]}";
+  const gchar *reordered = "{\n  \"steps\": [ {\"step\": \"sim\", \"options\": {\"min-ms\": 1, \"max-ms\": 2}} ],\n"
+                           "  \"name\": \"d\", \"group\": {\"min-devices\": 1, \"max-wait\": 5}\n}";
+  const gchar *changed = "{\"group\":{\"max-wait\":5,\"min-devices\":1},\"name\":\"d\","
+                         "\"steps\":[{\"options\":{\"max-ms\":3,\"min-ms\":1},\"step\":\"sim\"}]}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalRecipe) a = shoal_recipe_new_from_data (canonical, -1, NULL, &error);
+  g_autoptr(ShoalRecipe) b = shoal_recipe_new_from_data (reordered, -1, NULL, &error);
+  g_autoptr(ShoalRecipe) c = shoal_recipe_new_from_data (changed, -1, NULL, &error);
+  g_autofree gchar *expected = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (shoal_recipe_get_digest (a), ==, expected);
+  g_assert_cmpstr (shoal_recipe_get_digest (b), ==, expected);
+  g_assert_cmpstr (shoal_recipe_get_digest (c), !=, expected);
+  /* the commit is not part of it */
+  shoal_recipe_set_commit (b, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  g_assert_cmpstr (shoal_recipe_get_digest (b), ==, expected);
+}
+
 static void
 test_from_json_copies (void)
 {
@@ -526,6 +553,7 @@ main (int    argc,
   g_test_add_func ("/shoal/recipe/hostile-input", test_hostile_input);
   g_test_add_func ("/shoal/recipe/to-data", test_to_data_roundtrip);
   g_test_add_func ("/shoal/recipe/from-json-copies", test_from_json_copies);
+  g_test_add_func ("/shoal/recipe/digest", test_digest);
   g_test_add_func ("/shoal/recipe/match/inventory-ops", test_match_inventory_ops);
   g_test_add_func ("/shoal/recipe/match/macs", test_match_macs);
   g_test_add_func ("/shoal/recipe/match/all-criteria", test_match_all_criteria);

@@ -795,8 +795,8 @@ test_store_old_store_converts (void)
 
   pages = open_old_store (store, path);
   g_assert_cmpint (file_int (path, "PRAGMA auto_vacuum"), ==, 2);
-  /* and brought to schema version 2 (instruction serials) */
-  g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 2);
+  /* and brought to schema version 3 (instruction serials, recipe digests) */
+  g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 3);
   g_assert_cmpint (file_int (path, "PRAGMA page_count"), <, pages / 10);
   append_entries (store, "a", 20001, 20001);
   g_assert_true (shoal_store_flush (store, &error));
@@ -932,9 +932,9 @@ test_store_open_error (void)
 }
 
 /* A store written before schema version 2 (an upgrade of shoald) opens,
- * its devices intact; their instruction serials are 0 until written. A
- * database an older shoald set back to version 1 after it had the column
- * opens too */
+ * its devices intact; their instruction serials are 0 and recipe digests
+ * NULL until written. A database an older shoald set back to version 1
+ * after it had the columns opens too */
 static void
 test_store_migrate (void)
 {
@@ -952,7 +952,7 @@ test_store_migrate (void)
 
       g_assert_true (shoal_store_open (store, path, &error));
       g_assert_no_error (error);
-      g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 2);
+      g_assert_cmpint (file_int (path, "PRAGMA user_version"), ==, 3);
       rows = shoal_store_load_devices (store, &error);
       g_assert_no_error (error);
       g_assert_cmpuint (rows->len, ==, 2);
@@ -961,9 +961,11 @@ test_store_migrate (void)
       g_assert_cmpstr (row->recipe, ==, "r");
       g_assert_cmpint (row->run_no, ==, 3);
       g_assert_cmpuint (row->instruction_serial, ==, round == 0 ? 0 : 7);
+      g_assert_cmpstr (row->recipe_digest, ==, round == 0 ? NULL : "d1");
       row = make_row ("a", 10);
       row->run_no = 3;
       row->instruction_serial = 7;
+      row->recipe_digest = g_strdup ("d1");
       shoal_store_put_device (store, row);
       g_assert_true (shoal_store_flush (store, &error));
       shoal_store_close (store);
