@@ -685,6 +685,9 @@ steps_done_differ (DeviceRecord  *rec,
   return NULL;
 }
 
+static void keep_recipe_version (DeviceRecord *rec,
+                                 ShoalRecipe  *recipe);
+
 /* @rec's run goes on with @recipe (in service, on @pipeline) from the
  * step after the one it has just finished, in the caller's transition:
  * the device's recipe and commit become @recipe's, and it counts at the
@@ -708,6 +711,12 @@ switch_recipe (DeviceRecord  *rec,
     }
   shoal_device_set_recipe (device, shoal_recipe_get_name (recipe));
   shoal_device_set_recipe_commit (device, commit);
+  /* a restart resumes it on this recipe: the version it records is this
+   * one's, kept when it has no commit, as at the start of a deployment */
+  g_free (rec->recipe_digest);
+  rec->recipe_digest = g_strdup (shoal_recipe_get_digest (recipe));
+  if (commit == NULL)
+    keep_recipe_version (rec, recipe);
   shoal_device_log (device, "controller", "recipe-switch", SHOAL_JOURNAL_RESULT_INFO,
                     "recipe %s was chosen by matching an earlier inventory; the new inventory matches "
                     "recipe %s (commit %s), which starts with the %s this deployment ran: "

@@ -2155,6 +2155,7 @@ test_controller_inventory_recipe_switch (Fixture       *fixture,
   g_autoptr(GPtrArray) rows = NULL;
   g_autofree gchar *switched = NULL, *installed = NULL, *finished = NULL;
   g_autofree gchar *failure = NULL;
+  g_autoptr(ShoalRecipe) big = shoal_test_recipe_new (SWITCH_BIG);
   guint n_rows = 0;
   ShoalDevice *d0, *d1, *d2, *d3;
 
@@ -2203,6 +2204,8 @@ test_controller_inventory_recipe_switch (Fixture       *fixture,
         continue;
       g_assert_cmpstr (row->recipe, ==, "big");
       g_assert_cmpstr (row->recipe_commit, ==, COMMIT_B);
+      /* the digest a resumption checks is the new recipe's too */
+      g_assert_cmpstr (row->recipe_digest, ==, shoal_recipe_get_digest (big));
       g_assert_cmpint (row->step_index, ==, 1);
       g_assert_cmpstr (row->current_step, ==, "agent-big");
       n_rows++;
