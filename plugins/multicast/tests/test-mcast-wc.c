@@ -269,6 +269,34 @@ test_wc_combine_backends (void)
       g_assert_cmpmem (got, (2 * rows + 1) * len, ref, (2 * rows + 1) * len);
     }
   }
+  /* one output from more inputs than a slice, sparse or dense: the paths
+   * a row of the window code takes */
+  for (uint32_t n = 100; n <= 5000; n += 4900) {
+    const size_t len = 1458;
+    g_autofree uint8_t *data = g_malloc (n * len);
+    g_autofree uint8_t *coef = g_malloc (n);
+    g_autofree uint8_t *ref = g_malloc (len);
+    g_autofree uint8_t *got = g_malloc (len);
+    g_autofree const uint8_t **in = g_new (const uint8_t *, n);
+    for (size_t i = 0; i < n * len; i++)
+      data[i] = (uint8_t) (i * 29 + i / 13);
+    for (uint32_t i = 0; i < n; i++) {
+      coef[i] = (uint8_t) (i % 7 == 0 ? 0 : i * 5 + 3);
+      in[i] = data + i * len;
+    }
+    for (int add = 0; add <= 1; add++) {
+      g_assert_cmpint (smc_fec_set_backend (SMC_FEC_TABLES), ==, 0);
+      memset (ref, 0x5a, len);
+      smc_gf_combine (n, 1, coef, in, &ref, len, add);
+      for (int b = SMC_FEC_AUTO; b < SMC_FEC_N_BACKENDS; b++) {
+        if (smc_fec_set_backend (b) != 0)
+          continue;
+        memset (got, 0x5a, len);
+        smc_gf_combine (n, 1, coef, in, &got, len, add);
+        g_assert_cmpmem (got, len, ref, len);
+      }
+    }
+  }
   smc_fec_set_backend (SMC_FEC_AUTO);
   /* the field: a * a^-1 = 1, scale by c is muladd into zeros */
   for (int a = 1; a < 256; a++)

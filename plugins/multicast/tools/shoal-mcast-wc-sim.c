@@ -15,7 +15,10 @@
  *                    [--receivers N] [--loss PERCENT] [--windows W]
  *                    [--seed X] [--fec BACKEND]
  *   --len B: bytes per symbol actually coded (default S; smaller runs
- *   faster and gives the same egress, not the same time) */
+ *   faster and gives the same egress, not the same time)
+ * shoal-mcast-wc-sim --combine [--k K] [--symbol S] [--fec BACKEND]:
+ *   what one row costs (smc_gf_combine, one output) at the degrees a 5 %
+ *   loss gives the rounds: first, second, and a dense row */
 #include "shoal-mcast-fec.h"
 #include "shoal-mcast-wc.h"
 
@@ -58,11 +61,46 @@ typedef struct {
   uint32_t extra;          /* rows held beyond the missing count when solved */
 } rcv;
 
+/* GB/s of one-row combines over a window of k symbols of S bytes, at
+ * degrees d spread over it */
+static void
+combine_cost (uint32_t k, uint32_t S)
+{
+  uint8_t *win = malloc ((size_t) k * S), *out = malloc (S), *coef = malloc (k);
+  const uint8_t **in = malloc (sizeof *in * k);
+  uint32_t ds[3] = { smc_wc_degree_of_code (k, smc_wc_degree_code (k, k / 20)),
+                     smc_wc_degree_of_code (k, smc_wc_degree_code (k, k / 400)), k };
+  uint64_t s = 7;
+  if (win == NULL || out == NULL || coef == NULL || in == NULL)
+    exit (1);
+  for (size_t i = 0; i < (size_t) k * S; i++)
+    win[i] = (uint8_t) rnd (&s);
+  for (int di = 0; di < 3; di++) {
+    uint32_t d = ds[di], n = 0;
+    double t0 = cpu_s (), dt;
+    for (uint32_t i = 0; i < d; i++) {
+      in[i] = win + (size_t) ((uint64_t) i * k / d) * S;
+      coef[i] = (uint8_t) (1 + rnd (&s) % 255);
+    }
+    do {
+      smc_gf_combine (d, 1, coef, in, &out, S, 1);
+      n++;
+    } while ((dt = cpu_s () - t0) < 0.5);
+    printf ("combine k=%u S=%u fec=%s: degree %u: %.1f us per row, %.1f GB/s\n", k, S,
+            smc_fec_backend_name (), d, dt / n * 1e6, (double) d * S * n / dt / 1e9);
+  }
+  free (win);
+  free (out);
+  free (coef);
+  free (in);
+}
+
 static void
 usage (void)
 {
   fprintf (stderr, "usage: shoal-mcast-wc-sim [--k K] [--symbol S] [--header H] [--len B] "
-                   "[--receivers N] [--loss PERCENT] [--windows W] [--seed X] [--fec BACKEND]\n");
+                   "[--receivers N] [--loss PERCENT] [--windows W] [--seed X] [--fec BACKEND]\n"
+                   "       shoal-mcast-wc-sim --combine [--k K] [--symbol S] [--fec BACKEND]\n");
   exit (2);
 }
 
@@ -74,10 +112,15 @@ main (int argc, char **argv)
   uint64_t seed = 1, rs;
   double eg_sum = 0, eg_max = 0, over_sum = 0, rounds_sum = 0, solve_sum = 0, solve_max = 0, ops_sum = 0;
   uint64_t extra_sum = 0, solves = 0;
-  int bad = 0;
+  int bad = 0, combine = 0;
 
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp (a, "--combine") == 0) {
+      combine = 1;
+      i--;
+      continue;
+    }
     if (v == NULL)
       usage ();
     if (strcmp (a, "--k") == 0)
@@ -109,6 +152,10 @@ main (int argc, char **argv)
     k = (16u << 20) / S;
   if (len == 0)
     len = S;
+  if (combine) {
+    combine_cost (k, S);
+    return 0;
+  }
   if (N == 0 || N > 1024 || k > SMC_WC_MAX_K || S == 0 || windows == 0)
     usage ();
   rs = seed;
