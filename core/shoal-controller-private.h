@@ -37,6 +37,8 @@ GHashTable     *shoal_controller_kv_list          (ShoalController *self,
                                                    const gchar     *ns);
 ShoalDevice    *shoal_controller_lookup_device_by_uuid (ShoalController *self,
                                                    const gchar     *uuid);
+ShoalRecipe    *shoal_controller_get_run_recipe   (ShoalController *self,
+                                                   ShoalDevice     *device);
 gboolean        shoal_controller_uuid_is_placeholder (const gchar  *uuid);
 gboolean        shoal_controller_uuid_is_valid    (const gchar     *uuid);
 

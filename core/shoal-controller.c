@@ -1323,6 +1323,29 @@ shoal_controller_get_devices (ShoalController *self)
 }
 
 /**
+ * shoal_controller_get_run_recipe:
+ * @self: a controller
+ * @device: a device
+ *
+ * The recipe the device's current or last deployment runs: the one it
+ * started with, which a change of the recipe since (a sync, AddRecipe)
+ * does not replace for it.
+ *
+ * Returns: (transfer none) (nullable): that recipe; %NULL when the device
+ *   never deployed since the daemon started
+ */
+ShoalRecipe *
+shoal_controller_get_run_recipe (ShoalController *self,
+                                 ShoalDevice     *device)
+{
+  DeviceRecord *rec;
+
+  g_return_val_if_fail (SHOAL_IS_CONTROLLER (self), NULL);
+  rec = shoal_controller_lookup_record (self, device);
+  return rec != NULL && rec->pipeline != NULL ? shoal_pipeline_get_recipe (rec->pipeline) : NULL;
+}
+
+/**
  * shoal_controller_assign_recipe:
  * @self: a controller
  * @device: a device

@@ -9,7 +9,9 @@ import sys
 from shoal_tap import report
 
 src = sys.argv[1]
-read = re.compile(r'(?:get_config_\w+|g_key_file_(?:get|has)_\w+)\s*\([^,()]+,\s*"([a-z0-9-]+)",\s*"([a-z0-9-]+)"')
+# g_key_file_*, the plugins' shoal_context_get_config_*, shoald's own
+# shoal_daemon_config_* (self, "group", "key", ...)
+read = re.compile(r'(?:get_config_\w+|g_key_file_(?:get|has)_\w+|shoal_daemon_config_\w+)\s*\([^,()]+,\s*"([a-z0-9-]+)",\s*"([a-z0-9-]+)"')
 # the helpers that read one group's keys: (file, call, group)
 wrappers = [("shoal-pxe-service.c", r'\bconfig \(state, "([a-z0-9-]+)"', "pxe"),
             ("shoal-daemon-recipes.c", r'\bconfig_get_string \(config, "([a-z0-9-]+)"', "recipes")]

@@ -1,5 +1,6 @@
 /* shoalctl-images.c: the image store commands of shoalctl (images,
- * image-import, image-show, image-rm)
+ * image-import, image-cancel, image-show, image-rm, image-prune,
+ * image-verify)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -307,5 +308,73 @@ shoalctl_cmd_image_rm (ShoalCtl *ctl, gchar **args, GError **error)
   freed_text = g_format_size (freed);
   /* TRANSLATORS: %s is an image id or name, then a size such as "12.3 MB" */
   g_print (_("Removed %s, freed %s\n"), args[0], freed_text);
+  return TRUE;
+}
+
+static void
+add_prune_rows (ShoalCtlTable *table, GVariant *images, const gchar *action)
+{
+  GVariantIter iter;
+  GVariant *next;
+
+  g_variant_iter_init (&iter, images);
+  while ((next = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      g_autoptr(GVariant) image = next;
+      g_autofree gchar *short_id = g_strndup (lookup_string (image, "id"), 12);
+      g_autofree gchar *imported = format_imported (image);
+      const gchar *reason = NULL;
+
+      g_variant_lookup (image, "reason", "&s", &reason);
+      shoalctl_table_add_row (table, action, short_id, lookup_string (image, "name"), imported,
+                              reason != NULL ? reason : "", NULL);
+    }
+}
+
+gboolean
+shoalctl_cmd_image_prune (ShoalCtl *ctl, gchar **args, GError **error)
+{
+  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(GVariant) removed = NULL;
+  g_autoptr(GVariant) kept = NULL;
+  g_autoptr(ShoalCtlTable) table = NULL;
+  g_autofree gchar *freed_text = NULL;
+  guint64 freed = 0;
+  gsize n;
+
+  if (!shoalctl_check_args (args, 0, 1, "image-prune [NAME] [--keep N] [--dry-run]", error))
+    return FALSE;
+  if (ctl->keep != SHOALCTL_KEEP_UNSET && ctl->keep < 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, _("--keep must not be negative"));
+      return FALSE;
+    }
+  if (ctl->keep != SHOALCTL_KEEP_UNSET)
+    g_variant_dict_insert (&options, "keep", "u", (guint32) ctl->keep);
+  if (args[0] != NULL)
+    g_variant_dict_insert (&options, "name", "s", args[0]);
+  if (ctl->dry_run)
+    g_variant_dict_insert (&options, "dry-run", "b", TRUE);
+  if (!shoal_dbus_manager_call_prune_images_sync (ctl->manager, g_variant_dict_end (&options),
+                                                  &removed, &kept, &freed, NULL, error))
+    return FALSE;
+  n = g_variant_n_children (removed);
+  table = shoalctl_table_new ("", _("ID"), _("NAME"), _("IMPORTED"), _("KEPT BECAUSE"), NULL);
+  /* TRANSLATORS: what image-prune did to an image: the first column of its table */
+  add_prune_rows (table, removed, ctl->dry_run ? _("would remove") : _("removed"));
+  add_prune_rows (table, kept, _("kept"));
+  if (n + g_variant_n_children (kept) > 0)
+    shoalctl_table_print (table);
+  freed_text = g_format_size (freed);
+  if (n == 0)
+    g_print (_("No image to remove\n"));
+  else if (ctl->dry_run)
+    /* TRANSLATORS: a count of images, then a size such as "12.3 MB" */
+    g_print (g_dngettext (GETTEXT_PACKAGE, "Would remove %zu image and free %s\n",
+                          "Would remove %zu images and free %s\n", n), n, freed_text);
+  else
+    /* TRANSLATORS: a count of images, then a size such as "12.3 MB" */
+    g_print (g_dngettext (GETTEXT_PACKAGE, "Removed %zu image, freed %s\n",
+                          "Removed %zu images, freed %s\n", n), n, freed_text);
   return TRUE;
 }

@@ -42,6 +42,7 @@ static const struct
   { "image-cancel", shoalctl_cmd_image_cancel, "<path|URL>", N_("Cancel the running imports of a file or URL (Ctrl-C during image-import does the same)") },
   { "image-show", shoalctl_cmd_image_show, "<id|name>", N_("Show an image") },
   { "image-rm", shoalctl_cmd_image_rm, "<id|name> [--force]", N_("Remove an image and the chunks no other image uses") },
+  { "image-prune", shoalctl_cmd_image_prune, "[NAME] [--keep N] [--dry-run]", N_("Remove the older images of each name (of NAME), keeping the newest N (default: [image-store] keep-per-name) and every image a recipe or a running deployment names") },
   { "image-verify", shoalctl_cmd_image_verify, "<id|name>", N_("Read an image back and check every chunk against its SHA-256") },
 };
 
@@ -141,6 +142,8 @@ main (int argc, char **argv)
     { "name", 0, 0, G_OPTION_ARG_STRING, &ctl.name, N_("image-import: the image name (default: from the file name)"), N_("NAME") },
     { "chunk-size", 0, 0, G_OPTION_ARG_INT, &ctl.chunk_size, N_("image-import: bytes per chunk, a power of two (default 1 MiB)"), N_("BYTES") },
     { "force", 0, 0, G_OPTION_ARG_NONE, &ctl.force, N_("image-rm: remove the image even if running deployments' recipes name it"), NULL },
+    { "keep", 0, 0, G_OPTION_ARG_INT, &ctl.keep, N_("image-prune: how many images of each name to keep, the newest"), N_("N") },
+    { "dry-run", 0, 0, G_OPTION_ARG_NONE, &ctl.dry_run, N_("image-prune: remove nothing, show what would be removed"), NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = NULL;
@@ -148,6 +151,7 @@ main (int argc, char **argv)
   g_autofree gchar *description = NULL;
   gint status = EXIT_FAILURE;
 
+  ctl.keep = SHOALCTL_KEEP_UNSET;
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

@@ -14,6 +14,8 @@ G_BEGIN_DECLS
 #define SHOALCTL_PATH "/org/shoal/Shoal1"
 #define SHOALCTL_DEVICES_PATH "/org/shoal/Shoal1/devices"
 #define SHOALCTL_DEVICE_IFACE "org.shoal.Shoal1.Device"
+/* image-prune without --keep: the daemon's [image-store] keep-per-name */
+#define SHOALCTL_KEEP_UNSET G_MININT
 /* long enough for batches of many thousands of devices */
 #define SHOALCTL_TIMEOUT_MS (10 * 60 * 1000)
 
@@ -34,6 +36,8 @@ typedef struct
   gchar            *name;
   gint              chunk_size;
   gboolean          force;
+  gint              keep;        /* SHOALCTL_KEEP_UNSET: not given */
+  gboolean          dry_run;
 
   /* state */
   GDBusConnection  *connection;
@@ -105,6 +109,7 @@ gboolean    shoalctl_cmd_image_import     (ShoalCtl *ctl, gchar **args, GError *
 gboolean    shoalctl_cmd_image_cancel     (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_show       (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_rm         (ShoalCtl *ctl, gchar **args, GError **error);
+gboolean    shoalctl_cmd_image_prune      (ShoalCtl *ctl, gchar **args, GError **error);
 gboolean    shoalctl_cmd_image_verify     (ShoalCtl *ctl, gchar **args, GError **error);
 
 /* shoalctl-daemon.c: steps, plugins, recipes, stats */

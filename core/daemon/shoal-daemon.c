@@ -308,21 +308,22 @@ shoal_daemon_listen (ShoalDaemon *self, const gchar *address, guint port, guint 
   return shoal_http_server_listen (self->http, inet, port, bound_port, error);
 }
 
-/* [daemon] key, a count of at most G_MAXINT, or fallback when unset */
+/* [group] key, a count of at most G_MAXINT, or fallback when unset */
 static gboolean
-shoal_daemon_config_count (ShoalDaemon *self, const gchar *key, guint fallback, guint *value, GError **error)
+shoal_daemon_config_count (ShoalDaemon *self, const gchar *group, const gchar *key, guint fallback,
+                           guint *value, GError **error)
 {
   g_autoptr(GError) error_local = NULL;
   gint64 n;
 
   *value = fallback;
-  if (!g_key_file_has_key (self->config, "daemon", key, NULL))
+  if (!g_key_file_has_key (self->config, group, key, NULL))
     return TRUE;
-  n = g_key_file_get_int64 (self->config, "daemon", key, &error_local);
+  n = g_key_file_get_int64 (self->config, group, key, &error_local);
   if (error_local != NULL || n < 0 || n > G_MAXINT)
     {
       g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                   _("[daemon] %s: not a number of 0 or more"), key);
+                   _("[%s] %s: not a number of 0 or more"), group, key);
       return FALSE;
     }
   *value = (guint) n;
@@ -372,15 +373,15 @@ shoal_daemon_start_http (ShoalDaemon *self, GError **error)
           return FALSE;
         }
     }
-  if (!shoal_daemon_config_count (self, "http-idle-timeout", SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT,
+  if (!shoal_daemon_config_count (self, "daemon", "http-idle-timeout", SHOAL_HTTP_IDLE_TIMEOUT_DEFAULT,
                                   &idle_timeout, error) ||
-      !shoal_daemon_config_count (self, "http-header-timeout", SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT,
+      !shoal_daemon_config_count (self, "daemon", "http-header-timeout", SHOAL_HTTP_HEADER_TIMEOUT_DEFAULT,
                                   &header_timeout, error) ||
-      !shoal_daemon_config_count (self, "http-send-timeout", SHOAL_HTTP_SEND_TIMEOUT_DEFAULT,
+      !shoal_daemon_config_count (self, "daemon", "http-send-timeout", SHOAL_HTTP_SEND_TIMEOUT_DEFAULT,
                                   &send_timeout, error) ||
-      !shoal_daemon_config_count (self, "http-max-connections", SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT,
+      !shoal_daemon_config_count (self, "daemon", "http-max-connections", SHOAL_HTTP_MAX_CONNECTIONS_DEFAULT,
                                   &max_connections, error) ||
-      !shoal_daemon_config_count (self, "http-max-connections-per-client", SHOAL_HTTP_MAX_PER_PEER_DEFAULT,
+      !shoal_daemon_config_count (self, "daemon", "http-max-connections-per-client", SHOAL_HTTP_MAX_PER_PEER_DEFAULT,
                                   &max_per_peer, error))
     return FALSE;
   self->http = shoal_http_server_new ("shoald/" PACKAGE_VERSION " ");
@@ -537,10 +538,14 @@ static gboolean
 shoal_daemon_export (ShoalDaemon *self, GError **error)
 {
   g_autoptr(ShoalImageStore) image_store = NULL;
+  guint image_keep = 0;
 
   gboolean system_bus = self->options.address == NULL &&
                         self->options.bus_type == G_BUS_TYPE_SYSTEM;
 
+  /* 0: every image of a name stays */
+  if (!shoal_daemon_config_count (self, "image-store", "keep-per-name", 0, &image_keep, error))
+    return FALSE;
   self->auth = shoal_dbus_auth_new (system_bus, error);
   if (self->auth == NULL)
     return FALSE;
@@ -565,7 +570,7 @@ shoal_daemon_export (ShoalDaemon *self, GError **error)
                                                    self->recipes, self->auth);
   shoal_dbus_manager_exporter_set_server_url (self->manager, self->server_url);
   image_store = shoal_daemon_open_image_store (self);
-  shoal_dbus_manager_exporter_set_image_store (self->manager, image_store);
+  shoal_dbus_manager_exporter_set_image_store (self->manager, image_store, image_keep);
   if (!shoal_dbus_manager_exporter_export (self->manager, self->connection, error))
     return FALSE;
 

@@ -1,12 +1,13 @@
 /* shoal-dbus-images.c: the image methods of org.shoal.Shoal1.Manager
  *
  * ImportImage, CancelImport, ListImages, InspectImage, RemoveImage,
- * RemoveImageWithOptions and VerifyImage on the manager object, and its ImageImportProgress signal,
+ * RemoveImageWithOptions, PruneImages and VerifyImage on the manager
+ * object, and its ImageImportProgress signal,
  * answered by the daemon's ShoalImageStore (the store of libshoal, in
  * <state dir>/image-store or [image-store] path=). Every store call runs
  * in a worker thread; the method returns when it is done. Arguments are
  * checked first and an error names the argument at fault. ImportImage,
- * CancelImport, RemoveImage and VerifyImage need authorization
+ * CancelImport, RemoveImage, PruneImages and VerifyImage need authorization
  * (shoal_dbus_auth_watch()), as the manager's other mutating methods do.
  *
  * Each import and each verification has its own cancellable: cancelled
@@ -17,6 +18,11 @@
  * names (BUSY naming recipe and devices) unless forced; Deploy asks
  * shoal_dbus_images_check_recipe() whether a device's image is there.
  *
+ * PruneImages removes the older images of each name, and so does an
+ * import with [image-store] keep-per-name set, for the imported image's
+ * name; both keep whatever a recipe in service or a running deployment
+ * names (shoal-dbus-image-users.c) and log each image they remove.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -24,6 +30,7 @@
 #include <glib/gi18n-lib.h>
 
 #include "shoal-controller.h"
+#include "shoal-dbus-image-users.h"
 #include "shoal-dbus-images.h"
 #include "shoal-dbus-util.h"
 #include "shoal-error.h"
@@ -33,7 +40,8 @@ struct _ShoalDBusImages
   GObject          parent_instance;
 
   ShoalImageStore *store;       /* NULL when the store could not be opened */
-  ShoalController *controller;  /* whose running deployments RemoveImage spares */
+  ShoalController *controller;  /* whose recipes and deployments removals spare */
+  guint            keep;        /* [image-store] keep-per-name; 0: every image */
   GCancellable    *cancellable; /* cancelled when the daemon stops */
   GPtrArray       *imports;     /* Call *, the running imports */
 };
@@ -52,6 +60,9 @@ typedef struct
   GPtrArray             *imports;       /* an import's list (NULL: a verification) */
   guint                  watch_id;      /* the caller's bus name */
   gboolean               caller_left;
+  ShoalController       *controller;    /* an import's, for the retention after it */
+  guint                  keep;          /* an import's retention: images kept per name */
+  gchar                 *id;            /* the image imported */
 } Call;
 
 G_DEFINE_TYPE (ShoalDBusImages, shoal_dbus_images, G_TYPE_OBJECT)
@@ -238,9 +249,110 @@ call_free (Call *call)
   g_object_unref (call->daemon_cancellable);
   g_object_unref (call->cancellable);
   g_object_unref (call->invocation);
+  g_clear_object (&call->controller);
   g_free (call->path);
   g_free (call->shown);
+  g_free (call->id);
   g_free (call);
+}
+
+/* ---- pruning: PruneImages, and the retention after an import ------------- */
+
+/* Logs what a pruning removed (g_message: the operator's record of what
+ * went, whoever asked), or a dry run would remove, and what it kept */
+static void
+log_prune (ShoalImagePrune *prune,
+           const gchar     *why,
+           gboolean         dry_run)
+{
+  for (guint i = 0; i < prune->removed->len; i++)
+    {
+      ShoalImageInfo *info = g_ptr_array_index (prune->removed, i);
+      g_autoptr(GDateTime) imported = g_date_time_new_from_unix_utc (info->imported);
+      g_autofree gchar *when = imported != NULL ? g_date_time_format_iso8601 (imported) : g_strdup ("?");
+
+      if (dry_run)
+        g_info ("%s, dry run: would remove image %s (%s, imported %s)", why, info->id, info->name, when);
+      else
+        g_message ("%s: removed image %s (%s, imported %s)", why, info->id, info->name, when);
+    }
+  for (guint i = 0; i < prune->kept->len; i++)
+    g_info ("%s: kept image %s (%s), older than the images kept of its name: %s", why,
+            ((ShoalImageInfo *) g_ptr_array_index (prune->kept, i))->id,
+            ((ShoalImageInfo *) g_ptr_array_index (prune->kept, i))->name,
+            (const gchar *) g_ptr_array_index (prune->reasons, i));
+  if (prune->removed->len > 0 && !dry_run)
+    g_message ("%s: %u image(s) removed, %" G_GUINT64_FORMAT " bytes of chunks freed", why,
+               prune->removed->len, prune->freed_bytes);
+}
+
+/* Prunes the images of @name (NULL: every name) down to @keep, sparing
+ * what @controller's recipes and running deployments name and @spare */
+static void
+start_prune (ShoalImageStore     *store,
+             ShoalController     *controller,
+             const gchar         *name,
+             guint                keep,
+             const gchar         *spare,
+             gboolean             dry_run,
+             GAsyncReadyCallback  callback,
+             gpointer             user_data)
+{
+  g_autoptr(GPtrArray) users = shoal_dbus_image_users_collect (controller, TRUE);
+  g_autoptr(GHashTable) in_use = shoal_dbus_image_users_in_use (users);
+
+  if (spare != NULL)
+    g_hash_table_insert (in_use, g_strdup (spare), g_strdup (_("imported just now")));
+  shoal_image_store_prune_async (store, name, keep, in_use, dry_run, NULL, callback, user_data);
+}
+
+static void
+import_return (Call *imp)
+{
+  g_dbus_method_invocation_return_value (imp->invocation, g_variant_new ("(s)", imp->id));
+  call_free (imp);
+}
+
+/* logs what the retention after an import did, or why it failed (the
+ * import itself succeeded), and answers the import */
+static void
+retention_end (Call *imp, ShoalImagePrune *prune, const GError *error)
+{
+  g_autofree gchar *why = g_strdup_printf ("retention after the import of %s ([image-store] keep-per-name=%u)",
+                                           imp->shown, imp->keep);
+
+  if (prune == NULL)
+    g_warning ("%s: %s", why, error->message);
+  else
+    log_prune (prune, why, FALSE);
+  import_return (imp);
+}
+
+static void
+retention_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImagePrune) prune = shoal_image_store_prune_finish (SHOAL_IMAGE_STORE (source), result, &error);
+
+  retention_end (user_data, prune, error);
+}
+
+static void
+retention_inspected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Call *imp = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImageInfo) info = shoal_image_store_inspect_finish (SHOAL_IMAGE_STORE (source), result, &error);
+
+  if (info == NULL)
+    {
+      retention_end (imp, NULL, error);
+      return;
+    }
+  /* the image imported stays even when an image of its name imported
+   * in the same second sorts after it */
+  start_prune (SHOAL_IMAGE_STORE (source), imp->controller, info->name, imp->keep, imp->id, FALSE,
+               retention_done, imp);
 }
 
 /* ---- ImportImage ---------------------------------------------------------- */
@@ -265,16 +377,21 @@ import_done (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       g_info ("import of %s failed: %s", imp->shown, error->message);
       shoal_dbus_return_error (imp->invocation, error);
+      call_free (imp);
+      return;
     }
-  else
+  g_info ("image %s imported for %s: %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
+          " zero, %" G_GUINT64_FORMAT " written, %" G_GUINT64_FORMAT " already stored",
+          id, g_dbus_method_invocation_get_sender (imp->invocation), stats.n_chunks,
+          stats.n_zero, stats.n_written, stats.n_deduplicated);
+  imp->id = g_steal_pointer (&id);
+  if (imp->keep > 0 && !g_cancellable_is_cancelled (imp->daemon_cancellable))
     {
-      g_info ("image %s imported for %s: %" G_GUINT64_FORMAT " chunks, %" G_GUINT64_FORMAT
-              " zero, %" G_GUINT64_FORMAT " written, %" G_GUINT64_FORMAT " already stored",
-              id, g_dbus_method_invocation_get_sender (imp->invocation), stats.n_chunks,
-              stats.n_zero, stats.n_written, stats.n_deduplicated);
-      g_dbus_method_invocation_return_value (imp->invocation, g_variant_new ("(s)", id));
+      /* the retention, then the answer: a listing after it sees what stays */
+      shoal_image_store_inspect_async (SHOAL_IMAGE_STORE (source), imp->id, NULL, retention_inspected, imp);
+      return;
     }
-  call_free (imp);
+  import_return (imp);
 }
 
 static gboolean
@@ -297,6 +414,8 @@ handle_import_image (ShoalDBusManager      *skeleton,
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   imp = call_new (self, invocation, path, self->imports);
+  imp->controller = self->controller != NULL ? g_object_ref (self->controller) : NULL;
+  imp->keep = self->keep;
   shoal_image_store_import_async (self->store, path, name[0] != '\0' ? name : NULL, chunk_size,
                                   imp->cancellable, import_done, imp);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -404,18 +523,6 @@ handle_inspect_image (ShoalDBusManager      *skeleton,
 
 /* ---- recipes and their images --------------------------------------------- */
 
-/* the image @recipe names: its "id", else its "name"; NULL when none */
-static const gchar *
-recipe_image_ref (ShoalRecipe *recipe)
-{
-  JsonObject *image = shoal_recipe_get_image (recipe);
-
-  if (image == NULL)
-    return NULL;
-  return json_object_get_string_member_with_default (image, "id",
-           json_object_get_string_member_with_default (image, "name", NULL));
-}
-
 /* whether the step @name reads its recipe's image
  * (SHOAL_STEP_FLAGS_READS_IMAGE) */
 static gboolean
@@ -471,7 +578,7 @@ shoal_dbus_images_check_recipe (ShoalDBusImages  *self,
                                 GError          **error)
 {
   JsonObject *image = shoal_recipe_get_image (recipe);
-  const gchar *ref = recipe_image_ref (recipe);
+  const gchar *ref = shoal_dbus_recipe_image_ref (recipe);
   g_autoptr(ShoalImageInfo) info = NULL;
   g_autoptr(GError) local = NULL;
 
@@ -494,28 +601,11 @@ shoal_dbus_images_check_recipe (ShoalDBusImages  *self,
 
 /* ---- RemoveImage ---------------------------------------------------------- */
 
-/* the running deployments whose recipe names one image reference */
-typedef struct
-{
-  gchar     *ref;      /* the recipe's image id or name */
-  gchar     *recipe;
-  GPtrArray *devices;  /* gchar * */
-} ImageUser;
-
-static void
-image_user_free (ImageUser *user)
-{
-  g_free (user->ref);
-  g_free (user->recipe);
-  g_ptr_array_unref (user->devices);
-  g_free (user);
-}
-
 typedef struct
 {
   gchar     *id_or_name;
   gboolean   force;
-  GPtrArray *users;    /* ImageUser * */
+  GPtrArray *users;    /* ShoalDBusImageUser * */
 } RemoveCheck;
 
 static void
@@ -524,45 +614,6 @@ remove_check_free (RemoveCheck *check)
   g_free (check->id_or_name);
   g_ptr_array_unref (check->users);
   g_free (check);
-}
-
-/* the images the recipes of running deployments name, per recipe (read
- * in the main thread, checked against the store in a worker) */
-static GPtrArray *
-collect_image_users (ShoalDBusImages *self)
-{
-  g_autoptr(GPtrArray) users = g_ptr_array_new_with_free_func ((GDestroyNotify) image_user_free);
-  g_autoptr(GHashTable) by_recipe = g_hash_table_new (g_str_hash, g_str_equal);
-  g_autoptr(GPtrArray) devices = NULL;
-
-  if (self->controller == NULL)
-    return g_steal_pointer (&users);
-  devices = shoal_controller_get_devices (self->controller);
-  for (guint i = 0; devices != NULL && i < devices->len; i++)
-    {
-      ShoalDevice *device = g_ptr_array_index (devices, i);
-      const gchar *name = shoal_device_get_recipe (device);
-      ShoalRecipe *recipe;
-      ImageUser *user;
-
-      if (name == NULL || !shoal_device_state_is_active (shoal_device_get_state (device)))
-        continue;
-      recipe = shoal_controller_lookup_recipe (self->controller, name);
-      if (recipe == NULL || recipe_image_ref (recipe) == NULL)
-        continue;
-      user = g_hash_table_lookup (by_recipe, name);
-      if (user == NULL)
-        {
-          user = g_new0 (ImageUser, 1);
-          user->ref = g_strdup (recipe_image_ref (recipe));
-          user->recipe = g_strdup (name);
-          user->devices = g_ptr_array_new_with_free_func (g_free);
-          g_hash_table_insert (by_recipe, user->recipe, user);
-          g_ptr_array_add (users, user);
-        }
-      g_ptr_array_add (user->devices, g_strdup (shoal_device_get_id (device)));
-    }
-  return g_steal_pointer (&users);
 }
 
 /* resolves the image, then (unless forced) fails with BUSY when the
@@ -587,18 +638,14 @@ remove_check_thread (GTask        *task,
     }
   for (guint i = 0; !check->force && i < check->users->len; i++)
     {
-      ImageUser *user = g_ptr_array_index (check->users, i);
+      ShoalDBusImageUser *user = g_ptr_array_index (check->users, i);
       g_autofree gchar *used = shoal_image_files_resolve (root, user->ref, NULL);
-      g_autofree gchar *devices = NULL;
+      g_autofree gchar *described = NULL;
 
       if (g_strcmp0 (used, id) != 0)
         continue;
-      g_ptr_array_add (user->devices, NULL);
-      devices = g_strjoinv (", ", (gchar **) user->devices->pdata);
-      g_ptr_array_remove_index (user->devices, user->devices->len - 1);
-      /* TRANSLATORS: a recipe and the devices running it */
-      g_string_append_printf (users, _("%srecipe %s (devices %s)"), users->len > 0 ? "; " : "",
-                              user->recipe, devices);
+      described = shoal_dbus_image_user_describe (user);
+      g_string_append_printf (users, "%s%s", users->len > 0 ? "; " : "", described);
     }
   if (users->len > 0)
     {
@@ -662,7 +709,7 @@ remove_image (ShoalDBusImages       *self,
   check = g_new0 (RemoveCheck, 1);
   check->id_or_name = g_strdup (id_or_name);
   check->force = force;
-  check->users = collect_image_users (self);
+  check->users = shoal_dbus_image_users_collect (self->controller, FALSE);
   task = g_task_new (self->store, self->cancellable, remove_checked, g_object_ref (invocation));
   g_task_set_source_tag (task, remove_image);
   g_task_set_task_data (task, check, (GDestroyNotify) remove_check_free);
@@ -679,6 +726,47 @@ handle_remove_image (ShoalDBusManager      *skeleton,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* the options a method takes, and their types */
+typedef struct
+{
+  const gchar *key;
+  const gchar *type;
+} OptionSpec;
+
+/* Answers InvalidArgument, naming it, when @options has an option
+ * @specs does not list or of another type */
+static gboolean
+check_options (GVariant              *options,
+               const OptionSpec      *specs,
+               gsize                  n_specs,
+               GDBusMethodInvocation *invocation)
+{
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *next;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &next))
+    {
+      g_autoptr(GVariant) value = next;
+      const OptionSpec *spec = NULL;
+
+      for (gsize i = 0; i < n_specs && spec == NULL; i++)
+        if (g_str_equal (specs[i].key, key))
+          spec = &specs[i];
+      if (spec == NULL)
+        g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                               _("options: unknown option “%s”"), key);
+      else if (!g_variant_is_of_type (value, G_VARIANT_TYPE (spec->type)))
+        g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                               _("options: “%s” is not of type “%s”"), key, spec->type);
+      else
+        continue;
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 handle_remove_image_with_options (ShoalDBusManager      *skeleton,
                                   GDBusMethodInvocation *invocation,
@@ -686,27 +774,104 @@ handle_remove_image_with_options (ShoalDBusManager      *skeleton,
                                   GVariant              *options,
                                   gpointer               user_data)
 {
-  GVariantIter iter;
-  const gchar *key;
-  GVariant *value;
+  static const OptionSpec specs[] = { { "force", "b" } };
   gboolean force = FALSE;
 
-  g_variant_iter_init (&iter, options);
-  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+  if (!check_options (options, specs, G_N_ELEMENTS (specs), invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  g_variant_lookup (options, "force", "b", &force);
+  remove_image (SHOAL_DBUS_IMAGES (user_data), invocation, id_or_name, force);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- PruneImages ---------------------------------------------------------- */
+
+typedef struct
+{
+  GDBusMethodInvocation *invocation;
+  gboolean               dry_run;
+} PruneCall;
+
+static GVariant *
+kept_to_variant (ShoalImagePrune *prune)
+{
+  g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+
+  for (guint i = 0; i < prune->kept->len; i++)
     {
-      if (g_str_equal (key, "force") && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
-        {
-          force = g_variant_get_boolean (value);
-          continue;
-        }
-      g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
-                                             g_str_equal (key, "force")
-                                             ? _("options: “%s” is not a boolean")
-                                             : _("options: unknown option “%s”"), key);
-      g_variant_unref (value);
+      g_autoptr(GVariantDict) dict = g_variant_dict_new (shoal_image_info_to_variant (g_ptr_array_index (prune->kept, i)));
+
+      g_variant_dict_insert (dict, "reason", "s", (const gchar *) g_ptr_array_index (prune->reasons, i));
+      g_variant_builder_add_value (&builder, g_variant_dict_end (dict));
+    }
+  return g_variant_builder_end (&builder);
+}
+
+static void
+prune_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PruneCall *call = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ShoalImagePrune) prune = shoal_image_store_prune_finish (SHOAL_IMAGE_STORE (source), result, &error);
+  g_auto(GVariantBuilder) removed = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+  g_autofree gchar *why = g_strdup_printf ("PruneImages for %s",
+                                           g_dbus_method_invocation_get_sender (call->invocation));
+
+  if (prune == NULL)
+    shoal_dbus_return_error (call->invocation, error);
+  else
+    {
+      log_prune (prune, why, call->dry_run);
+      for (guint i = 0; i < prune->removed->len; i++)
+        g_variant_builder_add_value (&removed, shoal_image_info_to_variant (g_ptr_array_index (prune->removed, i)));
+      g_dbus_method_invocation_return_value (call->invocation,
+                                             g_variant_new ("(aa{sv}@aa{sv}t)", &removed,
+                                                            kept_to_variant (prune), prune->freed_bytes));
+    }
+  g_object_unref (call->invocation);
+  g_free (call);
+}
+
+static gboolean
+handle_prune_images (ShoalDBusManager      *skeleton,
+                     GDBusMethodInvocation *invocation,
+                     GVariant              *options,
+                     gpointer               user_data)
+{
+  static const OptionSpec specs[] = { { "keep", "u" }, { "name", "s" }, { "dry-run", "b" } };
+  ShoalDBusImages *self = SHOAL_DBUS_IMAGES (user_data);
+  guint keep = self->keep;
+  const gchar *name = NULL;
+  PruneCall *call;
+
+  if (!check_store (self, invocation) || !check_options (options, specs, G_N_ELEMENTS (specs), invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (g_variant_lookup (options, "keep", "u", &keep) && keep == 0)
+    {
+      g_dbus_method_invocation_return_error_literal (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                                     _("options: “keep” must be 1 or more: the newest image "
+                                                       "of each name stays"));
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  remove_image (SHOAL_DBUS_IMAGES (user_data), invocation, id_or_name, force);
+  if (keep == 0)
+    {
+      g_dbus_method_invocation_return_error_literal (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                                     _("options: no “keep” given, and [image-store] keep-per-name "
+                                                       "keeps every image: say how many images of each name "
+                                                       "to keep"));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  g_variant_lookup (options, "name", "&s", &name);
+  if (name != NULL && !shoal_manifest_is_valid_name (name))
+    {
+      g_dbus_method_invocation_return_error (invocation, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT,
+                                             _("options: “name”: “%s” is not a valid image name"), name);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  call = g_new0 (PruneCall, 1);
+  call->invocation = g_object_ref (invocation);
+  g_variant_lookup (options, "dry-run", "b", &call->dry_run);
+  start_prune (self->store, self->controller, name, keep, NULL, call->dry_run, prune_done, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -779,13 +944,17 @@ on_import_progress (ShoalImageStore  *store,
  * @store: (nullable): the image store, or %NULL when it could not be opened
  *   (the methods then fail with NotSupported)
  * @controller: (nullable): the controller whose running deployments
- *   RemoveImage spares (none when %NULL)
+ *   RemoveImage spares, and whose recipes and running deployments
+ *   PruneImages spares (none when %NULL)
+ * @keep: images of a name an import keeps ([image-store] keep-per-name),
+ *   and PruneImages when not told; 0 keeps every image
  *
  * Returns: (transfer full): a new #ShoalDBusImages
  */
 ShoalDBusImages *
 shoal_dbus_images_new (ShoalImageStore *store,
-                       ShoalController *controller)
+                       ShoalController *controller,
+                       guint            keep)
 {
   ShoalDBusImages *self;
 
@@ -794,6 +963,7 @@ shoal_dbus_images_new (ShoalImageStore *store,
   self = g_object_new (SHOAL_TYPE_DBUS_IMAGES, NULL);
   self->store = store != NULL ? g_object_ref (store) : NULL;
   self->controller = controller != NULL ? g_object_ref (controller) : NULL;
+  self->keep = keep;
   return self;
 }
 
@@ -817,6 +987,7 @@ shoal_dbus_images_attach (ShoalDBusImages  *self,
   g_signal_connect_object (skeleton, "handle-remove-image", G_CALLBACK (handle_remove_image), self, 0);
   g_signal_connect_object (skeleton, "handle-remove-image-with-options",
                            G_CALLBACK (handle_remove_image_with_options), self, 0);
+  g_signal_connect_object (skeleton, "handle-prune-images", G_CALLBACK (handle_prune_images), self, 0);
   g_signal_connect_object (skeleton, "handle-verify-image", G_CALLBACK (handle_verify_image), self, 0);
   if (self->store != NULL)
     g_signal_connect_object (self->store, "import-progress", G_CALLBACK (on_import_progress), skeleton, 0);

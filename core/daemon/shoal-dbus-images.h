@@ -17,7 +17,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (ShoalDBusImages, shoal_dbus_images, SHOAL, DBUS_IMAGES, GObject)
 
 ShoalDBusImages *shoal_dbus_images_new    (ShoalImageStore  *store,
-                                           ShoalController  *controller);
+                                           ShoalController  *controller,
+                                           guint             keep);
 void             shoal_dbus_images_attach (ShoalDBusImages  *self,
                                            ShoalDBusManager *skeleton);
 gboolean         shoal_dbus_images_check_recipe (ShoalDBusImages *self,

@@ -1045,18 +1045,20 @@ shoal_dbus_manager_exporter_set_server_url (ShoalDBusManagerExporter *self,
  * shoal_dbus_manager_exporter_set_image_store:
  * @self: a #ShoalDBusManagerExporter
  * @store: (nullable): the image store, or %NULL if it could not be opened
+ * @keep: images of a name kept after an import ([image-store]
+ *   keep-per-name; 0: every image)
  *
- * Answers ImportImage, ListImages, InspectImage and RemoveImage with
- * @store (with NotSupported when it is %NULL). Call it once, before the
- * manager is exported.
+ * Answers the image methods with @store (with NotSupported when it is
+ * %NULL). Call it once, before the manager is exported.
  */
 void
 shoal_dbus_manager_exporter_set_image_store (ShoalDBusManagerExporter *self,
-                                             ShoalImageStore          *store)
+                                             ShoalImageStore          *store,
+                                             guint                     keep)
 {
   g_return_if_fail (SHOAL_IS_DBUS_MANAGER_EXPORTER (self));
   g_return_if_fail (self->images == NULL);
 
-  self->images = shoal_dbus_images_new (store, self->controller);
+  self->images = shoal_dbus_images_new (store, self->controller, keep);
   shoal_dbus_images_attach (self->images, self->skeleton);
 }

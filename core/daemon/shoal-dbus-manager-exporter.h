@@ -33,6 +33,7 @@ void                      shoal_dbus_manager_exporter_set_daemon_state (ShoalDBu
 void                      shoal_dbus_manager_exporter_set_server_url (ShoalDBusManagerExporter *self,
                                                                     const gchar              *url);
 void                      shoal_dbus_manager_exporter_set_image_store (ShoalDBusManagerExporter *self,
-                                                                    ShoalImageStore          *store);
+                                                                    ShoalImageStore          *store,
+                                                                    guint                     keep);
 
 G_END_DECLS

@@ -26,6 +26,17 @@ shoal_image_info_free (ShoalImageInfo *info)
   g_free (info);
 }
 
+ShoalImageInfo *
+shoal_image_info_copy (const ShoalImageInfo *info)
+{
+  ShoalImageInfo *copy = g_memdup2 (info, sizeof (ShoalImageInfo));
+
+  copy->id = g_strdup (info->id);
+  copy->name = g_strdup (info->name);
+  copy->image_sha256 = g_strdup (info->image_sha256);
+  return copy;
+}
+
 /**
  * shoal_image_info_to_variant:
  *
@@ -278,13 +289,14 @@ shoal_image_files_list_ids (const gchar  *root,
   return g_steal_pointer (&ids);
 }
 
-/* Every image, oldest import first. A corrupt manifest is skipped with a
- * warning rather than hiding every other image. */
-GPtrArray *
-shoal_image_files_list (const gchar  *root,
-                        GError      **error)
+/* Every image, oldest import first. A manifest that cannot be loaded is
+ * an error when @strict, else skipped with a warning. */
+static GPtrArray *
+list_images (const gchar  *root,
+             gboolean      strict,
+             GError      **error)
 {
-  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, FALSE, error);
+  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, strict, error);
   g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func ((GDestroyNotify) shoal_image_info_free);
 
   if (ids == NULL)
@@ -295,6 +307,11 @@ shoal_image_files_list (const gchar  *root,
       g_autoptr(GError) item_error = NULL;
       ShoalImageInfo *info = inspect_id (root, id, &item_error);
 
+      if (info == NULL && strict)
+        {
+          g_propagate_error (error, g_steal_pointer (&item_error));
+          return NULL;
+        }
       if (info == NULL)
         {
           g_warning ("Skipping image %s: %s", id, item_error->message);
@@ -306,10 +323,28 @@ shoal_image_files_list (const gchar  *root,
   return g_steal_pointer (&images);
 }
 
+/* Every image, oldest import first. A corrupt manifest is skipped with a
+ * warning rather than hiding every other image. */
+GPtrArray *
+shoal_image_files_list (const gchar  *root,
+                        GError      **error)
+{
+  return list_images (root, FALSE, error);
+}
+
+/* Every image, oldest import first, or an error when any manifest cannot
+ * be loaded: for whoever removes images by what the others are (pruning) */
+GPtrArray *
+shoal_image_files_list_strict (const gchar  *root,
+                               GError      **error)
+{
+  return list_images (root, TRUE, error);
+}
+
 /* whether @str can be the start of an image id given where a name is
  * expected: SHOAL_IMAGE_FILES_MIN_ID_PREFIX to 63 hex digits */
-static gboolean
-is_id_prefix (const gchar *str)
+gboolean
+shoal_image_files_is_id_prefix (const gchar *str)
 {
   gsize len = strlen (str);
 
@@ -378,7 +413,7 @@ shoal_image_files_inspect (const gchar  *root,
       if (g_strcmp0 (info->name, id_or_name) == 0)
         return g_ptr_array_steal_index (images, i - 1);
     }
-  if (is_id_prefix (id_or_name))
+  if (shoal_image_files_is_id_prefix (id_or_name))
     return steal_by_id_prefix (images, id_or_name, error);
   g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_NOT_FOUND, _("No image named “%s”"), id_or_name);
   return NULL;

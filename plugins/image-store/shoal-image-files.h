@@ -59,6 +59,7 @@ typedef struct {
 } ShoalImageInfo;
 
 void            shoal_image_info_free        (ShoalImageInfo *info);
+ShoalImageInfo *shoal_image_info_copy        (const ShoalImageInfo *info);
 GVariant       *shoal_image_info_to_variant  (const ShoalImageInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalImageInfo, shoal_image_info_free)
 
@@ -75,6 +76,28 @@ typedef struct {
   guint64 bytes_written;
   guint64 bytes_read;
 } ShoalImportStats;
+
+/**
+ * ShoalImagePrune:
+ * @removed: the images removed (a dry run: that would be), ShoalImageInfo *,
+ *   oldest first
+ * @kept: images beyond the newest of their name that stayed as in use,
+ *   ShoalImageInfo *
+ * @reasons: why each of @kept stayed, gchar *
+ * @freed_bytes: bytes of chunks deleted (a dry run: used by the removed
+ *   images alone)
+ *
+ * What shoal_image_files_prune() did.
+ */
+typedef struct {
+  GPtrArray *removed;
+  GPtrArray *kept;
+  GPtrArray *reasons;
+  guint64    freed_bytes;
+} ShoalImagePrune;
+
+void            shoal_image_prune_free       (ShoalImagePrune *prune);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShoalImagePrune, shoal_image_prune_free)
 
 /* Called from the importing thread: @done of @total source bytes read
  * (@total is 0 when unknown). */
@@ -132,6 +155,15 @@ int             shoal_image_files_hold          (const gchar       *root,
                                                  const gchar       *id,
                                                  GError           **error);
 void            shoal_image_files_release       (int                hold);
+/* Keeps the newest @keep images of each name (of @name only) and the
+ * older ones @in_use names (reference → reason) or a transfer holds;
+ * removes the others and the chunks no remaining image uses */
+ShoalImagePrune *shoal_image_files_prune        (const gchar       *root,
+                                                 const gchar       *name,
+                                                 guint              keep,
+                                                 GHashTable        *in_use,
+                                                 gboolean           dry_run,
+                                                 GError           **error);
 gboolean        shoal_image_files_gc            (const gchar       *root,
                                                  guint64           *freed_bytes,
                                                  GError           **error);

@@ -17,21 +17,13 @@
 #include "shoal-image-files.h"
 #include "shoal-image-files-private.h"
 
-/* Adds the hex digest of every data chunk of every image to @used. Any
- * manifest it cannot load (unreadable, corrupt, of a later format, not
- * named by an image id) fails the collection: its chunks are unknown, and
- * the sweep would delete them, and those it shares with other images.
- * (shoal_image_files_list skips such a manifest with a warning, which is
- * right for a listing and was wrong here.) */
-static gboolean
-collect_used (const gchar  *root,
-              GHashTable   *used,
-              GError      **error)
+/* Adds the hex digest of every data chunk of the images @ids to @used. */
+gboolean
+shoal_image_files_collect_chunks (const gchar  *root,
+                                  GPtrArray    *ids,
+                                  GHashTable   *used,
+                                  GError      **error)
 {
-  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, TRUE, error);
-
-  if (ids == NULL)
-    return FALSE;
   for (guint i = 0; i < ids->len; i++)
     {
       g_autoptr(ShoalManifest) m = shoal_image_files_load_manifest (root, g_ptr_array_index (ids, i), error);
@@ -51,6 +43,22 @@ collect_used (const gchar  *root,
         }
     }
   return TRUE;
+}
+
+/* Adds the hex digest of every data chunk of every image to @used. Any
+ * manifest it cannot load (unreadable, corrupt, of a later format, not
+ * named by an image id) fails the collection: its chunks are unknown, and
+ * the sweep would delete them, and those it shares with other images.
+ * (shoal_image_files_list skips such a manifest with a warning, which is
+ * right for a listing and was wrong here.) */
+static gboolean
+collect_used (const gchar  *root,
+              GHashTable   *used,
+              GError      **error)
+{
+  g_autoptr(GPtrArray) ids = shoal_image_files_list_ids (root, TRUE, error);
+
+  return ids != NULL && shoal_image_files_collect_chunks (root, ids, used, error);
 }
 
 static void
@@ -140,10 +148,10 @@ sweep_downloads (const gchar *root)
 
 /* Deletes the downloads interrupted imports left, then every chunk no
  * image uses; the caller holds the lock exclusively. */
-static gboolean
-gc_locked (const gchar  *root,
-           guint64      *freed,
-           GError      **error)
+gboolean
+shoal_image_files_gc_locked (const gchar  *root,
+                             guint64      *freed,
+                             GError      **error)
 {
   g_autoptr(GHashTable) used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
@@ -176,7 +184,7 @@ shoal_image_files_gc (const gchar  *root,
 
   if (lock_fd < 0)
     return FALSE;
-  ok = gc_locked (root, &freed, error);
+  ok = shoal_image_files_gc_locked (root, &freed, error);
   close (lock_fd);
   if (freed_bytes != NULL)
     *freed_bytes = freed;
@@ -186,8 +194,8 @@ shoal_image_files_gc (const gchar  *root,
 /* The manifest of @id, open, locked with @operation (flock, never
  * waiting), and still the file the store names (a removal may have
  * unlinked it between the open and the lock); -1 with errno */
-static int
-lock_manifest (const gchar *root, const gchar *id, int operation)
+int
+shoal_image_files_lock_manifest (const gchar *root, const gchar *id, int operation)
 {
   g_autofree gchar *path = shoal_image_files_manifest_path (root, id);
   int fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -232,7 +240,7 @@ shoal_image_files_hold (const gchar  *root,
                    _("“%s” is not an image id (64 lowercase hex digits)"), id);
       return -1;
     }
-  fd = lock_manifest (root, id, LOCK_SH);
+  fd = shoal_image_files_lock_manifest (root, id, LOCK_SH);
   if (fd < 0)
     {
       int saved = errno;
@@ -254,6 +262,39 @@ shoal_image_files_release (int hold)
     close (hold);
 }
 
+/* Removes the manifest of image @id, unless a transfer holds it (BUSY);
+ * the caller holds the store lock exclusively and collects the chunks. */
+gboolean
+shoal_image_files_unlink_locked (const gchar  *root,
+                                 const gchar  *id,
+                                 GError      **error)
+{
+  g_autofree gchar *path = shoal_image_files_manifest_path (root, id);
+  /* held by a transfer: left alone. The exclusive lock is kept until the
+   * file is unlinked, so no hold can begin on it in between */
+  int manifest_fd = shoal_image_files_lock_manifest (root, id, LOCK_EX);
+  int saved;
+
+  if (manifest_fd < 0 && errno == EWOULDBLOCK)
+    {
+      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
+                   _("Image %s is in use: a transfer to devices reads it; remove it when that has ended"), id);
+      return FALSE;
+    }
+  if (g_unlink (path) < 0)
+    {
+      saved = errno;
+      if (manifest_fd >= 0)
+        close (manifest_fd);
+      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_STORE,
+                   _("Cannot remove image %s: %s"), id, g_strerror (saved));
+      return FALSE;
+    }
+  if (manifest_fd >= 0)
+    close (manifest_fd);
+  return TRUE;
+}
+
 /**
  * shoal_image_files_remove:
  * @freed_bytes: (out) (optional): bytes of chunks deleted
@@ -269,12 +310,10 @@ shoal_image_files_remove (const gchar  *root,
                           guint64      *freed_bytes,
                           GError      **error)
 {
-  g_autofree gchar *path = NULL;
   g_autoptr(GError) local_error = NULL;
   guint64 freed = 0;
   gboolean ok;
-  int lock_fd, manifest_fd;
-  int saved;
+  int lock_fd;
 
   if (!shoal_manifest_is_valid_id (id))
     {
@@ -285,30 +324,12 @@ shoal_image_files_remove (const gchar  *root,
   lock_fd = shoal_image_files_lock (root, LOCK_EX, error);
   if (lock_fd < 0)
     return FALSE;
-  path = shoal_image_files_manifest_path (root, id);
-  /* held by a transfer: left alone. The exclusive lock is kept until the
-   * file is unlinked, so no hold can begin on it in between */
-  manifest_fd = lock_manifest (root, id, LOCK_EX);
-  if (manifest_fd < 0 && errno == EWOULDBLOCK)
+  if (!shoal_image_files_unlink_locked (root, id, error))
     {
       close (lock_fd);
-      g_set_error (error, SHOAL_ERROR, SHOAL_ERROR_BUSY,
-                   _("Image %s is in use: a transfer to devices reads it; remove it when that has ended"), id);
       return FALSE;
     }
-  if (g_unlink (path) < 0)
-    {
-      saved = errno;
-      if (manifest_fd >= 0)
-        close (manifest_fd);
-      close (lock_fd);
-      g_set_error (error, SHOAL_ERROR, saved == ENOENT ? SHOAL_ERROR_NOT_FOUND : SHOAL_ERROR_STORE,
-                   _("Cannot remove image %s: %s"), id, g_strerror (saved));
-      return FALSE;
-    }
-  if (manifest_fd >= 0)
-    close (manifest_fd);
-  ok = gc_locked (root, &freed, &local_error);
+  ok = shoal_image_files_gc_locked (root, &freed, &local_error);
   close (lock_fd);
   if (freed_bytes != NULL)
     *freed_bytes = freed;

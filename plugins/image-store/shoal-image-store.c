@@ -46,6 +46,9 @@ typedef struct {
   guint32           chunk_size;
   ShoalImportStats  stats;
   guint64           freed;
+  guint             keep;
+  gboolean          dry_run;
+  GHashTable       *in_use;
   GMainContext     *context;
   gint64            last_progress;
 } Call;
@@ -57,6 +60,7 @@ call_free (Call *call)
   g_free (call->shown);
   g_free (call->name);
   g_free (call->id_or_name);
+  g_clear_pointer (&call->in_use, g_hash_table_unref);
   g_clear_pointer (&call->context, g_main_context_unref);
   g_free (call);
 }
@@ -618,6 +622,84 @@ shoal_image_store_verify_finish (ShoalImageStore  *self,
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == shoal_image_store_verify_async, FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* --- prune ------------------------------------------------------------------ */
+
+static void
+prune_thread (GTask        *task,
+              gpointer      source_object,
+              gpointer      task_data,
+              GCancellable *cancellable)
+{
+  ShoalImageStore *self = source_object;
+  Call *call = task_data;
+  GError *error = NULL;
+  ShoalImagePrune *prune = shoal_image_files_prune (self->root, call->name, call->keep, call->in_use,
+                                                    call->dry_run, &error);
+
+  if (prune == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (!call->dry_run && prune->removed->len > 0)
+    invoke_changed (self, call);
+  g_task_return_pointer (task, prune, (GDestroyNotify) shoal_image_prune_free);
+}
+
+/**
+ * shoal_image_store_prune_async:
+ * @name: (nullable): prune the images of this name only; %NULL: every name
+ * @keep: how many images of each name stay, the newest imports (1 or more)
+ * @in_use: (nullable): references to images that stay (an id, a name, the
+ *   start of an id) → the reason shown for each; read in the worker
+ *   thread, so not changed after this call
+ * @dry_run: remove nothing, say what would go
+ *
+ * Removes the images beyond the newest @keep of their name, but for those
+ * @in_use names and those a transfer holds, then the chunks no remaining
+ * image uses (shoal_image_files_prune()); emits ::changed when it removed
+ * any.
+ */
+void
+shoal_image_store_prune_async (ShoalImageStore     *self,
+                               const gchar         *name,
+                               guint                keep,
+                               GHashTable          *in_use,
+                               gboolean             dry_run,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  Call *call = NULL;
+
+  g_return_if_fail (SHOAL_IS_IMAGE_STORE (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = call_task (self, shoal_image_store_prune_async, cancellable, callback, user_data, &call);
+  call->name = g_strdup (name);
+  call->keep = keep;
+  call->dry_run = dry_run;
+  call->in_use = in_use != NULL ? g_hash_table_ref (in_use) : NULL;
+  g_task_run_in_thread (task, prune_thread);
+}
+
+/**
+ * shoal_image_store_prune_finish:
+ *
+ * Returns: (transfer full): what was removed (a dry run: would be) and
+ *   what stayed as in use
+ */
+ShoalImagePrune *
+shoal_image_store_prune_finish (ShoalImageStore  *self,
+                                GAsyncResult     *result,
+                                GError          **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == shoal_image_store_prune_async, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /* --- garbage collection --------------------------------------------------- */

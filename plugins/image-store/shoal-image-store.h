@@ -68,6 +68,18 @@ gboolean         shoal_image_store_verify_finish  (ShoalImageStore      *self,
                                                    GAsyncResult         *result,
                                                    GError              **error);
 
+void             shoal_image_store_prune_async    (ShoalImageStore      *self,
+                                                   const gchar          *name,
+                                                   guint                 keep,
+                                                   GHashTable           *in_use,
+                                                   gboolean              dry_run,
+                                                   GCancellable         *cancellable,
+                                                   GAsyncReadyCallback   callback,
+                                                   gpointer              user_data);
+ShoalImagePrune *shoal_image_store_prune_finish   (ShoalImageStore      *self,
+                                                   GAsyncResult         *result,
+                                                   GError              **error);
+
 void             shoal_image_store_gc_async       (ShoalImageStore      *self,
                                                    GCancellable         *cancellable,
                                                    GAsyncReadyCallback   callback,

@@ -1,6 +1,6 @@
 /* test-dbus-images.c: the image store of the real shoald, over D-Bus
  * (ImportImage, CancelImport, ListImages, InspectImage, RemoveImage,
- * VerifyImage, ImageImportProgress) and with shoalctl
+ * PruneImages, VerifyImage, ImageImportProgress) and with shoalctl
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "shoal-error.h"
@@ -19,19 +20,26 @@
 #define IMAGE_SIZE (2 * CHUNK + 1000)
 #define DATA_BYTES (CHUNK + 1000)
 
-/* a raw image of three 4 KiB chunks: zeros, 'a's, then 1000 'b's */
+/* a raw image of three 4 KiB chunks: zeros, 'a's, then 1000 @tail bytes */
 static gchar *
-write_image (ShoalTestDaemon *td, const gchar *basename)
+write_image_version (ShoalTestDaemon *td, const gchar *basename, guint8 tail)
 {
   g_autofree guint8 *data = g_malloc0 (IMAGE_SIZE);
   g_autoptr(GError) error = NULL;
   gchar *path = g_build_filename (td->tmpdir, basename, NULL);
 
   memset (data + CHUNK, 'a', CHUNK);
-  memset (data + 2 * CHUNK, 'b', 1000);
+  memset (data + 2 * CHUNK, tail, 1000);
   g_file_set_contents (path, (const gchar *) data, IMAGE_SIZE, &error);
   g_assert_no_error (error);
   return path;
+}
+
+/* a raw image of three 4 KiB chunks: zeros, 'a's, then 1000 'b's */
+static gchar *
+write_image (ShoalTestDaemon *td, const gchar *basename)
+{
+  return write_image_version (td, basename, 'b');
 }
 
 /* imports @path as @name in 4 KiB chunks; returns the id */
@@ -279,6 +287,7 @@ test_images_unauthorized (void)
   g_autofree gchar *err = NULL;
   const gchar *import_args[] = { "'/etc/hostname'", "'x'", "0", NULL };
   const gchar *nosuch[] = { "'nosuch'", NULL };
+  const gchar *prune_args[] = { "{'keep': <@u 1>}", NULL };
 
   if (getuid () != 0 || setpriv == NULL || gdbus == NULL)
     {
@@ -302,6 +311,9 @@ test_images_unauthorized (void)
   g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.VerifyImage", nosuch, &err), !=, 0);
+  g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_as_nobody (td, "org.shoal.Shoal1.Manager.PruneImages", prune_args, &err), !=, 0);
   g_assert_nonnull (strstr (err, "org.shoal.Shoal1.Error.PermissionDenied"));
 }
 
@@ -391,10 +403,12 @@ test_images_shoalctl (void)
   assert_has (err, "Usage: shoalctl image-import");
 }
 
-#define UNI_RECIPE(name, image) \
-  "{ \"name\": \"" name "\", \"image\": { \"name\": \"" image "\" }, \"steps\": [" \
+/* a recipe of a minute's boot step, then unicast, with this image object */
+#define UNI_RECIPE_WITH(name, image) \
+  "{ \"name\": \"" name "\", \"image\": " image ", \"steps\": [" \
   " { \"step\": \"sim\", \"id\": \"boot\", \"options\": { \"min-ms\": 60000, \"max-ms\": 60000, \"phase\": \"boot\" } }," \
   " \"unicast\" ] }"
+#define UNI_RECIPE(name, image) UNI_RECIPE_WITH (name, "{ \"name\": \"" image "\" }")
 
 #define MC_RECIPE(name, image) \
   "{ \"name\": \"" name "\", \"image\": { \"name\": \"" image "\" }, \"steps\": [" \
@@ -956,6 +970,259 @@ test_images_cancel_shoalctl (void)
   silent_stop (&srv);
 }
 
+/* ---- pruning ---------------------------------------------------------------- */
+
+/* imports version @tail of debian-12 and dates its manifest @mtime (0:
+ * leaves it); returns the id */
+static gchar *
+import_version (ShoalTestDaemon *td, const gchar *name, guint8 tail, time_t mtime)
+{
+  g_autofree gchar *basename = g_strdup_printf ("%s-%c.img", name, tail);
+  g_autofree gchar *path = write_image_version (td, basename, tail);
+  gchar *id = import_image (td, path, name);
+  g_autofree gchar *file = g_strconcat (id, ".manifest", NULL);
+  g_autofree gchar *manifest = g_build_filename (td->tmpdir, "state", "image-store", "images", file, NULL);
+  struct timeval times[2] = { { mtime, 0 }, { mtime, 0 } };
+
+  if (mtime != 0)
+    g_assert_cmpint (utimes (manifest, times), ==, 0);
+  return id;
+}
+
+/* the ids of the images ListImages gives, oldest first, joined by spaces */
+static gchar *
+list_ids (ShoalTestDaemon *td)
+{
+  g_autoptr(GVariant) images = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) ids = g_string_new (NULL);
+
+  shoal_dbus_manager_call_list_images_sync (td->manager, &images, NULL, &error);
+  g_assert_no_error (error);
+  for (gsize i = 0; i < g_variant_n_children (images); i++)
+    {
+      g_autoptr(GVariant) image = g_variant_get_child_value (images, i);
+
+      g_string_append_printf (ids, "%s%s", i > 0 ? " " : "", lookup_s (image, "id"));
+    }
+  return g_string_free (g_steal_pointer (&ids), FALSE);
+}
+
+static gchar *
+join3 (const gchar *a, const gchar *b, const gchar *c)
+{
+  return c != NULL ? g_strjoin (" ", a, b, c, NULL) : g_strjoin (" ", a, b, NULL);
+}
+
+/* the reason PruneImages gives for keeping image @id, NULL if it did not */
+static const gchar *
+kept_reason (GVariant *kept, const gchar *id)
+{
+  for (gsize i = 0; i < g_variant_n_children (kept); i++)
+    {
+      g_autoptr(GVariant) image = g_variant_get_child_value (kept, i);
+
+      if (g_str_equal (lookup_s (image, "id"), id))
+        return lookup_s (image, "reason");
+    }
+  return NULL;
+}
+
+static void
+assert_prune_fails (ShoalTestDaemon *td, GVariant *options, const gchar *message)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) removed = NULL;
+  g_autoptr(GVariant) kept = NULL;
+  guint64 freed = 0;
+
+  g_assert_false (shoal_dbus_manager_call_prune_images_sync (td->manager, options, &removed, &kept, &freed,
+                                                             NULL, &error));
+  g_test_message ("PruneImages: %s", error->message);
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  assert_has (error->message, message);
+}
+
+/* a format: the image id is its argument */
+#define PINNED_RECIPE(name) UNI_RECIPE_WITH (name, "{ \"name\": \"debian-12\", \"id\": \"%s\" }")
+
+/* Four imports of debian-12 kept all four and their chunks. PruneImages
+ * keeps the newest of the name and what is in use: the image a recipe in
+ * service pins by id, the image the recipe a running deployment started
+ * with pins (the recipe in service under that name now names the newest),
+ * and removes the others and the chunks only they used; a dry run says
+ * so first and removes nothing; shoalctl image-prune does the same */
+static void
+test_images_prune (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) removed = NULL;
+  g_autoptr(GVariant) kept = NULL;
+  g_autofree gchar *v1 = NULL, *v2 = NULL, *v3 = NULL, *v4 = NULL;
+  g_autofree gchar *pinned = NULL, *running = NULL;
+  g_autofree gchar *ids = NULL, *expected = NULL;
+  g_autofree gchar *out = NULL, *err = NULL, *log = NULL;
+  g_autofree gchar *short_v2 = NULL;
+  g_auto(GStrv) paths = NULL;
+  const gchar *mac1[] = { "52:54:00:00:00:01", NULL };
+  const gchar *r1[] = { "r-1", NULL };
+  GVariantBuilder b;
+  guint64 freed = 0;
+
+  shoal_test_daemon_start (td, FALSE);
+  v1 = import_version (td, "debian-12", '1', 1000);
+  v2 = import_version (td, "debian-12", '2', 2000);
+  v3 = import_version (td, "debian-12", '3', 3000);
+  v4 = import_version (td, "debian-12", '4', 4000);
+  short_v2 = g_strndup (v2, 12);
+
+  /* "pinned" pins v1; r-1 deploys "uni-run" as it pinned v2, which now
+   * names debian-12 (the newest) */
+  pinned = g_strdup_printf (PINNED_RECIPE ("pinned"), v1);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, pinned, NULL, &error);
+  g_assert_no_error (error);
+  running = g_strdup_printf (PINNED_RECIPE ("uni-run"), v2);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, running, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(sass)"));
+  g_variant_builder_add (&b, "(s^ass)", "r-1", mac1, "");
+  shoal_dbus_manager_call_enroll_devices_sync (td->manager, g_variant_builder_end (&b), &paths, NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_assign_recipe_sync (td->manager, r1, "uni-run", NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_deploy_sync (td->manager, r1, NULL, &error);
+  g_assert_no_error (error);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, UNI_RECIPE ("uni-run", "debian-12"), NULL, &error);
+  g_assert_no_error (error);
+
+  /* no number, and none configured; bad options */
+  assert_prune_fails (td, g_variant_new_parsed ("@a{sv} {}"), "[image-store] keep-per-name keeps every image");
+  assert_prune_fails (td, g_variant_new_parsed ("{'keep': <@u 0>}"), "“keep” must be 1 or more");
+  assert_prune_fails (td, g_variant_new_parsed ("{'keep': <1>}"), "options: “keep” is not of type “u”");
+  assert_prune_fails (td, g_variant_new_parsed ("{'keep': <@u 1>, 'all': <true>}"), "unknown option “all”");
+  assert_prune_fails (td, g_variant_new_parsed ("{'keep': <@u 1>, 'name': <'bad name'>}"), "“bad name”");
+
+  shoal_dbus_manager_call_prune_images_sync (td->manager, g_variant_new_parsed ("{'keep': <@u 1>, 'dry-run': <true>}"),
+                                             &removed, &kept, &freed, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (removed), ==, 1);
+  {
+    g_autoptr(GVariant) image = g_variant_get_child_value (removed, 0);
+
+    check_image (image, v3, "debian-12");
+  }
+  g_assert_cmpstr (kept_reason (kept, v1), ==, "recipe pinned");
+  g_assert_cmpstr (kept_reason (kept, v2), ==, "recipe uni-run (devices r-1)");
+  g_assert_cmpuint (g_variant_n_children (kept), ==, 2);
+  g_assert_cmpuint (freed, ==, 1000);
+  ids = list_ids (td);
+  expected = g_strjoin (" ", v1, v2, v3, v4, NULL);
+  g_assert_cmpstr (ids, ==, expected);
+  g_clear_pointer (&removed, g_variant_unref);
+  g_clear_pointer (&kept, g_variant_unref);
+
+  shoal_dbus_manager_call_prune_images_sync (td->manager, g_variant_new_parsed ("{'keep': <@u 1>}"),
+                                             &removed, &kept, &freed, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (removed), ==, 1);
+  g_assert_cmpuint (g_variant_n_children (kept), ==, 2);
+  g_assert_cmpuint (freed, ==, 1000);
+  g_free (ids);
+  g_free (expected);
+  ids = list_ids (td);
+  expected = join3 (v1, v2, v4);
+  g_assert_cmpstr (ids, ==, expected);
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, &error));
+  g_free (expected);
+  expected = g_strdup_printf ("removed image %s (debian-12, imported 1970-01-01T00:50:00Z)", v3);
+  assert_has (log, expected);
+
+  /* shoalctl: nothing more while r-1 runs; once cancelled, v2 goes */
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-prune", "--keep", "1", "--dry-run", NULL), ==, 0);
+  assert_has (out, "No image to remove");
+  assert_has (out, "recipe uni-run (devices r-1)");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-prune", NULL), ==, 1);
+  assert_has (err, "keep-per-name");
+  shoal_dbus_manager_call_cancel_sync (td->manager, r1, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-prune", "debian-12", "--keep", "1", "--dry-run", NULL), ==, 0);
+  assert_has (out, "would remove");
+  assert_has (out, "Would remove 1 image and free 1.0");
+  g_assert_cmpint (ctl_run (td, &out, &err, "image-prune", "debian-12", "--keep", "1", NULL), ==, 0);
+  assert_has (out, short_v2);
+  assert_has (out, "Removed 1 image, freed 1.0");
+  g_free (ids);
+  g_free (expected);
+  ids = list_ids (td);
+  expected = join3 (v1, v4, NULL);
+  g_assert_cmpstr (ids, ==, expected);
+}
+
+/* [image-store] keep-per-name: each import removes the older images of
+ * its name beyond that many (they piled up), but for an image a recipe
+ * pins and the image just imported, even when it sorts older; images of
+ * another name stay */
+static void
+test_images_keep_per_name (void)
+{
+  g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *v1 = NULL, *v2 = NULL, *v3 = NULL, *v4 = NULL, *v5 = NULL, *other = NULL;
+  g_autofree gchar *pinned = NULL;
+  g_autofree gchar *ids = NULL, *expected = NULL, *log = NULL;
+  time_t later = time (NULL) + 3600;
+
+  shoal_test_daemon_set_conf (td, "image-store", "keep-per-name", "2");
+  shoal_test_daemon_start (td, FALSE);
+  other = import_version (td, "alma-9", 'o', 500);
+  v1 = import_version (td, "debian-12", '1', 1000);
+  v2 = import_version (td, "debian-12", '2', 2000);
+  ids = list_ids (td);
+  expected = join3 (other, v1, v2);
+  g_assert_cmpstr (ids, ==, expected);
+
+  v3 = import_version (td, "debian-12", '3', 3000);
+  g_free (ids);
+  g_free (expected);
+  ids = list_ids (td);
+  expected = join3 (other, v2, v3);
+  g_assert_cmpstr (ids, ==, expected);
+  g_assert_true (g_file_get_contents (td->log_path, &log, NULL, &error));
+  g_free (expected);
+  expected = g_strdup_printf ("([image-store] keep-per-name=2): removed image %s (debian-12", v1);
+  assert_has (log, expected);
+
+  /* v2 pinned by a recipe stays */
+  pinned = g_strdup_printf (PINNED_RECIPE ("pinned"), v2);
+  shoal_dbus_manager_call_add_recipe_sync (td->manager, pinned, NULL, &error);
+  g_assert_no_error (error);
+  v4 = import_version (td, "debian-12", '4', 4000);
+  g_free (ids);
+  g_free (expected);
+  ids = list_ids (td);
+  expected = g_strjoin (" ", other, v2, v3, v4, NULL);
+  g_assert_cmpstr (ids, ==, expected);
+
+  /* dated after it, v3 and v4 are the newest two; the import stays */
+  {
+    g_autofree gchar *m3 = g_strdup_printf ("%s/state/image-store/images/%s.manifest", td->tmpdir, v3);
+    g_autofree gchar *m4 = g_strdup_printf ("%s/state/image-store/images/%s.manifest", td->tmpdir, v4);
+    struct timeval times[2] = { { later, 0 }, { later, 0 } };
+
+    g_assert_cmpint (utimes (m3, times), ==, 0);
+    g_assert_cmpint (utimes (m4, times), ==, 0);
+  }
+  v5 = import_version (td, "debian-12", '5', 0);
+  g_free (ids);
+  ids = list_ids (td);
+  g_assert_nonnull (strstr (ids, v5));
+  g_assert_nonnull (strstr (ids, v2));
+  g_assert_nonnull (strstr (ids, v3));
+  g_assert_nonnull (strstr (ids, v4));
+  g_assert_nonnull (strstr (ids, other));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -970,6 +1237,8 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/dbus/images/shoalctl", test_images_shoalctl);
   g_test_add_func ("/shoal/dbus/images/in-use-by-recipe", test_images_in_use_by_recipe);
   g_test_add_func ("/shoal/dbus/images/check-by-flag", test_images_check_by_flag);
+  g_test_add_func ("/shoal/dbus/images/prune", test_images_prune);
+  g_test_add_func ("/shoal/dbus/images/keep-per-name", test_images_keep_per_name);
   g_test_add_func ("/shoal/dbus/images/verify", test_images_verify);
   g_test_add_func ("/shoal/dbus/images/verify-caller-left", test_images_verify_caller_left);
   g_test_add_func ("/shoal/dbus/images/import-progress", test_images_import_progress);

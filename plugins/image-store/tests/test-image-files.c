@@ -1,5 +1,6 @@
 /* test-image-files.c: the image store on disk: import (raw, zstd), sparse
- * chunks, deduplication, verification, removal and the shoal-image tool
+ * chunks, deduplication, verification, removal, pruning and the
+ * shoal-image tool
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -764,6 +765,161 @@ test_hold (Fixture       *f,
   g_assert_cmpstr (info->id, ==, id);
 }
 
+/* imports @image as @name, its manifest dated @mtime (imports within one
+ * second are ordered by their ids otherwise) */
+static gchar *
+import_dated (Fixture *f, GBytes *image, const gchar *name, time_t mtime)
+{
+  g_autofree gchar *file = g_strdup_printf ("%s-%ld.img", name, (long) mtime);
+  g_autofree gchar *path = write_file (f, file, g_bytes_get_data (image, NULL), g_bytes_get_size (image));
+  g_autoptr(GError) error = NULL;
+  gchar *id = shoal_image_files_import (f->root, path, name, CHUNK, NULL, NULL, NULL, NULL, &error);
+  g_autofree gchar *manifest = NULL;
+  struct utimbuf times = { mtime, mtime };
+
+  g_assert_no_error (error);
+  manifest = shoal_image_files_manifest_path (f->root, id);
+  g_assert_cmpint (g_utime (manifest, &times), ==, 0);
+  return id;
+}
+
+static gboolean
+has_manifest (Fixture *f, const gchar *id)
+{
+  g_autofree gchar *manifest = shoal_image_files_manifest_path (f->root, id);
+
+  return g_file_test (manifest, G_FILE_TEST_EXISTS);
+}
+
+/* the ids of @images (ShoalImageInfo *), joined by spaces */
+static gchar *
+ids_of (GPtrArray *images)
+{
+  g_autoptr(GString) ids = g_string_new (NULL);
+
+  for (guint i = 0; i < images->len; i++)
+    g_string_append_printf (ids, "%s%s", i > 0 ? " " : "", ((ShoalImageInfo *) g_ptr_array_index (images, i))->id);
+  return g_string_free (g_steal_pointer (&ids), FALSE);
+}
+
+/* Retention: four imports of debian-12 kept every version and its chunks;
+ * pruning keeps the newest of each name, an older one a reference names
+ * (an id, the start of one) or a transfer holds, removes the others and
+ * the chunks only they used; a dry run says the same and removes
+ * nothing; a manifest it cannot read stops it before it removes anything */
+static void
+test_prune (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autoptr(GBytes) b1 = make_image (3);
+  g_autoptr(GBytes) b2 = make_image (5);
+  g_autoptr(GBytes) b3 = make_image (7);
+  g_autoptr(GBytes) b4 = make_image (9);
+  g_autoptr(GBytes) bo = make_image (11);
+  g_autofree gchar *v1 = import_dated (f, b1, "debian-12", 1000);
+  g_autofree gchar *v2 = import_dated (f, b2, "debian-12", 2000);
+  g_autofree gchar *v3 = import_dated (f, b3, "debian-12", 3000);
+  g_autofree gchar *v4 = import_dated (f, b4, "debian-12", 4000);
+  g_autofree gchar *other = import_dated (f, bo, "alma-9", 500);
+  g_autoptr(GHashTable) in_use = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(ShoalImagePrune) dry = NULL;
+  g_autoptr(ShoalImagePrune) prune = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *removed = NULL;
+  g_autofree gchar *kept = NULL;
+  g_autofree gchar *short1 = g_strndup (v1, 12);
+  g_autofree gchar *manifest = NULL;
+  g_autofree gchar *text = NULL;
+  gsize len = 0;
+  int hold;
+
+  /* A, B shared by all; C and the tail of each its own */
+  g_assert_cmpuint (count_chunk_files (f), ==, 2 + 5 * 2);
+  g_hash_table_insert (in_use, v1, "recipe pinned");
+  g_hash_table_insert (in_use, "debian-12", "recipe latest");
+  g_hash_table_insert (in_use, "no-such-image", "recipe missing");
+  hold = shoal_image_files_hold (f->root, v2, &error);
+  g_assert_no_error (error);
+
+  g_assert_null (shoal_image_files_prune (f->root, NULL, 0, NULL, FALSE, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  dry = shoal_image_files_prune (f->root, NULL, 1, in_use, TRUE, &error);
+  g_assert_no_error (error);
+  removed = ids_of (dry->removed);
+  g_assert_cmpstr (removed, ==, v3);
+  kept = ids_of (dry->kept);
+  g_assert_nonnull (strstr (kept, v1));
+  g_assert_nonnull (strstr (kept, v2));
+  g_assert_cmpuint (dry->kept->len, ==, 2);
+  for (guint i = 0; i < dry->kept->len; i++)
+    {
+      ShoalImageInfo *info = g_ptr_array_index (dry->kept, i);
+
+      g_assert_cmpstr (g_ptr_array_index (dry->reasons, i), ==,
+                       g_str_equal (info->id, v1) ? "recipe pinned" : "a transfer to devices reads it");
+    }
+  g_assert_cmpuint (dry->freed_bytes, ==, CHUNK + 1000);
+  g_assert_true (has_manifest (f, v3));
+  g_assert_cmpuint (count_chunk_files (f), ==, 12);
+
+  prune = shoal_image_files_prune (f->root, NULL, 1, in_use, FALSE, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&removed, g_free);
+  removed = ids_of (prune->removed);
+  g_assert_cmpstr (removed, ==, v3);
+  g_assert_cmpuint (prune->kept->len, ==, 2);
+  g_assert_cmpuint (prune->freed_bytes, ==, dry->freed_bytes);
+  g_assert_false (has_manifest (f, v3));
+  g_assert_true (has_manifest (f, v1) && has_manifest (f, v2) && has_manifest (f, v4) && has_manifest (f, other));
+  g_assert_cmpuint (count_chunk_files (f), ==, 10);
+  check_whole_image (v1, f, b1);
+  check_whole_image (v4, f, b4);
+  g_clear_pointer (&prune, shoal_image_prune_free);
+
+  /* released, and v1 named by the start of its id: v2 goes; of another
+   * name, nothing */
+  shoal_image_files_release (hold);
+  g_hash_table_remove (in_use, v1);
+  g_hash_table_insert (in_use, short1, "recipe short");
+  prune = shoal_image_files_prune (f->root, "alma-9", 1, in_use, FALSE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (prune->removed->len, ==, 0);
+  g_clear_pointer (&prune, shoal_image_prune_free);
+  prune = shoal_image_files_prune (f->root, "debian-12", 1, in_use, FALSE, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&removed, g_free);
+  removed = ids_of (prune->removed);
+  g_assert_cmpstr (removed, ==, v2);
+  g_assert_cmpuint (prune->kept->len, ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (prune->reasons, 0), ==, "recipe short");
+  g_clear_pointer (&prune, shoal_image_prune_free);
+
+  /* a manifest that cannot be read: nothing is pruned */
+  manifest = shoal_image_files_manifest_path (f->root, other);
+  g_assert_true (g_file_get_contents (manifest, &text, &len, NULL));
+  text[len / 2] ^= 1;
+  g_assert_true (g_file_set_contents (manifest, text, (gssize) len, NULL));
+  g_assert_null (shoal_image_files_prune (f->root, NULL, 1, NULL, FALSE, &error));
+  g_assert_error (error, SHOAL_ERROR, SHOAL_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "Nothing was pruned"));
+  g_clear_error (&error);
+  g_assert_true (has_manifest (f, v1));
+
+  text[len / 2] ^= 1;
+  g_assert_true (g_file_set_contents (manifest, text, (gssize) len, NULL));
+  prune = shoal_image_files_prune (f->root, NULL, 1, NULL, FALSE, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&removed, g_free);
+  removed = ids_of (prune->removed);
+  g_assert_cmpstr (removed, ==, v1);
+  g_assert_cmpuint (prune->freed_bytes, ==, CHUNK + 1000);
+  g_assert_cmpuint (count_chunk_files (f), ==, 6);
+  check_whole_image (v4, f, b4);
+  check_whole_image (other, f, bo);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -778,6 +934,7 @@ main (int argc, char **argv)
   g_test_add ("/shoal/image-store/corrupt", Fixture, NULL, fixture_setup, test_corrupt, fixture_teardown);
   g_test_add ("/shoal/image-store/tool", Fixture, NULL, fixture_setup, test_tool, fixture_teardown);
   g_test_add ("/shoal/image-store/hold", Fixture, NULL, fixture_setup, test_hold, fixture_teardown);
+  g_test_add ("/shoal/image-store/prune", Fixture, NULL, fixture_setup, test_prune, fixture_teardown);
   g_test_add ("/shoal/image-store/id-prefix", Fixture, NULL, fixture_setup, test_id_prefix, fixture_teardown);
   g_test_add ("/shoal/image-store/gc-downloads", Fixture, NULL, fixture_setup, test_gc_downloads,
               fixture_teardown);

@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
 #include <string.h>
+#include <utime.h>
 
 #include "shoal-error.h"
 #include "shoal-image-store.h"
@@ -144,10 +145,44 @@ test_store (void)
   g_assert_no_error (error);
   g_assert_cmpuint (freed, ==, 0);
 
+  /* two images of one name: a dry run removes nothing, a pruning the
+   * older (each of the two calls changes the store: "changed") */
+  {
+    g_autofree gchar *older = NULL;
+    g_autofree gchar *newer = NULL;
+    g_autofree gchar *manifest = NULL;
+    g_autoptr(ShoalImagePrune) prune = NULL;
+    struct utimbuf times = { 1000, 1000 };
+
+    shoal_image_store_import_async (store, path, "web", 65536, NULL, got_result, &f);
+    older = shoal_image_store_import_finish (store, wait_result (&f), NULL, &error);
+    g_assert_no_error (error);
+    manifest = g_strdup_printf ("%s/images/%s.manifest", root, older);
+    g_assert_cmpint (g_utime (manifest, &times), ==, 0);
+    data[0] = 1;
+    g_assert_true (g_file_set_contents (path, (gchar *) data, 3 * 65536, NULL));
+    shoal_image_store_import_async (store, path, "web", 65536, NULL, got_result, &f);
+    newer = shoal_image_store_import_finish (store, wait_result (&f), NULL, &error);
+    g_assert_no_error (error);
+
+    shoal_image_store_prune_async (store, NULL, 1, NULL, TRUE, NULL, got_result, &f);
+    prune = shoal_image_store_prune_finish (store, wait_result (&f), &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (prune->removed->len, ==, 1);
+    g_assert_true (g_file_test (manifest, G_FILE_TEST_EXISTS));
+    g_clear_pointer (&prune, shoal_image_prune_free);
+    shoal_image_store_prune_async (store, "web", 1, NULL, FALSE, NULL, got_result, &f);
+    prune = shoal_image_store_prune_finish (store, wait_result (&f), &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (prune->removed->len, ==, 1);
+    g_assert_cmpstr (((ShoalImageInfo *) g_ptr_array_index (prune->removed, 0))->id, ==, older);
+    g_assert_false (g_file_test (manifest, G_FILE_TEST_EXISTS));
+  }
+
   /* let the idle "changed" emissions run */
   while (g_main_context_iteration (NULL, FALSE))
     ;
-  g_assert_cmpuint (f.n_changed, ==, 2);
+  g_assert_cmpuint (f.n_changed, ==, 5);
   g_assert_cmpuint (f.n_progress, >=, 1);
 
   g_clear_object (&f.result);
