@@ -89,6 +89,20 @@ nonnull (const gchar *str)
   return str != NULL ? str : "";
 }
 
+/* (txssss): the JournalEntry signal's arguments, and one entry of
+ * GetJournal's reply; built here alone, so the two cannot differ */
+static GVariant *
+journal_entry_to_variant (ShoalJournalEntry *entry)
+{
+  return g_variant_new ("(txssss)",
+                        shoal_journal_entry_get_seq (entry),
+                        shoal_journal_entry_get_time (entry),
+                        nonnull (shoal_journal_entry_get_source (entry)),
+                        nonnull (shoal_journal_entry_get_operation (entry)),
+                        shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
+                        nonnull (shoal_journal_entry_get_message (entry)));
+}
+
 static void
 shoal_dbus_device_exporter_sync_inventory (ShoalDBusDeviceExporter *self)
 {
@@ -178,17 +192,7 @@ journal_read_cb (GObject      *source,
     {
       g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(txssss)"));
       for (guint i = 0; i < entries->len; i++)
-        {
-          ShoalJournalEntry *entry = g_ptr_array_index (entries, i);
-
-          g_variant_builder_add (&builder, "(txssss)",
-                                 shoal_journal_entry_get_seq (entry),
-                                 shoal_journal_entry_get_time (entry),
-                                 nonnull (shoal_journal_entry_get_source (entry)),
-                                 nonnull (shoal_journal_entry_get_operation (entry)),
-                                 shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
-                                 nonnull (shoal_journal_entry_get_message (entry)));
-        }
+        g_variant_builder_add_value (&builder, journal_entry_to_variant (g_ptr_array_index (entries, i)));
       shoal_dbus_device_complete_get_journal (SHOAL_DBUS_DEVICE (self), read->invocation,
                                               g_variant_builder_end (&builder));
     }
@@ -437,23 +441,32 @@ shoal_dbus_device_exporter_flush (ShoalDBusDeviceExporter *self)
  * @self: a #ShoalDBusDeviceExporter
  * @entry: an entry of the device's journal, durable
  *
- * Sends the JournalEntry signal.
+ * Sends the JournalEntry signal on the skeleton's connections, with the
+ * arguments GetJournal gives the entry (journal_entry_to_variant()),
+ * straight to the bus rather than through the generated emitter, which
+ * splits them into GObject signal arguments and builds them again.
  */
 void
 shoal_dbus_device_exporter_emit_journal_entry (ShoalDBusDeviceExporter *self,
                                                ShoalJournalEntry       *entry)
 {
+  GDBusInterfaceSkeleton *skeleton;
+  g_autoptr(GVariant) args = NULL;
+  GList *connections;
+
   g_return_if_fail (SHOAL_IS_DBUS_DEVICE_EXPORTER (self));
 
   if (self->detached)
     return;
-  shoal_dbus_device_emit_journal_entry (SHOAL_DBUS_DEVICE (self),
-                                        shoal_journal_entry_get_seq (entry),
-                                        shoal_journal_entry_get_time (entry),
-                                        nonnull (shoal_journal_entry_get_source (entry)),
-                                        nonnull (shoal_journal_entry_get_operation (entry)),
-                                        shoal_journal_result_to_string (shoal_journal_entry_get_result (entry)),
-                                        nonnull (shoal_journal_entry_get_message (entry)));
+  skeleton = G_DBUS_INTERFACE_SKELETON (self);
+  connections = g_dbus_interface_skeleton_get_connections (skeleton);
+  if (connections != NULL)
+    args = g_variant_ref_sink (journal_entry_to_variant (entry));
+  for (GList *l = connections; l != NULL; l = l->next)
+    g_dbus_connection_emit_signal (l->data, NULL, g_dbus_interface_skeleton_get_object_path (skeleton),
+                                   g_dbus_interface_skeleton_get_info (skeleton)->name, "JournalEntry",
+                                   args, NULL);
+  g_list_free_full (connections, g_object_unref);
 }
 
 /**

@@ -396,7 +396,7 @@ test_dbus_bad_arguments (void)
 
 typedef struct
 {
-  GHashTable *seqs;   /* path → GArray of guint64 */
+  GHashTable *entries; /* path → GPtrArray of the signals' GVariant arguments */
   guint       n_signals;
 } JournalSignals;
 
@@ -405,16 +405,14 @@ on_journal_entry (GDBusConnection *connection, const gchar *sender, const gchar 
                   const gchar *iface, const gchar *signal, GVariant *params, gpointer user_data)
 {
   JournalSignals *js = user_data;
-  GArray *seqs = g_hash_table_lookup (js->seqs, path);
-  guint64 seq;
+  GPtrArray *entries = g_hash_table_lookup (js->entries, path);
 
-  g_variant_get_child (params, 0, "t", &seq);
-  if (seqs == NULL)
+  if (entries == NULL)
     {
-      seqs = g_array_new (FALSE, FALSE, sizeof (guint64));
-      g_hash_table_insert (js->seqs, g_strdup (path), seqs);
+      entries = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+      g_hash_table_insert (js->entries, g_strdup (path), entries);
     }
-  g_array_append_val (seqs, seq);
+  g_ptr_array_add (entries, g_variant_ref (params));
   js->n_signals++;
 }
 
@@ -468,7 +466,7 @@ check_journal (ShoalTestDaemon *td, JournalSignals *js, const gchar *path)
 {
   g_autoptr(GVariant) entries = get_journal (td, path, 0);
   g_autoptr(GVariant) tail = NULL;
-  GArray *seqs = g_hash_table_lookup (js->seqs, path);
+  GPtrArray *signals = g_hash_table_lookup (js->entries, path);
   guint n = g_variant_n_children (entries);
   guint64 seq, prev = 0, mid = 0;
   gint64 time_us;
@@ -487,13 +485,22 @@ check_journal (ShoalTestDaemon *td, JournalSignals *js, const gchar *path)
   g_assert_cmpstr (op, ==, "installed");
   g_assert_cmpstr (result, ==, "ok");
 
-  /* every entry came as a JournalEntry signal too, once */
-  g_assert_nonnull (seqs);
-  g_assert_cmpuint (seqs->len, ==, n);
+  /* every entry came as a JournalEntry signal too, once, with the very
+   * fields GetJournal gives it */
+  g_assert_nonnull (signals);
+  g_assert_cmpuint (signals->len, ==, n);
   for (guint i = 0; i < n; i++)
     {
-      g_variant_get_child (entries, i, "(tx&s&s&s&s)", &seq, NULL, NULL, NULL, NULL, NULL);
-      g_assert_cmpuint (g_array_index (seqs, guint64, i), ==, seq);
+      g_autoptr(GVariant) entry = g_variant_get_child_value (entries, i);
+      GVariant *signalled = g_ptr_array_index (signals, i);
+
+      if (!g_variant_equal (entry, signalled))
+        {
+          g_autofree gchar *got = g_variant_print (signalled, TRUE);
+          g_autofree gchar *want = g_variant_print (entry, TRUE);
+
+          g_error ("JournalEntry signal %s, GetJournal %s", got, want);
+        }
     }
 
   /* since_seq returns only what is newer */
@@ -773,13 +780,13 @@ test_dbus_deploy (void)
   g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
   g_autoptr(GDBusObjectManager) om = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) seqs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                                      (GDestroyNotify) g_array_unref);
+  g_autoptr(GHashTable) signalled = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                           (GDestroyNotify) g_ptr_array_unref);
   g_autoptr(GVariant) stats = NULL;
   g_autoptr(GVariant) states = NULL;
   g_auto(GStrv) paths = NULL;
   g_auto(GStrv) ids = ids_of ("d-", 8);
-  JournalSignals js = { seqs, 0 };
+  JournalSignals js = { signalled, 0 };
   WaitState ws = { 0 };
   const gchar *none[] = { NULL };
   guint sub, total = 0, installed = 0;
