@@ -42,6 +42,7 @@ struct _ShoalImageStoreService
   ShoalContext    *context;
   ShoalImageStore *store;
   gchar           *admin_token;
+  GCancellable    *cancellable;     /* the start-up clean-up's, cancelled at stop */
 };
 
 static void shoal_image_store_service_iface_init (ShoalServiceInterface *iface);
@@ -390,7 +391,12 @@ gc_done (GObject      *source,
   guint64 freed = 0;
 
   if (!shoal_image_store_gc_finish (SHOAL_IMAGE_STORE (source), result, &freed, &error))
-    g_warning ("Cannot clean the image store: %s", error->message);
+    {
+      /* the service stopped first (shoald stopping, a controller closed,
+       * its store removed after): what the clean-up met matters no more */
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_warning ("Cannot clean the image store: %s", error->message);
+    }
   else if (freed > 0)
     g_info ("Deleted %" G_GUINT64_FORMAT " bytes of chunks no image uses", freed);
 }
@@ -425,7 +431,8 @@ shoal_image_store_service_start (ShoalService  *service,
   self->admin_token = g_steal_pointer (&token);
   g_info ("Image store at %s", root);
   /* chunks and downloads of imports a crash interrupted */
-  shoal_image_store_gc_async (self->store, NULL, gc_done, NULL);
+  self->cancellable = g_cancellable_new ();
+  shoal_image_store_gc_async (self->store, self->cancellable, gc_done, NULL);
   return TRUE;
 }
 
@@ -437,6 +444,8 @@ shoal_image_store_service_stop (ShoalService *service)
   if (self->context == NULL)
     return;
   shoal_context_remove_http_handler (self->context, ROUTE);
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
   g_clear_object (&self->context);
   g_clear_object (&self->store);
   g_clear_pointer (&self->admin_token, g_free);

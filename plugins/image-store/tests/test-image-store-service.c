@@ -297,6 +297,41 @@ test_admin_token (void)
   image_test_rm_rf (dir);
 }
 
+/* A service stopped before its start-up clean-up ended (shoald stopping
+ * at once, a controller closed and its state directory removed, as the
+ * tests that restart a controller do) says nothing of it; it warned that
+ * the clean-up failed (here on a manifest it cannot read, so that it
+ * fails whenever it runs), after the stop */
+static void
+test_stop_before_gc (void)
+{
+  Fixture f = { 0 };
+  g_autofree gchar *images = NULL;
+  g_autofree gchar *manifest = NULL;
+  ShoalImageStore *store;
+  gint64 deadline;
+
+  fixture_open (&f, "shoal-image-store-stop-XXXXXX", shoal_http_server_new ("shoal-test "));
+  images = g_build_filename (f.dir, "image-store", "images", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (images, 0700), ==, 0);
+  manifest = g_build_filename (images, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.manifest",
+                               NULL);
+  g_assert_true (g_file_set_contents (manifest, "not a manifest", -1, NULL));
+  fixture_start (&f);
+  store = shoal_image_store_service_get_store (SHOAL_IMAGE_STORE_SERVICE (f.service));
+  g_object_add_weak_pointer (G_OBJECT (store), (gpointer *) &store);
+  shoal_service_stop (f.service);
+  /* the clean-up has ended once nothing holds the store */
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (store != NULL && g_get_monotonic_time () < deadline)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (10000);
+    }
+  g_assert_null (store);
+  fixture_close (&f);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -309,5 +344,6 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/image-store/service", test_service);
   g_test_add_func ("/shoal/image-store/service-bodies", test_service_bodies);
   g_test_add_func ("/shoal/image-store/admin-token", test_admin_token);
+  g_test_add_func ("/shoal/image-store/stop-before-gc", test_stop_before_gc);
   return g_test_run ();
 }
