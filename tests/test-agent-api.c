@@ -486,6 +486,14 @@ device_installed (gpointer data)
   return shoal_device_get_state (fixture->device) == SHOAL_DEVICE_STATE_INSTALLED;
 }
 
+static gboolean
+at_reboot_step (gpointer data)
+{
+  Fixture *fixture = data;
+
+  return g_strcmp0 (shoal_device_get_current_step (fixture->device), "reboot") == 0;
+}
+
 /* POST /agent/v1/event of @event with "serial": @serial (-1: none);
  * returns the answer's body */
 static gchar *
@@ -624,6 +632,8 @@ test_agent_api_stale_events (Fixture       *fixture,
   g_autofree gchar *answer = NULL;
   gint64 reboot;
 
+  /* past the sim step, whose progress ends at 1 */
+  g_assert_true (shoal_test_wait_until (at_reboot_step, fixture, 10000));
   /* the old instruction's events: dropped */
   answer = post_event_of (fixture, "progress", (gint64) old_serial);
   g_assert_nonnull (strstr (answer, "stale"));
@@ -949,14 +959,6 @@ test_agent_api_redeploy_reboots_agent (Fixture       *fixture,
   g_assert_false (told_to_reboot (fixture, old, 0));
   g_assert_false (token_works (fixture, old));
   finish_run (fixture, shoal_device_get_instruction_serial (fixture->device));
-}
-
-static gboolean
-at_reboot_step (gpointer data)
-{
-  Fixture *fixture = data;
-
-  return g_strcmp0 (shoal_device_get_current_step (fixture->device), "reboot") == 0;
 }
 
 /* The reboot answer outlives a restart of shoald (the token's SHA-256 is
