@@ -1352,6 +1352,10 @@ keep_pending_event (ShoalDevice *self,
     }
 }
 
+/* The step waiting for the event @name. A wait that was cancelled is
+ * listed until its idle (waiter_cancelled_cb()) ends it, but no longer
+ * waits: an event that comes meanwhile (the agent of the next deployment
+ * reporting before its step asks) is another's, kept for it */
 static EventWaiter *
 find_waiter (ShoalDevice *self,
              const gchar *name)
@@ -1360,7 +1364,8 @@ find_waiter (ShoalDevice *self,
     {
       EventWaiter *waiter = l->data;
 
-      if (g_strcmp0 (waiter->name, name) == 0)
+      if (g_strcmp0 (waiter->name, name) == 0 &&
+          !g_cancellable_is_cancelled (waiter->cancellable))
         return waiter;
     }
   return NULL;
@@ -1506,7 +1511,9 @@ add_waiter_cb (gpointer user_data)
  * @user_data: (closure callback): data for @callback
  *
  * Waits for the device's agent to post the event @name. An event posted
- * before anybody waited is delivered at once. Safe from any thread: the
+ * before anybody waited is delivered at once. Once @cancellable is
+ * cancelled the wait takes no event: one posted after is kept for the
+ * next wait, although @callback may come later. Safe from any thread: the
  * wait starts on the device's context, after what this thread queued
  * there before; @callback is called on the thread-default main context
  * of the caller, as usual.

@@ -997,6 +997,42 @@ test_agent_api_redeploy_restart (Fixture       *fixture,
   finish_run (fixture, 0);
 }
 
+/* The operator cancels a deployment and deploys the device again; the
+ * new deployment's agent reports its image written before the reboot
+ * step waits for it (the event is kept for it). The cancelled
+ * deployment's reboot step waited for that event too, and stayed listed
+ * as waiting until the main loop handled its cancellation: an event that
+ * came first went to it, and the new deployment waited for it until its
+ * step timed out. After a restart (@data set) it is the resumed
+ * deployment that is cancelled */
+static void
+test_agent_api_redeploy_event_first (Fixture       *fixture,
+                                     gconstpointer  data)
+{
+  g_autoptr(ShoalRecipe) recipe = deploy_sim_reboot (fixture);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *body = NULL;
+
+  g_assert_true (shoal_test_wait_until (at_reboot_step, fixture, 10000));
+  if (data != NULL)
+    {
+      restart (fixture, recipe);
+      g_assert_true (journal_has (fixture, "after a restart at step 2 of 2 (reboot)"));
+    }
+  g_assert_true (shoal_controller_cancel (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  g_assert_true (shoal_controller_deploy (fixture->controller, fixture->device, &error));
+  g_assert_no_error (error);
+  post_event (fixture, "image-written");
+  /* the reboot step takes it: the agent is told to reboot */
+  g_assert_cmpuint (request (fixture, "GET", "/agent/v1/next?after=0&wait=5",
+                             shoal_device_get_token (fixture->device), NULL, &body), ==, 200);
+  g_assert_nonnull (strstr (body, "\"reboot\""));
+  post_event (fixture, "rebooting");
+  g_assert_true (shoal_test_wait_until (device_installed, fixture, 10000));
+  g_assert_cmpuint (journal_count (fixture, "Image written and verified"), ==, 1);
+}
+
 /* A boot script re-issued the token while its holder's long poll waited:
  * the instruction that comes next answers the poll with 401, not with
  * the instruction, which went to the holder of the claimed token before */
@@ -1039,6 +1075,9 @@ main (int argc, char **argv)
   ADD ("/shoal/agent-api/token-restart", test_agent_api_token_restart);
   ADD ("/shoal/agent-api/redeploy-reboots-agent", test_agent_api_redeploy_reboots_agent);
   ADD ("/shoal/agent-api/redeploy-restart", test_agent_api_redeploy_restart);
+  ADD ("/shoal/agent-api/redeploy-event-first", test_agent_api_redeploy_event_first);
+  g_test_add ("/shoal/agent-api/redeploy-event-first-restart", Fixture, "restart", fixture_setup,
+              test_agent_api_redeploy_event_first, fixture_teardown);
   ADD ("/shoal/agent-api/reissue-ends-long-poll", test_agent_api_reissue_ends_long_poll);
   ADD ("/shoal/agent-api/stale-events", test_agent_api_stale_events);
   ADD ("/shoal/agent-api/cancel-stops-agent", test_agent_api_cancel_stops_agent);

@@ -58,6 +58,8 @@ test_device_events (void)
   g_autoptr(ShoalDevice) device = shoal_device_new ("d1");
   g_autoptr(JsonNode) payload = json_from_string ("{\"a\": 1}", NULL);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) replaced = g_cancellable_new ();
+  JsonNode *cancelled = NULL;
   JsonNode *got = NULL;
 
   /* posted before anyone waits: kept */
@@ -90,6 +92,21 @@ test_device_events (void)
   g_cancellable_cancel (cancellable);
   g_assert_true (shoal_test_wait_until (is_set, &got, 1000));
   g_assert_true (JSON_NODE_HOLDS_NULL (got));
+  g_clear_pointer (&got, json_node_unref);
+
+  /* posted after a wait was cancelled, before the main loop ended it (a
+   * deployment cancelled, the next one's agent reporting): kept for the
+   * next wait, where the cancelled wait took it and lost it */
+  shoal_device_wait_event_async (device, "image-written", replaced, event_cb, &cancelled);
+  g_main_context_iteration (NULL, FALSE);
+  g_cancellable_cancel (replaced);
+  shoal_device_post_event (device, "image-written", payload);
+  g_assert_true (shoal_test_wait_until (is_set, &cancelled, 1000));
+  g_assert_true (JSON_NODE_HOLDS_NULL (cancelled));
+  json_node_unref (cancelled);
+  shoal_device_wait_event_async (device, "image-written", NULL, event_cb, &got);
+  g_assert_true (shoal_test_wait_until (is_set, &got, 1000));
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (got));
   g_clear_pointer (&got, json_node_unref);
 }
 
