@@ -143,6 +143,8 @@ struct smc_wc_dec {
   uint32_t n, cap;
   uint32_t *ids;
   uint8_t **pay;
+  uint32_t *seen;        /* the ids held, open addressing (2 * cap slots);
+                          * UINT32_MAX free (that id is looked for in ids) */
   int32_t *col;          /* k entries: the column of a missing symbol, -1 */
   uint64_t ops;
 };
@@ -168,6 +170,32 @@ release (smc_wc_dec *d)
   for (uint32_t i = 0; i < d->n; i++)
     free (d->pay[i]);
   d->n = 0;
+  if (d->seen != NULL)
+    memset (d->seen, 0xff, sizeof *d->seen * 2 * d->cap);
+}
+
+static uint32_t
+seen_slot (const smc_wc_dec *d, uint32_t id)
+{
+  uint32_t mask = 2 * d->cap - 1, h = (id * 0x9e3779b1u) & mask;
+  while (d->seen[h] != UINT32_MAX && d->seen[h] != id)
+    h = (h + 1) & mask;
+  return h;
+}
+
+/* whether id is held: UINT32_MAX, which the table cannot hold, by a scan */
+static int
+held (const smc_wc_dec *d, uint32_t id)
+{
+  if (d->n == 0)
+    return 0;
+  if (id == UINT32_MAX) {
+    for (uint32_t i = 0; i < d->n; i++)
+      if (d->ids[i] == id)
+        return 1;
+    return 0;
+  }
+  return d->seen[seen_slot (d, id)] == id;
 }
 
 void
@@ -178,6 +206,7 @@ smc_wc_dec_free (smc_wc_dec *d)
   release (d);
   free (d->ids);
   free (d->pay);
+  free (d->seen);
   free (d->col);
   free (d);
 }
@@ -185,12 +214,13 @@ smc_wc_dec_free (smc_wc_dec *d)
 int
 smc_wc_dec_add (smc_wc_dec *d, uint32_t id, const uint8_t *payload)
 {
-  for (uint32_t i = 0; i < d->n; i++)
-    if (d->ids[i] == id)
-      return 1;
+  if (held (d, id))
+    return 1;
+  if (d->n >= SMC_WC_MAX_HELD)
+    return -1;
   if (d->n == d->cap) {
     uint32_t cap = d->cap ? d->cap * 2 : 64;
-    uint32_t *ids = realloc (d->ids, sizeof *ids * cap);
+    uint32_t *ids = realloc (d->ids, sizeof *ids * cap), *seen;
     uint8_t **pay;
     if (ids == NULL)
       return -1;
@@ -199,12 +229,23 @@ smc_wc_dec_add (smc_wc_dec *d, uint32_t id, const uint8_t *payload)
     if (pay == NULL)
       return -1;
     d->pay = pay;
+    seen = malloc (sizeof *seen * 2 * cap);
+    if (seen == NULL)
+      return -1;
+    free (d->seen);
+    d->seen = seen;
     d->cap = cap;
+    memset (d->seen, 0xff, sizeof *d->seen * 2 * cap);
+    for (uint32_t i = 0; i < d->n; i++)
+      if (d->ids[i] != UINT32_MAX)
+        d->seen[seen_slot (d, d->ids[i])] = d->ids[i];
   }
   d->pay[d->n] = malloc (d->len);
   if (d->pay[d->n] == NULL)
     return -1;
   memcpy (d->pay[d->n], payload, d->len);
+  if (id != UINT32_MAX)
+    d->seen[seen_slot (d, id)] = id;
   d->ids[d->n++] = id;
   return 0;
 }

@@ -32,6 +32,7 @@ extern "C" {
 #define SMC_WC_MAX_K       (1u << 20)  /* source symbols in a window */
 #define SMC_WC_MAX_MISSING 4096        /* missing symbols a receiver solves for at once */
 #define SMC_WC_SERIAL_MASK 0x00ffffffu  /* the id's low 24 bits: any serial */
+#define SMC_WC_MAX_HELD    (2 * SMC_WC_MAX_MISSING)  /* repair symbols a receiver holds for a window */
 
 /* the degree that code `code` (an id's top byte) stands for in a window
  * of k: 8 * 2^(code / 16), rounded down, at most k */
@@ -60,7 +61,9 @@ typedef struct smc_wc_dec smc_wc_dec;
 smc_wc_dec *smc_wc_dec_new (uint64_t seed, uint32_t k, size_t len);
 void        smc_wc_dec_free (smc_wc_dec *d);
 /* keeps a copy of repair symbol id: 0, 1 when it holds it already, -1
- * without memory */
+ * when it holds SMC_WC_MAX_HELD already (more than any solve can use: a
+ * sender, or a member with the key, sending without end) or without
+ * memory */
 int         smc_wc_dec_add (smc_wc_dec *d, uint32_t id, const uint8_t *payload);
 uint32_t    smc_wc_dec_held (const smc_wc_dec *d);
 /* sym[j]: source symbol j's len bytes; have[j]: nonzero when it is there.

@@ -217,6 +217,23 @@ test_wc_short (void)
   g_assert_cmpint (smc_wc_dec_solve (w.dec, w.sym, w.have, NULL), ==, -1);
   win_clear (&w);
 
+  /* ids held: found again however many (the table grows), UINT32_MAX
+   * too, and no more than SMC_WC_MAX_HELD */
+  {
+    smc_wc_dec *d = smc_wc_dec_new (9, 100, 4);
+    const uint8_t pay[4] = { 1, 2, 3, 4 };
+    g_assert_cmpint (smc_wc_dec_add (d, UINT32_MAX, pay), ==, 0);
+    g_assert_cmpint (smc_wc_dec_add (d, UINT32_MAX, pay), ==, 1);
+    for (uint32_t i = 0; i < SMC_WC_MAX_HELD - 1; i++)
+      g_assert_cmpint (smc_wc_dec_add (d, i * 7919u, pay), ==, 0);
+    for (uint32_t i = 0; i < SMC_WC_MAX_HELD - 1; i += 97)
+      g_assert_cmpint (smc_wc_dec_add (d, i * 7919u, pay), ==, 1);
+    g_assert_cmpint (smc_wc_dec_add (d, UINT32_MAX, pay), ==, 1);
+    g_assert_cmpuint (smc_wc_dec_held (d), ==, SMC_WC_MAX_HELD);
+    g_assert_cmpint (smc_wc_dec_add (d, 5, pay), ==, -1);
+    smc_wc_dec_free (d);
+  }
+
   g_assert_null (smc_wc_dec_new (1, 0, 10));
   g_assert_null (smc_wc_dec_new (1, 10, 0));
   g_assert_null (smc_wc_dec_new (1, SMC_WC_MAX_K + 1, 10));
@@ -267,6 +284,37 @@ test_wc_combine_backends (void)
         continue;
       combine_all (k, rows, coef, in, got, len);
       g_assert_cmpmem (got, (2 * rows + 1) * len, ref, (2 * rows + 1) * len);
+    }
+  }
+  /* more than 256 outputs (ISA-L takes 256 at most) */
+  {
+    const uint32_t n = 10;
+    const int many = 300;
+    const size_t len = 65;
+    g_autofree uint8_t *data = g_malloc (n * len);
+    g_autofree uint8_t *coef = g_malloc (n * many);
+    g_autofree uint8_t *ref = g_malloc (many * len);
+    g_autofree uint8_t *got = g_malloc (many * len);
+    g_autofree const uint8_t **in = g_new (const uint8_t *, n);
+    g_autofree uint8_t **o = g_new (uint8_t *, many);
+    for (size_t i = 0; i < n * len; i++)
+      data[i] = (uint8_t) (i * 11 + 5);
+    for (size_t i = 0; i < n * (size_t) many; i++)
+      coef[i] = (uint8_t) (i * 7 + i / 9);
+    for (uint32_t i = 0; i < n; i++)
+      in[i] = data + i * len;
+    g_assert_cmpint (smc_fec_set_backend (SMC_FEC_TABLES), ==, 0);
+    for (int r = 0; r < many; r++)
+      o[r] = ref + r * len;
+    smc_gf_combine (n, many, coef, in, o, len, 0);
+    for (int b = SMC_FEC_AUTO; b < SMC_FEC_N_BACKENDS; b++) {
+      if (smc_fec_set_backend (b) != 0)
+        continue;
+      for (int r = 0; r < many; r++)
+        o[r] = got + r * len;
+      memset (got, 0, many * len);
+      smc_gf_combine (n, many, coef, in, o, len, 0);
+      g_assert_cmpmem (got, many * len, ref, many * len);
     }
   }
   /* one output from more inputs than a slice, sparse or dense: the paths
