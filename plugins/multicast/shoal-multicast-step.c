@@ -37,6 +37,9 @@
  * of the cap, finishes by unicast instead of holding the group to its
  * speed; a quarter of the group at most; 50 by default, 0: the group
  * slows down to its slowest disk),
+ * "window-mib" (repair by the window code over windows of about this
+ * many MiB of chunks, 0-1024; 0, the default: Reed-Solomon blocks of
+ * "fec-k" in each chunk, the protocol's first repair),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
@@ -105,6 +108,7 @@ typedef struct {
   GCancellable         *session_waits;  /* the members' "error" waits
                                          * during the session */
   guint                 unicast_timeout_s;  /* 0: none */
+  guint                 window_mib;         /* the window code's windows, MiB (0: Reed-Solomon blocks) */
   GSource              *unicast_timer;
   GPtrArray            *iface_notes;    /* each device's note on the interface
                                          * chosen for it (NULL: none chosen) */
@@ -795,6 +799,8 @@ prepare_thread (GTask        *task,
       return;
     }
   run->cfg.manifest = shoal_multicast_source_get_manifest (run->source);
+  if (run->window_mib > 0)
+    run->cfg.window_chunks = smc_window_chunks_for ((guint64) run->window_mib << 20, run->cfg.manifest->chunk_size);
   run->data_chunks = shoal_multicast_source_data_chunks (run->source);
   run->cfg.read_chunk = shoal_multicast_source_read_chunk;
   run->cfg.user = run->source;
@@ -1011,6 +1017,7 @@ typedef struct {
   gint64       min_rate;
   gint64       slow_disk;
   gint64       fec_k;
+  gint64       window_mib;
   gint64       proactive;
   gint64       max_loss;
   gint64       join_wait;
@@ -1059,6 +1066,7 @@ read_options (ShoalStepContext  *ctx,
   o->min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
   o->slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
   o->fec_k = shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
+  o->window_mib = shoal_step_context_get_option_int (ctx, "window-mib", 0);
   o->proactive = shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
   o->max_loss = shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);
   o->join_wait = shoal_step_context_get_option_int (ctx, "join-wait-ms", 30000);
@@ -1093,6 +1101,7 @@ read_options (ShoalStepContext  *ctx,
     }
   if (!check_range ("slow-disk-percent", o->slow_disk, 0, 100, error) ||
       !check_range ("fec-k", o->fec_k, 2, SMC_MAX_K, error) ||
+      !check_range ("window-mib", o->window_mib, 0, 1024, error) ||
       !check_range ("proactive-permille", o->proactive, 0, 1000, error) ||
       !check_range ("max-loss-permille", o->max_loss, 0, 1000, error) ||
       !check_range ("join-wait-ms", o->join_wait, 0, MAX_WAIT_MS, error) ||
@@ -1180,6 +1189,7 @@ setup_session (Run               *run,
   c->read_ahead = (uint32_t) o->read_ahead;
   c->lanes = (uint8_t) o->interleave;
   run->unicast_timeout_s = (guint) o->unicast_timeout;
+  run->window_mib = (guint) o->window_mib;
   return TRUE;
 }
 

@@ -36,6 +36,7 @@ fuzz_packet (const uint8_t *data, size_t size)
   smc_srcreq q;
   smc_status s;
   smc_control c;
+  smc_sdata sd;
   fuzz_auth (data, size);
   if (smc_parse_hdr (data, size, &h) < 0)
     return;
@@ -56,6 +57,17 @@ fuzz_packet (const uint8_t *data, size_t size)
     for (uint16_t i = 0; i < n.count; i++) {
       smc_nack_entry e;
       smc_nack_entry_get (&n, i, &e);
+    }
+  if (smc_parse_sdata (data, size, &sd) == 0) {
+    volatile uint8_t x = 0;
+    for (size_t i = 0; i < sd.payload_len; i += 97)
+      x ^= sd.payload[i];
+    (void) x;
+  }
+  if (smc_parse_wnack (data, size, &n) == 0)
+    for (uint16_t i = 0; i < n.count; i++) {
+      smc_wnack_entry e;
+      smc_wnack_entry_get (&n, i, &e);
     }
   if (smc_parse_srcreq (data, size, &q) == 0) {
     volatile uint8_t x = 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libFuzzer harness: whole multicast sessions (proto/shoal-mcast-sim.h)
+/* libFuzzer harness: whole multicast sessions (proto/shoal-mcast-sim.h),
+ * with Reed-Solomon blocks or in window mode,
  * whose packets the input drops, duplicates, alters, cuts or replaces,
  * signed with the session key as a member of the group could, or not, as
  * an outsider. Whatever comes, no receiver may crash or write a byte that
@@ -94,6 +95,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   c.mtu = mtus[data[0] & 3];
   c.receivers = 1 + (data[0] >> 2) % 3;
   c.no_key = (data[0] >> 4) & 1;
+  c.window_chunks = (data[0] >> 5) & 1 ? 2 : 0;  /* window mode: two chunks a window */
   c.loss_ppm = (uint32_t) data[1] * 1000;
   c.seed = data[2];
   c.time_limit_ns = 30ull * 1000000000ull;

@@ -52,15 +52,31 @@ put_hdr (uint8_t *buf, const smc_hdr *h, uint8_t type)
   return SMC_HDR_LEN;
 }
 
+static int
+is_short (uint8_t type)
+{
+  return type == SMC_PKT_SDATA || type == SMC_PKT_REPAIR;
+}
+
 int
 smc_parse_hdr (const uint8_t *buf, size_t len, smc_hdr *h)
 {
-  if (len < SMC_HDR_LEN + SMC_TAG_LEN || len > SMC_MAX_PACKET)
+  if (len < SMC_SHORT_OVERHEAD || len > SMC_MAX_PACKET)
     return -1;
   if ((buf[0] >> 4) != SMC_VERSION)
     return -1;
   h->type = buf[0] & 0x0f;
-  if (h->type < SMC_PKT_DATA || h->type > SMC_PKT_SRCREQ)
+  if (h->type < SMC_PKT_DATA || h->type > SMC_PKT_WNACK)
+    return -1;
+  if (is_short (h->type)) {
+    /* ver|type, session (low byte), then SDATA: seq (low 16 bits), chunk,
+     * esi; REPAIR: window, id */
+    h->flags = 0;
+    h->session = buf[1];
+    h->seq = h->type == SMC_PKT_SDATA ? get16 (buf + 2) : 0;
+    return 0;
+  }
+  if (len < SMC_HDR_LEN + SMC_TAG_LEN)
     return -1;
   h->flags = buf[1];
   h->session = get16 (buf + 2);
@@ -115,6 +131,60 @@ smc_parse_data (const uint8_t *buf, size_t len, smc_data *d)
   return 0;
 }
 
+/* ---------------- SDATA, REPAIR (window mode) ---------------- */
+
+void
+smc_build_sdata_head (uint8_t *buf, uint16_t session, uint32_t seq, uint32_t chunk, uint16_t esi)
+{
+  buf[0] = (uint8_t) ((SMC_VERSION << 4) | SMC_PKT_SDATA);
+  buf[1] = (uint8_t) session;
+  put16 (buf + 2, (uint16_t) seq);
+  put32 (buf + 4, chunk);
+  put16 (buf + 8, esi);
+}
+
+void
+smc_build_repair_head (uint8_t *buf, uint16_t session, uint32_t window, uint32_t id)
+{
+  buf[0] = (uint8_t) ((SMC_VERSION << 4) | SMC_PKT_REPAIR);
+  buf[1] = (uint8_t) session;
+  put32 (buf + 2, window);
+  put32 (buf + 6, id);
+}
+
+int
+smc_parse_sdata (const uint8_t *buf, size_t len, smc_sdata *d)
+{
+  smc_hdr h;
+  if (smc_parse_hdr (buf, len, &h) < 0 || !is_short (h.type) || len < SMC_SHORT_OVERHEAD + 1)
+    return -1;
+  if (h.type == SMC_PKT_SDATA) {
+    d->chunk = get32 (buf + 4);
+    d->esi = get16 (buf + 8);
+    if (d->esi >= 0x8000)
+      return -1;
+  } else {
+    d->chunk = get32 (buf + 2);
+    d->esi = get32 (buf + 6);
+  }
+  d->payload = buf + SMC_SHORT_HDR_LEN;
+  d->payload_len = len - SMC_SHORT_OVERHEAD;
+  return 0;
+}
+
+uint64_t
+smc_window_seed (const uint8_t id[SMC_HASH_LEN], uint32_t w)
+{
+  return get64 (id) ^ ((uint64_t) w + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+uint32_t
+smc_window_chunks_for (uint64_t window_bytes, uint32_t chunk_size)
+{
+  uint64_t n = chunk_size ? (window_bytes + chunk_size / 2) / chunk_size : 1;
+  return n < 1 ? 1 : n > SMC_MAX_WINDOW_CHUNKS ? SMC_MAX_WINDOW_CHUNKS : (uint32_t) n;
+}
+
 /* ---------------- ANNOUNCE ---------------- */
 #define ANN_BODY 64
 
@@ -131,7 +201,7 @@ smc_build_announce (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_announ
   put32 (p + 40, a->chunk_size);
   put32 (p + 44, a->n_chunks);
   put16 (p + 48, a->symbol_size);
-  p[50] = a->max_k;
+  p[50] = (a->flags & SMC_ANN_WINDOW) ? a->window_chunks : a->max_k;
   p[51] = a->state;
   put32 (p + 52, a->position);
   put32 (p + 56, a->rate_kbps);
@@ -160,6 +230,15 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   a->lanes = p[60] ? p[60] : 1;
   a->flags = p[61];
   a->receivers = get16 (p + 62);
+  a->window_chunks = 0;
+  if (a->flags & SMC_ANN_WINDOW) {
+    /* the byte is the window's chunks; the geometry's blocks do not
+     * matter (no Reed-Solomon) */
+    a->window_chunks = a->max_k;
+    a->max_k = SMC_DEFAULT_K;
+    if (a->window_chunks == 0 || (uint32_t) a->symbol_size + SMC_SHORT_OVERHEAD > SMC_MAX_PACKET)
+      return -1;
+  }
   /* semantic checks: the geometry must be usable */
   if (a->chunk_size == 0 || a->symbol_size < 64 || a->max_k == 0 || a->max_k > SMC_MAX_K ||
       a->state > SMC_STATE_END || a->lanes > SMC_MAX_LANES)
@@ -175,21 +254,53 @@ smc_parse_announce (const uint8_t *buf, size_t len, smc_announce *a)
   return 0;
 }
 
-/* ---------------- NACK ---------------- */
+/* ---------------- NACK, WNACK ---------------- */
+
+/* the header and body head of a NACK or WNACK of count entries of
+ * entry_len bytes: the packet's length, 0 when cap is too small; *entries:
+ * where they go */
+static size_t
+put_nack_head (uint8_t *buf, size_t cap, const smc_hdr *h, uint8_t type, uint32_t node, uint32_t seen,
+               uint16_t count, size_t entry_len, uint8_t **entries)
+{
+  size_t total = SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) count * entry_len + SMC_TAG_LEN;
+  uint8_t *p = buf + SMC_HDR_LEN;
+  if (cap < total)
+    return 0;
+  put_hdr (buf, h, type);
+  put32 (p, node);
+  put16 (p + 4, count);
+  put32 (p + 6, seen);
+  *entries = p + SMC_NACK_BODY_LEN;
+  memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
+  return total;
+}
+
+static int
+parse_nack_body (const uint8_t *buf, size_t len, smc_nack *n, uint8_t type, size_t entry_len)
+{
+  const uint8_t *p = buf + SMC_HDR_LEN;
+  if (check_type (buf, len, type, SMC_NACK_BODY_LEN) < 0)
+    return -1;
+  n->node = get32 (p);
+  n->count = get16 (p + 4);
+  n->seen = get32 (p + 6);
+  if (n->node == 0)
+    return -1;
+  if (len != SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) n->count * entry_len + SMC_TAG_LEN)
+    return -1;
+  n->entries = p + SMC_NACK_BODY_LEN;
+  return 0;
+}
 
 size_t
 smc_build_nack (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
                 uint32_t seen, const smc_nack_entry *e, uint16_t count)
 {
-  size_t total = SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN;
-  uint8_t *p = buf + SMC_HDR_LEN;
-  if (cap < total)
+  uint8_t *p;
+  size_t total = put_nack_head (buf, cap, h, SMC_PKT_NACK, node, seen, count, SMC_NACK_ENTRY_LEN, &p);
+  if (total == 0)
     return 0;
-  put_hdr (buf, h, SMC_PKT_NACK);
-  put32 (p, node);
-  put16 (p + 4, count);
-  put32 (p + 6, seen);
-  p += SMC_NACK_BODY_LEN;
   for (uint16_t i = 0; i < count; i++, p += SMC_NACK_ENTRY_LEN) {
     put32 (p, e[i].chunk);
     p[4] = e[i].block;
@@ -197,25 +308,13 @@ smc_build_nack (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
     p[6] = e[i].pnext;
     p[7] = 0;
   }
-  memset (buf + total - SMC_TAG_LEN, 0, SMC_TAG_LEN);
   return total;
 }
 
 int
 smc_parse_nack (const uint8_t *buf, size_t len, smc_nack *n)
 {
-  const uint8_t *p = buf + SMC_HDR_LEN;
-  if (check_type (buf, len, SMC_PKT_NACK, SMC_NACK_BODY_LEN) < 0)
-    return -1;
-  n->node = get32 (p);
-  n->count = get16 (p + 4);
-  n->seen = get32 (p + 6);
-  if (n->node == 0)
-    return -1;
-  if (len != SMC_HDR_LEN + SMC_NACK_BODY_LEN + (size_t) n->count * SMC_NACK_ENTRY_LEN + SMC_TAG_LEN)
-    return -1;
-  n->entries = p + SMC_NACK_BODY_LEN;
-  return 0;
+  return parse_nack_body (buf, len, n, SMC_PKT_NACK, SMC_NACK_ENTRY_LEN);
 }
 
 void
@@ -226,6 +325,40 @@ smc_nack_entry_get (const smc_nack *n, uint16_t i, smc_nack_entry *e)
   e->block = p[4];
   e->need = p[5];
   e->pnext = p[6];
+}
+
+/* window mode: a NACK whose entries name windows */
+size_t
+smc_build_wnack (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
+                 uint32_t seen, const smc_wnack_entry *e, uint16_t count)
+{
+  uint8_t *p;
+  size_t total = put_nack_head (buf, cap, h, SMC_PKT_WNACK, node, seen, count, SMC_WNACK_ENTRY_LEN, &p);
+  if (total == 0)
+    return 0;
+  for (uint16_t i = 0; i < count; i++, p += SMC_WNACK_ENTRY_LEN) {
+    put32 (p, e[i].window);
+    put32 (p + 4, e[i].next);
+    put16 (p + 8, e[i].need);
+    put16 (p + 10, e[i].missing);
+  }
+  return total;
+}
+
+int
+smc_parse_wnack (const uint8_t *buf, size_t len, smc_nack *n)
+{
+  return parse_nack_body (buf, len, n, SMC_PKT_WNACK, SMC_WNACK_ENTRY_LEN);
+}
+
+void
+smc_wnack_entry_get (const smc_nack *n, uint16_t i, smc_wnack_entry *e)
+{
+  const uint8_t *p = n->entries + (size_t) i * SMC_WNACK_ENTRY_LEN;
+  e->window = get32 (p);
+  e->next = get32 (p + 4);
+  e->need = get16 (p + 8);
+  e->missing = get16 (p + 10);
 }
 
 /* ---------------- SRCREQ ---------------- */
@@ -364,7 +497,7 @@ smc_packet_node (const uint8_t *buf, size_t len)
   if (smc_parse_hdr (buf, len, &h) < 0 || h.type < SMC_PKT_NACK || len < SMC_HDR_LEN + 4 + SMC_TAG_LEN)
     return 0;
   /* CONTROL carries the destination node: the sender (node 0) signs it */
-  if (h.type == SMC_PKT_CONTROL)
+  if (h.type == SMC_PKT_CONTROL || is_short (h.type))
     return 0;
   return get32 (buf + SMC_HDR_LEN);
 }
@@ -454,6 +587,45 @@ gmac2 (smc_auth *a, uint32_t node, const uint8_t *p1, size_t n1, const uint8_t *
   return 0;
 }
 
+/* a short packet's GMAC: nonce session(1) 0x5a ver|type(1) 0 then the 8
+ * bytes after the first two of its head (SDATA: seq16 chunk esi; REPAIR:
+ * window id). The ver|type byte keeps it apart from every long packet's
+ * nonce (types 1 to 6, 9) */
+static int
+gmac_short (smc_auth *a, const uint8_t *head, const uint8_t *payload, size_t len, uint8_t tag[16])
+{
+  uint8_t iv[12];
+  int outl = 0;
+  iv[0] = head[1];
+  iv[1] = 0x5a;
+  iv[2] = head[0];
+  iv[3] = 0;
+  memcpy (iv + 4, head + 2, 8);
+  if (a->fast != NULL) {
+    smc_gmac_tag (a->fast, iv, head, SMC_SHORT_HDR_LEN, payload, len, tag);
+    return 0;
+  }
+  if (EVP_EncryptInit_ex (a->ctx, NULL, NULL, NULL, iv) != 1 ||
+      EVP_EncryptUpdate (a->ctx, NULL, &outl, a->hash, SMC_HASH_LEN) != 1 ||
+      EVP_EncryptUpdate (a->ctx, NULL, &outl, head, SMC_SHORT_HDR_LEN) != 1 ||
+      (len > 0 && EVP_EncryptUpdate (a->ctx, NULL, &outl, payload, (int) len) != 1) ||
+      EVP_EncryptFinal_ex (a->ctx, tag, &outl) != 1 ||
+      EVP_CIPHER_CTX_ctrl (a->ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
+    return -1;
+  return 0;
+}
+
+int
+smc_auth_sign_short (smc_auth *a, const uint8_t *head, const uint8_t *payload, size_t len,
+                     uint8_t tag_out[SMC_SHORT_TAG_LEN])
+{
+  uint8_t tag[16];
+  if (gmac_short (a, head, payload, len, tag) < 0)
+    return -1;
+  memcpy (tag_out, tag, SMC_SHORT_TAG_LEN);
+  return 0;
+}
+
 static int
 gmac (smc_auth *a, const uint8_t *pkt, size_t len, uint8_t tag[16])
 {
@@ -475,6 +647,8 @@ int
 smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len)
 {
   uint8_t tag[16];
+  if (len >= SMC_SHORT_OVERHEAD && is_short (pkt[0] & 0x0f))
+    return smc_auth_sign_short (a, pkt, pkt + SMC_SHORT_HDR_LEN, len - SMC_SHORT_OVERHEAD, pkt + len - SMC_SHORT_TAG_LEN);
   if (len < SMC_HDR_LEN + SMC_TAG_LEN || gmac (a, pkt, len, tag) < 0)
     return -1;
   memcpy (pkt + len - SMC_TAG_LEN, tag, SMC_TAG_LEN);
@@ -486,10 +660,16 @@ smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len)
 {
   uint8_t tag[16];
   uint8_t diff = 0;
-  if (len < SMC_HDR_LEN + SMC_TAG_LEN || gmac (a, pkt, len, tag) < 0)
+  size_t tl = SMC_TAG_LEN;
+  if (len >= SMC_SHORT_OVERHEAD && is_short (pkt[0] & 0x0f)) {
+    tl = SMC_SHORT_TAG_LEN;
+    if (gmac_short (a, pkt, pkt + SMC_SHORT_HDR_LEN, len - SMC_SHORT_OVERHEAD, tag) < 0)
+      return -1;
+  } else if (len < SMC_HDR_LEN + SMC_TAG_LEN || gmac (a, pkt, len, tag) < 0) {
     return -1;
-  for (int i = 0; i < SMC_TAG_LEN; i++)
-    diff |= (uint8_t) (tag[i] ^ pkt[len - SMC_TAG_LEN + i]);
+  }
+  for (size_t i = 0; i < tl; i++)
+    diff |= (uint8_t) (tag[i] ^ pkt[len - tl + i]);
   return diff == 0 ? 0 : -1;
 }
 

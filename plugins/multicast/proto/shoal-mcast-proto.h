@@ -34,6 +34,14 @@ extern "C" {
 #define SMC_SRCREQ_BODY_LEN  10     /* node, chunk, block, bitmap length; then the bitmap */
 #define SMC_SRCREQ_MAX_MAP   32     /* bitmap bytes: one bit per source symbol of a block (k <= 256) */
 #define SMC_DEFAULT_CHUNK    (1u << 20)
+/* window mode (SMC_ANN_WINDOW): source and repair symbols travel in short
+ * packets, a 10-byte header and a 4-byte tag */
+#define SMC_SHORT_HDR_LEN    10
+#define SMC_SHORT_TAG_LEN    4
+#define SMC_SHORT_OVERHEAD   (SMC_SHORT_HDR_LEN + SMC_SHORT_TAG_LEN)   /* 14 bytes */
+#define SMC_WNACK_ENTRY_LEN  12
+#define SMC_MAX_WINDOW_CHUNKS 255  /* chunks per window (an ANNOUNCE byte) */
+#define SMC_DEFAULT_WINDOW_BYTES (16u << 20)
 
 typedef enum {
   SMC_PKT_DATA = 1,      /* sender -> group: one source or parity symbol */
@@ -43,6 +51,9 @@ typedef enum {
   SMC_PKT_CONTROL = 5,   /* sender -> one receiver (unicast): ack completion, evict */
   SMC_PKT_SRCREQ = 6,    /* receiver -> group: source symbols of a block that needs more
                           * than its parity still to come, asked for by index */
+  SMC_PKT_SDATA = 7,     /* sender -> group, window mode: one source symbol, short header */
+  SMC_PKT_REPAIR = 8,    /* sender -> group, window mode: one repair symbol of a window */
+  SMC_PKT_WNACK = 9,     /* receiver -> group, window mode: windows that still need symbols */
 } smc_pkt_type;
 
 /* ANNOUNCE flags */
@@ -50,6 +61,9 @@ typedef enum {
 #define SMC_ANN_INTERLEAVED 0x02  /* the first pass interleaves each chunk's blocks */
 #define SMC_ANN_SOLO 0x04  /* one receiver left to repair: it asks for every
                             * missing source symbol by SRCREQ, no parity */
+#define SMC_ANN_WINDOW 0x08  /* window mode: repair by the window code over
+                              * windows of window_chunks chunks, in short
+                              * packets (SDATA, REPAIR, WNACK) */
 
 typedef enum {
   SMC_STATE_WAITING = 0, /* announce: waiting for receivers to join */
@@ -87,9 +101,26 @@ typedef enum {
 typedef struct {
   uint8_t type;
   uint8_t flags;
-  uint16_t session;
-  uint32_t seq;
+  uint16_t session;      /* short packets (SDATA, REPAIR): its low byte */
+  uint32_t seq;          /* SDATA: its low 16 bits; REPAIR: 0 */
 } smc_hdr;
+
+/* window mode: a source symbol (SDATA) or a repair symbol (REPAIR) */
+typedef struct {
+  uint32_t chunk;        /* SDATA: the chunk; REPAIR: the window */
+  uint32_t esi;          /* SDATA: source symbol index in the chunk (< 0x8000);
+                          * REPAIR: the repair id (shoal-mcast-wc.h) */
+  const uint8_t *payload;
+  size_t payload_len;
+} smc_sdata;
+
+/* WNACK entry: a window that needs `need` more symbols */
+typedef struct {
+  uint32_t window;
+  uint32_t next;         /* highest repair serial received + 1 (0: none) */
+  uint16_t need;         /* independent repair symbols still needed (saturated) */
+  uint16_t missing;      /* source symbols it lacks (saturated) */
+} smc_wnack_entry;
 
 typedef struct {
   uint32_t chunk;
@@ -111,6 +142,9 @@ typedef struct {
   uint8_t lanes;         /* chunks interleaved in the first pass (1..SMC_MAX_LANES) */
   uint16_t receivers;    /* receivers in the session, as far as the sender knows (0: not said) */
   uint8_t flags;         /* SMC_ANN_* */
+  uint8_t window_chunks; /* with SMC_ANN_WINDOW: chunks per window (1 to
+                          * SMC_MAX_WINDOW_CHUNKS, in max_k's byte; max_k
+                          * then reads as SMC_DEFAULT_K); else 0 */
 } smc_announce;
 
 typedef struct {
@@ -184,6 +218,26 @@ size_t smc_build_srcreq   (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t 
 size_t smc_build_status   (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_status *s);
 size_t smc_build_control  (uint8_t *buf, size_t cap, const smc_hdr *h, const smc_control *c);
 
+/* window mode: the 10-byte head of an SDATA (chunk, esi < 0x8000, seq:
+ * the sender's counter, its low 16 bits go out) or REPAIR packet (window,
+ * repair id); payload and SMC_SHORT_TAG_LEN bytes of tag follow */
+void   smc_build_sdata_head  (uint8_t *buf, uint16_t session, uint32_t seq, uint32_t chunk, uint16_t esi);
+void   smc_build_repair_head (uint8_t *buf, uint16_t session, uint32_t window, uint32_t id);
+size_t smc_build_wnack (uint8_t *buf, size_t cap, const smc_hdr *h, uint32_t node,
+                        uint32_t seen, const smc_wnack_entry *e, uint16_t count);
+/* SDATA or REPAIR (h->type says which) */
+int    smc_parse_sdata (const uint8_t *buf, size_t len, smc_sdata *d);
+/* a WNACK reads into smc_nack (entries of SMC_WNACK_ENTRY_LEN bytes) */
+int    smc_parse_wnack (const uint8_t *buf, size_t len, smc_nack *n);
+void   smc_wnack_entry_get (const smc_nack *n, uint16_t i, smc_wnack_entry *e);
+
+/* the window code's seed for window w of the image whose manifest hash is
+ * id (shoal-mcast-wc.h): both ends draw the same rows */
+uint64_t smc_window_seed (const uint8_t id[SMC_HASH_LEN], uint32_t w);
+/* chunks of chunk_size bytes per window for about window_bytes (1 to
+ * SMC_MAX_WINDOW_CHUNKS) */
+uint32_t smc_window_chunks_for (uint64_t window_bytes, uint32_t chunk_size);
+
 /* Parse: return 0 on success, -1 if the packet is malformed. The parsed
  * structs point into buf. */
 int smc_parse_hdr      (const uint8_t *buf, size_t len, smc_hdr *h);
@@ -205,13 +259,21 @@ uint32_t smc_packet_node (const uint8_t *buf, size_t len);
 typedef struct smc_auth smc_auth;
 smc_auth *smc_auth_new  (const uint8_t key[SMC_KEY_LEN], const uint8_t manifest_hash[SMC_HASH_LEN]);
 void      smc_auth_free (smc_auth *a);
-int       smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len);          /* fills the tag */
+int       smc_auth_sign (smc_auth *a, uint8_t *pkt, size_t len);          /* fills the tag (4 bytes
+                                                                           * of a short packet's) */
 /* the tag of the packet head[0..head_len) ‖ payload[0..len) ‖ tag, for a
  * packet sent from separate buffers (same tag as smc_auth_sign of the
  * contiguous packet); node is the packet's node field (0 for the sender) */
 int       smc_auth_sign_split (smc_auth *a, const uint8_t *head, size_t head_len, uint32_t node,
                                const uint8_t *payload, size_t len, uint8_t tag[SMC_TAG_LEN]);
 int       smc_auth_verify (smc_auth *a, const uint8_t *pkt, size_t len);  /* 0 if genuine */
+/* the SMC_SHORT_TAG_LEN-byte tag of a short packet (SDATA, REPAIR) whose
+ * head is head[0..SMC_SHORT_HDR_LEN) and payload payload[0..len). Its
+ * nonce is made of the head (session, type, then seq, chunk and symbol,
+ * or window and repair id), unique as long as a repair id is never sent
+ * twice in a window with another payload */
+int       smc_auth_sign_short (smc_auth *a, const uint8_t *head, const uint8_t *payload, size_t len,
+                               uint8_t tag[SMC_SHORT_TAG_LEN]);
 /* Tags come from shoal's AES-NI + VPCLMULQDQ GMAC (shoal-mcast-gmac.h) when
  * the CPU has them, else from OpenSSL; both give the same bytes. on = 1
  * makes every smc_auth created after it use OpenSSL (tests, measurement). */

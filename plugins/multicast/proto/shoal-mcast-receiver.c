@@ -6,6 +6,7 @@
 #include "shoal-mcast-net.h"
 #include "shoal-mcast-sim.h"
 #include "shoal-mcast-sha.h"
+#include "shoal-mcast-wc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,7 +73,30 @@ typedef struct {
   uint8_t *have;
   blk *blocks;
   uint8_t blocks_done;
+  uint32_t got;             /* window mode: source symbols it has */
 } pend;
+
+/* window mode: one window of the window code (its chunks are the
+ * not-all-zero ones of ranks w * wc .. + wc) */
+enum { WND_OPEN, WND_DONE, WND_LOST };
+typedef struct {
+  uint32_t k;               /* source symbols */
+  uint32_t missing;         /* of them, not had */
+  uint32_t next;            /* highest repair serial had + 1 */
+  uint32_t short_by;        /* the last solve: independent symbols still needed */
+  uint32_t solve_at;        /* solve again once it holds this many repair symbols */
+  uint16_t nacks;
+  uint8_t state;            /* WND_OPEN; WND_DONE: solved or whole; WND_LOST:
+                             * a chunk of it is not held (done before, or
+                             * left for unicast), no repair: its chunks
+                             * finish by source symbols or by unicast */
+  uint8_t dirty;            /* a repair symbol came since the last solve */
+  uint8_t passed;           /* the first pass sent all of it, as far as seen */
+  uint8_t early;            /* scheduled by a silence, before it was seen passed */
+  uint64_t due;             /* 0: no NACK scheduled */
+  smc_wc_dec *dec;
+} wnd;
+
 
 struct smc_receiver {
   smc_receiver_config cfg;
@@ -165,6 +189,16 @@ struct smc_receiver {
   size_t nack_max;
   smc_receiver_stats st;
   volatile int cancelled;
+  /* window mode (SMC_ANN_WINDOW): windows of wc chunks; the first pass
+   * was seen past the windows before wcursor; those before wlow are done
+   * or lost */
+  uint32_t wc, n_windows, wk_max, wcursor, wlow;
+  uint32_t wrun;                 /* the window of the last repair symbol had, + 1 (0: none) */
+  uint64_t backlog_hi;           /* the last time its queue was a tenth full or more */
+  wnd *win;
+  uint8_t **wsym;
+  uint8_t *whave;
+  smc_wnack_entry *wnack_entries;
 };
 
 static void vlog (smc_receiver *r, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
@@ -498,6 +532,12 @@ smc_receiver_free (smc_receiver *r)
   free (r->pool);
   free (r->nack_buf);
   free (r->nack_entries);
+  for (uint32_t w = 0; r->win != NULL && w < r->n_windows; w++)
+    smc_wc_dec_free (r->win[w].dec);
+  free (r->win);
+  free (r->wsym);
+  free (r->whave);
+  free (r->wnack_entries);
   free (r);
 }
 
@@ -510,6 +550,8 @@ smc_receiver_chunk_state (smc_receiver *r, uint32_t idx)
 {
   return idx < r->m->n_chunks ? r->cstate[idx] : SMC_CHUNK_NEEDED;
 }
+
+static void window_lost (smc_receiver *r, uint32_t w, int all);
 
 static void
 settle (smc_receiver *r, uint32_t idx, uint8_t state)
@@ -534,6 +576,11 @@ settle (smc_receiver *r, uint32_t idx, uint8_t state)
     if (r->cfg.on_missing != NULL)
       r->cfg.on_missing (r->cfg.user, idx);
   }
+  if (r->win != NULL && old != SMC_CHUNK_VERIFYING && !(r->m->flags[idx] & SMC_CHUNK_ZERO) &&
+      r->win[r->rank[idx] / r->wc].state == WND_OPEN)
+    /* a chunk of an open window will not be held (left for unicast, or
+     * had from elsewhere): the window cannot be solved any more */
+    window_lost (r, r->rank[idx] / r->wc, state == SMC_CHUNK_EXTERNAL);
 }
 
 void
@@ -744,6 +791,15 @@ smc_receiver_supply_chunk (smc_receiver *r, uint32_t idx, const uint8_t *data, s
 static uint32_t
 window_now (const smc_receiver *r)
 {
+  if (r->win != NULL)
+    /* window mode: three times as many while the queue was a tenth full
+     * or more in the last second. A window's repair comes behind what the
+     * queue held when it was asked for, and its second round behind as
+     * much again: with a 64 MiB queue read at 150 MB/s, 800 ms, in which
+     * the receiver reads 120 chunks of 1 MiB (with twice window_chunks it
+     * left whole windows to unicast on their last round's way) */
+    return r->backlog_hi != 0 && smc_now_ns () - r->backlog_hi < 1000 * MS ? 3 * r->cfg.window_chunks
+                                                                           : r->cfg.window_chunks;
   return r->backlog >= WINDOW_GROW_PERMILLE ? r->cfg.window_chunks * 2 : r->cfg.window_chunks;
 }
 
@@ -782,6 +838,8 @@ pend_alloc (smc_receiver *r, uint32_t idx)
   memset (p->buf + p->g.len, 0, (size_t) p->g.n_src * r->S - p->g.len);
   for (int b = 0; b < p->g.n_blocks; b++)
     p->blocks[b].k = smc_geom_k (&p->g, (uint8_t) b);
+  if (r->win != NULL)
+    p->g.n_blocks = 0;  /* window mode: no Reed-Solomon blocks */
   r->plist[r->np++] = p;
   if (r->np > r->st.max_pending)
     r->st.max_pending = r->np;
@@ -985,6 +1043,20 @@ path_mtu_hint (const smc_receiver *r)
   return r->sending_seen && !r->full_data;
 }
 
+/* the chunk a symbol came for, in assembly (allocated now if it was not);
+ * NULL when it is not needed (a duplicate), or without memory */
+static pend *
+data_pend (smc_receiver *r, uint32_t chunk)
+{
+  pend *p;
+  if (r->cstate[chunk] != SMC_CHUNK_NEEDED && r->cstate[chunk] != SMC_CHUNK_PENDING) {
+    r->st.dup++;
+    return NULL;
+  }
+  p = r->by_idx[chunk];
+  return p != NULL ? p : pend_alloc (r, chunk);
+}
+
 static void
 handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
 {
@@ -1011,12 +1083,7 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
     leave_for_unicast (r, SMC_REASON_PATH_MTU);
     return;
   }
-  if (r->cstate[d.chunk] != SMC_CHUNK_NEEDED && r->cstate[d.chunk] != SMC_CHUNK_PENDING) {
-    r->st.dup++;
-    return;
-  }
-  p = r->by_idx[d.chunk];
-  if (p == NULL && (p = pend_alloc (r, d.chunk)) == NULL)
+  if ((p = data_pend (r, d.chunk)) == NULL)
     return;
   parity = (d.esi & SMC_PARITY_FLAG) != 0;
   if (parity) {
@@ -1072,6 +1139,343 @@ handle_data (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
     decode_block (r, p, b);
 }
 
+/* ---------------- window mode: the window code ---------------- */
+
+/* the ranks of window w's chunks: [*r0, *r1) */
+static void
+window_ranks (const smc_receiver *r, uint32_t w, uint32_t *r0, uint32_t *r1)
+{
+  uint32_t nz = r->rank[r->m->n_chunks];
+  *r0 = w * r->wc;
+  *r1 = *r0 + r->wc < nz ? *r0 + r->wc : nz;
+}
+
+/* every chunk of a solved (or whole) window goes to be verified */
+static void
+window_done (smc_receiver *r, uint32_t w)
+{
+  wnd *x = &r->win[w];
+  uint32_t r0, r1;
+  x->state = WND_DONE;
+  x->due = 0;
+  smc_wc_dec_free (x->dec);
+  x->dec = NULL;
+  window_ranks (r, w, &r0, &r1);
+  for (uint32_t k = r0; k < r1; k++) {
+    pend *p = r->by_idx[r->byrank[k]];
+    if (p != NULL)
+      finish_chunk (r, p);
+  }
+}
+
+/* the window cannot be solved (a chunk of it is not held, or its repair
+ * does not get through): its whole chunks go to be verified, the others
+ * finish by source symbols still to come, or by unicast once the first
+ * pass has passed them (or at once: all) */
+static void
+window_lost (smc_receiver *r, uint32_t w, int all)
+{
+  wnd *x = &r->win[w];
+  uint32_t r0, r1;
+  if (x->state != WND_OPEN)
+    return;
+  x->state = WND_LOST;
+  x->due = 0;
+  smc_wc_dec_free (x->dec);
+  x->dec = NULL;
+  window_ranks (r, w, &r0, &r1);
+  for (uint32_t k = r0; k < r1; k++) {
+    uint32_t c = r->byrank[k];
+    pend *p = r->by_idx[c];
+    if (p != NULL && p->got == p->g.n_src)
+      finish_chunk (r, p);
+    else if ((all || x->passed) && (r->cstate[c] == SMC_CHUNK_NEEDED || r->cstate[c] == SMC_CHUNK_PENDING))
+      settle (r, c, SMC_CHUNK_EXTERNAL);
+  }
+}
+
+/* solves window w from the repair symbols it holds, every chunk of it in
+ * memory (those of which nothing came are allocated now) */
+static void
+window_solve (smc_receiver *r, uint32_t w)
+{
+  wnd *x = &r->win[w];
+  uint32_t r0, r1, n = 0;
+  int rc;
+  x->dirty = 0;
+  if (x->dec == NULL || x->state != WND_OPEN)
+    return;
+  x->solve_at = smc_wc_dec_held (x->dec) + 1;
+  window_ranks (r, w, &r0, &r1);
+  for (uint32_t k = r0; k < r1; k++) {
+    uint32_t c = r->byrank[k];
+    if (r->cstate[c] == SMC_CHUNK_NEEDED && (r->np >= window_now (r) || pend_alloc (r, c) == NULL))
+      return;  /* no room now: asked again at the next NACK */
+  }
+  for (uint32_t k = r0; k < r1; k++) {
+    pend *p = r->by_idx[r->byrank[k]];
+    if (p == NULL)
+      return;
+    for (uint32_t j = 0; j < p->g.n_src; j++, n++) {
+      r->wsym[n] = p->buf + (size_t) j * r->S;
+      r->whave[n] = p->have[j];
+    }
+  }
+  rc = smc_wc_dec_solve (x->dec, r->wsym, r->whave, NULL);
+  if (rc == 0) {
+    r->st.decodes++;
+    r->st.parity_used += x->missing;
+    for (uint32_t k = r0; k < r1; k++) {
+      pend *p = r->by_idx[r->byrank[k]];
+      memset (p->have, 1, p->g.n_src);
+      p->got = p->g.n_src;
+    }
+    x->missing = 0;
+    window_done (r, w);
+  } else if (rc > 0) {
+    x->short_by = (uint32_t) rc;
+    x->solve_at = smc_wc_dec_held (x->dec) + (uint32_t) rc;
+  } else {
+    vlog (r, "window %u: %u symbols missing, more than a solve takes: left for unicast", w, x->missing);
+    window_lost (r, w, 1);
+  }
+}
+
+/* independent repair symbols window w still needs */
+static uint32_t
+window_need (const smc_receiver *r, uint32_t w)
+{
+  const wnd *x = &r->win[w];
+  uint32_t held = x->dec != NULL ? smc_wc_dec_held (x->dec) : 0;
+  if (held < x->missing)
+    return x->missing - held;
+  return x->solve_at > held ? x->solve_at - held : 1;
+}
+
+/* the first NACK for a window, after a random delay shorter the more it
+ * needs (as for a block: the neediest tends to speak first and silence
+ * the others) */
+static void
+wschedule (smc_receiver *r, uint32_t w, uint64_t now)
+{
+  wnd *x = &r->win[w];
+  if (x->state != WND_OPEN || x->due != 0 || x->missing == 0)
+    return;
+  x->due = now + 1 + rnd (r) % ((uint64_t) r->cfg.nack_backoff_us * 1000 / window_need (r, w) + 1);
+}
+
+/* the first pass has sent every symbol of window w */
+static void
+window_passed (smc_receiver *r, uint32_t w, uint64_t now)
+{
+  wnd *x = &r->win[w];
+  uint32_t r0, r1;
+  x->passed = 1;
+  if (x->state == WND_OPEN) {
+    wschedule (r, w, now);
+    return;
+  }
+  if (x->state != WND_LOST)
+    return;
+  window_ranks (r, w, &r0, &r1);
+  for (uint32_t k = r0; k < r1; k++) {
+    uint32_t c = r->byrank[k];
+    if (r->cstate[c] == SMC_CHUNK_NEEDED || r->cstate[c] == SMC_CHUNK_PENDING)
+      settle (r, c, SMC_CHUNK_EXTERNAL);
+  }
+}
+
+/* A packet other than a repair symbol of window wrun came (any but
+ * w_except + 1): the sender's answer to its last NACK is over, since it
+ * sends a window's repair symbols back to back. Still short, it asks
+ * again now, not a retry time and its queue's delay later (a receiver
+ * behind a queue of 400 ms asked for the second round of its oldest
+ * window 400 ms after the first had come, and left it to unicast when
+ * it had to make room for the next). */
+static void
+wrun_end (smc_receiver *r, uint32_t w_except, uint64_t now)
+{
+  wnd *x;
+  if (r->wrun == 0 || r->wrun == w_except + 1)
+    return;
+  x = &r->win[r->wrun - 1];
+  r->wrun = 0;
+  if (x->state == WND_OPEN && x->due > now && x->nacks > 0 && !x->early)
+    x->due = now;
+}
+
+/* a symbol of chunk c came: the windows before c's were passed */
+static void
+wadvance (smc_receiver *r, uint32_t c, uint64_t now)
+{
+  uint32_t w = r->rank[c] / r->wc;
+  r->cursor_valid = 1;
+  if (r->rank[c] / r->lanes > r->cursor_grp)
+    r->cursor_grp = r->rank[c] / r->lanes;
+  for (; r->wcursor < w; r->wcursor++)
+    window_passed (r, r->wcursor, now);
+}
+
+/* the windows at the first ANNOUNCE: a window with a chunk already had
+ * (before the session, from elsewhere) cannot be solved. The chunks held
+ * at once are three windows and a group at least, six while the socket's
+ * queue is a tenth full or more: a receiver behind its queue asks for a
+ * window's repair when it reads the next window, and the repair comes
+ * behind what the queue holds (the sender slows down when it is half
+ * full: two windows of 16 MiB in 64 MiB); with two, such receivers (150
+ * MB/s at MTU 9000 and 5 %, the sender capped at 10 Gbit/s) left whole
+ * windows to unicast just before their repair was read */
+static int
+windows_init (smc_receiver *r)
+{
+  uint32_t nz = r->rank[r->m->n_chunks], need;
+  r->n_windows = (nz + r->wc - 1) / r->wc;
+  r->win = calloc (r->n_windows ? r->n_windows : 1, sizeof *r->win);
+  if (r->win == NULL)
+    return -1;
+  for (uint32_t k = 0; k < nz; k++) {
+    smc_geom g;
+    uint32_t c = r->byrank[k];
+    wnd *x = &r->win[k / r->wc];
+    if (smc_geom_init (&g, smc_manifest_chunk_len (r->m, c), r->S, r->ann.max_k) < 0)
+      return -1;
+    x->k += g.n_src;
+    x->missing += g.n_src;
+    if (x->k > r->wk_max)
+      r->wk_max = x->k;
+  }
+  r->wsym = malloc (((size_t) r->wk_max + 1) * sizeof *r->wsym);
+  r->whave = malloc ((size_t) r->wk_max + 1);
+  if (r->wsym == NULL || r->whave == NULL)
+    return -1;
+  need = 3 * r->wc + r->lanes;
+  if (r->cfg.window_chunks > need)
+    need = r->cfg.window_chunks;
+  {
+    pend **pl = realloc (r->plist, (size_t) need * 3 * sizeof *pl);
+    uint8_t **pool = pl != NULL ? realloc (r->pool, (size_t) need * sizeof *pool) : NULL;
+    if (pl != NULL)
+      r->plist = pl;
+    if (pool == NULL)
+      return -1;
+    r->pool = pool;
+    r->cfg.window_chunks = need;
+  }
+  for (uint32_t k = 0; k < nz; k++) {
+    uint32_t c = r->byrank[k];
+    if (r->cstate[c] != SMC_CHUNK_NEEDED)
+      window_lost (r, k / r->wc, 0);
+  }
+  return 0;
+}
+
+static void
+handle_sdata (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_sdata d;
+  pend *p;
+  wnd *x;
+  uint32_t off, w;
+  if (!r->have_ann || r->win == NULL || smc_parse_sdata (buf, len, &d) < 0 || d.chunk >= r->m->n_chunks ||
+      (r->m->flags[d.chunk] & SMC_CHUNK_ZERO)) {
+    r->st.bad++;
+    return;
+  }
+  r->st.data_pkts++;
+  if (d.payload_len == r->S)
+    r->full_data = 1;
+  else if (++r->short_data >= 3 && !r->full_data && r->rx_state == SMC_RX_RECEIVING) {
+    vlog (r, "no full-size packet of %u bytes came, only short ones: finishing by unicast",
+          (uint32_t) r->S + SMC_SHORT_OVERHEAD + SMC_IPUDP_OVERHEAD);
+    leave_for_unicast (r, SMC_REASON_PATH_MTU);
+    return;
+  }
+  wadvance (r, d.chunk, now);
+  wrun_end (r, UINT32_MAX, now);
+  if ((p = data_pend (r, d.chunk)) == NULL)
+    return;
+  off = d.esi * r->S;
+  if (d.esi >= p->g.n_src || d.payload_len != (p->g.len - off < r->S ? p->g.len - off : r->S)) {
+    r->st.bad++;
+    return;
+  }
+  if (p->have[d.esi]) {
+    r->st.dup++;
+    return;
+  }
+  memcpy (p->buf + off, d.payload, d.payload_len);
+  p->have[d.esi] = 1;
+  p->got++;
+  w = r->rank[d.chunk] / r->wc;
+  x = &r->win[w];
+  if (x->state == WND_OPEN) {
+    x->missing--;
+    if (x->missing == 0)
+      window_done (r, w);
+    else if (x->dec != NULL && smc_wc_dec_held (x->dec) >= x->missing && smc_wc_dec_held (x->dec) >= x->solve_at)
+      x->dirty = 1;
+  } else if (p->got == p->g.n_src) {
+    finish_chunk (r, p);
+  }
+}
+
+static void
+handle_repair (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_sdata d;
+  wnd *x;
+  uint32_t serial;
+  if (!r->have_ann || r->win == NULL || smc_parse_sdata (buf, len, &d) < 0 || d.chunk >= r->n_windows ||
+      d.payload_len != r->S) {
+    r->st.bad++;
+    return;
+  }
+  r->st.data_pkts++;
+  r->full_data = 1;
+  wrun_end (r, d.chunk, now);
+  r->wrun = d.chunk + 1;
+  x = &r->win[d.chunk];
+  serial = d.esi & SMC_WC_SERIAL_MASK;
+  if (serial >= x->next)
+    x->next = serial + 1;
+  if (x->state != WND_OPEN) {
+    r->st.dup++;
+    return;
+  }
+  if (x->dec == NULL && (x->dec = smc_wc_dec_new (smc_window_seed (r->m->id, d.chunk), x->k, r->S)) == NULL)
+    return;
+  if (smc_wc_dec_add (x->dec, d.esi, d.payload) != 0) {
+    r->st.dup++;
+    return;
+  }
+  if (smc_wc_dec_held (x->dec) >= x->missing && smc_wc_dec_held (x->dec) >= x->solve_at)
+    window_solve (r, d.chunk);
+}
+
+/* another receiver's WNACK: asking for as much as this one would, or more,
+ * silences its own (any new repair symbol serves every receiver) */
+static void
+handle_wnack_overheard (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
+{
+  smc_nack n;
+  if (r->win == NULL || smc_parse_wnack (buf, len, &n) < 0 || n.node == r->node)
+    return;
+  for (uint16_t i = 0; i < n.count; i++) {
+    smc_wnack_entry e;
+    wnd *x;
+    smc_wnack_entry_get (&n, i, &e);
+    if (e.window >= r->n_windows)
+      continue;
+    x = &r->win[e.window];
+    if (x->state != WND_OPEN || x->due == 0)
+      continue;
+    if (e.need >= window_need (r, e.window)) {
+      x->due = now + r->cfg.nack_retry_ms * MS;
+      r->st.nacks_suppressed++;
+    }
+  }
+}
+
 /* ---------------- control ---------------- */
 
 static void
@@ -1085,6 +1489,11 @@ settle_all_external (smc_receiver *r, uint32_t from)
 static void
 drain_schedule (smc_receiver *r, uint64_t now)
 {
+  if (r->win != NULL) {
+    for (; r->wcursor < r->n_windows; r->wcursor++)
+      window_passed (r, r->wcursor, now);
+    return;
+  }
   for (uint32_t i = 0; i < r->m->n_chunks; i++) {
     if (r->cstate[i] != SMC_CHUNK_NEEDED)
       continue;
@@ -1126,21 +1535,31 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
     }
     r->rank[r->m->n_chunks] = nz;
     r->lanes = a.lanes;
-    r->have_ann = 1;
     r->ann = a;
     r->S = a.symbol_size;
+    if ((a.flags & SMC_ANN_WINDOW) && (a.window_chunks % r->lanes != 0 || (r->wc = a.window_chunks, windows_init (r) < 0))) {
+      /* a window of part of a group, or no memory: this receiver cannot
+       * take part; it waits for an ANNOUNCE it can use */
+      r->wc = 0;
+      free (r->win);
+      r->win = NULL;
+      r->st.bad++;
+      return;
+    }
+    r->have_ann = 1;
     /* STATUS goes back to the sender's transmit port (one per session) */
     r->sender = *from;
     r->rx_state = SMC_RX_RECEIVING;
     r->next_status = now;
     vlog (r, "joined session %u: state %u position %u", r->cfg.join.session, a.state, a.position);
     r->st.path_mtu = r->sock.tap != NULL ? 0 : (uint32_t) smc_path_mtu (from);
-    if (r->st.path_mtu != 0 && (uint32_t) a.symbol_size + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD > r->st.path_mtu) {
+    if (r->st.path_mtu != 0 && (uint32_t) a.symbol_size + (r->win != NULL ? SMC_SHORT_OVERHEAD : SMC_DATA_OVERHEAD) + SMC_IPUDP_OVERHEAD > r->st.path_mtu) {
       /* no DATA packet would reach us (the sender's LAN has jumbo frames,
        * this host's interface not): rather than lose them all and ask for
        * repair until the sender evicts us, say so and take it by unicast */
       vlog (r, "the session's packets (%u bytes) exceed the MTU toward the sender (%u): finishing by unicast",
-            (uint32_t) a.symbol_size + SMC_DATA_OVERHEAD + SMC_IPUDP_OVERHEAD, r->st.path_mtu);
+            (uint32_t) a.symbol_size + (r->win != NULL ? SMC_SHORT_OVERHEAD : SMC_DATA_OVERHEAD) + SMC_IPUDP_OVERHEAD,
+            r->st.path_mtu);
       leave_for_unicast (r, SMC_REASON_MTU);
       return;
     }
@@ -1155,6 +1574,9 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
       r->cursor_grp = r->rank[upto] / r->lanes;
       r->cursor_pos = 0;
       r->cursor_scan = upto;
+      if (r->win != NULL)
+        for (; r->wcursor < r->n_windows && r->wcursor < r->rank[upto] / r->wc; r->wcursor++)
+          window_passed (r, r->wcursor, now);
     }
   }
   r->ann.state = a.state;
@@ -1307,7 +1729,8 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     r->st.bad++;
     return;
   }
-  if (h.session != r->cfg.join.session) {
+  if (h.type == SMC_PKT_SDATA || h.type == SMC_PKT_REPAIR ? h.session != (uint8_t) r->cfg.join.session
+                                                           : h.session != r->cfg.join.session) {
     r->st.wrong_session++;
     return;
   }
@@ -1315,7 +1738,8 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     r->st.forged++;
     return;
   }
-  if (h.type == SMC_PKT_DATA || h.type == SMC_PKT_ANNOUNCE || h.type == SMC_PKT_CONTROL) {
+  if (h.type == SMC_PKT_DATA || h.type == SMC_PKT_ANNOUNCE || h.type == SMC_PKT_CONTROL ||
+      h.type == SMC_PKT_SDATA || h.type == SMC_PKT_REPAIR) {
     if (r->have_ann && from->sin_addr.s_addr != r->sender.sin_addr.s_addr && r->auth == NULL) {
       r->st.forged++;  /* without a key, only the announcing sender is trusted */
       return;
@@ -1329,7 +1753,24 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     break;
   case SMC_PKT_ANNOUNCE:
     track_seq (r, h.seq, now);
+    if (r->win != NULL)
+      wrun_end (r, UINT32_MAX, now);
     handle_announce (r, buf, len, from, now);
+    break;
+  case SMC_PKT_SDATA:
+    /* its sequence number is the low 16 bits of the sender's counter:
+     * the nearest to the highest seen (an ANNOUNCE, sent first, gives
+     * all 32) */
+    if (r->seq_valid)
+      track_seq (r, r->seq_max + (uint32_t) (int32_t) (int16_t) (uint16_t) (h.seq - r->seq_max), now);
+    handle_sdata (r, buf, len, now);
+    break;
+  case SMC_PKT_REPAIR:
+    r->seq_last_ns = now;
+    handle_repair (r, buf, len, now);
+    break;
+  case SMC_PKT_WNACK:
+    handle_wnack_overheard (r, buf, len, now);
     break;
   case SMC_PKT_NACK:
     handle_nack_overheard (r, buf, len, now);
@@ -1411,11 +1852,14 @@ send_status (smc_receiver *r)
   send_signed (r, buf, len, &r->sender);
 }
 
+/* the NACK or WNACK of n entries in nack_buf (window mode: wnack_entries) */
 static void
 flush_nacks (smc_receiver *r, size_t n)
 {
   smc_hdr h = { .session = r->cfg.join.session, .seq = ++r->mc_seq };
-  size_t len = smc_build_nack (r->nack_buf, 65536, &h, r->node, r->seq_max, r->nack_entries, (uint16_t) n);
+  size_t len = r->win != NULL
+             ? smc_build_wnack (r->nack_buf, 65536, &h, r->node, r->seq_max, r->wnack_entries, (uint16_t) n)
+             : smc_build_nack (r->nack_buf, 65536, &h, r->node, r->seq_max, r->nack_entries, (uint16_t) n);
   send_signed (r, r->nack_buf, len, NULL);
   r->st.nacks_sent++;
   r->st.nack_entries_sent += n;
@@ -1458,11 +1902,65 @@ blk_answer_lost (const smc_receiver *r, const blk *bk)
  * receiver that stays behind never empties its socket, and the chunks
  * whose resent symbols were lost again waited until the window left them
  * to unicast (16-132 of 512 at MTU 9000, 5 % loss). */
+/* window mode: the windows whose NACK is due ask for what they need (a
+ * solve first, when repair symbols came since the last); a window NACKed
+ * for NACK_GIVEUP_MS without its repair goes to unicast */
+static void
+wnack_scan (smc_receiver *r, uint64_t now)
+{
+  size_t n = 0, max = ((size_t) r->S + SMC_SHORT_HDR_LEN - SMC_HDR_LEN - SMC_NACK_BODY_LEN) / SMC_WNACK_ENTRY_LEN;
+  uint32_t end = r->wcursor + 1 < r->n_windows ? r->wcursor + 1 : r->n_windows;
+  if (r->nack_buf == NULL && (r->nack_buf = malloc (65536)) == NULL)
+    return;
+  if (r->wnack_entries == NULL && (r->wnack_entries = calloc (max, sizeof *r->wnack_entries)) == NULL)
+    return;
+  while (r->wlow < r->n_windows && r->win[r->wlow].state != WND_OPEN)
+    r->wlow++;
+  for (uint32_t w = r->wlow; w < end; w++) {
+    wnd *x = &r->win[w];
+    uint32_t need;
+    int first;
+    if (x->state != WND_OPEN || x->due == 0 || x->due > now)
+      continue;
+    if (x->dirty) {
+      window_solve (r, w);
+      if (x->state != WND_OPEN)
+        continue;
+    }
+    need = window_need (r, w);
+    first = x->nacks == 0;
+    if (!x->early && (first || r->backlog < WINDOW_GROW_PERMILLE))
+      x->nacks++;
+    if (!x->early && x->nacks > NACK_GIVEUP_MS / (r->cfg.nack_retry_ms ? r->cfg.nack_retry_ms : 1) + 1) {
+      vlog (r, "window %u: no repair after %u ms of NACKs, left for unicast", w, NACK_GIVEUP_MS);
+      window_lost (r, w, 1);
+      continue;
+    }
+    x->due = x->early ? 0 : now + r->cfg.nack_retry_ms * MS + r->qdelay;
+    x->early = 0;
+    if (!first)
+      r->st.nack_entries_retry++;
+    r->wnack_entries[n++] = (smc_wnack_entry) { .window = w, .next = x->next,
+                                                .need = (uint16_t) (need > UINT16_MAX ? UINT16_MAX : need),
+                                                .missing = (uint16_t) (x->missing > UINT16_MAX ? UINT16_MAX : x->missing) };
+    if (n == max) {
+      flush_nacks (r, n);
+      n = 0;
+    }
+  }
+  if (n > 0)
+    flush_nacks (r, n);
+}
+
 static void
 nack_scan (smc_receiver *r, uint64_t now, int queue_empty)
 {
   size_t n = 0;
   uint64_t asked = 0;
+  if (r->win != NULL) {
+    wnack_scan (r, now);
+    return;
+  }
   if (r->nack_buf == NULL) {
     r->nack_max = (size_t) (r->ann.symbol_size + SMC_DATA_HDR_LEN - SMC_HDR_LEN - SMC_NACK_BODY_LEN) / SMC_NACK_ENTRY_LEN;
     r->nack_buf = malloc (65536);
@@ -1569,6 +2067,8 @@ status_tick (smc_receiver *r, uint64_t now)
   if (r->have_ann && now >= r->backlog_read + 5 * MS) {
     r->backlog = smc_sock_backlog_permille (&r->sock);
     r->backlog_read = now;
+    if (r->backlog >= WINDOW_GROW_PERMILLE)
+      r->backlog_hi = now;
     /* with a queue a tenth full the packet read last is a recent one */
     r->qdelay = r->backlog >= WINDOW_GROW_PERMILLE ? smc_sock_queue_delay_ns (&r->sock) : 0;
     if (r->qdelay < QDELAY_MIN_MS * MS)
@@ -1624,6 +2124,9 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
       if (bk->due != 0 && !bk->done && due < next)
         next = due;
     }
+  for (uint32_t w = r->wlow; r->win != NULL && w < r->n_windows && w <= r->wcursor; w++)
+    if (r->win[w].state == WND_OPEN && r->win[w].due != 0 && r->win[w].due < next)
+      next = r->win[w].due;
   if (next <= now) {
     if (!queue_empty && r->nack_defer_since == 0)
       r->nack_defer_since = now;
@@ -1641,6 +2144,11 @@ timers (smc_receiver *r, uint64_t now, int queue_empty)
      * each). Earlier in the pass a silence is an outage: what it took is
      * asked for when packets come again */
     r->silence_scan = now;
+    for (uint32_t w = r->wcursor; r->win != NULL && w < r->n_windows; w++)
+      if (r->win[w].state == WND_OPEN && r->win[w].due == 0 && r->win[w].missing > 0 && r->win[w].missing < r->win[w].k) {
+        r->win[w].early = 1;
+        wschedule (r, w, now);
+      }
     for (uint32_t i = 0; i < r->np; i++)
       for (int b = 0; b < r->plist[i]->g.n_blocks; b++) {
         blk *bk = &r->plist[i]->blocks[b];

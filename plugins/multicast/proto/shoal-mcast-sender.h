@@ -52,12 +52,14 @@ typedef struct {
   uint64_t slow_since_ns;   /* its drain has been under slow_ratio of the
                              * group's pace since then (0: it is not) */
   uint32_t slow_reports;    /* reports in a row saying so */
+  uint32_t drain_reports;   /* its reports with a drain (chunks finished since the one before) */
 } smc_node_info;
 
 typedef struct {
   uint64_t data_pkts, parity_pkts, parity_proactive, control_pkts, bytes;
   uint64_t nacks_rx, nack_entries, forged, bad;
   uint64_t srcreqs_rx;      /* SRCREQ packets: source symbols asked for by index */
+  uint64_t repair_pkts;     /* window mode: repair symbols sent (in parity_pkts too) */
   uint64_t source_resent;   /* source symbols sent again for them */
   uint64_t rate_bps;        /* current paced rate (wire bits/s) */
   uint64_t start_ns, data_start_ns, drain_ns, end_ns;
@@ -92,6 +94,12 @@ typedef struct {
   const smc_manifest *manifest;
   uint16_t mtu;             /* 1500 default */
   uint8_t max_k;            /* FEC block size, SMC_DEFAULT_K */
+  /* window mode (SMC_ANN_WINDOW) when not 0: repair by the window code
+   * (shoal-mcast-wc.h) over windows of this many chunks that are not
+   * all-zero (rounded up to a multiple of lanes; at most
+   * SMC_MAX_WINDOW_CHUNKS; smc_window_chunks_for gives about 16 MiB), in
+   * 14-byte-header packets. 0: Reed-Solomon blocks of max_k in each chunk */
+  uint32_t window_chunks;
   /* chunks whose first pass is interleaved symbol by symbol (1 to
    * SMC_MAX_LANES; 0: SMC_DEFAULT_LANES): their receivers finish them
    * together and hash them in one pass (shoal-mcast-sha.h) */

@@ -351,6 +351,7 @@ setup (smc_sim *sim, char *err, size_t errlen)
   sc.rate_max_bps = c->rate_bps;
   sc.rate_min_bps = c->rate_min_bps;
   sc.slow_ratio_permille = c->slow_ratio_permille;
+  sc.window_chunks = c->window_chunks;
   sc.expected = c->receivers;
   sc.verbose = c->verbose;
   sc.read_chunk = read_chunk;

@@ -99,6 +99,7 @@ typedef struct {
    * bytes/s (0: it says nothing); with intake_Bps, a slow disk */
   uint64_t drain_Bps[SMC_SIM_MAX_RECEIVERS + 1];
   uint32_t slow_ratio_permille; /* smc_sender_config's (default 500) */
+  uint32_t window_chunks;   /* smc_sender_config's: 0, Reed-Solomon blocks (default) */
   /* called for every packet on its way (after the loss above spared it):
    * SMC_SIM_DELIVER or SMC_SIM_DROP; it may change the packet in place
    * (*len at most cap bytes) and send others with smc_sim_inject */

@@ -384,6 +384,98 @@ auth_checks (void)
 }
 
 /* the same checks with each tag backend this CPU has */
+/* window mode's packets: short SDATA and REPAIR heads, WNACK; their 4-byte
+ * tags, each tied to its head (a payload changed, or the same bytes under
+ * the other type, does not verify); an SDATA's esi stays under 0x8000 */
+static void
+test_short_packets (void)
+{
+  static const uint8_t key[SMC_KEY_LEN] = { 1, 2, 3 }, hash[SMC_HASH_LEN] = { 4, 5, 6 };
+  uint8_t pkt[64], pay[40], buf[256];
+  smc_auth *a = smc_auth_new (key, hash);
+  smc_hdr h;
+  smc_sdata d;
+  smc_nack n;
+  smc_wnack_entry e[2] = { { .window = 7, .next = 300, .need = 65535, .missing = 12 },
+                           { .window = 0xfffffffe, .next = 0, .need = 1, .missing = 1 } }, got;
+  size_t len = SMC_SHORT_OVERHEAD + sizeof pay;
+  for (size_t i = 0; i < sizeof pay; i++)
+    pay[i] = (uint8_t) (i * 7);
+  smc_build_sdata_head (pkt, 0x1234, 0x56789, 42, 0x7fff);
+  memcpy (pkt + SMC_SHORT_HDR_LEN, pay, sizeof pay);
+  g_assert_cmpint (smc_auth_sign (a, pkt, len), ==, 0);
+  g_assert_cmpint (smc_parse_hdr (pkt, len, &h), ==, 0);
+  g_assert_cmpuint (h.type, ==, SMC_PKT_SDATA);
+  g_assert_cmpuint (h.session, ==, 0x34);
+  g_assert_cmpuint (h.seq, ==, 0x6789);
+  g_assert_cmpint (smc_parse_sdata (pkt, len, &d), ==, 0);
+  g_assert_cmpuint (d.chunk, ==, 42);
+  g_assert_cmpuint (d.esi, ==, 0x7fff);
+  g_assert_cmpuint (d.payload_len, ==, sizeof pay);
+  g_assert_cmpmem (d.payload, d.payload_len, pay, sizeof pay);
+  g_assert_cmpuint (smc_packet_node (pkt, len), ==, 0);
+  g_assert_cmpint (smc_auth_verify (a, pkt, len), ==, 0);
+  pkt[SMC_SHORT_HDR_LEN + 3] ^= 1;
+  g_assert_cmpint (smc_auth_verify (a, pkt, len), <, 0);
+  pkt[SMC_SHORT_HDR_LEN + 3] ^= 1;
+  /* the same head bytes as a REPAIR: another nonce, another tag */
+  pkt[0] = (uint8_t) ((SMC_VERSION << 4) | SMC_PKT_REPAIR);
+  g_assert_cmpint (smc_auth_verify (a, pkt, len), <, 0);
+  /* an SDATA naming a symbol at 0x8000 or above is malformed */
+  smc_build_sdata_head (pkt, 1, 1, 1, 0x8000);
+  g_assert_cmpint (smc_parse_sdata (pkt, len, &d), <, 0);
+  /* REPAIR: window and a 32-bit id; a payload is required */
+  smc_build_repair_head (pkt, 0x1234, 9, 0xab000001);
+  g_assert_cmpint (smc_auth_sign (a, pkt, len), ==, 0);
+  g_assert_cmpint (smc_auth_verify (a, pkt, len), ==, 0);
+  g_assert_cmpint (smc_parse_sdata (pkt, len, &d), ==, 0);
+  g_assert_cmpuint (d.chunk, ==, 9);
+  g_assert_cmpuint (d.esi, ==, 0xab000001);
+  g_assert_cmpint (smc_parse_sdata (pkt, SMC_SHORT_OVERHEAD, &d), <, 0);
+  /* WNACK */
+  h = (smc_hdr) { .session = 0x1234, .seq = 77 };
+  len = smc_build_wnack (buf, sizeof buf, &h, 99, 1000, e, 2);
+  g_assert_cmpuint (len, ==, SMC_HDR_LEN + SMC_NACK_BODY_LEN + 2 * SMC_WNACK_ENTRY_LEN + SMC_TAG_LEN);
+  g_assert_cmpint (smc_auth_sign (a, buf, len), ==, 0);
+  g_assert_cmpint (smc_auth_verify (a, buf, len), ==, 0);
+  g_assert_cmpint (smc_parse_wnack (buf, len, &n), ==, 0);
+  g_assert_cmpuint (smc_packet_node (buf, len), ==, 99);
+  g_assert_cmpuint (n.count, ==, 2);
+  g_assert_cmpuint (n.seen, ==, 1000);
+  smc_wnack_entry_get (&n, 1, &got);
+  g_assert_cmpuint (got.window, ==, 0xfffffffe);
+  smc_wnack_entry_get (&n, 0, &got);
+  g_assert_cmpuint (got.next, ==, 300);
+  g_assert_cmpuint (got.need, ==, 65535);
+  g_assert_cmpuint (got.missing, ==, 12);
+  g_assert_cmpint (smc_parse_nack (buf, len, &n), <, 0);
+  g_assert_cmpint (smc_parse_wnack (buf, len - 1, &n), <, 0);
+  g_assert_cmpuint (smc_build_wnack (buf, len - 1, &h, 99, 1000, e, 2), ==, 0);
+  smc_auth_free (a);
+}
+
+/* window mode in the ANNOUNCE: the window's chunks in max_k's byte */
+static void
+test_announce_window (void)
+{
+  uint8_t buf[128];
+  smc_hdr h = { .session = 3, .seq = 1 };
+  smc_announce a = { .image_size = 10 << 20, .chunk_size = 1 << 20, .n_chunks = 10, .symbol_size = 1458,
+                     .max_k = SMC_DEFAULT_K, .lanes = 2, .flags = SMC_ANN_WINDOW, .window_chunks = 16 }, b;
+  size_t len = smc_build_announce (buf, sizeof buf, &h, &a);
+  g_assert_cmpint (smc_parse_announce (buf, len, &b), ==, 0);
+  g_assert_cmpuint (b.flags, ==, SMC_ANN_WINDOW);
+  g_assert_cmpuint (b.window_chunks, ==, 16);
+  g_assert_cmpuint (b.max_k, ==, SMC_DEFAULT_K);
+  a.window_chunks = 0;
+  len = smc_build_announce (buf, sizeof buf, &h, &a);
+  g_assert_cmpint (smc_parse_announce (buf, len, &b), <, 0);
+  g_assert_cmpuint (smc_window_chunks_for (16u << 20, 1 << 20), ==, 16);
+  g_assert_cmpuint (smc_window_chunks_for (16u << 20, 64 << 20), ==, 1);
+  g_assert_cmpuint (smc_window_chunks_for (1024ull << 20, 1 << 20), ==, SMC_MAX_WINDOW_CHUNKS);
+  g_assert_cmpuint (smc_window_seed (buf, 0), !=, smc_window_seed (buf, 1));
+}
+
 static void
 test_auth (void)
 {
@@ -858,6 +950,8 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/multicast/proto/control", test_control_roundtrip);
   g_test_add_func ("/shoal/multicast/proto/keyset", test_keyset);
   g_test_add_func ("/shoal/multicast/proto/auth", test_auth);
+  g_test_add_func ("/shoal/multicast/proto/short-packets", test_short_packets);
+  g_test_add_func ("/shoal/multicast/proto/announce-window", test_announce_window);
   g_test_add_func ("/shoal/multicast/gmac/polyval", test_gmac_polyval);
   g_test_add_func ("/shoal/multicast/gmac/agrees-with-openssl", test_gmac_agrees);
   g_test_add_func ("/shoal/multicast/proto/geometry", test_geom);

@@ -791,6 +791,8 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"mtu\": 575}", "mtu" },
     { "{\"image-path\": \"/nonexistent\", \"fec-k\": 300}", "fec-k must be between 2 and 200, not 300" },
     { "{\"image-path\": \"/nonexistent\", \"fec-k\": 1}", "fec-k" },
+    { "{\"image-path\": \"/nonexistent\", \"window-mib\": 1025}", "window-mib must be between 0 and 1024, not 1025" },
+    { "{\"image-path\": \"/nonexistent\", \"window-mib\": -1}", "window-mib" },
     { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 4294967297}", "chunk-size" },
     { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 0}", "chunk-size" },
     { "{\"image-path\": \"/nonexistent\", \"max-loss-permille\": -1}", "max-loss-permille" },

@@ -124,7 +124,9 @@ usage (void)
            "  [--manifest FILE --join FILE (a prepared session: no hashing at start)] [--verbose]\n"
            "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS (4)]\n"
            "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n"
-           "  [--no-gso (one packet per send, not UDP GSO super-packets)]\n");
+           "  [--no-gso (one packet per send, not UDP GSO super-packets)]\n"
+           "  [--window MIB (repair by the window code over windows of about MIB of chunks; 0, the default:\n"
+           "   Reed-Solomon blocks of --k)]\n");
 }
 
 int
@@ -139,13 +141,14 @@ main (int argc, char **argv)
     { "no-auth", 0, 0, 'A' }, { "manifest-out", 1, 0, 'M' }, { "join-out", 1, 0, 'J' },
     { "verbose", 0, 0, 'v' }, { "fec", 1, 0, 'E' }, { "mac", 1, 0, 'X' },
     { "no-backlog-pacing", 0, 0, 'N' }, { "interleave-blocks", 0, 0, 'B' }, { "no-gso", 0, 0, 'G' }, { "verify-read", 0, 0, 'V' }, { "read-ahead", 1, 0, 'a' },
-    { "lanes", 1, 0, 'l' }, { "prepare", 0, 0, 'Q' }, { "manifest", 1, 0, 'I' }, { "join", 1, 0, 'j' },
+    { "lanes", 1, 0, 'l' }, { "window", 1, 0, 'W' }, { "prepare", 0, 0, 'Q' }, { "manifest", 1, 0, 'I' }, { "join", 1, 0, 'j' },
     { 0, 0, 0, 0 } };
   smc_sender_config cfg;
   const char *file = NULL, *man_out = NULL, *join_out = NULL, *man_in = NULL, *join_in = NULL, *why;
   smc_join pj;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   int no_auth = 0, verify_read = 0, prepare = 0, opt, rc, fd;
+  unsigned long window_mib = 0;
   source src;
   struct stat sb;
   smc_manifest *m;
@@ -175,6 +178,7 @@ main (int argc, char **argv)
     case 'F': cfg.rate_min_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'k': cfg.max_k = (uint8_t) atoi (optarg); break;
     case 'l': cfg.lanes = (uint8_t) atoi (optarg); break;
+    case 'W': window_mib = strtoul (optarg, NULL, 10); break;
     case 'P': cfg.proactive_permille = (uint32_t) atoi (optarg); break;
     case 'S': cfg.slow_policy = strcmp (optarg, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT; break;
     case 'L': cfg.max_loss_permille = (uint32_t) atoi (optarg); break;
@@ -237,6 +241,8 @@ main (int argc, char **argv)
   src.fd = fd;
   src.m = m;
   cfg.manifest = m;
+  if (window_mib > 0)
+    cfg.window_chunks = smc_window_chunks_for ((uint64_t) (window_mib > 1024 ? 1024 : window_mib) << 20, m->chunk_size);
   cfg.read_chunk = verify_read ? read_chunk_verified : read_chunk;
   cfg.on_node = on_node;
   cfg.user = &src;
@@ -291,7 +297,7 @@ main (int argc, char **argv)
   printf ("RESULT rc=%d nodes=%zu expected=%u data_pkts=%llu parity_pkts=%llu proactive=%llu control=%llu "
           "bytes=%llu nacks=%llu nack_entries=%llu srcreqs=%llu source_resent=%llu forged=%llu rate_mbit=%.0f setup_s=%.3f data_s=%.3f drain_s=%.3f "
           "cpu_s=%.2f symbol=%u fec=%s mac=%s read_wait_s=%.3f chunk_reads=%llu backlog_signals=%llu group_loss_cuts=%llu "
-          "gso_sends=%llu gso_refused=%d ask_ms=%u slow_evictions=%u\n",
+          "gso_sends=%llu gso_refused=%d ask_ms=%u slow_evictions=%u window_chunks=%u repair_pkts=%llu\n",
           rc, n_nodes, cfg.expected, (unsigned long long) st->data_pkts, (unsigned long long) st->parity_pkts,
           (unsigned long long) st->parity_proactive, (unsigned long long) st->control_pkts,
           (unsigned long long) st->bytes, (unsigned long long) st->nacks_rx,
@@ -303,7 +309,7 @@ main (int argc, char **argv)
           smc_sender_symbol_size (the_sender), smc_fec_backend_name (), smc_auth_backend_name (),
           st->read_wait_ns / 1e9, (unsigned long long) st->chunk_reads, (unsigned long long) st->backlog_signals,
           (unsigned long long) st->group_loss_cuts, (unsigned long long) st->gso_sends, st->gso_refused, st->ask_ms,
-          st->slow_evictions);
+          st->slow_evictions, cfg.window_chunks, (unsigned long long) st->repair_pkts);
   free_sender ();
   smc_manifest_free (m);
   return rc;

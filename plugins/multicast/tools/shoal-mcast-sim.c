@@ -26,7 +26,8 @@ usage (void)
 {
   fprintf (stderr, "usage: shoal-mcast-sim [--size MiB] [--receivers N] [--loss PERCENT] [--mtu M]\n"
                    "         [--chunk-size BYTES] [--rate MBIT] [--seed S] [--runs R] [--no-key] [--kill I:MS]\n"
-                   "         [--intake MB/s] [--slow I:MB/s] [--min-rate MBIT] [--verbose]\n");
+                   "         [--intake MB/s] [--slow I:MB/s] [--min-rate MBIT] [--window-chunks N (0: Reed-Solomon blocks)]\n"
+                   "         [--verbose]\n");
 }
 
 int
@@ -47,6 +48,7 @@ main (int argc, char **argv)
     { "slow", required_argument, NULL, 'w' },
     { "verbose", no_argument, NULL, 'v' },
     { "min-rate", required_argument, NULL, 'F' },
+    { "window-chunks", required_argument, NULL, 'W' },
     { NULL, 0, NULL, 0 },
   };
   smc_sim_config c;
@@ -68,6 +70,7 @@ main (int argc, char **argv)
     case 'c': c.chunk_size = (uint32_t) strtoul (optarg, &end, 10); break;
     case 'r': c.rate_bps = strtoull (optarg, &end, 10) * 1000000ull; break;
     case 'F': c.rate_min_bps = strtoull (optarg, &end, 10) * 1000000ull; break;
+    case 'W': c.window_chunks = (uint32_t) strtoul (optarg, &end, 10); break;
     case 'S': c.seed = strtoull (optarg, &end, 10); break;
     case 'R': runs = strtoul (optarg, &end, 10); break;
     case 'k': c.no_key = 1; end = (char *) ""; break;
@@ -119,10 +122,11 @@ main (int argc, char **argv)
       overflow += res->rcv[i].overflow;
     }
     printf ("sim N=%u loss=%g%% mtu=%u chunk=%u seed=%llu rc=%d by-multicast=%u/%u unicast-chunks=%u bad-writes=%u "
-            "overflow=%u egress/file=%.4f parity=%llu proactive=%llu resent=%llu control=%llu nacks=%llu virtual_s=%.3f\n",
+            "overflow=%u egress/file=%.4f parity=%llu repair=%llu proactive=%llu resent=%llu control=%llu nacks=%llu virtual_s=%.3f\n",
             c.receivers, loss, c.mtu, c.chunk_size, (unsigned long long) c.seed, res->sender_rc, complete,
             c.receivers, unicast, bad, overflow, (double) res->egress_bytes / (double) c.image_len,
-            (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.parity_proactive,
+            (unsigned long long) res->sender.parity_pkts, (unsigned long long) res->sender.repair_pkts,
+            (unsigned long long) res->sender.parity_proactive,
             (unsigned long long) res->sender.source_resent,
             (unsigned long long) res->sender.control_pkts, (unsigned long long) res->sender.nacks_rx,
             (double) res->end_ns / 1e9);
