@@ -4,7 +4,8 @@
 # One benchmark cell in a fresh topology (topo.sh); prints one result line:
 #   tool N loss rate mtu ok wall MB/s-per-rcv egress/file sender-cpu rcv-cpu-avg drops notes
 # TOOL: shoal | shoal-4m (shoal on an image of 4 MiB chunks, the README's setting for
-#       jumbo-frame LANs) | udpcast | uftp | iperf (the limit line) | norm
+#       jumbo-frame LANs) | shoal-rs (shoal with Reed-Solomon blocks, --window 0: the
+#       repair its default replaced at MTU 1500) | udpcast | uftp | iperf (the limit line) | norm
 # Environment: SRC (the file, default /dev/shm/mcast-src.bin), MCAST_BUILD (build dir
 # with plugins/multicast/shoal-mcast-{send,recv}), TIMEOUT (s, default 120), KEEP=1 keeps logs.
 set -u
@@ -120,6 +121,7 @@ RC=0
 case "$TOOL" in
   shoal) run_shoal ;;
   shoal-4m) EXTRA+=(--chunk-size 4194304); run_shoal ;;
+  shoal-rs) EXTRA+=(--window 0); run_shoal ;;
   udpcast) run_udpcast ;;
   uftp) run_uftp ;;
   iperf) run_iperf ;;

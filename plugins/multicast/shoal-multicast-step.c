@@ -38,8 +38,9 @@
  * speed; a quarter of the group at most; 50 by default, 0: the group
  * slows down to its slowest disk),
  * "window-mib" (repair by the window code over windows of about this
- * many MiB of chunks, 0-1024; 0, the default: Reed-Solomon blocks of
- * "fec-k" in each chunk, the protocol's first repair),
+ * many MiB of chunks, 0-1024; 0: Reed-Solomon blocks of "fec-k" in each
+ * chunk, the protocol's first repair; -1, the default: 8 for up to four
+ * devices, 16 for more, blocks at jumbo MTU, smc_default_window_bytes),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),
@@ -108,7 +109,8 @@ typedef struct {
   GCancellable         *session_waits;  /* the members' "error" waits
                                          * during the session */
   guint                 unicast_timeout_s;  /* 0: none */
-  guint                 window_mib;         /* the window code's windows, MiB (0: Reed-Solomon blocks) */
+  gint                  window_mib;         /* the window code's windows, MiB (0: Reed-Solomon
+                                             * blocks; -1: smc_default_window_bytes) */
   GSource              *unicast_timer;
   GPtrArray            *iface_notes;    /* each device's note on the interface
                                          * chosen for it (NULL: none chosen) */
@@ -799,8 +801,12 @@ prepare_thread (GTask        *task,
       return;
     }
   run->cfg.manifest = shoal_multicast_source_get_manifest (run->source);
-  if (run->window_mib > 0)
-    run->cfg.window_chunks = smc_window_chunks_for ((guint64) run->window_mib << 20, run->cfg.manifest->chunk_size);
+  {
+    guint64 wb = run->window_mib < 0 ? smc_default_window_bytes (run->cfg.mtu, run->cfg.expected)
+                                     : (guint64) run->window_mib << 20;
+    if (wb > 0)
+      run->cfg.window_chunks = smc_window_chunks_for (wb, run->cfg.manifest->chunk_size);
+  }
   run->data_chunks = shoal_multicast_source_data_chunks (run->source);
   run->cfg.read_chunk = shoal_multicast_source_read_chunk;
   run->cfg.user = run->source;
@@ -1066,7 +1072,7 @@ read_options (ShoalStepContext  *ctx,
   o->min_rate = shoal_step_context_get_option_int (ctx, "min-rate-mbit", 0);
   o->slow_disk = shoal_step_context_get_option_int (ctx, "slow-disk-percent", 50);
   o->fec_k = shoal_step_context_get_option_int (ctx, "fec-k", SMC_DEFAULT_K);
-  o->window_mib = shoal_step_context_get_option_int (ctx, "window-mib", 0);
+  o->window_mib = shoal_step_context_get_option_int (ctx, "window-mib", -1);
   o->proactive = shoal_step_context_get_option_int (ctx, "proactive-permille", 0);
   o->max_loss = shoal_step_context_get_option_int (ctx, "max-loss-permille", 250);
   o->join_wait = shoal_step_context_get_option_int (ctx, "join-wait-ms", 30000);
@@ -1101,7 +1107,7 @@ read_options (ShoalStepContext  *ctx,
     }
   if (!check_range ("slow-disk-percent", o->slow_disk, 0, 100, error) ||
       !check_range ("fec-k", o->fec_k, 2, SMC_MAX_K, error) ||
-      !check_range ("window-mib", o->window_mib, 0, 1024, error) ||
+      !check_range ("window-mib", o->window_mib, -1, 1024, error) ||
       !check_range ("proactive-permille", o->proactive, 0, 1000, error) ||
       !check_range ("max-loss-permille", o->max_loss, 0, 1000, error) ||
       !check_range ("join-wait-ms", o->join_wait, 0, MAX_WAIT_MS, error) ||
@@ -1189,7 +1195,7 @@ setup_session (Run               *run,
   c->read_ahead = (uint32_t) o->read_ahead;
   c->lanes = (uint8_t) o->interleave;
   run->unicast_timeout_s = (guint) o->unicast_timeout;
-  run->window_mib = (guint) o->window_mib;
+  run->window_mib = (gint) o->window_mib;
   return TRUE;
 }
 

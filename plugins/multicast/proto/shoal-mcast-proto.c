@@ -185,6 +185,16 @@ smc_window_chunks_for (uint64_t window_bytes, uint32_t chunk_size)
   return n < 1 ? 1 : n > SMC_MAX_WINDOW_CHUNKS ? SMC_MAX_WINDOW_CHUNKS : (uint32_t) n;
 }
 
+uint64_t
+smc_default_window_bytes (uint16_t mtu, uint32_t receivers)
+{
+  if (mtu == 0)
+    mtu = 1500;
+  if ((uint32_t) mtu - SMC_IPUDP_OVERHEAD - SMC_SHORT_OVERHEAD >= 4096)
+    return 0;
+  return receivers <= 4 ? 8u << 20 : 16u << 20;
+}
+
 /* ---------------- ANNOUNCE ---------------- */
 #define ANN_BODY 64
 

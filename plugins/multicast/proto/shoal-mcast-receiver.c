@@ -1567,6 +1567,11 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
       /* late joiner: what was already sent comes by unicast */
       uint32_t upto = a.state >= SMC_STATE_DRAIN || a.position >= r->m->n_chunks ? r->m->n_chunks
                                                                                   : a.position + 1;
+      /* window mode: the windows of those cannot be solved, but the
+       * chunks of the window being sent still to come can come whole */
+      for (uint32_t w = 0; r->win != NULL && upto > 0 && w <= (r->rank[upto] - (r->rank[upto] > 0)) / r->wc &&
+                           w < r->n_windows; w++)
+        window_lost (r, w, 0);
       for (uint32_t i = 0; i < upto; i++)
         if (r->cstate[i] == SMC_CHUNK_NEEDED)
           settle (r, i, SMC_CHUNK_EXTERNAL);

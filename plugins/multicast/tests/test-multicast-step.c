@@ -296,10 +296,12 @@ test_step_group (void)
 
   data = fixture_image (&f, 5 * 1048576 + 777);
   /* no interface: the step picks the one that reaches the agents and
-   * journals it (here the group's route, topo.sh's, leads there too) */
+   * journals it (here the group's route, topo.sh's, leads there too).
+   * Windows of one chunk: a receiver verifies a window's chunks together,
+   * and progress is to rise through this image of 6 chunks */
   json = g_strdup_printf ("{\"image-path\": \"%s\", \"group\": \"239.77.8.1\","
                           " \"port\": 6300, \"join-wait-ms\": 2000, \"node-timeout-ms\": 1500,"
-                          " \"rate-mbit\": 40, \"gso\": false}", f.src);
+                          " \"rate-mbit\": 40, \"gso\": false, \"window-mib\": 1}", f.src);
   options = json_from_string (json, NULL);
   f.devices = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < 3; i++)
@@ -791,8 +793,8 @@ test_step_bad_options (void)
     { "{\"image-path\": \"/nonexistent\", \"mtu\": 575}", "mtu" },
     { "{\"image-path\": \"/nonexistent\", \"fec-k\": 300}", "fec-k must be between 2 and 200, not 300" },
     { "{\"image-path\": \"/nonexistent\", \"fec-k\": 1}", "fec-k" },
-    { "{\"image-path\": \"/nonexistent\", \"window-mib\": 1025}", "window-mib must be between 0 and 1024, not 1025" },
-    { "{\"image-path\": \"/nonexistent\", \"window-mib\": -1}", "window-mib" },
+    { "{\"image-path\": \"/nonexistent\", \"window-mib\": 1025}", "window-mib must be between -1 and 1024, not 1025" },
+    { "{\"image-path\": \"/nonexistent\", \"window-mib\": -2}", "window-mib" },
     { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 4294967297}", "chunk-size" },
     { "{\"image-path\": \"/nonexistent\", \"chunk-size\": 0}", "chunk-size" },
     { "{\"image-path\": \"/nonexistent\", \"max-loss-permille\": -1}", "max-loss-permille" },

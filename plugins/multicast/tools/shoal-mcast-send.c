@@ -125,8 +125,8 @@ usage (void)
            "  [--fec auto|gfni-avx512|isa-l|gfni-avx2|tables] [--mac auto|openssl] [--verify-read] [--read-ahead CHUNKS (4)]\n"
            "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n"
            "  [--no-gso (one packet per send, not UDP GSO super-packets)]\n"
-           "  [--window MIB (repair by the window code over windows of about MIB of chunks; 0, the default:\n"
-           "   Reed-Solomon blocks of --k)]\n");
+           "  [--window auto|MIB (repair by the window code over windows of about MIB of chunks; 0: Reed-Solomon\n"
+           "   blocks of --k; auto, the default: 8 MiB for up to 4 receivers, 16 for more, blocks at jumbo MTU)]\n");
 }
 
 int
@@ -148,7 +148,7 @@ main (int argc, char **argv)
   smc_join pj;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   int no_auth = 0, verify_read = 0, prepare = 0, opt, rc, fd;
-  unsigned long window_mib = 0;
+  long window_mib = -1;  /* auto: smc_default_window_bytes */
   source src;
   struct stat sb;
   smc_manifest *m;
@@ -178,7 +178,7 @@ main (int argc, char **argv)
     case 'F': cfg.rate_min_bps = (uint64_t) (atof (optarg) * 1e6); break;
     case 'k': cfg.max_k = (uint8_t) atoi (optarg); break;
     case 'l': cfg.lanes = (uint8_t) atoi (optarg); break;
-    case 'W': window_mib = strtoul (optarg, NULL, 10); break;
+    case 'W': window_mib = strcmp (optarg, "auto") == 0 ? -1 : strtol (optarg, NULL, 10); break;
     case 'P': cfg.proactive_permille = (uint32_t) atoi (optarg); break;
     case 'S': cfg.slow_policy = strcmp (optarg, "wait") == 0 ? SMC_SLOW_WAIT : SMC_SLOW_EVICT; break;
     case 'L': cfg.max_loss_permille = (uint32_t) atoi (optarg); break;
@@ -241,8 +241,12 @@ main (int argc, char **argv)
   src.fd = fd;
   src.m = m;
   cfg.manifest = m;
-  if (window_mib > 0)
-    cfg.window_chunks = smc_window_chunks_for ((uint64_t) (window_mib > 1024 ? 1024 : window_mib) << 20, m->chunk_size);
+  {
+    uint64_t wb = window_mib < 0 ? smc_default_window_bytes (cfg.mtu, cfg.expected)
+                                 : (uint64_t) (window_mib > 1024 ? 1024 : window_mib) << 20;
+    if (wb > 0)
+      cfg.window_chunks = smc_window_chunks_for (wb, m->chunk_size);
+  }
   cfg.read_chunk = verify_read ? read_chunk_verified : read_chunk;
   cfg.on_node = on_node;
   cfg.user = &src;
