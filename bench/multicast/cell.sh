@@ -5,7 +5,7 @@
 #   tool N loss rate mtu ok wall MB/s-per-rcv egress/file sender-cpu rcv-cpu-avg drops notes
 # TOOL: shoal | shoal-4m (shoal on an image of 4 MiB chunks, the README's setting for
 #       jumbo-frame LANs) | shoal-rs (shoal with Reed-Solomon blocks, --window 0: the
-#       repair its default replaced at MTU 1500) | udpcast | uftp | iperf (the limit line) | norm
+#       repair the window code replaced by default) | udpcast | uftp | iperf (the limit line) | norm
 # Environment: SRC (the file, default /dev/shm/mcast-src.bin), MCAST_BUILD (build dir
 # with plugins/multicast/shoal-mcast-{send,recv}), TIMEOUT (s, default 120), KEEP=1 keeps logs.
 set -u

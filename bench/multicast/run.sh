@@ -13,9 +13,10 @@
 # over a 5 s blast; 16 outputs of 512 MiB in tmpfs slow every tool 2-3x, so
 # N=16 keeps --size. Each line ends with the file's size (file=...M).
 # Tools: iperf (the line), shoal (its defaults: the window code at MTU
-# 1500, Reed-Solomon blocks at 9000), shoal-rs (Reed-Solomon blocks, MTU
-# 1500 only), shoal-4m (shoal on 4 MiB chunks, the README's setting for
-# jumbo-frame LANs; MTU 9000 only), udpcast, uftp.
+# 1500; at 9000 Reed-Solomon blocks up to 4 receivers, the window code
+# above), shoal-rs (Reed-Solomon blocks, --window 0), shoal-4m (shoal on
+# 4 MiB chunks, the README's setting for jumbo-frame LANs; MTU 9000 only),
+# udpcast, uftp.
 # Needs root, iproute2, nftables, udpcast, uftp, iperf, and a build of
 # shoal-mcast-{send,recv} (MCAST_BUILD, default ../../build-mcast).
 set -u
@@ -52,7 +53,6 @@ for mtu in $MTUS; do
     src=$(src_of "$size")
     for tool in $TOOLS; do
       [ "$tool" = shoal-4m ] && [ "$mtu" != 9000 ] && continue
-      [ "$tool" = shoal-rs ] && [ "$mtu" = 9000 ] && continue   # shoal there is Reed-Solomon already
       for loss in $LOSSES; do
         [ "$tool" = iperf ] && [ "$loss" != "${LOSSES%% *}" ] && continue   # the limit line has no loss
         extra=()

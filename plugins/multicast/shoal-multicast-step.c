@@ -40,7 +40,8 @@
  * "window-mib" (repair by the window code over windows of about this
  * many MiB of chunks, 0-1024; 0: Reed-Solomon blocks of "fec-k" in each
  * chunk, the protocol's first repair; -1, the default: 8 for up to four
- * devices, 16 for more, blocks at jumbo MTU, smc_default_window_bytes),
+ * devices, 16 for more; at jumbo MTU blocks up to four, 2 for more:
+ * smc_default_window_bytes),
  * "fec-k", "proactive-permille", "slow-policy" ("evict" | "wait"),
  * "max-loss-permille", "join-wait-ms", "node-timeout-ms", "read-ahead"
  * (chunks read and verified ahead of the sending thread, 0-64, default 4),

@@ -191,7 +191,7 @@ smc_default_window_bytes (uint16_t mtu, uint32_t receivers)
   if (mtu == 0)
     mtu = 1500;
   if ((uint32_t) mtu - SMC_IPUDP_OVERHEAD - SMC_SHORT_OVERHEAD >= 4096)
-    return 0;
+    return receivers <= 4 ? 0 : 2u << 20;
   return receivers <= 4 ? 8u << 20 : 16u << 20;
 }
 

@@ -238,14 +238,15 @@ uint64_t smc_window_seed (const uint8_t id[SMC_HASH_LEN], uint32_t w);
  * SMC_MAX_WINDOW_CHUNKS) */
 uint32_t smc_window_chunks_for (uint64_t window_bytes, uint32_t chunk_size);
 /* The window a session of `receivers` at `mtu` uses by default, bytes; 0:
- * Reed-Solomon blocks. Measured here (bench/multicast/RESULTS.md), 5 %
- * loss: at MTU 1500 a window of 8 MiB takes one receiver to 110 MB/s at
- * 1.093 x the image (16 MiB: 97 MB/s, the solve's cost), and 16 MiB keeps
- * 16 receivers under 1.10 (8 MiB: 1.0986); at MTU 9000 a Reed-Solomon
- * block of up to 200 symbols is 1.8 MB already, and the window code's
- * multiply-adds (about 10 per byte of a window with repair, against the
- * blocks' 6 per byte at 5 %, one row at a time against six) halved the
- * rate (N = 4: 154 MB/s against 300) */
+ * Reed-Solomon blocks. Measured here (bench/multicast/RESULTS.md §23-24),
+ * 5 % loss: at MTU 1500 a window of 8 MiB takes one receiver to 110 MB/s
+ * at 1.093 x the image (16 MiB: 97 MB/s, the solve's cost), and 16 MiB
+ * keeps 16 receivers under 1.10 (8 MiB: 1.0986). At jumbo MTUs a
+ * Reed-Solomon block of up to 200 symbols is 1.8 MB already: blocks up to
+ * 4 receivers (N = 1: 835-865 MB/s against 703-748 with windows; N = 4:
+ * 321 against 299, both under 1.085), windows of 2 MiB above (N = 16: 1.090
+ * at 80 MB/s, blocks 1.10-1.104); 16 MiB windows there halved the rate
+ * (about ln(L) + 6 multiply-adds a byte, one row at a time) */
 uint64_t smc_default_window_bytes (uint16_t mtu, uint32_t receivers);
 
 /* Parse: return 0 on success, -1 if the packet is malformed. The parsed

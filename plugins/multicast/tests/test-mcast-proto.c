@@ -474,6 +474,13 @@ test_announce_window (void)
   g_assert_cmpuint (smc_window_chunks_for (16u << 20, 64 << 20), ==, 1);
   g_assert_cmpuint (smc_window_chunks_for (1024ull << 20, 1 << 20), ==, SMC_MAX_WINDOW_CHUNKS);
   g_assert_cmpuint (smc_window_seed (buf, 0), !=, smc_window_seed (buf, 1));
+  /* the defaults: windows below jumbo frames, blocks for a few receivers
+   * at jumbo frames and small windows for more */
+  g_assert_cmpuint (smc_default_window_bytes (1500, 1), ==, 8u << 20);
+  g_assert_cmpuint (smc_default_window_bytes (0, 4), ==, 8u << 20);
+  g_assert_cmpuint (smc_default_window_bytes (1500, 5), ==, 16u << 20);
+  g_assert_cmpuint (smc_default_window_bytes (9000, 4), ==, 0);
+  g_assert_cmpuint (smc_default_window_bytes (9000, 16), ==, 2u << 20);
 }
 
 static void

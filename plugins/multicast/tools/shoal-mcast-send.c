@@ -126,7 +126,8 @@ usage (void)
            "  [--no-backlog-pacing] [--interleave-blocks (a chunk's FEC blocks interleaved in the first pass)]\n"
            "  [--no-gso (one packet per send, not UDP GSO super-packets)]\n"
            "  [--window auto|MIB (repair by the window code over windows of about MIB of chunks; 0: Reed-Solomon\n"
-           "   blocks of --k; auto, the default: 8 MiB for up to 4 receivers, 16 for more, blocks at jumbo MTU)]\n");
+           "   blocks of --k; auto, the default: 8 MiB for up to 4 receivers, 16 for more; at jumbo MTU blocks\n"
+           "   for up to 4, 2 MiB for more)]\n");
 }
 
 int
