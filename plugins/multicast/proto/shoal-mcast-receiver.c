@@ -83,8 +83,8 @@ typedef struct {
   uint32_t k;               /* source symbols */
   uint32_t missing;         /* of them, not had */
   uint32_t next;            /* highest repair serial had + 1 */
-  uint32_t short_by;        /* the last solve: independent symbols still needed */
-  uint32_t solve_at;        /* solve again once it holds this many repair symbols */
+  uint32_t solve_at;        /* solve again once it holds this many repair symbols
+                             * (the last solve's held + what it fell short by) */
   uint16_t nacks;
   uint8_t state;            /* WND_OPEN; WND_DONE: solved or whole; WND_LOST:
                              * a chunk of it is not held (done before, or
@@ -96,7 +96,6 @@ typedef struct {
   uint64_t due;             /* 0: no NACK scheduled */
   smc_wc_dec *dec;
 } wnd;
-
 
 struct smc_receiver {
   smc_receiver_config cfg;
@@ -1233,7 +1232,6 @@ window_solve (smc_receiver *r, uint32_t w)
     x->missing = 0;
     window_done (r, w);
   } else if (rc > 0) {
-    x->short_by = (uint32_t) rc;
     x->solve_at = smc_wc_dec_held (x->dec) + (uint32_t) rc;
   } else {
     vlog (r, "window %u: %u symbols missing, more than a solve takes: left for unicast", w, x->missing);
@@ -1542,7 +1540,14 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
        * take part; it waits for an ANNOUNCE it can use */
       r->wc = 0;
       free (r->win);
+      free (r->wsym);
+      free (r->whave);
+      free (r->rank);
+      free (r->byrank);
       r->win = NULL;
+      r->wsym = NULL;
+      r->whave = NULL;
+      r->rank = r->byrank = NULL;
       r->st.bad++;
       return;
     }
@@ -1569,8 +1574,7 @@ handle_announce (smc_receiver *r, const uint8_t *buf, size_t len, const struct s
                                                                                   : a.position + 1;
       /* window mode: the windows of those cannot be solved, but the
        * chunks of the window being sent still to come can come whole */
-      for (uint32_t w = 0; r->win != NULL && upto > 0 && w <= (r->rank[upto] - (r->rank[upto] > 0)) / r->wc &&
-                           w < r->n_windows; w++)
+      for (uint32_t w = 0; r->win != NULL && r->rank[upto] > 0 && w <= (r->rank[upto] - 1) / r->wc; w++)
         window_lost (r, w, 0);
       for (uint32_t i = 0; i < upto; i++)
         if (r->cstate[i] == SMC_CHUNK_NEEDED)

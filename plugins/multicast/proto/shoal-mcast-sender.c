@@ -104,7 +104,6 @@ typedef struct {
   uint8_t code;                /* degree code of its ids (smc_wc_degree_code) */
 } wrepair;
 
-
 /* a chunk the read-ahead thread loads for the first pass */
 enum { RA_LOADING, RA_READY, RA_FAILED };
 typedef struct {
@@ -1692,8 +1691,8 @@ window_sent (const smc_sender *s, uint32_t w)
  * 'seen' sequence number; a packet of a run sent before that and not had
  * was lost) with a serial it has not had yet; from a receiver that takes
  * nothing (its 'seen' the same for STALL_MS), only what was sent in the
- * last INFLIGHT_MS. Each new repair symbol is as good as any other to every receiver, so the
- * neediest receiver's NACK covers the others'. */
+ * last INFLIGHT_MS. Each new repair symbol is as good as any other to
+ * every receiver, so the neediest receiver's NACK covers the others'. */
 static void
 handle_wnack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 {
@@ -1736,12 +1735,14 @@ handle_wnack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
      * and it read six windows before the third round of the first came) */
     if (node != NULL && (s->state == SMC_STATE_DRAIN || node->last.backlog_permille >= 100))
       add += margin_of ((int) add, node->last.loss_permille);
-    /* A window gets at most k × (twice the highest loss reported + 10 %)
-     * + 64 repair symbols, whatever is asked: a member with the key
-     * NACKing for everything (need 65535 in every window) took the sender
-     * to twice the image; an honest receiver at 5 % needs k × 5.5 %. What
-     * a window cannot get goes to unicast. */
-    limit = (int64_t) ws->k * (2 * group_loss (s) + 100) / 1000 + 64;
+    /* A window gets at most k / 2 + 64 repair symbols, whatever is asked:
+     * a member with the key NACKing for everything (need 65535 in every
+     * window) took the sender to twice the image. Not less: loss reports
+     * leave out outages (a receiver losing 1000 packets of every 8000, 40
+     * ms at a time, reported none), and a cap of k × (twice the loss
+     * reported + 10 %) left such a receiver's windows to unicast. What a
+     * window cannot get goes to unicast. */
+    limit = (int64_t) ws->k / 2 + 64;
     if (add > limit - (int64_t) ws->serial - (int64_t) ws->queued)
       add = limit - (int64_t) ws->serial - (int64_t) ws->queued;
     if (add <= 0)

@@ -72,6 +72,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/burst-loss", "bursts", run_case);
   /* longer than all of them: the receiver asks for the source symbols by index */
   g_test_add_data_func ("/shoal/multicast/net/long-burst-loss", "burst", run_case);
+  /* the same, repaired by the window code: fresh repair symbols of the window */
+  g_test_add_data_func ("/shoal/multicast/net/long-burst-loss-window", "wburst", run_case);
   /* a burst that takes the end of the first pass and the DRAIN announces after it: the
    * receiver asks for its last blocks when the sender falls silent, and gets them */
   g_test_add_data_func ("/shoal/multicast/net/burst-at-the-end", "tailburst", run_case);

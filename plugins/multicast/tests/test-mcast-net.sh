@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | minrate | stall | narrow | many | burst | bursts | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | minrate | stall | narrow | many | burst | bursts | wburst | outage | outall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -65,14 +65,16 @@ case "$CASE" in
   slowdisk) nrecv=2; extra=(--window 0) ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
   narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
-  burst|bursts)
+  burst|bursts|wburst)
     # r1 loses packets in bursts, 12.5 % of them. burst: 1000 in a row of
     # every 8000 (40 ms outages at 300 Mbit/s), more than the parity of the
     # blocks they fall in repairs. bursts: 250 of every 2000, with the first
     # pass interleaving the 8 blocks of a group of two chunks (an option):
     # spread over them, parity alone repairs them
     nrecv=2
+    # wburst: as burst, repaired by the window code (the default)
     if [ "$CASE" = burst ]; then "$TOPO" burst "$P" r1 1000 8000 6200 || exit 77; extra=(--window 0)
+    elif [ "$CASE" = wburst ]; then "$TOPO" burst "$P" r1 1000 8000 6200 || exit 77
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; extra=(--interleave-blocks); fi
     ;;
   outage|outall) nrecv=2; extra=(--window 0) ;;
@@ -297,7 +299,7 @@ late)
   [ "$(field "$W/recv.r4.out" mcast_chunks)" -gt 0 ] || fail "the late joiner got nothing by multicast"
   grep -q 'node 104 .*outcome=complete' "$W/send.out" || fail "the late joiner was not tracked"
   ;;
-burst|bursts)
+burst|bursts|wburst)
   two_receivers
   [ "$src" = 0 ] || fail "sender rc $src"
   [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
@@ -305,7 +307,13 @@ burst|bursts)
   p=$(field "$W/send.out" parity_pkts); q=$(field "$W/send.out" source_resent)
   echo "r1 lost $dropped packets in bursts: $p parity, $q source symbols resent, $(field "$W/recv.r1.out" srcreqs) SRCREQs"
   [ "$(field "$W/recv.r1.out" unicast_chunks)" = 0 ] || fail "r1 fetched chunks by unicast"
-  if [ "$CASE" = burst ]; then
+  if [ "$CASE" = wburst ]; then
+    # the window code repairs a window whatever part of it a burst took:
+    # fresh repair symbols, no source symbol asked for by index
+    [ "$(field "$W/send.out" window_chunks)" -gt 0 ] || fail "the session did not use the window code"
+    [ "$(field "$W/recv.r1.out" srcreqs)" = 0 ] || fail "r1 asked for source symbols"
+    [ "$q" = 0 ] || fail "the sender resent source symbols ($q)"
+  elif [ "$CASE" = burst ]; then
     # the blocks a burst took more of than parity repairs came by
     # multicast, asked for by index, not by unicast after a second of NACKs
     [ "$(field "$W/recv.r1.out" srcreqs)" -gt 0 ] || fail "r1 asked for no source symbols"
