@@ -802,12 +802,8 @@ prepare_thread (GTask        *task,
       return;
     }
   run->cfg.manifest = shoal_multicast_source_get_manifest (run->source);
-  {
-    guint64 wb = run->window_mib < 0 ? smc_default_window_bytes (run->cfg.mtu, run->cfg.expected)
-                                     : (guint64) run->window_mib << 20;
-    if (wb > 0)
-      run->cfg.window_chunks = smc_window_chunks_for (wb, run->cfg.manifest->chunk_size);
-  }
+  run->cfg.window_chunks = smc_session_window_chunks (run->window_mib, run->cfg.mtu, run->cfg.expected,
+                                                      run->cfg.manifest->chunk_size);
   run->data_chunks = shoal_multicast_source_data_chunks (run->source);
   run->cfg.read_chunk = shoal_multicast_source_read_chunk;
   run->cfg.user = run->source;

@@ -195,6 +195,14 @@ smc_default_window_bytes (uint16_t mtu, uint32_t receivers)
   return receivers <= 4 ? 8u << 20 : 16u << 20;
 }
 
+uint32_t
+smc_session_window_chunks (long window_mib, uint16_t mtu, uint32_t receivers, uint32_t chunk_size)
+{
+  uint64_t bytes = window_mib < 0 ? smc_default_window_bytes (mtu, receivers)
+                                  : (uint64_t) (window_mib > 1024 ? 1024 : window_mib) << 20;
+  return bytes > 0 ? smc_window_chunks_for (bytes, chunk_size) : 0;
+}
+
 /* ---------------- ANNOUNCE ---------------- */
 #define ANN_BODY 64
 

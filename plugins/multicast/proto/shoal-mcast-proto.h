@@ -41,7 +41,6 @@ extern "C" {
 #define SMC_SHORT_OVERHEAD   (SMC_SHORT_HDR_LEN + SMC_SHORT_TAG_LEN)   /* 14 bytes */
 #define SMC_WNACK_ENTRY_LEN  12
 #define SMC_MAX_WINDOW_CHUNKS 255  /* chunks per window (an ANNOUNCE byte) */
-#define SMC_DEFAULT_WINDOW_BYTES (16u << 20)
 
 typedef enum {
   SMC_PKT_DATA = 1,      /* sender -> group: one source or parity symbol */
@@ -248,6 +247,11 @@ uint32_t smc_window_chunks_for (uint64_t window_bytes, uint32_t chunk_size);
  * at 80 MB/s, blocks 1.10-1.104); 16 MiB windows there halved the rate
  * (about ln(L) + 6 multiply-adds a byte, one row at a time) */
 uint64_t smc_default_window_bytes (uint16_t mtu, uint32_t receivers);
+/* smc_sender_config.window_chunks for windows of window_mib MiB (at most
+ * 1024; < 0: smc_default_window_bytes) of chunk_size-byte chunks, in a
+ * session of `receivers` at `mtu`: 0 for Reed-Solomon blocks (the tools'
+ * --window and the step's window-mib) */
+uint32_t smc_session_window_chunks (long window_mib, uint16_t mtu, uint32_t receivers, uint32_t chunk_size);
 
 /* Parse: return 0 on success, -1 if the packet is malformed. The parsed
  * structs point into buf. */

@@ -1149,17 +1149,25 @@ window_ranks (const smc_receiver *r, uint32_t w, uint32_t *r0, uint32_t *r1)
   *r1 = *r0 + r->wc < nz ? *r0 + r->wc : nz;
 }
 
+/* window w leaves the open state for `state`: no NACK, no repair symbols
+ * held; the ranks of its chunks in *r0, *r1 */
+static void
+window_close (smc_receiver *r, uint32_t w, uint8_t state, uint32_t *r0, uint32_t *r1)
+{
+  wnd *x = &r->win[w];
+  x->state = state;
+  x->due = 0;
+  smc_wc_dec_free (x->dec);
+  x->dec = NULL;
+  window_ranks (r, w, r0, r1);
+}
+
 /* every chunk of a solved (or whole) window goes to be verified */
 static void
 window_done (smc_receiver *r, uint32_t w)
 {
-  wnd *x = &r->win[w];
   uint32_t r0, r1;
-  x->state = WND_DONE;
-  x->due = 0;
-  smc_wc_dec_free (x->dec);
-  x->dec = NULL;
-  window_ranks (r, w, &r0, &r1);
+  window_close (r, w, WND_DONE, &r0, &r1);
   for (uint32_t k = r0; k < r1; k++) {
     pend *p = r->by_idx[r->byrank[k]];
     if (p != NULL)
@@ -1178,11 +1186,7 @@ window_lost (smc_receiver *r, uint32_t w, int all)
   uint32_t r0, r1;
   if (x->state != WND_OPEN)
     return;
-  x->state = WND_LOST;
-  x->due = 0;
-  smc_wc_dec_free (x->dec);
-  x->dec = NULL;
-  window_ranks (r, w, &r0, &r1);
+  window_close (r, w, WND_LOST, &r0, &r1);
   for (uint32_t k = r0; k < r1; k++) {
     uint32_t c = r->byrank[k];
     pend *p = r->by_idx[c];

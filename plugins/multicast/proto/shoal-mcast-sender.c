@@ -1282,13 +1282,20 @@ wq_push (smc_sender *s, uint32_t window, uint32_t count, uint8_t code)
   s->win[window].queued += count;
 }
 
+/* the rank after window w's last chunk */
+static uint32_t
+window_end (const smc_sender *s, uint32_t w)
+{
+  return (w + 1) * s->wc < s->nz ? (w + 1) * s->wc : s->nz;
+}
+
 /* the source symbols of window w into s->wsrc (zero-padded chunks from
  * the cache, which holds two windows): 0, or -1 when a chunk cannot be
  * read */
 static int
 window_sources (smc_sender *s, uint32_t w)
 {
-  uint32_t n = 0, end = (w + 1) * s->wc < s->nz ? (w + 1) * s->wc : s->nz;
+  uint32_t n = 0, end = window_end (s, w);
   for (uint32_t r = w * s->wc; r < end; r++) {
     smc_geom g;
     const uint8_t *data;
@@ -1675,7 +1682,7 @@ handle_nack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
 static int
 window_sent (const smc_sender *s, uint32_t w)
 {
-  uint32_t end = (w + 1) * s->wc < s->nz ? (w + 1) * s->wc : s->nz;
+  uint32_t end = window_end (s, w);
   if (s->state >= SMC_STATE_DRAIN)
     return 1;
   if (s->cur_chunk == UINT32_MAX || s->grp_n == 0)

@@ -481,6 +481,12 @@ test_announce_window (void)
   g_assert_cmpuint (smc_default_window_bytes (1500, 5), ==, 16u << 20);
   g_assert_cmpuint (smc_default_window_bytes (9000, 4), ==, 0);
   g_assert_cmpuint (smc_default_window_bytes (9000, 16), ==, 2u << 20);
+  /* what the tools and the step set: auto, MiB (capped at 1024), 0 */
+  g_assert_cmpuint (smc_session_window_chunks (-1, 1500, 16, 1 << 20), ==, 16);
+  g_assert_cmpuint (smc_session_window_chunks (-1, 9000, 4, 1 << 20), ==, 0);
+  g_assert_cmpuint (smc_session_window_chunks (4, 9000, 4, 1 << 20), ==, 4);
+  g_assert_cmpuint (smc_session_window_chunks (100000, 1500, 1, 64 << 20), ==, 16);
+  g_assert_cmpuint (smc_session_window_chunks (0, 1500, 16, 1 << 20), ==, 0);
 }
 
 static void

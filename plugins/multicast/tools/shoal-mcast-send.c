@@ -149,7 +149,7 @@ main (int argc, char **argv)
   smc_join pj;
   uint32_t chunk_size = SMC_DEFAULT_CHUNK;
   int no_auth = 0, verify_read = 0, prepare = 0, opt, rc, fd;
-  long window_mib = -1;  /* auto: smc_default_window_bytes */
+  long window_mib = -1;  /* auto: smc_session_window_chunks */
   source src;
   struct stat sb;
   smc_manifest *m;
@@ -242,12 +242,7 @@ main (int argc, char **argv)
   src.fd = fd;
   src.m = m;
   cfg.manifest = m;
-  {
-    uint64_t wb = window_mib < 0 ? smc_default_window_bytes (cfg.mtu, cfg.expected)
-                                 : (uint64_t) (window_mib > 1024 ? 1024 : window_mib) << 20;
-    if (wb > 0)
-      cfg.window_chunks = smc_window_chunks_for (wb, m->chunk_size);
-  }
+  cfg.window_chunks = smc_session_window_chunks (window_mib, cfg.mtu, cfg.expected, m->chunk_size);
   cfg.read_chunk = verify_read ? read_chunk_verified : read_chunk;
   cfg.on_node = on_node;
   cfg.user = &src;
