@@ -64,7 +64,10 @@ case "$CASE" in
   minrate) nrecv=2; rate=2000; extra=(--min-mbit 1000 --slow-ratio 0 --window 0) ;;
   slowdisk) nrecv=2; extra=(--window 0) ;;
   stall) nrecv=2; extra=(--node-timeout 1000) ;;
-  narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600 ;;
+  # narrow keeps blocks too: in window mode, with every port congested at
+  # the start, it failed 1 run in 3 (two receivers evicted for loss, the
+  # others' first window left to unicast after 1.2 s of NACKs)
+  narrow) for i in 1 2 3 4; do "$TOPO" slow "$P" r$i 100mbit; done; rate=600; extra=(--window 0) ;;
   burst|bursts|wburst)
     # r1 loses packets in bursts, 12.5 % of them. burst: 1000 in a row of
     # every 8000 (40 ms outages at 300 Mbit/s), more than the parity of the
