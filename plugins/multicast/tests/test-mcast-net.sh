@@ -45,7 +45,8 @@ nrecv=$N; rate=300; extra=()
 # but for the cases about Reed-Solomon blocks (--window 0): a receiver alone
 # asking for source symbols (solo), bursts that blocks' parity cannot
 # repair (burst, tailburst), outages timed by what a receiver has written
-# (a window is written at once: outage, outall), and a slow disk behind a
+# (a window is written at once: outage, outall), a congested start (narrow,
+# below), and a slow disk behind a
 # small socket buffer that its receive loop writes (a window's chunks are
 # written at once, 160 ms here: the agent writes on a thread of its own;
 # backlog) or behind a two-chunk window (slowdisk, minrate; the same
