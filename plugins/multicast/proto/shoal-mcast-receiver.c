@@ -173,7 +173,12 @@ struct smc_receiver {
   uint32_t drain_model_kBps;
   uint32_t seq_first, seq_max, seq_got;
   uint32_t seq_outage;           /* sequence numbers lost in outages, this window */
-  uint64_t seq_last_ns;          /* when the last DATA or ANNOUNCE came */
+  /* window mode: REPAIR packets carry no sequence number; their loss is
+   * the gaps in each window's repair serials, counted here apart, so that
+   * the loss reported after the first pass, while only repairs come, is
+   * not the last one measured before it */
+  uint32_t rep_expected, rep_got, rep_outage;
+  uint64_t seq_last_ns;          /* when the last DATA, ANNOUNCE or REPAIR came */
   int seq_valid;
   uint16_t loss_permille;
   int sending_seen;              /* an ANNOUNCE said the sender sends */
@@ -1438,8 +1443,17 @@ handle_repair (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
   r->wrun = d.chunk + 1;
   x = &r->win[d.chunk];
   serial = d.esi & SMC_WC_SERIAL_MASK;
-  if (serial >= x->next)
+  /* the window's serials are consecutive: a gap is loss, or an outage
+   * after a silence (as track_seq); the first repair of a window seen
+   * gives no gap (this receiver may have joined after its first ones) */
+  r->rep_got++;
+  if (serial >= x->next) {
+    uint32_t gap = x->next > 0 ? serial - x->next : 0;
+    r->rep_expected += gap + 1;
+    if (gap > 0 && now - r->seq_last_ns >= OUTAGE_MS * MS)
+      r->rep_outage += gap;
     x->next = serial + 1;
+  }
   if (x->state != WND_OPEN) {
     r->st.dup++;
     return;
@@ -1779,8 +1793,8 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     handle_sdata (r, buf, len, now);
     break;
   case SMC_PKT_REPAIR:
-    r->seq_last_ns = now;
     handle_repair (r, buf, len, now);
+    r->seq_last_ns = now;
     break;
   case SMC_PKT_WNACK:
     handle_wnack_overheard (r, buf, len, now);
@@ -1812,19 +1826,22 @@ send_status (smc_receiver *r)
   if (!r->have_ann)
     return;
   if (r->seq_valid) {
-    expected = r->seq_max - r->seq_first + 1;
+    uint32_t seq_expected = r->seq_max - r->seq_first + 1;
+    expected = seq_expected + r->rep_expected;
     if (expected >= 50) {
       /* wire loss only: drops in our own socket (the sender outran us) are
        * reported as overflow, which slows the sender, not as loss, which
        * could get us evicted */
-      uint64_t missing = r->seq_got >= expected ? 0 : expected - r->seq_got;
+      uint64_t missing = r->seq_got >= seq_expected ? 0 : seq_expected - r->seq_got;
       uint32_t ovfl = r->rx.overflow - r->loss_overflow_base;
+      missing += r->rep_got >= r->rep_expected ? 0 : r->rep_expected - r->rep_got;
       missing = missing > ovfl ? missing - ovfl : 0;
-      missing = missing > r->seq_outage ? missing - r->seq_outage : 0;
+      missing = missing > (uint64_t) r->seq_outage + r->rep_outage ? missing - r->seq_outage - r->rep_outage : 0;
       r->loss_permille = (uint16_t) (missing * 1000ull / expected);
       r->seq_first = r->seq_max + 1;
       r->seq_got = 0;
       r->seq_outage = 0;
+      r->rep_expected = r->rep_got = r->rep_outage = 0;
       r->loss_overflow_base = r->rx.overflow;
     }
   }

@@ -95,6 +95,8 @@ typedef struct {
   uint32_t k;                  /* source symbols */
   uint32_t serial;             /* the next repair serial */
   uint32_t queued;             /* repair symbols queued, not sent yet */
+  uint32_t cap_base;           /* serials sent before the last group cut (a
+                                * congested path): not counted in the cap */
   uint32_t run_next;
   wrun runs[RUNS];
 } wstate;
@@ -1748,10 +1750,14 @@ handle_wnack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
      * leave out outages (a receiver losing 1000 packets of every 8000, 40
      * ms at a time, reported none), and a cap of k × (twice the loss
      * reported + 10 %) left such a receiver's windows to unicast. What a
-     * window cannot get goes to unicast. */
+     * window cannot get goes to unicast. The repair sent before the group
+     * last slowed down for a congested path does not count: it was sent
+     * faster than the path carries, and most receivers lost much of it
+     * (a cap that counted it left the first window of a congested start
+     * to unicast at every receiver) */
     limit = (int64_t) ws->k / 2 + 64;
-    if (add > limit - (int64_t) ws->serial - (int64_t) ws->queued)
-      add = limit - (int64_t) ws->serial - (int64_t) ws->queued;
+    if (add > limit - (int64_t) (ws->serial - ws->cap_base) - (int64_t) ws->queued)
+      add = limit - (int64_t) (ws->serial - ws->cap_base) - (int64_t) ws->queued;
     if (add <= 0)
       continue;
     wq_push (s, e.window, (uint32_t) add, smc_wc_degree_code (ws->k, e.need));
@@ -2054,6 +2060,8 @@ handle_status (smc_sender *s, const uint8_t *buf, size_t len, const struct socka
         s->st.group_loss_cuts++;
         s->last_group_cut = now;
         slow_down (s, cut_rate (s), now, "congested path");
+        for (uint32_t w = 0; w < s->n_windows && s->win != NULL; w++)
+          s->win[w].cap_base = s->win[w].serial;
       }
     } else if (s->last_group_cut != 0 && now - s->last_group_cut < 300 * MS) {
       /* a report still covering the loss the group just slowed down for

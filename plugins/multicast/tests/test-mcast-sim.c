@@ -780,6 +780,78 @@ test_slow_disk (void)
   g_free ((void *) c.image);
 }
 
+/* every receiver behind a port slower than the sender's cap: a token
+ * bucket per receiver (rate, and a queue of burst bytes) that drops what
+ * does not fit, as tbf does in the net test narrow */
+typedef struct {
+  uint64_t bps, burst;
+  uint64_t t[SMC_SIM_MAX_RECEIVERS + 1];
+  double tokens[SMC_SIM_MAX_RECEIVERS + 1];
+} narrow_ports;
+
+static int
+narrow_port (void *user, smc_sim *sim, uint32_t from, uint32_t to, uint8_t *pkt, size_t *len, size_t cap)
+{
+  narrow_ports *np = user;
+  uint64_t now = smc_sim_now (sim);
+  double wire = (double) *len + 42;
+  (void) pkt;
+  (void) cap;
+  if (from != 0 || to == 0 || to > SMC_SIM_MAX_RECEIVERS)
+    return SMC_SIM_DELIVER;
+  np->tokens[to] += (double) (now - np->t[to]) * (double) np->bps / 8e9;
+  if (np->tokens[to] > (double) np->burst)
+    np->tokens[to] = (double) np->burst;
+  np->t[to] = now;
+  if (np->tokens[to] < wire)
+    return SMC_SIM_DROP;
+  np->tokens[to] -= wire;
+  return SMC_SIM_DELIVER;
+}
+
+/* A congested path: four receivers behind 100 Mbit/s ports, the sender
+ * capped at 250. All of them lose much of the first pass at once: the
+ * group slows down, and nobody is evicted. In window mode (4-chunk
+ * windows here) the repair comes after the first pass, where REPAIR
+ * packets carry no sequence number: their loss is measured by their
+ * serials. The receivers once went on reporting the loss of the first
+ * pass while only repair came, and the sender, slowing down for it
+ * again and again, evicted them (net case narrow, 1 run in 2) */
+static void
+test_congested_start (void)
+{
+  smc_sim_config c;
+  smc_sim_result *res;
+  narrow_ports np = { .bps = 100000000, .burst = 256 * 1024 };
+  uint32_t unicast = 0;
+  setup (&c, 24 * MIB, 9, 4, 0);
+  c.rate_bps = 250000000;
+  c.filter = narrow_port;
+  c.user = &np;
+  if (c.window_chunks)
+    c.window_chunks = 4;
+  res = run (&c);
+  for (uint32_t i = 1; i <= c.receivers; i++)
+    unicast += res->rcv[i].chunks_unicast;
+  g_test_message ("behind 100 Mbit/s ports: %llu group cuts, rate %llu Mbit/s at the end, %u chunks by unicast, "
+                  "egress %.4f, %.3f s", (unsigned long long) res->sender.group_loss_cuts,
+                  (unsigned long long) res->sender.rate_bps / 1000000, unicast, egress (&c, res), res->end_ns / 1e9);
+  g_assert_cmpint (res->sender_rc, ==, 0);
+  assert_intact (&c, res);
+  for (uint32_t i = 0; i < res->n_nodes; i++)
+    g_assert_cmpint (res->nodes[i].outcome, ==, SMC_NODE_COMPLETE);
+  g_assert_cmpuint (res->sender.group_loss_cuts, >, 0);
+  /* the first windows, sent too fast, are repaired by multicast too: a
+   * window's cap on repair does not count what was sent before the group
+   * slowed down (it left the first window of each receiver to unicast, 16
+   * chunks in all here) */
+  g_assert_cmpuint (unicast, ==, 0);
+  /* the rate settles at what the ports carry, not at the floor */
+  g_assert_cmpuint (res->sender.rate_bps, >, 50000000);
+  g_free ((void *) c.image);
+  g_free (res);
+}
+
 typedef struct {
   const char *name;
   void (*fn) (void);
@@ -818,6 +890,7 @@ main (int argc, char **argv)
     { "slow-repair", test_slow_repair },
     { "slow-queue", test_slow_queue },
     { "overflow-not-loss", test_overflow_not_loss },
+    { "congested-start", test_congested_start },
   };
   g_test_init (&argc, &argv, NULL);
   for (size_t i = 0; i < G_N_ELEMENTS (tests); i++) {
