@@ -7,6 +7,11 @@
  * execs /usr/sbin/shoal-agent from it, handing it its token in the
  * environment (SHOAL_TOKEN).
  *
+ * Exit status: 1 failed (the initramfs's /init powers the machine off);
+ * LOADER_EXIT_REBOOT (3) the server said to reboot: a new deployment
+ * replaced the one whose token this boot carries (/init reboots, and the
+ * machine boots the new deployment's script).
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <errno.h>
@@ -18,6 +23,7 @@
 
 #include "sa-archive.h"
 #include "sa-http.h"
+#include "sa-json.h"
 #include "sa-inventory.h"
 #include "sa-util.h"
 
@@ -32,7 +38,45 @@ typedef struct {
   bool        exec_agent;
   bool        print_only;
   unsigned    deadline_s; /* total time allowed for each phase */
+  bool        reboot;     /* the server said to reboot */
 } Loader;
+
+#define LOADER_EXIT_REBOOT 3
+
+/* After a 401: whether the token was this device's until a new deployment
+ * replaced it (the loader had claimed it with its inventory). The server
+ * then answers GET /agent/v1/next with a reboot, and only that; any other
+ * answer leaves the 401 as it was */
+static bool
+told_to_reboot (Loader *l)
+{
+  char url[2300], err[512], perr[256];
+  SaHttpRequest req = { .url = url, .token = l->token, .timeout_ms = 15000 };
+  SaHttpResponse resp;
+  SaJson *root = NULL;
+  const char *action = NULL, *reason = NULL;
+
+  snprintf (url, sizeof url, "%s/agent/v1/next?wait=0", l->server);
+  if (sa_http_do (&req, &resp, err, sizeof err) != 0)
+    {
+      sa_http_response_clear (&resp);
+      return false;
+    }
+  if (resp.status == 200)
+    root = sa_json_parse (resp.body.data, resp.body.len, perr, sizeof perr);
+  if (root != NULL)
+    {
+      action = sa_json_get_string (sa_json_get (root, "instruction"), "action");
+      reason = sa_json_get_string (sa_json_get (root, "instruction"), "reason");
+    }
+  l->reboot = action != NULL && strcmp (action, "reboot") == 0;
+  if (l->reboot)
+    sa_log ("token refused: a new deployment replaced this one (%s); rebooting into it",
+            reason != NULL ? reason : "no reason given");
+  sa_json_free (root);
+  sa_http_response_clear (&resp);
+  return l->reboot;
+}
 
 /* Bounded exponential backoff: 1 s doubling up to 8 s, until the deadline */
 static bool
@@ -72,7 +116,8 @@ post_inventory (Loader *l, const char *json)
         sa_log ("inventory refused (attempt %u): HTTP %d %s", attempt, resp.status, resp.body.data);
       else
         sa_log ("inventory not sent (attempt %u): %s", attempt, err);
-      r = r == 0 && !sa_http_status_is_transient (resp.status) && attempt >= 3 ? -2 : r;
+      r = r == 0 && ((resp.status == 401 && told_to_reboot (l)) ||
+                     (!sa_http_status_is_transient (resp.status) && attempt >= 3)) ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;
@@ -105,7 +150,8 @@ fetch_agent (Loader *l, SaBuf *agent)
                 resp.status == 503 ? "" : resp.body.data);
       else
         sa_log ("agent not fetched (attempt %u): %s", attempt, err);
-      r = r == 0 && !sa_http_status_is_transient (resp.status) && attempt >= 3 ? -2 : r;
+      r = r == 0 && ((resp.status == 401 && told_to_reboot (l)) ||
+                     (!sa_http_status_is_transient (resp.status) && attempt >= 3)) ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;
@@ -206,7 +252,7 @@ main (int argc, char **argv)
   const char *cmdline = "/proc/cmdline";
   char *inventory;
   SaBuf agent;
-  int c;
+  int c, rc = 0;
 
   sa_log_set_prog ("shoal-agent-loader");
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1)
@@ -230,14 +276,27 @@ main (int argc, char **argv)
       return 0;
     }
   if (!read_cmdline (&l, cmdline))
-    return 1;
+    {
+      free (inventory);
+      free (l.server);
+      free (l.token);
+      free (l.device);
+      return 1;
+    }
   sa_log ("server %s, device %s", l.server, l.device ? l.device : "(unknown)");
-  if (!post_inventory (&l, inventory))
-    return 1;
-  free (inventory);
   sa_buf_init (&agent);
-  if (!fetch_agent (&l, &agent) || !unpack_agent (&l, &agent))
-    return 1;
+  if (!post_inventory (&l, inventory))
+    rc = l.reboot ? LOADER_EXIT_REBOOT : 1;
+  else if (!fetch_agent (&l, &agent))
+    rc = l.reboot ? LOADER_EXIT_REBOOT : 1;
+  else if (!unpack_agent (&l, &agent))
+    rc = 1;
+  free (inventory);
   sa_buf_clear (&agent);
-  return exec_agent (&l);
+  if (rc == 0)
+    rc = exec_agent (&l);
+  free (l.server);
+  free (l.token);
+  free (l.device);
+  return rc;
 }

@@ -1726,6 +1726,76 @@ test_agent_program_superseded (void)
   test_server_free (s);
 }
 
+/* The loader with @token against the test server (its inventory from an
+ * empty root): its exit status, its log in *log */
+static gint
+run_loader (TestServer *s, const gchar *token, gchar **log)
+{
+  const gchar *loader = g_getenv ("SHOAL_LOADER_BINARY");
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-loader-XXXXXX", NULL);
+  g_autofree gchar *cmdline = g_build_filename (dir, "cmdline", NULL);
+  g_autofree gchar *dest = g_build_filename (dir, "dest", NULL);
+  g_autofree gchar *root = g_build_filename (dir, "root", NULL);
+  g_autofree gchar *server = url_of (s, "");
+  g_autofree gchar *text = g_strdup_printf ("quiet shoal.server=%s shoal.token=%s shoal.device=dev-1\n", server, token);
+  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dir);
+  g_autoptr(GError) error = NULL;
+  gint status = 0;
+
+  g_assert_nonnull (dir);
+  g_assert_true (g_file_set_contents (cmdline, text, -1, NULL));
+  g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir (root, 0700), ==, 0);
+  {
+    const gchar *argv[] = { loader, "--cmdline", cmdline, "--root", root, "--dest", dest, "--no-exec",
+                            "--deadline", "20", NULL };
+
+    g_spawn_sync (NULL, (gchar **) argv, NULL, 0, NULL, NULL, NULL, log, &status, &error);
+  }
+  g_assert_no_error (error);
+  g_test_message ("%s", *log);
+  g_spawn_command_line_sync (rm, NULL, NULL, NULL, NULL);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+/* A new deployment replaced the one whose token the loader carries (after
+ * its inventory claimed it): its first refused request asks the server,
+ * which says to reboot, and the loader exits 3, on which the initramfs
+ * reboots into the new deployment's boot script. Before, it tried three
+ * times, then exited 1: the machine powered off. A token the server does
+ * not know at all still ends that way */
+static void
+test_loader_superseded (void)
+{
+  const gchar *loader = g_getenv ("SHOAL_LOADER_BINARY");
+  g_autofree gchar *log = NULL, *log2 = NULL;
+  gint64 started;
+  TestServer *s;
+
+  if (loader == NULL || !g_file_test (loader, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("the loader was not built");
+      return;
+    }
+  s = test_server_new ();
+  started = g_get_monotonic_time ();
+  g_assert_cmpint (run_loader (s, "tok-superseded", &log), ==, 3);
+  g_assert_cmpint (g_get_monotonic_time () - started, <, 5 * G_USEC_PER_SEC);
+  g_assert_nonnull (strstr (log, "rebooting into it"));
+  g_assert_null (strstr (log, "attempt 2"));
+  g_mutex_lock (&s->lock);
+  g_assert_cmpuint (s->refused, ==, 1);   /* the inventory, once */
+  g_mutex_unlock (&s->lock);
+  /* unknown: refused three times (and its question too), then exit 1 */
+  g_assert_cmpint (run_loader (s, "tok-unknown", &log2), ==, 1);
+  g_assert_nonnull (strstr (log2, "attempt 3"));
+  g_assert_null (strstr (log2, "rebooting"));
+  g_mutex_lock (&s->lock);
+  g_assert_cmpuint (s->refused, ==, 1 + 3 + 3);
+  g_mutex_unlock (&s->lock);
+  test_server_free (s);
+}
+
 /* An image with a GPT, smaller than the disk: the agent moves its backup
  * to the disk's end and says so in "image-written" */
 static void
@@ -2549,6 +2619,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/target/agent-program-gpt", test_agent_program_gpt);
   g_test_add_func ("/shoal/target/agent-program-stops", test_agent_program_stops);
   g_test_add_func ("/shoal/target/agent-program-superseded", test_agent_program_superseded);
+  g_test_add_func ("/shoal/target/loader-superseded", test_loader_superseded);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/0.90-gpt-image", &leftover_gpt_090,
                         test_agent_program_md_leftover);
   g_test_add_data_func ("/shoal/target/agent-program-md-leftover/1.0-gpt-image", &leftover_gpt_10,
