@@ -1469,6 +1469,10 @@ add_waiter (ShoalDevice *self,
   EventWaiter *waiter;
   JsonNode *pending;
 
+  /* cancelled on its way here from another thread: it takes no event
+   * (a pending one stays for the next wait) */
+  if (g_task_return_error_if_cancelled (task))
+    return;
   pending = steal_pending_event (self, name);
   if (pending != NULL)
     {

@@ -673,6 +673,65 @@ test_device_events_from_thread (void)
   g_main_context_release (NULL);
 }
 
+typedef struct {
+  ShoalDevice *device;
+  JsonNode    *got;          /* the payload, or a null node on error */
+  gboolean     cancelled;    /* the wait ended with G_IO_ERROR_CANCELLED */
+  gboolean     done;
+} CancelledWait;
+
+static void
+cancelled_wait_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  CancelledWait *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  w->got = shoal_device_wait_event_finish (SHOAL_DEVICE (source), result, &error);
+  w->cancelled = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  w->done = TRUE;
+}
+
+static gpointer
+cancelled_wait_thread (gpointer data)
+{
+  CancelledWait *w = data;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+  /* queued on the device's context, which the main thread owns; cancelled
+   * before that context runs it */
+  shoal_device_wait_event_async (w->device, "image-written", cancellable, cancelled_wait_cb, w);
+  g_cancellable_cancel (cancellable);
+  return NULL;
+}
+
+static gboolean
+wait_done (gpointer data)
+{
+  return ((CancelledWait *) data)->done;
+}
+
+/* A wait started from another thread and cancelled before the device's
+ * context registered it takes no event: the one already pending stays
+ * for the next wait (it went to the cancelled wait, and was lost) */
+static void
+test_device_events_cancelled_from_thread (void)
+{
+  g_autoptr(ShoalDevice) device = shoal_device_new ("e-2");
+  g_autoptr(JsonNode) payload = json_from_string ("{\"partition_table\": \"mbr\"}", NULL);
+  CancelledWait w = { device, NULL, FALSE, FALSE };
+
+  g_assert_true (g_main_context_acquire (NULL));
+  shoal_device_post_event (device, "image-written", payload);
+  g_thread_join (g_thread_new ("step", cancelled_wait_thread, &w));
+  g_assert_true (shoal_test_wait_until (wait_done, &w, 1000));
+  g_assert_true (w.cancelled);
+  g_assert_null (w.got);
+  g_assert_true (event_pending (device, "image-written"));
+  g_main_context_release (NULL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -684,6 +743,7 @@ main (int argc, char **argv)
   g_test_add_func ("/shoal/device/copies", test_device_copies);
   g_test_add_func ("/shoal/device/dup", test_device_dup);
   g_test_add_func ("/shoal/device/events-from-thread", test_device_events_from_thread);
+  g_test_add_func ("/shoal/device/events-cancelled-from-thread", test_device_events_cancelled_from_thread);
   g_test_add_func ("/shoal/device/events", test_device_events);
   g_test_add_func ("/shoal/device/events-limits", test_device_events_limits);
   g_test_add_func ("/shoal/device/journal", test_device_journal);
