@@ -2,8 +2,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """summary.py RESULTS.txt: the lines of run.sh as one row per cell (N, loss,
 MTU) with every tool side by side, shoal's rate against the limit line
-(iperf, same N and MTU, no loss) and against uftp, and egress. Markdown."""
+(iperf, same N and MTU, no loss) and against uftp, and egress. Markdown.
+A cell run several times (run.sh --repeat) shows its median run (by
+rate; the lower middle one of an even count) and the range of its rates
+in brackets; the ratios are of medians."""
 import re
+import statistics
 import sys
 
 
@@ -24,8 +28,17 @@ def parse(path):
             continue
         ok = kv.get('ok', '-')
         eg = kv.get('egress/file', '-')
-        cells[(tool, n, loss, mtu)] = (rate, ok, eg, kv.get('file', '–'))
-    return cells
+        cells.setdefault((tool, n, loss, mtu), []).append((rate, ok, eg, kv.get('file', '–')))
+    return {k: median_run(runs) for k, runs in cells.items()}
+
+
+def median_run(runs):
+    """the run of median rate, its rate with the range when there are several"""
+    rates = sorted(r[0] for r in runs)
+    mid = statistics.median_low(rates)
+    run = next(r for r in runs if r[0] == mid)
+    shown = f'{mid} [{rates[0]}–{rates[-1]}]' if len(runs) > 1 else f'{mid}'
+    return (mid, run[1], run[2], run[3], shown)
 
 
 def main():
@@ -46,8 +59,8 @@ def main():
             ratio = f'{s[0] / line[0]:.2f}×' if line else '–'
             vs_u = f'{s[0] / u[0]:.1f}×' if u and u[0] > 0 and u[1].split('/')[0] == u[1].split('/')[-1] else '–'
             name = '' if tool == 'shoal' else ' (4 MiB chunks)'
-            print(f'| {mtu}{name} | {n} | {loss} % | {s[3]} | {line[0] if line else "–"} | **{s[0]}** | {ratio} | '
-                  f'{s[2]} | {f"{u[0]} ({u[2]})" if u else "–"} | {vs_u} | {f"{c[0]} ({c[1]})" if c else "–"} | '
+            print(f'| {mtu}{name} | {n} | {loss} % | {s[3]} | {line[4] if line else "–"} | **{s[4]}** | {ratio} | '
+                  f'{s[2]} | {f"{u[4]} ({u[2]})" if u else "–"} | {vs_u} | {f"{c[4]} ({c[1]})" if c else "–"} | '
                   f'{s[1]} |')
 
 
