@@ -1337,10 +1337,16 @@ emit_wrepair (smc_sender *s, int at, int room)
       ws->runs[ws->run_next] = (wrun) { .serial0 = ws->serial, .count = (uint32_t) rows, .seq = s->seq_mc, .ms = ms };
       ws->run_next = (ws->run_next + 1) % RUNS;
     }
+    uint32_t ids[SMC_BATCH];
+    uint8_t *outs[SMC_BATCH];
+    for (int i = 0; i < rows; i++) {
+      ids[i] = smc_wc_make_id (q->code, ws->serial++);
+      outs[i] = s->pkt[at + i] + SMC_SHORT_HDR_LEN;
+    }
+    smc_wc_encode_many (seed, ws->k, s->wsrc, ids, (uint32_t) rows, outs, s->S);
     for (int i = 0; i < rows; i++) {
       uint8_t *pkt = s->pkt[at + i];
-      uint32_t id = smc_wc_make_id (q->code, ws->serial++);
-      smc_wc_encode (seed, ws->k, s->wsrc, id, pkt + SMC_SHORT_HDR_LEN, s->S);
+      uint32_t id = ids[i];
       smc_build_repair_head (pkt, s->cfg.session, q->window, id);
       memset (pkt + SMC_SHORT_HDR_LEN + s->S, 0, SMC_SHORT_TAG_LEN);
       if (s->auth != NULL)

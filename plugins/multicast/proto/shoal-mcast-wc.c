@@ -134,6 +134,58 @@ smc_wc_encode (uint64_t seed, uint32_t k, const uint8_t *const *src, uint32_t id
   return rc;
 }
 
+/* Rows that cover at least a quarter of a window of at most
+ * SMC_WC_DENSE_K symbols (a 2 MiB window at MTU 9000: 236 symbols, rows
+ * of 170 or more) are combined together, as a matrix with zeros where a
+ * row has no term: each source symbol is read once for six rows by the
+ * multi-row kernel, not once per row (the rows of a round, read one by
+ * one, went through the caches as many times as there were rows). Sparse
+ * rows (a 16 MiB window's) stay one at a time: their zeros would cost
+ * more than the reads they save. */
+#define SMC_WC_DENSE_K 2048u
+
+static int
+dense_enough (uint64_t terms, uint32_t rows, uint32_t cols)
+{
+  return rows > 1 && cols <= SMC_WC_DENSE_K && terms * 4 >= (uint64_t) rows * cols;
+}
+
+int
+smc_wc_encode_many (uint64_t seed, uint32_t k, const uint8_t *const *src, const uint32_t *ids, uint32_t n,
+                    uint8_t *const *out, size_t len)
+{
+  uint64_t terms = 0;
+  uint32_t *idx;
+  uint8_t *coef, *M;
+  int rc = 0;
+  for (uint32_t i = 0; i < n; i++)
+    terms += k == 0 ? 0 : smc_wc_degree (k, ids[i]);
+  if (!dense_enough (terms, n, k)) {
+    for (uint32_t i = 0; i < n; i++)
+      if (smc_wc_encode (seed, k, src, ids[i], out[i], len) < 0)
+        rc = -1;
+    return rc;
+  }
+  idx = malloc (sizeof *idx * k);
+  coef = malloc (k);
+  M = calloc ((size_t) n, k);
+  if (idx == NULL || coef == NULL || M == NULL)
+    rc = -1;
+  for (uint32_t i = 0; i < n && rc == 0; i++) {
+    int dg = smc_wc_row (seed, k, ids[i], idx, coef);
+    if (dg < 0)
+      rc = -1;
+    for (int e = 0; e < dg; e++)
+      M[(size_t) i * k + idx[e]] = coef[e];
+  }
+  if (rc == 0)
+    smc_gf_combine (k, (int) n, M, src, out, len, 0);
+  free (idx);
+  free (coef);
+  free (M);
+  return rc;
+}
+
 /* ---------------- decoder ---------------- */
 
 struct smc_wc_dec {
@@ -350,24 +402,61 @@ smc_wc_dec_solve (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, uint3
         smc_gf_muladd (basis + (size_t) q * W, basis + (size_t) p * W, f, W);
     }
 
-  /* subtract what is known from each selected repair symbol */
-  in = malloc (sizeof *in * (maxd > L ? maxd : L));
+  /* subtract what is known from each selected repair symbol: the rows
+   * together when dense enough (dense_enough), else one at a time */
+  in = malloc (sizeof *in * (d->k > L ? d->k : L));
   out = malloc (sizeof *out * L);
   M = malloc ((size_t) L * L);
   if (in == NULL || out == NULL || M == NULL)
     goto out;
-  for (uint32_t i = 0; i < L; i++) {
-    uint32_t t = sel[i], nk = 0;
-    int dg = smc_wc_row (d->seed, d->k, d->ids[t], idx, coef);
-    if (dg < 0)
-      goto out;
-    for (int e = 0; e < dg; e++)
-      if (have[idx[e]]) {
-        in[nk] = sym[idx[e]];
-        coef[nk++] = coef[e];
+  {
+    uint64_t terms = 0;
+    for (uint32_t i = 0; i < L; i++)
+      terms += smc_wc_degree (d->k, d->ids[sel[i]]);
+    if (dense_enough (terms, L, d->k - L)) {
+      uint32_t nk = 0;
+      uint8_t *K = calloc ((size_t) L, d->k - L);
+      if (K == NULL)
+        goto out;
+      /* the known symbols' columns: d->col holds the missing ones' */
+      for (uint32_t j = 0; j < d->k; j++)
+        if (have[j]) {
+          d->col[j] = (int32_t) nk;
+          in[nk++] = sym[j];
+        }
+      for (uint32_t i = 0; i < L; i++) {
+        int dg = smc_wc_row (d->seed, d->k, d->ids[sel[i]], idx, coef);
+        if (dg < 0) {
+          free (K);
+          goto out;
+        }
+        for (int e = 0; e < dg; e++)
+          if (have[idx[e]]) {
+            K[(size_t) i * nk + (uint32_t) d->col[idx[e]]] = coef[e];
+            d->ops++;
+          }
+        out[i] = d->pay[sel[i]];
       }
-    smc_gf_combine (nk, 1, coef, in, &d->pay[t], d->len, 1);
-    d->ops += nk;
+      for (uint32_t j = 0; j < d->k; j++)
+        if (have[j])
+          d->col[j] = -1;
+      smc_gf_combine (nk, (int) L, K, in, out, d->len, 1);
+      free (K);
+    } else {
+      for (uint32_t i = 0; i < L; i++) {
+        uint32_t t = sel[i], nk = 0;
+        int dg = smc_wc_row (d->seed, d->k, d->ids[t], idx, coef);
+        if (dg < 0)
+          goto out;
+        for (int e = 0; e < dg; e++)
+          if (have[idx[e]]) {
+            in[nk] = sym[idx[e]];
+            coef[nk++] = coef[e];
+          }
+        smc_gf_combine (nk, 1, coef, in, &d->pay[t], d->len, 1);
+        d->ops += nk;
+      }
+    }
   }
   for (uint32_t p = 0; p < L; p++) {
     memcpy (M + (size_t) p * L, basis + (size_t) p * W + L, L);

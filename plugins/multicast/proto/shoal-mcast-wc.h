@@ -55,6 +55,11 @@ int smc_wc_row (uint64_t seed, uint32_t k, uint32_t id, uint32_t *idx, uint8_t *
 int smc_wc_encode (uint64_t seed, uint32_t k, const uint8_t *const *src, uint32_t id,
                    uint8_t *out, size_t len);
 
+/* repair symbols ids[0 .. n-1] into out[0 .. n-1], as smc_wc_encode
+ * each, the rows together when they are dense; 0 or -1 */
+int smc_wc_encode_many (uint64_t seed, uint32_t k, const uint8_t *const *src, const uint32_t *ids, uint32_t n,
+                        uint8_t *const *out, size_t len);
+
 /* the repair symbols a receiver holds for one window, and the solver */
 typedef struct smc_wc_dec smc_wc_dec;
 

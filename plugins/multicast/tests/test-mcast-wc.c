@@ -168,6 +168,57 @@ test_wc_roundtrip (void)
   g_assert_cmpuint (spare_total, <=, 6);
 }
 
+/* smc_wc_encode_many gives what smc_wc_encode gives for each id, dense
+ * rows (a window of 236 symbols, rows for 12 missing: combined as one
+ * matrix) or sparse (3000 symbols, one row at a time); and a receiver of
+ * such dense windows, whose solve subtracts its known symbols from the
+ * rows together, gets the window back at any loss it can solve */
+static void
+test_wc_dense (void)
+{
+  g_autoptr (GRand) rng = g_rand_new_with_seed (5);
+  static const struct { uint32_t k; double loss; size_t len; } cases[] = {
+    { 236, 0.05, 8958 }, { 236, 0.15, 1458 }, { 236, 0.30, 100 }, { 64, 0.5, 65 }, { 2000, 0.10, 64 }, { 3000, 0.05, 64 },
+  };
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    win w;
+    uint32_t serial = 0, n, rank = 0;
+    uint32_t ids[64];
+    uint8_t *outs[64];
+    g_autofree uint8_t *one = NULL, *many = NULL;
+    uint8_t code;
+    int rc;
+    win_init (&w, cases[c].k, cases[c].len, 77 + c, rng, cases[c].loss);
+    code = smc_wc_degree_code (w.k, w.missing);
+    g_test_message ("k %u, %u missing: degree %u", w.k, w.missing, smc_wc_degree_of_code (w.k, code));
+    /* the first round, and a second as large, 64 rows at most a batch */
+    one = g_malloc (w.len);
+    many = g_malloc ((size_t) 64 * w.len);
+    for (uint32_t fed = 0; fed < 2 * w.missing; fed += n) {
+      n = 2 * w.missing - fed < 64 ? 2 * w.missing - fed : 64;
+      for (uint32_t i = 0; i < n; i++) {
+        ids[i] = smc_wc_make_id (code, ++serial);
+        outs[i] = many + (size_t) i * w.len;
+      }
+      g_assert_cmpint (smc_wc_encode_many (w.seed, w.k, w.sp, ids, n, outs, w.len), ==, 0);
+      for (uint32_t i = 0; i < n; i++) {
+        g_assert_cmpint (smc_wc_encode (w.seed, w.k, w.sp, ids[i], one, w.len), ==, 0);
+        g_assert_cmpmem (outs[i], w.len, one, w.len);
+        if (fed + i < w.missing + 2)
+          g_assert_cmpint (smc_wc_dec_add (w.dec, ids[i], outs[i]), ==, 0);
+      }
+    }
+    rc = smc_wc_dec_solve (w.dec, w.sym, w.have, &rank);
+    while (rc > 0) {
+      win_feed (&w, (uint32_t) rc, (uint32_t) rc, &serial);
+      rc = smc_wc_dec_solve (w.dec, w.sym, w.have, &rank);
+    }
+    g_assert_cmpint (rc, ==, 0);
+    g_assert_cmpmem (w.buf, (size_t) w.k * w.len, w.src, (size_t) w.k * w.len);
+    win_clear (&w);
+  }
+}
+
 /* too few rows: nothing is written, the rows are kept, and more solve it;
  * duplicates are refused; too many missing is an error, not a hang */
 static void
@@ -364,6 +415,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/shoal/multicast/wc/rows", test_wc_rows);
   g_test_add_func ("/shoal/multicast/wc/roundtrip", test_wc_roundtrip);
+  g_test_add_func ("/shoal/multicast/wc/dense", test_wc_dense);
   g_test_add_func ("/shoal/multicast/wc/short", test_wc_short);
   g_test_add_func ("/shoal/multicast/wc/combine-backends", test_wc_combine_backends);
   return g_test_run ();
