@@ -179,6 +179,10 @@ struct smc_receiver {
    * not the last one measured before it */
   uint32_t rep_expected, rep_got, rep_outage;
   uint64_t seq_last_ns;          /* when the last DATA, ANNOUNCE or REPAIR came */
+  /* a packet came after OUTAGE_MS of silence (an outage ended): the next
+   * sequence gap is the outage's, though a REPAIR may have come first;
+   * outage_counted: st.outages has counted it already */
+  int after_silence, outage_counted;
   int seq_valid;
   uint16_t loss_permille;
   int sending_seen;              /* an ANNOUNCE said the sender sends */
@@ -1450,8 +1454,12 @@ handle_repair (smc_receiver *r, const uint8_t *buf, size_t len, uint64_t now)
   if (serial >= x->next) {
     uint32_t gap = x->next > 0 ? serial - x->next : 0;
     r->rep_expected += gap + 1;
-    if (gap > 0 && now - r->seq_last_ns >= OUTAGE_MS * MS)
+    if (gap > 0 && r->after_silence) {
       r->rep_outage += gap;
+      r->st.outages += !r->outage_counted;
+      r->outage_counted = 1;
+      r->st.outage_pkts += gap;
+    }
     x->next = serial + 1;
   }
   if (x->state != WND_OPEN) {
@@ -1733,14 +1741,15 @@ track_seq (smc_receiver *r, uint32_t seq, uint64_t now)
     r->seq_first = seq;
     r->seq_max = seq;
     r->seq_got = 0;
-  } else if ((int32_t) (seq - r->seq_max) > 1 && now - r->seq_last_ns >= OUTAGE_MS * MS) {
+  } else if ((int32_t) (seq - r->seq_max) > 1 && r->after_silence) {
     /* reported apart from loss: an outage does not mean the sender is too
      * fast for the path (nor this receiver too slow for the group); the
      * repair it needs is asked for as usual */
     r->seq_outage += seq - r->seq_max - 1;
-    r->st.outages++;
+    r->st.outages += !r->outage_counted;
     r->st.outage_pkts += seq - r->seq_max - 1;
   }
+  r->after_silence = r->outage_counted = 0;
   if ((int32_t) (seq - r->seq_max) > 0)
     r->seq_max = seq;
   r->seq_got++;
@@ -1773,6 +1782,9 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
     }
     r->last_sender = now;
   }
+  if ((h.type == SMC_PKT_DATA || h.type == SMC_PKT_ANNOUNCE || h.type == SMC_PKT_SDATA || h.type == SMC_PKT_REPAIR) &&
+      now - r->seq_last_ns >= OUTAGE_MS * MS)
+    r->after_silence = 1;
   switch (h.type) {
   case SMC_PKT_DATA:
     track_seq (r, h.seq, now);

@@ -81,6 +81,10 @@ main (int argc, char **argv)
   g_test_add_data_func ("/shoal/multicast/net/outage", "outage", run_case);
   /* every receiver at once: told from congestion, the sender keeps its rate */
   g_test_add_data_func ("/shoal/multicast/net/outage-all", "outall", run_case);
+  /* the same in window mode (0.05 s: a window gets at most half its
+   * symbols and 64 in repair) */
+  g_test_add_data_func ("/shoal/multicast/net/outage-window", "woutage", run_case);
+  g_test_add_data_func ("/shoal/multicast/net/outage-all-window", "woutall", run_case);
   /* jumbo frames on the LAN, not on one receiver's interface: it says so at once and
    * takes the image by unicast */
   g_test_add_data_func ("/shoal/multicast/net/mtu-mismatch", "mtu", run_case);

@@ -3,7 +3,7 @@
 # test-mcast-net.sh CASE SEND RECV TOPO
 # One network test of the multicast tools, in namespaces joined by a bridge
 # (TOPO = bench/multicast/topo.sh). Exit 0 pass, 77 skip, other fail.
-# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | minrate | stall | narrow | many | burst | bursts | wburst | outage | outall | mtu | pathmtu | gsofallback | fanout
+# CASE: loss4 | solo | tailburst | large | forged | killed | late | slow | two | backlog | minrate | stall | narrow | many | burst | bursts | wburst | outage | outall | woutage | woutall | mtu | pathmtu | gsofallback | fanout
 set -u
 CASE=$1; SEND=$2; RECV=$3; TOPO=$4
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 77; }
@@ -16,6 +16,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   "$TOPO" down "$P" "$((${nhosts:-6} > 6 ? ${nhosts:-6} : 6))"
+  # KEEP_DIR=DIR: the logs and outputs are copied there (debugging)
+  [ -n "${KEEP_DIR:-}" ] && cp -r "$W" "$KEEP_DIR"
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -45,7 +47,8 @@ nrecv=$N; rate=300; extra=()
 # but for the cases about Reed-Solomon blocks (--window 0): a receiver alone
 # asking for source symbols (solo), bursts that blocks' parity cannot
 # repair (burst, tailburst), outages timed by what a receiver has written
-# (a window is written at once: outage, outall), and a slow disk behind a
+# (a window is written at once: outage, outall; woutage and woutall are
+# outages in window mode), and a slow disk behind a
 # small socket buffer that its receive loop writes (a window's chunks are
 # written at once, 160 ms here: the agent writes on a thread of its own;
 # backlog) or behind a two-chunk window (slowdisk, minrate; the same
@@ -82,6 +85,7 @@ case "$CASE" in
     else "$TOPO" burst "$P" r1 250 2000 6200 || exit 77; extra=(--interleave-blocks); fi
     ;;
   outage|outall) nrecv=2; extra=(--window 0) ;;
+  woutage|woutall) nrecv=2 ;;
   tailburst)
     # r1 loses 250 packets in a row at the end of the first pass (15,213
     # DATA packets, after some tens of announces while the receivers join):
@@ -384,6 +388,37 @@ outall)
     [ "$(field "$W/recv.$h.out" outages)" -ge 1 ] || fail "$h did not see an outage"
     [ "$(field "$W/recv.$h.out" unicast_chunks)" = 0 ] || fail "$h fetched chunks by unicast"
   done
+  [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
+  ;;
+woutage|woutall)
+  # window mode: r1 (woutage) or both (woutall) get nothing for 0.05 s
+  # once r1 has written its first window (8 MiB of the 21 that hold
+  # data): about 1.9 MB of the first pass at 300 Mbit/s, which the window
+  # code repairs by multicast. (A window gets at most half its symbols and
+  # 64 in repair: with 0.1 s, 3.7 MB, the last window of six chunks went
+  # to unicast 1 run in 3.) Outages are not loss: nobody is evicted and
+  # the sender does not slow down
+  start_recv r1 101; start_recv r2 102
+  wait_written r1
+  "$TOPO" outage "$P" r1 0.05 > "$W/lost.r1" & o1=$!
+  o2=
+  if [ "$CASE" = woutall ]; then "$TOPO" outage "$P" r2 0.05 > "$W/lost.r2" & o2=$!; fi
+  wait $o1 $o2
+  wait $spid; src=$?
+  wait
+  check_out r1; check_out r2
+  [ "$src" = 0 ] || fail "sender rc $src"
+  dropped=$(cat "$W/lost.r1")
+  echo "$CASE: r1 lost $dropped packets in 0.05 s$([ -n "$o2" ] && echo ", r2 $(cat "$W/lost.r2")"); $(field "$W/send.out" repair_pkts) repair packets; rate cuts for group loss: $(field "$W/send.out" group_loss_cuts); r1's loss last reported $(grep 'node 101' "$W/send.out" | grep -o 'loss=[0-9]*' | cut -d= -f2) per mille"
+  [ "$dropped" -gt 300 ] || fail "the outage took only $dropped packets"
+  [ "$(grep -c 'outcome=complete' "$W/send.out")" = 2 ] || fail "not every receiver completed by multicast"
+  for h in r1 $([ -n "$o2" ] && echo r2); do
+    [ "$(field "$W/recv.$h.out" outages)" -ge 1 ] || fail "$h did not see an outage"
+    [ "$(field "$W/recv.$h.out" unicast_chunks)" = 0 ] || fail "$h fetched chunks by unicast"
+  done
+  # the repair is about what was lost: no window repaired round and round
+  [ "$(field "$W/send.out" repair_pkts)" -le $((dropped * 5 / 4 + 200)) ] ||
+    fail "$(field "$W/send.out" repair_pkts) repair packets for $dropped lost"
   [ "$(field "$W/send.out" group_loss_cuts)" = 0 ] || fail "the sender slowed down for an outage"
   ;;
 gsofallback)
