@@ -147,7 +147,7 @@ smc_wc_encode (uint64_t seed, uint32_t k, const uint8_t *const *src, uint32_t id
 static int
 dense_enough (uint64_t terms, uint32_t rows, uint32_t cols)
 {
-  return rows > 1 && cols <= SMC_WC_DENSE_K && terms * 4 >= (uint64_t) rows * cols;
+  return rows > 1 && cols > 0 && cols <= SMC_WC_DENSE_K && terms * 4 >= (uint64_t) rows * cols;
 }
 
 int
@@ -415,21 +415,20 @@ smc_wc_dec_solve (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, uint3
       terms += smc_wc_degree (d->k, d->ids[sel[i]]);
     if (dense_enough (terms, L, d->k - L)) {
       uint32_t nk = 0;
+      int bad = 0;
       uint8_t *K = calloc ((size_t) L, d->k - L);
       if (K == NULL)
         goto out;
-      /* the known symbols' columns: d->col holds the missing ones' */
+      /* the known symbols' columns (d->col holds the missing ones', and
+       * holds them alone again after) */
       for (uint32_t j = 0; j < d->k; j++)
         if (have[j]) {
           d->col[j] = (int32_t) nk;
           in[nk++] = sym[j];
         }
-      for (uint32_t i = 0; i < L; i++) {
+      for (uint32_t i = 0; i < L && !bad; i++) {
         int dg = smc_wc_row (d->seed, d->k, d->ids[sel[i]], idx, coef);
-        if (dg < 0) {
-          free (K);
-          goto out;
-        }
+        bad = dg < 0;
         for (int e = 0; e < dg; e++)
           if (have[idx[e]]) {
             K[(size_t) i * nk + (uint32_t) d->col[idx[e]]] = coef[e];
@@ -440,8 +439,11 @@ smc_wc_dec_solve (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, uint3
       for (uint32_t j = 0; j < d->k; j++)
         if (have[j])
           d->col[j] = -1;
-      smc_gf_combine (nk, (int) L, K, in, out, d->len, 1);
+      if (!bad)
+        smc_gf_combine (nk, (int) L, K, in, out, d->len, 1);
       free (K);
+      if (bad)
+        goto out;
     } else {
       for (uint32_t i = 0; i < L; i++) {
         uint32_t t = sel[i], nk = 0;

@@ -178,7 +178,7 @@ test_wc_dense (void)
 {
   g_autoptr (GRand) rng = g_rand_new_with_seed (5);
   static const struct { uint32_t k; double loss; size_t len; } cases[] = {
-    { 236, 0.05, 8958 }, { 236, 0.15, 1458 }, { 236, 0.30, 100 }, { 64, 0.5, 65 }, { 2000, 0.10, 64 }, { 3000, 0.05, 64 },
+    { 236, 0.05, 8958 }, { 236, 0.15, 1458 }, { 236, 0.30, 100 }, { 64, 0.5, 65 }, { 64, 1.0, 65 }, { 2000, 0.10, 64 }, { 3000, 0.05, 64 },
   };
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
     win w;
