@@ -814,9 +814,10 @@ narrow_port (void *user, smc_sim *sim, uint32_t from, uint32_t to, uint8_t *pkt,
  * group slows down, and nobody is evicted. In window mode (4-chunk
  * windows here) the repair comes after the first pass, where REPAIR
  * packets carry no sequence number: their loss is measured by their
- * serials. The receivers once went on reporting the loss of the first
+ * serials. (The receivers once went on reporting the loss of the first
  * pass while only repair came, and the sender, slowing down for it
- * again and again, evicted them (net case narrow, 1 run in 2) */
+ * again and again, evicted them: net case narrow, 1 run in 2. Here the
+ * repair is short and that did not show; the window cap below did.) */
 static void
 test_congested_start (void)
 {
