@@ -78,6 +78,15 @@ told_to_reboot (Loader *l)
   return l->reboot;
 }
 
+/* An answer of HTTP status after `attempt` tries that ends the phase: the
+ * third refusal in a row that is not transient, or a 401 on which the
+ * server says to reboot (l->reboot) */
+static bool
+given_up (Loader *l, int status, unsigned attempt)
+{
+  return (status == 401 && told_to_reboot (l)) || (!sa_http_status_is_transient (status) && attempt >= 3);
+}
+
 /* Bounded exponential backoff: 1 s doubling up to 8 s, until the deadline */
 static bool
 backoff (unsigned *delay_ms, uint64_t deadline)
@@ -116,8 +125,7 @@ post_inventory (Loader *l, const char *json)
         sa_log ("inventory refused (attempt %u): HTTP %d %s", attempt, resp.status, resp.body.data);
       else
         sa_log ("inventory not sent (attempt %u): %s", attempt, err);
-      r = r == 0 && ((resp.status == 401 && told_to_reboot (l)) ||
-                     (!sa_http_status_is_transient (resp.status) && attempt >= 3)) ? -2 : r;
+      r = r == 0 && given_up (l, resp.status, attempt) ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;
@@ -150,8 +158,7 @@ fetch_agent (Loader *l, SaBuf *agent)
                 resp.status == 503 ? "" : resp.body.data);
       else
         sa_log ("agent not fetched (attempt %u): %s", attempt, err);
-      r = r == 0 && ((resp.status == 401 && told_to_reboot (l)) ||
-                     (!sa_http_status_is_transient (resp.status) && attempt >= 3)) ? -2 : r;
+      r = r == 0 && given_up (l, resp.status, attempt) ? -2 : r;
       sa_http_response_clear (&resp);
       if (r == -2 || !backoff (&delay, deadline))
         return false;

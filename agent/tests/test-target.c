@@ -1732,17 +1732,18 @@ static gint
 run_loader (TestServer *s, const gchar *token, gchar **log)
 {
   const gchar *loader = g_getenv ("SHOAL_LOADER_BINARY");
-  g_autofree gchar *dir = g_dir_make_tmp ("shoal-loader-XXXXXX", NULL);
-  g_autofree gchar *cmdline = g_build_filename (dir, "cmdline", NULL);
-  g_autofree gchar *dest = g_build_filename (dir, "dest", NULL);
-  g_autofree gchar *root = g_build_filename (dir, "root", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("shoal-loader-XXXXXX", &error);
+  g_autofree gchar *cmdline = NULL, *dest = NULL, *root = NULL, *rm = NULL;
   g_autofree gchar *server = url_of (s, "");
   g_autofree gchar *text = g_strdup_printf ("quiet shoal.server=%s shoal.token=%s shoal.device=dev-1\n", server, token);
-  g_autofree gchar *rm = g_strdup_printf ("rm -rf %s", dir);
-  g_autoptr(GError) error = NULL;
   gint status = 0;
 
-  g_assert_nonnull (dir);
+  g_assert_no_error (error);
+  cmdline = g_build_filename (dir, "cmdline", NULL);
+  dest = g_build_filename (dir, "dest", NULL);
+  root = g_build_filename (dir, "root", NULL);
+  rm = g_strdup_printf ("rm -rf %s", dir);
   g_assert_true (g_file_set_contents (cmdline, text, -1, NULL));
   g_assert_cmpint (g_mkdir (dest, 0700), ==, 0);
   g_assert_cmpint (g_mkdir (root, 0700), ==, 0);

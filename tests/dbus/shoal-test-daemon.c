@@ -362,6 +362,57 @@ shoal_test_daemon_dump_log (ShoalTestDaemon *td)
     g_printerr ("--- shoald log ---\n%s--- end ---\n", log);
 }
 
+/* the bus (GTestDBus unless shoal_test_daemon_set_open_bus() was called),
+ * if not up yet */
+static void
+bus_up (ShoalTestDaemon *td)
+{
+  if (td->address != NULL)
+    return;
+  td->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (td->bus);
+  td->address = g_strdup (g_test_dbus_get_bus_address (td->bus));
+}
+
+/* shoald's command line on td's bus, state and configuration */
+static GPtrArray *
+shoald_argv (ShoalTestDaemon *td, gboolean with_fixtures)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (argv, g_strdup (env_or_skip ("SHOALD")));
+  g_ptr_array_add (argv, g_strconcat ("--address=", td->address, NULL));
+  g_ptr_array_add (argv, g_strconcat ("--state-dir=", td->tmpdir, "/state", NULL));
+  g_ptr_array_add (argv, g_strconcat ("--config=", td->tmpdir, "/shoald.conf", NULL));
+  g_ptr_array_add (argv, g_strconcat ("--plugin-dir=", env_or_skip ("SHOAL_TEST_PLUGINDIR"), NULL));
+  if (with_fixtures)
+    g_ptr_array_add (argv, g_strconcat ("--plugin-dir=", env_or_skip ("SHOAL_TEST_FIXTURE_PLUGINDIR"), NULL));
+  g_ptr_array_add (argv, g_strdup ("--verbose"));
+  g_ptr_array_add (argv, NULL);
+  return argv;
+}
+
+/**
+ * shoal_test_daemon_run_to_exit:
+ * @td: a test daemon, not started
+ * @err: (out): shoald's standard error
+ * @timeout_s: as shoal_test_run()
+ *
+ * Runs shoald as shoal_test_daemon_start() would, for a configuration it
+ * must refuse: it is expected to exit on its own.
+ *
+ * Returns: its exit status, or -1 if it did not exit normally
+ */
+gint
+shoal_test_daemon_run_to_exit (ShoalTestDaemon *td, gchar **err, guint timeout_s)
+{
+  g_autoptr(GPtrArray) argv = NULL;
+
+  bus_up (td);
+  argv = shoald_argv (td, FALSE);
+  return shoal_test_run ((const gchar * const *) argv->pdata, NULL, err, timeout_s);
+}
+
 /**
  * shoal_test_daemon_start:
  * @td: a test daemon
@@ -377,23 +428,10 @@ shoal_test_daemon_start (ShoalTestDaemon *td, gboolean with_fixtures)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) argv = NULL;
 
-  if (td->address == NULL)
-    {
-      td->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-      g_test_dbus_up (td->bus);
-      td->address = g_strdup (g_test_dbus_get_bus_address (td->bus));
-    }
-  g_ptr_array_add (argv, g_strdup (env_or_skip ("SHOALD")));
-  g_ptr_array_add (argv, g_strconcat ("--address=", td->address, NULL));
-  g_ptr_array_add (argv, g_strconcat ("--state-dir=", td->tmpdir, "/state", NULL));
-  g_ptr_array_add (argv, g_strconcat ("--config=", td->tmpdir, "/shoald.conf", NULL));
-  g_ptr_array_add (argv, g_strconcat ("--plugin-dir=", env_or_skip ("SHOAL_TEST_PLUGINDIR"), NULL));
-  if (with_fixtures)
-    g_ptr_array_add (argv, g_strconcat ("--plugin-dir=", env_or_skip ("SHOAL_TEST_FIXTURE_PLUGINDIR"), NULL));
-  g_ptr_array_add (argv, g_strdup ("--verbose"));
-  g_ptr_array_add (argv, NULL);
+  bus_up (td);
+  argv = shoald_argv (td, with_fixtures);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   /* shoald finds the Shoal-1.0 typelib for Python plugins itself */

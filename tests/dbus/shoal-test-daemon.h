@@ -35,6 +35,9 @@ const gchar     *shoal_test_fast_recipe         (void);
 const gchar     *shoal_test_medium_recipe       (void);
 void             shoal_test_daemon_start        (ShoalTestDaemon  *td,
                                                  gboolean          with_fixtures);
+gint             shoal_test_daemon_run_to_exit  (ShoalTestDaemon  *td,
+                                                 gchar           **err,
+                                                 guint             timeout_s);
 void             shoal_test_daemon_stop         (ShoalTestDaemon  *td);
 void             shoal_test_daemon_kill         (ShoalTestDaemon  *td);
 void             shoal_test_daemon_free         (ShoalTestDaemon  *td);

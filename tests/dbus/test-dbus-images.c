@@ -1233,28 +1233,10 @@ test_images_keep_per_name_invalid (void)
   for (guint i = 0; i < G_N_ELEMENTS (values); i++)
     {
       g_autoptr(ShoalTestDaemon) td = shoal_test_daemon_new ();
-      g_autofree gchar *address = NULL, *state = NULL, *conf = NULL, *plugins = NULL;
-      g_autofree gchar *out = NULL, *err = NULL;
-      const gchar *shoald = g_getenv ("SHOALD"), *plugin_dir = g_getenv ("SHOAL_TEST_PLUGINDIR");
+      g_autofree gchar *err = NULL;
 
-      if (shoald == NULL || plugin_dir == NULL)
-        {
-          g_test_skip ("SHOALD or SHOAL_TEST_PLUGINDIR is not set");
-          return;
-        }
       shoal_test_daemon_set_conf (td, "image-store", "keep-per-name", values[i]);
-      td->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
-      g_test_dbus_up (td->bus);
-      td->address = g_strdup (g_test_dbus_get_bus_address (td->bus));
-      address = g_strconcat ("--address=", td->address, NULL);
-      state = g_strconcat ("--state-dir=", td->tmpdir, "/state", NULL);
-      conf = g_strconcat ("--config=", td->tmpdir, "/shoald.conf", NULL);
-      plugins = g_strconcat ("--plugin-dir=", plugin_dir, NULL);
-      {
-        const gchar *argv[] = { shoald, address, state, conf, plugins, NULL };
-
-        g_assert_cmpint (shoal_test_run (argv, &out, &err, 60), !=, 0);
-      }
+      g_assert_cmpint (shoal_test_daemon_run_to_exit (td, &err, 60), !=, 0);
       g_test_message ("keep-per-name=%s: %s", values[i], g_strstrip (err));
       g_assert_nonnull (strstr (err, "[image-store] keep-per-name: not a number of 0 or more"));
     }

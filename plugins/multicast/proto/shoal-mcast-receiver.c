@@ -1781,10 +1781,9 @@ handle_packet (smc_receiver *r, const uint8_t *buf, size_t len, const struct soc
       return;
     }
     r->last_sender = now;
+    if (h.type != SMC_PKT_CONTROL && now - r->seq_last_ns >= OUTAGE_MS * MS)
+      r->after_silence = 1;
   }
-  if ((h.type == SMC_PKT_DATA || h.type == SMC_PKT_ANNOUNCE || h.type == SMC_PKT_SDATA || h.type == SMC_PKT_REPAIR) &&
-      now - r->seq_last_ns >= OUTAGE_MS * MS)
-    r->after_silence = 1;
   switch (h.type) {
   case SMC_PKT_DATA:
     track_seq (r, h.seq, now);

@@ -1761,9 +1761,9 @@ handle_wnack (smc_sender *s, const uint8_t *buf, size_t len, uint64_t now)
      * faster than the path carries, and most receivers lost much of it
      * (a cap that counted it left the first window of a congested start
      * to unicast at every receiver) */
-    limit = (int64_t) ws->k / 2 + 64;
-    if (add > limit - (int64_t) (ws->serial - ws->cap_base) - (int64_t) ws->queued)
-      add = limit - (int64_t) (ws->serial - ws->cap_base) - (int64_t) ws->queued;
+    limit = (int64_t) ws->k / 2 + 64 - (int64_t) (ws->serial - ws->cap_base) - (int64_t) ws->queued;
+    if (add > limit)
+      add = limit;
     if (add <= 0)
       continue;
     wq_push (s, e.window, (uint32_t) add, smc_wc_degree_code (ws->k, e.need));

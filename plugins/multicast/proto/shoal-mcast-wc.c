@@ -305,6 +305,65 @@ smc_wc_dec_add (smc_wc_dec *d, uint32_t id, const uint8_t *payload)
 uint32_t smc_wc_dec_held (const smc_wc_dec *d) { return d->n; }
 uint64_t smc_wc_dec_last_ops (const smc_wc_dec *d) { return d->ops; }
 
+/* The solve's subtraction of the known symbols from the L selected repair
+ * symbols sel[], one row at a time; in[] has room for a row's terms. idx
+ * and coef have room for a row. 0, or -1 when a row cannot be drawn */
+static int
+subtract_rows (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, const uint32_t *sel, uint32_t L,
+               uint32_t *idx, uint8_t *coef, const uint8_t **in)
+{
+  for (uint32_t i = 0; i < L; i++) {
+    uint32_t t = sel[i], nk = 0;
+    int dg = smc_wc_row (d->seed, d->k, d->ids[t], idx, coef);
+    if (dg < 0)
+      return -1;
+    for (int e = 0; e < dg; e++)
+      if (have[idx[e]]) {
+        in[nk] = sym[idx[e]];
+        coef[nk++] = coef[e];
+      }
+    smc_gf_combine (nk, 1, coef, in, &d->pay[t], d->len, 1);
+    d->ops += nk;
+  }
+  return 0;
+}
+
+/* the same, the rows together as an L x (k - L) matrix over the known
+ * symbols (in[] has room for them all; out[] for L pointers). d->col
+ * holds the missing symbols' columns, and holds them alone again after */
+static int
+subtract_dense (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, const uint32_t *sel, uint32_t L,
+                uint32_t *idx, uint8_t *coef, const uint8_t **in, uint8_t **out)
+{
+  uint32_t nk = 0;
+  int bad = 0;
+  uint8_t *K = calloc ((size_t) L, d->k - L);
+  if (K == NULL)
+    return -1;
+  for (uint32_t j = 0; j < d->k; j++)
+    if (have[j]) {
+      d->col[j] = (int32_t) nk;
+      in[nk++] = sym[j];
+    }
+  for (uint32_t i = 0; i < L && !bad; i++) {
+    int dg = smc_wc_row (d->seed, d->k, d->ids[sel[i]], idx, coef);
+    bad = dg < 0;
+    for (int e = 0; e < dg; e++)
+      if (have[idx[e]]) {
+        K[(size_t) i * nk + (uint32_t) d->col[idx[e]]] = coef[e];
+        d->ops++;
+      }
+    out[i] = d->pay[sel[i]];
+  }
+  for (uint32_t j = 0; j < d->k; j++)
+    if (have[j])
+      d->col[j] = -1;
+  if (!bad)
+    smc_gf_combine (nk, (int) L, K, in, out, d->len, 1);
+  free (K);
+  return bad ? -1 : 0;
+}
+
 /* Gauss-Jordan on the held rows restricted to the L missing symbols, one
  * row at a time: each row carries, after its L coefficients, L more that
  * say which combination of the selected repair symbols it is. A row that
@@ -315,8 +374,9 @@ uint64_t smc_wc_dec_last_ops (const smc_wc_dec *d) { return d->ops; }
 int
 smc_wc_dec_solve (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, uint32_t *rank_out)
 {
-  uint32_t L = 0, rank = 0, W, maxd = 0, marked = 0;
+  uint32_t L = 0, rank = 0, W, maxd = 0, marked = 0, nin;
   uint32_t *U = NULL, *piv = NULL, *sel = NULL, *idx = NULL;
+  int dense;
   uint8_t *basis = NULL, *row = NULL, *coef = NULL, *M = NULL;
   const uint8_t **in = NULL;
   uint8_t **out = NULL;
@@ -404,62 +464,20 @@ smc_wc_dec_solve (smc_wc_dec *d, uint8_t *const *sym, const uint8_t *have, uint3
 
   /* subtract what is known from each selected repair symbol: the rows
    * together when dense enough (dense_enough), else one at a time */
-  in = malloc (sizeof *in * (d->k > L ? d->k : L));
-  out = malloc (sizeof *out * L);
-  M = malloc ((size_t) L * L);
-  if (in == NULL || out == NULL || M == NULL)
-    goto out;
   {
     uint64_t terms = 0;
     for (uint32_t i = 0; i < L; i++)
       terms += smc_wc_degree (d->k, d->ids[sel[i]]);
-    if (dense_enough (terms, L, d->k - L)) {
-      uint32_t nk = 0;
-      int bad = 0;
-      uint8_t *K = calloc ((size_t) L, d->k - L);
-      if (K == NULL)
-        goto out;
-      /* the known symbols' columns (d->col holds the missing ones', and
-       * holds them alone again after) */
-      for (uint32_t j = 0; j < d->k; j++)
-        if (have[j]) {
-          d->col[j] = (int32_t) nk;
-          in[nk++] = sym[j];
-        }
-      for (uint32_t i = 0; i < L && !bad; i++) {
-        int dg = smc_wc_row (d->seed, d->k, d->ids[sel[i]], idx, coef);
-        bad = dg < 0;
-        for (int e = 0; e < dg; e++)
-          if (have[idx[e]]) {
-            K[(size_t) i * nk + (uint32_t) d->col[idx[e]]] = coef[e];
-            d->ops++;
-          }
-        out[i] = d->pay[sel[i]];
-      }
-      for (uint32_t j = 0; j < d->k; j++)
-        if (have[j])
-          d->col[j] = -1;
-      if (!bad)
-        smc_gf_combine (nk, (int) L, K, in, out, d->len, 1);
-      free (K);
-      if (bad)
-        goto out;
-    } else {
-      for (uint32_t i = 0; i < L; i++) {
-        uint32_t t = sel[i], nk = 0;
-        int dg = smc_wc_row (d->seed, d->k, d->ids[t], idx, coef);
-        if (dg < 0)
-          goto out;
-        for (int e = 0; e < dg; e++)
-          if (have[idx[e]]) {
-            in[nk] = sym[idx[e]];
-            coef[nk++] = coef[e];
-          }
-        smc_gf_combine (nk, 1, coef, in, &d->pay[t], d->len, 1);
-        d->ops += nk;
-      }
-    }
+    dense = dense_enough (terms, L, d->k - L);
   }
+  nin = dense ? d->k - L : maxd;
+  in = malloc (sizeof *in * (nin > L ? nin : L));
+  out = malloc (sizeof *out * L);
+  M = malloc ((size_t) L * L);
+  if (in == NULL || out == NULL || M == NULL ||
+      (dense ? subtract_dense (d, sym, have, sel, L, idx, coef, in, out)
+             : subtract_rows (d, sym, have, sel, L, idx, coef, in)) < 0)
+    goto out;
   for (uint32_t p = 0; p < L; p++) {
     memcpy (M + (size_t) p * L, basis + (size_t) p * W + L, L);
     out[p] = sym[U[piv[p]]];
